@@ -1,0 +1,259 @@
+"""The book-of-business data contract as data: tables, columns, types, keys and references.
+
+Validation, loaders and the docs all read this one source.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+import polars as pl
+
+
+class ColumnType(StrEnum):
+    """The logical type of a contract column."""
+
+    STRING = "string"
+    FLOAT = "float"
+    TIMESTAMP = "timestamp"
+
+    @property
+    def polars(self) -> pl.DataType:
+        """The Polars dtype a loaded column has."""
+        if self is ColumnType.STRING:
+            return pl.String()
+        if self is ColumnType.FLOAT:
+            return pl.Float64()
+        return pl.Datetime("us", "UTC")
+
+    @property
+    def expected(self) -> str:
+        """How the type is described to a user in an error message."""
+        return {
+            ColumnType.STRING: "text",
+            ColumnType.FLOAT: "a finite number",
+            ColumnType.TIMESTAMP: "an ISO 8601 timestamp such as 2024-05-01 or 2024-05-01T09:30:00Z",
+        }[self]
+
+
+@dataclass(frozen=True)
+class ColumnSpec:
+    """One column of a contract table."""
+
+    name: str
+    type: ColumnType
+    required: bool
+    description: str
+    nonnegative: bool = False
+    unit_interval: bool = False
+    allowed: tuple[str, ...] | None = None
+    references: str | None = None
+    """``table.column`` every non-empty value must exist in."""
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    """One table of the contract."""
+
+    name: str
+    description: str
+    required: bool
+    columns: tuple[ColumnSpec, ...]
+    key: str | None = None
+    time_column: str | None = None
+    """The column that must not lie after the as-of time."""
+    column_order_checks: tuple[tuple[str, str], ...] = field(default=())
+    """Pairs ``(earlier, later)``: where both are set, ``later`` must not precede ``earlier``."""
+
+    def column(self, name: str) -> ColumnSpec:
+        """The spec of column ``name``."""
+        for col in self.columns:
+            if col.name == name:
+                return col
+        raise KeyError(name)
+
+    @property
+    def column_names(self) -> tuple[str, ...]:
+        """Names of the contract columns, in contract order."""
+        return tuple(c.name for c in self.columns)
+
+    @property
+    def required_columns(self) -> tuple[str, ...]:
+        """Names of the columns every file of this table must have."""
+        return tuple(c.name for c in self.columns if c.required)
+
+
+S, F, T = ColumnType.STRING, ColumnType.FLOAT, ColumnType.TIMESTAMP
+
+ARMS = ("model", "default", "control", "explore", "manual")
+"""Values the ``touches.arm`` column may take."""
+
+NO_ACTION = "none"
+"""The ``action_id`` of a logged decision to do nothing."""
+
+ACCOUNTS = TableSpec(
+    name="accounts",
+    description="One row per customer account. Extra columns are kept and used as features.",
+    required=True,
+    key="account_id",
+    columns=(
+        ColumnSpec("account_id", S, True, "Unique id of the account."),
+        ColumnSpec("name", S, False, "Display name."),
+        ColumnSpec("segment", S, False, "Commercial segment or tier (e.g. SMB, Enterprise)."),
+        ColumnSpec("industry", S, False, "Industry."),
+        ColumnSpec("lifecycle_stage", S, False, "Stage in the customer journey (onboarding, adoption, …)."),
+        ColumnSpec("arr", F, False, "Annual recurring revenue in dollars.", nonnegative=True),
+        ColumnSpec("contract_start", T, False, "Start of the current contract."),
+        ColumnSpec(
+            "customer_since",
+            T,
+            False,
+            "When the account first became a customer (tenure counts from it; default: contract_start).",
+        ),
+        ColumnSpec("renewal_date", T, False, "Date the current contract renews."),
+        ColumnSpec("owner", S, False, "The CSM or account manager who owns the account."),
+        ColumnSpec("region", S, False, "Region."),
+    ),
+    column_order_checks=(("contract_start", "renewal_date"), ("customer_since", "contract_start")),
+)
+
+SIGNALS = TableSpec(
+    name="signals",
+    description=(
+        "Observations in long format: any usage, support, engagement, survey or billing signal, "
+        "one row per account, time and signal name."
+    ),
+    required=False,
+    time_column="ts",
+    columns=(
+        ColumnSpec("account_id", S, True, "The account observed.", references="accounts.account_id"),
+        ColumnSpec("ts", T, True, "When the value was observed (UTC if no offset is given)."),
+        ColumnSpec("name", S, True, "Signal name, e.g. active_users or ticket_severity."),
+        ColumnSpec("value", F, True, "Numeric value of the signal."),
+        ColumnSpec("source", S, False, "System the signal came from."),
+    ),
+)
+
+TOUCHES = TableSpec(
+    name="touches",
+    description=("Actions done to accounts. A logged decision to do nothing is a touch with action_id 'none'."),
+    required=False,
+    key="touch_id",
+    time_column="ts",
+    columns=(
+        ColumnSpec("account_id", S, True, "The account touched.", references="accounts.account_id"),
+        ColumnSpec("action_id", S, True, "Id of the action in the playbook's catalog, or 'none'."),
+        ColumnSpec("ts", T, True, "When the action was done."),
+        ColumnSpec("touch_id", S, False, "Unique id of the touch."),
+        ColumnSpec(
+            "arm",
+            S,
+            False,
+            "Who chose it: model, default, control, explore or manual.",
+            allowed=ARMS,
+        ),
+        ColumnSpec(
+            "propensity",
+            F,
+            False,
+            "Probability with which the logging policy chose this action, in [0, 1].",
+            unit_interval=True,
+        ),
+        ColumnSpec("status", S, False, "Status of the touch (e.g. done, dismissed)."),
+    ),
+)
+
+OUTCOMES = TableSpec(
+    name="outcomes",
+    description="Things that happened to accounts: churn, renewal, expansion, … or user-defined kinds.",
+    required=False,
+    key="outcome_id",
+    time_column="ts",
+    columns=(
+        ColumnSpec("account_id", S, True, "The account.", references="accounts.account_id"),
+        ColumnSpec("ts", T, True, "When the outcome happened."),
+        ColumnSpec(
+            "kind",
+            S,
+            True,
+            "churn, renewal, expansion, contraction, advocacy, recovery, or your own.",
+        ),
+        ColumnSpec("outcome_id", S, False, "Unique id of the outcome."),
+        ColumnSpec("value", F, False, "Size of the outcome, e.g. the ARR delta; 1 for an event."),
+        ColumnSpec(
+            "touch_id",
+            S,
+            False,
+            "The touch this outcome is attributed to.",
+            references="touches.touch_id",
+        ),
+    ),
+)
+
+CONTRACT: dict[str, TableSpec] = {t.name: t for t in (ACCOUNTS, SIGNALS, TOUCHES, OUTCOMES)}
+"""Every table of the book of business, by name."""
+
+FILE_SUFFIXES = (".csv", ".parquet")
+"""File endings a book folder's tables may have."""
+
+
+def contract_markdown() -> str:
+    """The data contract as a Markdown reference page (``docs/data-contract.md`` is generated from it)."""
+    lines = [
+        "# The data contract (book of business)",
+        "",
+        "<!-- Generated from src/nextmove/book/contract.py by `python docs/generate.py`; do not edit. -->",
+        "",
+        "A book of business is a folder of files named after the tables (`accounts.csv` or",
+        "`accounts.parquet`, …), a SQL database with tables of those names (pass its URL:",
+        "`sqlite:///book.db`, `postgresql+psycopg://user@host/db`), or Polars frames by table name from",
+        "Python. Only `accounts` is required; a missing optional table is empty. Extra columns are kept",
+        "and used as features. Timestamps are ISO 8601 (`2024-05-01`, `2024-05-01T09:30:00Z`,",
+        "`2024-05-01T11:30:00+02:00`); naive ones are UTC. CSV files are UTF-8 and comma-separated.",
+        "",
+        f"A logged decision to do nothing is a touch with `action_id` `{NO_ACTION}`.",
+        "",
+    ]
+    for spec in CONTRACT.values():
+        lines += [f"## `{spec.name}`{' (required)' if spec.required else ''}", "", spec.description, ""]
+        if spec.key:
+            lines += [f"Key: `{spec.key}` (unique when given).", ""]
+        lines += ["| column | type | required | rules | meaning |", "| --- | --- | --- | --- | --- |"]
+        for col in spec.columns:
+            rules = []
+            if col.nonnegative:
+                rules.append("≥ 0")
+            if col.unit_interval:
+                rules.append("in [0, 1]")
+            if col.allowed:
+                rules.append("one of " + ", ".join(f"`{a}`" for a in col.allowed))
+            if col.references:
+                rules.append(f"must exist in `{col.references}`")
+            if spec.time_column == col.name:
+                rules.append("not after the as-of time")
+            if col.type is ColumnType.FLOAT:
+                rules.append("finite")
+            for earlier, later in spec.column_order_checks:
+                if col.name == later:
+                    rules.append(f"not before `{earlier}`")
+            lines.append(
+                f"| `{col.name}` | {col.type.value} | {'yes' if col.required else 'no'} | "
+                f"{'; '.join(rules)} | {col.description} |"
+            )
+        lines.append("")
+    lines += [
+        "## What validation reports",
+        "",
+        "`nextmove validate` (and `nextmove.validate_book` from Python) collects every problem, not only",
+        "the first, each with the table, file, row (1 = the first row after the header), column, the",
+        "bad value and what was expected. Rules: a missing required table or column, a file that is",
+        "not UTF-8 comma-separated CSV or not Parquet, a value that does not parse as its type, an empty",
+        "required value, NaN or infinite numbers, negative ARR, a propensity outside [0, 1], an `arm`",
+        "outside its values, duplicate `account_id` / `touch_id` / `outcome_id`, a child row whose",
+        "`account_id` is not in `accounts`, an outcome whose `touch_id` is not in `touches`, an",
+        "`action_id` not in the playbook's catalog, a timestamp after the as-of time, and",
+        "`renewal_date` before `contract_start`. A book with any problem is not loaded at all.",
+        "",
+    ]
+    return "\n".join(lines)

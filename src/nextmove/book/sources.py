@@ -1,0 +1,291 @@
+"""Where a book's tables come from: a folder of CSV/Parquet files, a SQL database, or frames in memory.
+
+Each source gives the raw table lazily (text columns for CSV, native types otherwise), after
+file-level checks that catch binary garbage, wrong encodings and wrong delimiters early.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import polars as pl
+
+from nextmove.book.contract import CONTRACT, FILE_SUFFIXES
+from nextmove.book.problems import Problem, Rule
+from nextmove.errors import BookError
+
+_SNIFF_BYTES = 64 * 1024
+_DELIMITERS = (";", "\t", "|")
+
+
+@dataclass(frozen=True)
+class TableSource:
+    """One table of a book and how to read it raw."""
+
+    table: str
+    label: str
+    """Shown to users in problems: a file path, or ``table NAME in URL``."""
+    kind: str
+    """``csv``, ``parquet`` or ``frame``."""
+    scan: Callable[[], pl.LazyFrame]
+    """Returns the raw table lazily, without a row index."""
+    path: Path | None = None
+
+
+@dataclass(frozen=True)
+class DiscoveredBook:
+    """The tables found in a source, and the file-level problems met finding them."""
+
+    source: str
+    tables: dict[str, TableSource]
+    problems: list[Problem]
+
+
+def discover_folder(folder: Path) -> DiscoveredBook:
+    """Find the contract tables in ``folder`` (``accounts.csv`` or ``accounts.parquet``, …)."""
+    if not folder.exists():
+        raise BookError(f"{folder}: no such folder; pass the folder that holds accounts.csv")
+    if not folder.is_dir():
+        raise BookError(f"{folder}: not a folder; pass the folder that holds accounts.csv")
+    tables: dict[str, TableSource] = {}
+    problems: list[Problem] = []
+    for name, spec in CONTRACT.items():
+        found = [folder / f"{name}{suffix}" for suffix in FILE_SUFFIXES if (folder / f"{name}{suffix}").is_file()]
+        if len(found) > 1:
+            problems.append(
+                Problem(
+                    Rule.AMBIGUOUS_TABLE,
+                    name,
+                    str(folder),
+                    f"one file for table {name!r}; found {' and '.join(p.name for p in found)}: remove one",
+                )
+            )
+            continue
+        if not found:
+            if spec.required:
+                problems.append(
+                    Problem(
+                        Rule.MISSING_TABLE,
+                        name,
+                        str(folder / f"{name}.csv"),
+                        f"a file {name}.csv or {name}.parquet (the {name} table is required)",
+                    )
+                )
+            continue
+        path = found[0]
+        problem = check_csv_file(path, name) if path.suffix == ".csv" else check_parquet_file(path, name)
+        if problem is not None:
+            problems.append(problem)
+            continue
+        tables[name] = _file_source(name, path)
+    return DiscoveredBook(str(folder), tables, problems)
+
+
+def _file_source(name: str, path: Path) -> TableSource:
+    if path.suffix == ".csv":
+        return TableSource(
+            name,
+            str(path),
+            "csv",
+            lambda: pl.scan_csv(path, infer_schema=False, truncate_ragged_lines=False),
+            path,
+        )
+    return TableSource(name, str(path), "parquet", lambda: pl.scan_parquet(path), path)
+
+
+def check_csv_file(path: Path, table: str) -> Problem | None:
+    """Catch files that are not UTF-8 comma-separated text, before Polars reads them.
+
+    Returns one problem saying what the file is and what to do, or None when it looks right.
+    """
+    label = str(path)
+    with path.open("rb") as fh:
+        head = fh.read(_SNIFF_BYTES)
+    if not head.strip():
+        return Problem(Rule.UNREADABLE_FILE, table, label, "a header row naming the columns; the file is empty")
+    if head.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return Problem(
+            Rule.UNREADABLE_FILE,
+            table,
+            label,
+            "UTF-8 text; the file is UTF-16: save it as UTF-8 CSV",
+        )
+    if head.startswith((b"PAR1", b"PK\x03\x04", b"\x1f\x8b", b"%PDF")) or b"\x00" in head:
+        return Problem(
+            Rule.UNREADABLE_FILE,
+            table,
+            label,
+            "a CSV text file; this is binary data (a spreadsheet, archive or Parquet file named .csv?)",
+        )
+    try:
+        text = _decode_prefix(head)
+    except UnicodeDecodeError as exc:
+        line = head[: exc.start].count(b"\n") + 1
+        return Problem(
+            Rule.UNREADABLE_FILE,
+            table,
+            label,
+            f"UTF-8 text; byte 0x{head[exc.start]:02x} on line {line} is not UTF-8 "
+            "(Latin-1 or Windows-1252?): save the file as UTF-8",
+        )
+    header_line = text.lstrip("\ufeff").splitlines()[0] if text.strip() else ""
+    header = next(csv.reader(io.StringIO(header_line)), [])
+    if len(header) <= 1:
+        for delim in _DELIMITERS:
+            if delim in header_line:
+                shown = "a tab" if delim == "\t" else repr(delim)
+                return Problem(
+                    Rule.UNREADABLE_FILE,
+                    table,
+                    label,
+                    f"comma-separated columns; the header is separated by {shown}: save it with commas",
+                )
+    complete = text[: text.rfind("\n") + 1] if len(head) == _SNIFF_BYTES else text
+    bad_quote = _first_bad_quote(complete.lstrip("\ufeff"))
+    if bad_quote is not None:
+        row, message = bad_quote
+        return Problem(Rule.UNREADABLE_FILE, table, label, f"well-formed CSV quoting: {message}", row=row)
+    names = [h.strip() for h in header]
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        return Problem(
+            Rule.DUPLICATE_COLUMN,
+            table,
+            label,
+            f"each column once in the header; repeated: {', '.join(dupes)}",
+        )
+    return None
+
+
+def _first_bad_quote(text: str) -> tuple[int | None, str] | None:
+    """The data row and message of the first quoting error in ``text`` (strict RFC 4180), if any.
+
+    Only the start of a file is checked this way (Polars reads stray quotes leniently, turning
+    ``"Beta "Best" Ltd"`` into ``Beta Best Ltd`` without a word).
+    """
+    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
+    start = 1
+    try:
+        for _ in reader:
+            start = reader.line_num + 1
+    except csv.Error as exc:
+        # start is the line the broken record began on; line 1 is the header, so data row = line − 1.
+        return (start - 1 if start > 1 else None), f'{exc} (a quote inside a field must be doubled: "")'
+    return None
+
+
+def _decode_prefix(head: bytes) -> str:
+    """Decode a file prefix as UTF-8, forgiving only a multi-byte character cut at the end."""
+    try:
+        return head.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        if exc.start >= len(head) - 3 and len(head) == _SNIFF_BYTES:
+            return head[: exc.start].decode("utf-8")
+        raise
+
+
+def check_parquet_file(path: Path, table: str) -> Problem | None:
+    """Catch files named .parquet that are not Parquet."""
+    with path.open("rb") as fh:
+        head = fh.read(4)
+        fh.seek(0, 2)
+        size = fh.tell()
+        fh.seek(max(size - 4, 0))
+        tail = fh.read(4)
+    if head != b"PAR1" or tail != b"PAR1":
+        return Problem(
+            Rule.UNREADABLE_FILE,
+            table,
+            str(path),
+            "a Parquet file; this file does not start and end with the Parquet marker (truncated, or another format?)",
+        )
+    try:
+        pl.read_parquet_schema(path)
+    except Exception as exc:  # pyarrow/polars raise several kinds for a corrupt footer
+        return Problem(
+            Rule.UNREADABLE_FILE,
+            table,
+            str(path),
+            f"a readable Parquet file; reading it failed: {exc}",
+        )
+    return None
+
+
+def locate_csv_error(path: Path, expected_fields: int) -> tuple[int | None, str]:
+    """Find the first row of a CSV file that Polars could not read, for a precise message.
+
+    Only called after Polars failed, so its cost (a pass in Python) is paid only for broken files.
+    Rows count data records from 1 (the line after the header).
+    """
+    with path.open("rb") as fh:
+        for line_number, raw in enumerate(fh, start=1):
+            try:
+                raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                return (
+                    line_number - 1 if line_number > 1 else None,
+                    f"UTF-8 text; byte 0x{raw[exc.start]:02x} on line {line_number} is not UTF-8 "
+                    "(Latin-1 or Windows-1252?): save the file as UTF-8",
+                )
+    with path.open(newline="", encoding="utf-8") as fh:
+        reader = csv.reader(fh, strict=True)
+        next(reader, None)
+        row_number = 0
+        try:
+            for row_number, row in enumerate(reader, start=1):
+                if len(row) > expected_fields:
+                    return row_number, f"{expected_fields} fields as in the header; the row has {len(row)}"
+        except csv.Error as exc:
+            return row_number + 1, f"well-formed CSV (check quotes: a quote inside a field must be doubled): {exc}"
+    return None, "a well-formed CSV file"
+
+
+def frame_source(name: str, frame: pl.DataFrame | pl.LazyFrame, label: str) -> TableSource:
+    """A table held in memory (from Python, or read from a database)."""
+    lazy = frame.lazy()
+    return TableSource(name, label, "frame", lambda: lazy)
+
+
+def discover_frames(frames: dict[str, pl.DataFrame | pl.LazyFrame], source: str = "<memory>") -> DiscoveredBook:
+    """Tables given as Polars frames by name."""
+    problems: list[Problem] = []
+    unknown = sorted(set(frames) - set(CONTRACT))
+    if unknown:
+        raise BookError(f"unknown table(s) {', '.join(unknown)}: the contract's tables are {', '.join(CONTRACT)}")
+    tables = {name: frame_source(name, frame, f"{source}:{name}") for name, frame in frames.items()}
+    for name, spec in CONTRACT.items():
+        if spec.required and name not in tables:
+            problems.append(Problem(Rule.MISSING_TABLE, name, f"{source}:{name}", f"a {name} table (it is required)"))
+    return DiscoveredBook(source, tables, problems)
+
+
+def discover_database(url: str) -> DiscoveredBook:
+    """The contract tables of a SQL database (SQLite or PostgreSQL), read whole into memory."""
+    import sqlalchemy as sa
+
+    try:
+        engine = sa.create_engine(url)
+    except Exception as exc:
+        raise BookError(f"{url}: not a database URL SQLAlchemy understands: {exc}") from None
+    shown = engine.url.render_as_string(hide_password=True)
+    try:
+        with engine.connect() as conn:
+            names = set(sa.inspect(conn).get_table_names())
+            frames: dict[str, pl.DataFrame | pl.LazyFrame] = {}
+            for table in CONTRACT:
+                if table in names:
+                    quoted = conn.dialect.identifier_preparer.quote(table)
+                    frames[table] = pl.read_database(f"SELECT * FROM {quoted}", connection=conn)
+    except sa.exc.SQLAlchemyError as exc:
+        raise BookError(f"{shown}: cannot read the book from the database: {exc.__class__.__name__}: {exc}") from None
+    finally:
+        engine.dispose()
+    found = discover_frames(frames, source=shown)
+    relabelled = {
+        name: TableSource(name, f"table {name} in {shown}", "frame", src.scan) for name, src in found.tables.items()
+    }
+    return DiscoveredBook(shown, relabelled, found.problems)

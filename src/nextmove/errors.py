@@ -1,0 +1,78 @@
+"""One error tree for nextmove: every error says what to fix, and carries its exit code and HTTP status."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+
+class NextmoveError(Exception):
+    """Base of every error nextmove raises on purpose.
+
+    Each subclass carries the exit code the CLI returns and the HTTP status the API answers
+    with, so that one handler in each face maps errors the same way.
+    """
+
+    exit_code: ClassVar[int] = 1
+    http_status: ClassVar[int] = 500
+    code: ClassVar[str] = "error"
+
+
+class BookError(NextmoveError):
+    """The book of business cannot be read or breaks the data contract."""
+
+    exit_code = 2
+    http_status = 422
+    code = "book_invalid"
+
+
+class PlaybookError(NextmoveError):
+    """The playbook is missing, malformed, or refers to something that does not exist."""
+
+    exit_code = 2
+    http_status = 422
+    code = "playbook_invalid"
+
+
+class StoreError(NextmoveError):
+    """The store (SQLite or PostgreSQL) cannot be reached, is of another schema version, or refused a write."""
+
+    exit_code = 3
+    http_status = 503
+    code = "store_unavailable"
+
+
+class NotFoundError(NextmoveError):
+    """A run, recommendation, model or account asked for does not exist (or is not visible)."""
+
+    exit_code = 4
+    http_status = 404
+    code = "not_found"
+
+
+class NotFittedError(NextmoveError, ValueError):
+    """A model was asked to predict before it was fitted."""
+
+    exit_code = 1
+    http_status = 409
+    code = "not_fitted"
+
+
+class ConfigError(NextmoveError):
+    """A setting or argument has a value nextmove cannot use."""
+
+    exit_code = 2
+    http_status = 422
+    code = "config_invalid"
+
+
+class MissingExtraError(NextmoveError, ImportError):
+    """An optional dependency is not installed; the message gives the pip line to run."""
+
+    exit_code = 1
+    http_status = 501
+    code = "missing_extra"
+
+    def __init__(self, package: str, extra: str) -> None:
+        super().__init__(f"this feature needs the optional package {package!r}: run `pip install 'nextmove[{extra}]'`")
+        self.package = package
+        self.extra = extra

@@ -1,0 +1,23 @@
+"""The playbook: objectives, the action catalog, rules and capacities, from ``playbook.toml``."""
+
+from nextmove.playbook.schema import (
+    Action,
+    Capacity,
+    ContactPolicy,
+    Exploration,
+    Objective,
+    Playbook,
+    SignalRoles,
+    Team,
+)
+
+__all__ = [
+    "Action",
+    "Capacity",
+    "ContactPolicy",
+    "Exploration",
+    "Objective",
+    "Playbook",
+    "SignalRoles",
+    "Team",
+]

@@ -1,0 +1,287 @@
+"""Eligibility expressions: a small, safe language over feature names, compiled to Polars expressions.
+
+``days_to_renewal <= 120 and seat_utilization_last < 0.6`` is parsed with Python's ``ast``
+module (never evaluated), checked node by node against a whitelist, and turned into one
+vectorised ``pl.Expr``. Unknown features, syntax errors and type mismatches are reported with
+the action id and the position in the expression.
+"""
+
+from __future__ import annotations
+
+import ast
+import difflib
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Literal
+
+import polars as pl
+
+from nextmove.errors import PlaybookError
+
+Kind = Literal["number", "text", "bool", "null"]
+FeatureKinds = Mapping[str, Literal["number", "text"]]
+"""Feature name → ``number`` or ``text``: what eligibility expressions are checked against."""
+
+_CMP: dict[type[ast.cmpop], str] = {
+    ast.Eq: "==",
+    ast.NotEq: "!=",
+    ast.Lt: "<",
+    ast.LtE: "<=",
+    ast.Gt: ">",
+    ast.GtE: ">=",
+    ast.In: "in",
+    ast.NotIn: "not in",
+}
+_FUNCS = {"missing": 1, "present": 1, "abs": 1, "min": 2, "max": 2}
+_LITERALS = {"true": True, "false": False, "True": True, "False": False}
+
+
+class ExpressionError(PlaybookError):
+    """An eligibility expression that cannot be compiled; says where and why."""
+
+    def __init__(self, text: str, message: str, position: int | None, action_id: str | None) -> None:
+        who = f"action {action_id!r}: " if action_id else ""
+        at = f" at position {position}" if position is not None else ""
+        pointer = ""
+        if position is not None:
+            pointer = f"\n    {text}\n    {' ' * (position - 1)}^"
+        super().__init__(f"{who}eligibility {text!r}: {message}{at}{pointer}")
+        self.text = text
+        self.position = position
+        self.action_id = action_id
+
+
+@dataclass(frozen=True)
+class _Typed:
+    expr: pl.Expr
+    kind: Kind
+    node: ast.AST
+
+
+class _Compiler:
+    def __init__(self, text: str, schema: FeatureKinds | None, action_id: str | None) -> None:
+        self.text = text
+        self.schema = schema
+        self.action_id = action_id
+
+    def error(self, message: str, node: ast.AST | None) -> ExpressionError:
+        pos = getattr(node, "col_offset", None)
+        return ExpressionError(self.text, message, None if pos is None else pos + 1, self.action_id)
+
+    def compile(self, node: ast.AST) -> _Typed:
+        if isinstance(node, ast.BoolOp):
+            parts = [self.boolean(v) for v in node.values]
+            out = parts[0]
+            for p in parts[1:]:
+                out = out & p if isinstance(node.op, ast.And) else out | p
+            return _Typed(out, "bool", node)
+        if isinstance(node, ast.UnaryOp):
+            if isinstance(node.op, ast.Not):
+                return _Typed(~self.boolean(node.operand), "bool", node)
+            operand = self.number(node.operand)
+            return _Typed(-operand if isinstance(node.op, ast.USub) else operand, "number", node)
+        if isinstance(node, ast.BinOp):
+            ops = {ast.Add: "+", ast.Sub: "-", ast.Mult: "*", ast.Div: "/"}
+            if type(node.op) not in ops:
+                raise self.error("only + - * / are allowed in arithmetic", node)
+            left, right = self.number(node.left), self.number(node.right)
+            result = {
+                ast.Add: left + right,
+                ast.Sub: left - right,
+                ast.Mult: left * right,
+                ast.Div: left / right,
+            }[type(node.op)]
+            return _Typed(result, "number", node)
+        if isinstance(node, ast.Compare):
+            return self.compare(node)
+        if isinstance(node, ast.Constant):
+            value = node.value
+            if isinstance(value, bool):
+                return _Typed(pl.lit(value), "bool", node)
+            if isinstance(value, int | float):
+                return _Typed(pl.lit(float(value)), "number", node)
+            if isinstance(value, str):
+                return _Typed(pl.lit(value), "text", node)
+            raise self.error(f"the literal {value!r} is not allowed", node)
+        if isinstance(node, ast.Name):
+            return self.name(node)
+        if isinstance(node, ast.Call):
+            return self.call(node)
+        raise self.error(f"{type(node).__name__.lower()} is not allowed in an eligibility expression", node)
+
+    def name(self, node: ast.Name) -> _Typed:
+        if node.id in _LITERALS:
+            return _Typed(pl.lit(_LITERALS[node.id]), "bool", node)
+        if self.schema is None:
+            return _Typed(pl.col(node.id), "null", node)
+        if node.id not in self.schema:
+            close = difflib.get_close_matches(node.id, list(self.schema), n=3)
+            hint = f" (did you mean {', '.join(repr(c) for c in close)}?)" if close else ""
+            raise self.error(f"unknown feature {node.id!r}{hint}", node)
+        return _Typed(pl.col(node.id), self.schema[node.id], node)
+
+    def call(self, node: ast.Call) -> _Typed:
+        if not isinstance(node.func, ast.Name) or node.func.id not in _FUNCS:
+            raise self.error(f"unknown function; allowed: {', '.join(sorted(_FUNCS))}", node)
+        fname = node.func.id
+        if node.keywords or len(node.args) != _FUNCS[fname]:
+            raise self.error(f"{fname}() takes {_FUNCS[fname]} argument(s)", node)
+        if fname in ("missing", "present"):
+            arg = self.compile(node.args[0])
+            test = arg.expr.is_null() if fname == "missing" else arg.expr.is_not_null()
+            return _Typed(test, "bool", node)
+        args = [self.number(a) for a in node.args]
+        if fname == "abs":
+            return _Typed(args[0].abs(), "number", node)
+        fn = pl.min_horizontal if fname == "min" else pl.max_horizontal
+        # Horizontal min/max skip nulls; in eligibility a missing input must stay missing.
+        either_missing = args[0].is_null() | args[1].is_null()
+        return _Typed(pl.when(either_missing).then(None).otherwise(fn(args)), "number", node)
+
+    def compare(self, node: ast.Compare) -> _Typed:
+        left = self.compile(node.left)
+        result: pl.Expr | None = None
+        for op, comparator in zip(node.ops, node.comparators, strict=True):
+            symbol = _CMP.get(type(op))
+            if symbol is None:
+                raise self.error("this comparison is not allowed (use == != < <= > >= in)", node)
+            if symbol in ("in", "not in"):
+                part = self.membership(left, comparator, symbol)
+                right_for_chain = left
+            else:
+                right = self.compile(comparator)
+                self.check_comparable(left, right, symbol, node)
+                part = {
+                    "==": left.expr == right.expr,
+                    "!=": left.expr != right.expr,
+                    "<": left.expr < right.expr,
+                    "<=": left.expr <= right.expr,
+                    ">": left.expr > right.expr,
+                    ">=": left.expr >= right.expr,
+                }[symbol]
+                right_for_chain = right
+            result = part if result is None else result & part
+            left = right_for_chain
+        assert result is not None
+        return _Typed(result, "bool", node)
+
+    def membership(self, left: _Typed, comparator: ast.AST, symbol: str) -> pl.Expr:
+        if not isinstance(comparator, ast.List | ast.Tuple | ast.Set):
+            raise self.error(
+                f"'{symbol}' needs a list of values, e.g. segment in ['SMB', 'Mid-Market']",
+                comparator,
+            )
+        items = [self.compile(e) for e in comparator.elts]
+        values: list[float | str] = []
+        for item in items:
+            if not isinstance(item.node, ast.Constant) or isinstance(item.node.value, bool):
+                raise self.error("the list after 'in' may hold only numbers or strings", item.node)
+            constant = item.node.value
+            if left.kind not in ("null", item.kind):
+                raise self.error(
+                    f"type mismatch: {self.describe(left)} is {left.kind}, the list holds {item.kind}s",
+                    item.node,
+                )
+            values.append(float(constant) if isinstance(constant, int | float) else str(constant))
+        test = left.expr.is_in(values)
+        return ~test if symbol == "not in" else test
+
+    def check_comparable(self, left: _Typed, right: _Typed, symbol: str, node: ast.AST) -> None:
+        kinds = {left.kind, right.kind} - {"null"}
+        if len(kinds) > 1:
+            raise self.error(
+                f"type mismatch: {self.describe(left)} is {left.kind} but {self.describe(right)} is {right.kind}",
+                right.node,
+            )
+        if kinds == {"text"} and symbol not in ("==", "!="):
+            raise self.error(f"text can only be compared with == or !=, not {symbol}", node)
+        if kinds == {"bool"} and symbol not in ("==", "!="):
+            raise self.error(f"true/false can only be compared with == or !=, not {symbol}", node)
+
+    def describe(self, typed: _Typed) -> str:
+        seg = ast.get_source_segment(self.text, typed.node)
+        return repr(seg) if seg else "the value"
+
+    def boolean(self, node: ast.AST) -> pl.Expr:
+        typed = self.compile(node)
+        if typed.kind not in ("bool", "null"):
+            raise self.error(
+                f"{self.describe(typed)} is {typed.kind}, not a condition (compare it, e.g. > 0)",
+                node,
+            )
+        return typed.expr
+
+    def number(self, node: ast.AST) -> pl.Expr:
+        typed = self.compile(node)
+        if typed.kind not in ("number", "null"):
+            raise self.error(f"{self.describe(typed)} is {typed.kind}, not a number", node)
+        return typed.expr
+
+
+def compile_eligibility(text: str, schema: FeatureKinds | None = None, *, action_id: str | None = None) -> pl.Expr:
+    """Compile an eligibility expression to a boolean Polars expression.
+
+    A comparison with a missing value is false (the action is not eligible); use
+    ``missing(x)`` or ``present(x)`` to test for missing values. An empty expression is
+    always true.
+
+    Parameters
+    ----------
+    text
+        The expression, e.g. ``"days_to_renewal <= 120 and segment in ['SMB']"``.
+    schema
+        Feature name → ``"number"`` or ``"text"``. When given, names and types are checked;
+        when None, only the syntax is.
+    action_id
+        Named in error messages.
+
+    Raises
+    ------
+    ExpressionError
+        On a syntax error, an unknown feature or function, or a type mismatch; the message gives
+        the position.
+
+    Examples
+    --------
+    >>> df = pl.DataFrame({"arr": [5000.0, 20000.0, None], "segment": ["SMB", "Enterprise", "SMB"]})
+    >>> expr = compile_eligibility("arr >= 10000 or segment == 'SMB'", {"arr": "number", "segment": "text"})
+    >>> df.select(expr).to_series().to_list()
+    [True, True, True]
+    >>> try:
+    ...     compile_eligibility("arr >= 'big'", {"arr": "number"}, action_id="upsell")
+    ... except ExpressionError as exc:
+    ...     print(exc.position, exc.action_id)
+    8 upsell
+    """
+    stripped = text.strip()
+    if not stripped:
+        return pl.lit(True).alias("eligible")
+    try:
+        tree = ast.parse(stripped, mode="eval")
+    except SyntaxError as exc:
+        message, offset = exc.msg, exc.offset
+        lone_equals = re.search(r"(?<![=!<>])=(?!=)", stripped)
+        if lone_equals:
+            message, offset = "use == to compare, not =", lone_equals.start() + 1
+        elif offset is None or offset < 1 or offset > len(stripped):
+            message, offset = f"{message} (the expression ends too early?)", len(stripped) + 1
+        raise ExpressionError(stripped, f"syntax error: {message}", offset, action_id) from None
+    compiler = _Compiler(stripped, schema, action_id)
+    typed = compiler.compile(tree.body)
+    if typed.kind not in ("bool", "null"):
+        raise compiler.error(f"the expression is a {typed.kind}, not a condition", tree.body)
+    return typed.expr.fill_null(False).alias("eligible")
+
+
+def check_playbook_expressions(
+    actions: list[tuple[str, str]], schema: FeatureKinds | None = None
+) -> list[ExpressionError]:
+    """Compile every ``(action_id, eligibility)`` pair; return the errors (empty when all compile)."""
+    errors: list[ExpressionError] = []
+    for action_id, text in actions:
+        try:
+            compile_eligibility(text, schema, action_id=action_id)
+        except ExpressionError as exc:
+            errors.append(exc)
+    return errors

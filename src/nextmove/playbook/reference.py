@@ -1,0 +1,89 @@
+"""The playbook reference page, generated from the schema's field docstrings (one source of truth)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel
+
+from nextmove.playbook.schema import (
+    Action,
+    Capacity,
+    ChannelCap,
+    ContactPolicy,
+    Exploration,
+    Health,
+    HealthComponent,
+    Measure,
+    Objective,
+    Playbook,
+    SignalRoles,
+    Variant,
+)
+
+_SECTIONS: list[tuple[str, type[BaseModel]]] = [
+    ("Top level", Playbook),
+    ("`[objectives.<id>]`", Objective),
+    ("`[[actions]]`", Action),
+    ("`variants` of an action", Variant),
+    ("`[contact_policy]`", ContactPolicy),
+    ("`caps` of the contact policy", ChannelCap),
+    ("`[capacity]`", Capacity),
+    ("`[exploration]`", Exploration),
+    ("`[signal_roles]`", SignalRoles),
+    ("`[health]`", Health),
+    ("`[health.components.<id>]`", HealthComponent),
+    ("`measures` of a health component", Measure),
+]
+
+
+def _default(info: Any) -> str:
+    if info.is_required():
+        return "required"
+    if info.default_factory is not None:
+        sections = (ContactPolicy, Capacity, Exploration, SignalRoles, Health)
+        return "see below" if info.annotation in sections else "empty"
+    value = info.default
+    if value is None:
+        return "unset"
+    if hasattr(value, "value"):
+        value = value.value
+    return f"`{value!r}`" if isinstance(value, str) else f"`{value}`"
+
+
+def playbook_markdown() -> str:
+    """The playbook reference as Markdown (``docs/playbook.md`` is generated from it)."""
+    lines = [
+        "# Playbook reference (`playbook.toml`)",
+        "",
+        "<!-- Generated from src/nextmove/playbook/schema.py by `python docs/generate.py`; do not edit. -->",
+        "",
+        "The playbook says what nextmove optimises (objectives), what the teams may do (the action",
+        "catalog), and under which limits (contact policy, capacities, control cohort, exploration).",
+        "`nextmove init DIR` writes a complete example; the built-in default has 14 actions across",
+        "customer success, sales, marketing and support. Unknown keys are errors, so a typo never",
+        "passes silently.",
+        "",
+    ]
+    for title, model in _SECTIONS:
+        doc = (model.__doc__ or "").strip().splitlines()[0]
+        lines += [f"## {title}", "", doc, "", "| key | default | meaning |", "| --- | --- | --- |"]
+        for name, info in model.model_fields.items():
+            desc = " ".join((info.description or "").split()).replace("``", "`")
+            lines.append(f"| `{name}` | {_default(info)} | {desc} |")
+        lines.append("")
+    lines += [
+        "## Eligibility expressions",
+        "",
+        "An action's `eligibility` is a condition over feature names (see docs/features.md), e.g.",
+        "`days_to_renewal <= 120 and segment in ['SMB', 'Mid-Market']`. It may use numbers, 'text',",
+        "`true`/`false`, the comparisons `== != < <= > >=` (chains like `10 < x <= 20` work),",
+        "`in [...]` / `not in [...]`, `and`, `or`, `not`, parentheses, `+ - * /`, and the functions",
+        "`missing(x)`, `present(x)`, `abs(x)`, `min(a, b)`, `max(a, b)`. Text compares only with `==`",
+        "and `!=`. A comparison with a missing value is false, so an account with no data for a",
+        "feature is not eligible unless the expression says `missing(x) or …`. Expressions are parsed,",
+        "never run as Python; an unknown feature, a syntax error or a type mismatch is reported with",
+        "the action id and the position in the expression.",
+        "",
+    ]
+    return "\n".join(lines)

@@ -1,0 +1,309 @@
+"""The ``playbook.toml`` schema: objectives, the action catalog, contact policy, capacities, exploration.
+
+Each field's docstring is its documentation; ``docs/playbook.md`` is generated from them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from enum import StrEnum
+from typing import Annotated, Literal, Self
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+
+from nextmove.playbook.expr import ExpressionError, compile_eligibility
+
+Identifier = Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_\-]*$", max_length=64)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True, frozen=True)
+
+
+class Team(StrEnum):
+    """The team that carries out an action."""
+
+    CS = "cs"
+    SALES = "sales"
+    MARKETING = "marketing"
+    SUPPORT = "support"
+
+
+class Sense(StrEnum):
+    """Whether an objective wants its outcome to happen or not."""
+
+    ACHIEVE = "achieve"
+    AVOID = "avoid"
+
+
+class ValueBasis(StrEnum):
+    """How one outcome event of an objective is worth dollars."""
+
+    ARR = "arr"
+    """The account's ARR is at stake per event (e.g. retention: ARR kept when churn is avoided)."""
+    AMOUNT = "amount"
+    """The outcome row's ``value`` column is the dollar amount (e.g. expansion: ARR added)."""
+    FIXED = "fixed"
+    """Each event is worth ``value_usd`` dollars (e.g. an advocacy event)."""
+
+
+class Objective(_Strict):
+    """A business goal, measured by one outcome kind and worth dollars."""
+
+    name: str = ""
+    """Display name; defaults to the objective's id."""
+    outcome: str
+    """The ``outcomes.kind`` that measures this objective, e.g. ``churn`` or ``expansion``."""
+    sense: Sense = Sense.ACHIEVE
+    """``achieve`` if the outcome is wanted (expansion), ``avoid`` if not (churn)."""
+    value: ValueBasis = ValueBasis.FIXED
+    """How an event is valued: ``arr`` (the account's ARR), ``amount`` (the outcome's value), ``fixed``."""
+    value_usd: float | None = Field(default=None, ge=0)
+    """Dollar value of one event when ``value = "fixed"``."""
+    weight: float = Field(default=1.0, ge=0)
+    """Weight of this objective in the value the run maximises (1 = count dollars as dollars)."""
+
+    @model_validator(mode="after")
+    def _fixed_needs_value(self) -> Self:
+        if self.value is ValueBasis.FIXED and self.value_usd is None:
+            raise ValueError('value = "fixed" needs value_usd, the dollar value of one event')
+        return self
+
+
+class Variant(_Strict):
+    """A variant of an action, e.g. another channel or send window."""
+
+    id: Identifier
+    """Id of the variant, unique within its action."""
+    channel: str | None = None
+    """Channel of this variant, if it differs from the action's."""
+    send_window: str | None = None
+    """When to send, e.g. ``"weekday-morning"``."""
+    cost_usd: float | None = Field(default=None, ge=0)
+    """Cost of this variant, if it differs from the action's."""
+
+
+class Action(_Strict):
+    """One action in the catalog: something a team can do to an account."""
+
+    id: Identifier
+    """Unique id, as used in ``touches.action_id``. ``none`` is reserved for doing nothing."""
+    name: str
+    """Display name."""
+    team: Team
+    """Team that carries it out: ``cs``, ``sales``, ``marketing`` or ``support``."""
+    objective: str
+    """Id of the objective it mainly serves (a key of ``[objectives]``)."""
+    channel: str = "call"
+    """Channel, e.g. ``call``, ``email``, ``meeting``, ``in_app``."""
+    cost_usd: float = Field(default=0.0, ge=0)
+    """Direct cost in dollars each time it is done."""
+    effort_hours: float = Field(default=0.0, ge=0)
+    """Hours of the account owner's time it takes (counted against owner capacity)."""
+    cooldown_days: int = Field(default=0, ge=0)
+    """Days after a touch with this action before it may be recommended again to the same account."""
+    eligibility: str = ""
+    """Expression over feature names that must hold, e.g. ``days_to_renewal <= 120 and arr > 10000``.
+    Empty: always eligible."""
+    default_for_stages: list[str] = Field(default_factory=list)
+    """Lifecycle stages for which this is the default playbook's action."""
+    variants: list[Variant] = Field(default_factory=list)
+    """Optional variants (channel, send window); each is a separate candidate."""
+    max_per_run: int | None = Field(default=None, ge=0)
+    """At most this many accounts get this action in one run (volume limit)."""
+
+    @model_validator(mode="after")
+    def _check(self) -> Self:
+        try:
+            compile_eligibility(self.eligibility, None, action_id=self.id)
+        except ExpressionError as exc:
+            raise ValueError(str(exc)) from None
+        if self.id == "none":
+            raise ValueError("'none' is reserved for the do-nothing decision; choose another id")
+        ids = [v.id for v in self.variants]
+        if len(ids) != len(set(ids)):
+            raise ValueError(f"variant ids of action {self.id!r} repeat: {ids}")
+        return self
+
+
+class ChannelCap(_Strict):
+    """A cap on how often a team or channel may touch one account."""
+
+    team: Team | None = None
+    """The team capped; unset: any team."""
+    channel: str | None = None
+    """The channel capped; unset: any channel."""
+    max_touches: int = Field(ge=0)
+    """At most this many touches per account within ``window_days``."""
+    window_days: int = Field(gt=0)
+    """Length of the window in days."""
+
+
+class ContactPolicy(_Strict):
+    """Rules that keep teams from overwhelming an account."""
+
+    max_actions_per_window: int = Field(default=1, ge=0)
+    """At most this many recommended plays per account per decision window."""
+    window_days: int = Field(default=14, gt=0)
+    """Length of the decision window in days; also how long an action counts as in flight."""
+    caps: list[ChannelCap] = Field(default_factory=list)
+    """Caps per team and channel."""
+
+
+class Capacity(_Strict):
+    """Limits on what the whole book may be given in one decision window."""
+
+    hours_per_owner_per_week: float | None = Field(default=None, ge=0)
+    """Hours each account owner can spend on recommended actions per week; unset: unlimited."""
+    budget_usd_per_team: dict[Team, float] = Field(default_factory=dict)
+    """Dollar budget per team per decision window."""
+
+
+class Exploration(_Strict):
+    """How much the run explores beyond its best guess, so it keeps learning."""
+
+    method: Literal["thompson", "epsilon", "none"] = "thompson"
+    """``thompson``: sample effects from their intervals; ``epsilon``: random action with probability ``epsilon``."""
+    epsilon: float = Field(default=0.05, ge=0, le=1)
+    """Share of decisions made at random under ``epsilon``."""
+    seed: int = 0
+    """Seed of the exploration and control assignment, so runs are reproducible."""
+
+
+class SignalRoles(_Strict):
+    """Which signal names play which role, for the health score and for evidence wording."""
+
+    usage: list[str] = Field(default_factory=list)
+    """Product-usage signals (active users, logins, seat utilization …)."""
+    engagement: list[str] = Field(default_factory=list)
+    """Engagement signals (email opens, webinar attendance, CS meetings …)."""
+    support: list[str] = Field(default_factory=list)
+    """Support signals (tickets, severity …); more is worse."""
+    sentiment: list[str] = Field(default_factory=list)
+    """Sentiment signals (ticket sentiment, CSAT …)."""
+    survey: list[str] = Field(default_factory=list)
+    """Survey scores (NPS …)."""
+
+
+class Measure(_Strict):
+    """One feature that feeds a health component, with the direction that counts as healthy."""
+
+    feature: str
+    """Feature name (see docs/features.md), e.g. ``active_users_trend_28d`` or ``arr``."""
+    direction: Literal["higher", "lower"] = "higher"
+    """``higher``: a larger value is healthier; ``lower``: a smaller value is (tickets, severity)."""
+    label: str = ""
+    """Plain words for the measure in explanations; default: derived from the feature name."""
+    scale: Literal["rank", "linear"] = "rank"
+    """``rank``: the account's percentile in the book at fit time; ``linear``: ``low`` → 0, ``high`` → 100."""
+    low: float | None = None
+    """With ``scale = "linear"``: the value that scores 0 (100 if ``direction = "lower"``)."""
+    high: float | None = None
+    """With ``scale = "linear"``: the value that scores 100 (0 if ``direction = "lower"``)."""
+
+    @model_validator(mode="after")
+    def _linear_needs_bounds(self) -> Self:
+        if self.scale == "linear" and (self.low is None or self.high is None or self.low >= self.high):
+            raise ValueError('scale = "linear" needs low < high')
+        return self
+
+
+class HealthComponent(_Strict):
+    """A component of the health score (usage, engagement, …): a weighted group of measures."""
+
+    name: str = ""
+    """Display name; default: the component's id."""
+    weight: float = Field(ge=0)
+    """Weight of the component in the score (weights are normalised to sum to 100)."""
+    measures: list[Measure] = Field(min_length=1)
+    """The measures averaged into this component."""
+
+
+class Health(_Strict):
+    """The health scorecard: components, weights, and how trends are read."""
+
+    components: dict[Identifier, HealthComponent] = Field(default_factory=dict)
+    """Explicit components. Empty: built from ``[signal_roles]`` with ``default_weights``."""
+    default_weights: dict[str, float] = Field(
+        default_factory=lambda: {"usage": 35.0, "engagement": 25.0, "sentiment": 20.0, "business_value": 20.0}
+    )
+    """Weights of the components built from signal roles (usage, engagement, sentiment, business_value)."""
+    window_days: int = Field(default=28, gt=0)
+    """Feature window the built components read (one of the feature windows: 7, 28 or 90)."""
+    trend_weeks: int = Field(default=6, gt=0)
+    """The score's trend compares it with the score this many weeks earlier."""
+    stable_points: float = Field(default=3.0, ge=0)
+    """A change smaller than this many points reads as stable."""
+
+
+class Playbook(_Strict):
+    """The whole playbook: what nextmove optimises, what it may do, and under which limits."""
+
+    name: str = "playbook"
+    """Name of this playbook, shown in reports."""
+    horizon_days: int = Field(default=90, gt=0, le=730)
+    """Days after a decision within which outcomes count for it."""
+    objectives: dict[Identifier, Objective]
+    """The objectives, by id."""
+    actions: list[Action] = Field(min_length=1)
+    """The action catalog."""
+    contact_policy: ContactPolicy = Field(default_factory=ContactPolicy)
+    """Contact policy."""
+    capacity: Capacity = Field(default_factory=Capacity)
+    """Capacities."""
+    control_fraction: float = Field(default=0.1, ge=0, lt=1)
+    """Share of accounts held out as a control cohort that follows the lifecycle default."""
+    exploration: Exploration = Field(default_factory=Exploration)
+    """Exploration settings."""
+    signal_roles: SignalRoles = Field(default_factory=SignalRoles)
+    """Roles of signal names."""
+    health: Health = Field(default_factory=Health)
+    """The health scorecard."""
+
+    @model_validator(mode="after")
+    def _check_refs(self) -> Self:
+        ids = [a.id for a in self.actions]
+        seen: set[str] = set()
+        for action_id in ids:
+            if action_id in seen:
+                raise ValueError(f"action id {action_id!r} appears more than once in [[actions]]")
+            seen.add(action_id)
+        for action in self.actions:
+            if action.objective not in self.objectives:
+                known = ", ".join(sorted(self.objectives))
+                raise ValueError(
+                    f"action {action.id!r} names objective {action.objective!r}, "
+                    f"which is not in [objectives] (known: {known})"
+                )
+        stages: dict[str, str] = {}
+        for action in self.actions:
+            for stage in action.default_for_stages:
+                if stage in stages:
+                    raise ValueError(f"stage {stage!r} has two default actions: {stages[stage]!r} and {action.id!r}")
+                stages[stage] = action.id
+        return self
+
+    @property
+    def action_ids(self) -> list[str]:
+        """Ids of the catalog's actions, in catalog order."""
+        return [a.id for a in self.actions]
+
+    def action(self, action_id: str) -> Action:
+        """The action with id ``action_id``."""
+        for a in self.actions:
+            if a.id == action_id:
+                return a
+        raise KeyError(action_id)
+
+    def default_action_for_stage(self, stage: str | None) -> str:
+        """The lifecycle-stage default action for ``stage``, or ``"none"`` if it has none."""
+        for a in self.actions:
+            if stage is not None and stage in a.default_for_stages:
+                return a.id
+        return "none"
+
+    def content_hash(self) -> str:
+        """A short stable hash of the playbook's content, recorded with runs and models."""
+        payload = json.dumps(self.model_dump(mode="json"), sort_keys=True).encode()
+        return hashlib.sha256(payload).hexdigest()[:16]

@@ -1,0 +1,42 @@
+"""The store: runs, recommendations, feedback, decisions, models, API keys and audit (SQLite or PostgreSQL)."""
+
+from nextmove.store.base import Store
+from nextmove.store.records import (
+    FEEDBACK_KINDS,
+    ROLES,
+    RUN_STATUSES,
+    ActivityRecord,
+    ApiKeyRecord,
+    AuditEntry,
+    DecisionRecord,
+    FeedbackEvent,
+    FeedbackKind,
+    ModelVersionRecord,
+    RecommendationRecord,
+    Role,
+    RunRecord,
+    RunStatus,
+)
+from nextmove.store.schema import SCHEMA_VERSION
+from nextmove.store.sql import SqlStore, open_store
+
+__all__ = [
+    "FEEDBACK_KINDS",
+    "ROLES",
+    "RUN_STATUSES",
+    "SCHEMA_VERSION",
+    "ActivityRecord",
+    "ApiKeyRecord",
+    "AuditEntry",
+    "DecisionRecord",
+    "FeedbackEvent",
+    "FeedbackKind",
+    "ModelVersionRecord",
+    "RecommendationRecord",
+    "Role",
+    "RunRecord",
+    "RunStatus",
+    "SqlStore",
+    "Store",
+    "open_store",
+]

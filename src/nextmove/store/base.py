@@ -1,0 +1,370 @@
+"""The Store interface: what the engine, the API and the dashboard may ask of any store."""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterable, Sequence
+from datetime import datetime
+from types import TracebackType
+from typing import Any, Protocol, Self, runtime_checkable
+
+from nextmove.store.records import (
+    ActivityRecord,
+    ApiKeyRecord,
+    AuditEntry,
+    DecisionRecord,
+    FeedbackEvent,
+    ModelVersionRecord,
+    RecommendationRecord,
+    RunRecord,
+    RunStatus,
+)
+
+
+@runtime_checkable
+class Store(Protocol):
+    """Where nextmove keeps runs, recommendations, feedback events and model versions.
+
+    Get one with :func:`nextmove.store.open_store`; use it as a context manager or call
+    :meth:`close`. Every method raises :class:`~nextmove.errors.StoreError` when the
+    database cannot be reached or refuses a write, and a write that fails leaves nothing
+    behind.
+    """
+
+    @property
+    def url(self) -> str:
+        """The store's URL, with the password hidden."""
+        ...
+
+    # --- runs ---------------------------------------------------------------------------
+
+    def start_run(self, run: RunRecord) -> None:
+        """Record that a run has started.
+
+        Parameters
+        ----------
+        run : RunRecord
+            The run, usually with status ``running``.
+
+        Raises
+        ------
+        StoreError
+            If a run with this ``run_id`` already exists.
+        """
+        ...
+
+    def finish_run(
+        self,
+        run_id: str,
+        status: RunStatus,
+        summary: dict[str, Any] | None = None,
+    ) -> None:
+        """Mark a run finished now, with its final status and (if given) its summary.
+
+        Parameters
+        ----------
+        run_id : str
+            The run to finish.
+        status : {"succeeded", "failed", "running"}
+            Its final status.
+        summary : dict, optional
+            Replaces the run's summary; None keeps the stored one.
+
+        Raises
+        ------
+        NotFoundError
+            If there is no such run.
+        """
+        ...
+
+    def save_run(self, run: RunRecord, recommendations: Iterable[RecommendationRecord]) -> None:
+        """Write a run and all its recommendations in one transaction.
+
+        Either everything lands or nothing does. A run recorded earlier with
+        :meth:`start_run` (still ``running``) is updated to ``run``.
+
+        Parameters
+        ----------
+        run : RunRecord
+            The run row.
+        recommendations : iterable of RecommendationRecord
+            Its recommendations, one per account; each must carry ``run.run_id``. Consumed
+            once, in batches, so a generator of any size is fine.
+
+        Raises
+        ------
+        StoreError
+            If the run was already saved as finished, or any recommendation is refused
+            (e.g. an account twice, or another run's id); nothing is written then.
+        """
+        ...
+
+    def get_run(self, run_id: str) -> RunRecord:
+        """The run ``run_id``.
+
+        Raises
+        ------
+        NotFoundError
+            If there is no such run.
+        """
+        ...
+
+    def list_runs(self, limit: int = 20, *, status: RunStatus | None = None) -> list[RunRecord]:
+        """The most recent runs, newest first.
+
+        Parameters
+        ----------
+        limit : int, default 20
+            At most this many runs.
+        status : str, optional
+            Only runs with this status.
+        """
+        ...
+
+    def latest_run(self, *, status: RunStatus | None = None) -> RunRecord | None:
+        """The newest run (with ``status``, if given), or None if there is none."""
+        ...
+
+    # --- recommendations ----------------------------------------------------------------
+
+    def recommendations(
+        self,
+        run_id: str,
+        *,
+        owner: str | None = None,
+        action_id: str | None = None,
+        account_ids: Collection[str] | None = None,
+        health_band: str | None = None,
+        owners: Collection[str] | None = None,
+        limit: int | None = None,
+        offset: int = 0,
+    ) -> list[RecommendationRecord]:
+        """A run's recommendations, ordered by ``account_id``, filtered and paginated.
+
+        Parameters
+        ----------
+        run_id : str
+            The run.
+        owner, action_id, health_band : str, optional
+            Only recommendations with this owner / this action / this health band.
+        owners : collection of str, optional
+            Only recommendations whose owner is one of these (a team; empty matches nothing).
+        account_ids : collection of str, optional
+            Only these accounts.
+        limit : int, optional
+            At most this many; None for all.
+        offset : int, default 0
+            Skip this many first (with ``limit``, pages through the list).
+        """
+        ...
+
+    def count_recommendations(
+        self,
+        run_id: str,
+        *,
+        owner: str | None = None,
+        action_id: str | None = None,
+        account_ids: Collection[str] | None = None,
+        health_band: str | None = None,
+        owners: Collection[str] | None = None,
+    ) -> int:
+        """How many recommendations :meth:`recommendations` would return without a limit."""
+        ...
+
+    # --- feedback -----------------------------------------------------------------------
+
+    def add_feedback(self, events: Sequence[FeedbackEvent], *, audit: Sequence[AuditEntry] = ()) -> int:
+        """Store feedback events, ignoring any whose ``event_id`` is already stored.
+
+        Safe to retry and safe against concurrent senders of the same events. When this
+        returns, the events are committed (durable): an API may acknowledge them.
+
+        Parameters
+        ----------
+        events : sequence of FeedbackEvent
+            The events; duplicates within it count once.
+        audit : sequence of AuditEntry
+            Audit entries written in the same transaction (who sent the events).
+
+        Returns
+        -------
+        int
+            How many events were newly stored.
+        """
+        ...
+
+    def count_feedback(self) -> int:
+        """How many feedback events the store holds."""
+        ...
+
+    def feedback(self, account_id: str | None = None, run_id: str | None = None) -> list[FeedbackEvent]:
+        """Stored feedback events, oldest first, for an account and/or a run if given."""
+        ...
+
+    # --- decisions ----------------------------------------------------------------------
+
+    def log_decisions(
+        self, decisions: Sequence[DecisionRecord], *, audit: Sequence[AuditEntry] = ()
+    ) -> list[DecisionRecord]:
+        """Log decisions made online, in one transaction, with their propensities.
+
+        Committed before it returns, so a decision survives the server process being killed; to
+        answer in milliseconds it does not wait for the disk flush (SQLite ``synchronous=NORMAL``,
+        PostgreSQL ``synchronous_commit=off``), so an OS crash or power loss may lose the last
+        fraction of a second of decisions. Feedback, runs, models and keys do wait for it.
+
+        A decision whose ``request_id`` is already logged is not logged again: the logged one
+        is returned in its place, so a retried request gets the decision it was first given.
+
+        Parameters
+        ----------
+        decisions : sequence of DecisionRecord
+            The decisions.
+        audit : sequence of AuditEntry
+            Audit entries written in the same transaction.
+
+        Returns
+        -------
+        list of DecisionRecord
+            One per decision given, in order: the one logged now or, for a known
+            ``request_id``, the one logged before.
+
+        Raises
+        ------
+        StoreError
+            If a ``decision_id`` is already logged; nothing is written then.
+        """
+        ...
+
+    def decisions(
+        self,
+        *,
+        account_id: str | None = None,
+        since: datetime | None = None,
+        limit: int | None = None,
+        offset: int = 0,
+    ) -> list[DecisionRecord]:
+        """Logged decisions, newest first, for one account and/or since a time if given."""
+        ...
+
+    def activity(self, account_id: str, since: datetime) -> list[ActivityRecord]:
+        """What the contact rules read for one account since ``since``, oldest first.
+
+        Decisions logged online that chose a play (not ``none``), and ``done`` and ``dismissed``
+        feedback events, without their payloads but for the decision an event names.
+        """
+        ...
+
+    def get_decision(self, decision_id: str) -> DecisionRecord:
+        """The decision ``decision_id``.
+
+        Raises
+        ------
+        NotFoundError
+            If there is no such decision.
+        """
+        ...
+
+    # --- API keys and the audit log -----------------------------------------------------
+
+    def create_api_key(self, record: ApiKeyRecord, *, audit: Sequence[AuditEntry] = ()) -> None:
+        """Store a new API key (its hash; see :mod:`nextmove.store.keys`).
+
+        Raises
+        ------
+        StoreError
+            If a key with this ``key_id`` exists.
+        """
+        ...
+
+    def api_key(self, key_id: str) -> ApiKeyRecord:
+        """The API key ``key_id``, revoked or not.
+
+        Raises
+        ------
+        NotFoundError
+            If there is no such key.
+        """
+        ...
+
+    def list_api_keys(self) -> list[ApiKeyRecord]:
+        """Every API key, revoked ones too, oldest first."""
+        ...
+
+    def revoke_api_key(self, key_id: str, *, audit: Sequence[AuditEntry] = ()) -> None:
+        """Revoke the key ``key_id`` (revoking a revoked key does nothing).
+
+        Raises
+        ------
+        NotFoundError
+            If there is no such key.
+        """
+        ...
+
+    def add_audit(self, entries: Sequence[AuditEntry]) -> None:
+        """Append entries to the audit log, in one transaction."""
+        ...
+
+    def audit_log(
+        self,
+        *,
+        key_id: str | None = None,
+        since: datetime | None = None,
+        limit: int | None = 100,
+    ) -> list[AuditEntry]:
+        """Audit entries, newest first, of one key and/or since a time if given."""
+        ...
+
+    # --- models -------------------------------------------------------------------------
+
+    def save_model(self, record: ModelVersionRecord) -> None:
+        """Store a model version; if ``record.active``, it becomes the active one of its kind.
+
+        Raises
+        ------
+        StoreError
+            If a model with this ``model_id`` already exists (versions are immutable).
+        """
+        ...
+
+    def load_model(self, model_id: str) -> ModelVersionRecord:
+        """The model version ``model_id``.
+
+        Raises
+        ------
+        NotFoundError
+            If there is no such model.
+        """
+        ...
+
+    def active_model(self, kind: str) -> ModelVersionRecord | None:
+        """The active model of ``kind``, or None if none is active."""
+        ...
+
+    def activate_model(self, model_id: str) -> None:
+        """Make ``model_id`` the one active model of its kind, atomically.
+
+        Raises
+        ------
+        NotFoundError
+            If there is no such model; the active model stays as it was.
+        """
+        ...
+
+    def list_models(self, kind: str | None = None) -> list[ModelVersionRecord]:
+        """Model versions (of ``kind``, if given), newest first."""
+        ...
+
+    # --- lifetime -----------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Release the store's connections; the store cannot be used afterwards."""
+        ...
+
+    def __enter__(self) -> Self: ...
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None: ...

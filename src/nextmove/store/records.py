@@ -1,0 +1,475 @@
+"""Typed records the store keeps: runs, recommendations, feedback events and model versions."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Final, Literal, TypeAlias, get_args
+
+from nextmove.errors import ConfigError
+
+RunStatus: TypeAlias = Literal["running", "succeeded", "failed"]
+"""The state of a run: ``running`` until it is finished, then ``succeeded`` or ``failed``."""
+
+FeedbackKind: TypeAlias = Literal["done", "dismissed", "snoozed", "outcome"]
+"""What a feedback event reports about a recommendation."""
+
+Role: TypeAlias = Literal["admin", "manager", "csm", "service"]
+"""What an API key may do: ``admin`` everything; ``manager`` the accounts of a team of owners;
+``csm`` only the accounts one owner owns; ``service`` decide and send feedback, nothing else."""
+
+RUN_STATUSES: Final[tuple[str, ...]] = get_args(RunStatus)
+FEEDBACK_KINDS: Final[tuple[str, ...]] = get_args(FeedbackKind)
+ROLES: Final[tuple[str, ...]] = get_args(Role)
+
+
+def utcnow() -> datetime:
+    """The current time, timezone-aware in UTC.
+
+    Examples
+    --------
+    >>> utcnow().tzinfo
+    datetime.timezone.utc
+    """
+    return datetime.now(UTC)
+
+
+def _check_propensity(record: str, propensity: float, account_id: str) -> None:
+    # Off-policy estimates divide by the propensity: a bad one must not be stored.
+    if not (0.0 <= propensity <= 1.0) or math.isnan(propensity):
+        raise ConfigError(
+            f"{record}.propensity must be a probability in [0, 1]; got {propensity!r} for account {account_id!r}"
+        )
+
+
+def _check_choice(record: str, name: str, value: str, allowed: tuple[str, ...]) -> None:
+    # Literal types are not checked at run time, and a bad value would otherwise surface as
+    # an opaque CHECK-constraint failure from the database.
+    if value not in allowed:
+        raise ConfigError(f"{record}.{name} must be one of {', '.join(allowed)}; got {value!r}")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RunRecord:
+    """One run of the engine over a book of business.
+
+    Parameters
+    ----------
+    run_id : str
+        Unique id of the run.
+    book_source : str
+        Where the book was loaded from (a folder or a database URL, passwords removed).
+    playbook_hash : str
+        Hash of the playbook the run used, so a run can be tied to its configuration.
+    status : {"running", "succeeded", "failed"}, default "running"
+        State of the run.
+    created_at : datetime, default now
+        When the run started (UTC; a naive value is taken as UTC).
+    finished_at : datetime or None
+        When the run finished, None while it is running.
+    as_of : datetime or None
+        The decision time the run's features were computed at.
+    params : dict
+        The run's parameters (JSON-serialisable).
+    summary : dict
+        Figures about the run's result (JSON-serialisable).
+
+    Examples
+    --------
+    >>> RunRecord(run_id="r1", book_source="books/acme", playbook_hash="ab12").status
+    'running'
+    """
+
+    run_id: str
+    book_source: str
+    playbook_hash: str
+    status: RunStatus = "running"
+    created_at: datetime = field(default_factory=utcnow)
+    finished_at: datetime | None = None
+    as_of: datetime | None = None
+    params: dict[str, Any] = field(default_factory=dict)
+    summary: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        _check_choice("RunRecord", "status", self.status, RUN_STATUSES)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RecommendationRecord:
+    """The action recommended to one account in one run, with its evidence.
+
+    Parameters
+    ----------
+    run_id : str
+        The run that made the recommendation.
+    account_id : str
+        The account it is for; one recommendation per account and run.
+    action_id : str
+        The recommended action (``none`` for "do nothing").
+    arm : str
+        Which policy chose it, e.g. ``model``, ``default``, ``control``, ``explore``.
+    propensity : float
+        Probability, in [0, 1], that the policy chose this action for this account.
+    expected_value_usd : float
+        Expected value of the action over doing nothing, in USD.
+    variant : str or None
+        Variant of the action (message, channel …), if the action has variants.
+    value_low_usd, value_high_usd : float or None
+        Interval around ``expected_value_usd``.
+    default_action_id : str or None
+        What the default lifecycle playbook would have done.
+    differs_from_default : bool, default False
+        Whether ``action_id`` differs from ``default_action_id``.
+    owner : str or None
+        The account's owner (CSM), for "my accounts" views.
+    evidence : dict
+        The signals, projections and comparable accounts behind the choice (JSON-serialisable).
+    alternatives : list of dict
+        The runner-up actions with their values (JSON-serialisable).
+    model_version : str or None
+        The model version that scored the account.
+    created_at : datetime, default now
+        When the recommendation was made (UTC; a naive value is taken as UTC).
+    health_score : float or None
+        The account's health score (0–100) at the run's decision time, if scored.
+    health_band : str or None
+        Its band (``Healthy``, ``At risk``, ``Critical``), for "accounts by band" views.
+
+    Examples
+    --------
+    >>> rec = RecommendationRecord(
+    ...     run_id="r1", account_id="a1", action_id="qbr", arm="model",
+    ...     propensity=0.9, expected_value_usd=1200.0,
+    ... )
+    >>> rec.differs_from_default
+    False
+    """
+
+    run_id: str
+    account_id: str
+    action_id: str
+    arm: str
+    propensity: float
+    expected_value_usd: float
+    variant: str | None = None
+    value_low_usd: float | None = None
+    value_high_usd: float | None = None
+    default_action_id: str | None = None
+    differs_from_default: bool = False
+    owner: str | None = None
+    evidence: dict[str, Any] = field(default_factory=dict)
+    alternatives: list[dict[str, Any]] = field(default_factory=list)
+    model_version: str | None = None
+    created_at: datetime = field(default_factory=utcnow)
+    health_score: float | None = None
+    health_band: str | None = None
+
+    def __post_init__(self) -> None:
+        _check_propensity("RecommendationRecord", self.propensity, self.account_id)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FeedbackEvent:
+    """What happened to a recommendation: done, dismissed, snoozed, or an outcome.
+
+    Parameters
+    ----------
+    event_id : str
+        Unique id chosen by the client; sending the same event twice stores it once.
+    account_id : str
+        The account the event is about.
+    kind : {"done", "dismissed", "snoozed", "outcome"}
+        What the event reports.
+    ts : datetime
+        When it happened (UTC; a naive value is taken as UTC).
+    run_id : str or None
+        The run whose recommendation the event answers, if known.
+    action_id : str or None
+        The action the event is about, if any.
+    reason : str or None
+        Free-text or coded reason (e.g. why a recommendation was dismissed).
+    payload : dict
+        Anything else the client sent (JSON-serialisable).
+    received_at : datetime or None
+        When the store received the event; None lets the store stamp it.
+
+    Examples
+    --------
+    >>> from datetime import datetime, UTC
+    >>> FeedbackEvent(
+    ...     event_id="e1", account_id="a1", kind="done", ts=datetime(2024, 5, 1, tzinfo=UTC)
+    ... ).kind
+    'done'
+    """
+
+    event_id: str
+    account_id: str
+    kind: FeedbackKind
+    ts: datetime
+    run_id: str | None = None
+    action_id: str | None = None
+    reason: str | None = None
+    payload: dict[str, Any] = field(default_factory=dict)
+    received_at: datetime | None = None
+
+    def __post_init__(self) -> None:
+        _check_choice("FeedbackEvent", "kind", self.kind, FEEDBACK_KINDS)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ModelVersionRecord:
+    """One trained model, serialised, with what it was trained on and how well it did.
+
+    Parameters
+    ----------
+    model_id : str
+        Unique id of this model version.
+    kind : str
+        What the model is for (e.g. ``health``, ``outcome``, ``effect``); one version of
+        each kind is active at a time.
+    playbook_hash : str
+        Hash of the playbook the model was trained under.
+    blob : bytes
+        The serialised model.
+    created_at : datetime, default now
+        When the model was trained (UTC; a naive value is taken as UTC).
+    trained_from, trained_to : datetime or None
+        The time window of the training data.
+    features : list of str
+        Names of the features the model reads.
+    metrics : dict
+        Evaluation figures (JSON-serialisable).
+    active : bool, default False
+        Whether this is the active model of its kind.
+
+    Examples
+    --------
+    >>> ModelVersionRecord(model_id="m1", kind="health", playbook_hash="ab12", blob=b"..").active
+    False
+    """
+
+    model_id: str
+    kind: str
+    playbook_hash: str
+    # Kept out of repr: a model can weigh megabytes.
+    blob: bytes = field(repr=False)
+    created_at: datetime = field(default_factory=utcnow)
+    trained_from: datetime | None = None
+    trained_to: datetime | None = None
+    features: list[str] = field(default_factory=list)
+    metrics: dict[str, Any] = field(default_factory=dict)
+    active: bool = False
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DecisionRecord:
+    """One decision made online (``POST /v1/decide``), logged with its propensity for unbiased evaluation.
+
+    Parameters
+    ----------
+    decision_id : str
+        Unique id of the decision.
+    account_id : str
+        The account decided for.
+    action_id : str
+        The chosen action (``none`` for "do nothing").
+    arm : str
+        How it was chosen: ``model`` (the best guess), ``explore`` (an exploration draw that
+        differs from the best guess) or ``control`` (the control cohort's default).
+    propensity : float
+        Probability, in [0, 1], that the decider chose this action for this account.
+    expected_value_usd : float
+        Expected value of the action over doing nothing, in USD.
+    ts : datetime, default now
+        When the decision was made (UTC; a naive value is taken as UTC).
+    variant : str or None
+        Variant of the action, if any.
+    value_low_usd, value_high_usd : float or None
+        Interval around ``expected_value_usd``.
+    run_id : str or None
+        The run whose projection the decision used, if any.
+    model_version : str or None
+        The model version that scored the account.
+    owner : str or None
+        The account's owner at decision time.
+    context : dict
+        What the decision saw beyond the run: fresh signals sent with the request, the
+        probability of every option, the online adjustments (JSON-serialisable).
+    evidence : dict
+        The decision receipt (JSON-serialisable).
+    alternatives : list of dict
+        The runner-up actions (JSON-serialisable).
+    key_id : str or None
+        The API key that asked for the decision.
+    request_id : str or None
+        Client-chosen id of the request: asking again with the same id returns the logged
+        decision instead of making (and logging) a second one.
+
+    Examples
+    --------
+    >>> DecisionRecord(
+    ...     decision_id="d1", account_id="a1", action_id="qbr", arm="model",
+    ...     propensity=0.95, expected_value_usd=800.0,
+    ... ).arm
+    'model'
+    """
+
+    decision_id: str
+    account_id: str
+    action_id: str
+    arm: str
+    propensity: float
+    expected_value_usd: float
+    ts: datetime = field(default_factory=utcnow)
+    variant: str | None = None
+    value_low_usd: float | None = None
+    value_high_usd: float | None = None
+    run_id: str | None = None
+    model_version: str | None = None
+    owner: str | None = None
+    context: dict[str, Any] = field(default_factory=dict)
+    evidence: dict[str, Any] = field(default_factory=dict)
+    alternatives: list[dict[str, Any]] = field(default_factory=list)
+    key_id: str | None = None
+    request_id: str | None = None
+
+    def __post_init__(self) -> None:
+        _check_propensity("DecisionRecord", self.propensity, self.account_id)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ApiKeyRecord:
+    """An API key as stored: its public id, role and scope, and a salted hash of its secret.
+
+    The secret itself is never stored; see :mod:`nextmove.store.keys` to make and check keys.
+
+    Parameters
+    ----------
+    key_id : str
+        Public id of the key (the part of the key before its secret); looked up on each request.
+    role : {"admin", "manager", "csm", "service"}
+        What the key may do.
+    secret_hash : bytes
+        Salted hash of the key's secret.
+    salt : bytes
+        The per-key salt.
+    hash_scheme : str
+        How ``secret_hash`` was made, e.g. ``scrypt:16384:8:1``.
+    owners : list of str
+        ``csm``: the one owner whose accounts the key sees; ``manager``: the owners of the team;
+        empty for ``admin`` and ``service``.
+    name : str
+        A label for people (who or what holds the key).
+    created_at : datetime, default now
+        When the key was made (UTC).
+    revoked_at : datetime or None
+        When it was revoked; a revoked key is refused.
+
+    Examples
+    --------
+    >>> ApiKeyRecord(
+    ...     key_id="k1", role="csm", secret_hash=b"h", salt=b"s", hash_scheme="scrypt:16384:8:1", owners=["maria"]
+    ... ).active
+    True
+    """
+
+    key_id: str
+    role: Role
+    secret_hash: bytes = field(repr=False)
+    salt: bytes = field(repr=False)
+    hash_scheme: str
+    owners: list[str] = field(default_factory=list)
+    name: str = ""
+    created_at: datetime = field(default_factory=utcnow)
+    revoked_at: datetime | None = None
+
+    def __post_init__(self) -> None:
+        _check_choice("ApiKeyRecord", "role", self.role, ROLES)
+        if self.role in ("csm", "manager") and not self.owners:
+            raise ConfigError(f"an API key with role {self.role!r} needs at least one owner (whose accounts it sees)")
+        if self.role == "csm" and len(self.owners) != 1:
+            raise ConfigError(f"an API key with role 'csm' sees one owner's accounts; got owners {self.owners!r}")
+
+    @property
+    def active(self) -> bool:
+        """Whether the key is usable (not revoked)."""
+        return self.revoked_at is None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AuditEntry:
+    """Who read or changed what, through the API.
+
+    Parameters
+    ----------
+    action : str
+        ``read``, ``change`` or ``denied``.
+    method : str
+        The HTTP method.
+    path : str
+        The request path (without the query string).
+    status : int
+        The HTTP status answered.
+    key_id : str or None
+        The API key used (None when none or an unknown one was sent).
+    role : str or None
+        The key's role.
+    resource : str
+        What was read or changed, e.g. ``account:acct-1`` or ``feedback:3 events``.
+    detail : dict
+        Anything else worth keeping (query parameters, counts); JSON-serialisable.
+    ts : datetime, default now
+        When it happened (UTC).
+
+    Examples
+    --------
+    >>> AuditEntry(action="read", method="GET", path="/v1/accounts/a1", status=200, key_id="k1").action
+    'read'
+    """
+
+    action: str
+    method: str
+    path: str
+    status: int
+    key_id: str | None = None
+    role: str | None = None
+    resource: str = ""
+    detail: dict[str, Any] = field(default_factory=dict)
+    ts: datetime = field(default_factory=utcnow)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ActivityRecord:
+    """A play decided online or reported done or dismissed: what the contact rules read, without payloads.
+
+    Parameters
+    ----------
+    source : {"decision", "feedback"}
+        Where it comes from.
+    record_id : str
+        The decision's or the event's id.
+    kind : str
+        ``decided`` for a decision; the feedback kind (``done``, ``dismissed``) for an event.
+    action_id : str or None
+        The action.
+    ts : datetime
+        When it was decided or happened (UTC).
+    decision_id : str or None
+        For an event: the decision it answers, if it names one.
+
+    Examples
+    --------
+    >>> from datetime import UTC, datetime
+    >>> ActivityRecord(
+    ...     source="decision", record_id="d1", kind="decided", action_id="qbr", ts=datetime(2026, 1, 1, tzinfo=UTC)
+    ... ).kind
+    'decided'
+    """
+
+    source: Literal["decision", "feedback"]
+    record_id: str
+    kind: str
+    action_id: str | None
+    ts: datetime
+    decision_id: str | None = None

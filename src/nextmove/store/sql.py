@@ -1,0 +1,894 @@
+"""The SQL store: SQLAlchemy Core over a SQLite file (the default) or PostgreSQL."""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import json
+import logging
+import threading
+from collections.abc import Collection, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import datetime
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Final, Self, TypeVar
+
+import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import URL, Connection, Engine, make_url
+from sqlalchemy.pool import StaticPool
+
+from nextmove.errors import ConfigError, NextmoveError, NotFoundError, StoreError
+from nextmove.settings import Settings
+from nextmove.store import schema
+from nextmove.store.base import Store
+from nextmove.store.records import (
+    RUN_STATUSES,
+    ActivityRecord,
+    ApiKeyRecord,
+    AuditEntry,
+    DecisionRecord,
+    FeedbackEvent,
+    ModelVersionRecord,
+    RecommendationRecord,
+    RunRecord,
+    RunStatus,
+    utcnow,
+)
+
+BATCH_ROWS: Final[int] = 5000
+"""Rows sent per executemany: large enough to be fast, small enough to bound memory."""
+
+SUPPORTED_URLS: Final[str] = (
+    "sqlite:///path/to/nextmove.db (SQLite) or postgresql+psycopg://user:password@host:5432/dbname (PostgreSQL)"
+)
+
+SQLITE_BUSY_TIMEOUT_MS: Final[int] = 30_000
+PG_CONNECT_TIMEOUT_S: Final[int] = 10
+
+# Execution option that marks a write transaction (SQLite then takes the write lock at BEGIN).
+_WRITE_OPTION: Final[str] = "nextmove_write"
+# Execution option of a write that may skip the flush to disk at commit (decisions, audit of
+# reads): committed before the call returns, so it survives the server process being killed,
+# but an OS crash or power loss may lose the last fraction of a second of such writes.
+_RELAXED_OPTION: Final[str] = "nextmove_relaxed_sync"
+# Key of the PostgreSQL advisory lock that serialises schema creation ("nextmove" in ASCII).
+_PG_SCHEMA_LOCK: Final[int] = int.from_bytes(b"nextmove", "big")
+
+_RUN_COLUMNS: Final = tuple(c.name for c in schema.runs.columns)
+_REC_COLUMNS: Final = tuple(c.name for c in schema.recommendations.columns)
+_FEEDBACK_COLUMNS: Final = tuple(c.name for c in schema.feedback_events.columns)
+_MODEL_COLUMNS: Final = tuple(c.name for c in schema.model_versions.columns)
+_DECISION_COLUMNS: Final = tuple(c.name for c in schema.decisions.columns)
+_KEY_COLUMNS: Final = tuple(c.name for c in schema.api_keys.columns)
+_AUDIT_COLUMNS: Final = tuple(c.name for c in schema.audit_log.columns if c.name != "entry_id")
+
+logger = logging.getLogger(__name__)
+
+# Statements of the online hot path, built once: SQLAlchemy memoises a statement object's cache
+# key, which saves building and keying a new one on every decision.
+_INSERT_DECISION: Final = sa.insert(schema.decisions)
+_INSERT_AUDIT: Final = sa.insert(schema.audit_log)
+_DECIDED_SINCE: Final = sa.select(
+    schema.decisions.c.decision_id, schema.decisions.c.action_id, schema.decisions.c.ts
+).where(
+    schema.decisions.c.account_id == sa.bindparam("account_id"),
+    schema.decisions.c.ts >= sa.bindparam("since", type_=schema.UTCDateTime),
+    schema.decisions.c.action_id != "none",
+)
+_REPORTED_SINCE: Final = sa.select(
+    schema.feedback_events.c.event_id,
+    schema.feedback_events.c.kind,
+    schema.feedback_events.c.action_id,
+    schema.feedback_events.c.ts,
+    schema.feedback_events.c.payload,
+).where(
+    schema.feedback_events.c.account_id == sa.bindparam("account_id"),
+    schema.feedback_events.c.ts >= sa.bindparam("since", type_=schema.UTCDateTime),
+    schema.feedback_events.c.kind.in_(("done", "dismissed")),
+)
+
+_T = TypeVar("_T")
+
+_OLDEST_MIGRATABLE: Final[int] = 1
+"""The oldest schema version this nextmove upgrades in place (by adding tables and columns)."""
+
+
+def open_store(url: str | None = None, settings: Settings | None = None) -> Store:
+    """Open (and if needed create) the store at ``url``.
+
+    Parameters
+    ----------
+    url : str, optional
+        SQLAlchemy URL of the store: ``sqlite:///path/to/nextmove.db`` or
+        ``postgresql+psycopg://user:password@host:5432/dbname`` (``postgresql://`` means the
+        same). None: ``settings.resolved_store_url()``, i.e. ``NEXTMOVE_STORE_URL`` or the
+        SQLite file ``nextmove.db`` in the workspace. ``sqlite://`` is an in-memory store for
+        tests, usable from one thread only.
+    settings : Settings, optional
+        Where to read the URL from when ``url`` is None; default ``Settings()``.
+
+    Returns
+    -------
+    Store
+        The open store; close it with ``close()`` or use it as a context manager.
+
+    Raises
+    ------
+    StoreError
+        If the URL's scheme is not supported, the database cannot be reached, or it holds
+        a store of another schema version.
+
+    Examples
+    --------
+    >>> with open_store("sqlite://") as store:
+    ...     store.start_run(RunRecord(run_id="r1", book_source="demo", playbook_hash="h"))
+    ...     store.latest_run().run_id
+    'r1'
+    """
+    raw = url if url is not None else (settings or Settings()).resolved_store_url()
+    engine = _create_engine(_parse_url(raw))
+    try:
+        return SqlStore(engine)
+    except BaseException:
+        engine.dispose()
+        raise
+
+
+class SqlStore:
+    """The store over a SQLAlchemy engine (SQLite or PostgreSQL); see :class:`Store`.
+
+    Prefer :func:`open_store`, which builds the engine with the settings this class relies
+    on (SQLite: WAL, foreign keys, busy timeout and write transactions that lock at
+    ``BEGIN``). Creating one checks the database is reachable, creates the tables in an
+    empty database and refuses a database of another schema version.
+
+    Parameters
+    ----------
+    engine : sqlalchemy.engine.Engine
+        The engine; the store disposes it on :meth:`close`.
+
+    Raises
+    ------
+    StoreError
+        If the database cannot be reached or is of another schema version.
+    """
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+        self._write_engine = engine.execution_options(**{_WRITE_OPTION: True})
+        self._relaxed_write_engine = engine.execution_options(**{_WRITE_OPTION: True, _RELAXED_OPTION: True})
+        self._url = _mask_url(engine.url)
+        self._closed = False
+        # SQLite lets one writer in at a time and makes the others retry with growing sleeps
+        # (its busy handler), so threads of one process that write at once would wait far longer
+        # than the writes take: they queue on this lock instead. Other processes still meet the
+        # busy timeout. PostgreSQL locks rows, not the database, and needs no such lock.
+        self._write_lock = threading.Lock() if engine.dialect.name == "sqlite" else contextlib.nullcontext()
+        self._check_reachable()
+        self._prepare_schema()
+
+    def __repr__(self) -> str:
+        return f"SqlStore(url={self._url!r})"
+
+    @property
+    def url(self) -> str:
+        """The store's URL, with the password hidden."""
+        return self._url
+
+    # --- runs ---------------------------------------------------------------------------
+
+    def start_run(self, run: RunRecord) -> None:
+        """Record that a run has started; see :meth:`Store.start_run`."""
+        with self._errors(f"start run {run.run_id!r}"), self._write() as conn:
+            if self._run_status(conn, run.run_id) is not None:
+                raise StoreError(
+                    f"run {run.run_id!r} already exists in the store at {self._url}; start each run with a new run_id"
+                )
+            conn.execute(sa.insert(schema.runs).values(_row(run, _RUN_COLUMNS)))
+
+    def finish_run(
+        self,
+        run_id: str,
+        status: RunStatus,
+        summary: dict[str, Any] | None = None,
+    ) -> None:
+        """Mark a run finished now; see :meth:`Store.finish_run`."""
+        if status not in RUN_STATUSES:
+            raise ConfigError(f"status must be one of {', '.join(RUN_STATUSES)}; got {status!r}")
+        values: dict[str, Any] = {"status": status, "finished_at": utcnow()}
+        if summary is not None:
+            values["summary"] = summary
+        with self._errors(f"finish run {run_id!r}"), self._write() as conn:
+            result = conn.execute(sa.update(schema.runs).where(schema.runs.c.run_id == run_id).values(values))
+            if result.rowcount == 0:
+                raise self._missing("run", run_id, "list_runs()")
+
+    def save_run(self, run: RunRecord, recommendations: Iterable[RecommendationRecord]) -> None:
+        """Write a run and its recommendations in one transaction; see :meth:`Store.save_run`."""
+        insert_recommendations = sa.insert(schema.recommendations)
+        with self._errors(f"save run {run.run_id!r}"), self._write() as conn:
+            status = self._run_status(conn, run.run_id, lock=True)
+            row = _row(run, _RUN_COLUMNS)
+            if status is None:
+                conn.execute(sa.insert(schema.runs).values(row))
+            elif status == "running":
+                # The run was recorded by start_run; this save completes it.
+                conn.execute(sa.update(schema.runs).where(schema.runs.c.run_id == run.run_id).values(row))
+            else:
+                raise StoreError(
+                    f"run {run.run_id!r} was already saved with status {status!r} in the store "
+                    f"at {self._url}; a finished run is not overwritten, use a new run_id"
+                )
+            for batch in _batches(recommendations, BATCH_ROWS):
+                rows = [self._recommendation_row(rec, run.run_id) for rec in batch]
+                conn.execute(insert_recommendations, rows)
+
+    def get_run(self, run_id: str) -> RunRecord:
+        """The run ``run_id``; see :meth:`Store.get_run`."""
+        query = sa.select(schema.runs).where(schema.runs.c.run_id == run_id)
+        with self._errors(f"read run {run_id!r}"), self._read() as conn:
+            row = conn.execute(query).mappings().one_or_none()
+        if row is None:
+            raise self._missing("run", run_id, "list_runs()")
+        return RunRecord(**row)
+
+    def list_runs(self, limit: int = 20, *, status: RunStatus | None = None) -> list[RunRecord]:
+        """The most recent runs, newest first; see :meth:`Store.list_runs`."""
+        _check_count("limit", limit)
+        query = (
+            sa.select(schema.runs).order_by(schema.runs.c.created_at.desc(), schema.runs.c.run_id.desc()).limit(limit)
+        )
+        if status is not None:
+            query = query.where(schema.runs.c.status == status)
+        with self._errors("list runs"), self._read() as conn:
+            return [RunRecord(**row) for row in conn.execute(query).mappings()]
+
+    def latest_run(self, *, status: RunStatus | None = None) -> RunRecord | None:
+        """The newest run, or None; see :meth:`Store.latest_run`."""
+        found = self.list_runs(1, status=status)
+        return found[0] if found else None
+
+    # --- recommendations ----------------------------------------------------------------
+
+    def recommendations(
+        self,
+        run_id: str,
+        *,
+        owner: str | None = None,
+        action_id: str | None = None,
+        account_ids: Collection[str] | None = None,
+        health_band: str | None = None,
+        owners: Collection[str] | None = None,
+        limit: int | None = None,
+        offset: int = 0,
+    ) -> list[RecommendationRecord]:
+        """A run's recommendations by account; see :meth:`Store.recommendations`."""
+        _check_count("offset", offset)
+        if limit is not None:
+            _check_count("limit", limit)
+        table = schema.recommendations
+        query = (
+            sa.select(table)
+            .where(*_recommendation_filters(run_id, owner, action_id, account_ids, health_band, owners))
+            .order_by(table.c.account_id)
+            .limit(limit)
+            .offset(offset)
+        )
+        with self._errors(f"read the recommendations of run {run_id!r}"), self._read() as conn:
+            return [RecommendationRecord(**row) for row in conn.execute(query).mappings()]
+
+    def count_recommendations(
+        self,
+        run_id: str,
+        *,
+        owner: str | None = None,
+        action_id: str | None = None,
+        account_ids: Collection[str] | None = None,
+        health_band: str | None = None,
+        owners: Collection[str] | None = None,
+    ) -> int:
+        """How many recommendations match; see :meth:`Store.count_recommendations`."""
+        query = (
+            sa.select(sa.func.count())
+            .select_from(schema.recommendations)
+            .where(*_recommendation_filters(run_id, owner, action_id, account_ids, health_band, owners))
+        )
+        with self._errors(f"count the recommendations of run {run_id!r}"), self._read() as conn:
+            return int(conn.execute(query).scalar_one())
+
+    # --- feedback -----------------------------------------------------------------------
+
+    def add_feedback(self, events: Sequence[FeedbackEvent], *, audit: Sequence[AuditEntry] = ()) -> int:
+        """Store new feedback events, ignoring known ones; see :meth:`Store.add_feedback`."""
+        # The first copy of an event id wins, as it does against stored events.
+        unique: dict[str, FeedbackEvent] = {}
+        for feedback_event in events:
+            unique.setdefault(feedback_event.event_id, feedback_event)
+        if not unique:
+            if audit:
+                self.add_audit(audit)
+            return 0
+        received_at = utcnow()
+        # Inserting in event_id order makes concurrent senders of overlapping batches wait for
+        # each other's keys in the same order; any other order can deadlock PostgreSQL.
+        rows = [
+            {**_row(item, _FEEDBACK_COLUMNS), "received_at": item.received_at or received_at}
+            for item in (unique[key] for key in sorted(unique))
+        ]
+        table = schema.feedback_events
+        stored = 0
+        with self._errors(f"add {len(rows)} feedback events"), self._write() as conn:
+            # ON CONFLICT DO NOTHING, not a check-then-insert, so that two senders of the same
+            # event at once store it once; RETURNING counts only the rows really inserted.
+            insert = _insert_ignoring_conflicts(conn, table, "event_id").returning(table.c.event_id)
+            for batch in _batches(rows, BATCH_ROWS):
+                stored += len(conn.execute(insert, batch).all())
+            _insert_audit(conn, audit)
+        return stored
+
+    def count_feedback(self) -> int:
+        """How many feedback events the store holds; see :meth:`Store.count_feedback`."""
+        query = sa.select(sa.func.count()).select_from(schema.feedback_events)
+        with self._errors("count feedback events"), self._read() as conn:
+            return int(conn.execute(query).scalar_one())
+
+    # --- decisions ----------------------------------------------------------------------
+
+    def log_decisions(
+        self, decisions: Sequence[DecisionRecord], *, audit: Sequence[AuditEntry] = ()
+    ) -> list[DecisionRecord]:
+        """Log decisions made online; see :meth:`Store.log_decisions`."""
+        table = schema.decisions
+        asked = sorted({d.request_id for d in decisions if d.request_id is not None})
+        with self._errors(f"log {len(decisions)} decisions"), self._write(relaxed=True) as conn:
+            known: dict[str, DecisionRecord] = {}
+            for batch in _batches(asked, BATCH_ROWS):
+                found = conn.execute(sa.select(table).where(table.c.request_id.in_(batch))).mappings()
+                known.update({row["request_id"]: DecisionRecord(**row) for row in found})
+            out: list[DecisionRecord] = []
+            new_rows: list[dict[str, Any]] = []
+            for decision in decisions:
+                if decision.request_id is not None and decision.request_id in known:
+                    out.append(known[decision.request_id])
+                    continue
+                if decision.request_id is not None:
+                    # A request id sent twice in one batch is one decision too.
+                    known[decision.request_id] = decision
+                new_rows.append(_row(decision, _DECISION_COLUMNS))
+                out.append(decision)
+            for rows in _batches(new_rows, BATCH_ROWS):
+                conn.execute(_INSERT_DECISION, rows)
+            _insert_audit(conn, audit)
+        return out
+
+    def decisions(
+        self,
+        *,
+        account_id: str | None = None,
+        since: datetime | None = None,
+        limit: int | None = None,
+        offset: int = 0,
+    ) -> list[DecisionRecord]:
+        """Logged decisions, newest first; see :meth:`Store.decisions`."""
+        _check_count("offset", offset)
+        if limit is not None:
+            _check_count("limit", limit)
+        table = schema.decisions
+        query = sa.select(table).order_by(table.c.ts.desc(), table.c.decision_id.desc()).limit(limit).offset(offset)
+        if account_id is not None:
+            query = query.where(table.c.account_id == account_id)
+        if since is not None:
+            query = query.where(table.c.ts >= since)
+        with self._errors("read decisions"), self._read() as conn:
+            return [DecisionRecord(**row) for row in conn.execute(query).mappings()]
+
+    def activity(self, account_id: str, since: datetime) -> list[ActivityRecord]:
+        """Plays decided, done or dismissed for an account since a time; see :meth:`Store.activity`."""
+        params = {"account_id": account_id, "since": since}
+        with self._errors(f"read the activity of account {account_id!r}"), self._read() as conn:
+            out = [
+                ActivityRecord(source="decision", record_id=d, kind="decided", action_id=a, ts=t)
+                for d, a, t in conn.execute(_DECIDED_SINCE, params)
+            ]
+            for event_id, kind, action_id, ts, payload in conn.execute(_REPORTED_SINCE, params):
+                named = payload.get("decision_id") if isinstance(payload, dict) else None
+                out.append(
+                    ActivityRecord(
+                        source="feedback",
+                        record_id=event_id,
+                        kind=kind,
+                        action_id=action_id,
+                        ts=ts,
+                        decision_id=None if named is None else str(named),
+                    )
+                )
+        return sorted(out, key=lambda r: (r.ts, r.record_id))
+
+    def get_decision(self, decision_id: str) -> DecisionRecord:
+        """The decision ``decision_id``; see :meth:`Store.get_decision`."""
+        table = schema.decisions
+        with self._errors(f"read decision {decision_id!r}"), self._read() as conn:
+            row = conn.execute(sa.select(table).where(table.c.decision_id == decision_id)).mappings().one_or_none()
+        if row is None:
+            raise self._missing("decision", decision_id, "decisions()")
+        return DecisionRecord(**row)
+
+    # --- API keys -----------------------------------------------------------------------
+
+    def create_api_key(self, record: ApiKeyRecord, *, audit: Sequence[AuditEntry] = ()) -> None:
+        """Store a new API key; see :meth:`Store.create_api_key`."""
+        table = schema.api_keys
+        with self._errors(f"create API key {record.key_id!r}"), self._write() as conn:
+            if conn.execute(sa.select(table.c.key_id).where(table.c.key_id == record.key_id)).first() is not None:
+                raise StoreError(f"API key {record.key_id!r} already exists in the store at {self._url}")
+            conn.execute(sa.insert(table).values(_row(record, _KEY_COLUMNS)))
+            _insert_audit(conn, audit)
+
+    def api_key(self, key_id: str) -> ApiKeyRecord:
+        """The API key ``key_id`` (also when revoked); see :meth:`Store.api_key`."""
+        table = schema.api_keys
+        with self._errors(f"read API key {key_id!r}"), self._read() as conn:
+            row = conn.execute(sa.select(table).where(table.c.key_id == key_id)).mappings().one_or_none()
+        if row is None:
+            raise self._missing("API key", key_id, "list_api_keys()")
+        return ApiKeyRecord(**row)
+
+    def list_api_keys(self) -> list[ApiKeyRecord]:
+        """Every API key, revoked ones too, oldest first; see :meth:`Store.list_api_keys`."""
+        table = schema.api_keys
+        with self._errors("list API keys"), self._read() as conn:
+            rows = conn.execute(sa.select(table).order_by(table.c.created_at, table.c.key_id)).mappings()
+            return [ApiKeyRecord(**row) for row in rows]
+
+    def revoke_api_key(self, key_id: str, *, audit: Sequence[AuditEntry] = ()) -> None:
+        """Revoke the API key ``key_id`` now; see :meth:`Store.revoke_api_key`."""
+        table = schema.api_keys
+        with self._errors(f"revoke API key {key_id!r}"), self._write() as conn:
+            result = conn.execute(
+                sa.update(table)
+                .where(table.c.key_id == key_id, table.c.revoked_at.is_(None))
+                .values(revoked_at=utcnow())
+            )
+            if (
+                result.rowcount == 0
+                and conn.execute(sa.select(table.c.key_id).where(table.c.key_id == key_id)).first() is None
+            ):
+                raise self._missing("API key", key_id, "list_api_keys()")
+            _insert_audit(conn, audit)
+
+    # --- audit log ----------------------------------------------------------------------
+
+    def add_audit(self, entries: Sequence[AuditEntry]) -> None:
+        """Append entries to the audit log; see :meth:`Store.add_audit`."""
+        if not entries:
+            return
+        with self._errors(f"write {len(entries)} audit entries"), self._write(relaxed=True) as conn:
+            _insert_audit(conn, entries)
+
+    def audit_log(
+        self,
+        *,
+        key_id: str | None = None,
+        since: datetime | None = None,
+        limit: int | None = 100,
+    ) -> list[AuditEntry]:
+        """Audit entries, newest first; see :meth:`Store.audit_log`."""
+        if limit is not None:
+            _check_count("limit", limit)
+        table = schema.audit_log
+        query = sa.select(table).order_by(table.c.ts.desc(), table.c.entry_id.desc()).limit(limit)
+        if key_id is not None:
+            query = query.where(table.c.key_id == key_id)
+        if since is not None:
+            query = query.where(table.c.ts >= since)
+        with self._errors("read the audit log"), self._read() as conn:
+            return [
+                AuditEntry(**{k: v for k, v in row.items() if k != "entry_id"})
+                for row in conn.execute(query).mappings()
+            ]
+
+    def feedback(self, account_id: str | None = None, run_id: str | None = None) -> list[FeedbackEvent]:
+        """Stored feedback events, oldest first; see :meth:`Store.feedback`."""
+        table = schema.feedback_events
+        query = sa.select(table).order_by(table.c.ts, table.c.event_id)
+        if account_id is not None:
+            query = query.where(table.c.account_id == account_id)
+        if run_id is not None:
+            query = query.where(table.c.run_id == run_id)
+        with self._errors("read feedback events"), self._read() as conn:
+            return [FeedbackEvent(**row) for row in conn.execute(query).mappings()]
+
+    # --- models -------------------------------------------------------------------------
+
+    def save_model(self, record: ModelVersionRecord) -> None:
+        """Store a model version; see :meth:`Store.save_model`."""
+        table = schema.model_versions
+        with self._errors(f"save model {record.model_id!r}"), self._write() as conn:
+            exists = conn.execute(sa.select(table.c.model_id).where(table.c.model_id == record.model_id)).first()
+            if exists is not None:
+                raise StoreError(
+                    f"model {record.model_id!r} already exists in the store at {self._url}; "
+                    "model versions are immutable, save it under a new model_id"
+                )
+            # Inserted inactive, then activated in the same transaction, so the
+            # one-active-per-kind rule is kept by the same code path as activate_model.
+            conn.execute(sa.insert(table).values({**_row(record, _MODEL_COLUMNS), "active": False}))
+            if record.active:
+                self._activate(conn, record.model_id, record.kind)
+
+    def load_model(self, model_id: str) -> ModelVersionRecord:
+        """The model version ``model_id``; see :meth:`Store.load_model`."""
+        table = schema.model_versions
+        with self._errors(f"load model {model_id!r}"), self._read() as conn:
+            row = conn.execute(sa.select(table).where(table.c.model_id == model_id)).mappings().one_or_none()
+        if row is None:
+            raise self._missing("model", model_id, "list_models()")
+        return ModelVersionRecord(**row)
+
+    def active_model(self, kind: str) -> ModelVersionRecord | None:
+        """The active model of ``kind``, or None; see :meth:`Store.active_model`."""
+        table = schema.model_versions
+        query = sa.select(table).where(table.c.kind == kind, table.c.active)
+        with self._errors(f"read the active {kind!r} model"), self._read() as conn:
+            row = conn.execute(query).mappings().one_or_none()
+        return None if row is None else ModelVersionRecord(**row)
+
+    def activate_model(self, model_id: str) -> None:
+        """Make ``model_id`` the one active model of its kind; see :meth:`Store.activate_model`."""
+        table = schema.model_versions
+        with self._errors(f"activate model {model_id!r}"), self._write() as conn:
+            kind = conn.execute(sa.select(table.c.kind).where(table.c.model_id == model_id)).scalar_one_or_none()
+            if kind is None:
+                raise self._missing("model", model_id, "list_models()")
+            self._activate(conn, model_id, kind)
+
+    def list_models(self, kind: str | None = None) -> list[ModelVersionRecord]:
+        """Model versions, newest first; see :meth:`Store.list_models`."""
+        table = schema.model_versions
+        query = sa.select(table).order_by(table.c.created_at.desc(), table.c.model_id.desc())
+        if kind is not None:
+            query = query.where(table.c.kind == kind)
+        with self._errors("list models"), self._read() as conn:
+            return [ModelVersionRecord(**row) for row in conn.execute(query).mappings()]
+
+    # --- lifetime -----------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Release the store's connections; the store cannot be used afterwards."""
+        self._closed = True
+        self._engine.dispose()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    # --- internals ----------------------------------------------------------------------
+
+    def _check_reachable(self) -> None:
+        try:
+            with self._engine.connect():
+                pass
+        except sa_exc.DBAPIError as exc:
+            if self._engine.dialect.name == "sqlite":
+                hint = (
+                    "check that the file's folder exists and is writable and that the file, "
+                    "if it exists, is a SQLite database"
+                )
+            else:
+                hint = (
+                    "check that the PostgreSQL server is running and accepts connections at "
+                    "that host and port, that the database exists, and that the user and "
+                    "password are right (the URL comes from NEXTMOVE_STORE_URL unless given)"
+                )
+            raise StoreError(f"cannot connect to the store at {self._url}: {self._reason(exc)}; {hint}") from exc
+
+    def _prepare_schema(self) -> None:
+        with self._errors("prepare the store's tables"), self._write() as conn:
+            if conn.dialect.name == "postgresql":
+                # Two processes opening one empty database must not both create the tables.
+                conn.execute(sa.select(sa.func.pg_advisory_xact_lock(_PG_SCHEMA_LOCK)))
+            existing = set(sa.inspect(conn).get_table_names())
+            if not existing & schema.TABLE_NAMES:
+                schema.metadata.create_all(conn)
+                conn.execute(
+                    sa.insert(schema.meta).values(key=schema.META_SCHEMA_VERSION_KEY, value=str(schema.SCHEMA_VERSION))
+                )
+                return
+            stored = self._stored_version(conn, existing)
+            if stored > schema.SCHEMA_VERSION:
+                raise StoreError(
+                    f"the store at {self._url} was written by a newer nextmove (schema version "
+                    f"{stored}; this nextmove knows version {schema.SCHEMA_VERSION}): upgrade "
+                    "nextmove (`pip install -U nextmove`) to use it"
+                )
+            if stored < _OLDEST_MIGRATABLE:
+                raise StoreError(
+                    f"the store at {self._url} has schema version {stored} but this nextmove needs "
+                    f"version {schema.SCHEMA_VERSION}, and no migrations exist from version {stored}: use the "
+                    "nextmove release that wrote it, or point NEXTMOVE_STORE_URL at a new database"
+                )
+            if stored < schema.SCHEMA_VERSION:
+                # In the same transaction as the version check: the upgrade lands whole or not at all.
+                self._migrate(conn, stored)
+
+    def _migrate(self, conn: Connection, stored: int) -> None:
+        if stored < 2:
+            for name in schema.ADDED_IN_VERSION_2:
+                schema.metadata.tables[name].create(conn, checkfirst=True)
+            present = {c["name"] for c in sa.inspect(conn).get_columns("recommendations")}
+            for table_name, column_name in schema.COLUMNS_ADDED_IN_VERSION_2:
+                if column_name in present:
+                    continue
+                column = schema.metadata.tables[table_name].c[column_name]
+                column_type = column.type.compile(dialect=conn.dialect)
+                conn.exec_driver_sql(f"ALTER TABLE {table_name} ADD COLUMN {column_name} {column_type}")
+        conn.execute(
+            sa.update(schema.meta)
+            .where(schema.meta.c.key == schema.META_SCHEMA_VERSION_KEY)
+            .values(value=str(schema.SCHEMA_VERSION))
+        )
+        logger.info("upgraded the store at %s from schema version %s to %s", self._url, stored, schema.SCHEMA_VERSION)
+
+    def _stored_version(self, conn: Connection, existing: set[str]) -> int:
+        unknown = (
+            f"the database at {self._url} holds nextmove tables "
+            f"({', '.join(sorted(existing & schema.TABLE_NAMES))}) but "
+        )
+        if schema.meta.name not in existing:
+            raise StoreError(
+                unknown + f"no {schema.meta.name} table, so its schema version is unknown; "
+                "point NEXTMOVE_STORE_URL at an empty database or a nextmove store"
+            )
+        value = conn.execute(
+            sa.select(schema.meta.c.value).where(schema.meta.c.key == schema.META_SCHEMA_VERSION_KEY)
+        ).scalar_one_or_none()
+        if value is not None and value.strip().isdigit():
+            return int(value)
+        raise StoreError(
+            unknown + f"its {schema.META_SCHEMA_VERSION_KEY} is {value!r}, not a whole number; the store is damaged"
+        )
+
+    def _activate(self, conn: Connection, model_id: str, kind: str) -> None:
+        table = schema.model_versions
+        # Lock every version of the kind, in model_id order, before changing any: concurrent
+        # activations on PostgreSQL then queue up behind each other instead of racing on the
+        # one-active index, and the fixed order keeps them from deadlocking.
+        locked = conn.execute(
+            sa.select(table.c.model_id).where(table.c.kind == kind).order_by(table.c.model_id).with_for_update()
+        ).scalars()
+        if model_id not in set(locked):
+            # Deleted between looking up its kind and locking it.
+            raise self._missing("model", model_id, "list_models()")
+        # Deactivate before activating: the partial unique index is checked row by row.
+        conn.execute(
+            sa.update(table)
+            .where(table.c.kind == kind, table.c.active, table.c.model_id != model_id)
+            .values(active=False)
+        )
+        conn.execute(sa.update(table).where(table.c.model_id == model_id).values(active=True))
+
+    def _run_status(self, conn: Connection, run_id: str, *, lock: bool = False) -> str | None:
+        query = sa.select(schema.runs.c.status).where(schema.runs.c.run_id == run_id)
+        if lock:
+            query = query.with_for_update()
+        status: str | None = conn.execute(query).scalar_one_or_none()
+        return status
+
+    def _recommendation_row(self, rec: RecommendationRecord, run_id: str) -> dict[str, Any]:
+        if rec.run_id != run_id:
+            raise StoreError(
+                f"recommendation for account {rec.account_id!r} belongs to run {rec.run_id!r}, "
+                f"not to run {run_id!r} being saved; nothing was written"
+            )
+        return _row(rec, _REC_COLUMNS)
+
+    def _missing(self, what: str, key: str, lister: str) -> NotFoundError:
+        return NotFoundError(f"no {what} {key!r} in the store at {self._url}; {lister} lists them")
+
+    def _reason(self, exc: BaseException) -> str:
+        # The driver's own message, on one line, without anything that looks like the password.
+        orig = exc.orig if isinstance(exc, sa_exc.StatementError) and exc.orig is not None else exc
+        text = " ".join(str(orig).split())
+        password = self._engine.url.password
+        return text.replace(str(password), "***") if password else text
+
+    @contextmanager
+    def _errors(self, doing: str) -> Iterator[None]:
+        try:
+            yield
+        except NextmoveError:
+            raise
+        except (sa_exc.SQLAlchemyError, _NotJSONError) as exc:
+            raise StoreError(f"could not {doing} in the store at {self._url}: {self._reason(exc)}") from exc
+
+    @contextmanager
+    def _write(self, *, relaxed: bool = False) -> Iterator[Connection]:
+        self._check_open()
+        engine = self._relaxed_write_engine if relaxed else self._write_engine
+        with self._write_lock, engine.begin() as conn:
+            if relaxed and conn.dialect.name == "postgresql":
+                conn.exec_driver_sql("SET LOCAL synchronous_commit = off")
+            yield conn
+
+    @contextmanager
+    def _read(self) -> Iterator[Connection]:
+        self._check_open()
+        with self._engine.connect() as conn:
+            yield conn
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise StoreError(f"the store at {self._url} is closed; open it again with open_store()")
+
+
+def _row(record: Any, columns: Sequence[str]) -> dict[str, Any]:
+    # getattr per column, not dataclasses.asdict: asdict deep-copies every JSON payload.
+    return {name: getattr(record, name) for name in columns}
+
+
+def _insert_audit(conn: Connection, entries: Sequence[AuditEntry]) -> None:
+    if entries:
+        conn.execute(_INSERT_AUDIT, [_row(entry, _AUDIT_COLUMNS) for entry in entries])
+
+
+def _batches(items: Iterable[_T], size: int) -> Iterator[list[_T]]:
+    iterator = iter(items)
+    while batch := list(itertools.islice(iterator, size)):
+        yield batch
+
+
+def _check_count(name: str, value: int) -> None:
+    if value < 0:
+        raise ConfigError(f"{name} must be 0 or more; got {value}")
+
+
+def _recommendation_filters(
+    run_id: str,
+    owner: str | None,
+    action_id: str | None,
+    account_ids: Collection[str] | None,
+    health_band: str | None = None,
+    owners: Collection[str] | None = None,
+) -> list[sa.ColumnElement[bool]]:
+    table = schema.recommendations
+    filters = [table.c.run_id == run_id]
+    if owner is not None:
+        filters.append(table.c.owner == owner)
+    if action_id is not None:
+        filters.append(table.c.action_id == action_id)
+    if health_band is not None:
+        filters.append(table.c.health_band == health_band)
+    if owners is not None:
+        filters.append(table.c.owner.in_(sorted(owners)))
+    if account_ids is not None:
+        # An empty collection renders as an always-false IN, so it matches nothing.
+        filters.append(table.c.account_id.in_(list(account_ids)))
+    return filters
+
+
+def _insert_ignoring_conflicts(conn: Connection, table: sa.Table, key: str) -> sqlite.Insert | postgresql.Insert:
+    if conn.dialect.name == "postgresql":
+        return postgresql.insert(table).on_conflict_do_nothing(index_elements=[key])
+    return sqlite.insert(table).on_conflict_do_nothing(index_elements=[key])
+
+
+class _NotJSONError(Exception):
+    """A JSON field holds a value JSON cannot represent."""
+
+
+def _to_json(value: Any) -> str:
+    # NaN and infinity are not JSON: PostgreSQL refuses them and SQLite would keep them, so
+    # both backends refuse them here, with the same message, rather than differ. The error
+    # gets its own type because psycopg lets serialiser errors through unwrapped.
+    try:
+        return json.dumps(value, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise _NotJSONError(f"a JSON field holds a value JSON cannot represent: {exc}") from exc
+
+
+def _mask_url(url: URL) -> str:
+    return url.render_as_string(hide_password=True)
+
+
+def _mask_raw_url(raw: str) -> str:
+    # SQLAlchemy could not parse it, so nor can we tell user from password: hide both.
+    if "@" not in raw:
+        return raw
+    head, host = raw.rsplit("@", 1)
+    scheme = head.split("://", 1)[0] + "://" if "://" in head else ""
+    return f"{scheme}***@{host}"
+
+
+def _parse_url(raw: str) -> URL:
+    try:
+        url = make_url(raw)
+    except sa_exc.ArgumentError as exc:
+        raise StoreError(
+            f"cannot read the store URL {_mask_raw_url(raw)!r}; expected {SUPPORTED_URLS} "
+            "(set it with NEXTMOVE_STORE_URL)"
+        ) from exc
+    backend, _, driver = url.drivername.partition("+")
+    if backend == "sqlite" and driver in ("", "pysqlite"):
+        return url
+    if backend in ("postgresql", "postgres") and driver in ("", "psycopg"):
+        # Plain postgresql:// would pick psycopg2, which nextmove does not depend on.
+        return url.set(drivername="postgresql+psycopg")
+    raise StoreError(
+        f"unsupported store URL {_mask_url(url)}: scheme {url.drivername!r} is not one of "
+        f"sqlite, postgresql+psycopg; use {SUPPORTED_URLS}"
+    )
+
+
+def _create_engine(url: URL) -> Engine:
+    if url.get_backend_name() == "sqlite":
+        return _create_sqlite_engine(url)
+    connect_args: dict[str, Any] = {}
+    if "connect_timeout" not in url.query:
+        # Fail within seconds, not minutes, when a firewall drops packets to the server.
+        connect_args["connect_timeout"] = PG_CONNECT_TIMEOUT_S
+    try:
+        return sa.create_engine(url, pool_pre_ping=True, connect_args=connect_args, json_serializer=_to_json)
+    except ImportError as exc:
+        raise StoreError(f"the PostgreSQL store needs psycopg 3: run `pip install 'psycopg[binary]'` ({exc})") from exc
+
+
+def _create_sqlite_engine(url: URL) -> Engine:
+    database = url.database
+    in_memory = database in (None, "", ":memory:")
+    if in_memory:
+        # One shared connection, or each checkout would see its own empty database.
+        engine = sa.create_engine(
+            url, poolclass=StaticPool, connect_args={"check_same_thread": False}, json_serializer=_to_json
+        )
+    else:
+        assert database is not None
+        try:
+            Path(database).parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreError(f"cannot create the folder of the SQLite store {database!r}: {exc}") from exc
+        engine = sa.create_engine(url, json_serializer=_to_json)
+
+    def on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Hand transaction control to SQLAlchemy (see on_begin): the sqlite3 module would
+        # otherwise begin transactions lazily, only before the first write.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        try:
+            cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
+            cursor.execute("PRAGMA foreign_keys = ON")
+            if not in_memory:
+                # WAL lets readers (the dashboard) work while a run writes.
+                cursor.execute("PRAGMA journal_mode = WAL")
+                # FULL, not NORMAL: a commit (an accepted feedback event) survives a power
+                # loss too, not only a crash of the process.
+                cursor.execute("PRAGMA synchronous = FULL")
+        finally:
+            cursor.close()
+
+    def on_begin(conn: Connection) -> None:
+        # A write transaction takes the write lock at BEGIN; taking it later, on the first
+        # write after reads, can fail at once with "database is locked" under concurrency.
+        options = conn.get_execution_options()
+        immediate = options.get(_WRITE_OPTION, False)
+        if immediate and not in_memory:
+            # The flush level is per connection and cannot change inside a transaction.
+            level = "NORMAL" if options.get(_RELAXED_OPTION, False) else "FULL"
+            if conn.info.get(_RELAXED_OPTION) != level:
+                conn.exec_driver_sql(f"PRAGMA synchronous = {level}")
+                conn.info[_RELAXED_OPTION] = level
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+    event.listen(engine, "connect", on_connect)
+    event.listen(engine, "begin", on_begin)
+    return engine

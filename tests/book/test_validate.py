@@ -1,0 +1,126 @@
+"""``validate_book`` beyond the corpus: the summary of a valid book, ordering, as-of handling, errors."""
+
+from __future__ import annotations
+
+import warnings
+from datetime import UTC, datetime
+from pathlib import Path
+
+import polars as pl
+import pytest
+from typer.testing import CliRunner
+
+from nextmove.book.problems import Rule
+from nextmove.book.validate import validate_book
+from nextmove.cli import app
+from nextmove.errors import BookError
+from nextmove.playbook.schema import Playbook
+
+AS_OF = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def write_book(folder: Path, files: dict[str, str]) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, text in files.items():
+        (folder / name).write_text(text, encoding="utf-8")
+    return folder
+
+
+VALID = {
+    "accounts.csv": "account_id,arr\na1,100\na2,200\n",
+    "signals.csv": (
+        "account_id,ts,name,value\na1,2025-01-01,logins,3\na2,2025-03-01T10:00:00Z,logins,4\na2,2025-02-01,nps,9\n"
+    ),
+    "touches.csv": "account_id,action_id,ts,touch_id\na1,nurture_email,2025-01-02,t1\na2,none,2025-01-03,t2\n",
+    "outcomes.csv": "account_id,ts,kind,touch_id\na1,2025-02-01,renewal,t1\n",
+}
+
+
+def test_validate_book_summarises_a_valid_book(tmp_path: Path, playbook: Playbook) -> None:
+    report = validate_book(write_book(tmp_path / "book", VALID), playbook=playbook, as_of=AS_OF)
+    assert report.ok
+    assert report.problems == []
+    assert report.total_problems == 0
+    assert {name: s.rows for name, s in report.tables.items()} == {
+        "accounts": 2,
+        "signals": 3,
+        "touches": 2,
+        "outcomes": 1,
+    }
+    signals = report.tables["signals"]
+    assert (signals.ts_min, signals.ts_max) == (datetime(2025, 1, 1, tzinfo=UTC), datetime(2025, 3, 1, 10, tzinfo=UTC))
+    assert report.signal_counts == {"logins": 2, "nps": 1}
+    assert report.action_counts == {"nurture_email": 1, "none": 1}
+    assert report.outcome_counts == {"renewal": 1}
+    assert report.as_of == AS_OF
+
+
+def test_validate_book_takes_a_naive_as_of_as_utc(tmp_path: Path) -> None:
+    folder = write_book(tmp_path / "book", {"accounts.csv": "account_id\na1\n"})
+    assert validate_book(folder, as_of=datetime(2026, 1, 1)).as_of == AS_OF
+    shifted = datetime.fromisoformat("2026-01-01T02:00:00+02:00")
+    assert validate_book(folder, as_of=shifted).as_of == AS_OF
+
+
+def test_validate_book_lists_problems_of_a_table_in_file_order(tmp_path: Path) -> None:
+    folder = write_book(
+        tmp_path / "book",
+        {"accounts.csv": "account_id,arr\na1,-1\na1,x\n,3\na4,nan\n"},
+    )
+    rows = [p.row for p in validate_book(folder, as_of=AS_OF).problems]
+    assert rows == sorted(rows)
+
+
+def test_validate_book_without_playbook_accepts_any_action(tmp_path: Path, playbook: Playbook) -> None:
+    files = {**VALID, "touches.csv": "account_id,action_id,ts\na1,send_flowers,2025-01-02\n"}
+    files.pop("outcomes.csv")
+    folder = write_book(tmp_path / "book", files)
+    assert validate_book(folder, as_of=AS_OF).ok
+    [problem] = validate_book(folder, playbook=playbook, as_of=AS_OF).problems
+    assert (problem.rule, problem.row, problem.value) == (Rule.UNKNOWN_ACTION, 1, "send_flowers")
+
+
+def test_validate_book_raises_book_error_for_a_missing_folder(tmp_path: Path) -> None:
+    with pytest.raises(BookError, match="no such folder"):
+        validate_book(tmp_path / "nowhere", as_of=AS_OF)
+
+
+def test_validate_book_checks_frames_by_table_name(playbook: Playbook) -> None:
+    frames = {
+        "accounts": pl.DataFrame({"account_id": ["a1"], "arr": [-1.0]}),
+        "signals": pl.DataFrame({"account_id": ["zz"], "ts": [datetime(2025, 1, 1)], "name": ["x"], "value": [1.0]}),
+    }
+    report = validate_book(frames, playbook=playbook, as_of=AS_OF)
+    assert {(p.table, p.rule, p.row, p.column, p.file) for p in report.problems} == {
+        ("accounts", Rule.NEGATIVE, 1, "arr", "<memory>:accounts"),
+        ("signals", Rule.UNKNOWN_REFERENCE, 1, "account_id", "<memory>:signals"),
+    }
+
+
+def test_cli_validate_exits_0_on_a_valid_book(tmp_path: Path) -> None:
+    folder = write_book(tmp_path / "book", VALID)
+    result = CliRunner().invoke(app, ["validate", "--book", str(folder), "--as-of", "2026-01-01"])
+    assert result.exit_code == 0, result.output
+    assert "valid:" in result.stdout
+
+
+def test_validate_book_uses_no_deprecated_polars_api(tmp_path: Path, playbook: Playbook) -> None:
+    folder = write_book(tmp_path / "book", VALID)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        report = validate_book(folder, playbook=playbook, as_of=AS_OF)
+    assert report.ok
+    deprecations = [str(w.message).splitlines()[0] for w in caught if issubclass(w.category, DeprecationWarning)]
+    assert deprecations == []
+
+
+def test_validate_book_names_the_row_of_a_latin1_byte_past_the_first_64_kib(tmp_path: Path) -> None:
+    folder = tmp_path / "book"
+    folder.mkdir()
+    rows = [f"a{i:05d},Customer {i:05d}" for i in range(5000)]
+    text = "account_id,name\n" + "\n".join(rows) + "\n"
+    assert len(text) > 64 * 1024
+    (folder / "accounts.csv").write_bytes(text.encode("utf-8") + "a99999,Café\n".encode("latin-1"))
+    [problem] = validate_book(folder, as_of=AS_OF).problems
+    assert problem.rule is Rule.UNREADABLE_FILE
+    assert problem.row == 5001

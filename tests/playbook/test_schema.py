@@ -1,0 +1,102 @@
+"""Tests of the playbook schema, the loader's messages and the default playbook."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from nextmove.errors import PlaybookError
+from nextmove.playbook import Team
+from nextmove.playbook.loader import default_playbook_text, load_playbook, parse_playbook
+
+MINIMAL = """
+[objectives.retention]
+outcome = "churn"
+sense = "avoid"
+value = "arr"
+
+[[actions]]
+id = "call"
+name = "Call"
+team = "cs"
+objective = "retention"
+"""
+
+
+def test_default_playbook_has_fourteen_actions_across_four_teams() -> None:
+    pb = load_playbook()
+    assert len(pb.actions) == 14
+    assert {a.team for a in pb.actions} == set(Team)
+    assert {a.objective for a in pb.actions} == {"retention", "expansion", "advocacy", "recovery", "onboarding"}
+    assert pb.horizon_days == 90
+
+
+def test_default_playbook_maps_lifecycle_stages_to_defaults() -> None:
+    pb = load_playbook()
+    assert pb.default_action_for_stage("onboarding") == "onboarding_catchup"
+    assert pb.default_action_for_stage("renewal") == "exec_sponsor_call"
+    assert pb.default_action_for_stage("unknown-stage") == "none"
+    assert pb.default_action_for_stage(None) == "none"
+
+
+def test_parse_playbook_minimal_fills_defaults() -> None:
+    pb = parse_playbook(MINIMAL)
+    assert pb.contact_policy.max_actions_per_window == 1
+    assert pb.control_fraction == pytest.approx(0.1)
+    assert pb.exploration.method == "thompson"
+
+
+def test_load_playbook_reads_file(tmp_path: Path) -> None:
+    path = tmp_path / "playbook.toml"
+    path.write_text(MINIMAL, encoding="utf-8")
+    assert load_playbook(path).action_ids == ["call"]
+
+
+def test_load_playbook_missing_file_says_how_to_create(tmp_path: Path) -> None:
+    with pytest.raises(PlaybookError, match="nextmove init"):
+        load_playbook(tmp_path / "nope.toml")
+
+
+def test_parse_playbook_bad_toml_names_source() -> None:
+    with pytest.raises(PlaybookError, match=r"pb\.toml: not valid TOML"):
+        parse_playbook("actions = [", source="pb.toml")
+
+
+@pytest.mark.parametrize(
+    ("change", "fragment"),
+    [
+        (('team = "cs"', 'team = "finance"'), "actions[0] (id='call').team"),
+        (('objective = "retention"', 'objective = "growth"'), "names objective 'growth', which is not in [objectives]"),
+        (('id = "call"', 'id = "none"'), "'none' is reserved"),
+        (('name = "Call"', 'name = "Call"\ncost_usd = -3'), "actions[0] (id='call').cost_usd"),
+        (('name = "Call"', 'name = "Call"\neligibility = "arr >"'), "syntax error"),
+        (('name = "Call"', 'name = "Call"\nbogus = 1'), "bogus: Extra inputs are not permitted"),
+        (('value = "arr"', 'value = "fixed"'), "needs value_usd"),
+    ],
+)
+def test_parse_playbook_reports_field_and_fix(change: tuple[str, str], fragment: str) -> None:
+    text = MINIMAL.replace(*change)
+    with pytest.raises(PlaybookError) as info:
+        parse_playbook(text, source="pb.toml")
+    assert fragment in str(info.value)
+
+
+def test_parse_playbook_duplicate_action_ids_rejected() -> None:
+    text = MINIMAL + MINIMAL.split("[[actions]]")[1].join(["[[actions]]", ""])
+    with pytest.raises(PlaybookError, match="appears more than once"):
+        parse_playbook(text)
+
+
+def test_parse_playbook_two_defaults_for_one_stage_rejected() -> None:
+    text = default_playbook_text().replace('default_for_stages = ["maturity"]', 'default_for_stages = ["growth"]')
+    with pytest.raises(PlaybookError, match="stage 'growth' has two default actions"):
+        parse_playbook(text)
+
+
+def test_playbook_content_hash_is_stable_and_sensitive() -> None:
+    a = parse_playbook(MINIMAL)
+    b = parse_playbook(MINIMAL)
+    c = parse_playbook(MINIMAL.replace('name = "Call"', 'name = "Phone call"'))
+    assert a.content_hash() == b.content_hash()
+    assert a.content_hash() != c.content_hash()

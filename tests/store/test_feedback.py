@@ -1,0 +1,109 @@
+"""Contract tests: feedback events are stored once, whatever is resent or sent concurrently."""
+
+from __future__ import annotations
+
+import dataclasses
+import random
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
+
+from nextmove.store import AuditEntry, FeedbackEvent, Store
+
+T0 = datetime(2024, 6, 3, 9, 0, 0, 500, tzinfo=UTC)
+
+
+def make_event(i: int, **changes: object) -> FeedbackEvent:
+    event = FeedbackEvent(
+        event_id=f"evt-{i}",
+        account_id=f"acct-{i % 3}",
+        kind="done",
+        ts=T0 + timedelta(minutes=i),
+        run_id="r1" if i % 2 else "r2",
+        action_id="qbr",
+        received_at=T0 + timedelta(days=1),
+    )
+    return dataclasses.replace(event, **changes)
+
+
+def test_add_feedback_round_trips_events(store: Store) -> None:
+    events = [
+        make_event(1, reason="customer asked", payload={"arr_delta": 1250.5, "tags": ["a", None]}),
+        make_event(2, kind="outcome", action_id=None, run_id=None, payload={"kind": "renewal"}),
+        make_event(3, kind="snoozed", payload={"until": "2024-07-01", "nested": {"x": [1.5]}}),
+        make_event(4, kind="dismissed", reason="already in touch"),
+    ]
+    assert store.add_feedback(events) == 4
+    assert store.feedback() == events
+
+
+def test_add_feedback_ignores_an_event_sent_twice(store: Store) -> None:
+    assert store.add_feedback([make_event(1)]) == 1
+    assert store.add_feedback([make_event(1)]) == 0
+    assert store.feedback() == [make_event(1)]
+    assert store.count_feedback() == 1
+
+
+def test_add_feedback_writes_its_audit_entries_even_for_known_events(store: Store) -> None:
+    entry = AuditEntry(action="change", method="POST", path="/v1/feedback", status=200, resource="feedback")
+    store.add_feedback([make_event(1)], audit=[entry])
+    store.add_feedback([make_event(1)], audit=[entry])
+    store.add_feedback([], audit=[entry])
+    assert store.audit_log() == [entry, entry, entry]
+
+
+def test_add_feedback_counts_duplicates_in_a_batch_once(store: Store) -> None:
+    assert store.add_feedback([make_event(1), make_event(2)]) == 2
+    batch = [
+        make_event(2, reason="resent"),
+        make_event(3),
+        make_event(3, reason="second copy"),
+        make_event(4),
+        make_event(1, kind="dismissed"),
+    ]
+    assert store.add_feedback(batch) == 2
+    assert store.feedback() == [make_event(i) for i in range(1, 5)]
+
+
+def test_add_feedback_of_nothing_stores_nothing(store: Store) -> None:
+    assert store.add_feedback([]) == 0
+    assert store.feedback() == []
+
+
+def test_add_feedback_stamps_received_at_when_missing(store: Store) -> None:
+    before = datetime.now(UTC) - timedelta(seconds=1)
+    store.add_feedback([make_event(1, received_at=None)])
+    (stored,) = store.feedback()
+    assert stored.received_at is not None
+    assert stored.received_at.tzinfo == UTC
+    assert stored.received_at >= before
+
+
+def test_add_feedback_stores_each_event_once_under_concurrent_senders(store: Store) -> None:
+    events = [make_event(i) for i in range(300)]
+
+    def send(seed: int) -> int:
+        shuffled = events.copy()
+        random.Random(seed).shuffle(shuffled)
+        return sum(store.add_feedback(shuffled[i : i + 50]) for i in range(0, 300, 50))
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        stored = list(pool.map(send, range(4)))
+    assert sum(stored) == 300
+    assert len(store.feedback()) == 300
+
+
+def test_add_feedback_stores_large_batches(store: Store) -> None:
+    events = [make_event(i) for i in range(12_000)]
+    assert store.add_feedback(events) == 12_000
+    assert store.add_feedback(events[::-1]) == 0
+
+
+def test_feedback_filters_by_account_and_run(store: Store) -> None:
+    events = [make_event(i) for i in range(12)]
+    store.add_feedback(events)
+    assert store.feedback(account_id="acct-1") == [e for e in events if e.account_id == "acct-1"]
+    assert store.feedback(run_id="r1") == [e for e in events if e.run_id == "r1"]
+    assert store.feedback(account_id="acct-2", run_id="r2") == [
+        e for e in events if e.account_id == "acct-2" and e.run_id == "r2"
+    ]
+    assert store.feedback(account_id="nobody") == []

@@ -1,0 +1,120 @@
+"""Contract tests: the store creates its tables, records its schema version and refuses others."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+import sqlalchemy as sa
+
+from nextmove.errors import StoreError
+from nextmove.store import SCHEMA_VERSION, RecommendationRecord, RunRecord, Store, open_store
+
+
+def test_open_store_creates_tables_and_records_version(store: Store, store_url: str, sql) -> None:
+    engine = sa.create_engine(store_url)
+    try:
+        tables = set(sa.inspect(engine).get_table_names())
+    finally:
+        engine.dispose()
+    assert {
+        "nextmove_meta",
+        "runs",
+        "recommendations",
+        "feedback_events",
+        "model_versions",
+        "decisions",
+        "api_keys",
+        "audit_log",
+    } <= tables
+    assert sql("SELECT value FROM nextmove_meta WHERE key = 'schema_version'") == [(str(SCHEMA_VERSION),)]
+
+
+def test_open_store_reopens_existing_store_with_data(store_url: str) -> None:
+    run = RunRecord(run_id="r1", book_source="books/acme", playbook_hash="h1")
+    rec = RecommendationRecord(
+        run_id="r1",
+        account_id="a1",
+        action_id="qbr",
+        arm="model",
+        propensity=0.8,
+        expected_value_usd=10.0,
+    )
+    with open_store(store_url) as first:
+        first.save_run(run, [rec])
+    with open_store(store_url) as second:
+        assert second.get_run("r1") == run
+        assert second.recommendations("r1") == [rec]
+
+
+def test_open_store_rejects_newer_schema_version(store_url: str, sql) -> None:
+    open_store(store_url).close()
+    sql("UPDATE nextmove_meta SET value = :v WHERE key = 'schema_version'", v=str(SCHEMA_VERSION + 1))
+    with pytest.raises(StoreError, match="newer nextmove") as info:
+        open_store(store_url)
+    assert "upgrade" in str(info.value)
+    assert f"schema version {SCHEMA_VERSION + 1}" in str(info.value)
+
+
+def test_open_store_rejects_a_schema_version_without_migration(store_url: str, sql) -> None:
+    open_store(store_url).close()
+    sql("UPDATE nextmove_meta SET value = '0' WHERE key = 'schema_version'")
+    with pytest.raises(StoreError, match="no migrations") as info:
+        open_store(store_url)
+    message = str(info.value)
+    assert "schema version 0" in message
+    assert f"needs version {SCHEMA_VERSION}" in message
+
+
+def _make_version_1_store(store_url: str, sql) -> None:
+    """A store as nextmove with schema version 1 left it: no decisions, keys, audit, health columns."""
+    open_store(store_url).close()
+    for table in ("decisions", "api_keys", "audit_log"):
+        sql(f"DROP TABLE {table}")
+    for column in ("health_score", "health_band"):
+        sql(f"ALTER TABLE recommendations DROP COLUMN {column}")
+    sql("UPDATE nextmove_meta SET value = '1' WHERE key = 'schema_version'")
+
+
+def test_open_store_upgrades_a_version_1_store_keeping_its_data(store_url: str, sql) -> None:
+    _make_version_1_store(store_url, sql)
+    sql(
+        "INSERT INTO runs (run_id, created_at, status, book_source, playbook_hash, params, summary) "
+        "VALUES ('r1', '2024-01-01 00:00:00', 'succeeded', 'b', 'h', '{}', '{}')"
+    )
+    sql(
+        "INSERT INTO recommendations (run_id, account_id, action_id, arm, propensity, expected_value_usd, "
+        "differs_from_default, evidence, alternatives, created_at) "
+        "VALUES ('r1', 'a1', 'qbr', 'model', 0.9, 10.0, false, '{}', '[]', '2024-01-01 00:00:00')"
+    )
+    with open_store(store_url) as store:
+        (rec,) = store.recommendations("r1")
+        assert (rec.account_id, rec.health_band, rec.health_score) == ("a1", None, None)
+        assert store.decisions() == []
+        assert store.list_api_keys() == []
+    assert sql("SELECT value FROM nextmove_meta WHERE key = 'schema_version'") == [(str(SCHEMA_VERSION),)]
+    # Opening again finds nothing left to do.
+    open_store(store_url).close()
+
+
+def test_open_store_rejects_tables_without_a_version(store_url: str, sql) -> None:
+    open_store(store_url).close()
+    sql("DELETE FROM nextmove_meta")
+    with pytest.raises(StoreError, match="schema_version is None"):
+        open_store(store_url)
+
+
+def test_open_store_rejects_nextmove_tables_without_meta_table(store_url: str, sql) -> None:
+    open_store(store_url).close()
+    sql("DROP TABLE nextmove_meta")
+    with pytest.raises(StoreError, match="no nextmove_meta table"):
+        open_store(store_url)
+
+
+def test_open_store_creates_schema_once_when_opened_concurrently(store_url: str, sql) -> None:
+    def open_and_close(_: int) -> None:
+        open_store(store_url).close()
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        list(pool.map(open_and_close, range(8)))
+    assert sql("SELECT count(*) FROM nextmove_meta") == [(1,)]
