@@ -1,0 +1,325 @@
+"""Feature names: sanitising book names into identifiers, and the vocabulary a snapshot widens over."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Literal
+
+import polars as pl
+
+from nextmove.book import CONTRACT, NO_ACTION
+from nextmove.errors import ConfigError
+from nextmove.playbook import Playbook
+from nextmove.playbook.schema import Sense, SignalRoles, ValueBasis
+
+DEFAULT_WINDOWS_DAYS: tuple[int, ...] = (7, 28, 90)
+"""Windows of the signal level, sum, count and trend features."""
+
+OUTCOME_WINDOW_DAYS = 365
+"""Window of the ``outcome_{kind}_count_365d`` features."""
+
+ACCOUNT_TEXT_COLUMNS: tuple[str, ...] = ("segment", "lifecycle_stage", "industry", "region", "owner")
+"""Contract account columns kept as text features."""
+
+ACCOUNT_NUMBER_COLUMNS: tuple[str, ...] = ("arr", "tenure_days", "days_to_renewal")
+"""Account features computed from the contract's ``arr``, ``contract_start`` and ``renewal_date``."""
+
+TRAINING_DECISION_COLUMNS: tuple[str, ...] = (
+    "account_id",
+    "decision_ts",
+    "logged",
+    "action_id",
+    "touch_id",
+    "arm",
+    "propensity",
+)
+"""Columns of a training set that say which decision a row is, not what was known."""
+
+TRAINING_OUTCOME_COLUMNS: tuple[str, ...] = ("censored", "observed_days")
+"""Columns of a training set about its label window (labels themselves are ``y_…``)."""
+
+LABEL_PREFIX = "y_"
+
+ExtraKind = Literal["number", "text", "time"]
+
+_NOT_IDENT = re.compile(r"[^a-z0-9]+")
+# Letters NFKD does not split into an ASCII base and an accent.
+_LATIN = str.maketrans(
+    {
+        "ß": "ss",
+        "æ": "ae",
+        "Æ": "AE",
+        "ø": "o",
+        "Ø": "O",
+        "œ": "oe",
+        "Œ": "OE",
+        "ł": "l",
+        "Ł": "L",
+        "đ": "d",
+        "Đ": "D",
+        "þ": "th",
+        "Þ": "TH",
+    }
+)
+
+
+def sanitize_name(name: str) -> str:
+    """A lowercase identifier of ``[a-z0-9_]`` for a signal name, action id, kind or column.
+
+    Text is lowercased, accents are dropped, every run of other characters becomes one
+    ``_``, and a name that would start with a digit gets ``x_`` in front (so it stays an
+    identifier in eligibility expressions). A name with no letters or digits becomes ``x``.
+
+    Examples
+    --------
+    >>> sanitize_name("Active Users")
+    'active_users'
+    >>> sanitize_name("pageViews")
+    'pageviews'
+    >>> sanitize_name("Umsatz (€) – Größe")
+    'umsatz_grosse'
+    >>> sanitize_name("7-day NPS")
+    'x_7_day_nps'
+    """
+    text = unicodedata.normalize("NFKD", name.translate(_LATIN)).encode("ascii", "ignore").decode("ascii")
+    text = _NOT_IDENT.sub("_", text.lower()).strip("_")
+    if not text:
+        return "x"
+    return f"x_{text}" if text[0].isdigit() else text
+
+
+def _feature_stem(name: str) -> str:
+    # Training sets name labels ``y_<kind>``; a signal or column must not look like one.
+    stem = sanitize_name(name)
+    return f"x_{stem}" if stem == "y" or stem.startswith(LABEL_PREFIX) else stem
+
+
+def _claim(base: str, columns: Callable[[str], Sequence[str]], taken: set[str]) -> str:
+    """The first of ``base``, ``base_2``, ``base_3`` … whose columns are all free; claims them."""
+    stem, n = base, 1
+    while any(c in taken for c in columns(stem)):
+        n += 1
+        stem = f"{base}_{n}"
+    taken.update(columns(stem))
+    return stem
+
+
+def signal_columns(stem: str, windows_days: Sequence[int]) -> list[str]:
+    """The feature columns of one signal, in snapshot order."""
+    cols = [f"{stem}_last", f"{stem}_days_since_last"]
+    for w in windows_days:
+        cols += [f"{stem}_mean_{w}d", f"{stem}_sum_{w}d", f"{stem}_count_{w}d", f"{stem}_trend_{w}d"]
+    return cols
+
+
+def action_columns(stem: str, window_days: int) -> list[str]:
+    """The feature columns of one action id."""
+    return [f"touch_{stem}_count_{window_days}d", f"touch_{stem}_days_since"]
+
+
+def team_columns(stem: str, window_days: int) -> list[str]:
+    """The feature columns of one team."""
+    return [f"touch_team_{stem}_count_{window_days}d", f"touch_team_{stem}_days_since"]
+
+
+def any_touch_columns(windows_days: Sequence[int]) -> list[str]:
+    """The feature columns about touches of any action."""
+    return [f"touch_any_count_{w}d" for w in windows_days] + ["touch_any_days_since"]
+
+
+def outcome_columns(stem: str) -> list[str]:
+    """The feature columns of one outcome kind (and its training labels, which share the stem)."""
+    return [
+        f"outcome_{stem}_count_{OUTCOME_WINDOW_DAYS}d",
+        f"outcome_{stem}_days_since",
+        f"{LABEL_PREFIX}{stem}",
+        f"{LABEL_PREFIX}{stem}_value",
+    ]
+
+
+def role_columns(role: str, windows_days: Sequence[int]) -> list[str]:
+    """The feature columns of one signal role."""
+    return [f"role_{role}_trend_{w}d" for w in windows_days]
+
+
+def extra_column(stem: str, kind: ExtraKind) -> str:
+    """The feature column of one extra account column."""
+    return f"days_since_{stem}" if kind == "time" else stem
+
+
+@dataclass(frozen=True)
+class ExtraColumn:
+    """An account column beyond the contract's, used as a feature by its type."""
+
+    source: str
+    """The column's name in the accounts table."""
+    stem: str
+    """The sanitised name."""
+    kind: ExtraKind
+    """``number`` (kept as Float64), ``text`` (kept as String) or ``time`` (→ ``days_since_<stem>``)."""
+
+    @property
+    def feature(self) -> str:
+        """The name of the feature column it makes."""
+        return extra_column(self.stem, self.kind)
+
+
+def extra_kind(dtype: pl.DataType) -> ExtraKind | None:
+    """How an extra account column of ``dtype`` is used, or None if it is not used."""
+    if dtype.is_numeric() or dtype == pl.Boolean:
+        return "number"
+    if dtype in (pl.String, pl.Categorical) or isinstance(dtype, pl.Enum):
+        return "text"
+    if isinstance(dtype, pl.Datetime) or dtype == pl.Date:
+        return "time"
+    return None
+
+
+def _extra_columns(kind: ExtraKind) -> Callable[[str], list[str]]:
+    return lambda stem: [extra_column(stem, kind)]
+
+
+def validate_windows(windows_days: Iterable[int]) -> tuple[int, ...]:
+    """The windows, sorted; raises ConfigError unless they are distinct positive whole days."""
+    windows = tuple(windows_days)
+    if not windows or any(isinstance(w, bool) or not isinstance(w, int) or w <= 0 for w in windows):
+        raise ConfigError(f"windows_days must be positive whole numbers of days, got {windows!r}")
+    if len(set(windows)) != len(windows):
+        raise ConfigError(f"windows_days must not repeat, got {windows!r}")
+    return tuple(sorted(windows))
+
+
+def terminal_outcome_kinds(playbook: Playbook) -> list[str]:
+    """Outcome kinds after which an account is gone: those of objectives with sense ``avoid`` valued at ``arr``.
+
+    Examples
+    --------
+    >>> from nextmove.playbook.loader import default_playbook_text, parse_playbook
+    >>> terminal_outcome_kinds(parse_playbook(default_playbook_text()))
+    ['churn']
+    """
+    kinds = {o.outcome for o in playbook.objectives.values() if o.sense is Sense.AVOID and o.value is ValueBasis.ARR}
+    return sorted(kinds)
+
+
+@dataclass(frozen=True)
+class FeatureVocabulary:
+    """What a snapshot widens over: the signals, actions, teams, outcome kinds and columns, by stem.
+
+    Every stem is unique across the whole snapshot: when two names sanitise to the same
+    identifier (``Active Users`` and ``active_users``), or a name's columns would clash with
+    another feature's, the later one (in the order below, names sorted within a family)
+    gets ``_2``, ``_3`` …. Order: account features, touch totals, teams, roles, extra columns,
+    actions, outcome kinds, signals. A training set and a model keep one vocabulary so
+    their columns stay the same at every decision time.
+    """
+
+    windows_days: tuple[int, ...] = DEFAULT_WINDOWS_DAYS
+    signals: Mapping[str, str] = field(default_factory=dict)
+    """Signal name → stem."""
+    actions: Mapping[str, str] = field(default_factory=dict)
+    """Action id → stem (never ``none``)."""
+    teams: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    """Team stem → the action ids its touches count."""
+    outcome_kinds: Mapping[str, str] = field(default_factory=dict)
+    """Outcome kind → stem."""
+    roles: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    """Role → stems of its signals (only roles with at least one signal in the vocabulary)."""
+    extras: tuple[ExtraColumn, ...] = ()
+    """Extra account columns used as features."""
+
+    @property
+    def touch_window_days(self) -> int:
+        """Window of the per-action and per-team touch counts: the longest signal window."""
+        return max(self.windows_days)
+
+    @classmethod
+    def build(
+        cls,
+        *,
+        accounts_schema: Mapping[str, pl.DataType],
+        signal_names: Iterable[str] = (),
+        action_ids: Iterable[str] = (),
+        outcome_kinds: Iterable[str] = (),
+        playbook: Playbook | None = None,
+        windows_days: Iterable[int] = DEFAULT_WINDOWS_DAYS,
+    ) -> FeatureVocabulary:
+        """The vocabulary of the given names, plus the playbook's actions, teams and outcome kinds.
+
+        Parameters
+        ----------
+        accounts_schema
+            Schema of the accounts table: extra columns are used by their type.
+        signal_names, action_ids, outcome_kinds
+            Names seen in the book (``none`` is dropped from the action ids).
+        playbook
+            Adds its catalog's action ids, its teams, its objectives' outcome kinds and
+            its signal roles.
+        windows_days
+            Windows of the signal and touch features.
+
+        Examples
+        --------
+        >>> vocab = FeatureVocabulary.build(
+        ...     accounts_schema={"account_id": pl.String, "Employees": pl.Int64},
+        ...     signal_names=["Active Users", "active_users"],
+        ... )
+        >>> dict(vocab.signals)
+        {'Active Users': 'active_users', 'active_users': 'active_users_2'}
+        >>> [e.feature for e in vocab.extras]
+        ['employees']
+        """
+        windows = validate_windows(windows_days)
+        touch_window = max(windows)
+        taken: set[str] = set(ACCOUNT_NUMBER_COLUMNS + ACCOUNT_TEXT_COLUMNS)
+        taken.update(TRAINING_DECISION_COLUMNS + TRAINING_OUTCOME_COLUMNS)
+        taken.update(any_touch_columns(windows))
+
+        signal_set = {s for s in signal_names if s is not None}
+        action_set = {a for a in action_ids if a is not None and a != NO_ACTION}
+        kind_set = {k for k in outcome_kinds if k is not None}
+        team_actions: dict[str, list[str]] = {}
+        role_members: dict[str, list[str]] = {}
+        if playbook is not None:
+            action_set.update(playbook.action_ids)
+            kind_set.update(o.outcome for o in playbook.objectives.values())
+            for action in playbook.actions:
+                team_actions.setdefault(action.team.value, []).append(action.id)
+            for role in SignalRoles.model_fields:
+                role_members[role] = list(getattr(playbook.signal_roles, role))
+
+        teams: dict[str, tuple[str, ...]] = {}
+        for team in sorted(team_actions):
+            stem = _claim(sanitize_name(team), lambda s: team_columns(s, touch_window), taken)
+            teams[stem] = tuple(sorted(team_actions[team]))
+
+        # Role members match a book signal by exact name or by sanitised name.
+        by_sanitized: dict[str, list[str]] = {}
+        for name in signal_set:
+            by_sanitized.setdefault(sanitize_name(name), []).append(name)
+        role_signals: dict[str, list[str]] = {}
+        for role, members in role_members.items():
+            matched = sorted({n for m in members for n in by_sanitized.get(sanitize_name(m), [])})
+            if matched:
+                stem = _claim(sanitize_name(role), lambda s: role_columns(s, windows), taken)
+                role_signals[stem] = matched
+
+        extras: list[ExtraColumn] = []
+        known = set(CONTRACT["accounts"].column_names)
+        for column, dtype in accounts_schema.items():
+            kind = extra_kind(dtype)
+            if column in known or kind is None:
+                continue
+            stem = _claim(_feature_stem(column), _extra_columns(kind), taken)
+            extras.append(ExtraColumn(column, stem, kind))
+
+        actions = {
+            a: _claim(sanitize_name(a), lambda s: action_columns(s, touch_window), taken) for a in sorted(action_set)
+        }
+        kinds = {k: _claim(sanitize_name(k), outcome_columns, taken) for k in sorted(kind_set)}
+        signals = {s: _claim(_feature_stem(s), lambda x: signal_columns(x, windows), taken) for s in sorted(signal_set)}
+        roles = {r: tuple(signals[n] for n in names) for r, names in role_signals.items()}
+        return cls(windows, signals, actions, teams, kinds, roles, tuple(extras))

@@ -1,0 +1,389 @@
+"""Training sets: snapshots at many past decision times, with the touch taken and the outcomes that followed."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import date, datetime, timedelta
+from typing import Literal
+
+import polars as pl
+
+from nextmove.book import NO_ACTION, Book
+from nextmove.errors import ConfigError
+from nextmove.features.history import ACCOUNT_ID, DECISION_TS, TS_DTYPE, US_PER_DAY, point_in_time, to_utc
+from nextmove.features.names import (
+    DEFAULT_WINDOWS_DAYS,
+    LABEL_PREFIX,
+    TRAINING_DECISION_COLUMNS,
+    FeatureVocabulary,
+    terminal_outcome_kinds,
+)
+from nextmove.features.snapshot import snapshot
+from nextmove.playbook import Playbook
+
+ROWS_PER_BATCH = 8_000_000
+"""Signal rows joined to decision times per batch: bounds memory when snapshots are many."""
+
+_KEYS = [ACCOUNT_ID, DECISION_TS]
+
+
+def build_training_set(
+    book: Book,
+    playbook: Playbook,
+    *,
+    decision_times: Iterable[datetime | date] | None = None,
+    every_days: int | None = None,
+    horizon_days: int | None = None,
+    attribution: Literal["auto", "window", "touch"] = "auto",
+    untouched_rows: bool | None = None,
+    as_of: datetime | date | None = None,
+    windows_days: Sequence[int] | None = None,
+) -> pl.DataFrame:
+    """Snapshots at past decision times, each with the touch taken and the outcomes that followed.
+
+    Rows are of two sorts:
+
+    - one per logged touch (``none`` included), at the start of the touch's UTC day
+      (``logged`` is True; ``action_id``, ``propensity``, ``arm``, ``touch_id`` are the touch's);
+    - one per account and regular date the account was not touched in
+      ``[date, date + every_days)`` (``logged`` False, ``action_id`` ``none``, the rest null).
+
+    Regular dates run every ``every_days`` from the first day with data (plus ``every_days``),
+    or are ``decision_times``. An account gets regular rows only from the day it exists (the
+    earlier of ``contract_start`` and its first row in any table), and no row of either sort
+    once it is gone: at or after its last outcome of a terminal kind (the outcome of every
+    objective with ``sense = "avoid"`` and ``value = "arr"``, e.g. churn).
+
+    Features are those of :func:`~nextmove.features.compute_features` at ``decision_ts``,
+    with one vocabulary (the names seen up to ``as_of`` plus the playbook's) for all rows.
+    Labels, for every outcome kind of the playbook's objectives or the book:
+    ``y_{kind}`` (Int8: 1 if the kind happened in ``(decision_ts, decision_ts + horizon]``)
+    and ``y_{kind}_value`` (sum of its ``value`` there, 0 if none). ``censored`` is True when
+    ``decision_ts + horizon > as_of`` (the labels count what was seen by ``as_of``) and
+    ``observed_days`` is how much of the horizon was seen.
+
+    Parameters
+    ----------
+    book
+        The book of business.
+    playbook
+        Gives the horizon, the regular spacing (``contact_policy.window_days``), the teams,
+        the objectives' outcome kinds and the terminal kinds.
+    decision_times
+        Regular dates to use instead of the ``every_days`` grid.
+    every_days
+        Spacing of the regular dates (default: the playbook's ``contact_policy.window_days``).
+    horizon_days
+        Label horizon (default: the playbook's ``horizon_days``).
+    untouched_rows
+        Add the untouched regular dates as ``none`` rows. Default (None): only when the touch log
+        has no logged ``none`` decision. A log that records its do-nothing decisions (a control
+        arm, the old playbook's "leave alone") is complete, and inventing more ``none`` rows at
+        dates nobody decided anything would dilute the do-nothing outcomes.
+    attribution
+        ``window``: a row's labels count every outcome in its horizon. ``touch``: a touch row's
+        labels count only the outcomes whose ``touch_id`` names that touch (still within the
+        horizon); rows without a touch keep window labels. When decisions are logged often
+        (every two weeks, say) horizons overlap, and only attribution by ``touch_id`` gives
+        each decision the outcomes it caused. ``auto``: ``touch`` when outcomes carry touch ids.
+    as_of
+        What is known: rows after it are ignored (default: ``book.as_of``, else the book's
+        latest timestamp). Decision times are before it.
+    windows_days
+        Windows of the signal features (default ``(7, 28, 90)``).
+
+    Returns
+    -------
+    polars.DataFrame
+        ``account_id, decision_ts, logged, action_id, touch_id, arm, propensity``, the
+        features, the labels, ``censored``, ``observed_days``; sorted by decision time.
+
+    Raises
+    ------
+    ConfigError
+        If a count of days is not a positive whole number, or ``as_of`` cannot be told.
+    """
+    horizon = _positive_days(playbook.horizon_days if horizon_days is None else horizon_days, "horizon_days")
+    every = _positive_days(playbook.contact_policy.window_days if every_days is None else every_days, "every_days")
+    end = _resolve_as_of(book, as_of)
+    known = _known_by(book, end)
+
+    names = pl.collect_all(
+        [
+            known.signals.lazy().select(pl.col("name").unique()),
+            known.touches.lazy().select(pl.col("action_id").unique()),
+            known.outcomes.lazy().select(pl.col("kind").unique()),
+        ]
+    )
+    vocab = FeatureVocabulary.build(
+        accounts_schema=book.accounts.schema,
+        signal_names=names[0].get_column("name").drop_nulls().to_list(),
+        action_ids=names[1].get_column("action_id").drop_nulls().to_list(),
+        outcome_kinds=names[2].get_column("kind").drop_nulls().to_list(),
+        playbook=playbook,
+        windows_days=DEFAULT_WINDOWS_DAYS if windows_days is None else windows_days,
+    )
+
+    grid = None if decision_times is None else [to_utc(t, what="decision_times") for t in decision_times]
+    if untouched_rows is None:
+        untouched_rows = decision_times is not None or not known.touches.get_column("action_id").eq(NO_ACTION).any()
+    rows = decision_rows(known, playbook, end=end, every_days=every, decision_times=grid, untouched=untouched_rows)
+    keys = rows.select(_KEYS).unique(maintain_order=True)
+    features = _features_at(known, keys, vocab)
+    labels = _labels(known, keys, vocab, horizon_days=horizon, end=end)
+    result = rows.join(features, on=_KEYS, how="left", maintain_order="left").join(
+        labels, on=_KEYS, how="left", maintain_order="left"
+    )
+    if attribution not in ("auto", "window", "touch"):
+        raise ConfigError(f"attribution must be 'auto', 'window' or 'touch', got {attribution!r}")
+    by_touch = attribution == "touch" or (
+        attribution == "auto"
+        and "touch_id" in known.outcomes.columns
+        and known.outcomes.get_column("touch_id").is_not_null().any()
+    )
+    if by_touch:
+        result = _attribute_to_touches(result, known, vocab, horizon_days=horizon, end=end)
+    return result
+
+
+def _attribute_to_touches(
+    result: pl.DataFrame, book: Book, vocab: FeatureVocabulary, *, horizon_days: int, end: datetime
+) -> pl.DataFrame:
+    """Replace the labels of touch rows by the outcomes attributed to their touch (within the horizon)."""
+    horizon = timedelta(days=horizon_days)
+    touch_ts = result.filter(pl.col("touch_id").is_not_null()).select("touch_id", DECISION_TS).unique("touch_id")
+    outcomes = (
+        book.outcomes.lazy()
+        .filter(pl.col("touch_id").is_not_null())
+        .select("touch_id", "ts", "kind", _column(book.outcomes, "value", pl.Float64))
+        .join(touch_ts.lazy(), on="touch_id")
+        .filter((pl.col("ts") >= pl.col(DECISION_TS)) & (pl.col("ts") <= pl.col(DECISION_TS) + horizon))
+        .filter(pl.col("ts") <= pl.lit(end, dtype=TS_DTYPE))
+    )
+    exprs: list[pl.Expr] = []
+    names: list[str] = []
+    for kind, stem in vocab.outcome_kinds.items():
+        is_kind = pl.col("kind").eq(kind)
+        exprs += [
+            is_kind.any().cast(pl.Int8).alias(f"{LABEL_PREFIX}{stem}"),
+            pl.when(is_kind).then(pl.col("value")).sum().alias(f"{LABEL_PREFIX}{stem}_value"),
+        ]
+        names += [f"{LABEL_PREFIX}{stem}", f"{LABEL_PREFIX}{stem}_value"]
+    if not names:
+        return result
+    attributed = outcomes.group_by("touch_id").agg(exprs).collect()
+    joined = result.join(attributed, on="touch_id", how="left", suffix="__touch", maintain_order="left")
+    has_touch = pl.col("touch_id").is_not_null()
+    return joined.with_columns(
+        pl.when(has_touch).then(pl.col(f"{n}__touch").fill_null(0)).otherwise(pl.col(n)).cast(joined.schema[n]).alias(n)
+        for n in names
+    ).drop(f"{n}__touch" for n in names)
+
+
+def _positive_days(value: object, what: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise ConfigError(f"{what} must be a positive whole number of days, got {value!r}")
+    return value
+
+
+def _resolve_as_of(book: Book, as_of: datetime | date | None) -> datetime:
+    if as_of is not None:
+        return to_utc(as_of)
+    if book.as_of is not None:
+        return to_utc(book.as_of)
+    bounds = _time_bounds(book)
+    if bounds is None:
+        raise ConfigError("the book has no signals, touches or outcomes and no as_of: pass as_of")
+    return bounds[1]
+
+
+def _time_bounds(book: Book) -> tuple[datetime, datetime] | None:
+    """The earliest and latest ``ts`` over signals, touches and outcomes; None if all are empty."""
+    stamps: list[datetime] = []
+    for frame in (book.signals, book.touches, book.outcomes):
+        for value in (frame.get_column("ts").min(), frame.get_column("ts").max()):
+            if isinstance(value, datetime):
+                stamps.append(to_utc(value))
+    return (min(stamps), max(stamps)) if stamps else None
+
+
+def _known_by(book: Book, end: datetime) -> Book:
+    """The book as known at ``end``: time rows after it are dropped (rows at ``end`` are known)."""
+
+    def cut(frame: pl.DataFrame) -> pl.DataFrame:
+        return frame.filter(pl.col("ts") <= end)
+
+    return Book(
+        book.accounts,
+        cut(book.signals),
+        cut(book.touches),
+        cut(book.outcomes),
+        source=book.source,
+        as_of=end,
+    )
+
+
+def decision_rows(
+    book: Book,
+    playbook: Playbook,
+    *,
+    end: datetime,
+    every_days: int,
+    decision_times: Sequence[datetime] | None = None,
+    untouched: bool = True,
+) -> pl.DataFrame:
+    """The decisions of a training set: logged touches and untouched regular dates, as described above."""
+    accounts = book.accounts.select(ACCOUNT_ID)
+    touches = book.touches.join(accounts, on=ACCOUNT_ID, how="semi")
+    logged = touches.select(
+        ACCOUNT_ID,
+        pl.col("ts").dt.truncate("1d").alias(DECISION_TS),
+        pl.lit(True).alias("logged"),
+        pl.col("action_id"),
+        _column(touches, "touch_id", pl.String),
+        _column(touches, "arm", pl.String),
+        _column(touches, "propensity", pl.Float64),
+        pl.col("ts").alias("_touch_ts"),
+    ).filter(pl.col(DECISION_TS) < end)
+
+    if not untouched:
+        times: list[datetime] = []
+    elif decision_times is None:
+        times = _regular_dates(book, end, every_days)
+    else:
+        times = sorted({t for t in decision_times if t < end})
+    grid = accounts.join(pl.DataFrame({DECISION_TS: times}, schema={DECISION_TS: TS_DTYPE}), how="cross")
+    grid = _exists_from(book, grid)
+    # Untouched then: no touch (a logged "none" included) in [date, date + every_days).
+    next_touch = touches.select(ACCOUNT_ID, pl.col("ts").alias("_next_touch")).sort("_next_touch")
+    grid = (
+        grid.sort(DECISION_TS)
+        .join_asof(
+            next_touch,
+            left_on=DECISION_TS,
+            right_on="_next_touch",
+            by=ACCOUNT_ID,
+            strategy="forward",
+            check_sortedness=False,
+        )
+        .filter(
+            pl.col("_next_touch").is_null()
+            | (pl.col("_next_touch") >= pl.col(DECISION_TS) + timedelta(days=every_days))
+        )
+        .select(
+            ACCOUNT_ID,
+            DECISION_TS,
+            pl.lit(False).alias("logged"),
+            pl.lit("none", dtype=pl.String).alias("action_id"),
+            pl.lit(None, dtype=pl.String).alias("touch_id"),
+            pl.lit(None, dtype=pl.String).alias("arm"),
+            pl.lit(None, dtype=pl.Float64).alias("propensity"),
+            pl.lit(None, dtype=TS_DTYPE).alias("_touch_ts"),
+        )
+    )
+    rows = pl.concat([logged.cast(grid.schema), grid])
+
+    terminal = terminal_outcome_kinds(playbook)
+    gone = (
+        book.outcomes.filter(pl.col("kind").is_in(terminal))
+        .group_by(ACCOUNT_ID)
+        .agg(pl.col("ts").max().alias("_gone_ts"))
+    )
+    rows = rows.join(gone, on=ACCOUNT_ID, how="left").filter(
+        pl.col("_gone_ts").is_null() | (pl.col(DECISION_TS) < pl.col("_gone_ts"))
+    )
+    return rows.sort([DECISION_TS, ACCOUNT_ID, "_touch_ts"], nulls_last=True, maintain_order=True).select(
+        TRAINING_DECISION_COLUMNS
+    )
+
+
+def _column(frame: pl.DataFrame, name: str, dtype: pl.DataType | type[pl.DataType]) -> pl.Expr:
+    """An optional contract column, or typed nulls when a hand-built frame lacks it."""
+    return pl.col(name).cast(dtype) if name in frame.columns else pl.lit(None, dtype=dtype).alias(name)
+
+
+def _regular_dates(book: Book, end: datetime, every_days: int) -> list[datetime]:
+    bounds = _time_bounds(book)
+    if bounds is None:
+        return []
+    start = bounds[0].replace(hour=0, minute=0, second=0, microsecond=0)
+    step = timedelta(days=every_days)
+    dates, t = [], start + step
+    while t < end:
+        dates.append(t)
+        t += step
+    return dates
+
+
+def _exists_from(book: Book, grid: pl.DataFrame) -> pl.DataFrame:
+    """Drop grid rows before the account existed: the earlier of contract_start and its first row."""
+    firsts = (
+        pl.concat(
+            [f.select(ACCOUNT_ID, pl.col("ts").alias("_first")) for f in (book.signals, book.touches, book.outcomes)]
+        )
+        .group_by(ACCOUNT_ID)
+        .agg(pl.col("_first").min())
+    )
+    starts = book.accounts.select(
+        ACCOUNT_ID,
+        pl.col("contract_start").cast(TS_DTYPE).alias("_start")
+        if "contract_start" in book.accounts.columns
+        else pl.lit(None, dtype=TS_DTYPE).alias("_start"),
+    )
+    since = starts.join(firsts, on=ACCOUNT_ID, how="left").select(
+        ACCOUNT_ID, pl.min_horizontal("_start", "_first").alias("_exists_from")
+    )
+    return (
+        grid.join(since, on=ACCOUNT_ID, how="left")
+        .filter(pl.col("_exists_from").is_null() | (pl.col("_exists_from") <= pl.col(DECISION_TS)))
+        .drop("_exists_from")
+    )
+
+
+def _features_at(book: Book, keys: pl.DataFrame, vocab: FeatureVocabulary) -> pl.DataFrame:
+    """Snapshots at every (account_id, decision_ts) of ``keys``, in batches of bounded size."""
+    sizes = book.signals.group_by(ACCOUNT_ID).len("_rows")
+    sized = keys.join(sizes, on=ACCOUNT_ID, how="left", maintain_order="left").with_columns(
+        (pl.col("_rows").fill_null(0) + 1).cum_sum().floordiv(ROWS_PER_BATCH).alias("_batch")
+    )
+    parts = []
+    for part in sized.partition_by("_batch", maintain_order=True):
+        batch = part.select(_KEYS)
+        parts.append(snapshot(book.accounts, point_in_time(book, batch), vocab, keys=batch))
+    if not parts:
+        empty = keys.clear()
+        return snapshot(book.accounts, point_in_time(book, empty), vocab, keys=empty)
+    return pl.concat(parts)
+
+
+def _labels(
+    book: Book, keys: pl.DataFrame, vocab: FeatureVocabulary, *, horizon_days: int, end: datetime
+) -> pl.DataFrame:
+    """``y_{kind}``, ``y_{kind}_value``, ``censored`` and ``observed_days`` for every key."""
+    horizon = timedelta(days=horizon_days)
+    window_end = pl.min_horizontal(pl.col(DECISION_TS) + horizon, pl.lit(end, dtype=TS_DTYPE))
+    outcomes = book.outcomes.lazy().select(ACCOUNT_ID, "ts", "kind", _column(book.outcomes, "value", pl.Float64))
+    # Labels look forward on purpose: (decision_ts, decision_ts + horizon], as seen by `end`.
+    following = (
+        keys.lazy()
+        .join(outcomes, on=ACCOUNT_ID)
+        .filter((pl.col("ts") > pl.col(DECISION_TS)) & (pl.col("ts") <= window_end))
+    )
+    label_exprs: list[pl.Expr] = []
+    label_names: list[str] = []
+    for kind, stem in vocab.outcome_kinds.items():
+        is_kind = pl.col("kind").eq(kind)
+        label_exprs += [
+            is_kind.any().cast(pl.Int8).alias(f"{LABEL_PREFIX}{stem}"),
+            pl.when(is_kind).then(pl.col("value")).sum().alias(f"{LABEL_PREFIX}{stem}_value"),
+        ]
+        label_names += [f"{LABEL_PREFIX}{stem}", f"{LABEL_PREFIX}{stem}_value"]
+    seen = following.group_by(_KEYS).agg(label_exprs).collect() if label_exprs else keys.clear()
+    labelled = keys.join(seen, on=_KEYS, how="left", maintain_order="left")
+    observed = (window_end - pl.col(DECISION_TS)).dt.total_microseconds().cast(pl.Float64) / US_PER_DAY
+    return labelled.select(
+        *_KEYS,
+        *[pl.col(n).fill_null(0) for n in label_names],
+        (pl.col(DECISION_TS) + horizon > end).alias("censored"),
+        observed.alias("observed_days"),
+    )

@@ -1,0 +1,280 @@
+"""build_training_set on a hand-made book whose rows, labels and censoring are worked out by hand."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import numpy as np
+import polars as pl
+import pytest
+from polars.testing import assert_frame_equal
+
+from nextmove.book import Book
+from nextmove.errors import ConfigError
+from nextmove.features import FeatureVocabulary, compute_features, feature_schema
+from nextmove.features import build_training_set as _build_training_set
+from nextmove.features import training as training_module
+from nextmove.playbook import Playbook
+
+T0 = datetime(2024, 3, 1, tzinfo=UTC)
+
+
+def build_training_set(*args: Any, **kwargs: Any) -> pl.DataFrame:
+    """The hand-made book logs one ``none``; these tests are about the regular untouched dates too."""
+    kwargs.setdefault("untouched_rows", True)
+    return _build_training_set(*args, **kwargs)
+
+
+MakeBook = Callable[..., Book]
+DECISION = ["account_id", "decision_ts", "logged", "action_id", "touch_id", "arm", "propensity"]
+
+
+def day(n: float) -> datetime:
+    return T0 + timedelta(days=n)
+
+
+def touch(account: str, action: str, ts: datetime, touch_id: str, arm: str, propensity: float) -> dict[str, Any]:
+    return {
+        "account_id": account,
+        "action_id": action,
+        "ts": ts,
+        "touch_id": touch_id,
+        "arm": arm,
+        "propensity": propensity,
+    }
+
+
+@pytest.fixture
+def book(make_book: MakeBook) -> Book:
+    """a: a customer since day -100; b: signs on day 20, no data; c: touched on day 15, churns on day 24."""
+    return make_book(
+        [
+            {"account_id": "a", "contract_start": day(-100), "arr": 1000.0},
+            {"account_id": "b", "contract_start": day(20), "arr": 2000.0},
+            {"account_id": "c", "arr": 3000.0},
+        ],
+        signals=[("a", day(0) + timedelta(hours=9), "x", 1.0), ("a", day(13), "x", 3.0)],
+        touches=[
+            touch("a", "call", day(8) + timedelta(hours=10), "t1", "model", 0.4),
+            touch("c", "upsell", day(15) + timedelta(hours=5), "t3", "explore", 0.25),
+            touch("a", "none", day(22) + timedelta(hours=1), "t2", "control", 0.1),
+        ],
+        outcomes=[
+            ("a", day(9), "renewal", 1.0),  # a kind the playbook does not name: labelled too
+            ("a", day(20), "expansion", 500.0),
+            ("c", day(24) + timedelta(hours=10), "churn", None),
+            ("a", day(38), "expansion", 100.0),
+        ],
+    )
+
+
+def test_build_training_set_rows_are_touches_and_untouched_regular_dates(book: Book, playbook: Playbook) -> None:
+    train = build_training_set(book, playbook, as_of=day(40))
+    # Regular dates every 7 days (contact_policy.window_days) from the first day with data
+    # (day 0): 7, 14, 21, 28, 35. a is touched in [7, 14) and [21, 28) (a logged "none"),
+    # b exists from day 20, c from its first touch (day 15.2) until its churn (day 24.4).
+    assert train.select(DECISION).rows() == [
+        ("a", day(8), True, "call", "t1", "model", 0.4),
+        ("a", day(14), False, "none", None, None, None),
+        ("c", day(15), True, "upsell", "t3", "explore", 0.25),
+        ("b", day(21), False, "none", None, None, None),
+        ("c", day(21), False, "none", None, None, None),
+        ("a", day(22), True, "none", "t2", "control", 0.1),
+        ("a", day(28), False, "none", None, None, None),
+        ("b", day(28), False, "none", None, None, None),
+        ("a", day(35), False, "none", None, None, None),
+        ("b", day(35), False, "none", None, None, None),
+    ]
+
+
+def test_build_training_set_labels_and_censoring(book: Book, playbook: Playbook) -> None:
+    train = build_training_set(book, playbook, as_of=day(40))  # horizon 30 days
+    kinds = ("churn", "expansion", "renewal")
+    labels = [c for k in kinds for c in (f"y_{k}", f"y_{k}_value")] + ["censored", "observed_days"]
+    assert train.select("account_id", "decision_ts", *labels).rows() == [
+        # (8, 38]: both expansions (day 38 is the horizon's last instant) and the renewal.
+        ("a", day(8), 0, 0.0, 1, 600.0, 1, 1.0, False, 30.0),
+        # (14, 40]: seen up to as_of; day 44 is not over yet.
+        ("a", day(14), 0, 0.0, 1, 600.0, 0, 0.0, True, 26.0),
+        ("c", day(15), 1, 0.0, 0, 0.0, 0, 0.0, True, 25.0),  # a churn without a value sums to 0
+        ("b", day(21), 0, 0.0, 0, 0.0, 0, 0.0, True, 19.0),
+        ("c", day(21), 1, 0.0, 0, 0.0, 0, 0.0, True, 19.0),
+        ("a", day(22), 0, 0.0, 1, 100.0, 0, 0.0, True, 18.0),
+        ("a", day(28), 0, 0.0, 1, 100.0, 0, 0.0, True, 12.0),
+        ("b", day(28), 0, 0.0, 0, 0.0, 0, 0.0, True, 12.0),
+        ("a", day(35), 0, 0.0, 1, 100.0, 0, 0.0, True, 5.0),
+        ("b", day(35), 0, 0.0, 0, 0.0, 0, 0.0, True, 5.0),
+    ]
+    assert train.schema["y_churn"] == pl.Int8
+    assert train.columns[-2:] == ["censored", "observed_days"]
+
+
+def test_build_training_set_features_at_the_decision_time(book: Book, playbook: Playbook) -> None:
+    train = build_training_set(book, playbook, as_of=day(40))
+    a14 = train.filter((pl.col("account_id") == "a") & (pl.col("decision_ts") == day(14))).row(0, named=True)
+    assert a14["x_last"] == 3.0
+    assert a14["x_count_7d"] == 1  # [7, 14) holds day 13
+    assert a14["touch_call_days_since"] == pytest.approx(14 - (8 + 10 / 24))
+    assert a14["tenure_days"] == pytest.approx(114.0)
+    a8 = train.filter((pl.col("account_id") == "a") & (pl.col("decision_ts") == day(8))).row(0, named=True)
+    assert a8["touch_call_days_since"] is None  # the touch a row is about is not among its features
+    assert a8["touch_call_count_90d"] is None  # and a was in no touch log before it: unknown, not 0
+    assert a8["outcome_renewal_count_365d"] is None  # the renewal on day 9 is in the future
+
+
+def test_build_training_set_features_equal_snapshots(book: Book, playbook: Playbook) -> None:
+    train = build_training_set(book, playbook, as_of=day(40))
+    _assert_features_equal_snapshots(train, book, playbook)
+
+
+def test_build_training_set_features_equal_snapshots_on_a_random_book(make_book: MakeBook, playbook: Playbook) -> None:
+    rng = np.random.default_rng(7)
+    accounts = [f"acc{i}" for i in range(12)]
+
+    def when() -> datetime:
+        return day(float(rng.uniform(-60, 60)))
+
+    def pick(options: list[str]) -> str:
+        return str(rng.choice(options))
+
+    book = make_book(
+        [
+            # An extra column named like a training-set key is still a feature.
+            {"account_id": a, "contract_start": day(float(rng.uniform(-90, 30))), "decision_ts": day(-5), "seats": 3}
+            for a in accounts
+        ],
+        signals=[(pick(accounts), when(), pick(["x", "Logins", "tickets"]), float(rng.normal())) for _ in range(400)],
+        touches=[(pick(accounts), pick(["call", "upsell", "none", "mail"]), when()) for _ in range(60)],
+        outcomes=[(pick(accounts), when(), pick(["churn", "expansion", "renewal"]), 1.0) for _ in range(15)],
+    )
+    train = build_training_set(book, playbook, as_of=day(60))
+    assert train.height > 50
+    assert train.get_column("days_since_decision_ts").is_not_null().all()
+    _assert_features_equal_snapshots(train, book, playbook)
+
+
+def _assert_features_equal_snapshots(train: pl.DataFrame, book: Book, playbook: Playbook) -> None:
+    vocab = FeatureVocabulary.build(
+        accounts_schema=book.accounts.schema,
+        signal_names=book.signal_names,
+        action_ids=book.touches.get_column("action_id").to_list(),
+        outcome_kinds=book.outcomes.get_column("kind").to_list(),
+        playbook=playbook,
+    )
+    features = ["account_id", *feature_schema(train)]
+    for (ts,), rows in train.group_by("decision_ts"):
+        assert isinstance(ts, datetime)
+        got = rows.select(features)
+        snap = compute_features(book, ts, vocabulary=vocab).select(features)
+        expected = got.select("account_id").join(snap, on="account_id", how="left", maintain_order="left")
+        # Sums over the same rows in another order: equal up to rounding.
+        assert_frame_equal(got, expected, rel_tol=1e-12, abs_tol=1e-12)
+
+
+def test_build_training_set_drops_rows_once_the_account_is_gone(book: Book, playbook: Playbook) -> None:
+    train = build_training_set(book, playbook, as_of=day(40))
+    c_rows = train.filter(pl.col("account_id") == "c").get_column("decision_ts").to_list()
+    assert c_rows == [day(15), day(21)]  # the churn on day 24 ends c's rows
+
+
+def test_build_training_set_decision_times_replace_the_grid(book: Book, playbook: Playbook) -> None:
+    train = build_training_set(book, playbook, as_of=day(40), decision_times=[day(10), day(30), day(45)])
+    grid = train.filter(~pl.col("logged")).select("account_id", "decision_ts").rows()
+    # day 10: a is not touched in [10, 17); b does not exist yet; c exists from day 15.
+    # day 30: a, b; c is gone. day 45 is after as_of.
+    assert grid == [("a", day(10)), ("a", day(30)), ("b", day(30))]
+
+
+def test_build_training_set_every_and_horizon_days(book: Book, playbook: Playbook) -> None:
+    train = build_training_set(book, playbook, as_of=day(40), every_days=20, horizon_days=10)
+    grid = train.filter(~pl.col("logged")).select("account_id", "decision_ts").rows()
+    assert grid == [("b", day(20)), ("c", day(20))]  # a is touched (a logged "none") in [20, 40)
+    a8 = train.filter(pl.col("touch_id") == "t1").row(0, named=True)
+    assert (a8["y_expansion"], a8["y_renewal"], a8["censored"], a8["observed_days"]) == (0, 1, False, 10.0)
+
+
+def test_build_training_set_ignores_rows_after_as_of(book: Book, playbook: Playbook, make_book: MakeBook) -> None:
+    later = Book(
+        book.accounts,
+        pl.concat([book.signals, book.signals.with_columns(pl.col("ts") + timedelta(days=45))]),
+        pl.concat([book.touches, book.touches.with_columns(pl.col("ts") + timedelta(days=45))]),
+        pl.concat([book.outcomes, book.outcomes.with_columns(pl.col("ts") + timedelta(days=45), kind=pl.lit("late"))]),
+    )
+    assert_frame_equal(
+        build_training_set(book, playbook, as_of=day(40)), build_training_set(later, playbook, as_of=day(40))
+    )
+
+
+def test_build_training_set_batches_give_the_same_rows(
+    book: Book, playbook: Playbook, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    whole = build_training_set(book, playbook, as_of=day(40))
+    monkeypatch.setattr(training_module, "ROWS_PER_BATCH", 2)
+    assert_frame_equal(whole, build_training_set(book, playbook, as_of=day(40)))
+
+
+def test_build_training_set_as_of_defaults(book: Book, playbook: Playbook, make_book: MakeBook) -> None:
+    latest = build_training_set(book, playbook)  # the book's latest timestamp: day 38
+    assert latest.get_column("decision_ts").max() == day(35)
+    assert latest.filter(pl.col("touch_id") == "t1").get_column("censored").item() is False
+    stamped = Book(book.accounts, book.signals, book.touches, book.outcomes, as_of=day(30))
+    assert stamped.as_of is not None
+    assert build_training_set(stamped, playbook).get_column("decision_ts").max() == day(28)
+    with pytest.raises(ConfigError, match="pass as_of"):
+        build_training_set(make_book(["a"]), playbook)
+
+
+def test_build_training_set_empty_history_with_as_of(make_book: MakeBook, playbook: Playbook) -> None:
+    train = build_training_set(make_book(["a"]), playbook, as_of=day(40))
+    assert train.height == 0
+    assert {"y_churn", "y_expansion_value", "censored", "touch_call_days_since"} <= set(train.columns)
+
+
+@pytest.mark.parametrize(("name", "value"), [("every_days", 0), ("horizon_days", -3), ("every_days", 1.5)])
+def test_build_training_set_rejects_bad_days(book: Book, playbook: Playbook, name: str, value: object) -> None:
+    with pytest.raises(ConfigError, match=name):
+        build_training_set(book, playbook, as_of=day(40), **{name: value})  # type: ignore[arg-type]
+
+
+def test_build_training_set_touch_attribution_gives_each_touch_its_own_outcomes(playbook: Playbook) -> None:
+    from tests.features.conftest import build_book
+
+    # Two touches 14 days apart with overlapping horizons; each expansion names the touch it follows.
+    book = build_book(
+        [{"account_id": "a", "contract_start": day(-100)}],
+        touches=[touch("a", "call", day(0), "t1", "model", 0.5), touch("a", "upsell", day(14), "t2", "model", 0.5)],
+        outcomes=[],
+    )
+    outcomes = pl.DataFrame(
+        {
+            "account_id": ["a", "a"],
+            "ts": [day(10), day(20)],
+            "kind": ["expansion", "expansion"],
+            "outcome_id": ["o1", "o2"],
+            "value": [100.0, 50.0],
+            "touch_id": ["t1", "t2"],
+        },
+        schema=book.outcomes.schema,
+    )
+    book = Book(book.accounts, book.signals, book.touches, outcomes)
+    window = build_training_set(book, playbook, as_of=day(200), attribution="window").sort("decision_ts")
+    by_touch = build_training_set(book, playbook, as_of=day(200)).sort("decision_ts")  # auto → touch
+    t1w = window.filter(pl.col("touch_id") == "t1").row(0, named=True)
+    t1t = by_touch.filter(pl.col("touch_id") == "t1").row(0, named=True)
+    assert t1w["y_expansion_value"] == pytest.approx(150.0)  # the window also counts t2's outcome
+    assert t1t["y_expansion_value"] == pytest.approx(100.0)
+    t2t = by_touch.filter(pl.col("touch_id") == "t2").row(0, named=True)
+    assert t2t["y_expansion_value"] == pytest.approx(50.0)
+    with pytest.raises(ConfigError, match="attribution"):
+        build_training_set(book, playbook, attribution="bogus")  # type: ignore[arg-type]
+
+
+def test_build_training_set_adds_no_untouched_rows_to_a_log_with_none_decisions(book: Book, playbook: Playbook) -> None:
+    # The book logs a "none" decision, so its log is complete: no invented do-nothing rows.
+    auto = _build_training_set(book, playbook, as_of=day(60))
+    assert auto.get_column("logged").all()
+    assert auto.height == book.touches.height
+    with_grid = _build_training_set(book, playbook, as_of=day(60), untouched_rows=True)
+    assert with_grid.height > auto.height
