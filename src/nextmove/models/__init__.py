@@ -1,0 +1,1 @@
+"""Models: health scorecard and its optimizer, outcome models, action-effect models."""

@@ -1,0 +1,1475 @@
+"""Action-effect models: what each action causes on each objective's outcome, per account, with an interval."""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal, Self
+
+import lightgbm as lgb
+import numpy as np
+import polars as pl
+from numpy.typing import NDArray
+from scipy.optimize import minimize
+
+from nextmove.book import NO_ACTION
+from nextmove.errors import ConfigError, NotFittedError
+from nextmove.features import sanitize_name
+from nextmove.models._crossfit import F64, I64, account_folds, bagging_share, lgb_params, sigmoid
+from nextmove.models.matrix import FeatureMatrix
+from nextmove.models.propensity import (
+    DEFAULT_EXCLUDE,
+    OverlapReport,
+    PropensityModel,
+    arm_codes,
+    check_clip,
+    clip_propensities,
+)
+from nextmove.playbook import Playbook
+from nextmove.playbook.schema import Sense, ValueBasis
+
+ARM_SEPARATOR = ":"
+"""Separates an action id from its variant id in an arm id (``nurture_email:morning``)."""
+
+_Z_CAP = 30.0
+_DRAW_BUDGET = 4_000_000
+"""Values held at once while projecting (accounts × arms × draws); larger snapshots go in chunks."""
+
+
+# ---- objectives and the value convention ------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ObjectiveSpec:
+    """One playbook objective as a learning target: its label columns, unit and dollars per unit.
+
+    The value convention (one place, used by effects, policies and off-policy evaluation):
+
+    - ``value = "arr"``: one event is worth the account's ARR (the ``arr`` column);
+    - ``value = "amount"``: the outcome's own ``value`` is the dollars (``y_{kind}_value``);
+    - ``value = "fixed"``: one event is worth ``value_usd``;
+    - ``sense = "avoid"`` counts negative (avoiding a churn is worth the ARR kept);
+    - every objective is multiplied by its ``weight``.
+    """
+
+    objective: str
+    """The objective's id in the playbook."""
+    outcome: str
+    """The outcome kind that measures it."""
+    stem: str
+    """The kind's stem in training-set column names (``y_{stem}``, ``y_{stem}_value``)."""
+    basis: ValueBasis
+    sense: Sense
+    weight: float
+    value_usd: float | None
+
+    @property
+    def label(self) -> str:
+        """The 0/1 label column of a training set."""
+        return f"y_{self.stem}"
+
+    @property
+    def value_label(self) -> str:
+        """The summed-value column of a training set."""
+        return f"y_{self.stem}_value"
+
+    @property
+    def is_amount(self) -> bool:
+        """True when the effect is in dollars (``value = "amount"``), else a probability."""
+        return self.basis is ValueBasis.AMOUNT
+
+    @property
+    def unit(self) -> Literal["probability", "usd"]:
+        """``usd`` for amount objectives, ``probability`` for event objectives."""
+        return "usd" if self.is_amount else "probability"
+
+    @property
+    def sign(self) -> float:
+        """-1 for ``avoid`` objectives, +1 for ``achieve`` ones."""
+        return -1.0 if self.sense is Sense.AVOID else 1.0
+
+    def usd_per_unit(self, arr: F64) -> F64:
+        """Objective dollars (weighted and signed) per unit of effect, for accounts with ARR ``arr``.
+
+        A unit is one probability point times 1 (an event) for event objectives and one dollar for
+        amount objectives. A missing ARR counts as 0.
+        """
+        if self.basis is ValueBasis.ARR:
+            per: F64 = np.nan_to_num(np.asarray(arr, dtype=np.float64), nan=0.0)
+        elif self.basis is ValueBasis.AMOUNT:
+            per = np.ones(len(arr))
+        else:
+            per = np.full(len(arr), float(self.value_usd or 0.0))
+        out: F64 = self.weight * self.sign * per
+        return out
+
+    def realised_usd(self, frame: pl.DataFrame) -> F64:
+        """The objective dollars each row of a training set realised (weighted and signed).
+
+        Raises
+        ------
+        ConfigError
+            If the frame lacks the label column, or ``arr`` for an ARR-valued objective.
+        """
+        if self.is_amount:
+            column = self.value_label
+            _require(frame, column, f"objective {self.objective!r}")
+            y = frame.get_column(column).cast(pl.Float64).fill_null(0.0).to_numpy()
+            return np.asarray(self.weight * self.sign * y, dtype=np.float64)
+        _require(frame, self.label, f"objective {self.objective!r}")
+        event = frame.get_column(self.label).cast(pl.Float64).fill_null(0.0).to_numpy()
+        event = (event > 0).astype(np.float64)
+        if self.basis is ValueBasis.ARR:
+            _require(frame, "arr", f"objective {self.objective!r} (value = 'arr')")
+        arr = frame.get_column("arr").cast(pl.Float64).to_numpy() if "arr" in frame.columns else np.zeros(frame.height)
+        out: F64 = event * self.usd_per_unit(arr)
+        return out
+
+
+def objective_specs(playbook: Playbook) -> list[ObjectiveSpec]:
+    """The playbook's objectives as learning targets, in playbook order.
+
+    Examples
+    --------
+    >>> from nextmove.playbook.loader import load_playbook
+    >>> [(s.objective, s.unit) for s in objective_specs(load_playbook())][:2]
+    [('retention', 'probability'), ('expansion', 'usd')]
+    """
+    return [
+        ObjectiveSpec(
+            objective=objective_id,
+            outcome=objective.outcome,
+            stem=sanitize_name(objective.outcome),
+            basis=objective.value,
+            sense=objective.sense,
+            weight=objective.weight,
+            value_usd=objective.value_usd,
+        )
+        for objective_id, objective in playbook.objectives.items()
+    ]
+
+
+def row_value_usd(frame: pl.DataFrame, playbook: Playbook, *, objective: str | None = None) -> F64:
+    """The dollar value each row of a training set realised: objective dollars minus the action's cost.
+
+    Objective dollars follow the convention of :class:`ObjectiveSpec`: ``arr`` objectives count the
+    account's ARR per event, ``amount`` ones the outcome's value, ``fixed`` ones ``value_usd`` per
+    event; ``avoid`` objectives count negative and each objective is weighted by its ``weight``.
+    The cost is the ``cost_usd`` of the row's action (0 for ``none`` and unknown actions). With
+    ``objective``, only that objective's dollars, and no cost.
+
+    Parameters
+    ----------
+    frame
+        Rows with ``action_id``, the label columns (``y_{kind}``, ``y_{kind}_value``) and ``arr``
+        (for ARR-valued objectives).
+    playbook
+        Objectives, weights and action costs.
+    objective
+        One objective id, or None for all of them minus cost.
+
+    Returns
+    -------
+    numpy.ndarray
+        One value per row, in dollars.
+
+    Raises
+    ------
+    ConfigError
+        If a needed column is missing or ``objective`` is not in the playbook.
+
+    Examples
+    --------
+    >>> from nextmove.playbook.loader import load_playbook
+    >>> rows = pl.DataFrame(
+    ...     {
+    ...         "action_id": ["renewal_incentive", "none"],
+    ...         "arr": [10_000.0, 5_000.0],
+    ...         "y_churn": [0, 1],
+    ...         "y_expansion_value": [0.0, 0.0],
+    ...         "y_advocacy": [0, 0],
+    ...         "y_recovery": [0, 0],
+    ...         "y_onboarded": [0, 0],
+    ...     }
+    ... )
+    >>> row_value_usd(rows, load_playbook()).tolist()
+    [-600.0, -5000.0]
+    """
+    specs = objective_specs(playbook)
+    if objective is not None:
+        chosen = [s for s in specs if s.objective == objective]
+        if not chosen:
+            raise ConfigError(
+                f"objective {objective!r} is not in the playbook (objectives: {', '.join(playbook.objectives)})"
+            )
+        return chosen[0].realised_usd(frame)
+    total = np.zeros(frame.height)
+    for spec in specs:
+        total = total + spec.realised_usd(frame)
+    _require(frame, "action_id", "the action cost")
+    costs = {a.id: a.cost_usd for a in playbook.actions}
+    cost = frame.get_column("action_id").cast(pl.String).replace_strict(costs, default=0.0, return_dtype=pl.Float64)
+    out: F64 = total - cost.fill_null(0.0).to_numpy()
+    return out
+
+
+def _require(frame: pl.DataFrame, column: str, what: str) -> None:
+    if column not in frame.columns:
+        raise ConfigError(f"{what} needs the column {column!r}, which the frame lacks")
+
+
+# ---- results ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ArmEffect:
+    """The action-level effect of one arm on one objective, as learned (logit scale for events)."""
+
+    arm: str
+    objective: str
+    rows: int
+    """Training rows that took this arm."""
+    events: int
+    """Of those, rows with the objective's outcome."""
+    raw_logit_effect: float | None
+    """Logit shift against doing nothing before shrinkage (None when the arm was never taken)."""
+    raw_se: float | None
+    logit_effect: float
+    """After empirical-Bayes shrinkage toward the pooled effect of all arms."""
+    posterior_sd: float
+    amount_multiplier: float | None
+    """Amount objectives: expected amount per event relative to doing nothing."""
+    pooled: bool
+    """True when the arm is flagged (never or almost never taken) and uses the pooled effect."""
+
+
+@dataclass(frozen=True)
+class EffectProjection:
+    """Projected effects for a snapshot: per account × action × objective, and per account × action in dollars.
+
+    ``effects`` columns: ``account_id, action_id, objective, outcome, unit`` (``probability`` or
+    ``usd``), ``baseline`` (the do-nothing level: probability, or expected dollars for amount
+    objectives), ``effect``, ``low``, ``high`` (the interval at :attr:`level`), ``effect_usd``
+    (objective dollars of the effect: weighted, signed) and ``pooled`` (the action is flagged and
+    uses the pooled effect).
+
+    ``values`` columns: ``account_id, action_id, value_usd`` (objective dollars of all effects minus
+    the action's cost), ``low, high`` (its interval), ``cost_usd, pooled``. ``none`` is included,
+    worth exactly 0.
+    """
+
+    level: float
+    effects: pl.DataFrame
+    values: pl.DataFrame
+    flagged_actions: tuple[str, ...]
+
+    def best(self, eligible: pl.DataFrame | None = None) -> pl.DataFrame:
+        """Each account's action of highest projected value; ``none`` when no action is worth more than 0.
+
+        Parameters
+        ----------
+        eligible
+            Optional ``account_id, action_id`` pairs allowed (other pairs are skipped; ``none`` is
+            always allowed), e.g. from eligibility and contact rules.
+
+        Returns
+        -------
+        polars.DataFrame
+            ``account_id`` (and ``decision_ts`` when projected for decisions), ``action_id,
+            value_usd, low, high``.
+        """
+        values = self.values
+        if eligible is not None:
+            allowed = eligible.select(pl.col("account_id").cast(pl.String), pl.col("action_id").cast(pl.String))
+            values = pl.concat(
+                [
+                    values.join(allowed, on=["account_id", "action_id"], how="semi"),
+                    values.filter(pl.col("action_id") == NO_ACTION),
+                ]
+            ).unique(["account_id", "action_id"], maintain_order=True)
+        ranked = values.with_columns((pl.col("action_id") != NO_ACTION).alias("_acts")).sort(
+            ["account_id", "value_usd", "_acts"], descending=[False, True, False]
+        )
+        return (
+            ranked.group_by("account_id", maintain_order=True)
+            .first()
+            .select("account_id", "action_id", "value_usd", "low", "high")
+        )
+
+
+@dataclass
+class _ObjectiveFit:
+    """What is learned for one objective (internal)."""
+
+    spec: ObjectiveSpec
+    events: int
+    constant: float | None = None
+    """Event rate used when the outcome is too rare to model (then no boosters)."""
+    boosters: list[lgb.Booster] = field(default_factory=list)
+    n_trees: int = 0
+    """Trees of each fold model used for predictions (chosen by the held-out folds' deviance)."""
+    deviance_by_trees: F64 = field(default_factory=lambda: np.zeros(0))
+    """Held-out deviance of the fold models after 1, 2, … trees (summed over folds)."""
+    beta0: float = 0.0
+    beta0_var: float = 0.0
+    delta: F64 = field(default_factory=lambda: np.zeros(0))
+    delta_var: F64 = field(default_factory=lambda: np.zeros(0))
+    raw_delta: F64 = field(default_factory=lambda: np.zeros(0))
+    raw_delta_var: F64 = field(default_factory=lambda: np.zeros(0))
+    events_by_arm: I64 = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    amount_boosters: list[lgb.Booster] = field(default_factory=list)
+    amount_constant: float = 1.0
+    """Mean amount per event relative to scale (used when there are too few events for a regressor)."""
+    amount_reference: float = 0.0
+    """Log multiplier that recalibrates the amount regressor to the do-nothing events."""
+    log_mult: F64 = field(default_factory=lambda: np.zeros(0))
+    log_mult_var: F64 = field(default_factory=lambda: np.zeros(0))
+    repeat_slope: float = 0.0
+    """Log-change of every arm's shift per standard deviation of the recency of the same action."""
+    repeat_slope_var: float = 0.0
+
+
+# ---- the model --------------------------------------------------------------------------------
+
+
+class EffectModel:
+    """Per-account effects of every action on every objective, learned from confounded history.
+
+    ``effect(a, o, x) = E[Y_o | do(a), x] − E[Y_o | do(nothing), x]``, for every action ``a`` of
+    the playbook (and every arm the history holds), every objective ``o`` (a probability for event
+    objectives, dollars for ``value = "amount"`` ones) and every account snapshot ``x``.
+
+    How (details and measurements in ``docs/effects.md``):
+
+    1. **Outcome model, cross-fitted by account.** For each objective, a LightGBM classifier of the
+       outcome given the features *and the action* (a categorical feature), fitted ``n_folds``
+       times, each time without one fold of accounts. Its prediction under ``none`` is the
+       account's do-nothing baseline logit ``f(x)``; a row's baseline comes from the fold model that
+       never saw its account. Amount objectives add a regressor of the amount per event (relative
+       to ``scale_column``, ARR by default).
+    2. **Per-action effects on the logit scale.** Each arm's shift ``β_a`` is fitted on the rows
+       that took it with ``f(x)`` as an offset (a logistic fit with one parameter per arm; the same
+       for ``none``); the effect is ``σ(f(x) + β_a) − σ(f(x) + β_none)``. With
+       ``calibration_weights="propensity"`` the fits are inverse-propensity weighted, which makes
+       each arm's mean outcome doubly robust. Heterogeneity comes through the baseline: where an
+       outcome cannot happen (no renewal in the horizon) the effect is 0, where it is likely the
+       same shift moves more.
+    3. **Shrinkage.** Arm shifts are shrunk toward the pooled shift of all arms by empirical Bayes
+       (precision weighted, DerSimonian–Laird between-arm variance): rare arms move toward the
+       pool. Arms the history never or almost never took (flagged by the overlap report) get the
+       pooled shift with its between-arm spread: a wide interval, not a wild guess.
+    4. **Intervals.** Draws combine the cross-fit spread of the baseline (jackknife-scaled), the
+       posterior of the arm shifts and an account-level heterogeneity of the shift
+       (``heterogeneity_sd``, logit scale); the interval is the draws' central ``level`` range,
+       widened by ``interval_scale``. Both were calibrated to cover the lab's true effects at the
+       nominal level (``docs/effects.md``).
+
+    Propensities come from the touch log where present, else from a cross-fitted multinomial
+    model (:class:`~nextmove.models.propensity.PropensityModel`); censored rows (horizon not over)
+    are left out of training.
+
+    Follows the scikit-learn contract: ``__init__`` stores the arguments, :meth:`fit` checks them
+    and returns ``self``, learned state ends in ``_``; :meth:`project` before :meth:`fit` raises
+    :class:`~nextmove.errors.NotFittedError`. The same data and ``random_state`` give the same model.
+
+    Parameters
+    ----------
+    playbook
+        Objectives (targets and dollars) and the action catalog (arms and costs).
+    n_folds
+        Cross-fitting folds, by account.
+    level
+        Default interval level.
+    clip
+        ``(low, high)`` clip of propensities used as weights.
+    calibration_weights
+        ``none`` (each arm's shift fitted on its rows as they are) or ``propensity``
+        (inverse-propensity weighted).
+    use_logged_propensities
+        Use the touch log's ``propensity`` where present.
+    variants
+        Treat ``action:variant`` as separate arms when the training set has a ``variant`` column.
+    min_rows, min_ess
+        Arms taken fewer times, or whose weights are worth fewer rows, are flagged and pooled.
+    min_events
+        Fewest outcome events to model an objective (fewer: its effects are 0).
+    min_between_sd
+        Floor of the between-arm spread of logit shifts used by the shrinkage: arms are taken
+        to differ by at least this much, so only arms whose own estimate is vaguer than that
+        move much toward the pool (the estimated spread alone pulled well-measured arms, such as
+        the renewal incentive's churn effect, halfway to the pool and cost 2–4 points of regret).
+    heterogeneity_sd
+        Standard deviation of an account's true logit shift around its arm's shift, for intervals.
+    interval_scale
+        Multiplier of the interval's half-widths.
+    n_draws
+        Draws per account for intervals.
+    scale_column
+        Amounts are modelled relative to this column (ARR) when present; None: in dollars.
+    exclude
+        Feature columns left out.
+    n_estimators, learning_rate, num_leaves, min_child_samples, min_child_weight, reg_lambda, colsample, max_bin
+        LightGBM settings of the outcome models.
+    subsample
+        Share of rows each tree is grown on (bagging): it regularises the outcome models, which
+        measured better in the lab than growing every tree on all rows.
+    max_rows_per_tree
+        Each tree is grown on at most this many rows (a smaller share when there are more), so
+        training time stops growing with the rows: a million rows train about as fast as 150,000.
+    min_amount_rows
+        Fewest event rows to fit an amount regressor (fewer: the mean amount).
+    select_trees
+        Use, for each objective, the number of trees (at most ``n_estimators``) at which the fold
+        models' deviance on their held-out folds is lowest; False: all ``n_estimators``. Rare
+        outcomes stop early, which keeps their baselines from overfitting.
+    repeat_feature
+        Column that says how many days ago the same action was last done to the account
+        (``{action}`` is the sanitised action id; null: never), used to learn how much an action
+        repeated recently loses (or gains) of its effect; None: every account gets its arm's shift.
+    repeat_days
+        An earlier touch with the same action counts as ``exp(−days / repeat_days)``.
+    repeat_ridge
+        Ridge penalty of that one slope per objective (on the standardised recency).
+    propensity_params
+        Extra settings of the :class:`PropensityModel` (e.g. ``{"n_estimators": 100}``).
+    random_state
+        Seed of folds, LightGBM and draws.
+    n_jobs
+        LightGBM threads (default 1; None: all cores).
+
+    Examples
+    --------
+    >>> from nextmove.playbook.loader import load_playbook
+    >>> model = EffectModel(load_playbook())
+    >>> model.project(pl.DataFrame({"account_id": ["a"]}))
+    Traceback (most recent call last):
+    ...
+    nextmove.errors.NotFittedError: this EffectModel is not fitted yet: call fit(training) first
+
+    See ``docs/effects.md`` for a runnable end-to-end example.
+    """
+
+    def __init__(
+        self,
+        playbook: Playbook,
+        *,
+        n_folds: int = 5,
+        level: float = 0.9,
+        clip: tuple[float, float] = (0.01, 1.0),
+        calibration_weights: Literal["none", "propensity"] = "none",
+        use_logged_propensities: bool = True,
+        variants: bool = True,
+        min_rows: int = 30,
+        min_ess: float = 10.0,
+        min_events: int = 5,
+        min_between_sd: float = 1.0,
+        heterogeneity_sd: float = 0.3,
+        interval_scale: float = 1.0,
+        n_draws: int = 200,
+        scale_column: str | None = "arr",
+        exclude: Sequence[str] = DEFAULT_EXCLUDE,
+        n_estimators: int = 150,
+        learning_rate: float = 0.1,
+        num_leaves: int = 31,
+        min_child_samples: int = 200,
+        min_child_weight: float = 1.0,
+        reg_lambda: float = 10.0,
+        colsample: float = 0.3,
+        max_bin: int = 63,
+        subsample: float = 0.5,
+        max_rows_per_tree: int = 60_000,
+        min_amount_rows: int = 50,
+        select_trees: bool = True,
+        repeat_feature: str | None = "touch_{action}_days_since",
+        repeat_days: float = 180.0,
+        repeat_ridge: float = 10.0,
+        propensity_params: dict[str, Any] | None = None,
+        random_state: int = 0,
+        n_jobs: int | None = 1,
+    ) -> None:
+        self.playbook = playbook
+        self.n_folds = n_folds
+        self.level = level
+        self.clip = clip
+        self.calibration_weights = calibration_weights
+        self.use_logged_propensities = use_logged_propensities
+        self.variants = variants
+        self.min_rows = min_rows
+        self.min_ess = min_ess
+        self.min_events = min_events
+        self.min_between_sd = min_between_sd
+        self.heterogeneity_sd = heterogeneity_sd
+        self.interval_scale = interval_scale
+        self.n_draws = n_draws
+        self.scale_column = scale_column
+        self.exclude = exclude
+        self.n_estimators = n_estimators
+        self.learning_rate = learning_rate
+        self.num_leaves = num_leaves
+        self.min_child_samples = min_child_samples
+        self.min_child_weight = min_child_weight
+        self.reg_lambda = reg_lambda
+        self.colsample = colsample
+        self.max_bin = max_bin
+        self.subsample = subsample
+        self.max_rows_per_tree = max_rows_per_tree
+        self.min_amount_rows = min_amount_rows
+        self.select_trees = select_trees
+        self.repeat_feature = repeat_feature
+        self.repeat_days = repeat_days
+        self.repeat_ridge = repeat_ridge
+        self.propensity_params = propensity_params
+        self.random_state = random_state
+        self.n_jobs = n_jobs
+
+    _PARAM_NAMES = (
+        "n_folds",
+        "level",
+        "clip",
+        "calibration_weights",
+        "use_logged_propensities",
+        "variants",
+        "min_rows",
+        "min_ess",
+        "min_events",
+        "min_between_sd",
+        "heterogeneity_sd",
+        "interval_scale",
+        "n_draws",
+        "scale_column",
+        "exclude",
+        "n_estimators",
+        "learning_rate",
+        "num_leaves",
+        "min_child_samples",
+        "min_child_weight",
+        "reg_lambda",
+        "colsample",
+        "max_bin",
+        "subsample",
+        "max_rows_per_tree",
+        "min_amount_rows",
+        "select_trees",
+        "repeat_feature",
+        "repeat_days",
+        "repeat_ridge",
+        "propensity_params",
+        "random_state",
+        "n_jobs",
+    )
+
+    def get_params(self) -> dict[str, Any]:
+        """The constructor's arguments, by name (``playbook`` included)."""
+        return {"playbook": self.playbook, **{name: getattr(self, name) for name in self._PARAM_NAMES}}
+
+    def __repr__(self) -> str:
+        return (
+            f"EffectModel(n_folds={self.n_folds}, level={self.level}, calibration_weights={self.calibration_weights!r})"
+        )
+
+    # ---- validation ------------------------------------------------------------------------------
+
+    def _validate_params(self) -> tuple[float, float]:
+        if not isinstance(self.playbook, Playbook):
+            raise ConfigError(f"playbook must be a nextmove Playbook, got {type(self.playbook).__name__}")
+        clip = check_clip(self.clip)
+        _check_level(self.level)
+        if self.calibration_weights not in ("none", "propensity"):
+            raise ConfigError(f"calibration_weights must be 'none' or 'propensity', got {self.calibration_weights!r}")
+        for name in (
+            "n_folds",
+            "min_rows",
+            "min_events",
+            "n_draws",
+            "n_estimators",
+            "num_leaves",
+            "min_child_samples",
+            "max_bin",
+            "max_rows_per_tree",
+            "min_amount_rows",
+        ):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ConfigError(f"{name} must be a positive whole number, got {value!r}")
+        if self.n_folds < 2:
+            raise ConfigError(f"n_folds must be at least 2, got {self.n_folds!r}")
+        for name in ("heterogeneity_sd", "min_ess", "reg_lambda", "min_child_weight", "min_between_sd", "repeat_ridge"):
+            if not getattr(self, name) >= 0:
+                raise ConfigError(f"{name} must be >= 0, got {getattr(self, name)!r}")
+        if not self.interval_scale > 0:
+            raise ConfigError(f"interval_scale must be positive, got {self.interval_scale!r}")
+        if not self.learning_rate > 0:
+            raise ConfigError(f"learning_rate must be positive, got {self.learning_rate!r}")
+        if not 0 < self.colsample <= 1:
+            raise ConfigError(f"colsample must be in (0, 1], got {self.colsample!r}")
+        if not 0 < self.subsample <= 1:
+            raise ConfigError(f"subsample must be in (0, 1], got {self.subsample!r}")
+        if isinstance(self.exclude, str):
+            raise ConfigError("exclude must be a sequence of column names, not one string")
+        if self.repeat_feature is not None and (
+            not isinstance(self.repeat_feature, str) or "{action}" not in self.repeat_feature
+        ):
+            raise ConfigError(
+                "repeat_feature must be None or a column name template with '{action}', "
+                f"e.g. 'touch_{{action}}_days_since', got {self.repeat_feature!r}"
+            )
+        if (
+            isinstance(self.repeat_days, bool)
+            or not isinstance(self.repeat_days, int | float)
+            or not self.repeat_days > 0
+        ):
+            raise ConfigError(f"repeat_days must be a positive number of days, got {self.repeat_days!r}")
+        if self.n_jobs is not None and (not isinstance(self.n_jobs, int) or self.n_jobs < 1):
+            raise ConfigError(f"n_jobs must be a positive whole number or None, got {self.n_jobs!r}")
+        return clip
+
+    # ---- fitting ---------------------------------------------------------------------------------
+
+    def fit(self, training: pl.DataFrame) -> Self:
+        """Learn every action's effect on every objective from a training set.
+
+        Parameters
+        ----------
+        training
+            One row per past decision, as :func:`~nextmove.features.build_training_set` makes:
+            ``account_id``, ``action_id``, optionally ``propensity``, ``censored`` and ``variant``,
+            the features and the labels ``y_{kind}`` / ``y_{kind}_value`` of the playbook's
+            objectives. Rows with ``censored`` True are left out. The frame is not modified.
+
+        Returns
+        -------
+        EffectModel
+            ``self``, with ``arms_`` (``none`` first), ``flagged_arms_``, ``overlap_``,
+            ``arm_effects_``, ``propensity_model_``, ``n_rows_`` and ``fit_seconds_``.
+
+        Raises
+        ------
+        ConfigError
+            If a setting is invalid, a needed column is missing, or no uncensored rows remain.
+        """
+        started = time.perf_counter()
+        clip = self._validate_params()
+        for column in ("account_id", "action_id"):
+            _require(training, column, "an EffectModel")
+        rows = training
+        if "censored" in rows.columns:
+            rows = rows.filter(~pl.col("censored").fill_null(False))
+        if rows.height == 0:
+            raise ConfigError("the training set has no uncensored rows (every horizon is still open)")
+        specs = objective_specs(self.playbook)
+        for spec in specs:
+            _require(rows, spec.value_label if spec.is_amount else spec.label, f"objective {spec.objective!r}")
+            if spec.is_amount:
+                _require(rows, spec.label, f"objective {spec.objective!r}")
+        if any(s.basis is ValueBasis.ARR for s in specs):
+            _require(rows, "arr", "an objective valued by ARR")
+        self.specs_ = specs
+
+        arm_series, propensity = self._arms_and_propensity(rows)
+        self.arms_ = self._arm_list(arm_series)
+        codes = arm_codes(arm_series, self.arms_)
+        self.arm_costs_ = np.array([self._arm_cost(a) for a in self.arms_])
+        folds = account_folds(rows.get_column("account_id"), self.n_folds, self.random_state)
+
+        t0 = time.perf_counter()
+        training_for_propensity = rows.with_columns(
+            pl.Series("action_id", arm_series), pl.Series("propensity", propensity, dtype=pl.Float64)
+        )
+        self.propensity_model_ = PropensityModel(
+            clip=clip,
+            use_logged=self.use_logged_propensities,
+            min_rows=self.min_rows,
+            min_ess=self.min_ess,
+            exclude=tuple(self.exclude),
+            random_state=self.random_state,
+            n_jobs=self.n_jobs,
+            n_folds=self.n_folds,
+            **(self.propensity_params or {}),
+        ).fit(training_for_propensity, arms=self.arms_, folds=folds)
+        self.overlap_: OverlapReport = self.propensity_model_.overlap_
+        self.flagged_arms_ = [a for a in self.overlap_.flagged_arms if a != NO_ACTION]
+        propensity_seconds = time.perf_counter() - t0
+        weights = 1.0 / clip_propensities(self.propensity_model_.raw_propensity_, clip)
+
+        self.matrix_ = FeatureMatrix(exclude=tuple(self.exclude)).fit(rows)
+        # One matrix for every model: the features and, last, the arm's code (a categorical feature).
+        xa = self._with_arm(self.matrix_.transform(rows), codes)
+        scale = self._scale(rows, fit=True)
+        self.n_rows_ = rows.height
+        repeat_z = self._fit_repeat(rows, codes)
+
+        t1 = time.perf_counter()
+        self.fits_: list[_ObjectiveFit] = []
+        # LightGBM bins the matrix once; each objective only swaps the label.
+        shared: list[lgb.Dataset] = []
+        for spec in specs:
+            self.fits_.append(self._fit_objective(spec, rows, xa, shared, codes, folds, weights, scale, repeat_z))
+        shared.clear()
+        self.fit_seconds_ = {
+            "propensity": propensity_seconds,
+            "outcomes": time.perf_counter() - t1,
+            "total": time.perf_counter() - started,
+        }
+        self.arm_effects_ = self._arm_effects(codes)
+        self.n_trees_ = {fit.spec.objective: fit.n_trees for fit in self.fits_ if fit.constant is None}
+        self.repeat_slopes_ = {fit.spec.objective: fit.repeat_slope for fit in self.fits_ if fit.constant is None}
+        return self
+
+    def _arms_and_propensity(self, rows: pl.DataFrame) -> tuple[pl.Series, F64]:
+        """Each row's arm (action or action:variant) and its logged propensity (NaN where missing)."""
+        actions = rows.get_column("action_id").cast(pl.String).fill_null(NO_ACTION)
+        if "propensity" in rows.columns:
+            propensity = rows.get_column("propensity").cast(pl.Float64).to_numpy().astype(np.float64)
+        else:
+            propensity = np.full(rows.height, np.nan)
+        has_variant = (
+            self.variants
+            and "variant" in rows.columns
+            and rows.get_column("variant").cast(pl.String).drop_nulls().len() > 0
+        )
+        if not has_variant:
+            return actions.alias("arm"), propensity
+        variant = rows.get_column("variant").cast(pl.String)
+        frame = pl.DataFrame({"action": actions, "variant": variant}).with_columns(
+            pl.when(pl.col("variant").is_not_null() & (pl.col("action") != NO_ACTION))
+            .then(pl.col("action") + ARM_SEPARATOR + pl.col("variant"))
+            .otherwise(pl.col("action"))
+            .alias("arm")
+        )
+        # The log's propensity is the action's; a variant's share of the action's rows splits it
+        # (exact when variants are drawn at random, as in an A/A test of send windows).
+        share = frame.select((pl.len().over("arm") / pl.len().over("action")).alias("share")).get_column("share")
+        return frame.get_column("arm"), propensity * share.to_numpy()
+
+    def _arm_list(self, arm_series: pl.Series) -> list[str]:
+        seen = {str(a) for a in arm_series.unique().to_list()}
+        ordered = [NO_ACTION]
+        for action in self.playbook.actions:
+            variant_arms = sorted(a for a in seen if a.startswith(action.id + ARM_SEPARATOR))
+            for arm in [action.id, *variant_arms] if action.id in seen or not variant_arms else variant_arms:
+                if arm not in ordered:
+                    ordered.append(arm)
+        for arm in sorted(seen):
+            if arm not in ordered:
+                ordered.append(arm)
+        return ordered
+
+    def _arm_cost(self, arm: str) -> float:
+        action_id, _, variant_id = arm.partition(ARM_SEPARATOR)
+        if arm == NO_ACTION or action_id not in self.playbook.action_ids:
+            return 0.0
+        action = self.playbook.action(action_id)
+        for variant in action.variants:
+            if variant.id == variant_id and variant.cost_usd is not None:
+                return float(variant.cost_usd)
+        return float(action.cost_usd)
+
+    def _scale(self, frame: pl.DataFrame, *, fit: bool = False) -> F64:
+        """Per-row scale of amounts (ARR): positive, with the training median where missing."""
+        if self.scale_column is None or self.scale_column not in frame.columns:
+            if fit:
+                self.scale_default_ = 1.0
+                self.scale_used_ = False
+            return np.ones(frame.height)
+        values = frame.get_column(self.scale_column).cast(pl.Float64).to_numpy().astype(np.float64)
+        good = np.isfinite(values) & (values > 0)
+        if fit:
+            self.scale_default_ = float(np.median(values[good])) if good.any() else 1.0
+            self.scale_used_ = bool(good.any())
+        if not getattr(self, "scale_used_", False):
+            return np.ones(frame.height)
+        out: F64 = np.where(good, values, self.scale_default_)
+        return out
+
+    def _fit_repeat(self, rows: pl.DataFrame, codes: I64) -> F64:
+        """Find each arm's recency column; standardise the recency of every row's own action (0 for ``none``)."""
+        self.repeat_columns_: list[str | None] = [None] * len(self.arms_)
+        if self.repeat_feature is not None:
+            for i, arm in enumerate(self.arms_):
+                action_id = arm.partition(ARM_SEPARATOR)[0]
+                column = self.repeat_feature.format(action=sanitize_name(action_id))
+                if arm != NO_ACTION and column in rows.columns:
+                    self.repeat_columns_[i] = column
+        own = np.zeros(rows.height)
+        for i, found in enumerate(self.repeat_columns_):
+            mine = codes == i
+            if found is not None and mine.any():
+                own[mine] = _recency(rows.filter(pl.Series(mine)).get_column(found), self.repeat_days)
+        acted = codes > 0
+        self.repeat_center_ = float(own[acted].mean()) if acted.any() else 0.0
+        self.repeat_scale_ = float(own[acted].std()) if acted.any() else 0.0
+        self.repeat_used_ = self.repeat_scale_ > 1e-6
+        if not self.repeat_used_:
+            return np.zeros(rows.height)
+        out: F64 = np.where(acted, (own - self.repeat_center_) / self.repeat_scale_, 0.0)
+        return out
+
+    def _repeat_z(self, frame: pl.DataFrame) -> F64:
+        """Shape (n, arms): the standardised recency of each arm's own action for every row (0 for ``none``)."""
+        out = np.zeros((frame.height, len(self.arms_)))
+        if not getattr(self, "repeat_used_", False):
+            return out
+        for i, column in enumerate(self.repeat_columns_):
+            if self.arms_[i] == NO_ACTION:
+                continue
+            recency = (
+                _recency(frame.get_column(column), self.repeat_days)
+                if column is not None and column in frame.columns
+                else np.zeros(frame.height)
+            )
+            out[:, i] = (recency - self.repeat_center_) / self.repeat_scale_
+        return out
+
+    def _booster_params(self, objective: str, rows: int, extra: dict[str, Any] | None = None) -> dict[str, Any]:
+        return lgb_params(
+            objective=objective,
+            learning_rate=self.learning_rate,
+            num_leaves=self.num_leaves,
+            min_child_samples=self.min_child_samples,
+            reg_lambda=self.reg_lambda,
+            colsample=self.colsample,
+            max_bin=self.max_bin,
+            random_state=self.random_state,
+            n_jobs=self.n_jobs,
+            bagging_fraction=min(self.subsample, bagging_share(rows, self.max_rows_per_tree)),
+            extra={"min_sum_hessian_in_leaf": self.min_child_weight, **(extra or {})},
+        )
+
+    def _with_arm(self, x: NDArray[np.float32], code: int | I64) -> NDArray[np.float32]:
+        arm = np.broadcast_to(np.asarray(code, dtype=np.float32), (x.shape[0],))
+        out: NDArray[np.float32] = np.column_stack([x, arm]).astype(np.float32, copy=False)
+        return out
+
+    def _categorical(self) -> list[int]:
+        return [*self.matrix_.categorical_indices_, len(self.matrix_.columns_)]
+
+    def _fit_objective(
+        self,
+        spec: ObjectiveSpec,
+        rows: pl.DataFrame,
+        xa: NDArray[np.float32],
+        shared: list[lgb.Dataset],
+        codes: I64,
+        folds: I64,
+        weights: F64,
+        scale: F64,
+        repeat_z: F64,
+    ) -> _ObjectiveFit:
+        n_arms = len(self.arms_)
+        y = (rows.get_column(spec.label).cast(pl.Float64).fill_null(0.0).to_numpy() > 0).astype(np.float64)
+        events = int(y.sum())
+        fit = _ObjectiveFit(spec=spec, events=events)
+        fit.events_by_arm = np.bincount(codes[(codes >= 0) & (y > 0)], minlength=n_arms).astype(np.int64)
+        fit.delta = np.zeros(n_arms)
+        fit.delta_var = np.zeros(n_arms)
+        fit.raw_delta = np.full(n_arms, np.nan)
+        fit.raw_delta_var = np.full(n_arms, np.nan)
+        fit.log_mult = np.zeros(n_arms)
+        fit.log_mult_var = np.zeros(n_arms)
+        if events < self.min_events or events == len(y):
+            fit.constant = float(y.mean())
+            if spec.is_amount:
+                amounts = rows.get_column(spec.value_label).cast(pl.Float64).fill_null(0.0).to_numpy()
+                fit.amount_constant = float(np.mean(amounts[y > 0] / scale[y > 0])) if events else 0.0
+            return fit
+
+        params = self._booster_params(
+            "binary", int(len(y) * (self.n_folds - 1) / self.n_folds), {"metric": "binary_logloss"}
+        )
+        if not shared:
+            data = lgb.Dataset(xa, label=y, categorical_feature=self._categorical(), params=params, free_raw_data=False)
+            shared.append(data.construct())
+        data = shared[0]
+        data.set_label(y)
+        fit.deviance_by_trees = np.zeros(self.n_estimators)
+        for k in range(self.n_folds):
+            train_idx = np.flatnonzero(folds != k)
+            held_idx = np.flatnonzero(folds == k)
+            record: dict[str, Any] = {}
+            extra: dict[str, Any] = {}
+            if self.select_trees and len(held_idx):
+                # The held-out fold's deviance after every tree, at the arms the rows took.
+                extra = {
+                    "valid_sets": [data.subset(held_idx.tolist())],
+                    "valid_names": ["held"],
+                    "callbacks": [lgb.record_evaluation(record)],
+                }
+            booster = lgb.train(params, data.subset(train_idx.tolist()), num_boost_round=self.n_estimators, **extra)
+            fit.boosters.append(booster)
+            if record:
+                fit.deviance_by_trees += len(held_idx) * np.asarray(record["held"]["binary_logloss"], dtype=np.float64)
+        fit.n_trees = int(np.argmin(fit.deviance_by_trees)) + 1 if self.select_trees else self.n_estimators
+        offset = np.zeros(len(y))
+        for k, booster in enumerate(fit.boosters):
+            held_idx = np.flatnonzero(folds == k)
+            if len(held_idx):
+                offset[held_idx] = booster.predict(_as_none(xa[held_idx]), raw_score=True, num_iteration=fit.n_trees)
+
+        use_weights = weights if self.calibration_weights == "propensity" else np.ones(len(y))
+        none_rows = codes == 0
+        if none_rows.any():
+            fit.beta0, fit.beta0_var = _fit_shift(y[none_rows], offset[none_rows], use_weights[none_rows])
+        usable = self._usable_arms(codes)
+        acted = (codes > 0) & usable[np.maximum(codes, 0)]
+        if self.repeat_used_ and acted.any():
+            fit.repeat_slope, fit.repeat_slope_var = _fit_repeat_slope(
+                y[acted],
+                offset[acted] + fit.beta0,
+                codes[acted],
+                repeat_z[acted],
+                use_weights[acted],
+                self.repeat_ridge,
+            )
+        multiplier = np.exp(fit.repeat_slope * repeat_z)
+        raw = np.full(n_arms, np.nan)
+        raw_var = np.full(n_arms, np.nan)
+        for i in range(1, n_arms):
+            mine = codes == i
+            if not mine.any():
+                continue
+            shift, var = _fit_shift(y[mine], offset[mine] + fit.beta0, use_weights[mine], multiplier=multiplier[mine])
+            raw[i], raw_var[i] = shift, var + fit.beta0_var
+        raw[0], raw_var[0] = 0.0, 0.0
+        fit.raw_delta, fit.raw_delta_var = raw, raw_var
+        fit.delta, fit.delta_var = _empirical_bayes(raw, raw_var, usable, self.min_between_sd)
+        fit.delta[0], fit.delta_var[0] = 0.0, 0.0
+
+        if spec.is_amount:
+            self._fit_amount(fit, spec, rows, xa, codes, folds, y, use_weights, scale)
+        return fit
+
+    def _usable_arms(self, codes: I64) -> NDArray[np.bool_]:
+        flagged = set(self.flagged_arms_)
+        usable = np.array([a not in flagged and a != NO_ACTION for a in self.arms_])
+        counts = np.bincount(codes[codes >= 0], minlength=len(self.arms_))
+        out: NDArray[np.bool_] = usable & (counts > 0)
+        return out
+
+    def _fit_amount(
+        self,
+        fit: _ObjectiveFit,
+        spec: ObjectiveSpec,
+        rows: pl.DataFrame,
+        xa: NDArray[np.float32],
+        codes: I64,
+        folds: I64,
+        y: F64,
+        weights: F64,
+        scale: F64,
+    ) -> None:
+        """Amount per event relative to scale: a cross-fitted regressor plus per-arm multipliers."""
+        amounts = rows.get_column(spec.value_label).cast(pl.Float64).fill_null(0.0).to_numpy()
+        event = y > 0
+        ratio = amounts / scale
+        fit.amount_constant = float(np.mean(ratio[event]))
+        base = np.full(len(y), fit.amount_constant)
+        event_idx = np.flatnonzero(event)
+        if len(event_idx) >= self.min_amount_rows:
+            params = self._booster_params(
+                "regression", len(event_idx), {"min_data_in_leaf": 20, "feature_fraction": min(1.0, 2 * self.colsample)}
+            )
+            data = lgb.Dataset(
+                xa[event_idx],
+                label=ratio[event_idx],
+                categorical_feature=self._categorical(),
+                params=params,
+                free_raw_data=False,
+            )
+            data.construct()
+            event_folds = folds[event_idx]
+            for k in range(self.n_folds):
+                train = np.flatnonzero(event_folds != k)
+                held = event_idx[event_folds == k]
+                booster = lgb.train(params, data.subset(train.tolist()), num_boost_round=self.n_estimators)
+                fit.amount_boosters.append(booster)
+                if len(held):
+                    base[held] = booster.predict(_as_none(xa[held]))
+        base = np.maximum(base, 1e-9)
+        n_arms = len(self.arms_)
+        log_mult = np.full(n_arms, np.nan)
+        log_var = np.full(n_arms, np.nan)
+        for i in range(n_arms):
+            mine = event & (codes == i)
+            if mine.sum() < 2:
+                continue
+            w = weights[mine]
+            q = ratio[mine] / base[mine]
+            mean_q = float(np.sum(w * q) / np.sum(w))
+            if mean_q <= 0:
+                continue
+            spread = float(np.sqrt(np.sum(w * (q - mean_q) ** 2) / np.sum(w)))
+            ess = float(np.sum(w) ** 2 / np.sum(w**2))
+            log_mult[i] = math.log(mean_q)
+            log_var[i] = (spread / mean_q) ** 2 / max(ess, 1.0) + 1e-6
+        reference = log_mult[0] if np.isfinite(log_mult[0]) else 0.0
+        reference_var = log_var[0] if np.isfinite(log_var[0]) else 0.0
+        raw = log_mult - reference
+        raw_var = log_var + reference_var
+        usable = self._usable_arms(codes) & np.isfinite(raw)
+        fit.log_mult, fit.log_mult_var = _empirical_bayes(raw, raw_var, usable, self.min_between_sd)
+        fit.log_mult[0], fit.log_mult_var[0] = 0.0, 0.0
+        fit.amount_reference = float(reference)
+
+    def _arm_effects(self, codes: I64) -> list[ArmEffect]:
+        counts = np.bincount(codes[codes >= 0], minlength=len(self.arms_))
+        flagged = set(self.flagged_arms_)
+        out = []
+        for fit in self.fits_:
+            for i, arm in enumerate(self.arms_):
+                if arm == NO_ACTION:
+                    continue
+                raw = fit.raw_delta[i] if len(fit.raw_delta) else np.nan
+                raw_var = fit.raw_delta_var[i] if len(fit.raw_delta_var) else np.nan
+                out.append(
+                    ArmEffect(
+                        arm=arm,
+                        objective=fit.spec.objective,
+                        rows=int(counts[i]),
+                        events=int(fit.events_by_arm[i]) if len(fit.events_by_arm) else 0,
+                        raw_logit_effect=float(raw) if np.isfinite(raw) else None,
+                        raw_se=float(math.sqrt(raw_var)) if np.isfinite(raw_var) else None,
+                        logit_effect=float(fit.delta[i]),
+                        posterior_sd=float(math.sqrt(max(fit.delta_var[i], 0.0))),
+                        amount_multiplier=float(math.exp(fit.log_mult[i])) if fit.spec.is_amount else None,
+                        pooled=arm in flagged,
+                    )
+                )
+        return out
+
+    # ---- prediction ------------------------------------------------------------------------------
+
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "fits_"):
+            raise NotFittedError("this EffectModel is not fitted yet: call fit(training) first")
+
+    def _baseline_logits(self, fit: _ObjectiveFit, x: NDArray[np.float32]) -> F64:
+        """Shape (K, n): each fold model's do-nothing raw score."""
+        xa = self._with_arm(x, 0)
+        trees = fit.n_trees or None
+        out: F64 = np.stack([b.predict(xa, raw_score=True, num_iteration=trees) for b in fit.boosters]).astype(
+            np.float64
+        )
+        return out
+
+    def _baseline_amounts(self, fit: _ObjectiveFit, x: NDArray[np.float32]) -> F64:
+        """Expected amount per event under doing nothing, relative to scale (mean of fold models)."""
+        if not fit.amount_boosters:
+            return np.full(x.shape[0], fit.amount_constant * math.exp(fit.amount_reference))
+        xa = self._with_arm(x, 0)
+        mean: F64 = np.mean([b.predict(xa) for b in fit.amount_boosters], axis=0)
+        out: F64 = np.maximum(mean, 1e-9) * math.exp(fit.amount_reference)
+        return out
+
+    def project(self, snapshot: pl.DataFrame, *, level: float | None = None) -> EffectProjection:
+        """Projected effects of every action for every account of a snapshot, with intervals.
+
+        Parameters
+        ----------
+        snapshot
+            One row per account: ``account_id`` and the features (as
+            :func:`~nextmove.features.compute_features` makes them).
+        level
+            Interval level (default: the model's ``level``).
+
+        Returns
+        -------
+        EffectProjection
+            Per account × action × objective (``effects``) and per account × action in dollars
+            (``values``).
+
+        Raises
+        ------
+        NotFittedError
+            If the model is not fitted.
+        ConfigError
+            If ``level`` is not in (0, 1) or the snapshot lacks ``account_id``.
+        """
+        self._check_fitted()
+        level = self.level if level is None else level
+        _check_level(level)
+        _require(snapshot, "account_id", "a projection")
+        rng = np.random.default_rng(self.random_state)
+        # Parameter draws are shared by all accounts (and chunks); heterogeneity is per account.
+        params = [self._parameter_draws(fit, rng) for fit in self.fits_]
+        chunk = max(1, _DRAW_BUDGET // max(self.n_draws * len(self.arms_), 1))
+        effects: list[pl.DataFrame] = []
+        values: list[pl.DataFrame] = []
+        for number, start in enumerate(range(0, max(snapshot.height, 1), chunk)):
+            part = snapshot.slice(start, chunk)
+            chunk_rng = np.random.default_rng([self.random_state, number])
+            e, v = self._project_chunk(part, level, params, chunk_rng)
+            effects.extend(e)
+            values.append(v)
+        return EffectProjection(
+            level=level,
+            effects=pl.concat(effects) if effects else _empty_effects(),
+            values=pl.concat(values),
+            flagged_actions=tuple(self.flagged_arms_),
+        )
+
+    def _parameter_draws(self, fit: _ObjectiveFit, rng: np.random.Generator) -> dict[str, F64]:
+        n_draws, n_arms = self.n_draws, len(self.arms_)
+        sd = np.sqrt(np.maximum(fit.delta_var, 0.0)) if len(fit.delta_var) else np.zeros(n_arms)
+        shift = (fit.delta if len(fit.delta) else np.zeros(n_arms))[:, None] + sd[:, None] * rng.standard_normal(
+            (n_arms, n_draws)
+        )
+        m_sd = np.sqrt(np.maximum(fit.log_mult_var, 0.0)) if len(fit.log_mult_var) else np.zeros(n_arms)
+        log_mult = fit.log_mult if len(fit.log_mult) else np.zeros(n_arms)
+        mult = np.exp(log_mult[:, None] + m_sd[:, None] * rng.standard_normal((n_arms, n_draws)))
+        beta0 = fit.beta0 + math.sqrt(max(fit.beta0_var, 0.0)) * rng.standard_normal(n_draws)
+        slope = fit.repeat_slope + math.sqrt(max(fit.repeat_slope_var, 0.0)) * rng.standard_normal(n_draws)
+        return {"shift": shift, "mult": mult, "beta0": beta0, "slope": slope}
+
+    def _project_chunk(
+        self,
+        snapshot: pl.DataFrame,
+        level: float,
+        params: list[dict[str, F64]],
+        rng: np.random.Generator,
+    ) -> tuple[list[pl.DataFrame], pl.DataFrame]:
+        n = snapshot.height
+        x = self.matrix_.transform(snapshot)
+        scale = self._scale(snapshot)
+        arr = (
+            snapshot.get_column("arr").cast(pl.Float64).to_numpy().astype(np.float64)
+            if "arr" in snapshot.columns
+            else np.zeros(n)
+        )
+        ids = _keys_frame(snapshot)
+        repeat_z = self._repeat_z(snapshot)
+        q_low, q_high = (1 - level) / 2, (1 + level) / 2
+        arms, n_draws = self.arms_, self.n_draws
+        flagged = set(self.flagged_arms_)
+        value_point = np.zeros((len(arms), n))
+        value_draws = np.zeros((len(arms), n, n_draws))
+        effect_parts: list[pl.DataFrame] = []
+        for fit, drawn in zip(self.fits_, params, strict=True):
+            spec = fit.spec
+            per_unit = spec.usd_per_unit(arr)
+            if fit.constant is not None:
+                amount = fit.amount_constant * scale if spec.is_amount else np.ones(n)
+                baseline = fit.constant * amount
+                zeros = np.zeros(n)
+                for arm in arms[1:]:
+                    effect_parts.append(
+                        _effect_frame(ids, arm, spec, baseline, zeros, zeros, zeros, zeros, arm in flagged)
+                    )
+                continue
+            folds_logit = self._baseline_logits(fit, x)
+            k = folds_logit.shape[0]
+            center = folds_logit.mean(axis=0)
+            # Baseline draws: the fold models in turn, each deviation scaled as a delete-a-group jackknife.
+            inflate = math.sqrt(max(k - 1, 1))
+            base_draws = center[:, None] + inflate * (folds_logit[np.arange(n_draws) % k].T - center[:, None])
+            base_draws += drawn["beta0"][None, :]
+            p0 = sigmoid(center + fit.beta0)
+            p0_draws = sigmoid(base_draws)
+            amount0 = self._baseline_amounts(fit, x) * scale if spec.is_amount else np.ones(n)
+            baseline = p0 * amount0
+            for i, arm in enumerate(arms):
+                if arm == NO_ACTION:
+                    continue
+                hetero = self.heterogeneity_sd * rng.standard_normal((n, n_draws))
+                z = repeat_z[:, i]
+                pa = sigmoid(center + fit.beta0 + fit.delta[i] * np.exp(fit.repeat_slope * z))
+                shift_draws = drawn["shift"][i][None, :] * np.exp(np.clip(np.outer(z, drawn["slope"]), -_Z_CAP, _Z_CAP))
+                pa_draws = sigmoid(np.clip(base_draws + shift_draws + hetero, -_Z_CAP, _Z_CAP))
+                if spec.is_amount:
+                    effect = (pa * math.exp(fit.log_mult[i]) - p0) * amount0
+                    draws = (pa_draws * drawn["mult"][i][None, :] - p0_draws) * amount0[:, None]
+                else:
+                    effect = pa - p0
+                    draws = pa_draws - p0_draws
+                low, high = _interval(effect, draws, q_low, q_high, self.interval_scale)
+                effect_parts.append(
+                    _effect_frame(ids, arm, spec, baseline, effect, low, high, effect * per_unit, arm in flagged)
+                )
+                value_point[i] += effect * per_unit
+                value_draws[i] += draws * per_unit[:, None]
+        value_parts = []
+        for i, arm in enumerate(arms):
+            cost = float(self.arm_costs_[i])
+            if arm == NO_ACTION:
+                low = high = np.zeros(n)
+            else:
+                low, high = _interval(value_point[i], value_draws[i], q_low, q_high, self.interval_scale)
+            data = pl.DataFrame(
+                {
+                    "action_id": [arm] * n,
+                    "value_usd": value_point[i] - cost,
+                    "low": low - cost,
+                    "high": high - cost,
+                    "cost_usd": np.full(n, cost),
+                    "pooled": np.full(n, arm in flagged),
+                },
+                schema=_VALUE_SCHEMA,
+            )
+            value_parts.append(pl.concat([ids, data], how="horizontal"))
+        return effect_parts, pl.concat(value_parts)
+
+    def expected_values(self, frame: pl.DataFrame, *, objective: str | None = None) -> pl.DataFrame:
+        """The expected dollar value of every arm for every row: the outcome model that DR evaluation needs.
+
+        ``Σ_objectives dollars(E[Y_o | x, a]) − cost(a)`` with the convention of
+        :class:`ObjectiveSpec`; the level matches :func:`row_value_usd` of realised rows.
+
+        Parameters
+        ----------
+        frame
+            Rows with ``account_id`` (and ``decision_ts`` if present) and the features.
+        objective
+            Only this objective's dollars, without cost (matches ``row_value_usd(…, objective=…)``).
+
+        Returns
+        -------
+        polars.DataFrame
+            ``account_id``, ``decision_ts`` (when the frame has it), ``action_id``,
+            ``expected_value_usd``: one row per input row and arm.
+
+        Raises
+        ------
+        NotFittedError
+            If the model is not fitted.
+        """
+        self._check_fitted()
+        n = frame.height
+        x = self.matrix_.transform(frame)
+        scale = self._scale(frame)
+        arr = frame.get_column("arr").cast(pl.Float64).to_numpy() if "arr" in frame.columns else np.zeros(n)
+        totals = np.zeros((len(self.arms_), n))
+        repeat_z = self._repeat_z(frame)
+        if objective is not None and objective not in {f.spec.objective for f in self.fits_}:
+            raise ConfigError(f"objective {objective!r} is not in the playbook")
+        for fit in self.fits_:
+            spec = fit.spec
+            if objective is not None and spec.objective != objective:
+                continue
+            per_unit = spec.usd_per_unit(arr)
+            if fit.constant is not None:
+                level = fit.constant * (fit.amount_constant * scale if spec.is_amount else 1.0)
+                totals += level * per_unit
+                continue
+            center = self._baseline_logits(fit, x).mean(axis=0) + fit.beta0
+            amount0 = self._baseline_amounts(fit, x) * scale if spec.is_amount else np.ones(n)
+            for i in range(len(self.arms_)):
+                p = sigmoid(center + fit.delta[i] * np.exp(fit.repeat_slope * repeat_z[:, i]))
+                mult = math.exp(fit.log_mult[i]) if spec.is_amount else 1.0
+                totals[i] += p * mult * amount0 * per_unit
+        keys = ["account_id"] + (["decision_ts"] if "decision_ts" in frame.columns else [])
+        parts = []
+        for i, arm in enumerate(self.arms_):
+            parts.append(
+                frame.select(keys).with_columns(
+                    pl.lit(arm).alias("action_id"),
+                    pl.Series("expected_value_usd", totals[i] - (self.arm_costs_[i] if objective is None else 0.0)),
+                )
+            )
+        return pl.concat(parts)
+
+
+# ---- helpers ----------------------------------------------------------------------------------
+
+
+def _check_level(level: object) -> None:
+    if isinstance(level, bool) or not isinstance(level, int | float) or not 0 < float(level) < 1:
+        raise ConfigError(f"level must be a number in (0, 1), e.g. 0.9, got {level!r}")
+
+
+def _fit_shift(
+    y: F64, offset: F64, weights: F64, ridge: float = 1.0, multiplier: F64 | None = None
+) -> tuple[float, float]:
+    """The logit shift ``b`` maximising the (weighted) likelihood of ``y`` under ``σ(offset + b · multiplier)``.
+
+    A weak ridge (``ridge``, in units of the Hessian) keeps it finite when an arm has no events;
+    the variance is the inverse Hessian, with weights scaled to their effective sample size.
+    ``multiplier`` (default 1) scales the shift row by row.
+    """
+    w = weights / weights.mean()
+    m = np.ones(len(y)) if multiplier is None else multiplier
+    b = 0.0
+    h = ridge
+    for _ in range(100):
+        p = sigmoid(np.clip(offset + b * m, -_Z_CAP, _Z_CAP))
+        g = float(np.sum(w * (p - y) * m)) + ridge * b
+        h = float(np.sum(w * p * (1 - p) * m * m)) + ridge
+        step = g / h
+        b -= step
+        if abs(step) < 1e-10:
+            break
+    ess = float(weights.sum() ** 2 / np.sum(weights**2))
+    var = 1.0 / h * (len(w) / max(ess, 1.0))
+    return b, var
+
+
+def _fit_repeat_slope(
+    y: F64, offset: F64, codes: I64, z: F64, weights: F64, ridge: float, shift_ridge: float = 1.0
+) -> tuple[float, float]:
+    """The slope ``θ`` of ``σ(offset + δ_arm · exp(θ · z))``, fitted jointly with every arm's shift ``δ``.
+
+    ``z`` is the standardised recency of the row's own action; ``θ < 0`` means an action repeated
+    recently does less. Ridge penalties: ``ridge`` on ``θ``, ``shift_ridge`` on each ``δ``. Returns
+    ``θ`` and its variance (Gauss–Newton, weights scaled to their effective sample size).
+    """
+    arms, index = np.unique(codes, return_inverse=True)
+    k = len(arms)
+    w = weights / weights.mean()
+
+    def objective(params: F64) -> tuple[float, F64]:
+        delta, theta = params[:k], params[k]
+        em = np.exp(np.clip(theta * z, -_Z_CAP, _Z_CAP))
+        eta = offset + delta[index] * em
+        p = sigmoid(np.clip(eta, -_Z_CAP, _Z_CAP))
+        # log(1 + e^η) − y·η, summed with weights: the negative log-likelihood, stable for any η.
+        nll = float(np.sum(w * (np.logaddexp(0.0, eta) - y * eta)))
+        r = w * (p - y)
+        grad_delta = np.bincount(index, weights=r * em, minlength=k) + shift_ridge * delta
+        grad_theta = float(np.sum(r * delta[index] * em * z)) + ridge * theta
+        penalty = 0.5 * shift_ridge * float(delta @ delta) + 0.5 * ridge * theta * theta
+        return nll + penalty, np.append(grad_delta, grad_theta)
+
+    result = minimize(objective, np.zeros(k + 1), jac=True, method="L-BFGS-B")
+    delta, theta = result.x[:k], float(result.x[k])
+    em = np.exp(np.clip(theta * z, -_Z_CAP, _Z_CAP))
+    p = sigmoid(np.clip(offset + delta[index] * em, -_Z_CAP, _Z_CAP))
+    curvature = w * p * (1 - p)
+    jac_theta = delta[index] * em * z
+    # Gauss–Newton information of (δ, θ); δ's block is diagonal, so θ's variance is its Schur complement.
+    h_dd = np.bincount(index, weights=curvature * em * em, minlength=k) + shift_ridge
+    h_dt = np.bincount(index, weights=curvature * em * jac_theta, minlength=k)
+    h_tt = float(np.sum(curvature * jac_theta * jac_theta)) + ridge
+    info = h_tt - float(np.sum(h_dt * h_dt / h_dd))
+    ess = float(weights.sum() ** 2 / np.sum(weights**2))
+    var = 1.0 / max(info, 1e-12) * (len(w) / max(ess, 1.0))
+    return theta, var
+
+
+def _empirical_bayes(est: F64, var: F64, usable: NDArray[np.bool_], min_sd: float = 1.0) -> tuple[F64, F64]:
+    """Shrink per-arm estimates toward their precision-weighted pool (DerSimonian–Laird).
+
+    The between-arm variance is the DerSimonian–Laird estimate, at least ``min_sd²`` (with fewer
+    than three usable arms it cannot be told and ``min_sd²`` stands in for it). Arms not
+    ``usable`` (flagged, never taken) get the pooled estimate with the between-arm variance plus
+    the pool's own.
+    """
+    prior_sd = min_sd
+    out = np.where(np.isfinite(est), est, 0.0).astype(np.float64)
+    out_var = np.where(np.isfinite(var), var, 0.0).astype(np.float64)
+    idx = np.flatnonzero(usable & np.isfinite(est) & np.isfinite(var))
+    if len(idx) == 0:
+        out = np.zeros(len(est))
+        out_var = np.full(len(est), prior_sd**2)
+        return out, out_var
+    e, v = est[idx], np.maximum(var[idx], 1e-12)
+    w = 1.0 / v
+    fixed = float(np.sum(w * e) / np.sum(w))
+    between = prior_sd**2
+    if len(idx) >= 3:
+        q = float(np.sum(w * (e - fixed) ** 2))
+        denom = float(np.sum(w) - np.sum(w**2) / np.sum(w))
+        between = max(between, (q - (len(idx) - 1)) / denom if denom > 0 else 0.0)
+    w_star = 1.0 / (v + between)
+    pooled = float(np.sum(w_star * e) / np.sum(w_star))
+    pooled_var = float(1.0 / np.sum(w_star))
+    if between > 0:
+        keep = between / (between + v)
+        out[idx] = pooled + keep * (e - pooled)
+        out_var[idx] = keep * v + (1 - keep) ** 2 * pooled_var
+    else:
+        out[idx] = pooled
+        out_var[idx] = pooled_var
+    rest = np.ones(len(est), dtype=bool)
+    rest[idx] = False
+    out[rest] = pooled
+    out_var[rest] = between + pooled_var if between > 0 else prior_sd**2 + pooled_var
+    return out, out_var
+
+
+def _recency(days: pl.Series, scale_days: float) -> F64:
+    """``exp(−days / scale_days)`` of a days-since column: 1 for today, 0 for never (null)."""
+    values = days.cast(pl.Float64).to_numpy().astype(np.float64)
+    out: F64 = np.where(np.isfinite(values), np.exp(-np.maximum(np.nan_to_num(values), 0.0) / scale_days), 0.0)
+    return out
+
+
+def _interval(point: F64, draws: F64, q_low: float, q_high: float, scale: float) -> tuple[F64, F64]:
+    """The central interval of ``draws`` (per row), its half-widths around ``point`` times ``scale``."""
+    lo = np.quantile(draws, q_low, axis=1)
+    hi = np.quantile(draws, q_high, axis=1)
+    low: F64 = point - scale * np.maximum(point - lo, 0.0)
+    high: F64 = point + scale * np.maximum(hi - point, 0.0)
+    return low, high
+
+
+def _as_none(xa: NDArray[np.float32]) -> NDArray[np.float32]:
+    """A copy of rows of the model matrix with the arm set to ``none`` (code 0, the last column)."""
+    out = xa.copy()
+    out[:, -1] = 0.0
+    return out
+
+
+def _keys_frame(frame: pl.DataFrame) -> pl.DataFrame:
+    """The columns that name a row of a projection: ``account_id`` and, when present, ``decision_ts``."""
+    keys = [pl.col("account_id").cast(pl.String)]
+    if "decision_ts" in frame.columns:
+        keys.append(pl.col("decision_ts"))
+    return frame.select(keys)
+
+
+def _effect_frame(
+    ids: pl.DataFrame,
+    arm: str,
+    spec: ObjectiveSpec,
+    baseline: F64,
+    effect: F64,
+    low: F64,
+    high: F64,
+    effect_usd: F64,
+    pooled: bool,
+) -> pl.DataFrame:
+    n = ids.height
+    data = pl.DataFrame(
+        {
+            "action_id": [arm] * n,
+            "objective": [spec.objective] * n,
+            "outcome": [spec.outcome] * n,
+            "unit": [spec.unit] * n,
+            "baseline": baseline,
+            "effect": effect,
+            "low": low,
+            "high": high,
+            "effect_usd": effect_usd,
+            "pooled": np.full(n, pooled),
+        },
+        schema=_EFFECT_SCHEMA,
+    )
+    return pl.concat([ids, data], how="horizontal")
+
+
+_EFFECT_SCHEMA = {
+    "action_id": pl.String,
+    "objective": pl.String,
+    "outcome": pl.String,
+    "unit": pl.String,
+    "baseline": pl.Float64,
+    "effect": pl.Float64,
+    "low": pl.Float64,
+    "high": pl.Float64,
+    "effect_usd": pl.Float64,
+    "pooled": pl.Boolean,
+}
+
+
+_VALUE_SCHEMA = {
+    "action_id": pl.String,
+    "value_usd": pl.Float64,
+    "low": pl.Float64,
+    "high": pl.Float64,
+    "cost_usd": pl.Float64,
+    "pooled": pl.Boolean,
+}
+
+
+def _empty_effects() -> pl.DataFrame:
+    return pl.DataFrame(schema={"account_id": pl.String, **_EFFECT_SCHEMA})

@@ -1,0 +1,401 @@
+"""The health scorecard: a readable 0–100 score per account, its bands, trend, components and movers."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Literal, Self
+
+import numpy as np
+import polars as pl
+
+from nextmove.errors import ConfigError, NotFittedError
+from nextmove.features import sanitize_name
+from nextmove.playbook.schema import Health, Playbook
+
+BANDS: tuple[tuple[str, float], ...] = (("Critical", 30.0), ("At risk", 70.0), ("Healthy", 100.0))
+"""Band names and their upper bounds on the rounded score: Critical 0–30, At risk 31–70, Healthy 71–100."""
+
+_WORDS = {
+    "mean": "average",
+    "sum": "total",
+    "count": "count",
+    "trend": "trend",
+    "last": "latest",
+}
+
+
+@dataclass(frozen=True)
+class ScorecardMeasure:
+    """One resolved measure: a feature, its direction, scaling, component and weight within the component."""
+
+    component: str
+    feature: str
+    direction: Literal["higher", "lower"] = "higher"
+    label: str = ""
+    scale: Literal["rank", "linear"] = "rank"
+    low: float | None = None
+    high: float | None = None
+    weight: float = 1.0
+
+    @property
+    def text(self) -> str:
+        """The measure in plain words."""
+        return self.label or describe_feature(self.feature)
+
+
+@dataclass(frozen=True)
+class ScorecardComponent:
+    """A resolved component: id, display name, weight (points out of 100)."""
+
+    id: str
+    name: str
+    weight: float
+
+
+@dataclass(frozen=True)
+class Mover:
+    """A measure whose change moved the score, in plain words."""
+
+    account_id: str
+    feature: str
+    text: str
+    points: float
+
+
+def describe_feature(feature: str) -> str:
+    """Plain words for a feature name.
+
+    Examples
+    --------
+    >>> describe_feature("active_users_mean_28d")
+    'active users (28-day average)'
+    >>> describe_feature("tickets_opened_count_90d")
+    'tickets opened (90-day count)'
+    >>> describe_feature("arr")
+    'ARR'
+    """
+    if feature == "arr":
+        return "ARR"
+    m = re.fullmatch(r"(.+)_(mean|sum|count|trend)_(\d+)d", feature)
+    if m:
+        return f"{m.group(1).replace('_', ' ')} ({m.group(3)}-day {_WORDS[m.group(2)]})"
+    m = re.fullmatch(r"(.+)_last", feature)
+    if m:
+        return f"{m.group(1).replace('_', ' ')} (latest)"
+    return feature.replace("_", " ")
+
+
+def resolve_scorecard(
+    playbook: Playbook, available: Sequence[str]
+) -> tuple[list[ScorecardComponent], list[ScorecardMeasure]]:
+    """The components and measures the playbook asks for, limited to features that exist.
+
+    Explicit ``[health.components]`` are used as written. Without them, components are built from
+    ``[signal_roles]``: usage and engagement signals count up; support signals (tickets, severity)
+    count down; sentiment and survey signals count up; business value is ARR and tenure. A book
+    without roles gets a business-value component only, which the optimizer can then extend.
+
+    Raises
+    ------
+    ConfigError
+        When no measure of any component exists among ``available`` features.
+    """
+    have = set(available)
+    health: Health = playbook.health
+    components: list[ScorecardComponent] = []
+    measures: list[ScorecardMeasure] = []
+    if health.components:
+        for cid, comp in health.components.items():
+            components.append(ScorecardComponent(cid, comp.name or cid, comp.weight))
+            for m in comp.measures:
+                measures.append(ScorecardMeasure(cid, m.feature, m.direction, m.label, m.scale, m.low, m.high))
+    else:
+        w = health.window_days
+        roles = playbook.signal_roles
+        built: dict[str, list[tuple[str, Literal["higher", "lower"]]]] = {
+            "usage": [(f"{sanitize_name(s)}_{kind}_{w}d", "higher") for s in roles.usage for kind in ("mean", "trend")],
+            "engagement": [(f"{sanitize_name(s)}_sum_{w}d", "higher") for s in roles.engagement],
+            "sentiment": [(f"{sanitize_name(s)}_mean_90d", "higher") for s in roles.sentiment]
+            + [(f"{sanitize_name(s)}_last", "higher") for s in roles.survey]
+            + [(f"{sanitize_name(s)}_sum_{w}d", "lower") for s in roles.support],
+            "business_value": [("arr", "higher"), ("tenure_days", "higher")],
+        }
+        names = {
+            "usage": "Product usage",
+            "engagement": "Engagement",
+            "sentiment": "Sentiment & support",
+            "business_value": "Business value",
+        }
+        for cid, items in built.items():
+            weight = health.default_weights.get(cid, 0.0)
+            if weight <= 0:
+                continue
+            components.append(ScorecardComponent(cid, names[cid], weight))
+            measures.extend(ScorecardMeasure(cid, f, d) for f, d in items)
+    present = [m for m in measures if m.feature in have]
+    used = {m.component for m in present}
+    components = [c for c in components if c.id in used]
+    if not present:
+        wanted = ", ".join(sorted({m.feature for m in measures})) or "(none)"
+        raise ConfigError(
+            f"no health measure exists among the book's features (wanted: {wanted}); "
+            "set [signal_roles] or [health.components] in the playbook to features the book has"
+        )
+    return components, present
+
+
+@dataclass
+class HealthScorecard:
+    """A weighted scorecard over features, scaled per measure to 0–100.
+
+    Follows the scikit-learn contract: ``__init__`` stores arguments, :meth:`fit` learns the
+    per-measure scaling (percentile breakpoints) from a reference snapshot and returns ``self``,
+    :meth:`score` applies it to any snapshot (so earlier snapshots are scored on the same scale
+    and trends are real changes, not re-ranking).
+
+    Examples
+    --------
+    >>> feats = pl.DataFrame({"account_id": ["a", "b", "c"], "logins": [1.0, 5.0, 9.0],
+    ...                       "tickets": [4.0, 2.0, 0.0]})
+    >>> card = HealthScorecard(
+    ...     [ScorecardComponent("usage", "Usage", 60), ScorecardComponent("support", "Support", 40)],
+    ...     [ScorecardMeasure("usage", "logins"), ScorecardMeasure("support", "tickets", "lower")],
+    ... ).fit(feats)
+    >>> card.score(feats).select("account_id", "health_score", "health_band").rows()
+    [('a', 0.0, 'Critical'), ('b', 50.0, 'At risk'), ('c', 100.0, 'Healthy')]
+    """
+
+    components: Sequence[ScorecardComponent]
+    measures: Sequence[ScorecardMeasure]
+    n_quantiles: int = 101
+    breakpoints_: dict[str, np.ndarray] = field(default_factory=dict, init=False, repr=False)
+    _fitted: bool = field(default=False, init=False, repr=False)
+
+    @classmethod
+    def from_playbook(cls, playbook: Playbook, features: pl.DataFrame) -> HealthScorecard:
+        """The playbook's scorecard over the features ``features`` has (not yet fitted)."""
+        components, measures = resolve_scorecard(playbook, features.columns)
+        return cls(components, measures)
+
+    def fit(self, features: pl.DataFrame) -> Self:
+        """Learn each rank-scaled measure's percentile breakpoints from ``features``."""
+        if not self.components or not self.measures:
+            raise ConfigError("a HealthScorecard needs at least one component and one measure")
+        known = {c.id for c in self.components}
+        for m in self.measures:
+            if m.component not in known:
+                raise ConfigError(f"measure {m.feature!r} names component {m.component!r}, which is not defined")
+            if m.feature not in features.columns:
+                raise ConfigError(f"health measure {m.feature!r} is not a column of the features")
+        qs = np.linspace(0.0, 1.0, self.n_quantiles)
+        self.breakpoints_ = {}
+        for m in self.measures:
+            if m.scale != "rank":
+                continue
+            values = features.get_column(m.feature).cast(pl.Float64).drop_nulls().drop_nans().to_numpy()
+            self.breakpoints_[m.feature] = np.quantile(values, qs) if values.size else np.array([])
+        self._fitted = True
+        return self
+
+    def _check_fitted(self) -> None:
+        if not self._fitted:
+            raise NotFittedError("this HealthScorecard is not fitted yet: call fit(features) first")
+
+    def measure_scores(self, features: pl.DataFrame) -> pl.DataFrame:
+        """Each measure scaled to 0–100 (100 = healthiest); null where the feature is missing."""
+        self._check_fitted()
+        out: dict[str, pl.Series] = {"account_id": features.get_column("account_id")}
+        for m in self.measures:
+            x = features.get_column(m.feature).cast(pl.Float64).fill_nan(None).to_numpy().astype(float)
+            out[m.feature] = pl.Series(m.feature, self._scale(m, x), nan_to_null=True)
+        return pl.DataFrame(out)
+
+    def _scale(self, m: ScorecardMeasure, x: np.ndarray) -> np.ndarray:
+        missing = np.isnan(x)
+        if m.scale == "linear":
+            assert m.low is not None
+            assert m.high is not None
+            s = np.clip((x - m.low) / (m.high - m.low), 0.0, 1.0)
+        else:
+            bp = self.breakpoints_.get(m.feature, np.array([]))
+            if bp.size == 0 or bp[0] == bp[-1]:
+                # A constant (or empty) measure says nothing about health: neutral, not extreme.
+                s = np.full_like(x, 0.5)
+            else:
+                # Mid-rank of ties, so equal values score equally and a constant block is not penalised.
+                lo = np.searchsorted(bp, np.nan_to_num(x), side="left")
+                hi = np.searchsorted(bp, np.nan_to_num(x), side="right")
+                s = np.clip(((lo + hi) / 2.0 - 0.5) / (bp.size - 1), 0.0, 1.0)
+        if m.direction == "lower":
+            s = 1.0 - s
+        s = 100.0 * s
+        s[missing] = np.nan
+        return s
+
+    def score(self, features: pl.DataFrame) -> pl.DataFrame:
+        """Score, band and component breakdown per account.
+
+        Returns columns ``account_id``, ``health_score`` (0–100, one decimal), ``health_band``,
+        and ``health_<component>`` (0–100 or null when all its measures are missing). A component
+        whose measures are all missing drops out and the others are re-weighted.
+        """
+        ms = self.measure_scores(features)
+        comp_cols: list[pl.Series] = []
+        total = np.zeros(features.height)
+        weight_sum = np.zeros(features.height)
+        for comp in self.components:
+            items = [m for m in self.measures if m.component == comp.id]
+            mat = np.column_stack([ms.get_column(m.feature).to_numpy().astype(float) for m in items])
+            w = np.array([m.weight for m in items], dtype=float)
+            present = ~np.isnan(mat)
+            wsum = (present * w).sum(axis=1)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                value = np.where(wsum > 0, np.nansum(np.nan_to_num(mat) * w, axis=1) / wsum, np.nan)
+            comp_cols.append(pl.Series(f"health_{comp.id}", np.round(value, 1), nan_to_null=True))
+            has = ~np.isnan(value)
+            total += np.where(has, value * comp.weight, 0.0)
+            weight_sum += np.where(has, comp.weight, 0.0)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            score = np.where(weight_sum > 0, total / weight_sum, np.nan)
+        frame = pl.DataFrame(
+            [
+                features.get_column("account_id"),
+                pl.Series("health_score", np.round(score, 1), nan_to_null=True),
+                *comp_cols,
+            ]
+        )
+        return frame.with_columns(health_band=band_expr(pl.col("health_score"))).select(
+            "account_id", "health_score", "health_band", *[c.name for c in comp_cols]
+        )
+
+    def contributions(self, features: pl.DataFrame) -> pl.DataFrame:
+        """Points each measure adds to each account's score (they sum to the score where nothing is missing)."""
+        ms = self.measure_scores(features)
+        comp_weight = {c.id: c.weight for c in self.components}
+        total_weight = sum(comp_weight.values())
+        cols: list[pl.Series] = [features.get_column("account_id")]
+        for m in self.measures:
+            peers = [p for p in self.measures if p.component == m.component]
+            share = m.weight / sum(p.weight for p in peers) * comp_weight[m.component] / total_weight
+            cols.append(
+                pl.Series(m.feature, ms.get_column(m.feature).to_numpy().astype(float) * share, nan_to_null=True)
+            )
+        return pl.DataFrame(cols)
+
+    def with_measure_weights(self, weights: Mapping[str, float]) -> HealthScorecard:
+        """A copy whose measures carry ``weights`` (feature → weight) and components the sums of them.
+
+        Used by the optimizer to turn learned weights into a readable scorecard. Measures with
+        weight 0 are dropped, components with no measure left too.
+        """
+        measures = [replace(m, weight=float(weights.get(m.feature, 0.0))) for m in self.measures]
+        measures = [m for m in measures if m.weight > 0]
+        components = []
+        for c in self.components:
+            total = sum(m.weight for m in measures if m.component == c.id)
+            if total > 0:
+                components.append(replace(c, weight=total))
+        scale = 100.0 / sum(c.weight for c in components) if components else 1.0
+        components = [replace(c, weight=c.weight * scale) for c in components]
+        card = HealthScorecard(components, measures, self.n_quantiles)
+        card.breakpoints_ = dict(self.breakpoints_)
+        card._fitted = self._fitted
+        return card
+
+
+def band_expr(score: pl.Expr) -> pl.Expr:
+    """The band of a 0–100 score: Critical 0–30, At risk 31–70, Healthy 71–100 (on the rounded score)."""
+    rounded = score.round(0)
+    return (
+        pl.when(score.is_null())
+        .then(None)
+        .when(rounded <= BANDS[0][1])
+        .then(pl.lit(BANDS[0][0]))
+        .when(rounded <= BANDS[1][1])
+        .then(pl.lit(BANDS[1][0]))
+        .otherwise(pl.lit(BANDS[2][0]))
+        .alias("health_band")
+    )
+
+
+def health_trend(now: pl.DataFrame, before: pl.DataFrame, *, weeks: int, stable_points: float = 3.0) -> pl.DataFrame:
+    """Trend of each account's score: improving / stable / declining, with the change in points.
+
+    ``now`` and ``before`` are outputs of :meth:`HealthScorecard.score` at two times.
+    """
+    joined = now.select("account_id", "health_score").join(
+        before.select("account_id", pl.col("health_score").alias("_before")), on="account_id", how="left"
+    )
+    change = (pl.col("health_score") - pl.col("_before")).round(1)
+    return joined.select(
+        "account_id",
+        change.alias("health_change"),
+        pl.when(change.is_null())
+        .then(pl.lit("new"))
+        .when(change >= stable_points)
+        .then(pl.lit("improving"))
+        .when(change <= -stable_points)
+        .then(pl.lit("declining"))
+        .otherwise(pl.lit("stable"))
+        .alias("health_trend"),
+        pl.lit(weeks).alias("health_trend_weeks"),
+    )
+
+
+def top_movers(
+    card: HealthScorecard,
+    now: pl.DataFrame,
+    before: pl.DataFrame,
+    *,
+    weeks: int,
+    n: int = 3,
+) -> dict[str, list[Mover]]:
+    """The ``n`` measures whose change moved each account's score most, in plain words.
+
+    E.g. ``"active users (28-day average) −38% over 6 weeks: −9.0 points"``.
+    """
+    c_now = card.contributions(now)
+    c_before = card.contributions(before.filter(pl.col("account_id").is_in(now.get_column("account_id").implode())))
+    c_before = now.select("account_id").join(c_before, on="account_id", how="left")
+    ids = now.get_column("account_id").to_list()
+    feats = [m.feature for m in card.measures]
+    d_points = np.column_stack(
+        [
+            np.nan_to_num(
+                c_now.get_column(f).to_numpy().astype(float) - c_before.get_column(f).to_numpy().astype(float)
+            )
+            for f in feats
+        ]
+    )
+    before_aligned = now.select("account_id").join(before.select(["account_id", *feats]), on="account_id", how="left")
+    raw_now = np.column_stack([now.get_column(f).cast(pl.Float64).to_numpy().astype(float) for f in feats])
+    raw_before = np.column_stack(
+        [before_aligned.get_column(f).cast(pl.Float64).to_numpy().astype(float) for f in feats]
+    )
+    order = np.argsort(-np.abs(d_points), axis=1)[:, :n]
+    text_of = {m.feature: m.text for m in card.measures}
+    result: dict[str, list[Mover]] = {}
+    for i, account in enumerate(ids):
+        movers = []
+        for j in order[i]:
+            pts = float(d_points[i, j])
+            if abs(pts) < 0.05:
+                continue
+            f = feats[j]
+            movers.append(Mover(account, f, _mover_text(text_of[f], raw_before[i, j], raw_now[i, j], pts, weeks), pts))
+        result[account] = movers
+    return result
+
+
+def _mover_text(label: str, before: float, now: float, points: float, weeks: int) -> str:
+    sign = "−" if points < 0 else "+"
+    if np.isnan(before) or np.isnan(now):
+        change = "newly missing" if np.isnan(now) else "newly seen"
+    elif before != 0 and abs(before) > 1e-9:
+        pct = (now - before) / abs(before) * 100
+        change = f"{'−' if pct < 0 else '+'}{abs(pct):.0f}% over {weeks} weeks"
+    else:
+        change = f"{before:.3g} → {now:.3g} over {weeks} weeks"
+    return f"{label} {change}: {sign}{abs(points):.1f} points"

@@ -1,0 +1,200 @@
+"""Learning health-score weights from renewal and churn history, and rating each measure's power."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal, Self
+
+import numpy as np
+import polars as pl
+from scipy.optimize import minimize
+from sklearn.metrics import roc_auc_score
+
+from nextmove.errors import ConfigError, NotFittedError
+from nextmove.models.health import HealthScorecard
+
+Power = Literal["high", "moderate", "not predictive"]
+
+
+@dataclass(frozen=True)
+class MeasurePower:
+    """How well one measure predicts churn on its own, and its share in the learned score."""
+
+    feature: str
+    component: str
+    text: str
+    auc: float | None
+    """AUC of the measure alone for churn on the later window (0.5 = no signal)."""
+    weight_share: float
+    """Share of the learned score's weight (0–1)."""
+    power: Power
+
+
+@dataclass(frozen=True)
+class HealthOptimizerReport:
+    """What the optimizer learned and how the learned score compares with the hand-set one."""
+
+    label: str
+    train_rows: int
+    test_rows: int
+    test_events: int
+    split_ts: str
+    auc_hand_set: float | None
+    auc_learned: float | None
+    measures: list[MeasurePower] = field(default_factory=list)
+
+
+def rate_power(auc: float | None) -> Power:
+    """``high`` from AUC 0.65, ``moderate`` from 0.55, else ``not predictive``.
+
+    Examples
+    --------
+    >>> rate_power(0.7), rate_power(0.58), rate_power(0.5), rate_power(None)
+    ('high', 'moderate', 'not predictive', 'not predictive')
+    """
+    if auc is None:
+        return "not predictive"
+    strength = max(auc, 1 - auc)
+    if strength >= 0.65:
+        return "high"
+    if strength >= 0.55:
+        return "moderate"
+    return "not predictive"
+
+
+def _auc(y: np.ndarray, risk: np.ndarray) -> float | None:
+    ok = ~np.isnan(risk)
+    if ok.sum() < 10 or len(np.unique(y[ok])) < 2:
+        return None
+    return float(roc_auc_score(y[ok], risk[ok]))
+
+
+@dataclass
+class HealthOptimizer:
+    """Learns non-negative, L2-regularised weights for a scorecard's measures from churn history.
+
+    The model is ``P(churn) = σ(b − Σ w_j · s_j)`` over measure scores ``s_j`` in [0, 1]
+    (missing = 0.5, neutral), with every ``w_j ≥ 0`` so the learned score reads like the
+    hand-set one: more of a healthy measure never lowers health. Training uses the earlier
+    decision times and evaluation the later ones (``test_fraction`` of them): never a random
+    split across time.
+
+    Parameters
+    ----------
+    label
+        Training-set column holding the churn label (1 = churned within the horizon).
+    l2
+        Ridge penalty on the weights (on the 0–1 scale of measure scores).
+    test_fraction
+        Share of the latest decision times held out for evaluation.
+    """
+
+    label: str = "y_churn"
+    l2: float = 1.0
+    test_fraction: float = 0.25
+    weights_: dict[str, float] = field(default_factory=dict, init=False)
+    report_: HealthOptimizerReport | None = field(default=None, init=False)
+    scorecard_: HealthScorecard | None = field(default=None, init=False)
+
+    def fit(self, card: HealthScorecard, training: pl.DataFrame) -> Self:
+        """Learn weights for ``card``'s measures from ``training`` (snapshots with labels).
+
+        ``training`` needs ``decision_ts``, ``account_id``, the label column, the measures'
+        features, and optionally ``censored`` (censored rows are left out: their horizon is not
+        over). ``card`` must be fitted.
+
+        Raises
+        ------
+        ConfigError
+            If the label is missing, or the history holds no churn at all (nothing to learn from).
+        """
+        if not 0 < self.test_fraction < 1:
+            raise ConfigError(f"test_fraction must be in (0, 1), got {self.test_fraction}")
+        if self.label not in training.columns:
+            raise ConfigError(
+                f"the training set has no column {self.label!r}: the book has no outcome of that kind to learn from"
+            )
+        data = training.filter(~pl.col("censored")) if "censored" in training.columns else training
+        y_all = data.get_column(self.label).cast(pl.Float64).fill_null(0).to_numpy()
+        if y_all.sum() == 0:
+            raise ConfigError(
+                f"the book's history has no {self.label.removeprefix('y_')!r} outcome yet, so health weights "
+                "cannot be learned; keep the hand-set weights until renewals and churn are recorded"
+            )
+        times = data.get_column("decision_ts").unique().sort()
+        cut = times[min(int(len(times) * (1 - self.test_fraction)), len(times) - 1)]
+        train = data.filter(pl.col("decision_ts") < cut)
+        test = data.filter(pl.col("decision_ts") >= cut)
+        if train.height == 0 or test.height == 0:
+            raise ConfigError("the history spans too few decision times to hold out a later window")
+
+        measures = list(card.measures)
+        s_train = self._scores(card, train)
+        y_train = train.get_column(self.label).cast(pl.Float64).fill_null(0).to_numpy()
+        w, _b = self._solve(s_train, y_train)
+        self.weights_ = {m.feature: float(wj) for m, wj in zip(measures, w, strict=True)}
+        learned = card.with_measure_weights(self.weights_)
+        if not learned.measures:
+            # Nothing predicts churn with the healthy sign: keep the hand-set card rather than an empty one.
+            learned = card
+        self.scorecard_ = learned
+
+        y_test = test.get_column(self.label).cast(pl.Float64).fill_null(0).to_numpy()
+        s_test = self._scores(card, test)
+        hand = card.score(test).get_column("health_score").to_numpy().astype(float)
+        learned_score = learned.score(test).get_column("health_score").to_numpy().astype(float)
+        total_w = float(w.sum()) or 1.0
+        powers = []
+        for j, m in enumerate(measures):
+            raw = s_test[:, j].copy()
+            raw[np.isnan(test.get_column(m.feature).cast(pl.Float64).to_numpy().astype(float))] = np.nan
+            auc = _auc(y_test, 1 - raw)
+            powers.append(MeasurePower(m.feature, m.component, m.text, auc, float(w[j]) / total_w, rate_power(auc)))
+        self.report_ = HealthOptimizerReport(
+            label=self.label,
+            train_rows=train.height,
+            test_rows=test.height,
+            test_events=int(y_test.sum()),
+            split_ts=str(cut),
+            auc_hand_set=_auc(y_test, 100 - hand),
+            auc_learned=_auc(y_test, 100 - learned_score),
+            measures=sorted(powers, key=lambda p: -(p.auc or 0.5)),
+        )
+        return self
+
+    @staticmethod
+    def _scores(card: HealthScorecard, frame: pl.DataFrame) -> np.ndarray:
+        ms = card.measure_scores(frame)
+        mat = np.column_stack([ms.get_column(m.feature).to_numpy().astype(float) for m in card.measures]) / 100.0
+        return mat
+
+    def _solve(self, s: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, float]:
+        x = np.where(np.isnan(s), 0.5, s)
+        n, k = x.shape
+        # Centre the measures so the intercept does not fight the non-negativity bounds.
+        mu = x.mean(axis=0)
+        xc = x - mu
+
+        def loss(params: np.ndarray) -> tuple[float, np.ndarray]:
+            w, b = params[:k], params[k]
+            z = b - xc @ w
+            p = 1.0 / (1.0 + np.exp(-z))
+            eps = 1e-12
+            nll = -np.mean(y * np.log(p + eps) + (1 - y) * np.log(1 - p + eps))
+            grad_z = (p - y) / n
+            g_w = -(xc.T @ grad_z) + 2 * self.l2 * w / n
+            g_b = grad_z.sum()
+            return nll + self.l2 * float(w @ w) / n, np.concatenate([g_w, [g_b]])
+
+        base_rate = min(max(y.mean(), 1e-6), 1 - 1e-6)
+        x0 = np.concatenate([np.full(k, 0.1), [np.log(base_rate / (1 - base_rate))]])
+        bounds = [(0.0, None)] * k + [(None, None)]
+        result = minimize(loss, x0, jac=True, method="L-BFGS-B", bounds=bounds)
+        return np.asarray(result.x[:k]), float(result.x[k])
+
+    @property
+    def report(self) -> HealthOptimizerReport:
+        """The report of the last fit."""
+        if self.report_ is None:
+            raise NotFittedError("this HealthOptimizer is not fitted yet: call fit(scorecard, training) first")
+        return self.report_

@@ -1,0 +1,542 @@
+"""Propensities of the historical policy: logged, else a cross-fitted multinomial model; clipping and overlap."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal, Self
+
+import lightgbm as lgb
+import numpy as np
+import polars as pl
+from numpy.typing import NDArray
+
+from nextmove.book import NO_ACTION
+from nextmove.errors import ConfigError, NotFittedError
+from nextmove.models._crossfit import F64, I64, account_folds, bagging_share, lgb_params
+from nextmove.models.matrix import FeatureMatrix
+
+DEFAULT_EXCLUDE: tuple[str, ...] = ("lifecycle_stage", "variant")
+"""Feature columns left out by default: the accounts table holds today's ``lifecycle_stage``, so a
+training set's past rows of a gone account carry ``churned`` (a leak of the outcome); ``variant``
+is part of the decision, not of what was known."""
+
+
+@dataclass(frozen=True)
+class ArmOverlap:
+    """How well the history covers one arm (action): how often it was taken and how heavy its weights are."""
+
+    arm: str
+    rows: int
+    """Rows (decisions) that took this arm."""
+    share: float
+    """Share of all rows that took it."""
+    logged_share: float
+    """Share of its rows whose propensity came from the touch log (the rest are estimated)."""
+    mean_propensity: float | None
+    """Mean propensity of its rows (before clipping); None when never taken."""
+    min_propensity: float | None
+    """Smallest propensity of its rows (before clipping); None when never taken."""
+    below_clip_share: float
+    """Share of its rows whose propensity is below the lower clip (their weight is capped)."""
+    ess: float
+    """Effective sample size of its inverse-propensity weights, ``(Σ w)² / Σ w²`` with ``w = 1 / e``:
+    the number of equally weighted rows its rows are worth."""
+    support_share: float | None
+    """Share of all rows where the estimated policy gives this arm at least the lower clip (None
+    without an estimated model): where in the book the history could have taken it."""
+    flagged: bool
+    """True when the history (almost) never took this arm: its effects fall back to pooled estimates."""
+    reason: str
+    """Why it is flagged, in words (empty when not)."""
+
+
+@dataclass(frozen=True)
+class SegmentOverlap:
+    """How well the history covers one arm within one segment (a value of the segment column)."""
+
+    segment: str
+    arm: str
+    rows: int
+    ess: float
+    below_clip_share: float
+    flagged: bool
+    reason: str
+
+
+@dataclass(frozen=True)
+class OverlapReport:
+    """Overlap diagnostics of a logged history: per arm, and per segment and arm.
+
+    Examples
+    --------
+    >>> report = OverlapReport(clip_low=0.01, clip_high=1.0, rows=0, arms=(), segments=(), segment_column=None)
+    >>> report.flagged_arms
+    []
+    """
+
+    clip_low: float
+    clip_high: float
+    rows: int
+    arms: tuple[ArmOverlap, ...]
+    segments: tuple[SegmentOverlap, ...]
+    segment_column: str | None
+    """The column segments come from (None when the data has none)."""
+    thresholds: dict[str, float] = field(default_factory=dict)
+    """The flagging thresholds used (``min_rows``, ``min_ess``, ``min_segment_rows``)."""
+
+    @property
+    def flagged_arms(self) -> list[str]:
+        """Arms the history never or almost never took."""
+        return [a.arm for a in self.arms if a.flagged]
+
+    @property
+    def flagged_segments(self) -> list[tuple[str, str]]:
+        """``(segment, arm)`` cells the history never or almost never treated."""
+        return [(s.segment, s.arm) for s in self.segments if s.flagged]
+
+    def arm(self, arm: str) -> ArmOverlap:
+        """The overlap of one arm.
+
+        Raises
+        ------
+        KeyError
+            If the report has no such arm.
+        """
+        for a in self.arms:
+            if a.arm == arm:
+                return a
+        raise KeyError(arm)
+
+    def to_frame(self) -> pl.DataFrame:
+        """One row per arm, the fields of :class:`ArmOverlap` as columns."""
+        schema = {
+            "arm": pl.String,
+            "rows": pl.Int64,
+            "share": pl.Float64,
+            "logged_share": pl.Float64,
+            "mean_propensity": pl.Float64,
+            "min_propensity": pl.Float64,
+            "below_clip_share": pl.Float64,
+            "ess": pl.Float64,
+            "support_share": pl.Float64,
+            "flagged": pl.Boolean,
+            "reason": pl.String,
+        }
+        return pl.DataFrame([a.__dict__ for a in self.arms], schema=schema)
+
+    def segments_frame(self) -> pl.DataFrame:
+        """One row per segment and arm, the fields of :class:`SegmentOverlap` as columns."""
+        schema = {
+            "segment": pl.String,
+            "arm": pl.String,
+            "rows": pl.Int64,
+            "ess": pl.Float64,
+            "below_clip_share": pl.Float64,
+            "flagged": pl.Boolean,
+            "reason": pl.String,
+        }
+        return pl.DataFrame([s.__dict__ for s in self.segments], schema=schema)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict of the whole report."""
+        return {
+            "clip_low": self.clip_low,
+            "clip_high": self.clip_high,
+            "rows": self.rows,
+            "segment_column": self.segment_column,
+            "thresholds": dict(self.thresholds),
+            "arms": [dict(a.__dict__) for a in self.arms],
+            "segments": [dict(s.__dict__) for s in self.segments],
+            "flagged_arms": self.flagged_arms,
+            "flagged_segments": [list(s) for s in self.flagged_segments],
+        }
+
+
+def clip_propensities(propensity: F64, clip: tuple[float, float]) -> F64:
+    """Propensities clipped to ``[low, high]``; missing (NaN) ones become ``low``.
+
+    A propensity of 0 (an action the log says could not happen) is raised to the lower clip, so
+    inverse weights are never infinite; one of 1 stays 1.
+
+    Examples
+    --------
+    >>> clip_propensities(np.array([0.0, 0.5, 1.0, np.nan]), (0.01, 1.0)).tolist()
+    [0.01, 0.5, 1.0, 0.01]
+    """
+    low, high = clip
+    out: F64 = np.clip(np.nan_to_num(np.asarray(propensity, dtype=np.float64), nan=low), low, high)
+    return out
+
+
+def check_clip(clip: object) -> tuple[float, float]:
+    """``clip`` as a ``(low, high)`` pair with ``0 < low <= high <= 1``, or a ConfigError saying what is wrong."""
+    if not isinstance(clip, tuple | list) or len(clip) != 2:
+        raise ConfigError(f"clip must be a pair (low, high), got {clip!r}")
+    low, high = float(clip[0]), float(clip[1])
+    if not 0 < low <= high <= 1:
+        raise ConfigError(f"clip must satisfy 0 < low <= high <= 1, got {clip!r}")
+    return low, high
+
+
+def arm_codes(actions: pl.Series, arms: Sequence[str]) -> I64:
+    """The index in ``arms`` of every row's action (``-1`` for an action not in ``arms``)."""
+    mapping = {a: i for i, a in enumerate(arms)}
+    codes = actions.cast(pl.String).replace_strict(mapping, default=-1, return_dtype=pl.Int64)
+    out: I64 = codes.to_numpy().astype(np.int64)
+    return out
+
+
+def training_arms(actions: pl.Series, catalog: Sequence[str] | None = None) -> list[str]:
+    """``none`` first, then the catalog's actions (if given) and every other action seen, sorted."""
+    seen = {str(a) for a in actions.drop_nulls().unique().to_list()}
+    ordered = [NO_ACTION]
+    for a in list(catalog or []) + sorted(seen):
+        if a not in ordered:
+            ordered.append(a)
+    return ordered
+
+
+class PropensityModel:
+    """The historical policy's probability of each action given the features, for a training set.
+
+    A row's propensity is the touch log's ``propensity`` where present (``use_logged``); rows
+    without one (untouched regular dates, books that log none) get an estimate from a
+    multinomial LightGBM model of the logged actions given the features, cross-fitted by account
+    (``n_folds``): a row's estimate comes from the models fitted on the other folds. Propensities
+    are clipped to ``clip`` for weighting, and :attr:`overlap_` reports, per arm and per segment,
+    how often the history took it and how heavy its weights are, flagging arms (and segment
+    cells) that it never or almost never took.
+
+    Follows the scikit-learn contract: ``__init__`` stores the arguments, :meth:`fit` checks them
+    and returns ``self``, learned state ends in ``_``.
+
+    Parameters
+    ----------
+    clip
+        ``(low, high)``: propensities used for weighting are clipped to this range.
+    use_logged
+        Use the touch log's ``propensity`` where present.
+    estimate
+        ``auto``: fit the multinomial model only when some row lacks a logged propensity;
+        ``always``: fit it anyway (for :meth:`predict_proba` and ``support_share``); ``never``:
+        rows without a logged propensity are an error.
+    n_folds
+        Cross-fitting folds (by account).
+    min_rows, min_ess
+        An arm taken fewer than ``min_rows`` times, or whose weights are worth fewer than
+        ``min_ess`` rows, is flagged.
+    min_segment_rows
+        A segment × arm cell with fewer rows than this (in a segment with at least that many rows)
+        is flagged.
+    segment_column
+        Column whose values are the segments of the overlap report (skipped when absent).
+    exclude
+        Feature columns the model leaves out.
+    n_estimators, learning_rate, num_leaves, min_child_samples, reg_lambda, colsample, max_bin
+        LightGBM settings of the multinomial model.
+    max_rows_per_tree
+        Above this many rows, each tree is grown on a random share of them.
+    random_state
+        Seed of the folds and of LightGBM.
+    n_jobs
+        LightGBM threads (default 1; None: all cores).
+
+    Examples
+    --------
+    >>> rows = pl.DataFrame(
+    ...     {
+    ...         "account_id": [f"a{i}" for i in range(6)],
+    ...         "action_id": ["none", "call", "none", "call", "none", "none"],
+    ...         "propensity": [0.5, 0.5, 0.8, 0.2, 0.0, None],
+    ...         "usage": [1.0, 2.0, 3.0, 4.0, 5.0, 6.0],
+    ...     }
+    ... )
+    >>> model = PropensityModel(estimate="never").fit(rows.head(5))
+    >>> model.propensity_.tolist()
+    [0.5, 0.5, 0.8, 0.2, 0.01]
+    >>> model.overlap_.arm("call").rows
+    2
+    """
+
+    def __init__(
+        self,
+        *,
+        clip: tuple[float, float] = (0.01, 1.0),
+        use_logged: bool = True,
+        estimate: Literal["auto", "always", "never"] = "auto",
+        n_folds: int = 5,
+        min_rows: int = 30,
+        min_ess: float = 10.0,
+        min_segment_rows: int = 10,
+        segment_column: str | None = "segment",
+        exclude: Sequence[str] = DEFAULT_EXCLUDE,
+        n_estimators: int = 150,
+        learning_rate: float = 0.1,
+        num_leaves: int = 15,
+        min_child_samples: int = 100,
+        reg_lambda: float = 10.0,
+        colsample: float = 0.5,
+        max_bin: int = 63,
+        max_rows_per_tree: int = 100_000,
+        random_state: int = 0,
+        n_jobs: int | None = 1,
+    ) -> None:
+        self.clip = clip
+        self.use_logged = use_logged
+        self.estimate = estimate
+        self.n_folds = n_folds
+        self.min_rows = min_rows
+        self.min_ess = min_ess
+        self.min_segment_rows = min_segment_rows
+        self.segment_column = segment_column
+        self.exclude = exclude
+        self.n_estimators = n_estimators
+        self.learning_rate = learning_rate
+        self.num_leaves = num_leaves
+        self.min_child_samples = min_child_samples
+        self.reg_lambda = reg_lambda
+        self.colsample = colsample
+        self.max_bin = max_bin
+        self.max_rows_per_tree = max_rows_per_tree
+        self.random_state = random_state
+        self.n_jobs = n_jobs
+
+    def __repr__(self) -> str:
+        return f"PropensityModel(clip={self.clip!r}, estimate={self.estimate!r})"
+
+    def _validate_params(self) -> tuple[float, float]:
+        clip = check_clip(self.clip)
+        if self.estimate not in ("auto", "always", "never"):
+            raise ConfigError(f"estimate must be 'auto', 'always' or 'never', got {self.estimate!r}")
+        for name in ("n_estimators", "num_leaves", "min_child_samples", "max_bin", "max_rows_per_tree", "min_rows"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ConfigError(f"{name} must be a positive whole number, got {value!r}")
+        if not self.learning_rate > 0:
+            raise ConfigError(f"learning_rate must be positive, got {self.learning_rate!r}")
+        if not 0 < self.colsample <= 1:
+            raise ConfigError(f"colsample must be in (0, 1], got {self.colsample!r}")
+        if isinstance(self.exclude, str):
+            raise ConfigError("exclude must be a sequence of column names, not one string")
+        return clip
+
+    def fit(
+        self,
+        training: pl.DataFrame,
+        *,
+        arms: Sequence[str] | None = None,
+        folds: I64 | None = None,
+    ) -> Self:
+        """Learn the propensity of every training row's action and the overlap of every arm.
+
+        Parameters
+        ----------
+        training
+            One row per past decision: ``account_id``, ``action_id``, optionally ``propensity``
+            and the features (a training set, censored rows already left out if wanted).
+        arms
+            The arms to report (``none`` and the catalog's actions); default: ``none`` and the
+            actions seen. An arm no row took is reported as never taken.
+        folds
+            Cross-fitting fold of every row (default: :func:`account_folds` with ``n_folds``).
+
+        Returns
+        -------
+        PropensityModel
+            ``self``, with ``arms_``, ``propensity_`` (clipped, per row), ``raw_propensity_``,
+            ``logged_`` (mask of rows with a logged propensity), ``proba_`` (out-of-fold
+            probabilities of every arm, when estimated) and ``overlap_``.
+
+        Raises
+        ------
+        ConfigError
+            If a setting is invalid, a column is missing, or propensities are missing with
+            ``estimate="never"``.
+        """
+        clip = self._validate_params()
+        for column in ("account_id", "action_id"):
+            if column not in training.columns:
+                raise ConfigError(f"the training set has no {column!r} column")
+        if training.height == 0:
+            raise ConfigError("the training set has no rows")
+        actions = training.get_column("action_id").cast(pl.String).fill_null(NO_ACTION)
+        self.arms_ = training_arms(actions, list(arms) if arms is not None else None)
+        codes = arm_codes(actions, self.arms_)
+        if "propensity" in training.columns and self.use_logged:
+            logged = training.get_column("propensity").cast(pl.Float64).to_numpy()
+            logged = np.where(np.isfinite(logged), logged, np.nan)
+        else:
+            logged = np.full(training.height, np.nan)
+        self.logged_ = np.isfinite(logged)
+        fit_model = self.estimate == "always" or (self.estimate == "auto" and not self.logged_.all())
+        if not self.logged_.all() and self.estimate == "never":
+            missing = int((~self.logged_).sum())
+            raise ConfigError(
+                f"{missing} training rows have no logged propensity and estimate='never'; "
+                "use estimate='auto' to estimate them"
+            )
+        self.proba_: F64 | None = None
+        self.models_: list[lgb.Booster] = []
+        self.classes_: list[int] = []
+        self.matrix_: FeatureMatrix | None = None
+        if fit_model:
+            if folds is None:
+                folds = account_folds(training.get_column("account_id"), self.n_folds, self.random_state)
+            matrix = FeatureMatrix(exclude=tuple(self.exclude)).fit(training)
+            self.matrix_ = matrix
+            x = matrix.transform(training)
+            self.proba_ = self._fit_models(x, codes, np.asarray(folds, dtype=np.int64))
+            estimated = self.proba_[np.arange(len(codes)), codes]
+        else:
+            estimated = np.full(training.height, np.nan)
+        raw = np.where(self.logged_, logged, estimated)
+        self.raw_propensity_: F64 = raw
+        self.propensity_: F64 = clip_propensities(raw, clip)
+        self.overlap_ = self._overlap(training, codes, raw, clip)
+        return self
+
+    def _fit_models(self, x: NDArray[np.float32], codes: I64, folds: I64) -> F64:
+        """Cross-fitted multinomial models; out-of-fold probabilities of every arm."""
+        n_arms = len(self.arms_)
+        present = sorted({int(c) for c in codes.tolist()})
+        self.classes_ = present
+        label = np.searchsorted(np.array(present), codes).astype(np.float64)
+        proba = np.zeros((len(codes), n_arms))
+        if len(present) == 1:
+            proba[:, present[0]] = 1.0
+            return proba
+        n_folds = int(folds.max()) + 1
+        for k in range(n_folds):
+            train = folds != k
+            booster = self._fit_one(x[train], label[train], len(present))
+            self.models_.append(booster)
+            held = ~train
+            if held.any():
+                proba[np.ix_(held, present)] = booster.predict(x[held])
+        return proba
+
+    def _fit_one(self, x: NDArray[np.float32], label: F64, n_classes: int) -> lgb.Booster:
+        params = lgb_params(
+            objective="multiclass",
+            learning_rate=self.learning_rate,
+            num_leaves=self.num_leaves,
+            min_child_samples=self.min_child_samples,
+            reg_lambda=self.reg_lambda,
+            colsample=self.colsample,
+            max_bin=self.max_bin,
+            random_state=self.random_state,
+            n_jobs=self.n_jobs,
+            bagging_fraction=bagging_share(len(label), self.max_rows_per_tree),
+            extra={"num_class": n_classes},
+        )
+        assert self.matrix_ is not None
+        data = lgb.Dataset(
+            x, label=label, categorical_feature=self.matrix_.categorical_indices_, params=params, free_raw_data=True
+        )
+        return lgb.train(params, data, num_boost_round=self.n_estimators)
+
+    def predict_proba(self, frame: pl.DataFrame) -> F64:
+        """The estimated policy's probability of every arm (columns in ``arms_`` order) for new rows.
+
+        The average of the cross-fitted fold models.
+
+        Raises
+        ------
+        NotFittedError
+            If the model is not fitted, or was fitted without estimating (all propensities logged
+            and ``estimate="auto"``): fit with ``estimate="always"`` to predict.
+        """
+        if not hasattr(self, "arms_"):
+            raise NotFittedError("this PropensityModel is not fitted yet: call fit(training) first")
+        if self.matrix_ is None or (not self.models_ and len(self.classes_) != 1):
+            raise NotFittedError(
+                "this PropensityModel used logged propensities only; fit it with estimate='always' to predict"
+            )
+        x = self.matrix_.transform(frame)
+        out = np.zeros((frame.height, len(self.arms_)))
+        if len(self.classes_) == 1:
+            out[:, self.classes_[0]] = 1.0
+            return out
+        for booster in self.models_:
+            out[:, self.classes_] += booster.predict(x)
+        out /= len(self.models_)
+        return out
+
+    def _overlap(self, training: pl.DataFrame, codes: I64, raw: F64, clip: tuple[float, float]) -> OverlapReport:
+        low, high = clip
+        n = len(codes)
+        weights = 1.0 / clip_propensities(raw, clip)
+        arms: list[ArmOverlap] = []
+        for i, arm in enumerate(self.arms_):
+            mine = codes == i
+            rows = int(mine.sum())
+            support = None
+            if self.proba_ is not None:
+                support = float(np.mean(self.proba_[:, i] >= low))
+            if rows == 0:
+                arms.append(
+                    ArmOverlap(arm, 0, 0.0, 0.0, None, None, 0.0, 0.0, support, True, "never taken in the history")
+                )
+                continue
+            w = weights[mine]
+            ess = float(w.sum() ** 2 / np.square(w).sum())
+            reason = ""
+            if rows < self.min_rows:
+                reason = f"taken {rows} times (fewer than min_rows={self.min_rows})"
+            elif ess < self.min_ess:
+                reason = f"effective sample size {ess:.1f} (below min_ess={self.min_ess:g})"
+            arms.append(
+                ArmOverlap(
+                    arm=arm,
+                    rows=rows,
+                    share=rows / n,
+                    logged_share=float(self.logged_[mine].mean()),
+                    mean_propensity=float(np.mean(raw[mine])),
+                    min_propensity=float(np.min(raw[mine])),
+                    below_clip_share=float(np.mean(raw[mine] < low)),
+                    ess=ess,
+                    support_share=support,
+                    flagged=bool(reason),
+                    reason=reason,
+                )
+            )
+        segments: list[SegmentOverlap] = []
+        column = self.segment_column
+        if column is not None and column in training.columns:
+            values = training.get_column(column).cast(pl.String).fill_null("(missing)").to_numpy()
+            for segment in sorted(set(values.tolist())):
+                in_segment = values == segment
+                if in_segment.sum() < self.min_segment_rows:
+                    continue
+                for i, arm in enumerate(self.arms_):
+                    mine = in_segment & (codes == i)
+                    rows = int(mine.sum())
+                    if rows == 0:
+                        segments.append(SegmentOverlap(segment, arm, 0, 0.0, 0.0, True, "never taken in this segment"))
+                        continue
+                    w = weights[mine]
+                    ess = float(w.sum() ** 2 / np.square(w).sum())
+                    reason = ""
+                    if rows < self.min_segment_rows:
+                        reason = f"taken {rows} times in this segment (fewer than {self.min_segment_rows})"
+                    elif ess < min(self.min_ess, self.min_segment_rows):
+                        reason = f"effective sample size {ess:.1f} in this segment"
+                    segments.append(
+                        SegmentOverlap(segment, arm, rows, ess, float(np.mean(raw[mine] < low)), bool(reason), reason)
+                    )
+        else:
+            column = None
+        return OverlapReport(
+            clip_low=low,
+            clip_high=high,
+            rows=n,
+            arms=tuple(arms),
+            segments=tuple(segments),
+            segment_column=column,
+            thresholds={
+                "min_rows": float(self.min_rows),
+                "min_ess": float(self.min_ess),
+                "min_segment_rows": float(self.min_segment_rows),
+            },
+        )

@@ -1,0 +1,298 @@
+"""Tests of EffectModel: known effects recovered within their intervals, overlap fallbacks, the estimator contract."""
+
+from __future__ import annotations
+
+import pickle
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pytest
+
+from nextmove.errors import ConfigError, NotFittedError
+from nextmove.models.effect import EffectModel, EffectProjection, objective_specs, row_value_usd
+from nextmove.playbook import Action, Objective, Playbook
+
+FAST = {"n_folds": 3, "n_estimators": 40, "num_leaves": 7, "min_child_samples": 40, "n_draws": 100}
+START = datetime(2025, 1, 6, tzinfo=UTC)
+DOC = Path(__file__).resolve().parents[2] / "docs" / "effects.md"
+
+
+def small_playbook(actions: list[str] | None = None) -> Playbook:
+    """Two objectives: a won deal worth $100 (an event) and growth dollars (an amount)."""
+    ids = actions or ["call", "email"]
+    return Playbook(
+        objectives={
+            "win": Objective(outcome="win", value="fixed", value_usd=100.0),
+            "growth": Objective(outcome="grow", value="amount"),
+        },
+        actions=[Action(id=a, name=a.title(), team="cs", objective="win", cost_usd=5.0) for a in ids],
+    )
+
+
+def randomised_book(
+    *,
+    accounts: int = 600,
+    periods: int = 6,
+    seed: int = 0,
+    arms: dict[str, float] | None = None,
+    win: dict[str, float] | None = None,
+    grow_multiplier: dict[str, float] | None = None,
+    logged: bool = True,
+) -> pl.DataFrame:
+    """A randomised history: actions drawn with fixed probabilities, so the logged propensities are exact.
+
+    The win probability of every account is ``win[action]`` (a known constant effect against
+    ``none``); growth happens with probability 0.1 and is worth ``1000 × grow_multiplier[action]``
+    on average.
+    """
+    rng = np.random.default_rng(seed)
+    arms = arms or {"none": 0.5, "call": 0.25, "email": 0.25}
+    win = win or {"none": 0.2, "call": 0.35, "email": 0.2}
+    grow_multiplier = grow_multiplier or dict.fromkeys(arms, 1.0)
+    names = list(arms)
+    probs = np.array([arms[a] for a in names])
+    n = accounts * periods
+    account = np.repeat(np.arange(accounts), periods)
+    period = np.tile(np.arange(periods), accounts)
+    usage = rng.normal(size=accounts)[account] + 0.3 * rng.normal(size=n)
+    choice = rng.choice(len(names), size=n, p=probs)
+    action = np.array(names)[choice]
+    p_win = np.array([win.get(a, win["none"]) for a in action])
+    y_win = (rng.random(n) < p_win).astype(np.int8)
+    y_grow = (rng.random(n) < 0.1).astype(np.int8)
+    amount = 1000 * np.exp(0.3 * rng.normal(size=n) - 0.045) * np.array([grow_multiplier.get(a, 1.0) for a in action])
+    return pl.DataFrame(
+        {
+            "account_id": [f"acc{i:04d}" for i in account],
+            "decision_ts": [START + timedelta(days=14 * int(p)) for p in period],
+            "logged": [True] * n,
+            "action_id": action.tolist(),
+            "propensity": probs[choice] if logged else [None] * n,
+            "usage": usage,
+            "segment": np.where(rng.random(accounts) < 0.5, "SMB", "Ent")[account].tolist(),
+            "y_win": y_win,
+            "y_win_value": y_win.astype(float),
+            "y_grow": y_grow,
+            "y_grow_value": np.where(y_grow == 1, amount, 0.0),
+            "censored": [False] * n,
+        },
+        schema_overrides={"propensity": pl.Float64},
+    )
+
+
+def snapshot_of(training: pl.DataFrame) -> pl.DataFrame:
+    """The latest row of every account, without the decision columns: a snapshot to project."""
+    return (
+        training.sort("decision_ts")
+        .group_by("account_id", maintain_order=True)
+        .last()
+        .select("account_id", "usage", "segment")
+    )
+
+
+def effects_of(projection: EffectProjection, action: str, objective: str) -> pl.DataFrame:
+    return projection.effects.filter((pl.col("action_id") == action) & (pl.col("objective") == objective))
+
+
+def test_effect_randomised_constant_effect_is_recovered_within_its_interval() -> None:
+    training = randomised_book()
+    model = EffectModel(small_playbook(), **FAST).fit(training)
+    projection = model.project(snapshot_of(training))
+    call = effects_of(projection, "call", "win")
+    email = effects_of(projection, "email", "win")
+    # The truth: +0.15 for a call, 0 for an email, the same for every account.
+    assert abs(call.get_column("effect").mean() - 0.15) < 0.03
+    assert abs(email.get_column("effect").mean()) < 0.03
+    for frame, truth in ((call, 0.15), (email, 0.0)):
+        covered = frame.select(((pl.col("low") <= truth) & (pl.col("high") >= truth)).mean()).item()
+        assert covered >= 0.9
+    # Baseline: the do-nothing probability, 0.2.
+    assert abs(call.get_column("baseline").mean() - 0.2) < 0.03
+    assert set(call.get_column("unit").unique().to_list()) == {"probability"}
+
+
+def test_effect_amount_objective_is_in_dollars() -> None:
+    training = randomised_book(accounts=800, grow_multiplier={"none": 1.0, "call": 1.5, "email": 1.0})
+    model = EffectModel(small_playbook(), **FAST).fit(training)
+    projection = model.project(snapshot_of(training))
+    growth = effects_of(projection, "call", "growth")
+    # 0.1 × (1500 − 1000) = $50 of growth per account; the chance of growth is the noisier part.
+    assert set(growth.get_column("unit").to_list()) == {"usd"}
+    call = next(a for a in model.arm_effects_ if a.arm == "call" and a.objective == "growth")
+    assert call.amount_multiplier is not None
+    assert abs(call.amount_multiplier - 1.5) < 0.2
+    assert abs(growth.get_column("effect").mean() - 50.0) < 40.0
+    assert abs(growth.get_column("baseline").mean() - 100.0) < 20.0
+    covered = growth.select(((pl.col("low") <= 50.0) & (pl.col("high") >= 50.0)).mean()).item()
+    assert covered >= 0.9
+    # The value adds the objectives' dollars and subtracts the cost.
+    values = projection.values.filter(pl.col("action_id") == "call")
+    win = effects_of(projection, "call", "win").get_column("effect").to_numpy()
+    expected = win * 100.0 + growth.get_column("effect").to_numpy() - 5.0
+    assert np.allclose(values.get_column("value_usd").to_numpy(), expected)
+
+
+def test_effect_never_taken_action_is_flagged_and_pooled_with_a_wide_interval() -> None:
+    training = randomised_book()
+    playbook = small_playbook(["call", "email", "webinar"])
+    model = EffectModel(playbook, **FAST).fit(training)
+    assert model.flagged_arms_ == ["webinar"]
+    assert model.overlap_.arm("webinar").rows == 0
+    projection = model.project(snapshot_of(training))
+    assert projection.flagged_actions == ("webinar",)
+    webinar = effects_of(projection, "webinar", "win")
+    call = effects_of(projection, "call", "win")
+    assert webinar.get_column("pooled").all()
+    assert not call.get_column("pooled").any()
+    width = (pl.col("high") - pl.col("low")).mean()
+    assert webinar.select(width).item() > 1.5 * call.select(width).item()
+    # A pooled effect lies between the taken actions' effects, not outside them.
+    pooled = webinar.get_column("effect").mean()
+    assert -0.05 < pooled < 0.2
+
+
+def test_effect_rare_action_is_shrunk_toward_the_pool() -> None:
+    arms = {"none": 0.5, "call": 0.24, "email": 0.24, "sms": 0.02}
+    win = {"none": 0.2, "call": 0.35, "email": 0.2, "sms": 0.6}
+    training = randomised_book(accounts=600, arms=arms, win=win)
+    model = EffectModel(small_playbook(["call", "email", "sms"]), **FAST, min_rows=10).fit(training)
+    sms = next(a for a in model.arm_effects_ if a.arm == "sms" and a.objective == "win")
+    call = next(a for a in model.arm_effects_ if a.arm == "call" and a.objective == "win")
+    assert sms.raw_logit_effect is not None
+    assert call.raw_logit_effect is not None
+    # The rare arm moves toward the pool more than the common one does.
+    assert abs(sms.logit_effect - sms.raw_logit_effect) > abs(call.logit_effect - call.raw_logit_effect)
+    assert sms.posterior_sd > call.posterior_sd
+
+
+def test_effect_without_logged_propensities_estimates_them() -> None:
+    training = randomised_book(logged=False)
+    model = EffectModel(small_playbook(), **FAST, propensity_params={"n_estimators": 30}).fit(training)
+    assert not model.propensity_model_.logged_.any()
+    assert model.propensity_model_.proba_ is not None
+    call = effects_of(model.project(snapshot_of(training)), "call", "win")
+    assert abs(call.get_column("effect").mean() - 0.15) < 0.04
+
+
+def test_effect_propensities_of_zero_and_one_are_handled() -> None:
+    training = randomised_book(accounts=300)
+    odd = pl.int_range(pl.len()) % 7
+    training = training.with_columns(
+        pl.when(odd == 0).then(0.0).when(odd == 1).then(1.0).otherwise(pl.col("propensity")).alias("propensity")
+    )
+    for weights in ("none", "propensity"):
+        model = EffectModel(small_playbook(), **FAST, calibration_weights=weights).fit(training)
+        projection = model.project(snapshot_of(training))
+        for column in ("value_usd", "low", "high"):
+            assert np.isfinite(projection.values.get_column(column).to_numpy()).all()
+        assert np.isfinite(projection.effects.get_column("high").to_numpy()).all()
+        assert abs(effects_of(projection, "call", "win").get_column("effect").mean() - 0.15) < 0.05
+
+
+def test_effect_two_actions_or_thirty() -> None:
+    two = randomised_book(accounts=300, arms={"none": 0.6, "call": 0.4}, win={"none": 0.2, "call": 0.3})
+    model = EffectModel(small_playbook(["call"]), **FAST).fit(two)
+    assert model.arms_ == ["none", "call"]
+    assert model.project(snapshot_of(two)).values.height == 2 * 300
+
+    names = [f"play_{i:02d}" for i in range(30)]
+    probs = {"none": 0.4, **dict.fromkeys(names[:-1], 0.6 / 29)}
+    many = randomised_book(accounts=400, arms=probs, win={"none": 0.2, names[0]: 0.4})
+    wide = EffectModel(small_playbook(names), **FAST, min_rows=20).fit(many)
+    assert len(wide.arms_) == 31
+    assert names[-1] in wide.flagged_arms_
+    projection = wide.project(snapshot_of(many).head(50))
+    assert projection.values.height == 50 * 31
+    assert projection.effects.height == 50 * 30 * 2
+
+
+def test_effect_censored_rows_are_left_out() -> None:
+    training = randomised_book(accounts=300)
+    censored = training.with_columns((pl.col("decision_ts") >= START + timedelta(days=14 * 5)).alias("censored"))
+    model = EffectModel(small_playbook(), **FAST).fit(censored)
+    assert model.n_rows_ == 300 * 5
+    with pytest.raises(ConfigError, match="no uncensored rows"):
+        EffectModel(small_playbook(), **FAST).fit(training.with_columns(pl.lit(True).alias("censored")))
+
+
+def test_effect_variants_are_separate_arms() -> None:
+    training = randomised_book(accounts=400)
+    variant = pl.when(pl.col("action_id") == "email").then(
+        pl.when(pl.int_range(pl.len()) % 2 == 0).then(pl.lit("morning")).otherwise(pl.lit("evening"))
+    )
+    with_variants = training.with_columns(variant.alias("variant"))
+    model = EffectModel(small_playbook(), **FAST).fit(with_variants)
+    assert model.arms_ == ["none", "call", "email:evening", "email:morning"]
+    assert "email:morning" in model.project(snapshot_of(training).head(3)).values.get_column("action_id").to_list()
+    plain = EffectModel(small_playbook(), **FAST, variants=False).fit(with_variants)
+    assert plain.arms_ == ["none", "call", "email"]
+
+
+def test_effect_contract_same_seed_pickling_no_mutation() -> None:
+    training = randomised_book(accounts=300)
+    before = training.clone()
+    snapshot = snapshot_of(training)
+    a = EffectModel(small_playbook(), **FAST, random_state=5)
+    assert a.fit(training) is a
+    b = EffectModel(small_playbook(), **FAST, random_state=5).fit(training)
+    assert training.equals(before)
+    pa, pb = a.project(snapshot), b.project(snapshot)
+    assert pa.values.equals(pb.values)
+    assert pa.effects.equals(pb.effects)
+    restored = pickle.loads(pickle.dumps(a))
+    assert restored.project(snapshot).values.equals(pa.values)
+    assert snapshot.equals(snapshot_of(training))
+    assert a.get_params()["random_state"] == 5
+    assert "EffectModel(" in repr(a)
+
+
+def test_effect_errors_say_what_to_fix() -> None:
+    with pytest.raises(NotFittedError, match=r"call fit\(training\)"):
+        EffectModel(small_playbook()).project(pl.DataFrame({"account_id": ["a"]}))
+    training = randomised_book(accounts=60, periods=2)
+    with pytest.raises(ConfigError, match="level"):
+        EffectModel(small_playbook(), level=1.5).fit(training)
+    with pytest.raises(ConfigError, match="y_grow_value"):
+        EffectModel(small_playbook(), **FAST).fit(training.drop("y_grow_value"))
+    with pytest.raises(ConfigError, match="calibration_weights"):
+        EffectModel(small_playbook(), calibration_weights="ipw").fit(training)  # type: ignore[arg-type]
+    model = EffectModel(small_playbook(), **FAST).fit(training)
+    with pytest.raises(ConfigError, match="level"):
+        model.project(snapshot_of(training), level=0)
+
+
+def test_effect_expected_values_match_the_row_value_convention() -> None:
+    training = randomised_book(accounts=400)
+    playbook = small_playbook()
+    model = EffectModel(playbook, **FAST).fit(training)
+    q = model.expected_values(training)
+    assert q.height == training.height * 3
+    taken = training.select("account_id", "decision_ts", "action_id").join(
+        q, on=["account_id", "decision_ts", "action_id"]
+    )
+    realised = row_value_usd(training, playbook)
+    # On average, the expected value of the logged action is the realised value.
+    assert abs(taken.get_column("expected_value_usd").mean() - realised.mean()) < 15.0
+    win_only = model.expected_values(training.head(4), objective="win")
+    assert win_only.filter(pl.col("action_id") == "none").get_column("expected_value_usd").max() < 30.0
+
+
+def test_effect_objective_specs_follow_the_value_convention() -> None:
+    specs = {s.objective: s for s in objective_specs(small_playbook())}
+    assert specs["win"].usd_per_unit(np.array([1.0])).tolist() == [100.0]
+    assert specs["growth"].unit == "usd"
+    frame = pl.DataFrame({"action_id": ["call"], "y_win": [1], "y_grow_value": [250.0], "y_win_value": [1.0]})
+    assert row_value_usd(frame, small_playbook()).tolist() == [100.0 + 250.0 - 5.0]
+    assert row_value_usd(frame, small_playbook(), objective="growth").tolist() == [250.0]
+    with pytest.raises(ConfigError, match="not in the playbook"):
+        row_value_usd(frame, small_playbook(), objective="nope")
+
+
+def test_effects_doc_example_runs() -> None:
+    blocks = DOC.read_text(encoding="utf-8").split("```python\n")[1:]
+    example = blocks[0].split("```")[0]
+    namespace: dict[str, object] = {}
+    exec(compile(example, str(DOC), "exec"), namespace)  # the page's own example, run as written
+    assert "projection" in namespace

@@ -1,0 +1,244 @@
+"""Tests of the health scorecard: scaling, bands, missing data, trend, movers, and the optimizer."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import numpy as np
+import polars as pl
+import pytest
+
+from nextmove.errors import ConfigError, NotFittedError
+from nextmove.models.health import (
+    HealthScorecard,
+    ScorecardComponent,
+    ScorecardMeasure,
+    describe_feature,
+    health_trend,
+    resolve_scorecard,
+    top_movers,
+)
+from nextmove.models.health_optimizer import HealthOptimizer, rate_power
+from nextmove.playbook.loader import load_playbook, parse_playbook
+
+COMPONENTS = [ScorecardComponent("usage", "Usage", 60), ScorecardComponent("support", "Support", 40)]
+MEASURES = [
+    ScorecardMeasure("usage", "logins_mean_28d"),
+    ScorecardMeasure("usage", "seats_trend_28d"),
+    ScorecardMeasure("support", "tickets_sum_28d", "lower"),
+]
+
+
+def _features(n: int = 200, seed: int = 0) -> pl.DataFrame:
+    rng = np.random.default_rng(seed)
+    return pl.DataFrame(
+        {
+            "account_id": [f"a{i}" for i in range(n)],
+            "logins_mean_28d": rng.gamma(2.0, 5.0, n),
+            "seats_trend_28d": rng.normal(0, 0.2, n),
+            "tickets_sum_28d": rng.poisson(2.0, n).astype(float),
+        }
+    )
+
+
+def test_scorecard_score_is_in_range_with_bands() -> None:
+    feats = _features()
+    scored = HealthScorecard(COMPONENTS, MEASURES).fit(feats).score(feats)
+    assert scored.get_column("health_score").is_between(0, 100).all()
+    bands = set(scored.get_column("health_band").to_list())
+    assert bands <= {"Healthy", "At risk", "Critical"}
+    assert {"health_usage", "health_support"} <= set(scored.columns)
+
+
+@pytest.mark.parametrize(
+    ("score", "band"),
+    [
+        (0.0, "Critical"),
+        (30.4, "Critical"),
+        (30.6, "At risk"),
+        (70.0, "At risk"),
+        (70.6, "Healthy"),
+        (100.0, "Healthy"),
+    ],
+)
+def test_band_boundaries(score: float, band: str) -> None:
+    from nextmove.models.health import band_expr
+
+    got = pl.DataFrame({"s": [score]}).select(band_expr(pl.col("s"))).item()
+    assert got == band
+
+
+def test_scorecard_direction_lower_is_healthier() -> None:
+    feats = pl.DataFrame({"account_id": ["a", "b"], "tickets_sum_28d": [0.0, 9.0]})
+    card = HealthScorecard(
+        [ScorecardComponent("support", "S", 1)], [ScorecardMeasure("support", "tickets_sum_28d", "lower")]
+    )
+    scores = card.fit(feats).score(feats).get_column("health_score").to_list()
+    assert scores[0] > scores[1]
+
+
+def test_scorecard_constant_measure_is_neutral() -> None:
+    feats = pl.DataFrame({"account_id": ["a", "b", "c"], "x": [1.0, 1.0, 1.0]})
+    card = HealthScorecard([ScorecardComponent("c", "C", 1)], [ScorecardMeasure("c", "x")]).fit(feats)
+    assert card.score(feats).get_column("health_score").to_list() == [50.0, 50.0, 50.0]
+
+
+def test_scorecard_missing_component_reweights_others() -> None:
+    feats = _features(50)
+    card = HealthScorecard(COMPONENTS, MEASURES).fit(feats)
+    gappy = feats.with_columns(pl.lit(None, pl.Float64).alias("tickets_sum_28d"))
+    scored = card.score(gappy)
+    # With support missing everywhere, the score is the usage component alone.
+    assert scored.get_column("health_support").null_count() == 50
+    assert np.allclose(
+        scored.get_column("health_score").to_numpy(), scored.get_column("health_usage").to_numpy(), atol=0.11
+    )
+
+
+def test_scorecard_all_missing_gives_null_score_not_crash() -> None:
+    feats = _features(5).with_columns(
+        pl.lit(None, pl.Float64).alias(c) for c in ("logins_mean_28d", "seats_trend_28d", "tickets_sum_28d")
+    )
+    card = HealthScorecard(COMPONENTS, MEASURES).fit(_features(50))
+    scored = card.score(feats)
+    assert scored.get_column("health_score").null_count() == 5
+    assert scored.get_column("health_band").null_count() == 5
+
+
+def test_scorecard_feature_missing_for_a_whole_tier() -> None:
+    feats = _features(100).with_columns(pl.Series("segment", ["SMB"] * 50 + ["Enterprise"] * 50))
+    feats = feats.with_columns(
+        pl.when(pl.col("segment") == "SMB").then(None).otherwise(pl.col("logins_mean_28d")).alias("logins_mean_28d")
+    )
+    card = HealthScorecard(COMPONENTS, MEASURES).fit(feats)
+    scored = card.score(feats)
+    assert scored.get_column("health_score").null_count() == 0
+
+
+def test_scorecard_predict_before_fit_raises() -> None:
+    with pytest.raises(NotFittedError, match="call fit"):
+        HealthScorecard(COMPONENTS, MEASURES).score(_features(3))
+
+
+def test_scorecard_contributions_sum_to_score() -> None:
+    feats = _features(30)
+    card = HealthScorecard(COMPONENTS, MEASURES).fit(feats)
+    contrib = card.contributions(feats).drop("account_id").sum_horizontal().to_numpy()
+    score = card.score(feats).get_column("health_score").to_numpy()
+    assert np.allclose(contrib, score, atol=0.06)
+
+
+def test_trend_and_movers_explain_a_usage_drop() -> None:
+    before = _features(100)
+    now = before.with_columns(
+        pl.when(pl.col("account_id") == "a0")
+        .then(pl.col("logins_mean_28d").min() * 0.5)
+        .otherwise(pl.col("logins_mean_28d"))
+        .alias("logins_mean_28d")
+    )
+    before = before.with_columns(
+        pl.when(pl.col("account_id") == "a0")
+        .then(pl.col("logins_mean_28d").max())
+        .otherwise(pl.col("logins_mean_28d"))
+        .alias("logins_mean_28d")
+    )
+    card = HealthScorecard(COMPONENTS, MEASURES).fit(before)
+    trend = health_trend(card.score(now), card.score(before), weeks=6)
+    row = trend.filter(pl.col("account_id") == "a0").row(0, named=True)
+    assert row["health_trend"] == "declining"
+    assert row["health_change"] < -20
+    movers = top_movers(card, now, before, weeks=6)["a0"]
+    assert movers[0].feature == "logins_mean_28d"
+    assert movers[0].points < -20
+    assert movers[0].text.startswith("logins (28-day average) −")
+    assert "over 6 weeks" in movers[0].text
+    assert top_movers(card, now, before, weeks=6)["a5"] == []
+
+
+def test_describe_feature_plain_words() -> None:
+    assert describe_feature("nps_last") == "nps (latest)"
+    assert describe_feature("seat_utilization_trend_28d") == "seat utilization (28-day trend)"
+
+
+def test_resolve_scorecard_from_signal_roles() -> None:
+    pb = load_playbook()
+    available = [
+        "arr",
+        "tenure_days",
+        "active_users_mean_28d",
+        "active_users_trend_28d",
+        "tickets_opened_sum_28d",
+        "nps_last",
+    ]
+    components, measures = resolve_scorecard(pb, available)
+    assert {c.id for c in components} == {"usage", "sentiment", "business_value"}
+    directions = {m.feature: m.direction for m in measures}
+    assert directions["tickets_opened_sum_28d"] == "lower"
+    assert directions["active_users_mean_28d"] == "higher"
+
+
+def test_resolve_scorecard_without_any_feature_explains_fix() -> None:
+    pb = parse_playbook(
+        '[objectives.r]\noutcome="churn"\nsense="avoid"\nvalue="arr"\n[[actions]]\nid="a"\nname="A"\nteam="cs"\nobjective="r"\n'
+    )
+    with pytest.raises(ConfigError, match=r"set \[signal_roles\]"):
+        resolve_scorecard(pb, ["something_else"])
+
+
+def _history(n_accounts: int = 400, n_times: int = 8, seed: int = 1) -> pl.DataFrame:
+    """Snapshots where churn depends on logins (strongly) and not at all on the noise measure."""
+    rng = np.random.default_rng(seed)
+    t0 = datetime(2025, 1, 1, tzinfo=UTC)
+    rows = []
+    for t in range(n_times):
+        logins = rng.gamma(2.0, 5.0, n_accounts)
+        noise = rng.normal(0, 1, n_accounts)
+        tickets = rng.poisson(2, n_accounts).astype(float)
+        p = 1 / (1 + np.exp(-(1.0 - 0.35 * logins + 0.05 * tickets)))
+        y = (rng.random(n_accounts) < p).astype(float)
+        rows.append(
+            pl.DataFrame(
+                {
+                    "account_id": [f"a{i}" for i in range(n_accounts)],
+                    "decision_ts": [t0 + timedelta(days=14 * t)] * n_accounts,
+                    "logins_mean_28d": logins,
+                    "seats_trend_28d": noise,
+                    "tickets_sum_28d": tickets,
+                    "y_churn": y,
+                    "censored": [False] * n_accounts,
+                }
+            )
+        )
+    return pl.concat(rows)
+
+
+def test_optimizer_learns_weights_that_beat_hand_set() -> None:
+    hist = _history()
+    card = HealthScorecard(COMPONENTS, MEASURES).fit(hist)
+    opt = HealthOptimizer().fit(card, hist)
+    rep = opt.report
+    assert rep.auc_learned is not None
+    assert rep.auc_hand_set is not None
+    assert rep.auc_learned > rep.auc_hand_set
+    assert all(w >= 0 for w in opt.weights_.values())
+    power = {m.feature: m.power for m in rep.measures}
+    assert power["logins_mean_28d"] == "high"
+    assert power["seats_trend_28d"] == "not predictive"
+    share = {m.feature: m.weight_share for m in rep.measures}
+    assert share["logins_mean_28d"] > 0.5
+
+
+def test_optimizer_book_without_churn_gives_clear_message() -> None:
+    hist = _history().with_columns(pl.lit(0.0).alias("y_churn"))
+    card = HealthScorecard(COMPONENTS, MEASURES).fit(hist)
+    with pytest.raises(ConfigError, match="no 'churn' outcome yet"):
+        HealthOptimizer().fit(card, hist)
+
+
+def test_optimizer_report_before_fit_raises() -> None:
+    with pytest.raises(NotFittedError):
+        _ = HealthOptimizer().report
+
+
+def test_rate_power_symmetric() -> None:
+    assert rate_power(0.3) == "high"

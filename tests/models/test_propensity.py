@@ -1,0 +1,170 @@
+"""Tests of PropensityModel: logged and estimated propensities, clipping, overlap flags, the estimator contract."""
+
+from __future__ import annotations
+
+import json
+import pickle
+
+import numpy as np
+import polars as pl
+import pytest
+
+from nextmove.errors import ConfigError, NotFittedError
+from nextmove.models._crossfit import account_folds
+from nextmove.models.propensity import PropensityModel, clip_propensities
+
+FAST = {"n_estimators": 40, "num_leaves": 7, "min_child_samples": 20, "n_folds": 3}
+
+
+def logged_rows(n: int = 3000, seed: int = 0, *, logged: bool = True) -> pl.DataFrame:
+    """A history whose policy calls accounts with high usage more often: P(call | usage) = σ(usage)."""
+    rng = np.random.default_rng(seed)
+    usage = rng.normal(size=n)
+    p_call = 1 / (1 + np.exp(-usage))
+    call = rng.random(n) < p_call
+    return pl.DataFrame(
+        {
+            "account_id": [f"a{i % (n // 3)}" for i in range(n)],
+            "action_id": np.where(call, "call", "none").tolist(),
+            "propensity": np.where(call, p_call, 1 - p_call) if logged else [None] * n,
+            "usage": usage,
+            "segment": rng.choice(["SMB", "Ent"], size=n).tolist(),
+        },
+        schema_overrides={"propensity": pl.Float64},
+    )
+
+
+def test_propensity_logged_values_are_used_and_clipped() -> None:
+    rows = logged_rows(300)
+    model = PropensityModel(estimate="never", clip=(0.2, 0.9)).fit(rows)
+    raw = rows.get_column("propensity").to_numpy()
+    assert np.allclose(model.raw_propensity_, raw)
+    assert model.propensity_.min() >= 0.2
+    assert model.propensity_.max() <= 0.9
+    assert model.logged_.all()
+    assert model.proba_ is None
+
+
+def test_propensity_zero_and_one_are_handled_without_division_by_zero() -> None:
+    rows = pl.DataFrame(
+        {
+            "account_id": ["a", "b", "c", "d"],
+            "action_id": ["call", "none", "call", "none"],
+            "propensity": [0.0, 1.0, 1.0, 0.0],
+            "usage": [1.0, 2.0, 3.0, 4.0],
+        }
+    )
+    model = PropensityModel(estimate="never", min_rows=1, min_ess=0.0).fit(rows)
+    assert model.propensity_.tolist() == [0.01, 1.0, 1.0, 0.01]
+    weights = 1 / model.propensity_
+    assert np.isfinite(weights).all()
+    overlap = model.overlap_.arm("call")
+    assert overlap.below_clip_share == 0.5
+    assert np.isfinite(overlap.ess)
+    assert clip_propensities(np.array([np.nan, -1.0, 2.0]), (0.05, 1.0)).tolist() == [0.05, 0.05, 1.0]
+
+
+def test_propensity_estimated_when_the_log_has_none() -> None:
+    rows = logged_rows(3000, logged=False)
+    model = PropensityModel(**FAST).fit(rows)
+    assert not model.logged_.any()
+    assert model.proba_ is not None
+    usage = rows.get_column("usage").to_numpy()
+    true_call = 1 / (1 + np.exp(-usage))
+    est_call = model.proba_[:, model.arms_.index("call")]
+    assert np.allclose(model.proba_.sum(axis=1), 1.0)
+    assert np.mean(np.abs(est_call - true_call)) < 0.08
+    assert np.corrcoef(est_call, true_call)[0, 1] > 0.9
+    # New rows: the average of the cross-fitted fold models.
+    new = pl.DataFrame({"account_id": ["x", "y"], "usage": [-2.0, 2.0]})
+    p = model.predict_proba(new)[:, model.arms_.index("call")]
+    assert p[0] < 0.35 < 0.65 < p[1]
+
+
+def test_propensity_rows_without_a_logged_value_are_estimated() -> None:
+    rows = logged_rows(1500)
+    rows = rows.with_columns(
+        pl.when(pl.int_range(pl.len()) % 2 == 0).then(pl.col("propensity")).otherwise(None).alias("propensity")
+    )
+    model = PropensityModel(**FAST).fit(rows)
+    assert 0.4 < model.logged_.mean() < 0.6
+    assert np.isfinite(model.raw_propensity_).all()
+    assert model.overlap_.arm("call").logged_share < 1.0
+
+
+def test_propensity_never_and_rarely_taken_actions_are_flagged() -> None:
+    rows = logged_rows(600)
+    rare = rows.head(3).with_columns(pl.lit("case_study").alias("action_id"), pl.lit(0.01).alias("propensity"))
+    rows = pl.concat([rows.slice(3), rare])
+    model = PropensityModel(estimate="never", min_rows=30).fit(rows, arms=["none", "call", "webinar", "case_study"])
+    assert model.arms_ == ["none", "call", "webinar", "case_study"]
+    report = model.overlap_
+    assert report.arm("webinar").rows == 0
+    assert report.arm("webinar").flagged
+    assert "never" in report.arm("webinar").reason
+    assert report.arm("case_study").flagged
+    assert "fewer than" in report.arm("case_study").reason
+    assert not report.arm("call").flagged
+    assert set(report.flagged_arms) == {"webinar", "case_study"}
+    # Per segment: the never-taken action is flagged in every segment.
+    assert ("SMB", "webinar") in report.flagged_segments
+    assert report.segment_column == "segment"
+    json.dumps(report.to_dict())
+    assert report.to_frame().height == 4
+    assert report.segments_frame().height == 8
+
+
+def test_propensity_low_effective_sample_size_is_flagged() -> None:
+    n = 200
+    rows = pl.DataFrame(
+        {
+            "account_id": [f"a{i}" for i in range(n)],
+            "action_id": ["call"] * n,
+            # One enormous weight dominates: the rows are worth about one row.
+            "propensity": [0.0001] + [0.99] * (n - 1),
+            "usage": np.arange(n, dtype=float),
+        }
+    )
+    model = PropensityModel(estimate="never", clip=(1e-4, 1.0), min_rows=10, min_ess=20).fit(rows)
+    assert model.overlap_.arm("call").ess < 5
+    assert model.overlap_.arm("call").flagged
+    assert "effective sample size" in model.overlap_.arm("call").reason
+
+
+def test_propensity_contract_same_seed_pickling_no_mutation() -> None:
+    rows = logged_rows(900, logged=False)
+    before = rows.clone()
+    a = PropensityModel(**FAST, random_state=3).fit(rows)
+    b = PropensityModel(**FAST, random_state=3).fit(rows)
+    assert rows.equals(before)
+    assert a.proba_ is not None
+    assert b.proba_ is not None
+    assert np.array_equal(a.proba_, b.proba_)
+    restored = pickle.loads(pickle.dumps(a))
+    assert np.array_equal(restored.predict_proba(rows.head(5)), a.predict_proba(rows.head(5)))
+    assert repr(a).startswith("PropensityModel(")
+
+
+def test_propensity_errors_say_what_to_fix() -> None:
+    with pytest.raises(NotFittedError, match="fit"):
+        PropensityModel().predict_proba(pl.DataFrame({"usage": [1.0]}))
+    logged = PropensityModel(estimate="auto").fit(logged_rows(60))
+    with pytest.raises(NotFittedError, match="estimate='always'"):
+        logged.predict_proba(pl.DataFrame({"usage": [1.0]}))
+    with pytest.raises(ConfigError, match="estimate='never'"):
+        PropensityModel(estimate="never").fit(logged_rows(60, logged=False))
+    with pytest.raises(ConfigError, match="clip"):
+        PropensityModel(clip=(0.0, 1.0)).fit(logged_rows(60))
+    with pytest.raises(ConfigError, match="action_id"):
+        PropensityModel().fit(pl.DataFrame({"account_id": ["a"]}))
+
+
+def test_account_folds_keep_an_account_in_one_fold() -> None:
+    ids = [f"a{i % 37}" for i in range(500)]
+    folds = account_folds(ids, 5, 0)
+    frame = pl.DataFrame({"account_id": ids, "fold": folds})
+    assert frame.group_by("account_id").agg(pl.col("fold").n_unique()).get_column("fold").max() == 1
+    assert sorted(set(folds.tolist())) == [0, 1, 2, 3, 4]
+    assert np.array_equal(folds, account_folds(ids, 5, 0))
+    with pytest.raises(ConfigError, match="n_folds"):
+        account_folds(ids, 1, 0)
