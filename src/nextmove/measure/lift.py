@@ -1,0 +1,777 @@
+"""Lift against control: what the recommended cohort gained over the randomised control cohort, per objective.
+
+A run assigns each account to an arm: the randomised ``control`` cohort gets the lifecycle-default
+action, the ``model`` and ``explore`` arms get the policy's action. Once the playbook's horizon has
+passed, the outcomes that followed the run's ``as_of`` say, per objective, how much better the
+recommended cohort did than control (with an interval), what that was worth in dollars, and how
+each action's realised effect compares with the effect the run projected for it.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field, fields
+from datetime import datetime, timedelta
+from statistics import NormalDist
+from typing import Any, Literal, Protocol
+
+import numpy as np
+import polars as pl
+from numpy.typing import NDArray
+
+from nextmove.book import NO_ACTION, Book
+from nextmove.errors import ConfigError
+from nextmove.features import build_training_set
+from nextmove.features.history import to_utc
+from nextmove.models.effect import ObjectiveSpec, objective_specs, row_value_usd
+from nextmove.playbook import Playbook
+from nextmove.playbook.schema import ValueBasis
+
+__all__ = [
+    "CONTROL_ARM",
+    "INTERVAL_METHOD",
+    "TREATED_ARMS",
+    "ActionAccuracy",
+    "HorizonNotOverError",
+    "LiftReport",
+    "ObjectiveLift",
+    "ValueLift",
+    "estimate_lift",
+    "json_ready",
+    "latest_data_time",
+    "measured_outcomes",
+    "recommendations_frame",
+]
+
+F64 = NDArray[np.float64]
+
+TREATED_ARMS: tuple[str, ...] = ("model", "explore")
+"""Arms whose accounts got the policy's action: together, the recommended cohort."""
+CONTROL_ARM = "control"
+"""The randomised arm that got the lifecycle-default action."""
+INTERVAL_METHOD = "normal approximation: Welch standard error; Agresti-Caffo on 0/1 outcomes"
+"""How every interval of this module is made (also written into reports)."""
+
+PROJECTED_DTYPE = pl.List(pl.Struct({"objective": pl.String, "effect": pl.Float64, "effect_usd": pl.Float64}))
+"""The projected effects of a recommendation, per objective (the fields of ``evidence.projected`` lift reads)."""
+_EVIDENCE_DTYPE = pl.Struct({"model_action_id": pl.String, "projected": PROJECTED_DTYPE})
+
+
+class HorizonNotOverError(ConfigError):
+    """The decisions' outcome horizon has not passed in the book yet; ``days_left`` says how long to wait."""
+
+    def __init__(self, message: str, *, days_left: float, ends_at: datetime) -> None:
+        super().__init__(message)
+        self.days_left = days_left
+        self.ends_at = ends_at
+
+
+# ---- results ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ObjectiveLift:
+    """The recommended cohort's lift over control on one objective's outcome, and its dollars.
+
+    ``lift`` is ``treated_mean − control_mean``: a change of event rate (``unit = "probability"``,
+    e.g. −0.03 = three points less churn) or of mean dollars per account (``unit = "usd"``, amount
+    objectives). ``lift_usd`` is the same in objective dollars per treated account (weighted and
+    signed as in :class:`~nextmove.models.effect.ObjectiveSpec`: positive is good), and
+    ``impact_usd`` is that times the treated accounts.
+    """
+
+    objective: str
+    outcome: str
+    unit: Literal["probability", "usd"]
+    treated_accounts: int
+    control_accounts: int
+    treated_mean: float
+    control_mean: float
+    lift: float
+    stderr: float | None
+    low: float | None
+    high: float | None
+    relative_lift: float | None
+    """``lift / control_mean`` (None when the control mean is 0)."""
+    lift_usd: float
+    lift_usd_low: float | None
+    lift_usd_high: float | None
+    impact_usd: float
+    impact_low_usd: float | None
+    impact_high_usd: float | None
+
+
+@dataclass(frozen=True)
+class ValueLift:
+    """The lift of the total row value (objective dollars minus the action's cost) per account."""
+
+    treated_accounts: int
+    control_accounts: int
+    treated_mean_usd: float
+    control_mean_usd: float
+    lift_usd: float
+    stderr: float | None
+    low: float | None
+    high: float | None
+    impact_usd: float
+    impact_low_usd: float | None
+    impact_high_usd: float | None
+
+
+@dataclass(frozen=True)
+class ActionAccuracy:
+    """One action's realised effect on one objective against the effect the run projected for it.
+
+    Treated: accounts of the treated arms recommended the action (that the model also chose).
+    Control: control accounts whose ``model_action_id`` is the action: what the model would have
+    chosen for them. Both are random shares of the accounts the model gives the action, so their
+    difference is the action's realised effect there **against what the control cohort got**, the
+    lifecycle default. ``projected_effect`` is the mean projected effect over both groups, which is
+    **against doing nothing**: the two measure the same thing where the default is to do nothing,
+    i.e. to the extent ``control_none_share`` is 1.
+    """
+
+    action_id: str
+    objective: str
+    outcome: str
+    unit: Literal["probability", "usd"]
+    treated_accounts: int
+    control_accounts: int
+    control_none_share: float | None
+    """Share of the control group that was left alone (its lifecycle default is ``none``)."""
+    realised_effect: float | None
+    stderr: float | None
+    low: float | None
+    high: float | None
+    projected_effect: float | None
+    projected_accounts: int
+    """Accounts of either group whose evidence holds a projection for this objective."""
+    error: float | None
+    """``realised_effect − projected_effect``."""
+    within_interval: bool | None
+    """Whether the projected effect lies in the realised effect's interval."""
+    realised_usd: float | None
+    projected_usd: float | None
+
+
+@dataclass(frozen=True)
+class LiftReport:
+    """Lift of the recommended cohort over control for one run's decisions, once the horizon passed."""
+
+    run_id: str | None
+    as_of: datetime
+    """When the decisions were taken."""
+    horizon_days: int
+    observed_until: datetime
+    """The book's latest data: outcomes up to then are counted."""
+    observed_days: float
+    """Days of the horizon seen (``horizon_days`` when complete)."""
+    complete: bool
+    """True when the whole horizon has passed."""
+    level: float
+    interval_method: str
+    treated_arms: tuple[str, ...]
+    control_arm: str
+    arms: dict[str, int]
+    """Accounts measured per arm."""
+    objectives: list[ObjectiveLift]
+    value: ValueLift
+    actions: list[ActionAccuracy]
+    left_out: dict[str, int] = field(default_factory=dict)
+    """Recommendations not measured, by reason."""
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict (times as ISO strings, undefined numbers as None)."""
+        out: dict[str, Any] = json_ready(asdict(self))
+        return out
+
+    def objectives_frame(self) -> pl.DataFrame:
+        """One row per objective, the fields of :class:`ObjectiveLift` as columns."""
+        return _frame(self.objectives, ObjectiveLift)
+
+    def actions_frame(self) -> pl.DataFrame:
+        """One row per action and objective, the fields of :class:`ActionAccuracy` as columns."""
+        return _frame(self.actions, ActionAccuracy)
+
+
+def _frame(items: Sequence[object], kind: type) -> pl.DataFrame:
+    rows = [asdict(item) for item in items]  # type: ignore[call-overload]
+    columns = [f.name for f in fields(kind)]
+    return pl.DataFrame(rows, schema=columns, orient="row") if rows else pl.DataFrame(schema=columns)
+
+
+def json_ready(value: Any) -> Any:
+    """``value`` with times as ISO strings, non-finite numbers as None, tuples as lists: fit for JSON.
+
+    Examples
+    --------
+    >>> json_ready({"a": float("nan"), "b": (1.5, datetime(2025, 1, 1))})
+    {'a': None, 'b': [1.5, '2025-01-01T00:00:00']}
+    """
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, Mapping):
+        return {str(k): json_ready(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_ready(v) for v in value]
+    return value
+
+
+# ---- inputs -----------------------------------------------------------------------------------
+
+
+class RecommendationLike(Protocol):
+    """What lift reads of a stored recommendation (:class:`nextmove.store.RecommendationRecord`)."""
+
+    @property
+    def account_id(self) -> str: ...
+    @property
+    def action_id(self) -> str: ...
+    @property
+    def arm(self) -> str: ...
+    @property
+    def evidence(self) -> dict[str, Any]: ...
+
+
+def recommendations_frame(records: Iterable[RecommendationLike]) -> pl.DataFrame:
+    """The recommendations lift needs, as a frame: one row per record.
+
+    Parameters
+    ----------
+    records
+        Stored recommendations (e.g. ``store.recommendations(run_id)``).
+
+    Returns
+    -------
+    polars.DataFrame
+        ``account_id, action_id, arm, model_action_id`` (from the evidence; null when absent) and
+        ``projected`` (the evidence's projected effects: ``objective, effect, effect_usd``).
+
+    Examples
+    --------
+    >>> from types import SimpleNamespace as Rec
+    >>> evidence = {"model_action_id": "call", "projected": [{"objective": "win", "effect": 0.1, "effect_usd": 9.0}]}
+    >>> frame = recommendations_frame([Rec(account_id="a", action_id="email", arm="control", evidence=evidence)])
+    >>> frame.select("account_id", "arm", "model_action_id").row(0)
+    ('a', 'control', 'call')
+    """
+    ids: list[str] = []
+    actions: list[str] = []
+    arms: list[str] = []
+    model_actions: list[str | None] = []
+    projected: list[list[dict[str, Any]] | None] = []
+    for rec in records:
+        evidence = rec.evidence if isinstance(rec.evidence, Mapping) else {}
+        ids.append(rec.account_id)
+        actions.append(rec.action_id)
+        arms.append(rec.arm)
+        chosen = evidence.get("model_action_id")
+        model_actions.append(None if chosen is None else str(chosen))
+        projected.append(_projected_list(evidence.get("projected")))
+    return pl.DataFrame(
+        {
+            "account_id": ids,
+            "action_id": actions,
+            "arm": arms,
+            "model_action_id": model_actions,
+            "projected": projected,
+        },
+        schema={
+            "account_id": pl.String,
+            "action_id": pl.String,
+            "arm": pl.String,
+            "model_action_id": pl.String,
+            "projected": PROJECTED_DTYPE,
+        },
+    )
+
+
+def _projected_list(value: object) -> list[dict[str, Any]] | None:
+    if not isinstance(value, list):
+        return None
+    out: list[dict[str, Any]] = []
+    for item in value:
+        if isinstance(item, Mapping) and item.get("objective") is not None:
+            out.append(
+                {
+                    "objective": str(item["objective"]),
+                    "effect": _number(item.get("effect")),
+                    "effect_usd": _number(item.get("effect_usd")),
+                }
+            )
+    return out
+
+
+def _number(value: object) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value) if math.isfinite(value) else None
+
+
+def _normalise(recommendations: pl.DataFrame) -> pl.DataFrame:
+    """``account_id, action_id, arm, model_action_id, projected`` from a frame of recommendations.
+
+    ``model_action_id`` and ``projected`` come from their own columns when present, else from an
+    ``evidence`` column (JSON text, as in a run's ``recommendations.csv``, or a struct).
+    """
+    for column in ("account_id", "action_id", "arm"):
+        if column not in recommendations.columns:
+            raise ConfigError(
+                f"recommendations need a {column!r} column (columns: {', '.join(recommendations.columns)})"
+            )
+    frame = recommendations.select(
+        pl.col("account_id").cast(pl.String),
+        pl.col("action_id").cast(pl.String).fill_null(NO_ACTION),
+        pl.col("arm").cast(pl.String),
+        *[pl.col(c) for c in ("model_action_id", "projected", "evidence") if c in recommendations.columns],
+    )
+    if "evidence" in frame.columns and ("model_action_id" not in frame.columns or "projected" not in frame.columns):
+        evidence = pl.col("evidence")
+        if frame.schema["evidence"] == pl.String:
+            decoded = evidence.str.json_decode(_EVIDENCE_DTYPE)
+        elif isinstance(frame.schema["evidence"], pl.Struct):
+            decoded = evidence.cast(_EVIDENCE_DTYPE, strict=False)
+        else:
+            raise ConfigError(f"the evidence column must be JSON text or a struct, got {frame.schema['evidence']}")
+        parts = frame.select(decoded.struct.field("model_action_id"), decoded.struct.field("projected"))
+        for column in ("model_action_id", "projected"):
+            if column not in frame.columns:
+                frame = frame.with_columns(parts.get_column(column))
+    if "model_action_id" not in frame.columns:
+        frame = frame.with_columns(pl.lit(None, dtype=pl.String).alias("model_action_id"))
+    if "projected" not in frame.columns:
+        frame = frame.with_columns(pl.lit(None, dtype=PROJECTED_DTYPE).alias("projected"))
+    frame = frame.select(
+        "account_id",
+        "action_id",
+        "arm",
+        pl.col("model_action_id").cast(pl.String),
+        pl.col("projected").cast(PROJECTED_DTYPE),
+    )
+    if frame.get_column("account_id").null_count():
+        raise ConfigError("a recommendation has no account_id")
+    dup = frame.filter(pl.col("account_id").is_duplicated())
+    if dup.height:
+        raise ConfigError(
+            f"recommendations must hold one row per account; {dup.get_column('account_id')[0]!r} appears "
+            f"{dup.filter(pl.col('account_id') == dup.get_column('account_id')[0]).height} times"
+        )
+    return frame
+
+
+# ---- outcomes ---------------------------------------------------------------------------------
+
+
+def latest_data_time(book: Book) -> datetime:
+    """The latest timestamp of a book's signals, touches and outcomes: how far its data reaches.
+
+    Raises
+    ------
+    ConfigError
+        If the book has no dated row.
+
+    Examples
+    --------
+    >>> from nextmove.book import empty_table
+    >>> accounts = pl.DataFrame({"account_id": ["a"]})
+    >>> outcomes = pl.DataFrame({"account_id": ["a"], "ts": [datetime(2025, 3, 1)], "kind": ["churn"]})
+    >>> book = Book(accounts, empty_table("signals"), empty_table("touches"), outcomes)
+    >>> latest_data_time(book).isoformat()
+    '2025-03-01T00:00:00+00:00'
+    """
+    stamps = [
+        frame.get_column("ts").max()
+        for frame in (book.signals, book.touches, book.outcomes)
+        if frame.height and "ts" in frame.columns
+    ]
+    found = [to_utc(s) for s in stamps if isinstance(s, datetime)]
+    if not found:
+        raise ConfigError("the book has no dated rows (signals, touches or outcomes): nothing was observed")
+    return max(found)
+
+
+def measured_outcomes(
+    book: Book, playbook: Playbook, as_of: datetime, *, observed_until: datetime | None = None
+) -> pl.DataFrame:
+    """What followed a decision time for every account that existed then: the labels of a training set.
+
+    The outcome window is the training set's (:func:`~nextmove.features.build_training_set`):
+    outcomes in ``(as_of, as_of + horizon]`` seen by ``observed_until``, per outcome kind
+    ``y_{kind}`` (1 if it happened) and ``y_{kind}_value`` (the sum of its values). Every outcome
+    in the window counts, whatever touch it is attributed to: the cohorts are compared as
+    randomised (intention to treat). Accounts gone before ``as_of`` (a terminal outcome) or not
+    yet started have no row.
+
+    Parameters
+    ----------
+    book
+        The book of business, with outcomes after ``as_of``.
+    playbook
+        The horizon and the objectives' outcome kinds.
+    as_of
+        The decision time.
+    observed_until
+        What is known (default: the book's latest data, :func:`latest_data_time`).
+
+    Returns
+    -------
+    polars.DataFrame
+        ``account_id``, ``arr`` (when the accounts have it), the labels, ``censored`` (the horizon
+        is not over by ``observed_until``) and ``observed_days``.
+    """
+    when = to_utc(as_of)
+    until = to_utc(observed_until) if observed_until is not None else latest_data_time(book)
+    if until <= when:
+        return pl.DataFrame(schema={"account_id": pl.String})
+    # Only the labels (and arr) are read. Touches are left out so that the log's later touches do
+    # not move or drop an account's row (the rows are the accounts at as_of, not past decisions);
+    # signals too (features are not needed); and every account is taken to exist at as_of, so an
+    # account whose first row in the book is an outcome after as_of keeps its row.
+    accounts = book.accounts.with_columns(pl.lit(when, dtype=pl.Datetime("us", "UTC")).alias("contract_start"))
+    quiet = Book(accounts, book.signals.clear(), book.touches.clear(), book.outcomes, source=book.source, as_of=until)
+    rows = build_training_set(
+        quiet, playbook, decision_times=[when], untouched_rows=True, attribution="window", as_of=until
+    )
+    keep = [c for c in rows.columns if c in ("account_id", "arr", "censored", "observed_days") or c.startswith("y_")]
+    return rows.filter(pl.col("decision_ts") == when).select(keep)
+
+
+# ---- estimation -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Diff:
+    estimate: float
+    stderr: float | None
+    low: float | None
+    high: float | None
+
+
+def _difference(treated: F64, control: F64, z: float, *, binary: bool) -> _Diff:
+    """``mean(treated) − mean(control)`` with a normal interval (Welch; Agresti–Caffo for 0/1 values)."""
+    nt, nc = len(treated), len(control)
+    if nt == 0 or nc == 0:
+        return _Diff(float("nan"), None, None, None)
+    estimate = float(treated.mean() - control.mean())
+    if binary:
+        # One event and one non-event added to each cohort: with rare outcomes a cohort may hold no
+        # event at all, and the plain Wald interval would then claim a width of zero.
+        pt = (float(treated.sum()) + 1) / (nt + 2)
+        pc = (float(control.sum()) + 1) / (nc + 2)
+        se = math.sqrt(pt * (1 - pt) / (nt + 2) + pc * (1 - pc) / (nc + 2))
+        center = pt - pc
+    else:
+        if nt < 2 or nc < 2:
+            return _Diff(estimate, None, None, None)
+        se = math.sqrt(float(treated.var(ddof=1)) / nt + float(control.var(ddof=1)) / nc)
+        center = estimate
+    return _Diff(estimate, se, center - z * se, center + z * se)
+
+
+def _scaled(diff: _Diff, factor: float) -> tuple[float | None, float | None]:
+    if diff.low is None or diff.high is None:
+        return None, None
+    a, b = diff.low * factor, diff.high * factor
+    return min(a, b), max(a, b)
+
+
+def _times(value: float | None, n: int) -> float | None:
+    return None if value is None else value * n
+
+
+def _metric(frame: pl.DataFrame, spec: ObjectiveSpec) -> F64:
+    """Per account: the objective's outcome (0/1 event, or the summed amount)."""
+    column = spec.value_label if spec.is_amount else spec.label
+    if column not in frame.columns:
+        raise ConfigError(f"objective {spec.objective!r}: the measured outcomes lack the column {column!r}")
+    values = frame.get_column(column).cast(pl.Float64).fill_null(0.0).to_numpy().astype(np.float64)
+    return values if spec.is_amount else (values > 0).astype(np.float64)
+
+
+def _objective_lift(frame: pl.DataFrame, treated: NDArray[np.bool_], spec: ObjectiveSpec, z: float) -> ObjectiveLift:
+    control = ~treated
+    y = _metric(frame, spec)
+    dollars = spec.realised_usd(frame)
+    diff = _difference(y[treated], y[control], z, binary=not spec.is_amount)
+    nt, nc = int(treated.sum()), int(control.sum())
+    if spec.basis is ValueBasis.FIXED:
+        # Dollars are a constant multiple of the event: same interval, scaled.
+        per = spec.weight * spec.sign * float(spec.value_usd or 0.0)
+        usd = _Diff(diff.estimate * per, None, *_scaled(diff, per))
+    else:
+        usd = _difference(dollars[treated], dollars[control], z, binary=False)
+    control_mean = float(y[control].mean())
+    return ObjectiveLift(
+        objective=spec.objective,
+        outcome=spec.outcome,
+        unit=spec.unit,
+        treated_accounts=nt,
+        control_accounts=nc,
+        treated_mean=float(y[treated].mean()),
+        control_mean=control_mean,
+        lift=diff.estimate,
+        stderr=diff.stderr,
+        low=diff.low,
+        high=diff.high,
+        relative_lift=diff.estimate / control_mean if control_mean != 0 else None,
+        lift_usd=usd.estimate,
+        lift_usd_low=usd.low,
+        lift_usd_high=usd.high,
+        impact_usd=usd.estimate * nt,
+        impact_low_usd=_times(usd.low, nt),
+        impact_high_usd=_times(usd.high, nt),
+    )
+
+
+def _value_lift(frame: pl.DataFrame, treated: NDArray[np.bool_], playbook: Playbook, z: float) -> ValueLift:
+    value = row_value_usd(frame, playbook)
+    control = ~treated
+    diff = _difference(value[treated], value[control], z, binary=False)
+    nt = int(treated.sum())
+    return ValueLift(
+        treated_accounts=nt,
+        control_accounts=int(control.sum()),
+        treated_mean_usd=float(value[treated].mean()),
+        control_mean_usd=float(value[control].mean()),
+        lift_usd=diff.estimate,
+        stderr=diff.stderr,
+        low=diff.low,
+        high=diff.high,
+        impact_usd=diff.estimate * nt,
+        impact_low_usd=_times(diff.low, nt),
+        impact_high_usd=_times(diff.high, nt),
+    )
+
+
+def _projected_means(frame: pl.DataFrame) -> pl.DataFrame:
+    """Mean projected effect (and dollars) per action and objective over the rows' projections."""
+    return (
+        frame.select("_action", "projected")
+        .explode("projected")
+        .drop_nulls("projected")
+        .unnest("projected")
+        .group_by("_action", "objective")
+        .agg(
+            pl.col("effect").mean().alias("projected_effect"),
+            pl.col("effect_usd").mean().alias("projected_usd"),
+            pl.col("effect").is_not_null().sum().alias("projected_accounts"),
+        )
+    )
+
+
+def _action_accuracy(
+    frame: pl.DataFrame, treated: NDArray[np.bool_], specs: Sequence[ObjectiveSpec], z: float
+) -> list[ActionAccuracy]:
+    model_action = frame.get_column("model_action_id").fill_null(frame.get_column("action_id"))
+    is_treated = pl.Series(treated) & (frame.get_column("action_id") == model_action)
+    is_control = pl.Series(~treated)
+    groups = frame.with_columns(
+        model_action.alias("_action"), is_treated.alias("_treated"), is_control.alias("_control")
+    ).filter((pl.col("_treated") | pl.col("_control")) & (pl.col("_action") != NO_ACTION))
+    actions = sorted(set(groups.get_column("_action").to_list()))
+    projected = _projected_means(groups)
+    lookup = {(r["_action"], r["objective"]): r for r in projected.iter_rows(named=True)}
+    out: list[ActionAccuracy] = []
+    for action in actions:
+        part = groups.filter(pl.col("_action") == action)
+        t = part.get_column("_treated").to_numpy().astype(bool)
+        c = part.get_column("_control").to_numpy().astype(bool)
+        left_alone = (part.get_column("action_id") == NO_ACTION).to_numpy().astype(bool)
+        none_share = float(left_alone[c].mean()) if c.any() else None
+        for spec in specs:
+            y = _metric(part, spec)
+            dollars = spec.realised_usd(part)
+            diff = _difference(y[t], y[c], z, binary=not spec.is_amount)
+            usd = _difference(dollars[t], dollars[c], z, binary=False)
+            proj = lookup.get((action, spec.objective), {})
+            p_effect = proj.get("projected_effect")
+            realised = diff.estimate if math.isfinite(diff.estimate) else None
+            out.append(
+                ActionAccuracy(
+                    action_id=action,
+                    objective=spec.objective,
+                    outcome=spec.outcome,
+                    unit=spec.unit,
+                    treated_accounts=int(t.sum()),
+                    control_accounts=int(c.sum()),
+                    control_none_share=none_share,
+                    realised_effect=realised,
+                    stderr=diff.stderr,
+                    low=diff.low,
+                    high=diff.high,
+                    projected_effect=p_effect,
+                    projected_accounts=int(proj.get("projected_accounts") or 0),
+                    error=None if realised is None or p_effect is None else realised - p_effect,
+                    within_interval=(
+                        None
+                        if p_effect is None or diff.low is None or diff.high is None
+                        else bool(diff.low <= p_effect <= diff.high)
+                    ),
+                    realised_usd=usd.estimate if math.isfinite(usd.estimate) else None,
+                    projected_usd=proj.get("projected_usd"),
+                )
+            )
+    return out
+
+
+def _check_horizon(when: datetime, until: datetime, horizon_days: int, *, allow_partial: bool, who: str) -> None:
+    ends = when + timedelta(days=horizon_days)
+    if until >= ends:
+        return
+    left = (ends - until).total_seconds() / 86_400
+    if until <= when:
+        raise HorizonNotOverError(
+            f"{who} decided at {when:%Y-%m-%d %H:%M} UTC, and the book holds no data after that "
+            f"(its latest is {until:%Y-%m-%d %H:%M} UTC): no outcome can be measured yet; the "
+            f"{horizon_days}-day horizon ends {ends:%Y-%m-%d}, {math.ceil(left)} days after the book's latest data",
+            days_left=left,
+            ends_at=ends,
+        )
+    if not allow_partial:
+        raise HorizonNotOverError(
+            f"the {horizon_days}-day horizon of {who} (decided {when:%Y-%m-%d}) has not passed: it ends "
+            f"{ends:%Y-%m-%d}, {math.ceil(left)} days after the book's latest data ({until:%Y-%m-%d}); "
+            "measure again then, or measure what has been seen so far with allow_partial (--partial)",
+            days_left=left,
+            ends_at=ends,
+        )
+
+
+def estimate_lift(
+    recommendations: pl.DataFrame,
+    book: Book,
+    playbook: Playbook,
+    *,
+    as_of: datetime,
+    observed_until: datetime | None = None,
+    level: float = 0.95,
+    treated_arms: Sequence[str] = TREATED_ARMS,
+    control_arm: str = CONTROL_ARM,
+    allow_partial: bool = False,
+    run_id: str | None = None,
+) -> LiftReport:
+    """Lift of the recommended cohort over the control cohort, per objective, with intervals and dollars.
+
+    For every account of ``recommendations`` in a treated arm or the control arm, the outcomes of
+    the horizon after ``as_of`` (:func:`measured_outcomes`) are compared between the cohorts:
+
+    - per objective of the playbook, the difference of event rates (or, for ``value = "amount"``
+      objectives, of mean amounts) with its interval, and its objective dollars per account and in
+      total (:class:`ObjectiveLift`);
+    - the total row value (objective dollars minus the action's cost, as
+      :func:`~nextmove.models.effect.row_value_usd`) per account and in total (:class:`ValueLift`);
+    - per action and objective, the realised effect against the projected one
+      (:class:`ActionAccuracy`).
+
+    Intervals are a normal approximation of a difference of means: Welch's standard error, with
+    the Agresti–Caffo adjustment (one event and one non-event added to each cohort) for 0/1
+    outcomes. Accounts are the units, each measured once.
+
+    Parameters
+    ----------
+    recommendations
+        One row per account: ``account_id, action_id, arm`` and either ``model_action_id`` and
+        ``projected`` (as :func:`recommendations_frame` makes them) or an ``evidence`` column
+        (the decision receipt, JSON text or a struct).
+    book
+        The book of business, holding the outcomes that followed ``as_of``.
+    playbook
+        Horizon, objectives and costs.
+    as_of
+        When the decisions were taken (the run's ``as_of``).
+    observed_until
+        What is known (default: the book's latest data).
+    level
+        Confidence level of the intervals.
+    treated_arms, control_arm
+        Which arms form the recommended cohort and the control cohort; accounts of other arms are
+        left out.
+    allow_partial
+        Measure before the horizon has passed (outcomes seen so far; the report says
+        ``complete=False``).
+    run_id
+        Named in the report and in errors.
+
+    Returns
+    -------
+    LiftReport
+
+    Raises
+    ------
+    HorizonNotOverError
+        If the horizon has not passed (and ``allow_partial`` is False), or nothing is observed
+        after ``as_of``; ``days_left`` says how long to wait.
+    ConfigError
+        If a column is missing, an account appears twice, or a cohort is empty.
+
+    Examples
+    --------
+    >>> from nextmove.book.validate import load_book
+    >>> from nextmove.playbook import Action, Objective
+    >>> pb = Playbook(
+    ...     objectives={"win": Objective(outcome="win", value="fixed", value_usd=100.0)},
+    ...     actions=[Action(id="call", name="Call", team="cs", objective="win")],
+    ... )
+    >>> t0 = datetime(2025, 1, 1)
+    >>> ids = [f"a{i}" for i in range(8)]
+    >>> recs = pl.DataFrame({"account_id": ids, "action_id": ["call"] * 4 + ["none"] * 4,
+    ...                      "arm": ["model"] * 4 + ["control"] * 4})
+    >>> wins = pl.DataFrame({"account_id": ["a0", "a1", "a2", "a4"], "ts": [datetime(2025, 2, 1)] * 4,
+    ...                      "kind": ["win"] * 4})
+    >>> book = load_book({"accounts": pl.DataFrame({"account_id": ids}), "outcomes": wins})
+    >>> report = estimate_lift(recs, book, pb, as_of=t0, observed_until=datetime(2025, 4, 15))
+    >>> [(o.objective, o.treated_mean, o.control_mean, o.lift, o.impact_usd) for o in report.objectives]
+    [('win', 0.75, 0.25, 0.5, 200.0)]
+    """
+    if not 0 < level < 1:
+        raise ConfigError(f"level must be in (0, 1), got {level!r}")
+    treated_set = set(treated_arms)
+    if control_arm in treated_set:
+        raise ConfigError(f"the control arm {control_arm!r} cannot also be a treated arm")
+    who = f"run {run_id}" if run_id else "the decisions"
+    when = to_utc(as_of)
+    until = to_utc(observed_until) if observed_until is not None else latest_data_time(book)
+    _check_horizon(when, until, playbook.horizon_days, allow_partial=allow_partial, who=who)
+    recs = _normalise(recommendations)
+    left_out: dict[str, int] = {}
+    other_arms = recs.filter(~pl.col("arm").is_in([*treated_set, control_arm]))
+    if other_arms.height:
+        left_out["in another arm"] = other_arms.height
+    recs = recs.filter(pl.col("arm").is_in([*treated_set, control_arm]))
+    outcomes = measured_outcomes(book, playbook, when, observed_until=until)
+    frame = recs.join(outcomes, on="account_id", how="inner")
+    missing = recs.height - frame.height
+    if missing:
+        left_out["not in the book at as_of (unknown, gone or not started)"] = missing
+    treated = frame.get_column("arm").is_in(list(treated_set)).to_numpy().astype(bool)
+    n_treated, n_control = int(treated.sum()), int((~treated).sum())
+    if n_control == 0 or n_treated == 0:
+        empty = "control" if n_control == 0 else "recommended (" + ", ".join(sorted(treated_set)) + ")"
+        raise ConfigError(
+            f"{who} has no measurable account in the {empty} cohort "
+            f"({n_treated} treated, {n_control} control): lift needs both; "
+            "the control cohort comes from the playbook's control_fraction"
+        )
+    z = NormalDist().inv_cdf((1 + level) / 2)
+    specs = objective_specs(playbook)
+    observed = max(0.0, min(playbook.horizon_days, (until - when).total_seconds() / 86_400))
+    return LiftReport(
+        run_id=run_id,
+        as_of=when,
+        horizon_days=playbook.horizon_days,
+        observed_until=until,
+        observed_days=observed,
+        complete=observed >= playbook.horizon_days,
+        level=level,
+        interval_method=INTERVAL_METHOD,
+        treated_arms=tuple(treated_arms),
+        control_arm=control_arm,
+        arms={str(k): int(v) for k, v in frame.group_by("arm").len().sort("arm").iter_rows()},
+        objectives=[_objective_lift(frame, treated, spec, z) for spec in specs],
+        value=_value_lift(frame, treated, playbook, z),
+        actions=_action_accuracy(frame, treated, specs, z),
+        left_out=left_out,
+    )

@@ -1,0 +1,849 @@
+"""Off-policy evaluation: IPS, SNIPS and DR estimates, with confidence intervals, of any policy on logged data."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timedelta
+from statistics import NormalDist
+from typing import Any, Literal
+
+import numpy as np
+import polars as pl
+from numpy.typing import NDArray
+
+from nextmove.book import NO_ACTION, Book
+from nextmove.decide.explore import stable_uniform
+from nextmove.errors import ConfigError
+from nextmove.features import build_training_set
+from nextmove.features.history import to_utc
+from nextmove.measure.accuracy import ProbabilityAccuracy, evaluate_probabilities
+from nextmove.measure.lift import json_ready, latest_data_time
+from nextmove.measure.policy import (
+    do_nothing_policy,
+    eligible_actions,
+    learned_policy,
+    lifecycle_default_policy,
+    logged_policy,
+    policy_keys,
+    table_policy,
+)
+from nextmove.models.effect import EffectModel, row_value_usd
+from nextmove.models.outcome import OutcomeFitSummary, OutcomeModels
+from nextmove.models.propensity import OverlapReport, PropensityModel, check_clip, clip_propensities
+from nextmove.playbook import Playbook
+
+__all__ = [
+    "BUILT_IN_POLICIES",
+    "OfflineEvaluation",
+    "PolicyValue",
+    "evaluate_offline",
+    "evaluate_policy",
+    "policy_difference",
+    "row_value_usd",
+    "split_decisions",
+]
+
+Method = Literal["ips", "snips", "dr"]
+F64 = NDArray[np.float64]
+
+
+@dataclass(frozen=True)
+class PolicyValue:
+    """The estimated value of a policy per logged decision, with its confidence interval.
+
+    ``estimate`` is in dollars per decision (the row value of :func:`row_value_usd`: objective
+    dollars minus the action's cost), or one objective's dollars when ``objective`` is set. The
+    interval is a normal approximation on the per-row terms, with the variance summed by account
+    (rows of one account are not assumed independent).
+    """
+
+    policy: str
+    method: Method
+    estimate: float
+    stderr: float
+    low: float
+    high: float
+    n: int
+    """Logged rows evaluated."""
+    level: float
+    objective: str | None
+    """None for the total value; else the one objective evaluated."""
+    effective_sample_size: float
+    """``(Σ w)² / Σ w²`` of the importance weights ``w = π(A | x) / e(A | x)``: rows the estimate is worth."""
+    matched_share: float
+    """Share of rows where the logged action is one the policy could take (``π(A | x) > 0``)."""
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict."""
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class _Terms:
+    """Per-row terms of each estimator (internal)."""
+
+    weights: F64
+    rewards: F64
+    ips: F64
+    dr: F64 | None
+    clusters: NDArray[np.int64]
+    matched: F64
+
+
+def _policy_probabilities(rows: pl.DataFrame, policy: pl.DataFrame) -> tuple[F64, pl.DataFrame]:
+    """π(logged action | row) for every row, and the policy joined to the rows (all its actions)."""
+    keys = policy_keys(policy)
+    for key in keys:
+        if key not in rows.columns:
+            raise ConfigError(f"the policy is keyed by {key!r}, which the logged rows lack")
+    table = policy.select(*keys, pl.col("action_id").cast(pl.String), pl.col("probability").cast(pl.Float64))
+    if "decision_ts" in keys:
+        table = table.with_columns(pl.col("decision_ts").cast(rows.schema["decision_ts"]))
+    indexed = rows.select(*keys, pl.col("action_id").cast(pl.String).fill_null(NO_ACTION)).with_row_index("_row")
+    covered = indexed.join(table.select(keys).unique(), on=keys, how="semi")
+    if covered.height < indexed.height:
+        missing = indexed.height - covered.height
+        raise ConfigError(
+            f"the policy has no action for {missing} of {indexed.height} logged rows "
+            f"(keyed by {', '.join(keys)}); give every row an action (e.g. 'none')"
+        )
+    taken = indexed.join(table, on=[*keys, "action_id"], how="left").sort("_row")
+    probability = taken.get_column("probability").fill_null(0.0).to_numpy().astype(np.float64)
+    joined = indexed.select("_row", *keys).join(table, on=keys, how="inner")
+    return probability, joined
+
+
+def _check_complete(joined: pl.DataFrame) -> None:
+    """DR sums over every action the policy can take: its probabilities must sum to 1 on every row."""
+    totals = joined.group_by("_row").agg(pl.col("probability").sum().alias("_total"))
+    off = totals.filter((pl.col("_total") - 1.0).abs() > 1e-6)
+    if off.height:
+        raise ConfigError(
+            f"DR needs the policy's whole distribution, but its probabilities do not sum to 1 on {off.height} rows "
+            "(e.g. logged_policy without proba=); evaluate it with methods=('ips', 'snips')"
+        )
+
+
+def _direct_term(rows: pl.DataFrame, joined: pl.DataFrame, expected_values: pl.DataFrame) -> tuple[F64, F64]:
+    """``Σ_a π(a | x) q(x, a)`` per row, and ``q(x, A)`` of the logged action."""
+    q_keys = ["account_id", "decision_ts"] if "decision_ts" in expected_values.columns else ["account_id"]
+    for key in q_keys:
+        if key not in rows.columns:
+            raise ConfigError(f"expected_values is keyed by {key!r}, which the logged rows lack")
+    q = expected_values.select(*q_keys, pl.col("action_id").cast(pl.String), pl.col("expected_value_usd"))
+    if "decision_ts" in q_keys:
+        q = q.with_columns(pl.col("decision_ts").cast(rows.schema["decision_ts"]))
+    indexed = rows.select(*q_keys, pl.col("action_id").cast(pl.String).fill_null(NO_ACTION)).with_row_index("_row")
+    row_keys = indexed.select("_row", *q_keys)
+    chosen = joined.select("_row", "action_id", "probability").join(row_keys, on="_row")
+    with_q = chosen.join(q, on=[*q_keys, "action_id"], how="left")
+    if with_q.get_column("expected_value_usd").null_count():
+        gap = with_q.filter(pl.col("expected_value_usd").is_null() & (pl.col("probability") > 0)).head(1)
+        if gap.height:
+            first = gap.row(0, named=True)
+            raise ConfigError(
+                f"expected_values has no value for action {first['action_id']!r} of account {first['account_id']!r}: "
+                "DR needs q(x, a) for every action the policy can take"
+            )
+    direct = (
+        with_q.group_by("_row")
+        .agg((pl.col("probability") * pl.col("expected_value_usd").fill_null(0.0)).sum().alias("_d"))
+        .join(indexed.select("_row"), on="_row", how="right")
+        .sort("_row")
+        .get_column("_d")
+        .fill_null(0.0)
+        .to_numpy()
+    )
+    logged_q = indexed.join(q, on=[*q_keys, "action_id"], how="left").sort("_row").get_column("expected_value_usd")
+    if logged_q.null_count():
+        raise ConfigError("expected_values has no value for some logged actions: DR needs q(x, A) of the logged action")
+    return np.asarray(direct, dtype=np.float64), logged_q.to_numpy().astype(np.float64)
+
+
+def _propensities(rows: pl.DataFrame, propensity: F64 | Literal["logged", "estimate"], random_state: int) -> F64:
+    if not isinstance(propensity, str):
+        values = np.asarray(propensity, dtype=np.float64)
+        if values.shape != (rows.height,):
+            raise ConfigError(f"propensity must have one value per row ({rows.height}), got shape {values.shape}")
+        return values
+    if propensity not in ("logged", "estimate"):
+        raise ConfigError(f"propensity must be 'logged', 'estimate' or an array, got {propensity!r}")
+    logged = (
+        rows.get_column("propensity").cast(pl.Float64).to_numpy().astype(np.float64)
+        if "propensity" in rows.columns
+        else np.full(rows.height, np.nan)
+    )
+    if propensity == "logged" and np.isfinite(logged).all():
+        return logged
+    # Missing propensities: a cross-fitted model of the logging policy on these same rows.
+    model = PropensityModel(
+        estimate="always", use_logged=propensity == "logged", random_state=random_state, clip=(1e-6, 1.0)
+    ).fit(rows)
+    return model.raw_propensity_
+
+
+def _terms(
+    rows: pl.DataFrame,
+    policy: pl.DataFrame,
+    playbook: Playbook,
+    *,
+    objective: str | None,
+    expected_values: pl.DataFrame | None,
+    propensity: F64 | Literal["logged", "estimate"],
+    clip: tuple[float, float],
+    rewards: F64 | None,
+    random_state: int,
+) -> _Terms:
+    if rows.height == 0:
+        raise ConfigError("there are no logged rows to evaluate on")
+    if "account_id" not in rows.columns or "action_id" not in rows.columns:
+        raise ConfigError("logged rows need 'account_id' and 'action_id' columns")
+    r = row_value_usd(rows, playbook, objective=objective) if rewards is None else np.asarray(rewards, dtype=float)
+    if r.shape != (rows.height,):
+        raise ConfigError(f"rewards must have one value per row ({rows.height}), got shape {r.shape}")
+    e = clip_propensities(_propensities(rows, propensity, random_state), clip)
+    pi_taken, joined = _policy_probabilities(rows, policy)
+    w = pi_taken / e
+    ips = w * r
+    dr = None
+    if expected_values is not None:
+        _check_complete(joined)
+        direct, q_taken = _direct_term(rows, joined, expected_values)
+        dr = direct + w * (r - q_taken)
+    clusters = rows.get_column("account_id").cast(pl.String).rank("dense").to_numpy().astype(np.int64)
+    return _Terms(weights=w, rewards=r, ips=ips, dr=dr, clusters=clusters, matched=(pi_taken > 0).astype(float))
+
+
+def _cluster_se(influence: F64, clusters: NDArray[np.int64]) -> float:
+    """Standard error of a mean whose per-row influence is ``influence``, summed by cluster first."""
+    n = len(influence)
+    sums = np.bincount(clusters, weights=influence)
+    sums = sums[np.bincount(clusters) > 0]
+    g = len(sums)
+    if g < 2:
+        return float("nan")
+    return float(math.sqrt(np.sum(sums**2) * g / (g - 1)) / n)
+
+
+def _summaries(
+    terms: _Terms, methods: Sequence[Method], *, name: str, objective: str | None, level: float
+) -> list[PolicyValue]:
+    z = NormalDist().inv_cdf((1 + level) / 2)
+    w = terms.weights
+    n = len(w)
+    ess = float(w.sum() ** 2 / np.sum(w**2)) if np.sum(w**2) > 0 else 0.0
+    matched = float(terms.matched.mean())
+    out: list[PolicyValue] = []
+    for method in methods:
+        if method == "ips":
+            estimate = float(terms.ips.mean())
+            se = _cluster_se(terms.ips - estimate, terms.clusters)
+        elif method == "snips":
+            total = float(w.sum())
+            if total <= 0:
+                estimate, se = float("nan"), float("nan")
+            else:
+                estimate = float(np.sum(terms.ips) / total)
+                se = _cluster_se(w * (terms.rewards - estimate) / (total / n), terms.clusters)
+        elif method == "dr":
+            if terms.dr is None:
+                raise ConfigError("DR needs expected_values (an outcome model's q(x, a) for every row and action)")
+            estimate = float(terms.dr.mean())
+            se = _cluster_se(terms.dr - estimate, terms.clusters)
+        else:
+            raise ConfigError(f"unknown OPE method {method!r}: use 'ips', 'snips' or 'dr'")
+        out.append(
+            PolicyValue(
+                policy=name,
+                method=method,
+                estimate=estimate,
+                stderr=se,
+                low=estimate - z * se,
+                high=estimate + z * se,
+                n=n,
+                level=level,
+                objective=objective,
+                effective_sample_size=ess,
+                matched_share=matched,
+            )
+        )
+    return out
+
+
+def _check(level: float, methods: Sequence[str], expected_values: pl.DataFrame | None) -> tuple[Method, ...]:
+    if not 0 < level < 1:
+        raise ConfigError(f"level must be in (0, 1), got {level!r}")
+    chosen: list[Method] = []
+    for method in methods:
+        if method not in ("ips", "snips", "dr"):
+            raise ConfigError(f"unknown OPE method {method!r}: use 'ips', 'snips' or 'dr'")
+        if method == "dr" and expected_values is None:
+            continue
+        chosen.append(method)  # type: ignore[arg-type]
+    return tuple(chosen)
+
+
+def evaluate_policy(
+    rows: pl.DataFrame,
+    policy: pl.DataFrame,
+    playbook: Playbook,
+    *,
+    objective: str | None = None,
+    expected_values: pl.DataFrame | None = None,
+    propensity: F64 | Literal["logged", "estimate"] = "logged",
+    methods: Sequence[Method] = ("ips", "snips", "dr"),
+    level: float = 0.95,
+    clip: tuple[float, float] = (1e-3, 1.0),
+    rewards: F64 | None = None,
+    name: str = "policy",
+    random_state: int = 0,
+) -> list[PolicyValue]:
+    """Estimate a policy's value per decision from logged decisions: IPS, SNIPS and DR, with intervals.
+
+    With ``w = π(A | x) / e(A | x)`` (the policy's probability of the logged action over the
+    logging propensity) and ``r`` the row's realised value:
+
+    - **IPS**: the mean of ``w · r``;
+    - **SNIPS**: ``Σ w · r / Σ w`` (self-normalised: lower variance, slightly biased);
+    - **DR**: the mean of ``Σ_a π(a | x) q(x, a) + w · (r − q(x, A))`` with ``q`` an outcome
+      model's expected value of each action (``expected_values``, e.g.
+      :meth:`~nextmove.models.effect.EffectModel.expected_values` of a model fitted on *earlier*
+      data); unbiased if either the propensities or ``q`` are right.
+
+    Intervals are a normal approximation on the per-row terms (SNIPS: on its linearisation), with
+    the variance summed by account, so an account's rows are not treated as independent.
+
+    Parameters
+    ----------
+    rows
+        Logged decisions whose horizon is over: ``account_id`` (, ``decision_ts``), ``action_id``,
+        ``propensity`` and the labels (a training set's uncensored, logged rows).
+    policy
+        ``account_id`` (, ``decision_ts``), ``action_id``, ``probability`` — see
+        :mod:`nextmove.measure.policy` for the learned, logged, default, do-nothing and table
+        policies. Every row needs at least one entry.
+    playbook
+        Objectives and costs that make the row value.
+    objective
+        Evaluate one objective's dollars (no cost) instead of the total value.
+    expected_values
+        ``account_id`` (, ``decision_ts``), ``action_id``, ``expected_value_usd`` for DR; without
+        it DR is skipped.
+    propensity
+        ``logged`` (the ``propensity`` column; rows without one are estimated), ``estimate`` (a
+        cross-fitted model of the logging policy on these rows) or one value per row.
+    methods
+        Which estimators.
+    level
+        Confidence level of the intervals.
+    clip
+        Propensities are clipped to this range (a logged 0 would otherwise divide by zero).
+    rewards
+        Per-row values to use instead of :func:`row_value_usd`.
+    name
+        The policy's name in the results.
+    random_state
+        Seed of the propensity model, when one is fitted.
+
+    Returns
+    -------
+    list of PolicyValue
+        One per method, in ``methods`` order.
+
+    Raises
+    ------
+    ConfigError
+        If a column is missing, the policy leaves rows without an action, or a setting is invalid.
+
+    Examples
+    --------
+    >>> from nextmove.playbook.loader import load_playbook
+    >>> rows = pl.DataFrame(
+    ...     {
+    ...         "account_id": ["a", "b", "c", "d"],
+    ...         "action_id": ["none", "upsell_call", "none", "upsell_call"],
+    ...         "propensity": [0.5, 0.5, 0.5, 0.5],
+    ...         "arr": [1000.0] * 4,
+    ...         "y_churn": [0, 0, 0, 0],
+    ...         "y_expansion_value": [0.0, 500.0, 0.0, 300.0],
+    ...         "y_advocacy": [0] * 4,
+    ...         "y_recovery": [0] * 4,
+    ...         "y_onboarded": [0] * 4,
+    ...     }
+    ... )
+    >>> policy = pl.DataFrame({"account_id": ["a", "b", "c", "d"], "action_id": ["upsell_call"] * 4})
+    >>> [round(v.estimate, 1) for v in evaluate_policy(rows, policy, load_playbook(), methods=("ips", "snips"))]
+    [280.0, 280.0]
+    """
+    check_clip(clip)
+    chosen = _check(level, methods, expected_values)
+    policy = policy if "probability" in policy.columns else policy.with_columns(pl.lit(1.0).alias("probability"))
+    terms = _terms(
+        rows,
+        policy,
+        playbook,
+        objective=objective,
+        expected_values=expected_values,
+        propensity=propensity,
+        clip=clip,
+        rewards=rewards,
+        random_state=random_state,
+    )
+    return _summaries(terms, chosen, name=name, objective=objective, level=level)
+
+
+def policy_difference(
+    rows: pl.DataFrame,
+    policy: pl.DataFrame,
+    baseline: pl.DataFrame,
+    playbook: Playbook,
+    *,
+    objective: str | None = None,
+    expected_values: pl.DataFrame | None = None,
+    propensity: F64 | Literal["logged", "estimate"] = "logged",
+    methods: Sequence[Method] = ("ips", "snips", "dr"),
+    level: float = 0.95,
+    clip: tuple[float, float] = (1e-3, 1.0),
+    rewards: F64 | None = None,
+    name: str = "policy - baseline",
+    random_state: int = 0,
+) -> list[PolicyValue]:
+    """The paired difference of two policies' values on the same logged rows, with its interval.
+
+    Each method's per-row terms of ``baseline`` are subtracted from those of ``policy`` before
+    the variance is taken, so what the two share (the same rows, the same outcomes) cancels. The
+    SNIPS difference is the difference of the two SNIPS estimates, its variance from the
+    difference of their linearisations. Arguments as in :func:`evaluate_policy`.
+
+    Returns
+    -------
+    list of PolicyValue
+        One per method; ``effective_sample_size`` and ``matched_share`` are those of ``policy``.
+    """
+    check_clip(clip)
+    chosen = _check(level, methods, expected_values)
+    common: dict[str, Any] = {
+        "objective": objective,
+        "expected_values": expected_values,
+        "propensity": propensity,
+        "clip": clip,
+        "rewards": rewards,
+        "random_state": random_state,
+    }
+    # Estimate (or read) the propensities once, so both policies are weighed by the same ones.
+    common["propensity"] = _propensities(rows, propensity, random_state)
+    a = _terms(rows, _with_probability(policy), playbook, **common)
+    b = _terms(rows, _with_probability(baseline), playbook, **common)
+    z = NormalDist().inv_cdf((1 + level) / 2)
+    n = len(a.weights)
+    out: list[PolicyValue] = []
+    for method in chosen:
+        if method == "ips":
+            diff = a.ips - b.ips
+            estimate = float(diff.mean())
+            se = _cluster_se(diff - estimate, a.clusters)
+        elif method == "dr":
+            if a.dr is None or b.dr is None:
+                raise ConfigError("DR needs expected_values")
+            diff = a.dr - b.dr
+            estimate = float(diff.mean())
+            se = _cluster_se(diff - estimate, a.clusters)
+        else:
+            ta, tb = float(a.weights.sum()), float(b.weights.sum())
+            va, vb = float(a.ips.sum() / ta), float(b.ips.sum() / tb)
+            estimate = va - vb
+            influence = a.weights * (a.rewards - va) / (ta / n) - b.weights * (b.rewards - vb) / (tb / n)
+            se = _cluster_se(influence, a.clusters)
+        ess = float(a.weights.sum() ** 2 / np.sum(a.weights**2)) if np.sum(a.weights**2) > 0 else 0.0
+        out.append(
+            PolicyValue(
+                policy=name,
+                method=method,
+                estimate=estimate,
+                stderr=se,
+                low=estimate - z * se,
+                high=estimate + z * se,
+                n=n,
+                level=level,
+                objective=objective,
+                effective_sample_size=ess,
+                matched_share=float(a.matched.mean()),
+            )
+        )
+    return out
+
+
+def _with_probability(policy: pl.DataFrame) -> pl.DataFrame:
+    return policy if "probability" in policy.columns else policy.with_columns(pl.lit(1.0).alias("probability"))
+
+
+# ---- offline evaluation of a book: fit on one part, evaluate every policy on the other ----------
+
+
+@dataclass(frozen=True)
+class OfflineEvaluation:
+    """Every policy's off-policy value on held-out logged decisions, with the diagnostics behind it.
+
+    The effect and outcome models are fitted on the training part (decisions whose horizon closed
+    by ``as_of``, of the accounts not held out) and every estimate is made on the evaluation part
+    (later decisions, or the held-out accounts' decisions, whose horizon closed by
+    ``observed_until``).
+    """
+
+    split: Literal["time", "accounts", "time and accounts"]
+    as_of: datetime | None
+    """Training decisions' horizons closed by then; evaluation decisions were taken from then on."""
+    holdout_fraction: float | None
+    """Share of accounts held out for evaluation (by a stable hash of the id and ``seed``)."""
+    observed_until: datetime
+    """The book's latest data."""
+    training_rows: int
+    training_accounts: int
+    evaluation_rows: int
+    evaluation_accounts: int
+    evaluation_from: datetime
+    evaluation_to: datetime
+    level: float
+    policies: list[PolicyValue]
+    """Per policy and method: learned, logged, lifecycle_default, do_nothing and the external one."""
+    differences: list[PolicyValue]
+    """Paired differences (``learned - lifecycle_default``, ``learned - do_nothing`` …)."""
+    training_overlap: OverlapReport
+    """Overlap of the training decisions (the effect model's)."""
+    evaluation_overlap: OverlapReport
+    """Overlap of the evaluation decisions: how much of each arm the estimates stand on."""
+    outcome_accuracy: dict[str, ProbabilityAccuracy]
+    """Per outcome kind: the outcome model's accuracy on the evaluation decisions."""
+    outcome_fit: dict[str, OutcomeFitSummary]
+    """Per outcome kind: how the outcome model was fitted (and its own later-window validation)."""
+    skipped: dict[str, str]
+    """Outcome kinds without a model, and why."""
+    notes: list[str]
+    policy_tables: dict[str, pl.DataFrame] = field(default_factory=dict, repr=False)
+    """Each evaluated policy as a table over the evaluation decisions (not in :meth:`to_dict`)."""
+
+    def value(self, policy: str, method: Method) -> PolicyValue:
+        """The estimate of one policy by one method.
+
+        Raises
+        ------
+        KeyError
+            If there is no such estimate.
+        """
+        for v in self.policies:
+            if v.policy == policy and v.method == method:
+                return v
+        raise KeyError(f"no {method} estimate of policy {policy!r}")
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict of every estimate, interval and diagnostic."""
+        out: dict[str, Any] = json_ready(
+            {
+                "split": self.split,
+                "as_of": self.as_of,
+                "holdout_fraction": self.holdout_fraction,
+                "observed_until": self.observed_until,
+                "training": {"rows": self.training_rows, "accounts": self.training_accounts},
+                "evaluation": {
+                    "rows": self.evaluation_rows,
+                    "accounts": self.evaluation_accounts,
+                    "from": self.evaluation_from,
+                    "to": self.evaluation_to,
+                },
+                "level": self.level,
+                "interval_method": "normal approximation on the per-row terms, variance summed by account",
+                "policies": [v.to_dict() for v in self.policies],
+                "differences": [v.to_dict() for v in self.differences],
+                "overlap": {
+                    "training": self.training_overlap.to_dict(),
+                    "evaluation": self.evaluation_overlap.to_dict(),
+                },
+                "outcome_models": {
+                    kind: {
+                        "accuracy": asdict(self.outcome_accuracy[kind]) if kind in self.outcome_accuracy else None,
+                        "fit": self.outcome_fit[kind].to_dict() if kind in self.outcome_fit else None,
+                    }
+                    for kind in [*self.outcome_fit, *[k for k in self.outcome_accuracy if k not in self.outcome_fit]]
+                },
+                "skipped": dict(self.skipped),
+                "notes": list(self.notes),
+            }
+        )
+        return out
+
+
+Progress = Callable[[str], None]
+
+BUILT_IN_POLICIES = ("learned", "logged", "lifecycle_default", "do_nothing")
+"""The policies :func:`evaluate_offline` always evaluates (an external one needs another name)."""
+
+
+def split_decisions(
+    book: Book,
+    playbook: Playbook,
+    *,
+    as_of: datetime | None = None,
+    holdout_fraction: float | None = None,
+    seed: int = 0,
+    observed_until: datetime | None = None,
+) -> tuple[pl.DataFrame, pl.DataFrame, datetime | None, datetime]:
+    """The training and evaluation decisions of a book, split by time, by account, or both.
+
+    One training set is built as of the book's latest data; from it
+
+    - training rows are those whose horizon closed by ``as_of`` (their labels are then exactly
+      what was known at ``as_of``), of the accounts not held out;
+    - evaluation rows are those taken at or after ``as_of`` whose horizon closed by the book's
+      latest data, of the held-out accounts when ``holdout_fraction`` is given.
+
+    Without either, ``as_of`` leaves the evaluation a third of the decision times that can be
+    used: training decisions need their horizon closed by ``as_of`` and evaluation decisions by the
+    book's latest data, so of the span of decision times less two horizons, the first two thirds
+    train and the last third evaluates.
+
+    Returns
+    -------
+    (training, evaluation, as_of, observed_until)
+
+    Raises
+    ------
+    ConfigError
+        If ``holdout_fraction`` is not in (0, 1) or either part is empty (the message says what
+        to change).
+    """
+    until = to_utc(observed_until) if observed_until is not None else latest_data_time(book)
+    horizon = timedelta(days=playbook.horizon_days)
+    if holdout_fraction is not None and (isinstance(holdout_fraction, bool) or not 0 < float(holdout_fraction) < 1):
+        raise ConfigError(f"holdout_fraction must be in (0, 1), e.g. 0.3, got {holdout_fraction!r}")
+    rows = build_training_set(book, playbook, as_of=until)
+    split_at = to_utc(as_of) if as_of is not None else None
+    if as_of is None and holdout_fraction is None:
+        split_at = _default_split(rows, until, horizon)
+    train = pl.lit(True)
+    evaluate = ~pl.col("censored")
+    if split_at is not None:
+        train = train & (pl.col("decision_ts") + horizon <= split_at)
+        evaluate = evaluate & (pl.col("decision_ts") >= split_at)
+    if holdout_fraction is not None:
+        accounts = rows.get_column("account_id").unique().sort()
+        held = accounts.filter(pl.Series(stable_uniform(accounts.to_list(), seed, "holdout") < holdout_fraction))
+        train = train & ~pl.col("account_id").is_in(held.implode())
+        evaluate = evaluate & pl.col("account_id").is_in(held.implode())
+    training = rows.filter(train)
+    evaluation = rows.filter(evaluate)
+    where = f"as of {split_at:%Y-%m-%d}" if split_at is not None else "in the book"
+    if training.height == 0:
+        raise ConfigError(
+            f"no decision {where} has its {playbook.horizon_days}-day horizon over"
+            + (" among the training accounts" if holdout_fraction is not None else "")
+            + ": nothing to fit on; pass a later --as-of"
+            + ("" if holdout_fraction is not None else ", or split by account with --holdout-fraction")
+        )
+    if evaluation.height == 0:
+        raise ConfigError(
+            f"no decision from {split_at:%Y-%m-%d} on has its {playbook.horizon_days}-day horizon over by the "
+            f"book's latest data ({until:%Y-%m-%d}): nothing to evaluate on; pass an earlier --as-of"
+            + ("" if holdout_fraction is not None else ", or split by account with --holdout-fraction")
+            if split_at is not None
+            else "the held-out accounts have no decision whose horizon is over: pass a larger --holdout-fraction"
+        )
+    return training, evaluation, split_at, until
+
+
+def _default_split(rows: pl.DataFrame, until: datetime, horizon: timedelta) -> datetime:
+    """The split time that leaves a third of the usable decision span to evaluation."""
+    first = rows.get_column("decision_ts").min()
+    start = to_utc(first) if isinstance(first, datetime) else until
+    usable = (until - start) - 2 * horizon
+    if usable <= timedelta(0):
+        raise ConfigError(
+            f"the book's decisions span {(until - start).days} days, and a split in time needs more than two "
+            f"horizons ({2 * horizon.days} days): one to close the training decisions' outcomes, one the "
+            "evaluation decisions'; pass --holdout-fraction to split by account instead"
+        )
+    return until - horizon - usable / 3
+
+
+def _external_policy(table: pl.DataFrame, rows: pl.DataFrame, playbook: Playbook) -> pl.DataFrame:
+    """An external policy table, checked, that gives an action for every evaluation row."""
+    policy = table_policy(table, actions=playbook.action_ids)
+    keys = policy_keys(policy)
+    if "decision_ts" in keys:
+        policy = policy.with_columns(pl.col("decision_ts").cast(rows.schema["decision_ts"]))
+    uncovered = rows.select(keys).unique().join(policy.select(keys).unique(), on=keys, how="anti")
+    if uncovered.height:
+        shown = ", ".join(str(v) for v in uncovered.get_column("account_id").unique().sort().head(3).to_list())
+        total = rows.select(keys).unique().height
+        raise ConfigError(
+            f"the policy table gives no action for {uncovered.height} of the {total:,} evaluated "
+            f"{'decisions' if 'decision_ts' in keys else 'accounts'} (e.g. {shown}); add rows for them "
+            "(action_id 'none' to leave them alone)"
+        )
+    return policy
+
+
+def _unique_by_key(frame: pl.DataFrame) -> pl.DataFrame:
+    keys = [c for c in ("account_id", "decision_ts") if c in frame.columns]
+    return frame.unique([*keys, "action_id"], keep="first", maintain_order=True)
+
+
+def evaluate_offline(
+    book: Book,
+    playbook: Playbook,
+    *,
+    as_of: datetime | None = None,
+    holdout_fraction: float | None = None,
+    observed_until: datetime | None = None,
+    policy: pl.DataFrame | None = None,
+    policy_name: str = "external",
+    level: float = 0.95,
+    clip: tuple[float, float] = (1e-3, 1.0),
+    seed: int = 0,
+    effect_params: Mapping[str, Any] | None = None,
+    progress: Progress | None = None,
+) -> OfflineEvaluation:
+    """Fit on one part of a book's history and estimate every policy's value on the other.
+
+    The decisions are split by :func:`split_decisions`. On the training part an
+    :class:`~nextmove.models.effect.EffectModel` (the learned policy and the DR outcome model) and
+    :class:`~nextmove.models.outcome.OutcomeModels` are fitted. On the evaluation part, IPS, SNIPS
+    and DR estimates with intervals (:func:`evaluate_policy`) of
+
+    - ``learned``: each decision's eligible action of highest projected value (``none`` unless
+      one is worth more than 0);
+    - ``logged``: what the history did (IPS and SNIPS: the log knows only the probability of the
+      action it took);
+    - ``lifecycle_default``: the playbook's ``default_for_stages`` action (when the accounts have
+      ``lifecycle_stage``);
+    - ``do_nothing``;
+    - ``policy`` (when given): an external table ``account_id`` (, ``decision_ts``),
+      ``action_id``, ``probability``;
+
+    and the paired differences of the learned (and external) policy against the default and
+    doing nothing (:func:`policy_difference`). The propensities of the evaluation decisions are
+    the log's (estimated once, cross-fitted, where missing).
+
+    Parameters
+    ----------
+    book, playbook
+        The book of business and its playbook.
+    as_of, holdout_fraction, seed, observed_until
+        The split (see :func:`split_decisions`); ``seed`` also seeds the models.
+    policy, policy_name
+        An external policy table and its name in the results.
+    level
+        Confidence level of the intervals.
+    clip
+        Propensities are clipped to this range for weighting.
+    effect_params
+        Settings of the :class:`~nextmove.models.effect.EffectModel` (e.g. ``{"n_folds": 3}``).
+    progress
+        Called with a short description of each step.
+
+    Returns
+    -------
+    OfflineEvaluation
+
+    Raises
+    ------
+    ConfigError
+        If the split leaves nothing to fit or evaluate on, or the external policy is invalid or
+        leaves evaluated decisions without an action.
+    """
+    say = progress or (lambda _step: None)
+    check_clip(clip)
+    if policy is not None and policy_name in BUILT_IN_POLICIES:
+        raise ConfigError(f"policy_name {policy_name!r} is taken by a built-in policy; choose another name")
+    say("Building the decisions of the book…")
+    training, rows, split_at, until = split_decisions(
+        book, playbook, as_of=as_of, holdout_fraction=holdout_fraction, seed=seed, observed_until=observed_until
+    )
+    notes: list[str] = []
+    external = _external_policy(policy, rows, playbook) if policy is not None else None
+    say(f"Fitting the effect model on {training.height:,} decisions…")
+    params: dict[str, Any] = {"random_state": seed, "variants": False, "n_draws": 20, **(effect_params or {})}
+    effect = EffectModel(playbook, **params).fit(training)
+    say(f"Fitting the outcome models on {training.height:,} decisions…")
+    outcomes = OutcomeModels(playbook).fit(training)
+    say(f"Projecting every action for {rows.height:,} evaluation decisions…")
+    q = _unique_by_key(effect.expected_values(rows))
+    eligible = eligible_actions(rows, playbook)
+    policies: dict[str, pl.DataFrame] = {
+        "learned": learned_policy(_unique_by_key(effect.project(rows).values), eligible=eligible)
+    }
+    if "lifecycle_stage" in rows.columns:
+        policies["lifecycle_default"] = lifecycle_default_policy(rows, playbook, eligible=eligible)
+        notes.append(
+            "lifecycle_default reads each account's lifecycle_stage from the accounts table (today's stage: "
+            "the book holds no history of stages)"
+        )
+    else:
+        notes.append("lifecycle_default skipped: the accounts have no lifecycle_stage")
+    policies["do_nothing"] = do_nothing_policy(rows)
+    if external is not None:
+        policies[policy_name] = external
+    say("Estimating the propensities of the evaluation decisions…")
+    logging = PropensityModel(clip=clip, estimate="auto", random_state=seed).fit(
+        rows, arms=[NO_ACTION, *playbook.action_ids]
+    )
+    propensity = logging.raw_propensity_
+    if not logging.logged_.all():
+        notes.append(
+            f"{int((~logging.logged_).sum()):,} of {rows.height:,} evaluation decisions have no logged propensity: "
+            "estimated by a cross-fitted model of the logged actions"
+        )
+    common: dict[str, Any] = {"propensity": propensity, "level": level, "clip": clip, "random_state": seed}
+    say("Estimating the value of every policy…")
+    values: list[PolicyValue] = []
+    for name, table in policies.items():
+        values += evaluate_policy(rows, table, playbook, expected_values=q, name=name, **common)
+    values += evaluate_policy(rows, logged_policy(rows), playbook, methods=("ips", "snips"), name="logged", **common)
+    differences: list[PolicyValue] = []
+    for name in ("learned", *([policy_name] if external is not None else [])):
+        for baseline in ("lifecycle_default", "do_nothing"):
+            if baseline in policies:
+                differences += policy_difference(
+                    rows,
+                    policies[name],
+                    policies[baseline],
+                    playbook,
+                    expected_values=q,
+                    name=f"{name} - {baseline}",
+                    **common,
+                )
+    accuracy: dict[str, ProbabilityAccuracy] = {}
+    if outcomes.kinds:
+        predicted = outcomes.predict(rows, top_k=0)
+        labels = {t.kind: t.label for t in outcomes.targets_}
+        for kind in outcomes.kinds:
+            y = rows.get_column(labels[kind]).cast(pl.Float64).fill_null(0.0).to_numpy()
+            accuracy[kind] = evaluate_probabilities((y > 0).astype(np.float64), predicted.probability[kind])
+    fits = {kind: s for kind in outcomes.kinds if (s := outcomes[kind].summary_) is not None}
+    ts = rows.get_column("decision_ts")
+    split: Literal["time", "accounts", "time and accounts"] = (
+        "time" if holdout_fraction is None else ("accounts" if split_at is None else "time and accounts")
+    )
+    return OfflineEvaluation(
+        split=split,
+        as_of=split_at,
+        holdout_fraction=holdout_fraction,
+        observed_until=until,
+        training_rows=training.height,
+        training_accounts=training.get_column("account_id").n_unique(),
+        evaluation_rows=rows.height,
+        evaluation_accounts=rows.get_column("account_id").n_unique(),
+        evaluation_from=to_utc(ts.min()),  # type: ignore[arg-type]
+        evaluation_to=to_utc(ts.max()),  # type: ignore[arg-type]
+        level=level,
+        policies=values,
+        differences=differences,
+        training_overlap=effect.overlap_,
+        evaluation_overlap=logging.overlap_,
+        outcome_accuracy=accuracy,
+        outcome_fit=fits,
+        skipped=dict(outcomes.skipped_),
+        notes=notes,
+        policy_tables={**policies, "logged": logged_policy(rows)},
+    )

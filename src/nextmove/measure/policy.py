@@ -1,0 +1,289 @@
+"""Policies as tables of per-row action probabilities: learned, logged, default, do-nothing and external."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import polars as pl
+from numpy.typing import NDArray
+
+from nextmove.book import NO_ACTION
+from nextmove.errors import ConfigError
+from nextmove.features import feature_schema
+from nextmove.playbook import Playbook
+from nextmove.playbook.expr import compile_eligibility
+
+POLICY_COLUMNS = ("account_id", "decision_ts", "action_id", "probability")
+"""Columns of a policy table; ``decision_ts`` is optional (then the policy applies to every row of the account)."""
+
+_TOLERANCE = 1e-6
+
+
+def _keys(frame: pl.DataFrame) -> list[str]:
+    return ["account_id", "decision_ts"] if "decision_ts" in frame.columns else ["account_id"]
+
+
+def policy_keys(policy: pl.DataFrame) -> list[str]:
+    """The columns that name a row in a policy table: ``account_id`` and, if present, ``decision_ts``."""
+    return _keys(policy)
+
+
+def eligible_actions(rows: pl.DataFrame, playbook: Playbook) -> pl.DataFrame:
+    """The (row, action) pairs the playbook's eligibility expressions allow, for every row's features.
+
+    Only the actions' ``eligibility`` expressions are applied (cooldowns, contact caps and
+    capacities depend on the decision time's whole book and are not). ``none`` is not listed: it
+    is always allowed.
+
+    Parameters
+    ----------
+    rows
+        ``account_id`` (, ``decision_ts``) and the features the expressions read (a snapshot or
+        training set).
+    playbook
+        The action catalog.
+
+    Returns
+    -------
+    polars.DataFrame
+        ``account_id`` (, ``decision_ts``), ``action_id``: one row per allowed pair.
+
+    Raises
+    ------
+    ExpressionError
+        If an expression reads a feature the rows lack, or of the wrong kind.
+
+    Examples
+    --------
+    >>> from nextmove.playbook import Action, Objective
+    >>> pb = Playbook(
+    ...     objectives={"win": Objective(outcome="win", value="fixed", value_usd=1.0)},
+    ...     actions=[
+    ...         Action(id="call", name="Call", team="cs", objective="win", eligibility="arr >= 100"),
+    ...         Action(id="email", name="Email", team="marketing", objective="win"),
+    ...     ],
+    ... )
+    >>> rows = pl.DataFrame({"account_id": ["a", "b"], "arr": [50.0, 500.0]})
+    >>> eligible_actions(rows, pb).sort("account_id", "action_id").rows()
+    [('a', 'email'), ('b', 'call'), ('b', 'email')]
+    """
+    keys = _keys(rows)
+    kinds = feature_schema(rows)
+    exprs = [compile_eligibility(a.eligibility, kinds, action_id=a.id).alias(a.id) for a in playbook.actions]
+    flags = rows.select(*keys, *exprs)
+    return (
+        flags.unpivot(index=keys, variable_name="action_id", value_name="_ok")
+        .filter(pl.col("_ok"))
+        .select(*keys, pl.col("action_id").cast(pl.String))
+    )
+
+
+def learned_policy(values: pl.DataFrame, *, eligible: pl.DataFrame | None = None) -> pl.DataFrame:
+    """The greedy policy of projected values: each row's best action, ``none`` unless one is worth more than 0.
+
+    Parameters
+    ----------
+    values
+        ``account_id`` (and ``decision_ts``), ``action_id``, ``value_usd`` per row and candidate, e.g.
+        :attr:`~nextmove.models.effect.EffectProjection.values`.
+    eligible
+        Optional allowed ``account_id`` (, ``decision_ts``), ``action_id`` pairs; ``none`` is always allowed.
+
+    Returns
+    -------
+    polars.DataFrame
+        A deterministic policy: ``account_id`` (, ``decision_ts``), ``action_id``, ``probability`` = 1.
+
+    Examples
+    --------
+    >>> values = pl.DataFrame(
+    ...     {
+    ...         "account_id": ["a", "a", "b", "b"],
+    ...         "action_id": ["none", "call", "none", "call"],
+    ...         "value_usd": [0, 5, 0, -3],
+    ...     }
+    ... )
+    >>> learned_policy(values).sort("account_id").get_column("action_id").to_list()
+    ['call', 'none']
+    """
+    keys = _keys(values)
+    for column in (*keys, "action_id", "value_usd"):
+        if column not in values.columns:
+            raise ConfigError(f"a learned policy needs values with a {column!r} column")
+    candidates = values.select(*keys, pl.col("action_id").cast(pl.String), pl.col("value_usd").cast(pl.Float64))
+    if eligible is not None:
+        allowed = eligible.select(*keys, pl.col("action_id").cast(pl.String))
+        candidates = candidates.join(allowed, on=[*keys, "action_id"], how="semi")
+    nothing = (
+        values.select(keys)
+        .unique(maintain_order=True)
+        .with_columns(pl.lit(NO_ACTION).alias("action_id"), pl.lit(0.0).alias("value_usd"))
+    )
+    candidates = pl.concat([candidates.filter(pl.col("action_id") != NO_ACTION), nothing])
+    # Ties go to doing nothing: it sorts after any action of equal value, and is kept only if nothing beats it.
+    best = (
+        candidates.with_columns((pl.col("action_id") == NO_ACTION).alias("_none"))
+        .sort([*keys, "value_usd", "_none"], descending=[False] * len(keys) + [True, True])
+        .group_by(keys, maintain_order=True)
+        .first()
+    )
+    return best.select(*keys, "action_id", pl.lit(1.0).alias("probability"))
+
+
+def logged_policy(
+    rows: pl.DataFrame, *, proba: NDArray[np.float64] | None = None, arms: Sequence[str] | None = None
+) -> pl.DataFrame:
+    """The logging policy: what the history's policy would do, as a policy table.
+
+    Without ``proba`` the log only tells the logging policy's probability of the action it took
+    (the row's ``propensity``), so the table holds that one action per row: its IPS and SNIPS
+    weights are 1 and their value is the on-policy mean of the logged outcomes, but it is not a
+    full distribution and DR cannot use it. With ``proba`` (one row per logged row, one column
+    per arm of ``arms``, e.g. :attr:`~nextmove.models.propensity.PropensityModel.proba_`) the
+    table is the full estimated distribution.
+
+    Raises
+    ------
+    ConfigError
+        If a row has no propensity (and no ``proba`` is given), or ``proba`` does not match.
+
+    Examples
+    --------
+    >>> rows = pl.DataFrame({"account_id": ["a", "b"], "action_id": ["call", "none"], "propensity": [0.2, 0.7]})
+    >>> logged_policy(rows).get_column("probability").to_list()
+    [0.2, 0.7]
+    """
+    keys = _keys(rows)
+    if proba is None:
+        if "propensity" not in rows.columns or rows.get_column("propensity").null_count():
+            raise ConfigError(
+                "the logged policy needs every row's propensity; give proba= (e.g. a PropensityModel's proba_) "
+                "for rows without one"
+            )
+        return rows.select(
+            *keys,
+            pl.col("action_id").cast(pl.String).fill_null(NO_ACTION),
+            pl.col("propensity").cast(pl.Float64).alias("probability"),
+        )
+    matrix = np.asarray(proba, dtype=np.float64)
+    names = list(arms) if arms is not None else []
+    if matrix.ndim != 2 or matrix.shape[0] != rows.height or matrix.shape[1] != len(names):
+        raise ConfigError(
+            f"proba must have one row per logged row ({rows.height}) and one column per arm ({len(names)}), "
+            f"got shape {matrix.shape}"
+        )
+    parts = [
+        rows.select(keys).with_columns(pl.lit(arm).alias("action_id"), pl.Series("probability", matrix[:, i]))
+        for i, arm in enumerate(names)
+    ]
+    return pl.concat(parts).filter(pl.col("probability") > 0)
+
+
+def do_nothing_policy(rows: pl.DataFrame) -> pl.DataFrame:
+    """``none`` for every row."""
+    keys = _keys(rows)
+    return rows.select(*keys, pl.lit(NO_ACTION).alias("action_id"), pl.lit(1.0).alias("probability"))
+
+
+def lifecycle_default_policy(
+    rows: pl.DataFrame, playbook: Playbook, *, eligible: pl.DataFrame | None = None
+) -> pl.DataFrame:
+    """The lifecycle-stage default: the action whose ``default_for_stages`` names the row's ``lifecycle_stage``.
+
+    Rows whose stage has no default (or whose default is not eligible, when ``eligible`` is
+    given) get ``none``.
+
+    Raises
+    ------
+    ConfigError
+        If the rows have no ``lifecycle_stage`` column.
+
+    Examples
+    --------
+    >>> from nextmove.playbook.loader import load_playbook
+    >>> rows = pl.DataFrame({"account_id": ["a", "b"], "lifecycle_stage": ["renewal", "churned"]})
+    >>> lifecycle_default_policy(rows, load_playbook()).get_column("action_id").to_list()
+    ['exec_sponsor_call', 'none']
+    """
+    if "lifecycle_stage" not in rows.columns:
+        raise ConfigError("the lifecycle default policy needs a 'lifecycle_stage' column in the rows")
+    keys = _keys(rows)
+    stages = rows.get_column("lifecycle_stage").cast(pl.String).unique().drop_nulls().to_list()
+    mapping = {stage: playbook.default_action_for_stage(stage) for stage in stages}
+    policy = rows.select(
+        *keys,
+        pl.col("lifecycle_stage")
+        .cast(pl.String)
+        .replace_strict(mapping, default=NO_ACTION, return_dtype=pl.String)
+        .fill_null(NO_ACTION)
+        .alias("action_id"),
+    )
+    if eligible is not None:
+        allowed = eligible.select(*keys, pl.col("action_id").cast(pl.String)).with_columns(pl.lit(True).alias("_ok"))
+        policy = policy.join(allowed, on=[*keys, "action_id"], how="left").select(
+            *keys,
+            pl.when(pl.col("_ok") | (pl.col("action_id") == NO_ACTION))
+            .then(pl.col("action_id"))
+            .otherwise(pl.lit(NO_ACTION))
+            .alias("action_id"),
+        )
+    return policy.with_columns(pl.lit(1.0).alias("probability"))
+
+
+def table_policy(table: pl.DataFrame, *, actions: Sequence[str] | None = None) -> pl.DataFrame:
+    """An external policy given as a table, checked: ``account_id`` [, ``decision_ts``], ``action_id``, ``probability``.
+
+    Without ``probability`` every row has probability 1 (a deterministic choice, one row per
+    account or account and time).
+
+    Parameters
+    ----------
+    table
+        The policy.
+    actions
+        Known action ids (``none`` is always known); an unknown one is an error.
+
+    Raises
+    ------
+    ConfigError
+        If a column is missing, a probability is outside [0, 1] or missing, an action is unknown,
+        or the probabilities of one account (and time) do not sum to 1.
+
+    Examples
+    --------
+    >>> table = pl.DataFrame({"account_id": ["a", "a"], "action_id": ["none", "call"], "probability": [0.5, 0.5]})
+    >>> table_policy(table).height
+    2
+    """
+    for column in ("account_id", "action_id"):
+        if column not in table.columns:
+            raise ConfigError(f"a policy table needs a {column!r} column (columns: {', '.join(table.columns)})")
+    keys = _keys(table)
+    if "probability" not in table.columns:
+        table = table.with_columns(pl.lit(1.0).alias("probability"))
+    policy = table.select(*keys, pl.col("action_id").cast(pl.String), pl.col("probability").cast(pl.Float64))
+    bad = policy.with_row_index("_row").filter(
+        pl.col("probability").is_null() | (pl.col("probability") < 0) | (pl.col("probability") > 1)
+    )
+    if bad.height:
+        first = bad.row(0, named=True)
+        raise ConfigError(
+            f"policy row {first['_row']}: probability must be in [0, 1], got {first['probability']!r} "
+            f"({bad.height} such rows)"
+        )
+    if actions is not None:
+        known = {*actions, NO_ACTION}
+        unknown = sorted(set(policy.get_column("action_id").drop_nulls().to_list()) - known)
+        if unknown:
+            raise ConfigError(f"the policy names actions not in the playbook: {', '.join(unknown)}")
+    sums = policy.group_by(keys).agg(pl.col("probability").sum().alias("_total"))
+    off = sums.filter((pl.col("_total") - 1.0).abs() > _TOLERANCE)
+    if off.height:
+        first = off.row(0, named=True)
+        who = ", ".join(f"{k}={first[k]}" for k in keys)
+        raise ConfigError(
+            f"policy probabilities must sum to 1 for every account; {who} sums to {first['_total']:.6g} "
+            f"({off.height} such)"
+        )
+    return policy

@@ -1,0 +1,425 @@
+"""Tests of lift against control: planted effects through a real store, coverage, horizon errors, the lab."""
+
+from __future__ import annotations
+
+import json
+import os
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.engine import make_url
+
+from nextmove.book import Book
+from nextmove.book.validate import load_book
+from nextmove.decide.explore import assign_control
+from nextmove.errors import ConfigError
+from nextmove.measure.lift import (
+    HorizonNotOverError,
+    LiftReport,
+    estimate_lift,
+    measured_outcomes,
+    recommendations_frame,
+)
+from nextmove.measure.policy import lifecycle_default_policy
+from nextmove.playbook import Playbook
+from nextmove.playbook.loader import parse_playbook
+from nextmove.sim import LabEnvironment, SimConfig
+from nextmove.store import RecommendationRecord, RunRecord, open_store
+
+AS_OF = datetime(2026, 2, 2, tzinfo=UTC)
+
+# A subscription business, not the lab: its own outcome kinds, objectives and actions.
+PLAYBOOK = """
+name = "Streaming subscriptions"
+horizon_days = 60
+control_fraction = 0.4
+
+[objectives.keep]
+outcome = "cancellation"
+sense = "avoid"
+value = "arr"
+
+[objectives.upgrade]
+outcome = "plan_upgrade"
+value = "amount"
+
+[objectives.referral]
+outcome = "referral"
+value = "fixed"
+value_usd = 50
+
+[[actions]]
+id = "winback_discount"
+name = "Win-back discount"
+team = "marketing"
+objective = "keep"
+cost_usd = 4
+
+[[actions]]
+id = "premium_trial"
+name = "Premium trial"
+team = "marketing"
+objective = "upgrade"
+cost_usd = 1
+default_for_stages = ["subscriber"]
+
+[[actions]]
+id = "refer_a_friend"
+name = "Refer-a-friend mail"
+team = "marketing"
+objective = "referral"
+"""
+ACTIONS = ["winback_discount", "premium_trial", "refer_a_friend"]
+
+
+@dataclass(frozen=True)
+class Planted:
+    book: Book
+    playbook: Playbook
+    records: list[RecommendationRecord]
+    cancel_lift: float
+    upgrade_lift: float
+
+
+def planted(
+    n: int,
+    seed: int,
+    *,
+    cancel: tuple[float, float] = (0.12, 0.20),
+    upgrade_amount: tuple[float, float] = (30.0, 18.0),
+    referral: float = 0.05,
+) -> Planted:
+    """A subscription book with a constant planted effect of being in a treated arm.
+
+    ``cancel`` and ``upgrade_amount`` are (treated, control): the cancellation probability within
+    the horizon, and the expected upgrade dollars (an upgrade happens with probability 0.3, its
+    amount exponential). Referrals do not depend on the arm. Outcomes outside the horizon, and a
+    customer already gone before as-of, must not count.
+    """
+    rng = np.random.default_rng(seed)
+    ids = [f"sub-{i:05d}" for i in range(n)]
+    arr = rng.uniform(60.0, 240.0, n).round(2)
+    u = rng.random(n)
+    arm = np.where(u < 0.4, "control", np.where(u < 0.9, "model", "explore"))
+    treated = arm != "control"
+    model_action = rng.choice(np.array(ACTIONS), n)
+    action = np.where(treated, model_action, "premium_trial")
+    explore = arm == "explore"
+    action[explore] = rng.choice(np.array(ACTIONS), int(explore.sum()))
+
+    def days(k: int) -> np.ndarray:
+        return rng.uniform(1.0, 59.0, k)
+
+    cancel_p = np.where(treated, cancel[0], cancel[1])
+    cancelled = rng.random(n) < cancel_p
+    upgraded = rng.random(n) < 0.3
+    amount = rng.exponential(np.where(treated, upgrade_amount[0], upgrade_amount[1]) / 0.3)
+    referred = rng.random(n) < referral
+    rows = []
+    for mask, kind, value in (
+        (cancelled, "cancellation", arr),
+        (upgraded, "plan_upgrade", amount),
+        (referred, "referral", np.ones(n)),
+    ):
+        idx = np.flatnonzero(mask)
+        rows.append(
+            pl.DataFrame(
+                {
+                    "account_id": [ids[i] for i in idx],
+                    "ts": [AS_OF + timedelta(days=float(d)) for d in days(len(idx))],
+                    "kind": [kind] * len(idx),
+                    "value": value[idx],
+                }
+            )
+        )
+    # Noise the window must ignore: before as-of, and after the horizon.
+    rows.append(
+        pl.DataFrame(
+            {
+                "account_id": ids[:50],
+                "ts": [AS_OF - timedelta(days=10)] * 25 + [AS_OF + timedelta(days=75)] * 25,
+                "kind": ["plan_upgrade"] * 25 + ["cancellation"] * 25,
+                "value": [5000.0] * 50,
+            }
+        )
+    )
+    gone = f"sub-{n:05d}"
+    before = AS_OF - timedelta(days=30)
+    rows.append(pl.DataFrame({"account_id": [gone], "ts": [before], "kind": ["cancellation"], "value": [1.0]}))
+    outcomes = pl.concat(rows).with_row_index("i").with_columns(pl.format("o{}", pl.col("i")).alias("outcome_id"))
+    accounts = pl.DataFrame(
+        {
+            "account_id": [*ids, gone],
+            "arr": [*arr.tolist(), 100.0],
+            "lifecycle_stage": ["subscriber"] * (n + 1),
+            "country": rng.choice(np.array(["FR", "DE", "BR"]), n + 1).tolist(),
+        }
+    )
+    signals = pl.DataFrame(
+        {
+            "account_id": [*ids, gone],
+            "ts": [AS_OF - timedelta(days=3)] * (n + 1),
+            "name": ["hours_watched"] * (n + 1),
+            "value": rng.gamma(2.0, 5.0, n + 1),
+        }
+    )
+    book = load_book(
+        {"accounts": accounts, "signals": signals, "outcomes": outcomes.drop("i")}, as_of=AS_OF + timedelta(days=90)
+    )
+    records = [
+        RecommendationRecord(
+            run_id="run-1",
+            account_id=ids[i],
+            action_id=str(action[i]),
+            arm=str(arm[i]),
+            propensity=1.0,
+            expected_value_usd=1.0,
+            evidence={
+                "schema": 1,
+                "action_id": str(action[i]),
+                "arm": str(arm[i]),
+                "model_action_id": str(model_action[i]),
+                "projected": [
+                    {"objective": "keep", "outcome": "cancellation", "unit": "probability", "effect": -0.08,
+                     "effect_usd": 0.08 * arr[i]},
+                    {"objective": "upgrade", "outcome": "plan_upgrade", "unit": "usd", "effect": 12.0,
+                     "effect_usd": 12.0},
+                    {"objective": "referral", "outcome": "referral", "unit": "probability", "effect": 0.0,
+                     "effect_usd": 0.0},
+                ],
+            },
+        )
+        for i in range(n)
+    ] + [RecommendationRecord(run_id="run-1", account_id=gone, action_id="none", arm="control", propensity=1.0,
+                              expected_value_usd=0.0)]  # fmt: skip
+    return Planted(
+        book,
+        parse_playbook(PLAYBOOK),
+        records,
+        cancel_lift=cancel[0] - cancel[1],
+        upgrade_lift=upgrade_amount[0] - upgrade_amount[1],
+    )
+
+
+def by_objective(report: LiftReport) -> dict[str, object]:
+    return {o.objective: o for o in report.objectives}
+
+
+# ---- a real store ------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    """A fresh PostgreSQL schema (as tests/store does), dropped afterwards."""
+    if os.environ.get("NEXTMOVE_SKIP_POSTGRES") == "1":
+        pytest.skip("NEXTMOVE_SKIP_POSTGRES=1")
+    admin_url = os.environ.get("NEXTMOVE_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+    schema = f"nextmove_test_{uuid.uuid4().hex[:16]}"
+    admin = sa.create_engine(admin_url, connect_args={"connect_timeout": 5})
+    try:
+        with admin.begin() as conn:
+            conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
+        url = make_url(admin_url).update_query_dict({"options": f"-csearch_path={schema}"})
+        yield url.render_as_string(hide_password=False)
+    finally:
+        with admin.begin() as conn:
+            conn.execute(sa.text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
+        admin.dispose()
+
+
+def lift_through_store(url: str, case: Planted) -> LiftReport:
+    run = RunRecord(
+        run_id="run-1",
+        book_source="memory",
+        playbook_hash=case.playbook.content_hash(),
+        status="succeeded",
+        as_of=AS_OF,
+    )
+    with open_store(url) as store:
+        store.save_run(run, case.records)
+    with open_store(url) as store:
+        stored = store.get_run("run-1")
+        assert stored.as_of is not None
+        recs = store.recommendations("run-1")
+    frame = recommendations_frame(recs)
+    return estimate_lift(frame, case.book, case.playbook, as_of=stored.as_of, run_id="run-1", level=0.99)
+
+
+def check_planted(report: LiftReport, case: Planted) -> None:
+    keep, upgrade, referral = (by_objective(report)[k] for k in ("keep", "upgrade", "referral"))
+    assert keep.unit == "probability"
+    assert upgrade.unit == "usd"
+    assert keep.low <= case.cancel_lift <= keep.high  # type: ignore[attr-defined]
+    assert upgrade.low <= case.upgrade_lift <= upgrade.high  # type: ignore[attr-defined]
+    assert referral.low <= 0.0 <= referral.high  # type: ignore[attr-defined]
+    # Fewer cancellations are worth money: the retention dollars are positive when the lift is negative.
+    assert (keep.lift < 0) == (keep.lift_usd > 0)  # type: ignore[attr-defined]
+    treated = report.arms["model"] + report.arms["explore"]
+    assert keep.impact_usd == pytest.approx(keep.lift_usd * treated)  # type: ignore[attr-defined]
+    # The customer gone before as-of is left out, not counted as a control account.
+    assert sum(report.left_out.values()) == 1
+    assert report.complete
+    assert report.horizon_days == 60
+
+
+def test_lift_through_sqlite_store_covers_the_planted_lift(tmp_path: Path) -> None:
+    case = planted(3000, seed=1)
+    report = lift_through_store(f"sqlite:///{(tmp_path / 'nextmove.db').as_posix()}", case)
+    check_planted(report, case)
+    # Per action: treated accounts recommended it vs control accounts the model would have given it.
+    actions = {(a.action_id, a.objective): a for a in report.actions}
+    discount = actions[("winback_discount", "keep")]
+    assert discount.treated_accounts > 300
+    assert discount.control_accounts > 300
+    assert discount.projected_effect == pytest.approx(-0.08)
+    assert discount.low is not None
+    assert discount.low <= case.cancel_lift <= discount.high
+    assert discount.error == pytest.approx(discount.realised_effect - discount.projected_effect)  # type: ignore[operator]
+    json.dumps(report.to_dict())  # JSON-ready: no NaN, no datetime objects
+
+
+@pytest.mark.postgres
+def test_lift_through_postgres_store_covers_the_planted_lift(pg_url: str) -> None:
+    case = planted(1500, seed=2)
+    check_planted(lift_through_store(pg_url, case), case)
+
+
+def test_lift_intervals_cover_the_planted_effect_at_their_level() -> None:
+    hits = {"keep": 0, "upgrade": 0}
+    runs = 12
+    for seed in range(runs):
+        case = planted(500, seed=100 + seed)
+        report = estimate_lift(recommendations_frame(case.records), case.book, case.playbook, as_of=AS_OF, level=0.9)
+        objectives = by_objective(report)
+        truth = {"keep": case.cancel_lift, "upgrade": case.upgrade_lift}
+        for name in hits:
+            o = objectives[name]
+            hits[name] += o.low <= truth[name] <= o.high  # type: ignore[attr-defined]
+    for name, n in hits.items():
+        assert n >= 9, (name, n)  # 90% intervals: 12 × 0.9 = 10.8 expected
+
+
+def test_lift_reads_evidence_as_json_text_like_a_run_csv() -> None:
+    case = planted(600, seed=3)
+    from_records = estimate_lift(recommendations_frame(case.records), case.book, case.playbook, as_of=AS_OF)
+    csv_like = pl.DataFrame(
+        {
+            "account_id": [r.account_id for r in case.records],
+            "action_id": [r.action_id for r in case.records],
+            "arm": [r.arm for r in case.records],
+            "evidence": [json.dumps(r.evidence) for r in case.records],
+        }
+    )
+    from_text = estimate_lift(csv_like, case.book, case.playbook, as_of=AS_OF)
+    assert from_text.objectives == from_records.objectives
+    assert from_text.actions == from_records.actions
+
+
+def test_lift_measures_only_the_horizon_after_as_of() -> None:
+    case = planted(400, seed=4)
+    labels = measured_outcomes(case.book, case.playbook, AS_OF)
+    # 25 upgrades of $5,000 before as-of and 25 cancellations after the horizon are outside the window.
+    assert labels.get_column("y_plan_upgrade_value").max() < 5000  # type: ignore[operator]
+    assert f"sub-{400:05d}" not in labels.get_column("account_id").to_list()
+    assert not labels.get_column("censored").any()
+
+
+def test_lift_before_the_horizon_says_how_many_days_are_left() -> None:
+    case = planted(300, seed=5)
+    early = AS_OF + timedelta(days=20)
+    with pytest.raises(HorizonNotOverError, match="40 days after") as caught:
+        estimate_lift(recommendations_frame(case.records), case.book, case.playbook, as_of=AS_OF, observed_until=early)
+    assert caught.value.days_left == pytest.approx(40.0)
+    partial = estimate_lift(
+        recommendations_frame(case.records),
+        case.book,
+        case.playbook,
+        as_of=AS_OF,
+        observed_until=early,
+        allow_partial=True,
+    )
+    assert not partial.complete
+    assert partial.observed_days == pytest.approx(20.0)
+    with pytest.raises(HorizonNotOverError, match="no data after"):
+        estimate_lift(recommendations_frame(case.records), case.book, case.playbook, as_of=AS_OF + timedelta(days=400))
+
+
+def test_lift_errors_say_what_to_fix() -> None:
+    case = planted(200, seed=6)
+    frame = recommendations_frame(case.records)
+    no_control = frame.filter(pl.col("arm") != "control")
+    with pytest.raises(ConfigError, match="control cohort"):
+        estimate_lift(no_control, case.book, case.playbook, as_of=AS_OF)
+    with pytest.raises(ConfigError, match="one row per account"):
+        estimate_lift(pl.concat([frame, frame.head(1)]), case.book, case.playbook, as_of=AS_OF)
+    with pytest.raises(ConfigError, match="'arm'"):
+        estimate_lift(frame.drop("arm"), case.book, case.playbook, as_of=AS_OF)
+    with pytest.raises(ConfigError, match="level"):
+        estimate_lift(frame, case.book, case.playbook, as_of=AS_OF, level=95)
+    # Arms outside the cohorts are counted as left out, not mixed in.
+    odd = frame.with_columns(pl.when(pl.int_range(pl.len()) < 5).then(pl.lit("manual")).otherwise("arm").alias("arm"))
+    report = estimate_lift(odd, case.book, case.playbook, as_of=AS_OF)
+    assert report.left_out["in another arm"] == 5
+
+
+# ---- the lab -----------------------------------------------------------------------------------
+
+
+def test_lift_in_the_lab_covers_the_true_difference() -> None:
+    """Randomise control at the lab's decision time, give treated accounts the oracle's action, then
+    let the hidden world answer for a whole horizon: the lift's interval covers the true difference
+    of the decisions' values (the lab knows each decision's exact expected value)."""
+    env = LabEnvironment(SimConfig(accounts=1500, months=2, seed=3))
+    playbook = env.history.config.resolved_playbook()
+    accounts = env.book().accounts.filter(pl.col("lifecycle_stage") != "churned")
+    ids = accounts.get_column("account_id").to_list()
+    control = assign_control(ids, 0.5, seed=0)
+    truth = env.true_values(ids)
+    oracle = (
+        truth.filter(pl.col("eligible"))
+        .sort("value_usd", descending=True)
+        .group_by("account_id", maintain_order=True)
+        .first()
+        .select("account_id", pl.col("action_id").alias("model_action_id"))
+    )
+    default = lifecycle_default_policy(accounts, playbook).select("account_id", pl.col("action_id").alias("default"))
+    decisions = (
+        pl.DataFrame({"account_id": ids, "arm": np.where(control, "control", "model")})
+        .join(oracle, on="account_id", how="left")
+        .join(default, on="account_id")
+        .with_columns(pl.col("model_action_id").fill_null("none"))
+        .with_columns(
+            pl.when(pl.col("arm") == "control")
+            .then(pl.col("default"))
+            .otherwise(pl.col("model_action_id"))
+            .alias("action_id")
+        )
+    )
+    decided_at = env.now
+    step = env.step(decisions.select("account_id", "action_id", "arm", pl.lit(1.0).alias("propensity")))
+    while env.now < decided_at + timedelta(days=playbook.horizon_days):
+        env.step(pl.DataFrame(schema={"account_id": pl.String, "action_id": pl.String}))
+    report = estimate_lift(decisions, env.book(), playbook, as_of=decided_at, level=0.95)
+    values = step.values.join(decisions.select("account_id", "arm"), on="account_id")
+    means = values.group_by(pl.col("arm") == "control").agg(pl.col("value_usd").mean()).sort("arm")
+    true_lift = float(means.get_column("value_usd")[0] - means.get_column("value_usd")[1])
+    assert report.value.low is not None
+    assert report.value.high is not None
+    assert report.value.low <= true_lift <= report.value.high, (report.value, true_lift)
+    # Per objective: the true difference of outcome probabilities (or expected amounts).
+    for o in report.objectives:
+        column = f"expected_{o.outcome}_usd" if o.unit == "usd" else f"p_{o.outcome}"
+        diff = values.group_by(pl.col("arm") == "control").agg(pl.col(column).mean()).sort("arm")
+        true_diff = float(diff.get_column(column)[0] - diff.get_column(column)[1])
+        assert o.low is not None
+        assert o.high is not None
+        assert o.low <= true_diff <= o.high, (o, true_diff)
+    assert report.arms == {"control": int(control.sum()), "model": len(ids) - int(control.sum())}
+    assert true_lift > 0  # the oracle beats the lifecycle default

@@ -1,0 +1,346 @@
+"""Tests of off-policy evaluation and policy tables: CIs cover known values, DR with a perfect model, helpers."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+
+import numpy as np
+import polars as pl
+import pytest
+
+from nextmove.errors import ConfigError, PlaybookError
+from nextmove.measure.ope import (
+    PolicyValue,
+    evaluate_offline,
+    evaluate_policy,
+    policy_difference,
+    row_value_usd,
+    split_decisions,
+)
+from nextmove.measure.policy import (
+    do_nothing_policy,
+    eligible_actions,
+    learned_policy,
+    lifecycle_default_policy,
+    logged_policy,
+    table_policy,
+)
+from nextmove.playbook import Action, Objective, Playbook
+from nextmove.playbook.loader import load_playbook
+from nextmove.sim import SimConfig, simulate
+
+T0 = datetime(2025, 3, 3, tzinfo=UTC)
+ARMS = ("none", "call", "email")
+COST = {"none": 0.0, "call": 20.0, "email": 2.0}
+
+
+def playbook() -> Playbook:
+    return Playbook(
+        objectives={"win": Objective(outcome="win", value="fixed", value_usd=100.0)},
+        actions=[
+            Action(id="call", name="Call", team="cs", objective="win", cost_usd=20.0),
+            Action(id="email", name="Email", team="marketing", objective="win", cost_usd=2.0),
+        ],
+    )
+
+
+def p_win(action: np.ndarray, usage: np.ndarray) -> np.ndarray:
+    """True win probability: calls help accounts with high usage, emails help a little everywhere."""
+    base = 1 / (1 + np.exp(-(-1.5 + 0.5 * usage)))
+    call = 1 / (1 + np.exp(-(-1.5 + 0.5 * usage + 1.0 * (usage > 0))))
+    email = 1 / (1 + np.exp(-(-1.5 + 0.5 * usage + 0.2)))
+    return np.where(action == "call", call, np.where(action == "email", email, base))
+
+
+def randomised_log(n: int, seed: int) -> pl.DataFrame:
+    """Uniformly randomised actions (propensity 1/3), a few rows per account."""
+    rng = np.random.default_rng(seed)
+    usage = rng.normal(size=n)
+    action = rng.choice(np.array(ARMS), size=n)
+    win = (rng.random(n) < p_win(action, usage)).astype(np.int8)
+    return pl.DataFrame(
+        {
+            "account_id": [f"a{i // 3}" for i in range(n)],
+            "decision_ts": [T0] * n,
+            "action_id": action.tolist(),
+            "propensity": [1 / 3] * n,
+            "usage": usage,
+            "y_win": win,
+        }
+    ).with_columns(pl.col("decision_ts").dt.offset_by(pl.format("{}d", pl.int_range(pl.len()) % 3)))
+
+
+def true_values(rows: pl.DataFrame) -> pl.DataFrame:
+    """The exact expected row value of every action for every row (a perfect outcome model)."""
+    usage = rows.get_column("usage").to_numpy()
+    parts = []
+    for arm in ARMS:
+        value = 100.0 * p_win(np.full(len(usage), arm), usage) - COST[arm]
+        parts.append(
+            rows.select("account_id", "decision_ts").with_columns(
+                pl.lit(arm).alias("action_id"), pl.Series("expected_value_usd", value)
+            )
+        )
+    return pl.concat(parts)
+
+
+def call_the_engaged(rows: pl.DataFrame) -> pl.DataFrame:
+    """A deterministic policy: call when usage > 0, else email."""
+    return rows.select(
+        "account_id",
+        "decision_ts",
+        pl.when(pl.col("usage") > 0).then(pl.lit("call")).otherwise(pl.lit("email")).alias("action_id"),
+        pl.lit(1.0).alias("probability"),
+    )
+
+
+def exact_value(rows: pl.DataFrame, policy: pl.DataFrame) -> float:
+    q = true_values(rows)
+    chosen = policy.join(q, on=["account_id", "decision_ts", "action_id"])
+    return float((chosen.get_column("probability") * chosen.get_column("expected_value_usd")).sum() / rows.height)
+
+
+def test_ope_intervals_cover_the_known_policy_value() -> None:
+    covered = {"ips": 0, "snips": 0, "dr": 0}
+    runs = 40
+    for seed in range(runs):
+        rows = randomised_log(1500, seed)
+        policy = call_the_engaged(rows)
+        truth = exact_value(rows, policy)
+        # An imperfect but honest outcome model: the truth shrunk toward the mean.
+        q = true_values(rows).with_columns(
+            (0.7 * pl.col("expected_value_usd") + 0.3 * pl.col("expected_value_usd").mean()).alias("expected_value_usd")
+        )
+        for value in evaluate_policy(rows, policy, playbook(), expected_values=q, level=0.9):
+            covered[value.method] += value.low <= truth <= value.high
+    for method, hits in covered.items():
+        assert hits / runs >= 0.8, (method, hits)
+
+
+def test_ope_dr_with_a_perfect_outcome_model_is_close_to_the_truth() -> None:
+    rows = randomised_log(3000, 1)
+    policy = call_the_engaged(rows)
+    truth = exact_value(rows, policy)
+    ips, snips, dr = evaluate_policy(rows, policy, playbook(), expected_values=true_values(rows))
+    assert isinstance(dr, PolicyValue)
+    assert dr.method == "dr"
+    assert abs(dr.estimate - truth) < 2.5 * dr.stderr
+    # A perfect model leaves DR only the outcome noise: tighter than IPS.
+    assert dr.stderr < ips.stderr
+    assert ips.low < ips.estimate < ips.high
+    assert snips.n == 3000
+    assert 0 < ips.effective_sample_size <= 3000
+    assert ips.matched_share == pytest.approx(1 / 3, abs=0.05)
+
+
+def test_ope_per_objective_and_row_value() -> None:
+    rows = randomised_log(600, 2)
+    policy = do_nothing_policy(rows)
+    total = evaluate_policy(rows, policy, playbook(), methods=("ips",))[0]
+    win = evaluate_policy(rows, policy, playbook(), methods=("ips",), objective="win")[0]
+    # Doing nothing costs nothing: the total is the win objective's dollars.
+    assert total.estimate == pytest.approx(win.estimate)
+    assert win.objective == "win"
+    values = row_value_usd(rows, playbook())
+    pairs = zip(rows["y_win"][:3], rows["action_id"][:3], strict=True)
+    assert values.tolist()[:3] == [100.0 * w - COST[a] for w, a in pairs]
+
+
+def test_ope_propensities_of_zero_are_clipped_not_divided_by() -> None:
+    rows = randomised_log(300, 3).with_columns(
+        pl.when(pl.int_range(pl.len()) == 0).then(0.0).otherwise(pl.col("propensity")).alias("propensity")
+    )
+    for value in evaluate_policy(rows, logged_policy(rows), playbook(), methods=("ips", "snips")):
+        assert np.isfinite(value.estimate)
+        assert np.isfinite(value.stderr)
+
+
+def test_ope_estimates_propensities_when_the_log_has_none() -> None:
+    rows = randomised_log(1500, 4).with_columns(pl.lit(None, dtype=pl.Float64).alias("propensity"))
+    policy = call_the_engaged(rows)
+    truth = exact_value(rows, policy)
+    ips = evaluate_policy(rows, policy, playbook(), methods=("ips",), propensity="logged")[0]
+    assert abs(ips.estimate - truth) < 3 * ips.stderr + 2.0
+
+
+def test_ope_paired_difference() -> None:
+    rows = randomised_log(1500, 5)
+    policy = call_the_engaged(rows)
+    same = policy_difference(rows, policy, policy, playbook(), expected_values=true_values(rows))
+    assert all(v.estimate == pytest.approx(0.0) and v.stderr == pytest.approx(0.0) for v in same)
+    nothing = do_nothing_policy(rows)
+    diff = policy_difference(rows, policy, nothing, playbook(), expected_values=true_values(rows), methods=("dr",))[0]
+    truth = exact_value(rows, policy) - exact_value(rows, nothing)
+    assert abs(diff.estimate - truth) < 3 * diff.stderr
+
+
+def test_ope_errors_say_what_to_fix() -> None:
+    rows = randomised_log(30, 6)
+    with pytest.raises(ConfigError, match="no action for"):
+        evaluate_policy(rows, call_the_engaged(rows).head(5), playbook())
+    with pytest.raises(ConfigError, match="level"):
+        evaluate_policy(rows, logged_policy(rows), playbook(), level=2.0)
+    with pytest.raises(ConfigError, match="unknown OPE method"):
+        evaluate_policy(rows, logged_policy(rows), playbook(), methods=("magic",))  # type: ignore[arg-type]
+    # Without an outcome model DR is skipped, not faked.
+    assert [v.method for v in evaluate_policy(rows, logged_policy(rows), playbook())] == ["ips", "snips"]
+
+
+def test_policy_learned_takes_the_best_positive_action_or_nothing() -> None:
+    values = pl.DataFrame(
+        {
+            "account_id": ["a", "a", "a", "b", "b", "c", "c"],
+            "action_id": ["none", "call", "email", "none", "call", "none", "call"],
+            "value_usd": [0.0, 5.0, 7.0, 0.0, -3.0, 0.0, 0.0],
+        }
+    )
+    policy = learned_policy(values).sort("account_id")
+    assert policy.get_column("action_id").to_list() == ["email", "none", "none"]
+    assert policy.get_column("probability").to_list() == [1.0, 1.0, 1.0]
+    eligible = pl.DataFrame({"account_id": ["a"], "action_id": ["call"]})
+    assert learned_policy(values, eligible=eligible).sort("account_id").get_column("action_id").to_list()[0] == "call"
+
+
+def test_policy_lifecycle_default_and_tables() -> None:
+    rows = pl.DataFrame({"account_id": ["a", "b", "c"], "lifecycle_stage": ["growth", "onboarding", None]})
+    default = lifecycle_default_policy(rows, load_playbook())
+    assert default.get_column("action_id").to_list() == ["upsell_call", "onboarding_catchup", "none"]
+    eligible = pl.DataFrame({"account_id": ["b"], "action_id": ["onboarding_catchup"]})
+    limited = lifecycle_default_policy(rows, load_playbook(), eligible=eligible)
+    assert limited.get_column("action_id").to_list() == ["none", "onboarding_catchup", "none"]
+    with pytest.raises(ConfigError, match="lifecycle_stage"):
+        lifecycle_default_policy(rows.drop("lifecycle_stage"), load_playbook())
+
+    table = pl.DataFrame({"account_id": ["a", "a", "b"], "action_id": ["call", "none", "email"]})
+    with pytest.raises(ConfigError, match="sum to 1"):
+        table_policy(table)
+    ok = table_policy(table.with_columns(pl.Series("probability", [0.3, 0.7, 1.0])), actions=["call", "email"])
+    assert ok.height == 3
+    with pytest.raises(ConfigError, match="not in the playbook"):
+        table_policy(pl.DataFrame({"account_id": ["a"], "action_id": ["fax"]}), actions=["call"])
+    with pytest.raises(ConfigError, match=r"\[0, 1\]"):
+        table_policy(pl.DataFrame({"account_id": ["a"], "action_id": ["call"], "probability": [1.5]}))
+
+
+def test_ope_external_table_without_decision_times_applies_to_every_row() -> None:
+    rows = randomised_log(900, 7)
+    accounts = rows.select("account_id").unique()
+    table = table_policy(
+        pl.concat(
+            [
+                accounts.with_columns(pl.lit("call").alias("action_id"), pl.lit(0.5).alias("probability")),
+                accounts.with_columns(pl.lit("none").alias("action_id"), pl.lit(0.5).alias("probability")),
+            ]
+        )
+    )
+    value = evaluate_policy(rows, table, playbook(), methods=("snips",))[0]
+    assert value.matched_share == pytest.approx(2 / 3, abs=0.06)
+    assert np.isfinite(value.estimate)
+
+
+def test_ope_logged_policy_is_the_on_policy_mean() -> None:
+    rows = randomised_log(900, 8)
+    realised = row_value_usd(rows, playbook()).mean()
+    ips, snips = evaluate_policy(rows, logged_policy(rows), playbook(), methods=("ips", "snips"))
+    assert ips.estimate == pytest.approx(realised)
+    assert snips.estimate == pytest.approx(realised)
+    with pytest.raises(ConfigError, match="whole distribution"):
+        evaluate_policy(rows, logged_policy(rows), playbook(), expected_values=true_values(rows))
+    # With the whole distribution (uniform here), DR works too.
+    full = logged_policy(rows, proba=np.full((rows.height, 3), 1 / 3), arms=ARMS)
+    dr = evaluate_policy(rows, full, playbook(), expected_values=true_values(rows), methods=("dr",))[0]
+    assert abs(dr.estimate - realised) < 3 * dr.stderr
+    with pytest.raises(ConfigError, match="propensity"):
+        logged_policy(rows.with_columns(pl.lit(None, dtype=pl.Float64).alias("propensity")))
+
+
+# ---- offline evaluation of a book (fit on one part, evaluate on the other) ------------------------
+
+
+def test_offline_evaluation_in_the_lab_covers_the_true_gain() -> None:
+    """The lab knows every decision's true value: the learned policy's estimated gain over doing
+    nothing and over the lifecycle default must cover the truth on the evaluation decisions."""
+    lab = simulate(SimConfig(accounts=200, months=10, seed=5))
+    playbook = lab.config.resolved_playbook()
+    result = evaluate_offline(lab.book, playbook, seed=1, effect_params={"n_folds": 2, "n_estimators": 40})
+    assert result.split == "time"
+    assert result.as_of is not None
+    assert result.evaluation_from >= result.as_of
+    assert result.training_rows > 0
+    assert result.evaluation_rows > 0
+    truth = {}
+    for name in ("learned", "lifecycle_default"):
+        table = result.policy_tables[name]
+        parts = []
+        for (ts,), group in table.group_by("decision_ts"):
+            true = lab.world.true_values(group.get_column("account_id").to_list(), ts)
+            keys = ["account_id", "action_id"]
+            parts.append(group.join(true.select(*keys, "value_usd"), on=keys))
+        joined = pl.concat(parts)
+        assert joined.height == table.height
+        truth[name] = float(joined.get_column("value_usd").mean())
+    diffs = {(v.policy, v.method): v for v in result.differences}
+    for method in ("ips", "snips", "dr"):
+        gain = diffs[("learned - do_nothing", method)]
+        assert gain.low <= truth["learned"] <= gain.high, (method, gain, truth)
+        versus = diffs[("learned - lifecycle_default", method)]
+        assert versus.low <= truth["learned"] - truth["lifecycle_default"] <= versus.high, (method, versus, truth)
+    report = result.to_dict()
+    json.dumps(report)
+    assert {v["policy"] for v in report["policies"]} == {"learned", "lifecycle_default", "do_nothing", "logged"}
+    assert report["overlap"]["training"]["rows"] == result.training_rows
+    assert report["overlap"]["evaluation"]["rows"] == result.evaluation_rows
+    for kind, acc in result.outcome_accuracy.items():
+        assert acc.rows == result.evaluation_rows, kind
+        assert report["outcome_models"][kind]["fit"]["train_to"] < result.as_of.isoformat()
+
+
+def test_policy_eligible_actions_limit_the_learned_and_default_policies() -> None:
+    pb = Playbook(
+        objectives={"win": Objective(outcome="win", value="fixed", value_usd=100.0)},
+        actions=[
+            Action(id="call", name="Call", team="cs", objective="win", eligibility="usage > 0"),
+            Action(id="email", name="Email", team="marketing", objective="win", default_for_stages=["trial"]),
+        ],
+    )
+    rows = pl.DataFrame(
+        {
+            "account_id": ["a", "a", "b"],
+            "decision_ts": [T0, T0 + timedelta(days=14), T0],
+            "usage": [1.0, -1.0, None],
+            "lifecycle_stage": ["trial", "trial", "paid"],
+        }
+    )
+    eligible = eligible_actions(rows, pb)
+    assert eligible.sort("account_id", "decision_ts", "action_id").select("account_id", "action_id").rows() == [
+        ("a", "call"),
+        ("a", "email"),
+        ("a", "email"),
+        ("b", "email"),
+    ]
+    # The call is worth most everywhere, but only allowed where usage > 0.
+    values = rows.select("account_id", "decision_ts").join(
+        pl.DataFrame({"action_id": ["call", "email"], "value_usd": [50.0, 5.0]}), how="cross"
+    )
+    learned = learned_policy(values, eligible=eligible).sort("account_id", "decision_ts")
+    assert learned.get_column("action_id").to_list() == ["call", "email", "email"]
+    default = lifecycle_default_policy(rows, pb, eligible=eligible)
+    assert default.get_column("action_id").to_list() == ["email", "email", "none"]
+    with pytest.raises(PlaybookError, match="unknown"):
+        eligible_actions(rows.drop("usage"), pb)
+
+
+def test_offline_evaluation_split_errors_say_what_to_fix() -> None:
+    lab = simulate(SimConfig(accounts=60, months=4, seed=2))
+    playbook = lab.config.resolved_playbook()
+    with pytest.raises(ConfigError, match="holdout_fraction must be in"):
+        split_decisions(lab.book, playbook, holdout_fraction=1.0)
+    with pytest.raises(ConfigError, match="two horizons"):
+        split_decisions(lab.book, playbook, observed_until=lab.as_of - timedelta(days=60))
+    with pytest.raises(ConfigError, match="nothing to fit on"):
+        split_decisions(lab.book, playbook, as_of=lab.as_of - timedelta(days=200))
+    training, evaluation, as_of, _ = split_decisions(lab.book, playbook, holdout_fraction=0.4, seed=1)
+    assert as_of is None
+    assert not set(training.get_column("account_id")) & set(evaluation.get_column("account_id"))
+    assert not evaluation.get_column("censored").any()
