@@ -1,0 +1,1714 @@
+"""Evidence for every recommendation: a decision receipt (JSON) stored with it, and its plain-words rendering.
+
+The receipt (``evidence``) says what was chosen and by which arm, the value with its interval,
+the projected outcome of every objective with and without the action, the signals that drove
+the account's outlook, comparable past accounts that got the action and what followed, how the
+choice differs from the lifecycle playbook, and a one-sentence summary; ``alternatives`` lists
+the runner-ups and why each lost. Field by field, with an example: ``docs/evidence.md``.
+
+Everything is computed for the whole book at once (Polars and numpy, in chunks of accounts);
+:func:`receipt_text` renders one stored receipt for a person without recomputing anything.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+import polars as pl
+import scipy.linalg
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+
+from nextmove.book import NO_ACTION
+from nextmove.decide.comparables import ComparableFinder
+from nextmove.decide.phrases import (
+    feature_family,
+    feature_wording,
+    format_usd,
+    render_phrases,
+    wording_table,
+)
+from nextmove.errors import ConfigError
+from nextmove.features import feature_schema, sanitize_name
+from nextmove.models.effect import ARM_SEPARATOR, EffectModel, EffectProjection, ObjectiveSpec, objective_specs
+from nextmove.playbook import Playbook
+from nextmove.playbook.schema import SignalRoles
+
+SCHEMA_VERSION = 1
+"""Version of the receipt's layout (the ``schema`` field)."""
+
+WHY_CODES = ("lower_value", "rule", "cooldown", "contact_cap", "in_flight", "capacity")
+"""Why a candidate lost: worth less, an eligibility rule, a cooldown, a contact cap, a play in flight, a capacity."""
+
+ARMS = ("model", "explore", "control")
+"""How a decision was made: the learned policy's best, an exploration draw, or the control cohort's default."""
+
+TREE_MAX_ROWS = 20_000
+"""``contributions="auto"`` uses the model's trees up to this many accounts, a linear surrogate beyond."""
+
+TREE_BOOSTER_ROWS = 20_000
+"""Rows × fold boosters explained with the model's trees (more rows: fewer fold boosters)."""
+
+SURROGATE_SAMPLE = 10_000
+"""Accounts (at most) the surrogate of the baselines is fitted on: an even sample of the snapshot."""
+
+SURROGATE_CATEGORIES = 10
+"""Most frequent values of a text feature the surrogate gives an indicator each."""
+
+SURROGATE_RIDGE = 0.01
+"""Ridge penalty per row on the standardised features (small: the sample is large)."""
+
+SURROGATE_FEATURES = 48
+"""Features the surrogate keeps for the whole book: those contributing most in its sample."""
+
+CHUNK_ROWS = 50_000
+"""Accounts whose feature contributions are held in memory at once."""
+
+COMPARABLE_FEATURES = 8
+"""Features the similarity of comparable accounts is measured on (those that drive the outlooks most)."""
+
+EXCLUDED_FEATURES = frozenset({"owner"})
+"""Columns never cited as a signal: who owns an account says nothing about the customer."""
+
+_MISSING_REASON = {
+    "lower_value": "lower value",
+    "rule": "not eligible",
+    "cooldown": "cooldown",
+    "contact_cap": "contact cap",
+    "in_flight": "a play is already in flight",
+    "capacity": "over capacity",
+}
+
+
+# ---- the receipt's schema ----------------------------------------------------------------------
+
+
+class _Receipt(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, frozen=True, protected_namespaces=())
+
+
+class ProjectedOutcome(_Receipt):
+    """One objective's projected outcome over the horizon, without and with the action."""
+
+    objective: str
+    """The objective's id in the playbook."""
+    outcome: str
+    """The outcome kind that measures it."""
+    unit: Literal["probability", "usd"]
+    """``probability`` (the chance of the outcome) or ``usd`` (expected dollars of it)."""
+    without: float | None
+    """Projected level if nothing is done."""
+    with_: float | None = Field(alias="with")
+    """Projected level with the action."""
+    low: float | None
+    """Low end of the interval of ``with``."""
+    high: float | None
+    """High end of the interval of ``with``."""
+    effect: float | None
+    """``with − without``."""
+    effect_usd: float | None
+    """The effect in objective dollars (weighted; negative when it works against the objective)."""
+
+
+class SignalEvidence(_Receipt):
+    """A signal that drove the account's outlook, in plain words."""
+
+    feature: str
+    value: float | None
+    """The value (null for text features: see ``text``)."""
+    previous: float | None
+    """The value in the earlier snapshot, when one was given."""
+    text: str
+
+
+class ComparableEvidence(_Receipt):
+    """A similar past decision that took the action, and what followed."""
+
+    account_id: str
+    action_id: str
+    ts: str
+    """When that decision was made (ISO 8601, UTC)."""
+    outcome: str
+    """What followed within the horizon, in plain words."""
+    similarity: float
+    """1 for the same features; 0.5 for one standard deviation apart on every feature."""
+
+
+class Evidence(_Receipt):
+    """The decision receipt stored with a recommendation (``evidence``)."""
+
+    schema_version: Literal[1] = Field(alias="schema")
+    action_id: str
+    variant: str | None
+    arm: Literal["model", "explore", "control"]
+    propensity: float | None
+    model_action_id: str
+    default_action_id: str | None
+    differs_from_default: bool
+    default_why: str
+    value_usd: float | None
+    value_low_usd: float | None
+    value_high_usd: float | None
+    projected: list[ProjectedOutcome]
+    signals: list[SignalEvidence]
+    comparables: list[ComparableEvidence]
+    summary: str
+
+
+class Alternative(_Receipt):
+    """A runner-up (``alternatives``, best first): its value and why it lost."""
+
+    action_id: str
+    variant: str | None
+    value_usd: float | None
+    low: float | None
+    high: float | None
+    why: Literal["lower_value", "rule", "cooldown", "contact_cap", "in_flight", "capacity"]
+    reason: str
+
+
+_ALTERNATIVES = TypeAdapter(list[Alternative])
+
+
+def parse_evidence(text: str | bytes) -> Evidence:
+    """Read and check a stored ``evidence`` JSON string.
+
+    Raises
+    ------
+    pydantic.ValidationError
+        If it does not follow the receipt's schema.
+    """
+    return Evidence.model_validate_json(text)
+
+
+def parse_alternatives(text: str | bytes) -> list[Alternative]:
+    """Read and check a stored ``alternatives`` JSON string."""
+    return _ALTERNATIVES.validate_json(text)
+
+
+# ---- inputs ------------------------------------------------------------------------------------
+
+_DECISION_COLUMNS = {
+    "account_id": pl.String,
+    "action_id": pl.String,
+    "variant": pl.String,
+    "arm": pl.String,
+    "propensity": pl.Float64,
+    "model_action_id": pl.String,
+    "default_action_id": pl.String,
+    "value_usd": pl.Float64,
+    "value_low_usd": pl.Float64,
+    "value_high_usd": pl.Float64,
+}
+_LOST_COLUMNS = {
+    "account_id": pl.String,
+    "action_id": pl.String,
+    "variant": pl.String,
+    "why": pl.String,
+    "reason": pl.String,
+}
+OUTPUT_SCHEMA = {"account_id": pl.String, "evidence": pl.String, "alternatives": pl.String, "summary": pl.String}
+"""Columns of :func:`explain_decisions`."""
+
+
+def _columns(frame: pl.DataFrame, columns: Mapping[str, Any], what: str) -> pl.DataFrame:
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        raise ConfigError(f"{what} lacks the column(s) {', '.join(missing)} (needs {', '.join(columns)})")
+    try:
+        return frame.select([pl.col(c).cast(t) for c, t in columns.items()])
+    except pl.exceptions.PolarsError as exc:
+        raise ConfigError(f"{what}: a column has the wrong type ({exc})") from None
+
+
+def _check_values(frame: pl.DataFrame, column: str, allowed: Sequence[str], what: str) -> None:
+    bad = frame.filter(~pl.col(column).is_in(list(allowed)) | pl.col(column).is_null())
+    if bad.height:
+        example = bad.item(0, column)
+        raise ConfigError(
+            f"{what}: {column} must be one of {', '.join(allowed)}, got {example!r} "
+            f"(account {bad.item(0, 'account_id')!r})"
+        )
+
+
+def _check_inputs(decisions: pl.DataFrame, lost: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
+    dec = _columns(decisions, _DECISION_COLUMNS, "decisions")
+    # The decide step's own flag when it gives one (the run stores it); else: the action is not the default.
+    computed = pl.col("action_id") != pl.coalesce(pl.col("default_action_id"), pl.lit(NO_ACTION))
+    if "differs_from_default" in decisions.columns:
+        given = decisions.get_column("differs_from_default").cast(pl.Boolean)
+        computed = pl.coalesce(pl.lit(given), computed)
+    dec = dec.with_columns(computed.alias("differs_from_default"))
+    if dec.get_column("account_id").null_count():
+        raise ConfigError("decisions: account_id must not be empty")
+    if dec.get_column("action_id").null_count():
+        raise ConfigError("decisions: action_id must not be empty (use 'none' for doing nothing)")
+    _check_values(dec, "arm", ARMS, "decisions")
+    duplicated = dec.filter(pl.col("account_id").is_duplicated())
+    if duplicated.height:
+        raise ConfigError(f"decisions: account {duplicated.item(0, 'account_id')!r} has more than one decision")
+    lost_rows = _columns(lost, _LOST_COLUMNS, "lost")
+    _check_values(lost_rows, "why", WHY_CODES, "lost")
+    return dec, lost_rows
+
+
+# ---- names from the playbook -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Catalog:
+    """The playbook's words and objectives, as small tables to join."""
+
+    specs: list[ObjectiveSpec]
+    objective_names: dict[str, str]
+    actions: pl.DataFrame
+    """``action_id, action_name, action_objective``."""
+    stems: dict[str, str]
+    """Feature stems → plain words (signal names, action names, outcome kinds, teams, roles)."""
+    horizon_days: int
+
+    @classmethod
+    def of(cls, playbook: Playbook) -> _Catalog:
+        actions = pl.DataFrame(
+            {
+                "action_id": [a.id for a in playbook.actions],
+                "action_name": [a.name for a in playbook.actions],
+                "action_objective": [a.objective for a in playbook.actions],
+            },
+            schema={"action_id": pl.String, "action_name": pl.String, "action_objective": pl.String},
+        )
+        stems: dict[str, str] = {"any": "any"}
+        for role in SignalRoles.model_fields:
+            stems[sanitize_name(role)] = role.replace("_", " ")
+            for member in getattr(playbook.signal_roles, role):
+                stems[sanitize_name(member)] = member.replace("_", " ")
+        for objective in playbook.objectives.values():
+            stems[sanitize_name(objective.outcome)] = objective.outcome.replace("_", " ")
+        for action in playbook.actions:
+            stems[sanitize_name(action.id)] = action.name
+            stems["team_" + sanitize_name(action.team.value)] = f"{action.team.value} team"
+        return cls(
+            specs=objective_specs(playbook),
+            objective_names={k: (o.name or k) for k, o in playbook.objectives.items()},
+            actions=actions,
+            stems=stems,
+            horizon_days=playbook.horizon_days,
+        )
+
+
+def _name(action: pl.Expr, name: pl.Expr) -> pl.Expr:
+    """An action's name from the playbook, or its id with spaces when the playbook lacks it."""
+    return pl.coalesce(name, action.str.replace_all("_", " "))
+
+
+def _display(action: pl.Expr, name: pl.Expr, variant: pl.Expr) -> pl.Expr:
+    shown = _name(action, name)
+    return (
+        pl.when(variant.is_not_null()).then(pl.concat_str([shown, pl.lit(" ("), variant, pl.lit(")")])).otherwise(shown)
+    )
+
+
+def _arm_key(action: pl.Expr, variant: pl.Expr, arms: pl.Series) -> pl.Expr:
+    """The projection's arm of (action, variant): ``action:variant`` when projected, else the action."""
+    exact = pl.concat_str([action, pl.lit(ARM_SEPARATOR), variant])
+    return pl.when(variant.is_not_null() & exact.is_in(arms.implode())).then(exact).otherwise(action)
+
+
+# ---- the entry point ---------------------------------------------------------------------------
+
+
+def explain_decisions(
+    snapshot: pl.DataFrame,
+    projection: EffectProjection,
+    decisions: pl.DataFrame,
+    lost: pl.DataFrame,
+    playbook: Playbook,
+    *,
+    model: EffectModel | None = None,
+    history: pl.DataFrame | None = None,
+    previous: pl.DataFrame | None = None,
+    top_signals: int = 3,
+    n_comparables: int = 3,
+    n_alternatives: int = 3,
+    contributions: Literal["auto", "tree", "surrogate"] = "auto",
+    percent_signals: Collection[str] | None = None,
+) -> pl.DataFrame:
+    """The decision receipt of every decision: evidence, runner-ups and a one-sentence summary.
+
+    Parameters
+    ----------
+    snapshot
+        One row per account at the decision time (``account_id`` and the features, as
+        :func:`~nextmove.features.compute_features` makes them).
+    projection
+        The effect model's projection of ``snapshot`` (:meth:`EffectModel.project`).
+    decisions
+        One row per account: ``account_id, action_id`` (``none`` allowed), ``variant, arm``
+        (``model``/``explore``/``control``), ``propensity, model_action_id, default_action_id,
+        value_usd, value_low_usd, value_high_usd``.
+    lost
+        Every candidate not chosen: ``account_id, action_id, variant, why`` (one of
+        :data:`WHY_CODES`), ``reason`` (plain words; empty gets a generic one).
+    playbook
+        Objectives, action names and signal names: all wording comes from it and the book.
+    model
+        The fitted effect model; with it (and up to :data:`TREE_MAX_ROWS` accounts) the signals
+        are the features whose tree contributions raised the do-nothing baseline most.
+    history
+        A training set (:func:`~nextmove.features.build_training_set`): comparable accounts
+        come from its past decisions; without it there are none.
+    previous
+        An earlier snapshot (e.g. 28 days before): signals then say "down from 63%".
+    top_signals, n_comparables, n_alternatives
+        How many of each a receipt holds.
+    contributions
+        How signals are attributed: ``tree`` (the model's baseline trees, exact but slow:
+        about a millisecond per account), ``surrogate`` (a ridge regression of the projection's
+        baselines on the features, fast at any size), ``auto`` (tree when a model is given and
+        the snapshot is small, else surrogate).
+    percent_signals
+        Signal stems shown as percentages; default: those whose values all lie in [0, 1] and
+        are not all 0 or 1 (utilisations, rates).
+
+    Returns
+    -------
+    polars.DataFrame
+        ``account_id, evidence, alternatives, summary`` (:data:`OUTPUT_SCHEMA`), in the order of
+        ``decisions``; ``evidence`` and ``alternatives`` are JSON (see :class:`Evidence`,
+        :class:`Alternative` and ``docs/evidence.md``).
+
+    Raises
+    ------
+    ConfigError
+        If a required column is missing, an ``arm`` or ``why`` is unknown, an account has two
+        decisions, or a count is negative.
+    """
+    for name, count in (("top_signals", top_signals), ("n_comparables", n_comparables)):
+        _check_count(name, count)
+    _check_count("n_alternatives", n_alternatives)
+    if contributions not in ("auto", "tree", "surrogate"):
+        raise ConfigError(f"contributions must be 'auto', 'tree' or 'surrogate', got {contributions!r}")
+    if "account_id" not in snapshot.columns:
+        raise ConfigError("the snapshot lacks the column account_id")
+    dec, lost_rows = _check_inputs(decisions, lost)
+    if dec.height == 0:
+        return pl.DataFrame(schema=OUTPUT_SCHEMA)
+    catalog = _Catalog.of(playbook)
+    arms = projection.values.lazy().select(pl.col("action_id").cast(pl.String).unique().sort()).collect().to_series()
+    dec = _with_subject(dec, catalog, arms)
+    values = projection.values.lazy().select(
+        pl.col("account_id").cast(pl.String),
+        pl.col("action_id").cast(pl.String).alias("_key"),
+        pl.col("value_usd").cast(pl.Float64),
+        pl.col("low").cast(pl.Float64),
+        pl.col("high").cast(pl.Float64),
+    )
+    alternatives, runner_up = _alternatives(dec, lost_rows, values, arms, n_alternatives, catalog)
+    dec = dec.join(runner_up, on="_i", how="left", maintain_order="left")
+    dec = dec.with_columns(_default_why().alias("default_why"))
+    rows = _projected_rows(projection, dec, arms, catalog)
+    projected, headline = _projected(rows, catalog)
+    dec = dec.join(headline, on="_i", how="left", maintain_order="left")
+
+    signal_rows = pl.DataFrame(schema=_SIGNAL_ROW_SCHEMA)
+    importance: dict[str, float] = {}
+    if top_signals > 0 or (n_comparables > 0 and history is not None):
+        baselines = rows.select("_i", "objective", "baseline")
+        signal_rows, importance = _signals(
+            snapshot, dec, baselines, catalog, model, previous, top_signals, contributions, percent_signals
+        )
+    comparable_rows = pl.DataFrame(schema=_COMPARABLE_ROW_SCHEMA)
+    if history is not None and n_comparables > 0:
+        comparable_rows = _comparables(snapshot, dec, history, importance, catalog, n_comparables)
+
+    return _assemble(dec, projected, signal_rows, comparable_rows, alternatives)
+
+
+def _check_count(name: str, value: object) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ConfigError(f"{name} must be a whole number >= 0, got {value!r}")
+
+
+def _with_subject(dec: pl.DataFrame, catalog: _Catalog, arms: pl.Series) -> pl.DataFrame:
+    """Each decision with ``_i`` (its position) and the action its evidence is about (``_subject``).
+
+    The subject is the chosen action; for control accounts, what the model would choose.
+    """
+    control = pl.col("arm") == "control"
+    subject = pl.when(control & pl.col("model_action_id").is_not_null()).then(pl.col("model_action_id"))
+    dec = dec.with_row_index("_i").with_columns(
+        subject.otherwise(pl.col("action_id")).alias("_subject"),
+        pl.when(control).then(pl.lit(None, pl.String)).otherwise(pl.col("variant")).alias("_subject_variant"),
+        pl.coalesce(pl.col("model_action_id"), pl.col("action_id")).alias("model_action_id"),
+    )
+    names = catalog.actions.select("action_id", "action_name")
+    return (
+        dec.with_columns(_arm_key(pl.col("_subject"), pl.col("_subject_variant"), arms).alias("_subject_key"))
+        .join(names, on="action_id", how="left", maintain_order="left")
+        .join(
+            catalog.actions.rename(
+                {"action_id": "_subject", "action_name": "_subject_name", "action_objective": "_subject_objective"}
+            ),
+            on="_subject",
+            how="left",
+            maintain_order="left",
+        )
+        .join(
+            names.rename({"action_id": "model_action_id", "action_name": "_model_name"}),
+            on="model_action_id",
+            how="left",
+            maintain_order="left",
+        )
+        .join(
+            names.rename({"action_id": "default_action_id", "action_name": "_default_name"}),
+            on="default_action_id",
+            how="left",
+            maintain_order="left",
+        )
+    )
+
+
+# ---- runner-ups ----------------------------------------------------------------------------------
+
+
+def _group_rank(key: pl.Expr) -> pl.Expr:
+    """Position of each row within its run of equal ``key`` values (the frame sorted by ``key``)."""
+    row = pl.int_range(pl.len(), dtype=pl.Int64)
+    start = pl.when(key != key.shift()).then(row).otherwise(pl.lit(None, pl.Int64))
+    return row - start.fill_null(0).cum_max()
+
+
+def _positions(accounts: pl.Series, dec: pl.DataFrame) -> pl.Series:
+    """Each row's decision (``_i``, null for accounts without one), for a long table of accounts.
+
+    When every account's rows are together (as the decide step writes them), only the runs are
+    looked up; otherwise every row is.
+    """
+    index = dec.select("account_id", "_i")
+    runs = accounts.cast(pl.String).rle()
+    heads = runs.struct.field("value")
+    if heads.n_unique() == heads.len():
+        found = pl.DataFrame({"account_id": heads}).join(index, on="account_id", how="left", maintain_order="left")
+        lengths = runs.struct.field("len").to_numpy()
+        return found.get_column("_i").gather(np.repeat(np.arange(len(lengths)), lengths))
+    frame = pl.DataFrame({"account_id": accounts.cast(pl.String)})
+    return frame.join(index, on="account_id", how="left", maintain_order="left").get_column("_i")
+
+
+def _alternatives(
+    dec: pl.DataFrame,
+    lost: pl.DataFrame,
+    values: pl.LazyFrame,
+    arms: pl.Series,
+    n: int,
+    catalog: _Catalog,
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Per account (``_i``): the runner-ups (best first, at most ``n``), and the best one and the default's row.
+
+    Returns ``(alternatives, runner_up)``: ``_i, _alternatives`` (a list of structs) and ``_i`` with
+    the best runner-up (``_alt_*``) and the lifecycle default's value and why it lost (``_default_*``).
+    """
+    arm_list = arms.to_list()
+    codes = list(range(len(arm_list)))
+    index = dec.lazy().select("account_id", "_i")
+    # Numbers first, over every lost row: which account, which arm, whether it is the chosen or the default.
+    position = _positions(lost.get_column("account_id"), dec)
+    rows_kept = lost.select("action_id", "variant").with_columns(position.alias("_i")).with_row_index("_r")
+    rows_kept = rows_kept.filter(pl.col("_i").is_not_null())
+    at = rows_kept.get_column("_i")
+    keys = rows_kept.select(
+        "_r",
+        "_i",
+        pl.col("action_id").replace_strict(arm_list, codes, default=-1, return_dtype=pl.Int64).alias("_k"),
+        (
+            (pl.col("action_id") == dec.get_column("action_id").gather(at))
+            & pl.col("variant").eq_missing(dec.get_column("variant").gather(at))
+        ).alias("_chosen"),
+        (pl.col("action_id") == dec.get_column("default_action_id").gather(at)).fill_null(False).alias("_is_default"),
+        pl.col("variant").is_not_null().alias("_has_variant"),
+        "action_id",
+        "variant",
+    )
+    k = keys.get_column("_k").to_numpy().copy()
+    with_variant = np.flatnonzero(keys.get_column("_has_variant").to_numpy())
+    if len(with_variant):  # a variant is its own arm when the projection has it
+        exact = (
+            lost[keys.get_column("_r").gather(with_variant)]
+            .select(
+                _arm_key(pl.col("action_id"), pl.col("variant"), arms).replace_strict(
+                    arm_list, codes, default=-1, return_dtype=pl.Int64
+                )
+            )
+            .to_series()
+            .to_numpy()
+        )
+        k[with_variant] = np.where(exact >= 0, exact, k[with_variant])
+    # Values by position: a dense (account × arm) table, so runner-ups need no join on text keys.
+    table = (
+        values.join(index, on="account_id", how="inner")
+        .select(
+            "_i",
+            pl.col("_key").replace_strict(arm_list, codes, default=-1, return_dtype=pl.Int64).alias("_k"),
+            "value_usd",
+            "low",
+            "high",
+        )
+        .filter(pl.col("_k") >= 0)
+        .collect()
+    )
+    width = max(len(arm_list), 1)
+    grid = np.full((3, dec.height * width), np.nan)
+    at = table.get_column("_i").to_numpy().astype(np.int64) * width + table.get_column("_k").to_numpy()
+    grid[:, at] = table.select("value_usd", "low", "high").to_numpy().T
+    flat = keys.get_column("_i").to_numpy().astype(np.int64) * width + np.maximum(k, 0)
+    found = np.stack([np.take(grid[j], flat) for j in range(3)])
+    found[:, k < 0] = np.nan
+    ranked = (
+        keys.select(
+            "_r", "_i", "_chosen", "_is_default", pl.col("action_id").alias("_a"), pl.col("variant").alias("_b")
+        )
+        .with_row_index("_p")
+        .with_columns(pl.Series("_v", found[0]).fill_nan(None), pl.Series("_k", k))
+        .filter(~pl.col("_chosen"))
+        # Ties (variants sharing their action's arm) go by arm, then variant, whatever the rows' order.
+        .sort(["_i", "_v", "_k", "_a", "_b"], descending=[False, True, False, False, False], nulls_last=True)
+        .with_columns(_group_rank(pl.col("_i")).alias("_rank"))
+        .filter((pl.col("_rank") < max(n, 1)) | pl.col("_is_default"))
+    )
+    # Then the text of the few rows kept.
+    kept = found[:, ranked.get_column("_p").to_numpy()]
+    rows = (
+        ranked.with_columns(
+            pl.Series("value_usd", kept[0]).fill_nan(None).round(2),
+            pl.Series("low", kept[1]).fill_nan(None).round(2),
+            pl.Series("high", kept[2]).fill_nan(None).round(2),
+        )
+        .with_columns(lost.select("action_id", "variant", "why", "reason")[ranked.get_column("_r")].get_columns())
+        .with_columns(
+            pl.when(pl.col("reason").str.strip_chars().fill_null("") == "")
+            .then(pl.col("why").replace_strict(_MISSING_REASON, return_dtype=pl.String))
+            .otherwise(pl.col("reason"))
+            .alias("reason")
+        )
+    )
+    shown = rows.filter(pl.col("_rank") < n)
+    alternatives = shown.group_by("_i", maintain_order=True).agg(
+        pl.struct("action_id", "variant", "value_usd", "low", "high", "why", "reason").alias("_alternatives")
+    )
+    best = rows.filter(pl.col("_rank") == 0).select(
+        "_i",
+        pl.col("action_id").alias("_alt_action"),
+        pl.col("variant").alias("_alt_variant"),
+        pl.col("value_usd").alias("_alt_value"),
+        pl.col("reason").alias("_alt_reason"),
+    )
+    best = best.join(
+        catalog.actions.select(pl.col("action_id").alias("_alt_action"), pl.col("action_name").alias("_alt_name")),
+        on="_alt_action",
+        how="left",
+    )
+    # The default's own row: its best variant when it has several.
+    default = (
+        rows.filter(pl.col("_is_default"))
+        .group_by("_i")
+        .agg(
+            pl.col("value_usd").first().alias("_default_v"),
+            pl.col("why").first().alias("_default_why_code"),
+            pl.col("reason").first().alias("_default_reason"),
+        )
+    )
+    runner_up = best.join(default, on="_i", how="full", coalesce=True)
+    return alternatives, runner_up
+
+
+# ---- the lifecycle default -----------------------------------------------------------------------
+
+
+def _default_why() -> pl.Expr:
+    """``default_why``: how the choice compares with the lifecycle playbook's default, in one sentence."""
+    default_name = _name(pl.col("default_action_id"), pl.col("_default_name"))
+    chosen_name = _display(pl.col("action_id"), pl.col("action_name"), pl.col("variant"))
+    value = pl.col("value_usd")
+    the_default = pl.concat_str([pl.lit("The lifecycle default, "), default_name])
+    worth = (
+        pl.when(pl.col("_default_v").is_not_null())
+        .then(pl.concat_str([pl.lit(", worth "), format_usd(pl.col("_default_v"))]))
+        .otherwise(pl.lit(""))
+    )
+    against = (
+        pl.when(pl.col("action_id") == NO_ACTION)
+        .then(pl.lit(" against $0 for doing nothing"))
+        .when(value.is_not_null())
+        .then(pl.concat_str([pl.lit(" against "), format_usd(value), pl.lit(" for "), chosen_name]))
+        .otherwise(pl.lit(""))
+    )
+    blocked = pl.col("_default_why_code").is_in(["rule", "cooldown", "contact_cap", "in_flight"])
+    return (
+        pl.when(pl.col("default_action_id").is_null())
+        .then(pl.lit("The lifecycle playbook has no default for this account."))
+        .when(pl.col("arm") == "control")
+        .then(
+            pl.when(pl.col("default_action_id") == NO_ACTION)
+            .then(pl.lit("Control group: the lifecycle playbook does nothing for this account, and so does this."))
+            .otherwise(
+                pl.concat_str(
+                    [
+                        pl.lit("Control group: follows the lifecycle playbook, whose default is "),
+                        default_name,
+                        pl.lit("."),
+                    ]
+                )
+            )
+        )
+        .when(~pl.col("differs_from_default"))
+        .then(
+            pl.when(pl.col("action_id") == NO_ACTION)
+            .then(pl.lit("The lifecycle playbook would also do nothing."))
+            .otherwise(pl.concat_str([pl.lit("Same as the lifecycle playbook's default, "), default_name, pl.lit(".")]))
+        )
+        .when(pl.col("default_action_id") == NO_ACTION)
+        .then(
+            pl.concat_str(
+                [
+                    pl.lit("The lifecycle playbook would do nothing; "),
+                    chosen_name,
+                    pl.when(value.is_not_null())
+                    .then(pl.concat_str([pl.lit(" is worth "), format_usd(value)]))
+                    .otherwise(pl.lit(" is projected to be worth more")),
+                    pl.lit("."),
+                ]
+            )
+        )
+        .when(blocked)
+        .then(pl.concat_str([the_default, pl.lit(", is not allowed ("), pl.col("_default_reason"), pl.lit(").")]))
+        .when(pl.col("_default_why_code") == "capacity")
+        .then(pl.concat_str([the_default, pl.lit(", did not fit ("), pl.col("_default_reason"), pl.lit(").")]))
+        .when(pl.col("arm") == "explore")
+        .then(pl.concat_str([the_default, worth, pl.lit(", was set aside to explore another play.")]))
+        .otherwise(pl.concat_str([the_default, worth, against, pl.lit(".")]))
+    )
+
+
+# ---- projected outcomes --------------------------------------------------------------------------
+
+
+def _round(value: pl.Expr) -> pl.Expr:
+    return pl.when(pl.col("unit") == "usd").then(value.round(2)).otherwise(value.round(5))
+
+
+def _level_bounds(value: pl.Expr) -> pl.Expr:
+    """A chance stays within [0, 1] (an effect's interval around a small baseline may reach past it)."""
+    return pl.when(pl.col("unit") == "probability").then(value.clip(0.0, 1.0)).otherwise(value)
+
+
+def _outcome_level(value: pl.Expr) -> pl.Expr:
+    """A projected level in words: a chance (34%, 0.4%) or dollars."""
+    share = value * 100
+    pct = (
+        pl.when(share.abs() < 9.95)
+        .then(pl.concat_str([share.round(1).cast(pl.String), pl.lit("%")]))
+        .otherwise(pl.concat_str([share.round(0).cast(pl.Int64).cast(pl.String), pl.lit("%")]))
+    )
+    return pl.when(pl.col("unit") == "usd").then(format_usd(value)).otherwise(pct)
+
+
+def _projected_rows(
+    projection: EffectProjection, dec: pl.DataFrame, arms: pl.Series, catalog: _Catalog
+) -> pl.DataFrame:
+    """One row per decided account and objective: baseline, and the subject's effect with its interval.
+
+    One join with the projection's effects: the subject's arm, or for ``none`` (and subjects the
+    projection lacks) any arm, whose baseline is the same.
+    """
+    effects = projection.effects
+    schema = {
+        "_i": pl.UInt32,
+        "objective": pl.String,
+        "outcome": pl.String,
+        "unit": pl.String,
+        "baseline": pl.Float64,
+        "effect": pl.Float64,
+        "_low": pl.Float64,
+        "_high": pl.Float64,
+        "effect_usd": pl.Float64,
+        "_objective_order": pl.Int64,
+        "_main": pl.Boolean,
+    }
+    if effects.height == 0:
+        return pl.DataFrame(schema=schema)
+    any_arm = str(effects.item(0, "action_id"))
+    has_arm = pl.col("_subject_key").is_in(arms.implode()) & (pl.col("_subject_key") != NO_ACTION)
+    pairs = dec.lazy().select(
+        "_i",
+        "account_id",
+        pl.when(has_arm).then(pl.col("_subject_key")).otherwise(pl.lit(any_arm)).alias("_key"),
+        pl.when(pl.col("_subject_key") == NO_ACTION)
+        .then(pl.lit(0.0))
+        .when(has_arm)
+        .then(pl.lit(1.0))
+        .otherwise(pl.lit(None, pl.Float64))
+        .alias("_scale"),
+        "_subject_objective",
+    )
+    order = pl.LazyFrame(
+        {"objective": [s.objective for s in catalog.specs], "_objective_order": list(range(len(catalog.specs)))},
+        schema={"objective": pl.String, "_objective_order": pl.Int64},
+    )
+    return (
+        effects.lazy()
+        .select(
+            pl.col("account_id").cast(pl.String),
+            pl.col("action_id").cast(pl.String).alias("_key"),
+            pl.col("objective").cast(pl.String),
+            pl.col("outcome").cast(pl.String),
+            pl.col("unit").cast(pl.String),
+            pl.col("baseline").cast(pl.Float64),
+            pl.col("effect").cast(pl.Float64),
+            pl.col("low").cast(pl.Float64).alias("_low"),
+            pl.col("high").cast(pl.Float64).alias("_high"),
+            pl.col("effect_usd").cast(pl.Float64),
+        )
+        .join(pairs, on=["account_id", "_key"], how="inner")
+        .join(order, on="objective", how="left")
+        .select(
+            "_i",
+            "objective",
+            "outcome",
+            "unit",
+            "baseline",
+            pl.col("effect") * pl.col("_scale"),
+            pl.col("_low") * pl.col("_scale"),
+            pl.col("_high") * pl.col("_scale"),
+            pl.col("effect_usd") * pl.col("_scale"),
+            pl.col("_objective_order").fill_null(len(catalog.specs)),
+            (pl.col("objective") == pl.col("_subject_objective")).fill_null(False).alias("_main"),
+        )
+        .sort("_i", "_objective_order", "objective")
+        .collect()
+    )
+
+
+def _projected(rows: pl.DataFrame, catalog: _Catalog) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Per account: the projected list (playbook objective order) and the headline of the action's objective."""
+    rows = rows.with_columns(
+        _round(pl.col("baseline")).alias("without"),
+        _round(pl.col("baseline") + pl.col("effect")).alias("with"),
+        _round(_level_bounds(pl.col("baseline") + pl.col("_low"))).alias("low"),
+        _round(_level_bounds(pl.col("baseline") + pl.col("_high"))).alias("high"),
+        _round(pl.col("effect")).alias("effect"),
+        pl.col("effect_usd").round(2),
+    )
+    entry = pl.struct("objective", "outcome", "unit", "without", "with", "low", "high", "effect", "effect_usd")
+    projected = rows.group_by("_i", maintain_order=True).agg(entry.alias("_projected"))
+    outcome = pl.col("outcome").str.replace_all("_", " ")
+    phrase = pl.concat_str(
+        [
+            pl.when(pl.col("unit") == "usd").then(pl.lit("expected ")).otherwise(pl.lit("chance of ")),
+            outcome,
+            pl.lit(" "),
+            _outcome_level(pl.col("without")),
+            pl.lit(" → "),
+            _outcome_level(pl.col("with")),
+            pl.when(pl.col("low").is_not_null() & pl.col("high").is_not_null())
+            .then(
+                pl.concat_str(
+                    [
+                        pl.lit(" ("),
+                        _outcome_level(pl.col("low")),
+                        pl.lit(" to "),
+                        _outcome_level(pl.col("high")),
+                        pl.lit(")"),
+                    ]
+                )
+            )
+            .otherwise(pl.lit("")),
+        ]
+    )
+    # The headline: the action's own objective, else the objective it moves most in dollars.
+    headline = (
+        rows.filter(pl.col("with").is_not_null() & ((pl.col("effect") != 0) | pl.col("_main")))
+        .sort(["_i", "_main", pl.col("effect_usd").abs().fill_null(0.0)], descending=[False, True, True])
+        .filter(_group_rank(pl.col("_i")) == 0)
+        .select("_i", phrase.alias("_headline"))
+    )
+    return projected, headline
+
+
+# ---- signals -----------------------------------------------------------------------------------
+
+_SIGNAL_ROW_SCHEMA = {
+    "_i": pl.UInt32,
+    "rank": pl.Int64,
+    "feature": pl.String,
+    "value": pl.Float64,
+    "previous": pl.Float64,
+    "text": pl.String,
+}
+
+
+def _percent_stems(snapshot: pl.DataFrame, numeric: Sequence[str]) -> set[str]:
+    """Signal stems whose latest values all lie in [0, 1] and are not all 0 or 1: shown as percentages."""
+    columns = set(snapshot.columns)
+    lasts = [f for f in numeric if f.endswith("_last") and f"{f[: -len('_last')]}_days_since_last" in columns]
+    if not lasts:
+        return set()
+    stats = snapshot.select(
+        *[pl.col(f).min().alias(f"min:{f}") for f in lasts],
+        *[pl.col(f).max().alias(f"max:{f}") for f in lasts],
+        *[((pl.col(f) > 0) & (pl.col(f) < 1)).any().alias(f"frac:{f}") for f in lasts],
+    ).row(0, named=True)
+    out = set()
+    for f in lasts:
+        lo, hi, frac = stats[f"min:{f}"], stats[f"max:{f}"], stats[f"frac:{f}"]
+        if lo is not None and hi is not None and lo >= 0 and hi <= 1 and frac:
+            out.add(f[: -len("_last")])
+    return out
+
+
+@dataclass(frozen=True)
+class _Features:
+    """The features signals may cite, ordered so each family (signal, action, column) is contiguous."""
+
+    names: list[str]
+    numeric: list[str]
+    """The numeric ones, in ``names`` order (the columns of the value matrices)."""
+    text: list[str]
+    column: np.ndarray
+    """Feature → its column in the numeric matrix (numeric) or ``len(numeric) + i`` for the i-th text one."""
+    starts: np.ndarray
+    """First feature of each family."""
+    lengths: np.ndarray
+    """Features per family."""
+    trend: np.ndarray
+    """Feature → numeric column of its trend (windowed means), else -1."""
+
+    @classmethod
+    def of(cls, snapshot: pl.DataFrame, keep: Collection[str] | None = None) -> _Features:
+        kinds = feature_schema(
+            snapshot.drop("account_id", *(c for c in ("_i", "_objective", "_oi") if c in snapshot.columns))
+        )
+        usable = [f for f in kinds if f not in EXCLUDED_FEATURES and (keep is None or f in keep)]
+        families = [feature_family(f) for f in usable]
+        first_seen = {family: i for i, family in reversed(list(enumerate(families)))}
+        order = sorted(range(len(usable)), key=lambda i: (first_seen[families[i]], i))
+        names = [usable[i] for i in order]
+        family_of = [families[i] for i in order]
+        numeric = [f for f in names if kinds[f] == "number"]
+        text = [f for f in names if kinds[f] == "text"]
+        slot = {f: i for i, f in enumerate(numeric)} | {f: len(numeric) + i for i, f in enumerate(text)}
+        change = [0] + [i for i in range(1, len(names)) if family_of[i] != family_of[i - 1]]
+        starts = np.array(change, dtype=np.int64)
+        lengths = np.diff(np.append(starts, len(names))).astype(np.int64)
+        trend = [slot.get(feature_wording(f).trend_feature or "", -1) for f in names]
+        trend = [t if 0 <= t < len(numeric) else -1 for t in trend]
+        return cls(
+            names,
+            numeric,
+            text,
+            np.array([slot[f] for f in names], dtype=np.int64),
+            starts,
+            lengths,
+            np.array(trend, dtype=np.int64),
+        )
+
+    def gather(self, numeric_part: np.ndarray, text_part: np.ndarray) -> np.ndarray:
+        """Columns in numeric-then-text order → columns in feature order."""
+        out: np.ndarray = np.hstack([numeric_part, text_part])[:, self.column]
+        return out
+
+
+@dataclass
+class _Surrogate:
+    """A ridge regression of every objective's baseline (logit, or log dollars) on standardised features.
+
+    For a linear model, a feature's contribution ``β · (x − mean)`` is its exact Shapley value.
+    Text features enter as indicators of their most frequent values; their contribution is the
+    sum of their indicators'. One design matrix serves every objective, so it is fitted once.
+    """
+
+    objectives: list[str]
+    fill: np.ndarray
+    categories: dict[str, list[str]]
+    center: np.ndarray
+    scale: np.ndarray
+    beta: np.ndarray
+    """(design columns × objectives)."""
+    text_sum: np.ndarray
+    """(indicator columns × text features): adds indicators up per text feature."""
+
+    @classmethod
+    def fit(
+        cls, sample: pl.DataFrame, x: np.ndarray, targets: np.ndarray, objectives: list[str], text: list[str]
+    ) -> _Surrogate:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # an all-missing feature: filled with 0 below
+            fill = np.nanmedian(x, axis=0) if len(x) else np.zeros(x.shape[1])
+        fill = np.where(np.isfinite(fill), fill, 0.0)
+        categories = {}
+        for name in text:
+            counts = sample.get_column(name).cast(pl.String).drop_nulls().value_counts(sort=True)
+            categories[name] = [str(v) for v in counts.get_column(name).head(SURROGATE_CATEGORIES).to_list()]
+        surrogate = cls(objectives, fill, categories, np.zeros(0), np.ones(0), np.zeros((0, 0)), np.zeros((0, 0)))
+        z = surrogate._design(sample, x)
+        surrogate.center = z.mean(axis=0)
+        spread = z.std(axis=0)
+        surrogate.scale = np.where(spread > 1e-12, spread, np.inf)
+        z = (z - surrogate.center) / surrogate.scale
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # an objective without baselines: all zero below
+            means = np.nan_to_num(np.nanmean(targets, axis=0))
+        y = np.where(np.isnan(targets), means, targets) - means
+        gram = z.T @ z + SURROGATE_RIDGE * len(z) * np.eye(z.shape[1])
+        surrogate.beta = scipy.linalg.solve(gram, z.T @ y, assume_a="pos")
+        sizes = [len(categories[name]) for name in text]
+        surrogate.text_sum = np.zeros((sum(sizes), len(text)))
+        surrogate.text_sum[np.arange(sum(sizes)), np.repeat(np.arange(len(text)), sizes)] = 1.0
+        return surrogate
+
+    def _design(self, frame: pl.DataFrame, x: np.ndarray) -> np.ndarray:
+        filled = np.where(np.isnan(x), self.fill, x)
+        indicators = [
+            (pl.col(name).cast(pl.String) == value).fill_null(False).cast(pl.Float64).alias(f"{name}={j}")
+            for name, values in self.categories.items()
+            for j, value in enumerate(values)
+        ]
+        if not indicators:
+            return filled
+        return np.hstack([filled, frame.select(indicators).to_numpy()])
+
+    def contributions(self, frame: pl.DataFrame, x: np.ndarray, objective: np.ndarray) -> np.ndarray:
+        """(rows × numeric-then-text features) contributions to each row's own objective (index in ``objectives``)."""
+        z = (self._design(frame, x) - self.center) / self.scale
+        c = z * self.beta.T[objective]
+        n = x.shape[1]
+        out: np.ndarray = np.hstack([c[:, :n], c[:, n:] @ self.text_sum])
+        return out
+
+
+def _numeric_matrix(frame: pl.DataFrame, numeric: Sequence[str]) -> np.ndarray:
+    """The numeric features of ``frame`` as float64 (NaN where missing, or where the frame lacks the column)."""
+    out = np.full((frame.height, len(numeric)), np.nan)
+    columns = set(frame.columns)
+    present = [i for i, f in enumerate(numeric) if f in columns]
+    if present:
+        names = [numeric[i] for i in present]
+        out[:, present] = frame.select(names).to_numpy().astype(np.float64, copy=False)
+    return out
+
+
+def _target(baseline: np.ndarray, unit: str) -> np.ndarray:
+    """The scale the baseline is explained on: logit of a chance, log of dollars."""
+    if unit == "usd":
+        out: np.ndarray = np.log1p(np.maximum(baseline, 0.0))
+        return out
+    p = np.clip(baseline, 1e-6, 1 - 1e-6)
+    out = np.log(p / (1 - p))
+    return out
+
+
+def _tree_contributions(model: EffectModel, frame: pl.DataFrame, objective: str) -> tuple[list[str], np.ndarray] | None:
+    """The model's do-nothing tree contributions for ``objective`` (logit scale), or None when it has none.
+
+    Uses ``model.baseline_contributions(frame, objective)`` when the model offers it; else the
+    fold boosters of the fitted objective with the arm set to ``none``.
+    """
+    accessor = getattr(model, "baseline_contributions", None)
+    if callable(accessor):
+        result = accessor(frame, objective)
+        return None if result is None else (list(result[0]), np.asarray(result[1], dtype=np.float64))
+    fits = getattr(model, "fits_", None)
+    matrix = getattr(model, "matrix_", None)
+    arms = getattr(model, "arms_", None)
+    if fits is None or matrix is None or not arms or arms[0] != NO_ACTION:
+        return None
+    boosters = next((list(f.boosters) for f in fits if f.spec.objective == objective and f.boosters), None)
+    if not boosters:
+        return None
+    columns = list(matrix.columns_)
+    x = matrix.transform(frame)
+    xa = np.column_stack([x, np.zeros(len(x))]).astype(np.float32)  # the arm, last: code 0 is ``none``
+    if boosters[0].num_feature() != xa.shape[1]:
+        return None
+    used = boosters[: max(1, TREE_BOOSTER_ROWS // max(frame.height, 1))]
+    total = np.zeros((frame.height, len(columns)))
+    for booster in used:
+        total += np.asarray(booster.predict(xa, pred_contrib=True))[:, : len(columns)]
+    return columns, total / len(used)
+
+
+def _select_families(
+    contrib: np.ndarray, valid: np.ndarray, starts: np.ndarray, lengths: np.ndarray, top: int
+) -> np.ndarray:
+    """For each row, the features of the ``top`` families whose contributions add up most above 0.
+
+    Families are contiguous runs of columns (``starts``, ``lengths``); each family is cited by its
+    feature with the largest contribution among those with a value. Returns (rows × top) feature
+    indices, -1 where fewer families qualify.
+    """
+    rows, n_families = contrib.shape[0], len(starts)
+    top = min(top, n_families)
+    if top == 0 or rows == 0:
+        return np.full((rows, top), -1, dtype=np.int64)
+    clean = np.nan_to_num(contrib, nan=0.0, posinf=0.0, neginf=0.0)
+    score = np.add.reduceat(clean, starts, axis=1)
+    has_value = np.logical_or.reduceat(valid, starts, axis=1)
+    score = np.where(has_value & (score > 1e-9), score, -np.inf)
+    best = np.argpartition(-score, top - 1, axis=1)[:, :top] if top < n_families else np.tile(np.arange(top), (rows, 1))
+    picked = np.take_along_axis(score, best, axis=1)
+    order = np.argsort(-picked, axis=1, kind="stable")
+    best = np.take_along_axis(best, order, axis=1)
+    picked = np.take_along_axis(picked, order, axis=1)
+    masked = np.where(valid, clean, -np.inf)
+    span = int(lengths.max())
+    offsets = np.arange(span)
+    chosen = np.full((rows, top), -1, dtype=np.int64)
+    for r in range(top):
+        first, size = starts[best[:, r]], lengths[best[:, r]]
+        index = first[:, None] + np.minimum(offsets[None, :], size[:, None] - 1)
+        within = np.take_along_axis(masked, index, axis=1)
+        within[offsets[None, :] >= size[:, None]] = -np.inf
+        chosen[:, r] = first + np.argmax(within, axis=1)
+    chosen[~np.isfinite(picked)] = -1
+    return chosen
+
+
+def _signals(
+    snapshot: pl.DataFrame,
+    dec: pl.DataFrame,
+    baselines: pl.DataFrame,
+    catalog: _Catalog,
+    model: EffectModel | None,
+    previous: pl.DataFrame | None,
+    top: int,
+    method: str,
+    percent: Collection[str] | None,
+) -> tuple[pl.DataFrame, dict[str, float]]:
+    """The signals that drove each account's baseline for the objective its evidence is about.
+
+    Returns the long table (``_SIGNAL_ROW_SCHEMA``) and each numeric feature's mean absolute
+    contribution (what comparables are measured on).
+    """
+    features = _Features.of(snapshot)
+    empty = pl.DataFrame(schema=_SIGNAL_ROW_SCHEMA)
+    if not features.names:
+        return empty, {}
+    # The objective a signal is about: the subject action's; for nothing, the best runner-up's.
+    objectives = [s.objective for s in catalog.specs]
+    objective_of = dec.join(
+        catalog.actions.select(pl.col("action_id").alias("_alt_action"), pl.col("action_objective").alias("_alt_o")),
+        on="_alt_action",
+        how="left",
+        maintain_order="left",
+    ).select(
+        "account_id",
+        "_i",
+        pl.coalesce("_subject_objective", "_alt_o", pl.lit(objectives[0] if objectives else None)).alias("_objective"),
+    )
+    # Where each decided account's row is in the snapshot (its first, if it has several).
+    where = (
+        snapshot.select(pl.col("account_id").cast(pl.String))
+        .with_row_index("_s")
+        .join(objective_of, on="account_id", how="inner", maintain_order="left")
+        .unique("_i", keep="first", maintain_order=True)
+        .with_columns(
+            pl.col("_objective").replace_strict(objectives, list(range(len(objectives))), default=0).alias("_oi")
+        )
+    )
+    if where.height == 0 or not objectives:
+        return empty, {}
+
+    def rows_of(part: pl.DataFrame, columns: Sequence[str] | None) -> pl.DataFrame:
+        picked = snapshot if columns is None else snapshot.select(columns)
+        keys = part.select("account_id", "_i", "_oi")
+        return picked.drop("account_id", strict=False)[part.get_column("_s")].hstack(keys)
+
+    use_tree = model is not None and (method == "tree" or (method == "auto" and where.height <= TREE_MAX_ROWS))
+    surrogate = None
+    if not use_tree:
+        sample = rows_of(where.gather_every(max(1, where.height // SURROGATE_SAMPLE)), None)
+        surrogate, features = _fit_surrogate(sample, baselines, catalog, features)
+    prev = None
+    if previous is not None and "account_id" in previous.columns:
+        shared = [f for f in features.numeric if f in set(previous.columns)]
+        prev = previous.select(pl.col("account_id").cast(pl.String), *shared).unique("account_id", keep="first")
+    needed = None if use_tree else [*features.numeric, *features.text]
+    importance = np.zeros(len(features.names))
+    parts: list[pl.DataFrame] = []
+    for start in range(0, where.height, CHUNK_ROWS):
+        chunk = rows_of(where.slice(start, CHUNK_ROWS), needed)
+        x = _numeric_matrix(chunk, features.numeric)
+        contrib = _chunk_contributions(chunk, x, features, objectives, model if use_tree else None, surrogate)
+        if contrib is None:
+            continue
+        text_present = np.column_stack(
+            [np.zeros(chunk.height, dtype=bool)] + [chunk.get_column(t).is_not_null().to_numpy() for t in features.text]
+        )[:, 1:]
+        valid = features.gather(~np.isnan(x), text_present)
+        importance += np.abs(contrib).sum(axis=0)
+        if top > 0:
+            chosen = _select_families(contrib, valid, features.starts, features.lengths, top)
+            parts.append(_signal_part(chunk, chosen, x, features, prev))
+    rows = pl.concat(parts) if parts else pl.DataFrame(schema=_PICKED_SCHEMA)
+    signal_rows = _phrase_signals(rows, features, catalog, snapshot, percent)
+    mean_abs = importance / where.height
+    slot = {f: i for i, f in enumerate(features.names)}
+    return signal_rows, {f: float(mean_abs[slot[f]]) for f in features.numeric}
+
+
+def _chunk_contributions(
+    chunk: pl.DataFrame,
+    x: np.ndarray,
+    features: _Features,
+    objectives: list[str],
+    model: EffectModel | None,
+    surrogate: _Surrogate | None,
+) -> np.ndarray | None:
+    """(rows × features) contributions to each row's objective, by the model's trees or the surrogate."""
+    if surrogate is not None:
+        raw = surrogate.contributions(chunk, x, chunk.get_column("_oi").to_numpy())
+        found: np.ndarray = np.nan_to_num(raw[:, features.column])
+        return found
+    if model is None:
+        return None
+    out = np.zeros((chunk.height, len(features.names)))
+    position = {f: i for i, f in enumerate(features.names)}
+    for index, objective in enumerate(objectives):
+        rows = np.flatnonzero(chunk.get_column("_oi").to_numpy() == index)
+        if len(rows) == 0:
+            continue
+        tree = _tree_contributions(model, chunk[rows], objective)
+        if tree is None:
+            continue
+        for j, name in enumerate(tree[0]):
+            if name in position:
+                out[rows, position[name]] = tree[1][:, j]
+    return np.nan_to_num(out)
+
+
+def _fit_surrogate(
+    sample: pl.DataFrame, baselines: pl.DataFrame, catalog: _Catalog, features: _Features
+) -> tuple[_Surrogate | None, _Features]:
+    """The surrogate of every objective's baseline, fitted on a sample of the decided accounts.
+
+    A first fit on every feature ranks them by their mean absolute contribution in the sample;
+    the surrogate is then refitted on the :data:`SURROGATE_FEATURES` that matter most (and the
+    trends their means cite), which is what the whole book is explained with.
+    """
+    objectives = [s.objective for s in catalog.specs]
+    wide = (
+        baselines.join(sample.select("_i"), on="_i", how="semi")
+        .with_columns(pl.concat_str([pl.lit("_y:"), pl.col("objective")]).alias("objective"))
+        .pivot(on="objective", index="_i", values="baseline", aggregate_function="first")
+    )
+    sample = sample.join(wide, on="_i", how="inner", maintain_order="left")
+    if sample.height < 10:
+        return None, features
+    units = {s.objective: s.unit for s in catalog.specs}
+    targets = np.column_stack(
+        [
+            _target(sample.get_column(f"_y:{o}").cast(pl.Float64).to_numpy(), units[o])
+            if f"_y:{o}" in wide.columns
+            else np.full(sample.height, np.nan)
+            for o in objectives
+        ]
+    )
+    x = _numeric_matrix(sample, features.numeric)
+    surrogate = _Surrogate.fit(sample, x, targets, objectives, features.text)
+    if len(features.names) <= SURROGATE_FEATURES:
+        return surrogate, features
+    own = sample.get_column("_oi").to_numpy()
+    weight = np.abs(np.nan_to_num(surrogate.contributions(sample, x, own)[:, features.column])).mean(axis=0)
+    top = [features.names[i] for i in np.argsort(-weight, kind="stable")[:SURROGATE_FEATURES] if weight[i] > 0]
+    trends = [feature_wording(f).trend_feature for f in top]
+    kept = _Features.of(sample, keep=set(top) | {t for t in trends if t})
+    x = _numeric_matrix(sample, kept.numeric)
+    return _Surrogate.fit(sample, x, targets, objectives, kept.text), kept
+
+
+_PICKED_SCHEMA = {
+    "_i": pl.UInt32,
+    "rank": pl.Int64,
+    "_f": pl.Int64,
+    "value": pl.Float64,
+    "text": pl.String,
+    "trend": pl.Float64,
+    "previous": pl.Float64,
+}
+
+
+def _signal_part(
+    chunk: pl.DataFrame, chosen: np.ndarray, x: np.ndarray, features: _Features, prev: pl.DataFrame | None
+) -> pl.DataFrame:
+    """The chosen features of a chunk of accounts with their values, trends, earlier values and text."""
+    rows, ranks = np.nonzero(chosen >= 0)
+    feats = chosen[rows, ranks]
+    column = features.column[feats]
+    n_num = len(features.numeric)
+    is_num = column < n_num
+    value = np.full(len(rows), np.nan)
+    value[is_num] = x[rows[is_num], column[is_num]]
+    trend_column = features.trend[feats]
+    trend = np.full(len(rows), np.nan)
+    has_trend = trend_column >= 0
+    trend[has_trend] = x[rows[has_trend], trend_column[has_trend]]
+    previous = np.full(len(rows), np.nan)
+    if prev is not None and is_num.any() and set(features.numeric) & set(prev.columns):
+        aligned = chunk.select("account_id").join(prev, on="account_id", how="left", maintain_order="left")
+        earlier = _numeric_matrix(aligned, features.numeric)
+        previous[is_num] = earlier[rows[is_num], column[is_num]]
+    texts = np.full(len(rows), None, dtype=object)
+    for t, name in enumerate(features.text):
+        hit = np.flatnonzero(column == n_num + t)
+        if len(hit):
+            texts[hit] = chunk.get_column(name).cast(pl.String).gather(rows[hit]).to_numpy()
+    return pl.DataFrame(
+        {
+            "_i": chunk.get_column("_i").gather(rows),
+            "rank": ranks.astype(np.int64),
+            "_f": feats.astype(np.int64),
+            "value": value,
+            "text": pl.Series("text", texts.tolist(), dtype=pl.String),
+            "trend": trend,
+            "previous": previous,
+        },
+        schema=_PICKED_SCHEMA,
+    ).with_columns(pl.col("value", "trend", "previous").fill_nan(None))
+
+
+def _phrase_signals(
+    rows: pl.DataFrame,
+    features: _Features,
+    catalog: _Catalog,
+    snapshot: pl.DataFrame,
+    percent: Collection[str] | None,
+) -> pl.DataFrame:
+    if rows.height == 0:
+        return pl.DataFrame(schema=_SIGNAL_ROW_SCHEMA)
+    stems = _percent_stems(snapshot, features.numeric) if percent is None else set(percent)
+    used = sorted(set(rows.get_column("_f").to_list()))
+    text = set(features.text)
+    wordings = [feature_wording(features.names[i], names=catalog.stems, percent=stems) for i in used]
+    table = wording_table(wordings).with_columns(
+        pl.Series("_f", used, dtype=pl.Int64),
+        pl.Series("_text", [features.names[i] in text for i in used], dtype=pl.Boolean),
+    )
+    joined = rows.join(table, on="_f", how="left", maintain_order="left").with_columns(
+        pl.when(pl.col("_text")).then(pl.lit("text")).otherwise(pl.col("kind")).alias("kind")
+    )
+    phrases = render_phrases(joined)
+    return (
+        joined.with_columns(phrases.alias("text"))
+        .filter(pl.col("text").is_not_null())
+        .with_columns(
+            pl.col("value").round(6),
+            pl.col("previous").round(6),
+            pl.int_range(pl.len()).over("_i").cast(pl.Int64).alias("rank"),
+        )
+        .select(list(_SIGNAL_ROW_SCHEMA))
+    )
+
+
+# ---- comparables -------------------------------------------------------------------------------
+
+_COMPARABLE_ROW_SCHEMA = {
+    "_i": pl.UInt32,
+    "rank": pl.Int64,
+    "comparable_id": pl.String,
+    "action_id": pl.String,
+    "ts": pl.String,
+    "outcome": pl.String,
+    "similarity": pl.Float64,
+}
+
+
+def _comparables(
+    snapshot: pl.DataFrame,
+    dec: pl.DataFrame,
+    history: pl.DataFrame,
+    importance: Mapping[str, float],
+    catalog: _Catalog,
+    k: int,
+) -> pl.DataFrame:
+    """Up to ``k`` other accounts per decision that took the same action in the history, and what followed."""
+    known = set(history.columns)
+    ranked = sorted((f for f, v in importance.items() if v > 0 and f in known), key=lambda f: -importance[f])
+    features = ranked[:COMPARABLE_FEATURES] or [f for f in ("arr", "days_to_renewal", "tenure_days") if f in known]
+    specs = {s.objective: s for s in catalog.specs}
+    label_of: dict[str, str] = {}
+    kind_of: dict[str, tuple[str, bool]] = {}
+    for action_id, objective in catalog.actions.select("action_id", "action_objective").iter_rows():
+        spec = specs.get(objective)
+        if spec is None:
+            continue
+        label_of[action_id] = spec.value_label if spec.is_amount else spec.label
+        kind_of[action_id] = (spec.outcome.replace("_", " "), spec.is_amount)
+    if not label_of or "action_id" not in history.columns:
+        return pl.DataFrame(schema=_COMPARABLE_ROW_SCHEMA)
+    finder = ComparableFinder(features, k=k).fit(history, label_of)
+    subjects = dec.select("account_id", "_i", "_subject").filter(pl.col("_subject") != NO_ACTION)
+    snap = (
+        snapshot.with_columns(pl.col("account_id").cast(pl.String))
+        .unique("account_id", keep="first", maintain_order=True)
+        .join(subjects, on="account_id", how="inner", maintain_order="left")
+    )
+    parts = []
+    for (action,), group in snap.partition_by("_subject", as_dict=True, include_key=False).items():
+        action_id = str(action)
+        if action_id not in kind_of:
+            continue
+        found = finder.find_frame(group, action_id)
+        if found.height == 0:
+            continue
+        outcome, is_amount = kind_of[action_id]
+        parts.append(
+            found.with_columns(
+                group.get_column("_i").gather(found.get_column("row")).alias("_i"),
+                pl.lit(action_id).alias("action_id"),
+                _outcome_words(pl.col("outcome"), outcome, is_amount, catalog.horizon_days).alias("outcome"),
+            )
+        )
+    if not parts:
+        return pl.DataFrame(schema=_COMPARABLE_ROW_SCHEMA)
+    return (
+        pl.concat(parts)
+        .with_columns(
+            pl.col("decision_ts").dt.to_string("%Y-%m-%dT%H:%M:%S+00:00").alias("ts"),
+            pl.col("similarity").round(3),
+        )
+        .select(list(_COMPARABLE_ROW_SCHEMA))
+    )
+
+
+def _outcome_words(value: pl.Expr, outcome: str, is_amount: bool, horizon_days: int) -> pl.Expr:
+    within = f" within {horizon_days} days"
+    if is_amount:
+        happened = pl.concat_str([pl.lit(f"{outcome} of "), format_usd(value), pl.lit(within)])
+    else:
+        happened = pl.lit(f"{outcome}{within}")
+    return pl.when(value > 0).then(happened).otherwise(pl.lit(f"no {outcome}{within}"))
+
+
+# ---- assembly ----------------------------------------------------------------------------------
+
+_PROJECTED_TYPE = pl.List(
+    pl.Struct(
+        {
+            "objective": pl.String,
+            "outcome": pl.String,
+            "unit": pl.String,
+            "without": pl.Float64,
+            "with": pl.Float64,
+            "low": pl.Float64,
+            "high": pl.Float64,
+            "effect": pl.Float64,
+            "effect_usd": pl.Float64,
+        }
+    )
+)
+_SIGNALS_TYPE = pl.List(
+    pl.Struct({"feature": pl.String, "value": pl.Float64, "previous": pl.Float64, "text": pl.String})
+)
+_COMPARABLES_TYPE = pl.List(
+    pl.Struct(
+        {
+            "account_id": pl.String,
+            "action_id": pl.String,
+            "ts": pl.String,
+            "outcome": pl.String,
+            "similarity": pl.Float64,
+        }
+    )
+)
+_ALTERNATIVES_TYPE = pl.List(
+    pl.Struct(
+        {
+            "action_id": pl.String,
+            "variant": pl.String,
+            "value_usd": pl.Float64,
+            "low": pl.Float64,
+            "high": pl.Float64,
+            "why": pl.String,
+            "reason": pl.String,
+        }
+    )
+)
+
+
+def _summary() -> pl.Expr:
+    """One plain sentence per decision."""
+    name = _display(pl.col("action_id"), pl.col("action_name"), pl.col("variant"))
+    model_name = _name(pl.col("model_action_id"), pl.col("_model_name"))
+    headline = pl.when(pl.col("_headline").is_not_null()).then(pl.concat_str([pl.lit(": "), pl.col("_headline")]))
+    value = pl.col("value_usd")
+    interval = (
+        pl.when(pl.col("value_low_usd").is_not_null() & pl.col("value_high_usd").is_not_null())
+        .then(
+            pl.concat_str(
+                [
+                    pl.lit(" ("),
+                    format_usd(pl.col("value_low_usd")),
+                    pl.lit(" to "),
+                    format_usd(pl.col("value_high_usd")),
+                    pl.lit(")"),
+                ]
+            )
+        )
+        .otherwise(pl.lit(""))
+    )
+    worth = (
+        pl.when(value.is_not_null())
+        .then(pl.concat_str([pl.lit(", worth "), format_usd(value), interval]))
+        .otherwise(pl.lit(""))
+    )
+    signals = (
+        pl.when(pl.col("_signal_text").is_not_null())
+        .then(pl.concat_str([pl.lit("; signals: "), pl.col("_signal_text")]))
+        .otherwise(pl.lit(""))
+    )
+    alternative = _display(pl.col("_alt_action"), pl.col("_alt_name"), pl.col("_alt_variant"))
+    runner_up = (
+        pl.when(pl.col("_alt_action").is_not_null())
+        .then(
+            pl.concat_str(
+                [
+                    pl.lit("; the best other option, "),
+                    alternative,
+                    pl.when(pl.col("_alt_value").is_not_null())
+                    .then(pl.concat_str([pl.lit(" ("), format_usd(pl.col("_alt_value")), pl.lit(")")]))
+                    .otherwise(pl.lit("")),
+                    pl.lit(", lost: "),
+                    pl.col("_alt_reason"),
+                ]
+            )
+        )
+        .otherwise(pl.lit(""))
+    )
+    control = pl.concat_str(
+        [
+            pl.lit("Control group: "),
+            pl.when(pl.col("action_id") == NO_ACTION)
+            .then(pl.lit("nothing is done, as the lifecycle playbook says"))
+            .otherwise(pl.concat_str([name, pl.lit(", as the lifecycle playbook says")])),
+            pl.when(pl.col("model_action_id") == pl.col("action_id"))
+            .then(pl.lit(", which the model would choose too"))
+            .when(pl.col("model_action_id") == NO_ACTION)
+            .then(pl.lit("; the model would do nothing"))
+            .otherwise(
+                pl.concat_str([pl.lit("; the model would choose "), model_name, headline.otherwise(pl.lit(""))])
+            ),
+            pl.lit("."),
+        ]
+    )
+    nothing = pl.concat_str([pl.lit("Do nothing for now"), runner_up, pl.lit(".")])
+    act = pl.concat_str(
+        [
+            pl.when(pl.col("arm") == "explore").then(pl.lit("Exploring: ")).otherwise(pl.lit("")),
+            name,
+            headline.otherwise(pl.lit("")),
+            worth,
+            signals,
+            pl.lit("."),
+        ]
+    )
+    return (
+        pl.when(pl.col("arm") == "control")
+        .then(control)
+        .when(pl.col("action_id") == NO_ACTION)
+        .then(nothing)
+        .otherwise(act)
+    )
+
+
+def _assemble(
+    dec: pl.DataFrame,
+    projected: pl.DataFrame,
+    signal_rows: pl.DataFrame,
+    comparable_rows: pl.DataFrame,
+    alternatives: pl.DataFrame,
+) -> pl.DataFrame:
+    signals = (
+        signal_rows.sort("_i", "rank")
+        .group_by("_i", maintain_order=True)
+        .agg(
+            pl.struct("feature", "value", "previous", "text").alias("_signals"),
+            pl.col("text").head(2).str.join("; ").alias("_signal_text"),
+        )
+    )
+    comparables = (
+        comparable_rows.sort("_i", "rank")
+        .group_by("_i", maintain_order=True)
+        .agg(
+            pl.struct(pl.col("comparable_id").alias("account_id"), "action_id", "ts", "outcome", "similarity").alias(
+                "_comparables"
+            )
+        )
+    )
+    frame = (
+        dec.join(projected, on="_i", how="left", maintain_order="left")
+        .join(signals, on="_i", how="left", maintain_order="left")
+        .join(comparables, on="_i", how="left", maintain_order="left")
+        .join(alternatives, on="_i", how="left", maintain_order="left")
+        .with_columns(
+            pl.col("_projected").cast(_PROJECTED_TYPE).fill_null(pl.lit([], dtype=_PROJECTED_TYPE)),
+            pl.col("_signals").cast(_SIGNALS_TYPE).fill_null(pl.lit([], dtype=_SIGNALS_TYPE)),
+            pl.col("_comparables").cast(_COMPARABLES_TYPE).fill_null(pl.lit([], dtype=_COMPARABLES_TYPE)),
+            pl.col("_alternatives").cast(_ALTERNATIVES_TYPE).fill_null(pl.lit([], dtype=_ALTERNATIVES_TYPE)),
+        )
+        .with_columns(_summary().alias("summary"))
+    )
+    evidence = pl.struct(
+        pl.lit(SCHEMA_VERSION).alias("schema"),
+        "action_id",
+        "variant",
+        "arm",
+        "propensity",
+        "model_action_id",
+        "default_action_id",
+        "differs_from_default",
+        "default_why",
+        pl.col("value_usd").round(2),
+        pl.col("value_low_usd").round(2),
+        pl.col("value_high_usd").round(2),
+        pl.col("_projected").alias("projected"),
+        pl.col("_signals").alias("signals"),
+        pl.col("_comparables").alias("comparables"),
+        "summary",
+    ).struct.json_encode()
+    alternatives_json = pl.concat_str(
+        [pl.lit("["), pl.col("_alternatives").list.eval(pl.element().struct.json_encode()).list.join(","), pl.lit("]")]
+    )
+    return frame.select(
+        "account_id",
+        evidence.alias("evidence"),
+        alternatives_json.alias("alternatives"),
+        "summary",
+    )
+
+
+# ---- text for people ---------------------------------------------------------------------------
+
+
+def _usd(x: float | None) -> str:
+    if x is None or not math.isfinite(x):
+        return "unknown"
+    return f"-${-x:,.0f}" if round(x) < 0 else f"${x:,.0f}"
+
+
+def _level(x: float | None, unit: str) -> str:
+    if x is None or not math.isfinite(x):
+        return "unknown"
+    if unit == "usd":
+        return _usd(x)
+    share = x * 100
+    return f"{share:.1f}%" if abs(share) < 9.95 else f"{share:.0f}%"
+
+
+def _words(value: str | None) -> str:
+    return "" if value is None else value.replace("_", " ")
+
+
+def receipt_text(
+    evidence: Mapping[str, Any], alternatives: Sequence[Mapping[str, Any]], *, playbook: Playbook | None = None
+) -> str:
+    """The receipt in plain words for a person (several lines), from the stored receipt alone.
+
+    Parameters
+    ----------
+    evidence, alternatives
+        A stored receipt (``json.loads`` of the ``evidence`` and ``alternatives`` columns).
+    playbook
+        Optional: shows action and objective names instead of their ids.
+
+    Examples
+    --------
+    >>> evidence = {
+    ...     "schema": 1, "action_id": "call", "variant": None, "arm": "model", "propensity": 0.9,
+    ...     "model_action_id": "call", "default_action_id": "none", "differs_from_default": True,
+    ...     "default_why": "The lifecycle playbook would do nothing; call is worth $120.",
+    ...     "value_usd": 120.0, "value_low_usd": 10.0, "value_high_usd": 250.0,
+    ...     "projected": [{"objective": "retention", "outcome": "churn", "unit": "probability", "without": 0.34,
+    ...                    "with": 0.21, "low": 0.15, "high": 0.27, "effect": -0.13, "effect_usd": 120.0}],
+    ...     "signals": [{"feature": "days_to_renewal", "value": 45.0, "previous": None, "text": "renewal in 45 days"}],
+    ...     "comparables": [], "summary": "Call: chance of churn 34% → 21% (15%–27%), worth $120.",
+    ... }
+    >>> print(receipt_text(evidence, [{"action_id": "email", "variant": None, "value_usd": 40.0, "low": -5.0,
+    ...                                "high": 90.0, "why": "lower_value", "reason": "lower value"}]))
+    Call: chance of churn 34% → 21% (15%–27%), worth $120.
+    Recommended: call (chosen by the model, probability 90%)
+    Value: $120 (from $10 to $250)
+    Projected over the horizon with call:
+      - retention: chance of churn 34% without, 21% with (15% to 27%); worth $120
+    Signals:
+      - renewal in 45 days
+    Runner-up actions:
+      - email: $40 (from -$5 to $90); lost: lower value
+    Lifecycle playbook: The lifecycle playbook would do nothing; call is worth $120.
+    """
+    action_names = {a.id: a.name for a in playbook.actions} if playbook else {}
+    objective_names = {k: (o.name or k) for k, o in playbook.objectives.items()} if playbook else {}
+
+    def action(action_id: str | None, variant: str | None = None) -> str:
+        if action_id is None or action_id == NO_ACTION:
+            return "doing nothing"
+        shown = action_names.get(action_id) or _words(action_id)
+        return f"{shown} ({variant})" if variant else shown
+
+    lines = [str(evidence.get("summary") or "")]
+    arm = evidence.get("arm")
+    chosen = action(evidence.get("action_id"), evidence.get("variant"))
+    propensity = evidence.get("propensity")
+    chance = f", probability {propensity:.0%}" if isinstance(propensity, int | float) else ""
+    how = {"model": "chosen by the model", "explore": "chosen to explore", "control": "control group"}.get(
+        str(arm), str(arm)
+    )
+    lines.append(f"Recommended: {chosen} ({how}{chance})")
+    value = evidence.get("value_usd")
+    if value is not None:
+        low, high = evidence.get("value_low_usd"), evidence.get("value_high_usd")
+        span = f" (from {_usd(low)} to {_usd(high)})" if low is not None and high is not None else ""
+        lines.append(f"Value: {_usd(value)}{span}")
+    projected = evidence.get("projected") or []
+    subject = evidence.get("model_action_id") if arm == "control" else evidence.get("action_id")
+    if projected:
+        with_what = "if nothing is done" if subject in (None, NO_ACTION) else f"with {action(subject)}"
+        lines.append(f"Projected over the horizon {with_what}:")
+        for row in projected:
+            unit = str(row.get("unit"))
+            objective = objective_names.get(str(row.get("objective")), str(row.get("objective")))
+            what = "expected" if unit == "usd" else "chance of"
+            line = (
+                f"  - {objective}: {what} {_words(row.get('outcome'))} {_level(row.get('without'), unit)} without, "
+                f"{_level(row.get('with'), unit)} with"
+            )
+            if row.get("low") is not None and row.get("high") is not None:
+                line += f" ({_level(row.get('low'), unit)} to {_level(row.get('high'), unit)})"
+            if row.get("effect_usd") is not None:
+                line += f"; worth {_usd(row.get('effect_usd'))}"
+            lines.append(line)
+    signals = evidence.get("signals") or []
+    if signals:
+        lines.append("Signals:")
+        lines.extend(f"  - {s.get('text')}" for s in signals)
+    comparables = evidence.get("comparables") or []
+    if comparables:
+        lines.append(f"Comparable accounts that got {action(subject)}:")
+        for c in comparables:
+            day = str(c.get("ts") or "")[:10]
+            lines.append(f"  - {c.get('account_id')} on {day}: {c.get('outcome')} (similarity {c.get('similarity')})")
+    if alternatives:
+        lines.append("Runner-up actions:")
+        for alt in alternatives:
+            span = ""
+            if alt.get("low") is not None and alt.get("high") is not None:
+                span = f" (from {_usd(alt.get('low'))} to {_usd(alt.get('high'))})"
+            lines.append(
+                f"  - {action(alt.get('action_id'), alt.get('variant'))}: {_usd(alt.get('value_usd'))}{span}; "
+                f"lost: {alt.get('reason') or _MISSING_REASON.get(str(alt.get('why')), alt.get('why'))}"
+            )
+    if evidence.get("default_why"):
+        lines.append(f"Lifecycle playbook: {evidence.get('default_why')}")
+    return "\n".join(lines)

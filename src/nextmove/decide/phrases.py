@@ -1,0 +1,448 @@
+"""Plain-word phrases for feature values, used as evidence: "renewal in 45 days", "logins 41, down from 63".
+
+A feature's wording (what kind of number it is, its words, its window) depends on its name
+only, so it is worked out once per feature (:func:`feature_wording`); the phrases of many
+accounts are then formatted by Polars expressions (:func:`render_phrases`), with no Python
+loop over accounts. :func:`feature_phrase` phrases one feature of one account the same way.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass
+from functools import cache
+
+import polars as pl
+
+_STAT = re.compile(r"^(?P<stem>.+)_(?P<stat>mean|sum|count|trend)_(?P<w>\d+)d$")
+_LAST = re.compile(r"^(?P<stem>.+)_last$")
+_SINCE = re.compile(r"^(?P<stem>.+)_days_since_last$")
+_TOUCH = re.compile(r"^touch_(?P<stem>.+)_(?:count_(?P<w>\d+)d|days_since)$")
+_OUTCOME = re.compile(r"^outcome_(?P<stem>.+)_(?:count_(?P<w>\d+)d|days_since)$")
+_ROLE = re.compile(r"^role_(?P<stem>.+)_trend_(?P<w>\d+)d$")
+_EXTRA_TIME = re.compile(r"^days_since_(?P<stem>.+)$")
+
+KINDS = (
+    "renewal",
+    "tenure",
+    "money",
+    "trend",
+    "count",
+    "sum",
+    "mean",
+    "last",
+    "since",
+    "touch_count",
+    "touch_since",
+    "outcome_count",
+    "outcome_since",
+    "role_trend",
+    "days_since",
+    "text",
+    "number",
+)
+"""Every kind of wording :func:`feature_wording` gives."""
+
+_WITH_PREVIOUS = frozenset({"money", "count", "sum", "mean", "last", "number"})
+"""Kinds whose phrase cites an earlier value ("down from 63%"); a change of a trend or an age is not news."""
+
+PHRASE_COLUMNS = {
+    "kind": pl.String,
+    "words": pl.String,
+    "window": pl.Int64,
+    "percent": pl.Boolean,
+    "value": pl.Float64,
+    "text": pl.String,
+    "trend": pl.Float64,
+    "previous": pl.Float64,
+}
+"""The columns :func:`render_phrases` reads (the first four come from :func:`wording_table`)."""
+
+
+@dataclass(frozen=True)
+class Wording:
+    """How to phrase one feature: the kind of number, its words and its window."""
+
+    feature: str
+    kind: str
+    """One of :data:`KINDS`."""
+    words: str
+    """The thing measured, in plain words: a signal, action or outcome name from the book or playbook."""
+    window: int | None = None
+    """Days of the feature's window, when it has one."""
+    percent: bool = False
+    """Show levels as percentages (a signal between 0 and 1, such as a utilisation)."""
+    trend_feature: str | None = None
+    """For a windowed mean: the trend feature of the same signal and window, cited when no earlier value is."""
+
+
+def _words(stem: str, names: Mapping[str, str]) -> str:
+    return names.get(stem) or stem.replace("_", " ")
+
+
+def feature_wording(feature: str, *, names: Mapping[str, str] | None = None, percent: Collection[str] = ()) -> Wording:
+    """The wording of one feature, from its name alone.
+
+    Parameters
+    ----------
+    feature
+        A feature column of a snapshot (see ``docs/features.md``).
+    names
+        Stem → plain words, e.g. a signal's stem → its name in the book, an action's stem →
+        its name in the playbook; a stem without one is shown with spaces for underscores.
+    percent
+        Stems whose levels are shown as percentages.
+
+    Examples
+    --------
+    >>> w = feature_wording("logins_mean_28d")
+    >>> w.kind, w.words, w.window, w.trend_feature
+    ('mean', 'logins', 28, 'logins_trend_28d')
+    >>> feature_wording("touch_exec_call_days_since", names={"exec_call": "Executive call"}).words
+    'Executive call'
+    """
+    names = names or {}
+    if feature == "days_to_renewal":
+        return Wording(feature, "renewal", "renewal")
+    if feature == "tenure_days":
+        return Wording(feature, "tenure", "tenure")
+    if feature == "arr":
+        return Wording(feature, "money", "ARR")
+    if m := _ROLE.match(feature):
+        return Wording(feature, "role_trend", _words(m["stem"], names), int(m["w"]))
+    if m := _TOUCH.match(feature):
+        kind = "touch_count" if m["w"] else "touch_since"
+        return Wording(feature, kind, _words(m["stem"], names), int(m["w"]) if m["w"] else None)
+    if m := _OUTCOME.match(feature):
+        kind = "outcome_count" if m["w"] else "outcome_since"
+        return Wording(feature, kind, _words(m["stem"], names), int(m["w"]) if m["w"] else None)
+    if m := _STAT.match(feature):
+        stem, stat, w = m["stem"], m["stat"], int(m["w"])
+        trend = f"{stem}_trend_{w}d" if stat == "mean" else None
+        return Wording(feature, stat, _words(stem, names), w, stem in percent, trend)
+    if m := _SINCE.match(feature):
+        return Wording(feature, "since", _words(m["stem"], names))
+    if m := _LAST.match(feature):
+        return Wording(feature, "last", _words(m["stem"], names), None, m["stem"] in percent)
+    if m := _EXTRA_TIME.match(feature):
+        return Wording(feature, "days_since", _words(m["stem"], names))
+    return Wording(feature, "number", _words(feature, names), None, feature in percent)
+
+
+def feature_family(feature: str) -> str:
+    """The signal, action, outcome or column a feature is about: its features share one family.
+
+    Evidence cites one feature per family, so three windows of the same signal do not crowd
+    out the other signals.
+
+    Examples
+    --------
+    >>> [feature_family(f) for f in ("logins_mean_28d", "logins_last", "touch_call_count_90d", "arr")]
+    ['logins', 'logins', 'touch:call', 'arr']
+    """
+    for prefix, pattern in (("role:", _ROLE), ("touch:", _TOUCH), ("outcome:", _OUTCOME)):
+        if m := pattern.match(feature):
+            return prefix + m["stem"]
+    for pattern in (_STAT, _SINCE, _LAST):
+        if m := pattern.match(feature):
+            return m["stem"]
+    return feature
+
+
+def wording_table(wordings: Sequence[Wording]) -> pl.DataFrame:
+    """The wordings as a table: ``feature, kind, words, window, percent, trend_feature``."""
+    return pl.DataFrame(
+        {
+            "feature": [w.feature for w in wordings],
+            "kind": [w.kind for w in wordings],
+            "words": [w.words for w in wordings],
+            "window": [w.window for w in wordings],
+            "percent": [w.percent for w in wordings],
+            "trend_feature": [w.trend_feature for w in wordings],
+        },
+        schema={
+            "feature": pl.String,
+            "kind": pl.String,
+            "words": pl.String,
+            "window": pl.Int64,
+            "percent": pl.Boolean,
+            "trend_feature": pl.String,
+        },
+    )
+
+
+# ---- number formats as expressions ---------------------------------------------------------------
+
+_MAX_EXACT = 9.0e15
+"""Beyond this, numbers are shown as Polars prints them (no thousands separators)."""
+
+
+def _thousands(digits: pl.Expr) -> pl.Expr:
+    """Digits with thousands separators: "1234567" → "1,234,567" (groups of three from the right)."""
+    return digits.str.reverse().str.extract_all(r"\d{1,3}").list.join(",").str.reverse()
+
+
+def format_fixed(x: pl.Expr, decimals: int | pl.Expr = 0) -> pl.Expr:
+    """``x`` with ``decimals`` decimals and thousands separators, like Python's ``f"{x:,.{decimals}f}"``.
+
+    ``decimals`` may be an expression (a number of decimals per row).
+
+    Examples
+    --------
+    >>> pl.select(format_fixed(pl.lit(-1234567.891), 2)).item()
+    '-1,234,567.89'
+    """
+    places = pl.lit(decimals, pl.Int64) if isinstance(decimals, int) else decimals.cast(pl.Int64)
+    factor = pl.lit(10, pl.Int64).pow(places)
+    scaled = (x.abs() * factor).round(0)
+    exact = scaled.cast(pl.Int64, strict=False)
+    whole = _thousands((exact // factor).cast(pl.String))
+    fraction = pl.concat_str([pl.lit("."), (exact % factor).cast(pl.String).str.zfill(places)])
+    sign = pl.when((x < 0) & (exact > 0)).then(pl.lit("-")).otherwise(pl.lit(""))
+    shown = pl.concat_str([sign, whole, pl.when(places > 0).then(fraction).otherwise(pl.lit(""))])
+    return pl.when(scaled <= _MAX_EXACT).then(shown).otherwise(x.cast(pl.String))
+
+
+def format_number(x: pl.Expr) -> pl.Expr:
+    """A number in a readable precision: whole above 100, one decimal above 1, two below.
+
+    Examples
+    --------
+    >>> pl.DataFrame({"x": [12345.6, 41.0, 4.25, 0.3]}).select(format_number(pl.col("x"))).to_series().to_list()
+    ['12,346', '41', '4.2', '0.30']
+    """
+    whole = (x.abs() >= 100) | (x == x.round(0))
+    places = pl.when(whole).then(pl.lit(0)).when(x.abs() >= 1).then(pl.lit(1)).otherwise(pl.lit(2))
+    return format_fixed(x, places)
+
+
+def format_percent(share: pl.Expr) -> pl.Expr:
+    """A share as a whole percentage: 0.413 → "41%"."""
+    return pl.concat_str([format_fixed(share * 100, 0), pl.lit("%")])
+
+
+def format_usd(x: pl.Expr) -> pl.Expr:
+    """Dollars, whole: 5234.7 → "$5,235", -40 → "-$40"."""
+    sign = pl.when(x.round(0) < 0).then(pl.lit("-")).otherwise(pl.lit(""))
+    return pl.concat_str([sign, pl.lit("$"), format_fixed(x.abs(), 0)])
+
+
+# ---- phrases -----------------------------------------------------------------------------------
+
+
+def _level(value: pl.Expr) -> pl.Expr:
+    return pl.when(pl.col("percent")).then(format_percent(value)).otherwise(format_number(value))
+
+
+def _plural(word: str, plural: str) -> pl.Expr:
+    return pl.when(pl.col("value").round(0) == 1).then(pl.lit(word)).otherwise(pl.lit(plural))
+
+
+def _up_down(x: pl.Expr) -> pl.Expr:
+    return pl.when(x >= 0).then(pl.lit("up")).otherwise(pl.lit("down"))
+
+
+def _count_of(x: pl.Expr, unit: str) -> pl.Expr:
+    """A whole count with its unit, singular for one: "1 day", "45 days"."""
+    one = format_fixed(x, 0) == "1"
+    return pl.concat_str([format_fixed(x, 0), pl.when(one).then(pl.lit(f" {unit}")).otherwise(pl.lit(f" {unit}s"))])
+
+
+def _days(x: pl.Expr) -> pl.Expr:
+    return format_fixed(x, 0)
+
+
+def _change(kind: str) -> pl.Expr:
+    """ ", down from 63%" when an earlier value is known; for a mean without one, its trend."""
+    value, previous = pl.col("value"), pl.col("previous")
+    # The earlier value in the same format as the value; equal as shown reads "unchanged".
+    show = {"money": format_usd, "count": _days, "sum": format_number}.get(kind, _level)
+    direction = pl.when(value > previous).then(pl.lit(", up from ")).otherwise(pl.lit(", down from "))
+    change = (
+        pl.when(previous.is_null() | previous.is_nan())
+        .then(pl.lit(""))
+        .when(show(value) == show(previous))
+        .then(pl.lit(", unchanged"))
+        .otherwise(pl.concat_str([direction, show(previous)]))
+    )
+    if kind != "mean":
+        return change
+    trend = pl.col("trend")
+    by_trend = (
+        pl.when(trend.is_not_null() & trend.is_not_nan() & (trend.abs() >= 0.05))
+        .then(
+            pl.concat_str(
+                [
+                    pl.lit(", "),
+                    _up_down(trend),
+                    pl.lit(" "),
+                    format_percent(trend.abs()),
+                    pl.lit(" on the "),
+                    pl.col("window").cast(pl.String),
+                    pl.lit(" days before"),
+                ]
+            )
+        )
+        .otherwise(pl.lit(""))
+    )
+    return pl.when(previous.is_null() | previous.is_nan()).then(by_trend).otherwise(change)
+
+
+def _phrase(kind: str) -> pl.Expr:
+    x, words, window = pl.col("value"), pl.col("words"), pl.col("window").cast(pl.String)
+    if kind == "renewal":
+        return (
+            pl.when(x >= 0)
+            .then(pl.concat_str([pl.lit("renewal in "), _count_of(x, "day")]))
+            .otherwise(pl.concat_str([pl.lit("renewal date passed "), _count_of(-x, "day"), pl.lit(" ago")]))
+        )
+    if kind == "tenure":
+        return (
+            pl.when(x >= 61)
+            .then(pl.concat_str([pl.lit("customer for "), _count_of(x / 30.4, "month")]))
+            .otherwise(pl.concat_str([pl.lit("customer for "), _count_of(x, "day")]))
+        )
+    if kind == "money":
+        return pl.concat_str([words, pl.lit(" "), format_usd(x)])
+    if kind in ("trend", "role_trend"):
+        what = pl.concat_str([words, pl.lit(" signals")]) if kind == "role_trend" else words
+        return pl.concat_str(
+            [
+                what,
+                pl.lit(" "),
+                _up_down(x),
+                pl.lit(" "),
+                format_percent(x.abs()),
+                pl.lit(" over "),
+                window,
+                pl.lit(" days"),
+            ]
+        )
+    if kind == "count":
+        return pl.concat_str([words, pl.lit(": "), _days(x), pl.lit(" in "), window, pl.lit(" days")])
+    if kind == "sum":
+        return pl.concat_str([words, pl.lit(" "), format_number(x), pl.lit(" in total over "), window, pl.lit(" days")])
+    if kind == "mean":
+        return pl.concat_str([words, pl.lit(" "), _level(x), pl.lit(" on average over "), window, pl.lit(" days")])
+    if kind == "last":
+        return pl.concat_str([words, pl.lit(" "), _level(x), pl.lit(" (latest)")])
+    if kind in ("since", "touch_since", "outcome_since"):
+        return pl.concat_str([pl.lit("last "), words, pl.lit(" "), _count_of(x, "day"), pl.lit(" ago")])
+    if kind == "touch_count":
+        touches = _plural("touch", "touches")
+        return pl.concat_str(
+            [_days(x), pl.lit(" "), words, pl.lit(" "), touches, pl.lit(" in "), window, pl.lit(" days")]
+        )
+    if kind == "outcome_count":
+        events = _plural("event", "events")
+        return pl.concat_str(
+            [_days(x), pl.lit(" "), words, pl.lit(" "), events, pl.lit(" in "), window, pl.lit(" days")]
+        )
+    if kind == "days_since":
+        return pl.concat_str([words, pl.lit(" "), _count_of(x, "day"), pl.lit(" ago")])
+    if kind == "text":
+        return pl.concat_str([words, pl.lit(" "), pl.col("text")])
+    return pl.concat_str([words, pl.lit(" "), _level(x)])
+
+
+def render_phrases(frame: pl.DataFrame) -> pl.Series:
+    """The phrase of every row of ``frame`` (null where the value is missing), vectorised.
+
+    ``frame`` has the :data:`PHRASE_COLUMNS`: the wording (``kind, words, window, percent``,
+    as :func:`wording_table` makes) and the account's ``value`` (numbers), ``text`` (text
+    features), ``trend`` (for a mean: its trend feature's value) and ``previous`` (the value in
+    an earlier snapshot, or null). Rows are phrased kind by kind, so each row pays for its own
+    kind's format only.
+
+    Examples
+    --------
+    >>> rows = pl.DataFrame(
+    ...     {"kind": ["mean", "renewal"], "words": ["seat utilization", "renewal"], "window": [28, None],
+    ...      "percent": [True, False], "value": [0.41, 45.0], "text": [None, None], "trend": [None, None],
+    ...      "previous": [0.63, None]}
+    ... )
+    >>> render_phrases(rows).to_list()
+    ['seat utilization 41% on average over 28 days, down from 63%', 'renewal in 45 days']
+    """
+    missing = [c for c in PHRASE_COLUMNS if c not in frame.columns]
+    if missing:
+        raise ValueError(f"render_phrases needs the columns {missing}")
+    if frame.height == 0:
+        return pl.Series("phrase", [], dtype=pl.String)
+    data = frame.select([pl.col(c).cast(t) for c, t in PHRASE_COLUMNS.items()]).with_row_index("_row")
+    parts = [
+        part.select("_row", _kind_phrase(str(kind)))
+        for (kind,), part in data.partition_by("kind", as_dict=True, include_key=True).items()
+    ]
+    return pl.concat(parts).sort("_row").get_column("phrase")
+
+
+@cache
+def _kind_phrase(kind: str) -> pl.Expr:
+    """The whole phrase expression of one kind (built once: building it costs more than running it on a row)."""
+    phrase = _phrase(kind)
+    if kind in _WITH_PREVIOUS:
+        phrase = pl.concat_str([phrase, _change(kind)])
+    present = pl.col("text").is_not_null() if kind == "text" else pl.col("value").is_not_nan()
+    return pl.when(present).then(phrase).alias("phrase")
+
+
+def _number_or_none(value: object) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return None if math.isnan(float(value)) else float(value)
+
+
+def feature_phrase(
+    feature: str,
+    row: Mapping[str, object],
+    unit_interval: Collection[str] = frozenset(),
+    *,
+    previous: float | None = None,
+    names: Mapping[str, str] | None = None,
+) -> str | None:
+    """A short phrase for one feature of one account, or None when the value is missing.
+
+    ``row`` holds the account's features (so a level can cite its trend). Stems listed in
+    ``unit_interval`` are shown as percentages (e.g. seat utilisation); ``previous`` is the
+    feature's value in an earlier snapshot ("down from 63%"); ``names`` maps stems to plain
+    words (see :func:`feature_wording`). Phrases many accounts at once with
+    :func:`render_phrases`, which gives the same words.
+
+    Examples
+    --------
+    >>> row = {"days_to_renewal": 45.2, "logins_mean_28d": 41.0, "logins_trend_28d": -0.35}
+    >>> feature_phrase("days_to_renewal", row)
+    'renewal in 45 days'
+    >>> feature_phrase("logins_mean_28d", row)
+    'logins 41 on average over 28 days, down 35% on the 28 days before'
+    >>> feature_phrase("seat_utilization_last", {"seat_utilization_last": 0.41}, frozenset({"seat_utilization"}))
+    'seat utilization 41% (latest)'
+    >>> feature_phrase("seat_utilization_last", {"seat_utilization_last": 0.41}, {"seat_utilization"}, previous=0.63)
+    'seat utilization 41% (latest), down from 63%'
+    """
+    value = row.get(feature)
+    text = value if isinstance(value, str) else None
+    number = _number_or_none(value)
+    if text is None and number is None:
+        return None
+    wording = feature_wording(feature, names=names, percent=unit_interval)
+    kind = "text" if text is not None else wording.kind
+    trend = _number_or_none(row.get(wording.trend_feature)) if wording.trend_feature else None
+    frame = pl.DataFrame(
+        {
+            "kind": [kind],
+            "words": [wording.words],
+            "window": [wording.window],
+            "percent": [wording.percent],
+            "value": [number],
+            "text": [text],
+            "trend": [trend],
+            "previous": [_number_or_none(previous)],
+        },
+        schema=PHRASE_COLUMNS,
+    )
+    phrase = frame.select(_kind_phrase(kind)).item()
+    return None if phrase is None else str(phrase)

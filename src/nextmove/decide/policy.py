@@ -1,0 +1,709 @@
+"""The decision policy: projected values → rules → allocation under capacity → control and exploration → the default.
+
+:func:`decide` takes what the models project (each account's value of each candidate, with an
+interval) and what the rules allow, and makes one decision per account:
+
+1. **Value.** Each candidate (an action, or one variant of it) is worth its projected dollars
+   minus its cost; doing nothing is worth 0 and wins when nothing is worth more.
+2. **Allocation.** The learned policy's choice maximises the book's total value within every
+   capacity of the playbook (owner hours per week over the decision window, team budgets, the
+   volume limit of each action): :func:`~nextmove.decide.allocate.allocate`.
+3. **Control.** A stable, seeded ``control_fraction`` of accounts (hash of the account id) is
+   held out and follows the lifecycle-stage default, where the rules allow it and capacity is left.
+4. **Exploration.** Of the rest, a share ``epsilon`` (a fresh hash per run) explores: it draws
+   an option among those allowed that still fit what capacity is left, uniformly (``epsilon``)
+   or by Thompson sampling from the value intervals (``thompson``).
+5. **Propensities.** Every decision records its arm and the probability with which this
+   randomised policy picks each option for the account (control share × the default, plus the
+   rest × (1 − ε) on the learned choice and ε × the exploration draw's probabilities); each
+   account's probabilities over its options (doing nothing included) sum to 1.
+6. **Default.** The lifecycle-stage default of every account is recorded, with whether the
+   decision differs from it; every candidate not chosen gets a code and a reason in plain words.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from statistics import NormalDist
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from nextmove.book import NO_ACTION
+from nextmove.decide.allocate import Allocation, Method, Resource, allocate
+from nextmove.decide.explore import assign_control, stable_uniform, thompson_propensities
+from nextmove.decide.rules import Candidate, RuleCheck, Why
+from nextmove.errors import ConfigError
+from nextmove.playbook import Playbook
+
+ARMS = ("model", "explore", "control")
+"""How a decision was made: the learned policy's choice, an exploration draw, or the control cohort's default."""
+
+Z_90 = 1.6448536269514722
+"""The normal quantile of a central 90 % interval: turns an interval's half-width into a standard deviation."""
+
+
+@dataclass(frozen=True)
+class DecisionOptions:
+    """Settings of :func:`decide` that are not in the playbook.
+
+    Examples
+    --------
+    >>> DecisionOptions(method="lagrangian").capacity
+    True
+    """
+
+    method: Method = "auto"
+    """Allocation method: ``auto``, ``exact`` (HiGHS) or ``lagrangian``."""
+    time_limit_s: float = 10.0
+    """Time limit of the exact allocation (``auto`` then falls back to the Lagrangian if it found nothing)."""
+    capacity: bool = True
+    """Apply the playbook's capacities (False: every account takes its best allowed option)."""
+    interval_level: float = 0.9
+    """Level of the value intervals (the projection's), to read a standard deviation off them for Thompson draws."""
+    thompson_draws: int = 128
+    """Draws per exploring account that estimate the Thompson propensities (the others get at most 32)."""
+    compare_allocations: bool = True
+    """When the allocation is solved exactly, also solve it by the Lagrangian and keep both (their gap is
+    reported); it costs a second or two on a book of a few thousand accounts."""
+    risk_aversion: float = 0.0
+    """The allocation ranks ``value − risk_aversion × sd`` (sd read off the interval): above 0 it prefers
+    sure gains to uncertain ones of the same mean, which counters the optimiser's curse of picking the
+    projections that happen to be too high."""
+
+
+@dataclass(frozen=True)
+class Decisions:
+    """One decision per account, with everything needed to explain, store and evaluate it.
+
+    Options are ``none`` (column 0) and the candidates (columns 1…K), so candidate ``k`` is
+    option ``k + 1`` in :attr:`propensities`.
+    """
+
+    account_ids: list[str]
+    candidates: list[Candidate]
+    choice: np.ndarray
+    """Chosen candidate per account (−1: do nothing)."""
+    model_choice: np.ndarray
+    """What the learned policy (the allocation) chose, for every account, control ones included (−1: nothing)."""
+    default_choice: np.ndarray
+    """The lifecycle-stage default's candidate (−1: the stage has none, or its action is not in the catalog)."""
+    default_action_id: list[str | None]
+    """The lifecycle-stage default action (``none`` when the stage has none; None when no stage is known)."""
+    arm: np.ndarray
+    """``model``, ``explore`` or ``control`` per account."""
+    propensities: np.ndarray
+    """(accounts × options) probability of each option under the randomised policy; rows sum to 1."""
+    values: np.ndarray
+    low: np.ndarray
+    high: np.ndarray
+    """(accounts × candidates) projected value in dollars (net of cost) and its interval."""
+    rules: RuleCheck = field(repr=False)
+    lost_why: np.ndarray = field(repr=False)
+    """(accounts × candidates) why each candidate not chosen lost: a :data:`LOST_CODES` index (−1: chosen)."""
+    allocation: Allocation = field(repr=False)
+    allocation_check: Allocation | None = field(repr=False)
+    """The Lagrangian allocation of the same values, when the decision was solved exactly (to report their gap)."""
+    resources: list[Resource] = field(repr=False)
+    control_fraction: float = 0.0
+    epsilon: float = 0.0
+    exploration: str = "none"
+
+    @property
+    def propensity(self) -> np.ndarray:
+        """Probability of the option each account got."""
+        out: np.ndarray = self.propensities[np.arange(len(self.account_ids)), self.choice + 1]
+        return out
+
+    def chosen_value(self, which: str = "choice") -> np.ndarray:
+        """Projected value of each account's chosen (or ``model``/``default``) candidate; 0 for nothing."""
+        picks = {"choice": self.choice, "model": self.model_choice, "default": self.default_choice}[which]
+        rows = np.arange(len(self.account_ids))
+        out: np.ndarray = np.where(picks >= 0, self.values[rows, np.maximum(picks, 0)], 0.0)
+        return out
+
+    def frame(self) -> pl.DataFrame:
+        """One row per account: ``account_id, action_id, variant, arm, propensity, model_action_id,
+        default_action_id, differs_from_default, value_usd, value_low_usd, value_high_usd, objective, team``.
+
+        ``value_*`` are the chosen candidate's projected value and interval (0 for doing nothing).
+        """
+        rows = np.arange(len(self.account_ids))
+        pick = np.maximum(self.choice, 0)
+        acts = self.choice >= 0
+        action = _labels(self.candidates, self.choice, "action_id")
+        variant = _labels(self.candidates, self.choice, "variant", missing=None)
+        model = _labels(self.candidates, self.model_choice, "action_id")
+        return pl.DataFrame(
+            {
+                "account_id": self.account_ids,
+                "action_id": action,
+                "variant": variant,
+                "arm": self.arm.tolist(),
+                "propensity": self.propensity,
+                "model_action_id": model,
+                "default_action_id": self.default_action_id,
+                "differs_from_default": [
+                    d is not None and a != d for a, d in zip(action, self.default_action_id, strict=True)
+                ],
+                "value_usd": np.where(acts, self.values[rows, pick], 0.0),
+                "value_low_usd": np.where(acts, self.low[rows, pick], 0.0),
+                "value_high_usd": np.where(acts, self.high[rows, pick], 0.0),
+                "objective": _labels(self.candidates, self.choice, "objective", missing=None),
+                "team": _labels(self.candidates, self.choice, "team", missing=None),
+            },
+            schema={
+                "account_id": pl.String,
+                "action_id": pl.String,
+                "variant": pl.String,
+                "arm": pl.String,
+                "propensity": pl.Float64,
+                "model_action_id": pl.String,
+                "default_action_id": pl.String,
+                "differs_from_default": pl.Boolean,
+                "value_usd": pl.Float64,
+                "value_low_usd": pl.Float64,
+                "value_high_usd": pl.Float64,
+                "objective": pl.String,
+                "team": pl.String,
+            },
+        )
+
+    def lost(self, playbook: Playbook) -> pl.DataFrame:
+        """Every candidate not chosen, per account: ``account_id, action_id, variant, why, reason``.
+
+        ``why`` is one of :data:`LOST_CODES`: a rule that blocks it (``rule``, ``cooldown``,
+        ``contact_cap``, ``in_flight``), ``capacity`` (worth more than the pick, but the capacity
+        went to accounts where it is worth more), or ``lower_value``. For control and exploring
+        accounts, a more valuable candidate lost to the randomisation, which is the playbook's
+        rule (``control_fraction``, ``exploration``), so its code is ``rule``.
+        """
+        rows, cols = np.nonzero(self.lost_why >= 0)
+        codes = self.lost_why[rows, cols]
+        blocked = np.isin(codes, [LOST_CODES.index(c) for c in _RULE_CODES])
+        reason = np.full(rows.size, "", dtype=object)
+        if blocked.any():
+            reason[blocked] = self.rules.reasons(playbook, rows[blocked], cols[blocked]).to_numpy()
+        frame = pl.DataFrame(
+            {
+                "_i": rows.astype(np.int64),
+                "_k": cols.astype(np.int64),
+                "_code": codes.astype(np.int64),
+                "_arm": self.arm[rows],
+                "_v": self.values[rows, cols],
+                "_chosen_v": self.chosen_value()[rows],
+                "_rule_reason": pl.Series(reason.tolist(), dtype=pl.String),
+            }
+        )
+        cand_action = pl.Series([c.action_id for c in self.candidates])
+        cand_variant = pl.Series([c.variant for c in self.candidates], dtype=pl.String)
+        ids = pl.Series(self.account_ids, dtype=pl.String)
+        held = (
+            pl.when(pl.col("_arm") == "control")
+            .then(
+                pl.lit(
+                    f"held back: this account is in the control cohort ({self.control_fraction:.0%} of accounts), "
+                    "which follows the lifecycle default"
+                )
+            )
+            .otherwise(pl.lit(f"held back: this account was drawn to explore ({self.epsilon:.0%} of decisions)"))
+        )
+        text = (
+            pl.when(pl.col("_code") == LOST_CODES.index("capacity"))
+            .then(pl.lit("worth more, but the capacity it needs went to accounts where it is worth more"))
+            .when(pl.col("_code") == LOST_CODES.index("lower_value"))
+            .then(
+                pl.when(pl.col("_v") <= 0)
+                .then(pl.lit("projected to be worth no more than doing nothing"))
+                .otherwise(pl.lit("projected to be worth less than the recommended action"))
+            )
+            .when((pl.col("_code") == LOST_CODES.index("rule")) & pl.col("_v").is_nan())
+            .then(pl.lit("the models have no projection for this action"))
+            .when((pl.col("_code") == LOST_CODES.index("rule")) & (pl.col("_rule_reason") == ""))
+            .then(held)
+            .otherwise(pl.col("_rule_reason"))
+        )
+        return frame.select(
+            ids.gather(frame.get_column("_i")).alias("account_id"),
+            cand_action.gather(frame.get_column("_k")).alias("action_id"),
+            cand_variant.gather(frame.get_column("_k")).alias("variant"),
+            pl.col("_code")
+            .replace_strict(list(range(len(LOST_CODES))), list(LOST_CODES), return_dtype=pl.String)
+            .alias("why"),
+            text.alias("reason"),
+        )
+
+    def usage(self) -> dict[str, dict[str, float]]:
+        """Per resource: its limit and what the decisions (all arms) use of it."""
+        out: dict[str, dict[str, float]] = {}
+        for r in self.resources:
+            members = np.ones(len(self.account_ids), dtype=bool) if r.accounts is None else _mask(r.accounts, self.n)
+            picked = members & (self.choice >= 0)
+            used = float(np.asarray(r.per_candidate)[self.choice[picked]].sum())
+            out[r.name] = {"limit": float(r.limit), "used": used}
+        return out
+
+    @property
+    def n(self) -> int:
+        """Number of accounts."""
+        return len(self.account_ids)
+
+
+LOST_CODES = ("lower_value", "rule", "cooldown", "contact_cap", "in_flight", "capacity")
+"""Why a candidate lost (the receipt's ``why``)."""
+_RULE_CODES = ("rule", "cooldown", "contact_cap", "in_flight")
+_WHY_TO_LOST = {
+    Why.RULE: LOST_CODES.index("rule"),
+    Why.COOLDOWN: LOST_CODES.index("cooldown"),
+    Why.CONTACT_CAP: LOST_CODES.index("contact_cap"),
+    Why.IN_FLIGHT: LOST_CODES.index("in_flight"),
+}
+
+
+def _labels(cands: Sequence[Candidate], picks: np.ndarray, attr: str, missing: str | None = NO_ACTION) -> list[Any]:
+    table = np.array([getattr(c, attr) for c in cands] + [missing], dtype=object)
+    out: list[Any] = table[np.where(picks >= 0, picks, len(cands))].tolist()
+    return out
+
+
+def _mask(accounts: np.ndarray, n: int) -> np.ndarray:
+    arr = np.asarray(accounts)
+    if arr.dtype == bool:
+        return arr
+    out = np.zeros(n, dtype=bool)
+    out[arr] = True
+    return out
+
+
+# ---- inputs ---------------------------------------------------------------------------------------
+
+
+def value_matrices(
+    values: pl.DataFrame, account_ids: Sequence[str], cands: Sequence[Candidate]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(accounts × candidates) value, low and high from a projection's ``values`` frame.
+
+    A candidate with a variant takes the projection's ``action:variant`` arm when there is one,
+    else its action's. A candidate the projection lacks is worth NaN (never chosen).
+
+    Examples
+    --------
+    >>> from nextmove.decide.rules import Candidate
+    >>> c = [Candidate("call", None, "cs", "call", "retention", 10.0, 1.0, 0)]
+    >>> v = pl.DataFrame({"account_id": ["a"], "action_id": ["call"], "value_usd": [5.0], "low": [1.0], "high": [9.0]})
+    >>> [m.tolist() for m in value_matrices(v, ["a", "b"], c)]
+    [[[5.0], [nan]], [[1.0], [nan]], [[9.0], [nan]]]
+    """
+    for column in ("account_id", "action_id", "value_usd", "low", "high"):
+        if column not in values.columns:
+            raise ConfigError(f"the projected values lack the column {column!r}")
+    arms = set(values.get_column("action_id").cast(pl.String).unique().to_list())
+    keys = [c.key if c.variant is not None and c.key in arms else c.action_id for c in cands]
+    key_index = {k: j for j, k in enumerate(dict.fromkeys(keys))}
+    index = pl.DataFrame({"account_id": list(account_ids)}, schema={"account_id": pl.String}).with_row_index("_i")
+    table = (
+        values.lazy()
+        .select(
+            pl.col("account_id").cast(pl.String),
+            pl.col("action_id").cast(pl.String),
+            pl.col("value_usd").cast(pl.Float64),
+            pl.col("low").cast(pl.Float64),
+            pl.col("high").cast(pl.Float64),
+        )
+        .filter(pl.col("action_id").is_in(list(key_index)))
+        .join(index.lazy(), on="account_id", how="inner")
+        .with_columns(
+            pl.col("action_id")
+            .replace_strict(list(key_index), list(key_index.values()), return_dtype=pl.Int64)
+            .alias("_j")
+        )
+        .collect()
+    )
+    n, width = len(account_ids), len(key_index)
+    grids = np.full((3, n, width), np.nan)
+    i = table.get_column("_i").to_numpy().astype(np.int64)
+    j = table.get_column("_j").to_numpy()
+    for g, column in enumerate(("value_usd", "low", "high")):
+        grids[g, i, j] = table.get_column(column).to_numpy()
+    cols = np.array([key_index[k] for k in keys], dtype=np.int64)
+    return grids[0][:, cols], grids[1][:, cols], grids[2][:, cols]
+
+
+def playbook_resources(
+    playbook: Playbook, cands: Sequence[Candidate], owners: Sequence[str | None] | None
+) -> list[Resource]:
+    """The playbook's capacities as allocation resources for one decision window.
+
+    - ``hours_per_owner_per_week`` × ``window_days / 7``: one resource per account owner, used
+      by each candidate's ``effort_hours`` (accounts without an owner draw on nobody's hours);
+    - ``budget_usd_per_team``: one resource per team, used by the ``cost_usd`` of that team's candidates;
+    - ``max_per_run``: one per action with a volume limit, used once by each of its variants.
+
+    Examples
+    --------
+    >>> from nextmove.playbook.loader import load_playbook
+    >>> from nextmove.decide.rules import candidates
+    >>> pb = load_playbook()
+    >>> [r.name for r in playbook_resources(pb, candidates(pb), ["ana", "ana", "bo"])][:3]
+    ['hours:ana', 'hours:bo', 'budget:cs']
+    """
+    out: list[Resource] = []
+    window_weeks = playbook.contact_policy.window_days / 7.0
+    hours_per_week = playbook.capacity.hours_per_owner_per_week
+    if hours_per_week is not None and owners is not None:
+        effort = np.array([c.effort_hours for c in cands], dtype=float)
+        frame = pl.DataFrame({"owner": list(owners)}, schema={"owner": pl.String}).with_row_index("_i")
+        grouped = (
+            frame.filter(pl.col("owner").is_not_null())
+            .group_by("owner", maintain_order=True)
+            .agg(pl.col("_i"))
+            .sort("owner")
+        )
+        for owner, members in grouped.iter_rows():
+            out.append(
+                Resource(f"hours:{owner}", hours_per_week * window_weeks, effort, np.asarray(members, dtype=np.int64))
+            )
+    for team, budget in playbook.capacity.budget_usd_per_team.items():
+        cost = np.array([c.cost_usd if c.team == team.value else 0.0 for c in cands], dtype=float)
+        out.append(Resource(f"budget:{team.value}", float(budget), cost))
+    for action in playbook.actions:
+        if action.max_per_run is not None:
+            uses = np.array([1.0 if c.action_id == action.id else 0.0 for c in cands])
+            out.append(Resource(f"volume:{action.id}", float(action.max_per_run), uses))
+    return out
+
+
+def default_candidates(
+    playbook: Playbook, cands: Sequence[Candidate], stages: Sequence[str | None] | None, n: int
+) -> tuple[np.ndarray, list[str | None]]:
+    """Each account's lifecycle-stage default: its candidate index (−1: none) and its action id.
+
+    The action id is ``none`` when the stage has no default and None when the account has no
+    known stage. An action with variants defaults to its first variant.
+    """
+    if stages is None:
+        return np.full(n, -1), [None] * n
+    first: dict[str, int] = {}
+    for k, c in enumerate(cands):
+        first.setdefault(c.action_id, k)
+    by_stage = {s: a.id for a in playbook.actions for s in a.default_for_stages}
+    ids: list[str | None] = [None if s is None else by_stage.get(s, NO_ACTION) for s in stages]
+    index = np.array([first.get(a, -1) if a is not None else -1 for a in ids], dtype=np.int64)
+    return index, ids
+
+
+# ---- the policy -----------------------------------------------------------------------------------
+
+
+def decide(
+    rules: RuleCheck,
+    values: pl.DataFrame,
+    playbook: Playbook,
+    *,
+    owners: Sequence[str | None] | None = None,
+    stages: Sequence[str | None] | None = None,
+    seed: int = 0,
+    run_key: str = "",
+    options: DecisionOptions | None = None,
+) -> Decisions:
+    """One decision per account of ``rules``: allocation, control, exploration, propensities and the default.
+
+    Parameters
+    ----------
+    rules
+        What the rules allow (:func:`~nextmove.decide.rules.check_rules`): its accounts and
+        candidates are the decision's.
+    values
+        Projected values (``account_id, action_id, value_usd, low, high``), e.g.
+        ``EffectModel.project(snapshot).values``: dollars net of each action's cost.
+    playbook
+        Capacities, contact policy, control fraction, exploration and the stage defaults.
+    owners, stages
+        Each account's owner (for owner hours) and lifecycle stage (for the default), in the
+        order of ``rules.account_ids``; None when the book has none.
+    seed
+        Seed of the exploration draws (the control cohort uses ``playbook.exploration.seed``,
+        so it stays the same from run to run).
+    run_key
+        Distinguishes runs (e.g. the decision time): which accounts explore changes with it.
+    options
+        Allocation method and other settings.
+
+    Returns
+    -------
+    Decisions
+
+    Raises
+    ------
+    ConfigError
+        If ``owners`` or ``stages`` has the wrong length or the values lack a column.
+
+    Examples
+    --------
+    >>> from datetime import UTC, datetime
+    >>> from nextmove.decide.rules import check_rules
+    >>> from nextmove.playbook.loader import parse_playbook
+    >>> pb = parse_playbook('''
+    ... control_fraction = 0.0
+    ... exploration = { method = "none" }
+    ... [objectives.retention]
+    ... outcome = "churn"
+    ... sense = "avoid"
+    ... value = "arr"
+    ... [[actions]]
+    ... id = "call"
+    ... name = "Call"
+    ... team = "cs"
+    ... objective = "retention"
+    ... ''')
+    >>> feats = pl.DataFrame({"account_id": ["a", "b"]})
+    >>> touches = pl.DataFrame(schema={"account_id": pl.String, "action_id": pl.String, "ts": pl.Datetime("us", "UTC")})
+    >>> check = check_rules(feats, touches, pb, datetime(2025, 1, 1, tzinfo=UTC), {})
+    >>> vals = pl.DataFrame({"account_id": ["a", "b"], "action_id": ["call", "call"],
+    ...                      "value_usd": [120.0, -5.0], "low": [20.0, -50.0], "high": [200.0, 30.0]})
+    >>> d = decide(check, vals, pb)
+    >>> d.frame().select("account_id", "action_id", "arm", "propensity").rows()
+    [('a', 'call', 'model', 1.0), ('b', 'none', 'model', 1.0)]
+    """
+    options = options or DecisionOptions()
+    ids = rules.account_ids
+    n, cands = len(ids), rules.candidates
+    for name, seq in (("owners", owners), ("stages", stages)):
+        if seq is not None and len(seq) != n:
+            raise ConfigError(f"{name} has {len(seq)} entries for {n} accounts")
+    v, lo, hi = value_matrices(values, ids, cands)
+    allowed = rules.allowed & np.isfinite(v)
+    resources = playbook_resources(playbook, cands, owners) if options.capacity else []
+    ranked = np.nan_to_num(v, nan=-1.0)
+    if options.risk_aversion:
+        ranked = ranked - options.risk_aversion * np.nan_to_num((hi - lo) / (2 * _z(options.interval_level)), nan=0.0)
+    model_alloc = allocate(ranked, allowed, resources, method=options.method, time_limit_s=options.time_limit_s)
+    check = None
+    if options.compare_allocations and model_alloc.method == "exact" and resources:
+        check = allocate(ranked, allowed, resources, method="lagrangian")
+    b = model_alloc.choice.astype(np.int64)
+
+    control_fraction = float(playbook.control_fraction)
+    control = assign_control(ids, control_fraction, playbook.exploration.seed) if n else np.zeros(0, dtype=bool)
+    method = playbook.exploration.method
+    epsilon = float(playbook.exploration.epsilon) if method != "none" else 0.0
+    explore = (~control) & (stable_uniform(ids, seed, f"explore:{run_key}") < epsilon)
+    default_idx, default_ids = default_candidates(playbook, cands, stages, n)
+    rows = np.arange(n)
+    default_ok = (default_idx >= 0) & allowed[rows, np.maximum(default_idx, 0)]
+
+    # Exploration's distribution over the options each account is allowed (capacity aside).
+    options_allowed = np.column_stack([np.ones(n, dtype=bool), allowed])
+    q = _explore_probabilities(method, v, lo, hi, options_allowed, seed, run_key, options, explore)
+
+    # Capacity left once the learned policy's picks for model-arm accounts are placed.
+    state = CapacityLedger(resources, n, len(cands))
+    choice = np.where(~control & ~explore, b, -1)
+    state.take(choice)
+    arm = np.where(control, "control", np.where(explore, "explore", "model")).astype(object)
+
+    # Control accounts: the default where the rules allow it, while capacity lasts (in a stable order).
+    control_rows = np.flatnonzero(control & default_ok)
+    order = control_rows[np.argsort(stable_uniform([ids[i] for i in control_rows], seed, "control-order"))]
+    fits = state.accept_prefix(order, default_idx[order])
+    choice[order[fits]] = default_idx[order[fits]]
+    default_effective = np.where(default_ok, default_idx, -1)
+    default_effective[order[~fits]] = -1
+
+    # Exploring accounts, one by one so each draw sees what is left.
+    draw_u = stable_uniform(ids, seed, f"draw:{run_key}")
+    q_explore = q.copy()
+    for i in np.flatnonzero(explore):
+        avail = options_allowed[i].copy()
+        avail[1:] &= state.fits_account(int(i))
+        p = np.where(avail, q[i], 0.0)
+        total = p.sum()
+        p = p / total if total > 0 else np.eye(1, p.size, 0).ravel()
+        pick = int(np.searchsorted(np.cumsum(p), draw_u[i] * (1 - 1e-12), side="right")) - 1
+        choice[i] = pick
+        if pick >= 0:
+            state.take_one(int(i), pick)
+        q_explore[i] = p
+
+    propensities = _propensities(b, default_effective, q_explore, control_fraction, epsilon)
+    lost_why = _lost_codes(rules, allowed, v, choice, arm)
+    return Decisions(
+        account_ids=list(ids),
+        candidates=list(cands),
+        choice=choice,
+        model_choice=b,
+        default_choice=default_idx,
+        default_action_id=default_ids,
+        arm=arm,
+        propensities=propensities,
+        values=v,
+        low=lo,
+        high=hi,
+        rules=rules,
+        lost_why=lost_why,
+        allocation=model_alloc,
+        allocation_check=check,
+        resources=resources,
+        control_fraction=control_fraction,
+        epsilon=epsilon,
+        exploration=method,
+    )
+
+
+def _explore_probabilities(
+    method: str,
+    v: np.ndarray,
+    lo: np.ndarray,
+    hi: np.ndarray,
+    allowed: np.ndarray,
+    seed: int,
+    run_key: str,
+    options: DecisionOptions,
+    explore: np.ndarray,
+) -> np.ndarray:
+    """(accounts × options) the exploration draw's probabilities over the allowed options (none first).
+
+    Exploring accounts get ``thompson_draws`` draws; the others, whose propensities carry these
+    probabilities only at weight ε, get at most 32 (and a book over 100,000 accounts 16).
+    """
+    n = allowed.shape[0]
+    if method == "thompson" and n:
+        sd = np.nan_to_num((hi - lo) / (2 * _z(options.interval_level)), nan=0.0)
+        mean = np.column_stack([np.zeros(n), np.nan_to_num(v, nan=0.0)])
+        sd = np.column_stack([np.zeros(n), np.maximum(sd, 0.0)])
+        rng = np.random.default_rng([seed, _digest(run_key)])
+        out = np.zeros(allowed.shape)
+        rest_draws = min(options.thompson_draws, 32 if n <= 100_000 else 16)
+        for rows, draws in ((np.flatnonzero(explore), options.thompson_draws), (np.flatnonzero(~explore), rest_draws)):
+            for start in range(0, rows.size, 200_000):
+                part = rows[start : start + 200_000]
+                _, probs = thompson_propensities(mean[part], sd[part], allowed[part], rng, draws=draws)
+                out[part] = probs
+        return out
+    counts = np.maximum(allowed.sum(axis=1, keepdims=True), 1)
+    uniform: np.ndarray = np.where(allowed, 1.0 / counts, 0.0)
+    return uniform
+
+
+def _z(level: float) -> float:
+    """The normal quantile that a central ``level`` interval spans on each side of its mean."""
+    if math.isclose(level, 0.9):
+        return Z_90
+    return NormalDist().inv_cdf((1 + level) / 2)
+
+
+def _digest(text: str) -> int:
+    return int(stable_uniform([text], 0, "run")[0] * 2**32)
+
+
+def _propensities(
+    b: np.ndarray, default: np.ndarray, q: np.ndarray, control_fraction: float, epsilon: float
+) -> np.ndarray:
+    """Each option's probability under the whole randomised policy (control, exploration, the learned choice)."""
+    n = b.size
+    rows = np.arange(n)
+    out = (1 - control_fraction) * epsilon * q
+    out[rows, b + 1] += (1 - control_fraction) * (1 - epsilon)
+    out[rows, default + 1] += control_fraction
+    result: np.ndarray = out / out.sum(axis=1, keepdims=True)
+    return result
+
+
+def _lost_codes(
+    rules: RuleCheck, allowed: np.ndarray, v: np.ndarray, choice: np.ndarray, arm: np.ndarray
+) -> np.ndarray:
+    """(accounts × candidates) :data:`LOST_CODES` index of every candidate not chosen (−1 for the chosen one)."""
+    n, k = v.shape
+    rows = np.arange(n)
+    out = np.full((n, k), LOST_CODES.index("lower_value"), dtype=np.int8)
+    for why, code in _WHY_TO_LOST.items():
+        out[rules.why == why] = code
+    out[~allowed & (rules.why == Why.ALLOWED)] = LOST_CODES.index("rule")  # not projected
+    chosen_v = np.where(choice >= 0, v[rows, np.maximum(choice, 0)], 0.0)
+    better = allowed & (np.nan_to_num(v, nan=-np.inf) > chosen_v[:, None] + 1e-9)
+    model_arm = arm == "model"
+    out[better & model_arm[:, None]] = LOST_CODES.index("capacity")
+    # For control and exploring accounts, what is worth more lost to the randomisation (the playbook's rule).
+    out[better & ~model_arm[:, None]] = LOST_CODES.index("rule")
+    picked = choice >= 0
+    out[rows[picked], choice[picked]] = -1
+    return out
+
+
+class CapacityLedger:
+    """What is left of every resource, for placing picks one at a time or as an ordered batch.
+
+    Examples
+    --------
+    >>> ledger = CapacityLedger([Resource("hours", 3.0, np.array([2.0, 1.0]))], n=3, k=2)
+    >>> ledger.accept_prefix(np.array([0, 1, 2]), np.array([0, 0, 1])).tolist()
+    [True, False, True]
+    """
+
+    def __init__(self, resources: Sequence[Resource], n: int, k: int) -> None:
+        self.resources = list(resources)
+        self.k = k
+        self.left = np.array([r.limit for r in resources], dtype=float)
+        self.w = (
+            np.vstack([np.asarray(r.per_candidate, dtype=float) for r in resources]) if resources else np.zeros((0, 0))
+        )
+        # Resources of each account: the global ones plus its local ones.
+        self.global_idx = np.array([j for j, r in enumerate(resources) if r.accounts is None], dtype=np.int64)
+        local_rows: list[np.ndarray] = []
+        local_cols: list[np.ndarray] = []
+        for j, r in enumerate(resources):
+            if r.accounts is not None:
+                members = np.flatnonzero(_mask(r.accounts, n))
+                local_rows.append(members)
+                local_cols.append(np.full(members.size, j, dtype=np.int64))
+        rows = np.concatenate(local_rows) if local_rows else np.zeros(0, dtype=np.int64)
+        cols = np.concatenate(local_cols) if local_cols else np.zeros(0, dtype=np.int64)
+        order = np.argsort(rows, kind="stable")
+        self.local_rows, self.local_cols = rows[order], cols[order]
+        self.starts = np.searchsorted(self.local_rows, np.arange(n + 1))
+
+    def of(self, i: int) -> np.ndarray:
+        local = self.local_cols[self.starts[i] : self.starts[i + 1]]
+        return np.concatenate([self.global_idx, local])
+
+    def take(self, choice: np.ndarray) -> None:
+        """Place every account's pick (−1: none) at once."""
+        if not self.resources:
+            return
+        picked = np.flatnonzero(choice >= 0)
+        if self.global_idx.size:
+            self.left[self.global_idx] -= self.w[self.global_idx][:, choice[picked]].sum(axis=1)
+        has = np.isin(self.local_rows, picked)
+        rows, cols = self.local_rows[has], self.local_cols[has]
+        np.subtract.at(self.left, cols, self.w[cols, choice[rows]])
+
+    def take_one(self, i: int, k: int) -> None:
+        if self.resources:
+            res = self.of(i)
+            self.left[res] -= self.w[res, k]
+
+    def fits_account(self, i: int) -> np.ndarray:
+        """(candidates,) True where the candidate fits what is left of account ``i``'s resources."""
+        if not self.resources:
+            return np.ones(self.k, dtype=bool)
+        res = self.of(i)
+        out: np.ndarray = (self.w[res] <= self.left[res][:, None] + 1e-9).all(axis=0)
+        return out
+
+    def accept_prefix(self, rows: np.ndarray, picks: np.ndarray) -> np.ndarray:
+        """Place ``picks`` in order while each fits (a pick that does not fit is skipped); True where placed."""
+        placed = np.zeros(rows.size, dtype=bool)
+        if not self.resources:
+            placed[:] = picks >= 0
+            return placed
+        for t, (i, k) in enumerate(zip(rows.tolist(), picks.tolist(), strict=True)):
+            if k < 0:
+                continue
+            res = self.of(i)
+            if (self.w[res, k] <= self.left[res] + 1e-9).all():
+                self.left[res] -= self.w[res, k]
+                placed[t] = True
+        return placed

@@ -1,0 +1,298 @@
+"""Which candidate actions each account may get: eligibility expressions, cooldowns, contact caps, plays in flight."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from enum import IntEnum
+
+import numpy as np
+import polars as pl
+
+from nextmove.book import NO_ACTION
+from nextmove.playbook import Playbook
+from nextmove.playbook.expr import FeatureKinds, compile_eligibility
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One thing the run may recommend: an action, or one variant of it."""
+
+    action_id: str
+    variant: str | None
+    team: str
+    channel: str
+    objective: str
+    cost_usd: float
+    effort_hours: float
+    cooldown_days: int
+
+    @property
+    def key(self) -> str:
+        """``action`` or ``action:variant``."""
+        return self.action_id if self.variant is None else f"{self.action_id}:{self.variant}"
+
+
+def candidates(playbook: Playbook) -> list[Candidate]:
+    """Every action of the catalog, one candidate per variant (or one for the action without variants)."""
+    out: list[Candidate] = []
+    for a in playbook.actions:
+        if not a.variants:
+            out.append(
+                Candidate(a.id, None, a.team.value, a.channel, a.objective, a.cost_usd, a.effort_hours, a.cooldown_days)
+            )
+        for v in a.variants:
+            out.append(
+                Candidate(
+                    a.id,
+                    v.id,
+                    a.team.value,
+                    v.channel or a.channel,
+                    a.objective,
+                    a.cost_usd if v.cost_usd is None else v.cost_usd,
+                    a.effort_hours,
+                    a.cooldown_days,
+                )
+            )
+    return out
+
+
+class Why(IntEnum):
+    """Why a candidate is not allowed for an account (0 = it is)."""
+
+    ALLOWED = 0
+    RULE = 1
+    COOLDOWN = 2
+    CONTACT_CAP = 3
+    IN_FLIGHT = 4
+
+    @property
+    def code(self) -> str:
+        """The code used in decision receipts: ``rule``, ``cooldown``, ``contact_cap``, ``in_flight`` ("" if allowed).
+
+        Examples
+        --------
+        >>> Why.CONTACT_CAP.code
+        'contact_cap'
+        """
+        return "" if self is Why.ALLOWED else self.name.lower()
+
+
+@dataclass(frozen=True)
+class RuleCheck:
+    """The outcome of every rule for every (account, candidate)."""
+
+    account_ids: list[str]
+    candidates: list[Candidate]
+    why: np.ndarray
+    """(accounts × candidates) codes of :class:`Why`; ``ALLOWED`` where the candidate may be chosen."""
+    days_since: np.ndarray
+    """(accounts × actions of the candidates) days since the action was last done (NaN: never)."""
+    in_window: np.ndarray
+    """Plays (not ``none``) already done to each account in the current decision window."""
+    cap_counts: dict[int, np.ndarray]
+    """Index of a contact cap → touches per account counted against it."""
+
+    @property
+    def allowed(self) -> np.ndarray:
+        """Boolean mask of the allowed (account, candidate) pairs."""
+        mask: np.ndarray = self.why == Why.ALLOWED
+        return mask
+
+    def reason(self, playbook: Playbook, i: int, k: int) -> str:
+        """Why candidate ``k`` is not allowed for account ``i``, in plain words ("" if it is)."""
+        code = Why(int(self.why[i, k]))
+        cand = self.candidates[k]
+        if code is Why.ALLOWED:
+            return ""
+        if code is Why.RULE:
+            return f"not eligible: {playbook.action(cand.action_id).eligibility}"
+        if code is Why.COOLDOWN:
+            days = self.days_since[i, k]
+            return f"cooldown: done {days:.0f} days ago, cooldown {cand.cooldown_days} days"
+        if code is Why.IN_FLIGHT:
+            policy = playbook.contact_policy
+            return (
+                f"a play is already in flight: {int(self.in_window[i])} in the last {policy.window_days} days "
+                f"(at most {policy.max_actions_per_window})"
+            )
+        for c, cap in enumerate(playbook.contact_policy.caps):
+            if _cap_applies(cap.team, cap.channel, cand) and self.cap_counts[c][i] >= cap.max_touches:
+                scope = " ".join(x for x in (cap.team.value if cap.team else None, cap.channel) if x)
+                count = int(self.cap_counts[c][i])
+                return f"contact cap: {count} {scope} touches in {cap.window_days} days (max {cap.max_touches})"
+        return "contact cap"
+
+    def cap_index(self, playbook: Playbook) -> np.ndarray:
+        """(accounts × candidates) index of the first contact cap that blocks each pair (−1: none)."""
+        out = np.full(self.why.shape, -1, dtype=np.int16)
+        for c, cap in reversed(list(enumerate(playbook.contact_policy.caps))):
+            reached = self.cap_counts[c] >= cap.max_touches
+            for j, cand in enumerate(self.candidates):
+                if _cap_applies(cap.team, cap.channel, cand):
+                    out[reached, j] = c
+        return out
+
+    def reasons(self, playbook: Playbook, rows: np.ndarray, cols: np.ndarray) -> pl.Series:
+        """Why each pair ``(rows[t], cols[t])`` is not allowed, in plain words, for many pairs at once.
+
+        The same words as :meth:`reason`, built with Polars expressions rather than a loop, so a
+        book of a million accounts costs seconds. Allowed pairs get ``""``.
+        """
+        cands = self.candidates
+        policy = playbook.contact_policy
+        caps = policy.caps
+        cap_at = self.cap_index(playbook)[rows, cols] if caps else np.full(rows.size, -1)
+        cap_scope = [" ".join(x for x in (c.team.value if c.team else None, c.channel) if x) for c in caps]
+        counts = np.zeros(rows.size)
+        for c in range(len(caps)):
+            hit = cap_at == c
+            counts[hit] = self.cap_counts[c][rows[hit]]
+        frame = pl.DataFrame(
+            {
+                "code": self.why[rows, cols].astype(np.int8),
+                "rule": pl.Series([playbook.action(c.action_id).eligibility for c in cands])
+                .gather(cols)
+                .cast(pl.String),
+                "days": np.round(self.days_since[rows, cols]),
+                "cooldown": np.array([c.cooldown_days for c in cands], dtype=np.int64)[cols],
+                "in_window": self.in_window[rows].astype(np.int64),
+                "cap": cap_at.astype(np.int64),
+                "count": counts.astype(np.int64),
+            }
+        )
+        scope = pl.col("cap").replace_strict(list(range(len(caps))), cap_scope, default="", return_dtype=pl.String)
+        window = pl.col("cap").replace_strict(
+            list(range(len(caps))), [c.window_days for c in caps], default=0, return_dtype=pl.Int64
+        )
+        most = pl.col("cap").replace_strict(
+            list(range(len(caps))), [c.max_touches for c in caps], default=0, return_dtype=pl.Int64
+        )
+        text = (
+            pl.when(pl.col("code") == Why.RULE)
+            .then(pl.concat_str([pl.lit("not eligible: "), pl.col("rule")]))
+            .when(pl.col("code") == Why.COOLDOWN)
+            .then(
+                pl.format(
+                    "cooldown: done {} days ago, cooldown {} days", pl.col("days").cast(pl.Int64), pl.col("cooldown")
+                )
+            )
+            .when(pl.col("code") == Why.IN_FLIGHT)
+            .then(
+                pl.format(
+                    "a play is already in flight: {} in the last {} days (at most {})",
+                    pl.col("in_window"),
+                    pl.lit(policy.window_days),
+                    pl.lit(policy.max_actions_per_window),
+                )
+            )
+            .when((pl.col("code") == Why.CONTACT_CAP) & (pl.col("cap") >= 0))
+            .then(
+                pl.format(
+                    "contact cap: {} {} touches in {} days (max {})",
+                    pl.col("count"),
+                    scope,
+                    window,
+                    most,
+                )
+            )
+            .when(pl.col("code") == Why.CONTACT_CAP)
+            .then(pl.lit("contact cap"))
+            .otherwise(pl.lit(""))
+        )
+        return frame.select(text.alias("reason")).to_series()
+
+
+def _cap_applies(team: object, channel: str | None, cand: Candidate) -> bool:
+    team_value = getattr(team, "value", team)
+    return (team_value is None or team_value == cand.team) and (channel is None or channel == cand.channel)
+
+
+def check_rules(
+    features: pl.DataFrame,
+    touches: pl.DataFrame,
+    playbook: Playbook,
+    as_of: datetime,
+    kinds: FeatureKinds,
+) -> RuleCheck:
+    """Apply the playbook's rules to every account of ``features`` at decision time ``as_of``.
+
+    Order of precedence for the reason shown: eligibility rule, play in flight, cooldown,
+    contact cap. Only touches before ``as_of`` count; ``none`` decisions never count as contact.
+
+    Parameters
+    ----------
+    features
+        One row per account (``account_id`` and the features the expressions use).
+    touches
+        The book's touches (``account_id, action_id, ts``).
+    kinds
+        Feature name → ``number``/``text`` (from ``nextmove.features.feature_schema``).
+    """
+    cands = candidates(playbook)
+    ids = features.get_column("account_id").to_list()
+    n, k = len(ids), len(cands)
+    why = np.zeros((n, k), dtype=np.int8)
+
+    exprs = {a.id: compile_eligibility(a.eligibility, kinds, action_id=a.id).alias(a.id) for a in playbook.actions}
+    eligible = features.select(list(exprs.values()))
+    for j, cand in enumerate(cands):
+        ok = eligible.get_column(cand.action_id).fill_null(False).to_numpy().astype(bool)
+        if ok.size != n:  # an expression without features (always eligible) is one literal
+            ok = np.full(n, bool(ok[0]) if ok.size else True)
+        why[~ok, j] = Why.RULE
+
+    past = touches.filter((pl.col("ts") < as_of) & (pl.col("action_id") != NO_ACTION)).select(
+        "account_id", "action_id", "ts"
+    )
+    age_days = ((pl.lit(as_of) - pl.col("ts")).dt.total_seconds() / 86_400.0).alias("age_days")
+    past = past.with_columns(age_days)
+    index = pl.DataFrame({"account_id": ids}).with_row_index("_i")
+    last = (
+        past.group_by("account_id", "action_id").agg(pl.col("age_days").min()).join(index, on="account_id", how="inner")
+    )
+    days_since = np.full((n, k), np.nan)
+    rows_i = last.get_column("_i").to_numpy()
+    ages = last.get_column("age_days").to_numpy()
+    acted = last.get_column("action_id").to_numpy()
+    for j, cand in enumerate(cands):
+        hit = acted == cand.action_id
+        days_since[rows_i[hit], j] = ages[hit]
+
+    window = playbook.contact_policy.window_days
+    in_window = _count_per_account(past.filter(pl.col("age_days") < window), index, n)
+    flight = in_window >= playbook.contact_policy.max_actions_per_window
+    cooldown = np.array([c.cooldown_days for c in cands], dtype=float)
+    cooling = days_since < cooldown[None, :]
+    free = why == Why.ALLOWED
+    why[free & flight[:, None]] = Why.IN_FLIGHT
+    free = why == Why.ALLOWED
+    why[free & cooling] = Why.COOLDOWN
+
+    team_of = {a.id: a.team.value for a in playbook.actions}
+    channel_of = {a.id: a.channel for a in playbook.actions}
+    cap_counts: dict[int, np.ndarray] = {}
+    for c, cap in enumerate(playbook.contact_policy.caps):
+        team = cap.team.value if cap.team else None
+        matching = [
+            a
+            for a in team_of
+            if (team is None or team_of[a] == team) and (cap.channel is None or channel_of[a] == cap.channel)
+        ]
+        counts = _count_per_account(
+            past.filter((pl.col("age_days") < cap.window_days) & pl.col("action_id").is_in(matching)), index, n
+        )
+        cap_counts[c] = counts
+        blocked = counts >= cap.max_touches
+        for j, cand in enumerate(cands):
+            if _cap_applies(cap.team, cap.channel, cand):
+                col = why[:, j]
+                col[(col == Why.ALLOWED) & blocked] = Why.CONTACT_CAP
+    return RuleCheck(ids, cands, why, days_since, in_window, cap_counts)
+
+
+def _count_per_account(rows: pl.DataFrame, index: pl.DataFrame, n: int) -> np.ndarray:
+    counts = np.zeros(n)
+    grouped = rows.group_by("account_id").agg(pl.len().alias("n")).join(index, on="account_id", how="inner")
+    counts[grouped.get_column("_i").to_numpy()] = grouped.get_column("n").to_numpy()
+    return counts

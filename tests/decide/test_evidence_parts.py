@@ -1,0 +1,215 @@
+"""Tests of the evidence building blocks: feature phrases and comparable accounts."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, timedelta
+
+import numpy as np
+import polars as pl
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from nextmove.decide.comparables import ComparableFinder
+from nextmove.decide.phrases import (
+    feature_family,
+    feature_phrase,
+    feature_wording,
+    format_fixed,
+    format_number,
+    format_percent,
+    format_usd,
+    render_phrases,
+    wording_table,
+)
+from nextmove.errors import ConfigError
+
+
+def test_feature_phrase_common_features() -> None:
+    row = {
+        "arr": 48_000.0,
+        "tenure_days": 400.0,
+        "days_to_renewal": -3.0,
+        "tickets_opened_count_28d": 2.0,
+        "touch_upsell_call_days_since": 12.4,
+        "logins_trend_28d": 0.5,
+        "segment": "SMB",
+        "nps_last": None,
+    }
+    assert feature_phrase("arr", row) == "ARR $48,000"
+    assert feature_phrase("tenure_days", row) == "customer for 13 months"
+    assert feature_phrase("days_to_renewal", row) == "renewal date passed 3 days ago"
+    assert feature_phrase("tickets_opened_count_28d", row) == "tickets opened: 2 in 28 days"
+    assert feature_phrase("touch_upsell_call_days_since", row) == "last upsell call 12 days ago"
+    assert feature_phrase("logins_trend_28d", row) == "logins up 50% over 28 days"
+    assert feature_phrase("segment", row) == "segment SMB"
+    assert feature_phrase("nps_last", row) is None
+    assert feature_phrase("missing_feature", row) is None
+
+
+def test_comparables_find_nearest_past_decisions_with_the_action() -> None:
+    t0 = datetime(2025, 1, 1, tzinfo=UTC)
+    rng = np.random.default_rng(0)
+    n = 200
+    history = pl.DataFrame(
+        {
+            "account_id": [f"h{i}" for i in range(n)],
+            "decision_ts": [t0 + timedelta(days=i % 30) for i in range(n)],
+            "action_id": ["call" if i % 2 else "none" for i in range(n)],
+            "arr": rng.uniform(1_000, 100_000, n),
+            "days_to_renewal": rng.uniform(0, 365, n),
+            "y_churn": (rng.random(n) < 0.2).astype(float),
+            "censored": [False] * n,
+        }
+    )
+    finder = ComparableFinder(["arr", "days_to_renewal"], k=3).fit(history, {"call": "y_churn"})
+    target = history.filter(pl.col("action_id") == "call").head(1)
+    [found] = finder.find(target, "call")
+    assert len(found) == 3
+    assert found[0].account_id == target.item(0, "account_id")
+    assert found[0].distance == 0.0
+    assert all(history.filter(pl.col("account_id") == c.account_id).item(0, "action_id") == "call" for c in found)
+    assert finder.find(target, "never_taken") == [[]]
+
+
+def test_feature_phrase_cites_an_earlier_value_or_the_trend() -> None:
+    row = {"seat_utilization_mean_28d": 0.41, "seat_utilization_trend_28d": -0.2, "tickets_opened_count_14d": 2.0}
+    pct = {"seat_utilization"}
+    assert (
+        feature_phrase("seat_utilization_mean_28d", row, pct, previous=0.63)
+        == "seat utilization 41% on average over 28 days, down from 63%"
+    )
+    assert (
+        feature_phrase("seat_utilization_mean_28d", row, pct)
+        == "seat utilization 41% on average over 28 days, down 20% on the 28 days before"
+    )
+    assert feature_phrase("tickets_opened_count_14d", row, previous=2.0) == "tickets opened: 2 in 14 days, unchanged"
+    assert feature_phrase("tickets_opened_count_14d", row, previous=0.0) == "tickets opened: 2 in 14 days, up from 0"
+    # A trend's earlier trend is not news.
+    assert feature_phrase("seat_utilization_trend_28d", row, previous=0.1) == "seat utilization down 20% over 28 days"
+
+
+def test_feature_phrase_uses_the_playbook_names() -> None:
+    names = {"exec_call": "Executive call", "team_cs": "cs team", "churn": "churn", "usage": "usage"}
+    row = {
+        "touch_exec_call_count_90d": 1.0,
+        "touch_team_cs_days_since": 3.0,
+        "outcome_churn_count_365d": 2.0,
+        "role_usage_trend_28d": -0.12,
+        "days_since_last_qbr": 40.0,
+        "arr": 1_234_567.0,
+    }
+    assert feature_phrase("touch_exec_call_count_90d", row, names=names) == "1 Executive call touch in 90 days"
+    assert feature_phrase("touch_team_cs_days_since", row, names=names) == "last cs team 3 days ago"
+    assert feature_phrase("outcome_churn_count_365d", row, names=names) == "2 churn events in 365 days"
+    assert feature_phrase("role_usage_trend_28d", row, names=names) == "usage signals down 12% over 28 days"
+    assert feature_phrase("days_since_last_qbr", row) == "last qbr 40 days ago"
+    assert feature_phrase("arr", row, previous=1_000_000.0) == "ARR $1,234,567, up from $1,000,000"
+
+
+@settings(max_examples=40)
+@given(
+    feature=st.sampled_from(
+        [
+            "days_to_renewal",
+            "tenure_days",
+            "arr",
+            "logins_mean_28d",
+            "logins_sum_7d",
+            "logins_count_90d",
+            "logins_trend_28d",
+            "logins_last",
+            "logins_days_since_last",
+            "touch_call_count_90d",
+            "outcome_churn_days_since",
+            "role_usage_trend_7d",
+            "employees",
+        ]
+    ),
+    value=st.one_of(st.none(), st.floats(-1e7, 1e7, allow_nan=False)),
+    trend=st.one_of(st.none(), st.floats(-3, 3, allow_nan=False)),
+    previous=st.one_of(st.none(), st.floats(-1e7, 1e7, allow_nan=False)),
+    percent=st.booleans(),
+)
+def test_render_phrases_matches_feature_phrase(
+    feature: str, value: float | None, trend: float | None, previous: float | None, percent: bool
+) -> None:
+    pct = {"logins"} if percent else set()
+    wording = feature_wording(feature, percent=pct)
+    row: dict[str, object] = {"logins_trend_28d": trend, feature: value}
+    frame = wording_table([wording]).with_columns(
+        pl.Series("value", [value], dtype=pl.Float64),
+        pl.Series("text", [None], dtype=pl.String),
+        pl.Series("trend", [row.get(wording.trend_feature or "")], dtype=pl.Float64),
+        pl.Series("previous", [previous], dtype=pl.Float64),
+    )
+    batch = render_phrases(frame).item()
+    assert batch == feature_phrase(feature, row, pct, previous=previous)
+    if value is not None:
+        assert batch
+        assert not re.search(r"None|nan|NaN|null", batch)
+    else:
+        assert batch is None
+
+
+def test_number_formats_match_python() -> None:
+    xs = [0.0, 1.0, 999.0, 1000.0, 123_456_789.0, -5.25, 0.3, 41.0, 4.26, 12_345.6]
+    frame = pl.DataFrame({"x": xs}).select(
+        format_fixed(pl.col("x"), 2).alias("fixed"),
+        format_number(pl.col("x")).alias("number"),
+        format_usd(pl.col("x")).alias("usd"),
+        format_percent(pl.col("x") / 1000).alias("pct"),
+    )
+    assert frame.get_column("fixed").to_list() == [f"{x:,.2f}" for x in xs]
+    assert frame.get_column("usd").to_list()[:6] == ["$0", "$1", "$999", "$1,000", "$123,456,789", "-$5"]
+    assert frame.get_column("number").to_list() == [
+        "0",
+        "1",
+        "999",
+        "1,000",
+        "123,456,789",
+        "-5.2",
+        "0.30",
+        "41",
+        "4.3",
+        "12,346",
+    ]
+    assert frame.get_column("pct").to_list()[:4] == ["0%", "0%", "100%", "100%"]
+
+
+def test_feature_family_groups_the_windows_of_one_signal() -> None:
+    assert {feature_family(f) for f in ("nps_last", "nps_days_since_last", "nps_mean_7d", "nps_trend_90d")} == {"nps"}
+    assert feature_family("touch_team_cs_count_90d") == "touch:team_cs"
+    assert feature_family("outcome_churn_days_since") == "outcome:churn"
+    assert feature_family("role_usage_trend_28d") == "role:usage"
+    assert feature_family("segment") == "segment"
+
+
+def test_comparables_find_frame_gives_other_accounts_once_each() -> None:
+    t0 = datetime(2025, 1, 1, tzinfo=UTC)
+    rows = []
+    for account in range(20):
+        for period in range(4):  # each account took the action four times, at almost the same features
+            rows.append(
+                {
+                    "account_id": f"a{account}",
+                    "decision_ts": t0 + timedelta(days=14 * period),
+                    "action_id": "call",
+                    "arr": 1000.0 * account + period,
+                    "y_churn": float(account % 2),
+                    "censored": period == 3,
+                }
+            )
+    history = pl.DataFrame(rows)
+    finder = ComparableFinder(["arr"], k=3).fit(history, {"call": "y_churn"})
+    snapshot = pl.DataFrame({"account_id": ["a5", "new"], "arr": [5000.0, 10_400.0]})
+    found = finder.find_frame(snapshot, "call")
+    assert found.filter(pl.col("row") == 0).get_column("comparable_id").to_list() == ["a4", "a6", "a3"]
+    assert found.filter(pl.col("row") == 1).get_column("comparable_id").to_list() == ["a10", "a11", "a9"]
+    assert found.get_column("rank").to_list() == [0, 1, 2, 0, 1, 2]
+    assert found.get_column("similarity").is_between(0, 1).all()
+    # Censored decisions (outcome not known yet) are never comparables.
+    assert not found.get_column("decision_ts").is_in([t0 + timedelta(days=42)]).any()
+    with pytest.raises(ConfigError, match="k must be a positive"):
+        ComparableFinder(["arr"], k=0).fit(history, {"call": "y_churn"})

@@ -1,0 +1,382 @@
+"""Tests of the decision policy: capacity, rules, control, exploration, propensities and the lifecycle default."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import numpy as np
+import polars as pl
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from nextmove.decide.allocate import Resource
+from nextmove.decide.policy import (
+    LOST_CODES,
+    CapacityLedger,
+    DecisionOptions,
+    Decisions,
+    decide,
+    default_candidates,
+    playbook_resources,
+    value_matrices,
+)
+from nextmove.decide.rules import RuleCheck, Why, candidates, check_rules
+from nextmove.errors import ConfigError
+from nextmove.playbook import Playbook
+from nextmove.playbook.loader import parse_playbook
+
+T = datetime(2025, 6, 2, tzinfo=UTC)
+
+# A playbook that is not the lab's: a B2C shop with its own objectives, teams' plays and limits.
+SHOP = """
+name = "Shop"
+control_fraction = {control}
+
+[objectives.keep]
+outcome = "lapse"
+sense = "avoid"
+value = "arr"
+
+[objectives.grow]
+outcome = "upgrade"
+value = "fixed"
+value_usd = 300
+
+[[actions]]
+id = "stylist_call"
+name = "Stylist call"
+team = "cs"
+objective = "keep"
+cost_usd = 20
+effort_hours = 1.5
+cooldown_days = 30
+eligibility = "spend > 100"
+default_for_stages = ["loyal"]
+
+[[actions]]
+id = "coupon"
+name = "Coupon"
+team = "marketing"
+channel = "email"
+objective = "grow"
+cost_usd = 10
+variants = [{{ id = "am" }}, {{ id = "pm" }}]
+max_per_run = {volume}
+
+[[actions]]
+id = "vip_event"
+name = "VIP event"
+team = "sales"
+objective = "grow"
+cost_usd = 200
+effort_hours = 3.0
+default_for_stages = ["new"]
+
+[contact_policy]
+max_actions_per_window = 1
+window_days = 7
+caps = [{{ team = "marketing", channel = "email", max_touches = 1, window_days = 14 }}]
+
+[capacity]
+hours_per_owner_per_week = {hours}
+budget_usd_per_team = {{ sales = {budget} }}
+
+[exploration]
+method = "{method}"
+epsilon = {epsilon}
+seed = 4
+"""
+
+
+def shop(
+    control: float = 0.1,
+    volume: int = 5,
+    hours: float = 4.0,
+    budget: float = 600.0,
+    method: str = "thompson",
+    epsilon: float = 0.2,
+) -> Playbook:
+    return parse_playbook(
+        SHOP.format(control=control, volume=volume, hours=hours, budget=budget, method=method, epsilon=epsilon)
+    )
+
+
+def _book(n: int, seed: int) -> tuple[pl.DataFrame, pl.DataFrame, list[str], list[str]]:
+    """Features, touches, owners and stages of ``n`` shoppers."""
+    rng = np.random.default_rng(seed)
+    ids = [f"cust-{i:04d}" for i in range(n)]
+    features = pl.DataFrame({"account_id": ids, "spend": rng.uniform(0, 400, n)})
+    touched = rng.random(n) < 0.4
+    actions = rng.choice(["stylist_call", "coupon", "vip_event", "none"], n)
+    ages = rng.uniform(0, 40, n)
+    touches = pl.DataFrame(
+        {
+            "account_id": [i for i, t in zip(ids, touched, strict=True) if t],
+            "action_id": [a for a, t in zip(actions, touched, strict=True) if t],
+            "ts": [T - timedelta(days=float(d)) for d, t in zip(ages, touched, strict=True) if t],
+        },
+        schema={"account_id": pl.String, "action_id": pl.String, "ts": pl.Datetime("us", "UTC")},
+    )
+    owners = [f"owner-{i % 3}" for i in range(n)]
+    stages = rng.choice(["loyal", "new", "lapsing"], n).tolist()
+    return features, touches, owners, stages
+
+
+def _values(ids: list[str], playbook: Playbook, seed: int) -> pl.DataFrame:
+    rng = np.random.default_rng(seed + 1000)
+    rows = []
+    for a in playbook.actions:
+        v = rng.normal(40, 80, len(ids))
+        half = rng.uniform(5, 60, len(ids))
+        rows.append(
+            pl.DataFrame({"account_id": ids, "action_id": a.id, "value_usd": v, "low": v - half, "high": v + half})
+        )
+    return pl.concat(rows)
+
+
+def _decide(n: int, seed: int, playbook: Playbook, **opts: object) -> tuple[Decisions, RuleCheck]:
+    features, touches, owners, stages = _book(n, seed)
+    rules = check_rules(features, touches, playbook, T, {"spend": "number"})
+    values = _values(features["account_id"].to_list(), playbook, seed)
+    decisions = decide(
+        rules,
+        values,
+        playbook,
+        owners=owners,
+        stages=stages,
+        seed=seed,
+        run_key="2025-06-02",
+        options=DecisionOptions(**opts),  # type: ignore[arg-type]
+    )
+    return decisions, rules
+
+
+def _check_capacity(decisions: Decisions) -> None:
+    for name, use in decisions.usage().items():
+        assert use["used"] <= use["limit"] + 1e-6, f"{name}: {use['used']} > {use['limit']}"
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    seed=st.integers(0, 10_000),
+    n=st.integers(1, 60),
+    hours=st.sampled_from([0.0, 1.5, 4.0, 20.0]),
+    budget=st.sampled_from([0.0, 200.0, 600.0, 1e6]),
+    volume=st.integers(0, 8),
+    method=st.sampled_from(["thompson", "epsilon", "none"]),
+    control=st.sampled_from([0.0, 0.2, 0.5]),
+    allocation=st.sampled_from(["exact", "lagrangian"]),
+)
+def test_decide_never_exceeds_capacity_nor_breaks_a_rule(
+    seed: int, n: int, hours: float, budget: float, volume: int, method: str, control: float, allocation: str
+) -> None:
+    playbook = shop(control=control, volume=volume, hours=hours, budget=budget, method=method, epsilon=0.3)
+    decisions, rules = _decide(n, seed, playbook, method=allocation)
+    _check_capacity(decisions)
+    rows = np.flatnonzero(decisions.choice >= 0)
+    picks = decisions.choice[rows]
+    # Ineligible, cooling down, capped or in flight: never recommended, whatever the arm.
+    assert (rules.why[rows, picks] == Why.ALLOWED).all()
+    assert (decisions.model_choice[decisions.model_choice >= 0] >= 0).all()
+    model_rows = np.flatnonzero(decisions.model_choice >= 0)
+    assert (rules.why[model_rows, decisions.model_choice[model_rows]] == Why.ALLOWED).all()
+    # Propensities: a distribution over the options each account is allowed, with the chosen one possible.
+    probs = decisions.propensities
+    assert np.allclose(probs.sum(axis=1), 1.0)
+    allowed = np.column_stack([np.ones(n, dtype=bool), rules.allowed])
+    assert (probs[~allowed] == 0).all()
+    assert (decisions.propensity > 0).all()
+    assert set(decisions.arm.tolist()) <= {"model", "explore", "control"}
+    if method == "none":
+        assert "explore" not in decisions.arm.tolist()
+
+
+def test_decide_cooldowns_and_contact_caps_hold() -> None:
+    playbook = shop(control=0.0, method="none", hours=1000.0, budget=1e9, volume=1000)
+    ids = ["cool", "capped", "flight", "free"]
+    features = pl.DataFrame({"account_id": ids, "spend": [500.0] * 4})
+    touches = pl.DataFrame(
+        {
+            "account_id": ["cool", "capped", "flight"],
+            "action_id": ["stylist_call", "coupon", "vip_event"],
+            "ts": [T - timedelta(days=10), T - timedelta(days=9), T - timedelta(days=2)],
+        },
+        schema={"account_id": pl.String, "action_id": pl.String, "ts": pl.Datetime("us", "UTC")},
+    )
+    rules = check_rules(features, touches, playbook, T, {"spend": "number"})
+    # Every action is worth a lot: only the rules stop them.
+    values = pl.concat(
+        [
+            pl.DataFrame({"account_id": ids, "action_id": a, "value_usd": v, "low": v - 1, "high": v + 1})
+            for a, v in (("stylist_call", 500.0), ("coupon", 400.0), ("vip_event", 300.0))
+        ]
+    )
+    d = decide(rules, values, playbook, owners=["o"] * 4, stages=["loyal"] * 4)
+    got = dict(zip(d.frame()["account_id"], d.frame()["action_id"], strict=True))
+    assert got["cool"] == "coupon"  # the call is cooling down (30 days)
+    assert got["capped"] == "stylist_call"  # an e-mail 9 days ago: the marketing e-mail cap (1 in 14 days)
+    assert got["flight"] == "none"  # a play 2 days ago is in flight for the 7-day window
+    assert got["free"] == "stylist_call"
+    lost = d.lost(playbook)
+    why = {(r["account_id"], r["action_id"], r["variant"]): r["why"] for r in lost.iter_rows(named=True)}
+    assert why[("cool", "stylist_call", None)] == "cooldown"
+    assert why[("capped", "coupon", "am")] == "contact_cap"
+    assert why[("flight", "stylist_call", None)] == "in_flight"
+    assert why[("free", "coupon", "am")] == "lower_value"
+    reasons = dict(zip(zip(lost["account_id"], lost["action_id"], strict=True), lost["reason"], strict=True))
+    assert reasons[("cool", "stylist_call")] == "cooldown: done 10 days ago, cooldown 30 days"
+
+
+def test_decide_does_nothing_when_no_action_is_worth_anything() -> None:
+    playbook = shop(control=0.0, method="none")
+    features, touches, owners, stages = _book(30, 1)
+    rules = check_rules(features, touches, playbook, T, {"spend": "number"})
+    values = _values(features["account_id"].to_list(), playbook, 1).with_columns(pl.col("value_usd") - 10_000)
+    d = decide(rules, values, playbook, owners=owners, stages=stages)
+    assert (d.frame()["action_id"] == "none").all()
+    assert set(d.lost(playbook).filter(pl.col("why") == "lower_value")["reason"].unique()) == {
+        "projected to be worth no more than doing nothing"
+    }
+
+
+def test_decide_capacity_binds_and_losers_say_capacity() -> None:
+    playbook = shop(control=0.0, method="none", hours=3.0, budget=1e9, volume=1000)
+    ids = [f"c{i}" for i in range(6)]
+    features = pl.DataFrame({"account_id": ids, "spend": [500.0] * 6})
+    touches = pl.DataFrame(schema={"account_id": pl.String, "action_id": pl.String, "ts": pl.Datetime("us", "UTC")})
+    rules = check_rules(features, touches, playbook, T, {"spend": "number"})
+    values = pl.DataFrame(
+        {
+            "account_id": ids,
+            "action_id": ["stylist_call"] * 6,
+            "value_usd": [100.0, 90.0, 80.0, 70.0, 60.0, 50.0],
+            "low": [0.0] * 6,
+            "high": [200.0] * 6,
+        }
+    )
+    # One owner with 3 hours a week × 1 week: two calls of 1.5 hours, to the two most valuable accounts.
+    d = decide(rules, values, playbook, owners=["o"] * 6, stages=["lapsing"] * 6)
+    assert d.frame()["action_id"].to_list() == ["stylist_call"] * 2 + ["none"] * 4
+    lost = d.lost(playbook).filter(pl.col("action_id") == "stylist_call")
+    assert lost["why"].to_list() == ["capacity"] * 4
+    assert d.usage()["hours:o"] == {"limit": 3.0, "used": 3.0}
+
+
+def test_control_is_stable_near_its_fraction_and_follows_the_default() -> None:
+    playbook = shop(control=0.25, method="epsilon", epsilon=0.1, hours=1e6, budget=1e9, volume=10_000)
+    a, _ = _decide(2_000, 3, playbook)
+    b, _ = _decide(2_000, 3, playbook)
+    control = a.arm == "control"
+    assert (control == (b.arm == "control")).all()
+    assert abs(control.mean() - 0.25) < 0.03
+    # A different run key keeps the control cohort but draws other explorers.
+    features, touches, owners, stages = _book(2_000, 3)
+    rules = check_rules(features, touches, playbook, T, {"spend": "number"})
+    c = decide(rules, _values(a.account_ids, playbook, 3), playbook, owners=owners, stages=stages, run_key="next")
+    assert ((c.arm == "control") == control).all()
+    assert ((c.arm == "explore") != (a.arm == "explore")).any()
+    # Control accounts get their stage's default where the rules allow it, else nothing.
+    frame = a.frame().filter(pl.col("arm") == "control")
+    allowed_default = a.default_choice[control] >= 0
+    for row, ok in zip(frame.iter_rows(named=True), allowed_default, strict=True):
+        if row["action_id"] != "none":
+            assert row["action_id"] == row["default_action_id"]
+        elif ok and row["default_action_id"] != "none":
+            k = int(a.default_choice[a.account_ids.index(row["account_id"])])
+            assert a.rules.why[a.account_ids.index(row["account_id"]), k] != Why.ALLOWED
+    # The control share of the propensity of the default.
+    i = int(np.flatnonzero(control & (a.choice >= 0))[0])
+    assert a.propensity[i] >= 0.25 - 1e-9
+
+
+def test_model_arm_follows_the_allocation_and_propensities_mix_arms() -> None:
+    playbook = shop(control=0.1, method="epsilon", epsilon=0.2, hours=1e6, budget=1e9, volume=10_000)
+    d, rules = _decide(500, 5, playbook, method="exact")
+    model = d.arm == "model"
+    assert (d.choice[model] == d.model_choice[model]).all()
+    rows = np.arange(d.n)
+    n_allowed = rules.allowed.sum(axis=1) + 1
+    # No capacity binds: 0.9 × (0.8 + 0.2 / options) on the learned choice, plus 0.1 where the default is the same.
+    default = d.default_choice
+    effective = np.where((default >= 0) & rules.allowed[rows, np.maximum(default, 0)], default, -1)
+    expected = 0.9 * (0.8 + 0.2 / n_allowed) + np.where(effective == d.model_choice, 0.1, 0.0)
+    got = d.propensities[rows, d.model_choice + 1]
+    assert np.allclose(got[model], expected[model])
+
+
+def test_default_and_differs_from_default() -> None:
+    playbook = shop(control=0.0, method="none", hours=1e6, budget=1e9, volume=10_000)
+    cands = candidates(playbook)
+    idx, ids = default_candidates(playbook, cands, ["loyal", "new", "lapsing", None], 4)
+    assert ids == ["stylist_call", "vip_event", "none", None]
+    assert [cands[k].action_id if k >= 0 else None for k in idx] == ["stylist_call", "vip_event", None, None]
+    d, _ = _decide(200, 2, playbook)
+    frame = d.frame()
+    assert (frame["differs_from_default"] == (frame["action_id"] != frame["default_action_id"])).all()
+
+
+def test_playbook_resources_per_owner_team_and_action() -> None:
+    playbook = shop(hours=4.0, budget=600.0, volume=5)
+    cands = candidates(playbook)
+    res = {r.name: r for r in playbook_resources(playbook, cands, ["ana", None, "bo", "ana"])}
+    assert set(res) == {"hours:ana", "hours:bo", "budget:sales", "volume:coupon"}
+    assert res["hours:ana"].limit == pytest.approx(4.0)  # 4 hours a week, a 7-day window
+    members = res["hours:ana"].accounts
+    assert members is not None
+    assert members.tolist() == [0, 3]
+    assert res["budget:sales"].per_candidate.tolist() == [0.0, 0.0, 0.0, 200.0]
+    assert res["volume:coupon"].per_candidate.tolist() == [0.0, 1.0, 1.0, 0.0]
+
+
+def test_value_matrices_map_variants_and_missing_arms() -> None:
+    playbook = shop()
+    cands = candidates(playbook)
+    values = pl.DataFrame(
+        {
+            "account_id": ["a", "a", "a"],
+            "action_id": ["stylist_call", "coupon", "coupon:pm"],
+            "value_usd": [1.0, 2.0, 3.0],
+            "low": [0.0, 0.0, 0.0],
+            "high": [2.0, 4.0, 6.0],
+        }
+    )
+    v, _, _ = value_matrices(values, ["a"], cands)
+    assert [c.key for c in cands] == ["stylist_call", "coupon:am", "coupon:pm", "vip_event"]
+    assert v[0, :3].tolist() == [1.0, 2.0, 3.0]
+    assert np.isnan(v[0, 3])
+    with pytest.raises(ConfigError, match="lack the column 'low'"):
+        value_matrices(values.drop("low"), ["a"], cands)
+
+
+def test_lost_covers_every_candidate_not_chosen() -> None:
+    playbook = shop(control=0.2, method="thompson", epsilon=0.3)
+    d, _ = _decide(120, 9, playbook)
+    lost = d.lost(playbook)
+    assert lost.height == d.n * len(d.candidates) - int((d.choice >= 0).sum())
+    assert set(lost["why"].unique()) <= set(LOST_CODES)
+    assert lost["reason"].str.len_chars().min() > 0
+    chosen = set(zip(d.frame()["account_id"], d.frame()["action_id"], strict=True))
+    lost_keys = set(zip(lost["account_id"], lost["action_id"], lost["variant"], strict=True))
+    for account, action, variant in zip(
+        d.frame()["account_id"], d.frame()["action_id"], d.frame()["variant"], strict=True
+    ):
+        assert (account, action, variant) not in lost_keys
+    assert chosen
+
+
+def test_capacity_ledger_places_in_order_and_skips_what_does_not_fit() -> None:
+    owner = Resource("owner", 3.0, np.array([2.0, 1.0]), np.array([0, 1, 2]))
+    budget = Resource("budget", 100.0, np.array([60.0, 10.0]))
+    ledger = CapacityLedger([owner, budget], n=4, k=2)
+    placed = ledger.accept_prefix(np.array([0, 1, 2, 3]), np.array([0, 0, 1, 0]))
+    assert placed.tolist() == [True, False, True, False]  # account 3 has no owner, but the budget is spent
+    assert ledger.fits_account(3).tolist() == [False, True]
+
+
+def test_decide_rejects_misaligned_owners() -> None:
+    playbook = shop()
+    features, touches, _, _ = _book(5, 0)
+    rules = check_rules(features, touches, playbook, T, {"spend": "number"})
+    with pytest.raises(ConfigError, match="owners has 2 entries for 5 accounts"):
+        decide(rules, _values(features["account_id"].to_list(), playbook, 0), playbook, owners=["a", "b"])

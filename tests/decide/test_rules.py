@@ -1,0 +1,169 @@
+"""Tests of the decision rules (eligibility, cooldown, contact caps, plays in flight) and of control/exploration."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import numpy as np
+import polars as pl
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from nextmove.decide.explore import assign_control, epsilon_propensities, stable_uniform, thompson_propensities
+from nextmove.decide.rules import Why, candidates, check_rules
+from nextmove.playbook.loader import parse_playbook
+
+T = datetime(2025, 6, 1, tzinfo=UTC)
+PLAYBOOK = parse_playbook(
+    """
+[objectives.retention]
+outcome = "churn"
+sense = "avoid"
+value = "arr"
+
+[[actions]]
+id = "call"
+name = "Call"
+team = "cs"
+objective = "retention"
+cooldown_days = 30
+eligibility = "arr >= 1000"
+
+[[actions]]
+id = "mail"
+name = "Mail"
+team = "marketing"
+channel = "email"
+objective = "retention"
+variants = [{ id = "am" }, { id = "pm" }]
+
+[contact_policy]
+max_actions_per_window = 1
+window_days = 14
+caps = [{ team = "marketing", channel = "email", max_touches = 2, window_days = 30 }]
+"""
+)
+
+
+def _touches(rows: list[tuple[str, str, float]]) -> pl.DataFrame:
+    return pl.DataFrame(
+        {
+            "account_id": [r[0] for r in rows],
+            "action_id": [r[1] for r in rows],
+            "ts": [T - timedelta(days=r[2]) for r in rows],
+        },
+        schema={"account_id": pl.String, "action_id": pl.String, "ts": pl.Datetime("us", "UTC")},
+    )
+
+
+def test_candidates_expand_variants() -> None:
+    assert [c.key for c in candidates(PLAYBOOK)] == ["call", "mail:am", "mail:pm"]
+
+
+def test_check_rules_each_reason() -> None:
+    features = pl.DataFrame(
+        {"account_id": ["rule", "cool", "flight", "cap", "free", "none_only"], "arr": [10.0, 5e3, 5e3, 5e3, 5e3, 5e3]}
+    )
+    touches = _touches(
+        [
+            ("cool", "call", 20.0),  # inside the 30-day cooldown
+            ("flight", "mail", 3.0),  # a play 3 days ago: one per 14-day window
+            ("cap", "mail", 16.0),
+            ("cap", "mail", 25.0),  # two marketing e-mails in 30 days: cap reached
+            ("free", "call", 45.0),  # cooldown over
+            ("none_only", "none", 1.0),  # doing nothing is not a contact
+            ("free", "call", -2.0),  # after the decision time: ignored
+        ]
+    )
+    check = check_rules(features, touches, PLAYBOOK, T, {"arr": "number"})
+    why = {aid: check.why[i].tolist() for i, aid in enumerate(check.account_ids)}
+    assert why["rule"] == [Why.RULE, Why.ALLOWED, Why.ALLOWED]
+    assert why["cool"] == [Why.COOLDOWN, Why.ALLOWED, Why.ALLOWED]
+    assert why["flight"] == [Why.IN_FLIGHT] * 3
+    assert why["cap"] == [Why.ALLOWED, Why.CONTACT_CAP, Why.CONTACT_CAP]
+    assert why["free"] == [Why.ALLOWED] * 3
+    assert why["none_only"] == [Why.ALLOWED] * 3
+    assert check.reason(PLAYBOOK, 1, 0) == "cooldown: done 20 days ago, cooldown 30 days"
+    assert check.reason(PLAYBOOK, 3, 1) == "contact cap: 2 marketing email touches in 30 days (max 2)"
+    assert check.reason(PLAYBOOK, 0, 0) == "not eligible: arr >= 1000"
+    assert "already in flight" in check.reason(PLAYBOOK, 2, 0)
+
+
+def test_check_rules_missing_feature_value_is_not_eligible() -> None:
+    features = pl.DataFrame({"account_id": ["a"], "arr": [None]}, schema={"account_id": pl.String, "arr": pl.Float64})
+    check = check_rules(features, _touches([]), PLAYBOOK, T, {"arr": "number"})
+    assert check.why[0, 0] == Why.RULE
+
+
+def test_assign_control_is_stable_and_near_fraction() -> None:
+    ids = [f"acc-{i}" for i in range(20_000)]
+    a = assign_control(ids, 0.1, seed=7)
+    assert a.tolist() == assign_control(ids, 0.1, seed=7).tolist()
+    assert abs(a.mean() - 0.1) < 0.01
+    # Adding accounts does not move anyone already assigned.
+    assert assign_control([*ids, "new"], 0.1, seed=7)[:-1].tolist() == a.tolist()
+    assert assign_control(ids, 0.1, seed=8).tolist() != a.tolist()
+
+
+def test_stable_uniform_in_unit_interval() -> None:
+    u = stable_uniform([str(i) for i in range(1000)], seed=1)
+    assert ((u >= 0) & (u < 1)).all()
+
+
+@settings(max_examples=30, deadline=None)
+@given(seed=st.integers(0, 1000), eps=st.just(0.0) | st.floats(1e-6, 1), n=st.integers(1, 20), k=st.integers(1, 6))
+def test_propensities_sum_to_one_and_respect_allowed(seed: int, eps: float, n: int, k: int) -> None:
+    rng = np.random.default_rng(seed)
+    allowed = rng.random((n, k)) < 0.6
+    allowed[:, 0] = True  # doing nothing is always available
+    mean = rng.normal(size=(n, k))
+    best = np.where(allowed, mean, -np.inf).argmax(axis=1)
+    for probs in (
+        epsilon_propensities(best, allowed, eps),
+        thompson_propensities(mean, np.ones((n, k)), allowed, rng, draws=32)[1],
+    ):
+        assert np.allclose(probs.sum(axis=1), 1.0)
+        assert (probs[~allowed] == 0).all()
+        assert (probs[allowed] > 0).all() or eps == 0
+
+
+def test_thompson_choice_is_allowed_and_follows_the_mean() -> None:
+    rng = np.random.default_rng(0)
+    mean = np.array([[0.0, 5.0, 1.0]] * 200)
+    allowed = np.array([[True, True, False]] * 200)
+    choice, probs = thompson_propensities(mean, np.full((200, 3), 0.5), allowed, rng)
+    assert set(choice.tolist()) <= {0, 1}
+    assert probs[0, 1] > 0.95
+    assert probs[0, 2] == pytest.approx(0.0)
+
+
+def test_reasons_for_many_pairs_match_the_reason_of_each() -> None:
+    features = pl.DataFrame(
+        {"account_id": ["rule", "cool", "flight", "cap", "free"], "arr": [10.0, 5e3, 5e3, 5e3, 5e3]}
+    )
+    touches = _touches([("cool", "call", 20.0), ("flight", "mail", 3.0), ("cap", "mail", 16.0), ("cap", "mail", 25.0)])
+    check = check_rules(features, touches, PLAYBOOK, T, {"arr": "number"})
+    rows, cols = np.nonzero(np.ones_like(check.why, dtype=bool))
+    vectorised = check.reasons(PLAYBOOK, rows, cols).to_list()
+    assert vectorised == [check.reason(PLAYBOOK, int(i), int(k)) for i, k in zip(rows, cols, strict=True)]
+    assert Why.COOLDOWN.code == "cooldown"
+    assert Why.ALLOWED.code == ""
+
+
+def test_check_rules_without_eligibility_expressions_allows_every_account() -> None:
+    playbook = parse_playbook(
+        """
+[objectives.retention]
+outcome = "churn"
+value = "arr"
+
+[[actions]]
+id = "call"
+name = "Call"
+team = "cs"
+objective = "retention"
+"""
+    )
+    check = check_rules(pl.DataFrame({"account_id": ["a", "b", "c"]}), _touches([]), playbook, T, {})
+    assert check.allowed.all()
