@@ -1,0 +1,44 @@
+"""Behavioral segmentation: clusters of accounts by how they use, engage and need support, how each responds.
+
+``segment_book`` is the one call a run makes; the parts are usable on their own.
+"""
+
+from nextmove.segment.cluster import (
+    SEGMENT_WINDOW_DAYS,
+    BehaviorSegmenter,
+    Segment,
+    SegmentResult,
+    behavior_features,
+    behavior_snapshot,
+)
+from nextmove.segment.moves import SegmentMoves, match_segments
+from nextmove.segment.response import (
+    FamilyResponse,
+    SegmentResponse,
+    SpendEfficiency,
+    action_families,
+    segment_responses,
+    spend_efficiency,
+)
+from nextmove.segment.summary import OutcomeRate, SegmentProfile, SegmentReport, segment_book
+
+__all__ = [
+    "SEGMENT_WINDOW_DAYS",
+    "BehaviorSegmenter",
+    "FamilyResponse",
+    "OutcomeRate",
+    "Segment",
+    "SegmentMoves",
+    "SegmentProfile",
+    "SegmentReport",
+    "SegmentResponse",
+    "SegmentResult",
+    "SpendEfficiency",
+    "action_families",
+    "behavior_features",
+    "behavior_snapshot",
+    "match_segments",
+    "segment_book",
+    "segment_responses",
+    "spend_efficiency",
+]

@@ -1,0 +1,188 @@
+"""Tests of segment responses per action family and of the spend efficiency, on hand-computed projections."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import polars as pl
+import pytest
+
+from nextmove.errors import ConfigError
+from nextmove.models.effect import EffectProjection
+from nextmove.playbook import Action, Objective, Playbook
+from nextmove.segment import action_families, segment_responses, spend_efficiency
+from nextmove.segment.response import headline
+
+AS_OF = datetime(2025, 3, 1, tzinfo=UTC)
+# value, low, high of each action for the accounts of each segment (none is 0).
+TABLE = {
+    0: {"call": (100.0, 50.0, 150.0), "email": (10.0, 0.0, 20.0), "coupon": (-5.0, -10.0, 0.0)},
+    1: {"call": (20.0, 0.0, 40.0), "email": (30.0, 10.0, 50.0), "coupon": (-5.0, -10.0, 0.0)},
+}
+ACCOUNTS = {"a0": 0, "a1": 0, "a2": 0, "a3": 0, "b0": 1, "b1": 1, "b2": 1, "b3": 1}
+
+
+def _playbook() -> Playbook:
+    return Playbook(
+        objectives={
+            "win": Objective(outcome="win", value="fixed", value_usd=100.0),
+            "keep": Objective(outcome="lapse", sense="avoid", value="arr"),
+        },
+        actions=[
+            Action(id="call", name="Call", team="cs", objective="win", effort_hours=2.0),
+            Action(id="email", name="Email", team="marketing", objective="win"),
+            Action(id="coupon", name="Coupon", team="sales", objective="keep"),
+        ],
+    )
+
+
+def _projection() -> EffectProjection:
+    rows = [
+        (acct, action, *TABLE[seg][action]) for acct, seg in ACCOUNTS.items() for action in ("call", "email", "coupon")
+    ]
+    rows += [(acct, "none", 0.0, 0.0, 0.0) for acct in ACCOUNTS]
+    values = pl.DataFrame(rows, schema=["account_id", "action_id", "value_usd", "low", "high"], orient="row")
+    values = values.with_columns(cost_usd=pl.lit(0.0), pooled=pl.lit(False))
+    effects = pl.DataFrame(
+        schema={
+            "account_id": pl.String,
+            "action_id": pl.String,
+            "objective": pl.String,
+            "outcome": pl.String,
+            "unit": pl.String,
+            "baseline": pl.Float64,
+            "effect": pl.Float64,
+            "low": pl.Float64,
+            "high": pl.Float64,
+            "effect_usd": pl.Float64,
+            "pooled": pl.Boolean,
+        }
+    )
+    return EffectProjection(level=0.9, effects=effects, values=values, flagged_actions=())
+
+
+def _assignments() -> pl.DataFrame:
+    return pl.DataFrame({"account_id": list(ACCOUNTS), "segment_id": list(ACCOUNTS.values())})
+
+
+def test_segment_response_is_the_mean_best_action_with_ratio_and_rank() -> None:
+    responses = segment_responses(_assignments(), _projection(), playbook=_playbook())
+    assert [r.segment_id for r in responses] == [0, 1]
+    top, low = responses
+    assert (top.rank, top.value_usd, top.low, top.high) == (1, 100.0, 50.0, 150.0)
+    assert (low.rank, low.value_usd, low.low, low.high) == (2, 30.0, 10.0, 50.0)
+    assert top.book_value_usd == pytest.approx(65.0)
+    assert top.ratio == pytest.approx(100 / 65)
+    assert low.ratio == pytest.approx(30 / 65)
+
+
+def test_family_responses_compare_each_team_with_the_book() -> None:
+    top, low = segment_responses(_assignments(), _projection(), playbook=_playbook())
+    fams = {f.family: f for f in top.families}
+    assert [f.family for f in top.families] == ["cs", "marketing", "sales"]  # best first
+    assert fams["cs"].value_usd == 100.0
+    assert fams["cs"].book_value_usd == 60.0
+    assert fams["cs"].ratio == pytest.approx(100 / 60)
+    assert fams["cs"].best_action == "call"
+    assert fams["sales"].ratio is None  # the book gains nothing from it: no ratio
+    assert fams["cs"].material
+    assert not fams["sales"].material
+    # Marketing's book average (20) is under a third of the overall (65): not material with that floor.
+    strict = {f.family: f for f in segment_responses(_assignments(), _projection(), min_book_share=0.35)[1].families}
+    assert not strict["email"].material
+    assert strict["email"].ratio == pytest.approx(1.5)
+    assert strict["call"].material
+    assert low.families[0].family == "marketing"
+    assert low.families[0].ratio == pytest.approx(1.5)
+    by_objective = segment_responses(_assignments(), _projection(), playbook=_playbook(), families="objective")
+    assert {f.family for f in by_objective[0].families} == {"win", "keep"}
+    assert by_objective[0].families[0].value_usd == 100.0
+
+
+def test_eligibility_limits_the_best_action() -> None:
+    eligible = pl.DataFrame(
+        {
+            "account_id": [a for a in ACCOUNTS for _ in range(2) if a != "a0"] + ["a0"],
+            "action_id": [x for a in ACCOUNTS if a != "a0" for x in ("call", "email")] + ["email"],
+        }
+    )
+    top = segment_responses(_assignments(), _projection(), playbook=_playbook(), eligible=eligible)[0]
+    assert top.value_usd == pytest.approx((10 + 3 * 100) / 4)
+
+
+def test_action_families_without_playbook_are_the_actions() -> None:
+    assert action_families(["call", "call:morning", "none"], None) == {"call": "call", "call:morning": "call"}
+    with pytest.raises(ConfigError, match="families"):
+        action_families(["call"], None, "channel")  # type: ignore[arg-type]
+
+
+def _touches() -> pl.DataFrame:
+    day = timedelta(days=1)
+    rows = [
+        ("b0", "call", AS_OF - 10 * day),
+        ("b1", "email", AS_OF - 20 * day),
+        ("b2", "call", AS_OF - 30 * day),
+        ("a0", "call", AS_OF - 5 * day),
+        ("b3", "none", AS_OF - 5 * day),  # doing nothing is not effort
+        ("a1", "call", AS_OF - 200 * day),  # before the window
+        ("b3", "call", AS_OF + day),  # after the run
+    ]
+    return pl.DataFrame(rows, schema=["account_id", "action_id", "ts"], orient="row")
+
+
+def test_spend_efficiency_share_and_recoverable_value() -> None:
+    projection = _projection()
+    responses = segment_responses(_assignments(), projection, playbook=_playbook())
+    spend = spend_efficiency(_assignments(), responses, projection, _touches(), as_of=AS_OF, playbook=_playbook())
+    assert (spend.touches, spend.touches_below_average) == (4, 3)
+    assert spend.share_below_average == pytest.approx(0.75)
+    assert (spend.hours, spend.hours_below_average) == (6.0, 4.0)
+    assert spend.share_hours_below_average == pytest.approx(4 / 6)
+    assert spend.below_average_segments == [1]
+    # a1, a2, a3 got no touch in 90 days: each takes one, worth 100, from touches worth 20, 20, 30.
+    assert spend.moved_touches == 3
+    assert spend.recoverable_usd == pytest.approx(3 * 100 - 70)
+    assert spend.low == pytest.approx(3 * 50 - (40 + 50 + 40))
+    assert spend.high == pytest.approx(3 * 150 - (0 + 10 + 0))
+
+
+def test_spend_reallocation_moves_touches_only_to_accounts_not_worked_lately() -> None:
+    # a0 and a2 were touched in the window: a1 and a3 take the two lowest-value touches.
+    touches = pl.concat(
+        [_touches(), pl.DataFrame([("a2", "email", AS_OF - timedelta(days=3))], schema=_touches().schema, orient="row")]
+    )
+    playbook = _playbook()
+    projection = _projection()
+    responses = segment_responses(_assignments(), projection, playbook=playbook)
+    spend = spend_efficiency(_assignments(), responses, projection, touches, as_of=AS_OF, playbook=playbook)
+    assert spend.moved_touches == 2
+    assert spend.recoverable_usd == pytest.approx(2 * 100 - 20 - 20)  # the two lowest-value touches
+
+
+def test_spend_efficiency_errors() -> None:
+    projection = _projection()
+    responses = segment_responses(_assignments(), projection)
+    with pytest.raises(ConfigError, match="spend window"):
+        spend_efficiency(_assignments(), responses, projection, _touches(), as_of=AS_OF, days=0)
+    with pytest.raises(ConfigError, match="'ts'"):
+        spend_efficiency(_assignments(), responses, projection, _touches().drop("ts"), as_of=AS_OF)
+
+
+def test_segment_responses_errors() -> None:
+    projection = _projection()
+    with pytest.raises(ConfigError, match="none of the segmented accounts"):
+        segment_responses(pl.DataFrame({"account_id": ["zz"], "segment_id": [0]}), projection)
+    doubled = EffectProjection(0.9, projection.effects, pl.concat([projection.values, projection.values]), ())
+    with pytest.raises(ConfigError, match="repeats"):
+        segment_responses(_assignments(), doubled)
+    per_decision = EffectProjection(
+        0.9, projection.effects, projection.values.with_columns(decision_ts=pl.lit(AS_OF)), ()
+    )
+    with pytest.raises(ConfigError, match="decisions"):
+        segment_responses(_assignments(), per_decision)
+
+
+def test_headline_says_how_a_segment_responds() -> None:
+    top, low = segment_responses(_assignments(), _projection(), playbook=_playbook(), min_book_share=0.35)
+    assert headline(top) == "responds 1.5× the book average; best family cs (call), 1.7× the book average"
+    assert headline(low) == "responds 0.5× the book average; best family marketing (email), $30 per account"
