@@ -1,0 +1,498 @@
+"""What the report shows, as typed data built once from a run (the template only lays it out)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import polars as pl
+
+from nextmove.errors import ConfigError
+
+MAX_TABLE_ROWS = 20_000
+"""Accounts embedded in the report's table; beyond it, the largest values are kept and the
+table says so (every account is in recommendations.csv)."""
+
+
+@dataclass(frozen=True)
+class Count:
+    """A labelled count with its share of the whole (0–1)."""
+
+    label: str
+    count: int
+    share: float
+
+
+@dataclass(frozen=True)
+class StageRow:
+    """How many accounts of one lifecycle stage got something other than the stage's default."""
+
+    stage: str
+    accounts: int
+    differs: int
+    share: float
+
+
+@dataclass(frozen=True)
+class BandRow:
+    """Accounts and ARR in one health band."""
+
+    band: str
+    accounts: int
+    arr_usd: float
+    arr_share: float
+
+
+@dataclass(frozen=True)
+class ImpactRow:
+    """Projected dollar impact with its interval."""
+
+    label: str
+    value_usd: float
+    low_usd: float
+    high_usd: float
+
+
+@dataclass(frozen=True)
+class PolicyRow:
+    """An off-policy estimate of one policy's value per decision."""
+
+    policy: str
+    method: str
+    estimate: float
+    low: float
+    high: float
+    n: int
+
+
+@dataclass(frozen=True)
+class SegmentRow:
+    """One behavioral segment as the report shows it."""
+
+    name: str
+    accounts: int
+    arr_usd: float | None
+    response: str
+    details: list[str]
+
+
+@dataclass(frozen=True)
+class MetricRow:
+    """One line of the metric / benchmark / status table."""
+
+    metric: str
+    current: str
+    benchmark: str
+    status: str
+
+
+@dataclass(frozen=True)
+class ReportData:
+    """Everything the playbook report shows, computed before rendering.
+
+    Build it with :func:`build_report_data` from a run's summary and recommendations.
+    """
+
+    title: str
+    run_id: str
+    as_of: str
+    sentences: list[str]
+    actions: list[Count]
+    families: list[Count]
+    stages: list[StageRow]
+    bands: list[BandRow]
+    top_at_risk: list[dict[str, Any]]
+    impact: list[ImpactRow]
+    policies: list[PolicyRow]
+    segments: list[SegmentRow]
+    segment_notes: list[str]
+    metrics: list[MetricRow]
+    table: list[dict[str, Any]] = field(repr=False)
+    table_note: str | None
+    notes: list[str]
+
+
+def _num(summary: Mapping[str, Any], key: str, default: float = 0.0) -> float:
+    value = summary.get(key, default)
+    return float(value) if isinstance(value, int | float) else default
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n:,} {word}" if n == 1 else f"{n:,} {word}s"
+
+
+def _usd(x: float) -> str:
+    sign = "−" if x < 0 else ""
+    a = abs(x)
+    if a >= 1e6:
+        return f"{sign}${a / 1e6:,.1f}M"
+    if a >= 1e3:
+        return f"{sign}${a / 1e3:,.0f}k"
+    return f"{sign}${a:,.0f}"
+
+
+def _labels(summary: Mapping[str, Any], labels: Mapping[str, str] | None) -> dict[str, str]:
+    out = {"none": "Do nothing"}
+    out.update({str(k): str(v) for k, v in (summary.get("action_labels") or {}).items()})
+    out.update(labels or {})
+    return out
+
+
+def _sentences(summary: Mapping[str, Any], families: Sequence[Count], recs: pl.DataFrame) -> list[str]:
+    accounts = int(_num(summary, "accounts", recs.height))
+    actions = int(_num(summary, "actions"))
+    first = (
+        f"The playbook scored {accounts:,} active customers across {actions} possible actions and recommended "
+        "the single best next action per account."
+    )
+    out = [first]
+    if families:
+        parts = []
+        for i, c in enumerate(families):
+            word = c.label.lower()
+            article = "an" if word[:1] in "aeiou" else "a"
+            lead = (
+                f"{_plural(c.count, 'customer')} {'was' if c.count == 1 else 'were'} assigned"
+                if i == 0
+                else f"{c.count:,}"
+            )
+            parts.append(f"{lead} {article} {word} action")
+        listed = parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + ", and " + parts[-1]
+        out.append(listed[0].upper() + listed[1:] + ".")
+    nothing = int(_num(summary, "do_nothing", recs.filter(pl.col("action_id") == "none").height))
+    verb = "is" if nothing == 1 else "are"
+    out.append(f"{_plural(nothing, 'customer')} {verb} best left alone for now: no action is worth more than it costs.")
+    if "differs_from_default_share" in summary:
+        share = _num(summary, "differs_from_default_share")
+        out.append(
+            f"{share:.0%} of recommended actions differ from the action the lifecycle-stage playbook "
+            "would have suggested by default."
+        )
+    impact = summary.get("projected_impact_usd")
+    if isinstance(impact, Mapping) and "value" in impact:
+        low, high = impact.get("low"), impact.get("high")
+        band = f" (90% interval {_usd(float(low))} to {_usd(float(high))})" if low is not None and high else ""
+        out.append(f"The projected impact of the recommended actions is {_usd(float(impact['value']))}{band}.")
+    arms = summary.get("arms")
+    if isinstance(arms, Mapping) and arms.get("control"):
+        control = int(arms["control"])
+        verb = "is" if control == 1 else "are"
+        out.append(
+            f"{_plural(control, 'account')} {verb} in the randomised control cohort, which follows the default "
+            "playbook, so the lift of the recommendations can be measured."
+        )
+    regret = summary.get("regret")
+    if isinstance(regret, Mapping) and isinstance(regret.get("model_regret_share"), int | float):
+        out.append(
+            f"Lab only: the learned policy's regret against the oracle is {float(regret['model_regret_share']):.0%} "
+            "of the oracle's gain over the lifecycle default, under the same capacities."
+        )
+    return out
+
+
+def _counts(values: Sequence[str], labels: Mapping[str, str]) -> list[Count]:
+    total = max(len(values), 1)
+    counts: dict[str, int] = {}
+    for v in values:
+        counts[v] = counts.get(v, 0) + 1
+    ordered = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
+    return [Count(labels.get(k, k), n, n / total) for k, n in ordered]
+
+
+def _stages(recs: pl.DataFrame) -> list[StageRow]:
+    if "lifecycle_stage" not in recs.columns or "differs_from_default" not in recs.columns:
+        return []
+    grouped = (
+        recs.group_by(pl.col("lifecycle_stage").fill_null("(none)"))
+        .agg(pl.len().alias("n"), pl.col("differs_from_default").cast(pl.Int64).sum().alias("d"))
+        .sort("n", descending=True)
+    )
+    return [
+        StageRow(str(r["lifecycle_stage"]), int(r["n"]), int(r["d"]), int(r["d"]) / max(int(r["n"]), 1))
+        for r in grouped.iter_rows(named=True)
+    ]
+
+
+def _bands(summary: Mapping[str, Any], recs: pl.DataFrame) -> list[BandRow]:
+    given = summary.get("health_bands")
+    if isinstance(given, Sequence) and given:
+        total = sum(float(b.get("arr_usd", 0.0)) for b in given) or 1.0
+        return [
+            BandRow(str(b["band"]), int(b["accounts"]), float(b["arr_usd"]), float(b["arr_usd"]) / total) for b in given
+        ]
+    if "health_band" not in recs.columns:
+        return []
+    arr = pl.col("arr").cast(pl.Float64).fill_null(0.0) if "arr" in recs.columns else pl.lit(0.0)
+    grouped = recs.group_by(pl.col("health_band").fill_null("no score")).agg(pl.len().alias("n"), arr.sum().alias("a"))
+    total = float(grouped.get_column("a").sum()) or 1.0
+    order = {"Healthy": 0, "At risk": 1, "Critical": 2}
+    rows = sorted(grouped.iter_rows(named=True), key=lambda r: order.get(str(r["health_band"]), 9))
+    return [BandRow(str(r["health_band"]), int(r["n"]), float(r["a"]), float(r["a"]) / total) for r in rows]
+
+
+def _evidence_summary(raw: object) -> str:
+    if not isinstance(raw, str) or not raw:
+        return ""
+    try:
+        parsed = json.loads(raw)
+    except json.JSONDecodeError:
+        return ""
+    if not isinstance(parsed, dict):
+        return ""
+    text = parsed.get("summary")
+    if isinstance(text, str) and text:
+        return text
+    signals = parsed.get("signals") or []
+    return "; ".join(str(s.get("text")) for s in signals if isinstance(s, dict) and s.get("text"))
+
+
+def _top_at_risk(recs: pl.DataFrame, labels: Mapping[str, str], n: int = 15) -> list[dict[str, Any]]:
+    if "arr" not in recs.columns:
+        return []
+    risk_col = next((c for c in ("arr_at_risk_usd", "arr_at_risk") if c in recs.columns), None)
+    if risk_col is not None:
+        risk = pl.col(risk_col).cast(pl.Float64)
+    elif "health_band" in recs.columns:
+        risk = (
+            pl.when(pl.col("health_band").is_in(["At risk", "Critical"]))
+            .then(pl.col("arr").cast(pl.Float64))
+            .otherwise(0.0)
+        )
+    else:
+        return []
+    frame = (
+        recs.with_columns(risk.fill_null(0.0).alias("_risk"))
+        .filter(pl.col("_risk") > 0)
+        .sort(["_risk", "account_id"], descending=[True, False])
+        .head(n)
+    )
+    out = []
+    for r in frame.iter_rows(named=True):
+        out.append(
+            {
+                "account_id": r["account_id"],
+                "name": r.get("name") or r["account_id"],
+                "arr": _usd(float(r.get("arr") or 0.0)),
+                "at_risk": _usd(float(r["_risk"])),
+                "band": r.get("health_band") or "",
+                "score": "" if r.get("health_score") is None else f"{float(r['health_score']):.0f}",
+                "action": labels.get(str(r["action_id"]), str(r["action_id"])),
+                "value": _usd(float(r.get("expected_value_usd") or 0.0)),
+                "why": _evidence_summary(r.get("evidence")),
+            }
+        )
+    return out
+
+
+def _impact(summary: Mapping[str, Any]) -> list[ImpactRow]:
+    rows = summary.get("impact_by_objective") or []
+    out = [
+        ImpactRow(
+            str(r.get("label") or r.get("objective")),
+            float(r["value_usd"]),
+            float(r.get("low", r["value_usd"])),
+            float(r.get("high", r["value_usd"])),
+        )
+        for r in rows
+        if isinstance(r, Mapping) and "value_usd" in r
+    ]
+    total = summary.get("projected_impact_usd")
+    if isinstance(total, Mapping) and "value" in total:
+        value = float(total["value"])
+        out.append(ImpactRow("All objectives", value, float(total.get("low", value)), float(total.get("high", value))))
+    return out
+
+
+def _policies(summary: Mapping[str, Any]) -> list[PolicyRow]:
+    rows = summary.get("policy_values") or []
+    out = []
+    for r in rows:
+        if not isinstance(r, Mapping) or r.get("estimate") is None:
+            continue
+        out.append(
+            PolicyRow(
+                str(r.get("policy") or r.get("name")),
+                str(r.get("method", "")),
+                float(r["estimate"]),
+                float(r.get("low", r["estimate"])),
+                float(r.get("high", r["estimate"])),
+                int(r.get("n", 0)),
+            )
+        )
+    return out
+
+
+def _segment_details(s: Mapping[str, Any]) -> list[str]:
+    details = [str(d) for d in s.get("details") or []]
+    traits = [t for t in s.get("traits") or [] if isinstance(t, Mapping)]
+    if traits:
+        details.append("distinct by: " + ", ".join(str(t.get("feature")) for t in traits[:4]))
+    rates = s.get("rates")
+    if isinstance(rates, Mapping):
+        seen = [
+            f"{kind} {float(r['observed']):.0%}"
+            for kind, r in rates.items()
+            if isinstance(r, Mapping) and isinstance(r.get("observed"), int | float)
+        ]
+        if seen:
+            details.append("in the last year: " + ", ".join(seen))
+    health = s.get("health")
+    if isinstance(health, int | float):
+        details.append(f"mean health {float(health):.0f}")
+    return details
+
+
+def _segments(summary: Mapping[str, Any]) -> tuple[list[SegmentRow], list[str]]:
+    block = summary.get("segments")
+    if not isinstance(block, Mapping):
+        return [], []
+    rows = []
+    for s in block.get("segments") or []:
+        if not isinstance(s, Mapping):
+            continue
+        arr = s.get("arr_usd")
+        response = s.get("response")
+        rows.append(
+            SegmentRow(
+                name=str(s.get("name", s.get("id", ""))),
+                accounts=int(s.get("accounts", 0)),
+                arr_usd=float(arr) if isinstance(arr, int | float) else None,
+                response=str(s.get("headline") or (response if isinstance(response, str) else "")),
+                details=_segment_details(s),
+            )
+        )
+    notes = [str(n) for n in block.get("notes") or []]
+    spend = block.get("spend")
+    if isinstance(spend, Mapping) and spend.get("touches"):
+        notes.append(
+            f"{float(spend.get('share_below_average', 0.0)):.0%} of the last {spend.get('days')} days' "
+            f"{int(spend['touches']):,} touches went to segments that respond below the book average; moving "
+            f"{int(spend.get('moved_touches', 0)):,} of them is projected to recover "
+            f"{_usd(float(spend.get('recoverable_usd', 0.0)))} ({_usd(float(spend.get('low', 0.0)))} to "
+            f"{_usd(float(spend.get('high', 0.0)))})."
+        )
+    moves = block.get("moves")
+    if isinstance(moves, Mapping) and moves.get("accounts"):
+        notes.append(
+            f"{int(moves.get('moved', 0)):,} of {int(moves['accounts']):,} accounts "
+            f"({float(moves.get('moved_share', 0.0)):.0%}) moved to another segment since the previous run; "
+            f"{int(moves.get('new', 0)):,} are new."
+        )
+    elif block:
+        notes.append("No previous run to compare the segments with.")
+    return rows, notes
+
+
+def _metrics(summary: Mapping[str, Any]) -> list[MetricRow]:
+    return [
+        MetricRow(str(m["metric"]), str(m.get("current", "")), str(m.get("benchmark", "")), str(m.get("status", "")))
+        for m in summary.get("metrics") or []
+        if isinstance(m, Mapping) and "metric" in m
+    ]
+
+
+def _table(recs: pl.DataFrame, labels: Mapping[str, str]) -> tuple[list[dict[str, Any]], str | None]:
+    note = None
+    frame = recs
+    if frame.height > MAX_TABLE_ROWS:
+        frame = frame.sort(pl.col("expected_value_usd").abs(), descending=True).head(MAX_TABLE_ROWS)
+        note = (
+            f"The table holds the {MAX_TABLE_ROWS:,} accounts with the largest values of {recs.height:,}; "
+            "recommendations.csv has every account."
+        )
+
+    def get(r: Mapping[str, Any], key: str) -> Any:
+        return r.get(key) if key in r else None
+
+    rows = []
+    for r in frame.iter_rows(named=True):
+        value = float(r.get("expected_value_usd") or 0.0)
+        low, high = get(r, "value_low_usd"), get(r, "value_high_usd")
+        rows.append(
+            {
+                "account": str(r.get("name") or r["account_id"]),
+                "owner": str(get(r, "owner") or ""),
+                "stage": str(get(r, "lifecycle_stage") or ""),
+                "health": "" if get(r, "health_score") is None else round(float(r["health_score"])),
+                "band": str(get(r, "health_band") or ""),
+                "action": labels.get(str(r["action_id"]), str(r["action_id"])),
+                "arm": str(get(r, "arm") or ""),
+                "value": round(value, 2),
+                "interval": "" if low is None or high is None else f"{_usd(float(low))} to {_usd(float(high))}",
+                "default": labels.get(str(get(r, "default_action_id")), str(get(r, "default_action_id") or "")),
+                "differs": bool(get(r, "differs_from_default")),
+                "why": _evidence_summary(get(r, "evidence")),
+            }
+        )
+    return rows, note
+
+
+def build_report_data(
+    summary: Mapping[str, Any],
+    recommendations: pl.DataFrame,
+    *,
+    action_labels: Mapping[str, str] | None = None,
+    family_of_action: Mapping[str, str] | None = None,
+    title: str = "Next best action playbook",
+) -> ReportData:
+    """The report's content from a run's ``summary`` and its ``recommendations`` (one row per account).
+
+    ``recommendations`` needs ``account_id``, ``action_id`` and ``expected_value_usd``; the other
+    columns of a run's recommendations (``lifecycle_stage``, ``health_band``, ``arr``,
+    ``default_action_id``, ``differs_from_default``, ``evidence`` …) add their sections. Optional
+    summary blocks (``health_bands``, ``impact_by_objective``, ``policy_values``, ``segments``,
+    ``metrics``) add theirs; a missing block gives a note instead of a section.
+
+    Examples
+    --------
+    >>> recs = pl.DataFrame({"account_id": ["a", "b"], "action_id": ["call", "none"], "expected_value_usd": [10.0, 0]})
+    >>> data = build_report_data({"accounts": 2, "actions": 1}, recs)
+    >>> data.sentences[0].split(" and ")[0]
+    'The playbook scored 2 active customers across 1 possible actions'
+    >>> [(c.label, c.count) for c in data.actions]
+    [('call', 1), ('Do nothing', 1)]
+    """
+    missing = [c for c in ("account_id", "action_id", "expected_value_usd") if c not in recommendations.columns]
+    if missing:
+        raise ConfigError(f"the run's recommendations lack the column(s) {', '.join(missing)}; re-run `nextmove run`")
+    labels = _labels(summary, action_labels)
+    families_map = {str(k): str(v) for k, v in (summary.get("action_families") or {}).items()}
+    families_map.update(family_of_action or {})
+    actions = recommendations.get_column("action_id").cast(pl.Utf8).to_list()
+    acted = [a for a in actions if a != "none"]
+    families = [c for c in _counts([families_map.get(a, "other") for a in acted], {}) if acted]
+    if not families_map:
+        families = []
+    segments, segment_notes = _segments(summary)
+    table, table_note = _table(recommendations, labels)
+    notes = []
+    for key, what in (
+        ("policy_values", "off-policy estimates"),
+        ("health_bands", "health bands"),
+        ("segments", "segments"),
+    ):
+        if not summary.get(key) and not (key == "health_bands" and "health_band" in recommendations.columns):
+            notes.append(f"This run has no {what}.")
+    as_of = summary.get("as_of", "")
+    return ReportData(
+        title=title,
+        run_id=str(summary.get("run_id", "")),
+        as_of=as_of.isoformat() if isinstance(as_of, datetime) else str(as_of),
+        sentences=_sentences(summary, families, recommendations),
+        actions=_counts(actions, labels),
+        families=families,
+        stages=_stages(recommendations),
+        bands=_bands(summary, recommendations),
+        top_at_risk=_top_at_risk(recommendations, labels),
+        impact=_impact(summary),
+        policies=_policies(summary),
+        segments=segments,
+        segment_notes=segment_notes,
+        metrics=_metrics(summary),
+        table=table,
+        table_note=table_note,
+        notes=notes,
+    )

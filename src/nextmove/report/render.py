@@ -1,0 +1,115 @@
+"""Render :class:`~nextmove.report.data.ReportData` as one self-contained HTML file."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+
+from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
+from markupsafe import Markup
+
+from nextmove._version import __version__
+from nextmove.report.charts import Bar, Interval, bar_chart, interval_chart, usd
+from nextmove.report.data import ReportData
+
+
+def _environment() -> Environment:
+    env = Environment(
+        loader=PackageLoader("nextmove.report", "templates"),
+        autoescape=select_autoescape(["html", "j2"]),
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters["usd"] = usd
+    env.filters["pct"] = lambda x: f"{float(x):.0%}"
+    return env
+
+
+def _json_for_script(value: object) -> Markup:
+    # Inside <script>, "</" would end the element; the JSON stays valid with it escaped.
+    text = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    return Markup(text.replace("</", "<\\/").replace("<!--", "<\\!--"))
+
+
+def _per_decision(x: float) -> str:
+    return f"{'−' if x < 0 else ''}${abs(x):,.1f} per decision"
+
+
+def charts(data: ReportData) -> dict[str, Markup]:
+    """The report's charts as inline SVG, by section name (a section without data has none)."""
+    out: dict[str, Markup] = {}
+    if data.actions:
+        out["actions"] = bar_chart(
+            [Bar(c.label, c.count, f"{c.count:,} ({c.share:.0%})") for c in data.actions],
+            title="Recommended action distribution",
+        )
+    if data.families:
+        out["families"] = bar_chart(
+            [Bar(c.label, c.count, f"{c.count:,}") for c in data.families], title="Accounts by focus"
+        )
+    if data.stages:
+        out["stages"] = bar_chart(
+            [Bar(s.stage, s.share * 100, f"{s.share:.0%} of {s.accounts:,}") for s in data.stages],
+            title="Share that differs from the lifecycle default, by stage",
+        )
+    if data.bands:
+        out["bands"] = bar_chart(
+            [Bar(b.band, b.arr_usd, f"{usd(b.arr_usd)} · {b.accounts:,} accounts") for b in data.bands],
+            title="ARR by health band",
+        )
+    if data.impact:
+        out["impact"] = interval_chart(
+            [
+                Interval(
+                    i.label,
+                    i.value_usd,
+                    i.low_usd,
+                    i.high_usd,
+                    f"{usd(i.value_usd)} ({usd(i.low_usd)}–{usd(i.high_usd)})",
+                )
+                for i in data.impact
+            ],
+            title="Projected impact by objective",
+        )
+    if data.policies:
+        out["policies"] = interval_chart(
+            [
+                Interval(f"{p.policy} ({p.method})", p.estimate, p.low, p.high, _per_decision(p.estimate))
+                for p in data.policies
+            ],
+            title="Off-policy value per decision",
+        )
+    return out
+
+
+def render_report(data: ReportData) -> str:
+    """The report as one HTML document: inline CSS, SVG charts and a small script, no network.
+
+    Examples
+    --------
+    >>> import polars as pl
+    >>> from nextmove.report.data import build_report_data
+    >>> recs = pl.DataFrame({"account_id": ["a"], "action_id": ["none"], "expected_value_usd": [0.0]})
+    >>> html = render_report(build_report_data({"accounts": 1, "actions": 3}, recs))
+    >>> html.startswith("<!DOCTYPE html>") and "http" not in html.split("<body")[0]
+    True
+    """
+    template = _environment().get_template("report.html.j2")
+    return template.render(
+        data=data,
+        charts=charts(data),
+        table_json=_json_for_script(data.table),
+        generated=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        version=__version__,
+    )
+
+
+def write_report(data: ReportData, path: Path) -> Path:
+    """Write the report to ``path`` (through a temporary file, so a failed write leaves no half page)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(render_report(data), encoding="utf-8")
+    tmp.replace(path)
+    return path

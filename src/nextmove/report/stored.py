@@ -1,0 +1,99 @@
+"""The report of a run kept in the store: its summary and recommendations, read back."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+import polars as pl
+
+from nextmove.engine.run_facts import ACCOUNT_FIELDS
+from nextmove.errors import NotFoundError
+from nextmove.report.data import ReportData, build_report_data
+from nextmove.store import RecommendationRecord, RunRecord, Store
+
+
+def recommendations_frame(records: Sequence[RecommendationRecord]) -> pl.DataFrame:
+    """Stored recommendations as the table a run writes (receipts as JSON text).
+
+    Examples
+    --------
+    >>> rec = RecommendationRecord(run_id="r", account_id="a", action_id="none", arm="model",
+    ...                            propensity=1.0, expected_value_usd=0.0,
+    ...                            evidence={"account": {"lifecycle_stage": "mature", "arr": 1200.0}})
+    >>> recommendations_frame([rec]).select("account_id", "lifecycle_stage", "arr").row(0)
+    ('a', 'mature', 1200.0)
+    """
+    rows: list[dict[str, Any]] = []
+    for r in records:
+        account = r.evidence.get("account") if isinstance(r.evidence.get("account"), dict) else {}
+        row: dict[str, Any] = {
+            "account_id": r.account_id,
+            "owner": r.owner,
+            "action_id": r.action_id,
+            "variant": r.variant,
+            "arm": r.arm,
+            "propensity": r.propensity,
+            "expected_value_usd": r.expected_value_usd,
+            "value_low_usd": r.value_low_usd,
+            "value_high_usd": r.value_high_usd,
+            "default_action_id": r.default_action_id,
+            "differs_from_default": r.differs_from_default,
+            "model_version": r.model_version,
+            "evidence": json.dumps(r.evidence),
+            "alternatives": json.dumps(r.alternatives),
+        }
+        for key in ACCOUNT_FIELDS:
+            row[key] = account.get(key) if isinstance(account, dict) else None
+        rows.append(row)
+    schema = {
+        "account_id": pl.Utf8,
+        "owner": pl.Utf8,
+        "action_id": pl.Utf8,
+        "variant": pl.Utf8,
+        "arm": pl.Utf8,
+        "propensity": pl.Float64,
+        "expected_value_usd": pl.Float64,
+        "value_low_usd": pl.Float64,
+        "value_high_usd": pl.Float64,
+        "default_action_id": pl.Utf8,
+        "differs_from_default": pl.Boolean,
+        "model_version": pl.Utf8,
+        "evidence": pl.Utf8,
+        "alternatives": pl.Utf8,
+        "name": pl.Utf8,
+        "lifecycle_stage": pl.Utf8,
+        "arr": pl.Float64,
+        "health_score": pl.Float64,
+        "health_band": pl.Utf8,
+        "arr_at_risk_usd": pl.Float64,
+        "segment_id": pl.Int64,
+        "segment_name": pl.Utf8,
+    }
+    frame = pl.DataFrame(rows, schema=schema)
+    # Columns no receipt carried are dropped, so the report says "no health scores" rather than showing nulls.
+    return frame.select(
+        [c for c in frame.columns if c in schema and (c not in ACCOUNT_FIELDS or frame[c].null_count() < frame.height)]
+    )
+
+
+def stored_run(store: Store, run_id: str | None = None) -> RunRecord:
+    """The run ``run_id``, or the newest succeeded run; a clear error when there is none."""
+    if run_id is not None:
+        return store.get_run(run_id)
+    run = store.latest_run(status="succeeded")
+    if run is None:
+        raise NotFoundError(f"the store at {store.url} has no finished run yet; run `nextmove run --book DIR` first")
+    return run
+
+
+def report_data_from_store(store: Store, run_id: str | None = None) -> ReportData:
+    """The report data of a stored run (the newest succeeded one by default)."""
+    run = stored_run(store, run_id)
+    frame = recommendations_frame(store.recommendations(run.run_id))
+    summary = dict(run.summary)
+    summary.setdefault("run_id", run.run_id)
+    if run.as_of is not None:
+        summary.setdefault("as_of", run.as_of.isoformat())
+    return build_report_data(summary, frame)

@@ -1,0 +1,138 @@
+"""The report: content built from a run's summary and recommendations, rendered offline."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+import numpy as np
+import polars as pl
+import pytest
+
+from nextmove.errors import ConfigError
+from nextmove.report import build_report_data, render_report, write_report
+from nextmove.report.data import MAX_TABLE_ROWS
+
+
+def make_run(n: int = 400, seed: int = 0) -> tuple[dict[str, Any], pl.DataFrame]:
+    """A run's summary and recommendations for a B2C shop (not a lab book): other names throughout."""
+    rng = np.random.default_rng(seed)
+    actions = ["none", "winback_sms", "loyalty_points", "vip_upgrade"]
+    action = rng.choice(actions, size=n, p=[0.4, 0.3, 0.2, 0.1])
+    default = rng.choice(actions, size=n)
+    value = np.where(action == "none", 0.0, rng.gamma(2.0, 40.0, size=n))
+    recs = pl.DataFrame(
+        {
+            "account_id": [f"shopper-{i:05d}" for i in range(n)],
+            "owner": rng.choice(["team-north", "team-south"], size=n),
+            "lifecycle_stage": rng.choice(["new", "repeat", "lapsed"], size=n),
+            "arr": rng.gamma(2.0, 300.0, size=n),
+            "health_score": rng.uniform(0, 100, size=n),
+            "action_id": action,
+            "arm": rng.choice(["model", "control", "explore"], size=n, p=[0.85, 0.1, 0.05]),
+            "expected_value_usd": value,
+            "value_low_usd": value * 0.5,
+            "value_high_usd": value * 1.5,
+            "default_action_id": default,
+            "differs_from_default": action != default,
+            "evidence": [json.dumps({"summary": f"{i % 7} orders in 90 days"}) for i in range(n)],
+        }
+    ).with_columns(
+        pl.when(pl.col("health_score") > 70)
+        .then(pl.lit("Healthy"))
+        .when(pl.col("health_score") > 30)
+        .then(pl.lit("At risk"))
+        .otherwise(pl.lit("Critical"))
+        .alias("health_band")
+    )
+    total = float(recs.get_column("expected_value_usd").sum())
+    summary = {
+        "run_id": "run-b2c",
+        "as_of": "2026-03-01T00:00:00+00:00",
+        "accounts": n,
+        "actions": 3,
+        "do_nothing": int((action == "none").sum()),
+        "differs_from_default_share": float((action != default).mean()),
+        "projected_impact_usd": {"value": total, "low": total * 0.5, "high": total * 1.5},
+        "action_labels": {
+            "winback_sms": "Win-back SMS",
+            "loyalty_points": "Loyalty points",
+            "vip_upgrade": "VIP upgrade",
+        },
+        "action_families": {"winback_sms": "retention", "loyalty_points": "retention", "vip_upgrade": "expansion"},
+        "impact_by_objective": [
+            {
+                "objective": "repeat_purchase",
+                "label": "Repeat purchase",
+                "value_usd": total,
+                "low": 0.0,
+                "high": 2 * total,
+            }
+        ],
+        "policy_values": [
+            {"policy": "learned", "method": "dr", "estimate": 4.2, "low": 3.1, "high": 5.3, "n": 900},
+            {"policy": "default", "method": "dr", "estimate": 2.0, "low": 1.0, "high": 3.0, "n": 900},
+        ],
+        "arms": {"model": 300, "control": 40, "explore": 60},
+    }
+    return summary, recs
+
+
+def test_report_data_counts_and_sentences_follow_the_run() -> None:
+    summary, recs = make_run()
+    data = build_report_data(summary, recs)
+    assert sum(c.count for c in data.actions) == recs.height
+    retention = recs.filter(pl.col("action_id").is_in(["winback_sms", "loyalty_points"])).height
+    assert next(c.count for c in data.families if c.label == "retention") == retention
+    assert f"{retention:,} customers were assigned a retention action" in data.sentences[1]
+    share = summary["differs_from_default_share"]
+    assert any(f"{share:.0%} of recommended actions differ" in s for s in data.sentences)
+    assert sum(s.accounts for s in data.stages) == recs.height
+    assert sum(b.accounts for b in data.bands) == recs.height
+    assert {b.band for b in data.bands} <= {"Healthy", "At risk", "Critical"}
+    # At-risk accounts are the At risk / Critical ones, most ARR first.
+    assert data.top_at_risk
+    assert all(r["band"] in {"At risk", "Critical"} for r in data.top_at_risk)
+    assert len(data.table) == recs.height
+    assert {p.policy for p in data.policies} == {"learned", "default"}
+
+
+def test_report_without_optional_blocks_says_what_is_missing() -> None:
+    recs = pl.DataFrame({"account_id": ["a"], "action_id": ["none"], "expected_value_usd": [0.0]})
+    data = build_report_data({"accounts": 1, "actions": 2}, recs)
+    assert any("off-policy" in n for n in data.notes)
+    html = render_report(data)
+    assert "This run has no off-policy estimates" in html
+
+
+def test_report_rejects_recommendations_without_required_columns() -> None:
+    with pytest.raises(ConfigError, match="expected_value_usd"):
+        build_report_data({}, pl.DataFrame({"account_id": ["a"], "action_id": ["none"]}))
+
+
+def test_report_is_self_contained_and_escapes_text(tmp_path: Any) -> None:
+    summary, recs = make_run(50)
+    recs = recs.with_columns(pl.lit(json.dumps({"summary": "</script><img src=x onerror=alert(1)>"})).alias("evidence"))
+    path = write_report(build_report_data(summary, recs), tmp_path / "out" / "report.html")
+    html = path.read_text()
+    # No resource is fetched: no src/href to another host, no <link>, no external script.
+    assert not re.search(r"""(src|href)=["']?(https?:)?//""", html)
+    assert "<link" not in html
+    # The evidence stays text: escaped in the tables, and unable to close the data <script>.
+    assert "</script><img" not in html
+    assert "&lt;/script&gt;&lt;img src=x" in html
+    assert html.count("<svg") >= 4
+    assert not (tmp_path / "out" / "report.html.tmp").exists()
+
+
+def test_large_runs_embed_only_the_largest_values(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("nextmove.report.data.MAX_TABLE_ROWS", 100)
+    summary, recs = make_run(300)
+    data = build_report_data(summary, recs)
+    assert len(data.table) == 100
+    assert data.table_note is not None
+    kept = sorted((abs(r["value"]) for r in data.table), reverse=True)
+    top = sorted(recs.get_column("expected_value_usd").abs().round(2).to_list(), reverse=True)[:100]
+    assert kept == pytest.approx(top)
+    assert MAX_TABLE_ROWS >= 10_000
