@@ -1,0 +1,393 @@
+"""The health job: scores, trends, movers, learned weights and calibrated outcome probabilities per active account."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+
+import polars as pl
+
+from nextmove.book import Book
+from nextmove.engine.model_store import load_outcome_models, save_outcome_models
+from nextmove.errors import ConfigError
+from nextmove.features import (
+    FeatureVocabulary,
+    build_training_set,
+    compute_features,
+    terminal_outcome_kinds,
+)
+from nextmove.features.history import to_utc
+from nextmove.measure.accuracy import ProbabilityAccuracy, evaluate_probabilities
+from nextmove.models.health import BANDS, HealthScorecard, Mover, ScorecardComponent, health_trend, top_movers
+from nextmove.models.health_optimizer import HealthOptimizer, HealthOptimizerReport
+from nextmove.models.outcome import OutcomeModel, OutcomeModels, OutcomePredictions
+from nextmove.playbook import Playbook
+from nextmove.store import Store
+
+Progress = Callable[[str], None]
+"""Called with a short description as each long step starts (e.g. to update a spinner)."""
+
+
+@dataclass(frozen=True)
+class BandSummary:
+    """Accounts and ARR in one health band."""
+
+    band: str
+    accounts: int
+    arr_usd: float
+    arr_share: float
+    """Share of the scored accounts' total ARR (0–1)."""
+
+
+@dataclass(frozen=True)
+class HealthResult:
+    """What :func:`score_health` found, per account and for the book.
+
+    ``accounts`` has one row per active account at ``as_of`` (book order): ``account_id``,
+    ``arr`` (and ``segment``, ``owner`` when the book has them), ``health_score`` (0–100),
+    ``health_band``, ``health_trend`` (improving / stable / declining / new),
+    ``health_change`` (points since ``before``), one ``health_<component>`` column per
+    component, ``top_movers`` (plain words, ``; ``-separated), then per outcome kind with a
+    model ``p_<kind>``, ``expected_<kind>_amount`` (amount outcomes) and ``drivers_<kind>``.
+    """
+
+    as_of: datetime
+    before: datetime
+    trend_weeks: int
+    accounts: pl.DataFrame = field(repr=False)
+    components: list[ScorecardComponent]
+    scorecard: HealthScorecard = field(repr=False)
+    movers: dict[str, list[Mover]] = field(repr=False)
+    optimizer: HealthOptimizerReport | None
+    outcome_models: OutcomeModels | None = field(repr=False)
+    predictions: OutcomePredictions | None = field(repr=False)
+    accuracy: dict[str, ProbabilityAccuracy] = field(repr=False)
+    """Per outcome kind: accuracy on the later (validation) window, from out-of-fold calibrated
+    probabilities. Empty when the models were loaded from the store rather than trained."""
+    risk_kind: str | None
+    """The terminal outcome kind (e.g. churn) whose probability ranks ARR at risk, if it has a model."""
+    model_id: str | None
+    """The stored model version used or saved, if any."""
+    left_out: int
+    """Accounts of the book not scored: gone by a terminal outcome, or not started yet at ``as_of``."""
+    notes: list[str]
+
+    def bands(self) -> list[BandSummary]:
+        """Accounts and ARR per band, Healthy first (accounts without a score last, as ``no score``)."""
+        frame = self.accounts.select(
+            pl.col("health_band").fill_null("no score"), pl.col("arr").cast(pl.Float64).fill_null(0.0)
+        )
+        total = float(frame.get_column("arr").sum()) or 1.0
+        out = []
+        for band in [b for b, _ in reversed(BANDS)] + ["no score"]:
+            rows = frame.filter(pl.col("health_band") == band)
+            if band == "no score" and rows.height == 0:
+                continue
+            arr = float(rows.get_column("arr").sum())
+            out.append(BandSummary(band, rows.height, arr, arr / total))
+        return out
+
+    def top_at_risk(self, n: int = 10) -> pl.DataFrame:
+        """The ``n`` accounts with the most ARR at risk, most first (column ``arr_at_risk`` added).
+
+        With a model of the terminal outcome (``risk_kind``), ``arr_at_risk`` is ARR × its
+        probability; without one, it is the ARR of accounts banded At risk or Critical.
+        """
+        frame = self.accounts
+        column = self.probability_column(self.risk_kind) if self.risk_kind is not None else None
+        if column is not None and column in frame.columns:
+            risk = pl.col("arr").fill_null(0.0) * pl.col(column)
+        else:
+            risk = (
+                pl.when(pl.col("health_band").is_in(["At risk", "Critical"]))
+                .then(pl.col("arr").fill_null(0.0))
+                .otherwise(0.0)
+            )
+        return (
+            frame.with_columns(risk.alias("arr_at_risk"))
+            .filter(pl.col("arr_at_risk") > 0)
+            .sort(["arr_at_risk", "account_id"], descending=[True, False])
+            .head(n)
+        )
+
+    def probability_column(self, kind: str) -> str | None:
+        """The ``accounts`` column holding ``kind``'s probability (``p_<stem>``), or None without a model of it."""
+        if self.predictions is None or kind not in self.predictions.probability:
+            return None
+        stem = next(t.stem for t in self.predictions.targets if t.kind == kind)
+        return f"p_{stem}"
+
+    def to_frame(self) -> pl.DataFrame:
+        """The per-account table, ready to write as CSV (text columns only, no nested values)."""
+        return self.accounts
+
+
+def score_health(
+    book: Book,
+    playbook: Playbook,
+    as_of: datetime | date | None = None,
+    *,
+    store: Store | None = None,
+    reuse_model: bool = False,
+    model_id: str | None = None,
+    template: OutcomeModel | None = None,
+    top_k: int = 3,
+    progress: Progress | None = None,
+) -> HealthResult:
+    """Score every active account's health and outcome probabilities at ``as_of``.
+
+    Steps: features at ``as_of`` and ``as_of − playbook.health.trend_weeks`` weeks (one
+    vocabulary, so both have the same columns); the playbook's scorecard fitted on the
+    ``as_of`` snapshot; the trend and the three measures that moved each score most; the
+    training set of past decisions; the optimizer's learned weights and report when the
+    history holds the terminal outcome (else a note); one calibrated outcome model per
+    objective's outcome kind (validated on the later window; rare or absent kinds are skipped
+    with a note), with each account's probability and top drivers; their accuracy on the later
+    window. Accounts gone by a terminal outcome (``terminal_outcome_kinds``) at ``as_of``, and
+    accounts not started yet, are left out.
+
+    Parameters
+    ----------
+    book
+        The book of business.
+    playbook
+        Scorecard, trend weeks, objectives (outcome kinds) and the hash stored with the models.
+    as_of
+        The scoring time (default: ``book.as_of``, else the book's latest timestamp).
+    store
+        When given, the trained outcome models are saved as a new version (kind ``outcome``)
+        and activated.
+    reuse_model
+        Score with the store's model (``model_id``, default the active one) instead of training;
+        it must fit this playbook and these features.
+    model_id
+        The version to reuse (with ``reuse_model``).
+    template
+        Settings of the outcome models (an unfitted :class:`OutcomeModel`).
+    top_k
+        Drivers per account and outcome.
+    progress
+        Called with a description as each long step starts.
+
+    Returns
+    -------
+    HealthResult
+
+    Raises
+    ------
+    ConfigError
+        If ``as_of`` cannot be told, no health measure exists among the features, or
+        ``reuse_model`` is given without a store.
+    IncompatibleModelError
+        With ``reuse_model``, if the stored model does not fit the playbook or the features.
+    """
+    say = progress or (lambda _: None)
+    if reuse_model and store is None:
+        raise ConfigError("reuse_model needs a store to load the model from")
+    when = _resolve_as_of(book, as_of)
+    weeks = playbook.health.trend_weeks
+    before = when - timedelta(weeks=weeks)
+    notes: list[str] = []
+
+    say(f"Computing features as of {when:%Y-%m-%d} and {weeks} weeks earlier…")
+    vocab = _vocabulary(book, playbook, when)
+    snapshot = compute_features(book, when, playbook=playbook, vocabulary=vocab)
+    active_ids = _active_accounts(book, playbook, when)
+    left_out = book.accounts.height - active_ids.height
+    now = snapshot.join(active_ids, on="account_id", how="semi", maintain_order="left")
+    earlier = compute_features(book, before, playbook=playbook, vocabulary=vocab).join(
+        active_ids, on="account_id", how="semi", maintain_order="left"
+    )
+    if now.height == 0:
+        raise ConfigError(f"no active account at {when:%Y-%m-%d %H:%M} UTC: nothing to score")
+
+    say("Scoring health…")
+    card = HealthScorecard.from_playbook(playbook, now).fit(now)
+    scores_now = card.score(now)
+    trend = health_trend(scores_now, card.score(earlier), weeks=weeks, stable_points=playbook.health.stable_points)
+    movers = top_movers(card, now, earlier, weeks=weeks, n=3)
+
+    say("Building the training set of past decisions…")
+    training = build_training_set(book, playbook, as_of=when)
+    optimizer = _optimize(card, training, playbook, vocab, notes)
+
+    models: OutcomeModels | None = None
+    accuracy: dict[str, ProbabilityAccuracy] = {}
+    used_model_id: str | None = None
+    if reuse_model:
+        assert store is not None
+        say("Loading the outcome models from the store…")
+        models = load_outcome_models(store, playbook, model_id=model_id, features=now)
+        used_model_id = model_id or _active_id(store)
+        notes.extend(models.notes_)
+    else:
+        say("Training the outcome models (validated on the later window)…")
+        try:
+            models = OutcomeModels(playbook, template=template, vocabulary=vocab).fit(training)
+        except ConfigError as exc:
+            notes.append(f"no outcome models: {exc}")
+            models = None
+        if models is not None:
+            # The snapshot and the training set share one vocabulary; a mismatch must fail loudly,
+            # not score accounts with silently missing features.
+            models.check_compatible(features=now)
+            notes.extend(models.notes_)
+            for kind in models.kinds:
+                v = models[kind].validation_
+                if v is not None:
+                    accuracy[kind] = evaluate_probabilities(v.y, v.probability)
+            if store is not None and models.kinds:
+                say("Saving the outcome models to the store…")
+                record = save_outcome_models(store, models, metrics=_accuracy_metrics(accuracy))
+                used_model_id = record.model_id
+
+    predictions: OutcomePredictions | None = None
+    table = _account_columns(now).join(scores_now, on="account_id", how="left", maintain_order="left")
+    table = table.join(
+        trend.select("account_id", "health_trend", "health_change"), on="account_id", how="left", maintain_order="left"
+    )
+    component_columns = [c for c in scores_now.columns if c.startswith("health_") and c not in _SCORE_COLUMNS]
+    table = table.select(
+        *[c for c in table.columns if c not in component_columns and c != "health_trend" and c != "health_change"],
+        "health_trend",
+        "health_change",
+        *component_columns,
+    )
+    table = table.with_columns(
+        pl.Series("top_movers", ["; ".join(m.text for m in movers.get(a, [])) for a in table["account_id"]], pl.String)
+    )
+    if models is not None and models.kinds:
+        say("Predicting outcome probabilities and their drivers…")
+        predictions = models.predict(now, top_k=top_k)
+        table = table.join(predictions.to_frame(), on="account_id", how="left", maintain_order="left")
+
+    terminal = terminal_outcome_kinds(playbook)
+    risk_kind = next((k for k in terminal if models is not None and k in models.kinds), None)
+    return HealthResult(
+        as_of=when,
+        before=before,
+        trend_weeks=weeks,
+        accounts=table,
+        components=list(card.components),
+        scorecard=card,
+        movers=movers,
+        optimizer=optimizer,
+        outcome_models=models,
+        predictions=predictions,
+        accuracy=accuracy,
+        risk_kind=risk_kind,
+        model_id=used_model_id,
+        left_out=left_out,
+        notes=notes,
+    )
+
+
+_SCORE_COLUMNS = ("health_score", "health_band", "health_trend", "health_change", "health_trend_weeks")
+
+
+def _resolve_as_of(book: Book, as_of: datetime | date | None) -> datetime:
+    if as_of is not None:
+        return to_utc(as_of)
+    if book.as_of is not None:
+        return to_utc(book.as_of)
+    stamps = [f.get_column("ts").max() for f in (book.signals, book.touches, book.outcomes) if f.height]
+    found = [s for s in stamps if isinstance(s, datetime)]
+    if not found:
+        raise ConfigError("the book has no dated rows and no as_of: pass as_of")
+    return to_utc(max(found))
+
+
+def _vocabulary(book: Book, playbook: Playbook, when: datetime) -> FeatureVocabulary:
+    """The vocabulary ``build_training_set(as_of=when)`` uses: names seen up to ``when``, plus the playbook's."""
+
+    def names(frame: pl.DataFrame, column: str) -> list[str]:
+        known = frame.filter(pl.col("ts") <= when)
+        return [str(v) for v in known.get_column(column).drop_nulls().unique().to_list()]
+
+    return FeatureVocabulary.build(
+        accounts_schema=book.accounts.schema,
+        signal_names=names(book.signals, "name"),
+        action_ids=names(book.touches, "action_id"),
+        outcome_kinds=names(book.outcomes, "kind"),
+        playbook=playbook,
+    )
+
+
+def _active_accounts(book: Book, playbook: Playbook, when: datetime) -> pl.DataFrame:
+    """``account_id`` of accounts that exist at ``when`` and are not gone by a terminal outcome."""
+    terminal = terminal_outcome_kinds(playbook)
+    gone = book.outcomes.filter(pl.col("kind").is_in(terminal) & (pl.col("ts") <= when)).select("account_id")
+    accounts = book.accounts.select("account_id").join(gone, on="account_id", how="anti", maintain_order="left")
+    starts = [c for c in ("customer_since", "contract_start") if c in book.accounts.columns]
+    if not starts:
+        return accounts
+    seen = pl.concat(
+        [f.filter(pl.col("ts") < when).select("account_id") for f in (book.signals, book.touches, book.outcomes)]
+    ).unique()
+    dated = book.accounts.select(
+        "account_id",
+        pl.min_horizontal(
+            [pl.col(c).cast(pl.Datetime("us", "UTC")) for c in starts if _is_time(book.accounts.schema[c])]
+            or [pl.lit(None, dtype=pl.Datetime("us", "UTC"))]
+        ).alias("_start"),
+    )
+    later = dated.filter(pl.col("_start") > when).join(seen, on="account_id", how="anti")
+    return accounts.join(later.select("account_id"), on="account_id", how="anti", maintain_order="left")
+
+
+def _is_time(dtype: pl.DataType) -> bool:
+    return dtype == pl.Date or isinstance(dtype, pl.Datetime)
+
+
+def _account_columns(now: pl.DataFrame) -> pl.DataFrame:
+    keep = ["account_id"] + [c for c in ("segment", "owner") if c in now.columns]
+    arr = pl.col("arr").cast(pl.Float64) if "arr" in now.columns else pl.lit(None, dtype=pl.Float64).alias("arr")
+    return now.select(*keep, arr)
+
+
+def _optimize(
+    card: HealthScorecard,
+    training: pl.DataFrame,
+    playbook: Playbook,
+    vocab: FeatureVocabulary,
+    notes: list[str],
+) -> HealthOptimizerReport | None:
+    """The optimizer's report on the terminal outcome, or None with a note saying why not."""
+    terminal = terminal_outcome_kinds(playbook)
+    if not terminal:
+        notes.append(
+            "health weights stay hand-set: the playbook has no objective that avoids an ARR-valued outcome "
+            "(such as churn) to learn them from"
+        )
+        return None
+    kind = terminal[0]
+    label = f"y_{vocab.outcome_kinds.get(kind, kind)}"
+    try:
+        return HealthOptimizer(label=label).fit(card, training).report
+    except ConfigError as exc:
+        notes.append(f"health weights stay hand-set: {exc}")
+        return None
+
+
+def _active_id(store: Store) -> str | None:
+    record = store.active_model("outcome")
+    return None if record is None else record.model_id
+
+
+def _accuracy_metrics(accuracy: dict[str, ProbabilityAccuracy]) -> dict[str, object]:
+    return {
+        "later_window": {
+            kind: {
+                "rows": a.rows,
+                "events": a.events,
+                "auc": a.auc,
+                "average_precision": a.average_precision,
+                "brier": a.brier,
+                "log_loss": a.log_loss,
+                "ece": a.ece,
+                "ece_binning": a.binning,
+            }
+            for kind, a in accuracy.items()
+        }
+    }

@@ -1,0 +1,1112 @@
+"""The online decider: one account's best action in milliseconds, from the active run's projection.
+
+A batch run (``nextmove.engine.run``) projects every account's value under every action and
+stores one recommendation per account with its receipt (``evidence``) and runner-up actions
+(``alternatives``). The online decider serves decisions from that projection between runs:
+
+1. **options**: the run's chosen action and its alternatives, each with its projected value and
+   interval; ``none`` (worth 0) is always an option;
+2. **rules**: what the run blocked (eligibility, cooldowns, caps, plays in flight as of the run)
+   stays blocked; what happened *since* the run — decisions logged online and ``done`` feedback —
+   is checked against the playbook's cooldowns, contact caps and in-flight limit;
+3. **choice**: the control cohort gets the lifecycle default (if allowed); everyone else a draw of
+   the playbook's exploration method (Thompson sampling over the value intervals, epsilon-greedy,
+   or none), with the exact probability of the chosen option logged as its propensity;
+4. **learning**: outcome feedback that names a decision and its realised value in USD moves a
+   per-action correction (a normal posterior on the gap between realised and projected value,
+   in units of the projection's own spread); the correction shifts later values and widens or
+   narrows the exploration draws, without a restart.
+
+Which run is served: the run named by the active ``policy`` model version if there is one
+(``nextmove models rollback`` re-activates the previous one), else the newest succeeded run.
+:meth:`OnlineDecider.refresh` swaps a new snapshot in atomically when that changes.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import threading
+import uuid
+import zlib
+from collections import OrderedDict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from statistics import NormalDist
+from typing import Any, Final
+
+import numpy as np
+import polars as pl
+from numpy.typing import NDArray
+
+from nextmove.book import NO_ACTION, Book
+from nextmove.decide.explore import epsilon_propensities
+from nextmove.decide.rules import Candidate, Why, candidates, check_rules
+from nextmove.errors import ConfigError, NextmoveError, NotFoundError
+from nextmove.features import FeatureVocabulary, compute_features, feature_schema
+from nextmove.models.effect import ARM_SEPARATOR
+from nextmove.playbook import Playbook
+from nextmove.store import (
+    ActivityRecord,
+    AuditEntry,
+    DecisionRecord,
+    FeedbackEvent,
+    ModelVersionRecord,
+    RecommendationRecord,
+    RunRecord,
+    Store,
+)
+from nextmove.store.records import utcnow
+
+POLICY_MODEL_KIND: Final[str] = "policy"
+"""``kind`` of the model versions that name the run the online decider serves."""
+
+BLOCKING_WHY: Final[frozenset[str]] = frozenset({"rule", "cooldown", "contact_cap", "in_flight"})
+"""Reasons in a run's alternatives that keep an action blocked online until the next run;
+``lower_value`` and ``capacity`` (a batch-wide limit) do not block a single online decision."""
+
+THOMPSON_DRAWS: Final[int] = 256
+"""Draws used to compute the probability of each option under Thompson sampling."""
+
+_CACHE_ACCOUNTS: Final[int] = 50_000
+_LOCK_STRIPES: Final[int] = 64
+
+
+class DeciderNotReadyError(NextmoveError):
+    """The decider has nothing to serve yet (no run), or its run does not fit the playbook."""
+
+    exit_code = 1
+    http_status = 409
+    code = "decider_not_ready"
+
+
+# ---- options and snapshots --------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Option:
+    """One thing an account may be given, as the run projected it."""
+
+    action_id: str
+    variant: str | None
+    value_usd: float
+    low_usd: float
+    high_usd: float
+    run_why: str | None = None
+    """Why the run ranked it below its choice (``lower_value``, ``rule``, ``cooldown`` …), None for the choice."""
+    run_reason: str = ""
+
+    @property
+    def key(self) -> str:
+        """``action`` or ``action:variant``."""
+        return self.action_id if self.variant is None else f"{self.action_id}:{self.variant}"
+
+    @property
+    def blocked_by_run(self) -> bool:
+        """Whether the run's rules keep it blocked until the next run."""
+        return self.run_why in BLOCKING_WHY
+
+
+@dataclass(frozen=True)
+class AccountView:
+    """What the served run knows of one account: its recommendation and every option with its value."""
+
+    recommendation: RecommendationRecord
+    options: tuple[Option, ...]
+    rescored: bool = False
+    """True when the options were recomputed from fresh signals rather than taken from the run."""
+    keys: tuple[str, ...] = field(init=False)
+    values: NDArray[np.float64] = field(init=False, repr=False)
+    lows: NDArray[np.float64] = field(init=False, repr=False)
+    highs: NDArray[np.float64] = field(init=False, repr=False)
+    run_allowed: NDArray[np.bool_] = field(init=False, repr=False)
+    """Options the run's rules leave open (``none`` always)."""
+
+    def __post_init__(self) -> None:
+        # Arrays made once per account, so that each decision only combines them.
+        set_ = object.__setattr__
+        set_(self, "keys", tuple(o.key for o in self.options))
+        set_(self, "values", np.array([o.value_usd for o in self.options]))
+        set_(self, "lows", np.array([o.low_usd for o in self.options]))
+        set_(self, "highs", np.array([o.high_usd for o in self.options]))
+        set_(
+            self,
+            "run_allowed",
+            np.array([o.action_id == NO_ACTION or not o.blocked_by_run for o in self.options]),
+        )
+
+    @property
+    def account_id(self) -> str:
+        """The account's id."""
+        return self.recommendation.account_id
+
+    @property
+    def owner(self) -> str | None:
+        """The account's owner (CSM) as the run saw it."""
+        return self.recommendation.owner
+
+    @property
+    def in_control(self) -> bool:
+        """Whether the run put the account in the control cohort."""
+        return self.recommendation.arm == "control"
+
+
+def options_of(rec: RecommendationRecord) -> tuple[Option, ...]:
+    """The options of a stored recommendation: its choice, its alternatives, and ``none`` (worth 0) if missing.
+
+    Examples
+    --------
+    >>> rec = RecommendationRecord(
+    ...     run_id="r", account_id="a", action_id="qbr", arm="model", propensity=0.9,
+    ...     expected_value_usd=500.0, value_low_usd=100.0, value_high_usd=900.0,
+    ...     alternatives=[{"action_id": "email", "value_usd": 50.0, "low": 0.0, "high": 90.0, "why": "lower_value"}],
+    ... )
+    >>> [(o.key, o.value_usd) for o in options_of(rec)]
+    [('qbr', 500.0), ('email', 50.0), ('none', 0.0)]
+    """
+    chosen = Option(
+        rec.action_id,
+        rec.variant,
+        rec.expected_value_usd,
+        _number(rec.value_low_usd, rec.expected_value_usd),
+        _number(rec.value_high_usd, rec.expected_value_usd),
+    )
+    out = [chosen]
+    seen = {chosen.key}
+    for alt in rec.alternatives:
+        if not isinstance(alt, Mapping) or not isinstance(alt.get("action_id"), str):
+            continue
+        value = _number(alt.get("value_usd"), 0.0)
+        variant = alt.get("variant")
+        option = Option(
+            str(alt["action_id"]),
+            variant if isinstance(variant, str) else None,
+            value,
+            _number(alt.get("low"), value),
+            _number(alt.get("high"), value),
+            str(alt.get("why") or "lower_value"),
+            str(alt.get("reason") or ""),
+        )
+        if option.key not in seen:
+            seen.add(option.key)
+            out.append(option)
+    if NO_ACTION not in seen:
+        out.append(Option(NO_ACTION, None, 0.0, 0.0, 0.0, "lower_value", "doing nothing is always possible"))
+    return tuple(out)
+
+
+def _number(value: object, default: float) -> float:
+    if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
+        return float(value)
+    return default
+
+
+@dataclass
+class PolicySnapshot:
+    """The run the decider serves, and a bounded cache of its accounts (immutable once made, but for the cache)."""
+
+    run: RunRecord
+    policy_version: str | None
+    _store: Store = field(repr=False)
+    _cache: OrderedDict[str, AccountView | None] = field(default_factory=OrderedDict, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def account(self, account_id: str) -> AccountView | None:
+        """The account's view in this run, or None if the run has no recommendation for it."""
+        with self._lock:
+            if account_id in self._cache:
+                self._cache.move_to_end(account_id)
+                return self._cache[account_id]
+        found = self._store.recommendations(self.run.run_id, account_ids=[account_id])
+        view = AccountView(found[0], options_of(found[0])) if found else None
+        with self._lock:
+            self._cache[account_id] = view
+            if len(self._cache) > _CACHE_ACCOUNTS:
+                self._cache.popitem(last=False)
+        return view
+
+
+# ---- online learning --------------------------------------------------------------------------
+
+
+@dataclass
+class _Posterior:
+    n: int = 0
+    z_sum: float = 0.0
+
+    @property
+    def mean_z(self) -> float:
+        # Prior N(0, 1) on the gap, observations N(gap, 1): the conjugate normal posterior.
+        return self.z_sum / (1.0 + self.n)
+
+    @property
+    def var_z(self) -> float:
+        return 1.0 / (1.0 + self.n)
+
+
+@dataclass(frozen=True)
+class ActionCorrection:
+    """The online correction of one action: realised minus projected value, in projection spreads."""
+
+    action_key: str
+    outcomes: int
+    """Outcome events with a realised value that moved it."""
+    mean_z: float
+    """Posterior mean of the gap (0: the projections were right on average)."""
+    sd_z: float
+    """Posterior standard deviation of the gap."""
+
+
+class OnlineLearner:
+    """Per-action normal posteriors of the gap between realised and projected value; thread-safe and idempotent.
+
+    An outcome event counts when its payload names a logged ``decision_id`` and a realised
+    ``value_usd`` (the dollars the client attributes to the decision, relative to doing nothing).
+    The gap is measured in units of the decision's projected spread ``s`` (its interval's
+    half-width over the normal quantile of the level), so actions of any size share one prior:
+    ``z = (realised − projected) / s``, prior ``N(0, 1)``, each ``z`` observed with variance 1.
+    An event counts once, however often it is replayed.
+
+    Examples
+    --------
+    >>> learner = OnlineLearner(level=0.9)
+    >>> learner.observe("e1", "qbr", realised_usd=0.0, projected_usd=1000.0, low_usd=500.0, high_usd=1500.0)
+    True
+    >>> learner.observe("e1", "qbr", realised_usd=0.0, projected_usd=1000.0, low_usd=500.0, high_usd=1500.0)
+    False
+    >>> round(learner.correction("qbr").mean_z, 2)
+    -1.64
+    """
+
+    def __init__(self, level: float = 0.9) -> None:
+        self.level = level
+        self.z = NormalDist().inv_cdf(0.5 + level / 2)
+        self._posteriors: dict[str, _Posterior] = {}
+        self._seen: set[str] = set()
+        self._lock = threading.Lock()
+
+    def spread(self, low_usd: float, high_usd: float) -> float:
+        """The standard deviation implied by an interval at the learner's level."""
+        return max(high_usd - low_usd, 0.0) / (2.0 * self.z)
+
+    def observe(
+        self,
+        event_id: str,
+        action_key: str,
+        *,
+        realised_usd: float,
+        projected_usd: float,
+        low_usd: float,
+        high_usd: float,
+    ) -> bool:
+        """Count one realised outcome of a decision; False if the event was counted before or carries no spread."""
+        s = self.spread(low_usd, high_usd)
+        if s <= 0 or not math.isfinite(realised_usd):
+            return False
+        with self._lock:
+            if event_id in self._seen:
+                return False
+            self._seen.add(event_id)
+            post = self._posteriors.setdefault(action_key, _Posterior())
+            post.n += 1
+            post.z_sum += (realised_usd - projected_usd) / s
+        return True
+
+    def correction(self, action_key: str) -> ActionCorrection:
+        """The current correction of ``action_key`` (no outcomes yet: mean 0, sd 1)."""
+        with self._lock:
+            post = self._posteriors.get(action_key, _Posterior())
+            return ActionCorrection(action_key, post.n, post.mean_z, math.sqrt(post.var_z))
+
+    def shifts(self, keys: Sequence[str]) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.int64]]:
+        """Posterior means and standard deviations of the gap, and outcome counts, of ``keys`` (one lock)."""
+        with self._lock:
+            posts = [self._posteriors.get(k) for k in keys]
+        mean = np.array([0.0 if p is None else p.mean_z for p in posts])
+        sd = np.array([1.0 if p is None else math.sqrt(p.var_z) for p in posts])
+        n = np.array([0 if p is None else p.n for p in posts], dtype=np.int64)
+        return mean, sd, n
+
+    def corrections(self) -> list[ActionCorrection]:
+        """Every action's correction that has seen at least one outcome, by action."""
+        with self._lock:
+            keys = sorted(self._posteriors)
+        return [self.correction(k) for k in keys]
+
+
+# ---- rules since the run ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class OnlineTouch:
+    """A play done (or decided and not dismissed) since the run, counted by the contact rules."""
+
+    action_id: str
+    ts: datetime
+
+
+def online_touches(activity: Iterable[ActivityRecord]) -> list[OnlineTouch]:
+    """Plays since the run: decisions of a play not dismissed since, and ``done`` events naming no such decision.
+
+    Examples
+    --------
+    >>> from datetime import UTC, datetime
+    >>> t = datetime(2026, 1, 1, tzinfo=UTC)
+    >>> def act(source, record_id, kind, action_id, decision_id=None):
+    ...     return ActivityRecord(
+    ...         source=source, record_id=record_id, kind=kind, action_id=action_id, ts=t, decision_id=decision_id
+    ...     )
+    >>> acts = [
+    ...     act("decision", "d1", "decided", "qbr"),
+    ...     act("decision", "d2", "decided", "demo"),
+    ...     act("feedback", "e1", "dismissed", "demo", "d2"),
+    ...     act("feedback", "e2", "done", "qbr", "d1"),
+    ...     act("feedback", "e3", "done", "call"),
+    ... ]
+    >>> [t.action_id for t in online_touches(acts)]
+    ['qbr', 'call']
+    """
+    records = list(activity)
+    dismissed = {r.decision_id for r in records if r.kind == "dismissed" and r.decision_id}
+    decided = {
+        r.record_id: OnlineTouch(r.action_id, r.ts)
+        for r in records
+        if r.source == "decision" and r.action_id and r.action_id != NO_ACTION and r.record_id not in dismissed
+    }
+    out = list(decided.values())
+    for r in records:
+        if r.kind == "done" and r.action_id and r.action_id != NO_ACTION and r.decision_id not in decided:
+            out.append(OnlineTouch(r.action_id, r.ts))
+    return out
+
+
+class ContactRules:
+    """The playbook's contact policy, applied to the plays since the run (made once per playbook)."""
+
+    def __init__(self, playbook: Playbook) -> None:
+        self.policy = playbook.contact_policy
+        cands = candidates(playbook)
+        self._by_key: dict[str, Candidate] = {c.key: c for c in cands}
+        self._by_action: dict[str, Candidate] = {c.action_id: c for c in cands}
+        self._team_of = {a.id: a.team.value for a in playbook.actions}
+        self._channel_of = {a.id: a.channel for a in playbook.actions}
+
+    def blocks(
+        self, options: Sequence[Option], touches: Sequence[OnlineTouch], now: datetime
+    ) -> list[tuple[str, str] | None]:
+        """Per option, ``(why, reason)`` if the contact rules block it given ``touches``, else None.
+
+        Precedence as in the batch run: play in flight, cooldown, contact cap; ``none`` is never blocked.
+        """
+        if not touches:
+            return [None] * len(options)
+        policy = self.policy
+        ages = [(t.action_id, (now - t.ts).total_seconds() / 86_400.0) for t in touches]
+        in_window = sum(1 for _, age in ages if age < policy.window_days)
+        out: list[tuple[str, str] | None] = []
+        for option in options:
+            cand = self._by_key.get(option.key) or self._by_action.get(option.action_id)
+            if option.action_id == NO_ACTION or cand is None:
+                out.append(None)
+            elif in_window >= policy.max_actions_per_window:
+                out.append(
+                    (
+                        "in_flight",
+                        f"a play is already in flight: {in_window} since the run in the last {policy.window_days} "
+                        f"days (at most {policy.max_actions_per_window})",
+                    )
+                )
+            else:
+                last = min((age for a, age in ages if a == option.action_id), default=math.inf)
+                if last < cand.cooldown_days:
+                    out.append(("cooldown", f"cooldown: done {last:.0f} days ago, cooldown {cand.cooldown_days} days"))
+                else:
+                    out.append(self._cap_block(cand, ages))
+        return out
+
+    def _cap_block(self, cand: Candidate, ages: Sequence[tuple[str, float]]) -> tuple[str, str] | None:
+        for cap in self.policy.caps:
+            team = cap.team.value if cap.team else None
+            if (team is not None and team != cand.team) or (cap.channel is not None and cap.channel != cand.channel):
+                continue
+            count = sum(
+                1
+                for action_id, age in ages
+                if age < cap.window_days
+                and (team is None or self._team_of.get(action_id) == team)
+                and (cap.channel is None or self._channel_of.get(action_id) == cap.channel)
+            )
+            if count >= cap.max_touches:
+                scope = " ".join(x for x in (team, cap.channel) if x)
+                return (
+                    "contact_cap",
+                    f"contact cap: {count} {scope} touches in {cap.window_days} days (max {cap.max_touches})",
+                )
+        return None
+
+
+class FreshScorer:
+    """Rescores one account from its own rows in the book plus fresh signals: features, rules, projected values.
+
+    Uses the store's active effect model (the one the latest batch run fitted) and a feature
+    vocabulary built from the whole book, so that the account's features have the columns the
+    model was trained on. Loaded lazily, and again when the active effect model changes.
+    """
+
+    def __init__(self, book: Book, playbook: Playbook, model: Any, model_id: str) -> None:
+        self.book = book
+        self.playbook = playbook
+        self.model = model
+        self.model_id = model_id
+        self.vocabulary = FeatureVocabulary.build(
+            accounts_schema=book.accounts.schema,
+            signal_names=book.signals.get_column("name").unique().drop_nulls().to_list(),
+            action_ids=book.touches.get_column("action_id").unique().drop_nulls().to_list(),
+            outcome_kinds=book.outcomes.get_column("kind").unique().drop_nulls().to_list(),
+            playbook=playbook,
+        )
+
+    def options(self, account_id: str, signals: Mapping[str, float], now: datetime) -> tuple[Option, ...]:
+        """The account's options at ``now``, with ``signals`` as its latest values, best allowed first.
+
+        Raises
+        ------
+        NotFoundError
+            If the book has no such account.
+        """
+        book = self.book
+        mine = pl.col("account_id") == account_id
+        accounts = book.accounts.filter(mine)
+        if accounts.height == 0:
+            raise NotFoundError(f"no account {account_id!r} in the server's book; fresh signals need it")
+        # A fresh value is seen just before the decision time (features read ts < as_of).
+        seen = now - timedelta(microseconds=1)
+        fresh = pl.DataFrame(
+            {
+                "account_id": [account_id] * len(signals),
+                "ts": [seen] * len(signals),
+                "name": list(signals),
+                "value": [float(v) for v in signals.values()],
+            }
+        )
+        columns = book.signals.schema
+        fresh = fresh.select(
+            [
+                (pl.col(c) if c in fresh.columns else pl.lit(None)).cast(columns[c]).alias(c)
+                for c in book.signals.columns
+            ]
+        )
+        touches = book.touches.filter(mine)
+        sub = Book(accounts, pl.concat([book.signals.filter(mine), fresh]), touches, book.outcomes.filter(mine))
+        snapshot = compute_features(sub, now, playbook=self.playbook, vocabulary=self.vocabulary)
+        values = self.model.project(snapshot).values
+        rules = check_rules(snapshot, touches, self.playbook, now, feature_schema(snapshot))
+        names = {Why.RULE: "rule", Why.COOLDOWN: "cooldown", Why.CONTACT_CAP: "contact_cap", Why.IN_FLIGHT: "in_flight"}
+        blocked = {
+            c.key: (names[Why(int(rules.why[0, k]))], rules.reason(self.playbook, 0, k))
+            for k, c in enumerate(rules.candidates)
+            if int(rules.why[0, k]) != Why.ALLOWED
+        }
+        out = []
+        for row in values.sort("value_usd", descending=True).iter_rows(named=True):
+            key = str(row["action_id"])
+            action_id, _, variant = key.partition(ARM_SEPARATOR)
+            why, reason = blocked.get(key, blocked.get(action_id, ("lower_value", "")))
+            value = float(row["value_usd"])
+            out.append(
+                Option(
+                    action_id,
+                    variant or None,
+                    value,
+                    _number(row["low"], value),
+                    _number(row["high"], value),
+                    why,
+                    reason,
+                )
+            )
+        if not any(o.action_id == NO_ACTION for o in out):
+            out.append(Option(NO_ACTION, None, 0.0, 0.0, 0.0, "lower_value", "doing nothing is always possible"))
+        # The best allowed option plays the part of the run's choice (first, without a reason).
+        first = next(o for o in out if not o.blocked_by_run or o.action_id == NO_ACTION)
+        chosen = Option(first.action_id, first.variant, first.value_usd, first.low_usd, first.high_usd)
+        return (chosen, *(o for o in out if o is not first))
+
+
+# ---- choice -----------------------------------------------------------------------------------
+
+
+def thompson_probabilities(
+    mean: NDArray[np.float64], sd: NDArray[np.float64], allowed: NDArray[np.bool_], rng: np.random.Generator, draws: int
+) -> NDArray[np.float64]:
+    """Probability of each option being the argmax of one normal draw, with one pseudo-draw spread over the allowed.
+
+    The pseudo-draw keeps every allowed option's probability above 0, which inverse-propensity
+    estimators need.
+
+    Examples
+    --------
+    >>> p = thompson_probabilities(
+    ...     np.array([10.0, 0.0, 5.0]), np.array([1.0, 0.0, 1.0]), np.array([True, True, False]),
+    ...     np.random.default_rng(0), 100,
+    ... )
+    >>> p.round(3).tolist(), bool(abs(p.sum() - 1) < 1e-12)
+    ([0.995, 0.005, 0.0], True)
+    """
+    k = mean.shape[0]
+    masked = np.where(allowed, mean, -np.inf)
+    sample = masked[None, :] + rng.standard_normal((draws, k)) * sd[None, :]
+    counts = np.bincount(sample.argmax(axis=1), minlength=k).astype(float)
+    n_allowed = max(int(allowed.sum()), 1)
+    probs = (counts + np.where(allowed, 1.0 / n_allowed, 0.0)) / (draws + 1.0)
+    out: NDArray[np.float64] = probs / probs.sum()
+    return out
+
+
+@dataclass(frozen=True)
+class DecideRequest:
+    """One account to decide for."""
+
+    account_id: str
+    signals: Mapping[str, float] = field(default_factory=dict)
+    """Fresh context signals (signal name → latest value), logged with the decision."""
+    request_id: str | None = None
+    """Client id of the request: asking again with it returns the decision already made."""
+
+
+class OnlineDecider:
+    """Decisions for single accounts from the served run, with rules, exploration and online learning.
+
+    Parameters
+    ----------
+    store
+        Where runs, decisions, feedback and policy versions live.
+    playbook
+        The playbook the served run was made under (checked by its hash).
+    refresh_s
+        :meth:`maybe_refresh` looks for a newer run or another active policy version at most this
+        often.
+
+    Examples
+    --------
+    >>> from nextmove.playbook.loader import load_playbook
+    >>> from nextmove.store import open_store
+    >>> with open_store("sqlite://") as store:
+    ...     decider = OnlineDecider(store, load_playbook())
+    ...     decider.ready
+    False
+    """
+
+    def __init__(self, store: Store, playbook: Playbook, *, refresh_s: float = 5.0, book: Book | None = None) -> None:
+        self.store = store
+        self.playbook = playbook
+        self.book = book
+        self._fresh: FreshScorer | None = None
+        self._fresh_lock = threading.Lock()
+        self.refresh_s = refresh_s
+        self.learner = OnlineLearner(level=0.9)
+        self._snapshot: PolicySnapshot | None = None
+        self._problem: str | None = "no run loaded yet"
+        self._checked_at = 0.0
+        self._refresh_lock = threading.Lock()
+        self._stripes = [threading.Lock() for _ in range(_LOCK_STRIPES)]
+        self._local = threading.local()
+        self._playbook_hash = playbook.content_hash()
+        self.rules = ContactRules(playbook)
+        self.refresh()
+        self.replay_feedback()
+
+    # --- which run is served -----------------------------------------------------------------
+
+    @property
+    def snapshot(self) -> PolicySnapshot | None:
+        """The snapshot being served (None before any usable run)."""
+        return self._snapshot
+
+    @property
+    def ready(self) -> bool:
+        """Whether decisions can be made."""
+        return self._snapshot is not None and self._problem is None
+
+    @property
+    def problem(self) -> str | None:
+        """Why the decider is not ready, in words (None when it is)."""
+        return self._problem
+
+    def refresh(self) -> bool:
+        """Serve the run of the active policy version (else the newest succeeded run) if it changed.
+
+        The new snapshot replaces the old one in one assignment: a decision in progress finishes
+        on the snapshot it started with. Returns whether the served run changed.
+        """
+        import time
+
+        with self._refresh_lock:
+            self._checked_at = time.monotonic()
+            version = self.store.active_model(POLICY_MODEL_KIND)
+            run: RunRecord | None
+            if version is not None:
+                run_id = _policy_run_id(version)
+                run = self.store.get_run(run_id)
+            else:
+                run = self.store.latest_run(status="succeeded")
+            if run is None:
+                self._problem = (
+                    f"the store at {self.store.url} has no succeeded run to serve: run the batch first "
+                    "(POST /v1/runs, or `nextmove run`)"
+                )
+                return False
+            current = self._snapshot
+            version_id = version.model_id if version is not None else None
+            if current is not None and current.run.run_id == run.run_id and current.policy_version == version_id:
+                return False
+            if run.playbook_hash != self._playbook_hash:
+                self._problem = (
+                    f"run {run.run_id!r} was made under playbook {run.playbook_hash} but the server's playbook is "
+                    f"{self._playbook_hash}: start the server with the playbook the run used (--playbook), "
+                    "or start a run with this playbook"
+                )
+                self._snapshot = None
+                return True
+            self._snapshot = PolicySnapshot(run, version_id, self.store)
+            self._problem = None
+            return True
+
+    def maybe_refresh(self) -> bool:
+        """:meth:`refresh` if the last check is older than ``refresh_s``."""
+        import time
+
+        if time.monotonic() - self._checked_at < self.refresh_s:
+            return False
+        return self.refresh()
+
+    def _require_snapshot(self) -> PolicySnapshot:
+        snap = self._snapshot
+        if snap is None or self._problem is not None:
+            raise DeciderNotReadyError(self._problem or "no run loaded yet")
+        return snap
+
+    # --- reading -------------------------------------------------------------------------------
+
+    def account(self, account_id: str) -> AccountView:
+        """The served run's view of ``account_id``.
+
+        Raises
+        ------
+        NotFoundError
+            If the served run has no recommendation for it.
+        DeciderNotReadyError
+            If no run is served.
+        """
+        snap = self._require_snapshot()
+        view = snap.account(account_id)
+        if view is None:
+            raise NotFoundError(
+                f"no account {account_id!r} in run {snap.run.run_id!r}; GET /v1/recommendations lists the accounts"
+            )
+        return view
+
+    def owner_of(self, account_id: str) -> str | None:
+        """The owner of ``account_id`` in the served run (None if unknown or no run is served)."""
+        snap = self._snapshot
+        if snap is None:
+            return None
+        view = snap.account(account_id)
+        return None if view is None else view.owner
+
+    # --- deciding ------------------------------------------------------------------------------
+
+    def decide(
+        self,
+        requests: Sequence[DecideRequest],
+        *,
+        key_id: str | None = None,
+        now: datetime | None = None,
+        audit: Sequence[AuditEntry] = (),
+    ) -> list[DecisionRecord]:
+        """Decide for each request's account and log every decision (with ``audit``) in one transaction.
+
+        Raises
+        ------
+        NotFoundError
+            If an account is not in the served run (nothing is logged then).
+        DeciderNotReadyError
+            If no run is served.
+        """
+        snap = self._require_snapshot()
+        when = now or utcnow()
+        views = [self._view(r, when) for r in requests]
+        stripes = sorted({self._stripe(r.account_id) for r in requests})
+        # Per-account locks (taken in a fixed order) keep two concurrent decisions for one
+        # account from both seeing no play in flight and both logging one.
+        for i in stripes:
+            self._stripes[i].acquire()
+        try:
+            # A retried request_id gets the decision logged first (log_decisions returns it),
+            # so the fresh draw made here for it is dropped, never logged.
+            made = [self._decide_one(snap, view, r, key_id, when) for r, view in zip(requests, views, strict=True)]
+            return self.store.log_decisions(made, audit=audit)
+        finally:
+            for i in reversed(stripes):
+                self._stripes[i].release()
+
+    def fresh_scorer(self) -> FreshScorer | None:
+        """The rescorer of accounts with fresh signals: needs the server's book and an active effect model."""
+        if self.book is None:
+            return None
+        from nextmove.engine.run import EFFECT_MODEL_KIND, load_effect_model
+
+        active = self.store.active_model(EFFECT_MODEL_KIND)
+        if active is None or active.playbook_hash != self._playbook_hash:
+            return None
+        with self._fresh_lock:
+            if self._fresh is None or self._fresh.model_id != active.model_id:
+                model, model_id = load_effect_model(self.store, self.playbook)
+                self._fresh = FreshScorer(self.book, self.playbook, model, model_id)
+            return self._fresh
+
+    def _rng(self) -> np.random.Generator:
+        # One generator per thread (a Generator is not thread-safe), seeded from the OS.
+        rng: np.random.Generator | None = getattr(self._local, "rng", None)
+        if rng is None:
+            rng = self._local.rng = np.random.default_rng()
+        return rng
+
+    def _stripe(self, account_id: str) -> int:
+        return zlib.crc32(account_id.encode()) % _LOCK_STRIPES
+
+    def _view(self, request: DecideRequest, now: datetime) -> AccountView:
+        view = self.account(request.account_id)
+        if not request.signals:
+            return view
+        scorer = self.fresh_scorer()
+        if scorer is None:
+            return view
+        return AccountView(view.recommendation, scorer.options(request.account_id, request.signals, now), rescored=True)
+
+    def _decide_one(
+        self, snap: PolicySnapshot, view: AccountView, request: DecideRequest, key_id: str | None, now: datetime
+    ) -> DecisionRecord:
+        options = view.options
+        touches = online_touches(self.store.activity(view.account_id, _since(snap.run, self.playbook, now)))
+        blocks = self.rules.blocks(options, touches, now)
+        allowed = view.run_allowed & np.array([b is None for b in blocks])
+        shift_z, sd_z, counts = self.learner.shifts(view.keys)
+        spreads = np.maximum(view.highs - view.lows, 0.0) / (2.0 * self.learner.z)
+        mean = view.values + shift_z * spreads
+        sd = spreads * np.sqrt(1.0 + sd_z**2)
+        best = int(np.argmax(np.where(allowed, mean, -np.inf)))
+
+        decision_id = uuid.uuid4().hex
+        rng = self._rng()
+        rec = view.recommendation
+        if view.in_control:
+            default = rec.default_action_id or self.playbook.default_action_for_stage(None)
+            keys = [o.key for o in options]
+            choice = keys.index(default) if default in keys and allowed[keys.index(default)] else keys.index(NO_ACTION)
+            probs = np.zeros(len(options))
+            probs[choice] = 1.0
+            arm = "control"
+        else:
+            probs = self._probabilities(mean, sd, allowed, best, rng)
+            choice = int(rng.choice(len(options), p=probs))
+            arm = "model" if choice == best else "explore"
+        chosen = options[choice]
+        evidence = self._receipt(view, options, chosen, arm, float(probs[choice]), options[best], blocks, snap, mean)
+        alternatives = _alternatives(options, choice, blocks, mean, allowed)
+        context: dict[str, Any] = {
+            "run_id": snap.run.run_id,
+            "policy_version": snap.policy_version,
+            # The run's own projection of the choice, before online corrections: what learn() compares with.
+            "projected_value_usd": chosen.value_usd,
+            "projected_low_usd": chosen.low_usd,
+            "projected_high_usd": chosen.high_usd,
+            "signals": {str(k): float(v) for k, v in request.signals.items()},
+            "rescored": view.rescored,
+            "propensities": {o.key: round(float(p), 6) for o, p in zip(options, probs, strict=True)},
+            "online_corrections_z": {
+                k: round(float(z), 4) for k, z, n in zip(view.keys, shift_z, counts, strict=True) if n
+            },
+            "method": "control" if view.in_control else self.playbook.exploration.method,
+        }
+        return DecisionRecord(
+            decision_id=decision_id,
+            account_id=view.account_id,
+            action_id=chosen.action_id,
+            variant=chosen.variant,
+            arm=arm,
+            propensity=float(min(max(probs[choice], 0.0), 1.0)),
+            expected_value_usd=float(mean[choice]),
+            value_low_usd=float(chosen.low_usd + mean[choice] - chosen.value_usd),
+            value_high_usd=float(chosen.high_usd + mean[choice] - chosen.value_usd),
+            ts=now,
+            run_id=snap.run.run_id,
+            model_version=rec.model_version,
+            owner=rec.owner,
+            context=context,
+            evidence=evidence,
+            alternatives=alternatives,
+            key_id=key_id,
+            request_id=request.request_id,
+        )
+
+    def _probabilities(
+        self,
+        mean: NDArray[np.float64],
+        sd: NDArray[np.float64],
+        allowed: NDArray[np.bool_],
+        best: int,
+        rng: np.random.Generator,
+    ) -> NDArray[np.float64]:
+        method = self.playbook.exploration.method
+        if method == "thompson":
+            return thompson_probabilities(mean, sd, allowed, rng, THOMPSON_DRAWS)
+        if method == "epsilon":
+            probs: NDArray[np.float64] = epsilon_propensities(
+                np.array([best]), allowed[None, :], self.playbook.exploration.epsilon
+            )[0]
+            return probs
+        out = np.zeros(mean.shape[0])
+        out[best] = 1.0
+        return out
+
+    def _receipt(
+        self,
+        view: AccountView,
+        options: Sequence[Option],
+        chosen: Option,
+        arm: str,
+        propensity: float,
+        model_best: Option,
+        blocks: Sequence[tuple[str, str] | None],
+        snap: PolicySnapshot,
+        mean: NDArray[np.float64],
+    ) -> dict[str, Any]:
+        rec = view.recommendation
+        base = dict(rec.evidence)
+        same_as_run = chosen.key == options[0].key and not view.rescored
+        i = options.index(chosen)
+        default = rec.default_action_id
+        summary = _summary(self.playbook, view, chosen, arm, model_best, options[0], blocks[0], float(mean[i]))
+        return {
+            "schema": 1,
+            "action_id": chosen.action_id,
+            "variant": chosen.variant,
+            "arm": arm,
+            "propensity": round(propensity, 6),
+            "model_action_id": model_best.action_id,
+            "default_action_id": default,
+            "differs_from_default": default is not None and chosen.action_id != default,
+            "default_why": base.get("default_why", ""),
+            "value_usd": float(mean[i]),
+            "value_low_usd": chosen.low_usd + float(mean[i]) - chosen.value_usd,
+            "value_high_usd": chosen.high_usd + float(mean[i]) - chosen.value_usd,
+            # Per-objective projections and comparables are the run's, and only for its own choice.
+            "projected": base.get("projected", []) if same_as_run else [],
+            "signals": base.get("signals", []),
+            "comparables": base.get("comparables", []) if same_as_run else [],
+            "summary": summary,
+            "run_id": snap.run.run_id,
+            "run_action_id": rec.action_id,
+            "rescored_with_fresh_signals": view.rescored,
+        }
+
+    # --- learning ------------------------------------------------------------------------------
+
+    def learn(self, events: Sequence[FeedbackEvent]) -> int:
+        """Move the online corrections with the outcome events that name a decision and a realised value.
+
+        Returns how many events counted (an event counts once, however often it is sent).
+        """
+        counted = 0
+        wanted = [
+            e for e in events if e.kind == "outcome" and _realised(e) is not None and e.payload.get("decision_id")
+        ]
+        for e in wanted:
+            try:
+                decision = self.store.get_decision(str(e.payload["decision_id"]))
+            except NotFoundError:
+                continue
+            realised = _realised(e)
+            assert realised is not None
+            key = decision.action_id if decision.variant is None else f"{decision.action_id}:{decision.variant}"
+            ctx = decision.context
+            projected = _number(ctx.get("projected_value_usd"), decision.expected_value_usd)
+            low = _number(ctx.get("projected_low_usd"), _number(decision.value_low_usd, projected))
+            high = _number(ctx.get("projected_high_usd"), _number(decision.value_high_usd, projected))
+            counted += self.learner.observe(
+                e.event_id, key, realised_usd=realised, projected_usd=projected, low_usd=low, high_usd=high
+            )
+        return counted
+
+    def replay_feedback(self) -> int:
+        """Rebuild the online corrections from every stored outcome event (at start-up)."""
+        return self.learn([e for e in self.store.feedback() if e.kind == "outcome"])
+
+    # --- model versions ------------------------------------------------------------------------
+
+    def promote_run(self, run_id: str, *, metrics: Mapping[str, Any] | None = None) -> ModelVersionRecord:
+        """Save a ``policy`` version that serves ``run_id``, activate it, and swap it in.
+
+        Raises
+        ------
+        NotFoundError
+            If there is no such run.
+        ConfigError
+            If the run has not succeeded.
+        """
+        return promote_run(self.store, run_id, metrics=metrics, then=self.refresh)
+
+
+def promote_run(
+    store: Store, run_id: str, *, metrics: Mapping[str, Any] | None = None, then: Any = None
+) -> ModelVersionRecord:
+    """Save and activate a ``policy`` model version that makes online decisions from run ``run_id``.
+
+    Raises
+    ------
+    NotFoundError
+        If there is no such run.
+    ConfigError
+        If the run has not succeeded.
+    """
+    run = store.get_run(run_id)
+    if run.status != "succeeded":
+        raise ConfigError(f"run {run_id!r} is {run.status}; only a succeeded run can be served")
+    now = utcnow()
+    record = ModelVersionRecord(
+        model_id=f"policy-{now:%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}",
+        kind=POLICY_MODEL_KIND,
+        playbook_hash=run.playbook_hash,
+        blob=json.dumps({"run_id": run.run_id}).encode(),
+        created_at=now,
+        trained_to=run.as_of,
+        metrics={"run_id": run.run_id, **dict(metrics or {})},
+        active=True,
+    )
+    store.save_model(record)
+    if then is not None:
+        then()
+    return record
+
+
+def rollback_policy(store: Store, kind: str = POLICY_MODEL_KIND) -> ModelVersionRecord:
+    """Re-activate the version of ``kind`` saved before the active one; servers pick it up on their next refresh.
+
+    Raises
+    ------
+    NotFoundError
+        If no version of ``kind`` is active, or the active one is the oldest.
+    """
+    versions = store.list_models(kind)  # newest first
+    active = [i for i, v in enumerate(versions) if v.active]
+    if not active:
+        raise NotFoundError(f"no active {kind!r} model in the store at {store.url}; `nextmove models list` shows them")
+    position = active[0]
+    if position + 1 >= len(versions):
+        raise NotFoundError(
+            f"the active {kind!r} model {versions[position].model_id!r} is the oldest one: "
+            "there is nothing to roll back to"
+        )
+    previous = versions[position + 1]
+    store.activate_model(previous.model_id)
+    return store.load_model(previous.model_id)
+
+
+def _policy_run_id(version: ModelVersionRecord) -> str:
+    try:
+        run_id = json.loads(version.blob.decode()).get("run_id")
+    except (UnicodeDecodeError, json.JSONDecodeError, AttributeError):
+        run_id = None
+    if not isinstance(run_id, str):
+        raise DeciderNotReadyError(
+            f"policy model {version.model_id!r} does not name a run; activate another one (`nextmove models list`)"
+        )
+    return run_id
+
+
+def _since(run: RunRecord, playbook: Playbook, now: datetime) -> datetime:
+    # Touches before the run were in its rule check; only later ones (and at most as far back as
+    # the longest rule window) can change what is allowed now.
+    policy = playbook.contact_policy
+    longest = max(
+        [policy.window_days, *(a.cooldown_days for a in playbook.actions), *(c.window_days for c in policy.caps)]
+    )
+    floor = now - timedelta(days=longest)
+    start = run.as_of or run.created_at
+    return max(start, floor)
+
+
+def _realised(event: FeedbackEvent) -> float | None:
+    value = event.payload.get("value_usd")
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
+def _alternatives(
+    options: Sequence[Option],
+    choice: int,
+    blocks: Sequence[tuple[str, str] | None],
+    mean: NDArray[np.float64],
+    allowed: NDArray[np.bool_],
+) -> list[dict[str, Any]]:
+    shift = mean - np.array([o.value_usd for o in options])
+    rows: list[dict[str, Any]] = []
+    for i, o in enumerate(options):
+        if i == choice:
+            continue
+        if blocks[i] is not None:
+            why, reason = blocks[i]  # type: ignore[misc]
+        elif o.blocked_by_run:
+            why, reason = o.run_why or "rule", o.run_reason
+        elif i == 0 and allowed[i]:
+            why, reason = "lower_value", "the run's choice, not drawn this time"
+        else:
+            why, reason = "lower_value", o.run_reason or "projected to be worth less"
+        rows.append(
+            {
+                "action_id": o.action_id,
+                "variant": o.variant,
+                "value_usd": float(mean[i]),
+                "low": o.low_usd + float(shift[i]),
+                "high": o.high_usd + float(shift[i]),
+                "why": why,
+                "reason": reason,
+            }
+        )
+    rows.sort(key=lambda r: (r["why"] != "lower_value", -float(r["value_usd"])))
+    return rows
+
+
+def _summary(
+    playbook: Playbook,
+    view: AccountView,
+    chosen: Option,
+    arm: str,
+    model_best: Option,
+    run_choice: Option,
+    run_choice_block: tuple[str, str] | None,
+    value: float,
+) -> str:
+    name = _action_name(playbook, chosen.action_id)
+    if chosen.action_id == NO_ACTION:
+        text = f"Do nothing for {view.account_id} now"
+    else:
+        text = f"{name} for {view.account_id}: projected ${value:,.0f} over doing nothing"
+    if arm == "control":
+        text += " (control cohort: the lifecycle default playbook's move)"
+    elif arm == "explore":
+        text += f" (exploring: the best guess is {_action_name(playbook, model_best.action_id)})"
+    if run_choice_block is not None and run_choice.key != chosen.key:
+        text += (
+            f"; the run's choice, {_action_name(playbook, run_choice.action_id)}, is blocked ({run_choice_block[1]})"
+        )
+    return text + "."
+
+
+def _action_name(playbook: Playbook, action_id: str) -> str:
+    if action_id == NO_ACTION:
+        return "doing nothing"
+    try:
+        return playbook.action(action_id).name
+    except KeyError:
+        return action_id

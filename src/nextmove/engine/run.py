@@ -1,0 +1,1100 @@
+"""The run: a book and a playbook in, one recommended action per account out, with evidence, files and a store record.
+
+:func:`run` does, in order (each step reports to ``progress`` as it starts, see :data:`RUN_STAGES`):
+
+1. **features**: the point-in-time snapshot of every account at ``as_of`` (and one 28 days
+   earlier, for "down from 63%" in the evidence); accounts gone by a terminal outcome, or not
+   started yet, are left out; the health scorecard scores the rest;
+2. **models**: the training set of past decisions and the action-effect model fitted on it, or
+   the store's saved effect model when ``reuse_model`` and it fits this playbook;
+3. **projection**: every account's projected value of every action, with intervals;
+4. **decisions**: rules, allocation under capacity, control and exploration
+   (:func:`nextmove.decide.policy.decide`);
+5. **evidence**: the decision receipt of every account (:func:`nextmove.decide.explain.explain_decisions`);
+6. **evaluation**: off-policy value of the learned, lifecycle-default and do-nothing policies on
+   the latest logged decisions whose horizon is over, and, when the truth is given (the lab),
+   the regret against the oracle;
+7. **outputs**: ``recommendations.csv`` / ``.parquet`` and ``summary.json`` in ``out_dir``, and
+   the run with all its recommendations in the store, in one transaction.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import pickle
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from nextmove.book import NO_ACTION, Book
+from nextmove.decide.allocate import Resource, allocate
+from nextmove.decide.explain import explain_decisions
+from nextmove.decide.policy import CapacityLedger, DecisionOptions, Decisions, decide
+from nextmove.decide.rules import check_rules
+from nextmove.engine.health import HealthResult, _active_accounts
+from nextmove.engine.run_facts import (
+    ACCOUNT_FIELDS,
+    action_families,
+    action_labels,
+    arr_at_risk,
+    health_bands,
+    impact_by_objective,
+)
+from nextmove.engine.run_facts import metrics as run_metrics
+from nextmove.errors import ConfigError, NextmoveError
+from nextmove.features import build_training_set, compute_features, feature_schema
+from nextmove.features.history import to_utc
+from nextmove.measure.ope import evaluate_policy
+from nextmove.measure.policy import do_nothing_policy, eligible_actions, learned_policy, lifecycle_default_policy
+from nextmove.models.effect import EffectModel, EffectProjection, objective_specs
+from nextmove.models.health import HealthScorecard
+from nextmove.playbook import Playbook
+from nextmove.segment import SegmentReport, behavior_snapshot, segment_book
+from nextmove.store import ModelVersionRecord, RecommendationRecord, RunRecord, Store
+from nextmove.store.records import utcnow
+
+Progress = Callable[[str], None]
+"""Called with a short description as each stage starts (e.g. to advance a progress bar)."""
+
+RUN_STAGES = (
+    "Computing features",
+    "Fitting the effect models",
+    "Projecting every action",
+    "Deciding under capacity",
+    "Writing the evidence",
+    "Evaluating the policies",
+    "Saving the run",
+)
+"""The stages of a run, in order: ``progress`` is called once with each (the CLI draws a bar per stage)."""
+
+EFFECT_MODEL_KIND = "effect"
+"""The ``kind`` of effect-model versions in the store."""
+
+PREVIOUS_DAYS = 28
+"""The evidence compares each signal with its value this many days before the decision."""
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """Settings of a run beyond the playbook; every field can be passed to :func:`run` by name.
+
+    Examples
+    --------
+    >>> RunOptions(reuse_model=True).allocation
+    'auto'
+    """
+
+    run_id: str | None = None
+    """Id of the run (default: ``run-<UTC time>-<random>``)."""
+    reuse_model: bool = False
+    """Project with the store's active effect model (if it was fitted under this playbook) instead of fitting."""
+    save_model: bool = True
+    """Save a newly fitted effect model in the store as the active version."""
+    allocation: str = "auto"
+    """Allocation method: ``auto``, ``exact`` or ``lagrangian``."""
+    capacity: bool = True
+    """Apply the playbook's capacities."""
+    effect_params: Mapping[str, Any] = field(default_factory=dict)
+    """Settings of the :class:`~nextmove.models.effect.EffectModel` (default: :data:`FAST_EFFECT_PARAMS`)."""
+    training_days: int | None = None
+    """Learn only from the decisions of this many days before ``as_of`` (None, the default: the whole history;
+    on the lab, a year instead of 18 months fitted in 40 % less time and cost 4 points of regret)."""
+    evidence: bool = True
+    """Write the decision receipts (evidence and alternatives)."""
+    evaluate: bool = True
+    """Estimate the off-policy value of the learned, default and do-nothing policies."""
+    segments: bool = True
+    """Segment the book by behavior and estimate each segment's response (kept in the summary and the report)."""
+    truth: pl.DataFrame | None = None
+    """The lab's true values (``truth/values``: ``account_id, action_id, eligible, value_usd``) to measure regret."""
+    jobs: int = 1
+    """Threads the models train with."""
+
+
+FAST_EFFECT_PARAMS: Mapping[str, Any] = {"n_folds": 3, "n_estimators": 60, "max_rows_per_tree": 30_000}
+"""Effect-model settings of a run: fewer folds and trees than the model's defaults, so that a book of a
+few thousand accounts runs in about a minute on two cores (measured in ``docs/decide.md``)."""
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """What a run made: one recommendation per account, a summary, and what it was computed from."""
+
+    run_id: str
+    as_of: datetime
+    recommendations: pl.DataFrame = field(repr=False)
+    """One row per account: see :data:`RECOMMENDATION_COLUMNS` (plus one ``projected_<objective>`` per objective)."""
+    summary: dict[str, Any]
+    """JSON-ready: accounts, actions, assigned per objective, do_nothing, differs_from_default_share,
+    projected_impact_usd, by_action, arms, allocation, capacity, timings, notes; on the lab ``regret``."""
+    health: HealthResult | None = field(repr=False)
+    """The full health job's result, when it was run (None: the run scores health with the scorecard only)."""
+    projection: EffectProjection = field(repr=False)
+    policy_values: list[dict[str, Any]] = field(repr=False)
+    """Off-policy estimates (learned / default / nothing) on recent logged decisions; may be empty."""
+    files: dict[str, Path] = field(default_factory=dict)
+    """What was written: ``recommendations.csv``, ``recommendations.parquet``, ``summary.json``."""
+    decisions: Decisions | None = field(default=None, repr=False)
+    """The decisions with their propensity matrices and allocation (for analysis and tests)."""
+
+
+RECOMMENDATION_COLUMNS = (
+    "account_id",
+    "owner",
+    "lifecycle_stage",
+    "arr",
+    "health_score",
+    "health_band",
+    "action_id",
+    "variant",
+    "arm",
+    "propensity",
+    "expected_value_usd",
+    "value_low_usd",
+    "value_high_usd",
+    "default_action_id",
+    "differs_from_default",
+    "model_action_id",
+)
+"""The first columns of ``recommendations``; then ``projected_<objective>`` per objective, ``evidence``,
+``alternatives``, ``model_version``, ``run_id``."""
+
+
+def run(
+    book: Book,
+    playbook: Playbook,
+    *,
+    as_of: datetime | date | None = None,
+    store: Store | None = None,
+    out_dir: Path | str | None = None,
+    seed: int = 0,
+    progress: Progress | None = None,
+    **options: Any,
+) -> RunResult:
+    """Recommend one action (or nothing) for every active account, with evidence; write and store it.
+
+    Parameters
+    ----------
+    book
+        A validated book of business.
+    playbook
+        Objectives, actions, rules, capacities, control cohort and exploration.
+    as_of
+        Decision time (default: the book's latest timestamp rounded up to a UTC midnight, :func:`default_as_of`).
+    store
+        When given, the run and its recommendations are saved in one transaction (and a newly
+        fitted effect model as a new active version).
+    out_dir
+        When given, ``recommendations.csv``, ``recommendations.parquet`` and ``summary.json`` are
+        written there (each atomically).
+    seed
+        Seed of the models and of the exploration draws.
+    progress
+        Called with each stage's description as it starts (:data:`RUN_STAGES`).
+    **options
+        Any field of :class:`RunOptions` (``run_id``, ``reuse_model``, ``truth`` …).
+
+    Returns
+    -------
+    RunResult
+
+    Raises
+    ------
+    ConfigError
+        If an option is unknown, no account is active at ``as_of``, or the history cannot train models.
+    NotFoundError
+        With ``reuse_model``, if the store has no effect model fitted under this playbook.
+    """
+    opts = _options(options)
+    say = progress or (lambda _: None)
+    started = time.perf_counter()
+    timings: dict[str, float] = {}
+    when = _resolve_as_of(book, as_of)
+    run_id = opts.run_id or f"run-{utcnow():%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:6]}"
+    notes: list[str] = []
+    record = RunRecord(
+        run_id=run_id,
+        book_source=book.source,
+        playbook_hash=playbook.content_hash(),
+        as_of=when,
+        params=_params(opts, seed),
+    )
+    if store is not None:
+        store.start_run(record)
+    try:
+        result = _run(book, playbook, when, store, out_dir, seed, say, opts, run_id, record, timings, notes, started)
+    except BaseException as exc:
+        if store is not None:
+            _mark_failed(store, run_id, exc)
+        raise
+    return result
+
+
+def _run(
+    book: Book,
+    playbook: Playbook,
+    when: datetime,
+    store: Store | None,
+    out_dir: Path | str | None,
+    seed: int,
+    say: Progress,
+    opts: RunOptions,
+    run_id: str,
+    record: RunRecord,
+    timings: dict[str, float],
+    notes: list[str],
+    started: float,
+) -> RunResult:
+    clock = time.perf_counter()
+
+    def lap(name: str) -> None:
+        nonlocal clock
+        now = time.perf_counter()
+        timings[name] = round(now - clock, 3)
+        clock = now
+
+    say(RUN_STAGES[0])
+    snapshot, previous, accounts = _features(book, playbook, when)
+    health = _health_scores(playbook, snapshot, notes)
+    lap("features")
+
+    say(RUN_STAGES[1])
+    model, model_id, training = _model(book, playbook, when, store, seed, opts, notes)
+    lap("models")
+
+    say(RUN_STAGES[2])
+    projection = model.project(snapshot)
+    lap("projection")
+
+    say(RUN_STAGES[3])
+    rules = check_rules(snapshot, book.touches, playbook, when, feature_schema(snapshot))
+    decisions = decide(
+        rules,
+        projection.values,
+        playbook,
+        owners=_column(accounts, "owner"),
+        stages=_column(accounts, "lifecycle_stage"),
+        seed=seed,
+        run_key=when.isoformat(),
+        options=DecisionOptions(method=opts.allocation, capacity=opts.capacity),  # type: ignore[arg-type]
+    )
+    decided = decisions.frame()
+    lap("decide")
+
+    say(RUN_STAGES[4])
+    receipts = _receipts(snapshot, projection, decided, decisions, playbook, model, training, previous, opts)
+    lap("evidence")
+
+    say(RUN_STAGES[5])
+    policy_values = _policy_values(model, training, playbook, when, notes) if opts.evaluate else []
+    regret = _regret(decisions, playbook, opts.truth, accounts) if opts.truth is not None else None
+    segments = _segments(book, playbook, projection, health, when, seed, store, notes) if opts.segments else None
+    lap("evaluate")
+
+    say(RUN_STAGES[6])
+    recommendations = _recommendations(accounts, health, decided, projection, receipts, playbook, model_id, run_id)
+    recommendations = recommendations.join(
+        arr_at_risk(projection, recommendations, playbook), on="account_id", how="left", maintain_order="left"
+    )
+    if segments is not None:
+        recommendations = recommendations.join(
+            segments.assignments.select("account_id", "segment_id", pl.col("segment").alias("segment_name")),
+            on="account_id",
+            how="left",
+            maintain_order="left",
+        )
+    summary = _summary(run_id, when, playbook, decisions, decided, policy_values, regret, model_id, notes, timings)
+    summary.update(
+        action_labels=action_labels(playbook),
+        action_families=action_families(playbook),
+        health_bands=health_bands(recommendations),
+        impact_by_objective=impact_by_objective(projection, decided, playbook),
+    )
+    if segments is not None:
+        summary["segments"] = segments.to_dict()
+    summary["metrics"] = run_metrics(summary)
+    files = _write_files(out_dir, recommendations, summary) if out_dir is not None else {}
+    if store is not None:
+        timings["total_before_store"] = round(time.perf_counter() - started, 3)
+        done = RunRecord(
+            run_id=run_id,
+            book_source=record.book_source,
+            playbook_hash=record.playbook_hash,
+            status="succeeded",
+            created_at=record.created_at,
+            finished_at=utcnow(),
+            as_of=when,
+            params=record.params,
+            summary=summary,
+        )
+        store.save_run(done, _records(recommendations, run_id))
+    lap("save")
+    timings["total"] = round(time.perf_counter() - started, 3)
+    if files.get("summary.json") is not None:
+        _write_json(files["summary.json"], summary)
+    return RunResult(
+        run_id=run_id,
+        as_of=when,
+        recommendations=recommendations,
+        summary=summary,
+        health=None,
+        projection=projection,
+        policy_values=policy_values,
+        files=files,
+        decisions=decisions,
+    )
+
+
+# ---- inputs ---------------------------------------------------------------------------------------
+
+
+def _options(options: Mapping[str, Any]) -> RunOptions:
+    known = set(RunOptions.__dataclass_fields__)
+    unknown = sorted(set(options) - known)
+    if unknown:
+        raise ConfigError(f"unknown run option(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+    opts = RunOptions(**options)
+    if opts.allocation not in ("auto", "exact", "lagrangian"):
+        raise ConfigError(f"allocation must be 'auto', 'exact' or 'lagrangian', got {opts.allocation!r}")
+    if opts.training_days is not None and (not isinstance(opts.training_days, int) or opts.training_days < 1):
+        raise ConfigError(f"training_days must be a positive whole number or None, got {opts.training_days!r}")
+    if not isinstance(opts.jobs, int) or opts.jobs < 1:
+        raise ConfigError(f"jobs must be a positive whole number, got {opts.jobs!r}")
+    return opts
+
+
+def _params(opts: RunOptions, seed: int) -> dict[str, Any]:
+    return {
+        "seed": seed,
+        "reuse_model": opts.reuse_model,
+        "allocation": opts.allocation,
+        "capacity": opts.capacity,
+        "training_days": opts.training_days,
+        "effect_params": {**FAST_EFFECT_PARAMS, **dict(opts.effect_params)},
+        "evidence": opts.evidence,
+        "evaluate": opts.evaluate,
+        "lab_truth": opts.truth is not None,
+    }
+
+
+def latest_timestamp(book: Book) -> datetime | None:
+    """The latest timestamp in a book's signals, touches and outcomes (None for a book without dated rows)."""
+    stamps = [f.get_column("ts").max() for f in (book.signals, book.touches, book.outcomes) if f.height]
+    found = [s for s in stamps if isinstance(s, datetime)]
+    return max(found) if found else None
+
+
+def default_as_of(book: Book) -> datetime:
+    """The decision time of a run without ``as_of``: the book's latest timestamp, rounded up to a UTC midnight.
+
+    Decisions are made for the day after the data: a book whose last signal is Sunday 23:00 is
+    decided as of Monday 00:00, so the features see all of Sunday. A latest timestamp at midnight
+    is the decision time itself (what happens at that instant is not known before it).
+
+    Raises
+    ------
+    ConfigError
+        If the book has no dated rows.
+
+    Examples
+    --------
+    >>> from nextmove.book import empty_table
+    >>> row = {"account_id": ["a"], "ts": [datetime(2025, 3, 2, 23, tzinfo=UTC)], "name": ["x"], "value": [1.0]}
+    >>> signals = pl.concat([empty_table("signals"), pl.DataFrame(row)], how="diagonal_relaxed")
+    >>> book = Book(empty_table("accounts"), signals, empty_table("touches"), empty_table("outcomes"))
+    >>> default_as_of(book).isoformat()
+    '2025-03-03T00:00:00+00:00'
+    """
+    latest = latest_timestamp(book)
+    if latest is None:
+        raise ConfigError("the book has no dated rows: give the decision time (as_of)")
+    latest = to_utc(latest)
+    day = datetime(latest.year, latest.month, latest.day, tzinfo=UTC)
+    return day if day == latest else day + timedelta(days=1)
+
+
+def _resolve_as_of(book: Book, as_of: datetime | date | None) -> datetime:
+    if as_of is None:
+        return default_as_of(book)
+    return to_utc(as_of)
+
+
+def _column(frame: pl.DataFrame, name: str) -> list[str | None] | None:
+    if name not in frame.columns:
+        return None
+    return frame.get_column(name).cast(pl.String).to_list()
+
+
+def _features(book: Book, playbook: Playbook, when: datetime) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
+    """The active accounts' snapshot at ``when``, their snapshot ``PREVIOUS_DAYS`` earlier, and account columns."""
+    active = _active_accounts(book, playbook, when)
+    if active.height == 0:
+        raise ConfigError(f"no active account at {when:%Y-%m-%d %H:%M} UTC: nothing to decide")
+    snapshot = compute_features(book, when, playbook=playbook).join(
+        active, on="account_id", how="semi", maintain_order="left"
+    )
+    previous = compute_features(book, when - timedelta(days=PREVIOUS_DAYS), playbook=playbook).join(
+        active, on="account_id", how="semi", maintain_order="left"
+    )
+    keep = [c for c in ("account_id", "owner", "lifecycle_stage", "arr") if c in book.accounts.columns]
+    accounts = (
+        snapshot.select("account_id")
+        .join(book.accounts.select(keep), on="account_id", how="left", maintain_order="left")
+        .with_columns(
+            *[pl.lit(None, dtype=pl.String).alias(c) for c in ("owner", "lifecycle_stage") if c not in keep],
+            *([pl.lit(None, dtype=pl.Float64).alias("arr")] if "arr" not in keep else []),
+        )
+        .select(
+            "account_id",
+            pl.col("owner").cast(pl.String),
+            pl.col("lifecycle_stage").cast(pl.String),
+            pl.col("arr").cast(pl.Float64),
+        )
+    )
+    # The book's own columns when it has them: a book without owners or stages decides without them.
+    present = [c for c in ("owner", "lifecycle_stage") if c in keep]
+    return snapshot, previous, accounts.select("account_id", *present, "arr")
+
+
+def _health_scores(playbook: Playbook, snapshot: pl.DataFrame, notes: list[str]) -> pl.DataFrame:
+    """``account_id, health_score, health_band`` from the playbook's scorecard (nulls, with a note, when it cannot)."""
+    try:
+        card = HealthScorecard.from_playbook(playbook, snapshot).fit(snapshot)
+        return card.score(snapshot).select("account_id", "health_score", "health_band")
+    except NextmoveError as exc:
+        notes.append(f"no health score: {exc}")
+        return snapshot.select(
+            "account_id",
+            pl.lit(None, dtype=pl.Float64).alias("health_score"),
+            pl.lit(None, dtype=pl.String).alias("health_band"),
+        )
+
+
+# ---- models ---------------------------------------------------------------------------------------
+
+
+def _training(book: Book, playbook: Playbook, when: datetime, days: int | None) -> pl.DataFrame:
+    """The training set of past decisions (those of the last ``days`` days when given)."""
+    training = build_training_set(book, playbook, as_of=when)
+    if days is not None:
+        training = training.filter(pl.col("decision_ts") >= when - timedelta(days=days))
+    return training
+
+
+def _model(
+    book: Book,
+    playbook: Playbook,
+    when: datetime,
+    store: Store | None,
+    seed: int,
+    opts: RunOptions,
+    notes: list[str],
+) -> tuple[EffectModel, str | None, pl.DataFrame | None]:
+    """The effect model (fitted, or loaded from the store), its version id, and the training set if built."""
+    if opts.reuse_model:
+        if store is None:
+            raise ConfigError("reuse_model needs a store to load the effect model from")
+        loaded, loaded_id = load_effect_model(store, playbook)
+        return loaded, loaded_id, None
+    training = _training(book, playbook, when, opts.training_days)
+    params = {**FAST_EFFECT_PARAMS, "random_state": seed, "n_jobs": opts.jobs, **dict(opts.effect_params)}
+    model = EffectModel(playbook, **params).fit(training)
+    if model.flagged_arms_:
+        notes.append(
+            "actions with too little history, valued at the pooled effect with a wide interval: "
+            + ", ".join(model.flagged_arms_)
+        )
+    model_id: str | None = None
+    if store is not None and opts.save_model:
+        model_id = save_effect_model(store, model, playbook, training, when)
+    return model, model_id, training
+
+
+def save_effect_model(
+    store: Store, model: EffectModel, playbook: Playbook, training: pl.DataFrame, when: datetime
+) -> str:
+    """Save a fitted effect model as the active version of kind ``effect``; returns its id."""
+    created = utcnow()
+    model_id = f"effect-{created:%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}"
+    stamps = training.get_column("decision_ts") if "decision_ts" in training.columns else None
+    record = ModelVersionRecord(
+        model_id=model_id,
+        kind=EFFECT_MODEL_KIND,
+        playbook_hash=playbook.content_hash(),
+        blob=pickle.dumps(model, protocol=pickle.HIGHEST_PROTOCOL),
+        created_at=created,
+        trained_from=None if stamps is None or stamps.len() == 0 else stamps.min(),  # type: ignore[arg-type]
+        trained_to=when,
+        features=list(model.matrix_.columns_),
+        metrics={
+            "rows": int(model.n_rows_),
+            "arms": list(model.arms_),
+            "flagged_arms": list(model.flagged_arms_),
+            "fit_seconds": {k: round(float(v), 3) for k, v in model.fit_seconds_.items()},
+        },
+    )
+    store.save_model(record)
+    store.activate_model(model_id)
+    return model_id
+
+
+def load_effect_model(store: Store, playbook: Playbook) -> tuple[EffectModel, str]:
+    """The store's active effect model, checked against the playbook.
+
+    Raises
+    ------
+    NotFoundError
+        If there is no active effect model.
+    ConfigError
+        If it was fitted under another playbook.
+    """
+    from nextmove.errors import NotFoundError
+
+    record = store.active_model(EFFECT_MODEL_KIND)
+    if record is None:
+        raise NotFoundError(
+            f"the store at {store.url} has no active {EFFECT_MODEL_KIND!r} model: run once without reuse_model first"
+        )
+    if record.playbook_hash != playbook.content_hash():
+        raise ConfigError(
+            f"effect model {record.model_id!r} was fitted under playbook {record.playbook_hash}, and this playbook is "
+            f"{playbook.content_hash()}: run without reuse_model to fit one under this playbook"
+        )
+    model = pickle.loads(record.blob)
+    if not isinstance(model, EffectModel):
+        raise ConfigError(f"model {record.model_id!r} is not an effect model")
+    return model, record.model_id
+
+
+# ---- evidence and outputs -------------------------------------------------------------------------
+
+
+def _receipts(
+    snapshot: pl.DataFrame,
+    projection: EffectProjection,
+    decided: pl.DataFrame,
+    decisions: Decisions,
+    playbook: Playbook,
+    model: EffectModel,
+    training: pl.DataFrame | None,
+    previous: pl.DataFrame,
+    opts: RunOptions,
+) -> pl.DataFrame:
+    """``account_id, evidence, alternatives, summary`` (JSON strings; ``{}``/``[]`` when evidence is off)."""
+    if not opts.evidence:
+        return decided.select(
+            "account_id",
+            pl.lit("{}").alias("evidence"),
+            pl.lit("[]").alias("alternatives"),
+            pl.lit("").alias("summary"),
+        )
+    history = None
+    if training is not None and "censored" in training.columns:
+        history = training.filter(~pl.col("censored") & pl.col("logged").fill_null(True))
+    return explain_decisions(
+        snapshot,
+        projection,
+        decided,
+        decisions.lost(playbook),
+        playbook,
+        model=model,
+        history=history,
+        previous=previous,
+    )
+
+
+def _projected_columns(projection: EffectProjection, decided: pl.DataFrame, playbook: Playbook) -> pl.DataFrame:
+    """``account_id`` and ``projected_<objective>``: each objective's projected outcome with the recommended action.
+
+    A probability for event objectives and dollars for amount ones; for doing nothing, the
+    do-nothing baseline. Control accounts show the default's projection (what they get).
+    """
+    specs = objective_specs(playbook)
+    effects = projection.effects.select("account_id", "action_id", "objective", "baseline", "effect")
+    base = effects.group_by("account_id", "objective").agg(pl.col("baseline").first())
+    chosen = decided.select(
+        "account_id",
+        pl.when(pl.col("variant").is_not_null())
+        .then(pl.concat_str([pl.col("action_id"), pl.lit(":"), pl.col("variant")]))
+        .otherwise(pl.col("action_id"))
+        .alias("_key"),
+        pl.col("action_id").alias("_action"),
+    )
+    arms = set(effects.get_column("action_id").unique().to_list())
+    chosen = chosen.with_columns(
+        pl.when(pl.col("_key").is_in(list(arms))).then(pl.col("_key")).otherwise(pl.col("_action")).alias("_key")
+    )
+    with_effect = (
+        chosen.join(base, on="account_id", how="left")
+        .join(
+            effects.select("account_id", pl.col("action_id").alias("_key"), "objective", "effect"),
+            on=["account_id", "_key", "objective"],
+            how="left",
+        )
+        .with_columns((pl.col("baseline") + pl.col("effect").fill_null(0.0)).alias("_with"))
+    )
+    wide = with_effect.pivot(on="objective", index="account_id", values="_with")
+    out = decided.select("account_id").join(wide, on="account_id", how="left", maintain_order="left")
+    return out.select(
+        "account_id",
+        *[
+            (pl.col(s.objective) if s.objective in out.columns else pl.lit(None, dtype=pl.Float64))
+            .cast(pl.Float64)
+            .alias(f"projected_{s.objective}")
+            for s in specs
+        ],
+    )
+
+
+def _recommendations(
+    accounts: pl.DataFrame,
+    health: pl.DataFrame,
+    decided: pl.DataFrame,
+    projection: EffectProjection,
+    receipts: pl.DataFrame,
+    playbook: Playbook,
+    model_id: str | None,
+    run_id: str,
+) -> pl.DataFrame:
+    projected = _projected_columns(projection, decided, playbook)
+    frame = (
+        accounts.join(health, on="account_id", how="left", maintain_order="left")
+        .join(
+            decided.rename({"value_usd": "expected_value_usd"}).drop("objective", "team"),
+            on="account_id",
+            how="left",
+            maintain_order="left",
+        )
+        .join(projected, on="account_id", how="left", maintain_order="left")
+        .join(receipts.select("account_id", "evidence", "alternatives"), on="account_id", how="left")
+        .with_columns(
+            pl.lit(model_id, dtype=pl.String).alias("model_version"),
+            pl.lit(run_id, dtype=pl.String).alias("run_id"),
+        )
+    )
+    for name, dtype in (("owner", pl.String), ("lifecycle_stage", pl.String)):
+        if name not in frame.columns:
+            frame = frame.with_columns(pl.lit(None, dtype=dtype).alias(name))
+    projected_cols = [c for c in projected.columns if c != "account_id"]
+    return frame.select(*RECOMMENDATION_COLUMNS, *projected_cols, "evidence", "alternatives", "model_version", "run_id")
+
+
+def _records(frame: pl.DataFrame, run_id: str) -> Any:
+    """The recommendations as store records, built lazily in batches."""
+    created = utcnow()
+    columns = (
+        "account_id",
+        "owner",
+        "action_id",
+        "variant",
+        "arm",
+        "propensity",
+        "expected_value_usd",
+        "value_low_usd",
+        "value_high_usd",
+        "default_action_id",
+        "differs_from_default",
+        "evidence",
+        "alternatives",
+        "model_version",
+    )
+    # The account's facts travel with its receipt, so a stored run renders its report without the book.
+    facts = [c for c in ACCOUNT_FIELDS if c in frame.columns]
+    health = [
+        (pl.col(c) if c in frame.columns else pl.lit(None, dtype=dtype)).alias(f"_{c}")
+        for c, dtype in (("health_score", pl.Float64), ("health_band", pl.String))
+    ]
+    chosen = frame.select(*columns, *health, *[pl.col(c).alias(f"_account_{c}") for c in facts])
+    for part in chosen.iter_slices(20_000):
+        for row in part.iter_rows(named=True):
+            evidence = json.loads(row["evidence"] or "{}")
+            evidence["account"] = {c: row[f"_account_{c}"] for c in facts}
+            yield RecommendationRecord(
+                run_id=run_id,
+                account_id=row["account_id"],
+                action_id=row["action_id"],
+                arm=row["arm"],
+                propensity=float(row["propensity"]),
+                expected_value_usd=float(row["expected_value_usd"]),
+                variant=row["variant"],
+                value_low_usd=row["value_low_usd"],
+                value_high_usd=row["value_high_usd"],
+                default_action_id=row["default_action_id"],
+                differs_from_default=bool(row["differs_from_default"]),
+                owner=row["owner"],
+                evidence=evidence,
+                alternatives=json.loads(row["alternatives"] or "[]"),
+                model_version=row["model_version"],
+                health_score=None if row["_health_score"] is None else float(row["_health_score"]),
+                health_band=row["_health_band"],
+                created_at=created,
+            )
+
+
+def _write_files(out_dir: Path | str, recommendations: pl.DataFrame, summary: dict[str, Any]) -> dict[str, Path]:
+    folder = Path(out_dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    files = {
+        "recommendations.csv": folder / "recommendations.csv",
+        "recommendations.parquet": folder / "recommendations.parquet",
+        "summary.json": folder / "summary.json",
+    }
+    _atomic(files["recommendations.parquet"], lambda p: recommendations.write_parquet(p))
+    _atomic(files["recommendations.csv"], lambda p: recommendations.write_csv(p))
+    _write_json(files["summary.json"], summary)
+    return files
+
+
+def _write_json(path: Path, payload: Mapping[str, Any]) -> None:
+    _atomic(path, lambda p: p.write_text(json.dumps(payload, indent=2, default=_json_default) + "\n", encoding="utf-8"))
+
+
+def _atomic(path: Path, write: Callable[[Path], Any]) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        write(tmp)
+        tmp.replace(path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _json_default(value: object) -> Any:
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, np.generic):
+        return value.item()
+    raise TypeError(f"not JSON-serialisable: {type(value).__name__}")
+
+
+def _mark_failed(store: Store, run_id: str, exc: BaseException) -> None:
+    # The original error matters more than a failed bookkeeping write.
+    with contextlib.suppress(NextmoveError):
+        store.finish_run(run_id, "failed", {"error": f"{type(exc).__name__}: {exc}"})
+
+
+# ---- the summary ----------------------------------------------------------------------------------
+
+
+def _summary(
+    run_id: str,
+    when: datetime,
+    playbook: Playbook,
+    decisions: Decisions,
+    decided: pl.DataFrame,
+    policy_values: list[dict[str, Any]],
+    regret: dict[str, Any] | None,
+    model_id: str | None,
+    notes: list[str],
+    timings: dict[str, float],
+) -> dict[str, Any]:
+    acting = decided.filter(pl.col("action_id") != NO_ACTION)
+    assigned = dict.fromkeys(playbook.objectives, 0)
+    for objective, count in acting.group_by("objective").len().iter_rows():
+        assigned[str(objective)] = int(count)
+    by_action = {a.id: 0 for a in playbook.actions}
+    for action, count in acting.group_by("action_id").len().iter_rows():
+        by_action[str(action)] = int(count)
+    by_team = {str(team): int(count) for team, count in acting.group_by("team").len().sort("team").iter_rows()}
+    arms = dict.fromkeys(("model", "explore", "control"), 0)
+    for arm, count in decided.group_by("arm").len().iter_rows():
+        arms[str(arm)] = int(count)
+    known_default = decided.filter(pl.col("default_action_id").is_not_null())
+    differs = (
+        float(known_default.get_column("differs_from_default").cast(pl.Float64).mean() or 0.0)  # type: ignore[arg-type]
+        if known_default.height
+        else None
+    )
+    allocation = decisions.allocation
+    usage = decisions.usage()
+    binding = sorted(
+        (name for name, u in usage.items() if u["limit"] > 0 and u["used"] >= 0.98 * u["limit"]),
+    )
+    out: dict[str, Any] = {
+        "run_id": run_id,
+        "as_of": when.isoformat(),
+        "accounts": decided.height,
+        "actions": len(playbook.actions),
+        "candidates": len(decisions.candidates),
+        "assigned": assigned,
+        "objective_names": {k: (o.name or k) for k, o in playbook.objectives.items()},
+        "do_nothing": int(decided.filter(pl.col("action_id") == NO_ACTION).height),
+        "differs_from_default": int(known_default.get_column("differs_from_default").sum())
+        if known_default.height
+        else 0,
+        "differs_from_default_share": differs,
+        "projected_impact_usd": {
+            "value": round(float(acting.get_column("value_usd").sum()), 2),
+            "low": round(float(acting.get_column("value_low_usd").sum()), 2),
+            "high": round(float(acting.get_column("value_high_usd").sum()), 2),
+        },
+        "model_policy_value_usd": round(float(decisions.chosen_value("model").sum()), 2),
+        "by_action": by_action,
+        "by_team": by_team,
+        "arms": arms,
+        "allocation": {
+            "method": allocation.method,
+            "total_value_usd": round(allocation.total_value, 2),
+            "upper_bound_usd": None if allocation.upper_bound is None else round(allocation.upper_bound, 2),
+            "gap_to_bound": allocation.gap_to_bound,
+            "seconds": round(allocation.seconds, 3),
+            "binding_resources": len(binding),
+            "resources": len(decisions.resources),
+            **_allocation_check(decisions),
+        },
+        "capacity": _capacity_summary(usage),
+        "exploration": {
+            "method": decisions.exploration,
+            "epsilon": decisions.epsilon,
+            "control_fraction": decisions.control_fraction,
+        },
+        "model_version": model_id,
+        "policy_values": policy_values,
+        "timings_s": timings,
+        "notes": notes,
+    }
+    if regret is not None:
+        out["regret"] = regret
+    return out
+
+
+def _allocation_check(decisions: Decisions) -> dict[str, Any]:
+    """The Lagrangian's value and its gap to the exact allocation, when both ran."""
+    check = decisions.allocation_check
+    exact = decisions.allocation
+    if check is None or exact.total_value <= 0:
+        return {}
+    return {
+        "lagrangian_value_usd": round(check.total_value, 2),
+        "lagrangian_gap": (exact.total_value - check.total_value) / exact.total_value,
+        "lagrangian_seconds": round(check.seconds, 3),
+    }
+
+
+def _capacity_summary(usage: Mapping[str, Mapping[str, float]]) -> dict[str, Any]:
+    """Per kind of resource (hours, budget, volume): total limit and use; per team budget and volume: each."""
+    kinds: dict[str, dict[str, float]] = {}
+    each: dict[str, dict[str, float]] = {}
+    for name, u in usage.items():
+        kind = name.split(":", 1)[0]
+        agg = kinds.setdefault(kind, {"limit": 0.0, "used": 0.0, "resources": 0})
+        agg["limit"] += u["limit"]
+        agg["used"] += u["used"]
+        agg["resources"] += 1
+        if kind != "hours":
+            each[name] = {"limit": round(u["limit"], 2), "used": round(u["used"], 2)}
+    return {"by_kind": {k: {kk: round(vv, 2) for kk, vv in v.items()} for k, v in kinds.items()}, "each": each}
+
+
+# ---- evaluation -----------------------------------------------------------------------------------
+
+
+def _segments(
+    book: Book,
+    playbook: Playbook,
+    projection: EffectProjection,
+    health: pl.DataFrame,
+    when: datetime,
+    seed: int,
+    store: Store | None,
+    notes: list[str],
+) -> SegmentReport | None:
+    """Behavioral segments of the active accounts, their response, and the moves since the store's last run.
+
+    Segments describe what an account is like, so they use a year of behavior
+    (:func:`~nextmove.segment.behavior_snapshot`), not the run's 90-day decision snapshot.
+    """
+    previous = _previous_segments(store)
+    try:
+        return segment_book(
+            behavior_snapshot(book, when, playbook=playbook),
+            projection=projection,
+            playbook=playbook,
+            outcomes=book.outcomes,
+            touches=book.touches,
+            health=health,
+            previous=previous,
+            as_of=when,
+            seed=seed,
+        )
+    except NextmoveError as exc:
+        notes.append(f"no segments: {exc}")
+        return None
+
+
+def _previous_segments(store: Store | None) -> pl.DataFrame | None:
+    """``account_id, segment_id`` of the store's latest succeeded run, from its receipts (None without one)."""
+    if store is None:
+        return None
+    last = store.latest_run(status="succeeded")
+    if last is None:
+        return None
+    rows = [
+        (r.account_id, r.evidence.get("account", {}).get("segment_id"))
+        for r in store.recommendations(last.run_id)
+        if isinstance(r.evidence.get("account"), dict)
+    ]
+    frame = pl.DataFrame(rows, schema={"account_id": pl.String, "segment_id": pl.Int64}, orient="row")
+    frame = frame.drop_nulls("segment_id")
+    return frame if frame.height else None
+
+
+def _policy_values(
+    model: EffectModel, training: pl.DataFrame | None, playbook: Playbook, when: datetime, notes: list[str]
+) -> list[dict[str, Any]]:
+    """Off-policy value of the learned, lifecycle-default and do-nothing policies on the latest finished decisions.
+
+    The decisions are those of the latest decision time whose horizon is over. The effect model
+    was fitted on them too, so the learned policy's estimate is in-sample (optimistic); the
+    default's and do-nothing's are not affected.
+    """
+    if training is None or training.height == 0:
+        return []
+    done = training.filter(~pl.col("censored") & pl.col("logged").fill_null(True))
+    if done.height == 0 or "propensity" not in done.columns or done.get_column("propensity").null_count():
+        notes.append("no off-policy evaluation: the finished logged decisions lack propensities")
+        return []
+    latest = done.get_column("decision_ts").max()
+    horizon_start = latest - timedelta(days=playbook.contact_policy.window_days)  # type: ignore[operator]
+    rows = done.filter(pl.col("decision_ts") > horizon_start)
+    try:
+        q = model.expected_values(rows)
+        keys = [c for c in ("account_id", "decision_ts") if c in q.columns]
+        # The learned policy's choice: the best expected value over doing nothing (no draws needed).
+        relative = q.join(
+            q.filter(pl.col("action_id") == NO_ACTION).select(*keys, pl.col("expected_value_usd").alias("_none")),
+            on=keys,
+        ).select(*keys, "action_id", (pl.col("expected_value_usd") - pl.col("_none")).alias("value_usd"))
+        learned = learned_policy(relative, eligible=eligible_actions(rows, playbook))
+        out: list[dict[str, Any]] = []
+        policies = [("learned", learned), ("nothing", do_nothing_policy(rows))]
+        if "lifecycle_stage" in rows.columns:
+            policies.append(("default", lifecycle_default_policy(rows, playbook)))
+        for name, policy in policies:
+            for value in evaluate_policy(rows, policy, playbook, expected_values=q, name=name):
+                out.append({"policy": name, **value.to_dict(), "in_sample": name == "learned"})
+        return out
+    except NextmoveError as exc:
+        notes.append(f"no off-policy evaluation: {exc}")
+        return []
+
+
+def _regret(
+    decisions: Decisions, playbook: Playbook, truth: pl.DataFrame, accounts: pl.DataFrame
+) -> dict[str, Any] | None:
+    return regret_against_truth(decisions, truth)
+
+
+def regret_against_truth(decisions: Decisions, truth: pl.DataFrame) -> dict[str, Any] | None:
+    """Regret against the oracle, from the lab's true values (``account_id, action_id, eligible, value_usd``).
+
+    The *constrained* oracle allocates the true values under the same capacities and the same
+    rules (the truth's eligibility); the lifecycle default takes each account's stage default
+    where allowed, in a stable order while capacity lasts. Regret is the oracle's value minus the
+    policy's, as a share of the oracle's gain over the default. Variants share their action's truth.
+    The ``unconstrained_*`` figures drop the capacities: each account's best allowed projection
+    against the best true value and the default where allowed.
+    """
+    needed = {"account_id", "action_id", "value_usd"}
+    if not needed <= set(truth.columns):
+        raise ConfigError(f"the truth needs the columns {', '.join(sorted(needed))}")
+    ids = decisions.account_ids
+    cands = decisions.candidates
+    index = pl.DataFrame({"account_id": ids}, schema={"account_id": pl.String}).with_row_index("_i")
+    action_of = {c.action_id for c in cands}
+    table = (
+        truth.lazy()
+        .select(
+            pl.col("account_id").cast(pl.String),
+            pl.col("action_id").cast(pl.String),
+            pl.col("value_usd").cast(pl.Float64),
+            (pl.col("eligible").cast(pl.Boolean) if "eligible" in truth.columns else pl.lit(True)).alias("eligible"),
+        )
+        .filter(pl.col("action_id").is_in(list(action_of)))
+        .join(index.lazy(), on="account_id", how="inner")
+        .collect()
+    )
+    if table.height == 0:
+        return None
+    n, k = len(ids), len(cands)
+    col_of: dict[str, list[int]] = {}
+    for j, c in enumerate(cands):
+        col_of.setdefault(c.action_id, []).append(j)
+    true_v = np.full((n, k), np.nan)
+    true_ok = np.zeros((n, k), dtype=bool)
+    rows = table.get_column("_i").to_numpy().astype(np.int64)
+    acts = table.get_column("action_id").to_list()
+    vals = table.get_column("value_usd").to_numpy()
+    elig = table.get_column("eligible").to_numpy()
+    for action, cols in col_of.items():
+        hit = np.array([a == action for a in acts], dtype=bool)
+        for j in cols:
+            true_v[rows[hit], j] = vals[hit]
+            true_ok[rows[hit], j] = elig[hit]
+    covered = np.isfinite(true_v).any(axis=1)
+    allowed = true_ok & np.isfinite(true_v)
+
+    def value_of(choice: np.ndarray) -> float:
+        picked = (choice >= 0) & covered
+        r = np.flatnonzero(picked)
+        return float(np.nansum(true_v[r, choice[r]]))
+
+    resources: list[Resource] = decisions.resources
+    oracle = allocate(np.nan_to_num(true_v, nan=-1.0), allowed, resources, method="auto")
+    oracle_free = np.where(allowed & (true_v > 0), true_v, 0.0).max(axis=1).sum()
+    default = _default_under_capacity(decisions, allowed)
+    model_value = value_of(decisions.model_choice)
+    deployed_value = value_of(decisions.choice)
+    default_value = value_of(default)
+    gain = oracle.total_value - default_value
+
+    def share(v: float) -> float | None:
+        return None if gain <= 0 else (oracle.total_value - v) / gain
+
+    # Without capacities: every account's best allowed projection (nothing unless positive).
+    projected = np.where(decisions.rules.allowed & np.isfinite(decisions.values), decisions.values, -np.inf)
+    free_pick = np.where(projected.max(axis=1) > 0, projected.argmax(axis=1), -1)
+    idx = decisions.default_choice
+    free_default = np.where((idx >= 0) & allowed[np.arange(n), np.maximum(idx, 0)], idx, -1)
+    free_gain = float(oracle_free) - value_of(free_default)
+    free_regret = None if free_gain <= 0 else (float(oracle_free) - value_of(free_pick)) / free_gain
+
+    return {
+        "accounts_with_truth": int(covered.sum()),
+        "oracle_value_usd": round(oracle.total_value, 2),
+        "oracle_method": oracle.method,
+        "oracle_unconstrained_value_usd": round(float(oracle_free), 2),
+        "default_value_usd": round(default_value, 2),
+        "model_value_usd": round(model_value, 2),
+        "deployed_value_usd": round(deployed_value, 2),
+        "model_regret_share": share(model_value),
+        "deployed_regret_share": share(deployed_value),
+        "unconstrained_model_value_usd": round(value_of(free_pick), 2),
+        "unconstrained_default_value_usd": round(value_of(free_default), 2),
+        "unconstrained_model_regret_share": free_regret,
+        "note": "model: the learned allocation for every account; deployed: with the control cohort and exploration",
+    }
+
+
+def _default_under_capacity(decisions: Decisions, allowed: np.ndarray) -> np.ndarray:
+    """Every account's lifecycle default where allowed, placed in a stable order while capacity lasts."""
+    n = decisions.n
+    idx = decisions.default_choice
+    ok = (idx >= 0) & allowed[np.arange(n), np.maximum(idx, 0)]
+    choice = np.where(ok, idx, -1)
+    if not decisions.resources:
+        return choice
+    # A feasible default: the same prefix rule the control cohort follows, over the whole book.
+    state = CapacityLedger(decisions.resources, n, len(decisions.candidates))
+    rows = np.flatnonzero(choice >= 0)
+    placed = state.accept_prefix(rows, choice[rows])
+    out = np.full(n, -1)
+    out[rows[placed]] = choice[rows[placed]]
+    return out

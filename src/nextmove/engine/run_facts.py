@@ -1,0 +1,239 @@
+"""Book-level facts of a run that its summary keeps for the report: labels, health bands, impact, metrics.
+
+They are computed once, when the run is made, and stored with it, so a report of a stored
+run shows the same figures without the book or the models.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import polars as pl
+
+from nextmove.models.effect import EffectProjection, ObjectiveSpec, objective_specs
+from nextmove.playbook import Playbook
+from nextmove.playbook.schema import Sense, ValueBasis
+
+NO_ACTION = "none"
+BAND_ORDER = ("Healthy", "At risk", "Critical")
+ACCOUNT_FIELDS = (
+    "name",
+    "lifecycle_stage",
+    "arr",
+    "health_score",
+    "health_band",
+    "arr_at_risk_usd",
+    "segment_id",
+    "segment_name",
+)
+"""Account columns a stored recommendation keeps under ``evidence["account"]`` for the report."""
+
+
+def action_labels(playbook: Playbook) -> dict[str, str]:
+    """Each action's display name, by id (``none`` is "Do nothing")."""
+    out = {a.id: (a.name or a.id) for a in playbook.actions}
+    out[NO_ACTION] = "Do nothing"
+    return out
+
+
+def action_families(playbook: Playbook) -> dict[str, str]:
+    """Each action's focus: the display name of the objective it mainly serves."""
+    names = {k: (o.name or k) for k, o in playbook.objectives.items()}
+    return {a.id: names.get(a.objective, a.objective) for a in playbook.actions}
+
+
+def health_bands(recommendations: pl.DataFrame) -> list[dict[str, Any]]:
+    """Accounts and ARR per health band, Healthy first; empty without health scores."""
+    if "health_band" not in recommendations.columns or recommendations.get_column("health_band").null_count() == (
+        recommendations.height
+    ):
+        return []
+    arr = pl.col("arr").cast(pl.Float64).fill_null(0.0) if "arr" in recommendations.columns else pl.lit(0.0)
+    grouped = recommendations.group_by(pl.col("health_band").fill_null("no score")).agg(
+        pl.len().alias("accounts"), arr.sum().alias("arr_usd")
+    )
+    rows = {str(r["health_band"]): r for r in grouped.iter_rows(named=True)}
+    order = [b for b in BAND_ORDER if b in rows] + sorted(b for b in rows if b not in BAND_ORDER)
+    return [
+        {"band": b, "accounts": int(rows[b]["accounts"]), "arr_usd": round(float(rows[b]["arr_usd"]), 2)} for b in order
+    ]
+
+
+def _risk_specs(playbook: Playbook) -> list[ObjectiveSpec]:
+    return [s for s in objective_specs(playbook) if s.sense is Sense.AVOID and s.basis is ValueBasis.ARR]
+
+
+def arr_at_risk(projection: EffectProjection, recommendations: pl.DataFrame, playbook: Playbook) -> pl.DataFrame:
+    """``account_id, arr_at_risk_usd``: ARR × the do-nothing probability of each ARR-losing outcome (e.g. churn).
+
+    Zero for every account when the playbook has no objective that avoids losing ARR.
+    """
+    specs = _risk_specs(playbook)
+    ids = recommendations.select("account_id")
+    if not specs or "arr" not in recommendations.columns or projection.effects.height == 0:
+        return ids.with_columns(pl.lit(0.0).alias("arr_at_risk_usd"))
+    base = (
+        projection.effects.filter(pl.col("objective").is_in([s.objective for s in specs]))
+        .group_by("account_id", "objective")
+        .agg(pl.col("baseline").first())
+        .group_by("account_id")
+        .agg(pl.col("baseline").sum().clip(0.0, 1.0).alias("_p"))
+    )
+    return (
+        recommendations.select("account_id", pl.col("arr").cast(pl.Float64).fill_null(0.0).alias("_arr"))
+        .join(base, on="account_id", how="left")
+        .select("account_id", (pl.col("_arr") * pl.col("_p").fill_null(0.0)).round(2).alias("arr_at_risk_usd"))
+    )
+
+
+def impact_by_objective(
+    projection: EffectProjection, decided: pl.DataFrame, playbook: Playbook
+) -> list[dict[str, Any]]:
+    """Per objective: the dollars the chosen actions are projected to add, with the sum of the interval bounds.
+
+    ``decided`` has ``account_id, action_id`` and optionally ``variant`` (accounts doing nothing
+    add nothing). The bounds are summed account by account, which is conservative (wider than
+    the interval of the total) because accounts' effects share the arm-level uncertainty.
+    """
+    effects = projection.effects
+    if effects.height == 0:
+        return []
+    keyed = decided.filter(pl.col("action_id") != NO_ACTION).select(
+        "account_id",
+        (
+            pl.when(pl.col("variant").is_not_null())
+            .then(pl.concat_str([pl.col("action_id"), pl.lit(":"), pl.col("variant")]))
+            .otherwise(pl.col("action_id"))
+            if "variant" in decided.columns
+            else pl.col("action_id")
+        ).alias("_key"),
+        pl.col("action_id").alias("_action"),
+    )
+    arms = set(effects.get_column("action_id").unique().to_list())
+    keyed = keyed.with_columns(
+        pl.when(pl.col("_key").is_in(list(arms))).then(pl.col("_key")).otherwise(pl.col("_action")).alias("_key")
+    )
+    chosen = keyed.join(effects.rename({"action_id": "_key"}), on=["account_id", "_key"], how="inner").with_columns(
+        pl.when(pl.col("effect").abs() > 0)
+        .then(pl.col("effect_usd") / pl.col("effect"))
+        .otherwise(0.0)
+        .alias("_per_unit")
+    )
+    chosen = chosen.with_columns(
+        (pl.col("low") * pl.col("_per_unit")).alias("_a"), (pl.col("high") * pl.col("_per_unit")).alias("_b")
+    ).with_columns(
+        pl.min_horizontal("_a", "_b").alias("_low"),
+        pl.max_horizontal("_a", "_b").alias("_high"),
+    )
+    totals = chosen.group_by("objective").agg(
+        pl.col("effect_usd").sum().alias("value_usd"),
+        pl.col("_low").sum().alias("low"),
+        pl.col("_high").sum().alias("high"),
+        pl.len().alias("accounts"),
+    )
+    found = {str(r["objective"]): r for r in totals.iter_rows(named=True)}
+    out = []
+    for key, objective in playbook.objectives.items():
+        r = found.get(key)
+        if r is None:
+            continue
+        out.append(
+            {
+                "objective": key,
+                "label": objective.name or key,
+                "value_usd": round(float(r["value_usd"]), 2),
+                "low": round(float(r["low"]), 2),
+                "high": round(float(r["high"]), 2),
+                "accounts": int(r["accounts"]),
+            }
+        )
+    return out
+
+
+def _policy(values: Sequence[Mapping[str, Any]], name: str, method: str = "dr") -> Mapping[str, Any] | None:
+    for v in values:
+        if str(v.get("policy") or v.get("name")) == name and str(v.get("method")) == method:
+            return v
+    return None
+
+
+def metrics(summary: Mapping[str, Any]) -> list[dict[str, str]]:
+    """The metric / benchmark / status lines of the report, from a run's summary.
+
+    Status is ``On track``, ``Review`` or ``Action needed``, by the rule stated in each benchmark.
+
+    Examples
+    --------
+    >>> rows = metrics({"differs_from_default_share": 0.38, "do_nothing": 10, "accounts": 100})
+    >>> rows[0]["metric"], rows[0]["current"], rows[0]["status"]
+    ('Recommendations that differ from the lifecycle default', '38%', 'On track')
+    """
+    rows: list[dict[str, str]] = []
+    share = summary.get("differs_from_default_share")
+    if isinstance(share, int | float):
+        rows.append(
+            {
+                "metric": "Recommendations that differ from the lifecycle default",
+                "current": f"{share:.0%}",
+                "benchmark": "some, not all: 10–80%",
+                "status": "On track" if 0.1 <= share <= 0.8 else "Review",
+            }
+        )
+    accounts = int(summary.get("accounts") or 0)
+    nothing = int(summary.get("do_nothing") or 0)
+    if accounts:
+        rows.append(
+            {
+                "metric": "Accounts best left alone",
+                "current": f"{nothing / accounts:.0%}",
+                "benchmark": "below 90% (otherwise the catalog or the values need a look)",
+                "status": "On track" if nothing / accounts < 0.9 else "Review",
+            }
+        )
+    values = summary.get("policy_values") or []
+    learned, default = _policy(values, "learned"), _policy(values, "default")
+    if learned is not None and default is not None:
+        gain = float(learned["estimate"]) - float(default["estimate"])
+        rows.append(
+            {
+                "metric": "Off-policy value over the lifecycle default (DR, $ per decision)",
+                "current": f"{gain:+,.2f}",
+                "benchmark": "above 0",
+                "status": "On track" if float(learned["low"]) > float(default["estimate"]) else "Review",
+            }
+        )
+    allocation = summary.get("allocation")
+    if isinstance(allocation, Mapping) and isinstance(allocation.get("gap_to_bound"), int | float):
+        gap = float(allocation["gap_to_bound"])
+        rows.append(
+            {
+                "metric": "Allocation gap to the upper bound",
+                "current": f"{gap:.2%}",
+                "benchmark": "below 1%",
+                "status": "On track" if gap < 0.01 else "Review",
+            }
+        )
+    arms = summary.get("arms")
+    if isinstance(arms, Mapping) and accounts:
+        control = int(arms.get("control") or 0)
+        rows.append(
+            {
+                "metric": "Control cohort",
+                "current": f"{control:,} accounts",
+                "benchmark": "at least 100 for a lift readout",
+                "status": "On track" if control >= 100 else "Action needed",
+            }
+        )
+    regret = summary.get("regret")
+    if isinstance(regret, Mapping) and isinstance(regret.get("model_regret_share"), int | float):
+        share_r = float(regret["model_regret_share"])
+        rows.append(
+            {
+                "metric": "Regret against the oracle (lab only)",
+                "current": f"{share_r:.0%}",
+                "benchmark": "at most 15% of the oracle's gain over the default",
+                "status": "On track" if share_r <= 0.15 else "Review",
+            }
+        )
+    return rows

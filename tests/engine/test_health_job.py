@@ -1,0 +1,195 @@
+"""Tests of the health job: active accounts, scores and trends, learned weights, outcome models and their versions."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import replace
+
+import numpy as np
+import polars as pl
+import pytest
+
+from nextmove.book import Book
+from nextmove.engine import HealthResult, load_outcome_models, score_health
+from nextmove.errors import ConfigError, NotFoundError
+from nextmove.models.outcome import IncompatibleModelError, OutcomeModel
+from nextmove.playbook import Playbook
+from nextmove.playbook.loader import default_playbook_text, parse_playbook
+from nextmove.sim import SimConfig, SimResult, simulate
+from nextmove.store import Store, open_store
+
+FAST = OutcomeModel(n_estimators=100, early_stopping_rounds=10, n_jobs=1)
+
+
+@pytest.fixture(scope="module")
+def lab() -> SimResult:
+    return simulate(SimConfig(accounts=600, months=12, seed=1))
+
+
+@pytest.fixture(scope="module")
+def playbook(lab: SimResult) -> Playbook:
+    return lab.config.resolved_playbook()
+
+
+@pytest.fixture(scope="module")
+def store() -> Iterator[Store]:
+    with open_store("sqlite://") as s:
+        yield s
+
+
+@pytest.fixture(scope="module")
+def result(lab: SimResult, playbook: Playbook, store: Store) -> HealthResult:
+    steps: list[str] = []
+    res = score_health(lab.book, playbook, lab.as_of, store=store, template=FAST, progress=steps.append)
+    assert steps[0].startswith("Computing features")
+    assert any("Training the outcome models" in s for s in steps)
+    return res
+
+
+def _churned(book: Book, kind: str = "churn") -> set[str]:
+    return set(book.outcomes.filter(pl.col("kind") == kind)["account_id"].to_list())
+
+
+def test_score_health_scores_every_active_account_once(lab: SimResult, result: HealthResult) -> None:
+    ids = result.accounts["account_id"].to_list()
+    assert len(ids) == len(set(ids))
+    gone = _churned(lab.book)
+    assert gone
+    assert not gone & set(ids)
+    assert len(ids) == lab.summary.active_accounts
+    assert result.left_out == lab.book.accounts.height - len(ids)
+
+
+def test_score_health_columns_scores_trend_and_movers(result: HealthResult) -> None:
+    frame = result.accounts
+    for column in ("arr", "health_score", "health_band", "health_trend", "health_change", "top_movers"):
+        assert column in frame.columns
+    assert {f"health_{c.id}" for c in result.components} <= set(frame.columns)
+    assert frame["health_score"].is_between(0, 100).all()
+    assert set(frame["health_trend"].unique()) <= {"improving", "stable", "declining", "new"}
+    assert (frame["top_movers"].str.contains(" points").sum()) > frame.height // 2
+    assert result.before == result.as_of - np.timedelta64(6, "W").astype("timedelta64[s]").item()
+    assert sum(b.accounts for b in result.bands()) == frame.height
+    assert sum(b.arr_share for b in result.bands()) == pytest.approx(1.0)
+
+
+def test_score_health_outcome_probabilities_with_drivers(result: HealthResult) -> None:
+    frame = result.accounts
+    for kind in ("churn", "expansion", "advocacy", "recovery", "onboarded"):
+        assert frame[f"p_{kind}"].is_between(0, 1).all()
+        assert frame[f"drivers_{kind}"].str.contains(r": (raises|lowers) \(").all()
+    assert (frame["expected_expansion_amount"] >= 0).all()
+    assert result.risk_kind == "churn"
+    assert result.probability_column("churn") == "p_churn"
+    assert result.probability_column("referral") is None
+    top = result.top_at_risk(5)
+    assert top["arr_at_risk"].to_list() == sorted(top["arr_at_risk"].to_list(), reverse=True)
+    assert np.allclose(top["arr_at_risk"], top["arr"] * top["p_churn"])
+
+
+def test_score_health_learns_weights_and_measures_accuracy(result: HealthResult) -> None:
+    report = result.optimizer
+    assert report is not None
+    assert report.label == "y_churn"
+    assert report.auc_hand_set is not None
+    assert report.auc_learned is not None
+    assert {m.power for m in report.measures} <= {"high", "moderate", "not predictive"}
+    churn = result.accuracy["churn"]
+    assert churn.auc is not None
+    assert churn.auc > 0.8
+    assert churn.ece < 0.03
+    assert churn.binning == "equal_mass"
+    assert len(churn.calibration) == 10
+
+
+def test_score_health_saves_a_reloadable_model_version(
+    lab: SimResult, playbook: Playbook, store: Store, result: HealthResult
+) -> None:
+    assert result.model_id is not None
+    record = store.active_model("outcome")
+    assert record is not None
+    assert record.model_id == result.model_id
+    assert record.playbook_hash == playbook.content_hash()
+    assert record.trained_from is not None
+    assert record.trained_to is not None
+    assert record.trained_from < record.trained_to
+    assert "arr" in record.features
+    assert record.metrics["later_window"]["churn"]["ece"] == pytest.approx(result.accuracy["churn"].ece)
+    assert record.metrics["kinds"]["churn"]["calibration"] in ("platt", "isotonic")
+    models = load_outcome_models(store, playbook)
+    assert result.outcome_models is not None
+    assert models.kinds == result.outcome_models.kinds
+    again = score_health(lab.book, playbook, lab.as_of, store=store, reuse_model=True)
+    assert again.model_id == result.model_id
+    assert again.accuracy == {}
+    assert np.array_equal(again.accounts["p_churn"].to_numpy(), result.accounts["p_churn"].to_numpy())
+
+
+def test_load_outcome_models_refuses_an_incompatible_model(
+    playbook: Playbook, store: Store, result: HealthResult
+) -> None:
+    other = parse_playbook(default_playbook_text().replace("horizon_days = 90", "horizon_days = 60"))
+    with pytest.raises(IncompatibleModelError, match=rf"trained under playbook {playbook.content_hash()}"):
+        load_outcome_models(store, other)
+    narrow = pl.DataFrame({"account_id": ["a"], "arr": [1.0]})
+    with pytest.raises(IncompatibleModelError, match=rf"model '{result.model_id}'.*feature column\(s\) they read"):
+        load_outcome_models(store, playbook, features=narrow)
+    with open_store("sqlite://") as empty, pytest.raises(NotFoundError, match="no active 'outcome' model"):
+        load_outcome_models(empty, playbook)
+    with pytest.raises(ConfigError, match="reuse_model needs a store"):
+        score_health(Book(narrow, *[pl.DataFrame()] * 3), playbook, reuse_model=True)  # type: ignore[arg-type]
+
+
+def _without(book: Book, kind: str) -> Book:
+    return replace(book, outcomes=book.outcomes.filter(pl.col("kind") != kind))
+
+
+def test_score_health_on_a_book_without_any_churn_yet(lab: SimResult, playbook: Playbook) -> None:
+    book = _without(lab.book, "churn")
+    res = score_health(book, playbook, lab.as_of, template=FAST)
+    assert res.optimizer is None
+    assert any("health weights stay hand-set" in n and "no 'churn' outcome yet" in n for n in res.notes)
+    assert any(n.startswith("churn: no 'churn' outcome in the history yet") for n in res.notes)
+    assert "p_churn" not in res.accounts.columns
+    assert "p_expansion" in res.accounts.columns
+    assert res.risk_kind is None
+    top = res.top_at_risk(3)
+    assert top["health_band"].is_in(["At risk", "Critical"]).all()
+
+
+def test_score_health_terminal_kind_comes_from_the_playbook(lab: SimResult) -> None:
+    book = replace(
+        lab.book,
+        outcomes=lab.book.outcomes.with_columns(
+            pl.when(pl.col("kind") == "churn").then(pl.lit("cancellation")).otherwise(pl.col("kind")).alias("kind")
+        ),
+    )
+    playbook = parse_playbook(default_playbook_text().replace('outcome = "churn"', 'outcome = "cancellation"'))
+    res = score_health(book, playbook, lab.as_of, template=FAST)
+    assert not _churned(book, "cancellation") & set(res.accounts["account_id"].to_list())
+    assert res.optimizer is not None
+    assert res.optimizer.label == "y_cancellation"
+    assert res.risk_kind == "cancellation"
+    assert "p_cancellation" in res.accounts.columns
+
+
+def test_score_health_with_missing_constant_and_tier_missing_measures(lab: SimResult, playbook: Playbook) -> None:
+    engagement = list(playbook.signal_roles.engagement)
+    smb = lab.book.accounts.filter(pl.col("segment") == "SMB")["account_id"]
+    signals = (
+        lab.book.signals.filter(~pl.col("name").is_in(engagement))  # a whole component missing
+        .with_columns(pl.when(pl.col("name") == "nps").then(7.0).otherwise(pl.col("value")).alias("value"))  # constant
+        .filter(~((pl.col("name") == "logins") & pl.col("account_id").is_in(smb.implode())))  # missing for a tier
+    )
+    res = score_health(replace(lab.book, signals=signals), playbook, lab.as_of, template=FAST)
+    frame = res.accounts
+    assert "engagement" not in {c.id for c in res.components}
+    assert "health_engagement" not in frame.columns
+    assert frame["health_score"].null_count() == 0
+    smb_rows = frame.filter(pl.col("segment") == "SMB")
+    assert smb_rows.height > 0
+    assert smb_rows["p_churn"].is_between(0, 1).all()
+    assert "nps_last" in {m.feature for m in res.scorecard.measures}
+    breakpoints = res.scorecard.breakpoints_["nps_last"]
+    assert breakpoints[0] == breakpoints[-1] == 7.0  # constant: the scorecard scores it neutral (50)
+    assert frame["health_sentiment"].null_count() < frame.height // 4  # accounts with no tickets nor surveys

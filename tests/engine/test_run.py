@@ -1,0 +1,348 @@
+"""Tests of the run: a lab book end to end (files, store, regret) and a book the lab did not make (a B2C shop)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pytest
+
+from nextmove.book import Book
+from nextmove.book.validate import load_book
+from nextmove.decide.explain import parse_alternatives, parse_evidence
+from nextmove.engine.run import RUN_STAGES, RunResult, default_as_of, latest_timestamp, run
+from nextmove.errors import ConfigError, NotFoundError
+from nextmove.playbook import Playbook
+from nextmove.playbook.loader import parse_playbook
+from nextmove.sim import SimConfig, SimResult, simulate
+from nextmove.store import Store, open_store
+
+FAST = {"n_folds": 2, "n_estimators": 25, "n_draws": 60}
+
+
+@pytest.fixture(scope="module")
+def lab() -> SimResult:
+    return simulate(SimConfig(accounts=240, months=10, seed=5))
+
+
+@pytest.fixture(scope="module")
+def store() -> Iterator[Store]:
+    with open_store("sqlite://") as s:
+        yield s
+
+
+@pytest.fixture(scope="module")
+def lab_run(lab: SimResult, store: Store, tmp_path_factory: pytest.TempPathFactory) -> RunResult:
+    steps: list[str] = []
+    out = tmp_path_factory.mktemp("run")
+    result = run(
+        lab.book,
+        lab.config.resolved_playbook(),
+        as_of=lab.as_of,
+        store=store,
+        out_dir=out,
+        progress=steps.append,
+        effect_params=FAST,
+        truth=lab.truth.values,
+        run_id="lab-run",
+    )
+    assert steps == list(RUN_STAGES)
+    return result
+
+
+def test_run_recommends_once_per_active_account_with_the_agreed_columns(lab: SimResult, lab_run: RunResult) -> None:
+    recs = lab_run.recommendations
+    assert recs.height == lab.summary.active_accounts
+    assert recs["account_id"].n_unique() == recs.height
+    expected = [
+        "account_id",
+        "owner",
+        "lifecycle_stage",
+        "arr",
+        "health_score",
+        "health_band",
+        "action_id",
+        "variant",
+        "arm",
+        "propensity",
+        "expected_value_usd",
+        "value_low_usd",
+        "value_high_usd",
+        "default_action_id",
+        "differs_from_default",
+        "model_action_id",
+    ]
+    assert recs.columns[: len(expected)] == expected
+    playbook = lab.config.resolved_playbook()
+    assert [c for c in recs.columns if c.startswith("projected_")] == [f"projected_{o}" for o in playbook.objectives]
+    tail = ["evidence", "alternatives", "model_version", "run_id"]
+    at = recs.columns.index("evidence")
+    assert recs.columns[at : at + 4] == tail
+    assert set(recs["action_id"].unique()) <= {*playbook.action_ids, "none"}
+    assert recs["propensity"].is_between(0, 1, closed="right").all()
+    assert set(recs["arm"].unique()) <= {"model", "explore", "control"}
+    assert (recs["run_id"] == "lab-run").all()
+    acting = recs.filter(pl.col("action_id") != "none")
+    assert (acting["value_low_usd"] <= acting["expected_value_usd"] + 1e-6).all()
+
+
+def test_run_evidence_is_a_valid_receipt_matching_the_row(lab_run: RunResult) -> None:
+    for row in lab_run.recommendations.head(40).iter_rows(named=True):
+        evidence = parse_evidence(row["evidence"])
+        assert evidence.action_id == row["action_id"]
+        assert evidence.arm == row["arm"]
+        assert evidence.propensity == pytest.approx(row["propensity"], abs=1e-6)
+        assert evidence.model_action_id == row["model_action_id"]
+        for alt in parse_alternatives(row["alternatives"]):
+            assert alt.action_id != row["action_id"] or alt.variant != row["variant"]
+
+
+def test_run_summary_counts_agree_with_the_recommendations(lab_run: RunResult) -> None:
+    s, recs = lab_run.summary, lab_run.recommendations
+    acting = recs.filter(pl.col("action_id") != "none")
+    assert s["accounts"] == recs.height
+    assert s["actions"] == 14
+    assert s["do_nothing"] == recs.height - acting.height
+    assert sum(s["assigned"].values()) == acting.height
+    assert sum(s["by_action"].values()) == acting.height
+    assert sum(s["arms"].values()) == recs.height
+    assert s["projected_impact_usd"]["value"] == pytest.approx(acting["expected_value_usd"].sum(), abs=0.05)
+    known = recs.filter(pl.col("default_action_id").is_not_null())
+    assert s["differs_from_default_share"] == pytest.approx(known["differs_from_default"].mean())
+    for use in s["capacity"]["each"].values():
+        assert use["used"] <= use["limit"] + 1e-6
+    regret = s["regret"]
+    assert regret["oracle_value_usd"] >= regret["model_value_usd"] - 1e-6
+    assert regret["accounts_with_truth"] == recs.height
+    assert regret["model_regret_share"] is not None
+    json.dumps(s)
+
+
+def test_run_writes_files_and_saves_the_run(lab_run: RunResult, store: Store) -> None:
+    files = lab_run.files
+    assert set(files) == {"recommendations.csv", "recommendations.parquet", "summary.json"}
+    parquet = pl.read_parquet(files["recommendations.parquet"])
+    assert parquet.equals(lab_run.recommendations)
+    assert pl.read_csv(files["recommendations.csv"]).height == parquet.height
+    summary = json.loads(files["summary.json"].read_text(encoding="utf-8"))
+    assert summary["run_id"] == "lab-run"
+    assert "total" in summary["timings_s"]
+    saved = store.get_run("lab-run")
+    assert saved.status == "succeeded"
+    assert saved.summary["accounts"] == parquet.height
+    assert store.count_recommendations("lab-run") == parquet.height
+    rec = store.recommendations("lab-run", limit=1)[0]
+    assert rec.evidence["schema"] == 1
+    assert rec.model_version is not None
+    assert rec.model_version.startswith("effect-")
+
+
+def test_run_reuses_the_stored_effect_model(lab: SimResult, lab_run: RunResult, store: Store) -> None:
+    again = run(
+        lab.book,
+        lab.config.resolved_playbook(),
+        as_of=lab.as_of,
+        store=store,
+        reuse_model=True,
+        evidence=False,
+        evaluate=False,
+        run_id="lab-run-2",
+    )
+    assert (
+        again.recommendations["model_version"].unique().to_list()
+        == lab_run.recommendations["model_version"].unique().to_list()
+    )
+    # The same model, the same book and seed: the same learned choices and values.
+    assert again.recommendations["model_action_id"].to_list() == lab_run.recommendations["model_action_id"].to_list()
+    assert (again.recommendations["evidence"] == "{}").all()
+
+
+def test_run_reuse_model_without_one_is_a_clear_error(lab: SimResult) -> None:
+    with open_store("sqlite://") as empty, pytest.raises(NotFoundError, match="no active 'effect' model"):
+        run(lab.book, lab.config.resolved_playbook(), as_of=lab.as_of, store=empty, reuse_model=True)
+    with open_store("sqlite://") as empty:
+        with pytest.raises(ConfigError, match="unknown run option"):
+            run(lab.book, lab.config.resolved_playbook(), store=empty, colour="red")
+        assert empty.list_runs() == []
+
+
+def test_run_failure_is_recorded_in_the_store(lab: SimResult) -> None:
+    with open_store("sqlite://") as s:
+        with pytest.raises(ConfigError, match="n_folds"):
+            run(lab.book, lab.config.resolved_playbook(), as_of=lab.as_of, store=s, effect_params={"n_folds": 1})
+        [failed] = s.list_runs()
+        assert failed.status == "failed"
+        assert "n_folds" in failed.summary["error"]
+
+
+# ---- a book the lab did not make ------------------------------------------------------------------------
+
+SHOP = """
+name = "Shop"
+horizon_days = 28
+control_fraction = 0.2
+
+[objectives.keep]
+name = "Keep"
+outcome = "lapse"
+sense = "avoid"
+value = "arr"
+
+[objectives.grow]
+name = "Grow"
+outcome = "upgrade"
+value = "fixed"
+value_usd = 400
+
+[[actions]]
+id = "stylist_call"
+name = "Stylist call"
+team = "cs"
+objective = "keep"
+cost_usd = 15
+effort_hours = 1.0
+cooldown_days = 14
+default_for_stages = ["loyal"]
+
+[[actions]]
+id = "coupon"
+name = "Coupon"
+team = "marketing"
+channel = "email"
+objective = "grow"
+cost_usd = 5
+eligibility = "visits_mean_28d >= 0"
+variants = [{ id = "am" }, { id = "pm" }]
+default_for_stages = ["new"]
+
+[contact_policy]
+window_days = 7
+
+[capacity]
+hours_per_owner_per_week = 6.0
+
+[signal_roles]
+usage = ["visits"]
+engagement = ["opens"]
+"""
+
+
+def shop_book(n: int = 160, weeks: int = 30, seed: int = 0) -> tuple[Book, Playbook]:
+    """A small B2C book: weekly visits and e-mail opens, weekly logged decisions, lapses and upgrades."""
+    rng = np.random.default_rng(seed)
+    start = datetime(2025, 1, 6, tzinfo=UTC)
+    ids = [f"shopper-{i:04d}" for i in range(n)]
+    loyalty = rng.normal(0, 1, n)
+    accounts = pl.DataFrame(
+        {
+            "account_id": ids,
+            "lifecycle_stage": np.where(loyalty > 0, "loyal", "new"),
+            "arr": np.round(rng.lognormal(6, 0.6, n), 2),
+            "owner": [f"stylist-{i % 4}" for i in range(n)],
+            "contract_start": [start - timedelta(days=int(d)) for d in rng.integers(30, 400, n)],
+            "favourite_colour": rng.choice(["red", "blue", "green"], n),
+        }
+    )
+    signals, touches, outcomes = [], [], []
+    gone = np.zeros(n, dtype=bool)
+    actions = np.array(["none", "stylist_call", "coupon"])
+    probs = np.array([0.5, 0.25, 0.25])
+    for week in range(weeks):
+        t = start + timedelta(days=7 * week)
+        visits = rng.poisson(np.exp(1 + 0.5 * loyalty))
+        opens = rng.poisson(1.5, n)
+        for i in np.flatnonzero(~gone):
+            signals.append((ids[i], t - timedelta(hours=1), "visits", float(visits[i])))
+            signals.append((ids[i], t - timedelta(hours=1), "opens", float(opens[i])))
+            a = int(rng.choice(3, p=probs))
+            touch_id = f"t-{week}-{i}"
+            variant = rng.choice(["am", "pm"]) if a == 2 else None
+            touches.append((ids[i], actions[a], t, touch_id, float(probs[a]), variant))
+            lapse_p = 1 / (1 + np.exp(3.5 + loyalty[i] - (1.2 if a != 1 else 0.2)))
+            upgrade_p = 1 / (1 + np.exp(3.0 - 0.5 * loyalty[i] - (1.0 if a == 2 else 0.0)))
+            if rng.random() < upgrade_p:
+                outcomes.append((ids[i], t + timedelta(days=int(rng.integers(1, 20))), "upgrade", 1.0, touch_id))
+            if rng.random() < lapse_p:
+                outcomes.append((ids[i], t + timedelta(days=int(rng.integers(1, 6))), "lapse", 1.0, touch_id))
+                gone[i] = True
+    frames = {
+        "accounts": accounts,
+        "signals": pl.DataFrame(signals, schema=["account_id", "ts", "name", "value"], orient="row"),
+        "touches": pl.DataFrame(
+            touches, schema=["account_id", "action_id", "ts", "touch_id", "propensity", "variant"], orient="row"
+        ),
+        "outcomes": pl.DataFrame(outcomes, schema=["account_id", "ts", "kind", "value", "touch_id"], orient="row"),
+    }
+    end = start + timedelta(days=7 * weeks)
+    playbook = parse_playbook(SHOP)
+    return load_book(frames, playbook=playbook, as_of=end + timedelta(days=30)), playbook
+
+
+@pytest.fixture(scope="module")
+def shop_run() -> tuple[Book, Playbook, RunResult]:
+    book, playbook = shop_book()
+    return book, playbook, run(book, playbook, effect_params=FAST, evaluate=False)
+
+
+def test_run_on_a_book_the_lab_did_not_make(shop_run: tuple[Book, Playbook, RunResult]) -> None:
+    book, _, result = shop_run
+    recs = result.recommendations
+    lapsed = set(book.outcomes.filter(pl.col("kind") == "lapse")["account_id"].to_list())
+    assert recs.height == book.accounts.height - len(lapsed)
+    assert not set(recs["account_id"].to_list()) & lapsed
+    assert result.as_of == default_as_of(book)
+    assert set(recs["action_id"].unique()) <= {"stylist_call", "coupon", "none"}
+    assert [c for c in recs.columns if c.startswith("projected_")] == ["projected_keep", "projected_grow"]
+    coupons = recs.filter(pl.col("action_id") == "coupon")
+    assert coupons["variant"].is_in(["am", "pm"]).all()
+    summary = result.summary
+    assert set(summary["assigned"]) == {"keep", "grow"}
+    assert summary["actions"] == 2
+    assert "regret" not in summary
+    # Owners have 6 hours a week and a call takes one: never more than six calls per stylist.
+    calls = recs.filter(pl.col("action_id") == "stylist_call").group_by("owner").len()
+    assert calls["len"].max() is None or calls["len"].max() <= 6  # type: ignore[operator]
+    evidence = parse_evidence(recs.row(0, named=True)["evidence"])
+    assert {p.objective for p in evidence.projected} == {"keep", "grow"}
+    text = " ".join(s.text for r in recs.head(30)["evidence"] for s in parse_evidence(r).signals)
+    assert "active_users" not in text
+    assert "visits" in text or "opens" in text
+
+
+def test_run_without_owners_or_stages(shop_run: tuple[Book, Playbook, RunResult]) -> None:
+    book, playbook, _ = shop_run
+    bare = Book(
+        book.accounts.drop("owner", "lifecycle_stage"), book.signals, book.touches, book.outcomes, source="bare"
+    )
+    result = run(bare, playbook, effect_params=FAST, evaluate=False, evidence=False)
+    recs = result.recommendations
+    assert recs["owner"].is_null().all()
+    assert recs["default_action_id"].is_null().all()
+    assert result.summary["differs_from_default_share"] is None
+    assert "control" in set(recs["arm"].unique())
+
+
+def test_default_as_of_is_the_next_midnight() -> None:
+    book, _ = shop_book(n=5, weeks=2)
+    latest = latest_timestamp(book)
+    assert latest is not None
+    assert latest <= default_as_of(book) < latest + timedelta(days=1)
+    assert default_as_of(book).hour == 0
+    assert default_as_of(book).minute == 0
+
+
+def test_decide_doc_example_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    root = Path(__file__).resolve().parents[2]
+    text = (root / "docs" / "decide.md").read_text(encoding="utf-8")
+    block = text.split("```python\n")[1].split("```")[0]
+    monkeypatch.chdir(tmp_path)
+    namespace: dict[str, object] = {}
+    exec(compile(block, "decide.md", "exec"), namespace)  # the doc's own example, run as written
+    result = namespace["result"]
+    assert isinstance(result, RunResult)
+    assert (tmp_path / "example-run" / "summary.json").is_file()
+    assert result.summary["regret"]["model_regret_share"] is not None
