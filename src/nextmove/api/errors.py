@@ -1,0 +1,229 @@
+"""Every error as JSON with a code and a message that says what to fix; the body-size limit."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from nextmove.errors import NextmoveError
+
+logger = logging.getLogger("nextmove.api")
+
+
+class UnauthenticatedError(NextmoveError):
+    """No API key, or one the store does not know (or has revoked)."""
+
+    exit_code = 2
+    http_status = 401
+    code = "unauthenticated"
+
+
+class ForbiddenError(NextmoveError):
+    """The key's role may not use this endpoint."""
+
+    exit_code = 2
+    http_status = 403
+    code = "forbidden"
+
+
+class PayloadTooLargeError(NextmoveError):
+    """The request body is over the server's limit."""
+
+    exit_code = 2
+    http_status = 413
+    code = "payload_too_large"
+
+
+class NotReadyError(NextmoveError):
+    """The server cannot serve this as it was started (e.g. without a book): a 409, not a 5xx, since
+    retrying will not help until the server is started otherwise."""
+
+    exit_code = 1
+    http_status = 409
+    code = "not_ready"
+
+
+class NotImplementedYetError(NextmoveError):
+    """The endpoint exists but what it needs is not part of this nextmove yet."""
+
+    exit_code = 1
+    http_status = 501
+    code = "not_implemented"
+
+
+class ConflictError(NextmoveError):
+    """The request conflicts with the server's state (e.g. a run is already going)."""
+
+    exit_code = 1
+    http_status = 409
+    code = "conflict"
+
+
+HTTP_CODES: dict[int, tuple[str, str]] = {
+    400: ("bad_request", "the request is malformed; check the JSON body and the query string"),
+    404: ("not_found", "no such endpoint; GET /openapi.json lists them"),
+    405: ("method_not_allowed", "this endpoint does not take this method; GET /openapi.json lists the methods"),
+    413: ("payload_too_large", "the request body is too large"),
+    415: ("unsupported_media_type", "send the body as JSON with Content-Type: application/json"),
+}
+
+
+def error_body(
+    status: int, code: str, message: str, problems: Sequence[dict[str, Any]] | None = None
+) -> dict[str, Any]:
+    """The JSON body of every error: ``{"status", "code", "message"[, "problems"]}``.
+
+    Examples
+    --------
+    >>> error_body(404, "not_found", "no account 'a'")
+    {'status': 404, 'code': 'not_found', 'message': "no account 'a'"}
+    """
+    body: dict[str, Any] = {"status": status, "code": code, "message": message}
+    if problems:
+        body["problems"] = list(problems)
+    return body
+
+
+def error_response(
+    status: int, code: str, message: str, problems: Sequence[dict[str, Any]] | None = None
+) -> JSONResponse:
+    """An error as a JSON response (401 answers also say how to authenticate)."""
+    headers = {"WWW-Authenticate": 'Bearer realm="nextmove"'} if status == 401 else None
+    return JSONResponse(error_body(status, code, message, problems), status_code=status, headers=headers)
+
+
+def _where(loc: Sequence[Any]) -> str:
+    parts = [str(p) for p in loc if p not in ("body",)]
+    return ".".join(parts) if parts else "body"
+
+
+def validation_problems(exc: RequestValidationError) -> list[dict[str, Any]]:
+    """One ``{"field", "problem"}`` per validation error, in plain words."""
+    out = []
+    for err in exc.errors():
+        loc = err.get("loc", ())
+        where = _where(loc)
+        if loc and loc[0] in ("query", "path", "header"):
+            where = f"{loc[0]} parameter {'.'.join(str(p) for p in loc[1:])}"
+        out.append({"field": where, "problem": str(err.get("msg", "invalid"))})
+    return out
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Map nextmove's errors, validation errors and HTTP errors to JSON; anything else to a 500 JSON error."""
+
+    @app.exception_handler(NextmoveError)
+    async def _nextmove(_request: Request, exc: NextmoveError) -> JSONResponse:
+        return error_response(exc.http_status, exc.code, str(exc))
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        problems = validation_problems(exc)
+        summary = "; ".join(f"{p['field']}: {p['problem']}" for p in problems[:5])
+        more = f" (and {len(problems) - 5} more)" if len(problems) > 5 else ""
+        message = f"the request does not match the API: {summary}{more}; see GET /openapi.json"
+        return error_response(422, "invalid_request", message, problems)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code, hint = HTTP_CODES.get(exc.status_code, ("http_error", "see GET /openapi.json"))
+        detail = (
+            exc.detail if isinstance(exc.detail, str) and exc.detail not in ("Not Found", "Method Not Allowed") else ""
+        )
+        message = f"{detail}; {hint}" if detail else hint
+        return error_response(exc.status_code, code, message)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        logger.exception("unexpected error answering %s %s", request.method, request.url.path)
+        return error_response(
+            500,
+            "internal_error",
+            f"nextmove failed unexpectedly ({type(exc).__name__}); the server log has the details — please report it",
+        )
+
+
+class BodyLimitMiddleware:
+    """Refuse request bodies over ``max_bytes`` with a 413 JSON error, declared or streamed.
+
+    A declared ``Content-Length`` over the limit is refused before reading; a chunked body is
+    counted as it arrives and refused as soon as it passes the limit.
+    """
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = _content_length(scope)
+        if declared is not None and declared > self.max_bytes:
+            await self._refuse(send)
+            return
+        seen = 0
+        started = False
+        refused = False
+
+        async def counted_receive() -> Message:
+            nonlocal seen, refused, started
+            if refused:
+                return {"type": "http.disconnect"}
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.max_bytes:
+                    # Answer now; the app then sees the client gone and whatever it sends is dropped.
+                    refused = True
+                    if not started:
+                        started = True
+                        await self._refuse(send)
+                    return {"type": "http.disconnect"}
+            return message
+
+        async def guarded_send(message: Message) -> None:
+            nonlocal started
+            if refused:
+                return
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        await self.app(scope, counted_receive, guarded_send)
+
+    async def _refuse(self, send: Send) -> None:
+        body = json.dumps(
+            error_body(
+                413,
+                "payload_too_large",
+                f"the request body is over {self.max_bytes:,} bytes; send fewer items per request "
+                "(e.g. split feedback into batches of at most 1,000 events)",
+            )
+        ).encode()
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 413,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})
+
+
+def _content_length(scope: Scope) -> int | None:
+    for name, value in scope.get("headers", []):
+        if name == b"content-length":
+            try:
+                return int(value)
+            except ValueError:
+                return None
+    return None

@@ -1,0 +1,89 @@
+"""Measurements the API serves from the server's book: lift against control, behavioral segments."""
+
+from __future__ import annotations
+
+import threading
+from datetime import datetime
+from typing import Any
+
+import polars as pl
+
+from nextmove.api.errors import NotReadyError
+from nextmove.book import Book
+from nextmove.errors import NotFoundError
+from nextmove.features import terminal_outcome_kinds
+from nextmove.measure.lift import estimate_lift, json_ready, latest_data_time, recommendations_frame
+from nextmove.playbook import Playbook
+from nextmove.segment import BehaviorSegmenter, behavior_snapshot
+from nextmove.store import RunRecord, Store
+
+
+def _book(book: Book | None, what: str) -> Book:
+    if book is None:
+        raise NotReadyError(f"{what} needs the book of business: start the server with `nextmove serve --book PATH`")
+    return book
+
+
+def lift_report(
+    store: Store, book: Book | None, playbook: Playbook, run: RunRecord, *, allow_partial: bool
+) -> dict[str, Any]:
+    """The lift report of ``run`` as JSON-ready data (see :func:`nextmove.measure.lift.estimate_lift`).
+
+    Raises
+    ------
+    NotReadyError
+        Without a book.
+    ConfigError
+        If the run's horizon has not passed (unless ``allow_partial``).
+    """
+    loaded = _book(book, "lift")
+    if run.as_of is None:
+        raise NotFoundError(f"run {run.run_id!r} has no as_of time; lift measures what followed a run's decisions")
+    frame = recommendations_frame(store.recommendations(run.run_id))
+    report = estimate_lift(frame, loaded, playbook, as_of=run.as_of, allow_partial=allow_partial, run_id=run.run_id)
+    return report.to_dict()
+
+
+class SegmentCache:
+    """Behavioral segments of the book at a time, computed once per time (they take seconds)."""
+
+    def __init__(self, seed: int = 0) -> None:
+        self.seed = seed
+        self._lock = threading.Lock()
+        self._cache: dict[datetime, dict[str, Any]] = {}
+
+    def report(self, book: Book | None, playbook: Playbook, as_of: datetime | None) -> dict[str, Any]:
+        """Segments of the accounts active at ``as_of`` (default: the book's latest data)."""
+        loaded = _book(book, "segments")
+        when = as_of or latest_data_time(loaded)
+        with self._lock:
+            if when not in self._cache:
+                self._cache[when] = self._compute(loaded, playbook, when)
+            return self._cache[when]
+
+    def _compute(self, book: Book, playbook: Playbook, when: datetime) -> dict[str, Any]:
+        snapshot = behavior_snapshot(book, when, playbook=playbook)
+        gone = (
+            book.outcomes.filter(pl.col("kind").is_in(terminal_outcome_kinds(playbook)) & (pl.col("ts") < when))
+            .get_column("account_id")
+            .unique()
+        )
+        active = snapshot.filter(~pl.col("account_id").is_in(gone.implode()))
+        result = BehaviorSegmenter(seed=self.seed).fit(active).segment(active)
+        data = {
+            "as_of": when,
+            "accounts": active.height,
+            "k": result.k,
+            "silhouette": result.silhouette,
+            "segments": [
+                {
+                    "id": s.id,
+                    "name": s.name,
+                    "accounts": s.accounts,
+                    "traits": [{"feature": f, "z": z} for f, z in s.traits],
+                }
+                for s in result.segments
+            ],
+        }
+        out: dict[str, Any] = json_ready(data)
+        return out

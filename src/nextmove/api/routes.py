@@ -1,0 +1,558 @@
+"""The endpoints: a few lines each over the services, the principal and the schemas."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+import polars as pl
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
+from fastapi.concurrency import run_in_threadpool
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+
+from nextmove.api.audit import AUDIT_STATE_KEY
+from nextmove.api.auth import Principal
+from nextmove.api.measures import lift_report
+from nextmove.api.schemas import (
+    MAX_ID_CHARS,
+    AccountPublic,
+    AuditEntryPublic,
+    AuditPagePublic,
+    DecideIn,
+    DecisionPublic,
+    DecisionsPublic,
+    ErrorPublic,
+    FeedbackBatchIn,
+    FeedbackPublic,
+    FeedbackReceiptPublic,
+    HealthPublic,
+    OutcomePublic,
+    RecommendationPagePublic,
+    RecommendationPublic,
+    ReportPublic,
+    RiskPublic,
+    RunIn,
+    RunListPublic,
+    RunPublic,
+    StatusPublic,
+    TouchPublic,
+    as_utc,
+    clean_text,
+)
+from nextmove.api.service import Services
+from nextmove.engine.online import DecideRequest
+from nextmove.errors import ConfigError, NotFoundError
+from nextmove.store import AuditEntry, RunRecord
+from nextmove.store.records import utcnow
+
+MAX_PAGE = 500
+MAX_OFFSET = 10_000_000
+HISTORY_ROWS = 50
+
+_bearer = HTTPBearer(auto_error=False, description="An API key: `Authorization: Bearer nm_…`")
+_header_key = APIKeyHeader(name="X-API-Key", auto_error=False, description="An API key, as a header")
+
+ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"model": ErrorPublic, "description": "No API key, or an unknown or revoked one"},
+    403: {"model": ErrorPublic, "description": "The key's role may not use this endpoint"},
+    413: {"model": ErrorPublic, "description": "The request body is too large"},
+    422: {"model": ErrorPublic, "description": "The request does not match the API"},
+}
+NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"model": ErrorPublic, "description": "Not found or not visible"}}
+
+router = APIRouter()
+
+
+async def services_of(request: Request) -> Services:
+    """The services of the app handling ``request``."""
+    services: Services = request.app.state.services
+    return services
+
+
+ServicesDep = Annotated[Services, Depends(services_of)]
+
+
+def _audit(request: Request) -> dict[str, Any]:
+    state: dict[str, Any] = request.scope.setdefault("state", {})
+    info: dict[str, Any] = state.setdefault(AUDIT_STATE_KEY, {})
+    return info
+
+
+async def authenticated(
+    request: Request,
+    bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    header_key: Annotated[str | None, Depends(_header_key)],
+) -> Principal:
+    """The principal of the request's key (401 without a valid one); records it for the audit trail.
+
+    A key verified lately is recognised without I/O; otherwise the check (a store read and a
+    deliberately slow hash) runs in a worker thread, off the event loop.
+    """
+    services: Services = request.app.state.services
+    info = _audit(request)
+    presented = bearer.credentials if bearer is not None else header_key
+    if presented:
+        info["key_id"] = presented.strip().split("_")[1][:32] if presented.count("_") >= 2 else None
+    principal = services.verifier.cached(presented)
+    if principal is None:
+        principal = await run_in_threadpool(services.verifier.authenticate, presented)
+    info.update(key_id=principal.key_id, role=principal.role)
+    return principal
+
+
+PrincipalDep = Annotated[Principal, Depends(authenticated)]
+
+
+def _id_path(what: str) -> Any:
+    return Path(min_length=1, max_length=MAX_ID_CHARS, description=f"The {what}'s id.")
+
+
+def _clean(name: str, value: str | None) -> str | None:
+    if value is None:
+        return None
+    try:
+        return clean_text(value)
+    except ValueError as exc:
+        raise ConfigError(f"{name}: {exc}") from None
+
+
+def _note(request: Request, kind: str, resource: str, **detail: Any) -> dict[str, Any]:
+    info = _audit(request)
+    info.update(action=kind, resource=resource, detail=detail)
+    return info
+
+
+def _entry(request: Request, info: dict[str, Any], status: int = 200) -> AuditEntry:
+    info["written"] = True
+    return AuditEntry(
+        action=info.get("action", "change"),
+        method=request.method,
+        path=request.url.path,
+        status=status,
+        key_id=info.get("key_id"),
+        role=info.get("role"),
+        resource=info.get("resource", ""),
+        detail=info.get("detail", {}),
+    )
+
+
+# ---- liveness and readiness -------------------------------------------------------------------
+
+
+@router.get("/healthz", response_model=StatusPublic, tags=["service"], summary="Liveness: the process answers")
+def healthz() -> StatusPublic:
+    """Always ``ok`` while the process serves requests (no key needed)."""
+    return StatusPublic(status="ok")
+
+
+@router.get(
+    "/readyz",
+    response_model=StatusPublic,
+    tags=["service"],
+    summary="Readiness: the store answers; what the decider serves",
+    responses={503: {"model": ErrorPublic, "description": "The store cannot be reached"}},
+)
+def readyz(services: ServicesDep) -> StatusPublic:
+    """``ready`` when the store answers (no key needed); ``detail`` says which run decisions come from."""
+    services.store.list_runs(1)
+    run = services.served_run()
+    return StatusPublic(
+        status="ready",
+        detail={
+            "decider": "ready" if services.decider.ready else f"not ready: {services.decider.problem}",
+            "served_run": None if run is None else run.run_id,
+            "book": services.config.book_path,
+        },
+    )
+
+
+# ---- decide and feedback ----------------------------------------------------------------------
+
+
+@router.post(
+    "/v1/decide",
+    response_model=DecisionsPublic,
+    tags=["decisions"],
+    summary="The best action for one account (or a batch of up to 100), logged with its propensity",
+    responses={**ERRORS, **NOT_FOUND, 409: {"model": ErrorPublic, "description": "No run to decide from yet"}},
+)
+async def decide(body: DecideIn, request: Request, principal: PrincipalDep, services: ServicesDep) -> Response:
+    """Decide now for each account: the action, its evidence and propensity, logged as a decision.
+
+    Roles: every role; ``manager`` and ``csm`` keys only for their accounts.
+    """
+    principal.require("decide")
+    items = body.items()
+    ids = [item.account_id for item in items]
+    info = _note(request, "change", f"decide:{','.join(ids[:20])}", accounts=len(ids))
+    requests = [DecideRequest(i.account_id, dict(i.signals), i.request_id) for i in items]
+
+    def work() -> bytes:
+        if not principal.sees_everything:
+            for account_id in ids:
+                principal.require_account(account_id, services.owner_of(account_id))
+        made = services.decider.decide(requests, key_id=principal.key_id, audit=[_entry(request, info)])
+        return DecisionsPublic(decisions=[DecisionPublic.of(d) for d in made]).model_dump_json().encode()
+
+    # One hop to a worker thread for the store work; the answer is serialised there too, once.
+    return Response(await run_in_threadpool(work), media_type="application/json")
+
+
+@router.post(
+    "/v1/feedback",
+    response_model=FeedbackReceiptPublic,
+    tags=["feedback"],
+    summary="Feedback events (done, dismissed, snoozed, outcome), stored durably and idempotently",
+    responses={**ERRORS, **NOT_FOUND},
+)
+def feedback(
+    body: FeedbackBatchIn, request: Request, principal: PrincipalDep, services: ServicesDep
+) -> FeedbackReceiptPublic:
+    """Store up to 1,000 events; an ``event_id`` already stored is not counted again.
+
+    Every event is committed before the answer is sent: a 200 means the events are kept. Roles:
+    every role; ``manager`` and ``csm`` keys only for their accounts (all or nothing).
+    """
+    principal.require("feedback")
+    accounts = sorted({e.account_id for e in body.events})
+    info = _note(
+        request,
+        "change",
+        f"feedback:{len(body.events)} events",
+        accounts=accounts[:20],
+        event_ids=[e.event_id for e in body.events[:20]],
+    )
+    if not principal.sees_everything:
+        for account_id in accounts:
+            principal.require_account(account_id, services.owner_of(account_id))
+    received_at = utcnow()
+    events = [e.to_event(received_at) for e in body.events]
+    stored = services.store.add_feedback(events, audit=[_entry(request, info)])
+    learned = services.decider.learn(events)
+    return FeedbackReceiptPublic(received=len(events), stored=stored, duplicates=len(events) - stored, learned=learned)
+
+
+# ---- accounts and recommendations -------------------------------------------------------------
+
+
+@router.get(
+    "/v1/accounts/{account_id}",
+    response_model=AccountPublic,
+    tags=["accounts"],
+    summary="One account: health, risk, current recommendation with evidence, touches and outcomes",
+    responses={**ERRORS, **NOT_FOUND},
+)
+def account(
+    account_id: Annotated[str, _id_path("account")],
+    request: Request,
+    principal: PrincipalDep,
+    services: ServicesDep,
+) -> AccountPublic:
+    """The account as the served run saw it, plus what happened since (decisions, feedback) and its book history.
+
+    Roles: ``admin``, ``manager`` (the team's accounts), ``csm`` (own accounts); another CSM's
+    account answers 404, like an account that does not exist.
+    """
+    principal.require("accounts")
+    account_id = _clean("account_id", account_id) or ""
+    _note(request, "read", f"account:{account_id}")
+    owner = services.owner_of(account_id)
+    principal.require_account(account_id, owner)
+    if not services.knows_account(account_id):
+        raise NotFoundError(f"no account {account_id!r} in the served run or the book")
+    snap = services.decider.snapshot
+    view = snap.account(account_id) if snap is not None else None
+    rec = view.recommendation if view is not None else None
+    store = services.store
+    events = store.feedback(account_id=account_id)[::-1][:HISTORY_ROWS]
+    return AccountPublic(
+        account_id=account_id,
+        owner=owner,
+        run_id=None if snap is None else snap.run.run_id,
+        health=None if rec is None else HealthPublic(score=rec.health_score, band=rec.health_band),
+        risk=[] if rec is None else _risk(rec.evidence),
+        recommendation=None if rec is None else RecommendationPublic.of(rec),
+        decisions=[DecisionPublic.of(d) for d in store.decisions(account_id=account_id, limit=20)],
+        feedback=[FeedbackPublic.of(e) for e in events],
+        touches=_touches(services, account_id),
+        outcomes=_outcomes(services, account_id),
+    )
+
+
+def _risk(evidence: dict[str, Any]) -> list[RiskPublic]:
+    out = []
+    for item in evidence.get("projected", []) or []:
+        if isinstance(item, dict) and isinstance(item.get("objective"), str):
+            without = item.get("without")
+            out.append(
+                RiskPublic(
+                    objective=item["objective"],
+                    outcome=str(item.get("outcome", "")),
+                    unit=str(item.get("unit", "")),
+                    without=float(without) if isinstance(without, int | float) else None,
+                )
+            )
+    return out
+
+
+def _book_rows(services: Services, table: str, account_id: str) -> pl.DataFrame | None:
+    book = services.config.book
+    if book is None:
+        return None
+    frame = book.table(table)
+    return frame.filter(pl.col("account_id") == account_id).sort("ts", descending=True).head(HISTORY_ROWS)
+
+
+def _touches(services: Services, account_id: str) -> list[TouchPublic]:
+    rows = _book_rows(services, "touches", account_id)
+    if rows is None:
+        return []
+    return [
+        TouchPublic(action_id=r["action_id"], ts=r["ts"], arm=r.get("arm"), status=r.get("status"))
+        for r in rows.iter_rows(named=True)
+    ]
+
+
+def _outcomes(services: Services, account_id: str) -> list[OutcomePublic]:
+    rows = _book_rows(services, "outcomes", account_id)
+    if rows is None:
+        return []
+    return [OutcomePublic(kind=r["kind"], ts=r["ts"], value=r.get("value")) for r in rows.iter_rows(named=True)]
+
+
+@router.get(
+    "/v1/recommendations",
+    response_model=RecommendationPagePublic,
+    tags=["accounts"],
+    summary="A run's recommendations, filtered by owner, health band and action, one page at a time",
+    responses={**ERRORS, **NOT_FOUND},
+)
+def recommendations(
+    request: Request,
+    principal: PrincipalDep,
+    services: ServicesDep,
+    owner: Annotated[str | None, Query(max_length=MAX_ID_CHARS, description="Only this owner's accounts.")] = None,
+    band: Annotated[
+        str | None, Query(max_length=MAX_ID_CHARS, description="Only this health band (Healthy, At risk, Critical).")
+    ] = None,
+    action: Annotated[str | None, Query(max_length=MAX_ID_CHARS, description="Only this action (none too).")] = None,
+    run_id: Annotated[
+        str | None, Query(max_length=MAX_ID_CHARS, description="The run; default: the one decisions come from.")
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE, description="At most this many (1–500).")] = 50,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET, description="Skip this many first.")] = 0,
+) -> RecommendationPagePublic:
+    """One page of recommendations, ordered by account id.
+
+    Roles: ``admin``, ``manager`` and ``csm``; ``manager`` and ``csm`` keys see only their owners'
+    accounts (asking for another owner gives an empty page).
+    """
+    principal.require("recommendations")
+    owner, band, action, run_id = (
+        _clean(n, v) for n, v in (("owner", owner), ("band", band), ("action", action), ("run_id", run_id))
+    )
+    _note(request, "read", "recommendations", owner=owner, band=band, action=action, run_id=run_id, offset=offset)
+    if run_id is not None:
+        services.store.get_run(run_id)
+    run = services.store.get_run(run_id) if run_id is not None else services.served_run()
+    if run is None:
+        run = services.store.latest_run(status="succeeded")
+    owners = None if principal.sees_everything else set(principal.owners)
+    if owners is not None and owner is not None:
+        owners &= {owner}
+    if run is None:
+        return RecommendationPagePublic(run_id=None, total=0, limit=limit, offset=offset, next_offset=None, items=[])
+    filters: dict[str, Any] = {"owner": owner, "action_id": action, "health_band": band, "owners": owners}
+    total = services.store.count_recommendations(run.run_id, **filters)
+    items = services.store.recommendations(run.run_id, limit=limit, offset=offset, **filters)
+    next_offset = offset + len(items) if offset + len(items) < total else None
+    return RecommendationPagePublic(
+        run_id=run.run_id,
+        total=total,
+        limit=limit,
+        offset=offset,
+        next_offset=next_offset,
+        items=[RecommendationPublic.of(r) for r in items],
+    )
+
+
+# ---- runs -------------------------------------------------------------------------------------
+
+
+def _run_public(services: Services, run: RunRecord) -> RunPublic:
+    progress = services.runs.progress(run.run_id)
+    served = services.served_run()
+    return RunPublic.of(
+        run,
+        progress=list(progress.steps) if progress is not None else [],
+        served=served is not None and served.run_id == run.run_id,
+        error=None if progress is None else progress.error,
+    )
+
+
+@router.get(
+    "/v1/runs",
+    response_model=RunListPublic,
+    tags=["runs"],
+    summary="Batch runs, newest first",
+    responses=ERRORS,
+)
+def list_runs(
+    request: Request,
+    principal: PrincipalDep,
+    services: ServicesDep,
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE, description="At most this many (1–500).")] = 20,
+    status: Annotated[
+        str | None, Query(pattern="^(running|succeeded|failed)$", description="Only runs with this status.")
+    ] = None,
+) -> RunListPublic:
+    """Roles: ``admin`` and ``manager``."""
+    principal.require("runs:read")
+    _note(request, "read", "runs", limit=limit, status=status)
+    runs = services.store.list_runs(limit, status=status)  # type: ignore[arg-type]
+    return RunListPublic(items=[_run_public(services, r) for r in runs])
+
+
+@router.get(
+    "/v1/runs/{run_id}",
+    response_model=RunPublic,
+    tags=["runs"],
+    summary="One batch run: status, progress and summary",
+    responses={**ERRORS, **NOT_FOUND},
+)
+def get_run(
+    run_id: Annotated[str, _id_path("run")], request: Request, principal: PrincipalDep, services: ServicesDep
+) -> RunPublic:
+    """Roles: ``admin`` and ``manager``. A run started by this server shows its steps as they happen."""
+    principal.require("runs:read")
+    run_id = _clean("run_id", run_id) or ""
+    _note(request, "read", f"run:{run_id}")
+    try:
+        run = services.store.get_run(run_id)
+    except NotFoundError:
+        progress = services.runs.progress(run_id)
+        if progress is None:
+            raise
+        # Started here, not recorded by the engine yet.
+        run = RunRecord(run_id=run_id, book_source=services.config.book_path or "", playbook_hash="")
+        if progress.error is not None:
+            run = RunRecord(run_id=run_id, book_source=run.book_source, playbook_hash="", status="failed")
+    return _run_public(services, run)
+
+
+@router.post(
+    "/v1/runs",
+    response_model=RunPublic,
+    status_code=202,
+    tags=["runs"],
+    summary="Start a batch run over the server's book; its id comes back at once",
+    responses={
+        **ERRORS,
+        409: {"model": ErrorPublic, "description": "A run is already going, or the server has no book"},
+        501: {"model": ErrorPublic, "description": "This nextmove has no batch run"},
+    },
+)
+def start_run(body: RunIn, request: Request, principal: PrincipalDep, services: ServicesDep) -> RunPublic:
+    """Roles: ``admin``. Follow it with ``GET /v1/runs/{run_id}``; with ``promote`` (default), a
+    succeeded run becomes the one online decisions come from, swapped in atomically."""
+    principal.require("runs:start")
+    info = _note(request, "change", "runs:start", as_of=None if body.as_of is None else body.as_of.isoformat())
+    progress = services.runs.start(as_of=body.as_of, seed=body.seed, promote=body.promote)
+    info["resource"] = f"run:{progress.run_id}"
+    services.store.add_audit([_entry(request, info, 202)])
+    run = RunRecord(
+        run_id=progress.run_id,
+        book_source=services.config.book_path or "",
+        playbook_hash=services.config.playbook.content_hash(),
+        as_of=body.as_of,
+    )
+    return _run_public(services, run)
+
+
+# ---- measurements -----------------------------------------------------------------------------
+
+
+@router.get(
+    "/v1/lift",
+    response_model=ReportPublic,
+    tags=["measure"],
+    summary="Lift of the recommended cohort over control, per objective",
+    responses={**ERRORS, **NOT_FOUND, 409: {"model": ErrorPublic, "description": "The server has no book"}},
+)
+def lift(
+    request: Request,
+    principal: PrincipalDep,
+    services: ServicesDep,
+    run_id: Annotated[
+        str | None, Query(max_length=MAX_ID_CHARS, description="The run; default: the served run.")
+    ] = None,
+    allow_partial: Annotated[
+        bool, Query(description="Measure before the horizon has passed (outcomes seen so far).")
+    ] = False,
+) -> ReportPublic:
+    """Roles: ``admin`` and ``manager`` (book-wide figures). Needs the server's book (``--book``)."""
+    principal.require("lift")
+    run_id = _clean("run_id", run_id)
+    _note(request, "read", "lift", run_id=run_id)
+    run = services.store.get_run(run_id) if run_id is not None else services.served_run()
+    if run is None:
+        raise NotFoundError("no run to measure: the store has no succeeded run yet")
+    config = services.config
+    data = lift_report(services.store, config.book, config.playbook, run, allow_partial=allow_partial)
+    return ReportPublic(run_id=run.run_id, data=data)
+
+
+@router.get(
+    "/v1/segments",
+    response_model=ReportPublic,
+    tags=["measure"],
+    summary="Behavioral segments of the book's active accounts, named from their traits",
+    responses={**ERRORS, 409: {"model": ErrorPublic, "description": "The server has no book"}},
+)
+def segments(request: Request, principal: PrincipalDep, services: ServicesDep) -> ReportPublic:
+    """Roles: ``admin`` and ``manager`` (book-wide figures). Needs the server's book (``--book``);
+    computed once per served run's ``as_of``."""
+    principal.require("segments")
+    _note(request, "read", "segments")
+    run = services.served_run()
+    data = services.segments.report(services.config.book, services.config.playbook, None if run is None else run.as_of)
+    return ReportPublic(run_id=None if run is None else run.run_id, data=data)
+
+
+@router.get(
+    "/v1/audit",
+    response_model=AuditPagePublic,
+    tags=["service"],
+    summary="The audit trail: who read or changed what, newest first",
+    responses=ERRORS,
+)
+def audit(
+    request: Request,
+    principal: PrincipalDep,
+    services: ServicesDep,
+    key_id: Annotated[str | None, Query(max_length=MAX_ID_CHARS, description="Only this key's entries.")] = None,
+    since: Annotated[datetime | None, Query(description="Only entries at or after this time (ISO 8601).")] = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE, description="At most this many (1–500).")] = 100,
+) -> AuditPagePublic:
+    """Roles: ``admin``. Read entries reach the trail within a fraction of a second."""
+    principal.require("audit")
+    key_id = _clean("key_id", key_id)
+    _note(request, "read", "audit", key_id=key_id)
+    services.audit.flush()
+    entries = services.store.audit_log(key_id=key_id, since=None if since is None else as_utc(since), limit=limit)
+    return AuditPagePublic(
+        items=[
+            AuditEntryPublic(
+                ts=e.ts,
+                key_id=e.key_id,
+                role=e.role,
+                action=e.action,
+                method=e.method,
+                path=e.path,
+                resource=e.resource,
+                status=e.status,
+                detail=e.detail,
+            )
+            for e in entries
+        ]
+    )

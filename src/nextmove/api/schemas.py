@@ -1,0 +1,513 @@
+"""The API's request and response bodies (pydantic), in families: ``…In`` for requests, ``…Public`` for answers."""
+
+from __future__ import annotations
+
+import math
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal, Self
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+
+from nextmove.store import DecisionRecord, FeedbackEvent, RecommendationRecord, RunRecord
+
+MAX_ID_CHARS = 200
+MAX_TEXT_CHARS = 2000
+MAX_SIGNALS = 200
+MAX_BATCH_ACCOUNTS = 100
+MAX_FEEDBACK_EVENTS = 1000
+MAX_PAYLOAD_DEPTH = 8
+
+
+def clean_text(value: str) -> str:
+    """Refuse text the store cannot keep: NUL characters and lone surrogates (not valid UTF-8).
+
+    Examples
+    --------
+    >>> clean_text("acct-1")
+    'acct-1'
+    >>> clean_text("a\\x00b")
+    Traceback (most recent call last):
+    ...
+    ValueError: text must not contain NUL characters (\\u0000)
+    """
+    if "\x00" in value:
+        raise ValueError("text must not contain NUL characters (\\u0000)")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError("text must be valid Unicode (it holds a lone surrogate such as \\ud800)") from None
+    return value
+
+
+def clean_json(value: Any, depth: int = 0) -> Any:
+    """Check a free-form JSON value: clean text everywhere, finite numbers, bounded nesting."""
+    if depth > MAX_PAYLOAD_DEPTH:
+        raise ValueError(f"payload nests deeper than {MAX_PAYLOAD_DEPTH} levels")
+    if isinstance(value, str):
+        return clean_text(value)
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError("payload numbers must be finite (no NaN or Infinity)")
+    if isinstance(value, dict):
+        return {clean_text(str(k)): clean_json(v, depth + 1) for k, v in value.items()}
+    if isinstance(value, list):
+        return [clean_json(v, depth + 1) for v in value]
+    return value
+
+
+def as_utc(value: datetime) -> datetime:
+    """A datetime in UTC; a naive one is taken as UTC."""
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+Id = Annotated[str, Field(min_length=1, max_length=MAX_ID_CHARS), AfterValidator(clean_text)]
+Text = Annotated[str, Field(max_length=MAX_TEXT_CHARS), AfterValidator(clean_text)]
+UtcTime = Annotated[datetime, AfterValidator(as_utc)]
+Payload = Annotated[dict[str, Any], AfterValidator(clean_json)]
+
+
+class _In(BaseModel):
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, str_strip_whitespace=False)
+
+
+class _Out(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+# ---- decide -----------------------------------------------------------------------------------
+
+
+class DecideItemIn(_In):
+    """One account to decide for."""
+
+    account_id: Id
+    """The account."""
+    signals: dict[Id, float] = Field(default_factory=dict, max_length=MAX_SIGNALS)
+    """Fresh context signals (signal name → latest value) seen by the caller, logged with the decision."""
+    request_id: Id | None = None
+    """Your id for this request: retrying with it returns the decision already made instead of a new one."""
+
+
+class DecideIn(_In):
+    """One account (``account_id``, …) or a small batch (``accounts``) to decide for."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        allow_inf_nan=False,
+        json_schema_extra={"oneOf": [{"required": ["account_id"]}, {"required": ["accounts"]}]},
+    )
+
+    account_id: Id | None = None
+    """The account, for a single decision."""
+    signals: dict[Id, float] = Field(default_factory=dict, max_length=MAX_SIGNALS)
+    """Fresh context signals for the single account."""
+    request_id: Id | None = None
+    """Your id for the single request (see ``DecideItemIn.request_id``)."""
+    accounts: list[DecideItemIn] | None = Field(default=None, min_length=1, max_length=MAX_BATCH_ACCOUNTS)
+    """A batch of accounts (at most 100), instead of ``account_id``."""
+
+    @model_validator(mode="after")
+    def _one_or_batch(self) -> Self:
+        if (self.account_id is None) == (self.accounts is None):
+            raise ValueError("send either account_id (one account) or accounts (a batch of at most 100), not both")
+        if self.accounts is not None and (self.signals or self.request_id):
+            raise ValueError("with accounts, put signals and request_id inside each item")
+        return self
+
+    def items(self) -> list[DecideItemIn]:
+        """The accounts asked for, as items."""
+        if self.accounts is not None:
+            return self.accounts
+        assert self.account_id is not None
+        return [DecideItemIn(account_id=self.account_id, signals=self.signals, request_id=self.request_id)]
+
+
+class DecisionPublic(_Out):
+    """A decision: the action, how it was chosen and with what probability, its value and receipt."""
+
+    decision_id: str
+    account_id: str
+    action_id: str
+    """The action (``none`` means do nothing now)."""
+    variant: str | None
+    arm: str
+    """``model`` (the best guess), ``explore`` (an exploration draw) or ``control`` (the control cohort)."""
+    propensity: float
+    """Probability that this action was chosen for this account (for unbiased evaluation later)."""
+    expected_value_usd: float
+    value_low_usd: float | None
+    value_high_usd: float | None
+    ts: datetime
+    run_id: str | None
+    model_version: str | None
+    request_id: str | None
+    evidence: dict[str, Any]
+    """The decision receipt: projected outcomes, signals, comparables, summary."""
+    alternatives: list[dict[str, Any]]
+    """The runner-up actions, best first, with why each was not chosen."""
+
+    @classmethod
+    def of(cls, record: DecisionRecord) -> DecisionPublic:
+        """From a stored decision."""
+        return cls(
+            decision_id=record.decision_id,
+            account_id=record.account_id,
+            action_id=record.action_id,
+            variant=record.variant,
+            arm=record.arm,
+            propensity=record.propensity,
+            expected_value_usd=record.expected_value_usd,
+            value_low_usd=record.value_low_usd,
+            value_high_usd=record.value_high_usd,
+            ts=record.ts,
+            run_id=record.run_id,
+            model_version=record.model_version,
+            request_id=record.request_id,
+            evidence=record.evidence,
+            alternatives=record.alternatives,
+        )
+
+
+class DecisionsPublic(_Out):
+    """The decisions made, in the order asked."""
+
+    decisions: list[DecisionPublic]
+
+
+# ---- feedback ---------------------------------------------------------------------------------
+
+
+class OutcomeIn(_In):
+    """What happened to the account (for ``kind = "outcome"``)."""
+
+    kind: Id
+    """The outcome kind, as in the book's ``outcomes.kind`` (e.g. ``renewal``, ``churn``, ``expansion``)."""
+    value: float | None = None
+    """The outcome's own value (e.g. ARR added), if any."""
+
+
+class FeedbackIn(_In):
+    """One feedback event about an account: done, dismissed (with a reason), snoozed, or an outcome."""
+
+    event_id: Id
+    """Your unique id for the event: sending it again (a retry) never counts it twice."""
+    account_id: Id
+    kind: Literal["done", "dismissed", "snoozed", "outcome"]
+    ts: UtcTime | None = None
+    """When it happened (ISO 8601; naive means UTC); default: when the server receives it."""
+    decision_id: Id | None = None
+    """The decision (from POST /v1/decide) the event answers, if any."""
+    run_id: Id | None = None
+    """The batch run whose recommendation the event answers, if any."""
+    action_id: Id | None = None
+    """The action done, dismissed or snoozed."""
+    reason: Text | None = None
+    """Why it was dismissed (required for ``dismissed``) or snoozed."""
+    snoozed_until: UtcTime | None = None
+    """Until when a ``snoozed`` recommendation should stay quiet."""
+    outcome: OutcomeIn | None = None
+    """What happened (required for ``outcome``)."""
+    value_usd: float | None = None
+    """For ``outcome``: the dollars you attribute to the decision (relative to doing nothing); with
+    ``decision_id``, it moves the online correction of the decision's action."""
+    payload: Payload = Field(default_factory=dict)
+    """Anything else worth keeping (JSON object)."""
+
+    @model_validator(mode="after")
+    def _kind_needs(self) -> Self:
+        if self.kind == "dismissed" and not (self.reason and self.reason.strip()):
+            raise ValueError("a dismissed event needs a reason (e.g. 'already in touch with the customer')")
+        if self.kind == "outcome" and self.outcome is None:
+            raise ValueError('an outcome event needs outcome: {"kind": "renewal", "value": 1200.0}')
+        if self.kind != "outcome" and (self.outcome is not None or self.value_usd is not None):
+            raise ValueError("outcome and value_usd belong to outcome events only")
+        return self
+
+    def to_event(self, received_at: datetime) -> FeedbackEvent:
+        """The store's event; fields without a column travel in its payload."""
+        payload: dict[str, Any] = dict(self.payload)
+        if self.decision_id is not None:
+            payload["decision_id"] = self.decision_id
+        if self.snoozed_until is not None:
+            payload["snoozed_until"] = self.snoozed_until.isoformat()
+        if self.outcome is not None:
+            payload["outcome"] = {"kind": self.outcome.kind, "value": self.outcome.value}
+        if self.value_usd is not None:
+            payload["value_usd"] = self.value_usd
+        return FeedbackEvent(
+            event_id=self.event_id,
+            account_id=self.account_id,
+            kind=self.kind,
+            ts=self.ts or received_at,
+            run_id=self.run_id,
+            action_id=self.action_id,
+            reason=self.reason,
+            payload=payload,
+        )
+
+
+class FeedbackBatchIn(_In):
+    """Feedback events, at most 1,000 per request."""
+
+    events: list[FeedbackIn] = Field(min_length=1, max_length=MAX_FEEDBACK_EVENTS)
+
+
+class FeedbackReceiptPublic(_Out):
+    """What became of a batch of feedback: every event is stored (durably) before this answer is sent."""
+
+    received: int
+    """Events in the request."""
+    stored: int
+    """Events stored now."""
+    duplicates: int
+    """Events already stored before (or repeated in the request): counted once, not again."""
+    learned: int
+    """Outcome events that moved the online corrections."""
+
+
+class FeedbackPublic(_Out):
+    """A stored feedback event."""
+
+    event_id: str
+    account_id: str
+    kind: str
+    ts: datetime
+    run_id: str | None
+    action_id: str | None
+    reason: str | None
+    payload: dict[str, Any]
+    received_at: datetime | None
+
+    @classmethod
+    def of(cls, event: FeedbackEvent) -> FeedbackPublic:
+        """From a stored event."""
+        return cls(
+            event_id=event.event_id,
+            account_id=event.account_id,
+            kind=event.kind,
+            ts=event.ts,
+            run_id=event.run_id,
+            action_id=event.action_id,
+            reason=event.reason,
+            payload=event.payload,
+            received_at=event.received_at,
+        )
+
+
+# ---- recommendations and accounts -------------------------------------------------------------
+
+
+class RecommendationPublic(_Out):
+    """A batch run's recommendation for one account, with its receipt."""
+
+    run_id: str
+    account_id: str
+    owner: str | None
+    action_id: str
+    variant: str | None
+    arm: str
+    propensity: float
+    expected_value_usd: float
+    value_low_usd: float | None
+    value_high_usd: float | None
+    default_action_id: str | None
+    differs_from_default: bool
+    health_score: float | None
+    health_band: str | None
+    model_version: str | None
+    created_at: datetime
+    evidence: dict[str, Any]
+    alternatives: list[dict[str, Any]]
+
+    @classmethod
+    def of(cls, rec: RecommendationRecord) -> RecommendationPublic:
+        """From a stored recommendation."""
+        return cls(
+            run_id=rec.run_id,
+            account_id=rec.account_id,
+            owner=rec.owner,
+            action_id=rec.action_id,
+            variant=rec.variant,
+            arm=rec.arm,
+            propensity=rec.propensity,
+            expected_value_usd=rec.expected_value_usd,
+            value_low_usd=rec.value_low_usd,
+            value_high_usd=rec.value_high_usd,
+            default_action_id=rec.default_action_id,
+            differs_from_default=rec.differs_from_default,
+            health_score=rec.health_score,
+            health_band=rec.health_band,
+            model_version=rec.model_version,
+            created_at=rec.created_at,
+            evidence=rec.evidence,
+            alternatives=rec.alternatives,
+        )
+
+
+class RecommendationPagePublic(_Out):
+    """One page of a run's recommendations."""
+
+    run_id: str | None
+    total: int
+    """Recommendations matching the filters (all pages)."""
+    limit: int
+    offset: int
+    next_offset: int | None
+    """Offset of the next page; None on the last one."""
+    items: list[RecommendationPublic]
+
+
+class HealthPublic(_Out):
+    """The account's health as the run scored it."""
+
+    score: float | None
+    band: str | None
+
+
+class RiskPublic(_Out):
+    """The projected level of one objective's outcome if nothing is done (e.g. the churn probability)."""
+
+    objective: str
+    outcome: str
+    unit: str
+    without: float | None
+
+
+class TouchPublic(_Out):
+    """A touch from the book of business."""
+
+    action_id: str
+    ts: datetime
+    arm: str | None
+    status: str | None
+
+
+class OutcomePublic(_Out):
+    """An outcome from the book of business."""
+
+    kind: str
+    ts: datetime
+    value: float | None
+
+
+class AccountPublic(_Out):
+    """One account: health, risk, the current recommendation with its evidence, and its history."""
+
+    account_id: str
+    owner: str | None
+    run_id: str | None
+    health: HealthPublic | None
+    risk: list[RiskPublic]
+    recommendation: RecommendationPublic | None
+    decisions: list[DecisionPublic]
+    """The latest decisions made online (newest first, at most 20)."""
+    feedback: list[FeedbackPublic]
+    """Feedback received (newest first, at most 50)."""
+    touches: list[TouchPublic]
+    """Touches in the book (newest first, at most 50), when the server has the book."""
+    outcomes: list[OutcomePublic]
+    """Outcomes in the book (newest first, at most 50), when the server has the book."""
+
+
+# ---- runs -------------------------------------------------------------------------------------
+
+
+class RunIn(_In):
+    """Start a batch run over the server's book."""
+
+    as_of: UtcTime | None = None
+    """Decision time (ISO 8601); default: the book's latest timestamp."""
+    seed: int = Field(default=0, ge=0, le=2**31 - 1)
+    """Seed of the run."""
+    promote: bool = True
+    """Serve the run's decisions online when it succeeds (a new ``policy`` model version, swapped in atomically)."""
+
+
+class RunPublic(_Out):
+    """A batch run and its progress."""
+
+    run_id: str
+    status: str
+    created_at: datetime
+    finished_at: datetime | None
+    as_of: datetime | None
+    book_source: str
+    playbook_hash: str
+    params: dict[str, Any]
+    summary: dict[str, Any]
+    progress: list[str]
+    """Steps done so far (while the run goes on in this server)."""
+    served: bool
+    """Whether online decisions come from this run."""
+    error: str | None = None
+    """Why the run failed, if it did."""
+
+    @classmethod
+    def of(cls, run: RunRecord, *, progress: list[str], served: bool, error: str | None = None) -> RunPublic:
+        """From a stored run."""
+        return cls(
+            run_id=run.run_id,
+            status=run.status,
+            created_at=run.created_at,
+            finished_at=run.finished_at,
+            as_of=run.as_of,
+            book_source=run.book_source,
+            playbook_hash=run.playbook_hash,
+            params=run.params,
+            summary=run.summary,
+            progress=progress,
+            served=served,
+            error=error,
+        )
+
+
+class RunListPublic(_Out):
+    """Runs, newest first."""
+
+    items: list[RunPublic]
+
+
+# ---- the rest ---------------------------------------------------------------------------------
+
+
+class AuditEntryPublic(_Out):
+    """Who read or changed what."""
+
+    ts: datetime
+    key_id: str | None
+    role: str | None
+    action: str
+    method: str
+    path: str
+    resource: str
+    status: int
+    detail: dict[str, Any]
+
+
+class AuditPagePublic(_Out):
+    """Audit entries, newest first."""
+
+    items: list[AuditEntryPublic]
+
+
+class StatusPublic(_Out):
+    """Liveness or readiness."""
+
+    status: str
+    detail: dict[str, Any] = Field(default_factory=dict)
+
+
+class ErrorPublic(_Out):
+    """Every error: the HTTP status, a stable code, and a message that says what to fix."""
+
+    status: int
+    code: str
+    message: str
+    problems: list[dict[str, Any]] | None = None
+    """For invalid requests: one entry per field (``field``, ``problem``)."""
+
+
+class ReportPublic(_Out):
+    """A measurement (lift, segments) as JSON."""
+
+    run_id: str | None
+    data: dict[str, Any]

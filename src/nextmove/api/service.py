@@ -1,0 +1,235 @@
+"""What the API serves from: its configuration, the store, the online decider, the book, and batch runs."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import traceback
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from nextmove.api.audit import AuditWriter
+from nextmove.api.auth import KeyVerifier
+from nextmove.api.errors import ConflictError, NotImplementedYetError, NotReadyError
+from nextmove.api.measures import SegmentCache
+from nextmove.book import Book
+from nextmove.engine.online import OnlineDecider
+from nextmove.errors import NextmoveError
+from nextmove.playbook import Playbook
+from nextmove.store import RunRecord, Store, open_store
+
+logger = logging.getLogger("nextmove.api")
+
+
+@dataclass(frozen=True)
+class ApiConfig:
+    """How the API server runs.
+
+    Parameters
+    ----------
+    store_url
+        The store (None: ``NEXTMOVE_STORE_URL`` or the workspace's SQLite file).
+    playbook
+        The playbook the served runs use.
+    book
+        The book of business, if the server has it: needed to start runs (``POST /v1/runs``)
+        and to show an account's touches and outcomes.
+    book_path
+        Where the book was loaded from (a folder or URL), for runs' records.
+    max_body_bytes
+        Largest request body accepted.
+    refresh_s
+        How often the decider looks for a newer run or another active policy version.
+    key_ttl_s
+        How long a verified API key is trusted before it is checked against the store again.
+    out_dir
+        Where batch runs started by the API write their files (None: a temporary folder).
+    """
+
+    playbook: Playbook
+    store_url: str | None = None
+    book: Book | None = None
+    book_path: str | None = None
+    max_body_bytes: int = 1_048_576
+    refresh_s: float = 5.0
+    key_ttl_s: float = 60.0
+    out_dir: Path | None = None
+
+
+@dataclass
+class RunProgress:
+    """A batch run started by this server: its id, its steps so far and its error, if any."""
+
+    run_id: str
+    steps: list[str] = field(default_factory=list)
+    error: str | None = None
+    done: bool = False
+
+
+RunFunction = Callable[..., Any]
+
+
+def engine_run_function() -> RunFunction:
+    """``nextmove.engine.run.run``, or :class:`NotImplementedYetError` when this nextmove has no batch run."""
+    try:
+        from nextmove.engine.run import run  # type: ignore[import-not-found,unused-ignore]
+    except ImportError as exc:
+        raise NotImplementedYetError(
+            f"this nextmove has no batch run (nextmove.engine.run: {exc}); run one elsewhere, the API serves any run "
+            "in its store"
+        ) from None
+    function: RunFunction = run
+    return function
+
+
+class RunManager:
+    """Starts batch runs in a background thread, one at a time, and keeps their progress."""
+
+    def __init__(self, services: Services) -> None:
+        self.services = services
+        self._lock = threading.Lock()
+        self._runs: dict[str, RunProgress] = {}
+        self._thread: threading.Thread | None = None
+
+    def progress(self, run_id: str) -> RunProgress | None:
+        """Progress of a run started by this server (None for other runs)."""
+        with self._lock:
+            return self._runs.get(run_id)
+
+    def start(self, *, as_of: datetime | None, seed: int, promote: bool) -> RunProgress:
+        """Start a run of the server's book now; returns its progress (with its id) at once.
+
+        Raises
+        ------
+        NotReadyError
+            If the server has no book.
+        ConflictError
+            If a run started by this server is still going.
+        NotImplementedYetError
+            If this nextmove has no batch run.
+        """
+        config = self.services.config
+        if config.book is None:
+            raise NotReadyError(
+                "this server has no book of business to run on: start it with `nextmove serve --book PATH`"
+            )
+        function = engine_run_function()
+        with self._lock:
+            if self._thread is not None and self._thread.is_alive():
+                going = next((r.run_id for r in self._runs.values() if not r.done), "?")
+                raise ConflictError(f"run {going!r} is still going; wait for it (GET /v1/runs/{going}) and try again")
+            run_id = f"run-{time.strftime('%Y%m%dT%H%M%S', time.gmtime())}-{uuid.uuid4().hex[:6]}"
+            progress = RunProgress(run_id)
+            self._runs[run_id] = progress
+            self._thread = threading.Thread(
+                target=self._work,
+                args=(function, progress, as_of, seed, promote),
+                name=f"nextmove-run-{run_id}",
+                daemon=True,
+            )
+            self._thread.start()
+        return progress
+
+    def _work(
+        self, function: RunFunction, progress: RunProgress, as_of: datetime | None, seed: int, promote: bool
+    ) -> None:
+        services = self.services
+        config = services.config
+        try:
+            result = function(
+                config.book,
+                config.playbook,
+                as_of=as_of,
+                store=services.store,
+                out_dir=config.out_dir,
+                seed=seed,
+                progress=progress.steps.append,
+                run_id=progress.run_id,
+            )
+            run_id = str(getattr(result, "run_id", progress.run_id))
+            if run_id != progress.run_id:
+                with self._lock:
+                    self._runs[run_id] = progress
+            if promote:
+                services.decider.promote_run(run_id, metrics={"started_by": "api"})
+            progress.steps.append("done")
+        except NextmoveError as exc:
+            progress.error = str(exc)
+            logger.warning("run %s failed: %s", progress.run_id, exc)
+        except Exception as exc:  # a failed run must be reported, not kill the server's thread silently
+            progress.error = f"{type(exc).__name__}: {exc}"
+            logger.error("run %s failed:\n%s", progress.run_id, traceback.format_exc())
+        finally:
+            progress.done = True
+
+    def join(self, timeout: float | None = None) -> None:
+        """Wait for the current run's thread (tests and shutdown)."""
+        thread = self._thread
+        if thread is not None:
+            thread.join(timeout)
+
+
+class Services:
+    """Everything a request may need, made once per server process."""
+
+    def __init__(self, config: ApiConfig, store: Store | None = None) -> None:
+        self.config = config
+        self.store = store if store is not None else open_store(config.store_url)
+        self.verifier = KeyVerifier(self.store, ttl_s=config.key_ttl_s)
+        self.audit = AuditWriter(self.store)
+        self.decider = OnlineDecider(self.store, config.playbook, refresh_s=config.refresh_s, book=config.book)
+        self.runs = RunManager(self)
+        self.segments = SegmentCache()
+        self._owners = _book_owners(config.book)
+        self._stop = threading.Event()
+        self._refresher = threading.Thread(target=self._refresh_loop, name="nextmove-refresh", daemon=True)
+
+    def start(self) -> None:
+        """Start the background threads (audit writer, decider refresh)."""
+        self.audit.start()
+        self._refresher.start()
+
+    def close(self) -> None:
+        """Stop the background threads and close the store."""
+        self._stop.set()
+        self.audit.close()
+        if self._refresher.is_alive():
+            self._refresher.join(timeout=5)
+        self.store.close()
+
+    def owner_of(self, account_id: str) -> str | None:
+        """The account's owner: as the served run saw it, else as the book says (None if unknown)."""
+        owner = self.decider.owner_of(account_id)
+        if owner is None:
+            owner = self._owners.get(account_id)
+        return owner
+
+    def knows_account(self, account_id: str) -> bool:
+        """Whether the served run or the book has the account."""
+        snap = self.decider.snapshot
+        return (snap is not None and snap.account(account_id) is not None) or account_id in self._owners
+
+    def served_run(self) -> RunRecord | None:
+        """The run online decisions come from, if any."""
+        snap = self.decider.snapshot
+        return None if snap is None else snap.run
+
+    def _refresh_loop(self) -> None:
+        while not self._stop.wait(self.config.refresh_s):
+            try:
+                self.decider.refresh()
+            except NextmoveError as exc:
+                logger.warning("could not refresh the served run: %s", exc)
+
+
+def _book_owners(book: Book | None) -> dict[str, str | None]:
+    if book is None:
+        return {}
+    accounts = book.accounts
+    owners = accounts.get_column("owner").to_list() if "owner" in accounts.columns else [None] * accounts.height
+    return dict(zip(accounts.get_column("account_id").to_list(), owners, strict=True))

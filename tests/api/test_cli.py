@@ -1,0 +1,66 @@
+"""``nextmove keys`` and ``nextmove models``: a key is printed once and stored hashed; policy versions roll back."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from tests.api.conftest import seed_run
+from typer.testing import CliRunner
+
+from nextmove.cli import app
+from nextmove.playbook import Playbook
+from nextmove.store import open_store
+from nextmove.store.keys import verify_api_key
+
+runner = CliRunner()
+
+
+def test_keys_create_prints_a_working_key_once_and_list_never_shows_it(tmp_path: Path) -> None:
+    url = f"sqlite:///{(tmp_path / 'nextmove.db').as_posix()}"
+    created = runner.invoke(app, ["keys", "create", "--role", "csm", "--owner", "Ana Ruiz", "--store", url])
+    assert created.exit_code == 0, created.output
+    key = re.search(r"nm_[0-9a-f]{12}_\S+", created.output)
+    assert key is not None
+    key_id = key.group(0).split("_")[1]
+    with open_store(url) as store:
+        record = store.api_key(key_id)
+    assert (record.role, record.owners, record.hash_scheme) == ("csm", ["Ana Ruiz"], "scrypt:16384:8:1")
+    assert verify_api_key(record, key.group(0))
+    listed = runner.invoke(app, ["keys", "list", "--store", url])
+    assert key_id in listed.output
+    assert key.group(0).split("_", 2)[2] not in listed.output
+    revoked = runner.invoke(app, ["keys", "revoke", key_id, "--store", url])
+    assert revoked.exit_code == 0
+    with open_store(url) as store:
+        assert not store.api_key(key_id).active
+        assert [e.path for e in store.audit_log()] == ["nextmove keys revoke", "nextmove keys create"]
+
+
+def test_keys_create_refuses_a_csm_without_an_owner(tmp_path: Path) -> None:
+    url = f"sqlite:///{(tmp_path / 'nextmove.db').as_posix()}"
+    result = runner.invoke(app, ["keys", "create", "--role", "csm", "--store", url])
+    assert result.exit_code == 2
+    assert "needs at least one owner" in result.output
+
+
+def test_models_promote_and_rollback_switch_the_served_run(tmp_path: Path, playbook: Playbook) -> None:
+    url = f"sqlite:///{(tmp_path / 'nextmove.db').as_posix()}"
+    with open_store(url) as store:
+        seed_run(store, playbook, run_id="run-a", accounts=3)
+        seed_run(store, playbook, run_id="run-b", accounts=3)
+    assert runner.invoke(app, ["models", "promote", "run-a", "--store", url]).exit_code == 0
+    assert runner.invoke(app, ["models", "promote", "run-b", "--store", url]).exit_code == 0
+    listed = runner.invoke(app, ["models", "list", "--kind", "policy", "--store", url])
+    assert listed.output.count("policy-") == 2
+    back = runner.invoke(app, ["models", "rollback", "--store", url])
+    assert back.exit_code == 0, back.output
+    with open_store(url) as store:
+        active = store.active_model("policy")
+        assert active is not None
+        assert active.metrics["run_id"] == "run-a"
+    again = runner.invoke(app, ["models", "rollback", "--store", url])
+    assert again.exit_code == 4
+    assert "nothing to roll back to" in again.output
+    missing = runner.invoke(app, ["models", "promote", "nope", "--store", url])
+    assert missing.exit_code == 4

@@ -1,0 +1,264 @@
+"""The online decider: rules since the run, exploration with exact propensities, control, learning, versions."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+
+import numpy as np
+import pytest
+from tests.api.conftest import AS_OF, seed_run
+
+from nextmove.engine.online import (
+    POLICY_MODEL_KIND,
+    DecideRequest,
+    DeciderNotReadyError,
+    OnlineDecider,
+    promote_run,
+    rollback_policy,
+    thompson_probabilities,
+)
+from nextmove.errors import NotFoundError
+from nextmove.playbook import Playbook
+from nextmove.store import FeedbackEvent, Store, open_store
+from nextmove.testing import hillstrom_playbook
+
+NOW = AS_OF + timedelta(days=2)
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[Store]:
+    with open_store(f"sqlite:///{(tmp_path / 'nextmove.db').as_posix()}") as opened:
+        yield opened
+
+
+def _with_exploration(playbook: Playbook, **changes: object) -> Playbook:
+    data = playbook.model_dump(mode="json")
+    data["exploration"].update(changes)
+    return Playbook.model_validate(data)
+
+
+def test_decide_logs_the_choice_with_its_exact_propensity(store: Store, playbook: Playbook) -> None:
+    recs = seed_run(store, playbook)
+    decider = OnlineDecider(store, playbook)
+    made = decider.decide([DecideRequest(r.account_id) for r in recs[:9]], key_id="k1", now=NOW)
+    assert [d.account_id for d in made] == [r.account_id for r in recs[:9]]
+    for d in made:
+        probs = d.context["propensities"]
+        assert sum(probs.values()) == pytest.approx(1.0, abs=1e-5)
+        assert d.propensity == pytest.approx(probs[d.action_id], abs=1e-6)
+        assert d.arm in ("model", "explore")
+        assert d.evidence["propensity"] == pytest.approx(d.propensity, abs=1e-6)
+        assert d.evidence["model_action_id"] in probs
+        assert d.key_id == "k1"
+    assert {d.decision_id for d in store.decisions()} == {d.decision_id for d in made}
+
+
+def test_decide_never_gives_an_action_the_run_blocked(store: Store, playbook: Playbook) -> None:
+    recs = seed_run(store, playbook)
+    decider = OnlineDecider(store, playbook)
+    blocked = [r for r in recs if any(a["why"] == "rule" for a in r.alternatives) and r.arm == "model"]
+    assert blocked
+    for rec in blocked:
+        (d,) = decider.decide([DecideRequest(rec.account_id)], now=NOW)
+        rule_blocked = next(a["action_id"] for a in rec.alternatives if a["why"] == "rule")
+        assert d.context["propensities"][rule_blocked] == 0.0
+        assert d.action_id != rule_blocked
+        assert any(a["action_id"] == rule_blocked and a["why"] == "rule" for a in d.alternatives)
+
+
+def test_second_decision_in_the_window_is_none_because_a_play_is_in_flight(store: Store, playbook: Playbook) -> None:
+    pb = _with_exploration(playbook, method="none")
+    recs = seed_run(store, pb)
+    decider = OnlineDecider(store, pb)
+    account = recs[1].account_id
+    (first,) = decider.decide([DecideRequest(account)], now=NOW)
+    assert first.action_id != "none"
+    (second,) = decider.decide([DecideRequest(account)], now=NOW + timedelta(hours=1))
+    assert second.action_id == "none"
+    assert second.propensity == 1.0
+    assert {a["why"] for a in second.alternatives if a["action_id"] != "none"} <= {"in_flight", "rule"}
+    # After the window, the play's own cooldown still blocks it; others are free again.
+    window = playbook.contact_policy.window_days
+    (later,) = decider.decide([DecideRequest(account)], now=NOW + timedelta(days=window + 1))
+    assert later.action_id not in ("none", first.action_id)
+    assert any(a["action_id"] == first.action_id and a["why"] == "cooldown" for a in later.alternatives)
+
+
+def test_a_dismissed_decision_frees_the_account(store: Store, playbook: Playbook) -> None:
+    pb = _with_exploration(playbook, method="none")
+    recs = seed_run(store, pb)
+    decider = OnlineDecider(store, pb)
+    account = recs[2].account_id
+    (first,) = decider.decide([DecideRequest(account)], now=NOW)
+    store.add_feedback(
+        [
+            FeedbackEvent(
+                event_id="dismiss-1",
+                account_id=account,
+                kind="dismissed",
+                ts=NOW + timedelta(minutes=5),
+                action_id=first.action_id,
+                reason="customer on holiday",
+                payload={"decision_id": first.decision_id},
+            )
+        ]
+    )
+    (second,) = decider.decide([DecideRequest(account)], now=NOW + timedelta(minutes=10))
+    assert second.action_id == first.action_id
+
+
+def test_done_feedback_without_a_decision_counts_as_a_touch(store: Store, playbook: Playbook) -> None:
+    pb = _with_exploration(playbook, method="none")
+    recs = seed_run(store, pb)
+    decider = OnlineDecider(store, pb)
+    account = recs[4].account_id
+    store.add_feedback(
+        [
+            FeedbackEvent(
+                event_id="done-1",
+                account_id=account,
+                kind="done",
+                ts=NOW - timedelta(hours=3),
+                action_id=recs[4].action_id,
+            )
+        ]
+    )
+    (d,) = decider.decide([DecideRequest(account)], now=NOW)
+    assert d.action_id == "none"
+    assert "in flight" in d.evidence["summary"] or any(a["why"] == "in_flight" for a in d.alternatives)
+
+
+def test_control_accounts_get_the_lifecycle_default_with_propensity_one(store: Store, playbook: Playbook) -> None:
+    recs = seed_run(store, playbook)
+    decider = OnlineDecider(store, playbook)
+    control = [r for r in recs if r.arm == "control"]
+    assert control
+    for rec in control:
+        (d,) = decider.decide([DecideRequest(rec.account_id)], now=NOW)
+        assert (d.arm, d.action_id, d.propensity) == ("control", rec.default_action_id, 1.0)
+
+
+def test_a_retried_request_id_returns_the_first_decision(store: Store, playbook: Playbook) -> None:
+    recs = seed_run(store, playbook)
+    decider = OnlineDecider(store, playbook)
+    (first,) = decider.decide([DecideRequest(recs[5].account_id, request_id="req-5")], now=NOW)
+    (again,) = decider.decide([DecideRequest(recs[5].account_id, request_id="req-5")], now=NOW)
+    assert again == first
+    assert len(store.decisions(account_id=recs[5].account_id)) == 1
+
+
+def test_an_account_not_in_the_run_is_not_found_and_nothing_is_logged(store: Store, playbook: Playbook) -> None:
+    recs = seed_run(store, playbook)
+    decider = OnlineDecider(store, playbook)
+    with pytest.raises(NotFoundError, match="no account 'nope'"):
+        decider.decide([DecideRequest(recs[0].account_id), DecideRequest("nope")], now=NOW)
+    assert store.decisions() == []
+
+
+def test_outcome_feedback_moves_the_correction_once_and_survives_a_restart(store: Store, playbook: Playbook) -> None:
+    pb = _with_exploration(playbook, method="none")
+    recs = seed_run(store, pb, accounts=40)
+    decider = OnlineDecider(store, pb)
+    made = decider.decide([DecideRequest(r.account_id) for r in recs if r.arm == "model"], now=NOW)
+    plays = [d for d in made if d.action_id != "none"]
+    action = plays[0].action_id
+    same = [d for d in plays if d.action_id == action]
+    events = [
+        FeedbackEvent(
+            event_id=f"out-{d.decision_id}",
+            account_id=d.account_id,
+            kind="outcome",
+            ts=NOW + timedelta(days=30),
+            action_id=d.action_id,
+            payload={"decision_id": d.decision_id, "value_usd": d.expected_value_usd - 600.0},
+        )
+        for d in same
+    ]
+    store.add_feedback(events)
+    assert decider.learn(events) == len(same)
+    assert decider.learn(events) == 0  # the same events again count nothing
+    correction = decider.learner.correction(action)
+    # Each outcome fell 600 USD, i.e. 600 / (300 / 1.645) = 3.29 spreads, short of its projection.
+    assert correction.outcomes == len(same)
+    assert correction.mean_z == pytest.approx(-3.29 * len(same) / (1 + len(same)), abs=0.01)
+    assert correction.sd_z == pytest.approx((1 + len(same)) ** -0.5)
+
+    restarted = OnlineDecider(store, pb)
+    assert restarted.learner.correction(action) == correction
+
+
+def test_a_corrected_action_is_valued_lower_in_later_decisions(store: Store, playbook: Playbook) -> None:
+    pb = _with_exploration(playbook, method="none")
+    recs = seed_run(store, pb, accounts=12, control_every=0)
+    decider = OnlineDecider(store, pb)
+    rec = recs[3]
+    (before,) = decider.decide([DecideRequest(rec.account_id)], now=NOW)
+    for i in range(20):
+        decider.learner.observe(
+            f"e{i}", before.action_id, realised_usd=-5000.0, projected_usd=1000.0, low_usd=700.0, high_usd=1300.0
+        )
+    (after,) = decider.decide([DecideRequest(rec.account_id)], now=NOW + timedelta(days=200))
+    assert after.action_id != before.action_id
+    assert any(a["action_id"] == before.action_id and a["value_usd"] < 0 for a in after.alternatives)
+
+
+def test_promote_then_rollback_swaps_the_served_run(store: Store, playbook: Playbook) -> None:
+    seed_run(store, playbook, run_id="run-1")
+    decider = OnlineDecider(store, playbook)
+    assert decider.snapshot is not None
+    assert decider.snapshot.run.run_id == "run-1"
+    seed_run(store, playbook, run_id="run-2", seed=1, as_of=AS_OF + timedelta(days=7))
+    first = promote_run(store, "run-1")
+    second = decider.promote_run("run-2")
+    assert decider.snapshot.run.run_id == "run-2"
+    assert decider.snapshot.policy_version == second.model_id
+    back = rollback_policy(store)
+    assert back.model_id == first.model_id
+    assert decider.refresh()
+    assert decider.snapshot.run.run_id == "run-1"
+    with pytest.raises(NotFoundError, match="nothing to roll back to"):
+        rollback_policy(store)
+    assert [m.kind for m in store.list_models(POLICY_MODEL_KIND)] == [POLICY_MODEL_KIND] * 2
+
+
+def test_decider_is_not_ready_without_a_run_or_under_another_playbook(store: Store, playbook: Playbook) -> None:
+    decider = OnlineDecider(store, playbook)
+    assert not decider.ready
+    with pytest.raises(DeciderNotReadyError, match="no succeeded run"):
+        decider.decide([DecideRequest("a")])
+    seed_run(store, playbook)
+    other = OnlineDecider(store, hillstrom_playbook())
+    assert not other.ready
+    assert "--playbook" in (other.problem or "")
+
+
+def test_decider_serves_a_playbook_the_lab_did_not_write(store: Store) -> None:
+    pb = _with_exploration(hillstrom_playbook(), method="epsilon", epsilon=0.2)
+    recs = seed_run(store, pb, accounts=8, control_every=0)
+    decider = OnlineDecider(store, pb)
+    made = decider.decide([DecideRequest(r.account_id) for r in recs], now=NOW)
+    for d, rec in zip(made, recs, strict=True):
+        probs = d.context["propensities"]
+        assert set(probs) == {*pb.action_ids, "none"}
+        blocked = {a["action_id"] for a in rec.alternatives if a["why"] == "rule"}
+        assert all(probs[k] == 0.0 for k in blocked)
+        allowed = [k for k, v in probs.items() if v > 0]
+        assert len(allowed) == len(probs) - len(blocked)
+        best = d.evidence["model_action_id"]
+        assert probs[best] == pytest.approx(0.8 + 0.2 / len(allowed))
+
+
+def test_thompson_probabilities_favour_the_better_option_and_keep_every_allowed_one_possible() -> None:
+    rng = np.random.default_rng(3)
+    probs = thompson_probabilities(
+        np.array([100.0, 90.0, 0.0, 500.0]),
+        np.array([10.0, 10.0, 0.0, 1.0]),
+        np.array([True, True, True, False]),
+        rng,
+        2000,
+    )
+    assert probs.sum() == pytest.approx(1.0)
+    assert probs[3] == 0.0
+    assert probs[0] > probs[1] > probs[2] > 0

@@ -1,0 +1,217 @@
+"""The API over a real server process (uvicorn on a loopback port), on SQLite and on PostgreSQL."""
+
+from __future__ import annotations
+
+import uuid
+
+import httpx
+from tests.api.conftest import Served
+
+
+def _event(account_id: str, **fields: object) -> dict[str, object]:
+    return {"event_id": f"evt-{uuid.uuid4().hex}", "account_id": account_id, "kind": "done", **fields}
+
+
+def test_healthz_and_readyz_answer_without_a_key(served: Served) -> None:
+    with served.client() as client:
+        assert client.get("/healthz").json() == {"status": "ok", "detail": {}}
+        ready = client.get("/readyz").json()
+    assert ready["status"] == "ready"
+    assert ready["detail"]["served_run"] == "run-1"
+    assert ready["detail"]["decider"] == "ready"
+
+
+def test_decide_one_account_returns_a_logged_decision_with_evidence(served: Served) -> None:
+    account = served.recs[7].account_id
+    with served.client("service") as client:
+        response = client.post("/v1/decide", json={"account_id": account, "signals": {"nps": 3.0}})
+    assert response.status_code == 200, response.text
+    (decision,) = response.json()["decisions"]
+    assert decision["account_id"] == account
+    assert 0 < decision["propensity"] <= 1
+    assert decision["run_id"] == "run-1"
+    assert decision["evidence"]["schema"] == 1
+    assert decision["evidence"]["summary"]
+    assert decision["alternatives"]
+    with served.client("admin") as client:
+        detail = client.get(f"/v1/accounts/{account}").json()
+    assert decision["decision_id"] in [d["decision_id"] for d in detail["decisions"]]
+
+
+def test_decide_a_batch_keeps_the_order_and_a_request_id_is_idempotent(served: Served) -> None:
+    ids = [r.account_id for r in served.recs[10:15]]
+    items = [{"account_id": a, "request_id": f"batch-{a}-{uuid.uuid4().hex}"} for a in ids]
+    with served.client("admin") as client:
+        first = client.post("/v1/decide", json={"accounts": items}).json()["decisions"]
+        again = client.post("/v1/decide", json={"accounts": items}).json()["decisions"]
+    assert [d["account_id"] for d in first] == ids
+    assert [d["decision_id"] for d in again] == [d["decision_id"] for d in first]
+
+
+def test_decide_refuses_bad_requests_with_json_errors_that_say_what_to_fix(served: Served) -> None:
+    with served.client("admin") as client:
+        unknown = client.post("/v1/decide", json={"account_id": "no-such-account"})
+        both = client.post("/v1/decide", json={"account_id": "a", "accounts": [{"account_id": "b"}]})
+        too_many = client.post("/v1/decide", json={"accounts": [{"account_id": f"a{i}"} for i in range(101)]})
+        not_json = client.post("/v1/decide", content=b"{nope", headers={"Content-Type": "application/json"})
+    assert unknown.status_code == 404
+    assert unknown.json()["code"] == "not_found"
+    assert "GET /v1/recommendations" in unknown.json()["message"]
+    assert both.status_code == 422
+    assert "either account_id" in both.json()["message"]
+    assert too_many.status_code == 422
+    assert too_many.json()["problems"][0]["field"] == "accounts"
+    assert not_json.status_code == 422
+    assert not_json.json()["code"] == "invalid_request"
+
+
+def test_feedback_is_stored_once_however_often_it_is_sent(served: Served) -> None:
+    account = served.recs[3].account_id
+    events = [
+        _event(account, action_id="qbr"),
+        _event(account, kind="dismissed", reason="customer is on holiday"),
+        _event(account, kind="snoozed", snoozed_until="2026-07-01T00:00:00Z"),
+        _event(account, kind="outcome", outcome={"kind": "renewal", "value": 1200.0}),
+    ]
+    with served.client("service") as client:
+        first = client.post("/v1/feedback", json={"events": events})
+        second = client.post("/v1/feedback", json={"events": events + events[:1]})
+    assert first.json() == {"received": 4, "stored": 4, "duplicates": 0, "learned": 0}
+    assert second.json() == {"received": 5, "stored": 0, "duplicates": 5, "learned": 0}
+    with served.client("admin") as client:
+        stored = client.get(f"/v1/accounts/{account}").json()["feedback"]
+    kept = {e["event_id"]: e for e in stored}
+    assert {e["event_id"] for e in events} <= set(kept)
+    assert kept[events[3]["event_id"]]["payload"]["outcome"] == {"kind": "renewal", "value": 1200.0}  # type: ignore[index]
+
+
+def test_feedback_refuses_incomplete_events_and_stores_none_of_the_batch(served: Served) -> None:
+    account = served.recs[4].account_id
+    good = _event(account)
+    with served.client("service") as client:
+        no_reason = client.post("/v1/feedback", json={"events": [good, _event(account, kind="dismissed")]})
+        no_outcome = client.post("/v1/feedback", json={"events": [_event(account, kind="outcome")]})
+        nul = client.post("/v1/feedback", json={"events": [_event("acct\u0000x")]})
+        nan = client.post(
+            "/v1/feedback",
+            content=b'{"events": [{"event_id": "x", "account_id": "a", "kind": "outcome", '
+            b'"outcome": {"kind": "renewal"}, "value_usd": NaN}]}',
+            headers={"Content-Type": "application/json"},
+        )
+    assert no_reason.status_code == 422
+    assert "needs a reason" in no_reason.json()["message"]
+    assert no_outcome.status_code == 422
+    assert "needs outcome" in no_outcome.json()["message"]
+    assert nul.status_code == 422
+    assert "NUL" in nul.json()["message"]
+    assert nan.status_code == 422
+    with served.client("admin") as client:
+        stored = client.get(f"/v1/accounts/{account}").json()["feedback"]
+    assert good["event_id"] not in {e["event_id"] for e in stored}
+
+
+def test_a_body_over_the_limit_gets_413_json_before_it_is_read(served: Served) -> None:
+    big = {"events": [_event("a", payload={"blob": "x" * 2_000_000})]}
+    with served.client("service") as client:
+        response = client.post("/v1/feedback", json=big)
+        chunked = client.post(
+            "/v1/feedback",
+            content=(b"x" * 65536 for _ in range(40)),
+            headers={"Content-Type": "application/json"},
+        )
+    assert response.status_code == 413
+    assert response.json()["code"] == "payload_too_large"
+    assert "batches" in response.json()["message"]
+    assert chunked.status_code == 413
+
+
+def test_recommendations_page_filter_and_limit(served: Served) -> None:
+    with served.client("admin") as client:
+        page = client.get("/v1/recommendations", params={"limit": 7, "offset": 0}).json()
+        last = client.get("/v1/recommendations", params={"limit": 7, "offset": 28}).json()
+        critical = client.get("/v1/recommendations", params={"band": "Critical", "owner": "ana"}).json()
+        too_big = client.get("/v1/recommendations", params={"limit": 501})
+        missing_run = client.get("/v1/recommendations", params={"run_id": "nope"})
+    assert (page["total"], page["next_offset"], len(page["items"])) == (30, 7, 7)
+    assert page["items"] == sorted(page["items"], key=lambda r: r["account_id"])
+    assert (len(last["items"]), last["next_offset"]) == (2, None)
+    expected = [r.account_id for r in served.recs if r.health_band == "Critical" and r.owner == "ana"]
+    assert [r["account_id"] for r in critical["items"]] == expected
+    assert too_big.status_code == 422
+    assert "query parameter limit" in too_big.json()["message"]
+    assert missing_run.status_code == 404
+
+
+def test_account_shows_health_risk_and_recommendation(served: Served) -> None:
+    rec = served.recs[5]
+    with served.client("admin") as client:
+        body = client.get(f"/v1/accounts/{rec.account_id}").json()
+    assert body["owner"] == rec.owner
+    assert body["health"] == {"score": rec.health_score, "band": rec.health_band}
+    assert [r["objective"] for r in body["risk"]] == list(served.playbook.objectives)
+    assert body["recommendation"]["action_id"] == rec.action_id
+    assert body["recommendation"]["evidence"] == rec.evidence
+
+
+def test_runs_are_listed_and_a_run_without_a_book_is_refused(served: Served) -> None:
+    with served.client("admin") as client:
+        runs = client.get("/v1/runs").json()["items"]
+        one = client.get("/v1/runs/run-1").json()
+        missing = client.get("/v1/runs/nope")
+        start = client.post("/v1/runs", json={})
+    assert [r["run_id"] for r in runs] == ["run-1"]
+    assert one["served"] is True
+    assert one["summary"] == {"accounts": 30}
+    assert missing.status_code == 404
+    assert start.status_code in (409, 501)
+    assert "book" in start.json()["message"] or "batch run" in start.json()["message"]
+
+
+def test_unknown_paths_and_methods_get_json_errors(served: Served) -> None:
+    with served.client("admin") as client:
+        path = client.get("/v2/nothing")
+        method = client.delete("/v1/feedback")
+    assert path.status_code == 404
+    assert path.json()["code"] == "not_found"
+    assert method.status_code == 405
+    assert method.json()["code"] == "method_not_allowed"
+
+
+def test_keys_are_required_and_a_revoked_key_is_refused(served: Served) -> None:
+    from nextmove.store import open_store
+    from nextmove.store.keys import new_api_key
+
+    key, record = new_api_key("admin", scheme="scrypt:1024:8:1")
+    with open_store(served.store_url) as store:
+        store.create_api_key(record)
+        store.revoke_api_key(record.key_id)
+    with served.client() as client:
+        missing = client.get("/v1/recommendations")
+        malformed = client.get("/v1/recommendations", headers={"Authorization": "Bearer hello"})
+        revoked = client.get("/v1/recommendations", headers={"Authorization": f"Bearer {key}"})
+        header = client.get("/v1/recommendations", headers={"X-API-Key": served.keys.admin})
+    assert missing.status_code == 401
+    assert "nextmove keys create" in missing.json()["message"]
+    assert missing.headers["www-authenticate"].startswith("Bearer")
+    assert malformed.status_code == 401
+    assert revoked.status_code == 401
+    assert "revoked" in revoked.json()["message"]
+    assert header.status_code == 200
+
+
+def test_audit_records_who_read_and_changed_what(served: Served) -> None:
+    account = served.recs[0].account_id  # owned by ana
+    with served.client("csm") as client:
+        assert client.get(f"/v1/accounts/{account}").status_code == 200
+        assert client.get("/v1/runs").status_code == 403
+    with served.client("admin") as client:
+        entries = client.get("/v1/audit", params={"key_id": served.keys.ids["csm"]}).json()["items"]
+    kinds = {(e["action"], e["path"], e["status"]) for e in entries}
+    assert ("read", f"/v1/accounts/{account}", 200) in kinds
+    assert ("denied", "/v1/runs", 403) in kinds
+    assert all(e["role"] == "csm" for e in entries)
+
+
+def test_openapi_document_is_served(served: Served) -> None:
+    document = httpx.get(f"{served.server.url}/openapi.json").json()
+    assert "/v1/decide" in document["paths"]
