@@ -1,0 +1,54 @@
+"""Helpers shared by the CLI commands: consoles, time parsing and the one error handler."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import ParamSpec, TypeVar
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+
+from nextmove.errors import ConfigError, NextmoveError
+
+# Wide enough for problem tables when output is piped to a file or CI log (rich assumes 80 there).
+console = Console(highlight=False, width=None if Console().is_terminal else 140)
+err_console = Console(stderr=True, highlight=False, width=None if Console(stderr=True).is_terminal else 140)
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def parse_as_of(text: str | None) -> datetime | None:
+    """Parse an ``--as-of`` value (ISO 8601; naive means UTC).
+
+    Examples
+    --------
+    >>> parse_as_of("2025-06-30").isoformat()
+    '2025-06-30T00:00:00+00:00'
+    """
+    if text is None:
+        return None
+    try:
+        ts = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise ConfigError(
+            f"--as-of {text!r} is not an ISO 8601 time; write e.g. 2025-06-30 or 2025-06-30T12:00:00Z"
+        ) from None
+    return ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts.astimezone(UTC)
+
+
+def handle_errors(func: Callable[P, R]) -> Callable[P, R]:
+    """Turn nextmove's errors into a red message on stderr and the error's exit code."""
+
+    @functools.wraps(func)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return func(*args, **kwargs)
+        except NextmoveError as exc:
+            err_console.print(f"[bold red]error:[/] {escape(str(exc))}")
+            raise typer.Exit(exc.exit_code) from None
+
+    return wrapper

@@ -1,0 +1,284 @@
+"""The subcommands of ``nextmove``: each is a few lines over the Python API."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.markup import escape
+
+from nextmove.book import Book, empty_table
+from nextmove.book.problems import ValidationReport
+from nextmove.book.validate import load_book, load_table, validate_book
+from nextmove.cli._common import console, err_console, handle_errors, parse_as_of
+from nextmove.cli.render import render_problems, render_summary
+from nextmove.errors import ConfigError
+from nextmove.features import FeatureVocabulary, compute_features, feature_schema
+from nextmove.playbook import Playbook
+from nextmove.playbook.expr import ExpressionError, check_playbook_expressions
+from nextmove.playbook.loader import default_playbook_text, load_playbook
+
+BookOpt = Annotated[
+    str,
+    typer.Option(
+        "--book",
+        "-b",
+        help="Folder of CSV/Parquet tables, or a database URL (sqlite:///…, postgresql+psycopg://…).",
+    ),
+]
+PlaybookOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--playbook",
+        "-p",
+        help="playbook.toml; default: BOOK/playbook.toml if present, else the built-in default.",
+    ),
+]
+AsOfOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--as-of",
+        help="Decision time, ISO 8601 (naive = UTC); nothing in the book may be later. Default: now.",
+    ),
+]
+
+
+def register(app: typer.Typer) -> None:
+    """Add every subcommand to ``app``."""
+    app.command("init")(init)
+    app.command("validate")(validate)
+    app.command("simulate")(simulate_cmd)
+    app.command("features")(features_cmd)
+    from nextmove.cli import health as health_cli
+
+    health_cli.register(app)
+    from nextmove.cli import segment as segment_cli
+
+    segment_cli.register(app)
+    from nextmove.cli import evaluate as evaluate_cli
+
+    evaluate_cli.register(app)
+    from nextmove.cli import run as run_cli
+
+    run_cli.register(app)
+    from nextmove.cli import keys as keys_cli
+    from nextmove.cli import models as models_cli
+    from nextmove.cli import serve as serve_cli
+
+    serve_cli.register(app)
+    keys_cli.register(app)
+    models_cli.register(app)
+    from nextmove.cli import lift as lift_cli
+
+    lift_cli.register(app)
+    from nextmove.cli import report as report_cli
+
+    report_cli.register(app)
+
+
+def resolve_playbook_path(book: str, playbook: Path | None) -> Path | None:
+    """The playbook to use: the one given, else ``playbook.toml`` inside a book folder, else None (default)."""
+    if playbook is not None:
+        return playbook
+    if "://" not in book:
+        candidate = Path(book) / "playbook.toml"
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def eligibility_errors(book: str, report: ValidationReport, playbook: Playbook) -> list[ExpressionError]:
+    """Check the playbook's eligibility expressions against the features this book will have.
+
+    The feature names come from the names the validation saw (signals, actions, outcome kinds)
+    and the accounts table, so the check costs a snapshot of an empty book, not of the whole book.
+    """
+    accounts = load_table(book, "accounts")
+    vocab = FeatureVocabulary.build(
+        accounts_schema=accounts.schema,
+        signal_names=report.signal_counts,
+        action_ids=report.action_counts,
+        outcome_kinds=report.outcome_counts,
+        playbook=playbook,
+    )
+    empty = Book(accounts.head(0), empty_table("signals"), empty_table("touches"), empty_table("outcomes"))
+    schema = feature_schema(compute_features(empty, report.as_of, playbook=playbook, vocabulary=vocab))
+    return check_playbook_expressions([(a.id, a.eligibility) for a in playbook.actions], schema)
+
+
+@handle_errors
+def init(
+    directory: Annotated[Path, typer.Argument(help="Folder to create the workspace in.")],
+    accounts: Annotated[int, typer.Option(help="Accounts in the example book.")] = 300,
+    months: Annotated[int, typer.Option(help="Months of history in the example book.")] = 12,
+    force: Annotated[bool, typer.Option("--force", help="Write into a folder that is not empty.")] = False,
+) -> None:
+    """Create a workspace: playbook.toml, an example book (from the lab) and a README."""
+    from nextmove.sim import SimConfig, simulate, write_book
+
+    if directory.exists() and any(directory.iterdir()) and not force:
+        raise ConfigError(f"{directory} is not empty; choose a new folder or pass --force")
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "playbook.toml").write_text(default_playbook_text(), encoding="utf-8")
+    book_dir = directory / "book"
+    with console.status("Simulating an example book of business…"):
+        result = simulate(SimConfig(accounts=accounts, months=months, seed=0))
+        write_book(result, book_dir, overwrite=True)
+    (directory / "README.md").write_text(_WORKSPACE_README.format(as_of=f"{result.as_of:%Y-%m-%d}"), encoding="utf-8")
+    console.print(f"Created workspace [bold]{directory}[/]:")
+    console.print(f"  {directory / 'playbook.toml'}  the action catalog, objectives, rules and capacities")
+    console.print(f"  {book_dir}/  an example book of {accounts:,} accounts and {months} months of history")
+    console.print(f"Next: [bold]nextmove validate --book {book_dir} --playbook {directory / 'playbook.toml'}[/]")
+
+
+@handle_errors
+def validate(
+    book: BookOpt,
+    playbook: PlaybookOpt = None,
+    as_of: AsOfOpt = None,
+    max_examples: Annotated[int, typer.Option(help="Offending rows listed per table (counts stay complete).")] = 1000,
+) -> None:
+    """Check a book of business against the data contract.
+
+    Exit 0 with a summary (counts, date ranges, signals seen) when valid; exit 2 with a table of
+    every problem (file, row, column, value, what was expected) when not.
+    """
+    pb_path = resolve_playbook_path(book, playbook)
+    pb = load_playbook(pb_path)
+    with console.status("Validating the book…"):
+        report = validate_book(book, playbook=pb, as_of=parse_as_of(as_of), max_examples=max_examples)
+    if not report.ok:
+        render_problems(report, err_console)
+        err_console.print(
+            f"[bold red]invalid:[/] {report.total_problems:,} problem(s) in {report.source}; nothing was loaded."
+        )
+        raise typer.Exit(2)
+    render_summary(report, console)
+    errors = eligibility_errors(book, report, pb)
+    if errors:
+        for exc in errors:
+            err_console.print(f"[bold red]playbook:[/] {escape(str(exc))}")
+        err_console.print(
+            f"[bold red]invalid:[/] {len(errors)} eligibility expression(s) of the playbook "
+            "do not fit this book's features"
+        )
+        raise typer.Exit(2)
+    console.print(
+        f"[bold green]valid:[/] the book meets the data contract"
+        f" (playbook: {pb_path if pb_path else 'built-in default'}, {len(pb.actions)} actions)."
+    )
+
+
+@handle_errors
+def simulate_cmd(
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder to write the book, its playbook and truth/ into.")],
+    accounts: Annotated[int, typer.Option(help="Active accounts at the end of the history.")] = 4200,
+    months: Annotated[int, typer.Option(help="Months of history.")] = 18,
+    seed: Annotated[int, typer.Option(help="Seed: the same seed gives the same book, byte for byte.")] = 0,
+    signals_format: Annotated[
+        str, typer.Option("--format", help="File format of signals and truth: parquet or csv.")
+    ] = "parquet",
+    no_propensities: Annotated[
+        bool, typer.Option("--no-propensities", help="Leave propensities out of touches (to test estimating them).")
+    ] = False,
+    force: Annotated[bool, typer.Option("--force", help="Replace OUT if it exists.")] = False,
+) -> None:
+    """Simulate a B2B SaaS book of business with ground truth (the lab).
+
+    Writes accounts, signals, touches and outcomes in the data contract, the playbook it was
+    simulated with, and truth/: each account's true value under every action, the oracle action,
+    hidden states and behavioral groups.
+    """
+    from nextmove.sim import SimConfig, simulate, write_book
+
+    if signals_format not in ("parquet", "csv"):
+        raise ConfigError(f"--format must be parquet or csv, got {signals_format!r}")
+    config = SimConfig(
+        accounts=accounts,
+        months=months,
+        seed=seed,
+        signals_format=signals_format,
+        with_propensities=not no_propensities,
+    )
+    with console.status(f"Simulating {accounts:,} accounts over {months} months…"):
+        result = simulate(config)
+        write_book(result, out, overwrite=force)
+    book = result.book
+    summary = result.summary
+    console.print(
+        f"Wrote [bold]{out}[/]: {book.accounts.height:,} accounts ({summary.active_accounts:,} active), "
+        f"{book.signals.height:,} signal rows, {book.touches.height:,} touches, {book.outcomes.height:,} outcomes; "
+        f"as of {result.as_of:%Y-%m-%d}."
+    )
+    console.print(
+        f"Truth at as-of: oracle value ${summary.oracle_value_usd:,.0f} vs lifecycle default "
+        f"${summary.default_value_usd:,.0f}; doing nothing is best for {summary.do_nothing_best_share:.0%} of accounts."
+    )
+
+
+@handle_errors
+def features_cmd(
+    book: BookOpt,
+    out: Annotated[Path, typer.Option("--out", "-o", help="File to write: .parquet or .csv.")],
+    as_of: AsOfOpt = None,
+    playbook: PlaybookOpt = None,
+) -> None:
+    """Compute the point-in-time feature snapshot of every account at --as-of.
+
+    Only data dated before --as-of is used (later rows are ignored, so a past --as-of
+    reproduces what was known then). One row per account; see docs/features.md for the
+    columns. Default --as-of: the book's latest timestamp.
+    """
+    if out.suffix not in (".parquet", ".csv"):
+        raise ConfigError(f"--out {out} must end in .parquet or .csv")
+    pb, loaded, t = load_inputs(book, playbook, as_of)
+    with console.status(f"Computing features as of {t:%Y-%m-%d %H:%M} UTC…"):
+        frame = compute_features(loaded, t, playbook=pb)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.tmp")
+    if out.suffix == ".parquet":
+        frame.write_parquet(tmp)
+    else:
+        frame.write_csv(tmp)
+    tmp.replace(out)
+    console.print(
+        f"Wrote [bold]{out}[/]: {frame.height:,} accounts × {frame.width - 1:,} features as of {t:%Y-%m-%d %H:%M} UTC."
+    )
+
+
+def load_inputs(book: str, playbook: Path | None, as_of: str | None) -> tuple[Playbook, Book, datetime]:
+    """The playbook, the validated book and the decision time shared by the commands that read a book.
+
+    The book is validated as of now, not as of ``--as-of``: a past ``--as-of`` replays what was
+    known then, and later rows are ignored rather than rejected.
+    """
+    pb = load_playbook(resolve_playbook_path(book, playbook))
+    when = parse_as_of(as_of)
+    with console.status("Loading and validating the book…"):
+        loaded = load_book(book, playbook=pb)
+    return pb, loaded, when or latest_timestamp(loaded)
+
+
+def latest_timestamp(book: Book) -> datetime:
+    """The latest timestamp in a book's signals, touches and outcomes (the natural as-of time)."""
+    stamps = [frame.get_column("ts").max() for frame in (book.signals, book.touches, book.outcomes) if frame.height]
+    found = [s for s in stamps if isinstance(s, datetime)]
+    if not found:
+        raise ConfigError("the book has no dated rows; pass --as-of")
+    return max(found)
+
+
+_WORKSPACE_README = """# nextmove workspace
+
+- `playbook.toml`: what nextmove optimises (objectives), what your teams may do (the action
+  catalog), and the limits (contact policy, capacities, control cohort). Edit it to fit.
+- `book/`: an example book of business generated by nextmove's lab, as of {as_of}. Replace it
+  with your own exports: `accounts.csv`, `signals.csv`, `touches.csv`, `outcomes.csv`
+  (or `.parquet`); see the data contract in nextmove's docs.
+
+Check the book:
+
+    nextmove validate --book book --playbook playbook.toml --as-of {as_of}
+"""

@@ -1,0 +1,203 @@
+"""``nextmove evaluate``: off-policy value of the learned, logged, default, do-nothing and external policies."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import polars as pl
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from nextmove.cli._common import console, handle_errors, parse_as_of
+from nextmove.cli.commands import BookOpt, PlaybookOpt, load_inputs
+from nextmove.errors import ConfigError
+from nextmove.measure.ope import BUILT_IN_POLICIES, OfflineEvaluation, PolicyValue, evaluate_offline
+
+UntilOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--until",
+        help="How far the book's data reaches (ISO 8601): outcomes up to then count. Default: its latest timestamp.",
+    ),
+]
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``evaluate`` to ``app``."""
+    app.command("evaluate")(evaluate_cmd)
+
+
+@handle_errors
+def evaluate_cmd(
+    book: BookOpt,
+    out: Annotated[Path, typer.Option("--out", "-o", help="JSON file to write with every estimate and diagnostic.")],
+    playbook: PlaybookOpt = None,
+    as_of: Annotated[
+        str | None,
+        typer.Option(
+            "--as-of",
+            help="Split time (ISO 8601): fit on the decisions whose horizon closed by then, evaluate on those "
+            "taken from then on. Default: two horizons before the book's latest data (none with --holdout-fraction).",
+        ),
+    ] = None,
+    policy: Annotated[
+        Path | None,
+        typer.Option(
+            "--policy",
+            help="An external policy to evaluate too: CSV or Parquet with account_id, action_id, probability "
+            "(optionally decision_ts).",
+        ),
+    ] = None,
+    holdout_fraction: Annotated[
+        float | None,
+        typer.Option(
+            "--holdout-fraction",
+            help="Hold out this share of accounts (stable hash of the id) and evaluate on their decisions only.",
+        ),
+    ] = None,
+    until: UntilOpt = None,
+    level: Annotated[float, typer.Option(help="Confidence level of the intervals.")] = 0.95,
+    seed: Annotated[int, typer.Option(help="Seed of the hold-out split and the models.")] = 0,
+    folds: Annotated[int, typer.Option(help="Cross-fitting folds of the effect model.", min=2)] = 5,
+    trees: Annotated[int | None, typer.Option(help="Trees of the effect model's outcome models.", min=1)] = None,
+) -> None:
+    """Estimate, on held-out logged decisions, what each policy would have been worth: IPS, SNIPS and DR.
+
+    The models are fitted on the decisions whose horizon closed by --as-of (or on the accounts not
+    held out); every estimate is made on the later decisions (or the held-out accounts') whose
+    horizon is over. Policies: learned (the effect model's best eligible action), logged (what the
+    history did), lifecycle_default, do_nothing, and --policy if given; plus the learned policy's
+    paired difference against the default and doing nothing. OUT gets every estimate with its
+    interval, the overlap diagnostics and the outcome models' accuracy on the evaluation decisions.
+    """
+    if out.suffix != ".json":
+        raise ConfigError(f"--out {out} must end in .json")
+    split_at = parse_as_of(as_of)
+    observed = parse_as_of(until)
+    external = read_policy(policy) if policy is not None else None
+    pb, loaded, _ = load_inputs(book, playbook, None)
+    params: dict[str, int] = {"n_folds": folds, **({"n_estimators": trees} if trees is not None else {})}
+    with console.status("Evaluating…") as status:
+        result = evaluate_offline(
+            loaded,
+            pb,
+            as_of=split_at,
+            holdout_fraction=holdout_fraction,
+            observed_until=observed,
+            policy=external,
+            policy_name=_policy_name(policy),
+            level=level,
+            seed=seed,
+            effect_params=params,
+            progress=lambda step: status.update(escape(step)),
+        )
+    write_json(out, result.to_dict())
+    render_evaluation(result, console)
+    console.print(f"Wrote [bold]{escape(str(out))}[/].")
+
+
+def _policy_name(path: Path | None) -> str:
+    """The external policy's name in the results: the file's stem, unless a built-in policy has it."""
+    if path is None:
+        return "external"
+    return path.stem if path.stem not in BUILT_IN_POLICIES else f"{path.stem}_file"
+
+
+def read_policy(path: Path) -> pl.DataFrame:
+    """An external policy file (CSV or Parquet), with ``decision_ts`` parsed when it is text."""
+    if not path.is_file():
+        raise ConfigError(f"--policy {path}: no such file")
+    if path.suffix == ".csv":
+        frame = pl.read_csv(path, schema_overrides={"account_id": pl.String, "action_id": pl.String})
+    elif path.suffix == ".parquet":
+        frame = pl.read_parquet(path)
+    else:
+        raise ConfigError(f"--policy {path} must be a .csv or .parquet file")
+    if "decision_ts" in frame.columns and frame.schema["decision_ts"] == pl.String:
+        try:
+            frame = frame.with_columns(pl.col("decision_ts").str.to_datetime(time_zone="UTC"))
+        except pl.exceptions.PolarsError:
+            raise ConfigError(f"--policy {path}: decision_ts must hold ISO 8601 times") from None
+    return frame
+
+
+def write_json(out: Path, payload: object) -> None:
+    """Write ``payload`` as JSON to ``out`` whole or not at all."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.tmp")
+    try:
+        tmp.write_text(json.dumps(payload, indent=2, default=str), encoding="utf-8")
+        tmp.replace(out)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _money(x: float | None) -> str:
+    if x is None or x != x:
+        return "—"
+    return f"{x:,.2f}" if abs(x) < 1000 else f"{x:,.0f}"
+
+
+def _values_table(title: str, values: list[PolicyValue]) -> Table:
+    table = Table(title=title, title_justify="left")
+    for name in ("policy", "method", "$ per decision", "interval", "eff. sample", "matched"):
+        table.add_column(name, justify="left" if name in ("policy", "method") else "right")
+    for v in values:
+        table.add_row(
+            escape(v.policy),
+            v.method.upper(),
+            _money(v.estimate),
+            f"[{_money(v.low)}, {_money(v.high)}]",
+            f"{v.effective_sample_size:,.0f}",
+            f"{v.matched_share:.0%}",
+        )
+    return table
+
+
+def render_evaluation(result: OfflineEvaluation, out: Console) -> None:
+    """Print the policies' values, their differences, the overlap and the outcome models' accuracy."""
+    split = {
+        "time": f"fitted on decisions whose horizon closed by {result.as_of:%Y-%m-%d}" if result.as_of else "",
+        "accounts": f"fitted on the accounts not held out ({1 - (result.holdout_fraction or 0):.0%})",
+    }
+    how = (
+        split["time"]
+        if result.split == "time"
+        else split["accounts"]
+        if result.split == "accounts"
+        else f"{split['time']}, of the accounts not held out"
+    )
+    out.print(
+        f"{how}: {result.training_rows:,} decisions of {result.training_accounts:,} accounts. Evaluated on "
+        f"{result.evaluation_rows:,} decisions of {result.evaluation_accounts:,} accounts "
+        f"({result.evaluation_from:%Y-%m-%d} – {result.evaluation_to:%Y-%m-%d}), {result.level:.0%} intervals."
+    )
+    out.print(_values_table("Policy value (off-policy estimates)", result.policies))
+    if result.differences:
+        out.print(_values_table("Paired differences", result.differences))
+    flagged = result.evaluation_overlap.flagged_arms
+    if flagged:
+        out.print(f"Arms the evaluation decisions (almost) never took: {escape(', '.join(flagged))}.")
+    if result.outcome_accuracy:
+        table = Table(title="Outcome models on the evaluation decisions", title_justify="left")
+        for name in ("outcome", "rows", "events", "AUC", "avg precision", "Brier", "ECE"):
+            table.add_column(name, justify="left" if name == "outcome" else "right")
+        for kind, acc in result.outcome_accuracy.items():
+            table.add_row(
+                escape(kind),
+                f"{acc.rows:,}",
+                f"{acc.events:,}",
+                "—" if acc.auc is None else f"{acc.auc:.3f}",
+                "—" if acc.average_precision is None else f"{acc.average_precision:.3f}",
+                f"{acc.brier:.4f}",
+                f"{acc.ece:.4f}",
+            )
+        out.print(table)
+    for kind, why in result.skipped.items():
+        out.print(f"  no model for {escape(kind)}: {escape(why)}")
+    for note in result.notes:
+        out.print(f"  note: {escape(note)}")

@@ -1,0 +1,200 @@
+"""``nextmove health``: every active account's health score, trend, movers and outcome probabilities, as CSV."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import polars as pl
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from nextmove.cli._common import console, handle_errors
+from nextmove.cli.commands import AsOfOpt, BookOpt, PlaybookOpt, load_inputs
+from nextmove.engine.health import HealthResult, score_health
+from nextmove.errors import ConfigError
+from nextmove.models.outcome import OutcomeModel
+from nextmove.store import Store, open_store
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``health`` to ``app``."""
+    app.command("health")(health_cmd)
+
+
+@handle_errors
+def health_cmd(
+    book: BookOpt,
+    out: Annotated[Path, typer.Option("--out", "-o", help="CSV file to write, one row per active account.")],
+    playbook: PlaybookOpt = None,
+    as_of: AsOfOpt = None,
+    store: Annotated[
+        str | None,
+        typer.Option(
+            "--store",
+            help="Store URL to save the trained outcome models in; default: NEXTMOVE_STORE_URL or the workspace's.",
+        ),
+    ] = None,
+    save_model: Annotated[
+        bool,
+        typer.Option("--save-model/--no-save-model", help="Save the trained outcome models as a new active version."),
+    ] = True,
+    reuse_model: Annotated[
+        bool,
+        typer.Option(
+            "--reuse-model", help="Score with the store's active outcome models instead of training new ones."
+        ),
+    ] = False,
+    top: Annotated[int, typer.Option(help="Accounts listed in the at-risk table.")] = 10,
+    jobs: Annotated[int, typer.Option(help="Threads LightGBM trains with.", min=1)] = 1,
+) -> None:
+    """Score every active account's health and outcome probabilities at --as-of.
+
+    Writes one CSV row per active account: health score (0–100), band, trend with the change in
+    points, the component scores, the three measures that moved the score most, and for each
+    objective's outcome the calibrated probability within the horizon with its top drivers.
+    Then prints accounts and ARR per band, the accounts with the most ARR at risk, what the
+    optimizer learned about each health measure, and the outcome models' accuracy on the later
+    window. Default --as-of: the book's latest timestamp.
+    """
+    if out.suffix != ".csv":
+        raise ConfigError(f"--out {out} must end in .csv")
+    pb, loaded, t = load_inputs(book, playbook, as_of)
+    opened: Store | None = open_store(store) if (save_model or reuse_model) else None
+    try:
+        with console.status("Scoring health…") as status:
+            result = score_health(
+                loaded,
+                pb,
+                t,
+                store=opened,
+                reuse_model=reuse_model,
+                template=OutcomeModel(n_jobs=jobs),
+                progress=lambda step: status.update(escape(step)),
+            )
+    finally:
+        if opened is not None:
+            opened.close()
+    frame = _csv_frame(result)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.tmp")
+    try:
+        frame.write_csv(tmp)
+        tmp.replace(out)
+    finally:
+        tmp.unlink(missing_ok=True)
+    render_health(result, console, top=top)
+    console.print(
+        f"Wrote [bold]{escape(str(out))}[/]: {frame.height:,} active accounts as of {result.as_of:%Y-%m-%d %H:%M} UTC"
+        + (f" ({result.left_out:,} gone or not started left out)." if result.left_out else ".")
+    )
+    if result.model_id:
+        verb = "Scored with" if reuse_model else "Saved"
+        console.print(f"{verb} outcome model version [bold]{escape(result.model_id)}[/].")
+
+
+def _csv_frame(result: HealthResult) -> pl.DataFrame:
+    """The per-account table with probabilities rounded for reading (6 decimals) and amounts to cents."""
+    frame = result.to_frame()
+    return frame.with_columns(
+        [pl.col(c).round(6) for c in frame.columns if c.startswith("p_")]
+        + [pl.col(c).round(2) for c in frame.columns if c.startswith("expected_") or c == "arr"]
+    )
+
+
+def _pct(x: float | None) -> str:
+    return "" if x is None else f"{x:.1%}"
+
+
+def _auc(x: float | None) -> str:
+    return "n/a" if x is None else f"{x:.3f}"
+
+
+def render_health(result: HealthResult, out: Console, *, top: int = 10) -> None:
+    """Print the summary tables of a health result."""
+    bands = Table(title=f"Health as of {result.as_of:%Y-%m-%d}", title_justify="left")
+    for name in ("band", "accounts", "ARR", "share of ARR"):
+        bands.add_column(name, justify="left" if name == "band" else "right")
+    for b in result.bands():
+        bands.add_row(b.band, f"{b.accounts:,}", f"${b.arr_usd:,.0f}", _pct(b.arr_share))
+    out.print(bands)
+
+    at_risk = result.top_at_risk(top)
+    if at_risk.height:
+        risk_col = result.probability_column(result.risk_kind) if result.risk_kind else None
+        title = (
+            f"Top {at_risk.height} accounts by ARR at risk (ARR × P({result.risk_kind}))"
+            if risk_col
+            else f"Top {at_risk.height} at-risk accounts by ARR"
+        )
+        table = Table(title=title, title_justify="left")
+        for name in ("account", "ARR", "at risk", "score", "band", "trend", "top mover"):
+            table.add_column(name, justify="right" if name in ("ARR", "at risk", "score") else "left", overflow="fold")
+        for row in at_risk.iter_rows(named=True):
+            change = row.get("health_change")
+            trend = row.get("health_trend") or ""
+            if change is not None:
+                trend += f" ({change:+.1f})"
+            mover = (row.get("top_movers") or "").split("; ")[0]
+            table.add_row(
+                escape(str(row["account_id"])),
+                f"${(row.get('arr') or 0):,.0f}",
+                f"${row['arr_at_risk']:,.0f}",
+                "" if row.get("health_score") is None else f"{row['health_score']:.0f}",
+                row.get("health_band") or "",
+                trend,
+                escape(mover),
+            )
+        out.print(table)
+
+    report = result.optimizer
+    if report is not None:
+        measures = Table(
+            title=f"What predicts {report.label.removeprefix('y_')} (later window from {report.split_ts[:10]}, "
+            f"{report.test_events:,} events in {report.test_rows:,} rows)",
+            title_justify="left",
+        )
+        for name in ("measure", "component", "AUC alone", "share of learned score", "power"):
+            measures.add_column(name, justify="right" if name in ("AUC alone", "share of learned score") else "left")
+        for m in report.measures:
+            measures.add_row(escape(m.text), m.component, _auc(m.auc), _pct(m.weight_share), m.power)
+        out.print(measures)
+        out.print(
+            f"Health score AUC on the later window: hand-set [bold]{_auc(report.auc_hand_set)}[/], "
+            f"learned [bold]{_auc(report.auc_learned)}[/]."
+        )
+
+    if result.outcome_models is not None and result.outcome_models.kinds:
+        models = Table(title="Outcome models (accuracy on the later window)", title_justify="left")
+        for name in (
+            "outcome",
+            "train rows",
+            "train events",
+            "later rows",
+            "later events",
+            "AUC",
+            "Brier",
+            "ECE",
+            "calibration",
+        ):
+            models.add_column(name, justify="left" if name in ("outcome", "calibration") else "right")
+        info = result.outcome_models.info
+        for kind in info.kinds:
+            s = info.summaries[kind]
+            acc = result.accuracy.get(kind)
+            models.add_row(
+                kind,
+                f"{s.train_rows:,}",
+                f"{s.train_events:,}",
+                f"{s.validation_rows:,}",
+                f"{s.validation_events:,}",
+                _auc(acc.auc if acc else s.validation_auc),
+                f"{(acc.brier if acc else s.validation_brier):.4f}",
+                "" if acc is None else f"{acc.ece:.4f}",
+                s.calibration,
+            )
+        out.print(models)
+    for note in result.notes:
+        out.print(f"[yellow]note:[/] {escape(note)}")

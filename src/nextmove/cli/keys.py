@@ -1,0 +1,78 @@
+"""``nextmove keys``: create, list and revoke API keys (stored hashed; a new key is printed once)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from nextmove.cli._common import console, handle_errors
+from nextmove.cli.serve import StoreOpt
+from nextmove.store import AuditEntry, open_store
+from nextmove.store.keys import new_api_key
+
+keys_app = typer.Typer(help="Create, list and revoke API keys.", no_args_is_help=True)
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``keys`` to ``app``."""
+    app.add_typer(keys_app, name="keys")
+
+
+def _cli_audit(action: str, resource: str, **detail: object) -> AuditEntry:
+    return AuditEntry(
+        action=action, method="CLI", path=f"nextmove keys {action}", status=0, resource=resource, detail=detail
+    )
+
+
+@keys_app.command("create")
+@handle_errors
+def create_cmd(
+    role: Annotated[str, typer.Option(help="admin, manager (a team's accounts), csm (own accounts) or service.")],
+    owner: Annotated[
+        list[str] | None,
+        typer.Option("--owner", help="Owner whose accounts the key sees: one for csm, one or more for manager."),
+    ] = None,
+    name: Annotated[str, typer.Option(help="Who or what holds the key (a label).")] = "",
+    store: StoreOpt = None,
+) -> None:
+    """Create an API key and print it once: it is stored only as a salted hash and cannot be shown again."""
+    key, record = new_api_key(role, owner or [], name=name)
+    with open_store(store) as opened:
+        opened.create_api_key(
+            record, audit=[_cli_audit("create", f"key:{record.key_id}", role=role, owners=list(record.owners))]
+        )
+    scope = f" for {', '.join(record.owners)}" if record.owners else ""
+    console.print(f"Created {role} key {record.key_id}{scope}. Keep it now; it is not shown again:", highlight=False)
+    typer.echo(key)
+
+
+@keys_app.command("list")
+@handle_errors
+def list_cmd(store: StoreOpt = None) -> None:
+    """List every API key (id, role, owners, label, created, revoked); never the secrets."""
+    with open_store(store) as opened:
+        keys = opened.list_api_keys()
+    table = Table("key_id", "role", "owners", "name", "created", "revoked")
+    for k in keys:
+        table.add_row(
+            k.key_id,
+            k.role,
+            ", ".join(k.owners),
+            k.name,
+            f"{k.created_at:%Y-%m-%d %H:%M}",
+            "" if k.revoked_at is None else f"{k.revoked_at:%Y-%m-%d %H:%M}",
+        )
+    console.print(table)
+
+
+@keys_app.command("revoke")
+@handle_errors
+def revoke_cmd(
+    key_id: Annotated[str, typer.Argument(help="The key's id (the part after nm_).")], store: StoreOpt = None
+) -> None:
+    """Revoke a key: servers refuse it within a minute (their cache of verified keys)."""
+    with open_store(store) as opened:
+        opened.revoke_api_key(key_id, audit=[_cli_audit("revoke", f"key:{key_id}")])
+    console.print(f"Revoked key {key_id}.")

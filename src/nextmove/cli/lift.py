@@ -1,0 +1,223 @@
+"""``nextmove lift``: the lift of a run's recommended cohort over its control cohort, once the horizon passed."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from nextmove.cli._common import console, err_console, handle_errors, parse_as_of
+from nextmove.cli.commands import BookOpt, PlaybookOpt, load_inputs
+from nextmove.cli.evaluate import UntilOpt, write_json
+from nextmove.errors import ConfigError, NotFoundError
+from nextmove.measure.lift import ActionAccuracy, LiftReport, estimate_lift, recommendations_frame
+from nextmove.playbook import Playbook
+from nextmove.store import RunRecord, Store, open_store
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``lift`` to ``app``."""
+    app.command("lift")(lift_cmd)
+
+
+@handle_errors
+def lift_cmd(
+    book: BookOpt,
+    playbook: PlaybookOpt = None,
+    store: Annotated[
+        str | None,
+        typer.Option("--store", help="Store URL to read the run from; default: NEXTMOVE_STORE_URL or the workspace's."),
+    ] = None,
+    run: Annotated[
+        str | None, typer.Option("--run", help="The run to measure; default: the latest succeeded run.")
+    ] = None,
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="JSON file to write with every figure.")] = None,
+    until: UntilOpt = None,
+    partial: Annotated[
+        bool, typer.Option("--partial", help="Measure before the horizon has passed (what has been seen so far).")
+    ] = False,
+    level: Annotated[float, typer.Option(help="Confidence level of the intervals.")] = 0.95,
+) -> None:
+    """Measure a run: lift of the recommended cohort over control per objective, dollars, and per-action accuracy.
+
+    Reads the run's recommendations (with their arms and evidence) from the store and the outcomes
+    that followed the run's as-of within the playbook's horizon from the book. Per objective: the
+    recommended (model and explore arms) and control cohorts' outcome rates, the lift with its
+    interval and its dollars; then each action's realised effect against the effect projected
+    for it.
+    """
+    if out is not None and out.suffix != ".json":
+        raise ConfigError(f"--out {out} must end in .json")
+    observed = parse_as_of(until)
+    with open_store(store) as opened:
+        record = find_run(opened, run)
+        recs = opened.recommendations(record.run_id)
+    if not recs:
+        raise NotFoundError(f"run {record.run_id} has no recommendations to measure")
+    pb, loaded, _ = load_inputs(book, playbook, None)
+    if record.playbook_hash and record.playbook_hash != pb.content_hash():
+        err_console.print(
+            f"[yellow]warning:[/] run {escape(record.run_id)} was made with another playbook "
+            f"({escape(record.playbook_hash)}); objectives, horizon and costs are this one's ({pb.content_hash()})."
+        )
+    with console.status(f"Measuring run {escape(record.run_id)}…"):
+        report = estimate_lift(
+            recommendations_frame(recs),
+            loaded,
+            pb,
+            as_of=record.as_of or _no_as_of(record),
+            observed_until=observed,
+            level=level,
+            allow_partial=partial,
+            run_id=record.run_id,
+        )
+    render_lift(report, console, pb)
+    if out is not None:
+        write_json(out, report.to_dict())
+        console.print(f"Wrote [bold]{escape(str(out))}[/].")
+
+
+def find_run(store: Store, run_id: str | None) -> RunRecord:
+    """The run to measure: ``run_id``, else the latest succeeded run, with an ``as_of``.
+
+    Raises
+    ------
+    NotFoundError
+        If there is no such run, or the store holds no succeeded run.
+    ConfigError
+        If the run has not succeeded or has no ``as_of``.
+    """
+    if run_id is None:
+        found = store.latest_run(status="succeeded")
+        if found is None:
+            raise NotFoundError(
+                f"the store {store.url} holds no succeeded run to measure; make one with `nextmove run` "
+                "(or point --store at the store that holds it)"
+            )
+    else:
+        try:
+            found = store.get_run(run_id)
+        except NotFoundError:
+            recent = ", ".join(r.run_id for r in store.list_runs(limit=5)) or "none"
+            raise NotFoundError(f"no run {run_id!r} in the store {store.url}; latest runs: {recent}") from None
+        if found.status != "succeeded":
+            raise ConfigError(f"run {run_id} is {found.status}: only a succeeded run's decisions can be measured")
+    if found.as_of is None:
+        _no_as_of(found)
+    return found
+
+
+def _no_as_of(record: RunRecord) -> datetime:
+    raise ConfigError(f"run {record.run_id} has no as_of: its decision time is unknown, so its horizon is too")
+
+
+def _num(x: float | None, digits: int = 1) -> str:
+    return "—" if x is None or x != x else f"{x:,.{digits}f}"
+
+
+def _pct(x: float | None) -> str:
+    return "—" if x is None or x != x else f"{x:.1%}"
+
+
+def _points(x: float | None) -> str:
+    return "—" if x is None or x != x else f"{x * 100:+.2f} pts"
+
+
+def _effect(x: float | None, unit: str) -> str:
+    return _points(x) if unit == "probability" else ("—" if x is None or x != x else f"{x:+,.0f} $")
+
+
+def _interval(low: float | None, high: float | None, unit: str) -> str:
+    if low is None or high is None:
+        return "—"
+    return f"[{_effect(low, unit)}, {_effect(high, unit)}]"
+
+
+def render_lift(report: LiftReport, out: Console, playbook: Playbook | None = None) -> None:
+    """Print the cohorts, the lift per objective, the dollar impact and the per-action accuracy.
+
+    With ``playbook``, the per-action table shows each action's own objective (and any other it was
+    projected to move); the JSON report keeps every action and objective.
+    """
+    arms = ", ".join(f"{escape(arm)} {n:,}" for arm, n in report.arms.items())
+    seen = "" if report.complete else f" [yellow](partial: {report.observed_days:.0f} days seen)[/]"
+    end = min(report.observed_until, report.as_of + timedelta(days=report.horizon_days))
+    out.print(
+        f"Run [bold]{escape(report.run_id or '')}[/] decided {report.as_of:%Y-%m-%d}; outcomes over "
+        f"{report.horizon_days} days to {end:%Y-%m-%d}{seen}. Accounts: {arms}."
+    )
+    for reason, n in report.left_out.items():
+        out.print(f"  {n:,} recommendation(s) not measured: {escape(reason)}")
+    table = Table(
+        title=f"Lift of the recommended cohort over control ({report.level:.0%} intervals)", title_justify="left"
+    )
+    for name in ("objective", "outcome", "recommended", "control", "lift", "interval", "$ / account", "impact $"):
+        table.add_column(name, justify="left" if name in ("objective", "outcome") else "right")
+    for o in report.objectives:
+        rate = _pct if o.unit == "probability" else (lambda x: _num(x, 0))
+        table.add_row(
+            escape(o.objective),
+            escape(o.outcome),
+            rate(o.treated_mean),
+            rate(o.control_mean),
+            _effect(o.lift, o.unit),
+            _interval(o.low, o.high, o.unit),
+            _num(o.lift_usd),
+            f"{_num(o.impact_usd, 0)} [{_num(o.impact_low_usd, 0)}, {_num(o.impact_high_usd, 0)}]",
+        )
+    v = report.value
+    table.add_row(
+        "[bold]total value[/]",
+        "net of cost",
+        _num(v.treated_mean_usd),
+        _num(v.control_mean_usd),
+        _effect(v.lift_usd, "usd"),
+        _interval(v.low, v.high, "usd"),
+        _num(v.lift_usd),
+        f"{_num(v.impact_usd, 0)} [{_num(v.impact_low_usd, 0)}, {_num(v.impact_high_usd, 0)}]",
+    )
+    out.print(table)
+    own = {a.id: a.objective for a in playbook.actions} if playbook is not None else {}
+    if any(_shown(a, own) for a in report.actions):
+        out.print(_actions_table(report.actions, own))
+
+
+def _shown(a: ActionAccuracy, own: Mapping[str, str]) -> bool:
+    """Rows worth a line: both groups measured, on the action's own objective or one it was projected to move."""
+    if not a.treated_accounts or not a.control_accounts:
+        return False
+    return own.get(a.action_id) == a.objective or bool(a.projected_effect)
+
+
+def _actions_table(actions: list[ActionAccuracy], own: Mapping[str, str]) -> Table:
+    table = Table(
+        title="Per action: realised effect (against what control got) vs projected (against doing nothing)",
+        title_justify="left",
+        caption="treated: recommended the action; control: the model chose it for them; "
+        "left alone: share of them whose default was to do nothing",
+        caption_justify="left",
+    )
+    columns = ("action", "objective", "treated", "control", "left alone", "realised", "interval", "projected", "in")
+    for name in columns:
+        table.add_column(name, justify="left" if name in ("action", "objective") else "right")
+    for a in actions:
+        if not _shown(a, own):
+            continue
+        table.add_row(
+            escape(a.action_id),
+            escape(a.objective),
+            f"{a.treated_accounts:,}",
+            f"{a.control_accounts:,}",
+            _pct(a.control_none_share),
+            _effect(a.realised_effect, a.unit),
+            _interval(a.low, a.high, a.unit),
+            _effect(a.projected_effect, a.unit),
+            "—" if a.within_interval is None else ("yes" if a.within_interval else "[red]no[/]"),
+        )
+    return table

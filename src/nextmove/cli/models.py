@@ -1,0 +1,76 @@
+"""``nextmove models``: list model versions, activate one, roll back, or serve a run's decisions online."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from nextmove.cli._common import console, handle_errors
+from nextmove.cli.serve import StoreOpt
+from nextmove.engine.online import POLICY_MODEL_KIND, promote_run, rollback_policy
+from nextmove.store import open_store
+
+models_app = typer.Typer(help="Model versions: list, activate, roll back, promote a run.", no_args_is_help=True)
+
+KindOpt = Annotated[
+    str, typer.Option("--kind", help="Kind of model: policy (what the API serves), outcome, or another kind.")
+]
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``models`` to ``app``."""
+    app.add_typer(models_app, name="models")
+
+
+@models_app.command("list")
+@handle_errors
+def list_cmd(
+    kind: Annotated[str | None, typer.Option("--kind", help="Only this kind.")] = None, store: StoreOpt = None
+) -> None:
+    """List model versions, newest first; the active one of each kind is marked."""
+    with open_store(store) as opened:
+        versions = opened.list_models(kind)
+    table = Table("model_id", "kind", "created", "active", "trained to", "metrics")
+    for v in versions:
+        metrics = ", ".join(f"{k}={val}" for k, val in list(v.metrics.items())[:3] if not isinstance(val, dict | list))
+        table.add_row(
+            v.model_id,
+            v.kind,
+            f"{v.created_at:%Y-%m-%d %H:%M}",
+            "yes" if v.active else "",
+            "" if v.trained_to is None else f"{v.trained_to:%Y-%m-%d}",
+            metrics,
+        )
+    console.print(table)
+
+
+@models_app.command("rollback")
+@handle_errors
+def rollback_cmd(kind: KindOpt = POLICY_MODEL_KIND, store: StoreOpt = None) -> None:
+    """Re-activate the version of KIND saved before the active one (running servers switch within seconds)."""
+    with open_store(store) as opened:
+        record = rollback_policy(opened, kind)
+    console.print(f"Active {kind} model is now {record.model_id}.")
+
+
+@models_app.command("activate")
+@handle_errors
+def activate_cmd(
+    model_id: Annotated[str, typer.Argument(help="The version to activate.")], store: StoreOpt = None
+) -> None:
+    """Make MODEL_ID the active version of its kind, atomically."""
+    with open_store(store) as opened:
+        opened.activate_model(model_id)
+        record = opened.load_model(model_id)
+    console.print(f"Active {record.kind} model is now {record.model_id}.")
+
+
+@models_app.command("promote")
+@handle_errors
+def promote_cmd(run_id: Annotated[str, typer.Argument(help="A succeeded run.")], store: StoreOpt = None) -> None:
+    """Serve RUN_ID's decisions online: saves and activates a new policy version naming it."""
+    with open_store(store) as opened:
+        record = promote_run(opened, run_id, metrics={"started_by": "cli"})
+    console.print(f"Policy {record.model_id} now serves run {run_id}.")

@@ -1,0 +1,44 @@
+"""``nextmove report``: render a stored run as one self-contained HTML page."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from nextmove.cli._common import console, handle_errors
+from nextmove.errors import ConfigError
+from nextmove.report import write_report
+from nextmove.report.stored import report_data_from_store
+from nextmove.store import open_store
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``report`` to ``app``."""
+    app.command("report")(report_cmd)
+
+
+@handle_errors
+def report_cmd(
+    out: Annotated[Path, typer.Option("--out", "-o", help="HTML file to write.")] = Path("report.html"),
+    run: Annotated[str | None, typer.Option("--run", help="Run id; default: the newest finished run.")] = None,
+    store: Annotated[
+        str | None,
+        typer.Option("--store", help="Store URL; default: NEXTMOVE_STORE_URL or the workspace's SQLite file."),
+    ] = None,
+) -> None:
+    """Render a stored run as one HTML file that opens offline (charts inline, no network).
+
+    The page has the executive summary, the recommended action distribution, how many
+    recommendations differ from the lifecycle default by stage, health bands, the top at-risk
+    ARR with its recommended move, projected impact with intervals, off-policy estimates,
+    segments, and a searchable, sortable table of every account with its evidence.
+    `nextmove run` writes the same page beside its recommendations.
+    """
+    if out.suffix.lower() not in (".html", ".htm"):
+        raise ConfigError(f"--out {out} must end in .html")
+    with open_store(store) as opened, console.status("Rendering the report…"):
+        data = report_data_from_store(opened, run)
+        path = write_report(data, out)
+    console.print(f"Report of run [bold]{data.run_id}[/] written to {path}")

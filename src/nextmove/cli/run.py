@@ -1,0 +1,272 @@
+"""``nextmove run``: the whole loop on a book: features, models, decisions under capacity, evidence, files, store."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import polars as pl
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from nextmove.book.validate import load_book
+from nextmove.cli._common import console, handle_errors, parse_as_of
+from nextmove.cli.commands import AsOfOpt, BookOpt, PlaybookOpt, resolve_playbook_path
+from nextmove.engine.run import RUN_STAGES, RunResult, run
+from nextmove.errors import ConfigError
+from nextmove.playbook.loader import load_playbook
+from nextmove.report import build_report_data, write_report
+from nextmove.store import Store, open_store
+
+TRUTH_TABLE = "values"
+"""The lab writes each account's true value under every action to ``BOOK/truth/values.(parquet|csv)``."""
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``run`` to ``app``."""
+    app.command("run")(run_cmd)
+
+
+@handle_errors
+def run_cmd(
+    book: BookOpt,
+    playbook: PlaybookOpt = None,
+    as_of: AsOfOpt = None,
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            "--out", "-o", help="Folder for recommendations.csv/.parquet and summary.json; default: BOOK/run."
+        ),
+    ] = None,
+    store: Annotated[
+        str | None,
+        typer.Option("--store", help="Store URL to save the run in; default: NEXTMOVE_STORE_URL or the workspace's."),
+    ] = None,
+    no_store: Annotated[bool, typer.Option("--no-store", help="Do not save the run in a store.")] = False,
+    reuse_model: Annotated[
+        bool, typer.Option("--reuse-model", help="Project with the store's active effect model instead of fitting one.")
+    ] = False,
+    allocation: Annotated[
+        str, typer.Option(help="Allocation under capacity: auto, exact (HiGHS) or lagrangian.")
+    ] = "auto",
+    no_capacity: Annotated[bool, typer.Option("--no-capacity", help="Ignore the playbook's capacities.")] = False,
+    seed: Annotated[int, typer.Option(help="Seed of the models and of the exploration draws.")] = 0,
+    jobs: Annotated[int, typer.Option(help="Threads the models train with.", min=1)] = 2,
+    trees: Annotated[
+        int | None, typer.Option(help="Trees per effect model (fewer: faster, coarser); default: the run's.", min=1)
+    ] = None,
+    training_days: Annotated[
+        int | None,
+        typer.Option(help="Learn only from the decisions of this many days before --as-of (default: all).", min=1),
+    ] = None,
+    truth: Annotated[
+        Path | None,
+        typer.Option(
+            help="The lab's truth/values table, to print the regret against the oracle (default: BOOK/truth/).",
+        ),
+    ] = None,
+) -> None:
+    """Recommend the single best next action (or nothing) for every active account, with its evidence.
+
+    Validates the book, computes every account's features at --as-of, fits the action-effect
+    models on the history (or reuses the store's), projects every action's value, decides under
+    the playbook's rules and capacities (with a control cohort and exploration), writes the
+    evidence, and saves recommendations.csv, recommendations.parquet, summary.json and the HTML
+    report (report.html) in --out, and the run in the store. Default --as-of: the book's latest
+    timestamp, rounded up to a UTC midnight.
+    """
+    pb = load_playbook(resolve_playbook_path(book, playbook))
+    when = parse_as_of(as_of)
+    with console.status("Loading and validating the book…"):
+        loaded = load_book(book, playbook=pb)
+    folder = out if out is not None else _default_out(book)
+    truth_frame = _read_truth(truth if truth is not None else _truth_path(book))
+    opened: Store | None = None if no_store else open_store(store)
+    try:
+        result = _run_with_progress(
+            loaded,
+            pb,
+            when=when,
+            store=opened,
+            out=folder,
+            seed=seed,
+            reuse_model=reuse_model,
+            allocation=allocation,
+            capacity=not no_capacity,
+            jobs=jobs,
+            truth=truth_frame,
+            training_days=training_days,
+            effect_params={} if trees is None else {"n_estimators": trees},
+        )
+    finally:
+        if opened is not None:
+            opened.close()
+    render_run(result, console)
+    report = write_report(build_report_data(result.summary, result.recommendations), folder / "report.html")
+    if opened is not None:
+        console.print(f"Saved run [bold]{escape(result.run_id)}[/] in the store.")
+    console.print(f"Outputs: [bold]{escape(str(folder))}[/]")
+    console.print(f"Report: [bold]{escape(str(report))}[/]")
+
+
+def _default_out(book: str) -> Path:
+    if "://" in book:
+        raise ConfigError("the book is a database: give --out, the folder to write the recommendations to")
+    return Path(book) / "run"
+
+
+def _truth_path(book: str) -> Path | None:
+    if "://" in book:
+        return None
+    for suffix in (".parquet", ".csv"):
+        candidate = Path(book) / "truth" / f"{TRUTH_TABLE}{suffix}"
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _read_truth(path: Path | None) -> pl.DataFrame | None:
+    """The lab's true values (``account_id, action_id, eligible, value_usd``), or None."""
+    if path is None:
+        return None
+    if not path.is_file():
+        raise ConfigError(f"--truth {path}: no such file")
+    frame = pl.read_parquet(path) if path.suffix == ".parquet" else pl.read_csv(path)
+    missing = [c for c in ("account_id", "action_id", "value_usd") if c not in frame.columns]
+    if missing:
+        raise ConfigError(f"--truth {path}: lacks the column(s) {', '.join(missing)}")
+    return frame
+
+
+def _run_with_progress(loaded: Any, pb: Any, *, when: Any, store: Store | None, out: Path, **options: Any) -> RunResult:
+    columns = (
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TimeElapsedColumn(),
+    )
+    with Progress(*columns, console=console, transient=False) as bars:
+        tasks = {stage: bars.add_task(stage, total=1, start=False) for stage in RUN_STAGES}
+        current: list[str] = []
+
+        def step(stage: str) -> None:
+            if current:
+                bars.update(tasks[current[-1]], completed=1)
+            current.append(stage)
+            if stage in tasks:
+                bars.start_task(tasks[stage])
+
+        result = run(loaded, pb, as_of=when, store=store, out_dir=out, progress=step, **options)
+        if current:
+            bars.update(tasks[current[-1]], completed=1)
+    return result
+
+
+def _article(word: str) -> str:
+    return "an" if word[:1].lower() in "aeiou" else "a"
+
+
+def executive_summary(summary: dict[str, Any]) -> str:
+    """The run in the words of an executive summary: scored, assigned per objective, do nothing, differs, impact.
+
+    Examples
+    --------
+    >>> s = {"accounts": 4200, "actions": 14, "assigned": {"retention": 312, "expansion": 280},
+    ...      "objective_names": {"retention": "Retention", "expansion": "Expansion"}, "do_nothing": 3608,
+    ...      "differs_from_default_share": 0.38, "projected_impact_usd": {"value": 1.2e6, "low": 0.8e6, "high": 1.6e6}}
+    >>> print(executive_summary(s))  # doctest: +NORMALIZE_WHITESPACE
+    The Playbook scored 4,200 active customers across 14 possible actions and recommended the single best next
+    action per account. 312 customers were assigned a retention action and 280 an expansion action; 3,608 are
+    best left alone this window. 38% of recommended actions differ from the action the lifecycle-stage playbook
+    would have suggested by default. Projected impact: $1,200,000 (90% interval $800,000 to $1,600,000).
+    """
+    names = summary.get("objective_names", {})
+    parts = []
+    ranked = sorted(summary["assigned"].items(), key=lambda kv: -kv[1])
+    for n, (objective, count) in enumerate(ranked):
+        label = str(names.get(objective, objective)).lower()
+        if n == 0:
+            parts.append(f"{count:,} customers were assigned {_article(label)} {label} action")
+        else:
+            parts.append(f"{count:,} {_article(label)} {label} action")
+    if len(parts) > 1:
+        assigned = ", ".join(parts[:-1]) + (", and " if len(parts) > 2 else " and ") + parts[-1]
+    else:
+        assigned = parts[0] if parts else "no customer was assigned an action"
+    text = (
+        f"The Playbook scored {summary['accounts']:,} active customers across {summary['actions']} possible actions "
+        f"and recommended the single best next action per account. {assigned}; "
+        f"{summary['do_nothing']:,} are best left alone this window."
+    )
+    share = summary.get("differs_from_default_share")
+    if share is not None:
+        text += (
+            f" {share:.0%} of recommended actions differ from the action the lifecycle-stage playbook would have "
+            "suggested by default."
+        )
+    impact = summary["projected_impact_usd"]
+    text += (
+        f" Projected impact: ${impact['value']:,.0f} (90% interval ${impact['low']:,.0f} to ${impact['high']:,.0f})."
+    )
+    return text
+
+
+def render_run(result: RunResult, out: Console) -> None:
+    """Print the executive summary, the action distribution, the arms, capacity use and (on the lab) regret."""
+    summary = result.summary
+    out.print()
+    out.print("[bold]Executive summary[/]")
+    out.print(escape(executive_summary(summary)))
+
+    names = summary.get("objective_names", {})
+    dist = Table(title="Recommended action distribution", title_justify="left")
+    dist.add_column("focus")
+    dist.add_column("accounts", justify="right")
+    dist.add_column("share", justify="right")
+    total = max(int(summary["accounts"]), 1)
+    for objective, count in sorted(summary["assigned"].items(), key=lambda kv: -kv[1]):
+        dist.add_row(escape(str(names.get(objective, objective))), f"{count:,}", f"{count / total:.1%}")
+    dist.add_row("Do nothing", f"{summary['do_nothing']:,}", f"{summary['do_nothing'] / total:.1%}")
+    out.print(dist)
+
+    actions = Table(title="By action", title_justify="left")
+    actions.add_column("action")
+    actions.add_column("accounts", justify="right")
+    for action, count in sorted(summary["by_action"].items(), key=lambda kv: -kv[1]):
+        if count:
+            actions.add_row(escape(action), f"{count:,}")
+    out.print(actions)
+
+    arms = summary["arms"]
+    alloc = summary["allocation"]
+    gap = alloc.get("gap_to_bound")
+    out.print(
+        f"Arms: {arms.get('model', 0):,} model, {arms.get('explore', 0):,} explore, "
+        f"{arms.get('control', 0):,} control (lifecycle default). Allocation: {alloc['method']}, "
+        f"{alloc['binding_resources']} of {alloc['resources']} capacities binding"
+        + ("" if gap is None else f", within {gap:.2%} of the best possible")
+        + "."
+    )
+    regret = summary.get("regret")
+    if regret is not None:
+        model_share = regret.get("model_regret_share")
+        deployed_share = regret.get("deployed_regret_share")
+        out.print(
+            "[bold]Lab:[/] against the oracle under the same capacities "
+            f"(${regret['oracle_value_usd']:,.0f}; lifecycle default ${regret['default_value_usd']:,.0f}): "
+            f"the learned policy ${regret['model_value_usd']:,.0f}"
+            + ("" if model_share is None else f", regret {model_share:.1%} of the oracle's gain over the default")
+            + f"; as deployed with control and exploration ${regret['deployed_value_usd']:,.0f}"
+            + ("" if deployed_share is None else f" ({deployed_share:.1%})")
+            + "."
+        )
+    for note in summary.get("notes", []):
+        out.print(f"[yellow]note:[/] {escape(str(note))}")
+    seconds = summary.get("timings_s", {}).get("total")
+    if seconds is not None:
+        out.print(f"Run {escape(result.run_id)} as of {result.as_of:%Y-%m-%d %H:%M} UTC took {seconds:.1f} s.")
+    for name, path in result.files.items():
+        out.print(f"  {name}: {escape(str(path))}")

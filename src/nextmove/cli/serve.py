@@ -1,0 +1,81 @@
+"""``nextmove serve``: the REST API (decisions, accounts, recommendations, feedback, runs) under uvicorn."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from nextmove.cli._common import console, handle_errors
+from nextmove.cli.commands import PlaybookOpt, resolve_playbook_path
+from nextmove.errors import ConfigError
+from nextmove.playbook.loader import load_playbook
+
+StoreOpt = Annotated[
+    str | None,
+    typer.Option("--store", help="Store URL; default: NEXTMOVE_STORE_URL or the workspace's SQLite file."),
+]
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``serve`` to ``app``."""
+    app.command("serve")(serve_cmd)
+
+
+@handle_errors
+def serve_cmd(
+    host: Annotated[str, typer.Option(help="Interface to listen on (127.0.0.1: this machine only).")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.", min=1, max=65535)] = 8000,
+    store: StoreOpt = None,
+    book: Annotated[
+        str | None,
+        typer.Option(
+            "--book",
+            "-b",
+            help="Book of business (folder or database URL): lets POST /v1/runs start runs and shows account history.",
+        ),
+    ] = None,
+    playbook: PlaybookOpt = None,
+    max_body_bytes: Annotated[int, typer.Option(help="Largest request body accepted, in bytes.", min=1024)] = 1_048_576,
+    refresh_s: Annotated[
+        float, typer.Option(help="Seconds between checks for a newer run or another active policy version.", min=0.1)
+    ] = 5.0,
+    out_dir: Annotated[
+        Path | None, typer.Option("--out-dir", help="Folder for the files of runs started through the API.")
+    ] = None,
+    log_level: Annotated[str, typer.Option(help="uvicorn log level: critical, error, warning, info, debug.")] = "info",
+) -> None:
+    """Serve the REST API: POST /v1/decide, GET /v1/accounts/{id}, GET /v1/recommendations, POST /v1/feedback, runs.
+
+    Every request but /healthz and /readyz needs an API key: create one with
+    `nextmove keys create --role admin`. The OpenAPI document is at /openapi.json, the docs at /docs.
+    """
+    import uvicorn
+
+    from nextmove.api import ApiConfig, create_app
+    from nextmove.book.validate import load_book
+
+    if log_level not in ("critical", "error", "warning", "info", "debug"):
+        raise ConfigError(f"--log-level must be one of critical, error, warning, info, debug; got {log_level!r}")
+    pb = load_playbook(resolve_playbook_path(book, playbook) if book is not None else playbook)
+    loaded = None
+    if book is not None:
+        with console.status("Loading and validating the book…"):
+            loaded = load_book(book, playbook=pb)
+    config = ApiConfig(
+        playbook=pb,
+        store_url=store,
+        book=loaded,
+        book_path=book,
+        max_body_bytes=max_body_bytes,
+        refresh_s=refresh_s,
+        out_dir=out_dir,
+    )
+    app = create_app(config)
+    served = app.state.services.served_run()
+    console.print(
+        f"nextmove API on http://{host}:{port} (store {app.state.services.store.url}; "
+        f"serving {'run ' + served.run_id if served else 'no run yet'}); OpenAPI at /openapi.json"
+    )
+    uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=log_level == "debug")

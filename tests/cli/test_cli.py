@@ -1,0 +1,128 @@
+"""End-to-end tests of the command line through the real entry point."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from nextmove import __version__
+from nextmove.cli import app
+
+runner = CliRunner()
+
+
+def _nextmove(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-c", "from nextmove.cli import main; main()", *args],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
+def test_cli_version() -> None:
+    result = runner.invoke(app, ["--version"])
+    assert result.exit_code == 0
+    assert __version__ in result.output
+
+
+@pytest.mark.parametrize("command", ["init", "validate", "simulate", "features"])
+def test_cli_every_command_has_help(command: str) -> None:
+    result = runner.invoke(app, [command, "--help"])
+    assert result.exit_code == 0
+    assert "Usage" in result.output
+
+
+def test_cli_init_then_validate_passes(tmp_path: Path) -> None:
+    ws = tmp_path / "ws"
+    result = runner.invoke(app, ["init", str(ws), "--accounts", "60", "--months", "6"])
+    assert result.exit_code == 0, result.output
+    assert (ws / "playbook.toml").is_file()
+    assert (ws / "book" / "accounts.csv").is_file()
+    assert "nextmove validate" in (ws / "README.md").read_text(encoding="utf-8")
+    done = _nextmove("validate", "--book", str(ws / "book"), "--playbook", str(ws / "playbook.toml"))
+    assert done.returncode == 0, done.stderr
+    assert "valid:" in done.stdout
+    assert "accounts" in done.stdout
+
+
+def test_cli_init_refuses_non_empty_folder(tmp_path: Path) -> None:
+    (tmp_path / "keep.txt").write_text("x", encoding="utf-8")
+    done = _nextmove("init", str(tmp_path))
+    assert done.returncode == 2
+    assert "is not empty" in done.stderr
+    assert (tmp_path / "keep.txt").read_text(encoding="utf-8") == "x"
+    assert not (tmp_path / "playbook.toml").exists()
+
+
+def test_cli_simulate_is_deterministic(tmp_path: Path) -> None:
+    for name in ("a", "b"):
+        result = runner.invoke(app, ["simulate", "--out", str(tmp_path / name), "--accounts", "80", "--months", "4"])
+        assert result.exit_code == 0, result.output
+    for file in ("accounts.csv", "touches.csv", "outcomes.csv", "signals.parquet"):
+        assert (tmp_path / "a" / file).read_bytes() == (tmp_path / "b" / file).read_bytes()
+
+
+def test_cli_validate_invalid_book_exits_2_with_table(tmp_path: Path) -> None:
+    (tmp_path / "accounts.csv").write_text("account_id,arr\na1,10\na2,-4\n", encoding="utf-8")
+    done = _nextmove("validate", "--book", str(tmp_path), "--as-of", "2026-01-01")
+    assert done.returncode == 2
+    assert "accounts.csv" in done.stderr
+    assert "'-4'" in done.stderr
+    assert "negative" in done.stderr
+    assert "nothing was loaded" in done.stderr
+
+
+def test_cli_validate_bad_as_of_says_format(tmp_path: Path) -> None:
+    (tmp_path / "accounts.csv").write_text("account_id\na1\n", encoding="utf-8")
+    done = _nextmove("validate", "--book", str(tmp_path), "--as-of", "yesterday")
+    assert done.returncode == 2
+    assert "ISO 8601" in done.stderr
+
+
+def test_cli_validate_missing_folder(tmp_path: Path) -> None:
+    done = _nextmove("validate", "--book", str(tmp_path / "nope"))
+    assert done.returncode == 2
+    assert "no such folder" in done.stderr
+
+
+def test_cli_validate_bad_playbook_names_field(tmp_path: Path) -> None:
+    (tmp_path / "accounts.csv").write_text("account_id\na1\n", encoding="utf-8")
+    pb = tmp_path / "pb.toml"
+    pb.write_text(
+        '[objectives.r]\noutcome = "churn"\nvalue = "arr"\n'
+        '[[actions]]\nid = "x"\nname = "X"\nteam = "finance"\nobjective = "r"\n',
+        encoding="utf-8",
+    )
+    done = _nextmove("validate", "--book", str(tmp_path), "--playbook", str(pb))
+    assert done.returncode == 2
+    assert "actions[0] (id='x').team" in done.stderr
+
+
+def test_cli_features_writes_one_row_per_account(tmp_path: Path) -> None:
+    book = tmp_path / "book"
+    assert runner.invoke(app, ["simulate", "--out", str(book), "--accounts", "50", "--months", "4"]).exit_code == 0
+    out = tmp_path / "f.parquet"
+    result = runner.invoke(app, ["features", "--book", str(book), "--as-of", "2025-04-01", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    import polars as pl
+
+    frame = pl.read_parquet(out)
+    accounts = pl.read_csv(book / "accounts.csv")
+    assert frame.height == accounts.height
+    assert "days_to_renewal" in frame.columns
+    assert not list(tmp_path.glob(".*.tmp"))
+
+
+def test_cli_validate_checks_eligibility_against_book_features(tmp_path: Path) -> None:
+    book = tmp_path / "book"
+    assert runner.invoke(app, ["simulate", "--out", str(book), "--accounts", "40", "--months", "3"]).exit_code == 0
+    text = (book / "playbook.toml").read_text(encoding="utf-8").replace("tenure_days >= 90", "tenure_dayz >= 90")
+    (tmp_path / "pb.toml").write_text(text, encoding="utf-8")
+    done = _nextmove("validate", "--book", str(book), "--playbook", str(tmp_path / "pb.toml"))
+    assert done.returncode == 2
+    assert "unknown feature 'tenure_dayz' (did you mean 'tenure_days'?)" in done.stderr

@@ -1,0 +1,89 @@
+"""Tests of ``nextmove health``: the CSV, the summary tables, saved model versions and clear errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import polars as pl
+import pytest
+from typer.testing import CliRunner
+
+from nextmove.cli import app
+from nextmove.playbook.loader import default_playbook_text
+from nextmove.sim import SimConfig, simulate, write_book
+
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def book_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("health") / "book"
+    write_book(simulate(SimConfig(accounts=500, months=12, seed=2)), folder)
+    return folder
+
+
+def test_health_cli_writes_one_row_per_active_account_and_a_summary(book_dir: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out" / "health.csv"
+    store = f"sqlite:///{tmp_path / 'nextmove.db'}"
+    result = runner.invoke(app, ["health", "--book", str(book_dir), "--out", str(out), "--store", store, "--top", "5"])
+    assert result.exit_code == 0, result.output
+    frame = pl.read_csv(out)
+    assert frame.height == 500
+    assert frame["account_id"].n_unique() == 500
+    for column in (
+        "health_score",
+        "health_band",
+        "health_trend",
+        "health_change",
+        "health_usage",
+        "top_movers",
+        "p_churn",
+        "drivers_churn",
+        "expected_expansion_amount",
+    ):
+        assert column in frame.columns
+    assert frame["p_churn"].is_between(0, 1).all()
+    assert not list(out.parent.glob(".*.tmp"))
+    text = result.output
+    for expected in ("Health as of", "Healthy", "ARR at risk", "AUC alone", "hand-set", "learned", "Outcome models"):
+        assert expected in text
+    assert "Saved outcome model version outcome-" in text
+
+    again = runner.invoke(
+        app, ["health", "--book", str(book_dir), "--out", str(out), "--store", store, "--reuse-model"]
+    )
+    assert again.exit_code == 0, again.output
+    assert "Scored with outcome model version outcome-" in again.output
+    assert pl.read_csv(out)["p_churn"].to_list() == frame["p_churn"].to_list()
+
+    other = tmp_path / "other.toml"
+    other.write_text(default_playbook_text().replace("horizon_days = 90", "horizon_days = 60"), encoding="utf-8")
+    refused = runner.invoke(
+        app,
+        [
+            "health",
+            "--book",
+            str(book_dir),
+            "--playbook",
+            str(other),
+            "--out",
+            str(out),
+            "--store",
+            store,
+            "--reuse-model",
+        ],
+    )
+    assert refused.exit_code == 2
+    assert "trained under playbook" in refused.output
+
+
+def test_health_cli_refuses_an_output_that_is_not_csv(book_dir: Path, tmp_path: Path) -> None:
+    result = runner.invoke(app, ["health", "--book", str(book_dir), "--out", str(tmp_path / "h.parquet")])
+    assert result.exit_code == 2
+    assert "must end in .csv" in result.output
+
+
+def test_health_cli_has_help() -> None:
+    result = runner.invoke(app, ["health", "--help"])
+    assert result.exit_code == 0
+    assert "--as-of" in result.output

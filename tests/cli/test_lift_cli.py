@@ -1,0 +1,161 @@
+"""``nextmove lift`` end to end: a run stored in SQLite, the lab answering it for a horizon, then the lift."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pytest
+from typer.testing import CliRunner
+
+from nextmove.cli import app
+from nextmove.decide.explore import assign_control
+from nextmove.measure.policy import lifecycle_default_policy
+from nextmove.playbook.loader import parse_playbook
+from nextmove.sim import LabEnvironment, SimConfig
+from nextmove.store import RecommendationRecord, RunRecord, open_store
+
+runner = CliRunner()
+
+
+@dataclass(frozen=True)
+class Measured:
+    book: Path
+    store: str
+    decided_at: datetime
+    horizon_days: int
+
+
+def _records(decisions: pl.DataFrame, truth: pl.DataFrame, objectives: dict[str, str]) -> list[RecommendationRecord]:
+    """Receipts as the engine writes them; the projection is the lab's true effect of the model's action."""
+    none = truth.filter(pl.col("action_id") == "none").select("account_id", *[f"p_{o}" for o in objectives.values()])
+    effects = (
+        decisions.join(truth, left_on=["account_id", "model_action_id"], right_on=["account_id", "action_id"])
+        .join(none, on="account_id", suffix="_none")
+        .with_columns([(pl.col(f"p_{o}") - pl.col(f"p_{o}_none")).alias(f"effect_{o}") for o in objectives.values()])
+    )
+    records = []
+    for row in effects.iter_rows(named=True):
+        projected = [
+            {"objective": name, "outcome": outcome, "unit": "probability", "effect": row[f"effect_{outcome}"],
+             "effect_usd": None}
+            for name, outcome in objectives.items()
+        ]  # fmt: skip
+        records.append(
+            RecommendationRecord(
+                run_id="lab-run",
+                account_id=row["account_id"],
+                action_id=row["action_id"],
+                arm=row["arm"],
+                propensity=1.0,
+                expected_value_usd=float(row["value_usd"]),
+                evidence={"schema": 1, "model_action_id": row["model_action_id"], "projected": projected},
+            )
+        )
+    return records
+
+
+@pytest.fixture(scope="module")
+def measured(tmp_path_factory: pytest.TempPathFactory) -> Measured:
+    """A run decided in the lab (oracle for the model arm, the default for control), stored, and answered."""
+    env = LabEnvironment(SimConfig(accounts=600, months=2, seed=4))
+    playbook = parse_playbook(env.history.playbook_text)
+    accounts = env.book().accounts.filter(pl.col("lifecycle_stage") != "churned")
+    ids = accounts.get_column("account_id").to_list()
+    truth = env.true_values(ids)
+    oracle = (
+        truth.filter(pl.col("eligible"))
+        .sort("value_usd", descending=True)
+        .group_by("account_id", maintain_order=True)
+        .first()
+        .select("account_id", pl.col("action_id").alias("model_action_id"))
+    )
+    default = lifecycle_default_policy(accounts, playbook).select("account_id", pl.col("action_id").alias("default"))
+    decisions = (
+        pl.DataFrame({"account_id": ids, "arm": np.where(assign_control(ids, 0.4, seed=1), "control", "model")})
+        .join(oracle, on="account_id")
+        .join(default, on="account_id")
+        .with_columns(
+            pl.when(pl.col("arm") == "control")
+            .then(pl.col("default"))
+            .otherwise(pl.col("model_action_id"))
+            .alias("action_id")
+        )
+    )
+    event_objectives = {k: o.outcome for k, o in playbook.objectives.items() if o.value.value != "amount"}
+    records = _records(decisions, truth, event_objectives)
+    folder = tmp_path_factory.mktemp("lift")
+    store = f"sqlite:///{(folder / 'nextmove.db').as_posix()}"
+    decided_at = env.now
+    with open_store(store) as opened:
+        run = RunRecord(
+            run_id="lab-run",
+            book_source="lab",
+            playbook_hash=playbook.content_hash(),
+            status="succeeded",
+            as_of=decided_at,
+        )
+        opened.save_run(run, records)
+    env.step(decisions.select("account_id", "action_id", "arm", pl.lit(1.0).alias("propensity")))
+    while env.now < decided_at + timedelta(days=playbook.horizon_days):
+        env.step(pl.DataFrame(schema={"account_id": pl.String, "action_id": pl.String}))
+    book = env.book()
+    out = folder / "book"
+    out.mkdir()
+    for name in ("accounts", "signals", "touches", "outcomes"):
+        getattr(book, name).write_parquet(out / f"{name}.parquet")
+    (out / "playbook.toml").write_text(env.history.playbook_text, encoding="utf-8")
+    return Measured(out, store, decided_at, playbook.horizon_days)
+
+
+def test_cli_lift_measures_the_latest_run(measured: Measured, tmp_path: Path) -> None:
+    out = tmp_path / "lift.json"
+    result = runner.invoke(app, ["lift", "--book", str(measured.book), "--store", measured.store, "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    text = " ".join(result.output.split())
+    assert "Lift of the recommended cohort over control" in text
+    assert "Per action: realised effect" in text
+    report = json.loads(out.read_text(encoding="utf-8"))
+    assert report["run_id"] == "lab-run"
+    assert report["complete"]
+    assert report["as_of"] == measured.decided_at.isoformat()
+    playbook = parse_playbook((measured.book / "playbook.toml").read_text(encoding="utf-8"))
+    assert [o["objective"] for o in report["objectives"]] == list(playbook.objectives)
+    assert set(report["arms"]) == {"control", "model"}
+    for o in report["objectives"]:
+        assert o["low"] <= o["high"]
+        assert o["treated_accounts"] == report["arms"]["model"]
+    value = report["value"]
+    assert value["impact_usd"] == pytest.approx(value["lift_usd"] * report["arms"]["model"])
+    # The receipts projected the lab's true effects: most realised intervals hold them.
+    checked = [a for a in report["actions"] if a["within_interval"] is not None]
+    assert checked
+    assert sum(a["within_interval"] for a in checked) >= 0.8 * len(checked)
+
+
+def test_cli_lift_before_the_horizon_says_how_many_days_are_left(measured: Measured) -> None:
+    early = (measured.decided_at + timedelta(days=30)).date().isoformat()
+    args = ["lift", "--book", str(measured.book), "--store", measured.store, "--run", "lab-run", "--until", early]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2
+    assert f"{measured.horizon_days - 30} days after" in " ".join(result.output.split())
+    partial = runner.invoke(app, [*args, "--partial"])
+    assert partial.exit_code == 0, partial.output
+    assert "partial: 30 days seen" in partial.output
+
+
+def test_cli_lift_errors_when_the_store_has_no_such_run(measured: Measured, tmp_path: Path) -> None:
+    result = runner.invoke(app, ["lift", "--book", str(measured.book), "--store", measured.store, "--run", "nope"])
+    assert result.exit_code == 4
+    assert "no run 'nope'" in result.output
+    assert "lab-run" in result.output
+    empty = f"sqlite:///{(tmp_path / 'empty.db').as_posix()}"
+    result = runner.invoke(app, ["lift", "--book", str(measured.book), "--store", empty])
+    assert result.exit_code == 4
+    assert "holds no succeeded run" in " ".join(result.output.split())
+    result = runner.invoke(app, ["lift", "--book", str(measured.book), "--store", empty, "--out", "x.csv"])
+    assert result.exit_code == 2

@@ -1,0 +1,81 @@
+"""Tests of ``nextmove run``: files, the executive summary, the lab's regret line, the store and clear errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import polars as pl
+import pytest
+from typer.testing import CliRunner
+
+from nextmove.cli import app
+from nextmove.sim import SimConfig, simulate, write_book
+from nextmove.store import open_store
+
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def book_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("run-cli") / "book"
+    write_book(simulate(SimConfig(accounts=150, months=9, seed=7)), folder)
+    return folder
+
+
+def test_run_cli_writes_outputs_prints_the_summary_and_saves_the_run(book_dir: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    db = tmp_path / "nextmove.db"
+    result = runner.invoke(
+        app,
+        [
+            "run",
+            "--book",
+            str(book_dir),
+            "--out",
+            str(out),
+            "--store",
+            f"sqlite:///{db}",
+            "--jobs",
+            "1",
+            "--trees",
+            "20",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    text = " ".join(result.output.split())  # rich wraps long lines
+    assert "The Playbook scored 150 active customers across 14 possible actions" in text
+    assert "differ from the action the lifecycle-stage playbook would have suggested by default" in text
+    assert "Recommended action distribution" in text
+    assert "Lab:" in text
+    assert "regret" in text
+    last = result.output.rstrip().splitlines()[-2:]
+    assert any(line.startswith("Outputs:") for line in last)
+    assert f"Outputs: {out}" in text
+    frame = pl.read_csv(out / "recommendations.csv")
+    assert frame.height == 150
+    assert pl.read_parquet(out / "recommendations.parquet").height == 150
+    summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
+    assert summary["accounts"] == 150
+    assert summary["regret"]["oracle_value_usd"] >= summary["regret"]["model_value_usd"]
+    with open_store(f"sqlite:///{db}") as store:
+        run = store.latest_run(status="succeeded")
+        assert run is not None
+        assert run.run_id == summary["run_id"]
+        assert store.count_recommendations(run.run_id) == 150
+
+
+def test_run_cli_clear_errors(book_dir: Path, tmp_path: Path) -> None:
+    bad = runner.invoke(app, ["run", "--book", str(book_dir), "--allocation", "magic", "--no-store"])
+    assert bad.exit_code == 2
+    assert "allocation must be 'auto', 'exact' or 'lagrangian'" in bad.output
+    missing = runner.invoke(
+        app, ["run", "--book", str(book_dir), "--truth", str(tmp_path / "no.parquet"), "--no-store"]
+    )
+    assert missing.exit_code == 2
+    assert "no such file" in missing.output
+    empty = runner.invoke(
+        app, ["run", "--book", str(book_dir), "--reuse-model", "--store", f"sqlite:///{tmp_path}/x.db"]
+    )
+    assert empty.exit_code == 4
+    assert "no active 'effect' model" in empty.output

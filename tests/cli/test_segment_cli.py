@@ -1,0 +1,99 @@
+"""``nextmove segment`` end to end on a small lab book: assignments, summary, response, moves, errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import polars as pl
+import pytest
+from typer.testing import CliRunner
+
+from nextmove.cli import app
+
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def book(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("segment-cli") / "book"
+    result = runner.invoke(app, ["simulate", "--out", str(folder), "--accounts", "300", "--months", "8"])
+    assert result.exit_code == 0, result.output
+    return folder
+
+
+def test_cli_segment_writes_assignments_and_summary(book: Path, tmp_path: Path) -> None:
+    out = tmp_path / "seg"
+    result = runner.invoke(app, ["segment", "--book", str(book), "--out", str(out), "--no-response"])
+    assert result.exit_code == 0, result.output
+    assignments = pl.read_csv(out / "segments.csv")
+    summary = json.loads((out / "segments.json").read_text(encoding="utf-8"))
+    assert assignments.columns == ["account_id", "segment_id", "segment"]
+    assert assignments.height == summary["accounts"]
+    assert sum(s["accounts"] for s in summary["segments"]) == summary["accounts"]
+    assert 2 <= summary["k"] <= 8
+    assert summary["criterion"] == "stability"
+    assert set(summary["stabilities"]) == {str(k) for k in range(2, 9)}
+    assert summary["moves"] is None
+    assert summary["spend"] is None
+    assert all(s["response"] is None for s in summary["segments"])
+    assert all(s["health"] is not None for s in summary["segments"])
+    assert "churn" in summary["segments"][0]["rates"]
+    # The same book again into the same folder: same bytes, and the previous run is matched.
+    again = runner.invoke(app, ["segment", "--book", str(book), "--out", str(out), "--no-response"])
+    assert again.exit_code == 0, again.output
+    assert pl.read_csv(out / "segments.csv").equals(assignments)
+    moved = json.loads((out / "segments.json").read_text(encoding="utf-8"))["moves"]
+    assert moved["moved"] == 0
+    assert moved["accounts"] == assignments.height
+    assert "0 of" in again.output
+
+
+@pytest.mark.slow
+def test_cli_segment_ranks_segments_by_response(book: Path, tmp_path: Path) -> None:
+    out = tmp_path / "seg"
+    args = [
+        "segment",
+        "--book",
+        str(book),
+        "--out",
+        str(out),
+        "--trees",
+        "20",
+        "--folds",
+        "2",
+        "--families",
+        "objective",
+    ]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    summary = json.loads((out / "segments.json").read_text(encoding="utf-8"))
+    ranks = [s["response"]["rank"] for s in summary["segments"]]
+    assert ranks == list(range(1, len(ranks) + 1))
+    values = [s["response"]["value_usd"] for s in summary["segments"]]
+    assert values == sorted(values, reverse=True)
+    families = {f["family"] for s in summary["segments"] for f in s["response"]["families"]}
+    assert families <= {"retention", "expansion", "advocacy", "recovery", "onboarding"}
+    assert summary["families"] == "objective"
+    assert summary["spend"]["touches"] > 0
+    assert 0.0 <= summary["spend"]["share_below_average"] <= 1.0
+    assert summary["book_response_usd"] is not None
+    assert "touches went to below-average segments" in result.output
+
+
+def test_cli_segment_errors(book: Path, tmp_path: Path) -> None:
+    bad = runner.invoke(app, ["segment", "--book", str(book), "--out", str(tmp_path), "--families", "channel"])
+    assert bad.exit_code == 2
+    assert "--families" in bad.output
+    missing = runner.invoke(
+        app, ["segment", "--book", str(book), "--out", str(tmp_path), "--previous", str(tmp_path / "nope.csv")]
+    )
+    assert missing.exit_code == 2
+    assert "not a file" in missing.output
+    wrong = tmp_path / "wrong.csv"
+    wrong.write_text("account_id,cluster\na,1\n", encoding="utf-8")
+    broken = runner.invoke(
+        app, ["segment", "--book", str(book), "--out", str(tmp_path), "--previous", str(wrong), "--no-response"]
+    )
+    assert broken.exit_code == 2
+    assert "segment_id" in broken.output
