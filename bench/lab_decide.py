@@ -1,0 +1,177 @@
+"""Benchmark of the decision policy on the lab: regret against the oracle under the playbook's capacities.
+
+On the default lab book (``SimConfig()``: 4,200 active accounts, 18 months, seed 0) at its as_of,
+with the default playbook's realistic capacities (12 hours per owner per week, 60 accounts per
+owner, team budgets), for each effect-model setting:
+
+1. fit the effect model on the history before as_of (as ``nextmove run`` does) and project every
+   action for every active account;
+2. decide with :func:`nextmove.decide.policy.decide` (the real rules, the allocation under
+   capacity, control and exploration), for each ``--risk-aversion``;
+3. score with the lab's exact truth (``truth/values``): the *constrained* oracle allocates the true
+   values under the same capacities and rules; the lifecycle default takes each account's stage
+   default where allowed while capacity lasts. Regret = (oracle − policy) / (oracle − default).
+
+Printed per setting: the learned policy's regret (every account decided by the allocation), the
+regret as deployed (10 % control, 5 % exploration), and the regret without capacities (best
+allowed projection per account vs the unconstrained oracle). Target: learned, constrained ≤ 15 %.
+
+    .venv/bin/python bench/lab_decide.py                              # the run's settings and the model's defaults
+    .venv/bin/python bench/lab_decide.py --settings run run-one-year model-defaults --risk-aversion 0 0.5 1
+
+Settings: ``run`` (the run's default: ``FAST_EFFECT_PARAMS`` on the whole history), ``run-one-year``
+(the same on the last 365 days of decisions), ``model-defaults`` (``EffectModel``'s own defaults).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import pickle
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from _util import cpu_seconds, machine, timed
+
+TARGET_REGRET = 0.15
+
+
+def _settings() -> dict[str, dict[str, Any]]:
+    from nextmove.engine.run import FAST_EFFECT_PARAMS
+
+    return {
+        "run": {"params": dict(FAST_EFFECT_PARAMS), "training_days": None},
+        "run-one-year": {"params": dict(FAST_EFFECT_PARAMS), "training_days": 365},
+        "model-defaults": {"params": {}, "training_days": None},
+    }
+
+
+def prepare(cache: Path, accounts: int, months: int, seed: int) -> dict[str, Any]:
+    """Simulate the book; build (or read) its training set, snapshot, rules inputs and truth."""
+    import polars as pl
+
+    from nextmove.engine.run import _active_accounts
+    from nextmove.features import build_training_set, compute_features
+    from nextmove.sim import SimConfig, simulate
+
+    lab = simulate(SimConfig(accounts=accounts, months=months, seed=seed))
+    playbook = lab.config.resolved_playbook()
+    tag = f"{accounts}_{months}_{seed}"
+    cache.mkdir(parents=True, exist_ok=True)
+    training_path, snapshot_path = cache / f"training_{tag}.parquet", cache / f"snapshot_{tag}.parquet"
+    if training_path.exists() and snapshot_path.exists():
+        training, snapshot = pl.read_parquet(training_path), pl.read_parquet(snapshot_path)
+    else:
+        with timed() as t:
+            training = build_training_set(lab.book, playbook, as_of=lab.as_of)
+        print(f"training set: {training.height:,} rows in {t.seconds:.0f} s", flush=True)
+        active = _active_accounts(lab.book, playbook, lab.as_of)
+        snapshot = compute_features(lab.book, lab.as_of, playbook=playbook).join(active, on="account_id", how="semi")
+        training.write_parquet(training_path)
+        snapshot.write_parquet(snapshot_path)
+    accounts_frame = snapshot.select("account_id").join(
+        lab.book.accounts.select("account_id", "owner", "lifecycle_stage"), on="account_id", how="left"
+    )
+    return {
+        "lab": lab,
+        "playbook": playbook,
+        "training": training,
+        "snapshot": snapshot,
+        "accounts": accounts_frame,
+        "tag": tag,
+    }
+
+
+def fit(data: dict[str, Any], name: str, setting: dict[str, Any], cache: Path) -> tuple[Any, float]:
+    """The effect model of one setting (cached), and its fit's CPU seconds."""
+    from datetime import timedelta
+
+    import polars as pl
+
+    from nextmove.models.effect import EffectModel
+
+    path = cache / f"model_{data['tag']}_{name}.pkl"
+    if path.exists():
+        model, seconds = pickle.loads(path.read_bytes())
+        return model, seconds
+    training = data["training"]
+    if setting["training_days"] is not None:
+        as_of = data["lab"].as_of
+        training = training.filter(pl.col("decision_ts") >= as_of - timedelta(days=setting["training_days"]))
+    cpu = cpu_seconds()
+    model = EffectModel(data["playbook"], **setting["params"]).fit(training)
+    seconds = cpu_seconds() - cpu
+    path.write_bytes(pickle.dumps((model, seconds)))
+    return model, seconds
+
+
+def evaluate(data: dict[str, Any], model: Any, risk_aversion: float) -> dict[str, Any]:
+    from nextmove.decide.policy import DecisionOptions, decide
+    from nextmove.decide.rules import check_rules
+    from nextmove.engine.run import regret_against_truth
+    from nextmove.features import feature_schema
+
+    lab, playbook, snapshot, accounts = data["lab"], data["playbook"], data["snapshot"], data["accounts"]
+    projection = model.project(snapshot)
+    rules = check_rules(snapshot, lab.book.touches, playbook, lab.as_of, feature_schema(snapshot))
+    decisions = decide(
+        rules,
+        projection.values,
+        playbook,
+        owners=accounts.get_column("owner").to_list(),
+        stages=accounts.get_column("lifecycle_stage").to_list(),
+        run_key=lab.as_of.isoformat(),
+        options=DecisionOptions(risk_aversion=risk_aversion),
+    )
+    regret = regret_against_truth(decisions, lab.truth.values)
+    assert regret is not None
+    return {
+        **regret,
+        "allocation": decisions.allocation.method,
+        "gap_to_bound": decisions.allocation.gap_to_bound,
+        "acting": int((decisions.choice >= 0).sum()),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--settings", nargs="+", default=["run", "model-defaults"], choices=list(_settings()))
+    parser.add_argument("--risk-aversion", nargs="+", type=float, default=[0.0])
+    parser.add_argument("--accounts", type=int, default=4200)
+    parser.add_argument("--months", type=int, default=18)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--cache", type=Path, default=Path("bench/out/lab_decide"))
+    parser.add_argument("--json", type=Path, help="also write every figure to this file")
+    args = parser.parse_args(argv)
+    print(f"machine: {machine()}", flush=True)
+    started = time.perf_counter()
+    data = prepare(args.cache, args.accounts, args.months, args.seed)
+    rows = []
+    for name in args.settings:
+        model, fit_cpu = fit(data, name, _settings()[name], args.cache)
+        for kappa in args.risk_aversion:
+            r = evaluate(data, model, kappa)
+            row = {"setting": name, "risk_aversion": kappa, "fit_cpu_s": round(fit_cpu, 1), **r}
+            rows.append(row)
+            print(
+                f"{name:16} κ={kappa:<4} fit {fit_cpu:6.1f} s CPU | "
+                f"constrained: oracle ${r['oracle_value_usd']:>11,.0f} "
+                f"default ${r['default_value_usd']:>9,.0f} learned ${r['model_value_usd']:>11,.0f} "
+                f"regret {r['model_regret_share']:.1%} (deployed {r['deployed_regret_share']:.1%}) | "
+                f"unconstrained regret {r['unconstrained_model_regret_share']:.1%}",
+                flush=True,
+            )
+    best = min(r["model_regret_share"] for r in rows)
+    print(
+        f"best learned regret under capacity {best:.1%} (target ≤ {TARGET_REGRET:.0%}); "
+        f"{time.perf_counter() - started:.0f} s"
+    )
+    if args.json:
+        args.json.write_text(json.dumps(rows, indent=2, default=str), encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
