@@ -1,0 +1,309 @@
+"""Benchmark of the feedback loop in the closed-loop lab: 26 weeks of decide → environment → feedback.
+
+Two (or three) arms run on identical worlds (the same ``SimConfig``: accounts, 12 months of
+history, seed) with the default playbook, whose decision window is 14 days, so 26 weeks are 13
+windows. Every window each arm decides for every active account with the product's run
+(:func:`nextmove.engine.run.run`: features, the effect model's projection, rules, allocation under
+the playbook's capacities, 10 % control, Thompson exploration with logged propensities), the lab
+carries the decisions out and answers with what followed, and the true value of the decisions is
+read off the hidden world (its exact outcome probabilities, so no outcome noise).
+
+- ``static``: the effect model fitted once on the history; every window decides with it
+  (``reuse_model``) and never learns;
+- ``learning``: the loop of :mod:`nextmove.engine.loop` as a team would run it: every window the
+  decisions are logged in the store, and once a decision's 90-day horizon is over its realised
+  dollars go back as an ``outcome`` feedback event (idempotent by event id), which moves the online
+  decider's per-action corrections; the next window's decision applies them
+  (:func:`~nextmove.engine.loop.decide_with_corrections`); the effect model is refitted on the
+  grown book every ``--refit-every`` windows (the run's ``FAST_EFFECT_PARAMS``);
+- ``refit`` (optional): the learning arm's refits without the online corrections, to tell the two
+  apart.
+
+Printed per window: each arm's true value per decision (dollars over doing nothing, net of cost),
+the oracle's (each account's best eligible action under the truth, without capacities) and the
+regret share 1 − value / oracle; at the end, the OLS slope of the learning arm's value per decision
+over the weeks (with its standard error), the same for learning − static, and the last-4-windows
+difference learning − static, paired by account, with its standard error. With several seeds,
+the same per seed and the mean over seeds.
+
+Target: the learning arm's true value rises week over week (slope > 0) and ends above static's.
+
+    .venv/bin/python bench/closed_loop.py                                    # 1,000 accounts, 13 windows, seed 1
+    .venv/bin/python bench/closed_loop.py --accounts 300 --windows 6         # a quick check
+    .venv/bin/python bench/closed_loop.py --arms static learning refit --seeds 1 2 3 --json out.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from _util import machine
+
+ARMS = ("static", "learning", "refit")
+
+
+@dataclass
+class ArmLog:
+    """What one arm did and got, window by window."""
+
+    name: str
+    value: list[float] = field(default_factory=list)
+    """True value per decision (USD over doing nothing, net of cost)."""
+    oracle: list[float] = field(default_factory=list)
+    acting: list[float] = field(default_factory=list)
+    """Share of accounts given an action."""
+    refits: list[int] = field(default_factory=list)
+    feedback: list[tuple[int, int, int]] = field(default_factory=list)
+    """(events sent, stored, learned) per window."""
+    corrections: dict[str, float] = field(default_factory=dict)
+    """The learner's posterior mean gap per action at the end (in projection spreads)."""
+    gaps: dict[str, dict[str, float]] = field(default_factory=dict)
+    """Per action: outcome events, mean and variance of the observed gaps z (what the learner assumes: variance 1)."""
+    seconds: float = 0.0
+    per_account: list[dict[str, float]] = field(default_factory=list, repr=False)
+    """Per window: account → true value of its decision (for paired differences)."""
+
+
+def run_arm(name: str, *, accounts: int, months: int, seed: int, windows: int, refit_every: int) -> ArmLog:
+    """Run one arm for ``windows`` decision windows on the world of ``seed``."""
+    import polars as pl
+
+    from nextmove.engine.loop import decide_with_corrections, decision_records, outcome_feedback, send_feedback
+    from nextmove.engine.online import OnlineDecider
+    from nextmove.engine.run import run
+    from nextmove.sim import LabEnvironment, SimConfig
+    from nextmove.store import open_store
+
+    started = time.perf_counter()
+    env = LabEnvironment(SimConfig(accounts=accounts, months=months, seed=seed))
+    playbook = env.history.config.resolved_playbook()
+    horizon_days = playbook.horizon_days
+    log = ArmLog(name)
+    quiet = {"evidence": False, "evaluate": False, "segments": False}
+    with open_store("sqlite://") as store:
+        decider: OnlineDecider | None = None
+        for w in range(windows):
+            refit = w == 0 or (name != "static" and w % refit_every == 0)
+            result = run(env.book(), playbook, as_of=env.now, store=store, seed=seed, reuse_model=not refit, **quiet)
+            if refit:
+                log.refits.append(w)
+            if name == "learning":
+                if decider is None:
+                    decider = OnlineDecider(store, playbook)
+                decisions = decide_with_corrections(result, playbook, decider.learner, seed=seed)
+            else:
+                assert result.decisions is not None
+                decisions = result.decisions
+            if name == "learning":
+                store.log_decisions(decision_records(decisions, result, playbook))
+            chosen = decisions.frame().select("account_id", "action_id", "variant", "propensity", "arm")
+            step = env.step(chosen)
+            decided = step.values.filter(pl.col("decided"))
+            log.value.append(float(decided.get_column("value_usd").mean() or 0.0))  # type: ignore[arg-type]
+            log.oracle.append(float(decided.get_column("oracle_value_usd").mean() or 0.0))  # type: ignore[arg-type]
+            log.acting.append(float((decided.get_column("action_id") != "none").mean() or 0.0))  # type: ignore[arg-type]
+            log.per_account.append(
+                dict(zip(decided["account_id"].to_list(), decided["value_usd"].to_list(), strict=True))
+            )
+            if name == "learning" and decider is not None:
+                # Decisions whose horizon closed during this window; older ones were sent before
+                # (sending them again would be harmless: event ids make it idempotent).
+                since = step.now - _days(horizon_days + playbook.contact_policy.window_days)
+                events = outcome_feedback(store.decisions(since=since), env.book(), playbook, step.now)
+                receipt = send_feedback(store, decider, events)
+                log.feedback.append((receipt.events, receipt.stored, receipt.learned))
+            print(
+                f"  seed {seed} {name} window {w + 1}/{windows}: {log.value[-1]:.1f} per decision"
+                f"{' (refit)' if refit else ''}; {time.perf_counter() - started:.0f} s",
+                file=sys.stderr,
+                flush=True,
+            )
+        if decider is not None:
+            log.corrections = {c.action_key: round(c.mean_z, 3) for c in decider.learner.corrections()}
+            log.gaps = observed_gaps(store, decider.learner.z)
+    log.seconds = time.perf_counter() - started
+    return log
+
+
+def observed_gaps(store: Any, z_level: float) -> dict[str, dict[str, float]]:
+    """Per action, the gaps z = (realised − projected) / spread of the stored outcome events."""
+    by_action: dict[str, list[float]] = {}
+    for event in store.feedback():
+        if event.kind != "outcome":
+            continue
+        d = store.get_decision(event.payload["decision_id"])
+        ctx = d.context
+        spread = (ctx["projected_high_usd"] - ctx["projected_low_usd"]) / (2.0 * z_level)
+        if spread <= 0:
+            continue
+        key = d.action_id if d.variant is None else f"{d.action_id}:{d.variant}"
+        by_action.setdefault(key, []).append((event.payload["value_usd"] - ctx["projected_value_usd"]) / spread)
+    out = {}
+    for key, zs in sorted(by_action.items()):
+        z = np.array(zs)
+        var = float(z.var(ddof=1)) if len(z) > 1 else float("nan")
+        out[key] = {"n": len(z), "mean_z": float(z.mean()), "var_z": var}
+    return out
+
+
+def _days(n: int) -> Any:
+    from datetime import timedelta
+
+    return timedelta(days=n)
+
+
+def ols_slope(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+    """Slope of ``y`` on ``x`` and its standard error (OLS, residual variance on n − 2 degrees of freedom)."""
+    xc = x - x.mean()
+    sxx = float((xc**2).sum())
+    slope = float((xc * (y - y.mean())).sum() / sxx)
+    resid = y - y.mean() - slope * xc
+    se = math.sqrt(float((resid**2).sum()) / max(len(x) - 2, 1) / sxx)
+    return slope, se
+
+
+def paired_difference(a: list[dict[str, float]], b: list[dict[str, float]]) -> tuple[float, float, int]:
+    """Mean over windows of the per-account difference a − b (accounts in both arms that window), with its SE.
+
+    The SE treats accounts as independent within a window and sums the windows' variances
+    (the same account in several windows makes it somewhat optimistic).
+    """
+    means, variances, n_total = [], [], 0
+    for wa, wb in zip(a, b, strict=True):
+        common = sorted(set(wa) & set(wb))
+        d = np.array([wa[k] - wb[k] for k in common])
+        means.append(float(d.mean()))
+        variances.append(float(d.var(ddof=1)) / len(d))
+        n_total += len(d)
+    k = len(means)
+    return float(np.mean(means)), math.sqrt(sum(variances)) / k, n_total
+
+
+def report(logs: dict[str, ArmLog], seed: int) -> dict[str, Any]:
+    """Print the per-window table and the summary of one seed; return its figures."""
+    names = list(logs)
+    windows = len(logs[names[0]].value)
+    print(f"\nseed {seed}: true value per decision (USD over doing nothing, net of cost); regret = 1 − value/oracle")
+    head = "window week " + " ".join(f"{n:>10} {'regret':>7}" for n in names) + f" {'oracle':>9}"
+    if "learning" in logs and "static" in logs:
+        head += f" {'learn−stat':>10}"
+    print(head)
+    for w in range(windows):
+        oracle = logs[names[0]].oracle[w]
+        cells = " ".join(f"{logs[n].value[w]:10.1f} {1 - logs[n].value[w] / logs[n].oracle[w]:7.1%}" for n in names)
+        line = f"{w + 1:6d} {2 * (w + 1):4d} {cells} {oracle:9.1f}"
+        if "learning" in logs and "static" in logs:
+            line += f" {logs['learning'].value[w] - logs['static'].value[w]:10.1f}"
+        marks = [f"refit({n})" for n in names if w in logs[n].refits and w > 0]
+        fb = logs["learning"].feedback[w] if "learning" in logs else None
+        if fb and fb[0]:
+            marks.append(f"feedback {fb[0]} sent, {fb[2]} learned")
+        print(line + ("  " + ", ".join(marks) if marks else ""))
+    weeks = 2.0 * np.arange(1, windows + 1)
+    out: dict[str, Any] = {"seed": seed, "windows": windows, "arms": {}}
+    for n in names:
+        slope, se = ols_slope(weeks, np.array(logs[n].value))
+        out["arms"][n] = {
+            "value": [round(v, 2) for v in logs[n].value],
+            "oracle": [round(v, 2) for v in logs[n].oracle],
+            "acting_share": [round(v, 3) for v in logs[n].acting],
+            "slope_per_week": slope,
+            "slope_se": se,
+            "refits": logs[n].refits,
+            "feedback": logs[n].feedback,
+            "corrections_z": logs[n].corrections,
+            "seconds": round(logs[n].seconds, 1),
+        }
+        print(f"{n:>9}: slope {slope:+.2f} ± {se:.2f} USD per decision per week; {logs[n].seconds:.0f} s")
+    for n in names:
+        if n == "static" or "static" not in logs:
+            continue
+        diff = np.array(logs[n].value) - np.array(logs["static"].value)
+        slope, se = ols_slope(weeks, diff)
+        last = min(4, windows)
+        mean, dse, pairs = paired_difference(logs[n].per_account[-last:], logs["static"].per_account[-last:])
+        final, fse, _ = paired_difference(logs[n].per_account[-1:], logs["static"].per_account[-1:])
+        out["arms"][n]["vs_static"] = {
+            "slope_per_week": slope,
+            "slope_se": se,
+            f"last_{last}_windows_diff": mean,
+            f"last_{last}_windows_se": dse,
+            "final_window_diff": final,
+            "final_window_se": fse,
+            "pairs": pairs,
+        }
+        print(
+            f"{n} − static: slope {slope:+.2f} ± {se:.2f} per week; last {last} windows {mean:+.2f} ± {dse:.2f} "
+            f"(paired, {pairs} account-windows); final window {final:+.2f} ± {fse:.2f}"
+        )
+    if "learning" in logs and logs["learning"].gaps:
+        print("online corrections of the learning arm: action, outcome events, learner's posterior mean gap (z),")
+        print("  observed mean and variance of z (the learner assumes variance 1), and the posterior mean with the")
+        print("  observed variance instead (prior N(0, 1)):")
+        for key, g in logs["learning"].gaps.items():
+            var = g["var_z"]
+            shrunk = g["mean_z"] * g["n"] / (var + g["n"]) if math.isfinite(var) else float("nan")
+            print(
+                f"  {key:>28}: {int(g['n']):5d} events, learner {logs['learning'].corrections.get(key, 0.0):+6.2f}, "
+                f"observed mean {g['mean_z']:+7.2f} variance {var:9.1f}, with that variance {shrunk:+6.3f}"
+            )
+        out["arms"]["learning"]["gaps"] = logs["learning"].gaps
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--accounts", type=int, default=1000)
+    parser.add_argument("--months", type=int, default=12, help="months of history before the loop starts")
+    parser.add_argument("--windows", type=int, default=13, help="decision windows (14 days each: 13 = 26 weeks)")
+    parser.add_argument("--refit-every", type=int, default=3, help="refit the learning arms every N windows")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[1])
+    parser.add_argument("--arms", nargs="+", choices=ARMS, default=["static", "learning"])
+    parser.add_argument("--json", type=Path, help="write the figures here too")
+    args = parser.parse_args(argv)
+
+    print(
+        f"closed loop: {args.accounts} accounts, {args.months} months of history, {args.windows} windows, "
+        f"refit every {args.refit_every}; arms {', '.join(args.arms)}; seeds {args.seeds}"
+    )
+    print(f"machine: {machine()}")
+    results = []
+    for seed in args.seeds:
+        logs = {
+            name: run_arm(
+                name,
+                accounts=args.accounts,
+                months=args.months,
+                seed=seed,
+                windows=args.windows,
+                refit_every=args.refit_every,
+            )
+            for name in args.arms
+        }
+        results.append(report(logs, seed))
+        sys.stdout.flush()
+    if len(results) > 1:
+        print("\nover seeds (mean ± SE across seeds):")
+        for n in args.arms:
+            slopes = np.array([r["arms"][n]["slope_per_week"] for r in results])
+            print(f"{n:>9}: slope {slopes.mean():+.2f} ± {slopes.std(ddof=1) / math.sqrt(len(slopes)):.2f} per week")
+            if "vs_static" in results[0]["arms"][n]:
+                key = next(k for k in results[0]["arms"][n]["vs_static"] if k.endswith("_windows_diff"))
+                d = np.array([r["arms"][n]["vs_static"][key] for r in results])
+                print(f"{n} − static, {key}: {d.mean():+.2f} ± {d.std(ddof=1) / math.sqrt(len(d)):.2f}")
+    if args.json:
+        args.json.write_text(json.dumps({"args": vars(args) | {"json": str(args.json)}, "seeds": results}, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

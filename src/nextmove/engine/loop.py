@@ -1,0 +1,373 @@
+"""The feedback loop of a batch-run team: log each window's decisions, send back what they realised, learn from it.
+
+A team that runs nextmove every decision window does, each window:
+
+1. **decide**: a run (:func:`nextmove.engine.run.run`, refitting the effect model every few
+   windows and reusing the stored one in between), then :func:`decide_with_corrections`, which
+   re-decides the run's accounts under the same rules and capacities with each action's value
+   shifted by the online corrections learned so far;
+2. **log**: :func:`decision_records` turns the decisions into the store's ``DecisionRecord`` rows
+   (``store.log_decisions``), each with its own projection, so that feedback can name it;
+3. **feedback**: once a decision's horizon is over, :func:`outcome_feedback` turns the outcomes the
+   book attributes to it into one ``outcome`` event with the dollars it realised over the do-nothing
+   baseline; :func:`send_feedback` stores the events (idempotent by ``event_id``) and moves the
+   online decider's per-action corrections (:class:`~nextmove.engine.online.OnlineLearner`).
+
+The functions take a book, a store and a run's result: nothing here knows the lab. ``bench/closed_loop.py``
+runs this loop against the lab's environment, and ``docs/learning.md`` describes it for a team.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import numpy as np
+import polars as pl
+
+from nextmove.book import NO_ACTION, Book
+from nextmove.decide.policy import DecisionOptions, Decisions, decide
+from nextmove.engine.online import OnlineDecider, OnlineLearner
+from nextmove.engine.run import RunResult
+from nextmove.errors import ConfigError
+from nextmove.models.effect import EffectProjection, objective_specs, row_value_usd
+from nextmove.playbook import Playbook
+from nextmove.store import DecisionRecord, FeedbackEvent, Store
+
+OUTCOME_EVENT_PREFIX = "outcome:"
+"""Prefix of the ``event_id`` of a decision's outcome event: ``outcome:<decision_id>`` (one per decision)."""
+
+
+def corrected_values(values: pl.DataFrame, learner: OnlineLearner) -> pl.DataFrame:
+    """Projected values shifted by the learner's per-action corrections (``none`` and unseen actions unchanged).
+
+    Each action's value moves by its posterior mean gap times its own projected spread (the
+    interval's half-width over the normal quantile of the learner's level), as the online decider
+    does; the interval moves with it and keeps its width.
+
+    Parameters
+    ----------
+    values
+        ``account_id, action_id, value_usd, low, high`` (``EffectProjection.values``); action ids
+        may carry a variant (``action:variant``), as the learner's keys do.
+    learner
+        The online corrections.
+
+    Returns
+    -------
+    polars.DataFrame
+        ``values`` with ``value_usd``, ``low`` and ``high`` shifted.
+
+    Examples
+    --------
+    >>> learner = OnlineLearner(level=0.9)
+    >>> learner.observe("e1", "qbr", realised_usd=0.0, projected_usd=100.0, low_usd=0.0, high_usd=200.0)
+    True
+    >>> values = pl.DataFrame({"account_id": ["a", "a"], "action_id": ["qbr", "none"],
+    ...                        "value_usd": [100.0, 0.0], "low": [0.0, 0.0], "high": [200.0, 0.0]})
+    >>> corrected_values(values, learner)["value_usd"].round(1).to_list()
+    [50.0, 0.0]
+    """
+    for col in ("action_id", "value_usd", "low", "high"):
+        if col not in values.columns:
+            raise ConfigError(f"values: missing column {col!r} (have {values.columns})")
+    keys = values.get_column("action_id").cast(pl.String).unique().sort().to_list()
+    mean_z, _, counts = learner.shifts(keys)
+    shift = pl.DataFrame(
+        {"action_id": keys, "_z": np.where(counts > 0, mean_z, 0.0)},
+        schema={"action_id": pl.String, "_z": pl.Float64},
+    )
+    spread = (pl.col("high") - pl.col("low")).clip(lower_bound=0.0) / (2.0 * learner.z)
+    delta = pl.col("_z") * spread
+    return (
+        values.with_columns(pl.col("action_id").cast(pl.String))
+        .join(shift, on="action_id", how="left", maintain_order="left")
+        .with_columns(
+            (pl.col("value_usd") + delta).alias("value_usd"),
+            (pl.col("low") + delta).alias("low"),
+            (pl.col("high") + delta).alias("high"),
+        )
+        .drop("_z")
+    )
+
+
+def decide_with_corrections(
+    result: RunResult,
+    playbook: Playbook,
+    learner: OnlineLearner,
+    *,
+    seed: int = 0,
+    options: DecisionOptions | None = None,
+) -> Decisions:
+    """The run's decision again, with the online corrections applied to its projected values.
+
+    Same accounts, rules (eligibility, cooldowns, caps, plays in flight), capacities, control
+    cohort and exploration as the run; only the values differ. Without any correction the result
+    is the run's own decision (same ``seed``).
+
+    Raises
+    ------
+    ConfigError
+        If the run kept no decisions (every run made by :func:`~nextmove.engine.run.run` does).
+    """
+    if result.decisions is None:
+        raise ConfigError(f"run {result.run_id!r} has no decisions to re-decide")
+    rules = result.decisions.rules
+    recs = result.recommendations
+    order = pl.DataFrame({"account_id": rules.account_ids}, schema={"account_id": pl.String})
+
+    def column(name: str) -> list[str | None] | None:
+        if name not in recs.columns or recs.get_column(name).null_count() == recs.height:
+            return None
+        joined = order.join(recs.select("account_id", name), on="account_id", how="left", maintain_order="left")
+        return joined.get_column(name).cast(pl.String).to_list()
+
+    return decide(
+        rules,
+        corrected_values(result.projection.values, learner),
+        playbook,
+        owners=column("owner"),
+        stages=column("lifecycle_stage"),
+        seed=seed,
+        run_key=result.as_of.isoformat(),
+        options=options,
+    )
+
+
+def baseline_usd(projection: EffectProjection, playbook: Playbook, arr: pl.DataFrame) -> pl.DataFrame:
+    """Each account's projected do-nothing dollars over the horizon: ``account_id, baseline_usd``.
+
+    The sum over objectives of the do-nothing level (probability, or expected dollars for amount
+    objectives) times the objective's dollars per unit (signed, weighted; ARR from ``arr``:
+    ``account_id, arr``), the same convention as :func:`~nextmove.models.effect.row_value_usd`.
+    """
+    base = (
+        projection.effects.group_by("account_id", "objective", maintain_order=True)
+        .agg(pl.col("baseline").first())
+        .join(arr.select("account_id", pl.col("arr").cast(pl.Float64)), on="account_id", how="left")
+    )
+    total = np.zeros(base.height)
+    objective = base.get_column("objective").to_numpy()
+    level = base.get_column("baseline").cast(pl.Float64).fill_null(0.0).to_numpy()
+    arrs = base.get_column("arr").to_numpy()
+    for spec in objective_specs(playbook):
+        mine = objective == spec.objective
+        total[mine] = level[mine] * spec.usd_per_unit(arrs[mine])
+    return (
+        base.with_columns(pl.Series("_usd", total))
+        .group_by("account_id", maintain_order=True)
+        .agg(pl.col("_usd").sum().alias("baseline_usd"))
+    )
+
+
+def decision_records(
+    decisions: Decisions,
+    result: RunResult,
+    playbook: Playbook,
+    *,
+    ts: datetime | None = None,
+) -> list[DecisionRecord]:
+    """One ``DecisionRecord`` per account of ``decisions`` (taken from ``result``'s run), ready for ``log_decisions``.
+
+    Each record keeps what its outcome feedback is later compared with: the run's own projection
+    of the chosen action (before online corrections), its interval, the do-nothing baseline in
+    dollars and the account's ARR. Its id is ``<run_id>/<account_id>`` and so is its ``request_id``:
+    logging the same window twice logs it once.
+    """
+    when = ts or result.as_of
+    frame = decisions.frame()
+    keys = frame.select(
+        "account_id",
+        pl.when(pl.col("variant").is_not_null())
+        .then(pl.concat_str([pl.col("action_id"), pl.lit(":"), pl.col("variant")]))
+        .otherwise(pl.col("action_id"))
+        .alias("_key"),
+    )
+    projected = result.projection.values.select(
+        "account_id",
+        pl.col("action_id").cast(pl.String).alias("_key"),
+        pl.col("value_usd").alias("_projected"),
+        pl.col("low").alias("_low"),
+        pl.col("high").alias("_high"),
+    )
+    recs = result.recommendations
+    arr = recs.select("account_id", pl.col("arr").cast(pl.Float64))
+    rows = (
+        frame.join(keys, on="account_id", how="left", maintain_order="left")
+        .join(projected, on=["account_id", "_key"], how="left", maintain_order="left")
+        .join(baseline_usd(result.projection, playbook, arr), on="account_id", how="left", maintain_order="left")
+        .join(recs.select("account_id", "owner", "model_version"), on="account_id", how="left", maintain_order="left")
+        .join(arr, on="account_id", how="left", maintain_order="left")
+    )
+    out = []
+    for row in rows.iter_rows(named=True):
+        acts = row["action_id"] != NO_ACTION
+        projected_usd = float(row["_projected"] or 0.0) if acts else 0.0
+        decision_id = f"{result.run_id}/{row['account_id']}"
+        out.append(
+            DecisionRecord(
+                decision_id=decision_id,
+                account_id=row["account_id"],
+                action_id=row["action_id"],
+                variant=row["variant"],
+                arm=row["arm"],
+                propensity=float(min(max(row["propensity"], 0.0), 1.0)),
+                expected_value_usd=float(row["value_usd"]),
+                value_low_usd=float(row["value_low_usd"]),
+                value_high_usd=float(row["value_high_usd"]),
+                ts=when,
+                run_id=result.run_id,
+                model_version=row["model_version"],
+                owner=row["owner"],
+                context={
+                    "run_id": result.run_id,
+                    "projected_value_usd": projected_usd,
+                    "projected_low_usd": float(row["_low"] or 0.0) if acts else 0.0,
+                    "projected_high_usd": float(row["_high"] or 0.0) if acts else 0.0,
+                    "baseline_usd": float(row["baseline_usd"] or 0.0),
+                    "arr": None if row["arr"] is None else float(row["arr"]),
+                    "method": "batch",
+                },
+                request_id=decision_id,
+            )
+        )
+    return out
+
+
+@dataclass(frozen=True)
+class FeedbackReceipt:
+    """What :func:`send_feedback` did with a batch of events."""
+
+    events: int
+    """Events sent."""
+    stored: int
+    """Events new to the store (the others were replays)."""
+    learned: int
+    """Events that moved an online correction (once per event, however often it is sent)."""
+
+
+def outcome_feedback(
+    decisions: Sequence[DecisionRecord],
+    book: Book,
+    playbook: Playbook,
+    now: datetime,
+) -> list[FeedbackEvent]:
+    """One ``outcome`` event per decision whose horizon is over by ``now``: the dollars it realised over doing nothing.
+
+    A decision's outcomes are those within its horizon (``playbook.horizon_days`` after it)
+    that the book attributes to the touch that carried it out (``outcomes.touch_id``: the
+    account's touch of that action logged within one decision window of the decision), or, when the
+    book's outcomes carry no touch ids, every outcome of the account in the horizon. Realised
+    dollars follow :func:`~nextmove.models.effect.row_value_usd` (objective dollars minus the
+    action's cost); the event's ``value_usd`` is that minus the decision's do-nothing baseline
+    (``context["baseline_usd"]``), which is what the online learner compares with the projection.
+    Decisions that were not carried out (no touch found while the book has touch ids) get no event.
+
+    The event id is ``outcome:<decision_id>``, so sending the events of a window again stores and
+    counts nothing new.
+
+    Examples
+    --------
+    >>> from datetime import UTC
+    >>> from nextmove.book import empty_table
+    >>> from nextmove.playbook.loader import load_playbook
+    >>> t = datetime(2025, 1, 6, tzinfo=UTC)
+    >>> touch = {"account_id": ["a"], "action_id": ["upsell_call"], "ts": [t], "touch_id": ["T1"]}
+    >>> won = {"account_id": ["a"], "ts": [t + timedelta(days=20)], "kind": ["expansion"],
+    ...        "outcome_id": ["O1"], "value": [5000.0], "touch_id": ["T1"]}
+    >>> book = Book(
+    ...     empty_table("accounts"), empty_table("signals"),
+    ...     pl.concat([empty_table("touches"), pl.DataFrame(touch)], how="diagonal_relaxed"),
+    ...     pl.concat([empty_table("outcomes"), pl.DataFrame(won)], how="diagonal_relaxed"),
+    ... )
+    >>> d = DecisionRecord(decision_id="r/a", account_id="a", action_id="upsell_call", arm="model",
+    ...                    propensity=0.9, expected_value_usd=800.0, ts=t,
+    ...                    context={"baseline_usd": 1000.0, "arr": 20000.0})
+    >>> events = outcome_feedback([d], book, load_playbook(), now=t + timedelta(days=90))
+    >>> [(e.event_id, e.payload["value_usd"]) for e in events]
+    [('outcome:r/a', 3880.0)]
+    """
+    horizon = timedelta(days=playbook.horizon_days)
+    window = timedelta(days=playbook.contact_policy.window_days)
+    due = [d for d in decisions if d.ts + horizon <= now]
+    if not due:
+        return []
+    ids = sorted({d.account_id for d in due})
+    outcomes = book.outcomes.filter(pl.col("account_id").is_in(ids))
+    by_touch = (
+        "touch_id" in outcomes.columns and book.outcomes.get_column("touch_id").null_count() < book.outcomes.height
+    )
+    touches = book.touches.filter(pl.col("account_id").is_in(ids)).select("account_id", "action_id", "ts", "touch_id")
+    touch_rows: dict[tuple[str, str], list[tuple[datetime, str]]] = {}
+    for account_id, action_id, ts, tid in touches.iter_rows():
+        touch_rows.setdefault((account_id, action_id), []).append((ts, tid))
+    out_rows: dict[str, list[tuple[datetime, str, float, str | None]]] = {}
+    for account_id, ts, kind, value, tid in outcomes.select(
+        "account_id", "ts", "kind", "value", pl.col("touch_id") if "touch_id" in outcomes.columns else pl.lit(None)
+    ).iter_rows():
+        out_rows.setdefault(account_id, []).append((ts, kind, float(value or 0.0), tid))
+
+    specs = objective_specs(playbook)
+    labels: dict[str, list[float]] = {}
+    for s in specs:
+        labels.setdefault(s.label, [])
+        labels.setdefault(s.value_label, [])
+    kept: list[DecisionRecord] = []
+    for d in due:
+        touch_id: str | None = None
+        if by_touch:
+            found = [tid for ts, tid in touch_rows.get((d.account_id, d.action_id), []) if d.ts <= ts < d.ts + window]
+            if not found:
+                continue
+            touch_id = found[0]
+        seen = [
+            (kind, value)
+            for ts, kind, value, tid in out_rows.get(d.account_id, [])
+            if d.ts < ts <= d.ts + horizon and (touch_id is None or tid == touch_id)
+        ]
+        for s in specs:
+            hits = [v for k, v in seen if k == s.outcome]
+            labels[s.label].append(float(len(hits) > 0))
+            labels[s.value_label].append(float(sum(hits)))
+        kept.append(d)
+    if not kept:
+        return []
+    frame = pl.DataFrame(
+        {
+            "action_id": [d.action_id for d in kept],
+            "arr": [float(d.context.get("arr") or 0.0) for d in kept],
+            **labels,
+        }
+    )
+    realised = row_value_usd(frame, playbook)
+    events = []
+    for d, usd in zip(kept, realised, strict=True):
+        base = d.context.get("baseline_usd")
+        value = float(usd) - (float(base) if isinstance(base, int | float) else 0.0)
+        events.append(
+            FeedbackEvent(
+                event_id=f"{OUTCOME_EVENT_PREFIX}{d.decision_id}",
+                account_id=d.account_id,
+                kind="outcome",
+                ts=d.ts + horizon,
+                run_id=d.run_id,
+                action_id=d.action_id,
+                payload={
+                    "decision_id": d.decision_id,
+                    "value_usd": round(value, 2),
+                    "realised_usd": round(float(usd), 2),
+                },
+            )
+        )
+    return events
+
+
+def send_feedback(store: Store, decider: OnlineDecider, events: Sequence[FeedbackEvent]) -> FeedbackReceipt:
+    """Store ``events`` (a replayed ``event_id`` is stored once) and move the decider's online corrections.
+
+    What ``POST /v1/feedback`` does, for a process that holds the store and the decider itself.
+    """
+    stored = store.add_feedback(list(events))
+    learned = decider.learn(list(events))
+    return FeedbackReceipt(events=len(events), stored=stored, learned=learned)
