@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -12,6 +14,7 @@ from tests.api.conftest import AS_OF, seed_run
 
 from nextmove.engine.online import (
     POLICY_MODEL_KIND,
+    DecideGroup,
     DecideRequest,
     DeciderNotReadyError,
     OnlineDecider,
@@ -19,9 +22,9 @@ from nextmove.engine.online import (
     rollback_policy,
     thompson_probabilities,
 )
-from nextmove.errors import NotFoundError
+from nextmove.errors import NotFoundError, StoreError
 from nextmove.playbook import Playbook
-from nextmove.store import FeedbackEvent, Store, open_store
+from nextmove.store import AuditEntry, FeedbackEvent, Store, open_store
 from nextmove.testing import hillstrom_playbook
 
 NOW = AS_OF + timedelta(days=2)
@@ -262,3 +265,131 @@ def test_thompson_probabilities_favour_the_better_option_and_keep_every_allowed_
     assert probs.sum() == pytest.approx(1.0)
     assert probs[3] == 0.0
     assert probs[0] > probs[1] > probs[2] > 0
+
+
+def _audit(resource: str) -> AuditEntry:
+    return AuditEntry(action="change", method="POST", path="/v1/decide", status=200, resource=resource)
+
+
+def test_decide_groups_logs_the_groups_together_each_all_or_nothing(store: Store, playbook: Playbook) -> None:
+    recs = seed_run(store, playbook)
+    decider = OnlineDecider(store, playbook)
+    a, b, c = (r.account_id for r in recs[:3])
+    groups = [
+        DecideGroup([DecideRequest(a)], key_id="k1", audit=[_audit("g1")]),
+        DecideGroup([DecideRequest(b), DecideRequest("nope")], key_id="k2", audit=[_audit("g2")]),
+        DecideGroup([DecideRequest(c, request_id="r-c")], key_id="k3", audit=[_audit("g3")]),
+    ]
+    first, second, third = decider.decide_groups(groups, now=NOW)
+    assert isinstance(second, NotFoundError)
+    assert isinstance(first, list)
+    assert isinstance(third, list)
+    assert [(d.account_id, d.key_id) for d in first + third] == [(a, "k1"), (c, "k3")]
+    assert {d.decision_id for d in store.decisions()} == {d.decision_id for d in first + third}
+    assert sorted(e.resource for e in store.audit_log()) == ["g1", "g3"]
+    # A retried request id gets the decision logged first, in a batch too.
+    ((again,),) = decider.decide_groups([DecideGroup([DecideRequest(c, request_id="r-c")])], now=NOW)
+    assert again == third[0]
+
+
+def test_decide_groups_for_one_account_twice_sees_the_first_decision(store: Store, playbook: Playbook) -> None:
+    pb = _with_exploration(playbook, method="none")
+    recs = seed_run(store, pb)
+    decider = OnlineDecider(store, pb)
+    account = recs[1].account_id
+    first, second = decider.decide_groups([DecideGroup([DecideRequest(account)])] * 2, now=NOW)
+    assert isinstance(first, list)
+    assert isinstance(second, list)
+    assert first[0].action_id != "none"
+    assert second[0].action_id == "none"
+    assert len(store.decisions(account_id=account)) == 2
+
+
+def test_a_group_that_cannot_be_logged_fails_alone(store: Store, playbook: Playbook) -> None:
+    recs = seed_run(store, playbook)
+    decider = OnlineDecider(store, playbook)
+    good, bad = recs[0].account_id, recs[1].account_id
+    # NaN is not JSON: the store refuses the decision that logs it, not its neighbours.
+    results = decider.decide_groups(
+        [DecideGroup([DecideRequest(good)]), DecideGroup([DecideRequest(bad, signals={"arr": float("nan")})])],
+        now=NOW,
+    )
+    assert isinstance(results[0], list)
+    assert isinstance(results[1], StoreError)
+    assert [d.account_id for d in store.decisions()] == [good]
+
+
+def test_decide_groups_waits_for_a_busy_account_without_holding_the_others(store: Store, playbook: Playbook) -> None:
+    recs = seed_run(store, playbook, control_every=0)
+    decider = OnlineDecider(store, playbook)
+    free, busy = recs[0].account_id, recs[1].account_id
+    if decider._stripe(free) == decider._stripe(busy):
+        free = next(r.account_id for r in recs if decider._stripe(r.account_id) != decider._stripe(busy))
+    lock = decider._stripes[decider._stripe(busy)]
+    lock.acquire()  # as a concurrent decide() for the busy account would
+    results: list[object] = []
+    worker = threading.Thread(
+        target=lambda: results.extend(
+            decider.decide_groups([DecideGroup([DecideRequest(free)]), DecideGroup([DecideRequest(busy)])], now=NOW)
+        )
+    )
+    worker.start()
+    try:
+        deadline = time.monotonic() + 30
+        while not store.decisions(account_id=free) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        # The free account's decision was committed while the busy one still waited.
+        assert [d.account_id for d in store.decisions()] == [free]
+    finally:
+        lock.release()
+        worker.join(timeout=30)
+    assert [type(r) for r in results] == [list, list]
+    assert {d.account_id for d in store.decisions()} == {free, busy}
+
+
+def test_a_run_is_served_from_memory_once_loaded(
+    store: Store, playbook: Playbook, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    recs = seed_run(store, playbook)
+    decider = OnlineDecider(store, playbook)
+    snap = decider.snapshot
+    assert snap is not None
+    assert snap.in_memory
+
+    def no_reads(*_args: object, **_kwargs: object) -> None:
+        raise AssertionError("a decision read a recommendation from the store")
+
+    monkeypatch.setattr(store, "recommendations", no_reads)
+    made = decider.decide([DecideRequest(r.account_id) for r in recs], now=NOW)
+    assert [d.account_id for d in made] == [r.account_id for r in recs]
+    assert snap.account("nope") is None
+
+
+def test_a_run_larger_than_memory_allows_is_read_per_account(
+    store: Store, playbook: Playbook, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import nextmove.engine.online as online
+
+    recs = seed_run(store, playbook, accounts=12)
+    monkeypatch.setattr(online, "_CACHE_ACCOUNTS", 5)
+    monkeypatch.setattr(online, "_LOAD_PAGE", 2)
+    decider = OnlineDecider(store, playbook)
+    snap = decider.snapshot
+    assert snap is not None
+    assert not snap.in_memory
+    made = decider.decide([DecideRequest(r.account_id) for r in recs], now=NOW)
+    assert [d.account_id for d in made] == [r.account_id for r in recs]
+    assert len(snap._cache) == 5
+
+
+def test_a_run_is_loaded_whole_across_pages(store: Store, playbook: Playbook, monkeypatch: pytest.MonkeyPatch) -> None:
+    import nextmove.engine.online as online
+
+    recs = seed_run(store, playbook, accounts=11)
+    monkeypatch.setattr(online, "_LOAD_PAGE", 2)
+    snap = OnlineDecider(store, playbook).snapshot
+    assert snap is not None
+    assert snap.in_memory
+    assert all(snap.account(r.account_id) is not None for r in recs)
+    assert snap._views is not None
+    assert len(snap._views) == 11

@@ -40,9 +40,9 @@ from nextmove.api.schemas import (
     clean_text,
 )
 from nextmove.api.service import Services
-from nextmove.engine.online import DecideRequest
+from nextmove.engine.online import DecideGroup, DecideRequest
 from nextmove.errors import ConfigError, NotFoundError
-from nextmove.store import AuditEntry, RunRecord
+from nextmove.store import AuditEntry, DecisionRecord, RunRecord
 from nextmove.store.records import utcnow
 
 MAX_PAGE = 500
@@ -124,6 +124,11 @@ def _note(request: Request, kind: str, resource: str, **detail: Any) -> dict[str
 
 def _entry(request: Request, info: dict[str, Any], status: int = 200) -> AuditEntry:
     info["written"] = True
+    return _audit_entry(request, info, status)
+
+
+def _audit_entry(request: Request, info: dict[str, Any], status: int = 200) -> AuditEntry:
+    """The audit entry of a change, written by the route with the change (the middleware writes no other)."""
     return AuditEntry(
         action=info.get("action", "change"),
         method=request.method,
@@ -174,7 +179,12 @@ def readyz(services: ServicesDep) -> StatusPublic:
     response_model=DecisionsPublic,
     tags=["decisions"],
     summary="The best action for one account (or a batch of up to 100), logged with its propensity",
-    responses={**ERRORS, **NOT_FOUND, 409: {"model": ErrorPublic, "description": "No run to decide from yet"}},
+    responses={
+        **ERRORS,
+        **NOT_FOUND,
+        409: {"model": ErrorPublic, "description": "No run to decide from yet"},
+        503: {"model": ErrorPublic, "description": "Too many decisions waiting, or the server is stopping: retry"},
+    },
 )
 async def decide(body: DecideIn, request: Request, principal: PrincipalDep, services: ServicesDep) -> Response:
     """Decide now for each account: the action, its evidence and propensity, logged as a decision.
@@ -186,16 +196,28 @@ async def decide(body: DecideIn, request: Request, principal: PrincipalDep, serv
     ids = [item.account_id for item in items]
     info = _note(request, "change", f"decide:{','.join(ids[:20])}", accounts=len(ids))
     requests = [DecideRequest(i.account_id, dict(i.signals), i.request_id) for i in items]
+    group = DecideGroup(requests, principal.key_id, [_audit_entry(request, info)])
 
-    def work() -> bytes:
+    def check() -> None:
         if not principal.sees_everything:
             for account_id in ids:
                 principal.require_account(account_id, services.owner_of(account_id))
-        made = services.decider.decide(requests, key_id=principal.key_id, audit=[_entry(request, info)])
+
+    def render(made: list[DecisionRecord]) -> bytes:
         return DecisionsPublic(decisions=[DecisionPublic.of(d) for d in made]).model_dump_json().encode()
 
-    # One hop to a worker thread for the store work; the answer is serialised there too, once.
-    return Response(await run_in_threadpool(work), media_type="application/json")
+    if any(r.signals for r in requests):
+        # Rescoring from fresh signals takes tens of milliseconds: a worker thread of its own,
+        # so that it does not hold up the decision queue.
+        def work() -> bytes:
+            check()
+            return render(services.decider.decide(requests, key_id=principal.key_id, audit=group.audit))
+
+        answer = await run_in_threadpool(work)
+    else:
+        answer = await services.decisions.decide(group, render, check=check)
+    info["written"] = True  # with the decisions, in their transaction
+    return Response(answer, media_type="application/json")
 
 
 @router.post(

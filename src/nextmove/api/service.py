@@ -15,6 +15,7 @@ from typing import Any
 
 from nextmove.api.audit import AuditWriter
 from nextmove.api.auth import KeyVerifier
+from nextmove.api.decisions import DecisionQueue
 from nextmove.api.errors import ConflictError, NotImplementedYetError, NotReadyError
 from nextmove.api.measures import SegmentCache
 from nextmove.book import Book
@@ -183,6 +184,7 @@ class Services:
         self.verifier = KeyVerifier(self.store, ttl_s=config.key_ttl_s)
         self.audit = AuditWriter(self.store)
         self.decider = OnlineDecider(self.store, config.playbook, refresh_s=config.refresh_s, book=config.book)
+        self.decisions = DecisionQueue(self.decider)
         self.runs = RunManager(self)
         self.segments = SegmentCache()
         self._owners = _book_owners(config.book)
@@ -190,13 +192,15 @@ class Services:
         self._refresher = threading.Thread(target=self._refresh_loop, name="nextmove-refresh", daemon=True)
 
     def start(self) -> None:
-        """Start the background threads (audit writer, decider refresh)."""
+        """Start the background threads (audit writer, decision queue, decider refresh)."""
         self.audit.start()
+        self.decisions.start()
         self._refresher.start()
 
     def close(self) -> None:
         """Stop the background threads and close the store."""
         self._stop.set()
+        self.decisions.close()
         self.audit.close()
         if self._refresher.is_alive():
             self._refresher.join(timeout=5)

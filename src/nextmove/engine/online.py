@@ -30,7 +30,7 @@ import threading
 import uuid
 import zlib
 from collections import OrderedDict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from statistics import NormalDist
@@ -70,6 +70,8 @@ THOMPSON_DRAWS: Final[int] = 256
 """Draws used to compute the probability of each option under Thompson sampling."""
 
 _CACHE_ACCOUNTS: Final[int] = 50_000
+"""Runs of up to this many accounts are held in memory whole; larger ones are cached up to this many."""
+_LOAD_PAGE: Final[int] = 5_000
 _LOCK_STRIPES: Final[int] = 64
 
 
@@ -204,16 +206,42 @@ def _number(value: object, default: float) -> float:
 
 @dataclass
 class PolicySnapshot:
-    """The run the decider serves, and a bounded cache of its accounts (immutable once made, but for the cache)."""
+    """The run the decider serves and its accounts' views (immutable once made, but for the cache).
+
+    Made by :meth:`load`: a run of up to 50,000 accounts is read from the store once, whole, so
+    that a decision reads no recommendation from the store; the views of a larger run are read on
+    first use and kept in a bounded cache of as many.
+    """
 
     run: RunRecord
     policy_version: str | None
     _store: Store = field(repr=False)
+    _views: dict[str, AccountView] | None = field(default=None, repr=False)
     _cache: OrderedDict[str, AccountView | None] = field(default_factory=OrderedDict, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
+    @classmethod
+    def load(cls, store: Store, run: RunRecord, policy_version: str | None = None) -> PolicySnapshot:
+        """The snapshot of ``run``, with every account's view in memory if the run has at most 50,000."""
+        snap = cls(run, policy_version, store)
+        if store.count_recommendations(run.run_id) <= _CACHE_ACCOUNTS:
+            views: dict[str, AccountView] = {}
+            while page := store.recommendations(run.run_id, limit=_LOAD_PAGE, offset=len(views)):
+                views.update((rec.account_id, AccountView(rec, options_of(rec))) for rec in page)
+                if len(page) < _LOAD_PAGE:
+                    break
+            snap._views = views
+        return snap
+
+    @property
+    def in_memory(self) -> bool:
+        """Whether every account of the run is in memory (no store read per account)."""
+        return self._views is not None
+
     def account(self, account_id: str) -> AccountView | None:
         """The account's view in this run, or None if the run has no recommendation for it."""
+        if self._views is not None:
+            return self._views.get(account_id)
         with self._lock:
             if account_id in self._cache:
                 self._cache.move_to_end(account_id)
@@ -574,6 +602,15 @@ class DecideRequest:
     """Client id of the request: asking again with it returns the decision already made."""
 
 
+@dataclass(frozen=True)
+class DecideGroup:
+    """Requests decided and logged all or nothing (one API call's accounts), with their key and audit entries."""
+
+    requests: Sequence[DecideRequest]
+    key_id: str | None = None
+    audit: Sequence[AuditEntry] = ()
+
+
 class OnlineDecider:
     """Decisions for single accounts from the served run, with rules, exploration and online learning.
 
@@ -668,7 +705,7 @@ class OnlineDecider:
                 )
                 self._snapshot = None
                 return True
-            self._snapshot = PolicySnapshot(run, version_id, self.store)
+            self._snapshot = PolicySnapshot.load(self.store, run, version_id)
             self._problem = None
             return True
 
@@ -749,6 +786,100 @@ class OnlineDecider:
         finally:
             for i in reversed(stripes):
                 self._stripes[i].release()
+
+    def decide_groups(
+        self, groups: Sequence[DecideGroup], *, now: datetime | None = None
+    ) -> list[list[DecisionRecord] | NextmoveError]:
+        """Decide for several independent groups of requests, logging them together: one commit for many.
+
+        Each group is all or nothing, as one call of :meth:`decide`: its result is its decisions,
+        or the error that stopped it (nothing of it is logged then); one group's error does not
+        stop the others. The groups' decisions and audit entries are logged in one transaction,
+        unless a group has an account already decided in it: that transaction is committed first,
+        so that the group's rules see the earlier decision exactly as if it had been logged alone.
+        If the shared transaction fails, each group is logged again alone, so that one group's
+        bad record fails only that group.
+        """
+        when = now or utcnow()
+        results: list[list[DecisionRecord] | NextmoveError | None] = [None] * len(groups)
+        pending: list[tuple[int, list[DecisionRecord]]] = []
+        accounts: set[str] = set()
+        held: set[int] = set()
+
+        def flush() -> None:
+            self._log_groups(groups, pending, results)
+            pending.clear()
+            accounts.clear()
+            for i in sorted(held, reverse=True):
+                self._stripes[i].release()
+            held.clear()
+
+        try:
+            for g, group in enumerate(groups):
+                ids = {r.account_id for r in group.requests}
+                if not ids.isdisjoint(accounts):
+                    flush()
+                self._hold(ids, held, flush)
+                try:
+                    snap = self._require_snapshot()
+                    views = [self._view(r, when) for r in group.requests]
+                    made = [
+                        self._decide_one(snap, view, r, group.key_id, when)
+                        for r, view in zip(group.requests, views, strict=True)
+                    ]
+                except NextmoveError as exc:
+                    results[g] = exc
+                    continue
+                pending.append((g, made))
+                accounts |= ids
+            flush()
+        finally:
+            for i in sorted(held, reverse=True):
+                self._stripes[i].release()
+        assert all(r is not None for r in results)
+        return results  # type: ignore[return-value]
+
+    def _hold(self, account_ids: set[str], held: set[int], flush: Callable[[], None]) -> None:
+        # Take the accounts' stripes without waiting while others are held (taking them out of
+        # order could deadlock with a concurrent decide()); if one is busy, log and release what
+        # is held first, then wait for them in the fixed order.
+        wanted = sorted({self._stripe(a) for a in account_ids} - held)
+        taken: list[int] = []
+        for i in wanted:
+            if not self._stripes[i].acquire(blocking=False):
+                for j in reversed(taken):
+                    self._stripes[j].release()
+                flush()
+                for k in sorted({self._stripe(a) for a in account_ids}):
+                    self._stripes[k].acquire()
+                    held.add(k)
+                return
+            taken.append(i)
+        held.update(taken)
+
+    def _log_groups(
+        self,
+        groups: Sequence[DecideGroup],
+        pending: Sequence[tuple[int, list[DecisionRecord]]],
+        results: list[list[DecisionRecord] | NextmoveError | None],
+    ) -> None:
+        if not pending:
+            return
+        try:
+            logged = self.store.log_decisions(
+                [d for _, made in pending for d in made], audit=[a for g, _ in pending for a in groups[g].audit]
+            )
+        except NextmoveError as exc:
+            if len(pending) == 1:
+                results[pending[0][0]] = exc
+                return
+            for one in pending:
+                self._log_groups(groups, [one], results)
+            return
+        start = 0
+        for g, made in pending:
+            results[g] = logged[start : start + len(made)]
+            start += len(made)
 
     def fresh_scorer(self) -> FreshScorer | None:
         """The rescorer of accounts with fresh signals: needs the server's book and an active effect model."""
