@@ -48,7 +48,8 @@ import numpy as np
 
 from _util import machine
 
-ARMS = ("static", "learning", "refit")
+ARMS = ("static", "learning", "refit", "learning-nv")
+LEARNING = ("learning", "learning-nv")
 
 
 @dataclass
@@ -91,19 +92,22 @@ def run_arm(name: str, *, accounts: int, months: int, seed: int, windows: int, r
     quiet = {"evidence": False, "evaluate": False, "segments": False}
     with open_store("sqlite://") as store:
         decider: OnlineDecider | None = None
+        noise_aware: NoiseAwareLearner | None = None
         for w in range(windows):
             refit = w == 0 or (name != "static" and w % refit_every == 0)
             result = run(env.book(), playbook, as_of=env.now, store=store, seed=seed, reuse_model=not refit, **quiet)
             if refit:
                 log.refits.append(w)
-            if name == "learning":
+            if name in LEARNING:
                 if decider is None:
                     decider = OnlineDecider(store, playbook)
-                decisions = decide_with_corrections(result, playbook, decider.learner, seed=seed)
+                    noise_aware = NoiseAwareLearner(store, decider.learner.z)
+                learner = noise_aware if name == "learning-nv" and noise_aware is not None else decider.learner
+                decisions = decide_with_corrections(result, playbook, learner, seed=seed)  # type: ignore[arg-type]
             else:
                 assert result.decisions is not None
                 decisions = result.decisions
-            if name == "learning":
+            if name in LEARNING:
                 store.log_decisions(decision_records(decisions, result, playbook))
             chosen = decisions.frame().select("account_id", "action_id", "variant", "propensity", "arm")
             step = env.step(chosen)
@@ -114,12 +118,14 @@ def run_arm(name: str, *, accounts: int, months: int, seed: int, windows: int, r
             log.per_account.append(
                 dict(zip(decided["account_id"].to_list(), decided["value_usd"].to_list(), strict=True))
             )
-            if name == "learning" and decider is not None:
+            if name in LEARNING and decider is not None:
                 # Decisions whose horizon closed during this window; older ones were sent before
                 # (sending them again would be harmless: event ids make it idempotent).
                 since = step.now - _days(horizon_days + playbook.contact_policy.window_days)
                 events = outcome_feedback(store.decisions(since=since), env.book(), playbook, step.now)
                 receipt = send_feedback(store, decider, events)
+                if noise_aware is not None:
+                    noise_aware.observe(events)
                 log.feedback.append((receipt.events, receipt.stored, receipt.learned))
             print(
                 f"  seed {seed} {name} window {w + 1}/{windows}: {log.value[-1]:.1f} per decision"
@@ -130,8 +136,63 @@ def run_arm(name: str, *, accounts: int, months: int, seed: int, windows: int, r
         if decider is not None:
             log.corrections = {c.action_key: round(c.mean_z, 3) for c in decider.learner.corrections()}
             log.gaps = observed_gaps(store, decider.learner.z)
+            if name == "learning-nv" and noise_aware is not None:
+                keys = sorted(log.corrections)
+                mean, _, _ = noise_aware.shifts(keys)
+                log.corrections = {k: round(float(m), 3) for k, m in zip(keys, mean, strict=True)}
     log.seconds = time.perf_counter() - started
     return log
+
+
+class NoiseAwareLearner:
+    """The online corrections with the observation noise the outcomes show (arm ``learning-nv``; this benchmark only).
+
+    ``OnlineLearner`` takes each gap z = (realised − projected) / spread as observed with
+    variance 1. Realised dollars of one decision are far noisier than the projection's spread (a
+    churn costs the whole ARR), so its posterior follows the noise. Here each action's gaps are
+    observed with variance τ², their sample variance (shrunk toward the pooled one over 30
+    events): the posterior mean is Σz / (n + τ²) under the same N(0, 1) prior.
+    """
+
+    def __init__(self, store: Any, z_level: float) -> None:
+        self.store = store
+        self.z = z_level
+        self._gaps: dict[str, list[float]] = {}
+        self._seen: set[str] = set()
+
+    def observe(self, events: Any) -> None:
+        for event in events:
+            if event.kind != "outcome" or event.event_id in self._seen:
+                continue
+            self._seen.add(event.event_id)
+            gap = _gap(self.store.get_decision(event.payload["decision_id"]), event, self.z)
+            if gap is not None:
+                self._gaps.setdefault(gap[0], []).append(gap[1])
+
+    def shifts(self, keys: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        every = np.array([z for zs in self._gaps.values() for z in zs])
+        pooled = max(float(every.var(ddof=1)), 1.0) if len(every) > 1 else 1.0
+        mean, sd, n = np.zeros(len(keys)), np.ones(len(keys)), np.zeros(len(keys), dtype=np.int64)
+        for i, key in enumerate(keys):
+            z = np.array(self._gaps.get(key, []))
+            if len(z) == 0:
+                continue
+            own = float(z.var(ddof=1)) if len(z) > 1 else pooled
+            tau2 = max((len(z) * own + 30 * pooled) / (len(z) + 30), 1.0)
+            mean[i] = z.sum() / (len(z) + tau2)
+            sd[i] = math.sqrt(1.0 / (1.0 + len(z) / tau2))
+            n[i] = len(z)
+        return mean, sd, n
+
+
+def _gap(decision: Any, event: Any, z_level: float) -> tuple[str, float] | None:
+    """The action key and the gap z of one outcome event (None when the decision has no spread)."""
+    ctx = decision.context
+    spread = (ctx["projected_high_usd"] - ctx["projected_low_usd"]) / (2.0 * z_level)
+    if spread <= 0:
+        return None
+    key = decision.action_id if decision.variant is None else f"{decision.action_id}:{decision.variant}"
+    return key, (event.payload["value_usd"] - ctx["projected_value_usd"]) / spread
 
 
 def observed_gaps(store: Any, z_level: float) -> dict[str, dict[str, float]]:
@@ -140,13 +201,9 @@ def observed_gaps(store: Any, z_level: float) -> dict[str, dict[str, float]]:
     for event in store.feedback():
         if event.kind != "outcome":
             continue
-        d = store.get_decision(event.payload["decision_id"])
-        ctx = d.context
-        spread = (ctx["projected_high_usd"] - ctx["projected_low_usd"]) / (2.0 * z_level)
-        if spread <= 0:
-            continue
-        key = d.action_id if d.variant is None else f"{d.action_id}:{d.variant}"
-        by_action.setdefault(key, []).append((event.payload["value_usd"] - ctx["projected_value_usd"]) / spread)
+        gap = _gap(store.get_decision(event.payload["decision_id"]), event, z_level)
+        if gap is not None:
+            by_action.setdefault(gap[0], []).append(gap[1])
     out = {}
     for key, zs in sorted(by_action.items()):
         z = np.array(zs)
@@ -204,7 +261,8 @@ def report(logs: dict[str, ArmLog], seed: int) -> dict[str, Any]:
         if "learning" in logs and "static" in logs:
             line += f" {logs['learning'].value[w] - logs['static'].value[w]:10.1f}"
         marks = [f"refit({n})" for n in names if w in logs[n].refits and w > 0]
-        fb = logs["learning"].feedback[w] if "learning" in logs else None
+        learners = [n for n in names if n in LEARNING]
+        fb = logs[learners[0]].feedback[w] if learners else None
         if fb and fb[0]:
             marks.append(f"feedback {fb[0]} sent, {fb[2]} learned")
         print(line + ("  " + ", ".join(marks) if marks else ""))
@@ -212,18 +270,25 @@ def report(logs: dict[str, ArmLog], seed: int) -> dict[str, Any]:
     out: dict[str, Any] = {"seed": seed, "windows": windows, "arms": {}}
     for n in names:
         slope, se = ols_slope(weeks, np.array(logs[n].value))
+        # The share of the oracle's value captured takes out what the world does to every arm alike.
+        captured, captured_se = ols_slope(weeks, np.array(logs[n].value) / np.array(logs[n].oracle))
         out["arms"][n] = {
             "value": [round(v, 2) for v in logs[n].value],
             "oracle": [round(v, 2) for v in logs[n].oracle],
             "acting_share": [round(v, 3) for v in logs[n].acting],
             "slope_per_week": slope,
             "slope_se": se,
+            "captured_slope_per_week": captured,
+            "captured_slope_se": captured_se,
             "refits": logs[n].refits,
             "feedback": logs[n].feedback,
             "corrections_z": logs[n].corrections,
             "seconds": round(logs[n].seconds, 1),
         }
-        print(f"{n:>9}: slope {slope:+.2f} ± {se:.2f} USD per decision per week; {logs[n].seconds:.0f} s")
+        print(
+            f"{n:>11}: slope {slope:+.2f} ± {se:.2f} USD per decision per week; share of the oracle captured "
+            f"{100 * captured:+.2f} ± {100 * captured_se:.2f} points per week; {logs[n].seconds:.0f} s"
+        )
     for n in names:
         if n == "static" or "static" not in logs:
             continue
@@ -245,18 +310,18 @@ def report(logs: dict[str, ArmLog], seed: int) -> dict[str, Any]:
             f"{n} − static: slope {slope:+.2f} ± {se:.2f} per week; last {last} windows {mean:+.2f} ± {dse:.2f} "
             f"(paired, {pairs} account-windows); final window {final:+.2f} ± {fse:.2f}"
         )
-    if "learning" in logs and logs["learning"].gaps:
-        print("online corrections of the learning arm: action, outcome events, learner's posterior mean gap (z),")
-        print("  observed mean and variance of z (the learner assumes variance 1), and the posterior mean with the")
+    for arm in (n for n in names if n in LEARNING and logs[n].gaps):
+        print(f"online corrections of the {arm} arm: action, outcome events, its posterior mean gap (z),")
+        print("  observed mean and variance of z (OnlineLearner assumes variance 1), and the posterior mean with the")
         print("  observed variance instead (prior N(0, 1)):")
-        for key, g in logs["learning"].gaps.items():
+        for key, g in logs[arm].gaps.items():
             var = g["var_z"]
             shrunk = g["mean_z"] * g["n"] / (var + g["n"]) if math.isfinite(var) else float("nan")
             print(
-                f"  {key:>28}: {int(g['n']):5d} events, learner {logs['learning'].corrections.get(key, 0.0):+6.2f}, "
+                f"  {key:>28}: {int(g['n']):5d} events, learner {logs[arm].corrections.get(key, 0.0):+6.2f}, "
                 f"observed mean {g['mean_z']:+7.2f} variance {var:9.1f}, with that variance {shrunk:+6.3f}"
             )
-        out["arms"]["learning"]["gaps"] = logs["learning"].gaps
+        out["arms"][arm]["gaps"] = logs[arm].gaps
     return out
 
 
@@ -291,6 +356,9 @@ def main(argv: list[str] | None = None) -> int:
         }
         results.append(report(logs, seed))
         sys.stdout.flush()
+        if args.json:  # after every seed, so that a long run leaves its figures as it goes
+            payload = {"args": vars(args) | {"json": str(args.json)}, "seeds": results}
+            args.json.write_text(json.dumps(payload, indent=2))
     if len(results) > 1:
         print("\nover seeds (mean ± SE across seeds):")
         for n in args.arms:
@@ -300,8 +368,6 @@ def main(argv: list[str] | None = None) -> int:
                 key = next(k for k in results[0]["arms"][n]["vs_static"] if k.endswith("_windows_diff"))
                 d = np.array([r["arms"][n]["vs_static"][key] for r in results])
                 print(f"{n} − static, {key}: {d.mean():+.2f} ± {d.std(ddof=1) / math.sqrt(len(d)):.2f}")
-    if args.json:
-        args.json.write_text(json.dumps({"args": vars(args) | {"json": str(args.json)}, "seeds": results}, indent=2))
     return 0
 
 
