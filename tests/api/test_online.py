@@ -18,6 +18,7 @@ from nextmove.engine.online import (
     DecideRequest,
     DeciderNotReadyError,
     OnlineDecider,
+    draw_index,
     promote_run,
     rollback_policy,
     thompson_probabilities,
@@ -393,3 +394,11 @@ def test_a_run_is_loaded_whole_across_pages(store: Store, playbook: Playbook, mo
     assert all(snap.account(r.account_id) is not None for r in recs)
     assert snap._views is not None
     assert len(snap._views) == 11
+
+
+def test_draw_index_draws_each_option_as_often_as_its_probability_and_never_a_zero_one() -> None:
+    rng = np.random.default_rng(7)
+    probs = np.array([0.0, 0.5, 0.0, 0.2, 0.3, 0.0])
+    counts = np.bincount([draw_index(probs, rng) for _ in range(20_000)], minlength=len(probs)) / 20_000
+    assert counts[[0, 2, 5]].tolist() == [0.0, 0.0, 0.0]
+    assert counts == pytest.approx(probs, abs=0.015)
