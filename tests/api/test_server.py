@@ -204,11 +204,19 @@ def test_audit_records_who_read_and_changed_what(served: Served) -> None:
     with served.client("csm") as client:
         assert client.get(f"/v1/accounts/{account}").status_code == 200
         assert client.get("/v1/runs").status_code == 403
+        assert client.post("/v1/decide", json={"account_id": account, "request_id": "audit-1"}).status_code == 200
     with served.client("admin") as client:
+        # Not in the run: refused by the decider itself, after the key's checks passed.
+        assert client.post("/v1/decide", json={"account_id": "nope-audit"}).status_code == 404
         entries = client.get("/v1/audit", params={"key_id": served.keys.ids["csm"]}).json()["items"]
+        mine = client.get("/v1/audit", params={"key_id": served.keys.ids["admin"]}).json()["items"]
     kinds = {(e["action"], e["path"], e["status"]) for e in entries}
     assert ("read", f"/v1/accounts/{account}", 200) in kinds
     assert ("denied", "/v1/runs", 403) in kinds
+    # A decision is audited once, with it; a refused one too, as refused.
+    assert [(e["action"], e["status"]) for e in entries if e["path"] == "/v1/decide"] == [("change", 200)]
+    refused = [e for e in mine if e["path"] == "/v1/decide" and e["resource"] == "decide:nope-audit"]
+    assert [(e["action"], e["status"]) for e in refused] == [("change-refused", 404)]
     assert all(e["role"] == "csm" for e in entries)
 
 
