@@ -69,6 +69,8 @@ class ArmLog:
     """The learner's posterior mean gap per action at the end (in projection spreads)."""
     gaps: dict[str, dict[str, float]] = field(default_factory=dict)
     """Per action: outcome events, mean and variance of the observed gaps z (what the learner assumes: variance 1)."""
+    attribution: dict[str, dict[str, float]] = field(default_factory=dict)
+    """Per action: mean projected value, mean true value and mean fed-back value of the decisions with feedback."""
     seconds: float = 0.0
     per_account: list[dict[str, float]] = field(default_factory=list, repr=False)
     """Per window: account → true value of its decision (for paired differences)."""
@@ -93,6 +95,7 @@ def run_arm(name: str, *, accounts: int, months: int, seed: int, windows: int, r
     with open_store("sqlite://") as store:
         decider: OnlineDecider | None = None
         noise_aware: NoiseAwareLearner | None = None
+        truth: dict[str, float] = {}
         for w in range(windows):
             refit = w == 0 or (name != "static" and w % refit_every == 0)
             result = run(env.book(), playbook, as_of=env.now, store=store, seed=seed, reuse_model=not refit, **quiet)
@@ -118,6 +121,8 @@ def run_arm(name: str, *, accounts: int, months: int, seed: int, windows: int, r
             log.per_account.append(
                 dict(zip(decided["account_id"].to_list(), decided["value_usd"].to_list(), strict=True))
             )
+            if name in LEARNING:
+                truth.update((f"{result.run_id}/{k}", v) for k, v in log.per_account[-1].items())
             if name in LEARNING and decider is not None:
                 # Decisions whose horizon closed during this window; older ones were sent before
                 # (sending them again would be harmless: event ids make it idempotent).
@@ -136,6 +141,7 @@ def run_arm(name: str, *, accounts: int, months: int, seed: int, windows: int, r
         if decider is not None:
             log.corrections = {c.action_key: round(c.mean_z, 3) for c in decider.learner.corrections()}
             log.gaps = observed_gaps(store, decider.learner.z)
+            log.attribution = attribution_check(store, truth)
             if name == "learning-nv" and noise_aware is not None:
                 keys = sorted(log.corrections)
                 mean, _, _ = noise_aware.shifts(keys)
@@ -209,6 +215,37 @@ def observed_gaps(store: Any, z_level: float) -> dict[str, dict[str, float]]:
         z = np.array(zs)
         var = float(z.var(ddof=1)) if len(z) > 1 else float("nan")
         out[key] = {"n": len(z), "mean_z": float(z.mean()), "var_z": var}
+    return out
+
+
+def attribution_check(store: Any, truth: dict[str, float]) -> dict[str, dict[str, float]]:
+    """Per action, over the decisions that got outcome feedback: projected, true and fed-back value (lab only).
+
+    The fed-back value (realised dollars minus the projected do-nothing baseline) estimates the
+    true value plus the baseline's error on those accounts: their difference is that error.
+    """
+    rows: dict[str, list[tuple[float, float, float]]] = {}
+    for event in store.feedback():
+        if event.kind != "outcome":
+            continue
+        d = store.get_decision(event.payload["decision_id"])
+        if d.decision_id not in truth:
+            continue
+        key = d.action_id if d.variant is None else f"{d.action_id}:{d.variant}"
+        rows.setdefault(key, []).append(
+            (d.context["projected_value_usd"], truth[d.decision_id], float(event.payload["value_usd"]))
+        )
+    out = {}
+    for key, values in sorted(rows.items()):
+        a = np.array(values)
+        se = float(a[:, 2].std(ddof=1) / math.sqrt(len(a))) if len(a) > 1 else float("nan")
+        out[key] = {
+            "n": len(a),
+            "projected": float(a[:, 0].mean()),
+            "true": float(a[:, 1].mean()),
+            "fed_back": float(a[:, 2].mean()),
+            "fed_back_se": se,
+        }
     return out
 
 
@@ -310,6 +347,15 @@ def report(logs: dict[str, ArmLog], seed: int) -> dict[str, Any]:
             f"{n} − static: slope {slope:+.2f} ± {se:.2f} per week; last {last} windows {mean:+.2f} ± {dse:.2f} "
             f"(paired, {pairs} account-windows); final window {final:+.2f} ± {fse:.2f}"
         )
+    for arm in (n for n in names if n in LEARNING and logs[n].attribution):
+        print(f"feedback against the truth, {arm} arm (per action, decisions with feedback; USD per decision):")
+        print(f"  {'action':>28} {'n':>5} {'projected':>10} {'true':>9} {'fed back':>9} {'± SE':>7}")
+        for key, a in logs[arm].attribution.items():
+            print(
+                f"  {key:>28} {int(a['n']):5d} {a['projected']:10.1f} {a['true']:9.1f} {a['fed_back']:9.1f} "
+                f"{a['fed_back_se']:7.1f}"
+            )
+        out["arms"][arm]["attribution"] = logs[arm].attribution
     for arm in (n for n in names if n in LEARNING and logs[n].gaps):
         print(f"online corrections of the {arm} arm: action, outcome events, its posterior mean gap (z),")
         print("  observed mean and variance of z (OnlineLearner assumes variance 1), and the posterior mean with the")

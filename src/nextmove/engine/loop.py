@@ -177,19 +177,24 @@ def decision_records(
     """
     when = ts or result.as_of
     frame = decisions.frame()
-    keys = frame.select(
-        "account_id",
-        pl.when(pl.col("variant").is_not_null())
-        .then(pl.concat_str([pl.col("action_id"), pl.lit(":"), pl.col("variant")]))
-        .otherwise(pl.col("action_id"))
-        .alias("_key"),
-    )
     projected = result.projection.values.select(
         "account_id",
         pl.col("action_id").cast(pl.String).alias("_key"),
         pl.col("value_usd").alias("_projected"),
         pl.col("low").alias("_low"),
         pl.col("high").alias("_high"),
+    )
+    # A variant has its own projection when the model learned it as an arm, else its action's (as in decide).
+    arms = set(projected.get_column("_key").unique().to_list())
+    keys = frame.select(
+        "account_id",
+        pl.when(
+            pl.col("variant").is_not_null()
+            & pl.concat_str([pl.col("action_id"), pl.lit(":"), pl.col("variant")]).is_in(list(arms))
+        )
+        .then(pl.concat_str([pl.col("action_id"), pl.lit(":"), pl.col("variant")]))
+        .otherwise(pl.col("action_id"))
+        .alias("_key"),
     )
     recs = result.recommendations
     arr = recs.select("account_id", pl.col("arr").cast(pl.Float64))
