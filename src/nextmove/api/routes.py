@@ -206,9 +206,9 @@ async def decide(body: DecideIn, request: Request, principal: PrincipalDep, serv
     def render(made: list[DecisionRecord]) -> bytes:
         return DecisionsPublic(decisions=[DecisionPublic.of(d) for d in made]).model_dump_json().encode()
 
-    if any(r.signals for r in requests):
-        # Rescoring from fresh signals takes tens of milliseconds: a worker thread of its own,
-        # so that it does not hold up the decision queue.
+    if services.config.book is not None and any(r.signals for r in requests):
+        # Rescoring from fresh signals (only with a book) takes tens of milliseconds: a worker
+        # thread of its own, so that it does not hold up the decision queue.
         def work() -> bytes:
             check()
             return render(services.decider.decide(requests, key_id=principal.key_id, audit=group.audit))
