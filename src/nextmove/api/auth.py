@@ -77,15 +77,19 @@ class _Cached:
     digest: bytes
     principal: Principal
     checked_at: float
+    secret_hash: bytes
+    """The stored hash the key was verified against: while the store keeps it, the key needs no new hash."""
 
 
 class KeyVerifier:
     """Checks presented keys against the store, caching a verified key for ``ttl_s`` seconds.
 
     scrypt makes each check cost tens of milliseconds on purpose; the cache keeps that to the
-    first request of a key (and one per ``ttl_s``), comparing a SHA-256 of the presented key in
-    constant time meanwhile. A key revoked in the store stops working within ``ttl_s`` seconds
-    (at once in the process that revoked it, see :meth:`forget`).
+    first request of a key, comparing a SHA-256 of the presented key in constant time meanwhile.
+    Every ``ttl_s`` the key's record is read again: a key revoked in the store stops working within
+    ``ttl_s`` seconds (at once in the process that revoked it, see :meth:`forget`), and a changed
+    role or scope applies. The hash is not computed again while the record keeps the hash the key
+    was verified against: the same SHA-256 means the same key.
     """
 
     def __init__(self, store: Store, ttl_s: float = 60.0) -> None:
@@ -135,25 +139,30 @@ class KeyVerifier:
                 raise UnauthenticatedError(f"the API key {key_id} is not valid: {KEY_HELP}")
             if refused_at is not None and now - refused_at < self.ttl_s:
                 raise UnauthenticatedError(f"the API key {key_id} is not valid: {KEY_HELP}")
-            principal = self._check(key_id, presented, digest, now)
+            verified = cached if cached is not None and hmac.compare_digest(cached.digest, digest) else None
+            principal, secret_hash = self._check(key_id, presented, digest, now, verified)
             with self._lock:
-                self._cache[key_id] = _Cached(digest, principal, now)
+                self._cache[key_id] = _Cached(digest, principal, now, secret_hash)
             return principal
 
-    def _check(self, key_id: str, presented: str, digest: bytes, now: float) -> Principal:
+    def _check(
+        self, key_id: str, presented: str, digest: bytes, now: float, verified: _Cached | None
+    ) -> tuple[Principal, bytes]:
         try:
             record = self.store.api_key(key_id)
         except NotFoundError:
+            self.forget(key_id)
             self._refuse(digest, now)
             raise UnauthenticatedError(f"unknown API key {key_id}: {KEY_HELP}") from None
         if not record.active:
             self.forget(key_id)
             self._refuse(digest, now)
             raise UnauthenticatedError(f"the API key {key_id} was revoked: {KEY_HELP}")
-        if not verify_api_key(record, presented):
+        same_key = verified is not None and hmac.compare_digest(verified.secret_hash, record.secret_hash)
+        if not same_key and not verify_api_key(record, presented):
             self._refuse(digest, now)
             raise UnauthenticatedError(f"the API key {key_id} is not valid: {KEY_HELP}")
-        return principal_of(record)
+        return principal_of(record), record.secret_hash
 
     def _refuse(self, digest: bytes, now: float) -> None:
         with self._lock:
