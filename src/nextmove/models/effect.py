@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -13,6 +14,8 @@ import numpy as np
 import polars as pl
 from numpy.typing import NDArray
 from scipy.optimize import minimize
+from sklearn.cluster import KMeans
+from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
 
 from nextmove.book import NO_ACTION
 from nextmove.errors import ConfigError, NotFittedError
@@ -36,6 +39,10 @@ ARM_SEPARATOR = ":"
 _Z_CAP = 30.0
 _DRAW_BUDGET = 4_000_000
 """Values held at once while projecting (accounts × arms × draws); larger snapshots go in chunks."""
+_GROUP_SAMPLE = 20_000
+_SIGNAL_STAT = re.compile(r"^.+_(?P<stat>mean|count)_(?P<w>\d+)d$")
+_NOT_BEHAVIOR = ("touch_", "outcome_", "role_")
+"""Rows the behavior groups' k-means is fitted on (a seeded sample); every row is then assigned."""
 
 
 # ---- objectives and the value convention ------------------------------------------------------
@@ -126,6 +133,27 @@ class ObjectiveSpec:
         arr = frame.get_column("arr").cast(pl.Float64).to_numpy() if "arr" in frame.columns else np.zeros(frame.height)
         out: F64 = event * self.usd_per_unit(arr)
         return out
+
+
+def behavior_columns(columns: Sequence[str]) -> list[str]:
+    """The columns that describe behavior: every signal's level and frequency over the longest window.
+
+    Signal levels (``{signal}_mean_{w}d``) and frequencies (``{signal}_count_{w}d``) of the
+    longest window present; touches, outcomes and role trends are what was done to the account
+    or what came of it, not how it behaves. Without such columns, every column.
+
+    Examples
+    --------
+    >>> behavior_columns(["arr", "logins_mean_28d", "logins_mean_90d", "logins_count_90d", "touch_x_count_90d"])
+    ['logins_mean_90d', 'logins_count_90d']
+    >>> behavior_columns(["arr", "seats"])
+    ['arr', 'seats']
+    """
+    found = [(c, int(m["w"])) for c in columns if (m := _SIGNAL_STAT.match(c)) and not c.startswith(_NOT_BEHAVIOR)]
+    if not found:
+        return list(columns)
+    longest = max(w for _, w in found)
+    return [c for c, w in found if w == longest]
 
 
 def objective_specs(playbook: Playbook) -> list[ObjectiveSpec]:
@@ -314,6 +342,8 @@ class _ObjectiveFit:
     """Held-out deviance of the fold models after 1, 2, … trees (summed over folds)."""
     beta0: float = 0.0
     beta0_var: float = 0.0
+    group_beta0: F64 = field(default_factory=lambda: np.zeros(1))
+    """Per behavior group: the do-nothing rows' logit correction of the baseline (zeros without groups)."""
     delta: F64 = field(default_factory=lambda: np.zeros(0))
     delta_var: F64 = field(default_factory=lambda: np.zeros(0))
     raw_delta: F64 = field(default_factory=lambda: np.zeros(0))
@@ -329,6 +359,18 @@ class _ObjectiveFit:
     repeat_slope: float = 0.0
     """Log-change of every arm's shift per standard deviation of the recency of the same action."""
     repeat_slope_var: float = 0.0
+    group_delta: F64 = field(default_factory=lambda: np.zeros((0, 1)))
+    """Shape (arms, groups): each arm's shift in each behavior group (one column without groups)."""
+    group_delta_var: F64 = field(default_factory=lambda: np.zeros((0, 1)))
+    group_raw: F64 = field(default_factory=lambda: np.zeros((0, 1)))
+    """Shape (arms, groups): the cells' own shifts before shrinkage (NaN where the arm has no row in the group)."""
+    contrast_center: F64 = field(default_factory=lambda: np.zeros(0))
+    """Per arm: the mean S-learner contrast of the arm's training rows (NaN: the arm gets no contrast)."""
+    contrast_slope: float = 0.0
+    """Logit change per unit of an account's centred S-learner contrast (``contrast_modifier``)."""
+    contrast_slope_var: float = 0.0
+    group_events: I64 = field(default_factory=lambda: np.zeros((0, 1), dtype=np.int64))
+    """Shape (arms, groups): training rows with the outcome, per cell."""
 
 
 # ---- the model --------------------------------------------------------------------------------
@@ -360,7 +402,13 @@ class EffectModel:
        (precision weighted, DerSimonian–Laird between-arm variance): rare arms move toward the
        pool. Arms the history never or almost never took (flagged by the overlap report) get the
        pooled shift with its between-arm spread: a wide interval, not a wild guess.
-    4. **Intervals.** Draws combine the cross-fit spread of the baseline (jackknife-scaled), the
+    4. **Account-level modifiers of the shift.** Behavior groups (``n_groups``, k-means of the
+       rows' standardised behavior features): every arm's shift is also fitted per group and
+       shrunk toward the arm's own by empirical Bayes, so thin cells fall back to the arm; the
+       baseline gets a per-group correction on the do-nothing rows. And one slope per objective
+       on the account's centred S-learner contrast of the fold models (``contrast_modifier``).
+       An account is projected with its group's shifts plus its contrast term.
+    5. **Intervals.** Draws combine the cross-fit spread of the baseline (jackknife-scaled), the
        posterior of the arm shifts and an account-level heterogeneity of the shift
        (``heterogeneity_sd``, logit scale); the interval is the draws' central ``level`` range,
        widened by ``interval_scale``. Both were calibrated to cover the lab's true effects at the
@@ -432,6 +480,21 @@ class EffectModel:
         An earlier touch with the same action counts as ``exp(−days / repeat_days)``.
     repeat_ridge
         Ridge penalty of that one slope per objective (on the standardised recency).
+    n_groups
+        Behavior groups whose response to an action may differ: the training rows are clustered
+        by k-means on their standardised ``group_features`` (signed log, then centred and scaled),
+        every arm's shift is fitted per group and shrunk toward the arm's shift by empirical
+        Bayes, and an account is projected with its group's shifts. 0 or 1: one shift per arm.
+    min_group_sd
+        Floor of the between-group spread of an arm's shifts used by that shrinkage (0: the
+        DerSimonian–Laird estimate alone, so groups that differ no more than their noise get the
+        arm's shift).
+    group_features
+        Columns the groups are formed on (None: :func:`behavior_columns`, the signals' levels and
+        frequencies over the longest window).
+    contrast_modifier
+        Add to every arm's shift one slope per objective times the account's centred S-learner
+        contrast ``f(x, a) − f(x, none)`` of the fold models.
     propensity_params
         Extra settings of the :class:`PropensityModel` (e.g. ``{"n_estimators": 100}``).
     random_state
@@ -485,6 +548,10 @@ class EffectModel:
         repeat_feature: str | None = "touch_{action}_days_since",
         repeat_days: float = 180.0,
         repeat_ridge: float = 10.0,
+        n_groups: int = 4,
+        min_group_sd: float = 0.0,
+        group_features: Sequence[str] | None = None,
+        contrast_modifier: bool = True,
         propensity_params: dict[str, Any] | None = None,
         random_state: int = 0,
         n_jobs: int | None = 1,
@@ -520,6 +587,10 @@ class EffectModel:
         self.repeat_feature = repeat_feature
         self.repeat_days = repeat_days
         self.repeat_ridge = repeat_ridge
+        self.n_groups = n_groups
+        self.min_group_sd = min_group_sd
+        self.group_features = group_features
+        self.contrast_modifier = contrast_modifier
         self.propensity_params = propensity_params
         self.random_state = random_state
         self.n_jobs = n_jobs
@@ -555,6 +626,10 @@ class EffectModel:
         "repeat_feature",
         "repeat_days",
         "repeat_ridge",
+        "n_groups",
+        "min_group_sd",
+        "group_features",
+        "contrast_modifier",
         "propensity_params",
         "random_state",
         "n_jobs",
@@ -595,7 +670,17 @@ class EffectModel:
                 raise ConfigError(f"{name} must be a positive whole number, got {value!r}")
         if self.n_folds < 2:
             raise ConfigError(f"n_folds must be at least 2, got {self.n_folds!r}")
-        for name in ("heterogeneity_sd", "min_ess", "reg_lambda", "min_child_weight", "min_between_sd", "repeat_ridge"):
+        if isinstance(self.n_groups, bool) or not isinstance(self.n_groups, int) or self.n_groups < 0:
+            raise ConfigError(f"n_groups must be a whole number >= 0 (0 or 1: no groups), got {self.n_groups!r}")
+        for name in (
+            "heterogeneity_sd",
+            "min_ess",
+            "reg_lambda",
+            "min_child_weight",
+            "min_between_sd",
+            "repeat_ridge",
+            "min_group_sd",
+        ):
             if not getattr(self, name) >= 0:
                 raise ConfigError(f"{name} must be >= 0, got {getattr(self, name)!r}")
         if not self.interval_scale > 0:
@@ -608,6 +693,8 @@ class EffectModel:
             raise ConfigError(f"subsample must be in (0, 1], got {self.subsample!r}")
         if isinstance(self.exclude, str):
             raise ConfigError("exclude must be a sequence of column names, not one string")
+        if isinstance(self.group_features, str):
+            raise ConfigError("group_features must be a sequence of column names, not one string")
         if self.repeat_feature is not None and (
             not isinstance(self.repeat_feature, str) or "{action}" not in self.repeat_feature
         ):
@@ -642,7 +729,9 @@ class EffectModel:
         -------
         EffectModel
             ``self``, with ``arms_`` (``none`` first), ``flagged_arms_``, ``overlap_``,
-            ``arm_effects_``, ``propensity_model_``, ``n_rows_`` and ``fit_seconds_``.
+            ``arm_effects_``, ``group_effects_`` (per arm × behavior group × objective: rows,
+            events, raw and shrunk logit shift), ``group_model_`` (the k-means, or None),
+            ``propensity_model_``, ``n_rows_`` and ``fit_seconds_``.
 
         Raises
         ------
@@ -695,7 +784,9 @@ class EffectModel:
 
         self.matrix_ = FeatureMatrix(exclude=tuple(self.exclude)).fit(rows)
         # One matrix for every model: the features and, last, the arm's code (a categorical feature).
-        xa = self._with_arm(self.matrix_.transform(rows), codes)
+        x = self.matrix_.transform(rows)
+        groups = self._fit_groups(x)
+        xa = self._with_arm(x, codes)
         scale = self._scale(rows, fit=True)
         self.n_rows_ = rows.height
         repeat_z = self._fit_repeat(rows, codes)
@@ -705,7 +796,9 @@ class EffectModel:
         # LightGBM bins the matrix once; each objective only swaps the label.
         shared: list[lgb.Dataset] = []
         for spec in specs:
-            self.fits_.append(self._fit_objective(spec, rows, xa, shared, codes, folds, weights, scale, repeat_z))
+            self.fits_.append(
+                self._fit_objective(spec, rows, xa, shared, codes, folds, weights, scale, repeat_z, groups)
+            )
         shared.clear()
         self.fit_seconds_ = {
             "propensity": propensity_seconds,
@@ -713,6 +806,7 @@ class EffectModel:
             "total": time.perf_counter() - started,
         }
         self.arm_effects_ = self._arm_effects(codes)
+        self.group_effects_ = self._group_effects(codes, groups)
         self.n_trees_ = {fit.spec.objective: fit.n_trees for fit in self.fits_ if fit.constant is None}
         self.repeat_slopes_ = {fit.spec.objective: fit.repeat_slope for fit in self.fits_ if fit.constant is None}
         return self
@@ -856,6 +950,7 @@ class EffectModel:
         weights: F64,
         scale: F64,
         repeat_z: F64,
+        groups: I64,
     ) -> _ObjectiveFit:
         n_arms = len(self.arms_)
         y = (rows.get_column(spec.label).cast(pl.Float64).fill_null(0.0).to_numpy() > 0).astype(np.float64)
@@ -875,32 +970,7 @@ class EffectModel:
                 fit.amount_constant = float(np.mean(amounts[y > 0] / scale[y > 0])) if events else 0.0
             return fit
 
-        params = self._booster_params(
-            "binary", int(len(y) * (self.n_folds - 1) / self.n_folds), {"metric": "binary_logloss"}
-        )
-        if not shared:
-            data = lgb.Dataset(xa, label=y, categorical_feature=self._categorical(), params=params, free_raw_data=False)
-            shared.append(data.construct())
-        data = shared[0]
-        data.set_label(y)
-        fit.deviance_by_trees = np.zeros(self.n_estimators)
-        for k in range(self.n_folds):
-            train_idx = np.flatnonzero(folds != k)
-            held_idx = np.flatnonzero(folds == k)
-            record: dict[str, Any] = {}
-            extra: dict[str, Any] = {}
-            if self.select_trees and len(held_idx):
-                # The held-out fold's deviance after every tree, at the arms the rows took.
-                extra = {
-                    "valid_sets": [data.subset(held_idx.tolist())],
-                    "valid_names": ["held"],
-                    "callbacks": [lgb.record_evaluation(record)],
-                }
-            booster = lgb.train(params, data.subset(train_idx.tolist()), num_boost_round=self.n_estimators, **extra)
-            fit.boosters.append(booster)
-            if record:
-                fit.deviance_by_trees += len(held_idx) * np.asarray(record["held"]["binary_logloss"], dtype=np.float64)
-        fit.n_trees = int(np.argmin(fit.deviance_by_trees)) + 1 if self.select_trees else self.n_estimators
+        fit.boosters, fit.n_trees, fit.deviance_by_trees = self._fit_baseline(xa, y, shared, folds)
         offset = np.zeros(len(y))
         for k, booster in enumerate(fit.boosters):
             held_idx = np.flatnonzero(folds == k)
@@ -935,10 +1005,226 @@ class EffectModel:
         fit.raw_delta, fit.raw_delta_var = raw, raw_var
         fit.delta, fit.delta_var = _empirical_bayes(raw, raw_var, usable, self.min_between_sd)
         fit.delta[0], fit.delta_var[0] = 0.0, 0.0
+        fit.group_beta0 = self._fit_group_baseline(fit, y, offset + fit.beta0, codes, groups, use_weights)
+        fit.group_delta, fit.group_delta_var = self._fit_group_shifts(
+            fit, y, offset + fit.beta0 + fit.group_beta0[groups], codes, groups, use_weights, multiplier, usable
+        )
+        fit.contrast_center = np.full(n_arms, np.nan)
+        if self.contrast_modifier and acted.any():
+            self._fit_contrast(fit, xa, y, offset, codes, folds, groups, use_weights, multiplier, acted)
 
         if spec.is_amount:
             self._fit_amount(fit, spec, rows, xa, codes, folds, y, use_weights, scale)
         return fit
+
+    def _fit_baseline(
+        self, xa: NDArray[np.float32], y: F64, shared: list[lgb.Dataset], folds: I64
+    ) -> tuple[list[lgb.Booster], int, F64]:
+        """The cross-fitted outcome classifiers of one objective, their tree count and held-out deviance by trees."""
+        params = self._booster_params(
+            "binary", int(len(y) * (self.n_folds - 1) / self.n_folds), {"metric": "binary_logloss"}
+        )
+        if not shared:
+            data = lgb.Dataset(xa, label=y, categorical_feature=self._categorical(), params=params, free_raw_data=False)
+            shared.append(data.construct())
+        data = shared[0]
+        data.set_label(y)
+        boosters: list[lgb.Booster] = []
+        deviance = np.zeros(self.n_estimators)
+        for k in range(self.n_folds):
+            train_idx = np.flatnonzero(folds != k)
+            held_idx = np.flatnonzero(folds == k)
+            record: dict[str, Any] = {}
+            extra: dict[str, Any] = {}
+            if self.select_trees and len(held_idx):
+                # The held-out fold's deviance after every tree, at the arms the rows took.
+                extra = {
+                    "valid_sets": [data.subset(held_idx.tolist())],
+                    "valid_names": ["held"],
+                    "callbacks": [lgb.record_evaluation(record)],
+                }
+            booster = lgb.train(params, data.subset(train_idx.tolist()), num_boost_round=self.n_estimators, **extra)
+            boosters.append(booster)
+            if record:
+                deviance += len(held_idx) * np.asarray(record["held"]["binary_logloss"], dtype=np.float64)
+        n_trees = int(np.argmin(deviance)) + 1 if self.select_trees else self.n_estimators
+        return boosters, n_trees, deviance
+
+    def _fit_contrast(
+        self,
+        fit: _ObjectiveFit,
+        xa: NDArray[np.float32],
+        y: F64,
+        offset: F64,
+        codes: I64,
+        folds: I64,
+        groups: I64,
+        weights: F64,
+        multiplier: F64,
+        acted: NDArray[np.bool_],
+    ) -> None:
+        """One slope per objective on the centred S-learner contrast ``f(x, a) − f(x, none)`` of the fold models.
+
+        Each acted row's contrast comes from the fold model that never saw its account, centred by
+        the mean contrast of its arm (so the arm's shift keeps its meaning); the slope is the
+        one-parameter logistic fit of the acted rows with everything else as offset.
+        """
+        raw = np.zeros(len(y))
+        for k, booster in enumerate(fit.boosters):
+            idx = np.flatnonzero((folds == k) & acted)
+            if len(idx):
+                raw[idx] = booster.predict(xa[idx], raw_score=True, num_iteration=fit.n_trees) - offset[idx]
+        for i in np.unique(codes[acted]):
+            fit.contrast_center[i] = float(raw[acted & (codes == i)].mean())
+        contrast = raw[acted] - fit.contrast_center[codes[acted]]
+        base = offset + fit.beta0 + fit.group_beta0[groups] + fit.group_delta[codes, groups] * multiplier
+        fit.contrast_slope, fit.contrast_slope_var = _fit_shift(
+            y[acted], base[acted], weights[acted], multiplier=contrast
+        )
+
+    def _contrast(self, fit: _ObjectiveFit, x: NDArray[np.float32], arm: int, folds_logit: F64) -> F64:
+        """An arm's centred S-learner contrast for every row (0 without ``contrast_modifier`` or for untaken arms)."""
+        if not len(fit.contrast_center) or not np.isfinite(fit.contrast_center[arm]):
+            return np.zeros(x.shape[0])
+        xa = self._with_arm(x, arm)
+        trees = fit.n_trees or None
+        acted = np.stack([b.predict(xa, raw_score=True, num_iteration=trees) for b in fit.boosters])
+        out: F64 = (acted - folds_logit).mean(axis=0) - fit.contrast_center[arm]
+        return out
+
+    def _fit_group_baseline(
+        self, fit: _ObjectiveFit, y: F64, offset: F64, codes: I64, groups: I64, weights: F64
+    ) -> F64:
+        """Per group: the logit correction of the baseline on the group's do-nothing rows, shrunk toward 0.
+
+        Without it, a group the baseline under- or over-predicts would lend that error to every
+        action's shift in the group, and every action would look better (or worse) than doing
+        nothing there.
+        """
+        n_groups = self.n_groups_
+        if n_groups < 2:
+            return np.zeros(n_groups)
+        est = np.full(n_groups, np.nan)
+        var = np.full(n_groups, np.nan)
+        for g in range(n_groups):
+            cell = (codes == 0) & (groups == g)
+            if cell.any():
+                est[g], var[g] = _fit_shift(y[cell], offset[cell], weights[cell])
+        out, _ = _empirical_bayes(est, var, np.isfinite(est), 0.0, center=(0.0, float(fit.beta0_var)))
+        return out
+
+    def _fit_group_shifts(
+        self,
+        fit: _ObjectiveFit,
+        y: F64,
+        offset: F64,
+        codes: I64,
+        groups: I64,
+        weights: F64,
+        multiplier: F64,
+        usable: NDArray[np.bool_],
+    ) -> tuple[F64, F64]:
+        """Shape (arms, groups): every arm's shift in every behavior group, shrunk toward the arm's shift.
+
+        Per arm, each group's shift is the logistic fit of the arm's rows in that group with the
+        baseline as offset; the groups' estimates are shrunk toward the arm's (shrunk) shift by
+        empirical Bayes with the DerSimonian–Laird spread between groups (at least
+        ``min_group_sd``): a cell with few rows or events moves to the arm, and when the groups do
+        not differ more than their noise says, every group gets the arm's shift. Flagged arms,
+        and groups without a row of the arm, get the arm's shift with the between-group variance
+        added.
+        """
+        n_groups = self.n_groups_
+        out = np.repeat(fit.delta[:, None], n_groups, axis=1)
+        out_var = np.repeat(fit.delta_var[:, None], n_groups, axis=1)
+        fit.group_raw = np.full((len(self.arms_), n_groups), np.nan)
+        known = codes >= 0
+        cell_of = codes[known] * n_groups + groups[known]
+        fit.group_events = (
+            np.bincount(cell_of, weights=y[known], minlength=len(self.arms_) * n_groups)
+            .astype(np.int64)
+            .reshape(len(self.arms_), n_groups)
+        )
+        if n_groups < 2:
+            return out, out_var
+        for i in np.flatnonzero(usable):
+            est = np.full(n_groups, np.nan)
+            var = np.full(n_groups, np.nan)
+            for g in range(n_groups):
+                cell = (codes == i) & (groups == g)
+                if cell.any():
+                    est[g], var[g] = _fit_shift(y[cell], offset[cell], weights[cell], multiplier=multiplier[cell])
+                    var[g] += fit.beta0_var
+            fit.group_raw[i] = est
+            out[i], out_var[i] = _empirical_bayes(
+                est,
+                var,
+                np.isfinite(est),
+                self.min_group_sd,
+                center=(float(fit.delta[i]), float(fit.delta_var[i])),
+            )
+        return out, out_var
+
+    def _fit_groups(self, x: NDArray[np.float32]) -> I64:
+        """Learn the behavior groups (k-means on the standardised features) and return every row's group."""
+        self.n_groups_ = max(int(self.n_groups), 1)
+        if self.n_groups_ < 2:
+            self.group_model_ = None
+            return np.zeros(x.shape[0], dtype=np.int64)
+        chosen = set(
+            self.group_features if self.group_features is not None else behavior_columns(self.matrix_.columns_)
+        )
+        text = set(self.matrix_.categorical_indices_)
+        numeric = [i for i, c in enumerate(self.matrix_.columns_) if c in chosen and i not in text]
+        if not numeric and self.group_features is None:
+            # Nothing numeric to cluster on (every feature is text): one shift per arm.
+            self.n_groups_ = 1
+            self.group_model_ = None
+            return np.zeros(x.shape[0], dtype=np.int64)
+        if not numeric:
+            raise ConfigError(
+                "n_groups needs numeric features to form behavior groups; none of group_features is one: "
+                f"{sorted(chosen)[:5]}"
+            )
+        z = _signed_log(x[:, numeric])
+        seen = np.isfinite(z)
+        center = np.zeros(len(numeric))
+        spread = np.ones(len(numeric))
+        for j in np.flatnonzero(seen.sum(axis=0) >= 2):
+            values = z[seen[:, j], j]
+            center[j] = float(np.median(values))
+            spread[j] = float(values.std()) if values.std() > 1e-9 else 1.0
+        self.group_columns_ = numeric
+        self.group_center_ = center
+        self.group_spread_ = spread
+        standard = self._group_matrix(x)
+        rng = np.random.default_rng(self.random_state)
+        sample = rng.choice(standard.shape[0], size=min(_GROUP_SAMPLE, standard.shape[0]), replace=False)
+        # No more groups than distinct rows (k-means cannot make more).
+        k = min(self.n_groups_, len(np.unique(standard[sample], axis=0)))
+        if k < 2:
+            self.n_groups_ = 1
+            self.group_model_ = None
+            return np.zeros(x.shape[0], dtype=np.int64)
+        # k-means on one thread: OpenMP threads spinning on a shared machine made it many times slower.
+        with threadpool_limits(limits=1, user_api="openmp"):
+            self.group_model_ = KMeans(n_clusters=k, n_init=4, random_state=self.random_state).fit(standard[sample])
+        self.n_groups_ = k
+        return self._groups(x)
+
+    def _group_matrix(self, x: NDArray[np.float32]) -> F64:
+        z = (_signed_log(x[:, self.group_columns_]) - self.group_center_) / self.group_spread_
+        out: F64 = np.nan_to_num(z, nan=0.0, posinf=0.0, neginf=0.0)
+        return out
+
+    def _groups(self, x: NDArray[np.float32]) -> I64:
+        """Every row's behavior group (all 0 without groups)."""
+        model = getattr(self, "group_model_", None)
+        if model is None:
+            return np.zeros(x.shape[0], dtype=np.int64)
+        with threadpool_limits(limits=1, user_api="openmp"):
+            labels = model.predict(self._group_matrix(x))
+        return np.asarray(labels, dtype=np.int64)
 
     def _usable_arms(self, codes: I64) -> NDArray[np.bool_]:
         flagged = set(self.flagged_arms_)
@@ -1011,6 +1297,35 @@ class EffectModel:
         fit.log_mult, fit.log_mult_var = _empirical_bayes(raw, raw_var, usable, self.min_between_sd)
         fit.log_mult[0], fit.log_mult_var[0] = 0.0, 0.0
         fit.amount_reference = float(reference)
+
+    def _group_effects(self, codes: I64, groups: I64) -> pl.DataFrame:
+        """Per arm × behavior group × modelled objective: rows, events, raw and shrunk logit shift."""
+        n_arms = len(self.arms_)
+        known = codes >= 0
+        cells = np.bincount(codes[known] * self.n_groups_ + groups[known], minlength=n_arms * self.n_groups_)
+        parts = []
+        for fit in self.fits_:
+            if fit.constant is not None:
+                continue
+            events = fit.group_events.reshape(-1)
+            arm_index, group = np.divmod(np.arange(n_arms * self.n_groups_), self.n_groups_)
+            raw = fit.group_raw.reshape(-1)
+            parts.append(
+                pl.DataFrame(
+                    {
+                        "arm": [self.arms_[i] for i in arm_index],
+                        "group": group,
+                        "objective": fit.spec.objective,
+                        "rows": cells,
+                        "events": events,
+                        "raw_logit_effect": pl.Series(raw, dtype=pl.Float64).fill_nan(None),
+                        "logit_effect": fit.group_delta.reshape(-1),
+                        "posterior_sd": np.sqrt(np.maximum(fit.group_delta_var.reshape(-1), 0.0)),
+                    },
+                    schema_overrides={"group": pl.Int64},
+                ).filter(pl.col("arm") != NO_ACTION)
+            )
+        return pl.concat(parts) if parts else pl.DataFrame()
 
     def _arm_effects(self, codes: I64) -> list[ArmEffect]:
         counts = np.bincount(codes[codes >= 0], minlength=len(self.arms_))
@@ -1111,16 +1426,17 @@ class EffectModel:
 
     def _parameter_draws(self, fit: _ObjectiveFit, rng: np.random.Generator) -> dict[str, F64]:
         n_draws, n_arms = self.n_draws, len(self.arms_)
-        sd = np.sqrt(np.maximum(fit.delta_var, 0.0)) if len(fit.delta_var) else np.zeros(n_arms)
-        shift = (fit.delta if len(fit.delta) else np.zeros(n_arms))[:, None] + sd[:, None] * rng.standard_normal(
-            (n_arms, n_draws)
-        )
+        # Shape (arms, groups, draws): without groups, one group.
+        mean = fit.group_delta if len(fit.group_delta) else np.zeros((n_arms, 1))
+        sd = np.sqrt(np.maximum(fit.group_delta_var, 0.0)) if len(fit.group_delta_var) else np.zeros((n_arms, 1))
+        shift = mean[:, :, None] + sd[:, :, None] * rng.standard_normal((*mean.shape, n_draws))
         m_sd = np.sqrt(np.maximum(fit.log_mult_var, 0.0)) if len(fit.log_mult_var) else np.zeros(n_arms)
         log_mult = fit.log_mult if len(fit.log_mult) else np.zeros(n_arms)
         mult = np.exp(log_mult[:, None] + m_sd[:, None] * rng.standard_normal((n_arms, n_draws)))
         beta0 = fit.beta0 + math.sqrt(max(fit.beta0_var, 0.0)) * rng.standard_normal(n_draws)
         slope = fit.repeat_slope + math.sqrt(max(fit.repeat_slope_var, 0.0)) * rng.standard_normal(n_draws)
-        return {"shift": shift, "mult": mult, "beta0": beta0, "slope": slope}
+        contrast = fit.contrast_slope + math.sqrt(max(fit.contrast_slope_var, 0.0)) * rng.standard_normal(n_draws)
+        return {"shift": shift, "mult": mult, "beta0": beta0, "slope": slope, "contrast": contrast}
 
     def _project_chunk(
         self,
@@ -1139,6 +1455,7 @@ class EffectModel:
         )
         ids = _keys_frame(snapshot)
         repeat_z = self._repeat_z(snapshot)
+        groups = self._groups(x)
         q_low, q_high = (1 - level) / 2, (1 + level) / 2
         arms, n_draws = self.arms_, self.n_draws
         flagged = set(self.flagged_arms_)
@@ -1163,8 +1480,8 @@ class EffectModel:
             # Baseline draws: the fold models in turn, each deviation scaled as a delete-a-group jackknife.
             inflate = math.sqrt(max(k - 1, 1))
             base_draws = center[:, None] + inflate * (folds_logit[np.arange(n_draws) % k].T - center[:, None])
-            base_draws += drawn["beta0"][None, :]
-            p0 = sigmoid(center + fit.beta0)
+            base_draws += drawn["beta0"][None, :] + fit.group_beta0[groups][:, None]
+            p0 = sigmoid(center + fit.beta0 + fit.group_beta0[groups])
             p0_draws = sigmoid(base_draws)
             amount0 = self._baseline_amounts(fit, x) * scale if spec.is_amount else np.ones(n)
             baseline = p0 * amount0
@@ -1173,8 +1490,16 @@ class EffectModel:
                     continue
                 hetero = self.heterogeneity_sd * rng.standard_normal((n, n_draws))
                 z = repeat_z[:, i]
-                pa = sigmoid(center + fit.beta0 + fit.delta[i] * np.exp(fit.repeat_slope * z))
-                shift_draws = drawn["shift"][i][None, :] * np.exp(np.clip(np.outer(z, drawn["slope"]), -_Z_CAP, _Z_CAP))
+                contrast = self._contrast(fit, x, i, folds_logit)
+                pa = sigmoid(
+                    center
+                    + fit.beta0
+                    + fit.group_beta0[groups]
+                    + fit.group_delta[i, groups] * np.exp(fit.repeat_slope * z)
+                    + fit.contrast_slope * contrast
+                )
+                shift_draws = drawn["shift"][i][groups] * np.exp(np.clip(np.outer(z, drawn["slope"]), -_Z_CAP, _Z_CAP))
+                shift_draws += np.outer(contrast, drawn["contrast"])
                 pa_draws = sigmoid(np.clip(base_draws + shift_draws + hetero, -_Z_CAP, _Z_CAP))
                 if spec.is_amount:
                     effect = (pa * math.exp(fit.log_mult[i]) - p0) * amount0
@@ -1240,6 +1565,7 @@ class EffectModel:
         arr = frame.get_column("arr").cast(pl.Float64).to_numpy() if "arr" in frame.columns else np.zeros(n)
         totals = np.zeros((len(self.arms_), n))
         repeat_z = self._repeat_z(frame)
+        groups = self._groups(x)
         if objective is not None and objective not in {f.spec.objective for f in self.fits_}:
             raise ConfigError(f"objective {objective!r} is not in the playbook")
         for fit in self.fits_:
@@ -1251,10 +1577,14 @@ class EffectModel:
                 level = fit.constant * (fit.amount_constant * scale if spec.is_amount else 1.0)
                 totals += level * per_unit
                 continue
-            center = self._baseline_logits(fit, x).mean(axis=0) + fit.beta0
+            folds_logit = self._baseline_logits(fit, x)
+            center = folds_logit.mean(axis=0) + fit.beta0 + fit.group_beta0[groups]
             amount0 = self._baseline_amounts(fit, x) * scale if spec.is_amount else np.ones(n)
             for i in range(len(self.arms_)):
-                p = sigmoid(center + fit.delta[i] * np.exp(fit.repeat_slope * repeat_z[:, i]))
+                shift = fit.group_delta[i, groups] * np.exp(fit.repeat_slope * repeat_z[:, i])
+                if i > 0:
+                    shift = shift + fit.contrast_slope * self._contrast(fit, x, i, folds_logit)
+                p = sigmoid(center + shift)
                 mult = math.exp(fit.log_mult[i]) if spec.is_amount else 1.0
                 totals[i] += p * mult * amount0 * per_unit
         keys = ["account_id"] + (["decision_ts"] if "decision_ts" in frame.columns else [])
@@ -1345,22 +1675,28 @@ def _fit_repeat_slope(
     return theta, var
 
 
-def _empirical_bayes(est: F64, var: F64, usable: NDArray[np.bool_], min_sd: float = 1.0) -> tuple[F64, F64]:
+def _empirical_bayes(
+    est: F64,
+    var: F64,
+    usable: NDArray[np.bool_],
+    min_sd: float = 1.0,
+    center: tuple[float, float] | None = None,
+) -> tuple[F64, F64]:
     """Shrink per-arm estimates toward their precision-weighted pool (DerSimonian–Laird).
 
     The between-arm variance is the DerSimonian–Laird estimate, at least ``min_sd²`` (with fewer
     than three usable arms it cannot be told and ``min_sd²`` stands in for it). Arms not
     ``usable`` (flagged, never taken) get the pooled estimate with the between-arm variance plus
-    the pool's own.
+    the pool's own. ``center`` (estimate, variance) replaces the pool as the target of the
+    shrinkage (the arm's own shift, when groups of one arm are shrunk).
     """
     prior_sd = min_sd
     out = np.where(np.isfinite(est), est, 0.0).astype(np.float64)
     out_var = np.where(np.isfinite(var), var, 0.0).astype(np.float64)
     idx = np.flatnonzero(usable & np.isfinite(est) & np.isfinite(var))
     if len(idx) == 0:
-        out = np.zeros(len(est))
-        out_var = np.full(len(est), prior_sd**2)
-        return out, out_var
+        target, target_var = center if center is not None else (0.0, 0.0)
+        return np.full(len(est), target), np.full(len(est), prior_sd**2 + target_var)
     e, v = est[idx], np.maximum(var[idx], 1e-12)
     w = 1.0 / v
     fixed = float(np.sum(w * e) / np.sum(w))
@@ -1372,6 +1708,8 @@ def _empirical_bayes(est: F64, var: F64, usable: NDArray[np.bool_], min_sd: floa
     w_star = 1.0 / (v + between)
     pooled = float(np.sum(w_star * e) / np.sum(w_star))
     pooled_var = float(1.0 / np.sum(w_star))
+    if center is not None:
+        pooled, pooled_var = center
     if between > 0:
         keep = between / (between + v)
         out[idx] = pooled + keep * (e - pooled)
@@ -1384,6 +1722,13 @@ def _empirical_bayes(est: F64, var: F64, usable: NDArray[np.bool_], min_sd: floa
     out[rest] = pooled
     out_var[rest] = between + pooled_var if between > 0 else prior_sd**2 + pooled_var
     return out, out_var
+
+
+def _signed_log(x: NDArray[np.float32]) -> F64:
+    """``sign(x) · log(1 + |x|)``: counts and dollars on a scale where k-means distances mean something."""
+    v = x.astype(np.float64)
+    out: F64 = np.sign(v) * np.log1p(np.abs(v))
+    return out
 
 
 def _recency(days: pl.Series, scale_days: float) -> F64:
