@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -14,7 +15,15 @@ import pytest
 from nextmove.book import Book
 from nextmove.book.validate import load_book
 from nextmove.decide.explain import parse_alternatives, parse_evidence
-from nextmove.engine.run import RUN_STAGES, RunResult, default_as_of, latest_timestamp, run
+from nextmove.engine.run import (
+    EFFECT_MODEL_FORMAT,
+    RUN_STAGES,
+    RunResult,
+    default_as_of,
+    latest_timestamp,
+    load_effect_model,
+    run,
+)
 from nextmove.errors import ConfigError, NotFoundError
 from nextmove.playbook import Playbook
 from nextmove.playbook.loader import parse_playbook
@@ -159,6 +168,20 @@ def test_run_reuses_the_stored_effect_model(lab: SimResult, lab_run: RunResult, 
     # The same model, the same book and seed: the same learned choices and values.
     assert again.recommendations["model_action_id"].to_list() == lab_run.recommendations["model_action_id"].to_list()
     assert (again.recommendations["evidence"] == "{}").all()
+
+
+def test_a_model_saved_in_another_format_is_refused_clearly(lab: SimResult, lab_run: RunResult, store: Store) -> None:
+    playbook = lab.config.resolved_playbook()
+    active = store.active_model("effect")
+    assert active is not None
+    assert active.metrics["format"] == EFFECT_MODEL_FORMAT
+    assert load_effect_model(store, playbook)[1] == active.model_id
+    old_metrics = {k: v for k, v in active.metrics.items() if k != "format"}  # saved before formats were kept
+    with open_store("sqlite://") as other:
+        other.save_model(dataclasses.replace(active, model_id="effect-old", metrics=old_metrics))
+        other.activate_model("effect-old")
+        with pytest.raises(ConfigError, match=r"format 1 .* run without reuse_model"):
+            load_effect_model(other, playbook)
 
 
 def test_run_reuse_model_without_one_is_a_clear_error(lab: SimResult) -> None:

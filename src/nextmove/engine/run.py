@@ -518,6 +518,14 @@ def _model(
     return model, model_id, training
 
 
+EFFECT_MODEL_FORMAT = 2
+"""Version of the :class:`~nextmove.models.effect.EffectModel`'s learned state, kept with every saved model.
+
+Raise it whenever the fitted attributes change (2: behavior groups and the S-learner contrast as
+modifiers of the shift): a model saved under another format is refused with a clear message
+rather than failing half-way through a projection."""
+
+
 def save_effect_model(
     store: Store, model: EffectModel, playbook: Playbook, training: pl.DataFrame, when: datetime
 ) -> str:
@@ -535,6 +543,7 @@ def save_effect_model(
         trained_to=when,
         features=list(model.matrix_.columns_),
         metrics={
+            "format": EFFECT_MODEL_FORMAT,
             "rows": int(model.n_rows_),
             "arms": list(model.arms_),
             "flagged_arms": list(model.flagged_arms_),
@@ -554,7 +563,7 @@ def load_effect_model(store: Store, playbook: Playbook) -> tuple[EffectModel, st
     NotFoundError
         If there is no active effect model.
     ConfigError
-        If it was fitted under another playbook.
+        If it was fitted under another playbook, or saved in another format (:data:`EFFECT_MODEL_FORMAT`).
     """
     from nextmove.errors import NotFoundError
 
@@ -567,6 +576,12 @@ def load_effect_model(store: Store, playbook: Playbook) -> tuple[EffectModel, st
         raise ConfigError(
             f"effect model {record.model_id!r} was fitted under playbook {record.playbook_hash}, and this playbook is "
             f"{playbook.content_hash()}: run without reuse_model to fit one under this playbook"
+        )
+    saved_format = record.metrics.get("format", 1)
+    if saved_format != EFFECT_MODEL_FORMAT:
+        raise ConfigError(
+            f"effect model {record.model_id!r} was saved in format {saved_format} by another version of nextmove, "
+            f"and this version reads format {EFFECT_MODEL_FORMAT}: run without reuse_model to fit one"
         )
     model = pickle.loads(record.blob)
     if not isinstance(model, EffectModel):
