@@ -343,3 +343,15 @@ def test_compute_features_tenure_counts_from_customer_since() -> None:
     )
     tenure = compute_features(book, day(0)).sort("account_id").get_column("tenure_days").to_list()
     assert tenure == pytest.approx([800.0, 100.0])
+
+
+def test_compute_features_float_features_do_not_depend_on_summation_order(make_book: MakeBook) -> None:
+    # 0.1 + 0.2 and 0.2 + 0.1 differ in the last bit when summed in another order; features are
+    # rounded to SIGNIFICANT_DIGITS so that two calls on one book give the same model.
+    values = [0.1, 0.2, 0.3]
+    forward = make_book(["a"], signals=[("a", day(-1 - i), "x", v) for i, v in enumerate(values)])
+    backward = make_book(["a"], signals=[("a", day(-1 - i), "x", v) for i, v in enumerate(values[::-1])])
+    first = row(compute_features(forward, T0, windows_days=(7,)), "a")
+    second = row(compute_features(backward, T0, windows_days=(7,)), "a")
+    assert first["x_sum_7d"] == second["x_sum_7d"] == 0.6
+    assert first["x_mean_7d"] == second["x_mean_7d"] == 0.2

@@ -121,6 +121,10 @@ def _names(exprs: Sequence[pl.Expr]) -> list[str]:
     return [e.meta.output_name() for e in exprs if not e.meta.output_name().startswith("_")]
 
 
+SIGNIFICANT_DIGITS = 12
+"""Float features are rounded to this many significant digits (far below any measurement's precision)."""
+
+
 def snapshot(
     accounts: pl.DataFrame,
     history: History,
@@ -166,4 +170,8 @@ def snapshot(
 
     derived = signal_features(vocab) + role_features(vocab)
     later = _names(touch_features(vocab)) + _names(outcome_features(vocab))
-    return frame.select(*by, *account_cols, *derived, *later)
+    assembled = frame.select(*by, *account_cols, *derived, *later)
+    # Parallel sums add in varying order, so the same book could give features that differ in the
+    # last bits from one call to the next and flip a tree's split: rounding to SIGNIFICANT_DIGITS
+    # makes the snapshot, and every model fitted on it, the same on every call.
+    return assembled.with_columns(pl.col(pl.Float64).round_sig_figs(SIGNIFICANT_DIGITS))
