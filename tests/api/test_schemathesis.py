@@ -42,8 +42,11 @@ def test_no_generated_request_gets_a_server_error(playbook: Playbook, playbook_p
             "80",
             "--seed",
             "7",
+            # One worker: with two threads, hypothesis' lambda descriptions run ast.parse
+            # concurrently, which CPython 3.11 can fail with "AST constructor recursion depth
+            # mismatch" (a runtime error of the tool, not of the server).
             "--workers",
-            "2",
+            "1",
             "--no-shrink",
             "--generation-database",
             "none",
