@@ -36,6 +36,9 @@ class AuditWriter:
         self._queue: queue.Queue[AuditEntry] = queue.Queue(maxsize=MAX_QUEUED)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="nextmove-audit", daemon=True)
+        # One flush at a time: a flush that finds the queue empty while the background thread is
+        # still writing what it took would let a reader (GET /v1/audit) miss those entries.
+        self._flushing = threading.Lock()
         self.dropped = 0
 
     def start(self) -> None:
@@ -50,20 +53,21 @@ class AuditWriter:
             self.dropped += 1
 
     def flush(self) -> int:
-        """Write everything queued now; returns how many entries were written."""
-        batch: list[AuditEntry] = []
-        while True:
-            try:
-                batch.append(self._queue.get_nowait())
-            except queue.Empty:
-                break
-        if batch:
-            try:
-                self.store.add_audit(batch)
-            except Exception:  # the audit thread must outlive a store hiccup; entries are logged instead
-                logger.exception("could not write %d audit entries", len(batch))
-                return 0
-        return len(batch)
+        """Write everything queued now, and wait for a write in progress; returns how many entries were written."""
+        with self._flushing:
+            batch: list[AuditEntry] = []
+            while True:
+                try:
+                    batch.append(self._queue.get_nowait())
+                except queue.Empty:
+                    break
+            if batch:
+                try:
+                    self.store.add_audit(batch)
+                except Exception:  # the audit thread must outlive a store hiccup; entries are logged instead
+                    logger.exception("could not write %d audit entries", len(batch))
+                    return 0
+            return len(batch)
 
     def close(self) -> None:
         """Stop the thread after a last flush."""
