@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import re
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -20,6 +19,7 @@ from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
 from nextmove.book import NO_ACTION
 from nextmove.errors import ConfigError, NotFittedError
 from nextmove.features import sanitize_name
+from nextmove.features.names import behavior_features
 from nextmove.models._crossfit import F64, I64, account_folds, bagging_share, lgb_params, sigmoid
 from nextmove.models.matrix import FeatureMatrix
 from nextmove.models.propensity import (
@@ -40,8 +40,6 @@ _Z_CAP = 30.0
 _DRAW_BUDGET = 4_000_000
 """Values held at once while projecting (accounts × arms × draws); larger snapshots go in chunks."""
 _GROUP_SAMPLE = 20_000
-_SIGNAL_STAT = re.compile(r"^.+_(?P<stat>mean|count)_(?P<w>\d+)d$")
-_NOT_BEHAVIOR = ("touch_", "outcome_", "role_")
 """Rows the behavior groups' k-means is fitted on (a seeded sample); every row is then assigned."""
 
 
@@ -133,27 +131,6 @@ class ObjectiveSpec:
         arr = frame.get_column("arr").cast(pl.Float64).to_numpy() if "arr" in frame.columns else np.zeros(frame.height)
         out: F64 = event * self.usd_per_unit(arr)
         return out
-
-
-def behavior_columns(columns: Sequence[str]) -> list[str]:
-    """The columns that describe behavior: every signal's level and frequency over the longest window.
-
-    Signal levels (``{signal}_mean_{w}d``) and frequencies (``{signal}_count_{w}d``) of the
-    longest window present; touches, outcomes and role trends are what was done to the account
-    or what came of it, not how it behaves. Without such columns, every column.
-
-    Examples
-    --------
-    >>> behavior_columns(["arr", "logins_mean_28d", "logins_mean_90d", "logins_count_90d", "touch_x_count_90d"])
-    ['logins_mean_90d', 'logins_count_90d']
-    >>> behavior_columns(["arr", "seats"])
-    ['arr', 'seats']
-    """
-    found = [(c, int(m["w"])) for c in columns if (m := _SIGNAL_STAT.match(c)) and not c.startswith(_NOT_BEHAVIOR)]
-    if not found:
-        return list(columns)
-    longest = max(w for _, w in found)
-    return [c for c, w in found if w == longest]
 
 
 def objective_specs(playbook: Playbook) -> list[ObjectiveSpec]:
@@ -490,8 +467,8 @@ class EffectModel:
         DerSimonian–Laird estimate alone, so groups that differ no more than their noise get the
         arm's shift).
     group_features
-        Columns the groups are formed on (None: :func:`behavior_columns`, the signals' levels and
-        frequencies over the longest window).
+        Columns the groups are formed on (None: :func:`~nextmove.features.names.behavior_features`,
+        the signals' levels and frequencies over the longest window).
     contrast_modifier
         Add to every arm's shift one slope per objective times the account's centred S-learner
         contrast ``f(x, a) − f(x, none)`` of the fold models.
@@ -1172,7 +1149,9 @@ class EffectModel:
             self.group_model_ = None
             return np.zeros(x.shape[0], dtype=np.int64)
         chosen = set(
-            self.group_features if self.group_features is not None else behavior_columns(self.matrix_.columns_)
+            self.group_features
+            if self.group_features is not None
+            else behavior_features(self.matrix_.columns_) or list(self.matrix_.columns_)
         )
         text = set(self.matrix_.categorical_indices_)
         numeric = [i for i, c in enumerate(self.matrix_.columns_) if c in chosen and i not in text]

@@ -3,12 +3,12 @@
 ``segment_book`` is the one call a run makes; the parts are usable on their own.
 """
 
+from nextmove.features.names import behavior_features
 from nextmove.segment.cluster import (
     SEGMENT_WINDOW_DAYS,
     BehaviorSegmenter,
     Segment,
     SegmentResult,
-    behavior_features,
     behavior_snapshot,
 )
 from nextmove.segment.moves import SegmentMoves, match_segments

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -18,12 +17,11 @@ from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
 from nextmove.book import Book
 from nextmove.errors import ConfigError, NotFittedError
 from nextmove.features import compute_features
+from nextmove.features.names import BEHAVIOR_STAT, behavior_features
 from nextmove.playbook import Playbook
 
 F64 = NDArray[np.float64]
 
-_BEHAVIOR = re.compile(r"^(?P<stem>.+)_(?P<stat>mean|sum|count|trend)_(?P<w>\d+)d$")
-_NOT_BEHAVIOR = ("touch_", "outcome_", "role_")
 
 SEGMENT_WINDOW_DAYS = 365
 """Window of the behavior features :func:`behavior_snapshot` computes: a year of history.
@@ -34,47 +32,6 @@ and 0.42 with 90 days (``docs/segments.md``)."""
 
 FREQUENCY_DAYS = 30.0
 """Frequencies are events per this many days of the account's observed history."""
-
-
-def longest_window(columns: Sequence[str]) -> int | None:
-    """The longest window (days) of the signal features among ``columns``, or None if there are none.
-
-    Examples
-    --------
-    >>> longest_window(["arr", "logins_mean_28d", "logins_mean_365d", "touch_any_count_400d"])
-    365
-    """
-    windows = [int(m["w"]) for c in columns if (m := _BEHAVIOR.match(c)) and not c.startswith(_NOT_BEHAVIOR)]
-    return max(windows) if windows else None
-
-
-def behavior_features(columns: Sequence[str], *, window_days: int | None = None) -> list[str]:
-    """The behavioral features among ``columns``: every signal's level and frequency over one window.
-
-    Levels (``{signal}_mean_{w}d``) and frequencies (``{signal}_count_{w}d``, 0 when nothing
-    happened) describe usage, engagement and support patterns. ``window_days`` defaults to the
-    longest window present. Sums are a level times a count (they would count the level twice) and
-    trends are left out: relative changes over a window are heavy-tailed and measured no group
-    structure on the lab (adjusted Rand index 0.42 with trends against 0.43 without). Touches and
-    outcomes, ARR, tenure and firmographics are left out too: segments should describe behavior,
-    not size or what the company already did to the account.
-
-    Examples
-    --------
-    >>> behavior_features(["arr", "logins_mean_90d", "logins_count_90d", "logins_trend_90d", "touch_x_count_90d"])
-    ['logins_mean_90d', 'logins_count_90d']
-    >>> behavior_features(["logins_mean_28d", "logins_mean_90d"], window_days=28)
-    ['logins_mean_28d']
-    """
-    window = window_days if window_days is not None else longest_window(columns)
-    out = []
-    for c in columns:
-        m = _BEHAVIOR.match(c)
-        if not m or c.startswith(_NOT_BEHAVIOR) or int(m["w"]) != window:
-            continue
-        if m["stat"] in ("mean", "count"):
-            out.append(c)
-    return out
 
 
 def behavior_snapshot(
@@ -390,7 +347,7 @@ class BehaviorSegmenter:
             else np.full(snapshot.height, np.nan)
         )
         for j, c in enumerate(cols):
-            m = _BEHAVIOR.match(c)
+            m = BEHAVIOR_STAT.match(c)
             if m and m["stat"] == "count":
                 window = float(m["w"])
                 exposure = np.clip(np.where(np.isnan(tenure), window, tenure), min(7.0, window), window)
@@ -490,7 +447,7 @@ class BehaviorSegmenter:
 
 
 def _is_frequency(feature: str) -> bool:
-    m = _BEHAVIOR.match(feature)
+    m = BEHAVIOR_STAT.match(feature)
     return bool(m and m["stat"] == "count")
 
 
@@ -509,7 +466,7 @@ def _log(raw: F64, flags: NDArray[np.bool_]) -> F64:
 
 
 def _plain(feature: str) -> str:
-    m = _BEHAVIOR.match(feature)
+    m = BEHAVIOR_STAT.match(feature)
     if not m:
         return feature.replace("_", " ")
     stem = m["stem"].replace("_", " ")
