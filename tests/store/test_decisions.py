@@ -103,3 +103,18 @@ def test_activity_lists_plays_decided_done_and_dismissed_since_a_time(store: Sto
         ("feedback", "e2", "dismissed", "d-4"),
     ]
     assert [a.record_id for a in store.activity("acct-0", T0 + timedelta(hours=4, minutes=30))] == ["e1", "e2"]
+
+
+def test_activity_returns_the_times_logged_in_utc(store: Store) -> None:
+    store.log_decisions([make_decision(2), make_decision(4)])
+    found = store.activity("acct-0", T0)
+    assert [(a.record_id, a.ts) for a in found] == [("d-2", T0 + timedelta(hours=2)), ("d-4", T0 + timedelta(hours=4))]
+    assert all(a.ts.utcoffset() == timedelta(0) for a in found)
+
+
+def test_log_decisions_refuses_a_value_json_cannot_hold_and_writes_nothing(store: Store) -> None:
+    entry = AuditEntry(action="change", method="POST", path="/v1/decide", status=200, key_id="k1", resource="a")
+    with pytest.raises(StoreError, match="JSON"):
+        store.log_decisions([make_decision(1), make_decision(2, evidence={"value": float("nan")})], audit=[entry])
+    assert store.decisions() == []
+    assert store.audit_log() == []

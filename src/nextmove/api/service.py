@@ -23,7 +23,7 @@ from nextmove.book import Book
 from nextmove.engine.online import OnlineDecider
 from nextmove.errors import NextmoveError
 from nextmove.playbook import Playbook
-from nextmove.store import RunRecord, Store, open_store
+from nextmove.store import RunRecord, SqlStore, Store, open_store
 
 logger = logging.getLogger("nextmove.api")
 
@@ -194,13 +194,16 @@ class Services:
         self._refresher = threading.Thread(target=self._refresh_loop, name="nextmove-refresh", daemon=True)
 
     def start(self) -> None:
-        """Start the background threads (audit writer, decision queue, decider refresh).
+        """Start the background threads (audit writer, decision queue, decider refresh, SQLite checkpoints).
 
         What is alive by now (the modules, the served run's views) is first put out of the
         garbage collector's reach: see :func:`spare_from_gc`.
         """
         spare_from_gc(collect=True)
         self._spared = self.decider.snapshot
+        if isinstance(self.store, SqlStore):
+            # No request's commit then pays for SQLite's checkpoint of its write-ahead log.
+            self.store.checkpoint_in_background()
         self.audit.start()
         self.decisions.start()
         self._refresher.start()
