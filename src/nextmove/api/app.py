@@ -10,6 +10,7 @@ from fastapi import FastAPI
 from nextmove._version import __version__
 from nextmove.api.audit import AuditMiddleware
 from nextmove.api.errors import BodyLimitMiddleware, install_error_handlers
+from nextmove.api.express import DecideExpressLane
 from nextmove.api.routes import router
 from nextmove.api.service import ApiConfig, Services
 from nextmove.store import Store
@@ -57,7 +58,9 @@ def create_app(config: ApiConfig, *, store: Store | None = None) -> FastAPI:
     app.state.services = services
     install_error_handlers(app)
     app.include_router(router)
-    # Outermost first: the size limit refuses a body before anything reads it.
+    # Outermost last: the size limit refuses a body before anything reads it; the express lane
+    # answers the common POST /v1/decide before any of them (it keeps to the limit and audits).
     app.add_middleware(AuditMiddleware, writer=services.audit)
     app.add_middleware(BodyLimitMiddleware, max_bytes=config.max_body_bytes)
+    app.add_middleware(DecideExpressLane, services=services, max_body_bytes=config.max_body_bytes)
     return app

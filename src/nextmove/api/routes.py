@@ -192,11 +192,23 @@ async def decide(body: DecideIn, request: Request, principal: PrincipalDep, serv
     Roles: every role; ``manager`` and ``csm`` keys only for their accounts.
     """
     principal.require("decide")
+    ids = [item.account_id for item in body.items()]
+    info = _note(request, "change", f"decide:{','.join(ids[:20])}", accounts=len(ids))
+    answer = await decide_now(services, principal, body, _audit_entry(request, info))
+    info["written"] = True  # with the decisions, in their transaction
+    return Response(answer, media_type="application/json")
+
+
+async def decide_now(services: Services, principal: Principal, body: DecideIn, audit: AuditEntry) -> bytes:
+    """The JSON of ``DecisionsPublic`` for ``body``, decided and logged with ``audit`` (the route's work).
+
+    The caller has checked that the principal may decide; whether it may see the accounts is
+    checked here. Shared by the route and the express lane (:mod:`nextmove.api.express`).
+    """
     items = body.items()
     ids = [item.account_id for item in items]
-    info = _note(request, "change", f"decide:{','.join(ids[:20])}", accounts=len(ids))
     requests = [DecideRequest(i.account_id, dict(i.signals), i.request_id) for i in items]
-    group = DecideGroup(requests, principal.key_id, [_audit_entry(request, info)])
+    group = DecideGroup(requests, principal.key_id, [audit])
 
     def check() -> None:
         if not principal.sees_everything:
@@ -206,18 +218,21 @@ async def decide(body: DecideIn, request: Request, principal: PrincipalDep, serv
     def render(made: list[DecisionRecord]) -> bytes:
         return DecisionsPublic(decisions=[DecisionPublic.of(d) for d in made]).model_dump_json().encode()
 
-    if services.config.book is not None and any(r.signals for r in requests):
+    if rescores(services, body):
         # Rescoring from fresh signals (only with a book) takes tens of milliseconds: a worker
         # thread of its own, so that it does not hold up the decision queue.
         def work() -> bytes:
             check()
             return render(services.decider.decide(requests, key_id=principal.key_id, audit=group.audit))
 
-        answer = await run_in_threadpool(work)
-    else:
-        answer = await services.decisions.decide(group, render, check=check)
-    info["written"] = True  # with the decisions, in their transaction
-    return Response(answer, media_type="application/json")
+        answer: bytes = await run_in_threadpool(work)
+        return answer
+    return await services.decisions.decide(group, render, check=check)
+
+
+def rescores(services: Services, body: DecideIn) -> bool:
+    """Whether deciding ``body`` rescores accounts from fresh signals (which needs the server's book)."""
+    return services.config.book is not None and any(item.signals for item in body.items())
 
 
 @router.post(
