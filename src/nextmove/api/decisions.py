@@ -134,6 +134,13 @@ class DecisionQueue:
             self._serve(batch)
 
     def _serve(self, batch: list[_Call[object]]) -> None:
+        settled: list[tuple[_Call[object], object]] = []
+        try:
+            self._decide(batch, settled)
+        finally:
+            _settle(settled)
+
+    def _decide(self, batch: list[_Call[object]], settled: list[tuple[_Call[object], object]]) -> None:
         ready: list[_Call[object]] = []
         for call in batch:
             try:
@@ -141,7 +148,7 @@ class DecisionQueue:
                     call.check()
                 ready.append(call)
             except Exception as exc:  # the call's own error, answered to it alone
-                _settle(call, exc)
+                settled.append((call, exc))
         if not ready:
             return
         self.batches += 1
@@ -154,25 +161,30 @@ class DecisionQueue:
             results = [exc] * len(ready)
         for call, result in zip(ready, results, strict=True):
             if isinstance(result, Exception):
-                _settle(call, result)
+                settled.append((call, result))
                 continue
             try:
-                answer = call.render(result)
+                settled.append((call, call.render(result)))
             except Exception as exc:
-                _settle(call, exc)
-                continue
-            _settle(call, answer)
+                settled.append((call, exc))
 
 
-def _settle(call: _Call[object], outcome: object) -> None:
-    def resolve() -> None:
+def _settle(settled: list[tuple[_Call[object], object]]) -> None:
+    """Answer the calls, with one wake-up of each event loop for the batch rather than one per call."""
+    by_loop: dict[asyncio.AbstractEventLoop, list[tuple[_Call[object], object]]] = {}
+    for call, outcome in settled:
+        by_loop.setdefault(call.loop, []).append((call, outcome))
+    for loop, answers in by_loop.items():
+        # A closed event loop refuses: nobody waits for the answers any more.
+        with contextlib.suppress(RuntimeError):
+            loop.call_soon_threadsafe(_resolve, answers)
+
+
+def _resolve(answers: list[tuple[_Call[object], object]]) -> None:
+    for call, outcome in answers:
         if call.future.done():  # the client went away and the request was cancelled
-            return
+            continue
         if isinstance(outcome, BaseException):
             call.future.set_exception(outcome)
         else:
             call.future.set_result(outcome)
-
-    # A closed event loop refuses: nobody waits for the answer any more.
-    with contextlib.suppress(RuntimeError):
-        call.loop.call_soon_threadsafe(resolve)
