@@ -985,12 +985,17 @@ class _NotJSONError(Exception):
     """A JSON field holds a value JSON cannot represent."""
 
 
+# json.dumps(value, allow_nan=False) would build this encoder on every call: a fifth of the
+# encoding time of a decision's receipt. An encoder keeps no state between calls.
+_JSON_ENCODER: Final = json.JSONEncoder(allow_nan=False)
+
+
 def _to_json(value: Any) -> str:
     # NaN and infinity are not JSON: PostgreSQL refuses them and SQLite would keep them, so
     # both backends refuse them here, with the same message, rather than differ. The error
     # gets its own type because psycopg lets serialiser errors through unwrapped.
     try:
-        return json.dumps(value, allow_nan=False)
+        return _JSON_ENCODER.encode(value)
     except (TypeError, ValueError) as exc:
         raise _NotJSONError(f"a JSON field holds a value JSON cannot represent: {exc}") from exc
 
