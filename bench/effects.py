@@ -23,6 +23,7 @@ import shutil
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 from _util import fmt_bytes, machine, peak_rss_bytes, run_child, timed
 
@@ -62,7 +63,7 @@ def generate(out: Path, rows: int, seed: int) -> dict[str, int]:
     return {"rows": frame.height, "columns": frame.width, "actions": actions, "base_rows": base.height}
 
 
-def fit(path: Path, n_jobs: int) -> dict[str, float]:
+def fit(path: Path, n_jobs: int) -> dict[str, Any]:
     """Load the training set and fit an EffectModel; time and peak memory."""
     import os
     import time
@@ -84,6 +85,8 @@ def fit(path: Path, n_jobs: int) -> dict[str, float]:
         "load_average_1m": os.getloadavg()[0],
         "outcome_seconds": model.fit_seconds_["outcomes"],
         "propensity_seconds": model.fit_seconds_["propensity"],
+        "fit_seconds_breakdown": {k: round(float(v), 2) for k, v in model.fit_seconds_.items()},
+        "n_trees": model.n_trees_,
         "training_rows": float(model.n_rows_),
         "arms": float(len(model.arms_)),
         "peak_rss_bytes": float(peak_rss_bytes()),
@@ -95,6 +98,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--n-jobs", type=int, default=2)
+    parser.add_argument(
+        "--data", type=Path, help="keep the generated training set in this Parquet file (reused when it exists)"
+    )
     parser.add_argument("--child", choices=["generate", "fit"], help=argparse.SUPPRESS)
     parser.add_argument("--path", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -109,11 +115,16 @@ def main(argv: list[str] | None = None) -> int:
     print(f"machine: {machine()}", flush=True)
     folder = Path(tempfile.mkdtemp(prefix="nextmove-bench-effects-"))
     try:
-        path = folder / "training.parquet"
-        with timed() as gen:
-            made = run_child(Path(__file__), ["--child", "generate", "--rows", str(args.rows), "--path", str(path)])
-        print(f"generated {made['rows']:,} rows × {made['columns']} columns, {made['actions']} actions", end="")
-        print(f" in {gen.seconds:.0f} s")
+        path = args.data or folder / "training.parquet"
+        if args.data is not None and args.data.exists():
+            made: dict[str, Any] = {"rows": args.rows, "reused": str(args.data)}
+            print(f"reusing the training set {args.data}")
+        else:
+            with timed() as gen:
+                command = ["--child", "generate", "--rows", str(args.rows), "--path", str(path)]
+                made = run_child(Path(__file__), command)
+            print(f"generated {made['rows']:,} rows × {made['columns']} columns, {made['actions']} actions", end="")
+            print(f" in {gen.seconds:.0f} s")
         result = run_child(Path(__file__), ["--child", "fit", "--path", str(path), "--n-jobs", str(args.n_jobs)])
     finally:
         shutil.rmtree(folder, ignore_errors=True)

@@ -140,6 +140,8 @@ def regret_and_coverage(result: Any, training: pl.DataFrame, snapshot: pl.DataFr
         "flagged_actions": list(projection.flagged_actions),
         "fit_seconds": fit_time.seconds,
         "fit_cpu_seconds": fit_cpu,
+        "fit_seconds_breakdown": {k: round(float(v), 2) for k, v in model.fit_seconds_.items()},
+        "n_trees": model.n_trees_,
         "load_average_1m": os.getloadavg()[0],
         "project_seconds": project_time.seconds,
         "picks": dict(zip(picks.get_column("action_id").to_list(), picks.get_column("len").to_list(), strict=True)),

@@ -208,6 +208,32 @@ def test_effect_two_actions_or_thirty() -> None:
     assert projection.effects.height == 50 * 30 * 2
 
 
+def test_effect_fold_models_stop_growing_once_held_out_deviance_stops_improving() -> None:
+    # Constant effects: the held-out deviance bottoms out long before 400 trees.
+    training = randomised_book(accounts=400)
+    model = EffectModel(small_playbook(), **{**FAST, "n_estimators": 400}).fit(training)
+    for fit in model.fits_:
+        curve = fit.deviance_by_trees
+        assert 0 < fit.n_trees < len(curve) < 400
+        assert fit.n_trees == int(np.argmin(curve)) + 1
+        # Stopped after 20 rounds without improvement (or earlier, when no fold model could split any more).
+        assert len(curve) <= fit.n_trees + 20
+        assert all(b.num_trees() <= len(curve) for b in fit.boosters)
+    every = EffectModel(small_playbook(), **{**FAST, "select_trees": False}).fit(training)
+    for fit in every.fits_:
+        # Every round is used (fold models that cannot split any more end sooner).
+        assert fit.n_trees == len(fit.deviance_by_trees) <= 40
+        assert max(b.num_trees() for b in fit.boosters) <= fit.n_trees
+
+
+def test_effect_large_folds_train_on_a_sample_and_still_recover_the_effect() -> None:
+    # 3,200 training rows per fold over a cap of 4 × 300: each fold model sees a sample.
+    training = randomised_book(accounts=800)
+    model = EffectModel(small_playbook(), **{**FAST, "max_rows_per_tree": 300}).fit(training)
+    call = effects_of(model.project(snapshot_of(training)), "call", "win")
+    assert abs(call.get_column("effect").mean() - 0.15) < 0.03
+
+
 def test_effect_censored_rows_are_left_out() -> None:
     training = randomised_book(accounts=300)
     censored = training.with_columns((pl.col("decision_ts") >= START + timedelta(days=14 * 5)).alias("censored"))

@@ -11,7 +11,7 @@ import pytest
 
 from nextmove.errors import ConfigError, NotFittedError
 from nextmove.models._crossfit import account_folds
-from nextmove.models.propensity import PropensityModel, clip_propensities
+from nextmove.models.propensity import PropensityModel, clip_propensities, stratified_sample
 
 FAST = {"n_estimators": 40, "num_leaves": 7, "min_child_samples": 20, "n_folds": 3}
 
@@ -168,3 +168,31 @@ def test_account_folds_keep_an_account_in_one_fold() -> None:
     assert np.array_equal(folds, account_folds(ids, 5, 0))
     with pytest.raises(ConfigError, match="n_folds"):
         account_folds(ids, 1, 0)
+
+
+def test_propensity_large_folds_train_on_a_weighted_sample_stratified_by_arm() -> None:
+    # 2,000 training rows per fold over a cap of 4 × 100 rows: a sample, rare arms whole.
+    rows = logged_rows(3000, logged=False)
+    model = PropensityModel(**{**FAST, "max_rows_per_tree": 100}).fit(rows)
+    usage = rows.get_column("usage").to_numpy()
+    est_call = model.proba_[:, model.arms_.index("call")] if model.proba_ is not None else np.zeros(0)
+    # The weights restore each arm's share: the mean estimate stays near the calls' share.
+    assert abs(est_call.mean() - (rows.get_column("action_id") == "call").mean()) < 0.05
+    assert np.corrcoef(est_call, 1 / (1 + np.exp(-usage)))[0, 1] > 0.8
+
+
+def test_stratified_sample_keeps_rare_labels_whole_and_weights_the_rest() -> None:
+    label = np.array([0.0] * 900 + [1.0] * 80 + [2.0] * 20)
+    idx, weight = stratified_sample(label, 300, np.random.default_rng(0))
+    assert weight is not None
+    assert len(idx) == 300
+    assert len(set(idx.tolist())) == 300
+    kept = label[idx]
+    assert (kept == 1.0).sum() == 80
+    assert (kept == 2.0).sum() == 20
+    # Weighted counts equal the full counts of every label.
+    for value, rows in ((0.0, 900), (1.0, 80), (2.0, 20)):
+        assert weight[kept == value].sum() == pytest.approx(rows)
+    all_idx, none = stratified_sample(label, 1000, np.random.default_rng(0))
+    assert none is None
+    assert all_idx.tolist() == list(range(1000))

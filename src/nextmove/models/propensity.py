@@ -16,6 +16,9 @@ from nextmove.errors import ConfigError, NotFittedError
 from nextmove.models._crossfit import F64, I64, account_folds, bagging_share, lgb_params
 from nextmove.models.matrix import FeatureMatrix
 
+_FOLD_ROWS_PER_TREE = 4
+"""A fold model is trained on at most this many times ``max_rows_per_tree`` rows (stratified by arm)."""
+
 DEFAULT_EXCLUDE: tuple[str, ...] = ("lifecycle_stage", "variant")
 """Feature columns left out by default: the accounts table holds today's ``lifecycle_stage``, so a
 training set's past rows of a gone account carry ``churned`` (a leak of the outcome); ``variant``
@@ -153,6 +156,47 @@ class OverlapReport:
         }
 
 
+def stratified_sample(label: F64, max_rows: int, rng: np.random.Generator) -> tuple[I64, F64 | None]:
+    """At most ``max_rows`` rows, stratified by ``label``, and the weights that restore every label's share.
+
+    Each label keeps ``min(rows, q)`` of its rows, with ``q`` the largest quota that fits
+    ``max_rows``: rare labels stay whole, common ones are sampled (seeded) and weighted by their
+    rows over the rows kept. With no more than ``max_rows`` rows: every row, no weights.
+
+    Examples
+    --------
+    >>> idx, w = stratified_sample(np.array([0.0] * 8 + [1.0] * 2), 6, np.random.default_rng(0))
+    >>> len(idx), sorted(set(w.tolist()))
+    (6, [1.0, 2.0])
+    """
+    if len(label) <= max_rows:
+        return np.arange(len(label), dtype=np.int64), None
+    classes, inverse, counts = np.unique(label, return_inverse=True, return_counts=True)
+    quota = _quota(counts, max_rows)
+    keep: list[I64] = []
+    weight = np.empty(len(label))
+    for c in range(len(classes)):
+        mine = np.flatnonzero(inverse == c)
+        take = min(len(mine), quota)
+        weight[mine] = len(mine) / take
+        keep.append(mine if take == len(mine) else rng.choice(mine, size=take, replace=False))
+    idx = np.sort(np.concatenate(keep)).astype(np.int64)
+    out: F64 = weight[idx]
+    return idx, out
+
+
+def _quota(counts: I64, max_rows: int) -> int:
+    """The largest ``q`` with ``sum(min(counts, q)) <= max_rows`` (at least 1)."""
+    ordered = np.sort(counts)
+    below = 0
+    for i, c in enumerate(ordered):
+        left = len(ordered) - i
+        if below + c * left > max_rows:
+            return max((max_rows - below) // left, 1)
+        below += int(c)
+    return int(ordered[-1])
+
+
 def clip_propensities(propensity: F64, clip: tuple[float, float]) -> F64:
     """Propensities clipped to ``[low, high]``; missing (NaN) ones become ``low``.
 
@@ -236,7 +280,9 @@ class PropensityModel:
     n_estimators, learning_rate, num_leaves, min_child_samples, reg_lambda, colsample, max_bin
         LightGBM settings of the multinomial model.
     max_rows_per_tree
-        Above this many rows, each tree is grown on a random share of them.
+        Above this many rows, each tree is grown on a random share of them; a fold model is
+        trained on at most ``4 × max_rows_per_tree`` rows, a sample stratified by arm (rare arms
+        whole) with weights that restore every arm's share.
     random_state
         Seed of the folds and of LightGBM.
     n_jobs
@@ -407,16 +453,19 @@ class PropensityModel:
             proba[:, present[0]] = 1.0
             return proba
         n_folds = int(folds.max()) + 1
+        rng = np.random.default_rng(self.random_state)
         for k in range(n_folds):
             train = folds != k
-            booster = self._fit_one(x[train], label[train], len(present))
+            idx, weight = stratified_sample(label[train], _FOLD_ROWS_PER_TREE * self.max_rows_per_tree, rng)
+            rows = np.flatnonzero(train)[idx]
+            booster = self._fit_one(x[rows], label[rows], len(present), weight)
             self.models_.append(booster)
             held = ~train
             if held.any():
                 proba[np.ix_(held, present)] = booster.predict(x[held])
         return proba
 
-    def _fit_one(self, x: NDArray[np.float32], label: F64, n_classes: int) -> lgb.Booster:
+    def _fit_one(self, x: NDArray[np.float32], label: F64, n_classes: int, weight: F64 | None = None) -> lgb.Booster:
         params = lgb_params(
             objective="multiclass",
             learning_rate=self.learning_rate,
@@ -432,7 +481,12 @@ class PropensityModel:
         )
         assert self.matrix_ is not None
         data = lgb.Dataset(
-            x, label=label, categorical_feature=self.matrix_.categorical_indices_, params=params, free_raw_data=True
+            x,
+            label=label,
+            weight=weight,
+            categorical_feature=self.matrix_.categorical_indices_,
+            params=params,
+            free_raw_data=True,
         )
         return lgb.train(params, data, num_boost_round=self.n_estimators)
 
