@@ -310,15 +310,12 @@ def report(logs: dict[str, ArmLog], seed: int) -> dict[str, Any]:
             )
         out["arms"][arm]["attribution"] = logs[arm].attribution
     for arm in (n for n in names if n in LEARNING and logs[n].gaps):
-        print(f"online corrections of the {arm} arm: action, outcome events, its posterior mean gap (z),")
-        print("  observed mean and variance of z (OnlineLearner assumes variance 1), and the posterior mean with the")
-        print("  observed variance instead (prior N(0, 1)):")
+        print(f"online corrections of the {arm} arm: action, outcome events, the learner's posterior mean gap (z),")
+        print("  and the observed mean and variance of z (the learner's noise, before pooling):")
         for key, g in logs[arm].gaps.items():
-            var = g["var_z"]
-            shrunk = g["mean_z"] * g["n"] / (var + g["n"]) if math.isfinite(var) else float("nan")
             print(
                 f"  {key:>28}: {int(g['n']):5d} events, learner {logs[arm].corrections.get(key, 0.0):+6.2f}, "
-                f"observed mean {g['mean_z']:+7.2f} variance {var:9.1f}, with that variance {shrunk:+6.3f}"
+                f"observed mean {g['mean_z']:+7.2f} variance {g['var_z']:9.1f}"
             )
         out["arms"][arm]["gaps"] = logs[arm].gaps
     return out
