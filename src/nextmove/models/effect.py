@@ -787,6 +787,7 @@ class EffectModel:
         x = self.matrix_.transform(rows)
         groups = self._fit_groups(x)
         xa = self._with_arm(x, codes)
+        del x  # a copy of the features lives on in xa (a gigabyte at a million rows)
         scale = self._scale(rows, fit=True)
         self.n_rows_ = rows.height
         repeat_z = self._fit_repeat(rows, codes)
@@ -889,7 +890,7 @@ class EffectModel:
         for i, found in enumerate(self.repeat_columns_):
             mine = codes == i
             if found is not None and mine.any():
-                own[mine] = _recency(rows.filter(pl.Series(mine)).get_column(found), self.repeat_days)
+                own[mine] = _recency(rows.get_column(found).filter(pl.Series(mine)), self.repeat_days)
         acted = codes > 0
         self.repeat_center_ = float(own[acted].mean()) if acted.any() else 0.0
         self.repeat_scale_ = float(own[acted].std()) if acted.any() else 0.0
