@@ -1073,7 +1073,7 @@ class EffectModel:
 
         The fold models grow in step, one tree each per round, on ``n_jobs`` threads with one
         LightGBM thread per model (a fold model is the unit of parallel work: threads that split
-        one tree's work wait on each other dozens of times per tree, half the CPU time in a profile
+        one tree's work wait on each other dozens of times per tree, most of the CPU time in a profile
         on a busy machine). The held-out folds' deviance (summed over folds, each fold's mean
         scaled to its rows) picks the tree count, and growing stops once it has not improved for
         ``_PATIENCE`` rounds (with ``select_trees``).
