@@ -355,3 +355,33 @@ def test_compute_features_float_features_do_not_depend_on_summation_order(make_b
     second = row(compute_features(backward, T0, windows_days=(7,)), "a")
     assert first["x_sum_7d"] == second["x_sum_7d"] == 0.6
     assert first["x_mean_7d"] == second["x_mean_7d"] == 0.2
+
+
+def test_compute_features_sums_that_cancel_are_exactly_zero(make_book: MakeBook) -> None:
+    # 0.1 + 0.2 - 0.3 is 5.6e-17 in this order and 0 in another: a trend divided by that mean
+    # would be huge in one call and null in the next.
+    book = make_book(
+        ["a", "b"],
+        signals=[
+            *[("a", day(-1 - i), "x", v) for i, v in enumerate([0.1, 0.2, -0.3])],
+            *[("b", day(-1 - i), "x", v) for i, v in enumerate([0.5, 0.5])],
+            *[("b", day(-8 - i), "x", v) for i, v in enumerate([0.1, 0.2, 0.3, -0.3, -0.2, -0.1])],
+        ],
+    )
+    snap = compute_features(book, T0, windows_days=(7,))
+    a, b = row(snap, "a"), row(snap, "b")
+    assert a["x_sum_7d"] == 0.0
+    assert a["x_mean_7d"] == 0.0
+    assert b["x_trend_7d"] is None  # the previous window cancels to exactly 0: no relative change
+
+
+def test_compute_features_a_flat_signal_has_a_trend_of_exactly_zero(make_book: MakeBook) -> None:
+    # Means of the same values in another order differ in the last bit; the change is 0, not 1e-16.
+    book = make_book(
+        ["a"],
+        signals=[
+            *[("a", day(-1 - i), "x", v) for i, v in enumerate([0.3, 0.2, 0.1])],
+            *[("a", day(-8 - i), "x", v) for i, v in enumerate([0.1, 0.2, 0.3])],
+        ],
+    )
+    assert row(compute_features(book, T0, windows_days=(7,)), "a")["x_trend_7d"] == 0.0

