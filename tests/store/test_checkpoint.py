@@ -61,10 +61,8 @@ def test_checkpointing_is_sqlite_files_only(tmp_path: Path) -> None:
         store.checkpoint_in_background(every_s=0)
 
 
-def test_checkpointing_is_not_needed_on_postgres(store_url: str) -> None:
-    if not store_url.startswith("postgresql"):
-        pytest.skip("PostgreSQL only")
-    with open_store(store_url) as store:
+def test_checkpointing_is_not_needed_on_postgres(pg_schema_url: str) -> None:
+    with open_store(pg_schema_url) as store:
         assert isinstance(store, SqlStore)
         assert not store.checkpoint_in_background()
         with pytest.raises(StoreError, match="not SQLite"):
