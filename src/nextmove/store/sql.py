@@ -544,8 +544,7 @@ class SqlStore:
         """
         if every_s <= 0:
             raise ConfigError(f"every_s must be above 0; got {every_s}")
-        database = self._engine.url.database
-        has_log = self._engine.dialect.name == "sqlite" and database not in (None, "", ":memory:")
+        has_log = self._engine.dialect.name == "sqlite" and not self._in_memory
         if not has_log or self._checkpointer is not None:
             return False
         self._check_open()
@@ -569,17 +568,9 @@ class SqlStore:
         self._check_open()
         if self._engine.dialect.name != "sqlite":
             raise StoreError(f"the store at {self._url} is not SQLite: it has no write-ahead log to checkpoint")
-        with self._errors("checkpoint the write-ahead log"):
-            raw = self._engine.raw_connection()
-            try:
-                cursor = raw.cursor()
-                try:
-                    cursor.execute("PRAGMA wal_checkpoint(PASSIVE)")
-                    row = cursor.fetchone()
-                finally:
-                    cursor.close()
-            finally:
-                raw.close()
+        with self._errors("checkpoint the write-ahead log"), _driver_cursor(self._engine) as (_, cursor):
+            cursor.execute("PRAGMA wal_checkpoint(PASSIVE)")
+            row = cursor.fetchone()
         busy, log_pages, copied = row if row is not None else (0, 0, 0)
         return int(busy), int(log_pages), int(copied)
 
@@ -774,31 +765,24 @@ class SqlStore:
         cost about 0.1 ms more per commit than the driver's own.
         """
         self._check_open()
-        with self._write_lock:
-            raw = self._engine.raw_connection()
+        with self._write_lock, _driver_cursor(self._engine) as (raw, cursor):
             try:
-                cursor = raw.cursor()
-                try:
-                    if self._engine.dialect.name == "sqlite":
-                        _begin_sqlite(
-                            cursor,
-                            raw.info,
-                            immediate=True,
-                            relaxed=True,
-                            manual_checkpoint=self._checkpointer is not None,
-                            in_memory=self._in_memory,
-                        )
-                    else:
-                        cursor.execute("SET LOCAL synchronous_commit = off")
-                    yield cursor
-                    raw.commit()
-                except BaseException:
-                    raw.rollback()
-                    raise
-                finally:
-                    cursor.close()
-            finally:
-                raw.close()
+                if self._engine.dialect.name == "sqlite":
+                    _begin_sqlite(
+                        cursor,
+                        raw.info,
+                        immediate=True,
+                        relaxed=True,
+                        manual_checkpoint=self._checkpointer is not None,
+                        in_memory=self._in_memory,
+                    )
+                else:
+                    cursor.execute("SET LOCAL synchronous_commit = off")
+                yield cursor
+                raw.commit()
+            except BaseException:
+                raw.rollback()
+                raise
 
     @contextmanager
     def _read(self) -> Iterator[Connection]:
@@ -857,16 +841,10 @@ class _HotPath:
 
     def activity(self, engine: Engine, account_id: str, since: datetime) -> list[ActivityRecord]:
         """The account's activity since ``since``, unsorted, on a connection of ``engine``'s pool."""
-        raw = engine.raw_connection()
-        try:
-            cursor = raw.cursor()
-            try:
-                cursor.execute(self.activity_sql, {"account_id": account_id, "since": self._since(since)})
-                rows = cursor.fetchall()
-            finally:
-                cursor.close()
-        finally:
-            raw.close()  # back to the pool, which ends PostgreSQL's transaction
+        # Closing the connection returns it to the pool, which ends PostgreSQL's transaction.
+        with _driver_cursor(engine) as (_, cursor):
+            cursor.execute(self.activity_sql, {"account_id": account_id, "since": self._since(since)})
+            rows = cursor.fetchall()
         out: list[ActivityRecord] = []
         for source, record_id, kind, action_id, ts, payload in rows:
             named = None
@@ -915,6 +893,20 @@ class _HotPath:
                 row[name] = process(row[name])
         for batch in _batches(rows, BATCH_ROWS):
             cursor.executemany(sql, batch)
+
+
+@contextmanager
+def _driver_cursor(engine: Engine) -> Iterator[tuple[Any, Any]]:
+    """A pooled driver connection of ``engine`` and a cursor on it, both closed on the way out."""
+    raw = engine.raw_connection()
+    try:
+        cursor = raw.cursor()
+        try:
+            yield raw, cursor
+        finally:
+            cursor.close()
+    finally:
+        raw.close()
 
 
 def _bind_processors(table: sa.Table, columns: Sequence[str], dialect: Dialect) -> dict[str, Callable[[Any], Any]]:
