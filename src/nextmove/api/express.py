@@ -20,7 +20,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from nextmove.api.auth import Principal
 from nextmove.api.errors import error_response
-from nextmove.api.routes import decide_now
+from nextmove.api.routes import decide_now, decide_resource
 from nextmove.api.schemas import DecideIn
 from nextmove.api.service import Services
 from nextmove.errors import NextmoveError
@@ -71,7 +71,7 @@ class DecideExpressLane:
             status=200,
             key_id=principal.key_id,
             role=principal.role,
-            resource=f"decide:{','.join(ids[:20])}",
+            resource=decide_resource(ids),
             detail={"accounts": len(ids)},
         )
         try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -193,7 +194,7 @@ async def decide(body: DecideIn, request: Request, principal: PrincipalDep, serv
     """
     principal.require("decide")
     ids = [item.account_id for item in body.items()]
-    info = _note(request, "change", f"decide:{','.join(ids[:20])}", accounts=len(ids))
+    info = _note(request, "change", decide_resource(ids), accounts=len(ids))
     answer = await decide_now(services, principal, body, _audit_entry(request, info))
     info["written"] = True  # with the decisions, in their transaction
     return Response(answer, media_type="application/json")
@@ -218,7 +219,7 @@ async def decide_now(services: Services, principal: Principal, body: DecideIn, a
     def render(made: list[DecisionRecord]) -> bytes:
         return DecisionsPublic(decisions=[DecisionPublic.of(d) for d in made]).model_dump_json().encode()
 
-    if rescores(services, body):
+    if services.config.book is not None and any(r.signals for r in requests):
         # Rescoring from fresh signals (only with a book) takes tens of milliseconds: a worker
         # thread of its own, so that it does not hold up the decision queue.
         def work() -> bytes:
@@ -230,9 +231,9 @@ async def decide_now(services: Services, principal: Principal, body: DecideIn, a
     return await services.decisions.decide(group, render, check=check)
 
 
-def rescores(services: Services, body: DecideIn) -> bool:
-    """Whether deciding ``body`` rescores accounts from fresh signals (which needs the server's book)."""
-    return services.config.book is not None and any(item.signals for item in body.items())
+def decide_resource(account_ids: Sequence[str]) -> str:
+    """The audit log's resource of a decision: ``decide:`` and the first 20 account ids."""
+    return f"decide:{','.join(account_ids[:20])}"
 
 
 @router.post(
