@@ -107,6 +107,10 @@ def lgb_params(
     return params
 
 
+FOLD_ROWS_PER_TREE = 4
+"""A cross-fitting fold model is trained on at most this many times ``max_rows_per_tree`` rows (a seeded sample)."""
+
+
 def bagging_share(rows: int, max_rows_per_tree: int) -> float:
     """Share of rows each tree sees so that a tree is grown on at most ``max_rows_per_tree`` rows."""
     if rows <= max_rows_per_tree:

@@ -22,7 +22,15 @@ from nextmove.book import NO_ACTION
 from nextmove.errors import ConfigError, NotFittedError
 from nextmove.features import sanitize_name
 from nextmove.features.names import behavior_features
-from nextmove.models._crossfit import F64, I64, account_folds, bagging_share, lgb_params, sigmoid
+from nextmove.models._crossfit import (
+    F64,
+    FOLD_ROWS_PER_TREE,
+    I64,
+    account_folds,
+    bagging_share,
+    lgb_params,
+    sigmoid,
+)
 from nextmove.models.matrix import FeatureMatrix
 from nextmove.models.propensity import (
     DEFAULT_EXCLUDE,
@@ -45,8 +53,6 @@ _GROUP_SAMPLE = 20_000
 """Rows the behavior groups' k-means is fitted on (a seeded sample); every row is then assigned."""
 _PATIENCE = 20
 """The fold models stop growing when their held-out deviance has not improved for this many trees."""
-_FOLD_ROWS_PER_TREE = 4
-"""A fold model is trained on at most this many times ``max_rows_per_tree`` rows (a seeded sample)."""
 
 
 # ---- objectives and the value convention ------------------------------------------------------
@@ -1028,7 +1034,7 @@ class EffectModel:
     def _fold_data(self, xa: NDArray[np.float32], y: F64, folds: I64) -> _FoldData:
         """Bin the model matrix once and cut every fold's training and held-out subsets (reused by every objective).
 
-        A fold model is trained on at most ``_FOLD_ROWS_PER_TREE × max_rows_per_tree`` of its rows
+        A fold model is trained on at most ``FOLD_ROWS_PER_TREE × max_rows_per_tree`` of its rows
         and scores trees on at most ``max_rows_per_tree`` held-out rows (seeded samples): each tree
         sees ``max_rows_per_tree`` rows anyway, and LightGBM's per-tree work over all the training
         rows (gradients, bagging, the scores of the rows out of the bag) then stops growing with the
@@ -1038,7 +1044,7 @@ class EffectModel:
         data = lgb.Dataset(xa, label=y, categorical_feature=self._categorical(), params=params, free_raw_data=False)
         data.construct()
         rng = np.random.default_rng(self.random_state)
-        max_train = _FOLD_ROWS_PER_TREE * self.max_rows_per_tree
+        max_train = FOLD_ROWS_PER_TREE * self.max_rows_per_tree
         out = _FoldData(data=data)
         for k in range(self.n_folds):
             train_idx = np.flatnonzero(folds != k)
@@ -1054,6 +1060,11 @@ class EffectModel:
             out.scored_idx.append(scored)
             out.scored.append(data.subset(scored.tolist()).construct() if len(scored) else None)
         return out
+
+    def _fold_pool(self) -> ThreadPoolExecutor:
+        """Threads that train fold models in parallel: ``n_jobs`` (all cores when None), at most one per fold."""
+        threads = min(self.n_jobs or os.cpu_count() or 1, self.n_folds)
+        return ThreadPoolExecutor(max_workers=threads, initializer=_quiet_lightgbm)
 
     def _fold_params(self, rows: int) -> dict[str, Any]:
         """Settings of the fold models: one LightGBM thread each (the folds run in parallel), dense bins.
@@ -1105,8 +1116,7 @@ class EffectModel:
 
         deviance: list[float] = []
         best, best_round = math.inf, 0
-        threads = min(self.n_jobs or os.cpu_count() or 1, self.n_folds)
-        with ThreadPoolExecutor(max_workers=threads, initializer=_quiet_lightgbm) as pool:
+        with self._fold_pool() as pool:
             for round_ in range(self.n_estimators):
                 total = float(sum(pool.map(grow, range(self.n_folds))))
                 deviance.append(total)
@@ -1349,8 +1359,7 @@ class EffectModel:
             event_folds = folds[event_idx]
             subsets = [data.subset(np.flatnonzero(event_folds != k).tolist()).construct() for k in range(self.n_folds)]
             # The fold models train in parallel, one LightGBM thread each (as the outcome models).
-            threads = min(self.n_jobs or os.cpu_count() or 1, self.n_folds)
-            with ThreadPoolExecutor(max_workers=threads, initializer=_quiet_lightgbm) as pool:
+            with self._fold_pool() as pool:
                 fit.amount_boosters = list(
                     pool.map(lambda train: lgb.train(params, train, num_boost_round=self.n_estimators), subsets)
                 )

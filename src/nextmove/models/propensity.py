@@ -13,11 +13,8 @@ from numpy.typing import NDArray
 
 from nextmove.book import NO_ACTION
 from nextmove.errors import ConfigError, NotFittedError
-from nextmove.models._crossfit import F64, I64, account_folds, bagging_share, lgb_params
+from nextmove.models._crossfit import F64, FOLD_ROWS_PER_TREE, I64, account_folds, bagging_share, lgb_params
 from nextmove.models.matrix import FeatureMatrix
-
-_FOLD_ROWS_PER_TREE = 4
-"""A fold model is trained on at most this many times ``max_rows_per_tree`` rows (stratified by arm)."""
 
 DEFAULT_EXCLUDE: tuple[str, ...] = ("lifecycle_stage", "variant")
 """Feature columns left out by default: the accounts table holds today's ``lifecycle_stage``, so a
@@ -456,7 +453,7 @@ class PropensityModel:
         rng = np.random.default_rng(self.random_state)
         for k in range(n_folds):
             train = folds != k
-            idx, weight = stratified_sample(label[train], _FOLD_ROWS_PER_TREE * self.max_rows_per_tree, rng)
+            idx, weight = stratified_sample(label[train], FOLD_ROWS_PER_TREE * self.max_rows_per_tree, rng)
             rows = np.flatnonzero(train)[idx]
             booster = self._fit_one(x[rows], label[rows], len(present), weight)
             self.models_.append(booster)
