@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Literal, Self
@@ -31,6 +31,7 @@ from nextmove.models._crossfit import (
     lgb_params,
     sigmoid,
 )
+from nextmove.models._trees import FeatureTrees, feature_trees
 from nextmove.models.matrix import FeatureMatrix
 from nextmove.models.propensity import (
     DEFAULT_EXCLUDE,
@@ -358,6 +359,8 @@ class _ObjectiveFit:
     contrast_slope: float = 0.0
     """Logit change per unit of an account's centred S-learner contrast (``contrast_modifier``)."""
     contrast_slope_var: float = 0.0
+    arm_trees: list[FeatureTrees] = field(default_factory=list)
+    """Per fold model: its trees that split on the arm (made on first use; see ``EffectModel._contrasts``)."""
     group_events: I64 = field(default_factory=lambda: np.zeros((0, 1), dtype=np.int64))
     """Shape (arms, groups): training rows with the outcome, per cell."""
 
@@ -1165,15 +1168,46 @@ class EffectModel:
             y[acted], base[acted], weights[acted], multiplier=contrast
         )
 
-    def _contrast(self, fit: _ObjectiveFit, x: NDArray[np.float32], arm: int, folds_logit: F64) -> F64:
-        """An arm's centred S-learner contrast for every row (0 without ``contrast_modifier`` or for untaken arms)."""
-        if not len(fit.contrast_center) or not np.isfinite(fit.contrast_center[arm]):
-            return np.zeros(x.shape[0])
-        xa = self._with_arm(x, arm)
-        trees = fit.n_trees or None
-        acted = np.stack([b.predict(xa, raw_score=True, num_iteration=trees) for b in fit.boosters])
-        out: F64 = (acted - folds_logit).mean(axis=0) - fit.contrast_center[arm]
+    def _contrasts(self, fit: _ObjectiveFit, x: NDArray[np.float32]) -> F64:
+        """Shape (arms, n): each arm's centred S-learner contrast (0 for none, untaken arms, no ``contrast_modifier``).
+
+        Only the fold models' trees that split on the arm change the contrast; they are evaluated
+        alone (:func:`~nextmove.models._trees.feature_trees`), which gives the full models' number.
+        """
+        out = np.zeros((len(self.arms_), x.shape[0]))
+        arms = [i for i in range(1, len(fit.contrast_center)) if np.isfinite(fit.contrast_center[i])]
+        if not arms:
+            return out
+        models = self._arm_trees(fit)
+
+        def fold(k: int) -> F64:
+            trees = models[k]
+            part = np.zeros((len(arms), x.shape[0]))
+            if trees.booster is not None:
+                xs = trees.matrix(x, 0.0)
+                none = trees.predict(xs)
+                for j, i in enumerate(arms):
+                    xs[:, trees.position] = i
+                    part[j] = trees.predict(xs) - none
+            return part
+
+        out[arms] = np.sum(self._over_folds(fold, len(models)), axis=0) / len(models)
+        out[arms] -= fit.contrast_center[arms, None]
         return out
+
+    def _over_folds(self, work: Callable[[int], F64], folds: int) -> list[F64]:
+        """``work(k)`` for every fold model ``k``, on the fold threads when there are several."""
+        if folds < 2 or min(self.n_jobs or os.cpu_count() or 1, self.n_folds) < 2:
+            return [work(k) for k in range(folds)]
+        with self._fold_pool() as pool:
+            return list(pool.map(work, range(folds)))
+
+    def _arm_trees(self, fit: _ObjectiveFit) -> list[FeatureTrees]:
+        """The fold models' trees that split on the arm (made once per fit, on first use)."""
+        if len(getattr(fit, "arm_trees", ())) != len(fit.boosters):  # models saved before it was kept
+            arm = len(self.matrix_.columns_)
+            fit.arm_trees = [feature_trees(b, arm, fit.n_trees or None) for b in fit.boosters]
+        return fit.arm_trees
 
     def _fit_group_baseline(
         self, fit: _ObjectiveFit, y: F64, offset: F64, codes: I64, groups: I64, weights: F64
@@ -1458,10 +1492,12 @@ class EffectModel:
         """Shape (K, n): each fold model's do-nothing raw score."""
         xa = self._with_arm(x, 0)
         trees = fit.n_trees or None
-        out: F64 = np.stack([b.predict(xa, raw_score=True, num_iteration=trees) for b in fit.boosters]).astype(
-            np.float64
-        )
-        return out
+
+        def fold(k: int) -> F64:
+            score = fit.boosters[k].predict(xa, raw_score=True, num_iteration=trees, num_threads=1)
+            return np.asarray(score, dtype=np.float64)
+
+        return np.stack(self._over_folds(fold, len(fit.boosters)))
 
     def _baseline_amounts(self, fit: _ObjectiveFit, x: NDArray[np.float32]) -> F64:
         """Expected amount per event under doing nothing, relative to scale (mean of fold models)."""
@@ -1580,12 +1616,13 @@ class EffectModel:
             p0_draws = sigmoid(base_draws)
             amount0 = self._baseline_amounts(fit, x) * scale if spec.is_amount else np.ones(n)
             baseline = p0 * amount0
+            contrasts = self._contrasts(fit, x)
             for i, arm in enumerate(arms):
                 if arm == NO_ACTION:
                     continue
                 hetero = self.heterogeneity_sd * rng.standard_normal((n, n_draws))
                 z = repeat_z[:, i]
-                contrast = self._contrast(fit, x, i, folds_logit)
+                contrast = contrasts[i]
                 pa = sigmoid(
                     center
                     + fit.beta0
@@ -1675,10 +1712,10 @@ class EffectModel:
             folds_logit = self._baseline_logits(fit, x)
             center = folds_logit.mean(axis=0) + fit.beta0 + fit.group_beta0[groups]
             amount0 = self._baseline_amounts(fit, x) * scale if spec.is_amount else np.ones(n)
+            contrasts = self._contrasts(fit, x)
             for i in range(len(self.arms_)):
                 shift = fit.group_delta[i, groups] * np.exp(fit.repeat_slope * repeat_z[:, i])
-                if i > 0:
-                    shift = shift + fit.contrast_slope * self._contrast(fit, x, i, folds_logit)
+                shift = shift + fit.contrast_slope * contrasts[i]
                 p = sigmoid(center + shift)
                 mult = math.exp(fit.log_mult[i]) if spec.is_amount else 1.0
                 totals[i] += p * mult * amount0 * per_unit
