@@ -11,7 +11,7 @@ import polars as pl
 import pytest
 
 from nextmove.errors import ConfigError, NotFittedError
-from nextmove.models.effect import EffectModel, EffectProjection, objective_specs, row_value_usd
+from nextmove.models.effect import EffectModel, EffectProjection, _interval, objective_specs, row_value_usd
 from nextmove.playbook import Action, Objective, Playbook
 
 FAST = {"n_folds": 3, "n_estimators": 40, "num_leaves": 7, "min_child_samples": 40, "n_draws": 100}
@@ -322,3 +322,14 @@ def test_effects_doc_example_runs() -> None:
     namespace: dict[str, object] = {}
     exec(compile(example, str(DOC), "exec"), namespace)  # the page's own example, run as written
     assert "projection" in namespace
+
+
+@pytest.mark.parametrize("draws", [1, 2, 7, 200])
+def test_effect_interval_is_numpys_quantile_of_the_draws(draws: int) -> None:
+    rng = np.random.default_rng(draws)
+    samples = rng.normal(size=(300, draws)).astype(np.float32)
+    point = np.median(samples, axis=1).astype(np.float64) + rng.normal(0, 0.1, 300)
+    low, high = _interval(point, samples, 0.05, 0.95, 1.5)
+    lo, hi = np.quantile(samples.astype(np.float64), [0.05, 0.95], axis=1)
+    np.testing.assert_allclose(low, point - 1.5 * np.maximum(point - lo, 0.0), atol=1e-6)
+    np.testing.assert_allclose(high, point + 1.5 * np.maximum(hi - point, 0.0), atol=1e-6)

@@ -8,7 +8,7 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, Literal, Self
+from typing import Any, Literal, Self, TypeVar
 
 import lightgbm as lgb
 import numpy as np
@@ -47,6 +47,8 @@ from nextmove.playbook.schema import Sense, ValueBasis
 ARM_SEPARATOR = ":"
 """Separates an action id from its variant id in an arm id (``nurture_email:morning``)."""
 
+_T = TypeVar("_T")
+F32 = NDArray[np.float32]
 _Z_CAP = 30.0
 _DRAW_BUDGET = 4_000_000
 """Values held at once while projecting (accounts × arms × draws); larger snapshots go in chunks."""
@@ -363,6 +365,19 @@ class _ObjectiveFit:
     """Per fold model: its trees that split on the arm (made on first use; see ``EffectModel._contrasts``)."""
     group_events: I64 = field(default_factory=lambda: np.zeros((0, 1), dtype=np.int64))
     """Shape (arms, groups): training rows with the outcome, per cell."""
+
+
+@dataclass(frozen=True)
+class _Chunk:
+    """What every objective's projection of a chunk of accounts reads (internal)."""
+
+    x: NDArray[np.float32]
+    ids: pl.DataFrame
+    scale: F64
+    arr: F64
+    repeat_z: F64
+    groups: I64
+    level: float
 
 
 @dataclass
@@ -1168,7 +1183,7 @@ class EffectModel:
             y[acted], base[acted], weights[acted], multiplier=contrast
         )
 
-    def _contrasts(self, fit: _ObjectiveFit, x: NDArray[np.float32]) -> F64:
+    def _contrasts(self, fit: _ObjectiveFit, x: NDArray[np.float32], *, parallel: bool = True) -> F64:
         """Shape (arms, n): each arm's centred S-learner contrast (0 for none, untaken arms, no ``contrast_modifier``).
 
         Only the fold models' trees that split on the arm change the contrast; they are evaluated
@@ -1191,16 +1206,16 @@ class EffectModel:
                     part[j] = trees.predict(xs) - none
             return part
 
-        out[arms] = np.sum(self._over_folds(fold, len(models)), axis=0) / len(models)
+        out[arms] = np.sum(self._in_threads(fold, len(models), parallel=parallel), axis=0) / len(models)
         out[arms] -= fit.contrast_center[arms, None]
         return out
 
-    def _over_folds(self, work: Callable[[int], F64], folds: int) -> list[F64]:
-        """``work(k)`` for every fold model ``k``, on the fold threads when there are several."""
-        if folds < 2 or min(self.n_jobs or os.cpu_count() or 1, self.n_folds) < 2:
-            return [work(k) for k in range(folds)]
+    def _in_threads(self, work: Callable[[int], _T], count: int, *, parallel: bool = True) -> list[_T]:
+        """``work(k)`` for every ``k`` below ``count`` (fold models, objectives), on fold threads if ``parallel``."""
+        if not parallel or count < 2 or min(self.n_jobs or os.cpu_count() or 1, self.n_folds) < 2:
+            return [work(k) for k in range(count)]
         with self._fold_pool() as pool:
-            return list(pool.map(work, range(folds)))
+            return list(pool.map(work, range(count)))
 
     def _arm_trees(self, fit: _ObjectiveFit) -> list[FeatureTrees]:
         """The fold models' trees that split on the arm (made once per fit, on first use)."""
@@ -1488,7 +1503,7 @@ class EffectModel:
         if not hasattr(self, "fits_"):
             raise NotFittedError("this EffectModel is not fitted yet: call fit(training) first")
 
-    def _baseline_logits(self, fit: _ObjectiveFit, x: NDArray[np.float32]) -> F64:
+    def _baseline_logits(self, fit: _ObjectiveFit, x: NDArray[np.float32], *, parallel: bool = True) -> F64:
         """Shape (K, n): each fold model's do-nothing raw score."""
         xa = self._with_arm(x, 0)
         trees = fit.n_trees or None
@@ -1497,7 +1512,7 @@ class EffectModel:
             score = fit.boosters[k].predict(xa, raw_score=True, num_iteration=trees, num_threads=1)
             return np.asarray(score, dtype=np.float64)
 
-        return np.stack(self._over_folds(fold, len(fit.boosters)))
+        return np.stack(self._in_threads(fold, len(fit.boosters), parallel=parallel))
 
     def _baseline_amounts(self, fit: _ObjectiveFit, x: NDArray[np.float32]) -> F64:
         """Expected amount per event under doing nothing, relative to scale (mean of fold models)."""
@@ -1544,8 +1559,7 @@ class EffectModel:
         values: list[pl.DataFrame] = []
         for number, start in enumerate(range(0, max(snapshot.height, 1), chunk)):
             part = snapshot.slice(start, chunk)
-            chunk_rng = np.random.default_rng([self.random_state, number])
-            e, v = self._project_chunk(part, level, params, chunk_rng)
+            e, v = self._project_chunk(part, level, params, number)
             effects.extend(e)
             values.append(v)
         return EffectProjection(
@@ -1574,77 +1588,39 @@ class EffectModel:
         snapshot: pl.DataFrame,
         level: float,
         params: list[dict[str, F64]],
-        rng: np.random.Generator,
+        number: int,
     ) -> tuple[list[pl.DataFrame], pl.DataFrame]:
         n = snapshot.height
         x = self.matrix_.transform(snapshot)
-        scale = self._scale(snapshot)
-        arr = (
-            snapshot.get_column("arr").cast(pl.Float64).to_numpy().astype(np.float64)
-            if "arr" in snapshot.columns
-            else np.zeros(n)
+        chunk = _Chunk(
+            x=x,
+            ids=_keys_frame(snapshot),
+            scale=self._scale(snapshot),
+            arr=(
+                snapshot.get_column("arr").cast(pl.Float64).to_numpy().astype(np.float64)
+                if "arr" in snapshot.columns
+                else np.zeros(n)
+            ),
+            repeat_z=self._repeat_z(snapshot),
+            groups=self._groups(x),
+            level=level,
         )
-        ids = _keys_frame(snapshot)
-        repeat_z = self._repeat_z(snapshot)
-        groups = self._groups(x)
-        q_low, q_high = (1 - level) / 2, (1 + level) / 2
-        arms, n_draws = self.arms_, self.n_draws
+        arms = self.arms_
         flagged = set(self.flagged_arms_)
-        value_point = np.zeros((len(arms), n))
-        value_draws = np.zeros((len(arms), n, n_draws))
-        effect_parts: list[pl.DataFrame] = []
-        for fit, drawn in zip(self.fits_, params, strict=True):
-            spec = fit.spec
-            per_unit = spec.usd_per_unit(arr)
-            if fit.constant is not None:
-                amount = fit.amount_constant * scale if spec.is_amount else np.ones(n)
-                baseline = fit.constant * amount
-                zeros = np.zeros(n)
-                for arm in arms[1:]:
-                    effect_parts.append(
-                        _effect_frame(ids, arm, spec, baseline, zeros, zeros, zeros, zeros, arm in flagged)
-                    )
-                continue
-            folds_logit = self._baseline_logits(fit, x)
-            k = folds_logit.shape[0]
-            center = folds_logit.mean(axis=0)
-            # Baseline draws: the fold models in turn, each deviation scaled as a delete-a-group jackknife.
-            inflate = math.sqrt(max(k - 1, 1))
-            base_draws = center[:, None] + inflate * (folds_logit[np.arange(n_draws) % k].T - center[:, None])
-            base_draws += drawn["beta0"][None, :] + fit.group_beta0[groups][:, None]
-            p0 = sigmoid(center + fit.beta0 + fit.group_beta0[groups])
-            p0_draws = sigmoid(base_draws)
-            amount0 = self._baseline_amounts(fit, x) * scale if spec.is_amount else np.ones(n)
-            baseline = p0 * amount0
-            contrasts = self._contrasts(fit, x)
-            for i, arm in enumerate(arms):
-                if arm == NO_ACTION:
-                    continue
-                hetero = self.heterogeneity_sd * rng.standard_normal((n, n_draws))
-                z = repeat_z[:, i]
-                contrast = contrasts[i]
-                pa = sigmoid(
-                    center
-                    + fit.beta0
-                    + fit.group_beta0[groups]
-                    + fit.group_delta[i, groups] * np.exp(fit.repeat_slope * z)
-                    + fit.contrast_slope * contrast
-                )
-                shift_draws = drawn["shift"][i][groups] * np.exp(np.clip(np.outer(z, drawn["slope"]), -_Z_CAP, _Z_CAP))
-                shift_draws += np.outer(contrast, drawn["contrast"])
-                pa_draws = sigmoid(np.clip(base_draws + shift_draws + hetero, -_Z_CAP, _Z_CAP))
-                if spec.is_amount:
-                    effect = (pa * math.exp(fit.log_mult[i]) - p0) * amount0
-                    draws = (pa_draws * drawn["mult"][i][None, :] - p0_draws) * amount0[:, None]
-                else:
-                    effect = pa - p0
-                    draws = pa_draws - p0_draws
-                low, high = _interval(effect, draws, q_low, q_high, self.interval_scale)
-                effect_parts.append(
-                    _effect_frame(ids, arm, spec, baseline, effect, low, high, effect * per_unit, arm in flagged)
-                )
-                value_point[i] += effect * per_unit
-                value_draws[i] += draws * per_unit[:, None]
+
+        def objective(o: int) -> tuple[list[pl.DataFrame], F64, F32]:
+            rng = np.random.default_rng([self.random_state, number, o])
+            return self._project_objective(self.fits_[o], params[o], chunk, rng)
+
+        # The objectives in parallel (each predicts its fold models in turn): LightGBM, the draws and
+        # the quantiles release the GIL.
+        done = self._in_threads(objective, len(self.fits_))
+        effect_parts = [frame for parts, _, _ in done for frame in parts]
+        _, value_point, value_draws = done[0]
+        for _, point, draws in done[1:]:
+            value_point += point
+            value_draws += draws
+        q_low, q_high = (1 - level) / 2, (1 + level) / 2
         value_parts = []
         for i, arm in enumerate(arms):
             cost = float(self.arm_costs_[i])
@@ -1663,8 +1639,77 @@ class EffectModel:
                 },
                 schema=_VALUE_SCHEMA,
             )
-            value_parts.append(pl.concat([ids, data], how="horizontal"))
+            value_parts.append(pl.concat([chunk.ids, data], how="horizontal"))
         return effect_parts, pl.concat(value_parts)
+
+    def _project_objective(
+        self, fit: _ObjectiveFit, drawn: dict[str, F64], chunk: _Chunk, rng: np.random.Generator
+    ) -> tuple[list[pl.DataFrame], F64, F32]:
+        """One objective's effect frames of every arm, and its dollars: point (arms, n), draws (arms, n, draws)."""
+        x, ids, scale, groups, repeat_z = chunk.x, chunk.ids, chunk.scale, chunk.groups, chunk.repeat_z
+        n = x.shape[0]
+        arms, n_draws = self.arms_, self.n_draws
+        flagged = set(self.flagged_arms_)
+        q_low, q_high = (1 - chunk.level) / 2, (1 + chunk.level) / 2
+        value_point = np.zeros((len(arms), n))
+        value_draws = np.zeros((len(arms), n, n_draws), dtype=np.float32)
+        effect_parts: list[pl.DataFrame] = []
+        spec = fit.spec
+        per_unit = spec.usd_per_unit(chunk.arr)
+        if fit.constant is not None:
+            amount = fit.amount_constant * scale if spec.is_amount else np.ones(n)
+            baseline = fit.constant * amount
+            zeros = np.zeros(n)
+            for arm in arms[1:]:
+                effect_parts.append(_effect_frame(ids, arm, spec, baseline, zeros, zeros, zeros, zeros, arm in flagged))
+            return effect_parts, value_point, value_draws
+        folds_logit = self._baseline_logits(fit, x, parallel=False)
+        k = folds_logit.shape[0]
+        center = folds_logit.mean(axis=0)
+        # Baseline draws: the fold models in turn, each deviation scaled as a delete-a-group jackknife.
+        # The draws are single precision (they only make the intervals); the points are double.
+        inflate = math.sqrt(max(k - 1, 1))
+        center32, folds32 = center.astype(np.float32), folds_logit.astype(np.float32)
+        base_draws = center32[:, None] + np.float32(inflate) * (folds32[np.arange(n_draws) % k].T - center32[:, None])
+        base_draws += (drawn["beta0"][None, :] + fit.group_beta0[groups][:, None]).astype(np.float32)
+        p0 = sigmoid(center + fit.beta0 + fit.group_beta0[groups])
+        p0_draws = sigmoid(base_draws)
+        amount0 = self._baseline_amounts(fit, x) * scale if spec.is_amount else np.ones(n)
+        baseline = p0 * amount0
+        contrasts = self._contrasts(fit, x, parallel=False)
+        for i, arm in enumerate(arms):
+            if arm == NO_ACTION:
+                continue
+            hetero = (self.heterogeneity_sd * rng.standard_normal((n, n_draws))).astype(np.float32)
+            z = repeat_z[:, i]
+            contrast = contrasts[i]
+            pa = sigmoid(
+                center
+                + fit.beta0
+                + fit.group_beta0[groups]
+                + fit.group_delta[i, groups] * np.exp(fit.repeat_slope * z)
+                + fit.contrast_slope * contrast
+            )
+            slopes = np.outer(z.astype(np.float32), drawn["slope"].astype(np.float32))
+            shift_draws = drawn["shift"][i][groups].astype(np.float32) * np.exp(np.clip(slopes, -_Z_CAP, _Z_CAP))
+            shift_draws += np.outer(contrast.astype(np.float32), drawn["contrast"].astype(np.float32))
+            shift_draws += base_draws
+            shift_draws += hetero
+            pa_draws = sigmoid(np.clip(shift_draws, -_Z_CAP, _Z_CAP, out=shift_draws))
+            if spec.is_amount:
+                effect = (pa * math.exp(fit.log_mult[i]) - p0) * amount0
+                mult = drawn["mult"][i].astype(np.float32)[None, :]
+                draws = (pa_draws * mult - p0_draws) * amount0.astype(np.float32)[:, None]
+            else:
+                effect = pa - p0
+                draws = pa_draws - p0_draws
+            low, high = _interval(effect, draws, q_low, q_high, self.interval_scale)
+            effect_parts.append(
+                _effect_frame(ids, arm, spec, baseline, effect, low, high, effect * per_unit, arm in flagged)
+            )
+            value_point[i] += effect * per_unit
+            value_draws[i] += draws * per_unit.astype(np.float32)[:, None]
+        return effect_parts, value_point, value_draws
 
     def expected_values(self, frame: pl.DataFrame, *, objective: str | None = None) -> pl.DataFrame:
         """The expected dollar value of every arm for every row: the outcome model that DR evaluation needs.
@@ -1870,13 +1915,27 @@ def _recency(days: pl.Series, scale_days: float) -> F64:
     return out
 
 
-def _interval(point: F64, draws: F64, q_low: float, q_high: float, scale: float) -> tuple[F64, F64]:
+def _interval(point: F64, draws: F64 | F32, q_low: float, q_high: float, scale: float) -> tuple[F64, F64]:
     """The central interval of ``draws`` (per row), its half-widths around ``point`` times ``scale``."""
-    lo = np.quantile(draws, q_low, axis=1)
-    hi = np.quantile(draws, q_high, axis=1)
+    # Sorting each row and interpolating as ``np.quantile`` does ("linear") is several times faster
+    # than its partition: numpy sorts short rows with SIMD.
+    ordered = np.sort(draws, axis=1)
+    lo, hi = (_sorted_quantile(ordered, q) for q in (q_low, q_high))
     low: F64 = point - scale * np.maximum(point - lo, 0.0)
     high: F64 = point + scale * np.maximum(hi - point, 0.0)
     return low, high
+
+
+def _sorted_quantile(ordered: NDArray[Any], q: float) -> F64:
+    """The ``q`` quantile of every row of row-sorted draws, interpolated like ``np.quantile``'s default."""
+    last = ordered.shape[1] - 1
+    position = q * last
+    below = min(math.floor(position), last)
+    above = min(below + 1, last)
+    weight = position - below
+    a, b = ordered[:, below].astype(np.float64), ordered[:, above].astype(np.float64)
+    out: F64 = a + (b - a) * weight
+    return out
 
 
 def _quiet_lightgbm() -> None:
