@@ -16,14 +16,23 @@ read off the hidden world (its exact outcome probabilities, so no outcome noise)
   decider's per-action corrections; the next window's decision applies them
   (:func:`~nextmove.engine.loop.decide_with_corrections`); the effect model is refitted on the
   grown book every ``--refit-every`` windows (the run's ``FAST_EFFECT_PARAMS``);
+- ``lowering`` (optional): the learning arm with only the corrections that lower an action's value
+  (``decide_with_corrections(..., lower_only=True)``): feedback can take an action away from
+  accounts, never hand it to more;
 - ``refit`` (optional): the learning arm's refits without the online corrections, to tell the two
   apart.
+
+With ``--contact`` the learning arms also log each decision's contact context (``calm`` / ``busy``:
+fewer or more than 2 touches in the 60 days before, :func:`~nextmove.engine.loop.contact_contexts`)
+and apply one correction per action and context.
 
 Printed per window: each arm's true value per decision (dollars over doing nothing, net of cost),
 the oracle's (each account's best eligible action under the truth, without capacities) and the
 regret share 1 − value / oracle; at the end, the OLS slope of the learning arm's value per decision
 over the weeks (with its standard error), the same for learning − static, and the last-4-windows
-difference learning − static, paired by account, with its standard error. With several seeds,
+difference learning − static, paired by account, with its standard error; the mean value per
+decision and its share of the oracle's (per window, then averaged) in windows 1–7 and 8–13, before
+and after the first feedback. With several seeds,
 the same per seed and the mean over seeds. For the learning arms, two checks of the feedback: per
 action, the fed-back value against the lab's true value of the same decisions, and the observed
 variance of the gaps the learner moves with (``OnlineLearner`` takes that noise into account).
@@ -33,7 +42,7 @@ Measured in docs/learning.md (1,000 accounts, seeds 1–3).
 
     .venv/bin/python bench/closed_loop.py                                    # 1,000 accounts, 13 windows, seed 1
     .venv/bin/python bench/closed_loop.py --accounts 300 --windows 6         # a quick check
-    .venv/bin/python bench/closed_loop.py --arms static learning refit --seeds 1 2 3 --json out.json
+    .venv/bin/python bench/closed_loop.py --arms static learning lowering refit --seeds 1 2 3 --json out.json
 """
 
 from __future__ import annotations
@@ -51,8 +60,8 @@ import numpy as np
 
 from _util import machine
 
-ARMS = ("static", "learning", "refit")
-LEARNING = ("learning",)
+ARMS = ("static", "learning", "lowering", "refit")
+LEARNING = ("learning", "lowering")
 
 
 @dataclass
@@ -79,11 +88,19 @@ class ArmLog:
     """Per window: account → true value of its decision (for paired differences)."""
 
 
-def run_arm(name: str, *, accounts: int, months: int, seed: int, windows: int, refit_every: int) -> ArmLog:
+def run_arm(
+    name: str, *, accounts: int, months: int, seed: int, windows: int, refit_every: int, contact: bool = False
+) -> ArmLog:
     """Run one arm for ``windows`` decision windows on the world of ``seed``."""
     import polars as pl
 
-    from nextmove.engine.loop import decide_with_corrections, decision_records, outcome_feedback, send_feedback
+    from nextmove.engine.loop import (
+        contact_contexts,
+        decide_with_corrections,
+        decision_records,
+        outcome_feedback,
+        send_feedback,
+    )
     from nextmove.engine.online import OnlineDecider
     from nextmove.engine.run import run
     from nextmove.sim import LabEnvironment, SimConfig
@@ -94,7 +111,7 @@ def run_arm(name: str, *, accounts: int, months: int, seed: int, windows: int, r
     playbook = env.history.config.resolved_playbook()
     horizon_days = playbook.horizon_days
     log = ArmLog(name)
-    quiet = {"evidence": False, "evaluate": False, "segments": False}
+    quiet: dict[str, Any] = {"evidence": False, "evaluate": False, "segments": False}
     with open_store("sqlite://") as store:
         decider: OnlineDecider | None = None
         truth: dict[str, float] = {}
@@ -103,15 +120,23 @@ def run_arm(name: str, *, accounts: int, months: int, seed: int, windows: int, r
             result = run(env.book(), playbook, as_of=env.now, store=store, seed=seed, reuse_model=not refit, **quiet)
             if refit:
                 log.refits.append(w)
+            contexts = contact_contexts(env.book(), env.now) if name in LEARNING and contact else None
             if name in LEARNING:
                 if decider is None:
                     decider = OnlineDecider(store, playbook)
-                decisions = decide_with_corrections(result, playbook, decider.learner, seed=seed)
+                decisions = decide_with_corrections(
+                    result,
+                    playbook,
+                    decider.learner,
+                    seed=seed,
+                    contexts=contexts,
+                    lower_only=name == "lowering",
+                )
             else:
                 assert result.decisions is not None
                 decisions = result.decisions
             if name in LEARNING:
-                store.log_decisions(decision_records(decisions, result, playbook))
+                store.log_decisions(decision_records(decisions, result, playbook, contexts=contexts))
             chosen = decisions.frame().select("account_id", "action_id", "variant", "propensity", "arm")
             step = env.step(chosen)
             decided = step.values.filter(pl.col("decided"))
@@ -154,15 +179,23 @@ def _gap(decision: Any, event: Any, z_level: float) -> tuple[str, float] | None:
     return key, (event.payload["value_usd"] - ctx["projected_value_usd"]) / spread
 
 
+def _keys(decision: Any, key: str) -> list[str]:
+    """The action key of a decision, and its key in the decision's contact context when it was logged with one."""
+    contact = decision.context.get("contact")
+    return [key, f"{key}@{contact}"] if isinstance(contact, str) and decision.action_id != "none" else [key]
+
+
 def observed_gaps(store: Any, z_level: float) -> dict[str, dict[str, float]]:
     """Per action, the gaps z = (realised − projected) / spread of the stored outcome events."""
     by_action: dict[str, list[float]] = {}
     for event in store.feedback():
         if event.kind != "outcome":
             continue
-        gap = _gap(store.get_decision(event.payload["decision_id"]), event, z_level)
+        decision = store.get_decision(event.payload["decision_id"])
+        gap = _gap(decision, event, z_level)
         if gap is not None:
-            by_action.setdefault(gap[0], []).append(gap[1])
+            for key in _keys(decision, gap[0]):
+                by_action.setdefault(key, []).append(gap[1])
     out = {}
     for key, zs in sorted(by_action.items()):
         z = np.array(zs)
@@ -185,9 +218,10 @@ def attribution_check(store: Any, truth: dict[str, float]) -> dict[str, dict[str
         if d.decision_id not in truth:
             continue
         key = d.action_id if d.variant is None else f"{d.action_id}:{d.variant}"
-        rows.setdefault(key, []).append(
-            (d.context["projected_value_usd"], truth[d.decision_id], float(event.payload["value_usd"]))
-        )
+        for k in _keys(d, key):
+            rows.setdefault(k, []).append(
+                (d.context["projected_value_usd"], truth[d.decision_id], float(event.payload["value_usd"]))
+            )
     out = {}
     for key, values in sorted(rows.items()):
         a = np.array(values)
@@ -235,6 +269,11 @@ def paired_difference(a: list[dict[str, float]], b: list[dict[str, float]]) -> t
     return float(np.mean(means)), math.sqrt(sum(variances)) / k, n_total
 
 
+def _shares(log: ArmLog) -> list[float | None]:
+    """Per window, the arm's true value as a share of the oracle's (None when the oracle's is 0)."""
+    return [round(v / o, 4) if o else None for v, o in zip(log.value, log.oracle, strict=True)]
+
+
 def report(logs: dict[str, ArmLog], seed: int) -> dict[str, Any]:
     """Print the per-window table and the summary of one seed; return its figures."""
     names = list(logs)
@@ -266,6 +305,7 @@ def report(logs: dict[str, ArmLog], seed: int) -> dict[str, Any]:
             "value": [round(v, 2) for v in logs[n].value],
             "oracle": [round(v, 2) for v in logs[n].oracle],
             "acting_share": [round(v, 3) for v in logs[n].acting],
+            "oracle_share": _shares(logs[n]),
             "slope_per_week": slope,
             "slope_se": se,
             "captured_slope_per_week": captured,
@@ -321,6 +361,29 @@ def report(logs: dict[str, ArmLog], seed: int) -> dict[str, Any]:
     return out
 
 
+def print_halves(results: list[dict[str, Any]], arms: list[str]) -> None:
+    """Per arm, the mean over seeds of the value per decision and its share of the oracle's, before and after feedback.
+
+    The share (value / oracle per window, then averaged) takes out what the world does to every
+    arm alike: the oracle's own value per decision swings from window to window.
+    """
+    windows = results[0]["windows"]
+    first = min(7, windows)
+    halves = [(f"windows 1–{first}", slice(0, first)), (f"windows {first + 1}–{windows}", slice(first, windows))]
+    print("\nmean over seeds: value per decision (USD) and share of the oracle's value per window")
+    for label, part in halves:
+        if part.start >= part.stop:
+            continue
+        cells = []
+        for n in arms:
+            value = np.mean([np.mean(r["arms"][n]["value"][part]) for r in results])
+            share = np.mean([np.mean(np.array(r["arms"][n]["value"][part]) / np.array(r["arms"][n]["oracle"][part]))
+                             for r in results])  # fmt: skip
+            cells.append(f"{n} {value:7.1f} ({share:6.1%})")
+        oracle = np.mean([np.mean(r["arms"][arms[0]]["oracle"][part]) for r in results])
+        print(f"  {label:>13}: " + "; ".join(cells) + f"; oracle {oracle:.1f}")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--accounts", type=int, default=1000)
@@ -329,6 +392,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--refit-every", type=int, default=3, help="refit the learning arms every N windows")
     parser.add_argument("--seeds", type=int, nargs="+", default=[1])
     parser.add_argument("--arms", nargs="+", choices=ARMS, default=["static", "learning"])
+    parser.add_argument(
+        "--contact",
+        action="store_true",
+        help="learning arms learn and apply one correction per action and contact context (calm / busy)",
+    )
     parser.add_argument("--json", type=Path, help="write the figures here too")
     args = parser.parse_args(argv)
 
@@ -347,6 +415,7 @@ def main(argv: list[str] | None = None) -> int:
                 seed=seed,
                 windows=args.windows,
                 refit_every=args.refit_every,
+                contact=args.contact,
             )
             for name in args.arms
         }
@@ -355,6 +424,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.json:  # after every seed, so that a long run leaves its figures as it goes
             payload = {"args": vars(args) | {"json": str(args.json)}, "seeds": results}
             args.json.write_text(json.dumps(payload, indent=2))
+    print_halves(results, args.arms)
     if len(results) > 1:
         print("\nover seeds (mean ± SE across seeds):")
         for n in args.arms:

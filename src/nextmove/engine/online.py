@@ -279,6 +279,10 @@ class _Gaps:
         return max(self.z_sq - self.z_sum * self.z_sum / self.n, 0.0) / (self.n - 1)
 
 
+CONTEXT_SEPARATOR: Final = "@"
+"""Joins an action key and a decision's contact context into the key of the action's gap in that context
+(``upsell_call@busy``): a batch decision logged with a ``contact`` moves both its action's correction and this one."""
+
 NOISE_PRIOR_EVENTS = 30.0
 """Weight, in events, of the pooled noise variance in each action's own (see :class:`OnlineLearner`)."""
 
@@ -1126,6 +1130,18 @@ class OnlineDecider:
             counted += self.learner.observe(
                 e.event_id, key, realised_usd=realised, projected_usd=projected, low_usd=low, high_usd=high
             )
+            contact = ctx.get("contact")
+            if isinstance(contact, str) and contact:
+                # The same outcome once more, for the action's gap in the decision's contact context;
+                # the event id differs so that the learner counts it once there too.
+                self.learner.observe(
+                    f"{e.event_id}{CONTEXT_SEPARATOR}{contact}",
+                    f"{key}{CONTEXT_SEPARATOR}{contact}",
+                    realised_usd=realised,
+                    projected_usd=projected,
+                    low_usd=low,
+                    high_usd=high,
+                )
         return counted
 
     def replay_feedback(self) -> int:
