@@ -23,6 +23,7 @@ every account. It reports wall time, CPU time and peak RSS (``VmHWM``) of the ch
     .venv/bin/python bench/decide.py --scale --accounts 100000   # part 2, smaller
     .venv/bin/python bench/decide.py --scale                     # part 2, 1,000,000 accounts
     .venv/bin/python bench/decide.py --scale --draws 50          # fewer interval draws per account
+    .venv/bin/python bench/decide.py --scale --jobs 1            # the projection on one thread (default 2)
     .venv/bin/python bench/decide.py --scale --tile-projection   # the decision and the evidence alone, at full size
 
 Targets: gap ≤ 1 %; part 2 ≤ 60 s and ≤ 8 GB on 2 cores.
@@ -167,7 +168,13 @@ def _tile(frame: Any, reps: int) -> Any:
 
 
 def scale_child(
-    folder: Path, accounts: int, evidence: bool, draws: int | None, tile_projection: bool, scale_budgets: bool
+    folder: Path,
+    accounts: int,
+    evidence: bool,
+    draws: int | None,
+    tile_projection: bool,
+    scale_budgets: bool,
+    jobs: int,
 ) -> dict[str, Any]:
     """Tile the base to ``accounts`` accounts and run projection, rules, decision and evidence, timed."""
     from datetime import datetime
@@ -193,6 +200,7 @@ def scale_child(
     model = pickle.loads((folder / "model.pkl").read_bytes())
     if draws is not None:
         model.n_draws = draws  # draws per account for the intervals (a projection-time setting)
+    model.n_jobs = jobs  # threads of the projection (as `nextmove run --jobs`)
     base = pl.read_parquet(folder / "snapshot.parquet")
     reps = -(-accounts // base.height)
     snapshot = _tile(base, reps).head(accounts)
@@ -262,6 +270,7 @@ def scale_child(
     return {
         "accounts": snapshot.height,
         "draws": model.n_draws,
+        "jobs": jobs,
         "candidates": len(decisions.candidates),
         "stages_s": stages,
         "cpu_s": cpu,
@@ -298,6 +307,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--base", type=int, default=3000, help="lab accounts the large book is copied from")
     parser.add_argument("--no-evidence", action="store_true", help="part 2 without the receipts")
     parser.add_argument("--draws", type=int, help="draws per account for the intervals (default: the model's, 200)")
+    parser.add_argument("--jobs", type=int, default=2, help="threads of the projection (default 2, as `nextmove run`)")
     parser.add_argument(
         "--tile-projection",
         action="store_true",
@@ -320,6 +330,7 @@ def main(argv: list[str] | None = None) -> int:
                     args.draws,
                     args.tile_projection,
                     args.scale_budgets,
+                    args.jobs,
                 )
             )
         )
@@ -338,7 +349,7 @@ def main(argv: list[str] | None = None) -> int:
             with timed() as t:
                 build_base(folder, args.base, seed=0)
             print(f"  base built in {t.seconds:.0f} s", flush=True)
-        child_args = ["--child", str(folder), "--accounts", str(args.accounts)]
+        child_args = ["--child", str(folder), "--accounts", str(args.accounts), "--jobs", str(args.jobs)]
         if args.no_evidence:
             child_args.append("--no-evidence")
         if args.draws is not None:
