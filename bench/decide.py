@@ -132,7 +132,7 @@ def build_base(folder: Path, base: int, seed: int) -> None:
     """Simulate a lab book, fit its effect model as a run does, keep the snapshot and recent touches."""
     import polars as pl
 
-    from nextmove.engine.run import FAST_EFFECT_PARAMS, _active_accounts
+    from nextmove.engine.run import FAST_EFFECT_PARAMS, active_accounts
     from nextmove.features import build_training_set, compute_features
     from nextmove.models.effect import EffectModel
     from nextmove.sim import SimConfig, simulate
@@ -141,7 +141,7 @@ def build_base(folder: Path, base: int, seed: int) -> None:
     playbook = lab.config.resolved_playbook()
     training = build_training_set(lab.book, playbook, as_of=lab.as_of)
     model = EffectModel(playbook, **FAST_EFFECT_PARAMS).fit(training)
-    active = _active_accounts(lab.book, playbook, lab.as_of)
+    active = active_accounts(lab.book, playbook, lab.as_of)
     snapshot = compute_features(lab.book, lab.as_of, playbook=playbook).join(active, on="account_id", how="semi")
     previous = compute_features(lab.book, lab.as_of - timedelta(days=28), playbook=playbook)
     previous = previous.join(active, on="account_id", how="semi")

@@ -52,7 +52,7 @@ def prepare(cache: Path, accounts: int, months: int, seed: int) -> dict[str, Any
     """Simulate the book; build (or read) its training set, snapshot, rules inputs and truth."""
     import polars as pl
 
-    from nextmove.engine.run import _active_accounts
+    from nextmove.engine.run import active_accounts
     from nextmove.features import build_training_set, compute_features
     from nextmove.sim import SimConfig, simulate
 
@@ -67,7 +67,7 @@ def prepare(cache: Path, accounts: int, months: int, seed: int) -> dict[str, Any
         with timed() as t:
             training = build_training_set(lab.book, playbook, as_of=lab.as_of)
         print(f"training set: {training.height:,} rows in {t.seconds:.0f} s", flush=True)
-        active = _active_accounts(lab.book, playbook, lab.as_of)
+        active = active_accounts(lab.book, playbook, lab.as_of)
         snapshot = compute_features(lab.book, lab.as_of, playbook=playbook).join(active, on="account_id", how="semi")
         training.write_parquet(training_path)
         snapshot.write_parquet(snapshot_path)

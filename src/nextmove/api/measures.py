@@ -6,12 +6,10 @@ import threading
 from datetime import datetime
 from typing import Any
 
-import polars as pl
-
 from nextmove.api.errors import NotReadyError
 from nextmove.book import Book
+from nextmove.engine.health import active_accounts
 from nextmove.errors import NotFoundError
-from nextmove.features import terminal_outcome_kinds
 from nextmove.measure.lift import estimate_lift, json_ready, latest_data_time, recommendations_frame
 from nextmove.playbook import Playbook
 from nextmove.segment import BehaviorSegmenter, behavior_snapshot
@@ -63,12 +61,7 @@ class SegmentCache:
 
     def _compute(self, book: Book, playbook: Playbook, when: datetime) -> dict[str, Any]:
         snapshot = behavior_snapshot(book, when, playbook=playbook)
-        gone = (
-            book.outcomes.filter(pl.col("kind").is_in(terminal_outcome_kinds(playbook)) & (pl.col("ts") < when))
-            .get_column("account_id")
-            .unique()
-        )
-        active = snapshot.filter(~pl.col("account_id").is_in(gone.implode()))
+        active = snapshot.join(active_accounts(book, playbook, when), on="account_id", how="semi")
         result = BehaviorSegmenter(seed=self.seed).fit(active).segment(active)
         data = {
             "as_of": when,

@@ -193,7 +193,7 @@ def score_health(
     say(f"Computing features as of {when:%Y-%m-%d} and {weeks} weeks earlier…")
     vocab = _vocabulary(book, playbook, when)
     snapshot = compute_features(book, when, playbook=playbook, vocabulary=vocab)
-    active_ids = _active_accounts(book, playbook, when)
+    active_ids = active_accounts(book, playbook, when)
     left_out = book.accounts.height - active_ids.height
     now = snapshot.join(active_ids, on="account_id", how="semi", maintain_order="left")
     earlier = compute_features(book, before, playbook=playbook, vocabulary=vocab).join(
@@ -314,8 +314,11 @@ def _vocabulary(book: Book, playbook: Playbook, when: datetime) -> FeatureVocabu
     )
 
 
-def _active_accounts(book: Book, playbook: Playbook, when: datetime) -> pl.DataFrame:
-    """``account_id`` of accounts that exist at ``when`` and are not gone by a terminal outcome."""
+def active_accounts(book: Book, playbook: Playbook, when: datetime) -> pl.DataFrame:
+    """``account_id`` of accounts that exist at ``when`` and are not gone by a terminal outcome (at or before it).
+
+    One definition for every job that speaks of "the accounts at ``when``": the run, health, segments.
+    """
     terminal = terminal_outcome_kinds(playbook)
     gone = book.outcomes.filter(pl.col("kind").is_in(terminal) & (pl.col("ts") <= when)).select("account_id")
     accounts = book.accounts.select("account_id").join(gone, on="account_id", how="anti", maintain_order="left")

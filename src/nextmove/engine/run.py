@@ -39,7 +39,7 @@ from nextmove.decide.allocate import Resource, allocate
 from nextmove.decide.explain import explain_decisions
 from nextmove.decide.policy import CapacityLedger, DecisionOptions, Decisions, decide
 from nextmove.decide.rules import check_rules
-from nextmove.engine.health import HealthResult, _active_accounts
+from nextmove.engine.health import HealthResult, active_accounts
 from nextmove.engine.run_facts import (
     ACCOUNT_FIELDS,
     action_families,
@@ -436,7 +436,7 @@ def _column(frame: pl.DataFrame, name: str) -> list[str | None] | None:
 
 def _features(book: Book, playbook: Playbook, when: datetime) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
     """The active accounts' snapshot at ``when``, their snapshot ``PREVIOUS_DAYS`` earlier, and account columns."""
-    active = _active_accounts(book, playbook, when)
+    active = active_accounts(book, playbook, when)
     if active.height == 0:
         raise ConfigError(f"no active account at {when:%Y-%m-%d %H:%M} UTC: nothing to decide")
     snapshot = compute_features(book, when, playbook=playbook).join(
