@@ -284,6 +284,8 @@ def test_effect_errors_say_what_to_fix() -> None:
         EffectModel(small_playbook(), **FAST).fit(training.drop("y_grow_value"))
     with pytest.raises(ConfigError, match="calibration_weights"):
         EffectModel(small_playbook(), calibration_weights="ipw").fit(training)  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match="fatigue_feature"):
+        EffectModel(small_playbook(), fatigue_feature=3).fit(training)  # type: ignore[arg-type]
     model = EffectModel(small_playbook(), **FAST).fit(training)
     with pytest.raises(ConfigError, match="level"):
         model.project(snapshot_of(training), level=0)
@@ -333,3 +335,31 @@ def test_effect_interval_is_numpys_quantile_of_the_draws(draws: int) -> None:
     lo, hi = np.quantile(samples.astype(np.float64), [0.05, 0.95], axis=1)
     np.testing.assert_allclose(low, point - 1.5 * np.maximum(point - lo, 0.0), atol=1e-6)
     np.testing.assert_allclose(high, point + 1.5 * np.maximum(hi - point, 0.0), atol=1e-6)
+
+
+def _busy_book(seed: int = 3) -> pl.DataFrame:
+    """The randomised book with a count of recent touches; the call's logit shift falls as the count grows."""
+    training = randomised_book(accounts=1500, seed=seed)
+    rng = np.random.default_rng(seed)
+    busy = rng.integers(0, 8, training.height)
+    shift = np.where(training.get_column("action_id").to_numpy() == "call", 1.5 * (1 + busy) ** -0.8, 0.0)
+    p = 1 / (1 + np.exp(-(np.log(0.2 / 0.8) + shift)))
+    won = (rng.random(training.height) < p).astype(np.int8)
+    return training.with_columns(
+        pl.Series("touch_any_count_90d", busy), pl.Series("y_win", won), pl.Series("y_win_value", won.astype(float))
+    )
+
+
+def test_effect_fatigue_busy_accounts_gain_less_from_one_more_touch() -> None:
+    training = _busy_book()
+    model = EffectModel(small_playbook(), **FAST).fit(training)
+    assert model.fatigue_slopes_["win"] < -0.3  # planted: the shift shrinks as (1 + count)^-0.8
+    snapshot = pl.DataFrame(
+        {"account_id": ["calm", "busy"], "usage": [0.0, 0.0], "segment": ["SMB", "SMB"], "touch_any_count_90d": [0, 7]}
+    )
+    effect = effects_of(model.project(snapshot), "call", "win").sort("account_id")
+    calm, busy = effect.filter(pl.col("account_id") == "calm"), effect.filter(pl.col("account_id") == "busy")
+    assert busy.item(0, "effect") < 0.6 * calm.item(0, "effect")
+    # Without the term the slope stays 0 (the S-learner contrast may still pick some of it up).
+    plain = EffectModel(small_playbook(), **FAST, fatigue_feature=None).fit(training)
+    assert plain.fatigue_slopes_["win"] == 0.0

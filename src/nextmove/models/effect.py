@@ -351,6 +351,9 @@ class _ObjectiveFit:
     repeat_slope: float = 0.0
     """Log-change of every arm's shift per standard deviation of the recency of the same action."""
     repeat_slope_var: float = 0.0
+    fatigue_slope: float = 0.0
+    """Log-change of every arm's shift per standard deviation of the account's recent touches of any action."""
+    fatigue_slope_var: float = 0.0
     group_delta: F64 = field(default_factory=lambda: np.zeros((0, 1)))
     """Shape (arms, groups): each arm's shift in each behavior group (one column without groups)."""
     group_delta_var: F64 = field(default_factory=lambda: np.zeros((0, 1)))
@@ -376,6 +379,7 @@ class _Chunk:
     scale: F64
     arr: F64
     repeat_z: F64
+    fatigue_z: F64
     groups: I64
     level: float
 
@@ -499,7 +503,13 @@ class EffectModel:
     repeat_days
         An earlier touch with the same action counts as ``exp(−days / repeat_days)``.
     repeat_ridge
-        Ridge penalty of that one slope per objective (on the standardised recency).
+        Ridge penalty of that one slope per objective (on the standardised recency), and of the
+        fatigue slope.
+    fatigue_feature
+        Column counting the account's recent touches of any action; every arm's shift is
+        multiplied by ``exp(φ · z)``, ``z`` the standardised ``log(1 + count)``, with one ``φ`` per
+        objective fitted with the repeat slope: a busy account may gain less from one more
+        touch. None (or a book without the column): no fatigue term.
     n_groups
         Behavior groups whose response to an action may differ: the training rows are clustered
         by k-means on their standardised ``group_features`` (signed log, then centred and scaled),
@@ -568,6 +578,7 @@ class EffectModel:
         repeat_feature: str | None = "touch_{action}_days_since",
         repeat_days: float = 180.0,
         repeat_ridge: float = 10.0,
+        fatigue_feature: str | None = "touch_any_count_90d",
         n_groups: int = 4,
         min_group_sd: float = 0.0,
         group_features: Sequence[str] | None = None,
@@ -607,6 +618,7 @@ class EffectModel:
         self.repeat_feature = repeat_feature
         self.repeat_days = repeat_days
         self.repeat_ridge = repeat_ridge
+        self.fatigue_feature = fatigue_feature
         self.n_groups = n_groups
         self.min_group_sd = min_group_sd
         self.group_features = group_features
@@ -646,6 +658,7 @@ class EffectModel:
         "repeat_feature",
         "repeat_days",
         "repeat_ridge",
+        "fatigue_feature",
         "n_groups",
         "min_group_sd",
         "group_features",
@@ -721,6 +734,11 @@ class EffectModel:
             raise ConfigError(
                 "repeat_feature must be None or a column name template with '{action}', "
                 f"e.g. 'touch_{{action}}_days_since', got {self.repeat_feature!r}"
+            )
+        if self.fatigue_feature is not None and (not isinstance(self.fatigue_feature, str) or not self.fatigue_feature):
+            raise ConfigError(
+                "fatigue_feature must be None or a column name, e.g. 'touch_any_count_90d', "
+                f"got {self.fatigue_feature!r}"
             )
         if (
             isinstance(self.repeat_days, bool)
@@ -815,6 +833,7 @@ class EffectModel:
         scale = self._scale(rows, fit=True)
         self.n_rows_ = rows.height
         repeat_z = self._fit_repeat(rows, codes)
+        fatigue_z = self._fit_fatigue(rows, codes)
         self.fit_seconds_["features"] = time.perf_counter() - t_features
 
         t1 = time.perf_counter()
@@ -823,7 +842,7 @@ class EffectModel:
         shared: list[_FoldData] = []
         for spec in specs:
             self.fits_.append(
-                self._fit_objective(spec, rows, xa, shared, codes, folds, weights, scale, repeat_z, groups)
+                self._fit_objective(spec, rows, xa, shared, codes, folds, weights, scale, (repeat_z, fatigue_z), groups)
             )
         shared.clear()
         self.fit_seconds_["propensity"] = propensity_seconds
@@ -833,6 +852,7 @@ class EffectModel:
         self.group_effects_ = self._group_effects(codes, groups)
         self.n_trees_ = {fit.spec.objective: fit.n_trees for fit in self.fits_ if fit.constant is None}
         self.repeat_slopes_ = {fit.spec.objective: fit.repeat_slope for fit in self.fits_ if fit.constant is None}
+        self.fatigue_slopes_ = {fit.spec.objective: fit.fatigue_slope for fit in self.fits_ if fit.constant is None}
         return self
 
     def _arms_and_propensity(self, rows: pl.DataFrame) -> tuple[pl.Series, F64]:
@@ -924,6 +944,28 @@ class EffectModel:
         out: F64 = np.where(acted, (own - self.repeat_center_) / self.repeat_scale_, 0.0)
         return out
 
+    def _fit_fatigue(self, rows: pl.DataFrame, codes: I64) -> F64:
+        """Standardise every row's ``log(1 + recent touches)`` on the acted rows (zeros when unused)."""
+        self.fatigue_used_ = False
+        if self.fatigue_feature is None or self.fatigue_feature not in rows.columns:
+            return np.zeros(rows.height)
+        busy = _log_count(rows.get_column(self.fatigue_feature))
+        acted = codes > 0
+        self.fatigue_center_ = float(busy[acted].mean()) if acted.any() else 0.0
+        self.fatigue_scale_ = float(busy[acted].std()) if acted.any() else 0.0
+        self.fatigue_used_ = self.fatigue_scale_ > 1e-6
+        if not self.fatigue_used_:
+            return np.zeros(rows.height)
+        out: F64 = (busy - self.fatigue_center_) / self.fatigue_scale_
+        return out
+
+    def _fatigue_z(self, frame: pl.DataFrame) -> F64:
+        """The standardised ``log(1 + recent touches)`` of every row (zeros when unused or missing)."""
+        if not getattr(self, "fatigue_used_", False) or self.fatigue_feature not in frame.columns:
+            return np.zeros(frame.height)
+        out: F64 = (_log_count(frame.get_column(self.fatigue_feature)) - self.fatigue_center_) / self.fatigue_scale_
+        return out
+
     def _repeat_z(self, frame: pl.DataFrame) -> F64:
         """Shape (n, arms): the standardised recency of each arm's own action for every row (0 for ``none``)."""
         out = np.zeros((frame.height, len(self.arms_)))
@@ -973,7 +1015,7 @@ class EffectModel:
         folds: I64,
         weights: F64,
         scale: F64,
-        repeat_z: F64,
+        modifiers: tuple[F64, F64],
         groups: I64,
     ) -> _ObjectiveFit:
         n_arms = len(self.arms_)
@@ -1011,16 +1053,19 @@ class EffectModel:
             fit.beta0, fit.beta0_var = _fit_shift(y[none_rows], offset[none_rows], use_weights[none_rows])
         usable = self._usable_arms(codes)
         acted = (codes > 0) & usable[np.maximum(codes, 0)]
-        if self.repeat_used_ and acted.any():
-            fit.repeat_slope, fit.repeat_slope_var = _fit_repeat_slope(
+        repeat_z, fatigue_z = modifiers
+        if (self.repeat_used_ or self.fatigue_used_) and acted.any():
+            slopes, slope_vars = _fit_modifier_slopes(
                 y[acted],
                 offset[acted] + fit.beta0,
                 codes[acted],
-                repeat_z[acted],
+                np.column_stack([repeat_z, fatigue_z])[acted],
                 use_weights[acted],
                 self.repeat_ridge,
             )
-        multiplier = np.exp(fit.repeat_slope * repeat_z)
+            fit.repeat_slope, fit.fatigue_slope = float(slopes[0]), float(slopes[1])
+            fit.repeat_slope_var, fit.fatigue_slope_var = float(slope_vars[0]), float(slope_vars[1])
+        multiplier = np.exp(np.clip(fit.repeat_slope * repeat_z + fit.fatigue_slope * fatigue_z, -_Z_CAP, _Z_CAP))
         raw = np.full(n_arms, np.nan)
         raw_var = np.full(n_arms, np.nan)
         for i in range(1, n_arms):
@@ -1581,7 +1626,8 @@ class EffectModel:
         beta0 = fit.beta0 + math.sqrt(max(fit.beta0_var, 0.0)) * rng.standard_normal(n_draws)
         slope = fit.repeat_slope + math.sqrt(max(fit.repeat_slope_var, 0.0)) * rng.standard_normal(n_draws)
         contrast = fit.contrast_slope + math.sqrt(max(fit.contrast_slope_var, 0.0)) * rng.standard_normal(n_draws)
-        return {"shift": shift, "mult": mult, "beta0": beta0, "slope": slope, "contrast": contrast}
+        fatigue = fit.fatigue_slope + math.sqrt(max(fit.fatigue_slope_var, 0.0)) * rng.standard_normal(n_draws)
+        return {"shift": shift, "mult": mult, "beta0": beta0, "slope": slope, "contrast": contrast, "fatigue": fatigue}
 
     def _project_chunk(
         self,
@@ -1602,6 +1648,7 @@ class EffectModel:
                 else np.zeros(n)
             ),
             repeat_z=self._repeat_z(snapshot),
+            fatigue_z=self._fatigue_z(snapshot),
             groups=self._groups(x),
             level=level,
         )
@@ -1647,6 +1694,7 @@ class EffectModel:
     ) -> tuple[list[pl.DataFrame], F64, F32]:
         """One objective's effect frames of every arm, and its dollars: point (arms, n), draws (arms, n, draws)."""
         x, ids, scale, groups, repeat_z = chunk.x, chunk.ids, chunk.scale, chunk.groups, chunk.repeat_z
+        busy = chunk.fatigue_z
         n = x.shape[0]
         arms, n_draws = self.arms_, self.n_draws
         flagged = set(self.flagged_arms_)
@@ -1687,10 +1735,12 @@ class EffectModel:
                 center
                 + fit.beta0
                 + fit.group_beta0[groups]
-                + fit.group_delta[i, groups] * np.exp(fit.repeat_slope * z)
+                + fit.group_delta[i, groups]
+                * np.exp(np.clip(fit.repeat_slope * z + fit.fatigue_slope * busy, -_Z_CAP, _Z_CAP))
                 + fit.contrast_slope * contrast
             )
             slopes = np.outer(z.astype(np.float32), drawn["slope"].astype(np.float32))
+            slopes += np.outer(busy.astype(np.float32), drawn["fatigue"].astype(np.float32))
             shift_draws = drawn["shift"][i][groups].astype(np.float32) * np.exp(np.clip(slopes, -_Z_CAP, _Z_CAP))
             shift_draws += np.outer(contrast.astype(np.float32), drawn["contrast"].astype(np.float32))
             shift_draws += base_draws
@@ -1742,6 +1792,7 @@ class EffectModel:
         arr = frame.get_column("arr").cast(pl.Float64).to_numpy() if "arr" in frame.columns else np.zeros(n)
         totals = np.zeros((len(self.arms_), n))
         repeat_z = self._repeat_z(frame)
+        busy = self._fatigue_z(frame)
         groups = self._groups(x)
         if objective is not None and objective not in {f.spec.objective for f in self.fits_}:
             raise ConfigError(f"objective {objective!r} is not in the playbook")
@@ -1759,7 +1810,8 @@ class EffectModel:
             amount0 = self._baseline_amounts(fit, x) * scale if spec.is_amount else np.ones(n)
             contrasts = self._contrasts(fit, x)
             for i in range(len(self.arms_)):
-                shift = fit.group_delta[i, groups] * np.exp(fit.repeat_slope * repeat_z[:, i])
+                modifier = fit.repeat_slope * repeat_z[:, i] + fit.fatigue_slope * busy
+                shift = fit.group_delta[i, groups] * np.exp(np.clip(modifier, -_Z_CAP, _Z_CAP))
                 shift = shift + fit.contrast_slope * contrasts[i]
                 p = sigmoid(center + shift)
                 mult = math.exp(fit.log_mult[i]) if spec.is_amount else 1.0
@@ -1810,46 +1862,53 @@ def _fit_shift(
     return b, var
 
 
-def _fit_repeat_slope(
+def _fit_modifier_slopes(
     y: F64, offset: F64, codes: I64, z: F64, weights: F64, ridge: float, shift_ridge: float = 1.0
-) -> tuple[float, float]:
-    """The slope ``θ`` of ``σ(offset + δ_arm · exp(θ · z))``, fitted jointly with every arm's shift ``δ``.
+) -> tuple[F64, F64]:
+    """The slopes ``θ`` of ``σ(offset + δ_arm · exp(z · θ))``, fitted jointly with every arm's shift ``δ``.
 
-    ``z`` is the standardised recency of the row's own action; ``θ < 0`` means an action repeated
-    recently does less. Ridge penalties: ``ridge`` on ``θ``, ``shift_ridge`` on each ``δ``. Returns
-    ``θ`` and its variance (Gauss–Newton, weights scaled to their effective sample size).
+    ``z`` (rows × modifiers) holds standardised modifiers of the effect: the recency of the row's
+    own action (``θ < 0``: an action repeated recently does less), the account's recent touches of
+    any action (fatigue). A column of zeros keeps its slope at 0. Ridge penalties: ``ridge`` on
+    each ``θ``, ``shift_ridge`` on each ``δ``. Returns ``θ`` and their variances (Gauss–Newton,
+    weights scaled to their effective sample size).
     """
     arms, index = np.unique(codes, return_inverse=True)
-    k = len(arms)
+    k, m = len(arms), z.shape[1]
     w = weights / weights.mean()
 
     def objective(params: F64) -> tuple[float, F64]:
-        delta, theta = params[:k], params[k]
-        em = np.exp(np.clip(theta * z, -_Z_CAP, _Z_CAP))
+        delta, theta = params[:k], params[k:]
+        em = np.exp(np.clip(z @ theta, -_Z_CAP, _Z_CAP))
         eta = offset + delta[index] * em
         p = sigmoid(np.clip(eta, -_Z_CAP, _Z_CAP))
         # log(1 + e^η) − y·η, summed with weights: the negative log-likelihood, stable for any η.
         nll = float(np.sum(w * (np.logaddexp(0.0, eta) - y * eta)))
         r = w * (p - y)
         grad_delta = np.bincount(index, weights=r * em, minlength=k) + shift_ridge * delta
-        grad_theta = float(np.sum(r * delta[index] * em * z)) + ridge * theta
-        penalty = 0.5 * shift_ridge * float(delta @ delta) + 0.5 * ridge * theta * theta
-        return nll + penalty, np.append(grad_delta, grad_theta)
+        grad_theta = z.T @ (r * delta[index] * em) + ridge * theta
+        penalty = 0.5 * shift_ridge * float(delta @ delta) + 0.5 * ridge * float(theta @ theta)
+        return nll + penalty, np.concatenate([grad_delta, grad_theta])
 
-    result = minimize(objective, np.zeros(k + 1), jac=True, method="L-BFGS-B")
-    delta, theta = result.x[:k], float(result.x[k])
-    em = np.exp(np.clip(theta * z, -_Z_CAP, _Z_CAP))
+    result = minimize(objective, np.zeros(k + m), jac=True, method="L-BFGS-B")
+    delta, theta = result.x[:k], result.x[k:]
+    em = np.exp(np.clip(z @ theta, -_Z_CAP, _Z_CAP))
     p = sigmoid(np.clip(offset + delta[index] * em, -_Z_CAP, _Z_CAP))
     curvature = w * p * (1 - p)
-    jac_theta = delta[index] * em * z
-    # Gauss–Newton information of (δ, θ); δ's block is diagonal, so θ's variance is its Schur complement.
+    jac_theta = (delta[index] * em)[:, None] * z
+    # Gauss–Newton information of (δ, θ); δ's block is diagonal, so θ's covariance is the inverse of
+    # its Schur complement.
     h_dd = np.bincount(index, weights=curvature * em * em, minlength=k) + shift_ridge
-    h_dt = np.bincount(index, weights=curvature * em * jac_theta, minlength=k)
-    h_tt = float(np.sum(curvature * jac_theta * jac_theta)) + ridge
-    info = h_tt - float(np.sum(h_dt * h_dt / h_dd))
+    h_dt = np.stack(
+        [np.bincount(index, weights=curvature * em * jac_theta[:, j], minlength=k) for j in range(m)], axis=1
+    )
+    h_tt = jac_theta.T @ (curvature[:, None] * jac_theta) + ridge * np.eye(m)
+    info = h_tt - h_dt.T @ (h_dt / h_dd[:, None])
     ess = float(weights.sum() ** 2 / np.sum(weights**2))
-    var = 1.0 / max(info, 1e-12) * (len(w) / max(ess, 1.0))
-    return theta, var
+    cov = np.linalg.pinv(info) * (len(w) / max(ess, 1.0))
+    var: F64 = np.maximum(np.diag(cov), 0.0)
+    out: F64 = np.asarray(theta, dtype=np.float64)
+    return out, var
 
 
 def _empirical_bayes(
@@ -1905,6 +1964,13 @@ def _signed_log(x: NDArray[np.float32]) -> F64:
     """``sign(x) · log(1 + |x|)``: counts and dollars on a scale where k-means distances mean something."""
     v = x.astype(np.float64)
     out: F64 = np.sign(v) * np.log1p(np.abs(v))
+    return out
+
+
+def _log_count(counts: pl.Series) -> F64:
+    """``log(1 + count)``, nulls and negatives as 0."""
+    values = counts.cast(pl.Float64).fill_null(0.0).fill_nan(0.0).to_numpy()
+    out: F64 = np.log1p(np.maximum(values, 0.0))
     return out
 
 
