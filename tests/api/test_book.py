@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
+import httpx
 import pytest
 from tests.api.conftest import Served, Server, make_keys, seed_run
 
@@ -74,27 +75,39 @@ def test_segments_of_the_book_are_served(book_served: Served) -> None:
     assert sum(s["accounts"] for s in data["segments"]) == data["accounts"]
 
 
+def _run_through_the_api(client: httpx.Client) -> str:
+    """Start a run with ``POST /v1/runs``, wait until it succeeds and is served; its id.
+
+    When a run started this way is already served (on this worker's server), that one.
+    """
+    served = client.get("/readyz").json()["detail"]["served_run"]
+    if served != "run-1":
+        return str(served)
+    started = client.post("/v1/runs", json={"seed": 1})
+    assert started.status_code == 202, started.text
+    run_id = str(started.json()["run_id"])
+    again = client.post("/v1/runs", json={})
+    assert again.status_code == 409
+    assert run_id in again.json()["message"]
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        run = client.get(f"/v1/runs/{run_id}").json()
+        if run.get("status") in ("succeeded", "failed") or run.get("error"):
+            break
+        time.sleep(1)
+    assert run["status"] == "succeeded", run
+    assert run["progress"]
+    assert run["summary"]["accounts"] > 0
+    deadline = time.monotonic() + 10
+    while client.get("/readyz").json()["detail"]["served_run"] != run_id and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert client.get("/readyz").json()["detail"]["served_run"] == run_id
+    return run_id
+
+
 def test_a_run_started_through_the_api_is_served_once_it_succeeds(book_served: Served) -> None:
     with book_served.client("admin") as client:
-        started = client.post("/v1/runs", json={"seed": 1})
-        assert started.status_code == 202, started.text
-        run_id = started.json()["run_id"]
-        again = client.post("/v1/runs", json={})
-        assert again.status_code == 409
-        assert run_id in again.json()["message"]
-        deadline = time.monotonic() + 300
-        while time.monotonic() < deadline:
-            run = client.get(f"/v1/runs/{run_id}").json()
-            if run.get("status") in ("succeeded", "failed") or run.get("error"):
-                break
-            time.sleep(1)
-        assert run["status"] == "succeeded", run
-        assert run["progress"]
-        assert run["summary"]["accounts"] > 0
-        deadline = time.monotonic() + 10
-        while client.get("/readyz").json()["detail"]["served_run"] != run_id and time.monotonic() < deadline:
-            time.sleep(0.2)
-        assert client.get("/readyz").json()["detail"]["served_run"] == run_id
+        run_id = _run_through_the_api(client)
         page = client.get("/v1/recommendations", params={"limit": 5}).json()
         assert page["run_id"] == run_id
         account = page["items"][0]["account_id"]
@@ -106,14 +119,14 @@ def test_a_run_started_through_the_api_is_served_once_it_succeeds(book_served: S
 
 def test_fresh_signals_rescore_the_account_from_its_own_rows(book_served: Served) -> None:
     with book_served.client("admin") as client:
-        served = client.get("/readyz").json()["detail"]["served_run"]
+        # A run started through the API leaves an effect model to rescore with (the seeded run has none).
+        # The test before starts one; under xdist this test may be on another worker's server.
+        served = _run_through_the_api(client)
         account = client.get("/v1/recommendations", params={"limit": 1, "offset": 7}).json()["items"][0]["account_id"]
         plain = client.post("/v1/decide", json={"account_id": account}).json()["decisions"][0]
         signals = dict.fromkeys(book_served.signal_names[:3], 0.0)
         fresh = client.post("/v1/decide", json={"account_id": account, "signals": signals}).json()["decisions"][0]
     assert plain["evidence"]["rescored_with_fresh_signals"] is False
-    # The run started through the API (the test before) left an effect model to rescore with.
-    assert served != "run-1"
     assert fresh["evidence"]["rescored_with_fresh_signals"] is True
     assert fresh["evidence"]["projected"] == []
     assert fresh["run_id"] == served
