@@ -362,17 +362,25 @@ def report(logs: dict[str, ArmLog], seed: int) -> dict[str, Any]:
 
 
 def print_halves(results: list[dict[str, Any]], arms: list[str]) -> None:
-    """Per arm, the mean over seeds of the value per decision and its share of the oracle's, before and after feedback.
+    """Per arm, the mean over seeds of the value per decision and its share of the oracle's, in three parts.
 
-    The share (value / oracle per window, then averaged) takes out what the world does to every
-    arm alike: the oracle's own value per decision swings from window to window.
+    Windows 1–7 and 8–13 are before and after the first feedback. Window 1 is also shown alone, with
+    2–7 after it: it is the only window whose accounts the loop has not touched yet, so its value
+    (and the oracle's) is far above any later window's. The share (value / oracle per window, then
+    averaged) takes out what the world does to every arm alike. Last, the OLS slope of the value per
+    decision over the weeks from window 2 on, mean ± SE across seeds.
     """
     windows = results[0]["windows"]
     first = min(7, windows)
-    halves = [(f"windows 1–{first}", slice(0, first)), (f"windows {first + 1}–{windows}", slice(first, windows))]
+    parts = [
+        (f"windows 1–{first}", slice(0, first)),
+        (f"windows {first + 1}–{windows}", slice(first, windows)),
+        ("window 1", slice(0, 1)),
+        (f"windows 2–{first}", slice(1, first)),
+    ]
     print("\nmean over seeds: value per decision (USD) and share of the oracle's value per window")
-    for label, part in halves:
-        if part.start >= part.stop:
+    for label, part in parts:
+        if part.start >= min(part.stop, windows):
             continue
         cells = []
         for n in arms:
@@ -382,6 +390,12 @@ def print_halves(results: list[dict[str, Any]], arms: list[str]) -> None:
             cells.append(f"{n} {value:7.1f} ({share:6.1%})")
         oracle = np.mean([np.mean(r["arms"][arms[0]]["oracle"][part]) for r in results])
         print(f"  {label:>13}: " + "; ".join(cells) + f"; oracle {oracle:.1f}")
+    if windows > 3:
+        weeks = 2.0 * np.arange(2, windows + 1)
+        for n in arms:
+            slopes = np.array([ols_slope(weeks, np.array(r["arms"][n]["value"][1:]))[0] for r in results])
+            se = slopes.std(ddof=1) / math.sqrt(len(slopes)) if len(slopes) > 1 else float("nan")
+            print(f"  {n:>9}: slope from window 2 {slopes.mean():+.2f} ± {se:.2f} USD per decision per week")
 
 
 def main(argv: list[str] | None = None) -> int:
