@@ -375,6 +375,21 @@ def test_compute_features_sums_that_cancel_are_exactly_zero(make_book: MakeBook)
     assert b["x_trend_7d"] is None  # the previous window cancels to exactly 0: no relative change
 
 
+def test_compute_features_window_sums_are_exact_in_any_order(make_book: MakeBook) -> None:
+    # In floats 1e17 + 1 − 1e17 is 0 and −1e17 + 1e17 + 1 is 1: the sum would depend on the order
+    # Polars' threads add in. Exact sums give 1 in every order.
+    book = make_book(
+        ["a", "b"],
+        signals=[
+            *[("a", day(-1 - i), "x", v) for i, v in enumerate([1e17, 1.0, -1e17])],
+            *[("b", day(-1 - i), "x", v) for i, v in enumerate([-1e17, 1e17, 1.0])],
+        ],
+    )
+    snap = compute_features(book, T0, windows_days=(7,))
+    assert row(snap, "a")["x_sum_7d"] == 1.0
+    assert row(snap, "b")["x_sum_7d"] == 1.0
+
+
 def test_compute_features_a_flat_signal_has_a_trend_of_exactly_zero(make_book: MakeBook) -> None:
     # Means of the same values in another order differ in the last bit; the change is 0, not 1e-16.
     book = make_book(
