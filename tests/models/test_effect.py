@@ -352,7 +352,7 @@ def _busy_book(seed: int = 3) -> pl.DataFrame:
 
 def test_effect_fatigue_busy_accounts_gain_less_from_one_more_touch() -> None:
     training = _busy_book()
-    model = EffectModel(small_playbook(), **FAST).fit(training)
+    model = EffectModel(small_playbook(), **FAST, fatigue_feature="touch_any_count_90d").fit(training)
     assert model.fatigue_slopes_["win"] < -0.3  # planted: the shift shrinks as (1 + count)^-0.8
     snapshot = pl.DataFrame(
         {"account_id": ["calm", "busy"], "usage": [0.0, 0.0], "segment": ["SMB", "SMB"], "touch_any_count_90d": [0, 7]}
@@ -360,6 +360,6 @@ def test_effect_fatigue_busy_accounts_gain_less_from_one_more_touch() -> None:
     effect = effects_of(model.project(snapshot), "call", "win").sort("account_id")
     calm, busy = effect.filter(pl.col("account_id") == "calm"), effect.filter(pl.col("account_id") == "busy")
     assert busy.item(0, "effect") < 0.6 * calm.item(0, "effect")
-    # Without the term the slope stays 0 (the S-learner contrast may still pick some of it up).
-    plain = EffectModel(small_playbook(), **FAST, fatigue_feature=None).fit(training)
+    # Without the term (the default) the slope stays 0; the S-learner contrast may still pick some of it up.
+    plain = EffectModel(small_playbook(), **FAST).fit(training)
     assert plain.fatigue_slopes_["win"] == 0.0

@@ -506,10 +506,12 @@ class EffectModel:
         Ridge penalty of that one slope per objective (on the standardised recency), and of the
         fatigue slope.
     fatigue_feature
-        Column counting the account's recent touches of any action; every arm's shift is
-        multiplied by ``exp(φ · z)``, ``z`` the standardised ``log(1 + count)``, with one ``φ`` per
-        objective fitted with the repeat slope: a busy account may gain less from one more
-        touch. None (or a book without the column): no fatigue term.
+        Column counting the account's recent touches of any action (e.g.
+        ``"touch_any_count_90d"``); every arm's shift is multiplied by ``exp(φ · z)``, ``z`` the
+        standardised ``log(1 + count)``, with one ``φ`` per objective fitted with the repeat
+        slope: a busy account may gain less from one more touch. None (the default, or a book
+        without the column): no fatigue term. Off by default because it did not help in the lab
+        (see docs/effects.md).
     n_groups
         Behavior groups whose response to an action may differ: the training rows are clustered
         by k-means on their standardised ``group_features`` (signed log, then centred and scaled),
@@ -578,7 +580,7 @@ class EffectModel:
         repeat_feature: str | None = "touch_{action}_days_since",
         repeat_days: float = 180.0,
         repeat_ridge: float = 10.0,
-        fatigue_feature: str | None = "touch_any_count_90d",
+        fatigue_feature: str | None = None,
         n_groups: int = 4,
         min_group_sd: float = 0.0,
         group_features: Sequence[str] | None = None,
