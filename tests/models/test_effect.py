@@ -363,3 +363,17 @@ def test_effect_fatigue_busy_accounts_gain_less_from_one_more_touch() -> None:
     # Without the term (the default) the slope stays 0; the S-learner contrast may still pick some of it up.
     plain = EffectModel(small_playbook(), **FAST).fit(training)
     assert plain.fatigue_slopes_["win"] == 0.0
+
+
+def test_effect_projection_on_threads_is_the_projection_on_one() -> None:
+    # The objectives (and fold models) run on threads when n_jobs > 1; each objective draws from its
+    # own seeded stream, so the thread count changes nothing.
+    training = randomised_book(accounts=300)
+    model = EffectModel(small_playbook(), **FAST).fit(training)
+    snapshot = snapshot_of(training)
+    one, values_one = model.project(snapshot), model.expected_values(snapshot)
+    model.n_jobs = 2
+    two = model.project(snapshot)
+    assert one.effects.equals(two.effects)
+    assert one.values.equals(two.values)
+    assert values_one.equals(model.expected_values(snapshot))
