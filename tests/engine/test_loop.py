@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import numpy as np
 import polars as pl
@@ -106,7 +107,7 @@ def test_corrected_values_shift_only_actions_with_feedback() -> None:
             "high": [200.0, 15.0, 0.0],
         }
     )
-    out = corrected_values(values, learner)
+    out = corrected_values(values, learner, lower_only=False)
     assert out["value_usd"][0] > 100.0
     assert out["value_usd"][1:].to_list() == [10.0, 0.0]
     width = (out["high"] - out["low"]).to_list()
@@ -253,3 +254,11 @@ def test_outcome_feedback_without_touch_ids_counts_the_account_outcomes_in_the_h
     )
     events = outcome_feedback([_decision("d1", "upsell_call", T0)], book, playbook, T0 + timedelta(days=120))
     assert [e.payload["value_usd"] for e in events] == [pytest.approx(300.0 - 120.0)]
+
+
+def test_learning_doc_example_runs(capsys: pytest.CaptureFixture[str]) -> None:
+    doc = Path(__file__).resolve().parents[2] / "docs" / "learning.md"
+    example = doc.read_text(encoding="utf-8").split("```python\n")[1].split("```")[0]
+    exec(compile(example, str(doc), "exec"), {})  # the page's own loop, run as written
+    lines = [line for line in capsys.readouterr().out.splitlines() if "FeedbackReceipt" in line]
+    assert len(lines) == 3  # one line per window

@@ -103,8 +103,8 @@ def test_corrected_values_fall_back_to_the_action_correction_in_a_contact_withou
     learner.observe("e1", "call", realised_usd=500.0, projected_usd=100.0, low_usd=0.0, high_usd=200.0)
     learner.observe("e2", f"call{CONTEXT_SEPARATOR}calm", realised_usd=-500.0, projected_usd=100.0, low_usd=0.0,
                     high_usd=200.0)  # fmt: skip
-    out = corrected_values(_values(), learner, _contexts())
-    plain = corrected_values(_values(), learner)
+    out = corrected_values(_values(), learner, _contexts(), lower_only=False)
+    plain = corrected_values(_values(), learner, lower_only=False)
     assert out["value_usd"][0] < 100.0  # calm: its own (negative) correction
     assert out["value_usd"][2] == plain["value_usd"][2] > 100.0  # busy: none of its own, the action's
     with pytest.raises(ConfigError, match="contact"):
@@ -175,8 +175,8 @@ def test_corrected_values_lower_only_keeps_raising_corrections_out() -> None:
             "high": [200.0, 20.0, 0.0],
         }
     )
-    both = corrected_values(values, learner)["value_usd"].to_list()
-    lower = corrected_values(values, learner, lower_only=True)["value_usd"].to_list()
+    both = corrected_values(values, learner, lower_only=False)["value_usd"].to_list()
+    lower = corrected_values(values, learner)["value_usd"].to_list()
     assert both[0] > 100.0
     assert both[1] < 10.0
     assert lower == [100.0, both[1], 0.0]
