@@ -377,3 +377,32 @@ def test_effect_projection_on_threads_is_the_projection_on_one() -> None:
     assert one.effects.equals(two.effects)
     assert one.values.equals(two.values)
     assert values_one.equals(model.expected_values(snapshot))
+
+
+def test_effect_repeat_count_each_repeat_of_an_action_does_less() -> None:
+    training = randomised_book(accounts=1500, seed=4)
+    rng = np.random.default_rng(4)
+    calls, emails = rng.integers(0, 4, training.height), rng.integers(0, 4, training.height)
+    shift = np.where(training.get_column("action_id").to_numpy() == "call", 1.5 * 0.5**calls, 0.0)
+    won = (rng.random(training.height) < 1 / (1 + np.exp(-(np.log(0.25) + shift)))).astype(np.int8)
+    training = training.with_columns(
+        pl.Series("touch_call_count_90d", calls),
+        pl.Series("touch_email_count_90d", emails),
+        pl.Series("y_win", won),
+        pl.Series("y_win_value", won.astype(float)),
+    )
+    model = EffectModel(small_playbook(), **FAST, repeat_count_feature="touch_{action}_count_90d").fit(training)
+    assert model.count_slopes_["win"] < -0.3  # planted: each earlier call halves the call's shift
+    snapshot = pl.DataFrame(
+        {
+            "account_id": ["fresh", "thrice"],
+            "usage": [0.0, 0.0],
+            "segment": ["SMB", "SMB"],
+            "touch_call_count_90d": [0, 3],
+            "touch_email_count_90d": [1, 1],
+        }
+    )
+    effect = effects_of(model.project(snapshot), "call", "win")
+    fresh, thrice = (effect.filter(pl.col("account_id") == a).item(0, "effect") for a in ("fresh", "thrice"))
+    assert thrice < 0.5 * fresh
+    assert EffectModel(small_playbook(), **FAST).fit(training).count_slopes_["win"] == 0.0  # off by default

@@ -351,6 +351,9 @@ class _ObjectiveFit:
     repeat_slope: float = 0.0
     """Log-change of every arm's shift per standard deviation of the recency of the same action."""
     repeat_slope_var: float = 0.0
+    count_slope: float = 0.0
+    """Log-change of every arm's shift per standard deviation of the count of the same action's recent touches."""
+    count_slope_var: float = 0.0
     fatigue_slope: float = 0.0
     """Log-change of every arm's shift per standard deviation of the account's recent touches of any action."""
     fatigue_slope_var: float = 0.0
@@ -379,6 +382,7 @@ class _Chunk:
     scale: F64
     arr: F64
     repeat_z: F64
+    count_z: F64
     fatigue_z: F64
     groups: I64
     level: float
@@ -505,6 +509,12 @@ class EffectModel:
     repeat_ridge
         Ridge penalty of that one slope per objective (on the standardised recency), and of the
         fatigue slope.
+    repeat_count_feature
+        Column template (``{action}`` as in ``repeat_feature``) counting the account's recent
+        touches with the same action, e.g. ``"touch_{action}_count_90d"``: every arm's shift is
+        also multiplied by ``exp(κ · z)``, ``z`` the standardised count, one ``κ`` per objective
+        fitted with the repeat slope, so the second and third repeat can do less than the first.
+        None (the default): the recency of the last touch alone.
     fatigue_feature
         Column counting the account's recent touches of any action (e.g.
         ``"touch_any_count_90d"``); every arm's shift is multiplied by ``exp(φ · z)``, ``z`` the
@@ -580,6 +590,7 @@ class EffectModel:
         repeat_feature: str | None = "touch_{action}_days_since",
         repeat_days: float = 180.0,
         repeat_ridge: float = 10.0,
+        repeat_count_feature: str | None = None,
         fatigue_feature: str | None = None,
         n_groups: int = 4,
         min_group_sd: float = 0.0,
@@ -620,6 +631,7 @@ class EffectModel:
         self.repeat_feature = repeat_feature
         self.repeat_days = repeat_days
         self.repeat_ridge = repeat_ridge
+        self.repeat_count_feature = repeat_count_feature
         self.fatigue_feature = fatigue_feature
         self.n_groups = n_groups
         self.min_group_sd = min_group_sd
@@ -660,6 +672,7 @@ class EffectModel:
         "repeat_feature",
         "repeat_days",
         "repeat_ridge",
+        "repeat_count_feature",
         "fatigue_feature",
         "n_groups",
         "min_group_sd",
@@ -736,6 +749,13 @@ class EffectModel:
             raise ConfigError(
                 "repeat_feature must be None or a column name template with '{action}', "
                 f"e.g. 'touch_{{action}}_days_since', got {self.repeat_feature!r}"
+            )
+        if self.repeat_count_feature is not None and (
+            not isinstance(self.repeat_count_feature, str) or "{action}" not in self.repeat_count_feature
+        ):
+            raise ConfigError(
+                "repeat_count_feature must be None or a column name template with '{action}', "
+                f"e.g. 'touch_{{action}}_count_90d', got {self.repeat_count_feature!r}"
             )
         if self.fatigue_feature is not None and (not isinstance(self.fatigue_feature, str) or not self.fatigue_feature):
             raise ConfigError(
@@ -835,6 +855,7 @@ class EffectModel:
         scale = self._scale(rows, fit=True)
         self.n_rows_ = rows.height
         repeat_z = self._fit_repeat(rows, codes)
+        count_z = self._fit_count(rows, codes)
         fatigue_z = self._fit_fatigue(rows, codes)
         self.fit_seconds_["features"] = time.perf_counter() - t_features
 
@@ -844,7 +865,9 @@ class EffectModel:
         shared: list[_FoldData] = []
         for spec in specs:
             self.fits_.append(
-                self._fit_objective(spec, rows, xa, shared, codes, folds, weights, scale, (repeat_z, fatigue_z), groups)
+                self._fit_objective(
+                    spec, rows, xa, shared, codes, folds, weights, scale, (repeat_z, count_z, fatigue_z), groups
+                )
             )
         shared.clear()
         self.fit_seconds_["propensity"] = propensity_seconds
@@ -854,6 +877,7 @@ class EffectModel:
         self.group_effects_ = self._group_effects(codes, groups)
         self.n_trees_ = {fit.spec.objective: fit.n_trees for fit in self.fits_ if fit.constant is None}
         self.repeat_slopes_ = {fit.spec.objective: fit.repeat_slope for fit in self.fits_ if fit.constant is None}
+        self.count_slopes_ = {fit.spec.objective: fit.count_slope for fit in self.fits_ if fit.constant is None}
         self.fatigue_slopes_ = {fit.spec.objective: fit.fatigue_slope for fit in self.fits_ if fit.constant is None}
         return self
 
@@ -946,6 +970,41 @@ class EffectModel:
         out: F64 = np.where(acted, (own - self.repeat_center_) / self.repeat_scale_, 0.0)
         return out
 
+    def _fit_count(self, rows: pl.DataFrame, codes: I64) -> F64:
+        """Find each arm's count column; standardise the count of every row's own action (0 for ``none``)."""
+        self.count_columns_: list[str | None] = [None] * len(self.arms_)
+        self.count_used_ = False
+        if self.repeat_count_feature is None:
+            return np.zeros(rows.height)
+        for i, arm in enumerate(self.arms_):
+            column = self.repeat_count_feature.format(action=sanitize_name(arm.partition(ARM_SEPARATOR)[0]))
+            if arm != NO_ACTION and column in rows.columns:
+                self.count_columns_[i] = column
+        own = np.zeros(rows.height)
+        for i, found in enumerate(self.count_columns_):
+            mine = codes == i
+            if found is not None and mine.any():
+                own[mine] = _count(rows.get_column(found).filter(pl.Series(mine)))
+        acted = codes > 0
+        self.count_center_ = float(own[acted].mean()) if acted.any() else 0.0
+        self.count_scale_ = float(own[acted].std()) if acted.any() else 0.0
+        self.count_used_ = self.count_scale_ > 1e-6
+        if not self.count_used_:
+            return np.zeros(rows.height)
+        out: F64 = np.where(acted, (own - self.count_center_) / self.count_scale_, 0.0)
+        return out
+
+    def _count_z(self, frame: pl.DataFrame) -> F64:
+        """Shape (n, arms): the standardised count of each arm's own action for every row (0 for ``none``)."""
+        out = np.zeros((frame.height, len(self.arms_)))
+        if not getattr(self, "count_used_", False):
+            return out
+        for i, column in enumerate(self.count_columns_):
+            if self.arms_[i] != NO_ACTION:
+                own = _count(frame.get_column(column)) if column is not None and column in frame.columns else 0.0
+                out[:, i] = (own - self.count_center_) / self.count_scale_
+        return out
+
     def _fit_fatigue(self, rows: pl.DataFrame, codes: I64) -> F64:
         """Standardise every row's ``log(1 + recent touches)`` on the acted rows (zeros when unused)."""
         self.fatigue_used_ = False
@@ -1017,7 +1076,7 @@ class EffectModel:
         folds: I64,
         weights: F64,
         scale: F64,
-        modifiers: tuple[F64, F64],
+        modifiers: tuple[F64, F64, F64],
         groups: I64,
     ) -> _ObjectiveFit:
         n_arms = len(self.arms_)
@@ -1055,19 +1114,20 @@ class EffectModel:
             fit.beta0, fit.beta0_var = _fit_shift(y[none_rows], offset[none_rows], use_weights[none_rows])
         usable = self._usable_arms(codes)
         acted = (codes > 0) & usable[np.maximum(codes, 0)]
-        repeat_z, fatigue_z = modifiers
-        if (self.repeat_used_ or self.fatigue_used_) and acted.any():
+        repeat_z, count_z, fatigue_z = modifiers
+        if (self.repeat_used_ or self.count_used_ or self.fatigue_used_) and acted.any():
             slopes, slope_vars = _fit_modifier_slopes(
                 y[acted],
                 offset[acted] + fit.beta0,
                 codes[acted],
-                np.column_stack([repeat_z, fatigue_z])[acted],
+                np.column_stack([repeat_z, count_z, fatigue_z])[acted],
                 use_weights[acted],
                 self.repeat_ridge,
             )
-            fit.repeat_slope, fit.fatigue_slope = float(slopes[0]), float(slopes[1])
-            fit.repeat_slope_var, fit.fatigue_slope_var = float(slope_vars[0]), float(slope_vars[1])
-        multiplier = np.exp(np.clip(fit.repeat_slope * repeat_z + fit.fatigue_slope * fatigue_z, -_Z_CAP, _Z_CAP))
+            fit.repeat_slope, fit.count_slope, fit.fatigue_slope = (float(v) for v in slopes)
+            fit.repeat_slope_var, fit.count_slope_var, fit.fatigue_slope_var = (float(v) for v in slope_vars)
+        modifier = fit.repeat_slope * repeat_z + fit.count_slope * count_z + fit.fatigue_slope * fatigue_z
+        multiplier = np.exp(np.clip(modifier, -_Z_CAP, _Z_CAP))
         raw = np.full(n_arms, np.nan)
         raw_var = np.full(n_arms, np.nan)
         for i in range(1, n_arms):
@@ -1629,7 +1689,16 @@ class EffectModel:
         slope = fit.repeat_slope + math.sqrt(max(fit.repeat_slope_var, 0.0)) * rng.standard_normal(n_draws)
         contrast = fit.contrast_slope + math.sqrt(max(fit.contrast_slope_var, 0.0)) * rng.standard_normal(n_draws)
         fatigue = fit.fatigue_slope + math.sqrt(max(fit.fatigue_slope_var, 0.0)) * rng.standard_normal(n_draws)
-        return {"shift": shift, "mult": mult, "beta0": beta0, "slope": slope, "contrast": contrast, "fatigue": fatigue}
+        count = fit.count_slope + math.sqrt(max(fit.count_slope_var, 0.0)) * rng.standard_normal(n_draws)
+        return {
+            "shift": shift,
+            "mult": mult,
+            "beta0": beta0,
+            "slope": slope,
+            "contrast": contrast,
+            "fatigue": fatigue,
+            "count": count,
+        }
 
     def _project_chunk(
         self,
@@ -1650,6 +1719,7 @@ class EffectModel:
                 else np.zeros(n)
             ),
             repeat_z=self._repeat_z(snapshot),
+            count_z=self._count_z(snapshot),
             fatigue_z=self._fatigue_z(snapshot),
             groups=self._groups(x),
             level=level,
@@ -1696,7 +1766,7 @@ class EffectModel:
     ) -> tuple[list[pl.DataFrame], F64, F32]:
         """One objective's effect frames of every arm, and its dollars: point (arms, n), draws (arms, n, draws)."""
         x, ids, scale, groups, repeat_z = chunk.x, chunk.ids, chunk.scale, chunk.groups, chunk.repeat_z
-        busy = chunk.fatigue_z
+        busy, counts = chunk.fatigue_z, chunk.count_z
         n = x.shape[0]
         arms, n_draws = self.arms_, self.n_draws
         flagged = set(self.flagged_arms_)
@@ -1738,11 +1808,18 @@ class EffectModel:
                 + fit.beta0
                 + fit.group_beta0[groups]
                 + fit.group_delta[i, groups]
-                * np.exp(np.clip(fit.repeat_slope * z + fit.fatigue_slope * busy, -_Z_CAP, _Z_CAP))
+                * np.exp(
+                    np.clip(
+                        fit.repeat_slope * z + fit.count_slope * counts[:, i] + fit.fatigue_slope * busy,
+                        -_Z_CAP,
+                        _Z_CAP,
+                    )
+                )
                 + fit.contrast_slope * contrast
             )
             slopes = np.outer(z.astype(np.float32), drawn["slope"].astype(np.float32))
             slopes += np.outer(busy.astype(np.float32), drawn["fatigue"].astype(np.float32))
+            slopes += np.outer(counts[:, i].astype(np.float32), drawn["count"].astype(np.float32))
             shift_draws = drawn["shift"][i][groups].astype(np.float32) * np.exp(np.clip(slopes, -_Z_CAP, _Z_CAP))
             shift_draws += np.outer(contrast.astype(np.float32), drawn["contrast"].astype(np.float32))
             shift_draws += base_draws
@@ -1794,6 +1871,7 @@ class EffectModel:
         arr = frame.get_column("arr").cast(pl.Float64).to_numpy() if "arr" in frame.columns else np.zeros(n)
         totals = np.zeros((len(self.arms_), n))
         repeat_z = self._repeat_z(frame)
+        count_z = self._count_z(frame)
         busy = self._fatigue_z(frame)
         groups = self._groups(x)
         if objective is not None and objective not in {f.spec.objective for f in self.fits_}:
@@ -1812,7 +1890,9 @@ class EffectModel:
             amount0 = self._baseline_amounts(fit, x) * scale if spec.is_amount else np.ones(n)
             contrasts = self._contrasts(fit, x)
             for i in range(len(self.arms_)):
-                modifier = fit.repeat_slope * repeat_z[:, i] + fit.fatigue_slope * busy
+                modifier = (
+                    fit.repeat_slope * repeat_z[:, i] + fit.count_slope * count_z[:, i] + fit.fatigue_slope * busy
+                )
                 shift = fit.group_delta[i, groups] * np.exp(np.clip(modifier, -_Z_CAP, _Z_CAP))
                 shift = shift + fit.contrast_slope * contrasts[i]
                 p = sigmoid(center + shift)
@@ -1966,6 +2046,13 @@ def _signed_log(x: NDArray[np.float32]) -> F64:
     """``sign(x) · log(1 + |x|)``: counts and dollars on a scale where k-means distances mean something."""
     v = x.astype(np.float64)
     out: F64 = np.sign(v) * np.log1p(np.abs(v))
+    return out
+
+
+def _count(counts: pl.Series) -> F64:
+    """A count column as floats, nulls and negatives as 0."""
+    values = counts.cast(pl.Float64).fill_null(0.0).fill_nan(0.0).to_numpy()
+    out: F64 = np.maximum(values, 0.0)
     return out
 
 
