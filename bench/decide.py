@@ -48,6 +48,7 @@ from _util import cpu_seconds, fmt_bytes, machine, peak_rss_bytes, run_child, ti
 TARGET_GAP = 0.01
 TARGET_SECONDS = 60.0
 TARGET_BYTES = 8 * 1024**3
+TARGET_ACCOUNTS = 1_000_000
 
 
 # ---- part 1: the gap ------------------------------------------------------------------------------
@@ -365,7 +366,11 @@ def main(argv: list[str] | None = None) -> int:
             f"{result['cpu_total_s']:.1f} s CPU, peak {fmt_bytes(peak)} (1-min load {load_before:.1f} → {_load():.1f})"
         )
         met = result["wall_s"] <= TARGET_SECONDS and peak <= TARGET_BYTES and not result["capacity_exceeded"]
-        print(f"target ≤ {TARGET_SECONDS:.0f} s and ≤ {fmt_bytes(TARGET_BYTES)}: {'met' if met else 'missed'}")
+        if result["accounts"] >= TARGET_ACCOUNTS:
+            print(f"target ≤ {TARGET_SECONDS:.0f} s and ≤ {fmt_bytes(TARGET_BYTES)}: {'met' if met else 'missed'}")
+        else:
+            target = f"≤ {TARGET_SECONDS:.0f} s and ≤ {fmt_bytes(TARGET_BYTES)}"
+            print(f"(the target, {target}, is for {TARGET_ACCOUNTS:,} accounts)")
         ok &= met
     if not (args.gap or args.scale):
         parser.print_help()
