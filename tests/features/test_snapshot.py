@@ -390,6 +390,12 @@ def test_compute_features_window_sums_are_exact_in_any_order(make_book: MakeBook
     assert row(snap, "b")["x_sum_7d"] == 1.0
 
 
+def test_compute_features_window_sums_of_huge_values_are_floats_not_errors(make_book: MakeBook) -> None:
+    # Beyond the fixed point's range (1e20 per value) the excess is summed as a float.
+    book = make_book(["a"], signals=[("a", day(-1 - i), "x", v) for i, v in enumerate([3e30, 1.0, -1e30])])
+    assert row(compute_features(book, T0, windows_days=(7,)), "a")["x_sum_7d"] == pytest.approx(2e30)
+
+
 def test_compute_features_a_flat_signal_has_a_trend_of_exactly_zero(make_book: MakeBook) -> None:
     # Means of the same values in another order differ in the last bit; the change is 0, not 1e-16.
     book = make_book(

@@ -29,6 +29,8 @@ CANCELLED = 1e-12
 
 _EXACT = pl.Decimal(38, 12)
 """Sums are taken in fixed point (12 decimals, up to 1e26): exact, so the same in every order."""
+_LARGE = 1e20
+"""Values up to this magnitude are summed exactly; the part of a value beyond it is summed as a float."""
 
 
 def _sum(cond: pl.Expr) -> pl.Expr:
@@ -39,7 +41,10 @@ def _sum(cond: pl.Expr) -> pl.Expr:
     one call and 0 in the next, and trends came out 1e-13 apart, enough for tree models to split
     the same book differently. Fixed-point sums are exact, hence the same in any order.
     """
-    return pl.when(cond).then(_VALUE.cast(_EXACT, strict=False)).sum().cast(pl.Float64)
+    value = pl.when(cond).then(_VALUE)
+    bounded = value.clip(-_LARGE, _LARGE)  # a million values of 1e20 still fit the fixed point
+    exact = bounded.cast(_EXACT, strict=False).sum().cast(pl.Float64)
+    return exact + (value - bounded).sum()  # 0 but for values beyond 1e20 (NaN and ±inf included)
 
 
 def window_sum(window_days: int) -> pl.Expr:
