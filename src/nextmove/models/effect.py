@@ -1797,10 +1797,13 @@ class EffectModel:
         amount0 = self._baseline_amounts(fit, x) * scale if spec.is_amount else np.ones(n)
         baseline = p0 * amount0
         contrasts = self._contrasts(fit, x, parallel=False)
+        # The account-level spread of the shift: one draw per account and draw, shared by the arms. Each
+        # arm's interval is read from its own draws alone, so sharing changes no interval's law, and
+        # it saves fourteen of every fifteen normal numbers (the largest single cost of the draws).
+        hetero = (self.heterogeneity_sd * rng.standard_normal((n, n_draws))).astype(np.float32)
         for i, arm in enumerate(arms):
             if arm == NO_ACTION:
                 continue
-            hetero = (self.heterogeneity_sd * rng.standard_normal((n, n_draws))).astype(np.float32)
             z = repeat_z[:, i]
             contrast = contrasts[i]
             pa = sigmoid(
