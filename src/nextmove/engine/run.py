@@ -121,7 +121,7 @@ class RunOptions:
 
 FAST_EFFECT_PARAMS: Mapping[str, Any] = {"n_folds": 3, "n_estimators": 60, "max_rows_per_tree": 30_000}
 """Effect-model settings of a run: fewer folds and trees than the model's defaults, so that a book of a
-few thousand accounts runs in under a minute on two cores (the default lab book: 56 s end to end, in
+few thousand accounts runs in under a minute on two cores (the default lab book: 35 s end to end, in
 ``docs/benchmarks.md``)."""
 
 
