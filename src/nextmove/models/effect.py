@@ -508,7 +508,7 @@ class EffectModel:
         An earlier touch with the same action counts as ``exp(−days / repeat_days)``.
     repeat_ridge
         Ridge penalty of that one slope per objective (on the standardised recency), and of the
-        fatigue slope.
+        count and fatigue slopes.
     repeat_count_feature
         Column template (``{action}`` as in ``repeat_feature``) counting the account's recent
         touches with the same action, e.g. ``"touch_{action}_count_90d"``: every arm's shift is
