@@ -6,7 +6,7 @@ import lightgbm as lgb
 import numpy as np
 import pytest
 
-from nextmove.models._trees import feature_trees
+from nextmove.models._trees import code_trees
 
 _COLUMNS = 60
 
@@ -29,30 +29,31 @@ def _s_learner(seed: int, arm_effect: float, arms: int = 5) -> tuple[lgb.Booster
 
 
 @pytest.mark.parametrize("num_iteration", [None, 17])
-def test_feature_trees_give_the_full_models_contrast(num_iteration: int | None) -> None:
+def test_code_trees_one_per_tree_with_classes_give_the_full_models_contrast(num_iteration: int | None) -> None:
     booster, x = _s_learner(0, arm_effect=1.5)
-    trees = feature_trees(booster, _COLUMNS, num_iteration)
-    assert trees.booster is not None
-    assert 0 < trees.booster.num_trees() < (num_iteration or 40)
-    assert _COLUMNS in trees.columns
-    assert len(trees.columns) < _COLUMNS  # the kept trees read a few columns: they are renumbered
-    xs = trees.matrix(x, 0.0)
+    trees = code_trees(booster, _COLUMNS, 5, num_iteration)
+    assert trees
+    assert all(t.tree.booster is not None and t.tree.booster.num_trees() == 1 for t in trees)
+    assert any(len(t.representatives) < 5 for t in trees)  # some trees tell only some arms apart
+    assert all(len(t.tree.columns) < _COLUMNS for t in trees)  # each reads a few columns, renumbered
 
     def full(arm: int) -> np.ndarray:
         score = booster.predict(np.column_stack([x, np.full(len(x), arm)]), raw_score=True, num_iteration=num_iteration)
         return np.asarray(score)
 
-    none_full, none_sub = full(0), trees.predict(xs)
+    values = []
+    for t in trees:
+        xs = t.tree.matrix(x, 0.0)
+        per_class = []
+        for code in t.representatives:
+            xs[:, t.tree.position] = code
+            per_class.append(t.tree.predict(xs))
+        values.append((t.classes, np.array(per_class)))
     for arm in range(1, 5):
-        xs[:, trees.position] = arm
-        np.testing.assert_allclose(trees.predict(xs) - none_sub, full(arm) - none_full, atol=1e-10)
-    # The arm matters in this model: the contrast is not zero everywhere.
-    xs[:, trees.position] = 2
-    assert np.abs(trees.predict(xs) - none_sub).max() > 0.1
+        contrast = sum(v[classes[arm]] - v[classes[0]] for classes, v in values)
+        np.testing.assert_allclose(contrast, full(arm) - full(0), atol=1e-10)
 
 
-def test_feature_trees_of_a_model_that_never_splits_on_the_feature_are_empty() -> None:
-    booster, x = _s_learner(1, arm_effect=1.5, arms=1)  # one arm: a constant column, never split on
-    trees = feature_trees(booster, _COLUMNS)
-    assert trees.booster is None
-    np.testing.assert_array_equal(trees.predict(trees.matrix(x, 1.0)), np.zeros(len(x)))
+def test_code_trees_of_a_model_that_never_splits_on_the_column_are_none() -> None:
+    booster, _ = _s_learner(1, arm_effect=1.5, arms=1)  # one arm: a constant column, never split on
+    assert code_trees(booster, _COLUMNS, 1) == []

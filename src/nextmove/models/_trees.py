@@ -1,14 +1,17 @@
-"""The trees of a LightGBM model that split on one feature, as a small model of their own.
+"""The trees of a LightGBM model that split on one feature, each as a small model of its own.
 
 An S-learner's contrast ``f(x, a) − f(x, none)`` only changes in the trees that split on the arm
 feature: every other tree gives both arms the same leaf. In the effect model's fold models these
-are about one tree in six, and they read a fraction of the columns, so the contrast of every arm
-costs a fraction of a full prediction — and it is the same number (up to the order of the sums).
+are about one tree in six. Each is cut out of the model's text with the few columns it reads, and
+evaluated once per class of arms it tells apart (arms that take the same branch at each of its
+splits on the arm): the contrast of every arm costs a fraction of a full prediction, and it is the
+same number (up to the order of the sums).
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import lightgbm as lgb
@@ -60,32 +63,44 @@ class FeatureTrees:
         return out
 
 
-def feature_trees(booster: lgb.Booster, feature: int, num_iteration: int | None = None) -> FeatureTrees:
-    """The trees among the first ``num_iteration`` of ``booster`` that split on column ``feature``.
+@dataclass(frozen=True)
+class _Block:
+    """One tree of a model's text, with the columns its splits read."""
 
-    The sub-model is the booster's own text with the other trees left out and the columns renumbered
-    to the ones the kept trees read; LightGBM loads it like any saved model.
-    """
+    text: str
+    features: list[int]
+    span: tuple[int, int]
+    """Where the ``split_feature`` values are in ``text``."""
+
+
+def _split_model(booster: lgb.Booster, feature: int, num_iteration: int | None) -> tuple[str, list[_Block]]:
+    """The model text's header, and its trees (among the first ``num_iteration``) that split on ``feature``."""
     text = booster.model_to_string(num_iteration=num_iteration or None)
     head, sep, rest = text.partition("\nTree=")
     trees_text, closing, _ = rest.partition(_END_OF_TREES)
     if not sep or not closing:
         raise ValueError("unexpected LightGBM model text: no trees section")
-    blocks = [block.strip("\n") for block in _TREE_HEADER.split("Tree=" + trees_text) if block.strip()]
-    kept: list[tuple[str, list[int], tuple[int, int]]] = []
-    for block in blocks:
+    kept = []
+    for block in _TREE_HEADER.split("Tree=" + trees_text):
+        block = block.strip("\n")
         match = _SPLIT_FEATURE.search(block)
         features = [int(f) for f in match.group(1).split()] if match else []
         if match and feature in features:
-            kept.append((block, features, match.span(1)))
-    if not kept:
+            kept.append(_Block(block, features, match.span(1)))
+    return head, kept
+
+
+def _model(head: str, blocks: Sequence[_Block], feature: int) -> FeatureTrees:
+    """A LightGBM model of ``blocks`` alone, its columns renumbered to the ones they read."""
+    if not blocks:
         return FeatureTrees(feature, np.array([feature], dtype=np.int64), None)
-    columns = sorted({f for _, features, _ in kept for f in features})
+    columns = sorted({f for block in blocks for f in block.features})
     renumber = {f: i for i, f in enumerate(columns)}
     trees = []
-    for number, (block, features, (start, end)) in enumerate(kept):
-        split = " ".join(str(renumber[f]) for f in features)
-        trees.append(f"Tree={number}\n{block[:start]}{split}{block[end:]}")
+    for number, block in enumerate(blocks):
+        split = " ".join(str(renumber[f]) for f in block.features)
+        start, end = block.span
+        trees.append(f"Tree={number}\n{block.text[:start]}{split}{block.text[end:]}")
     lines = []
     for line in head.split("\n"):
         key, _, value = line.partition("=")
@@ -99,3 +114,64 @@ def feature_trees(booster: lgb.Booster, feature: int, num_iteration: int | None 
         lines.append(line)
     model = "\n".join(lines) + "\n" + "\n\n".join(trees) + "\n\n" + _END_OF_TREES
     return FeatureTrees(feature, np.array(columns, dtype=np.int64), lgb.Booster(model_str=model))
+
+
+@dataclass(frozen=True)
+class CodeTree:
+    """One tree that splits on a code column (an S-learner's arm), and which codes it tells apart."""
+
+    tree: FeatureTrees
+    classes: NDArray[np.int64]
+    """Per code ``0 … codes−1``: its class; codes of one class take the same branch at every split on the
+    column, so the tree gives them the same value on every row."""
+    representatives: NDArray[np.int64]
+    """One code per class."""
+
+
+def code_trees(booster: lgb.Booster, feature: int, codes: int, num_iteration: int | None = None) -> list[CodeTree]:
+    """Every tree of ``booster`` that splits on the code column ``feature``, each alone with its classes of codes.
+
+    A contrast ``f(x, a) − f(x, b)`` is the sum over these trees of the values of ``a``'s and ``b``'s
+    classes. Evaluating each tree once per class, on the few columns it reads, costs a fraction of
+    evaluating all of them once per code.
+    """
+    head, blocks = _split_model(booster, feature, num_iteration)
+    out = []
+    for block in blocks:
+        branches = np.stack([_goes_left(block, node, codes) for node in _nodes(block, feature)], axis=1)
+        _, representatives, classes = np.unique(branches, axis=0, return_index=True, return_inverse=True)
+        out.append(
+            CodeTree(
+                _model(head, [block], feature),
+                np.asarray(classes, dtype=np.int64).reshape(-1),
+                np.asarray(representatives, dtype=np.int64),
+            )
+        )
+    return out
+
+
+def _field(block: _Block, name: str) -> list[str]:
+    match = re.search(rf"^{name}=(.*)$", block.text, re.MULTILINE)
+    return match.group(1).split() if match else []
+
+
+def _nodes(block: _Block, feature: int) -> list[int]:
+    return [node for node, f in enumerate(block.features) if f == feature]
+
+
+def _goes_left(block: _Block, node: int, codes: int) -> NDArray[np.bool_]:
+    """For every code ``0 … codes−1``: whether the split at ``node`` sends it left."""
+    decision = int(_field(block, "decision_type")[node])
+    threshold = float(_field(block, "threshold")[node])
+    values = np.arange(codes)
+    if decision & 1:  # categorical: left when the code's bit is set in the split's bitset
+        boundaries = [int(v) for v in _field(block, "cat_boundaries")]
+        words = [int(v) for v in _field(block, "cat_threshold")]
+        bitset = words[boundaries[int(threshold)] : boundaries[int(threshold) + 1]]
+        word = values // 32
+        bits = np.array(
+            [(bitset[w] >> (v % 32)) & 1 if w < len(bitset) else 0 for v, w in zip(values, word, strict=True)]
+        )
+        out: NDArray[np.bool_] = bits.astype(bool)
+        return out
+    return values <= threshold  # numerical: codes are whole numbers, never missing

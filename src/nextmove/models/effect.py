@@ -31,7 +31,7 @@ from nextmove.models._crossfit import (
     lgb_params,
     sigmoid,
 )
-from nextmove.models._trees import FeatureTrees, feature_trees
+from nextmove.models._trees import CodeTree, code_trees
 from nextmove.models.matrix import FeatureMatrix
 from nextmove.models.propensity import (
     DEFAULT_EXCLUDE,
@@ -367,8 +367,8 @@ class _ObjectiveFit:
     contrast_slope: float = 0.0
     """Logit change per unit of an account's centred S-learner contrast (``contrast_modifier``)."""
     contrast_slope_var: float = 0.0
-    arm_trees: list[FeatureTrees] = field(default_factory=list)
-    """Per fold model: its trees that split on the arm (made on first use; see ``EffectModel._contrasts``)."""
+    code_trees: list[list[CodeTree]] = field(default_factory=list)
+    """Per fold model: its trees that split on the arm, each alone (made on first use; see ``_contrasts``)."""
     group_events: I64 = field(default_factory=lambda: np.zeros((0, 1), dtype=np.int64))
     """Shape (arms, groups): training rows with the outcome, per cell."""
 
@@ -1293,8 +1293,9 @@ class EffectModel:
     def _contrasts(self, fit: _ObjectiveFit, x: NDArray[np.float32], *, parallel: bool = True) -> F64:
         """Shape (arms, n): each arm's centred S-learner contrast (0 for none, untaken arms, no ``contrast_modifier``).
 
-        Only the fold models' trees that split on the arm change the contrast; they are evaluated
-        alone (:func:`~nextmove.models._trees.feature_trees`), which gives the full models' number.
+        Only the fold models' trees that split on the arm change the contrast. Each is evaluated
+        alone on the columns it reads, once per class of arms it tells apart
+        (:func:`~nextmove.models._trees.code_trees`), which gives the full models' number.
         """
         out = np.zeros((len(self.arms_), x.shape[0]))
         arms = [i for i in range(1, len(fit.contrast_center)) if np.isfinite(fit.contrast_center[i])]
@@ -1303,14 +1304,14 @@ class EffectModel:
         models = self._arm_trees(fit)
 
         def fold(k: int) -> F64:
-            trees = models[k]
             part = np.zeros((len(arms), x.shape[0]))
-            if trees.booster is not None:
-                xs = trees.matrix(x, 0.0)
-                none = trees.predict(xs)
-                for j, i in enumerate(arms):
-                    xs[:, trees.position] = i
-                    part[j] = trees.predict(xs) - none
+            for tree in models[k]:
+                xs = tree.tree.matrix(x, 0.0)
+                values = np.empty((len(tree.representatives), x.shape[0]))
+                for c, code in enumerate(tree.representatives):
+                    xs[:, tree.tree.position] = code
+                    values[c] = tree.tree.predict(xs)
+                part += values[tree.classes[arms]] - values[tree.classes[0]]
             return part
 
         out[arms] = np.sum(self._in_threads(fold, len(models), parallel=parallel), axis=0) / len(models)
@@ -1324,12 +1325,12 @@ class EffectModel:
         with self._fold_pool() as pool:
             return list(pool.map(work, range(count)))
 
-    def _arm_trees(self, fit: _ObjectiveFit) -> list[FeatureTrees]:
-        """The fold models' trees that split on the arm (made once per fit, on first use)."""
-        if len(getattr(fit, "arm_trees", ())) != len(fit.boosters):  # models saved before it was kept
+    def _arm_trees(self, fit: _ObjectiveFit) -> list[list[CodeTree]]:
+        """The fold models' trees that split on the arm, each alone with its classes of arms (made once per fit)."""
+        if len(getattr(fit, "code_trees", ())) != len(fit.boosters):  # models saved before it was kept
             arm = len(self.matrix_.columns_)
-            fit.arm_trees = [feature_trees(b, arm, fit.n_trees or None) for b in fit.boosters]
-        return fit.arm_trees
+            fit.code_trees = [code_trees(b, arm, len(self.arms_), fit.n_trees or None) for b in fit.boosters]
+        return fit.code_trees
 
     def _fit_group_baseline(
         self, fit: _ObjectiveFit, y: F64, offset: F64, codes: I64, groups: I64, weights: F64
