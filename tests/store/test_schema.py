@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -118,3 +119,12 @@ def test_open_store_creates_schema_once_when_opened_concurrently(store_url: str,
     with ThreadPoolExecutor(max_workers=4) as pool:
         list(pool.map(open_and_close, range(8)))
     assert sql("SELECT count(*) FROM nextmove_meta") == [(1,)]
+
+
+def test_open_store_new_sqlite_files_opened_by_many_threads_at_once(tmp_path: Path) -> None:
+    # Turning a fresh file to WAL needs it alone for a moment; SQLite answered "database is locked"
+    # at once to the other threads (about one fresh file in ten, here), whatever the busy timeout.
+    for attempt in range(20):
+        url = f"sqlite:///{(tmp_path / f'{attempt}.db').as_posix()}"
+        with ThreadPoolExecutor(max_workers=4) as pool:
+            list(pool.map(lambda _: open_store(url).close(), range(8)))  # noqa: B023 - used at once

@@ -1038,6 +1038,24 @@ def _create_engine(url: URL) -> Engine:
         raise StoreError(f"the PostgreSQL store needs psycopg 3: run `pip install 'psycopg[binary]'` ({exc})") from exc
 
 
+def _enable_wal(cursor: Any) -> None:
+    """Put the SQLite file in WAL mode (kept in the file: later connections find it so).
+
+    Converting a fresh file needs it to itself for a moment, and SQLite answers "database is
+    locked" at once, without its busy handler, to a connection that tries while another does
+    (seen when four threads open a new store together). So it tries again until the busy timeout.
+    """
+    deadline = time.monotonic() + SQLITE_BUSY_TIMEOUT_MS / 1000
+    while True:
+        try:
+            cursor.execute("PRAGMA journal_mode = WAL")
+            return
+        except Exception as exc:  # sqlite3.OperationalError; the driver's module is not imported here
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
+
+
 def _create_sqlite_engine(url: URL) -> Engine:
     database = url.database
     in_memory = database in (None, "", ":memory:")
@@ -1064,7 +1082,7 @@ def _create_sqlite_engine(url: URL) -> Engine:
             cursor.execute("PRAGMA foreign_keys = ON")
             if not in_memory:
                 # WAL lets readers (the dashboard) work while a run writes.
-                cursor.execute("PRAGMA journal_mode = WAL")
+                _enable_wal(cursor)
                 # FULL, not NORMAL: a commit (an accepted feedback event) survives a power
                 # loss too, not only a crash of the process.
                 cursor.execute("PRAGMA synchronous = FULL")
