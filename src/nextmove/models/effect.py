@@ -949,61 +949,52 @@ class EffectModel:
 
     def _fit_repeat(self, rows: pl.DataFrame, codes: I64) -> F64:
         """Find each arm's recency column; standardise the recency of every row's own action (0 for ``none``)."""
-        self.repeat_columns_: list[str | None] = [None] * len(self.arms_)
-        if self.repeat_feature is not None:
-            for i, arm in enumerate(self.arms_):
-                action_id = arm.partition(ARM_SEPARATOR)[0]
-                column = self.repeat_feature.format(action=sanitize_name(action_id))
-                if arm != NO_ACTION and column in rows.columns:
-                    self.repeat_columns_[i] = column
-        own = np.zeros(rows.height)
-        for i, found in enumerate(self.repeat_columns_):
-            mine = codes == i
-            if found is not None and mine.any():
-                own[mine] = _recency(rows.get_column(found).filter(pl.Series(mine)), self.repeat_days)
-        acted = codes > 0
-        self.repeat_center_ = float(own[acted].mean()) if acted.any() else 0.0
-        self.repeat_scale_ = float(own[acted].std()) if acted.any() else 0.0
-        self.repeat_used_ = self.repeat_scale_ > 1e-6
-        if not self.repeat_used_:
-            return np.zeros(rows.height)
-        out: F64 = np.where(acted, (own - self.repeat_center_) / self.repeat_scale_, 0.0)
-        return out
+        self.repeat_columns_ = self._arm_columns(self.repeat_feature, rows)
+        own = _own_action(rows, codes, self.repeat_columns_, self._recency_of)
+        self.repeat_center_, self.repeat_scale_, self.repeat_used_ = _standardiser(own, codes > 0)
+        return _standardised(own, codes > 0, self.repeat_center_, self.repeat_scale_, self.repeat_used_)
 
     def _fit_count(self, rows: pl.DataFrame, codes: I64) -> F64:
         """Find each arm's count column; standardise the count of every row's own action (0 for ``none``)."""
-        self.count_columns_: list[str | None] = [None] * len(self.arms_)
-        self.count_used_ = False
-        if self.repeat_count_feature is None:
-            return np.zeros(rows.height)
-        for i, arm in enumerate(self.arms_):
-            column = self.repeat_count_feature.format(action=sanitize_name(arm.partition(ARM_SEPARATOR)[0]))
-            if arm != NO_ACTION and column in rows.columns:
-                self.count_columns_[i] = column
-        own = np.zeros(rows.height)
-        for i, found in enumerate(self.count_columns_):
-            mine = codes == i
-            if found is not None and mine.any():
-                own[mine] = _count(rows.get_column(found).filter(pl.Series(mine)))
-        acted = codes > 0
-        self.count_center_ = float(own[acted].mean()) if acted.any() else 0.0
-        self.count_scale_ = float(own[acted].std()) if acted.any() else 0.0
-        self.count_used_ = self.count_scale_ > 1e-6
-        if not self.count_used_:
-            return np.zeros(rows.height)
-        out: F64 = np.where(acted, (own - self.count_center_) / self.count_scale_, 0.0)
+        self.count_columns_ = self._arm_columns(self.repeat_count_feature, rows)
+        own = _own_action(rows, codes, self.count_columns_, _count)
+        self.count_center_, self.count_scale_, self.count_used_ = _standardiser(own, codes > 0)
+        return _standardised(own, codes > 0, self.count_center_, self.count_scale_, self.count_used_)
+
+    def _arm_columns(self, template: str | None, rows: pl.DataFrame) -> list[str | None]:
+        """Per arm: the column ``template`` names for its action (``{action}``), None for ``none`` or when absent."""
+        out: list[str | None] = [None] * len(self.arms_)
+        if template is not None:
+            for i, arm in enumerate(self.arms_):
+                column = template.format(action=sanitize_name(arm.partition(ARM_SEPARATOR)[0]))
+                if arm != NO_ACTION and column in rows.columns:
+                    out[i] = column
+        return out
+
+    def _recency_of(self, days: pl.Series) -> F64:
+        return _recency(days, self.repeat_days)
+
+    def _per_arm_z(
+        self,
+        frame: pl.DataFrame,
+        columns: list[str | None],
+        transform: Callable[[pl.Series], F64],
+        center: float,
+        scale: float,
+    ) -> F64:
+        """Shape (n, arms): each arm's own column through ``transform``, standardised (0 for ``none``)."""
+        out = np.zeros((frame.height, len(self.arms_)))
+        for i, column in enumerate(columns):
+            if self.arms_[i] != NO_ACTION:
+                own = transform(frame.get_column(column)) if column is not None and column in frame.columns else 0.0
+                out[:, i] = (own - center) / scale
         return out
 
     def _count_z(self, frame: pl.DataFrame) -> F64:
         """Shape (n, arms): the standardised count of each arm's own action for every row (0 for ``none``)."""
-        out = np.zeros((frame.height, len(self.arms_)))
         if not getattr(self, "count_used_", False):
-            return out
-        for i, column in enumerate(self.count_columns_):
-            if self.arms_[i] != NO_ACTION:
-                own = _count(frame.get_column(column)) if column is not None and column in frame.columns else 0.0
-                out[:, i] = (own - self.count_center_) / self.count_scale_
-        return out
+            return np.zeros((frame.height, len(self.arms_)))
+        return self._per_arm_z(frame, self.count_columns_, _count, self.count_center_, self.count_scale_)
 
     def _fit_fatigue(self, rows: pl.DataFrame, codes: I64) -> F64:
         """Standardise every row's ``log(1 + recent touches)`` on the acted rows (zeros when unused)."""
@@ -1011,10 +1002,7 @@ class EffectModel:
         if self.fatigue_feature is None or self.fatigue_feature not in rows.columns:
             return np.zeros(rows.height)
         busy = _log_count(rows.get_column(self.fatigue_feature))
-        acted = codes > 0
-        self.fatigue_center_ = float(busy[acted].mean()) if acted.any() else 0.0
-        self.fatigue_scale_ = float(busy[acted].std()) if acted.any() else 0.0
-        self.fatigue_used_ = self.fatigue_scale_ > 1e-6
+        self.fatigue_center_, self.fatigue_scale_, self.fatigue_used_ = _standardiser(busy, codes > 0)
         if not self.fatigue_used_:
             return np.zeros(rows.height)
         out: F64 = (busy - self.fatigue_center_) / self.fatigue_scale_
@@ -1029,19 +1017,9 @@ class EffectModel:
 
     def _repeat_z(self, frame: pl.DataFrame) -> F64:
         """Shape (n, arms): the standardised recency of each arm's own action for every row (0 for ``none``)."""
-        out = np.zeros((frame.height, len(self.arms_)))
         if not getattr(self, "repeat_used_", False):
-            return out
-        for i, column in enumerate(self.repeat_columns_):
-            if self.arms_[i] == NO_ACTION:
-                continue
-            recency = (
-                _recency(frame.get_column(column), self.repeat_days)
-                if column is not None and column in frame.columns
-                else np.zeros(frame.height)
-            )
-            out[:, i] = (recency - self.repeat_center_) / self.repeat_scale_
-        return out
+            return np.zeros((frame.height, len(self.arms_)))
+        return self._per_arm_z(frame, self.repeat_columns_, self._recency_of, self.repeat_center_, self.repeat_scale_)
 
     def _booster_params(self, objective: str, rows: int, extra: dict[str, Any] | None = None) -> dict[str, Any]:
         return lgb_params(
@@ -2050,6 +2028,33 @@ def _signed_log(x: NDArray[np.float32]) -> F64:
     """``sign(x) · log(1 + |x|)``: counts and dollars on a scale where k-means distances mean something."""
     v = x.astype(np.float64)
     out: F64 = np.sign(v) * np.log1p(np.abs(v))
+    return out
+
+
+def _own_action(
+    rows: pl.DataFrame, codes: I64, columns: list[str | None], transform: Callable[[pl.Series], F64]
+) -> F64:
+    """Every row's value of its own arm's column through ``transform`` (0 for ``none`` and arms without one)."""
+    own = np.zeros(rows.height)
+    for i, column in enumerate(columns):
+        mine = codes == i
+        if column is not None and mine.any():
+            own[mine] = transform(rows.get_column(column).filter(pl.Series(mine)))
+    return own
+
+
+def _standardiser(values: F64, acted: NDArray[np.bool_]) -> tuple[float, float, bool]:
+    """Mean and standard deviation of ``values`` on the acted rows, and whether they vary at all."""
+    center = float(values[acted].mean()) if acted.any() else 0.0
+    scale = float(values[acted].std()) if acted.any() else 0.0
+    return center, scale, scale > 1e-6
+
+
+def _standardised(values: F64, acted: NDArray[np.bool_], center: float, scale: float, used: bool) -> F64:
+    """``values`` standardised on the acted rows, 0 elsewhere (all 0 when they do not vary)."""
+    if not used:
+        return np.zeros(len(values))
+    out: F64 = np.where(acted, (values - center) / scale, 0.0)
     return out
 
 
