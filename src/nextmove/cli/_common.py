@@ -5,13 +5,16 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import ParamSpec, TypeVar
+from typing import TYPE_CHECKING, ParamSpec, TypeVar
 
 import typer
 from rich.console import Console
 from rich.markup import escape
 
 from nextmove.errors import ConfigError, NextmoveError
+
+if TYPE_CHECKING:
+    from nextmove.store import Store
 
 # Wide enough for problem tables when output is piped to a file or CI log (rich assumes 80 there).
 console = Console(highlight=False, width=None if Console().is_terminal else 140)
@@ -52,3 +55,14 @@ def handle_errors(func: Callable[P, R]) -> Callable[P, R]:
             raise typer.Exit(exc.exit_code) from None
 
     return wrapper
+
+
+def open_store(url: str | None = None) -> Store:
+    """:func:`nextmove.store.open_store`, imported when a command first needs it.
+
+    The commands import their heavy parts (the store's SQLAlchemy, the models' LightGBM) inside
+    their own bodies, so that ``nextmove --help`` and the light commands start at once.
+    """
+    from nextmove.store import open_store as open_url
+
+    return open_url(url)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import polars as pl
 import typer
@@ -15,7 +15,9 @@ from rich.table import Table
 from nextmove.cli._common import console, handle_errors, parse_as_of
 from nextmove.cli.commands import BookOpt, PlaybookOpt, load_inputs
 from nextmove.errors import ConfigError
-from nextmove.measure.ope import BUILT_IN_POLICIES, OfflineEvaluation, PolicyValue, evaluate_offline
+
+if TYPE_CHECKING:
+    from nextmove.measure.ope import OfflineEvaluation, PolicyValue
 
 UntilOpt = Annotated[
     str | None,
@@ -74,6 +76,8 @@ def evaluate_cmd(
     paired difference against the default and doing nothing. OUT gets every estimate with its
     interval, the overlap diagnostics and the outcome models' accuracy on the evaluation decisions.
     """
+    from nextmove.measure.ope import evaluate_offline
+
     if out.suffix != ".json":
         raise ConfigError(f"--out {out} must end in .json")
     split_at = parse_as_of(as_of)
@@ -102,6 +106,8 @@ def evaluate_cmd(
 
 def _policy_name(path: Path | None) -> str:
     """The external policy's name in the results: the file's stem, unless a built-in policy has it."""
+    from nextmove.measure.ope import BUILT_IN_POLICIES
+
     if path is None:
         return "external"
     return path.stem if path.stem not in BUILT_IN_POLICIES else f"{path.stem}_file"

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import polars as pl
 import typer
@@ -11,12 +11,13 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from nextmove.cli._common import console, handle_errors
+from nextmove.cli._common import console, handle_errors, open_store
 from nextmove.cli.commands import AsOfOpt, BookOpt, PlaybookOpt, load_inputs
-from nextmove.engine.health import HealthResult, score_health
 from nextmove.errors import ConfigError
-from nextmove.models.outcome import OutcomeModel
-from nextmove.store import Store, open_store
+
+if TYPE_CHECKING:
+    from nextmove.engine.health import HealthResult
+    from nextmove.store import Store
 
 
 def register(app: typer.Typer) -> None:
@@ -59,6 +60,9 @@ def health_cmd(
     optimizer learned about each health measure, and the outcome models' accuracy on the later
     window. Default --as-of: the book's latest timestamp.
     """
+    from nextmove.engine.health import score_health
+    from nextmove.models.outcome import OutcomeModel
+
     if out.suffix != ".csv":
         raise ConfigError(f"--out {out} must end in .csv")
     pb, loaded, t = load_inputs(book, playbook, as_of)

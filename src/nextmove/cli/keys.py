@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
 
-from nextmove.cli._common import console, handle_errors
+from nextmove.cli._common import console, handle_errors, open_store
 from nextmove.cli.serve import StoreOpt
-from nextmove.store import AuditEntry, open_store
-from nextmove.store.keys import new_api_key
+
+if TYPE_CHECKING:
+    from nextmove.store import AuditEntry
 
 keys_app = typer.Typer(help="Create, list and revoke API keys.", no_args_is_help=True)
 
@@ -21,6 +22,8 @@ def register(app: typer.Typer) -> None:
 
 
 def _cli_audit(action: str, resource: str, **detail: object) -> AuditEntry:
+    from nextmove.store import AuditEntry
+
     return AuditEntry(
         action=action, method="CLI", path=f"nextmove keys {action}", status=0, resource=resource, detail=detail
     )
@@ -38,6 +41,8 @@ def create_cmd(
     store: StoreOpt = None,
 ) -> None:
     """Create an API key and print it once: it is stored only as a salted hash and cannot be shown again."""
+    from nextmove.store.keys import new_api_key
+
     key, record = new_api_key(role, owner or [], name=name)
     with open_store(store) as opened:
         opened.create_api_key(

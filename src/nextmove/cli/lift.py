@@ -5,20 +5,22 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from nextmove.cli._common import console, err_console, handle_errors, parse_as_of
+from nextmove.cli._common import console, err_console, handle_errors, open_store, parse_as_of
 from nextmove.cli.commands import BookOpt, PlaybookOpt, load_inputs
 from nextmove.cli.evaluate import UntilOpt, write_json
 from nextmove.errors import ConfigError, NotFoundError
-from nextmove.measure.lift import ActionAccuracy, LiftReport, estimate_lift, recommendations_frame
 from nextmove.playbook import Playbook
-from nextmove.store import RunRecord, Store, open_store
+
+if TYPE_CHECKING:
+    from nextmove.measure.lift import ActionAccuracy, LiftReport
+    from nextmove.store import RunRecord, Store
 
 
 def register(app: typer.Typer) -> None:
@@ -52,6 +54,8 @@ def lift_cmd(
     interval and its dollars; then each action's realised effect against the effect projected
     for it.
     """
+    from nextmove.measure.lift import estimate_lift, recommendations_frame
+
     if out is not None and out.suffix != ".json":
         raise ConfigError(f"--out {out} must end in .json")
     observed = parse_as_of(until)

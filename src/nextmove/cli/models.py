@@ -7,10 +7,8 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from nextmove.cli._common import console, handle_errors
+from nextmove.cli._common import console, handle_errors, open_store
 from nextmove.cli.serve import StoreOpt
-from nextmove.engine.online import POLICY_MODEL_KIND, promote_run, rollback_policy
-from nextmove.store import open_store
 
 models_app = typer.Typer(help="Model versions: list, activate, roll back, promote a run.", no_args_is_help=True)
 
@@ -48,8 +46,10 @@ def list_cmd(
 
 @models_app.command("rollback")
 @handle_errors
-def rollback_cmd(kind: KindOpt = POLICY_MODEL_KIND, store: StoreOpt = None) -> None:
+def rollback_cmd(kind: KindOpt = "policy", store: StoreOpt = None) -> None:
     """Re-activate the version of KIND saved before the active one (running servers switch within seconds)."""
+    from nextmove.engine.online import rollback_policy
+
     with open_store(store) as opened:
         record = rollback_policy(opened, kind)
     console.print(f"Active {kind} model is now {record.model_id}.")
@@ -71,6 +71,8 @@ def activate_cmd(
 @handle_errors
 def promote_cmd(run_id: Annotated[str, typer.Argument(help="A succeeded run.")], store: StoreOpt = None) -> None:
     """Serve RUN_ID's decisions online: saves and activates a new policy version naming it."""
+    from nextmove.engine.online import promote_run
+
     with open_store(store) as opened:
         record = promote_run(opened, run_id, metrics={"started_by": "cli"})
     console.print(f"Policy {record.model_id} now serves run {run_id}.")

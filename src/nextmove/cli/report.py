@@ -7,11 +7,8 @@ from typing import Annotated
 
 import typer
 
-from nextmove.cli._common import console, handle_errors
+from nextmove.cli._common import console, handle_errors, open_store
 from nextmove.errors import ConfigError
-from nextmove.report import write_report
-from nextmove.report.stored import report_data_from_store
-from nextmove.store import open_store
 
 
 def register(app: typer.Typer) -> None:
@@ -36,6 +33,9 @@ def report_cmd(
     segments, and a searchable, sortable table of every account with its evidence.
     `nextmove run` writes the same page beside its recommendations.
     """
+    from nextmove.report import write_report
+    from nextmove.report.stored import report_data_from_store
+
     if out.suffix.lower() not in (".html", ".htm"):
         raise ConfigError(f"--out {out} must end in .html")
     with open_store(store) as opened, console.status("Rendering the report…"):

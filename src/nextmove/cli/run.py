@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import polars as pl
 import typer
@@ -13,13 +13,14 @@ from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeEl
 from rich.table import Table
 
 from nextmove.book.validate import load_book
-from nextmove.cli._common import console, handle_errors, parse_as_of
+from nextmove.cli._common import console, handle_errors, open_store, parse_as_of
 from nextmove.cli.commands import AsOfOpt, BookOpt, PlaybookOpt, resolve_playbook_path
-from nextmove.engine.run import RUN_STAGES, RunResult, run
 from nextmove.errors import ConfigError
 from nextmove.playbook.loader import load_playbook
-from nextmove.report import build_report_data, write_report
-from nextmove.store import Store, open_store
+
+if TYPE_CHECKING:
+    from nextmove.engine.run import RunResult
+    from nextmove.store import Store
 
 TRUTH_TABLE = "values"
 """The lab writes each account's true value under every action to ``BOOK/truth/values.(parquet|csv)``."""
@@ -78,6 +79,8 @@ def run_cmd(
     report (report.html) in --out, and the run in the store. Default --as-of: the book's latest
     timestamp, rounded up to a UTC midnight.
     """
+    from nextmove.report import build_report_data, write_report
+
     pb = load_playbook(resolve_playbook_path(book, playbook))
     when = parse_as_of(as_of)
     with console.status("Loading and validating the book…"):
@@ -142,6 +145,8 @@ def _read_truth(path: Path | None) -> pl.DataFrame | None:
 
 
 def _run_with_progress(loaded: Any, pb: Any, *, when: Any, store: Store | None, out: Path, **options: Any) -> RunResult:
+    from nextmove.engine.run import RUN_STAGES, run
+
     columns = (
         SpinnerColumn(),
         TextColumn("{task.description}"),

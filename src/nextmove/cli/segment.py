@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Any, cast
+from typing import TYPE_CHECKING, Annotated, Any, cast
 
 import polars as pl
 import typer
@@ -17,12 +17,12 @@ from nextmove.cli._common import console, handle_errors
 from nextmove.cli.commands import AsOfOpt, BookOpt, PlaybookOpt, load_inputs
 from nextmove.errors import ConfigError
 from nextmove.features import build_training_set, compute_features, terminal_outcome_kinds
-from nextmove.measure.policy import eligible_actions
-from nextmove.models.effect import EffectModel, EffectProjection
-from nextmove.models.health import HealthScorecard
 from nextmove.playbook import Playbook
-from nextmove.segment import SegmentReport, behavior_snapshot, segment_book
-from nextmove.segment.response import FamilyKind
+
+if TYPE_CHECKING:
+    from nextmove.models.effect import EffectProjection
+    from nextmove.segment import SegmentReport
+    from nextmove.segment.response import FamilyKind
 
 FAMILIES = ("team", "objective", "action")
 
@@ -69,6 +69,9 @@ def segment_cmd(
     below-average segments with the value of moving them. Writes OUT/segments.csv (account_id, segment_id, segment) and
     OUT/segments.json (every figure; see docs/segments.md).
     """
+    from nextmove.measure.policy import eligible_actions
+    from nextmove.segment import behavior_snapshot, segment_book
+
     if families not in FAMILIES:
         raise ConfigError(f"--families must be one of {', '.join(FAMILIES)}, got {families!r}")
     pb, loaded, t = load_inputs(book, playbook, as_of)
@@ -98,7 +101,7 @@ def segment_cmd(
             previous=before,
             eligible=eligible,
             as_of=t,
-            families=cast(FamilyKind, families),
+            families=cast("FamilyKind", families),
             seed=seed,
         )
     out.mkdir(parents=True, exist_ok=True)
@@ -124,6 +127,8 @@ def _active(snapshot: pl.DataFrame, book: Book, playbook: Playbook, t: datetime)
 
 
 def _health(playbook: Playbook, snapshot: pl.DataFrame) -> pl.DataFrame | None:
+    from nextmove.models.health import HealthScorecard
+
     try:
         return HealthScorecard.from_playbook(playbook, snapshot).fit(snapshot).score(snapshot)
     except ConfigError:
@@ -134,6 +139,8 @@ def _health(playbook: Playbook, snapshot: pl.DataFrame) -> pl.DataFrame | None:
 def _project(
     book: Book, playbook: Playbook, t: datetime, snapshot: pl.DataFrame, *, seed: int, trees: int | None, folds: int
 ) -> EffectProjection:
+    from nextmove.models.effect import EffectModel
+
     training = build_training_set(book, playbook, as_of=t)
     params: dict[str, Any] = {"random_state": seed, "n_folds": folds, "variants": False}
     if trees is not None:
