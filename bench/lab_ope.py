@@ -15,7 +15,12 @@ the default here is 800 accounts over 12 months):
    outcomes of that window;
 4. compute the policy's exact value on the same decisions from the lab's truth (the expected row
    value of its choice at every decision, with the convention of ``row_value_usd``) and check
-   whether each interval holds it.
+   whether each interval holds it;
+5. check the truth itself on the logged policy: the plain mean of the logged rows' values (the
+   on-policy estimate, no weights, no model) against the logged actions' exact value. The lab's
+   truth counts the outcomes attributed to the decision, while a logged row's horizon also holds
+   the outcomes of the later decisions on the same account; this check shows how far apart the
+   two are, in standard errors of the on-policy mean.
 
 Target (issue #5): the interval holds the true value in at least 90 % of 20 seeds.
 
@@ -67,12 +72,20 @@ def true_policy_value(result: Any, window: pl.DataFrame, policy: pl.DataFrame) -
     return float(value.mean())
 
 
+def cluster_se(values: np.ndarray, clusters: np.ndarray) -> float:
+    """Standard error of the mean of ``values``, with the rows of one account summed first (as the OPE does)."""
+    sums = np.bincount(clusters, weights=values - values.mean())
+    sums = sums[np.bincount(clusters) > 0]
+    g = len(sums)
+    return float(np.sqrt(np.sum(sums**2) * g / (g - 1)) / len(values))
+
+
 def one_seed(seed: int, accounts: int, months: float, gap_days: int, n_folds: int) -> dict[str, Any]:
     """Fit before the window, evaluate the learned policy on it, compare with the truth."""
     from nextmove.features import build_training_set
     from nextmove.measure.ope import evaluate_policy
     from nextmove.measure.policy import learned_policy
-    from nextmove.models.effect import EffectModel
+    from nextmove.models.effect import EffectModel, row_value_usd
     from nextmove.sim import SimConfig, simulate
 
     started = time.perf_counter()
@@ -101,6 +114,12 @@ def one_seed(seed: int, accounts: int, months: float, gap_days: int, n_folds: in
     policy = learned_policy(projection.values, eligible=support)
     estimates = evaluate_policy(window, policy, playbook, expected_values=model.expected_values(window), name="learned")
     true_value = true_policy_value(result, window, policy)
+    logged_truth = true_policy_value(
+        result, window, window.select("account_id", "decision_ts", pl.col("action_id").fill_null("none"))
+    )
+    on_policy = row_value_usd(window, playbook)
+    clusters = window.get_column("account_id").cast(pl.String).rank("dense").to_numpy().astype(np.int64)
+    on_policy_se = cluster_se(on_policy, clusters)
     acting = policy.filter((pl.col("probability") > 0) & (pl.col("action_id") != "none")).height
     out: dict[str, Any] = {
         "seed": seed,
@@ -108,6 +127,12 @@ def one_seed(seed: int, accounts: int, months: float, gap_days: int, n_folds: in
         "window_rows": window.height,
         "acting_share": acting / window.height,
         "true_value": true_value,
+        "logged": {
+            "true_value": logged_truth,
+            "on_policy_mean": float(on_policy.mean()),
+            "stderr": on_policy_se,
+            "z": float((on_policy.mean() - logged_truth) / on_policy_se),
+        },
         "seconds": time.perf_counter() - started,
     }
     for estimate in estimates:
@@ -160,6 +185,14 @@ def main(argv: list[str] | None = None) -> int:
             f"mean |error| {figures['mean_abs_error']:.1f}, mean half-width {figures['mean_half_width']:.1f}",
             flush=True,
         )
+    z = np.array([r["logged"]["z"] for r in runs])
+    print(
+        f"truth check (logged policy): the on-policy mean lies {z.mean():+.2f} ± {z.std(ddof=1) / np.sqrt(len(z)):.2f} "
+        f"standard errors from the lab's truth on average; within 1.96 of them in {np.mean(np.abs(z) <= 1.96):.0%} "
+        f"of {len(z)} seeds",
+        flush=True,
+    )
+    summary["truth_check"] = {"mean_z": float(z.mean()), "covered": float(np.mean(np.abs(z) <= 1.96))}
     report = {
         "seeds": len(runs),
         "accounts": args.accounts,
