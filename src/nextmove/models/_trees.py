@@ -11,7 +11,6 @@ same number (up to the order of the sums).
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 import lightgbm as lgb
@@ -27,14 +26,14 @@ _END_OF_TREES = "\nend of trees\n"
 
 @dataclass(frozen=True)
 class FeatureTrees:
-    """The trees of a model that split on ``feature``, reading only the columns they use."""
+    """One tree of a model that splits on ``feature``, as a model reading only the columns it uses."""
 
     feature: int
-    """The column (of the full model's matrix) the trees split on."""
+    """The column (of the full model's matrix) the tree splits on."""
     columns: NDArray[np.int64]
     """The full matrix's columns the sub-model reads, in its order (``feature`` among them)."""
-    booster: lgb.Booster | None
-    """The sub-model; None when no tree splits on ``feature``."""
+    booster: lgb.Booster
+    """The sub-model."""
 
     @property
     def position(self) -> int:
@@ -54,9 +53,7 @@ class FeatureTrees:
         return out
 
     def predict(self, xs: NDArray[np.float32]) -> F64:
-        """The raw score of the trees on rows of :meth:`matrix` (zeros when there are none)."""
-        if self.booster is None:
-            return np.zeros(xs.shape[0])
+        """The raw score of the tree on rows of :meth:`matrix`."""
         # One thread: the callers run one sub-model per thread, and OpenMP's start costs more than small
         # predictions take.
         out: F64 = np.asarray(self.booster.predict(xs, raw_score=True, num_threads=1), dtype=np.float64)
@@ -90,17 +87,13 @@ def _split_model(booster: lgb.Booster, feature: int, num_iteration: int | None) 
     return head, kept
 
 
-def _model(head: str, blocks: Sequence[_Block], feature: int) -> FeatureTrees:
-    """A LightGBM model of ``blocks`` alone, its columns renumbered to the ones they read."""
-    if not blocks:
-        return FeatureTrees(feature, np.array([feature], dtype=np.int64), None)
-    columns = sorted({f for block in blocks for f in block.features})
+def _model(head: str, block: _Block, feature: int) -> FeatureTrees:
+    """A LightGBM model of the tree ``block`` alone, its columns renumbered to the ones it reads."""
+    columns = sorted(set(block.features))
     renumber = {f: i for i, f in enumerate(columns)}
-    trees = []
-    for number, block in enumerate(blocks):
-        split = " ".join(str(renumber[f]) for f in block.features)
-        start, end = block.span
-        trees.append(f"Tree={number}\n{block.text[:start]}{split}{block.text[end:]}")
+    split = " ".join(str(renumber[f]) for f in block.features)
+    start, end = block.span
+    tree = f"Tree=0\n{block.text[:start]}{split}{block.text[end:]}"
     lines = []
     for line in head.split("\n"):
         key, _, value = line.partition("=")
@@ -112,7 +105,7 @@ def _model(head: str, blocks: Sequence[_Block], feature: int) -> FeatureTrees:
         elif key == "tree_sizes":
             continue  # the sizes of the full model's trees; without it LightGBM reads the trees in turn
         lines.append(line)
-    model = "\n".join(lines) + "\n" + "\n\n".join(trees) + "\n\n" + _END_OF_TREES
+    model = "\n".join(lines) + "\n" + tree + "\n\n" + _END_OF_TREES
     return FeatureTrees(feature, np.array(columns, dtype=np.int64), lgb.Booster(model_str=model))
 
 
@@ -142,7 +135,7 @@ def code_trees(booster: lgb.Booster, feature: int, codes: int, num_iteration: in
         _, representatives, classes = np.unique(branches, axis=0, return_index=True, return_inverse=True)
         out.append(
             CodeTree(
-                _model(head, [block], feature),
+                _model(head, block, feature),
                 np.asarray(classes, dtype=np.int64).reshape(-1),
                 np.asarray(representatives, dtype=np.int64),
             )
