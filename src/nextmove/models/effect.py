@@ -1021,6 +1021,14 @@ class EffectModel:
             return np.zeros((frame.height, len(self.arms_)))
         return self._per_arm_z(frame, self.repeat_columns_, self._recency_of, self.repeat_center_, self.repeat_scale_)
 
+    def _modifiers_used(self) -> tuple[bool, bool, bool]:
+        """Whether the model has its repeat recency, repeat count and fatigue terms (``_multiplier``'s order)."""
+        return (
+            getattr(self, "repeat_used_", False),
+            getattr(self, "count_used_", False),
+            getattr(self, "fatigue_used_", False),
+        )
+
     def _booster_params(self, objective: str, rows: int, extra: dict[str, Any] | None = None) -> dict[str, Any]:
         return lgb_params(
             objective=objective,
@@ -1104,8 +1112,7 @@ class EffectModel:
             )
             fit.repeat_slope, fit.count_slope, fit.fatigue_slope = (float(v) for v in slopes)
             fit.repeat_slope_var, fit.count_slope_var, fit.fatigue_slope_var = (float(v) for v in slope_vars)
-        modifier = fit.repeat_slope * repeat_z + fit.count_slope * count_z + fit.fatigue_slope * fatigue_z
-        multiplier = np.exp(np.clip(modifier, -_Z_CAP, _Z_CAP))
+        multiplier = _multiplier(fit, repeat_z, count_z, fatigue_z)
         raw = np.full(n_arms, np.nan)
         raw_var = np.full(n_arms, np.nan)
         for i in range(1, n_arms):
@@ -1780,6 +1787,7 @@ class EffectModel:
         # arm's interval is read from its own draws alone, so sharing changes no interval's law, and
         # it saves fourteen of every fifteen normal numbers (the largest single cost of the draws).
         hetero = (self.heterogeneity_sd * rng.standard_normal((n, n_draws))).astype(np.float32)
+        repeat_on, count_on, fatigue_on = self._modifiers_used()
         for i, arm in enumerate(arms):
             if arm == NO_ACTION:
                 continue
@@ -1789,20 +1797,18 @@ class EffectModel:
                 center
                 + fit.beta0
                 + fit.group_beta0[groups]
-                + fit.group_delta[i, groups]
-                * np.exp(
-                    np.clip(
-                        fit.repeat_slope * z + fit.count_slope * counts[:, i] + fit.fatigue_slope * busy,
-                        -_Z_CAP,
-                        _Z_CAP,
-                    )
-                )
+                + fit.group_delta[i, groups] * _multiplier(fit, z, counts[:, i], busy)
                 + fit.contrast_slope * contrast
             )
-            slopes = np.outer(z.astype(np.float32), drawn["slope"].astype(np.float32))
-            slopes += np.outer(busy.astype(np.float32), drawn["fatigue"].astype(np.float32))
-            slopes += np.outer(counts[:, i].astype(np.float32), drawn["count"].astype(np.float32))
-            shift_draws = drawn["shift"][i][groups].astype(np.float32) * np.exp(np.clip(slopes, -_Z_CAP, _Z_CAP))
+            shift_draws = drawn["shift"][i][groups].astype(np.float32)
+            # Only the modifiers the model has (an unused one is zeros: its draws would multiply by 1).
+            terms = [(z, "slope", repeat_on), (busy, "fatigue", fatigue_on), (counts[:, i], "count", count_on)]
+            if repeat_on or count_on or fatigue_on:
+                slopes = np.zeros((n, n_draws), dtype=np.float32)
+                for values, key, on in terms:
+                    if on:
+                        slopes += np.outer(values.astype(np.float32), drawn[key].astype(np.float32))
+                shift_draws = shift_draws * np.exp(np.clip(slopes, -_Z_CAP, _Z_CAP))
             shift_draws += np.outer(contrast.astype(np.float32), drawn["contrast"].astype(np.float32))
             shift_draws += base_draws
             shift_draws += hetero
@@ -1872,10 +1878,7 @@ class EffectModel:
             amount0 = self._baseline_amounts(fit, x) * scale if spec.is_amount else np.ones(n)
             contrasts = self._contrasts(fit, x)
             for i in range(len(self.arms_)):
-                modifier = (
-                    fit.repeat_slope * repeat_z[:, i] + fit.count_slope * count_z[:, i] + fit.fatigue_slope * busy
-                )
-                shift = fit.group_delta[i, groups] * np.exp(np.clip(modifier, -_Z_CAP, _Z_CAP))
+                shift = fit.group_delta[i, groups] * _multiplier(fit, repeat_z[:, i], count_z[:, i], busy)
                 shift = shift + fit.contrast_slope * contrasts[i]
                 p = sigmoid(center + shift)
                 mult = math.exp(fit.log_mult[i]) if spec.is_amount else 1.0
@@ -1973,6 +1976,13 @@ def _fit_modifier_slopes(
     var: F64 = np.maximum(np.diag(cov), 0.0)
     out: F64 = np.asarray(theta, dtype=np.float64)
     return out, var
+
+
+def _multiplier(fit: _ObjectiveFit, repeat_z: F64, count_z: F64, fatigue_z: F64) -> F64:
+    """Row by row, the factor ``exp(θ · z)`` of an arm's shift: repeat recency, repeat count and fatigue."""
+    modifier = fit.repeat_slope * repeat_z + fit.count_slope * count_z + fit.fatigue_slope * fatigue_z
+    out: F64 = np.exp(np.clip(modifier, -_Z_CAP, _Z_CAP))
+    return out
 
 
 def _empirical_bayes(
