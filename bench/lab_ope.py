@@ -72,20 +72,12 @@ def true_policy_value(result: Any, window: pl.DataFrame, policy: pl.DataFrame) -
     return float(value.mean())
 
 
-def cluster_se(values: np.ndarray, clusters: np.ndarray) -> float:
-    """Standard error of the mean of ``values``, with the rows of one account summed first (as the OPE does)."""
-    sums = np.bincount(clusters, weights=values - values.mean())
-    sums = sums[np.bincount(clusters) > 0]
-    g = len(sums)
-    return float(np.sqrt(np.sum(sums**2) * g / (g - 1)) / len(values))
-
-
 def one_seed(seed: int, accounts: int, months: float, gap_days: int, n_folds: int) -> dict[str, Any]:
     """Fit before the window, evaluate the learned policy on it, compare with the truth."""
     from nextmove.features import build_training_set
     from nextmove.measure.ope import evaluate_policy
     from nextmove.measure.policy import learned_policy
-    from nextmove.models.effect import EffectModel, row_value_usd
+    from nextmove.models.effect import EffectModel
     from nextmove.sim import SimConfig, simulate
 
     started = time.perf_counter()
@@ -114,12 +106,17 @@ def one_seed(seed: int, accounts: int, months: float, gap_days: int, n_folds: in
     policy = learned_policy(projection.values, eligible=support)
     estimates = evaluate_policy(window, policy, playbook, expected_values=model.expected_values(window), name="learned")
     true_value = true_policy_value(result, window, policy)
-    logged_truth = true_policy_value(
-        result, window, window.select("account_id", "decision_ts", pl.col("action_id").fill_null("none"))
+    logged = window.select("account_id", "decision_ts", pl.col("action_id").fill_null("none"))
+    logged_truth = true_policy_value(result, window, logged)
+    # The logged policy on its own rows with propensity 1: IPS is then the plain mean of the rows' values.
+    (on_policy,) = evaluate_policy(
+        window,
+        logged.with_columns(probability=pl.lit(1.0)),
+        playbook,
+        propensity=np.ones(window.height),
+        methods=("ips",),
+        name="logged",
     )
-    on_policy = row_value_usd(window, playbook)
-    clusters = window.get_column("account_id").cast(pl.String).rank("dense").to_numpy().astype(np.int64)
-    on_policy_se = cluster_se(on_policy, clusters)
     acting = policy.filter((pl.col("probability") > 0) & (pl.col("action_id") != "none")).height
     out: dict[str, Any] = {
         "seed": seed,
@@ -129,9 +126,9 @@ def one_seed(seed: int, accounts: int, months: float, gap_days: int, n_folds: in
         "true_value": true_value,
         "logged": {
             "true_value": logged_truth,
-            "on_policy_mean": float(on_policy.mean()),
-            "stderr": on_policy_se,
-            "z": float((on_policy.mean() - logged_truth) / on_policy_se),
+            "on_policy_mean": on_policy.estimate,
+            "stderr": on_policy.stderr,
+            "z": (on_policy.estimate - logged_truth) / on_policy.stderr,
         },
         "seconds": time.perf_counter() - started,
     }
