@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import importlib
+import os
 
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from nextmove.decide.allocate import Resource, allocate
+from nextmove.decide.allocate import Resource, _stdout_to_stderr, allocate
 from nextmove.errors import ConfigError
 
 
@@ -159,3 +160,15 @@ def test_allocate_auto_falls_back_to_the_lagrangian_when_the_solver_finds_nothin
     result = allocate(values, eligible, resources, method="auto", time_limit_s=1e-9)
     assert result.method == "lagrangian"
     _check_feasible(values, eligible, resources, result.choice)
+
+
+def test_exact_solver_output_goes_to_stderr_not_stdout(capfd: pytest.CaptureFixture[str]) -> None:
+    # HiGHS may print a stray debug line to descriptor 1 during a solve (ERGO-Code/HiGHS#2783); the
+    # exact allocation sends descriptor 1 to descriptor 2 meanwhile, so a command's stdout stays clean.
+    print("before", flush=True)
+    with _stdout_to_stderr():
+        os.write(1, b"solver noise\n")
+    print("after", flush=True)
+    out, err = capfd.readouterr()
+    assert out == "before\nafter\n"
+    assert "solver noise" in err

@@ -9,8 +9,12 @@ distance to the best possible allocation is known even when the exact solver can
 from __future__ import annotations
 
 import math
+import os
+import sys
+import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -322,13 +326,14 @@ def _exact(problem: _Problem, time_limit_s: float, started: float) -> Allocation
         blocks.append(member.multiply(problem.wl[:, cols]).tocsr())
         ub.append(problem.ll)
     a = sparse.vstack(blocks).tocsr()
-    result = milp(
-        -problem.values[rows, cols],
-        constraints=LinearConstraint(a, -np.inf, np.concatenate(ub)),
-        integrality=np.ones(n_var),
-        bounds=Bounds(0, 1),
-        options={"time_limit": time_limit_s, "mip_rel_gap": 1e-3, "disp": False},
-    )
+    with _stdout_to_stderr():
+        result = milp(
+            -problem.values[rows, cols],
+            constraints=LinearConstraint(a, -np.inf, np.concatenate(ub)),
+            integrality=np.ones(n_var),
+            bounds=Bounds(0, 1),
+            options={"time_limit": time_limit_s, "mip_rel_gap": 1e-3, "disp": False},
+        )
     if result.x is None:
         raise ConfigError(f"the exact allocation found no solution ({result.message}); use method='lagrangian'")
     x = result.x > 0.5
@@ -336,6 +341,34 @@ def _exact(problem: _Problem, time_limit_s: float, started: float) -> Allocation
     choice[rows[x]] = cols[x]
     bound = getattr(result, "mip_dual_bound", None)
     return problem.report(choice, "exact", started, upper_bound=None if bound is None else -float(bound))
+
+
+_REDIRECT_LOCK = threading.Lock()
+
+
+@contextmanager
+def _stdout_to_stderr() -> Iterator[None]:
+    """Send what is written to file descriptor 1 to descriptor 2 for the duration.
+
+    SciPy's HiGHS prints ``HighsMipSolverData::transformNewIntegerFeasibleSolution tmpSolver.run();``
+    to the process's standard output on some instances, whatever ``disp`` says (a stray debug print,
+    ERGO-Code/HiGHS#2783), which would corrupt a command's JSON on stdout. One redirect at a time
+    (a lock), so concurrent solves cannot restore each other's descriptors in the wrong order.
+    """
+    with _REDIRECT_LOCK:
+        if sys.stdout is not None:
+            sys.stdout.flush()
+        try:
+            saved: int | None = os.dup(1)
+            os.dup2(2, 1)
+        except OSError:  # no descriptor 1 or 2 (a detached process): nothing to guard
+            saved = None
+        try:
+            yield
+        finally:
+            if saved is not None:
+                os.dup2(saved, 1)
+                os.close(saved)
 
 
 # ---- Lagrangian ----------------------------------------------------------------------------------
