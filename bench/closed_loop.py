@@ -24,7 +24,9 @@ read off the hidden world (its exact outcome probabilities, so no outcome noise)
 
 With ``--contact`` the learning arms also log each decision's contact context (``calm`` / ``busy``:
 fewer or more than 2 touches in the 60 days before, :func:`~nextmove.engine.loop.contact_contexts`)
-and apply one correction per action and context.
+and apply one correction per action and context. ``--param KEY=VALUE`` (repeatable) passes an
+``EffectModel`` setting to every arm's fits (``run(..., effect_params=…)``), e.g.
+``--param touch_cost_feature=touch_any_count_28d``.
 
 Printed per window: each arm's true value per decision (dollars over doing nothing, net of cost),
 the oracle's (each account's best eligible action under the truth, without capacities) and the
@@ -89,7 +91,15 @@ class ArmLog:
 
 
 def run_arm(
-    name: str, *, accounts: int, months: int, seed: int, windows: int, refit_every: int, contact: bool = False
+    name: str,
+    *,
+    accounts: int,
+    months: int,
+    seed: int,
+    windows: int,
+    refit_every: int,
+    contact: bool = False,
+    effect_params: dict[str, Any] | None = None,
 ) -> ArmLog:
     """Run one arm for ``windows`` decision windows on the world of ``seed``."""
     import polars as pl
@@ -111,7 +121,12 @@ def run_arm(
     playbook = env.history.config.resolved_playbook()
     horizon_days = playbook.horizon_days
     log = ArmLog(name)
-    quiet: dict[str, Any] = {"evidence": False, "evaluate": False, "segments": False}
+    quiet: dict[str, Any] = {
+        "evidence": False,
+        "evaluate": False,
+        "segments": False,
+        "effect_params": effect_params or {},
+    }
     with open_store("sqlite://") as store:
         decider: OnlineDecider | None = None
         truth: dict[str, float] = {}
@@ -411,8 +426,21 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="learning arms learn and apply one correction per action and contact context (calm / busy)",
     )
+    parser.add_argument(
+        "--param",
+        action="append",
+        default=[],
+        help="EffectModel setting for every arm, e.g. touch_cost_feature=touch_any_count_28d (repeatable)",
+    )
     parser.add_argument("--json", type=Path, help="write the figures here too")
     args = parser.parse_args(argv)
+    effect_params: dict[str, Any] = {}
+    for item in args.param:
+        key, _, raw = item.partition("=")
+        try:
+            effect_params[key] = json.loads(raw)
+        except json.JSONDecodeError:
+            effect_params[key] = raw
 
     print(
         f"closed loop: {args.accounts} accounts, {args.months} months of history, {args.windows} windows, "
@@ -430,6 +458,7 @@ def main(argv: list[str] | None = None) -> int:
                 windows=args.windows,
                 refit_every=args.refit_every,
                 contact=args.contact,
+                effect_params=effect_params,
             )
             for name in args.arms
         }

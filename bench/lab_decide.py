@@ -18,9 +18,12 @@ allowed projection per account vs the unconstrained oracle). Target: learned, co
 
     .venv/bin/python bench/lab_decide.py                              # the run's settings and the model's defaults
     .venv/bin/python bench/lab_decide.py --settings run run-one-year model-defaults --risk-aversion 0 0.5 1
+    .venv/bin/python bench/lab_decide.py --settings run --param touch_cost_feature=touch_any_count_28d
 
 Settings: ``run`` (the run's default: ``FAST_EFFECT_PARAMS`` on the whole history), ``run-one-year``
 (the same on the last 365 days of decisions), ``model-defaults`` (``EffectModel``'s own defaults).
+``--param KEY=VALUE`` (repeatable) adds an ``EffectModel`` setting to every setting; the cached
+model's name records it.
 """
 
 from __future__ import annotations
@@ -143,14 +146,31 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--months", type=int, default=18)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--cache", type=Path, default=Path("bench/out/lab_decide"))
+    parser.add_argument(
+        "--param",
+        action="append",
+        default=[],
+        help="EffectModel setting added to every setting, e.g. touch_cost_feature=touch_any_count_28d",
+    )
     parser.add_argument("--json", type=Path, help="also write every figure to this file")
     args = parser.parse_args(argv)
+    extra: dict[str, Any] = {}
+    for item in args.param:
+        key, _, raw = item.partition("=")
+        try:
+            extra[key] = json.loads(raw)
+        except json.JSONDecodeError:
+            extra[key] = raw
+    suffix = "".join(f"+{k}={v}" for k, v in sorted(extra.items()))
     print(f"machine: {machine()}", flush=True)
     started = time.perf_counter()
     data = prepare(args.cache, args.accounts, args.months, args.seed)
     rows = []
-    for name in args.settings:
-        model, fit_cpu = fit(data, name, _settings()[name], args.cache)
+    for base_name in args.settings:
+        setting = _settings()[base_name]
+        setting = {**setting, "params": {**setting["params"], **extra}}
+        name = base_name + suffix  # the cached model's name says what it was fitted with
+        model, fit_cpu = fit(data, name, setting, args.cache)
         for kappa in args.risk_aversion:
             r = evaluate(data, model, kappa)
             row = {"setting": name, "risk_aversion": kappa, "fit_cpu_s": round(fit_cpu, 1), **r}

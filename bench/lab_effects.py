@@ -165,7 +165,10 @@ def main(argv: list[str] | None = None) -> int:
     params: dict[str, Any] = {}
     for item in args.param:
         key, _, raw = item.partition("=")
-        params[key] = json.loads(raw) if raw[:1] in '0123456789-[{tf"n' else raw
+        try:
+            params[key] = json.loads(raw)
+        except json.JSONDecodeError:  # a bare string: touch_cost_feature=touch_any_count_28d
+            params[key] = raw
     print(f"machine: {machine()}", flush=True)
     report: dict[str, Any] = {"params": params}
     config = SimConfig(accounts=args.accounts, months=args.months, seed=args.seed)

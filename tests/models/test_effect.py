@@ -365,6 +365,41 @@ def test_effect_fatigue_busy_accounts_gain_less_from_one_more_touch() -> None:
     assert plain.fatigue_slopes_["win"] == 0.0
 
 
+def test_effect_touch_cost_turns_an_action_harmful_on_busy_accounts() -> None:
+    # Planted: any action takes 0.25 per recent touch off the win's logit, on top of the call's own
+    # help: calm accounts gain from a call, the busiest lose. A factor on the shift (fatigue) can
+    # shrink the help, not turn it into harm.
+    rng = np.random.default_rng(5)
+    training = randomised_book(accounts=2000, seed=5)
+    busy = rng.integers(0, 8, training.height)
+    action = training.get_column("action_id").to_numpy()
+    logit = np.log(0.2 / 0.8) + np.where(action == "call", 0.8, 0.0) - np.where(action != "none", 0.25 * busy, 0.0)
+    won = (rng.random(training.height) < 1 / (1 + np.exp(-logit))).astype(np.int8)
+    training = training.with_columns(
+        pl.Series("touch_any_count_28d", busy), pl.Series("y_win", won), pl.Series("y_win_value", won.astype(float))
+    )
+    model = EffectModel(small_playbook(), **FAST, touch_cost_feature="touch_any_count_28d").fit(training)
+    per_touch = model.touch_cost_slopes_["win"] / model.touch_cost_scale_
+    assert -0.4 < per_touch < -0.1  # planted −0.25 per touch
+    snapshot = pl.DataFrame(
+        {"account_id": ["calm", "busy"], "usage": [0.0, 0.0], "segment": ["SMB", "SMB"], "touch_any_count_28d": [0, 7]}
+    )
+    effect = effects_of(model.project(snapshot), "call", "win").sort("account_id")
+    calm, busy_row = effect.filter(pl.col("account_id") == "calm"), effect.filter(pl.col("account_id") == "busy")
+    assert calm.item(0, "effect") > 0.05
+    assert busy_row.item(0, "effect") < -0.05
+    # expected_values reads the same term: the call is worth less than nothing to the busy account.
+    values = model.expected_values(snapshot, objective="win").pivot(
+        on="action_id", index="account_id", values="expected_value_usd"
+    )
+    gain = dict(zip(values["account_id"], (values["call"] - values["none"]).to_list(), strict=True))
+    assert gain["calm"] > 5.0
+    assert gain["busy"] < -5.0
+    # Without the term (the default) the slope is 0.
+    plain = EffectModel(small_playbook(), **FAST).fit(training)
+    assert plain.touch_cost_slopes_["win"] == 0.0
+
+
 def test_effect_projection_on_threads_is_the_projection_on_one() -> None:
     # The objectives (and fold models) run on threads when n_jobs > 1; each objective draws from its
     # own seeded stream, so the thread count changes nothing.

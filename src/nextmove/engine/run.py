@@ -519,12 +519,12 @@ def _model(
     return model, model_id, training
 
 
-EFFECT_MODEL_FORMAT = 2
+EFFECT_MODEL_FORMAT = 3
 """Version of the :class:`~nextmove.models.effect.EffectModel`'s learned state, kept with every saved model.
 
 Raise it whenever the fitted attributes change (2: behavior groups and the S-learner contrast as
-modifiers of the shift): a model saved under another format is refused with a clear message
-rather than failing half-way through a projection."""
+modifiers of the shift; 3: the repeat-count, fatigue and touch-cost terms): a model saved under
+another format is refused with a clear message rather than failing half-way through a projection."""
 
 
 def save_effect_model(

@@ -357,6 +357,9 @@ class _ObjectiveFit:
     fatigue_slope: float = 0.0
     """Log-change of every arm's shift per standard deviation of the account's recent touches of any action."""
     fatigue_slope_var: float = 0.0
+    touch_cost_slope: float = 0.0
+    """Logit added to every action (not ``none``) per standard deviation of the account's recent touches."""
+    touch_cost_slope_var: float = 0.0
     group_delta: F64 = field(default_factory=lambda: np.zeros((0, 1)))
     """Shape (arms, groups): each arm's shift in each behavior group (one column without groups)."""
     group_delta_var: F64 = field(default_factory=lambda: np.zeros((0, 1)))
@@ -384,6 +387,7 @@ class _Chunk:
     repeat_z: F64
     count_z: F64
     fatigue_z: F64
+    touch_z: F64
     groups: I64
     level: float
 
@@ -508,7 +512,7 @@ class EffectModel:
         An earlier touch with the same action counts as ``exp(−days / repeat_days)``.
     repeat_ridge
         Ridge penalty of that one slope per objective (on the standardised recency), and of the
-        count and fatigue slopes.
+        count, fatigue and touch-cost slopes.
     repeat_count_feature
         Column template (``{action}`` as in ``repeat_feature``) counting the account's recent
         touches with the same action, e.g. ``"touch_{action}_count_90d"``: every arm's shift is
@@ -522,6 +526,13 @@ class EffectModel:
         slope: a busy account may gain less from one more touch. None (the default, or a book
         without the column): no fatigue term. Off by default because it did not help in the lab
         (see docs/effects.md).
+    touch_cost_feature
+        Column counting the account's recent touches of any action (e.g.
+        ``"touch_any_count_28d"``): every action (not ``none``) adds ``α · z`` to the outcome's
+        logit, ``z`` the standardised count, one ``α`` per objective fitted with the repeat slope.
+        Unlike the fatigue factor, which can only shrink a shift, this can turn an action harmful:
+        one more touch on an account already kept busy may raise its churn whatever the action
+        is. None (the default, or a book without the column): no such term.
     n_groups
         Behavior groups whose response to an action may differ: the training rows are clustered
         by k-means on their standardised ``group_features`` (signed log, then centred and scaled),
@@ -592,6 +603,7 @@ class EffectModel:
         repeat_ridge: float = 10.0,
         repeat_count_feature: str | None = None,
         fatigue_feature: str | None = None,
+        touch_cost_feature: str | None = None,
         n_groups: int = 4,
         min_group_sd: float = 0.0,
         group_features: Sequence[str] | None = None,
@@ -633,6 +645,7 @@ class EffectModel:
         self.repeat_ridge = repeat_ridge
         self.repeat_count_feature = repeat_count_feature
         self.fatigue_feature = fatigue_feature
+        self.touch_cost_feature = touch_cost_feature
         self.n_groups = n_groups
         self.min_group_sd = min_group_sd
         self.group_features = group_features
@@ -674,6 +687,7 @@ class EffectModel:
         "repeat_ridge",
         "repeat_count_feature",
         "fatigue_feature",
+        "touch_cost_feature",
         "n_groups",
         "min_group_sd",
         "group_features",
@@ -761,6 +775,13 @@ class EffectModel:
             raise ConfigError(
                 "fatigue_feature must be None or a column name, e.g. 'touch_any_count_90d', "
                 f"got {self.fatigue_feature!r}"
+            )
+        if self.touch_cost_feature is not None and (
+            not isinstance(self.touch_cost_feature, str) or not self.touch_cost_feature
+        ):
+            raise ConfigError(
+                "touch_cost_feature must be None or a column name, e.g. 'touch_any_count_28d', "
+                f"got {self.touch_cost_feature!r}"
             )
         if (
             isinstance(self.repeat_days, bool)
@@ -857,6 +878,7 @@ class EffectModel:
         repeat_z = self._fit_repeat(rows, codes)
         count_z = self._fit_count(rows, codes)
         fatigue_z = self._fit_fatigue(rows, codes)
+        touch_z = self._fit_touch_cost(rows, codes)
         self.fit_seconds_["features"] = time.perf_counter() - t_features
 
         t1 = time.perf_counter()
@@ -866,7 +888,16 @@ class EffectModel:
         for spec in specs:
             self.fits_.append(
                 self._fit_objective(
-                    spec, rows, xa, shared, codes, folds, weights, scale, (repeat_z, count_z, fatigue_z), groups
+                    spec,
+                    rows,
+                    xa,
+                    shared,
+                    codes,
+                    folds,
+                    weights,
+                    scale,
+                    (repeat_z, count_z, fatigue_z, touch_z),
+                    groups,
                 )
             )
         shared.clear()
@@ -879,6 +910,9 @@ class EffectModel:
         self.repeat_slopes_ = {fit.spec.objective: fit.repeat_slope for fit in self.fits_ if fit.constant is None}
         self.count_slopes_ = {fit.spec.objective: fit.count_slope for fit in self.fits_ if fit.constant is None}
         self.fatigue_slopes_ = {fit.spec.objective: fit.fatigue_slope for fit in self.fits_ if fit.constant is None}
+        self.touch_cost_slopes_ = {
+            fit.spec.objective: fit.touch_cost_slope for fit in self.fits_ if fit.constant is None
+        }
         return self
 
     def _arms_and_propensity(self, rows: pl.DataFrame) -> tuple[pl.Series, F64]:
@@ -1015,6 +1049,26 @@ class EffectModel:
         out: F64 = (_log_count(frame.get_column(self.fatigue_feature)) - self.fatigue_center_) / self.fatigue_scale_
         return out
 
+    def _fit_touch_cost(self, rows: pl.DataFrame, codes: I64) -> F64:
+        """Standardise every row's count of recent touches on the acted rows (zeros when unused)."""
+        self.touch_cost_used_ = False
+        if self.touch_cost_feature is None or self.touch_cost_feature not in rows.columns:
+            return np.zeros(rows.height)
+        busy = _count(rows.get_column(self.touch_cost_feature))
+        self.touch_cost_center_, self.touch_cost_scale_, self.touch_cost_used_ = _standardiser(busy, codes > 0)
+        if not self.touch_cost_used_:
+            return np.zeros(rows.height)
+        out: F64 = (busy - self.touch_cost_center_) / self.touch_cost_scale_
+        return out
+
+    def _touch_z(self, frame: pl.DataFrame) -> F64:
+        """The standardised count of recent touches of every row (zeros when unused or missing)."""
+        if not getattr(self, "touch_cost_used_", False) or self.touch_cost_feature not in frame.columns:
+            return np.zeros(frame.height)
+        count = _count(frame.get_column(self.touch_cost_feature))
+        out: F64 = (count - self.touch_cost_center_) / self.touch_cost_scale_
+        return out
+
     def _repeat_z(self, frame: pl.DataFrame) -> F64:
         """Shape (n, arms): the standardised recency of each arm's own action for every row (0 for ``none``)."""
         if not getattr(self, "repeat_used_", False):
@@ -1062,7 +1116,7 @@ class EffectModel:
         folds: I64,
         weights: F64,
         scale: F64,
-        modifiers: tuple[F64, F64, F64],
+        modifiers: tuple[F64, F64, F64, F64],
         groups: I64,
     ) -> _ObjectiveFit:
         n_arms = len(self.arms_)
@@ -1100,8 +1154,8 @@ class EffectModel:
             fit.beta0, fit.beta0_var = _fit_shift(y[none_rows], offset[none_rows], use_weights[none_rows])
         usable = self._usable_arms(codes)
         acted = (codes > 0) & usable[np.maximum(codes, 0)]
-        repeat_z, count_z, fatigue_z = modifiers
-        if (self.repeat_used_ or self.count_used_ or self.fatigue_used_) and acted.any():
+        repeat_z, count_z, fatigue_z, touch_z = modifiers
+        if (self.repeat_used_ or self.count_used_ or self.fatigue_used_ or self.touch_cost_used_) and acted.any():
             slopes, slope_vars = _fit_modifier_slopes(
                 y[acted],
                 offset[acted] + fit.beta0,
@@ -1109,30 +1163,36 @@ class EffectModel:
                 np.column_stack([repeat_z, count_z, fatigue_z])[acted],
                 use_weights[acted],
                 self.repeat_ridge,
+                additive=touch_z[acted, None],
             )
-            fit.repeat_slope, fit.count_slope, fit.fatigue_slope = (float(v) for v in slopes)
-            fit.repeat_slope_var, fit.count_slope_var, fit.fatigue_slope_var = (float(v) for v in slope_vars)
+            fit.repeat_slope, fit.count_slope, fit.fatigue_slope, fit.touch_cost_slope = (float(v) for v in slopes)
+            fit.repeat_slope_var, fit.count_slope_var, fit.fatigue_slope_var, fit.touch_cost_slope_var = (
+                float(v) for v in slope_vars
+            )
         multiplier = _multiplier(fit, repeat_z, count_z, fatigue_z)
+        # The touch cost enters every acted row's logit as an offset of its arm's shift.
+        touch = np.where(codes > 0, fit.touch_cost_slope * touch_z, 0.0)
+        base = offset + touch
         raw = np.full(n_arms, np.nan)
         raw_var = np.full(n_arms, np.nan)
         for i in range(1, n_arms):
             mine = codes == i
             if not mine.any():
                 continue
-            shift, var = _fit_shift(y[mine], offset[mine] + fit.beta0, use_weights[mine], multiplier=multiplier[mine])
+            shift, var = _fit_shift(y[mine], base[mine] + fit.beta0, use_weights[mine], multiplier=multiplier[mine])
             raw[i], raw_var[i] = shift, var + fit.beta0_var
         raw[0], raw_var[0] = 0.0, 0.0
         fit.raw_delta, fit.raw_delta_var = raw, raw_var
         fit.delta, fit.delta_var = _empirical_bayes(raw, raw_var, usable, self.min_between_sd)
         fit.delta[0], fit.delta_var[0] = 0.0, 0.0
-        fit.group_beta0 = self._fit_group_baseline(fit, y, offset + fit.beta0, codes, groups, use_weights)
+        fit.group_beta0 = self._fit_group_baseline(fit, y, base + fit.beta0, codes, groups, use_weights)
         fit.group_delta, fit.group_delta_var = self._fit_group_shifts(
-            fit, y, offset + fit.beta0 + fit.group_beta0[groups], codes, groups, use_weights, multiplier, usable
+            fit, y, base + fit.beta0 + fit.group_beta0[groups], codes, groups, use_weights, multiplier, usable
         )
         fit.contrast_center = np.full(n_arms, np.nan)
         if self.contrast_modifier and acted.any():
             t2 = time.perf_counter()
-            self._fit_contrast(fit, xa, y, offset, codes, folds, groups, use_weights, multiplier, acted)
+            self._fit_contrast(fit, xa, y, offset, touch, codes, folds, groups, use_weights, multiplier, acted)
             self.fit_seconds_["predictions"] += time.perf_counter() - t2
 
         if spec.is_amount:
@@ -1249,6 +1309,7 @@ class EffectModel:
         xa: NDArray[np.float32],
         y: F64,
         offset: F64,
+        touch: F64,
         codes: I64,
         folds: I64,
         groups: I64,
@@ -1260,7 +1321,8 @@ class EffectModel:
 
         Each acted row's contrast comes from the fold model that never saw its account, centred by
         the mean contrast of its arm (so the arm's shift keeps its meaning); the slope is the
-        one-parameter logistic fit of the acted rows with everything else as offset.
+        one-parameter logistic fit of the acted rows with everything else (``touch``: the touch
+        cost) as offset.
         """
         raw = np.zeros(len(y))
         for k, booster in enumerate(fit.boosters):
@@ -1270,7 +1332,7 @@ class EffectModel:
         for i in np.unique(codes[acted]):
             fit.contrast_center[i] = float(raw[acted & (codes == i)].mean())
         contrast = raw[acted] - fit.contrast_center[codes[acted]]
-        base = offset + fit.beta0 + fit.group_beta0[groups] + fit.group_delta[codes, groups] * multiplier
+        base = offset + touch + fit.beta0 + fit.group_beta0[groups] + fit.group_delta[codes, groups] * multiplier
         fit.contrast_slope, fit.contrast_slope_var = _fit_shift(
             y[acted], base[acted], weights[acted], multiplier=contrast
         )
@@ -1676,7 +1738,7 @@ class EffectModel:
         contrast = fit.contrast_slope + math.sqrt(max(fit.contrast_slope_var, 0.0)) * rng.standard_normal(n_draws)
         fatigue = fit.fatigue_slope + math.sqrt(max(fit.fatigue_slope_var, 0.0)) * rng.standard_normal(n_draws)
         count = fit.count_slope + math.sqrt(max(fit.count_slope_var, 0.0)) * rng.standard_normal(n_draws)
-        return {
+        out: dict[str, F64] = {
             "shift": shift,
             "mult": mult,
             "beta0": beta0,
@@ -1685,6 +1747,11 @@ class EffectModel:
             "fatigue": fatigue,
             "count": count,
         }
+        if getattr(self, "touch_cost_used_", False):
+            # Drawn only when the model has the term, so the other terms' draws stay as they were.
+            touch_sd = math.sqrt(max(fit.touch_cost_slope_var, 0.0))
+            out["touch_cost"] = fit.touch_cost_slope + touch_sd * rng.standard_normal(n_draws)
+        return out
 
     def _project_chunk(
         self,
@@ -1707,6 +1774,7 @@ class EffectModel:
             repeat_z=self._repeat_z(snapshot),
             count_z=self._count_z(snapshot),
             fatigue_z=self._fatigue_z(snapshot),
+            touch_z=self._touch_z(snapshot),
             groups=self._groups(x),
             level=level,
         )
@@ -1788,6 +1856,12 @@ class EffectModel:
         # it saves fourteen of every fifteen normal numbers (the largest single cost of the draws).
         hetero = (self.heterogeneity_sd * rng.standard_normal((n, n_draws))).astype(np.float32)
         repeat_on, count_on, fatigue_on = self._modifiers_used()
+        touch = fit.touch_cost_slope * chunk.touch_z
+        touch_draws = (
+            np.outer(chunk.touch_z.astype(np.float32), drawn["touch_cost"].astype(np.float32))
+            if "touch_cost" in drawn
+            else None
+        )
         for i, arm in enumerate(arms):
             if arm == NO_ACTION:
                 continue
@@ -1799,6 +1873,7 @@ class EffectModel:
                 + fit.group_beta0[groups]
                 + fit.group_delta[i, groups] * _multiplier(fit, z, counts[:, i], busy)
                 + fit.contrast_slope * contrast
+                + touch
             )
             shift_draws = drawn["shift"][i][groups].astype(np.float32)
             # Only the modifiers the model has (an unused one is zeros: its draws would multiply by 1).
@@ -1812,6 +1887,8 @@ class EffectModel:
             shift_draws += np.outer(contrast.astype(np.float32), drawn["contrast"].astype(np.float32))
             shift_draws += base_draws
             shift_draws += hetero
+            if touch_draws is not None:
+                shift_draws += touch_draws
             pa_draws = sigmoid(np.clip(shift_draws, -_Z_CAP, _Z_CAP, out=shift_draws))
             if spec.is_amount:
                 effect = (pa * math.exp(fit.log_mult[i]) - p0) * amount0
@@ -1861,6 +1938,7 @@ class EffectModel:
         repeat_z = self._repeat_z(frame)
         count_z = self._count_z(frame)
         busy = self._fatigue_z(frame)
+        touch = self._touch_z(frame)
         groups = self._groups(x)
         if objective is not None and objective not in {f.spec.objective for f in self.fits_}:
             raise ConfigError(f"objective {objective!r} is not in the playbook")
@@ -1877,9 +1955,11 @@ class EffectModel:
             center = folds_logit.mean(axis=0) + fit.beta0 + fit.group_beta0[groups]
             amount0 = self._baseline_amounts(fit, x) * scale if spec.is_amount else np.ones(n)
             contrasts = self._contrasts(fit, x)
-            for i in range(len(self.arms_)):
+            for i, arm in enumerate(self.arms_):
                 shift = fit.group_delta[i, groups] * _multiplier(fit, repeat_z[:, i], count_z[:, i], busy)
                 shift = shift + fit.contrast_slope * contrasts[i]
+                if arm != NO_ACTION:
+                    shift = shift + fit.touch_cost_slope * touch
                 p = sigmoid(center + shift)
                 mult = math.exp(fit.log_mult[i]) if spec.is_amount else 1.0
                 totals[i] += p * mult * amount0 * per_unit
@@ -1930,51 +2010,63 @@ def _fit_shift(
 
 
 def _fit_modifier_slopes(
-    y: F64, offset: F64, codes: I64, z: F64, weights: F64, ridge: float, shift_ridge: float = 1.0
+    y: F64,
+    offset: F64,
+    codes: I64,
+    z: F64,
+    weights: F64,
+    ridge: float,
+    shift_ridge: float = 1.0,
+    additive: F64 | None = None,
 ) -> tuple[F64, F64]:
-    """The slopes ``θ`` of ``σ(offset + δ_arm · exp(z · θ))``, fitted jointly with every arm's shift ``δ``.
+    """The slopes ``θ``, ``α`` of ``σ(offset + δ_arm · exp(z · θ) + a · α)``, fitted with every arm's shift ``δ``.
 
     ``z`` (rows × modifiers) holds standardised modifiers of the effect: the recency of the row's
     own action (``θ < 0``: an action repeated recently does less), the account's recent touches of
-    any action (fatigue). A column of zeros keeps its slope at 0. Ridge penalties: ``ridge`` on
-    each ``θ``, ``shift_ridge`` on each ``δ``. Returns ``θ`` and their variances (Gauss–Newton,
-    weights scaled to their effective sample size).
+    any action (fatigue). ``a`` (``additive``, rows × terms, default none) holds terms added to the
+    logit whatever the arm (the touch cost). A column of zeros keeps its slope at 0. Ridge
+    penalties: ``ridge`` on each ``θ`` and ``α``, ``shift_ridge`` on each ``δ``. Returns ``θ``
+    followed by ``α``, and their variances (Gauss–Newton, weights scaled to their effective sample
+    size).
     """
     arms, index = np.unique(codes, return_inverse=True)
-    k, m = len(arms), z.shape[1]
+    a = np.zeros((len(y), 0)) if additive is None else additive
+    k, m, q = len(arms), z.shape[1], a.shape[1]
     w = weights / weights.mean()
 
     def objective(params: F64) -> tuple[float, F64]:
-        delta, theta = params[:k], params[k:]
+        delta, theta, alpha = params[:k], params[k : k + m], params[k + m :]
         em = np.exp(np.clip(z @ theta, -_Z_CAP, _Z_CAP))
-        eta = offset + delta[index] * em
+        eta = offset + delta[index] * em + a @ alpha
         p = sigmoid(np.clip(eta, -_Z_CAP, _Z_CAP))
         # log(1 + e^η) − y·η, summed with weights: the negative log-likelihood, stable for any η.
         nll = float(np.sum(w * (np.logaddexp(0.0, eta) - y * eta)))
         r = w * (p - y)
         grad_delta = np.bincount(index, weights=r * em, minlength=k) + shift_ridge * delta
         grad_theta = z.T @ (r * delta[index] * em) + ridge * theta
-        penalty = 0.5 * shift_ridge * float(delta @ delta) + 0.5 * ridge * float(theta @ theta)
-        return nll + penalty, np.concatenate([grad_delta, grad_theta])
+        grad_alpha = a.T @ r + ridge * alpha
+        penalty = 0.5 * shift_ridge * float(delta @ delta) + 0.5 * ridge * float(params[k:] @ params[k:])
+        return nll + penalty, np.concatenate([grad_delta, grad_theta, grad_alpha])
 
-    result = minimize(objective, np.zeros(k + m), jac=True, method="L-BFGS-B")
-    delta, theta = result.x[:k], result.x[k:]
+    result = minimize(objective, np.zeros(k + m + q), jac=True, method="L-BFGS-B")
+    delta, theta, alpha = result.x[:k], result.x[k : k + m], result.x[k + m :]
     em = np.exp(np.clip(z @ theta, -_Z_CAP, _Z_CAP))
-    p = sigmoid(np.clip(offset + delta[index] * em, -_Z_CAP, _Z_CAP))
+    p = sigmoid(np.clip(offset + delta[index] * em + a @ alpha, -_Z_CAP, _Z_CAP))
     curvature = w * p * (1 - p)
-    jac_theta = (delta[index] * em)[:, None] * z
-    # Gauss–Newton information of (δ, θ); δ's block is diagonal, so θ's covariance is the inverse of
-    # its Schur complement.
+    # The logit's derivatives by θ and α (δ's are em, one arm per row).
+    jac_theta = np.hstack([(delta[index] * em)[:, None] * z, a])
+    # Gauss–Newton information of (δ, θ, α); δ's block is diagonal, so the slopes' covariance is the
+    # inverse of its Schur complement.
     h_dd = np.bincount(index, weights=curvature * em * em, minlength=k) + shift_ridge
     h_dt = np.stack(
-        [np.bincount(index, weights=curvature * em * jac_theta[:, j], minlength=k) for j in range(m)], axis=1
+        [np.bincount(index, weights=curvature * em * jac_theta[:, j], minlength=k) for j in range(m + q)], axis=1
     )
-    h_tt = jac_theta.T @ (curvature[:, None] * jac_theta) + ridge * np.eye(m)
+    h_tt = jac_theta.T @ (curvature[:, None] * jac_theta) + ridge * np.eye(m + q)
     info = h_tt - h_dt.T @ (h_dt / h_dd[:, None])
     ess = float(weights.sum() ** 2 / np.sum(weights**2))
     cov = np.linalg.pinv(info) * (len(w) / max(ess, 1.0))
     var: F64 = np.maximum(np.diag(cov), 0.0)
-    out: F64 = np.asarray(theta, dtype=np.float64)
+    out: F64 = np.concatenate([theta, alpha]).astype(np.float64)
     return out, var
 
 
