@@ -39,6 +39,13 @@ the same per seed and the mean over seeds. For the learning arms, two checks of 
 action, the fed-back value against the lab's true value of the same decisions, and the observed
 variance of the gaps the learner moves with (``OnlineLearner`` takes that noise into account).
 
+Each model an arm fits is also scored on the **week-0 book**: the book as it was before the loop's
+first decision, with its exact truth, decided with the real rules and capacities (no online
+corrections, no control or exploration). The loop's own windows get harder as it acts (repeats,
+cooldowns, accounts already expanded), for the oracle too; the same book for every model shows
+whether the models themselves get better. Printed per arm: each model's true value per decision
+and regret share there; over seeds, the last model's value minus the first's.
+
 Target: the learning arm's true value rises week over week (slope > 0) and ends above static's.
 Measured in docs/learning.md (1,000 accounts, seeds 1–3).
 
@@ -88,6 +95,64 @@ class ArmLog:
     seconds: float = 0.0
     per_account: list[dict[str, float]] = field(default_factory=list, repr=False)
     """Per window: account → true value of its decision (for paired differences)."""
+    fixed: list[tuple[int, float, float]] = field(default_factory=list)
+    """Per model the arm had (window of its fit): the true value per decision and the regret share of
+    that model's decisions on the *week-0 book* (the same accounts and state for every model)."""
+
+
+@dataclass
+class _Reference:
+    """The book as it was before the loop's first decision, and its truth: every model is scored on it."""
+
+    book: Any
+    as_of: Any
+    snapshot: Any
+    owners: list[str]
+    stages: list[str]
+    truth: Any
+
+
+def _reference(env: Any, playbook: Any) -> _Reference:
+    from nextmove.engine.run import active_accounts
+    from nextmove.features import compute_features
+
+    book, as_of = env.book(), env.now
+    active = active_accounts(book, playbook, as_of)
+    snapshot = compute_features(book, as_of, playbook=playbook).join(active, on="account_id", how="semi")
+    accounts = snapshot.select("account_id").join(
+        book.accounts.select("account_id", "owner", "lifecycle_stage"), on="account_id", how="left"
+    )
+    return _Reference(
+        book=book,
+        as_of=as_of,
+        snapshot=snapshot,
+        owners=accounts.get_column("owner").to_list(),
+        stages=accounts.get_column("lifecycle_stage").to_list(),
+        truth=env.true_values(),
+    )
+
+
+def score_on_reference(ref: _Reference, model: Any, playbook: Any) -> tuple[float, float]:
+    """A model's decisions on the week-0 book (rules, capacities; no corrections): true value per
+    decision of the learned allocation and its regret share against the constrained oracle."""
+    from nextmove.decide.policy import decide
+    from nextmove.decide.rules import check_rules
+    from nextmove.engine.run import regret_against_truth
+    from nextmove.features import feature_schema
+
+    projection = model.project(ref.snapshot)
+    rules = check_rules(ref.snapshot, ref.book.touches, playbook, ref.as_of, feature_schema(ref.snapshot))
+    decisions = decide(
+        rules,
+        projection.values,
+        playbook,
+        owners=ref.owners,
+        stages=ref.stages,
+        run_key=ref.as_of.isoformat(),
+    )
+    regret = regret_against_truth(decisions, ref.truth)
+    assert regret is not None
+    return regret["model_value_usd"] / len(ref.owners), regret["model_regret_share"]
 
 
 def run_arm(
@@ -112,7 +177,7 @@ def run_arm(
         send_feedback,
     )
     from nextmove.engine.online import OnlineDecider
-    from nextmove.engine.run import run
+    from nextmove.engine.run import load_effect_model, run
     from nextmove.sim import LabEnvironment, SimConfig
     from nextmove.store import open_store
 
@@ -127,6 +192,7 @@ def run_arm(
         "segments": False,
         "effect_params": effect_params or {},
     }
+    reference = _reference(env, playbook)
     with open_store("sqlite://") as store:
         decider: OnlineDecider | None = None
         truth: dict[str, float] = {}
@@ -135,6 +201,8 @@ def run_arm(
             result = run(env.book(), playbook, as_of=env.now, store=store, seed=seed, reuse_model=not refit, **quiet)
             if refit:
                 log.refits.append(w)
+                model, _ = load_effect_model(store, playbook)
+                log.fixed.append((w, *score_on_reference(reference, model, playbook)))
             contexts = contact_contexts(env.book(), env.now) if name in LEARNING and contact else None
             if name in LEARNING:
                 if decider is None:
@@ -329,11 +397,17 @@ def report(logs: dict[str, ArmLog], seed: int) -> dict[str, Any]:
             "feedback": logs[n].feedback,
             "corrections_z": logs[n].corrections,
             "seconds": round(logs[n].seconds, 1),
+            "fixed_book": [
+                {"window": w, "value_per_decision": round(v, 2), "regret_share": round(r, 4)}
+                for w, v, r in logs[n].fixed
+            ],
         }
         print(
             f"{n:>11}: slope {slope:+.2f} ± {se:.2f} USD per decision per week; share of the oracle captured "
             f"{100 * captured:+.2f} ± {100 * captured_se:.2f} points per week; {logs[n].seconds:.0f} s"
         )
+        fixed = ", ".join(f"week {2 * w}: {v:.1f} ({r:.1%})" for w, v, r in logs[n].fixed)
+        print(f"{'':>13}its models on the week-0 book, value per decision (regret): {fixed}")
     for n in names:
         if n == "static" or "static" not in logs:
             continue
@@ -473,6 +547,15 @@ def main(argv: list[str] | None = None) -> int:
         for n in args.arms:
             slopes = np.array([r["arms"][n]["slope_per_week"] for r in results])
             print(f"{n:>9}: slope {slopes.mean():+.2f} ± {slopes.std(ddof=1) / math.sqrt(len(slopes)):.2f} per week")
+            fixed = [r["arms"][n]["fixed_book"] for r in results]
+            if len(fixed[0]) > 1:
+                gain = np.array([f[-1]["value_per_decision"] - f[0]["value_per_decision"] for f in fixed])
+                drop = np.array([f[-1]["regret_share"] - f[0]["regret_share"] for f in fixed])
+                print(
+                    f"{n:>9}: on the week-0 book, last model − first {gain.mean():+.2f} ± "
+                    f"{gain.std(ddof=1) / math.sqrt(len(gain)):.2f} USD per decision, regret "
+                    f"{100 * drop.mean():+.1f} ± {100 * drop.std(ddof=1) / math.sqrt(len(drop)):.1f} points"
+                )
             if "vs_static" in results[0]["arms"][n]:
                 key = next(k for k in results[0]["arms"][n]["vs_static"] if k.endswith("_windows_diff"))
                 d = np.array([r["arms"][n]["vs_static"][key] for r in results])
