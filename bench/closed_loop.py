@@ -44,7 +44,10 @@ first decision, with its exact truth, decided with the real rules and capacities
 corrections, no control or exploration). The loop's own windows get harder as it acts (repeats,
 cooldowns, accounts already expanded), for the oracle too; the same book for every model shows
 whether the models themselves get better. Printed per arm: each model's true value per decision
-and regret share there; over seeds, the last model's value minus the first's.
+and regret share there; over seeds, the last model's value minus the first's. At the end the
+static arm also fits the run's model on the decisions made before the loop began and no others
+(their horizons have closed by then) and scores it the same way: what waiting for outcomes alone
+gains, apart from the loop's own decisions.
 
 Target: the learning arm's true value rises week over week (slope > 0) and ends above static's.
 Measured in docs/learning.md (1,000 accounts, seeds 1–3).
@@ -98,6 +101,9 @@ class ArmLog:
     fixed: list[tuple[int, float, float]] = field(default_factory=list)
     """Per model the arm had (window of its fit): the true value per decision and the regret share of
     that model's decisions on the *week-0 book* (the same accounts and state for every model)."""
+    history_only: tuple[float, float] | None = None
+    """Static arm, at the end: a model fitted on the decisions made before the loop began (their
+    horizons closed meanwhile) and none of the loop's, scored on the week-0 book like ``fixed``."""
 
 
 @dataclass
@@ -130,6 +136,18 @@ def _reference(env: Any, playbook: Any) -> _Reference:
         stages=accounts.get_column("lifecycle_stage").to_list(),
         truth=env.true_values(),
     )
+
+
+def history_only_model(env: Any, playbook: Any, reference: _Reference, seed: int, params: dict[str, Any]) -> Any:
+    """The run's effect model fitted now on the decisions made before the loop began, and no others."""
+    import polars as pl
+
+    from nextmove.engine.run import FAST_EFFECT_PARAMS
+    from nextmove.features import build_training_set
+    from nextmove.models.effect import EffectModel
+
+    training = build_training_set(env.book(), playbook, as_of=env.now).filter(pl.col("decision_ts") < reference.as_of)
+    return EffectModel(playbook, **{**FAST_EFFECT_PARAMS, "random_state": seed, **params}).fit(training)
 
 
 def score_on_reference(ref: _Reference, model: Any, playbook: Any) -> tuple[float, float]:
@@ -244,6 +262,9 @@ def run_arm(
                 file=sys.stderr,
                 flush=True,
             )
+        if name == "static":
+            model = history_only_model(env, playbook, reference, seed, effect_params or {})
+            log.history_only = score_on_reference(reference, model, playbook)
         if decider is not None:
             log.corrections = {c.action_key: round(c.mean_z, 3) for c in decider.learner.corrections()}
             log.gaps = observed_gaps(store, decider.learner.z)
@@ -402,12 +423,18 @@ def report(logs: dict[str, ArmLog], seed: int) -> dict[str, Any]:
                 for w, v, r in logs[n].fixed
             ],
         }
+        if logs[n].history_only is not None:
+            v, r = logs[n].history_only
+            out["arms"][n]["history_only"] = {"value_per_decision": round(v, 2), "regret_share": round(r, 4)}
         print(
             f"{n:>11}: slope {slope:+.2f} ± {se:.2f} USD per decision per week; share of the oracle captured "
             f"{100 * captured:+.2f} ± {100 * captured_se:.2f} points per week; {logs[n].seconds:.0f} s"
         )
         fixed = ", ".join(f"week {2 * w}: {v:.1f} ({r:.1%})" for w, v, r in logs[n].fixed)
         print(f"{'':>13}its models on the week-0 book, value per decision (regret): {fixed}")
+        if logs[n].history_only is not None:
+            v, r = logs[n].history_only
+            print(f"{'':>13}refitted at the end on the pre-loop decisions alone, on the week-0 book: {v:.1f} ({r:.1%})")
     for n in names:
         if n == "static" or "static" not in logs:
             continue
