@@ -110,3 +110,79 @@ def run_child(script: Path, args: list[str], env: dict[str, str] | None = None) 
 def fmt_bytes(n: float) -> str:
     """Bytes as MiB or GiB, for printing."""
     return f"{n / 1024**3:.2f} GiB" if n >= 1024**3 else f"{n / MIB:.0f} MiB"
+
+
+def effect_params(items: list[str]) -> dict[str, Any]:
+    """``--param KEY=VALUE`` options as EffectModel settings: JSON values (``3``, ``0.4``, ``true``,
+    ``[1, 2]``) as such, anything else as a string (``touch_cost_feature=touch_any_count_28d``)."""
+    params: dict[str, Any] = {}
+    for item in items:
+        key, _, raw = item.partition("=")
+        try:
+            params[key] = json.loads(raw)
+        except json.JSONDecodeError:
+            params[key] = raw
+    return params
+
+
+@dataclass(frozen=True)
+class DecisionInputs:
+    """What deciding a lab book at one time needs besides the model: active accounts' features,
+    their owners and stages, the touches (for the rules) and the truth to score with."""
+
+    snapshot: Any
+    touches: Any
+    as_of: Any
+    owners: list[str]
+    stages: list[str]
+    truth: Any
+
+
+def decision_inputs(book: Any, playbook: Any, as_of: Any, truth: Any, snapshot: Any | None = None) -> DecisionInputs:
+    """The active accounts' snapshot (computed unless given) with their owners and stages."""
+    from nextmove.engine.run import active_accounts
+    from nextmove.features import compute_features
+
+    if snapshot is None:
+        active = active_accounts(book, playbook, as_of)
+        snapshot = compute_features(book, as_of, playbook=playbook).join(active, on="account_id", how="semi")
+    accounts = snapshot.select("account_id").join(
+        book.accounts.select("account_id", "owner", "lifecycle_stage"), on="account_id", how="left"
+    )
+    return DecisionInputs(
+        snapshot=snapshot,
+        touches=book.touches,
+        as_of=as_of,
+        owners=accounts.get_column("owner").to_list(),
+        stages=accounts.get_column("lifecycle_stage").to_list(),
+        truth=truth,
+    )
+
+
+def decide_and_score(inputs: DecisionInputs, model: Any, playbook: Any, risk_aversion: float = 0.0) -> dict[str, Any]:
+    """Project with ``model``, decide with the real rules and capacities, and score against the truth
+    (:func:`nextmove.engine.run.regret_against_truth`), plus the allocation method and the acting count."""
+    from nextmove.decide.policy import DecisionOptions, decide
+    from nextmove.decide.rules import check_rules
+    from nextmove.engine.run import regret_against_truth
+    from nextmove.features import feature_schema
+
+    projection = model.project(inputs.snapshot)
+    rules = check_rules(inputs.snapshot, inputs.touches, playbook, inputs.as_of, feature_schema(inputs.snapshot))
+    decisions = decide(
+        rules,
+        projection.values,
+        playbook,
+        owners=inputs.owners,
+        stages=inputs.stages,
+        run_key=inputs.as_of.isoformat(),
+        options=DecisionOptions(risk_aversion=risk_aversion),
+    )
+    regret = regret_against_truth(decisions, inputs.truth)
+    assert regret is not None
+    return {
+        **regret,
+        "allocation": decisions.allocation.method,
+        "gap_to_bound": decisions.allocation.gap_to_bound,
+        "acting": int((decisions.choice >= 0).sum()),
+    }

@@ -70,7 +70,7 @@ from typing import Any
 
 import numpy as np
 
-from _util import machine
+from _util import DecisionInputs, decide_and_score, decision_inputs, effect_params, machine
 
 ARMS = ("static", "learning", "lowering", "refit")
 LEARNING = ("learning", "lowering")
@@ -106,39 +106,7 @@ class ArmLog:
     horizons closed meanwhile) and none of the loop's, scored on the week-0 book like ``fixed``."""
 
 
-@dataclass
-class _Reference:
-    """The book as it was before the loop's first decision, and its truth: every model is scored on it."""
-
-    book: Any
-    as_of: Any
-    snapshot: Any
-    owners: list[str]
-    stages: list[str]
-    truth: Any
-
-
-def _reference(env: Any, playbook: Any) -> _Reference:
-    from nextmove.engine.run import active_accounts
-    from nextmove.features import compute_features
-
-    book, as_of = env.book(), env.now
-    active = active_accounts(book, playbook, as_of)
-    snapshot = compute_features(book, as_of, playbook=playbook).join(active, on="account_id", how="semi")
-    accounts = snapshot.select("account_id").join(
-        book.accounts.select("account_id", "owner", "lifecycle_stage"), on="account_id", how="left"
-    )
-    return _Reference(
-        book=book,
-        as_of=as_of,
-        snapshot=snapshot,
-        owners=accounts.get_column("owner").to_list(),
-        stages=accounts.get_column("lifecycle_stage").to_list(),
-        truth=env.true_values(),
-    )
-
-
-def history_only_model(env: Any, playbook: Any, reference: _Reference, seed: int, params: dict[str, Any]) -> Any:
+def history_only_model(env: Any, playbook: Any, reference: DecisionInputs, seed: int, params: dict[str, Any]) -> Any:
     """The run's effect model fitted now on the decisions made before the loop began, and no others."""
     import polars as pl
 
@@ -150,26 +118,10 @@ def history_only_model(env: Any, playbook: Any, reference: _Reference, seed: int
     return EffectModel(playbook, **{**FAST_EFFECT_PARAMS, "random_state": seed, **params}).fit(training)
 
 
-def score_on_reference(ref: _Reference, model: Any, playbook: Any) -> tuple[float, float]:
+def score_on_reference(ref: DecisionInputs, model: Any, playbook: Any) -> tuple[float, float]:
     """A model's decisions on the week-0 book (rules, capacities; no corrections): true value per
     decision of the learned allocation and its regret share against the constrained oracle."""
-    from nextmove.decide.policy import decide
-    from nextmove.decide.rules import check_rules
-    from nextmove.engine.run import regret_against_truth
-    from nextmove.features import feature_schema
-
-    projection = model.project(ref.snapshot)
-    rules = check_rules(ref.snapshot, ref.book.touches, playbook, ref.as_of, feature_schema(ref.snapshot))
-    decisions = decide(
-        rules,
-        projection.values,
-        playbook,
-        owners=ref.owners,
-        stages=ref.stages,
-        run_key=ref.as_of.isoformat(),
-    )
-    regret = regret_against_truth(decisions, ref.truth)
-    assert regret is not None
+    regret = decide_and_score(ref, model, playbook)
     return regret["model_value_usd"] / len(ref.owners), regret["model_regret_share"]
 
 
@@ -210,7 +162,8 @@ def run_arm(
         "segments": False,
         "effect_params": effect_params or {},
     }
-    reference = _reference(env, playbook)
+    # The book before the loop's first decision, with its truth: every model is also scored on it.
+    reference = decision_inputs(env.book(), playbook, env.now, env.true_values())
     with open_store("sqlite://") as store:
         decider: OnlineDecider | None = None
         truth: dict[str, float] = {}
@@ -535,13 +488,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--json", type=Path, help="write the figures here too")
     args = parser.parse_args(argv)
-    effect_params: dict[str, Any] = {}
-    for item in args.param:
-        key, _, raw = item.partition("=")
-        try:
-            effect_params[key] = json.loads(raw)
-        except json.JSONDecodeError:
-            effect_params[key] = raw
+    params = effect_params(args.param)
 
     print(
         f"closed loop: {args.accounts} accounts, {args.months} months of history, {args.windows} windows, "
@@ -559,7 +506,7 @@ def main(argv: list[str] | None = None) -> int:
                 windows=args.windows,
                 refit_every=args.refit_every,
                 contact=args.contact,
-                effect_params=effect_params,
+                effect_params=params,
             )
             for name in args.arms
         }

@@ -36,7 +36,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from _util import cpu_seconds, machine, timed
+from _util import cpu_seconds, decide_and_score, decision_inputs, effect_params, machine, timed
 
 TARGET_REGRET = 0.15
 
@@ -55,8 +55,7 @@ def prepare(cache: Path, accounts: int, months: int, seed: int) -> dict[str, Any
     """Simulate the book; build (or read) its training set, snapshot, rules inputs and truth."""
     import polars as pl
 
-    from nextmove.engine.run import active_accounts
-    from nextmove.features import build_training_set, compute_features
+    from nextmove.features import build_training_set
     from nextmove.sim import SimConfig, simulate
 
     lab = simulate(SimConfig(accounts=accounts, months=months, seed=seed))
@@ -65,26 +64,16 @@ def prepare(cache: Path, accounts: int, months: int, seed: int) -> dict[str, Any
     cache.mkdir(parents=True, exist_ok=True)
     training_path, snapshot_path = cache / f"training_{tag}.parquet", cache / f"snapshot_{tag}.parquet"
     if training_path.exists() and snapshot_path.exists():
-        training, snapshot = pl.read_parquet(training_path), pl.read_parquet(snapshot_path)
+        training = pl.read_parquet(training_path)
+        inputs = decision_inputs(lab.book, playbook, lab.as_of, lab.truth.values, pl.read_parquet(snapshot_path))
     else:
         with timed() as t:
             training = build_training_set(lab.book, playbook, as_of=lab.as_of)
         print(f"training set: {training.height:,} rows in {t.seconds:.0f} s", flush=True)
-        active = active_accounts(lab.book, playbook, lab.as_of)
-        snapshot = compute_features(lab.book, lab.as_of, playbook=playbook).join(active, on="account_id", how="semi")
+        inputs = decision_inputs(lab.book, playbook, lab.as_of, lab.truth.values)
         training.write_parquet(training_path)
-        snapshot.write_parquet(snapshot_path)
-    accounts_frame = snapshot.select("account_id").join(
-        lab.book.accounts.select("account_id", "owner", "lifecycle_stage"), on="account_id", how="left"
-    )
-    return {
-        "lab": lab,
-        "playbook": playbook,
-        "training": training,
-        "snapshot": snapshot,
-        "accounts": accounts_frame,
-        "tag": tag,
-    }
+        inputs.snapshot.write_parquet(snapshot_path)
+    return {"lab": lab, "playbook": playbook, "training": training, "inputs": inputs, "tag": tag}
 
 
 def fit(data: dict[str, Any], name: str, setting: dict[str, Any], cache: Path) -> tuple[Any, float]:
@@ -110,34 +99,6 @@ def fit(data: dict[str, Any], name: str, setting: dict[str, Any], cache: Path) -
     return model, seconds
 
 
-def evaluate(data: dict[str, Any], model: Any, risk_aversion: float) -> dict[str, Any]:
-    from nextmove.decide.policy import DecisionOptions, decide
-    from nextmove.decide.rules import check_rules
-    from nextmove.engine.run import regret_against_truth
-    from nextmove.features import feature_schema
-
-    lab, playbook, snapshot, accounts = data["lab"], data["playbook"], data["snapshot"], data["accounts"]
-    projection = model.project(snapshot)
-    rules = check_rules(snapshot, lab.book.touches, playbook, lab.as_of, feature_schema(snapshot))
-    decisions = decide(
-        rules,
-        projection.values,
-        playbook,
-        owners=accounts.get_column("owner").to_list(),
-        stages=accounts.get_column("lifecycle_stage").to_list(),
-        run_key=lab.as_of.isoformat(),
-        options=DecisionOptions(risk_aversion=risk_aversion),
-    )
-    regret = regret_against_truth(decisions, lab.truth.values)
-    assert regret is not None
-    return {
-        **regret,
-        "allocation": decisions.allocation.method,
-        "gap_to_bound": decisions.allocation.gap_to_bound,
-        "acting": int((decisions.choice >= 0).sum()),
-    }
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--settings", nargs="+", default=["run", "model-defaults"], choices=list(_settings()))
@@ -154,13 +115,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--json", type=Path, help="also write every figure to this file")
     args = parser.parse_args(argv)
-    extra: dict[str, Any] = {}
-    for item in args.param:
-        key, _, raw = item.partition("=")
-        try:
-            extra[key] = json.loads(raw)
-        except json.JSONDecodeError:
-            extra[key] = raw
+    extra = effect_params(args.param)
     suffix = "".join(f"+{k}={v}" for k, v in sorted(extra.items()))
     print(f"machine: {machine()}", flush=True)
     started = time.perf_counter()
@@ -172,7 +127,7 @@ def main(argv: list[str] | None = None) -> int:
         name = base_name + suffix  # the cached model's name says what it was fitted with
         model, fit_cpu = fit(data, name, setting, args.cache)
         for kappa in args.risk_aversion:
-            r = evaluate(data, model, kappa)
+            r = decide_and_score(data["inputs"], model, data["playbook"], kappa)
             row = {"setting": name, "risk_aversion": kappa, "fit_cpu_s": round(fit_cpu, 1), **r}
             rows.append(row)
             print(

@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from _util import fmt_bytes, machine, peak_rss_bytes, timed
+from _util import effect_params, fmt_bytes, machine, peak_rss_bytes, timed
 
 TARGET_REGRET = 0.15
 TARGET_COVERAGE = (0.85, 0.95)
@@ -162,13 +162,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from nextmove.sim import SimConfig
 
-    params: dict[str, Any] = {}
-    for item in args.param:
-        key, _, raw = item.partition("=")
-        try:
-            params[key] = json.loads(raw)
-        except json.JSONDecodeError:  # a bare string: touch_cost_feature=touch_any_count_28d
-            params[key] = raw
+    params = effect_params(args.param)
     print(f"machine: {machine()}", flush=True)
     report: dict[str, Any] = {"params": params}
     config = SimConfig(accounts=args.accounts, months=args.months, seed=args.seed)

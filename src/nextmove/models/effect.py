@@ -1032,42 +1032,29 @@ class EffectModel:
 
     def _fit_fatigue(self, rows: pl.DataFrame, codes: I64) -> F64:
         """Standardise every row's ``log(1 + recent touches)`` on the acted rows (zeros when unused)."""
-        self.fatigue_used_ = False
-        if self.fatigue_feature is None or self.fatigue_feature not in rows.columns:
-            return np.zeros(rows.height)
-        busy = _log_count(rows.get_column(self.fatigue_feature))
-        self.fatigue_center_, self.fatigue_scale_, self.fatigue_used_ = _standardiser(busy, codes > 0)
-        if not self.fatigue_used_:
-            return np.zeros(rows.height)
-        out: F64 = (busy - self.fatigue_center_) / self.fatigue_scale_
-        return out
+        z, self.fatigue_center_, self.fatigue_scale_, self.fatigue_used_ = _fit_column_z(
+            rows, self.fatigue_feature, _log_count, codes > 0
+        )
+        return z
 
     def _fatigue_z(self, frame: pl.DataFrame) -> F64:
         """The standardised ``log(1 + recent touches)`` of every row (zeros when unused or missing)."""
-        if not getattr(self, "fatigue_used_", False) or self.fatigue_feature not in frame.columns:
+        if not getattr(self, "fatigue_used_", False):
             return np.zeros(frame.height)
-        out: F64 = (_log_count(frame.get_column(self.fatigue_feature)) - self.fatigue_center_) / self.fatigue_scale_
-        return out
+        return _column_z(frame, self.fatigue_feature, _log_count, self.fatigue_center_, self.fatigue_scale_)
 
     def _fit_touch_cost(self, rows: pl.DataFrame, codes: I64) -> F64:
         """Standardise every row's count of recent touches on the acted rows (zeros when unused)."""
-        self.touch_cost_used_ = False
-        if self.touch_cost_feature is None or self.touch_cost_feature not in rows.columns:
-            return np.zeros(rows.height)
-        busy = _count(rows.get_column(self.touch_cost_feature))
-        self.touch_cost_center_, self.touch_cost_scale_, self.touch_cost_used_ = _standardiser(busy, codes > 0)
-        if not self.touch_cost_used_:
-            return np.zeros(rows.height)
-        out: F64 = (busy - self.touch_cost_center_) / self.touch_cost_scale_
-        return out
+        z, self.touch_cost_center_, self.touch_cost_scale_, self.touch_cost_used_ = _fit_column_z(
+            rows, self.touch_cost_feature, _count, codes > 0
+        )
+        return z
 
     def _touch_z(self, frame: pl.DataFrame) -> F64:
         """The standardised count of recent touches of every row (zeros when unused or missing)."""
-        if not getattr(self, "touch_cost_used_", False) or self.touch_cost_feature not in frame.columns:
+        if not getattr(self, "touch_cost_used_", False):
             return np.zeros(frame.height)
-        count = _count(frame.get_column(self.touch_cost_feature))
-        out: F64 = (count - self.touch_cost_center_) / self.touch_cost_scale_
-        return out
+        return _column_z(frame, self.touch_cost_feature, _count, self.touch_cost_center_, self.touch_cost_scale_)
 
     def _repeat_z(self, frame: pl.DataFrame) -> F64:
         """Shape (n, arms): the standardised recency of each arm's own action for every row (0 for ``none``)."""
@@ -2157,6 +2144,31 @@ def _standardised(values: F64, acted: NDArray[np.bool_], center: float, scale: f
     if not used:
         return np.zeros(len(values))
     out: F64 = np.where(acted, (values - center) / scale, 0.0)
+    return out
+
+
+def _fit_column_z(
+    rows: pl.DataFrame, column: str | None, transform: Callable[[pl.Series], F64], acted: NDArray[np.bool_]
+) -> tuple[F64, float, float, bool]:
+    """One account-level column, transformed and standardised on the acted rows: ``(z, center, scale, used)``.
+
+    Zeros and ``used = False`` when the column is not set, not in ``rows``, or does not vary.
+    """
+    if column is None or column not in rows.columns:
+        return np.zeros(rows.height), 0.0, 1.0, False
+    values = transform(rows.get_column(column))
+    center, scale, used = _standardiser(values, acted)
+    z: F64 = (values - center) / scale if used else np.zeros(rows.height)
+    return z, center, scale, used
+
+
+def _column_z(
+    frame: pl.DataFrame, column: str | None, transform: Callable[[pl.Series], F64], center: float, scale: float
+) -> F64:
+    """The column standardised as it was at fit time (zeros when the frame lacks it)."""
+    if column is None or column not in frame.columns:
+        return np.zeros(frame.height)
+    out: F64 = (transform(frame.get_column(column)) - center) / scale
     return out
 
 
