@@ -79,3 +79,25 @@ def test_run_cli_clear_errors(book_dir: Path, tmp_path: Path) -> None:
     )
     assert empty.exit_code == 4
     assert "no active 'effect' model" in empty.output
+
+
+def test_run_cli_partial_horizon_days_learns_from_open_horizons(book_dir: Path, tmp_path: Path) -> None:
+    from nextmove.engine.run import load_effect_model
+    from nextmove.playbook.loader import load_playbook
+
+    db = f"sqlite:///{tmp_path}/nextmove.db"
+    common = ["run", "--book", str(book_dir), "--jobs", "1", "--trees", "20", "--store", db]
+    rows = {}
+    for days in (None, 28):
+        option = [] if days is None else ["--partial-horizon-days", str(days)]
+        result = runner.invoke(app, [*common, "--out", str(tmp_path / f"out-{days}"), *option])
+        assert result.exit_code == 0, result.output
+        with open_store(db) as store:
+            model, _ = load_effect_model(store, load_playbook(book_dir / "playbook.toml"))
+        rows[days] = model.n_rows_
+        assert model.get_params()["partial_horizon_days"] == days
+        assert getattr(model, "partial_used_", False) is (days is not None)
+    # The decisions of the last 90 days seen for at least 28 days join the training rows.
+    assert rows[28] > rows[None]
+    bad = runner.invoke(app, [*common, "--partial-horizon-days", "0"])
+    assert bad.exit_code == 2

@@ -63,6 +63,14 @@ def run_cmd(
         int | None,
         typer.Option(help="Learn only from the decisions of this many days before --as-of (default: all).", min=1),
     ] = None,
+    partial_horizon_days: Annotated[
+        int | None,
+        typer.Option(
+            help="Also learn from decisions whose outcome horizon is still open once this many days of it "
+            "were seen (e.g. 28), so that refits learn from recent decisions (default: closed horizons only).",
+            min=1,
+        ),
+    ] = None,
     truth: Annotated[
         Path | None,
         typer.Option(
@@ -102,7 +110,7 @@ def run_cmd(
             jobs=jobs,
             truth=truth_frame,
             training_days=training_days,
-            effect_params={} if trees is None else {"n_estimators": trees},
+            effect_params=_effect_params(trees, partial_horizon_days),
         )
     finally:
         if opened is not None:
@@ -113,6 +121,16 @@ def run_cmd(
         console.print(f"Saved run [bold]{escape(result.run_id)}[/] in the store.")
     console.print(f"Outputs: [bold]{escape(str(folder))}[/]")
     console.print(f"Report: [bold]{escape(str(report))}[/]")
+
+
+def _effect_params(trees: int | None, partial_horizon_days: int | None) -> dict[str, Any]:
+    """The effect model's settings the options change (the rest are the run's)."""
+    params: dict[str, Any] = {}
+    if trees is not None:
+        params["n_estimators"] = trees
+    if partial_horizon_days is not None:
+        params["partial_horizon_days"] = partial_horizon_days
+    return params
 
 
 def _default_out(book: str) -> Path:

@@ -52,6 +52,9 @@ F32 = NDArray[np.float32]
 _Z_CAP = 30.0
 _DRAW_BUDGET = 4_000_000
 """Values held at once while projecting (accounts × arms × draws); larger snapshots go in chunks."""
+UNSEEN_SHARE = "_horizon_unseen_share"
+"""The feature of a model fitted with ``partial_horizon_days``: the share of a row's horizon not seen yet
+(feature names never start with ``_``, so it cannot meet a book's own)."""
 _GROUP_SAMPLE = 20_000
 """Rows the behavior groups' k-means is fitted on (a seeded sample); every row is then assigned."""
 _PATIENCE = 20
@@ -345,6 +348,9 @@ class _ObjectiveFit:
     amount_constant: float = 1.0
     """Mean amount per event relative to scale (used when there are too few events for a regressor)."""
     amount_reference: float = 0.0
+    init_logit: float = 0.0
+    """The fold models' starting score when they were grown from init scores (partial horizons), which
+    their raw predictions leave out; 0 otherwise (LightGBM then starts from the mean by itself)."""
     """Log multiplier that recalibrates the amount regressor to the do-nothing events."""
     log_mult: F64 = field(default_factory=lambda: np.zeros(0))
     log_mult_var: F64 = field(default_factory=lambda: np.zeros(0))
@@ -533,6 +539,12 @@ class EffectModel:
         Unlike the fatigue factor, which can only shrink a shift, this can turn an action harmful:
         one more touch on an account already kept busy may raise its churn whatever the action
         is. None (the default, or a book without the column): no such term.
+    partial_horizon_days
+        Learn from decisions whose horizon is still open once at least this many days of it were
+        seen (e.g. ``28``): their labels count what happened so far, the outcome models read the
+        unseen share of the horizon as a feature, and projections are made for the whole horizon
+        (unseen share 0). A loop that refits every few weeks then learns from its own decisions
+        months before their horizons close. None (the default): such rows are left out.
     n_groups
         Behavior groups whose response to an action may differ: the training rows are clustered
         by k-means on their standardised ``group_features`` (signed log, then centred and scaled),
@@ -604,6 +616,7 @@ class EffectModel:
         repeat_count_feature: str | None = None,
         fatigue_feature: str | None = None,
         touch_cost_feature: str | None = None,
+        partial_horizon_days: float | None = None,
         n_groups: int = 4,
         min_group_sd: float = 0.0,
         group_features: Sequence[str] | None = None,
@@ -646,6 +659,7 @@ class EffectModel:
         self.repeat_count_feature = repeat_count_feature
         self.fatigue_feature = fatigue_feature
         self.touch_cost_feature = touch_cost_feature
+        self.partial_horizon_days = partial_horizon_days
         self.n_groups = n_groups
         self.min_group_sd = min_group_sd
         self.group_features = group_features
@@ -688,6 +702,7 @@ class EffectModel:
         "repeat_count_feature",
         "fatigue_feature",
         "touch_cost_feature",
+        "partial_horizon_days",
         "n_groups",
         "min_group_sd",
         "group_features",
@@ -783,6 +798,15 @@ class EffectModel:
                 "touch_cost_feature must be None or a column name, e.g. 'touch_any_count_28d', "
                 f"got {self.touch_cost_feature!r}"
             )
+        if self.partial_horizon_days is not None and (
+            isinstance(self.partial_horizon_days, bool)
+            or not isinstance(self.partial_horizon_days, int | float)
+            or not self.partial_horizon_days > 0
+        ):
+            raise ConfigError(
+                "partial_horizon_days must be None or a positive number of days, e.g. 28, "
+                f"got {self.partial_horizon_days!r}"
+            )
         if (
             isinstance(self.repeat_days, bool)
             or not isinstance(self.repeat_days, int | float)
@@ -826,11 +850,7 @@ class EffectModel:
         )
         for column in ("account_id", "action_id"):
             _require(training, column, "an EffectModel")
-        rows = training
-        if "censored" in rows.columns:
-            rows = rows.filter(~pl.col("censored").fill_null(False))
-        if rows.height == 0:
-            raise ConfigError("the training set has no uncensored rows (every horizon is still open)")
+        rows = self._training_rows(training)
         specs = objective_specs(self.playbook)
         for spec in specs:
             _require(rows, spec.value_label if spec.is_amount else spec.label, f"objective {spec.objective!r}")
@@ -867,9 +887,11 @@ class EffectModel:
         weights = 1.0 / clip_propensities(self.propensity_model_.raw_propensity_, clip)
 
         t_features = time.perf_counter()
-        self.matrix_ = FeatureMatrix(exclude=tuple(self.exclude)).fit(rows)
+        with_unseen = rows.with_columns(self._unseen_share(rows)) if self.partial_used_ else rows
+        self.matrix_ = FeatureMatrix(exclude=tuple(self.exclude)).fit(with_unseen)
         # One matrix for every model: the features and, last, the arm's code (a categorical feature).
-        x = self.matrix_.transform(rows)
+        x = self.matrix_.transform(with_unseen)
+        del with_unseen
         groups = self._fit_groups(x)
         xa = self._with_arm(x, codes)
         del x  # a copy of the features lives on in xa (a gigabyte at a million rows)
@@ -879,6 +901,7 @@ class EffectModel:
         count_z = self._fit_count(rows, codes)
         fatigue_z = self._fit_fatigue(rows, codes)
         touch_z = self._fit_touch_cost(rows, codes)
+        exposure = self._log_seen_share(rows) if self.partial_used_ else None
         self.fit_seconds_["features"] = time.perf_counter() - t_features
 
         t1 = time.perf_counter()
@@ -898,6 +921,7 @@ class EffectModel:
                     scale,
                     (repeat_z, count_z, fatigue_z, touch_z),
                     groups,
+                    exposure,
                 )
             )
         shared.clear()
@@ -914,6 +938,53 @@ class EffectModel:
             fit.spec.objective: fit.touch_cost_slope for fit in self.fits_ if fit.constant is None
         }
         return self
+
+    def _training_rows(self, training: pl.DataFrame) -> pl.DataFrame:
+        """The rows to learn from: those whose horizon is over and, with ``partial_horizon_days``,
+        the open ones seen for at least that long (sets ``partial_used_`` and ``horizon_days_``)."""
+        self.partial_used_ = False
+        if "censored" not in training.columns:
+            rows = training
+        else:
+            censored = pl.col("censored").fill_null(False)
+            closed = training.filter(~censored)
+            if self.partial_horizon_days is None or "observed_days" not in training.columns:
+                rows = closed
+            else:
+                # The horizon is what a closed row saw; with none closed yet, the playbook's.
+                seen = closed.select(pl.col("observed_days").cast(pl.Float64).max()).item() if closed.height else None
+                self.horizon_days_ = float(seen) if seen is not None else float(self.playbook.horizon_days)
+                keep = ~censored | (pl.col("observed_days") >= min(self.partial_horizon_days, self.horizon_days_))
+                rows = training.filter(keep)
+                self.partial_used_ = rows.height > closed.height
+        if rows.height == 0:
+            raise ConfigError(
+                "the training set has no uncensored rows (every horizon is still open)"
+                if self.partial_horizon_days is None
+                else f"the training set has no row whose horizon is over or seen for {self.partial_horizon_days} days"
+            )
+        return rows
+
+    def _unseen_share(self, frame: pl.DataFrame) -> pl.Expr:
+        """The share of a row's horizon not seen yet (0 when it is over), the feature partial rows add."""
+        if "observed_days" not in frame.columns:
+            return pl.lit(0.0).alias(UNSEEN_SHARE)
+        observed = pl.col("observed_days").cast(pl.Float64).fill_null(self.horizon_days_)
+        return (1.0 - observed / self.horizon_days_).clip(0.0, 1.0).alias(UNSEEN_SHARE)
+
+    def _log_seen_share(self, rows: pl.DataFrame) -> F64:
+        """``log`` of the share of each training row's horizon seen (0 when it is over)."""
+        unseen = rows.select(self._unseen_share(rows)).to_series().to_numpy().astype(np.float64)
+        out: F64 = np.log(np.maximum(1.0 - unseen, 1e-3))
+        return out
+
+    def _transform(self, frame: pl.DataFrame) -> NDArray[np.float32]:
+        """The model matrix of rows to project: for a model that learned from partial horizons, the
+        whole horizon (unseen share 0) whatever the frame says."""
+        if getattr(self, "partial_used_", False):
+            frame = frame.with_columns(pl.lit(0.0).alias(UNSEEN_SHARE))
+        out: NDArray[np.float32] = self.matrix_.transform(frame)
+        return out
 
     def _arms_and_propensity(self, rows: pl.DataFrame) -> tuple[pl.Series, F64]:
         """Each row's arm (action or action:variant) and its logged propensity (NaN where missing)."""
@@ -1105,6 +1176,7 @@ class EffectModel:
         scale: F64,
         modifiers: tuple[F64, F64, F64, F64],
         groups: I64,
+        exposure: F64 | None = None,
     ) -> _ObjectiveFit:
         n_arms = len(self.arms_)
         y = (rows.get_column(spec.label).cast(pl.Float64).fill_null(0.0).to_numpy() > 0).astype(np.float64)
@@ -1125,14 +1197,25 @@ class EffectModel:
             return fit
 
         t0 = time.perf_counter()
-        fit.boosters, fit.n_trees, fit.deviance_by_trees = self._fit_baseline(xa, y, shared, folds)
+        # Rows seen for part of their horizon start from the log of the share seen (a constant hazard:
+        # for rare outcomes the odds grow with the time watched), plus the mean, which LightGBM adds by
+        # itself only when there is no starting score; the trees, which also read the unseen share,
+        # correct the rest.
+        init = np.zeros(len(y))
+        if exposure is not None:
+            mean = min(max(float(y.mean()), 1e-6), 1 - 1e-6)
+            fit.init_logit = math.log(mean / (1 - mean))
+            init = exposure + fit.init_logit
+        fit.boosters, fit.n_trees, fit.deviance_by_trees = self._fit_baseline(
+            xa, y, shared, folds, None if exposure is None else init
+        )
         t1 = time.perf_counter()
         self.fit_seconds_["outcome_models"] += t1 - t0
-        offset = np.zeros(len(y))
+        offset = init.copy()
         for k, booster in enumerate(fit.boosters):
             held_idx = np.flatnonzero(folds == k)
             if len(held_idx):
-                offset[held_idx] = booster.predict(_as_none(xa[held_idx]), raw_score=True, num_iteration=fit.n_trees)
+                offset[held_idx] += booster.predict(_as_none(xa[held_idx]), raw_score=True, num_iteration=fit.n_trees)
         self.fit_seconds_["predictions"] += time.perf_counter() - t1
 
         use_weights = weights if self.calibration_weights == "propensity" else np.ones(len(y))
@@ -1179,7 +1262,7 @@ class EffectModel:
         fit.contrast_center = np.full(n_arms, np.nan)
         if self.contrast_modifier and acted.any():
             t2 = time.perf_counter()
-            self._fit_contrast(fit, xa, y, offset, touch, codes, folds, groups, use_weights, multiplier, acted)
+            self._fit_contrast(fit, xa, y, offset, init, touch, codes, folds, groups, use_weights, multiplier, acted)
             self.fit_seconds_["predictions"] += time.perf_counter() - t2
 
         if spec.is_amount:
@@ -1235,7 +1318,7 @@ class EffectModel:
         )
 
     def _fit_baseline(
-        self, xa: NDArray[np.float32], y: F64, shared: list[_FoldData], folds: I64
+        self, xa: NDArray[np.float32], y: F64, shared: list[_FoldData], folds: I64, init: F64 | None = None
     ) -> tuple[list[lgb.Booster], int, F64]:
         """The cross-fitted outcome classifiers of one objective, their tree count and held-out deviance by trees.
 
@@ -1254,12 +1337,16 @@ class EffectModel:
         scoring: list[bool] = []
         for k in range(self.n_folds):
             fd.train[k].set_label(y[fd.train_idx[k]])
+            if init is not None:
+                fd.train[k].set_init_score(init[fd.train_idx[k]])
             booster = lgb.Booster(params=params, train_set=fd.train[k])
             held = fd.scored[k]
             scoring.append(self.select_trees and held is not None)
             if scoring[-1]:
                 assert held is not None
                 held.set_label(y[fd.scored_idx[k]])
+                if init is not None:
+                    held.set_init_score(init[fd.scored_idx[k]])
                 booster.add_valid(held, "held")
             boosters.append(booster)
         growing = [True] * self.n_folds
@@ -1296,6 +1383,7 @@ class EffectModel:
         xa: NDArray[np.float32],
         y: F64,
         offset: F64,
+        init: F64,
         touch: F64,
         codes: I64,
         folds: I64,
@@ -1309,13 +1397,15 @@ class EffectModel:
         Each acted row's contrast comes from the fold model that never saw its account, centred by
         the mean contrast of its arm (so the arm's shift keeps its meaning); the slope is the
         one-parameter logistic fit of the acted rows with everything else (``touch``: the touch
-        cost) as offset.
+        cost) as offset. ``offset`` is each row's do-nothing logit, ``init`` the part of it that is
+        the fold models' starting score.
         """
         raw = np.zeros(len(y))
         for k, booster in enumerate(fit.boosters):
             idx = np.flatnonzero((folds == k) & acted)
             if len(idx):
-                raw[idx] = booster.predict(xa[idx], raw_score=True, num_iteration=fit.n_trees) - offset[idx]
+                own = booster.predict(xa[idx], raw_score=True, num_iteration=fit.n_trees) + init[idx]
+                raw[idx] = own - offset[idx]
         for i in np.unique(codes[acted]):
             fit.contrast_center[i] = float(raw[acted & (codes == i)].mean())
         contrast = raw[acted] - fit.contrast_center[codes[acted]]
@@ -1652,7 +1742,7 @@ class EffectModel:
 
         def fold(k: int) -> F64:
             score = fit.boosters[k].predict(xa, raw_score=True, num_iteration=trees, num_threads=1)
-            return np.asarray(score, dtype=np.float64)
+            return np.asarray(score, dtype=np.float64) + fit.init_logit
 
         return np.stack(self._in_threads(fold, len(fit.boosters), parallel=parallel))
 
@@ -1748,7 +1838,7 @@ class EffectModel:
         number: int,
     ) -> tuple[list[pl.DataFrame], pl.DataFrame]:
         n = snapshot.height
-        x = self.matrix_.transform(snapshot)
+        x = self._transform(snapshot)
         chunk = _Chunk(
             x=x,
             ids=_keys_frame(snapshot),
@@ -1918,7 +2008,7 @@ class EffectModel:
         """
         self._check_fitted()
         n = frame.height
-        x = self.matrix_.transform(frame)
+        x = self._transform(frame)
         scale = self._scale(frame)
         arr = frame.get_column("arr").cast(pl.Float64).to_numpy() if "arr" in frame.columns else np.zeros(n)
         totals = np.zeros((len(self.arms_), n))
