@@ -39,6 +39,10 @@ the same per seed and the mean over seeds. For the learning arms, two checks of 
 action, the fed-back value against the lab's true value of the same decisions, and the observed
 variance of the gaps the learner moves with (``OnlineLearner`` takes that noise into account).
 
+Per arm, the second half's windows are also split by decision arm (``model``, ``control``,
+``explore``): each one's mean true value and mean oracle value, since the per-window value mixes
+the model's decisions with the control cohort's lifecycle defaults and the exploration's draws.
+
 Each model an arm fits is also scored on the **week-0 book**: the book as it was before the loop's
 first decision, with its exact truth, decided with the real rules and capacities (no online
 corrections, no control or exploration). The loop's own windows get harder as it acts (repeats,
@@ -101,6 +105,9 @@ class ArmLog:
     fixed: list[tuple[int, float, float]] = field(default_factory=list)
     """Per model the arm had (window of its fit): the true value per decision and the regret share of
     that model's decisions on the *week-0 book* (the same accounts and state for every model)."""
+    by_decision_arm: list[dict[str, tuple[int, float, float]]] = field(default_factory=list)
+    """Per window and decision arm (``model``, ``control``, ``explore``): decisions, mean true value and
+    mean oracle value, so the model's own decisions can be told from the control's and exploration's."""
     history_only: tuple[float, float] | None = None
     """Static arm, at the end: a model fitted on the decisions made before the loop began (their
     horizons closed meanwhile) and none of the loop's, scored on the week-0 book like ``fixed``."""
@@ -197,6 +204,12 @@ def run_arm(
             log.value.append(float(decided.get_column("value_usd").mean() or 0.0))  # type: ignore[arg-type]
             log.oracle.append(float(decided.get_column("oracle_value_usd").mean() or 0.0))  # type: ignore[arg-type]
             log.acting.append(float((decided.get_column("action_id") != "none").mean() or 0.0))  # type: ignore[arg-type]
+            by_arm = (
+                decided.join(chosen.select("account_id", pl.col("arm").alias("decision_arm")), on="account_id")
+                .group_by("decision_arm")
+                .agg(pl.len(), pl.col("value_usd").mean(), pl.col("oracle_value_usd").mean())
+            )
+            log.by_decision_arm.append({r[0]: (int(r[1]), float(r[2]), float(r[3])) for r in by_arm.iter_rows()})
             log.per_account.append(
                 dict(zip(decided["account_id"].to_list(), decided["value_usd"].to_list(), strict=True))
             )
@@ -375,6 +388,10 @@ def report(logs: dict[str, ArmLog], seed: int) -> dict[str, Any]:
                 {"window": w, "value_per_decision": round(v, 2), "regret_share": round(r, 4)}
                 for w, v, r in logs[n].fixed
             ],
+            "by_decision_arm": [
+                {a: {"decisions": k, "value": round(v, 2), "oracle": round(o, 2)} for a, (k, v, o) in w.items()}
+                for w in logs[n].by_decision_arm
+            ],
         }
         if logs[n].history_only is not None:
             v, r = logs[n].history_only
@@ -383,6 +400,15 @@ def report(logs: dict[str, ArmLog], seed: int) -> dict[str, Any]:
             f"{n:>11}: slope {slope:+.2f} ± {se:.2f} USD per decision per week; share of the oracle captured "
             f"{100 * captured:+.2f} ± {100 * captured_se:.2f} points per week; {logs[n].seconds:.0f} s"
         )
+        late = logs[n].by_decision_arm[windows // 2 :]
+        parts = []
+        for a in ("model", "control", "explore"):
+            cells = [w[a] for w in late if a in w]
+            if cells:
+                k = sum(c[0] for c in cells)
+                v, o = (sum(c[0] * c[i] for c in cells) / k for i in (1, 2))
+                parts.append(f"{a} {v:.1f} (oracle {o:.1f}, {k} decisions)")
+        print(f"{'':>13}by decision arm, windows {windows // 2 + 1}–{windows}: " + "; ".join(parts))
         fixed = ", ".join(f"week {2 * w}: {v:.1f} ({r:.1%})" for w, v, r in logs[n].fixed)
         print(f"{'':>13}its models on the week-0 book, value per decision (regret): {fixed}")
         if logs[n].history_only is not None:
