@@ -97,6 +97,8 @@ def test_run_cli_partial_horizon_days_learns_from_open_horizons(book_dir: Path, 
         rows[days] = model.n_rows_
         assert model.get_params()["partial_horizon_days"] == days
         assert getattr(model, "partial_used_", False) is (days is not None)
+        text = " ".join(result.output.split())
+        assert ("whose horizon is still open (seen for at least 28 days)" in text) is (days is not None)
     # The decisions of the last 90 days seen for at least 28 days join the training rows.
     assert rows[28] > rows[None]
     bad = runner.invoke(app, [*common, "--partial-horizon-days", "0"])

@@ -290,6 +290,11 @@ def test_effect_partial_horizons_learn_a_new_action_at_the_whole_horizons_scale(
     assert chat.get_column("effect").mean() > pooled + 0.1
     assert abs(call.get_column("effect").mean() - 0.15) < 0.04
     # Rows seen for less than the threshold are left out, like those of a model without it.
+    assert model.fit_notes() == [
+        f"learned from {training.filter('censored').height:,} decisions whose horizon is still open "
+        "(seen for at least 30 days)"
+    ]
+    assert closed_only.fit_notes() == []
     stricter = EffectModel(playbook, **FAST, partial_horizon_days=60).fit(training)
     assert stricter.n_rows_ == closed_only.n_rows_
     assert not stricter.partial_used_
@@ -340,6 +345,11 @@ def test_effect_errors_say_what_to_fix() -> None:
         EffectModel(small_playbook(), calibration_weights="ipw").fit(training)  # type: ignore[arg-type]
     with pytest.raises(ConfigError, match="fatigue_feature"):
         EffectModel(small_playbook(), fatigue_feature=3).fit(training)  # type: ignore[arg-type]
+    # A modifier column the book lacks gives no term, and the model says so.
+    missing = EffectModel(small_playbook(), **FAST, fatigue_feature="touch_any_count_90d").fit(training)
+    assert missing.fit_notes() == [
+        "fatigue_feature='touch_any_count_90d' gave no term: the training set has no such column, or it never varies"
+    ]
     model = EffectModel(small_playbook(), **FAST).fit(training)
     with pytest.raises(ConfigError, match="level"):
         model.project(snapshot_of(training), level=0)

@@ -513,6 +513,7 @@ def _model(
             "actions with too little history, valued at the pooled effect with a wide interval: "
             + ", ".join(model.flagged_arms_)
         )
+    notes.extend(model.fit_notes())
     model_id: str | None = None
     if store is not None and opts.save_model:
         model_id = save_effect_model(store, model, playbook, training, when)
@@ -524,7 +525,9 @@ EFFECT_MODEL_FORMAT = 3
 
 Raise it whenever the fitted attributes change (2: behavior groups and the S-learner contrast as
 modifiers of the shift; 3: the repeat-count, fatigue and touch-cost terms): a model saved under
-another format is refused with a clear message rather than failing half-way through a projection."""
+another format is refused with a clear message rather than failing half-way through a projection.
+Learning from open horizons (``partial_horizon_days``) added attributes that models saved before
+it read as absent (no open rows), so it kept format 3."""
 
 
 def save_effect_model(

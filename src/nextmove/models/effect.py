@@ -943,6 +943,7 @@ class EffectModel:
         """The rows to learn from: those whose horizon is over and, with ``partial_horizon_days``,
         the open ones seen for at least that long (sets ``partial_used_`` and ``horizon_days_``)."""
         self.partial_used_ = False
+        self.n_open_rows_ = 0
         if "censored" not in training.columns:
             rows = training
         else:
@@ -956,7 +957,8 @@ class EffectModel:
                 self.horizon_days_ = float(seen) if seen is not None else float(self.playbook.horizon_days)
                 keep = ~censored | (pl.col("observed_days") >= min(self.partial_horizon_days, self.horizon_days_))
                 rows = training.filter(keep)
-                self.partial_used_ = rows.height > closed.height
+                self.n_open_rows_ = rows.height - closed.height
+                self.partial_used_ = self.n_open_rows_ > 0
         if rows.height == 0:
             raise ConfigError(
                 "the training set has no uncensored rows (every horizon is still open)"
@@ -964,6 +966,30 @@ class EffectModel:
                 else f"the training set has no row whose horizon is over or seen for {self.partial_horizon_days} days"
             )
         return rows
+
+    def fit_notes(self) -> list[str]:
+        """What a fitted model did not do as its settings asked, or did beyond closed horizons, in plain words.
+
+        A modifier column (``repeat_count_feature``, ``fatigue_feature``, ``touch_cost_feature``)
+        that the training set lacks, or that never varies, gives no term; and with
+        ``partial_horizon_days``, how many rows were learned from before their horizon closed.
+        """
+        self._check_fitted()
+        notes = []
+        for name, used in (
+            ("repeat_count_feature", "count_used_"),
+            ("fatigue_feature", "fatigue_used_"),
+            ("touch_cost_feature", "touch_cost_used_"),
+        ):
+            column = getattr(self, name)
+            if column is not None and not getattr(self, used, False):
+                notes.append(f"{name}={column!r} gave no term: the training set has no such column, or it never varies")
+        if self.partial_horizon_days is not None:
+            notes.append(
+                f"learned from {getattr(self, 'n_open_rows_', 0):,} decisions whose horizon is still open "
+                f"(seen for at least {self.partial_horizon_days:g} days)"
+            )
+        return notes
 
     def _unseen_share(self, frame: pl.DataFrame) -> pl.Expr:
         """The share of a row's horizon not seen yet (0 when it is over), the feature partial rows add."""
