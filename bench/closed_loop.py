@@ -491,6 +491,24 @@ def print_halves(results: list[dict[str, Any]], arms: list[str]) -> None:
             slopes = np.array([ols_slope(weeks, np.array(r["arms"][n]["value"][1:]))[0] for r in results])
             se = slopes.std(ddof=1) / math.sqrt(len(slopes)) if len(slopes) > 1 else float("nan")
             print(f"  {n:>9}: slope from window 2 {slopes.mean():+.2f} ± {se:.2f} USD per decision per week")
+        print("  the model's own decisions (not the control cohort's defaults, not exploration), from window 2:")
+        for n in arms:
+            values = [np.array([w["model"]["value"] for w in r["arms"][n]["by_decision_arm"][1:]]) for r in results]
+            oracles = [np.array([w["model"]["oracle"] for w in r["arms"][n]["by_decision_arm"][1:]]) for r in results]
+            slopes = np.array([ols_slope(weeks, v)[0] for v in values])
+            shares = np.array([ols_slope(weeks, v / o)[0] for v, o in zip(values, oracles, strict=True)])
+            late = np.array([v[len(v) // 2 :].mean() for v in values])
+            print(
+                f"  {n:>9}: slope {_mean_se(slopes, '+.2f')} USD per decision per week ({int((slopes > 0).sum())} of "
+                f"{len(slopes)} seeds above 0); share of their oracle {_mean_se(100 * shares, '+.2f')} points per "
+                f"week; second half {_mean_se(late, '.1f')} USD per decision"
+            )
+
+
+def _mean_se(x: np.ndarray, spec: str) -> str:
+    """``mean ± SE`` across seeds (SE nan with one seed)."""
+    se = x.std(ddof=1) / math.sqrt(len(x)) if len(x) > 1 else float("nan")
+    return f"{format(float(x.mean()), spec)} ± {format(float(se), spec.lstrip('+'))}"
 
 
 def main(argv: list[str] | None = None) -> int:
