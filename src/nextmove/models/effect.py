@@ -348,10 +348,10 @@ class _ObjectiveFit:
     amount_constant: float = 1.0
     """Mean amount per event relative to scale (used when there are too few events for a regressor)."""
     amount_reference: float = 0.0
+    """Log multiplier that recalibrates the amount regressor to the do-nothing events."""
     init_logit: float = 0.0
     """The fold models' starting score when they were grown from init scores (partial horizons), which
     their raw predictions leave out; 0 otherwise (LightGBM then starts from the mean by itself)."""
-    """Log multiplier that recalibrates the amount regressor to the do-nothing events."""
     log_mult: F64 = field(default_factory=lambda: np.zeros(0))
     log_mult_var: F64 = field(default_factory=lambda: np.zeros(0))
     repeat_slope: float = 0.0
@@ -541,10 +541,12 @@ class EffectModel:
         is. None (the default, or a book without the column): no such term.
     partial_horizon_days
         Learn from decisions whose horizon is still open once at least this many days of it were
-        seen (e.g. ``28``): their labels count what happened so far, the outcome models read the
-        unseen share of the horizon as a feature, and projections are made for the whole horizon
-        (unseen share 0). A loop that refits every few weeks then learns from its own decisions
-        months before their horizons close. None (the default): such rows are left out.
+        seen (e.g. ``28``): their labels count what happened so far, the outcome models start each
+        such row from the log of the share of its horizon seen and read the unseen share as a
+        feature, and projections are made for the whole horizon (unseen share 0). A loop that
+        refits every few weeks then learns from its own decisions months before their horizons
+        close. None (the default): such rows are left out (it did worse on a single run of the
+        lab; see docs/learning.md).
     n_groups
         Behavior groups whose response to an action may differ: the training rows are clustered
         by k-means on their standardised ``group_features`` (signed log, then centred and scaled),
@@ -941,7 +943,8 @@ class EffectModel:
 
     def _training_rows(self, training: pl.DataFrame) -> pl.DataFrame:
         """The rows to learn from: those whose horizon is over and, with ``partial_horizon_days``,
-        the open ones seen for at least that long (sets ``partial_used_`` and ``horizon_days_``)."""
+        the open ones seen for at least that long (sets ``partial_used_``, ``n_open_rows_`` and
+        ``horizon_days_``)."""
         self.partial_used_ = False
         self.n_open_rows_ = 0
         if "censored" not in training.columns:
