@@ -26,7 +26,8 @@ With ``--contact`` the learning arms also log each decision's contact context (`
 fewer or more than 2 touches in the 60 days before, :func:`~nextmove.engine.loop.contact_contexts`)
 and apply one correction per action and context. ``--param KEY=VALUE`` (repeatable) passes an
 ``EffectModel`` setting to every arm's fits (``run(..., effect_params=…)``), e.g.
-``--param touch_cost_feature=touch_any_count_28d``.
+``--param touch_cost_feature=touch_any_count_28d``. ``--risk-aversion K`` makes the learning arms'
+allocation rank ``value − K × sd`` (``DecisionOptions.risk_aversion``).
 
 Printed per window: each arm's true value per decision (dollars over doing nothing, net of cost),
 the oracle's (each account's best eligible action under the truth, without capacities) and the
@@ -142,10 +143,12 @@ def run_arm(
     refit_every: int,
     contact: bool = False,
     effect_params: dict[str, Any] | None = None,
+    risk_aversion: float = 0.0,
 ) -> ArmLog:
     """Run one arm for ``windows`` decision windows on the world of ``seed``."""
     import polars as pl
 
+    from nextmove.decide.policy import DecisionOptions
     from nextmove.engine.loop import (
         contact_contexts,
         decide_with_corrections,
@@ -192,6 +195,7 @@ def run_arm(
                     seed=seed,
                     contexts=contexts,
                     lower_only=name == "lowering",
+                    options=DecisionOptions(risk_aversion=risk_aversion) if risk_aversion else None,
                 )
             else:
                 assert result.decisions is not None
@@ -530,6 +534,12 @@ def main(argv: list[str] | None = None) -> int:
         default=[],
         help="EffectModel setting for every arm, e.g. touch_cost_feature=touch_any_count_28d (repeatable)",
     )
+    parser.add_argument(
+        "--risk-aversion",
+        type=float,
+        default=0.0,
+        help="learning arms rank value − this × sd in the allocation (DecisionOptions.risk_aversion; default 0)",
+    )
     parser.add_argument("--json", type=Path, help="write the figures here too")
     args = parser.parse_args(argv)
     params = effect_params(args.param)
@@ -551,6 +561,7 @@ def main(argv: list[str] | None = None) -> int:
                 refit_every=args.refit_every,
                 contact=args.contact,
                 effect_params=params,
+                risk_aversion=args.risk_aversion,
             )
             for name in args.arms
         }
