@@ -69,6 +69,8 @@ def test_run_cli_clear_errors(book_dir: Path, tmp_path: Path) -> None:
     bad = runner.invoke(app, ["run", "--book", str(book_dir), "--allocation", "magic", "--no-store"])
     assert bad.exit_code == 2
     assert "allocation must be 'auto', 'exact' or 'lagrangian'" in bad.output
+    risky = runner.invoke(app, ["run", "--book", str(book_dir), "--risk-aversion", "-1", "--no-store"])
+    assert risky.exit_code == 2
     missing = runner.invoke(
         app, ["run", "--book", str(book_dir), "--truth", str(tmp_path / "no.parquet"), "--no-store"]
     )

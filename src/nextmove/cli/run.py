@@ -54,6 +54,13 @@ def run_cmd(
         str, typer.Option(help="Allocation under capacity: auto, exact (HiGHS) or lagrangian.")
     ] = "auto",
     no_capacity: Annotated[bool, typer.Option("--no-capacity", help="Ignore the playbook's capacities.")] = False,
+    risk_aversion: Annotated[
+        float,
+        typer.Option(
+            help="Rank value − this × its standard deviation in the allocation: above 0, fewer and surer actions.",
+            min=0.0,
+        ),
+    ] = 0.0,
     seed: Annotated[int, typer.Option(help="Seed of the models and of the exploration draws.")] = 0,
     jobs: Annotated[int, typer.Option(help="Threads the models train with.", min=1)] = 2,
     trees: Annotated[
@@ -107,6 +114,7 @@ def run_cmd(
             reuse_model=reuse_model,
             allocation=allocation,
             capacity=not no_capacity,
+            risk_aversion=risk_aversion,
             jobs=jobs,
             truth=truth_frame,
             training_days=training_days,
