@@ -26,8 +26,9 @@ With ``--contact`` the learning arms also log each decision's contact context (`
 fewer or more than 2 touches in the 60 days before, :func:`~nextmove.engine.loop.contact_contexts`)
 and apply one correction per action and context. ``--param KEY=VALUE`` (repeatable) passes an
 ``EffectModel`` setting to every arm's fits (``run(..., effect_params=…)``), e.g.
-``--param touch_cost_feature=touch_any_count_28d``. ``--risk-aversion K`` makes the learning arms'
-allocation rank ``value − K × sd`` (``DecisionOptions.risk_aversion``).
+``--param touch_cost_feature=touch_any_count_28d``. ``--risk-aversion K`` makes every arm's
+allocation rank ``value − K × sd`` (``run(..., risk_aversion=K)``, and the learning arms'
+re-decision with their corrections).
 
 Printed per window: each arm's true value per decision (dollars over doing nothing, net of cost),
 the oracle's (each account's best eligible action under the truth, without capacities) and the
@@ -171,6 +172,7 @@ def run_arm(
         "evaluate": False,
         "segments": False,
         "effect_params": effect_params or {},
+        "risk_aversion": risk_aversion,
     }
     # The book before the loop's first decision, with its truth: every model is also scored on it.
     reference = decision_inputs(env.book(), playbook, env.now, env.true_values())
@@ -538,7 +540,7 @@ def main(argv: list[str] | None = None) -> int:
         "--risk-aversion",
         type=float,
         default=0.0,
-        help="learning arms rank value − this × sd in the allocation (DecisionOptions.risk_aversion; default 0)",
+        help="every arm ranks value − this × sd in the allocation (run's risk_aversion; default 0)",
     )
     parser.add_argument("--json", type=Path, help="write the figures here too")
     args = parser.parse_args(argv)
