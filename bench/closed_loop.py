@@ -27,8 +27,8 @@ fewer or more than 2 touches in the 60 days before, :func:`~nextmove.engine.loop
 and apply one correction per action and context. ``--param KEY=VALUE`` (repeatable) passes an
 ``EffectModel`` setting to every arm's fits (``run(..., effect_params=…)``), e.g.
 ``--param touch_cost_feature=touch_any_count_28d``. ``--risk-aversion K`` makes every arm's
-allocation rank ``value − K × sd`` (``run(..., risk_aversion=K)``, and the learning arms'
-re-decision with their corrections).
+allocation rank ``value − K × sd`` (``run(..., risk_aversion=K)``; the learning arms' re-decision
+with their corrections reuses the run's settings).
 
 Printed per window: each arm's true value per decision (dollars over doing nothing, net of cost),
 the oracle's (each account's best eligible action under the truth, without capacities) and the
@@ -149,7 +149,6 @@ def run_arm(
     """Run one arm for ``windows`` decision windows on the world of ``seed``."""
     import polars as pl
 
-    from nextmove.decide.policy import DecisionOptions
     from nextmove.engine.loop import (
         contact_contexts,
         decide_with_corrections,
@@ -197,7 +196,6 @@ def run_arm(
                     seed=seed,
                     contexts=contexts,
                     lower_only=name == "lowering",
-                    options=DecisionOptions(risk_aversion=risk_aversion) if risk_aversion else None,
                 )
             else:
                 assert result.decisions is not None
@@ -583,9 +581,8 @@ def main(argv: list[str] | None = None) -> int:
                 gain = np.array([f[-1]["value_per_decision"] - f[0]["value_per_decision"] for f in fixed])
                 drop = np.array([f[-1]["regret_share"] - f[0]["regret_share"] for f in fixed])
                 print(
-                    f"{n:>9}: on the week-0 book, last model − first {gain.mean():+.2f} ± "
-                    f"{gain.std(ddof=1) / math.sqrt(len(gain)):.2f} USD per decision, regret "
-                    f"{100 * drop.mean():+.1f} ± {100 * drop.std(ddof=1) / math.sqrt(len(drop)):.1f} points"
+                    f"{n:>9}: on the week-0 book, last model − first {_mean_se(gain, '+.2f')} USD per decision, "
+                    f"regret {_mean_se(100 * drop, '+.1f')} points"
                 )
             if "vs_static" in results[0]["arms"][n]:
                 key = next(k for k in results[0]["arms"][n]["vs_static"] if k.endswith("_windows_diff"))

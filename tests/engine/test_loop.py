@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -12,6 +13,7 @@ import polars as pl
 import pytest
 
 from nextmove.book import Book, empty_table
+from nextmove.decide.policy import DecisionOptions
 from nextmove.engine.loop import (
     OUTCOME_EVENT_PREFIX,
     corrected_values,
@@ -78,6 +80,22 @@ def test_decide_with_corrections_without_corrections_is_the_run_decision(loop: L
     again = decide_with_corrections(result, loop.playbook, OnlineLearner())
     cols = ["account_id", "action_id", "variant", "arm", "propensity"]
     assert again.frame().select(cols).equals(result.decisions.frame().select(cols))
+
+
+def test_decide_with_corrections_keeps_the_runs_decision_settings(loop: Loop) -> None:
+    result = loop.runs[0]
+    assert result.decisions is not None
+    assert result.decisions.options == DecisionOptions()
+    # A run decided with risk aversion is re-decided with it, unless told otherwise.
+    careful = dataclasses.replace(
+        result, decisions=dataclasses.replace(result.decisions, options=DecisionOptions(risk_aversion=1.0))
+    )
+    acting = (result.decisions.choice >= 0).sum()
+    assert (decide_with_corrections(careful, loop.playbook, OnlineLearner()).choice >= 0).sum() < acting
+    plain = decide_with_corrections(careful, loop.playbook, OnlineLearner(), options=DecisionOptions())
+    assert (plain.choice >= 0).sum() == acting
+    with pytest.raises(ConfigError, match="risk_aversion must be a number >= 0"):
+        DecisionOptions(risk_aversion=-0.5)
 
 
 def test_decide_with_corrections_gives_an_overvalued_action_to_fewer_accounts(loop: Loop) -> None:

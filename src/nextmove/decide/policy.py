@@ -74,6 +74,11 @@ class DecisionOptions:
     sure gains to uncertain ones of the same mean, which counters the optimiser's curse of picking the
     projections that happen to be too high."""
 
+    def __post_init__(self) -> None:
+        risk = self.risk_aversion
+        if isinstance(risk, bool) or not isinstance(risk, int | float) or not risk >= 0:
+            raise ConfigError(f"risk_aversion must be a number >= 0, got {risk!r}")
+
 
 @dataclass(frozen=True)
 class Decisions:
@@ -111,6 +116,8 @@ class Decisions:
     control_fraction: float = 0.0
     epsilon: float = 0.0
     exploration: str = "none"
+    options: DecisionOptions = field(default_factory=DecisionOptions, repr=False)
+    """The settings it was made with (a re-decision, e.g. with online corrections, reuses them)."""
 
     @property
     def propensity(self) -> np.ndarray:
@@ -550,6 +557,7 @@ def decide(
         control_fraction=control_fraction,
         epsilon=epsilon,
         exploration=method,
+        options=options,
     )
 
 

@@ -217,7 +217,8 @@ def decide_with_corrections(
     """The run's decision again, with the online corrections applied to its projected values.
 
     Same accounts, rules (eligibility, cooldowns, caps, plays in flight), capacities, control
-    cohort and exploration as the run; only the values differ. Without any correction the result
+    cohort, exploration and decision settings (``options``; default: the run's own, such as its
+    ``risk_aversion``) as the run; only the values differ. Without any correction the result
     is the run's own decision (same ``seed``). With ``contexts`` (:func:`contact_contexts` at the
     run's ``as_of``) each action moves by its correction in the account's contact context; with
     ``lower_only`` (the default) only the corrections that lower a value apply (see
@@ -248,7 +249,7 @@ def decide_with_corrections(
         stages=column("lifecycle_stage"),
         seed=seed,
         run_key=result.as_of.isoformat(),
-        options=options,
+        options=options or result.decisions.options,
     )
 
 

@@ -376,12 +376,7 @@ def _options(options: Mapping[str, Any]) -> RunOptions:
         raise ConfigError(f"allocation must be 'auto', 'exact' or 'lagrangian', got {opts.allocation!r}")
     if opts.training_days is not None and (not isinstance(opts.training_days, int) or opts.training_days < 1):
         raise ConfigError(f"training_days must be a positive whole number or None, got {opts.training_days!r}")
-    if (
-        isinstance(opts.risk_aversion, bool)
-        or not isinstance(opts.risk_aversion, int | float)
-        or opts.risk_aversion < 0
-    ):
-        raise ConfigError(f"risk_aversion must be a number >= 0, got {opts.risk_aversion!r}")
+    DecisionOptions(risk_aversion=opts.risk_aversion)  # checks it before any work is done
     if not isinstance(opts.jobs, int) or opts.jobs < 1:
         raise ConfigError(f"jobs must be a positive whole number, got {opts.jobs!r}")
     return opts
