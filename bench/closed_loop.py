@@ -20,7 +20,12 @@ read off the hidden world (its exact outcome probabilities, so no outcome noise)
   (``decide_with_corrections(..., lower_only=True)``): feedback can take an action away from
   accounts, never hand it to more;
 - ``refit`` (optional): the learning arm's refits without the online corrections, to tell the two
-  apart.
+  apart;
+- ``oracle`` (optional): a yardstick, not a policy: every window each account gets what the
+  constrained oracle picks from the lab's truth at that time (same capacities, the truth's
+  eligibility; :func:`nextmove.engine.run.oracle_choice`), no control or exploration. It knows
+  this window's truth but not what a touch does to later windows (myopic), so its trajectory shows
+  what the world itself lets a perfect one-window policy do over 26 weeks.
 
 With ``--contact`` the learning arms also log each decision's contact context (``calm`` / ``busy``:
 fewer or more than 2 touches in the 60 days before, :func:`~nextmove.engine.loop.contact_contexts`)
@@ -78,7 +83,7 @@ import numpy as np
 
 from _util import DecisionInputs, decide_and_score, decision_inputs, effect_params, machine
 
-ARMS = ("static", "learning", "lowering", "refit")
+ARMS = ("static", "learning", "lowering", "refit", "oracle")
 LEARNING = ("learning", "lowering")
 
 
@@ -179,7 +184,7 @@ def run_arm(
         decider: OnlineDecider | None = None
         truth: dict[str, float] = {}
         for w in range(windows):
-            refit = w == 0 or (name != "static" and w % refit_every == 0)
+            refit = w == 0 or (name not in ("static", "oracle") and w % refit_every == 0)
             result = run(env.book(), playbook, as_of=env.now, store=store, seed=seed, reuse_model=not refit, **quiet)
             if refit:
                 log.refits.append(w)
@@ -202,7 +207,10 @@ def run_arm(
                 decisions = result.decisions
             if name in LEARNING:
                 store.log_decisions(decision_records(decisions, result, playbook, contexts=contexts))
-            chosen = decisions.frame().select("account_id", "action_id", "variant", "propensity", "arm")
+            if name == "oracle":
+                chosen = oracle_frame(decisions, env.true_values())
+            else:
+                chosen = decisions.frame().select("account_id", "action_id", "variant", "propensity", "arm")
             step = env.step(chosen)
             decided = step.values.filter(pl.col("decided"))
             log.value.append(float(decided.get_column("value_usd").mean() or 0.0))  # type: ignore[arg-type]
@@ -241,6 +249,26 @@ def run_arm(
             log.attribution = attribution_check(store, truth)
     log.seconds = time.perf_counter() - started
     return log
+
+
+def oracle_frame(decisions: Any, truth: Any) -> Any:
+    """The constrained oracle's decisions for every account of ``decisions``, as ``env.step`` takes them."""
+    import polars as pl
+
+    from nextmove.engine.run import oracle_choice
+
+    choice = oracle_choice(decisions, truth)
+    cands = decisions.candidates
+    return pl.DataFrame(
+        {
+            "account_id": list(decisions.account_ids),
+            "action_id": [cands[j].action_id if j >= 0 else "none" for j in choice],
+            "variant": [cands[j].variant if j >= 0 else None for j in choice],
+            "propensity": 1.0,
+            "arm": "model",
+        },
+        schema_overrides={"variant": pl.String},
+    )
 
 
 def _gap(decision: Any, event: Any, z_level: float) -> tuple[str, float] | None:

@@ -22,6 +22,7 @@ from nextmove.engine.run import (
     default_as_of,
     latest_timestamp,
     load_effect_model,
+    oracle_choice,
     run,
 )
 from nextmove.errors import ConfigError, NotFoundError
@@ -129,6 +130,38 @@ def test_run_summary_counts_agree_with_the_recommendations(lab_run: RunResult) -
     assert regret["accounts_with_truth"] == recs.height
     assert regret["model_regret_share"] is not None
     json.dumps(s)
+
+
+def test_oracle_choice_is_the_regrets_oracle_and_keeps_the_rules_and_capacities(
+    lab: SimResult, lab_run: RunResult
+) -> None:
+    decisions = lab_run.decisions
+    assert decisions is not None
+    truth = lab.truth.values
+    choice = oracle_choice(decisions, truth)
+    assert choice.shape == (len(decisions.account_ids),)
+    cands = decisions.candidates
+    picked = pl.DataFrame(
+        {
+            "account_id": [a for a, j in zip(decisions.account_ids, choice, strict=True) if j >= 0],
+            "action_id": [cands[j].action_id for j in choice if j >= 0],
+        }
+    ).join(truth.select("account_id", "action_id", "eligible", "value_usd"), on=["account_id", "action_id"])
+    assert picked.height == int((choice >= 0).sum()) > 0
+    assert picked["eligible"].all()
+    assert (picked["value_usd"] > 0).all()
+    regret = lab_run.summary["regret"]
+    assert picked["value_usd"].sum() == pytest.approx(regret["oracle_value_usd"], abs=0.05)
+    assert picked["value_usd"].sum() >= regret["model_value_usd"] - 1e-6
+    chosen = np.flatnonzero(choice >= 0)
+    for r in decisions.resources:
+        member = np.ones(len(choice), dtype=bool) if r.accounts is None else np.zeros(len(choice), dtype=bool)
+        if r.accounts is not None:
+            member[r.accounts] = True
+        used = r.per_candidate[choice[chosen[member[chosen]]]].sum()
+        assert used <= r.limit + 1e-6, r.name
+    with pytest.raises(ConfigError, match="value_usd"):
+        oracle_choice(decisions, truth.drop("value_usd"))
 
 
 def test_run_writes_files_and_saves_the_run(lab_run: RunResult, store: Store) -> None:

@@ -1021,16 +1021,9 @@ def _regret(
     return regret_against_truth(decisions, truth)
 
 
-def regret_against_truth(decisions: Decisions, truth: pl.DataFrame) -> dict[str, Any] | None:
-    """Regret against the oracle, from the lab's true values (``account_id, action_id, eligible, value_usd``).
-
-    The *constrained* oracle allocates the true values under the same capacities and the same
-    rules (the truth's eligibility); the lifecycle default takes each account's stage default
-    where allowed, in a stable order while capacity lasts. Regret is the oracle's value minus the
-    policy's, as a share of the oracle's gain over the default. Variants share their action's truth.
-    The ``unconstrained_*`` figures drop the capacities: each account's best allowed projection
-    against the best true value and the default where allowed.
-    """
+def _truth_matrix(decisions: Decisions, truth: pl.DataFrame) -> tuple[np.ndarray, np.ndarray] | None:
+    """The lab's true values as an (accounts × candidates) array (NaN where the truth has no row)
+    and which of them its rules allow; ``None`` when the truth covers none of the decisions."""
     needed = {"account_id", "action_id", "value_usd"}
     if not needed <= set(truth.columns):
         raise ConfigError(f"the truth needs the columns {', '.join(sorted(needed))}")
@@ -1067,8 +1060,45 @@ def regret_against_truth(decisions: Decisions, truth: pl.DataFrame) -> dict[str,
         for j in cols:
             true_v[rows[hit], j] = vals[hit]
             true_ok[rows[hit], j] = elig[hit]
+    return true_v, true_ok & np.isfinite(true_v)
+
+
+def oracle_choice(decisions: Decisions, truth: pl.DataFrame) -> np.ndarray:
+    """The constrained oracle's pick for each account of ``decisions``: the index of its candidate
+    in ``decisions.candidates``, or -1 for nothing. It allocates the lab's true values
+    (``account_id, action_id, value_usd``, optionally ``eligible``) under the same capacities
+    (``decisions.resources``); the truth's eligibility stands for the rules. A yardstick for
+    benchmarks: what a policy that knew the truth would do in the same place.
+
+    Raises
+    ------
+    ConfigError
+        If the truth lacks a needed column.
+    """
+    matrix = _truth_matrix(decisions, truth)
+    if matrix is None:
+        return np.full(len(decisions.account_ids), -1, dtype=np.int64)
+    true_v, allowed = matrix
+    choice: np.ndarray = allocate(np.nan_to_num(true_v, nan=-1.0), allowed, decisions.resources, method="auto").choice
+    return choice
+
+
+def regret_against_truth(decisions: Decisions, truth: pl.DataFrame) -> dict[str, Any] | None:
+    """Regret against the oracle, from the lab's true values (``account_id, action_id, eligible, value_usd``).
+
+    The *constrained* oracle allocates the true values under the same capacities and the same
+    rules (the truth's eligibility); the lifecycle default takes each account's stage default
+    where allowed, in a stable order while capacity lasts. Regret is the oracle's value minus the
+    policy's, as a share of the oracle's gain over the default. Variants share their action's truth.
+    The ``unconstrained_*`` figures drop the capacities: each account's best allowed projection
+    against the best true value and the default where allowed.
+    """
+    matrix = _truth_matrix(decisions, truth)
+    if matrix is None:
+        return None
+    true_v, allowed = matrix
+    n = len(decisions.account_ids)
     covered = np.isfinite(true_v).any(axis=1)
-    allowed = true_ok & np.isfinite(true_v)
 
     def value_of(choice: np.ndarray) -> float:
         picked = (choice >= 0) & covered
