@@ -25,7 +25,8 @@ read off the hidden world (its exact outcome probabilities, so no outcome noise)
   constrained oracle picks from the lab's truth at that time (same capacities, the truth's
   eligibility; :func:`nextmove.engine.run.oracle_choice`), no control or exploration. It knows
   this window's truth but not what a touch does to later windows (myopic), so its trajectory shows
-  what the world itself lets a perfect one-window policy do over 26 weeks.
+  what the world itself lets a perfect one-window policy do over 26 weeks. ``--oracle-price P``
+  charges it P USD per touch before allocating (it acts only where the truth beats P).
 
 With ``--contact`` the learning arms also log each decision's contact context (``calm`` / ``busy``:
 fewer or more than 2 touches in the 60 days before, :func:`~nextmove.engine.loop.contact_contexts`)
@@ -150,6 +151,7 @@ def run_arm(
     contact: bool = False,
     effect_params: dict[str, Any] | None = None,
     risk_aversion: float = 0.0,
+    oracle_price: float = 0.0,
 ) -> ArmLog:
     """Run one arm for ``windows`` decision windows on the world of ``seed``."""
     import polars as pl
@@ -208,7 +210,7 @@ def run_arm(
             if name in LEARNING:
                 store.log_decisions(decision_records(decisions, result, playbook, contexts=contexts))
             if name == "oracle":
-                chosen = oracle_frame(decisions, env.true_values())
+                chosen = oracle_frame(decisions, env.true_values(), price=oracle_price)
             else:
                 chosen = decisions.frame().select("account_id", "action_id", "variant", "propensity", "arm")
             step = env.step(chosen)
@@ -251,12 +253,22 @@ def run_arm(
     return log
 
 
-def oracle_frame(decisions: Any, truth: Any) -> Any:
-    """The constrained oracle's decisions for every account of ``decisions``, as ``env.step`` takes them."""
+def oracle_frame(decisions: Any, truth: Any, *, price: float = 0.0) -> Any:
+    """The constrained oracle's decisions for every account of ``decisions``, as ``env.step`` takes them.
+
+    ``price`` (USD) is charged for every touch before allocating: the oracle then acts only where
+    this window's true value exceeds it, a fixed stand-in for what a touch takes from later windows."""
     import polars as pl
 
     from nextmove.engine.run import oracle_choice
 
+    if price:
+        truth = truth.with_columns(
+            pl.when(pl.col("action_id") == "none")
+            .then(pl.col("value_usd"))
+            .otherwise(pl.col("value_usd") - price)
+            .alias("value_usd")
+        )
     choice = oracle_choice(decisions, truth)
     cands = decisions.candidates
     return pl.DataFrame(
@@ -568,6 +580,12 @@ def main(argv: list[str] | None = None) -> int:
         default=0.0,
         help="every arm ranks value − this × sd in the allocation (run's risk_aversion; default 0)",
     )
+    parser.add_argument(
+        "--oracle-price",
+        type=float,
+        default=0.0,
+        help="the oracle arm charges this many USD per touch before allocating (default 0: myopic)",
+    )
     parser.add_argument("--json", type=Path, help="write the figures here too")
     args = parser.parse_args(argv)
     params = effect_params(args.param)
@@ -590,6 +608,7 @@ def main(argv: list[str] | None = None) -> int:
                 contact=args.contact,
                 effect_params=params,
                 risk_aversion=args.risk_aversion,
+                oracle_price=args.oracle_price,
             )
             for name in args.arms
         }
