@@ -547,6 +547,31 @@ def print_halves(results: list[dict[str, Any]], arms: list[str]) -> None:
                 f"{len(slopes)} seeds above 0); share of their oracle {_mean_se(100 * shares, '+.2f')} points per "
                 f"week; second half {_mean_se(late, '.1f')} USD per decision"
             )
+    if "oracle" in arms and len(arms) > 1:
+        print_oracle_shares(results, [n for n in arms if n != "oracle"], parts)
+
+
+def print_oracle_shares(results: list[dict[str, Any]], arms: list[str], parts: list[tuple[str, slice]]) -> None:
+    """Per arm, its value as a share of the oracle arm's in the same seed's world, in the same parts,
+    and the OLS slope of that share per window from window 2 (mean ± SE across seeds). The oracle
+    arm's own value falls as it uses up the accounts, so this is what a policy can be held to."""
+    print(
+        "  share of the oracle arm's value (a perfect one-window policy run in the same world), mean ± SE across seeds:"
+    )
+    for n in arms:
+        value = np.array([r["arms"][n]["value"] for r in results])
+        oracle = np.array([r["arms"]["oracle"]["value"] for r in results])
+        cells = [f"{label} {_mean_se(100 * value[:, part].mean(axis=1) / oracle[:, part].mean(axis=1), '.1f')} %"
+                 for label, part in [*parts[2:], parts[1]]]  # fmt: skip
+        line = f"  {n:>9}: " + "; ".join(cells)
+        windows = value.shape[1]
+        if windows > 3:
+            weeks = 2.0 * np.arange(2, windows + 1)
+            slopes = np.array([ols_slope(weeks, v[1:] / o[1:])[0] for v, o in zip(value, oracle, strict=True)])
+            above = int((slopes > 0).sum())
+            line += f"; slope from window 2 {_mean_se(100 * slopes, '+.2f')} points per week"
+            line += f" ({above} of {len(slopes)} seeds above 0)"
+        print(line)
 
 
 def _mean_se(x: np.ndarray, spec: str) -> str:
