@@ -62,7 +62,9 @@ static arm also fits the run's model on the decisions made before the loop began
 gains, apart from the loop's own decisions.
 
 Target: the learning arm's true value rises week over week (slope > 0) and ends above static's.
-Measured in docs/learning.md (1,000 accounts, seeds 1–3).
+Measured in docs/learning.md (1,000 accounts, seeds 1–9). With the ``oracle`` arm the bench also
+prints each arm's value as a share of the oracle arm's, and that share's slope: the oracle arm's
+own value falls as it uses up the accounts, so the share is what a policy can be held to.
 
     .venv/bin/python bench/closed_loop.py                                    # 1,000 accounts, 13 windows, seed 1
     .venv/bin/python bench/closed_loop.py --accounts 300 --windows 6         # a quick check
