@@ -28,6 +28,9 @@ read off the hidden world (its exact outcome probabilities, so no outcome noise)
   what the world itself lets a perfect one-window policy do over 26 weeks. ``--oracle-price P``
   charges it P USD per touch before allocating (it acts only where the truth beats P).
 
+``--touch-price P`` does the same for the policies: every arm's playbook gets P USD added to each
+action's cost (the lab's truth keeps the real costs), a fixed price of contact.
+
 With ``--contact`` the learning arms also log each decision's contact context (``calm`` / ``busy``:
 fewer or more than 2 touches in the 60 days before, :func:`~nextmove.engine.loop.contact_contexts`)
 and apply one correction per action and context. ``--param KEY=VALUE`` (repeatable) passes an
@@ -154,6 +157,7 @@ def run_arm(
     effect_params: dict[str, Any] | None = None,
     risk_aversion: float = 0.0,
     oracle_price: float = 0.0,
+    touch_price: float = 0.0,
 ) -> ArmLog:
     """Run one arm for ``windows`` decision windows on the world of ``seed``."""
     import polars as pl
@@ -172,7 +176,7 @@ def run_arm(
 
     started = time.perf_counter()
     env = LabEnvironment(SimConfig(accounts=accounts, months=months, seed=seed))
-    playbook = env.history.config.resolved_playbook()
+    playbook = with_touch_price(env.history.config.resolved_playbook(), touch_price)
     horizon_days = playbook.horizon_days
     log = ArmLog(name)
     quiet: dict[str, Any] = {
@@ -253,6 +257,26 @@ def run_arm(
             log.attribution = attribution_check(store, truth)
     log.seconds = time.perf_counter() - started
     return log
+
+
+def with_touch_price(playbook: Any, price: float) -> Any:
+    """The playbook with ``price`` USD added to every action's (and variant's) cost: the policy then
+    acts only where the projected value beats it. The lab's truth keeps the real costs."""
+    if not price:
+        return playbook
+    actions = [
+        a.model_copy(
+            update={
+                "cost_usd": a.cost_usd + price,
+                "variants": [
+                    v.model_copy(update={"cost_usd": v.cost_usd + price}) if v.cost_usd is not None else v
+                    for v in a.variants
+                ],
+            }
+        )
+        for a in playbook.actions
+    ]
+    return playbook.model_copy(update={"actions": actions})
 
 
 def oracle_frame(decisions: Any, truth: Any, *, price: float = 0.0) -> Any:
@@ -613,6 +637,12 @@ def main(argv: list[str] | None = None) -> int:
         default=0.0,
         help="the oracle arm charges this many USD per touch before allocating (default 0: myopic)",
     )
+    parser.add_argument(
+        "--touch-price",
+        type=float,
+        default=0.0,
+        help="every arm's policy adds this many USD to each action's cost (the truth keeps the real costs)",
+    )
     parser.add_argument("--json", type=Path, help="write the figures here too")
     args = parser.parse_args(argv)
     params = effect_params(args.param)
@@ -636,6 +666,7 @@ def main(argv: list[str] | None = None) -> int:
                 effect_params=params,
                 risk_aversion=args.risk_aversion,
                 oracle_price=args.oracle_price,
+                touch_price=args.touch_price,
             )
             for name in args.arms
         }
