@@ -35,7 +35,7 @@ import numpy as np
 import polars as pl
 
 from nextmove.book import NO_ACTION, Book
-from nextmove.decide.allocate import Resource, allocate
+from nextmove.decide.allocate import Allocation, Resource, allocate
 from nextmove.decide.explain import explain_decisions
 from nextmove.decide.policy import CapacityLedger, DecisionOptions, Decisions, decide
 from nextmove.decide.rules import check_rules
@@ -1078,9 +1078,13 @@ def oracle_choice(decisions: Decisions, truth: pl.DataFrame) -> np.ndarray:
     matrix = _truth_matrix(decisions, truth)
     if matrix is None:
         return np.full(len(decisions.account_ids), -1, dtype=np.int64)
-    true_v, allowed = matrix
-    choice: np.ndarray = allocate(np.nan_to_num(true_v, nan=-1.0), allowed, decisions.resources, method="auto").choice
+    choice: np.ndarray = _oracle_allocation(*matrix, decisions.resources).choice
     return choice
+
+
+def _oracle_allocation(true_v: np.ndarray, allowed: np.ndarray, resources: list[Resource]) -> Allocation:
+    """The true values allocated under the capacities (a candidate without truth is worth −1)."""
+    return allocate(np.nan_to_num(true_v, nan=-1.0), allowed, resources, method="auto")
 
 
 def regret_against_truth(decisions: Decisions, truth: pl.DataFrame) -> dict[str, Any] | None:
@@ -1105,8 +1109,7 @@ def regret_against_truth(decisions: Decisions, truth: pl.DataFrame) -> dict[str,
         r = np.flatnonzero(picked)
         return float(np.nansum(true_v[r, choice[r]]))
 
-    resources: list[Resource] = decisions.resources
-    oracle = allocate(np.nan_to_num(true_v, nan=-1.0), allowed, resources, method="auto")
+    oracle = _oracle_allocation(true_v, allowed, decisions.resources)
     oracle_free = np.where(allowed & (true_v > 0), true_v, 0.0).max(axis=1).sum()
     default = _default_under_capacity(decisions, allowed)
     model_value = value_of(decisions.model_choice)
