@@ -28,8 +28,9 @@ read off the hidden world (its exact outcome probabilities, so no outcome noise)
   what the world itself lets a perfect one-window policy do over 26 weeks. ``--oracle-price P``
   charges it P USD per touch before allocating (it acts only where the truth beats P).
 
-``--touch-price P`` does the same for the policies: every arm's playbook gets P USD added to each
-action's cost (the lab's truth keeps the real costs), a fixed price of contact.
+``--touch-price P`` does the same for the policies: every projection the arms make takes P USD off
+each action's value and interval (not off ``none``), a fixed price of contact. Costs, budgets and the
+lab's truth stay as they are.
 
 With ``--contact`` the learning arms also log each decision's contact context (``calm`` / ``busy``:
 fewer or more than 2 touches in the 60 days before, :func:`~nextmove.engine.loop.contact_contexts`)
@@ -77,10 +78,13 @@ own value falls as it uses up the accounts, so the share is what a policy can be
 from __future__ import annotations
 
 import argparse
+import contextlib
+import dataclasses
 import json
 import math
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -157,7 +161,6 @@ def run_arm(
     effect_params: dict[str, Any] | None = None,
     risk_aversion: float = 0.0,
     oracle_price: float = 0.0,
-    touch_price: float = 0.0,
 ) -> ArmLog:
     """Run one arm for ``windows`` decision windows on the world of ``seed``."""
     import polars as pl
@@ -176,7 +179,7 @@ def run_arm(
 
     started = time.perf_counter()
     env = LabEnvironment(SimConfig(accounts=accounts, months=months, seed=seed))
-    playbook = with_touch_price(env.history.config.resolved_playbook(), touch_price)
+    playbook = env.history.config.resolved_playbook()
     horizon_days = playbook.horizon_days
     log = ArmLog(name)
     quiet: dict[str, Any] = {
@@ -259,24 +262,31 @@ def run_arm(
     return log
 
 
-def with_touch_price(playbook: Any, price: float) -> Any:
-    """The playbook with ``price`` USD added to every action's (and variant's) cost: the policy then
-    acts only where the projected value beats it. The lab's truth keeps the real costs."""
+@contextlib.contextmanager
+def touch_price_on(price: float) -> Iterator[None]:
+    """While open, every ``EffectModel.project`` takes ``price`` USD off each action's projected value
+    and interval (not off ``none``): the policy acts only where the projection beats the price. The
+    costs, and so the teams' budgets and the lab's truth, stay as they are."""
+    from nextmove.models.effect import EffectModel
+
     if not price:
-        return playbook
-    actions = [
-        a.model_copy(
-            update={
-                "cost_usd": a.cost_usd + price,
-                "variants": [
-                    v.model_copy(update={"cost_usd": v.cost_usd + price}) if v.cost_usd is not None else v
-                    for v in a.variants
-                ],
-            }
-        )
-        for a in playbook.actions
-    ]
-    return playbook.model_copy(update={"actions": actions})
+        yield
+        return
+    import polars as pl
+
+    original = EffectModel.project
+
+    def project(self: Any, snapshot: Any, *, level: float | None = None) -> Any:
+        projection = original(self, snapshot, level=level)
+        charge = pl.when(pl.col("action_id") == "none").then(0.0).otherwise(price)
+        values = projection.values.with_columns((pl.col(c) - charge).alias(c) for c in ("value_usd", "low", "high"))
+        return dataclasses.replace(projection, values=values)
+
+    EffectModel.project = project  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        EffectModel.project = original  # type: ignore[method-assign]
 
 
 def oracle_frame(decisions: Any, truth: Any, *, price: float = 0.0) -> Any:
@@ -641,7 +651,7 @@ def main(argv: list[str] | None = None) -> int:
         "--touch-price",
         type=float,
         default=0.0,
-        help="every arm's policy adds this many USD to each action's cost (the truth keeps the real costs)",
+        help="every arm's projections take this many USD off each action's value (costs and budgets unchanged)",
     )
     parser.add_argument("--json", type=Path, help="write the figures here too")
     args = parser.parse_args(argv)
@@ -654,22 +664,22 @@ def main(argv: list[str] | None = None) -> int:
     print(f"machine: {machine()}")
     results = []
     for seed in args.seeds:
-        logs = {
-            name: run_arm(
-                name,
-                accounts=args.accounts,
-                months=args.months,
-                seed=seed,
-                windows=args.windows,
-                refit_every=args.refit_every,
-                contact=args.contact,
-                effect_params=params,
-                risk_aversion=args.risk_aversion,
-                oracle_price=args.oracle_price,
-                touch_price=args.touch_price,
-            )
-            for name in args.arms
-        }
+        with touch_price_on(args.touch_price):
+            logs = {
+                name: run_arm(
+                    name,
+                    accounts=args.accounts,
+                    months=args.months,
+                    seed=seed,
+                    windows=args.windows,
+                    refit_every=args.refit_every,
+                    contact=args.contact,
+                    effect_params=params,
+                    risk_aversion=args.risk_aversion,
+                    oracle_price=args.oracle_price,
+                )
+                for name in args.arms
+            }
         results.append(report(logs, seed))
         sys.stdout.flush()
         if args.json:  # after every seed, so that a long run leaves its figures as it goes
