@@ -190,7 +190,8 @@ def run_arm(
         "risk_aversion": risk_aversion,
     }
     # The book before the loop's first decision, with its truth: every model is also scored on it.
-    reference = decision_inputs(env.book(), playbook, env.now, env.true_values())
+    # The oracle arm's choices do not come from its model, so there is nothing to score.
+    reference = None if name == "oracle" else decision_inputs(env.book(), playbook, env.now, env.true_values())
     with open_store("sqlite://") as store:
         decider: OnlineDecider | None = None
         truth: dict[str, float] = {}
@@ -199,6 +200,7 @@ def run_arm(
             result = run(env.book(), playbook, as_of=env.now, store=store, seed=seed, reuse_model=not refit, **quiet)
             if refit:
                 log.refits.append(w)
+            if refit and reference is not None:
                 model, _ = load_effect_model(store, playbook)
                 log.fixed.append((w, *score_on_reference(reference, model, playbook)))
             contexts = contact_contexts(env.book(), env.now) if name in LEARNING and contact else None
@@ -251,7 +253,7 @@ def run_arm(
                 file=sys.stderr,
                 flush=True,
             )
-        if name == "static":
+        if name == "static" and reference is not None:
             model = history_only_model(env, playbook, reference, seed, effect_params or {})
             log.history_only = score_on_reference(reference, model, playbook)
         if decider is not None:
@@ -489,8 +491,9 @@ def report(logs: dict[str, ArmLog], seed: int) -> dict[str, Any]:
                 v, o = (sum(c[0] * c[i] for c in cells) / k for i in (1, 2))
                 parts.append(f"{a} {v:.1f} (oracle {o:.1f}, {k} decisions)")
         print(f"{'':>13}by decision arm, windows {windows // 2 + 1}–{windows}: " + "; ".join(parts))
-        fixed = ", ".join(f"week {2 * w}: {v:.1f} ({r:.1%})" for w, v, r in logs[n].fixed)
-        print(f"{'':>13}its models on the week-0 book, value per decision (regret): {fixed}")
+        if logs[n].fixed:
+            fixed = ", ".join(f"week {2 * w}: {v:.1f} ({r:.1%})" for w, v, r in logs[n].fixed)
+            print(f"{'':>13}its models on the week-0 book, value per decision (regret): {fixed}")
         if logs[n].history_only is not None:
             v, r = logs[n].history_only
             print(f"{'':>13}refitted at the end on the pre-loop decisions alone, on the week-0 book: {v:.1f} ({r:.1%})")
@@ -594,13 +597,15 @@ def print_oracle_shares(results: list[dict[str, Any]], arms: list[str], parts: l
     print(
         "  share of the oracle arm's value (a perfect one-window policy run in the same world), mean ± SE across seeds:"
     )
+    oracle = np.array([r["arms"]["oracle"]["value"] for r in results])
+    windows = oracle.shape[1]
+    # Window 1, then the rest of the first half, then the second half (when the run has one).
+    shown = [(label, part) for label, part in [*parts[2:], parts[1]] if part.start < min(part.stop, windows)]
     for n in arms:
         value = np.array([r["arms"][n]["value"] for r in results])
-        oracle = np.array([r["arms"]["oracle"]["value"] for r in results])
         cells = [f"{label} {_mean_se(100 * value[:, part].mean(axis=1) / oracle[:, part].mean(axis=1), '.1f')} %"
-                 for label, part in [*parts[2:], parts[1]]]  # fmt: skip
+                 for label, part in shown]  # fmt: skip
         line = f"  {n:>9}: " + "; ".join(cells)
-        windows = value.shape[1]
         if windows > 3:
             weeks = 2.0 * np.arange(2, windows + 1)
             slopes = np.array([ols_slope(weeks, v[1:] / o[1:])[0] for v, o in zip(value, oracle, strict=True)])

@@ -7,6 +7,7 @@ import json
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import polars as pl
@@ -183,8 +184,9 @@ def test_run_writes_files_and_saves_the_run(lab_run: RunResult, store: Store) ->
     assert rec.model_version.startswith("effect-")
 
 
-def test_run_reuses_the_stored_effect_model(lab: SimResult, lab_run: RunResult, store: Store) -> None:
-    again = run(
+def _rerun(lab: SimResult, store: Store, **options: Any) -> RunResult:
+    """The lab book decided again at its as_of with the stored model, without evidence or evaluation."""
+    return run(
         lab.book,
         lab.config.resolved_playbook(),
         as_of=lab.as_of,
@@ -192,8 +194,12 @@ def test_run_reuses_the_stored_effect_model(lab: SimResult, lab_run: RunResult, 
         reuse_model=True,
         evidence=False,
         evaluate=False,
-        run_id="lab-run-2",
+        **options,
     )
+
+
+def test_run_reuses_the_stored_effect_model(lab: SimResult, lab_run: RunResult, store: Store) -> None:
+    again = _rerun(lab, store, run_id="lab-run-2")
     assert (
         again.recommendations["model_version"].unique().to_list()
         == lab_run.recommendations["model_version"].unique().to_list()
@@ -204,23 +210,13 @@ def test_run_reuses_the_stored_effect_model(lab: SimResult, lab_run: RunResult, 
 
 
 def test_run_risk_aversion_prefers_fewer_surer_actions(lab: SimResult, lab_run: RunResult, store: Store) -> None:
-    careful = run(
-        lab.book,
-        lab.config.resolved_playbook(),
-        as_of=lab.as_of,
-        store=store,
-        reuse_model=True,
-        evidence=False,
-        evaluate=False,
-        save_model=False,
-        risk_aversion=1.0,
-    ).recommendations
+    careful = _rerun(lab, store, save_model=False, risk_aversion=1.0).recommendations
     # The stored model at κ = 0 is lab_run's decision (test_run_reuses_the_stored_effect_model). Every
     # action's ranked value drops by its spread, so the allocation acts on fewer accounts.
     acting = (lab_run.recommendations["model_action_id"] != "none").sum()
     assert (careful["model_action_id"] != "none").sum() < acting
     with pytest.raises(ConfigError, match="risk_aversion must be a number >= 0"):
-        run(lab.book, lab.config.resolved_playbook(), as_of=lab.as_of, store=store, reuse_model=True, risk_aversion=-1)
+        _rerun(lab, store, risk_aversion=-1)
 
 
 def test_a_model_saved_in_another_format_is_refused_clearly(lab: SimResult, lab_run: RunResult, store: Store) -> None:
