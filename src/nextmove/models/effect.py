@@ -1953,7 +1953,6 @@ class EffectModel:
         base_draws = center32[:, None] + np.float32(inflate) * (folds32[np.arange(n_draws) % k].T - center32[:, None])
         base_draws += (drawn["beta0"][None, :] + fit.group_beta0[groups][:, None]).astype(np.float32)
         p0 = sigmoid(center + fit.beta0 + fit.group_beta0[groups])
-        p0_draws = sigmoid(base_draws)
         amount0 = self._baseline_amounts(fit, x) * scale if spec.is_amount else np.ones(n)
         baseline = p0 * amount0
         contrasts = self._contrasts(fit, x, parallel=False)
@@ -1963,11 +1962,24 @@ class EffectModel:
         hetero = (self.heterogeneity_sd * rng.standard_normal((n, n_draws))).astype(np.float32)
         repeat_on, count_on, fatigue_on = self._modifiers_used()
         touch = fit.touch_cost_slope * chunk.touch_z
-        touch_draws = (
-            np.outer(chunk.touch_z.astype(np.float32), drawn["touch_cost"].astype(np.float32))
-            if "touch_cost" in drawn
-            else None
-        )
+        # The draws work with σ(z) = (1 + tanh(z / 2)) / 2 on halved logits: what every arm shares (the
+        # baseline, the account-level spread, the touch cost) is summed and halved once, and each arm's
+        # probability difference is half a difference of tanh, its factor applied to the few interval
+        # ends and folded into the dollars. tanh saturates, so no logit needs clipping.
+        half = np.float32(0.5)
+        shared = base_draws + hetero
+        if "touch_cost" in drawn:
+            shared += np.outer(chunk.touch_z.astype(np.float32), drawn["touch_cost"].astype(np.float32))
+        shared *= half
+        t0 = np.tanh(np.multiply(base_draws, half, out=base_draws))  # p0's draws are (1 + t0) / 2
+        if spec.is_amount:
+            t0 += np.float32(1.0)  # (1 + t0): an arm's draws are ((1 + ta)·m − (1 + t0)) / 2 times the amount
+            row_scale = 0.5 * amount0
+        else:
+            row_scale = np.full(n, 0.5)
+        dollars = (row_scale * per_unit).astype(np.float32)[:, None]
+        shift_half = (0.5 * drawn["shift"]).astype(np.float32)  # (arms, groups, draws)
+        contrast_half = (0.5 * drawn["contrast"]).astype(np.float32)
         for i, arm in enumerate(arms):
             if arm == NO_ACTION:
                 continue
@@ -1981,7 +1993,7 @@ class EffectModel:
                 + fit.contrast_slope * contrast
                 + touch
             )
-            shift_draws = drawn["shift"][i][groups].astype(np.float32)
+            draws = shift_half[i][groups]
             # Only the modifiers the model has (an unused one is zeros: its draws would multiply by 1).
             terms = [(z, "slope", repeat_on), (busy, "fatigue", fatigue_on), (counts[:, i], "count", count_on)]
             if repeat_on or count_on or fatigue_on:
@@ -1989,26 +2001,24 @@ class EffectModel:
                 for values, key, on in terms:
                     if on:
                         slopes += np.outer(values.astype(np.float32), drawn[key].astype(np.float32))
-                shift_draws = shift_draws * np.exp(np.clip(slopes, -_Z_CAP, _Z_CAP))
-            shift_draws += np.outer(contrast.astype(np.float32), drawn["contrast"].astype(np.float32))
-            shift_draws += base_draws
-            shift_draws += hetero
-            if touch_draws is not None:
-                shift_draws += touch_draws
-            pa_draws = sigmoid(np.clip(shift_draws, -_Z_CAP, _Z_CAP, out=shift_draws))
+                draws *= np.exp(np.clip(slopes, -_Z_CAP, _Z_CAP, out=slopes), out=slopes)
+            draws += np.outer(contrast.astype(np.float32), contrast_half)
+            draws += shared
+            np.tanh(draws, out=draws)  # 2·σ − 1 of the arm's logit draws
             if spec.is_amount:
                 effect = (pa * math.exp(fit.log_mult[i]) - p0) * amount0
-                mult = drawn["mult"][i].astype(np.float32)[None, :]
-                draws = (pa_draws * mult - p0_draws) * amount0.astype(np.float32)[:, None]
+                draws += np.float32(1.0)
+                draws *= drawn["mult"][i].astype(np.float32)[None, :]
             else:
                 effect = pa - p0
-                draws = pa_draws - p0_draws
-            low, high = _interval(effect, draws, q_low, q_high, self.interval_scale)
+            draws -= t0  # the arm's draws of the effect, divided by row_scale
+            low, high = _interval(effect, draws, q_low, q_high, self.interval_scale, row_scale)
             effect_parts.append(
                 _effect_frame(ids, arm, spec, baseline, effect, low, high, effect * per_unit, arm in flagged)
             )
             value_point[i] += effect * per_unit
-            value_draws[i] += draws * per_unit.astype(np.float32)[:, None]
+            draws *= dollars
+            value_draws[i] += draws
         return effect_parts, value_point, value_draws
 
     def expected_values(self, frame: pl.DataFrame, *, objective: str | None = None) -> pl.DataFrame:
@@ -2312,12 +2322,20 @@ def _recency(days: pl.Series, scale_days: float) -> F64:
     return out
 
 
-def _interval(point: F64, draws: F64 | F32, q_low: float, q_high: float, scale: float) -> tuple[F64, F64]:
-    """The central interval of ``draws`` (per row), its half-widths around ``point`` times ``scale``."""
+def _interval(
+    point: F64, draws: F64 | F32, q_low: float, q_high: float, scale: float, row_scale: F64 | None = None
+) -> tuple[F64, F64]:
+    """The central interval of ``draws`` (per row), its half-widths around ``point`` times ``scale``.
+
+    ``row_scale`` (one number per row) multiplies the draws first: quantiles commute with it, so only
+    the two ends are multiplied (a negative factor swaps them, exactly so for a central interval).
+    """
     # Sorting each row and interpolating as ``np.quantile`` does ("linear") is several times faster
     # than its partition: numpy sorts short rows with SIMD.
     ordered = np.sort(draws, axis=1)
     lo, hi = (_sorted_quantile(ordered, q) for q in (q_low, q_high))
+    if row_scale is not None:
+        lo, hi = np.minimum(lo * row_scale, hi * row_scale), np.maximum(lo * row_scale, hi * row_scale)
     low: F64 = point - scale * np.maximum(point - lo, 0.0)
     high: F64 = point + scale * np.maximum(hi - point, 0.0)
     return low, high
