@@ -159,19 +159,23 @@ def decision_inputs(book: Any, playbook: Any, as_of: Any, truth: Any, snapshot: 
     )
 
 
-def decide_and_score(inputs: DecisionInputs, model: Any, playbook: Any, risk_aversion: float = 0.0) -> dict[str, Any]:
-    """Project with ``model``, decide with the real rules and capacities, and score against the truth
-    (:func:`nextmove.engine.run.regret_against_truth`), plus the allocation method and the acting count."""
+def decide_and_score(
+    inputs: DecisionInputs, model: Any, playbook: Any, risk_aversion: float = 0.0, values: Any | None = None
+) -> dict[str, Any]:
+    """Project with ``model`` (or take the projected ``values`` given), decide with the real rules and
+    capacities, and score against the truth (:func:`nextmove.engine.run.regret_against_truth`), plus the
+    allocation method and the acting count."""
     from nextmove.decide.policy import DecisionOptions, decide
     from nextmove.decide.rules import check_rules
     from nextmove.engine.run import regret_against_truth
     from nextmove.features import feature_schema
 
-    projection = model.project(inputs.snapshot)
+    if values is None:
+        values = model.project(inputs.snapshot).values
     rules = check_rules(inputs.snapshot, inputs.touches, playbook, inputs.as_of, feature_schema(inputs.snapshot))
     decisions = decide(
         rules,
-        projection.values,
+        values,
         playbook,
         owners=inputs.owners,
         stages=inputs.stages,

@@ -19,6 +19,8 @@ allowed projection per account vs the unconstrained oracle). Target: learned, co
     .venv/bin/python bench/lab_decide.py                              # the run's settings and the model's defaults
     .venv/bin/python bench/lab_decide.py --settings run run-one-year model-defaults --risk-aversion 0 0.5 1
     .venv/bin/python bench/lab_decide.py --settings run --param touch_cost_feature=touch_any_count_28d
+    .venv/bin/python bench/lab_decide.py --settings run --truth-per-action    # which action's errors cost it
+    .venv/bin/python bench/lab_decide.py --settings run --lab-groups          # with the lab's hidden groups
 
 Settings: ``run`` (the run's default: ``FAST_EFFECT_PARAMS`` on the whole history), ``run-one-year``
 (the same on the last 365 days of decisions), ``model-defaults`` (``EffectModel``'s own defaults).
@@ -99,6 +101,66 @@ def fit(data: dict[str, Any], name: str, setting: dict[str, Any], cache: Path) -
     return model, seconds
 
 
+LAB_GROUP = "lab_group"
+
+
+def with_lab_groups(data: dict[str, Any]) -> dict[str, Any]:
+    """The training set and snapshot with the lab's hidden behavior group of each account as a column.
+
+    Not something a real book has: it measures what perfect groups would be worth (the column also
+    reaches the outcome models as a feature).
+    """
+    from dataclasses import replace
+
+    import numpy as np
+    import polars as pl
+
+    from nextmove.sim.world import parse_account_id
+
+    world = data["lab"].world
+
+    def add(frame: Any) -> Any:
+        index = np.array([parse_account_id(a) for a in frame.get_column("account_id").to_list()])
+        return frame.with_columns(pl.Series(LAB_GROUP, world.accounts.group[index].astype(np.float64)))
+
+    inputs = replace(data["inputs"], snapshot=add(data["inputs"].snapshot))
+    return {**data, "training": add(data["training"]), "inputs": inputs}
+
+
+def truth_per_action(
+    data: dict[str, Any], model: Any, kappa: float, name: str, base: dict[str, Any]
+) -> list[dict[str, Any]]:
+    """Which action's projections cost the regret: each action's projected values replaced by the truth.
+
+    The action's value, low and high become its true value for every account (the others stay
+    projected), and the book is decided again. A regret far below the model's says that action's
+    per-account errors are where the allocation loses; one above it says the projections of the
+    other actions are off in the same direction, so the true values of one alone mislead.
+    """
+    import polars as pl
+
+    inputs, playbook = data["inputs"], data["playbook"]
+    values = model.project(inputs.snapshot).values
+    truth = inputs.truth.select("account_id", "action_id", pl.col("value_usd").alias("_true"))
+    joined = values.join(truth, on=["account_id", "action_id"], how="left")
+    rows = []
+    for action in sorted(set(values.get_column("action_id").to_list()) - {"none"}):
+        swap = (pl.col("action_id") == action) & pl.col("_true").is_not_null()
+        swapped = joined.with_columns(
+            [pl.when(swap).then(pl.col("_true")).otherwise(pl.col(c)).alias(c) for c in ("value_usd", "low", "high")]
+        ).drop("_true")
+        r = decide_and_score(inputs, model, playbook, kappa, values=swapped)
+        rows.append({"setting": name, "risk_aversion": kappa, "truth_for": action, **r})
+        print(
+            f"  true values for {action:28} regret {r['model_regret_share']:6.1%} "
+            f"({r['model_regret_share'] - base['model_regret_share']:+6.1%}) | unconstrained "
+            f"{r['unconstrained_model_regret_share']:6.1%} "
+            f"({r['unconstrained_model_regret_share'] - base['unconstrained_model_regret_share']:+6.1%})",
+            flush=True,
+        )
+    return rows
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--settings", nargs="+", default=["run", "model-defaults"], choices=list(_settings()))
@@ -113,6 +175,18 @@ def main(argv: list[str] | None = None) -> int:
         default=[],
         help="EffectModel setting added to every setting, e.g. touch_cost_feature=touch_any_count_28d",
     )
+    parser.add_argument(
+        "--truth-per-action",
+        action="store_true",
+        help="diagnostic: for each action in turn, decide with the lab's true values in place of its "
+        "projected ones (every other action projected) and print the regrets",
+    )
+    parser.add_argument(
+        "--lab-groups",
+        action="store_true",
+        help="diagnostic: give the model the lab's hidden behavior group of every account (a column, "
+        "used as its only group feature) instead of the groups it finds",
+    )
     parser.add_argument("--json", type=Path, help="also write every figure to this file")
     args = parser.parse_args(argv)
     extra = effect_params(args.param)
@@ -120,6 +194,10 @@ def main(argv: list[str] | None = None) -> int:
     print(f"machine: {machine()}", flush=True)
     started = time.perf_counter()
     data = prepare(args.cache, args.accounts, args.months, args.seed)
+    if args.lab_groups:
+        data = with_lab_groups(data)
+        extra = {**extra, "group_features": [LAB_GROUP]}
+        suffix += "+lab-groups"
     rows = []
     for base_name in args.settings:
         setting = _settings()[base_name]
@@ -138,7 +216,9 @@ def main(argv: list[str] | None = None) -> int:
                 f"unconstrained regret {r['unconstrained_model_regret_share']:.1%}",
                 flush=True,
             )
-    best = min(r["model_regret_share"] for r in rows)
+            if args.truth_per_action:
+                rows += truth_per_action(data, model, kappa, name, r)
+    best = min(r["model_regret_share"] for r in rows if "truth_for" not in r)
     print(
         f"best learned regret under capacity {best:.1%} (target ≤ {TARGET_REGRET:.0%}); "
         f"{time.perf_counter() - started:.0f} s"
