@@ -401,6 +401,20 @@ def test_effect_interval_is_numpys_quantile_of_the_draws(draws: int) -> None:
     np.testing.assert_allclose(high, point + 1.5 * np.maximum(hi - point, 0.0), atol=1e-6)
 
 
+@pytest.mark.parametrize("draws", [1, 2, 7, 200])
+def test_effect_interval_with_a_row_scale_is_the_interval_of_the_scaled_draws(draws: int) -> None:
+    # The projection scales each row's draws after their quantiles: positive, zero and negative factors.
+    rng = np.random.default_rng(draws)
+    samples = rng.normal(size=(300, draws)).astype(np.float32)
+    scale = rng.choice([-3.0, -0.5, 0.0, 0.25, 2.0], size=300)
+    scaled = samples.astype(np.float64) * scale[:, None]
+    point = np.median(scaled, axis=1) + rng.normal(0, 0.1, 300)
+    low, high = _interval(point, samples, 0.05, 0.95, 1.5, scale)
+    expected_low, expected_high = _interval(point, scaled, 0.05, 0.95, 1.5)
+    np.testing.assert_allclose(low, expected_low, atol=1e-6)
+    np.testing.assert_allclose(high, expected_high, atol=1e-6)
+
+
 def _busy_book(seed: int = 3) -> pl.DataFrame:
     """The randomised book with a count of recent touches; the call's logit shift falls as the count grows."""
     training = randomised_book(accounts=1500, seed=seed)
