@@ -21,6 +21,7 @@ allowed projection per account vs the unconstrained oracle). Target: learned, co
     .venv/bin/python bench/lab_decide.py --settings run --param touch_cost_feature=touch_any_count_28d
     .venv/bin/python bench/lab_decide.py --settings run --truth-per-action    # which action's errors cost it
     .venv/bin/python bench/lab_decide.py --settings run --lab-groups          # with the lab's hidden groups
+    .venv/bin/python bench/lab_decide.py --settings run --truth-parts upsell_call cross_sell_demo  # baseline or lift?
 
 Settings: ``run`` (the run's default: ``FAST_EFFECT_PARAMS`` on the whole history), ``run-one-year``
 (the same on the last 365 days of decisions), ``model-defaults`` (``EffectModel``'s own defaults).
@@ -102,6 +103,7 @@ def fit(data: dict[str, Any], name: str, setting: dict[str, Any], cache: Path) -
 
 
 LAB_GROUP = "lab_group"
+VALUE_COLUMNS = ("value_usd", "low", "high")
 
 
 def with_lab_groups(data: dict[str, Any]) -> dict[str, Any]:
@@ -147,7 +149,7 @@ def truth_per_action(
     for action in sorted(set(values.get_column("action_id").to_list()) - {"none"}):
         swap = (pl.col("action_id") == action) & pl.col("_true").is_not_null()
         swapped = joined.with_columns(
-            [pl.when(swap).then(pl.col("_true")).otherwise(pl.col(c)).alias(c) for c in ("value_usd", "low", "high")]
+            [pl.when(swap).then(pl.col("_true")).otherwise(pl.col(c)).alias(c) for c in VALUE_COLUMNS]
         ).drop("_true")
         r = decide_and_score(inputs, model, playbook, kappa, values=swapped)
         rows.append({"setting": name, "risk_aversion": kappa, "truth_for": action, **r})
@@ -156,6 +158,69 @@ def truth_per_action(
             f"({r['model_regret_share'] - base['model_regret_share']:+6.1%}) | unconstrained "
             f"{r['unconstrained_model_regret_share']:6.1%} "
             f"({r['unconstrained_model_regret_share'] - base['unconstrained_model_regret_share']:+6.1%})",
+            flush=True,
+        )
+    return rows
+
+
+def truth_parts(
+    data: dict[str, Any], model: Any, kappa: float, name: str, base: dict[str, Any], actions: list[str]
+) -> list[dict[str, Any]]:
+    """Baseline or lift: the projections of ``actions`` rebuilt from one part of the truth and one of the model.
+
+    For every objective an action's effect is its baseline (the expected outcome without it) times
+    its relative lift (with it, over without). ``truth baseline`` keeps the model's lift on the
+    lab's true baseline; ``truth lift`` the lab's lift on the model's baseline. Decided again under
+    the same capacities, the regrets say which part of the projections costs the most.
+    """
+    import polars as pl
+
+    from nextmove.models.effect import objective_specs
+
+    inputs, playbook = data["inputs"], data["playbook"]
+    projection = model.project(inputs.snapshot)
+    truth = inputs.truth
+    parts = []
+    for spec in objective_specs(playbook):
+        column = "expected_expansion_usd" if spec.is_amount else f"p_{spec.outcome}"
+        without = truth.filter(pl.col("action_id") == "none").select("account_id", pl.col(column).alias("t0"))
+        table = (
+            projection.effects.filter(pl.col("objective") == spec.objective)
+            .select("account_id", "action_id", "baseline", "effect", "effect_usd")
+            .join(truth.select("account_id", "action_id", pl.col(column).alias("ta")), on=["account_id", "action_id"])
+            .join(without, on="account_id")
+        )
+        dollars = pl.when(pl.col("effect") != 0).then(pl.col("effect_usd") / pl.col("effect")).otherwise(0.0)
+        model_lift_on_truth = pl.when(pl.col("baseline") > 0).then(pl.col("effect") / pl.col("baseline") * pl.col("t0"))
+        truth_lift_on_model = pl.when(pl.col("t0") > 0).then(
+            (pl.col("ta") - pl.col("t0")) / pl.col("t0") * pl.col("baseline")
+        )
+        parts.append(
+            table.select(
+                "account_id",
+                "action_id",
+                pl.col("effect_usd").alias("model_usd"),
+                (model_lift_on_truth.otherwise(0.0) * dollars).alias("truth baseline"),
+                (truth_lift_on_model.otherwise(0.0) * dollars).alias("truth lift"),
+            )
+        )
+    shifts = pl.concat(parts).group_by("account_id", "action_id").agg(pl.all().sum())
+    rows = []
+    for kind in ("truth baseline", "truth lift"):
+        delta = shifts.filter(pl.col("action_id").is_in(actions)).select(
+            "account_id", "action_id", (pl.col(kind) - pl.col("model_usd")).alias("_delta")
+        )
+        values = (
+            projection.values.join(delta, on=["account_id", "action_id"], how="left")
+            .with_columns([(pl.col(c) + pl.col("_delta").fill_null(0.0)).alias(c) for c in VALUE_COLUMNS])
+            .drop("_delta")
+        )
+        r = decide_and_score(inputs, model, playbook, kappa, values=values)
+        rows.append({"setting": name, "risk_aversion": kappa, "truth_for": f"{kind}: {' '.join(actions)}", **r})
+        print(
+            f"  {kind:14} for {' '.join(actions)}: regret {r['model_regret_share']:6.1%} "
+            f"({r['model_regret_share'] - base['model_regret_share']:+6.1%}) | unconstrained "
+            f"{r['unconstrained_model_regret_share']:6.1%}",
             flush=True,
         )
     return rows
@@ -180,6 +245,13 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="diagnostic: for each action in turn, decide with the lab's true values in place of its "
         "projected ones (every other action projected) and print the regrets",
+    )
+    parser.add_argument(
+        "--truth-parts",
+        nargs="+",
+        metavar="ACTION",
+        help="diagnostic: decide with these actions' projections rebuilt from the truth's baseline and the "
+        "model's lift, then from the model's baseline and the truth's lift (every objective)",
     )
     parser.add_argument(
         "--lab-groups",
@@ -218,6 +290,8 @@ def main(argv: list[str] | None = None) -> int:
             )
             if args.truth_per_action:
                 rows += truth_per_action(data, model, kappa, name, r)
+            if args.truth_parts:
+                rows += truth_parts(data, model, kappa, name, r, args.truth_parts)
     best = min(r["model_regret_share"] for r in rows if "truth_for" not in r)
     print(
         f"best learned regret under capacity {best:.1%} (target ≤ {TARGET_REGRET:.0%}); "
