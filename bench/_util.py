@@ -159,20 +159,32 @@ def decision_inputs(book: Any, playbook: Any, as_of: Any, truth: Any, snapshot: 
     )
 
 
-def decide_and_score(
-    inputs: DecisionInputs, model: Any, playbook: Any, risk_aversion: float = 0.0, values: Any | None = None
-) -> dict[str, Any]:
-    """Project with ``model`` (or take the projected ``values`` given), decide with the real rules and
-    capacities, and score against the truth (:func:`nextmove.engine.run.regret_against_truth`), plus the
-    allocation method and the acting count."""
-    from nextmove.decide.policy import DecisionOptions, decide
+def decision_rules(inputs: DecisionInputs, playbook: Any) -> Any:
+    """The playbook's rules (eligibility, cooldowns, caps) checked for the accounts of ``inputs``."""
     from nextmove.decide.rules import check_rules
-    from nextmove.engine.run import regret_against_truth
     from nextmove.features import feature_schema
+
+    return check_rules(inputs.snapshot, inputs.touches, playbook, inputs.as_of, feature_schema(inputs.snapshot))
+
+
+def decide_and_score(
+    inputs: DecisionInputs,
+    model: Any,
+    playbook: Any,
+    risk_aversion: float = 0.0,
+    values: Any | None = None,
+    rules: Any | None = None,
+) -> dict[str, Any]:
+    """Project with ``model`` (or take the projected ``values`` given), decide with the real rules (or the
+    ``rules`` already checked, :func:`decision_rules`) and capacities, and score against the truth
+    (:func:`nextmove.engine.run.regret_against_truth`), plus the allocation method and the acting count."""
+    from nextmove.decide.policy import DecisionOptions, decide
+    from nextmove.engine.run import regret_against_truth
 
     if values is None:
         values = model.project(inputs.snapshot).values
-    rules = check_rules(inputs.snapshot, inputs.touches, playbook, inputs.as_of, feature_schema(inputs.snapshot))
+    if rules is None:
+        rules = decision_rules(inputs, playbook)
     decisions = decide(
         rules,
         values,

@@ -274,14 +274,11 @@ def touch_price_on(price: float) -> Iterator[None]:
     if not price:
         yield
         return
-    import polars as pl
-
     original = EffectModel.project
 
     def project(self: Any, snapshot: Any, *, level: float | None = None) -> Any:
         projection = original(self, snapshot, level=level)
-        charge = pl.when(pl.col("action_id") == "none").then(0.0).otherwise(price)
-        values = projection.values.with_columns((pl.col(c) - charge).alias(c) for c in ("value_usd", "low", "high"))
+        values = _charged(projection.values, price, ("value_usd", "low", "high"))
         return dataclasses.replace(projection, values=values)
 
     EffectModel.project = project  # type: ignore[method-assign]
@@ -289,6 +286,14 @@ def touch_price_on(price: float) -> Iterator[None]:
         yield
     finally:
         EffectModel.project = original  # type: ignore[method-assign]
+
+
+def _charged(frame: Any, price: float, columns: tuple[str, ...]) -> Any:
+    """``frame`` (``action_id`` and dollar ``columns``) with ``price`` USD taken off every action but ``none``."""
+    import polars as pl
+
+    charge = pl.when(pl.col("action_id") == "none").then(0.0).otherwise(price)
+    return frame.with_columns((pl.col(c) - charge).alias(c) for c in columns)
 
 
 def oracle_frame(decisions: Any, truth: Any, *, price: float = 0.0) -> Any:
@@ -300,14 +305,7 @@ def oracle_frame(decisions: Any, truth: Any, *, price: float = 0.0) -> Any:
 
     from nextmove.engine.run import oracle_choice
 
-    if price:
-        truth = truth.with_columns(
-            pl.when(pl.col("action_id") == "none")
-            .then(pl.col("value_usd"))
-            .otherwise(pl.col("value_usd") - price)
-            .alias("value_usd")
-        )
-    choice = oracle_choice(decisions, truth)
+    choice = oracle_choice(decisions, _charged(truth, price, ("value_usd",)) if price else truth)
     cands = decisions.candidates
     return pl.DataFrame(
         {

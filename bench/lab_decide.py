@@ -39,7 +39,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from _util import cpu_seconds, decide_and_score, decision_inputs, effect_params, machine, timed
+from _util import cpu_seconds, decide_and_score, decision_inputs, decision_rules, effect_params, machine, timed
 
 TARGET_REGRET = 0.15
 
@@ -129,8 +129,16 @@ def with_lab_groups(data: dict[str, Any]) -> dict[str, Any]:
     return {**data, "training": add(data["training"]), "inputs": inputs}
 
 
+def _print_swap(label: str, r: dict[str, Any], base: dict[str, Any]) -> None:
+    """One diagnostic's regrets, under capacity and without, each beside its change from the model's."""
+    parts = []
+    for key, title in (("model_regret_share", "regret"), ("unconstrained_model_regret_share", "unconstrained")):
+        parts.append(f"{title} {r[key]:6.1%} ({r[key] - base[key]:+6.1%})")
+    print(f"  {label} " + " | ".join(parts), flush=True)
+
+
 def truth_per_action(
-    data: dict[str, Any], model: Any, kappa: float, name: str, base: dict[str, Any]
+    data: dict[str, Any], projection: Any, kappa: float, name: str, base: dict[str, Any]
 ) -> list[dict[str, Any]]:
     """Which action's projections cost the regret: each action's projected values replaced by the truth.
 
@@ -142,7 +150,7 @@ def truth_per_action(
     import polars as pl
 
     inputs, playbook = data["inputs"], data["playbook"]
-    values = model.project(inputs.snapshot).values
+    values = projection.values
     truth = inputs.truth.select("account_id", "action_id", pl.col("value_usd").alias("_true"))
     joined = values.join(truth, on=["account_id", "action_id"], how="left")
     rows = []
@@ -151,20 +159,14 @@ def truth_per_action(
         swapped = joined.with_columns(
             [pl.when(swap).then(pl.col("_true")).otherwise(pl.col(c)).alias(c) for c in VALUE_COLUMNS]
         ).drop("_true")
-        r = decide_and_score(inputs, model, playbook, kappa, values=swapped)
+        r = decide_and_score(inputs, None, playbook, kappa, values=swapped, rules=data["rules"])
         rows.append({"setting": name, "risk_aversion": kappa, "truth_for": action, **r})
-        print(
-            f"  true values for {action:28} regret {r['model_regret_share']:6.1%} "
-            f"({r['model_regret_share'] - base['model_regret_share']:+6.1%}) | unconstrained "
-            f"{r['unconstrained_model_regret_share']:6.1%} "
-            f"({r['unconstrained_model_regret_share'] - base['unconstrained_model_regret_share']:+6.1%})",
-            flush=True,
-        )
+        _print_swap(f"true values for {action:28}", r, base)
     return rows
 
 
 def truth_parts(
-    data: dict[str, Any], model: Any, kappa: float, name: str, base: dict[str, Any], actions: list[str]
+    data: dict[str, Any], projection: Any, kappa: float, name: str, base: dict[str, Any], actions: list[str]
 ) -> list[dict[str, Any]]:
     """Baseline or lift: the projections of ``actions`` rebuilt from one part of the truth and one of the model.
 
@@ -178,7 +180,6 @@ def truth_parts(
     from nextmove.models.effect import objective_specs
 
     inputs, playbook = data["inputs"], data["playbook"]
-    projection = model.project(inputs.snapshot)
     truth = inputs.truth
     parts = []
     for spec in objective_specs(playbook):
@@ -215,14 +216,9 @@ def truth_parts(
             .with_columns([(pl.col(c) + pl.col("_delta").fill_null(0.0)).alias(c) for c in VALUE_COLUMNS])
             .drop("_delta")
         )
-        r = decide_and_score(inputs, model, playbook, kappa, values=values)
+        r = decide_and_score(inputs, None, playbook, kappa, values=values, rules=data["rules"])
         rows.append({"setting": name, "risk_aversion": kappa, "truth_for": f"{kind}: {' '.join(actions)}", **r})
-        print(
-            f"  {kind:14} for {' '.join(actions)}: regret {r['model_regret_share']:6.1%} "
-            f"({r['model_regret_share'] - base['model_regret_share']:+6.1%}) | unconstrained "
-            f"{r['unconstrained_model_regret_share']:6.1%}",
-            flush=True,
-        )
+        _print_swap(f"{kind:14} for {' '.join(actions)}:", r, base)
     return rows
 
 
@@ -266,18 +262,28 @@ def main(argv: list[str] | None = None) -> int:
     print(f"machine: {machine()}", flush=True)
     started = time.perf_counter()
     data = prepare(args.cache, args.accounts, args.months, args.seed)
+    unknown = sorted(set(args.truth_parts or ()) - set(data["playbook"].action_ids))
+    if unknown:
+        parser.error(
+            f"--truth-parts: {', '.join(unknown)} not in the playbook; its actions: "
+            + ", ".join(data["playbook"].action_ids)
+        )
     if args.lab_groups:
         data = with_lab_groups(data)
         extra = {**extra, "group_features": [LAB_GROUP]}
         suffix += "+lab-groups"
+    data["rules"] = decision_rules(data["inputs"], data["playbook"])  # the same for every model and diagnostic
     rows = []
     for base_name in args.settings:
         setting = _settings()[base_name]
         setting = {**setting, "params": {**setting["params"], **extra}}
         name = base_name + suffix  # the cached model's name says what it was fitted with
         model, fit_cpu = fit(data, name, setting, args.cache)
+        projection = model.project(data["inputs"].snapshot)  # one projection for every κ and diagnostic
         for kappa in args.risk_aversion:
-            r = decide_and_score(data["inputs"], model, data["playbook"], kappa)
+            r = decide_and_score(
+                data["inputs"], model, data["playbook"], kappa, values=projection.values, rules=data["rules"]
+            )
             row = {"setting": name, "risk_aversion": kappa, "fit_cpu_s": round(fit_cpu, 1), **r}
             rows.append(row)
             print(
@@ -289,9 +295,9 @@ def main(argv: list[str] | None = None) -> int:
                 flush=True,
             )
             if args.truth_per_action:
-                rows += truth_per_action(data, model, kappa, name, r)
+                rows += truth_per_action(data, projection, kappa, name, r)
             if args.truth_parts:
-                rows += truth_parts(data, model, kappa, name, r, args.truth_parts)
+                rows += truth_parts(data, projection, kappa, name, r, args.truth_parts)
     best = min(r["model_regret_share"] for r in rows if "truth_for" not in r)
     print(
         f"best learned regret under capacity {best:.1%} (target ≤ {TARGET_REGRET:.0%}); "
