@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pickle
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -224,6 +225,67 @@ def test_effect_fold_models_stop_growing_once_held_out_deviance_stops_improving(
         # Every round is used (fold models that cannot split any more end sooner).
         assert fit.n_trees == len(fit.deviance_by_trees) <= 40
         assert max(b.num_trees() for b in fit.boosters) <= fit.n_trees
+
+
+class _ScriptedFold:
+    """A fold model whose held-out deviance after each tree is scripted; it can stop splitting at a given tree."""
+
+    def __init__(self, deviance: list[float], last_tree: int | None, seed: int) -> None:
+        self.deviance, self.last_tree = deviance, last_tree
+        self.trees = 0
+        self.rng = np.random.default_rng(seed)
+
+    def update(self) -> bool:
+        time.sleep(float(self.rng.uniform(0, 0.002)))  # fold models finish their trees in varying order
+        if self.last_tree is not None and self.trees >= self.last_tree:
+            return True
+        self.trees += 1
+        return self.last_tree is not None and self.trees >= self.last_tree
+
+    def eval_valid(self) -> list[tuple[str, str, float, bool]]:
+        return [("held", "binary_logloss", self.deviance[max(self.trees - 1, 0)], False)]
+
+
+def _lockstep_curve(folds: list[_ScriptedFold], held_rows: list[int], rounds: int, patience: int) -> list[float]:
+    """The held-out deviance curve of growing the fold models in step (how it was done before)."""
+    curve: list[float] = []
+    best, best_round = np.inf, 0
+    for round_ in range(rounds):
+        total = 0.0
+        for fold, rows in zip(folds, held_rows, strict=True):
+            fold.trees = min(round_ + 1, fold.last_tree or round_ + 1)
+            total += rows * fold.eval_valid()[0][2]
+        curve.append(total)
+        if all(f.last_tree is not None and f.trees >= f.last_tree for f in folds):
+            break
+        if total < best:
+            best, best_round = total, round_
+        elif round_ - best_round >= patience:
+            break
+    return curve
+
+
+@pytest.mark.parametrize(
+    ("last_trees", "rounds"),
+    [((None, None, None), 200), ((None, 30, None), 200), ((12, 9, 15), 200), ((None, None, None), 25)],
+)
+def test_effect_fold_models_grown_apart_give_the_curve_of_growing_them_in_step(
+    last_trees: tuple[int | None, ...], rounds: int
+) -> None:
+    rng = np.random.default_rng(7)
+    # Deviance falls, bottoms out around tree 40, then rises: the patience rule stops the growth.
+    scripts = [list((np.arange(1, 201) - 40.0) ** 2 / 400 + rng.uniform(0, 0.3, 200)) for _ in range(3)]
+    held_rows = [100, 120, 90]
+    model = EffectModel(small_playbook(), n_folds=3, n_estimators=rounds, n_jobs=2)
+    folds = [_ScriptedFold(d, last, seed=k) for k, (d, last) in enumerate(zip(scripts, last_trees, strict=True))]
+    curve = model._grow_folds(folds, held_rows)  # type: ignore[arg-type]
+    grown = [f.trees for f in folds]
+    expected = _lockstep_curve(
+        [_ScriptedFold(d, last, seed=0) for d, last in zip(scripts, last_trees, strict=True)], held_rows, rounds, 20
+    )
+    assert curve == pytest.approx(expected, rel=1e-12)
+    # No fold model grew more than two rounds beyond the curve (those trees are cut off after).
+    assert all(g <= len(curve) + 2 for g in grown)
 
 
 def test_effect_large_folds_train_on_a_sample_and_still_recover_the_effect() -> None:

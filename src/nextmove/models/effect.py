@@ -6,7 +6,7 @@ import math
 import os
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any, Literal, Self, TypeVar
 
@@ -59,6 +59,8 @@ _GROUP_SAMPLE = 20_000
 """Rows the behavior groups' k-means is fitted on (a seeded sample); every row is then assigned."""
 _PATIENCE = 20
 """The fold models stop growing when their held-out deviance has not improved for this many trees."""
+_LEAD = 2
+"""A fold model may grow this many rounds beyond the last round every fold model has completed."""
 
 
 # ---- objectives and the value convention ------------------------------------------------------
@@ -1351,10 +1353,10 @@ class EffectModel:
     ) -> tuple[list[lgb.Booster], int, F64]:
         """The cross-fitted outcome classifiers of one objective, their tree count and held-out deviance by trees.
 
-        The fold models grow in step, one tree each per round, on ``n_jobs`` threads with one
-        LightGBM thread per model (a fold model is the unit of parallel work: threads that split
-        one tree's work wait on each other dozens of times per tree, most of the CPU time in a profile
-        on a busy machine). The held-out folds' deviance (summed over folds, each fold's mean
+        The fold models grow one tree at a time on ``n_jobs`` threads with one LightGBM thread per
+        model (a fold model is the unit of parallel work: threads that split one tree's work wait on
+        each other dozens of times per tree, most of the CPU time in a profile on a busy machine);
+        see :meth:`_grow_folds`. The held-out folds' deviance (summed over folds, each fold's mean
         scaled to its rows) picks the tree count, and growing stops once it has not improved for
         ``_PATIENCE`` rounds (with ``select_trees``).
         """
@@ -1378,33 +1380,67 @@ class EffectModel:
                     held.set_init_score(init[fd.scored_idx[k]])
                 booster.add_valid(held, "held")
             boosters.append(booster)
-        growing = [True] * self.n_folds
-
-        def grow(k: int) -> float:
-            """One more tree of fold model ``k``; its held-out fold's deviance (0 when not scored)."""
-            if growing[k]:
-                # update() is True when no split can be made any more: the fold model is complete.
-                growing[k] = not boosters[k].update()
-            return fd.held_rows[k] * float(boosters[k].eval_valid()[0][2]) if scoring[k] else 0.0
-
-        deviance: list[float] = []
-        best, best_round = math.inf, 0
-        with self._fold_pool() as pool:
-            for round_ in range(self.n_estimators):
-                total = float(sum(pool.map(grow, range(self.n_folds))))
-                deviance.append(total)
-                if not any(growing):
-                    break
-                if self.select_trees and any(scoring):
-                    if total < best:
-                        best, best_round = total, round_
-                    elif round_ - best_round >= _PATIENCE:
-                        break
-        # Prediction-only boosters: no reference to the training data (as lightgbm.train leaves them).
-        boosters = [lgb.Booster(model_str=b.model_to_string()) for b in boosters]
+        deviance = self._grow_folds(boosters, [fd.held_rows[k] if scoring[k] else 0 for k in range(self.n_folds)])
+        # Prediction-only boosters of exactly the rounds the curve covers (a fold may have grown a
+        # round or two beyond the stop), with no reference to the training data (as lightgbm.train
+        # leaves them).
+        boosters = [lgb.Booster(model_str=b.model_to_string(num_iteration=len(deviance))) for b in boosters]
         curve = np.asarray(deviance, dtype=np.float64)
         n_trees = int(np.argmin(curve)) + 1 if self.select_trees and any(scoring) else len(curve)
         return boosters, n_trees, curve
+
+    def _grow_folds(self, boosters: list[lgb.Booster], held_rows: list[int]) -> list[float]:
+        """Grow the fold models one tree at a time; the held-out deviance (summed over folds) after each round.
+
+        A round's deviance is known once every fold model has grown its tree of that round; growing
+        stops when no fold model can split any more or, with ``select_trees``, when the deviance has
+        not improved for ``_PATIENCE`` rounds. Each fold model grows on its own (one tree at a time,
+        so its trees are those of growing the folds in lockstep), up to ``_LEAD`` rounds ahead of the
+        last complete round: with more folds than threads (3 folds on 2 cores), no thread waits for
+        the round's slowest fold. ``held_rows`` scales each fold's mean deviance (0: not scored).
+        """
+        n = len(boosters)
+        scored = any(held_rows)
+        results: list[list[tuple[float, bool]]] = [[] for _ in range(n)]
+        growing = [True] * n
+
+        def grow(k: int) -> tuple[float, bool]:
+            """One more tree of fold model ``k``: its held-out fold's deviance and whether it can grow on."""
+            if growing[k]:
+                # update() is True when no split can be made any more: the fold model is complete.
+                growing[k] = not boosters[k].update()
+            score = held_rows[k] * float(boosters[k].eval_valid()[0][2]) if held_rows[k] else 0.0
+            return score, growing[k]
+
+        deviance: list[float] = []
+        best, best_round = math.inf, 0
+        stopped = False
+        with self._fold_pool() as pool:
+            running = {pool.submit(grow, k): k for k in range(n)}
+            waiting: list[int] = []
+            while running:
+                done, _ = wait(running, return_when=FIRST_COMPLETED)
+                for future in done:
+                    k = running.pop(future)
+                    results[k].append(future.result())
+                    waiting.append(k)
+                while not stopped and all(len(r) > len(deviance) for r in results):
+                    round_ = len(deviance)
+                    total = float(sum(r[round_][0] for r in results))
+                    deviance.append(total)
+                    if not any(r[round_][1] for r in results) or len(deviance) == self.n_estimators:
+                        stopped = True
+                    elif self.select_trees and scored:
+                        if total < best:
+                            best, best_round = total, round_
+                        elif round_ - best_round >= _PATIENCE:
+                            stopped = True
+                if stopped:
+                    continue  # let the trees in flight finish; start no more
+                for k in [k for k in waiting if len(results[k]) < min(len(deviance) + _LEAD, self.n_estimators)]:
+                    waiting.remove(k)
+                    running[pool.submit(grow, k)] = k
+        return deviance
 
     def _fit_contrast(
         self,
