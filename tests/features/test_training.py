@@ -15,7 +15,10 @@ from nextmove.book import Book
 from nextmove.errors import ConfigError
 from nextmove.features import FeatureVocabulary, compute_features, feature_schema
 from nextmove.features import build_training_set as _build_training_set
+from nextmove.features import signals as signals_module
 from nextmove.features import training as training_module
+from nextmove.features.history import point_in_time
+from nextmove.features.signals import aggregate_signals, aggregate_signals_at
 from nextmove.playbook import Playbook
 
 T0 = datetime(2024, 3, 1, tzinfo=UTC)
@@ -213,6 +216,70 @@ def test_build_training_set_batches_give_the_same_rows(
     whole = build_training_set(book, playbook, as_of=day(40))
     monkeypatch.setattr(training_module, "ROWS_PER_BATCH", 2)
     assert_frame_equal(whole, build_training_set(book, playbook, as_of=day(40)))
+
+
+def _signals_history(make_book: MakeBook, signals: list[tuple[str, datetime, str, float | None]]) -> Book:
+    accounts = [{"account_id": a, "contract_start": day(-200)} for a in ("a", "b", "c", "d")]
+    return make_book(accounts, signals=signals, touches=[], outcomes=[])
+
+
+def _row_wise_and_running(book: Book, keys: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame | None]:
+    """The signal aggregates of ``keys`` by the row-wise group_by and from running totals, rows in one order."""
+    vocab = FeatureVocabulary.build(
+        accounts_schema=book.accounts.schema, signal_names=book.signal_names, action_ids=[], outcome_kinds=[]
+    )
+    by = ["account_id", "decision_ts"]
+    row_wise = aggregate_signals(point_in_time(book, keys).signals, by, vocab)
+    running = aggregate_signals_at(book.signals, keys, vocab)
+    order = [*by, *sorted(c for c in row_wise.columns if c not in by)]
+    if running is None:
+        return row_wise.select(order).sort(by), None
+    return row_wise.select(order).sort(by), running.select(order).sort(by)
+
+
+def test_signal_aggregates_from_running_totals_equal_the_row_wise_ones(
+    make_book: MakeBook, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rng = np.random.default_rng(11)
+    grid = [day(float(d)) for d in range(-200, 1)]  # whole days: many rows sit exactly on a window's edge
+    signals: list[tuple[str, datetime, str, float | None]] = []
+    for _ in range(1500):
+        ts = grid[int(rng.integers(len(grid)))]
+        value = float(rng.choice([-0.3, 0.1, 0.2, 1e15, float(rng.normal())]))  # sums that cancel, large values
+        signals.append((str(rng.choice(["a", "b", "c"])), ts, str(rng.choice(["Logins", "x", "tickets"])), value))
+    signals += [("a", day(-7), "x", 5.0), ("a", day(-7), "x", 9.0)]  # a tie at the latest time: the larger is last
+    book = _signals_history(make_book, signals)
+    keys = pl.DataFrame(
+        {
+            "account_id": ["a", "a", "b", "c", "d", "a", "b"],
+            "decision_ts": [day(0), day(-7), day(-90), day(-14), day(0), day(-200), day(-180) + timedelta(hours=3)],
+        },
+        schema_overrides={"decision_ts": pl.Datetime("us", "UTC")},
+    )
+    row_wise, running = _row_wise_and_running(book, keys)
+    assert running is not None
+    assert_frame_equal(running, row_wise, check_exact=True)
+    # In batches of a few accounts: the same.
+    monkeypatch.setattr(signals_module, "LOOKUP_ROWS_PER_BATCH", 50)
+    _, batched = _row_wise_and_running(book, keys)
+    assert batched is not None
+    assert_frame_equal(batched, row_wise, check_exact=True)
+
+
+def test_signal_aggregates_of_values_outside_the_contract_stay_row_wise(
+    make_book: MakeBook, playbook: Playbook
+) -> None:
+    signals: list[tuple[str, datetime, str, float | None]] = [
+        ("a", day(1), "x", 2.0),
+        ("a", day(3), "x", float("nan")),
+        ("b", day(2), "x", 1.0),
+    ]
+    book = _signals_history(make_book, signals)
+    keys = pl.DataFrame({"account_id": ["a", "b"], "decision_ts": [day(5), day(5)]})
+    assert _row_wise_and_running(book, keys)[1] is None  # a NaN: the running totals decline
+    train = build_training_set(book, playbook, as_of=day(20))
+    assert train.filter(pl.col("account_id") == "a").get_column("x_sum_7d").drop_nulls().is_nan().any()
+    _assert_features_equal_snapshots(train, book, playbook)
 
 
 def test_build_training_set_as_of_defaults(book: Book, playbook: Playbook, make_book: MakeBook) -> None:

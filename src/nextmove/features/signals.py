@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import numpy as np
 import polars as pl
+from numpy.typing import NDArray
 
-from nextmove.features.history import AGE_US, days, in_previous_window, within_days
+from nextmove.features.history import ACCOUNT_ID, AGE_US, DECISION_TS, US_PER_DAY, days, in_previous_window, within_days
 from nextmove.features.names import FeatureVocabulary
 
 HAS_SIGNALS = "_has_signals"
@@ -98,16 +100,20 @@ def aggregate_signals(history: pl.LazyFrame, by: Sequence[str], vocab: FeatureVo
     feature expressions below turn these into the named features.
     """
     by = list(by)
-    names = list(vocab.signals)
-    stats = _stats(vocab.windows_days)
     long = (
         history.group_by([*by, "name"])
         .agg(signal_aggregations(vocab.windows_days))
         # Names outside a given vocabulary are dropped here, after the group_by has made the
         # frame small, rather than by filtering every row.
-        .filter(pl.col("name").is_in(names))
+        .filter(pl.col("name").is_in(list(vocab.signals)))
         .collect()
     )
+    return _widen(long, by, vocab)
+
+
+def _widen(long: pl.DataFrame, by: list[str], vocab: FeatureVocabulary) -> pl.DataFrame:
+    """One row per ``by`` key from the long form (one row per key and signal name)."""
+    stats = _stats(vocab.windows_days)
     # Widen with one join per signal: four times faster than DataFrame.pivot on a training set.
     wide = long.select(by).unique()
     for name, stem in vocab.signals.items():
@@ -116,6 +122,138 @@ def aggregate_signals(history: pl.LazyFrame, by: Sequence[str], vocab: FeatureVo
         )
         wide = wide.join(part, on=by, how="left")
     return wide.with_columns(pl.lit(True).alias(HAS_SIGNALS))
+
+
+_CUM_COUNT, _CUM_SUM, _SERIES = "_cum_count", "_cum_sum", "_series"
+LOOKUP_ROWS_PER_BATCH = 2_000_000
+"""Signal rows plus (decision time, signal) pairs of the accounts looked up in one batch: bounds memory."""
+
+
+def aggregate_signals_at(signals: pl.DataFrame, keys: pl.DataFrame, vocab: FeatureVocabulary) -> pl.DataFrame | None:
+    """:func:`aggregate_signals` of the point-in-time history at many ``keys``, from running totals.
+
+    The history at many decision times repeats every earlier row of an account once per later
+    decision (the lab's training set of 160,000 decisions joins about 30 million rows). Here each
+    account's rows of each signal are summed once into running counts and exact running sums by
+    time; a window's sum is the running sum just before its end minus the one just before its
+    start, each found by a binary search. The sums are the fixed-point sums
+    :func:`aggregate_signals` makes (exact, so their differences are too): the result is equal to
+    it, value for value. Accounts go in batches of about ``LOOKUP_ROWS_PER_BATCH`` signal rows and
+    (decision time, signal) pairs, which bounds the memory.
+
+    Parameters
+    ----------
+    signals
+        The book's signal rows (``account_id, ts, name, value``), already cut at ``as_of``.
+    keys
+        ``account_id, decision_ts``: each a snapshot time of its account.
+    vocab
+        The signal names and windows.
+
+    Returns
+    -------
+    polars.DataFrame or None
+        As :func:`aggregate_signals` with ``by = (account_id, decision_ts)``; None when a value is
+        missing, not finite or beyond ±1e20 (rows the contract rejects, which only the row-wise
+        aggregation handles as it always has).
+    """
+    by = [ACCOUNT_ID, DECISION_TS]
+    rows = signals.lazy().select(ACCOUNT_ID, "ts", "name", "value").filter(pl.col("name").is_in(list(vocab.signals)))
+    odd = rows.select((_VALUE.is_null() | _VALUE.is_nan() | (_VALUE.abs() > _LARGE)).any()).collect().item()
+    if odd:
+        return None
+    # Accounts in batches of bounded size (their signal rows, and their keys times their signals).
+    sizes = (
+        rows.group_by(ACCOUNT_ID)
+        .agg(pl.len().alias("_rows"), pl.col("name").n_unique().alias("_names"))
+        .join(keys.lazy().group_by(ACCOUNT_ID).len("_keys"), on=ACCOUNT_ID)
+        .sort(ACCOUNT_ID)
+        .select(ACCOUNT_ID, (pl.col("_rows") + pl.col("_keys") * pl.col("_names")).cum_sum().alias("_size"))
+        .select(ACCOUNT_ID, pl.col("_size").floordiv(LOOKUP_ROWS_PER_BATCH).alias("_batch"))
+        .collect()
+    )
+    parts = [
+        _lookups(rows.join(batch.lazy(), on=ACCOUNT_ID).drop("_batch").collect(), keys, vocab)
+        for batch in sizes.partition_by("_batch", maintain_order=True)
+    ]
+    if not parts:
+        return None
+    return _widen(pl.concat(parts), by, vocab)
+
+
+def _lookups(rows: pl.DataFrame, keys: pl.DataFrame, vocab: FeatureVocabulary) -> pl.DataFrame:
+    """The long form of :func:`aggregate_signals_at` for the accounts of ``rows`` (their keys among ``keys``)."""
+    by = [ACCOUNT_ID, DECISION_TS]
+    # Each account's signals as whole-number series; running totals over each series' distinct times
+    # (the rows at one time are one step: a lookup reads all of them or none).
+    series = rows.select(ACCOUNT_ID, "name").unique().with_row_index(_SERIES)
+    steps = (
+        rows.join(series, on=[ACCOUNT_ID, "name"])
+        .group_by(_SERIES, "ts")
+        .agg(
+            pl.len().alias("_n"),
+            _VALUE.cast(_EXACT).sum().alias("_s"),
+            _VALUE.max().alias("last"),  # the latest row's value; at a tie, the largest (latest_value)
+        )
+        .sort(_SERIES, "ts")
+        .select(
+            _SERIES,
+            "ts",
+            "last",
+            pl.col("_n").cum_sum().over(_SERIES).alias(_CUM_COUNT),
+            pl.col("_s").cum_sum().over(_SERIES).alias(_CUM_SUM),
+        )
+    )
+    # Every key with every series of its account. The step just before a time is found by a binary
+    # search on (series, rank of the time among the steps' distinct times), one key per step; pairs in
+    # the same order make the searches and the reads run forward through memory.
+    step_series = steps.get_column(_SERIES).to_numpy().astype(np.int64)
+    step_us = steps.get_column("ts").dt.epoch("us").to_numpy()
+    times = np.unique(step_us)
+    step_key = (step_series << 32) | np.searchsorted(times, step_us)
+    pairs = keys.select(by).join(series, on=ACCOUNT_ID).sort(_SERIES, DECISION_TS)
+    pair_series = pairs.get_column(_SERIES).to_numpy().astype(np.int64)
+    pair_us = pairs.get_column(DECISION_TS).dt.epoch("us").to_numpy()
+
+    def before(offset_days: int) -> NDArray[np.int64]:
+        """Per pair: the row of ``steps`` last strictly before ``decision_ts − offset`` (−1: none)."""
+        rank = np.searchsorted(times, pair_us - offset_days * US_PER_DAY)  # distinct step times before it
+        at = np.searchsorted(step_key, (pair_series << 32) | rank) - 1
+        found = (at >= 0) & (step_series[np.maximum(at, 0)] == pair_series)
+        return np.where(found, at, -1)
+
+    now = before(0)
+    seen = np.flatnonzero(now >= 0)  # the pairs with a row of the series before the key's time
+    pairs, pair_series, pair_us = pairs[seen], pair_series[seen], pair_us[seen]
+    at = pl.Series(now[seen], dtype=pl.UInt32)
+    read = ("ts", "last", _CUM_COUNT, _CUM_SUM)
+    part = pairs.select(*by, "name").with_columns(steps.get_column(c).gather(at) for c in read)
+    for offset in sorted({d for w in vocab.windows_days for d in (w, 2 * w)}):
+        earlier = before(offset)
+        index, none = pl.Series(np.maximum(earlier, 0), dtype=pl.UInt32), pl.Series(earlier < 0)
+        part = part.with_columns(
+            pl.when(none).then(0).otherwise(steps.get_column(c).gather(index)).alias(f"{c}{offset}")
+            for c in (_CUM_COUNT, _CUM_SUM)
+        )
+    return part.select(*by, "name", "last", *_window_stats(vocab.windows_days))
+
+
+def _window_stats(windows_days: Sequence[int]) -> list[pl.Expr]:
+    """The long form's statistics from running totals at the key's time and ``w``, ``2w`` days before it."""
+
+    def window(start: int, end: int | None, total: str) -> pl.Expr:
+        late = pl.col(total if end is None else f"{total}{end}")
+        return late - pl.col(f"{total}{start}")
+
+    stats: list[pl.Expr] = [(pl.col(DECISION_TS) - pl.col("ts")).dt.total_microseconds().alias("age_min")]
+    for w in windows_days:
+        stats += [
+            window(w, None, _CUM_SUM).cast(pl.Float64).alias(f"sum_{w}d"),
+            window(w, None, _CUM_COUNT).alias(f"count_{w}d"),
+            window(2 * w, w, _CUM_SUM).cast(pl.Float64).alias(f"prev_sum_{w}d"),
+            window(2 * w, w, _CUM_COUNT).alias(f"prev_count_{w}d"),
+        ]
+    return stats
 
 
 # ---- Wide form: one named feature per expression, over the output of aggregate_signals -----

@@ -132,11 +132,14 @@ def snapshot(
     *,
     as_of: datetime | None = None,
     keys: pl.DataFrame | None = None,
+    signals_wide: pl.DataFrame | None = None,
 ) -> pl.DataFrame:
     """Assemble the features of every family from a point-in-time history.
 
     With ``as_of``: one row per account. With ``keys`` (``account_id, decision_ts``, as
-    given to :func:`point_in_time`): one row per key, in key order.
+    given to :func:`point_in_time`): one row per key, in key order. ``signals_wide``: the
+    history's signals already aggregated (:func:`~nextmove.features.signals.aggregate_signals_at`,
+    possibly for more keys), instead of aggregating ``history.signals``.
     """
     by = list(history.by)
     if keys is None:
@@ -160,7 +163,7 @@ def snapshot(
 
     frame = base
     if vocab.signals:
-        wide = aggregate_signals(history.signals, by, vocab)
+        wide = aggregate_signals(history.signals, by, vocab) if signals_wide is None else signals_wide
         frame = frame.join(wide, on=by, how="left", maintain_order="left")
     for part in (
         aggregate_touches(history.touches, by, vocab),

@@ -18,6 +18,7 @@ from nextmove.features.names import (
     FeatureVocabulary,
     terminal_outcome_kinds,
 )
+from nextmove.features.signals import aggregate_signals_at
 from nextmove.features.snapshot import snapshot
 from nextmove.playbook import Playbook
 
@@ -341,7 +342,13 @@ def _exists_from(book: Book, grid: pl.DataFrame) -> pl.DataFrame:
 
 
 def _features_at(book: Book, keys: pl.DataFrame, vocab: FeatureVocabulary) -> pl.DataFrame:
-    """Snapshots at every (account_id, decision_ts) of ``keys``, in batches of bounded size."""
+    """Snapshots at every (account_id, decision_ts) of ``keys``, in batches of bounded size.
+
+    The signal features of every key come from running totals at once
+    (:func:`~nextmove.features.signals.aggregate_signals_at`) when the signal values allow it; the
+    batches then bound only the touches and outcomes joined to decision times.
+    """
+    wide = aggregate_signals_at(book.signals, keys, vocab) if vocab.signals and keys.height else None
     sizes = book.signals.group_by(ACCOUNT_ID).len("_rows")
     sized = keys.join(sizes, on=ACCOUNT_ID, how="left", maintain_order="left").with_columns(
         (pl.col("_rows").fill_null(0) + 1).cum_sum().floordiv(ROWS_PER_BATCH).alias("_batch")
@@ -349,7 +356,7 @@ def _features_at(book: Book, keys: pl.DataFrame, vocab: FeatureVocabulary) -> pl
     parts = []
     for part in sized.partition_by("_batch", maintain_order=True):
         batch = part.select(_KEYS)
-        parts.append(snapshot(book.accounts, point_in_time(book, batch), vocab, keys=batch))
+        parts.append(snapshot(book.accounts, point_in_time(book, batch), vocab, keys=batch, signals_wide=wide))
     if not parts:
         empty = keys.clear()
         return snapshot(book.accounts, point_in_time(book, empty), vocab, keys=empty)
