@@ -155,7 +155,8 @@ def aggregate_signals_at(signals: pl.DataFrame, keys: pl.DataFrame, vocab: Featu
     polars.DataFrame or None
         As :func:`aggregate_signals` with ``by = (account_id, decision_ts)``; None when a value is
         missing, not finite or beyond ±1e20 (rows the contract rejects, which only the row-wise
-        aggregation handles as it always has).
+        aggregation handles as it always has), or when no key's account has a signal row (the
+        row-wise aggregation then has nothing to join either).
     """
     by = [ACCOUNT_ID, DECISION_TS]
     rows = signals.lazy().select(ACCOUNT_ID, "ts", "name", "value").filter(pl.col("name").is_in(list(vocab.signals)))
@@ -169,11 +170,11 @@ def aggregate_signals_at(signals: pl.DataFrame, keys: pl.DataFrame, vocab: Featu
         .join(keys.lazy().group_by(ACCOUNT_ID).len("_keys"), on=ACCOUNT_ID)
         .sort(ACCOUNT_ID)
         .select(ACCOUNT_ID, (pl.col("_rows") + pl.col("_keys") * pl.col("_names")).cum_sum().alias("_size"))
-        .select(ACCOUNT_ID, pl.col("_size").floordiv(LOOKUP_ROWS_PER_BATCH).alias("_batch"))
+        .with_columns(pl.col("_size").floordiv(LOOKUP_ROWS_PER_BATCH).alias("_batch"))
         .collect()
     )
     parts = [
-        _lookups(rows.join(batch.lazy(), on=ACCOUNT_ID).drop("_batch").collect(), keys, vocab)
+        _lookups(rows.join(batch.lazy().select(ACCOUNT_ID), on=ACCOUNT_ID).collect(), keys, vocab)
         for batch in sizes.partition_by("_batch", maintain_order=True)
     ]
     if not parts:

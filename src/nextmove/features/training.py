@@ -23,7 +23,8 @@ from nextmove.features.snapshot import snapshot
 from nextmove.playbook import Playbook
 
 ROWS_PER_BATCH = 8_000_000
-"""Signal rows joined to decision times per batch: bounds memory when snapshots are many."""
+"""Rows joined to decision times per batch (signal rows, or only touches and outcomes when the signals
+come from running totals): bounds memory when snapshots are many."""
 
 _KEYS = [ACCOUNT_ID, DECISION_TS]
 
@@ -346,10 +347,15 @@ def _features_at(book: Book, keys: pl.DataFrame, vocab: FeatureVocabulary) -> pl
 
     The signal features of every key come from running totals at once
     (:func:`~nextmove.features.signals.aggregate_signals_at`) when the signal values allow it; the
-    batches then bound only the touches and outcomes joined to decision times.
+    batches then bound the touches and outcomes joined to decision times, and are sized by them.
     """
     wide = aggregate_signals_at(book.signals, keys, vocab) if vocab.signals and keys.height else None
-    sizes = book.signals.group_by(ACCOUNT_ID).len("_rows")
+    joined = (
+        book.signals.select(ACCOUNT_ID)
+        if wide is None
+        else pl.concat([book.touches.select(ACCOUNT_ID), book.outcomes.select(ACCOUNT_ID)])
+    )
+    sizes = joined.group_by(ACCOUNT_ID).len("_rows")
     sized = keys.join(sizes, on=ACCOUNT_ID, how="left", maintain_order="left").with_columns(
         (pl.col("_rows").fill_null(0) + 1).cum_sum().floordiv(ROWS_PER_BATCH).alias("_batch")
     )
