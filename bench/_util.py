@@ -107,6 +107,33 @@ def run_child(script: Path, args: list[str], env: dict[str, str] | None = None) 
     return result
 
 
+def lab_book_and_training(config: Any, cache: Path | None) -> tuple[Any, Any, Any]:
+    """A lab book (``simulate(config)``), its training set and its snapshot at as_of.
+
+    With ``cache``, the training set and snapshot are kept there as Parquet, keyed by the book's
+    size, seed and whether it logs propensities, and read back on later runs.
+    """
+    import polars as pl
+
+    from nextmove.features import build_training_set, compute_features
+    from nextmove.sim import simulate
+
+    result = simulate(config)
+    playbook = config.resolved_playbook()
+    tag = f"lab_{config.accounts}_{config.months}_{config.seed}_{int(config.with_propensities)}"
+    if cache is not None and (cache / f"{tag}_training.parquet").exists():
+        training = pl.read_parquet(cache / f"{tag}_training.parquet")
+        snapshot = pl.read_parquet(cache / f"{tag}_snapshot.parquet")
+        return result, training, snapshot
+    training = build_training_set(result.book, playbook)
+    snapshot = compute_features(result.book, result.as_of, playbook=playbook)
+    if cache is not None:
+        cache.mkdir(parents=True, exist_ok=True)
+        training.write_parquet(cache / f"{tag}_training.parquet")
+        snapshot.write_parquet(cache / f"{tag}_snapshot.parquet")
+    return result, training, snapshot
+
+
 def fmt_bytes(n: float) -> str:
     """Bytes as MiB or GiB, for printing."""
     return f"{n / 1024**3:.2f} GiB" if n >= 1024**3 else f"{n / MIB:.0f} MiB"

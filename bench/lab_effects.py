@@ -33,32 +33,12 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from _util import effect_params, fmt_bytes, machine, peak_rss_bytes, timed
+from _util import effect_params, fmt_bytes, lab_book_and_training, machine, peak_rss_bytes, timed
 
 TARGET_REGRET = 0.15
 TARGET_COVERAGE = (0.85, 0.95)
 TARGET_NO_PROPENSITY_POINTS = 0.05
 KINDS = ("churn", "expansion", "advocacy", "recovery", "onboarded")
-
-
-def _book_and_training(config: Any, cache: Path | None) -> tuple[Any, pl.DataFrame, pl.DataFrame]:
-    from nextmove.features import build_training_set, compute_features
-    from nextmove.sim import simulate
-
-    result = simulate(config)
-    playbook = config.resolved_playbook()
-    tag = f"lab_{config.accounts}_{config.months}_{config.seed}_{int(config.with_propensities)}"
-    if cache is not None and (cache / f"{tag}_training.parquet").exists():
-        training = pl.read_parquet(cache / f"{tag}_training.parquet")
-        snapshot = pl.read_parquet(cache / f"{tag}_snapshot.parquet")
-        return result, training, snapshot
-    training = build_training_set(result.book, playbook)
-    snapshot = compute_features(result.book, result.as_of, playbook=playbook)
-    if cache is not None:
-        cache.mkdir(parents=True, exist_ok=True)
-        training.write_parquet(cache / f"{tag}_training.parquet")
-        snapshot.write_parquet(cache / f"{tag}_snapshot.parquet")
-    return result, training, snapshot
 
 
 def true_effects(values: pl.DataFrame) -> pl.DataFrame:
@@ -166,13 +146,13 @@ def main(argv: list[str] | None = None) -> int:
     print(f"machine: {machine()}", flush=True)
     report: dict[str, Any] = {"params": params}
     config = SimConfig(accounts=args.accounts, months=args.months, seed=args.seed)
-    result, training, snapshot = _book_and_training(config, args.cache)
+    result, training, snapshot = lab_book_and_training(config, args.cache)
     main_run = regret_and_coverage(result, training, snapshot, **params)
     report["with_propensities"] = main_run
     print(json.dumps({"with_propensities": main_run}, indent=1), flush=True)
     if not args.skip_no_propensity:
         config = SimConfig(accounts=args.accounts, months=args.months, seed=args.seed, with_propensities=False)
-        result, training, snapshot = _book_and_training(config, args.cache)
+        result, training, snapshot = lab_book_and_training(config, args.cache)
         blind = regret_and_coverage(result, training, snapshot, **params)
         report["without_propensities"] = blind
         print(json.dumps({"without_propensities": blind}, indent=1), flush=True)

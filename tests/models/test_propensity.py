@@ -81,6 +81,33 @@ def test_propensity_estimated_when_the_log_has_none() -> None:
     assert p[0] < 0.35 < 0.65 < p[1]
 
 
+def test_propensity_fold_models_stop_when_held_out_loss_stops_falling() -> None:
+    rows = logged_rows(3000, logged=False)
+    usage = rows.get_column("usage").to_numpy()
+    true_call = 1 / (1 + np.exp(-usage))
+    calls = rows.get_column("action_id").to_numpy() == "call"
+    settings = {**FAST, "n_estimators": 300, "learning_rate": 0.3}
+    stopped = PropensityModel(**settings, patience=5).fit(rows)
+    grown = PropensityModel(**settings, patience=None).fit(rows)
+    assert [b.current_iteration() for b in grown.models_] == [300, 300, 300]
+    rounds = [b.current_iteration() for b in stopped.models_]
+    assert all(1 <= r < 100 for r in rounds), rounds
+
+    def held_out_log_loss(model: PropensityModel) -> float:
+        assert model.proba_ is not None
+        p_call = model.proba_[:, model.arms_.index("call")]
+        return float(-np.mean(np.log(np.where(calls, p_call, 1 - p_call))))
+
+    # Three hundred rounds at this rate overfit a one-feature policy; the stopped models do not.
+    assert held_out_log_loss(stopped) < held_out_log_loss(grown)
+    assert stopped.proba_ is not None
+    assert np.mean(np.abs(stopped.proba_[:, stopped.arms_.index("call")] - true_call)) < 0.08
+    # Each kept booster ends at its best round (no trailing rounds for a saved model to carry).
+    assert all(b.best_iteration in (0, b.current_iteration()) for b in stopped.models_)
+    again = pickle.loads(pickle.dumps(stopped))
+    assert np.array_equal(again.predict_proba(rows), stopped.predict_proba(rows))
+
+
 def test_propensity_rows_without_a_logged_value_are_estimated() -> None:
     rows = logged_rows(1500)
     rows = rows.with_columns(
@@ -157,6 +184,8 @@ def test_propensity_errors_say_what_to_fix() -> None:
         PropensityModel(clip=(0.0, 1.0)).fit(logged_rows(60))
     with pytest.raises(ConfigError, match="action_id"):
         PropensityModel().fit(pl.DataFrame({"account_id": ["a"]}))
+    with pytest.raises(ConfigError, match="patience"):
+        PropensityModel(patience=0).fit(logged_rows(60))
 
 
 def test_account_folds_keep_an_account_in_one_fold() -> None:

@@ -275,7 +275,13 @@ class PropensityModel:
     exclude
         Feature columns the model leaves out.
     n_estimators, learning_rate, num_leaves, min_child_samples, reg_lambda, colsample, max_bin
-        LightGBM settings of the multinomial model.
+        LightGBM settings of the multinomial model (``n_estimators`` is the most rounds a fold
+        model grows).
+    patience
+        A fold model stops once this many rounds in a row have not lowered the multinomial log
+        loss of the fold's held-out rows, and keeps its best round (None: always
+        ``n_estimators`` rounds). The held-out rows are the ones the fold model then estimates,
+        so they choose one number, the rounds, and nothing else.
     max_rows_per_tree
         Above this many rows, each tree is grown on a random share of them; a fold model is
         trained on at most ``4 × max_rows_per_tree`` rows, a sample stratified by arm (rare arms
@@ -315,13 +321,14 @@ class PropensityModel:
         segment_column: str | None = "segment",
         exclude: Sequence[str] = DEFAULT_EXCLUDE,
         n_estimators: int = 150,
-        learning_rate: float = 0.1,
-        num_leaves: int = 15,
+        learning_rate: float = 0.2,
+        num_leaves: int = 7,
         min_child_samples: int = 100,
         reg_lambda: float = 10.0,
         colsample: float = 0.5,
         max_bin: int = 63,
         max_rows_per_tree: int = 100_000,
+        patience: int | None = 10,
         random_state: int = 0,
         n_jobs: int | None = 1,
     ) -> None:
@@ -342,6 +349,7 @@ class PropensityModel:
         self.colsample = colsample
         self.max_bin = max_bin
         self.max_rows_per_tree = max_rows_per_tree
+        self.patience = patience
         self.random_state = random_state
         self.n_jobs = n_jobs
 
@@ -356,6 +364,10 @@ class PropensityModel:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ConfigError(f"{name} must be a positive whole number, got {value!r}")
+        if self.patience is not None and (
+            isinstance(self.patience, bool) or not isinstance(self.patience, int) or self.patience < 1
+        ):
+            raise ConfigError(f"patience must be a positive whole number or None, got {self.patience!r}")
         if not self.learning_rate > 0:
             raise ConfigError(f"learning_rate must be positive, got {self.learning_rate!r}")
         if not 0 < self.colsample <= 1:
@@ -455,14 +467,21 @@ class PropensityModel:
             train = folds != k
             idx, weight = stratified_sample(label[train], FOLD_ROWS_PER_TREE * self.max_rows_per_tree, rng)
             rows = np.flatnonzero(train)[idx]
-            booster = self._fit_one(x[rows], label[rows], len(present), weight)
-            self.models_.append(booster)
             held = ~train
+            booster = self._fit_one(x[rows], label[rows], len(present), weight, held=(x[held], label[held]))
+            self.models_.append(booster)
             if held.any():
                 proba[np.ix_(held, present)] = booster.predict(x[held])
         return proba
 
-    def _fit_one(self, x: NDArray[np.float32], label: F64, n_classes: int, weight: F64 | None = None) -> lgb.Booster:
+    def _fit_one(
+        self,
+        x: NDArray[np.float32],
+        label: F64,
+        n_classes: int,
+        weight: F64 | None = None,
+        held: tuple[NDArray[np.float32], F64] | None = None,
+    ) -> lgb.Booster:
         params = lgb_params(
             objective="multiclass",
             learning_rate=self.learning_rate,
@@ -485,7 +504,18 @@ class PropensityModel:
             params=params,
             free_raw_data=True,
         )
-        return lgb.train(params, data, num_boost_round=self.n_estimators)
+        if self.patience is None or held is None or len(held[1]) == 0:
+            return lgb.train(params, data, num_boost_round=self.n_estimators)
+        # The fold's own held-out rows say when more trees stop helping (multinomial log loss);
+        # lgb.train returns the booster cut back to its best round.
+        valid = lgb.Dataset(held[0], label=held[1], reference=data, params=params)
+        return lgb.train(
+            {**params, "metric": "multi_logloss"},
+            data,
+            num_boost_round=self.n_estimators,
+            valid_sets=[valid],
+            callbacks=[lgb.early_stopping(self.patience, first_metric_only=True, verbose=False)],
+        )
 
     def predict_proba(self, frame: pl.DataFrame) -> F64:
         """The estimated policy's probability of every arm (columns in ``arms_`` order) for new rows.
