@@ -42,7 +42,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from _util import fmt_bytes, machine, peak_rss_bytes
+from _util import effect_params, fmt_bytes, machine, peak_rss_bytes
 
 TARGET_COVERAGE = 0.90
 METHODS = ("ips", "snips", "dr")
@@ -72,7 +72,9 @@ def true_policy_value(result: Any, window: pl.DataFrame, policy: pl.DataFrame) -
     return float(value.mean())
 
 
-def one_seed(seed: int, accounts: int, months: float, gap_days: int, n_folds: int) -> dict[str, Any]:
+def one_seed(
+    seed: int, accounts: int, months: float, gap_days: int, n_folds: int, params: dict[str, Any] | None = None
+) -> dict[str, Any]:
     """Fit before the window, evaluate the learned policy on it, compare with the truth."""
     from nextmove.features import build_training_set
     from nextmove.measure.ope import evaluate_policy
@@ -94,7 +96,7 @@ def one_seed(seed: int, accounts: int, months: float, gap_days: int, n_folds: in
         & (pl.col("decision_ts") + horizon <= result.as_of)
         & ~pl.col("censored")
     )
-    model = EffectModel(playbook, n_folds=n_folds, random_state=seed).fit(training)
+    model = EffectModel(playbook, **{"n_folds": n_folds, "random_state": seed, **(params or {})}).fit(training)
     projection = model.project(window)
     # The logging policy's support at each decision stands in for eligibility.
     support = (
@@ -165,13 +167,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--months", type=float, default=12)
     parser.add_argument("--gap-days", type=int, default=182)
     parser.add_argument("--folds", type=int, default=3)
+    parser.add_argument("--param", action="append", default=[], help="EffectModel setting, e.g. n_estimators=60")
     args = parser.parse_args(argv)
 
     print(f"machine: {machine()}", flush=True)
     runs = []
     started = time.perf_counter()
     for seed in range(args.first_seed, args.first_seed + args.seeds):
-        run = one_seed(seed, args.accounts, args.months, args.gap_days, args.folds)
+        run = one_seed(seed, args.accounts, args.months, args.gap_days, args.folds, effect_params(args.param))
         runs.append(run)
         print(json.dumps(run), flush=True)
     summary = summarise(runs)
@@ -196,6 +199,7 @@ def main(argv: list[str] | None = None) -> int:
         "months": args.months,
         "gap_days": args.gap_days,
         "folds": args.folds,
+        "params": effect_params(args.param),
         "summary": summary,
         "seconds": time.perf_counter() - started,
         "load_average_1m": os.getloadavg()[0],

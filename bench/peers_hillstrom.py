@@ -43,7 +43,7 @@ import logging
 import os
 import sys
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -51,7 +51,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from _util import machine, timed
+from _util import effect_params, machine, timed
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT = ROOT / ".." / "shared" / "data" / "hillstrom.csv"
@@ -142,14 +142,14 @@ def arm_labels(frame: pl.DataFrame) -> np.ndarray:
 
 
 def nextmove_policy(
-    train: pl.DataFrame, test: pl.DataFrame, objective: str, jobs: int
+    train: pl.DataFrame, test: pl.DataFrame, objective: str, jobs: int, params: Mapping[str, Any] | None = None
 ) -> tuple[pl.DataFrame, float, float, Any]:
     """Fit nextmove's EffectModel for one objective on the train half; its best action per test customer."""
     from nextmove.models.effect import EffectModel
     from nextmove.testing import hillstrom_playbook
 
     with timed() as fit:
-        model = EffectModel(hillstrom_playbook(objective), n_jobs=jobs).fit(train)
+        model = EffectModel(hillstrom_playbook(objective), n_jobs=jobs, **dict(params or {})).fit(train)
     with timed() as predict:
         best = model.project(test).best()
     return best.select("account_id", "action_id"), fit.seconds, predict.seconds, model
@@ -479,6 +479,7 @@ def run_split(
     jobs: int,
     proposal: bool,
     log: Callable[[str], None],
+    params: Mapping[str, Any] | None = None,
 ) -> dict[str, dict[str, Scored]]:
     """Every policy of one split seed, per objective, scored on its test half."""
     from nextmove.models.effect import row_value_usd
@@ -495,7 +496,7 @@ def run_split(
         binary = not any(spec.is_amount for spec in _specs(playbook))
         policies: dict[str, pl.DataFrame] = baselines(test, data.arms)
         timings: dict[str, tuple[float, float]] = {}
-        nm, fit_s, predict_s, model = nextmove_policy(train, test, objective, jobs)
+        nm, fit_s, predict_s, model = nextmove_policy(train, test, objective, jobs, params)
         policies["nextmove"], timings["nextmove"] = nm, (fit_s, predict_s)
         log(f"  seed {seed} {objective}: nextmove fit {fit_s:.1f} s, predict {predict_s:.1f} s")
         if proposal:
@@ -651,6 +652,7 @@ def main(argv: list[str] | None = None) -> int:
         "--proposal", action="store_true", help="also score the arm-aware projection (a proposed model change)"
     )
     parser.add_argument("--json", type=Path, default=None, help="also write the figures to this file")
+    parser.add_argument("--param", action="append", default=[], help="nextmove's EffectModel setting, e.g. n_folds=3")
     args = parser.parse_args(argv)
     path = args.data or Path(os.environ.get("NEXTMOVE_HILLSTROM", DEFAULT))
     if not path.is_file():
@@ -677,7 +679,15 @@ def main(argv: list[str] | None = None) -> int:
     runs: dict[int, dict[str, dict[str, Scored]]] = {}
     for seed in seeds:
         runs[seed] = run_split(
-            data, seed, peers, objectives, trees=args.trees, jobs=args.jobs, proposal=args.proposal, log=log
+            data,
+            seed,
+            peers,
+            objectives,
+            trees=args.trees,
+            jobs=args.jobs,
+            proposal=args.proposal,
+            log=log,
+            params=effect_params(args.param),
         )
         print_split(seed, runs[seed], data.arms)
     summary = summarise(runs, data.arms)
