@@ -12,7 +12,9 @@ the default here is 800 accounts over 12 months):
    worth more than 0;
 3. estimate the policy's value per decision with IPS, SNIPS and DR (``nextmove.measure.ope``, 95 %
    intervals, DR's outcome model being the fitted ``EffectModel.expected_values``) from the logged
-   outcomes of that window;
+   outcomes of that window, weighted by the logged propensities (``--estimated-propensities``: by
+   propensities that a cross-fitted ``PropensityModel`` estimates from the window's logged
+   actions, as for a book that logs none);
 4. compute the policy's exact value on the same decisions from the lab's truth (the expected row
    value of its choice at every decision, with the convention of ``row_value_usd``) and check
    whether each interval holds it;
@@ -26,6 +28,8 @@ Target (issue #5): the interval holds the true value in at least 90 % of 20 seed
 
     .venv/bin/python bench/lab_ope.py                      # 20 seeds, 800 accounts, 12 months
     .venv/bin/python bench/lab_ope.py --seeds 5 --accounts 400
+    .venv/bin/python bench/lab_ope.py --estimated-propensities
+    .venv/bin/python bench/lab_ope.py --param n_estimators=60     # an EffectModel setting
 """
 
 from __future__ import annotations
@@ -73,7 +77,14 @@ def true_policy_value(result: Any, window: pl.DataFrame, policy: pl.DataFrame) -
 
 
 def one_seed(
-    seed: int, accounts: int, months: float, gap_days: int, n_folds: int, params: dict[str, Any] | None = None
+    seed: int,
+    accounts: int,
+    months: float,
+    gap_days: int,
+    n_folds: int,
+    params: dict[str, Any] | None = None,
+    *,
+    estimated: bool = False,
 ) -> dict[str, Any]:
     """Fit before the window, evaluate the learned policy on it, compare with the truth."""
     from nextmove.features import build_training_set
@@ -106,7 +117,14 @@ def one_seed(
         .select("account_id", "decision_ts", "action_id")
     )
     policy = learned_policy(projection.values, eligible=support)
-    estimates = evaluate_policy(window, policy, playbook, expected_values=model.expected_values(window), name="learned")
+    estimates = evaluate_policy(
+        window,
+        policy,
+        playbook,
+        expected_values=model.expected_values(window),
+        name="learned",
+        propensity="estimate" if estimated else "logged",
+    )
     true_value = true_policy_value(result, window, policy)
     logged = window.select("account_id", "decision_ts", pl.col("action_id").fill_null("none"))
     logged_truth = true_policy_value(result, window, logged)
@@ -168,13 +186,26 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--gap-days", type=int, default=182)
     parser.add_argument("--folds", type=int, default=3)
     parser.add_argument("--param", action="append", default=[], help="EffectModel setting, e.g. n_estimators=60")
+    parser.add_argument(
+        "--estimated-propensities",
+        action="store_true",
+        help="weight by propensities estimated from the window's logged actions, not the logged ones",
+    )
     args = parser.parse_args(argv)
 
     print(f"machine: {machine()}", flush=True)
     runs = []
     started = time.perf_counter()
     for seed in range(args.first_seed, args.first_seed + args.seeds):
-        run = one_seed(seed, args.accounts, args.months, args.gap_days, args.folds, effect_params(args.param))
+        run = one_seed(
+            seed,
+            args.accounts,
+            args.months,
+            args.gap_days,
+            args.folds,
+            effect_params(args.param),
+            estimated=args.estimated_propensities,
+        )
         runs.append(run)
         print(json.dumps(run), flush=True)
     summary = summarise(runs)
@@ -200,6 +231,7 @@ def main(argv: list[str] | None = None) -> int:
         "gap_days": args.gap_days,
         "folds": args.folds,
         "params": effect_params(args.param),
+        "estimated_propensities": args.estimated_propensities,
         "summary": summary,
         "seconds": time.perf_counter() - started,
         "load_average_1m": os.getloadavg()[0],

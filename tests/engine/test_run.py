@@ -165,6 +165,26 @@ def test_oracle_choice_is_the_regrets_oracle_and_keeps_the_rules_and_capacities(
         oracle_choice(decisions, truth.drop("value_usd"))
 
 
+def test_run_evaluates_a_book_without_logged_propensities_with_estimated_ones(
+    lab: SimResult, lab_run: RunResult
+) -> None:
+    book = lab.book
+    bare = Book(book.accounts, book.signals, book.touches.drop("propensity"), book.outcomes, source="bare")
+    result = run(bare, lab.config.resolved_playbook(), as_of=lab.as_of, effect_params=FAST, evidence=False)
+    assert any("have no logged propensity, estimated" in note for note in result.summary["notes"])
+    assert not any("have no logged propensity" in note for note in lab_run.summary["notes"])
+    logged = {(v["policy"], v["method"]): v for v in lab_run.policy_values}
+    estimated = {(v["policy"], v["method"]): v for v in result.policy_values}
+    assert set(estimated) == set(logged)
+    assert {policy for policy, _ in estimated} == {"learned", "nothing", "default"}
+    # The same decisions weighted by estimated instead of logged propensities: the same value, within the noise.
+    for key in logged:
+        a, b = logged[key], estimated[key]
+        assert np.isfinite(b["estimate"])
+        assert b["stderr"] > 0
+        assert abs(a["estimate"] - b["estimate"]) <= 3 * np.hypot(a["stderr"], b["stderr"]), key
+
+
 def test_run_writes_files_and_saves_the_run(lab_run: RunResult, store: Store) -> None:
     files = lab_run.files
     assert set(files) == {"recommendations.csv", "recommendations.parquet", "summary.json"}

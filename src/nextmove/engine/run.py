@@ -56,6 +56,7 @@ from nextmove.measure.ope import evaluate_policy
 from nextmove.measure.policy import do_nothing_policy, eligible_actions, learned_policy, lifecycle_default_policy
 from nextmove.models.effect import EffectModel, EffectProjection, objective_specs
 from nextmove.models.health import HealthScorecard
+from nextmove.models.propensity import PropensityModel
 from nextmove.playbook import Playbook
 from nextmove.segment import SegmentReport, behavior_snapshot, segment_book
 from nextmove.store import ModelVersionRecord, RecommendationRecord, RunRecord, Store
@@ -304,7 +305,7 @@ def _run(
     lap("evidence")
 
     say(RUN_STAGES[5])
-    policy_values = _policy_values(model, training, playbook, when, notes) if opts.evaluate else []
+    policy_values = _policy_values(model, training, playbook, when, notes, seed) if opts.evaluate else []
     regret = _regret(decisions, playbook, opts.truth, accounts) if opts.truth is not None else None
     segments = _segments(book, playbook, projection, health, when, seed, store, notes) if opts.segments else None
     lap("evaluate")
@@ -976,24 +977,37 @@ def _previous_segments(store: Store | None) -> pl.DataFrame | None:
 
 
 def _policy_values(
-    model: EffectModel, training: pl.DataFrame | None, playbook: Playbook, when: datetime, notes: list[str]
+    model: EffectModel,
+    training: pl.DataFrame | None,
+    playbook: Playbook,
+    when: datetime,
+    notes: list[str],
+    seed: int = 0,
 ) -> list[dict[str, Any]]:
     """Off-policy value of the learned, lifecycle-default and do-nothing policies on the latest finished decisions.
 
     The decisions are those of the latest decision time whose horizon is over. The effect model
     was fitted on them too, so the learned policy's estimate is in-sample (optimistic); the
-    default's and do-nothing's are not affected.
+    default's and do-nothing's are not affected. Decisions without a logged propensity get one
+    from a cross-fitted model of the logged actions on these decisions (as ``nextmove evaluate``
+    does), and a note says how many.
     """
     if training is None or training.height == 0:
         return []
     done = training.filter(~pl.col("censored") & pl.col("logged").fill_null(True))
-    if done.height == 0 or "propensity" not in done.columns or done.get_column("propensity").null_count():
-        notes.append("no off-policy evaluation: the finished logged decisions lack propensities")
+    if done.height == 0:
+        notes.append("no off-policy evaluation: no logged decision has a finished horizon")
         return []
     latest = done.get_column("decision_ts").max()
     horizon_start = latest - timedelta(days=playbook.contact_policy.window_days)  # type: ignore[operator]
     rows = done.filter(pl.col("decision_ts") > horizon_start)
     try:
+        logging = PropensityModel(clip=(1e-6, 1.0), random_state=seed).fit(rows, arms=[NO_ACTION, *playbook.action_ids])
+        if not logging.logged_.all():
+            notes.append(
+                f"off-policy evaluation: {int((~logging.logged_).sum()):,} of {rows.height:,} decisions have no "
+                "logged propensity, estimated by a cross-fitted model of the logged actions"
+            )
         q = model.expected_values(rows)
         keys = [c for c in ("account_id", "decision_ts") if c in q.columns]
         # The learned policy's choice: the best expected value over doing nothing (no draws needed).
@@ -1007,7 +1021,9 @@ def _policy_values(
         if "lifecycle_stage" in rows.columns:
             policies.append(("default", lifecycle_default_policy(rows, playbook)))
         for name, policy in policies:
-            for value in evaluate_policy(rows, policy, playbook, expected_values=q, name=name):
+            for value in evaluate_policy(
+                rows, policy, playbook, expected_values=q, name=name, propensity=logging.raw_propensity_
+            ):
                 out.append({"policy": name, **value.to_dict(), "in_sample": name == "learned"})
         return out
     except NextmoveError as exc:
