@@ -157,7 +157,8 @@ TOUCHES = TableSpec(
             "propensity",
             F,
             False,
-            "Probability with which the logging policy chose this action, in [0, 1].",
+            "Probability with which the logging policy chose this action, in [0, 1]. Where absent, nextmove "
+            "estimates it from the logged actions (slower, and only as good as the features explain the policy).",
             unit_interval=True,
         ),
         ColumnSpec("status", S, False, "Status of the touch (e.g. done, dismissed)."),
