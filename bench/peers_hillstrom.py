@@ -29,6 +29,7 @@ The peers are bench-only dependencies, imported lazily; missing ones are named a
     python -m venv .venv-bench && .venv-bench/bin/pip install -e '.[bench]'
     .venv-bench/bin/python bench/peers_hillstrom.py                 # 5 split seeds, every peer
     .venv-bench/bin/python bench/peers_hillstrom.py --seeds 0 --trees 50   # a quick run
+    .venv/bin/python bench/peers_hillstrom.py --param n_folds=3            # nextmove with another setting
 
 The data path: ``--data``, else ``NEXTMOVE_HILLSTROM``, else ``../shared/data/hillstrom.csv``
 relative to the repository. Without the file, the bench says so and exits 0.
