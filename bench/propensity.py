@@ -12,7 +12,7 @@ probability of the action taken is compared with the logged one:
 - fit wall time and CPU, and the rounds each fold model grew.
 
 ``--baseline`` also fits the settings before early stopping (150 rounds of 15 leaves at a
-learning rate of 0.1), in the same run.
+learning rate of 0.1, each tree on up to 100,000 rows), in the same run.
 
     .venv/bin/python bench/propensity.py --baseline --cache /tmp/lab-cache
     .venv/bin/python bench/propensity.py --param num_leaves=4 --param learning_rate=0.3
@@ -30,7 +30,7 @@ import numpy as np
 
 from _util import effect_params, lab_book_and_training, machine
 
-BASELINE = {"n_estimators": 150, "learning_rate": 0.1, "num_leaves": 15, "patience": None}
+BASELINE = {"n_estimators": 150, "learning_rate": 0.1, "num_leaves": 15, "patience": None, "max_rows_per_tree": 100_000}
 
 
 def score(training: Any, params: dict[str, Any], folds: int, jobs: int) -> dict[str, Any]:

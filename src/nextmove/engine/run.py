@@ -125,18 +125,10 @@ class RunOptions:
     """Threads the models train with."""
 
 
-FAST_EFFECT_PARAMS: Mapping[str, Any] = {
-    "n_folds": 3,
-    "n_estimators": 60,
-    "max_rows_per_tree": 30_000,
-    "propensity_params": {"max_rows_per_tree": 20_000},
-}
+FAST_EFFECT_PARAMS: Mapping[str, Any] = {"n_folds": 3, "n_estimators": 60, "max_rows_per_tree": 30_000}
 """Effect-model settings of a run: fewer folds and trees than the model's defaults, so that a book of a
 few thousand accounts runs in under a minute on two cores (the default lab book: 35 s end to end, in
-``docs/benchmarks.md``). On a book whose touches log no propensities, the propensity model that
-estimates them (for the overlap report) grows each tree on at most 20,000 rows: on the lab's book
-26 s instead of 60 s, about as close to the logged propensities as the model's defaults of before
-early stopping."""
+``docs/benchmarks.md``)."""
 
 
 @dataclass(frozen=True)
