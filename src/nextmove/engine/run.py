@@ -52,11 +52,10 @@ from nextmove.engine.run_facts import metrics as run_metrics
 from nextmove.errors import ConfigError, NextmoveError
 from nextmove.features import build_training_set, compute_features, feature_schema
 from nextmove.features.history import to_utc
-from nextmove.measure.ope import evaluate_policy
+from nextmove.measure.ope import evaluate_policy, logging_propensities
 from nextmove.measure.policy import do_nothing_policy, eligible_actions, learned_policy, lifecycle_default_policy
 from nextmove.models.effect import EffectModel, EffectProjection, objective_specs
 from nextmove.models.health import HealthScorecard
-from nextmove.models.propensity import PropensityModel
 from nextmove.playbook import Playbook
 from nextmove.segment import SegmentReport, behavior_snapshot, segment_book
 from nextmove.store import ModelVersionRecord, RecommendationRecord, RunRecord, Store
@@ -982,7 +981,7 @@ def _policy_values(
     playbook: Playbook,
     when: datetime,
     notes: list[str],
-    seed: int = 0,
+    seed: int,
 ) -> list[dict[str, Any]]:
     """Off-policy value of the learned, lifecycle-default and do-nothing policies on the latest finished decisions.
 
@@ -1002,12 +1001,9 @@ def _policy_values(
     horizon_start = latest - timedelta(days=playbook.contact_policy.window_days)  # type: ignore[operator]
     rows = done.filter(pl.col("decision_ts") > horizon_start)
     try:
-        logging = PropensityModel(clip=(1e-6, 1.0), random_state=seed).fit(rows, arms=[NO_ACTION, *playbook.action_ids])
-        if not logging.logged_.all():
-            notes.append(
-                f"off-policy evaluation: {int((~logging.logged_).sum()):,} of {rows.height:,} decisions have no "
-                "logged propensity, estimated by a cross-fitted model of the logged actions"
-            )
+        logging, estimated = logging_propensities(rows, playbook, random_state=seed)
+        if estimated:
+            notes.append(f"off-policy evaluation: {estimated}")
         q = model.expected_values(rows)
         keys = [c for c in ("account_id", "decision_ts") if c in q.columns]
         # The learned policy's choice: the best expected value over doing nothing (no draws needed).

@@ -40,6 +40,7 @@ __all__ = [
     "PolicyValue",
     "evaluate_offline",
     "evaluate_policy",
+    "logging_propensities",
     "policy_difference",
     "row_value_usd",
     "split_decisions",
@@ -182,6 +183,29 @@ def _propensities(rows: pl.DataFrame, propensity: F64 | Literal["logged", "estim
         estimate="always", use_logged=propensity == "logged", random_state=random_state, clip=(1e-6, 1.0)
     ).fit(rows)
     return model.raw_propensity_
+
+
+def logging_propensities(
+    rows: pl.DataFrame, playbook: Playbook, *, clip: tuple[float, float] = (1e-6, 1.0), random_state: int = 0
+) -> tuple[PropensityModel, str | None]:
+    """The logging policy's propensity of every row's action, for weighting: the touch log's where
+    present, else a cross-fitted model's estimate from the rows' logged actions.
+
+    Returns the fitted :class:`PropensityModel` (``raw_propensity_``: the propensities, unclipped;
+    ``overlap_``: the overlap of the rows) and, when some propensities were estimated, a note that
+    says how many (None when all were logged).
+    """
+    logging = PropensityModel(clip=clip, estimate="auto", random_state=random_state).fit(
+        rows, arms=[NO_ACTION, *playbook.action_ids]
+    )
+    missing = int((~logging.logged_).sum())
+    note = (
+        f"{missing:,} of {rows.height:,} evaluated decisions have no logged propensity, "
+        "estimated by a cross-fitted model of the logged actions"
+        if missing
+        else None
+    )
+    return logging, note
 
 
 def _terms(
@@ -785,15 +809,10 @@ def evaluate_offline(
     if external is not None:
         policies[policy_name] = external
     say("Estimating the propensities of the evaluation decisions…")
-    logging = PropensityModel(clip=clip, estimate="auto", random_state=seed).fit(
-        rows, arms=[NO_ACTION, *playbook.action_ids]
-    )
+    logging, estimated = logging_propensities(rows, playbook, clip=clip, random_state=seed)
     propensity = logging.raw_propensity_
-    if not logging.logged_.all():
-        notes.append(
-            f"{int((~logging.logged_).sum()):,} of {rows.height:,} evaluation decisions have no logged propensity: "
-            "estimated by a cross-fitted model of the logged actions"
-        )
+    if estimated:
+        notes.append(estimated)
     common: dict[str, Any] = {"propensity": propensity, "level": level, "clip": clip, "random_state": seed}
     say("Estimating the value of every policy…")
     values: list[PolicyValue] = []

@@ -470,10 +470,12 @@ class PropensityModel:
             idx, weight = stratified_sample(label[train], FOLD_ROWS_PER_TREE * self.max_rows_per_tree, rng)
             rows = np.flatnonzero(train)[idx]
             held = ~train
-            booster = self._fit_one(x[rows], label[rows], len(present), weight, held=(x[held], label[held]))
+            x_held = x[held]
+            booster = self._fit_one(x[rows], label[rows], len(present), weight, held=(x_held, label[held]))
             self.models_.append(booster)
             if held.any():
-                proba[np.ix_(held, present)] = booster.predict(x[held])
+                proba[np.ix_(held, present)] = booster.predict(x_held)
+            del x_held
         return proba
 
     def _fit_one(
