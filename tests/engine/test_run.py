@@ -171,7 +171,8 @@ def test_run_evaluates_a_book_without_logged_propensities_with_estimated_ones(
     book = lab.book
     bare = Book(book.accounts, book.signals, book.touches.drop("propensity"), book.outcomes, source="bare")
     result = run(bare, lab.config.resolved_playbook(), as_of=lab.as_of, effect_params=FAST, evidence=False)
-    assert any("have no logged propensity, estimated" in note for note in result.summary["notes"])
+    # Estimated on the whole history by the effect model's propensity model, not on the window alone.
+    assert any("have no logged propensity, estimated by the effect model's" in note for note in result.summary["notes"])
     assert not any("have no logged propensity" in note for note in lab_run.summary["notes"])
     logged = {(v["policy"], v["method"]): v for v in lab_run.policy_values}
     estimated = {(v["policy"], v["method"]): v for v in result.policy_values}

@@ -177,6 +177,34 @@ def test_effect_without_logged_propensities_estimates_them() -> None:
     assert abs(call.get_column("effect").mean() - 0.15) < 0.04
 
 
+def test_effect_training_propensities_keep_the_logged_and_estimate_the_rest_per_action() -> None:
+    training = randomised_book(accounts=400)  # none 0.5, call 0.25, email 0.25, whatever the account
+    hidden = pl.int_range(pl.len()) % 2 == 0
+    variant = pl.when(pl.col("action_id") == "email").then(
+        pl.when(pl.int_range(pl.len()) % 3 == 0).then(pl.lit("morning")).otherwise(pl.lit("evening"))
+    )
+    book = training.with_columns(
+        pl.when(hidden).then(None).otherwise(pl.col("propensity")).alias("propensity"), variant.alias("variant")
+    )
+    model = EffectModel(small_playbook(), **FAST, propensity_params={"n_estimators": 30}).fit(book)
+    assert model.arms_ == ["none", "call", "email:evening", "email:morning"]
+    out = model.training_propensities(book)
+    assert out is not None
+    assert out.select("account_id", "decision_ts").equals(book.select("account_id", "decision_ts"))
+    p = out.get_column("propensity").to_numpy()
+    known = book.get_column("propensity").is_not_null().to_numpy()
+    assert np.array_equal(p[known], book.get_column("propensity").to_numpy()[known])  # the log's, untouched
+    truth = {"none": 0.5, "call": 0.25, "email": 0.25}
+    actions = book.get_column("action_id").to_numpy()
+    for action, share in truth.items():
+        # The action's propensity: an email row's estimate sums its two variants (about 1/12 and 1/6).
+        estimated = p[~known & (actions == action)]
+        assert abs(estimated.mean() - share) < 0.03, action
+    assert model.training_propensities(book.head(100)) is None  # not the frame fitted
+    closed = book.with_columns((pl.int_range(pl.len()) < 30).alias("censored"))
+    assert model.training_propensities(closed) is None  # 30 fewer rows learned from: another frame
+
+
 def test_effect_propensities_of_zero_and_one_are_handled() -> None:
     training = randomised_book(accounts=300)
     odd = pl.int_range(pl.len()) % 7

@@ -987,9 +987,11 @@ def _policy_values(
 
     The decisions are those of the latest decision time whose horizon is over. The effect model
     was fitted on them too, so the learned policy's estimate is in-sample (optimistic); the
-    default's and do-nothing's are not affected. Decisions without a logged propensity get one
-    from a cross-fitted model of the logged actions on these decisions (as ``nextmove evaluate``
-    does), and a note says how many.
+    default's and do-nothing's are not affected. Decisions without a logged propensity get the
+    effect model's cross-fitted estimate from the whole history
+    (:meth:`~nextmove.models.effect.EffectModel.training_propensities`), or, when it has none for
+    them, one from a cross-fitted model of these decisions alone (as ``nextmove evaluate`` does);
+    a note says how many were estimated.
     """
     if training is None or training.height == 0:
         return []
@@ -1001,7 +1003,13 @@ def _policy_values(
     horizon_start = latest - timedelta(days=playbook.contact_policy.window_days)  # type: ignore[operator]
     rows = done.filter(pl.col("decision_ts") > horizon_start)
     try:
+        rows, filled = _with_history_propensities(rows, model, training)
         logging, estimated = logging_propensities(rows, playbook, random_state=seed)
+        if filled:
+            notes.append(
+                f"off-policy evaluation: {filled:,} of {rows.height:,} evaluated decisions have no logged "
+                "propensity, estimated by the effect model's cross-fitted model of the logged actions"
+            )
         if estimated:
             notes.append(f"off-policy evaluation: {estimated}")
         q = model.expected_values(rows)
@@ -1025,6 +1033,31 @@ def _policy_values(
     except NextmoveError as exc:
         notes.append(f"no off-policy evaluation: {exc}")
         return []
+
+
+def _with_history_propensities(
+    rows: pl.DataFrame, model: EffectModel, training: pl.DataFrame
+) -> tuple[pl.DataFrame, int]:
+    """``rows`` (of ``training``) with each missing ``propensity`` filled from the effect model's
+    estimates on the whole history, and how many were filled (0 when none was missing or the model
+    has none for them)."""
+    logged = rows.get_column("propensity").cast(pl.Float64) if "propensity" in rows.columns else None
+    missing = rows.height if logged is None else int(logged.fill_nan(None).null_count())
+    if missing == 0:
+        return rows, 0
+    fitted = model.training_propensities(training)
+    if fitted is None:
+        return rows, 0
+    joined = rows.join(
+        fitted.rename({"propensity": "_history"}), on=["account_id", "decision_ts"], how="left", maintain_order="left"
+    )
+    history = joined.get_column("_history").cast(pl.Float64).fill_null(np.nan).to_numpy()
+    current = np.full(rows.height, np.nan) if logged is None else logged.fill_null(np.nan).to_numpy()
+    needed = ~np.isfinite(current)
+    if not np.isfinite(history[needed]).all():
+        return rows, 0  # some have no estimate: all are estimated from the rows alone instead
+    filled = pl.Series("propensity", np.where(needed, history, current), dtype=pl.Float64)
+    return joined.drop("_history").with_columns(filled), missing
 
 
 def _regret(
