@@ -419,6 +419,23 @@ def test_run_without_owners_or_stages(shop_run: tuple[Book, Playbook, RunResult]
     assert "control" in set(recs["arm"].unique())
 
 
+def test_run_before_any_horizon_is_over_says_when_it_can_learn(
+    shop_run: tuple[Book, Playbook, RunResult], tmp_path: Path
+) -> None:
+    book, playbook, _ = shop_run
+    first = book.touches.get_column("ts").min()
+    assert isinstance(first, datetime)
+    early = first + timedelta(days=playbook.horizon_days // 2)
+    done = first + timedelta(days=playbook.horizon_days)
+    out = tmp_path / "out"
+    with pytest.raises(ConfigError, match=rf"earliest decision .* finished on {done:%Y-%m-%d}.*--as-of"):
+        run(book, playbook, as_of=early, effect_params=FAST, out_dir=out)
+    assert not out.exists()  # nothing half-written
+    # Learning from open horizons is the other way out: then the run goes ahead.
+    result = run(book, playbook, as_of=early, effect_params={**FAST, "partial_horizon_days": 3}, evaluate=False)
+    assert result.recommendations.height > 0
+
+
 def test_default_as_of_is_the_next_midnight() -> None:
     book, _ = shop_book(n=5, weeks=2)
     latest = latest_timestamp(book)

@@ -517,6 +517,8 @@ def _model(
         return loaded, loaded_id, None
     training = _training(book, playbook, when, opts.training_days)
     params = {**FAST_EFFECT_PARAMS, "random_state": seed, "n_jobs": opts.jobs, **dict(opts.effect_params)}
+    if params.get("partial_horizon_days") is None:
+        _require_finished_horizons(training, playbook, when)
     model = EffectModel(playbook, **params).fit(training)
     if model.flagged_arms_:
         notes.append(
@@ -528,6 +530,21 @@ def _model(
     if store is not None and opts.save_model:
         model_id = save_effect_model(store, model, playbook, training, when)
     return model, model_id, training
+
+
+def _require_finished_horizons(training: pl.DataFrame, playbook: Playbook, when: datetime) -> None:
+    """Say what to do when no past decision's outcome horizon is over at ``when`` (nothing to learn from)."""
+    if training.height == 0 or "censored" not in training.columns or not training.get_column("censored").all():
+        return
+    first = training.get_column("decision_ts").min()
+    assert isinstance(first, datetime)
+    done = first + timedelta(days=playbook.horizon_days)
+    raise ConfigError(
+        f"no past decision's outcomes can be learned from as of {when:%Y-%m-%d}: the playbook's horizon is "
+        f"{playbook.horizon_days} days, so the earliest decision ({first:%Y-%m-%d}) is only finished on "
+        f"{done:%Y-%m-%d}. Decide as of {done:%Y-%m-%d} or later (--as-of) if the book holds the outcomes up to then, "
+        "shorten horizon_days in the playbook, or learn from open horizons (--partial-horizon-days)"
+    )
 
 
 EFFECT_MODEL_FORMAT = 3
