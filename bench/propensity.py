@@ -54,16 +54,12 @@ def closeness(estimated: Any, logged: Any) -> dict[str, float]:
 
 def window(training: Any, history_estimates: Any, playbook: Any, seed: int) -> dict[str, Any]:
     """The run's evaluation window: its propensities from the whole history's model and from its rows alone."""
-    from datetime import timedelta
-
     import polars as pl
 
+    from nextmove.engine.run import evaluation_window
     from nextmove.measure.ope import logging_propensities
 
-    scored = training.with_columns(pl.Series("_history", history_estimates))
-    done = scored.filter(pl.col("logged").fill_null(True))
-    latest = done.get_column("decision_ts").max()
-    rows = done.filter(pl.col("decision_ts") > latest - timedelta(days=playbook.contact_policy.window_days))
+    rows = evaluation_window(training.with_columns(pl.Series("_history", history_estimates)), playbook)
     logged = rows.get_column("propensity").to_numpy()
     started = time.perf_counter()
     alone, _ = logging_propensities(
@@ -87,17 +83,16 @@ def score(training: Any, params: dict[str, Any], folds: int, jobs: int) -> dict[
     started, cpu = time.perf_counter(), time.process_time()
     model = PropensityModel(use_logged=False, n_folds=folds, n_jobs=jobs, **params).fit(training)
     wall, cpu = time.perf_counter() - started, time.process_time() - cpu
-    estimated = np.log(np.clip(model.raw_propensity_, 1e-6, 1.0))
-    truth = np.log(np.clip(logged, 1e-6, 1.0))
+    close = closeness(model.raw_propensity_, logged)
     return {
         "params": params,
         "fit_seconds": round(wall, 1),
         "fit_cpu_seconds": round(cpu, 1),
         "rounds": [booster.current_iteration() for booster in model.models_],
-        "log_loss": round(float(-estimated.mean()), 4),
-        "log_loss_logged": round(float(-truth.mean()), 4),
-        "mean_abs_log_ratio": round(float(np.abs(estimated - truth).mean()), 4),
-        "log_corr": round(float(np.corrcoef(estimated, truth)[0, 1]), 4),
+        "log_loss": round(float(-np.log(np.clip(model.raw_propensity_, 1e-6, 1.0)).mean()), 4),
+        "log_loss_logged": round(float(-np.log(np.clip(logged, 1e-6, 1.0)).mean()), 4),
+        "mean_abs_log_ratio": close["mean_abs_log_ratio"],
+        "log_corr": close["log_corr"],
         "flagged": model.overlap_.flagged_arms,
         "_estimates": model.raw_propensity_,
     }

@@ -1012,13 +1012,10 @@ def _policy_values(
     """
     if training is None or training.height == 0:
         return []
-    done = training.filter(~pl.col("censored") & pl.col("logged").fill_null(True))
-    if done.height == 0:
+    rows = evaluation_window(training, playbook)
+    if rows.height == 0:
         notes.append("no off-policy evaluation: no logged decision has a finished horizon")
         return []
-    latest = done.get_column("decision_ts").max()
-    horizon_start = latest - timedelta(days=playbook.contact_policy.window_days)  # type: ignore[operator]
-    rows = done.filter(pl.col("decision_ts") > horizon_start)
     try:
         rows, filled = _with_history_propensities(rows, model, training)
         logging, estimated = logging_propensities(rows, playbook, random_state=seed)
@@ -1050,6 +1047,20 @@ def _policy_values(
     except NextmoveError as exc:
         notes.append(f"no off-policy evaluation: {exc}")
         return []
+
+
+def evaluation_window(training: pl.DataFrame, playbook: Playbook) -> pl.DataFrame:
+    """The decisions a run evaluates: the logged ones of the latest contact window whose horizon is over.
+
+    Empty when no logged decision of ``training`` has a finished horizon.
+    """
+    done = training.filter(~pl.col("censored").fill_null(False) if "censored" in training.columns else pl.lit(True))
+    done = done.filter(pl.col("logged").fill_null(True)) if "logged" in done.columns else done
+    if done.height == 0:
+        return done
+    latest = done.get_column("decision_ts").max()
+    horizon_start = latest - timedelta(days=playbook.contact_policy.window_days)  # type: ignore[operator]
+    return done.filter(pl.col("decision_ts") > horizon_start)
 
 
 def _with_history_propensities(
