@@ -126,3 +126,20 @@ def test_cli_validate_checks_eligibility_against_book_features(tmp_path: Path) -
     done = _nextmove("validate", "--book", str(book), "--playbook", str(tmp_path / "pb.toml"))
     assert done.returncode == 2
     assert "unknown feature 'tenure_dayz' (did you mean 'tenure_days'?)" in done.stderr
+
+
+def test_cli_features_default_as_of_sees_the_last_day(tmp_path: Path) -> None:
+    """Without --as-of the snapshot is taken at the midnight after the book's last row, as `nextmove run` does."""
+    book = tmp_path / "book"
+    book.mkdir()
+    (book / "accounts.csv").write_text("account_id\na\n", encoding="utf-8")
+    (book / "signals.csv").write_text(
+        "account_id,ts,name,value\na,2025-03-01T10:00:00Z,x,1\na,2025-03-02T15:00:00Z,x,5\n", encoding="utf-8"
+    )
+    out = tmp_path / "f.parquet"
+    result = runner.invoke(app, ["features", "--book", str(book), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "as of 2025-03-03 00:00 UTC" in result.output
+    import polars as pl
+
+    assert pl.read_parquet(out).get_column("x_sum_7d").to_list() == [6.0]  # the last signal is in

@@ -13,15 +13,13 @@ import numpy as np
 import polars as pl
 import pytest
 
-from nextmove.book import Book
+from nextmove.book import Book, default_as_of, latest_timestamp
 from nextmove.book.validate import load_book
 from nextmove.decide.explain import parse_alternatives, parse_evidence
 from nextmove.engine.run import (
     EFFECT_MODEL_FORMAT,
     RUN_STAGES,
     RunResult,
-    default_as_of,
-    latest_timestamp,
     load_effect_model,
     oracle_choice,
     run,
@@ -439,10 +437,19 @@ def test_run_before_any_horizon_is_over_says_when_it_can_learn(
 def test_default_as_of_is_the_next_midnight() -> None:
     book, _ = shop_book(n=5, weeks=2)
     latest = latest_timestamp(book)
+    when = default_as_of(book)
     assert latest is not None
-    assert latest <= default_as_of(book) < latest + timedelta(days=1)
-    assert default_as_of(book).hour == 0
-    assert default_as_of(book).minute == 0
+    assert when is not None
+    assert latest <= when < latest + timedelta(days=1)
+    assert (when.hour, when.minute) == (0, 0)
+    # A book loaded as of a time before that midnight is read as of that time; a later one changes nothing.
+    earlier = latest + (when - latest) / 2
+    assert default_as_of(dataclasses.replace(book, as_of=earlier)) == earlier
+    assert default_as_of(dataclasses.replace(book, as_of=when + timedelta(days=30))) == when
+    empty = dataclasses.replace(
+        book, signals=book.signals.head(0), touches=book.touches.head(0), outcomes=book.outcomes.head(0)
+    )
+    assert default_as_of(empty) is None
 
 
 def test_decide_doc_example_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -1,6 +1,16 @@
 """The book of business: the data contract, loaders and validation."""
 
 from nextmove.book.contract import CONTRACT, NO_ACTION, ColumnSpec, ColumnType, TableSpec
-from nextmove.book.model import Book, empty_table
+from nextmove.book.model import Book, default_as_of, empty_table, latest_timestamp
 
-__all__ = ["CONTRACT", "NO_ACTION", "Book", "ColumnSpec", "ColumnType", "TableSpec", "empty_table"]
+__all__ = [
+    "CONTRACT",
+    "NO_ACTION",
+    "Book",
+    "ColumnSpec",
+    "ColumnType",
+    "TableSpec",
+    "default_as_of",
+    "empty_table",
+    "latest_timestamp",
+]

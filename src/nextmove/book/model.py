@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 
 import polars as pl
 
@@ -58,3 +58,43 @@ class Book:
         """Account columns beyond the contract's."""
         known = set(CONTRACT["accounts"].column_names)
         return [c for c in self.accounts.columns if c not in known]
+
+
+def latest_timestamp(book: Book) -> datetime | None:
+    """The latest timestamp in a book's signals, touches and outcomes (None for a book without dated rows)."""
+    stamps = [f.get_column("ts").max() for f in (book.signals, book.touches, book.outcomes) if f.height]
+    found = [_utc(s) for s in stamps if isinstance(s, datetime)]
+    return max(found) if found else None
+
+
+def default_as_of(book: Book) -> datetime | None:
+    """The time a book is read as of when none is given: its latest timestamp, rounded up to a UTC midnight.
+
+    Every command that reads a book (run, features, health, segment, training sets) uses it, so they
+    all see the same data. A book whose last signal is Sunday 23:00 is read as of Monday 00:00, so
+    the features see all of Sunday (a snapshot at ``t`` reads only rows dated strictly before
+    ``t``). A latest timestamp at midnight is the time itself. A book loaded as of an earlier time
+    (``book.as_of``, when it lies before that midnight) is read as of that time: nothing after it
+    is known. None for a book without dated rows.
+
+    Examples
+    --------
+    >>> import polars as pl
+    >>> row = {"account_id": ["a"], "ts": [datetime(2025, 3, 2, 23, tzinfo=UTC)], "name": ["x"], "value": [1.0]}
+    >>> signals = pl.concat([empty_table("signals"), pl.DataFrame(row)], how="diagonal_relaxed")
+    >>> book = Book(empty_table("accounts"), signals, empty_table("touches"), empty_table("outcomes"))
+    >>> default_as_of(book).isoformat()
+    '2025-03-03T00:00:00+00:00'
+    """
+    latest = latest_timestamp(book)
+    if latest is None:
+        return None
+    day = datetime(latest.year, latest.month, latest.day, tzinfo=UTC)
+    when = day if day == latest else day + timedelta(days=1)
+    if book.as_of is not None:
+        when = min(when, _utc(book.as_of))
+    return when
+
+
+def _utc(when: datetime) -> datetime:
+    return when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)

@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
-from nextmove.book import Book, empty_table
+from nextmove.book import Book, default_as_of, empty_table
 from nextmove.book.problems import ValidationReport
 from nextmove.book.validate import load_book, load_table, validate_book
 from nextmove.cli._common import console, err_console, handle_errors, parse_as_of
@@ -40,7 +40,8 @@ AsOfOpt = Annotated[
     str | None,
     typer.Option(
         "--as-of",
-        help="Decision time, ISO 8601 (naive = UTC); nothing in the book may be later. Default: now.",
+        help="Decision time, ISO 8601 (naive = UTC); later rows are ignored. Default: the book's latest timestamp, "
+        "rounded up to a UTC midnight.",
     ),
 ]
 
@@ -137,7 +138,10 @@ def init(
 def validate(
     book: BookOpt,
     playbook: PlaybookOpt = None,
-    as_of: AsOfOpt = None,
+    as_of: Annotated[
+        str | None,
+        typer.Option("--as-of", help="ISO 8601 (naive = UTC): no row of the book may be later. Default: now."),
+    ] = None,
     max_examples: Annotated[int, typer.Option(help="Offending rows listed per table (counts stay complete).")] = 1000,
 ) -> None:
     """Check a book of business against the data contract.
@@ -229,7 +233,7 @@ def features_cmd(
 
     Only data dated before --as-of is used (later rows are ignored, so a past --as-of
     reproduces what was known then). One row per account; see docs/features.md for the
-    columns. Default --as-of: the book's latest timestamp.
+    columns. Default --as-of: the book's latest timestamp, rounded up to a UTC midnight.
     """
     if out.suffix not in (".parquet", ".csv"):
         raise ConfigError(f"--out {out} must end in .parquet or .csv")
@@ -258,16 +262,11 @@ def load_inputs(book: str, playbook: Path | None, as_of: str | None) -> tuple[Pl
     when = parse_as_of(as_of)
     with console.status("Loading and validating the book…"):
         loaded = load_book(book, playbook=pb)
-    return pb, loaded, when or latest_timestamp(loaded)
-
-
-def latest_timestamp(book: Book) -> datetime:
-    """The latest timestamp in a book's signals, touches and outcomes (the natural as-of time)."""
-    stamps = [frame.get_column("ts").max() for frame in (book.signals, book.touches, book.outcomes) if frame.height]
-    found = [s for s in stamps if isinstance(s, datetime)]
-    if not found:
-        raise ConfigError("the book has no dated rows; pass --as-of")
-    return max(found)
+    if when is None:
+        when = default_as_of(loaded)
+        if when is None:
+            raise ConfigError("the book has no dated rows; pass --as-of")
+    return pb, loaded, when
 
 
 _WORKSPACE_README = """# nextmove workspace

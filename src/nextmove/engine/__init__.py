@@ -7,7 +7,7 @@ from nextmove.engine.model_store import (
     outcome_model_record,
     save_outcome_models,
 )
-from nextmove.engine.run import RUN_STAGES, RunOptions, RunResult, default_as_of, run
+from nextmove.engine.run import RUN_STAGES, RunOptions, RunResult, run
 
 __all__ = [
     "OUTCOME_MODEL_KIND",
@@ -16,7 +16,6 @@ __all__ = [
     "HealthResult",
     "RunOptions",
     "RunResult",
-    "default_as_of",
     "load_outcome_models",
     "outcome_model_record",
     "run",

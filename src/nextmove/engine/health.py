@@ -8,7 +8,7 @@ from datetime import date, datetime, timedelta
 
 import polars as pl
 
-from nextmove.book import Book
+from nextmove.book import Book, default_as_of
 from nextmove.engine.model_store import load_outcome_models, save_outcome_models
 from nextmove.errors import ConfigError
 from nextmove.features import (
@@ -154,7 +154,8 @@ def score_health(
     playbook
         Scorecard, trend weeks, objectives (outcome kinds) and the hash stored with the models.
     as_of
-        The scoring time (default: ``book.as_of``, else the book's latest timestamp).
+        The scoring time (default: :func:`~nextmove.book.default_as_of`, the book's latest
+        timestamp rounded up to a UTC midnight).
     store
         When given, the trained outcome models are saved as a new version (kind ``outcome``)
         and activated.
@@ -289,13 +290,10 @@ _SCORE_COLUMNS = ("health_score", "health_band", "health_trend", "health_change"
 def _resolve_as_of(book: Book, as_of: datetime | date | None) -> datetime:
     if as_of is not None:
         return to_utc(as_of)
-    if book.as_of is not None:
-        return to_utc(book.as_of)
-    stamps = [f.get_column("ts").max() for f in (book.signals, book.touches, book.outcomes) if f.height]
-    found = [s for s in stamps if isinstance(s, datetime)]
-    if not found:
-        raise ConfigError("the book has no dated rows and no as_of: pass as_of")
-    return to_utc(max(found))
+    when = default_as_of(book)
+    if when is None:
+        raise ConfigError("the book has no dated rows: pass as_of")
+    return when
 
 
 def _vocabulary(book: Book, playbook: Playbook, when: datetime) -> FeatureVocabulary:

@@ -27,14 +27,14 @@ import time
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import polars as pl
 
-from nextmove.book import NO_ACTION, Book
+from nextmove.book import NO_ACTION, Book, default_as_of
 from nextmove.decide.allocate import Allocation, Resource, allocate
 from nextmove.decide.explain import explain_decisions
 from nextmove.decide.policy import CapacityLedger, DecisionOptions, Decisions, decide
@@ -396,46 +396,13 @@ def _params(opts: RunOptions, seed: int) -> dict[str, Any]:
     }
 
 
-def latest_timestamp(book: Book) -> datetime | None:
-    """The latest timestamp in a book's signals, touches and outcomes (None for a book without dated rows)."""
-    stamps = [f.get_column("ts").max() for f in (book.signals, book.touches, book.outcomes) if f.height]
-    found = [s for s in stamps if isinstance(s, datetime)]
-    return max(found) if found else None
-
-
-def default_as_of(book: Book) -> datetime:
-    """The decision time of a run without ``as_of``: the book's latest timestamp, rounded up to a UTC midnight.
-
-    Decisions are made for the day after the data: a book whose last signal is Sunday 23:00 is
-    decided as of Monday 00:00, so the features see all of Sunday. A latest timestamp at midnight
-    is the decision time itself (what happens at that instant is not known before it).
-
-    Raises
-    ------
-    ConfigError
-        If the book has no dated rows.
-
-    Examples
-    --------
-    >>> from nextmove.book import empty_table
-    >>> row = {"account_id": ["a"], "ts": [datetime(2025, 3, 2, 23, tzinfo=UTC)], "name": ["x"], "value": [1.0]}
-    >>> signals = pl.concat([empty_table("signals"), pl.DataFrame(row)], how="diagonal_relaxed")
-    >>> book = Book(empty_table("accounts"), signals, empty_table("touches"), empty_table("outcomes"))
-    >>> default_as_of(book).isoformat()
-    '2025-03-03T00:00:00+00:00'
-    """
-    latest = latest_timestamp(book)
-    if latest is None:
-        raise ConfigError("the book has no dated rows: give the decision time (as_of)")
-    latest = to_utc(latest)
-    day = datetime(latest.year, latest.month, latest.day, tzinfo=UTC)
-    return day if day == latest else day + timedelta(days=1)
-
-
 def _resolve_as_of(book: Book, as_of: datetime | date | None) -> datetime:
-    if as_of is None:
-        return default_as_of(book)
-    return to_utc(as_of)
+    if as_of is not None:
+        return to_utc(as_of)
+    when = default_as_of(book)
+    if when is None:
+        raise ConfigError("the book has no dated rows: give the decision time (as_of)")
+    return when
 
 
 def _column(frame: pl.DataFrame, name: str) -> list[str | None] | None:

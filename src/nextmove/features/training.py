@@ -8,7 +8,7 @@ from typing import Literal
 
 import polars as pl
 
-from nextmove.book import NO_ACTION, Book
+from nextmove.book import NO_ACTION, Book, default_as_of
 from nextmove.errors import ConfigError
 from nextmove.features.history import ACCOUNT_ID, DECISION_TS, TS_DTYPE, US_PER_DAY, point_in_time, to_utc
 from nextmove.features.names import (
@@ -89,8 +89,9 @@ def build_training_set(
         (every two weeks, say) horizons overlap, and only attribution by ``touch_id`` gives
         each decision the outcomes it caused. ``auto``: ``touch`` when outcomes carry touch ids.
     as_of
-        What is known: rows after it are ignored (default: ``book.as_of``, else the book's
-        latest timestamp). Decision times are before it.
+        What is known: rows after it are ignored (default: :func:`~nextmove.book.default_as_of`,
+        the book's latest timestamp rounded up to a UTC midnight, or ``book.as_of`` if earlier).
+        Decision times are before it.
     windows_days
         Windows of the signal features (default ``(7, 28, 90)``).
 
@@ -191,12 +192,10 @@ def _positive_days(value: object, what: str) -> int:
 def _resolve_as_of(book: Book, as_of: datetime | date | None) -> datetime:
     if as_of is not None:
         return to_utc(as_of)
-    if book.as_of is not None:
-        return to_utc(book.as_of)
-    bounds = _time_bounds(book)
-    if bounds is None:
+    when = default_as_of(book)
+    if when is None:
         raise ConfigError("the book has no signals, touches or outcomes and no as_of: pass as_of")
-    return bounds[1]
+    return when
 
 
 def _time_bounds(book: Book) -> tuple[datetime, datetime] | None:
