@@ -62,7 +62,8 @@ class Book:
 
 def latest_timestamp(book: Book) -> datetime | None:
     """The latest timestamp in a book's signals, touches and outcomes (None for a book without dated rows)."""
-    stamps = [f.get_column("ts").max() for f in (book.signals, book.touches, book.outcomes) if f.height]
+    frames = (book.signals, book.touches, book.outcomes)
+    stamps = [f.get_column("ts").max() for f in frames if f.height and "ts" in f.columns]
     found = [_utc(s) for s in stamps if isinstance(s, datetime)]
     return max(found) if found else None
 

@@ -20,7 +20,7 @@ import numpy as np
 import polars as pl
 from numpy.typing import NDArray
 
-from nextmove.book import NO_ACTION, Book
+from nextmove.book import NO_ACTION, Book, latest_timestamp
 from nextmove.errors import ConfigError
 from nextmove.features import build_training_set
 from nextmove.features.history import to_utc
@@ -382,15 +382,10 @@ def latest_data_time(book: Book) -> datetime:
     >>> latest_data_time(book).isoformat()
     '2025-03-01T00:00:00+00:00'
     """
-    stamps = [
-        frame.get_column("ts").max()
-        for frame in (book.signals, book.touches, book.outcomes)
-        if frame.height and "ts" in frame.columns
-    ]
-    found = [to_utc(s) for s in stamps if isinstance(s, datetime)]
-    if not found:
+    latest = latest_timestamp(book)
+    if latest is None:
         raise ConfigError("the book has no dated rows (signals, touches or outcomes): nothing was observed")
-    return max(found)
+    return latest
 
 
 def measured_outcomes(
