@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import ClassVar
 
 
@@ -63,6 +64,18 @@ class ConfigError(NextmoveError):
     exit_code = 2
     http_status = 422
     code = "config_invalid"
+
+
+class NothingToLearnError(ConfigError):
+    """No past decision's outcome horizon is over (or seen long enough): a model has nothing to learn from.
+
+    ``ready_on`` is when the earliest decision's horizon is over (None when unknown), so a caller can
+    say when to come back or what else to change.
+    """
+
+    def __init__(self, message: str, *, ready_on: datetime | None = None) -> None:
+        super().__init__(message)
+        self.ready_on = ready_on
 
 
 class MissingExtraError(NextmoveError, ImportError):

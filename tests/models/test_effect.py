@@ -11,7 +11,7 @@ import numpy as np
 import polars as pl
 import pytest
 
-from nextmove.errors import ConfigError, NotFittedError
+from nextmove.errors import ConfigError, NotFittedError, NothingToLearnError
 from nextmove.models.effect import EffectModel, EffectProjection, _interval, objective_specs, row_value_usd
 from nextmove.playbook import Action, Objective, Playbook
 
@@ -329,8 +329,12 @@ def test_effect_censored_rows_are_left_out() -> None:
     censored = training.with_columns((pl.col("decision_ts") >= START + timedelta(days=14 * 5)).alias("censored"))
     model = EffectModel(small_playbook(), **FAST).fit(censored)
     assert model.n_rows_ == 300 * 5
-    with pytest.raises(ConfigError, match="no uncensored rows"):
-        EffectModel(small_playbook(), **FAST).fit(training.with_columns(pl.lit(True).alias("censored")))
+    playbook = small_playbook()
+    with pytest.raises(NothingToLearnError, match=r"no uncensored rows.*horizon is over on") as caught:
+        EffectModel(playbook, **FAST).fit(training.with_columns(pl.lit(True).alias("censored")))
+    first = training.get_column("decision_ts").min()
+    assert isinstance(first, datetime)
+    assert caught.value.ready_on == first + timedelta(days=playbook.horizon_days)
 
 
 def _open_horizons_book(seed: int = 0) -> pl.DataFrame:

@@ -49,7 +49,7 @@ from nextmove.engine.run_facts import (
     impact_by_objective,
 )
 from nextmove.engine.run_facts import metrics as run_metrics
-from nextmove.errors import ConfigError, NextmoveError
+from nextmove.errors import ConfigError, NextmoveError, NothingToLearnError
 from nextmove.features import build_training_set, compute_features, feature_schema
 from nextmove.features.history import to_utc
 from nextmove.measure.ope import evaluate_policy, logging_propensities
@@ -484,9 +484,12 @@ def _model(
         return loaded, loaded_id, None
     training = _training(book, playbook, when, opts.training_days)
     params = {**FAST_EFFECT_PARAMS, "random_state": seed, "n_jobs": opts.jobs, **dict(opts.effect_params)}
-    if params.get("partial_horizon_days") is None:
-        _require_finished_horizons(training, playbook, when)
-    model = EffectModel(playbook, **params).fit(training)
+    try:
+        model = EffectModel(playbook, **params).fit(training)
+    except NothingToLearnError as error:
+        if params.get("partial_horizon_days") is not None:
+            raise
+        raise _nothing_to_learn(error, playbook, when) from None
     if model.flagged_arms_:
         notes.append(
             "actions with too little history, valued at the pooled effect with a wide interval: "
@@ -499,17 +502,15 @@ def _model(
     return model, model_id, training
 
 
-def _require_finished_horizons(training: pl.DataFrame, playbook: Playbook, when: datetime) -> None:
-    """Say what to do when no past decision's outcome horizon is over at ``when`` (nothing to learn from)."""
-    if training.height == 0 or "censored" not in training.columns or not training.get_column("censored").all():
-        return
-    first = training.get_column("decision_ts").min()
-    assert isinstance(first, datetime)
-    done = first + timedelta(days=playbook.horizon_days)
-    raise ConfigError(
+def _nothing_to_learn(error: NothingToLearnError, playbook: Playbook, when: datetime) -> ConfigError:
+    """The effect model's "nothing to learn from", with the run's ways out: a later --as-of, a shorter horizon."""
+    if error.ready_on is None:
+        return error
+    done = error.ready_on
+    return ConfigError(
         f"no past decision's outcomes can be learned from as of {when:%Y-%m-%d}: the playbook's horizon is "
-        f"{playbook.horizon_days} days, so the earliest decision ({first:%Y-%m-%d}) is only finished on "
-        f"{done:%Y-%m-%d}. Decide as of {done:%Y-%m-%d} or later (--as-of) if the book holds the outcomes up to then, "
+        f"{playbook.horizon_days} days, so the earliest decision is only finished on {done:%Y-%m-%d}. "
+        f"Decide as of {done:%Y-%m-%d} or later (--as-of) if the book holds the outcomes up to then, "
         "shorten horizon_days in the playbook, or learn from open horizons (--partial-horizon-days)"
     )
 

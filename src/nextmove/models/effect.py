@@ -8,6 +8,7 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Any, Literal, Self, TypeVar
 
 import lightgbm as lgb
@@ -19,7 +20,7 @@ from sklearn.cluster import KMeans
 from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
 
 from nextmove.book import NO_ACTION
-from nextmove.errors import ConfigError, NotFittedError
+from nextmove.errors import ConfigError, NotFittedError, NothingToLearnError
 from nextmove.features import sanitize_name
 from nextmove.features.names import behavior_features
 from nextmove.models._crossfit import (
@@ -845,7 +846,10 @@ class EffectModel:
         Raises
         ------
         ConfigError
-            If a setting is invalid, a needed column is missing, or no uncensored rows remain.
+            If a setting is invalid or a needed column is missing.
+        NothingToLearnError
+            If no uncensored rows remain (a :class:`ConfigError` whose ``ready_on`` says when the
+            earliest decision's horizon is over).
         """
         started = time.perf_counter()
         clip = self._validate_params()
@@ -952,10 +956,17 @@ class EffectModel:
         if horizon is not None:
             self.horizon_days_ = horizon
         if rows.height == 0:
-            raise ConfigError(
-                "the training set has no uncensored rows (every horizon is still open)"
-                if self.partial_horizon_days is None
-                else f"the training set has no row whose horizon is over or seen for {self.partial_horizon_days} days"
+            ready_on = _earliest_finish(training, self.playbook.horizon_days)
+            when = "" if ready_on is None else f"; the earliest decision's horizon is over on {ready_on:%Y-%m-%d}"
+            raise NothingToLearnError(
+                (
+                    "the training set has no uncensored rows (every horizon is still open)"
+                    if self.partial_horizon_days is None
+                    else "the training set has no row whose horizon is over or seen for "
+                    f"{self.partial_horizon_days} days"
+                )
+                + when,
+                ready_on=ready_on,
             )
         return rows
 
@@ -2451,6 +2462,14 @@ def _as_none(xa: NDArray[np.float32]) -> NDArray[np.float32]:
     out = xa.copy()
     out[:, -1] = 0.0
     return out
+
+
+def _earliest_finish(training: pl.DataFrame, horizon_days: int) -> datetime | None:
+    """When the earliest decision of a training set has its horizon over (None without decisions)."""
+    if training.height == 0 or "decision_ts" not in training.columns:
+        return None
+    first = training.get_column("decision_ts").min()
+    return first + timedelta(days=horizon_days) if isinstance(first, datetime) else None
 
 
 def _keys_frame(frame: pl.DataFrame) -> pl.DataFrame:
