@@ -81,6 +81,9 @@ def test_run_cli_clear_errors(book_dir: Path, tmp_path: Path) -> None:
     )
     assert empty.exit_code == 4
     assert "no active 'effect' model" in empty.output
+    # The stage that failed says so, and the stages never reached are not drawn as pending.
+    assert "Fitting the effect models: failed" in empty.output
+    assert "Saving the run" not in empty.output
 
 
 def test_run_cli_partial_horizon_days_learns_from_open_horizons(book_dir: Path, tmp_path: Path) -> None:

@@ -9,7 +9,7 @@ import polars as pl
 import typer
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, Progress, SpinnerColumn, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from nextmove.book.validate import load_book
@@ -190,10 +190,26 @@ def _run_with_progress(loaded: Any, pb: Any, *, when: Any, store: Store | None, 
             if stage in tasks:
                 bars.start_task(tasks[stage])
 
-        result = run(loaded, pb, as_of=when, store=store, out_dir=out, progress=step, **options)
+        try:
+            result = run(loaded, pb, as_of=when, store=store, out_dir=out, progress=step, **options)
+        except BaseException:
+            # The stage that failed says so; the stages never reached are not left spinning.
+            if current and current[-1] in tasks:
+                failed = tasks[current[-1]]
+                bars.stop_task(failed)
+                bars.update(failed, description=f"[red]{escape(current[-1])}: failed[/]")
+            _drop_unstarted(bars, tasks, current)
+            raise
         if current:
             bars.update(tasks[current[-1]], completed=1)
+        _drop_unstarted(bars, tasks, current)  # stages this run skipped (no evidence, no evaluation …)
     return result
+
+
+def _drop_unstarted(bars: Progress, tasks: dict[str, TaskID], started: list[str]) -> None:
+    for stage, task in tasks.items():
+        if stage not in started:
+            bars.remove_task(task)
 
 
 def _article(word: str) -> str:
