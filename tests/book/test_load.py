@@ -23,7 +23,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from polars.testing import assert_frame_equal
 
-from nextmove.book import CONTRACT, Book, empty_table
+from nextmove.book import CONTRACT, Book, default_as_of, empty_table, latest_timestamp
 from nextmove.book.contract import ARMS, NO_ACTION, ColumnType
 from nextmove.book.problems import Rule
 from nextmove.book.validate import load_book, validate_book
@@ -241,6 +241,18 @@ def test_load_book_reads_csv_as_contract_frames(tmp_path: Path, playbook: Playbo
     assert_book_equals_expected(book)
     assert book.as_of == AS_OF
     assert book.source == str(tmp_path / "book")
+    assert default_as_of(book) == AS_OF  # the time given is the time the book is read as of
+
+
+def test_load_book_without_as_of_is_read_as_of_the_midnight_after_its_data(tmp_path: Path, playbook: Playbook) -> None:
+    book = load_book(write_csv_book(tmp_path / "book"), playbook=playbook)
+    assert book.as_of is None  # checked against the current time, which says nothing of the data
+    latest = latest_timestamp(book)
+    when = default_as_of(book)
+    assert latest is not None
+    assert when is not None
+    assert latest <= when < latest + timedelta(days=1)
+    assert (when.hour, when.minute, when.second) == (0, 0, 0)
 
 
 def test_load_book_reads_parquet_as_contract_frames(tmp_path: Path, playbook: Playbook) -> None:

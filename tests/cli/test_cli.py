@@ -139,7 +139,7 @@ def test_cli_features_default_as_of_sees_the_last_day(tmp_path: Path) -> None:
     out = tmp_path / "f.parquet"
     result = runner.invoke(app, ["features", "--book", str(book), "--out", str(out)])
     assert result.exit_code == 0, result.output
-    assert "as of 2025-03-03 00:00 UTC" in result.output
+    assert "as of 2025-03-03 00:00 UTC" in " ".join(result.output.split())
     import polars as pl
 
     assert pl.read_parquet(out).get_column("x_sum_7d").to_list() == [6.0]  # the last signal is in

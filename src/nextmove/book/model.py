@@ -39,7 +39,9 @@ class Book:
     source: str = "<memory>"
     """Where the book was loaded from (a folder or a database URL, passwords removed)."""
     as_of: datetime | None = None
-    """The time the book was validated against: nothing in it lies after this."""
+    """The time the book is read as of, when its maker gave one (``load_book(..., as_of=...)``): nothing in
+    it lies after this, and it is what :func:`default_as_of` returns. None: the book's latest timestamp,
+    rounded up to a UTC midnight."""
 
     def table(self, name: str) -> pl.DataFrame:
         """The frame of contract table ``name``."""
@@ -69,14 +71,14 @@ def latest_timestamp(book: Book) -> datetime | None:
 
 
 def default_as_of(book: Book) -> datetime | None:
-    """The time a book is read as of when none is given: its latest timestamp, rounded up to a UTC midnight.
+    """The time a book is read as of when none is given: ``book.as_of`` if its maker gave one, else its latest
+    timestamp rounded up to a UTC midnight.
 
     Every command that reads a book (run, features, health, segment, training sets) uses it, so they
     all see the same data. A book whose last signal is Sunday 23:00 is read as of Monday 00:00, so
     the features see all of Sunday (a snapshot at ``t`` reads only rows dated strictly before
-    ``t``). A latest timestamp at midnight is the time itself. A book loaded as of an earlier time
-    (``book.as_of``, when it lies before that midnight) is read as of that time: nothing after it
-    is known. None for a book without dated rows.
+    ``t``). A latest timestamp at midnight is the time itself. None for a book without dated rows
+    and no ``as_of``.
 
     Examples
     --------
@@ -87,14 +89,13 @@ def default_as_of(book: Book) -> datetime | None:
     >>> default_as_of(book).isoformat()
     '2025-03-03T00:00:00+00:00'
     """
+    if book.as_of is not None:
+        return _utc(book.as_of)
     latest = latest_timestamp(book)
     if latest is None:
         return None
     day = datetime(latest.year, latest.month, latest.day, tzinfo=UTC)
-    when = day if day == latest else day + timedelta(days=1)
-    if book.as_of is not None:
-        when = min(when, _utc(book.as_of))
-    return when
+    return day if day == latest else day + timedelta(days=1)
 
 
 def _utc(when: datetime) -> datetime:

@@ -149,6 +149,11 @@ def load_book(
 ) -> Book:
     """Validate a book and load it as typed Polars frames.
 
+    With ``as_of`` no row may lie after it, and it becomes the book's ``as_of``: the time every
+    command reads the book as of unless told otherwise (:func:`~nextmove.book.default_as_of`).
+    Without it the book is checked against the current time and read as of its latest timestamp,
+    rounded up to a UTC midnight.
+
     Raises
     ------
     BookValidationError
@@ -171,7 +176,7 @@ def load_book(
         touches=frames.get("touches", empty_table("touches")),
         outcomes=frames.get("outcomes", empty_table("outcomes")),
         source=found.source,
-        as_of=report.as_of,
+        as_of=report.as_of if as_of is not None else None,
     )
 
 

@@ -154,8 +154,8 @@ def score_health(
     playbook
         Scorecard, trend weeks, objectives (outcome kinds) and the hash stored with the models.
     as_of
-        The scoring time (default: :func:`~nextmove.book.default_as_of`, the book's latest
-        timestamp rounded up to a UTC midnight).
+        The scoring time (default: :func:`~nextmove.book.default_as_of`: ``book.as_of`` if given,
+        else the book's latest timestamp rounded up to a UTC midnight).
     store
         When given, the trained outcome models are saved as a new version (kind ``outcome``)
         and activated.

@@ -194,7 +194,8 @@ def run(
     playbook
         Objectives, actions, rules, capacities, control cohort and exploration.
     as_of
-        Decision time (default: the book's latest timestamp rounded up to a UTC midnight, :func:`default_as_of`).
+        Decision time (default: :func:`~nextmove.book.default_as_of`: ``book.as_of`` if given, else the
+        book's latest timestamp rounded up to a UTC midnight).
     store
         When given, the run and its recommendations are saved in one transaction (and a newly
         fitted effect model as a new active version).

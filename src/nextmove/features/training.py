@@ -90,8 +90,8 @@ def build_training_set(
         each decision the outcomes it caused. ``auto``: ``touch`` when outcomes carry touch ids.
     as_of
         What is known: rows after it are ignored (default: :func:`~nextmove.book.default_as_of`,
-        the book's latest timestamp rounded up to a UTC midnight, or ``book.as_of`` if earlier).
-        Decision times are before it.
+        ``book.as_of`` if the book was given one, else its latest timestamp rounded up to a UTC
+        midnight). Decision times are before it.
     windows_days
         Windows of the signal features (default ``(7, 28, 90)``).
 
