@@ -66,7 +66,7 @@ def latest_timestamp(book: Book) -> datetime | None:
     """The latest timestamp in a book's signals, touches and outcomes (None for a book without dated rows)."""
     frames = (book.signals, book.touches, book.outcomes)
     stamps = [f.get_column("ts").max() for f in frames if f.height and "ts" in f.columns]
-    found = [_utc(s) for s in stamps if isinstance(s, datetime)]
+    found = [as_utc(s) for s in stamps if isinstance(s, datetime)]
     return max(found) if found else None
 
 
@@ -90,7 +90,7 @@ def default_as_of(book: Book) -> datetime | None:
     '2025-03-03T00:00:00+00:00'
     """
     if book.as_of is not None:
-        return _utc(book.as_of)
+        return as_utc(book.as_of)
     latest = latest_timestamp(book)
     if latest is None:
         return None
@@ -98,5 +98,6 @@ def default_as_of(book: Book) -> datetime | None:
     return day if day == latest else day + timedelta(days=1)
 
 
-def _utc(when: datetime) -> datetime:
+def as_utc(when: datetime) -> datetime:
+    """``when`` as an aware UTC datetime (a naive one is taken as UTC)."""
     return when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)

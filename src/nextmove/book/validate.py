@@ -15,7 +15,7 @@ from pathlib import Path
 import polars as pl
 
 from nextmove.book.contract import CONTRACT, NO_ACTION, ColumnSpec, ColumnType, TableSpec
-from nextmove.book.model import Book, empty_table
+from nextmove.book.model import Book, as_utc, empty_table
 from nextmove.book.parse import infer_extra_column, parse_column
 from nextmove.book.problems import Problem, Rule, TableSummary, ValidationReport
 from nextmove.book.sources import (
@@ -196,7 +196,7 @@ def load_table(source: BookSource, table: str) -> pl.DataFrame:
 def _as_utc(ts: datetime | None) -> datetime:
     if ts is None:
         return datetime.now(UTC).replace(microsecond=0)
-    return ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts.astimezone(UTC)
+    return as_utc(ts)
 
 
 def _raw_frame(src: TableSource) -> pl.LazyFrame:

@@ -9,13 +9,14 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
-from nextmove.book import Book, default_as_of, empty_table
+from nextmove.book import Book, empty_table
 from nextmove.book.problems import ValidationReport
 from nextmove.book.validate import load_book, load_table, validate_book
 from nextmove.cli._common import console, err_console, handle_errors, parse_as_of
 from nextmove.cli.render import render_problems, render_summary
 from nextmove.errors import ConfigError
 from nextmove.features import FeatureVocabulary, compute_features, feature_schema
+from nextmove.features.history import resolve_as_of
 from nextmove.playbook import Playbook
 from nextmove.playbook.expr import ExpressionError, check_playbook_expressions
 from nextmove.playbook.loader import default_playbook_text, load_playbook
@@ -262,11 +263,7 @@ def load_inputs(book: str, playbook: Path | None, as_of: str | None) -> tuple[Pl
     when = parse_as_of(as_of)
     with console.status("Loading and validating the book…"):
         loaded = load_book(book, playbook=pb)
-    if when is None:
-        when = default_as_of(loaded)
-        if when is None:
-            raise ConfigError("the book has no dated rows; pass --as-of")
-    return pb, loaded, when
+    return pb, loaded, resolve_as_of(loaded, when)
 
 
 _WORKSPACE_README = """# nextmove workspace

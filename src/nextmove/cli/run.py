@@ -202,7 +202,6 @@ def _run_with_progress(loaded: Any, pb: Any, *, when: Any, store: Store | None, 
             raise
         if current:
             bars.update(tasks[current[-1]], completed=1)
-        _drop_unstarted(bars, tasks, current)  # stages this run skipped (no evidence, no evaluation …)
     return result
 
 

@@ -8,7 +8,7 @@ from datetime import date, datetime, timedelta
 
 import polars as pl
 
-from nextmove.book import Book, default_as_of
+from nextmove.book import Book
 from nextmove.engine.model_store import load_outcome_models, save_outcome_models
 from nextmove.errors import ConfigError
 from nextmove.features import (
@@ -17,7 +17,7 @@ from nextmove.features import (
     compute_features,
     terminal_outcome_kinds,
 )
-from nextmove.features.history import to_utc
+from nextmove.features.history import resolve_as_of
 from nextmove.measure.accuracy import ProbabilityAccuracy, evaluate_probabilities
 from nextmove.models.health import BANDS, HealthScorecard, Mover, ScorecardComponent, health_trend, top_movers
 from nextmove.models.health_optimizer import HealthOptimizer, HealthOptimizerReport
@@ -186,7 +186,7 @@ def score_health(
     say = progress or (lambda _: None)
     if reuse_model and store is None:
         raise ConfigError("reuse_model needs a store to load the model from")
-    when = _resolve_as_of(book, as_of)
+    when = resolve_as_of(book, as_of)
     weeks = playbook.health.trend_weeks
     before = when - timedelta(weeks=weeks)
     notes: list[str] = []
@@ -285,15 +285,6 @@ def score_health(
 
 
 _SCORE_COLUMNS = ("health_score", "health_band", "health_trend", "health_change", "health_trend_weeks")
-
-
-def _resolve_as_of(book: Book, as_of: datetime | date | None) -> datetime:
-    if as_of is not None:
-        return to_utc(as_of)
-    when = default_as_of(book)
-    if when is None:
-        raise ConfigError("the book has no dated rows: pass as_of")
-    return when
 
 
 def _vocabulary(book: Book, playbook: Playbook, when: datetime) -> FeatureVocabulary:

@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from nextmove.book import NO_ACTION, Book, default_as_of
+from nextmove.book import NO_ACTION, Book
 from nextmove.decide.allocate import Allocation, Resource, allocate
 from nextmove.decide.explain import explain_decisions
 from nextmove.decide.policy import CapacityLedger, DecisionOptions, Decisions, decide
@@ -51,7 +51,7 @@ from nextmove.engine.run_facts import (
 from nextmove.engine.run_facts import metrics as run_metrics
 from nextmove.errors import ConfigError, NextmoveError, NothingToLearnError
 from nextmove.features import build_training_set, compute_features, feature_schema
-from nextmove.features.history import to_utc
+from nextmove.features.history import resolve_as_of
 from nextmove.measure.ope import evaluate_policy, logging_propensities
 from nextmove.measure.policy import do_nothing_policy, eligible_actions, learned_policy, lifecycle_default_policy
 from nextmove.models.effect import EffectModel, EffectProjection, objective_specs
@@ -224,7 +224,7 @@ def run(
     say = progress or (lambda _: None)
     started = time.perf_counter()
     timings: dict[str, float] = {}
-    when = _resolve_as_of(book, as_of)
+    when = resolve_as_of(book, as_of)
     run_id = opts.run_id or f"run-{utcnow():%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:6]}"
     notes: list[str] = []
     record = RunRecord(
@@ -395,15 +395,6 @@ def _params(opts: RunOptions, seed: int) -> dict[str, Any]:
         "evaluate": opts.evaluate,
         "lab_truth": opts.truth is not None,
     }
-
-
-def _resolve_as_of(book: Book, as_of: datetime | date | None) -> datetime:
-    if as_of is not None:
-        return to_utc(as_of)
-    when = default_as_of(book)
-    if when is None:
-        raise ConfigError("the book has no dated rows: give the decision time (as_of)")
-    return when
 
 
 def _column(frame: pl.DataFrame, name: str) -> list[str | None] | None:

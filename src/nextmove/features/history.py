@@ -7,7 +7,7 @@ from datetime import UTC, date, datetime, time
 
 import polars as pl
 
-from nextmove.book import Book
+from nextmove.book import Book, default_as_of
 from nextmove.errors import ConfigError
 
 US_PER_DAY = 86_400_000_000
@@ -34,6 +34,25 @@ def to_utc(when: datetime | date, *, what: str = "as_of") -> datetime:
     if isinstance(when, date):
         return datetime.combine(when, time(), tzinfo=UTC)
     raise ConfigError(f"{what} must be a datetime or a date, got {type(when).__name__}: {when!r}")
+
+
+def resolve_as_of(book: Book, as_of: datetime | date | None) -> datetime:
+    """The time to read ``book`` as of: ``as_of`` in UTC, or the book's default (:func:`~nextmove.book.default_as_of`).
+
+    Raises
+    ------
+    ConfigError
+        If no time is given and the book has no ``as_of`` and no dated rows.
+    """
+    if as_of is not None:
+        return to_utc(as_of)
+    when = default_as_of(book)
+    if when is None:
+        raise ConfigError(
+            "the book has no dated rows (signals, touches or outcomes) and no as_of: "
+            "pass as_of (--as-of on the command line)"
+        )
+    return when
 
 
 @dataclass(frozen=True)

@@ -8,9 +8,17 @@ from typing import Literal
 
 import polars as pl
 
-from nextmove.book import NO_ACTION, Book, default_as_of
+from nextmove.book import NO_ACTION, Book
 from nextmove.errors import ConfigError
-from nextmove.features.history import ACCOUNT_ID, DECISION_TS, TS_DTYPE, US_PER_DAY, point_in_time, to_utc
+from nextmove.features.history import (
+    ACCOUNT_ID,
+    DECISION_TS,
+    TS_DTYPE,
+    US_PER_DAY,
+    point_in_time,
+    resolve_as_of,
+    to_utc,
+)
 from nextmove.features.names import (
     DEFAULT_WINDOWS_DAYS,
     LABEL_PREFIX,
@@ -108,7 +116,7 @@ def build_training_set(
     """
     horizon = _positive_days(playbook.horizon_days if horizon_days is None else horizon_days, "horizon_days")
     every = _positive_days(playbook.contact_policy.window_days if every_days is None else every_days, "every_days")
-    end = _resolve_as_of(book, as_of)
+    end = resolve_as_of(book, as_of)
     known = _known_by(book, end)
 
     names = pl.collect_all(
@@ -187,15 +195,6 @@ def _positive_days(value: object, what: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
         raise ConfigError(f"{what} must be a positive whole number of days, got {value!r}")
     return value
-
-
-def _resolve_as_of(book: Book, as_of: datetime | date | None) -> datetime:
-    if as_of is not None:
-        return to_utc(as_of)
-    when = default_as_of(book)
-    if when is None:
-        raise ConfigError("the book has no signals, touches or outcomes and no as_of: pass as_of")
-    return when
 
 
 def _time_bounds(book: Book) -> tuple[datetime, datetime] | None:
