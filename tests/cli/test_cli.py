@@ -11,6 +11,7 @@ from typer.testing import CliRunner
 
 from nextmove import __version__
 from nextmove.cli import app
+from nextmove.cli.app import unwrap_help
 
 runner = CliRunner()
 
@@ -35,6 +36,30 @@ def test_cli_every_command_has_help(command: str) -> None:
     result = runner.invoke(app, [command, "--help"])
     assert result.exit_code == 0
     assert "Usage" in result.output
+
+
+def test_cli_help_paragraphs_are_wrapped_by_the_terminal_not_the_docstring() -> None:
+    # The docstrings are wrapped at 100 columns; in an 80-column terminal their own line ends made
+    # ragged lines ("fits the" / "action-effect" / "models on the history").
+    narrow = CliRunner(env={"COLUMNS": "80"})
+    result = narrow.invoke(app, ["run", "--help"], terminal_width=80)
+    assert result.exit_code == 0
+    lines = [line.strip() for line in result.output.splitlines()]
+    assert "action-effect models on the history (or reuses the store's), projects every" in lines
+    assert all(len(line) <= 80 for line in result.output.splitlines())
+    for name in ("keys", "models"):
+        group = narrow.invoke(app, [name, "--help"], terminal_width=80)
+        assert group.exit_code == 0, group.output
+
+
+def test_unwrap_help_joins_lines_and_keeps_paragraphs() -> None:
+    text = """First line
+    goes on.
+
+    Second paragraph
+      wraps here.
+    """
+    assert unwrap_help(text) == "First line goes on.\n\nSecond paragraph wraps here."
 
 
 def test_cli_init_then_validate_passes(tmp_path: Path) -> None:

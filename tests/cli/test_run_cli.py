@@ -83,6 +83,7 @@ def test_run_cli_clear_errors(book_dir: Path, tmp_path: Path) -> None:
     assert "no active 'effect' model" in empty.output
     # The stage that failed says so, and the stages never reached are not drawn as pending.
     assert "Fitting the effect models: failed" in empty.output
+    assert "✗ Fitting the effect models: failed" in empty.output  # a mark, not a spinner stopped mid-turn
     assert "Saving the run" not in empty.output
 
 

@@ -58,7 +58,7 @@ def health_cmd(
     objective's outcome the calibrated probability within the horizon with its top drivers.
     Then prints accounts and ARR per band, the accounts with the most ARR at risk, what the
     optimizer learned about each health measure, and the outcome models' accuracy on the later
-    window. Default --as-of: the book's latest timestamp.
+    window. Default --as-of: the book's latest timestamp, rounded up to a UTC midnight.
     """
     from nextmove.engine.health import score_health
     from nextmove.models.outcome import OutcomeModel

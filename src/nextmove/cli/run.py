@@ -7,10 +7,11 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import polars as pl
 import typer
-from rich.console import Console
+from rich.console import Console, RenderableType
 from rich.markup import escape
-from rich.progress import BarColumn, Progress, SpinnerColumn, TaskID, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, Progress, SpinnerColumn, Task, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
 
 from nextmove.book.validate import load_book
 from nextmove.cli._common import console, handle_errors, open_store, parse_as_of
@@ -170,11 +171,20 @@ def _read_truth(path: Path | None) -> pl.DataFrame | None:
     return frame
 
 
+class _StageSpinner(SpinnerColumn):
+    """A spinner that turns into a red cross on the stage that failed, rather than freezing mid-turn."""
+
+    def render(self, task: Task) -> RenderableType:
+        if task.fields.get("failed"):
+            return Text("✗", style="red")
+        return super().render(task)
+
+
 def _run_with_progress(loaded: Any, pb: Any, *, when: Any, store: Store | None, out: Path, **options: Any) -> RunResult:
     from nextmove.engine.run import RUN_STAGES, run
 
     columns = (
-        SpinnerColumn(),
+        _StageSpinner(),
         TextColumn("{task.description}"),
         BarColumn(),
         TimeElapsedColumn(),
@@ -197,7 +207,7 @@ def _run_with_progress(loaded: Any, pb: Any, *, when: Any, store: Store | None, 
             if current and current[-1] in tasks:
                 failed = tasks[current[-1]]
                 bars.stop_task(failed)
-                bars.update(failed, description=f"[red]{escape(current[-1])}: failed[/]")
+                bars.update(failed, description=f"[red]{escape(current[-1])}: failed[/]", failed=True)
             _drop_unstarted(bars, tasks, current)
             raise
         if current:
