@@ -120,7 +120,7 @@ def test_cli_validate_bad_playbook_names_field(tmp_path: Path) -> None:
     pb = tmp_path / "pb.toml"
     pb.write_text(
         '[objectives.r]\noutcome = "churn"\nvalue = "arr"\n'
-        '[[actions]]\nid = "x"\nname = "X"\nteam = "finance"\nobjective = "r"\n',
+        '[[actions]]\nid = "x"\nname = "X"\nteam = "fin ance"\nobjective = "r"\n',
         encoding="utf-8",
     )
     done = _nextmove("validate", "--book", str(tmp_path), "--playbook", str(pb))

@@ -40,6 +40,18 @@ def test_default_playbook_maps_lifecycle_stages_to_defaults() -> None:
     assert pb.default_action_for_stage(None) == "none"
 
 
+def test_a_playbook_names_its_own_teams() -> None:
+    # A B2C company's teams are not a B2B SaaS company's: any id is a team, and caps and budgets use it.
+    text = MINIMAL.replace('team = "cs"', 'team = "growth"') + (
+        '[contact_policy]\ncaps = [{ team = "growth", channel = "push", max_touches = 2, window_days = 7 }]\n'
+        "[capacity]\nbudget_usd_per_team = { growth = 500 }\n"
+    )
+    pb = parse_playbook(text)
+    assert pb.actions[0].team == "growth"
+    assert pb.capacity.budget_usd_per_team == {"growth": 500.0}
+    assert pb.contact_policy.caps[0].team == "growth"
+
+
 def test_parse_playbook_minimal_fills_defaults() -> None:
     pb = parse_playbook(MINIMAL)
     assert pb.contact_policy.max_actions_per_window == 1
@@ -66,7 +78,20 @@ def test_parse_playbook_bad_toml_names_source() -> None:
 @pytest.mark.parametrize(
     ("change", "fragment"),
     [
-        (('team = "cs"', 'team = "finance"'), "actions[0] (id='call').team"),
+        (('team = "cs"', 'team = "c s"'), "actions[0] (id='call').team"),
+        (
+            ('objective = "retention"', 'objective = "retention"\n[capacity]\nbudget_usd_per_team = { finanse = 10 }'),
+            "capacity.budget_usd_per_team.finanse names team 'finanse', which no action in [[actions]] has "
+            "(teams of the actions: cs)",
+        ),
+        (
+            (
+                'objective = "retention"',
+                'objective = "retention"\n[contact_policy]\n'
+                'caps = [{ team = "sales", max_touches = 1, window_days = 7 }]',
+            ),
+            "contact_policy.caps[0].team names team 'sales'",
+        ),
         (('objective = "retention"', 'objective = "growth"'), "names objective 'growth', which is not in [objectives]"),
         (('id = "call"', 'id = "none"'), "'none' is reserved"),
         (('name = "Call"', 'name = "Call"\ncost_usd = -3'), "actions[0] (id='call').cost_usd"),

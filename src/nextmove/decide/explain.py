@@ -290,7 +290,7 @@ class _Catalog:
             stems[sanitize_name(objective.outcome)] = objective.outcome.replace("_", " ")
         for action in playbook.actions:
             stems[sanitize_name(action.id)] = action.name
-            stems["team_" + sanitize_name(action.team.value)] = f"{action.team.value} team"
+            stems["team_" + sanitize_name(action.team)] = f"{action.team} team"
         return cls(
             specs=objective_specs(playbook),
             objective_names={k: (o.name or k) for k, o in playbook.objectives.items()},

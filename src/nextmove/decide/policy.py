@@ -374,8 +374,8 @@ def playbook_resources(
                 Resource(f"hours:{owner}", hours_per_week * window_weeks, effort, np.asarray(members, dtype=np.int64))
             )
     for team, budget in playbook.capacity.budget_usd_per_team.items():
-        cost = np.array([c.cost_usd if c.team == team.value else 0.0 for c in cands], dtype=float)
-        out.append(Resource(f"budget:{team.value}", float(budget), cost))
+        cost = np.array([c.cost_usd if c.team == team else 0.0 for c in cands], dtype=float)
+        out.append(Resource(f"budget:{team}", float(budget), cost))
     for action in playbook.actions:
         if action.max_per_run is not None:
             uses = np.array([1.0 if c.action_id == action.id else 0.0 for c in cands])

@@ -39,14 +39,14 @@ def candidates(playbook: Playbook) -> list[Candidate]:
     for a in playbook.actions:
         if not a.variants:
             out.append(
-                Candidate(a.id, None, a.team.value, a.channel, a.objective, a.cost_usd, a.effort_hours, a.cooldown_days)
+                Candidate(a.id, None, a.team, a.channel, a.objective, a.cost_usd, a.effort_hours, a.cooldown_days)
             )
         for v in a.variants:
             out.append(
                 Candidate(
                     a.id,
                     v.id,
-                    a.team.value,
+                    a.team,
                     v.channel or a.channel,
                     a.objective,
                     a.cost_usd if v.cost_usd is None else v.cost_usd,
@@ -118,7 +118,7 @@ class RuleCheck:
             )
         for c, cap in enumerate(playbook.contact_policy.caps):
             if _cap_applies(cap.team, cap.channel, cand) and self.cap_counts[c][i] >= cap.max_touches:
-                scope = " ".join(x for x in (cap.team.value if cap.team else None, cap.channel) if x)
+                scope = " ".join(x for x in (cap.team, cap.channel) if x)
                 count = int(self.cap_counts[c][i])
                 return f"contact cap: {count} {scope} touches in {cap.window_days} days (max {cap.max_touches})"
         return "contact cap"
@@ -143,7 +143,7 @@ class RuleCheck:
         policy = playbook.contact_policy
         caps = policy.caps
         cap_at = self.cap_index(playbook)[rows, cols] if caps else np.full(rows.size, -1)
-        cap_scope = [" ".join(x for x in (c.team.value if c.team else None, c.channel) if x) for c in caps]
+        cap_scope = [" ".join(x for x in (c.team, c.channel) if x) for c in caps]
         counts = np.zeros(rows.size)
         for c in range(len(caps)):
             hit = cap_at == c
@@ -269,11 +269,11 @@ def check_rules(
     free = why == Why.ALLOWED
     why[free & cooling] = Why.COOLDOWN
 
-    team_of = {a.id: a.team.value for a in playbook.actions}
+    team_of = {a.id: a.team for a in playbook.actions}
     channel_of = {a.id: a.channel for a in playbook.actions}
     cap_counts: dict[int, np.ndarray] = {}
     for c, cap in enumerate(playbook.contact_policy.caps):
-        team = cap.team.value if cap.team else None
+        team = cap.team
         matching = [
             a
             for a in team_of

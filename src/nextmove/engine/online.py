@@ -457,7 +457,7 @@ class ContactRules:
         cands = candidates(playbook)
         self._by_key: dict[str, Candidate] = {c.key: c for c in cands}
         self._by_action: dict[str, Candidate] = {c.action_id: c for c in cands}
-        self._team_of = {a.id: a.team.value for a in playbook.actions}
+        self._team_of = {a.id: a.team for a in playbook.actions}
         self._channel_of = {a.id: a.channel for a in playbook.actions}
 
     def blocks(
@@ -495,7 +495,7 @@ class ContactRules:
 
     def _cap_block(self, cand: Candidate, ages: Sequence[tuple[str, float]]) -> tuple[str, str] | None:
         for cap in self.policy.caps:
-            team = cap.team.value if cap.team else None
+            team = cap.team
             if (team is not None and team != cand.team) or (cap.channel is not None and cap.channel != cand.channel):
                 continue
             count = sum(

@@ -287,7 +287,7 @@ class FeatureVocabulary:
             action_set.update(playbook.action_ids)
             kind_set.update(o.outcome for o in playbook.objectives.values())
             for action in playbook.actions:
-                team_actions.setdefault(action.team.value, []).append(action.id)
+                team_actions.setdefault(action.team, []).append(action.id)
             for role in SignalRoles.model_fields:
                 role_members[role] = list(getattr(playbook.signal_roles, role))
 

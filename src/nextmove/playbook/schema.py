@@ -22,7 +22,7 @@ class _Strict(BaseModel):
 
 
 class Team(StrEnum):
-    """The team that carries out an action."""
+    """The teams of the default playbook. A playbook may name its own (``growth``, ``crm`` …): a team is any id."""
 
     CS = "cs"
     SALES = "sales"
@@ -91,8 +91,9 @@ class Action(_Strict):
     """Unique id, as used in ``touches.action_id``. ``none`` is reserved for doing nothing."""
     name: str
     """Display name."""
-    team: Team
-    """Team that carries it out: ``cs``, ``sales``, ``marketing`` or ``support``."""
+    team: Identifier
+    """Team that carries it out, e.g. ``cs``, ``sales``, ``marketing``, ``support``, or your own (``growth``,
+    ``crm``). Contact caps and budgets name teams by this id."""
     objective: str
     """Id of the objective it mainly serves (a key of ``[objectives]``)."""
     channel: str = "call"
@@ -130,8 +131,8 @@ class Action(_Strict):
 class ChannelCap(_Strict):
     """A cap on how often a team or channel may touch one account."""
 
-    team: Team | None = None
-    """The team capped; unset: any team."""
+    team: Identifier | None = None
+    """The team capped (a team of the catalog's actions); unset: any team."""
     channel: str | None = None
     """The channel capped; unset: any channel."""
     max_touches: int = Field(ge=0)
@@ -156,8 +157,8 @@ class Capacity(_Strict):
 
     hours_per_owner_per_week: float | None = Field(default=None, ge=0)
     """Hours each account owner can spend on recommended actions per week; unset: unlimited."""
-    budget_usd_per_team: dict[Team, float] = Field(default_factory=dict)
-    """Dollar budget per team per decision window."""
+    budget_usd_per_team: dict[Identifier, float] = Field(default_factory=dict)
+    """Dollar budget per team (a team of the catalog's actions) per decision window."""
 
 
 class Exploration(_Strict):
@@ -275,6 +276,15 @@ class Playbook(_Strict):
                 raise ValueError(
                     f"action {action.id!r} names objective {action.objective!r}, "
                     f"which is not in [objectives] (known: {known})"
+                )
+        teams = {a.team for a in self.actions}
+        named = [(f"capacity.budget_usd_per_team.{t}", t) for t in self.capacity.budget_usd_per_team]
+        named += [(f"contact_policy.caps[{i}].team", c.team) for i, c in enumerate(self.contact_policy.caps) if c.team]
+        for where, team in named:
+            if team not in teams:
+                raise ValueError(
+                    f"{where} names team {team!r}, which no action in [[actions]] has "
+                    f"(teams of the actions: {', '.join(sorted(teams))})"
                 )
         stages: dict[str, str] = {}
         for action in self.actions:

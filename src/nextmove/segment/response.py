@@ -149,7 +149,7 @@ def action_families(action_ids: list[str], playbook: Playbook | None, kind: Fami
         if action is None or kind == "action":
             out[arm] = base
         else:
-            out[arm] = action.team.value if kind == "team" else action.objective
+            out[arm] = action.team if kind == "team" else action.objective
     return out
 
 

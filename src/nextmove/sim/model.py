@@ -179,7 +179,7 @@ def profile_for(playbook: Playbook, action_id: str) -> ActionProfile:
         recovery=base.recovery,
         onboarded=base.onboarded,
         advocacy_needs_promoter=base.advocacy_needs_promoter,
-        meeting=action.team.value == "cs" and action.channel in ("call", "meeting"),
+        meeting=action.team == "cs" and action.channel in ("call", "meeting"),
         email=action.channel == "email",
     )
 
