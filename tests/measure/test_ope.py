@@ -9,6 +9,7 @@ import numpy as np
 import polars as pl
 import pytest
 
+from nextmove.book import Book
 from nextmove.errors import ConfigError, PlaybookError
 from nextmove.measure.ope import (
     PolicyValue,
@@ -294,6 +295,23 @@ def test_offline_evaluation_in_the_lab_covers_the_true_gain() -> None:
     for kind, acc in result.outcome_accuracy.items():
         assert acc.rows == result.evaluation_rows, kind
         assert report["outcome_models"][kind]["fit"]["train_to"] < result.as_of.isoformat()
+
+
+def test_offline_evaluation_of_a_book_without_logged_propensities() -> None:
+    # A book whose touches log no propensity (most CRMs): every weight is estimated, and the logged
+    # policy's own value is still the on-policy mean (a weight of 1 on every row), as with logged ones.
+    lab = simulate(SimConfig(accounts=120, months=8, seed=3))
+    book = lab.book
+    bare = Book(book.accounts, book.signals, book.touches.drop("propensity"), book.outcomes, source="bare")
+    result = evaluate_offline(
+        bare, lab.config.resolved_playbook(), seed=1, effect_params={"n_folds": 2, "n_estimators": 20}
+    )
+    assert any("no logged propensity" in note for note in result.notes)
+    logged = {v.method: v for v in result.policies if v.policy == "logged"}
+    assert set(logged) == {"ips", "snips"}
+    assert logged["ips"].estimate == pytest.approx(logged["snips"].estimate)
+    assert result.policy_tables["logged"].get_column("probability").is_between(0, 1, closed="right").all()
+    assert {v.policy for v in result.policies} >= {"learned", "lifecycle_default", "do_nothing"}
 
 
 def test_policy_eligible_actions_limit_the_learned_and_default_policies() -> None:

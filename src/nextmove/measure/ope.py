@@ -818,7 +818,10 @@ def evaluate_offline(
     values: list[PolicyValue] = []
     for name, table in policies.items():
         values += evaluate_policy(rows, table, playbook, expected_values=q, name=name, **common)
-    values += evaluate_policy(rows, logged_policy(rows), playbook, methods=("ips", "snips"), name="logged", **common)
+    # The logged policy's table holds each row's own action with the propensity it is weighted by (the
+    # log's, or the estimate; clipped), so its IPS weights are 1 and its value the on-policy mean.
+    logged = logged_policy(rows.with_columns(pl.Series("propensity", clip_propensities(propensity, clip))))
+    values += evaluate_policy(rows, logged, playbook, methods=("ips", "snips"), name="logged", **common)
     differences: list[PolicyValue] = []
     for name in ("learned", *([policy_name] if external is not None else [])):
         for baseline in ("lifecycle_default", "do_nothing"):
@@ -864,5 +867,5 @@ def evaluate_offline(
         outcome_fit=fits,
         skipped=dict(outcomes.skipped_),
         notes=notes,
-        policy_tables={**policies, "logged": logged_policy(rows)},
+        policy_tables={**policies, "logged": logged},
     )
