@@ -193,3 +193,18 @@ def test_score_health_with_missing_constant_and_tier_missing_measures(lab: SimRe
     breakpoints = res.scorecard.breakpoints_["nps_last"]
     assert breakpoints[0] == breakpoints[-1] == 7.0  # constant: the scorecard scores it neutral (50)
     assert frame["health_sentiment"].null_count() < frame.height // 4  # accounts with no tickets nor surveys
+
+
+def test_score_health_says_which_signals_no_role_names(
+    lab: SimResult, playbook: Playbook, result: HealthResult
+) -> None:
+    # The lab's playbook names every lab signal in [signal_roles]; a book with a signal it does not
+    # name gets a note that says which, and how to name it, instead of a score that silently ignores it.
+    assert not any("does not read" in n for n in result.notes)
+    renamed = lab.book.signals.with_columns(
+        pl.when(pl.col("name") == "logins").then(pl.lit("app_opens")).otherwise(pl.col("name")).alias("name")
+    )
+    res = score_health(replace(lab.book, signals=renamed), playbook, lab.as_of, template=FAST)
+    note = next(n for n in res.notes if "does not read" in n)
+    assert "1 of the book's signals (app_opens)" in note
+    assert 'usage = ["app_opens"]' in note

@@ -17,6 +17,8 @@ from nextmove.models.health import (
     health_trend,
     resolve_scorecard,
     top_movers,
+    unscored_signals,
+    unscored_signals_note,
 )
 from nextmove.models.health_optimizer import HealthOptimizer, rate_power
 from nextmove.playbook.loader import load_playbook, parse_playbook
@@ -242,3 +244,14 @@ def test_optimizer_report_before_fit_raises() -> None:
 
 def test_rate_power_symmetric() -> None:
     assert rate_power(0.3) == "high"
+
+
+def test_unscored_signals_match_roles_by_exact_or_sanitised_name() -> None:
+    pb = load_playbook()
+    assert unscored_signals(pb, ["logins", "Active Users", "minutes_watched"]) == ["minutes_watched"]
+    explicit = parse_playbook(
+        '[objectives.r]\noutcome="churn"\nsense="avoid"\nvalue="arr"\n[[actions]]\nid="a"\nname="A"\nteam="cs"\n'
+        'objective="r"\n[health.components.value]\nweight=1\nmeasures=[{feature="arr"}]\n'
+    )
+    assert unscored_signals(explicit, ["minutes_watched"]) == []  # its own components are its choice
+    assert unscored_signals_note(pb, ["logins"]) is None

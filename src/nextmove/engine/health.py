@@ -19,7 +19,15 @@ from nextmove.features import (
 )
 from nextmove.features.history import resolve_as_of
 from nextmove.measure.accuracy import ProbabilityAccuracy, evaluate_probabilities
-from nextmove.models.health import BANDS, HealthScorecard, Mover, ScorecardComponent, health_trend, top_movers
+from nextmove.models.health import (
+    BANDS,
+    HealthScorecard,
+    Mover,
+    ScorecardComponent,
+    health_trend,
+    top_movers,
+    unscored_signals_note,
+)
 from nextmove.models.health_optimizer import HealthOptimizer, HealthOptimizerReport
 from nextmove.models.outcome import OutcomeModel, OutcomeModels, OutcomePredictions
 from nextmove.playbook import Playbook
@@ -205,6 +213,8 @@ def score_health(
 
     say("Scoring health…")
     card = HealthScorecard.from_playbook(playbook, now).fit(now)
+    if (unread := unscored_signals_note(playbook, vocab.signals)) is not None:
+        notes.append(unread)
     scores_now = card.score(now)
     trend = health_trend(scores_now, card.score(earlier), weeks=weeks, stable_points=playbook.health.stable_points)
     movers = top_movers(card, now, earlier, weeks=weeks, n=3)

@@ -55,7 +55,7 @@ from nextmove.features.history import resolve_as_of
 from nextmove.measure.ope import evaluate_policy, logging_propensities
 from nextmove.measure.policy import do_nothing_policy, eligible_actions, learned_policy, lifecycle_default_policy
 from nextmove.models.effect import EffectModel, EffectProjection, objective_specs
-from nextmove.models.health import HealthScorecard
+from nextmove.models.health import HealthScorecard, unscored_signals_note
 from nextmove.playbook import Playbook
 from nextmove.segment import SegmentReport, behavior_snapshot, segment_book
 from nextmove.store import ModelVersionRecord, RecommendationRecord, RunRecord, Store
@@ -271,6 +271,8 @@ def _run(
     say(RUN_STAGES[0])
     snapshot, previous, accounts = _features(book, playbook, when)
     health = _health_scores(playbook, snapshot, notes)
+    if (unread := unscored_signals_note(playbook, book.signals.get_column("name").unique().drop_nulls())) is not None:
+        notes.append(unread)
     lap("features")
 
     say(RUN_STAGES[1])

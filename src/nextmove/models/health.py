@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Literal, Self
 
@@ -12,7 +12,7 @@ import polars as pl
 
 from nextmove.errors import ConfigError, NotFittedError
 from nextmove.features import sanitize_name
-from nextmove.playbook.schema import Health, Playbook
+from nextmove.playbook.schema import Health, Playbook, SignalRoles
 
 BANDS: tuple[tuple[str, float], ...] = (("Critical", 30.0), ("At risk", 70.0), ("Healthy", 100.0))
 """Band names and their upper bounds on the rounded score: Critical 0–30, At risk 31–70, Healthy 71–100."""
@@ -144,6 +144,43 @@ def resolve_scorecard(
             "set [signal_roles] or [health.components] in the playbook to features the book has"
         )
     return components, present
+
+
+def unscored_signals(playbook: Playbook, signal_names: Iterable[str]) -> list[str]:
+    """The book's signals that a scorecard built from ``[signal_roles]`` does not read, sorted.
+
+    Empty when the playbook writes its own ``[health.components]`` (its measures are its choice).
+    A role member matches a signal by exact or sanitised name, as the features do.
+
+    Examples
+    --------
+    >>> from nextmove.playbook.loader import parse_playbook
+    >>> pb = parse_playbook(
+    ...     '[objectives.keep]\\noutcome = "cancel"\\nsense = "avoid"\\nvalue = "arr"\\n'
+    ...     '[[actions]]\\nid = "push"\\nname = "Push"\\nteam = "crm"\\nobjective = "keep"\\n'
+    ...     '[signal_roles]\\nusage = ["Minutes Watched"]\\n'
+    ... )
+    >>> unscored_signals(pb, ["minutes_watched", "payment_failed"])
+    ['payment_failed']
+    """
+    if playbook.health.components:
+        return []
+    named = {n for role in SignalRoles.model_fields for n in getattr(playbook.signal_roles, role)}
+    named |= {sanitize_name(n) for n in named}
+    return sorted({s for s in signal_names if s not in named and sanitize_name(s) not in named})
+
+
+def unscored_signals_note(playbook: Playbook, signal_names: Iterable[str]) -> str | None:
+    """A note for the user when the health score leaves some of the book's signals out (None when it reads all)."""
+    left = unscored_signals(playbook, signal_names)
+    if not left:
+        return None
+    shown = ", ".join(left[:8]) + (f" and {len(left) - 8} more" if len(left) > 8 else "")
+    return (
+        f"the health score does not read {len(left)} of the book's signals ({shown}): they are in no list of the "
+        "playbook's [signal_roles] (usage, engagement, support, sentiment, survey); name them there, e.g. "
+        f'usage = ["{left[0]}"], for the score to follow them'
+    )
 
 
 @dataclass
