@@ -221,3 +221,22 @@ def test_segment_book_without_projection_or_outcomes(shop: tuple[Book, dict[str,
     assert json.dumps(plain.to_dict(), allow_nan=False)
     with pytest.raises(ConfigError, match="lookback_days"):
         segment_book(snapshot, lookback_days=0)
+
+
+def test_segment_book_counts_an_account_gone_at_the_as_of_as_gone(
+    shop: tuple[Book, dict[str, int], pl.DataFrame],
+) -> None:
+    # As the run does (active_accounts): a terminal outcome at the as-of itself means gone.
+    book, _group, snapshot = shop
+    at_the_time = pl.concat(
+        [
+            book.outcomes,
+            _table("outcomes", pl.DataFrame({"account_id": ["shop-002"], "ts": [AS_OF], "kind": ["lapse"]})),
+        ],
+        how="diagonal_relaxed",
+    )
+    report = segment_book(
+        snapshot, playbook=_playbook(), outcomes=at_the_time, as_of=AS_OF, segmenter=BehaviorSegmenter(k=2)
+    )
+    assert report.accounts == N - 2
+    assert "shop-002" not in set(report.assignments.get_column("account_id").to_list())

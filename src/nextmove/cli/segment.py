@@ -16,7 +16,7 @@ from nextmove.book import Book
 from nextmove.cli._common import console, handle_errors
 from nextmove.cli.commands import AsOfOpt, BookOpt, PlaybookOpt, load_inputs
 from nextmove.errors import ConfigError
-from nextmove.features import build_training_set, compute_features, terminal_outcome_kinds
+from nextmove.features import build_training_set, compute_features
 from nextmove.playbook import Playbook
 
 if TYPE_CHECKING:
@@ -81,7 +81,10 @@ def segment_cmd(
     before = _read_previous(before_path) if before_path.is_file() else None
     with console.status("Computing a year of behavior and the segments…"):
         behavior = behavior_snapshot(loaded, t, playbook=pb)
-        run_snapshot = _active(compute_features(loaded, t, playbook=pb), loaded, pb, t)
+        from nextmove.engine.health import active_accounts
+
+        active = active_accounts(loaded, pb, t)
+        run_snapshot = compute_features(loaded, t, playbook=pb).join(active, on="account_id", how="semi")
         health = _health(pb, run_snapshot)
     projection, eligible = None, None
     if response and not loaded.touches.height:
@@ -119,11 +122,6 @@ def _read_previous(path: Path) -> pl.DataFrame:
         if column not in frame.columns:
             raise ConfigError(f"the previous segments {path} lack the column {column!r}")
     return frame
-
-
-def _active(snapshot: pl.DataFrame, book: Book, playbook: Playbook, t: datetime) -> pl.DataFrame:
-    gone = book.outcomes.filter(pl.col("kind").is_in(terminal_outcome_kinds(playbook)) & (pl.col("ts") < t))
-    return snapshot.filter(~pl.col("account_id").is_in(gone.get_column("account_id").unique().implode()))
 
 
 def _health(playbook: Playbook, snapshot: pl.DataFrame) -> pl.DataFrame | None:

@@ -162,8 +162,8 @@ def segment_book(
     ----------
     snapshot
         One row per account (best: :func:`~nextmove.segment.behavior_snapshot`, a year of
-        behavior). Accounts gone before ``as_of`` (a terminal outcome of the playbook in
-        ``outcomes``) are not segmented; those gone within ``lookback_days`` are assigned from
+        behavior). Accounts gone by ``as_of`` (a terminal outcome of the playbook in
+        ``outcomes`` at or before it) are not segmented; those gone within ``lookback_days`` are assigned from
         their behavior before they left and count in the observed outcome rates only.
     projection
         The run's :class:`~nextmove.models.effect.EffectProjection` (one row per account and
@@ -277,12 +277,12 @@ def _latest(*frames: pl.DataFrame | None) -> datetime | None:
 
 
 def _terminal(outcomes: pl.DataFrame | None, playbook: Playbook | None, when: datetime | None) -> pl.DataFrame:
-    """``account_id, ts`` of each account's first terminal outcome before ``when``."""
+    """``account_id, ts`` of each account's first terminal outcome at or before ``when`` (as the run counts gone)."""
     if outcomes is None or playbook is None or when is None or outcomes.height == 0:
         return pl.DataFrame(schema={"account_id": pl.String, "ts": pl.Datetime("us", "UTC")})
     kinds = terminal_outcome_kinds(playbook)
     return (
-        outcomes.filter(pl.col("kind").is_in(kinds) & (pl.col("ts") < when))
+        outcomes.filter(pl.col("kind").is_in(kinds) & (pl.col("ts") <= when))
         .group_by(pl.col("account_id").cast(pl.String))
         .agg(pl.col("ts").min())
     )
