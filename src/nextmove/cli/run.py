@@ -238,6 +238,9 @@ def executive_summary(summary: dict[str, Any]) -> str:
     action per account. 312 customers were assigned a retention action and 280 an expansion action; 3,608 are
     best left alone this window. 38% of recommended actions differ from the action the lifecycle-stage playbook
     would have suggested by default. Projected impact: $1,200,000 (90% interval $800,000 to $1,600,000).
+    >>> s.update(assigned={"retention": 1}, projected_impact_usd={"value": 3282.4, "low": -10054.2, "high": 14798.0})
+    >>> print(executive_summary(s))  # doctest: +ELLIPSIS
+    The Playbook scored ... 1 customer was assigned a retention action; ... (90% interval -$10,054 to $14,798).
     """
     names = summary.get("objective_names", {})
     parts = []
@@ -245,7 +248,8 @@ def executive_summary(summary: dict[str, Any]) -> str:
     for n, (objective, count) in enumerate(ranked):
         label = str(names.get(objective, objective)).lower()
         if n == 0:
-            parts.append(f"{count:,} customers were assigned {_article(label)} {label} action")
+            who = "1 customer was" if count == 1 else f"{count:,} customers were"
+            parts.append(f"{who} assigned {_article(label)} {label} action")
         else:
             parts.append(f"{count:,} {_article(label)} {label} action")
     if len(parts) > 1:
@@ -265,9 +269,15 @@ def executive_summary(summary: dict[str, Any]) -> str:
         )
     impact = summary["projected_impact_usd"]
     text += (
-        f" Projected impact: ${impact['value']:,.0f} (90% interval ${impact['low']:,.0f} to ${impact['high']:,.0f})."
+        f" Projected impact: {_dollars(impact['value'])} "
+        f"(90% interval {_dollars(impact['low'])} to {_dollars(impact['high'])})."
     )
     return text
+
+
+def _dollars(x: float) -> str:
+    """``$1,200`` or ``-$1,200``: the sign before the currency, as the receipts write it."""
+    return f"-${-x:,.0f}" if round(x) < 0 else f"${x:,.0f}"
 
 
 def render_run(result: RunResult, out: Console) -> None:
