@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -131,6 +132,14 @@ def test_cli_lift_measures_the_latest_run(measured: Measured, tmp_path: Path) ->
         assert o["treated_accounts"] == report["arms"]["model"]
     value = report["value"]
     assert value["impact_usd"] == pytest.approx(value["lift_usd"] * report["arms"]["model"])
+
+    # Dollars read as dollars: the value row's impact with its interval, the sign before the currency.
+    def usd(x: float) -> str:
+        return f"{'-' if round(x) < 0 else ''}${abs(x):,.0f}"
+
+    impact = f"{usd(value['impact_usd'])} [{usd(value['impact_low_usd'])}, {usd(value['impact_high_usd'])}]"
+    assert impact in text
+    assert not re.search(r"\d \$", text)  # never "7 $"
     # The receipts projected the lab's true effects: most realised intervals hold them.
     checked = [a for a in report["actions"] if a["within_interval"] is not None]
     assert checked

@@ -121,10 +121,6 @@ def _no_as_of(record: RunRecord) -> datetime:
     raise ConfigError(f"run {record.run_id} has no as_of: its decision time is unknown, so its horizon is too")
 
 
-def _num(x: float | None, digits: int = 1) -> str:
-    return "—" if x is None or x != x else f"{x:,.{digits}f}"
-
-
 def _pct(x: float | None) -> str:
     return "—" if x is None or x != x else f"{x:.1%}"
 
@@ -133,8 +129,16 @@ def _points(x: float | None) -> str:
     return "—" if x is None or x != x else f"{x * 100:+.2f} pts"
 
 
+def _usd(x: float | None, digits: int = 0, *, signed: bool = False) -> str:
+    """``$1,234``, ``-$1,234`` (``+$1,234`` when ``signed``), or a dash for a missing figure."""
+    if x is None or x != x:
+        return "—"
+    sign = "-" if round(x, digits) < 0 else ("+" if signed else "")
+    return f"{sign}${abs(x):,.{digits}f}"
+
+
 def _effect(x: float | None, unit: str) -> str:
-    return _points(x) if unit == "probability" else ("—" if x is None or x != x else f"{x:+,.0f} $")
+    return _points(x) if unit == "probability" else _usd(x, signed=True)
 
 
 def _interval(low: float | None, high: float | None, unit: str) -> str:
@@ -161,10 +165,10 @@ def render_lift(report: LiftReport, out: Console, playbook: Playbook | None = No
     table = Table(
         title=f"Lift of the recommended cohort over control ({report.level:.0%} intervals)", title_justify="left"
     )
-    for name in ("objective", "outcome", "recommended", "control", "lift", "interval", "$ / account", "impact $"):
+    for name in ("objective", "outcome", "recommended", "control", "lift", "interval", "$ / account", "impact"):
         table.add_column(name, justify="left" if name in ("objective", "outcome") else "right")
     for o in report.objectives:
-        rate = _pct if o.unit == "probability" else (lambda x: _num(x, 0))
+        rate = _pct if o.unit == "probability" else _usd
         table.add_row(
             escape(o.objective),
             escape(o.outcome),
@@ -172,19 +176,19 @@ def render_lift(report: LiftReport, out: Console, playbook: Playbook | None = No
             rate(o.control_mean),
             _effect(o.lift, o.unit),
             _interval(o.low, o.high, o.unit),
-            _num(o.lift_usd),
-            f"{_num(o.impact_usd, 0)} [{_num(o.impact_low_usd, 0)}, {_num(o.impact_high_usd, 0)}]",
+            _usd(o.lift_usd, 1, signed=True),
+            f"{_usd(o.impact_usd)} [{_usd(o.impact_low_usd)}, {_usd(o.impact_high_usd)}]",
         )
     v = report.value
     table.add_row(
         "[bold]total value[/]",
         "net of cost",
-        _num(v.treated_mean_usd),
-        _num(v.control_mean_usd),
+        _usd(v.treated_mean_usd, 1),
+        _usd(v.control_mean_usd, 1),
         _effect(v.lift_usd, "usd"),
         _interval(v.low, v.high, "usd"),
-        _num(v.lift_usd),
-        f"{_num(v.impact_usd, 0)} [{_num(v.impact_low_usd, 0)}, {_num(v.impact_high_usd, 0)}]",
+        _usd(v.lift_usd, 1, signed=True),
+        f"{_usd(v.impact_usd)} [{_usd(v.impact_low_usd)}, {_usd(v.impact_high_usd)}]",
     )
     out.print(table)
     own = {a.id: a.objective for a in playbook.actions} if playbook is not None else {}
