@@ -88,7 +88,8 @@ def test_simulate_rejects_what_the_lab_cannot_simulate() -> None:
     odd = base.model_copy(update={"contact_policy": ContactPolicy(window_days=10)})
     with pytest.raises(ConfigError, match="whole number of weeks"):
         simulate(SimConfig(accounts=20, months=1, playbook=odd))
-    bad = base.model_copy(update={"actions": [base.actions[0].model_copy(update={"eligibility": "health_score > 3"})]})
+    first = base.actions[0].model_copy(update={"eligibility": "health_score > 3"})
+    bad = base.model_copy(update={"actions": [first, *base.actions[1:]]})
     with pytest.raises(ConfigError, match="health_score"):
         simulate(SimConfig(accounts=20, months=1, playbook=bad))
 
