@@ -9,6 +9,7 @@ its playbook names no signal roles. Cancellations end a subscription, so the act
 from __future__ import annotations
 
 import json
+import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -181,6 +182,10 @@ def test_run_on_a_subscription_book_with_its_own_teams_and_no_propensities(book:
     assert by_team["retention"] <= 300 + 1e-6
     assert by_team["crm"] <= 400 + 1e-6
     assert summary["accounts"] == recs.height
+    # The report is titled by the playbook and writes small values with their cents.
+    page = (out / "report.html").read_text(encoding="utf-8")
+    assert "<h1>Subscriber playbook</h1>" in page
+    assert re.search(r"worth -?\$\d\.\d\d", page)
 
 
 def test_evaluate_health_and_segment_on_the_subscription_book(book: Path, tmp_path: Path) -> None:

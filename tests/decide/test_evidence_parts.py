@@ -162,7 +162,7 @@ def test_number_formats_match_python() -> None:
         format_percent(pl.col("x") / 1000).alias("pct"),
     )
     assert frame.get_column("fixed").to_list() == [f"{x:,.2f}" for x in xs]
-    assert frame.get_column("usd").to_list()[:6] == ["$0", "$1", "$999", "$1,000", "$123,456,789", "-$5"]
+    assert frame.get_column("usd").to_list()[:6] == ["$0", "$1", "$999", "$1,000", "$123,456,789", "-$5.25"]
     assert frame.get_column("number").to_list() == [
         "0",
         "1",

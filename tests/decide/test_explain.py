@@ -568,7 +568,7 @@ def test_explain_b2c_comparables_and_changes(shop: Case) -> None:
     for p in with_comparables:
         assert {c.action_id for c in p.comparables} == {p.model_action_id if p.arm == "control" else p.action_id}
         assert all(
-            re.fullmatch(r"(no )?lapse within 56 days|(no )?order( of \$[\d,]+)? within 56 days", c.outcome)
+            re.fullmatch(r"(no )?lapse within 56 days|(no )?order( of \$[\d,]+(\.\d\d)?)? within 56 days", c.outcome)
             for c in p.comparables
         )
     assert any(s.previous is not None for p in parsed for s in p.signals)

@@ -136,3 +136,15 @@ def test_large_runs_embed_only_the_largest_values(monkeypatch: pytest.MonkeyPatc
     top = sorted(recs.get_column("expected_value_usd").abs().round(2).to_list(), reverse=True)[:100]
     assert kept == pytest.approx(top)
     assert MAX_TABLE_ROWS >= 10_000
+
+
+def test_health_bands_are_drawn_green_amber_red_and_small_dollars_keep_their_cents() -> None:
+    from nextmove.report.charts import BAND_COLORS, usd
+    from nextmove.report.render import charts
+
+    summary, recs = make_run()
+    svg = str(charts(build_report_data(summary, recs))["bands"])
+    for band in ("Healthy", "At risk", "Critical"):
+        bar = svg.split(f"<title>{band}:")[0].rsplit("<rect", 1)[1]
+        assert f'fill="{BAND_COLORS[band]}"' in bar, band
+    assert (usd(0.857), usd(-2.5), usd(5.0), usd(-0.001), usd(12_400)) == ("$0.86", "−$2.50", "$5", "$0", "$12k")

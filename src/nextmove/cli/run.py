@@ -276,8 +276,10 @@ def executive_summary(summary: dict[str, Any]) -> str:
 
 
 def _dollars(x: float) -> str:
-    """``$1,200`` or ``-$1,200``: the sign before the currency, as the receipts write it."""
-    return f"-${-x:,.0f}" if round(x) < 0 else f"${x:,.0f}"
+    """``$1,200``, ``-$1,200`` or ``$0.86``, as the receipts write dollars."""
+    from nextmove.decide.phrases import usd_text
+
+    return usd_text(x)
 
 
 def render_run(result: RunResult, out: Console) -> None:

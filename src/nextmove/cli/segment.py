@@ -156,9 +156,9 @@ def _write(out: Path, report: SegmentReport) -> None:
 
 
 def _money(x: float | None) -> str:
-    if x is None:
-        return "–"
-    return f"-${-x:,.0f}" if x < 0 else f"${x:,.0f}"
+    from nextmove.decide.phrases import usd_text
+
+    return "–" if x is None else usd_text(x)
 
 
 def render_segments(report: SegmentReport, out: Console) -> None:

@@ -30,6 +30,7 @@ from nextmove.decide.phrases import (
     feature_wording,
     format_usd,
     render_phrases,
+    usd_text,
     wording_table,
 )
 from nextmove.errors import ConfigError
@@ -1593,9 +1594,7 @@ def _assemble(
 
 
 def _usd(x: float | None) -> str:
-    if x is None or not math.isfinite(x):
-        return "unknown"
-    return f"-${-x:,.0f}" if round(x) < 0 else f"${x:,.0f}"
+    return "unknown" if x is None or not math.isfinite(x) else usd_text(x)
 
 
 def _level(x: float | None, unit: str) -> str:

@@ -223,10 +223,34 @@ def format_percent(share: pl.Expr) -> pl.Expr:
     return pl.concat_str([format_fixed(share * 100, 0), pl.lit("%")])
 
 
+CENTS_BELOW_USD = 10.0
+"""Dollar amounts smaller than this are written with their cents (unless whole): a subscriber's $0.86 is not "$0"."""
+
+
 def format_usd(x: pl.Expr) -> pl.Expr:
-    """Dollars, whole: 5234.7 → "$5,235", -40 → "-$40"."""
-    sign = pl.when(x.round(0) < 0).then(pl.lit("-")).otherwise(pl.lit(""))
-    return pl.concat_str([sign, pl.lit("$"), format_fixed(x.abs(), 0)])
+    """Dollars: 5234.7 → "$5,235", -40 → "-$40", 0.857 → "$0.86"; whole from :data:`CENTS_BELOW_USD` up.
+
+    The expression form of :func:`usd_text`.
+    """
+    cents = (x.abs() < CENTS_BELOW_USD) & (x.round(2) != x.round(2).round(0))
+    places = pl.when(cents).then(pl.lit(2)).otherwise(pl.lit(0))
+    negative = pl.when(cents).then(x.round(2) < 0).otherwise(x.round(0) < 0)
+    sign = pl.when(negative).then(pl.lit("-")).otherwise(pl.lit(""))
+    return pl.concat_str([sign, pl.lit("$"), format_fixed(x.abs(), places)])
+
+
+def usd_text(x: float, *, signed: bool = False) -> str:
+    """Dollars as the receipts and the CLI write them: ``$5,235``, ``-$40``, ``$0.86`` (``+$40`` when ``signed``).
+
+    Examples
+    --------
+    >>> usd_text(5234.7), usd_text(-40), usd_text(0.857), usd_text(-0.004), usd_text(-5), usd_text(12, signed=True)
+    ('$5,235', '-$40', '$0.86', '$0', '-$5', '+$12')
+    """
+    places = 2 if abs(x) < CENTS_BELOW_USD and round(x, 2) != round(round(x, 2)) else 0
+    shown = round(x, places)
+    sign = "-" if shown < 0 else ("+" if signed and shown > 0 else "")
+    return f"{sign}${abs(x):,.{places}f}"
 
 
 # ---- phrases -----------------------------------------------------------------------------------

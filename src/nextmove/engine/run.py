@@ -827,6 +827,7 @@ def _summary(
     )
     out: dict[str, Any] = {
         "run_id": run_id,
+        "playbook_name": playbook.name,
         "as_of": when.isoformat(),
         "accounts": decided.height,
         "actions": len(playbook.actions),

@@ -7,7 +7,11 @@ from dataclasses import dataclass
 
 from markupsafe import Markup, escape
 
+from nextmove.decide.phrases import CENTS_BELOW_USD
+
 _PALETTE = ("#2f6f9f", "#d9822b", "#3f9c5a", "#b5485d", "#7a5ea8", "#8c7a3c", "#3b8f8f", "#666666")
+BAND_COLORS = {"Healthy": "#3f9c5a", "At risk": "#d9822b", "Critical": "#b5485d"}
+"""Health bands in the colours people read them by: green, amber, red."""
 
 
 @dataclass(frozen=True)
@@ -17,6 +21,8 @@ class Bar:
     label: str
     value: float
     text: str
+    color: str | None = None
+    """Its fill; default: the palette's next colour."""
 
 
 @dataclass(frozen=True)
@@ -55,7 +61,7 @@ def bar_chart(bars: Sequence[Bar], *, title: str, width: int = 640, bar_height: 
     for i, b in enumerate(bars):
         y = gap + i * (bar_height + gap)
         w = max(abs(b.value) / top * plot_w, 1.0 if b.value else 0.0)
-        color = _PALETTE[i % len(_PALETTE)]
+        color = b.color or _PALETTE[i % len(_PALETTE)]
         parts.append(
             f'<text x="{label_w - 8}" y="{y + bar_height * 0.7:.1f}" text-anchor="end" class="label">'
             f"{escape(b.label)}</text>"
@@ -114,13 +120,16 @@ def usd(x: float) -> str:
 
     Examples
     --------
-    >>> usd(1_234_567), usd(-340_000), usd(95.4)
-    ('$1.2M', '−$340k', '$95')
+    >>> usd(1_234_567), usd(-340_000), usd(95.4), usd(0.857), usd(-0.001)
+    ('$1.2M', '−$340k', '$95', '$0.86', '$0')
     """
-    sign = "−" if x < 0 else ""
     a = abs(x)
     if a >= 1e6:
-        return f"{sign}${_fmt(a / 1e6)}M"
-    if a >= 1e3:
-        return f"{sign}${a / 1e3:.0f}k"
-    return f"{sign}${a:.0f}"
+        text = f"${_fmt(a / 1e6)}M"
+    elif a >= 1e3:
+        text = f"${a / 1e3:,.0f}k"
+    elif a < CENTS_BELOW_USD and round(a, 2) != round(round(a, 2)):
+        text = f"${a:.2f}"
+    else:
+        text = f"${a:.0f}"
+    return ("−" if x < 0 and text != "$0" else "") + text

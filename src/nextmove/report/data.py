@@ -11,6 +11,7 @@ from typing import Any
 import polars as pl
 
 from nextmove.errors import ConfigError
+from nextmove.report.charts import usd
 
 MAX_TABLE_ROWS = 20_000
 """Accounts embedded in the report's table; beyond it, the largest values are kept and the
@@ -124,16 +125,6 @@ def _plural(n: int, word: str) -> str:
     return f"{n:,} {word}" if n == 1 else f"{n:,} {word}s"
 
 
-def _usd(x: float) -> str:
-    sign = "−" if x < 0 else ""
-    a = abs(x)
-    if a >= 1e6:
-        return f"{sign}${a / 1e6:,.1f}M"
-    if a >= 1e3:
-        return f"{sign}${a / 1e3:,.0f}k"
-    return f"{sign}${a:,.0f}"
-
-
 def _labels(summary: Mapping[str, Any], labels: Mapping[str, str] | None) -> dict[str, str]:
     out = {"none": "Do nothing"}
     out.update({str(k): str(v) for k, v in (summary.get("action_labels") or {}).items()})
@@ -174,8 +165,8 @@ def _sentences(summary: Mapping[str, Any], families: Sequence[Count], recs: pl.D
     impact = summary.get("projected_impact_usd")
     if isinstance(impact, Mapping) and "value" in impact:
         low, high = impact.get("low"), impact.get("high")
-        band = f" (90% interval {_usd(float(low))} to {_usd(float(high))})" if low is not None and high else ""
-        out.append(f"The projected impact of the recommended actions is {_usd(float(impact['value']))}{band}.")
+        band = f" (90% interval {usd(float(low))} to {usd(float(high))})" if low is not None and high else ""
+        out.append(f"The projected impact of the recommended actions is {usd(float(impact['value']))}{band}.")
     arms = summary.get("arms")
     if isinstance(arms, Mapping) and arms.get("control"):
         control = int(arms["control"])
@@ -275,12 +266,12 @@ def _top_at_risk(recs: pl.DataFrame, labels: Mapping[str, str], n: int = 15) -> 
             {
                 "account_id": r["account_id"],
                 "name": r.get("name") or r["account_id"],
-                "arr": _usd(float(r.get("arr") or 0.0)),
-                "at_risk": _usd(float(r["_risk"])),
+                "arr": usd(float(r.get("arr") or 0.0)),
+                "at_risk": usd(float(r["_risk"])),
                 "band": r.get("health_band") or "",
                 "score": "" if r.get("health_score") is None else f"{float(r['health_score']):.0f}",
                 "action": labels.get(str(r["action_id"]), str(r["action_id"])),
-                "value": _usd(float(r.get("expected_value_usd") or 0.0)),
+                "value": usd(float(r.get("expected_value_usd") or 0.0)),
                 "why": _evidence_summary(r.get("evidence")),
             }
         )
@@ -371,8 +362,8 @@ def _segments(summary: Mapping[str, Any]) -> tuple[list[SegmentRow], list[str]]:
             f"{float(spend.get('share_below_average', 0.0)):.0%} of the last {spend.get('days')} days' "
             f"{int(spend['touches']):,} touches went to segments that respond below the book average; moving "
             f"{int(spend.get('moved_touches', 0)):,} of them is projected to recover "
-            f"{_usd(float(spend.get('recoverable_usd', 0.0)))} ({_usd(float(spend.get('low', 0.0)))} to "
-            f"{_usd(float(spend.get('high', 0.0)))})."
+            f"{usd(float(spend.get('recoverable_usd', 0.0)))} ({usd(float(spend.get('low', 0.0)))} to "
+            f"{usd(float(spend.get('high', 0.0)))})."
         )
     moves = block.get("moves")
     if isinstance(moves, Mapping) and moves.get("accounts"):
@@ -421,7 +412,7 @@ def _table(recs: pl.DataFrame, labels: Mapping[str, str]) -> tuple[list[dict[str
                 "action": labels.get(str(r["action_id"]), str(r["action_id"])),
                 "arm": str(get(r, "arm") or ""),
                 "value": round(value, 2),
-                "interval": "" if low is None or high is None else f"{_usd(float(low))} to {_usd(float(high))}",
+                "interval": "" if low is None or high is None else f"{usd(float(low))} to {usd(float(high))}",
                 "default": labels.get(str(get(r, "default_action_id")), str(get(r, "default_action_id") or "")),
                 "differs": bool(get(r, "differs_from_default")),
                 "why": _evidence_summary(get(r, "evidence")),
@@ -430,13 +421,19 @@ def _table(recs: pl.DataFrame, labels: Mapping[str, str]) -> tuple[list[dict[str
     return rows, note
 
 
+def _title(summary: Mapping[str, Any]) -> str:
+    """The playbook's own name, unless it kept the schema's placeholder."""
+    name = str(summary.get("playbook_name") or "").strip()
+    return name if name and name != "playbook" else "Next best action playbook"
+
+
 def build_report_data(
     summary: Mapping[str, Any],
     recommendations: pl.DataFrame,
     *,
     action_labels: Mapping[str, str] | None = None,
     family_of_action: Mapping[str, str] | None = None,
-    title: str = "Next best action playbook",
+    title: str | None = None,
 ) -> ReportData:
     """The report's content from a run's ``summary`` and its ``recommendations`` (one row per account).
 
@@ -444,7 +441,8 @@ def build_report_data(
     columns of a run's recommendations (``lifecycle_stage``, ``health_band``, ``arr``,
     ``default_action_id``, ``differs_from_default``, ``evidence`` …) add their sections. Optional
     summary blocks (``health_bands``, ``impact_by_objective``, ``policy_values``, ``segments``,
-    ``metrics``) add theirs; a missing block gives a note instead of a section.
+    ``metrics``) add theirs; a missing block gives a note instead of a section. The title is
+    ``title``, else the playbook's name (``playbook_name``), else "Next best action playbook".
 
     Examples
     --------
@@ -478,7 +476,7 @@ def build_report_data(
             notes.append(f"This run has no {what}.")
     as_of = summary.get("as_of", "")
     return ReportData(
-        title=title,
+        title=title or _title(summary),
         run_id=str(summary.get("run_id", "")),
         as_of=as_of.isoformat() if isinstance(as_of, datetime) else str(as_of),
         sentences=_sentences(summary, families, recommendations),

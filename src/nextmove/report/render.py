@@ -10,7 +10,7 @@ from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescap
 from markupsafe import Markup
 
 from nextmove._version import __version__
-from nextmove.report.charts import Bar, Interval, bar_chart, interval_chart, usd
+from nextmove.report.charts import BAND_COLORS, Bar, Interval, bar_chart, interval_chart, usd
 from nextmove.report.data import ReportData
 
 
@@ -56,7 +56,10 @@ def charts(data: ReportData) -> dict[str, Markup]:
         )
     if data.bands:
         out["bands"] = bar_chart(
-            [Bar(b.band, b.arr_usd, f"{usd(b.arr_usd)} · {b.accounts:,} accounts") for b in data.bands],
+            [
+                Bar(b.band, b.arr_usd, f"{usd(b.arr_usd)} · {b.accounts:,} accounts", BAND_COLORS.get(b.band))
+                for b in data.bands
+            ],
             title="ARR by health band",
         )
     if data.impact:
