@@ -337,6 +337,23 @@ def test_effect_censored_rows_are_left_out() -> None:
     assert caught.value.ready_on == first + timedelta(days=playbook.horizon_days)
 
 
+def test_effect_without_decisions_or_outcomes_says_so() -> None:
+    training = randomised_book(accounts=200, periods=3)
+    with pytest.raises(NothingToLearnError, match=r"no decisions: the book logs no touch") as caught:
+        EffectModel(small_playbook(), **FAST).fit(training.head(0))
+    assert caught.value.ready_on is None
+    # No win ever, and growth only twice: both objectives have nothing to learn, and the notes say which.
+    quiet = training.with_columns(
+        pl.lit(0, dtype=pl.Int8).alias("y_win"),
+        pl.lit(0.0).alias("y_win_value"),
+        (pl.int_range(pl.len()) < 2).cast(pl.Int8).alias("y_grow"),
+    )
+    notes = EffectModel(small_playbook(), **FAST).fit(quiet).fit_notes()
+    assert any(n.startswith("no 'win' outcome followed any of the 600 decisions") for n in notes), notes
+    assert any(n.startswith("only 2 'grow' outcome(s) followed the 600 decisions") for n in notes), notes
+    assert not [n for n in EffectModel(small_playbook(), **FAST).fit(training).fit_notes() if "outcome" in n]
+
+
 def _open_horizons_book(seed: int = 0) -> pl.DataFrame:
     """Four closed periods (a 90-day horizon seen whole), then two open ones seen for 45 days in which a
     new action, ``chat``, is taken. Win probabilities over the whole horizon: ``none`` 0.2, ``call``

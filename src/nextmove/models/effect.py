@@ -955,6 +955,13 @@ class EffectModel:
         self.partial_used_ = self.n_open_rows_ > 0
         if horizon is not None:
             self.horizon_days_ = horizon
+        if training.height == 0:
+            raise NothingToLearnError(
+                "the training set has no decisions: the book logs no touch before the as-of time, so there is "
+                "nothing to learn the actions' effects from; add the touches (a decision to do nothing is a "
+                "touch with action_id 'none')",
+                ready_on=None,
+            )
         if rows.height == 0:
             ready_on = _earliest_finish(training, self.playbook.horizon_days)
             when = "" if ready_on is None else f"; the earliest decision's horizon is over on {ready_on:%Y-%m-%d}"
@@ -1039,7 +1046,8 @@ class EffectModel:
         """What a fitted model did not do as its settings asked, or did beyond closed horizons, in plain words.
 
         A modifier column (``repeat_count_feature``, ``fatigue_feature``, ``touch_cost_feature``)
-        that the training set lacks, or that never varies, gives no term; and with
+        that the training set lacks, or that never varies, gives no term; an objective whose outcome
+        followed no decision (or fewer than ``min_events``) has no effects to learn; and with
         ``partial_horizon_days``, how many rows were learned from before their horizon closed.
         """
         self._check_fitted()
@@ -1052,6 +1060,19 @@ class EffectModel:
             column = getattr(self, name)
             if column is not None and not getattr(self, used, False):
                 notes.append(f"{name}={column!r} gave no term: the training set has no such column, or it never varies")
+        rows = int(getattr(self, "n_rows_", 0) or 0)
+        for fit in self.fits_:
+            if fit.constant is not None and fit.events == 0:
+                notes.append(
+                    f"no {fit.spec.outcome!r} outcome followed any of the {rows:,} decisions learned from: every "
+                    f"action's effect on {fit.spec.objective!r} is 0 (check that the book's outcomes.kind says "
+                    f"{fit.spec.outcome!r})"
+                )
+            elif fit.constant is not None and fit.events < self.min_events:
+                notes.append(
+                    f"only {fit.events} {fit.spec.outcome!r} outcome(s) followed the {rows:,} decisions learned from "
+                    f"(fewer than min_events={self.min_events}): every action's effect on {fit.spec.objective!r} is 0"
+                )
         if self.partial_horizon_days is not None:
             notes.append(
                 f"learned from {getattr(self, 'n_open_rows_', 0):,} decisions whose horizon is still open "
