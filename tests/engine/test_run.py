@@ -13,7 +13,7 @@ import numpy as np
 import polars as pl
 import pytest
 
-from nextmove.book import Book, default_as_of, latest_timestamp
+from nextmove.book import Book, dates_only, default_as_of, latest_timestamp
 from nextmove.book.validate import load_book
 from nextmove.decide.explain import parse_alternatives, parse_evidence
 from nextmove.engine.run import (
@@ -450,6 +450,28 @@ def test_default_as_of_is_the_next_midnight() -> None:
         book, signals=book.signals.head(0), touches=book.touches.head(0), outcomes=book.outcomes.head(0)
     )
     assert default_as_of(empty) is None
+
+
+def test_default_as_of_reads_the_last_day_of_a_book_of_dates() -> None:
+    # Exports of dates only ("2024-11-16") put every row at a midnight; the last date's rows must be
+    # read, so the book is read as of the midnight after it. A timed book ending at a midnight is not.
+    book, _ = shop_book(n=5, weeks=2)
+    book = dataclasses.replace(book, as_of=None)
+    dated = dataclasses.replace(
+        book,
+        **{name: getattr(book, name).with_columns(pl.col("ts").dt.truncate("1d")) for name in ("signals", "touches")},
+        outcomes=book.outcomes.with_columns(pl.col("ts").dt.truncate("1d")),
+    )
+    last = latest_timestamp(dated)
+    assert last is not None
+    assert dates_only(dated)
+    assert default_as_of(dated) == last + timedelta(days=1)
+    # One signal with a time of day, before that last midnight: a timed book, read as of the midnight itself.
+    timed_row = dated.signals.head(1).with_columns(pl.lit(last - timedelta(hours=5)).alias("ts"))
+    timed = dataclasses.replace(dated, signals=pl.concat([dated.signals, timed_row]))
+    assert latest_timestamp(timed) == last
+    assert not dates_only(timed)
+    assert default_as_of(timed) == last
 
 
 def test_decide_doc_example_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

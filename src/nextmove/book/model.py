@@ -72,21 +72,25 @@ def latest_timestamp(book: Book) -> datetime | None:
 
 def default_as_of(book: Book) -> datetime | None:
     """The time a book is read as of when none is given: ``book.as_of`` if its maker gave one, else its latest
-    timestamp rounded up to a UTC midnight.
+    timestamp rounded up to a UTC midnight (for a book of dates only, the midnight after its last date).
 
     Every command that reads a book (run, features, health, segment, training sets) uses it, so they
     all see the same data. A book whose last signal is Sunday 23:00 is read as of Monday 00:00, so
     the features see all of Sunday (a snapshot at ``t`` reads only rows dated strictly before
-    ``t``). A latest timestamp at midnight is the time itself. None for a book without dated rows
-    and no ``as_of``.
+    ``t``). A latest timestamp at midnight is the time itself, unless every dated row of the book is
+    at a midnight: then its times are dates, each standing for its whole day, and the last day is
+    read too. None for a book without dated rows and no ``as_of``.
 
     Examples
     --------
     >>> import polars as pl
-    >>> row = {"account_id": ["a"], "ts": [datetime(2025, 3, 2, 23, tzinfo=UTC)], "name": ["x"], "value": [1.0]}
-    >>> signals = pl.concat([empty_table("signals"), pl.DataFrame(row)], how="diagonal_relaxed")
-    >>> book = Book(empty_table("accounts"), signals, empty_table("touches"), empty_table("outcomes"))
-    >>> default_as_of(book).isoformat()
+    >>> def signal_at(ts):
+    ...     row = {"account_id": ["a"], "ts": [ts], "name": ["x"], "value": [1.0]}
+    ...     signals = pl.concat([empty_table("signals"), pl.DataFrame(row)], how="diagonal_relaxed")
+    ...     return Book(empty_table("accounts"), signals, empty_table("touches"), empty_table("outcomes"))
+    >>> default_as_of(signal_at(datetime(2025, 3, 2, 23, tzinfo=UTC))).isoformat()
+    '2025-03-03T00:00:00+00:00'
+    >>> default_as_of(signal_at(datetime(2025, 3, 2, tzinfo=UTC))).isoformat()  # a book of dates
     '2025-03-03T00:00:00+00:00'
     """
     if book.as_of is not None:
@@ -95,7 +99,18 @@ def default_as_of(book: Book) -> datetime | None:
     if latest is None:
         return None
     day = datetime(latest.year, latest.month, latest.day, tzinfo=UTC)
-    return day if day == latest else day + timedelta(days=1)
+    return day if day == latest and not dates_only(book) else day + timedelta(days=1)
+
+
+def dates_only(book: Book) -> bool:
+    """True when every dated row of the book (signals, touches, outcomes) is at a UTC midnight: a book of dates."""
+    for frame in (book.signals, book.touches, book.outcomes):
+        if not frame.height or "ts" not in frame.columns:
+            continue
+        ts = pl.col("ts").cast(pl.Datetime("us", "UTC"))
+        if not frame.select((ts == ts.dt.truncate("1d")).all()).item():
+            return False
+    return True
 
 
 def as_utc(when: datetime) -> datetime:

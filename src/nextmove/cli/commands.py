@@ -42,7 +42,7 @@ AsOfOpt = Annotated[
     typer.Option(
         "--as-of",
         help="Decision time, ISO 8601 (naive = UTC); later rows are ignored. Default: the book's latest timestamp, "
-        "rounded up to a UTC midnight.",
+        "rounded up to a UTC midnight (for a book of dates only, the day after its last date).",
     ),
 ]
 

@@ -271,7 +271,7 @@ def _run(
     say(RUN_STAGES[0])
     snapshot, previous, accounts = _features(book, playbook, when)
     health = _health_scores(playbook, snapshot, notes)
-    if (unread := unscored_signals_note(playbook, book.signals.get_column("name").unique().drop_nulls())) is not None:
+    if (unread := unscored_signals_note(playbook, book.signal_names)) is not None:
         notes.append(unread)
     lap("features")
 
