@@ -124,3 +124,21 @@ def test_validate_book_names_the_row_of_a_latin1_byte_past_the_first_64_kib(tmp_
     [problem] = validate_book(folder, as_of=AS_OF).problems
     assert problem.rule is Rule.UNREADABLE_FILE
     assert problem.row == 5001
+
+
+def test_missing_arr_note_when_an_objective_is_valued_at_arr(playbook: Playbook) -> None:
+    from nextmove.book import Book, empty_table
+    from nextmove.book.validate import missing_arr_note
+
+    def book(accounts: pl.DataFrame) -> Book:
+        return Book(accounts, empty_table("signals"), empty_table("touches"), empty_table("outcomes"))
+
+    # The default playbook values retention at each account's ARR.
+    without = book(
+        pl.DataFrame({"account_id": ["a1", "a2"], "arr": [None, None]}, schema_overrides={"arr": pl.Float64})
+    )
+    note = missing_arr_note(without, playbook)
+    assert note is not None
+    assert "values 'retention' at each account's ARR" in note
+    assert missing_arr_note(book(pl.DataFrame({"account_id": ["a1", "a2"], "arr": [None, 10.0]})), playbook) is None
+    assert missing_arr_note(book(pl.DataFrame({"account_id": ["a1"]})), playbook) is not None

@@ -27,7 +27,7 @@ from nextmove.book.sources import (
     locate_csv_error,
 )
 from nextmove.errors import BookError
-from nextmove.playbook.schema import Playbook
+from nextmove.playbook.schema import Playbook, ValueBasis
 
 BookSource = str | Path | Mapping[str, pl.DataFrame | pl.LazyFrame]
 """A folder path, a database URL (``sqlite:///book.db``, ``postgresql+psycopg://…``), or frames by table name."""
@@ -138,6 +138,27 @@ def validate_book(
         signal_counts=ctx.group_counts.get("signals", {}),
         action_counts=ctx.group_counts.get("touches", {}),
         outcome_counts=ctx.group_counts.get("outcomes", {}),
+    )
+
+
+def missing_arr_note(book: Book, playbook: Playbook) -> str | None:
+    """A note when the playbook values an objective at each account's ARR but no account has an ``arr``.
+
+    Not a validation problem (ARR is optional in the contract), but every such objective is then
+    worth $0, which a run should say rather than leave to be found.
+    """
+    accounts = book.accounts
+    if accounts.height == 0 or (
+        "arr" in accounts.columns and accounts.get_column("arr").null_count() < accounts.height
+    ):
+        return None
+    by_arr = [k for k, o in playbook.objectives.items() if o.value is ValueBasis.ARR]
+    if not by_arr:
+        return None
+    names = ", ".join(repr(k) for k in by_arr)
+    return (
+        f'the playbook values {names} at each account\'s ARR (value = "arr"), but no account has an arr, so '
+        'its effects are worth $0: add the ARR per account, or value it as "fixed" or "amount"'
     )
 
 

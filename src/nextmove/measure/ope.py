@@ -14,6 +14,7 @@ import polars as pl
 from numpy.typing import NDArray
 
 from nextmove.book import NO_ACTION, Book
+from nextmove.book.validate import missing_arr_note
 from nextmove.decide.explore import stable_uniform
 from nextmove.errors import ConfigError
 from nextmove.features import build_training_set
@@ -784,7 +785,7 @@ def evaluate_offline(
     training, rows, split_at, until = split_decisions(
         book, playbook, as_of=as_of, holdout_fraction=holdout_fraction, seed=seed, observed_until=observed_until
     )
-    notes: list[str] = []
+    notes: list[str] = [note] if (note := missing_arr_note(book, playbook)) is not None else []
     external = _external_policy(policy, rows, playbook) if policy is not None else None
     say(f"Fitting the effect model on {training.height:,} decisions…")
     params: dict[str, Any] = {"random_state": seed, "variants": False, "n_draws": 20, **(effect_params or {})}
