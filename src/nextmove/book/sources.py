@@ -259,7 +259,9 @@ def discover_frames(frames: dict[str, pl.DataFrame | pl.LazyFrame], source: str 
     tables = {name: frame_source(name, frame, f"{source}:{name}") for name, frame in frames.items()}
     for name, spec in CONTRACT.items():
         if spec.required and name not in tables:
-            problems.append(Problem(Rule.MISSING_TABLE, name, f"{source}:{name}", f"a {name} table (it is required)"))
+            problems.append(
+                Problem(Rule.MISSING_TABLE, name, f"{source}:{name}", f"a table named {name!r} (it is required)")
+            )
     return DiscoveredBook(source, tables, problems)
 
 
