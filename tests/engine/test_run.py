@@ -485,3 +485,20 @@ def test_decide_doc_example_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     assert isinstance(result, RunResult)
     assert (tmp_path / "example-run" / "summary.json").is_file()
     assert result.summary["regret"]["model_regret_share"] is not None
+
+
+def test_run_notes_accounts_without_an_owner_when_owner_hours_are_limited() -> None:
+    from nextmove.engine.run import _unowned_note
+    from nextmove.playbook.loader import load_playbook
+
+    playbook = load_playbook()  # 12 hours per owner per week, actions with effort hours
+    assert playbook.capacity.hours_per_owner_per_week is not None
+    note = _unowned_note(playbook, ["ana", None, None], 3)
+    assert note is not None
+    assert note.startswith("2 of 3 accounts have no owner")
+    assert _unowned_note(playbook, None, 4) is not None
+    assert _unowned_note(playbook, ["ana", "bo"], 2) is None
+    unlimited = playbook.model_copy(
+        update={"capacity": playbook.capacity.model_copy(update={"hours_per_owner_per_week": None})}
+    )
+    assert _unowned_note(unlimited, None, 4) is None

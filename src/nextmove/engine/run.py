@@ -287,11 +287,14 @@ def _run(
 
     say(RUN_STAGES[3])
     rules = check_rules(snapshot, book.touches, playbook, when, feature_schema(snapshot))
+    owners = _column(accounts, "owner")
+    if (unowned := _unowned_note(playbook, owners, accounts.height)) is not None:
+        notes.append(unowned)
     decisions = decide(
         rules,
         projection.values,
         playbook,
-        owners=_column(accounts, "owner"),
+        owners=owners,
         stages=_column(accounts, "lifecycle_stage"),
         seed=seed,
         run_key=when.isoformat(),
@@ -399,6 +402,19 @@ def _params(opts: RunOptions, seed: int) -> dict[str, Any]:
         "evaluate": opts.evaluate,
         "lab_truth": opts.truth is not None,
     }
+
+
+def _unowned_note(playbook: Playbook, owners: list[str | None] | None, accounts: int) -> str | None:
+    """A note when owners' hours are limited but some accounts have no owner (their actions use nobody's hours)."""
+    if playbook.capacity.hours_per_owner_per_week is None or not any(a.effort_hours > 0 for a in playbook.actions):
+        return None
+    missing = accounts if owners is None else sum(o is None for o in owners)
+    if not missing:
+        return None
+    return (
+        f"{missing:,} of {accounts:,} accounts have no owner, so the effort hours of their actions count against "
+        "nobody's hours_per_owner_per_week: fill accounts.owner for the limit to hold for them"
+    )
 
 
 def _column(frame: pl.DataFrame, name: str) -> list[str | None] | None:
