@@ -149,11 +149,14 @@ def test_build_training_set_features_equal_snapshots_on_a_random_book(make_book:
             for a in accounts
         ],
         signals=[(pick(accounts), when(), pick(["x", "Logins", "tickets"]), float(rng.normal())) for _ in range(400)],
-        touches=[(pick(accounts), pick(["call", "upsell", "none", "mail"]), when()) for _ in range(60)],
+        # Two touches of one account on one day: two decisions with one (account, time) key.
+        touches=[(pick(accounts), pick(["call", "upsell", "none", "mail"]), when()) for _ in range(60)]
+        + [("acc0", "call", day(10.2)), ("acc0", "mail", day(10.6))],
         outcomes=[(pick(accounts), when(), pick(["churn", "expansion", "renewal"]), 1.0) for _ in range(15)],
     )
     train = build_training_set(book, playbook, as_of=day(60))
     assert train.height > 50
+    assert train.select("account_id", "decision_ts").is_duplicated().any()
     assert train.get_column("days_since_decision_ts").is_not_null().all()
     _assert_features_equal_snapshots(train, book, playbook)
 

@@ -142,9 +142,19 @@ def build_training_set(
     keys = rows.select(_KEYS).unique(maintain_order=True)
     features = _features_at(known, keys, vocab)
     labels = _labels(known, keys, vocab, horizon_days=horizon, end=end)
-    result = rows.join(features, on=_KEYS, how="left", maintain_order="left").join(
-        labels, on=_KEYS, how="left", maintain_order="left"
-    )
+    # Features and labels come in the order of ``keys``, the decisions' distinct (account, time) in
+    # order of appearance: each decision takes its key's row by position. Joining the wide features
+    # on the keys instead built hash tables and copies worth several times the set (a large book's
+    # peak memory); when every decision has its own key nothing is copied at all.
+    features, labels = (_in_order_of(frame, keys) for frame in (features, labels))
+    per_key = features.hstack(labels.drop(_KEYS).get_columns())
+    del features, labels
+    values = per_key.drop(_KEYS)
+    if rows.height != keys.height:
+        position = keys.with_row_index("_key").select(*_KEYS, "_key")
+        values = values[rows.join(position, on=_KEYS, how="left", maintain_order="left").get_column("_key")]
+    result = rows.hstack(values.get_columns())
+    del per_key, values
     if attribution not in ("auto", "window", "touch"):
         raise ConfigError(f"attribution must be 'auto', 'window' or 'touch', got {attribution!r}")
     by_touch = attribution == "touch" or (
@@ -155,6 +165,13 @@ def build_training_set(
     if by_touch:
         result = _attribute_to_touches(result, known, vocab, horizon_days=horizon, end=end)
     return result
+
+
+def _in_order_of(frame: pl.DataFrame, keys: pl.DataFrame) -> pl.DataFrame:
+    """``frame`` (one row per key) in the order of ``keys``: as it is when made from them, else reordered."""
+    if frame.select(_KEYS).equals(keys):
+        return frame
+    return keys.join(frame, on=_KEYS, how="left", maintain_order="left")
 
 
 def _attribute_to_touches(
