@@ -159,6 +159,10 @@ def test_build_training_set_features_equal_snapshots_on_a_random_book(make_book:
     assert train.select("account_id", "decision_ts").is_duplicated().any()
     assert train.get_column("days_since_decision_ts").is_not_null().all()
     _assert_features_equal_snapshots(train, book, playbook)
+    # Built from a time on, the set is the whole set's rows from then: the same features and labels.
+    later = build_training_set(book, playbook, as_of=day(60), decisions_from=day(10))
+    assert_frame_equal(later, train.filter(pl.col("decision_ts") >= day(10)))
+    assert 0 < later.height < train.height
 
 
 def _assert_features_equal_snapshots(train: pl.DataFrame, book: Book, playbook: Playbook) -> None:

@@ -473,10 +473,9 @@ def _health_scores(playbook: Playbook, snapshot: pl.DataFrame, notes: list[str])
 
 def _training(book: Book, playbook: Playbook, when: datetime, days: int | None) -> pl.DataFrame:
     """The training set of past decisions (those of the last ``days`` days when given)."""
-    training = build_training_set(book, playbook, as_of=when)
-    if days is not None:
-        training = training.filter(pl.col("decision_ts") >= when - timedelta(days=days))
-    return training
+    return build_training_set(
+        book, playbook, as_of=when, decisions_from=None if days is None else when - timedelta(days=days)
+    )
 
 
 def _model(

@@ -48,6 +48,7 @@ def build_training_set(
     untouched_rows: bool | None = None,
     as_of: datetime | date | None = None,
     windows_days: Sequence[int] | None = None,
+    decisions_from: datetime | date | None = None,
 ) -> pl.DataFrame:
     """Snapshots at past decision times, each with the touch taken and the outcomes that followed.
 
@@ -102,6 +103,10 @@ def build_training_set(
         midnight). Decision times are before it.
     windows_days
         Windows of the signal features (default ``(7, 28, 90)``).
+    decisions_from
+        Keep only the decisions at or after this time (default: all). Their features still read
+        the history before it; the rows are those of the whole set from that time on, built
+        without the earlier ones (a large book's time and memory).
 
     Returns
     -------
@@ -139,6 +144,8 @@ def build_training_set(
     if untouched_rows is None:
         untouched_rows = decision_times is not None or not known.touches.get_column("action_id").eq(NO_ACTION).any()
     rows = decision_rows(known, playbook, end=end, every_days=every, decision_times=grid, untouched=untouched_rows)
+    if decisions_from is not None:
+        rows = rows.filter(pl.col(DECISION_TS) >= to_utc(decisions_from, what="decisions_from"))
     keys = rows.select(_KEYS).unique(maintain_order=True)
     features = _features_at(known, keys, vocab)
     labels = _labels(known, keys, vocab, horizon_days=horizon, end=end)
