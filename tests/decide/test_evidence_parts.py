@@ -106,6 +106,28 @@ def test_feature_phrase_uses_the_playbook_names() -> None:
     assert feature_phrase("role_usage_trend_28d", row, names=names) == "usage signals down 12% over 28 days"
     assert feature_phrase("days_since_last_qbr", row) == "last qbr 40 days ago"
     assert feature_phrase("arr", row, previous=1_000_000.0) == "ARR $1,234,567, up from $1,000,000"
+    # An account column holds one value per account in a book: "unchanged" would say nothing.
+    assert feature_phrase("arr", row, previous=1_234_567.0) == "ARR $1,234,567"
+    assert feature_phrase("seats", {"seats": 40.0}, previous=40.0) == "seats 40"
+    assert feature_phrase("tickets_opened_count_14d", {"tickets_opened_count_14d": 2.0}, previous=2.0).endswith(
+        ", unchanged"
+    )
+
+
+def test_a_column_of_zeros_and_ones_reads_yes_or_no() -> None:
+    rows = pl.DataFrame(
+        {
+            "kind": ["flag", "flag", "number"],
+            "words": ["newbie", "womens", "recency"],
+            "window": [None, None, None],
+            "percent": [False, False, False],
+            "value": [1.0, 0.0, 2.0],
+            "text": [None, None, None],
+            "trend": [None, None, None],
+            "previous": [1.0, 0.0, 2.0],
+        }
+    )
+    assert render_phrases(rows).to_list() == ["newbie: yes", "womens: no", "recency 2"]
 
 
 @settings(max_examples=40)

@@ -600,3 +600,18 @@ def test_explain_does_not_depend_on_the_order_of_the_runner_ups(lab: Case) -> No
         assert a["evidence"] == b["evidence"]
         values = [alt["value_usd"] for alt in json.loads(a["alternatives"])]
         assert values == [alt["value_usd"] for alt in json.loads(b["alternatives"])]
+
+
+def test_flag_columns_are_the_number_columns_of_zeros_and_ones() -> None:
+    from nextmove.decide.explain import _flag_columns
+
+    snapshot = pl.DataFrame(
+        {
+            "newbie": [0, 1, None],
+            "share": [0.0, 0.5, 1.0],
+            "empty": pl.Series([None, None, None], dtype=pl.Float64),
+            "plan": ["a", "b", "c"],
+            "ones": [1.0, 1.0, 1.0],
+        }
+    )
+    assert _flag_columns(snapshot, ["newbie", "share", "empty", "plan", "ones", "absent"]) == {"newbie", "ones"}

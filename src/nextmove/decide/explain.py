@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Collection, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 import numpy as np
@@ -851,6 +851,18 @@ _SIGNAL_ROW_SCHEMA = {
 }
 
 
+def _flag_columns(snapshot: pl.DataFrame, candidates: Sequence[str]) -> set[str]:
+    """Number columns that only hold 0 and 1 in the snapshot (``newbie``, ``kids_profile``): phrased yes or no."""
+    present = [c for c in candidates if c in snapshot.columns and snapshot.schema[c].is_numeric()]
+    if not present:
+        return set()
+    stats = snapshot.select(
+        *[((pl.col(c) == 0) | (pl.col(c) == 1) | pl.col(c).is_null()).all().alias(f"flag:{c}") for c in present],
+        *[pl.col(c).is_not_null().any().alias(f"seen:{c}") for c in present],
+    ).row(0, named=True)
+    return {c for c in present if stats[f"flag:{c}"] and stats[f"seen:{c}"]}
+
+
 def _percent_stems(snapshot: pl.DataFrame, numeric: Sequence[str]) -> set[str]:
     """Signal stems whose latest values all lie in [0, 1] and are not all 0 or 1: shown as percentages."""
     columns = set(snapshot.columns)
@@ -1293,6 +1305,8 @@ def _phrase_signals(
     used = sorted(set(rows.get_column("_f").to_list()))
     text = set(features.text)
     wordings = [feature_wording(features.names[i], names=catalog.stems, percent=stems) for i in used]
+    flags = _flag_columns(snapshot, [w.feature for w in wordings if w.kind == "number"])
+    wordings = [replace(w, kind="flag") if w.feature in flags else w for w in wordings]
     table = wording_table(wordings).with_columns(
         pl.Series("_f", used, dtype=pl.Int64),
         pl.Series("_text", [features.names[i] in text for i in used], dtype=pl.Boolean),

@@ -42,11 +42,15 @@ KINDS = (
     "days_since",
     "text",
     "number",
+    "flag",
 )
-"""Every kind of wording :func:`feature_wording` gives."""
+"""Every kind of wording :func:`feature_wording` gives ("flag": a number column that only holds 0 and 1)."""
 
 _WITH_PREVIOUS = frozenset({"money", "count", "sum", "mean", "last", "number"})
 """Kinds whose phrase cites an earlier value ("down from 63%"); a change of a trend or an age is not news."""
+
+_ACCOUNT_KINDS = frozenset({"money", "number", "flag"})
+"""Kinds of the accounts table's columns: they cite an earlier value only when it differs."""
 
 PHRASE_COLUMNS = {
     "kind": pl.String,
@@ -284,11 +288,14 @@ def _change(kind: str) -> pl.Expr:
     # The earlier value in the same format as the value; equal as shown reads "unchanged".
     show = {"money": format_usd, "count": _days, "sum": format_number}.get(kind, _level)
     direction = pl.when(value > previous).then(pl.lit(", up from ")).otherwise(pl.lit(", down from "))
+    # An account column (ARR, a column of the accounts table) is one value per account in a book, so
+    # "unchanged" says nothing; a change shows when the earlier snapshot came from an older export.
+    same = pl.lit("") if kind in _ACCOUNT_KINDS else pl.lit(", unchanged")
     change = (
         pl.when(previous.is_null() | previous.is_nan())
         .then(pl.lit(""))
         .when(show(value) == show(previous))
-        .then(pl.lit(", unchanged"))
+        .then(same)
         .otherwise(pl.concat_str([direction, show(previous)]))
     )
     if kind != "mean":
@@ -368,6 +375,8 @@ def _phrase(kind: str) -> pl.Expr:
         return pl.concat_str([words, pl.lit(" "), _count_of(x, "day"), pl.lit(" ago")])
     if kind == "text":
         return pl.concat_str([words, pl.lit(" "), pl.col("text")])
+    if kind == "flag":
+        return pl.concat_str([words, pl.when(x > 0.5).then(pl.lit(": yes")).otherwise(pl.lit(": no"))])
     return pl.concat_str([words, pl.lit(" "), _level(x)])
 
 
