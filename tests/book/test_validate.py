@@ -142,3 +142,23 @@ def test_missing_arr_note_when_an_objective_is_valued_at_arr(playbook: Playbook)
     assert "values 'retention' at each account's ARR" in note
     assert missing_arr_note(book(pl.DataFrame({"account_id": ["a1", "a2"], "arr": [None, 10.0]})), playbook) is None
     assert missing_arr_note(book(pl.DataFrame({"account_id": ["a1"]})), playbook) is not None
+
+
+def test_playbook_fit_notes_say_what_a_valid_book_lacks_for_its_playbook(playbook: Playbook) -> None:
+    from nextmove.book.validate import playbook_fit_notes
+
+    frames = {
+        "accounts": pl.DataFrame({"account_id": ["a1"], "seats": [3]}),
+        "touches": pl.DataFrame({"account_id": ["a1"], "action_id": ["upsell_call"], "ts": ["2025-01-02"]}),
+        "outcomes": pl.DataFrame({"account_id": ["a1"], "ts": ["2025-01-09"], "kind": ["Churn"]}),
+    }
+    report = validate_book(frames, playbook=playbook, as_of=AS_OF)
+    assert report.ok
+    notes = playbook_fit_notes(report, playbook)
+    assert any(
+        n.startswith("objective 'retention' is measured by outcome kind 'churn'") and "kinds: Churn" in n for n in notes
+    )
+    untaken = next(n for n in notes if n.startswith("no touch took"))
+    assert "upsell_call" not in untaken
+    assert "exec_sponsor_call" in untaken
+    assert any(n.startswith("the accounts have no arr column") for n in notes)

@@ -141,6 +141,49 @@ def validate_book(
     )
 
 
+def playbook_fit_notes(report: ValidationReport, playbook: Playbook) -> list[str]:
+    """What a valid book lacks for its playbook: no problem of the contract, but worth knowing first.
+
+    An objective whose outcome kind no outcome row has learns nothing (often a kind spelt another
+    way); an action no touch took gets the pooled effect of all actions, with a wide interval; an
+    objective valued at ARR is worth $0 on accounts without an ``arr`` column.
+
+    Examples
+    --------
+    >>> from nextmove.playbook.loader import load_playbook
+    >>> frames = {"accounts": pl.DataFrame({"account_id": ["a1"], "arr": [10.0]}),
+    ...           "outcomes": pl.DataFrame({"account_id": ["a1"], "ts": ["2025-01-02"], "kind": ["churned"]})}
+    >>> notes = playbook_fit_notes(validate_book(frames, as_of=datetime(2025, 2, 1)), load_playbook())
+    >>> print(notes[0])  # doctest: +NORMALIZE_WHITESPACE
+    objective 'retention' is measured by outcome kind 'churn', which no outcome row has (the book's
+    kinds: churned): its effects cannot be learned
+    """
+    notes = []
+    kinds = sorted(report.outcome_counts)
+    for key, objective in playbook.objectives.items():
+        if objective.outcome not in report.outcome_counts:
+            seen = ", ".join(kinds) if kinds else "none"
+            notes.append(
+                f"objective {key!r} is measured by outcome kind {objective.outcome!r}, which no outcome row has "
+                f"(the book's kinds: {seen}): its effects cannot be learned"
+            )
+    untaken = [a for a in playbook.action_ids if a not in report.action_counts]
+    if untaken and report.action_counts:
+        notes.append(
+            f"no touch took {', '.join(untaken)}: "
+            + ("its" if len(untaken) == 1 else "their")
+            + " effect is the pooled effect of all actions, with a wide interval, until the history has some"
+        )
+    accounts = report.tables.get("accounts")
+    by_arr = [k for k, o in playbook.objectives.items() if o.value is ValueBasis.ARR]
+    if accounts is not None and "arr" not in accounts.columns and by_arr:
+        notes.append(
+            f"the accounts have no arr column, and the playbook values {', '.join(repr(k) for k in by_arr)} "
+            "at each account's ARR: worth $0 until the column is added"
+        )
+    return notes
+
+
 def missing_arr_note(book: Book, playbook: Playbook) -> str | None:
     """A note when the playbook values an objective at each account's ARR but no account has an ``arr``.
 

@@ -11,7 +11,7 @@ from rich.markup import escape
 
 from nextmove.book import Book, empty_table
 from nextmove.book.problems import ValidationReport
-from nextmove.book.validate import load_book, load_table, validate_book
+from nextmove.book.validate import load_book, load_table, playbook_fit_notes, validate_book
 from nextmove.cli._common import console, err_console, handle_errors, parse_as_of
 from nextmove.cli.render import render_problems, render_summary
 from nextmove.errors import ConfigError
@@ -170,6 +170,8 @@ def validate(
             "do not fit this book's features"
         )
         raise typer.Exit(2)
+    for note in playbook_fit_notes(report, pb):
+        console.print(f"[yellow]note:[/] {escape(note)}")
     console.print(
         f"[bold green]valid:[/] the book meets the data contract"
         f" (playbook: {pb_path if pb_path else 'built-in default'}, {len(pb.actions)} actions)."
