@@ -161,4 +161,4 @@ def test_playbook_fit_notes_say_what_a_valid_book_lacks_for_its_playbook(playboo
     untaken = next(n for n in notes if n.startswith("no touch took"))
     assert "upsell_call" not in untaken
     assert "exec_sponsor_call" in untaken
-    assert any(n.startswith("the accounts have no arr column") for n in notes)
+    assert any(n.startswith("the playbook values 'retention' at each account's ARR") for n in notes)

@@ -175,13 +175,21 @@ def playbook_fit_notes(report: ValidationReport, playbook: Playbook) -> list[str
             + " effect is the pooled effect of all actions, with a wide interval, until the history has some"
         )
     accounts = report.tables.get("accounts")
-    by_arr = [k for k, o in playbook.objectives.items() if o.value is ValueBasis.ARR]
-    if accounts is not None and "arr" not in accounts.columns and by_arr:
-        notes.append(
-            f"the accounts have no arr column, and the playbook values {', '.join(repr(k) for k in by_arr)} "
-            "at each account's ARR: worth $0 until the column is added"
-        )
+    if accounts is not None and "arr" not in accounts.columns and (note := _arr_note(playbook)) is not None:
+        notes.append(note)
     return notes
+
+
+def _arr_note(playbook: Playbook) -> str | None:
+    """The note for accounts without ARR when the playbook values an objective at it (None if it values none)."""
+    by_arr = [k for k, o in playbook.objectives.items() if o.value is ValueBasis.ARR]
+    if not by_arr:
+        return None
+    names = ", ".join(repr(k) for k in by_arr)
+    return (
+        f'the playbook values {names} at each account\'s ARR (value = "arr"), but no account has an arr, so '
+        'its effects are worth $0: add the ARR per account, or value it as "fixed" or "amount"'
+    )
 
 
 def missing_arr_note(book: Book, playbook: Playbook) -> str | None:
@@ -195,14 +203,7 @@ def missing_arr_note(book: Book, playbook: Playbook) -> str | None:
         "arr" in accounts.columns and accounts.get_column("arr").null_count() < accounts.height
     ):
         return None
-    by_arr = [k for k, o in playbook.objectives.items() if o.value is ValueBasis.ARR]
-    if not by_arr:
-        return None
-    names = ", ".join(repr(k) for k in by_arr)
-    return (
-        f'the playbook values {names} at each account\'s ARR (value = "arr"), but no account has an arr, so '
-        'its effects are worth $0: add the ARR per account, or value it as "fixed" or "amount"'
-    )
+    return _arr_note(playbook)
 
 
 def load_book(
