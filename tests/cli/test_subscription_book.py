@@ -163,6 +163,7 @@ def test_run_on_a_subscription_book_with_its_own_teams_and_no_propensities(book:
     assert result.exit_code == 0, result.output
     text = " ".join(result.output.split())
     assert "no logged propensity" in text
+    assert re.search(r"Fitting the effect models: learning from [\d,]+ decisions", text)  # the long stage's detail
     # The playbook names no signal roles: the run says the health score leaves the signals out.
     assert "does not read 2 of the book's signals (minutes_watched, payment_failed)" in text
     recs = pl.read_parquet(out / "recommendations.parquet")

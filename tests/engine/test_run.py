@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -47,6 +48,7 @@ def store() -> Iterator[Store]:
 @pytest.fixture(scope="module")
 def lab_run(lab: SimResult, store: Store, tmp_path_factory: pytest.TempPathFactory) -> RunResult:
     steps: list[str] = []
+    details: list[str] = []
     out = tmp_path_factory.mktemp("run")
     result = run(
         lab.book,
@@ -55,11 +57,15 @@ def lab_run(lab: SimResult, store: Store, tmp_path_factory: pytest.TempPathFacto
         store=store,
         out_dir=out,
         progress=steps.append,
+        detail=details.append,
         effect_params=FAST,
         truth=lab.truth.values,
         run_id="lab-run",
     )
     assert steps == list(RUN_STAGES)
+    # Within the long models stage: what it is doing, with the size of the history it learns from.
+    assert details[0] == "building the training set of past decisions"
+    assert re.fullmatch(r"learning from [\d,]+ decisions", details[1])
     return result
 
 

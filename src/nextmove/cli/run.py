@@ -200,8 +200,13 @@ def _run_with_progress(loaded: Any, pb: Any, *, when: Any, store: Store | None, 
             if stage in tasks:
                 bars.start_task(tasks[stage])
 
+        def detail(text: str) -> None:
+            # What a long stage is doing, beside its name ("Fitting the effect models: learning from …").
+            if current and current[-1] in tasks:
+                bars.update(tasks[current[-1]], description=f"{escape(current[-1])}: {escape(text)}")
+
         try:
-            result = run(loaded, pb, as_of=when, store=store, out_dir=out, progress=step, **options)
+            result = run(loaded, pb, as_of=when, store=store, out_dir=out, progress=step, detail=detail, **options)
         except BaseException:
             # The stage that failed says so; the stages never reached are not left spinning.
             if current and current[-1] in tasks:

@@ -184,6 +184,7 @@ def run(
     out_dir: Path | str | None = None,
     seed: int = 0,
     progress: Progress | None = None,
+    detail: Progress | None = None,
     **options: Any,
 ) -> RunResult:
     """Recommend one action (or nothing) for every active account, with evidence; write and store it.
@@ -207,6 +208,9 @@ def run(
         Seed of the models and of the exploration draws.
     progress
         Called with each stage's description as it starts (:data:`RUN_STAGES`).
+    detail
+        Called with what a long stage is doing within it (e.g. "learning from 4,558,168
+        decisions"), so a display can show it beside the stage.
     **options
         Any field of :class:`RunOptions` (``run_id``, ``reuse_model``, ``truth`` …).
 
@@ -238,7 +242,10 @@ def run(
     if store is not None:
         store.start_run(record)
     try:
-        result = _run(book, playbook, when, store, out_dir, seed, say, opts, run_id, record, timings, notes, started)
+        tell = detail or (lambda _: None)
+        result = _run(
+            book, playbook, when, store, out_dir, seed, say, tell, opts, run_id, record, timings, notes, started
+        )
     except BaseException as exc:
         if store is not None:
             _mark_failed(store, run_id, exc)
@@ -254,6 +261,7 @@ def _run(
     out_dir: Path | str | None,
     seed: int,
     say: Progress,
+    tell: Progress,
     opts: RunOptions,
     run_id: str,
     record: RunRecord,
@@ -278,7 +286,7 @@ def _run(
     lap("features")
 
     say(RUN_STAGES[1])
-    model, model_id, training = _model(book, playbook, when, store, seed, opts, notes)
+    model, model_id, training = _model(book, playbook, when, store, seed, opts, notes, tell)
     lap("models")
 
     say(RUN_STAGES[2])
@@ -486,6 +494,7 @@ def _model(
     seed: int,
     opts: RunOptions,
     notes: list[str],
+    tell: Progress,
 ) -> tuple[EffectModel, str | None, pl.DataFrame | None]:
     """The effect model (fitted, or loaded from the store), its version id, and the training set if built."""
     if opts.reuse_model:
@@ -493,7 +502,9 @@ def _model(
             raise ConfigError("reuse_model needs a store to load the effect model from")
         loaded, loaded_id = load_effect_model(store, playbook)
         return loaded, loaded_id, None
+    tell("building the training set of past decisions")
     training = _training(book, playbook, when, opts.training_days)
+    tell(f"learning from {training.height:,} decisions")
     params = {**FAST_EFFECT_PARAMS, "random_state": seed, "n_jobs": opts.jobs, **dict(opts.effect_params)}
     try:
         model = EffectModel(playbook, **params).fit(training)
