@@ -21,6 +21,7 @@ from nextmove.decide.phrases import (
     format_percent,
     format_usd,
     render_phrases,
+    usd_text,
     wording_table,
 )
 from nextmove.errors import ConfigError
@@ -185,6 +186,8 @@ def test_number_formats_match_python() -> None:
     )
     assert frame.get_column("fixed").to_list() == [f"{x:,.2f}" for x in xs]
     assert frame.get_column("usd").to_list()[:6] == ["$0", "$1", "$999", "$1,000", "$123,456,789", "-$5.25"]
+    # The expression and the scalar form write dollars alike.
+    assert frame.get_column("usd").to_list() == [usd_text(x) for x in xs]
     assert frame.get_column("number").to_list() == [
         "0",
         "1",

@@ -129,12 +129,11 @@ def _points(x: float | None) -> str:
     return "—" if x is None or x != x else f"{x * 100:+.2f} pts"
 
 
-def _usd(x: float | None, digits: int = 0, *, signed: bool = False) -> str:
-    """``$1,234``, ``-$1,234`` (``+$1,234`` when ``signed``), or a dash for a missing figure."""
-    if x is None or x != x:
-        return "—"
-    sign = "-" if round(x, digits) < 0 else ("+" if signed else "")
-    return f"{sign}${abs(x):,.{digits}f}"
+def _usd(x: float | None, *, signed: bool = False) -> str:
+    """Dollars as the receipts write them (:func:`~nextmove.decide.phrases.usd_text`), or a dash when missing."""
+    from nextmove.decide.phrases import usd_text
+
+    return "—" if x is None or x != x else usd_text(x, signed=signed)
 
 
 def _effect(x: float | None, unit: str) -> str:
@@ -176,18 +175,18 @@ def render_lift(report: LiftReport, out: Console, playbook: Playbook | None = No
             rate(o.control_mean),
             _effect(o.lift, o.unit),
             _interval(o.low, o.high, o.unit),
-            _usd(o.lift_usd, 1, signed=True),
+            _usd(o.lift_usd, signed=True),
             f"{_usd(o.impact_usd)} [{_usd(o.impact_low_usd)}, {_usd(o.impact_high_usd)}]",
         )
     v = report.value
     table.add_row(
         "[bold]total value[/]",
         "net of cost",
-        _usd(v.treated_mean_usd, 1),
-        _usd(v.control_mean_usd, 1),
+        _usd(v.treated_mean_usd),
+        _usd(v.control_mean_usd),
         _effect(v.lift_usd, "usd"),
         _interval(v.low, v.high, "usd"),
-        _usd(v.lift_usd, 1, signed=True),
+        _usd(v.lift_usd, signed=True),
         f"{_usd(v.impact_usd)} [{_usd(v.impact_low_usd)}, {_usd(v.impact_high_usd)}]",
     )
     out.print(table)

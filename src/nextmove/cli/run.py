@@ -247,6 +247,8 @@ def executive_summary(summary: dict[str, Any]) -> str:
     >>> print(executive_summary(s))  # doctest: +ELLIPSIS
     The Playbook scored ... 1 customer was assigned a retention action; ... (90% interval -$10,054 to $14,798).
     """
+    from nextmove.decide.phrases import usd_text
+
     names = summary.get("objective_names", {})
     parts = []
     ranked = sorted(summary["assigned"].items(), key=lambda kv: -kv[1])
@@ -274,17 +276,10 @@ def executive_summary(summary: dict[str, Any]) -> str:
         )
     impact = summary["projected_impact_usd"]
     text += (
-        f" Projected impact: {_dollars(impact['value'])} "
-        f"(90% interval {_dollars(impact['low'])} to {_dollars(impact['high'])})."
+        f" Projected impact: {usd_text(impact['value'])} "
+        f"(90% interval {usd_text(impact['low'])} to {usd_text(impact['high'])})."
     )
     return text
-
-
-def _dollars(x: float) -> str:
-    """``$1,200``, ``-$1,200`` or ``$0.86``, as the receipts write dollars."""
-    from nextmove.decide.phrases import usd_text
-
-    return usd_text(x)
 
 
 def render_run(result: RunResult, out: Console) -> None:

@@ -227,6 +227,7 @@ def run(
     """
     opts = _options(options)
     say = progress or (lambda _: None)
+    tell = detail or (lambda _: None)
     started = time.perf_counter()
     timings: dict[str, float] = {}
     when = resolve_as_of(book, as_of)
@@ -242,7 +243,6 @@ def run(
     if store is not None:
         store.start_run(record)
     try:
-        tell = detail or (lambda _: None)
         result = _run(
             book, playbook, when, store, out_dir, seed, say, tell, opts, run_id, record, timings, notes, started
         )

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from markupsafe import Markup, escape
 
-from nextmove.decide.phrases import CENTS_BELOW_USD
+from nextmove.decide.phrases import usd_text
 
 _PALETTE = ("#2f6f9f", "#d9822b", "#3f9c5a", "#b5485d", "#7a5ea8", "#8c7a3c", "#3b8f8f", "#666666")
 BAND_COLORS = {"Healthy": "#3f9c5a", "At risk": "#d9822b", "Critical": "#b5485d"}
@@ -124,12 +124,5 @@ def usd(x: float) -> str:
     ('$1.2M', '−$340k', '$95', '$0.86', '$0')
     """
     a = abs(x)
-    if a >= 1e6:
-        text = f"${_fmt(a / 1e6)}M"
-    elif a >= 1e3:
-        text = f"${a / 1e3:,.0f}k"
-    elif a < CENTS_BELOW_USD and round(a, 2) != round(round(a, 2)):
-        text = f"${a:.2f}"
-    else:
-        text = f"${a:.0f}"
+    text = f"${_fmt(a / 1e6)}M" if a >= 1e6 else f"${a / 1e3:,.0f}k" if a >= 1e3 else usd_text(a)
     return ("−" if x < 0 and text != "$0" else "") + text
