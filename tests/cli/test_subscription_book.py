@@ -84,3 +84,46 @@ def test_evaluate_health_and_segment_on_the_subscription_book(book: Path, tmp_pa
     )
     assert segments.exit_code == 0, segments.output
     assert json.loads((tmp_path / "seg" / "segments.json").read_text(encoding="utf-8"))["accounts"] == scored.height
+
+
+def _playbook_variant(book: Path, tmp_path: Path, old: str, new: str) -> Path:
+    text = (book / "playbook.toml").read_text(encoding="utf-8")
+    assert old in text
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    path = tmp_path / "playbook.toml"
+    path.write_text(text.replace(old, new), encoding="utf-8")
+    return path
+
+
+def test_a_cancellation_valued_at_a_fixed_amount_ends_accounts_only_when_the_playbook_says_so(
+    book: Path, tmp_path: Path
+) -> None:
+    fixed = 'sense = "avoid"\nvalue = "fixed"\nvalue_usd = 100'
+    args = ["run", "--book", str(book), "--no-store", "--jobs", "1", "--trees", "20"]
+    # Not valued at ARR, so by default the cancel does not end accounts: the run says it looks as if it does.
+    loose = _playbook_variant(book, tmp_path / "a", 'sense = "avoid"\nvalue = "arr"', fixed)
+    result = runner.invoke(app, [*args, "--playbook", str(loose), "--out", str(tmp_path / "a" / "run")])
+    assert result.exit_code == 0, result.output
+    text = " ".join(result.output.split())
+    assert "outcome 'cancel' of objective 'keep' looks like it ends accounts" in text
+    assert "set ends_account = true under [objectives.keep]" in text
+    assert pl.read_parquet(tmp_path / "a" / "run" / "recommendations.parquet").height > _active(book)
+    # With ends_account, those who cancelled are gone, and the note is not given.
+    ended = _playbook_variant(book, tmp_path / "b", 'sense = "avoid"\nvalue = "arr"', fixed + "\nends_account = true")
+    result = runner.invoke(app, [*args, "--playbook", str(ended), "--out", str(tmp_path / "b" / "run")])
+    assert result.exit_code == 0, result.output
+    assert "looks like it ends accounts" not in result.output
+    assert pl.read_parquet(tmp_path / "b" / "run" / "recommendations.parquet").height == _active(book)
+
+
+def test_an_out_that_cannot_be_a_folder_fails_before_any_work(book: Path, tmp_path: Path) -> None:
+    taken = tmp_path / "f.txt"
+    taken.write_text("hi", encoding="utf-8")
+    for command in (["run", "--no-store"], ["segment"]):
+        for out in (taken, taken / "sub"):
+            result = runner.invoke(app, [*command, "--book", str(book), "--out", str(out)])
+            assert result.exit_code == 2, result.output
+            assert "Traceback" not in result.output
+            assert str(taken) in " ".join(result.output.split())
+    result = runner.invoke(app, ["health", "--book", str(book), "--out", str(taken / "h.csv")])
+    assert result.exit_code == 2 and "Traceback" not in result.output

@@ -615,3 +615,36 @@ def test_flag_columns_are_the_number_columns_of_zeros_and_ones() -> None:
         }
     )
     assert _flag_columns(snapshot, ["newbie", "share", "empty", "plan", "ones", "absent"]) == {"newbie", "ones"}
+
+
+def test_explain_control_whose_default_is_blocked_says_so(lab: Case) -> None:
+    """A control account gets the lifecycle default; when a rule blocks it, nothing is done, and the receipt says why."""
+    default = lab.playbook.actions[0].id
+    control = lab.decisions.head(4).with_columns(
+        pl.lit(NO_ACTION).alias("action_id"),
+        pl.lit(None, pl.String).alias("variant"),
+        pl.lit("control").alias("arm"),
+        pl.lit(1.0).alias("propensity"),
+        pl.lit(default).alias("default_action_id"),
+        pl.lit(0.0).alias("value_usd"),
+        pl.lit(0.0).alias("value_low_usd"),
+        pl.lit(0.0).alias("value_high_usd"),
+    )
+    ids = control.select("account_id")
+    lost = lab.lost.join(ids, on="account_id", how="semi").filter(pl.col("action_id") != default)
+    blocked = ids.with_columns(
+        pl.lit(default).alias("action_id"),
+        pl.lit(None, pl.String).alias("variant"),
+        pl.lit("cooldown").alias("why"),
+        pl.lit("cooldown: done 10 days ago, cooldown 30 days").alias("reason"),
+    )
+    out = explain_decisions(lab.snapshot, lab.projection, control, pl.concat([lost, blocked]), lab.playbook)
+    name = next(a.name for a in lab.playbook.actions if a.id == default)
+    for text in out.get_column("evidence"):
+        assert not re.search(r"-0\.0[,}]", text), text  # a rounded -0.0 reads 0.0
+        parsed = parse_evidence(text)
+        assert parsed.default_why == (
+            f"Control group: the lifecycle default, {name}, is not allowed now "
+            "(cooldown: done 10 days ago, cooldown 30 days), so nothing is done."
+        )
+        assert parsed.summary.startswith(f"Control group: nothing is done, since the lifecycle default, {name}, is not")

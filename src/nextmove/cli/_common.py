@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import functools
+import os
 from collections.abc import Callable
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, ParamSpec, TypeVar
 
 import typer
 from rich.console import Console
 from rich.markup import escape
 
+from nextmove._files import check_folder
 from nextmove.errors import ConfigError, NextmoveError
 
 if TYPE_CHECKING:
@@ -41,6 +44,21 @@ def parse_as_of(text: str | None) -> datetime | None:
             f"--as-of {text!r} is not an ISO 8601 time; write e.g. 2025-06-30 or 2025-06-30T12:00:00Z"
         ) from None
     return ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts.astimezone(UTC)
+
+
+def output_folder(folder: Path, option: str = "--out") -> Path:
+    """Check the output folder can be made and written, before any long work (it is made when written)."""
+    return check_folder(folder, option)
+
+
+def output_file(path: Path, option: str = "--out") -> Path:
+    """Check a file can be written at ``path`` (its folder is created now), before any long work."""
+    if path.is_dir():
+        raise ConfigError(f"{option} {path} is a folder: give the name of the file to write")
+    check_folder(path.parent, f"the folder of {option}")
+    if path.exists() and not os.access(path, os.W_OK):
+        raise ConfigError(f"cannot overwrite {option} {path}: permission denied")
+    return path
 
 
 def handle_errors(func: Callable[P, R]) -> Callable[P, R]:

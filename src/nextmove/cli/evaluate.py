@@ -12,7 +12,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from nextmove.cli._common import console, handle_errors, parse_as_of
+from nextmove.cli._common import console, handle_errors, output_file, parse_as_of
 from nextmove.cli.commands import BookOpt, PlaybookOpt, load_inputs
 from nextmove.errors import ConfigError
 
@@ -80,6 +80,7 @@ def evaluate_cmd(
 
     if out.suffix != ".json":
         raise ConfigError(f"--out {out} must end in .json")
+    output_file(out)
     split_at = parse_as_of(as_of)
     observed = parse_as_of(until)
     external = read_policy(policy) if policy is not None else None

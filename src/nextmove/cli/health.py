@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from nextmove.cli._common import console, handle_errors, open_store
+from nextmove.cli._common import console, handle_errors, open_store, output_file
 from nextmove.cli.commands import AsOfOpt, BookOpt, PlaybookOpt, load_inputs
 from nextmove.errors import ConfigError
 
@@ -65,6 +65,7 @@ def health_cmd(
 
     if out.suffix != ".csv":
         raise ConfigError(f"--out {out} must end in .csv")
+    output_file(out)
     pb, loaded, t = load_inputs(book, playbook, as_of)
     opened: Store | None = open_store(store) if (save_model or reuse_model) else None
     try:

@@ -12,7 +12,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from nextmove.cli._common import console, err_console, handle_errors, open_store, parse_as_of
+from nextmove.cli._common import console, err_console, handle_errors, open_store, output_file, parse_as_of
 from nextmove.cli.commands import BookOpt, PlaybookOpt, load_inputs
 from nextmove.cli.evaluate import UntilOpt, write_json
 from nextmove.errors import ConfigError, NotFoundError
@@ -58,6 +58,8 @@ def lift_cmd(
 
     if out is not None and out.suffix != ".json":
         raise ConfigError(f"--out {out} must end in .json")
+    if out is not None:
+        output_file(out)
     observed = parse_as_of(until)
     with open_store(store) as opened:
         record = find_run(opened, run)

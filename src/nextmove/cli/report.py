@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from nextmove.cli._common import console, handle_errors, open_store
+from nextmove.cli._common import console, handle_errors, open_store, output_file
 from nextmove.errors import ConfigError
 
 
@@ -38,6 +38,7 @@ def report_cmd(
 
     if out.suffix.lower() not in (".html", ".htm"):
         raise ConfigError(f"--out {out} must end in .html")
+    output_file(out)
     with open_store(store) as opened, console.status("Rendering the report…"):
         data = report_data_from_store(opened, run)
         path = write_report(data, out)

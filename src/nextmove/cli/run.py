@@ -14,7 +14,7 @@ from rich.table import Table
 from rich.text import Text
 
 from nextmove.book.validate import load_book
-from nextmove.cli._common import console, handle_errors, open_store, parse_as_of
+from nextmove.cli._common import console, handle_errors, open_store, output_folder, parse_as_of
 from nextmove.cli.commands import AsOfOpt, BookOpt, PlaybookOpt, resolve_playbook_path
 from nextmove.errors import ConfigError
 from nextmove.playbook.loader import load_playbook
@@ -101,7 +101,7 @@ def run_cmd(
     when = parse_as_of(as_of)
     with console.status("Loading and validating the book…"):
         loaded = load_book(book, playbook=pb)
-    folder = out if out is not None else _default_out(book)
+    folder = output_folder(out if out is not None else _default_out(book))
     truth_frame = _read_truth(truth if truth is not None else _truth_path(book))
     opened: Store | None = None if no_store else open_store(store)
     try:

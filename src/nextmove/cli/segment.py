@@ -13,7 +13,7 @@ from rich.console import Console
 from rich.table import Table
 
 from nextmove.book import Book
-from nextmove.cli._common import console, handle_errors
+from nextmove.cli._common import console, handle_errors, output_folder
 from nextmove.cli.commands import AsOfOpt, BookOpt, PlaybookOpt, load_inputs
 from nextmove.errors import ConfigError
 from nextmove.features import build_training_set, compute_features
@@ -74,6 +74,7 @@ def segment_cmd(
 
     if families not in FAMILIES:
         raise ConfigError(f"--families must be one of {', '.join(FAMILIES)}, got {families!r}")
+    output_folder(out)
     pb, loaded, t = load_inputs(book, playbook, as_of)
     before_path = previous if previous is not None else out / "segments.csv"
     if previous is not None and not previous.is_file():

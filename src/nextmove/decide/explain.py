@@ -410,7 +410,11 @@ def explain_decisions(
     )
     alternatives, runner_up = _alternatives(dec, lost_rows, values, arms, n_alternatives, catalog)
     dec = dec.join(runner_up, on="_i", how="left", maintain_order="left")
-    dec = dec.with_columns(_default_why().alias("default_why"))
+    dec = dec.with_columns(
+        _default_why().alias("default_why"),
+        # An action the history (almost) never took: its effect is the pooled estimate (summary says so).
+        pl.col("action_id").is_in(list(projection.flagged_actions)).alias("_pooled"),
+    )
     rows = _projected_rows(projection, dec, arms, catalog)
     projected, headline = _projected(rows, catalog)
     dec = dec.join(headline, on="_i", how="left", maintain_order="left")
@@ -655,6 +659,18 @@ def _default_why() -> pl.Expr:
         .then(
             pl.when(pl.col("default_action_id") == NO_ACTION)
             .then(pl.lit("Control group: the lifecycle playbook does nothing for this account, and so does this."))
+            .when((pl.col("action_id") == NO_ACTION) & pl.col("_default_reason").is_not_null())
+            .then(
+                pl.concat_str(
+                    [
+                        pl.lit("Control group: the lifecycle default, "),
+                        default_name,
+                        pl.lit(", is not allowed now ("),
+                        pl.col("_default_reason"),
+                        pl.lit("), so nothing is done."),
+                    ]
+                )
+            )
             .otherwise(
                 pl.concat_str(
                     [
@@ -698,7 +714,13 @@ def _default_why() -> pl.Expr:
 
 
 def _round(value: pl.Expr) -> pl.Expr:
-    return pl.when(pl.col("unit") == "usd").then(value.round(2)).otherwise(value.round(5))
+    """Cents for dollars, 5 decimals for chances."""
+    return _unsigned_zero(pl.when(pl.col("unit") == "usd").then(value.round(2)).otherwise(value.round(5)))
+
+
+def _unsigned_zero(value: pl.Expr) -> pl.Expr:
+    """A value rounded to -0.0 reads 0.0 (Polars simplifies ``x + 0.0`` away, so it is spelt out)."""
+    return pl.when(value == 0).then(0.0).otherwise(value)
 
 
 def _level_bounds(value: pl.Expr) -> pl.Expr:
@@ -801,7 +823,7 @@ def _projected(rows: pl.DataFrame, catalog: _Catalog) -> tuple[pl.DataFrame, pl.
         _round(_level_bounds(pl.col("baseline") + pl.col("_low"))).alias("low"),
         _round(_level_bounds(pl.col("baseline") + pl.col("_high"))).alias("high"),
         _round(pl.col("effect")).alias("effect"),
-        pl.col("effect_usd").round(2),
+        _unsigned_zero(pl.col("effect_usd").round(2)).alias("effect_usd"),
     )
     entry = pl.struct("objective", "outcome", "unit", "without", "with", "low", "high", "effect", "effect_usd")
     projected = rows.group_by("_i", maintain_order=True).agg(entry.alias("_projected"))
@@ -1457,6 +1479,7 @@ def _summary() -> pl.Expr:
     """One plain sentence per decision."""
     name = _display(pl.col("action_id"), pl.col("action_name"), pl.col("variant"))
     model_name = _name(pl.col("model_action_id"), pl.col("_model_name"))
+    default_name = _name(pl.col("default_action_id"), pl.col("_default_name"))
     headline = pl.when(pl.col("_headline").is_not_null()).then(pl.concat_str([pl.lit(": "), pl.col("_headline")]))
     value = pl.col("value_usd")
     interval = (
@@ -1505,7 +1528,17 @@ def _summary() -> pl.Expr:
     control = pl.concat_str(
         [
             pl.lit("Control group: "),
-            pl.when(pl.col("action_id") == NO_ACTION)
+            pl.when((pl.col("action_id") == NO_ACTION) & (pl.col("default_action_id") != NO_ACTION))
+            .then(
+                pl.concat_str(
+                    [
+                        pl.lit("nothing is done, since the lifecycle default, "),
+                        default_name,
+                        pl.lit(", is not allowed now"),
+                    ]
+                )
+            )
+            .when(pl.col("action_id") == NO_ACTION)
             .then(pl.lit("nothing is done, as the lifecycle playbook says"))
             .otherwise(pl.concat_str([name, pl.lit(", as the lifecycle playbook says")])),
             pl.when(pl.col("model_action_id") == pl.col("action_id"))
@@ -1519,12 +1552,18 @@ def _summary() -> pl.Expr:
         ]
     )
     nothing = pl.concat_str([pl.lit("Do nothing for now"), runner_up, pl.lit(".")])
+    pooled = (
+        pl.when(pl.col("_pooled").fill_null(False))
+        .then(pl.lit("; too few past touches to learn its own effect, so it is projected from the other actions'"))
+        .otherwise(pl.lit(""))
+    )
     act = pl.concat_str(
         [
             pl.when(pl.col("arm") == "explore").then(pl.lit("Exploring: ")).otherwise(pl.lit("")),
             name,
             headline.otherwise(pl.lit("")),
             worth,
+            pooled,
             signals,
             pl.lit("."),
         ]

@@ -31,6 +31,7 @@ from nextmove.models.health import (
 from nextmove.models.health_optimizer import HealthOptimizer, HealthOptimizerReport
 from nextmove.models.outcome import OutcomeModel, OutcomeModels, OutcomePredictions
 from nextmove.playbook import Playbook
+from nextmove.playbook.schema import Sense
 from nextmove.store import Store
 
 Progress = Callable[[str], None]
@@ -213,8 +214,9 @@ def score_health(
 
     say("Scoring health…")
     card = HealthScorecard.from_playbook(playbook, now).fit(now)
-    if (unread := unscored_signals_note(playbook, vocab.signals)) is not None:
-        notes.append(unread)
+    for note in (unscored_signals_note(playbook, vocab.signals), unended_outcome_note(book, playbook, when)):
+        if note is not None:
+            notes.append(note)
     scores_now = card.score(now)
     trend = health_trend(scores_now, card.score(earlier), weeks=weeks, stable_points=playbook.health.stable_points)
     movers = top_movers(card, now, earlier, weeks=weeks, n=3)
@@ -336,6 +338,46 @@ def active_accounts(book: Book, playbook: Playbook, when: datetime) -> pl.DataFr
     )
     later = dated.filter(pl.col("_start") > when).join(seen, on="account_id", how="anti")
     return accounts.join(later.select("account_id"), on="account_id", how="anti", maintain_order="left")
+
+
+def unended_outcome_note(book: Book, playbook: Playbook, when: datetime) -> str | None:
+    """A note when an ``avoid`` objective's outcome looks like it ends accounts but the playbook does not say so.
+
+    Such an outcome (a cancellation valued at a fixed amount, say) leaves its accounts active, so the
+    run keeps recommending actions to customers who have left. The sign: most accounts that had it
+    (at least 20) show no signal or touch after it.
+    """
+    for objective_id, objective in playbook.objectives.items():
+        if objective.ends_accounts or objective.sense is not Sense.AVOID:
+            continue
+        first = (
+            book.outcomes.filter((pl.col("kind") == objective.outcome) & (pl.col("ts") <= when))
+            .group_by("account_id")
+            .agg(pl.col("ts").min().alias("_at"))
+        )
+        if first.height < _MIN_ENDED:
+            continue
+        later = pl.concat(
+            [
+                f.join(first, on="account_id", how="inner")
+                .filter((pl.col("ts") > pl.col("_at")) & (pl.col("ts") <= when))
+                .select("account_id")
+                for f in (book.signals, book.touches)
+            ]
+        ).unique()
+        silent = first.height - later.height
+        if silent >= _ENDED_SHARE * first.height:
+            return (
+                f"outcome {objective.outcome!r} of objective {objective_id!r} looks like it ends accounts: "
+                f"{silent:,} of the {first.height:,} accounts that had it show no signal or touch after it, yet "
+                f"they count as active and can get actions; if it ends the relationship, set ends_account = true "
+                f"under [objectives.{objective_id}]"
+            )
+    return None
+
+
+_MIN_ENDED = 20
+_ENDED_SHARE = 0.8
 
 
 def _is_time(dtype: pl.DataType) -> bool:

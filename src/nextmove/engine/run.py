@@ -25,7 +25,7 @@ import json
 import pickle
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -34,13 +34,14 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from nextmove._files import check_folder
 from nextmove.book import NO_ACTION, Book
 from nextmove.book.validate import missing_arr_note
 from nextmove.decide.allocate import Allocation, Resource, allocate
 from nextmove.decide.explain import explain_decisions
 from nextmove.decide.policy import CapacityLedger, DecisionOptions, Decisions, decide
 from nextmove.decide.rules import check_rules
-from nextmove.engine.health import HealthResult, active_accounts
+from nextmove.engine.health import HealthResult, active_accounts, unended_outcome_note
 from nextmove.engine.run_facts import (
     ACCOUNT_FIELDS,
     action_families,
@@ -226,6 +227,8 @@ def run(
         With ``reuse_model``, if the store has no effect model fitted under this playbook.
     """
     opts = _options(options)
+    if out_dir is not None:
+        check_folder(Path(out_dir), "the output folder")
     say = progress or (lambda _: None)
     tell = detail or (lambda _: None)
     started = time.perf_counter()
@@ -280,7 +283,11 @@ def _run(
     say(RUN_STAGES[0])
     snapshot, previous, accounts = _features(book, playbook, when)
     health = _health_scores(playbook, snapshot, notes)
-    for note in (unscored_signals_note(playbook, book.signal_names), missing_arr_note(book, playbook)):
+    for note in (
+        unscored_signals_note(playbook, book.signal_names),
+        missing_arr_note(book, playbook),
+        unended_outcome_note(book, playbook, when),
+    ):
         if note is not None:
             notes.append(note)
     lap("features")
@@ -313,6 +320,8 @@ def _run(
         ),
     )
     decided = decisions.frame()
+    if (pooled := _pooled_note(decided, model.flagged_arms_)) is not None:
+        notes.append(pooled)
     lap("decide")
 
     say(RUN_STAGES[4])
@@ -522,6 +531,24 @@ def _model(
     if store is not None and opts.save_model:
         model_id = save_effect_model(store, model, playbook, training, when)
     return model, model_id, training
+
+
+def _pooled_note(decided: pl.DataFrame, flagged: Sequence[str]) -> str | None:
+    """A note when actions with too little history of their own are recommended on the pooled effect alone."""
+    counts = (
+        decided.filter(pl.col("action_id").is_in(list(flagged)))
+        .group_by("action_id")
+        .len()
+        .sort(["len", "action_id"], descending=[True, False])
+    )
+    if counts.height == 0:
+        return None
+    parts = [f"{a} to {n:,} account{'s' if n != 1 else ''}" for a, n in counts.iter_rows()]
+    return (
+        "recommended on the pooled effect alone, without a history of their own: "
+        + ", ".join(parts)
+        + "; --risk-aversion favours actions whose effect is known better"
+    )
 
 
 def _nothing_to_learn(error: NothingToLearnError, playbook: Playbook, when: datetime) -> ConfigError:

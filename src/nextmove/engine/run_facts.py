@@ -13,7 +13,6 @@ import polars as pl
 
 from nextmove.models.effect import EffectProjection, ObjectiveSpec, objective_specs
 from nextmove.playbook import Playbook
-from nextmove.playbook.schema import Sense, ValueBasis
 
 NO_ACTION = "none"
 BAND_ORDER = ("Healthy", "At risk", "Critical")
@@ -61,13 +60,14 @@ def health_bands(recommendations: pl.DataFrame) -> list[dict[str, Any]]:
 
 
 def _risk_specs(playbook: Playbook) -> list[ObjectiveSpec]:
-    return [s for s in objective_specs(playbook) if s.sense is Sense.AVOID and s.basis is ValueBasis.ARR]
+    """The objectives whose outcome ends the account (``ends_account``: e.g. churn), whose chance puts ARR at risk."""
+    return [s for s in objective_specs(playbook) if playbook.objectives[s.objective].ends_accounts]
 
 
 def arr_at_risk(projection: EffectProjection, recommendations: pl.DataFrame, playbook: Playbook) -> pl.DataFrame:
-    """``account_id, arr_at_risk_usd``: ARR × the do-nothing probability of each ARR-losing outcome (e.g. churn).
+    """``account_id, arr_at_risk_usd``: ARR × the do-nothing probability of each outcome that ends the account (churn).
 
-    Zero for every account when the playbook has no objective that avoids losing ARR.
+    Zero for every account when no objective's outcome ends accounts (``ends_account``).
     """
     specs = _risk_specs(playbook)
     ids = recommendations.select("account_id")

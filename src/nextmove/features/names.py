@@ -13,7 +13,7 @@ import polars as pl
 from nextmove.book import CONTRACT, NO_ACTION
 from nextmove.errors import ConfigError
 from nextmove.playbook import Playbook
-from nextmove.playbook.schema import Sense, SignalRoles, ValueBasis
+from nextmove.playbook.schema import SignalRoles
 
 DEFAULT_WINDOWS_DAYS: tuple[int, ...] = (7, 28, 90)
 """Windows of the signal level, sum, count and trend features."""
@@ -193,7 +193,10 @@ def validate_windows(windows_days: Iterable[int]) -> tuple[int, ...]:
 
 
 def terminal_outcome_kinds(playbook: Playbook) -> list[str]:
-    """Outcome kinds after which an account is gone: those of objectives with sense ``avoid`` valued at ``arr``.
+    """Outcome kinds after which an account is gone: those of objectives that end accounts (``ends_account``).
+
+    Unless the playbook says otherwise, an objective ends accounts when its sense is ``avoid`` and it
+    is valued at ``arr``.
 
     Examples
     --------
@@ -201,7 +204,7 @@ def terminal_outcome_kinds(playbook: Playbook) -> list[str]:
     >>> terminal_outcome_kinds(parse_playbook(default_playbook_text()))
     ['churn']
     """
-    kinds = {o.outcome for o in playbook.objectives.values() if o.sense is Sense.AVOID and o.value is ValueBasis.ARR}
+    kinds = {o.outcome for o in playbook.objectives.values() if o.ends_accounts}
     return sorted(kinds)
 
 

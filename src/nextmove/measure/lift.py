@@ -612,23 +612,36 @@ def _action_accuracy(
     return out
 
 
-def _check_horizon(when: datetime, until: datetime, horizon_days: int, *, allow_partial: bool, who: str) -> None:
+def _check_horizon(
+    when: datetime, until: datetime, horizon_days: int, *, allow_partial: bool, who: str, given: bool = False
+) -> None:
+    """Refuse to measure before the horizon is over (or, with ``allow_partial``, before anything was seen).
+
+    ``until`` is the book's latest data, or the caller's ``observed_until`` when ``given``.
+    """
     ends = when + timedelta(days=horizon_days)
     if until >= ends:
         return
     left = (ends - until).total_seconds() / 86_400
+    seen = (
+        f"outcomes are read only up to {until:%Y-%m-%d %H:%M} UTC (observed_until, --until)"
+        if given
+        else f"the book holds no data after that (its latest is {until:%Y-%m-%d %H:%M} UTC)"
+    )
     if until <= when:
         raise HorizonNotOverError(
-            f"{who} decided at {when:%Y-%m-%d %H:%M} UTC, and the book holds no data after that "
-            f"(its latest is {until:%Y-%m-%d %H:%M} UTC): no outcome can be measured yet; the "
-            f"{horizon_days}-day horizon ends {ends:%Y-%m-%d}, {math.ceil(left)} days after the book's latest data",
+            f"{who} decided at {when:%Y-%m-%d %H:%M} UTC, and {seen}: no outcome can be measured yet; the "
+            f"{horizon_days}-day horizon ends {ends:%Y-%m-%d}, {math.ceil(left)} days after "
+            + ("that" if given else "the book's latest data"),
             days_left=left,
             ends_at=ends,
         )
     if not allow_partial:
         raise HorizonNotOverError(
             f"the {horizon_days}-day horizon of {who} (decided {when:%Y-%m-%d}) has not passed: it ends "
-            f"{ends:%Y-%m-%d}, {math.ceil(left)} days after the book's latest data ({until:%Y-%m-%d}); "
+            f"{ends:%Y-%m-%d}, {math.ceil(left)} days after "
+            + ("--until" if given else "the book's latest data")
+            + f" ({until:%Y-%m-%d}); "
             "measure again then, or measure what has been seen so far with allow_partial (--partial)",
             days_left=left,
             ends_at=ends,
@@ -729,7 +742,9 @@ def estimate_lift(
     who = f"run {run_id}" if run_id else "the decisions"
     when = to_utc(as_of)
     until = to_utc(observed_until) if observed_until is not None else latest_data_time(book)
-    _check_horizon(when, until, playbook.horizon_days, allow_partial=allow_partial, who=who)
+    _check_horizon(
+        when, until, playbook.horizon_days, allow_partial=allow_partial, who=who, given=observed_until is not None
+    )
     recs = _normalise(recommendations)
     left_out: dict[str, int] = {}
     other_arms = recs.filter(~pl.col("arm").is_in([*treated_set, control_arm]))

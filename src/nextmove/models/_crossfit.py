@@ -51,7 +51,10 @@ def account_folds(account_ids: pl.Series | Sequence[str], n_folds: int, random_s
     ids = pl.Series("account_id", account_ids, dtype=pl.String)
     accounts = ids.unique().sort()
     if accounts.len() < n_folds:
-        raise ConfigError(f"cross-fitting needs at least n_folds={n_folds} accounts; the data has {accounts.len()}")
+        raise ConfigError(
+            f"cross-fitting in {n_folds} folds needs at least {n_folds} accounts with decisions in the history; "
+            f"it has {accounts.len()}: add history, or fit with fewer folds (n_folds; --folds where a command has it)"
+        )
     order = np.random.default_rng(random_state).permutation(accounts.len())
     fold_of = np.empty(accounts.len(), dtype=np.int64)
     fold_of[order] = np.arange(accounts.len()) % n_folds

@@ -119,7 +119,7 @@ class HealthOptimizer:
         if y_all.sum() == 0:
             raise ConfigError(
                 f"the book's history has no {self.label.removeprefix('y_')!r} outcome yet, so health weights "
-                "cannot be learned; keep the hand-set weights until renewals and churn are recorded"
+                "cannot be learned; keep the hand-set weights until such outcomes are recorded"
             )
         times = data.get_column("decision_ts").unique().sort()
         cut = times[min(int(len(times) * (1 - self.test_fraction)), len(times) - 1)]

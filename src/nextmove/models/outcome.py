@@ -609,7 +609,7 @@ class OutcomeModel:
                 raise OutcomeDataError(
                     f"the {window} holds {min(n_events, part.size - n_events):,} {self.kind!r} {what} in "
                     f"{part.size:,} rows; at least min_events={self.min_events} are needed to fit and validate "
-                    "on a later window; wait for more history or lower min_events"
+                    "on a later window; wait for more history (from Python, OutcomeModel(min_events=…) lowers the bar)"
                 )
 
     def _fit_amount(

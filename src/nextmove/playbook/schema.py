@@ -63,6 +63,17 @@ class Objective(_Strict):
     """Dollar value of one event when ``value = "fixed"``."""
     weight: float = Field(default=1.0, ge=0)
     """Weight of this objective in the value the run maximises (1 = count dollars as dollars)."""
+    ends_account: bool | None = None
+    """Whether the outcome ends the relationship (a churn, a cancellation): an account with it is gone
+    from then on, and nothing is recommended for it. Unset: true for ``avoid`` objectives valued at
+    ``arr``, false for the others."""
+
+    @property
+    def ends_accounts(self) -> bool:
+        """``ends_account``, or its default when unset (``avoid`` and valued at ``arr``)."""
+        if self.ends_account is not None:
+            return self.ends_account
+        return self.sense is Sense.AVOID and self.value is ValueBasis.ARR
 
     @model_validator(mode="after")
     def _fixed_needs_value(self) -> Self:
@@ -314,6 +325,10 @@ class Playbook(_Strict):
         return "none"
 
     def content_hash(self) -> str:
-        """A short stable hash of the playbook's content, recorded with runs and models."""
-        payload = json.dumps(self.model_dump(mode="json"), sort_keys=True).encode()
+        """A short stable hash of the playbook's content, recorded with runs and models.
+
+        Fields left at their defaults are not hashed, so a later version that adds a field with a
+        default keeps the hashes of the playbooks that do not set it.
+        """
+        payload = json.dumps(self.model_dump(mode="json", exclude_defaults=True), sort_keys=True).encode()
         return hashlib.sha256(payload).hexdigest()[:16]

@@ -26,6 +26,7 @@ import numpy as np
 import polars as pl
 
 from nextmove.book import NO_ACTION
+from nextmove.decide.phrases import usd_text
 from nextmove.errors import ConfigError
 from nextmove.models.effect import ARM_SEPARATOR, EffectProjection
 from nextmove.playbook import Playbook
@@ -455,13 +456,17 @@ def headline(response: SegmentResponse) -> str:
     >>> headline(SegmentResponse(0, 10, 1000.0, 800.0, 1200.0, 500.0, 2.0, 1, [fam]))
     'responds 2.0× the book average; best family sales (upsell_call), 2.4× the book average'
     """
-    overall = f"{response.ratio:.1f}× the book average" if response.ratio is not None else "no positive book average"
+    overall = (
+        f"responds {response.ratio:.1f}× the book average"
+        if response.ratio is not None
+        else f"worth {usd_text(response.value_usd)} per account (the book average is not positive)"
+    )
     if not response.families:
-        return f"responds {overall}"
+        return overall
     best = response.families[0]
     fam = (
         f"{best.ratio:.1f}× the book average"
         if best.ratio is not None and best.material
-        else f"${best.value_usd:,.0f} per account"
+        else f"{usd_text(best.value_usd)} per account"
     )
-    return f"responds {overall}; best family {best.family} ({best.best_action}), {fam}"
+    return f"{overall}; best family {best.family} ({best.best_action}), {fam}"
