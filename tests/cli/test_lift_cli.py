@@ -95,7 +95,7 @@ def measured(tmp_path_factory: pytest.TempPathFactory) -> Measured:
     with open_store(store) as opened:
         run = RunRecord(
             run_id="lab-run",
-            book_source="lab",
+            book_source=str(folder / "book"),
             playbook_hash=playbook.content_hash(),
             status="succeeded",
             as_of=decided_at,
@@ -168,3 +168,27 @@ def test_cli_lift_errors_when_the_store_has_no_such_run(measured: Measured, tmp_
     assert "holds no succeeded run" in " ".join(result.output.split())
     result = runner.invoke(app, ["lift", "--book", str(measured.book), "--store", empty, "--out", "x.csv"])
     assert result.exit_code == 2
+
+
+def test_cli_lift_measures_the_latest_run_of_its_own_book(measured: Measured, tmp_path: Path) -> None:
+    """A store shared by several books: without --run, lift takes the latest run of the book it is given."""
+    store = f"sqlite:///{(tmp_path / 'shared.db').as_posix()}"
+    with open_store(measured.store) as old, open_store(store) as shared:
+        run = old.get_run("lab-run")
+        shared.save_run(run, old.recommendations("lab-run"))
+        later = RunRecord(
+            run_id="other-book-run",
+            book_source=str(tmp_path / "another-book"),
+            playbook_hash="h",
+            status="succeeded",
+            as_of=measured.decided_at,
+            created_at=run.created_at + timedelta(hours=1),
+        )
+        shared.save_run(later, [])
+    out = tmp_path / "lift.json"
+    result = runner.invoke(app, ["lift", "--book", str(measured.book), "--store", store, "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert json.loads(out.read_text(encoding="utf-8"))["run_id"] == "lab-run"
+    elsewhere = runner.invoke(app, ["lift", "--book", str(tmp_path / "a-third-book"), "--store", store])
+    assert elsewhere.exit_code != 0
+    assert "no succeeded run of the book" in " ".join(elsewhere.output.split())

@@ -238,3 +238,25 @@ def test_comparables_find_frame_gives_other_accounts_once_each() -> None:
     assert not found.get_column("decision_ts").is_in([t0 + timedelta(days=42)]).any()
     with pytest.raises(ConfigError, match="k must be a positive"):
         ComparableFinder(["arr"], k=0).fit(history, {"call": "y_churn"})
+
+
+def test_touch_totals_over_every_action_read_as_touches() -> None:
+    """The features that count every action's touches (stem ``any``) read "last touch …", not "last any …"."""
+    rows = pl.DataFrame(
+        {
+            "kind": ["touch_since", "touch_count", "touch_count", "touch_since"],
+            "words": ["any", "any", "Upsell call", "Upsell call"],
+            "window": [None, 90, 90, None],
+            "percent": [False] * 4,
+            "value": [28.0, 3.0, 1.0, 5.0],
+            "text": [None] * 4,
+            "trend": [None] * 4,
+            "previous": [None] * 4,
+        }
+    )
+    assert render_phrases(rows).to_list() == [
+        "last touch 28 days ago",
+        "3 touches in 90 days",
+        "1 Upsell call touch in 90 days",
+        "last Upsell call 5 days ago",
+    ]

@@ -255,3 +255,16 @@ def test_unscored_signals_match_roles_by_exact_or_sanitised_name() -> None:
     )
     assert unscored_signals(explicit, ["minutes_watched"]) == []  # its own components are its choice
     assert unscored_signals_note(pb, ["logins"]) is None
+
+
+def test_mover_text_reads_a_trend_or_a_many_fold_change_as_before_and_now() -> None:
+    from nextmove.models.health import _mover_text
+
+    assert _mover_text("seat utilization", 0.5, 0.4, -3.0, 6) == "seat utilization −20% over 6 weeks: −3.0 points"
+    # A trend that was near 0 gives no "+1159712%": it reads as its two values.
+    assert _mover_text("usage (28-day trend)", 1e-6, 0.0116, 2.0, 6) == (
+        "usage (28-day trend) 1e-06 → 0.0116 over 6 weeks: +2.0 points"
+    )
+    assert _mover_text("usage (28-day trend)", 0.2, -0.1, -1.0, 6) == (
+        "usage (28-day trend) 0.2 → -0.1 over 6 weeks: −1.0 points"
+    )

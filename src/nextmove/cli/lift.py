@@ -37,7 +37,8 @@ def lift_cmd(
         typer.Option("--store", help="Store URL to read the run from; default: NEXTMOVE_STORE_URL or the workspace's."),
     ] = None,
     run: Annotated[
-        str | None, typer.Option("--run", help="The run to measure; default: the latest succeeded run.")
+        str | None,
+        typer.Option("--run", help="The run to measure; default: the latest succeeded run of this book."),
     ] = None,
     out: Annotated[Path | None, typer.Option("--out", "-o", help="JSON file to write with every figure.")] = None,
     until: UntilOpt = None,
@@ -62,7 +63,7 @@ def lift_cmd(
         output_file(out)
     observed = parse_as_of(until)
     with open_store(store) as opened:
-        record = find_run(opened, run)
+        record = find_run(opened, run, book=book)
         recs = opened.recommendations(record.run_id)
     if not recs:
         raise NotFoundError(f"run {record.run_id} has no recommendations to measure")
@@ -89,22 +90,32 @@ def lift_cmd(
         console.print(f"Wrote [bold]{escape(str(out))}[/].")
 
 
-def find_run(store: Store, run_id: str | None) -> RunRecord:
-    """The run to measure: ``run_id``, else the latest succeeded run, with an ``as_of``.
+def find_run(store: Store, run_id: str | None, *, book: str | None = None) -> RunRecord:
+    """The run to measure: ``run_id``, else the latest succeeded run (of ``book``, when given), with an ``as_of``.
+
+    A store may hold the runs of several books; measuring one book's run against another's
+    outcomes finds no account in common, so without ``run_id`` only the runs of ``book`` count.
 
     Raises
     ------
     NotFoundError
-        If there is no such run, or the store holds no succeeded run.
+        If there is no such run, or the store holds no succeeded run (of the book).
     ConfigError
         If the run has not succeeded or has no ``as_of``.
     """
     if run_id is None:
-        found = store.latest_run(status="succeeded")
-        if found is None:
+        runs = store.list_runs(limit=_RUNS_SEARCHED, status="succeeded")
+        if not runs:
             raise NotFoundError(
                 f"the store {store.url} holds no succeeded run to measure; make one with `nextmove run` "
                 "(or point --store at the store that holds it)"
+            )
+        found = next((r for r in runs if book is None or _same_book(r.book_source, book)), None)
+        if found is None:
+            others = "; ".join(f"{r.run_id} (book {r.book_source})" for r in runs[:3])
+            raise NotFoundError(
+                f"no succeeded run of the book {book} among the store's latest runs ({others}); "
+                "give --run to measure one of them, or run `nextmove run` on this book"
             )
     else:
         try:
@@ -117,6 +128,22 @@ def find_run(store: Store, run_id: str | None) -> RunRecord:
     if found.as_of is None:
         _no_as_of(found)
     return found
+
+
+_RUNS_SEARCHED = 200
+"""How many of the latest succeeded runs ``find_run`` looks through for the book's own."""
+
+
+def _same_book(source: str | None, book: str) -> bool:
+    """Whether a run's ``book_source`` is ``book``: the same text, or the same folder or file on this machine."""
+    if source is None:
+        return True  # a run that did not record its book may be this one's
+    if source == book:
+        return True
+    try:
+        return Path(source).resolve() == Path(book).resolve()
+    except (OSError, ValueError):
+        return False
 
 
 def _no_as_of(record: RunRecord) -> datetime:

@@ -321,6 +321,10 @@ def _change(kind: str) -> pl.Expr:
     return pl.when(previous.is_null() | previous.is_nan()).then(by_trend).otherwise(change)
 
 
+_ANY_ACTION = "any"
+"""The words of the touch features that count every action (their stem is ``any``)."""
+
+
 def _phrase(kind: str) -> pl.Expr:
     x, words, window = pl.col("value"), pl.col("words"), pl.col("window").cast(pl.String)
     if kind == "renewal":
@@ -359,13 +363,17 @@ def _phrase(kind: str) -> pl.Expr:
         return pl.concat_str([words, pl.lit(" "), _level(x), pl.lit(" on average over "), window, pl.lit(" days")])
     if kind == "last":
         return pl.concat_str([words, pl.lit(" "), _level(x), pl.lit(" (latest)")])
-    if kind in ("since", "touch_since", "outcome_since"):
+    # The touch totals over every action have the stem "any": "last touch 28 days ago", "3 touches in 90 days".
+    every_action = words == _ANY_ACTION
+    if kind == "touch_since":
+        what = pl.when(every_action).then(pl.lit("touch")).otherwise(words)
+        return pl.concat_str([pl.lit("last "), what, pl.lit(" "), _count_of(x, "day"), pl.lit(" ago")])
+    if kind in ("since", "outcome_since"):
         return pl.concat_str([pl.lit("last "), words, pl.lit(" "), _count_of(x, "day"), pl.lit(" ago")])
     if kind == "touch_count":
         touches = _plural("touch", "touches")
-        return pl.concat_str(
-            [_days(x), pl.lit(" "), words, pl.lit(" "), touches, pl.lit(" in "), window, pl.lit(" days")]
-        )
+        what = pl.when(every_action).then(pl.lit("")).otherwise(pl.concat_str([words, pl.lit(" ")]))
+        return pl.concat_str([_days(x), pl.lit(" "), what, touches, pl.lit(" in "), window, pl.lit(" days")])
     if kind == "outcome_count":
         events = _plural("event", "events")
         return pl.concat_str(

@@ -426,12 +426,17 @@ def top_movers(
     return result
 
 
+_MAX_PERCENT_CHANGE = 500.0
+"""A mover's change reads as a percentage up to this; beyond it (or across 0) as ``before → now``."""
+
+
 def _mover_text(label: str, before: float, now: float, points: float, weeks: int) -> str:
     sign = "−" if points < 0 else "+"
     if np.isnan(before) or np.isnan(now):
         change = "newly missing" if np.isnan(now) else "newly seen"
-    elif before != 0 and abs(before) > 1e-9:
-        pct = (now - before) / abs(before) * 100
+    elif before > 1e-9 and now >= 0 and abs(now - before) <= _MAX_PERCENT_CHANGE / 100 * before:
+        # A share of a level that keeps its sign; a trend through 0 or a many-fold change reads as before → now.
+        pct = (now - before) / before * 100
         change = f"{'−' if pct < 0 else '+'}{abs(pct):.0f}% over {weeks} weeks"
     else:
         change = f"{before:.3g} → {now:.3g} over {weeks} weeks"
