@@ -162,3 +162,33 @@ def test_playbook_fit_notes_say_what_a_valid_book_lacks_for_its_playbook(playboo
     assert "upsell_call" not in untaken
     assert "exec_sponsor_call" in untaken
     assert any(n.startswith("the playbook values 'retention' at each account's ARR") for n in notes)
+
+
+def test_validate_book_finds_table_files_whatever_their_case(tmp_path: Path, playbook: Playbook) -> None:
+    files = {
+        "ACCOUNTS.csv": VALID["accounts.csv"],
+        "Signals.Csv": VALID["signals.csv"],
+        "Touches.csv": VALID["touches.csv"],
+        "outcomes.CSV": VALID["outcomes.csv"],
+    }
+    report = validate_book(write_book(tmp_path / "book", files), playbook=playbook, as_of=AS_OF)
+    assert report.ok, [p.message() for p in report.problems]
+    assert {name: s.rows for name, s in report.tables.items()} == {
+        "accounts": 2,
+        "signals": 3,
+        "touches": 2,
+        "outcomes": 1,
+    }
+    assert report.tables["touches"].file.endswith("Touches.csv")
+
+
+def test_validate_book_names_both_files_of_one_table_in_different_cases(tmp_path: Path) -> None:
+    folder = write_book(
+        tmp_path / "book",
+        {"accounts.csv": "account_id\na1\n", "touches.csv": VALID["touches.csv"], "Touches.csv": VALID["touches.csv"]},
+    )
+    if len(list(folder.iterdir())) < 3:
+        pytest.skip("the file system does not tell names apart by case")
+    [problem] = validate_book(folder, as_of=AS_OF).problems
+    assert problem.rule is Rule.AMBIGUOUS_TABLE
+    assert problem.expected == "one file for table 'touches'; found Touches.csv and touches.csv: remove one"
