@@ -192,3 +192,16 @@ def test_validate_book_names_both_files_of_one_table_in_different_cases(tmp_path
     [problem] = validate_book(folder, as_of=AS_OF).problems
     assert problem.rule is Rule.AMBIGUOUS_TABLE
     assert problem.expected == "one file for table 'touches'; found Touches.csv and touches.csv: remove one"
+
+
+def test_validate_book_notes_an_extra_column_of_numbers_made_text_by_a_few_values(tmp_path: Path) -> None:
+    rows = "".join(f"a{i},{'unknown' if i == 3 else ('NA' if i == 5 else i)},pro\n" for i in range(1, 9))
+    folder = write_book(tmp_path / "book", {"accounts.csv": "account_id,seats,plan\n" + rows})
+    report = validate_book(folder, as_of=AS_OF)
+    assert report.ok
+    [note] = report.notes
+    assert "column 'seats' is read as text, not numbers: 1 value(s) are not numbers" in note
+    assert "(the first: row 3, 'unknown')" in note
+    result = CliRunner().invoke(app, ["validate", "--book", str(folder), "--as-of", "2026-01-01"])
+    assert result.exit_code == 0, result.output
+    assert "column 'seats' is read as text" in " ".join(result.stdout.split())

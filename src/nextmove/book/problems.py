@@ -91,6 +91,8 @@ class ValidationReport:
     signal_counts: dict[str, int] = field(default_factory=dict)
     action_counts: dict[str, int] = field(default_factory=dict)
     outcome_counts: dict[str, int] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+    """What is worth knowing about a book but breaks no rule (e.g. a column of numbers read as text)."""
 
     @property
     def ok(self) -> bool:

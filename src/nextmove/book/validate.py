@@ -16,7 +16,7 @@ import polars as pl
 
 from nextmove.book.contract import CONTRACT, NO_ACTION, ColumnSpec, ColumnType, TableSpec
 from nextmove.book.model import Book, as_utc, empty_table
-from nextmove.book.parse import infer_extra_column, parse_column
+from nextmove.book.parse import infer_extra_column, is_missing_text, non_numbers, parse_column
 from nextmove.book.problems import Problem, Rule, TableSummary, ValidationReport
 from nextmove.book.sources import (
     DiscoveredBook,
@@ -61,6 +61,7 @@ class _Context:
     counts: dict[tuple[Rule, str, str | None], int] = field(default_factory=dict)
     summaries: dict[str, TableSummary] = field(default_factory=dict)
     group_counts: dict[str, dict[str, int]] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
 
     def add(self, problem: Problem, count: int = 1) -> None:
         self.problems.append(problem)
@@ -138,6 +139,7 @@ def validate_book(
         signal_counts=ctx.group_counts.get("signals", {}),
         action_counts=ctx.group_counts.get("touches", {}),
         outcome_counts=ctx.group_counts.get("outcomes", {}),
+        notes=ctx.notes,
     )
 
 
@@ -296,7 +298,8 @@ def _check_table(src: TableSource, spec: TableSpec, ctx: _Context) -> None:
         ctx.add(Problem(Rule.MISSING_COLUMN, spec.name, src.label, expected, column=col.name))
 
     lf = lf.with_row_index(_ROW, offset=1).with_columns(
-        parse_column(c.name, c.type, schema[c.name]).alias(_parsed(c.name)) for c in present
+        parse_column(c.name, c.type, schema[c.name], tokens_missing=not c.required).alias(_parsed(c.name))
+        for c in present
     )
     checks = _row_checks(spec, present, schema, ctx)
     flags = [c.flag.fill_null(False).alias(f"__f{i}") for i, c in enumerate(checks)]
@@ -387,8 +390,34 @@ def _check_table(src: TableSource, spec: TableSpec, ctx: _Context) -> None:
         ctx.group_counts[spec.name] = {str(k): int(n) for k, n in frame.iter_rows() if k is not None}
     if spec.name == "accounts" and "account_id" in schema:
         ctx.account_ids = results[ids_index].to_series()
+    if spec.name == "accounts":
+        ctx.notes += _text_number_notes(lf, schema, spec, src)
     if spec.name == "touches" and "touch_id" in schema:
         ctx.touch_ids = results[ids_index].to_series()
+
+
+def _text_number_notes(lf: pl.LazyFrame, schema: pl.Schema, spec: TableSpec, src: TableSource) -> list[str]:
+    """Notes on extra text columns that are mostly numbers: a few other values make the whole column text.
+
+    Such a column is then compared as text (an eligibility ``seats > 10`` fails with a type
+    mismatch), so the note names the values that keep it from being numbers.
+    """
+    extras = [n for n, dtype in schema.items() if n not in spec.column_names and dtype == pl.String]
+    if not extras:
+        return []
+    frame = lf.select(extras).collect(engine="streaming")
+    notes = []
+    for name in extras:
+        found = non_numbers(frame.get_column(name))
+        if found is None:
+            continue
+        count, first, value = found
+        notes.append(
+            f"{src.label}, column {name!r} is read as text, not numbers: {count:,} value(s) are not numbers "
+            f"(the first: row {first + 1}, {value!r}); fix them, or leave them empty (or NA) to make the "
+            "column numbers"
+        )
+    return notes
 
 
 def _row_checks(spec: TableSpec, present: list[ColumnSpec], schema: pl.Schema, ctx: _Context) -> list[_Check]:
@@ -398,9 +427,15 @@ def _row_checks(spec: TableSpec, present: list[ColumnSpec], schema: pl.Schema, c
         raw, p = pl.col(col.name), pl.col(_parsed(col.name))
         is_text = schema[col.name] == pl.String
         blank = (raw.is_null() | (raw.str.strip_chars() == "")) if is_text else raw.is_null()
+        expected = col.type.expected
         if col.required:
             checks.append(_Check(Rule.EMPTY_VALUE, col.name, blank, f"a value ({col.description})"))
-        checks.append(_Check(Rule.BAD_TYPE, col.name, ~blank & p.is_null(), col.type.expected))
+        elif col.type is not ColumnType.STRING:
+            # An optional number or timestamp may be left missing, and exports spell that NA, null, …
+            if is_text:
+                blank = is_missing_text(raw)
+            expected += ", or an empty cell (NA, null) to leave it missing"
+        checks.append(_Check(Rule.BAD_TYPE, col.name, ~blank & p.is_null(), expected))
         if col.type is ColumnType.FLOAT:
             checks.append(
                 _Check(
@@ -541,7 +576,7 @@ def _load_typed(src: TableSource, spec: TableSpec) -> pl.DataFrame:
     lf = _raw_frame(src)
     schema = lf.collect_schema()
     contract_cols = [
-        parse_column(c.name, c.type, schema[c.name]).alias(c.name)
+        parse_column(c.name, c.type, schema[c.name], tokens_missing=not c.required).alias(c.name)
         if c.name in schema
         else pl.lit(None, c.type.polars).alias(c.name)
         for c in spec.columns

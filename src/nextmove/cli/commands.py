@@ -156,6 +156,8 @@ def validate(
         report = validate_book(book, playbook=pb, as_of=parse_as_of(as_of), max_examples=max_examples)
     if not report.ok:
         render_problems(report, err_console)
+        for note in report.notes:
+            err_console.print(f"[yellow]note:[/] {escape(note)}")
         err_console.print(
             f"[bold red]invalid:[/] {report.total_problems:,} problem(s) in {report.source}; nothing was loaded."
         )
@@ -170,7 +172,7 @@ def validate(
             "do not fit this book's features"
         )
         raise typer.Exit(2)
-    for note in playbook_fit_notes(report, pb):
+    for note in [*report.notes, *playbook_fit_notes(report, pb)]:
         console.print(f"[yellow]note:[/] {escape(note)}")
     console.print(
         f"[bold green]valid:[/] the book meets the data contract"

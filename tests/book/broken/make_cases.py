@@ -151,6 +151,20 @@ def make(root: Path = HERE) -> list[Path]:
             )
         ),
     )
+    # A NaN propensity reaches validation from a native float column (as CSV text, NaN is missing).
+    _write(
+        root / "44_propensity_nan_reported_once" / "touches.parquet",
+        _parquet(
+            pl.DataFrame(
+                {
+                    "account_id": ["a1", "a1"],
+                    "action_id": ["none", "none"],
+                    "ts": pl.Series([date(2025, 1, 1), date(2025, 1, 2)], dtype=pl.Date),
+                    "propensity": [float("nan"), 0.5],
+                }
+            )
+        ),
+    )
     return written
 
 
