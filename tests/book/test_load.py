@@ -670,3 +670,16 @@ def test_load_book_keeps_codes_with_leading_zeros_as_text(tmp_path: Path) -> Non
     accounts = load_book(folder, as_of=AS_OF).accounts
     assert accounts["zip"].to_list() == ["01000", "75001", "02134"]
     assert accounts["seats"].to_list() == [10.0, 0.0, 0.5]
+
+
+def test_load_book_reads_whole_float_ids_as_whole_numbers(tmp_path: Path) -> None:
+    folder = tmp_path / "book"
+    folder.mkdir()
+    pl.DataFrame({"account_id": [1.0, 2.0, 3.5], "arr": [10.0, 20.0, 30.0]}).write_parquet(folder / "accounts.parquet")
+    (folder / "signals.csv").write_text(
+        "account_id,ts,name,value\n1,2025-01-01,logins,3\n2,2025-01-02,logins,4\n3.5,2025-01-02,logins,4\n",
+        encoding="utf-8",
+    )
+    report = validate_book(folder, as_of=AS_OF)
+    assert report.ok, [p.message() for p in report.problems]
+    assert load_book(folder, as_of=AS_OF).accounts["account_id"].to_list() == ["1", "2", "3.5"]

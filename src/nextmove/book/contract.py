@@ -221,6 +221,9 @@ def contract_markdown() -> str:
         "extra column of numbers written with leading zeros (`01000`, zip codes) is kept as text, and",
         "`nextmove validate` notes an extra column made text by a few values that are not numbers.",
         "",
+        "Ids are text. Ids stored as numbers (Parquet, SQL) are read as text too, and whole numbers stored",
+        "as floats as the whole numbers: an `account_id` of `1.0` is `1`, matching `1` in a CSV table.",
+        "",
         f"A logged decision to do nothing is a touch with `action_id` `{NO_ACTION}`.",
         "",
     ]

@@ -103,6 +103,11 @@ def _parse_column(name: str, target: ColumnType, dtype: pl.DataType) -> pl.Expr:
             stripped = col.str.strip_chars()
             # A value of blanks is empty, not an id or a category named "".
             return pl.when(stripped == "").then(None).otherwise(stripped)
+        if dtype.is_float():
+            # Ids stored as floats (a Parquet export of 1, 2, …) are the whole numbers, "1" not "1.0",
+            # so that they match the same ids written as text or integers in the other tables.
+            whole = col.is_finite() & (col == col.round()) & (col.abs() < 2**53)
+            return pl.when(whole).then(col.cast(pl.Int64, strict=False).cast(pl.String)).otherwise(col.cast(pl.String))
         if dtype.is_numeric() or dtype == pl.Boolean or dtype == pl.Categorical or dtype == pl.Enum:
             return col.cast(pl.String)
         return pl.lit(None, pl.String)
