@@ -205,3 +205,32 @@ def test_validate_book_notes_an_extra_column_of_numbers_made_text_by_a_few_value
     result = CliRunner().invoke(app, ["validate", "--book", str(folder), "--as-of", "2026-01-01"])
     assert result.exit_code == 0, result.output
     assert "column 'seats' is read as text" in " ".join(result.stdout.split())
+
+
+def test_validate_book_at_a_mid_book_run_as_of_notes_later_rows_instead_of_rejecting_them(
+    tmp_path: Path, playbook: Playbook
+) -> None:
+    folder = write_book(tmp_path / "book", VALID)
+    report = validate_book(folder, playbook=playbook, run_as_of=datetime(2025, 1, 15))
+    assert report.ok, [p.message() for p in report.problems]
+    assert report.notes == [
+        "2 signals row(s), 1 outcomes row(s) are after --as-of 2025-01-15 00:00 UTC: a run at that time ignores "
+        "them (a backtest), so they are left out here too, not errors"
+    ]
+    result = CliRunner().invoke(app, ["validate", "--book", str(folder), "--as-of", "2025-01-15"])
+    assert result.exit_code == 0, result.output
+    assert "a run at that time ignores them" in " ".join(result.stdout.split())
+    # A row after the current time is still an error, as it is for the run.
+    future = write_book(
+        tmp_path / "future", {**VALID, "touches.csv": "account_id,action_id,ts,touch_id\na1,none,2999-01-02,t1\n"}
+    )
+    [problem] = validate_book(future, run_as_of=datetime(2025, 1, 15)).problems
+    assert (problem.rule, problem.table, problem.row) == (Rule.AFTER_AS_OF, "touches", 1)
+
+
+def test_validate_book_notes_a_run_as_of_long_after_the_book_ends(tmp_path: Path) -> None:
+    folder = write_book(tmp_path / "book", VALID)
+    [note] = validate_book(folder, run_as_of=datetime(2025, 12, 1)).notes
+    assert note.startswith("the decision time 2025-12-01 is 274 days after the book's latest row (2025-03-01)")
+    assert "windows of recent activity will be mostly empty" in note
+    assert validate_book(folder, run_as_of=datetime(2025, 4, 1)).notes == []

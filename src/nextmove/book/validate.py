@@ -9,13 +9,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import polars as pl
 
 from nextmove.book.contract import CONTRACT, NO_ACTION, ColumnSpec, ColumnType, TableSpec
-from nextmove.book.model import Book, as_utc, empty_table
+from nextmove.book.model import Book, as_utc, empty_table, latest_timestamp
 from nextmove.book.parse import infer_extra_column, is_missing_text, non_numbers, parse_column
 from nextmove.book.problems import Problem, Rule, TableSummary, ValidationReport
 from nextmove.book.sources import (
@@ -33,6 +33,8 @@ BookSource = str | Path | Mapping[str, pl.DataFrame | pl.LazyFrame]
 """A folder path, a database URL (``sqlite:///book.db``, ``postgresql+psycopg://…``), or frames by table name."""
 
 DEFAULT_MAX_EXAMPLES = 1000
+STALE_AS_OF_DAYS = 60
+"""A decision time this many days or more after a book's latest row gets a note: its recent windows are empty."""
 _ROW = "__row"
 
 
@@ -51,6 +53,7 @@ class _Check:
 @dataclass
 class _Context:
     as_of: datetime
+    run_as_of: datetime | None
     playbook: Playbook | None
     max_examples: int
     account_ids: pl.Series | None = None
@@ -62,6 +65,7 @@ class _Context:
     summaries: dict[str, TableSummary] = field(default_factory=dict)
     group_counts: dict[str, dict[str, int]] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    later_counts: dict[str, int] = field(default_factory=dict)
 
     def add(self, problem: Problem, count: int = 1) -> None:
         self.problems.append(problem)
@@ -84,6 +88,7 @@ def validate_book(
     *,
     playbook: Playbook | None = None,
     as_of: datetime | None = None,
+    run_as_of: datetime | None = None,
     max_examples: int = DEFAULT_MAX_EXAMPLES,
 ) -> ValidationReport:
     """Check a book against the data contract and summarise it, without raising on bad data.
@@ -95,7 +100,12 @@ def validate_book(
     playbook
         When given, every ``touches.action_id`` must be in its catalog (or ``none``).
     as_of
-        No timestamp may lie after it; default: now. Naive values are taken as UTC.
+        No timestamp may lie after it; default: now, or ``run_as_of`` when that is later. Naive values
+        are taken as UTC.
+    run_as_of
+        The time a run will read the book as of (``nextmove validate --as-of``). Rows after it are no
+        problem, since the run leaves them out (a backtest): a note counts them per table. A note
+        also says when it lies :data:`STALE_AS_OF_DAYS` or more after the book's latest row.
     max_examples
         At most this many offending rows are listed per table; counts stay complete.
 
@@ -116,9 +126,12 @@ def validate_book(
     >>> [p.rule.value for p in report.problems]
     ['negative', 'duplicate_key']
     """
+    run_utc = None if run_as_of is None else as_utc(run_as_of)
     as_of_utc = _as_utc(as_of)
+    if as_of is None and run_utc is not None:
+        as_of_utc = max(as_of_utc, run_utc)
     found = discover(source)
-    ctx = _Context(as_of=as_of_utc, playbook=playbook, max_examples=max_examples)
+    ctx = _Context(as_of=as_of_utc, run_as_of=run_utc, playbook=playbook, max_examples=max_examples)
     for problem in found.problems:
         ctx.add(problem)
         ctx.unreadable.add(problem.table)
@@ -130,6 +143,8 @@ def validate_book(
             _check_table(src, CONTRACT[name], ctx)
             # Within a table, list problems in file order, as a person fixing the file reads it.
             ctx.problems[start:] = sorted(ctx.problems[start:], key=lambda p: p.row or 0)
+    if run_utc is not None:
+        ctx.notes += _run_as_of_notes(ctx, run_utc)
     return ValidationReport(
         source=found.source,
         as_of=as_of_utc,
@@ -140,6 +155,50 @@ def validate_book(
         action_counts=ctx.group_counts.get("touches", {}),
         outcome_counts=ctx.group_counts.get("outcomes", {}),
         notes=ctx.notes,
+    )
+
+
+def _run_as_of_notes(ctx: _Context, run_as_of: datetime) -> list[str]:
+    """What a run as of ``run_as_of`` leaves out of the book, and whether the book ends long before it."""
+    notes = []
+    later = {name: n for name, n in ctx.later_counts.items() if n}
+    if later:
+        counted = ", ".join(f"{n:,} {name} row(s)" for name, n in later.items())
+        notes.append(
+            f"{counted} are after --as-of {run_as_of:%Y-%m-%d %H:%M} UTC: a run at that time ignores them "
+            "(a backtest), so they are left out here too, not errors"
+        )
+    stamps = [s.ts_max for s in ctx.summaries.values() if s.ts_max is not None]
+    if (note := stale_as_of_note(max(stamps) if stamps else None, run_as_of)) is not None:
+        notes.append(note)
+    return notes
+
+
+def stale_as_of_note(latest: datetime | Book | None, as_of: datetime) -> str | None:
+    """A note when ``as_of`` lies :data:`STALE_AS_OF_DAYS` days or more after a book's latest row (None if not).
+
+    ``latest`` is the latest timestamp, or the book to find it in. Features count what happened in
+    windows before ``as_of`` (the last 7, 28, 90 days …): long after the book ends they are mostly
+    empty, and the scores and effects rest on little.
+
+    Examples
+    --------
+    >>> print(stale_as_of_note(datetime(2025, 1, 31, tzinfo=UTC), datetime(2025, 11, 1, tzinfo=UTC)))
+    ... # doctest: +NORMALIZE_WHITESPACE
+    the decision time 2025-11-01 is 274 days after the book's latest row (2025-01-31): the features' windows
+    of recent activity will be mostly empty; pass an --as-of near the book's end, or add the recent data
+    """
+    if isinstance(latest, Book):
+        latest = latest_timestamp(latest)
+    if latest is None:
+        return None
+    gap = as_utc(as_of) - as_utc(latest)
+    if gap < timedelta(days=STALE_AS_OF_DAYS):
+        return None
+    return (
+        f"the decision time {as_of:%Y-%m-%d} is {gap.days} days after the book's latest row ({latest:%Y-%m-%d}): "
+        "the features' windows of recent activity will be mostly empty; "
+        "pass an --as-of near the book's end, or add the recent data"
     )
 
 
@@ -310,6 +369,8 @@ def _check_table(src: TableSource, spec: TableSpec, ctx: _Context) -> None:
     if has_time:
         tcol = _parsed(str(spec.time_column))
         aggregates += [pl.col(tcol).min().alias("__lo"), pl.col(tcol).max().alias("__hi")]
+        if ctx.run_as_of is not None:
+            aggregates.append((pl.col(tcol) > pl.lit(ctx.run_as_of)).sum().alias("__later"))
     queries: list[pl.LazyFrame] = [lf.select(aggregates)]
     dup_index = len(queries)
     if spec.key is not None and spec.key in schema:
@@ -384,6 +445,8 @@ def _check_table(src: TableSource, spec: TableSpec, ctx: _Context) -> None:
     lo = hi = None
     if has_time:
         lo, hi = summary["__lo"][0], summary["__hi"][0]
+        if ctx.run_as_of is not None:
+            ctx.later_counts[spec.name] = int(summary["__later"][0])
     ctx.summaries[spec.name] = TableSummary(spec.name, src.label, rows, tuple(schema.names()), lo, hi)
     if group_col is not None and group_col in schema:
         frame = results[group_index]

@@ -141,7 +141,12 @@ def validate(
     playbook: PlaybookOpt = None,
     as_of: Annotated[
         str | None,
-        typer.Option("--as-of", help="ISO 8601 (naive = UTC): no row of the book may be later. Default: now."),
+        typer.Option(
+            "--as-of",
+            help="ISO 8601 (naive = UTC): check the book as a run at this time reads it: later rows are "
+            "noted and left out, as the run ignores them; no row may be after now (or after --as-of, "
+            "if later). Default: now.",
+        ),
     ] = None,
     max_examples: Annotated[int, typer.Option(help="Offending rows listed per table (counts stay complete).")] = 1000,
 ) -> None:
@@ -153,7 +158,7 @@ def validate(
     pb_path = resolve_playbook_path(book, playbook)
     pb = load_playbook(pb_path)
     with console.status("Validating the book…"):
-        report = validate_book(book, playbook=pb, as_of=parse_as_of(as_of), max_examples=max_examples)
+        report = validate_book(book, playbook=pb, run_as_of=parse_as_of(as_of), max_examples=max_examples)
     if not report.ok:
         render_problems(report, err_console)
         for note in report.notes:

@@ -35,7 +35,7 @@ import numpy as np
 import polars as pl
 
 from nextmove.book import NO_ACTION, Book
-from nextmove.book.validate import missing_arr_note
+from nextmove.book.validate import missing_arr_note, stale_as_of_note
 from nextmove.decide.allocate import Allocation, Resource, allocate
 from nextmove.decide.explain import explain_decisions
 from nextmove.decide.policy import CapacityLedger, DecisionOptions, Decisions, decide
@@ -280,7 +280,12 @@ def _run(
     say(RUN_STAGES[0])
     snapshot, previous, accounts = _features(book, playbook, when)
     health = _health_scores(playbook, snapshot, notes)
-    for note in (unscored_signals_note(playbook, book.signal_names), missing_arr_note(book, playbook)):
+    book_notes = (
+        unscored_signals_note(playbook, book.signal_names),
+        missing_arr_note(book, playbook),
+        stale_as_of_note(book, when),
+    )
+    for note in book_notes:
         if note is not None:
             notes.append(note)
     lap("features")

@@ -109,11 +109,12 @@ def make(root: Path = HERE) -> list[Path]:
                 {
                     "account_id": ["a1", "zz", "a1"],
                     # 00:30 in Paris on Jan 1 is 23:30 UTC on Dec 31 (before the as-of time); 02:00 is after.
+                    # The as-of time lies in the future, so `nextmove validate --as-of` reports it as an error too.
                     "ts": pl.Series(
                         [
-                            datetime(2026, 1, 1, 0, 30, tzinfo=paris),
+                            datetime(2100, 1, 1, 0, 30, tzinfo=paris),
                             datetime(2025, 6, 1, tzinfo=paris),
-                            datetime(2026, 1, 1, 2, 0, tzinfo=paris),
+                            datetime(2100, 1, 1, 2, 0, tzinfo=paris),
                         ],
                         dtype=pl.Datetime("ns", "Europe/Paris"),
                     ),
