@@ -58,6 +58,7 @@ from nextmove.measure.policy import do_nothing_policy, eligible_actions, learned
 from nextmove.models.effect import EffectModel, EffectProjection, objective_specs
 from nextmove.models.health import HealthScorecard, unscored_signals_note
 from nextmove.playbook import Playbook
+from nextmove.playbook.expr import check_playbook_expressions
 from nextmove.segment import SegmentReport, behavior_snapshot, segment_book
 from nextmove.store import ModelVersionRecord, RecommendationRecord, RunRecord, Store
 from nextmove.store.records import utcnow
@@ -279,6 +280,9 @@ def _run(
 
     say(RUN_STAGES[0])
     snapshot, previous, accounts = _features(book, playbook, when)
+    eligibility = [(a.id, a.eligibility) for a in playbook.actions]
+    if errors := check_playbook_expressions(eligibility, feature_schema(snapshot)):
+        raise errors[0]  # what deciding would raise, said before the models' fit rather than after it
     health = _health_scores(playbook, snapshot, notes)
     book_notes = (
         unscored_signals_note(playbook, book.signal_names),
