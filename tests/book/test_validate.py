@@ -234,3 +234,32 @@ def test_validate_book_notes_a_run_as_of_long_after_the_book_ends(tmp_path: Path
     assert note.startswith("the decision time 2025-12-01 is 274 days after the book's latest row (2025-03-01)")
     assert "windows of recent activity will be mostly empty" in note
     assert validate_book(folder, run_as_of=datetime(2025, 4, 1)).notes == []
+
+
+def test_playbook_fit_notes_an_arr_column_that_is_entirely_empty(tmp_path: Path, playbook: Playbook) -> None:
+    from nextmove.book.validate import playbook_fit_notes
+
+    folder = write_book(tmp_path / "book", {"accounts.csv": "account_id,arr\na1,\na2,NA\n"})
+    report = validate_book(folder, playbook=playbook, as_of=AS_OF)
+    assert report.ok
+    assert any(
+        n.startswith("the playbook values 'retention' at each account's ARR")
+        for n in playbook_fit_notes(report, playbook)
+    )
+    filled = write_book(tmp_path / "filled", {"accounts.csv": "account_id,arr\na1,\na2,10\n"})
+    notes = playbook_fit_notes(validate_book(filled, playbook=playbook, as_of=AS_OF), playbook)
+    assert not any("ARR" in n for n in notes)
+
+
+def test_playbook_fit_notes_default_stages_no_account_has(tmp_path: Path, playbook: Playbook) -> None:
+    from nextmove.book.validate import playbook_fit_notes
+
+    # The default playbook's defaults: renewal, onboarding, adoption, growth, maturity.
+    accounts = "account_id,lifecycle_stage\na1,Onboarding\na2,adoption\na3,growth\na4,maturity\na5,renewal\n"
+    report = validate_book(write_book(tmp_path / "book", {"accounts.csv": accounts}), playbook=playbook, as_of=AS_OF)
+    [note] = [n for n in playbook_fit_notes(report, playbook) if n.startswith("default_for_stages")]
+    assert note.startswith("default_for_stages names 'onboarding', which no account's lifecycle_stage is")
+    assert "(the book's stages: Onboarding, adoption, growth, maturity, renewal;" in note
+    fixed = write_book(tmp_path / "fixed", {"accounts.csv": accounts.replace("Onboarding", "onboarding")})
+    notes = playbook_fit_notes(validate_book(fixed, playbook=playbook, as_of=AS_OF), playbook)
+    assert not any(n.startswith("default_for_stages") for n in notes)

@@ -154,6 +154,7 @@ def validate_book(
         signal_counts=ctx.group_counts.get("signals", {}),
         action_counts=ctx.group_counts.get("touches", {}),
         outcome_counts=ctx.group_counts.get("outcomes", {}),
+        stage_counts=ctx.group_counts.get("accounts", {}),
         notes=ctx.notes,
     )
 
@@ -207,7 +208,8 @@ def playbook_fit_notes(report: ValidationReport, playbook: Playbook) -> list[str
 
     An objective whose outcome kind no outcome row has learns nothing (often a kind spelt another
     way); an action no touch took gets the pooled effect of all actions, with a wide interval; an
-    objective valued at ARR is worth $0 on accounts without an ``arr`` column.
+    objective valued at ARR is worth $0 on accounts without an ``arr`` (no column, or an empty one);
+    a ``default_for_stages`` stage no account has is no account's default.
 
     Examples
     --------
@@ -236,9 +238,24 @@ def playbook_fit_notes(report: ValidationReport, playbook: Playbook) -> list[str
             + " effect is the pooled effect of all actions, with a wide interval, until the history has some"
         )
     accounts = report.tables.get("accounts")
-    if accounts is not None and "arr" not in accounts.columns and (note := _arr_note(playbook)) is not None:
+    if accounts is not None and not accounts.filled.get("arr") and (note := _arr_note(playbook)) is not None:
+        notes.append(note)
+    if accounts is not None and report.stage_counts and (note := _stages_note(report, playbook)) is not None:
         notes.append(note)
     return notes
+
+
+def _stages_note(report: ValidationReport, playbook: Playbook) -> str | None:
+    """A note when ``default_for_stages`` names lifecycle stages no account has (often spelt another way)."""
+    named = [s for a in playbook.actions for s in a.default_for_stages]
+    absent = [s for s in named if s not in report.stage_counts]
+    if not absent:
+        return None
+    return (
+        f"default_for_stages names {', '.join(repr(s) for s in absent)}, which no account's lifecycle_stage is "
+        f"(the book's stages: {', '.join(sorted(report.stage_counts))}; stages are case-sensitive): no account gets "
+        "that default, which the control cohort follows and recommendations are compared with"
+    )
 
 
 def _arr_note(playbook: Playbook) -> str | None:
@@ -365,6 +382,7 @@ def _check_table(src: TableSource, spec: TableSpec, ctx: _Context) -> None:
     # One aggregate pass gives the row count, every rule's count and the time range; the pass that
     # lists offending rows runs only when some rule is broken (a valid book is read fewer times).
     aggregates: list[pl.Expr] = [pl.len().alias("rows"), *[f.sum() for f in flags]]
+    aggregates += [pl.col(_parsed(c.name)).is_not_null().sum().alias(f"__n_{c.name}") for c in present]
     has_time = spec.time_column is not None and spec.time_column in schema
     if has_time:
         tcol = _parsed(str(spec.time_column))
@@ -382,7 +400,9 @@ def _check_table(src: TableSource, spec: TableSpec, ctx: _Context) -> None:
             .filter(pl.col("n") > 1)
             .sort(key)
         )
-    group_col = {"signals": "name", "touches": "action_id", "outcomes": "kind"}.get(spec.name)
+    group_col = {"accounts": "lifecycle_stage", "signals": "name", "touches": "action_id", "outcomes": "kind"}.get(
+        spec.name
+    )
     group_index = len(queries)
     if group_col is not None and group_col in schema:
         queries.append(lf.group_by(_parsed(group_col)).agg(pl.len().alias("n")).sort(_parsed(group_col)))
@@ -447,7 +467,8 @@ def _check_table(src: TableSource, spec: TableSpec, ctx: _Context) -> None:
         lo, hi = summary["__lo"][0], summary["__hi"][0]
         if ctx.run_as_of is not None:
             ctx.later_counts[spec.name] = int(summary["__later"][0])
-    ctx.summaries[spec.name] = TableSummary(spec.name, src.label, rows, tuple(schema.names()), lo, hi)
+    filled = {c.name: int(summary[f"__n_{c.name}"][0]) for c in present}
+    ctx.summaries[spec.name] = TableSummary(spec.name, src.label, rows, tuple(schema.names()), lo, hi, filled)
     if group_col is not None and group_col in schema:
         frame = results[group_index]
         ctx.group_counts[spec.name] = {str(k): int(n) for k, n in frame.iter_rows() if k is not None}
