@@ -616,3 +616,70 @@ def test_validate_book_lists_at_most_max_examples_duplicate_keys(tmp_path: Path,
     report = validate_book(folder, playbook=playbook, as_of=AS_OF, max_examples=100)
     assert report.problem_counts == {(Rule.DUPLICATE_KEY, "touches", "touch_id"): n - 1}
     assert len(report.problems) <= 100
+
+
+MISSING_SPELLINGS = ["NA", "N/A", "null", "NULL", "None", "NaN", " na ", "nan"]
+
+
+def test_load_book_reads_missing_value_spellings_as_missing_in_optional_and_extra_columns(tmp_path: Path) -> None:
+    folder = tmp_path / "book"
+    folder.mkdir()
+    rows = [f"a{i},{token},{i},{token}" for i, token in enumerate(MISSING_SPELLINGS)]
+    (folder / "accounts.csv").write_text(
+        "account_id,arr,seats,renewal_date\n" + "\n".join(rows) + "\nz,5,20,2025-01-01\n", encoding="utf-8"
+    )
+    report = validate_book(folder, as_of=AS_OF)
+    assert report.ok, [p.message() for p in report.problems]
+    accounts = load_book(folder, as_of=AS_OF).accounts
+    assert accounts.schema["seats"] == pl.Float64
+    assert accounts["arr"].to_list() == [None] * len(MISSING_SPELLINGS) + [5.0]
+    assert accounts["renewal_date"].null_count() == len(MISSING_SPELLINGS)
+    with_tokens = tmp_path / "extra"
+    with_tokens.mkdir()
+    (with_tokens / "accounts.csv").write_text(
+        "account_id,seats\n" + "\n".join(f"a{i},{t}" for i, t in enumerate(MISSING_SPELLINGS)) + "\nz,12\n",
+        encoding="utf-8",
+    )
+    seats = load_book(with_tokens, as_of=AS_OF).accounts["seats"]
+    assert seats.dtype == pl.Float64
+    assert seats.to_list() == [None] * len(MISSING_SPELLINGS) + [12.0]
+
+
+def test_load_book_keeps_missing_value_spellings_errors_where_a_value_is_required(tmp_path: Path) -> None:
+    folder = tmp_path / "book"
+    folder.mkdir()
+    (folder / "accounts.csv").write_text("account_id,arr\na1,inf\na2,abc\n", encoding="utf-8")
+    (folder / "signals.csv").write_text("account_id,ts,name,value\na1,2025-01-01,logins,NA\n", encoding="utf-8")
+    problems = {(p.table, p.row, p.column, p.rule): p for p in validate_book(folder, as_of=AS_OF).problems}
+    assert set(problems) == {
+        ("accounts", 1, "arr", Rule.NOT_FINITE),
+        ("accounts", 2, "arr", Rule.BAD_TYPE),
+        ("signals", 1, "value", Rule.BAD_TYPE),
+    }
+    # An optional number says how to leave it missing; a required one does not offer it.
+    assert "an empty cell (NA, null) to leave it missing" in problems["accounts", 2, "arr", Rule.BAD_TYPE].expected
+    assert problems["signals", 1, "value", Rule.BAD_TYPE].expected == "a finite number"
+
+
+def test_load_book_keeps_codes_with_leading_zeros_as_text(tmp_path: Path) -> None:
+    folder = tmp_path / "book"
+    folder.mkdir()
+    (folder / "accounts.csv").write_text(
+        "account_id,zip,seats\na1,01000,10\na2,75001,0\na3,02134,0.5\n", encoding="utf-8"
+    )
+    accounts = load_book(folder, as_of=AS_OF).accounts
+    assert accounts["zip"].to_list() == ["01000", "75001", "02134"]
+    assert accounts["seats"].to_list() == [10.0, 0.0, 0.5]
+
+
+def test_load_book_reads_whole_float_ids_as_whole_numbers(tmp_path: Path) -> None:
+    folder = tmp_path / "book"
+    folder.mkdir()
+    pl.DataFrame({"account_id": [1.0, 2.0, 3.5], "arr": [10.0, 20.0, 30.0]}).write_parquet(folder / "accounts.parquet")
+    (folder / "signals.csv").write_text(
+        "account_id,ts,name,value\n1,2025-01-01,logins,3\n2,2025-01-02,logins,4\n3.5,2025-01-02,logins,4\n",
+        encoding="utf-8",
+    )
+    report = validate_book(folder, as_of=AS_OF)
+    assert report.ok, [p.message() for p in report.problems]
+    assert load_book(folder, as_of=AS_OF).accounts["account_id"].to_list() == ["1", "2", "3.5"]

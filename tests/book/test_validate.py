@@ -162,3 +162,104 @@ def test_playbook_fit_notes_say_what_a_valid_book_lacks_for_its_playbook(playboo
     assert "upsell_call" not in untaken
     assert "exec_sponsor_call" in untaken
     assert any(n.startswith("the playbook values 'retention' at each account's ARR") for n in notes)
+
+
+def test_validate_book_finds_table_files_whatever_their_case(tmp_path: Path, playbook: Playbook) -> None:
+    files = {
+        "ACCOUNTS.csv": VALID["accounts.csv"],
+        "Signals.Csv": VALID["signals.csv"],
+        "Touches.csv": VALID["touches.csv"],
+        "outcomes.CSV": VALID["outcomes.csv"],
+    }
+    report = validate_book(write_book(tmp_path / "book", files), playbook=playbook, as_of=AS_OF)
+    assert report.ok, [p.message() for p in report.problems]
+    assert {name: s.rows for name, s in report.tables.items()} == {
+        "accounts": 2,
+        "signals": 3,
+        "touches": 2,
+        "outcomes": 1,
+    }
+    assert report.tables["touches"].file.endswith("Touches.csv")
+
+
+def test_validate_book_names_both_files_of_one_table_in_different_cases(tmp_path: Path) -> None:
+    folder = write_book(
+        tmp_path / "book",
+        {"accounts.csv": "account_id\na1\n", "touches.csv": VALID["touches.csv"], "Touches.csv": VALID["touches.csv"]},
+    )
+    if len(list(folder.iterdir())) < 3:
+        pytest.skip("the file system does not tell names apart by case")
+    [problem] = validate_book(folder, as_of=AS_OF).problems
+    assert problem.rule is Rule.AMBIGUOUS_TABLE
+    assert problem.expected == "one file for table 'touches'; found Touches.csv and touches.csv: remove one"
+
+
+def test_validate_book_notes_an_extra_column_of_numbers_made_text_by_a_few_values(tmp_path: Path) -> None:
+    rows = "".join(f"a{i},{'unknown' if i == 3 else ('NA' if i == 5 else i)},pro\n" for i in range(1, 9))
+    folder = write_book(tmp_path / "book", {"accounts.csv": "account_id,seats,plan\n" + rows})
+    report = validate_book(folder, as_of=AS_OF)
+    assert report.ok
+    [note] = report.notes
+    assert "column 'seats' is read as text, not numbers: 1 value(s) are not numbers" in note
+    assert "(the first: row 3, 'unknown')" in note
+    result = CliRunner().invoke(app, ["validate", "--book", str(folder), "--as-of", "2026-01-01"])
+    assert result.exit_code == 0, result.output
+    assert "column 'seats' is read as text" in " ".join(result.stdout.split())
+
+
+def test_validate_book_at_a_mid_book_run_as_of_notes_later_rows_instead_of_rejecting_them(
+    tmp_path: Path, playbook: Playbook
+) -> None:
+    folder = write_book(tmp_path / "book", VALID)
+    report = validate_book(folder, playbook=playbook, run_as_of=datetime(2025, 1, 15))
+    assert report.ok, [p.message() for p in report.problems]
+    assert report.notes == [
+        "2 signals row(s), 1 outcomes row(s) are after --as-of 2025-01-15 00:00 UTC: a run at that time ignores "
+        "them (a backtest), so they are left out here too, not errors"
+    ]
+    result = CliRunner().invoke(app, ["validate", "--book", str(folder), "--as-of", "2025-01-15"])
+    assert result.exit_code == 0, result.output
+    assert "a run at that time ignores them" in " ".join(result.stdout.split())
+    # A row after the current time is still an error, as it is for the run.
+    future = write_book(
+        tmp_path / "future", {**VALID, "touches.csv": "account_id,action_id,ts,touch_id\na1,none,2999-01-02,t1\n"}
+    )
+    [problem] = validate_book(future, run_as_of=datetime(2025, 1, 15)).problems
+    assert (problem.rule, problem.table, problem.row) == (Rule.AFTER_AS_OF, "touches", 1)
+
+
+def test_validate_book_notes_a_run_as_of_long_after_the_book_ends(tmp_path: Path) -> None:
+    folder = write_book(tmp_path / "book", VALID)
+    [note] = validate_book(folder, run_as_of=datetime(2025, 12, 1)).notes
+    assert note.startswith("the decision time 2025-12-01 is 274 days after the book's latest row (2025-03-01)")
+    assert "windows of recent activity will be mostly empty" in note
+    assert validate_book(folder, run_as_of=datetime(2025, 4, 1)).notes == []
+
+
+def test_playbook_fit_notes_an_arr_column_that_is_entirely_empty(tmp_path: Path, playbook: Playbook) -> None:
+    from nextmove.book.validate import playbook_fit_notes
+
+    folder = write_book(tmp_path / "book", {"accounts.csv": "account_id,arr\na1,\na2,NA\n"})
+    report = validate_book(folder, playbook=playbook, as_of=AS_OF)
+    assert report.ok
+    assert any(
+        n.startswith("the playbook values 'retention' at each account's ARR")
+        for n in playbook_fit_notes(report, playbook)
+    )
+    filled = write_book(tmp_path / "filled", {"accounts.csv": "account_id,arr\na1,\na2,10\n"})
+    notes = playbook_fit_notes(validate_book(filled, playbook=playbook, as_of=AS_OF), playbook)
+    assert not any("ARR" in n for n in notes)
+
+
+def test_playbook_fit_notes_default_stages_no_account_has(tmp_path: Path, playbook: Playbook) -> None:
+    from nextmove.book.validate import playbook_fit_notes
+
+    # The default playbook's defaults: renewal, onboarding, adoption, growth, maturity.
+    accounts = "account_id,lifecycle_stage\na1,Onboarding\na2,adoption\na3,growth\na4,maturity\na5,renewal\n"
+    report = validate_book(write_book(tmp_path / "book", {"accounts.csv": accounts}), playbook=playbook, as_of=AS_OF)
+    [note] = [n for n in playbook_fit_notes(report, playbook) if n.startswith("default_for_stages")]
+    assert note.startswith("default_for_stages names 'onboarding', which no account's lifecycle_stage is")
+    assert "(the book's stages: Onboarding, adoption, growth, maturity, renewal;" in note
+    fixed = write_book(tmp_path / "fixed", {"accounts.csv": accounts.replace("Onboarding", "onboarding")})
+    notes = playbook_fit_notes(validate_book(fixed, playbook=playbook, as_of=AS_OF), playbook)
+    assert not any(n.startswith("default_for_stages") for n in notes)

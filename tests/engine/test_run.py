@@ -508,3 +508,27 @@ def test_run_notes_accounts_without_an_owner_when_owner_hours_are_limited() -> N
         update={"capacity": playbook.capacity.model_copy(update={"hours_per_owner_per_week": None})}
     )
     assert _unowned_note(unlimited, None, 4) is None
+
+
+def test_run_notes_a_decision_time_long_after_the_book_ends(shop_run: tuple[Book, Playbook, RunResult]) -> None:
+    book, playbook, result = shop_run
+    assert not any("after the book's latest row" in note for note in result.summary["notes"])
+    latest = latest_timestamp(book)
+    assert latest is not None
+    late = run(book, playbook, as_of=latest + timedelta(days=300), effect_params=FAST, evaluate=False, evidence=False)
+    assert any(
+        note.startswith(f"the decision time {latest + timedelta(days=300):%Y-%m-%d} is 300 days after")
+        for note in late.summary["notes"]
+    )
+
+
+def test_run_rejects_an_eligibility_the_book_cannot_provide_before_fitting_models() -> None:
+    from nextmove.playbook.expr import ExpressionError
+
+    book, playbook = shop_book(n=40, weeks=12)
+    first = playbook.actions[0].model_copy(update={"eligibility": "seats > 10"})
+    broken = playbook.model_copy(update={"actions": [first, *playbook.actions[1:]]})
+    stages: list[str] = []
+    with pytest.raises(ExpressionError, match="seats"):
+        run(book, broken, effect_params=FAST, evaluate=False, progress=stages.append)
+    assert stages == [RUN_STAGES[0]]  # failed computing features, not after the models' fit

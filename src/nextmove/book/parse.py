@@ -62,18 +62,52 @@ def parse_timestamp_text(expr: pl.Expr) -> pl.Expr:
     return expr.map_batches(_parse_timestamp_batch, return_dtype=UTC_DATETIME, is_elementwise=True)
 
 
-def parse_column(name: str, target: ColumnType, dtype: pl.DataType) -> pl.Expr:
+MISSING_TOKENS: tuple[str, ...] = ("na", "n/a", "null", "none", "nan")
+"""Texts CRM and spreadsheet exports write for a missing value, besides an empty cell (compared trimmed,
+in any case). They are missing in optional number and timestamp columns and in extra columns."""
+
+_LEADING_ZERO = r"^[+-]?0[0-9]"
+"""A number written with a leading zero (``01000``): a code such as a zip code, kept as text."""
+
+
+def is_missing_text(expr: pl.Expr) -> pl.Expr:
+    """True where text ``expr`` is null, blank or one of :data:`MISSING_TOKENS`.
+
+    Examples
+    --------
+    >>> cells = pl.DataFrame({"x": ["NA", " n/a ", "", None, "0", "NaN"]})
+    >>> cells.select(is_missing_text(pl.col("x"))).to_series().to_list()
+    [True, True, True, True, False, True]
+    """
+    clean = expr.str.strip_chars()
+    return (clean.is_null() | (clean == "") | clean.str.to_lowercase().is_in(MISSING_TOKENS)).fill_null(True)
+
+
+def parse_column(name: str, target: ColumnType, dtype: pl.DataType, *, tokens_missing: bool = False) -> pl.Expr:
     """An expression that converts column ``name`` of input ``dtype`` to the contract ``target`` type.
 
     The result is null where a non-null input cannot be converted, so that comparing input and
-    output nulls finds every value of the wrong type.
+    output nulls finds every value of the wrong type. With ``tokens_missing`` (optional columns), a
+    number or timestamp written as text is missing (null) where it is one of :data:`MISSING_TOKENS`.
     """
+    parsed = _parse_column(name, target, dtype)
+    if tokens_missing and dtype == pl.String and target is not ColumnType.STRING:
+        return pl.when(is_missing_text(pl.col(name))).then(None).otherwise(parsed).alias(name)
+    return parsed
+
+
+def _parse_column(name: str, target: ColumnType, dtype: pl.DataType) -> pl.Expr:
     col = pl.col(name)
     if target is ColumnType.STRING:
         if dtype == pl.String:
             stripped = col.str.strip_chars()
             # A value of blanks is empty, not an id or a category named "".
             return pl.when(stripped == "").then(None).otherwise(stripped)
+        if dtype.is_float():
+            # Ids stored as floats (a Parquet export of 1, 2, …) are the whole numbers, "1" not "1.0",
+            # so that they match the same ids written as text or integers in the other tables.
+            whole = col.is_finite() & (col == col.round()) & (col.abs() < 2**53)
+            return pl.when(whole).then(col.cast(pl.Int64, strict=False).cast(pl.String)).otherwise(col.cast(pl.String))
         if dtype.is_numeric() or dtype == pl.Boolean or dtype == pl.Categorical or dtype == pl.Enum:
             return col.cast(pl.String)
         return pl.lit(None, pl.String)
@@ -98,25 +132,58 @@ def parse_column(name: str, target: ColumnType, dtype: pl.DataType) -> pl.Expr:
 def infer_extra_column(series: pl.Series) -> pl.Series:
     """Give an extra (non-contract) text column its natural type: numbers, timestamps, or text.
 
-    A column becomes numeric (or a timestamp) only when every non-empty value parses as one.
+    A column becomes numeric (or a timestamp) only when every value that is not missing (empty, or
+    one of :data:`MISSING_TOKENS`) parses as one; the missing ones become null. Numbers written with
+    a leading zero (``01000``) are codes, and keep the column text.
 
     Examples
     --------
-    >>> infer_extra_column(pl.Series("seats", ["10", "25", None])).dtype
-    Float64
+    >>> infer_extra_column(pl.Series("seats", ["10", "25", None, "NA"])).to_list()
+    [10.0, 25.0, None, None]
     >>> infer_extra_column(pl.Series("plan", ["pro", "10"])).dtype
     String
+    >>> infer_extra_column(pl.Series("zip", ["01000", "75001"])).to_list()
+    ['01000', '75001']
     """
     if series.dtype != pl.String:
         return series
-    present = series.drop_nulls()
-    if present.len() == 0:
-        return series
     frame = series.to_frame()
-    as_float = frame.select(parse_column(series.name, ColumnType.FLOAT, pl.String())).to_series()
-    if as_float.null_count() == series.null_count():
+    col = pl.col(series.name)
+    missing = int(frame.select(is_missing_text(col).sum()).item())
+    if missing == series.len():
+        return series
+    as_float = frame.select(parse_column(series.name, ColumnType.FLOAT, pl.String(), tokens_missing=True)).to_series()
+    if as_float.null_count() == missing:
+        if frame.select(col.str.strip_chars().str.contains(_LEADING_ZERO).any()).item():
+            return series
         return as_float
-    as_ts = frame.select(parse_column(series.name, ColumnType.TIMESTAMP, pl.String())).to_series()
-    if as_ts.null_count() == series.null_count():
+    as_ts = frame.select(parse_column(series.name, ColumnType.TIMESTAMP, pl.String(), tokens_missing=True)).to_series()
+    if as_ts.null_count() == missing:
         return as_ts
     return series
+
+
+def non_numbers(series: pl.Series) -> tuple[int, int, str] | None:
+    """When a text column is mostly numbers, how many values are not: ``(count, first index, first value)``.
+
+    None when the column is not text, has no number-like majority, or every present value is a number.
+    "Mostly" is more than half of the values that are not missing.
+
+    Examples
+    --------
+    >>> non_numbers(pl.Series("seats", ["10", "12", "unknown", "NA", "8"]))
+    (1, 2, 'unknown')
+    >>> non_numbers(pl.Series("plan", ["pro", "10"])) is None
+    True
+    """
+    if series.dtype != pl.String:
+        return None
+    frame = series.to_frame()
+    present = ~is_missing_text(pl.col(series.name))
+    number = _parse_column(series.name, ColumnType.FLOAT, pl.String()).is_not_null()
+    flags = frame.select(present.alias("present"), (present & ~number).alias("bad"))
+    bad = int(flags["bad"].sum())
+    if bad == 0 or 2 * bad >= int(flags["present"].sum()):
+        return None
+    first = int(flags["bad"].arg_true()[0])
+    return bad, first, str(series[first])

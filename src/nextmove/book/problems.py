@@ -73,6 +73,8 @@ class TableSummary:
     columns: tuple[str, ...]
     ts_min: datetime | None = None
     ts_max: datetime | None = None
+    filled: dict[str, int] = field(default_factory=dict)
+    """Rows with a value, per contract column the table has."""
 
 
 @dataclass(frozen=True)
@@ -91,6 +93,10 @@ class ValidationReport:
     signal_counts: dict[str, int] = field(default_factory=dict)
     action_counts: dict[str, int] = field(default_factory=dict)
     outcome_counts: dict[str, int] = field(default_factory=dict)
+    stage_counts: dict[str, int] = field(default_factory=dict)
+    """Accounts per ``lifecycle_stage``."""
+    notes: list[str] = field(default_factory=list)
+    """What is worth knowing about a book but breaks no rule (e.g. a column of numbers read as text)."""
 
     @property
     def ok(self) -> bool:

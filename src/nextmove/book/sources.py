@@ -46,15 +46,21 @@ class DiscoveredBook:
 
 
 def discover_folder(folder: Path) -> DiscoveredBook:
-    """Find the contract tables in ``folder`` (``accounts.csv`` or ``accounts.parquet``, …)."""
+    """Find the contract tables in ``folder`` (``accounts.csv`` or ``accounts.parquet``, …).
+
+    File names are matched without regard to case (``Accounts.CSV`` is the accounts table), as
+    exports from other systems name them; two files for one table are a problem naming both.
+    """
     if not folder.exists():
         raise BookError(f"{folder}: no such folder; pass the folder that holds accounts.csv")
     if not folder.is_dir():
         raise BookError(f"{folder}: not a folder; pass the folder that holds accounts.csv")
+    files = sorted(p for p in folder.iterdir() if p.is_file())
     tables: dict[str, TableSource] = {}
     problems: list[Problem] = []
     for name, spec in CONTRACT.items():
-        found = [folder / f"{name}{suffix}" for suffix in FILE_SUFFIXES if (folder / f"{name}{suffix}").is_file()]
+        wanted = {f"{name}{suffix}" for suffix in FILE_SUFFIXES}
+        found = [p for p in files if p.name.lower() in wanted]
         if len(found) > 1:
             problems.append(
                 Problem(
@@ -77,7 +83,7 @@ def discover_folder(folder: Path) -> DiscoveredBook:
                 )
             continue
         path = found[0]
-        problem = check_csv_file(path, name) if path.suffix == ".csv" else check_parquet_file(path, name)
+        problem = check_csv_file(path, name) if _is_csv(path) else check_parquet_file(path, name)
         if problem is not None:
             problems.append(problem)
             continue
@@ -85,8 +91,12 @@ def discover_folder(folder: Path) -> DiscoveredBook:
     return DiscoveredBook(str(folder), tables, problems)
 
 
+def _is_csv(path: Path) -> bool:
+    return path.suffix.lower() == ".csv"
+
+
 def _file_source(name: str, path: Path) -> TableSource:
-    if path.suffix == ".csv":
+    if _is_csv(path):
         return TableSource(
             name,
             str(path),

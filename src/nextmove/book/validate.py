@@ -9,14 +9,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import polars as pl
 
 from nextmove.book.contract import CONTRACT, NO_ACTION, ColumnSpec, ColumnType, TableSpec
-from nextmove.book.model import Book, as_utc, empty_table
-from nextmove.book.parse import infer_extra_column, parse_column
+from nextmove.book.model import Book, as_utc, empty_table, latest_timestamp
+from nextmove.book.parse import infer_extra_column, is_missing_text, non_numbers, parse_column
 from nextmove.book.problems import Problem, Rule, TableSummary, ValidationReport
 from nextmove.book.sources import (
     DiscoveredBook,
@@ -33,6 +33,8 @@ BookSource = str | Path | Mapping[str, pl.DataFrame | pl.LazyFrame]
 """A folder path, a database URL (``sqlite:///book.db``, ``postgresql+psycopg://…``), or frames by table name."""
 
 DEFAULT_MAX_EXAMPLES = 1000
+STALE_AS_OF_DAYS = 60
+"""A decision time this many days or more after a book's latest row gets a note: its recent windows are empty."""
 _ROW = "__row"
 
 
@@ -51,6 +53,7 @@ class _Check:
 @dataclass
 class _Context:
     as_of: datetime
+    run_as_of: datetime | None
     playbook: Playbook | None
     max_examples: int
     account_ids: pl.Series | None = None
@@ -61,6 +64,8 @@ class _Context:
     counts: dict[tuple[Rule, str, str | None], int] = field(default_factory=dict)
     summaries: dict[str, TableSummary] = field(default_factory=dict)
     group_counts: dict[str, dict[str, int]] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+    later_counts: dict[str, int] = field(default_factory=dict)
 
     def add(self, problem: Problem, count: int = 1) -> None:
         self.problems.append(problem)
@@ -83,6 +88,7 @@ def validate_book(
     *,
     playbook: Playbook | None = None,
     as_of: datetime | None = None,
+    run_as_of: datetime | None = None,
     max_examples: int = DEFAULT_MAX_EXAMPLES,
 ) -> ValidationReport:
     """Check a book against the data contract and summarise it, without raising on bad data.
@@ -94,7 +100,12 @@ def validate_book(
     playbook
         When given, every ``touches.action_id`` must be in its catalog (or ``none``).
     as_of
-        No timestamp may lie after it; default: now. Naive values are taken as UTC.
+        No timestamp may lie after it; default: now, or ``run_as_of`` when that is later. Naive values
+        are taken as UTC.
+    run_as_of
+        The time a run will read the book as of (``nextmove validate --as-of``). Rows after it are no
+        problem, since the run leaves them out (a backtest): a note counts them per table. A note
+        also says when it lies :data:`STALE_AS_OF_DAYS` or more after the book's latest row.
     max_examples
         At most this many offending rows are listed per table; counts stay complete.
 
@@ -115,9 +126,12 @@ def validate_book(
     >>> [p.rule.value for p in report.problems]
     ['negative', 'duplicate_key']
     """
+    run_utc = None if run_as_of is None else as_utc(run_as_of)
     as_of_utc = _as_utc(as_of)
+    if as_of is None and run_utc is not None:
+        as_of_utc = max(as_of_utc, run_utc)
     found = discover(source)
-    ctx = _Context(as_of=as_of_utc, playbook=playbook, max_examples=max_examples)
+    ctx = _Context(as_of=as_of_utc, run_as_of=run_utc, playbook=playbook, max_examples=max_examples)
     for problem in found.problems:
         ctx.add(problem)
         ctx.unreadable.add(problem.table)
@@ -129,6 +143,8 @@ def validate_book(
             _check_table(src, CONTRACT[name], ctx)
             # Within a table, list problems in file order, as a person fixing the file reads it.
             ctx.problems[start:] = sorted(ctx.problems[start:], key=lambda p: p.row or 0)
+    if run_utc is not None:
+        ctx.notes += _run_as_of_notes(ctx, run_utc)
     return ValidationReport(
         source=found.source,
         as_of=as_of_utc,
@@ -138,6 +154,52 @@ def validate_book(
         signal_counts=ctx.group_counts.get("signals", {}),
         action_counts=ctx.group_counts.get("touches", {}),
         outcome_counts=ctx.group_counts.get("outcomes", {}),
+        stage_counts=ctx.group_counts.get("accounts", {}),
+        notes=ctx.notes,
+    )
+
+
+def _run_as_of_notes(ctx: _Context, run_as_of: datetime) -> list[str]:
+    """What a run as of ``run_as_of`` leaves out of the book, and whether the book ends long before it."""
+    notes = []
+    later = {name: n for name, n in ctx.later_counts.items() if n}
+    if later:
+        counted = ", ".join(f"{n:,} {name} row(s)" for name, n in later.items())
+        notes.append(
+            f"{counted} are after --as-of {run_as_of:%Y-%m-%d %H:%M} UTC: a run at that time ignores them "
+            "(a backtest), so they are left out here too, not errors"
+        )
+    stamps = [s.ts_max for s in ctx.summaries.values() if s.ts_max is not None]
+    if (note := stale_as_of_note(max(stamps) if stamps else None, run_as_of)) is not None:
+        notes.append(note)
+    return notes
+
+
+def stale_as_of_note(latest: datetime | Book | None, as_of: datetime) -> str | None:
+    """A note when ``as_of`` lies :data:`STALE_AS_OF_DAYS` days or more after a book's latest row (None if not).
+
+    ``latest`` is the latest timestamp, or the book to find it in. Features count what happened in
+    windows before ``as_of`` (the last 7, 28, 90 days …): long after the book ends they are mostly
+    empty, and the scores and effects rest on little.
+
+    Examples
+    --------
+    >>> print(stale_as_of_note(datetime(2025, 1, 31, tzinfo=UTC), datetime(2025, 11, 1, tzinfo=UTC)))
+    ... # doctest: +NORMALIZE_WHITESPACE
+    the decision time 2025-11-01 is 274 days after the book's latest row (2025-01-31): the features' windows
+    of recent activity will be mostly empty; pass an --as-of near the book's end, or add the recent data
+    """
+    if isinstance(latest, Book):
+        latest = latest_timestamp(latest)
+    if latest is None:
+        return None
+    gap = as_utc(as_of) - as_utc(latest)
+    if gap < timedelta(days=STALE_AS_OF_DAYS):
+        return None
+    return (
+        f"the decision time {as_of:%Y-%m-%d} is {gap.days} days after the book's latest row ({latest:%Y-%m-%d}): "
+        "the features' windows of recent activity will be mostly empty; "
+        "pass an --as-of near the book's end, or add the recent data"
     )
 
 
@@ -146,7 +208,8 @@ def playbook_fit_notes(report: ValidationReport, playbook: Playbook) -> list[str
 
     An objective whose outcome kind no outcome row has learns nothing (often a kind spelt another
     way); an action no touch took gets the pooled effect of all actions, with a wide interval; an
-    objective valued at ARR is worth $0 on accounts without an ``arr`` column.
+    objective valued at ARR is worth $0 on accounts without an ``arr`` (no column, or an empty one);
+    a ``default_for_stages`` stage no account has is no account's default.
 
     Examples
     --------
@@ -175,9 +238,24 @@ def playbook_fit_notes(report: ValidationReport, playbook: Playbook) -> list[str
             + " effect is the pooled effect of all actions, with a wide interval, until the history has some"
         )
     accounts = report.tables.get("accounts")
-    if accounts is not None and "arr" not in accounts.columns and (note := _arr_note(playbook)) is not None:
+    if accounts is not None and not accounts.filled.get("arr") and (note := _arr_note(playbook)) is not None:
+        notes.append(note)
+    if accounts is not None and report.stage_counts and (note := _stages_note(report, playbook)) is not None:
         notes.append(note)
     return notes
+
+
+def _stages_note(report: ValidationReport, playbook: Playbook) -> str | None:
+    """A note when ``default_for_stages`` names lifecycle stages no account has (often spelt another way)."""
+    named = [s for a in playbook.actions for s in a.default_for_stages]
+    absent = [s for s in named if s not in report.stage_counts]
+    if not absent:
+        return None
+    return (
+        f"default_for_stages names {', '.join(repr(s) for s in absent)}, which no account's lifecycle_stage is "
+        f"(the book's stages: {', '.join(sorted(report.stage_counts))}; stages are case-sensitive): no account gets "
+        "that default, which the control cohort follows and recommendations are compared with"
+    )
 
 
 def _arr_note(playbook: Playbook) -> str | None:
@@ -296,17 +374,21 @@ def _check_table(src: TableSource, spec: TableSpec, ctx: _Context) -> None:
         ctx.add(Problem(Rule.MISSING_COLUMN, spec.name, src.label, expected, column=col.name))
 
     lf = lf.with_row_index(_ROW, offset=1).with_columns(
-        parse_column(c.name, c.type, schema[c.name]).alias(_parsed(c.name)) for c in present
+        parse_column(c.name, c.type, schema[c.name], tokens_missing=not c.required).alias(_parsed(c.name))
+        for c in present
     )
     checks = _row_checks(spec, present, schema, ctx)
     flags = [c.flag.fill_null(False).alias(f"__f{i}") for i, c in enumerate(checks)]
     # One aggregate pass gives the row count, every rule's count and the time range; the pass that
     # lists offending rows runs only when some rule is broken (a valid book is read fewer times).
     aggregates: list[pl.Expr] = [pl.len().alias("rows"), *[f.sum() for f in flags]]
+    aggregates += [pl.col(_parsed(c.name)).is_not_null().sum().alias(f"__n_{c.name}") for c in present]
     has_time = spec.time_column is not None and spec.time_column in schema
     if has_time:
         tcol = _parsed(str(spec.time_column))
         aggregates += [pl.col(tcol).min().alias("__lo"), pl.col(tcol).max().alias("__hi")]
+        if ctx.run_as_of is not None:
+            aggregates.append((pl.col(tcol) > pl.lit(ctx.run_as_of)).sum().alias("__later"))
     queries: list[pl.LazyFrame] = [lf.select(aggregates)]
     dup_index = len(queries)
     if spec.key is not None and spec.key in schema:
@@ -318,7 +400,9 @@ def _check_table(src: TableSource, spec: TableSpec, ctx: _Context) -> None:
             .filter(pl.col("n") > 1)
             .sort(key)
         )
-    group_col = {"signals": "name", "touches": "action_id", "outcomes": "kind"}.get(spec.name)
+    group_col = {"accounts": "lifecycle_stage", "signals": "name", "touches": "action_id", "outcomes": "kind"}.get(
+        spec.name
+    )
     group_index = len(queries)
     if group_col is not None and group_col in schema:
         queries.append(lf.group_by(_parsed(group_col)).agg(pl.len().alias("n")).sort(_parsed(group_col)))
@@ -381,14 +465,43 @@ def _check_table(src: TableSource, spec: TableSpec, ctx: _Context) -> None:
     lo = hi = None
     if has_time:
         lo, hi = summary["__lo"][0], summary["__hi"][0]
-    ctx.summaries[spec.name] = TableSummary(spec.name, src.label, rows, tuple(schema.names()), lo, hi)
+        if ctx.run_as_of is not None:
+            ctx.later_counts[spec.name] = int(summary["__later"][0])
+    filled = {c.name: int(summary[f"__n_{c.name}"][0]) for c in present}
+    ctx.summaries[spec.name] = TableSummary(spec.name, src.label, rows, tuple(schema.names()), lo, hi, filled)
     if group_col is not None and group_col in schema:
         frame = results[group_index]
         ctx.group_counts[spec.name] = {str(k): int(n) for k, n in frame.iter_rows() if k is not None}
     if spec.name == "accounts" and "account_id" in schema:
         ctx.account_ids = results[ids_index].to_series()
+    if spec.name == "accounts":
+        ctx.notes += _text_number_notes(lf, schema, spec, src)
     if spec.name == "touches" and "touch_id" in schema:
         ctx.touch_ids = results[ids_index].to_series()
+
+
+def _text_number_notes(lf: pl.LazyFrame, schema: pl.Schema, spec: TableSpec, src: TableSource) -> list[str]:
+    """Notes on extra text columns that are mostly numbers: a few other values make the whole column text.
+
+    Such a column is then compared as text (an eligibility ``seats > 10`` fails with a type
+    mismatch), so the note names the values that keep it from being numbers.
+    """
+    extras = [n for n, dtype in schema.items() if n not in spec.column_names and dtype == pl.String]
+    if not extras:
+        return []
+    frame = lf.select(extras).collect(engine="streaming")
+    notes = []
+    for name in extras:
+        found = non_numbers(frame.get_column(name))
+        if found is None:
+            continue
+        count, first, value = found
+        notes.append(
+            f"{src.label}, column {name!r} is read as text, not numbers: {count:,} value(s) are not numbers "
+            f"(the first: row {first + 1}, {value!r}); fix them, or leave them empty (or NA) to make the "
+            "column numbers"
+        )
+    return notes
 
 
 def _row_checks(spec: TableSpec, present: list[ColumnSpec], schema: pl.Schema, ctx: _Context) -> list[_Check]:
@@ -398,9 +511,15 @@ def _row_checks(spec: TableSpec, present: list[ColumnSpec], schema: pl.Schema, c
         raw, p = pl.col(col.name), pl.col(_parsed(col.name))
         is_text = schema[col.name] == pl.String
         blank = (raw.is_null() | (raw.str.strip_chars() == "")) if is_text else raw.is_null()
+        expected = col.type.expected
         if col.required:
             checks.append(_Check(Rule.EMPTY_VALUE, col.name, blank, f"a value ({col.description})"))
-        checks.append(_Check(Rule.BAD_TYPE, col.name, ~blank & p.is_null(), col.type.expected))
+        elif col.type is not ColumnType.STRING:
+            # An optional number or timestamp may be left missing, and exports spell that NA, null, …
+            if is_text:
+                blank = is_missing_text(raw)
+            expected += ", or an empty cell (NA, null) to leave it missing"
+        checks.append(_Check(Rule.BAD_TYPE, col.name, ~blank & p.is_null(), expected))
         if col.type is ColumnType.FLOAT:
             checks.append(
                 _Check(
@@ -541,7 +660,7 @@ def _load_typed(src: TableSource, spec: TableSpec) -> pl.DataFrame:
     lf = _raw_frame(src)
     schema = lf.collect_schema()
     contract_cols = [
-        parse_column(c.name, c.type, schema[c.name]).alias(c.name)
+        parse_column(c.name, c.type, schema[c.name], tokens_missing=not c.required).alias(c.name)
         if c.name in schema
         else pl.lit(None, c.type.polars).alias(c.name)
         for c in spec.columns

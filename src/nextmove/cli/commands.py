@@ -141,7 +141,12 @@ def validate(
     playbook: PlaybookOpt = None,
     as_of: Annotated[
         str | None,
-        typer.Option("--as-of", help="ISO 8601 (naive = UTC): no row of the book may be later. Default: now."),
+        typer.Option(
+            "--as-of",
+            help="ISO 8601 (naive = UTC): check the book as a run at this time reads it: later rows are "
+            "noted and left out, as the run ignores them; no row may be after now (or after --as-of, "
+            "if later). Default: now.",
+        ),
     ] = None,
     max_examples: Annotated[int, typer.Option(help="Offending rows listed per table (counts stay complete).")] = 1000,
 ) -> None:
@@ -153,9 +158,11 @@ def validate(
     pb_path = resolve_playbook_path(book, playbook)
     pb = load_playbook(pb_path)
     with console.status("Validating the book…"):
-        report = validate_book(book, playbook=pb, as_of=parse_as_of(as_of), max_examples=max_examples)
+        report = validate_book(book, playbook=pb, run_as_of=parse_as_of(as_of), max_examples=max_examples)
     if not report.ok:
         render_problems(report, err_console)
+        for note in report.notes:
+            err_console.print(f"[yellow]note:[/] {escape(note)}")
         err_console.print(
             f"[bold red]invalid:[/] {report.total_problems:,} problem(s) in {report.source}; nothing was loaded."
         )
@@ -170,7 +177,7 @@ def validate(
             "do not fit this book's features"
         )
         raise typer.Exit(2)
-    for note in playbook_fit_notes(report, pb):
+    for note in [*report.notes, *playbook_fit_notes(report, pb)]:
         console.print(f"[yellow]note:[/] {escape(note)}")
     console.print(
         f"[bold green]valid:[/] the book meets the data contract"

@@ -36,7 +36,7 @@ import polars as pl
 
 from nextmove._files import check_folder
 from nextmove.book import NO_ACTION, Book
-from nextmove.book.validate import missing_arr_note
+from nextmove.book.validate import missing_arr_note, stale_as_of_note
 from nextmove.decide.allocate import Allocation, Resource, allocate
 from nextmove.decide.explain import explain_decisions
 from nextmove.decide.policy import CapacityLedger, DecisionOptions, Decisions, decide
@@ -59,6 +59,7 @@ from nextmove.measure.policy import do_nothing_policy, eligible_actions, learned
 from nextmove.models.effect import EffectModel, EffectProjection, objective_specs
 from nextmove.models.health import HealthScorecard, unscored_signals_note
 from nextmove.playbook import Playbook
+from nextmove.playbook.expr import check_playbook_expressions
 from nextmove.segment import SegmentReport, behavior_snapshot, segment_book
 from nextmove.store import ModelVersionRecord, RecommendationRecord, RunRecord, Store
 from nextmove.store.records import utcnow
@@ -282,12 +283,17 @@ def _run(
 
     say(RUN_STAGES[0])
     snapshot, previous, accounts = _features(book, playbook, when)
+    eligibility = [(a.id, a.eligibility) for a in playbook.actions]
+    if errors := check_playbook_expressions(eligibility, feature_schema(snapshot)):
+        raise errors[0]  # what deciding would raise, said before the models' fit rather than after it
     health = _health_scores(playbook, snapshot, notes)
-    for note in (
+    book_notes = (
         unscored_signals_note(playbook, book.signal_names),
         missing_arr_note(book, playbook),
+        stale_as_of_note(book, when),
         unended_outcome_note(book, playbook, when),
-    ):
+    )
+    for note in book_notes:
         if note is not None:
             notes.append(note)
     lap("features")

@@ -83,7 +83,8 @@ def playbook_markdown() -> str:
         "and `!=`. A comparison with a missing value is false, so an account with no data for a",
         "feature is not eligible unless the expression says `missing(x) or …`. Expressions are parsed,",
         "never run as Python; an unknown feature, a syntax error or a type mismatch is reported with",
-        "the action id and the position in the expression.",
+        "the action id and the position in the expression: by `nextmove validate`, and by `nextmove run`",
+        "as soon as the features are computed, before the models are fitted.",
         "",
     ]
     return "\n".join(lines)

@@ -119,7 +119,8 @@ class Action(_Strict):
     """Expression over feature names that must hold, e.g. ``days_to_renewal <= 120 and arr > 10000``.
     Empty: always eligible."""
     default_for_stages: list[str] = Field(default_factory=list)
-    """Lifecycle stages for which this is the default playbook's action."""
+    """Lifecycle stages for which this is the default playbook's action, spelt as ``accounts.lifecycle_stage``
+    spells them (case-sensitive: ``nextmove validate`` notes a stage no account has)."""
     variants: list[Variant] = Field(default_factory=list)
     """Optional variants (channel, send window); each is a separate candidate."""
     max_per_run: int | None = Field(default=None, ge=0)

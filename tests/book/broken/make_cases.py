@@ -109,11 +109,12 @@ def make(root: Path = HERE) -> list[Path]:
                 {
                     "account_id": ["a1", "zz", "a1"],
                     # 00:30 in Paris on Jan 1 is 23:30 UTC on Dec 31 (before the as-of time); 02:00 is after.
+                    # The as-of time lies in the future, so `nextmove validate --as-of` reports it as an error too.
                     "ts": pl.Series(
                         [
-                            datetime(2026, 1, 1, 0, 30, tzinfo=paris),
+                            datetime(2100, 1, 1, 0, 30, tzinfo=paris),
                             datetime(2025, 6, 1, tzinfo=paris),
-                            datetime(2026, 1, 1, 2, 0, tzinfo=paris),
+                            datetime(2100, 1, 1, 2, 0, tzinfo=paris),
                         ],
                         dtype=pl.Datetime("ns", "Europe/Paris"),
                     ),
@@ -147,6 +148,20 @@ def make(root: Path = HERE) -> list[Path]:
                     "ts": pl.Series([datetime(2025, 4, 1, tzinfo=UTC)] * 2, dtype=pl.Datetime("us", "UTC")),
                     "kind": [None, "renewal"],
                     "touch_id": pl.Series([2, 7], dtype=pl.Int64),
+                }
+            )
+        ),
+    )
+    # A NaN propensity reaches validation from a native float column (as CSV text, NaN is missing).
+    _write(
+        root / "44_propensity_nan_reported_once" / "touches.parquet",
+        _parquet(
+            pl.DataFrame(
+                {
+                    "account_id": ["a1", "a1"],
+                    "action_id": ["none", "none"],
+                    "ts": pl.Series([date(2025, 1, 1), date(2025, 1, 2)], dtype=pl.Date),
+                    "propensity": [float("nan"), 0.5],
                 }
             )
         ),
