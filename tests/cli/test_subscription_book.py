@@ -126,4 +126,5 @@ def test_an_out_that_cannot_be_a_folder_fails_before_any_work(book: Path, tmp_pa
             assert "Traceback" not in result.output
             assert str(taken) in " ".join(result.output.split())
     result = runner.invoke(app, ["health", "--book", str(book), "--out", str(taken / "h.csv")])
-    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert result.exit_code == 2
+    assert "Traceback" not in result.output

@@ -618,7 +618,7 @@ def test_flag_columns_are_the_number_columns_of_zeros_and_ones() -> None:
 
 
 def test_explain_control_whose_default_is_blocked_says_so(lab: Case) -> None:
-    """A control account gets the lifecycle default; when a rule blocks it, nothing is done, and the receipt says why."""
+    """A control account gets the lifecycle default; when a rule blocks it, nothing is done and the receipt says why."""
     default = lab.playbook.actions[0].id
     control = lab.decisions.head(4).with_columns(
         pl.lit(NO_ACTION).alias("action_id"),
