@@ -6,8 +6,10 @@ import time
 from pathlib import Path
 from typing import Any
 
+import polars as pl
 from tests.report.test_report import make_run
 
+from nextmove.decide.phrases import usd_text
 from nextmove.report import build_report_data, write_report
 
 
@@ -55,5 +57,25 @@ def test_report_page_loads_draws_and_searches(browser: Any, tmp_path: Path, arti
     header.click()
     assert rows.first.locator("td").first.inner_text() == "shopper-00399"
     page.screenshot(path=str(artifacts / "report.png"), full_page=True)
+    assert errors == []
+    page.close()
+
+
+def test_report_table_values_are_written_as_usd_text(browser: Any, tmp_path: Path) -> None:
+    values = [8.56, 0.04, -0.39, 5.0, -5.0, 0.125, 9.996, -0.004, 12.5, 1234.5, -40.0, 9.99]
+    recs = pl.DataFrame(
+        {
+            "account_id": [f"acct-{i:02d}" for i in range(len(values))],
+            "action_id": ["call"] * len(values),
+            "expected_value_usd": values,
+        }
+    )
+    path = write_report(build_report_data({"accounts": len(values), "actions": 1}, recs), tmp_path / "report.html")
+    page, errors, _ = open_report(browser, path)
+    shown = {}
+    for row in page.locator("#accounts tbody tr").all():
+        cells = row.locator("td").all_inner_texts()
+        shown[cells[0]] = cells[6]
+    assert shown == {f"acct-{i:02d}": usd_text(v) for i, v in enumerate(values)}
     assert errors == []
     page.close()
