@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import polars as pl
+import pytest
 from tests.report.test_report import make_run
 
 from nextmove.decide.phrases import usd_text
@@ -28,16 +29,17 @@ def test_report_page_loads_draws_and_searches(browser: Any, tmp_path: Path, arti
     summary, recs = make_run(400)
     path = write_report(build_report_data(summary, recs), tmp_path / "report.html")
     page, errors, _ = open_report(browser, path)
-    # Every chart drew: each SVG has a visible, non-empty box and its marks.
-    charts = page.locator("svg.chart")
+    # Every chart drew: each SVG has a visible, non-empty box and its marks (the narrow ones are for phones).
+    charts = page.locator("svg.chart.wide")
     assert charts.count() >= 5
     for i in range(charts.count()):
         box = charts.nth(i).bounding_box()
         assert box is not None
         assert box["width"] > 100
         assert box["height"] > 10
-    assert page.locator("svg.chart rect.bar").count() >= 10
-    assert page.locator("svg.chart circle.point").count() >= 2
+    assert page.locator("svg.chart.wide rect.bar").count() >= 10
+    assert page.locator("svg.chart.wide circle.point").count() >= 2
+    assert page.locator("svg.chart.narrow").count() == charts.count()
     # The table shows the first page, and search narrows it to the matching accounts.
     rows = page.locator("#accounts tbody tr")
     assert rows.count() == 100
@@ -78,4 +80,39 @@ def test_report_table_values_are_written_as_usd_text(browser: Any, tmp_path: Pat
         shown[cells[0]] = cells[6]
     assert shown == {f"acct-{i:02d}": usd_text(v) for i, v in enumerate(values)}
     assert errors == []
+    page.close()
+
+
+LONG_LABEL = "Product-value nurture sequence with an executive sponsor and a quarterly review"
+
+CHART_TEXT = """() => Array.from(document.querySelectorAll("svg.chart"))
+  .filter(s => s.getBoundingClientRect().width > 0)
+  .flatMap(svg => Array.from(svg.querySelectorAll("text")).map(t => {
+    const box = t.getBBox(), view = svg.viewBox.baseVal;
+    return {text: t.textContent, left: box.x, right: box.x + box.width, width: view.width,
+            px: t.getBoundingClientRect().height};
+  }))"""
+
+
+@pytest.mark.parametrize("width", [390, 1280])
+def test_report_fits_the_screen_and_chart_text_fits_its_chart(browser: Any, tmp_path: Path, width: int) -> None:
+    summary, recs = make_run(400)
+    summary["action_labels"] = {**summary["action_labels"], "vip_upgrade": LONG_LABEL}
+    recs = recs.with_columns(pl.col("arr") * 40_000)  # bands of $100M+ and thousands of accounts
+    path = write_report(build_report_data(summary, recs), tmp_path / "report.html")
+    page = browser.new_page(viewport={"width": width, "height": 844})
+    page.goto(path.as_uri(), wait_until="load")
+    # The page never scrolls sideways (a wide table scrolls inside its own box).
+    assert page.evaluate("document.documentElement.scrollWidth") <= width + 1
+    texts = page.evaluate(CHART_TEXT)
+    assert len(texts) > 20
+    for t in texts:
+        # Every label and value is inside its chart, and readable: at least 9 px tall on the screen.
+        assert t["left"] >= -0.5, t
+        assert t["right"] <= t["width"] + 0.5, t
+        assert t["px"] >= 9, t
+    # A label cut to fit keeps its whole text as a tooltip.
+    labels = [t["text"] for t in texts if t["text"].startswith("Product-value")]
+    assert labels
+    assert all(t.endswith("…" + LONG_LABEL) for t in labels)
     page.close()
