@@ -147,4 +147,26 @@ def test_health_bands_are_drawn_green_amber_red_and_small_dollars_keep_their_cen
     for band in ("Healthy", "At risk", "Critical"):
         bar = svg.split(f"<title>{band}:")[0].rsplit("<rect", 1)[1]
         assert f'fill="{BAND_COLORS[band]}"' in bar, band
-    assert (usd(0.857), usd(-2.5), usd(5.0), usd(-0.001), usd(12_400)) == ("$0.86", "−$2.50", "$5", "$0", "$12k")
+    assert (usd(0.857), usd(-2.5), usd(5.0), usd(-0.001), usd(12_400)) == ("$0.86", "-$2.50", "$5", "$0", "$12k")
+
+
+def test_short_dollars_keep_a_decimal_below_ten_thousand_and_intervals_read_low_to_high() -> None:
+    from nextmove.report.charts import usd
+    from nextmove.report.render import charts
+
+    assert (usd(1_804), usd(-1_026), usd(2_500_000), usd(12_400), usd(-340_000)) == (
+        "$1.8k",
+        "-$1.0k",
+        "$2.5M",
+        "$12k",
+        "-$340k",
+    )
+    summary, recs = make_run()
+    summary["impact_by_objective"] = [
+        {"label": "Keep subscribers", "value_usd": 157.0, "low": -1_026.0, "high": 1_804.0}
+    ]
+    summary["policy_values"][0].update(estimate=-1.5, low=-3.0, high=0.5)
+    svg = str(charts(build_report_data(summary, recs))["impact"])
+    assert "$157 (-$1.0k to $1.8k)" in svg
+    # One minus sign on the whole page: usd_text's "-$".
+    assert "−" not in render_report(build_report_data(summary, recs))

@@ -36,10 +36,6 @@ class Interval:
     text: str
 
 
-def _fmt(x: float) -> str:
-    return f"{x:.1f}".rstrip("0").rstrip(".")
-
-
 FONT_PX = 12
 """The charts' text size in the SVG's own units (the page's CSS sets it; the layout reserves room for it)."""
 
@@ -86,7 +82,7 @@ def fit_text(text: str, max_width: float) -> str:
     Examples
     --------
     >>> fit_text("Product-value nurture sequence", 120)
-    'Product-value nu…'
+    'Product-value n…'
     >>> fit_text("Do nothing", 120)
     'Do nothing'
     """
@@ -247,13 +243,23 @@ def interval_chart(
 
 
 def usd(x: float) -> str:
-    """Dollars in short form: ``$1.2M``, ``$340k``, ``$95``.
+    """Dollars in short form: ``$1.2M``, ``$340k``, ``$95``, ``$0.86``; ``-$`` for negatives, as :func:`usd_text`.
+
+    Thousands and millions keep one decimal below 10 of the unit (``$1.8k``, ``-$1.0k``), whole
+    ones above (``$12k``); below $1,000 the dollars are :func:`usd_text`'s.
 
     Examples
     --------
-    >>> usd(1_234_567), usd(-340_000), usd(95.4), usd(0.857), usd(-0.001)
-    ('$1.2M', '−$340k', '$95', '$0.86', '$0')
+    >>> usd(1_234_567), usd(-340_000), usd(1_804), usd(-1_026), usd(95.4), usd(0.857), usd(-0.001)
+    ('$1.2M', '-$340k', '$1.8k', '-$1.0k', '$95', '$0.86', '$0')
+    >>> usd(999.7), usd(9_960), usd(999_600), usd(174_100_000)
+    ('$1.0k', '$10k', '$1.0M', '$174M')
     """
     a = abs(x)
-    text = f"${_fmt(a / 1e6)}M" if a >= 1e6 else f"${a / 1e3:,.0f}k" if a >= 1e3 else usd_text(a)
-    return ("−" if x < 0 and text != "$0" else "") + text
+    if round(a) < 1_000:
+        text = usd_text(a)
+    else:
+        # The unit after rounding, so $999,600 is "$1.0M" rather than "$1,000k".
+        v, unit = (a / 1e6, "M") if round(a / 1e3) >= 1_000 else (a / 1e3, "k")
+        text = f"${v:.1f}{unit}" if round(v, 1) < 10 else f"${v:,.0f}{unit}"
+    return ("-" if x < 0 and text != "$0" else "") + text

@@ -34,7 +34,7 @@ def _json_for_script(value: object) -> Markup:
 
 
 def _per_decision(x: float) -> str:
-    return f"{'−' if x < 0 else ''}${abs(x):,.1f} per decision"
+    return f"{'-' if round(x, 1) < 0 else ''}${abs(x):,.1f} per decision"
 
 
 def _bars(bars: list[Bar], title: str) -> Markup:
@@ -81,7 +81,7 @@ def charts(data: ReportData) -> dict[str, Markup]:
                     i.value_usd,
                     i.low_usd,
                     i.high_usd,
-                    f"{usd(i.value_usd)} ({usd(i.low_usd)}–{usd(i.high_usd)})",
+                    f"{usd(i.value_usd)} ({usd(i.low_usd)} to {usd(i.high_usd)})",
                 )
                 for i in data.impact
             ],
