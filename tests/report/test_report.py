@@ -170,3 +170,15 @@ def test_short_dollars_keep_a_decimal_below_ten_thousand_and_intervals_read_low_
     assert "$157 (-$1.0k to $1.8k)" in svg
     # One minus sign on the whole page: usd_text's "-$".
     assert "−" not in render_report(build_report_data(summary, recs))
+
+
+def test_report_without_run_id_or_as_of_leaves_out_their_labels() -> None:
+    recs = pl.DataFrame({"account_id": ["a"], "action_id": ["none"], "expected_value_usd": [0.0]})
+    html = render_report(build_report_data({"accounts": 1, "actions": 2}, recs))
+    meta = html.split('<div class="meta">')[1].split("</div>")[0]
+    assert meta.startswith("generated ")
+    assert "decisions as of" not in html
+    assert "Run <code>" not in html
+    summary, recs = make_run(5)
+    meta = render_report(build_report_data(summary, recs)).split('<div class="meta">')[1].split("</div>")[0]
+    assert meta.startswith("Run <code>run-b2c</code> · decisions as of 2026-03-01T00:00:00+00:00 · generated ")

@@ -116,3 +116,27 @@ def test_report_fits_the_screen_and_chart_text_fits_its_chart(browser: Any, tmp_
     assert labels
     assert all(t.endswith("…" + LONG_LABEL) for t in labels)
     page.close()
+
+
+def test_report_table_sorts_intervals_by_their_low_end_and_counts_one_account(browser: Any, tmp_path: Path) -> None:
+    lows = [-0.07, 1.5, -2_000.0, 30.0]
+    recs = pl.DataFrame(
+        {
+            "account_id": [f"acct-{i}" for i in range(len(lows))],
+            "action_id": ["call"] * len(lows),
+            "expected_value_usd": [low + 10 for low in lows],
+            "value_low_usd": lows,
+            "value_high_usd": [222.0, 5.0, 9_000.0, 40.0],
+        }
+    )
+    path = write_report(build_report_data({"accounts": len(lows), "actions": 1}, recs), tmp_path / "report.html")
+    page, errors, _ = open_report(browser, path)
+    page.locator("#accounts th[data-key=interval]").click()
+    accounts = [row.locator("td").first.inner_text() for row in page.locator("#accounts tbody tr").all()]
+    assert accounts == ["acct-2", "acct-0", "acct-1", "acct-3"]
+    page.locator("#accounts th[data-key=interval]").click()
+    assert page.locator("#accounts tbody tr").first.locator("td").first.inner_text() == "acct-3"
+    page.fill("#search", "acct-1")
+    assert page.locator("#count").inner_text() == "1 account"
+    assert errors == []
+    page.close()

@@ -413,6 +413,7 @@ def _table(recs: pl.DataFrame, labels: Mapping[str, str]) -> tuple[list[dict[str
                 "arm": str(get(r, "arm") or ""),
                 "value": round(value, 2),
                 "interval": "" if low is None or high is None else f"{usd(float(low))} to {usd(float(high))}",
+                "low": None if low is None or high is None else round(float(low), 2),
                 "default": labels.get(str(get(r, "default_action_id")), str(get(r, "default_action_id") or "")),
                 "differs": bool(get(r, "differs_from_default")),
                 "why": _evidence_summary(get(r, "evidence")),
