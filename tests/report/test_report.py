@@ -182,3 +182,19 @@ def test_report_without_run_id_or_as_of_leaves_out_their_labels() -> None:
     summary, recs = make_run(5)
     meta = render_report(build_report_data(summary, recs)).split('<div class="meta">')[1].split("</div>")[0]
     assert meta.startswith("Run <code>run-b2c</code> · decisions as of 2026-03-01T00:00:00+00:00 · generated ")
+
+
+def test_off_policy_metric_shows_the_low_end_it_is_judged_by() -> None:
+    from nextmove.engine.run_facts import metrics
+
+    values = [
+        {"policy": "learned", "method": "dr", "estimate": 12.0, "low": 1.0, "high": 20.0},
+        {"policy": "default", "method": "dr", "estimate": 2.07, "low": 0.0, "high": 4.0},
+    ]
+    row = next(m for m in metrics({"policy_values": values}) if m["metric"].startswith("Off-policy"))
+    assert row["current"] == "+9.93 (interval low end -1.07)"
+    assert "low end above 0" in row["benchmark"]
+    assert row["status"] == "Review"
+    values[0]["low"] = 3.0
+    row = next(m for m in metrics({"policy_values": values}) if m["metric"].startswith("Off-policy"))
+    assert (row["current"], row["status"]) == ("+9.93 (interval low end +0.93)", "On track")
