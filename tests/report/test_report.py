@@ -198,3 +198,23 @@ def test_off_policy_metric_shows_the_low_end_it_is_judged_by() -> None:
     values[0]["low"] = 3.0
     row = next(m for m in metrics({"policy_values": values}) if m["metric"].startswith("Off-policy"))
     assert (row["current"], row["status"]) == ("+9.93 (interval low end +0.93)", "On track")
+
+
+def test_segments_use_the_playbooks_action_names_and_plain_feature_words() -> None:
+    summary, recs = make_run(20)
+    family = {"family": "crm", "value_usd": 5.2, "ratio": 1.4, "best_action": "vip_upgrade", "material": True}
+    summary["segments"] = {
+        "segments": [
+            {
+                "id": 0,
+                "name": "frequent shoppers",
+                "accounts": 20,
+                "traits": [{"feature": "orders_count_90d", "z": 0.9}, {"feature": "basket_usd_mean_28d", "z": -0.4}],
+                "response": {"value_usd": 5.2, "ratio": 1.3, "families": [family]},
+                "headline": "frequent shoppers: 20 accounts; best family crm (vip_upgrade)",
+            }
+        ]
+    }
+    segment = build_report_data(summary, recs).segments[0]
+    assert segment.response == "responds 1.3× the book average; best family crm (VIP upgrade), 1.4× the book average"
+    assert segment.details[0] == "distinct by: high orders count over 90 days, low basket usd over 28 days"
