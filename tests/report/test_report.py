@@ -147,4 +147,74 @@ def test_health_bands_are_drawn_green_amber_red_and_small_dollars_keep_their_cen
     for band in ("Healthy", "At risk", "Critical"):
         bar = svg.split(f"<title>{band}:")[0].rsplit("<rect", 1)[1]
         assert f'fill="{BAND_COLORS[band]}"' in bar, band
-    assert (usd(0.857), usd(-2.5), usd(5.0), usd(-0.001), usd(12_400)) == ("$0.86", "−$2.50", "$5", "$0", "$12k")
+    assert (usd(0.857), usd(-2.5), usd(5.0), usd(-0.001), usd(12_400)) == ("$0.86", "-$2.50", "$5", "$0", "$12k")
+
+
+def test_short_dollars_keep_a_decimal_below_ten_thousand_and_intervals_read_low_to_high() -> None:
+    from nextmove.report.charts import usd
+    from nextmove.report.render import charts
+
+    assert (usd(1_804), usd(-1_026), usd(2_500_000), usd(12_400), usd(-340_000)) == (
+        "$1.8k",
+        "-$1.0k",
+        "$2.5M",
+        "$12k",
+        "-$340k",
+    )
+    summary, recs = make_run()
+    summary["impact_by_objective"] = [
+        {"label": "Keep subscribers", "value_usd": 157.0, "low": -1_026.0, "high": 1_804.0}
+    ]
+    summary["policy_values"][0].update(estimate=-1.5, low=-3.0, high=0.5)
+    svg = str(charts(build_report_data(summary, recs))["impact"])
+    assert "$157 (-$1.0k to $1.8k)" in svg
+    # One minus sign on the whole page: usd_text's "-$".
+    assert "−" not in render_report(build_report_data(summary, recs))
+
+
+def test_report_without_run_id_or_as_of_leaves_out_their_labels() -> None:
+    recs = pl.DataFrame({"account_id": ["a"], "action_id": ["none"], "expected_value_usd": [0.0]})
+    html = render_report(build_report_data({"accounts": 1, "actions": 2}, recs))
+    meta = html.split('<div class="meta">')[1].split("</div>")[0]
+    assert meta.startswith("generated ")
+    assert "decisions as of" not in html
+    assert "Run <code>" not in html
+    summary, recs = make_run(5)
+    meta = render_report(build_report_data(summary, recs)).split('<div class="meta">')[1].split("</div>")[0]
+    assert meta.startswith("Run <code>run-b2c</code> · decisions as of 2026-03-01T00:00:00+00:00 · generated ")
+
+
+def test_off_policy_metric_shows_the_low_end_it_is_judged_by() -> None:
+    from nextmove.engine.run_facts import metrics
+
+    values = [
+        {"policy": "learned", "method": "dr", "estimate": 12.0, "low": 1.0, "high": 20.0},
+        {"policy": "default", "method": "dr", "estimate": 2.07, "low": 0.0, "high": 4.0},
+    ]
+    row = next(m for m in metrics({"policy_values": values}) if m["metric"].startswith("Off-policy"))
+    assert row["current"] == "+9.93 (interval low end -1.07)"
+    assert "low end above 0" in row["benchmark"]
+    assert row["status"] == "Review"
+    values[0]["low"] = 3.0
+    row = next(m for m in metrics({"policy_values": values}) if m["metric"].startswith("Off-policy"))
+    assert (row["current"], row["status"]) == ("+9.93 (interval low end +0.93)", "On track")
+
+
+def test_segments_use_the_playbooks_action_names_and_plain_feature_words() -> None:
+    summary, recs = make_run(20)
+    family = {"family": "crm", "value_usd": 5.2, "ratio": 1.4, "best_action": "vip_upgrade", "material": True}
+    summary["segments"] = {
+        "segments": [
+            {
+                "id": 0,
+                "name": "frequent shoppers",
+                "accounts": 20,
+                "traits": [{"feature": "orders_count_90d", "z": 0.9}, {"feature": "basket_usd_mean_28d", "z": -0.4}],
+                "response": {"value_usd": 5.2, "ratio": 1.3, "families": [family]},
+                "headline": "frequent shoppers: 20 accounts; best family crm (vip_upgrade)",
+            }
+        ]
+    }
+    segment = build_report_data(summary, recs).segments[0]
+    assert segment.response == "responds 1.3× the book average; best family crm (VIP upgrade), 1.4× the book average"
+    assert segment.details[0] == "distinct by: high orders count over 90 days, low basket usd over 28 days"

@@ -6,8 +6,11 @@ import time
 from pathlib import Path
 from typing import Any
 
+import polars as pl
+import pytest
 from tests.report.test_report import make_run
 
+from nextmove.decide.phrases import usd_text
 from nextmove.report import build_report_data, write_report
 
 
@@ -26,16 +29,17 @@ def test_report_page_loads_draws_and_searches(browser: Any, tmp_path: Path, arti
     summary, recs = make_run(400)
     path = write_report(build_report_data(summary, recs), tmp_path / "report.html")
     page, errors, _ = open_report(browser, path)
-    # Every chart drew: each SVG has a visible, non-empty box and its marks.
-    charts = page.locator("svg.chart")
+    # Every chart drew: each SVG has a visible, non-empty box and its marks (the narrow ones are for phones).
+    charts = page.locator("svg.chart.wide")
     assert charts.count() >= 5
     for i in range(charts.count()):
         box = charts.nth(i).bounding_box()
         assert box is not None
         assert box["width"] > 100
         assert box["height"] > 10
-    assert page.locator("svg.chart rect.bar").count() >= 10
-    assert page.locator("svg.chart circle.point").count() >= 2
+    assert page.locator("svg.chart.wide rect.bar").count() >= 10
+    assert page.locator("svg.chart.wide circle.point").count() >= 2
+    assert page.locator("svg.chart.narrow").count() == charts.count()
     # The table shows the first page, and search narrows it to the matching accounts.
     rows = page.locator("#accounts tbody tr")
     assert rows.count() == 100
@@ -55,5 +59,84 @@ def test_report_page_loads_draws_and_searches(browser: Any, tmp_path: Path, arti
     header.click()
     assert rows.first.locator("td").first.inner_text() == "shopper-00399"
     page.screenshot(path=str(artifacts / "report.png"), full_page=True)
+    assert errors == []
+    page.close()
+
+
+def test_report_table_values_are_written_as_usd_text(browser: Any, tmp_path: Path) -> None:
+    values = [8.56, 0.04, -0.39, 5.0, -5.0, 0.125, 9.996, -0.004, 12.5, 1234.5, -40.0, 9.99]
+    recs = pl.DataFrame(
+        {
+            "account_id": [f"acct-{i:02d}" for i in range(len(values))],
+            "action_id": ["call"] * len(values),
+            "expected_value_usd": values,
+        }
+    )
+    path = write_report(build_report_data({"accounts": len(values), "actions": 1}, recs), tmp_path / "report.html")
+    page, errors, _ = open_report(browser, path)
+    shown = {}
+    for row in page.locator("#accounts tbody tr").all():
+        cells = row.locator("td").all_inner_texts()
+        shown[cells[0]] = cells[6]
+    assert shown == {f"acct-{i:02d}": usd_text(v) for i, v in enumerate(values)}
+    assert errors == []
+    page.close()
+
+
+LONG_LABEL = "Product-value nurture sequence with an executive sponsor and a quarterly review"
+
+CHART_TEXT = """() => Array.from(document.querySelectorAll("svg.chart"))
+  .filter(s => s.getBoundingClientRect().width > 0)
+  .flatMap(svg => Array.from(svg.querySelectorAll("text")).map(t => {
+    const box = t.getBBox(), view = svg.viewBox.baseVal;
+    return {text: t.textContent, left: box.x, right: box.x + box.width, width: view.width,
+            px: t.getBoundingClientRect().height};
+  }))"""
+
+
+@pytest.mark.parametrize("width", [390, 1280])
+def test_report_fits_the_screen_and_chart_text_fits_its_chart(browser: Any, tmp_path: Path, width: int) -> None:
+    summary, recs = make_run(400)
+    summary["action_labels"] = {**summary["action_labels"], "vip_upgrade": LONG_LABEL}
+    recs = recs.with_columns(pl.col("arr") * 40_000)  # bands of $100M+ and thousands of accounts
+    path = write_report(build_report_data(summary, recs), tmp_path / "report.html")
+    page = browser.new_page(viewport={"width": width, "height": 844})
+    page.goto(path.as_uri(), wait_until="load")
+    # The page never scrolls sideways (a wide table scrolls inside its own box).
+    assert page.evaluate("document.documentElement.scrollWidth") <= width + 1
+    texts = page.evaluate(CHART_TEXT)
+    assert len(texts) > 20
+    for t in texts:
+        # Every label and value is inside its chart, and readable: at least 9 px tall on the screen.
+        assert t["left"] >= -0.5, t
+        assert t["right"] <= t["width"] + 0.5, t
+        assert t["px"] >= 9, t
+    # A label cut to fit keeps its whole text as a tooltip.
+    labels = [t["text"] for t in texts if t["text"].startswith("Product-value")]
+    assert labels
+    assert all(t.endswith("…" + LONG_LABEL) for t in labels)
+    page.close()
+
+
+def test_report_table_sorts_intervals_by_their_low_end_and_counts_one_account(browser: Any, tmp_path: Path) -> None:
+    lows = [-0.07, 1.5, -2_000.0, 30.0]
+    recs = pl.DataFrame(
+        {
+            "account_id": [f"acct-{i}" for i in range(len(lows))],
+            "action_id": ["call"] * len(lows),
+            "expected_value_usd": [low + 10 for low in lows],
+            "value_low_usd": lows,
+            "value_high_usd": [222.0, 5.0, 9_000.0, 40.0],
+        }
+    )
+    path = write_report(build_report_data({"accounts": len(lows), "actions": 1}, recs), tmp_path / "report.html")
+    page, errors, _ = open_report(browser, path)
+    page.locator("#accounts th[data-key=interval]").click()
+    accounts = [row.locator("td").first.inner_text() for row in page.locator("#accounts tbody tr").all()]
+    assert accounts == ["acct-2", "acct-0", "acct-1", "acct-3"]
+    page.locator("#accounts th[data-key=interval]").click()
+    assert page.locator("#accounts tbody tr").first.locator("td").first.inner_text() == "acct-3"
+    page.fill("#search", "acct-1")
+    assert page.locator("#count").inner_text() == "1 account"
     assert errors == []
     page.close()

@@ -36,12 +36,90 @@ class Interval:
     text: str
 
 
-def _fmt(x: float) -> str:
-    return f"{x:.1f}".rstrip("0").rstrip(".")
+FONT_PX = 12
+"""The charts' text size in the SVG's own units (the page's CSS sets it; the layout reserves room for it)."""
+
+NARROW_WIDTH = 360
+"""Width of the narrow charts (phones): drawn near their own size, so their text stays readable."""
+
+# Advance widths in em of DejaVu Sans (Chromium's system-ui and sans-serif on Debian, wider than most
+# system fonts), so a label the layout says fits does fit; characters not listed count as a wide 1 em.
+_EM = {
+    **dict.fromkeys("0123456789$#+<=>^_~", 0.64),
+    **dict.fromkeys("abcdeghknopquvxy", 0.64),
+    **dict.fromkeys("ABCDEFGHJKLNOPQRSTUVXYZ", 0.78),
+    **dict.fromkeys("ilj'|.,:;·!", 0.34),
+    **dict.fromkeys('frt()[]{}/\\-−– "', 0.42),
+    "s": 0.53,
+    "z": 0.53,
+    "m": 0.98,
+    "w": 0.82,
+    "I": 0.3,
+    "M": 0.87,
+    "W": 1.0,
+    "%": 0.96,
+    "&": 0.78,
+    "?": 0.54,
+    "*": 0.5,
+    "×": 0.84,
+}
 
 
-def bar_chart(bars: Sequence[Bar], *, title: str, width: int = 640, bar_height: int = 22) -> Markup:
+def text_width(text: str, font_px: float = FONT_PX) -> float:
+    """The width ``text`` takes when drawn at ``font_px`` (an estimate that errs wide).
+
+    Examples
+    --------
+    >>> text_width("Do nothing") < text_width("Product-value nurture sequence")
+    True
+    """
+    return sum(_EM.get(c, 1.0) for c in text) * font_px
+
+
+def fit_text(text: str, max_width: float) -> str:
+    """``text``, cut at the end with "…" so it fits in ``max_width`` (unchanged when it already fits).
+
+    Examples
+    --------
+    >>> fit_text("Product-value nurture sequence", 120)
+    'Product-value n…'
+    >>> fit_text("Do nothing", 120)
+    'Do nothing'
+    """
+    if text_width(text) <= max_width:
+        return text
+    room = max_width - text_width("…")
+    cut = ""
+    for c in text:
+        if text_width(cut + c) > room:
+            break
+        cut += c
+    return cut.rstrip() + "…"
+
+
+def _text(text: str, max_width: float, attrs: str) -> str:
+    """An SVG <text> that fits ``max_width``; a cut one keeps the whole text as its tooltip."""
+    shown = fit_text(text, max_width)
+    tip = f"<title>{escape(text)}</title>" if shown != text else ""
+    return f"<text {attrs}>{escape(shown)}{tip}</text>"
+
+
+def _svg(title: str, width: int, height: float, narrow: bool) -> str:
+    return (
+        f'<svg class="chart {"narrow" if narrow else "wide"}" role="img" aria-label="{escape(title)}" '
+        f'viewBox="0 0 {width} {height:g}" width="100%" preserveAspectRatio="xMinYMin meet" '
+        f'xmlns="http://www.w3.org/2000/svg"><title>{escape(title)}</title>'
+    )
+
+
+def bar_chart(
+    bars: Sequence[Bar], *, title: str, width: int = 640, bar_height: int = 22, narrow: bool = False
+) -> Markup:
     """A horizontal bar chart, one bar per item, labels left and values right.
+
+    Labels and values get the room they need (a label wider than 45% of the chart is cut with
+    "…" and keeps its whole text as a tooltip). ``narrow`` draws each label above its bar, for a
+    phone: give it a ``width`` near the screen's (:data:`NARROW_WIDTH`).
 
     Examples
     --------
@@ -49,32 +127,57 @@ def bar_chart(bars: Sequence[Bar], *, title: str, width: int = 640, bar_height: 
     >>> svg.count('class="bar"')
     2
     """
-    label_w, text_w, gap = 190, 90, 6
-    plot_w = max(width - label_w - text_w, 40)
-    height = max(len(bars), 1) * (bar_height + gap) + gap
+    gap = 6
+    text_w = max([90.0, *(text_width(b.text) + 2 * gap for b in bars)])
+    text_w = min(text_w, width / 2)
     top = max((abs(b.value) for b in bars), default=0.0) or 1.0
-    parts = [
-        f'<svg class="chart" role="img" aria-label="{escape(title)}" viewBox="0 0 {width} {height}" '
-        f'width="100%" preserveAspectRatio="xMinYMin meet" xmlns="http://www.w3.org/2000/svg">',
-        f"<title>{escape(title)}</title>",
-    ]
+    if narrow:
+        label_h = FONT_PX + 4
+        row_h = label_h + bar_height + gap + 4
+        label_w = 0.0
+    else:
+        row_h = bar_height + gap
+        label_w = min(max([190.0, *(text_width(b.label) + 8 for b in bars)]), width * 0.45)
+    plot_w = max(width - label_w - text_w, 40)
+    height = max(len(bars), 1) * row_h + gap
+    parts = [_svg(title, width, height, narrow)]
     for i, b in enumerate(bars):
-        y = gap + i * (bar_height + gap)
-        w = max(abs(b.value) / top * plot_w, 1.0 if b.value else 0.0)
+        y = gap + i * row_h
         color = b.color or _PALETTE[i % len(_PALETTE)]
+        if narrow:
+            parts.append(_text(b.label, width, f'x="0" y="{y + FONT_PX:.1f}" class="label"'))
+            y += label_h
+        else:
+            parts.append(
+                _text(
+                    b.label,
+                    label_w - 8,
+                    f'x="{label_w - 8:.1f}" y="{y + bar_height * 0.7:.1f}" text-anchor="end" class="label"',
+                )
+            )
+        w = max(abs(b.value) / top * plot_w, 1.0 if b.value else 0.0)
         parts.append(
-            f'<text x="{label_w - 8}" y="{y + bar_height * 0.7:.1f}" text-anchor="end" class="label">'
-            f"{escape(b.label)}</text>"
-            f'<rect class="bar" x="{label_w}" y="{y}" width="{w:.1f}" height="{bar_height}" fill="{color}">'
+            f'<rect class="bar" x="{label_w:.1f}" y="{y}" width="{w:.1f}" height="{bar_height}" fill="{color}">'
             f"<title>{escape(b.label)}: {escape(b.text)}</title></rect>"
-            f'<text x="{label_w + w + 6:.1f}" y="{y + bar_height * 0.7:.1f}" class="value">{escape(b.text)}</text>'
+        )
+        parts.append(
+            _text(
+                b.text,
+                width - label_w - w - gap,
+                f'x="{label_w + w + gap:.1f}" y="{y + bar_height * 0.7:.1f}" class="value"',
+            )
         )
     parts.append("</svg>")
     return Markup("".join(parts))
 
 
-def interval_chart(items: Sequence[Interval], *, title: str, width: int = 640, row_height: int = 28) -> Markup:
+def interval_chart(
+    items: Sequence[Interval], *, title: str, width: int = 640, row_height: int = 28, narrow: bool = False
+) -> Markup:
     """Points with horizontal whiskers for their intervals, on one shared axis that includes 0.
+
+    Labels and values get the room they need, as in :func:`bar_chart`; ``narrow`` writes each
+    label and its value on a line above its whisker, for a phone.
 
     Examples
     --------
@@ -82,9 +185,18 @@ def interval_chart(items: Sequence[Interval], *, title: str, width: int = 640, r
     >>> svg.count('class="point"')
     1
     """
-    label_w, text_w, pad = 190, 150, 10
-    plot_w = max(width - label_w - text_w, 60)
-    height = max(len(items), 1) * row_height + 2 * pad + 16
+    pad = 10
+    text_ws = [text_width(it.text) for it in items]
+    if narrow:
+        label_h = FONT_PX + 4
+        row_h = label_h + row_height
+        label_w, plot_w = 6.0, width - 12.0
+    else:
+        row_h = row_height
+        text_w = min(max([150.0, *(w + 14 for w in text_ws)]), width * 0.4)
+        label_w = min(max([190.0, *(text_width(it.label) + 8 for it in items)]), width * 0.4)
+        plot_w = max(width - label_w - text_w, 60)
+    height = max(len(items), 1) * row_h + 2 * pad + 16
     finite = [v for it in items for v in (it.value, it.low, it.high) if v == v]
     lo, hi = min([0.0, *finite]), max([0.0, *finite])
     span = (hi - lo) or 1.0
@@ -93,36 +205,61 @@ def interval_chart(items: Sequence[Interval], *, title: str, width: int = 640, r
         return label_w + (v - lo) / span * plot_w
 
     parts = [
-        f'<svg class="chart" role="img" aria-label="{escape(title)}" viewBox="0 0 {width} {height}" '
-        f'width="100%" preserveAspectRatio="xMinYMin meet" xmlns="http://www.w3.org/2000/svg">',
-        f"<title>{escape(title)}</title>",
+        _svg(title, width, height, narrow),
         f'<line class="zero" x1="{sx(0):.1f}" x2="{sx(0):.1f}" y1="{pad}" y2="{height - pad - 12}" '
         'stroke="#999" stroke-dasharray="3,3"/>',
         f'<text x="{sx(0):.1f}" y="{height - 4}" text-anchor="middle" class="axis">0</text>',
     ]
     for i, it in enumerate(items):
-        y = pad + i * row_height + row_height / 2
         color = _PALETTE[i % len(_PALETTE)]
+        if narrow:
+            top = pad + i * row_h
+            value_w = min(text_ws[i], width * 0.6)
+            parts.append(_text(it.label, width - value_w - 12, f'x="0" y="{top + FONT_PX:.1f}" class="label"'))
+            parts.append(
+                _text(it.text, value_w, f'x="{width}" y="{top + FONT_PX:.1f}" text-anchor="end" class="value"')
+            )
+            y = top + label_h + row_height / 2
+        else:
+            y = pad + i * row_h + row_height / 2
+            parts.append(
+                _text(it.label, label_w - 8, f'x="{label_w - 8:.1f}" y="{y + 4:.1f}" text-anchor="end" class="label"')
+            )
+            parts.append(
+                _text(
+                    it.text,
+                    width - label_w - plot_w - 10,
+                    f'x="{label_w + plot_w + 10:.1f}" y="{y + 4:.1f}" class="value"',
+                )
+            )
         parts.append(
-            f'<text x="{label_w - 8}" y="{y + 4:.1f}" text-anchor="end" class="label">{escape(it.label)}</text>'
             f'<line class="whisker" x1="{sx(it.low):.1f}" x2="{sx(it.high):.1f}" y1="{y:.1f}" y2="{y:.1f}" '
             f'stroke="{color}" stroke-width="3"/>'
             f'<circle class="point" cx="{sx(it.value):.1f}" cy="{y:.1f}" r="5" fill="{color}">'
             f"<title>{escape(it.label)}: {escape(it.text)}</title></circle>"
-            f'<text x="{label_w + plot_w + 10}" y="{y + 4:.1f}" class="value">{escape(it.text)}</text>'
         )
     parts.append("</svg>")
     return Markup("".join(parts))
 
 
 def usd(x: float) -> str:
-    """Dollars in short form: ``$1.2M``, ``$340k``, ``$95``.
+    """Dollars in short form: ``$1.2M``, ``$340k``, ``$95``, ``$0.86``; ``-$`` for negatives, as :func:`usd_text`.
+
+    Thousands and millions keep one decimal below 10 of the unit (``$1.8k``, ``-$1.0k``), whole
+    ones above (``$12k``); below $1,000 the dollars are :func:`usd_text`'s.
 
     Examples
     --------
-    >>> usd(1_234_567), usd(-340_000), usd(95.4), usd(0.857), usd(-0.001)
-    ('$1.2M', '−$340k', '$95', '$0.86', '$0')
+    >>> usd(1_234_567), usd(-340_000), usd(1_804), usd(-1_026), usd(95.4), usd(0.857), usd(-0.001)
+    ('$1.2M', '-$340k', '$1.8k', '-$1.0k', '$95', '$0.86', '$0')
+    >>> usd(999.7), usd(9_960), usd(999_600), usd(174_100_000)
+    ('$1.0k', '$10k', '$1.0M', '$174M')
     """
     a = abs(x)
-    text = f"${_fmt(a / 1e6)}M" if a >= 1e6 else f"${a / 1e3:,.0f}k" if a >= 1e3 else usd_text(a)
-    return ("−" if x < 0 and text != "$0" else "") + text
+    if round(a) < 1_000:
+        text = usd_text(a)
+    else:
+        # The unit after rounding, so $999,600 is "$1.0M" rather than "$1,000k".
+        v, unit = (a / 1e6, "M") if round(a / 1e3) >= 1_000 else (a / 1e3, "k")
+        text = f"${v:.1f}{unit}" if round(v, 1) < 10 else f"${v:,.0f}{unit}"
+    return ("-" if x < 0 and text != "$0" else "") + text

@@ -10,6 +10,7 @@ from typing import Any
 
 import polars as pl
 
+from nextmove.decide.phrases import feature_wording
 from nextmove.errors import ConfigError
 from nextmove.report.charts import usd
 
@@ -316,11 +317,49 @@ def _policies(summary: Mapping[str, Any]) -> list[PolicyRow]:
     return out
 
 
-def _segment_details(s: Mapping[str, Any]) -> list[str]:
+_TRAIT_WORDS = {"count": "{} count", "sum": "{} total", "trend": "{} trend", "touch_count": "{} touches"}
+
+
+def _trait(trait: Mapping[str, Any], labels: Mapping[str, str]) -> str:
+    """A segment's trait in plain words: "high payment failed count over 365 days"."""
+    wording = feature_wording(str(trait.get("feature")), names=labels)
+    text = _TRAIT_WORDS.get(wording.kind, "{}").format(wording.words)
+    if wording.window:
+        text += f" over {wording.window} days"
+    z = trait.get("z")
+    return f"{'high' if z >= 0 else 'low'} {text}" if isinstance(z, int | float) else text
+
+
+def _segment_response(s: Mapping[str, Any], labels: Mapping[str, str]) -> str:
+    """How a segment responds, with the playbook's action names (the summary's headline has action ids)."""
+    response = s.get("response")
+    if not isinstance(response, Mapping):
+        return str(s.get("headline") or (response if isinstance(response, str) else ""))
+    ratio = response.get("ratio")
+    overall = (
+        f"responds {float(ratio):.1f}× the book average"
+        if isinstance(ratio, int | float)
+        else f"worth {usd(float(response.get('value_usd') or 0.0))} per account (the book average is not positive)"
+    )
+    families = [f for f in response.get("families") or [] if isinstance(f, Mapping)]
+    if not families:
+        return overall
+    best = families[0]
+    action = str(best.get("best_action") or "")
+    ratio = best.get("ratio")
+    worth = (
+        f"{float(ratio):.1f}× the book average"
+        if isinstance(ratio, int | float) and best.get("material")
+        else f"{usd(float(best.get('value_usd') or 0.0))} per account"
+    )
+    return f"{overall}; best family {best.get('family')} ({labels.get(action, action)}), {worth}"
+
+
+def _segment_details(s: Mapping[str, Any], labels: Mapping[str, str]) -> list[str]:
     details = [str(d) for d in s.get("details") or []]
     traits = [t for t in s.get("traits") or [] if isinstance(t, Mapping)]
     if traits:
-        details.append("distinct by: " + ", ".join(str(t.get("feature")) for t in traits[:4]))
+        details.append("distinct by: " + ", ".join(_trait(t, labels) for t in traits[:4]))
     rates = s.get("rates")
     if isinstance(rates, Mapping):
         seen = [
@@ -336,7 +375,7 @@ def _segment_details(s: Mapping[str, Any]) -> list[str]:
     return details
 
 
-def _segments(summary: Mapping[str, Any]) -> tuple[list[SegmentRow], list[str]]:
+def _segments(summary: Mapping[str, Any], labels: Mapping[str, str]) -> tuple[list[SegmentRow], list[str]]:
     block = summary.get("segments")
     if not isinstance(block, Mapping):
         return [], []
@@ -345,14 +384,13 @@ def _segments(summary: Mapping[str, Any]) -> tuple[list[SegmentRow], list[str]]:
         if not isinstance(s, Mapping):
             continue
         arr = s.get("arr_usd")
-        response = s.get("response")
         rows.append(
             SegmentRow(
                 name=str(s.get("name", s.get("id", ""))),
                 accounts=int(s.get("accounts", 0)),
                 arr_usd=float(arr) if isinstance(arr, int | float) else None,
-                response=str(s.get("headline") or (response if isinstance(response, str) else "")),
-                details=_segment_details(s),
+                response=_segment_response(s, labels),
+                details=_segment_details(s, labels),
             )
         )
     notes = [str(n) for n in block.get("notes") or []]
@@ -413,6 +451,7 @@ def _table(recs: pl.DataFrame, labels: Mapping[str, str]) -> tuple[list[dict[str
                 "arm": str(get(r, "arm") or ""),
                 "value": round(value, 2),
                 "interval": "" if low is None or high is None else f"{usd(float(low))} to {usd(float(high))}",
+                "low": None if low is None or high is None else round(float(low), 2),
                 "default": labels.get(str(get(r, "default_action_id")), str(get(r, "default_action_id") or "")),
                 "differs": bool(get(r, "differs_from_default")),
                 "why": _evidence_summary(get(r, "evidence")),
@@ -464,7 +503,7 @@ def build_report_data(
     families = [c for c in _counts([families_map.get(a, "other") for a in acted], {}) if acted]
     if not families_map:
         families = []
-    segments, segment_notes = _segments(summary)
+    segments, segment_notes = _segments(summary, labels)
     table, table_note = _table(recommendations, labels)
     notes = []
     for key, what in (

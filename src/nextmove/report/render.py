@@ -10,7 +10,7 @@ from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescap
 from markupsafe import Markup
 
 from nextmove._version import __version__
-from nextmove.report.charts import BAND_COLORS, Bar, Interval, bar_chart, interval_chart, usd
+from nextmove.report.charts import BAND_COLORS, NARROW_WIDTH, Bar, Interval, bar_chart, interval_chart, usd
 from nextmove.report.data import ReportData
 
 
@@ -34,55 +34,66 @@ def _json_for_script(value: object) -> Markup:
 
 
 def _per_decision(x: float) -> str:
-    return f"{'−' if x < 0 else ''}${abs(x):,.1f} per decision"
+    return f"{'-' if round(x, 1) < 0 else ''}${abs(x):,.1f} per decision"
+
+
+def _bars(bars: list[Bar], title: str) -> Markup:
+    # Two drawings of one chart; the page's CSS shows the narrow one on a phone.
+    return bar_chart(bars, title=title) + bar_chart(bars, title=title, width=NARROW_WIDTH, narrow=True)
+
+
+def _intervals(items: list[Interval], title: str) -> Markup:
+    return interval_chart(items, title=title) + interval_chart(items, title=title, width=NARROW_WIDTH, narrow=True)
 
 
 def charts(data: ReportData) -> dict[str, Markup]:
-    """The report's charts as inline SVG, by section name (a section without data has none)."""
+    """The report's charts as inline SVG, by section name (a section without data has none).
+
+    Each chart is drawn twice, wide and narrow (``svg.chart.wide``, ``svg.chart.narrow``); the
+    page shows the one that fits the screen.
+    """
     out: dict[str, Markup] = {}
     if data.actions:
-        out["actions"] = bar_chart(
+        out["actions"] = _bars(
             [Bar(c.label, c.count, f"{c.count:,} ({c.share:.0%})") for c in data.actions],
-            title="Recommended action distribution",
+            "Recommended action distribution",
         )
     if data.families:
-        out["families"] = bar_chart(
-            [Bar(c.label, c.count, f"{c.count:,}") for c in data.families], title="Accounts by focus"
-        )
+        out["families"] = _bars([Bar(c.label, c.count, f"{c.count:,}") for c in data.families], "Accounts by focus")
     if data.stages:
-        out["stages"] = bar_chart(
+        out["stages"] = _bars(
             [Bar(s.stage, s.share * 100, f"{s.share:.0%} of {s.accounts:,}") for s in data.stages],
-            title="Share that differs from the lifecycle default, by stage",
+            "Share that differs from the lifecycle default, by stage",
         )
     if data.bands:
-        out["bands"] = bar_chart(
+        out["bands"] = _bars(
             [
                 Bar(b.band, b.arr_usd, f"{usd(b.arr_usd)} · {b.accounts:,} accounts", BAND_COLORS.get(b.band))
                 for b in data.bands
             ],
-            title="ARR by health band",
+            "ARR by health band",
         )
     if data.impact:
-        out["impact"] = interval_chart(
+        out["impact"] = _intervals(
             [
                 Interval(
                     i.label,
                     i.value_usd,
                     i.low_usd,
                     i.high_usd,
-                    f"{usd(i.value_usd)} ({usd(i.low_usd)}–{usd(i.high_usd)})",
+                    f"{usd(i.value_usd)} ({usd(i.low_usd)} to {usd(i.high_usd)})",
                 )
                 for i in data.impact
             ],
-            title="Projected impact by objective",
+            "Projected impact by objective",
         )
     if data.policies:
-        out["policies"] = interval_chart(
+        out["policies"] = _intervals(
             [
                 Interval(f"{p.policy} ({p.method})", p.estimate, p.low, p.high, _per_decision(p.estimate))
                 for p in data.policies
             ],
-            title="Off-policy value per decision",
+            "Off-policy value per decision",
         )
     return out
 
