@@ -218,3 +218,19 @@ def test_segments_use_the_playbooks_action_names_and_plain_feature_words() -> No
     segment = build_report_data(summary, recs).segments[0]
     assert segment.response == "responds 1.3× the book average; best family crm (VIP upgrade), 1.4× the book average"
     assert segment.details[0] == "distinct by: high orders count over 90 days, low basket usd over 28 days"
+
+
+def test_report_says_which_customers_left_alone_are_control_or_exploration() -> None:
+    summary, recs = make_run()
+    nothing = recs.filter(pl.col("action_id") == "none")
+    drawn = nothing.filter(pl.col("arm") != "model").height
+    assert drawn > 0
+    sentence = next(s for s in build_report_data(summary, recs).sentences if "left alone" in s)
+    assert f"for {nothing.height - drawn:,}, no action is worth more than it costs" in sentence
+    assert f"{drawn:,} are in the control cohort or an exploration draw that does nothing" in sentence
+    only_model = recs.filter(pl.col("arm") == "model")
+    summary = {**summary, "do_nothing": only_model.filter(pl.col("action_id") == "none").height}
+    sentence = next(s for s in build_report_data(summary, only_model).sentences if "left alone" in s)
+    assert sentence.endswith(
+        "best left alone for now: no action is worth more than it costs, or none fits the capacities."
+    )

@@ -156,7 +156,19 @@ def _sentences(summary: Mapping[str, Any], families: Sequence[Count], recs: pl.D
         out.append(listed[0].upper() + listed[1:] + ".")
     nothing = int(_num(summary, "do_nothing", recs.filter(pl.col("action_id") == "none").height))
     verb = "is" if nothing == 1 else "are"
-    out.append(f"{_plural(nothing, 'customer')} {verb} best left alone for now: no action is worth more than it costs.")
+    why = "no action is worth more than it costs, or none fits the capacities"
+    drawn = (
+        recs.filter((pl.col("action_id") == "none") & (pl.col("arm") != "model")).height
+        if {"action_id", "arm"} <= set(recs.columns)
+        else 0
+    )
+    if drawn == 0:
+        out.append(f"{_plural(nothing, 'customer')} {verb} best left alone for now: {why}.")
+    else:
+        out.append(
+            f"{_plural(nothing, 'customer')} {verb} left alone for now: for {nothing - drawn:,}, {why}; "
+            f"{drawn:,} {'is' if drawn == 1 else 'are'} in the control cohort or an exploration draw that does nothing."
+        )
     if "differs_from_default_share" in summary:
         share = _num(summary, "differs_from_default_share")
         out.append(
