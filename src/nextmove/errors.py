@@ -50,6 +50,15 @@ class NotFoundError(NextmoveError):
     code = "not_found"
 
 
+class ConflictError(NextmoveError):
+    """The request conflicts with what the store or the server holds (a run already going, a request id
+    already used for another request)."""
+
+    exit_code = 1
+    http_status = 409
+    code = "conflict"
+
+
 class NotFittedError(NextmoveError, ValueError):
     """A model was asked to predict before it was fitted."""
 

@@ -5,7 +5,10 @@ from __future__ import annotations
 import uuid
 
 import httpx
-from tests.api.conftest import Served
+from tests.api.conftest import CHEAP_HASH, Served
+
+from nextmove.store import open_store
+from nextmove.store.keys import new_api_key
 
 
 def _event(account_id: str, **fields: object) -> dict[str, object]:
@@ -46,6 +49,38 @@ def test_decide_a_batch_keeps_the_order_and_a_request_id_is_idempotent(served: S
         again = client.post("/v1/decide", json={"accounts": items}).json()["decisions"]
     assert [d["account_id"] for d in first] == ids
     assert [d["decision_id"] for d in again] == [d["decision_id"] for d in first]
+
+
+def test_a_request_id_is_no_retry_for_another_account_of_another_csm(served: Served) -> None:
+    # Keys of their own, so that the refusals stay out of the shared keys' audit trail.
+    ana_key, ana_record = new_api_key("csm", ["ana"], name="ana", scheme=CHEAP_HASH)
+    ben_key, ben_record = new_api_key("csm", ["ben"], name="ben", scheme=CHEAP_HASH)
+    with open_store(served.store_url) as store:
+        store.create_api_key(ana_record)
+        store.create_api_key(ben_record)
+    anas = [r.account_id for r in served.recs if r.owner == "ana"]
+    bens = [r.account_id for r in served.recs if r.owner == "ben"]
+    request_id = f"crm-req-{uuid.uuid4().hex}"
+    with served.server.client(ben_key) as ben, served.server.client(ana_key) as ana:
+        first = ben.post("/v1/decide", json={"account_id": bens[0], "request_id": request_id})
+        assert first.status_code == 200, first.text
+        again = ben.post("/v1/decide", json={"account_id": bens[0], "request_id": request_id})
+        stolen = ana.post("/v1/decide", json={"account_id": anas[0], "request_id": request_id})
+        batch = ana.post(
+            "/v1/decide",
+            json={"accounts": [{"account_id": anas[1]}, {"account_id": anas[0], "request_id": request_id}]},
+        )
+        with_signals = ana.post(
+            "/v1/decide", json={"account_id": anas[0], "request_id": request_id, "signals": {"nps": 3.0}}
+        )
+    assert again.json()["decisions"][0]["decision_id"] == first.json()["decisions"][0]["decision_id"]
+    for refused in (stolen, batch, with_signals):
+        assert refused.status_code == 409, refused.text
+        error = refused.json()
+        assert error["code"] == "conflict"
+        assert "already used for another request" in error["message"]
+        assert "new request_id" in error["message"]
+        assert bens[0] not in refused.text
 
 
 def test_decide_refuses_bad_requests_with_json_errors_that_say_what_to_fix(served: Served) -> None:

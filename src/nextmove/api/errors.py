@@ -59,14 +59,6 @@ class NotImplementedYetError(NextmoveError):
     code = "not_implemented"
 
 
-class ConflictError(NextmoveError):
-    """The request conflicts with the server's state (e.g. a run is already going)."""
-
-    exit_code = 1
-    http_status = 409
-    code = "conflict"
-
-
 HTTP_CODES: dict[int, tuple[str, str]] = {
     400: ("bad_request", "the request is malformed; check the JSON body and the query string"),
     404: ("not_found", "no such endpoint; GET /openapi.json lists them"),

@@ -183,7 +183,10 @@ def readyz(services: ServicesDep) -> StatusPublic:
     responses={
         **ERRORS,
         **NOT_FOUND,
-        409: {"model": ErrorPublic, "description": "No run to decide from yet"},
+        409: {
+            "model": ErrorPublic,
+            "description": "No run to decide from yet, or a request_id already used for another request",
+        },
         503: {"model": ErrorPublic, "description": "Too many decisions waiting, or the server is stopping: retry"},
     },
 )

@@ -84,7 +84,8 @@ class DecideItemIn(_In):
     signals: dict[Id, float] = Field(default_factory=dict, max_length=MAX_SIGNALS)
     """Fresh context signals (signal name → latest value) seen by the caller, logged with the decision."""
     request_id: Id | None = None
-    """Your id for this request: retrying with it returns the decision already made instead of a new one."""
+    """Your id for this request: retrying it for the same account returns the decision already made instead of a
+    new one; an id already used for another account is refused (409)."""
 
 
 class DecideIn(_In):

@@ -17,11 +17,11 @@ from typing import Any
 from nextmove.api.audit import AuditWriter
 from nextmove.api.auth import KeyVerifier
 from nextmove.api.decisions import DecisionQueue
-from nextmove.api.errors import ConflictError, NotImplementedYetError, NotReadyError
+from nextmove.api.errors import NotImplementedYetError, NotReadyError
 from nextmove.api.measures import SegmentCache
 from nextmove.book import Book
 from nextmove.engine.online import OnlineDecider
-from nextmove.errors import NextmoveError
+from nextmove.errors import ConflictError, NextmoveError
 from nextmove.playbook import Playbook
 from nextmove.store import RunRecord, SqlStore, Store, open_store
 
