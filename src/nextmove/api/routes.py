@@ -495,7 +495,8 @@ def get_run(
 )
 def start_run(body: RunIn, request: Request, principal: PrincipalDep, services: ServicesDep) -> RunPublic:
     """Roles: ``admin``. Follow it with ``GET /v1/runs/{run_id}``; with ``promote`` (default), a
-    succeeded run becomes the one online decisions come from, swapped in atomically."""
+    succeeded run becomes the one online decisions come from, swapped in atomically; without, the
+    served run stays what it was."""
     principal.require("runs:start")
     info = _note(request, "change", "runs:start", as_of=None if body.as_of is None else body.as_of.isoformat())
     progress = services.runs.start(as_of=body.as_of, seed=body.seed, promote=body.promote)

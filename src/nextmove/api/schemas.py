@@ -420,7 +420,8 @@ class RunIn(_In):
     seed: int = Field(default=0, ge=0, le=2**31 - 1)
     """Seed of the run."""
     promote: bool = True
-    """Serve the run's decisions online when it succeeds (a new ``policy`` model version, swapped in atomically)."""
+    """Serve the run's decisions online when it succeeds (a new ``policy`` model version, swapped in atomically),
+    and make its effect model the active one; False: neither, until ``nextmove models promote RUN_ID``."""
 
 
 class RunPublic(_Out):

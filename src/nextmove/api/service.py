@@ -152,6 +152,7 @@ class RunManager:
                 seed=seed,
                 progress=progress.steps.append,
                 run_id=progress.run_id,
+                promote=promote,
             )
             run_id = str(getattr(result, "run_id", progress.run_id))
             if run_id != progress.run_id:

@@ -18,7 +18,8 @@ stores one recommendation per account with its receipt (``evidence``) and runner
    narrows the exploration draws, without a restart.
 
 Which run is served: the run named by the active ``policy`` model version if there is one
-(``nextmove models rollback`` re-activates the previous one), else the newest succeeded run.
+(``nextmove models rollback`` re-activates the previous one), else the newest succeeded run not
+started with ``promote=False`` (:func:`servable_run`).
 :meth:`OnlineDecider.refresh` swaps a new snapshot in atomically when that changes.
 """
 
@@ -728,7 +729,7 @@ class OnlineDecider:
         return self._problem
 
     def refresh(self) -> bool:
-        """Serve the run of the active policy version (else the newest succeeded run) if it changed.
+        """Serve the run of the active policy version (else :func:`servable_run`) if it changed.
 
         The new snapshot replaces the old one in one assignment: a decision in progress finishes
         on the snapshot it started with. Returns whether the served run changed.
@@ -743,7 +744,7 @@ class OnlineDecider:
                 run_id = _policy_run_id(version)
                 run = self.store.get_run(run_id)
             else:
-                run = self.store.latest_run(status="succeeded")
+                run = servable_run(self.store)
             if run is None:
                 self._problem = (
                     f"the store at {self.store.url} has no succeeded run to serve: run the batch first "
@@ -1163,10 +1164,29 @@ class OnlineDecider:
         return promote_run(self.store, run_id, metrics=metrics, then=self.refresh)
 
 
+SERVABLE_RUNS_SCANNED: Final[int] = 100
+"""Succeeded runs :func:`servable_run` looks through, newest first, for one not started with ``promote=False``."""
+
+
+def servable_run(store: Store) -> RunRecord | None:
+    """The run served when no ``policy`` version is active: the newest succeeded run not started with ``promote=False``.
+
+    A run started with ``promote=False`` (``POST /v1/runs``) is served only once promoted
+    (:func:`promote_run`), never by being the newest.
+    """
+    for run in store.list_runs(SERVABLE_RUNS_SCANNED, status="succeeded"):
+        if run.params.get("promote", True) is not False:
+            return run
+    return None
+
+
 def promote_run(
     store: Store, run_id: str, *, metrics: Mapping[str, Any] | None = None, then: Any = None
 ) -> ModelVersionRecord:
     """Save and activate a ``policy`` model version that makes online decisions from run ``run_id``.
+
+    The effect model the run fitted (its summary's ``model_version``), if the store has it, becomes
+    the active one too: fresh signals are then rescored with the served run's model.
 
     Raises
     ------
@@ -1190,9 +1210,24 @@ def promote_run(
         active=True,
     )
     store.save_model(record)
+    _activate_effect_model(store, run)
     if then is not None:
         then()
     return record
+
+
+def _activate_effect_model(store: Store, run: RunRecord) -> None:
+    from nextmove.engine.run import EFFECT_MODEL_KIND
+
+    model_id = run.summary.get("model_version")
+    if not isinstance(model_id, str):
+        return
+    try:
+        model = store.load_model(model_id)
+    except NotFoundError:
+        return
+    if model.kind == EFFECT_MODEL_KIND and not model.active:
+        store.activate_model(model_id)
 
 
 def rollback_policy(store: Store, kind: str = POLICY_MODEL_KIND) -> ModelVersionRecord:

@@ -1,0 +1,81 @@
+"""The API on a book the lab did not make: a streaming service's subscribers (no owners, other signals and actions)."""
+
+from __future__ import annotations
+
+import signal
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+from tests.api.conftest import Served, Server, make_keys
+
+from nextmove.book.validate import load_book
+from nextmove.engine.online import promote_run
+from nextmove.engine.run import EFFECT_MODEL_KIND, run
+from nextmove.playbook.loader import load_playbook
+from nextmove.store import open_store
+from nextmove.testing import write_subscription_book
+
+
+@pytest.fixture(scope="module")
+def subs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+    """A server over the subscription book, its one run served for being the newest (as `nextmove run` leaves it)."""
+    work = tmp_path_factory.mktemp("subscriptions")
+    book_dir = work / "book"
+    write_subscription_book(book_dir, 300)
+    playbook_path = book_dir / "playbook.toml"
+    playbook = load_playbook(playbook_path)
+    book = load_book(book_dir, playbook=playbook)
+    url = f"sqlite:///{(work / 'nextmove.db').as_posix()}"
+    with open_store(url) as store:
+        first = run(book, playbook, store=store, seed=0)
+        keys = make_keys(store)
+        recs = store.recommendations(first.run_id)
+    server = Server(url, playbook_path, extra=["--book", str(book_dir)], log=work / "server.log").start()
+    try:
+        yield Served(server, keys, recs, url, playbook, signal_names=book.signal_names)
+    finally:
+        server.kill(signal.SIGTERM)
+
+
+def _served_run(client: httpx.Client) -> Any:
+    return client.get("/readyz").json()["detail"]["served_run"]
+
+
+def _wait_for(client: httpx.Client, run_id: str) -> dict[str, Any]:
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        found: dict[str, Any] = client.get(f"/v1/runs/{run_id}").json()
+        if found.get("status") in ("succeeded", "failed") or found.get("error"):
+            return found
+        time.sleep(0.5)
+    raise AssertionError(f"run {run_id} did not finish")
+
+
+def test_a_run_started_with_promote_false_is_never_served_nor_its_model_activated(subs: Served) -> None:
+    served = subs.recs[0].run_id
+    with open_store(subs.store_url) as store:
+        effect_before = store.active_model(EFFECT_MODEL_KIND)
+    with subs.client("admin") as client:
+        assert _served_run(client) == served
+        started = client.post("/v1/runs", json={"promote": False, "seed": 1})
+        assert started.status_code == 202, started.text
+        quiet = _wait_for(client, started.json()["run_id"])
+        assert quiet["status"] == "succeeded", quiet
+        time.sleep(1.0)  # the server looks for a newer run every 0.3 s
+        assert _served_run(client) == served
+        assert client.get(f"/v1/runs/{quiet['run_id']}").json()["served"] is False
+    with open_store(subs.store_url) as store:
+        effect_after = store.active_model(EFFECT_MODEL_KIND)
+    assert effect_before is not None
+    assert effect_after is not None
+    assert effect_after.model_id == effect_before.model_id
+    # Promoted, it is served, and rescoring uses its own effect model.
+    with open_store(subs.store_url) as store:
+        promote_run(store, quiet["run_id"])
+        effect_promoted = store.active_model(EFFECT_MODEL_KIND)
+        promote_run(store, served)  # back, for the tests after this one
+    assert effect_promoted is not None
+    assert effect_promoted.model_id == quiet["summary"]["model_version"]
