@@ -79,3 +79,49 @@ def test_a_run_started_with_promote_false_is_never_served_nor_its_model_activate
         promote_run(store, served)  # back, for the tests after this one
     assert effect_promoted is not None
     assert effect_promoted.model_id == quiet["summary"]["model_version"]
+
+
+def test_fresh_signals_the_book_does_not_have_are_refused_with_the_books_names(subs: Served) -> None:
+    account = subs.recs[0].account_id
+    with subs.client("admin") as client:
+        one = client.post("/v1/decide", json={"account_id": account, "signals": {"nps": 4}})
+        batch = client.post(
+            "/v1/decide",
+            json={"accounts": [{"account_id": account, "signals": {"minutes_watched": 300.0, "csat": 2.0}}]},
+        )
+        known = client.post("/v1/decide", json={"account_id": account, "signals": {"minutes_watched": 300.0}})
+    for refused, name in ((one, "'nps'"), (batch, "'csat'")):
+        assert refused.status_code == 422, refused.text
+        message = refused.json()["message"]
+        assert name in message
+        assert "minutes_watched, payment_failed" in message
+    assert known.status_code == 200, known.text
+    assert known.json()["decisions"][0]["evidence"]["rescored_with_fresh_signals"] is True
+
+
+def test_rescoring_keeps_blocked_what_the_runs_contact_rules_blocked(subs: Served) -> None:
+    blocking = {"cooldown", "contact_cap", "in_flight"}
+    blocked = {
+        r.account_id: {a["action_id"] for a in r.alternatives if a.get("why") in blocking}
+        for r in subs.recs
+        if r.arm != "control"
+    }
+    accounts = [a for a, actions in blocked.items() if actions][:40]
+    assert len(accounts) >= 20
+    run_action = {r.account_id: r.action_id for r in subs.recs}
+    with subs.client("admin") as client:
+        decided = [
+            client.post("/v1/decide", json={"account_id": a, "signals": {"minutes_watched": 300.0}}).json()[
+                "decisions"
+            ][0]
+            for a in accounts
+        ]
+    for decision in decided:
+        account = decision["account_id"]
+        assert decision["evidence"]["rescored_with_fresh_signals"] is True
+        assert decision["action_id"] not in blocked[account], decision["evidence"]["summary"]
+        still = {a["action_id"] for a in decision["alternatives"] if a["why"] in blocking}
+        assert blocked[account] <= still
+        for alternative in decision["alternatives"]:
+            if "the run's choice" in alternative["reason"]:
+                assert alternative["action_id"] == run_action[account], decision["alternatives"]

@@ -211,6 +211,7 @@ async def decide_now(services: Services, principal: Principal, body: DecideIn, a
     """
     items = body.items()
     ids = [item.account_id for item in items]
+    services.check_signals([item.signals for item in items])
     requests = [DecideRequest(i.account_id, dict(i.signals), i.request_id) for i in items]
     group = DecideGroup(requests, principal.key_id, [audit])
 

@@ -82,7 +82,8 @@ class DecideItemIn(_In):
     account_id: Id
     """The account."""
     signals: dict[Id, float] = Field(default_factory=dict, max_length=MAX_SIGNALS)
-    """Fresh context signals (signal name → latest value) seen by the caller, logged with the decision."""
+    """Fresh context signals (signal name → latest value) seen by the caller, logged with the decision; on a
+    server with a book, only the book's signal names (others are refused with 422)."""
     request_id: Id | None = None
     """Your id for this request: retrying it for the same account returns the decision already made instead of a
     new one; an id already used for another account is refused (409)."""

@@ -536,8 +536,15 @@ class FreshScorer:
             playbook=playbook,
         )
 
-    def options(self, account_id: str, signals: Mapping[str, float], now: datetime) -> tuple[Option, ...]:
-        """The account's options at ``now``, with ``signals`` as its latest values, best allowed first.
+    def options(self, account_id: str, signals: Mapping[str, float], as_of: datetime) -> tuple[Option, ...]:
+        """The account's options at ``as_of``, with ``signals`` as its latest values, best allowed first.
+
+        ``as_of`` is the served run's: the effect model was fitted and the run's rules checked as of
+        then, and the book holds nothing later, so features and rules (eligibility, cooldowns, caps,
+        plays in flight) are those of the run with the fresh values seen just before it. At a later
+        time every cooldown of the book's touches would have run out, and an action the run
+        blocked could be chosen; what happened since the run is the online rules' part
+        (:class:`ContactRules`), checked at the decision's own time.
 
         Raises
         ------
@@ -550,7 +557,7 @@ class FreshScorer:
         if accounts.height == 0:
             raise NotFoundError(f"no account {account_id!r} in the server's book; fresh signals need it")
         # A fresh value is seen just before the decision time (features read ts < as_of).
-        seen = now - timedelta(microseconds=1)
+        seen = as_of - timedelta(microseconds=1)
         fresh = pl.DataFrame(
             {
                 "account_id": [account_id] * len(signals),
@@ -568,9 +575,9 @@ class FreshScorer:
         )
         touches = book.touches.filter(mine)
         sub = Book(accounts, pl.concat([book.signals.filter(mine), fresh]), touches, book.outcomes.filter(mine))
-        snapshot = compute_features(sub, now, playbook=self.playbook, vocabulary=self.vocabulary)
+        snapshot = compute_features(sub, as_of, playbook=self.playbook, vocabulary=self.vocabulary)
         values = self.model.project(snapshot).values
-        rules = check_rules(snapshot, touches, self.playbook, now, feature_schema(snapshot))
+        rules = check_rules(snapshot, touches, self.playbook, as_of, feature_schema(snapshot))
         names = {Why.RULE: "rule", Why.COOLDOWN: "cooldown", Why.CONTACT_CAP: "contact_cap", Why.IN_FLIGHT: "in_flight"}
         blocked = {
             c.key: (names[Why(int(rules.why[0, k]))], rules.reason(self.playbook, 0, k))
@@ -793,13 +800,7 @@ class OnlineDecider:
         DeciderNotReadyError
             If no run is served.
         """
-        snap = self._require_snapshot()
-        view = snap.account(account_id)
-        if view is None:
-            raise NotFoundError(
-                f"no account {account_id!r} in run {snap.run.run_id!r}; GET /v1/recommendations lists the accounts"
-            )
-        return view
+        return _view_of(self._require_snapshot(), account_id)
 
     def owner_of(self, account_id: str) -> str | None:
         """The owner of ``account_id`` in the served run (None if unknown or no run is served)."""
@@ -830,7 +831,7 @@ class OnlineDecider:
         """
         snap = self._require_snapshot()
         when = now or utcnow()
-        views = [self._view(r, when) for r in requests]
+        views = [self._view(snap, r) for r in requests]
         stripes = sorted({self._stripe(r.account_id) for r in requests})
         # Per-account locks (taken in a fixed order) keep two concurrent decisions for one
         # account from both seeing no play in flight and both logging one.
@@ -880,7 +881,7 @@ class OnlineDecider:
                 self._hold(ids, held, flush)
                 try:
                     snap = self._require_snapshot()
-                    views = [self._view(r, when) for r in group.requests]
+                    views = [self._view(snap, r) for r in group.requests]
                     made = [
                         self._decide_one(snap, view, r, group.key_id, when)
                         for r, view in zip(group.requests, views, strict=True)
@@ -969,14 +970,15 @@ class OnlineDecider:
     def _stripe(self, account_id: str) -> int:
         return zlib.crc32(account_id.encode()) % _LOCK_STRIPES
 
-    def _view(self, request: DecideRequest, now: datetime) -> AccountView:
-        view = self.account(request.account_id)
+    def _view(self, snap: PolicySnapshot, request: DecideRequest) -> AccountView:
+        view = _view_of(snap, request.account_id)
         if not request.signals:
             return view
         scorer = self.fresh_scorer()
         if scorer is None:
             return view
-        return AccountView(view.recommendation, scorer.options(request.account_id, request.signals, now), rescored=True)
+        options = scorer.options(request.account_id, request.signals, snap.run.as_of or snap.run.created_at)
+        return AccountView(view.recommendation, options, rescored=True)
 
     def _decide_one(
         self, snap: PolicySnapshot, view: AccountView, request: DecideRequest, key_id: str | None, now: datetime
@@ -1007,7 +1009,7 @@ class OnlineDecider:
             arm = "model" if choice == best else "explore"
         chosen = options[choice]
         evidence = self._receipt(view, options, chosen, arm, float(probs[choice]), options[best], blocks, snap, mean)
-        alternatives = _alternatives(options, choice, blocks, mean, allowed)
+        alternatives = _alternatives(options, choice, blocks, mean, allowed, run_key=_run_key(rec))
         context: dict[str, Any] = {
             "run_id": snap.run.run_id,
             "policy_version": snap.policy_version,
@@ -1081,7 +1083,10 @@ class OnlineDecider:
         same_as_run = chosen.key == options[0].key and not view.rescored
         i = options.index(chosen)
         default = rec.default_action_id
-        summary = _summary(self.playbook, view, chosen, arm, model_best, options[0], blocks[0], float(mean[i]))
+        run_key = _run_key(rec)
+        r = next((k for k, o in enumerate(options) if o.key == run_key), None)
+        run_choice = None if r is None else (options[r], blocks[r])
+        summary = _summary(self.playbook, view, chosen, arm, model_best, run_choice, float(mean[i]))
         return {
             "schema": 1,
             "action_id": chosen.action_id,
@@ -1265,6 +1270,15 @@ def _policy_run_id(version: ModelVersionRecord) -> str:
     return run_id
 
 
+def _view_of(snap: PolicySnapshot, account_id: str) -> AccountView:
+    view = snap.account(account_id)
+    if view is None:
+        raise NotFoundError(
+            f"no account {account_id!r} in run {snap.run.run_id!r}; GET /v1/recommendations lists the accounts"
+        )
+    return view
+
+
 def _longest_rule_window(playbook: Playbook) -> timedelta:
     policy = playbook.contact_policy
     longest = max(
@@ -1278,12 +1292,19 @@ def _realised(event: FeedbackEvent) -> float | None:
     return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
 
 
+def _run_key(rec: RecommendationRecord) -> str:
+    """The key (``action`` or ``action:variant``) of the run's choice for the account."""
+    return rec.action_id if rec.variant is None else f"{rec.action_id}:{rec.variant}"
+
+
 def _alternatives(
     options: Sequence[Option],
     choice: int,
     blocks: Sequence[tuple[str, str] | None],
     mean: NDArray[np.float64],
     allowed: NDArray[np.bool_],
+    *,
+    run_key: str,
 ) -> list[dict[str, Any]]:
     shift = mean - np.array([o.value_usd for o in options])
     rows: list[dict[str, Any]] = []
@@ -1294,8 +1315,10 @@ def _alternatives(
             why, reason = blocks[i]  # type: ignore[misc]
         elif o.blocked_by_run:
             why, reason = o.run_why or "rule", o.run_reason
-        elif i == 0 and allowed[i]:
+        elif allowed[i] and o.key == run_key:
             why, reason = "lower_value", "the run's choice, not drawn this time"
+        elif i == 0 and allowed[i]:  # rescored: the best with the fresh signals plays the run's choice's part
+            why, reason = "lower_value", "the best projection with the fresh signals, not drawn this time"
         else:
             why, reason = "lower_value", o.run_reason or "projected to be worth less"
         rows.append(
@@ -1319,8 +1342,7 @@ def _summary(
     chosen: Option,
     arm: str,
     model_best: Option,
-    run_choice: Option,
-    run_choice_block: tuple[str, str] | None,
+    run_choice: tuple[Option, tuple[str, str] | None] | None,
     value: float,
 ) -> str:
     name = _action_name(playbook, chosen.action_id)
@@ -1332,10 +1354,10 @@ def _summary(
         text += " (control cohort: the lifecycle default playbook's move)"
     elif arm == "explore":
         text += f" (exploring: the best guess is {_action_name(playbook, model_best.action_id)})"
-    if run_choice_block is not None and run_choice.key != chosen.key:
-        text += (
-            f"; the run's choice, {_action_name(playbook, run_choice.action_id)}, is blocked ({run_choice_block[1]})"
-        )
+    if run_choice is not None:
+        option, block = run_choice
+        if block is not None and option.key != chosen.key:
+            text += f"; the run's choice, {_action_name(playbook, option.action_id)}, is blocked ({block[1]})"
     return text + "."
 
 
