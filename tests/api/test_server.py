@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import time
 import uuid
+from datetime import UTC, datetime, timedelta
 
 import httpx
 from tests.api.conftest import CHEAP_HASH, Served
@@ -103,10 +105,10 @@ def test_decide_refuses_bad_requests_with_json_errors_that_say_what_to_fix(serve
 def test_feedback_is_stored_once_however_often_it_is_sent(served: Served) -> None:
     account = served.recs[3].account_id
     events = [
-        _event(account, action_id="qbr"),
+        _event(account, action_id="health_check_call"),
         _event(account, kind="dismissed", reason="customer is on holiday"),
-        _event(account, kind="snoozed", snoozed_until="2026-07-01T00:00:00Z"),
-        _event(account, kind="outcome", outcome={"kind": "renewal", "value": 1200.0}),
+        _event(account, kind="snoozed", snoozed_until="2100-07-01T00:00:00Z"),
+        _event(account, kind="outcome", outcome={"kind": "expansion", "value": 1200.0}),
     ]
     with served.client("service") as client:
         first = client.post("/v1/feedback", json={"events": events})
@@ -117,7 +119,7 @@ def test_feedback_is_stored_once_however_often_it_is_sent(served: Served) -> Non
         stored = client.get(f"/v1/accounts/{account}").json()["feedback"]
     kept = {e["event_id"]: e for e in stored}
     assert {e["event_id"] for e in events} <= set(kept)
-    assert kept[events[3]["event_id"]]["payload"]["outcome"] == {"kind": "renewal", "value": 1200.0}  # type: ignore[index]
+    assert kept[events[3]["event_id"]]["payload"]["outcome"] == {"kind": "expansion", "value": 1200.0}  # type: ignore[index]
 
 
 def test_feedback_refuses_incomplete_events_and_stores_none_of_the_batch(served: Served) -> None:
@@ -143,6 +145,53 @@ def test_feedback_refuses_incomplete_events_and_stores_none_of_the_batch(served:
     with served.client("admin") as client:
         stored = client.get(f"/v1/accounts/{account}").json()["feedback"]
     assert good["event_id"] not in {e["event_id"] for e in stored}
+
+
+def test_feedback_refuses_what_the_server_does_not_have_and_still_answers_retries(served: Served) -> None:
+    account, other = served.recs[5].account_id, served.recs[6].account_id
+    soon = (datetime.now(UTC) + timedelta(seconds=1.5)).isoformat()
+    snooze = _event(account, kind="snoozed", snoozed_until=soon)
+    with served.client("admin") as client:
+        (decision,) = client.post("/v1/decide", json={"account_id": other}).json()["decisions"]
+        refused = {
+            "account_id": client.post("/v1/feedback", json={"events": [_event("no-such-account")]}),
+            "action_id": client.post("/v1/feedback", json={"events": [_event(account, action_id="bogus")]}),
+            "decision_id": client.post("/v1/feedback", json={"events": [_event(account, decision_id="nope")]}),
+            "another's decision_id": client.post(
+                "/v1/feedback", json={"events": [_event(account, decision_id=decision["decision_id"])]}
+            ),
+            "outcome.kind": client.post(
+                "/v1/feedback",
+                json={"events": [_event(account, kind="outcome", outcome={"kind": "nonsense", "value": 1.0})]},
+            ),
+            "snoozed_until": client.post("/v1/feedback", json={"events": [_event(account, kind="snoozed")]}),
+            "past snoozed_until": client.post(
+                "/v1/feedback",
+                json={"events": [_event(account, kind="snoozed", snoozed_until="2020-01-01T00:00:00Z")]},
+            ),
+        }
+        accepted = client.post("/v1/feedback", json={"events": [snooze]})
+        time.sleep(2.0)
+        retried = client.post("/v1/feedback", json={"events": [snooze]})
+        stored = client.get(f"/v1/accounts/{account}").json()["feedback"]
+        # The refused done of an unknown action puts no play in flight.
+        after = client.post("/v1/decide", json={"account_id": account}).json()["decisions"][0]
+    assert refused.pop("account_id").status_code == 404
+    for name, response in refused.items():
+        assert response.status_code == 422, (name, response.text)
+        field = name.split()[-1]
+        assert response.json()["problems"][0]["field"] == f"events.0.{field}", (name, response.text)
+    assert "exec_sponsor_call" in refused["action_id"].json()["message"]
+    assert refused["decision_id"].json()["message"].replace("'nope'", "X") == refused["another's decision_id"].json()[
+        "message"
+    ].replace(repr(decision["decision_id"]), "X")
+    assert other not in refused["another's decision_id"].text
+    assert "churn" in refused["outcome.kind"].json()["message"]
+    assert accepted.json()["stored"] == 1
+    assert retried.status_code == 200, retried.text
+    assert retried.json()["duplicates"] == 1
+    assert [e["event_id"] for e in stored] == [snooze["event_id"]]
+    assert "in flight" not in after["evidence"]["summary"]
 
 
 def test_a_body_over_the_limit_gets_413_json_before_it_is_read(served: Served) -> None:

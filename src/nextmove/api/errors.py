@@ -59,6 +59,18 @@ class NotImplementedYetError(NextmoveError):
     code = "not_implemented"
 
 
+class InvalidRequestError(NextmoveError):
+    """The request is well-formed but names things the server does not have; ``problems`` says which, per field."""
+
+    exit_code = 2
+    http_status = 422
+    code = "invalid_request"
+
+    def __init__(self, message: str, problems: Sequence[dict[str, Any]] = ()) -> None:
+        super().__init__(message)
+        self.problems = list(problems)
+
+
 HTTP_CODES: dict[int, tuple[str, str]] = {
     400: ("bad_request", "the request is malformed; check the JSON body and the query string"),
     404: ("not_found", "no such endpoint; GET /openapi.json lists them"),
@@ -114,7 +126,8 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(NextmoveError)
     async def _nextmove(_request: Request, exc: NextmoveError) -> JSONResponse:
-        return error_response(exc.http_status, exc.code, str(exc))
+        problems = exc.problems if isinstance(exc, InvalidRequestError) else None
+        return error_response(exc.http_status, exc.code, str(exc), problems)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -13,6 +13,7 @@ from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBea
 
 from nextmove.api.audit import AUDIT_STATE_KEY
 from nextmove.api.auth import Principal
+from nextmove.api.feedback import check_feedback
 from nextmove.api.measures import lift_report
 from nextmove.api.schemas import (
     MAX_ID_CHARS,
@@ -252,6 +253,11 @@ def feedback(
 ) -> FeedbackReceiptPublic:
     """Store up to 1,000 events; an ``event_id`` already stored is not counted again.
 
+    Events are checked first (all or nothing): an account in neither the served run nor the book
+    is a 404; an ``action_id`` not in the playbook, a ``decision_id`` not made for the account, an
+    outcome kind no objective measures, or a snooze without a future ``snoozed_until`` a 422 naming
+    the field and what is allowed. An event already stored is a retry, answered as before.
+
     Every event is committed before the answer is sent: a 200 means the events are kept. Roles:
     every role; ``manager`` and ``csm`` keys only for their accounts (all or nothing).
     """
@@ -268,6 +274,7 @@ def feedback(
         for account_id in accounts:
             principal.require_account(account_id, services.owner_of(account_id))
     received_at = utcnow()
+    check_feedback(services, body.events, received_at)
     events = [e.to_event(received_at) for e in body.events]
     stored = services.store.add_feedback(events, audit=[_entry(request, info)])
     learned = services.decider.learn(events)

@@ -218,8 +218,6 @@ class FeedbackIn(_In):
     def _kind_needs(self) -> Self:
         if self.kind == "dismissed" and not (self.reason and self.reason.strip()):
             raise ValueError("a dismissed event needs a reason (e.g. 'already in touch with the customer')")
-        if self.kind == "outcome" and self.outcome is None:
-            raise ValueError('an outcome event needs outcome: {"kind": "renewal", "value": 1200.0}')
         if self.kind != "outcome" and (self.outcome is not None or self.value_usd is not None):
             raise ValueError("outcome and value_usd belong to outcome events only")
         return self

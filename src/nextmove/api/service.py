@@ -194,6 +194,11 @@ class Services:
         self.segments = SegmentCache()
         self._owners = _book_owners(config.book)
         self._signal_names = frozenset(config.book.signal_names) if config.book is not None else None
+        kinds = {objective.outcome for objective in config.playbook.objectives.values()}
+        if config.book is not None:
+            kinds |= set(config.book.outcomes.get_column("kind").unique().drop_nulls().to_list())
+        self.outcome_kinds: tuple[str, ...] = tuple(sorted(kinds))
+        """Outcome kinds feedback may report: those the playbook's objectives measure, and the book's."""
         self._stop = threading.Event()
         self._spared: object = None
         self._refresher = threading.Thread(target=self._refresh_loop, name="nextmove-refresh", daemon=True)
