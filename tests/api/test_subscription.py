@@ -12,6 +12,7 @@ import pytest
 from tests.api.conftest import Served, Server, make_keys
 
 from nextmove.book.validate import load_book
+from nextmove.decide.phrases import usd_text
 from nextmove.engine.online import promote_run
 from nextmove.engine.run import EFFECT_MODEL_KIND, run
 from nextmove.playbook.loader import load_playbook
@@ -125,3 +126,24 @@ def test_rescoring_keeps_blocked_what_the_runs_contact_rules_blocked(subs: Serve
         for alternative in decision["alternatives"]:
             if "the run's choice" in alternative["reason"]:
                 assert alternative["action_id"] == run_action[account], decision["alternatives"]
+
+
+def test_online_receipts_write_dollars_as_the_runs_do(subs: Served) -> None:
+    accounts = [r.account_id for r in subs.recs if r.arm != "control"][60:100]
+    with subs.client("admin") as client:
+        plain = client.post("/v1/decide", json={"accounts": [{"account_id": a} for a in accounts[:20]]})
+        fresh = client.post(
+            "/v1/decide",
+            json={"accounts": [{"account_id": a, "signals": {"minutes_watched": 120.0}} for a in accounts[20:]]},
+        )
+    decisions = plain.json()["decisions"] + fresh.json()["decisions"]
+    acting = [d for d in decisions if d["action_id"] != "none"]
+    assert acting
+    for decision in decisions:
+        evidence = decision["evidence"]
+        numbers = [evidence[k] for k in ("value_usd", "value_low_usd", "value_high_usd")]
+        numbers += [a[k] for a in decision["alternatives"] for k in ("value_usd", "low", "high")]
+        assert all(x == round(x, 2) for x in numbers), decision
+        assert "$-" not in evidence["summary"]
+    for decision in acting:
+        assert f"projected {usd_text(decision['evidence']['value_usd'])} over" in decision["evidence"]["summary"]

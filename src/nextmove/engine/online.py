@@ -43,6 +43,7 @@ from numpy.typing import NDArray
 
 from nextmove.book import NO_ACTION, Book
 from nextmove.decide.explore import epsilon_propensities
+from nextmove.decide.phrases import usd_text
 from nextmove.decide.rules import Candidate, Why, candidates, check_rules
 from nextmove.errors import ConfigError, NextmoveError, NotFoundError
 from nextmove.features import FeatureVocabulary, compute_features, feature_schema
@@ -1111,9 +1112,10 @@ class OnlineDecider:
             "default_action_id": default,
             "differs_from_default": default is not None and chosen.action_id != default,
             "default_why": base.get("default_why", ""),
-            "value_usd": float(mean[i]),
-            "value_low_usd": chosen.low_usd + float(mean[i]) - chosen.value_usd,
-            "value_high_usd": chosen.high_usd + float(mean[i]) - chosen.value_usd,
+            # In cents, as the run's receipts have them.
+            "value_usd": round(float(mean[i]), 2),
+            "value_low_usd": round(chosen.low_usd + float(mean[i]) - chosen.value_usd, 2),
+            "value_high_usd": round(chosen.high_usd + float(mean[i]) - chosen.value_usd, 2),
             # Per-objective projections and comparables are the run's, and only for its own choice.
             "projected": base.get("projected", []) if same_as_run else [],
             "signals": base.get("signals", []),
@@ -1339,9 +1341,9 @@ def _alternatives(
             {
                 "action_id": o.action_id,
                 "variant": o.variant,
-                "value_usd": float(mean[i]),
-                "low": o.low_usd + float(shift[i]),
-                "high": o.high_usd + float(shift[i]),
+                "value_usd": round(float(mean[i]), 2),
+                "low": round(o.low_usd + float(shift[i]), 2),
+                "high": round(o.high_usd + float(shift[i]), 2),
                 "why": why,
                 "reason": reason,
             }
@@ -1363,7 +1365,7 @@ def _summary(
     if chosen.action_id == NO_ACTION:
         text = f"Do nothing for {view.account_id} now"
     else:
-        text = f"{name} for {view.account_id}: projected ${value:,.0f} over doing nothing"
+        text = f"{name} for {view.account_id}: projected {usd_text(value)} over doing nothing"
     if arm == "control":
         text += " (control cohort: the lifecycle default playbook's move)"
     elif arm == "explore":
