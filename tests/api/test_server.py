@@ -194,6 +194,23 @@ def test_feedback_refuses_what_the_server_does_not_have_and_still_answers_retrie
     assert "in flight" not in after["evidence"]["summary"]
 
 
+def test_a_missing_run_is_named_without_the_store_and_with_the_endpoint_that_lists_runs(served: Served) -> None:
+    with served.client("admin") as client:
+        answers = [
+            client.get("/v1/recommendations", params={"run_id": "bogus"}),
+            client.get("/v1/runs/nope"),
+            client.get("/v1/lift", params={"run_id": "nope"}),
+        ]
+    for answer in answers:
+        assert answer.status_code == 404, answer.text
+        message = answer.json()["message"]
+        assert "GET /v1/runs lists them" in message
+        assert "store" not in message
+        assert "sqlite" not in message
+        assert "postgres" not in message
+        assert "()" not in message
+
+
 def test_a_body_over_the_limit_gets_413_json_before_it_is_read(served: Served) -> None:
     big = {"events": [_event("a", payload={"blob": "x" * 2_000_000})]}
     with served.client("service") as client:

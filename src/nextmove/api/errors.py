@@ -13,7 +13,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from nextmove.errors import NextmoveError
+from nextmove.errors import NextmoveError, NotInStoreError
 
 logger = logging.getLogger("nextmove.api")
 
@@ -80,6 +80,28 @@ HTTP_CODES: dict[int, tuple[str, str]] = {
 }
 
 
+API_LISTERS: dict[str, str] = {"run": "GET /v1/runs lists them"}
+"""How an API client finds the records of a kind, by the ``what`` of :class:`NotInStoreError`."""
+
+
+def public_message(exc: NextmoveError, store_url: str | None = None) -> str:
+    """The message of ``exc`` for an API client: never the store's URL, nor a Python method to call.
+
+    Examples
+    --------
+    >>> from nextmove.errors import NotInStoreError
+    >>> public_message(NotInStoreError("run", "bogus", store_url="sqlite:///s.db", lister="list_runs()"))
+    "no run 'bogus'; GET /v1/runs lists them"
+    """
+    if isinstance(exc, NotInStoreError):
+        hint = API_LISTERS.get(exc.what)
+        return f"no {exc.what} {exc.key!r}" + (f"; {hint}" if hint else "")
+    message = str(exc)
+    if store_url:
+        message = message.replace(f" at {store_url}", "").replace(store_url, "the server's store")
+    return message
+
+
 def error_body(
     status: int, code: str, message: str, problems: Sequence[dict[str, Any]] | None = None
 ) -> dict[str, Any]:
@@ -125,9 +147,11 @@ def install_error_handlers(app: FastAPI) -> None:
     """Map nextmove's errors, validation errors and HTTP errors to JSON; anything else to a 500 JSON error."""
 
     @app.exception_handler(NextmoveError)
-    async def _nextmove(_request: Request, exc: NextmoveError) -> JSONResponse:
+    async def _nextmove(request: Request, exc: NextmoveError) -> JSONResponse:
         problems = exc.problems if isinstance(exc, InvalidRequestError) else None
-        return error_response(exc.http_status, exc.code, str(exc), problems)
+        services = getattr(request.app.state, "services", None)
+        store_url = None if services is None else services.store.url
+        return error_response(exc.http_status, exc.code, public_message(exc, store_url), problems)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_request: Request, exc: RequestValidationError) -> JSONResponse:

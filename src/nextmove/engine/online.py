@@ -769,8 +769,7 @@ class OnlineDecider:
                 run = servable_run(self.store)
             if run is None:
                 self._problem = (
-                    f"the store at {self.store.url} has no succeeded run to serve: run the batch first "
-                    "(POST /v1/runs, or `nextmove run`)"
+                    "the store has no succeeded run to serve: run the batch first (POST /v1/runs, or `nextmove run`)"
                 )
                 return False
             current = self._snapshot

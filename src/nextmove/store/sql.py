@@ -22,7 +22,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import URL, Connection, Dialect, Engine, make_url
 from sqlalchemy.pool import StaticPool
 
-from nextmove.errors import ConfigError, ConflictError, NextmoveError, NotFoundError, StoreError
+from nextmove.errors import ConfigError, ConflictError, NextmoveError, NotInStoreError, StoreError
 from nextmove.settings import Settings
 from nextmove.store import schema
 from nextmove.store.base import Store
@@ -727,8 +727,8 @@ class SqlStore:
             )
         return _row(rec, _REC_COLUMNS)
 
-    def _missing(self, what: str, key: str, lister: str) -> NotFoundError:
-        return NotFoundError(f"no {what} {key!r} in the store at {self._url}; {lister} lists them")
+    def _missing(self, what: str, key: str, lister: str) -> NotInStoreError:
+        return NotInStoreError(what, key, store_url=self._url, lister=lister)
 
     def _reason(self, exc: BaseException) -> str:
         # The driver's own message, on one line, without anything that looks like the password.
