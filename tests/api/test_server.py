@@ -211,6 +211,27 @@ def test_a_missing_run_is_named_without_the_store_and_with_the_endpoint_that_lis
         assert "()" not in message
 
 
+def test_a_body_not_sent_as_json_gets_415_saying_which_content_type_to_send(served: Served) -> None:
+    account = served.recs[0].account_id
+    with served.client("admin") as client:
+        form = client.post("/v1/decide", content=f'{{"account_id": "{account}"}}'.encode())
+        typed = client.post(
+            "/v1/feedback",
+            content=b'{"events": []}',
+            headers={"Content-Type": "application/x-www-form-urlencoded"},
+        )
+        charset = client.post(
+            "/v1/decide",
+            content=f'{{"account_id": "{account}"}}'.encode(),
+            headers={"Content-Type": "application/json; charset=utf-8"},
+        )
+    for refused in (form, typed):
+        assert refused.status_code == 415, refused.text
+        assert refused.json()["code"] == "unsupported_media_type"
+        assert "Content-Type: application/json" in refused.json()["message"]
+    assert charset.status_code == 200, charset.text
+
+
 def test_a_body_over_the_limit_gets_413_json_before_it_is_read(served: Served) -> None:
     big = {"events": [_event("a", payload={"blob": "x" * 2_000_000})]}
     with served.client("service") as client:

@@ -180,6 +180,41 @@ def install_error_handlers(app: FastAPI) -> None:
         )
 
 
+class JsonBodyMiddleware:
+    """Refuse a request body that is not declared JSON with a 415 JSON error that says what to send.
+
+    Without it a body sent without ``Content-Type: application/json`` (curl's ``-d`` sends a form
+    type) reached the schema as text and was refused with "Input should be a valid dictionary".
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] not in ("POST", "PUT", "PATCH") or not _has_body(scope):
+            await self.app(scope, receive, send)
+            return
+        content_type = next((v for k, v in scope.get("headers", []) if k == b"content-type"), b"")
+        media = content_type.split(b";")[0].strip().lower()
+        if media == b"application/json" or media.endswith(b"+json"):
+            await self.app(scope, receive, send)
+            return
+        shown = media.decode("latin-1") or "none"
+        response = error_response(
+            415,
+            "unsupported_media_type",
+            f"the body's Content-Type is {shown}: send the body as JSON with the header Content-Type: application/json",
+        )
+        await response(scope, receive, send)
+
+
+def _has_body(scope: Scope) -> bool:
+    declared = _content_length(scope)
+    if declared is not None:
+        return declared > 0
+    return any(k == b"transfer-encoding" for k, _ in scope.get("headers", []))
+
+
 class BodyLimitMiddleware:
     """Refuse request bodies over ``max_bytes`` with a 413 JSON error, declared or streamed.
 

@@ -60,6 +60,9 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     413: {"model": ErrorPublic, "description": "The request body is too large"},
     422: {"model": ErrorPublic, "description": "The request does not match the API"},
 }
+JSON_BODY: dict[int | str, dict[str, Any]] = {
+    415: {"model": ErrorPublic, "description": "The body is not sent as Content-Type: application/json"}
+}
 NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"model": ErrorPublic, "description": "Not found or not visible"}}
 
 router = APIRouter()
@@ -184,6 +187,7 @@ def readyz(services: ServicesDep) -> StatusPublic:
     responses={
         **ERRORS,
         **NOT_FOUND,
+        **JSON_BODY,
         409: {
             "model": ErrorPublic,
             "description": "No run to decide from yet, or a request_id already used for another request",
@@ -246,7 +250,7 @@ def decide_resource(account_ids: Sequence[str]) -> str:
     response_model=FeedbackReceiptPublic,
     tags=["feedback"],
     summary="Feedback events (done, dismissed, snoozed, outcome), stored durably and idempotently",
-    responses={**ERRORS, **NOT_FOUND},
+    responses={**ERRORS, **NOT_FOUND, **JSON_BODY},
 )
 def feedback(
     body: FeedbackBatchIn, request: Request, principal: PrincipalDep, services: ServicesDep
@@ -497,6 +501,7 @@ def get_run(
     summary="Start a batch run over the server's book; its id comes back at once",
     responses={
         **ERRORS,
+        **JSON_BODY,
         409: {"model": ErrorPublic, "description": "A run is already going, or the server has no book"},
         501: {"model": ErrorPublic, "description": "This nextmove has no batch run"},
     },
