@@ -232,6 +232,16 @@ def test_a_body_not_sent_as_json_gets_415_saying_which_content_type_to_send(serv
     assert charset.status_code == 200, charset.text
 
 
+def test_an_empty_decide_says_what_to_send_in_the_validators_own_words(served: Served) -> None:
+    with served.client("admin") as client:
+        empty = client.post("/v1/decide", json={})
+    assert empty.status_code == 422
+    message = empty.json()["message"]
+    assert "send account_id (one account) or accounts" in message
+    assert "not both" not in message
+    assert "Value error" not in message
+
+
 def test_a_body_over_the_limit_gets_413_json_before_it_is_read(served: Served) -> None:
     big = {"events": [_event("a", payload={"blob": "x" * 2_000_000})]}
     with served.client("service") as client:

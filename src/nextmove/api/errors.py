@@ -139,7 +139,8 @@ def validation_problems(exc: RequestValidationError) -> list[dict[str, Any]]:
         where = _where(loc)
         if loc and loc[0] in ("query", "path", "header"):
             where = f"{loc[0]} parameter {'.'.join(str(p) for p in loc[1:])}"
-        out.append({"field": where, "problem": str(err.get("msg", "invalid"))})
+        problem = str(err.get("msg", "invalid")).removeprefix("Value error, ")  # a validator's own words
+        out.append({"field": where, "problem": problem})
     return out
 
 

@@ -532,7 +532,11 @@ def start_run(body: RunIn, request: Request, principal: PrincipalDep, services: 
     response_model=ReportPublic,
     tags=["measure"],
     summary="Lift of the recommended cohort over control, per objective",
-    responses={**ERRORS, **NOT_FOUND, 409: {"model": ErrorPublic, "description": "The server has no book"}},
+    responses={
+        **ERRORS,
+        **NOT_FOUND,
+        409: {"model": ErrorPublic, "description": "The server has no book, or the run's horizon has not passed"},
+    },
 )
 def lift(
     request: Request,

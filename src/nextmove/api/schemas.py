@@ -109,7 +109,9 @@ class DecideIn(_In):
 
     @model_validator(mode="after")
     def _one_or_batch(self) -> Self:
-        if (self.account_id is None) == (self.accounts is None):
+        if self.account_id is None and self.accounts is None:
+            raise ValueError("send account_id (one account) or accounts (a batch of at most 100)")
+        if self.account_id is not None and self.accounts is not None:
             raise ValueError("send either account_id (one account) or accounts (a batch of at most 100), not both")
         if self.accounts is not None and (self.signals or self.request_id):
             raise ValueError("with accounts, put signals and request_id inside each item")
