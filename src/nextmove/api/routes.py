@@ -303,7 +303,7 @@ def account(
 ) -> AccountPublic:
     """The account as the served run saw it, plus what happened since (decisions, feedback) and its book history.
 
-    Roles: ``admin``, ``manager`` (the team's accounts), ``csm`` (own accounts); another CSM's
+    Roles: ``admin``, ``manager`` (the team's accounts), ``csm`` (own accounts); another owner's
     account answers 404, like an account that does not exist.
     """
     principal.require("accounts")

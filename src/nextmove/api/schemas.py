@@ -184,9 +184,9 @@ class OutcomeIn(_In):
     """What happened to the account (for ``kind = "outcome"``)."""
 
     kind: Id
-    """The outcome kind, as in the book's ``outcomes.kind`` (e.g. ``renewal``, ``churn``, ``expansion``)."""
+    """The outcome kind: one an objective of the playbook measures, or one of the book's ``outcomes.kind``."""
     value: float | None = None
-    """The outcome's own value (e.g. ARR added), if any."""
+    """The outcome's own value, if any, as the book's ``outcomes.value`` has it (e.g. the dollars it brought)."""
 
 
 class FeedbackIn(_In):
@@ -366,7 +366,7 @@ class HealthPublic(_Out):
 
 
 class RiskPublic(_Out):
-    """The projected level of one objective's outcome if nothing is done (e.g. the churn probability)."""
+    """The projected level of one objective's outcome if nothing is done (e.g. its probability within the horizon)."""
 
     objective: str
     outcome: str
