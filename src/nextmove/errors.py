@@ -50,6 +50,31 @@ class NotFoundError(NextmoveError):
     code = "not_found"
 
 
+class ConflictError(NextmoveError):
+    """The request conflicts with what the store or the server holds (a run already going, a request id
+    already used for another request)."""
+
+    exit_code = 1
+    http_status = 409
+    code = "conflict"
+
+
+class NotInStoreError(NotFoundError):
+    """A record asked for by its id is not in the store.
+
+    Its message is for Python callers (the store's URL, the method that lists such records); the
+    faces word it their own way from ``what`` and ``key`` (an API client sees neither the URL nor
+    a Python method, the CLI names its own command).
+    """
+
+    def __init__(self, what: str, key: str, *, store_url: str, lister: str) -> None:
+        super().__init__(f"no {what} {key!r} in the store at {store_url}; {lister} lists them")
+        self.what = what
+        self.key = key
+        self.store_url = store_url
+        self.lister = lister
+
+
 class NotFittedError(NextmoveError, ValueError):
     """A model was asked to predict before it was fitted."""
 

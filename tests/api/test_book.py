@@ -57,8 +57,10 @@ def test_lift_is_measured_on_the_servers_book(book_served: Served) -> None:
     with book_served.client("manager") as client:
         early = client.get("/v1/lift")
         partial = client.get("/v1/lift", params={"allow_partial": "true"})
-    assert early.status_code == 422
+    assert early.status_code == 409
+    assert early.json()["code"] == "not_ready"
     assert "horizon" in early.json()["message"]
+    assert "allow_partial=true" in early.json()["message"]
     assert partial.status_code == 200, partial.text
     data = partial.json()["data"]
     assert data["complete"] is False

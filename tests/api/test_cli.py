@@ -64,3 +64,13 @@ def test_models_promote_and_rollback_switch_the_served_run(tmp_path: Path, playb
     assert "nothing to roll back to" in again.output
     missing = runner.invoke(app, ["models", "promote", "nope", "--store", url])
     assert missing.exit_code == 4
+
+
+def test_a_missing_model_or_key_names_the_command_that_lists_them(tmp_path: Path) -> None:
+    url = f"sqlite:///{(tmp_path / 'nextmove.db').as_posix()}"
+    model = runner.invoke(app, ["models", "activate", "nope", "--store", url])
+    key = runner.invoke(app, ["keys", "revoke", "nope", "--store", url])
+    assert model.exit_code == key.exit_code == 4
+    assert "`nextmove models list` lists them" in " ".join(model.output.split())
+    assert "`nextmove keys list` lists them" in " ".join(key.output.split())
+    assert "()" not in model.output + key.output

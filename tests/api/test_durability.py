@@ -33,7 +33,8 @@ def _batches(account_ids: list[str]) -> list[list[dict[str, object]]]:
             "account_id": account_ids[i % len(account_ids)],
             "kind": ("done", "snoozed", "outcome", "dismissed")[i % 4],
             "ts": f"2026-06-{1 + i % 28:02d}T12:00:00Z",
-            **({"outcome": {"kind": "renewal", "value": float(i)}} if i % 4 == 2 else {}),
+            **({"outcome": {"kind": "churn", "value": float(i)}} if i % 4 == 2 else {}),
+            **({"snoozed_until": "2100-01-01T00:00:00Z"} if i % 4 == 1 else {}),
             **({"reason": f"reason {i}"} if i % 4 == 3 else {}),
         }
         for i in range(EVENTS)

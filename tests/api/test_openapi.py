@@ -59,3 +59,10 @@ def test_the_api_page_uses_only_documented_endpoints(tmp_path: Path) -> None:
     assert {"/v1/decide", "/v1/feedback", "/v1/recommendations"} <= used
     for path in used:
         assert any(t.match(path) for t in templates), f"docs/api.md uses {path}, which the API does not have"
+
+
+def test_the_document_speaks_of_no_one_business(tmp_path: Path) -> None:
+    # Books of any business are served: no lab or B2B outcome in the descriptions.
+    text = json.dumps(current_document(tmp_path)).lower()
+    for word in ("renewal", "churn", "arr added", "expansion"):
+        assert word not in text, word

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import time
 import uuid
+from datetime import UTC, datetime, timedelta
 
 import httpx
-from tests.api.conftest import Served
+from tests.api.conftest import CHEAP_HASH, Served
+
+from nextmove.store import open_store
+from nextmove.store.keys import new_api_key
 
 
 def _event(account_id: str, **fields: object) -> dict[str, object]:
@@ -48,6 +53,38 @@ def test_decide_a_batch_keeps_the_order_and_a_request_id_is_idempotent(served: S
     assert [d["decision_id"] for d in again] == [d["decision_id"] for d in first]
 
 
+def test_a_request_id_is_no_retry_for_another_account_of_another_csm(served: Served) -> None:
+    # Keys of their own, so that the refusals stay out of the shared keys' audit trail.
+    ana_key, ana_record = new_api_key("csm", ["ana"], name="ana", scheme=CHEAP_HASH)
+    ben_key, ben_record = new_api_key("csm", ["ben"], name="ben", scheme=CHEAP_HASH)
+    with open_store(served.store_url) as store:
+        store.create_api_key(ana_record)
+        store.create_api_key(ben_record)
+    anas = [r.account_id for r in served.recs if r.owner == "ana"]
+    bens = [r.account_id for r in served.recs if r.owner == "ben"]
+    request_id = f"crm-req-{uuid.uuid4().hex}"
+    with served.server.client(ben_key) as ben, served.server.client(ana_key) as ana:
+        first = ben.post("/v1/decide", json={"account_id": bens[0], "request_id": request_id})
+        assert first.status_code == 200, first.text
+        again = ben.post("/v1/decide", json={"account_id": bens[0], "request_id": request_id})
+        stolen = ana.post("/v1/decide", json={"account_id": anas[0], "request_id": request_id})
+        batch = ana.post(
+            "/v1/decide",
+            json={"accounts": [{"account_id": anas[1]}, {"account_id": anas[0], "request_id": request_id}]},
+        )
+        with_signals = ana.post(
+            "/v1/decide", json={"account_id": anas[0], "request_id": request_id, "signals": {"nps": 3.0}}
+        )
+    assert again.json()["decisions"][0]["decision_id"] == first.json()["decisions"][0]["decision_id"]
+    for refused in (stolen, batch, with_signals):
+        assert refused.status_code == 409, refused.text
+        error = refused.json()
+        assert error["code"] == "conflict"
+        assert "already used for another request" in error["message"]
+        assert "new request_id" in error["message"]
+        assert bens[0] not in refused.text
+
+
 def test_decide_refuses_bad_requests_with_json_errors_that_say_what_to_fix(served: Served) -> None:
     with served.client("admin") as client:
         unknown = client.post("/v1/decide", json={"account_id": "no-such-account"})
@@ -68,10 +105,10 @@ def test_decide_refuses_bad_requests_with_json_errors_that_say_what_to_fix(serve
 def test_feedback_is_stored_once_however_often_it_is_sent(served: Served) -> None:
     account = served.recs[3].account_id
     events = [
-        _event(account, action_id="qbr"),
+        _event(account, action_id="health_check_call"),
         _event(account, kind="dismissed", reason="customer is on holiday"),
-        _event(account, kind="snoozed", snoozed_until="2026-07-01T00:00:00Z"),
-        _event(account, kind="outcome", outcome={"kind": "renewal", "value": 1200.0}),
+        _event(account, kind="snoozed", snoozed_until="2100-07-01T00:00:00Z"),
+        _event(account, kind="outcome", outcome={"kind": "expansion", "value": 1200.0}),
     ]
     with served.client("service") as client:
         first = client.post("/v1/feedback", json={"events": events})
@@ -82,7 +119,7 @@ def test_feedback_is_stored_once_however_often_it_is_sent(served: Served) -> Non
         stored = client.get(f"/v1/accounts/{account}").json()["feedback"]
     kept = {e["event_id"]: e for e in stored}
     assert {e["event_id"] for e in events} <= set(kept)
-    assert kept[events[3]["event_id"]]["payload"]["outcome"] == {"kind": "renewal", "value": 1200.0}  # type: ignore[index]
+    assert kept[events[3]["event_id"]]["payload"]["outcome"] == {"kind": "expansion", "value": 1200.0}  # type: ignore[index]
 
 
 def test_feedback_refuses_incomplete_events_and_stores_none_of_the_batch(served: Served) -> None:
@@ -108,6 +145,101 @@ def test_feedback_refuses_incomplete_events_and_stores_none_of_the_batch(served:
     with served.client("admin") as client:
         stored = client.get(f"/v1/accounts/{account}").json()["feedback"]
     assert good["event_id"] not in {e["event_id"] for e in stored}
+
+
+def test_feedback_refuses_what_the_server_does_not_have_and_still_answers_retries(served: Served) -> None:
+    account, other = served.recs[5].account_id, served.recs[6].account_id
+    soon = (datetime.now(UTC) + timedelta(seconds=1.5)).isoformat()
+    snooze = _event(account, kind="snoozed", snoozed_until=soon)
+    with served.client("admin") as client:
+        (decision,) = client.post("/v1/decide", json={"account_id": other}).json()["decisions"]
+        refused = {
+            "account_id": client.post("/v1/feedback", json={"events": [_event("no-such-account")]}),
+            "action_id": client.post("/v1/feedback", json={"events": [_event(account, action_id="bogus")]}),
+            "decision_id": client.post("/v1/feedback", json={"events": [_event(account, decision_id="nope")]}),
+            "another's decision_id": client.post(
+                "/v1/feedback", json={"events": [_event(account, decision_id=decision["decision_id"])]}
+            ),
+            "outcome.kind": client.post(
+                "/v1/feedback",
+                json={"events": [_event(account, kind="outcome", outcome={"kind": "nonsense", "value": 1.0})]},
+            ),
+            "snoozed_until": client.post("/v1/feedback", json={"events": [_event(account, kind="snoozed")]}),
+            "past snoozed_until": client.post(
+                "/v1/feedback",
+                json={"events": [_event(account, kind="snoozed", snoozed_until="2020-01-01T00:00:00Z")]},
+            ),
+        }
+        accepted = client.post("/v1/feedback", json={"events": [snooze]})
+        time.sleep(2.0)
+        retried = client.post("/v1/feedback", json={"events": [snooze]})
+        stored = client.get(f"/v1/accounts/{account}").json()["feedback"]
+        # The refused done of an unknown action puts no play in flight.
+        after = client.post("/v1/decide", json={"account_id": account}).json()["decisions"][0]
+    assert refused.pop("account_id").status_code == 404
+    for name, response in refused.items():
+        assert response.status_code == 422, (name, response.text)
+        field = name.split()[-1]
+        assert response.json()["problems"][0]["field"] == f"events.0.{field}", (name, response.text)
+    assert "exec_sponsor_call" in refused["action_id"].json()["message"]
+    assert refused["decision_id"].json()["message"].replace("'nope'", "X") == refused["another's decision_id"].json()[
+        "message"
+    ].replace(repr(decision["decision_id"]), "X")
+    assert other not in refused["another's decision_id"].text
+    assert "churn" in refused["outcome.kind"].json()["message"]
+    assert accepted.json()["stored"] == 1
+    assert retried.status_code == 200, retried.text
+    assert retried.json()["duplicates"] == 1
+    assert [e["event_id"] for e in stored] == [snooze["event_id"]]
+    assert "in flight" not in after["evidence"]["summary"]
+
+
+def test_a_missing_run_is_named_without_the_store_and_with_the_endpoint_that_lists_runs(served: Served) -> None:
+    with served.client("admin") as client:
+        answers = [
+            client.get("/v1/recommendations", params={"run_id": "bogus"}),
+            client.get("/v1/runs/nope"),
+            client.get("/v1/lift", params={"run_id": "nope"}),
+        ]
+    for answer in answers:
+        assert answer.status_code == 404, answer.text
+        message = answer.json()["message"]
+        assert "GET /v1/runs lists them" in message
+        assert "store" not in message
+        assert "sqlite" not in message
+        assert "postgres" not in message
+        assert "()" not in message
+
+
+def test_a_body_not_sent_as_json_gets_415_saying_which_content_type_to_send(served: Served) -> None:
+    account = served.recs[0].account_id
+    with served.client("admin") as client:
+        form = client.post("/v1/decide", content=f'{{"account_id": "{account}"}}'.encode())
+        typed = client.post(
+            "/v1/feedback",
+            content=b'{"events": []}',
+            headers={"Content-Type": "application/x-www-form-urlencoded"},
+        )
+        charset = client.post(
+            "/v1/decide",
+            content=f'{{"account_id": "{account}"}}'.encode(),
+            headers={"Content-Type": "application/json; charset=utf-8"},
+        )
+    for refused in (form, typed):
+        assert refused.status_code == 415, refused.text
+        assert refused.json()["code"] == "unsupported_media_type"
+        assert "Content-Type: application/json" in refused.json()["message"]
+    assert charset.status_code == 200, charset.text
+
+
+def test_an_empty_decide_says_what_to_send_in_the_validators_own_words(served: Served) -> None:
+    with served.client("admin") as client:
+        empty = client.post("/v1/decide", json={})
+    assert empty.status_code == 422
+    message = empty.json()["message"]
+    assert "send account_id (one account) or accounts" in message
+    assert "not both" not in message
+    assert "Value error" not in message
 
 
 def test_a_body_over_the_limit_gets_413_json_before_it_is_read(served: Served) -> None:

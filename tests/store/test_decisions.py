@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from nextmove.errors import ConfigError, NotFoundError, StoreError
+from nextmove.errors import ConfigError, ConflictError, NotFoundError, StoreError
 from nextmove.store import AuditEntry, DecisionRecord, Store
 
 T0 = datetime(2024, 6, 3, 9, 0, tzinfo=UTC)
@@ -47,10 +47,23 @@ def test_log_decisions_round_trips_newest_first(store: Store) -> None:
 def test_log_decisions_returns_the_logged_decision_for_a_known_request_id(store: Store) -> None:
     first = make_decision(1, request_id="req-1")
     assert store.log_decisions([first]) == [first]
-    retry = make_decision(2, request_id="req-1", action_id="other")
+    retry = make_decision(2, request_id="req-1", action_id="other", account_id=first.account_id)
     fresh = make_decision(3, request_id="req-3")
     assert store.log_decisions([retry, fresh, dataclasses.replace(fresh, decision_id="d-x")]) == [first, fresh, fresh]
     assert {d.decision_id for d in store.decisions()} == {"d-1", "d-3"}
+
+
+def test_log_decisions_refuses_a_request_id_used_for_another_account_and_writes_nothing(store: Store) -> None:
+    first = make_decision(1, request_id="req-1")  # acct-1
+    store.log_decisions([first])
+    other = make_decision(2, request_id="req-1")  # acct-0
+    with pytest.raises(ConflictError, match="request_id 'req-1' was already used for another request") as caught:
+        store.log_decisions([make_decision(4, request_id="req-4"), other])
+    assert "acct-1" not in str(caught.value)
+    # Twice in one call, for two accounts: a conflict too, not the first account's decision.
+    with pytest.raises(ConflictError):
+        store.log_decisions([make_decision(5, request_id="req-5"), make_decision(6, request_id="req-5")])
+    assert [d.decision_id for d in store.decisions()] == ["d-1"]
 
 
 def test_log_decisions_refuses_a_decision_id_twice_and_writes_nothing(store: Store) -> None:

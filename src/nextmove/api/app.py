@@ -9,7 +9,7 @@ from fastapi import FastAPI
 
 from nextmove._version import __version__
 from nextmove.api.audit import AuditMiddleware
-from nextmove.api.errors import BodyLimitMiddleware, install_error_handlers
+from nextmove.api.errors import BodyLimitMiddleware, JsonBodyMiddleware, install_error_handlers
 from nextmove.api.express import DecideExpressLane
 from nextmove.api.routes import router
 from nextmove.api.service import ApiConfig, Services
@@ -60,6 +60,7 @@ def create_app(config: ApiConfig, *, store: Store | None = None) -> FastAPI:
     app.include_router(router)
     # Outermost last: the size limit refuses a body before anything reads it; the express lane
     # answers the common POST /v1/decide before any of them (it keeps to the limit and audits).
+    app.add_middleware(JsonBodyMiddleware)
     app.add_middleware(AuditMiddleware, writer=services.audit)
     app.add_middleware(BodyLimitMiddleware, max_bytes=config.max_body_bytes)
     app.add_middleware(DecideExpressLane, services=services, max_body_bytes=config.max_body_bytes)

@@ -13,7 +13,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from nextmove.errors import NextmoveError
+from nextmove.errors import NextmoveError, NotInStoreError
 
 logger = logging.getLogger("nextmove.api")
 
@@ -59,12 +59,16 @@ class NotImplementedYetError(NextmoveError):
     code = "not_implemented"
 
 
-class ConflictError(NextmoveError):
-    """The request conflicts with the server's state (e.g. a run is already going)."""
+class InvalidRequestError(NextmoveError):
+    """The request is well-formed but names things the server does not have; ``problems`` says which, per field."""
 
-    exit_code = 1
-    http_status = 409
-    code = "conflict"
+    exit_code = 2
+    http_status = 422
+    code = "invalid_request"
+
+    def __init__(self, message: str, problems: Sequence[dict[str, Any]] = ()) -> None:
+        super().__init__(message)
+        self.problems = list(problems)
 
 
 HTTP_CODES: dict[int, tuple[str, str]] = {
@@ -74,6 +78,28 @@ HTTP_CODES: dict[int, tuple[str, str]] = {
     413: ("payload_too_large", "the request body is too large"),
     415: ("unsupported_media_type", "send the body as JSON with Content-Type: application/json"),
 }
+
+
+API_LISTERS: dict[str, str] = {"run": "GET /v1/runs lists them"}
+"""How an API client finds the records of a kind, by the ``what`` of :class:`NotInStoreError`."""
+
+
+def public_message(exc: NextmoveError, store_url: str | None = None) -> str:
+    """The message of ``exc`` for an API client: never the store's URL, nor a Python method to call.
+
+    Examples
+    --------
+    >>> from nextmove.errors import NotInStoreError
+    >>> public_message(NotInStoreError("run", "bogus", store_url="sqlite:///s.db", lister="list_runs()"))
+    "no run 'bogus'; GET /v1/runs lists them"
+    """
+    if isinstance(exc, NotInStoreError):
+        hint = API_LISTERS.get(exc.what)
+        return f"no {exc.what} {exc.key!r}" + (f"; {hint}" if hint else "")
+    message = str(exc)
+    if store_url:
+        message = message.replace(f" at {store_url}", "").replace(store_url, "the server's store")
+    return message
 
 
 def error_body(
@@ -113,7 +139,8 @@ def validation_problems(exc: RequestValidationError) -> list[dict[str, Any]]:
         where = _where(loc)
         if loc and loc[0] in ("query", "path", "header"):
             where = f"{loc[0]} parameter {'.'.join(str(p) for p in loc[1:])}"
-        out.append({"field": where, "problem": str(err.get("msg", "invalid"))})
+        problem = str(err.get("msg", "invalid")).removeprefix("Value error, ")  # a validator's own words
+        out.append({"field": where, "problem": problem})
     return out
 
 
@@ -121,8 +148,11 @@ def install_error_handlers(app: FastAPI) -> None:
     """Map nextmove's errors, validation errors and HTTP errors to JSON; anything else to a 500 JSON error."""
 
     @app.exception_handler(NextmoveError)
-    async def _nextmove(_request: Request, exc: NextmoveError) -> JSONResponse:
-        return error_response(exc.http_status, exc.code, str(exc))
+    async def _nextmove(request: Request, exc: NextmoveError) -> JSONResponse:
+        problems = exc.problems if isinstance(exc, InvalidRequestError) else None
+        services = getattr(request.app.state, "services", None)
+        store_url = None if services is None else services.store.url
+        return error_response(exc.http_status, exc.code, public_message(exc, store_url), problems)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -149,6 +179,41 @@ def install_error_handlers(app: FastAPI) -> None:
             "internal_error",
             f"nextmove failed unexpectedly ({type(exc).__name__}); the server log has the details — please report it",
         )
+
+
+class JsonBodyMiddleware:
+    """Refuse a request body that is not declared JSON with a 415 JSON error that says what to send.
+
+    Without it a body sent without ``Content-Type: application/json`` (curl's ``-d`` sends a form
+    type) reached the schema as text and was refused with "Input should be a valid dictionary".
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] not in ("POST", "PUT", "PATCH") or not _has_body(scope):
+            await self.app(scope, receive, send)
+            return
+        content_type = next((v for k, v in scope.get("headers", []) if k == b"content-type"), b"")
+        media = content_type.split(b";")[0].strip().lower()
+        if media == b"application/json" or media.endswith(b"+json"):
+            await self.app(scope, receive, send)
+            return
+        shown = media.decode("latin-1") or "none"
+        response = error_response(
+            415,
+            "unsupported_media_type",
+            f"the body's Content-Type is {shown}: send the body as JSON with the header Content-Type: application/json",
+        )
+        await response(scope, receive, send)
+
+
+def _has_body(scope: Scope) -> bool:
+    declared = _content_length(scope)
+    if declared is not None:
+        return declared > 0
+    return any(k == b"transfer-encoding" for k, _ in scope.get("headers", []))
 
 
 class BodyLimitMiddleware:

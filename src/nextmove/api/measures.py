@@ -10,7 +10,13 @@ from nextmove.api.errors import NotReadyError
 from nextmove.book import Book
 from nextmove.engine.health import active_accounts
 from nextmove.errors import NotFoundError
-from nextmove.measure.lift import estimate_lift, json_ready, latest_data_time, recommendations_frame
+from nextmove.measure.lift import (
+    HorizonNotOverError,
+    estimate_lift,
+    json_ready,
+    latest_data_time,
+    recommendations_frame,
+)
 from nextmove.playbook import Playbook
 from nextmove.segment import BehaviorSegmenter, behavior_snapshot
 from nextmove.store import RunRecord, Store
@@ -30,15 +36,18 @@ def lift_report(
     Raises
     ------
     NotReadyError
-        Without a book.
-    ConfigError
-        If the run's horizon has not passed (unless ``allow_partial``).
+        Without a book, or if the book holds nothing after the run, or the run's horizon has not
+        passed (unless ``allow_partial``).
     """
     loaded = _book(book, "lift")
     if run.as_of is None:
         raise NotFoundError(f"run {run.run_id!r} has no as_of time; lift measures what followed a run's decisions")
     frame = recommendations_frame(store.recommendations(run.run_id))
-    report = estimate_lift(frame, loaded, playbook, as_of=run.as_of, allow_partial=allow_partial, run_id=run.run_id)
+    try:
+        report = estimate_lift(frame, loaded, playbook, as_of=run.as_of, allow_partial=allow_partial, run_id=run.run_id)
+    except HorizonNotOverError as exc:
+        # Not the request's fault: the same request answers once the book holds the outcomes.
+        raise NotReadyError(str(exc).replace("allow_partial (--partial)", "allow_partial=true")) from None
     return report.to_dict()
 
 

@@ -13,6 +13,7 @@ from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBea
 
 from nextmove.api.audit import AUDIT_STATE_KEY
 from nextmove.api.auth import Principal
+from nextmove.api.feedback import check_feedback
 from nextmove.api.measures import lift_report
 from nextmove.api.schemas import (
     MAX_ID_CHARS,
@@ -58,6 +59,9 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     403: {"model": ErrorPublic, "description": "The key's role may not use this endpoint"},
     413: {"model": ErrorPublic, "description": "The request body is too large"},
     422: {"model": ErrorPublic, "description": "The request does not match the API"},
+}
+JSON_BODY: dict[int | str, dict[str, Any]] = {
+    415: {"model": ErrorPublic, "description": "The body is not sent as Content-Type: application/json"}
 }
 NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"model": ErrorPublic, "description": "Not found or not visible"}}
 
@@ -183,7 +187,11 @@ def readyz(services: ServicesDep) -> StatusPublic:
     responses={
         **ERRORS,
         **NOT_FOUND,
-        409: {"model": ErrorPublic, "description": "No run to decide from yet"},
+        **JSON_BODY,
+        409: {
+            "model": ErrorPublic,
+            "description": "No run to decide from yet, or a request_id already used for another request",
+        },
         503: {"model": ErrorPublic, "description": "Too many decisions waiting, or the server is stopping: retry"},
     },
 )
@@ -208,6 +216,7 @@ async def decide_now(services: Services, principal: Principal, body: DecideIn, a
     """
     items = body.items()
     ids = [item.account_id for item in items]
+    services.check_signals([item.signals for item in items])
     requests = [DecideRequest(i.account_id, dict(i.signals), i.request_id) for i in items]
     group = DecideGroup(requests, principal.key_id, [audit])
 
@@ -241,12 +250,17 @@ def decide_resource(account_ids: Sequence[str]) -> str:
     response_model=FeedbackReceiptPublic,
     tags=["feedback"],
     summary="Feedback events (done, dismissed, snoozed, outcome), stored durably and idempotently",
-    responses={**ERRORS, **NOT_FOUND},
+    responses={**ERRORS, **NOT_FOUND, **JSON_BODY},
 )
 def feedback(
     body: FeedbackBatchIn, request: Request, principal: PrincipalDep, services: ServicesDep
 ) -> FeedbackReceiptPublic:
     """Store up to 1,000 events; an ``event_id`` already stored is not counted again.
+
+    Events are checked first (all or nothing): an account in neither the served run nor the book
+    is a 404; an ``action_id`` not in the playbook, a ``decision_id`` not made for the account, an
+    outcome kind no objective measures, or a snooze without a future ``snoozed_until`` a 422 naming
+    the field and what is allowed. An event already stored is a retry, answered as before.
 
     Every event is committed before the answer is sent: a 200 means the events are kept. Roles:
     every role; ``manager`` and ``csm`` keys only for their accounts (all or nothing).
@@ -264,6 +278,7 @@ def feedback(
         for account_id in accounts:
             principal.require_account(account_id, services.owner_of(account_id))
     received_at = utcnow()
+    check_feedback(services, body.events, received_at)
     events = [e.to_event(received_at) for e in body.events]
     stored = services.store.add_feedback(events, audit=[_entry(request, info)])
     learned = services.decider.learn(events)
@@ -288,7 +303,7 @@ def account(
 ) -> AccountPublic:
     """The account as the served run saw it, plus what happened since (decisions, feedback) and its book history.
 
-    Roles: ``admin``, ``manager`` (the team's accounts), ``csm`` (own accounts); another CSM's
+    Roles: ``admin``, ``manager`` (the team's accounts), ``csm`` (own accounts); another owner's
     account answers 404, like an account that does not exist.
     """
     principal.require("accounts")
@@ -486,13 +501,15 @@ def get_run(
     summary="Start a batch run over the server's book; its id comes back at once",
     responses={
         **ERRORS,
+        **JSON_BODY,
         409: {"model": ErrorPublic, "description": "A run is already going, or the server has no book"},
         501: {"model": ErrorPublic, "description": "This nextmove has no batch run"},
     },
 )
 def start_run(body: RunIn, request: Request, principal: PrincipalDep, services: ServicesDep) -> RunPublic:
     """Roles: ``admin``. Follow it with ``GET /v1/runs/{run_id}``; with ``promote`` (default), a
-    succeeded run becomes the one online decisions come from, swapped in atomically."""
+    succeeded run becomes the one online decisions come from, swapped in atomically; without, the
+    served run stays what it was."""
     principal.require("runs:start")
     info = _note(request, "change", "runs:start", as_of=None if body.as_of is None else body.as_of.isoformat())
     progress = services.runs.start(as_of=body.as_of, seed=body.seed, promote=body.promote)
@@ -515,7 +532,11 @@ def start_run(body: RunIn, request: Request, principal: PrincipalDep, services: 
     response_model=ReportPublic,
     tags=["measure"],
     summary="Lift of the recommended cohort over control, per objective",
-    responses={**ERRORS, **NOT_FOUND, 409: {"model": ErrorPublic, "description": "The server has no book"}},
+    responses={
+        **ERRORS,
+        **NOT_FOUND,
+        409: {"model": ErrorPublic, "description": "The server has no book, or the run's horizon has not passed"},
+    },
 )
 def lift(
     request: Request,

@@ -82,9 +82,11 @@ class DecideItemIn(_In):
     account_id: Id
     """The account."""
     signals: dict[Id, float] = Field(default_factory=dict, max_length=MAX_SIGNALS)
-    """Fresh context signals (signal name → latest value) seen by the caller, logged with the decision."""
+    """Fresh context signals (signal name → latest value) seen by the caller, logged with the decision; on a
+    server with a book, only the book's signal names (others are refused with 422)."""
     request_id: Id | None = None
-    """Your id for this request: retrying with it returns the decision already made instead of a new one."""
+    """Your id for this request: retrying it for the same account returns the decision already made instead of a
+    new one; an id already used for another account is refused (409)."""
 
 
 class DecideIn(_In):
@@ -107,7 +109,9 @@ class DecideIn(_In):
 
     @model_validator(mode="after")
     def _one_or_batch(self) -> Self:
-        if (self.account_id is None) == (self.accounts is None):
+        if self.account_id is None and self.accounts is None:
+            raise ValueError("send account_id (one account) or accounts (a batch of at most 100)")
+        if self.account_id is not None and self.accounts is not None:
             raise ValueError("send either account_id (one account) or accounts (a batch of at most 100), not both")
         if self.accounts is not None and (self.signals or self.request_id):
             raise ValueError("with accounts, put signals and request_id inside each item")
@@ -180,9 +184,9 @@ class OutcomeIn(_In):
     """What happened to the account (for ``kind = "outcome"``)."""
 
     kind: Id
-    """The outcome kind, as in the book's ``outcomes.kind`` (e.g. ``renewal``, ``churn``, ``expansion``)."""
+    """The outcome kind: one an objective of the playbook measures, or one of the book's ``outcomes.kind``."""
     value: float | None = None
-    """The outcome's own value (e.g. ARR added), if any."""
+    """The outcome's own value, if any, as the book's ``outcomes.value`` has it (e.g. the dollars it brought)."""
 
 
 class FeedbackIn(_In):
@@ -216,8 +220,6 @@ class FeedbackIn(_In):
     def _kind_needs(self) -> Self:
         if self.kind == "dismissed" and not (self.reason and self.reason.strip()):
             raise ValueError("a dismissed event needs a reason (e.g. 'already in touch with the customer')")
-        if self.kind == "outcome" and self.outcome is None:
-            raise ValueError('an outcome event needs outcome: {"kind": "renewal", "value": 1200.0}')
         if self.kind != "outcome" and (self.outcome is not None or self.value_usd is not None):
             raise ValueError("outcome and value_usd belong to outcome events only")
         return self
@@ -364,7 +366,7 @@ class HealthPublic(_Out):
 
 
 class RiskPublic(_Out):
-    """The projected level of one objective's outcome if nothing is done (e.g. the churn probability)."""
+    """The projected level of one objective's outcome if nothing is done (e.g. its probability within the horizon)."""
 
     objective: str
     outcome: str
@@ -419,7 +421,8 @@ class RunIn(_In):
     seed: int = Field(default=0, ge=0, le=2**31 - 1)
     """Seed of the run."""
     promote: bool = True
-    """Serve the run's decisions online when it succeeds (a new ``policy`` model version, swapped in atomically)."""
+    """Serve the run's decisions online when it succeeds (a new ``policy`` model version, swapped in atomically),
+    and make its effect model the active one; False: neither, until ``nextmove models promote RUN_ID``."""
 
 
 class RunPublic(_Out):

@@ -8,7 +8,7 @@ import threading
 import time
 import traceback
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -17,15 +17,18 @@ from typing import Any
 from nextmove.api.audit import AuditWriter
 from nextmove.api.auth import KeyVerifier
 from nextmove.api.decisions import DecisionQueue
-from nextmove.api.errors import ConflictError, NotImplementedYetError, NotReadyError
+from nextmove.api.errors import NotImplementedYetError, NotReadyError
 from nextmove.api.measures import SegmentCache
 from nextmove.book import Book
 from nextmove.engine.online import OnlineDecider
-from nextmove.errors import NextmoveError
+from nextmove.errors import ConfigError, ConflictError, NextmoveError
 from nextmove.playbook import Playbook
 from nextmove.store import RunRecord, SqlStore, Store, open_store
 
 logger = logging.getLogger("nextmove.api")
+
+MAX_NAMES_LISTED = 40
+"""An error lists at most this many of the book's names (signal names, actions, outcome kinds)."""
 
 
 @dataclass(frozen=True)
@@ -152,6 +155,7 @@ class RunManager:
                 seed=seed,
                 progress=progress.steps.append,
                 run_id=progress.run_id,
+                promote=promote,
             )
             run_id = str(getattr(result, "run_id", progress.run_id))
             if run_id != progress.run_id:
@@ -189,6 +193,12 @@ class Services:
         self.runs = RunManager(self)
         self.segments = SegmentCache()
         self._owners = _book_owners(config.book)
+        self._signal_names = frozenset(config.book.signal_names) if config.book is not None else None
+        kinds = {objective.outcome for objective in config.playbook.objectives.values()}
+        if config.book is not None:
+            kinds |= set(config.book.outcomes.get_column("kind").unique().drop_nulls().to_list())
+        self.outcome_kinds: tuple[str, ...] = tuple(sorted(kinds))
+        """Outcome kinds feedback may report: those the playbook's objectives measure, and the book's."""
         self._stop = threading.Event()
         self._spared: object = None
         self._refresher = threading.Thread(target=self._refresh_loop, name="nextmove-refresh", daemon=True)
@@ -228,6 +238,31 @@ class Services:
         """Whether the served run or the book has the account."""
         snap = self.decider.snapshot
         return (snap is not None and snap.account(account_id) is not None) or account_id in self._owners
+
+    def check_signals(self, signals: Sequence[Mapping[str, float]]) -> None:
+        """Refuse fresh signals the server's book does not have (one mapping per account asked for).
+
+        Rescoring reads a signal only by a name the book has: any other would be ignored while the
+        receipt says the account was rescored. Without a book every name is taken (and only logged).
+
+        Raises
+        ------
+        ConfigError
+            Naming the unknown signals and the book's.
+        """
+        known = self._signal_names
+        if known is None:
+            return
+        unknown = sorted({name for one in signals for name in one if name not in known})
+        if unknown:
+            names = sorted(known)
+            listed = ", ".join(names[:MAX_NAMES_LISTED]) + (
+                f" … ({len(names)} in all)" if len(names) > MAX_NAMES_LISTED else ""
+            )
+            raise ConfigError(
+                f"signals: the book has no signal {', '.join(repr(n) for n in unknown)}; send only the book's "
+                f"signal names: {listed or '(the book has no signals)'}"
+            )
 
     def served_run(self) -> RunRecord | None:
         """The run online decisions come from, if any."""

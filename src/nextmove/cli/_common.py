@@ -14,7 +14,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from nextmove._files import check_folder
-from nextmove.errors import ConfigError, NextmoveError
+from nextmove.errors import ConfigError, NextmoveError, NotInStoreError
 
 if TYPE_CHECKING:
     from nextmove.store import Store
@@ -61,6 +61,28 @@ def output_file(path: Path, option: str = "--out") -> Path:
     return path
 
 
+CLI_LISTERS: dict[str, str] = {
+    "model": "`nextmove models list` lists them",
+    "API key": "`nextmove keys list` lists them",
+    "run": "`nextmove run` prints each run's id, `nextmove models list --kind policy` the promoted ones",
+}
+"""How a CLI user finds the records of a kind, by the ``what`` of :class:`NotInStoreError`."""
+
+
+def cli_message(exc: NextmoveError) -> str:
+    """The message of ``exc`` for the CLI: the command to run rather than a Python method.
+
+    Examples
+    --------
+    >>> from nextmove.errors import NotInStoreError
+    >>> cli_message(NotInStoreError("model", "m1", store_url="sqlite:///s.db", lister="list_models()"))
+    "no model 'm1' in the store at sqlite:///s.db; `nextmove models list` lists them"
+    """
+    if isinstance(exc, NotInStoreError) and exc.what in CLI_LISTERS:
+        return f"no {exc.what} {exc.key!r} in the store at {exc.store_url}; {CLI_LISTERS[exc.what]}"
+    return str(exc)
+
+
 def handle_errors(func: Callable[P, R]) -> Callable[P, R]:
     """Turn nextmove's errors into a red message on stderr and the error's exit code."""
 
@@ -69,7 +91,7 @@ def handle_errors(func: Callable[P, R]) -> Callable[P, R]:
         try:
             return func(*args, **kwargs)
         except NextmoveError as exc:
-            err_console.print(f"[bold red]error:[/] {escape(str(exc))}")
+            err_console.print(f"[bold red]error:[/] {escape(cli_message(exc))}")
             raise typer.Exit(exc.exit_code) from None
 
     return wrapper

@@ -18,7 +18,8 @@ stores one recommendation per account with its receipt (``evidence``) and runner
    narrows the exploration draws, without a restart.
 
 Which run is served: the run named by the active ``policy`` model version if there is one
-(``nextmove models rollback`` re-activates the previous one), else the newest succeeded run.
+(``nextmove models rollback`` re-activates the previous one), else the newest succeeded run not
+started with ``promote=False`` (:func:`servable_run`).
 :meth:`OnlineDecider.refresh` swaps a new snapshot in atomically when that changes.
 """
 
@@ -42,6 +43,7 @@ from numpy.typing import NDArray
 
 from nextmove.book import NO_ACTION, Book
 from nextmove.decide.explore import epsilon_propensities
+from nextmove.decide.phrases import usd_text
 from nextmove.decide.rules import Candidate, Why, candidates, check_rules
 from nextmove.errors import ConfigError, NextmoveError, NotFoundError
 from nextmove.features import FeatureVocabulary, compute_features, feature_schema
@@ -284,7 +286,13 @@ CONTEXT_SEPARATOR: Final = "@"
 (``upsell_call@busy``): a batch decision logged with a ``contact`` moves both its action's correction and this one."""
 
 NOISE_PRIOR_EVENTS = 30.0
-"""Weight, in events, of the pooled noise variance in each action's own (see :class:`OnlineLearner`)."""
+"""Weight, in events, of the pooled noise variance in each action's own, and of :data:`NOISE_PRIOR_VARIANCE`
+in the pooled one (see :class:`OnlineLearner`)."""
+
+NOISE_PRIOR_VARIANCE = 25.0
+"""Variance of one gap ``z`` taken before the gaps say otherwise: the low end of what the closed-loop lab
+measured (5 to 2,800). Without it the first outcome, with no variance to estimate, counted as much as the
+prior: one $7 outcome of a decision projected at $0.09 moved its action for every account by half its gap."""
 
 
 def _posterior(own: _Gaps, pooled_var: float) -> tuple[float, float]:
@@ -322,8 +330,10 @@ class OnlineLearner:
     the whole ARR): the closed-loop lab measured variances of ``z`` from 5 to 2,800. So each ``z``
     is taken as observed with variance ``τ²``: the action's sample variance of ``z``, shrunk toward
     the variance pooled over every action with the weight of :data:`NOISE_PRIOR_EVENTS` events,
-    and never below 1. The posterior mean is ``Σz / (n + τ²)`` and its variance
-    ``τ² / (τ² + n)``: a few large outcomes no longer move a whole action.
+    and never below 1; the pooled variance is itself shrunk toward :data:`NOISE_PRIOR_VARIANCE`
+    with the same weight, so that before many gaps are seen their noise is taken as the lab's
+    lowest. The posterior mean is ``Σz / (n + τ²)`` and its variance ``τ² / (τ² + n)``: a few
+    large outcomes no longer move a whole action (the first moves it by 1/26 of its gap).
     An event counts once, however often it is replayed.
 
     Examples
@@ -333,8 +343,8 @@ class OnlineLearner:
     True
     >>> learner.observe("e1", "qbr", realised_usd=0.0, projected_usd=1000.0, low_usd=500.0, high_usd=1500.0)
     False
-    >>> round(learner.correction("qbr").mean_z, 2)
-    -1.64
+    >>> round(learner.correction("qbr").mean_z, 3)  # the gap, -3.29 spreads, over 1 + 25
+    -0.127
     """
 
     def __init__(self, level: float = 0.9) -> None:
@@ -373,9 +383,15 @@ class OnlineLearner:
         return True
 
     def _pooled_var(self) -> float:
-        """The variance of every action's gaps (1 below two gaps, never below 1); call under the lock."""
-        var = self._pooled.variance
-        return 1.0 if not math.isfinite(var) else max(var, 1.0)
+        """The variance of every action's gaps, shrunk toward :data:`NOISE_PRIOR_VARIANCE`, never below 1.
+
+        Call under the lock.
+        """
+        pooled = self._pooled
+        dof = max(pooled.n - 1, 0)
+        sample = pooled.variance if dof else 0.0
+        var = (dof * sample + NOISE_PRIOR_EVENTS * NOISE_PRIOR_VARIANCE) / (dof + NOISE_PRIOR_EVENTS)
+        return max(var, 1.0)
 
     def correction(self, action_key: str) -> ActionCorrection:
         """The current correction of ``action_key`` (no outcomes yet: mean 0, sd 1)."""
@@ -535,8 +551,15 @@ class FreshScorer:
             playbook=playbook,
         )
 
-    def options(self, account_id: str, signals: Mapping[str, float], now: datetime) -> tuple[Option, ...]:
-        """The account's options at ``now``, with ``signals`` as its latest values, best allowed first.
+    def options(self, account_id: str, signals: Mapping[str, float], as_of: datetime) -> tuple[Option, ...]:
+        """The account's options at ``as_of``, with ``signals`` as its latest values, best allowed first.
+
+        ``as_of`` is the served run's: the effect model was fitted and the run's rules checked as of
+        then, and the book holds nothing later, so features and rules (eligibility, cooldowns, caps,
+        plays in flight) are those of the run with the fresh values seen just before it. At a later
+        time every cooldown of the book's touches would have run out, and an action the run
+        blocked could be chosen; what happened since the run is the online rules' part
+        (:class:`ContactRules`), checked at the decision's own time.
 
         Raises
         ------
@@ -549,7 +572,7 @@ class FreshScorer:
         if accounts.height == 0:
             raise NotFoundError(f"no account {account_id!r} in the server's book; fresh signals need it")
         # A fresh value is seen just before the decision time (features read ts < as_of).
-        seen = now - timedelta(microseconds=1)
+        seen = as_of - timedelta(microseconds=1)
         fresh = pl.DataFrame(
             {
                 "account_id": [account_id] * len(signals),
@@ -567,9 +590,9 @@ class FreshScorer:
         )
         touches = book.touches.filter(mine)
         sub = Book(accounts, pl.concat([book.signals.filter(mine), fresh]), touches, book.outcomes.filter(mine))
-        snapshot = compute_features(sub, now, playbook=self.playbook, vocabulary=self.vocabulary)
+        snapshot = compute_features(sub, as_of, playbook=self.playbook, vocabulary=self.vocabulary)
         values = self.model.project(snapshot).values
-        rules = check_rules(snapshot, touches, self.playbook, now, feature_schema(snapshot))
+        rules = check_rules(snapshot, touches, self.playbook, as_of, feature_schema(snapshot))
         names = {Why.RULE: "rule", Why.COOLDOWN: "cooldown", Why.CONTACT_CAP: "contact_cap", Why.IN_FLIGHT: "in_flight"}
         blocked = {
             c.key: (names[Why(int(rules.why[0, k]))], rules.reason(self.playbook, 0, k))
@@ -728,7 +751,7 @@ class OnlineDecider:
         return self._problem
 
     def refresh(self) -> bool:
-        """Serve the run of the active policy version (else the newest succeeded run) if it changed.
+        """Serve the run of the active policy version (else :func:`servable_run`) if it changed.
 
         The new snapshot replaces the old one in one assignment: a decision in progress finishes
         on the snapshot it started with. Returns whether the served run changed.
@@ -743,11 +766,10 @@ class OnlineDecider:
                 run_id = _policy_run_id(version)
                 run = self.store.get_run(run_id)
             else:
-                run = self.store.latest_run(status="succeeded")
+                run = servable_run(self.store)
             if run is None:
                 self._problem = (
-                    f"the store at {self.store.url} has no succeeded run to serve: run the batch first "
-                    "(POST /v1/runs, or `nextmove run`)"
+                    "the store has no succeeded run to serve: run the batch first (POST /v1/runs, or `nextmove run`)"
                 )
                 return False
             current = self._snapshot
@@ -792,13 +814,7 @@ class OnlineDecider:
         DeciderNotReadyError
             If no run is served.
         """
-        snap = self._require_snapshot()
-        view = snap.account(account_id)
-        if view is None:
-            raise NotFoundError(
-                f"no account {account_id!r} in run {snap.run.run_id!r}; GET /v1/recommendations lists the accounts"
-            )
-        return view
+        return _view_of(self._require_snapshot(), account_id)
 
     def owner_of(self, account_id: str) -> str | None:
         """The owner of ``account_id`` in the served run (None if unknown or no run is served)."""
@@ -829,7 +845,7 @@ class OnlineDecider:
         """
         snap = self._require_snapshot()
         when = now or utcnow()
-        views = [self._view(r, when) for r in requests]
+        views = [self._view(snap, r) for r in requests]
         stripes = sorted({self._stripe(r.account_id) for r in requests})
         # Per-account locks (taken in a fixed order) keep two concurrent decisions for one
         # account from both seeing no play in flight and both logging one.
@@ -879,7 +895,7 @@ class OnlineDecider:
                 self._hold(ids, held, flush)
                 try:
                     snap = self._require_snapshot()
-                    views = [self._view(r, when) for r in group.requests]
+                    views = [self._view(snap, r) for r in group.requests]
                     made = [
                         self._decide_one(snap, view, r, group.key_id, when)
                         for r, view in zip(group.requests, views, strict=True)
@@ -968,14 +984,15 @@ class OnlineDecider:
     def _stripe(self, account_id: str) -> int:
         return zlib.crc32(account_id.encode()) % _LOCK_STRIPES
 
-    def _view(self, request: DecideRequest, now: datetime) -> AccountView:
-        view = self.account(request.account_id)
+    def _view(self, snap: PolicySnapshot, request: DecideRequest) -> AccountView:
+        view = _view_of(snap, request.account_id)
         if not request.signals:
             return view
         scorer = self.fresh_scorer()
         if scorer is None:
             return view
-        return AccountView(view.recommendation, scorer.options(request.account_id, request.signals, now), rescored=True)
+        options = scorer.options(request.account_id, request.signals, snap.run.as_of or snap.run.created_at)
+        return AccountView(view.recommendation, options, rescored=True)
 
     def _decide_one(
         self, snap: PolicySnapshot, view: AccountView, request: DecideRequest, key_id: str | None, now: datetime
@@ -1006,7 +1023,7 @@ class OnlineDecider:
             arm = "model" if choice == best else "explore"
         chosen = options[choice]
         evidence = self._receipt(view, options, chosen, arm, float(probs[choice]), options[best], blocks, snap, mean)
-        alternatives = _alternatives(options, choice, blocks, mean, allowed)
+        alternatives = _alternatives(options, choice, blocks, mean, allowed, run_key=_run_key(rec))
         context: dict[str, Any] = {
             "run_id": snap.run.run_id,
             "policy_version": snap.policy_version,
@@ -1080,7 +1097,10 @@ class OnlineDecider:
         same_as_run = chosen.key == options[0].key and not view.rescored
         i = options.index(chosen)
         default = rec.default_action_id
-        summary = _summary(self.playbook, view, chosen, arm, model_best, options[0], blocks[0], float(mean[i]))
+        run_key = _run_key(rec)
+        r = next((k for k, o in enumerate(options) if o.key == run_key), None)
+        run_choice = None if r is None else (options[r], blocks[r])
+        summary = _summary(self.playbook, view, chosen, arm, model_best, run_choice, float(mean[i]))
         return {
             "schema": 1,
             "action_id": chosen.action_id,
@@ -1091,9 +1111,10 @@ class OnlineDecider:
             "default_action_id": default,
             "differs_from_default": default is not None and chosen.action_id != default,
             "default_why": base.get("default_why", ""),
-            "value_usd": float(mean[i]),
-            "value_low_usd": chosen.low_usd + float(mean[i]) - chosen.value_usd,
-            "value_high_usd": chosen.high_usd + float(mean[i]) - chosen.value_usd,
+            # In cents, as the run's receipts have them.
+            "value_usd": round(float(mean[i]), 2),
+            "value_low_usd": round(chosen.low_usd + float(mean[i]) - chosen.value_usd, 2),
+            "value_high_usd": round(chosen.high_usd + float(mean[i]) - chosen.value_usd, 2),
             # Per-objective projections and comparables are the run's, and only for its own choice.
             "projected": base.get("projected", []) if same_as_run else [],
             "signals": base.get("signals", []),
@@ -1163,10 +1184,29 @@ class OnlineDecider:
         return promote_run(self.store, run_id, metrics=metrics, then=self.refresh)
 
 
+SERVABLE_RUNS_SCANNED: Final[int] = 100
+"""Succeeded runs :func:`servable_run` looks through, newest first, for one not started with ``promote=False``."""
+
+
+def servable_run(store: Store) -> RunRecord | None:
+    """The run served when no ``policy`` version is active: the newest succeeded run not started with ``promote=False``.
+
+    A run started with ``promote=False`` (``POST /v1/runs``) is served only once promoted
+    (:func:`promote_run`), never by being the newest.
+    """
+    for run in store.list_runs(SERVABLE_RUNS_SCANNED, status="succeeded"):
+        if run.params.get("promote", True) is not False:
+            return run
+    return None
+
+
 def promote_run(
     store: Store, run_id: str, *, metrics: Mapping[str, Any] | None = None, then: Any = None
 ) -> ModelVersionRecord:
     """Save and activate a ``policy`` model version that makes online decisions from run ``run_id``.
+
+    The effect model the run fitted (its summary's ``model_version``), if the store has it, becomes
+    the active one too: fresh signals are then rescored with the served run's model.
 
     Raises
     ------
@@ -1190,9 +1230,24 @@ def promote_run(
         active=True,
     )
     store.save_model(record)
+    _activate_effect_model(store, run)
     if then is not None:
         then()
     return record
+
+
+def _activate_effect_model(store: Store, run: RunRecord) -> None:
+    from nextmove.engine.run import EFFECT_MODEL_KIND
+
+    model_id = run.summary.get("model_version")
+    if not isinstance(model_id, str):
+        return
+    try:
+        model = store.load_model(model_id)
+    except NotFoundError:
+        return
+    if model.kind == EFFECT_MODEL_KIND and not model.active:
+        store.activate_model(model_id)
 
 
 def rollback_policy(store: Store, kind: str = POLICY_MODEL_KIND) -> ModelVersionRecord:
@@ -1230,6 +1285,15 @@ def _policy_run_id(version: ModelVersionRecord) -> str:
     return run_id
 
 
+def _view_of(snap: PolicySnapshot, account_id: str) -> AccountView:
+    view = snap.account(account_id)
+    if view is None:
+        raise NotFoundError(
+            f"no account {account_id!r} in run {snap.run.run_id!r}; GET /v1/recommendations lists the accounts"
+        )
+    return view
+
+
 def _longest_rule_window(playbook: Playbook) -> timedelta:
     policy = playbook.contact_policy
     longest = max(
@@ -1243,12 +1307,19 @@ def _realised(event: FeedbackEvent) -> float | None:
     return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
 
 
+def _run_key(rec: RecommendationRecord) -> str:
+    """The key (``action`` or ``action:variant``) of the run's choice for the account."""
+    return rec.action_id if rec.variant is None else f"{rec.action_id}:{rec.variant}"
+
+
 def _alternatives(
     options: Sequence[Option],
     choice: int,
     blocks: Sequence[tuple[str, str] | None],
     mean: NDArray[np.float64],
     allowed: NDArray[np.bool_],
+    *,
+    run_key: str,
 ) -> list[dict[str, Any]]:
     shift = mean - np.array([o.value_usd for o in options])
     rows: list[dict[str, Any]] = []
@@ -1259,17 +1330,19 @@ def _alternatives(
             why, reason = blocks[i]  # type: ignore[misc]
         elif o.blocked_by_run:
             why, reason = o.run_why or "rule", o.run_reason
-        elif i == 0 and allowed[i]:
+        elif allowed[i] and o.key == run_key:
             why, reason = "lower_value", "the run's choice, not drawn this time"
+        elif i == 0 and allowed[i]:  # rescored: the best with the fresh signals plays the run's choice's part
+            why, reason = "lower_value", "the best projection with the fresh signals, not drawn this time"
         else:
             why, reason = "lower_value", o.run_reason or "projected to be worth less"
         rows.append(
             {
                 "action_id": o.action_id,
                 "variant": o.variant,
-                "value_usd": float(mean[i]),
-                "low": o.low_usd + float(shift[i]),
-                "high": o.high_usd + float(shift[i]),
+                "value_usd": round(float(mean[i]), 2),
+                "low": round(o.low_usd + float(shift[i]), 2),
+                "high": round(o.high_usd + float(shift[i]), 2),
                 "why": why,
                 "reason": reason,
             }
@@ -1284,23 +1357,22 @@ def _summary(
     chosen: Option,
     arm: str,
     model_best: Option,
-    run_choice: Option,
-    run_choice_block: tuple[str, str] | None,
+    run_choice: tuple[Option, tuple[str, str] | None] | None,
     value: float,
 ) -> str:
     name = _action_name(playbook, chosen.action_id)
     if chosen.action_id == NO_ACTION:
         text = f"Do nothing for {view.account_id} now"
     else:
-        text = f"{name} for {view.account_id}: projected ${value:,.0f} over doing nothing"
+        text = f"{name} for {view.account_id}: projected {usd_text(value)} over doing nothing"
     if arm == "control":
         text += " (control cohort: the lifecycle default playbook's move)"
     elif arm == "explore":
         text += f" (exploring: the best guess is {_action_name(playbook, model_best.action_id)})"
-    if run_choice_block is not None and run_choice.key != chosen.key:
-        text += (
-            f"; the run's choice, {_action_name(playbook, run_choice.action_id)}, is blocked ({run_choice_block[1]})"
-        )
+    if run_choice is not None:
+        option, block = run_choice
+        if block is not None and option.key != chosen.key:
+            text += f"; the run's choice, {_action_name(playbook, option.action_id)}, is blocked ({block[1]})"
     return text + "."
 
 

@@ -100,7 +100,12 @@ class RunOptions:
     reuse_model: bool = False
     """Project with the store's active effect model (if it was fitted under this playbook) instead of fitting."""
     save_model: bool = True
-    """Save a newly fitted effect model in the store as the active version."""
+    """Save a newly fitted effect model in the store (as the active version, unless ``promote`` is False)."""
+    promote: bool = True
+    """Let the run be served and its effect model be active without being asked: a newly fitted model
+    becomes the active one, and a server with no active ``policy`` version serves the newest such run.
+    False (``POST /v1/runs`` with ``promote: false``): the run and its model are stored, and nothing
+    serves them until ``nextmove models promote RUN_ID``."""
     allocation: str = "auto"
     """Allocation method: ``auto``, ``exact`` or ``lagrangian``."""
     capacity: bool = True
@@ -417,6 +422,7 @@ def _params(opts: RunOptions, seed: int) -> dict[str, Any]:
     return {
         "seed": seed,
         "reuse_model": opts.reuse_model,
+        "promote": opts.promote,
         "allocation": opts.allocation,
         "capacity": opts.capacity,
         "training_days": opts.training_days,
@@ -535,7 +541,7 @@ def _model(
     notes.extend(model.fit_notes())
     model_id: str | None = None
     if store is not None and opts.save_model:
-        model_id = save_effect_model(store, model, playbook, training, when)
+        model_id = save_effect_model(store, model, playbook, training, when, activate=opts.promote)
     return model, model_id, training
 
 
@@ -581,9 +587,15 @@ it read as absent (no open rows), so it kept format 3."""
 
 
 def save_effect_model(
-    store: Store, model: EffectModel, playbook: Playbook, training: pl.DataFrame, when: datetime
+    store: Store,
+    model: EffectModel,
+    playbook: Playbook,
+    training: pl.DataFrame,
+    when: datetime,
+    *,
+    activate: bool = True,
 ) -> str:
-    """Save a fitted effect model as the active version of kind ``effect``; returns its id."""
+    """Save a fitted effect model as a version of kind ``effect``, the active one if ``activate``; returns its id."""
     created = utcnow()
     model_id = f"effect-{created:%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}"
     stamps = training.get_column("decision_ts") if "decision_ts" in training.columns else None
@@ -605,7 +617,8 @@ def save_effect_model(
         },
     )
     store.save_model(record)
-    store.activate_model(model_id)
+    if activate:
+        store.activate_model(model_id)
     return model_id
 
 

@@ -212,8 +212,9 @@ class Store(Protocol):
         PostgreSQL ``synchronous_commit=off``), so an OS crash or power loss may lose the last
         fraction of a second of decisions. Feedback, runs, models and keys do wait for it.
 
-        A decision whose ``request_id`` is already logged is not logged again: the logged one
-        is returned in its place, so a retried request gets the decision it was first given.
+        A decision whose ``request_id`` is already logged for the same account is not logged
+        again: the logged one is returned in its place, so a retried request gets the decision it
+        was first given. A ``request_id`` logged for another account is a conflict, never a retry.
 
         Parameters
         ----------
@@ -232,6 +233,9 @@ class Store(Protocol):
         ------
         StoreError
             If a ``decision_id`` is already logged; nothing is written then.
+        ConflictError
+            If a ``request_id`` is logged (or given earlier in ``decisions``) for another account;
+            nothing is written then.
         """
         ...
 

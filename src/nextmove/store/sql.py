@@ -22,7 +22,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import URL, Connection, Dialect, Engine, make_url
 from sqlalchemy.pool import StaticPool
 
-from nextmove.errors import ConfigError, NextmoveError, NotFoundError, StoreError
+from nextmove.errors import ConfigError, ConflictError, NextmoveError, NotInStoreError, StoreError
 from nextmove.settings import Settings
 from nextmove.store import schema
 from nextmove.store.base import Store
@@ -342,7 +342,7 @@ class SqlStore:
             new_rows: list[dict[str, Any]] = []
             for decision in decisions:
                 if decision.request_id is not None and decision.request_id in known:
-                    out.append(known[decision.request_id])
+                    out.append(_retried(known[decision.request_id], decision))
                     continue
                 if decision.request_id is not None:
                     # A request id sent twice in one batch is one decision too.
@@ -727,8 +727,8 @@ class SqlStore:
             )
         return _row(rec, _REC_COLUMNS)
 
-    def _missing(self, what: str, key: str, lister: str) -> NotFoundError:
-        return NotFoundError(f"no {what} {key!r} in the store at {self._url}; {lister} lists them")
+    def _missing(self, what: str, key: str, lister: str) -> NotInStoreError:
+        return NotInStoreError(what, key, store_url=self._url, lister=lister)
 
     def _reason(self, exc: BaseException) -> str:
         # The driver's own message, on one line, without anything that looks like the password.
@@ -930,6 +930,20 @@ def _row(record: Any, columns: Sequence[str]) -> dict[str, Any]:
 def _insert_audit(conn: Connection, entries: Sequence[AuditEntry]) -> None:
     if entries:
         conn.execute(_INSERT_AUDIT, [_row(entry, _AUDIT_COLUMNS) for entry in entries])
+
+
+def _retried(logged: DecisionRecord, asked: DecisionRecord) -> DecisionRecord:
+    """The decision logged for a request id, if ``asked`` is a retry of it (same account); else a conflict.
+
+    A request id is a retry only for the account it was first used for: the decision of another
+    account (another key's, perhaps) is never returned, nor is the account named.
+    """
+    if logged.account_id != asked.account_id:
+        raise ConflictError(
+            f"request_id {asked.request_id!r} was already used for another request; "
+            "send a new request_id to ask for a new decision (reuse one only to retry the same request)"
+        )
+    return logged
 
 
 def _batches(items: Iterable[_T], size: int) -> Iterator[list[_T]]:
