@@ -199,6 +199,22 @@ def test_outcome_feedback_moves_the_correction_once_and_survives_a_restart(store
     assert restarted.learner.correction(action) == correction
 
 
+def test_an_undervalued_action_is_not_valued_higher_online(store: Store, playbook: Playbook) -> None:
+    """Only corrections that lower a value apply online, as in the batch loop: one large outcome raises nothing."""
+    pb = _with_exploration(playbook, method="none")
+    recs = seed_run(store, pb, accounts=12, control_every=0)
+    decider = OnlineDecider(store, pb)
+    rec = next(r for r in recs if r.action_id != "none")
+    (before,) = decider.decide([DecideRequest(rec.account_id)], now=NOW)
+    decider.learner.observe(
+        "big", before.action_id, realised_usd=9000.0, projected_usd=100.0, low_usd=50.0, high_usd=150.0
+    )
+    assert decider.learner.correction(before.action_id).mean_z > 0
+    (after,) = decider.decide([DecideRequest(rec.account_id)], now=NOW + timedelta(days=200))
+    assert after.action_id == before.action_id
+    assert after.expected_value_usd == pytest.approx(before.expected_value_usd)
+
+
 def test_a_corrected_action_is_valued_lower_in_later_decisions(store: Store, playbook: Playbook) -> None:
     pb = _with_exploration(playbook, method="none")
     recs = seed_run(store, pb, accounts=12, control_every=0)

@@ -14,8 +14,10 @@ stores one recommendation per account with its receipt (``evidence``) and runner
    or none), with the exact probability of the chosen option logged as its propensity;
 4. **learning**: outcome feedback that names a decision and its realised value in USD moves a
    per-action correction (a normal posterior on the gap between realised and projected value,
-   in units of the projection's own spread); the correction shifts later values and widens or
-   narrows the exploration draws, without a restart.
+   in units of the projection's own spread); a correction that says an action was overvalued
+   lowers its later values (one that says undervalued raises none, as in the batch loop's
+   default: corrections both ways cost value in the lab), and each widens or narrows the
+   exploration draws, without a restart.
 
 Which run is served: the run named by the active ``policy`` model version if there is one
 (``nextmove models rollback`` re-activates the previous one), else the newest succeeded run not
@@ -1002,6 +1004,7 @@ class OnlineDecider:
         blocks = self.rules.blocks(options, touches, now)
         allowed = view.run_allowed & np.array([b is None for b in blocks]) if touches else view.run_allowed
         shift_z, sd_z, counts = self.learner.shifts(view.keys)
+        shift_z = np.minimum(shift_z, 0.0)  # lowering corrections only (docs/learning.md: both ways cost value)
         spreads = np.maximum(view.highs - view.lows, 0.0) / (2.0 * self.learner.z)
         mean = view.values + shift_z * spreads
         sd = spreads * np.sqrt(1.0 + sd_z**2)
