@@ -13,8 +13,6 @@ import pytest
 from tests.api.conftest import AS_OF, seed_run
 
 from nextmove.engine.online import (
-    NOISE_PRIOR_EVENTS,
-    NOISE_PRIOR_VARIANCE,
     POLICY_MODEL_KIND,
     DecideGroup,
     DecideRequest,
@@ -186,14 +184,10 @@ def test_outcome_feedback_moves_the_correction_once_and_survives_a_restart(store
     assert decider.learn(events) == len(same)
     assert decider.learn(events) == 0  # the same events again count nothing
     correction = decider.learner.correction(action)
-    # Each outcome fell 600 USD, i.e. 600 / (300 / 1.645) = 3.29 spreads, short of its projection; the
-    # gaps agree (variance 0), so their noise is the prior's, shrunk by their count.
-    n = len(same)
-    pooled = NOISE_PRIOR_EVENTS * NOISE_PRIOR_VARIANCE / (n - 1 + NOISE_PRIOR_EVENTS)
-    tau2 = max(NOISE_PRIOR_EVENTS * pooled / (n + NOISE_PRIOR_EVENTS), 1.0)
-    assert correction.outcomes == n
-    assert correction.mean_z == pytest.approx(-3.29 * n / (n + tau2), abs=0.01)
-    assert correction.sd_z == pytest.approx((tau2 / (tau2 + n)) ** 0.5)
+    # Each outcome fell 600 USD, i.e. 600 / (300 / 1.645) = 3.29 spreads, short of its projection.
+    assert correction.outcomes == len(same)
+    assert correction.mean_z == pytest.approx(-3.29 * len(same) / (1 + len(same)), abs=0.01)
+    assert correction.sd_z == pytest.approx((1 + len(same)) ** -0.5)
 
     restarted = OnlineDecider(store, pb)
     assert restarted.learner.correction(action) == correction

@@ -288,13 +288,7 @@ CONTEXT_SEPARATOR: Final = "@"
 (``upsell_call@busy``): a batch decision logged with a ``contact`` moves both its action's correction and this one."""
 
 NOISE_PRIOR_EVENTS = 30.0
-"""Weight, in events, of the pooled noise variance in each action's own, and of :data:`NOISE_PRIOR_VARIANCE`
-in the pooled one (see :class:`OnlineLearner`)."""
-
-NOISE_PRIOR_VARIANCE = 25.0
-"""Variance of one gap ``z`` taken before the gaps say otherwise: the low end of what the closed-loop lab
-measured (5 to 2,800). Without it the first outcome, with no variance to estimate, counted as much as the
-prior: one $7 outcome of a decision projected at $0.09 moved its action for every account by half its gap."""
+"""Weight, in events, of the pooled noise variance in each action's own (see :class:`OnlineLearner`)."""
 
 
 def _posterior(own: _Gaps, pooled_var: float) -> tuple[float, float]:
@@ -332,10 +326,8 @@ class OnlineLearner:
     the whole ARR): the closed-loop lab measured variances of ``z`` from 5 to 2,800. So each ``z``
     is taken as observed with variance ``τ²``: the action's sample variance of ``z``, shrunk toward
     the variance pooled over every action with the weight of :data:`NOISE_PRIOR_EVENTS` events,
-    and never below 1; the pooled variance is itself shrunk toward :data:`NOISE_PRIOR_VARIANCE`
-    with the same weight, so that before many gaps are seen their noise is taken as the lab's
-    lowest. The posterior mean is ``Σz / (n + τ²)`` and its variance ``τ² / (τ² + n)``: a few
-    large outcomes no longer move a whole action (the first moves it by 1/26 of its gap).
+    and never below 1. The posterior mean is ``Σz / (n + τ²)`` and its variance
+    ``τ² / (τ² + n)``: a few large outcomes no longer move a whole action.
     An event counts once, however often it is replayed.
 
     Examples
@@ -345,8 +337,8 @@ class OnlineLearner:
     True
     >>> learner.observe("e1", "qbr", realised_usd=0.0, projected_usd=1000.0, low_usd=500.0, high_usd=1500.0)
     False
-    >>> round(learner.correction("qbr").mean_z, 3)  # the gap, -3.29 spreads, over 1 + 25
-    -0.127
+    >>> round(learner.correction("qbr").mean_z, 2)
+    -1.64
     """
 
     def __init__(self, level: float = 0.9) -> None:
@@ -385,15 +377,9 @@ class OnlineLearner:
         return True
 
     def _pooled_var(self) -> float:
-        """The variance of every action's gaps, shrunk toward :data:`NOISE_PRIOR_VARIANCE`, never below 1.
-
-        Call under the lock.
-        """
-        pooled = self._pooled
-        dof = max(pooled.n - 1, 0)
-        sample = pooled.variance if dof else 0.0
-        var = (dof * sample + NOISE_PRIOR_EVENTS * NOISE_PRIOR_VARIANCE) / (dof + NOISE_PRIOR_EVENTS)
-        return max(var, 1.0)
+        """The variance of every action's gaps (1 below two gaps, never below 1); call under the lock."""
+        var = self._pooled.variance
+        return 1.0 if not math.isfinite(var) else max(var, 1.0)
 
     def correction(self, action_key: str) -> ActionCorrection:
         """The current correction of ``action_key`` (no outcomes yet: mean 0, sd 1)."""
