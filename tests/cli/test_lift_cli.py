@@ -189,6 +189,8 @@ def test_cli_lift_measures_the_latest_run_of_its_own_book(measured: Measured, tm
     result = runner.invoke(app, ["lift", "--book", str(measured.book), "--store", store, "--out", str(out)])
     assert result.exit_code == 0, result.output
     assert json.loads(out.read_text(encoding="utf-8"))["run_id"] == "lab-run"
+    chosen = runner.invoke(app, ["lift", "--book", str(measured.book), "--store", store, "--run", "other-book-run"])
+    assert "was made on the book" in " ".join(chosen.output.split())
     elsewhere = runner.invoke(app, ["lift", "--book", str(tmp_path / "a-third-book"), "--store", store])
     assert elsewhere.exit_code != 0
     assert "no succeeded run of the book" in " ".join(elsewhere.output.split())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import polars as pl
@@ -49,6 +50,10 @@ def test_run_cli_writes_outputs_prints_the_summary_and_saves_the_run(book_dir: P
     assert "Recommended action distribution" in text
     assert "Lab:" in text
     assert "regret" in text
+    assert "$-" not in text  # negative dollars read -$545, as usd_text writes them
+    receipts = pl.read_parquet(out / "recommendations.parquet", columns=["evidence", "alternatives"])
+    for column in receipts.iter_columns():
+        assert not any(re.search(r":-0\.0[,}]", text) for text in column)  # no rounded -0.0 in the receipts
     last = result.output.rstrip().splitlines()[-2:]
     assert any(line.startswith("Outputs:") for line in last)
     assert f"Outputs: {out}" in text

@@ -65,6 +65,11 @@ def lift_cmd(
     with open_store(store) as opened:
         record = find_run(opened, run, book=book)
         recs = opened.recommendations(record.run_id)
+    if not _same_book(record.book_source, book):
+        err_console.print(
+            f"[yellow]warning:[/] run {escape(record.run_id)} was made on the book {escape(record.book_source)}, "
+            f"not {escape(book)}: only the accounts of both are measured."
+        )
     if not recs:
         raise NotFoundError(f"run {record.run_id} has no recommendations to measure")
     pb, loaded, _ = load_inputs(book, playbook, None)

@@ -284,6 +284,8 @@ def executive_summary(summary: dict[str, Any]) -> str:
 
 def render_run(result: RunResult, out: Console) -> None:
     """Print the executive summary, the action distribution, the arms, capacity use and (on the lab) regret."""
+    from nextmove.decide.phrases import usd_text
+
     summary = result.summary
     out.print()
     out.print("[bold]Executive summary[/]")
@@ -324,10 +326,10 @@ def render_run(result: RunResult, out: Console) -> None:
         deployed_share = regret.get("deployed_regret_share")
         out.print(
             "[bold]Lab:[/] against the oracle under the same capacities "
-            f"(${regret['oracle_value_usd']:,.0f}; lifecycle default ${regret['default_value_usd']:,.0f}): "
-            f"the learned policy ${regret['model_value_usd']:,.0f}"
+            f"({usd_text(regret['oracle_value_usd'])}; lifecycle default {usd_text(regret['default_value_usd'])}): "
+            f"the learned policy {usd_text(regret['model_value_usd'])}"
             + ("" if model_share is None else f", regret {model_share:.1%} of the oracle's gain over the default")
-            + f"; as deployed with control and exploration ${regret['deployed_value_usd']:,.0f}"
+            + f"; as deployed with control and exploration {usd_text(regret['deployed_value_usd'])}"
             + ("" if deployed_share is None else f" ({deployed_share:.1%})")
             + "."
         )

@@ -592,6 +592,7 @@ def _alternatives(
             pl.Series("low", kept[1]).fill_nan(None).round(2),
             pl.Series("high", kept[2]).fill_nan(None).round(2),
         )
+        .with_columns(_unsigned_zero(pl.col(c)).alias(c) for c in ("value_usd", "low", "high"))
         .with_columns(lost.select("action_id", "variant", "why", "reason")[ranked.get_column("_r")].get_columns())
         .with_columns(
             pl.when(pl.col("reason").str.strip_chars().fill_null("") == "")
