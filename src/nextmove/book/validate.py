@@ -15,7 +15,7 @@ from pathlib import Path
 import polars as pl
 
 from nextmove.book.contract import CONTRACT, NO_ACTION, ColumnSpec, ColumnType, TableSpec
-from nextmove.book.model import Book, as_utc, empty_table, latest_timestamp
+from nextmove.book.model import Book, as_utc, empty_table
 from nextmove.book.parse import infer_extra_column, is_missing_text, non_numbers, parse_column
 from nextmove.book.problems import Problem, Rule, TableSummary, ValidationReport
 from nextmove.book.sources import (
@@ -175,10 +175,10 @@ def _run_as_of_notes(ctx: _Context, run_as_of: datetime) -> list[str]:
     return notes
 
 
-def stale_as_of_note(latest: datetime | Book | None, as_of: datetime) -> str | None:
+def stale_as_of_note(latest: datetime | None, as_of: datetime) -> str | None:
     """A note when ``as_of`` lies :data:`STALE_AS_OF_DAYS` days or more after a book's latest row (None if not).
 
-    ``latest`` is the latest timestamp, or the book to find it in. Features count what happened in
+    ``latest`` is the book's latest timestamp (:func:`~nextmove.book.latest_timestamp`). Features count what happened in
     windows before ``as_of`` (the last 7, 28, 90 days …): long after the book ends they are mostly
     empty, and the scores and effects rest on little.
 
@@ -189,8 +189,6 @@ def stale_as_of_note(latest: datetime | Book | None, as_of: datetime) -> str | N
     the decision time 2025-11-01 is 274 days after the book's latest row (2025-01-31): the features' windows
     of recent activity will be mostly empty; pass an --as-of near the book's end, or add the recent data
     """
-    if isinstance(latest, Book):
-        latest = latest_timestamp(latest)
     if latest is None:
         return None
     gap = as_utc(as_of) - as_utc(latest)

@@ -139,10 +139,8 @@ _RUNS_SEARCHED = 200
 """How many of the latest succeeded runs ``find_run`` looks through for the book's own."""
 
 
-def _same_book(source: str | None, book: str) -> bool:
+def _same_book(source: str, book: str) -> bool:
     """Whether a run's ``book_source`` is ``book``: the same text, or the same folder or file on this machine."""
-    if source is None:
-        return True  # a run that did not record its book may be this one's
     if source == book:
         return True
     try:

@@ -35,7 +35,7 @@ import numpy as np
 import polars as pl
 
 from nextmove._files import check_folder
-from nextmove.book import NO_ACTION, Book
+from nextmove.book import NO_ACTION, Book, latest_timestamp
 from nextmove.book.validate import missing_arr_note, stale_as_of_note
 from nextmove.decide.allocate import Allocation, Resource, allocate
 from nextmove.decide.explain import explain_decisions
@@ -289,13 +289,14 @@ def _run(
     say(RUN_STAGES[0])
     snapshot, previous, accounts = _features(book, playbook, when)
     eligibility = [(a.id, a.eligibility) for a in playbook.actions]
-    if errors := check_playbook_expressions(eligibility, feature_schema(snapshot)):
+    schema = feature_schema(snapshot)
+    if errors := check_playbook_expressions(eligibility, schema):
         raise errors[0]  # what deciding would raise, said before the models' fit rather than after it
     health = _health_scores(playbook, snapshot, notes)
     book_notes = (
         unscored_signals_note(playbook, book.signal_names),
         missing_arr_note(book, playbook),
-        stale_as_of_note(book, when),
+        stale_as_of_note(latest_timestamp(book), when),
         unended_outcome_note(book, playbook, when),
     )
     for note in book_notes:
@@ -312,7 +313,7 @@ def _run(
     lap("projection")
 
     say(RUN_STAGES[3])
-    rules = check_rules(snapshot, book.touches, playbook, when, feature_schema(snapshot))
+    rules = check_rules(snapshot, book.touches, playbook, when, schema)
     owners = _column(accounts, "owner")
     if (unowned := _unowned_note(playbook, owners, accounts.height)) is not None:
         notes.append(unowned)
