@@ -189,6 +189,45 @@ def test_build_training_set_drops_rows_once_the_account_is_gone(book: Book, play
     assert c_rows == [day(15), day(21)]  # the churn on day 24 ends c's rows
 
 
+def test_build_training_set_reads_dated_outcomes_as_whole_days(make_book: MakeBook, playbook: Playbook) -> None:
+    # The fixture's book with every outcome a date (c churns on day 24, the day of a call to it) and
+    # signals and touches still timed: each outcome stands for its whole day, after that day's decisions.
+    dated = make_book(
+        [
+            {"account_id": "a", "contract_start": day(-100), "arr": 1000.0},
+            {"account_id": "c", "arr": 3000.0},
+        ],
+        signals=[("a", day(0) + timedelta(hours=9), "x", 1.0)],
+        touches=[
+            touch("a", "call", day(8) + timedelta(hours=10), "t1", "model", 0.4),
+            touch("c", "upsell", day(15) + timedelta(hours=5), "t3", "explore", 0.25),
+            touch("c", "call", day(24) + timedelta(hours=15), "t4", "model", 0.5),
+        ],
+        outcomes=[
+            ("a", day(8), "renewal", 1.0),
+            ("a", day(20), "expansion", 500.0),
+            ("c", day(24), "churn", None),
+            ("a", day(38), "expansion", 100.0),
+        ],
+    )
+    columns = ["account_id", "decision_ts", "y_renewal", "y_expansion_value", "y_churn"]
+    train = build_training_set(dated, playbook, as_of=day(40), decision_times=[day(21)])
+    # [8, 38): the renewal of the call's own day counts, the expansion of day 38 belongs to the next window.
+    assert train.select(columns).rows() == [
+        ("a", day(8), 1, 500.0, 0),
+        ("c", day(15), 0, 0.0, 1),
+        ("a", day(21), 0, 100.0, 0),  # c is called in [21, 28), so no untouched row of c
+        ("c", day(24), 0, 0.0, 1),  # the call of the churn's day: the churn is its label, not lost
+    ]
+    # Read as instants, the outcomes at midnight fall outside (decision_ts, decision_ts + 30 days].
+    instants = build_training_set(dated, playbook, as_of=day(40), decision_times=[day(21)], whole_days=False)
+    assert instants.select(columns).rows() == [
+        ("a", day(8), 0, 600.0, 0),
+        ("c", day(15), 0, 0.0, 1),
+        ("a", day(21), 0, 100.0, 0),  # and the call of the churn's day is dropped: c is gone at its midnight
+    ]
+
+
 def test_build_training_set_decision_times_replace_the_grid(book: Book, playbook: Playbook) -> None:
     train = build_training_set(book, playbook, as_of=day(40), decision_times=[day(10), day(30), day(45)])
     grid = train.filter(~pl.col("logged")).select("account_id", "decision_ts").rows()

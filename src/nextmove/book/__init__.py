@@ -1,7 +1,7 @@
 """The book of business: the data contract, loaders and validation."""
 
 from nextmove.book.contract import CONTRACT, NO_ACTION, ColumnSpec, ColumnType, TableSpec
-from nextmove.book.model import Book, dates_only, default_as_of, empty_table, latest_timestamp
+from nextmove.book.model import Book, data_reach, dates_only, default_as_of, empty_table, latest_timestamp, of_dates
 
 __all__ = [
     "CONTRACT",
@@ -10,8 +10,10 @@ __all__ = [
     "ColumnSpec",
     "ColumnType",
     "TableSpec",
+    "data_reach",
     "dates_only",
     "default_as_of",
     "empty_table",
     "latest_timestamp",
+    "of_dates",
 ]

@@ -104,13 +104,40 @@ def default_as_of(book: Book) -> datetime | None:
 
 def dates_only(book: Book) -> bool:
     """True when every dated row of the book (signals, touches, outcomes) is at a UTC midnight: a book of dates."""
+    return all(of_dates(frame) for frame in (book.signals, book.touches, book.outcomes))
+
+
+def of_dates(frame: pl.DataFrame) -> bool:
+    """True when every ``ts`` of a table is at a UTC midnight (its times are dates); True for a table without rows."""
+    if not frame.height or "ts" not in frame.columns:
+        return True
+    ts = pl.col("ts").cast(pl.Datetime("us", "UTC"))
+    return bool(frame.select((ts == ts.dt.truncate("1d")).all()).item())
+
+
+def data_reach(book: Book) -> datetime | None:
+    """How far a book's data reaches: the latest time any of its tables has seen (None without dated rows).
+
+    A table of dates (:func:`of_dates`) has seen the whole of its last day, so it reaches the midnight
+    after it; a table with times reaches its latest time.
+
+    Examples
+    --------
+    >>> def outcome_at(ts):
+    ...     row = {"account_id": ["a"], "ts": [ts], "kind": ["churn"]}
+    ...     outcomes = pl.concat([empty_table("outcomes"), pl.DataFrame(row)], how="diagonal_relaxed")
+    ...     return Book(empty_table("accounts"), empty_table("signals"), empty_table("touches"), outcomes)
+    >>> data_reach(outcome_at(datetime(2025, 3, 1, 15, tzinfo=UTC))).isoformat()
+    '2025-03-01T15:00:00+00:00'
+    >>> data_reach(outcome_at(datetime(2025, 3, 1, tzinfo=UTC))).isoformat()  # a date: 1 March is seen whole
+    '2025-03-02T00:00:00+00:00'
+    """
+    reach: list[datetime] = []
     for frame in (book.signals, book.touches, book.outcomes):
-        if not frame.height or "ts" not in frame.columns:
-            continue
-        ts = pl.col("ts").cast(pl.Datetime("us", "UTC"))
-        if not frame.select((ts == ts.dt.truncate("1d")).all()).item():
-            return False
-    return True
+        latest = frame.get_column("ts").max() if frame.height and "ts" in frame.columns else None
+        if isinstance(latest, datetime):
+            reach.append(as_utc(latest) + timedelta(days=1) if of_dates(frame) else as_utc(latest))
+    return max(reach) if reach else None
 
 
 def as_utc(when: datetime) -> datetime:

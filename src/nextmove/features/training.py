@@ -8,7 +8,7 @@ from typing import Literal
 
 import polars as pl
 
-from nextmove.book import NO_ACTION, Book
+from nextmove.book import NO_ACTION, Book, of_dates
 from nextmove.errors import ConfigError
 from nextmove.features.history import (
     ACCOUNT_ID,
@@ -49,6 +49,7 @@ def build_training_set(
     as_of: datetime | date | None = None,
     windows_days: Sequence[int] | None = None,
     decisions_from: datetime | date | None = None,
+    whole_days: bool | None = None,
 ) -> pl.DataFrame:
     """Snapshots at past decision times, each with the touch taken and the outcomes that followed.
 
@@ -64,6 +65,13 @@ def build_training_set(
     earlier of ``contract_start`` and its first row in any table), and no row of either sort
     once it is gone: at or after its last outcome of a terminal kind (the outcome of every
     objective with ``sense = "avoid"`` and ``value = "arr"``, e.g. churn).
+
+    When the outcomes are dates (every one at a UTC midnight, :func:`~nextmove.book.of_dates`), each
+    stands for its whole day, and a decision is taken at the start of its day: the day's outcomes
+    follow it. There a decision's window is ``[decision_ts, decision_ts + horizon)`` (the decision's
+    day and the ``horizon - 1`` after it) and a terminal outcome ends the account after the
+    decisions of its day, so an outcome on the day of a touch is that touch's label, not lost
+    between two windows (``whole_days``).
 
     Features are those of :func:`~nextmove.features.compute_features` at ``decision_ts``,
     with one vocabulary (the names seen up to ``as_of`` plus the playbook's) for all rows.
@@ -107,6 +115,8 @@ def build_training_set(
         Keep only the decisions at or after this time (default: all). Their features still read
         the history before it; the rows are those of the whole set from that time on, built
         without the earlier ones (a large book's time and memory).
+    whole_days
+        Read every outcome as a whole day, as above (default: when the book's outcomes are dates).
 
     Returns
     -------
@@ -122,6 +132,7 @@ def build_training_set(
     horizon = _positive_days(playbook.horizon_days if horizon_days is None else horizon_days, "horizon_days")
     every = _positive_days(playbook.contact_policy.window_days if every_days is None else every_days, "every_days")
     end = resolve_as_of(book, as_of)
+    days = of_dates(book.outcomes) if whole_days is None else whole_days
     known = _known_by(book, end)
 
     names = pl.collect_all(
@@ -143,12 +154,14 @@ def build_training_set(
     grid = None if decision_times is None else [to_utc(t, what="decision_times") for t in decision_times]
     if untouched_rows is None:
         untouched_rows = decision_times is not None or not known.touches.get_column("action_id").eq(NO_ACTION).any()
-    rows = decision_rows(known, playbook, end=end, every_days=every, decision_times=grid, untouched=untouched_rows)
+    rows = decision_rows(
+        known, playbook, end=end, every_days=every, decision_times=grid, untouched=untouched_rows, whole_days=days
+    )
     if decisions_from is not None:
         rows = rows.filter(pl.col(DECISION_TS) >= to_utc(decisions_from, what="decisions_from"))
     keys = rows.select(_KEYS).unique(maintain_order=True)
     features = _features_at(known, keys, vocab)
-    labels = _labels(known, keys, vocab, horizon_days=horizon, end=end)
+    labels = _labels(known, keys, vocab, horizon_days=horizon, end=end, whole_days=days)
     # Features and labels come in the order of ``keys``, the decisions' distinct (account, time) in
     # order of appearance: each decision takes its key's row by position. Joining the wide features
     # on the keys instead built hash tables and copies worth several times the set (a large book's
@@ -170,7 +183,7 @@ def build_training_set(
         and known.outcomes.get_column("touch_id").is_not_null().any()
     )
     if by_touch:
-        result = _attribute_to_touches(result, known, vocab, horizon_days=horizon, end=end)
+        result = _attribute_to_touches(result, known, vocab, horizon_days=horizon, end=end, whole_days=days)
     return result
 
 
@@ -182,18 +195,30 @@ def _in_order_of(frame: pl.DataFrame, keys: pl.DataFrame) -> pl.DataFrame:
 
 
 def _attribute_to_touches(
-    result: pl.DataFrame, book: Book, vocab: FeatureVocabulary, *, horizon_days: int, end: datetime
+    result: pl.DataFrame,
+    book: Book,
+    vocab: FeatureVocabulary,
+    *,
+    horizon_days: int,
+    end: datetime,
+    whole_days: bool = False,
 ) -> pl.DataFrame:
     """Replace the labels of touch rows by the outcomes attributed to their touch (within the horizon)."""
     horizon = timedelta(days=horizon_days)
+    # A touch's own outcomes count from its day; in a book of whole days the window ends before the
+    # day ``horizon`` days later and before ``end``, as the window labels' do (`_labels`).
+    ends, seen = pl.col(DECISION_TS) + horizon, pl.lit(end, dtype=TS_DTYPE)
+    if whole_days:
+        in_window = (pl.col("ts") < ends) & (pl.col("ts") < seen)
+    else:
+        in_window = (pl.col("ts") <= ends) & (pl.col("ts") <= seen)
     touch_ts = result.filter(pl.col("touch_id").is_not_null()).select("touch_id", DECISION_TS).unique("touch_id")
     outcomes = (
         book.outcomes.lazy()
         .filter(pl.col("touch_id").is_not_null())
         .select("touch_id", "ts", "kind", _column(book.outcomes, "value", pl.Float64))
         .join(touch_ts.lazy(), on="touch_id")
-        .filter((pl.col("ts") >= pl.col(DECISION_TS)) & (pl.col("ts") <= pl.col(DECISION_TS) + horizon))
-        .filter(pl.col("ts") <= pl.lit(end, dtype=TS_DTYPE))
+        .filter((pl.col("ts") >= pl.col(DECISION_TS)) & in_window)
     )
     exprs: list[pl.Expr] = []
     names: list[str] = []
@@ -255,6 +280,7 @@ def decision_rows(
     every_days: int,
     decision_times: Sequence[datetime] | None = None,
     untouched: bool = True,
+    whole_days: bool = False,
 ) -> pl.DataFrame:
     """The decisions of a training set: logged touches and untouched regular dates, as described above."""
     accounts = book.accounts.select(ACCOUNT_ID)
@@ -313,9 +339,9 @@ def decision_rows(
         .group_by(ACCOUNT_ID)
         .agg(pl.col("ts").max().alias("_gone_ts"))
     )
-    rows = rows.join(gone, on=ACCOUNT_ID, how="left").filter(
-        pl.col("_gone_ts").is_null() | (pl.col(DECISION_TS) < pl.col("_gone_ts"))
-    )
+    # A terminal outcome dated a whole day happens during it, after that day's decisions.
+    alive = pl.col(DECISION_TS) <= pl.col("_gone_ts") if whole_days else pl.col(DECISION_TS) < pl.col("_gone_ts")
+    rows = rows.join(gone, on=ACCOUNT_ID, how="left").filter(pl.col("_gone_ts").is_null() | alive)
     return rows.sort([DECISION_TS, ACCOUNT_ID, "_touch_ts"], nulls_last=True, maintain_order=True).select(
         TRAINING_DECISION_COLUMNS
     )
@@ -392,18 +418,25 @@ def _features_at(book: Book, keys: pl.DataFrame, vocab: FeatureVocabulary) -> pl
 
 
 def _labels(
-    book: Book, keys: pl.DataFrame, vocab: FeatureVocabulary, *, horizon_days: int, end: datetime
+    book: Book,
+    keys: pl.DataFrame,
+    vocab: FeatureVocabulary,
+    *,
+    horizon_days: int,
+    end: datetime,
+    whole_days: bool = False,
 ) -> pl.DataFrame:
     """``y_{kind}``, ``y_{kind}_value``, ``censored`` and ``observed_days`` for every key."""
     horizon = timedelta(days=horizon_days)
     window_end = pl.min_horizontal(pl.col(DECISION_TS) + horizon, pl.lit(end, dtype=TS_DTYPE))
     outcomes = book.outcomes.lazy().select(ACCOUNT_ID, "ts", "kind", _column(book.outcomes, "value", pl.Float64))
-    # Labels look forward on purpose: (decision_ts, decision_ts + horizon], as seen by `end`.
-    following = (
-        keys.lazy()
-        .join(outcomes, on=ACCOUNT_ID)
-        .filter((pl.col("ts") > pl.col(DECISION_TS)) & (pl.col("ts") <= window_end))
-    )
+    # Labels look forward on purpose: (decision_ts, decision_ts + horizon], as seen by `end`; in a
+    # book of whole days [decision day, decision day + horizon), the days seen before `end`.
+    if whole_days:
+        window = (pl.col("ts") >= pl.col(DECISION_TS)) & (pl.col("ts") < window_end)
+    else:
+        window = (pl.col("ts") > pl.col(DECISION_TS)) & (pl.col("ts") <= window_end)
+    following = keys.lazy().join(outcomes, on=ACCOUNT_ID).filter(window)
     label_exprs: list[pl.Expr] = []
     label_names: list[str] = []
     for kind, stem in vocab.outcome_kinds.items():
