@@ -165,7 +165,15 @@ def test_cli_lift_errors_when_the_store_has_no_such_run(measured: Measured, tmp_
     empty = f"sqlite:///{(tmp_path / 'empty.db').as_posix()}"
     result = runner.invoke(app, ["lift", "--book", str(measured.book), "--store", empty])
     assert result.exit_code == 4
+    assert "there is no store at" in " ".join(result.output.split())
+    assert not (tmp_path / "empty.db").exists()  # reading does not leave an empty store behind
+    open_store(empty).close()
+    result = runner.invoke(app, ["lift", "--book", str(measured.book), "--store", empty])
+    assert result.exit_code == 4
     assert "holds no succeeded run" in " ".join(result.output.split())
+    result = runner.invoke(app, ["lift", "--book", str(measured.book), "--store", measured.store, "--until", "soon"])
+    assert result.exit_code == 2
+    assert "--until 'soon' is not an ISO 8601 time" in " ".join(result.output.split())
     result = runner.invoke(app, ["lift", "--book", str(measured.book), "--store", empty, "--out", "x.csv"])
     assert result.exit_code == 2
 

@@ -6,7 +6,7 @@ import json
 import os
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -331,6 +331,81 @@ def test_lift_measures_only_the_horizon_after_as_of() -> None:
     assert not labels.get_column("censored").any()
 
 
+def _with(book: Book, **tables: pl.DataFrame) -> Book:
+    return replace(book, **tables)
+
+
+def _lift(case: Planted, book: Book, **kwargs: object) -> LiftReport:
+    return estimate_lift(recommendations_frame(case.records), book, case.playbook, as_of=AS_OF, **kwargs)  # type: ignore[arg-type]
+
+
+def test_lift_notes_outcomes_that_stop_before_the_rest_of_the_data() -> None:
+    case = planted(300, seed=7)
+    assert _lift(case, case.book).notes == []
+    # Usage still flows 100 days after the run, but the outcomes export stops on day 30.
+    later = case.book.signals.with_columns(pl.col("ts") + timedelta(days=97))
+    signals = pl.concat([case.book.signals, later])
+    lagging = _with(
+        case.book, signals=signals, outcomes=case.book.outcomes.filter(pl.col("ts") < AS_OF + timedelta(days=30))
+    )
+    (note,) = _lift(case, lagging).notes
+    assert "outcomes end 2026-03-03 13:40 UTC, 65 days before its other data (2026-05-08 00:00 UTC)" in note
+    assert "(--until) 2026-03-03T13:40:" in note
+    # None at all after the run: every lift would be 0.
+    none_after = _with(case.book, signals=signals, outcomes=case.book.outcomes.filter(pl.col("ts") < AS_OF))
+    (note,) = _lift(case, none_after).notes
+    assert "no outcome after the run's decision time (2026-02-02)" in note
+    # Reading up to a time the book has not reached.
+    (note,) = _lift(case, case.book, observed_until=AS_OF + timedelta(days=200)).notes
+    assert "--until 2026-08-21 is after the book's data" in note
+
+
+def test_lift_notes_ended_accounts_without_arr() -> None:
+    case = planted(300, seed=8)
+    cancelled = case.book.outcomes.filter(
+        (pl.col("kind") == "cancellation") & pl.col("ts").is_between(AS_OF, AS_OF + timedelta(days=60))
+    ).get_column("account_id")
+    # A billing export that zeroes the ARR of the customers who left.
+    zeroed = case.book.accounts.with_columns(
+        pl.when(pl.col("account_id").is_in(cancelled.implode())).then(0.0).otherwise(pl.col("arr")).alias("arr")
+    )
+    report = _lift(case, _with(case.book, accounts=zeroed))
+    keep = next(o for o in report.objectives if o.objective == "keep")
+    assert keep.lift_usd == 0.0  # what the note is about: the churn is valued at $0
+    (note,) = report.notes
+    assert f"{cancelled.n_unique()} of the {cancelled.n_unique()} measured accounts that ended" in note
+
+
+def test_lift_of_an_amount_nobody_had_has_no_interval() -> None:
+    case = planted(300, seed=9)
+    report = _lift(case, _with(case.book, outcomes=case.book.outcomes.filter(pl.col("kind") != "plan_upgrade")))
+    upgrade = next(o for o in report.objectives if o.objective == "upgrade")
+    assert (upgrade.lift, upgrade.low, upgrade.high, upgrade.stderr) == (0.0, None, None, None)
+    projected = [a for a in report.actions if a.objective == "upgrade" and a.projected_effect is not None]
+    assert projected
+    assert all(a.within_interval is None for a in projected)  # no verdict without data
+
+
+def test_lift_reads_dated_outcomes_as_whole_days() -> None:
+    case = planted(300, seed=10)
+    ids = [r.account_id for r in case.records[:2]]
+    # Outcomes of dates only: the run's own day counts, the day the horizon ends does not.
+    dated = pl.DataFrame(
+        {
+            "account_id": ids,
+            "ts": [AS_OF, AS_OF + timedelta(days=60)],
+            "kind": ["referral", "referral"],
+            "value": [1.0, 1.0],
+            "outcome_id": ["d1", "d2"],
+        }
+    ).with_columns(pl.col("ts").cast(case.book.outcomes.schema["ts"]))
+    outcomes = pl.concat([case.book.outcomes.with_columns(pl.col("ts").dt.truncate("1d")), dated], how="diagonal")
+    mine = ~pl.col("account_id").is_in(ids) | pl.col("outcome_id").is_in(["d1", "d2"])
+    labels = measured_outcomes(_with(case.book, outcomes=outcomes.filter(mine)), case.playbook, AS_OF)
+    labels = labels.filter(pl.col("account_id").is_in(ids))
+    assert dict(labels.select("account_id", "y_referral").rows()) == {ids[0]: 1, ids[1]: 0}
+
+
 def test_lift_before_the_horizon_says_how_many_days_are_left() -> None:
     case = planted(300, seed=5)
     early = AS_OF + timedelta(days=20)
@@ -347,7 +422,7 @@ def test_lift_before_the_horizon_says_how_many_days_are_left() -> None:
     )
     assert not partial.complete
     assert partial.observed_days == pytest.approx(20.0)
-    with pytest.raises(HorizonNotOverError, match="no data after"):
+    with pytest.raises(HorizonNotOverError, match="data runs up to"):
         estimate_lift(recommendations_frame(case.records), case.book, case.playbook, as_of=AS_OF + timedelta(days=400))
 
 

@@ -72,6 +72,11 @@ def test_report_command_writes_the_page_and_explains_missing_runs(tmp_path: Path
     out = tmp_path / "page.html"
     result = runner.invoke(app, ["report", "--store", url, "--out", str(out)])
     assert result.exit_code == 4
+    assert "there is no store at" in result.output
+    assert not (tmp_path / "store.db").exists()
+    open_store(url).close()
+    result = runner.invoke(app, ["report", "--store", url, "--out", str(out)])
+    assert result.exit_code == 4
     assert "no finished run" in result.output
     save(url)
     result = runner.invoke(app, ["report", "--store", url, "--run", "run-b2c", "--out", str(out)])

@@ -14,7 +14,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from nextmove._files import check_folder
-from nextmove.errors import ConfigError, NextmoveError, NotInStoreError
+from nextmove.errors import ConfigError, NextmoveError, NotFoundError, NotInStoreError
 
 if TYPE_CHECKING:
     from nextmove.store import Store
@@ -27,8 +27,8 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 
-def parse_as_of(text: str | None) -> datetime | None:
-    """Parse an ``--as-of`` value (ISO 8601; naive means UTC).
+def parse_as_of(text: str | None, option: str = "--as-of") -> datetime | None:
+    """Parse an ``--as-of`` (or ``option``) value (ISO 8601; naive means UTC).
 
     Examples
     --------
@@ -41,7 +41,7 @@ def parse_as_of(text: str | None) -> datetime | None:
         ts = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
     except ValueError:
         raise ConfigError(
-            f"--as-of {text!r} is not an ISO 8601 time; write e.g. 2025-06-30 or 2025-06-30T12:00:00Z"
+            f"{option} {text!r} is not an ISO 8601 time; write e.g. 2025-06-30 or 2025-06-30T12:00:00Z"
         ) from None
     return ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts.astimezone(UTC)
 
@@ -97,12 +97,30 @@ def handle_errors(func: Callable[P, R]) -> Callable[P, R]:
     return wrapper
 
 
-def open_store(url: str | None = None) -> Store:
+def open_store(url: str | None = None, *, existing: bool = False) -> Store:
     """:func:`nextmove.store.open_store`, imported when a command first needs it.
 
     The commands import their heavy parts (the store's SQLAlchemy, the models' LightGBM) inside
-    their own bodies, so that ``nextmove --help`` and the light commands start at once.
+    their own bodies, so that ``nextmove --help`` and the light commands start at once. With
+    ``existing`` (commands that only read a store), a SQLite file that does not exist is an error,
+    not a new empty store left behind.
     """
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    from nextmove.settings import Settings
     from nextmove.store import open_store as open_url
 
-    return open_url(url)
+    raw = url if url is not None else Settings().resolved_store_url()
+    if existing:
+        try:
+            parsed = make_url(raw)
+        except ArgumentError:
+            parsed = None  # the store says what is wrong with the URL
+        path = parsed.database if parsed is not None and parsed.get_backend_name() == "sqlite" else None
+        if path and path != ":memory:" and not Path(path).exists():
+            raise NotFoundError(
+                f"there is no store at {path}: `nextmove run` writes one (--store, or NEXTMOVE_STORE_URL); "
+                "pass --store with the URL the run used"
+            )
+    return open_url(raw)

@@ -23,7 +23,8 @@ UntilOpt = Annotated[
     str | None,
     typer.Option(
         "--until",
-        help="How far the book's data reaches (ISO 8601): outcomes up to then count. Default: its latest timestamp.",
+        help="How far the book's data reaches (ISO 8601): outcomes up to then count. Default: its latest timestamp "
+        "(for a table of dates, the midnight after its last date).",
     ),
 ]
 
@@ -82,7 +83,7 @@ def evaluate_cmd(
         raise ConfigError(f"--out {out} must end in .json")
     output_file(out)
     split_at = parse_as_of(as_of)
-    observed = parse_as_of(until)
+    observed = parse_as_of(until, "--until")
     external = read_policy(policy) if policy is not None else None
     pb, loaded, _ = load_inputs(book, playbook, None)
     params: dict[str, int] = {"n_folds": folds, **({"n_estimators": trees} if trees is not None else {})}

@@ -61,8 +61,8 @@ def lift_cmd(
         raise ConfigError(f"--out {out} must end in .json")
     if out is not None:
         output_file(out)
-    observed = parse_as_of(until)
-    with open_store(store) as opened:
+    observed = parse_as_of(until, "--until")
+    with open_store(store, existing=True) as opened:
         record = find_run(opened, run, book=book)
         recs = opened.recommendations(record.run_id)
     if not _same_book(record.book_source, book):
@@ -193,6 +193,8 @@ def render_lift(report: LiftReport, out: Console, playbook: Playbook | None = No
     )
     for reason, n in report.left_out.items():
         out.print(f"  {n:,} recommendation(s) not measured: {escape(reason)}")
+    for note in report.notes:
+        out.print(f"  [yellow]note:[/] {escape(note)}")
     table = Table(
         title=f"Lift of the recommended cohort over control ({report.level:.0%} intervals)", title_justify="left"
     )

@@ -20,10 +20,11 @@ import numpy as np
 import polars as pl
 from numpy.typing import NDArray
 
-from nextmove.book import NO_ACTION, Book, latest_timestamp
+from nextmove.book import NO_ACTION, Book, data_reach
 from nextmove.errors import ConfigError
 from nextmove.features import build_training_set
 from nextmove.features.history import to_utc
+from nextmove.features.names import terminal_outcome_kinds
 from nextmove.models.effect import ObjectiveSpec, objective_specs, row_value_usd
 from nextmove.playbook import Playbook
 from nextmove.playbook.schema import ValueBasis
@@ -164,7 +165,7 @@ class LiftReport:
     """When the decisions were taken."""
     horizon_days: int
     observed_until: datetime
-    """The book's latest data: outcomes up to then are counted."""
+    """How far the book's data reaches (:func:`latest_data_time`): outcomes up to then are counted."""
     observed_days: float
     """Days of the horizon seen (``horizon_days`` when complete)."""
     complete: bool
@@ -180,6 +181,9 @@ class LiftReport:
     actions: list[ActionAccuracy]
     left_out: dict[str, int] = field(default_factory=dict)
     """Recommendations not measured, by reason."""
+    notes: list[str] = field(default_factory=list)
+    """What may make the figures wrong: outcomes that stop before the rest of the data, none at all in
+    the window, ``observed_until`` after the book's data, churned accounts without ARR."""
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict (times as ISO strings, undefined numbers as None)."""
@@ -366,7 +370,8 @@ def _normalise(recommendations: pl.DataFrame) -> pl.DataFrame:
 
 
 def latest_data_time(book: Book) -> datetime:
-    """The latest timestamp of a book's signals, touches and outcomes: how far its data reaches.
+    """How far a book's data reaches (:func:`~nextmove.book.data_reach`): its latest timestamp, or for a
+    table of dates only, the midnight after its last date (that day is observed whole).
 
     Raises
     ------
@@ -377,15 +382,15 @@ def latest_data_time(book: Book) -> datetime:
     --------
     >>> from nextmove.book import empty_table
     >>> accounts = pl.DataFrame({"account_id": ["a"]})
-    >>> outcomes = pl.DataFrame({"account_id": ["a"], "ts": [datetime(2025, 3, 1)], "kind": ["churn"]})
+    >>> outcomes = pl.DataFrame({"account_id": ["a"], "ts": [datetime(2025, 3, 1, 15)], "kind": ["churn"]})
     >>> book = Book(accounts, empty_table("signals"), empty_table("touches"), outcomes)
     >>> latest_data_time(book).isoformat()
-    '2025-03-01T00:00:00+00:00'
+    '2025-03-01T15:00:00+00:00'
     """
-    latest = latest_timestamp(book)
-    if latest is None:
+    reach = data_reach(book)
+    if reach is None:
         raise ConfigError("the book has no dated rows (signals, touches or outcomes): nothing was observed")
-    return latest
+    return reach
 
 
 def measured_outcomes(
@@ -394,7 +399,8 @@ def measured_outcomes(
     """What followed a decision time for every account that existed then: the labels of a training set.
 
     The outcome window is the training set's (:func:`~nextmove.features.build_training_set`):
-    outcomes in ``(as_of, as_of + horizon]`` seen by ``observed_until``, per outcome kind
+    outcomes in ``(as_of, as_of + horizon]`` seen by ``observed_until`` (when the outcomes are dates,
+    the days ``[as_of, as_of + horizon)`` seen before it), per outcome kind
     ``y_{kind}`` (1 if it happened) and ``y_{kind}_value`` (the sum of its values). Every outcome
     in the window counts, whatever touch it is attributed to: the cohorts are compared as
     randomised (intention to treat). Accounts gone before ``as_of`` (a terminal outcome) or not
@@ -428,7 +434,12 @@ def measured_outcomes(
     accounts = book.accounts.with_columns(pl.lit(when, dtype=pl.Datetime("us", "UTC")).alias("contract_start"))
     quiet = Book(accounts, book.signals.clear(), book.touches.clear(), book.outcomes, source=book.source, as_of=until)
     rows = build_training_set(
-        quiet, playbook, decision_times=[when], untouched_rows=True, attribution="window", as_of=until
+        quiet,
+        playbook,
+        decision_times=[when],
+        untouched_rows=True,
+        attribution="window",
+        as_of=until,
     )
     keep = [c for c in rows.columns if c in ("account_id", "arr", "censored", "observed_days") or c.startswith("y_")]
     return rows.filter(pl.col("decision_ts") == when).select(keep)
@@ -462,6 +473,9 @@ def _difference(treated: F64, control: F64, z: float, *, binary: bool) -> _Diff:
         if nt < 2 or nc < 2:
             return _Diff(estimate, None, None, None)
         se = math.sqrt(float(treated.var(ddof=1)) / nt + float(control.var(ddof=1)) / nc)
+        if se == 0:
+            # Every account of each cohort alike (no amount anywhere, say): no spread to measure, no interval.
+            return _Diff(estimate, None, None, None)
         center = estimate
     return _Diff(estimate, se, center - z * se, center + z * se)
 
@@ -612,6 +626,19 @@ def _action_accuracy(
     return out
 
 
+def _iso(when: datetime) -> str:
+    """A time as an option's value: the date alone at a midnight."""
+    return (
+        f"{when:%Y-%m-%d}"
+        if when == when.replace(hour=0, minute=0, second=0, microsecond=0)
+        else f"{when:%Y-%m-%dT%H:%M:%SZ}"
+    )
+
+
+def _days(n: int) -> str:
+    return f"{n} day" if n == 1 else f"{n} days"
+
+
 def _check_horizon(
     when: datetime, until: datetime, horizon_days: int, *, allow_partial: bool, who: str, given: bool = False
 ) -> None:
@@ -626,21 +653,21 @@ def _check_horizon(
     seen = (
         f"outcomes are read only up to {until:%Y-%m-%d %H:%M} UTC (observed_until, --until)"
         if given
-        else f"the book holds no data after that (its latest is {until:%Y-%m-%d %H:%M} UTC)"
+        else f"the book's data runs up to {until:%Y-%m-%d %H:%M} UTC"
     )
     if until <= when:
         raise HorizonNotOverError(
             f"{who} decided at {when:%Y-%m-%d %H:%M} UTC, and {seen}: no outcome can be measured yet; the "
-            f"{horizon_days}-day horizon ends {ends:%Y-%m-%d}, {math.ceil(left)} days after "
-            + ("that" if given else "the book's latest data"),
+            f"{horizon_days}-day horizon ends {ends:%Y-%m-%d}, {_days(math.ceil(left))} after "
+            + ("that" if given else "the end of the book's data"),
             days_left=left,
             ends_at=ends,
         )
     if not allow_partial:
         raise HorizonNotOverError(
             f"the {horizon_days}-day horizon of {who} (decided {when:%Y-%m-%d}) has not passed: it ends "
-            f"{ends:%Y-%m-%d}, {math.ceil(left)} days after "
-            + ("--until" if given else "the book's latest data")
+            f"{ends:%Y-%m-%d}, {_days(math.ceil(left))} after "
+            + ("--until" if given else "the end of the book's data")
             + f" ({until:%Y-%m-%d}); "
             "measure again then, or measure what has been seen so far with allow_partial (--partial)",
             days_left=left,
@@ -784,4 +811,53 @@ def estimate_lift(
         value=_value_lift(frame, treated, playbook, z),
         actions=_action_accuracy(frame, treated, specs, z),
         left_out=left_out,
+        notes=_data_notes(book, playbook, frame, when, until, given=observed_until is not None),
     )
+
+
+LAGGING_OUTCOMES_DAYS = 7
+"""A note says the outcomes may lag when they end this many days or more before the rest of the book's data."""
+
+
+def _data_notes(
+    book: Book, playbook: Playbook, frame: pl.DataFrame, when: datetime, until: datetime, *, given: bool
+) -> list[str]:
+    """Notes on data that would make a lift read 0 or too small without anything being wrong in its arithmetic."""
+    notes: list[str] = []
+    ends = min(until, when + timedelta(days=playbook.horizon_days))
+    reach = data_reach(book)
+    outcomes_reach = data_reach(Book(book.accounts.clear(), book.signals.clear(), book.touches.clear(), book.outcomes))
+    if given and reach is not None and until > reach:
+        notes.append(
+            f"--until {until:%Y-%m-%d} is after the book's data, which runs up to {reach:%Y-%m-%d %H:%M} UTC: "
+            "an outcome not in the book counts as one that did not happen"
+        )
+    if outcomes_reach is None or outcomes_reach <= when:
+        notes.append(
+            f"the book holds no outcome after the run's decision time ({when:%Y-%m-%d}): every outcome reads "
+            "as not having happened, so every lift is 0; add the outcomes that followed the run to the "
+            "book's outcomes table"
+        )
+    elif (
+        reach is not None and outcomes_reach < ends and reach - outcomes_reach >= timedelta(days=LAGGING_OUTCOMES_DAYS)
+    ):
+        lag = (reach - outcomes_reach).days
+        notes.append(
+            f"the book's outcomes end {outcomes_reach:%Y-%m-%d %H:%M} UTC, {_days(lag)} before its other data "
+            f"({reach:%Y-%m-%d %H:%M} UTC) and inside this window: if the outcomes are exported later than the "
+            "rest, those after it are missing and count as not having happened; to measure only what was "
+            f"seen, pass observed_until (--until) {_iso(outcomes_reach)} with allow_partial (--partial)"
+        )
+    ending = set(terminal_outcome_kinds(playbook))
+    terminal = sorted({s.label for s in objective_specs(playbook) if s.outcome in ending and s.label in frame.columns})
+    if terminal and "arr" in frame.columns:
+        ended = frame.filter(pl.any_horizontal(pl.col(label) > 0 for label in terminal))
+        without = ended.filter(pl.col("arr").fill_null(0.0) <= 0).height
+        if ended.height and without * 2 >= ended.height and frame.filter(pl.col("arr") > 0).height:
+            notes.append(
+                f"{without:,} of the {ended.height:,} measured accounts that ended in the window have no ARR in "
+                "the book (0 or missing), though others have: lift values their loss at the ARR the accounts "
+                "table holds now, so a billing export that zeroes cancelled customers' ARR values it at $0; "
+                "keep their last ARR in the accounts table"
+            )
+    return notes
