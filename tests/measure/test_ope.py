@@ -362,3 +362,17 @@ def test_offline_evaluation_split_errors_say_what_to_fix() -> None:
     assert as_of is None
     assert not set(training.get_column("account_id")) & set(evaluation.get_column("account_id"))
     assert not evaluation.get_column("censored").any()
+
+
+def test_ope_counts_two_touches_of_one_account_on_one_day_once_each() -> None:
+    """Two touches of one account on one day share a decision key (account, day), so its expected values too."""
+    rows = randomised_log(300, 3)
+    first = rows.row(0, named=True)
+    other = next(a for a in ARMS if a != first["action_id"])
+    twice = pl.concat([rows, rows.head(1).with_columns(pl.lit(other).alias("action_id"))])
+    policy = call_the_engaged(twice).unique(["account_id", "decision_ts"], keep="first", maintain_order=True)
+    q = true_values(twice)  # one value per action for each of the two rows: the key's values twice over
+    values = evaluate_policy(twice, policy, playbook(), expected_values=q, methods=("dr",))
+    once = evaluate_policy(twice, policy, playbook(), expected_values=q.unique(), methods=("dr",))
+    assert [v.estimate for v in values] == [v.estimate for v in once]
+    assert values[0].n == twice.height

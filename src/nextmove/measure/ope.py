@@ -137,6 +137,9 @@ def _direct_term(rows: pl.DataFrame, joined: pl.DataFrame, expected_values: pl.D
     q = expected_values.select(*q_keys, pl.col("action_id").cast(pl.String), pl.col("expected_value_usd"))
     if "decision_ts" in q_keys:
         q = q.with_columns(pl.col("decision_ts").cast(rows.schema["decision_ts"]))
+    # Two touches of one account on one day are two logged rows of one (account, day): one snapshot,
+    # so one value per action. Kept twice, every join below would count the pair twice.
+    q = q.unique(subset=[*q_keys, "action_id"], keep="first", maintain_order=True)
     indexed = rows.select(*q_keys, pl.col("action_id").cast(pl.String).fill_null(NO_ACTION)).with_row_index("_row")
     row_keys = indexed.select("_row", *q_keys)
     chosen = joined.select("_row", "action_id", "probability").join(row_keys, on="_row")
