@@ -391,3 +391,31 @@ def test_build_training_set_adds_no_untouched_rows_to_a_log_with_none_decisions(
     assert auto.height == book.touches.height
     with_grid = _build_training_set(book, playbook, as_of=day(60), untouched_rows=True)
     assert with_grid.height > auto.height
+
+
+def test_build_training_set_touch_attribution_keeps_outcomes_credited_to_no_touch(
+    make_book: MakeBook, playbook: Playbook
+) -> None:
+    """Expansions credited to calls, churn never credited to a touch: the churn still labels the touch rows."""
+    book = make_book(
+        [{"account_id": "a", "contract_start": day(-30), "arr": 1000.0}],
+        touches=[touch("a", "call", day(0), "t1", "model", 0.5), touch("a", "upsell", day(14), "t2", "model", 0.5)],
+        outcomes=[],
+    )
+    outcomes = pl.DataFrame(
+        {
+            "account_id": ["a", "a", "a"],
+            "ts": [day(10), day(20), day(25)],
+            "kind": ["expansion", "expansion", "churn"],
+            "outcome_id": ["o1", "o2", "o3"],
+            "value": [100.0, 50.0, None],
+            "touch_id": ["t1", None, None],
+        },
+        schema=book.outcomes.schema,
+    )
+    book = Book(book.accounts, book.signals, book.touches, outcomes)
+    rows = build_training_set(book, playbook, as_of=day(200)).filter(pl.col("logged")).sort("decision_ts")
+    assert rows.select("touch_id", "y_expansion", "y_expansion_value", "y_churn").rows() == [
+        ("t1", 1, 100.0, 1),  # its own expansion (expansions name touches: o2 followed no logged one), the churn
+        ("t2", 0, 0.0, 1),  # not t1's expansion; the churn of its window
+    ]

@@ -203,7 +203,13 @@ def _attribute_to_touches(
     end: datetime,
     whole_days: bool = False,
 ) -> pl.DataFrame:
-    """Replace the labels of touch rows by the outcomes attributed to their touch (within the horizon)."""
+    """Replace the labels of touch rows by the outcomes attributed to their touch (within the horizon).
+
+    A kind of outcome that never names a touch (churn in a CRM that credits only expansions to calls)
+    cannot be attributed: its outcomes count for every touch row whose window holds them, as window
+    labels would, instead of for no row at all. A kind that names touches at least once is attributed
+    by touch alone: its outcomes without a touch id followed no logged decision.
+    """
     horizon = timedelta(days=horizon_days)
     # A touch's own outcomes count from its day; in a book of whole days the window ends before the
     # day ``horizon`` days later and before ``end``, as the window labels' do (`_labels`).
@@ -234,10 +240,30 @@ def _attribute_to_touches(
     attributed = outcomes.group_by("touch_id").agg(exprs).collect()
     joined = result.join(attributed, on="touch_id", how="left", suffix="__touch", maintain_order="left")
     has_touch = pl.col("touch_id").is_not_null()
+    credited = book.outcomes.filter(pl.col("touch_id").is_not_null()).get_column("kind").unique().implode()
+    loose = book.outcomes.filter(~pl.col("kind").is_in(credited))
+    if loose.height:
+        touch_keys = result.filter(has_touch).select(_KEYS).unique(maintain_order=True)
+        loose_book = Book(book.accounts, book.signals.clear(), book.touches.clear(), loose, source=book.source)
+        window = _labels(loose_book, touch_keys, vocab, horizon_days=horizon_days, end=end, whole_days=whole_days)
+        joined = joined.join(
+            window.select(*_KEYS, *[pl.col(n).alias(f"{n}__loose") for n in names]),
+            on=_KEYS,
+            how="left",
+            maintain_order="left",
+        )
+    else:
+        joined = joined.with_columns(pl.lit(0).alias(f"{n}__loose") for n in names)
+
+    amounts = set(names[1::2])  # names alternate: y_{kind}, y_{kind}_value
+
+    def touch_label(n: str) -> pl.Expr:
+        own, other = pl.col(f"{n}__touch").fill_null(0), pl.col(f"{n}__loose").fill_null(0)
+        return (own + other) if n in amounts else pl.max_horizontal(own, other)
+
     return joined.with_columns(
-        pl.when(has_touch).then(pl.col(f"{n}__touch").fill_null(0)).otherwise(pl.col(n)).cast(joined.schema[n]).alias(n)
-        for n in names
-    ).drop(f"{n}__touch" for n in names)
+        pl.when(has_touch).then(touch_label(n)).otherwise(pl.col(n)).cast(joined.schema[n]).alias(n) for n in names
+    ).drop(*(f"{n}__touch" for n in names), *(f"{n}__loose" for n in names))
 
 
 def _positive_days(value: object, what: str) -> int:
