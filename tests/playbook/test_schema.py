@@ -42,7 +42,7 @@ def test_default_playbook_maps_lifecycle_stages_to_defaults() -> None:
 
 def test_a_playbook_names_its_own_teams() -> None:
     # A B2C company's teams are not a B2B SaaS company's: any id is a team, and caps and budgets use it.
-    text = MINIMAL.replace('team = "cs"', 'team = "growth"') + (
+    text = MINIMAL.replace('team = "cs"', 'team = "growth"\nchannel = "push"') + (
         '[contact_policy]\ncaps = [{ team = "growth", channel = "push", max_touches = 2, window_days = 7 }]\n'
         "[capacity]\nbudget_usd_per_team = { growth = 500 }\n"
     )
@@ -98,6 +98,25 @@ def test_parse_playbook_bad_toml_names_source() -> None:
         (('name = "Call"', 'name = "Call"\neligibility = "arr >"'), "syntax error"),
         (('name = "Call"', 'name = "Call"\nbogus = 1'), "bogus: Extra inputs are not permitted"),
         (('value = "arr"', 'value = "fixed"'), "needs value_usd"),
+        (('name = "Call"', 'name = "Call"\ncost_usd = inf'), "(id='call').cost_usd: Input should be a finite"),
+        (('value = "arr"', 'value = "arr"\nweight = inf'), "objectives.retention.weight: Input should be a finite"),
+        (
+            ('objective = "retention"', 'objective = "retention"\n[capacity]\nbudget_usd_per_team = { cs = -1500 }'),
+            "capacity.budget_usd_per_team.cs: Input should be greater than or equal to 0",
+        ),
+        (
+            ('objective = "retention"', 'objective = "retention"\n[capacity]\nbudget_usd_per_team = { cs = nan }'),
+            "capacity.budget_usd_per_team.cs: Input should be a finite",
+        ),
+        (
+            (
+                'objective = "retention"',
+                'objective = "retention"\n[contact_policy]\n'
+                'caps = [{ channel = "phone", max_touches = 1, window_days = 7 }]',
+            ),
+            "contact_policy.caps[0].channel names channel 'phone', which no action or variant in [[actions]] has "
+            "(their channels: call)",
+        ),
     ],
 )
 def test_parse_playbook_reports_field_and_fix(change: tuple[str, str], fragment: str) -> None:

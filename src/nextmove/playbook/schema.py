@@ -18,7 +18,9 @@ Identifier = Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_\-]
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True, frozen=True)
+    # No infinite or NaN number anywhere: an infinite cost or weight would pass every ``≥ 0`` and
+    # then turn the decision's arithmetic into NaN.
+    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True, frozen=True, allow_inf_nan=False)
 
 
 class Team(StrEnum):
@@ -169,7 +171,7 @@ class Capacity(_Strict):
 
     hours_per_owner_per_week: float | None = Field(default=None, ge=0)
     """Hours each account owner can spend on recommended actions per week; unset: unlimited."""
-    budget_usd_per_team: dict[Identifier, float] = Field(default_factory=dict)
+    budget_usd_per_team: dict[Identifier, Annotated[float, Field(ge=0)]] = Field(default_factory=dict)
     """Dollar budget per team (a team of the catalog's actions) per decision window."""
 
 
@@ -297,6 +299,14 @@ class Playbook(_Strict):
                 raise ValueError(
                     f"{where} names team {team!r}, which no action in [[actions]] has "
                     f"(teams of the actions: {', '.join(sorted(teams))})"
+                )
+        channels = {a.channel for a in self.actions}
+        channels |= {v.channel for a in self.actions for v in a.variants if v.channel}
+        for i, cap in enumerate(self.contact_policy.caps):
+            if cap.channel is not None and cap.channel not in channels:
+                raise ValueError(
+                    f"contact_policy.caps[{i}].channel names channel {cap.channel!r}, which no action or variant "
+                    f"in [[actions]] has (their channels: {', '.join(sorted(channels))})"
                 )
         stages: dict[str, str] = {}
         for action in self.actions:
