@@ -135,6 +135,62 @@ def test_effect_amount_objective_is_in_dollars() -> None:
     assert np.allclose(values.get_column("value_usd").to_numpy(), expected)
 
 
+def test_effect_amount_projection_stays_on_the_scale_of_the_observed_amounts() -> None:
+    # Growth of $1,000 when both usage and seats are above 0, $1 otherwise: an interaction that
+    # stumps (an additive model) fit with a negative amount where both are below 0. Dividing an
+    # event's amount by such a prediction once made the do-nothing multiplier ~1e8 and every
+    # projected amount billions of dollars.
+    rng = np.random.default_rng(0)
+    accounts, periods = 600, 6
+    n = accounts * periods
+    account = np.repeat(np.arange(accounts), periods)
+    usage = rng.normal(size=accounts)[account] + 0.1 * rng.normal(size=n)
+    seats = rng.normal(size=accounts)[account] + 0.1 * rng.normal(size=n)
+    arms, probs = np.array(["none", "call", "email"]), np.array([0.5, 0.25, 0.25])
+    choice = rng.choice(len(arms), size=n, p=probs)
+    y_win = (rng.random(n) < 0.2).astype(np.int8)
+    y_grow = (rng.random(n) < 0.3).astype(np.int8)
+    amount = np.where((usage > 0) & (seats > 0), 1000.0, 1.0) * np.exp(0.1 * rng.normal(size=n))
+    training = pl.DataFrame(
+        {
+            "account_id": [f"acc{i:04d}" for i in account],
+            "decision_ts": [START + timedelta(days=14 * int(p)) for p in np.tile(np.arange(periods), accounts)],
+            "logged": [True] * n,
+            "action_id": arms[choice].tolist(),
+            "propensity": probs[choice],
+            "usage": usage,
+            "seats": seats,
+            "y_win": y_win,
+            "y_win_value": y_win.astype(float),
+            "y_grow": y_grow,
+            "y_grow_value": np.where(y_grow == 1, amount, 0.0),
+            "censored": [False] * n,
+        }
+    )
+    model = EffectModel(small_playbook(), **{**FAST, "num_leaves": 2, "colsample": 1.0}).fit(training)
+    snapshot = training.sort("decision_ts").group_by("account_id", maintain_order=True).last()
+    projection = model.project(snapshot.select("account_id", "usage", "seats"))
+    growth = projection.effects.filter(pl.col("objective") == "growth")
+    largest = training.get_column("y_grow_value").max()
+    assert isinstance(largest, float)
+    with_action = growth.select(pl.max_horizontal("baseline", pl.col("baseline") + pl.col("effect"))).to_series()
+    assert with_action.max() <= 2 * largest  # before: 5e10 against an observed 1,343
+    assert growth.get_column("high").max() <= 2 * largest
+    multipliers = [a.amount_multiplier for a in model.arm_effects_ if a.objective == "growth"]
+    assert all(m is not None and 0.5 < m < 2.0 for m in multipliers)  # the truth: 1 for every action
+    assert model.amount_notes(projection) == []
+    # An absurd projection is noted, not passed on in silence.
+    absurd = EffectProjection(
+        projection.level,
+        projection.effects.with_columns(pl.col("baseline") * 1e6),
+        projection.values,
+        projection.flagged_actions,
+    )
+    (note,) = model.amount_notes(absurd)
+    assert "'growth'" in note
+    assert "largest 'grow' amount" in note
+
+
 def test_effect_never_taken_action_is_flagged_and_pooled_with_a_wide_interval() -> None:
     training = randomised_book()
     playbook = small_playbook(["call", "email", "webinar"])

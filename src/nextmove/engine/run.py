@@ -310,6 +310,7 @@ def _run(
 
     say(RUN_STAGES[2])
     projection = model.project(snapshot)
+    notes.extend(model.amount_notes(projection))
     lap("projection")
 
     say(RUN_STAGES[3])

@@ -352,6 +352,8 @@ class _ObjectiveFit:
     """Mean amount per event relative to scale (used when there are too few events for a regressor)."""
     amount_reference: float = 0.0
     """Log multiplier that recalibrates the amount regressor to the do-nothing events."""
+    amount_max: float = 0.0
+    """Amount objectives: the largest amount after one training decision, in dollars (the history's scale)."""
     init_logit: float = 0.0
     """The fold models' starting score when they were grown from init scores (partial horizons), which
     their raw predictions leave out; 0 otherwise (LightGBM then starts from the mean by itself)."""
@@ -1080,6 +1082,51 @@ class EffectModel:
             )
         return notes
 
+    def amount_notes(self, projection: EffectProjection, *, factor: float = 10.0) -> list[str]:
+        """Amount objectives whose projection is far beyond any amount the history saw, in plain words.
+
+        An expected amount (with or without an action) above ``factor`` times the largest amount
+        that followed any one training decision is not something the history can support: it points
+        at a broken amount column or a regressor that extrapolates. Empty when every projection is
+        within that bound.
+
+        Parameters
+        ----------
+        projection
+            This model's projection of a snapshot (:meth:`project`).
+        factor
+            How many times the largest observed amount a projection may reach before it is noted.
+
+        Returns
+        -------
+        list of str
+            One note per amount objective with such projections.
+        """
+        self._check_fitted()
+        notes = []
+        scale = f" and the accounts' {self.scale_column!r}" if self.scale_column else ""
+        for fit in self.fits_:
+            largest = getattr(fit, "amount_max", 0.0)  # 0 in a model stored before it was recorded
+            if not fit.spec.is_amount or largest <= 0:
+                continue
+            rows = projection.effects.filter(pl.col("objective") == fit.spec.objective).select(
+                "account_id",
+                "action_id",
+                pl.max_horizontal("baseline", pl.col("baseline") + pl.col("effect")).alias("usd"),
+            )
+            over = rows.filter(pl.col("usd") > factor * largest)
+            if over.height == 0:
+                continue
+            top = over.sort("usd", descending=True).row(0, named=True)
+            accounts = over.get_column("account_id").n_unique()
+            notes.append(
+                f"{fit.spec.objective!r}: {accounts:,} account(s) project more than {factor:g}× the largest "
+                f"{fit.spec.outcome!r} amount the history saw after one decision (${largest:,.0f}), up to "
+                f"${top['usd']:,.0f} for {top['account_id']} with {top['action_id']!r}; check the book's "
+                f"outcomes.value{scale} before acting on these values"
+            )
+        return notes
+
     def _unseen_share(self, frame: pl.DataFrame) -> pl.Expr:
         """The share of a row's horizon not seen yet (0 when it is over), the feature partial rows add."""
         if "observed_days" not in frame.columns:
@@ -1309,6 +1356,7 @@ class EffectModel:
             if spec.is_amount:
                 amounts = rows.get_column(spec.value_label).cast(pl.Float64).fill_null(0.0).to_numpy()
                 fit.amount_constant = float(np.mean(amounts[y > 0] / scale[y > 0])) if events else 0.0
+                fit.amount_max = float(np.max(amounts, initial=0.0))
             return fit
 
         t0 = time.perf_counter()
@@ -1765,6 +1813,7 @@ class EffectModel:
         event = y > 0
         ratio = amounts / scale
         fit.amount_constant = float(np.mean(ratio[event]))
+        fit.amount_max = float(np.max(amounts, initial=0.0))
         base = np.full(len(y), fit.amount_constant)
         event_idx = np.flatnonzero(event)
         if len(event_idx) >= self.min_amount_rows:
@@ -1797,7 +1846,9 @@ class EffectModel:
                 held = event_idx[event_folds == k]
                 if len(held):
                     base[held] = booster.predict(_as_none(xa[held]))
-        base = np.maximum(base, 1e-9)
+        # An expected amount is not negative; a least-squares regressor may still predict below 0
+        # where it extrapolates.
+        base = np.maximum(base, 0.0)
         n_arms = len(self.arms_)
         log_mult = np.full(n_arms, np.nan)
         log_var = np.full(n_arms, np.nan)
@@ -1805,15 +1856,17 @@ class EffectModel:
             mine = event & (codes == i)
             if mine.sum() < 2:
                 continue
+            # A ratio of sums, not a mean of per-event ratios: an event whose predicted amount is
+            # near 0 would otherwise turn its ratio, and the arm's multiplier, into ~1e8.
             w = weights[mine]
-            q = ratio[mine] / base[mine]
-            mean_q = float(np.sum(w * q) / np.sum(w))
-            if mean_q <= 0:
+            expected = float(np.sum(w * base[mine]))
+            mult = float(np.sum(w * ratio[mine])) / expected if expected > 0 else 0.0
+            if mult <= 0:
                 continue
-            spread = float(np.sqrt(np.sum(w * (q - mean_q) ** 2) / np.sum(w)))
-            ess = float(np.sum(w) ** 2 / np.sum(w**2))
-            log_mult[i] = math.log(mean_q)
-            log_var[i] = (spread / mean_q) ** 2 / max(ess, 1.0) + 1e-6
+            # Delta method for the log of a ratio estimator.
+            residual = w * (ratio[mine] - mult * base[mine])
+            log_mult[i] = math.log(mult)
+            log_var[i] = float(np.sum(residual**2)) / (mult * expected) ** 2 + 1e-6
         reference = log_mult[0] if np.isfinite(log_mult[0]) else 0.0
         reference_var = log_var[0] if np.isfinite(log_var[0]) else 0.0
         raw = log_mult - reference
