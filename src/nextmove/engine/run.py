@@ -337,7 +337,8 @@ def _run(
     lap("decide")
 
     say(RUN_STAGES[4])
-    receipts = _receipts(snapshot, projection, decided, decisions, playbook, model, training, previous, opts)
+    outcomes = book.outcomes.filter(pl.col("ts") <= when)
+    receipts = _receipts(snapshot, projection, decided, decisions, playbook, model, training, outcomes, previous, opts)
     lap("evidence")
 
     say(RUN_STAGES[5])
@@ -668,6 +669,7 @@ def _receipts(
     playbook: Playbook,
     model: EffectModel,
     training: pl.DataFrame | None,
+    outcomes: pl.DataFrame,
     previous: pl.DataFrame,
     opts: RunOptions,
 ) -> pl.DataFrame:
@@ -690,6 +692,7 @@ def _receipts(
         playbook,
         model=model,
         history=history,
+        outcomes=outcomes,
         previous=previous,
     )
 
