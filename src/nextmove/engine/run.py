@@ -953,10 +953,13 @@ def _summary(
 
 
 def _allocation_check(decisions: Decisions) -> dict[str, Any]:
-    """The Lagrangian's value and its gap to the exact allocation, when both ran."""
-    check = decisions.allocation_check
-    exact = decisions.allocation
-    if check is None or exact.total_value <= 0:
+    """The Lagrangian's value and its gap to the exact allocation, when both ran (either may be the one kept)."""
+    if decisions.allocation_check is None:
+        return {}
+    exact, check = decisions.allocation, decisions.allocation_check
+    if exact.method != "exact":
+        exact, check = check, exact
+    if exact.total_value <= 0:
         return {}
     return {
         "lagrangian_value_usd": round(check.total_value, 2),
