@@ -52,6 +52,7 @@ class Case:
     decisions: pl.DataFrame
     lost: pl.DataFrame
     receipts: pl.DataFrame
+    outcomes: pl.DataFrame
 
 
 def make_decisions(
@@ -155,9 +156,19 @@ def lab() -> Case:
     projection = model.project(snapshot)
     decisions, lost = make_decisions(snapshot, projection, playbook, result.book.touches, result.as_of, hours=60.0)
     receipts = explain_decisions(
-        snapshot, projection, decisions, lost, playbook, model=model, history=history, previous=previous
+        snapshot,
+        projection,
+        decisions,
+        lost,
+        playbook,
+        model=model,
+        history=history,
+        outcomes=result.book.outcomes,
+        previous=previous,
     )
-    return Case(playbook, snapshot, previous, history, model, projection, decisions, lost, receipts)
+    return Case(
+        playbook, snapshot, previous, history, model, projection, decisions, lost, receipts, result.book.outcomes
+    )
 
 
 def _parsed(case: Case) -> list[tuple[dict[str, object], list[dict[str, object]]]]:
@@ -325,6 +336,40 @@ def test_explain_comparables_took_the_action(lab: Case) -> None:
             assert "within 90 days" in c["outcome"]
             found += 1
     assert found > 0
+
+
+def _kind_within(case: Case, account: str, action: str, ts: str, days: int) -> pl.DataFrame:
+    """The outcomes of the action's own objective's kind that ``account`` had in ``(ts, ts + days]``."""
+    objective = next(a.objective for a in case.playbook.actions if a.id == action)
+    start = datetime.fromisoformat(ts)
+    return case.outcomes.filter(
+        (pl.col("account_id") == account)
+        & (pl.col("kind") == case.playbook.objectives[objective].outcome)
+        & (pl.col("ts") > start)
+        & (pl.col("ts") <= start + timedelta(days=days))
+    )
+
+
+def test_explain_comparables_say_what_happened_within_the_horizon(lab: Case) -> None:
+    # The lab credits outcomes to touches (touch_id), so a decision's training label can be 0 when the
+    # outcome followed within the horizon and went to a later touch: the words must not say "no …" then.
+    credited_elsewhere = 0
+    for (evidence, _), account in zip(_parsed(lab), lab.receipts.get_column("account_id"), strict=True):
+        for c in evidence["comparables"]:  # type: ignore[attr-defined]
+            window = _kind_within(lab, c["account_id"], c["action_id"], c["ts"], 90)
+            assert c["outcome"].startswith("no ") == (window.height == 0), (account, c, window)
+            credited_elsewhere += "(credited to another touch)" in c["outcome"]
+    assert credited_elsewhere > 0  # the case this guards is in the book
+
+
+def test_explain_comparables_without_outcomes_say_only_what_was_credited(lab: Case) -> None:
+    out = explain_decisions(
+        lab.snapshot, lab.projection, lab.decisions, lab.lost, lab.playbook, history=lab.history, top_signals=0
+    )
+    texts = [c["outcome"] for e in out.get_column("evidence") for c in json.loads(e)["comparables"]]
+    assert texts
+    for text in texts:
+        assert not text.startswith("no ") or text.endswith(" credited to it within 90 days"), text
 
 
 def test_explain_replays_from_the_stored_receipt_alone(lab: Case) -> None:
@@ -512,9 +557,17 @@ def shop() -> Case:
     projection = model.project(snapshot)
     decisions, lost = make_decisions(snapshot, projection, playbook, book.touches, as_of, hours=20.0)
     receipts = explain_decisions(
-        snapshot, projection, decisions, lost, playbook, model=model, history=history, previous=previous
+        snapshot,
+        projection,
+        decisions,
+        lost,
+        playbook,
+        model=model,
+        history=history,
+        outcomes=book.outcomes,
+        previous=previous,
     )
-    return Case(playbook, snapshot, previous, history, model, projection, decisions, lost, receipts)
+    return Case(playbook, snapshot, previous, history, model, projection, decisions, lost, receipts, book.outcomes)
 
 
 def test_explain_a_b2c_book_in_its_own_words(shop: Case) -> None:
@@ -568,7 +621,11 @@ def test_explain_b2c_comparables_and_changes(shop: Case) -> None:
     for p in with_comparables:
         assert {c.action_id for c in p.comparables} == {p.model_action_id if p.arm == "control" else p.action_id}
         assert all(
-            re.fullmatch(r"(no )?lapse within 56 days|(no )?order( of \$[\d,]+(\.\d\d)?)? within 56 days", c.outcome)
+            re.fullmatch(
+                r"((no )?lapse|(no )?order( of \$[\d,]+(\.\d\d)?)?) within 56 days"
+                r"( \((credited to (another|no) touch|\$[\d,]+(\.\d\d)? of it credited to it)\))?",
+                c.outcome,
+            )
             for c in p.comparables
         )
     assert any(s.previous is not None for p in parsed for s in p.signals)

@@ -29,6 +29,12 @@ EXACT_MAX_VARIABLES = 10_000
 """``auto`` solves exactly up to this many (account, candidate) pairs with positive value (and falls back to
 the Lagrangian if the solver finds no solution within its time limit)."""
 
+EXACT_MIP_REL_GAP = 1e-3
+"""Relative optimality gap at which HiGHS stops; the local improvements after it take what is left in reach."""
+
+REPAIR_ROUNDS = 20
+"""At most this many rounds of upgrades, swaps and fills end every solve (they stop when nothing moves)."""
+
 DP_MAX_UNITS = 400
 """Capacity resolution of the per-group knapsacks: a group's limit is split into at most this many units."""
 
@@ -332,13 +338,17 @@ def _exact(problem: _Problem, time_limit_s: float, started: float) -> Allocation
             constraints=LinearConstraint(a, -np.inf, np.concatenate(ub)),
             integrality=np.ones(n_var),
             bounds=Bounds(0, 1),
-            options={"time_limit": time_limit_s, "mip_rel_gap": 1e-3, "disp": False},
+            options={"time_limit": time_limit_s, "mip_rel_gap": EXACT_MIP_REL_GAP, "disp": False},
         )
     if result.x is None:
         raise ConfigError(f"the exact allocation found no solution ({result.message}); use method='lagrangian'")
     x = result.x > 0.5
     choice = np.full(n_acc, -1)
     choice[rows[x]] = cols[x]
+    # HiGHS stops within its relative gap (and its time limit): a pass of upgrades, swaps and fills
+    # takes the value it left where a more valuable option fits what every resource has left, so no
+    # account is left with a better option that capacity would allow.
+    choice = _improve(problem, choice, rounds=REPAIR_ROUNDS)
     bound = getattr(result, "mip_dual_bound", None)
     return problem.report(choice, "exact", started, upper_bound=None if bound is None else -float(bound))
 
@@ -436,6 +446,8 @@ def _lagrangian(problem: _Problem, iterations: int, started: float, knapsack_rou
         best_bound = min(best_bound, dual)
         if problem.value(candidate) > best_value:
             best_value, best_choice = problem.value(candidate), candidate
+    # Until nothing moves: no account is left with a more valuable option that fits what is left.
+    best_choice = _improve(problem, best_choice, rounds=REPAIR_ROUNDS)
     prices = _named_prices(problem, price_g, per_unit[n_g:])
     bound_value = best_bound if math.isfinite(best_bound) else None
     return problem.report(best_choice, "lagrangian", started, prices=prices, upper_bound=bound_value)
@@ -484,6 +496,7 @@ def _lagrangian_sampled(problem: _Problem, iterations: int, started: float) -> A
     price_g = np.array([sample.prices.get(problem.resources[j].name, 0.0) for j in problem.g_idx])
     priced = problem.values - (price_g @ problem.wg if problem.wg.size else 0.0)
     choice, price_g, dual = _knapsack_search(problem, priced, price_g, rounds=2)
+    choice = _improve(problem, choice, rounds=REPAIR_ROUNDS)
     return problem.report(
         choice,
         "lagrangian",

@@ -24,7 +24,7 @@ import scipy.linalg
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
 from nextmove.book import NO_ACTION
-from nextmove.decide.comparables import ComparableFinder
+from nextmove.decide.comparables import ComparableFinder, _utc
 from nextmove.decide.phrases import (
     feature_family,
     feature_wording,
@@ -331,6 +331,7 @@ def explain_decisions(
     *,
     model: EffectModel | None = None,
     history: pl.DataFrame | None = None,
+    outcomes: pl.DataFrame | None = None,
     previous: pl.DataFrame | None = None,
     top_signals: int = 3,
     n_comparables: int = 3,
@@ -362,6 +363,12 @@ def explain_decisions(
     history
         A training set (:func:`~nextmove.features.build_training_set`): comparable accounts
         come from its past decisions; without it there are none.
+    outcomes
+        The book's outcomes (``account_id, ts, kind``, and ``value``, ``touch_id`` when it has
+        them): a comparable then says what followed its decision within the horizon, and when
+        that was credited to another touch, says so. Without them it says only what the history's
+        labels hold, which a history attributed by ``touch_id`` credits to that touch alone
+        ("no churn credited to it within 90 days").
     previous
         An earlier snapshot (e.g. 28 days before): signals then say "down from 63%".
     top_signals, n_comparables, n_alternatives
@@ -428,7 +435,7 @@ def explain_decisions(
         )
     comparable_rows = pl.DataFrame(schema=_COMPARABLE_ROW_SCHEMA)
     if history is not None and n_comparables > 0:
-        comparable_rows = _comparables(snapshot, dec, history, importance, catalog, n_comparables)
+        comparable_rows = _comparables(snapshot, dec, history, importance, catalog, n_comparables, outcomes)
 
     return _assemble(dec, projected, signal_rows, comparable_rows, alternatives)
 
@@ -1370,6 +1377,7 @@ def _comparables(
     importance: Mapping[str, float],
     catalog: _Catalog,
     k: int,
+    outcomes: pl.DataFrame | None = None,
 ) -> pl.DataFrame:
     """Up to ``k`` other accounts per decision that took the same action in the history, and what followed."""
     known = set(history.columns)
@@ -1383,7 +1391,7 @@ def _comparables(
         if spec is None:
             continue
         label_of[action_id] = spec.value_label if spec.is_amount else spec.label
-        kind_of[action_id] = (spec.outcome.replace("_", " "), spec.is_amount)
+        kind_of[action_id] = (spec.outcome, spec.is_amount)
     if not label_of or "action_id" not in history.columns:
         return pl.DataFrame(schema=_COMPARABLE_ROW_SCHEMA)
     finder = ComparableFinder(features, k=k).fit(history, label_of)
@@ -1401,12 +1409,18 @@ def _comparables(
         found = finder.find_frame(group, action_id)
         if found.height == 0:
             continue
-        outcome, is_amount = kind_of[action_id]
+        kind, is_amount = kind_of[action_id]
+        words = kind.replace("_", " ")
+        if outcomes is None:
+            text = _credited_words(pl.col("outcome"), words, is_amount, catalog.horizon_days)
+        else:
+            found = _with_window(found, outcomes, kind, catalog.horizon_days)
+            text = _window_words(words, is_amount, catalog.horizon_days)
         parts.append(
             found.with_columns(
                 group.get_column("_i").gather(found.get_column("row")).alias("_i"),
                 pl.lit(action_id).alias("action_id"),
-                _outcome_words(pl.col("outcome"), outcome, is_amount, catalog.horizon_days).alias("outcome"),
+                text.alias("outcome"),
             )
         )
     if not parts:
@@ -1421,13 +1435,83 @@ def _comparables(
     )
 
 
-def _outcome_words(value: pl.Expr, outcome: str, is_amount: bool, horizon_days: int) -> pl.Expr:
+def _credited_words(value: pl.Expr, outcome: str, is_amount: bool, horizon_days: int) -> pl.Expr:
+    """What a history's label says: an outcome within the horizon, or none credited to that decision.
+
+    A history attributed by ``touch_id`` counts only what was credited to each touch, so a 0 there
+    does not mean nothing happened (a later touch may have been credited with it).
+    """
     within = f" within {horizon_days} days"
     if is_amount:
         happened = pl.concat_str([pl.lit(f"{outcome} of "), format_usd(value), pl.lit(within)])
     else:
         happened = pl.lit(f"{outcome}{within}")
-    return pl.when(value > 0).then(happened).otherwise(pl.lit(f"no {outcome}{within}"))
+    return pl.when(value > 0).then(happened).otherwise(pl.lit(f"no {outcome} credited to it{within}"))
+
+
+def _with_window(found: pl.DataFrame, outcomes: pl.DataFrame, kind: str, horizon_days: int) -> pl.DataFrame:
+    """``found`` with what followed each decision in ``(ts, ts + horizon]``: ``_n`` outcomes of ``kind``,
+    their ``_sum`` of values and ``_other`` (one of them credited to a touch: another one, when the
+    decision's own label has none of it)."""
+    cols = outcomes.columns
+    of_kind = outcomes.lazy().filter(pl.col("kind").cast(pl.String) == kind)
+    of_kind = of_kind.select(
+        pl.col("account_id").cast(pl.String).alias("comparable_id"),
+        _utc(pl.col("ts"), outcomes.schema["ts"]).alias("_ts"),
+        (pl.col("value").cast(pl.Float64).fill_null(0.0) if "value" in cols else pl.lit(0.0)).alias("_v"),
+        (pl.col("touch_id").is_not_null() if "touch_id" in cols else pl.lit(False)).alias("_credited"),
+    )
+    keyed = found.with_row_index("_f")
+    horizon = pl.duration(days=horizon_days)
+    window = (
+        keyed.lazy()
+        .select("_f", "comparable_id", "decision_ts")
+        .join(of_kind, on="comparable_id", how="inner")
+        .filter((pl.col("_ts") > pl.col("decision_ts")) & (pl.col("_ts") <= pl.col("decision_ts") + horizon))
+        .group_by("_f")
+        .agg(
+            pl.len().cast(pl.Int64).alias("_n"),
+            pl.col("_v").sum().alias("_sum"),
+            pl.col("_credited").any().alias("_other"),
+        )
+        .collect()
+    )
+    return (
+        keyed.join(window, on="_f", how="left", maintain_order="left")
+        .with_columns(pl.col("_n").fill_null(0), pl.col("_sum").fill_null(0.0), pl.col("_other").fill_null(False))
+        .drop("_f")
+    )
+
+
+def _window_words(outcome: str, is_amount: bool, horizon_days: int) -> pl.Expr:
+    """What followed a comparable's decision within the horizon (``_n``, ``_sum``), and what of it was credited to it.
+
+    ``outcome`` holds the history's label of the decision: what was credited to it (all of the window
+    for a history attributed by window). When the window holds an outcome its label does not, the
+    words say it went to another touch (or to none), so "no churn" is never said of a churn.
+    """
+    within = f" within {horizon_days} days"
+    credited = pl.col("outcome")
+    elsewhere = (
+        pl.when(pl.col("_other"))
+        .then(pl.lit(" (credited to another touch)"))
+        .otherwise(pl.lit(" (credited to no touch)"))
+    )
+    if is_amount:
+        # The label's window starts at the decision itself, the window here just after it: take the larger.
+        total = pl.max_horizontal(pl.col("_sum"), credited)
+        part = (
+            pl.when(credited <= 0)
+            .then(elsewhere)
+            .when(credited < total - 0.005)
+            .then(pl.concat_str([pl.lit(" ("), format_usd(credited), pl.lit(" of it credited to it)")]))
+            .otherwise(pl.lit(""))
+        )
+        happened = pl.concat_str([pl.lit(f"{outcome} of "), format_usd(total), pl.lit(within), part])
+        return pl.when(total > 0).then(happened).otherwise(pl.lit(f"no {outcome}{within}"))
+    part = pl.when(credited > 0).then(pl.lit("")).otherwise(elsewhere)
+    happened = pl.concat_str([pl.lit(f"{outcome}{within}"), part])
+    return pl.when((pl.col("_n") > 0) | (credited > 0)).then(happened).otherwise(pl.lit(f"no {outcome}{within}"))
 
 
 # ---- assembly ----------------------------------------------------------------------------------

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from statistics import NormalDist
 from typing import Any
 
@@ -111,7 +111,8 @@ class Decisions:
     """(accounts × candidates) why each candidate not chosen lost: a :data:`LOST_CODES` index (−1: chosen)."""
     allocation: Allocation = field(repr=False)
     allocation_check: Allocation | None = field(repr=False)
-    """The Lagrangian allocation of the same values, when the decision was solved exactly (to report their gap)."""
+    """The other allocation of the same values, when the decision was solved exactly and by the Lagrangian
+    (to report their gap); :attr:`allocation` is the more valuable of the two."""
     resources: list[Resource] = field(repr=False)
     control_fraction: float = 0.0
     epsilon: float = 0.0
@@ -194,6 +195,9 @@ class Decisions:
         reason = np.full(rows.size, "", dtype=object)
         if blocked.any():
             reason[blocked] = self.rules.reasons(playbook, rows[blocked], cols[blocked]).to_numpy()
+        capacity = np.flatnonzero(codes == LOST_CODES.index("capacity"))
+        if capacity.size:
+            reason[capacity] = self._capacity_reasons(playbook, rows[capacity], cols[capacity])
         frame = pl.DataFrame(
             {
                 "_i": rows.astype(np.int64),
@@ -218,12 +222,20 @@ class Decisions:
             )
             .otherwise(pl.lit(f"held back: this account was drawn to explore ({self.epsilon:.0%} of decisions)"))
         )
+        risk = self.options.risk_aversion
         text = (
             pl.when(pl.col("_code") == LOST_CODES.index("capacity"))
-            .then(pl.lit("worth more, but the capacity it needs went to accounts where it is worth more"))
+            .then(pl.col("_rule_reason"))
             .when(pl.col("_code") == LOST_CODES.index("lower_value"))
             .then(
-                pl.when(pl.col("_v") <= 0)
+                pl.when(pl.col("_v") > pl.col("_chosen_v") + 1e-9)
+                .then(
+                    pl.lit(
+                        "projected to be worth more on average but less surely: the allocation ranks value less "
+                        f"{risk:g} standard deviations (risk aversion)"
+                    )
+                )
+                .when(pl.col("_v") <= 0)
                 .then(pl.lit("projected to be worth no more than doing nothing"))
                 .otherwise(pl.lit("projected to be worth less than the recommended action"))
             )
@@ -242,6 +254,36 @@ class Decisions:
             .alias("why"),
             text.alias("reason"),
         )
+
+    def _capacity_reasons(self, playbook: Playbook, rows: np.ndarray, cols: np.ndarray) -> list[str]:
+        """Why each (account, candidate) of a ``capacity`` loss did not fit, naming the resource.
+
+        Checked against what every resource has left once all decisions are placed (what the
+        recommendations show), then against the learned allocation, which also reserves capacity for
+        the accounts then held back for the control cohort or exploration.
+        """
+        final = CapacityLedger(self.resources, self.n, len(self.candidates))
+        final.take(self.choice)
+        learned = CapacityLedger(self.resources, self.n, len(self.candidates))
+        learned.take(self.model_choice)
+        short_final = final.short(rows, cols, self.choice[rows])
+        short_learned = learned.short(rows, cols, self.model_choice[rows])
+        names = {a.id: a.name or a.id for a in playbook.actions}
+        out: list[str] = []
+        for now, then in zip(short_final.tolist(), short_learned.tolist(), strict=True):
+            if now >= 0:
+                out.append(
+                    f"worth more, but not enough of {_resource_words(self.resources[now].name, names)} is left for it"
+                )
+            elif then >= 0:
+                what = _resource_words(self.resources[then].name, names)
+                out.append(
+                    f"worth more, but the allocation set {what} aside for accounts where it is worth more "
+                    "(some of them then went to the control cohort or exploration instead)"
+                )
+            else:  # the allocation's improvement pass leaves none of these; said plainly if one remains
+                out.append("worth more, and it fits the capacity left: the allocation stopped short of the best")
+        return out
 
     def usage(self) -> dict[str, dict[str, float]]:
         """Per resource: its limit and what the decisions (all arms) use of it."""
@@ -268,6 +310,18 @@ _WHY_TO_LOST = {
     Why.CONTACT_CAP: LOST_CODES.index("contact_cap"),
     Why.IN_FLIGHT: LOST_CODES.index("in_flight"),
 }
+
+
+def _resource_words(name: str, action_names: dict[str, str]) -> str:
+    """A resource as a reason names it: ``hours:Ana`` → "Ana's hours", ``budget:cs`` → "the cs budget"."""
+    kind, _, what = name.partition(":")
+    if kind == "hours":
+        return f"{what}'s hours"
+    if kind == "budget":
+        return f"the {what} budget"
+    if kind == "volume":
+        return f"the run's limit of {action_names.get(what, what)}"
+    return name
 
 
 def _labels(cands: Sequence[Candidate], picks: np.ndarray, attr: str, missing: str | None = NO_ACTION) -> list[Any]:
@@ -491,6 +545,10 @@ def decide(
     check = None
     if options.compare_allocations and model_alloc.method == "exact" and resources:
         check = allocate(ranked, allowed, resources, method="lagrangian")
+        if check.total_value > model_alloc.total_value + 1e-6:
+            # Both are feasible: keep the more valuable (the exact one stops within its optimality gap).
+            bounds = [b for b in (model_alloc.upper_bound, check.upper_bound) if b is not None]
+            model_alloc, check = replace(check, upper_bound=min(bounds) if bounds else None), model_alloc
     b = model_alloc.choice.astype(np.int64)
 
     control_fraction = float(playbook.control_fraction)
@@ -536,7 +594,7 @@ def decide(
         q_explore[i] = p
 
     propensities = _propensities(b, default_effective, q_explore, control_fraction, epsilon)
-    lost_why = _lost_codes(rules, allowed, v, choice, arm)
+    lost_why = _lost_codes(rules, allowed, v, ranked, choice, arm)
     return Decisions(
         account_ids=list(ids),
         candidates=list(cands),
@@ -621,21 +679,35 @@ def _propensities(
 
 
 def _lost_codes(
-    rules: RuleCheck, allowed: np.ndarray, v: np.ndarray, choice: np.ndarray, arm: np.ndarray
+    rules: RuleCheck,
+    allowed: np.ndarray,
+    v: np.ndarray,
+    ranked: np.ndarray,
+    choice: np.ndarray,
+    arm: np.ndarray,
 ) -> np.ndarray:
-    """(accounts × candidates) :data:`LOST_CODES` index of every candidate not chosen (−1 for the chosen one)."""
+    """(accounts × candidates) :data:`LOST_CODES` index of every candidate not chosen (−1 for the chosen one).
+
+    A more valuable option of a model-arm account lost to ``capacity``; one that the allocation
+    ranked lower (``risk_aversion`` > 0: worth more on average, but less sure) lost on value.
+    """
     n, k = v.shape
     rows = np.arange(n)
     out = np.full((n, k), LOST_CODES.index("lower_value"), dtype=np.int8)
     for why, code in _WHY_TO_LOST.items():
         out[rules.why == why] = code
     out[~allowed & (rules.why == Why.ALLOWED)] = LOST_CODES.index("rule")  # not projected
-    chosen_v = np.where(choice >= 0, v[rows, np.maximum(choice, 0)], 0.0)
+    pick = np.maximum(choice, 0)
+    chosen_v = np.where(choice >= 0, v[rows, pick], 0.0)
+    chosen_r = np.where(choice >= 0, ranked[rows, pick], 0.0)
     better = allowed & (np.nan_to_num(v, nan=-np.inf) > chosen_v[:, None] + 1e-9)
     model_arm = arm == "model"
-    out[better & model_arm[:, None]] = LOST_CODES.index("capacity")
     # For control and exploring accounts, what is worth more lost to the randomisation (the playbook's rule).
     out[better & ~model_arm[:, None]] = LOST_CODES.index("rule")
+    ranked_higher = better & model_arm[:, None] & (ranked > chosen_r[:, None] + 1e-9)
+    # The allocation gives a model-arm account its best option that fits (its improvement pass sees to
+    # it), so what ranks higher lost to capacity: the reason names the resource (see Decisions.lost).
+    out[ranked_higher] = LOST_CODES.index("capacity")
     picked = choice >= 0
     out[rows[picked], choice[picked]] = -1
     return out
@@ -692,6 +764,40 @@ class CapacityLedger:
         if self.resources:
             res = self.of(i)
             self.left[res] -= self.w[res, k]
+
+    def short(self, rows: np.ndarray, cols: np.ndarray, current: np.ndarray) -> np.ndarray:
+        """For each account ``rows[t]`` swapping its pick ``current[t]`` (−1: none) for candidate ``cols[t]``:
+        the first of its resources that would not have room (a :attr:`resources` index), −1 where all would.
+
+        Room is what is left plus what the account's current pick releases.
+        """
+        short = np.full(rows.size, -1, dtype=np.int64)
+        if not self.resources or rows.size == 0:
+            return short
+        released = current >= 0
+        cur = np.maximum(current, 0)
+
+        def lacking(res: np.ndarray, t: np.ndarray) -> np.ndarray:
+            need = self.w[res, cols[t]] - np.where(released[t], self.w[res, cur[t]], 0.0)
+            out: np.ndarray = need > self.left[res] + 1e-9
+            return out
+
+        t_all = np.arange(rows.size)
+        for j in self.global_idx.tolist():
+            res = np.full(rows.size, j, dtype=np.int64)
+            hit = (short < 0) & lacking(res, t_all)
+            short[hit] = j
+        # Local resources: every (pair, resource of its account) entry, in the ledger's sorted layout.
+        lo, hi = self.starts[rows], self.starts[rows + 1]
+        counts = hi - lo
+        t = np.repeat(t_all, counts)
+        if t.size:
+            offsets = np.arange(t.size) - np.repeat(np.cumsum(counts) - counts, counts)
+            res = self.local_cols[np.repeat(lo, counts) + offsets]
+            hit = lacking(res, t) & (short[t] < 0)
+            first = np.unique(t[hit], return_index=True)
+            short[first[0]] = res[hit][first[1]]
+        return short
 
     def fits_account(self, i: int) -> np.ndarray:
         """(candidates,) True where the candidate fits what is left of account ``i``'s resources."""

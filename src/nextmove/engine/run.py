@@ -338,7 +338,8 @@ def _run(
     lap("decide")
 
     say(RUN_STAGES[4])
-    receipts = _receipts(snapshot, projection, decided, decisions, playbook, model, training, previous, opts)
+    outcomes = book.outcomes.filter(pl.col("ts") <= when)
+    receipts = _receipts(snapshot, projection, decided, decisions, playbook, model, training, outcomes, previous, opts)
     lap("evidence")
 
     say(RUN_STAGES[5])
@@ -669,6 +670,7 @@ def _receipts(
     playbook: Playbook,
     model: EffectModel,
     training: pl.DataFrame | None,
+    outcomes: pl.DataFrame,
     previous: pl.DataFrame,
     opts: RunOptions,
 ) -> pl.DataFrame:
@@ -691,6 +693,7 @@ def _receipts(
         playbook,
         model=model,
         history=history,
+        outcomes=outcomes,
         previous=previous,
     )
 
@@ -951,10 +954,13 @@ def _summary(
 
 
 def _allocation_check(decisions: Decisions) -> dict[str, Any]:
-    """The Lagrangian's value and its gap to the exact allocation, when both ran."""
-    check = decisions.allocation_check
-    exact = decisions.allocation
-    if check is None or exact.total_value <= 0:
+    """The Lagrangian's value and its gap to the exact allocation, when both ran (either may be the one kept)."""
+    if decisions.allocation_check is None:
+        return {}
+    exact, check = decisions.allocation, decisions.allocation_check
+    if exact.method != "exact":
+        exact, check = check, exact
+    if exact.total_value <= 0:
         return {}
     return {
         "lagrangian_value_usd": round(check.total_value, 2),
