@@ -25,3 +25,9 @@ def test_importing_the_cli_leaves_the_heavy_libraries_unloaded() -> None:
 
 def test_rollback_defaults_to_the_kind_the_api_serves() -> None:
     assert inspect.signature(rollback_cmd).parameters["kind"].default == POLICY_MODEL_KIND
+
+
+def test_python_dash_m_runs_the_command_line() -> None:
+    done = subprocess.run([sys.executable, "-m", "nextmove", "--version"], capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("nextmove ")
