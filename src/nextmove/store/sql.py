@@ -1047,9 +1047,30 @@ def _create_engine(url: URL) -> Engine:
         # Fail within seconds, not minutes, when a firewall drops packets to the server.
         connect_args["connect_timeout"] = PG_CONNECT_TIMEOUT_S
     try:
-        return sa.create_engine(url, pool_pre_ping=True, connect_args=connect_args, json_serializer=_to_json)
+        engine = sa.create_engine(url, pool_pre_ping=True, connect_args=connect_args, json_serializer=_to_json)
     except ImportError as exc:
         raise StoreError(f"the PostgreSQL store needs psycopg 3: run `pip install 'psycopg[binary]'` ({exc})") from exc
+    # insert=True: before SQLAlchemy's own connect handlers, so nothing reads a time in another zone.
+    event.listen(engine, "connect", _set_pg_session_utc, insert=True)
+    return engine
+
+
+def _set_pg_session_utc(dbapi_connection: Any, _record: Any) -> None:
+    """Make a new PostgreSQL connection's session time zone UTC, whatever the server's or database's default.
+
+    psycopg hands back a ``timestamptz`` converted into the session's zone, before the store's
+    own conversion to UTC. In a zone other than UTC a stored time near the ends of Python's range
+    (year 1, year 9999) then falls outside it once converted, and every read of the table failed
+    with "timestamp too small (before year 1)". The URL's ``options`` are left to the user (a
+    ``search_path`` in it must survive), hence a SET on connect rather than a startup option.
+    """
+    autocommit = dbapi_connection.autocommit
+    dbapi_connection.autocommit = True
+    try:
+        with dbapi_connection.cursor() as cursor:
+            cursor.execute("SET TIME ZONE 'UTC'")
+    finally:
+        dbapi_connection.autocommit = autocommit
 
 
 def _enable_wal(cursor: Any) -> None:
