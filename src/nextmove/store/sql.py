@@ -1022,7 +1022,7 @@ def _mask_raw_url(raw: str) -> str:
 def _parse_url(raw: str) -> URL:
     try:
         url = make_url(raw)
-    except sa_exc.ArgumentError as exc:
+    except (sa_exc.ArgumentError, ValueError) as exc:  # ValueError: a port that is not a number
         raise StoreError(
             f"cannot read the store URL {_mask_raw_url(raw)!r}; expected {SUPPORTED_URLS} "
             "(set it with NEXTMOVE_STORE_URL)"
