@@ -73,6 +73,8 @@ _AUDIT_COLUMNS: Final = tuple(c.name for c in schema.audit_log.columns if c.name
 logger = logging.getLogger(__name__)
 
 _INSERT_AUDIT: Final = sa.insert(schema.audit_log)
+# The unique index of decisions.request_id, named by the metadata's naming convention.
+_REQUEST_ID_UNIQUE: Final[str] = "uq_decisions_request_id"
 
 CHECKPOINT_EVERY_S: Final[float] = 1.0
 """How often :meth:`SqlStore.checkpoint_in_background` moves the SQLite write-ahead log into the database."""
@@ -334,7 +336,25 @@ class SqlStore:
     ) -> list[DecisionRecord]:
         """Log decisions made online; see :meth:`Store.log_decisions`."""
         asked = sorted({d.request_id for d in decisions if d.request_id is not None})
-        with self._errors(f"log {len(decisions)} decisions"), self._relaxed_driver_write() as cursor:
+        with self._errors(f"log {len(decisions)} decisions"):
+            # Another writer (a second server on a PostgreSQL store) may log one of these request ids
+            # between the look-up and the insert: the unique index then refuses the insert, and the
+            # whole transaction is tried again, finding that decision and returning it as for a retry.
+            # Each conflict settles at least one request id, so this ends.
+            attempt = 0
+            while True:
+                try:
+                    return self._log_decisions_once(decisions, asked, audit)
+                except self._driver_errors as exc:
+                    if attempt >= len(asked) or not _is_request_id_conflict(exc):
+                        raise
+                    attempt += 1
+                    logger.debug("request id logged concurrently; looking it up again: %s", exc)
+
+    def _log_decisions_once(
+        self, decisions: Sequence[DecisionRecord], asked: Sequence[str], audit: Sequence[AuditEntry]
+    ) -> list[DecisionRecord]:
+        with self._relaxed_driver_write() as cursor:
             known: dict[str, DecisionRecord] = {}
             for batch in _batches(asked, BATCH_ROWS):
                 known.update({d.request_id: d for d in self._hot.decisions_asked(cursor, batch) if d.request_id})
@@ -944,6 +964,13 @@ def _retried(logged: DecisionRecord, asked: DecisionRecord) -> DecisionRecord:
             "send a new request_id to ask for a new decision (reuse one only to retry the same request)"
         )
     return logged
+
+
+def _is_request_id_conflict(exc: BaseException) -> bool:
+    """Whether a driver error is the unique index of ``decisions.request_id`` refusing a second decision."""
+    # psycopg names the constraint; sqlite3 names the column.
+    text = str(exc)
+    return _REQUEST_ID_UNIQUE in text or "UNIQUE constraint failed: decisions.request_id" in text
 
 
 def _batches(items: Iterable[_T], size: int) -> Iterator[list[_T]]:
