@@ -108,3 +108,24 @@ def test_sigkill_while_streaming_feedback_loses_and_doubles_nothing(
         assert (event.account_id, event.kind) == (original["account_id"], original["kind"])
         if event.kind == "outcome":
             assert event.payload["outcome"] == original["outcome"]
+
+
+def test_sigkill_right_after_reads_loses_none_of_their_audit_entries(
+    backend_url: str, playbook: Playbook, playbook_path: Path, tmp_path: Path
+) -> None:
+    # Read entries were queued and written every 0.2 s: after a SIGKILL 2 of 40 were left.
+    with open_store(backend_url) as store:
+        seed_run(store, playbook, accounts=3)
+        keys = make_keys(store)
+    server = Server(backend_url, playbook_path, log=tmp_path / "server.log").start()
+    tag = f"audited-{time.monotonic_ns()}"
+    try:
+        with server.client(keys.of("admin")) as client:
+            answered = [client.get(f"/v1/runs/{tag}-{i}").status_code for i in range(40)]
+    finally:
+        server.kill(signal.SIGKILL)
+    assert answered == [404] * 40
+    with open_store(backend_url) as store:
+        entries = [e for e in store.audit_log(limit=None) if tag in e.resource]
+    assert len(entries) == 40
+    assert {(e.action, e.status, e.method) for e in entries} == {("read", 404, "GET")}

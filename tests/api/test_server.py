@@ -147,6 +147,39 @@ def test_feedback_refuses_incomplete_events_and_stores_none_of_the_batch(served:
     assert good["event_id"] not in {e["event_id"] for e in stored}
 
 
+def test_feedback_refuses_times_outside_the_years_1900_to_2999_naming_the_field(served: Served) -> None:
+    # Year 1 or 9999 was stored, then made the store unreadable (and the server unstartable) on a
+    # PostgreSQL database in another time zone; near 9999 the conversion to UTC overflowed (500).
+    account = served.recs[4].account_id
+    bad = ["0001-01-01T00:00:00-05:00", "9999-12-31T23:59:59-05:00", "1899-12-31T23:59:59Z", "3000-01-01T00:00:00Z"]
+    with served.client("service") as client:
+        refused = [client.post("/v1/feedback", json={"events": [_event(account, ts=ts)]}) for ts in bad]
+        snooze = client.post(
+            "/v1/feedback",
+            json={"events": [_event(account, kind="snoozed", snoozed_until="9999-12-31T23:59:59-05:00")]},
+        )
+        oldest = _event(account, ts="1900-01-01T00:00:00Z")
+        accepted = client.post("/v1/feedback", json={"events": [oldest]})
+    for response in refused:
+        assert response.status_code == 422, response.text
+        assert response.json()["problems"][0]["field"] == "events.0.ts"
+        assert "1900-01-01T00:00:00Z to 2999-12-31T23:59:59Z" in response.json()["message"]
+    assert snooze.status_code == 422, snooze.text
+    assert snooze.json()["problems"][0]["field"] == "events.0.snoozed_until"
+    assert accepted.status_code == 200, accepted.text
+    with served.client("admin") as client:
+        page = client.get(f"/v1/accounts/{account}")
+        audits = [
+            client.get("/v1/audit", params={"since": s})
+            for s in ("9999-12-31T23:59:59-05:00", "0001-01-01T00:00:00+05:00")
+        ]
+    assert page.status_code == 200, page.text
+    assert oldest["event_id"] in {e["event_id"] for e in page.json()["feedback"]}
+    for response in audits:
+        assert response.status_code == 422, response.text
+        assert response.json()["code"] == "invalid_request"
+
+
 def test_feedback_refuses_what_the_server_does_not_have_and_still_answers_retries(served: Served) -> None:
     account, other = served.recs[5].account_id, served.recs[6].account_id
     soon = (datetime.now(UTC) + timedelta(seconds=1.5)).isoformat()

@@ -168,3 +168,12 @@ def test_cli_features_default_as_of_sees_the_last_day(tmp_path: Path) -> None:
     import polars as pl
 
     assert pl.read_parquet(out).get_column("x_sum_7d").to_list() == [6.0]  # the last signal is in
+
+
+@pytest.mark.parametrize("command", [["keys", "list"], ["report"]])
+def test_cli_a_store_url_with_a_non_numeric_port_is_a_clear_error_hiding_the_password(command: list[str]) -> None:
+    result = runner.invoke(app, [*command, "--store", "postgresql://u:hunter2@127.0.0.1:notaport/db"])
+    assert result.exit_code == 3, result.output
+    assert not isinstance(result.exception, ValueError)
+    assert "cannot read the store URL" in result.output
+    assert "hunter2" not in result.output

@@ -63,6 +63,25 @@ def pg_schema_url(pg_admin_url: str) -> Iterator[str]:
         admin.dispose()
 
 
+@pytest.fixture
+def pg_zoned_db_url(pg_admin_url: str) -> Iterator[str]:
+    """URL of a fresh PostgreSQL database whose default time zone is America/Los_Angeles, dropped after the test.
+
+    A store must not depend on the server's or the database's time zone: its sessions answer in it.
+    """
+    name = f"nextmove_test_tz_{uuid.uuid4().hex[:16]}"
+    admin = sa.create_engine(pg_admin_url, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+            conn.execute(sa.text(f"ALTER DATABASE \"{name}\" SET timezone TO 'America/Los_Angeles'"))
+        yield make_url(pg_admin_url).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """URL of an empty store on each backend; the SQLite file's folder does not exist yet."""

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -51,6 +53,32 @@ def test_log_decisions_returns_the_logged_decision_for_a_known_request_id(store:
     fresh = make_decision(3, request_id="req-3")
     assert store.log_decisions([retry, fresh, dataclasses.replace(fresh, decision_id="d-x")]) == [first, fresh, fresh]
     assert {d.decision_id for d in store.decisions()} == {"d-1", "d-3"}
+
+
+def test_log_decisions_of_one_request_id_at_once_log_one_decision_and_return_it_to_every_caller(
+    store: Store,
+) -> None:
+    # Two servers sharing a PostgreSQL store: both looked the request id up, found nothing, and
+    # the second insert hit the unique index (503 "duplicate key value ... uq_decisions_request_id").
+    callers, rounds = 8, 15
+    entry = AuditEntry(action="change", method="POST", path="/v1/decide", status=200, resource="decide:acct-0")
+    for r in range(rounds):
+        barrier = threading.Barrier(callers)
+
+        def log(i: int, r: int = r, barrier: threading.Barrier = barrier) -> str:
+            # Each caller's decisions have ids of their own, as each server makes its own.
+            other = make_decision(2, decision_id=f"o-{r}-{i}", request_id=f"other-{r}")
+            mine = make_decision(0, decision_id=f"d-{r}-{i}", request_id=f"req-{r}")
+            barrier.wait()
+            logged = store.log_decisions([other, mine] if i % 2 else [mine], audit=[entry])
+            return logged[-1].decision_id
+
+        with ThreadPoolExecutor(callers) as pool:
+            answers = list(pool.map(log, range(callers)))
+        assert len(set(answers)) == 1, answers
+        assert [d.decision_id for d in store.decisions() if d.request_id == f"req-{r}"] == answers[:1]
+    assert len(store.decisions()) == 2 * rounds
+    assert len(store.audit_log(limit=None)) == callers * rounds
 
 
 def test_log_decisions_refuses_a_request_id_used_for_another_account_and_writes_nothing(store: Store) -> None:

@@ -34,6 +34,13 @@ def test_open_store_rejects_unparseable_url_hiding_password() -> None:
     assert "hunter2" not in str(info.value)
 
 
+def test_open_store_rejects_a_non_numeric_port_hiding_password() -> None:
+    with pytest.raises(StoreError, match="cannot read the store URL") as info:
+        open_store("postgresql://u:hunter2@127.0.0.1:notaport/db")
+    assert "hunter2" not in str(info.value)
+    assert "127.0.0.1:notaport/db" in str(info.value)
+
+
 def test_open_store_reports_unreachable_server_with_password_masked() -> None:
     with pytest.raises(StoreError) as info:
         open_store("postgresql+psycopg://bob:hunter2@127.0.0.1:1/test")

@@ -1,26 +1,32 @@
 """The audit trail: one entry per API request that named a key, saying who read or changed what.
 
 Changes (decisions, feedback, runs) write their entry in the same transaction as the change.
-Reads are queued and written in batches by a background thread a fraction of a second later, so
-that reading stays fast; a process killed outright can lose the last fraction of a second of
-read entries, never a change's.
+Every other entry (reads, refusals) is committed before the answer leaves: the middleware holds
+the response's start until the writer thread has committed it, so a process killed outright
+loses no entry of an answer a client got. The writer commits whatever waits in one transaction
+(a group commit), so a burst of reads costs a few commits rather than one each; like decisions,
+these commits skip the wait for the disk flush (see docs/store.md).
 """
 
 from __future__ import annotations
 
+import asyncio
+import json
 import logging
 import queue
 import threading
-import time
+from concurrent.futures import Future
 from typing import Final
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from nextmove.api.errors import error_body
 from nextmove.store import AuditEntry, Store
 
 logger = logging.getLogger("nextmove.api")
 
 FLUSH_EVERY_S: Final[float] = 0.2
+"""How long the writer thread waits for an entry before checking whether it should stop."""
 MAX_QUEUED: Final[int] = 100_000
 
 AUDIT_STATE_KEY: Final[str] = "nextmove_audit"
@@ -28,15 +34,15 @@ AUDIT_STATE_KEY: Final[str] = "nextmove_audit"
 
 
 class AuditWriter:
-    """Writes queued audit entries in batches from a background thread."""
+    """Commits queued audit entries from a background thread, all that wait in one transaction."""
 
     def __init__(self, store: Store, flush_every_s: float = FLUSH_EVERY_S) -> None:
         self.store = store
         self.flush_every_s = flush_every_s
-        self._queue: queue.Queue[AuditEntry] = queue.Queue(maxsize=MAX_QUEUED)
+        self._queue: queue.Queue[tuple[AuditEntry, Future[bool]]] = queue.Queue(maxsize=MAX_QUEUED)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="nextmove-audit", daemon=True)
-        # One flush at a time: a flush that finds the queue empty while the background thread is
+        # One write at a time: a flush that finds the queue empty while the background thread is
         # still writing what it took would let a reader (GET /v1/audit) miss those entries.
         self._flushing = threading.Lock()
         self.dropped = 0
@@ -45,29 +51,27 @@ class AuditWriter:
         """Start the background thread."""
         self._thread.start()
 
-    def add(self, entry: AuditEntry) -> None:
-        """Queue an entry (dropped, and counted, only if 100,000 are already waiting)."""
+    def add(self, entry: AuditEntry) -> Future[bool]:
+        """Queue an entry; the future says, once it is done, whether the entry was committed.
+
+        False when the store refused the write (logged) or 100,000 entries were already waiting
+        (the entry is dropped and counted).
+        """
+        future: Future[bool] = Future()
         try:
-            self._queue.put_nowait(entry)
+            self._queue.put_nowait((entry, future))
         except queue.Full:
             self.dropped += 1
+            future.set_result(False)
+        return future
+
+    async def write(self, entry: AuditEntry) -> bool:
+        """Queue an entry and wait, without blocking the event loop, until it is committed; whether it was."""
+        return await asyncio.wrap_future(self.add(entry))
 
     def flush(self) -> int:
         """Write everything queued now, and wait for a write in progress; returns how many entries were written."""
-        with self._flushing:
-            batch: list[AuditEntry] = []
-            while True:
-                try:
-                    batch.append(self._queue.get_nowait())
-                except queue.Empty:
-                    break
-            if batch:
-                try:
-                    self.store.add_audit(batch)
-                except Exception:  # the audit thread must outlive a store hiccup; entries are logged instead
-                    logger.exception("could not write %d audit entries", len(batch))
-                    return 0
-            return len(batch)
+        return self._write_waiting()
 
     def close(self) -> None:
         """Stop the thread after a last flush."""
@@ -78,15 +82,41 @@ class AuditWriter:
 
     def _loop(self) -> None:
         while not self._stop.is_set():
-            time.sleep(self.flush_every_s)
-            self.flush()
+            try:
+                first = self._queue.get(timeout=self.flush_every_s)
+            except queue.Empty:
+                continue
+            self._write_waiting(first)
+
+    def _write_waiting(self, first: tuple[AuditEntry, Future[bool]] | None = None) -> int:
+        with self._flushing:
+            batch = [first] if first is not None else []
+            while True:
+                try:
+                    batch.append(self._queue.get_nowait())
+                except queue.Empty:
+                    break
+            if not batch:
+                return 0
+            try:
+                self.store.add_audit([entry for entry, _ in batch])
+            except Exception:  # the audit thread must outlive a store hiccup; the waiting answers are refused
+                logger.exception("could not write %d audit entries", len(batch))
+                written = False
+            else:
+                written = True
+            for _, future in batch:
+                future.set_result(written)
+            return len(batch) if written else 0
 
 
 class AuditMiddleware:
-    """After each request that named a key, queue an audit entry unless the route wrote its own.
+    """For each request that named a key, commit an audit entry before the answer leaves (unless the route wrote one).
 
     Routes describe what they touched in ``scope["state"]["nextmove_audit"]`` (a dict with
-    ``key_id``, ``role``, ``action``, ``resource``, ``detail`` and ``written``).
+    ``key_id``, ``role``, ``action``, ``resource``, ``detail`` and ``written``). An answer whose
+    entry the store refuses is replaced by a 503 ``store_unavailable``: the client never gets what
+    the trail does not show.
     """
 
     def __init__(self, app: ASGIApp, writer: AuditWriter) -> None:
@@ -97,33 +127,61 @@ class AuditMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        status = 500
+        refused = False
 
-        async def capture(message: Message) -> None:
-            nonlocal status
+        async def audited_send(message: Message) -> None:
+            nonlocal refused
+            if refused:
+                return  # the answer was replaced: drop the rest of the route's
             if message["type"] == "http.response.start":
-                status = int(message["status"])
+                entry = self._entry(scope, int(message["status"]))
+                if entry is not None and not await self.writer.write(entry):
+                    refused = True
+                    await _send_unaudited(send)
+                    return
             await send(message)
 
         try:
-            await self.app(scope, receive, capture)
-        finally:
-            info = scope.get("state", {}).get(AUDIT_STATE_KEY)
-            if info is not None and not info.get("written"):
-                action = info.get("action", "read")
-                if status in (401, 403):
-                    action = "denied"
-                elif status >= 400 and action == "change":
-                    action = "change-refused"
-                self.writer.add(
-                    AuditEntry(
-                        action=action,
-                        method=scope.get("method", ""),
-                        path=scope.get("path", ""),
-                        status=status,
-                        key_id=info.get("key_id"),
-                        role=info.get("role"),
-                        resource=info.get("resource", ""),
-                        detail=info.get("detail", {}),
-                    )
-                )
+            await self.app(scope, receive, audited_send)
+        except BaseException:
+            # No answer was sent (the server's error handler, outside, answers 500): audit that one.
+            entry = self._entry(scope, 500)
+            if entry is not None:
+                await self.writer.write(entry)
+            raise
+
+    def _entry(self, scope: Scope, status: int) -> AuditEntry | None:
+        """The entry of the request's answer, once (None without a key or if the route wrote its own)."""
+        info = scope.get("state", {}).get(AUDIT_STATE_KEY)
+        if info is None or info.get("written"):
+            return None
+        info["written"] = True
+        action = info.get("action", "read")
+        if status in (401, 403):
+            action = "denied"
+        elif status >= 400 and action == "change":
+            action = "change-refused"
+        return AuditEntry(
+            action=action,
+            method=scope.get("method", ""),
+            path=scope.get("path", ""),
+            status=status,
+            key_id=info.get("key_id"),
+            role=info.get("role"),
+            resource=info.get("resource", ""),
+            detail=info.get("detail", {}),
+        )
+
+
+async def _send_unaudited(send: Send) -> None:
+    body = json.dumps(
+        error_body(503, "store_unavailable", "the audit trail could not be written, so nothing is answered; retry")
+    ).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 503,
+            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})

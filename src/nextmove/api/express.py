@@ -78,12 +78,12 @@ class DecideExpressLane:
             answer = await decide_now(self.services, principal, body, entry)
         except NextmoveError as exc:
             # Nothing was logged: answered and audited as the route's error handler and audit middleware do.
-            self._audit_refusal(entry, exc.http_status)
+            await self._audit_refusal(entry, exc.http_status)
             text = public_message(exc, self.services.store.url)
             await error_response(exc.http_status, exc.code, text)(scope, receive, send)
             return
         except Exception:
-            self._audit_refusal(entry, 500)
+            await self._audit_refusal(entry, 500)
             raise
         await send(
             {
@@ -131,9 +131,10 @@ class DecideExpressLane:
             return None, None
         return principal, length
 
-    def _audit_refusal(self, entry: AuditEntry, status: int) -> None:
+    async def _audit_refusal(self, entry: AuditEntry, status: int) -> None:
+        # Committed before the refusal is answered, as the audit middleware does on the normal path.
         action = "denied" if status in (401, 403) else "change-refused"
-        self.services.audit.add(
+        await self.services.audit.write(
             AuditEntry(
                 action=action,
                 method=entry.method,

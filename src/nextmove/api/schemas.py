@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import math
 from datetime import UTC, datetime
-from typing import Annotated, Any, Literal, Self
+from typing import Annotated, Any, Final, Literal, Self
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
+from nextmove.api.errors import InvalidRequestError
 from nextmove.store import DecisionRecord, FeedbackEvent, RecommendationRecord, RunRecord
 
 MAX_ID_CHARS = 200
@@ -54,9 +55,45 @@ def clean_json(value: Any, depth: int = 0) -> Any:
     return value
 
 
+EARLIEST_TIME: Final[datetime] = datetime(1900, 1, 1, tzinfo=UTC)
+"""The earliest time the API takes (feedback ``ts``, ``snoozed_until``, a run's ``as_of``, the audit's ``since``)."""
+LATEST_TIME: Final[datetime] = datetime(2999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC)
+"""The latest time the API takes. Beyond these a time is surely a mistake, and near Python's limits
+(years 1 and 9999) a time cannot be converted to UTC, nor moved by a window of days, without overflowing."""
+
+
+class TimeOutOfRangeError(InvalidRequestError, ValueError):
+    """A time outside years 1900–2999 (UTC): a 422 from a route, a field's validation error in a schema."""
+
+
 def as_utc(value: datetime) -> datetime:
-    """A datetime in UTC; a naive one is taken as UTC."""
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    """A datetime in UTC; a naive one is taken as UTC; refused outside 1900-01-01 to 2999-12-31 (UTC).
+
+    Raises
+    ------
+    TimeOutOfRangeError
+        If the time is outside that range (also when converting it to UTC would overflow).
+
+    Examples
+    --------
+    >>> from datetime import timedelta, timezone
+    >>> as_utc(datetime(2026, 1, 1, 10, tzinfo=timezone(timedelta(hours=-5)))).isoformat()
+    '2026-01-01T15:00:00+00:00'
+    >>> as_utc(datetime(9999, 12, 31, 23, 59, tzinfo=timezone(timedelta(hours=-5))))  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    nextmove.api.schemas.TimeOutOfRangeError: a time must be from 1900-01-01T00:00:00Z ... got 9999-12-31T23:59:00-05:00
+    """
+    try:
+        utc = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    except OverflowError:
+        utc = None
+    if utc is None or not EARLIEST_TIME <= utc <= LATEST_TIME:
+        raise TimeOutOfRangeError(
+            f"a time must be from {EARLIEST_TIME:%Y-%m-%dT%H:%M:%SZ} to {LATEST_TIME:%Y-%m-%dT%H:%M:%SZ} (UTC); "
+            f"got {value.isoformat()}"
+        )
+    return utc
 
 
 Id = Annotated[str, Field(min_length=1, max_length=MAX_ID_CHARS), AfterValidator(clean_text)]

@@ -115,7 +115,7 @@ def open_store(url: str | None = None, *, existing: bool = False) -> Store:
     if existing:
         try:
             parsed = make_url(raw)
-        except ArgumentError:
+        except (ArgumentError, ValueError):  # ValueError: a port that is not a number
             parsed = None  # the store says what is wrong with the URL
         path = parsed.database if parsed is not None and parsed.get_backend_name() == "sqlite" else None
         if path and path != ":memory:" and not Path(path).exists():

@@ -214,7 +214,8 @@ class Store(Protocol):
 
         A decision whose ``request_id`` is already logged for the same account is not logged
         again: the logged one is returned in its place, so a retried request gets the decision it
-        was first given. A ``request_id`` logged for another account is a conflict, never a retry.
+        was first given, also when another process logs the same ``request_id`` at the same time. A
+        ``request_id`` logged for another account is a conflict, never a retry.
 
         Parameters
         ----------

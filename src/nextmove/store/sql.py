@@ -73,6 +73,8 @@ _AUDIT_COLUMNS: Final = tuple(c.name for c in schema.audit_log.columns if c.name
 logger = logging.getLogger(__name__)
 
 _INSERT_AUDIT: Final = sa.insert(schema.audit_log)
+# The unique index of decisions.request_id, named by the metadata's naming convention.
+_REQUEST_ID_UNIQUE: Final[str] = "uq_decisions_request_id"
 
 CHECKPOINT_EVERY_S: Final[float] = 1.0
 """How often :meth:`SqlStore.checkpoint_in_background` moves the SQLite write-ahead log into the database."""
@@ -334,7 +336,25 @@ class SqlStore:
     ) -> list[DecisionRecord]:
         """Log decisions made online; see :meth:`Store.log_decisions`."""
         asked = sorted({d.request_id for d in decisions if d.request_id is not None})
-        with self._errors(f"log {len(decisions)} decisions"), self._relaxed_driver_write() as cursor:
+        with self._errors(f"log {len(decisions)} decisions"):
+            # Another writer (a second server on a PostgreSQL store) may log one of these request ids
+            # between the look-up and the insert: the unique index then refuses the insert, and the
+            # whole transaction is tried again, finding that decision and returning it as for a retry.
+            # Each conflict settles at least one request id, so this ends.
+            attempt = 0
+            while True:
+                try:
+                    return self._log_decisions_once(decisions, asked, audit)
+                except self._driver_errors as exc:
+                    if attempt >= len(asked) or not _is_request_id_conflict(exc):
+                        raise
+                    attempt += 1
+                    logger.debug("request id logged concurrently; looking it up again: %s", exc)
+
+    def _log_decisions_once(
+        self, decisions: Sequence[DecisionRecord], asked: Sequence[str], audit: Sequence[AuditEntry]
+    ) -> list[DecisionRecord]:
+        with self._relaxed_driver_write() as cursor:
             known: dict[str, DecisionRecord] = {}
             for batch in _batches(asked, BATCH_ROWS):
                 known.update({d.request_id: d for d in self._hot.decisions_asked(cursor, batch) if d.request_id})
@@ -946,6 +966,13 @@ def _retried(logged: DecisionRecord, asked: DecisionRecord) -> DecisionRecord:
     return logged
 
 
+def _is_request_id_conflict(exc: BaseException) -> bool:
+    """Whether a driver error is the unique index of ``decisions.request_id`` refusing a second decision."""
+    # psycopg names the constraint; sqlite3 names the column.
+    text = str(exc)
+    return _REQUEST_ID_UNIQUE in text or "UNIQUE constraint failed: decisions.request_id" in text
+
+
 def _batches(items: Iterable[_T], size: int) -> Iterator[list[_T]]:
     iterator = iter(items)
     while batch := list(itertools.islice(iterator, size)):
@@ -1022,7 +1049,7 @@ def _mask_raw_url(raw: str) -> str:
 def _parse_url(raw: str) -> URL:
     try:
         url = make_url(raw)
-    except sa_exc.ArgumentError as exc:
+    except (sa_exc.ArgumentError, ValueError) as exc:  # ValueError: a port that is not a number
         raise StoreError(
             f"cannot read the store URL {_mask_raw_url(raw)!r}; expected {SUPPORTED_URLS} "
             "(set it with NEXTMOVE_STORE_URL)"
@@ -1047,9 +1074,30 @@ def _create_engine(url: URL) -> Engine:
         # Fail within seconds, not minutes, when a firewall drops packets to the server.
         connect_args["connect_timeout"] = PG_CONNECT_TIMEOUT_S
     try:
-        return sa.create_engine(url, pool_pre_ping=True, connect_args=connect_args, json_serializer=_to_json)
+        engine = sa.create_engine(url, pool_pre_ping=True, connect_args=connect_args, json_serializer=_to_json)
     except ImportError as exc:
         raise StoreError(f"the PostgreSQL store needs psycopg 3: run `pip install 'psycopg[binary]'` ({exc})") from exc
+    # insert=True: before SQLAlchemy's own connect handlers, so nothing reads a time in another zone.
+    event.listen(engine, "connect", _set_pg_session_utc, insert=True)
+    return engine
+
+
+def _set_pg_session_utc(dbapi_connection: Any, _record: Any) -> None:
+    """Make a new PostgreSQL connection's session time zone UTC, whatever the server's or database's default.
+
+    psycopg hands back a ``timestamptz`` converted into the session's zone, before the store's
+    own conversion to UTC. In a zone other than UTC a stored time near the ends of Python's range
+    (year 1, year 9999) then falls outside it once converted, and every read of the table failed
+    with "timestamp too small (before year 1)". The URL's ``options`` are left to the user (a
+    ``search_path`` in it must survive), hence a SET on connect rather than a startup option.
+    """
+    autocommit = dbapi_connection.autocommit
+    dbapi_connection.autocommit = True
+    try:
+        with dbapi_connection.cursor() as cursor:
+            cursor.execute("SET TIME ZONE 'UTC'")
+    finally:
+        dbapi_connection.autocommit = autocommit
 
 
 def _enable_wal(cursor: Any) -> None:
