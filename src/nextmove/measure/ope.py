@@ -203,12 +203,21 @@ def logging_propensities(
         rows, arms=[NO_ACTION, *playbook.action_ids]
     )
     missing = int((~logging.logged_).sum())
-    note = (
-        f"{missing:,} of {rows.height:,} evaluated decisions have no logged propensity, "
-        "estimated by a cross-fitted model of the logged actions"
-        if missing
-        else None
-    )
+    note = None
+    if missing:
+        note = (
+            f"{missing:,} of {rows.height:,} evaluated decisions have no logged propensity, "
+            "estimated by a cross-fitted model of the logged actions"
+        )
+        left_out = [c for c in logging.exclude if c in rows.columns]
+        if "lifecycle_stage" in left_out:
+            # The accounts table holds today's stage, so past rows cannot use it; a log that followed
+            # the lifecycle playbook then looks more random than it was, most of all for that policy.
+            note += (
+                "; the model cannot see lifecycle_stage (the book holds only today's stage), so where the "
+                "history followed a lifecycle playbook its estimates are off and the lifecycle default's "
+                "value with them: log each touch's propensity for a value to trust"
+            )
     return logging, note
 
 
