@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 from collections.abc import Iterator
@@ -12,6 +13,7 @@ import numpy as np
 import pytest
 from tests.api.conftest import AS_OF, seed_run
 
+from nextmove.engine.loop import send_feedback
 from nextmove.engine.online import (
     POLICY_MODEL_KIND,
     DecideGroup,
@@ -191,6 +193,34 @@ def test_outcome_feedback_moves_the_correction_once_and_survives_a_restart(store
 
     restarted = OnlineDecider(store, pb)
     assert restarted.learner.correction(action) == correction
+
+
+def test_an_event_id_resent_with_another_body_moves_no_correction(store: Store, playbook: Playbook) -> None:
+    """Only stored events are learned from: a retry whose body changed is not stored, so it is not counted."""
+    pb = _with_exploration(playbook, method="none")
+    recs = seed_run(store, pb, accounts=12, control_every=0)
+    decider = OnlineDecider(store, pb)
+    rec = next(r for r in recs if r.action_id != "none")
+    (made,) = decider.decide([DecideRequest(rec.account_id)], now=NOW)
+    done = FeedbackEvent(event_id="crm-1", account_id=made.account_id, kind="done", ts=NOW, action_id=made.action_id)
+    outcome = FeedbackEvent(
+        event_id="crm-1",
+        account_id=made.account_id,
+        kind="outcome",
+        ts=NOW + timedelta(days=30),
+        action_id=made.action_id,
+        payload={"decision_id": made.decision_id, "value_usd": -50_000.0},
+    )
+    assert send_feedback(store, decider, [done]).learned == 0
+    receipt = send_feedback(store, decider, [outcome])
+    assert (receipt.stored, receipt.learned) == (0, 0)
+    assert decider.learner.corrections() == []
+    # A new id with the same body is stored, and counted, once.
+    again = dataclasses.replace(outcome, event_id="crm-2")
+    assert send_feedback(store, decider, [again, again]).learned == 1
+    assert send_feedback(store, decider, [again]).learned == 0
+    restarted = OnlineDecider(store, pb)
+    assert restarted.learner.corrections() == decider.learner.corrections()
 
 
 def test_an_undervalued_action_is_not_valued_higher_online(store: Store, playbook: Playbook) -> None:

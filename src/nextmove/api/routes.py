@@ -281,7 +281,8 @@ def feedback(
     check_feedback(services, body.events, received_at)
     events = [e.to_event(received_at) for e in body.events]
     stored = services.store.add_feedback(events, audit=[_entry(request, info)])
-    learned = services.decider.learn(events)
+    # Only what was stored moves the corrections: a retry with another body stores nothing (see learn_stored).
+    learned = services.decider.learn_stored(events, stored)
     return FeedbackReceiptPublic(received=len(events), stored=stored, duplicates=len(events) - stored, learned=learned)
 
 

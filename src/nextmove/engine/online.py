@@ -376,6 +376,11 @@ class OnlineLearner:
             self._pooled.add(z)
         return True
 
+    def has_seen(self, event_id: str) -> bool:
+        """Whether the event ``event_id`` has been counted."""
+        with self._lock:
+            return event_id in self._seen
+
     def _pooled_var(self) -> float:
         """The variance of every action's gaps (1 below two gaps, never below 1); call under the lock."""
         var = self._pooled.variance
@@ -1122,9 +1127,7 @@ class OnlineDecider:
         Returns how many events counted (an event counts once, however often it is sent).
         """
         counted = 0
-        wanted = [
-            e for e in events if e.kind == "outcome" and _realised(e) is not None and e.payload.get("decision_id")
-        ]
+        wanted = [e for e in events if _learnable(e)]
         for e in wanted:
             try:
                 decision = self.store.get_decision(str(e.payload["decision_id"]))
@@ -1153,6 +1156,28 @@ class OnlineDecider:
                     high_usd=high,
                 )
         return counted
+
+    def learn_stored(self, events: Sequence[FeedbackEvent], newly_stored: int) -> int:
+        """:meth:`learn` from what the store holds under the ids of ``events``, just added with ``add_feedback``.
+
+        ``newly_stored`` is what ``add_feedback`` returned. An id stored before keeps the body stored
+        then (a retry with another body stores nothing), so the corrections move only with stored
+        events, exactly as :meth:`replay_feedback` rebuilds them after a restart. When every id was
+        new, the events stored are the first copy of each; otherwise the stored ones are read back.
+        """
+        first: dict[str, FeedbackEvent] = {}
+        for e in events:
+            first.setdefault(e.event_id, e)
+        wanted = [e for e in first.values() if _learnable(e) and not self.learner.has_seen(e.event_id)]
+        if not wanted:
+            return 0
+        if newly_stored == len(first):
+            return self.learn(wanted)
+        ids = {e.event_id for e in wanted}
+        stored: list[FeedbackEvent] = []
+        for account_id in sorted({e.account_id for e in wanted}):
+            stored.extend(e for e in self.store.feedback(account_id=account_id) if e.event_id in ids)
+        return self.learn(stored)
 
     def replay_feedback(self) -> int:
         """Rebuild the online corrections from every stored outcome event (at start-up)."""
@@ -1289,6 +1314,11 @@ def _longest_rule_window(playbook: Playbook) -> timedelta:
         [policy.window_days, *(a.cooldown_days for a in playbook.actions), *(c.window_days for c in policy.caps)]
     )
     return timedelta(days=longest)
+
+
+def _learnable(event: FeedbackEvent) -> bool:
+    """Whether ``event`` can move a correction: an outcome naming a decision and a realised value."""
+    return event.kind == "outcome" and _realised(event) is not None and bool(event.payload.get("decision_id"))
 
 
 def _realised(event: FeedbackEvent) -> float | None:
