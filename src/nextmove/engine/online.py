@@ -122,6 +122,8 @@ class AccountView:
     options: tuple[Option, ...]
     rescored: bool = False
     """True when the options were recomputed from fresh signals rather than taken from the run."""
+    model_version: str | None = None
+    """The effect model that projected the options (None: the run's, ``recommendation.model_version``)."""
     keys: tuple[str, ...] = field(init=False)
     values: NDArray[np.float64] = field(init=False, repr=False)
     lows: NDArray[np.float64] = field(init=False, repr=False)
@@ -526,9 +528,10 @@ class ContactRules:
 class FreshScorer:
     """Rescores one account from its own rows in the book plus fresh signals: features, rules, projected values.
 
-    Uses the store's active effect model (the one the latest batch run fitted) and a feature
-    vocabulary built from the whole book, so that the account's features have the columns the
-    model was trained on. Loaded lazily, and again when the active effect model changes.
+    Uses the effect model of the served run (its summary's ``model_version``: the model it fitted or
+    reused, whichever model version is active) and a feature vocabulary built from the whole book,
+    so that the account's features have the columns the model was trained on. Loaded lazily, and
+    again when the served run changes.
     """
 
     def __init__(self, book: Book, playbook: Playbook, model: Any, model_id: str) -> None:
@@ -947,18 +950,29 @@ class OnlineDecider:
             results[g] = logged[start : start + len(made)]
             start += len(made)
 
-    def fresh_scorer(self) -> FreshScorer | None:
-        """The rescorer of accounts with fresh signals: needs the server's book and an active effect model."""
+    def fresh_scorer(self, snap: PolicySnapshot | None = None) -> FreshScorer | None:
+        """The rescorer of accounts with fresh signals, with the served run's own effect model.
+
+        Needs the server's book and the effect model the served run (``snap``'s, default the one
+        served now) projected with, as its summary names it (``model_version``), fitted under the
+        playbook. Not the active effect model: that may be another run's (a later run's, fitted on
+        data after the served run's ``as_of``, or one promoted elsewhere), and a rescored decision
+        must be that run's decision.
+        """
         if self.book is None:
             return None
-        from nextmove.engine.run import EFFECT_MODEL_KIND, load_effect_model
-
-        active = self.store.active_model(EFFECT_MODEL_KIND)
-        if active is None or active.playbook_hash != self._playbook_hash:
+        snap = snap or self._snapshot
+        model_id = None if snap is None else snap.run.summary.get("model_version")
+        if not isinstance(model_id, str):
             return None
+        from nextmove.engine.run import load_effect_model
+
         with self._fresh_lock:
-            if self._fresh is None or self._fresh.model_id != active.model_id:
-                model, model_id = load_effect_model(self.store, self.playbook)
+            if self._fresh is None or self._fresh.model_id != model_id:
+                try:
+                    model, model_id = load_effect_model(self.store, self.playbook, model_id)
+                except (NotFoundError, ConfigError):
+                    return None  # the run's model is gone or not this playbook's: the run's projection serves
                 self._fresh = FreshScorer(self.book, self.playbook, model, model_id)
             return self._fresh
 
@@ -981,11 +995,11 @@ class OnlineDecider:
         view = _view_of(snap, request.account_id)
         if not request.signals:
             return view
-        scorer = self.fresh_scorer()
+        scorer = self.fresh_scorer(snap)
         if scorer is None:
             return view
         options = scorer.options(request.account_id, request.signals, snap.run.as_of or snap.run.created_at)
-        return AccountView(view.recommendation, options, rescored=True)
+        return AccountView(view.recommendation, options, rescored=True, model_version=scorer.model_id)
 
     def _decide_one(
         self, snap: PolicySnapshot, view: AccountView, request: DecideRequest, key_id: str | None, now: datetime
@@ -1045,7 +1059,8 @@ class OnlineDecider:
             value_high_usd=float(chosen.high_usd + mean[choice] - chosen.value_usd),
             ts=now,
             run_id=snap.run.run_id,
-            model_version=rec.model_version,
+            # The model that projected the options: the rescorer's when it scored them.
+            model_version=view.model_version or rec.model_version,
             owner=rec.owner,
             context=context,
             evidence=evidence,
@@ -1231,7 +1246,13 @@ def promote_run(
     """
     run = store.get_run(run_id)
     if run.status != "succeeded":
-        raise ConfigError(f"run {run_id!r} is {run.status}; only a succeeded run can be served")
+        from nextmove.engine.run_process import interrupted_run_note
+
+        interrupted = interrupted_run_note(run)
+        raise ConfigError(
+            f"run {run_id!r} is {run.status}; only a succeeded run can be served"
+            + ("" if interrupted is None else f" ({interrupted})")
+        )
     now = utcnow()
     record = ModelVersionRecord(
         model_id=f"policy-{now:%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}",
