@@ -31,7 +31,6 @@ import json
 import math
 import threading
 import uuid
-import zlib
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -61,6 +60,7 @@ from nextmove.store import (
     RunRecord,
     Store,
 )
+from nextmove.store.locks import AccountLocks, account_locks
 from nextmove.store.records import utcnow
 
 POLICY_MODEL_KIND: Final[str] = "policy"
@@ -76,7 +76,6 @@ THOMPSON_DRAWS: Final[int] = 256
 _CACHE_ACCOUNTS: Final[int] = 50_000
 """Runs of up to this many accounts are held in memory whole; larger ones are cached up to this many."""
 _LOAD_PAGE: Final[int] = 5_000
-_LOCK_STRIPES: Final[int] = 64
 
 
 class DeciderNotReadyError(NextmoveError):
@@ -721,7 +720,9 @@ class OnlineDecider:
         self._problem: str | None = "no run loaded yet"
         self._checked_at = 0.0
         self._refresh_lock = threading.Lock()
-        self._stripes = [threading.Lock() for _ in range(_LOCK_STRIPES)]
+        # Per-account locks, shared with the store's other deciders here and in other processes
+        # (two servers on one PostgreSQL store), so that one account's decisions are made one at a time.
+        self._locks = account_locks(store)
         self._local = threading.local()
         self._playbook_hash = playbook.content_hash()
         self.rules = ContactRules(playbook)
@@ -843,18 +844,20 @@ class OnlineDecider:
         when = now or utcnow()
         views = [self._view(snap, r) for r in requests]
         stripes = sorted({self._stripe(r.account_id) for r in requests})
-        # Per-account locks (taken in a fixed order) keep two concurrent decisions for one
-        # account from both seeing no play in flight and both logging one.
-        for i in stripes:
-            self._stripes[i].acquire()
+        # Per-account locks (taken in a fixed order, in this process and across the store's
+        # processes) keep two concurrent decisions for one account from both seeing no play in
+        # flight and both logging one: held from before the read until the decision is committed.
+        held: list[int] = []
         try:
+            for i in stripes:
+                self._locks.lock(i)
+                held.append(i)
             # A retried request_id gets the decision logged first (log_decisions returns it),
             # so the fresh draw made here for it is dropped, never logged.
             made = [self._decide_one(snap, view, r, key_id, when) for r, view in zip(requests, views, strict=True)]
             return self.store.log_decisions(made, audit=audit)
         finally:
-            for i in reversed(stripes):
-                self._stripes[i].release()
+            self._locks.unlock(held)
 
     def decide_groups(
         self, groups: Sequence[DecideGroup], *, now: datetime | None = None
@@ -876,12 +879,13 @@ class OnlineDecider:
         held: set[int] = set()
 
         def flush() -> None:
-            self._log_groups(groups, pending, results)
-            pending.clear()
-            accounts.clear()
-            for i in sorted(held, reverse=True):
-                self._stripes[i].release()
-            held.clear()
+            try:
+                self._log_groups(groups, pending, results)
+            finally:
+                pending.clear()
+                accounts.clear()
+                self._locks.unlock(held)
+                held.clear()
 
         try:
             for g, group in enumerate(groups):
@@ -903,8 +907,7 @@ class OnlineDecider:
                 accounts |= ids
             flush()
         finally:
-            for i in sorted(held, reverse=True):
-                self._stripes[i].release()
+            self._locks.unlock(held)
         assert all(r is not None for r in results)
         return results  # type: ignore[return-value]
 
@@ -915,16 +918,24 @@ class OnlineDecider:
         wanted = sorted({self._stripe(a) for a in account_ids} - held)
         taken: list[int] = []
         for i in wanted:
-            if not self._stripes[i].acquire(blocking=False):
-                for j in reversed(taken):
-                    self._stripes[j].release()
+            try:
+                free = self._locks.try_lock(i)
+            except BaseException:
+                self._locks.unlock(taken)
+                raise
+            if not free:
+                self._locks.unlock(taken)
                 flush()
                 for k in sorted({self._stripe(a) for a in account_ids}):
-                    self._stripes[k].acquire()
+                    self._locks.lock(k)
                     held.add(k)
                 return
             taken.append(i)
         held.update(taken)
+
+    def close(self) -> None:
+        """Let go of the store's shared account locks (closed once no decider of the process holds them)."""
+        self._locks = AccountLocks(None)
 
     def _log_groups(
         self,
@@ -989,7 +1000,7 @@ class OnlineDecider:
         return max(run.as_of or run.created_at, now - self._longest_window)
 
     def _stripe(self, account_id: str) -> int:
-        return zlib.crc32(account_id.encode()) % _LOCK_STRIPES
+        return self._locks.stripe(account_id)
 
     def _view(self, snap: PolicySnapshot, request: DecideRequest) -> AccountView:
         view = _view_of(snap, request.account_id)
