@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -12,6 +15,7 @@ import numpy as np
 import pytest
 from tests.api.conftest import AS_OF, seed_run
 
+from nextmove.engine.loop import send_feedback
 from nextmove.engine.online import (
     POLICY_MODEL_KIND,
     DecideGroup,
@@ -193,6 +197,34 @@ def test_outcome_feedback_moves_the_correction_once_and_survives_a_restart(store
     assert restarted.learner.correction(action) == correction
 
 
+def test_an_event_id_resent_with_another_body_moves_no_correction(store: Store, playbook: Playbook) -> None:
+    """Only stored events are learned from: a retry whose body changed is not stored, so it is not counted."""
+    pb = _with_exploration(playbook, method="none")
+    recs = seed_run(store, pb, accounts=12, control_every=0)
+    decider = OnlineDecider(store, pb)
+    rec = next(r for r in recs if r.action_id != "none")
+    (made,) = decider.decide([DecideRequest(rec.account_id)], now=NOW)
+    done = FeedbackEvent(event_id="crm-1", account_id=made.account_id, kind="done", ts=NOW, action_id=made.action_id)
+    outcome = FeedbackEvent(
+        event_id="crm-1",
+        account_id=made.account_id,
+        kind="outcome",
+        ts=NOW + timedelta(days=30),
+        action_id=made.action_id,
+        payload={"decision_id": made.decision_id, "value_usd": -50_000.0},
+    )
+    assert send_feedback(store, decider, [done]).learned == 0
+    receipt = send_feedback(store, decider, [outcome])
+    assert (receipt.stored, receipt.learned) == (0, 0)
+    assert decider.learner.corrections() == []
+    # A new id with the same body is stored, and counted, once.
+    again = dataclasses.replace(outcome, event_id="crm-2")
+    assert send_feedback(store, decider, [again, again]).learned == 1
+    assert send_feedback(store, decider, [again]).learned == 0
+    restarted = OnlineDecider(store, pb)
+    assert restarted.learner.corrections() == decider.learner.corrections()
+
+
 def test_an_undervalued_action_is_not_valued_higher_online(store: Store, playbook: Playbook) -> None:
     """Only corrections that lower a value apply online, as in the batch loop: one large outcome raises nothing."""
     pb = _with_exploration(playbook, method="none")
@@ -342,7 +374,7 @@ def test_decide_groups_waits_for_a_busy_account_without_holding_the_others(store
     free, busy = recs[0].account_id, recs[1].account_id
     if decider._stripe(free) == decider._stripe(busy):
         free = next(r.account_id for r in recs if decider._stripe(r.account_id) != decider._stripe(busy))
-    lock = decider._stripes[decider._stripe(busy)]
+    lock = decider._locks._local[decider._stripe(busy)]
     lock.acquire()  # as a concurrent decide() for the busy account would
     results: list[object] = []
     worker = threading.Thread(
@@ -362,6 +394,116 @@ def test_decide_groups_waits_for_a_busy_account_without_holding_the_others(store
         worker.join(timeout=30)
     assert [type(r) for r in results] == [list, list]
     assert {d.account_id for d in store.decisions()} == {free, busy}
+
+
+@pytest.mark.parametrize("backend", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def test_two_deciders_on_one_store_never_give_one_account_two_plays_at_once(
+    backend: str, request: pytest.FixtureRequest, tmp_path: Path, playbook: Playbook
+) -> None:
+    """Two server processes share a store: each account's read-check-write is serialised across them too."""
+    url = (
+        f"sqlite:///{(tmp_path / 'shared.db').as_posix()}"
+        if backend == "sqlite"
+        else request.getfixturevalue("pg_schema_url")
+    )
+    pb = _with_exploration(playbook, method="none")
+    with open_store(url) as one, open_store(url) as two:
+        recs = seed_run(one, pb, accounts=40, control_every=0)
+        deciders = [OnlineDecider(one, pb), OnlineDecider(two, pb)]
+        accounts = [r.account_id for r in recs if r.action_id != "none"][:12]
+        errors: list[BaseException] = []
+
+        def decide(k: int, account_id: str, barrier: threading.Barrier) -> None:
+            decider = deciders[k % 2]
+            barrier.wait()
+            try:
+                if k % 4 < 2:
+                    decider.decide([DecideRequest(account_id)], now=NOW)
+                else:  # the server's decision thread's way
+                    (result,) = decider.decide_groups([DecideGroup([DecideRequest(account_id)])], now=NOW)
+                    if isinstance(result, BaseException):
+                        raise result
+            except BaseException as exc:  # reported below, not lost in the thread
+                errors.append(exc)
+
+        for account_id in accounts:
+            barrier = threading.Barrier(6)
+            threads = [threading.Thread(target=decide, args=(k, account_id, barrier)) for k in range(6)]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+        for decider in deciders:
+            decider.close()
+        assert errors == []
+        logged = one.decisions()
+    assert len(logged) == 6 * len(accounts)
+    plays = {a: [d.action_id for d in logged if d.account_id == a and d.action_id != "none"] for a in accounts}
+    assert {a: len(p) for a, p in plays.items()} == dict.fromkeys(accounts, 1)
+
+
+_DECIDE_IN_A_PROCESS = """
+import sys, threading, time
+from datetime import datetime
+from nextmove.engine.online import DecideGroup, DecideRequest, OnlineDecider
+from nextmove.playbook import Playbook
+from nextmove.store import open_store
+
+url, playbook_json, start, now = sys.argv[1], sys.argv[2], float(sys.argv[3]), datetime.fromisoformat(sys.argv[4])
+accounts = sys.argv[5:]
+with open(playbook_json, encoding="utf-8") as f:
+    playbook = Playbook.model_validate_json(f.read())
+with open_store(url) as store:
+    decider = OnlineDecider(store, playbook)
+    for i, account in enumerate(accounts):
+        barrier = threading.Barrier(3)
+        def go(k):
+            barrier.wait()
+            at = start + 0.25 * i  # every process at once, account by account
+            time.sleep(max(0.0, at - 0.01 - time.time()))
+            while time.time() < at:
+                pass
+            if k == 0:
+                decider.decide([DecideRequest(account)], now=now)
+            else:
+                (result,) = decider.decide_groups([DecideGroup([DecideRequest(account)])], now=now)
+                if isinstance(result, BaseException):
+                    raise result
+        threads = [threading.Thread(target=go, args=(k,)) for k in range(3)]
+        [t.start() for t in threads]
+        [t.join() for t in threads]
+    decider.close()
+"""
+
+
+@pytest.mark.parametrize("backend", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def test_two_server_processes_on_one_store_never_give_one_account_two_plays_at_once(
+    backend: str, request: pytest.FixtureRequest, tmp_path: Path, playbook: Playbook
+) -> None:
+    url = (
+        f"sqlite:///{(tmp_path / 'shared.db').as_posix()}"
+        if backend == "sqlite"
+        else request.getfixturevalue("pg_schema_url")
+    )
+    pb = _with_exploration(playbook, method="none")
+    playbook_json = tmp_path / "playbook.json"
+    playbook_json.write_text(pb.model_dump_json(), encoding="utf-8")
+    with open_store(url) as store:
+        recs = seed_run(store, pb, accounts=40, control_every=0)
+        accounts = [r.account_id for r in recs if r.action_id != "none"][:16]
+        start = time.time() + 8.0  # both processes loaded by then
+        args = [url, str(playbook_json), str(start), NOW.isoformat(), *accounts]
+        procs = [
+            subprocess.Popen([sys.executable, "-c", _DECIDE_IN_A_PROCESS, *args], stderr=subprocess.PIPE, text=True)
+            for _ in range(2)
+        ]
+        for proc in procs:
+            _, err = proc.communicate(timeout=120)
+            assert proc.returncode == 0, err
+        logged = store.decisions()
+    assert len(logged) == 6 * len(accounts)
+    plays = {a: [d.action_id for d in logged if d.account_id == a and d.action_id != "none"] for a in accounts}
+    assert {a: len(p) for a, p in plays.items()} == dict.fromkeys(accounts, 1)
 
 
 def test_a_run_is_served_from_memory_once_loaded(

@@ -122,6 +122,36 @@ def test_feedback_is_stored_once_however_often_it_is_sent(served: Served) -> Non
     assert kept[events[3]["event_id"]]["payload"]["outcome"] == {"kind": "expansion", "value": 1200.0}  # type: ignore[index]
 
 
+def test_feedback_resent_as_another_kind_is_neither_stored_nor_learned(served: Served) -> None:
+    """A known event_id sent again with another body is a duplicate: the online corrections do not move with it."""
+    with served.client("admin") as client:
+        decision = next(
+            d
+            for r in served.recs[16:30]
+            for d in client.post("/v1/decide", json={"account_id": r.account_id}).json()["decisions"]
+            if d["action_id"] != "none"
+        )
+        account = decision["account_id"]
+        done = _event(account, action_id=decision["action_id"])
+        outcome = {
+            **done,
+            "kind": "outcome",
+            "decision_id": decision["decision_id"],
+            "outcome": {"kind": "expansion", "value": 1.0},
+            "value_usd": -50_000,
+        }
+        first = client.post("/v1/feedback", json={"events": [done]})
+        again = client.post("/v1/feedback", json={"events": [outcome]})
+        later = client.post("/v1/decide", json={"account_id": served.recs[29].account_id})
+    assert first.json() == {"received": 1, "stored": 1, "duplicates": 0, "learned": 0}
+    assert again.json() == {"received": 1, "stored": 0, "duplicates": 1, "learned": 0}
+    with open_store(served.store_url) as store:
+        (logged,) = [store.get_decision(d["decision_id"]) for d in later.json()["decisions"]]
+        kept = [e for e in store.feedback(account_id=account) if e.event_id == done["event_id"]]
+    assert logged.context["online_corrections_z"] == {}
+    assert [e.kind for e in kept] == ["done"]
+
+
 def test_feedback_refuses_incomplete_events_and_stores_none_of_the_batch(served: Served) -> None:
     account = served.recs[4].account_id
     good = _event(account)

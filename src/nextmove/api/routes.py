@@ -43,6 +43,7 @@ from nextmove.api.schemas import (
 )
 from nextmove.api.service import Services
 from nextmove.engine.online import DecideGroup, DecideRequest
+from nextmove.engine.run_process import interrupted_run_note
 from nextmove.errors import ConfigError, NotFoundError
 from nextmove.store import AuditEntry, DecisionRecord, RunRecord
 from nextmove.store.records import utcnow
@@ -281,7 +282,8 @@ def feedback(
     check_feedback(services, body.events, received_at)
     events = [e.to_event(received_at) for e in body.events]
     stored = services.store.add_feedback(events, audit=[_entry(request, info)])
-    learned = services.decider.learn(events)
+    # Only what was stored moves the corrections: a retry with another body stores nothing (see learn_stored).
+    learned = services.decider.learn_stored(events, stored)
     return FeedbackReceiptPublic(received=len(events), stored=stored, duplicates=len(events) - stored, learned=learned)
 
 
@@ -435,11 +437,13 @@ def recommendations(
 def _run_public(services: Services, run: RunRecord) -> RunPublic:
     progress = services.runs.progress(run.run_id)
     served = services.served_run()
+    # A run killed outright stays "running" in the store: say that its process has ended.
+    error = interrupted_run_note(run) if progress is None else progress.error
     return RunPublic.of(
         run,
         progress=list(progress.steps) if progress is not None else [],
         served=served is not None and served.run_id == run.run_id,
-        error=None if progress is None else progress.error,
+        error=error,
     )
 
 

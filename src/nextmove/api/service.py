@@ -225,6 +225,7 @@ class Services:
         self.audit.close()
         if self._refresher.is_alive():
             self._refresher.join(timeout=5)
+        self.decider.close()
         self.store.close()
 
     def owner_of(self, account_id: str) -> str | None:

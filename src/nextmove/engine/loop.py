@@ -507,5 +507,5 @@ def send_feedback(store: Store, decider: OnlineDecider, events: Sequence[Feedbac
     What ``POST /v1/feedback`` does, for a process that holds the store and the decider itself.
     """
     stored = store.add_feedback(list(events))
-    learned = decider.learn(list(events))
+    learned = decider.learn_stored(list(events), stored)
     return FeedbackReceipt(events=len(events), stored=stored, learned=learned)

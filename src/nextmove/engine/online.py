@@ -31,7 +31,6 @@ import json
 import math
 import threading
 import uuid
-import zlib
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -61,6 +60,7 @@ from nextmove.store import (
     RunRecord,
     Store,
 )
+from nextmove.store.locks import AccountLocks, account_locks
 from nextmove.store.records import utcnow
 
 POLICY_MODEL_KIND: Final[str] = "policy"
@@ -76,7 +76,6 @@ THOMPSON_DRAWS: Final[int] = 256
 _CACHE_ACCOUNTS: Final[int] = 50_000
 """Runs of up to this many accounts are held in memory whole; larger ones are cached up to this many."""
 _LOAD_PAGE: Final[int] = 5_000
-_LOCK_STRIPES: Final[int] = 64
 
 
 class DeciderNotReadyError(NextmoveError):
@@ -122,6 +121,8 @@ class AccountView:
     options: tuple[Option, ...]
     rescored: bool = False
     """True when the options were recomputed from fresh signals rather than taken from the run."""
+    model_version: str | None = None
+    """The effect model that projected the options (None: the run's, ``recommendation.model_version``)."""
     keys: tuple[str, ...] = field(init=False)
     values: NDArray[np.float64] = field(init=False, repr=False)
     lows: NDArray[np.float64] = field(init=False, repr=False)
@@ -376,6 +377,11 @@ class OnlineLearner:
             self._pooled.add(z)
         return True
 
+    def has_seen(self, event_id: str) -> bool:
+        """Whether the event ``event_id`` has been counted."""
+        with self._lock:
+            return event_id in self._seen
+
     def _pooled_var(self) -> float:
         """The variance of every action's gaps (1 below two gaps, never below 1); call under the lock."""
         var = self._pooled.variance
@@ -521,9 +527,10 @@ class ContactRules:
 class FreshScorer:
     """Rescores one account from its own rows in the book plus fresh signals: features, rules, projected values.
 
-    Uses the store's active effect model (the one the latest batch run fitted) and a feature
-    vocabulary built from the whole book, so that the account's features have the columns the
-    model was trained on. Loaded lazily, and again when the active effect model changes.
+    Uses the effect model of the served run (its summary's ``model_version``: the model it fitted or
+    reused, whichever model version is active) and a feature vocabulary built from the whole book,
+    so that the account's features have the columns the model was trained on. Loaded lazily, and
+    again when the served run changes.
     """
 
     def __init__(self, book: Book, playbook: Playbook, model: Any, model_id: str) -> None:
@@ -713,7 +720,9 @@ class OnlineDecider:
         self._problem: str | None = "no run loaded yet"
         self._checked_at = 0.0
         self._refresh_lock = threading.Lock()
-        self._stripes = [threading.Lock() for _ in range(_LOCK_STRIPES)]
+        # Per-account locks, shared with the store's other deciders here and in other processes
+        # (two servers on one PostgreSQL store), so that one account's decisions are made one at a time.
+        self._locks = account_locks(store)
         self._local = threading.local()
         self._playbook_hash = playbook.content_hash()
         self.rules = ContactRules(playbook)
@@ -835,18 +844,20 @@ class OnlineDecider:
         when = now or utcnow()
         views = [self._view(snap, r) for r in requests]
         stripes = sorted({self._stripe(r.account_id) for r in requests})
-        # Per-account locks (taken in a fixed order) keep two concurrent decisions for one
-        # account from both seeing no play in flight and both logging one.
-        for i in stripes:
-            self._stripes[i].acquire()
+        # Per-account locks (taken in a fixed order, in this process and across the store's
+        # processes) keep two concurrent decisions for one account from both seeing no play in
+        # flight and both logging one: held from before the read until the decision is committed.
+        held: list[int] = []
         try:
+            for i in stripes:
+                self._locks.lock(i)
+                held.append(i)
             # A retried request_id gets the decision logged first (log_decisions returns it),
             # so the fresh draw made here for it is dropped, never logged.
             made = [self._decide_one(snap, view, r, key_id, when) for r, view in zip(requests, views, strict=True)]
             return self.store.log_decisions(made, audit=audit)
         finally:
-            for i in reversed(stripes):
-                self._stripes[i].release()
+            self._locks.unlock(held)
 
     def decide_groups(
         self, groups: Sequence[DecideGroup], *, now: datetime | None = None
@@ -868,12 +879,13 @@ class OnlineDecider:
         held: set[int] = set()
 
         def flush() -> None:
-            self._log_groups(groups, pending, results)
-            pending.clear()
-            accounts.clear()
-            for i in sorted(held, reverse=True):
-                self._stripes[i].release()
-            held.clear()
+            try:
+                self._log_groups(groups, pending, results)
+            finally:
+                pending.clear()
+                accounts.clear()
+                self._locks.unlock(held)
+                held.clear()
 
         try:
             for g, group in enumerate(groups):
@@ -895,8 +907,7 @@ class OnlineDecider:
                 accounts |= ids
             flush()
         finally:
-            for i in sorted(held, reverse=True):
-                self._stripes[i].release()
+            self._locks.unlock(held)
         assert all(r is not None for r in results)
         return results  # type: ignore[return-value]
 
@@ -907,16 +918,24 @@ class OnlineDecider:
         wanted = sorted({self._stripe(a) for a in account_ids} - held)
         taken: list[int] = []
         for i in wanted:
-            if not self._stripes[i].acquire(blocking=False):
-                for j in reversed(taken):
-                    self._stripes[j].release()
+            try:
+                free = self._locks.try_lock(i)
+            except BaseException:
+                self._locks.unlock(taken)
+                raise
+            if not free:
+                self._locks.unlock(taken)
                 flush()
                 for k in sorted({self._stripe(a) for a in account_ids}):
-                    self._stripes[k].acquire()
+                    self._locks.lock(k)
                     held.add(k)
                 return
             taken.append(i)
         held.update(taken)
+
+    def close(self) -> None:
+        """Let go of the store's shared account locks (closed once no decider of the process holds them)."""
+        self._locks = AccountLocks(None)
 
     def _log_groups(
         self,
@@ -942,18 +961,29 @@ class OnlineDecider:
             results[g] = logged[start : start + len(made)]
             start += len(made)
 
-    def fresh_scorer(self) -> FreshScorer | None:
-        """The rescorer of accounts with fresh signals: needs the server's book and an active effect model."""
+    def fresh_scorer(self, snap: PolicySnapshot | None = None) -> FreshScorer | None:
+        """The rescorer of accounts with fresh signals, with the served run's own effect model.
+
+        Needs the server's book and the effect model the served run (``snap``'s, default the one
+        served now) projected with, as its summary names it (``model_version``), fitted under the
+        playbook. Not the active effect model: that may be another run's (a later run's, fitted on
+        data after the served run's ``as_of``, or one promoted elsewhere), and a rescored decision
+        must be that run's decision.
+        """
         if self.book is None:
             return None
-        from nextmove.engine.run import EFFECT_MODEL_KIND, load_effect_model
-
-        active = self.store.active_model(EFFECT_MODEL_KIND)
-        if active is None or active.playbook_hash != self._playbook_hash:
+        snap = snap or self._snapshot
+        model_id = None if snap is None else snap.run.summary.get("model_version")
+        if not isinstance(model_id, str):
             return None
+        from nextmove.engine.run import load_effect_model
+
         with self._fresh_lock:
-            if self._fresh is None or self._fresh.model_id != active.model_id:
-                model, model_id = load_effect_model(self.store, self.playbook)
+            if self._fresh is None or self._fresh.model_id != model_id:
+                try:
+                    model, model_id = load_effect_model(self.store, self.playbook, model_id)
+                except (NotFoundError, ConfigError):
+                    return None  # the run's model is gone or not this playbook's: the run's projection serves
                 self._fresh = FreshScorer(self.book, self.playbook, model, model_id)
             return self._fresh
 
@@ -970,17 +1000,17 @@ class OnlineDecider:
         return max(run.as_of or run.created_at, now - self._longest_window)
 
     def _stripe(self, account_id: str) -> int:
-        return zlib.crc32(account_id.encode()) % _LOCK_STRIPES
+        return self._locks.stripe(account_id)
 
     def _view(self, snap: PolicySnapshot, request: DecideRequest) -> AccountView:
         view = _view_of(snap, request.account_id)
         if not request.signals:
             return view
-        scorer = self.fresh_scorer()
+        scorer = self.fresh_scorer(snap)
         if scorer is None:
             return view
         options = scorer.options(request.account_id, request.signals, snap.run.as_of or snap.run.created_at)
-        return AccountView(view.recommendation, options, rescored=True)
+        return AccountView(view.recommendation, options, rescored=True, model_version=scorer.model_id)
 
     def _decide_one(
         self, snap: PolicySnapshot, view: AccountView, request: DecideRequest, key_id: str | None, now: datetime
@@ -1040,7 +1070,8 @@ class OnlineDecider:
             value_high_usd=float(chosen.high_usd + mean[choice] - chosen.value_usd),
             ts=now,
             run_id=snap.run.run_id,
-            model_version=rec.model_version,
+            # The model that projected the options: the rescorer's when it scored them.
+            model_version=view.model_version or rec.model_version,
             owner=rec.owner,
             context=context,
             evidence=evidence,
@@ -1122,9 +1153,7 @@ class OnlineDecider:
         Returns how many events counted (an event counts once, however often it is sent).
         """
         counted = 0
-        wanted = [
-            e for e in events if e.kind == "outcome" and _realised(e) is not None and e.payload.get("decision_id")
-        ]
+        wanted = [e for e in events if _learnable(e)]
         for e in wanted:
             try:
                 decision = self.store.get_decision(str(e.payload["decision_id"]))
@@ -1153,6 +1182,28 @@ class OnlineDecider:
                     high_usd=high,
                 )
         return counted
+
+    def learn_stored(self, events: Sequence[FeedbackEvent], newly_stored: int) -> int:
+        """:meth:`learn` from what the store holds under the ids of ``events``, just added with ``add_feedback``.
+
+        ``newly_stored`` is what ``add_feedback`` returned. An id stored before keeps the body stored
+        then (a retry with another body stores nothing), so the corrections move only with stored
+        events, exactly as :meth:`replay_feedback` rebuilds them after a restart. When every id was
+        new, the events stored are the first copy of each; otherwise the stored ones are read back.
+        """
+        first: dict[str, FeedbackEvent] = {}
+        for e in events:
+            first.setdefault(e.event_id, e)
+        wanted = [e for e in first.values() if _learnable(e) and not self.learner.has_seen(e.event_id)]
+        if not wanted:
+            return 0
+        if newly_stored == len(first):
+            return self.learn(wanted)
+        ids = {e.event_id for e in wanted}
+        stored: list[FeedbackEvent] = []
+        for account_id in sorted({e.account_id for e in wanted}):
+            stored.extend(e for e in self.store.feedback(account_id=account_id) if e.event_id in ids)
+        return self.learn(stored)
 
     def replay_feedback(self) -> int:
         """Rebuild the online corrections from every stored outcome event (at start-up)."""
@@ -1206,7 +1257,13 @@ def promote_run(
     """
     run = store.get_run(run_id)
     if run.status != "succeeded":
-        raise ConfigError(f"run {run_id!r} is {run.status}; only a succeeded run can be served")
+        from nextmove.engine.run_process import interrupted_run_note
+
+        interrupted = interrupted_run_note(run)
+        raise ConfigError(
+            f"run {run_id!r} is {run.status}; only a succeeded run can be served"
+            + ("" if interrupted is None else f" ({interrupted})")
+        )
     now = utcnow()
     record = ModelVersionRecord(
         model_id=f"policy-{now:%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}",
@@ -1289,6 +1346,11 @@ def _longest_rule_window(playbook: Playbook) -> timedelta:
         [policy.window_days, *(a.cooldown_days for a in playbook.actions), *(c.window_days for c in policy.caps)]
     )
     return timedelta(days=longest)
+
+
+def _learnable(event: FeedbackEvent) -> bool:
+    """Whether ``event`` can move a correction: an outcome naming a decision and a realised value."""
+    return event.kind == "outcome" and _realised(event) is not None and bool(event.payload.get("decision_id"))
 
 
 def _realised(event: FeedbackEvent) -> float | None:

@@ -51,6 +51,7 @@ from nextmove.engine.run_facts import (
     impact_by_objective,
 )
 from nextmove.engine.run_facts import metrics as run_metrics
+from nextmove.engine.run_process import run_process
 from nextmove.errors import ConfigError, NextmoveError, NothingToLearnError
 from nextmove.features import build_training_set, compute_features, feature_schema
 from nextmove.features.history import resolve_as_of
@@ -100,10 +101,12 @@ class RunOptions:
     reuse_model: bool = False
     """Project with the store's active effect model (if it was fitted under this playbook) instead of fitting."""
     save_model: bool = True
-    """Save a newly fitted effect model in the store (as the active version, unless ``promote`` is False)."""
+    """Save a newly fitted effect model in the store (made the active version once the run has succeeded,
+    unless ``promote`` is False)."""
     promote: bool = True
     """Let the run be served and its effect model be active without being asked: a newly fitted model
-    becomes the active one, and a server with no active ``policy`` version serves the newest such run.
+    becomes the active one when the run succeeds (never before, nor if it fails or is interrupted), and a
+    server with no active ``policy`` version serves the newest such run.
     False (``POST /v1/runs`` with ``promote: false``): the run and its model are stored, and nothing
     serves them until ``nextmove models promote RUN_ID``."""
     allocation: str = "auto"
@@ -385,6 +388,10 @@ def _run(
             summary=summary,
         )
         store.save_run(done, _records(recommendations, run_id))
+        if opts.promote and model_id is not None and not opts.reuse_model:
+            # Only now that the run has landed whole: a run that fails or is interrupted before
+            # leaves the previous model active (the run served online is still the previous one).
+            store.activate_model(model_id)
     lap("save")
     timings["total"] = round(time.perf_counter() - started, 3)
     if files.get("summary.json") is not None:
@@ -433,6 +440,7 @@ def _params(opts: RunOptions, seed: int) -> dict[str, Any]:
         "evidence": opts.evidence,
         "evaluate": opts.evaluate,
         "lab_truth": opts.truth is not None,
+        "process": run_process(),
     }
 
 
@@ -544,7 +552,7 @@ def _model(
     notes.extend(model.fit_notes())
     model_id: str | None = None
     if store is not None and opts.save_model:
-        model_id = save_effect_model(store, model, playbook, training, when, activate=opts.promote)
+        model_id = save_effect_model(store, model, playbook, training, when, activate=False)
     return model, model_id, training
 
 
@@ -625,23 +633,26 @@ def save_effect_model(
     return model_id
 
 
-def load_effect_model(store: Store, playbook: Playbook) -> tuple[EffectModel, str]:
-    """The store's active effect model, checked against the playbook.
+def load_effect_model(store: Store, playbook: Playbook, model_id: str | None = None) -> tuple[EffectModel, str]:
+    """The store's active effect model (or the version ``model_id``), checked against the playbook.
 
     Raises
     ------
     NotFoundError
-        If there is no active effect model.
+        If there is no active effect model (or no model ``model_id``).
     ConfigError
-        If it was fitted under another playbook, or saved in another format (:data:`EFFECT_MODEL_FORMAT`).
+        If it was fitted under another playbook, saved in another format (:data:`EFFECT_MODEL_FORMAT`),
+        or is not an effect model.
     """
     from nextmove.errors import NotFoundError
 
-    record = store.active_model(EFFECT_MODEL_KIND)
+    record = store.active_model(EFFECT_MODEL_KIND) if model_id is None else store.load_model(model_id)
     if record is None:
         raise NotFoundError(
             f"the store at {store.url} has no active {EFFECT_MODEL_KIND!r} model: run once without reuse_model first"
         )
+    if record.kind != EFFECT_MODEL_KIND:
+        raise ConfigError(f"model {record.model_id!r} is a {record.kind!r} model, not an {EFFECT_MODEL_KIND!r} one")
     if record.playbook_hash != playbook.content_hash():
         raise ConfigError(
             f"effect model {record.model_id!r} was fitted under playbook {record.playbook_hash}, and this playbook is "
@@ -864,7 +875,10 @@ def _json_default(value: object) -> Any:
 def _mark_failed(store: Store, run_id: str, exc: BaseException) -> None:
     # The original error matters more than a failed bookkeeping write.
     with contextlib.suppress(NextmoveError):
-        store.finish_run(run_id, "failed", {"error": f"{type(exc).__name__}: {exc}"})
+        # A run saved whole before the error (say, interrupted while its model was being made
+        # active) stays succeeded: its recommendations are all there.
+        if store.get_run(run_id).status == "running":
+            store.finish_run(run_id, "failed", {"error": f"{type(exc).__name__}: {exc}"})
 
 
 # ---- the summary ----------------------------------------------------------------------------------

@@ -1,0 +1,260 @@
+"""Locks on stripes of accounts shared by every process of one store, for the online one-play-in-flight rule.
+
+An online decision reads the account's activity since the run, then logs its decision: two
+processes deciding for one account at once must not both read "no play in flight". Threads of one
+process serialise on in-process locks; :class:`AccountLocks` (one per store location and process,
+shared by every decider on it) adds locks shared by every process of the store:
+
+- PostgreSQL: session advisory locks (``pg_try_advisory_lock``), keyed by the store's schema and
+  the stripe, on a connection of their own in autocommit; a process that dies releases them with
+  its connection. They are only ever tried (never waited for inside the database), and waited for
+  by retrying, so that one connection serves every thread of the process.
+- SQLite (a file): byte-range locks (``fcntl.lockf``) on a ``…-decide.lock`` file beside the
+  database, one byte per stripe; released by the system when the process ends.
+
+The read and the write are two transactions of the store, so the lock is held across both, from
+before the read until the decision is committed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+import time
+import weakref
+import zlib
+from collections.abc import Iterable, Sequence
+from typing import Any, Final, Protocol
+
+from nextmove.errors import StoreError
+from nextmove.store.base import Store
+
+STRIPES: Final[int] = 64
+"""Stripes the accounts are spread over (their id's CRC-32 modulo this)."""
+
+_WAIT_FIRST_S = 0.0002
+_WAIT_MAX_S = 0.005
+
+
+class SharedStripes(Protocol):
+    """Exclusive locks on numbered stripes, shared by the processes of one store."""
+
+    def try_acquire(self, stripe: int) -> bool:
+        """Take ``stripe`` if no other process holds it; whether it was taken."""
+        ...
+
+    def release(self, stripes: Sequence[int]) -> None:
+        """Release ``stripes`` (taken by :meth:`try_acquire`)."""
+        ...
+
+    def close(self) -> None:
+        """Release every stripe and what holds them."""
+        ...
+
+
+def acquire(locks: SharedStripes, stripe: int) -> None:
+    """Take ``stripe``, waiting (by retrying, with short growing sleeps) while another process holds it."""
+    wait = _WAIT_FIRST_S
+    while not locks.try_acquire(stripe):
+        time.sleep(wait)
+        wait = min(wait * 2, _WAIT_MAX_S)
+
+
+class PostgresStripes:
+    """Stripes as PostgreSQL session advisory locks, on a connection of their own (see the module)."""
+
+    def __init__(self, engine: Any) -> None:
+        self._engine = engine
+        self._mutex = threading.Lock()
+        self._conn: Any = None
+        self._space = 0
+
+    def _connection(self) -> Any:
+        if self._conn is None:
+            dialect = self._engine.dialect
+            args, kwargs = dialect.create_connect_args(self._engine.url)
+            conn = dialect.connect(*args, **kwargs)
+            conn.autocommit = True
+            with conn.cursor() as cursor:
+                cursor.execute("SELECT current_database() || '.' || coalesce(current_schema(), '')")
+                (where,) = cursor.fetchone()
+            # Stores in other schemas of the database do not share the locks (advisory locks are per database).
+            self._space = zlib.crc32(f"nextmove.decide:{where}".encode()) & 0x7FFFFFFF
+            self._conn = conn
+        return self._conn
+
+    def _run(self, sql: str, params: tuple[Any, ...]) -> Any:
+        with self._mutex:
+            try:
+                conn = self._connection()
+                with conn.cursor() as cursor:
+                    cursor.execute(sql, (self._space, *params))
+                    return cursor.fetchone()
+            except Exception as exc:  # the driver's errors: the connection (and its locks) may be gone
+                self._drop()
+                raise StoreError(f"could not lock accounts for an online decision in PostgreSQL: {exc}") from exc
+
+    def try_acquire(self, stripe: int) -> bool:
+        """Take ``stripe`` if no other process holds it."""
+        row = self._run("SELECT pg_try_advisory_lock(%s, %s)", (stripe,))
+        return bool(row[0])
+
+    def release(self, stripes: Sequence[int]) -> None:
+        """Release ``stripes`` in one statement."""
+        if stripes:
+            self._run("SELECT count(pg_advisory_unlock(%s, k)) FROM unnest(%s::int[]) AS k", (list(stripes),))
+
+    def _drop(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            with contextlib.suppress(Exception):  # closing a broken connection may fail too; it is dropped anyway
+                conn.close()
+
+    def close(self) -> None:
+        """Close the connection, which releases its locks."""
+        with self._mutex:
+            self._drop()
+
+
+class FileStripes:
+    """Stripes as byte-range locks on a file beside a SQLite database (see the module)."""
+
+    def __init__(self, path: str) -> None:
+        self._path = path
+        self._fd: int | None = None
+        self._mutex = threading.Lock()
+
+    def _file(self) -> int:
+        if self._fd is None:
+            self._fd = os.open(self._path, os.O_RDWR | os.O_CREAT, 0o600)
+        return self._fd
+
+    def try_acquire(self, stripe: int) -> bool:
+        """Take ``stripe`` if no other process holds it."""
+        import fcntl
+
+        with self._mutex:
+            try:
+                fcntl.lockf(self._file(), fcntl.LOCK_EX | fcntl.LOCK_NB, 1, stripe)
+            except BlockingIOError:
+                return False
+            except PermissionError:  # some systems answer EACCES for a lock held elsewhere
+                return False
+            return True
+
+    def release(self, stripes: Sequence[int]) -> None:
+        """Release ``stripes``."""
+        import fcntl
+
+        with self._mutex:
+            for stripe in stripes:
+                fcntl.lockf(self._file(), fcntl.LOCK_UN, 1, stripe)
+
+    def close(self) -> None:
+        """Close the file, which releases its locks."""
+        with self._mutex:
+            fd, self._fd = self._fd, None
+            if fd is not None:
+                os.close(fd)
+
+
+class AccountLocks:
+    """Locks on stripes of accounts: between the threads of this process, then across the store's processes.
+
+    Take stripes in increasing order (or only try them) so that no two holders wait for each other.
+    """
+
+    def __init__(self, shared: SharedStripes | None, stripes: int = STRIPES) -> None:
+        self.shared = shared
+        self._local = [threading.Lock() for _ in range(stripes)]
+
+    def stripe(self, account_id: str) -> int:
+        """The stripe of ``account_id`` (the same in every process)."""
+        return zlib.crc32(account_id.encode()) % len(self._local)
+
+    def lock(self, stripe: int) -> None:
+        """Take ``stripe`` here, then across processes, waiting for both."""
+        self._local[stripe].acquire()
+        if self.shared is not None:
+            try:
+                acquire(self.shared, stripe)
+            except BaseException:
+                self._local[stripe].release()
+                raise
+
+    def try_lock(self, stripe: int) -> bool:
+        """Take ``stripe`` here and across processes if both are free now; whether it was taken."""
+        if not self._local[stripe].acquire(blocking=False):
+            return False
+        if self.shared is not None:
+            try:
+                free = self.shared.try_acquire(stripe)
+            except BaseException:
+                self._local[stripe].release()
+                raise
+            if not free:
+                self._local[stripe].release()
+                return False
+        return True
+
+    def unlock(self, stripes: Iterable[int]) -> None:
+        """Release ``stripes`` across processes (in one go), then here."""
+        order = sorted(stripes, reverse=True)
+        try:
+            if self.shared is not None and order:
+                self.shared.release(order)
+        finally:
+            for i in order:
+                self._local[i].release()
+
+
+_REGISTRY: weakref.WeakValueDictionary[str, AccountLocks] = weakref.WeakValueDictionary()
+_REGISTRY_LOCK = threading.Lock()
+
+
+def account_locks(store: Store) -> AccountLocks:
+    """The account locks of ``store``'s database, shared by every decider of this process on it.
+
+    Deciders of one process on the same database share the locks (POSIX file locks do not tell a
+    process's own holders apart, and two stores opened on one database must still serialise);
+    kept while a decider holds them. A store whose processes cannot be told (in-memory SQLite,
+    another kind of store) gets locks of its own, between threads only.
+    """
+    where = _location(store)
+    if where is None:
+        return AccountLocks(None)
+    with _REGISTRY_LOCK:
+        found = _REGISTRY.get(where)
+        if found is None:
+            found = AccountLocks(_shared_stripes(store))
+            shared = found.shared
+            if shared is not None:
+                weakref.finalize(found, shared.close)
+            _REGISTRY[where] = found
+        return found
+
+
+def _location(store: Store) -> str | None:
+    from nextmove.store.sql import SqlStore
+
+    if not isinstance(store, SqlStore):
+        return None
+    url = store._engine.url  # the store package's own engine; the locks need a connection of their own
+    if url.get_backend_name() == "sqlite":
+        if url.database in (None, "", ":memory:") or os.name != "posix":
+            return None
+        return "sqlite:" + os.path.realpath(url.database)
+    return url.render_as_string(hide_password=False)
+
+
+def _shared_stripes(store: Store) -> SharedStripes | None:
+    from nextmove.store.sql import SqlStore
+
+    assert isinstance(store, SqlStore)
+    engine = store._engine
+    if engine.dialect.name == "postgresql":
+        return PostgresStripes(engine)
+    if engine.dialect.name == "sqlite" and engine.url.database:
+        return FileStripes(f"{engine.url.database}-decide.lock")
+    return None

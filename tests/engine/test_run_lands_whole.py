@@ -1,0 +1,112 @@
+"""A run lands whole or not at all, its effect model included; rescoring uses the served run's own model."""
+
+from __future__ import annotations
+
+import dataclasses
+import socket
+import subprocess
+import sys
+from datetime import UTC, datetime
+
+import pytest
+
+from nextmove.book import Book
+from nextmove.book.validate import load_book
+from nextmove.engine.online import DecideRequest, OnlineDecider, promote_run
+from nextmove.engine.run import EFFECT_MODEL_KIND, RUN_STAGES, run
+from nextmove.engine.run_process import interrupted_run_note, run_process
+from nextmove.errors import ConfigError
+from nextmove.playbook import Playbook
+from nextmove.playbook.loader import load_playbook
+from nextmove.store import RunRecord, open_store
+from nextmove.testing import write_subscription_book
+
+
+@pytest.fixture(scope="module")
+def subs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Book, Playbook]:
+    folder = tmp_path_factory.mktemp("subscriptions") / "book"
+    write_subscription_book(folder, 300)
+    playbook = load_playbook(folder / "playbook.toml")
+    return load_book(folder, playbook=playbook), playbook
+
+
+class _HalfWayError(Exception):
+    """An error half-way through a run."""
+
+
+@pytest.mark.parametrize(("error", "stage"), [(KeyboardInterrupt, RUN_STAGES[5]), (_HalfWayError, RUN_STAGES[6])])
+def test_a_run_stopped_half_way_leaves_the_previous_model_active(
+    subs: tuple[Book, Playbook], error: type[BaseException], stage: str
+) -> None:
+    book, playbook = subs
+
+    def stop_at(step: str) -> None:
+        if step == stage:  # the effect model is fitted and saved by now
+            raise error()
+
+    with open_store("sqlite://") as store:
+        first = run(book, playbook, store=store, seed=0)
+        with pytest.raises(error):
+            run(book, playbook, store=store, seed=1, progress=stop_at)
+        stopped = store.list_runs()[0]
+        assert stopped.status == "failed"
+        assert store.count_recommendations(stopped.run_id) == 0
+        active = store.active_model(EFFECT_MODEL_KIND)
+        assert active is not None
+        assert active.model_id == first.summary["model_version"]
+        models = store.list_models(EFFECT_MODEL_KIND)
+        assert len(models) == 2  # the stopped run's model is kept, inactive
+        # A run that succeeds makes its model the active one, at the end.
+        third = run(book, playbook, store=store, seed=2)
+        active = store.active_model(EFFECT_MODEL_KIND)
+        assert active is not None
+        assert active.model_id == third.summary["model_version"]
+
+
+def test_fresh_signals_are_rescored_with_the_served_runs_model_not_the_active_one(
+    subs: tuple[Book, Playbook],
+) -> None:
+    book, playbook = subs
+    with open_store("sqlite://") as store:
+        served = run(book, playbook, store=store, seed=0)
+        promote_run(store, served.run_id)  # served through a policy version, as POST /v1/runs leaves it
+        later = run(book, playbook, store=store, seed=1)  # a CLI run: its model becomes the active one
+        active = store.active_model(EFFECT_MODEL_KIND)
+        assert active is not None
+        assert active.model_id == later.summary["model_version"] != served.summary["model_version"]
+
+        decider = OnlineDecider(store, playbook, book=book)
+        assert decider.snapshot is not None
+        assert decider.snapshot.run.run_id == served.run_id
+        scorer = decider.fresh_scorer()
+        assert scorer is not None
+        assert scorer.model_id == served.summary["model_version"]
+        account = next(r.account_id for r in store.recommendations(served.run_id) if r.arm != "control")
+        (decision,) = decider.decide([DecideRequest(account, signals={"minutes_watched": 300.0})])
+        assert decision.evidence["rescored_with_fresh_signals"] is True
+        assert decision.model_version == served.summary["model_version"]
+
+
+def test_a_running_run_whose_process_has_ended_is_said_to_be_interrupted() -> None:
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    record = RunRecord(
+        run_id="run-killed",
+        book_source="tests",
+        playbook_hash="sha256:0",
+        params={"process": {"host": socket.gethostname(), "pid": gone.pid}},
+    )
+    note = interrupted_run_note(record)
+    assert note is not None
+    assert "run-killed" in note
+    assert "interrupted" in note
+    # Its pid now names a process started after the run: the run's own process has ended too.
+    reused = dataclasses.replace(record, params={"process": run_process()}, created_at=datetime(2000, 1, 1, tzinfo=UTC))
+    assert interrupted_run_note(reused) is not None
+    # This process, started before the run, is still making it; a finished run is never judged.
+    assert interrupted_run_note(dataclasses.replace(record, params={"process": run_process()})) is None
+    assert interrupted_run_note(dataclasses.replace(record, status="failed")) is None
+    with open_store("sqlite://") as store:
+        store.start_run(record)
+        with pytest.raises(ConfigError, match="interrupted"):
+            promote_run(store, record.run_id)
