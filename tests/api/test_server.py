@@ -208,6 +208,7 @@ def test_feedback_refuses_times_outside_the_years_1900_to_2999_naming_the_field(
     for response in audits:
         assert response.status_code == 422, response.text
         assert response.json()["code"] == "invalid_request"
+        assert response.json()["problems"][0]["field"] == "query parameter since"
 
 
 def test_feedback_refuses_what_the_server_does_not_have_and_still_answers_retries(served: Served) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
 from typing import Annotated, Any
 
 import polars as pl
@@ -38,7 +37,7 @@ from nextmove.api.schemas import (
     RunPublic,
     StatusPublic,
     TouchPublic,
-    as_utc,
+    UtcTime,
     clean_text,
 )
 from nextmove.api.service import Services
@@ -594,15 +593,15 @@ def audit(
     principal: PrincipalDep,
     services: ServicesDep,
     key_id: Annotated[str | None, Query(max_length=MAX_ID_CHARS, description="Only this key's entries.")] = None,
-    since: Annotated[datetime | None, Query(description="Only entries at or after this time (ISO 8601).")] = None,
+    since: Annotated[UtcTime | None, Query(description="Only entries at or after this time (ISO 8601).")] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE, description="At most this many (1–500).")] = 100,
 ) -> AuditPagePublic:
-    """Roles: ``admin``. Read entries reach the trail within a fraction of a second."""
+    """Roles: ``admin``. Every request's entry, reads included, is in the trail before its answer left."""
     principal.require("audit")
     key_id = _clean("key_id", key_id)
     _note(request, "read", "audit", key_id=key_id)
     services.audit.flush()
-    entries = services.store.audit_log(key_id=key_id, since=None if since is None else as_utc(since), limit=limit)
+    entries = services.store.audit_log(key_id=key_id, since=since, limit=limit)
     return AuditPagePublic(
         items=[
             AuditEntryPublic(
