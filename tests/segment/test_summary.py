@@ -240,3 +240,65 @@ def test_segment_book_counts_an_account_gone_at_the_as_of_as_gone(
     )
     assert report.accounts == N - 2
     assert "shop-002" not in set(report.assignments.get_column("account_id").to_list())
+
+
+def _leavers_book() -> tuple[Book, np.ndarray, dict[str, datetime]]:
+    """Frequent and occasional app users; half the accounts of each group left in the last year.
+
+    Leaving does not depend on the group, and a leaver uses the app like the others of its group
+    until it leaves, then not at all.
+    """
+    rng = np.random.default_rng(11)
+    n = 160
+    group = np.arange(n) % 2  # 1: about five sessions a week, 0: about one
+    ids = [f"app-{i:03d}" for i in range(n)]
+    ends = {ids[i]: AS_OF - timedelta(days=float(rng.uniform(60, 330))) for i in range(0, n, 4)}
+    ends |= {ids[i]: AS_OF - timedelta(days=float(rng.uniform(60, 330))) for i in range(1, n, 4)}
+    start = AS_OF - timedelta(days=365)
+    rows = []
+    for i, a in enumerate(ids):
+        stop = ends.get(a, AS_OF)
+        days = (stop - start).total_seconds() / 86_400
+        count = rng.poisson((5.0 if group[i] else 1.0) / 7 * days)
+        for offset in rng.uniform(0, days, count):
+            rows.append((a, start + timedelta(days=float(offset)), float(rng.gamma(4.0, 5.0))))
+    signals = pl.DataFrame(rows, schema=["account_id", "ts", "value"], orient="row").with_columns(
+        name=pl.lit("App Session")
+    )
+    accounts = pl.DataFrame(
+        {"account_id": ids, "arr": rng.uniform(100, 300, n), "contract_start": [AS_OF - timedelta(days=500)] * n}
+    )
+    outcomes = pl.DataFrame({"account_id": list(ends), "ts": list(ends.values()), "kind": "lapse"})
+    book = Book(
+        _table("accounts", accounts),
+        _table("signals", signals),
+        _table("touches", pl.DataFrame({"account_id": [ids[0]], "action_id": ["voucher"], "ts": [AS_OF]})),
+        _table("outcomes", outcomes),
+    )
+    return book, group, ends
+
+
+def test_segment_book_assigns_a_leaver_by_its_behavior_while_a_customer() -> None:
+    # A leaver's sessions over the whole year, its months after leaving included, read as an
+    # occasional user's: the frequent users who left landed in the occasional segment, whose
+    # lapse rate then looked several times the book's although leaving does not depend on the group.
+    book, group, ends = _leavers_book()
+    playbook = _playbook()
+    snapshot = behavior_snapshot(book, AS_OF, playbook=playbook)
+    report = segment_book(
+        snapshot, playbook=playbook, outcomes=book.outcomes, as_of=AS_OF, segmenter=BehaviorSegmenter(k=2)
+    )
+    assert report.accounts == len(group) - len(ends)
+    by_group = {
+        g: report.assignments.filter(pl.col("account_id").is_in([f"app-{i:03d}" for i in np.flatnonzero(group == g)]))
+        .get_column("segment_id")
+        .mode()
+        .item()
+        for g in (0, 1)
+    }
+    assert by_group[0] != by_group[1]
+    book_rate = len(ends) / len(group)
+    for segment in report.segments:
+        rate = segment.rates["lapse"].observed
+        assert rate is not None
+        assert abs(rate - book_rate) < 0.08, (segment.name, rate, book_rate)

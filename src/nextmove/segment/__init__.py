@@ -5,6 +5,7 @@
 
 from nextmove.features.names import behavior_features
 from nextmove.segment.cluster import (
+    DAYS_SINCE_END,
     SEGMENT_WINDOW_DAYS,
     BehaviorSegmenter,
     Segment,
@@ -23,6 +24,7 @@ from nextmove.segment.response import (
 from nextmove.segment.summary import OutcomeRate, SegmentProfile, SegmentReport, segment_book
 
 __all__ = [
+    "DAYS_SINCE_END",
     "SEGMENT_WINDOW_DAYS",
     "BehaviorSegmenter",
     "FamilyResponse",

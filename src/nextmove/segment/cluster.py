@@ -33,6 +33,14 @@ and 0.42 with 90 days (``docs/segments.md``)."""
 FREQUENCY_DAYS = 30.0
 """Frequencies are events per this many days of the account's observed history."""
 
+DAYS_SINCE_END = "days_since_end"
+"""Optional snapshot column: days from an account's end (its terminal outcome) to the snapshot time.
+
+An account that left did nothing after it left, so a frequency over the whole window would read
+a leaver as a quiet customer. With this column a frequency is over the account's observed history
+up to its end; :func:`~nextmove.segment.segment_book` adds it to the accounts gone in its look-back,
+which it assigns from their behavior before they left. Missing or 0 for active accounts."""
+
 
 def behavior_snapshot(
     book: Book,
@@ -110,7 +118,8 @@ class BehaviorSegmenter:
     1. **Levels and frequencies** of every signal over one window (:func:`behavior_features`).
        A frequency is the count per :data:`FREQUENCY_DAYS` days of the account's observed
        history within the window (``tenure_days`` when the snapshot has it), so a young account
-       is not read as a quiet one.
+       is not read as a quiet one; for an account that left, the history ends at its end
+       (:data:`DAYS_SINCE_END`), so a leaver is not read as a quiet one either.
     2. **Uninformative features are dropped**: those missing for half the accounts or more, and
        frequencies whose coefficient of variation is below ``min_spread`` (a signal that arrives
        on a fixed cadence, such as a weekly usage export, has the same frequency for everyone:
@@ -336,21 +345,24 @@ class BehaviorSegmenter:
         return out
 
     def _raw(self, snapshot: pl.DataFrame, cols: Sequence[str]) -> F64:
-        """The features as floats; frequencies per :data:`FREQUENCY_DAYS` days of observed history."""
+        """The features as floats; frequencies per :data:`FREQUENCY_DAYS` days of observed history.
+
+        The observed history in a window runs from the later of the window's start and the
+        account's start (``tenure_days``) to the snapshot time, or to the account's end when it
+        left (:data:`DAYS_SINCE_END`).
+        """
         exprs = [
             pl.col(c).cast(pl.Float64) if c in snapshot.columns else pl.lit(None, pl.Float64).alias(c) for c in cols
         ]
         raw = snapshot.select(exprs).to_numpy().astype(np.float64)
-        tenure = (
-            snapshot.get_column("tenure_days").cast(pl.Float64).to_numpy()
-            if "tenure_days" in snapshot.columns
-            else np.full(snapshot.height, np.nan)
-        )
+        tenure = _days(snapshot, "tenure_days")
+        ended = np.nan_to_num(np.clip(_days(snapshot, DAYS_SINCE_END), 0.0, None))
         for j, c in enumerate(cols):
             m = BEHAVIOR_STAT.match(c)
             if m and m["stat"] == "count":
                 window = float(m["w"])
-                exposure = np.clip(np.where(np.isnan(tenure), window, tenure), min(7.0, window), window)
+                history = np.minimum(np.where(np.isnan(tenure), window, tenure), window) - ended
+                exposure = np.clip(history, min(7.0, window), window)
                 raw[:, j] = raw[:, j] / exposure * FREQUENCY_DAYS
         return raw
 
@@ -444,6 +456,14 @@ class BehaviorSegmenter:
             "fixed" if self.k is not None else self.criterion,
             list(self.columns_),
         )
+
+
+def _days(snapshot: pl.DataFrame, column: str) -> F64:
+    """A column of days as floats (NaN where missing or when the snapshot lacks it)."""
+    if column not in snapshot.columns:
+        return np.full(snapshot.height, np.nan)
+    days: F64 = snapshot.get_column(column).cast(pl.Float64).fill_null(np.nan).to_numpy().astype(np.float64)
+    return days
 
 
 def _is_frequency(feature: str) -> bool:

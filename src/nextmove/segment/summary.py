@@ -12,7 +12,7 @@ from nextmove.errors import ConfigError
 from nextmove.features import terminal_outcome_kinds
 from nextmove.models.effect import EffectProjection
 from nextmove.playbook import Playbook
-from nextmove.segment.cluster import BehaviorSegmenter, Segment, SegmentResult
+from nextmove.segment.cluster import DAYS_SINCE_END, BehaviorSegmenter, Segment, SegmentResult
 from nextmove.segment.moves import SegmentMoves, match_segments
 from nextmove.segment.response import (
     INTERVAL_METHOD,
@@ -295,10 +295,24 @@ def _recently_gone(
     when: datetime | None,
     days: int,
 ) -> pl.DataFrame:
+    """The snapshot's rows of the accounts gone within ``days`` before ``when``, with :data:`DAYS_SINCE_END`.
+
+    A gone account is assigned from what it did while it was a customer: its frequencies are
+    over its history up to its terminal outcome, not up to ``when`` (which would add the time
+    after it left, with nothing in it, and read every leaver as a quiet customer).
+    """
     if when is None:
         return snapshot.head(0)
     recent = _terminal(outcomes, playbook, when).filter(pl.col("ts") >= when - timedelta(days=days))
-    return snapshot.filter(pl.col("account_id").cast(pl.String).is_in(recent.get_column("account_id").implode()))
+    ended = recent.select(
+        "account_id", ((pl.lit(when) - pl.col("ts")).dt.total_seconds() / 86_400.0).alias(DAYS_SINCE_END)
+    )
+    return (
+        snapshot.drop(DAYS_SINCE_END, strict=False)
+        .with_columns(pl.col("account_id").cast(pl.String).alias("_id"))
+        .join(ended.rename({"account_id": "_id"}), on="_id", how="inner")
+        .drop("_id")
+    )
 
 
 def _rates(
