@@ -453,3 +453,27 @@ def test_decide_capacity_losses_never_fit_what_is_left(
     assert (short[0] | short[1]).all()
     reasons = decisions.lost(playbook).filter(pl.col("why") == "capacity").get_column("reason").to_list()
     assert not any("stopped short" in r for r in reasons)
+
+
+@pytest.mark.parametrize("value", [-30.0, 60.0])
+def test_decide_control_default_without_capacity_loses_to_capacity_naming_it(value: float) -> None:
+    # Control accounts take their default (a 1.5-hour call) whatever its value: the owner's 3 hours
+    # hold two calls, so the others' defaults lost to capacity, not to value nor to the control draw.
+    playbook = shop(control=0.9, method="none", hours=3.0, budget=1e9, volume=1000)
+    ids = [f"c{i}" for i in range(20)]
+    features = pl.DataFrame({"account_id": ids, "spend": [500.0] * 20})
+    touches = pl.DataFrame(schema={"account_id": pl.String, "action_id": pl.String, "ts": pl.Datetime("us", "UTC")})
+    rules = check_rules(features, touches, playbook, T, {"spend": "number"})
+    values = _values(ids, playbook, 0).with_columns(
+        pl.when(pl.col("action_id") == "stylist_call").then(value).otherwise(pl.col("value_usd")).alias("value_usd")
+    )
+    d = decide(rules, values, playbook, owners=["o"] * 20, stages=["loyal"] * 20)
+    frame = d.frame()
+    assert frame.filter(pl.col("action_id") == "stylist_call").height == 2
+    left_out = frame.filter((pl.col("arm") == "control") & (pl.col("action_id") == "none"))["account_id"]
+    assert left_out.len() >= 10
+    lost = d.lost(playbook).filter(
+        pl.col("account_id").is_in(left_out.implode()) & (pl.col("action_id") == "stylist_call")
+    )
+    assert lost.height == left_out.len()
+    assert set(lost.select("why", "reason").rows()) == {("capacity", "not enough of o's hours is left for it")}

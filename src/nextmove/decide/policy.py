@@ -184,8 +184,9 @@ class Decisions:
         """Every candidate not chosen, per account: ``account_id, action_id, variant, why, reason``.
 
         ``why`` is one of :data:`LOST_CODES`: a rule that blocks it (``rule``, ``cooldown``,
-        ``contact_cap``, ``in_flight``), ``capacity`` (worth more than the pick, but the capacity
-        went to accounts where it is worth more), or ``lower_value``. For control and exploring
+        ``contact_cap``, ``in_flight``), ``capacity`` (worth more than the pick, but a resource it
+        needs is short; or a control account's lifecycle default that found no capacity left, whatever
+        its value: the reason names the resource), or ``lower_value``. For control and exploring
         accounts, a more valuable candidate lost to the randomisation, which is the playbook's
         rule (``control_fraction``, ``exploration``), so its code is ``rule``.
         """
@@ -269,9 +270,14 @@ class Decisions:
         short_final = final.short(rows, cols, self.choice[rows])
         short_learned = learned.short(rows, cols, self.model_choice[rows])
         names = {a.id: a.name or a.id for a in playbook.actions}
+        control = (self.arm[rows] == "control").tolist()
         out: list[str] = []
-        for now, then in zip(short_final.tolist(), short_learned.tolist(), strict=True):
-            if now >= 0:
+        for now, then, held in zip(short_final.tolist(), short_learned.tolist(), control, strict=True):
+            if held and now >= 0:
+                # A control account's lifecycle default: placed after the learned picks, it found the
+                # resource spent (what it has left only shrinks as exploring accounts draw on it).
+                out.append(f"not enough of {_resource_words(self.resources[now].name, names)} is left for it")
+            elif now >= 0:
                 out.append(
                     f"worth more, but not enough of {_resource_words(self.resources[now].name, names)} is left for it"
                 )
@@ -577,6 +583,9 @@ def decide(
     choice[order[fits]] = default_idx[order[fits]]
     default_effective = np.where(default_ok, default_idx, -1)
     default_effective[order[~fits]] = -1
+    # Control accounts whose allowed default found no capacity left (their receipt names the resource).
+    unplaced = np.full(n, -1, dtype=np.int64)
+    unplaced[order[~fits]] = default_idx[order[~fits]]
 
     # Exploring accounts, one by one so each draw sees what is left.
     draw_u = stable_uniform(ids, seed, f"draw:{run_key}")
@@ -594,7 +603,7 @@ def decide(
         q_explore[i] = p
 
     propensities = _propensities(b, default_effective, q_explore, control_fraction, epsilon)
-    lost_why = _lost_codes(rules, allowed, v, ranked, choice, arm)
+    lost_why = _lost_codes(rules, allowed, v, ranked, choice, arm, unplaced)
     return Decisions(
         account_ids=list(ids),
         candidates=list(cands),
@@ -685,11 +694,14 @@ def _lost_codes(
     ranked: np.ndarray,
     choice: np.ndarray,
     arm: np.ndarray,
+    unplaced: np.ndarray | None = None,
 ) -> np.ndarray:
     """(accounts × candidates) :data:`LOST_CODES` index of every candidate not chosen (−1 for the chosen one).
 
     A more valuable option of a model-arm account lost to ``capacity``; one that the allocation
     ranked lower (``risk_aversion`` > 0: worth more on average, but less sure) lost on value.
+    ``unplaced`` (per account, −1 for none) is the allowed lifecycle default a control account
+    did not get because capacity had run out: it lost to ``capacity`` whatever its value.
     """
     n, k = v.shape
     rows = np.arange(n)
@@ -708,6 +720,10 @@ def _lost_codes(
     # The allocation gives a model-arm account its best option that fits (its improvement pass sees to
     # it), so what ranks higher lost to capacity: the reason names the resource (see Decisions.lost).
     out[ranked_higher] = LOST_CODES.index("capacity")
+    if unplaced is not None:
+        # The control cohort takes its default regardless of value: only capacity keeps it from it.
+        dropped = np.flatnonzero(unplaced >= 0)
+        out[dropped, unplaced[dropped]] = LOST_CODES.index("capacity")
     picked = choice >= 0
     out[rows[picked], choice[picked]] = -1
     return out
