@@ -97,7 +97,8 @@ class Decisions:
     default_choice: np.ndarray
     """The lifecycle-stage default's candidate (−1: the stage has none, or its action is not in the catalog)."""
     default_action_id: list[str | None]
-    """The lifecycle-stage default action (``none`` when the stage has none; None when no stage is known)."""
+    """The lifecycle-stage default action (``none`` when the stage has none or the account's stage is blank;
+    None for every account when the book has no stages)."""
     arm: np.ndarray
     """``model``, ``explore`` or ``control`` per account."""
     propensities: np.ndarray
@@ -448,8 +449,31 @@ def default_candidates(
 ) -> tuple[np.ndarray, list[str | None]]:
     """Each account's lifecycle-stage default: its candidate index (−1: none) and its action id.
 
-    The action id is ``none`` when the stage has no default and None when the account has no
-    known stage. An action with variants defaults to its first variant.
+    The action id is ``none`` when the stage has no default, and also when the account's stage is
+    blank: no stage names a default for it, so the lifecycle playbook does nothing (the control
+    cohort and the evaluated lifecycle policy do the same). It is None for every account only when
+    the book has no stages (``stages`` is None). An action with variants defaults to its first variant.
+
+    Examples
+    --------
+    >>> from nextmove.decide.rules import candidates
+    >>> from nextmove.playbook.loader import parse_playbook
+    >>> pb = parse_playbook('''
+    ... [objectives.retention]
+    ... outcome = "churn"
+    ... sense = "avoid"
+    ... value = "arr"
+    ... [[actions]]
+    ... id = "call"
+    ... name = "Call"
+    ... team = "cs"
+    ... objective = "retention"
+    ... default_for_stages = ["renewal"]
+    ... ''')
+    >>> default_candidates(pb, candidates(pb), ["renewal", "adoption", None], 3)[1]
+    ['call', 'none', 'none']
+    >>> default_candidates(pb, candidates(pb), None, 2)[1]
+    [None, None]
     """
     if stages is None:
         return np.full(n, -1), [None] * n
@@ -457,7 +481,7 @@ def default_candidates(
     for k, c in enumerate(cands):
         first.setdefault(c.action_id, k)
     by_stage = {s: a.id for a in playbook.actions for s in a.default_for_stages}
-    ids: list[str | None] = [None if s is None else by_stage.get(s, NO_ACTION) for s in stages]
+    ids: list[str | None] = [NO_ACTION if s is None else by_stage.get(s, NO_ACTION) for s in stages]
     index = np.array([first.get(a, -1) if a is not None else -1 for a in ids], dtype=np.int64)
     return index, ids
 
