@@ -705,3 +705,37 @@ def test_explain_control_whose_default_is_blocked_says_so(lab: Case) -> None:
             "(cooldown: done 10 days ago, cooldown 30 days), so nothing is done."
         )
         assert parsed.summary.startswith(f"Control group: nothing is done, since the lifecycle default, {name}, is not")
+
+
+def test_explain_control_whose_default_did_not_fit_names_the_resource(lab: Case) -> None:
+    """A control account whose default found no capacity left: the receipt says it did not fit, and why."""
+    default = lab.playbook.actions[0].id
+    control = lab.decisions.head(4).with_columns(
+        pl.lit(NO_ACTION).alias("action_id"),
+        pl.lit(None, pl.String).alias("variant"),
+        pl.lit("control").alias("arm"),
+        pl.lit(1.0).alias("propensity"),
+        pl.lit(default).alias("default_action_id"),
+        pl.lit(0.0).alias("value_usd"),
+        pl.lit(0.0).alias("value_low_usd"),
+        pl.lit(0.0).alias("value_high_usd"),
+    )
+    ids = control.select("account_id")
+    lost = lab.lost.join(ids, on="account_id", how="semi").filter(pl.col("action_id") != default)
+    short = ids.with_columns(
+        pl.lit(default).alias("action_id"),
+        pl.lit(None, pl.String).alias("variant"),
+        pl.lit("capacity").alias("why"),
+        pl.lit("not enough of Ana's hours is left for it").alias("reason"),
+    )
+    out = explain_decisions(lab.snapshot, lab.projection, control, pl.concat([lost, short]), lab.playbook)
+    name = next(a.name for a in lab.playbook.actions if a.id == default)
+    for text in out.get_column("evidence"):
+        parsed = parse_evidence(text)
+        assert parsed.default_why == (
+            f"Control group: the lifecycle default, {name}, did not fit "
+            "(not enough of Ana's hours is left for it), so nothing is done."
+        )
+        assert parsed.summary.startswith(
+            f"Control group: nothing is done, since the lifecycle default, {name}, did not fit the capacity left"
+        )

@@ -309,8 +309,9 @@ def test_default_and_differs_from_default() -> None:
     playbook = shop(control=0.0, method="none", hours=1e6, budget=1e9, volume=10_000)
     cands = candidates(playbook)
     idx, ids = default_candidates(playbook, cands, ["loyal", "new", "lapsing", None], 4)
-    assert ids == ["stylist_call", "vip_event", "none", None]
+    assert ids == ["stylist_call", "vip_event", "none", "none"]
     assert [cands[k].action_id if k >= 0 else None for k in idx] == ["stylist_call", "vip_event", None, None]
+    assert default_candidates(playbook, cands, None, 2)[1] == [None, None]
     d, _ = _decide(200, 2, playbook)
     frame = d.frame()
     assert (frame["differs_from_default"] == (frame["action_id"] != frame["default_action_id"])).all()
@@ -453,3 +454,53 @@ def test_decide_capacity_losses_never_fit_what_is_left(
     assert (short[0] | short[1]).all()
     reasons = decisions.lost(playbook).filter(pl.col("why") == "capacity").get_column("reason").to_list()
     assert not any("stopped short" in r for r in reasons)
+
+
+@pytest.mark.parametrize("value", [-30.0, 60.0])
+def test_decide_control_default_without_capacity_loses_to_capacity_naming_it(value: float) -> None:
+    # Control accounts take their default (a 1.5-hour call) whatever its value: the owner's 3 hours
+    # hold two calls, so the others' defaults lost to capacity, not to value nor to the control draw.
+    playbook = shop(control=0.9, method="none", hours=3.0, budget=1e9, volume=1000)
+    ids = [f"c{i}" for i in range(20)]
+    features = pl.DataFrame({"account_id": ids, "spend": [500.0] * 20})
+    touches = pl.DataFrame(schema={"account_id": pl.String, "action_id": pl.String, "ts": pl.Datetime("us", "UTC")})
+    rules = check_rules(features, touches, playbook, T, {"spend": "number"})
+    values = _values(ids, playbook, 0).with_columns(
+        pl.when(pl.col("action_id") == "stylist_call").then(value).otherwise(pl.col("value_usd")).alias("value_usd")
+    )
+    d = decide(rules, values, playbook, owners=["o"] * 20, stages=["loyal"] * 20)
+    frame = d.frame()
+    assert frame.filter(pl.col("action_id") == "stylist_call").height == 2
+    left_out = frame.filter((pl.col("arm") == "control") & (pl.col("action_id") == "none"))["account_id"]
+    assert left_out.len() >= 10
+    lost = d.lost(playbook).filter(
+        pl.col("account_id").is_in(left_out.implode()) & (pl.col("action_id") == "stylist_call")
+    )
+    assert lost.height == left_out.len()
+    assert set(lost.select("why", "reason").rows()) == {("capacity", "not enough of o's hours is left for it")}
+
+
+def test_decide_blank_stage_defaults_to_nothing_so_an_action_differs() -> None:
+    # A book with stages where some accounts' stage is blank: no stage names a default for them, so
+    # the lifecycle playbook does nothing, and an action given to them differs from it.
+    playbook = shop(control=0.0, method="none", hours=1e6, budget=1e9, volume=1000)
+    ids = ["c0", "c1", "c2"]
+    features = pl.DataFrame({"account_id": ids, "spend": [500.0] * 3})
+    touches = pl.DataFrame(schema={"account_id": pl.String, "action_id": pl.String, "ts": pl.Datetime("us", "UTC")})
+    rules = check_rules(features, touches, playbook, T, {"spend": "number"})
+    values = pl.DataFrame(
+        {
+            "account_id": ids,
+            "action_id": ["stylist_call", "stylist_call", "vip_event"],
+            "value_usd": [100.0, -5.0, 50.0],
+            "low": [0.0, -50.0, 10.0],
+            "high": [200.0, 30.0, 90.0],
+        }
+    )
+    d = decide(rules, values, playbook, owners=["o"] * 3, stages=[None, None, "new"])
+    frame = d.frame().select("account_id", "action_id", "default_action_id", "differs_from_default")
+    assert frame.rows() == [
+        ("c0", "stylist_call", "none", True),
+        ("c1", "none", "none", False),
+        ("c2", "vip_event", "vip_event", False),
+    ]

@@ -532,3 +532,18 @@ def test_run_rejects_an_eligibility_the_book_cannot_provide_before_fitting_model
     with pytest.raises(ExpressionError, match="seats"):
         run(book, broken, effect_params=FAST, evaluate=False, progress=stages.append)
     assert stages == [RUN_STAGES[0]]  # failed computing features, not after the models' fit
+
+
+def test_run_notes_a_stage_default_no_account_has_as_validate_does(shop_run: tuple[Book, Playbook, RunResult]) -> None:
+    from nextmove.book.validate import playbook_fit_notes, validate_book
+
+    book, playbook, result = shop_run
+    assert not any(note.startswith("default_for_stages names") for note in result.summary["notes"])
+    first = playbook.actions[0].model_copy(update={"default_for_stages": ["Loyal"]})  # the book says 'loyal'
+    typo = playbook.model_copy(update={"actions": [first, *playbook.actions[1:]]})
+    out = run(book, typo, effect_params=FAST, evaluate=False, evidence=False)
+    tables = ("accounts", "signals", "touches", "outcomes")
+    validated = playbook_fit_notes(validate_book({name: book.table(name) for name in tables}), typo)
+    said = [note for note in validated if note.startswith("default_for_stages names 'Loyal'")]
+    assert len(said) == 1
+    assert said[0] in out.summary["notes"]

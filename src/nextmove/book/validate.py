@@ -7,7 +7,7 @@ once, and never one Python object per row.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -238,20 +238,51 @@ def playbook_fit_notes(report: ValidationReport, playbook: Playbook) -> list[str
     accounts = report.tables.get("accounts")
     if accounts is not None and not accounts.filled.get("arr") and (note := _arr_note(playbook)) is not None:
         notes.append(note)
-    if accounts is not None and report.stage_counts and (note := _stages_note(report, playbook)) is not None:
+    if accounts is not None and report.stage_counts and (note := _stages_note(report.stage_counts, playbook)):
         notes.append(note)
     return notes
 
 
-def _stages_note(report: ValidationReport, playbook: Playbook) -> str | None:
+def unmatched_stages_note(book: Book, playbook: Playbook) -> str | None:
+    """For a run, the note of :func:`playbook_fit_notes` when ``default_for_stages`` names stages no account has.
+
+    Examples
+    --------
+    >>> from nextmove.playbook.loader import parse_playbook
+    >>> pb = parse_playbook('''
+    ... [objectives.retention]
+    ... outcome = "churn"
+    ... sense = "avoid"
+    ... value = "arr"
+    ... [[actions]]
+    ... id = "qbr"
+    ... name = "QBR"
+    ... team = "cs"
+    ... objective = "retention"
+    ... default_for_stages = ["Renewal"]
+    ... ''')
+    >>> accounts = pl.DataFrame({"account_id": ["a1", "a2"], "lifecycle_stage": ["renewal", None]})
+    >>> book = Book(accounts, empty_table("signals"), empty_table("touches"), empty_table("outcomes"))
+    >>> print(unmatched_stages_note(book, pb))  # doctest: +NORMALIZE_WHITESPACE
+    default_for_stages names 'Renewal', which no account's lifecycle_stage is (the book's stages: renewal;
+    stages are case-sensitive): no account gets that default, which the control cohort follows and
+    recommendations are compared with
+    """
+    if "lifecycle_stage" not in book.accounts.columns:
+        return None
+    stages = book.accounts.get_column("lifecycle_stage").cast(pl.String).drop_nulls().unique().to_list()
+    return _stages_note(stages, playbook) if stages else None
+
+
+def _stages_note(stages: Collection[str], playbook: Playbook) -> str | None:
     """A note when ``default_for_stages`` names lifecycle stages no account has (often spelt another way)."""
     named = [s for a in playbook.actions for s in a.default_for_stages]
-    absent = [s for s in named if s not in report.stage_counts]
+    absent = [s for s in named if s not in stages]
     if not absent:
         return None
     return (
         f"default_for_stages names {', '.join(repr(s) for s in absent)}, which no account's lifecycle_stage is "
-        f"(the book's stages: {', '.join(sorted(report.stage_counts))}; stages are case-sensitive): no account gets "
+        f"(the book's stages: {', '.join(sorted(stages))}; stages are case-sensitive): no account gets "
         "that default, which the control cohort follows and recommendations are compared with"
     )
 

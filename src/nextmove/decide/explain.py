@@ -624,10 +624,12 @@ def _alternatives(
         on="_alt_action",
         how="left",
     )
-    # The default's own row: its best variant when it has several.
+    # The default's own row: its best variant when it has several, but the one that found no capacity
+    # left first (a control account tries only one variant of its default, and capacity is why it lost).
     default = (
         rows.filter(pl.col("_is_default"))
-        .group_by("_i")
+        .sort(pl.col("why") != "capacity", maintain_order=True)
+        .group_by("_i", maintain_order=True)
         .agg(
             pl.col("value_usd").first().alias("_default_v"),
             pl.col("why").first().alias("_default_why_code"),
@@ -667,6 +669,18 @@ def _default_why() -> pl.Expr:
         .then(
             pl.when(pl.col("default_action_id") == NO_ACTION)
             .then(pl.lit("Control group: the lifecycle playbook does nothing for this account, and so does this."))
+            .when((pl.col("action_id") == NO_ACTION) & (pl.col("_default_why_code") == "capacity"))
+            .then(
+                pl.concat_str(
+                    [
+                        pl.lit("Control group: the lifecycle default, "),
+                        default_name,
+                        pl.lit(", did not fit ("),
+                        pl.col("_default_reason"),
+                        pl.lit("), so nothing is done."),
+                    ]
+                )
+            )
             .when((pl.col("action_id") == NO_ACTION) & pl.col("_default_reason").is_not_null())
             .then(
                 pl.concat_str(
@@ -1613,7 +1627,21 @@ def _summary() -> pl.Expr:
     control = pl.concat_str(
         [
             pl.lit("Control group: "),
-            pl.when((pl.col("action_id") == NO_ACTION) & (pl.col("default_action_id") != NO_ACTION))
+            pl.when(
+                (pl.col("action_id") == NO_ACTION)
+                & (pl.col("default_action_id") != NO_ACTION)
+                & (pl.col("_default_why_code") == "capacity")
+            )
+            .then(
+                pl.concat_str(
+                    [
+                        pl.lit("nothing is done, since the lifecycle default, "),
+                        default_name,
+                        pl.lit(", did not fit the capacity left"),
+                    ]
+                )
+            )
+            .when((pl.col("action_id") == NO_ACTION) & (pl.col("default_action_id") != NO_ACTION))
             .then(
                 pl.concat_str(
                     [

@@ -97,7 +97,8 @@ class Decisions:
     default_choice: np.ndarray
     """The lifecycle-stage default's candidate (−1: the stage has none, or its action is not in the catalog)."""
     default_action_id: list[str | None]
-    """The lifecycle-stage default action (``none`` when the stage has none; None when no stage is known)."""
+    """The lifecycle-stage default action (``none`` when the stage has none or the account's stage is blank;
+    None for every account when the book has no stages)."""
     arm: np.ndarray
     """``model``, ``explore`` or ``control`` per account."""
     propensities: np.ndarray
@@ -184,8 +185,9 @@ class Decisions:
         """Every candidate not chosen, per account: ``account_id, action_id, variant, why, reason``.
 
         ``why`` is one of :data:`LOST_CODES`: a rule that blocks it (``rule``, ``cooldown``,
-        ``contact_cap``, ``in_flight``), ``capacity`` (worth more than the pick, but the capacity
-        went to accounts where it is worth more), or ``lower_value``. For control and exploring
+        ``contact_cap``, ``in_flight``), ``capacity`` (worth more than the pick, but a resource it
+        needs is short; or a control account's lifecycle default that found no capacity left, whatever
+        its value: the reason names the resource), or ``lower_value``. For control and exploring
         accounts, a more valuable candidate lost to the randomisation, which is the playbook's
         rule (``control_fraction``, ``exploration``), so its code is ``rule``.
         """
@@ -269,9 +271,14 @@ class Decisions:
         short_final = final.short(rows, cols, self.choice[rows])
         short_learned = learned.short(rows, cols, self.model_choice[rows])
         names = {a.id: a.name or a.id for a in playbook.actions}
+        control = (self.arm[rows] == "control").tolist()
         out: list[str] = []
-        for now, then in zip(short_final.tolist(), short_learned.tolist(), strict=True):
-            if now >= 0:
+        for now, then, held in zip(short_final.tolist(), short_learned.tolist(), control, strict=True):
+            if held and now >= 0:
+                # A control account's lifecycle default: placed after the learned picks, it found the
+                # resource spent (what it has left only shrinks as exploring accounts draw on it).
+                out.append(f"not enough of {_resource_words(self.resources[now].name, names)} is left for it")
+            elif now >= 0:
                 out.append(
                     f"worth more, but not enough of {_resource_words(self.resources[now].name, names)} is left for it"
                 )
@@ -442,8 +449,31 @@ def default_candidates(
 ) -> tuple[np.ndarray, list[str | None]]:
     """Each account's lifecycle-stage default: its candidate index (−1: none) and its action id.
 
-    The action id is ``none`` when the stage has no default and None when the account has no
-    known stage. An action with variants defaults to its first variant.
+    The action id is ``none`` when the stage has no default, and also when the account's stage is
+    blank: no stage names a default for it, so the lifecycle playbook does nothing (the control
+    cohort and the evaluated lifecycle policy do the same). It is None for every account only when
+    the book has no stages (``stages`` is None). An action with variants defaults to its first variant.
+
+    Examples
+    --------
+    >>> from nextmove.decide.rules import candidates
+    >>> from nextmove.playbook.loader import parse_playbook
+    >>> pb = parse_playbook('''
+    ... [objectives.retention]
+    ... outcome = "churn"
+    ... sense = "avoid"
+    ... value = "arr"
+    ... [[actions]]
+    ... id = "call"
+    ... name = "Call"
+    ... team = "cs"
+    ... objective = "retention"
+    ... default_for_stages = ["renewal"]
+    ... ''')
+    >>> default_candidates(pb, candidates(pb), ["renewal", "adoption", None], 3)[1]
+    ['call', 'none', 'none']
+    >>> default_candidates(pb, candidates(pb), None, 2)[1]
+    [None, None]
     """
     if stages is None:
         return np.full(n, -1), [None] * n
@@ -451,7 +481,7 @@ def default_candidates(
     for k, c in enumerate(cands):
         first.setdefault(c.action_id, k)
     by_stage = {s: a.id for a in playbook.actions for s in a.default_for_stages}
-    ids: list[str | None] = [None if s is None else by_stage.get(s, NO_ACTION) for s in stages]
+    ids: list[str | None] = [NO_ACTION if s is None else by_stage.get(s, NO_ACTION) for s in stages]
     index = np.array([first.get(a, -1) if a is not None else -1 for a in ids], dtype=np.int64)
     return index, ids
 
@@ -577,6 +607,9 @@ def decide(
     choice[order[fits]] = default_idx[order[fits]]
     default_effective = np.where(default_ok, default_idx, -1)
     default_effective[order[~fits]] = -1
+    # Control accounts whose allowed default found no capacity left (their receipt names the resource).
+    unplaced = np.full(n, -1, dtype=np.int64)
+    unplaced[order[~fits]] = default_idx[order[~fits]]
 
     # Exploring accounts, one by one so each draw sees what is left.
     draw_u = stable_uniform(ids, seed, f"draw:{run_key}")
@@ -594,7 +627,7 @@ def decide(
         q_explore[i] = p
 
     propensities = _propensities(b, default_effective, q_explore, control_fraction, epsilon)
-    lost_why = _lost_codes(rules, allowed, v, ranked, choice, arm)
+    lost_why = _lost_codes(rules, allowed, v, ranked, choice, arm, unplaced)
     return Decisions(
         account_ids=list(ids),
         candidates=list(cands),
@@ -685,11 +718,14 @@ def _lost_codes(
     ranked: np.ndarray,
     choice: np.ndarray,
     arm: np.ndarray,
+    unplaced: np.ndarray | None = None,
 ) -> np.ndarray:
     """(accounts × candidates) :data:`LOST_CODES` index of every candidate not chosen (−1 for the chosen one).
 
     A more valuable option of a model-arm account lost to ``capacity``; one that the allocation
     ranked lower (``risk_aversion`` > 0: worth more on average, but less sure) lost on value.
+    ``unplaced`` (per account, −1 for none) is the allowed lifecycle default a control account
+    did not get because capacity had run out: it lost to ``capacity`` whatever its value.
     """
     n, k = v.shape
     rows = np.arange(n)
@@ -708,6 +744,10 @@ def _lost_codes(
     # The allocation gives a model-arm account its best option that fits (its improvement pass sees to
     # it), so what ranks higher lost to capacity: the reason names the resource (see Decisions.lost).
     out[ranked_higher] = LOST_CODES.index("capacity")
+    if unplaced is not None:
+        # The control cohort takes its default regardless of value: only capacity keeps it from it.
+        dropped = np.flatnonzero(unplaced >= 0)
+        out[dropped, unplaced[dropped]] = LOST_CODES.index("capacity")
     picked = choice >= 0
     out[rows[picked], choice[picked]] = -1
     return out

@@ -36,7 +36,7 @@ import polars as pl
 
 from nextmove._files import check_folder
 from nextmove.book import NO_ACTION, Book, latest_timestamp
-from nextmove.book.validate import missing_arr_note, stale_as_of_note
+from nextmove.book.validate import missing_arr_note, stale_as_of_note, unmatched_stages_note
 from nextmove.decide.allocate import Allocation, Resource, allocate
 from nextmove.decide.explain import explain_decisions
 from nextmove.decide.policy import CapacityLedger, DecisionOptions, Decisions, decide
@@ -299,6 +299,7 @@ def _run(
     book_notes = (
         unscored_signals_note(playbook, book.signal_names),
         missing_arr_note(book, playbook),
+        unmatched_stages_note(book, playbook),
         stale_as_of_note(latest_timestamp(book), when),
         unended_outcome_note(book, playbook, when),
     )
