@@ -115,7 +115,7 @@ def test_sigkill_right_after_reads_loses_none_of_their_audit_entries(
 ) -> None:
     # Read entries were queued and written every 0.2 s: after a SIGKILL 2 of 40 were left.
     with open_store(backend_url) as store:
-        seed_run(store, playbook, accounts=3)
+        seed_run(store, playbook, accounts=3, run_id="run-audited")
         keys = make_keys(store)
     server = Server(backend_url, playbook_path, log=tmp_path / "server.log").start()
     tag = f"audited-{time.monotonic_ns()}"
