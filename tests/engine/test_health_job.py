@@ -208,3 +208,55 @@ def test_score_health_says_which_signals_no_role_names(
     note = next(n for n in res.notes if "does not read" in n)
     assert "1 of the book's signals (app_opens)" in note
     assert 'usage = ["app_opens"]' in note
+
+
+def test_score_health_account_not_started_at_the_earlier_time_is_new(lab: SimResult, playbook: Playbook) -> None:
+    from datetime import timedelta
+
+    from nextmove.engine.health import existing_accounts
+
+    active = set(_active_ids(lab, playbook))
+    started, renewed = [a for a in lab.book.accounts["account_id"].to_list() if a in active][:2]
+    recent = lab.as_of - timedelta(days=20)
+    accounts = lab.book.accounts.with_columns(
+        # `started` became a customer 20 days ago; `renewed` is an old customer whose current contract began then.
+        pl.when(pl.col("account_id") == started)
+        .then(recent)
+        .otherwise(pl.col("customer_since"))
+        .alias("customer_since"),
+        pl.when(pl.col("account_id").is_in([started, renewed]))
+        .then(recent)
+        .otherwise(pl.col("contract_start"))
+        .alias("contract_start"),
+        pl.when(pl.col("account_id").is_in([started, renewed]))
+        .then(recent + timedelta(days=365))
+        .otherwise(pl.col("renewal_date"))
+        .alias("renewal_date"),
+    )
+    young = (pl.col("account_id") == started) & (pl.col("ts") < recent)
+    book = replace(
+        lab.book,
+        accounts=accounts,
+        signals=lab.book.signals.filter(~young),
+        touches=lab.book.touches.filter(~young),
+        outcomes=lab.book.outcomes.filter(~young),
+    )
+    before = lab.as_of - timedelta(weeks=playbook.health.trend_weeks)
+    existing = set(existing_accounts(book, before)["account_id"].to_list())
+    assert started not in existing
+    assert renewed in existing
+    res = score_health(book, playbook, lab.as_of, template=FAST)
+    rows = res.accounts.rows_by_key("account_id", named=True, unique=True)
+    assert rows[started]["health_score"] is not None
+    assert (rows[started]["health_trend"], rows[started]["health_change"], rows[started]["top_movers"]) == (
+        "new",
+        None,
+        "",
+    )
+    assert rows[renewed]["health_trend"] != "new"
+
+
+def _active_ids(lab: SimResult, playbook: Playbook) -> list[str]:
+    from nextmove.engine.health import active_accounts
+
+    return active_accounts(lab.book, playbook, lab.as_of)["account_id"].to_list()

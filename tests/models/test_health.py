@@ -268,3 +268,88 @@ def test_mover_text_reads_a_trend_or_a_many_fold_change_as_before_and_now() -> N
     assert _mover_text("usage (28-day trend)", 0.2, -0.1, -1.0, 6) == (
         "usage (28-day trend) 0.2 → -0.1 over 6 weeks: −1.0 points"
     )
+
+
+def _support_features() -> pl.DataFrame:
+    """Six accounts with signal data; a, b had no chat and no push open in the window (sums null, counts 0)."""
+    return pl.DataFrame(
+        {
+            "account_id": ["a", "b", "c", "d", "e", "f"],
+            "chats_sum_28d": [None, None, 1.0, 2.0, 3.0, None],
+            "chats_count_28d": [0, 0, 1, 1, 2, None],  # f: no signal data at all, nothing is known
+            "opens_sum_28d": [None, 4.0, 2.0, 6.0, 8.0, None],
+            "opens_count_28d": [0, 1, 1, 2, 3, None],
+            "rating_mean_90d": [None, 3.0, 3.0, 4.0, 5.0, None],
+            "rating_count_90d": [0, 1, 1, 1, 1, None],
+        }
+    )
+
+
+def test_scorecard_event_sum_without_events_scores_as_zero_events() -> None:
+    feats = _support_features()
+    card = HealthScorecard(
+        [ScorecardComponent("support", "Support", 50), ScorecardComponent("engagement", "Engagement", 50)],
+        [ScorecardMeasure("support", "chats_sum_28d", "lower"), ScorecardMeasure("engagement", "opens_sum_28d")],
+    ).fit(feats)
+    scored = card.score(feats).rows_by_key("account_id", named=True, unique=True)
+    # No chat is the healthiest support there is, not an unknown that drops out.
+    assert scored["a"]["health_support"] == scored["b"]["health_support"] == 87.5  # tied lowest of 5: mid-rank 1.5
+    assert scored["b"]["health_support"] > scored["c"]["health_support"] > scored["e"]["health_support"]
+    # No push open is the least engagement, not an unknown.
+    assert scored["a"]["health_engagement"] == 0.0
+    assert card.measure_values(feats).get_column("chats_sum_28d").to_list() == [0.0, 0.0, 1.0, 2.0, 3.0, None]
+    # An account the source knows nothing about stays missing.
+    assert scored["f"]["health_score"] is None
+
+
+def test_scorecard_mean_of_no_events_stays_missing() -> None:
+    feats = _support_features()
+    card = HealthScorecard(
+        [ScorecardComponent("sentiment", "Sentiment", 1)], [ScorecardMeasure("sentiment", "rating_mean_90d")]
+    ).fit(feats)
+    assert card.score(feats).get_column("health_sentiment").to_list()[0] is None
+
+
+def test_scorecard_rank_is_the_exact_mid_rank_percentile() -> None:
+    values = [0.0, 1.0, 2.0, 2.0, 3.0, 5.0, 8.0]
+    feats = pl.DataFrame({"account_id": [f"a{i}" for i in range(7)], "x": values})
+    card = HealthScorecard([ScorecardComponent("c", "C", 1)], [ScorecardMeasure("c", "x")]).fit(feats)
+    got = card.measure_scores(feats).get_column("x").to_numpy()
+    # (mid-rank − 1) / (n − 1): ranks 1, 2, 3.5, 3.5, 5, 6, 7 of 7.
+    assert np.allclose(got, [0.0, 100 / 6, 250 / 6, 250 / 6, 400 / 6, 500 / 6, 100.0], atol=1e-9)
+    # A value between two reference values sits halfway between their scores.
+    between = card.measure_scores(pl.DataFrame({"account_id": ["z"], "x": [4.0]})).get_column("x").item()
+    assert between == pytest.approx(450 / 6)
+
+
+def _gappy_pair() -> tuple[HealthScorecard, pl.DataFrame, pl.DataFrame]:
+    """Snapshots 6 weeks apart; a0 has no tickets data (support missing) at both times and its logins drop."""
+    before = _features(60)
+    now = before.with_columns(
+        pl.when(pl.col("account_id") == "a0")
+        .then(pl.col("logins_mean_28d") * 0.2)
+        .otherwise(pl.col("logins_mean_28d"))
+        .alias("logins_mean_28d")
+    )
+    gap = pl.when(pl.col("account_id").is_in(["a0", "a1"])).then(None).otherwise(pl.col("tickets_sum_28d"))
+    before, now = before.with_columns(gap.alias("tickets_sum_28d")), now.with_columns(gap.alias("tickets_sum_28d"))
+    return HealthScorecard(COMPONENTS, MEASURES).fit(now), now, before
+
+
+def test_scorecard_contributions_add_up_to_the_score_when_a_component_is_missing() -> None:
+    card, now, _ = _gappy_pair()
+    contrib = card.contributions(now)
+    total = contrib.drop("account_id").sum_horizontal().to_numpy()
+    score = card.score(now).get_column("health_score").to_numpy()
+    assert np.allclose(total, score, atol=0.06)
+    assert contrib.filter(pl.col("account_id") == "a0").get_column("tickets_sum_28d").item() is None
+
+
+def test_movers_points_add_up_to_the_change_when_a_component_is_missing() -> None:
+    card, now, before = _gappy_pair()
+    change = health_trend(card.score(now), card.score(before), weeks=6).filter(pl.col("account_id") == "a0")
+    movers = top_movers(card, now, before, weeks=6, n=len(MEASURES))["a0"]
+    assert change.get_column("health_change").item() < -10
+    assert sum(m.points for m in movers) == pytest.approx(change.get_column("health_change").item(), abs=0.11)
+    # An account new since then has no movers.
+    assert top_movers(card, now, before.filter(pl.col("account_id") != "a1"), weeks=6)["a1"] == []

@@ -206,8 +206,12 @@ def score_health(
     active_ids = active_accounts(book, playbook, when)
     left_out = book.accounts.height - active_ids.height
     now = snapshot.join(active_ids, on="account_id", how="semi", maintain_order="left")
-    earlier = compute_features(book, before, playbook=playbook, vocabulary=vocab).join(
-        active_ids, on="account_id", how="semi", maintain_order="left"
+    # Only accounts that existed then get an earlier score: one not started yet would be scored on
+    # the accounts table alone (ARR, a negative tenure) and read as a change; it is new instead.
+    earlier = (
+        compute_features(book, before, playbook=playbook, vocabulary=vocab)
+        .join(active_ids, on="account_id", how="semi", maintain_order="left")
+        .join(existing_accounts(book, before), on="account_id", how="semi", maintain_order="left")
     )
     if now.height == 0:
         raise ConfigError(f"no active account at {when:%Y-%m-%d %H:%M} UTC: nothing to score")
@@ -338,6 +342,29 @@ def active_accounts(book: Book, playbook: Playbook, when: datetime) -> pl.DataFr
     )
     later = dated.filter(pl.col("_start") > when).join(seen, on="account_id", how="anti")
     return accounts.join(later.select("account_id"), on="account_id", how="anti", maintain_order="left")
+
+
+def existing_accounts(book: Book, when: datetime) -> pl.DataFrame:
+    """``account_id`` of accounts that existed at ``when``: started by then and with a row in the book before it.
+
+    Started means the earlier of ``customer_since`` and ``contract_start`` (those the book has, as
+    dates; unknown counts as started) is not after ``when``; a row is a signal, touch or outcome
+    with ``ts < when``. The trend calls an account without both ``new``: its score then would rest
+    on the accounts table alone.
+    """
+    seen = pl.concat(
+        [f.filter(pl.col("ts") < when).select("account_id") for f in (book.signals, book.touches, book.outcomes)]
+    ).unique()
+    accounts = book.accounts.select("account_id").join(seen, on="account_id", how="semi", maintain_order="left")
+    starts = [c for c in ("customer_since", "contract_start") if c in book.accounts.columns]
+    starts = [c for c in starts if _is_time(book.accounts.schema[c])]
+    if not starts:
+        return accounts
+    # The earlier of the two: a long-standing customer whose current contract began lately had started.
+    later = book.accounts.filter(
+        pl.min_horizontal([pl.col(c).cast(pl.Datetime("us", "UTC")) for c in starts]) > when
+    ).select("account_id")
+    return accounts.join(later, on="account_id", how="anti", maintain_order="left")
 
 
 def unended_outcome_note(book: Book, playbook: Playbook, when: datetime) -> str | None:

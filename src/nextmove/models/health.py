@@ -87,6 +87,44 @@ def describe_feature(feature: str) -> str:
     return feature.replace("_", " ")
 
 
+_EVENT_SUM = re.compile(r"(.+)_sum_(\d+)d")
+
+
+def event_count_feature(feature: str, columns: Iterable[str]) -> str | None:
+    """The count column beside ``feature`` when it is a window sum of events, else None.
+
+    A window sum (``{s}_sum_{w}d``) is null when the window holds no row, while its count
+    (``{s}_count_{w}d``) is 0 there for an account with data in that source (see features.md,
+    "Missing values"). The count tells "no event" (a total of 0) from "we know nothing" (null).
+
+    Examples
+    --------
+    >>> event_count_feature("tickets_sum_28d", ["tickets_sum_28d", "tickets_count_28d"])
+    'tickets_count_28d'
+    >>> event_count_feature("tickets_mean_28d", ["tickets_mean_28d", "tickets_count_28d"]) is None
+    True
+    """
+    m = _EVENT_SUM.fullmatch(feature)
+    if m is None:
+        return None
+    count = f"{m.group(1)}_count_{m.group(2)}d"
+    return count if count in set(columns) else None
+
+
+def measure_value_expr(feature: str, columns: Iterable[str]) -> pl.Expr:
+    """A measure's values as the scorecard reads them: the feature, with no event counted as 0 events.
+
+    Counts of events are already 0 for an account with data in their source and no event; a window
+    sum is null there, so it becomes 0 where its count is known. Means, latest values and trends of
+    nothing stay missing: their value is unknown, not low.
+    """
+    value = pl.col(feature).cast(pl.Float64).fill_nan(None)
+    count = event_count_feature(feature, columns)
+    if count is not None:
+        value = value.fill_null(pl.when(pl.col(count).is_not_null()).then(pl.lit(0.0)))
+    return value.alias(feature)
+
+
 def resolve_scorecard(
     playbook: Playbook, available: Sequence[str]
 ) -> tuple[list[ScorecardComponent], list[ScorecardMeasure]]:
@@ -188,7 +226,7 @@ class HealthScorecard:
     """A weighted scorecard over features, scaled per measure to 0–100.
 
     Follows the scikit-learn contract: ``__init__`` stores arguments, :meth:`fit` learns the
-    per-measure scaling (percentile breakpoints) from a reference snapshot and returns ``self``,
+    per-measure scaling (the reference snapshot's values, sorted) and returns ``self``,
     :meth:`score` applies it to any snapshot (so earlier snapshots are scored on the same scale
     and trends are real changes, not re-ranking).
 
@@ -206,7 +244,6 @@ class HealthScorecard:
 
     components: Sequence[ScorecardComponent]
     measures: Sequence[ScorecardMeasure]
-    n_quantiles: int = 101
     breakpoints_: dict[str, np.ndarray] = field(default_factory=dict, init=False, repr=False)
     _fitted: bool = field(default=False, init=False, repr=False)
 
@@ -217,7 +254,7 @@ class HealthScorecard:
         return cls(components, measures)
 
     def fit(self, features: pl.DataFrame) -> Self:
-        """Learn each rank-scaled measure's percentile breakpoints from ``features``."""
+        """Learn each rank-scaled measure's reference values (sorted) from ``features``."""
         if not self.components or not self.measures:
             raise ConfigError("a HealthScorecard needs at least one component and one measure")
         known = {c.id for c in self.components}
@@ -226,13 +263,12 @@ class HealthScorecard:
                 raise ConfigError(f"measure {m.feature!r} names component {m.component!r}, which is not defined")
             if m.feature not in features.columns:
                 raise ConfigError(f"health measure {m.feature!r} is not a column of the features")
-        qs = np.linspace(0.0, 1.0, self.n_quantiles)
         self.breakpoints_ = {}
+        values = self.measure_values(features)
         for m in self.measures:
             if m.scale != "rank":
                 continue
-            values = features.get_column(m.feature).cast(pl.Float64).drop_nulls().drop_nans().to_numpy()
-            self.breakpoints_[m.feature] = np.quantile(values, qs) if values.size else np.array([])
+            self.breakpoints_[m.feature] = np.sort(values.get_column(m.feature).drop_nulls().to_numpy().astype(float))
         self._fitted = True
         return self
 
@@ -240,12 +276,18 @@ class HealthScorecard:
         if not self._fitted:
             raise NotFittedError("this HealthScorecard is not fitted yet: call fit(features) first")
 
+    def measure_values(self, features: pl.DataFrame) -> pl.DataFrame:
+        """Each measure's value per account, as scored: a window sum of no event is 0 (:func:`measure_value_expr`)."""
+        feats = list(dict.fromkeys(m.feature for m in self.measures))
+        return features.select("account_id", *[measure_value_expr(f, features.columns) for f in feats])
+
     def measure_scores(self, features: pl.DataFrame) -> pl.DataFrame:
-        """Each measure scaled to 0–100 (100 = healthiest); null where the feature is missing."""
+        """Each measure scaled to 0–100 (100 = healthiest); null where its value is missing."""
         self._check_fitted()
+        values = self.measure_values(features)
         out: dict[str, pl.Series] = {"account_id": features.get_column("account_id")}
         for m in self.measures:
-            x = features.get_column(m.feature).cast(pl.Float64).fill_nan(None).to_numpy().astype(float)
+            x = values.get_column(m.feature).to_numpy().astype(float)
             out[m.feature] = pl.Series(m.feature, self._scale(m, x), nan_to_null=True)
         return pl.DataFrame(out)
 
@@ -256,15 +298,16 @@ class HealthScorecard:
             assert m.high is not None
             s = np.clip((x - m.low) / (m.high - m.low), 0.0, 1.0)
         else:
-            bp = self.breakpoints_.get(m.feature, np.array([]))
-            if bp.size == 0 or bp[0] == bp[-1]:
+            ref = self.breakpoints_.get(m.feature, np.array([]))
+            if ref.size == 0 or ref[0] == ref[-1]:
                 # A constant (or empty) measure says nothing about health: neutral, not extreme.
                 s = np.full_like(x, 0.5)
             else:
-                # Mid-rank of ties, so equal values score equally and a constant block is not penalised.
-                lo = np.searchsorted(bp, np.nan_to_num(x), side="left")
-                hi = np.searchsorted(bp, np.nan_to_num(x), side="right")
-                s = np.clip(((lo + hi) / 2.0 - 0.5) / (bp.size - 1), 0.0, 1.0)
+                # (mid-rank − 1) / (n − 1) among the n reference values: lowest 0, highest 1, ties
+                # share their mean rank; a value between two reference values sits halfway.
+                lo = np.searchsorted(ref, np.nan_to_num(x), side="left")
+                hi = np.searchsorted(ref, np.nan_to_num(x), side="right")
+                s = np.clip(((lo + hi) / 2.0 - 0.5) / (ref.size - 1), 0.0, 1.0)
         if m.direction == "lower":
             s = 1.0 - s
         s = 100.0 * s
@@ -308,17 +351,28 @@ class HealthScorecard:
         )
 
     def contributions(self, features: pl.DataFrame) -> pl.DataFrame:
-        """Points each measure adds to each account's score (they sum to the score where nothing is missing)."""
+        """Points each measure adds to each account's score; an account's points add up to its score.
+
+        The weights are the account's own: a missing measure gets null points and its component's
+        other measures share its weight; a missing component's weight goes to the other components,
+        as in :meth:`score`.
+        """
         ms = self.measure_scores(features)
-        comp_weight = {c.id: c.weight for c in self.components}
-        total_weight = sum(comp_weight.values())
+        mat = np.column_stack([ms.get_column(m.feature).to_numpy().astype(float) for m in self.measures])
+        present = ~np.isnan(mat)
+        w = np.array([m.weight for m in self.measures], dtype=float)
+        share = np.full(mat.shape, np.nan)
+        comp_weight_sum = np.zeros(features.height)
+        for comp in self.components:
+            idx = [j for j, m in enumerate(self.measures) if m.component == comp.id]
+            wsum = (present[:, idx] * w[idx]).sum(axis=1)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                share[:, idx] = np.where(present[:, idx], w[idx] / wsum[:, None], np.nan) * comp.weight
+            comp_weight_sum += np.where(wsum > 0, comp.weight, 0.0)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            points = mat * share / comp_weight_sum[:, None]
         cols: list[pl.Series] = [features.get_column("account_id")]
-        for m in self.measures:
-            peers = [p for p in self.measures if p.component == m.component]
-            share = m.weight / sum(p.weight for p in peers) * comp_weight[m.component] / total_weight
-            cols.append(
-                pl.Series(m.feature, ms.get_column(m.feature).to_numpy().astype(float) * share, nan_to_null=True)
-            )
+        cols.extend(pl.Series(m.feature, points[:, j], nan_to_null=True) for j, m in enumerate(self.measures))
         return pl.DataFrame(cols)
 
     def with_measure_weights(self, weights: Mapping[str, float]) -> HealthScorecard:
@@ -336,7 +390,7 @@ class HealthScorecard:
                 components.append(replace(c, weight=total))
         scale = 100.0 / sum(c.weight for c in components) if components else 1.0
         components = [replace(c, weight=c.weight * scale) for c in components]
-        card = HealthScorecard(components, measures, self.n_quantiles)
+        card = HealthScorecard(components, measures)
         card.breakpoints_ = dict(self.breakpoints_)
         card._fitted = self._fitted
         return card
@@ -393,24 +447,20 @@ def top_movers(
 
     E.g. ``"active users (28-day average) −38% over 6 weeks: −9.0 points"``.
     """
+    before = now.select("account_id").join(before, on="account_id", how="left")
     c_now = card.contributions(now)
-    c_before = card.contributions(before.filter(pl.col("account_id").is_in(now.get_column("account_id").implode())))
-    c_before = now.select("account_id").join(c_before, on="account_id", how="left")
+    c_before = card.contributions(before)
     ids = now.get_column("account_id").to_list()
     feats = [m.feature for m in card.measures]
-    d_points = np.column_stack(
-        [
-            np.nan_to_num(
-                c_now.get_column(f).to_numpy().astype(float) - c_before.get_column(f).to_numpy().astype(float)
-            )
-            for f in feats
-        ]
-    )
-    before_aligned = now.select("account_id").join(before.select(["account_id", *feats]), on="account_id", how="left")
-    raw_now = np.column_stack([now.get_column(f).cast(pl.Float64).to_numpy().astype(float) for f in feats])
-    raw_before = np.column_stack(
-        [before_aligned.get_column(f).cast(pl.Float64).to_numpy().astype(float) for f in feats]
-    )
+    p_now = np.column_stack([c_now.get_column(f).to_numpy().astype(float) for f in feats])
+    p_before = np.column_stack([c_before.get_column(f).to_numpy().astype(float) for f in feats])
+    # A missing measure adds 0 points, so the changes add up to the change of the score; an
+    # account without a score at either time has no movers.
+    scored = ~np.isnan(p_now).all(axis=1) & ~np.isnan(p_before).all(axis=1)
+    d_points = np.where(scored[:, None], np.nan_to_num(p_now) - np.nan_to_num(p_before), 0.0)
+    v_now, v_before = card.measure_values(now), card.measure_values(before)
+    raw_now = np.column_stack([v_now.get_column(f).to_numpy().astype(float) for f in feats])
+    raw_before = np.column_stack([v_before.get_column(f).to_numpy().astype(float) for f in feats])
     order = np.argsort(-np.abs(d_points), axis=1)[:, :n]
     text_of = {m.feature: m.text for m in card.measures}
     result: dict[str, list[Mover]] = {}

@@ -74,10 +74,10 @@ class HealthOptimizer:
     """Learns non-negative, L2-regularised weights for a scorecard's measures from churn history.
 
     The model is ``P(churn) = σ(b − Σ w_j · s_j)`` over measure scores ``s_j`` in [0, 1]
-    (missing = 0.5, neutral), with every ``w_j ≥ 0`` so the learned score reads like the
-    hand-set one: more of a healthy measure never lowers health. Training uses the earlier
-    decision times and evaluation the later ones (``test_fraction`` of them): never a random
-    split across time.
+    (:meth:`HealthScorecard.measure_scores`; missing = 0.5, neutral), with every ``w_j ≥ 0``
+    so the learned score reads like the hand-set one: more of a healthy measure never lowers
+    health. Training uses the earlier decision times and evaluation the later ones
+    (``test_fraction`` of them): never a random split across time.
 
     Parameters
     ----------
@@ -146,9 +146,8 @@ class HealthOptimizer:
         total_w = float(w.sum()) or 1.0
         powers = []
         for j, m in enumerate(measures):
-            raw = s_test[:, j].copy()
-            raw[np.isnan(test.get_column(m.feature).cast(pl.Float64).to_numpy().astype(float))] = np.nan
-            auc = _auc(y_test, 1 - raw)
+            # Missing where the measure's value is (a window with no event is a total of 0, not missing).
+            auc = _auc(y_test, 1 - s_test[:, j])
             powers.append(MeasurePower(m.feature, m.component, m.text, auc, float(w[j]) / total_w, rate_power(auc)))
         self.report_ = HealthOptimizerReport(
             label=self.label,
