@@ -132,12 +132,16 @@ def data_reach(book: Book) -> datetime | None:
     >>> data_reach(outcome_at(datetime(2025, 3, 1, tzinfo=UTC))).isoformat()  # a date: 1 March is seen whole
     '2025-03-02T00:00:00+00:00'
     """
-    reach: list[datetime] = []
-    for frame in (book.signals, book.touches, book.outcomes):
-        latest = frame.get_column("ts").max() if frame.height and "ts" in frame.columns else None
-        if isinstance(latest, datetime):
-            reach.append(as_utc(latest) + timedelta(days=1) if of_dates(frame) else as_utc(latest))
+    reach = [r for r in map(table_reach, (book.signals, book.touches, book.outcomes)) if r is not None]
     return max(reach) if reach else None
+
+
+def table_reach(frame: pl.DataFrame) -> datetime | None:
+    """How far one table's times reach (see :func:`data_reach`); None for a table without rows."""
+    latest = frame.get_column("ts").max() if frame.height and "ts" in frame.columns else None
+    if not isinstance(latest, datetime):
+        return None
+    return as_utc(latest) + timedelta(days=1) if of_dates(frame) else as_utc(latest)
 
 
 def as_utc(when: datetime) -> datetime:

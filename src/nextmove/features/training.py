@@ -211,20 +211,15 @@ def _attribute_to_touches(
     by touch alone: its outcomes without a touch id followed no logged decision.
     """
     horizon = timedelta(days=horizon_days)
-    # A touch's own outcomes count from its day; in a book of whole days the window ends before the
-    # day ``horizon`` days later and before ``end``, as the window labels' do (`_labels`).
-    ends, seen = pl.col(DECISION_TS) + horizon, pl.lit(end, dtype=TS_DTYPE)
-    if whole_days:
-        in_window = (pl.col("ts") < ends) & (pl.col("ts") < seen)
-    else:
-        in_window = (pl.col("ts") <= ends) & (pl.col("ts") <= seen)
+    # A touch's own outcomes count from its day (outcomes earlier that day included), up to the
+    # window's end as the window labels' (`_labels`).
     touch_ts = result.filter(pl.col("touch_id").is_not_null()).select("touch_id", DECISION_TS).unique("touch_id")
     outcomes = (
         book.outcomes.lazy()
         .filter(pl.col("touch_id").is_not_null())
         .select("touch_id", "ts", "kind", _column(book.outcomes, "value", pl.Float64))
         .join(touch_ts.lazy(), on="touch_id")
-        .filter((pl.col("ts") >= pl.col(DECISION_TS)) & in_window)
+        .filter((pl.col("ts") >= pl.col(DECISION_TS)) & _until(_window_end(horizon, end), whole_days))
     )
     exprs: list[pl.Expr] = []
     names: list[str] = []
@@ -264,6 +259,16 @@ def _attribute_to_touches(
     return joined.with_columns(
         pl.when(has_touch).then(touch_label(n)).otherwise(pl.col(n)).cast(joined.schema[n]).alias(n) for n in names
     ).drop(*(f"{n}__touch" for n in names), *(f"{n}__loose" for n in names))
+
+
+def _window_end(horizon: timedelta, end: datetime) -> pl.Expr:
+    """The end of a decision's outcome window: ``horizon`` after it, or ``end`` if that is earlier."""
+    return pl.min_horizontal(pl.col(DECISION_TS) + horizon, pl.lit(end, dtype=TS_DTYPE))
+
+
+def _until(window_end: pl.Expr, whole_days: bool) -> pl.Expr:
+    """An outcome's ``ts`` within the window's end: up to it, or before it when outcomes are dates."""
+    return pl.col("ts") < window_end if whole_days else pl.col("ts") <= window_end
 
 
 def _positive_days(value: object, what: str) -> int:
@@ -454,15 +459,12 @@ def _labels(
 ) -> pl.DataFrame:
     """``y_{kind}``, ``y_{kind}_value``, ``censored`` and ``observed_days`` for every key."""
     horizon = timedelta(days=horizon_days)
-    window_end = pl.min_horizontal(pl.col(DECISION_TS) + horizon, pl.lit(end, dtype=TS_DTYPE))
+    window_end = _window_end(horizon, end)
     outcomes = book.outcomes.lazy().select(ACCOUNT_ID, "ts", "kind", _column(book.outcomes, "value", pl.Float64))
-    # Labels look forward on purpose: (decision_ts, decision_ts + horizon], as seen by `end`; in a
-    # book of whole days [decision day, decision day + horizon), the days seen before `end`.
-    if whole_days:
-        window = (pl.col("ts") >= pl.col(DECISION_TS)) & (pl.col("ts") < window_end)
-    else:
-        window = (pl.col("ts") > pl.col(DECISION_TS)) & (pl.col("ts") <= window_end)
-    following = keys.lazy().join(outcomes, on=ACCOUNT_ID).filter(window)
+    # Labels look forward on purpose: (decision_ts, decision_ts + horizon], as seen by `end`; when the
+    # outcomes are dates, [decision day, decision day + horizon), the days seen before `end`.
+    after = pl.col("ts") >= pl.col(DECISION_TS) if whole_days else pl.col("ts") > pl.col(DECISION_TS)
+    following = keys.lazy().join(outcomes, on=ACCOUNT_ID).filter(after & _until(window_end, whole_days))
     label_exprs: list[pl.Expr] = []
     label_names: list[str] = []
     for kind, stem in vocab.outcome_kinds.items():

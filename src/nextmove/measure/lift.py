@@ -20,7 +20,7 @@ import numpy as np
 import polars as pl
 from numpy.typing import NDArray
 
-from nextmove.book import NO_ACTION, Book, data_reach
+from nextmove.book import NO_ACTION, Book, data_reach, table_reach
 from nextmove.errors import ConfigError
 from nextmove.features import build_training_set
 from nextmove.features.history import to_utc
@@ -825,8 +825,8 @@ def _data_notes(
     """Notes on data that would make a lift read 0 or too small without anything being wrong in its arithmetic."""
     notes: list[str] = []
     ends = min(until, when + timedelta(days=playbook.horizon_days))
-    reach = data_reach(book)
-    outcomes_reach = data_reach(Book(book.accounts.clear(), book.signals.clear(), book.touches.clear(), book.outcomes))
+    reach = data_reach(book) if given else until  # without --until, until is the book's reach
+    outcomes_reach = table_reach(book.outcomes)
     if given and reach is not None and until > reach:
         notes.append(
             f"--until {until:%Y-%m-%d} is after the book's data, which runs up to {reach:%Y-%m-%d %H:%M} UTC: "
