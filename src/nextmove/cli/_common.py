@@ -14,7 +14,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from nextmove._files import check_folder
-from nextmove.errors import ConfigError, NextmoveError, NotFoundError, NotInStoreError
+from nextmove.errors import ConfigError, NextmoveError, NotInStoreError
 
 if TYPE_CHECKING:
     from nextmove.store import Store
@@ -105,22 +105,6 @@ def open_store(url: str | None = None, *, existing: bool = False) -> Store:
     ``existing`` (commands that only read a store), a SQLite file that does not exist is an error,
     not a new empty store left behind.
     """
-    from sqlalchemy.engine import make_url
-    from sqlalchemy.exc import ArgumentError
-
-    from nextmove.settings import Settings
     from nextmove.store import open_store as open_url
 
-    raw = url if url is not None else Settings().resolved_store_url()
-    if existing:
-        try:
-            parsed = make_url(raw)
-        except (ArgumentError, ValueError):  # ValueError: a port that is not a number
-            parsed = None  # the store says what is wrong with the URL
-        path = parsed.database if parsed is not None and parsed.get_backend_name() == "sqlite" else None
-        if path and path != ":memory:" and not Path(path).exists():
-            raise NotFoundError(
-                f"there is no store at {path}: `nextmove run` writes one (--store, or NEXTMOVE_STORE_URL); "
-                "pass --store with the URL the run used"
-            )
-    return open_url(raw)
+    return open_url(url, create=not existing)

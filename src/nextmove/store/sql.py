@@ -22,7 +22,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import URL, Connection, Dialect, Engine, make_url
 from sqlalchemy.pool import StaticPool
 
-from nextmove.errors import ConfigError, ConflictError, NextmoveError, NotInStoreError, StoreError
+from nextmove.errors import ConfigError, ConflictError, NextmoveError, NotFoundError, NotInStoreError, StoreError
 from nextmove.settings import Settings
 from nextmove.store import schema
 from nextmove.store.base import Store
@@ -85,7 +85,7 @@ _OLDEST_MIGRATABLE: Final[int] = 1
 """The oldest schema version this nextmove upgrades in place (by adding tables and columns)."""
 
 
-def open_store(url: str | None = None, settings: Settings | None = None) -> Store:
+def open_store(url: str | None = None, settings: Settings | None = None, *, create: bool = True) -> Store:
     """Open (and if needed create) the store at ``url``.
 
     Parameters
@@ -98,6 +98,9 @@ def open_store(url: str | None = None, settings: Settings | None = None) -> Stor
         tests, usable from one thread only.
     settings : Settings, optional
         Where to read the URL from when ``url`` is None; default ``Settings()``.
+    create : bool
+        False for a caller that only reads: a SQLite file that does not exist is a
+        :class:`~nextmove.errors.NotFoundError`, not a new empty store left behind.
 
     Returns
     -------
@@ -118,7 +121,14 @@ def open_store(url: str | None = None, settings: Settings | None = None) -> Stor
     'r1'
     """
     raw = url if url is not None else (settings or Settings()).resolved_store_url()
-    engine = _create_engine(_parse_url(raw))
+    parsed = _parse_url(raw)
+    missing = parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:")
+    if not create and missing and not Path(str(parsed.database)).exists():
+        raise NotFoundError(
+            f"there is no store at {parsed.database}: `nextmove run` writes one (--store, or NEXTMOVE_STORE_URL); "
+            "pass --store with the URL the run used"
+        )
+    engine = _create_engine(parsed)
     try:
         return SqlStore(engine)
     except BaseException:
