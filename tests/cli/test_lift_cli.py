@@ -202,3 +202,13 @@ def test_cli_lift_measures_the_latest_run_of_its_own_book(measured: Measured, tm
     elsewhere = runner.invoke(app, ["lift", "--book", str(tmp_path / "a-third-book"), "--store", store])
     assert elsewhere.exit_code != 0
     assert "no succeeded run of the book" in " ".join(elsewhere.output.split())
+
+
+def test_cli_lift_knows_a_database_book_by_its_url_without_the_password() -> None:
+    from nextmove.cli.lift import _book_shown, _same_book
+
+    raw = "postgresql+psycopg://crm:s3cret@db.internal:5432/book"
+    recorded = "postgresql+psycopg://crm:***@db.internal:5432/book"  # the run's book_source
+    assert _same_book(recorded, raw)
+    assert "s3cret" not in _book_shown(raw)
+    assert not _same_book(recorded, raw.replace("/book", "/other"))

@@ -52,7 +52,7 @@ def output_folder(folder: Path, option: str = "--out") -> Path:
 
 
 def output_file(path: Path, option: str = "--out") -> Path:
-    """Check a file can be written at ``path`` (its folder is created now), before any long work."""
+    """Check a file can be written at ``path`` (its folder can be made and written), before any long work."""
     if path.is_dir():
         raise ConfigError(f"{option} {path} is a folder: give the name of the file to write")
     check_folder(path.parent, f"the folder of {option}")

@@ -68,7 +68,7 @@ def lift_cmd(
     if not _same_book(record.book_source, book):
         err_console.print(
             f"[yellow]warning:[/] run {escape(record.run_id)} was made on the book {escape(record.book_source)}, "
-            f"not {escape(book)}: only the accounts of both are measured."
+            f"not {escape(_book_shown(book))}: only the accounts of both are measured."
         )
     if not recs:
         raise NotFoundError(f"run {record.run_id} has no recommendations to measure")
@@ -119,7 +119,7 @@ def find_run(store: Store, run_id: str | None, *, book: str | None = None) -> Ru
         if found is None:
             others = "; ".join(f"{r.run_id} (book {r.book_source})" for r in runs[:3])
             raise NotFoundError(
-                f"no succeeded run of the book {book} among the store's latest runs ({others}); "
+                f"no succeeded run of the book {_book_shown(book or '')} among the store's latest runs ({others}); "
                 "give --run to measure one of them, or run `nextmove run` on this book"
             )
     else:
@@ -139,9 +139,22 @@ _RUNS_SEARCHED = 200
 """How many of the latest succeeded runs ``find_run`` looks through for the book's own."""
 
 
+def _book_shown(book: str) -> str:
+    """``--book`` as a run records its source: a database URL with its password hidden, else as given."""
+    if "://" not in book:
+        return book
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(book).render_as_string(hide_password=True)
+    except Exception:  # not a URL SQLAlchemy reads: loading the book says what is wrong
+        return book
+
+
 def _same_book(source: str, book: str) -> bool:
-    """Whether a run's ``book_source`` is ``book``: the same text, or the same folder or file on this machine."""
-    if source == book:
+    """Whether a run's ``book_source`` is ``book``: the same text (a URL's password hidden, as the run
+    records it), or the same folder or file on this machine."""
+    if source in (book, _book_shown(book)):
         return True
     try:
         return Path(source).resolve() == Path(book).resolve()

@@ -99,9 +99,9 @@ def run_cmd(
 
     pb = load_playbook(resolve_playbook_path(book, playbook))
     when = parse_as_of(as_of)
+    folder = output_folder(out if out is not None else _default_out(book))  # before the long load
     with console.status("Loading and validating the book…"):
         loaded = load_book(book, playbook=pb)
-    folder = output_folder(out if out is not None else _default_out(book))
     truth_frame = _read_truth(truth if truth is not None else _truth_path(book))
     opened: Store | None = None if no_store else open_store(store)
     try:

@@ -848,16 +848,17 @@ class OnlineDecider:
         # processes) keep two concurrent decisions for one account from both seeing no play in
         # flight and both logging one: held from before the read until the decision is committed.
         held: list[int] = []
+        locks = self._locks  # the set locked is the set unlocked, even if close() runs meanwhile
         try:
             for i in stripes:
-                self._locks.lock(i)
+                locks.lock(i)
                 held.append(i)
             # A retried request_id gets the decision logged first (log_decisions returns it),
             # so the fresh draw made here for it is dropped, never logged.
             made = [self._decide_one(snap, view, r, key_id, when) for r, view in zip(requests, views, strict=True)]
             return self.store.log_decisions(made, audit=audit)
         finally:
-            self._locks.unlock(held)
+            locks.unlock(held)
 
     def decide_groups(
         self, groups: Sequence[DecideGroup], *, now: datetime | None = None
@@ -877,6 +878,14 @@ class OnlineDecider:
         pending: list[tuple[int, list[DecisionRecord]]] = []
         accounts: set[str] = set()
         held: set[int] = set()
+        locks = self._locks  # the set locked is the set unlocked, even if close() runs meanwhile
+
+        def release() -> None:
+            # Forget the stripes before letting them go: a release that fails half-way has still
+            # let go of this process's locks, which must not be released twice.
+            stripes = list(held)
+            held.clear()
+            locks.unlock(stripes)
 
         def flush() -> None:
             try:
@@ -884,15 +893,14 @@ class OnlineDecider:
             finally:
                 pending.clear()
                 accounts.clear()
-                self._locks.unlock(held)
-                held.clear()
+                release()
 
         try:
             for g, group in enumerate(groups):
                 ids = {r.account_id for r in group.requests}
                 if not ids.isdisjoint(accounts):
                     flush()
-                self._hold(ids, held, flush)
+                self._hold(locks, ids, held, flush)
                 try:
                     snap = self._require_snapshot()
                     views = [self._view(snap, r) for r in group.requests]
@@ -907,11 +915,11 @@ class OnlineDecider:
                 accounts |= ids
             flush()
         finally:
-            self._locks.unlock(held)
+            release()
         assert all(r is not None for r in results)
         return results  # type: ignore[return-value]
 
-    def _hold(self, account_ids: set[str], held: set[int], flush: Callable[[], None]) -> None:
+    def _hold(self, locks: AccountLocks, account_ids: set[str], held: set[int], flush: Callable[[], None]) -> None:
         # Take the accounts' stripes without waiting while others are held (taking them out of
         # order could deadlock with a concurrent decide()); if one is busy, log and release what
         # is held first, then wait for them in the fixed order.
@@ -919,15 +927,15 @@ class OnlineDecider:
         taken: list[int] = []
         for i in wanted:
             try:
-                free = self._locks.try_lock(i)
+                free = locks.try_lock(i)
             except BaseException:
-                self._locks.unlock(taken)
+                locks.unlock(taken)
                 raise
             if not free:
-                self._locks.unlock(taken)
+                locks.unlock(taken)
                 flush()
                 for k in sorted({self._stripe(a) for a in account_ids}):
-                    self._locks.lock(k)
+                    locks.lock(k)
                     held.add(k)
                 return
             taken.append(i)

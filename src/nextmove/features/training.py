@@ -235,30 +235,19 @@ def _attribute_to_touches(
     attributed = outcomes.group_by("touch_id").agg(exprs).collect()
     joined = result.join(attributed, on="touch_id", how="left", suffix="__touch", maintain_order="left")
     has_touch = pl.col("touch_id").is_not_null()
-    credited = book.outcomes.filter(pl.col("touch_id").is_not_null()).get_column("kind").unique().implode()
-    loose = book.outcomes.filter(~pl.col("kind").is_in(credited))
-    if loose.height:
-        touch_keys = result.filter(has_touch).select(_KEYS).unique(maintain_order=True)
-        loose_book = Book(book.accounts, book.signals.clear(), book.touches.clear(), loose, source=book.source)
-        window = _labels(loose_book, touch_keys, vocab, horizon_days=horizon_days, end=end, whole_days=whole_days)
-        joined = joined.join(
-            window.select(*_KEYS, *[pl.col(n).alias(f"{n}__loose") for n in names]),
-            on=_KEYS,
-            how="left",
-            maintain_order="left",
-        )
-    else:
-        joined = joined.with_columns(pl.lit(0).alias(f"{n}__loose") for n in names)
-
-    amounts = set(names[1::2])  # names alternate: y_{kind}, y_{kind}_value
-
-    def touch_label(n: str) -> pl.Expr:
-        own, other = pl.col(f"{n}__touch").fill_null(0), pl.col(f"{n}__loose").fill_null(0)
-        return (own + other) if n in amounts else pl.max_horizontal(own, other)
-
+    # A kind that never names a touch keeps the window labels the rows already hold.
+    credited = set(book.outcomes.filter(pl.col("touch_id").is_not_null()).get_column("kind").unique().to_list())
+    by_touch = {
+        n
+        for kind, stem in vocab.outcome_kinds.items()
+        if kind in credited
+        for n in (f"{LABEL_PREFIX}{stem}", f"{LABEL_PREFIX}{stem}_value")
+    }
     return joined.with_columns(
-        pl.when(has_touch).then(touch_label(n)).otherwise(pl.col(n)).cast(joined.schema[n]).alias(n) for n in names
-    ).drop(*(f"{n}__touch" for n in names), *(f"{n}__loose" for n in names))
+        pl.when(has_touch).then(pl.col(f"{n}__touch").fill_null(0)).otherwise(pl.col(n)).cast(joined.schema[n]).alias(n)
+        for n in names
+        if n in by_touch
+    ).drop(f"{n}__touch" for n in names)
 
 
 def _window_end(horizon: timedelta, end: datetime) -> pl.Expr:

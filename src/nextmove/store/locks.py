@@ -29,6 +29,7 @@ from typing import Any, Final, Protocol
 
 from nextmove.errors import StoreError
 from nextmove.store.base import Store
+from nextmove.store.sql import PG_CONNECT_TIMEOUT_S
 
 STRIPES: Final[int] = 64
 """Stripes the accounts are spread over (their id's CRC-32 modulo this)."""
@@ -74,6 +75,8 @@ class PostgresStripes:
         if self._conn is None:
             dialect = self._engine.dialect
             args, kwargs = dialect.create_connect_args(self._engine.url)
+            # As the store's own connections: fail within seconds when the server is unreachable.
+            kwargs.setdefault("connect_timeout", PG_CONNECT_TIMEOUT_S)
             conn = dialect.connect(*args, **kwargs)
             conn.autocommit = True
             with conn.cursor() as cursor:
@@ -127,7 +130,10 @@ class FileStripes:
 
     def _file(self) -> int:
         if self._fd is None:
-            self._fd = os.open(self._path, os.O_RDWR | os.O_CREAT, 0o600)
+            try:
+                self._fd = os.open(self._path, os.O_RDWR | os.O_CREAT, 0o600)
+            except OSError as exc:  # not "held elsewhere": waiting would never end
+                raise StoreError(f"cannot open the lock file {self._path} of the SQLite store: {exc}") from exc
         return self._fd
 
     def try_acquire(self, stripe: int) -> bool:
@@ -135,8 +141,9 @@ class FileStripes:
         import fcntl
 
         with self._mutex:
+            fd = self._file()
             try:
-                fcntl.lockf(self._file(), fcntl.LOCK_EX | fcntl.LOCK_NB, 1, stripe)
+                fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB, 1, stripe)
             except BlockingIOError:
                 return False
             except PermissionError:  # some systems answer EACCES for a lock held elsewhere
