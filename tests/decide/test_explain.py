@@ -739,3 +739,23 @@ def test_explain_control_whose_default_did_not_fit_names_the_resource(lab: Case)
         assert parsed.summary.startswith(
             f"Control group: nothing is done, since the lifecycle default, {name}, did not fit the capacity left"
         )
+
+
+def test_explain_comparables_window_is_the_training_labels_window() -> None:
+    """Outcomes of dates: the decision's own day counts and the day the horizon ends does not, as in the labels."""
+    from nextmove.decide.explain import _with_window
+
+    day = datetime(2025, 3, 1, tzinfo=UTC)
+    found = pl.DataFrame({"comparable_id": ["c"], "decision_ts": [day]})
+    outcomes = pl.DataFrame(
+        {
+            "account_id": ["c", "c"],
+            "ts": [day, day + timedelta(days=90)],
+            "kind": ["expansion", "expansion"],
+            "value": [10.0, 100.0],
+        }
+    )
+    dated = _with_window(found, outcomes, "expansion", 90, dated=True)
+    timed = _with_window(found, outcomes, "expansion", 90, dated=False)
+    assert dated.select("_n", "_sum").row(0) == (1, 10.0)
+    assert timed.select("_n", "_sum").row(0) == (1, 100.0)

@@ -23,7 +23,7 @@ import polars as pl
 import scipy.linalg
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
-from nextmove.book import NO_ACTION
+from nextmove.book import NO_ACTION, of_dates
 from nextmove.decide.comparables import ComparableFinder, _utc
 from nextmove.decide.phrases import (
     feature_family,
@@ -34,7 +34,7 @@ from nextmove.decide.phrases import (
     wording_table,
 )
 from nextmove.errors import ConfigError
-from nextmove.features import feature_schema, sanitize_name
+from nextmove.features import feature_schema, in_label_window, sanitize_name
 from nextmove.models.effect import ARM_SEPARATOR, EffectModel, EffectProjection, ObjectiveSpec, objective_specs
 from nextmove.playbook import Playbook
 from nextmove.playbook.schema import SignalRoles
@@ -1416,6 +1416,7 @@ def _comparables(
         .join(subjects, on="account_id", how="inner", maintain_order="left")
     )
     parts = []
+    dated = outcomes is not None and of_dates(outcomes)
     for (action,), group in snap.partition_by("_subject", as_dict=True, include_key=False).items():
         action_id = str(action)
         if action_id not in kind_of:
@@ -1428,7 +1429,7 @@ def _comparables(
         if outcomes is None:
             text = _credited_words(pl.col("outcome"), words, is_amount, catalog.horizon_days)
         else:
-            found = _with_window(found, outcomes, kind, catalog.horizon_days)
+            found = _with_window(found, outcomes, kind, catalog.horizon_days, dated=dated)
             text = _window_words(words, is_amount, catalog.horizon_days)
         parts.append(
             found.with_columns(
@@ -1463,8 +1464,11 @@ def _credited_words(value: pl.Expr, outcome: str, is_amount: bool, horizon_days:
     return pl.when(value > 0).then(happened).otherwise(pl.lit(f"no {outcome} credited to it{within}"))
 
 
-def _with_window(found: pl.DataFrame, outcomes: pl.DataFrame, kind: str, horizon_days: int) -> pl.DataFrame:
-    """``found`` with what followed each decision in ``(ts, ts + horizon]``: ``_n`` outcomes of ``kind``,
+def _with_window(
+    found: pl.DataFrame, outcomes: pl.DataFrame, kind: str, horizon_days: int, *, dated: bool
+) -> pl.DataFrame:
+    """``found`` with what followed each decision in its label window (``(ts, ts + horizon]``; for outcomes
+    of dates ``[ts, ts + horizon)``, as the training labels): ``_n`` outcomes of ``kind``,
     their ``_sum`` of values and ``_other`` (one of them credited to a touch: another one, when the
     decision's own label has none of it)."""
     cols = outcomes.columns
@@ -1481,7 +1485,9 @@ def _with_window(found: pl.DataFrame, outcomes: pl.DataFrame, kind: str, horizon
         keyed.lazy()
         .select("_f", "comparable_id", "decision_ts")
         .join(of_kind, on="comparable_id", how="inner")
-        .filter((pl.col("_ts") > pl.col("decision_ts")) & (pl.col("_ts") <= pl.col("decision_ts") + horizon))
+        .filter(
+            in_label_window(pl.col("_ts"), pl.col("decision_ts"), pl.col("decision_ts") + horizon, whole_days=dated)
+        )
         .group_by("_f")
         .agg(
             pl.len().cast(pl.Int64).alias("_n"),

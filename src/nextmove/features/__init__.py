@@ -11,7 +11,7 @@ from nextmove.features.names import (
 )
 from nextmove.features.schema import NON_FEATURE_COLUMNS, FeatureKind, FeatureSchema, feature_schema
 from nextmove.features.snapshot import compute_features
-from nextmove.features.training import build_training_set
+from nextmove.features.training import build_training_set, in_label_window
 
 __all__ = [
     "DEFAULT_WINDOWS_DAYS",
@@ -25,6 +25,7 @@ __all__ = [
     "build_training_set",
     "compute_features",
     "feature_schema",
+    "in_label_window",
     "point_in_time",
     "sanitize_name",
     "terminal_outcome_kinds",

@@ -260,6 +260,17 @@ def _until(window_end: pl.Expr, whole_days: bool) -> pl.Expr:
     return pl.col("ts") < window_end if whole_days else pl.col("ts") <= window_end
 
 
+def in_label_window(ts: pl.Expr, decision_ts: pl.Expr, window_end: pl.Expr, *, whole_days: bool) -> pl.Expr:
+    """Whether an outcome at ``ts`` is in the label window of a decision at ``decision_ts``.
+
+    The window of :func:`build_training_set`: ``(decision_ts, window_end]``, or ``[decision_ts,
+    window_end)`` when the outcomes are dates (``whole_days``; :func:`~nextmove.book.of_dates`).
+    """
+    if whole_days:
+        return (ts >= decision_ts) & (ts < window_end)
+    return (ts > decision_ts) & (ts <= window_end)
+
+
 def _positive_days(value: object, what: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
         raise ConfigError(f"{what} must be a positive whole number of days, got {value!r}")
@@ -452,8 +463,8 @@ def _labels(
     outcomes = book.outcomes.lazy().select(ACCOUNT_ID, "ts", "kind", _column(book.outcomes, "value", pl.Float64))
     # Labels look forward on purpose: (decision_ts, decision_ts + horizon], as seen by `end`; when the
     # outcomes are dates, [decision day, decision day + horizon), the days seen before `end`.
-    after = pl.col("ts") >= pl.col(DECISION_TS) if whole_days else pl.col("ts") > pl.col(DECISION_TS)
-    following = keys.lazy().join(outcomes, on=ACCOUNT_ID).filter(after & _until(window_end, whole_days))
+    window = in_label_window(pl.col("ts"), pl.col(DECISION_TS), window_end, whole_days=whole_days)
+    following = keys.lazy().join(outcomes, on=ACCOUNT_ID).filter(window)
     label_exprs: list[pl.Expr] = []
     label_names: list[str] = []
     for kind, stem in vocab.outcome_kinds.items():
