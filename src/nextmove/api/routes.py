@@ -41,7 +41,7 @@ from nextmove.api.schemas import (
     clean_text,
 )
 from nextmove.api.service import Services
-from nextmove.engine.online import DecideGroup, DecideRequest
+from nextmove.engine.online import DecideGroup, DecideRequest, servable_run
 from nextmove.engine.run_process import interrupted_run_note
 from nextmove.errors import ConfigError, NotFoundError
 from nextmove.store import AuditEntry, DecisionRecord, RunRecord
@@ -409,8 +409,8 @@ def recommendations(
     if run_id is not None:
         services.store.get_run(run_id)
     run = services.store.get_run(run_id) if run_id is not None else services.served_run()
-    if run is None:
-        run = services.store.latest_run(status="succeeded")
+    if run is None:  # not serving yet: the run it would serve, never one started with promote=false
+        run = servable_run(services.store)
     owners = None if principal.sees_everything else set(principal.owners)
     if owners is not None and owner is not None:
         owners &= {owner}

@@ -714,6 +714,8 @@ class OnlineDecider:
         self.book = book
         self._fresh: FreshScorer | None = None
         self._fresh_lock = threading.Lock()
+        self._unloadable: str | None = None
+        """The served run's model id that could not be loaded (gone, or not this playbook's): not tried again."""
         self.refresh_s = refresh_s
         self.learner = OnlineLearner(level=0.9)
         self._snapshot: PolicySnapshot | None = None
@@ -987,10 +989,13 @@ class OnlineDecider:
         from nextmove.engine.run import load_effect_model
 
         with self._fresh_lock:
+            if model_id == self._unloadable:
+                return None  # tried already: not read again on every decision that brings signals
             if self._fresh is None or self._fresh.model_id != model_id:
                 try:
                     model, model_id = load_effect_model(self.store, self.playbook, model_id)
                 except (NotFoundError, ConfigError):
+                    self._unloadable = model_id
                     return None  # the run's model is gone or not this playbook's: the run's projection serves
                 self._fresh = FreshScorer(self.book, self.playbook, model, model_id)
             return self._fresh
