@@ -759,3 +759,90 @@ def test_explain_comparables_window_is_the_training_labels_window() -> None:
     timed = _with_window(found, outcomes, "expansion", 90, dated=False)
     assert dated.select("_n", "_sum").row(0) == (1, 10.0)
     assert timed.select("_n", "_sum").row(0) == (1, 100.0)
+
+
+# ---- actions with variants ---------------------------------------------------------------------
+
+VARIANTS = """
+control_fraction = {control}
+exploration = {{ method = "none" }}
+
+[objectives.win]
+outcome = "win"
+value = "fixed"
+value_usd = 100
+
+[[actions]]
+id = "call"
+name = "Call"
+team = "cs"
+objective = "win"
+cost_usd = 5
+
+[[actions]]
+id = "email"
+name = "Email"
+team = "marketing"
+channel = "email"
+objective = "win"
+cost_usd = 1
+default_for_stages = ["trial"]
+variants = [{{ id = "morning" }}, {{ id = "evening", channel = "sms" }}]
+
+[contact_policy]
+caps = [{{ team = "marketing", channel = "email", max_touches = 1, window_days = 14 }}]
+"""
+
+
+def variants_playbook(control: float = 0.0) -> Playbook:
+    """Email has two variants, morning (the first: the lifecycle default's) and evening (by sms)."""
+    return parse_playbook(VARIANTS.format(control=control))
+
+
+def test_explain_pooled_note_follows_the_flagged_variant_arm() -> None:
+    """A variant the history rarely took is its own flagged arm (``email:evening``): its receipt says it is pooled."""
+    rng = np.random.default_rng(0)
+    accounts, periods = 400, 6
+    n = accounts * periods
+    account = np.repeat(np.arange(accounts), periods)
+    arm = rng.choice(["none", "call", "email:morning", "email:evening"], size=n, p=[0.5, 0.25, 0.24, 0.01])
+    action = np.array([a.partition(":")[0] for a in arm])
+    won = (rng.random(n) < np.where(action == "call", 0.35, 0.2)).astype(np.int8)
+    start = datetime(2025, 1, 6, tzinfo=UTC)
+    history = pl.DataFrame(
+        {
+            "account_id": [f"acc{i:04d}" for i in account],
+            "decision_ts": [start + timedelta(days=14 * int(p)) for p in np.tile(np.arange(periods), accounts)],
+            "logged": [True] * n,
+            "action_id": action.tolist(),
+            "variant": [a.partition(":")[2] or None for a in arm],
+            "propensity": np.select([arm == "none", arm == "call", arm == "email:morning"], [0.5, 0.25, 0.24], 0.01),
+            "usage": rng.normal(size=accounts)[account] + 0.3 * rng.normal(size=n),
+            "y_win": won,
+            "y_win_value": won.astype(float),
+            "censored": [False] * n,
+        }
+    )
+    playbook = variants_playbook()
+    model = EffectModel(playbook, **FAST).fit(history)
+    snapshot = history.group_by("account_id", maintain_order=True).last().select("account_id", "usage").head(3)
+    projection = model.project(snapshot)
+    assert projection.flagged_actions == ("email:evening",)
+    decisions = pl.DataFrame(
+        {
+            "account_id": snapshot.get_column("account_id"),
+            "action_id": ["email", "email", "call"],
+            "variant": ["evening", "morning", None],
+            "arm": ["model"] * 3,
+            "propensity": [1.0] * 3,
+            "model_action_id": ["email", "email", "call"],
+            "default_action_id": [NO_ACTION] * 3,
+            "value_usd": [10.0] * 3,
+            "value_low_usd": [0.0] * 3,
+            "value_high_usd": [20.0] * 3,
+        }
+    )
+    lost = pl.DataFrame(schema=dict.fromkeys(["account_id", "action_id", "variant", "why", "reason"], pl.String))
+    out = explain_decisions(snapshot, projection, decisions, lost, playbook, top_signals=0)
+    pooled = ["too few past touches to learn its own effect" in s for s in out.get_column("summary")]
+    assert pooled == [True, False, False]

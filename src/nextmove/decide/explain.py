@@ -419,8 +419,9 @@ def explain_decisions(
     dec = dec.join(runner_up, on="_i", how="left", maintain_order="left")
     dec = dec.with_columns(
         _default_why().alias("default_why"),
-        # An action the history (almost) never took: its effect is the pooled estimate (summary says so).
-        pl.col("action_id").is_in(list(projection.flagged_actions)).alias("_pooled"),
+        # An arm the history (almost) never took: its effect is the pooled estimate (summary says so).
+        # Flagged are arms, so a variant is looked up by its own arm (``action:variant``) when projected.
+        _arm_key(pl.col("action_id"), pl.col("variant"), arms).is_in(list(projection.flagged_actions)).alias("_pooled"),
     )
     rows = _projected_rows(projection, dec, arms, catalog)
     projected, headline = _projected(rows, catalog)
