@@ -846,3 +846,93 @@ def test_explain_pooled_note_follows_the_flagged_variant_arm() -> None:
     out = explain_decisions(snapshot, projection, decisions, lost, playbook, top_signals=0)
     pooled = ["too few past touches to learn its own effect" in s for s in out.get_column("summary")]
     assert pooled == [True, False, False]
+
+
+def flat_projection(ids: list[str], values: dict[str, float]) -> EffectProjection:
+    """Every account worth ``values[arm]`` for each arm (win: 20% without, +value/100 with), none flagged."""
+    arms = [NO_ACTION, *values]
+    worth = {NO_ACTION: 0.0, **values}
+    value_rows = pl.DataFrame(
+        [(a, arm, worth[arm], worth[arm] - 5.0, worth[arm] + 5.0, 0.0, False) for a in ids for arm in arms],
+        schema=["account_id", "action_id", "value_usd", "low", "high", "cost_usd", "pooled"],
+        orient="row",
+    )
+    effects = pl.DataFrame(
+        [
+            (
+                a,
+                arm,
+                "win",
+                "win",
+                "probability",
+                0.2,
+                worth[arm] / 100,
+                worth[arm] / 100 - 0.05,
+                worth[arm] / 100 + 0.05,
+            )
+            for a in ids
+            for arm in arms
+        ],
+        schema=["account_id", "action_id", "objective", "outcome", "unit", "baseline", "effect", "low", "high"],
+        orient="row",
+    ).with_columns((pl.col("effect") * 100).alias("effect_usd"), pl.lit(False).alias("pooled"))
+    return EffectProjection(level=0.9, effects=effects, values=value_rows, flagged_actions=())
+
+
+def control_decisions(ids: list[str], action: list[str], variant: list[str | None]) -> pl.DataFrame:
+    """Control accounts of the variants playbook, whose lifecycle default is email."""
+    n = len(ids)
+    return pl.DataFrame(
+        {
+            "account_id": ids,
+            "action_id": action,
+            "variant": variant,
+            "arm": ["control"] * n,
+            "propensity": [1.0] * n,
+            "model_action_id": ["call"] * n,
+            "default_action_id": ["email"] * n,
+            "value_usd": [0.0] * n,
+            "value_low_usd": [0.0] * n,
+            "value_high_usd": [0.0] * n,
+        },
+        schema_overrides={"variant": pl.String},
+    )
+
+
+def test_explain_control_default_why_and_summary_say_the_same() -> None:
+    """Whether a control account's default was followed, did not fit or was not allowed: one test, both texts.
+
+    ``d`` has no row of its default in ``lost``: nothing is done, so the default is not followed
+    (``default_why`` used to say it was, while the summary said it was not allowed).
+    """
+    ids = ["a", "b", "c", "d"]
+    projection = flat_projection(ids, {"call": 30.0, "email:morning": 20.0, "email:evening": 10.0})
+    decisions = control_decisions(ids, ["email", "none", "none", "none"], ["morning", None, None, None])
+    lost = pl.DataFrame(
+        [
+            ("a", "call", None, "lower_value", ""),
+            ("a", "email", "evening", "lower_value", ""),
+            ("b", "email", "morning", "capacity", "not enough of the run's limit of Email is left for it"),
+            ("c", "email", "morning", "cooldown", "cooldown: done 3 days ago, cooldown 7 days"),
+            ("d", "call", None, "rule", ""),
+        ],
+        schema=["account_id", "action_id", "variant", "why", "reason"],
+        orient="row",
+    )
+    snapshot = pl.DataFrame({"account_id": ids})
+    out = explain_decisions(snapshot, projection, decisions, lost, variants_playbook(), top_signals=0)
+    said = {
+        account: (parse_evidence(evidence).default_why, parse_evidence(evidence).summary)
+        for account, evidence in out.select("account_id", "evidence").iter_rows()
+    }
+    phrases = {
+        "a": ("follows the lifecycle playbook", "Email (morning), as the lifecycle playbook says"),
+        "b": ("did not fit (not enough of", "did not fit the capacity left"),
+        "c": ("is not allowed now (cooldown: done 3 days ago", "is not allowed now"),
+        "d": ("is not allowed now, so nothing is done", "is not allowed now"),
+    }
+    for account, (why_phrase, summary_phrase) in phrases.items():
+        default_why, summary = said[account]
+        assert why_phrase in default_why, (account, default_why)
+        assert summary_phrase in summary, (account, summary)
+    assert said["d"][0] == "Control group: the lifecycle default, Email, is not allowed now, so nothing is done."

@@ -417,6 +417,7 @@ def explain_decisions(
     )
     alternatives, runner_up = _alternatives(dec, lost_rows, values, arms, n_alternatives, catalog)
     dec = dec.join(runner_up, on="_i", how="left", maintain_order="left")
+    dec = dec.with_columns(_control_default().alias("_control_default"))
     dec = dec.with_columns(
         _default_why().alias("default_why"),
         # An arm the history (almost) never took: its effect is the pooled estimate (summary says so).
@@ -644,6 +645,30 @@ def _alternatives(
 # ---- the lifecycle default -----------------------------------------------------------------------
 
 
+def _control_default() -> pl.Expr:
+    """What became of a control account's lifecycle default: the one test ``default_why`` and the summary share.
+
+    ``no_default`` (the book has no stages), ``nothing`` (the default is doing nothing), ``follows``
+    (the account gets an action, which is its default), or, when nothing is done instead of the
+    default, ``did_not_fit`` (it lost to capacity) or ``not_allowed`` (a rule kept it, or ``lost``
+    has no row of it to say why). Null for accounts outside the control cohort.
+    """
+    default = pl.col("default_action_id")
+    return (
+        pl.when(pl.col("arm") != "control")
+        .then(pl.lit(None, pl.String))
+        .when(default.is_null())
+        .then(pl.lit("no_default"))
+        .when(default == NO_ACTION)
+        .then(pl.lit("nothing"))
+        .when(pl.col("action_id") != NO_ACTION)
+        .then(pl.lit("follows"))
+        .when(pl.col("_default_why_code") == "capacity")
+        .then(pl.lit("did_not_fit"))
+        .otherwise(pl.lit("not_allowed"))
+    )
+
+
 def _default_why() -> pl.Expr:
     """``default_why``: how the choice compares with the lifecycle playbook's default, in one sentence."""
     default_name = _name(pl.col("default_action_id"), pl.col("_default_name"))
@@ -663,34 +688,40 @@ def _default_why() -> pl.Expr:
         .otherwise(pl.lit(""))
     )
     blocked = pl.col("_default_why_code").is_in(["rule", "cooldown", "contact_cap", "in_flight"])
+    control = pl.col("_control_default")
+    reason = (
+        pl.when(pl.col("_default_reason").is_not_null())
+        .then(pl.concat_str([pl.lit(" ("), pl.col("_default_reason"), pl.lit(")")]))
+        .otherwise(pl.lit(""))
+    )
     return (
         pl.when(pl.col("default_action_id").is_null())
         .then(pl.lit("The lifecycle playbook has no default for this account."))
         .when(pl.col("arm") == "control")
         .then(
-            pl.when(pl.col("default_action_id") == NO_ACTION)
+            pl.when(control == "nothing")
             .then(pl.lit("Control group: the lifecycle playbook does nothing for this account, and so does this."))
-            .when((pl.col("action_id") == NO_ACTION) & (pl.col("_default_why_code") == "capacity"))
+            .when(control == "did_not_fit")
             .then(
                 pl.concat_str(
                     [
                         pl.lit("Control group: the lifecycle default, "),
                         default_name,
-                        pl.lit(", did not fit ("),
-                        pl.col("_default_reason"),
-                        pl.lit("), so nothing is done."),
+                        pl.lit(", did not fit"),
+                        reason,
+                        pl.lit(", so nothing is done."),
                     ]
                 )
             )
-            .when((pl.col("action_id") == NO_ACTION) & pl.col("_default_reason").is_not_null())
+            .when(control == "not_allowed")
             .then(
                 pl.concat_str(
                     [
                         pl.lit("Control group: the lifecycle default, "),
                         default_name,
-                        pl.lit(", is not allowed now ("),
-                        pl.col("_default_reason"),
-                        pl.lit("), so nothing is done."),
+                        pl.lit(", is not allowed now"),
+                        reason,
+                        pl.lit(", so nothing is done."),
                     ]
                 )
             )
@@ -1631,14 +1662,11 @@ def _summary() -> pl.Expr:
         )
         .otherwise(pl.lit(""))
     )
+    fate = pl.col("_control_default")  # decided once, with default_why (see _control_default)
     control = pl.concat_str(
         [
             pl.lit("Control group: "),
-            pl.when(
-                (pl.col("action_id") == NO_ACTION)
-                & (pl.col("default_action_id") != NO_ACTION)
-                & (pl.col("_default_why_code") == "capacity")
-            )
+            pl.when(fate == "did_not_fit")
             .then(
                 pl.concat_str(
                     [
@@ -1648,7 +1676,7 @@ def _summary() -> pl.Expr:
                     ]
                 )
             )
-            .when((pl.col("action_id") == NO_ACTION) & (pl.col("default_action_id") != NO_ACTION))
+            .when(fate == "not_allowed")
             .then(
                 pl.concat_str(
                     [
