@@ -27,6 +27,7 @@ from nextmove.decide.explain import (
     receipt_text,
 )
 from nextmove.decide.explore import assign_control, stable_uniform
+from nextmove.decide.policy import decide
 from nextmove.decide.rules import Why, check_rules
 from nextmove.errors import ConfigError
 from nextmove.features import build_training_set, compute_features, feature_schema
@@ -790,6 +791,7 @@ default_for_stages = ["trial"]
 variants = [{{ id = "morning" }}, {{ id = "evening", channel = "sms" }}]
 
 [contact_policy]
+max_actions_per_window = 5
 caps = [{{ team = "marketing", channel = "email", max_touches = 1, window_days = 14 }}]
 """
 
@@ -936,3 +938,37 @@ def test_explain_control_default_why_and_summary_say_the_same() -> None:
         assert why_phrase in default_why, (account, default_why)
         assert summary_phrase in summary, (account, summary)
     assert said["d"][0] == "Control group: the lifecycle default, Email, is not allowed now, so nothing is done."
+
+
+def test_explain_control_default_with_variants_gives_the_reason_of_the_variant_tried() -> None:
+    """A control account tries its default's first variant: its receipt gives that variant's reason.
+
+    Email's morning variant (by email) is capped; its evening variant (by sms) is allowed and worth
+    more, so it lost to the control draw ("held back"). The receipt said the default was not allowed
+    because it was held back: the evening row's reason, not the morning one's, which is why.
+    """
+    playbook = variants_playbook(control=0.99)
+    ids = [f"c{i}" for i in range(6)]
+    as_of = datetime(2025, 6, 2, tzinfo=UTC)
+    features = pl.DataFrame({"account_id": ids})
+    touches = pl.DataFrame(
+        {"account_id": ids, "action_id": ["email"] * len(ids), "ts": [as_of - timedelta(days=10)] * len(ids)}
+    )
+    rules = check_rules(features, touches, playbook, as_of, {})
+    projection = flat_projection(ids, {"call": 30.0, "email:morning": 10.0, "email:evening": 20.0})
+    decisions = decide(rules, projection.values, playbook, owners=["o"] * len(ids), stages=["trial"] * len(ids))
+    frame = decisions.frame()
+    lost = decisions.lost(playbook)
+    control = frame.filter(pl.col("arm") == "control")
+    assert control.height > 0
+    assert set(control.get_column("action_id")) == {NO_ACTION}
+    capped = lost.filter(pl.col("variant") == "morning").get_column("reason").unique().to_list()
+    assert capped == ["contact cap: 1 marketing email touches in 14 days (max 1)"]
+    out = explain_decisions(features, projection, frame, lost, playbook, top_signals=0)
+    for evidence in out.join(control.select("account_id"), on="account_id", how="semi").get_column("evidence"):
+        parsed = parse_evidence(evidence)
+        assert parsed.default_why == (
+            "Control group: the lifecycle default, Email, is not allowed now "
+            "(contact cap: 1 marketing email touches in 14 days (max 1)), so nothing is done."
+        )
+        assert parsed.summary.startswith("Control group: nothing is done, since the lifecycle default, Email, is not")

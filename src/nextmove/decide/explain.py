@@ -33,6 +33,7 @@ from nextmove.decide.phrases import (
     usd_text,
     wording_table,
 )
+from nextmove.decide.policy import default_variant
 from nextmove.errors import ConfigError
 from nextmove.features import feature_schema, in_label_window, sanitize_name
 from nextmove.models.effect import ARM_SEPARATOR, EffectModel, EffectProjection, ObjectiveSpec, objective_specs
@@ -271,6 +272,8 @@ class _Catalog:
     stems: dict[str, str]
     """Feature stems → plain words (signal names, action names, outcome kinds, teams, roles)."""
     horizon_days: int
+    default_variants: pl.DataFrame
+    """``default_action_id, _default_variant``: the variant a lifecycle default is given (null: none)."""
 
     @classmethod
     def of(cls, playbook: Playbook) -> _Catalog:
@@ -298,6 +301,13 @@ class _Catalog:
             actions=actions,
             stems=stems,
             horizon_days=playbook.horizon_days,
+            default_variants=pl.DataFrame(
+                {
+                    "default_action_id": [a.id for a in playbook.actions],
+                    "_default_variant": [default_variant(playbook, a.id) for a in playbook.actions],
+                },
+                schema={"default_action_id": pl.String, "_default_variant": pl.String},
+            ),
         )
 
 
@@ -483,6 +493,7 @@ def _with_subject(dec: pl.DataFrame, catalog: _Catalog, arms: pl.Series) -> pl.D
             how="left",
             maintain_order="left",
         )
+        .join(catalog.default_variants, on="default_action_id", how="left", maintain_order="left")
     )
 
 
@@ -543,6 +554,11 @@ def _alternatives(
             & pl.col("variant").eq_missing(dec.get_column("variant").gather(at))
         ).alias("_chosen"),
         (pl.col("action_id") == dec.get_column("default_action_id").gather(at)).fill_null(False).alias("_is_default"),
+        # The variant of its default a control account tried (the others lost to the control draw).
+        (
+            (dec.get_column("arm").gather(at) == "control")
+            & pl.col("variant").eq_missing(dec.get_column("_default_variant").gather(at))
+        ).alias("_tried"),
         pl.col("variant").is_not_null().alias("_has_variant"),
         "action_id",
         "variant",
@@ -583,7 +599,13 @@ def _alternatives(
     found[:, k < 0] = np.nan
     ranked = (
         keys.select(
-            "_r", "_i", "_chosen", "_is_default", pl.col("action_id").alias("_a"), pl.col("variant").alias("_b")
+            "_r",
+            "_i",
+            "_chosen",
+            "_is_default",
+            "_tried",
+            pl.col("action_id").alias("_a"),
+            pl.col("variant").alias("_b"),
         )
         .with_row_index("_p")
         .with_columns(pl.Series("_v", found[0]).fill_nan(None), pl.Series("_k", k))
@@ -626,11 +648,12 @@ def _alternatives(
         on="_alt_action",
         how="left",
     )
-    # The default's own row: its best variant when it has several, but the one that found no capacity
-    # left first (a control account tries only one variant of its default, and capacity is why it lost).
+    # The default's own row. A control account tries only one variant of its default (default_variant):
+    # that one's, since the others lost to the control draw ("held back"), which is not why nothing is
+    # done. Otherwise its best variant when it has several, but one that found no capacity left first.
     default = (
         rows.filter(pl.col("_is_default"))
-        .sort(pl.col("why") != "capacity", maintain_order=True)
+        .sort([~pl.col("_tried"), pl.col("why") != "capacity"], maintain_order=True)
         .group_by("_i", maintain_order=True)
         .agg(
             pl.col("value_usd").first().alias("_default_v"),

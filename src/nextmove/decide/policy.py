@@ -478,12 +478,43 @@ def default_candidates(
     if stages is None:
         return np.full(n, -1), [None] * n
     first: dict[str, int] = {}
+    exact: dict[tuple[str, str | None], int] = {}
     for k, c in enumerate(cands):
         first.setdefault(c.action_id, k)
+        exact.setdefault((c.action_id, c.variant), k)
+    # The default's own variant (what the receipt explains), else the action's first candidate.
+    first = {a: exact.get((a, default_variant(playbook, a)), k) for a, k in first.items()}
     by_stage = {s: a.id for a in playbook.actions for s in a.default_for_stages}
     ids: list[str | None] = [NO_ACTION if s is None else by_stage.get(s, NO_ACTION) for s in stages]
     index = np.array([first.get(a, -1) if a is not None else -1 for a in ids], dtype=np.int64)
     return index, ids
+
+
+def default_variant(playbook: Playbook, action_id: str | None) -> str | None:
+    """The variant a lifecycle default of ``action_id`` is given: the action's first (None: it has none).
+
+    The control cohort tries only this one; its receipt gives this variant's reason when it is not done.
+
+    Examples
+    --------
+    >>> from nextmove.playbook.loader import parse_playbook
+    >>> pb = parse_playbook('''
+    ... [objectives.retention]
+    ... outcome = "churn"
+    ... sense = "avoid"
+    ... value = "arr"
+    ... [[actions]]
+    ... id = "email"
+    ... name = "Email"
+    ... team = "marketing"
+    ... objective = "retention"
+    ... variants = [{ id = "morning" }, { id = "evening" }]
+    ... ''')
+    >>> default_variant(pb, "email"), default_variant(pb, "none")
+    ('morning', None)
+    """
+    action = next((a for a in playbook.actions if a.id == action_id), None)
+    return action.variants[0].id if action is not None and action.variants else None
 
 
 # ---- the policy -----------------------------------------------------------------------------------
