@@ -19,7 +19,7 @@ from pydantic import ValidationError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from nextmove.api.auth import Principal
-from nextmove.api.errors import error_response, public_message
+from nextmove.api.errors import nextmove_error_response
 from nextmove.api.routes import decide_now, decide_resource
 from nextmove.api.schemas import DecideIn
 from nextmove.api.service import Services
@@ -79,8 +79,7 @@ class DecideExpressLane:
         except NextmoveError as exc:
             # Nothing was logged: answered and audited as the route's error handler and audit middleware do.
             await self._audit_refusal(entry, exc.http_status)
-            text = public_message(exc, self.services.store.url)
-            await error_response(exc.http_status, exc.code, text)(scope, receive, send)
+            await nextmove_error_response(exc, self.services.store.url)(scope, receive, send)
             return
         except Exception:
             await self._audit_refusal(entry, 500)
