@@ -16,6 +16,7 @@ import nextmove.api.express
 from nextmove.api import ApiConfig, create_app
 from nextmove.api.errors import InvalidRequestError
 from nextmove.api.service import Services
+from nextmove.errors import StoreError
 from nextmove.playbook import Playbook
 from nextmove.store import open_store
 
@@ -167,3 +168,24 @@ def test_the_lane_answers_a_refusal_with_problems_as_the_route_does(
     assert lane.status_code == route.status_code == 422
     assert lane.json() == route.json()
     assert lane.json()["problems"] == problems
+
+
+def test_the_lane_refuses_as_the_route_does_when_the_audit_entry_cannot_be_written(
+    tmp_path: Path, playbook: Playbook, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(_entries: object) -> None:
+        raise StoreError("the store is gone")
+
+    answers, lane_calls = _lane_and_route(
+        tmp_path,
+        playbook,
+        monkeypatch,
+        [b'{"account_id": "no-such-account"}'],
+        before=lambda services: monkeypatch.setattr(services.store, "add_audit", broken),
+    )
+    assert lane_calls == 1
+    ((lane, route),) = answers
+    # The client never gets a refusal the audit trail does not show, whichever way the call went.
+    assert lane.status_code == route.status_code == 503
+    assert lane.json() == route.json()
+    assert lane.json()["code"] == "store_unavailable"
