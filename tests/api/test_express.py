@@ -2,10 +2,23 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import httpx
-from tests.api.conftest import Served
+import pytest
+from fastapi import FastAPI
+from tests.api.conftest import Served, make_keys, seed_run
+
+import nextmove.api.express
+from nextmove.api import ApiConfig, create_app
+from nextmove.api.errors import InvalidRequestError
+from nextmove.api.service import Services
+from nextmove.errors import StoreError
+from nextmove.playbook import Playbook
+from nextmove.store import open_store
 
 # A content type the lane leaves to the route (it takes exactly ``application/json``): the same
 # call then goes through the framework, which is what the lane's answers are compared with.
@@ -75,3 +88,104 @@ def test_the_lane_leaves_unknown_keys_to_the_route(served: Served) -> None:
         answers = [_post(client, f'{{"account_id": "{account}"}}'.encode(), via_route=False) for _ in range(2)]
     assert [a.status_code for a in answers] == [401, 401]
     assert answers[0].json()["code"] == "unauthenticated"
+
+
+Refusals = list[tuple[httpx.Response, httpx.Response]]
+
+
+def _lane_and_route(
+    tmp_path: Path,
+    playbook: Playbook,
+    monkeypatch: pytest.MonkeyPatch,
+    bodies: list[bytes],
+    *,
+    before: Callable[[Services], None],
+) -> tuple[Refusals, int]:
+    """Each body sent down the lane and then the route of an in-process app, after ``before(services)``.
+
+    Returns the answers and how many calls the lane decided itself.
+    """
+    url = f"sqlite:///{(tmp_path / 'nextmove.db').as_posix()}"
+    with open_store(url) as store:
+        recs = seed_run(store, playbook)
+        keys = make_keys(store)
+    app: FastAPI = create_app(ApiConfig(playbook=playbook, store_url=url))
+    services: Services = app.state.services
+    lane_calls = 0
+    decide_now = nextmove.api.express.decide_now
+
+    async def counted(*args: Any) -> bytes:
+        nonlocal lane_calls
+        lane_calls += 1
+        return await decide_now(*args)
+
+    monkeypatch.setattr(nextmove.api.express, "decide_now", counted)
+
+    async def main() -> Refusals:
+        transport = httpx.ASGITransport(app=app)
+        headers = {"Authorization": f"Bearer {keys.admin}"}
+        async with httpx.AsyncClient(transport=transport, base_url="http://nextmove", headers=headers) as client:
+
+            def post(body: bytes, *, via_route: bool) -> Awaitable[httpx.Response]:
+                return client.post(
+                    "/v1/decide",
+                    content=body,
+                    headers=ROUTE_ONLY if via_route else {"Content-Type": "application/json"},
+                )
+
+            # Verifies the key (the lane only knows keys verified lately) and decides once.
+            first = await post(f'{{"account_id": "{recs[0].account_id}"}}'.encode(), via_route=True)
+            assert first.status_code == 200, first.text
+            before(services)
+            return [(await post(body, via_route=False), await post(body, via_route=True)) for body in bodies]
+
+    services.audit.start()  # not services.start(): it freezes the test process's objects for the collector
+    try:
+        answers = asyncio.run(main())
+    finally:
+        services.close()
+    return answers, lane_calls
+
+
+def test_the_lane_answers_a_refusal_with_problems_as_the_route_does(
+    tmp_path: Path, playbook: Playbook, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # No decide refusal lists problems today; the lane must answer one as the route does when one does.
+    problems = [{"field": "signals.bogus", "problem": "the book has no signal 'bogus'"}]
+
+    def refuse(_signals: object) -> None:
+        raise InvalidRequestError("signals: the book has no signal 'bogus'", problems)
+
+    answers, lane_calls = _lane_and_route(
+        tmp_path,
+        playbook,
+        monkeypatch,
+        [b'{"account_id": "acct-001", "signals": {"bogus": 1.0}}'],
+        before=lambda services: monkeypatch.setattr(services, "check_signals", refuse),
+    )
+    assert lane_calls == 1
+    ((lane, route),) = answers
+    assert lane.status_code == route.status_code == 422
+    assert lane.json() == route.json()
+    assert lane.json()["problems"] == problems
+
+
+def test_the_lane_refuses_as_the_route_does_when_the_audit_entry_cannot_be_written(
+    tmp_path: Path, playbook: Playbook, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(_entries: object) -> None:
+        raise StoreError("the store is gone")
+
+    answers, lane_calls = _lane_and_route(
+        tmp_path,
+        playbook,
+        monkeypatch,
+        [b'{"account_id": "no-such-account"}'],
+        before=lambda services: monkeypatch.setattr(services.store, "add_audit", broken),
+    )
+    assert lane_calls == 1
+    ((lane, route),) = answers
+    # The client never gets a refusal the audit trail does not show, whichever way the call went.
+    assert lane.status_code == route.status_code == 503
+    assert lane.json() == route.json()
+    assert lane.json()["code"] == "store_unavailable"

@@ -10,10 +10,12 @@ import time
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 from tests.api.conftest import AS_OF, seed_run
+from tests.store.conftest import terminate_lock_connection
 
 from nextmove.engine.loop import send_feedback
 from nextmove.engine.online import (
@@ -29,7 +31,8 @@ from nextmove.engine.online import (
 )
 from nextmove.errors import NotFoundError, StoreError
 from nextmove.playbook import Playbook
-from nextmove.store import AuditEntry, FeedbackEvent, Store, open_store
+from nextmove.store import AuditEntry, FeedbackEvent, SqlStore, Store, open_store
+from nextmove.store.locks import PostgresStripes
 from nextmove.testing import hillstrom_playbook
 
 NOW = AS_OF + timedelta(days=2)
@@ -440,6 +443,64 @@ def test_two_deciders_on_one_store_never_give_one_account_two_plays_at_once(
     assert len(logged) == 6 * len(accounts)
     plays = {a: [d.action_id for d in logged if d.account_id == a and d.action_id != "none"] for a in accounts}
     assert {a: len(p) for a, p in plays.items()} == dict.fromkeys(accounts, 1)
+
+
+@pytest.mark.postgres
+def test_a_decision_whose_account_lock_was_lost_with_the_lock_connection_is_not_logged(
+    pg_schema_url: str, playbook: Playbook, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another thread's failed statement drops the process's lock connection, and every lock on it, mid-decision."""
+    pb = _with_exploration(playbook, method="none")
+    with open_store(pg_schema_url) as store:
+        assert isinstance(store, SqlStore)
+        recs = seed_run(store, pb, control_every=0)
+        decider = OnlineDecider(store, pb)
+        locks = decider._locks
+        shared = locks.shared
+        assert isinstance(shared, PostgresStripes)
+        account = recs[0].account_id
+        mine = decider._stripe(account)
+        theirs = next(i for i in range(64) if i != mine)
+        elsewhere = PostgresStripes(store._engine)  # another server process on the store
+        decide_one = decider._decide_one
+
+        def lose_the_lock(*args: Any, **kwargs: Any) -> Any:
+            # While this decision holds its account's stripe: the lock connection dies, and
+            # another thread's next statement on it fails, which drops it.
+            terminate_lock_connection(pg_schema_url, shared)
+            failed: list[BaseException] = []
+
+            def other_thread() -> None:
+                try:
+                    locks.try_lock(theirs)
+                except StoreError as exc:
+                    failed.append(exc)
+
+            thread = threading.Thread(target=other_thread)
+            thread.start()
+            thread.join(timeout=30)
+            assert len(failed) == 1
+            # The other process now holds the account's stripe: it may be deciding for it too.
+            assert elsewhere.try_acquire(mine)
+            return decide_one(*args, **kwargs)
+
+        try:
+            monkeypatch.setattr(decider, "_decide_one", lose_the_lock)
+            with pytest.raises(StoreError, match=f"stripe {mine} were lost"):
+                decider.decide([DecideRequest(account)], now=NOW)
+            elsewhere.release([mine])
+            (result,) = decider.decide_groups([DecideGroup([DecideRequest(account)])], now=NOW)
+            assert isinstance(result, StoreError)
+            assert "were lost" in str(result)
+            elsewhere.release([mine])
+            assert store.decisions(account_id=account) == []
+            # With the lock connection back, the account is decided as usual.
+            monkeypatch.setattr(decider, "_decide_one", decide_one)
+            (made,) = decider.decide([DecideRequest(account)], now=NOW)
+            assert [d.decision_id for d in store.decisions(account_id=account)] == [made.decision_id]
+        finally:
+            elsewhere.close()
+            decider.close()
 
 
 _DECIDE_IN_A_PROCESS = """

@@ -13,6 +13,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine, make_url
 
 from nextmove.store import Store, open_store
+from nextmove.store.locks import PostgresStripes
 
 PG_URL_ENV = "NEXTMOVE_TEST_PG_URL"
 DEFAULT_PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -113,3 +114,20 @@ def sql(store_url: str) -> Iterator[SqlRunner]:
     yield run
     for engine in engines:
         engine.dispose()
+
+
+def terminate_lock_connection(url: str, stripes: PostgresStripes) -> None:
+    """End, from another connection, the session that holds ``stripes``' advisory locks (as a server restart would)."""
+    engine = sa.create_engine(url)
+    try:
+        with engine.begin() as conn:
+            ended = conn.execute(
+                sa.text(
+                    "SELECT pg_terminate_backend(pid, 5000) FROM (SELECT DISTINCT pid FROM pg_locks "
+                    "WHERE locktype = 'advisory' AND granted AND classid::bigint = :space) AS holders"
+                ),
+                {"space": stripes._space},
+            ).all()
+    finally:
+        engine.dispose()
+    assert [tuple(row) for row in ended] == [(True,)]

@@ -1,13 +1,17 @@
-"""The account locks shared by a store's processes: errors that must not read as "held elsewhere"."""
+"""The account locks shared by a store's processes: errors that must not read as "held elsewhere", locks lost."""
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import pytest
+from tests.store.conftest import terminate_lock_connection
 
 from nextmove.errors import StoreError
-from nextmove.store.locks import AccountLocks, FileStripes
+from nextmove.store import open_store
+from nextmove.store.locks import AccountLocks, FileStripes, PostgresStripes
+from nextmove.store.sql import SqlStore
 
 
 def test_a_lock_file_that_cannot_be_opened_is_a_store_error_not_a_wait(tmp_path: Path) -> None:
@@ -34,3 +38,51 @@ def test_file_stripes_are_taken_released_and_taken_again(tmp_path: Path) -> None
     locks.lock(5)
     locks.unlock([5])
     stripes.close()
+
+
+@pytest.mark.postgres
+def test_postgres_stripes_lost_with_the_lock_connection_are_found_out_and_not_released_on_the_next(
+    pg_schema_url: str,
+) -> None:
+    with open_store(pg_schema_url) as store:
+        assert isinstance(store, SqlStore)
+        stripes = PostgresStripes(store._engine)
+        elsewhere = PostgresStripes(store._engine)  # another process of the store
+        try:
+            locks = AccountLocks(stripes)
+            # Two deciding threads hold stripes 1 and 2 on the process's one lock connection.
+            holders = [threading.Thread(target=locks.lock, args=(i,)) for i in (1, 2)]
+            for holder in holders:
+                holder.start()
+            for holder in holders:
+                holder.join(timeout=30)
+            assert not elsewhere.try_acquire(1)
+            assert not elsewhere.try_acquire(2)
+
+            terminate_lock_connection(pg_schema_url, stripes)
+            # A third thread's statement fails on the dead connection, which is dropped.
+            with pytest.raises(StoreError, match="could not lock accounts"):
+                locks.try_lock(3)
+            # The server let go of both holders' stripes: another process takes one at once.
+            assert elsewhere.try_acquire(2)
+            # A holder's release forgets its lost stripe, without a new connection (which never held it)...
+            locks.unlock([2])
+            assert stripes._conn is None
+            # ...and the other holder finds out before committing under its stripe.
+            with pytest.raises(StoreError, match="stripe 1 were lost"):
+                locks.check_held([1])
+            locks.unlock([1])
+            assert stripes._conn is None
+            assert not locks.try_lock(2)  # the other process's lock was left alone
+            # Stripes taken on the next connection are held, checked and released as usual.
+            locks.lock(1)
+            locks.check_held([1])
+            elsewhere.release([2])
+            locks.lock(2)
+            locks.check_held([1, 2])
+            locks.unlock([1, 2])
+            assert elsewhere.try_acquire(1)
+            assert elsewhere.try_acquire(2)
+        finally:
+            elsewhere.close()
+            stripes.close()

@@ -137,7 +137,7 @@ class AuditMiddleware:
                 entry = self._entry(scope, int(message["status"]))
                 if entry is not None and not await self.writer.write(entry):
                     refused = True
-                    await _send_unaudited(send)
+                    await send_unaudited(send)
                     return
             await send(message)
 
@@ -173,7 +173,8 @@ class AuditMiddleware:
         )
 
 
-async def _send_unaudited(send: Send) -> None:
+async def send_unaudited(send: Send) -> None:
+    """Answer 503 ``store_unavailable`` in place of an answer whose audit entry the store refused."""
     body = json.dumps(
         error_body(503, "store_unavailable", "the audit trail could not be written, so nothing is answered; retry")
     ).encode()

@@ -126,6 +126,21 @@ def error_response(
     return JSONResponse(error_body(status, code, message, problems), status_code=status, headers=headers)
 
 
+def nextmove_error_response(exc: NextmoveError, store_url: str | None = None) -> JSONResponse:
+    """The answer to ``exc``: its status and code, its public message and, if it has them, its ``problems``.
+
+    The one mapping of nextmove's errors, for the error handler and the express lane of ``POST /v1/decide``.
+
+    Examples
+    --------
+    >>> response = nextmove_error_response(InvalidRequestError("bad", [{"field": "a", "problem": "no a"}]))
+    >>> response.status_code, response.body.decode()
+    (422, '{"status":422,"code":"invalid_request","message":"bad","problems":[{"field":"a","problem":"no a"}]}')
+    """
+    problems = exc.problems if isinstance(exc, InvalidRequestError) else None
+    return error_response(exc.http_status, exc.code, public_message(exc, store_url), problems)
+
+
 def _where(loc: Sequence[Any]) -> str:
     parts = [str(p) for p in loc if p not in ("body",)]
     return ".".join(parts) if parts else "body"
@@ -149,10 +164,8 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(NextmoveError)
     async def _nextmove(request: Request, exc: NextmoveError) -> JSONResponse:
-        problems = exc.problems if isinstance(exc, InvalidRequestError) else None
         services = getattr(request.app.state, "services", None)
-        store_url = None if services is None else services.store.url
-        return error_response(exc.http_status, exc.code, public_message(exc, store_url), problems)
+        return nextmove_error_response(exc, None if services is None else services.store.url)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -5,7 +5,8 @@ routing, the request object, the dependency graph) cost as much CPU as the decis
 the event loop that does it is shared by every request. The lane answers the common call
 directly: a JSON body within the size limit, a key verified lately (see
 :meth:`KeyVerifier.cached`), a role that may decide. It validates the body with the same
-schema, decides with the route's own code (:func:`decide_now`) and writes the same audit entry.
+schema, decides with the route's own code (:func:`decide_now`), writes the same audit entry and
+answers a refusal as the error handler and the audit middleware would.
 Anything else (no key, an unknown one, a body that is not valid, a chunked or large body) goes
 down the normal path with the body it has read, so every refusal is the route's own. The
 OpenAPI document, which comes from the route, does not change.
@@ -18,8 +19,9 @@ import json
 from pydantic import ValidationError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from nextmove.api.audit import send_unaudited
 from nextmove.api.auth import Principal
-from nextmove.api.errors import error_response, public_message
+from nextmove.api.errors import nextmove_error_response
 from nextmove.api.routes import decide_now, decide_resource
 from nextmove.api.schemas import DecideIn
 from nextmove.api.service import Services
@@ -77,13 +79,15 @@ class DecideExpressLane:
         try:
             answer = await decide_now(self.services, principal, body, entry)
         except NextmoveError as exc:
-            # Nothing was logged: answered and audited as the route's error handler and audit middleware do.
-            await self._audit_refusal(entry, exc.http_status)
-            text = public_message(exc, self.services.store.url)
-            await error_response(exc.http_status, exc.code, text)(scope, receive, send)
+            # Nothing was logged: answered and audited as the route's error handler and audit middleware do,
+            # a refusal the trail does not show included.
+            if await self._audit_refusal(entry, exc.http_status):
+                await nextmove_error_response(exc, self.services.store.url)(scope, receive, send)
+            else:
+                await send_unaudited(send)
             return
         except Exception:
-            await self._audit_refusal(entry, 500)
+            await self._audit_refusal(entry, 500)  # answered 500 written or not, as by the audit middleware
             raise
         await send(
             {
@@ -131,10 +135,10 @@ class DecideExpressLane:
             return None, None
         return principal, length
 
-    async def _audit_refusal(self, entry: AuditEntry, status: int) -> None:
-        # Committed before the refusal is answered, as the audit middleware does on the normal path.
+    async def _audit_refusal(self, entry: AuditEntry, status: int) -> bool:
+        # Committed before the refusal is answered, as the audit middleware does on the normal path; whether it was.
         action = "denied" if status in (401, 403) else "change-refused"
-        await self.services.audit.write(
+        return await self.services.audit.write(
             AuditEntry(
                 action=action,
                 method=entry.method,

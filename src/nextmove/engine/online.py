@@ -46,7 +46,7 @@ from nextmove.book import NO_ACTION, Book
 from nextmove.decide.explore import epsilon_propensities
 from nextmove.decide.phrases import usd_text
 from nextmove.decide.rules import Candidate, Why, candidates, check_rules
-from nextmove.errors import ConfigError, NextmoveError, NotFoundError
+from nextmove.errors import ConfigError, NextmoveError, NotFoundError, StoreError
 from nextmove.features import FeatureVocabulary, compute_features, feature_schema
 from nextmove.models.effect import ARM_SEPARATOR
 from nextmove.playbook import Playbook
@@ -841,6 +841,9 @@ class OnlineDecider:
             If an account is not in the served run (nothing is logged then).
         DeciderNotReadyError
             If no run is served.
+        StoreError
+            If the store fails, or the accounts' locks across processes were lost before the
+            decisions were logged (nothing is logged then; retrying is safe).
         """
         snap = self._require_snapshot()
         when = now or utcnow()
@@ -858,6 +861,7 @@ class OnlineDecider:
             # A retried request_id gets the decision logged first (log_decisions returns it),
             # so the fresh draw made here for it is dropped, never logged.
             made = [self._decide_one(snap, view, r, key_id, when) for r, view in zip(requests, views, strict=True)]
+            locks.check_held(held)
             return self.store.log_decisions(made, audit=audit)
         finally:
             locks.unlock(held)
@@ -891,7 +895,13 @@ class OnlineDecider:
 
         def flush() -> None:
             try:
-                self._log_groups(groups, pending, results)
+                try:
+                    locks.check_held(held)
+                except StoreError as exc:  # the pending groups decided without their locks: none is logged
+                    for g, _ in pending:
+                        results[g] = exc
+                else:
+                    self._log_groups(groups, pending, results)
             finally:
                 pending.clear()
                 accounts.clear()

@@ -8,7 +8,10 @@ shared by every decider on it) adds locks shared by every process of the store:
 - PostgreSQL: session advisory locks (``pg_try_advisory_lock``), keyed by the store's schema and
   the stripe, on a connection of their own in autocommit; a process that dies releases them with
   its connection. They are only ever tried (never waited for inside the database), and waited for
-  by retrying, so that one connection serves every thread of the process.
+  by retrying, so that one connection serves every thread of the process. A statement that fails
+  on it drops the connection, and with it every thread's locks: each stripe remembers the
+  connection it was taken on, so that its holder finds out (:meth:`AccountLocks.check_held`)
+  before committing, and its release does not go to a later connection.
 - SQLite (a file): byte-range locks (``fcntl.lockf``) on a ``…-decide.lock`` file beside the
   database, one byte per stripe; released by the system when the process ends.
 
@@ -49,6 +52,10 @@ class SharedStripes(Protocol):
         """Release ``stripes`` (taken by :meth:`try_acquire`)."""
         ...
 
+    def lost(self, stripes: Sequence[int]) -> list[int]:
+        """Those of ``stripes`` (taken by :meth:`try_acquire`, not released yet) let go behind the holder's back."""
+        ...
+
     def close(self) -> None:
         """Release every stripe and what holds them."""
         ...
@@ -70,6 +77,10 @@ class PostgresStripes:
         self._mutex = threading.Lock()
         self._conn: Any = None
         self._space = 0
+        # Bumped each time the connection is dropped: the server has let go of every lock taken on it.
+        self._generation = 0
+        self._held: dict[int, int] = {}
+        """Stripe → the generation of the connection it was taken on, until released."""
 
     def _connection(self) -> Any:
         if self._conn is None:
@@ -88,28 +99,41 @@ class PostgresStripes:
         return self._conn
 
     def _run(self, sql: str, params: tuple[Any, ...]) -> Any:
-        with self._mutex:
-            try:
-                conn = self._connection()
-                with conn.cursor() as cursor:
-                    cursor.execute(sql, (self._space, *params))
-                    return cursor.fetchone()
-            except Exception as exc:  # the driver's errors: the connection (and its locks) may be gone
-                self._drop()
-                raise StoreError(f"could not lock accounts for an online decision in PostgreSQL: {exc}") from exc
+        # The caller holds the mutex, so that what it knows of the connection stays true meanwhile.
+        try:
+            conn = self._connection()
+            with conn.cursor() as cursor:
+                cursor.execute(sql, (self._space, *params))
+                return cursor.fetchone()
+        except Exception as exc:  # the driver's errors: the connection (and its locks) may be gone
+            self._drop()
+            raise StoreError(f"could not lock accounts for an online decision in PostgreSQL: {exc}") from exc
 
     def try_acquire(self, stripe: int) -> bool:
         """Take ``stripe`` if no other process holds it."""
-        row = self._run("SELECT pg_try_advisory_lock(%s, %s)", (stripe,))
-        return bool(row[0])
+        with self._mutex:
+            row = self._run("SELECT pg_try_advisory_lock(%s, %s)", (stripe,))
+            if row[0]:
+                self._held[stripe] = self._generation
+            return bool(row[0])
 
     def release(self, stripes: Sequence[int]) -> None:
-        """Release ``stripes`` in one statement."""
-        if stripes:
-            self._run("SELECT count(pg_advisory_unlock(%s, k)) FROM unnest(%s::int[]) AS k", (list(stripes),))
+        """Release ``stripes`` in one statement; those lost with a dropped connection are only forgotten."""
+        with self._mutex:
+            taken_on = [self._held.pop(i, None) for i in stripes]
+            # A lost stripe is not unlocked on the connection of now: that one never held it.
+            live = [i for i, g in zip(stripes, taken_on, strict=True) if g == self._generation]
+            if live:
+                self._run("SELECT count(pg_advisory_unlock(%s, k)) FROM unnest(%s::int[]) AS k", (live,))
+
+    def lost(self, stripes: Sequence[int]) -> list[int]:
+        """Those of ``stripes`` taken on a connection since dropped (the server let go of them with it)."""
+        with self._mutex:
+            return [i for i in stripes if self._held.get(i) != self._generation]
 
     def _drop(self) -> None:
         conn, self._conn = self._conn, None
+        self._generation += 1
         if conn is not None:
             with contextlib.suppress(Exception):  # closing a broken connection may fail too; it is dropped anyway
                 conn.close()
@@ -158,6 +182,10 @@ class FileStripes:
             for stripe in stripes:
                 fcntl.lockf(self._file(), fcntl.LOCK_UN, 1, stripe)
 
+    def lost(self, stripes: Sequence[int]) -> list[int]:
+        """None: the file stays open, and its locks held, until :meth:`close`, once no decider holds them."""
+        return []
+
     def close(self) -> None:
         """Close the file, which releases its locks."""
         with self._mutex:
@@ -204,6 +232,27 @@ class AccountLocks:
                 self._local[stripe].release()
                 return False
         return True
+
+    def check_held(self, stripes: Iterable[int]) -> None:
+        """Make sure ``stripes`` (locked by the caller) are still held across processes, before committing under them.
+
+        Raises
+        ------
+        StoreError
+            If some were let go behind the caller's back (PostgreSQL: another thread's statement
+            failed on the shared lock connection, which was dropped with every lock on it). The
+            caller must not commit; it still unlocks them, as always.
+        """
+        if self.shared is None:
+            return
+        lost = self.shared.lost(sorted(stripes))
+        if lost:
+            which = f"stripe {lost[0]}" if len(lost) == 1 else f"stripes {', '.join(map(str, lost))}"
+            raise StoreError(
+                f"the cross-process locks on account {which} were lost with the "
+                "store's lock connection (a statement on it failed), so another process may be deciding for "
+                "the same accounts: nothing was logged; retry"
+            )
 
     def unlock(self, stripes: Iterable[int]) -> None:
         """Release ``stripes`` across processes (in one go), then here."""
