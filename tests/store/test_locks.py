@@ -41,6 +41,29 @@ def test_file_stripes_are_taken_released_and_taken_again(tmp_path: Path) -> None
 
 
 @pytest.mark.postgres
+def test_postgres_unlock_after_the_lock_connection_died_does_not_raise(pg_schema_url: str) -> None:
+    # A decision committed under its stripe, then the lock connection died: the server let go of the
+    # lock, so the release has nothing to do, and must not tell the caller its decision failed.
+    with open_store(pg_schema_url) as store:
+        assert isinstance(store, SqlStore)
+        stripes = PostgresStripes(store._engine)
+        elsewhere = PostgresStripes(store._engine)
+        try:
+            locks = AccountLocks(stripes)
+            locks.lock(1)
+            locks.check_held([1])
+            terminate_lock_connection(pg_schema_url, stripes)
+            locks.unlock([1])  # the unlock statement fails on the dead connection, which is dropped
+            assert stripes._conn is None
+            assert elsewhere.try_acquire(1)  # the server let go of it
+            elsewhere.release([1])
+            assert locks.try_lock(1)  # this thread's own lock was released too, and a new connection works
+            locks.unlock([1])
+        finally:
+            elsewhere.close()
+            stripes.close()
+
+
 def test_postgres_stripes_lost_with_the_lock_connection_are_found_out_and_not_released_on_the_next(
     pg_schema_url: str,
 ) -> None:

@@ -22,6 +22,7 @@ before the read until the decision is committed.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import threading
 import time
@@ -33,6 +34,8 @@ from typing import Any, Final, Protocol
 from nextmove.errors import StoreError
 from nextmove.store.base import Store
 from nextmove.store.sql import PG_CONNECT_TIMEOUT_S
+
+logger = logging.getLogger(__name__)
 
 STRIPES: Final[int] = 64
 """Stripes the accounts are spread over (their id's CRC-32 modulo this)."""
@@ -124,7 +127,13 @@ class PostgresStripes:
             # A lost stripe is not unlocked on the connection of now: that one never held it.
             live = [i for i, g in zip(stripes, taken_on, strict=True) if g == self._generation]
             if live:
-                self._run("SELECT count(pg_advisory_unlock(%s, k)) FROM unnest(%s::int[]) AS k", (live,))
+                try:
+                    self._run("SELECT count(pg_advisory_unlock(%s, k)) FROM unnest(%s::int[]) AS k", (live,))
+                except StoreError as exc:
+                    # The connection was dropped, and the server let go of its locks with it: released
+                    # all the same. Raising would tell a caller whose decision is already committed that
+                    # it failed, and a retry would log a second one.
+                    logger.warning("%s (the locks went with the connection)", exc)
 
     def lost(self, stripes: Sequence[int]) -> list[int]:
         """Those of ``stripes`` taken on a connection since dropped (the server let go of them with it)."""
