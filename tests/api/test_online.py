@@ -29,7 +29,7 @@ from nextmove.engine.online import (
 )
 from nextmove.errors import NotFoundError, StoreError
 from nextmove.playbook import Playbook
-from nextmove.store import AuditEntry, FeedbackEvent, Store, open_store
+from nextmove.store import AuditEntry, FeedbackEvent, RecommendationRecord, RunRecord, Store, open_store
 from nextmove.testing import hillstrom_playbook
 
 NOW = AS_OF + timedelta(days=2)
@@ -560,3 +560,103 @@ def test_draw_index_draws_each_option_as_often_as_its_probability_and_never_a_ze
     counts = np.bincount([draw_index(probs, rng) for _ in range(20_000)], minlength=len(probs)) / 20_000
     assert counts[[0, 2, 5]].tolist() == [0.0, 0.0, 0.0]
     assert counts == pytest.approx(probs, abs=0.015)
+
+
+# ---- agreement with the run: variants, hold-backs, capacity -------------------------------------
+
+
+def _alt(action_id: str, variant: str | None, value: float, why: str, reason: str) -> dict[str, object]:
+    return {
+        "action_id": action_id,
+        "variant": variant,
+        "value_usd": value,
+        "low": value - 300.0,
+        "high": value + 300.0,
+        "why": why,
+        "reason": reason,
+    }
+
+
+def _serve_one(
+    store: Store,
+    playbook: Playbook,
+    *,
+    action_id: str,
+    variant: str | None,
+    arm: str,
+    value: float,
+    default: str,
+    model_action_id: str,
+    alternatives: list[dict[str, object]],
+    default_why: str = "",
+) -> str:
+    """Save a run of one account ``acct-x`` as the run writes it (variants, run codes), and return its id."""
+    evidence = {
+        "schema": 1,
+        "action_id": action_id,
+        "variant": variant,
+        "arm": arm,
+        "propensity": 1.0 if arm == "control" else 0.05,
+        "model_action_id": model_action_id,
+        "default_action_id": default,
+        "differs_from_default": action_id != default,
+        "default_why": default_why,
+        "value_usd": value,
+        "projected": [],
+        "signals": [],
+        "comparables": [],
+        "summary": f"{action_id} for acct-x",
+    }
+    rec = RecommendationRecord(
+        run_id="run-x",
+        account_id="acct-x",
+        action_id=action_id,
+        variant=variant,
+        arm=arm,
+        propensity=float(evidence["propensity"]),  # type: ignore[arg-type]
+        expected_value_usd=value,
+        value_low_usd=value - 300.0,
+        value_high_usd=value + 300.0,
+        default_action_id=default,
+        differs_from_default=action_id != default,
+        owner="ana",
+        evidence=evidence,
+        alternatives=alternatives,
+        model_version="effect-test",
+    )
+    run = RunRecord(
+        run_id="run-x",
+        book_source="tests",
+        playbook_hash=playbook.content_hash(),
+        status="succeeded",
+        as_of=AS_OF,
+        created_at=AS_OF + timedelta(hours=1),
+        finished_at=AS_OF + timedelta(hours=2),
+        summary={"accounts": 1},
+    )
+    store.save_run(run, [rec])
+    return "acct-x"
+
+
+def test_a_control_account_whose_default_has_variants_gets_the_run_s_variant_of_it(
+    store: Store, playbook: Playbook
+) -> None:
+    # nurture_email has variants morning and afternoon; a lifecycle default gets its first (default_variant).
+    account = _serve_one(
+        store,
+        playbook,
+        action_id="nurture_email",
+        variant="morning",
+        arm="control",
+        value=120.0,
+        default="nurture_email",
+        model_action_id="upsell_call",
+        alternatives=[
+            _alt("nurture_email", "afternoon", 130.0, "rule", "held back: this account is in the control cohort"),
+            _alt("upsell_call", None, 900.0, "rule", "held back: this account is in the control cohort"),
+        ],
+        default_why="Control group: follows the lifecycle playbook, whose default is Product-value nurture sequence.",
+    )
+    (d,) = OnlineDecider(store, playbook).decide([DecideRequest(account)], now=NOW)
+    assert (d.arm, d.action_id, d.variant, d.propensity) == ("control", "nurture_email", "morning", 1.0)
+    assert d.context["propensities"]["nurture_email:morning"] == 1.0

@@ -45,6 +45,7 @@ from numpy.typing import NDArray
 from nextmove.book import NO_ACTION, Book
 from nextmove.decide.explore import epsilon_propensities
 from nextmove.decide.phrases import usd_text
+from nextmove.decide.policy import default_variant
 from nextmove.decide.rules import Candidate, Why, candidates, check_rules
 from nextmove.errors import ConfigError, NextmoveError, NotFoundError
 from nextmove.features import FeatureVocabulary, compute_features, feature_schema
@@ -1045,7 +1046,9 @@ class OnlineDecider:
         if view.in_control:
             default = rec.default_action_id or self.playbook.default_action_for_stage(None)
             keys = [o.key for o in options]
-            choice = keys.index(default) if default in keys and allowed[keys.index(default)] else keys.index(NO_ACTION)
+            # The variant of its default the run's control cohort gets (an action with variants has no bare key).
+            key = _default_key(self.playbook, default)
+            choice = keys.index(key) if key in keys and allowed[keys.index(key)] else keys.index(NO_ACTION)
             probs = np.zeros(len(options))
             probs[choice] = 1.0
             arm = "control"
@@ -1374,6 +1377,20 @@ def _realised(event: FeedbackEvent) -> float | None:
 def _run_key(rec: RecommendationRecord) -> str:
     """The key (``action`` or ``action:variant``) of the run's choice for the account."""
     return rec.action_id if rec.variant is None else f"{rec.action_id}:{rec.variant}"
+
+
+def _default_key(playbook: Playbook, action_id: str) -> str:
+    """The option key of a lifecycle default of ``action_id``: its :func:`default_variant`'s, as the run gives it.
+
+    Examples
+    --------
+    >>> from nextmove.playbook.loader import load_playbook
+    >>> pb = load_playbook()
+    >>> _default_key(pb, "nurture_email"), _default_key(pb, "upsell_call"), _default_key(pb, NO_ACTION)
+    ('nurture_email:morning', 'upsell_call', 'none')
+    """
+    variant = default_variant(playbook, action_id)
+    return action_id if variant is None else Option(action_id, variant, 0.0, 0.0, 0.0).key
 
 
 def _alternatives(
