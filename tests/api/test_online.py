@@ -660,3 +660,63 @@ def test_a_control_account_whose_default_has_variants_gets_the_run_s_variant_of_
     (d,) = OnlineDecider(store, playbook).decide([DecideRequest(account)], now=NOW)
     assert (d.arm, d.action_id, d.variant, d.propensity) == ("control", "nurture_email", "morning", 1.0)
     assert d.context["propensities"]["nurture_email:morning"] == 1.0
+
+
+def _explored_run(store: Store, playbook: Playbook) -> str:
+    """An account the run drew to explore: the learned choice (upsell_call, the lifecycle default too) held back."""
+    held = "held back: this account was drawn to explore (8% of decisions)"
+    return _serve_one(
+        store,
+        playbook,
+        action_id="webinar_invite",
+        variant=None,
+        arm="explore",
+        value=300.0,
+        default="upsell_call",
+        model_action_id="upsell_call",
+        alternatives=[
+            _alt("upsell_call", None, 5000.0, "rule", held),
+            # Worth more than the pick too, but the rule is a real eligibility rule: blocked online as in the run.
+            _alt("cross_sell_demo", None, 600.0, "rule", "not eligible: tenure_days >= 120"),
+            _alt("nurture_email", "morning", 100.0, "lower_value", "projected to be worth less"),
+            # Held back in other words: nurture_email passed eligibility (its other variant lost on value).
+            _alt("nurture_email", "afternoon", 700.0, "rule", "set aside for the draw"),
+        ],
+        default_why=f"The lifecycle default, Seat expansion call, is not allowed ({held}).",
+    )
+
+
+def test_the_run_s_exploration_hold_back_does_not_block_the_held_back_action_online(
+    store: Store, playbook: Playbook
+) -> None:
+    pb = _with_exploration(playbook, method="none")
+    account = _explored_run(store, pb)
+    (d,) = OnlineDecider(store, pb).decide([DecideRequest(account)], now=NOW)
+    assert (d.arm, d.action_id, d.propensity) == ("model", "upsell_call", 1.0)
+    assert d.context["propensities"]["cross_sell_demo"] == 0.0
+    assert next(a for a in d.alternatives if a["action_id"] == "cross_sell_demo")["why"] == "rule"
+    # The receipt no longer says the default was held back: it is what the account gets.
+    assert "held back" not in d.evidence["default_why"]
+    assert d.evidence["default_why"] == "Same as the lifecycle playbook's default, Seat expansion call."
+    assert not any("held back" in a["reason"] for a in d.alternatives)
+
+
+def test_an_explored_account_may_draw_the_action_the_run_held_back(
+    store: Store, playbook: Playbook, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import nextmove.engine.online as online
+
+    pb = _with_exploration(playbook, method="epsilon", epsilon=0.2)
+    account = _explored_run(store, pb)
+    # Options in the run's order: webinar_invite, upsell_call, cross_sell_demo, nurture_email:morning, …
+    monkeypatch.setattr(online, "draw_index", lambda probs, rng: 3)
+    (d,) = OnlineDecider(store, pb).decide([DecideRequest(account)], now=NOW)
+    probs = d.context["propensities"]
+    assert probs["upsell_call"] == pytest.approx(0.8 + 0.2 / 5)  # the best of five allowed options
+    assert probs["nurture_email:afternoon"] == pytest.approx(0.2 / 5)
+    assert probs["cross_sell_demo"] == 0.0
+    assert (d.arm, d.action_id, d.variant) == ("explore", "nurture_email", "morning")
+    # The better option lost to this decision's draw, as the run words a hold-back, not on value.
+    upsell = next(a for a in d.alternatives if a["action_id"] == "upsell_call")
+    assert upsell["why"] == "rule"
+    assert upsell["reason"].startswith("held back: this decision explores")
