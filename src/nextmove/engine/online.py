@@ -45,11 +45,10 @@ from numpy.typing import NDArray
 from nextmove.book import NO_ACTION, Book
 from nextmove.decide.explore import epsilon_propensities
 from nextmove.decide.phrases import usd_text
-from nextmove.decide.policy import default_variant
+from nextmove.decide.policy import default_variant, value_matrices
 from nextmove.decide.rules import Candidate, Why, candidates, check_rules
 from nextmove.errors import ConfigError, NextmoveError, NotFoundError
 from nextmove.features import FeatureVocabulary, compute_features, feature_schema
-from nextmove.models.effect import ARM_SEPARATOR
 from nextmove.playbook import Playbook
 from nextmove.store import (
     ActivityRecord,
@@ -638,30 +637,23 @@ class FreshScorer:
         values = self.model.project(snapshot).values
         rules = check_rules(snapshot, touches, self.playbook, as_of, feature_schema(snapshot))
         names = {Why.RULE: "rule", Why.COOLDOWN: "cooldown", Why.CONTACT_CAP: "contact_cap", Why.IN_FLIGHT: "in_flight"}
-        blocked = {
-            c.key: (names[Why(int(rules.why[0, k]))], rules.reason(self.playbook, 0, k))
-            for k, c in enumerate(rules.candidates)
-            if int(rules.why[0, k]) != Why.ALLOWED
-        }
+        # The playbook's candidates (action × variant) valued as the run values them: a variant
+        # takes the model's arm of its own when there is one, else its action's.
+        v, lo, hi = (m[0] for m in value_matrices(values, [account_id], rules.candidates))
         out = []
-        for row in values.sort("value_usd", descending=True).iter_rows(named=True):
-            key = str(row["action_id"])
-            action_id, _, variant = key.partition(ARM_SEPARATOR)
-            why, reason = blocked.get(key, blocked.get(action_id, ("lower_value", "")))
-            value = float(row["value_usd"])
-            out.append(
-                Option(
-                    action_id,
-                    variant or None,
-                    value,
-                    _number(row["low"], value),
-                    _number(row["high"], value),
-                    why,
-                    reason,
-                )
-            )
-        if not any(o.action_id == NO_ACTION for o in out):
-            out.append(Option(NO_ACTION, None, 0.0, 0.0, 0.0, "lower_value", "doing nothing is always possible"))
+        for k, c in enumerate(rules.candidates):
+            code = Why(int(rules.why[0, k]))
+            projected = bool(np.isfinite(v[k]))
+            if code != Why.ALLOWED:
+                why, reason = names[code], rules.reason(self.playbook, 0, k)
+            elif not projected:  # never chosen, as in the run
+                why, reason = "rule", "the models have no projection for this action"
+            else:
+                why, reason = "lower_value", ""
+            value = float(v[k]) if projected else 0.0
+            out.append(Option(c.action_id, c.variant, value, _number(lo[k], value), _number(hi[k], value), why, reason))
+        out.append(Option(NO_ACTION, None, 0.0, 0.0, 0.0, "lower_value", "doing nothing is always possible"))
+        out.sort(key=lambda o: -o.value_usd)
         # The best allowed option plays the part of the run's choice (first, without a reason).
         first = next(o for o in out if not o.blocked_by_run or o.action_id == NO_ACTION)
         chosen = Option(first.action_id, first.variant, first.value_usd, first.low_usd, first.high_usd)
