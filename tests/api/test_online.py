@@ -720,3 +720,32 @@ def test_an_explored_account_may_draw_the_action_the_run_held_back(
     upsell = next(a for a in d.alternatives if a["action_id"] == "upsell_call")
     assert upsell["why"] == "rule"
     assert upsell["reason"].startswith("held back: this decision explores")
+
+
+def test_an_option_the_run_lost_to_capacity_is_not_said_to_lack_capacity_online(
+    store: Store, playbook: Playbook
+) -> None:
+    pb = _with_exploration(playbook, method="none")
+    short = "worth more, but not enough of ana's hours is left for it"
+    account = _serve_one(
+        store,
+        pb,
+        action_id="webinar_invite",
+        variant=None,
+        arm="model",
+        value=200.0,
+        default="upsell_call",
+        model_action_id="webinar_invite",
+        alternatives=[
+            _alt("upsell_call", None, 900.0, "capacity", short),
+            _alt("cross_sell_demo", None, 600.0, "capacity", short),
+            _alt("nurture_email", "morning", 100.0, "lower_value", "projected to be worth less"),
+        ],
+    )
+    decider = OnlineDecider(store, pb)
+    # Capacity is the batch's limit and binds no single decision online: the best option is given,
+    # and an option the run lost to capacity lost here on value, which its row says.
+    (d,) = decider.decide([DecideRequest(account)], now=NOW)
+    assert (d.arm, d.action_id) == ("model", "upsell_call")
+    row = next(a for a in d.alternatives if a["action_id"] == "cross_sell_demo")
+    assert (row["why"], row["reason"]) == ("lower_value", "projected to be worth less than the recommended action")

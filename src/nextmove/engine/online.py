@@ -1475,8 +1475,17 @@ def _alternatives(
         elif allowed[i] and mean[i] > mean[choice] + 1e-9:
             # Worth more and allowed: this decision's draw held it back; coded as the run codes it.
             why, reason = "rule", held
+        elif o.run_why == "capacity" or not o.run_reason:
+            # Worth no more than the choice. The run's capacity reason ("worth more, but not enough of
+            # … is left") does not hold here: capacity binds the batch, not a single decision.
+            why = "lower_value"
+            reason = (
+                "projected to be worth no more than doing nothing"
+                if mean[i] <= 0
+                else "projected to be worth less than the recommended action"
+            )
         else:
-            why, reason = "lower_value", o.run_reason or "projected to be worth less"
+            why, reason = "lower_value", o.run_reason
         rows.append(
             {
                 "action_id": o.action_id,
