@@ -749,3 +749,27 @@ def test_an_option_the_run_lost_to_capacity_is_not_said_to_lack_capacity_online(
     assert (d.arm, d.action_id) == ("model", "upsell_call")
     row = next(a for a in d.alternatives if a["action_id"] == "cross_sell_demo")
     assert (row["why"], row["reason"]) == ("lower_value", "projected to be worth less than the recommended action")
+
+
+def test_default_why_of_a_decision_that_is_not_the_run_s_names_the_default_even_without_its_value(
+    store: Store, playbook: Playbook
+) -> None:
+    pb = _with_exploration(playbook, method="none")
+    held = "held back: this account was drawn to explore (8% of decisions)"
+    account = _serve_one(
+        store,
+        pb,
+        action_id="webinar_invite",
+        variant=None,
+        arm="explore",
+        value=200.0,
+        default="health_check_call",  # not among the runner-ups the run kept
+        model_action_id="upsell_call",
+        alternatives=[_alt("upsell_call", None, 900.0, "rule", held)],
+        default_why=f"The lifecycle default, CSM health-check call, is not allowed ({held}).",
+    )
+    (d,) = OnlineDecider(store, pb).decide([DecideRequest(account)], now=NOW)
+    assert (d.arm, d.action_id) == ("model", "upsell_call")
+    assert d.evidence["default_why"] == (
+        "The lifecycle default is CSM health-check call; Seat expansion call is worth $900."
+    )

@@ -1545,6 +1545,10 @@ def _default_why(
     worth = "" if d is None else f", worth {usd_text(float(mean[d]))}"
     if arm == "explore":
         return f"The lifecycle default, {name}{worth}, was set aside to explore another play."
+    if d is None:  # the run kept too few runner-ups to value it
+        if chosen.action_id == NO_ACTION:
+            return f"The lifecycle default is {name}; doing nothing is worth more."
+        return f"The lifecycle default is {name}; {chosen_name} is worth {usd_text(value)}."
     against = (
         " against $0 for doing nothing"
         if chosen.action_id == NO_ACTION
