@@ -31,7 +31,7 @@ from nextmove.engine.online import (
 )
 from nextmove.errors import NotFoundError, StoreError
 from nextmove.playbook import Playbook
-from nextmove.store import AuditEntry, FeedbackEvent, SqlStore, Store, open_store
+from nextmove.store import AuditEntry, FeedbackEvent, RecommendationRecord, RunRecord, SqlStore, Store, open_store
 from nextmove.store.locks import PostgresStripes
 from nextmove.testing import hillstrom_playbook
 
@@ -621,3 +621,216 @@ def test_draw_index_draws_each_option_as_often_as_its_probability_and_never_a_ze
     counts = np.bincount([draw_index(probs, rng) for _ in range(20_000)], minlength=len(probs)) / 20_000
     assert counts[[0, 2, 5]].tolist() == [0.0, 0.0, 0.0]
     assert counts == pytest.approx(probs, abs=0.015)
+
+
+# ---- agreement with the run: variants, hold-backs, capacity -------------------------------------
+
+
+def _alt(action_id: str, variant: str | None, value: float, why: str, reason: str) -> dict[str, object]:
+    return {
+        "action_id": action_id,
+        "variant": variant,
+        "value_usd": value,
+        "low": value - 300.0,
+        "high": value + 300.0,
+        "why": why,
+        "reason": reason,
+    }
+
+
+def _serve_one(
+    store: Store,
+    playbook: Playbook,
+    *,
+    action_id: str,
+    variant: str | None,
+    arm: str,
+    value: float,
+    default: str,
+    model_action_id: str,
+    alternatives: list[dict[str, object]],
+    default_why: str = "",
+) -> str:
+    """Save a run of one account ``acct-x`` as the run writes it (variants, run codes), and return its id."""
+    evidence = {
+        "schema": 1,
+        "action_id": action_id,
+        "variant": variant,
+        "arm": arm,
+        "propensity": 1.0 if arm == "control" else 0.05,
+        "model_action_id": model_action_id,
+        "default_action_id": default,
+        "differs_from_default": action_id != default,
+        "default_why": default_why,
+        "value_usd": value,
+        "projected": [],
+        "signals": [],
+        "comparables": [],
+        "summary": f"{action_id} for acct-x",
+    }
+    rec = RecommendationRecord(
+        run_id="run-x",
+        account_id="acct-x",
+        action_id=action_id,
+        variant=variant,
+        arm=arm,
+        propensity=float(evidence["propensity"]),  # type: ignore[arg-type]
+        expected_value_usd=value,
+        value_low_usd=value - 300.0,
+        value_high_usd=value + 300.0,
+        default_action_id=default,
+        differs_from_default=action_id != default,
+        owner="ana",
+        evidence=evidence,
+        alternatives=alternatives,
+        model_version="effect-test",
+    )
+    run = RunRecord(
+        run_id="run-x",
+        book_source="tests",
+        playbook_hash=playbook.content_hash(),
+        status="succeeded",
+        as_of=AS_OF,
+        created_at=AS_OF + timedelta(hours=1),
+        finished_at=AS_OF + timedelta(hours=2),
+        summary={"accounts": 1},
+    )
+    store.save_run(run, [rec])
+    return "acct-x"
+
+
+def test_a_control_account_whose_default_has_variants_gets_the_run_s_variant_of_it(
+    store: Store, playbook: Playbook
+) -> None:
+    # nurture_email has variants morning and afternoon; a lifecycle default gets its first (default_variant).
+    account = _serve_one(
+        store,
+        playbook,
+        action_id="nurture_email",
+        variant="morning",
+        arm="control",
+        value=120.0,
+        default="nurture_email",
+        model_action_id="upsell_call",
+        alternatives=[
+            _alt("nurture_email", "afternoon", 130.0, "rule", "held back: this account is in the control cohort"),
+            _alt("upsell_call", None, 900.0, "rule", "held back: this account is in the control cohort"),
+        ],
+        default_why="Control group: follows the lifecycle playbook, whose default is Product-value nurture sequence.",
+    )
+    (d,) = OnlineDecider(store, playbook).decide([DecideRequest(account)], now=NOW)
+    assert (d.arm, d.action_id, d.variant, d.propensity) == ("control", "nurture_email", "morning", 1.0)
+    assert d.context["propensities"]["nurture_email:morning"] == 1.0
+
+
+def _explored_run(store: Store, playbook: Playbook) -> str:
+    """An account the run drew to explore: the learned choice (upsell_call, the lifecycle default too) held back."""
+    held = "held back: this account was drawn to explore (8% of decisions)"
+    return _serve_one(
+        store,
+        playbook,
+        action_id="webinar_invite",
+        variant=None,
+        arm="explore",
+        value=300.0,
+        default="upsell_call",
+        model_action_id="upsell_call",
+        alternatives=[
+            _alt("upsell_call", None, 5000.0, "rule", held),
+            # Worth more than the pick too, but the rule is a real eligibility rule: blocked online as in the run.
+            _alt("cross_sell_demo", None, 600.0, "rule", "not eligible: tenure_days >= 120"),
+            _alt("nurture_email", "morning", 100.0, "lower_value", "projected to be worth less"),
+            # Held back in other words: nurture_email passed eligibility (its other variant lost on value).
+            _alt("nurture_email", "afternoon", 700.0, "rule", "set aside for the draw"),
+        ],
+        default_why=f"The lifecycle default, Seat expansion call, is not allowed ({held}).",
+    )
+
+
+def test_the_run_s_exploration_hold_back_does_not_block_the_held_back_action_online(
+    store: Store, playbook: Playbook
+) -> None:
+    pb = _with_exploration(playbook, method="none")
+    account = _explored_run(store, pb)
+    (d,) = OnlineDecider(store, pb).decide([DecideRequest(account)], now=NOW)
+    assert (d.arm, d.action_id, d.propensity) == ("model", "upsell_call", 1.0)
+    assert d.context["propensities"]["cross_sell_demo"] == 0.0
+    assert next(a for a in d.alternatives if a["action_id"] == "cross_sell_demo")["why"] == "rule"
+    # The receipt no longer says the default was held back: it is what the account gets.
+    assert "held back" not in d.evidence["default_why"]
+    assert d.evidence["default_why"] == "Same as the lifecycle playbook's default, Seat expansion call."
+    assert not any("held back" in a["reason"] for a in d.alternatives)
+
+
+def test_an_explored_account_may_draw_the_action_the_run_held_back(
+    store: Store, playbook: Playbook, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import nextmove.engine.online as online
+
+    pb = _with_exploration(playbook, method="epsilon", epsilon=0.2)
+    account = _explored_run(store, pb)
+    # Options in the run's order: webinar_invite, upsell_call, cross_sell_demo, nurture_email:morning, …
+    monkeypatch.setattr(online, "draw_index", lambda probs, rng: 3)
+    (d,) = OnlineDecider(store, pb).decide([DecideRequest(account)], now=NOW)
+    probs = d.context["propensities"]
+    assert probs["upsell_call"] == pytest.approx(0.8 + 0.2 / 5)  # the best of five allowed options
+    assert probs["nurture_email:afternoon"] == pytest.approx(0.2 / 5)
+    assert probs["cross_sell_demo"] == 0.0
+    assert (d.arm, d.action_id, d.variant) == ("explore", "nurture_email", "morning")
+    # The better option lost to this decision's draw, as the run words a hold-back, not on value.
+    upsell = next(a for a in d.alternatives if a["action_id"] == "upsell_call")
+    assert upsell["why"] == "rule"
+    assert upsell["reason"].startswith("held back: this decision explores")
+
+
+def test_an_option_the_run_lost_to_capacity_is_not_said_to_lack_capacity_online(
+    store: Store, playbook: Playbook
+) -> None:
+    pb = _with_exploration(playbook, method="none")
+    short = "worth more, but not enough of ana's hours is left for it"
+    account = _serve_one(
+        store,
+        pb,
+        action_id="webinar_invite",
+        variant=None,
+        arm="model",
+        value=200.0,
+        default="upsell_call",
+        model_action_id="webinar_invite",
+        alternatives=[
+            _alt("upsell_call", None, 900.0, "capacity", short),
+            _alt("cross_sell_demo", None, 600.0, "capacity", short),
+            _alt("nurture_email", "morning", 100.0, "lower_value", "projected to be worth less"),
+        ],
+    )
+    decider = OnlineDecider(store, pb)
+    # Capacity is the batch's limit and binds no single decision online: the best option is given,
+    # and an option the run lost to capacity lost here on value, which its row says.
+    (d,) = decider.decide([DecideRequest(account)], now=NOW)
+    assert (d.arm, d.action_id) == ("model", "upsell_call")
+    row = next(a for a in d.alternatives if a["action_id"] == "cross_sell_demo")
+    assert (row["why"], row["reason"]) == ("lower_value", "projected to be worth less than the recommended action")
+
+
+def test_default_why_of_a_decision_that_is_not_the_run_s_names_the_default_even_without_its_value(
+    store: Store, playbook: Playbook
+) -> None:
+    pb = _with_exploration(playbook, method="none")
+    held = "held back: this account was drawn to explore (8% of decisions)"
+    account = _serve_one(
+        store,
+        pb,
+        action_id="webinar_invite",
+        variant=None,
+        arm="explore",
+        value=200.0,
+        default="health_check_call",  # not among the runner-ups the run kept
+        model_action_id="upsell_call",
+        alternatives=[_alt("upsell_call", None, 900.0, "rule", held)],
+        default_why=f"The lifecycle default, CSM health-check call, is not allowed ({held}).",
+    )
+    (d,) = OnlineDecider(store, pb).decide([DecideRequest(account)], now=NOW)
+    assert (d.arm, d.action_id) == ("model", "upsell_call")
+    assert d.evidence["default_why"] == (
+        "The lifecycle default is CSM health-check call; Seat expansion call is worth $900."
+    )

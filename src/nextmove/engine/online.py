@@ -45,10 +45,10 @@ from numpy.typing import NDArray
 from nextmove.book import NO_ACTION, Book
 from nextmove.decide.explore import epsilon_propensities
 from nextmove.decide.phrases import usd_text
+from nextmove.decide.policy import default_variant, value_matrices
 from nextmove.decide.rules import Candidate, Why, candidates, check_rules
 from nextmove.errors import ConfigError, NextmoveError, NotFoundError, StoreError
 from nextmove.features import FeatureVocabulary, compute_features, feature_schema
-from nextmove.models.effect import ARM_SEPARATOR
 from nextmove.playbook import Playbook
 from nextmove.store import (
     ActivityRecord,
@@ -181,19 +181,24 @@ def options_of(rec: RecommendationRecord) -> tuple[Option, ...]:
     )
     out = [chosen]
     seen = {chosen.key}
+    eligible = _eligible_in_run(rec)
     for alt in rec.alternatives:
         if not isinstance(alt, Mapping) or not isinstance(alt.get("action_id"), str):
             continue
         value = _number(alt.get("value_usd"), 0.0)
         variant = alt.get("variant")
+        why, reason = str(alt.get("why") or "lower_value"), str(alt.get("reason") or "")
+        if _held_back(rec, alt, eligible):
+            # Lost to the run's control or exploration draw, not to a rule: open online, on its value.
+            why, reason = "lower_value", ""
         option = Option(
             str(alt["action_id"]),
             variant if isinstance(variant, str) else None,
             value,
             _number(alt.get("low"), value),
             _number(alt.get("high"), value),
-            str(alt.get("why") or "lower_value"),
-            str(alt.get("reason") or ""),
+            why,
+            reason,
         )
         if option.key not in seen:
             seen.add(option.key)
@@ -201,6 +206,49 @@ def options_of(rec: RecommendationRecord) -> tuple[Option, ...]:
     if NO_ACTION not in seen:
         out.append(Option(NO_ACTION, None, 0.0, 0.0, 0.0, "lower_value", "doing nothing is always possible"))
     return tuple(out)
+
+
+HOLD_BACK_ARMS: Final[frozenset[str]] = frozenset({"control", "explore"})
+"""Arms of the run whose accounts may have had a better allowed option held back by the randomisation."""
+
+_HELD_BACK_WORDS: Final[str] = "held back:"
+"""How the run's reason for a hold-back begins (:meth:`~nextmove.decide.policy.Decisions.lost`); a last resort only."""
+
+
+def _eligible_in_run(rec: RecommendationRecord) -> set[str]:
+    """Actions the run's eligibility rules allowed for the account, as its recommendation shows them.
+
+    Eligibility is per action (every variant shares it) and comes first among the run's rules, so
+    an action passed it if the run or its learned policy chose it (``model_action_id``: the
+    allocation picks only what the rules allow), or if any of its runner-up rows lost for another
+    reason than ``rule`` (a cooldown, a cap, a play in flight, capacity or value).
+    """
+    out = {rec.action_id}
+    model = rec.evidence.get("model_action_id") if isinstance(rec.evidence, Mapping) else None
+    if isinstance(model, str):
+        out.add(model)
+    for alt in rec.alternatives:
+        if isinstance(alt, Mapping) and isinstance(alt.get("action_id"), str) and alt.get("why") not in (None, "rule"):
+            out.add(str(alt["action_id"]))
+    out.discard(NO_ACTION)
+    return out
+
+
+def _held_back(rec: RecommendationRecord, alt: Mapping[str, Any], eligible: set[str]) -> bool:
+    """Whether the run's runner-up ``alt`` lost to the control or exploration draw rather than to a rule.
+
+    The run codes both ``rule`` (:meth:`~nextmove.decide.policy.Decisions.lost`): its eligibility
+    rules, an action it has no projection for (no value), and, for a control or exploring account,
+    a better allowed option that the draw held back. A ``rule`` row with a value, of an action that
+    passed eligibility (:func:`_eligible_in_run`), can only be the hold-back. Otherwise the run's
+    words for it decide; anything not recognised stays blocked, as a rule would.
+    """
+    if rec.arm not in HOLD_BACK_ARMS or alt.get("why") != "rule":
+        return False
+    value = alt.get("value_usd")
+    if not isinstance(value, int | float) or isinstance(value, bool) or not math.isfinite(value):
+        return False
+    return alt.get("action_id") in eligible or str(alt.get("reason") or "").startswith(_HELD_BACK_WORDS)
 
 
 def _number(value: object, default: float) -> float:
@@ -589,30 +637,23 @@ class FreshScorer:
         values = self.model.project(snapshot).values
         rules = check_rules(snapshot, touches, self.playbook, as_of, feature_schema(snapshot))
         names = {Why.RULE: "rule", Why.COOLDOWN: "cooldown", Why.CONTACT_CAP: "contact_cap", Why.IN_FLIGHT: "in_flight"}
-        blocked = {
-            c.key: (names[Why(int(rules.why[0, k]))], rules.reason(self.playbook, 0, k))
-            for k, c in enumerate(rules.candidates)
-            if int(rules.why[0, k]) != Why.ALLOWED
-        }
+        # The playbook's candidates (action × variant) valued as the run values them: a variant
+        # takes the model's arm of its own when there is one, else its action's.
+        v, lo, hi = (m[0] for m in value_matrices(values, [account_id], rules.candidates))
         out = []
-        for row in values.sort("value_usd", descending=True).iter_rows(named=True):
-            key = str(row["action_id"])
-            action_id, _, variant = key.partition(ARM_SEPARATOR)
-            why, reason = blocked.get(key, blocked.get(action_id, ("lower_value", "")))
-            value = float(row["value_usd"])
-            out.append(
-                Option(
-                    action_id,
-                    variant or None,
-                    value,
-                    _number(row["low"], value),
-                    _number(row["high"], value),
-                    why,
-                    reason,
-                )
-            )
-        if not any(o.action_id == NO_ACTION for o in out):
-            out.append(Option(NO_ACTION, None, 0.0, 0.0, 0.0, "lower_value", "doing nothing is always possible"))
+        for k, c in enumerate(rules.candidates):
+            code = Why(int(rules.why[0, k]))
+            projected = bool(np.isfinite(v[k]))
+            if code != Why.ALLOWED:
+                why, reason = names[code], rules.reason(self.playbook, 0, k)
+            elif not projected:  # never chosen, as in the run
+                why, reason = "rule", "the models have no projection for this action"
+            else:
+                why, reason = "lower_value", ""
+            value = float(v[k]) if projected else 0.0
+            out.append(Option(c.action_id, c.variant, value, _number(lo[k], value), _number(hi[k], value), why, reason))
+        out.append(Option(NO_ACTION, None, 0.0, 0.0, 0.0, "lower_value", "doing nothing is always possible"))
+        out.sort(key=lambda o: -o.value_usd)
         # The best allowed option plays the part of the run's choice (first, without a reason).
         first = next(o for o in out if not o.blocked_by_run or o.action_id == NO_ACTION)
         chosen = Option(first.action_id, first.variant, first.value_usd, first.low_usd, first.high_usd)
@@ -1055,7 +1096,9 @@ class OnlineDecider:
         if view.in_control:
             default = rec.default_action_id or self.playbook.default_action_for_stage(None)
             keys = [o.key for o in options]
-            choice = keys.index(default) if default in keys and allowed[keys.index(default)] else keys.index(NO_ACTION)
+            # The variant of its default the run's control cohort gets (an action with variants has no bare key).
+            key = _default_key(self.playbook, default)
+            choice = keys.index(key) if key in keys and allowed[keys.index(key)] else keys.index(NO_ACTION)
             probs = np.zeros(len(options))
             probs[choice] = 1.0
             arm = "control"
@@ -1065,7 +1108,9 @@ class OnlineDecider:
             arm = "model" if choice == best else "explore"
         chosen = options[choice]
         evidence = self._receipt(view, options, chosen, arm, float(probs[choice]), options[best], blocks, snap, mean)
-        alternatives = _alternatives(options, choice, blocks, mean, allowed, run_key=_run_key(rec))
+        alternatives = _alternatives(
+            options, choice, blocks, mean, allowed, run_key=_run_key(rec), held=self._held_words(arm)
+        )
         context: dict[str, Any] = {
             "run_id": snap.run.run_id,
             "policy_version": snap.policy_version,
@@ -1102,6 +1147,15 @@ class OnlineDecider:
             key_id=key_id,
             request_id=request.request_id,
         )
+
+    def _held_words(self, arm: str) -> str:
+        """Why an allowed option worth more than the choice was not given, as the run words it."""
+        if arm == "control":
+            return (
+                f"held back: this account is in the control cohort ({self.playbook.control_fraction:.0%} of "
+                "accounts), which follows the lifecycle default"
+            )
+        return f"held back: this decision explores ({self.playbook.exploration.method} draw)"
 
     def _probabilities(
         self,
@@ -1153,7 +1207,12 @@ class OnlineDecider:
             "model_action_id": model_best.action_id,
             "default_action_id": default,
             "differs_from_default": default is not None and chosen.action_id != default,
-            "default_why": base.get("default_why", ""),
+            # The run's words while the decision is the run's; else said again of this decision.
+            "default_why": (
+                base.get("default_why", "")
+                if same_as_run and arm == rec.arm
+                else _default_why(self.playbook, view, options, chosen, arm, blocks, mean)
+            ),
             # In cents, as the run's receipts have them.
             "value_usd": round(float(mean[i]), 2),
             "value_low_usd": round(chosen.low_usd + float(mean[i]) - chosen.value_usd, 2),
@@ -1386,6 +1445,20 @@ def _run_key(rec: RecommendationRecord) -> str:
     return rec.action_id if rec.variant is None else f"{rec.action_id}:{rec.variant}"
 
 
+def _default_key(playbook: Playbook, action_id: str) -> str:
+    """The option key of a lifecycle default of ``action_id``: its :func:`default_variant`'s, as the run gives it.
+
+    Examples
+    --------
+    >>> from nextmove.playbook.loader import load_playbook
+    >>> pb = load_playbook()
+    >>> _default_key(pb, "nurture_email"), _default_key(pb, "upsell_call"), _default_key(pb, NO_ACTION)
+    ('nurture_email:morning', 'upsell_call', 'none')
+    """
+    variant = default_variant(playbook, action_id)
+    return action_id if variant is None else Option(action_id, variant, 0.0, 0.0, 0.0).key
+
+
 def _alternatives(
     options: Sequence[Option],
     choice: int,
@@ -1394,6 +1467,7 @@ def _alternatives(
     allowed: NDArray[np.bool_],
     *,
     run_key: str,
+    held: str = "held back: this decision explores",
 ) -> list[dict[str, Any]]:
     shift = mean - np.array([o.value_usd for o in options])
     rows: list[dict[str, Any]] = []
@@ -1408,8 +1482,20 @@ def _alternatives(
             why, reason = "lower_value", "the run's choice, not drawn this time"
         elif i == 0 and allowed[i]:  # rescored: the best with the fresh signals plays the run's choice's part
             why, reason = "lower_value", "the best projection with the fresh signals, not drawn this time"
+        elif allowed[i] and mean[i] > mean[choice] + 1e-9:
+            # Worth more and allowed: this decision's draw held it back; coded as the run codes it.
+            why, reason = "rule", held
+        elif o.run_why == "capacity" or not o.run_reason:
+            # Worth no more than the choice. The run's capacity reason ("worth more, but not enough of
+            # … is left") does not hold here: capacity binds the batch, not a single decision.
+            why = "lower_value"
+            reason = (
+                "projected to be worth no more than doing nothing"
+                if mean[i] <= 0
+                else "projected to be worth less than the recommended action"
+            )
         else:
-            why, reason = "lower_value", o.run_reason or "projected to be worth less"
+            why, reason = "lower_value", o.run_reason
         rows.append(
             {
                 "action_id": o.action_id,
@@ -1423,6 +1509,62 @@ def _alternatives(
         )
     rows.sort(key=lambda r: (r["why"] != "lower_value", -float(r["value_usd"])))
     return rows
+
+
+def _default_why(
+    playbook: Playbook,
+    view: AccountView,
+    options: Sequence[Option],
+    chosen: Option,
+    arm: str,
+    blocks: Sequence[tuple[str, str] | None],
+    mean: NDArray[np.float64],
+) -> str:
+    """``default_why`` of an online decision: how it compares with the lifecycle default, in the run's sentences."""
+    default = view.recommendation.default_action_id
+    if default is None:
+        return "The lifecycle playbook has no default for this account."
+    name = _action_name(playbook, default)
+    mine = [i for i, o in enumerate(options) if o.action_id == default]
+    if arm == "control":
+        mine = [i for i in mine if options[i].key == _default_key(playbook, default)]
+    d = max(mine, key=lambda i: float(mean[i]), default=None)
+    block: tuple[str, str] | None = None
+    if d is not None:
+        o = options[d]
+        block = blocks[d] or ((o.run_why or "rule", o.run_reason) if o.blocked_by_run else None)
+    because = "" if block is None or not block[1] else f" ({block[1]})"
+    if arm == "control":
+        if default == NO_ACTION:
+            return "Control group: the lifecycle playbook does nothing for this account, and so does this."
+        if chosen.action_id != NO_ACTION:
+            return f"Control group: follows the lifecycle playbook, whose default is {name}."
+        return f"Control group: the lifecycle default, {name}, is not allowed now{because}, so nothing is done."
+    if chosen.action_id == default:
+        if default == NO_ACTION:
+            return "The lifecycle playbook would also do nothing."
+        return f"Same as the lifecycle playbook's default, {name}."
+    value = float(mean[options.index(chosen)])
+    chosen_name = _action_name(playbook, chosen.action_id)
+    if chosen.variant is not None:
+        chosen_name += f" ({chosen.variant})"
+    if default == NO_ACTION:
+        return f"The lifecycle playbook would do nothing; {chosen_name} is worth {usd_text(value)}."
+    if block is not None:
+        return f"The lifecycle default, {name}, is not allowed{because}."
+    worth = "" if d is None else f", worth {usd_text(float(mean[d]))}"
+    if arm == "explore":
+        return f"The lifecycle default, {name}{worth}, was set aside to explore another play."
+    if d is None:  # the run kept too few runner-ups to value it
+        if chosen.action_id == NO_ACTION:
+            return f"The lifecycle default is {name}; doing nothing is worth more."
+        return f"The lifecycle default is {name}; {chosen_name} is worth {usd_text(value)}."
+    against = (
+        " against $0 for doing nothing"
+        if chosen.action_id == NO_ACTION
+        else f" against {usd_text(value)} for {chosen_name}"
+    )
+    return f"The lifecycle default, {name}{worth}{against}."
 
 
 def _summary(
