@@ -352,6 +352,25 @@ def test_lift_value_charges_the_cost_of_the_variant_recommended() -> None:
     assert estimate_lift(csv_like, case.book, playbook, as_of=AS_OF).value == charged
 
 
+def test_lift_control_none_share_counts_control_that_got_nothing_whatever_its_default() -> None:
+    # Every control account's default is premium_trial; capacity leaves a third of them with nothing.
+    case = planted(600, seed=3)
+    control = [r for r in case.records if r.arm == "control" and r.action_id == "premium_trial"]
+    blocked = {r.account_id for r in control[::3]}
+    records = [
+        replace(r, action_id="none", evidence={**r.evidence, "action_id": "none", "default_action_id": "premium_trial"})
+        if r.account_id in blocked
+        else replace(r, evidence={**r.evidence, "default_action_id": "premium_trial"})
+        for r in case.records
+    ]
+    report = estimate_lift(recommendations_frame(records), case.book, case.playbook, as_of=AS_OF)
+    for a in report.actions:
+        mine = [r for r in control if r.evidence["model_action_id"] == a.action_id]
+        assert a.control_accounts == len(mine)
+        assert a.control_none_share == pytest.approx(sum(r.account_id in blocked for r in mine) / len(mine))
+        assert 0 < a.control_none_share < 1
+
+
 def test_lift_measures_only_the_horizon_after_as_of() -> None:
     case = planted(400, seed=4)
     labels = measured_outcomes(case.book, case.playbook, AS_OF)

@@ -128,9 +128,9 @@ class ActionAccuracy:
     Control: control accounts whose ``model_action_id`` is the action: what the model would have
     chosen for them. Both are random shares of the accounts the model gives the action, so their
     difference is the action's realised effect there **against what the control cohort got**, the
-    lifecycle default. ``projected_effect`` is the mean projected effect over both groups, which is
-    **against doing nothing**: the two measure the same thing where the default is to do nothing,
-    i.e. to the extent ``control_none_share`` is 1.
+    lifecycle default where the rules and capacity allowed it. ``projected_effect`` is the mean
+    projected effect over both groups, which is **against doing nothing**: the two measure the same
+    thing where control got nothing, i.e. to the extent ``control_none_share`` is 1.
     """
 
     action_id: str
@@ -140,7 +140,9 @@ class ActionAccuracy:
     treated_accounts: int
     control_accounts: int
     control_none_share: float | None
-    """Share of the control group that was left alone (its lifecycle default is ``none``)."""
+    """Share of the control group that got nothing (``action_id`` ``none``): its lifecycle default is
+    ``none``, or its default was not allowed (rules, cooldown, contact cap) or found no capacity. What
+    control got, not what its default was, decides whether the realised effect is against nothing."""
     realised_effect: float | None
     stderr: float | None
     low: float | None
