@@ -212,3 +212,24 @@ def test_cli_lift_knows_a_database_book_by_its_url_without_the_password() -> Non
     assert _same_book(recorded, raw)
     assert "s3cret" not in _book_shown(raw)
     assert not _same_book(recorded, raw.replace("/book", "/other"))
+
+
+def test_cli_lift_left_alone_says_it_counts_control_accounts_that_got_nothing() -> None:
+    from rich.console import Console
+
+    from nextmove.cli.lift import _actions_table
+    from nextmove.measure.lift import ActionAccuracy
+
+    row = ActionAccuracy(
+        action_id="in_app_tour", objective="grow", outcome="expansion", unit="probability",
+        treated_accounts=120, control_accounts=46, control_none_share=35 / 46, realised_effect=0.02,
+        stderr=0.01, low=0.0, high=0.04, projected_effect=0.03, projected_accounts=166, error=-0.01,
+        within_interval=True, realised_usd=10.0, projected_usd=15.0,
+    )  # fmt: skip
+    console = Console(record=True, width=400)
+    console.print(_actions_table([row], {"in_app_tour": "grow"}))
+    text = " ".join(console.export_text().split())  # the caption wraps at the table's width
+    assert "76.1%" in text
+    # The figure is the share of control that got nothing, whatever its default was.
+    assert "left alone: share of control that got nothing" in text
+    assert "whose default was to do nothing" not in text

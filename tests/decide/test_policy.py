@@ -342,12 +342,57 @@ def test_value_matrices_map_variants_and_missing_arms() -> None:
             "high": [2.0, 4.0, 6.0],
         }
     )
-    v, _, _ = value_matrices(values, ["a"], cands)
+    costs = {a.id: a.cost_usd for a in playbook.actions}
+    v, _, _ = value_matrices(values, ["a"], cands, action_cost_usd=costs)
     assert [c.key for c in cands] == ["stylist_call", "coupon:am", "coupon:pm", "vip_event"]
     assert v[0, :3].tolist() == [1.0, 2.0, 3.0]
     assert np.isnan(v[0, 3])
     with pytest.raises(ConfigError, match="lack the column 'low'"):
-        value_matrices(values.drop("low"), ["a"], cands)
+        value_matrices(values.drop("low"), ["a"], cands, action_cost_usd=costs)
+    # A variant valued from its action's arm needs the cost that arm was charged.
+    with pytest.raises(ConfigError, match="no action_cost_usd is given for 'coupon'"):
+        value_matrices(values, ["a"], cands)
+
+
+def test_value_matrices_charge_a_variant_its_own_cost() -> None:
+    # coupon costs $10; its "pm" variant $25 and "am" the action's $10. Without arms of their own,
+    # both are valued from the coupon arm (net of $10): pm is worth $15 less, am the same.
+    playbook = parse_playbook(
+        SHOP.format(control=0.0, volume=5, hours=4.0, budget=600.0, method="thompson", epsilon=0.0).replace(
+            '{ id = "pm" }', '{ id = "pm", cost_usd = 25 }'
+        )
+    )
+    cands = candidates(playbook)
+    assert [(c.key, c.cost_usd) for c in cands][1:3] == [("coupon:am", 10.0), ("coupon:pm", 25.0)]
+    values = pl.DataFrame(
+        {
+            "account_id": ["a", "b"],
+            "action_id": ["coupon", "coupon"],
+            "value_usd": [90.0, 40.0],
+            "low": [10.0, -20.0],
+            "high": [170.0, 100.0],
+        }
+    )
+    costs = {a.id: a.cost_usd for a in playbook.actions}
+    v, lo, hi = value_matrices(values, ["a", "b"], cands, action_cost_usd=costs)
+    assert v[:, 1].tolist() == [90.0, 40.0]
+    assert v[:, 2].tolist() == [75.0, 25.0]
+    assert lo[:, 2].tolist() == [-5.0, -35.0]
+    assert hi[:, 2].tolist() == [155.0, 85.0]
+    # A projection's cost_usd column (what each arm was charged) gives the same.
+    charged = values.with_columns(pl.lit(10.0).alias("cost_usd"))
+    assert value_matrices(charged, ["a", "b"], cands)[0][:, 2].tolist() == [75.0, 25.0]
+    # A variant with its own arm keeps that arm's value: the projection netted its own cost already.
+    own = pl.concat([charged, charged.head(1).with_columns(pl.lit("coupon:pm").alias("action_id"))])
+    assert value_matrices(own, ["a", "b"], cands)[0][:, 2].tolist()[0] == 90.0
+    # decide() charges the variant's cost too: the receipt's value is the one the budget uses.
+    features = pl.DataFrame({"account_id": ["a", "b"], "spend": [50.0, 50.0]})
+    touches = pl.DataFrame(schema={"account_id": pl.String, "action_id": pl.String, "ts": pl.Datetime("us", "UTC")})
+    rules = check_rules(features, touches, playbook, T, {"spend": "number"})
+    d = decide(rules, values, playbook, options=DecisionOptions(capacity=False))
+    pm = [c.key for c in d.candidates].index("coupon:pm")
+    assert d.values[:, pm].tolist() == [75.0, 25.0]
+    assert d.frame().select("variant", "value_usd").rows() == [("am", 90.0), ("am", 40.0)]
 
 
 def test_lost_covers_every_candidate_not_chosen() -> None:

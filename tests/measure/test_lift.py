@@ -322,6 +322,55 @@ def test_lift_reads_evidence_as_json_text_like_a_run_csv() -> None:
     assert from_text.actions == from_records.actions
 
 
+def test_lift_value_charges_the_cost_of_the_variant_recommended() -> None:
+    # premium_trial ($1) gets two variants: "short" at the action's cost, "deep" at $9.
+    case = planted(600, seed=3)
+    playbook = parse_playbook(
+        PLAYBOOK.replace(
+            "cost_usd = 1\n",
+            'cost_usd = 1\nvariants = [{ id = "short" }, { id = "deep", cost_usd = 9 }]\n',
+        )
+    )
+    records = [
+        replace(r, variant="deep" if r.action_id == "premium_trial" and r.arm != "control" else None)
+        for r in case.records
+    ]
+    deep = sum(r.variant == "deep" for r in records)
+    treated = sum(r.arm != "control" for r in records)
+    assert deep > 50
+    plain = estimate_lift(recommendations_frame(case.records), case.book, playbook, as_of=AS_OF).value
+    frame = recommendations_frame(records)
+    assert frame.get_column("variant").drop_nulls().unique().to_list() == ["deep"]
+    charged = estimate_lift(frame, case.book, playbook, as_of=AS_OF).value
+    # Each deep trial costs $8 more than the action's $1: the treated cohort's net value drops by that.
+    assert charged.treated_mean_usd == pytest.approx(plain.treated_mean_usd - 8.0 * deep / treated)
+    assert charged.control_mean_usd == pytest.approx(plain.control_mean_usd)
+    # A run's CSV (a variant column beside the evidence) is read the same way.
+    csv_like = frame.select("account_id", "action_id", "variant", "arm").with_columns(
+        pl.Series("evidence", [json.dumps(r.evidence) for r in records])
+    )
+    assert estimate_lift(csv_like, case.book, playbook, as_of=AS_OF).value == charged
+
+
+def test_lift_control_none_share_counts_control_that_got_nothing_whatever_its_default() -> None:
+    # Every control account's default is premium_trial; capacity leaves a third of them with nothing.
+    case = planted(600, seed=3)
+    control = [r for r in case.records if r.arm == "control" and r.action_id == "premium_trial"]
+    blocked = {r.account_id for r in control[::3]}
+    records = [
+        replace(r, action_id="none", evidence={**r.evidence, "action_id": "none", "default_action_id": "premium_trial"})
+        if r.account_id in blocked
+        else replace(r, evidence={**r.evidence, "default_action_id": "premium_trial"})
+        for r in case.records
+    ]
+    report = estimate_lift(recommendations_frame(records), case.book, case.playbook, as_of=AS_OF)
+    for a in report.actions:
+        mine = [r for r in control if r.evidence["model_action_id"] == a.action_id]
+        assert a.control_accounts == len(mine)
+        assert a.control_none_share == pytest.approx(sum(r.account_id in blocked for r in mine) / len(mine))
+        assert 0 < a.control_none_share < 1
+
+
 def test_lift_measures_only_the_horizon_after_as_of() -> None:
     case = planted(400, seed=4)
     labels = measured_outcomes(case.book, case.playbook, AS_OF)

@@ -14,6 +14,7 @@ import pytest
 from nextmove.errors import ConfigError, NotFittedError, NothingToLearnError
 from nextmove.models.effect import EffectModel, EffectProjection, _interval, objective_specs, row_value_usd
 from nextmove.playbook import Action, Objective, Playbook
+from nextmove.playbook.schema import Variant
 
 FAST = {"n_folds": 3, "n_estimators": 40, "num_leaves": 7, "min_child_samples": 40, "n_draws": 100}
 START = datetime(2025, 1, 6, tzinfo=UTC)
@@ -547,6 +548,25 @@ def test_effect_objective_specs_follow_the_value_convention() -> None:
     assert row_value_usd(frame, small_playbook(), objective="growth").tolist() == [250.0]
     with pytest.raises(ConfigError, match="not in the playbook"):
         row_value_usd(frame, small_playbook(), objective="nope")
+
+
+def test_row_value_usd_charges_a_variants_own_cost() -> None:
+    # "call" costs $5; its "deep" variant $8, its "short" one the action's $5.
+    playbook = small_playbook()
+    call = playbook.actions[0].model_copy(update={"variants": [Variant(id="short"), Variant(id="deep", cost_usd=8.0)]})
+    playbook = playbook.model_copy(update={"actions": [call, *playbook.actions[1:]]})
+    frame = pl.DataFrame(
+        {
+            "action_id": ["call", "call", "call", "email", "none"],
+            "variant": ["short", "deep", None, None, None],
+            "y_win": [1, 1, 1, 1, 1],
+            "y_grow_value": [0.0] * 5,
+        }
+    )
+    assert row_value_usd(frame, playbook).tolist() == [95.0, 92.0, 95.0, 95.0, 100.0]
+    # Without a variant column, every row of an action is charged the action's cost.
+    assert row_value_usd(frame.drop("variant"), playbook).tolist() == [95.0, 95.0, 95.0, 95.0, 100.0]
+    assert row_value_usd(frame, playbook, objective="win").tolist() == [100.0] * 5
 
 
 def test_effects_doc_example_runs() -> None:

@@ -180,6 +180,82 @@ class RunManager:
             thread.join(timeout)
 
 
+class RunSegments:
+    """The behavioral segments ``GET /v1/segments`` answers: those of the served run.
+
+    A run keeps its segments in its summary (``summary["segments"]``, what its report, its
+    ``summary.json`` and its recommendations' ``segment_name`` show): the answer is those, never
+    a new clustering, which with another seed or settings can find other segments for the same
+    book and time. A served run without stored segments (made with ``segments=False``, or whose
+    segmenting failed) is clustered again at its ``as_of`` with its own seed (its
+    ``params["seed"]``); without a served run, with seed 0 at the book's latest data.
+
+    Parameters
+    ----------
+    served
+        Returns the run served now (None when there is none).
+    """
+
+    def __init__(self, served: Callable[[], RunRecord | None]) -> None:
+        self._served = served
+        self._lock = threading.Lock()
+        self._caches: dict[int, SegmentCache] = {}
+
+    def report(self, book: Book | None, playbook: Playbook, as_of: datetime | None) -> dict[str, Any]:
+        """Segments of the served run when it decided at ``as_of``; else clustered at ``as_of`` (seed 0)."""
+        run = self._served()
+        if run is not None and run.as_of != as_of:
+            run = None  # another run is served since the caller asked: answer what it asked
+        stored = run.summary.get("segments") if run is not None else None
+        if isinstance(stored, Mapping) and isinstance(stored.get("segments"), list):
+            return stored_segments(stored)
+        seed = run_seed(run)
+        with self._lock:
+            cache = self._caches.setdefault(seed, SegmentCache(seed=seed))
+        return cache.report(book, playbook, as_of)
+
+
+def run_seed(run: RunRecord | None) -> int:
+    """The seed a run was made with (``params["seed"]``), 0 when it has none (as a run's default).
+
+    Examples
+    --------
+    >>> run_seed(None), run_seed(RunRecord(run_id="r", book_source="b", playbook_hash="h", params={"seed": 3}))
+    (0, 3)
+    """
+    seed = run.params.get("seed") if run is not None else None
+    return seed if isinstance(seed, int) and not isinstance(seed, bool) else 0
+
+
+def stored_segments(block: Mapping[str, Any]) -> dict[str, Any]:
+    """A run's stored segments (``SegmentReport.to_dict()``) in the shape ``GET /v1/segments`` answers.
+
+    ``as_of, accounts, k, silhouette`` (of the chosen ``k``) and per segment ``id, name, accounts,
+    traits``, as when the API clusters the book itself.
+
+    Examples
+    --------
+    >>> stored_segments({"as_of": "2025-01-01T00:00:00+00:00", "accounts": 3, "k": 2,
+    ...                  "silhouettes": {"2": 0.4}, "segments": [{"id": 0, "name": "Heavy users",
+    ...                  "accounts": 3, "share": 1.0, "traits": []}]})["segments"]
+    [{'id': 0, 'name': 'Heavy users', 'accounts': 3, 'traits': []}]
+    """
+    k = block.get("k")
+    silhouettes = block.get("silhouettes")
+    silhouette = silhouettes.get(str(k)) if isinstance(silhouettes, Mapping) else None
+    return {
+        "as_of": block.get("as_of"),
+        "accounts": block.get("accounts"),
+        "k": k,
+        "silhouette": silhouette,
+        "segments": [
+            {key: s.get(key) for key in ("id", "name", "accounts", "traits")}
+            for s in block.get("segments") or []
+            if isinstance(s, Mapping)
+        ],
+    }
+
+
 class Services:
     """Everything a request may need, made once per server process."""
 
@@ -191,7 +267,7 @@ class Services:
         self.decider = OnlineDecider(self.store, config.playbook, refresh_s=config.refresh_s, book=config.book)
         self.decisions = DecisionQueue(self.decider)
         self.runs = RunManager(self)
-        self.segments = SegmentCache()
+        self.segments = RunSegments(self.served_run)
         self._owners = _book_owners(config.book)
         self._signal_names = frozenset(config.book.signal_names) if config.book is not None else None
         kinds = {objective.outcome for objective in config.playbook.objectives.values()}

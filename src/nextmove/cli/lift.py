@@ -254,7 +254,8 @@ def _actions_table(actions: list[ActionAccuracy], own: Mapping[str, str]) -> Tab
         title="Per action: realised effect (against what control got) vs projected (against doing nothing)",
         title_justify="left",
         caption="treated: recommended the action; control: the model chose it for them; "
-        "left alone: share of them whose default was to do nothing",
+        "left alone: share of control that got nothing (a default of none, or a default the rules or "
+        "capacity did not allow); where it is 100%, realised and projected are both against doing nothing",
         caption_justify="left",
     )
     columns = ("action", "objective", "treated", "control", "left alone", "realised", "interval", "projected", "in")

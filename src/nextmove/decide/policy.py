@@ -24,7 +24,7 @@ interval) and what the rules allow, and makes one decision per account:
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from statistics import NormalDist
 from typing import Any
@@ -350,12 +350,20 @@ def _mask(accounts: np.ndarray, n: int) -> np.ndarray:
 
 
 def value_matrices(
-    values: pl.DataFrame, account_ids: Sequence[str], cands: Sequence[Candidate]
+    values: pl.DataFrame,
+    account_ids: Sequence[str],
+    cands: Sequence[Candidate],
+    *,
+    action_cost_usd: Mapping[str, float] | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(accounts × candidates) value, low and high from a projection's ``values`` frame.
 
-    A candidate with a variant takes the projection's ``action:variant`` arm when there is one,
-    else its action's. A candidate the projection lacks is worth NaN (never chosen).
+    A candidate with a variant takes the projection's ``action:variant`` arm when there is one
+    (already net of the variant's own cost), else its action's arm with the cost swapped: the
+    arm's gross value (its ``value_usd`` plus the cost it was charged) minus the variant's
+    ``cost_usd``, so a $8 variant is never valued as its $3 action. The cost the arm was charged
+    is the frame's ``cost_usd`` column when it has one, else ``action_cost_usd`` of the action.
+    A candidate the projection lacks is worth NaN (never chosen).
 
     Examples
     --------
@@ -364,12 +372,32 @@ def value_matrices(
     >>> v = pl.DataFrame({"account_id": ["a"], "action_id": ["call"], "value_usd": [5.0], "low": [1.0], "high": [9.0]})
     >>> [m.tolist() for m in value_matrices(v, ["a", "b"], c)]
     [[[5.0], [nan]], [[1.0], [nan]], [[9.0], [nan]]]
+
+    A variant costing $8 of a $3 action without an arm of its own:
+
+    >>> deep = [Candidate("tour", "deep", "cs", "email", "grow", 8.0, 0.0, 0)]
+    >>> v = pl.DataFrame({"account_id": ["a"], "action_id": ["tour"], "value_usd": [97.0],
+    ...                   "low": [7.0], "high": [187.0], "cost_usd": [3.0]})
+    >>> [m.tolist() for m in value_matrices(v, ["a"], deep)]
+    [[[92.0]], [[2.0]], [[182.0]]]
     """
     for column in ("account_id", "action_id", "value_usd", "low", "high"):
         if column not in values.columns:
             raise ConfigError(f"the projected values lack the column {column!r}")
     arms = set(values.get_column("action_id").cast(pl.String).unique().to_list())
     keys = [c.key if c.variant is not None and c.key in arms else c.action_id for c in cands]
+    # Variants valued from their action's arm: its value is net of the action's cost, not theirs.
+    borrowed = [k for k, c in enumerate(cands) if c.variant is not None and keys[k] == c.action_id]
+    has_cost = "cost_usd" in values.columns
+    if borrowed and not has_cost:
+        lacking = sorted({cands[k].action_id for k in borrowed} - set(action_cost_usd or {}))
+        if lacking:
+            raise ConfigError(
+                f"the projected values lack the column 'cost_usd' and no action_cost_usd is given for "
+                f"{', '.join(map(repr, lacking))}: a variant valued from its action's arm needs the cost that "
+                "arm was charged, to charge the variant's own instead"
+            )
+    columns = ("value_usd", "low", "high", "cost_usd") if has_cost else ("value_usd", "low", "high")
     key_index = {k: j for j, k in enumerate(dict.fromkeys(keys))}
     index = pl.DataFrame({"account_id": list(account_ids)}, schema={"account_id": pl.String}).with_row_index("_i")
     table = (
@@ -377,9 +405,7 @@ def value_matrices(
         .select(
             pl.col("account_id").cast(pl.String),
             pl.col("action_id").cast(pl.String),
-            pl.col("value_usd").cast(pl.Float64),
-            pl.col("low").cast(pl.Float64),
-            pl.col("high").cast(pl.Float64),
+            *[pl.col(c).cast(pl.Float64) for c in columns],
         )
         .filter(pl.col("action_id").is_in(list(key_index)))
         .join(index.lazy(), on="account_id", how="inner")
@@ -391,13 +417,21 @@ def value_matrices(
         .collect()
     )
     n, width = len(account_ids), len(key_index)
-    grids = np.full((3, n, width), np.nan)
+    grids = np.full((len(columns), n, width), np.nan)
     i = table.get_column("_i").to_numpy().astype(np.int64)
     j = table.get_column("_j").to_numpy()
-    for g, column in enumerate(("value_usd", "low", "high")):
+    for g, column in enumerate(columns):
         grids[g, i, j] = table.get_column(column).to_numpy()
     cols = np.array([key_index[k] for k in keys], dtype=np.int64)
-    return grids[0][:, cols], grids[1][:, cols], grids[2][:, cols]
+    value, low, high = (grids[g][:, cols] for g in range(3))
+    for k in borrowed:
+        c = cands[k]
+        charged = grids[3][:, cols[k]] if has_cost else float((action_cost_usd or {})[c.action_id])
+        shift = charged - c.cost_usd
+        value[:, k] += shift
+        low[:, k] += shift
+        high[:, k] += shift
+    return value, low, high
 
 
 def playbook_resources(
@@ -540,7 +574,8 @@ def decide(
         candidates are the decision's.
     values
         Projected values (``account_id, action_id, value_usd, low, high``), e.g.
-        ``EffectModel.project(snapshot).values``: dollars net of each action's cost.
+        ``EffectModel.project(snapshot).values``: dollars net of each arm's cost (a variant
+        without an arm of its own is charged its own cost, see :func:`value_matrices`).
     playbook
         Capacities, contact policy, control fraction, exploration and the stage defaults.
     owners, stages
@@ -596,7 +631,7 @@ def decide(
     for name, seq in (("owners", owners), ("stages", stages)):
         if seq is not None and len(seq) != n:
             raise ConfigError(f"{name} has {len(seq)} entries for {n} accounts")
-    v, lo, hi = value_matrices(values, ids, cands)
+    v, lo, hi = value_matrices(values, ids, cands, action_cost_usd={a.id: a.cost_usd for a in playbook.actions})
     allowed = rules.allowed & np.isfinite(v)
     resources = playbook_resources(playbook, cands, owners) if options.capacity else []
     ranked = np.nan_to_num(v, nan=-1.0)

@@ -105,7 +105,7 @@ class ObjectiveLift:
 
 @dataclass(frozen=True)
 class ValueLift:
-    """The lift of the total row value (objective dollars minus the action's cost) per account."""
+    """The lift of the total row value (objective dollars minus the cost of the action or variant done) per account."""
 
     treated_accounts: int
     control_accounts: int
@@ -128,9 +128,9 @@ class ActionAccuracy:
     Control: control accounts whose ``model_action_id`` is the action: what the model would have
     chosen for them. Both are random shares of the accounts the model gives the action, so their
     difference is the action's realised effect there **against what the control cohort got**, the
-    lifecycle default. ``projected_effect`` is the mean projected effect over both groups, which is
-    **against doing nothing**: the two measure the same thing where the default is to do nothing,
-    i.e. to the extent ``control_none_share`` is 1.
+    lifecycle default where the rules and capacity allowed it. ``projected_effect`` is the mean
+    projected effect over both groups, which is **against doing nothing**: the two measure the same
+    thing where control got nothing, i.e. to the extent ``control_none_share`` is 1.
     """
 
     action_id: str
@@ -140,7 +140,9 @@ class ActionAccuracy:
     treated_accounts: int
     control_accounts: int
     control_none_share: float | None
-    """Share of the control group that was left alone (its lifecycle default is ``none``)."""
+    """Share of the control group that got nothing (``action_id`` ``none``): its lifecycle default is
+    ``none``, or its default was not allowed (rules, cooldown, contact cap) or found no capacity. What
+    control got, not what its default was, decides whether the realised effect is against nothing."""
     realised_effect: float | None
     stderr: float | None
     low: float | None
@@ -239,6 +241,8 @@ class RecommendationLike(Protocol):
     @property
     def evidence(self) -> dict[str, Any]: ...
 
+    # A ``variant`` attribute (None when the action has none) is read too when the record has one.
+
 
 def recommendations_frame(records: Iterable[RecommendationLike]) -> pl.DataFrame:
     """The recommendations lift needs, as a frame: one row per record.
@@ -251,8 +255,9 @@ def recommendations_frame(records: Iterable[RecommendationLike]) -> pl.DataFrame
     Returns
     -------
     polars.DataFrame
-        ``account_id, action_id, arm, model_action_id`` (from the evidence; null when absent) and
-        ``projected`` (the evidence's projected effects: ``objective, effect, effect_usd``).
+        ``account_id, action_id, variant`` (null when the record has none), ``arm``,
+        ``model_action_id`` (from the evidence; null when absent) and ``projected`` (the evidence's
+        projected effects: ``objective, effect, effect_usd``).
 
     Examples
     --------
@@ -264,6 +269,7 @@ def recommendations_frame(records: Iterable[RecommendationLike]) -> pl.DataFrame
     """
     ids: list[str] = []
     actions: list[str] = []
+    variants: list[str | None] = []
     arms: list[str] = []
     model_actions: list[str | None] = []
     projected: list[list[dict[str, Any]] | None] = []
@@ -271,6 +277,8 @@ def recommendations_frame(records: Iterable[RecommendationLike]) -> pl.DataFrame
         evidence = rec.evidence if isinstance(rec.evidence, Mapping) else {}
         ids.append(rec.account_id)
         actions.append(rec.action_id)
+        variant = getattr(rec, "variant", None)
+        variants.append(None if variant is None else str(variant))
         arms.append(rec.arm)
         chosen = evidence.get("model_action_id")
         model_actions.append(None if chosen is None else str(chosen))
@@ -279,6 +287,7 @@ def recommendations_frame(records: Iterable[RecommendationLike]) -> pl.DataFrame
         {
             "account_id": ids,
             "action_id": actions,
+            "variant": variants,
             "arm": arms,
             "model_action_id": model_actions,
             "projected": projected,
@@ -286,6 +295,7 @@ def recommendations_frame(records: Iterable[RecommendationLike]) -> pl.DataFrame
         schema={
             "account_id": pl.String,
             "action_id": pl.String,
+            "variant": pl.String,
             "arm": pl.String,
             "model_action_id": pl.String,
             "projected": PROJECTED_DTYPE,
@@ -316,10 +326,12 @@ def _number(value: object) -> float | None:
 
 
 def _normalise(recommendations: pl.DataFrame) -> pl.DataFrame:
-    """``account_id, action_id, arm, model_action_id, projected`` from a frame of recommendations.
+    """``account_id, action_id, variant, arm, model_action_id, projected`` from a frame of recommendations.
 
-    ``model_action_id`` and ``projected`` come from their own columns when present, else from an
-    ``evidence`` column (JSON text, as in a run's ``recommendations.csv``, or a struct).
+    ``variant`` (which variant of the action was recommended: its cost is the one charged) is null
+    when the frame has no such column. ``model_action_id`` and ``projected`` come from their own
+    columns when present, else from an ``evidence`` column (JSON text, as in a run's
+    ``recommendations.csv``, or a struct).
     """
     for column in ("account_id", "action_id", "arm"):
         if column not in recommendations.columns:
@@ -329,6 +341,7 @@ def _normalise(recommendations: pl.DataFrame) -> pl.DataFrame:
     frame = recommendations.select(
         pl.col("account_id").cast(pl.String),
         pl.col("action_id").cast(pl.String).fill_null(NO_ACTION),
+        (pl.col("variant") if "variant" in recommendations.columns else pl.lit(None)).cast(pl.String).alias("variant"),
         pl.col("arm").cast(pl.String),
         *[pl.col(c) for c in ("model_action_id", "projected", "evidence") if c in recommendations.columns],
     )
@@ -351,6 +364,7 @@ def _normalise(recommendations: pl.DataFrame) -> pl.DataFrame:
     frame = frame.select(
         "account_id",
         "action_id",
+        "variant",
         "arm",
         pl.col("model_action_id").cast(pl.String),
         pl.col("projected").cast(PROJECTED_DTYPE),
@@ -696,8 +710,9 @@ def estimate_lift(
     - per objective of the playbook, the difference of event rates (or, for ``value = "amount"``
       objectives, of mean amounts) with its interval, and its objective dollars per account and in
       total (:class:`ObjectiveLift`);
-    - the total row value (objective dollars minus the action's cost, as
-      :func:`~nextmove.models.effect.row_value_usd`) per account and in total (:class:`ValueLift`);
+    - the total row value (objective dollars minus the cost of the action, or of the variant
+      recommended when it has its own, as :func:`~nextmove.models.effect.row_value_usd`) per
+      account and in total (:class:`ValueLift`);
     - per action and objective, the realised effect against the projected one
       (:class:`ActionAccuracy`).
 
@@ -708,7 +723,7 @@ def estimate_lift(
     Parameters
     ----------
     recommendations
-        One row per account: ``account_id, action_id, arm`` and either ``model_action_id`` and
+        One row per account: ``account_id, action_id, arm`` (optionally ``variant``) and either ``model_action_id`` and
         ``projected`` (as :func:`recommendations_frame` makes them) or an ``evidence`` column
         (the decision receipt, JSON text or a struct).
     book

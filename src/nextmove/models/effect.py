@@ -183,14 +183,15 @@ def row_value_usd(frame: pl.DataFrame, playbook: Playbook, *, objective: str | N
     Objective dollars follow the convention of :class:`ObjectiveSpec`: ``arr`` objectives count the
     account's ARR per event, ``amount`` ones the outcome's value, ``fixed`` ones ``value_usd`` per
     event; ``avoid`` objectives count negative and each objective is weighted by its ``weight``.
-    The cost is the ``cost_usd`` of the row's action (0 for ``none`` and unknown actions). With
-    ``objective``, only that objective's dollars, and no cost.
+    The cost is the ``cost_usd`` of the row's action (0 for ``none`` and unknown actions), or of
+    its variant when the frame has a ``variant`` column and the variant has a ``cost_usd`` of its
+    own. With ``objective``, only that objective's dollars, and no cost.
 
     Parameters
     ----------
     frame
         Rows with ``action_id``, the label columns (``y_{kind}``, ``y_{kind}_value``) and ``arr``
-        (for ARR-valued objectives).
+        (for ARR-valued objectives); optionally ``variant``.
     playbook
         Objectives, weights and action costs.
     objective
@@ -235,10 +236,51 @@ def row_value_usd(frame: pl.DataFrame, playbook: Playbook, *, objective: str | N
     for spec in specs:
         total = total + spec.realised_usd(frame)
     _require(frame, "action_id", "the action cost")
-    costs = {a.id: a.cost_usd for a in playbook.actions}
-    cost = frame.get_column("action_id").cast(pl.String).replace_strict(costs, default=0.0, return_dtype=pl.Float64)
-    out: F64 = total - cost.fill_null(0.0).to_numpy()
+    out: F64 = (
+        total - frame.select(cost_usd_expr(playbook, has_variant="variant" in frame.columns)).to_series().to_numpy()
+    )
     return out
+
+
+def cost_usd_expr(playbook: Playbook, *, has_variant: bool = True) -> pl.Expr:
+    """Each row's cost in dollars from its ``action_id`` (and ``variant``): the variant's own ``cost_usd``
+    when it has one, else the action's; 0 for ``none``, unknown actions and missing ids.
+
+    The one cost rule of the playbook (a variant without a cost costs what its action does), as
+    the rules' candidates and the effect model's arms charge it.
+
+    Examples
+    --------
+    >>> from nextmove.playbook.loader import parse_playbook
+    >>> pb = parse_playbook('''
+    ... [objectives.grow]
+    ... outcome = "expansion"
+    ... value_usd = 100
+    ... [[actions]]
+    ... id = "tour"
+    ... name = "Tour"
+    ... team = "growth"
+    ... objective = "grow"
+    ... cost_usd = 3
+    ... variants = [{ id = "short" }, { id = "deep", cost_usd = 8 }]
+    ... ''')
+    >>> rows = pl.DataFrame({"action_id": ["tour", "tour", "tour", "none"], "variant": ["short", "deep", None, None]})
+    >>> rows.select(cost_usd_expr(pb)).to_series().to_list()
+    [3.0, 8.0, 3.0, 0.0]
+    """
+    action_costs = {a.id: float(a.cost_usd) for a in playbook.actions}
+    action = pl.col("action_id").cast(pl.String)
+    cost = action.replace_strict(action_costs, default=0.0, return_dtype=pl.Float64)
+    variant_costs = {
+        f"{a.id}{ARM_SEPARATOR}{v.id}": float(v.cost_usd)
+        for a in playbook.actions
+        for v in a.variants
+        if v.cost_usd is not None
+    }
+    if has_variant and variant_costs:
+        arm = pl.concat_str([action, pl.lit(ARM_SEPARATOR), pl.col("variant").cast(pl.String)])
+        cost = arm.replace_strict(variant_costs, default=None, return_dtype=pl.Float64).fill_null(cost)
+    return cost.fill_null(0.0).alias("cost_usd")
 
 
 def _require(frame: pl.DataFrame, column: str, what: str) -> None:
