@@ -18,9 +18,10 @@ from nextmove.testing import write_subscription_book
 from nextmove.testing.subscriptions import SUBSCRIPTION_PLAYBOOK
 
 # The push has two variants the book never logged: the effect model has no arm of its own for either.
+# The trailer costs $0.20 more than the action.
 VARIANT_PLAYBOOK = SUBSCRIPTION_PLAYBOOK.replace(
     "cost_usd = 0.05\ncooldown_days = 14\n",
-    'cost_usd = 0.05\ncooldown_days = 14\nvariants = [{ id = "teaser" }, { id = "trailer" }]\n',
+    'cost_usd = 0.05\ncooldown_days = 14\nvariants = [{ id = "teaser" }, { id = "trailer", cost_usd = 0.25 }]\n',
 )
 
 
@@ -47,10 +48,10 @@ def test_rescored_options_are_the_playbook_s_candidates_with_their_variants(
     assert d.evidence["rescored_with_fresh_signals"] is True
     probs = d.context["propensities"]
     assert set(probs) == {c.key for c in candidates(playbook)} | {"none"}
-    # A variant the model has no arm for is worth its action's value, as in the run.
+    # A variant the model has no arm for is worth its action's value with its own cost, as in the run.
     shown = {(a["action_id"], a["variant"]): a["value_usd"] for a in d.alternatives}
     shown[(d.action_id, d.variant)] = d.evidence["value_usd"]
-    assert shown[("push_reminder", "teaser")] == shown[("push_reminder", "trailer")]
+    assert shown[("push_reminder", "teaser")] - shown[("push_reminder", "trailer")] == pytest.approx(0.20, abs=0.011)
 
 
 def test_a_rescored_control_account_gets_its_default_s_variant(served: tuple[Book, Playbook, Store]) -> None:

@@ -638,8 +638,9 @@ class FreshScorer:
         rules = check_rules(snapshot, touches, self.playbook, as_of, feature_schema(snapshot))
         names = {Why.RULE: "rule", Why.COOLDOWN: "cooldown", Why.CONTACT_CAP: "contact_cap", Why.IN_FLIGHT: "in_flight"}
         # The playbook's candidates (action × variant) valued as the run values them: a variant
-        # takes the model's arm of its own when there is one, else its action's.
-        v, lo, hi = (m[0] for m in value_matrices(values, [account_id], rules.candidates))
+        # takes the model's arm of its own when there is one, else its action's with its own cost.
+        costs = {a.id: a.cost_usd for a in self.playbook.actions}
+        v, lo, hi = (m[0] for m in value_matrices(values, [account_id], rules.candidates, action_cost_usd=costs))
         out = []
         for k, c in enumerate(rules.candidates):
             code = Why(int(rules.why[0, k]))
