@@ -972,3 +972,46 @@ def test_explain_control_default_with_variants_gives_the_reason_of_the_variant_t
             "(contact cap: 1 marketing email touches in 14 days (max 1)), so nothing is done."
         )
         assert parsed.summary.startswith("Control group: nothing is done, since the lifecycle default, Email, is not")
+
+
+def test_explain_alternatives_charge_a_variant_valued_from_its_action_its_own_cost() -> None:
+    """A variant without an arm of its own is worth its action's value with its own cost, as decide values it.
+
+    Email costs $1; its evening variant $4. The projection has only email's arm, charged $1: the
+    receipt showed evening at email's $10, while the decision valued it at $7.
+    """
+    playbook = parse_playbook(
+        VARIANTS.format(control=0.0).replace(
+            '{ id = "evening", channel = "sms" }', '{ id = "evening", channel = "sms", cost_usd = 4 }'
+        )
+    )
+    ids = [f"c{i}" for i in range(4)]
+    as_of = datetime(2025, 6, 2, tzinfo=UTC)
+    features = pl.DataFrame({"account_id": ids})
+    rules = check_rules(
+        features,
+        pl.DataFrame(schema={"account_id": pl.String, "action_id": pl.String, "ts": pl.Datetime("us", "UTC")}),
+        playbook,
+        as_of,
+        {},
+    )
+    projection = flat_projection(ids, {"call": 30.0, "email": 10.0})
+    costs = {NO_ACTION: 0.0, "call": 5.0, "email": 1.0}
+    projection = EffectProjection(
+        projection.level,
+        projection.effects,
+        projection.values.with_columns(
+            pl.col("action_id").replace_strict(costs, return_dtype=pl.Float64).alias("cost_usd")
+        ),
+        projection.flagged_actions,
+    )
+    decisions = decide(rules, projection.values, playbook, owners=["o"] * len(ids), stages=["trial"] * len(ids))
+    frame = decisions.frame()
+    assert set(frame.get_column("action_id")) == {"call"}
+    keys = [c.key for c in decisions.candidates]
+    decided = {key: float(decisions.values[0, keys.index(key)]) for key in ("email:morning", "email:evening")}
+    assert decided == {"email:morning": 10.0, "email:evening": 7.0}
+    out = explain_decisions(features, projection, frame, decisions.lost(playbook), playbook, top_signals=0)
+    for alternatives in out.get_column("alternatives"):
+        shown = {f"{a.action_id}:{a.variant}": a.value_usd for a in parse_alternatives(alternatives)}
+        assert shown == decided

@@ -36,7 +36,14 @@ from nextmove.decide.phrases import (
 from nextmove.decide.policy import default_variant
 from nextmove.errors import ConfigError
 from nextmove.features import feature_schema, in_label_window, sanitize_name
-from nextmove.models.effect import ARM_SEPARATOR, EffectModel, EffectProjection, ObjectiveSpec, objective_specs
+from nextmove.models.effect import (
+    ARM_SEPARATOR,
+    EffectModel,
+    EffectProjection,
+    ObjectiveSpec,
+    cost_usd_expr,
+    objective_specs,
+)
 from nextmove.playbook import Playbook
 from nextmove.playbook.schema import SignalRoles
 
@@ -274,6 +281,10 @@ class _Catalog:
     horizon_days: int
     default_variants: pl.DataFrame
     """``default_action_id, _default_variant``: the variant a lifecycle default is given (null: none)."""
+    action_costs: dict[str, float]
+    """Each action's ``cost_usd`` (what its arm of a projection is charged)."""
+    cost: pl.Expr
+    """A row's cost from its ``action_id`` and ``variant`` (:func:`~nextmove.models.effect.cost_usd_expr`)."""
 
     @classmethod
     def of(cls, playbook: Playbook) -> _Catalog:
@@ -308,6 +319,8 @@ class _Catalog:
                 },
                 schema={"default_action_id": pl.String, "_default_variant": pl.String},
             ),
+            action_costs={a.id: float(a.cost_usd) for a in playbook.actions},
+            cost=cost_usd_expr(playbook),
         )
 
 
@@ -425,7 +438,19 @@ def explain_decisions(
         pl.col("low").cast(pl.Float64),
         pl.col("high").cast(pl.Float64),
     )
-    alternatives, runner_up = _alternatives(dec, lost_rows, values, arms, n_alternatives, catalog)
+    # The cost each arm was charged: the projection's own when it says (as value_matrices reads it).
+    charged = dict(catalog.action_costs)
+    if "cost_usd" in projection.values.columns:
+        per_arm = (
+            projection.values.lazy()
+            .group_by(pl.col("action_id").cast(pl.String))
+            .agg(pl.col("cost_usd").cast(pl.Float64).first())
+            .collect()
+        )
+        charged.update(
+            zip(per_arm.get_column("action_id").to_list(), per_arm.get_column("cost_usd").to_list(), strict=True)
+        )
+    alternatives, runner_up = _alternatives(dec, lost_rows, values, arms, n_alternatives, catalog, charged)
     dec = dec.join(runner_up, on="_i", how="left", maintain_order="left")
     dec = dec.with_columns(_control_default().alias("_control_default"))
     dec = dec.with_columns(
@@ -531,8 +556,12 @@ def _alternatives(
     arms: pl.Series,
     n: int,
     catalog: _Catalog,
+    charged: Mapping[str, float],
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Per account (``_i``): the runner-ups (best first, at most ``n``), and the best one and the default's row.
+
+    ``charged`` is the cost each arm of ``values`` was charged (a variant valued from its action's
+    arm is charged its own instead).
 
     Returns ``(alternatives, runner_up)``: ``_i, _alternatives`` (a list of structs) and ``_i`` with
     the best runner-up (``_alt_*``) and the lifecycle default's value and why it lost (``_default_*``).
@@ -565,18 +594,28 @@ def _alternatives(
     )
     k = keys.get_column("_k").to_numpy().copy()
     with_variant = np.flatnonzero(keys.get_column("_has_variant").to_numpy())
+    # What a row's value gains over its arm's: a variant valued from its action's arm (the model has
+    # none of its own) is charged its own cost instead of the action's, as the decision's values are
+    # (value_matrices).
+    shift = np.zeros(len(k))
     if len(with_variant):  # a variant is its own arm when the projection has it
+        variant_rows = lost[keys.get_column("_r").gather(with_variant)].select(
+            _arm_key(pl.col("action_id"), pl.col("variant"), arms).alias("_key"),
+            "action_id",
+            catalog.cost.alias("_own_cost"),
+            pl.col("action_id")
+            .replace_strict(dict(charged), default=0.0, return_dtype=pl.Float64)
+            .alias("_action_cost"),
+        )
         exact = (
-            lost[keys.get_column("_r").gather(with_variant)]
-            .select(
-                _arm_key(pl.col("action_id"), pl.col("variant"), arms).replace_strict(
-                    arm_list, codes, default=-1, return_dtype=pl.Int64
-                )
-            )
-            .to_series()
+            variant_rows.get_column("_key")
+            .replace_strict(arm_list, codes, default=-1, return_dtype=pl.Int64)
             .to_numpy()
         )
         k[with_variant] = np.where(exact >= 0, exact, k[with_variant])
+        borrowed = (variant_rows.get_column("_key") == variant_rows.get_column("action_id")).to_numpy()
+        own = variant_rows.get_column("_action_cost") - variant_rows.get_column("_own_cost")
+        shift[with_variant] = np.where(borrowed, own.to_numpy(), 0.0)
     # Values by position: a dense (account × arm) table, so runner-ups need no join on text keys.
     table = (
         values.join(index, on="account_id", how="inner")
@@ -595,7 +634,7 @@ def _alternatives(
     at = table.get_column("_i").to_numpy().astype(np.int64) * width + table.get_column("_k").to_numpy()
     grid[:, at] = table.select("value_usd", "low", "high").to_numpy().T
     flat = keys.get_column("_i").to_numpy().astype(np.int64) * width + np.maximum(k, 0)
-    found = np.stack([np.take(grid[j], flat) for j in range(3)])
+    found = np.stack([np.take(grid[j], flat) for j in range(3)]) + shift
     found[:, k < 0] = np.nan
     ranked = (
         keys.select(
