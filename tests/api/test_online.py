@@ -723,8 +723,11 @@ def test_a_control_account_whose_default_has_variants_gets_the_run_s_variant_of_
     assert d.context["propensities"]["nurture_email:morning"] == 1.0
 
 
-def _explored_run(store: Store, playbook: Playbook) -> str:
-    """An account the run drew to explore: the learned choice (upsell_call, the lifecycle default too) held back."""
+def _explored_run(store: Store, playbook: Playbook, code: str = "rule") -> str:
+    """An account the run drew to explore: the learned choice (upsell_call, the lifecycle default too) held back.
+
+    ``code`` is how the run coded the hold-back: ``held_back``, or ``rule`` (runs stored before it had a code).
+    """
     held = "held back: this account was drawn to explore (8% of decisions)"
     return _serve_one(
         store,
@@ -736,22 +739,23 @@ def _explored_run(store: Store, playbook: Playbook) -> str:
         default="upsell_call",
         model_action_id="upsell_call",
         alternatives=[
-            _alt("upsell_call", None, 5000.0, "rule", held),
+            _alt("upsell_call", None, 5000.0, code, held),
             # Worth more than the pick too, but the rule is a real eligibility rule: blocked online as in the run.
             _alt("cross_sell_demo", None, 600.0, "rule", "not eligible: tenure_days >= 120"),
             _alt("nurture_email", "morning", 100.0, "lower_value", "projected to be worth less"),
             # Held back in other words: nurture_email passed eligibility (its other variant lost on value).
-            _alt("nurture_email", "afternoon", 700.0, "rule", "set aside for the draw"),
+            _alt("nurture_email", "afternoon", 700.0, code, "set aside for the draw"),
         ],
         default_why=f"The lifecycle default, Seat expansion call, is not allowed ({held}).",
     )
 
 
+@pytest.mark.parametrize("code", ["held_back", "rule"])
 def test_the_run_s_exploration_hold_back_does_not_block_the_held_back_action_online(
-    store: Store, playbook: Playbook
+    store: Store, playbook: Playbook, code: str
 ) -> None:
     pb = _with_exploration(playbook, method="none")
-    account = _explored_run(store, pb)
+    account = _explored_run(store, pb, code)
     (d,) = OnlineDecider(store, pb).decide([DecideRequest(account)], now=NOW)
     assert (d.arm, d.action_id, d.propensity) == ("model", "upsell_call", 1.0)
     assert d.context["propensities"]["cross_sell_demo"] == 0.0
@@ -777,9 +781,9 @@ def test_an_explored_account_may_draw_the_action_the_run_held_back(
     assert probs["nurture_email:afternoon"] == pytest.approx(0.2 / 5)
     assert probs["cross_sell_demo"] == 0.0
     assert (d.arm, d.action_id, d.variant) == ("explore", "nurture_email", "morning")
-    # The better option lost to this decision's draw, as the run words a hold-back, not on value.
+    # The better option lost to this decision's draw, as the run codes a hold-back, not on value.
     upsell = next(a for a in d.alternatives if a["action_id"] == "upsell_call")
-    assert upsell["why"] == "rule"
+    assert upsell["why"] == "held_back"
     assert upsell["reason"].startswith("held back: this decision explores")
 
 

@@ -1015,3 +1015,31 @@ def test_explain_alternatives_charge_a_variant_valued_from_its_action_its_own_co
     for alternatives in out.get_column("alternatives"):
         shown = {f"{a.action_id}:{a.variant}": a.value_usd for a in parse_alternatives(alternatives)}
         assert shown == decided
+
+
+def test_explain_default_held_back_by_exploration_is_set_aside_not_disallowed() -> None:
+    """An exploring account's default, allowed and worth more than the draw's pick, was set aside to explore.
+
+    The draw's hold-back was coded ``rule``, so the receipt said the default "is not allowed".
+    """
+    playbook = parse_playbook(
+        VARIANTS.format(control=0.0).replace('{ method = "none" }', '{ method = "epsilon", epsilon = 0.5 }')
+    )
+    ids = [f"c{i}" for i in range(60)]
+    features = pl.DataFrame({"account_id": ids})
+    no_touches = pl.DataFrame(schema={"account_id": pl.String, "action_id": pl.String, "ts": pl.Datetime("us", "UTC")})
+    rules = check_rules(features, no_touches, playbook, datetime(2025, 6, 2, tzinfo=UTC), {})
+    projection = flat_projection(ids, {"call": 5.0, "email": 30.0})
+    decisions = decide(rules, projection.values, playbook, owners=["o"] * len(ids), stages=["trial"] * len(ids))
+    frame = decisions.frame()
+    lost = decisions.lost(playbook)
+    drawn = frame.filter((pl.col("arm") == "explore") & (pl.col("action_id") != "email"))
+    assert drawn.height > 0
+    held = lost.join(drawn.select("account_id"), on="account_id", how="semi").filter(pl.col("action_id") == "email")
+    assert set(held.get_column("why")) == {"held_back"}
+    out = explain_decisions(features, projection, frame, lost, playbook, top_signals=0)
+    for evidence in out.join(drawn.select("account_id"), on="account_id", how="semi").get_column("evidence"):
+        # $29: the flat projection charged email's arm nothing, and its variant costs the action's $1.
+        assert parse_evidence(evidence).default_why == (
+            "The lifecycle default, Email, worth $29, was set aside to explore another play."
+        )

@@ -411,6 +411,21 @@ def test_lost_covers_every_candidate_not_chosen() -> None:
     assert chosen
 
 
+def test_lost_codes_the_control_and_exploration_draw_held_back_not_rule() -> None:
+    # A more valuable allowed option of a control or exploring account lost to the draw, not to a
+    # rule on the action: its own code, so nobody (a receipt, the online decider) takes it for one.
+    playbook = shop(control=0.3, method="epsilon", epsilon=0.3, hours=1e6, budget=1e9, volume=1000)
+    d, _ = _decide(120, 4, playbook)
+    lost = d.lost(playbook).join(d.frame().select("account_id", "arm"), on="account_id")
+    held = lost.filter(pl.col("why") == "held_back")
+    assert held.height > 0
+    assert set(held["arm"].unique()) <= {"control", "explore"}
+    assert held["reason"].str.starts_with("held back: ").all()
+    # A rule is a rule of the playbook: every rule row is an action the rules blocked (or never projected).
+    rule = lost.filter(pl.col("why") == "rule")
+    assert not rule["reason"].str.starts_with("held back").any()
+
+
 def test_capacity_ledger_places_in_order_and_skips_what_does_not_fit() -> None:
     owner = Resource("owner", 3.0, np.array([2.0, 1.0]), np.array([0, 1, 2]))
     budget = Resource("budget", 100.0, np.array([60.0, 10.0]))

@@ -50,7 +50,7 @@ from nextmove.playbook.schema import SignalRoles
 SCHEMA_VERSION = 1
 """Version of the receipt's layout (the ``schema`` field)."""
 
-WHY_CODES = ("lower_value", "rule", "cooldown", "contact_cap", "in_flight", "capacity")
+WHY_CODES = ("lower_value", "rule", "cooldown", "contact_cap", "in_flight", "capacity", "held_back")
 """Why a candidate lost: worth less, an eligibility rule, a cooldown, a contact cap, a play in flight, a capacity."""
 
 ARMS = ("model", "explore", "control")
@@ -90,6 +90,7 @@ _MISSING_REASON = {
     "contact_cap": "contact cap",
     "in_flight": "a play is already in flight",
     "capacity": "over capacity",
+    "held_back": "held back by the control or exploration draw",
 }
 
 
@@ -176,7 +177,7 @@ class Alternative(_Receipt):
     value_usd: float | None
     low: float | None
     high: float | None
-    why: Literal["lower_value", "rule", "cooldown", "contact_cap", "in_flight", "capacity"]
+    why: Literal["lower_value", "rule", "cooldown", "contact_cap", "in_flight", "capacity", "held_back"]
     reason: str
 
 

@@ -187,9 +187,9 @@ class Decisions:
         ``why`` is one of :data:`LOST_CODES`: a rule that blocks it (``rule``, ``cooldown``,
         ``contact_cap``, ``in_flight``), ``capacity`` (worth more than the pick, but a resource it
         needs is short; or a control account's lifecycle default that found no capacity left, whatever
-        its value: the reason names the resource), or ``lower_value``. For control and exploring
-        accounts, a more valuable candidate lost to the randomisation, which is the playbook's
-        rule (``control_fraction``, ``exploration``), so its code is ``rule``.
+        its value: the reason names the resource), ``lower_value``, or ``held_back``: for control and
+        exploring accounts, a more valuable allowed candidate that the randomisation held back (the
+        playbook's ``control_fraction`` and ``exploration``).
         """
         rows, cols = np.nonzero(self.lost_why >= 0)
         codes = self.lost_why[rows, cols]
@@ -243,7 +243,7 @@ class Decisions:
             )
             .when((pl.col("_code") == LOST_CODES.index("rule")) & pl.col("_v").is_nan())
             .then(pl.lit("the models have no projection for this action"))
-            .when((pl.col("_code") == LOST_CODES.index("rule")) & (pl.col("_rule_reason") == ""))
+            .when(pl.col("_code") == LOST_CODES.index("held_back"))
             .then(held)
             .otherwise(pl.col("_rule_reason"))
         )
@@ -308,7 +308,7 @@ class Decisions:
         return len(self.account_ids)
 
 
-LOST_CODES = ("lower_value", "rule", "cooldown", "contact_cap", "in_flight", "capacity")
+LOST_CODES = ("lower_value", "rule", "cooldown", "contact_cap", "in_flight", "capacity", "held_back")
 """Why a candidate lost (the receipt's ``why``)."""
 _RULE_CODES = ("rule", "cooldown", "contact_cap", "in_flight")
 _WHY_TO_LOST = {
@@ -804,8 +804,9 @@ def _lost_codes(
     chosen_r = np.where(choice >= 0, ranked[rows, pick], 0.0)
     better = allowed & (np.nan_to_num(v, nan=-np.inf) > chosen_v[:, None] + 1e-9)
     model_arm = arm == "model"
-    # For control and exploring accounts, what is worth more lost to the randomisation (the playbook's rule).
-    out[better & ~model_arm[:, None]] = LOST_CODES.index("rule")
+    # For control and exploring accounts, what is worth more lost to the randomisation (the playbook's
+    # control_fraction and exploration), not to a rule on the action.
+    out[better & ~model_arm[:, None]] = LOST_CODES.index("held_back")
     ranked_higher = better & model_arm[:, None] & (ranked > chosen_r[:, None] + 1e-9)
     # The allocation gives a model-arm account its best option that fits (its improvement pass sees to
     # it), so what ranks higher lost to capacity: the reason names the resource (see Decisions.lost).

@@ -237,13 +237,17 @@ def _eligible_in_run(rec: RecommendationRecord) -> set[str]:
 def _held_back(rec: RecommendationRecord, alt: Mapping[str, Any], eligible: set[str]) -> bool:
     """Whether the run's runner-up ``alt`` lost to the control or exploration draw rather than to a rule.
 
-    The run codes both ``rule`` (:meth:`~nextmove.decide.policy.Decisions.lost`): its eligibility
-    rules, an action it has no projection for (no value), and, for a control or exploring account,
-    a better allowed option that the draw held back. A ``rule`` row with a value, of an action that
-    passed eligibility (:func:`_eligible_in_run`), can only be the hold-back. Otherwise the run's
-    words for it decide; anything not recognised stays blocked, as a rule would.
+    The run codes it ``held_back`` (:meth:`~nextmove.decide.policy.Decisions.lost`). Runs stored
+    before that code existed coded it ``rule``, as their eligibility rules and an action without a
+    projection (no value): there a ``rule`` row with a value, of an action that passed eligibility
+    (:func:`_eligible_in_run`), can only be the hold-back; otherwise the run's words for it decide,
+    and anything not recognised stays blocked, as a rule would.
     """
-    if rec.arm not in HOLD_BACK_ARMS or alt.get("why") != "rule":
+    if rec.arm not in HOLD_BACK_ARMS:
+        return False
+    if alt.get("why") == "held_back":
+        return True
+    if alt.get("why") != "rule":  # the code of runs stored before held_back had its own
         return False
     value = alt.get("value_usd")
     if not isinstance(value, int | float) or isinstance(value, bool) or not math.isfinite(value):
@@ -1485,7 +1489,7 @@ def _alternatives(
             why, reason = "lower_value", "the best projection with the fresh signals, not drawn this time"
         elif allowed[i] and mean[i] > mean[choice] + 1e-9:
             # Worth more and allowed: this decision's draw held it back; coded as the run codes it.
-            why, reason = "rule", held
+            why, reason = "held_back", held
         elif o.run_why == "capacity" or not o.run_reason:
             # Worth no more than the choice. The run's capacity reason ("worth more, but not enough of
             # … is left") does not hold here: capacity binds the batch, not a single decision.
