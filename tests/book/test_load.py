@@ -289,6 +289,27 @@ def test_validate_book_locates_problems_in_postgres_tables(pg_url: str, playbook
     assert all(p.file.startswith("table accounts in postgresql") for p in report.problems)
 
 
+@pytest.mark.postgres
+def test_load_book_source_hides_the_password_of_the_url_and_of_its_query_string(
+    pg_url: str, playbook: Playbook
+) -> None:
+    write_sql_book(pg_url, timestamps_as_text=False)
+    # The test server trusts local connections: the passwords are ignored, and must never be shown.
+    url = sa.make_url(pg_url).set(password="S3cret").update_query_dict({"password": "S3cret"})
+    book = load_book(url.render_as_string(hide_password=False), playbook=playbook, as_of=AS_OF)
+    assert "S3cret" not in book.source
+    assert book.source.startswith("postgresql+psycopg://postgres:***@127.0.0.1")
+    assert "password=***" in book.source
+
+
+def test_validate_book_hides_the_password_of_a_url_sqlalchemy_cannot_read(playbook: Playbook) -> None:
+    from nextmove.errors import BookError
+
+    with pytest.raises(BookError) as info:
+        validate_book("postgresql://u:S3cret@db:notaport/crm?password=S3cret", playbook=playbook)
+    assert "S3cret" not in str(info.value)
+
+
 def test_validate_book_locates_problems_in_sqlite_tables(tmp_path: Path, playbook: Playbook) -> None:
     url = f"sqlite:///{(tmp_path / 'book.db').as_posix()}"
     engine = sa.create_engine(url)

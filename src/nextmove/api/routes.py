@@ -10,6 +10,7 @@ from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
+from nextmove._urls import mask_url
 from nextmove.api.audit import AUDIT_STATE_KEY
 from nextmove.api.auth import Principal
 from nextmove.api.feedback import check_feedback
@@ -146,6 +147,12 @@ def _audit_entry(request: Request, info: dict[str, Any], status: int = 200) -> A
     )
 
 
+def _book_shown(services: Services) -> str | None:
+    """Where the server's book is, as anyone may see it: a database URL's passwords hidden."""
+    path = services.config.book_path
+    return None if path is None else mask_url(path)
+
+
 # ---- liveness and readiness -------------------------------------------------------------------
 
 
@@ -171,7 +178,7 @@ def readyz(services: ServicesDep) -> StatusPublic:
         detail={
             "decider": "ready" if services.decider.ready else f"not ready: {services.decider.problem}",
             "served_run": None if run is None else run.run_id,
-            "book": services.config.book_path,
+            "book": _book_shown(services),
         },
     )
 
@@ -490,7 +497,7 @@ def get_run(
         if progress is None:
             raise
         # Started here, not recorded by the engine yet.
-        run = RunRecord(run_id=run_id, book_source=services.config.book_path or "", playbook_hash="")
+        run = RunRecord(run_id=run_id, book_source=_book_shown(services) or "", playbook_hash="")
         if progress.error is not None:
             run = RunRecord(run_id=run_id, book_source=run.book_source, playbook_hash="", status="failed")
     return _run_public(services, run)
@@ -520,7 +527,7 @@ def start_run(body: RunIn, request: Request, principal: PrincipalDep, services: 
     services.store.add_audit([_entry(request, info, 202)])
     run = RunRecord(
         run_id=progress.run_id,
-        book_source=services.config.book_path or "",
+        book_source=_book_shown(services) or "",
         playbook_hash=services.config.playbook.content_hash(),
         as_of=body.as_of,
     )

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import polars as pl
 
+from nextmove._urls import mask_url
 from nextmove.book.contract import CONTRACT, FILE_SUFFIXES
 from nextmove.book.problems import Problem, Rule
 from nextmove.errors import BookError
@@ -282,8 +283,10 @@ def discover_database(url: str) -> DiscoveredBook:
     try:
         engine = sa.create_engine(url)
     except Exception as exc:
-        raise BookError(f"{url}: not a database URL SQLAlchemy understands: {exc}") from None
-    shown = engine.url.render_as_string(hide_password=True)
+        # SQLAlchemy's message may quote the URL whole.
+        reason = str(exc).replace(url, mask_url(url))
+        raise BookError(f"{mask_url(url)}: not a database URL SQLAlchemy understands: {reason}") from None
+    shown = mask_url(engine.url)
     try:
         with engine.connect() as conn:
             names = set(sa.inspect(conn).get_table_names())

@@ -22,6 +22,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import URL, Connection, Dialect, Engine, make_url
 from sqlalchemy.pool import StaticPool
 
+from nextmove._urls import HIDDEN, mask_unparsed_url, mask_url, url_secrets
 from nextmove.errors import ConfigError, ConflictError, NextmoveError, NotFoundError, NotInStoreError, StoreError
 from nextmove.settings import Settings
 from nextmove.store import schema
@@ -159,7 +160,7 @@ class SqlStore:
         self._engine = engine
         self._write_engine = engine.execution_options(**{_WRITE_OPTION: True})
         self._relaxed_write_engine = engine.execution_options(**{_WRITE_OPTION: True, _RELAXED_OPTION: True})
-        self._url = _mask_url(engine.url)
+        self._url = mask_url(engine.url)
         self._closed = False
         # SQLite lets one writer in at a time and makes the others retry with growing sleeps
         # (its busy handler), so threads of one process that write at once would wait far longer
@@ -764,8 +765,9 @@ class SqlStore:
         # The driver's own message, on one line, without anything that looks like the password.
         orig = exc.orig if isinstance(exc, sa_exc.StatementError) and exc.orig is not None else exc
         text = " ".join(str(orig).split())
-        password = self._engine.url.password
-        return text.replace(str(password), "***") if password else text
+        for secret in url_secrets(self._engine.url):
+            text = text.replace(secret, HIDDEN)
+        return text
 
     @contextmanager
     def _errors(self, doing: str) -> Iterator[None]:
@@ -1043,25 +1045,12 @@ def _to_json(value: Any) -> str:
         raise _NotJSONError(f"a JSON field holds a value JSON cannot represent: {exc}") from exc
 
 
-def _mask_url(url: URL) -> str:
-    return url.render_as_string(hide_password=True)
-
-
-def _mask_raw_url(raw: str) -> str:
-    # SQLAlchemy could not parse it, so nor can we tell user from password: hide both.
-    if "@" not in raw:
-        return raw
-    head, host = raw.rsplit("@", 1)
-    scheme = head.split("://", 1)[0] + "://" if "://" in head else ""
-    return f"{scheme}***@{host}"
-
-
 def _parse_url(raw: str) -> URL:
     try:
         url = make_url(raw)
     except (sa_exc.ArgumentError, ValueError) as exc:  # ValueError: a port that is not a number
         raise StoreError(
-            f"cannot read the store URL {_mask_raw_url(raw)!r}; expected {SUPPORTED_URLS} "
+            f"cannot read the store URL {mask_unparsed_url(raw)!r}; expected {SUPPORTED_URLS} "
             "(set it with NEXTMOVE_STORE_URL)"
         ) from exc
     backend, _, driver = url.drivername.partition("+")
@@ -1071,7 +1060,7 @@ def _parse_url(raw: str) -> URL:
         # Plain postgresql:// would pick psycopg2, which nextmove does not depend on.
         return url.set(drivername="postgresql+psycopg")
     raise StoreError(
-        f"unsupported store URL {_mask_url(url)}: scheme {url.drivername!r} is not one of "
+        f"unsupported store URL {mask_url(url)}: scheme {url.drivername!r} is not one of "
         f"sqlite, postgresql+psycopg; use {SUPPORTED_URLS}"
     )
 
