@@ -257,17 +257,23 @@ def decide_resource(account_ids: Sequence[str]) -> str:
     response_model=FeedbackReceiptPublic,
     tags=["feedback"],
     summary="Feedback events (done, dismissed, snoozed, outcome), stored durably and idempotently",
-    responses={**ERRORS, **NOT_FOUND, **JSON_BODY},
+    responses={
+        **ERRORS,
+        **NOT_FOUND,
+        **JSON_BODY,
+        409: {"model": ErrorPublic, "description": "An event_id already used for another event (nothing is stored)"},
+    },
 )
 def feedback(
     body: FeedbackBatchIn, request: Request, principal: PrincipalDep, services: ServicesDep
 ) -> FeedbackReceiptPublic:
-    """Store up to 1,000 events; an ``event_id`` already stored is not counted again.
+    """Store up to 1,000 events; an ``event_id`` already stored is not counted again (a 409 if it was another event).
 
     Events are checked first (all or nothing): an account in neither the served run nor the book
     is a 404; an ``action_id`` not in the playbook, a ``decision_id`` not made for the account, an
     outcome kind no objective measures, or a snooze without a future ``snoozed_until`` a 422 naming
-    the field and what is allowed. An event already stored is a retry, answered as before.
+    the field and what is allowed. An event already stored is a retry, answered as before; an
+    ``event_id`` already used for another event (another account's, or with another body) is a 409.
 
     Every event is committed before the answer is sent: a 200 means the events are kept. Roles:
     every role; ``manager`` and ``csm`` keys only for their accounts (all or nothing).
@@ -287,8 +293,9 @@ def feedback(
     received_at = utcnow()
     check_feedback(services, body.events, received_at)
     events = [e.to_event(received_at) for e in body.events]
-    stored = services.store.add_feedback(events, audit=[_entry(request, info)])
-    # Only what was stored moves the corrections: a retry with another body stores nothing (see learn_stored).
+    stored = services.store.add_feedback(events, audit=[_audit_entry(request, info)])
+    info["written"] = True  # with the events, in their transaction; a refusal is audited by the middleware
+    # Only what was stored moves the corrections: a retry stores nothing (see learn_stored).
     learned = services.decider.learn_stored(events, stored)
     return FeedbackReceiptPublic(received=len(events), stored=stored, duplicates=len(events) - stored, learned=learned)
 

@@ -308,10 +308,13 @@ class SqlStore:
 
     def add_feedback(self, events: Sequence[FeedbackEvent], *, audit: Sequence[AuditEntry] = ()) -> int:
         """Store new feedback events, ignoring known ones; see :meth:`Store.add_feedback`."""
-        # The first copy of an event id wins, as it does against stored events.
+        # The first copy of an event id wins, as it does against stored events; a copy that says
+        # something else is another event under the same id, refused like one stored before.
         unique: dict[str, FeedbackEvent] = {}
         for feedback_event in events:
-            unique.setdefault(feedback_event.event_id, feedback_event)
+            first = unique.setdefault(feedback_event.event_id, feedback_event)
+            if not first.same_event_as(feedback_event):
+                raise _event_id_conflict(feedback_event.event_id)
         if not unique:
             if audit:
                 self.add_audit(audit)
@@ -324,15 +327,24 @@ class SqlStore:
             for item in (unique[key] for key in sorted(unique))
         ]
         table = schema.feedback_events
-        stored = 0
+        inserted: set[str] = set()
         with self._errors(f"add {len(rows)} feedback events"), self._write() as conn:
             # ON CONFLICT DO NOTHING, not a check-then-insert, so that two senders of the same
             # event at once store it once; RETURNING counts only the rows really inserted.
             insert = _insert_ignoring_conflicts(conn, table, "event_id").returning(table.c.event_id)
             for batch in _batches(rows, BATCH_ROWS):
-                stored += len(conn.execute(insert, batch).all())
+                inserted.update(conn.execute(insert, batch).scalars())
+            # An id stored before is a retry only if it is the same event: anything else (another
+            # account's event, another body) would be dropped silently. Refused, the whole batch
+            # rolls back. Read after the insert, so a concurrent sender's event is seen committed.
+            known = sorted(set(unique) - inserted)
+            for batch_ids in _batches(known, BATCH_ROWS):
+                query = sa.select(table).where(table.c.event_id.in_(batch_ids)).order_by(table.c.event_id)
+                for row in conn.execute(query).mappings():
+                    if not unique[row["event_id"]].same_event_as(FeedbackEvent(**row)):
+                        raise _event_id_conflict(row["event_id"])
             _insert_audit(conn, audit)
-        return stored
+        return len(inserted)
 
     def count_feedback(self) -> int:
         """How many feedback events the store holds; see :meth:`Store.count_feedback`."""
@@ -976,6 +988,14 @@ def _retried(logged: DecisionRecord, asked: DecisionRecord) -> DecisionRecord:
             "send a new request_id to ask for a new decision (reuse one only to retry the same request)"
         )
     return logged
+
+
+def _event_id_conflict(event_id: str) -> ConflictError:
+    """The error of an ``event_id`` already used for another event; neither its account nor its body is named."""
+    return ConflictError(
+        f"event_id {event_id!r} is already used for another event (another account, or another body); "
+        "send a new event_id for a new event (resend one only to retry the same event)"
+    )
 
 
 def _is_request_id_conflict(exc: BaseException) -> bool:
