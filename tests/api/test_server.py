@@ -441,6 +441,21 @@ def test_audit_records_who_read_and_changed_what(served: Served) -> None:
     assert all(e["role"] == "csm" for e in entries)
 
 
+def test_a_wrong_secret_under_a_real_key_id_is_not_audited_as_that_keys_action(served: Served) -> None:
+    admin_id = served.keys.ids["admin"]
+    path = f"/v1/accounts/probe-{uuid.uuid4().hex}"
+    with served.client() as client:
+        forged = client.get(path, headers={"Authorization": f"Bearer nm_{admin_id}_{'0' * 43}"})
+    with served.client("admin") as client:
+        everyone = client.get("/v1/audit", params={"limit": 500}).json()["items"]
+        admins = client.get("/v1/audit", params={"key_id": admin_id, "limit": 500}).json()["items"]
+    assert forged.status_code == 401
+    assert path not in {e["path"] for e in admins}
+    (entry,) = [e for e in everyone if e["path"] == path]
+    assert (entry["action"], entry["status"], entry["key_id"], entry["role"]) == ("denied", 401, None, None)
+    assert entry["detail"] == {"claimed_key_id": admin_id}
+
+
 def test_openapi_document_is_served(served: Served) -> None:
     document = httpx.get(f"{served.server.url}/openapi.json").json()
     assert "/v1/decide" in document["paths"]

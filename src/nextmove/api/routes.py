@@ -44,7 +44,7 @@ from nextmove.api.schemas import (
 from nextmove.api.service import Services
 from nextmove.engine.online import DecideGroup, DecideRequest, servable_run
 from nextmove.engine.run_process import interrupted_run_note
-from nextmove.errors import ConfigError, NotFoundError
+from nextmove.errors import ConfigError, NextmoveError, NotFoundError
 from nextmove.store import AuditEntry, DecisionRecord, RunRecord
 from nextmove.store.records import utcnow
 
@@ -97,13 +97,26 @@ async def authenticated(
     services: Services = request.app.state.services
     info = _audit(request)
     presented = bearer.credentials if bearer is not None else header_key
-    if presented:
-        info["key_id"] = presented.strip().split("_")[1][:32] if presented.count("_") >= 2 else None
     principal = services.verifier.cached(presented)
     if principal is None:
-        principal = await run_in_threadpool(services.verifier.authenticate, presented)
+        try:
+            principal = await run_in_threadpool(services.verifier.authenticate, presented)
+        except NextmoveError:
+            # Anyone can write a key's public id in front of a wrong secret: the refusal is kept out
+            # of that key's entries (key_id stays None) and the id it claimed is noted apart.
+            claimed = _claimed_key_id(presented)
+            if claimed:
+                info["detail"] = {"claimed_key_id": claimed}
+            raise
     info.update(key_id=principal.key_id, role=principal.role)
     return principal
+
+
+def _claimed_key_id(presented: str | None) -> str | None:
+    """The key id a presented key names (``nm_<key_id>_<secret>``), unverified; None if it names none."""
+    if not presented or presented.count("_") < 2:
+        return None
+    return presented.strip().split("_")[1][:32] or None
 
 
 PrincipalDep = Annotated[Principal, Depends(authenticated)]

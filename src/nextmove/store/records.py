@@ -437,7 +437,8 @@ class AuditEntry:
     status : int
         The HTTP status answered.
     key_id : str or None
-        The API key used (None when none or an unknown one was sent).
+        The API key used (None when none, or one that is not valid, was sent: the id such a key
+        claims is in ``detail["claimed_key_id"]``, never here, since anyone can claim any id).
     role : str or None
         The key's role.
     resource : str
