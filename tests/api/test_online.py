@@ -29,7 +29,7 @@ from nextmove.engine.online import (
     rollback_policy,
     thompson_probabilities,
 )
-from nextmove.errors import NotFoundError, StoreError
+from nextmove.errors import ConflictError, NotFoundError, StoreError
 from nextmove.playbook import Playbook
 from nextmove.store import AuditEntry, FeedbackEvent, RecommendationRecord, RunRecord, SqlStore, Store, open_store
 from nextmove.store.locks import PostgresStripes
@@ -201,7 +201,7 @@ def test_outcome_feedback_moves_the_correction_once_and_survives_a_restart(store
 
 
 def test_an_event_id_resent_with_another_body_moves_no_correction(store: Store, playbook: Playbook) -> None:
-    """Only stored events are learned from: a retry whose body changed is not stored, so it is not counted."""
+    """Only stored events are learned from: an event_id resent with another body is refused, so it is not counted."""
     pb = _with_exploration(playbook, method="none")
     recs = seed_run(store, pb, accounts=12, control_every=0)
     decider = OnlineDecider(store, pb)
@@ -217,8 +217,8 @@ def test_an_event_id_resent_with_another_body_moves_no_correction(store: Store, 
         payload={"decision_id": made.decision_id, "value_usd": -50_000.0},
     )
     assert send_feedback(store, decider, [done]).learned == 0
-    receipt = send_feedback(store, decider, [outcome])
-    assert (receipt.stored, receipt.learned) == (0, 0)
+    with pytest.raises(ConflictError, match="'crm-1'"):
+        send_feedback(store, decider, [outcome])
     assert decider.learner.corrections() == []
     # A new id with the same body is stored, and counted, once.
     again = dataclasses.replace(outcome, event_id="crm-2")

@@ -122,8 +122,8 @@ def test_feedback_is_stored_once_however_often_it_is_sent(served: Served) -> Non
     assert kept[events[3]["event_id"]]["payload"]["outcome"] == {"kind": "expansion", "value": 1200.0}  # type: ignore[index]
 
 
-def test_feedback_resent_as_another_kind_is_neither_stored_nor_learned(served: Served) -> None:
-    """A known event_id sent again with another body is a duplicate: the online corrections do not move with it."""
+def test_feedback_resent_as_another_kind_is_refused_neither_stored_nor_learned(served: Served) -> None:
+    """A known event_id sent again with another body is a 409: not stored, and the online corrections do not move."""
     with served.client("admin") as client:
         decision = next(
             d
@@ -142,14 +142,39 @@ def test_feedback_resent_as_another_kind_is_neither_stored_nor_learned(served: S
         }
         first = client.post("/v1/feedback", json={"events": [done]})
         again = client.post("/v1/feedback", json={"events": [outcome]})
+        retried = client.post("/v1/feedback", json={"events": [done]})
         later = client.post("/v1/decide", json={"account_id": served.recs[29].account_id})
     assert first.json() == {"received": 1, "stored": 1, "duplicates": 0, "learned": 0}
-    assert again.json() == {"received": 1, "stored": 0, "duplicates": 1, "learned": 0}
+    assert again.status_code == 409, again.text
+    assert again.json()["code"] == "conflict"
+    assert retried.json() == {"received": 1, "stored": 0, "duplicates": 1, "learned": 0}
     with open_store(served.store_url) as store:
         (logged,) = [store.get_decision(d["decision_id"]) for d in later.json()["decisions"]]
         kept = [e for e in store.feedback(account_id=account) if e.event_id == done["event_id"]]
     assert logged.context["online_corrections_z"] == {}
     assert [e.kind for e in kept] == ["done"]
+
+
+def test_a_csm_cannot_make_another_owners_event_a_silent_duplicate(served: Served) -> None:
+    own = served.recs[0].account_id  # ana's: the csm's
+    other = served.recs[2].account_id  # cleo's
+    event_id = f"crm-{uuid.uuid4().hex}"
+    with served.client("csm") as client:
+        squatted = client.post(
+            "/v1/feedback", json={"events": [{"event_id": event_id, "account_id": own, "kind": "done"}]}
+        )
+    with served.client("other_csm") as client:
+        legit = client.post(
+            "/v1/feedback", json={"events": [{"event_id": event_id, "account_id": other, "kind": "done"}]}
+        )
+    with served.client("admin") as client:
+        audit = client.get("/v1/audit", params={"key_id": served.keys.ids["other_csm"]}).json()["items"]
+    assert squatted.json()["stored"] == 1
+    # Never answered {"stored": 0, "duplicates": 1} and dropped: refused, naming the id, not the account.
+    assert legit.status_code == 409, legit.text
+    assert event_id in legit.json()["message"]
+    assert own not in legit.text
+    assert ("change-refused", 409) in {(e["action"], e["status"]) for e in audit if e["path"] == "/v1/feedback"}
 
 
 def test_feedback_refuses_incomplete_events_and_stores_none_of_the_batch(served: Served) -> None:
@@ -414,6 +439,21 @@ def test_audit_records_who_read_and_changed_what(served: Served) -> None:
     refused = [e for e in mine if e["path"] == "/v1/decide" and e["resource"] == "decide:nope-audit"]
     assert [(e["action"], e["status"]) for e in refused] == [("change-refused", 404)]
     assert all(e["role"] == "csm" for e in entries)
+
+
+def test_a_wrong_secret_under_a_real_key_id_is_not_audited_as_that_keys_action(served: Served) -> None:
+    admin_id = served.keys.ids["admin"]
+    path = f"/v1/accounts/probe-{uuid.uuid4().hex}"
+    with served.client() as client:
+        forged = client.get(path, headers={"Authorization": f"Bearer nm_{admin_id}_{'0' * 43}"})
+    with served.client("admin") as client:
+        everyone = client.get("/v1/audit", params={"limit": 500}).json()["items"]
+        admins = client.get("/v1/audit", params={"key_id": admin_id, "limit": 500}).json()["items"]
+    assert forged.status_code == 401
+    assert path not in {e["path"] for e in admins}
+    (entry,) = [e for e in everyone if e["path"] == path]
+    assert (entry["action"], entry["status"], entry["key_id"], entry["role"]) == ("denied", 401, None, None)
+    assert entry["detail"] == {"claimed_key_id": admin_id}
 
 
 def test_openapi_document_is_served(served: Served) -> None:

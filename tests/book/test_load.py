@@ -289,6 +289,72 @@ def test_validate_book_locates_problems_in_postgres_tables(pg_url: str, playbook
     assert all(p.file.startswith("table accounts in postgresql") for p in report.problems)
 
 
+@pytest.mark.postgres
+def test_load_book_source_hides_the_password_of_the_url_and_of_its_query_string(
+    pg_url: str, playbook: Playbook
+) -> None:
+    write_sql_book(pg_url, timestamps_as_text=False)
+    # The test server trusts local connections: the passwords are ignored, and must never be shown.
+    url = sa.make_url(pg_url).set(password="S3cret").update_query_dict({"password": "S3cret"})
+    book = load_book(url.render_as_string(hide_password=False), playbook=playbook, as_of=AS_OF)
+    assert "S3cret" not in book.source
+    assert book.source.startswith("postgresql+psycopg://postgres:***@127.0.0.1")
+    assert "password=***" in book.source
+
+
+def _write_late_values_book(url: str) -> None:
+    """Tables whose text, number and time columns are null in their first 150 rows, then hold values."""
+    engine = sa.create_engine(url)
+    ts_type = "TEXT" if url.startswith("sqlite") else "timestamptz"
+    try:
+        with engine.begin() as conn:
+            conn.exec_driver_sql("CREATE TABLE accounts (account_id text, arr double precision)")
+            conn.exec_driver_sql("INSERT INTO accounts VALUES ('a1', 1000)")
+            conn.exec_driver_sql(
+                f"CREATE TABLE touches (account_id text, action_id text, ts {ts_type}, variant text, "
+                "propensity double precision)"
+            )
+            rows = [
+                {
+                    "ts": f"2025-01-01T00:{i // 60:02d}:{i % 60:02d}+00:00",
+                    "variant": None if i < 150 else f"v{i % 2}",
+                    "propensity": None if i < 150 else 0.5,
+                }
+                for i in range(200)
+            ]
+            insert = "INSERT INTO touches VALUES ('a1', 'nurture_email', :ts, :variant, :propensity)"
+            conn.execute(sa.text(insert), rows)
+    finally:
+        engine.dispose()
+
+
+def test_load_book_reads_sqlite_columns_whose_first_rows_are_null(tmp_path: Path, playbook: Playbook) -> None:
+    url = f"sqlite:///{(tmp_path / 'book.db').as_posix()}"
+    _write_late_values_book(url)
+    touches = load_book(url, playbook=playbook, as_of=AS_OF).touches
+    assert touches["variant"].drop_nulls().to_list() == ["v0", "v1"] * 25
+    assert touches["propensity"].drop_nulls().to_list() == [0.5] * 50
+
+
+@pytest.mark.postgres
+def test_load_book_reads_postgres_columns_whose_first_rows_are_null(pg_url: str, playbook: Playbook) -> None:
+    _write_late_values_book(pg_url)
+    report = validate_book(pg_url, playbook=playbook, as_of=AS_OF)
+    assert report.tables["touches"].rows == 200
+    touches = load_book(pg_url, playbook=playbook, as_of=AS_OF).touches
+    assert touches.schema["variant"] == pl.String
+    assert touches["variant"].drop_nulls().to_list() == ["v0", "v1"] * 25
+    assert touches["propensity"].drop_nulls().to_list() == [0.5] * 50
+
+
+def test_validate_book_hides_the_password_of_a_url_sqlalchemy_cannot_read(playbook: Playbook) -> None:
+    from nextmove.errors import BookError
+
+    with pytest.raises(BookError) as info:
+        validate_book("postgresql://u:S3cret@db:notaport/crm?password=S3cret", playbook=playbook)
+    assert "S3cret" not in str(info.value)
+
+
 def test_validate_book_locates_problems_in_sqlite_tables(tmp_path: Path, playbook: Playbook) -> None:
     url = f"sqlite:///{(tmp_path / 'book.db').as_posix()}"
     engine = sa.create_engine(url)

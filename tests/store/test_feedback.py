@@ -7,6 +7,9 @@ import random
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 
+import pytest
+
+from nextmove.errors import ConflictError
 from nextmove.store import AuditEntry, FeedbackEvent, Store
 
 T0 = datetime(2024, 6, 3, 9, 0, 0, 500, tzinfo=UTC)
@@ -54,14 +57,44 @@ def test_add_feedback_writes_its_audit_entries_even_for_known_events(store: Stor
 def test_add_feedback_counts_duplicates_in_a_batch_once(store: Store) -> None:
     assert store.add_feedback([make_event(1), make_event(2)]) == 2
     batch = [
-        make_event(2, reason="resent"),
+        make_event(2, received_at=T0),
         make_event(3),
-        make_event(3, reason="second copy"),
+        make_event(3),
         make_event(4),
-        make_event(1, kind="dismissed"),
+        # Sent without a time, a retry is stamped anew: it is still the same event.
+        make_event(1, ts=T0 + timedelta(days=3)),
     ]
     assert store.add_feedback(batch) == 2
     assert store.feedback() == [make_event(i) for i in range(1, 5)]
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"account_id": "acct-other"},
+        {"kind": "dismissed"},
+        {"reason": "resent"},
+        {"action_id": "ebr"},
+        {"run_id": "r9"},
+        {"payload": {"value_usd": -50_000.0}},
+    ],
+)
+def test_add_feedback_refuses_an_event_id_stored_for_another_event_and_writes_nothing(
+    store: Store, changes: dict[str, object]
+) -> None:
+    entry = AuditEntry(action="change", method="POST", path="/v1/feedback", status=200, resource="feedback")
+    assert store.add_feedback([make_event(1)]) == 1
+    with pytest.raises(ConflictError, match="event_id 'evt-1' is already used for another event") as caught:
+        store.add_feedback([make_event(2), make_event(1, **changes)], audit=[entry])
+    assert "acct-1" not in str(caught.value)  # the stored event's account is not revealed
+    assert store.feedback() == [make_event(1)]
+    assert store.audit_log() == []
+
+
+def test_add_feedback_refuses_two_events_under_one_id_in_a_batch(store: Store) -> None:
+    with pytest.raises(ConflictError, match="'evt-3'"):
+        store.add_feedback([make_event(3), make_event(4), make_event(3, account_id="acct-other")])
+    assert store.feedback() == []
 
 
 def test_add_feedback_of_nothing_stores_nothing(store: Store) -> None:

@@ -51,6 +51,22 @@ def test_open_store_reports_unreachable_server_with_password_masked() -> None:
     assert "check that the PostgreSQL server is running" in message
 
 
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgresql+psycopg://bob@127.0.0.1:1/test?password=hunter2&sslmode=disable",
+        "mysql://bob@db.example.com/crm?PassWord=hunter2",
+        "postgresql://bob@127.0.0.1:notaport/db?sslpassword=hunter2",
+    ],
+)
+def test_open_store_hides_a_password_given_in_the_query_string(url: str) -> None:
+    with pytest.raises(StoreError) as info:
+        open_store(url)
+    message = str(info.value)
+    assert "hunter2" not in message
+    assert "=***" in message
+
+
 def test_open_store_maps_plain_postgresql_scheme_to_psycopg() -> None:
     with pytest.raises(StoreError) as info:
         open_store("postgresql://bob:hunter2@127.0.0.1:1/test")

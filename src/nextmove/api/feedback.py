@@ -11,16 +11,18 @@ from nextmove.api.schemas import FeedbackIn
 from nextmove.api.service import MAX_NAMES_LISTED, Services
 from nextmove.book import NO_ACTION
 from nextmove.errors import NotFoundError
+from nextmove.store import FeedbackEvent
 
 MAX_PROBLEMS_SHOWN = 5
 """Problems spelled out in an error's message; ``problems`` lists them all."""
 
 
 def check_feedback(services: Services, events: Sequence[FeedbackIn], now: datetime) -> None:
-    """Refuse events that name what the server does not have, unless their ``event_id`` is stored already.
+    """Refuse events that name what the server does not have, unless they are stored already.
 
-    An event already stored is a retry and is answered as before (not stored again), whatever it
-    says: a snooze retried after its ``snoozed_until`` has passed, say.
+    An event already stored (the same ``event_id``, account and body) is a retry and is answered
+    as before (not stored again): a snooze retried after its ``snoozed_until`` has passed, say.
+    An ``event_id`` stored for another event is no retry: the store refuses it (a 409).
 
     Raises
     ------
@@ -42,7 +44,7 @@ def check_feedback(services: Services, events: Sequence[FeedbackIn], now: dateti
             problems[i] = [{"field": f"events.{i}.{field}", "problem": problem} for field, problem in found]
     if not unknown and not problems:
         return
-    stored = _stored_event_ids(services, [events[i] for i in {*unknown, *problems}])
+    stored = _stored_event_ids(services, [events[i] for i in {*unknown, *problems}], now)
     unknown = {i: text for i, text in unknown.items() if events[i].event_id not in stored}
     if unknown:
         raise NotFoundError("; ".join(list(unknown.values())[:MAX_PROBLEMS_SHOWN]))
@@ -105,10 +107,16 @@ def _names(names: Sequence[str]) -> str:
     return shown + (f" … ({len(names)} in all)" if len(names) > MAX_NAMES_LISTED else "")
 
 
-def _stored_event_ids(services: Services, events: Sequence[FeedbackIn]) -> set[str]:
-    # Read only when an event was refused: a retry of an accepted event is answered as before.
-    wanted = {e.event_id for e in events}
+def _stored_event_ids(services: Services, events: Sequence[FeedbackIn], now: datetime) -> set[str]:
+    """The ids of ``events`` stored as these very events (retries); read only when an event was refused."""
+    wanted: dict[str, FeedbackEvent] = {}
+    for event in events:
+        wanted.setdefault(event.event_id, event.to_event(now))
     stored: set[str] = set()
     for account_id in sorted({e.account_id for e in events}):
-        stored |= {e.event_id for e in services.store.feedback(account_id=account_id) if e.event_id in wanted}
+        stored |= {
+            e.event_id
+            for e in services.store.feedback(account_id=account_id)
+            if e.event_id in wanted and wanted[e.event_id].same_event_as(e)
+        }
     return stored

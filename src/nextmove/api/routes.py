@@ -10,6 +10,7 @@ from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
+from nextmove._urls import mask_url
 from nextmove.api.audit import AUDIT_STATE_KEY
 from nextmove.api.auth import Principal
 from nextmove.api.feedback import check_feedback
@@ -43,7 +44,7 @@ from nextmove.api.schemas import (
 from nextmove.api.service import Services
 from nextmove.engine.online import DecideGroup, DecideRequest, servable_run
 from nextmove.engine.run_process import interrupted_run_note
-from nextmove.errors import ConfigError, NotFoundError
+from nextmove.errors import ConfigError, NextmoveError, NotFoundError
 from nextmove.store import AuditEntry, DecisionRecord, RunRecord
 from nextmove.store.records import utcnow
 
@@ -96,13 +97,26 @@ async def authenticated(
     services: Services = request.app.state.services
     info = _audit(request)
     presented = bearer.credentials if bearer is not None else header_key
-    if presented:
-        info["key_id"] = presented.strip().split("_")[1][:32] if presented.count("_") >= 2 else None
     principal = services.verifier.cached(presented)
     if principal is None:
-        principal = await run_in_threadpool(services.verifier.authenticate, presented)
+        try:
+            principal = await run_in_threadpool(services.verifier.authenticate, presented)
+        except NextmoveError:
+            # Anyone can write a key's public id in front of a wrong secret: the refusal is kept out
+            # of that key's entries (key_id stays None) and the id it claimed is noted apart.
+            claimed = _claimed_key_id(presented)
+            if claimed:
+                info["detail"] = {"claimed_key_id": claimed}
+            raise
     info.update(key_id=principal.key_id, role=principal.role)
     return principal
+
+
+def _claimed_key_id(presented: str | None) -> str | None:
+    """The key id a presented key names (``nm_<key_id>_<secret>``), unverified; None if it names none."""
+    if not presented or presented.count("_") < 2:
+        return None
+    return presented.strip().split("_")[1][:32] or None
 
 
 PrincipalDep = Annotated[Principal, Depends(authenticated)]
@@ -146,6 +160,12 @@ def _audit_entry(request: Request, info: dict[str, Any], status: int = 200) -> A
     )
 
 
+def _book_shown(services: Services) -> str | None:
+    """Where the server's book is, as anyone may see it: a database URL's passwords hidden."""
+    path = services.config.book_path
+    return None if path is None else mask_url(path)
+
+
 # ---- liveness and readiness -------------------------------------------------------------------
 
 
@@ -171,7 +191,7 @@ def readyz(services: ServicesDep) -> StatusPublic:
         detail={
             "decider": "ready" if services.decider.ready else f"not ready: {services.decider.problem}",
             "served_run": None if run is None else run.run_id,
-            "book": services.config.book_path,
+            "book": _book_shown(services),
         },
     )
 
@@ -250,17 +270,23 @@ def decide_resource(account_ids: Sequence[str]) -> str:
     response_model=FeedbackReceiptPublic,
     tags=["feedback"],
     summary="Feedback events (done, dismissed, snoozed, outcome), stored durably and idempotently",
-    responses={**ERRORS, **NOT_FOUND, **JSON_BODY},
+    responses={
+        **ERRORS,
+        **NOT_FOUND,
+        **JSON_BODY,
+        409: {"model": ErrorPublic, "description": "An event_id already used for another event (nothing is stored)"},
+    },
 )
 def feedback(
     body: FeedbackBatchIn, request: Request, principal: PrincipalDep, services: ServicesDep
 ) -> FeedbackReceiptPublic:
-    """Store up to 1,000 events; an ``event_id`` already stored is not counted again.
+    """Store up to 1,000 events; an ``event_id`` already stored is not counted again (a 409 if it was another event).
 
     Events are checked first (all or nothing): an account in neither the served run nor the book
     is a 404; an ``action_id`` not in the playbook, a ``decision_id`` not made for the account, an
     outcome kind no objective measures, or a snooze without a future ``snoozed_until`` a 422 naming
-    the field and what is allowed. An event already stored is a retry, answered as before.
+    the field and what is allowed. An event already stored is a retry, answered as before; an
+    ``event_id`` already used for another event (another account's, or with another body) is a 409.
 
     Every event is committed before the answer is sent: a 200 means the events are kept. Roles:
     every role; ``manager`` and ``csm`` keys only for their accounts (all or nothing).
@@ -280,8 +306,9 @@ def feedback(
     received_at = utcnow()
     check_feedback(services, body.events, received_at)
     events = [e.to_event(received_at) for e in body.events]
-    stored = services.store.add_feedback(events, audit=[_entry(request, info)])
-    # Only what was stored moves the corrections: a retry with another body stores nothing (see learn_stored).
+    stored = services.store.add_feedback(events, audit=[_audit_entry(request, info)])
+    info["written"] = True  # with the events, in their transaction; a refusal is audited by the middleware
+    # Only what was stored moves the corrections: a retry stores nothing (see learn_stored).
     learned = services.decider.learn_stored(events, stored)
     return FeedbackReceiptPublic(received=len(events), stored=stored, duplicates=len(events) - stored, learned=learned)
 
@@ -490,7 +517,7 @@ def get_run(
         if progress is None:
             raise
         # Started here, not recorded by the engine yet.
-        run = RunRecord(run_id=run_id, book_source=services.config.book_path or "", playbook_hash="")
+        run = RunRecord(run_id=run_id, book_source=_book_shown(services) or "", playbook_hash="")
         if progress.error is not None:
             run = RunRecord(run_id=run_id, book_source=run.book_source, playbook_hash="", status="failed")
     return _run_public(services, run)
@@ -520,7 +547,7 @@ def start_run(body: RunIn, request: Request, principal: PrincipalDep, services: 
     services.store.add_audit([_entry(request, info, 202)])
     run = RunRecord(
         run_id=progress.run_id,
-        book_source=services.config.book_path or "",
+        book_source=_book_shown(services) or "",
         playbook_hash=services.config.playbook.content_hash(),
         as_of=body.as_of,
     )

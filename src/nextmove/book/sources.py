@@ -14,6 +14,7 @@ from pathlib import Path
 
 import polars as pl
 
+from nextmove._urls import mask_url
 from nextmove.book.contract import CONTRACT, FILE_SUFFIXES
 from nextmove.book.problems import Problem, Rule
 from nextmove.errors import BookError
@@ -282,18 +283,29 @@ def discover_database(url: str) -> DiscoveredBook:
     try:
         engine = sa.create_engine(url)
     except Exception as exc:
-        raise BookError(f"{url}: not a database URL SQLAlchemy understands: {exc}") from None
-    shown = engine.url.render_as_string(hide_password=True)
+        # SQLAlchemy's message may quote the URL whole.
+        reason = str(exc).replace(url, mask_url(url))
+        raise BookError(f"{mask_url(url)}: not a database URL SQLAlchemy understands: {reason}") from None
+    shown = mask_url(engine.url)
+    frames: dict[str, pl.DataFrame | pl.LazyFrame] = {}
+    table = ""
     try:
         with engine.connect() as conn:
-            names = set(sa.inspect(conn).get_table_names())
-            frames: dict[str, pl.DataFrame | pl.LazyFrame] = {}
-            for table in CONTRACT:
-                if table in names:
-                    quoted = conn.dialect.identifier_preparer.quote(table)
-                    frames[table] = pl.read_database(f"SELECT * FROM {quoted}", connection=conn)
+            inspector = sa.inspect(conn)
+            names = set(inspector.get_table_names())
+            for table in (t for t in CONTRACT if t in names):
+                quoted = conn.dialect.identifier_preparer.quote(table)
+                # Text columns are read as text whatever their first rows hold (Polars infers a
+                # type from the first 100 rows otherwise, and fails on a column that starts with
+                # 100 nulls); the other columns' types are inferred from every row, for the same reason.
+                text = {c["name"]: pl.String for c in inspector.get_columns(table) if isinstance(c["type"], sa.String)}
+                frames[table] = pl.read_database(
+                    f"SELECT * FROM {quoted}", connection=conn, schema_overrides=text, infer_schema_length=None
+                )
     except sa.exc.SQLAlchemyError as exc:
         raise BookError(f"{shown}: cannot read the book from the database: {exc.__class__.__name__}: {exc}") from None
+    except pl.exceptions.PolarsError as exc:
+        raise BookError(f"{shown}: cannot read table {table} as a table of values: {exc}") from None
     finally:
         engine.dispose()
     found = discover_frames(frames, source=shown)

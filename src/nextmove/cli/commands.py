@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
+from nextmove._csv import write_csv
 from nextmove.book import Book, empty_table
 from nextmove.book.problems import ValidationReport
 from nextmove.book.validate import load_book, load_table, playbook_fit_notes, validate_book
@@ -255,7 +256,7 @@ def features_cmd(
     if out.suffix == ".parquet":
         frame.write_parquet(tmp)
     else:
-        frame.write_csv(tmp)
+        write_csv(frame, tmp)
     tmp.replace(out)
     console.print(
         f"Wrote [bold]{out}[/]: {frame.height:,} accounts × {frame.width - 1:,} features as of {t:%Y-%m-%d %H:%M} UTC."

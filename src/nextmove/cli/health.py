@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from nextmove._csv import write_csv
 from nextmove.cli._common import console, handle_errors, open_store, output_file
 from nextmove.cli.commands import AsOfOpt, BookOpt, PlaybookOpt, load_inputs
 from nextmove.errors import ConfigError
@@ -86,7 +87,7 @@ def health_cmd(
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.tmp")
     try:
-        frame.write_csv(tmp)
+        write_csv(frame, tmp)
         tmp.replace(out)
     finally:
         tmp.unlink(missing_ok=True)

@@ -12,6 +12,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from nextmove._csv import read_csv, write_csv
 from nextmove.book import Book
 from nextmove.cli._common import console, handle_errors, output_folder
 from nextmove.cli.commands import AsOfOpt, BookOpt, PlaybookOpt, load_inputs
@@ -116,7 +117,7 @@ def segment_cmd(
 
 def _read_previous(path: Path) -> pl.DataFrame:
     try:
-        frame = pl.read_csv(path, schema_overrides={"account_id": pl.String})
+        frame = read_csv(path, schema_overrides={"account_id": pl.String})
     except (OSError, pl.exceptions.PolarsError) as exc:
         raise ConfigError(f"cannot read the previous segments {path}: {exc}") from None
     for column in ("account_id", "segment_id"):
@@ -150,7 +151,7 @@ def _project(
 def _write(out: Path, report: SegmentReport) -> None:
     csv_tmp = out / ".segments.csv.tmp"
     json_tmp = out / ".segments.json.tmp"
-    report.assignments.sort("account_id").write_csv(csv_tmp)
+    write_csv(report.assignments.sort("account_id"), csv_tmp)
     json_tmp.write_text(json.dumps(report.to_dict(), indent=2, allow_nan=False), encoding="utf-8")
     csv_tmp.replace(out / "segments.csv")
     json_tmp.replace(out / "segments.json")

@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from nextmove._urls import mask_url
 from nextmove.cli._common import console, handle_errors
 from nextmove.cli.commands import PlaybookOpt, resolve_playbook_path
 from nextmove.errors import ConfigError
@@ -67,7 +68,7 @@ def serve_cmd(
         playbook=pb,
         store_url=store,
         book=loaded,
-        book_path=book,
+        book_path=None if book is None else mask_url(book),
         max_body_bytes=max_body_bytes,
         refresh_s=refresh_s,
         out_dir=out_dir,

@@ -505,6 +505,8 @@ def send_feedback(store: Store, decider: OnlineDecider, events: Sequence[Feedbac
     """Store ``events`` (a replayed ``event_id`` is stored once) and move the decider's online corrections.
 
     What ``POST /v1/feedback`` does, for a process that holds the store and the decider itself.
+    An ``event_id`` already used for another event raises :class:`~nextmove.errors.ConflictError`
+    and stores nothing.
     """
     stored = store.add_feedback(list(events))
     learned = decider.learn_stored(list(events), stored)

@@ -34,6 +34,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from nextmove._csv import write_csv
 from nextmove._files import check_folder
 from nextmove.book import NO_ACTION, Book, latest_timestamp
 from nextmove.book.validate import missing_arr_note, stale_as_of_note, unmatched_stages_note
@@ -847,7 +848,7 @@ def _write_files(out_dir: Path | str, recommendations: pl.DataFrame, summary: di
         "summary.json": folder / "summary.json",
     }
     _atomic(files["recommendations.parquet"], lambda p: recommendations.write_parquet(p))
-    _atomic(files["recommendations.csv"], lambda p: recommendations.write_csv(p))
+    _atomic(files["recommendations.csv"], lambda p: write_csv(recommendations, p))
     _write_json(files["summary.json"], summary)
     return files
 

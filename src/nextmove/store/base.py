@@ -173,10 +173,13 @@ class Store(Protocol):
     # --- feedback -----------------------------------------------------------------------
 
     def add_feedback(self, events: Sequence[FeedbackEvent], *, audit: Sequence[AuditEntry] = ()) -> int:
-        """Store feedback events, ignoring any whose ``event_id`` is already stored.
+        """Store feedback events, ignoring any already stored (the same ``event_id`` and the same event).
 
         Safe to retry and safe against concurrent senders of the same events. When this
-        returns, the events are committed (durable): an API may acknowledge them.
+        returns, the events are committed (durable): an API may acknowledge them. An
+        ``event_id`` stored (or given earlier in ``events``) for another event, another account's
+        or with another body (see :meth:`FeedbackEvent.same_event_as`), is refused, never
+        dropped silently.
 
         Parameters
         ----------
@@ -189,6 +192,12 @@ class Store(Protocol):
         -------
         int
             How many events were newly stored.
+
+        Raises
+        ------
+        ConflictError
+            If an ``event_id`` is already used for another event; nothing is written then (nor
+            the audit entries).
         """
         ...
 

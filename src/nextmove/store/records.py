@@ -216,6 +216,31 @@ class FeedbackEvent:
     def __post_init__(self) -> None:
         _check_choice("FeedbackEvent", "kind", self.kind, FEEDBACK_KINDS)
 
+    def same_event_as(self, other: FeedbackEvent) -> bool:
+        """Whether ``other`` is this event sent again: same id, account, kind, run, action, reason and payload.
+
+        ``ts`` and ``received_at`` are not compared: an event sent without a time is stamped when
+        it is received, so each retry of it carries another ``ts`` (the first one stored is kept).
+
+        Examples
+        --------
+        >>> from datetime import datetime, UTC
+        >>> done = FeedbackEvent(event_id="e1", account_id="a1", kind="done", ts=datetime(2024, 5, 1, tzinfo=UTC))
+        >>> done.same_event_as(FeedbackEvent(event_id="e1", account_id="a1", kind="done", ts=datetime.now(UTC)))
+        True
+        >>> done.same_event_as(FeedbackEvent(event_id="e1", account_id="a2", kind="done", ts=done.ts))
+        False
+        """
+        return (self.event_id, self.account_id, self.kind, self.run_id, self.action_id, self.reason, self.payload) == (
+            other.event_id,
+            other.account_id,
+            other.kind,
+            other.run_id,
+            other.action_id,
+            other.reason,
+            other.payload,
+        )
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ModelVersionRecord:
@@ -412,7 +437,8 @@ class AuditEntry:
     status : int
         The HTTP status answered.
     key_id : str or None
-        The API key used (None when none or an unknown one was sent).
+        The API key used (None when none, or one that is not valid, was sent: the id such a key
+        claims is in ``detail["claimed_key_id"]``, never here, since anyone can claim any id).
     role : str or None
         The key's role.
     resource : str

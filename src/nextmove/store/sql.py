@@ -22,6 +22,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import URL, Connection, Dialect, Engine, make_url
 from sqlalchemy.pool import StaticPool
 
+from nextmove._urls import HIDDEN, mask_unparsed_url, mask_url, url_secrets
 from nextmove.errors import ConfigError, ConflictError, NextmoveError, NotFoundError, NotInStoreError, StoreError
 from nextmove.settings import Settings
 from nextmove.store import schema
@@ -159,7 +160,7 @@ class SqlStore:
         self._engine = engine
         self._write_engine = engine.execution_options(**{_WRITE_OPTION: True})
         self._relaxed_write_engine = engine.execution_options(**{_WRITE_OPTION: True, _RELAXED_OPTION: True})
-        self._url = _mask_url(engine.url)
+        self._url = mask_url(engine.url)
         self._closed = False
         # SQLite lets one writer in at a time and makes the others retry with growing sleeps
         # (its busy handler), so threads of one process that write at once would wait far longer
@@ -307,10 +308,13 @@ class SqlStore:
 
     def add_feedback(self, events: Sequence[FeedbackEvent], *, audit: Sequence[AuditEntry] = ()) -> int:
         """Store new feedback events, ignoring known ones; see :meth:`Store.add_feedback`."""
-        # The first copy of an event id wins, as it does against stored events.
+        # The first copy of an event id wins, as it does against stored events; a copy that says
+        # something else is another event under the same id, refused like one stored before.
         unique: dict[str, FeedbackEvent] = {}
         for feedback_event in events:
-            unique.setdefault(feedback_event.event_id, feedback_event)
+            first = unique.setdefault(feedback_event.event_id, feedback_event)
+            if not first.same_event_as(feedback_event):
+                raise _event_id_conflict(feedback_event.event_id)
         if not unique:
             if audit:
                 self.add_audit(audit)
@@ -323,15 +327,24 @@ class SqlStore:
             for item in (unique[key] for key in sorted(unique))
         ]
         table = schema.feedback_events
-        stored = 0
+        inserted: set[str] = set()
         with self._errors(f"add {len(rows)} feedback events"), self._write() as conn:
             # ON CONFLICT DO NOTHING, not a check-then-insert, so that two senders of the same
             # event at once store it once; RETURNING counts only the rows really inserted.
             insert = _insert_ignoring_conflicts(conn, table, "event_id").returning(table.c.event_id)
             for batch in _batches(rows, BATCH_ROWS):
-                stored += len(conn.execute(insert, batch).all())
+                inserted.update(conn.execute(insert, batch).scalars())
+            # An id stored before is a retry only if it is the same event: anything else (another
+            # account's event, another body) would be dropped silently. Refused, the whole batch
+            # rolls back. Read after the insert, so a concurrent sender's event is seen committed.
+            known = sorted(set(unique) - inserted)
+            for batch_ids in _batches(known, BATCH_ROWS):
+                query = sa.select(table).where(table.c.event_id.in_(batch_ids)).order_by(table.c.event_id)
+                for row in conn.execute(query).mappings():
+                    if not unique[row["event_id"]].same_event_as(FeedbackEvent(**row)):
+                        raise _event_id_conflict(row["event_id"])
             _insert_audit(conn, audit)
-        return stored
+        return len(inserted)
 
     def count_feedback(self) -> int:
         """How many feedback events the store holds; see :meth:`Store.count_feedback`."""
@@ -764,8 +777,9 @@ class SqlStore:
         # The driver's own message, on one line, without anything that looks like the password.
         orig = exc.orig if isinstance(exc, sa_exc.StatementError) and exc.orig is not None else exc
         text = " ".join(str(orig).split())
-        password = self._engine.url.password
-        return text.replace(str(password), "***") if password else text
+        for secret in url_secrets(self._engine.url):
+            text = text.replace(secret, HIDDEN)
+        return text
 
     @contextmanager
     def _errors(self, doing: str) -> Iterator[None]:
@@ -976,6 +990,14 @@ def _retried(logged: DecisionRecord, asked: DecisionRecord) -> DecisionRecord:
     return logged
 
 
+def _event_id_conflict(event_id: str) -> ConflictError:
+    """The error of an ``event_id`` already used for another event; neither its account nor its body is named."""
+    return ConflictError(
+        f"event_id {event_id!r} is already used for another event (another account, or another body); "
+        "send a new event_id for a new event (resend one only to retry the same event)"
+    )
+
+
 def _is_request_id_conflict(exc: BaseException) -> bool:
     """Whether a driver error is the unique index of ``decisions.request_id`` refusing a second decision."""
     # psycopg names the constraint; sqlite3 names the column.
@@ -1043,25 +1065,12 @@ def _to_json(value: Any) -> str:
         raise _NotJSONError(f"a JSON field holds a value JSON cannot represent: {exc}") from exc
 
 
-def _mask_url(url: URL) -> str:
-    return url.render_as_string(hide_password=True)
-
-
-def _mask_raw_url(raw: str) -> str:
-    # SQLAlchemy could not parse it, so nor can we tell user from password: hide both.
-    if "@" not in raw:
-        return raw
-    head, host = raw.rsplit("@", 1)
-    scheme = head.split("://", 1)[0] + "://" if "://" in head else ""
-    return f"{scheme}***@{host}"
-
-
 def _parse_url(raw: str) -> URL:
     try:
         url = make_url(raw)
     except (sa_exc.ArgumentError, ValueError) as exc:  # ValueError: a port that is not a number
         raise StoreError(
-            f"cannot read the store URL {_mask_raw_url(raw)!r}; expected {SUPPORTED_URLS} "
+            f"cannot read the store URL {mask_unparsed_url(raw)!r}; expected {SUPPORTED_URLS} "
             "(set it with NEXTMOVE_STORE_URL)"
         ) from exc
     backend, _, driver = url.drivername.partition("+")
@@ -1071,7 +1080,7 @@ def _parse_url(raw: str) -> URL:
         # Plain postgresql:// would pick psycopg2, which nextmove does not depend on.
         return url.set(drivername="postgresql+psycopg")
     raise StoreError(
-        f"unsupported store URL {_mask_url(url)}: scheme {url.drivername!r} is not one of "
+        f"unsupported store URL {mask_url(url)}: scheme {url.drivername!r} is not one of "
         f"sqlite, postgresql+psycopg; use {SUPPORTED_URLS}"
     )
 
