@@ -89,3 +89,14 @@ def test_segment_writes_formulas_escaped_and_reads_its_previous_csv_back_raw(boo
     # Every account of the previous run is matched by its raw id, none moved.
     assert moves["moved"] == 0
     assert moves["accounts"] == pl.read_csv(out / "segments.csv").height
+
+
+def test_evaluate_reads_a_policy_csv_written_by_nextmove_back_to_its_raw_ids(tmp_path: Path) -> None:
+    # An external policy made from recommendations.csv keeps the formula-like ids it was written with.
+    from nextmove._csv import write_csv
+    from nextmove.cli.evaluate import read_policy
+
+    policy = pl.DataFrame({"account_id": [HYPERLINK, "-1234", "+acc"], "action_id": ["call", "none", "@email"]})
+    write_csv(policy, tmp_path / "policy.csv")
+    assert "'=HYPERLINK" in (tmp_path / "policy.csv").read_text()
+    assert read_policy(tmp_path / "policy.csv").select("account_id", "action_id").equals(policy)

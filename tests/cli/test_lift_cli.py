@@ -212,6 +212,12 @@ def test_cli_lift_knows_a_database_book_by_its_url_without_the_password() -> Non
     assert _same_book(recorded, raw)
     assert "s3cret" not in _book_shown(raw)
     assert not _same_book(recorded, raw.replace("/book", "/other"))
+    # A password in the query string is hidden as the run records it (mask_url), and the run is found.
+    query = "postgresql+psycopg://crm@db.internal:5432/book?password=s3cret&sslmode=require"
+    from nextmove._urls import mask_url
+
+    assert "s3cret" not in _book_shown(query)
+    assert _same_book(mask_url(query), query)
 
 
 def test_cli_lift_left_alone_says_it_counts_control_accounts_that_got_nothing() -> None:

@@ -117,10 +117,13 @@ def _policy_name(path: Path | None) -> str:
 
 def read_policy(path: Path) -> pl.DataFrame:
     """An external policy file (CSV or Parquet), with ``decision_ts`` parsed when it is text."""
+    from nextmove._csv import read_csv
+
     if not path.is_file():
         raise ConfigError(f"--policy {path}: no such file")
     if path.suffix == ".csv":
-        frame = pl.read_csv(path, schema_overrides={"account_id": pl.String, "action_id": pl.String})
+        # As nextmove writes CSVs (recommendations.csv): a cell escaped from a spreadsheet formula is read back raw.
+        frame = read_csv(path, schema_overrides={"account_id": pl.String, "action_id": pl.String})
     elif path.suffix == ".parquet":
         frame = pl.read_parquet(path)
     else:

@@ -140,15 +140,10 @@ _RUNS_SEARCHED = 200
 
 
 def _book_shown(book: str) -> str:
-    """``--book`` as a run records its source: a database URL with its password hidden, else as given."""
-    if "://" not in book:
-        return book
-    from sqlalchemy.engine import make_url
+    """``--book`` as a run records its source: a database URL with its passwords hidden, else as given."""
+    from nextmove._urls import mask_url
 
-    try:
-        return make_url(book).render_as_string(hide_password=True)
-    except Exception:  # not a URL SQLAlchemy reads: loading the book says what is wrong
-        return book
+    return mask_url(book)
 
 
 def _same_book(source: str, book: str) -> bool:
