@@ -27,6 +27,7 @@ from nextmove.book import CONTRACT, Book, default_as_of, empty_table, latest_tim
 from nextmove.book.contract import ARMS, NO_ACTION, ColumnType
 from nextmove.book.problems import Rule
 from nextmove.book.validate import load_book, validate_book
+from nextmove.errors import BookError
 from nextmove.playbook.schema import Playbook
 
 AS_OF = datetime(2026, 1, 1, tzinfo=UTC)
@@ -326,6 +327,15 @@ def _write_late_values_book(url: str) -> None:
             conn.execute(sa.text(insert), rows)
     finally:
         engine.dispose()
+
+
+def test_a_mistyped_sqlite_book_path_is_an_error_that_creates_no_file(tmp_path: Path, playbook: Playbook) -> None:
+    # Connecting would create an empty database, read as a book without tables ("missing table accounts").
+    missing = tmp_path / "nonexist.db"
+    for check in (validate_book, load_book):
+        with pytest.raises(BookError, match="no such SQLite database file"):
+            check(f"sqlite:///{missing.as_posix()}", playbook=playbook, as_of=AS_OF)
+    assert not missing.exists()
 
 
 def test_load_book_reads_sqlite_columns_whose_first_rows_are_null(tmp_path: Path, playbook: Playbook) -> None:

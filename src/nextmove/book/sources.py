@@ -287,6 +287,14 @@ def discover_database(url: str) -> DiscoveredBook:
         reason = str(exc).replace(url, mask_url(url))
         raise BookError(f"{mask_url(url)}: not a database URL SQLAlchemy understands: {reason}") from None
     shown = mask_url(engine.url)
+    database = engine.url.database
+    sqlite_file = engine.url.get_backend_name() == "sqlite" and database not in (None, "", ":memory:")
+    if sqlite_file and not str(database).startswith("file:") and not Path(str(database)).is_file():
+        # Connecting would create an empty file there, and the book would read as one without tables.
+        engine.dispose()
+        raise BookError(
+            f"{shown}: no such SQLite database file {database!r}; check the path (relative to {Path.cwd()})"
+        )
     frames: dict[str, pl.DataFrame | pl.LazyFrame] = {}
     table = ""
     try:
