@@ -98,6 +98,23 @@ def test_cli_init_refuses_non_empty_folder(tmp_path: Path) -> None:
     assert not (tmp_path / "book").exists()
 
 
+def test_cli_simulate_refuses_a_non_empty_folder_before_simulating_in_the_cli_words(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import nextmove.sim
+
+    def _no_simulation(*_args: object, **_kwargs: object) -> None:
+        raise AssertionError("simulated before checking --out")
+
+    monkeypatch.setattr(nextmove.sim, "simulate", _no_simulation)
+    (tmp_path / "keep.txt").write_text("x", encoding="utf-8")
+    result = runner.invoke(app, ["simulate", "--out", str(tmp_path), "--accounts", "40", "--months", "3"])
+    assert result.exit_code == 2, result.output
+    assert "is not empty; pass --force" in result.output
+    assert "overwrite=True" not in result.output
+    assert (tmp_path / "keep.txt").read_text(encoding="utf-8") == "x"
+
+
 def test_cli_simulate_is_deterministic(tmp_path: Path) -> None:
     for name in ("a", "b"):
         result = runner.invoke(app, ["simulate", "--out", str(tmp_path / name), "--accounts", "80", "--months", "4"])

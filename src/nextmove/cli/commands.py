@@ -211,10 +211,12 @@ def simulate_cmd(
     simulated with, and truth/: each account's true value under every action, the oracle action,
     hidden states and behavioral groups.
     """
-    from nextmove.sim import SimConfig, simulate, write_book
+    from nextmove.sim import SimConfig, check_out_dir, simulate, write_book
 
     if signals_format not in ("parquet", "csv"):
         raise ConfigError(f"--format must be parquet or csv, got {signals_format!r}")
+    # Before simulating, which can take minutes, and in the command line's words.
+    check_out_dir(out, overwrite=force, how_to_overwrite="pass --force")
     config = SimConfig(
         accounts=accounts,
         months=months,
