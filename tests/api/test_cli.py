@@ -5,12 +5,13 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import pytest
 from tests.api.conftest import seed_run
 from typer.testing import CliRunner
 
 from nextmove.cli import app
 from nextmove.playbook import Playbook
-from nextmove.store import open_store
+from nextmove.store import ModelVersionRecord, open_store
 from nextmove.store.keys import verify_api_key
 
 runner = CliRunner()
@@ -68,9 +69,78 @@ def test_models_promote_and_rollback_switch_the_served_run(tmp_path: Path, playb
 
 def test_a_missing_model_or_key_names_the_command_that_lists_them(tmp_path: Path) -> None:
     url = f"sqlite:///{(tmp_path / 'nextmove.db').as_posix()}"
+    open_store(url).close()  # a store without them
     model = runner.invoke(app, ["models", "activate", "nope", "--store", url])
     key = runner.invoke(app, ["keys", "revoke", "nope", "--store", url])
     assert model.exit_code == key.exit_code == 4
     assert "`nextmove models list` lists them" in " ".join(model.output.split())
     assert "`nextmove keys list` lists them" in " ".join(key.output.split())
     assert "()" not in model.output + key.output
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["keys", "list"],
+        ["keys", "revoke", "nope"],
+        ["models", "list"],
+        ["models", "activate", "nope"],
+        ["models", "rollback"],
+        ["models", "promote", "nope"],
+    ],
+)
+def test_commands_that_need_a_store_say_there_is_none_and_do_not_make_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, command: list[str]
+) -> None:
+    # Run in a folder without a store: an empty nextmove.db and an empty table with exit 0 said nothing.
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("NEXTMOVE_STORE_URL", raising=False)
+    monkeypatch.delenv("NEXTMOVE_WORKSPACE", raising=False)
+    result = runner.invoke(app, command)
+    assert result.exit_code == 4, result.output
+    assert "there is no store at" in " ".join(result.output.split())
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_models_list_refuses_an_unknown_kind_naming_the_valid_ones(tmp_path: Path, playbook: Playbook) -> None:
+    url = f"sqlite:///{(tmp_path / 'nextmove.db').as_posix()}"
+    with open_store(url) as store:
+        seed_run(store, playbook, run_id="run-a", accounts=3)
+        store.save_model(ModelVersionRecord(model_id="m1", kind="churn-v2", playbook_hash="h", blob=b"."))
+    typo = runner.invoke(app, ["models", "list", "--kind", "polcy", "--store", url])
+    assert typo.exit_code == 2, typo.output
+    said = " ".join(typo.output.split())
+    assert "--kind 'polcy' is not a kind of model; use one of churn-v2, effect, outcome, policy" in said
+    rollback = runner.invoke(app, ["models", "rollback", "--kind", "polcy", "--store", url])
+    assert rollback.exit_code == 2, rollback.output
+    for kind in ("policy", "churn-v2"):  # a kind nextmove saves, and one the store holds
+        listed = runner.invoke(app, ["models", "list", "--kind", kind, "--store", url])
+        assert listed.exit_code == 0, listed.output
+
+
+def test_cli_model_kinds_are_the_engine_kinds() -> None:
+    from nextmove.cli.models import SAVED_KINDS
+    from nextmove.engine.model_store import OUTCOME_MODEL_KIND
+    from nextmove.engine.online import POLICY_MODEL_KIND
+    from nextmove.engine.run import EFFECT_MODEL_KIND
+
+    assert set(SAVED_KINDS) == {EFFECT_MODEL_KIND, OUTCOME_MODEL_KIND, POLICY_MODEL_KIND}
+
+
+def test_keys_create_warns_of_an_owner_no_account_has_naming_close_ones(tmp_path: Path, playbook: Playbook) -> None:
+    url = f"sqlite:///{(tmp_path / 'nextmove.db').as_posix()}"
+    fresh = runner.invoke(app, ["keys", "create", "--role", "csm", "--owner", "Zoe Usmann", "--store", url])
+    assert fresh.exit_code == 0, fresh.output
+    assert "warning" not in fresh.output  # no run yet: nothing knows the owners
+    with open_store(url) as store:
+        seed_run(store, playbook, run_id="run-a", accounts=6)  # owned by ana, ben and cleo
+    warned = runner.invoke(
+        app, ["keys", "create", "--role", "manager", "--owner", "anna", "--owner", "ben", "--store", url]
+    )
+    assert warned.exit_code == 0, warned.output
+    said = " ".join(warned.output.split())
+    assert "no account of run run-a (the latest) is owned by 'anna' (did you mean 'ana'?)" in said
+    assert "owned by 'ben'" not in said
+    assert re.search(r"nm_[0-9a-f]{12}_\S+", warned.output)  # created all the same
+    far = runner.invoke(app, ["keys", "create", "--role", "csm", "--owner", "Zoe Usmann", "--store", url])
+    assert "owned by 'Zoe Usmann'; the key was created" in " ".join(far.output.split())

@@ -77,6 +77,7 @@ def test_the_lane_refuses_as_the_route_does(served: Served) -> None:
     for name, (lane, route) in answers.items():
         assert lane.status_code == route.status_code >= 400, name
         assert lane.json() == route.json(), name
+    assert answers["not json"][0].json()["code"] == "bad_request"
     refused = _audited(served, "other_csm", f"decide:{theirs}")
     assert len(refused) == 2
     assert len(set(refused)) == 1

@@ -91,6 +91,7 @@ def test_decide_refuses_bad_requests_with_json_errors_that_say_what_to_fix(serve
         both = client.post("/v1/decide", json={"account_id": "a", "accounts": [{"account_id": "b"}]})
         too_many = client.post("/v1/decide", json={"accounts": [{"account_id": f"a{i}"} for i in range(101)]})
         not_json = client.post("/v1/decide", content=b"{nope", headers={"Content-Type": "application/json"})
+        cut_short = client.post("/v1/decide", content=b'{"account_id":\n', headers={"Content-Type": "application/json"})
     assert unknown.status_code == 404
     assert unknown.json()["code"] == "not_found"
     assert "GET /v1/recommendations" in unknown.json()["message"]
@@ -98,8 +99,14 @@ def test_decide_refuses_bad_requests_with_json_errors_that_say_what_to_fix(serve
     assert "either account_id" in both.json()["message"]
     assert too_many.status_code == 422
     assert too_many.json()["problems"][0]["field"] == "accounts"
-    assert not_json.status_code == 422
-    assert not_json.json()["code"] == "invalid_request"
+    # JSON that cannot be parsed is a malformed request (400), not a field that does not match (422).
+    assert not_json.status_code == 400
+    assert not_json.json()["code"] == "bad_request"
+    assert not_json.json()["message"].startswith("the request body is not valid JSON")
+    assert "line 1, column 2" in not_json.json()["message"]
+    assert cut_short.status_code == 400
+    assert "Expecting value at line 2, column 1" in cut_short.json()["message"]
+    assert "problems" not in cut_short.json()
 
 
 def test_feedback_is_stored_once_however_often_it_is_sent(served: Served) -> None:

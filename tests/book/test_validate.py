@@ -206,6 +206,35 @@ def test_validate_book_notes_an_extra_column_of_numbers_made_text_by_a_few_value
     assert "column 'seats' is read as text" in " ".join(result.stdout.split())
 
 
+def test_validate_book_refuses_infinite_numbers_in_extra_columns_naming_file_row_and_column(tmp_path: Path) -> None:
+    # "inf is an error in any number column": an extra column of numbers flowed into features with inf.
+    accounts = "account_id,seats,brand,score\na1,10,Acme,1\na2,inf,Infinity,NaN\na3,NA,Zeta,-Infinity\na4,-inf,x,2\n"
+    folder = write_book(tmp_path / "book", {"accounts.csv": accounts})
+    report = validate_book(folder, as_of=AS_OF)
+    found = [(p.rule, p.file, p.row, p.column, p.value) for p in report.problems]
+    assert found == [
+        (Rule.NOT_FINITE, str(folder / "accounts.csv"), 2, "seats", "inf"),
+        (Rule.NOT_FINITE, str(folder / "accounts.csv"), 3, "score", "-Infinity"),
+        (Rule.NOT_FINITE, str(folder / "accounts.csv"), 4, "seats", "-inf"),
+    ]  # 'Infinity' in a text column is text; NaN is a missing value
+    assert "a finite number" in report.problems[0].message()
+    # A native float column (Parquet) is refused NaN and infinity, as the contract's number columns are.
+    native = tmp_path / "native"
+    native.mkdir()
+    pl.DataFrame({"account_id": ["a1", "a2", "a3"], "seats": [1.0, float("inf"), float("nan")]}).write_parquet(
+        native / "accounts.parquet"
+    )
+    native_found = [(p.row, p.column, p.rule) for p in validate_book(native, as_of=AS_OF).problems]
+    assert native_found == [(2, "seats", Rule.NOT_FINITE), (3, "seats", Rule.NOT_FINITE)]
+    # Extra columns of the other tables too; the signals' own value column already was.
+    signals = "account_id,ts,name,value,weight\na1,2025-01-01,nps,inf,1\na1,2025-01-02,nps,3,inf\n"
+    other = write_book(tmp_path / "other", {"accounts.csv": "account_id\na1\n", "signals.csv": signals})
+    assert [(p.table, p.row, p.column) for p in validate_book(other, as_of=AS_OF).problems] == [
+        ("signals", 1, "value"),
+        ("signals", 2, "weight"),
+    ]
+
+
 def test_validate_book_at_a_mid_book_run_as_of_notes_later_rows_instead_of_rejecting_them(
     tmp_path: Path, playbook: Playbook
 ) -> None:

@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 from nextmove import __version__
 from nextmove.cli import app
 from nextmove.cli.app import unwrap_help
+from nextmove.playbook.loader import default_playbook_text
 
 runner = CliRunner()
 
@@ -66,13 +67,26 @@ def test_cli_init_then_validate_passes(tmp_path: Path) -> None:
     ws = tmp_path / "ws"
     result = runner.invoke(app, ["init", str(ws), "--accounts", "60", "--months", "6"])
     assert result.exit_code == 0, result.output
-    assert (ws / "playbook.toml").is_file()
     assert (ws / "book" / "accounts.csv").is_file()
     assert "nextmove validate" in (ws / "README.md").read_text(encoding="utf-8")
-    done = _nextmove("validate", "--book", str(ws / "book"), "--playbook", str(ws / "playbook.toml"))
+    done = _nextmove("validate", "--book", str(ws / "book"))
     assert done.returncode == 0, done.stderr
     assert "valid:" in done.stdout
     assert "accounts" in done.stdout
+
+
+def test_cli_init_writes_the_playbook_once_where_commands_read_it(tmp_path: Path) -> None:
+    # Two copies went apart silently: ws/playbook.toml was edited, commands read ws/book/playbook.toml.
+    ws = tmp_path / "ws"
+    result = runner.invoke(app, ["init", str(ws), "--accounts", "60", "--months", "6"])
+    assert result.exit_code == 0, result.output
+    assert sorted(p.relative_to(ws).as_posix() for p in ws.rglob("playbook.toml")) == ["book/playbook.toml"]
+    assert (ws / "book" / "playbook.toml").read_text(encoding="utf-8") == default_playbook_text()
+    readme = (ws / "README.md").read_text(encoding="utf-8")
+    assert "`book/playbook.toml`" in readme
+    done = _nextmove("validate", "--book", str(ws / "book"))
+    assert done.returncode == 0, done.stderr
+    assert str(ws / "book" / "playbook.toml") in done.stdout.replace("\n", "")  # the playbook it used
 
 
 def test_cli_init_refuses_non_empty_folder(tmp_path: Path) -> None:
@@ -81,7 +95,24 @@ def test_cli_init_refuses_non_empty_folder(tmp_path: Path) -> None:
     assert done.returncode == 2
     assert "is not empty" in done.stderr
     assert (tmp_path / "keep.txt").read_text(encoding="utf-8") == "x"
-    assert not (tmp_path / "playbook.toml").exists()
+    assert not (tmp_path / "book").exists()
+
+
+def test_cli_simulate_refuses_a_non_empty_folder_before_simulating_in_the_cli_words(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import nextmove.sim
+
+    def _no_simulation(*_args: object, **_kwargs: object) -> None:
+        raise AssertionError("simulated before checking --out")
+
+    monkeypatch.setattr(nextmove.sim, "simulate", _no_simulation)
+    (tmp_path / "keep.txt").write_text("x", encoding="utf-8")
+    result = runner.invoke(app, ["simulate", "--out", str(tmp_path), "--accounts", "40", "--months", "3"])
+    assert result.exit_code == 2, result.output
+    assert "is not empty; pass --force" in result.output
+    assert "overwrite=True" not in result.output
+    assert (tmp_path / "keep.txt").read_text(encoding="utf-8") == "x"
 
 
 def test_cli_simulate_is_deterministic(tmp_path: Path) -> None:

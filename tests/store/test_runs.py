@@ -210,6 +210,16 @@ def test_save_run_refuses_to_overwrite_a_finished_run(store: Store) -> None:
     assert store.count_recommendations("r1") == 1
 
 
+def test_save_run_refuses_a_run_saved_before_while_running_with_the_same_words(store: Store) -> None:
+    # A RunRecord is 'running' unless told otherwise: saving the same one twice hit the
+    # recommendations' unique key instead of the error that says to use a new run_id.
+    store.save_run(make_run(), [make_recommendation(1)])
+    with pytest.raises(StoreError, match=r"already saved with status 'running'.*use a new run_id"):
+        store.save_run(make_run(), [make_recommendation(1)])
+    assert store.get_run("r1") == make_run()
+    assert store.count_recommendations("r1") == 1
+
+
 def test_recommendations_filters_and_pages(store: Store) -> None:
     recs = [make_recommendation(i) for i in range(50)]
     store.save_run(make_run(), recs)

@@ -6,6 +6,9 @@ from pathlib import Path
 
 import pytest
 
+from nextmove.errors import StoreError
+from nextmove.store import open_store
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -17,3 +20,7 @@ def test_store_docs_python_example_runs(tmp_path: Path, monkeypatch: pytest.Monk
     exec(compile(block, "store.md", "exec"), namespace)  # the doc's own example, run as written
     assert [r.account_id for r in namespace["mine"]] == ["acct-001"]  # type: ignore[attr-defined]
     assert (tmp_path / "ws" / "nextmove.db").is_file()
+    with open_store(f"sqlite:///{tmp_path / 'ws' / 'nextmove.db'}") as store:
+        assert store.get_run("2026-06-30").status == "succeeded"  # not a run that looks killed
+    with pytest.raises(StoreError, match=r"already saved.*use a new run_id"):
+        exec(compile(block, "store.md", "exec"), {})  # run again: the friendly refusal

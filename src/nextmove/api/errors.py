@@ -159,6 +159,37 @@ def validation_problems(exc: RequestValidationError) -> list[dict[str, Any]]:
     return out
 
 
+def json_syntax_error(exc: RequestValidationError) -> str | None:
+    """What is wrong with a body that is not JSON at all, or None if the body parsed.
+
+    The framework reports such a body as a validation error located at ``("body", <offset>)``;
+    it is a malformed request (400), not a field that does not match the API (422).
+
+    Examples
+    --------
+    >>> error = {"type": "json_invalid", "loc": ("body", 14), "msg": "JSON decode error"}
+    >>> exc = RequestValidationError([{**error, "ctx": {"error": "Expecting value"}}], body='{"account_id":')
+    >>> print(json_syntax_error(exc))
+    the request body is not valid JSON: Expecting value at line 1, column 15; send a JSON object (see GET /openapi.json)
+    """
+    for err in exc.errors():
+        if err.get("type") != "json_invalid":
+            continue
+        reason = str((err.get("ctx") or {}).get("error") or "it cannot be parsed")
+        loc = err.get("loc", ())
+        pos = loc[1] if len(loc) > 1 and isinstance(loc[1], int) else None
+        doc = exc.body if isinstance(exc.body, str) else None
+        where = ""
+        if pos is not None and doc is not None:
+            line = doc.count("\n", 0, pos) + 1
+            column = pos - doc.rfind("\n", 0, pos)
+            where = f" at line {line}, column {column}"
+        elif pos is not None:
+            where = f" at character {pos}"
+        return f"the request body is not valid JSON: {reason}{where}; send a JSON object (see GET /openapi.json)"
+    return None
+
+
 def install_error_handlers(app: FastAPI) -> None:
     """Map nextmove's errors, validation errors and HTTP errors to JSON; anything else to a 500 JSON error."""
 
@@ -169,6 +200,9 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        not_json = json_syntax_error(exc)
+        if not_json is not None:
+            return error_response(400, "bad_request", not_json)
         problems = validation_problems(exc)
         summary = "; ".join(f"{p['field']}: {p['problem']}" for p in problems[:5])
         more = f" (and {len(problems) - 5} more)" if len(problems) > 5 else ""

@@ -163,6 +163,36 @@ def infer_extra_column(series: pl.Series) -> pl.Series:
     return series
 
 
+def non_finite_extra(name: str, dtype: pl.DataType) -> pl.Expr | None:
+    """Where extra column ``name`` (of input ``dtype``) holds a number that is not finite; None if it cannot.
+
+    A native float column (Parquet, SQL, frames) is refused NaN and infinity, as the contract's
+    number columns are. A text column is checked only if it loads as numbers (see
+    :func:`infer_extra_column`): there ``inf``, ``-inf``, ``Infinity`` or ``1e999`` would load as
+    an infinite number, while ``NaN`` is a missing value. In a column that stays text (``plan``,
+    a brand named ``Infinity``) the same words are just text.
+
+    Examples
+    --------
+    >>> frame = pl.DataFrame({"seats": ["10", "inf", "NaN", " -Infinity"], "brand": ["Acme", "Infinity", "x", "y"]})
+    >>> frame.select(non_finite_extra("seats", pl.String()), non_finite_extra("brand", pl.String())).rows()
+    [(False, False), (True, False), (False, False), (True, False)]
+    >>> non_finite_extra("seats", pl.Int64()) is None
+    True
+    """
+    col = pl.col(name)
+    if dtype.is_float():
+        return col.is_nan() | col.is_infinite()
+    if dtype != pl.String:
+        return None
+    present = ~is_missing_text(col)
+    stripped = col.str.strip_chars()
+    parsed = stripped.cast(pl.Float64, strict=False)
+    # The same test infer_extra_column makes, over the whole column: every present value a number, no code.
+    loads_as_numbers = present.any() & ~(present & parsed.is_null()).any() & ~stripped.str.contains(_LEADING_ZERO).any()
+    return loads_as_numbers & present & parsed.is_infinite()
+
+
 def non_numbers(series: pl.Series) -> tuple[int, int, str] | None:
     """When a text column is mostly numbers, how many values are not: ``(count, first index, first value)``.
 

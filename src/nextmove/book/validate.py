@@ -16,7 +16,7 @@ import polars as pl
 
 from nextmove.book.contract import CONTRACT, NO_ACTION, ColumnSpec, ColumnType, TableSpec
 from nextmove.book.model import Book, as_utc, empty_table
-from nextmove.book.parse import infer_extra_column, is_missing_text, non_numbers, parse_column
+from nextmove.book.parse import infer_extra_column, is_missing_text, non_finite_extra, non_numbers, parse_column
 from nextmove.book.problems import Problem, Rule, TableSummary, ValidationReport
 from nextmove.book.sources import (
     DiscoveredBook,
@@ -406,7 +406,7 @@ def _check_table(src: TableSource, spec: TableSpec, ctx: _Context) -> None:
         parse_column(c.name, c.type, schema[c.name], tokens_missing=not c.required).alias(_parsed(c.name))
         for c in present
     )
-    checks = _row_checks(spec, present, schema, ctx)
+    checks = [*_row_checks(spec, present, schema, ctx), *_extra_checks(spec, schema)]
     flags = [c.flag.fill_null(False).alias(f"__f{i}") for i, c in enumerate(checks)]
     # One aggregate pass gives the row count, every rule's count and the time range; the pass that
     # lists offending rows runs only when some rule is broken (a valid book is read fewer times).
@@ -531,6 +531,23 @@ def _text_number_notes(lf: pl.LazyFrame, schema: pl.Schema, spec: TableSpec, src
             "column numbers"
         )
     return notes
+
+
+def _extra_checks(spec: TableSpec, schema: pl.Schema) -> list[_Check]:
+    """Extra columns of numbers hold finite numbers: "inf is an error in any number column", not only the contract's."""
+    checks = []
+    for name, dtype in schema.items():
+        if name in spec.column_names:
+            continue
+        flag = non_finite_extra(name, dtype)
+        if flag is not None:
+            expected = (
+                "a finite number (not NaN or infinity)"
+                if dtype.is_float()
+                else "a finite number (not infinity), or NA to leave it missing"
+            )
+            checks.append(_Check(Rule.NOT_FINITE, name, flag, expected))
+    return checks
 
 
 def _row_checks(spec: TableSpec, present: list[ColumnSpec], schema: pl.Schema, ctx: _Context) -> list[_Check]:

@@ -5,13 +5,16 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
-from nextmove.cli._common import console, handle_errors, open_store
+from nextmove.cli._common import console, err_console, handle_errors, open_store
 from nextmove.cli.serve import StoreOpt
 
 if TYPE_CHECKING:
-    from nextmove.store import AuditEntry
+    from collections.abc import Sequence
+
+    from nextmove.store import AuditEntry, Store
 
 keys_app = typer.Typer(help="Create, list and revoke API keys.", no_args_is_help=True)
 
@@ -27,6 +30,36 @@ def _cli_audit(action: str, resource: str, **detail: object) -> AuditEntry:
     return AuditEntry(
         action=action, method="CLI", path=f"nextmove keys {action}", status=0, resource=resource, detail=detail
     )
+
+
+def unknown_owner_warnings(store: Store, owners: Sequence[str]) -> list[str]:
+    """A warning per owner that no account has in the store's latest succeeded run, with close matches.
+
+    The store knows owners only through a run's recommendations: with no succeeded run yet there
+    is nothing to check against, and no warning. Owners are matched exactly, as the API does.
+    """
+    import difflib
+
+    run = store.latest_run(status="succeeded")
+    if run is None or not owners:
+        return []
+    missing = [o for o in owners if store.count_recommendations(run.run_id, owner=o) == 0]
+    if not missing:
+        return []
+    known = sorted({r.owner for r in store.recommendations(run.run_id) if r.owner})
+    lowered = {k.lower(): k for k in known}
+    warnings = []
+    for owner in missing:
+        close = difflib.get_close_matches(owner, known, n=3, cutoff=0.6)
+        by_case = lowered.get(owner.lower())
+        if by_case is not None and by_case not in close:
+            close.insert(0, by_case)
+        hint = f" (did you mean {', '.join(repr(c) for c in close)}?)" if close else ""
+        warnings.append(
+            f"no account of run {run.run_id} (the latest) is owned by {owner!r}{hint}; the key was created, "
+            "and sees no account until one has that owner (`nextmove keys revoke` it if the owner is wrong)"
+        )
+    return warnings
 
 
 @keys_app.command("create")
@@ -48,6 +81,9 @@ def create_cmd(
         opened.create_api_key(
             record, audit=[_cli_audit("create", f"key:{record.key_id}", role=role, owners=list(record.owners))]
         )
+        unknown = unknown_owner_warnings(opened, record.owners)
+    for warning in unknown:
+        err_console.print(f"[yellow]warning:[/] {escape(warning)}")
     scope = f" for {', '.join(record.owners)}" if record.owners else ""
     console.print(f"Created {role} key {record.key_id}{scope}. Keep it now; it is not shown again:", highlight=False)
     typer.echo(key)
@@ -57,7 +93,7 @@ def create_cmd(
 @handle_errors
 def list_cmd(store: StoreOpt = None) -> None:
     """List every API key (id, role, owners, label, created, revoked); never the secrets."""
-    with open_store(store) as opened:
+    with open_store(store, existing=True) as opened:
         keys = opened.list_api_keys()
     table = Table("key_id", "role", "owners", "name", "created", "revoked")
     for k in keys:
@@ -78,6 +114,6 @@ def revoke_cmd(
     key_id: Annotated[str, typer.Argument(help="The key's id (the part after nm_).")], store: StoreOpt = None
 ) -> None:
     """Revoke a key: servers refuse it within a minute (their cache of verified keys)."""
-    with open_store(store) as opened:
+    with open_store(store, existing=True) as opened:
         opened.revoke_api_key(key_id, audit=[_cli_audit("revoke", f"key:{key_id}")])
     console.print(f"Revoked key {key_id}.")

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
 
 from nextmove.cli._common import console, handle_errors, open_store
 from nextmove.cli.serve import StoreOpt
+from nextmove.errors import ConfigError
+
+if TYPE_CHECKING:
+    from nextmove.store import Store
 
 models_app = typer.Typer(help="Model versions: list, activate, roll back, promote a run.", no_args_is_help=True)
 
@@ -22,13 +26,27 @@ def register(app: typer.Typer) -> None:
     app.add_typer(models_app, name="models")
 
 
+SAVED_KINDS: tuple[str, ...] = ("effect", "outcome", "policy")
+"""The kinds of model nextmove saves (the engine's ``*_MODEL_KIND``; a test keeps them equal), named
+here so that listing models does not load the engine."""
+
+
+def check_kind(store: Store, kind: str) -> None:
+    """Refuse a ``--kind`` that is neither one nextmove saves nor one the store holds, naming the valid ones."""
+    known = set(SAVED_KINDS) | {m.kind for m in store.list_models()}
+    if kind not in known:
+        raise ConfigError(f"--kind {kind!r} is not a kind of model; use one of {', '.join(sorted(known))}")
+
+
 @models_app.command("list")
 @handle_errors
 def list_cmd(
     kind: Annotated[str | None, typer.Option("--kind", help="Only this kind.")] = None, store: StoreOpt = None
 ) -> None:
     """List model versions, newest first; the active one of each kind is marked."""
-    with open_store(store) as opened:
+    with open_store(store, existing=True) as opened:
+        if kind is not None:
+            check_kind(opened, kind)
         versions = opened.list_models(kind)
     table = Table("model_id", "kind", "created", "active", "trained to", "metrics")
     for v in versions:
@@ -50,7 +68,8 @@ def rollback_cmd(kind: KindOpt = "policy", store: StoreOpt = None) -> None:
     """Re-activate the version of KIND saved before the active one (running servers switch within seconds)."""
     from nextmove.engine.online import rollback_policy
 
-    with open_store(store) as opened:
+    with open_store(store, existing=True) as opened:
+        check_kind(opened, kind)
         record = rollback_policy(opened, kind)
     console.print(f"Active {kind} model is now {record.model_id}.")
 
@@ -61,7 +80,7 @@ def activate_cmd(
     model_id: Annotated[str, typer.Argument(help="The version to activate.")], store: StoreOpt = None
 ) -> None:
     """Make MODEL_ID the active version of its kind, atomically."""
-    with open_store(store) as opened:
+    with open_store(store, existing=True) as opened:
         opened.activate_model(model_id)
         record = opened.load_model(model_id)
     console.print(f"Active {record.kind} model is now {record.model_id}.")
@@ -73,6 +92,6 @@ def promote_cmd(run_id: Annotated[str, typer.Argument(help="A succeeded run.")],
     """Serve RUN_ID's decisions online: saves and activates a new policy version naming it."""
     from nextmove.engine.online import promote_run
 
-    with open_store(store) as opened:
+    with open_store(store, existing=True) as opened:
         record = promote_run(opened, run_id, metrics={"started_by": "cli"})
     console.print(f"Policy {record.model_id} now serves run {run_id}.")

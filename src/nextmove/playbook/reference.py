@@ -60,9 +60,10 @@ def playbook_markdown() -> str:
         "",
         "The playbook says what nextmove optimises (objectives), what the teams may do (the action",
         "catalog), and under which limits (contact policy, capacities, control cohort, exploration).",
-        "`nextmove init DIR` writes a complete example; the built-in default has 14 actions across",
-        "customer success, sales, marketing and support. Unknown keys are errors, so a typo never",
-        "passes silently.",
+        "`nextmove init DIR` writes a complete example as `DIR/book/playbook.toml`, the file a command",
+        "given `--book DIR/book` reads unless `--playbook` names another; the built-in default has 14",
+        "actions across customer success, sales, marketing and support. Unknown keys are errors, so a",
+        "typo never passes silently.",
         "",
     ]
     for title, model in _SECTIONS:

@@ -179,9 +179,11 @@ class Exploration(_Strict):
     """How much the run explores beyond its best guess, so it keeps learning."""
 
     method: Literal["thompson", "epsilon", "none"] = "thompson"
-    """``thompson``: sample effects from their intervals; ``epsilon``: random action with probability ``epsilon``."""
+    """How an exploring account picks among its allowed options: ``thompson``, by sampling values from
+    their intervals; ``epsilon``, uniformly at random; ``none``: no account explores (``epsilon`` is ignored)."""
     epsilon: float = Field(default=0.05, ge=0, le=1)
-    """Share of decisions made at random under ``epsilon``."""
+    """Share of accounts (outside control) that explore each run, under ``thompson`` and ``epsilon`` alike;
+    ``method`` says how they pick."""
     seed: int = 0
     """Seed of the exploration and control assignment, so runs are reproducible."""
 

@@ -3,7 +3,7 @@
 from nextmove.sim.config import DEFAULT_START, SimConfig
 from nextmove.sim.env import LabEnvironment, StepResult
 from nextmove.sim.frames import Truth, TruthSummary
-from nextmove.sim.io import write_book
+from nextmove.sim.io import check_out_dir, write_book
 from nextmove.sim.model import GROUPS, OUTCOME_KINDS, STATE_NAMES
 from nextmove.sim.simulate import SimResult, simulate
 from nextmove.sim.world import SIGNAL_NAMES, World
@@ -21,6 +21,7 @@ __all__ = [
     "Truth",
     "TruthSummary",
     "World",
+    "check_out_dir",
     "simulate",
     "write_book",
 ]

@@ -54,6 +54,47 @@ def _write(frame: pl.DataFrame, path: Path) -> None:
         frame.write_parquet(path, statistics=False)
 
 
+def check_out_dir(out_dir: str | Path, *, overwrite: bool, how_to_overwrite: str = "pass overwrite=True") -> Path:
+    """Check that :func:`write_book` may write to ``out_dir``, before anything is simulated.
+
+    Parameters
+    ----------
+    out_dir
+        The folder to create.
+    overwrite
+        Whether a non-empty ``out_dir`` may be replaced.
+    how_to_overwrite
+        What the caller's user does to replace it (the command line says ``pass --force``).
+
+    Returns
+    -------
+    pathlib.Path
+        ``out_dir``.
+
+    Raises
+    ------
+    ConfigError
+        If ``out_dir`` exists and is not a folder, or is a folder that is not empty and
+        ``overwrite`` is false.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> folder = Path(tempfile.mkdtemp())
+    >>> _ = (folder / "keep.txt").write_text("x")
+    >>> check_out_dir(folder, overwrite=False, how_to_overwrite="pass --force")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    nextmove.errors.ConfigError: ...: folder is not empty; pass --force to replace it, or choose another folder
+    """
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"{out}: exists and is not a folder; choose another output folder")
+    if out.is_dir() and any(out.iterdir()) and not overwrite:
+        raise ConfigError(f"{out}: folder is not empty; {how_to_overwrite} to replace it, or choose another folder")
+    return out
+
+
 def write_book(result: SimResult, out_dir: str | Path, *, overwrite: bool = False) -> Path:
     """Write the book, its playbook and its truth to ``out_dir``.
 
@@ -82,11 +123,7 @@ def write_book(result: SimResult, out_dir: str | Path, *, overwrite: bool = Fals
     ConfigError
         If ``out_dir`` exists, is not empty and ``overwrite`` is false, or is not a folder.
     """
-    out = Path(out_dir)
-    if out.exists() and not out.is_dir():
-        raise ConfigError(f"{out}: exists and is not a folder; choose another output folder")
-    if out.is_dir() and any(out.iterdir()) and not overwrite:
-        raise ConfigError(f"{out}: folder is not empty; pass overwrite=True or choose another folder")
+    out = check_out_dir(out_dir, overwrite=overwrite)
     out.parent.mkdir(parents=True, exist_ok=True)
     ext = result.config.signals_format
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))

@@ -217,16 +217,27 @@ class SqlStore:
         with self._errors(f"save run {run.run_id!r}"), self._write() as conn:
             status = self._run_status(conn, run.run_id, lock=True)
             row = _row(run, _RUN_COLUMNS)
-            if status is None:
-                conn.execute(sa.insert(schema.runs).values(row))
-            elif status == "running":
-                # The run was recorded by start_run; this save completes it.
-                conn.execute(sa.update(schema.runs).where(schema.runs.c.run_id == run.run_id).values(row))
-            else:
+            # A run still 'running' was either recorded by start_run (no recommendations yet: this
+            # save completes it) or saved before with status 'running' (it has them: refused as a
+            # finished run is, rather than with the recommendations' unique-key error).
+            saved = status is not None and (
+                status != "running"
+                or conn.execute(
+                    sa.select(schema.recommendations.c.run_id)
+                    .where(schema.recommendations.c.run_id == run.run_id)
+                    .limit(1)
+                ).first()
+                is not None
+            )
+            if saved:
                 raise StoreError(
                     f"run {run.run_id!r} was already saved with status {status!r} in the store "
-                    f"at {self._url}; a finished run is not overwritten, use a new run_id"
+                    f"at {self._url}; a saved run is not overwritten, use a new run_id"
                 )
+            if status is None:
+                conn.execute(sa.insert(schema.runs).values(row))
+            else:
+                conn.execute(sa.update(schema.runs).where(schema.runs.c.run_id == run.run_id).values(row))
             for batch in _batches(recommendations, BATCH_ROWS):
                 rows = [self._recommendation_row(rec, run.run_id) for rec in batch]
                 conn.execute(insert_recommendations, rows)
