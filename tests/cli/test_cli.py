@@ -133,6 +133,14 @@ def test_cli_validate_invalid_book_exits_2_with_table(tmp_path: Path) -> None:
     assert "nothing was loaded" in done.stderr
 
 
+def test_cli_validate_an_empty_accounts_table_says_so_in_what_it_expects(tmp_path: Path) -> None:
+    (tmp_path / "accounts.csv").write_text("account_id\n", encoding="utf-8")
+    (tmp_path / "signals.csv").write_text("account_id,ts,name,value\na1,2025-01-01,x,1\n", encoding="utf-8")
+    done = _nextmove("validate", "--book", str(tmp_path), "--as-of", "2026-01-01")
+    assert done.returncode == 2
+    assert "the accounts table has no rows" in " ".join(done.stderr.split())
+
+
 def test_cli_validate_bad_as_of_says_format(tmp_path: Path) -> None:
     (tmp_path / "accounts.csv").write_text("account_id\na1\n", encoding="utf-8")
     done = _nextmove("validate", "--book", str(tmp_path), "--as-of", "yesterday")
@@ -144,6 +152,20 @@ def test_cli_validate_missing_folder(tmp_path: Path) -> None:
     done = _nextmove("validate", "--book", str(tmp_path / "nope"))
     assert done.returncode == 2
     assert "no such folder" in done.stderr
+
+
+def test_cli_validate_names_a_playbook_it_would_pass_over_and_the_default_it_uses(tmp_path: Path) -> None:
+    (tmp_path / "accounts.csv").write_text("account_id\na1\n", encoding="utf-8")
+    # No playbook: checked against the built-in default, which it says.
+    done = _nextmove("validate", "--book", str(tmp_path))
+    assert "built-in default playbook" in " ".join(done.stderr.split())
+    # A playbook in YAML was passed over for the default, and the problems named neither.
+    (tmp_path / "playbook.yaml").write_text("objectives: {}\n", encoding="utf-8")
+    done = _nextmove("validate", "--book", str(tmp_path))
+    assert done.returncode == 2
+    said = " ".join(done.stderr.split())
+    assert "playbook.yaml" in said
+    assert "playbook.toml" in said
 
 
 def test_cli_validate_bad_playbook_names_field(tmp_path: Path) -> None:

@@ -602,12 +602,14 @@ def _row_checks(spec: TableSpec, present: list[ColumnSpec], schema: pl.Schema, c
             ref_table, ref_col = col.references.split(".")
             ids = ctx.account_ids if ref_table == "accounts" else ctx.touch_ids
             if ids is not None:
+                # An empty table makes every reference unknown: say why once, in what is expected.
+                empty = f" (the {ref_table} table has no rows: fill it)" if ids.len() == 0 else ""
                 checks.append(
                     _Check(
                         Rule.UNKNOWN_REFERENCE,
                         col.name,
                         p.is_not_null() & ~p.is_in(ids.implode()),
-                        f"an id present in {ref_table}.{ref_col}",
+                        f"an id present in {ref_table}.{ref_col}{empty}",
                     )
                 )
             elif ref_table == "touches" and ref_table not in ctx.unreadable:

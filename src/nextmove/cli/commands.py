@@ -89,7 +89,25 @@ def resolve_playbook_path(book: str, playbook: Path | None) -> Path | None:
         candidate = Path(book) / "playbook.toml"
         if candidate.is_file():
             return candidate
+        if Path(book).is_dir():
+            # A playbook in another format (or spelt otherwise) would be passed over for the built-in default.
+            other = sorted(
+                p.name
+                for p in Path(book).iterdir()
+                if p.is_file() and p.stem.lower() == "playbook" and p.name != "playbook.toml"
+            )
+            if other:
+                raise ConfigError(
+                    f"{Path(book) / other[0]}: nextmove reads its playbook from a TOML file named playbook.toml "
+                    "(see docs/playbook.md); rename or convert it, or pass --playbook FILE"
+                )
     return None
+
+
+DEFAULT_PLAYBOOK_NOTE = (
+    "no --playbook was given and the book folder has no playbook.toml: this is checked against nextmove's "
+    "built-in default playbook (14 B2B actions), which may not be yours"
+)
 
 
 def eligibility_errors(book: str, report: ValidationReport, playbook: Playbook) -> list[ExpressionError]:
@@ -166,6 +184,8 @@ def validate(
     pb = load_playbook(pb_path)
     with console.status("Validating the book…"):
         report = validate_book(book, playbook=pb, run_as_of=parse_as_of(as_of), max_examples=max_examples)
+    if pb_path is None:
+        err_console.print(f"[yellow]note:[/] {DEFAULT_PLAYBOOK_NOTE}")
     if not report.ok:
         render_problems(report, err_console)
         for note in report.notes:
