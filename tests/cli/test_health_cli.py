@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+import shutil
 from pathlib import Path
 
 import polars as pl
@@ -75,6 +77,24 @@ def test_health_cli_writes_one_row_per_active_account_and_a_summary(book_dir: Pa
     )
     assert refused.exit_code == 2
     assert "trained under playbook" in refused.output
+
+
+def test_health_cli_prints_no_arr_columns_for_a_book_without_arr(book_dir: Path, tmp_path: Path) -> None:
+    # A consumer book: the accounts carry neither ARR nor owners.
+    book = tmp_path / "b2c"
+    shutil.copytree(book_dir, book)
+    accounts = pl.read_csv(book / "accounts.csv")
+    accounts.drop("arr", "owner").write_csv(book / "accounts.csv")
+    out = tmp_path / "health.csv"
+    result = runner.invoke(app, ["health", "--book", str(book), "--out", str(out), "--no-save-model"])
+    assert result.exit_code == 0, result.output
+    bands = result.output.split("Health as of")[1].split("What predicts")[0]
+    assert "share of accounts" in bands
+    assert "ARR" not in bands
+    assert "$0" not in bands
+    assert "ARR at risk" not in result.output
+    shares = [float(x) for x in re.findall(r"(\d+\.\d)%", bands)]
+    assert sum(shares) == pytest.approx(100.0, abs=0.3)
 
 
 def test_health_cli_refuses_an_output_that_is_not_csv(book_dir: Path, tmp_path: Path) -> None:

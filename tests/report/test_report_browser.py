@@ -75,9 +75,10 @@ def test_report_table_values_are_written_as_usd_text(browser: Any, tmp_path: Pat
     path = write_report(build_report_data({"accounts": len(values), "actions": 1}, recs), tmp_path / "report.html")
     page, errors, _ = open_report(browser, path)
     shown = {}
+    value = page.locator("#accounts thead th").all_inner_texts().index("Value")
     for row in page.locator("#accounts tbody tr").all():
         cells = row.locator("td").all_inner_texts()
-        shown[cells[0]] = cells[6]
+        shown[cells[0]] = cells[value]
     assert shown == {f"acct-{i:02d}": usd_text(v) for i, v in enumerate(values)}
     assert errors == []
     page.close()
@@ -138,5 +139,55 @@ def test_report_table_sorts_intervals_by_their_low_end_and_counts_one_account(br
     assert page.locator("#accounts tbody tr").first.locator("td").first.inner_text() == "acct-3"
     page.fill("#search", "acct-1")
     assert page.locator("#count").inner_text() == "1 account"
+    assert errors == []
+    page.close()
+
+
+def _headers(page: Any, selector: str) -> list[str]:
+    return [t.strip() for t in page.locator(f"{selector} thead th").all_inner_texts()]
+
+
+def test_report_of_a_book_without_arr_or_owners_shows_no_arr_or_owner(browser: Any, tmp_path: Path) -> None:
+    summary, recs = make_run(300)
+    # A consumer book: the run's columns are there, but no account has ARR or an owner.
+    recs = recs.with_columns(pl.lit(None, dtype=pl.Float64).alias("arr"), pl.lit(None, dtype=pl.Utf8).alias("owner"))
+    bands = recs.group_by("health_band").len()
+    summary["health_bands"] = [{"band": b, "accounts": n, "arr_usd": 0.0} for b, n in bands.iter_rows()]
+    summary["segments"] = {"segments": [{"id": 1, "name": "frequent buyers", "accounts": 300, "arr_usd": None}]}
+    path = write_report(build_report_data(summary, recs), tmp_path / "report.html")
+    page, errors, _ = open_report(browser, path)
+    assert page.locator("#risk").count() == 0
+    assert page.locator("nav a[href='#risk']").count() == 0
+    assert "ARR" not in page.locator("body").inner_text()
+    assert page.locator("svg.chart[aria-label*='ARR']").count() == 0
+    # The health bands count accounts instead, drawn with a bar per band.
+    chart = page.locator("svg.chart.wide[aria-label='Accounts by health band']")
+    assert chart.locator("rect.bar").count() == bands.height
+    assert _headers(page, "#health") == ["Band", "Accounts", "Share of accounts"]
+    assert _headers(page, "#segments") == ["Segment", "Accounts", "Response to outreach", "Details"]
+    headers = _headers(page, "#accounts")
+    assert "Owner" not in headers
+    assert "owners" not in (page.locator("#search").get_attribute("placeholder") or "")
+    first = page.locator("#accounts tbody tr").first.locator("td").all_inner_texts()
+    assert len(first) == len(headers)
+    assert first[headers.index("Stage")] in {"new", "repeat", "lapsed"}
+    assert errors == []
+    page.close()
+
+
+def test_report_of_a_book_with_arr_and_owners_shows_them(browser: Any, tmp_path: Path) -> None:
+    summary, recs = make_run(300)
+    summary["segments"] = {"segments": [{"id": 1, "name": "frequent buyers", "accounts": 300, "arr_usd": 1.0e5}]}
+    path = write_report(build_report_data(summary, recs), tmp_path / "report.html")
+    page, errors, _ = open_report(browser, path)
+    assert page.locator("#risk tbody tr").count() > 0
+    assert page.locator("nav a[href='#risk']").count() == 1
+    assert page.locator("svg.chart.wide[aria-label='ARR by health band']").count() == 1
+    assert _headers(page, "#health") == ["Band", "Accounts", "ARR", "Share of ARR"]
+    assert "ARR" in _headers(page, "#segments")
+    headers = _headers(page, "#accounts")
+    owner = headers.index("Owner")
+    first = page.locator("#accounts tbody tr").first.locator("td").all_inner_texts()
+    assert first[owner] in {"team-north", "team-south"}
     assert errors == []
     page.close()

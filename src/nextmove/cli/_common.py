@@ -4,14 +4,19 @@ from __future__ import annotations
 
 import functools
 import os
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
+from types import TracebackType
 from typing import TYPE_CHECKING, ParamSpec, TypeVar
 
 import typer
-from rich.console import Console
+from rich.console import Console, RenderableType
 from rich.markup import escape
+from rich.progress import BarColumn, Progress, SpinnerColumn, Task, TaskID, TextColumn, TimeElapsedColumn
+from rich.text import Text
 
 from nextmove._files import check_folder
 from nextmove.errors import ConfigError, NextmoveError, NotInStoreError
@@ -108,3 +113,148 @@ def open_store(url: str | None = None, *, existing: bool = False) -> Store:
     from nextmove.store import open_store as open_url
 
     return open_url(url, create=not existing)
+
+
+def is_live(out: Console) -> bool:
+    """Whether ``out`` can redraw a live display (a terminal, or Jupyter) rather than only append lines."""
+    return out.is_jupyter or (out.is_terminal and not out.is_dumb_terminal)
+
+
+def format_seconds(seconds: float) -> str:
+    """A duration as a log line writes it.
+
+    Examples
+    --------
+    >>> format_seconds(0.23), format_seconds(59.96), format_seconds(126.4), format_seconds(3_790)
+    ('0.2 s', '1 min 00 s', '2 min 06 s', '1 h 03 min')
+    """
+    if seconds < 59.5:
+        return f"{seconds:.1f} s" if seconds < 9.95 else f"{seconds:.0f} s"
+    whole = round(seconds)
+    if whole < 3600:
+        return f"{whole // 60} min {whole % 60:02d} s"
+    return f"{whole // 3600} h {whole % 3600 // 60:02d} min"
+
+
+def _plain(out: Console, line: str) -> None:
+    # Written and flushed at once, so a log being tailed shows the line as it happens.
+    out.print(line, markup=False, highlight=False, soft_wrap=True)
+    out.file.flush()
+
+
+@contextmanager
+def status(text: str, out: Console | None = None) -> Iterator[None]:
+    """A spinner with ``text`` on a terminal; elsewhere (a file, CI, cron) one line, ``text``, printed at once.
+
+    Rich's spinner is transient: redirected to a file it would print nothing at all.
+    """
+    out = out or console
+    if is_live(out):
+        with out.status(escape(text)):
+            yield
+    else:
+        _plain(out, text)
+        yield
+
+
+class _StageSpinner(SpinnerColumn):
+    """A spinner that turns into a red cross on the stage that failed, rather than freezing mid-turn."""
+
+    def render(self, task: Task) -> RenderableType:
+        if task.fields.get("failed"):
+            return Text("✗", style="red")
+        return super().render(task)
+
+
+class StageProgress:
+    """The stages of a long command as they start and end: live bars on a terminal, plain lines elsewhere.
+
+    Use it as a context manager and pass :meth:`step` and :meth:`detail` as the engine's
+    ``progress`` and ``detail`` callbacks. On a terminal each stage has a bar that spins while it
+    runs. Redirected to a file (CI, cron, ``nohup``), Rich would draw those bars only when the
+    command ends; there each stage instead gets one line as it starts, one with its duration as
+    it ends (or fails) and one per detail, each flushed as it is written.
+
+    Examples
+    --------
+    >>> import io
+    >>> from rich.console import Console
+    >>> log = io.StringIO()
+    >>> ticks = iter([0.0, 1.5, 3.0, 70.0])
+    >>> with StageProgress(["Load", "Fit"], Console(file=log), clock=lambda: next(ticks)) as stages:
+    ...     stages.step("Load")
+    ...     stages.step("Fit")
+    ...     stages.detail("learning from 1,000 decisions")
+    >>> print(log.getvalue(), end="")
+    Load…
+    Load: done in 1.5 s
+    Fit…
+    Fit: learning from 1,000 decisions
+    Fit: done in 1 min 07 s
+    """
+
+    def __init__(
+        self, stages: Sequence[str], out: Console | None = None, *, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.stages = list(stages)
+        self.out = out or console
+        self.clock = clock
+        self.started: list[str] = []
+        self._since = 0.0
+        self._bars: Progress | None = None
+        self._tasks: dict[str, TaskID] = {}
+
+    def __enter__(self) -> StageProgress:
+        if is_live(self.out):
+            columns = (_StageSpinner(), TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn())
+            self._bars = Progress(*columns, console=self.out, transient=False)
+            self._bars.start()
+            self._tasks = {stage: self._bars.add_task(stage, total=1, start=False) for stage in self.stages}
+        return self
+
+    def step(self, stage: str) -> None:
+        """``stage`` starts (and the one before it is done)."""
+        self._finish()
+        self.started.append(stage)
+        self._since = self.clock()
+        if self._bars is None:
+            _plain(self.out, f"{stage}…")
+        elif stage in self._tasks:
+            self._bars.start_task(self._tasks[stage])
+
+    def detail(self, text: str) -> None:
+        """What the current stage is doing within it ("learning from 4,558,168 decisions")."""
+        if not self.started:
+            return
+        stage = self.started[-1]
+        if self._bars is None:
+            _plain(self.out, f"{stage}: {text}")
+        elif stage in self._tasks:
+            self._bars.update(self._tasks[stage], description=f"{escape(stage)}: {escape(text)}")
+
+    def _finish(self, failed: bool = False) -> None:
+        if not self.started:
+            return
+        stage = self.started[-1]
+        if self._bars is None:
+            took = format_seconds(self.clock() - self._since)
+            _plain(self.out, f"{stage}: {'failed after' if failed else 'done in'} {took}")
+        elif stage in self._tasks:
+            task = self._tasks[stage]
+            if failed:
+                self._bars.stop_task(task)
+                self._bars.update(task, description=f"[red]{escape(stage)}: failed[/]", failed=True)
+            else:
+                self._bars.update(task, completed=1)
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        # The stage that failed says so; the stages never reached are not left spinning.
+        self._finish(failed=exc_type is not None)
+        if self._bars is not None:
+            if exc_type is not None:
+                for stage, task in self._tasks.items():
+                    if stage not in self.started:
+                        self._bars.remove_task(task)
+            self._bars.stop()

@@ -57,9 +57,10 @@ def health_cmd(
     Writes one CSV row per active account: health score (0–100), band, trend with the change in
     points, the component scores, the three measures that moved the score most, and for each
     objective's outcome the calibrated probability within the horizon with its top drivers.
-    Then prints accounts and ARR per band, the accounts with the most ARR at risk, what the
-    optimizer learned about each health measure, and the outcome models' accuracy on the later
-    window. Default --as-of: the book's latest timestamp, rounded up to a UTC midnight.
+    Then prints accounts and ARR per band (accounts alone for a book without ARR), the accounts
+    with the most ARR at risk, what the optimizer learned about each health measure, and the
+    outcome models' accuracy on the later window. Default --as-of: the book's latest timestamp,
+    rounded up to a UTC midnight.
     """
     from nextmove.engine.health import score_health
     from nextmove.models.outcome import OutcomeModel
@@ -121,10 +122,18 @@ def _auc(x: float | None) -> str:
 def render_health(result: HealthResult, out: Console, *, top: int = 10) -> None:
     """Print the summary tables of a health result."""
     bands = Table(title=f"Health as of {result.as_of:%Y-%m-%d}", title_justify="left")
-    for name in ("band", "accounts", "ARR", "share of ARR"):
+    # A book without ARR (consumers) gets the share of accounts per band, not columns of $0.
+    has_arr = result.has_arr
+    names = ("band", "accounts", "ARR", "share of ARR") if has_arr else ("band", "accounts", "share of accounts")
+    for name in names:
         bands.add_column(name, justify="left" if name == "band" else "right")
-    for b in result.bands():
-        bands.add_row(b.band, f"{b.accounts:,}", f"${b.arr_usd:,.0f}", _pct(b.arr_share))
+    summaries = result.bands()
+    scored = sum(b.accounts for b in summaries) or 1
+    for b in summaries:
+        if has_arr:
+            bands.add_row(b.band, f"{b.accounts:,}", f"${b.arr_usd:,.0f}", _pct(b.arr_share))
+        else:
+            bands.add_row(b.band, f"{b.accounts:,}", _pct(b.accounts / scored))
     out.print(bands)
 
     at_risk = result.top_at_risk(top)

@@ -82,6 +82,12 @@ class HealthResult:
     """Accounts of the book not scored: gone by a terminal outcome, or not started yet at ``as_of``."""
     notes: list[str]
 
+    @property
+    def has_arr(self) -> bool:
+        """Whether the book has ARR: any scored account's ``arr`` non-null and non-zero (a consumer book has none)."""
+        arr = pl.col("arr").cast(pl.Float64).fill_null(0.0)
+        return bool(self.accounts.select((arr != 0).any()).item()) if "arr" in self.accounts.columns else False
+
     def bands(self) -> list[BandSummary]:
         """Accounts and ARR per band, Healthy first (accounts without a score last, as ``no score``)."""
         frame = self.accounts.select(

@@ -46,6 +46,7 @@ class BandRow:
     accounts: int
     arr_usd: float
     arr_share: float
+    account_share: float
 
 
 @dataclass(frozen=True)
@@ -115,6 +116,10 @@ class ReportData:
     table: list[dict[str, Any]] = field(repr=False)
     table_note: str | None
     notes: list[str]
+    has_arr: bool
+    """Whether the book has ARR (any non-null, non-zero): without it, no ARR chart, section or column."""
+    has_owners: bool
+    """Whether any account has an owner: without one, the accounts table has no Owner column."""
 
 
 def _num(summary: Mapping[str, Any], key: str, default: float = 0.0) -> float:
@@ -224,8 +229,16 @@ def _bands(summary: Mapping[str, Any], recs: pl.DataFrame) -> list[BandRow]:
     given = summary.get("health_bands")
     if isinstance(given, Sequence) and given:
         total = sum(float(b.get("arr_usd", 0.0)) for b in given) or 1.0
+        accounts = sum(int(b["accounts"]) for b in given) or 1
         return [
-            BandRow(str(b["band"]), int(b["accounts"]), float(b["arr_usd"]), float(b["arr_usd"]) / total) for b in given
+            BandRow(
+                str(b["band"]),
+                int(b["accounts"]),
+                float(b["arr_usd"]),
+                float(b["arr_usd"]) / total,
+                int(b["accounts"]) / accounts,
+            )
+            for b in given
         ]
     if "health_band" not in recs.columns:
         return []
@@ -234,7 +247,31 @@ def _bands(summary: Mapping[str, Any], recs: pl.DataFrame) -> list[BandRow]:
     total = float(grouped.get_column("a").sum()) or 1.0
     order = {"Healthy": 0, "At risk": 1, "Critical": 2}
     rows = sorted(grouped.iter_rows(named=True), key=lambda r: order.get(str(r["health_band"]), 9))
-    return [BandRow(str(r["health_band"]), int(r["n"]), float(r["a"]), float(r["a"]) / total) for r in rows]
+    return [
+        BandRow(str(r["health_band"]), int(r["n"]), float(r["a"]), float(r["a"]) / total, int(r["n"]) / recs.height)
+        for r in rows
+    ]
+
+
+def _has_arr(summary: Mapping[str, Any], recs: pl.DataFrame) -> bool:
+    """Whether the book has ARR: any non-null, non-zero ARR among the accounts or the summary's bands.
+
+    A consumer book has none; its report then shows no ARR chart, section or column rather than $0s.
+    """
+    if "arr" in recs.columns and recs.select((pl.col("arr").cast(pl.Float64).fill_null(0.0) != 0).any()).item():
+        return True
+    bands = summary.get("health_bands")
+    if isinstance(bands, Sequence) and not isinstance(bands, str):
+        return any(isinstance(b, Mapping) and float(b.get("arr_usd") or 0.0) != 0 for b in bands)
+    return False
+
+
+def _has_owners(recs: pl.DataFrame) -> bool:
+    """Whether any account has an owner (a blank one counts as none)."""
+    if "owner" not in recs.columns:
+        return False
+    owner = pl.col("owner").cast(pl.Utf8).str.strip_chars().fill_null("")
+    return bool(recs.select((owner != "").any()).item())
 
 
 def _evidence_summary(raw: object) -> str:
@@ -492,7 +529,9 @@ def build_report_data(
     columns of a run's recommendations (``lifecycle_stage``, ``health_band``, ``arr``,
     ``default_action_id``, ``differs_from_default``, ``evidence`` …) add their sections. Optional
     summary blocks (``health_bands``, ``impact_by_objective``, ``policy_values``, ``segments``,
-    ``metrics``) add theirs; a missing block gives a note instead of a section. The title is
+    ``metrics``) add theirs; a missing block gives a note instead of a section. ARR (any non-null,
+    non-zero ``arr``) adds the at-risk section and the ARR figures, an ``owner`` the accounts
+    table's Owner column; a consumer book without them shows neither. The title is
     ``title``, else the playbook's name (``playbook_name``), else "Next best action playbook".
 
     Examples
@@ -544,4 +583,6 @@ def build_report_data(
         table=table,
         table_note=table_note,
         notes=notes,
+        has_arr=_has_arr(summary, recommendations),
+        has_owners=_has_owners(recommendations),
     )

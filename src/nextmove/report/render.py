@@ -65,13 +65,22 @@ def charts(data: ReportData) -> dict[str, Markup]:
             [Bar(s.stage, s.share * 100, f"{s.share:.0%} of {s.accounts:,}") for s in data.stages],
             "Share that differs from the lifecycle default, by stage",
         )
-    if data.bands:
+    if data.bands and data.has_arr:
         out["bands"] = _bars(
             [
                 Bar(b.band, b.arr_usd, f"{usd(b.arr_usd)} · {b.accounts:,} accounts", BAND_COLORS.get(b.band))
                 for b in data.bands
             ],
             "ARR by health band",
+        )
+    elif data.bands:
+        # A book without ARR (consumers) counts accounts per band rather than drawing bars of $0.
+        out["bands"] = _bars(
+            [
+                Bar(b.band, b.accounts, f"{b.accounts:,} ({b.account_share:.0%})", BAND_COLORS.get(b.band))
+                for b in data.bands
+            ],
+            "Accounts by health band",
         )
     if data.impact:
         out["impact"] = _intervals(
