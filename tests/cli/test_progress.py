@@ -95,3 +95,14 @@ def test_status_prints_its_text_at_once_when_not_a_terminal() -> None:
     log = FlushLog()
     with status("Loading and validating the book…", Console(file=log, force_terminal=False)):
         assert log.flushed == "Loading and validating the book…\n"
+
+
+def test_status_says_each_step_on_a_line_of_its_own_when_not_a_terminal() -> None:
+    # What health and evaluate report as they go (a spinner's text on a terminal) reaches a log too.
+    log = FlushLog()
+    with status("Scoring health…", Console(file=log, force_terminal=False)) as step:
+        step("fitting the churn model")
+        assert log.flushed == "Scoring health…\nfitting the churn model\n"
+    terminal = io.StringIO()
+    with status("Scoring health…", Console(file=terminal, force_terminal=True)) as step:
+        step("fitting [the] churn model")  # markup-like text is escaped, not read as style

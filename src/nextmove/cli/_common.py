@@ -143,18 +143,19 @@ def _plain(out: Console, line: str) -> None:
 
 
 @contextmanager
-def status(text: str, out: Console | None = None) -> Iterator[None]:
+def status(text: str, out: Console | None = None) -> Iterator[Callable[[str], None]]:
     """A spinner with ``text`` on a terminal; elsewhere (a file, CI, cron) one line, ``text``, printed at once.
 
-    Rich's spinner is transient: redirected to a file it would print nothing at all.
+    Rich's spinner is transient: redirected to a file it would print nothing at all. Yields a
+    function that says what the work is doing now: the spinner's text, or one more line.
     """
     out = out or console
     if is_live(out):
-        with out.status(escape(text)):
-            yield
+        with out.status(escape(text)) as spinner:
+            yield lambda step: spinner.update(escape(step))
     else:
         _plain(out, text)
-        yield
+        yield lambda step: _plain(out, step)
 
 
 class _StageSpinner(SpinnerColumn):

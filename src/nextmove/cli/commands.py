@@ -13,7 +13,7 @@ from nextmove._csv import write_csv
 from nextmove.book import Book, empty_table
 from nextmove.book.problems import ValidationReport
 from nextmove.book.validate import load_book, load_table, playbook_fit_notes, validate_book
-from nextmove.cli._common import console, err_console, handle_errors, parse_as_of
+from nextmove.cli._common import console, err_console, handle_errors, parse_as_of, status
 from nextmove.cli.render import render_problems, render_summary
 from nextmove.errors import ConfigError
 from nextmove.features import FeatureVocabulary, compute_features, feature_schema
@@ -148,7 +148,7 @@ def init(
         raise ConfigError(f"{directory} is not empty; choose a new folder or pass --force")
     directory.mkdir(parents=True, exist_ok=True)
     book_dir = directory / "book"
-    with console.status("Simulating an example book of business…"):
+    with status("Simulating an example book of business…"):
         result = simulate(SimConfig(accounts=accounts, months=months, seed=0))
         write_book(result, book_dir, overwrite=True)
     # The built-in default, as the docs promise, whatever the lab simulated under.
@@ -182,7 +182,7 @@ def validate(
     """
     pb_path = resolve_playbook_path(book, playbook)
     pb = load_playbook(pb_path)
-    with console.status("Validating the book…"):
+    with status("Validating the book…"):
         report = validate_book(book, playbook=pb, run_as_of=parse_as_of(as_of), max_examples=max_examples)
     if pb_path is None:
         err_console.print(f"[yellow]note:[/] {DEFAULT_PLAYBOOK_NOTE}")
@@ -245,7 +245,7 @@ def simulate_cmd(
         signals_format=signals_format,
         with_propensities=not no_propensities,
     )
-    with console.status(f"Simulating {accounts:,} accounts over {months} months…"):
+    with status(f"Simulating {accounts:,} accounts over {months} months…"):
         result = simulate(config)
         write_book(result, out, overwrite=force)
     book = result.book
@@ -277,7 +277,7 @@ def features_cmd(
     if out.suffix not in (".parquet", ".csv"):
         raise ConfigError(f"--out {out} must end in .parquet or .csv")
     pb, loaded, t = load_inputs(book, playbook, as_of)
-    with console.status(f"Computing features as of {t:%Y-%m-%d %H:%M} UTC…"):
+    with status(f"Computing features as of {t:%Y-%m-%d %H:%M} UTC…"):
         frame = compute_features(loaded, t, playbook=pb)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.tmp")
@@ -299,7 +299,7 @@ def load_inputs(book: str, playbook: Path | None, as_of: str | None) -> tuple[Pl
     """
     pb = load_playbook(resolve_playbook_path(book, playbook))
     when = parse_as_of(as_of)
-    with console.status("Loading and validating the book…"):
+    with status("Loading and validating the book…"):
         loaded = load_book(book, playbook=pb)
     return pb, loaded, resolve_as_of(loaded, when)
 

@@ -12,7 +12,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from nextmove.cli._common import console, handle_errors, output_file, parse_as_of
+from nextmove.cli._common import console, handle_errors, output_file, parse_as_of, status
 from nextmove.cli.commands import BookOpt, PlaybookOpt, load_inputs
 from nextmove.errors import ConfigError
 
@@ -87,7 +87,7 @@ def evaluate_cmd(
     external = read_policy(policy) if policy is not None else None
     pb, loaded, _ = load_inputs(book, playbook, None)
     params: dict[str, int] = {"n_folds": folds, **({"n_estimators": trees} if trees is not None else {})}
-    with console.status("Evaluating…") as status:
+    with status("Evaluating…") as step:
         result = evaluate_offline(
             loaded,
             pb,
@@ -99,7 +99,7 @@ def evaluate_cmd(
             level=level,
             seed=seed,
             effect_params=params,
-            progress=lambda step: status.update(escape(step)),
+            progress=step,
         )
     write_json(out, result.to_dict())
     render_evaluation(result, console)

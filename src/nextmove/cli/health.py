@@ -12,7 +12,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from nextmove._csv import write_csv
-from nextmove.cli._common import console, handle_errors, open_store, output_file
+from nextmove.cli._common import console, handle_errors, open_store, output_file, status
 from nextmove.cli.commands import AsOfOpt, BookOpt, PlaybookOpt, load_inputs
 from nextmove.errors import ConfigError
 
@@ -71,7 +71,7 @@ def health_cmd(
     pb, loaded, t = load_inputs(book, playbook, as_of)
     opened: Store | None = open_store(store) if (save_model or reuse_model) else None
     try:
-        with console.status("Scoring health…") as status:
+        with status("Scoring health…") as step:
             result = score_health(
                 loaded,
                 pb,
@@ -79,7 +79,7 @@ def health_cmd(
                 store=opened,
                 reuse_model=reuse_model,
                 template=OutcomeModel(n_jobs=jobs),
-                progress=lambda step: status.update(escape(step)),
+                progress=step,
             )
     finally:
         if opened is not None:

@@ -12,7 +12,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from nextmove.cli._common import console, err_console, handle_errors, open_store, output_file, parse_as_of
+from nextmove.cli._common import console, err_console, handle_errors, open_store, output_file, parse_as_of, status
 from nextmove.cli.commands import BookOpt, PlaybookOpt, load_inputs
 from nextmove.cli.evaluate import UntilOpt, write_json
 from nextmove.errors import ConfigError, NotFoundError
@@ -78,7 +78,7 @@ def lift_cmd(
             f"[yellow]warning:[/] run {escape(record.run_id)} was made with another playbook "
             f"({escape(record.playbook_hash)}); objectives, horizon and costs are this one's ({pb.content_hash()})."
         )
-    with console.status(f"Measuring run {escape(record.run_id)}…"):
+    with status(f"Measuring run {escape(record.run_id)}…"):
         report = estimate_lift(
             recommendations_frame(recs),
             loaded,

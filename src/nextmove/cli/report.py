@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from nextmove.cli._common import console, handle_errors, open_store, output_file
+from nextmove.cli._common import console, handle_errors, open_store, output_file, status
 from nextmove.errors import ConfigError
 
 
@@ -39,7 +39,7 @@ def report_cmd(
     if out.suffix.lower() not in (".html", ".htm"):
         raise ConfigError(f"--out {out} must end in .html")
     output_file(out)
-    with open_store(store, existing=True) as opened, console.status("Rendering the report…"):
+    with open_store(store, existing=True) as opened, status("Rendering the report…"):
         data = report_data_from_store(opened, run)
         path = write_report(data, out)
     console.print(f"Report of run [bold]{data.run_id}[/] written to {path}")

@@ -14,7 +14,7 @@ from rich.table import Table
 
 from nextmove._csv import read_csv, write_csv
 from nextmove.book import Book
-from nextmove.cli._common import console, handle_errors, output_folder
+from nextmove.cli._common import console, handle_errors, output_folder, status
 from nextmove.cli.commands import AsOfOpt, BookOpt, PlaybookOpt, load_inputs
 from nextmove.errors import ConfigError
 from nextmove.features import build_training_set, compute_features
@@ -81,7 +81,7 @@ def segment_cmd(
     if previous is not None and not previous.is_file():
         raise ConfigError(f"--previous {previous} is not a file")
     before = _read_previous(before_path) if before_path.is_file() else None
-    with console.status("Computing a year of behavior and the segments…"):
+    with status("Computing a year of behavior and the segments…"):
         behavior = behavior_snapshot(loaded, t, playbook=pb)
         from nextmove.engine.health import active_accounts
 
@@ -92,10 +92,10 @@ def segment_cmd(
     if response and not loaded.touches.height:
         console.print("[dim]The book has no touches: no effect model, so no response by segment.[/]")
     elif response:
-        with console.status("Fitting the effect model on the book's history…"):
+        with status("Fitting the effect model on the book's history…"):
             projection = _project(loaded, pb, t, run_snapshot, seed=seed, trees=trees, folds=folds)
             eligible = eligible_actions(run_snapshot, pb)
-    with console.status("Describing the segments…"):
+    with status("Describing the segments…"):
         report = segment_book(
             behavior,
             projection=projection,
