@@ -374,6 +374,7 @@ def _run(
     if segments is not None:
         summary["segments"] = segments.to_dict()
     summary["metrics"] = run_metrics(summary)
+    _json_numbers(summary)
     files = _write_files(out_dir, recommendations, summary) if out_dir is not None else {}
     if store is not None:
         timings["total_before_store"] = round(time.perf_counter() - started, 3)
@@ -871,6 +872,38 @@ def _json_default(value: object) -> Any:
     if isinstance(value, np.generic):
         return value.item()
     raise TypeError(f"not JSON-serialisable: {type(value).__name__}")
+
+
+def _json_numbers(summary: dict[str, Any]) -> dict[str, Any]:
+    """``summary``, changed in place: any NaN or infinite number made None, and a note naming each one.
+
+    JSON has no NaN: the store refuses one, and the run, its work done, would be lost to a figure
+    that could not be computed. Each figure should say so itself (None and a note, as the off-policy
+    estimates do); this is the last guard, and its note names the key so that the cause can be fixed.
+    In place, because parts of the summary (its timings) are still being filled in.
+    """
+    found: list[str] = []
+
+    def clean(value: Any, path: str) -> Any:
+        if isinstance(value, float | np.floating) and not np.isfinite(value):
+            found.append(f"{path} ({value})")
+            return None
+        if isinstance(value, dict):
+            for k, v in value.items():
+                value[k] = clean(v, f"{path}.{k}" if path else str(k))
+        elif isinstance(value, list):
+            value[:] = [clean(v, f"{path}[{i}]") for i, v in enumerate(value)]
+        elif isinstance(value, tuple):
+            return [clean(v, f"{path}[{i}]") for i, v in enumerate(value)]
+        return value
+
+    clean(summary, "")
+    if found:
+        summary["notes"].append(
+            f"not a finite number, stored as null: {', '.join(found)} (please report it: this figure should "
+            "say itself why it could not be computed)"
+        )
+    return summary
 
 
 def _mark_failed(store: Store, run_id: str, exc: BaseException) -> None:
