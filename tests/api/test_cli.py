@@ -56,6 +56,7 @@ def test_models_promote_and_rollback_switch_the_served_run(tmp_path: Path, playb
     assert listed.output.count("policy-") == 2
     back = runner.invoke(app, ["models", "rollback", "--store", url])
     assert back.exit_code == 0, back.output
+    assert "it serves run run-a" in back.output
     with open_store(url) as store:
         active = store.active_model("policy")
         assert active is not None

@@ -68,6 +68,28 @@ def test_run_cli_writes_outputs_prints_the_summary_and_saves_the_run(book_dir: P
         assert run is not None
         assert run.run_id == summary["run_id"]
         assert store.count_recommendations(run.run_id) == 150
+        policy = store.active_model("policy")
+        assert policy is not None
+        assert policy.metrics["run_id"] == run.run_id
+    assert f"Run {run.run_id} is now the served run (policy version {policy.model_id})" in text
+    # --no-promote: stored, not served, and the CLI says which run still is.
+    kept = runner.invoke(
+        app,
+        [
+            "run",
+            *("--book", str(book_dir), "--out", str(tmp_path / "kept"), "--store", f"sqlite:///{db}"),
+            *("--reuse-model", "--no-promote", "--seed", "1"),
+        ],
+    )
+    assert kept.exit_code == 0, kept.output
+    kept_text = " ".join(kept.output.split())
+    with open_store(f"sqlite:///{db}") as store:
+        latest = store.latest_run(status="succeeded")
+        assert latest is not None
+        assert latest.run_id != run.run_id
+        assert store.active_model("policy") == policy
+    assert f"Run {latest.run_id} was not promoted: the served run is still {run.run_id}" in kept_text
+    assert f"`nextmove models promote {latest.run_id}` serves it" in kept_text
 
 
 def test_run_cli_clear_errors(book_dir: Path, tmp_path: Path) -> None:

@@ -21,10 +21,12 @@ from nextmove.engine.run import (
     EFFECT_MODEL_FORMAT,
     RUN_STAGES,
     RunResult,
+    _json_numbers,
     load_effect_model,
     oracle_choice,
     run,
 )
+from nextmove.engine.run_process import interrupted_run_note
 from nextmove.errors import ConfigError, NotFoundError
 from nextmove.playbook import Playbook
 from nextmove.playbook.loader import parse_playbook
@@ -274,6 +276,53 @@ def test_run_failure_is_recorded_in_the_store(lab: SimResult) -> None:
         [failed] = s.list_runs()
         assert failed.status == "failed"
         assert "n_folds" in failed.summary["error"]
+        # The record carries its error where the API reads it (GET /v1/runs' "error"), not only in its summary.
+        assert failed.error == failed.summary["error"]
+        assert interrupted_run_note(failed) == failed.error
+
+
+def test_run_completes_on_a_touch_log_without_none_rows(lab: SimResult, tmp_path: Path) -> None:
+    """Most CRM exports log only what was done: doing nothing then has no logged decision to weigh, and
+    its IPS and SNIPS estimates are null with a note, never NaN (which the store cannot save)."""
+    touches = lab.book.touches.filter(pl.col("action_id") != "none")
+    book = dataclasses.replace(lab.book, touches=touches)
+    with open_store("sqlite://") as s:
+        result = run(
+            book,
+            lab.config.resolved_playbook(),
+            as_of=lab.as_of,
+            store=s,
+            out_dir=tmp_path,
+            effect_params=FAST,
+            segments=False,
+            run_id="no-none-rows",
+        )
+        stored = s.get_run("no-none-rows")
+    assert stored.status == "succeeded"
+    assert stored.error is None
+    values = {(v["policy"], v["method"]): v for v in stored.summary["policy_values"]}
+    for method in ("ips", "snips"):
+        nothing = values[("nothing", method)]
+        assert nothing["matched_share"] == 0
+        assert nothing["estimate"] is None
+        assert nothing["low"] is None
+        assert nothing["high"] is None
+        assert nothing["note"] == f"no logged decision matches this policy: {method.upper()} has no weight"
+    assert isinstance(values[("nothing", "dr")]["estimate"], float)  # the outcome model still values it
+    assert isinstance(values[("learned", "snips")]["estimate"], float)
+    json.dumps(result.summary, allow_nan=False)
+    json.loads((tmp_path / "summary.json").read_text(), parse_constant=lambda c: pytest.fail(f"{c} in summary.json"))
+    assert not any("not a finite number" in n for n in result.summary["notes"])
+
+
+def test_run_summary_keeps_no_nan_and_names_any_it_finds() -> None:
+    summary = {"a": {"b": [1.0, float("nan")]}, "c": np.float32("inf"), "notes": ["kept"]}
+    cleaned = _json_numbers(summary)
+    assert cleaned["a"]["b"] == [1.0, None]
+    assert cleaned["c"] is None
+    assert cleaned["notes"][0] == "kept"
+    assert "a.b[1] (nan), c (inf)" in cleaned["notes"][1]
+    json.dumps(cleaned, allow_nan=False)
 
 
 # ---- a book the lab did not make ------------------------------------------------------------------------

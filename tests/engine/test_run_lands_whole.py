@@ -12,13 +12,13 @@ import pytest
 
 from nextmove.book import Book
 from nextmove.book.validate import load_book
-from nextmove.engine.online import DecideRequest, OnlineDecider, promote_run
+from nextmove.engine.online import POLICY_MODEL_KIND, DecideRequest, OnlineDecider, promote_run, rollback_policy
 from nextmove.engine.run import EFFECT_MODEL_KIND, RUN_STAGES, run
 from nextmove.engine.run_process import interrupted_run_note, run_process
 from nextmove.errors import ConfigError
 from nextmove.playbook import Playbook
 from nextmove.playbook.loader import load_playbook
-from nextmove.store import RunRecord, open_store
+from nextmove.store import RunRecord, Store, open_store
 from nextmove.testing import write_subscription_book
 
 
@@ -69,8 +69,8 @@ def test_fresh_signals_are_rescored_with_the_served_runs_model_not_the_active_on
     book, playbook = subs
     with open_store("sqlite://") as store:
         served = run(book, playbook, store=store, seed=0)
-        promote_run(store, served.run_id)  # served through a policy version, as POST /v1/runs leaves it
-        later = run(book, playbook, store=store, seed=1)  # a CLI run: its model becomes the active one
+        later = run(book, playbook, store=store, seed=1, promote=False)
+        store.activate_model(later.summary["model_version"])  # by hand (`nextmove models activate`)
         active = store.active_model(EFFECT_MODEL_KIND)
         assert active is not None
         assert active.model_id == later.summary["model_version"] != served.summary["model_version"]
@@ -85,6 +85,49 @@ def test_fresh_signals_are_rescored_with_the_served_runs_model_not_the_active_on
         (decision,) = decider.decide([DecideRequest(account, signals={"minutes_watched": 300.0})])
         assert decision.evidence["rescored_with_fresh_signals"] is True
         assert decision.model_version == served.summary["model_version"]
+
+
+def _served(store: Store, playbook: Playbook) -> str:
+    decider = OnlineDecider(store, playbook)
+    assert decider.snapshot is not None
+    return decider.snapshot.run.run_id
+
+
+def test_a_promoted_run_is_served_whether_the_cli_or_the_api_made_it(subs: tuple[Book, Playbook]) -> None:
+    book, playbook = subs
+    with open_store("sqlite://") as store:
+        # POST /v1/runs: the engine's run, then the service promotes it through a policy version.
+        api = run(book, playbook, store=store, seed=0)
+        promote_run(store, api.run_id, metrics={"started_by": "api"})
+        assert _served(store, playbook) == api.run_id
+        # `nextmove run` (promote by default) is served after it, not left behind the API's policy version.
+        cli = run(book, playbook, store=store, seed=1)
+        assert cli.policy_version is not None
+        policy = store.active_model(POLICY_MODEL_KIND)
+        assert policy is not None
+        assert policy.model_id == cli.policy_version
+        assert policy.metrics["run_id"] == cli.run_id
+        decider = OnlineDecider(store, playbook, book=book)
+        assert decider.snapshot is not None
+        assert decider.snapshot.run.run_id == cli.run_id
+        # The served run's model is the active one.
+        active = store.active_model(EFFECT_MODEL_KIND)
+        assert active is not None
+        assert active.model_id == cli.summary["model_version"]
+        scorer = decider.fresh_scorer()
+        assert scorer is not None
+        assert scorer.model_id == active.model_id
+        # promote=False: stored, neither served nor its model made active.
+        kept = run(book, playbook, store=store, seed=2, promote=False)
+        assert kept.policy_version is None
+        assert _served(store, playbook) == cli.run_id
+        active = store.active_model(EFFECT_MODEL_KIND)
+        assert active is not None
+        assert active.model_id == cli.summary["model_version"]
+        # Rollback goes back to the run served before.
+        back = rollback_policy(store)
+        assert back.metrics["run_id"] == api.run_id
+        assert _served(store, playbook) == api.run_id
 
 
 def test_a_running_run_whose_process_has_ended_is_said_to_be_interrupted() -> None:

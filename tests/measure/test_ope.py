@@ -176,6 +176,36 @@ def test_ope_paired_difference() -> None:
     assert abs(diff.estimate - truth) < 3 * diff.stderr
 
 
+def test_ope_without_a_matching_logged_decision_is_null_with_a_note_not_nan() -> None:
+    # A touch log with no "none" rows (most CRM exports): doing nothing matches no logged decision.
+    rows = randomised_log(300, 7).filter(pl.col("action_id") != "none")
+    nothing = do_nothing_policy(rows)
+    ips, snips, dr = evaluate_policy(rows, nothing, playbook(), expected_values=true_values(rows))
+    for value in (ips, snips):
+        assert value.matched_share == 0
+        assert value.estimate is None
+        assert (value.stderr, value.low, value.high) == (None, None, None)
+        assert value.note == f"no logged decision matches this policy: {value.method.upper()} has no weight"
+    assert dr.estimate is not None  # the outcome model values doing nothing without a logged match
+    assert dr.note is None
+    diffs = policy_difference(rows, call_the_engaged(rows), nothing, playbook(), expected_values=true_values(rows))
+    assert [(d.method, d.estimate is None) for d in diffs] == [("ips", True), ("snips", True), ("dr", False)]
+    assert diffs[1].note == "no logged decision matches the baseline: SNIPS has no weight"
+    json.dumps([v.to_dict() for v in (ips, snips, dr, *diffs)], allow_nan=False)
+
+
+def test_ope_of_one_account_has_no_interval_rather_than_nan() -> None:
+    rows = randomised_log(30, 8).with_columns(
+        pl.lit("a0").alias("account_id"),
+        pl.lit(T0).dt.offset_by(pl.format("{}d", pl.int_range(pl.len()))).alias("decision_ts"),
+    )
+    [ips] = evaluate_policy(rows, logged_policy(rows), playbook(), methods=("ips",))
+    assert ips.estimate is not None
+    assert (ips.stderr, ips.low, ips.high) == (None, None, None)
+    assert ips.note is not None
+    assert "fewer than two accounts" in ips.note
+
+
 def test_ope_errors_say_what_to_fix() -> None:
     rows = randomised_log(30, 6)
     with pytest.raises(ConfigError, match="no action for"):

@@ -71,7 +71,8 @@ def rollback_cmd(kind: KindOpt = "policy", store: StoreOpt = None) -> None:
     with open_store(store, existing=True) as opened:
         check_kind(opened, kind)
         record = rollback_policy(opened, kind)
-    console.print(f"Active {kind} model is now {record.model_id}.")
+    run_id = record.metrics.get("run_id") if kind == "policy" else None
+    console.print(f"Active {kind} model is now {record.model_id}" + (f": it serves run {run_id}." if run_id else "."))
 
 
 @models_app.command("activate")

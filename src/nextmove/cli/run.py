@@ -51,6 +51,15 @@ def run_cmd(
     reuse_model: Annotated[
         bool, typer.Option("--reuse-model", help="Project with the store's active effect model instead of fitting one.")
     ] = False,
+    promote: Annotated[
+        bool,
+        typer.Option(
+            "--promote/--no-promote",
+            help="Serve the run online once it succeeds (a new policy version; `nextmove models rollback` goes "
+            "back) and make its effect model the active one; --no-promote: neither, until "
+            "`nextmove models promote RUN_ID`.",
+        ),
+    ] = True,
     allocation: Annotated[
         str, typer.Option(help="Allocation under capacity: auto, exact (HiGHS) or lagrangian.")
     ] = "auto",
@@ -113,6 +122,7 @@ def run_cmd(
             out=folder,
             seed=seed,
             reuse_model=reuse_model,
+            promote=promote,
             allocation=allocation,
             capacity=not no_capacity,
             risk_aversion=risk_aversion,
@@ -121,6 +131,7 @@ def run_cmd(
             training_days=training_days,
             effect_params=_effect_params(trees, partial_horizon_days),
         )
+        served = _served_line(opened, result.run_id, result.policy_version) if opened is not None else None
     finally:
         if opened is not None:
             opened.close()
@@ -128,8 +139,28 @@ def run_cmd(
     report = write_report(build_report_data(result.summary, result.recommendations), folder / "report.html")
     if opened is not None:
         console.print(f"Saved run [bold]{escape(result.run_id)}[/] in the store.")
+    if served is not None:
+        console.print(served)
     console.print(f"Outputs: [bold]{escape(str(folder))}[/]")
     console.print(f"Report: [bold]{escape(str(report))}[/]")
+
+
+def _served_line(store: Store, run_id: str, policy_version: str | None) -> str:
+    """Which run online decisions now come from, after run ``run_id`` (promoted when ``policy_version`` is set)."""
+    from nextmove.engine.online import POLICY_MODEL_KIND, servable_run
+
+    if policy_version is not None:
+        return (
+            f"Run [bold]{escape(run_id)}[/] is now the served run (policy version {escape(policy_version)}); "
+            "`nextmove models rollback` serves the previous one."
+        )
+    version = store.active_model(POLICY_MODEL_KIND)
+    fallback = servable_run(store) if version is None else None
+    served = version.metrics.get("run_id") if version is not None else (fallback.run_id if fallback else None)
+    now = "no run is served" if served is None else f"the served run is still {escape(str(served))}"
+    return (
+        f"Run [bold]{escape(run_id)}[/] was not promoted: {now}; `nextmove models promote {escape(run_id)}` serves it."
+    )
 
 
 def _effect_params(trees: int | None, partial_horizon_days: int | None) -> dict[str, Any]:

@@ -43,6 +43,7 @@ from nextmove.decide.explain import explain_decisions
 from nextmove.decide.policy import CapacityLedger, DecisionOptions, Decisions, decide
 from nextmove.decide.rules import check_rules
 from nextmove.engine.health import HealthResult, active_accounts, unended_outcome_note
+from nextmove.engine.online import promote_run
 from nextmove.engine.run_facts import (
     ACCOUNT_FIELDS,
     action_families,
@@ -102,14 +103,16 @@ class RunOptions:
     reuse_model: bool = False
     """Project with the store's active effect model (if it was fitted under this playbook) instead of fitting."""
     save_model: bool = True
-    """Save a newly fitted effect model in the store (made the active version once the run has succeeded,
-    unless ``promote`` is False)."""
+    """Save a newly fitted effect model in the store (made the active version once the run has succeeded
+    and is promoted, unless ``promote`` is False)."""
     promote: bool = True
-    """Let the run be served and its effect model be active without being asked: a newly fitted model
-    becomes the active one when the run succeeds (never before, nor if it fails or is interrupted), and a
-    server with no active ``policy`` version serves the newest such run.
-    False (``POST /v1/runs`` with ``promote: false``): the run and its model are stored, and nothing
-    serves them until ``nextmove models promote RUN_ID``."""
+    """Serve the run once it has succeeded, as ``nextmove models promote RUN_ID`` does (and ``POST /v1/runs``
+    with ``promote: true``): a new ``policy`` version naming it is saved and made active (servers switch
+    to it within ``--refresh-s``; ``nextmove models rollback`` goes back), and the effect model it used
+    becomes the active one, so the served run's model and the active model agree. Never before the run
+    has landed, nor if it fails or is interrupted: the previous run and model stay.
+    False (``POST /v1/runs`` with ``promote: false``, ``nextmove run --no-promote``): the run and its
+    model are stored, and nothing serves them until ``nextmove models promote RUN_ID``."""
     allocation: str = "auto"
     """Allocation method: ``auto``, ``exact`` or ``lagrangian``."""
     capacity: bool = True
@@ -162,6 +165,8 @@ class RunResult:
     """What was written: ``recommendations.csv``, ``recommendations.parquet``, ``summary.json``."""
     decisions: Decisions | None = field(default=None, repr=False)
     """The decisions with their propensity matrices and allocation (for analysis and tests)."""
+    policy_version: str | None = None
+    """The ``policy`` model version that now serves this run (None: not promoted, or no store)."""
 
 
 RECOMMENDATION_COLUMNS = (
@@ -375,7 +380,9 @@ def _run(
     if segments is not None:
         summary["segments"] = segments.to_dict()
     summary["metrics"] = run_metrics(summary)
+    _json_numbers(summary)
     files = _write_files(out_dir, recommendations, summary) if out_dir is not None else {}
+    policy_version: str | None = None
     if store is not None:
         timings["total_before_store"] = round(time.perf_counter() - started, 3)
         done = RunRecord(
@@ -390,10 +397,12 @@ def _run(
             summary=summary,
         )
         store.save_run(done, _records(recommendations, run_id))
-        if opts.promote and model_id is not None and not opts.reuse_model:
+        if opts.promote:
             # Only now that the run has landed whole: a run that fails or is interrupted before
-            # leaves the previous model active (the run served online is still the previous one).
-            store.activate_model(model_id)
+            # leaves the previous run served and its model active. The same policy version as
+            # `nextmove models promote` saves, so that a run served through one (POST /v1/runs)
+            # does not stay served after later runs, and rollback goes back run by run.
+            policy_version = promote_run(store, run_id, metrics={"started_by": "run"}).model_id
     lap("save")
     timings["total"] = round(time.perf_counter() - started, 3)
     if files.get("summary.json") is not None:
@@ -408,6 +417,7 @@ def _run(
         policy_values=policy_values,
         files=files,
         decisions=decisions,
+        policy_version=policy_version,
     )
 
 
@@ -872,6 +882,38 @@ def _json_default(value: object) -> Any:
     if isinstance(value, np.generic):
         return value.item()
     raise TypeError(f"not JSON-serialisable: {type(value).__name__}")
+
+
+def _json_numbers(summary: dict[str, Any]) -> dict[str, Any]:
+    """``summary``, changed in place: any NaN or infinite number made None, and a note naming each one.
+
+    JSON has no NaN: the store refuses one, and the run, its work done, would be lost to a figure
+    that could not be computed. Each figure should say so itself (None and a note, as the off-policy
+    estimates do); this is the last guard, and its note names the key so that the cause can be fixed.
+    In place, because parts of the summary (its timings) are still being filled in.
+    """
+    found: list[str] = []
+
+    def clean(value: Any, path: str) -> Any:
+        if isinstance(value, float | np.floating) and not np.isfinite(value):
+            found.append(f"{path} ({value})")
+            return None
+        if isinstance(value, dict):
+            for k, v in value.items():
+                value[k] = clean(v, f"{path}.{k}" if path else str(k))
+        elif isinstance(value, list):
+            value[:] = [clean(v, f"{path}[{i}]") for i, v in enumerate(value)]
+        elif isinstance(value, tuple):
+            return [clean(v, f"{path}[{i}]") for i, v in enumerate(value)]
+        return value
+
+    clean(summary, "")
+    if found:
+        summary["notes"].append(
+            f"not a finite number, stored as null: {', '.join(found)} (please report it: this figure should "
+            "say itself why it could not be computed)"
+        )
+    return summary
 
 
 def _mark_failed(store: Store, run_id: str, exc: BaseException) -> None:

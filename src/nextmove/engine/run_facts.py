@@ -158,6 +158,11 @@ def _policy(values: Sequence[Mapping[str, Any]], name: str, method: str = "dr") 
     return None
 
 
+def _numbers(value: Mapping[str, Any], *keys: str) -> bool:
+    """Whether every key of ``value`` holds a number (an estimate that could not be made is None)."""
+    return all(isinstance(value.get(k), int | float) for k in keys)
+
+
 def metrics(summary: Mapping[str, Any]) -> list[dict[str, str]]:
     """The metric / benchmark / status lines of the report, from a run's summary.
 
@@ -193,7 +198,12 @@ def metrics(summary: Mapping[str, Any]) -> list[dict[str, str]]:
         )
     values = summary.get("policy_values") or []
     learned, default = _policy(values, "learned"), _policy(values, "default")
-    if learned is not None and default is not None:
+    if (
+        learned is not None
+        and default is not None
+        and _numbers(learned, "estimate", "low")
+        and _numbers(default, "estimate")
+    ):
         gain = float(learned["estimate"]) - float(default["estimate"])
         # Judged on the learned policy's interval low end, not its estimate: the row shows both.
         low_gain = float(learned["low"]) - float(default["estimate"])

@@ -17,13 +17,19 @@ def run_process() -> dict[str, Any]:
 
 
 def interrupted_run_note(run: RunRecord) -> str | None:
-    """Why a run recorded as ``running`` will never finish, if its process on this host has ended; else None.
+    """Why a run will never succeed, where the store can tell; else None.
+
+    A failed run: the error it was recorded with (:attr:`~nextmove.store.RunRecord.error`), so that
+    whoever lists runs sees why, not only a status. A run recorded as ``running``: that it was
+    interrupted, if its process on this host has ended.
 
     A run killed outright (SIGKILL, a lost machine) cannot mark itself failed, so it stays ``running``
     in the store. It is never served (only a succeeded run is), and its effect model was never made
     active. Its process is known ended when its pid is gone, or now belongs to a process started after
     the run was. A run of another host, or of a nextmove that did not record its process, is not judged.
     """
+    if run.error is not None:
+        return run.error
     process = run.params.get("process")
     if run.status != "running" or not isinstance(process, Mapping):
         return None

@@ -59,14 +59,19 @@ class PolicyValue:
     dollars minus the action's cost), or one objective's dollars when ``objective`` is set. The
     interval is a normal approximation on the per-row terms, with the variance summed by account
     (rows of one account are not assumed independent).
+
+    An estimate that cannot be made is None, never NaN, and ``note`` says why: IPS and SNIPS when no
+    logged decision is one the policy could take (no weight: a touch log without ``none`` rows
+    says nothing of doing nothing); the interval when the rows are of fewer than two accounts.
     """
 
     policy: str
     method: Method
-    estimate: float
-    stderr: float
-    low: float
-    high: float
+    estimate: float | None
+    """None when it cannot be made (``note`` says why)."""
+    stderr: float | None
+    low: float | None
+    high: float | None
     n: int
     """Logged rows evaluated."""
     level: float
@@ -76,6 +81,8 @@ class PolicyValue:
     """``(Σ w)² / Σ w²`` of the importance weights ``w = π(A | x) / e(A | x)``: rows the estimate is worth."""
     matched_share: float
     """Share of rows where the logged action is one the policy could take (``π(A | x) > 0``)."""
+    note: str | None = None
+    """Why the estimate or its interval is missing, in words (None when both are there)."""
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict."""
@@ -264,6 +271,49 @@ def _cluster_se(influence: F64, clusters: NDArray[np.int64]) -> float:
     return float(math.sqrt(np.sum(sums**2) * g / (g - 1)) / n)
 
 
+def no_weight_note(method: str) -> str:
+    """Why an importance-weighted estimate cannot be made: no logged decision has any weight.
+
+    Examples
+    --------
+    >>> no_weight_note("snips")
+    'no logged decision matches this policy: SNIPS has no weight'
+    """
+    return f"no logged decision matches this policy: {method.upper()} has no weight"
+
+
+NO_INTERVAL_NOTE = "the logged decisions are of fewer than two accounts: no interval"
+"""Why an estimate has no interval: its variance is summed by account, and one account gives none."""
+
+
+def _value(
+    *,
+    policy: str,
+    method: Method,
+    estimate: float | None,
+    se: float,
+    z: float,
+    n: int,
+    level: float,
+    objective: str | None,
+    ess: float,
+    matched: float,
+    note: str | None = None,
+) -> PolicyValue:
+    """A PolicyValue whose numbers are all finite or None (JSON has no NaN), with a note for what is missing."""
+    if estimate is not None and not math.isfinite(estimate):
+        estimate, note = None, note or f"the {method.upper()} estimate is not a finite number ({estimate})"
+    if estimate is None:
+        return PolicyValue(policy, method, None, None, None, None, n, level, objective, ess, matched, note)
+    if not math.isfinite(se):
+        return PolicyValue(
+            policy, method, estimate, None, None, None, n, level, objective, ess, matched, NO_INTERVAL_NOTE
+        )
+    return PolicyValue(
+        policy, method, estimate, se, estimate - z * se, estimate + z * se, n, level, objective, ess, matched, note
+    )
+
+
 def _summaries(
     terms: _Terms, methods: Sequence[Method], *, name: str, objective: str | None, level: float
 ) -> list[PolicyValue]:
@@ -272,18 +322,20 @@ def _summaries(
     n = len(w)
     ess = float(w.sum() ** 2 / np.sum(w**2)) if np.sum(w**2) > 0 else 0.0
     matched = float(terms.matched.mean())
+    total = float(w.sum())
     out: list[PolicyValue] = []
     for method in methods:
-        if method == "ips":
+        estimate: float | None
+        se = float("nan")
+        if method in ("ips", "snips") and total <= 0:
+            # No logged decision is one the policy could take: IPS would say a sure $0, SNIPS 0 / 0.
+            estimate = None
+        elif method == "ips":
             estimate = float(terms.ips.mean())
             se = _cluster_se(terms.ips - estimate, terms.clusters)
         elif method == "snips":
-            total = float(w.sum())
-            if total <= 0:
-                estimate, se = float("nan"), float("nan")
-            else:
-                estimate = float(np.sum(terms.ips) / total)
-                se = _cluster_se(w * (terms.rewards - estimate) / (total / n), terms.clusters)
+            estimate = float(np.sum(terms.ips) / total)
+            se = _cluster_se(w * (terms.rewards - estimate) / (total / n), terms.clusters)
         elif method == "dr":
             if terms.dr is None:
                 raise ConfigError("DR needs expected_values (an outcome model's q(x, a) for every row and action)")
@@ -292,18 +344,18 @@ def _summaries(
         else:
             raise ConfigError(f"unknown OPE method {method!r}: use 'ips', 'snips' or 'dr'")
         out.append(
-            PolicyValue(
+            _value(
                 policy=name,
                 method=method,
                 estimate=estimate,
-                stderr=se,
-                low=estimate - z * se,
-                high=estimate + z * se,
+                se=se,
+                z=z,
                 n=n,
                 level=level,
                 objective=objective,
-                effective_sample_size=ess,
-                matched_share=matched,
+                ess=ess,
+                matched=matched,
+                note=no_weight_note(method) if estimate is None else None,
             )
         )
     return out
@@ -476,8 +528,17 @@ def policy_difference(
     z = NormalDist().inv_cdf((1 + level) / 2)
     n = len(a.weights)
     out: list[PolicyValue] = []
+    ta, tb = float(a.weights.sum()), float(b.weights.sum())
+    ess = float(ta**2 / np.sum(a.weights**2)) if np.sum(a.weights**2) > 0 else 0.0
     for method in chosen:
-        if method == "ips":
+        estimate: float | None
+        se = float("nan")
+        note = None
+        if method in ("ips", "snips") and (ta <= 0 or tb <= 0):
+            estimate = None
+            which = "either policy" if ta <= 0 and tb <= 0 else ("the policy" if ta <= 0 else "the baseline")
+            note = f"no logged decision matches {which}: {method.upper()} has no weight"
+        elif method == "ips":
             diff = a.ips - b.ips
             estimate = float(diff.mean())
             se = _cluster_se(diff - estimate, a.clusters)
@@ -488,25 +549,23 @@ def policy_difference(
             estimate = float(diff.mean())
             se = _cluster_se(diff - estimate, a.clusters)
         else:
-            ta, tb = float(a.weights.sum()), float(b.weights.sum())
             va, vb = float(a.ips.sum() / ta), float(b.ips.sum() / tb)
             estimate = va - vb
             influence = a.weights * (a.rewards - va) / (ta / n) - b.weights * (b.rewards - vb) / (tb / n)
             se = _cluster_se(influence, a.clusters)
-        ess = float(a.weights.sum() ** 2 / np.sum(a.weights**2)) if np.sum(a.weights**2) > 0 else 0.0
         out.append(
-            PolicyValue(
+            _value(
                 policy=name,
                 method=method,
                 estimate=estimate,
-                stderr=se,
-                low=estimate - z * se,
-                high=estimate + z * se,
+                se=se,
+                z=z,
                 n=n,
                 level=level,
                 objective=objective,
-                effective_sample_size=ess,
-                matched_share=float(a.matched.mean()),
+                ess=ess,
+                matched=float(a.matched.mean()),
+                note=note,
             )
         )
     return out

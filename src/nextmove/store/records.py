@@ -73,12 +73,14 @@ class RunRecord:
     params : dict
         The run's parameters (JSON-serialisable).
     summary : dict
-        Figures about the run's result (JSON-serialisable).
+        Figures about the run's result (JSON-serialisable); a failed run's is ``{"error": "why"}``.
 
     Examples
     --------
     >>> RunRecord(run_id="r1", book_source="books/acme", playbook_hash="ab12").status
     'running'
+    >>> RunRecord(run_id="r2", book_source="b", playbook_hash="h", status="failed", summary={"error": "x"}).error
+    'x'
     """
 
     run_id: str
@@ -93,6 +95,12 @@ class RunRecord:
 
     def __post_init__(self) -> None:
         _check_choice("RunRecord", "status", self.status, RUN_STATUSES)
+
+    @property
+    def error(self) -> str | None:
+        """Why the run failed, as recorded when it did (``summary["error"]``); None unless it failed."""
+        error = self.summary.get("error") if self.status == "failed" else None
+        return error if isinstance(error, str) else None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
