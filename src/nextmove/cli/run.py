@@ -7,14 +7,12 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import polars as pl
 import typer
-from rich.console import Console, RenderableType
+from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, Progress, SpinnerColumn, Task, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
-from rich.text import Text
 
 from nextmove.book.validate import load_book
-from nextmove.cli._common import console, handle_errors, open_store, output_folder, parse_as_of
+from nextmove.cli._common import StageProgress, console, handle_errors, open_store, output_folder, parse_as_of, status
 from nextmove.cli.commands import AsOfOpt, BookOpt, PlaybookOpt, resolve_playbook_path
 from nextmove.errors import ConfigError
 from nextmove.playbook.loader import load_playbook
@@ -109,7 +107,7 @@ def run_cmd(
     pb = load_playbook(resolve_playbook_path(book, playbook))
     when = parse_as_of(as_of)
     folder = output_folder(out if out is not None else _default_out(book))  # before the long load
-    with console.status("Loading and validating the book…"):
+    with status("Loading and validating the book…"):
         loaded = load_book(book, playbook=pb)
     truth_frame = _read_truth(truth if truth is not None else _truth_path(book))
     opened: Store | None = None if no_store else open_store(store)
@@ -202,59 +200,14 @@ def _read_truth(path: Path | None) -> pl.DataFrame | None:
     return frame
 
 
-class _StageSpinner(SpinnerColumn):
-    """A spinner that turns into a red cross on the stage that failed, rather than freezing mid-turn."""
-
-    def render(self, task: Task) -> RenderableType:
-        if task.fields.get("failed"):
-            return Text("✗", style="red")
-        return super().render(task)
-
-
 def _run_with_progress(loaded: Any, pb: Any, *, when: Any, store: Store | None, out: Path, **options: Any) -> RunResult:
     from nextmove.engine.run import RUN_STAGES, run
 
-    columns = (
-        _StageSpinner(),
-        TextColumn("{task.description}"),
-        BarColumn(),
-        TimeElapsedColumn(),
-    )
-    with Progress(*columns, console=console, transient=False) as bars:
-        tasks = {stage: bars.add_task(stage, total=1, start=False) for stage in RUN_STAGES}
-        current: list[str] = []
-
-        def step(stage: str) -> None:
-            if current:
-                bars.update(tasks[current[-1]], completed=1)
-            current.append(stage)
-            if stage in tasks:
-                bars.start_task(tasks[stage])
-
-        def detail(text: str) -> None:
-            # What a long stage is doing, beside its name ("Fitting the effect models: learning from …").
-            if current and current[-1] in tasks:
-                bars.update(tasks[current[-1]], description=f"{escape(current[-1])}: {escape(text)}")
-
-        try:
-            result = run(loaded, pb, as_of=when, store=store, out_dir=out, progress=step, detail=detail, **options)
-        except BaseException:
-            # The stage that failed says so; the stages never reached are not left spinning.
-            if current and current[-1] in tasks:
-                failed = tasks[current[-1]]
-                bars.stop_task(failed)
-                bars.update(failed, description=f"[red]{escape(current[-1])}: failed[/]", failed=True)
-            _drop_unstarted(bars, tasks, current)
-            raise
-        if current:
-            bars.update(tasks[current[-1]], completed=1)
-    return result
-
-
-def _drop_unstarted(bars: Progress, tasks: dict[str, TaskID], started: list[str]) -> None:
-    for stage, task in tasks.items():
-        if stage not in started:
-            bars.remove_task(task)
+    # Bars on a terminal; one flushed line per stage start and end in a log (CI, cron, nohup).
+    with StageProgress(RUN_STAGES, console) as stages:
+        return run(
+            loaded, pb, as_of=when, store=store, out_dir=out, progress=stages.step, detail=stages.detail, **options
+        )
 
 
 def _article(word: str) -> str:
