@@ -234,3 +234,19 @@ def test_report_says_which_customers_left_alone_are_control_or_exploration() -> 
     assert sentence.endswith(
         "best left alone for now: no action is worth more than it costs, or none fits the capacities."
     )
+
+
+def test_report_policy_rows_draw_an_estimate_without_an_interval_as_its_point() -> None:
+    # An off-policy estimate over fewer than two accounts has no interval (null ends), and one that no
+    # logged decision supports has no estimate at all: neither stops the report.
+    from nextmove.report.data import _policies
+
+    rows = _policies(
+        {
+            "policy_values": [
+                {"policy": "learned", "method": "dr", "estimate": 12.5, "low": None, "high": None, "n": 1},
+                {"policy": "nothing", "method": "snips", "estimate": None, "low": None, "high": None, "n": 0},
+            ]
+        }
+    )
+    assert [(r.estimate, r.low, r.high) for r in rows] == [(12.5, 12.5, 12.5)]

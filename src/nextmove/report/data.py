@@ -358,8 +358,9 @@ def _policies(summary: Mapping[str, Any]) -> list[PolicyRow]:
                 str(r.get("policy") or r.get("name")),
                 str(r.get("method", "")),
                 float(r["estimate"]),
-                float(r.get("low", r["estimate"])),
-                float(r.get("high", r["estimate"])),
+                # An interval that could not be made (fewer than two accounts) is null: drawn as the point.
+                float(r["estimate"] if r.get("low") is None else r["low"]),
+                float(r["estimate"] if r.get("high") is None else r["high"]),
                 int(r.get("n", 0)),
             )
         )
