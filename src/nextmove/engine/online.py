@@ -1027,6 +1027,12 @@ class OnlineDecider:
             results[g] = logged[start : start + len(made)]
             start += len(made)
 
+    def use_book(self, book: Book | None) -> None:
+        """Rescore with ``book`` from now on (the server read its book again); a rescoring under way ends on its own."""
+        with self._fresh_lock:
+            self.book = book
+            self._fresh = None
+
     def fresh_scorer(self, snap: PolicySnapshot | None = None) -> FreshScorer | None:
         """The rescorer of accounts with fresh signals, with the served run's own effect model.
 
