@@ -8,7 +8,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +17,7 @@ import pytest
 from tests.api.conftest import AS_OF, seed_run
 from tests.store.conftest import terminate_lock_connection
 
+from nextmove.api.schemas import FeedbackIn
 from nextmove.engine.loop import send_feedback
 from nextmove.engine.online import (
     POLICY_MODEL_KIND,
@@ -97,7 +98,9 @@ def test_second_decision_in_the_window_is_none_because_a_play_is_in_flight(store
     assert any(a["action_id"] == first.action_id and a["why"] == "cooldown" for a in later.alternatives)
 
 
-def test_a_dismissed_decision_frees_the_account(store: Store, playbook: Playbook) -> None:
+def test_a_dismissed_decision_frees_the_account_but_not_for_the_dismissed_action(
+    store: Store, playbook: Playbook
+) -> None:
     pb = _with_exploration(playbook, method="none")
     recs = seed_run(store, pb)
     decider = OnlineDecider(store, pb)
@@ -117,7 +120,107 @@ def test_a_dismissed_decision_frees_the_account(store: Store, playbook: Playbook
         ]
     )
     (second,) = decider.decide([DecideRequest(account)], now=NOW + timedelta(minutes=10))
-    assert second.action_id == first.action_id
+    # The dismissed play is no longer in flight, so another play may be given; not the dismissed one.
+    assert second.action_id not in ("none", first.action_id)
+    (row,) = [a for a in second.alternatives if a["action_id"] == first.action_id]
+    days = max(pb.action(first.action_id).cooldown_days, pb.contact_policy.window_days)
+    assert row["why"] == "dismissed"
+    assert row["reason"].startswith(f"dismissed on {NOW:%Y-%m-%d} (customer on holiday); held back for its")
+    assert f"{days}-day" in row["reason"]
+    assert second.context["propensities"][first.action_id] == 0.0
+    # Once its cooldown has passed, it may come back.
+    (later,) = decider.decide([DecideRequest(account)], now=NOW + timedelta(days=days, hours=1))
+    assert all(a["why"] != "dismissed" for a in later.alternatives)
+
+
+def _snooze(
+    account: str, event_id: str, until: datetime, *, action_id: str | None = None, ts: datetime = NOW
+) -> FeedbackEvent:
+    """A snooze as the API stores it (``POST /v1/feedback``)."""
+    body = FeedbackIn(
+        event_id=event_id,
+        account_id=account,
+        kind="snoozed",
+        ts=ts,
+        action_id=action_id,
+        reason="customer asked to wait for their budget",
+        snoozed_until=until,
+    )
+    return body.to_event(ts)
+
+
+def test_a_snoozed_action_does_not_come_back_before_its_snooze_ends(store: Store, playbook: Playbook) -> None:
+    pb = _with_exploration(playbook, method="none")
+    recs = seed_run(store, pb)
+    decider = OnlineDecider(store, pb)
+    models = [r for r in recs if r.arm == "model" and r.action_id != "none"][:6]
+    until = NOW + timedelta(days=14)
+    # Sent before the run was made, too: a snooze lasts until it ends, not until the next run.
+    store.add_feedback(
+        [
+            _snooze(r.account_id, f"snooze-{i}", until, action_id=r.action_id, ts=AS_OF - timedelta(days=i % 2))
+            for i, r in enumerate(models)
+        ]
+    )
+    made = decider.decide([DecideRequest(r.account_id) for r in models], now=NOW)
+    for rec, d in zip(models, made, strict=True):
+        assert d.action_id != rec.action_id
+        assert d.context["propensities"][rec.action_id] == 0.0
+        (row,) = [a for a in d.alternatives if a["action_id"] == rec.action_id]
+        assert row["why"] == "snoozed"
+        assert row["reason"] == f"snoozed until {until:%Y-%m-%d}: customer asked to wait for their budget"
+        assert f"the run's choice, {pb.action(rec.action_id).name}, is blocked (snoozed until" in d.evidence["summary"]
+    # After the snooze (and the window of the play given meanwhile), the run's choice is back.
+    after = decider.decide([DecideRequest(r.account_id) for r in models], now=until + timedelta(days=1))
+    assert [d.action_id for d in after] == [r.action_id for r in models]
+
+
+def test_a_snooze_that_names_no_action_keeps_the_account_quiet_and_a_later_one_shortens_it(
+    store: Store, playbook: Playbook
+) -> None:
+    pb = _with_exploration(playbook, method="none")
+    recs = seed_run(store, pb)
+    decider = OnlineDecider(store, pb)
+    rec = next(r for r in recs if r.arm == "model" and r.action_id != "none")
+    store.add_feedback([_snooze(rec.account_id, "quiet-1", NOW + timedelta(days=30))])
+    (d,) = decider.decide([DecideRequest(rec.account_id)], now=NOW)
+    assert d.action_id == "none"
+    assert d.propensity == 1.0
+    plays = [a for a in d.alternatives if a["action_id"] != "none"]
+    assert plays
+    assert {a["why"] for a in plays} == {"snoozed"}
+    assert plays[0]["reason"].startswith(f"the account is snoozed until {NOW + timedelta(days=30):%Y-%m-%d}")
+    # Snoozed again, until sooner: the later snooze is the one that counts.
+    store.add_feedback([_snooze(rec.account_id, "quiet-2", NOW + timedelta(days=3), ts=NOW + timedelta(hours=1))])
+    (again,) = decider.decide([DecideRequest(rec.account_id)], now=NOW + timedelta(days=4))
+    assert again.action_id == rec.action_id
+
+
+def test_a_dismissal_that_names_nothing_dismisses_the_recommendation_it_answers(
+    store: Store, playbook: Playbook
+) -> None:
+    pb = _with_exploration(playbook, method="none")
+    recs = seed_run(store, pb)
+    decider = OnlineDecider(store, pb)
+    rec = next(r for r in recs if r.arm == "model" and r.action_id != "none")
+    event = FeedbackIn(
+        event_id="dismiss-rec", account_id=rec.account_id, kind="dismissed", reason="already in touch"
+    ).to_event(NOW - timedelta(hours=1))
+    store.add_feedback([event])
+    (d,) = decider.decide([DecideRequest(rec.account_id)], now=NOW)
+    assert d.action_id != rec.action_id
+    assert any(a["action_id"] == rec.action_id and a["why"] == "dismissed" for a in d.alternatives)
+
+
+def test_a_control_account_whose_default_is_snoozed_gets_nothing(store: Store, playbook: Playbook) -> None:
+    recs = seed_run(store, playbook)
+    decider = OnlineDecider(store, playbook)
+    rec = next(r for r in recs if r.arm == "control" and r.action_id != "none")
+    store.add_feedback([_snooze(rec.account_id, "snooze-control", NOW + timedelta(days=7), action_id=rec.action_id)])
+    (d,) = decider.decide([DecideRequest(rec.account_id)], now=NOW)
+    assert d.arm == "control"
+    assert d.action_id == "none"
+    assert "snoozed until" in d.evidence["default_why"]
 
 
 def test_done_feedback_without_a_decision_counts_as_a_touch(store: Store, playbook: Playbook) -> None:

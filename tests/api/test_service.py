@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import os
 import time
 from collections.abc import Iterator
 from dataclasses import replace
@@ -92,3 +93,202 @@ def test_segments_are_the_served_runs_own_not_a_new_clustering(store: Store) -> 
     assert again == SegmentCache(seed=3).report(lab.book, playbook, served.as_of)
     # The same clusters as the run's (the run lists them by response, the clustering by id).
     assert sorted((s["name"], s["accounts"]) for s in again["segments"]) == sorted(shown)
+
+
+# ---- the book, read again when it changes ------------------------------------------------------------
+
+
+def _write_book(folder: Path, account_ids: list[str], *, duplicate: bool = False) -> Path:
+    """A small folder book: its accounts (the first one twice with ``duplicate``, which breaks the contract)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    ids = [*account_ids, account_ids[0]] if duplicate else account_ids
+    rows = "".join(f"{a},ana,12000\n" for a in ids)
+    (folder / "accounts.csv").write_text(f"account_id,owner,arr\n{rows}", encoding="utf-8")
+    touches = "".join(f"{a},nurture_email,2026-05-{1 + i % 28:02d}T10:00:00Z\n" for i, a in enumerate(account_ids))
+    (folder / "touches.csv").write_text(f"account_id,action_id,ts\n{touches}", encoding="utf-8")
+    _settled(folder)
+    return folder
+
+
+def _settled(folder: Path) -> None:
+    """Date the book's files 10 s back: written whole, so that the server need not wait for them to settle."""
+    then = time.time() - 10
+    for file in folder.iterdir():
+        os.utime(file, (then, then))
+
+
+def _book_services(tmp_path: Path, store: Store, playbook: Playbook, **config: object) -> tuple[Services, Path]:
+    from nextmove.book.validate import load_book
+
+    folder = _write_book(tmp_path / "book", ["a1", "a2"])
+    book = load_book(str(folder), playbook=playbook)
+    services = Services(ApiConfig(playbook=playbook, book=book, book_path=str(folder), **config), store=store)  # type: ignore[arg-type]
+    return services, folder
+
+
+def _started_with_book(services: Services, monkeypatch: pytest.MonkeyPatch) -> list[object]:
+    """Start a run through the services with a stand-in for the batch run; the books it was given."""
+    import nextmove.api.service as service
+
+    given: list[object] = []
+
+    def fake_run(book: object, playbook: object, **kwargs: object) -> object:
+        given.append(book)
+        return type("Result", (), {"run_id": kwargs["run_id"]})()
+
+    monkeypatch.setattr(service, "engine_run_function", lambda: fake_run)
+    progress = services.runs.start(as_of=None, seed=0, promote=False)
+    services.runs.join(30)
+    assert progress.done
+    return [progress, *given]
+
+
+def test_a_run_started_by_the_server_reads_the_book_as_it_is_now(
+    tmp_path: Path, store: Store, playbook: Playbook, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    services, folder = _book_services(tmp_path, store, playbook)
+    try:
+        _write_book(folder, ["a1", "a2", "a3"])  # a new account, after the server read the book
+        progress, book = _started_with_book(services, monkeypatch)
+        assert progress.error is None, progress.error  # type: ignore[attr-defined]
+        assert book.accounts.get_column("account_id").to_list() == ["a1", "a2", "a3"]  # type: ignore[attr-defined]
+        assert services.config.book is book
+        assert services.knows_account("a3")
+        assert services.owner_of("a3") == "ana"
+    finally:
+        services.decider.close()
+
+
+def test_a_running_server_notices_a_changed_book_without_being_asked(
+    tmp_path: Path, store: Store, playbook: Playbook
+) -> None:
+    seed_run(store, playbook, run_id="run-1", account_ids=["a1", "a2"])
+    services, folder = _book_services(tmp_path, store, playbook, refresh_s=0.05)
+    try:
+        services.start()
+        assert not services.knows_account("a9")
+        _write_book(folder, ["a1", "a2", "a9"])
+        deadline = time.monotonic() + 30
+        while services.config.book.accounts.height != 3 and time.monotonic() < deadline:  # type: ignore[union-attr]
+            time.sleep(0.05)
+        assert services.config.book.accounts.height == 3  # type: ignore[union-attr]
+        assert services.decider.book is services.config.book
+        assert services.knows_account("a9")
+    finally:
+        services._stop.set()
+        services.decisions.close()
+        services.audit.close()
+        gc.unfreeze()
+
+
+def test_feedback_for_an_account_added_to_the_book_is_not_refused(
+    tmp_path: Path, store: Store, playbook: Playbook
+) -> None:
+    services, folder = _book_services(tmp_path, store, playbook)
+    try:
+        _write_book(folder, ["a1", "a2", "a4"])
+        assert services.knows_account("a4")  # looked for in the book on disk, not refused as unknown
+        assert not services.knows_account("nobody")
+    finally:
+        services.decider.close()
+
+
+def test_a_changed_book_that_does_not_validate_is_not_served_and_a_run_says_why(
+    tmp_path: Path, store: Store, playbook: Playbook, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    services, folder = _book_services(tmp_path, store, playbook)
+    try:
+        before = services.config.book
+        _write_book(folder, ["a1", "a2", "a5"], duplicate=True)
+        progress, *given = _started_with_book(services, monkeypatch)
+        assert given == []  # no run on a book that is not the book any more
+        assert "no longer loads" in progress.error  # type: ignore[attr-defined]
+        assert "'a1'" in progress.error  # type: ignore[attr-defined]
+        assert services.config.book is before  # the last good book, whole
+        assert services.book_problem == progress.error  # type: ignore[attr-defined]
+        _write_book(folder, ["a1", "a2", "a5"])  # fixed
+        assert services.refresh_book()
+        assert services.book_problem is None
+        assert services.knows_account("a5")
+    finally:
+        services.decider.close()
+
+
+def test_lift_is_measured_on_the_book_as_it_is_now(
+    tmp_path: Path, store: Store, playbook: Playbook, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import asyncio
+
+    import httpx
+    from tests.api.conftest import make_keys
+
+    import nextmove.api.routes as routes
+    from nextmove.api import create_app
+    from nextmove.book.validate import load_book
+
+    seed_run(store, playbook, run_id="run-1", account_ids=["a1", "a2"])
+    keys = make_keys(store)
+    folder = _write_book(tmp_path / "book", ["a1", "a2"])
+    config = ApiConfig(
+        playbook=playbook,
+        book=load_book(str(folder), playbook=playbook),
+        book_path=str(folder),
+        refresh_s=3600.0,  # no background look during the test: the lift itself must read the book again
+    )
+    measured: list[int] = []
+
+    def fake_lift(store: object, book: object, *args: object, **kwargs: object) -> dict[str, object]:
+        measured.append(book.outcomes.height)  # type: ignore[attr-defined]
+        return {}
+
+    monkeypatch.setattr(routes, "lift_report", fake_lift)
+    app = create_app(config, store=store)
+    services: Services = app.state.services
+    (folder / "outcomes.csv").write_text("account_id,ts,kind\na1,2026-05-20T00:00:00Z,churn\n", encoding="utf-8")
+    _settled(folder)
+
+    async def ask() -> tuple[httpx.Response, httpx.Response]:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://api") as client:
+            refused = await client.get("/v1/lift")  # no key: the book is not read for it
+            assert services.config.book.outcomes.height == 0  # type: ignore[union-attr]
+            answer = await client.get("/v1/lift", headers={"Authorization": f"Bearer {keys.admin}"})
+        return refused, answer
+
+    services.start()
+    try:
+        refused, answer = asyncio.run(ask())
+    finally:
+        services.close()
+        gc.unfreeze()
+    assert refused.status_code == 401
+    assert answer.status_code == 200, answer.text
+    assert measured == [1]
+
+
+def test_a_promoted_run_started_by_the_server_is_served_with_the_one_policy_version_it_saved(
+    tmp_path: Path, store: Store, playbook: Playbook, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The batch run saves and activates its own policy version when promoted (as from the CLI): the
+    # server serves it, without a second version of its own (a rollback would need two steps).
+    import nextmove.api.service as service
+    from nextmove.engine.online import POLICY_MODEL_KIND, promote_run
+
+    seed_run(store, playbook, run_id="run-1", account_ids=["a1", "a2"])
+    services, _ = _book_services(tmp_path, store, playbook)
+
+    def engine_run(book: object, playbook_: Playbook, **kwargs: object) -> object:
+        seed_run(store, playbook_, run_id="run-2", account_ids=["a1", "a2"])
+        promote_run(store, "run-2", metrics={"started_by": "run"})
+        return type("Result", (), {"run_id": "run-2"})()
+
+    monkeypatch.setattr(service, "engine_run_function", lambda: engine_run)
+    try:
+        progress = services.runs.start(as_of=None, seed=0, promote=True)
+        services.runs.join(30)
+        assert progress.error is None, progress.error
+        assert len(store.list_models(POLICY_MODEL_KIND)) == 1
+        assert services.decider.snapshot is not None
+        assert services.decider.snapshot.run.run_id == "run-2"
+    finally:
+        services.decider.close()

@@ -2,18 +2,25 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from starlette.concurrency import run_in_threadpool
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from nextmove._version import __version__
 from nextmove.api.audit import AuditMiddleware
+from nextmove.api.auth import presented_key
 from nextmove.api.errors import BodyLimitMiddleware, JsonBodyMiddleware, install_error_handlers
 from nextmove.api.express import DecideExpressLane
 from nextmove.api.routes import router
 from nextmove.api.service import ApiConfig, Services
+from nextmove.errors import NextmoveError
 from nextmove.store import Store
+
+logger = logging.getLogger("nextmove.api")
 
 DESCRIPTION = """\
 Real-time decisions, accounts, recommendations and feedback of nextmove.
@@ -58,6 +65,7 @@ def create_app(config: ApiConfig, *, store: Store | None = None) -> FastAPI:
     app.state.services = services
     install_error_handlers(app)
     app.include_router(router)
+    app.add_middleware(FreshBookForLift, services=services)
     # Outermost last: the size limit refuses a body before anything reads it; the express lane
     # answers the common POST /v1/decide before any of them (it keeps to the limit and audits).
     app.add_middleware(JsonBodyMiddleware)
@@ -65,3 +73,46 @@ def create_app(config: ApiConfig, *, store: Store | None = None) -> FastAPI:
     app.add_middleware(BodyLimitMiddleware, max_bytes=config.max_body_bytes)
     app.add_middleware(DecideExpressLane, services=services, max_body_bytes=config.max_body_bytes)
     return app
+
+
+class FreshBookForLift:
+    """ASGI middleware: before ``GET /v1/lift`` of a key that may ask for it, read the book again if it changed.
+
+    Lift counts the outcomes in the book: measured on the book as the server read it at start-up,
+    a server left running for weeks would report none of the outcomes since. The route itself reads
+    ``services.config.book``; this reads it again first (a folder's files when they changed, a
+    database's when the copy held is older than ``refresh_s``). Only for a key that may measure
+    lift, so that no anonymous caller can make the server read its book. ``POST /v1/runs`` reads the
+    book again in its run (:meth:`~nextmove.api.service.Services.fresh_book`).
+    """
+
+    def __init__(self, app: ASGIApp, services: Services) -> None:
+        self.app = app
+        self.services = services
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if (
+            scope["type"] == "http"
+            and scope["method"] == "GET"
+            and scope["path"] == "/v1/lift"
+            and self.services.books is not None
+            and await self._may_measure(scope)
+        ):
+            try:
+                await run_in_threadpool(self.services.refresh_book, fresh=True)
+            except Exception:  # the lift is still answered, on the book the server has
+                logger.exception("could not read the book again before measuring lift")
+        await self.app(scope, receive, send)
+
+    async def _may_measure(self, scope: Scope) -> bool:
+        headers = {name: value.decode("latin-1") for name, value in scope["headers"]}
+        key = presented_key(headers.get(b"authorization"), headers.get(b"x-api-key"))
+        verifier = self.services.verifier
+        try:
+            principal = verifier.cached(key)
+            if principal is None:
+                principal = await run_in_threadpool(verifier.authenticate, key)
+            principal.require("lift")
+        except NextmoveError:  # the route refuses it, as it would have
+            return False
+        return True

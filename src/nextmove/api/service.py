@@ -9,26 +9,37 @@ import time
 import traceback
 import uuid
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeAlias
 
 from nextmove.api.audit import AuditWriter
 from nextmove.api.auth import KeyVerifier
 from nextmove.api.decisions import DecisionQueue
 from nextmove.api.errors import NotImplementedYetError, NotReadyError
 from nextmove.api.measures import SegmentCache
-from nextmove.book import Book
+from nextmove.book import CONTRACT, Book
+from nextmove.book.contract import FILE_SUFFIXES
 from nextmove.engine.online import OnlineDecider
-from nextmove.errors import ConfigError, ConflictError, NextmoveError
+from nextmove.errors import BookError, ConfigError, ConflictError, NextmoveError
 from nextmove.playbook import Playbook
 from nextmove.store import RunRecord, SqlStore, Store, open_store
+from nextmove.store.records import utcnow
 
 logger = logging.getLogger("nextmove.api")
 
 MAX_NAMES_LISTED = 40
 """An error lists at most this many of the book's names (signal names, actions, outcome kinds)."""
+
+BOOK_SETTLE_S = 1.0
+"""A folder book's files are read again only once none has changed for this long: a writer still at work
+(an export rewriting ``touches.csv``) is waited for rather than half of its file served."""
+BOOK_FRESH_WAIT_S = 10.0
+"""How long a run or a lift waits for a folder book's files to settle before it goes on with the book it has."""
+
+BookStamp: TypeAlias = tuple[tuple[str, int, int, int], ...]
+"""What a folder book's table files look like: ``(name, size, mtime_ns, inode)`` of each, by name."""
 
 
 @dataclass(frozen=True)
@@ -54,6 +65,13 @@ class ApiConfig:
         How long a verified API key is trusted before it is checked against the store again.
     out_dir
         Where batch runs started by the API write their files (None: a temporary folder).
+    book_refresh_s
+        A book in a database is read again in the background at most this often (a folder's files
+        are looked at every ``refresh_s`` and read again when they change); a run and a lift read it
+        again themselves when it is older than ``refresh_s``.
+    book_stamp
+        The folder book's files as they were just before ``book`` was read from them
+        (:func:`book_stamp`); None: as they are when the services are made.
     """
 
     playbook: Playbook
@@ -64,6 +82,8 @@ class ApiConfig:
     refresh_s: float = 5.0
     key_ttl_s: float = 60.0
     out_dir: Path | None = None
+    book_refresh_s: float = 300.0
+    book_stamp: BookStamp | None = None
 
 
 @dataclass
@@ -144,10 +164,14 @@ class RunManager:
         self, function: RunFunction, progress: RunProgress, as_of: datetime | None, seed: int, promote: bool
     ) -> None:
         services = self.services
-        config = services.config
         try:
+            # The book as it is now, not as it was when the server started: a server left running for
+            # weeks would otherwise decide on weeks-old touches (cooldowns run out, plays in flight
+            # forgotten) and score accounts that have churned since.
+            book = services.fresh_book()
+            config = services.config
             result = function(
-                config.book,
+                book,
                 config.playbook,
                 as_of=as_of,
                 store=services.store,
@@ -162,7 +186,8 @@ class RunManager:
                 with self._lock:
                     self._runs[run_id] = progress
             if promote:
-                services.decider.promote_run(run_id, metrics={"started_by": "api"})
+                # The run saved and activated its policy version (as every promoted run does): serve it now.
+                services.decider.refresh()
             progress.steps.append("done")
         except NextmoveError as exc:
             progress.error = str(exc)
@@ -256,6 +281,203 @@ def stored_segments(block: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
+def book_stamp(path: str | None) -> BookStamp | None:
+    """What the table files of a folder book look like now; None for a database book (or none).
+
+    Only the contract's tables count (``accounts.csv`` or ``.parquet``, …, names in any case): a
+    file added, removed, rewritten or replaced by another (a rename over it) changes the stamp.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> folder = Path(tempfile.mkdtemp())
+    >>> _ = (folder / "accounts.csv").write_text("account_id\\na1\\n")
+    >>> _ = (folder / "notes.txt").write_text("not a table")
+    >>> [name for name, *_ in book_stamp(str(folder))], book_stamp("sqlite:///book.db")
+    (['accounts.csv'], None)
+    """
+    if path is None or "://" in path:
+        return None
+    folder = Path(path)
+    wanted = {f"{name}{suffix}" for name in CONTRACT for suffix in FILE_SUFFIXES}
+    try:
+        files = sorted(p for p in folder.iterdir() if p.name.lower() in wanted)
+    except OSError:
+        return ()
+    out = []
+    for file in files:
+        try:
+            st = file.stat()
+        except OSError:  # removed meanwhile: the next look sees it gone
+            continue
+        out.append((file.name, st.st_size, st.st_mtime_ns, st.st_ino))
+    return tuple(out)
+
+
+class BookKeeper:
+    """The server's book, read again when it changes, and never half of it.
+
+    A folder's table files are compared with what they were when the book was read (sizes,
+    modification times, inodes: :func:`book_stamp`); once they have changed and then been left
+    alone for :data:`BOOK_SETTLE_S`, the book is loaded and validated again, and kept only if the
+    files did not change while they were read. A book in a database cannot be looked at that
+    cheaply: it is read again when the copy held is older than asked (and kept only if it differs).
+
+    A book that no longer validates is not served: the last good one stays, and :attr:`problem`
+    says what is wrong (it is logged once per change of the files).
+
+    Parameters
+    ----------
+    path
+        The folder or database URL the book was read from.
+    book
+        The book read from it.
+    playbook
+        The playbook it is validated against.
+    stamp
+        The folder's files just before ``book`` was read (None: as they are now).
+    load
+        Reads and validates a book (default :func:`~nextmove.book.validate.load_book`).
+    """
+
+    def __init__(
+        self,
+        path: str,
+        book: Book,
+        playbook: Playbook,
+        *,
+        stamp: BookStamp | None = None,
+        settle_s: float = BOOK_SETTLE_S,
+        load: Callable[..., Book] | None = None,
+    ) -> None:
+        self.path = path
+        self.playbook = playbook
+        self.settle_s = settle_s
+        self._load = load
+        self._book = book
+        self._stamp = stamp if stamp is not None else book_stamp(path)
+        self._failed: BookStamp | None = None
+        self._seen: tuple[BookStamp, float] | None = None
+        self._read_at = time.monotonic()
+        self._lock = threading.Lock()
+        self.loaded_at = utcnow()
+        """When the book served was read (UTC)."""
+        self.problem: str | None = None
+        """Why the book as it is now is not served (it no longer validates), None when it is."""
+
+    @property
+    def book(self) -> Book:
+        """The book served: the latest that validated."""
+        return self._book
+
+    @property
+    def in_database(self) -> bool:
+        """Whether the book is read from a database (else from a folder's files)."""
+        return self._stamp is None
+
+    def refresh(self, *, max_age_s: float, wait_s: float = 0.0) -> bool:
+        """Read the book again if it changed; returns whether another book is served now.
+
+        Parameters
+        ----------
+        max_age_s
+            A database book is read again if the copy held is older than this (a folder's files
+            are looked at every time, and read only when they changed).
+        wait_s
+            How long to wait for a folder's files that are being written to settle (0: look
+            again on the next call).
+        """
+        with self._lock:
+            if self.in_database:
+                return self._refresh_database(max_age_s)
+            return self._refresh_files(wait_s)
+
+    def _refresh_database(self, max_age_s: float) -> bool:
+        if time.monotonic() - self._read_at < max_age_s:
+            return False
+        self._read_at = time.monotonic()
+        loaded = self._read()
+        if loaded is None or _same_book(loaded, self._book):
+            return False
+        self._use(loaded, None)
+        return True
+
+    def _refresh_files(self, wait_s: float) -> bool:
+        deadline = time.monotonic() + wait_s
+        while True:
+            before = book_stamp(self.path) or ()
+            if before == self._stamp:
+                self.problem = self._failed = None  # put back as it was read
+                return False
+            if before == self._failed:
+                return False
+            # Quiet for as long as the files' newest change is old, or as this stamp has been seen
+            # unchanged (mtimes may come from another clock, a network share's, even the future).
+            now = time.monotonic()
+            if self._seen is None or self._seen[0] != before:
+                self._seen = (before, now)
+            quiet = max(now - self._seen[1], time.time() - _newest_change_s(before))
+            unsettled = self.settle_s - quiet
+            if unsettled <= 0:
+                loaded = self._read()
+                after = book_stamp(self.path) or ()
+                if after == before:
+                    if loaded is None:
+                        self._failed = before
+                        return False
+                    self._use(loaded, before)
+                    return True
+                unsettled = self.settle_s  # the files changed while they were read: look again once they settle
+            if time.monotonic() + unsettled > deadline:
+                return False
+            time.sleep(unsettled)
+
+    def _read(self) -> Book | None:
+        load = self._load
+        if load is None:
+            from nextmove.book.validate import load_book
+
+            load = load_book
+        try:
+            return load(self.path, playbook=self.playbook)
+        except NextmoveError as exc:
+            problem = (
+                f"the book at {self.path} no longer loads: {exc}; still serving the book read at "
+                f"{self.loaded_at:%Y-%m-%d %H:%M:%S} UTC until it is fixed"
+            )
+            if problem != self.problem:
+                logger.error("%s", problem)
+            self.problem = problem
+            return None
+
+    def _use(self, book: Book, stamp: BookStamp | None) -> None:
+        self._book = book
+        self._stamp = stamp
+        self._failed = None
+        self.problem = None
+        self.loaded_at = utcnow()
+        logger.warning(
+            "the book at %s changed: read again (%d accounts, %d signals, %d touches, %d outcomes)",
+            self.path,
+            book.accounts.height,
+            book.signals.height,
+            book.touches.height,
+            book.outcomes.height,
+        )
+
+
+def _newest_change_s(stamp: BookStamp) -> float:
+    """The time (epoch seconds) the newest of a stamp's files was changed (0 for no file)."""
+    return max((mtime_ns for _, _, mtime_ns, _ in stamp), default=0) / 1e9
+
+
+def _same_book(a: Book, b: Book) -> bool:
+    return all(
+        x.schema == y.schema and x.equals(y)
+        for x, y in ((a.accounts, b.accounts), (a.signals, b.signals), (a.touches, b.touches), (a.outcomes, b.outcomes))
+    )
+
+
 class Services:
     """Everything a request may need, made once per server process."""
 
@@ -268,16 +490,20 @@ class Services:
         self.decisions = DecisionQueue(self.decider)
         self.runs = RunManager(self)
         self.segments = RunSegments(self.served_run)
-        self._owners = _book_owners(config.book)
-        self._signal_names = frozenset(config.book.signal_names) if config.book is not None else None
-        kinds = {objective.outcome for objective in config.playbook.objectives.values()}
-        if config.book is not None:
-            kinds |= set(config.book.outcomes.get_column("kind").unique().drop_nulls().to_list())
-        self.outcome_kinds: tuple[str, ...] = tuple(sorted(kinds))
+        self.books: BookKeeper | None = None
+        """Reads the book again when it changes (a book read from ``book_path``; None without one)."""
+        if config.book is not None and config.book_path:
+            self.books = BookKeeper(config.book_path, config.book, config.playbook, stamp=config.book_stamp)
+        self._book_lock = threading.Lock()
+        self._owners: dict[str, str | None] = {}
+        self._signal_names: frozenset[str] | None = None
+        self.outcome_kinds: tuple[str, ...] = ()
         """Outcome kinds feedback may report: those the playbook's objectives measure, and the book's."""
+        self._know_book(config.book)
         self._stop = threading.Event()
         self._spared: object = None
         self._refresher = threading.Thread(target=self._refresh_loop, name="nextmove-refresh", daemon=True)
+        self._book_watcher = threading.Thread(target=self._book_loop, name="nextmove-book", daemon=True)
 
     def start(self) -> None:
         """Start the background threads (audit writer, decision queue, decider refresh, SQLite checkpoints).
@@ -293,6 +519,8 @@ class Services:
         self.audit.start()
         self.decisions.start()
         self._refresher.start()
+        if self.books is not None:
+            self._book_watcher.start()
 
     def close(self) -> None:
         """Stop the background threads and close the store."""
@@ -301,6 +529,8 @@ class Services:
         self.audit.close()
         if self._refresher.is_alive():
             self._refresher.join(timeout=5)
+        if self._book_watcher.is_alive():
+            self._book_watcher.join(timeout=5)
         self.decider.close()
         self.store.close()
 
@@ -312,9 +542,71 @@ class Services:
         return owner
 
     def knows_account(self, account_id: str) -> bool:
-        """Whether the served run or the book has the account."""
+        """Whether the served run or the book has the account.
+
+        An account in neither is looked for once more in a folder book whose files changed since
+        they were read (an account added since), without waiting for the background look.
+        """
         snap = self.decider.snapshot
-        return (snap is not None and snap.account(account_id) is not None) or account_id in self._owners
+        if (snap is not None and snap.account(account_id) is not None) or account_id in self._owners:
+            return True
+        if self.books is not None and not self.books.in_database:
+            self.refresh_book()
+        return account_id in self._owners
+
+    @property
+    def book_problem(self) -> str | None:
+        """Why the book as it is now is not served (it changed and no longer validates), None if it is."""
+        return None if self.books is None else self.books.problem
+
+    def refresh_book(self, *, fresh: bool = False) -> bool:
+        """Read the book again if it changed, and serve it; returns whether another book is served now.
+
+        A folder's files are looked at (and read when they changed); a database book is read again
+        when the copy held is older than ``book_refresh_s``, or, ``fresh``, than ``refresh_s``.
+        With ``fresh``, files being written are waited for (up to :data:`BOOK_FRESH_WAIT_S`). A book
+        that does not validate is not served: :attr:`book_problem` says why.
+        """
+        books = self.books
+        if books is None:
+            return False
+        config = self.config
+        max_age_s = config.refresh_s if fresh else config.book_refresh_s
+        books.refresh(max_age_s=max_age_s, wait_s=BOOK_FRESH_WAIT_S if fresh else 0.0)
+        with self._book_lock:  # two threads that each read it again serve the latest, once
+            book = books.book
+            if book is self.config.book:
+                return False
+            self._serve_book(book)
+            return True
+
+    def fresh_book(self) -> Book | None:
+        """The book as it is now (read again if it changed), for a run.
+
+        Raises
+        ------
+        BookError
+            If the book changed and no longer validates: a run on the last good copy would decide on
+            data that is not the book's any more.
+        """
+        self.refresh_book(fresh=True)
+        if self.book_problem is not None:
+            raise BookError(self.book_problem)
+        return self.config.book
+
+    def _serve_book(self, book: Book) -> None:
+        self._know_book(book)
+        self.decider.use_book(book)
+        self.segments = RunSegments(self.served_run)  # segments clustered on the old book are not this one's
+        self.config = replace(self.config, book=book)
+
+    def _know_book(self, book: Book | None) -> None:
+        self._owners = _book_owners(book)
+        self._signal_names = frozenset(book.signal_names) if book is not None else None
+        kinds = {objective.outcome for objective in self.config.playbook.objectives.values()}
+        if book is not None:
+            kinds |= set(book.outcomes.get_column("kind").unique().drop_nulls().to_list())
+        self.outcome_kinds = tuple(sorted(kinds))
 
     def check_signals(self, signals: Sequence[Mapping[str, float]]) -> None:
         """Refuse fresh signals the server's book does not have (one mapping per account asked for).
@@ -356,6 +648,15 @@ class Services:
             if snap is not None and snap is not self._spared:  # a new run is served (refreshed or promoted)
                 spare_from_gc(collect=False)
                 self._spared = snap
+
+    def _book_loop(self) -> None:
+        # A thread of its own: reading a large book again takes seconds, which must not hold up
+        # the served run's refresh.
+        while not self._stop.wait(self.config.refresh_s):
+            try:
+                self.refresh_book()
+            except Exception:  # the loop must outlive any failure; the book served stays
+                logger.error("could not look at the book for changes:\n%s", traceback.format_exc())
 
 
 def spare_from_gc(*, collect: bool) -> None:

@@ -34,7 +34,8 @@ def serve_cmd(
         typer.Option(
             "--book",
             "-b",
-            help="Book of business (folder or database URL): lets POST /v1/runs start runs and shows account history.",
+            help="Book of business (folder or database URL): lets POST /v1/runs start runs and shows account history; "
+            "read again when it changes (a folder's files are looked at every --refresh-s).",
         ),
     ] = None,
     playbook: PlaybookOpt = None,
@@ -42,6 +43,14 @@ def serve_cmd(
     refresh_s: Annotated[
         float, typer.Option(help="Seconds between checks for a newer run or another active policy version.", min=0.1)
     ] = 5.0,
+    book_refresh_s: Annotated[
+        float,
+        typer.Option(
+            help="A book in a database is read again at most this often in seconds (runs and lift read it again "
+            "when it is older than --refresh-s).",
+            min=1.0,
+        ),
+    ] = 300.0,
     out_dir: Annotated[
         Path | None, typer.Option("--out-dir", help="Folder for the files of runs started through the API.")
     ] = None,
@@ -55,12 +64,14 @@ def serve_cmd(
     import uvicorn
 
     from nextmove.api import ApiConfig, create_app
+    from nextmove.api.service import book_stamp
     from nextmove.book.validate import load_book
 
     if log_level not in ("critical", "error", "warning", "info", "debug"):
         raise ConfigError(f"--log-level must be one of critical, error, warning, info, debug; got {log_level!r}")
     pb = load_playbook(resolve_playbook_path(book, playbook) if book is not None else playbook)
     loaded = None
+    stamp = book_stamp(book)  # before reading: a change made while it is read is seen as one
     if book is not None:
         with console.status("Loading and validating the book…"):
             loaded = load_book(book, playbook=pb)
@@ -72,6 +83,8 @@ def serve_cmd(
         max_body_bytes=max_body_bytes,
         refresh_s=refresh_s,
         out_dir=out_dir,
+        book_refresh_s=book_refresh_s,
+        book_stamp=stamp,
     )
     app = create_app(config)
     served = app.state.services.served_run()

@@ -8,7 +8,9 @@ stores one recommendation per account with its receipt (``evidence``) and runner
    interval; ``none`` (worth 0) is always an option;
 2. **rules**: what the run blocked (eligibility, cooldowns, caps, plays in flight as of the run)
    stays blocked; what happened *since* the run — decisions logged online and ``done`` feedback —
-   is checked against the playbook's cooldowns, contact caps and in-flight limit;
+   is checked against the playbook's cooldowns, contact caps and in-flight limit; what the
+   account's users said — ``snoozed`` and ``dismissed`` feedback, whenever it was sent — holds an
+   action back until the snooze ends or the dismissal's cooldown has passed (:func:`feedback_holds`);
 3. **choice**: the control cohort gets the lifecycle default (if allowed); everyone else a draw of
    the playbook's exploration method (Thompson sampling over the value intervals, epsilon-greedy,
    or none), with the exact probability of the chosen option logged as its propensity;
@@ -34,7 +36,7 @@ import uuid
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from statistics import NormalDist
 from typing import Any, Final
 
@@ -68,7 +70,12 @@ POLICY_MODEL_KIND: Final[str] = "policy"
 
 BLOCKING_WHY: Final[frozenset[str]] = frozenset({"rule", "cooldown", "contact_cap", "in_flight"})
 """Reasons in a run's alternatives that keep an action blocked online until the next run;
-``lower_value`` and ``capacity`` (a batch-wide limit) do not block a single online decision."""
+``lower_value`` and ``capacity`` (a batch-wide limit) do not block a single online decision.
+Neither do ``snoozed`` and ``dismissed``: each decision reads the feedback itself
+(:func:`feedback_holds`), so a snooze ends online when it ends, not at the next run."""
+
+HOLD_WHY: Final[tuple[str, ...]] = ("snoozed", "dismissed")
+"""Codes of the options a user's feedback holds back (:class:`FeedbackHold`), in receipts' ``why``."""
 
 THOMPSON_DRAWS: Final[int] = 256
 """Draws used to compute the probability of each option under Thompson sampling."""
@@ -509,6 +516,129 @@ def online_touches(activity: Iterable[ActivityRecord]) -> list[OnlineTouch]:
         if r.kind == "done" and r.action_id and r.action_id != NO_ACTION and r.decision_id not in decided:
             out.append(OnlineTouch(r.action_id, r.ts))
     return out
+
+
+@dataclass(frozen=True)
+class FeedbackHold:
+    """An action (or every action) an account's users asked not to be given again before a time."""
+
+    action_id: str | None
+    """The action held back; None: every action (a snooze that names none)."""
+    until: datetime
+    """When the hold ends (UTC)."""
+    why: str
+    """``snoozed`` or ``dismissed``."""
+    reason: str
+    """In plain words, e.g. ``snoozed until 2026-10-05: customer on holiday``."""
+
+    def holds(self, action_id: str) -> bool:
+        """Whether this hold keeps ``action_id`` back (doing nothing is never held back)."""
+        return action_id != NO_ACTION and (self.action_id is None or self.action_id == action_id)
+
+
+def feedback_holds(
+    events: Iterable[FeedbackEvent],
+    playbook: Playbook,
+    now: datetime,
+    *,
+    action_of: Callable[[FeedbackEvent], str | None] | None = None,
+) -> list[FeedbackHold]:
+    """What an account's ``snoozed`` and ``dismissed`` feedback holds back at ``now``.
+
+    - A **snooze** holds its action back until its ``snoozed_until``; a snooze that names no
+      action (and no decision) holds back every action, i.e. the account. A later snooze of the
+      same action, or of every action, replaces the earlier one (snoozing again until an earlier
+      day shortens it).
+    - A **dismissal** holds its action back for the action's ``cooldown_days`` from when it was
+      dismissed, as if it had been done, and at least for the contact policy's ``window_days``
+      (an action without a cooldown does not come straight back either).
+
+    An event's action is its ``action_id``, else what ``action_of`` says (the action of the decision
+    it names; for a dismissal, that of the recommendation it answers); an event about ``none``, or
+    an action the playbook no longer has, holds nothing back. Every event given counts, whenever it
+    was sent: give only those that happened before ``now`` (a backtest's ``as_of``).
+
+    Examples
+    --------
+    >>> from datetime import UTC
+    >>> from nextmove.playbook.loader import load_playbook
+    >>> pb, t = load_playbook(), datetime(2026, 9, 21, tzinfo=UTC)
+    >>> events = [
+    ...     FeedbackEvent(event_id="e1", account_id="a", kind="snoozed", ts=t, action_id="upsell_call",
+    ...                   reason="customer on holiday", payload={"snoozed_until": "2026-10-05T00:00:00+00:00"}),
+    ...     FeedbackEvent(event_id="e2", account_id="a", kind="dismissed", ts=t, action_id="nurture_email",
+    ...                   reason="already in touch"),
+    ... ]
+    >>> for hold in feedback_holds(events, pb, t + timedelta(days=1)):  # doctest: +ELLIPSIS
+    ...     print(hold.why, hold.action_id, "|", hold.reason)
+    snoozed upsell_call | snoozed until 2026-10-05: customer on holiday
+    dismissed nurture_email | dismissed on 2026-09-21 (already in touch); held back for its 30-day cooldown, ...
+    >>> [h.action_id for h in feedback_holds(events, pb, datetime(2026, 10, 6, tzinfo=UTC))]
+    ['nurture_email']
+    """
+    known = {a.id: a for a in playbook.actions}
+    window = playbook.contact_policy.window_days
+    snoozes: dict[str | None, FeedbackHold | None] = {}
+    dismissals: list[FeedbackHold] = []
+    ordered = sorted((e for e in events if e.kind in HOLD_WHY), key=lambda e: (e.ts, e.received_at or e.ts, e.event_id))
+    for event in ordered:
+        action = event.action_id or (action_of(event) if action_of is not None else None)
+        if action == NO_ACTION or (action is not None and action not in known):
+            continue
+        said = (event.reason or "").strip()
+        if event.kind == "snoozed":
+            until = _snoozed_until(event)
+            if until is None:
+                continue
+            whom = "snoozed" if action is not None else "the account is snoozed"
+            # A later snooze of the same scope replaces an earlier one, even one already over.
+            text = f"{whom} until {_day(until)}" + (f": {said}" if said else "")
+            snoozes[action] = FeedbackHold(action, until, "snoozed", text)
+        elif action is not None:
+            cooldown = known[action].cooldown_days
+            days = max(cooldown, window)
+            until = _utc(event.ts) + timedelta(days=days)
+            span = f"its {days}-day cooldown" if cooldown >= window else f"the {days}-day contact window"
+            text = f"dismissed on {_utc(event.ts):%Y-%m-%d}" + (f" ({said})" if said else "")
+            dismissals.append(
+                FeedbackHold(action, until, "dismissed", f"{text}; held back for {span}, until {_day(until)}")
+            )
+    held = [h for h in (*snoozes.values(), *dismissals) if h is not None and h.until > now]
+    return held
+
+
+def hold_blocks(options: Sequence[Option], holds: Sequence[FeedbackHold]) -> list[tuple[str, str] | None]:
+    """Per option, ``(why, reason)`` of the hold that ends last among those that hold it back, else None."""
+    out: list[tuple[str, str] | None] = []
+    for option in options:
+        mine = [h for h in holds if h.holds(option.action_id)]
+        last = max(mine, key=lambda h: h.until, default=None)
+        out.append(None if last is None else (last.why, last.reason))
+    return out
+
+
+def _snoozed_until(event: FeedbackEvent) -> datetime | None:
+    value = event.payload.get("snoozed_until") if isinstance(event.payload, Mapping) else None
+    if isinstance(value, datetime):
+        return _utc(value)
+    if not isinstance(value, str):
+        return None
+    try:
+        return _utc(datetime.fromisoformat(value))
+    except ValueError:
+        return None
+
+
+def _utc(when: datetime) -> datetime:
+    return when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
+
+
+def _day(when: datetime) -> str:
+    """A day (``2026-10-05``), with its time when it is not midnight UTC (``2026-10-05 14:30 UTC``)."""
+    when = _utc(when)
+    if (when.hour, when.minute, when.second, when.microsecond) == (0, 0, 0, 0):
+        return f"{when:%Y-%m-%d}"
+    return f"{when:%Y-%m-%d %H:%M} UTC"
 
 
 class ContactRules:
@@ -1027,6 +1157,12 @@ class OnlineDecider:
             results[g] = logged[start : start + len(made)]
             start += len(made)
 
+    def use_book(self, book: Book | None) -> None:
+        """Rescore with ``book`` from now on (the server read its book again); a rescoring under way ends on its own."""
+        with self._fresh_lock:
+            self.book = book
+            self._fresh = None
+
     def fresh_scorer(self, snap: PolicySnapshot | None = None) -> FreshScorer | None:
         """The rescorer of accounts with fresh signals, with the served run's own effect model.
 
@@ -1087,7 +1223,10 @@ class OnlineDecider:
         options = view.options
         touches = online_touches(self.store.activity(view.account_id, self._since(snap.run, now)))
         blocks = self.rules.blocks(options, touches, now)
-        allowed = view.run_allowed & np.array([b is None for b in blocks]) if touches else view.run_allowed
+        holds = self._holds(snap, view, now)
+        if holds:  # what the account's users said comes first, and is the reason shown
+            blocks = [h or b for h, b in zip(hold_blocks(options, holds), blocks, strict=True)]
+        allowed = view.run_allowed & np.array([b is None for b in blocks]) if touches or holds else view.run_allowed
         shift_z, sd_z, counts = self.learner.shifts(view.keys)
         shift_z = np.minimum(shift_z, 0.0)  # lowering corrections only (docs/learning.md: both ways cost value)
         spreads = np.maximum(view.highs - view.lows, 0.0) / (2.0 * self.learner.z)
@@ -1152,6 +1291,29 @@ class OnlineDecider:
             key_id=key_id,
             request_id=request.request_id,
         )
+
+    def _holds(self, snap: PolicySnapshot, view: AccountView, now: datetime) -> list[FeedbackHold]:
+        """What the account's snoozes and dismissals hold back now, sent before the run or since."""
+        events = [e for e in self.store.feedback(account_id=view.account_id) if e.kind in HOLD_WHY]
+        if not events:
+            return []
+
+        def action_of(event: FeedbackEvent) -> str | None:
+            decision_id = event.payload.get("decision_id") if isinstance(event.payload, Mapping) else None
+            if isinstance(decision_id, str):
+                try:
+                    return self.store.get_decision(decision_id).action_id
+                except NotFoundError:
+                    return None
+            if event.kind != "dismissed":
+                return None  # a snooze that names nothing keeps the whole account quiet
+            # A dismissal that names nothing dismisses the recommendation it answers: the served run's, or its run's.
+            if event.run_id is None or event.run_id == snap.run.run_id:
+                return view.recommendation.action_id
+            found = self.store.recommendations(event.run_id, account_ids=[view.account_id])
+            return found[0].action_id if found else None
+
+        return feedback_holds(events, self.playbook, now, action_of=action_of)
 
     def _held_words(self, arm: str) -> str:
         """Why an allowed option worth more than the choice was not given, as the run words it."""
