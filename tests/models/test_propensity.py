@@ -274,3 +274,17 @@ def test_propensity_only_folds_holding_rows_to_estimate_are_trained() -> None:
     assert 0.0 < support <= 1.0
     # Asking for every row's estimate still trains every fold.
     assert PropensityModel(**FAST, estimate="always").fit(rows, folds=folds).trained_folds_ == [0, 1, 2]
+
+
+def test_propensity_small_fold_models_train_on_one_thread() -> None:
+    rows = logged_rows(900, logged=False)
+    small = PropensityModel(**FAST, n_jobs=2).fit(rows)
+    assert {b.params["num_threads"] for b in small.models_} == {1}
+    # Trained side by side on two threads, the fold models are the ones trained one after the other.
+    alone = PropensityModel(**FAST, n_jobs=1).fit(rows)
+    assert small.proba_ is not None
+    assert alone.proba_ is not None
+    assert np.array_equal(small.proba_, alone.proba_)
+    # Above max_rows_per_tree rows a fold model gets the threads asked for.
+    large = PropensityModel(**{**FAST, "max_rows_per_tree": 100}, n_jobs=2).fit(rows)
+    assert {b.params["num_threads"] for b in large.models_} == {2}
