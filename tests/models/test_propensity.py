@@ -225,3 +225,66 @@ def test_stratified_sample_keeps_rare_labels_whole_and_weights_the_rest() -> Non
     all_idx, none = stratified_sample(label, 1000, np.random.default_rng(0))
     assert none is None
     assert all_idx.tolist() == list(range(1000))
+
+
+def test_propensity_few_missing_rows_are_estimated_by_one_fold_model() -> None:
+    rows = logged_rows(3000)
+    folds = account_folds(rows.get_column("account_id"), 3, 0)
+    accounts = rows.get_column("account_id").to_numpy()
+    # Two accounts of every fold lose their logged propensities: a few rows, in every fold.
+    hidden_accounts = [a for k in range(3) for a in sorted(set(accounts[folds == k].tolist()))[:2]]
+    hidden = np.isin(accounts, hidden_accounts)
+    rows = rows.with_columns(pl.when(pl.Series(hidden)).then(None).otherwise(pl.col("propensity")).alias("propensity"))
+    model = PropensityModel(**FAST).fit(rows, folds=folds)
+    # One fold model, not three: the hidden accounts all joined the fold it holds out.
+    assert len(model.models_) == 1
+    assert model.folds_ is not None
+    (trained,) = model.trained_folds_
+    assert set(model.folds_[hidden].tolist()) == {trained}
+    assert np.array_equal(model.folds_[~hidden & (folds != trained)], folds[~hidden & (folds != trained)])
+    # The logged rows keep their logged values; the hidden ones get a sound out-of-fold estimate.
+    logged = rows.get_column("propensity").to_numpy()
+    assert np.array_equal(model.raw_propensity_[~hidden], logged[~hidden])
+    usage = rows.get_column("usage").to_numpy()
+    p_call = 1 / (1 + np.exp(-usage))
+    calls = rows.get_column("action_id").to_numpy() == "call"
+    truth = np.where(calls, p_call, 1 - p_call)
+    assert np.mean(np.abs(model.raw_propensity_[hidden] - truth[hidden])) < 0.1
+    # Rows no trained fold held out have no out-of-fold probabilities.
+    assert model.proba_ is not None
+    assert np.isnan(model.proba_[model.folds_ != trained]).all()
+    assert np.allclose(model.proba_[model.folds_ == trained].sum(axis=1), 1.0)
+
+
+def test_propensity_only_folds_holding_rows_to_estimate_are_trained() -> None:
+    rows = logged_rows(1500)
+    folds = account_folds(rows.get_column("account_id"), 3, 0)
+    # Every row of fold 1 lacks a propensity: too many to regroup, and only fold 1 needs a model.
+    rows = rows.with_columns(
+        pl.when(pl.Series(folds == 1)).then(None).otherwise(pl.col("propensity")).alias("propensity")
+    )
+    model = PropensityModel(**FAST).fit(rows, folds=folds)
+    assert model.trained_folds_ == [1]
+    assert len(model.models_) == 1
+    assert model.folds_ is not None
+    assert np.array_equal(model.folds_, folds)
+    assert np.isfinite(model.raw_propensity_).all()
+    support = model.overlap_.arm("call").support_share
+    assert support is not None
+    assert 0.0 < support <= 1.0
+    # Asking for every row's estimate still trains every fold.
+    assert PropensityModel(**FAST, estimate="always").fit(rows, folds=folds).trained_folds_ == [0, 1, 2]
+
+
+def test_propensity_small_fold_models_train_on_one_thread() -> None:
+    rows = logged_rows(900, logged=False)
+    small = PropensityModel(**FAST, n_jobs=2).fit(rows)
+    assert {b.params["num_threads"] for b in small.models_} == {1}
+    # Trained side by side on two threads, the fold models are the ones trained one after the other.
+    alone = PropensityModel(**FAST, n_jobs=1).fit(rows)
+    assert small.proba_ is not None
+    assert alone.proba_ is not None
+    assert np.array_equal(small.proba_, alone.proba_)
+    # Above max_rows_per_tree rows a fold model gets the threads asked for.
+    large = PropensityModel(**{**FAST, "max_rows_per_tree": 100}, n_jobs=2).fit(rows)
+    assert {b.params["num_threads"] for b in large.models_} == {2}
