@@ -292,3 +292,64 @@ def test_a_promoted_run_started_by_the_server_is_served_with_the_one_policy_vers
         assert services.decider.snapshot.run.run_id == "run-2"
     finally:
         services.decider.close()
+
+
+def test_a_database_book_is_read_again_from_its_real_url_and_shown_without_its_password(
+    tmp_path: Path, playbook: Playbook
+) -> None:
+    # The keeper reads the book from the URL as given (a masked one would not log in), says what went
+    # wrong with the password hidden, and forgets the problem once the book loads again unchanged.
+    from nextmove.api.service import BookKeeper
+    from nextmove.book.validate import load_book
+    from nextmove.errors import BookError
+
+    book = load_book(str(_write_book(tmp_path / "book", ["a1", "a2"])), playbook=playbook)
+    url = "postgresql://crm:S3cret@db.internal/book"
+    asked: list[str] = []
+    broken = [True]
+
+    def load(path: str, playbook: Playbook) -> object:
+        asked.append(path)
+        if broken[0]:
+            raise BookError(f"cannot reach {path.replace('S3cret', '***')}")
+        return book
+
+    keeper = BookKeeper(url, book, playbook, stamp=None, load=load)
+    assert keeper.in_database
+    assert keeper.refresh(max_age_s=0) is False
+    assert asked == [url]
+    assert keeper.problem is not None
+    assert "S3cret" not in keeper.problem
+    assert "crm:***@db.internal" in keeper.problem
+    broken[0] = False
+    assert keeper.refresh(max_age_s=0) is False  # the same book as served
+    assert keeper.problem is None
+
+
+def test_a_feedback_batch_looks_at_the_book_once_for_its_unknown_accounts(
+    tmp_path: Path, store: Store, playbook: Playbook, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Accounts added to the book on disk are found, with one look at the files for the whole batch
+    # (a batch holds up to 1,000 events), not one per event.
+    from nextmove.api.feedback import check_feedback
+    from nextmove.api.schemas import FeedbackIn
+    from nextmove.errors import NotFoundError
+
+    services, folder = _book_services(tmp_path, store, playbook)
+    try:
+        _write_book(folder, ["a1", "a2", "a4", "a5"])
+        looks: list[bool] = []
+        real = services.refresh_book
+        monkeypatch.setattr(services, "refresh_book", lambda **kw: looks.append(True) or real(**kw))
+        now = AS_OF + timedelta(days=1)
+        events = [
+            FeedbackIn(event_id=f"e{i}", account_id=a, kind="done") for i, a in enumerate(["a4", "a5", "a4", "a1"])
+        ]
+        check_feedback(services, events, now)
+        assert looks == [True]
+        strangers = [FeedbackIn(event_id=f"x{i}", account_id=f"nobody{i}", kind="done") for i in range(5)]
+        with pytest.raises(NotFoundError, match="nobody0"):
+            check_feedback(services, strangers, now)
+        assert looks == [True, True]
+    finally:
+        services.decider.close()

@@ -113,6 +113,10 @@ def test_cli_simulate_refuses_a_non_empty_folder_before_simulating_in_the_cli_wo
     assert "is not empty; pass --force" in result.output
     assert "overwrite=True" not in result.output
     assert (tmp_path / "keep.txt").read_text(encoding="utf-8") == "x"
+    # A folder under a file cannot be made: said before simulating too, not as a raw OSError after.
+    under_file = runner.invoke(app, ["simulate", "--out", str(tmp_path / "keep.txt" / "book")])
+    assert under_file.exit_code == 2, under_file.output
+    assert "is a file, not a folder" in " ".join(under_file.output.split())
 
 
 def test_cli_simulate_is_deterministic(tmp_path: Path) -> None:

@@ -37,11 +37,17 @@ def check_feedback(services: Services, events: Sequence[FeedbackIn], now: dateti
     problems: dict[int, list[dict[str, Any]]] = {}
     knows_accounts = services.decider.snapshot is not None or services.config.book is not None
     for i, event in enumerate(events):
-        if knows_accounts and not services.knows_account(event.account_id):
+        if knows_accounts and not services.knows_account(event.account_id, look_again=False):
             unknown[i] = f"events.{i}.account_id: no account {event.account_id!r} in the served run or the book"
         found = _problems(services, event, now)
         if found:
             problems[i] = [{"field": f"events.{i}.{field}", "problem": problem} for field, problem in found]
+    if unknown and services.books is not None and not services.books.in_database:
+        # The book's files may have changed since they were read: one look for the whole batch.
+        services.refresh_book()
+        unknown = {
+            i: text for i, text in unknown.items() if not services.knows_account(events[i].account_id, look_again=False)
+        }
     if not unknown and not problems:
         return
     stored = _stored_event_ids(services, [events[i] for i in {*unknown, *problems}], now)

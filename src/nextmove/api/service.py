@@ -14,6 +14,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeAlias
 
+from nextmove._urls import mask_url
 from nextmove.api.audit import AuditWriter
 from nextmove.api.auth import KeyVerifier
 from nextmove.api.decisions import DecisionQueue
@@ -56,7 +57,8 @@ class ApiConfig:
         The book of business, if the server has it: needed to start runs (``POST /v1/runs``)
         and to show an account's touches and outcomes.
     book_path
-        Where the book was loaded from (a folder or URL), for runs' records.
+        Where the book was loaded from (a folder or URL, its password included: the server reads
+        the book again from it); shown to people only through :func:`~nextmove._urls.mask_url`.
     max_body_bytes
         Largest request body accepted.
     refresh_s
@@ -351,6 +353,8 @@ class BookKeeper:
         load: Callable[..., Book] | None = None,
     ) -> None:
         self.path = path
+        self.shown = mask_url(path)
+        """``path`` as logs and errors show it: a database URL's passwords hidden."""
         self.playbook = playbook
         self.settle_s = settle_s
         self._load = load
@@ -397,7 +401,10 @@ class BookKeeper:
             return False
         self._read_at = time.monotonic()
         loaded = self._read()
-        if loaded is None or _same_book(loaded, self._book):
+        if loaded is None:
+            return False
+        if _same_book(loaded, self._book):
+            self.problem = None  # it loads again, as the book served
             return False
         self._use(loaded, None)
         return True
@@ -442,7 +449,7 @@ class BookKeeper:
             return load(self.path, playbook=self.playbook)
         except NextmoveError as exc:
             problem = (
-                f"the book at {self.path} no longer loads: {exc}; still serving the book read at "
+                f"the book at {self.shown} no longer loads: {exc}; still serving the book read at "
                 f"{self.loaded_at:%Y-%m-%d %H:%M:%S} UTC until it is fixed"
             )
             if problem != self.problem:
@@ -458,7 +465,7 @@ class BookKeeper:
         self.loaded_at = utcnow()
         logger.warning(
             "the book at %s changed: read again (%d accounts, %d signals, %d touches, %d outcomes)",
-            self.path,
+            self.shown,
             book.accounts.height,
             book.signals.height,
             book.touches.height,
@@ -541,16 +548,17 @@ class Services:
             owner = self._owners.get(account_id)
         return owner
 
-    def knows_account(self, account_id: str) -> bool:
+    def knows_account(self, account_id: str, *, look_again: bool = True) -> bool:
         """Whether the served run or the book has the account.
 
-        An account in neither is looked for once more in a folder book whose files changed since
-        they were read (an account added since), without waiting for the background look.
+        An account in neither is looked for once more (``look_again``) in a folder book whose files
+        changed since they were read (an account added since), without waiting for the background
+        look. A caller checking many accounts passes False, then looks again once for those unknown.
         """
         snap = self.decider.snapshot
         if (snap is not None and snap.account(account_id) is not None) or account_id in self._owners:
             return True
-        if self.books is not None and not self.books.in_database:
+        if look_again and self.books is not None and not self.books.in_database:
             self.refresh_book()
         return account_id in self._owners
 

@@ -143,9 +143,9 @@ def init(
     unseen: edits to it changed nothing unless ``--playbook`` named it.)
     """
     from nextmove.sim import SimConfig, simulate, write_book
+    from nextmove.sim.io import check_out_dir
 
-    if directory.exists() and any(directory.iterdir()) and not force:
-        raise ConfigError(f"{directory} is not empty; choose a new folder or pass --force")
+    check_out_dir(directory, overwrite=force, how_to_overwrite="pass --force")
     directory.mkdir(parents=True, exist_ok=True)
     book_dir = directory / "book"
     with status("Simulating an example book of business…"):

@@ -7,8 +7,7 @@ from typing import Annotated
 
 import typer
 
-from nextmove._urls import mask_url
-from nextmove.cli._common import console, handle_errors
+from nextmove.cli._common import console, handle_errors, status
 from nextmove.cli.commands import PlaybookOpt, resolve_playbook_path
 from nextmove.errors import ConfigError
 from nextmove.playbook.loader import load_playbook
@@ -73,13 +72,13 @@ def serve_cmd(
     loaded = None
     stamp = book_stamp(book)  # before reading: a change made while it is read is seen as one
     if book is not None:
-        with console.status("Loading and validating the book…"):
+        with status("Loading and validating the book…"):
             loaded = load_book(book, playbook=pb)
     config = ApiConfig(
         playbook=pb,
         store_url=store,
         book=loaded,
-        book_path=None if book is None else mask_url(book),
+        book_path=book,  # read again from it when it changes; shown masked wherever the API shows it
         max_body_bytes=max_body_bytes,
         refresh_s=refresh_s,
         out_dir=out_dir,

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import polars as pl
 
+from nextmove._files import check_folder
 from nextmove.errors import ConfigError
 from nextmove.sim.simulate import SimResult
 
@@ -90,6 +91,7 @@ def check_out_dir(out_dir: str | Path, *, overwrite: bool, how_to_overwrite: str
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
         raise ConfigError(f"{out}: exists and is not a folder; choose another output folder")
+    check_folder(out, "the output folder")  # a parent that is a file, or not writable
     if out.is_dir() and any(out.iterdir()) and not overwrite:
         raise ConfigError(f"{out}: folder is not empty; {how_to_overwrite} to replace it, or choose another folder")
     return out
