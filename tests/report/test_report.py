@@ -250,3 +250,19 @@ def test_report_policy_rows_draw_an_estimate_without_an_interval_as_its_point() 
         }
     )
     assert [(r.estimate, r.low, r.high) for r in rows] == [(12.5, 12.5, 12.5)]
+
+
+def test_run_metrics_skip_an_off_policy_row_whose_estimate_is_not_a_number() -> None:
+    # NaN passed for a number and showed as "+nan" with status Review.
+    from nextmove.engine.run_facts import metrics
+
+    def summary(low: float) -> dict[str, object]:
+        return {
+            "policy_values": [
+                {"policy": "learned", "method": "dr", "estimate": 10.0, "low": low},
+                {"policy": "default", "method": "dr", "estimate": 4.0},
+            ]
+        }
+
+    assert any("Off-policy" in row["metric"] for row in metrics(summary(5.0)))
+    assert not any("Off-policy" in row["metric"] for row in metrics(summary(float("nan"))))

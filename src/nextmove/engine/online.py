@@ -578,7 +578,7 @@ def feedback_holds(
     """
     known = {a.id: a for a in playbook.actions}
     window = playbook.contact_policy.window_days
-    snoozes: dict[str | None, FeedbackHold | None] = {}
+    snoozes: dict[str | None, FeedbackHold] = {}
     dismissals: list[FeedbackHold] = []
     ordered = sorted((e for e in events if e.kind in HOLD_WHY), key=lambda e: (e.ts, e.received_at or e.ts, e.event_id))
     for event in ordered:
@@ -603,8 +603,7 @@ def feedback_holds(
             dismissals.append(
                 FeedbackHold(action, until, "dismissed", f"{text}; held back for {span}, until {_day(until)}")
             )
-    held = [h for h in (*snoozes.values(), *dismissals) if h is not None and h.until > now]
-    return held
+    return [h for h in (*snoozes.values(), *dismissals) if h.until > now]
 
 
 def hold_blocks(options: Sequence[Option], holds: Sequence[FeedbackHold]) -> list[tuple[str, str] | None]:
@@ -1524,8 +1523,9 @@ def promote_run(
         metrics={"run_id": run.run_id, **dict(metrics or {})},
         active=True,
     )
-    store.save_model(record)
+    # The run's effect model first: should that fail, no policy version serves the run with another model.
     _activate_effect_model(store, run)
+    store.save_model(record)
     if then is not None:
         then()
     return record

@@ -379,8 +379,8 @@ def _run(
     )
     if segments is not None:
         summary["segments"] = segments.to_dict()
+    _json_numbers(summary)  # before the metrics read it: a NaN would read as a figure there
     summary["metrics"] = run_metrics(summary)
-    _json_numbers(summary)
     files = _write_files(out_dir, recommendations, summary) if out_dir is not None else {}
     policy_version: str | None = None
     if store is not None:

@@ -6,6 +6,7 @@ run shows the same figures without the book or the models.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -160,7 +161,10 @@ def _policy(values: Sequence[Mapping[str, Any]], name: str, method: str = "dr") 
 
 def _numbers(value: Mapping[str, Any], *keys: str) -> bool:
     """Whether every key of ``value`` holds a number (an estimate that could not be made is None)."""
-    return all(isinstance(value.get(k), int | float) for k in keys)
+    return all(
+        isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
+        for v in (value.get(k) for k in keys)
+    )
 
 
 def metrics(summary: Mapping[str, Any]) -> list[dict[str, str]]:

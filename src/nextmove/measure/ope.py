@@ -271,15 +271,15 @@ def _cluster_se(influence: F64, clusters: NDArray[np.int64]) -> float:
     return float(math.sqrt(np.sum(sums**2) * g / (g - 1)) / n)
 
 
-def no_weight_note(method: str) -> str:
-    """Why an importance-weighted estimate cannot be made: no logged decision has any weight.
+def no_weight_note(method: str, which: str = "this policy") -> str:
+    """Why an importance-weighted estimate cannot be made: no logged decision matches ``which``.
 
     Examples
     --------
     >>> no_weight_note("snips")
     'no logged decision matches this policy: SNIPS has no weight'
     """
-    return f"no logged decision matches this policy: {method.upper()} has no weight"
+    return f"no logged decision matches {which}: {method.upper()} has no weight"
 
 
 NO_INTERVAL_NOTE = "the logged decisions are of fewer than two accounts: no interval"
@@ -537,7 +537,7 @@ def policy_difference(
         if method in ("ips", "snips") and (ta <= 0 or tb <= 0):
             estimate = None
             which = "either policy" if ta <= 0 and tb <= 0 else ("the policy" if ta <= 0 else "the baseline")
-            note = f"no logged decision matches {which}: {method.upper()} has no weight"
+            note = no_weight_note(method, which)
         elif method == "ips":
             diff = a.ips - b.ips
             estimate = float(diff.mean())

@@ -132,3 +132,11 @@ def logit(p: F64, eps: float = 1e-9) -> F64:
     q = np.clip(p, eps, 1.0 - eps)
     out: F64 = np.log(q) - np.log1p(-q)
     return out
+
+
+def quiet_lightgbm() -> None:
+    """Silence LightGBM in this thread (a pool's initializer): its log level is per thread, and set by
+    whatever thread parses settings."""
+    import lightgbm as lgb
+
+    lgb.Dataset(np.zeros((2, 1)), params={"verbose": -1}).construct()

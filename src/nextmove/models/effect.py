@@ -30,6 +30,7 @@ from nextmove.models._crossfit import (
     account_folds,
     bagging_share,
     lgb_params,
+    quiet_lightgbm,
     sigmoid,
 )
 from nextmove.models._trees import CodeTree, code_trees
@@ -1509,7 +1510,7 @@ class EffectModel:
     def _fold_pool(self) -> ThreadPoolExecutor:
         """Threads that train fold models in parallel: ``n_jobs`` (all cores when None), at most one per fold."""
         threads = min(self.n_jobs or os.cpu_count() or 1, self.n_folds)
-        return ThreadPoolExecutor(max_workers=threads, initializer=_quiet_lightgbm)
+        return ThreadPoolExecutor(max_workers=threads, initializer=quiet_lightgbm)
 
     def _fold_params(self, rows: int) -> dict[str, Any]:
         """Settings of the fold models: one LightGBM thread each (the folds run in parallel), dense bins.
@@ -2566,11 +2567,6 @@ def _sorted_quantile(ordered: NDArray[Any], q: float) -> F64:
     a, b = ordered[:, below].astype(np.float64), ordered[:, above].astype(np.float64)
     out: F64 = a + (b - a) * weight
     return out
-
-
-def _quiet_lightgbm() -> None:
-    """Silence LightGBM in this thread: its log level is per thread, and set by whatever thread parses settings."""
-    lgb.Dataset(np.zeros((2, 1)), params={"verbose": -1}).construct()
 
 
 def _as_none(xa: NDArray[np.float32]) -> NDArray[np.float32]:

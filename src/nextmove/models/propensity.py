@@ -15,7 +15,15 @@ from numpy.typing import NDArray
 
 from nextmove.book import NO_ACTION
 from nextmove.errors import ConfigError, NotFittedError
-from nextmove.models._crossfit import F64, FOLD_ROWS_PER_TREE, I64, account_folds, bagging_share, lgb_params
+from nextmove.models._crossfit import (
+    F64,
+    FOLD_ROWS_PER_TREE,
+    I64,
+    account_folds,
+    bagging_share,
+    lgb_params,
+    quiet_lightgbm,
+)
 from nextmove.models.matrix import FeatureMatrix
 
 DEFAULT_EXCLUDE: tuple[str, ...] = ("lifecycle_stage", "variant")
@@ -569,7 +577,7 @@ class PropensityModel:
         small = all(len(rows) <= self.max_rows_per_tree for rows, _ in samples)
         workers = min(self.n_jobs or os.cpu_count() or 1, len(samples)) if small else 1
         if workers > 1:
-            with ThreadPoolExecutor(max_workers=workers, initializer=_quiet_lightgbm) as pool:
+            with ThreadPoolExecutor(max_workers=workers, initializer=quiet_lightgbm) as pool:
                 fitted = list(pool.map(fit_fold, trained, samples))
         else:
             fitted = [fit_fold(k, sample) for k, sample in zip(trained, samples, strict=True)]
@@ -731,8 +739,3 @@ class PropensityModel:
                 "min_segment_rows": float(self.min_segment_rows),
             },
         )
-
-
-def _quiet_lightgbm() -> None:
-    """Silence LightGBM in a worker thread: its log level is per thread (as the effect model's fold pool does)."""
-    lgb.Dataset(np.zeros((2, 1)), params={"verbose": -1}).construct()
