@@ -51,7 +51,10 @@ TREATED_ARMS: tuple[str, ...] = ("model", "explore")
 """Arms whose accounts got the policy's action: together, the recommended cohort."""
 CONTROL_ARM = "control"
 """The randomised arm that got the lifecycle-default action."""
-INTERVAL_METHOD = "normal approximation: Welch standard error; Agresti-Caffo on 0/1 outcomes"
+INTERVAL_METHOD = (
+    "normal approximation: Welch standard error, each cohort's variance at least the pooled one; "
+    "Agresti-Caffo on 0/1 outcomes"
+)
 """How every interval of this module is made (also written into reports)."""
 
 PROJECTED_DTYPE = pl.List(pl.Struct({"objective": pl.String, "effect": pl.Float64, "effect_usd": pl.Float64}))
@@ -471,7 +474,7 @@ class _Diff:
 
 
 def _difference(treated: F64, control: F64, z: float, *, binary: bool) -> _Diff:
-    """``mean(treated) − mean(control)`` with a normal interval (Welch; Agresti–Caffo for 0/1 values)."""
+    """``mean(treated) − mean(control)`` with a normal interval (Welch, floored; Agresti–Caffo for 0/1 values)."""
     nt, nc = len(treated), len(control)
     if nt == 0 or nc == 0:
         return _Diff(float("nan"), None, None, None)
@@ -486,7 +489,15 @@ def _difference(treated: F64, control: F64, z: float, *, binary: bool) -> _Diff:
     else:
         if nt < 2 or nc < 2:
             return _Diff(estimate, None, None, None)
-        se = math.sqrt(float(treated.var(ddof=1)) / nt + float(control.var(ddof=1)) / nc)
+        # Welch's standard error, with each cohort's variance at least the two cohorts' pooled one.
+        # On a heavy-tailed amount (a few large expansions among many zeros) a small cohort often
+        # holds none of the large values: its own variance is then near 0 and Welch's interval
+        # claims a difference that is noise (a worthless play "significant" in a third of null
+        # trials with 27 control accounts; docs/measure.md). The floor keeps a small cohort as
+        # uncertain as the spread both cohorts show.
+        var_t, var_c = float(treated.var(ddof=1)), float(control.var(ddof=1))
+        pooled = ((nt - 1) * var_t + (nc - 1) * var_c) / (nt + nc - 2)
+        se = math.sqrt(max(var_t, pooled) / nt + max(var_c, pooled) / nc)
         if se == 0:
             # Every account of each cohort alike (no amount anywhere, say): no spread to measure, no interval.
             return _Diff(estimate, None, None, None)
@@ -716,7 +727,9 @@ def estimate_lift(
     - per action and objective, the realised effect against the projected one
       (:class:`ActionAccuracy`).
 
-    Intervals are a normal approximation of a difference of means: Welch's standard error, with
+    Intervals are a normal approximation of a difference of means: Welch's standard error with
+    each cohort's variance at least the two cohorts' pooled variance (so a small cohort that saw
+    none of a heavy-tailed amount's rare large values does not claim a narrow interval), and
     the Agresti–Caffo adjustment (one event and one non-event added to each cohort) for 0/1
     outcomes. Accounts are the units, each measured once.
 
