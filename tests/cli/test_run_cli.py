@@ -71,7 +71,9 @@ def test_run_cli_writes_outputs_prints_the_summary_and_saves_the_run(book_dir: P
         policy = store.active_model("policy")
         assert policy is not None
         assert policy.metrics["run_id"] == run.run_id
-    assert f"Run {run.run_id} is now the served run (policy version {policy.model_id})" in text
+    assert (
+        f"Run {run.run_id} is now the served run (policy version {policy.model_id}); no run was served before" in text
+    )
     # --no-promote: stored, not served, and the CLI says which run still is.
     kept = runner.invoke(
         app,
@@ -90,6 +92,17 @@ def test_run_cli_writes_outputs_prints_the_summary_and_saves_the_run(book_dir: P
         assert store.active_model("policy") == policy
     assert f"Run {latest.run_id} was not promoted: the served run is still {run.run_id}" in kept_text
     assert f"`nextmove models promote {latest.run_id}` serves it" in kept_text
+    # A promoted run after a served one names the run a rollback would serve again.
+    again = runner.invoke(
+        app,
+        [
+            "run",
+            *("--book", str(book_dir), "--out", str(tmp_path / "again"), "--store", f"sqlite:///{db}"),
+            *("--reuse-model", "--seed", "2"),
+        ],
+    )
+    assert again.exit_code == 0, again.output
+    assert f"`nextmove models rollback` serves the previous one (run {run.run_id})" in " ".join(again.output.split())
 
 
 def test_run_cli_clear_errors(book_dir: Path, tmp_path: Path) -> None:

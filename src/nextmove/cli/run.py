@@ -148,10 +148,15 @@ def _served_line(store: Store, run_id: str, policy_version: str | None) -> str:
     from nextmove.engine.online import POLICY_MODEL_KIND, servable_run
 
     if policy_version is not None:
-        return (
-            f"Run [bold]{escape(run_id)}[/] is now the served run (policy version {escape(policy_version)}); "
-            "`nextmove models rollback` serves the previous one."
+        versions = store.list_models(POLICY_MODEL_KIND)  # newest first
+        here = next((i for i, v in enumerate(versions) if v.model_id == policy_version), None)
+        before = None if here is None or here + 1 >= len(versions) else versions[here + 1].metrics.get("run_id")
+        back = (
+            f"`nextmove models rollback` serves the previous one (run {escape(str(before))})."
+            if before is not None
+            else "no run was served before it."
         )
+        return f"Run [bold]{escape(run_id)}[/] is now the served run (policy version {escape(policy_version)}); {back}"
     version = store.active_model(POLICY_MODEL_KIND)
     fallback = servable_run(store) if version is None else None
     served = version.metrics.get("run_id") if version is not None else (fallback.run_id if fallback else None)
