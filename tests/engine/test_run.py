@@ -596,3 +596,16 @@ def test_run_notes_a_stage_default_no_account_has_as_validate_does(shop_run: tup
     said = [note for note in validated if note.startswith("default_for_stages names 'Loyal'")]
     assert len(said) == 1
     assert said[0] in out.summary["notes"]
+
+
+def test_run_on_a_book_without_arr_puts_no_dollars_at_risk(shop_run: tuple[Book, Playbook, RunResult]) -> None:
+    book, playbook, with_arr = shop_run
+    assert (with_arr.recommendations["arr_at_risk_usd"] > 0).any()
+    bare = Book(book.accounts.drop("arr"), book.signals, book.touches, book.outcomes, source="no arr")
+    result = run(bare, playbook, effect_params=FAST, evaluate=False, evidence=False)
+    # Consumers have no ARR: "ARR at risk" is unknown (empty), not $0 for everyone.
+    assert result.recommendations["arr_at_risk_usd"].is_null().all()
+    bands = result.summary["health_bands"]
+    assert bands, "the shop playbook scores health"
+    assert all(b["arr_usd"] is None for b in bands)
+    assert all(b["arr_usd"] is not None for b in with_arr.summary["health_bands"])

@@ -43,8 +43,18 @@ def action_families(playbook: Playbook) -> dict[str, str]:
     return {a.id: names.get(a.objective, a.objective) for a in playbook.actions}
 
 
+def has_arr(accounts: pl.DataFrame) -> bool:
+    """Whether the book has ARR: any account's ``arr`` non-null and non-zero (a consumer book has none)."""
+    if "arr" not in accounts.columns:
+        return False
+    return bool(accounts.select((pl.col("arr").cast(pl.Float64).fill_null(0.0) != 0).any()).item())
+
+
 def health_bands(recommendations: pl.DataFrame) -> list[dict[str, Any]]:
-    """Accounts and ARR per health band, Healthy first; empty without health scores."""
+    """Accounts and ARR per health band, Healthy first; empty without health scores.
+
+    ``arr_usd`` is None for a book without ARR (:func:`has_arr`), not a column of $0.
+    """
     if "health_band" not in recommendations.columns or recommendations.get_column("health_band").null_count() == (
         recommendations.height
     ):
@@ -55,8 +65,14 @@ def health_bands(recommendations: pl.DataFrame) -> list[dict[str, Any]]:
     )
     rows = {str(r["health_band"]): r for r in grouped.iter_rows(named=True)}
     order = [b for b in BAND_ORDER if b in rows] + sorted(b for b in rows if b not in BAND_ORDER)
+    with_arr = has_arr(recommendations)
     return [
-        {"band": b, "accounts": int(rows[b]["accounts"]), "arr_usd": round(float(rows[b]["arr_usd"]), 2)} for b in order
+        {
+            "band": b,
+            "accounts": int(rows[b]["accounts"]),
+            "arr_usd": round(float(rows[b]["arr_usd"]), 2) if with_arr else None,
+        }
+        for b in order
     ]
 
 
@@ -68,10 +84,13 @@ def _risk_specs(playbook: Playbook) -> list[ObjectiveSpec]:
 def arr_at_risk(projection: EffectProjection, recommendations: pl.DataFrame, playbook: Playbook) -> pl.DataFrame:
     """``account_id, arr_at_risk_usd``: ARR × the do-nothing probability of each outcome that ends the account (churn).
 
-    Zero for every account when no objective's outcome ends accounts (``ends_account``).
+    Zero for every account when no objective's outcome ends accounts (``ends_account``); null for
+    every account of a book without ARR (:func:`has_arr`), where there is nothing to put at risk.
     """
     specs = _risk_specs(playbook)
     ids = recommendations.select("account_id")
+    if not has_arr(recommendations):
+        return ids.with_columns(pl.lit(None, dtype=pl.Float64).alias("arr_at_risk_usd"))
     if not specs or "arr" not in recommendations.columns or projection.effects.height == 0:
         return ids.with_columns(pl.lit(0.0).alias("arr_at_risk_usd"))
     base = (

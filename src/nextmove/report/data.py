@@ -228,14 +228,15 @@ def _stages(recs: pl.DataFrame) -> list[StageRow]:
 def _bands(summary: Mapping[str, Any], recs: pl.DataFrame) -> list[BandRow]:
     given = summary.get("health_bands")
     if isinstance(given, Sequence) and given:
-        total = sum(float(b.get("arr_usd", 0.0)) for b in given) or 1.0
+        # A book without ARR stores no ARR per band (null): its report counts accounts only.
+        total = sum(float(b.get("arr_usd") or 0.0) for b in given) or 1.0
         accounts = sum(int(b["accounts"]) for b in given) or 1
         return [
             BandRow(
                 str(b["band"]),
                 int(b["accounts"]),
-                float(b["arr_usd"]),
-                float(b["arr_usd"]) / total,
+                float(b.get("arr_usd") or 0.0),
+                float(b.get("arr_usd") or 0.0) / total,
                 int(b["accounts"]) / accounts,
             )
             for b in given
