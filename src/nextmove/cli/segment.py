@@ -68,7 +68,9 @@ def segment_cmd(
     account; each segment gets its response per action family with an interval, its ratio to
     the book average and its rank, and the share of the last 90 days' touches spent on
     below-average segments with the value of moving them. Writes OUT/segments.csv (account_id, segment_id, segment) and
-    OUT/segments.json (every figure; see docs/segments.md).
+    OUT/segments.json (every figure; see docs/segments.md). The effect model is this command's own
+    fit: a run's segments (its summary.json, report, GET /v1/segments) use the run's model, so
+    their response figures can differ a little.
     """
     from nextmove.measure.policy import eligible_actions
     from nextmove.segment import behavior_snapshot, segment_book
