@@ -1,8 +1,10 @@
-"""Output folders, checked before any long work starts (nothing is created until there is something to write)."""
+"""Output folders: checked before any long work starts, written whole or not at all (nothing is made before a write)."""
 
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
 from nextmove.errors import ConfigError
@@ -31,3 +33,96 @@ def check_folder(folder: Path, label: str) -> Path:
             f"cannot write into {label} {folder}: {existing} is not writable; give a folder you can write to"
         )
     return folder
+
+
+STAGING_PREFIX = ".nextmove-staging-"
+"""Name of the hidden temporary folder a run writes into inside its output folder (``.nextmove-staging-*.tmp``)."""
+
+
+class StagedFiles:
+    """Files written into a hidden temporary folder inside ``target``, moved into ``target`` only by :meth:`publish`.
+
+    A job that writes several files (a run: recommendations, summary, report) writes them all into
+    :attr:`folder`; once the whole job has succeeded, :meth:`publish` moves each into ``target``
+    with :func:`os.replace` (atomic per file, and the folder is on the same filesystem, so each move
+    is a rename: the files change one after the other within milliseconds). A job that fails calls
+    :meth:`discard` instead: the temporary folder is removed, and so are ``target`` and its parents
+    if it made them, so ``target`` is left exactly as it was (or absent). Other files in ``target``
+    are never touched. The temporary folder lies inside ``target`` rather than beside it, so it
+    needs no more permission than the files themselves (an ``--out`` that is a mounted volume's
+    root, or whose parent is not writable, works), and is on the same filesystem even when
+    ``target`` is a symbolic link or a mount point. Nothing is created until :attr:`folder` is
+    first used.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> out = Path(tempfile.mkdtemp()) / "run"
+    >>> staged = StagedFiles(out)
+    >>> _ = (staged.folder / "summary.json").write_text("{}")
+    >>> sorted(p.name for p in out.iterdir())  # only the hidden temporary folder so far
+    ... # doctest: +ELLIPSIS
+    ['.nextmove-staging-...tmp']
+    >>> staged.publish()["summary.json"] == out / "summary.json"
+    True
+    >>> sorted(p.name for p in out.iterdir())
+    ['summary.json']
+    >>> failed = StagedFiles(out)
+    >>> _ = (failed.folder / "summary.json").write_text("half")
+    >>> failed.discard()
+    >>> (out / "summary.json").read_text(), sorted(p.name for p in out.iterdir())
+    ('{}', ['summary.json'])
+    """
+
+    def __init__(self, target: Path | str) -> None:
+        self.target = Path(target)
+        self._folder: Path | None = None
+        self._made: list[Path] = []  # folders made for the target (outermost first), removed again by discard
+
+    @property
+    def folder(self) -> Path:
+        """The temporary folder to write into (made on first use, with ``target`` if missing)."""
+        if self._folder is None:
+            missing: list[Path] = []
+            at = self.target.absolute()
+            while not at.exists() and at != at.parent:
+                missing.append(at)
+                at = at.parent
+            for made in reversed(missing):
+                try:
+                    made.mkdir()
+                except FileExistsError:
+                    continue  # made meanwhile by someone else: theirs, not removed by discard
+                self._made.append(made)
+            self._folder = Path(tempfile.mkdtemp(prefix=STAGING_PREFIX, suffix=".tmp", dir=self.target))
+        return self._folder
+
+    def publish(self) -> dict[str, Path]:
+        """Move every file of :attr:`folder` into ``target`` (replacing any of the same name); name → its path.
+
+        In name order, so ``summary.json`` comes after ``recommendations.*``. An empty mapping when
+        nothing was written.
+        """
+        if self._folder is None:
+            return {}
+        published: dict[str, Path] = {}
+        for entry in sorted(self._folder.iterdir()):
+            destination = self.target / entry.name
+            os.replace(entry, destination)
+            published[entry.name] = destination
+        self._folder.rmdir()
+        self._folder = None
+        self._made = []
+        return published
+
+    def discard(self) -> None:
+        """Remove :attr:`folder` and what was written in it, and the folders made for it: ``target`` is as it was."""
+        if self._folder is not None:
+            shutil.rmtree(self._folder, ignore_errors=True)
+            self._folder = None
+        for made in reversed(self._made):
+            try:
+                made.rmdir()
+            except OSError:
+                break  # not empty: someone else wrote there meanwhile
+        self._made = []

@@ -149,3 +149,35 @@ def test_run_cli_partial_horizon_days_learns_from_open_horizons(book_dir: Path, 
     assert rows[28] > rows[None]
     bad = runner.invoke(app, [*common, "--partial-horizon-days", "0"])
     assert bad.exit_code == 2
+
+
+def test_run_cli_that_fails_to_save_the_run_leaves_the_earlier_outputs_as_they_were(
+    book_dir: Path, tmp_path: Path
+) -> None:
+    from tests.engine.test_run_lands_whole import folder_bytes, refuse_recommendations
+
+    out = tmp_path / "out"
+    db = tmp_path / "nextmove.db"
+    common = ["run", "--book", str(book_dir), "--out", str(out), "--store", f"sqlite:///{db}", "--jobs", "1"]
+    first = runner.invoke(app, [*common, "--trees", "20"])
+    assert first.exit_code == 0, first.output
+    before = folder_bytes(out)
+    files = {"recommendations.csv", "recommendations.parquet", "summary.json", "report.html"}
+    assert set(before) == files
+
+    refuse_recommendations(db)  # the store fails as the run is saved, after every file could be written
+    failed = runner.invoke(app, [*common, "--reuse-model", "--seed", "1"])
+    assert failed.exit_code == 3, failed.output
+    assert "disk is full" in failed.output
+    assert "Outputs:" not in failed.output
+    assert folder_bytes(out) == before  # the earlier run's four files, byte for byte, and no temporary folder
+
+    refuse_recommendations(db, refuse=False)
+    again = runner.invoke(app, [*common, "--reuse-model", "--seed", "2"])
+    assert again.exit_code == 0, again.output
+    after = folder_bytes(out)
+    assert set(after) == files
+    assert all(after[name] != before[name] for name in files)
+    run_id = json.loads((out / "summary.json").read_text(encoding="utf-8"))["run_id"]
+    assert f"Run <code>{run_id}</code>" in (out / "report.html").read_text(encoding="utf-8")
+    assert f"Report: {out / 'report.html'}" in " ".join(again.output.split())

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import json
 import socket
+import sqlite3
 import subprocess
 import sys
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 
@@ -15,7 +19,7 @@ from nextmove.book.validate import load_book
 from nextmove.engine.online import POLICY_MODEL_KIND, DecideRequest, OnlineDecider, promote_run, rollback_policy
 from nextmove.engine.run import EFFECT_MODEL_KIND, RUN_STAGES, run
 from nextmove.engine.run_process import interrupted_run_note, run_process
-from nextmove.errors import ConfigError
+from nextmove.errors import ConfigError, StoreError
 from nextmove.playbook import Playbook
 from nextmove.playbook.loader import load_playbook
 from nextmove.store import RunRecord, Store, open_store
@@ -153,3 +157,63 @@ def test_a_running_run_whose_process_has_ended_is_said_to_be_interrupted() -> No
         store.start_run(record)
         with pytest.raises(ConfigError, match="interrupted"):
             promote_run(store, record.run_id)
+
+
+QUICK = {"effect_params": {"n_folds": 2, "n_estimators": 20}, "evaluate": False, "segments": False}
+"""A run's settings for tests of its files: a small model, no evaluation, no segments."""
+
+
+def refuse_recommendations(db: Path, refuse: bool = True) -> None:
+    """Make the SQLite store in ``db`` refuse (or accept again) every new recommendation, as a full disk would."""
+    with contextlib.closing(sqlite3.connect(db)) as conn:
+        if refuse:
+            conn.execute(
+                "CREATE TRIGGER refuse BEFORE INSERT ON recommendations BEGIN SELECT RAISE(ABORT, 'disk is full'); END"
+            )
+        else:
+            conn.execute("DROP TRIGGER refuse")
+        conn.commit()
+
+
+def folder_bytes(folder: Path) -> dict[str, bytes | None]:
+    """Every entry under ``folder`` (hidden ones too), by relative path: a file's bytes, None for a folder."""
+    return {
+        p.relative_to(folder).as_posix(): (p.read_bytes() if p.is_file() else None) for p in sorted(folder.rglob("*"))
+    }
+
+
+def test_a_run_whose_store_save_fails_leaves_its_output_folder_as_it_was(
+    subs: tuple[Book, Playbook], tmp_path: Path
+) -> None:
+    book, playbook = subs
+    out = tmp_path / "out"
+    db = tmp_path / "nextmove.db"
+    with open_store(f"sqlite:///{db}") as store:
+        run(book, playbook, store=store, out_dir=out, seed=0, **QUICK)
+    (out / "report.html").write_text("<html>the first run's report</html>", encoding="utf-8")  # as `nextmove run`
+    (out / "notes.txt").write_text("mine", encoding="utf-8")
+    before = folder_bytes(out)
+    assert set(before) == {"recommendations.csv", "recommendations.parquet", "summary.json", "report.html", "notes.txt"}
+
+    refuse_recommendations(db)
+    fresh = tmp_path / "new" / "out"
+    with open_store(f"sqlite:///{db}") as store:
+        for folder in (out, fresh):
+            with pytest.raises(StoreError, match="disk is full"):
+                run(book, playbook, store=store, out_dir=folder, seed=1, reuse_model=True, **QUICK)
+        failed = store.list_runs()[:2]
+        assert [r.status for r in failed] == ["failed", "failed"]
+    # Byte for byte as it was, and no temporary folder left inside it or beside it.
+    assert folder_bytes(out) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["nextmove.db", "out"]  # nor "new", made for nothing
+
+    refuse_recommendations(db, refuse=False)
+    with open_store(f"sqlite:///{db}") as store:
+        second = run(book, playbook, store=store, out_dir=out, seed=2, reuse_model=True, **QUICK)
+    after = folder_bytes(out)
+    names = ("recommendations.csv", "recommendations.parquet", "summary.json")
+    assert second.files == {name: out / name for name in names}
+    assert set(after) == set(before)  # the run's files replaced; nothing else added, nothing left behind
+    assert all(after[name] != before[name] for name in names)
+    assert json.loads(second.files["summary.json"].read_text(encoding="utf-8"))["run_id"] == second.run_id
+    assert (after["report.html"], after["notes.txt"]) == (before["report.html"], b"mine")  # not the run's files

@@ -38,7 +38,10 @@ def run_cmd(
     out: Annotated[
         Path | None,
         typer.Option(
-            "--out", "-o", help="Folder for recommendations.csv/.parquet and summary.json; default: BOOK/run."
+            "--out",
+            "-o",
+            help="Folder for recommendations.csv/.parquet, summary.json and report.html, replaced only once "
+            "the run has succeeded; default: BOOK/run.",
         ),
     ] = None,
     store: Annotated[
@@ -98,12 +101,11 @@ def run_cmd(
     Validates the book, computes every account's features at --as-of, fits the action-effect
     models on the history (or reuses the store's), projects every action's value, decides under
     the playbook's rules and capacities (with a control cohort and exploration), writes the
-    evidence, and saves recommendations.csv, recommendations.parquet, summary.json and the HTML
-    report (report.html) in --out, and the run in the store. Default --as-of: the book's latest
-    timestamp, rounded up to a UTC midnight.
+    evidence, and saves the run in the store and recommendations.csv, recommendations.parquet,
+    summary.json and the HTML report (report.html) in --out. The four files replace those of an
+    earlier run only once the whole run has succeeded: a run that fails leaves --out as it was.
+    Default --as-of: the book's latest timestamp, rounded up to a UTC midnight.
     """
-    from nextmove.report import build_report_data, write_report
-
     pb = load_playbook(resolve_playbook_path(book, playbook))
     when = parse_as_of(as_of)
     folder = output_folder(out if out is not None else _default_out(book))  # before the long load
@@ -128,19 +130,26 @@ def run_cmd(
             truth=truth_frame,
             training_days=training_days,
             effect_params=_effect_params(trees, partial_horizon_days),
+            extra_files=_write_report,
         )
         served = _served_line(opened, result.run_id, result.policy_version) if opened is not None else None
     finally:
         if opened is not None:
             opened.close()
     render_run(result, console)
-    report = write_report(build_report_data(result.summary, result.recommendations), folder / "report.html")
     if opened is not None:
         console.print(f"Saved run [bold]{escape(result.run_id)}[/] in the store.")
     if served is not None:
         console.print(served)
     console.print(f"Outputs: [bold]{escape(str(folder))}[/]")
-    console.print(f"Report: [bold]{escape(str(report))}[/]")
+    console.print(f"Report: [bold]{escape(str(result.files['report.html']))}[/]")
+
+
+def _write_report(result: RunResult, folder: Path) -> None:
+    """The run's HTML report, written with its other files (moved into --out with them once the run has succeeded)."""
+    from nextmove.report import build_report_data, write_report
+
+    write_report(build_report_data(result.summary, result.recommendations), folder / "report.html")
 
 
 def _served_line(store: Store, run_id: str, policy_version: str | None) -> str:

@@ -14,8 +14,11 @@
 6. **evaluation**: off-policy value of the learned, lifecycle-default and do-nothing policies on
    the latest logged decisions whose horizon is over, and, when the truth is given (the lab),
    the regret against the oracle;
-7. **outputs**: ``recommendations.csv`` / ``.parquet`` and ``summary.json`` in ``out_dir``, and
-   the run with all its recommendations in the store, in one transaction.
+7. **outputs**: the run with all its recommendations in the store, in one transaction, and
+   ``recommendations.csv`` / ``.parquet`` and ``summary.json`` in ``out_dir``. The files are
+   written into a hidden temporary folder inside ``out_dir`` and moved into it only once the
+   whole run has succeeded (saved in the store, and promoted): a run that fails leaves
+   ``out_dir`` exactly as it was (:class:`~nextmove._files.StagedFiles`).
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ import pickle
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -35,7 +38,7 @@ import numpy as np
 import polars as pl
 
 from nextmove._csv import write_csv
-from nextmove._files import check_folder
+from nextmove._files import StagedFiles, check_folder
 from nextmove.book import NO_ACTION, Book, latest_timestamp
 from nextmove.book.validate import missing_arr_note, stale_as_of_note, unmatched_stages_note
 from nextmove.decide.allocate import Allocation, Resource, allocate
@@ -69,6 +72,9 @@ from nextmove.store.records import utcnow
 
 Progress = Callable[[str], None]
 """Called with a short description as each stage starts (e.g. to advance a progress bar)."""
+
+ExtraFiles = Callable[["RunResult", Path], object]
+"""Writes more files of a succeeded run into the folder it is given (``nextmove run``: ``report.html``)."""
 
 RUN_STAGES = (
     "Computing features",
@@ -162,7 +168,8 @@ class RunResult:
     policy_values: list[dict[str, Any]] = field(repr=False)
     """Off-policy estimates (learned / default / nothing) on recent logged decisions; may be empty."""
     files: dict[str, Path] = field(default_factory=dict)
-    """What was written: ``recommendations.csv``, ``recommendations.parquet``, ``summary.json``."""
+    """What was written in ``out_dir``, by name: ``recommendations.csv``, ``recommendations.parquet``,
+    ``summary.json``, and any file ``extra_files`` wrote (empty without ``out_dir``)."""
     decisions: Decisions | None = field(default=None, repr=False)
     """The decisions with their propensity matrices and allocation (for analysis and tests)."""
     policy_version: str | None = None
@@ -201,6 +208,7 @@ def run(
     seed: int = 0,
     progress: Progress | None = None,
     detail: Progress | None = None,
+    extra_files: ExtraFiles | None = None,
     **options: Any,
 ) -> RunResult:
     """Recommend one action (or nothing) for every active account, with evidence; write and store it.
@@ -219,7 +227,11 @@ def run(
         fitted effect model as a new active version).
     out_dir
         When given, ``recommendations.csv``, ``recommendations.parquet`` and ``summary.json`` are
-        written there (each atomically).
+        written there, only once the whole run has succeeded: they are written into a hidden
+        temporary folder inside it (``.nextmove-staging-*.tmp``) and moved into place, one file
+        after the other, after the run is saved in the store and promoted. A run that fails (or is
+        interrupted) before then removes the temporary folder and leaves ``out_dir`` exactly as it
+        was, or absent if it did not exist; other files in it are never touched.
     seed
         Seed of the models and of the exploration draws.
     progress
@@ -227,6 +239,11 @@ def run(
     detail
         Called with what a long stage is doing within it (e.g. "learning from 4,558,168
         decisions"), so a display can show it beside the stage.
+    extra_files
+        With ``out_dir``: called as ``extra_files(result, folder)`` once the run has succeeded, to
+        write more files into ``folder`` (the temporary folder), which are then moved into
+        ``out_dir`` with the run's own (``nextmove run`` writes ``report.html`` so). If it raises,
+        nothing is moved: ``out_dir`` stays as it was, while the run stays saved in the store.
     **options
         Any field of :class:`RunOptions` (``run_id``, ``reuse_model``, ``truth`` …).
 
@@ -258,13 +275,20 @@ def run(
         as_of=when,
         params=_params(opts, seed),
     )
+    staged = StagedFiles(out_dir) if out_dir is not None else None
     if store is not None:
         store.start_run(record)
     try:
         result = _run(
-            book, playbook, when, store, out_dir, seed, say, tell, opts, run_id, record, timings, notes, started
+            book, playbook, when, store, staged, seed, say, tell, opts, run_id, record, timings, notes, started
         )
+        if staged is not None:
+            if extra_files is not None:
+                extra_files(result, staged.folder)
+            result = replace(result, files=staged.publish())
     except BaseException as exc:
+        if staged is not None:
+            staged.discard()
         if store is not None:
             _mark_failed(store, run_id, exc)
         raise
@@ -276,7 +300,7 @@ def _run(
     playbook: Playbook,
     when: datetime,
     store: Store | None,
-    out_dir: Path | str | None,
+    staged: StagedFiles | None,
     seed: int,
     say: Progress,
     tell: Progress,
@@ -381,7 +405,7 @@ def _run(
         summary["segments"] = segments.to_dict()
     _json_numbers(summary)  # before the metrics read it: a NaN would read as a figure there
     summary["metrics"] = run_metrics(summary)
-    files = _write_files(out_dir, recommendations, summary) if out_dir is not None else {}
+    files = _write_files(staged.folder, recommendations, summary) if staged is not None else {}
     policy_version: str | None = None
     if store is not None:
         timings["total_before_store"] = round(time.perf_counter() - started, 3)
@@ -849,31 +873,21 @@ def _records(frame: pl.DataFrame, run_id: str) -> Any:
             )
 
 
-def _write_files(out_dir: Path | str, recommendations: pl.DataFrame, summary: dict[str, Any]) -> dict[str, Path]:
-    folder = Path(out_dir)
-    folder.mkdir(parents=True, exist_ok=True)
+def _write_files(folder: Path, recommendations: pl.DataFrame, summary: dict[str, Any]) -> dict[str, Path]:
+    """The run's files, written into ``folder`` (the temporary folder :func:`run` then moves into ``out_dir``)."""
     files = {
         "recommendations.csv": folder / "recommendations.csv",
         "recommendations.parquet": folder / "recommendations.parquet",
         "summary.json": folder / "summary.json",
     }
-    _atomic(files["recommendations.parquet"], lambda p: recommendations.write_parquet(p))
-    _atomic(files["recommendations.csv"], lambda p: write_csv(recommendations, p))
+    recommendations.write_parquet(files["recommendations.parquet"])
+    write_csv(recommendations, files["recommendations.csv"])
     _write_json(files["summary.json"], summary)
     return files
 
 
 def _write_json(path: Path, payload: Mapping[str, Any]) -> None:
-    _atomic(path, lambda p: p.write_text(json.dumps(payload, indent=2, default=_json_default) + "\n", encoding="utf-8"))
-
-
-def _atomic(path: Path, write: Callable[[Path], Any]) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        write(tmp)
-        tmp.replace(path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    path.write_text(json.dumps(payload, indent=2, default=_json_default) + "\n", encoding="utf-8")
 
 
 def _json_default(value: object) -> Any:
