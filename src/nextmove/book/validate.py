@@ -33,8 +33,11 @@ BookSource = str | Path | Mapping[str, pl.DataFrame | pl.LazyFrame]
 """A folder path, a database URL (``sqlite:///book.db``, ``postgresql+psycopg://…``), or frames by table name."""
 
 DEFAULT_MAX_EXAMPLES = 1000
-STALE_AS_OF_DAYS = 60
-"""A decision time this many days or more after a book's latest row gets a note: its recent windows are empty."""
+STALE_AS_OF_DAYS = 28
+"""A decision time this many days or more after a book's latest row gets a note: by then every account's
+7- and 28-day feature windows (the 28-day one is the health scorecard's default) are empty, and two of the
+playbook's default 14-day decision windows have passed without a row, so plays made meanwhile are unknown
+to the cooldowns and the in-flight limit as well."""
 _ROW = "__row"
 
 
@@ -179,25 +182,29 @@ def stale_as_of_note(latest: datetime | None, as_of: datetime) -> str | None:
     """A note when ``as_of`` lies :data:`STALE_AS_OF_DAYS` days or more after a book's latest row (None if not).
 
     ``latest`` is the book's latest timestamp (:func:`~nextmove.book.latest_timestamp`). Features count what happened in
-    windows before ``as_of`` (the last 7, 28, 90 days …): long after the book ends they are mostly
-    empty, and the scores and effects rest on little.
+    windows before ``as_of`` (the last 7, 28 and 90 days): after the book ends they empty, shortest
+    first, and the scores, rules and effects rest on little; touches made since are unknown too.
 
     Examples
     --------
-    >>> print(stale_as_of_note(datetime(2025, 1, 31, tzinfo=UTC), datetime(2025, 11, 1, tzinfo=UTC)))
+    >>> print(stale_as_of_note(datetime(2025, 1, 31, tzinfo=UTC), datetime(2025, 3, 7, tzinfo=UTC)))
     ... # doctest: +NORMALIZE_WHITESPACE
-    the decision time 2025-11-01 is 274 days after the book's latest row (2025-01-31): the features' windows
-    of recent activity will be mostly empty; pass an --as-of near the book's end, or add the recent data
+    the decision time 2025-03-07 is 35 days after the book's latest row (2025-01-31): every account's 7- and
+    28-day windows of recent activity are empty, and plays made since are unknown to the cooldowns; pass an
+    --as-of near the book's end, or add the recent data
+    >>> stale_as_of_note(datetime(2025, 1, 31, tzinfo=UTC), datetime(2025, 2, 27, tzinfo=UTC)) is None  # 27 days
+    True
     """
     if latest is None:
         return None
     gap = as_utc(as_of) - as_utc(latest)
     if gap < timedelta(days=STALE_AS_OF_DAYS):
         return None
+    empty = "7-, 28- and 90-day" if gap >= timedelta(days=90) else "7- and 28-day"
     return (
         f"the decision time {as_of:%Y-%m-%d} is {gap.days} days after the book's latest row ({latest:%Y-%m-%d}): "
-        "the features' windows of recent activity will be mostly empty; "
-        "pass an --as-of near the book's end, or add the recent data"
+        f"every account's {empty} windows of recent activity are empty, and plays made since are unknown to the "
+        "cooldowns; pass an --as-of near the book's end, or add the recent data"
     )
 
 
