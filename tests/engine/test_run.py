@@ -609,3 +609,27 @@ def test_run_on_a_book_without_arr_puts_no_dollars_at_risk(shop_run: tuple[Book,
     assert bands, "the shop playbook scores health"
     assert all(b["arr_usd"] is None for b in bands)
     assert all(b["arr_usd"] is not None for b in with_arr.summary["health_bands"])
+
+
+def test_run_before_a_signals_first_row_decides_without_it_and_says_so() -> None:
+    book, playbook = shop_book(n=60, weeks=20)
+    first = book.signals.get_column("ts").min()
+    assert isinstance(first, datetime)
+    starts = first + timedelta(days=7 * 12)  # 'visits' is collected from week 12 on; coupons need it
+    late = dataclasses.replace(
+        book, signals=book.signals.filter((pl.col("name") != "visits") | (pl.col("ts") >= starts))
+    )
+    assert "visits_mean_28d" in (playbook.actions[1].eligibility or "")
+    early = first + timedelta(days=70)
+    result = run(late, playbook, as_of=early, effect_params=FAST, evaluate=False, segments=False)
+    # It goes ahead, with visits missing for every account as for an account without them: no coupon.
+    assert result.recommendations["action_id"].ne("coupon").all()
+    [note] = [n for n in result.summary["notes"] if "no row before the decision time" in n]
+    assert note.startswith(
+        f"the signal 'visits' has no row before the decision time {early:%Y-%m-%d} (its first: {starts:%Y-%m-%d})"
+    )
+    assert "pass an --as-of after its first row" in note
+    # Once visits have rows, they are features again, and the note is gone.
+    later = run(late, playbook, as_of=starts + timedelta(days=28), effect_params=FAST, evaluate=False, segments=False)
+    assert not any("no row before the decision time" in n for n in later.summary["notes"])
+    assert later.recommendations["action_id"].eq("coupon").any()

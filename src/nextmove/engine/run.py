@@ -58,7 +58,7 @@ from nextmove.engine.run_facts import (
 from nextmove.engine.run_facts import metrics as run_metrics
 from nextmove.engine.run_process import run_process
 from nextmove.errors import ConfigError, NextmoveError, NothingToLearnError
-from nextmove.features import build_training_set, compute_features, feature_schema
+from nextmove.features import FeatureVocabulary, build_training_set, compute_features, feature_schema
 from nextmove.features.history import resolve_as_of
 from nextmove.measure.ope import evaluate_policy, logging_propensities
 from nextmove.measure.policy import do_nothing_policy, eligible_actions, learned_policy, lifecycle_default_policy
@@ -330,6 +330,7 @@ def _run(
         unscored_signals_note(playbook, book.signal_names),
         missing_arr_note(book, playbook),
         unmatched_stages_note(book, playbook),
+        late_signals_note(book, when),
         stale_as_of_note(latest_timestamp(book), when),
         unended_outcome_note(book, playbook, when),
     )
@@ -504,7 +505,7 @@ def _features(book: Book, playbook: Playbook, when: datetime) -> tuple[pl.DataFr
     active = active_accounts(book, playbook, when)
     if active.height == 0:
         raise ConfigError(f"no active account at {when:%Y-%m-%d %H:%M} UTC: nothing to decide")
-    snapshot = compute_features(book, when, playbook=playbook).join(
+    snapshot = with_late_features(book, playbook, when, compute_features(book, when, playbook=playbook)).join(
         active, on="account_id", how="semi", maintain_order="left"
     )
     previous = compute_features(book, when - timedelta(days=PREVIOUS_DAYS), playbook=playbook).join(
@@ -528,6 +529,65 @@ def _features(book: Book, playbook: Playbook, when: datetime) -> tuple[pl.DataFr
     # The book's own columns when it has them: a book without owners or stages decides without them.
     present = [c for c in ("owner", "lifecycle_stage") if c in keep]
     return snapshot, previous, accounts.select("account_id", *present, "arr")
+
+
+def with_late_features(book: Book, playbook: Playbook, when: datetime, snapshot: pl.DataFrame) -> pl.DataFrame:
+    """``snapshot`` (at ``when``) with the columns of every name in the book it lacks, missing for every account.
+
+    A snapshot has the features of the names seen before its time. A signal (or outcome kind)
+    whose first row comes after the decision time then has no column, and a rule or eligibility on
+    it stopped the run with "unknown feature" (``nextmove validate``, which checks the playbook
+    against every name in the book, had passed it). With its columns added, missing as they are for
+    an account without the signal, such a rule holds for no account; :func:`late_signals_note` says
+    so. The snapshot's own columns are kept as they are (the models were fitted on them).
+    """
+    vocab = FeatureVocabulary.build(
+        accounts_schema=book.accounts.schema,
+        signal_names=book.signal_names,
+        action_ids=book.touches.get_column("action_id").drop_nulls().unique().to_list(),
+        outcome_kinds=book.outcomes.get_column("kind").drop_nulls().unique().to_list(),
+        playbook=playbook,
+    )
+    empty = Book(book.accounts.head(0), book.signals.head(0), book.touches.head(0), book.outcomes.head(0))
+    every = compute_features(empty, when, playbook=playbook, vocabulary=vocab).schema
+    late = [pl.lit(None, dtype=dtype).alias(name) for name, dtype in every.items() if name not in snapshot.columns]
+    return snapshot.with_columns(late) if late else snapshot
+
+
+def late_signals_note(book: Book, when: datetime) -> str | None:
+    """A note naming the signals with no row before ``when``, and their first date (None if there is none).
+
+    Examples
+    --------
+    >>> from datetime import UTC
+    >>> from nextmove.book import empty_table
+    >>> signals = pl.DataFrame({"account_id": ["a", "a"], "name": ["logins", "NPS score"],
+    ...                         "ts": [datetime(2025, 1, 5, tzinfo=UTC), datetime(2025, 4, 2, tzinfo=UTC)],
+    ...                         "value": [3.0, 9.0]})
+    >>> book = Book(pl.DataFrame({"account_id": ["a"]}), signals, empty_table("touches"), empty_table("outcomes"))
+    >>> print(late_signals_note(book, datetime(2025, 3, 1, tzinfo=UTC)))  # doctest: +NORMALIZE_WHITESPACE
+    the signal 'NPS score' has no row before the decision time 2025-03-01 (its first: 2025-04-02): its
+    features are missing for every account, as for an account without it, so a rule or eligibility on
+    them holds for no account (unless it tests missing(...)) and the models learn without it; pass an
+    --as-of after its first row to decide with it
+    """
+    firsts = book.signals.group_by("name").agg(pl.col("ts").min()).filter(pl.col("ts") >= when).sort("ts", "name")
+    if firsts.height == 0:
+        return None
+    missing = "features are missing for every account, as for an account without"
+    rule = "so a rule or eligibility on them holds for no account (unless it tests missing(...))"
+    if firsts.height == 1:
+        name, first = firsts.row(0)
+        return (
+            f"the signal {name!r} has no row before the decision time {when:%Y-%m-%d} (its first: {first:%Y-%m-%d}): "
+            f"its {missing} it, {rule} and the models learn without it; pass an --as-of after its first row to "
+            "decide with it"
+        )
+    named = ", ".join(f"{name!r} (first: {first:%Y-%m-%d})" for name, first in firsts.iter_rows())
+    return (
+        f"the signals {named} have no row before the decision time {when:%Y-%m-%d}: their {missing} them, {rule} "
+        "and the models learn without them; pass an --as-of after their first rows to decide with them"
+    )
 
 
 def _health_scores(playbook: Playbook, snapshot: pl.DataFrame, notes: list[str]) -> pl.DataFrame:
