@@ -181,3 +181,12 @@ def test_run_cli_that_fails_to_save_the_run_leaves_the_earlier_outputs_as_they_w
     run_id = json.loads((out / "summary.json").read_text(encoding="utf-8"))["run_id"]
     assert f"Run <code>{run_id}</code>" in (out / "report.html").read_text(encoding="utf-8")
     assert f"Report: {out / 'report.html'}" in " ".join(again.output.split())
+
+
+def test_run_cli_and_the_library_train_on_as_many_threads_by_default() -> None:
+    import inspect
+
+    from nextmove.cli.run import run_cmd
+    from nextmove.engine.run import RunOptions
+
+    assert inspect.signature(run_cmd).parameters["jobs"].default == RunOptions().jobs == 2

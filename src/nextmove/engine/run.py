@@ -141,8 +141,10 @@ class RunOptions:
     """Segment the book by behavior and estimate each segment's response (kept in the summary and the report)."""
     truth: pl.DataFrame | None = None
     """The lab's true values (``truth/values``: ``account_id, action_id, eligible, value_usd``) to measure regret."""
-    jobs: int = 1
-    """Threads the models train with."""
+    jobs: int = 2
+    """Threads the models train with: 2, as ``nextmove run --jobs`` (the effect model uses at most one per
+    fold, 3 in a run: the run's timings in ``docs/benchmarks.md`` are on two cores). 1 leaves a core free,
+    e.g. for a server that decides online while it runs (``POST /v1/runs`` uses this default)."""
 
 
 FAST_EFFECT_PARAMS: Mapping[str, Any] = {"n_folds": 3, "n_estimators": 60, "max_rows_per_tree": 30_000}
