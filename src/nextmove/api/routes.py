@@ -41,7 +41,7 @@ from nextmove.api.schemas import (
     UtcTime,
     clean_text,
 )
-from nextmove.api.service import Services
+from nextmove.api.service import RUN_RECORDED_WAIT_S, Services
 from nextmove.engine.online import DecideGroup, DecideRequest, servable_run
 from nextmove.engine.run_process import interrupted_run_note
 from nextmove.errors import ConfigError, NextmoveError, NotFoundError
@@ -506,21 +506,12 @@ def list_runs(
 def get_run(
     run_id: Annotated[str, _id_path("run")], request: Request, principal: PrincipalDep, services: ServicesDep
 ) -> RunPublic:
-    """Roles: ``admin`` and ``manager``. A run started by this server shows its steps as they happen."""
+    """Roles: ``admin`` and ``manager``. A run started by this server shows its steps as they happen
+    (and, until the engine has recorded it, the run as ``POST /v1/runs`` answered it)."""
     principal.require("runs:read")
     run_id = _clean("run_id", run_id) or ""
     _note(request, "read", f"run:{run_id}")
-    try:
-        run = services.store.get_run(run_id)
-    except NotFoundError:
-        progress = services.runs.progress(run_id)
-        if progress is None:
-            raise
-        # Started here, not recorded by the engine yet.
-        run = RunRecord(run_id=run_id, book_source=_book_shown(services) or "", playbook_hash="")
-        if progress.error is not None:
-            run = RunRecord(run_id=run_id, book_source=run.book_source, playbook_hash="", status="failed")
-    return _run_public(services, run)
+    return _run_public(services, services.runs.record(run_id))
 
 
 @router.post(
@@ -539,19 +530,20 @@ def get_run(
 def start_run(body: RunIn, request: Request, principal: PrincipalDep, services: ServicesDep) -> RunPublic:
     """Roles: ``admin``. Follow it with ``GET /v1/runs/{run_id}``; with ``promote`` (default), a
     succeeded run becomes the one online decisions come from, swapped in atomically; without, the
-    served run stays what it was."""
+    served run stays what it was.
+
+    The answer is the run as stored, as ``GET /v1/runs/{run_id}`` shows it: its ``as_of`` (without
+    one asked for, the book's latest data, resolved by the run) and its ``created_at``. The run is
+    recorded once the book has been read again, normally within milliseconds; the answer waits up to
+    5 s for it. A run not recorded by then (a book still being rewritten, or read from a database)
+    is answered as accepted: ``as_of`` as asked (null without one), ``created_at`` when the server
+    accepted it; ``GET /v1/runs/{run_id}`` shows the stored values once the run is recorded."""
     principal.require("runs:start")
     info = _note(request, "change", "runs:start", as_of=None if body.as_of is None else body.as_of.isoformat())
     progress = services.runs.start(as_of=body.as_of, seed=body.seed, promote=body.promote)
     info["resource"] = f"run:{progress.run_id}"
     services.store.add_audit([_entry(request, info, 202)])
-    run = RunRecord(
-        run_id=progress.run_id,
-        book_source=_book_shown(services) or "",
-        playbook_hash=services.config.playbook.content_hash(),
-        as_of=body.as_of,
-    )
-    return _run_public(services, run)
+    return _run_public(services, services.runs.record(progress.run_id, wait_s=RUN_RECORDED_WAIT_S))
 
 
 # ---- measurements -----------------------------------------------------------------------------
