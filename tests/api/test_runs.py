@@ -1,4 +1,5 @@
-"""POST /v1/runs answers with the run as stored, as GET /v1/runs/{run_id} shows it."""
+"""Runs through the API: POST /v1/runs answers with the run as stored, as GET /v1/runs/{run_id} shows it;
+GET /v1/lift without a run_id says why no run is served and which one it could measure."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import os
 import threading
 import time
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -177,3 +179,65 @@ def test_a_run_that_fails_before_it_is_recorded_is_answered_failed_with_why(
     assert started.json()["status"] == "failed"
     assert "duplicate account_id" in started.json()["error"]
     assert started.json() == shown.json()
+
+
+@pytest.fixture
+def url(tmp_path: Path) -> str:
+    return f"sqlite:///{(tmp_path / 'lift.db').as_posix()}"
+
+
+def _lift_without_run_id(url: str, playbook: Playbook) -> httpx.Response:
+    with open_store(url) as store:
+        keys = make_keys(store)
+    app = create_app(ApiConfig(playbook=playbook, store_url=url, refresh_s=3600.0))
+
+    async def calls(client: httpx.AsyncClient) -> httpx.Response:
+        return await client.get("/v1/lift")
+
+    answer: httpx.Response = _ask(app, keys, calls)
+    assert answer.status_code == 404, answer.text
+    return answer
+
+
+def _save_run(url: str, playbook_hash: str, run_id: str, **params: Any) -> None:
+    when = datetime(2026, 6, 1, tzinfo=UTC)
+    run = RunRecord(
+        run_id=run_id,
+        book_source="tests",
+        playbook_hash=playbook_hash,
+        status="succeeded",
+        as_of=when,
+        created_at=when,
+        finished_at=when,
+        params=params,
+    )
+    with open_store(url) as store:
+        store.save_run(run, [])
+
+
+def test_lift_without_a_run_says_the_store_has_none_and_how_to_make_one(url: str, playbook: Playbook) -> None:
+    message = _lift_without_run_id(url, playbook).json()["message"]
+    assert "no succeeded run" in message
+    assert "POST /v1/runs" in message
+
+
+def test_lift_without_a_served_run_names_the_succeeded_one_and_what_to_do(url: str, playbook: Playbook) -> None:
+    _save_run(url, playbook.content_hash(), "run-quiet", promote=False)
+    message = _lift_without_run_id(url, playbook).json()["message"]
+    assert "no succeeded run" not in message
+    assert "no run is served" in message
+    assert "promote=false" in message
+    assert "run_id=" in message
+    assert "'run-quiet'" in message
+    assert "nextmove models promote RUN_ID" in message
+
+
+def test_lift_without_a_served_run_says_why_the_run_to_serve_is_not(url: str, playbook: Playbook) -> None:
+    _save_run(url, "another-playbook", "run-other")
+    message = _lift_without_run_id(url, playbook).json()["message"]
+    assert "no run is served" in message
+    assert "made under playbook another-playbook" in message  # the run that would be served, and why it is not
+    assert "POST /v1/runs" in message
+    _save_run(url, playbook.content_hash(), "run-quiet", promote=False)
+    message = _lift_without_run_id(url, playbook).json()["message"]
+    assert "'run-quiet'" in message  # one that can be measured with this server's playbook

@@ -42,7 +42,7 @@ from nextmove.api.schemas import (
     clean_text,
 )
 from nextmove.api.service import RUN_RECORDED_WAIT_S, Services
-from nextmove.engine.online import DecideGroup, DecideRequest, servable_run
+from nextmove.engine.online import POLICY_MODEL_KIND, DecideGroup, DecideRequest, servable_run
 from nextmove.engine.run_process import interrupted_run_note
 from nextmove.errors import ConfigError, NextmoveError, NotFoundError
 from nextmove.store import AuditEntry, DecisionRecord, RunRecord
@@ -51,6 +51,8 @@ from nextmove.store.records import utcnow
 MAX_PAGE = 500
 MAX_OFFSET = 10_000_000
 HISTORY_ROWS = 50
+LISTED_RUNS_SCANNED = 50
+"""How many of the latest succeeded runs a 404 of ``GET /v1/lift`` looks through for one to name."""
 
 _bearer = HTTPBearer(auto_error=False, description="An API key: `Authorization: Bearer nm_…`")
 _header_key = APIKeyHeader(name="X-API-Key", auto_error=False, description="An API key, as a header")
@@ -565,22 +567,55 @@ def lift(
     principal: PrincipalDep,
     services: ServicesDep,
     run_id: Annotated[
-        str | None, Query(max_length=MAX_ID_CHARS, description="The run; default: the served run.")
+        str | None,
+        Query(max_length=MAX_ID_CHARS, description="The run; default: the served run (a 404 when none is served)."),
     ] = None,
     allow_partial: Annotated[
         bool, Query(description="Measure before the horizon has passed (outcomes seen so far).")
     ] = False,
 ) -> ReportPublic:
-    """Roles: ``admin`` and ``manager`` (book-wide figures). Needs the server's book (``--book``)."""
+    """Roles: ``admin`` and ``manager`` (book-wide figures). Needs the server's book (``--book``).
+
+    Without ``run_id``, the served run is measured; when no run is served, a 404 says whether the
+    store has a succeeded run to pass as ``run_id`` or to promote."""
     principal.require("lift")
     run_id = _clean("run_id", run_id)
     _note(request, "read", "lift", run_id=run_id)
     run = services.store.get_run(run_id) if run_id is not None else services.served_run()
     if run is None:
-        raise NotFoundError("no run to measure: the store has no succeeded run yet")
+        raise NotFoundError(_no_served_run(services))
     config = services.config
     data = lift_report(services.store, config.book, config.playbook, run, allow_partial=allow_partial)
     return ReportPublic(run_id=run.run_id, data=data)
+
+
+def _no_served_run(services: Services) -> str:
+    """Why ``GET /v1/lift`` without ``run_id`` has no run to measure, and what to do about it."""
+    store = services.store
+    succeeded = store.list_runs(LISTED_RUNS_SCANNED, status="succeeded")
+    if not succeeded:
+        return (
+            "no run to measure: the store has no succeeded run yet; start one with POST /v1/runs "
+            "(or `nextmove run`), then ask again once it has succeeded"
+        )
+    if store.active_model(POLICY_MODEL_KIND) is None and servable_run(store) is None:
+        # The decider then says the store has no succeeded run to serve: true of serving, not of measuring.
+        why = "the succeeded runs were started with promote=false, and none has been promoted since"
+    else:
+        why = services.decider.problem or "none is loaded yet"
+    playbook_hash = services.config.playbook.content_hash()
+    latest = next((r.run_id for r in succeeded if r.playbook_hash == playbook_hash), None)
+    if latest is None:
+        return (
+            f"no run to measure by default: no run is served ({why}), and the store's latest succeeded runs were "
+            "made under another playbook than the server's: start a run with POST /v1/runs, or the server with "
+            "the playbook of the run to measure (--playbook)"
+        )
+    return (
+        f"no run to measure by default: no run is served ({why}). Measure a given run with run_id=RUN_ID "
+        f"(the latest succeeded under the server's playbook is {latest!r}; GET /v1/runs?status=succeeded lists "
+        "the runs), or serve one with `nextmove models promote RUN_ID`"
+    )
 
 
 @router.get(
