@@ -13,7 +13,9 @@ from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBea
 from nextmove._urls import mask_url
 from nextmove.api.audit import AUDIT_STATE_KEY
 from nextmove.api.auth import Principal
+from nextmove.api.errors import TooManyAuthFailuresError, UnauthenticatedError
 from nextmove.api.feedback import check_feedback
+from nextmove.api.limits import client_of
 from nextmove.api.measures import lift_report
 from nextmove.api.schemas import (
     MAX_ID_CHARS,
@@ -62,6 +64,12 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     403: {"model": ErrorPublic, "description": "The key's role may not use this endpoint"},
     413: {"model": ErrorPublic, "description": "The request body is too large"},
     422: {"model": ErrorPublic, "description": "The request does not match the API"},
+    429: {
+        "model": ErrorPublic,
+        "description": "Too many requests without a valid API key from this client lately: wait the seconds of "
+        "the Retry-After header (a request with a valid key is never refused so)",
+        "headers": {"Retry-After": {"description": "Seconds to wait", "schema": {"type": "integer"}}},
+    },
 }
 JSON_BODY: dict[int | str, dict[str, Any]] = {
     415: {"model": ErrorPublic, "description": "The body is not sent as Content-Type: application/json"}
@@ -94,7 +102,11 @@ async def authenticated(
     """The principal of the request's key (401 without a valid one); records it for the audit trail.
 
     A key verified lately is recognised without I/O; otherwise the check (a store read and a
-    deliberately slow hash) runs in a worker thread, off the event loop.
+    deliberately slow hash) runs in a worker thread, off the event loop. A client past its
+    allowance of failed authentications is answered 429 instead of 401, and its refusals are
+    summarised in the audit trail (:mod:`nextmove.api.limits`); a valid key is never refused so.
+    The express lane of ``POST /v1/decide`` takes only keys verified lately and leaves every
+    other request to this, so both answer and audit a refusal alike.
     """
     services: Services = request.app.state.services
     info = _audit(request)
@@ -103,9 +115,28 @@ async def authenticated(
     if principal is None:
         try:
             principal = await run_in_threadpool(services.verifier.authenticate, presented)
-        except NextmoveError:
+        except UnauthenticatedError as exc:
+            client = client_of(request.scope)
             # Anyone can write a key's public id in front of a wrong secret: the refusal is kept out
             # of that key's entries (key_id stays None) and the id it claimed is noted apart.
+            detail: dict[str, Any] = {"client": client}
+            claimed = _claimed_key_id(presented)
+            if claimed:
+                detail["claimed_key_id"] = claimed
+            info["detail"] = detail
+            refusal = services.auth_failures.refuse(client, request.method, request.url.path)
+            if not refusal.limited:
+                raise
+            if refusal.audit:
+                detail["rate_limited"] = True
+            else:
+                info["written"] = True  # counted in the client's summary entry instead (see AuthFailureLimiter)
+            raise TooManyAuthFailuresError(
+                f"too many requests without a valid API key from this client ({client}): wait "
+                f"{refusal.retry_after_s} s (Retry-After) before trying again. This one: {exc}",
+                retry_after_s=refusal.retry_after_s,
+            ) from None
+        except NextmoveError:
             claimed = _claimed_key_id(presented)
             if claimed:
                 info["detail"] = {"claimed_key_id": claimed}

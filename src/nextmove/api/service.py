@@ -19,12 +19,14 @@ from nextmove.api.audit import AuditWriter
 from nextmove.api.auth import KeyVerifier
 from nextmove.api.decisions import DecisionQueue
 from nextmove.api.errors import NotImplementedYetError, NotReadyError
+from nextmove.api.limits import AuthFailureLimiter
 from nextmove.api.measures import SegmentCache
 from nextmove.book import CONTRACT, Book
 from nextmove.book.contract import FILE_SUFFIXES
 from nextmove.engine.online import OnlineDecider
 from nextmove.errors import BookError, ConfigError, ConflictError, NextmoveError, NotFoundError
 from nextmove.playbook import Playbook
+from nextmove.settings import AUTH_FAILURES_BURST, AUTH_FAILURES_PER_MINUTE
 from nextmove.store import RunRecord, SqlStore, Store, open_store
 from nextmove.store.records import utcnow
 
@@ -74,6 +76,11 @@ class ApiConfig:
     book_stamp
         The folder book's files as they were just before ``book`` was read from them
         (:func:`book_stamp`); None: as they are when the services are made.
+    auth_failures_burst
+        Requests without a valid key one client may make at once before they are answered 429 and
+        only summarised in the audit trail (0: no limit); see :mod:`nextmove.api.limits`.
+    auth_failures_per_minute
+        How fast that allowance comes back, per minute.
     """
 
     playbook: Playbook
@@ -86,6 +93,8 @@ class ApiConfig:
     out_dir: Path | None = None
     book_refresh_s: float = 300.0
     book_stamp: BookStamp | None = None
+    auth_failures_burst: int = AUTH_FAILURES_BURST
+    auth_failures_per_minute: float = AUTH_FAILURES_PER_MINUTE
 
 
 RUN_RECORDED_WAIT_S = 5.0
@@ -547,6 +556,9 @@ class Services:
         self.store = store if store is not None else open_store(config.store_url)
         self.verifier = KeyVerifier(self.store, ttl_s=config.key_ttl_s)
         self.audit = AuditWriter(self.store)
+        self.auth_failures = AuthFailureLimiter(
+            config.auth_failures_burst, config.auth_failures_per_minute, write=self.audit.add
+        )
         self.decider = OnlineDecider(self.store, config.playbook, refresh_s=config.refresh_s, book=config.book)
         self.decisions = DecisionQueue(self.decider)
         self.runs = RunManager(self)
@@ -587,6 +599,7 @@ class Services:
         """Stop the background threads and close the store."""
         self._stop.set()
         self.decisions.close()
+        self.auth_failures.close()  # its counts of refusals not written one by one, before the last audit flush
         self.audit.close()
         if self._refresher.is_alive():
             self._refresher.join(timeout=5)
@@ -702,6 +715,7 @@ class Services:
 
     def _refresh_loop(self) -> None:
         while not self._stop.wait(self.config.refresh_s):
+            self.auth_failures.sweep()
             try:
                 self.decider.refresh()
             except NextmoveError as exc:
