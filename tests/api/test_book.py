@@ -88,6 +88,10 @@ def _run_through_the_api(client: httpx.Client) -> str:
     started = client.post("/v1/runs", json={"seed": 1})
     assert started.status_code == 202, started.text
     run_id = str(started.json()["run_id"])
+    # Answered as stored: the as_of the run resolved from the book, the record's created_at.
+    recorded = client.get(f"/v1/runs/{run_id}").json()
+    assert started.json()["as_of"] is not None
+    assert (started.json()["as_of"], started.json()["created_at"]) == (recorded["as_of"], recorded["created_at"])
     again = client.post("/v1/runs", json={})
     assert again.status_code == 409
     assert run_id in again.json()["message"]

@@ -29,6 +29,9 @@ FLUSH_EVERY_S: Final[float] = 0.2
 """How long the writer thread waits for an entry before checking whether it should stop."""
 MAX_QUEUED: Final[int] = 100_000
 
+DENIED_STATUSES: Final[frozenset[int]] = frozenset({401, 403, 429})
+"""Answers audited as ``denied``: no valid key, a role that may not, too many requests without a valid key."""
+
 AUDIT_STATE_KEY: Final[str] = "nextmove_audit"
 """Key in the ASGI scope's ``state`` under which a request records what it read or changed."""
 
@@ -113,6 +116,9 @@ class AuditWriter:
 class AuditMiddleware:
     """For each request that named a key, commit an audit entry before the answer leaves (unless the route wrote one).
 
+    A refusal of a client past its allowance of failed authentications is only counted, in a
+    summary entry (the route marks it ``written``): see :mod:`nextmove.api.limits`.
+
     Routes describe what they touched in ``scope["state"]["nextmove_audit"]`` (a dict with
     ``key_id``, ``role``, ``action``, ``resource``, ``detail`` and ``written``). An answer whose
     entry the store refuses is replaced by a 503 ``store_unavailable``: the client never gets what
@@ -157,7 +163,7 @@ class AuditMiddleware:
             return None
         info["written"] = True
         action = info.get("action", "read")
-        if status in (401, 403):
+        if status in DENIED_STATUSES:
             action = "denied"
         elif status >= 400 and action == "change":
             action = "change-refused"

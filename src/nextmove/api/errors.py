@@ -34,6 +34,18 @@ class ForbiddenError(NextmoveError):
     code = "forbidden"
 
 
+class TooManyAuthFailuresError(NextmoveError):
+    """A client made too many requests without a valid key lately: a 429, with the seconds to wait."""
+
+    exit_code = 2
+    http_status = 429
+    code = "too_many_requests"
+
+    def __init__(self, message: str, retry_after_s: int) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
 class PayloadTooLargeError(NextmoveError):
     """The request body is over the server's limit."""
 
@@ -119,11 +131,18 @@ def error_body(
 
 
 def error_response(
-    status: int, code: str, message: str, problems: Sequence[dict[str, Any]] | None = None
+    status: int,
+    code: str,
+    message: str,
+    problems: Sequence[dict[str, Any]] | None = None,
+    *,
+    retry_after_s: int | None = None,
 ) -> JSONResponse:
-    """An error as a JSON response (401 answers also say how to authenticate)."""
-    headers = {"WWW-Authenticate": 'Bearer realm="nextmove"'} if status == 401 else None
-    return JSONResponse(error_body(status, code, message, problems), status_code=status, headers=headers)
+    """An error as a JSON response (401 answers also say how to authenticate; ``Retry-After`` if given)."""
+    headers = {"WWW-Authenticate": 'Bearer realm="nextmove"'} if status == 401 else {}
+    if retry_after_s is not None:
+        headers["Retry-After"] = str(retry_after_s)
+    return JSONResponse(error_body(status, code, message, problems), status_code=status, headers=headers or None)
 
 
 def nextmove_error_response(exc: NextmoveError, store_url: str | None = None) -> JSONResponse:
@@ -138,7 +157,10 @@ def nextmove_error_response(exc: NextmoveError, store_url: str | None = None) ->
     (422, '{"status":422,"code":"invalid_request","message":"bad","problems":[{"field":"a","problem":"no a"}]}')
     """
     problems = exc.problems if isinstance(exc, InvalidRequestError) else None
-    return error_response(exc.http_status, exc.code, public_message(exc, store_url), problems)
+    retry_after_s = exc.retry_after_s if isinstance(exc, TooManyAuthFailuresError) else None
+    return error_response(
+        exc.http_status, exc.code, public_message(exc, store_url), problems, retry_after_s=retry_after_s
+    )
 
 
 def _where(loc: Sequence[Any]) -> str:

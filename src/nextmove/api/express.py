@@ -19,7 +19,7 @@ import json
 from pydantic import ValidationError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from nextmove.api.audit import send_unaudited
+from nextmove.api.audit import DENIED_STATUSES, send_unaudited
 from nextmove.api.auth import Principal
 from nextmove.api.errors import nextmove_error_response
 from nextmove.api.routes import decide_now, decide_resource
@@ -137,7 +137,7 @@ class DecideExpressLane:
 
     async def _audit_refusal(self, entry: AuditEntry, status: int) -> bool:
         # Committed before the refusal is answered, as the audit middleware does on the normal path; whether it was.
-        action = "denied" if status in (401, 403) else "change-refused"
+        action = "denied" if status in DENIED_STATUSES else "change-refused"
         return await self.services.audit.write(
             AuditEntry(
                 action=action,

@@ -13,7 +13,9 @@ from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBea
 from nextmove._urls import mask_url
 from nextmove.api.audit import AUDIT_STATE_KEY
 from nextmove.api.auth import Principal
+from nextmove.api.errors import TooManyAuthFailuresError, UnauthenticatedError
 from nextmove.api.feedback import check_feedback
+from nextmove.api.limits import client_of
 from nextmove.api.measures import lift_report
 from nextmove.api.schemas import (
     MAX_ID_CHARS,
@@ -41,8 +43,8 @@ from nextmove.api.schemas import (
     UtcTime,
     clean_text,
 )
-from nextmove.api.service import Services
-from nextmove.engine.online import DecideGroup, DecideRequest, servable_run
+from nextmove.api.service import RUN_RECORDED_WAIT_S, Services
+from nextmove.engine.online import POLICY_MODEL_KIND, DecideGroup, DecideRequest, servable_run
 from nextmove.engine.run_process import interrupted_run_note
 from nextmove.errors import ConfigError, NextmoveError, NotFoundError
 from nextmove.store import AuditEntry, DecisionRecord, RunRecord
@@ -51,6 +53,8 @@ from nextmove.store.records import utcnow
 MAX_PAGE = 500
 MAX_OFFSET = 10_000_000
 HISTORY_ROWS = 50
+LISTED_RUNS_SCANNED = 50
+"""How many of the latest succeeded runs a 404 of ``GET /v1/lift`` looks through for one to name."""
 
 _bearer = HTTPBearer(auto_error=False, description="An API key: `Authorization: Bearer nm_…`")
 _header_key = APIKeyHeader(name="X-API-Key", auto_error=False, description="An API key, as a header")
@@ -60,6 +64,12 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     403: {"model": ErrorPublic, "description": "The key's role may not use this endpoint"},
     413: {"model": ErrorPublic, "description": "The request body is too large"},
     422: {"model": ErrorPublic, "description": "The request does not match the API"},
+    429: {
+        "model": ErrorPublic,
+        "description": "Too many requests without a valid API key from this client lately: wait the seconds of "
+        "the Retry-After header (a request with a valid key is never refused so)",
+        "headers": {"Retry-After": {"description": "Seconds to wait", "schema": {"type": "integer"}}},
+    },
 }
 JSON_BODY: dict[int | str, dict[str, Any]] = {
     415: {"model": ErrorPublic, "description": "The body is not sent as Content-Type: application/json"}
@@ -92,7 +102,11 @@ async def authenticated(
     """The principal of the request's key (401 without a valid one); records it for the audit trail.
 
     A key verified lately is recognised without I/O; otherwise the check (a store read and a
-    deliberately slow hash) runs in a worker thread, off the event loop.
+    deliberately slow hash) runs in a worker thread, off the event loop. A client past its
+    allowance of failed authentications is answered 429 instead of 401, and its refusals are
+    summarised in the audit trail (:mod:`nextmove.api.limits`); a valid key is never refused so.
+    The express lane of ``POST /v1/decide`` takes only keys verified lately and leaves every
+    other request to this, so both answer and audit a refusal alike.
     """
     services: Services = request.app.state.services
     info = _audit(request)
@@ -101,9 +115,28 @@ async def authenticated(
     if principal is None:
         try:
             principal = await run_in_threadpool(services.verifier.authenticate, presented)
-        except NextmoveError:
+        except UnauthenticatedError as exc:
+            client = client_of(request.scope)
             # Anyone can write a key's public id in front of a wrong secret: the refusal is kept out
             # of that key's entries (key_id stays None) and the id it claimed is noted apart.
+            detail: dict[str, Any] = {"client": client}
+            claimed = _claimed_key_id(presented)
+            if claimed:
+                detail["claimed_key_id"] = claimed
+            info["detail"] = detail
+            refusal = services.auth_failures.refuse(client, request.method, request.url.path)
+            if not refusal.limited:
+                raise
+            if refusal.audit:
+                detail["rate_limited"] = True
+            else:
+                info["written"] = True  # counted in the client's summary entry instead (see AuthFailureLimiter)
+            raise TooManyAuthFailuresError(
+                f"too many requests without a valid API key from this client ({client}): wait "
+                f"{refusal.retry_after_s} s (Retry-After) before trying again. This one: {exc}",
+                retry_after_s=refusal.retry_after_s,
+            ) from None
+        except NextmoveError:
             claimed = _claimed_key_id(presented)
             if claimed:
                 info["detail"] = {"claimed_key_id": claimed}
@@ -506,21 +539,12 @@ def list_runs(
 def get_run(
     run_id: Annotated[str, _id_path("run")], request: Request, principal: PrincipalDep, services: ServicesDep
 ) -> RunPublic:
-    """Roles: ``admin`` and ``manager``. A run started by this server shows its steps as they happen."""
+    """Roles: ``admin`` and ``manager``. A run started by this server shows its steps as they happen
+    (and, until the engine has recorded it, the run as ``POST /v1/runs`` answered it)."""
     principal.require("runs:read")
     run_id = _clean("run_id", run_id) or ""
     _note(request, "read", f"run:{run_id}")
-    try:
-        run = services.store.get_run(run_id)
-    except NotFoundError:
-        progress = services.runs.progress(run_id)
-        if progress is None:
-            raise
-        # Started here, not recorded by the engine yet.
-        run = RunRecord(run_id=run_id, book_source=_book_shown(services) or "", playbook_hash="")
-        if progress.error is not None:
-            run = RunRecord(run_id=run_id, book_source=run.book_source, playbook_hash="", status="failed")
-    return _run_public(services, run)
+    return _run_public(services, services.runs.record(run_id))
 
 
 @router.post(
@@ -539,19 +563,20 @@ def get_run(
 def start_run(body: RunIn, request: Request, principal: PrincipalDep, services: ServicesDep) -> RunPublic:
     """Roles: ``admin``. Follow it with ``GET /v1/runs/{run_id}``; with ``promote`` (default), a
     succeeded run becomes the one online decisions come from, swapped in atomically; without, the
-    served run stays what it was."""
+    served run stays what it was.
+
+    The answer is the run as stored, as ``GET /v1/runs/{run_id}`` shows it: its ``as_of`` (without
+    one asked for, the book's latest data, resolved by the run) and its ``created_at``. The run is
+    recorded once the book has been read again, normally within milliseconds; the answer waits up to
+    5 s for it. A run not recorded by then (a book still being rewritten, or read from a database)
+    is answered as accepted: ``as_of`` as asked (null without one), ``created_at`` when the server
+    accepted it; ``GET /v1/runs/{run_id}`` shows the stored values once the run is recorded."""
     principal.require("runs:start")
     info = _note(request, "change", "runs:start", as_of=None if body.as_of is None else body.as_of.isoformat())
     progress = services.runs.start(as_of=body.as_of, seed=body.seed, promote=body.promote)
     info["resource"] = f"run:{progress.run_id}"
     services.store.add_audit([_entry(request, info, 202)])
-    run = RunRecord(
-        run_id=progress.run_id,
-        book_source=_book_shown(services) or "",
-        playbook_hash=services.config.playbook.content_hash(),
-        as_of=body.as_of,
-    )
-    return _run_public(services, run)
+    return _run_public(services, services.runs.record(progress.run_id, wait_s=RUN_RECORDED_WAIT_S))
 
 
 # ---- measurements -----------------------------------------------------------------------------
@@ -573,22 +598,55 @@ def lift(
     principal: PrincipalDep,
     services: ServicesDep,
     run_id: Annotated[
-        str | None, Query(max_length=MAX_ID_CHARS, description="The run; default: the served run.")
+        str | None,
+        Query(max_length=MAX_ID_CHARS, description="The run; default: the served run (a 404 when none is served)."),
     ] = None,
     allow_partial: Annotated[
         bool, Query(description="Measure before the horizon has passed (outcomes seen so far).")
     ] = False,
 ) -> ReportPublic:
-    """Roles: ``admin`` and ``manager`` (book-wide figures). Needs the server's book (``--book``)."""
+    """Roles: ``admin`` and ``manager`` (book-wide figures). Needs the server's book (``--book``).
+
+    Without ``run_id``, the served run is measured; when no run is served, a 404 says whether the
+    store has a succeeded run to pass as ``run_id`` or to promote."""
     principal.require("lift")
     run_id = _clean("run_id", run_id)
     _note(request, "read", "lift", run_id=run_id)
     run = services.store.get_run(run_id) if run_id is not None else services.served_run()
     if run is None:
-        raise NotFoundError("no run to measure: the store has no succeeded run yet")
+        raise NotFoundError(_no_served_run(services))
     config = services.config
     data = lift_report(services.store, config.book, config.playbook, run, allow_partial=allow_partial)
     return ReportPublic(run_id=run.run_id, data=data)
+
+
+def _no_served_run(services: Services) -> str:
+    """Why ``GET /v1/lift`` without ``run_id`` has no run to measure, and what to do about it."""
+    store = services.store
+    succeeded = store.list_runs(LISTED_RUNS_SCANNED, status="succeeded")
+    if not succeeded:
+        return (
+            "no run to measure: the store has no succeeded run yet; start one with POST /v1/runs "
+            "(or `nextmove run`), then ask again once it has succeeded"
+        )
+    if store.active_model(POLICY_MODEL_KIND) is None and servable_run(store) is None:
+        # The decider then says the store has no succeeded run to serve: true of serving, not of measuring.
+        why = "the succeeded runs were started with promote=false, and none has been promoted since"
+    else:
+        why = services.decider.problem or "none is loaded yet"
+    playbook_hash = services.config.playbook.content_hash()
+    latest = next((r.run_id for r in succeeded if r.playbook_hash == playbook_hash), None)
+    if latest is None:
+        return (
+            f"no run to measure by default: no run is served ({why}), and the store's latest succeeded runs were "
+            "made under another playbook than the server's: start a run with POST /v1/runs, or the server with "
+            "the playbook of the run to measure (--playbook)"
+        )
+    return (
+        f"no run to measure by default: no run is served ({why}). Measure a given run with run_id=RUN_ID "
+        f"(the latest succeeded under the server's playbook is {latest!r}; GET /v1/runs?status=succeeded lists "
+        "the runs), or serve one with `nextmove models promote RUN_ID`"
+    )
 
 
 @router.get(

@@ -467,9 +467,16 @@ class RunPublic(_Out):
 
     run_id: str
     status: str
-    created_at: datetime
+    created_at: datetime = Field(
+        description="When the run was recorded as started; for a run this server started and has not recorded yet, "
+        "when the server accepted it."
+    )
     finished_at: datetime | None
-    as_of: datetime | None
+    as_of: datetime | None = Field(
+        description="The run's decision time: the one asked for, else the book's latest data as the run resolved it "
+        "(filled when the run is recorded, normally before POST /v1/runs answers; null only for a run started "
+        "without one and not recorded yet)."
+    )
     book_source: str
     playbook_hash: str
     params: dict[str, Any]

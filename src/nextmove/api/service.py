@@ -19,12 +19,14 @@ from nextmove.api.audit import AuditWriter
 from nextmove.api.auth import KeyVerifier
 from nextmove.api.decisions import DecisionQueue
 from nextmove.api.errors import NotImplementedYetError, NotReadyError
+from nextmove.api.limits import AuthFailureLimiter
 from nextmove.api.measures import SegmentCache
 from nextmove.book import CONTRACT, Book
 from nextmove.book.contract import FILE_SUFFIXES
 from nextmove.engine.online import OnlineDecider
-from nextmove.errors import BookError, ConfigError, ConflictError, NextmoveError
+from nextmove.errors import BookError, ConfigError, ConflictError, NextmoveError, NotFoundError
 from nextmove.playbook import Playbook
+from nextmove.settings import AUTH_FAILURES_BURST, AUTH_FAILURES_PER_MINUTE
 from nextmove.store import RunRecord, SqlStore, Store, open_store
 from nextmove.store.records import utcnow
 
@@ -74,6 +76,11 @@ class ApiConfig:
     book_stamp
         The folder book's files as they were just before ``book`` was read from them
         (:func:`book_stamp`); None: as they are when the services are made.
+    auth_failures_burst
+        Requests without a valid key one client may make at once before they are answered 429 and
+        only summarised in the audit trail (0: no limit); see :mod:`nextmove.api.limits`.
+    auth_failures_per_minute
+        How fast that allowance comes back, per minute.
     """
 
     playbook: Playbook
@@ -86,16 +93,41 @@ class ApiConfig:
     out_dir: Path | None = None
     book_refresh_s: float = 300.0
     book_stamp: BookStamp | None = None
+    auth_failures_burst: int = AUTH_FAILURES_BURST
+    auth_failures_per_minute: float = AUTH_FAILURES_PER_MINUTE
+
+
+RUN_RECORDED_WAIT_S = 5.0
+"""How long ``POST /v1/runs`` waits for the run it started to be recorded in the store, so that its answer is the
+stored run (its resolved ``as_of``, its ``created_at``). Recording follows reading the book again, which takes
+milliseconds for a book that has not changed, longer for one being rewritten or read from a database."""
 
 
 @dataclass
 class RunProgress:
-    """A batch run started by this server: its id, its steps so far and its error, if any."""
+    """A batch run started by this server: its id, its steps so far and its error, if any.
+
+    ``accepted`` is the run as the server accepted it (the ``as_of`` asked for, if any; ``created_at``
+    when it was accepted), shown until the engine records the run in the store; ``recorded`` is set
+    once the engine has (it reports its first step right after), or once the run has ended.
+    """
 
     run_id: str
     steps: list[str] = field(default_factory=list)
     error: str | None = None
     done: bool = False
+    accepted: RunRecord | None = None
+    recorded: threading.Event = field(default_factory=threading.Event, repr=False, compare=False)
+
+    def report(self, step: str) -> None:
+        """Note a step of the run (the engine's ``progress`` callback)."""
+        self.steps.append(step)
+        self.recorded.set()
+
+    def end(self) -> None:
+        """Mark the run ended (succeeded or failed)."""
+        self.done = True
+        self.recorded.set()
 
 
 RunFunction = Callable[..., Any]
@@ -151,7 +183,14 @@ class RunManager:
                 going = next((r.run_id for r in self._runs.values() if not r.done), "?")
                 raise ConflictError(f"run {going!r} is still going; wait for it (GET /v1/runs/{going}) and try again")
             run_id = f"run-{time.strftime('%Y%m%dT%H%M%S', time.gmtime())}-{uuid.uuid4().hex[:6]}"
-            progress = RunProgress(run_id)
+            accepted = RunRecord(
+                run_id=run_id,
+                book_source=mask_url(config.book_path or config.book.source),
+                playbook_hash=config.playbook.content_hash(),
+                as_of=as_of,
+                params={"seed": seed, "promote": promote},
+            )
+            progress = RunProgress(run_id, accepted=accepted)
             self._runs[run_id] = progress
             self._thread = threading.Thread(
                 target=self._work,
@@ -179,7 +218,7 @@ class RunManager:
                 store=services.store,
                 out_dir=config.out_dir,
                 seed=seed,
-                progress=progress.steps.append,
+                progress=progress.report,
                 run_id=progress.run_id,
                 promote=promote,
             )
@@ -190,7 +229,7 @@ class RunManager:
             if promote:
                 # The run saved and activated its policy version (as every promoted run does): serve it now.
                 services.decider.refresh()
-            progress.steps.append("done")
+            progress.report("done")
         except NextmoveError as exc:
             progress.error = str(exc)
             logger.warning("run %s failed: %s", progress.run_id, exc)
@@ -198,7 +237,31 @@ class RunManager:
             progress.error = f"{type(exc).__name__}: {exc}"
             logger.error("run %s failed:\n%s", progress.run_id, traceback.format_exc())
         finally:
-            progress.done = True
+            progress.end()
+
+    def record(self, run_id: str, *, wait_s: float = 0.0) -> RunRecord:
+        """The run as the store has it; for a run started here and not recorded yet, as it was accepted.
+
+        A run started here that failed before it was recorded (its book no longer validates, say)
+        is ``failed``. With ``wait_s``, a run started here is first waited for until it is recorded
+        or has ended, for at most that long.
+
+        Raises
+        ------
+        NotFoundError
+            If the store has no such run and this server did not start it.
+        """
+        progress = self.progress(run_id)
+        if progress is not None and wait_s > 0:
+            progress.recorded.wait(wait_s)
+        try:
+            return self.services.store.get_run(run_id)
+        except NotFoundError:
+            if progress is None or progress.accepted is None:
+                raise
+            if progress.error is not None:
+                return replace(progress.accepted, status="failed", summary={"error": progress.error})
+            return progress.accepted
 
     def join(self, timeout: float | None = None) -> None:
         """Wait for the current run's thread (tests and shutdown)."""
@@ -493,6 +556,9 @@ class Services:
         self.store = store if store is not None else open_store(config.store_url)
         self.verifier = KeyVerifier(self.store, ttl_s=config.key_ttl_s)
         self.audit = AuditWriter(self.store)
+        self.auth_failures = AuthFailureLimiter(
+            config.auth_failures_burst, config.auth_failures_per_minute, write=self.audit.add
+        )
         self.decider = OnlineDecider(self.store, config.playbook, refresh_s=config.refresh_s, book=config.book)
         self.decisions = DecisionQueue(self.decider)
         self.runs = RunManager(self)
@@ -533,6 +599,7 @@ class Services:
         """Stop the background threads and close the store."""
         self._stop.set()
         self.decisions.close()
+        self.auth_failures.close()  # its counts of refusals not written one by one, before the last audit flush
         self.audit.close()
         if self._refresher.is_alive():
             self._refresher.join(timeout=5)
@@ -648,6 +715,7 @@ class Services:
 
     def _refresh_loop(self) -> None:
         while not self._stop.wait(self.config.refresh_s):
+            self.auth_failures.sweep()
             try:
                 self.decider.refresh()
             except NextmoveError as exc:

@@ -11,6 +11,7 @@ from nextmove.cli._common import console, handle_errors, status
 from nextmove.cli.commands import PlaybookOpt, resolve_playbook_path
 from nextmove.errors import ConfigError
 from nextmove.playbook.loader import load_playbook
+from nextmove.settings import Settings
 
 StoreOpt = Annotated[
     str | None,
@@ -54,6 +55,21 @@ def serve_cmd(
         Path | None, typer.Option("--out-dir", help="Folder for the files of runs started through the API.")
     ] = None,
     log_level: Annotated[str, typer.Option(help="uvicorn log level: critical, error, warning, info, debug.")] = "info",
+    auth_failures_burst: Annotated[
+        int | None,
+        typer.Option(
+            help="Requests without a valid API key one client (IP) may make at once before they are answered 429 "
+            "and only summarised in the audit trail; 0: no limit. Default: NEXTMOVE_AUTH_FAILURES_BURST, else 60.",
+            min=0,
+        ),
+    ] = None,
+    auth_failures_per_minute: Annotated[
+        float | None,
+        typer.Option(
+            help="How fast that allowance comes back, per minute. Default: NEXTMOVE_AUTH_FAILURES_PER_MINUTE, else 30.",
+            min=0.001,
+        ),
+    ] = None,
 ) -> None:
     """Serve the REST API: POST /v1/decide, GET /v1/accounts/{id}, GET /v1/recommendations, POST /v1/feedback, runs.
 
@@ -68,6 +84,7 @@ def serve_cmd(
 
     if log_level not in ("critical", "error", "warning", "info", "debug"):
         raise ConfigError(f"--log-level must be one of critical, error, warning, info, debug; got {log_level!r}")
+    settings = Settings()
     pb = load_playbook(resolve_playbook_path(book, playbook) if book is not None else playbook)
     loaded = None
     stamp = book_stamp(book)  # before reading: a change made while it is read is seen as one
@@ -84,6 +101,10 @@ def serve_cmd(
         out_dir=out_dir,
         book_refresh_s=book_refresh_s,
         book_stamp=stamp,
+        auth_failures_burst=settings.auth_failures_burst if auth_failures_burst is None else auth_failures_burst,
+        auth_failures_per_minute=(
+            settings.auth_failures_per_minute if auth_failures_per_minute is None else auth_failures_per_minute
+        ),
     )
     app = create_app(config)
     served = app.state.services.served_run()

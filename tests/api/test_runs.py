@@ -1,0 +1,243 @@
+"""Runs through the API: POST /v1/runs answers with the run as stored, as GET /v1/runs/{run_id} shows it;
+GET /v1/lift without a run_id says why no run is served and which one it could measure."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import threading
+import time
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from tests.api.conftest import Keys, make_keys
+
+import nextmove.api.routes as routes
+import nextmove.api.service as service
+from nextmove.api import ApiConfig, create_app
+from nextmove.api.service import Services
+from nextmove.book import default_as_of
+from nextmove.book.validate import load_book
+from nextmove.errors import BookError
+from nextmove.features.history import resolve_as_of
+from nextmove.playbook import Playbook
+from nextmove.store import RunRecord, Store, open_store
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[Store]:
+    with open_store(f"sqlite:///{(tmp_path / 'nextmove.db').as_posix()}") as opened:
+        yield opened
+
+
+def _book_app(tmp_path: Path, store: Store, playbook: Playbook) -> tuple[FastAPI, Keys]:
+    """An in-process app over a two-account folder book, with keys of every role."""
+    folder = tmp_path / "book"
+    folder.mkdir()
+    (folder / "accounts.csv").write_text("account_id,owner,arr\na1,ana,12000\na2,ana,9000\n", encoding="utf-8")
+    (folder / "touches.csv").write_text(
+        "account_id,action_id,ts\na1,nurture_email,2026-05-03T10:00:00Z\na2,nurture_email,2026-05-04T10:00:00Z\n",
+        encoding="utf-8",
+    )
+    then = time.time() - 10  # written whole: the server need not wait for the files to settle
+    for file in folder.iterdir():
+        os.utime(file, (then, then))
+    book = load_book(str(folder), playbook=playbook)
+    config = ApiConfig(playbook=playbook, book=book, book_path=str(folder), refresh_s=3600.0)
+    return create_app(config, store=store), make_keys(store)
+
+
+class EngineStandIn:
+    """Records the run as the engine does (its as_of resolved from the book), reports a step, then waits.
+
+    ``before_recording`` runs first (a slow book read, a failure); the run ends when ``release`` is set.
+    """
+
+    def __init__(self, before_recording: Callable[[], None] = lambda: None) -> None:
+        self.before_recording = before_recording
+        self.release = threading.Event()
+
+    def __call__(self, book: Any, playbook: Playbook, **kwargs: Any) -> Any:
+        self.before_recording()
+        store: Store = kwargs["store"]
+        run_id: str = kwargs["run_id"]
+        record = RunRecord(
+            run_id=run_id,
+            book_source=book.source,
+            playbook_hash=playbook.content_hash(),
+            as_of=resolve_as_of(book, kwargs["as_of"]),
+            params={"seed": kwargs["seed"], "promote": kwargs["promote"], "process": {"pid": os.getpid()}},
+        )
+        store.start_run(record)
+        kwargs["progress"]("features: a point-in-time snapshot")
+        self.release.wait(30)
+        store.finish_run(run_id, "failed", {"error": "stopped by the test"})
+        return type("Result", (), {"run_id": run_id})()
+
+
+def _ask(app: FastAPI, keys: Keys, calls: Callable[[httpx.AsyncClient], Any]) -> Any:
+    services: Services = app.state.services
+
+    async def main() -> Any:
+        transport = httpx.ASGITransport(app=app)
+        headers = {"Authorization": f"Bearer {keys.admin}"}
+        async with httpx.AsyncClient(transport=transport, base_url="http://nextmove", headers=headers) as client:
+            return await calls(client)
+
+    services.audit.start()  # not services.start(): it freezes the test process's objects for the collector
+    try:
+        return asyncio.run(main())
+    finally:
+        services.runs.join(30)
+        services.close()
+
+
+@pytest.mark.parametrize("asked", [None, "2026-05-01T12:00:00Z"])
+def test_a_started_run_is_answered_as_stored(
+    tmp_path: Path, store: Store, playbook: Playbook, monkeypatch: pytest.MonkeyPatch, asked: str | None
+) -> None:
+    app, keys = _book_app(tmp_path, store, playbook)
+    engine = EngineStandIn()
+    monkeypatch.setattr(service, "engine_run_function", lambda: engine)
+
+    async def calls(client: httpx.AsyncClient) -> tuple[httpx.Response, httpx.Response, RunRecord]:
+        started = await client.post("/v1/runs", json={} if asked is None else {"as_of": asked})
+        shown = await client.get(f"/v1/runs/{started.json()['run_id']}")
+        stored = store.get_run(started.json()["run_id"])
+        engine.release.set()
+        return started, shown, stored
+
+    started, shown, stored = _ask(app, keys, calls)
+    assert started.status_code == 202, started.text
+    run = started.json()
+    expected = default_as_of(app.state.services.config.book) if asked is None else stored.as_of
+    assert run["as_of"] is not None
+    assert run["as_of"] == shown.json()["as_of"] == expected.isoformat().replace("+00:00", "Z")  # type: ignore[union-attr]
+    assert run["created_at"] == shown.json()["created_at"]
+    assert run["created_at"].rstrip("Z") == stored.created_at.replace(tzinfo=None).isoformat()
+    assert run["params"] == shown.json()["params"] == stored.params
+    assert run["status"] == "running"
+
+
+def test_a_run_not_recorded_yet_is_answered_as_accepted_and_shown_alike_until_it_is(
+    tmp_path: Path, store: Store, playbook: Playbook, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app, keys = _book_app(tmp_path, store, playbook)
+    reading = threading.Event()
+    engine = EngineStandIn(before_recording=lambda: reading.wait(30))  # the book is still being read
+    monkeypatch.setattr(service, "engine_run_function", lambda: engine)
+    monkeypatch.setattr(routes, "RUN_RECORDED_WAIT_S", 0.2, raising=False)
+
+    async def calls(client: httpx.AsyncClient) -> list[httpx.Response]:
+        started = await client.post("/v1/runs", json={"seed": 4})
+        run_id = started.json()["run_id"]
+        await asyncio.sleep(0.05)
+        before = await client.get(f"/v1/runs/{run_id}")
+        reading.set()
+        deadline = time.monotonic() + 30
+        while not store.list_runs(5) and time.monotonic() < deadline:
+            await asyncio.sleep(0.02)
+        after = await client.get(f"/v1/runs/{run_id}")
+        engine.release.set()
+        return [started, before, after]
+
+    started, before, after = _ask(app, keys, calls)
+    assert started.status_code == 202, started.text
+    accepted = started.json()
+    # Not recorded within the wait: as accepted, and GET shows the very same run until it is recorded.
+    assert accepted["as_of"] is None
+    assert accepted["params"] == {"seed": 4, "promote": True}
+    assert accepted["playbook_hash"] == playbook.content_hash()
+    assert before.json() == accepted
+    recorded = after.json()
+    assert recorded["as_of"] == default_as_of(app.state.services.config.book).isoformat().replace("+00:00", "Z")  # type: ignore[union-attr]
+    assert recorded["created_at"] >= accepted["created_at"]
+
+
+def test_a_run_that_fails_before_it_is_recorded_is_answered_failed_with_why(
+    tmp_path: Path, store: Store, playbook: Playbook, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app, keys = _book_app(tmp_path, store, playbook)
+
+    def broken_book() -> None:
+        raise BookError("the book at book no longer loads: duplicate account_id 'a1'")
+
+    engine = EngineStandIn(before_recording=broken_book)
+    monkeypatch.setattr(service, "engine_run_function", lambda: engine)
+
+    async def calls(client: httpx.AsyncClient) -> tuple[httpx.Response, httpx.Response]:
+        started = await client.post("/v1/runs", json={})
+        return started, await client.get(f"/v1/runs/{started.json()['run_id']}")
+
+    started, shown = _ask(app, keys, calls)
+    assert started.status_code == 202, started.text
+    assert started.json()["status"] == "failed"
+    assert "duplicate account_id" in started.json()["error"]
+    assert started.json() == shown.json()
+
+
+@pytest.fixture
+def url(tmp_path: Path) -> str:
+    return f"sqlite:///{(tmp_path / 'lift.db').as_posix()}"
+
+
+def _lift_without_run_id(url: str, playbook: Playbook) -> httpx.Response:
+    with open_store(url) as store:
+        keys = make_keys(store)
+    app = create_app(ApiConfig(playbook=playbook, store_url=url, refresh_s=3600.0))
+
+    async def calls(client: httpx.AsyncClient) -> httpx.Response:
+        return await client.get("/v1/lift")
+
+    answer: httpx.Response = _ask(app, keys, calls)
+    assert answer.status_code == 404, answer.text
+    return answer
+
+
+def _save_run(url: str, playbook_hash: str, run_id: str, **params: Any) -> None:
+    when = datetime(2026, 6, 1, tzinfo=UTC)
+    run = RunRecord(
+        run_id=run_id,
+        book_source="tests",
+        playbook_hash=playbook_hash,
+        status="succeeded",
+        as_of=when,
+        created_at=when,
+        finished_at=when,
+        params=params,
+    )
+    with open_store(url) as store:
+        store.save_run(run, [])
+
+
+def test_lift_without_a_run_says_the_store_has_none_and_how_to_make_one(url: str, playbook: Playbook) -> None:
+    message = _lift_without_run_id(url, playbook).json()["message"]
+    assert "no succeeded run" in message
+    assert "POST /v1/runs" in message
+
+
+def test_lift_without_a_served_run_names_the_succeeded_one_and_what_to_do(url: str, playbook: Playbook) -> None:
+    _save_run(url, playbook.content_hash(), "run-quiet", promote=False)
+    message = _lift_without_run_id(url, playbook).json()["message"]
+    assert "no succeeded run" not in message
+    assert "no run is served" in message
+    assert "promote=false" in message
+    assert "run_id=" in message
+    assert "'run-quiet'" in message
+    assert "nextmove models promote RUN_ID" in message
+
+
+def test_lift_without_a_served_run_says_why_the_run_to_serve_is_not(url: str, playbook: Playbook) -> None:
+    _save_run(url, "another-playbook", "run-other")
+    message = _lift_without_run_id(url, playbook).json()["message"]
+    assert "no run is served" in message
+    assert "made under playbook another-playbook" in message  # the run that would be served, and why it is not
+    assert "POST /v1/runs" in message
+    _save_run(url, playbook.content_hash(), "run-quiet", promote=False)
+    message = _lift_without_run_id(url, playbook).json()["message"]
+    assert "'run-quiet'" in message  # one that can be measured with this server's playbook
