@@ -221,6 +221,8 @@ class RunManager:
                 progress=progress.report,
                 run_id=progress.run_id,
                 promote=promote,
+                # One thread: the server keeps answering decisions while a run fits and projects.
+                jobs=1,
             )
             run_id = str(getattr(result, "run_id", progress.run_id))
             if run_id != progress.run_id:
