@@ -95,6 +95,10 @@ def test_health_cli_prints_no_arr_columns_for_a_book_without_arr(book_dir: Path,
     assert "ARR at risk" not in result.output
     shares = [float(x) for x in re.findall(r"(\d+\.\d)%", bands)]
     assert sum(shares) == pytest.approx(100.0, abs=0.3)
+    # Nor does the optimizer rate an ARR measure the book does not have.
+    measures = result.output.split("What predicts")[1].split("Health score AUC")[0]
+    assert "tenure days" in measures
+    assert "ARR" not in measures
 
 
 def test_health_cli_refuses_an_output_that_is_not_csv(book_dir: Path, tmp_path: Path) -> None:

@@ -187,6 +187,37 @@ def test_resolve_scorecard_without_any_feature_explains_fix() -> None:
         resolve_scorecard(pb, ["something_else"])
 
 
+_ROLES_PLAYBOOK = (
+    '[objectives.r]\noutcome="churn"\nsense="avoid"\nvalue="arr"\n[[actions]]\nid="a"\nname="A"\nteam="cs"\n'
+    'objective="r"\n[signal_roles]\nusage=["logins"]\n'
+)
+
+
+@pytest.mark.parametrize("arr", [None, 0.0])
+def test_scorecard_from_playbook_has_no_arr_measure_for_a_book_without_arr(arr: float | None) -> None:
+    # A consumer book: ARR missing (no column: the features hold nulls) or zero for everyone.
+    feats = _features(20).select(
+        "account_id",
+        pl.col("logins_mean_28d"),
+        pl.col("seats_trend_28d").alias("logins_trend_28d"),
+        pl.lit(arr, pl.Float64).alias("arr"),
+        pl.lit(None, pl.Float64).alias("tenure_days"),  # no start date: no tenure either
+    )
+    card = HealthScorecard.from_playbook(parse_playbook(_ROLES_PLAYBOOK), feats).fit(feats)
+    assert [m.feature for m in card.measures] == ["logins_mean_28d", "logins_trend_28d"]
+    assert [c.id for c in card.components] == ["usage"]
+    assert card.score(feats).get_column("health_score").null_count() == 0
+    with_arr = feats.with_columns(pl.Series("arr", [0.0] * 19 + [1200.0]))
+    card = HealthScorecard.from_playbook(parse_playbook(_ROLES_PLAYBOOK), with_arr)
+    assert "arr" in {m.feature for m in card.measures}
+
+
+def test_scorecard_from_playbook_without_any_valued_measure_says_so() -> None:
+    feats = pl.DataFrame({"account_id": ["a", "b"], "arr": [None, None], "logins_mean_28d": [None, None]})
+    with pytest.raises(ConfigError, match="no health measure has a value in the book"):
+        HealthScorecard.from_playbook(parse_playbook(_ROLES_PLAYBOOK), feats.cast({"arr": pl.Float64}))
+
+
 def _history(n_accounts: int = 400, n_times: int = 8, seed: int = 1) -> pl.DataFrame:
     """Snapshots where churn depends on logins (strongly) and not at all on the noise measure."""
     rng = np.random.default_rng(seed)

@@ -249,8 +249,28 @@ class HealthScorecard:
 
     @classmethod
     def from_playbook(cls, playbook: Playbook, features: pl.DataFrame) -> HealthScorecard:
-        """The playbook's scorecard over the features ``features`` has (not yet fitted)."""
+        """The playbook's scorecard over the features ``features`` has values of (not yet fitted).
+
+        A measure whose feature has no value for any row of ``features`` says nothing and is left
+        out (its component's other measures share its weight); so is ARR when no row has a non-zero
+        ARR: a book without ARR (consumers) gets no ARR measure.
+
+        Raises
+        ------
+        ConfigError
+            When no measure is left.
+        """
         components, measures = resolve_scorecard(playbook, features.columns)
+        empty = _empty_features(features, [m.feature for m in measures])
+        if empty:
+            kept = [m for m in measures if m.feature not in empty]
+            if not kept:
+                raise ConfigError(
+                    f"no health measure has a value in the book ({', '.join(sorted(empty))} are all missing); "
+                    "set [signal_roles] or [health.components] in the playbook to features the book has"
+                )
+            used = {m.component for m in kept}
+            components, measures = [c for c in components if c.id in used], kept
         return cls(components, measures)
 
     def fit(self, features: pl.DataFrame) -> Self:
@@ -394,6 +414,19 @@ class HealthScorecard:
         card.breakpoints_ = dict(self.breakpoints_)
         card._fitted = self._fitted
         return card
+
+
+def _empty_features(features: pl.DataFrame, names: Sequence[str]) -> set[str]:
+    """Those of ``names`` with no value in ``features``; ``arr`` also when no value is non-zero (no ARR)."""
+    wanted = list(dict.fromkeys(names))
+    if not wanted or features.height == 0:
+        return set()
+    values = features.select([measure_value_expr(f, features.columns) for f in wanted])
+    counts = values.select(pl.all().is_not_null().sum()).row(0, named=True)
+    empty = {f for f, n in counts.items() if n == 0}
+    if "arr" in wanted and "arr" not in empty and not values.select((pl.col("arr").fill_null(0.0) != 0).any()).item():
+        empty.add("arr")
+    return empty
 
 
 def band_expr(score: pl.Expr) -> pl.Expr:
