@@ -49,6 +49,10 @@ def test_health_cli_writes_one_row_per_active_account_and_a_summary(book_dir: Pa
     text = result.output
     for expected in ("Health as of", "Healthy", "ARR at risk", "AUC alone", "hand-set", "learned", "Outcome models"):
         assert expected in text
+    # The bands are learned from the churn history and show how churn went in each on the later window.
+    flat = " ".join(text.split())
+    assert "churn rate, later window" in flat
+    assert "Bands learned from the churn history: Critical where the score's churn risk is at least 2×" in flat
     assert "Saved outcome model version outcome-" in text
 
     again = runner.invoke(
@@ -93,12 +97,29 @@ def test_health_cli_prints_no_arr_columns_for_a_book_without_arr(book_dir: Path,
     assert "ARR" not in bands
     assert "$0" not in bands
     assert "ARR at risk" not in result.output
-    shares = [float(x) for x in re.findall(r"(\d+\.\d)%", bands)]
+    table = bands.split("┡")[1].split("└")[0]
+    shares = [float(x) for x in re.findall(r"│\s+(\d+\.\d)%\s+│", table)]
+    assert len(shares) == 3
     assert sum(shares) == pytest.approx(100.0, abs=0.3)
     # Nor does the optimizer rate an ARR measure the book does not have.
     measures = result.output.split("What predicts")[1].split("Health score AUC")[0]
     assert "tenure days" in measures
     assert "ARR" not in measures
+
+
+def test_health_cli_bands_by_the_playbooks_cutoffs(book_dir: Path, tmp_path: Path) -> None:
+    playbook = tmp_path / "playbook.toml"
+    playbook.write_text(default_playbook_text() + "\n[health]\nband_cutoffs = [45, 55]\n", encoding="utf-8")
+    out = tmp_path / "health.csv"
+    args = ["health", "--book", str(book_dir), "--playbook", str(playbook), "--out", str(out), "--no-save-model"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert "Bands: the playbook's band_cutoffs." in result.output
+    assert "later window" not in result.output.split("Health as of")[1].split("Top ")[0]
+    frame = pl.read_csv(out).with_columns(pl.col("health_score").round(0).alias("rounded"))
+    assert frame.filter(pl.col("health_band") == "Critical")["rounded"].max() <= 45  # type: ignore[operator]
+    assert frame.filter(pl.col("health_band") == "Healthy")["rounded"].min() >= 56  # type: ignore[operator]
+    assert set(frame["health_band"].unique()) == {"Healthy", "At risk", "Critical"}
 
 
 def test_health_cli_refuses_an_output_that_is_not_csv(book_dir: Path, tmp_path: Path) -> None:

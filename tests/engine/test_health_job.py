@@ -4,19 +4,25 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import replace
+from datetime import datetime
+from pathlib import Path
 
 import numpy as np
 import polars as pl
 import pytest
 
 from nextmove.book import Book
+from nextmove.book.validate import load_book
 from nextmove.engine import HealthResult, load_outcome_models, score_health
 from nextmove.errors import ConfigError, NotFoundError
+from nextmove.features import build_training_set
+from nextmove.models.health import HealthScorecard
 from nextmove.models.outcome import IncompatibleModelError, OutcomeModel
 from nextmove.playbook import Playbook
 from nextmove.playbook.loader import default_playbook_text, parse_playbook
 from nextmove.sim import SimConfig, SimResult, simulate
 from nextmove.store import Store, open_store
+from nextmove.testing.consumers import CONSUMER_PLAYBOOK, write_consumer_book
 
 FAST = OutcomeModel(n_estimators=100, early_stopping_rounds=10, n_jobs=1)
 
@@ -155,6 +161,10 @@ def test_score_health_on_a_book_without_any_churn_yet(lab: SimResult, playbook: 
     assert res.risk_kind is None
     top = res.top_at_risk(3)
     assert top["health_band"].is_in(["At risk", "Critical"]).all()
+    # Nothing to anchor the bands on: the fixed cut-offs, and a note that says so and why.
+    assert res.bands_report is None
+    assert res.health_bands.source == "fixed"
+    assert any(n.startswith("health bands use the fixed cut-offs (Healthy 71–100") and "churn" in n for n in res.notes)
 
 
 def test_score_health_terminal_kind_comes_from_the_playbook(lab: SimResult) -> None:
@@ -260,3 +270,82 @@ def _active_ids(lab: SimResult, playbook: Playbook) -> list[str]:
     from nextmove.engine.health import active_accounts
 
     return active_accounts(lab.book, playbook, lab.as_of)["account_id"].to_list()
+
+
+def _band_shares(frame: pl.DataFrame) -> dict[str, float]:
+    bands = frame.get_column("health_band")
+    return {band: float((bands == band).mean()) for band in ("Healthy", "At risk", "Critical")}  # type: ignore[arg-type]
+
+
+def _later_window_rates(
+    book: Book, playbook: Playbook, as_of: datetime, card: HealthScorecard, label: str
+) -> dict[str, float]:
+    """Each band's outcome rate over the history's latest quarter of decision times, scored by ``card``."""
+    rows = build_training_set(book, playbook, as_of=as_of).filter(~pl.col("censored"))
+    times = rows.get_column("decision_ts").unique().sort()
+    later = rows.filter(pl.col("decision_ts") >= times[int(len(times) * 0.75)])
+    banded = card.score(later).select("health_band", later.get_column(label).cast(pl.Float64).fill_null(0.0))
+    rates = banded.group_by("health_band").agg(pl.col(label).mean())
+    return {str(b): float(r) for b, r in rates.iter_rows()} | {"book": float(banded.get_column(label).mean())}  # type: ignore[arg-type]
+
+
+def _assert_bands_carry_information(shares: dict[str, float], rates: dict[str, float]) -> None:
+    # Not one band for nearly everyone: the largest holds under three quarters, none is empty.
+    assert max(shares.values()) < 0.75, shares
+    assert min(shares.values()) > 0, shares
+    # On decisions the cut-offs were not learned from, churn rises from Healthy to At risk to Critical,
+    # with Healthy below the book's rate and Critical well above it.
+    assert rates["Healthy"] < rates["At risk"] < rates["Critical"], rates
+    assert rates["Healthy"] < rates["book"] < rates["Critical"] / 1.5, rates
+
+
+def test_score_health_bands_separate_churn_on_later_decisions(
+    lab: SimResult, playbook: Playbook, result: HealthResult
+) -> None:
+    rates = _later_window_rates(lab.book, playbook, lab.as_of, result.scorecard, "y_churn")
+    _assert_bands_carry_information(_band_shares(result.accounts), rates)
+    assert result.health_bands.source == "history"
+    report = result.bands_report
+    assert report is not None
+    assert report.monotone
+    assert report.split_ts == (result.optimizer.split_ts if result.optimizer else None)
+    summaries = {b.band: b for b in result.bands()}
+    assert summaries["Critical"].span == (0, result.health_bands.critical_max)
+    later = summaries["Critical"].later
+    assert later is not None
+    assert later.rate == pytest.approx(rates["Critical"])
+
+
+@pytest.fixture(scope="module")
+def consumers(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("consumers") / "book"
+    write_consumer_book(folder, consumers=1500, weeks=40)
+    return folder
+
+
+def test_score_health_bands_on_a_consumer_book_without_arr(consumers: Path) -> None:
+    # A book the lab did not make: consumers with no ARR, cancellations valued at a fixed amount.
+    playbook = parse_playbook(CONSUMER_PLAYBOOK)
+    book = load_book(str(consumers), playbook=playbook)
+    res = score_health(book, playbook, template=FAST)
+    assert not res.has_arr
+    rates = _later_window_rates(book, playbook, res.as_of, res.scorecard, "y_cancelled")
+    _assert_bands_carry_information(_band_shares(res.accounts), rates)
+    # No ARR, so no ARR measure: neither in the score nor in what the optimizer rates.
+    assert "arr" not in {m.feature for m in res.scorecard.measures}
+    assert res.optimizer is not None
+    assert "arr" not in {m.feature for m in res.optimizer.measures}
+    assert "ARR" not in {m.text for m in res.optimizer.measures}
+
+
+def test_score_health_keeps_the_playbooks_band_cutoffs(consumers: Path) -> None:
+    playbook = parse_playbook(CONSUMER_PLAYBOOK + "\n[health]\nband_cutoffs = [40, 55]\n")
+    book = load_book(str(consumers), playbook=playbook)
+    res = score_health(book, playbook, template=FAST)
+    assert res.health_bands.source == "playbook"
+    assert res.bands_report is None
+    rounded = res.accounts.get_column("health_score").round(0)
+    bands = res.accounts.get_column("health_band")
+    assert ((rounded <= 40) == (bands == "Critical")).all()
+    assert ((rounded > 55) == (bands == "Healthy")).all()
+    assert not any("health bands" in n for n in res.notes)

@@ -8,8 +8,9 @@ import numpy as np
 import polars as pl
 import pytest
 
-from nextmove.errors import ConfigError, NotFittedError
+from nextmove.errors import ConfigError, NotFittedError, PlaybookError
 from nextmove.models.health import (
+    HealthBands,
     HealthScorecard,
     ScorecardComponent,
     ScorecardMeasure,
@@ -216,6 +217,49 @@ def test_scorecard_from_playbook_without_any_valued_measure_says_so() -> None:
     feats = pl.DataFrame({"account_id": ["a", "b"], "arr": [None, None], "logins_mean_28d": [None, None]})
     with pytest.raises(ConfigError, match="no health measure has a value in the book"):
         HealthScorecard.from_playbook(parse_playbook(_ROLES_PLAYBOOK), feats.cast({"arr": pl.Float64}))
+
+
+def test_scorecard_bands_by_the_playbooks_cutoffs() -> None:
+    pb = parse_playbook(_ROLES_PLAYBOOK + "[health]\nband_cutoffs = [40, 55]\n")
+    feats = pl.DataFrame({"account_id": [f"a{i}" for i in range(11)], "logins_mean_28d": [float(i) for i in range(11)]})
+    card = HealthScorecard.from_playbook(pb, feats).fit(feats)
+    assert card.bands == HealthBands(40, 55, "playbook")
+    scored = card.score(feats)
+    expected = ["Critical"] * 5 + ["At risk"] + ["Healthy"] * 5  # scores 0, 10, … 100
+    assert scored.get_column("health_band").to_list() == expected
+
+
+def test_scorecard_with_bands_keeps_its_fitted_scaling() -> None:
+    feats = _features(40)
+    card = HealthScorecard(COMPONENTS, MEASURES).fit(feats)
+    rebanded = card.with_bands(HealthBands(45, 55, "history"))
+    assert card.bands == HealthBands()
+    before, after = card.score(feats), rebanded.score(feats)
+    assert before.get_column("health_score").equals(after.get_column("health_score"))
+    rounded = after.get_column("health_score").round(0)
+    band = after.get_column("health_band")
+    assert ((rounded <= 45) == (band == "Critical")).all()
+    assert ((rounded > 55) == (band == "Healthy")).all()
+    assert (band == "At risk").any()
+    assert rebanded.with_measure_weights({m.feature: 1.0 for m in MEASURES}).bands == rebanded.bands
+
+
+@pytest.mark.parametrize(
+    ("text", "match"),
+    [
+        ("band_cutoffs = [70, 30]", "0 <= critical_max <= at_risk_max <= 100"),
+        ("band_cutoffs = [30, 101]", "0 <= critical_max <= at_risk_max <= 100"),
+        ("band_risk_ratios = [1.0, 2.0]", "critical >= at_risk > 0"),
+    ],
+)
+def test_playbook_rejects_band_settings_out_of_order(text: str, match: str) -> None:
+    with pytest.raises(PlaybookError, match=match):
+        parse_playbook(_ROLES_PLAYBOOK + f"[health]\n{text}\n")
+
+
+def test_health_bands_refuse_cutoffs_out_of_order() -> None:
+    with pytest.raises(ConfigError, match="critical_max <= at_risk_max"):
+        HealthBands(60, 40)
 
 
 def _history(n_accounts: int = 400, n_times: int = 8, seed: int = 1) -> pl.DataFrame:

@@ -18,6 +18,7 @@ from nextmove.errors import ConfigError
 
 if TYPE_CHECKING:
     from nextmove.engine.health import HealthResult
+    from nextmove.models.health_bands import BandOutcome
     from nextmove.store import Store
 
 
@@ -57,7 +58,9 @@ def health_cmd(
     Writes one CSV row per active account: health score (0–100), band, trend with the change in
     points, the component scores, the three measures that moved the score most, and for each
     objective's outcome the calibrated probability within the horizon with its top drivers.
-    Then prints accounts and ARR per band (accounts alone for a book without ARR), the accounts
+    Then prints accounts and ARR per band (accounts alone for a book without ARR) with each band's
+    score range and churn rate on the history's later window (bands are learned from the churn
+    history unless the playbook sets [health] band_cutoffs), the accounts
     with the most ARR at risk, what the optimizer learned about each health measure, and the
     outcome models' accuracy on the later window. Default --as-of: the book's latest timestamp,
     rounded up to a UTC midnight.
@@ -115,6 +118,13 @@ def _pct(x: float | None) -> str:
     return "" if x is None else f"{x:.1%}"
 
 
+def _rate(b: BandOutcome | None) -> str:
+    """``2.37% (3.0×) of 1,234``: the band's rate, over the window's, and its decisions."""
+    if b is None or b.rate is None:
+        return ""
+    return f"{b.rate:.2%}" + ("" if b.relative is None else f" ({b.relative:.1f}×)") + f" of {b.rows:,}"
+
+
 def _auc(x: float | None) -> str:
     return "n/a" if x is None else f"{x:.3f}"
 
@@ -124,17 +134,35 @@ def render_health(result: HealthResult, out: Console, *, top: int = 10) -> None:
     bands = Table(title=f"Health as of {result.as_of:%Y-%m-%d}", title_justify="left")
     # A book without ARR (consumers) gets the share of accounts per band, not columns of $0.
     has_arr = result.has_arr
-    names = ("band", "accounts", "ARR", "share of ARR") if has_arr else ("band", "accounts", "share of accounts")
+    learned = result.bands_report
+    kind = learned.label.removeprefix("y_") if learned is not None else ""
+    names = ["band", "scores", "accounts"] + (["ARR", "share of ARR"] if has_arr else ["share of accounts"])
+    if learned is not None:
+        names.append(f"{kind} rate, later window")
     for name in names:
         bands.add_column(name, justify="left" if name == "band" else "right")
     summaries = result.bands()
     scored = sum(b.accounts for b in summaries) or 1
     for b in summaries:
-        if has_arr:
-            bands.add_row(b.band, f"{b.accounts:,}", f"${b.arr_usd:,.0f}", _pct(b.arr_share))
-        else:
-            bands.add_row(b.band, f"{b.accounts:,}", _pct(b.accounts / scored))
+        span = "" if b.band == "no score" else ("none" if b.span is None else f"{b.span[0]}–{b.span[1]}")
+        cells = [b.band, span, f"{b.accounts:,}"]
+        cells += [f"${b.arr_usd:,.0f}", _pct(b.arr_share)] if has_arr else [_pct(b.accounts / scored)]
+        if learned is not None:
+            cells.append(_rate(b.later))
+        bands.add_row(*cells)
     out.print(bands)
+    if learned is not None:
+        critical_ratio, at_risk_ratio = learned.risk_ratios
+        out.print(
+            f"Bands learned from the {escape(kind)} history: Critical where the score's {escape(kind)} risk is at "
+            f"least {critical_ratio:g}× the book's average, At risk from {at_risk_ratio:g}×, Healthy below. The rates "
+            "are on the later "
+            f"window (decisions from {learned.split_ts[:10]}: {learned.later_events:,} {escape(kind)} events in "
+            f"{learned.later_rows:,} decisions, {learned.later_rate:.2%}), which set no cut-off: each band's rate, "
+            "× the window's, of its decisions there."
+        )
+    elif result.health_bands.source == "playbook":
+        out.print("Bands: the playbook's band_cutoffs.")
 
     at_risk = result.top_at_risk(top)
     if at_risk.height:

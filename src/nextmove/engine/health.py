@@ -21,13 +21,16 @@ from nextmove.features.history import resolve_as_of
 from nextmove.measure.accuracy import ProbabilityAccuracy, evaluate_probabilities
 from nextmove.models.health import (
     BANDS,
+    HealthBands,
     HealthScorecard,
     Mover,
     ScorecardComponent,
+    band_expr,
     health_trend,
     top_movers,
     unscored_signals_note,
 )
+from nextmove.models.health_bands import BandOutcome, HealthBandCalibrator, HealthBandReport
 from nextmove.models.health_optimizer import HealthOptimizer, HealthOptimizerReport
 from nextmove.models.outcome import OutcomeModel, OutcomeModels, OutcomePredictions
 from nextmove.playbook import Playbook
@@ -40,13 +43,17 @@ Progress = Callable[[str], None]
 
 @dataclass(frozen=True)
 class BandSummary:
-    """Accounts and ARR in one health band."""
+    """Accounts and ARR in one health band, its score range, and how the outcome went in it on the later window."""
 
     band: str
     accounts: int
     arr_usd: float
     arr_share: float
     """Share of the scored accounts' total ARR (0–1)."""
+    span: tuple[int, int] | None = None
+    """The band's range of rounded scores (None for ``no score`` and for an empty band)."""
+    later: BandOutcome | None = None
+    """The terminal outcome's rate in this band on the history's later window, when the bands were learned."""
 
 
 @dataclass(frozen=True)
@@ -71,6 +78,9 @@ class HealthResult:
     optimizer: HealthOptimizerReport | None
     outcome_models: OutcomeModels | None = field(repr=False)
     predictions: OutcomePredictions | None = field(repr=False)
+    bands_report: HealthBandReport | None
+    """How the bands were learned from the terminal outcome and how they separated it on the later window;
+    None when the bands are fixed (the playbook's ``band_cutoffs``, or the 30/70 fallback with a note)."""
     accuracy: dict[str, ProbabilityAccuracy] = field(repr=False)
     """Per outcome kind: accuracy on the later (validation) window, from out-of-fold calibrated
     probabilities. Empty when the models were loaded from the store rather than trained."""
@@ -88,19 +98,26 @@ class HealthResult:
         arr = pl.col("arr").cast(pl.Float64).fill_null(0.0)
         return bool(self.accounts.select((arr != 0).any()).item()) if "arr" in self.accounts.columns else False
 
+    @property
+    def health_bands(self) -> HealthBands:
+        """The score cut-offs of the bands and where they come from (history, playbook or fixed)."""
+        return self.scorecard.bands
+
     def bands(self) -> list[BandSummary]:
         """Accounts and ARR per band, Healthy first (accounts without a score last, as ``no score``)."""
         frame = self.accounts.select(
             pl.col("health_band").fill_null("no score"), pl.col("arr").cast(pl.Float64).fill_null(0.0)
         )
         total = float(frame.get_column("arr").sum()) or 1.0
+        spans = self.health_bands.ranges()
+        later = {b.band: b for b in self.bands_report.later} if self.bands_report is not None else {}
         out = []
         for band in [b for b, _ in reversed(BANDS)] + ["no score"]:
             rows = frame.filter(pl.col("health_band") == band)
             if band == "no score" and rows.height == 0:
                 continue
             arr = float(rows.get_column("arr").sum())
-            out.append(BandSummary(band, rows.height, arr, arr / total))
+            out.append(BandSummary(band, rows.height, arr, arr / total, spans.get(band), later.get(band)))
         return out
 
     def top_at_risk(self, n: int = 10) -> pl.DataFrame:
@@ -156,7 +173,10 @@ def score_health(
     vocabulary, so both have the same columns); the playbook's scorecard fitted on the
     ``as_of`` snapshot; the trend and the three measures that moved each score most; the
     training set of past decisions; the optimizer's learned weights and report when the
-    history holds the terminal outcome (else a note); one calibrated outcome model per
+    history holds the terminal outcome (else a note); the bands' score cut-offs, learned from
+    that outcome's history (:class:`~nextmove.models.health_bands.HealthBandCalibrator`) unless
+    the playbook sets ``band_cutoffs`` (the fixed 30/70, with a note, when the history cannot
+    anchor them); one calibrated outcome model per
     objective's outcome kind (validated on the later window; rare or absent kinds are skipped
     with a note), with each account's probability and top drivers; their accuracy on the later
     window. Accounts gone by a terminal outcome (``terminal_outcome_kinds``) at ``as_of``, and
@@ -234,6 +254,11 @@ def score_health(
     say("Building the training set of past decisions…")
     training = build_training_set(book, playbook, as_of=when)
     optimizer = _optimize(card, training, playbook, vocab, notes)
+    bands_report: HealthBandReport | None = None
+    if playbook.health.band_cutoffs is None:
+        say("Learning the health bands from the outcome history…")
+        card, bands_report = _learn_bands(card, training, scores_now, playbook, vocab, notes)
+        scores_now = scores_now.with_columns(band_expr(pl.col("health_score"), card.bands))
 
     models: OutcomeModels | None = None
     accuracy: dict[str, ProbabilityAccuracy] = {}
@@ -298,6 +323,7 @@ def score_health(
         optimizer=optimizer,
         outcome_models=models,
         predictions=predictions,
+        bands_report=bands_report,
         accuracy=accuracy,
         risk_kind=risk_kind,
         model_id=used_model_id,
@@ -423,6 +449,18 @@ def _account_columns(now: pl.DataFrame) -> pl.DataFrame:
     return now.select(*keep, arr)
 
 
+def _terminal_label(playbook: Playbook, vocab: FeatureVocabulary) -> str | None:
+    """The training set's label column of the terminal outcome (e.g. ``y_churn``), None without one."""
+    terminal = terminal_outcome_kinds(playbook)
+    if not terminal:
+        return None
+    kind = terminal[0]
+    return f"y_{vocab.outcome_kinds.get(kind, kind)}"
+
+
+_NO_TERMINAL = "the playbook has no objective that ends accounts (such as churn) to learn them from"
+
+
 def _optimize(
     card: HealthScorecard,
     training: pl.DataFrame,
@@ -431,20 +469,47 @@ def _optimize(
     notes: list[str],
 ) -> HealthOptimizerReport | None:
     """The optimizer's report on the terminal outcome, or None with a note saying why not."""
-    terminal = terminal_outcome_kinds(playbook)
-    if not terminal:
-        notes.append(
-            "health weights stay hand-set: the playbook has no objective that avoids an ARR-valued outcome "
-            "(such as churn) to learn them from"
-        )
+    label = _terminal_label(playbook, vocab)
+    if label is None:
+        notes.append(f"health weights stay hand-set: {_NO_TERMINAL}")
         return None
-    kind = terminal[0]
-    label = f"y_{vocab.outcome_kinds.get(kind, kind)}"
     try:
         return HealthOptimizer(label=label).fit(card, training).report
     except ConfigError as exc:
         notes.append(f"health weights stay hand-set: {exc}")
         return None
+
+
+def _learn_bands(
+    card: HealthScorecard,
+    training: pl.DataFrame,
+    scores_now: pl.DataFrame,
+    playbook: Playbook,
+    vocab: FeatureVocabulary,
+    notes: list[str],
+) -> tuple[HealthScorecard, HealthBandReport | None]:
+    """The scorecard with bands learned from the terminal outcome's history, or as it was with a note saying why not."""
+    fixed = f"health bands use the fixed cut-offs ({card.bands.describe()})"
+    label = _terminal_label(playbook, vocab)
+    if label is None:
+        notes.append(f"{fixed}: {_NO_TERMINAL}")
+        return card, None
+    keep = ["decision_ts", "account_id", label] + (["censored"] if "censored" in training.columns else [])
+    history = training.select(keep).with_columns(card.score(training).get_column("health_score"))
+    calibrator = HealthBandCalibrator(label=label, risk_ratios=playbook.health.band_risk_ratios)
+    try:
+        calibrator.fit(history, scores_now.get_column("health_score"))
+    except ConfigError as exc:
+        notes.append(f"{fixed}: {exc}")
+        return card, None
+    assert calibrator.bands_ is not None
+    report = calibrator.report
+    if not report.monotone:
+        notes.append(
+            f"the health bands did not rank {label.removeprefix('y_')!r} in order on the later window "
+            "(see the band table's rates): read them with care"
+        )
+    return card.with_bands(calibrator.bands_), report
 
 
 def _active_id(store: Store) -> str | None:

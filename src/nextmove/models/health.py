@@ -15,7 +15,60 @@ from nextmove.features import sanitize_name
 from nextmove.playbook.schema import Health, Playbook, SignalRoles
 
 BANDS: tuple[tuple[str, float], ...] = (("Critical", 30.0), ("At risk", 70.0), ("Healthy", 100.0))
-"""Band names and their upper bounds on the rounded score: Critical 0–30, At risk 31–70, Healthy 71–100."""
+"""Band names, worst first, with the fixed cut-offs' upper bounds: Critical 0–30, At risk 31–70, Healthy 71–100.
+
+Those bounds apply when the playbook sets none and the book's history cannot anchor the bands
+(see :class:`HealthBands` and :mod:`nextmove.models.health_bands`).
+"""
+
+
+@dataclass(frozen=True)
+class HealthBands:
+    """The score cut-offs of the three bands, on the rounded score, and where they come from.
+
+    A rounded score up to ``critical_max`` is Critical, up to ``at_risk_max`` At risk, above it
+    Healthy. ``critical_max = -1`` leaves no Critical band; ``at_risk_max = critical_max`` no At
+    risk band. ``source`` says who chose them: ``fixed`` (the 30/70 convention, used when nothing
+    better is known), ``playbook`` (``[health] band_cutoffs``) or ``history`` (learned from the
+    book's outcomes by :class:`~nextmove.models.health_bands.HealthBandCalibrator`).
+
+    Examples
+    --------
+    >>> HealthBands().ranges()
+    {'Healthy': (71, 100), 'At risk': (31, 70), 'Critical': (0, 30)}
+    >>> HealthBands(-1, 47, "history").ranges()["Critical"] is None
+    True
+    """
+
+    critical_max: int = 30
+    at_risk_max: int = 70
+    source: Literal["fixed", "playbook", "history"] = "fixed"
+
+    def __post_init__(self) -> None:
+        if not -1 <= self.critical_max <= self.at_risk_max <= 100:
+            raise ConfigError(
+                f"health band cut-offs must satisfy -1 <= critical_max <= at_risk_max <= 100, "
+                f"got {self.critical_max} and {self.at_risk_max}"
+            )
+
+    def ranges(self) -> dict[str, tuple[int, int] | None]:
+        """Each band's range of rounded scores, Healthy first (None for an empty band)."""
+        spans = {
+            "Healthy": (self.at_risk_max + 1, 100),
+            "At risk": (self.critical_max + 1, self.at_risk_max),
+            "Critical": (0, self.critical_max),
+        }
+        return {band: (lo, hi) if lo <= hi else None for band, (lo, hi) in spans.items()}
+
+    def describe(self) -> str:
+        """The ranges in words, e.g. ``Healthy 71–100, At risk 31–70, Critical 0–30``."""
+        return ", ".join(
+            f"{band} {'none' if span is None else f'{span[0]}–{span[1]}'}" for band, span in self.ranges().items()
+        )
+
+
+FIXED_BANDS = HealthBands()
+"""The fixed cut-offs: Critical 0–30, At risk 31–70, Healthy 71–100."""
 
 _WORDS = {
     "mean": "average",
@@ -228,7 +281,8 @@ class HealthScorecard:
     Follows the scikit-learn contract: ``__init__`` stores arguments, :meth:`fit` learns the
     per-measure scaling (the reference snapshot's values, sorted) and returns ``self``,
     :meth:`score` applies it to any snapshot (so earlier snapshots are scored on the same scale
-    and trends are real changes, not re-ranking).
+    and trends are real changes, not re-ranking). ``bands`` are the score cut-offs of the bands
+    (:class:`HealthBands`; default the fixed 30/70).
 
     Examples
     --------
@@ -244,6 +298,7 @@ class HealthScorecard:
 
     components: Sequence[ScorecardComponent]
     measures: Sequence[ScorecardMeasure]
+    bands: HealthBands = FIXED_BANDS
     breakpoints_: dict[str, np.ndarray] = field(default_factory=dict, init=False, repr=False)
     _fitted: bool = field(default=False, init=False, repr=False)
 
@@ -253,7 +308,8 @@ class HealthScorecard:
 
         A measure whose feature has no value for any row of ``features`` says nothing and is left
         out (its component's other measures share its weight); so is ARR when no row has a non-zero
-        ARR: a book without ARR (consumers) gets no ARR measure.
+        ARR: a book without ARR (consumers) gets no ARR measure. The bands are the playbook's
+        ``band_cutoffs`` when it sets them, else the fixed ones until :meth:`with_bands` gives others.
 
         Raises
         ------
@@ -271,7 +327,9 @@ class HealthScorecard:
                 )
             used = {m.component for m in kept}
             components, measures = [c for c in components if c.id in used], kept
-        return cls(components, measures)
+        cutoffs = playbook.health.band_cutoffs
+        bands = FIXED_BANDS if cutoffs is None else HealthBands(cutoffs[0], cutoffs[1], "playbook")
+        return cls(components, measures, bands)
 
     def fit(self, features: pl.DataFrame) -> Self:
         """Learn each rank-scaled measure's reference values (sorted) from ``features``."""
@@ -366,7 +424,7 @@ class HealthScorecard:
                 *comp_cols,
             ]
         )
-        return frame.with_columns(health_band=band_expr(pl.col("health_score"))).select(
+        return frame.with_columns(health_band=band_expr(pl.col("health_score"), self.bands)).select(
             "account_id", "health_score", "health_band", *[c.name for c in comp_cols]
         )
 
@@ -410,7 +468,13 @@ class HealthScorecard:
                 components.append(replace(c, weight=total))
         scale = 100.0 / sum(c.weight for c in components) if components else 1.0
         components = [replace(c, weight=c.weight * scale) for c in components]
-        card = HealthScorecard(components, measures)
+        return self._copy(HealthScorecard(components, measures, self.bands))
+
+    def with_bands(self, bands: HealthBands) -> HealthScorecard:
+        """A copy that bands its scores by ``bands`` (same measures, weights and fitted scaling)."""
+        return self._copy(HealthScorecard(self.components, self.measures, bands))
+
+    def _copy(self, card: HealthScorecard) -> HealthScorecard:
         card.breakpoints_ = dict(self.breakpoints_)
         card._fitted = self._fitted
         return card
@@ -429,15 +493,15 @@ def _empty_features(features: pl.DataFrame, names: Sequence[str]) -> set[str]:
     return empty
 
 
-def band_expr(score: pl.Expr) -> pl.Expr:
-    """The band of a 0–100 score: Critical 0–30, At risk 31–70, Healthy 71–100 (on the rounded score)."""
+def band_expr(score: pl.Expr, bands: HealthBands = FIXED_BANDS) -> pl.Expr:
+    """The band of a 0–100 score by ``bands`` (default Critical 0–30, At risk 31–70, Healthy 71–100), rounded first."""
     rounded = score.round(0)
     return (
         pl.when(score.is_null())
         .then(None)
-        .when(rounded <= BANDS[0][1])
+        .when(rounded <= bands.critical_max)
         .then(pl.lit(BANDS[0][0]))
-        .when(rounded <= BANDS[1][1])
+        .when(rounded <= bands.at_risk_max)
         .then(pl.lit(BANDS[1][0]))
         .otherwise(pl.lit(BANDS[2][0]))
         .alias("health_band")

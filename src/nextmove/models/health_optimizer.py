@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal, Self
+from typing import Any, Literal, Self
 
 import numpy as np
 import polars as pl
@@ -60,6 +60,18 @@ def rate_power(auc: float | None) -> Power:
     if strength >= 0.55:
         return "moderate"
     return "not predictive"
+
+
+def later_window_start(times: pl.Series, test_fraction: float) -> Any:
+    """The first decision time of the later window: the latest ``test_fraction`` of the distinct sorted ``times``.
+
+    Examples
+    --------
+    >>> later_window_start(pl.Series([1, 2, 2, 3, 4]), 0.25)
+    4
+    """
+    distinct = times.unique().sort()
+    return distinct[min(int(len(distinct) * (1 - test_fraction)), len(distinct) - 1)]
 
 
 def _auc(y: np.ndarray, risk: np.ndarray) -> float | None:
@@ -121,8 +133,7 @@ class HealthOptimizer:
                 f"the book's history has no {self.label.removeprefix('y_')!r} outcome yet, so health weights "
                 "cannot be learned; keep the hand-set weights until such outcomes are recorded"
             )
-        times = data.get_column("decision_ts").unique().sort()
-        cut = times[min(int(len(times) * (1 - self.test_fraction)), len(times) - 1)]
+        cut = later_window_start(data.get_column("decision_ts"), self.test_fraction)
         train = data.filter(pl.col("decision_ts") < cut)
         test = data.filter(pl.col("decision_ts") >= cut)
         if train.height == 0 or test.height == 0:

@@ -48,6 +48,8 @@ def _default(info: Any) -> str:
         return "unset"
     if hasattr(value, "value"):
         value = value.value
+    if isinstance(value, tuple):
+        value = list(value)  # written as a TOML array
     return f"`{value!r}`" if isinstance(value, str) else f"`{value}`"
 
 

@@ -238,7 +238,7 @@ class HealthComponent(_Strict):
 
 
 class Health(_Strict):
-    """The health scorecard: components, weights, and how trends are read."""
+    """The health scorecard: components, weights, bands, and how trends are read."""
 
     components: dict[Identifier, HealthComponent] = Field(default_factory=dict)
     """Explicit components. Empty: built from ``[signal_roles]`` with ``default_weights``."""
@@ -252,6 +252,26 @@ class Health(_Strict):
     """The score's trend compares it with the score this many weeks earlier."""
     stable_points: float = Field(default=3.0, ge=0)
     """A change smaller than this many points reads as stable."""
+    band_cutoffs: tuple[int, int] | None = None
+    """Fixed band cut-offs on the rounded score, ``[critical_max, at_risk_max]``: ``[30, 70]`` bands 0–30 Critical,
+    31–70 At risk, 71–100 Healthy. Unset: learned from the book's history of the terminal outcome (churn) by
+    ``band_risk_ratios``, or 30 and 70 where the history cannot anchor them (see docs/models.md)."""
+    band_risk_ratios: tuple[float, float] = (2.0, 1.0)
+    """Learned bands: Critical where the score's risk of the terminal outcome is at least the first multiple of the
+    book's average risk, At risk where it is at least the second, Healthy below it."""
+
+    @model_validator(mode="after")
+    def _bands_in_order(self) -> Self:
+        if self.band_cutoffs is not None and not 0 <= self.band_cutoffs[0] <= self.band_cutoffs[1] <= 100:
+            raise ValueError(
+                "band_cutoffs must be [critical_max, at_risk_max] with 0 <= critical_max <= at_risk_max <= 100"
+            )
+        high, low = self.band_risk_ratios
+        if not high >= low > 0:
+            raise ValueError(
+                "band_risk_ratios must be [critical, at_risk] with critical >= at_risk > 0, e.g. [2.0, 1.0]"
+            )
+        return self
 
 
 class Playbook(_Strict):
