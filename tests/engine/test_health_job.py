@@ -349,3 +349,27 @@ def test_score_health_keeps_the_playbooks_band_cutoffs(consumers: Path) -> None:
     assert ((rounded <= 40) == (bands == "Critical")).all()
     assert ((rounded > 55) == (bands == "Healthy")).all()
     assert not any("health bands" in n for n in res.notes)
+
+
+def test_the_run_bands_health_as_the_health_job_does(consumers: Path) -> None:
+    # `nextmove run` and `nextmove health` on the same book and time put every account in the same
+    # band: the run learns the cut-offs from its own training set as the health job does.
+    from nextmove.engine.run import run
+
+    playbook = parse_playbook(CONSUMER_PLAYBOOK)
+    book = load_book(str(consumers), playbook=playbook)
+    res = score_health(book, playbook, template=FAST)
+    assert res.health_bands.source == "history"
+    ran = run(
+        book,
+        playbook,
+        as_of=res.as_of,
+        effect_params={"n_folds": 2, "n_estimators": 25, "n_draws": 40},
+        evaluate=False,
+        evidence=False,
+        segments=False,
+    )
+    by_run = dict(zip(ran.recommendations["account_id"], ran.recommendations["health_band"], strict=True))
+    by_job = dict(zip(res.accounts["account_id"], res.accounts["health_band"], strict=True))
+    assert by_run == by_job
+    assert max(_band_shares(ran.recommendations).values()) < 0.75

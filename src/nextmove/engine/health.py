@@ -512,6 +512,27 @@ def _learn_bands(
     return card.with_bands(calibrator.bands_), report
 
 
+def learned_bands(
+    card: HealthScorecard,
+    training: pl.DataFrame,
+    scores_now: pl.DataFrame,
+    book: Book,
+    playbook: Playbook,
+    when: datetime,
+    notes: list[str],
+) -> HealthScorecard:
+    """``card`` with bands learned from ``training``'s terminal outcomes, as ``nextmove health`` learns them.
+
+    What the run calls with its own training set, so its bands are the health job's. The card as it
+    was when the playbook sets ``band_cutoffs`` (explicit cut-offs win), or, with a note, when they
+    cannot be learned (no outcome that ends accounts, too few of them, a score that does not rank them).
+    """
+    if playbook.health.band_cutoffs is not None:
+        return card
+    learned, _ = _learn_bands(card, training, scores_now, playbook, _vocabulary(book, playbook, when), notes)
+    return learned
+
+
 def _active_id(store: Store) -> str | None:
     record = store.active_model("outcome")
     return None if record is None else record.model_id

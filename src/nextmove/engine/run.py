@@ -45,7 +45,7 @@ from nextmove.decide.allocate import Allocation, Resource, allocate
 from nextmove.decide.explain import explain_decisions
 from nextmove.decide.policy import CapacityLedger, DecisionOptions, Decisions, decide
 from nextmove.decide.rules import check_rules
-from nextmove.engine.health import HealthResult, active_accounts, unended_outcome_note
+from nextmove.engine.health import HealthResult, active_accounts, learned_bands, unended_outcome_note
 from nextmove.engine.online import promote_run
 from nextmove.engine.run_facts import (
     ACCOUNT_FIELDS,
@@ -63,7 +63,7 @@ from nextmove.features.history import resolve_as_of
 from nextmove.measure.ope import evaluate_policy, logging_propensities
 from nextmove.measure.policy import do_nothing_policy, eligible_actions, learned_policy, lifecycle_default_policy
 from nextmove.models.effect import EffectModel, EffectProjection, objective_specs
-from nextmove.models.health import HealthScorecard, unscored_signals_note
+from nextmove.models.health import HealthScorecard, band_expr, unscored_signals_note
 from nextmove.playbook import Playbook
 from nextmove.playbook.expr import check_playbook_expressions
 from nextmove.segment import SegmentReport, behavior_snapshot, segment_book
@@ -327,7 +327,7 @@ def _run(
     schema = feature_schema(snapshot)
     if errors := check_playbook_expressions(eligibility, schema):
         raise errors[0]  # what deciding would raise, said before the models' fit rather than after it
-    health = _health_scores(playbook, snapshot, notes)
+    card, health = _health_scores(playbook, snapshot, notes)
     book_notes = (
         unscored_signals_note(playbook, book.signal_names),
         missing_arr_note(book, playbook),
@@ -343,6 +343,7 @@ def _run(
 
     say(RUN_STAGES[1])
     model, model_id, training = _model(book, playbook, when, store, seed, opts, notes, tell)
+    health = _health_bands(card, health, training, book, playbook, when, notes)
     lap("models")
 
     say(RUN_STAGES[2])
@@ -592,18 +593,46 @@ def late_signals_note(book: Book, when: datetime) -> str | None:
     )
 
 
-def _health_scores(playbook: Playbook, snapshot: pl.DataFrame, notes: list[str]) -> pl.DataFrame:
-    """``account_id, health_score, health_band`` from the playbook's scorecard (nulls, with a note, when it cannot)."""
+def _health_scores(
+    playbook: Playbook, snapshot: pl.DataFrame, notes: list[str]
+) -> tuple[HealthScorecard | None, pl.DataFrame]:
+    """The scorecard and ``account_id, health_score, health_band`` (None and nulls, with a note, when it cannot)."""
     try:
         card = HealthScorecard.from_playbook(playbook, snapshot).fit(snapshot)
-        return card.score(snapshot).select("account_id", "health_score", "health_band")
+        return card, card.score(snapshot).select("account_id", "health_score", "health_band")
     except NextmoveError as exc:
         notes.append(f"no health score: {exc}")
-        return snapshot.select(
+        return None, snapshot.select(
             "account_id",
             pl.lit(None, dtype=pl.Float64).alias("health_score"),
             pl.lit(None, dtype=pl.String).alias("health_band"),
         )
+
+
+def _health_bands(
+    card: HealthScorecard | None,
+    health: pl.DataFrame,
+    training: pl.DataFrame | None,
+    book: Book,
+    playbook: Playbook,
+    when: datetime,
+    notes: list[str],
+) -> pl.DataFrame:
+    """``health`` banded as ``nextmove health`` bands it: cut-offs learned from the training set's churn history.
+
+    A run that reused its effect model built no training set: its bands are the scorecard's cut-offs
+    (``band_cutoffs``, or 30/70), with a note.
+    """
+    if card is None or playbook.health.band_cutoffs is not None:
+        return health
+    if training is None:
+        notes.append(
+            f"health bands use the fixed cut-offs ({card.bands.describe()}): the effect model was reused, so no "
+            "history was read to learn them (`nextmove health` does; or set band_cutoffs in the playbook)"
+        )
+        return health
+    learned = learned_bands(card, training, health, book, playbook, when, notes)
+    return health.with_columns(band_expr(pl.col("health_score"), learned.bands))
 
 
 # ---- models ---------------------------------------------------------------------------------------
