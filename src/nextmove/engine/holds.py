@@ -231,10 +231,13 @@ def read_holds(store: Store, playbook: Playbook, when: datetime) -> pl.DataFrame
     rows: list[tuple[str, str, str, str]] = []
     action_ids = playbook.action_ids
     for account_id, events in by_account.items():
-        holds = feedback_holds(events, playbook, when, action_of=lambda e: actions.get(e.event_id))
-        for action_id in action_ids:
-            if (hold := last_hold(holds, action_id)) is not None:
-                rows.append((account_id, action_id, hold.why, hold.reason))
+        # Per action, the hold that ends last (the first of those that end together), as last_hold picks it.
+        last: dict[str, FeedbackHold] = {}
+        for hold in feedback_holds(events, playbook, when, action_of=lambda e: actions.get(e.event_id)):
+            for action_id in action_ids if hold.action_id is None else (hold.action_id,):
+                if action_id not in last or hold.until > last[action_id].until:
+                    last[action_id] = hold
+        rows.extend((account_id, action_id, hold.why, hold.reason) for action_id, hold in last.items())
     return pl.DataFrame(rows, schema=HOLD_COLUMNS, orient="row")
 
 
