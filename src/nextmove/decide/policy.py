@@ -804,7 +804,9 @@ def _lost_codes(
     out = np.full((n, k), LOST_CODES.index("lower_value"), dtype=np.int8)
     for why, code in _WHY_TO_LOST.items():
         out[rules.why == why] = code
-    out[~allowed & (rules.why == Why.ALLOWED)] = LOST_CODES.index("rule")  # not projected
+    # Not projected: never chosen, and coded `rule` even where a hold applies too, so that online
+    # decisions keep it blocked (they read the holds again, and open a held runner-up once its hold ends).
+    out[~np.isfinite(v) & np.isin(rules.why, [Why.ALLOWED, Why.SNOOZED, Why.DISMISSED])] = LOST_CODES.index("rule")
     pick = np.maximum(choice, 0)
     chosen_v = np.where(choice >= 0, v[rows, pick], 0.0)
     chosen_r = np.where(choice >= 0, ranked[rows, pick], 0.0)
