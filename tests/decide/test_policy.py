@@ -564,3 +564,28 @@ def test_decide_blank_stage_defaults_to_nothing_so_an_action_differs() -> None:
         ("c1", "none", "none", False),
         ("c2", "vip_event", "vip_event", False),
     ]
+
+
+def test_decide_never_gives_a_held_action_and_codes_it_as_the_hold_unless_unprojected() -> None:
+    playbook = shop(method="none", hours=1e6, budget=1e9, volume=1000)
+    features, touches, owners, stages = _book(40, 2)
+    ids = features["account_id"].to_list()
+    holds = pl.DataFrame(
+        {"account_id": ids, "action_id": "vip_event", "why": "snoozed", "reason": "snoozed until 2025-06-20: busy"}
+    )
+    rules = check_rules(features, touches, playbook, T, {"spend": "number"}, holds=holds)
+    values = _values(ids, playbook, 2).with_columns(pl.col("value_usd") + 500.0)  # every play worth more than none
+    unprojected = ids[:5]  # the models have no value of the held action for these
+    values = values.filter(~((pl.col("action_id") == "vip_event") & pl.col("account_id").is_in(unprojected)))
+    d = decide(rules, values, playbook, owners=owners, stages=stages, seed=2, run_key="2025-06-02")
+    assert "vip_event" not in d.frame()["action_id"].to_list()
+    vip = d.lost(playbook).filter(pl.col("action_id") == "vip_event")
+    assert vip.height == len(ids)
+    free = vip.filter(~pl.col("account_id").is_in(unprojected))
+    # A hold is coded only where no playbook rule blocks the action first.
+    expected = {"snoozed"} | {Why(int(c)).code for c in rules.why[:, 2] if c not in (Why.ALLOWED, Why.SNOOZED)}
+    assert set(free["why"]) <= expected
+    assert free.filter(pl.col("why") == "snoozed")["reason"].unique().to_list() == ["snoozed until 2025-06-20: busy"]
+    # Never projected: a rule for good (online keeps it blocked), not a hold that ends.
+    gone = vip.filter(pl.col("account_id").is_in(unprojected))
+    assert gone.select("why", "reason").unique().rows() == [("rule", "the models have no projection for this action")]

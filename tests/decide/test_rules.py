@@ -167,3 +167,30 @@ objective = "retention"
     )
     check = check_rules(pl.DataFrame({"account_id": ["a", "b", "c"]}), _touches([]), playbook, T, {})
     assert check.allowed.all()
+
+
+def test_check_rules_holds_back_what_users_snoozed_or_dismissed_after_the_playbook_rules() -> None:
+    features = pl.DataFrame(
+        {"account_id": ["snoozed", "dismissed", "rule", "quiet", "other"], "arr": [5e3, 5e3, 10.0, 5e3, 10.0]}
+    )
+    holds = pl.DataFrame(
+        {
+            "account_id": ["snoozed", "dismissed", "rule", "quiet", "quiet", "nobody"],
+            "action_id": ["mail", "call", "call", "call", "mail", "call"],
+            "why": ["snoozed", "dismissed", "snoozed", "snoozed", "snoozed", "snoozed"],
+            "reason": ["snoozed until 2025-06-09", "dismissed on 2025-05-30", "r", "q", "q", "n"],
+        }
+    )
+    check = check_rules(features, _touches([("quiet", "mail", 3.0)]), PLAYBOOK, T, {"arr": "number"}, holds=holds)
+    why = {aid: check.why[i].tolist() for i, aid in enumerate(check.account_ids)}
+    assert why["snoozed"] == [Why.ALLOWED, Why.SNOOZED, Why.SNOOZED]  # every variant of a snoozed action
+    assert why["dismissed"] == [Why.DISMISSED, Why.ALLOWED, Why.ALLOWED]
+    assert why["rule"][0] == Why.RULE  # a rule's block is kept: online keeps it blocked until the next run
+    assert why["quiet"] == [Why.IN_FLIGHT] * 3
+    assert why["other"] == [Why.RULE, Why.ALLOWED, Why.ALLOWED]
+    assert check.reason(PLAYBOOK, 0, 1) == "snoozed until 2025-06-09"
+    assert Why.SNOOZED.code == "snoozed"
+    rows, cols = np.nonzero(np.ones_like(check.why, dtype=bool))
+    vectorised = check.reasons(PLAYBOOK, rows, cols).to_list()
+    assert vectorised == [check.reason(PLAYBOOK, int(i), int(k)) for i, k in zip(rows, cols, strict=True)]
+    assert vectorised[3] == "dismissed on 2025-05-30"

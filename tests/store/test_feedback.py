@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from nextmove.errors import ConflictError
-from nextmove.store import AuditEntry, FeedbackEvent, Store
+from nextmove.store import AuditEntry, DecisionRecord, FeedbackEvent, RecommendationRecord, RunRecord, Store
 
 T0 = datetime(2024, 6, 3, 9, 0, 0, 500, tzinfo=UTC)
 
@@ -140,3 +140,48 @@ def test_feedback_filters_by_account_and_run(store: Store) -> None:
         e for e in events if e.account_id == "acct-2" and e.run_id == "r2"
     ]
     assert store.feedback(account_id="nobody") == []
+
+
+def test_hold_events_read_snoozes_and_dismissals_with_the_actions_they_name(store: Store) -> None:
+    store.save_run(
+        RunRecord(run_id="r1", book_source="tests", playbook_hash="h", status="succeeded"),
+        [
+            RecommendationRecord(
+                run_id="r1", account_id=account, action_id=action, arm="model", propensity=1.0, expected_value_usd=1.0
+            )
+            for account, action in (("acct-0", "demo"), ("acct-1", "qbr"))
+        ],
+    )
+    store.log_decisions(
+        [
+            DecisionRecord(
+                decision_id="d-1",
+                account_id="acct-1",
+                action_id="call",
+                arm="model",
+                propensity=1.0,
+                expected_value_usd=1.0,
+                ts=T0,
+            )
+        ]
+    )
+    snooze = make_event(1, kind="snoozed", account_id="acct-0", action_id=None, run_id=None, payload={"x": 1})
+    by_decision = make_event(2, kind="dismissed", account_id="acct-1", action_id=None, run_id=None, reason="no")
+    by_decision = dataclasses.replace(by_decision, payload={"decision_id": "d-1"})
+    by_run = make_event(3, kind="dismissed", account_id="acct-0", action_id=None, run_id="r1", reason="no")
+    unknown = make_event(4, kind="dismissed", account_id="acct-1", run_id="r9", payload={"decision_id": "d-9"})
+    done = make_event(5, kind="done", account_id="acct-0")
+    store.add_feedback([unknown, done, by_run, by_decision, snooze])
+
+    held = store.hold_events()
+    assert [h.event for h in held] == [snooze, by_decision, by_run, unknown]  # oldest first; no done, no outcome
+    assert [(h.decision_action_id, h.run_action_id) for h in held] == [
+        (None, None),
+        ("call", None),
+        (None, "demo"),
+        (None, None),
+    ]
+    assert [h.event for h in store.hold_events("acct-1")] == [by_decision, unknown]
+    assert [h.event for h in store.hold_events(until=by_decision.ts)] == [snooze, by_decision]
+    assert store.hold_events("acct-0", until=T0) == []
+    assert store.hold_events("nobody") == []

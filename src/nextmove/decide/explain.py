@@ -50,8 +50,22 @@ from nextmove.playbook.schema import SignalRoles
 SCHEMA_VERSION = 1
 """Version of the receipt's layout (the ``schema`` field)."""
 
-WHY_CODES = ("lower_value", "rule", "cooldown", "contact_cap", "in_flight", "capacity", "held_back")
-"""Why a candidate lost: worth less, an eligibility rule, a cooldown, a contact cap, a play in flight, a capacity."""
+WHY_CODES = (
+    "lower_value",
+    "rule",
+    "cooldown",
+    "contact_cap",
+    "in_flight",
+    "capacity",
+    "held_back",
+    "snoozed",
+    "dismissed",
+)
+"""Why a candidate lost: worth less, an eligibility rule, a cooldown, a contact cap, a play in flight, a capacity,
+the control or exploration draw, or the account's users (snoozed, dismissed)."""
+
+_BLOCKING_CODES = ["rule", "cooldown", "contact_cap", "in_flight", "snoozed", "dismissed"]
+"""Codes of a runner-up that is not allowed (a rule, or the account's users): the default "is not allowed (…)"."""
 
 ARMS = ("model", "explore", "control")
 """How a decision was made: the learned policy's best, an exploration draw, or the control cohort's default."""
@@ -91,6 +105,8 @@ _MISSING_REASON = {
     "in_flight": "a play is already in flight",
     "capacity": "over capacity",
     "held_back": "held back by the control or exploration draw",
+    "snoozed": "snoozed",
+    "dismissed": "dismissed",
 }
 
 
@@ -177,7 +193,9 @@ class Alternative(_Receipt):
     value_usd: float | None
     low: float | None
     high: float | None
-    why: Literal["lower_value", "rule", "cooldown", "contact_cap", "in_flight", "capacity", "held_back"]
+    why: Literal[
+        "lower_value", "rule", "cooldown", "contact_cap", "in_flight", "capacity", "held_back", "snoozed", "dismissed"
+    ]
     reason: str
 
 
@@ -750,7 +768,7 @@ def _default_why() -> pl.Expr:
         .then(pl.concat_str([pl.lit(" against "), format_usd(value), pl.lit(" for "), chosen_name]))
         .otherwise(pl.lit(""))
     )
-    blocked = pl.col("_default_why_code").is_in(["rule", "cooldown", "contact_cap", "in_flight"])
+    blocked = pl.col("_default_why_code").is_in(_BLOCKING_CODES)
     control = pl.col("_control_default")
     reason = (
         pl.when(pl.col("_default_reason").is_not_null())

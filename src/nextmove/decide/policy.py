@@ -185,7 +185,8 @@ class Decisions:
         """Every candidate not chosen, per account: ``account_id, action_id, variant, why, reason``.
 
         ``why`` is one of :data:`LOST_CODES`: a rule that blocks it (``rule``, ``cooldown``,
-        ``contact_cap``, ``in_flight``), ``capacity`` (worth more than the pick, but a resource it
+        ``contact_cap``, ``in_flight``), a hold of the account's users (``snoozed``, ``dismissed``:
+        the reason says until when), ``capacity`` (worth more than the pick, but a resource it
         needs is short; or a control account's lifecycle default that found no capacity left, whatever
         its value: the reason names the resource), ``lower_value``, or ``held_back``: for control and
         exploring accounts, a more valuable allowed candidate that the randomisation held back (the
@@ -308,15 +309,20 @@ class Decisions:
         return len(self.account_ids)
 
 
-LOST_CODES = ("lower_value", "rule", "cooldown", "contact_cap", "in_flight", "capacity", "held_back")
+LOST_CODES = (
+    "lower_value",
+    "rule",
+    "cooldown",
+    "contact_cap",
+    "in_flight",
+    "capacity",
+    "held_back",
+    "snoozed",
+    "dismissed",
+)
 """Why a candidate lost (the receipt's ``why``)."""
-_RULE_CODES = ("rule", "cooldown", "contact_cap", "in_flight")
-_WHY_TO_LOST = {
-    Why.RULE: LOST_CODES.index("rule"),
-    Why.COOLDOWN: LOST_CODES.index("cooldown"),
-    Why.CONTACT_CAP: LOST_CODES.index("contact_cap"),
-    Why.IN_FLIGHT: LOST_CODES.index("in_flight"),
-}
+_RULE_CODES = ("rule", "cooldown", "contact_cap", "in_flight", "snoozed", "dismissed")
+_WHY_TO_LOST = {why: LOST_CODES.index(why.code) for why in Why if why is not Why.ALLOWED}
 
 
 def _resource_words(name: str, action_names: dict[str, str]) -> str:
@@ -798,7 +804,9 @@ def _lost_codes(
     out = np.full((n, k), LOST_CODES.index("lower_value"), dtype=np.int8)
     for why, code in _WHY_TO_LOST.items():
         out[rules.why == why] = code
-    out[~allowed & (rules.why == Why.ALLOWED)] = LOST_CODES.index("rule")  # not projected
+    # Not projected: never chosen, and coded `rule` even where a hold applies too, so that online
+    # decisions keep it blocked (they read the holds again, and open a held runner-up once its hold ends).
+    out[~np.isfinite(v) & np.isin(rules.why, [Why.ALLOWED, Why.SNOOZED, Why.DISMISSED])] = LOST_CODES.index("rule")
     pick = np.maximum(choice, 0)
     chosen_v = np.where(choice >= 0, v[rows, pick], 0.0)
     chosen_r = np.where(choice >= 0, ranked[rows, pick], 0.0)

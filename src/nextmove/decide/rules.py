@@ -1,17 +1,29 @@
-"""Which candidate actions each account may get: eligibility expressions, cooldowns, contact caps, plays in flight."""
+"""Which candidate actions each account may get: eligibility, cooldowns, contact caps, plays in flight, user holds."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from enum import IntEnum
+from typing import Final
 
 import numpy as np
 import polars as pl
 
 from nextmove.book import NO_ACTION
+from nextmove.errors import ConfigError
 from nextmove.playbook import Playbook
 from nextmove.playbook.expr import FeatureKinds, compile_eligibility
+
+HOLD_COLUMNS: Final[dict[str, pl.DataType]] = {
+    "account_id": pl.String(),
+    "action_id": pl.String(),
+    "why": pl.String(),
+    "reason": pl.String(),
+}
+"""The holds :func:`check_rules` takes: one row per (account, action) that the account's users asked not to
+be given now, ``why`` ``snoozed`` or ``dismissed`` and the ``reason`` in plain words ("snoozed until
+2026-10-05: …"). The engine reads them from the store's feedback (``nextmove.engine.holds.read_holds``)."""
 
 
 @dataclass(frozen=True)
@@ -65,10 +77,13 @@ class Why(IntEnum):
     COOLDOWN = 2
     CONTACT_CAP = 3
     IN_FLIGHT = 4
+    SNOOZED = 5
+    DISMISSED = 6
 
     @property
     def code(self) -> str:
-        """The code used in decision receipts: ``rule``, ``cooldown``, ``contact_cap``, ``in_flight`` ("" if allowed).
+        """The code used in decision receipts: ``rule``, ``cooldown``, ``contact_cap``, ``in_flight``, ``snoozed``,
+        ``dismissed`` ("" if allowed).
 
         Examples
         --------
@@ -92,6 +107,8 @@ class RuleCheck:
     """Plays (not ``none``) already done to each account in the current decision window."""
     cap_counts: dict[int, np.ndarray]
     """Index of a contact cap → touches per account counted against it."""
+    held: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema={"_i": pl.Int64, **HOLD_COLUMNS}))
+    """The holds given to :func:`check_rules` of its accounts (``_i``: the account's row), for their reasons."""
 
     @property
     def allowed(self) -> np.ndarray:
@@ -110,6 +127,9 @@ class RuleCheck:
         if code is Why.COOLDOWN:
             days = self.days_since[i, k]
             return f"cooldown: done {days:.0f} days ago, cooldown {cand.cooldown_days} days"
+        if code in (Why.SNOOZED, Why.DISMISSED):
+            mine = self.held.filter((pl.col("_i") == i) & (pl.col("action_id") == cand.action_id))
+            return str(mine.item(0, "reason")) if mine.height else code.code
         if code is Why.IN_FLIGHT:
             policy = playbook.contact_policy
             return (
@@ -148,9 +168,22 @@ class RuleCheck:
         for c in range(len(caps)):
             hit = cap_at == c
             counts[hit] = self.cap_counts[c][rows[hit]]
+        codes = self.why[rows, cols].astype(np.int8)
+        held = np.isin(codes, [Why.SNOOZED, Why.DISMISSED])
+        hold_reason = np.full(rows.size, None, dtype=object)
+        if held.any():
+            asked = pl.DataFrame(
+                {
+                    "_i": rows[held].astype(np.int64),
+                    "action_id": pl.Series([c.action_id for c in cands], dtype=pl.String).gather(cols[held]),
+                }
+            )
+            said = asked.join(self.held.select("_i", "action_id", "reason"), on=["_i", "action_id"], how="left")
+            hold_reason[held] = said.get_column("reason").to_numpy()
         frame = pl.DataFrame(
             {
-                "code": self.why[rows, cols].astype(np.int8),
+                "code": codes,
+                "hold_reason": pl.Series(hold_reason.tolist(), dtype=pl.String),
                 "rule": pl.Series([playbook.action(c.action_id).eligibility for c in cands])
                 .gather(cols)
                 .cast(pl.String),
@@ -198,6 +231,10 @@ class RuleCheck:
             )
             .when(pl.col("code") == Why.CONTACT_CAP)
             .then(pl.lit("contact cap"))
+            .when(pl.col("code") == Why.SNOOZED)
+            .then(pl.col("hold_reason").fill_null("snoozed"))
+            .when(pl.col("code") == Why.DISMISSED)
+            .then(pl.col("hold_reason").fill_null("dismissed"))
             .otherwise(pl.lit(""))
         )
         return frame.select(text.alias("reason")).to_series()
@@ -214,11 +251,17 @@ def check_rules(
     playbook: Playbook,
     as_of: datetime,
     kinds: FeatureKinds,
+    holds: pl.DataFrame | None = None,
 ) -> RuleCheck:
     """Apply the playbook's rules to every account of ``features`` at decision time ``as_of``.
 
     Order of precedence for the reason shown: eligibility rule, play in flight, cooldown,
-    contact cap. Only touches before ``as_of`` count; ``none`` decisions never count as contact.
+    contact cap, then what the account's users said (``holds``: snoozed, dismissed). Only
+    touches before ``as_of`` count; ``none`` decisions never count as contact.
+
+    A hold marks only what the playbook's rules allow: an action a rule blocks keeps that rule's
+    code, which the online decider keeps blocked until the next run, while it reads the holds
+    again at each decision (so a snooze that ends between runs ends online when it ends).
 
     Parameters
     ----------
@@ -228,6 +271,9 @@ def check_rules(
         The book's touches (``account_id, action_id, ts``).
     kinds
         Feature name → ``number``/``text`` (from ``nextmove.features.feature_schema``).
+    holds
+        The (account, action) pairs the accounts' users asked not to be given now, with why
+        and in what words (:data:`HOLD_COLUMNS`); every variant of a held action is held.
     """
     cands = candidates(playbook)
     ids = features.get_column("account_id").to_list()
@@ -288,7 +334,37 @@ def check_rules(
             if _cap_applies(cap.team, cap.channel, cand):
                 col = why[:, j]
                 col[(col == Why.ALLOWED) & blocked] = Why.CONTACT_CAP
-    return RuleCheck(ids, cands, why, days_since, in_window, cap_counts)
+
+    held = _held(holds, index)
+    if held.height:
+        rows_h = held.get_column("_i").to_numpy()
+        codes_h = np.where(held.get_column("why").to_numpy() == "snoozed", Why.SNOOZED, Why.DISMISSED)
+        actions_h = held.get_column("action_id").to_numpy()
+        for j, cand in enumerate(cands):
+            hit = actions_h == cand.action_id
+            col = why[:, j]
+            free = col[rows_h[hit]] == Why.ALLOWED
+            col[rows_h[hit][free]] = codes_h[hit][free]
+    return RuleCheck(ids, cands, why, days_since, in_window, cap_counts, held)
+
+
+def _held(holds: pl.DataFrame | None, index: pl.DataFrame) -> pl.DataFrame:
+    """The holds of the accounts of ``index``, one per (account, action), with the account's row ``_i``."""
+    empty = pl.DataFrame(schema={"_i": pl.Int64, **HOLD_COLUMNS})
+    if holds is None or holds.height == 0:
+        return empty
+    missing = [c for c in HOLD_COLUMNS if c not in holds.columns]
+    if missing:
+        raise ConfigError(f"holds lack the column(s) {', '.join(missing)} (need {', '.join(HOLD_COLUMNS)})")
+    unknown = holds.filter(~pl.col("why").is_in(["snoozed", "dismissed"]))
+    if unknown.height:
+        raise ConfigError(f"holds: why must be snoozed or dismissed, got {unknown.item(0, 'why')!r}")
+    return (
+        holds.select([pl.col(c).cast(t) for c, t in HOLD_COLUMNS.items()])
+        .unique(["account_id", "action_id"], keep="first", maintain_order=True)
+        .join(index.select(pl.col("_i").cast(pl.Int64), "account_id"), on="account_id", how="inner")
+        .select(empty.columns)
+    )
 
 
 def _count_per_account(rows: pl.DataFrame, index: pl.DataFrame, n: int) -> np.ndarray:

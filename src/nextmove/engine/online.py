@@ -36,7 +36,8 @@ import uuid
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
+from functools import partial
 from statistics import NormalDist
 from typing import Any, Final
 
@@ -49,6 +50,15 @@ from nextmove.decide.explore import epsilon_propensities
 from nextmove.decide.phrases import usd_text
 from nextmove.decide.policy import default_variant, value_matrices
 from nextmove.decide.rules import Candidate, Why, candidates, check_rules
+from nextmove.engine.holds import (
+    HOLD_WHY,
+    FeedbackHold,
+    answering_run,
+    feedback_holds,
+    hold_action,
+    last_hold,
+    promoted_runs,
+)
 from nextmove.errors import ConfigError, NextmoveError, NotFoundError, StoreError
 from nextmove.features import FeatureVocabulary, compute_features, feature_schema
 from nextmove.playbook import Playbook
@@ -73,9 +83,6 @@ BLOCKING_WHY: Final[frozenset[str]] = frozenset({"rule", "cooldown", "contact_ca
 ``lower_value`` and ``capacity`` (a batch-wide limit) do not block a single online decision.
 Neither do ``snoozed`` and ``dismissed``: each decision reads the feedback itself
 (:func:`feedback_holds`), so a snooze ends online when it ends, not at the next run."""
-
-HOLD_WHY: Final[tuple[str, ...]] = ("snoozed", "dismissed")
-"""Codes of the options a user's feedback holds back (:class:`FeedbackHold`), in receipts' ``why``."""
 
 THOMPSON_DRAWS: Final[int] = 256
 """Draws used to compute the probability of each option under Thompson sampling."""
@@ -195,8 +202,9 @@ def options_of(rec: RecommendationRecord) -> tuple[Option, ...]:
         value = _number(alt.get("value_usd"), 0.0)
         variant = alt.get("variant")
         why, reason = str(alt.get("why") or "lower_value"), str(alt.get("reason") or "")
-        if _held_back(rec, alt, eligible):
+        if _held_back(rec, alt, eligible) or why in HOLD_WHY:
             # Lost to the run's control or exploration draw, not to a rule: open online, on its value.
+            # Or held back by a snooze or dismissal: each decision reads the feedback again (_holds).
             why, reason = "lower_value", ""
         option = Option(
             str(alt["action_id"]),
@@ -283,6 +291,7 @@ class PolicySnapshot:
     _views: dict[str, AccountView] | None = field(default=None, repr=False)
     _cache: OrderedDict[str, AccountView | None] = field(default_factory=OrderedDict, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _promoted: list[RunRecord] | None = field(default=None, repr=False)
 
     @classmethod
     def load(cls, store: Store, run: RunRecord, policy_version: str | None = None) -> PolicySnapshot:
@@ -317,6 +326,16 @@ class PolicySnapshot:
             if len(self._cache) > _CACHE_ACCOUNTS:
                 self._cache.popitem(last=False)
         return view
+
+    def promoted_runs(self) -> list[RunRecord]:
+        """The promoted runs before this one, read once (:func:`~nextmove.engine.holds.promoted_runs`).
+
+        Only a dismissal sent before this run was made and naming nothing needs them, to find the run it
+        answered; runs made since cannot be that run, so the list read once stays right.
+        """
+        if self._promoted is None:
+            self._promoted = promoted_runs(self._store)
+        return self._promoted
 
 
 # ---- online learning --------------------------------------------------------------------------
@@ -518,126 +537,13 @@ def online_touches(activity: Iterable[ActivityRecord]) -> list[OnlineTouch]:
     return out
 
 
-@dataclass(frozen=True)
-class FeedbackHold:
-    """An action (or every action) an account's users asked not to be given again before a time."""
-
-    action_id: str | None
-    """The action held back; None: every action (a snooze that names none)."""
-    until: datetime
-    """When the hold ends (UTC)."""
-    why: str
-    """``snoozed`` or ``dismissed``."""
-    reason: str
-    """In plain words, e.g. ``snoozed until 2026-10-05: customer on holiday``."""
-
-    def holds(self, action_id: str) -> bool:
-        """Whether this hold keeps ``action_id`` back (doing nothing is never held back)."""
-        return action_id != NO_ACTION and (self.action_id is None or self.action_id == action_id)
-
-
-def feedback_holds(
-    events: Iterable[FeedbackEvent],
-    playbook: Playbook,
-    now: datetime,
-    *,
-    action_of: Callable[[FeedbackEvent], str | None] | None = None,
-) -> list[FeedbackHold]:
-    """What an account's ``snoozed`` and ``dismissed`` feedback holds back at ``now``.
-
-    - A **snooze** holds its action back until its ``snoozed_until``; a snooze that names no
-      action (and no decision) holds back every action, i.e. the account. A later snooze of the
-      same action, or of every action, replaces the earlier one (snoozing again until an earlier
-      day shortens it).
-    - A **dismissal** holds its action back for the action's ``cooldown_days`` from when it was
-      dismissed, as if it had been done, and at least for the contact policy's ``window_days``
-      (an action without a cooldown does not come straight back either).
-
-    An event's action is its ``action_id``, else what ``action_of`` says (the action of the decision
-    it names; for a dismissal, that of the recommendation it answers); an event about ``none``, or
-    an action the playbook no longer has, holds nothing back. Every event given counts, whenever it
-    was sent: give only those that happened before ``now`` (a backtest's ``as_of``).
-
-    Examples
-    --------
-    >>> from datetime import UTC
-    >>> from nextmove.playbook.loader import load_playbook
-    >>> pb, t = load_playbook(), datetime(2026, 9, 21, tzinfo=UTC)
-    >>> events = [
-    ...     FeedbackEvent(event_id="e1", account_id="a", kind="snoozed", ts=t, action_id="upsell_call",
-    ...                   reason="customer on holiday", payload={"snoozed_until": "2026-10-05T00:00:00+00:00"}),
-    ...     FeedbackEvent(event_id="e2", account_id="a", kind="dismissed", ts=t, action_id="nurture_email",
-    ...                   reason="already in touch"),
-    ... ]
-    >>> for hold in feedback_holds(events, pb, t + timedelta(days=1)):  # doctest: +ELLIPSIS
-    ...     print(hold.why, hold.action_id, "|", hold.reason)
-    snoozed upsell_call | snoozed until 2026-10-05: customer on holiday
-    dismissed nurture_email | dismissed on 2026-09-21 (already in touch); held back for its 30-day cooldown, ...
-    >>> [h.action_id for h in feedback_holds(events, pb, datetime(2026, 10, 6, tzinfo=UTC))]
-    ['nurture_email']
-    """
-    known = {a.id: a for a in playbook.actions}
-    window = playbook.contact_policy.window_days
-    snoozes: dict[str | None, FeedbackHold] = {}
-    dismissals: list[FeedbackHold] = []
-    ordered = sorted((e for e in events if e.kind in HOLD_WHY), key=lambda e: (e.ts, e.received_at or e.ts, e.event_id))
-    for event in ordered:
-        action = event.action_id or (action_of(event) if action_of is not None else None)
-        if action == NO_ACTION or (action is not None and action not in known):
-            continue
-        said = (event.reason or "").strip()
-        if event.kind == "snoozed":
-            until = _snoozed_until(event)
-            if until is None:
-                continue
-            whom = "snoozed" if action is not None else "the account is snoozed"
-            # A later snooze of the same scope replaces an earlier one, even one already over.
-            text = f"{whom} until {_day(until)}" + (f": {said}" if said else "")
-            snoozes[action] = FeedbackHold(action, until, "snoozed", text)
-        elif action is not None:
-            cooldown = known[action].cooldown_days
-            days = max(cooldown, window)
-            until = _utc(event.ts) + timedelta(days=days)
-            span = f"its {days}-day cooldown" if cooldown >= window else f"the {days}-day contact window"
-            text = f"dismissed on {_utc(event.ts):%Y-%m-%d}" + (f" ({said})" if said else "")
-            dismissals.append(
-                FeedbackHold(action, until, "dismissed", f"{text}; held back for {span}, until {_day(until)}")
-            )
-    return [h for h in (*snoozes.values(), *dismissals) if h.until > now]
-
-
 def hold_blocks(options: Sequence[Option], holds: Sequence[FeedbackHold]) -> list[tuple[str, str] | None]:
     """Per option, ``(why, reason)`` of the hold that ends last among those that hold it back, else None."""
     out: list[tuple[str, str] | None] = []
     for option in options:
-        mine = [h for h in holds if h.holds(option.action_id)]
-        last = max(mine, key=lambda h: h.until, default=None)
+        last = last_hold(holds, option.action_id)
         out.append(None if last is None else (last.why, last.reason))
     return out
-
-
-def _snoozed_until(event: FeedbackEvent) -> datetime | None:
-    value = event.payload.get("snoozed_until") if isinstance(event.payload, Mapping) else None
-    if isinstance(value, datetime):
-        return _utc(value)
-    if not isinstance(value, str):
-        return None
-    try:
-        return _utc(datetime.fromisoformat(value))
-    except ValueError:
-        return None
-
-
-def _utc(when: datetime) -> datetime:
-    return when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
-
-
-def _day(when: datetime) -> str:
-    """A day (``2026-10-05``), with its time when it is not midnight UTC (``2026-10-05 14:30 UTC``)."""
-    when = _utc(when)
-    if (when.hour, when.minute, when.second, when.microsecond) == (0, 0, 0, 0):
-        return f"{when:%Y-%m-%d}"
-    return f"{when:%Y-%m-%d %H:%M} UTC"
 
 
 class ContactRules:
@@ -769,7 +675,6 @@ class FreshScorer:
         snapshot = compute_features(sub, as_of, playbook=self.playbook, vocabulary=self.vocabulary)
         values = self.model.project(snapshot).values
         rules = check_rules(snapshot, touches, self.playbook, as_of, feature_schema(snapshot))
-        names = {Why.RULE: "rule", Why.COOLDOWN: "cooldown", Why.CONTACT_CAP: "contact_cap", Why.IN_FLIGHT: "in_flight"}
         # The playbook's candidates (action × variant) valued as the run values them: a variant
         # takes the model's arm of its own when there is one, else its action's with its own cost.
         costs = {a.id: a.cost_usd for a in self.playbook.actions}
@@ -779,7 +684,7 @@ class FreshScorer:
             code = Why(int(rules.why[0, k]))
             projected = bool(np.isfinite(v[k]))
             if code != Why.ALLOWED:
-                why, reason = names[code], rules.reason(self.playbook, 0, k)
+                why, reason = code.code, rules.reason(self.playbook, 0, k)
             elif not projected:  # never chosen, as in the run
                 why, reason = "rule", "the models have no projection for this action"
             else:
@@ -1292,27 +1197,25 @@ class OnlineDecider:
         )
 
     def _holds(self, snap: PolicySnapshot, view: AccountView, now: datetime) -> list[FeedbackHold]:
-        """What the account's snoozes and dismissals hold back now, sent before the run or since."""
-        events = [e for e in self.store.feedback(account_id=view.account_id) if e.kind in HOLD_WHY]
-        if not events:
+        """What the account's snoozes and dismissals hold back now, sent before the run or since.
+
+        One store read on the driver's own cursor (:meth:`~nextmove.store.Store.hold_events`), with the
+        actions of the decisions and recommendations the events name.
+        """
+        items = self.store.hold_events(view.account_id)
+        if not items:
             return []
 
-        def action_of(event: FeedbackEvent) -> str | None:
-            decision_id = event.payload.get("decision_id") if isinstance(event.payload, Mapping) else None
-            if isinstance(decision_id, str):
-                try:
-                    return self.store.get_decision(decision_id).action_id
-                except NotFoundError:
-                    return None
-            if event.kind != "dismissed":
-                return None  # a snooze that names nothing keeps the whole account quiet
-            # A dismissal that names nothing dismisses the recommendation it answers: the served run's, or its run's.
-            if event.run_id is None or event.run_id == snap.run.run_id:
+        def answered(event: FeedbackEvent) -> str | None:
+            # A dismissal that names nothing dismisses the recommendation it answers: of the run served then.
+            run_id = answering_run(event.received_at, snap.run, snap.promoted_runs)
+            if run_id is None or run_id == snap.run.run_id:
                 return view.recommendation.action_id
-            found = self.store.recommendations(event.run_id, account_ids=[view.account_id])
+            found = self.store.recommendations(run_id, account_ids=[view.account_id])
             return found[0].action_id if found else None
 
-        return feedback_holds(events, self.playbook, now, action_of=action_of)
+        actions = {i.event.event_id: hold_action(i, partial(answered, i.event)) for i in items}
+        return feedback_holds([i.event for i in items], self.playbook, now, action_of=lambda e: actions.get(e.event_id))
 
     def _held_words(self, arm: str) -> str:
         """Why an allowed option worth more than the choice was not given, as the run words it."""
@@ -1486,6 +1389,20 @@ def servable_run(store: Store) -> RunRecord | None:
         if run.params.get("promote", True) is not False:
             return run
     return None
+
+
+def served_run(store: Store) -> RunRecord | None:
+    """The run online decisions come from now: the active ``policy`` version's, else :func:`servable_run`.
+
+    None when there is none, or the active version names no run the store has.
+    """
+    version = store.active_model(POLICY_MODEL_KIND)
+    if version is None:
+        return servable_run(store)
+    try:
+        return store.get_run(_policy_run_id(version))
+    except (NotFoundError, DeciderNotReadyError):
+        return None
 
 
 def promote_run(

@@ -8,7 +8,8 @@
 2. **models**: the training set of past decisions and the action-effect model fitted on it, or
    the store's saved effect model when ``reuse_model`` and it fits this playbook;
 3. **projection**: every account's projected value of every action, with intervals;
-4. **decisions**: rules, allocation under capacity, control and exploration
+4. **decisions**: rules (with the snoozes and dismissals stored by then, when there is a store:
+   :func:`nextmove.engine.holds.read_holds`), allocation under capacity, control and exploration
    (:func:`nextmove.decide.policy.decide`);
 5. **evidence**: the decision receipt of every account (:func:`nextmove.decide.explain.explain_decisions`);
 6. **evaluation**: off-policy value of the learned, lifecycle-default and do-nothing policies on
@@ -46,6 +47,7 @@ from nextmove.decide.explain import explain_decisions
 from nextmove.decide.policy import CapacityLedger, DecisionOptions, Decisions, decide
 from nextmove.decide.rules import check_rules
 from nextmove.engine.health import HealthResult, active_accounts, learned_bands, unended_outcome_note
+from nextmove.engine.holds import read_holds
 from nextmove.engine.online import promote_run
 from nextmove.engine.run_facts import (
     ACCOUNT_FIELDS,
@@ -352,7 +354,9 @@ def _run(
     lap("projection")
 
     say(RUN_STAGES[3])
-    rules = check_rules(snapshot, book.touches, playbook, when, schema)
+    # What the accounts' users said by `when` (snoozed, dismissed) holds actions back as online.
+    holds = read_holds(store, playbook, when) if store is not None else None
+    rules = check_rules(snapshot, book.touches, playbook, when, schema, holds=holds)
     owners = _column(accounts, "owner")
     if (unowned := _unowned_note(playbook, owners, accounts.height)) is not None:
         notes.append(unowned)

@@ -13,6 +13,7 @@ from nextmove.store.records import (
     AuditEntry,
     DecisionRecord,
     FeedbackEvent,
+    HoldEvent,
     ModelVersionRecord,
     RecommendationRecord,
     RunRecord,
@@ -207,6 +208,24 @@ class Store(Protocol):
 
     def feedback(self, account_id: str | None = None, run_id: str | None = None) -> list[FeedbackEvent]:
         """Stored feedback events, oldest first, for an account and/or a run if given."""
+        ...
+
+    def hold_events(self, account_id: str | None = None, *, until: datetime | None = None) -> list[HoldEvent]:
+        """The ``snoozed`` and ``dismissed`` events of one account (None: of every account), oldest first.
+
+        What feedback holds read (:func:`nextmove.engine.holds.feedback_holds`), in one read
+        however many accounts and events: each event with the action of the decision its payload
+        names (``decision_id``) and of its run's recommendation to the account (``run_id``), so
+        that neither is read once per event. The online decider reads one account's on every
+        decision, the batch run every account's at once.
+
+        Parameters
+        ----------
+        account_id : str, optional
+            Only this account's events.
+        until : datetime, optional
+            Only events that happened (``ts``) at or before it: a backtest's ``as_of`` sees no later one.
+        """
         ...
 
     # --- decisions ----------------------------------------------------------------------

@@ -251,6 +251,34 @@ class FeedbackEvent:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class HoldEvent:
+    """A ``snoozed`` or ``dismissed`` event with the actions it names through a decision or a run: what holds read.
+
+    Parameters
+    ----------
+    event : FeedbackEvent
+        The event.
+    decision_action_id : str or None
+        The action of the decision its payload's ``decision_id`` names (None: it names none, or
+        the store has no such decision).
+    run_action_id : str or None
+        The action its run (``run_id``) recommended to the account (None: it names no run, or the
+        store has no recommendation of that run for the account).
+
+    Examples
+    --------
+    >>> from datetime import datetime, UTC
+    >>> event = FeedbackEvent(event_id="e1", account_id="a1", kind="dismissed", ts=datetime(2026, 5, 1, tzinfo=UTC))
+    >>> HoldEvent(event=event, run_action_id="qbr").decision_action_id is None
+    True
+    """
+
+    event: FeedbackEvent
+    decision_action_id: str | None = None
+    run_action_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class ModelVersionRecord:
     """One trained model, serialised, with what it was trained on and how well it did.
 

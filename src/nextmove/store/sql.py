@@ -34,6 +34,7 @@ from nextmove.store.records import (
     AuditEntry,
     DecisionRecord,
     FeedbackEvent,
+    HoldEvent,
     ModelVersionRecord,
     RecommendationRecord,
     RunRecord,
@@ -529,6 +530,14 @@ class SqlStore:
         with self._errors("read feedback events"), self._read() as conn:
             return [FeedbackEvent(**row) for row in conn.execute(query).mappings()]
 
+    def hold_events(self, account_id: str | None = None, *, until: datetime | None = None) -> list[HoldEvent]:
+        """Snoozes and dismissals with the actions they name, oldest first; see :meth:`Store.hold_events`."""
+        self._check_open()
+        whose = "" if account_id is None else f" of account {account_id!r}"
+        with self._errors(f"read the snoozed and dismissed feedback{whose}"):
+            out = self._hot.hold_events(self._engine, account_id, until)
+        return sorted(out, key=lambda h: (h.event.ts, h.event.event_id))
+
     # --- models -------------------------------------------------------------------------
 
     def save_model(self, record: ModelVersionRecord) -> None:
@@ -887,6 +896,26 @@ class _HotPath:
             "SELECT 'feedback', event_id, kind, action_id, ts, payload FROM feedback_events"
             f" WHERE account_id = {account} AND ts >= {since} AND kind IN ('done', 'dismissed')"
         )
+        # Snoozes and dismissals with the actions of the decision and the run's recommendation they name,
+        # both by primary key: one statement for an account's (a decision's read) or the whole book's (a run's).
+        named = (
+            "json_extract(f.payload, '$.decision_id')" if dialect.name == "sqlite" else "(f.payload ->> 'decision_id')"
+        )
+        holds = (
+            "SELECT f.event_id, f.run_id, f.account_id, f.action_id, f.kind, f.reason, f.ts, f.payload,"
+            " f.received_at, d.action_id, r.action_id FROM feedback_events f"
+            f" LEFT JOIN decisions d ON d.decision_id = {named}"
+            " LEFT JOIN recommendations r ON r.run_id = f.run_id AND r.account_id = f.account_id"
+            " WHERE f.kind IN ('snoozed', 'dismissed')"
+        )
+        until = mark.format("until")
+        self.holds_sql: dict[tuple[bool, bool], str] = {
+            (one, bounded): holds
+            + (f" AND f.account_id = {account}" if one else "")
+            + (f" AND f.ts <= {until}" if bounded else "")
+            for one in (False, True)
+            for bounded in (False, True)
+        }
         ts_type = schema.decisions.c.ts.type.dialect_impl(dialect)
         self._since: Callable[[Any], Any] = ts_type.bind_processor(dialect) or _same
         self._ts: Callable[[Any], Any] = ts_type.result_processor(dialect, None) or _same
@@ -917,6 +946,34 @@ class _HotPath:
                     decision_id=None if named is None else str(named),
                 )
             )
+        return out
+
+    def hold_events(self, engine: Engine, account_id: str | None, until: datetime | None) -> list[HoldEvent]:
+        """The snoozes and dismissals of one account (None: all), at or before ``until`` if given, unsorted."""
+        params: dict[str, Any] = {}
+        if account_id is not None:
+            params["account_id"] = account_id
+        if until is not None:
+            params["until"] = self._since(until)
+        with _driver_cursor(engine) as (_, cursor):
+            cursor.execute(self.holds_sql[account_id is not None, until is not None], params)
+            rows = cursor.fetchall()
+        out: list[HoldEvent] = []
+        for event_id, run_id, account, action_id, kind, reason, ts, payload, received_at, decided, recommended in rows:
+            if payload is not None and self._payload is not None:
+                payload = self._payload(payload)
+            event = FeedbackEvent(
+                event_id=event_id,
+                account_id=account,
+                kind=kind,
+                ts=self._ts(ts),
+                run_id=run_id,
+                action_id=action_id,
+                reason=reason,
+                payload=payload if isinstance(payload, dict) else {},
+                received_at=None if received_at is None else self._ts(received_at),
+            )
+            out.append(HoldEvent(event=event, decision_action_id=decided, run_action_id=recommended))
         return out
 
     def decisions_asked(self, cursor: Any, request_ids: Sequence[str]) -> list[DecisionRecord]:
