@@ -138,6 +138,23 @@ def test_parse_playbook_two_defaults_for_one_stage_rejected() -> None:
         parse_playbook(text)
 
 
+def test_playbook_reference_says_ids_are_ascii_and_names_any_text() -> None:
+    from nextmove.playbook.reference import playbook_markdown
+    from nextmove.playbook.schema import ID_PATTERN, Identifier
+
+    assert Identifier.__metadata__[0].pattern == ID_PATTERN  # type: ignore[attr-defined]
+    doc = playbook_markdown()
+    assert f"`{ID_PATTERN}`" in doc
+    assert "ASCII" in doc
+    assert "`name` may be any text" in doc
+    action_rows = doc.split("## `[[actions]]`")[1].split("## ")[0]
+    assert "ASCII" in next(line for line in action_rows.splitlines() if line.startswith("| `id` |"))
+    assert "any text" in next(line for line in action_rows.splitlines() if line.startswith("| `name` |"))
+    with pytest.raises(PlaybookError, match=r"id='Rückruf'\)\.id"):
+        parse_playbook(MINIMAL.replace('id = "call"', 'id = "Rückruf"'))
+    assert parse_playbook(MINIMAL.replace('name = "Call"', 'name = "Rückruf 📞"')).actions[0].name == "Rückruf 📞"
+
+
 def test_playbook_content_hash_is_stable_and_sensitive() -> None:
     a = parse_playbook(MINIMAL)
     b = parse_playbook(MINIMAL)

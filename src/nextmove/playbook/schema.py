@@ -14,7 +14,11 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_vali
 
 from nextmove.playbook.expr import ExpressionError, compile_eligibility
 
-Identifier = Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_\-]*$", max_length=64)]
+ID_PATTERN = r"^[A-Za-z_][A-Za-z0-9_\-]*$"
+"""The pattern of every id of a playbook (docs/playbook.md states it from here)."""
+Identifier = Annotated[str, StringConstraints(pattern=ID_PATTERN, max_length=64)]
+"""An id (objective, action, variant, team, health component): ASCII letters, digits, ``_`` and ``-``, starting
+with a letter or ``_``, at most 64 characters. Display names (``name``) may be any text."""
 
 
 class _Strict(BaseModel):
@@ -88,7 +92,7 @@ class Variant(_Strict):
     """A variant of an action, e.g. another channel or send window."""
 
     id: Identifier
-    """Id of the variant, unique within its action."""
+    """Id of the variant, unique within its action (an ASCII id, as an action's)."""
     channel: str | None = None
     """Channel of this variant, if it differs from the action's."""
     send_window: str | None = None
@@ -101,9 +105,10 @@ class Action(_Strict):
     """One action in the catalog: something a team can do to an account."""
 
     id: Identifier
-    """Unique id, as used in ``touches.action_id``. ``none`` is reserved for doing nothing."""
+    """Unique id, as used in ``touches.action_id``: ASCII letters, digits, ``_`` and ``-``, starting with a letter
+    or ``_`` (``winback_offer``, not ``Rückgewinnung``). ``none`` is reserved for doing nothing."""
     name: str
-    """Display name."""
+    """Display name, shown in reports and evidence: any text (``"Rückgewinnungs-Angebot 🎁"``)."""
     team: Identifier
     """Team that carries it out, e.g. ``cs``, ``sales``, ``marketing``, ``support``, or your own (``growth``,
     ``crm``). Contact caps and budgets name teams by this id."""
