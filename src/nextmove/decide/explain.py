@@ -26,6 +26,8 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 from nextmove.book import NO_ACTION, of_dates
 from nextmove.decide.comparables import ComparableFinder, _utc
 from nextmove.decide.phrases import (
+    Wording,
+    citable,
     feature_family,
     feature_wording,
     format_usd,
@@ -35,7 +37,14 @@ from nextmove.decide.phrases import (
 )
 from nextmove.decide.policy import default_variant
 from nextmove.errors import ConfigError
-from nextmove.features import feature_schema, in_label_window, sanitize_name
+from nextmove.features import (
+    SignalKind,
+    declared_signal_kinds,
+    feature_schema,
+    in_label_window,
+    sanitize_name,
+    signal_kinds,
+)
 from nextmove.models.effect import (
     ARM_SEPARATOR,
     EffectModel,
@@ -279,6 +288,8 @@ class _Catalog:
     """``action_id, action_name, action_objective``."""
     stems: dict[str, str]
     """Feature stems → plain words (signal names, action names, outcome kinds, teams, roles)."""
+    signal_kinds: dict[str, SignalKind]
+    """Signal stem → kind, as the playbook declares it (``[signal_kinds]``, or the role's kind)."""
     horizon_days: int
     default_variants: pl.DataFrame
     """``default_action_id, _default_variant``: the variant a lifecycle default is given (null: none)."""
@@ -312,6 +323,7 @@ class _Catalog:
             objective_names={k: (o.name or k) for k, o in playbook.objectives.items()},
             actions=actions,
             stems=stems,
+            signal_kinds=declared_signal_kinds(playbook),
             horizon_days=playbook.horizon_days,
             default_variants=pl.DataFrame(
                 {
@@ -1288,6 +1300,8 @@ def _signals(
         shared = [f for f in features.numeric if f in set(previous.columns)]
         prev = previous.select(pl.col("account_id").cast(pl.String), *shared).unique("account_id", keep="first")
     needed = None if use_tree else [*features.numeric, *features.text]
+    levels = {stem for stem, kind in signal_kinds(snapshot, catalog.signal_kinds).items() if kind == "level"}
+    wordings = [feature_wording(f, names=catalog.stems, levels=levels) for f in features.names]
     importance = np.zeros(len(features.names))
     parts: list[pl.DataFrame] = []
     for start in range(0, where.height, CHUNK_ROWS):
@@ -1299,16 +1313,30 @@ def _signals(
         text_present = np.column_stack(
             [np.zeros(chunk.height, dtype=bool)] + [chunk.get_column(t).is_not_null().to_numpy() for t in features.text]
         )[:, 1:]
-        valid = features.gather(~np.isnan(x), text_present)
+        valid = features.gather(~np.isnan(x), text_present) & _citable(features, wordings, x)
         importance += np.abs(contrib).sum(axis=0)
         if top > 0:
             chosen = _select_families(contrib, valid, features.starts, features.lengths, top)
             parts.append(_signal_part(chunk, chosen, x, features, prev))
     rows = pl.concat(parts) if parts else pl.DataFrame(schema=_PICKED_SCHEMA)
-    signal_rows = _phrase_signals(rows, features, catalog, snapshot, percent)
+    signal_rows = _phrase_signals(rows, features, catalog, snapshot, percent, levels)
     mean_abs = importance / where.height
     slot = {f: i for i, f in enumerate(features.names)}
     return signal_rows, {f: float(mean_abs[slot[f]]) for f in features.numeric}
+
+
+def _citable(features: _Features, wordings: Sequence[Wording], x: np.ndarray) -> np.ndarray:
+    """(rows × features): where a value has something to say (:func:`~nextmove.decide.phrases.citable`).
+
+    A level's window total and a change that reads 0% are never cited; their family is cited by
+    another of its features, or gives way to the next family.
+    """
+    out = np.ones((x.shape[0], len(features.names)), dtype=bool)
+    for j, wording in enumerate(wordings):
+        column = features.column[j]
+        if column < len(features.numeric) and (not wording.cited or wording.kind in ("trend", "role_trend")):
+            out[:, j] = citable(wording, x[:, column])
+    return out
 
 
 def _chunk_contributions(
@@ -1437,13 +1465,14 @@ def _phrase_signals(
     catalog: _Catalog,
     snapshot: pl.DataFrame,
     percent: Collection[str] | None,
+    levels: Collection[str],
 ) -> pl.DataFrame:
     if rows.height == 0:
         return pl.DataFrame(schema=_SIGNAL_ROW_SCHEMA)
     stems = _percent_stems(snapshot, features.numeric) if percent is None else set(percent)
     used = sorted(set(rows.get_column("_f").to_list()))
     text = set(features.text)
-    wordings = [feature_wording(features.names[i], names=catalog.stems, percent=stems) for i in used]
+    wordings = [feature_wording(features.names[i], names=catalog.stems, percent=stems, levels=levels) for i in used]
     flags = _flag_columns(snapshot, [w.feature for w in wordings if w.kind == "number"])
     wordings = [replace(w, kind="flag") if w.feature in flags else w for w in wordings]
     table = wording_table(wordings).with_columns(

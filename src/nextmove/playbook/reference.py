@@ -18,6 +18,7 @@ from nextmove.playbook.schema import (
     Measure,
     Objective,
     Playbook,
+    SignalKinds,
     SignalRoles,
     Variant,
 )
@@ -32,6 +33,7 @@ _SECTIONS: list[tuple[str, type[BaseModel]]] = [
     ("`[capacity]`", Capacity),
     ("`[exploration]`", Exploration),
     ("`[signal_roles]`", SignalRoles),
+    ("`[signal_kinds]`", SignalKinds),
     ("`[health]`", Health),
     ("`[health.components.<id>]`", HealthComponent),
     ("`measures` of a health component", Measure),
@@ -42,7 +44,7 @@ def _default(info: Any) -> str:
     if info.is_required():
         return "required"
     if info.default_factory is not None:
-        sections = (ContactPolicy, Capacity, Exploration, SignalRoles, Health)
+        sections = (ContactPolicy, Capacity, Exploration, SignalRoles, SignalKinds, Health)
         return "see below" if info.annotation in sections else "empty"
     value = info.default
     if value is None:

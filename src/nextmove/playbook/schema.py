@@ -208,6 +208,30 @@ class SignalRoles(_Strict):
     """Survey scores (NPS …)."""
 
 
+class SignalKinds(_Strict):
+    """Whether a signal's values add up over a window, for evidence wording: a count's total means something.
+
+    Unlisted signals take the kind of their role (engagement and support: count; sentiment and survey:
+    level), else the kind their data shows: a signal read at regular intervals (every account about
+    as many readings per window) is a level, other signals are counts. See docs/features.md, "Signal kinds".
+    """
+
+    count: list[str] = Field(default_factory=list)
+    """Signals whose values add up: events (a ticket, a crash) or amounts per period (logins per week,
+    orders per day). Evidence may cite their window totals ("crashes 12 in total over 28 days")."""
+    level: list[str] = Field(default_factory=list)
+    """Signals whose values are readings of a state: a gauge (active users, seat utilisation, a rolling
+    7-day count reported daily) or a score (NPS, CSAT). Evidence cites their latest value, average and
+    trend, never a window total; a count of them reads as readings ("nps: 2 readings in 90 days")."""
+
+    @model_validator(mode="after")
+    def _one_kind_each(self) -> Self:
+        both = sorted(set(self.count) & set(self.level))
+        if both:
+            raise ValueError(f"signal_kinds lists {', '.join(map(repr, both))} as both count and level; keep one")
+        return self
+
+
 class Measure(_Strict):
     """One feature that feeds a health component, with the direction that counts as healthy."""
 
@@ -280,6 +304,10 @@ class Playbook(_Strict):
     """Exploration settings."""
     signal_roles: SignalRoles = Field(default_factory=SignalRoles)
     """Roles of signal names."""
+    signal_kinds: SignalKinds = Field(default_factory=SignalKinds)
+    """Which signals are counts and which are levels, for evidence wording. A signal not listed takes its
+    role's kind (engagement, support: count; sentiment, survey: level), else the kind its data shows (read
+    at regular intervals: a level; else a count). See docs/features.md, "Signal kinds"."""
     health: Health = Field(default_factory=Health)
     """The health scorecard."""
 
