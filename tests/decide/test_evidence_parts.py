@@ -93,7 +93,7 @@ def test_feature_phrase_cites_an_earlier_value_or_the_trend() -> None:
 
 
 def test_feature_phrase_uses_the_playbook_names() -> None:
-    names = {"exec_call": "Executive call", "team_cs": "cs team", "churn": "churn", "usage": "usage"}
+    names = {"exec_call": "Executive call", "team_cs": "cs", "churn": "churn", "usage": "usage"}
     row = {
         "touch_exec_call_count_90d": 1.0,
         "touch_team_cs_days_since": 3.0,
@@ -103,8 +103,12 @@ def test_feature_phrase_uses_the_playbook_names() -> None:
         "arr": 1_234_567.0,
     }
     assert feature_phrase("touch_exec_call_count_90d", row, names=names) == "1 Executive call touch in 90 days"
-    assert feature_phrase("touch_team_cs_days_since", row, names=names) == "last cs team 3 days ago"
-    assert feature_phrase("outcome_churn_count_365d", row, names=names) == "2 churn events in 365 days"
+    teams = {"team_cs"}
+    assert (
+        feature_phrase("touch_team_cs_days_since", row, names=names, teams=teams)
+        == "last touch by the cs team 3 days ago"
+    )
+    assert feature_phrase("outcome_churn_count_365d", row, names=names) == "churn: 2 in 365 days"
     assert feature_phrase("role_usage_trend_28d", row, names=names) == "usage signals down 12% over 28 days"
     assert feature_phrase("days_since_last_qbr", row) == "last qbr 40 days ago"
     assert feature_phrase("arr", row, previous=1_000_000.0) == "ARR $1,234,567, up from $1,000,000"
@@ -148,7 +152,9 @@ def test_a_level_signal_reads_as_readings_and_is_never_totalled() -> None:
         "nps_last_count_90d": 2.0,
         "nps_last_count_28d": 1.0,
         "nps_last_sum_90d": 3.0,
+        "nps_last_days_since_last": 114.0,
         "app_opens_7d_sum_28d": 428.0,
+        "support_tickets_days_since_last": 166.0,
         "support_tickets_sum_28d": 2.0,
         "support_tickets_count_28d": 2.0,
     }
@@ -156,6 +162,7 @@ def test_a_level_signal_reads_as_readings_and_is_never_totalled() -> None:
     assert feature_phrase("nps_last_count_28d", row, levels=levels, previous=0.0) == (
         "nps last: 1 reading in 28 days, up from 0"
     )
+    assert feature_phrase("nps_last_days_since_last", row, levels=levels) == "nps last: last reading 114 days ago"
     # A survey score or a rolling 7-day count summed over a window is no quantity: it has no phrase.
     assert feature_phrase("nps_last_sum_90d", row, levels=levels) is None
     assert feature_phrase("app_opens_7d_sum_28d", row, levels=levels) is None
@@ -163,6 +170,31 @@ def test_a_level_signal_reads_as_readings_and_is_never_totalled() -> None:
     # Counts keep their totals.
     assert feature_phrase("support_tickets_sum_28d", row, levels=levels) == "support tickets 2 in total over 28 days"
     assert feature_phrase("support_tickets_count_28d", row, levels=levels) == "support tickets: 2 in 28 days"
+    assert feature_phrase("support_tickets_days_since_last", row) == "support tickets: last seen 166 days ago"
+
+
+def test_names_from_the_book_lead_their_phrases() -> None:
+    # "last nps last 114 days ago", "last support team 33 days ago", "last ticket reopened 24 days ago".
+    names = {"team_support": "support", "ticket_reopened": "ticket reopened"}
+    teams = {"team_support"}
+    row = {
+        "nps_last_days_since_last": 114.0,
+        "touch_team_support_days_since": 33.0,
+        "touch_team_support_count_90d": 1.0,
+        "outcome_ticket_reopened_days_since": 24.0,
+        "outcome_ticket_reopened_count_365d": 3.0,
+    }
+    assert feature_phrase("nps_last_days_since_last", row) == "nps last: last seen 114 days ago"
+    assert feature_phrase("touch_team_support_days_since", row, names=names, teams=teams) == (
+        "last touch by the support team 33 days ago"
+    )
+    assert feature_phrase("touch_team_support_count_90d", row, names=names, teams=teams) == (
+        "1 touch by the support team in 90 days"
+    )
+    assert feature_phrase("outcome_ticket_reopened_days_since", row, names=names) == (
+        "ticket reopened: last seen 24 days ago"
+    )
+    assert feature_phrase("outcome_ticket_reopened_count_365d", row, names=names) == "ticket reopened: 3 in 365 days"
 
 
 def test_a_column_of_zeros_and_ones_reads_yes_or_no() -> None:
@@ -197,6 +229,8 @@ def test_a_column_of_zeros_and_ones_reads_yes_or_no() -> None:
             "touch_call_count_90d",
             "outcome_churn_days_since",
             "role_usage_trend_7d",
+            "touch_team_cs_days_since",
+            "touch_team_cs_count_90d",
             "employees",
         ]
     ),
@@ -211,7 +245,7 @@ def test_render_phrases_matches_feature_phrase(
 ) -> None:
     pct = {"logins"} if percent else set()
     levels = {"logins"} if level else set()
-    wording = feature_wording(feature, percent=pct, levels=levels)
+    wording = feature_wording(feature, percent=pct, levels=levels, teams={"team_cs"})
     row: dict[str, object] = {"logins_trend_28d": trend, feature: value}
     frame = wording_table([wording]).with_columns(
         pl.Series("value", [value], dtype=pl.Float64),
@@ -220,7 +254,7 @@ def test_render_phrases_matches_feature_phrase(
         pl.Series("previous", [previous], dtype=pl.Float64),
     )
     batch = render_phrases(frame).item()
-    single = feature_phrase(feature, row, pct, previous=previous, levels=levels)
+    single = feature_phrase(feature, row, pct, previous=previous, levels=levels, teams={"team_cs"})
     if value is None:
         assert batch is None
         assert single is None

@@ -353,12 +353,12 @@ def _kind_within(case: Case, account: str, action: str, ts: str, days: int) -> p
 
 def test_explain_comparables_say_what_happened_within_the_horizon(lab: Case) -> None:
     # The lab credits outcomes to touches (touch_id), so a decision's training label can be 0 when the
-    # outcome followed within the horizon and went to a later touch: the words must not say "no …" then.
+    # outcome followed within the horizon and went to a later touch: the words must not say "…: none" then.
     credited_elsewhere = 0
     for (evidence, _), account in zip(_parsed(lab), lab.receipts.get_column("account_id"), strict=True):
         for c in evidence["comparables"]:  # type: ignore[attr-defined]
             window = _kind_within(lab, c["account_id"], c["action_id"], c["ts"], 90)
-            assert c["outcome"].startswith("no ") == (window.height == 0), (account, c, window)
+            assert c["outcome"].endswith(": none") == (window.height == 0), (account, c, window)
             credited_elsewhere += "(credited to another touch)" in c["outcome"]
     assert credited_elsewhere > 0  # the case this guards is in the book
 
@@ -370,7 +370,7 @@ def test_explain_comparables_without_outcomes_say_only_what_was_credited(lab: Ca
     texts = [c["outcome"] for e in out.get_column("evidence") for c in json.loads(e)["comparables"]]
     assert texts
     for text in texts:
-        assert not text.startswith("no ") or text.endswith(" credited to it within 90 days"), text
+        assert ": none" not in text or text.endswith(" within 90 days: none credited to it"), text
 
 
 def test_explain_replays_from_the_stored_receipt_alone(lab: Case) -> None:
@@ -585,7 +585,7 @@ def test_explain_a_b2c_book_in_its_own_words(shop: Case) -> None:
     assert re.search(r"app sessions|orders|refund requests", words)
     summaries = " ".join(shop.receipts.get_column("summary").to_list())
     assert "Ten-percent coupon push" in summaries
-    assert "chance of lapse" in summaries
+    assert "lapse within 56 days: " in summaries
 
 
 def test_explain_b2c_signals_find_what_drives_lapses(shop: Case) -> None:
@@ -623,13 +623,16 @@ def test_explain_b2c_comparables_and_changes(shop: Case) -> None:
         assert {c.action_id for c in p.comparables} == {p.model_action_id if p.arm == "control" else p.action_id}
         assert all(
             re.fullmatch(
-                r"((no )?lapse|(no )?order( of \$[\d,]+(\.\d\d)?)?) within 56 days"
+                r"(lapse|order) within 56 days(: none|: \$[\d,]+(\.\d\d)?)?"
                 r"( \((credited to (another|no) touch|\$[\d,]+(\.\d\d)? of it credited to it)\))?",
                 c.outcome,
             )
             for c in p.comparables
         )
     assert any(s.previous is not None for p in parsed for s in p.signals)
+
+
+# ---- a consumer app's support book: a rolling gauge, a survey score and crash events -------------
 
 
 def app_playbook() -> Playbook:
@@ -780,6 +783,25 @@ def test_explain_cites_no_change_of_0_percent(app: Case) -> None:
         assert not [t for t in texts if re.search(r"\b(up|down) 0% (over|on)", t)], method
         # The family of a flat trend gives way to another feature or family: accounts keep their three signals.
         assert np.mean([len(p["signals"]) == 3 for p in parsed]) > 0.9, method
+
+
+def test_explain_an_outcome_named_by_a_verb_reads_as_a_label(app: Case) -> None:
+    # "chance of cancelled 3.2%" and "no cancelled within 30 days" do not read; the kind leads as a label.
+    parsed = _parsed(app)
+    summaries = [str(e["summary"]) for e, _ in parsed]
+    assert any(" — cancelled within 30 days: " in s and s.split(": ", 1)[1] for s in summaries)
+    assert not [s for s in summaries if "chance of" in s]
+    headline = re.compile(r"cancelled within 30 days: \d+(\.\d)?% → \d+(\.\d)?% chance \(\d+(\.\d)?% to \d+(\.\d)?%\)")
+    assert all(headline.search(s) for s in summaries if "within 30 days" in s)
+    outcomes = {c["outcome"] for e, _ in parsed for c in e["comparables"]}  # type: ignore[attr-defined]
+    assert "cancelled within 30 days: none" in outcomes
+    assert not [o for o in outcomes if o.startswith("no ")]
+    texts = [s["text"] for e, _ in parsed for s in e["signals"]]  # type: ignore[attr-defined]
+    assert not [t for t in texts if t.startswith(("last nps", "last support team", "last crash"))]
+    for evidence, alternatives in parsed:
+        text = receipt_text(evidence, alternatives, playbook=app.playbook)
+        assert "chance of" not in text
+        assert "  - Keep subscriber (cancelled): " in text
 
 
 def test_explain_docs_example_is_a_valid_receipt_that_replays_to_its_text() -> None:

@@ -36,8 +36,11 @@ KINDS = (
     "mean",
     "last",
     "since",
+    "reading_since",
     "touch_count",
     "touch_since",
+    "team_count",
+    "team_since",
     "outcome_count",
     "outcome_since",
     "role_trend",
@@ -47,7 +50,7 @@ KINDS = (
     "flag",
 )
 """Every kind of wording :func:`feature_wording` gives ("flag": a number column that only holds 0 and 1;
-"readings": the count of a level signal's readings)."""
+"readings" and "reading_since": the count and recency of a level signal's readings; "team_…": a team's touches)."""
 
 _WITH_PREVIOUS = frozenset({"money", "count", "readings", "sum", "mean", "last", "number"})
 """Kinds whose phrase cites an earlier value ("down from 63%"); a change of a trend or an age is not news."""
@@ -98,6 +101,7 @@ def feature_wording(
     names: Mapping[str, str] | None = None,
     percent: Collection[str] = (),
     levels: Collection[str] = (),
+    teams: Collection[str] = (),
 ) -> Wording:
     """The wording of one feature, from its name alone.
 
@@ -113,6 +117,8 @@ def feature_wording(
     levels
         Stems of level signals (:func:`nextmove.features.signal_kinds`): their readings are counted
         as readings, and their window totals are not cited.
+    teams
+        Touch stems that are teams (``team_support``): "last touch by the support team".
 
     Examples
     --------
@@ -135,6 +141,8 @@ def feature_wording(
         return Wording(feature, "role_trend", _words(m["stem"], names), int(m["w"]))
     if m := _TOUCH.match(feature):
         kind = "touch_count" if m["w"] else "touch_since"
+        if m["stem"] in teams:
+            kind = kind.replace("touch_", "team_")
         return Wording(feature, kind, _words(m["stem"], names), int(m["w"]) if m["w"] else None)
     if m := _OUTCOME.match(feature):
         kind = "outcome_count" if m["w"] else "outcome_since"
@@ -147,7 +155,8 @@ def feature_wording(
         cited = not (level and stat == "sum")
         return Wording(feature, kind, _words(stem, names), w, stem in percent, trend, cited)
     if m := _SINCE.match(feature):
-        return Wording(feature, "since", _words(m["stem"], names))
+        kind = "reading_since" if m["stem"] in levels else "since"
+        return Wording(feature, kind, _words(m["stem"], names))
     if m := _LAST.match(feature):
         return Wording(feature, "last", _words(m["stem"], names), None, m["stem"] in percent)
     if m := _EXTRA_TIME.match(feature):
@@ -414,22 +423,32 @@ def _phrase(kind: str) -> pl.Expr:
         return pl.concat_str([words, pl.lit(" "), _level(x), pl.lit(" on average over "), window, pl.lit(" days")])
     if kind == "last":
         return pl.concat_str([words, pl.lit(" "), _level(x), pl.lit(" (latest)")])
+    # Names from the book lead, then a neutral template: "nps last: last reading 114 days ago", never
+    # "last nps last 114 days ago"; an outcome kind is a label ("cancelled"), not a noun to build on.
+    if kind in ("since", "outcome_since"):
+        return pl.concat_str([words, pl.lit(": last seen "), _count_of(x, "day"), pl.lit(" ago")])
+    if kind == "reading_since":
+        return pl.concat_str([words, pl.lit(": last reading "), _count_of(x, "day"), pl.lit(" ago")])
+    if kind == "outcome_count":
+        return pl.concat_str([words, pl.lit(": "), _days(x), pl.lit(" in "), window, pl.lit(" days")])
+    if kind == "team_since":
+        return pl.concat_str(
+            [pl.lit("last touch by the "), words, pl.lit(" team "), _count_of(x, "day"), pl.lit(" ago")]
+        )
+    if kind == "team_count":
+        touches = _plural("touch", "touches")
+        return pl.concat_str(
+            [_days(x), pl.lit(" "), touches, pl.lit(" by the "), words, pl.lit(" team in "), window, pl.lit(" days")]
+        )
     # The touch totals over every action have the stem "any": "last touch 28 days ago", "3 touches in 90 days".
     every_action = words == _ANY_ACTION
     if kind == "touch_since":
         what = pl.when(every_action).then(pl.lit("touch")).otherwise(words)
         return pl.concat_str([pl.lit("last "), what, pl.lit(" "), _count_of(x, "day"), pl.lit(" ago")])
-    if kind in ("since", "outcome_since"):
-        return pl.concat_str([pl.lit("last "), words, pl.lit(" "), _count_of(x, "day"), pl.lit(" ago")])
     if kind == "touch_count":
         touches = _plural("touch", "touches")
         what = pl.when(every_action).then(pl.lit("")).otherwise(pl.concat_str([words, pl.lit(" ")]))
         return pl.concat_str([_days(x), pl.lit(" "), what, touches, pl.lit(" in "), window, pl.lit(" days")])
-    if kind == "outcome_count":
-        events = _plural("event", "events")
-        return pl.concat_str(
-            [_days(x), pl.lit(" "), words, pl.lit(" "), events, pl.lit(" in "), window, pl.lit(" days")]
-        )
     if kind == "days_since":
         return pl.concat_str([words, pl.lit(" "), _count_of(x, "day"), pl.lit(" ago")])
     if kind == "text":
@@ -498,13 +517,14 @@ def feature_phrase(
     previous: float | None = None,
     names: Mapping[str, str] | None = None,
     levels: Collection[str] = (),
+    teams: Collection[str] = (),
 ) -> str | None:
     """A short phrase for one feature of one account, or None when the value is missing or says nothing.
 
     ``row`` holds the account's features (so a level can cite its trend). Stems listed in
     ``unit_interval`` are shown as percentages (e.g. seat utilisation); ``previous`` is the
-    feature's value in an earlier snapshot ("down from 63%"); ``names`` and ``levels`` are as in
-    :func:`feature_wording`. A value that is not :func:`citable` (a level's window
+    feature's value in an earlier snapshot ("down from 63%"); ``names``, ``levels`` and ``teams``
+    are as in :func:`feature_wording`. A value that is not :func:`citable` (a level's window
     total, a change that reads 0%) has no phrase. Phrases many accounts at once with
     :func:`render_phrases`, which gives the same words.
 
@@ -519,15 +539,15 @@ def feature_phrase(
     'seat utilization 41% (latest)'
     >>> feature_phrase("seat_utilization_last", {"seat_utilization_last": 0.41}, {"seat_utilization"}, previous=0.63)
     'seat utilization 41% (latest), down from 63%'
-    >>> feature_phrase("nps_sum_90d", {"nps_sum_90d": 27.0}, levels={"nps"}) is None
-    True
+    >>> feature_phrase("nps_days_since_last", {"nps_days_since_last": 114.0}, levels={"nps"})
+    'nps: last reading 114 days ago'
     """
     value = row.get(feature)
     text = value if isinstance(value, str) else None
     number = _number_or_none(value)
     if text is None and number is None:
         return None
-    wording = feature_wording(feature, names=names, percent=unit_interval, levels=levels)
+    wording = feature_wording(feature, names=names, percent=unit_interval, levels=levels, teams=teams)
     if number is not None and not citable(wording, np.array([number]))[0]:
         return None
     kind = "text" if text is not None else wording.kind
