@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from nextmove.decide.comparables import ComparableFinder
 from nextmove.decide.phrases import (
+    citable,
     feature_family,
     feature_phrase,
     feature_wording,
@@ -92,7 +93,7 @@ def test_feature_phrase_cites_an_earlier_value_or_the_trend() -> None:
 
 
 def test_feature_phrase_uses_the_playbook_names() -> None:
-    names = {"exec_call": "Executive call", "team_cs": "cs team", "churn": "churn", "usage": "usage"}
+    names = {"exec_call": "Executive call", "team_cs": "cs", "churn": "churn", "usage": "usage"}
     row = {
         "touch_exec_call_count_90d": 1.0,
         "touch_team_cs_days_since": 3.0,
@@ -102,8 +103,12 @@ def test_feature_phrase_uses_the_playbook_names() -> None:
         "arr": 1_234_567.0,
     }
     assert feature_phrase("touch_exec_call_count_90d", row, names=names) == "1 Executive call touch in 90 days"
-    assert feature_phrase("touch_team_cs_days_since", row, names=names) == "last cs team 3 days ago"
-    assert feature_phrase("outcome_churn_count_365d", row, names=names) == "2 churn events in 365 days"
+    teams = {"team_cs"}
+    assert (
+        feature_phrase("touch_team_cs_days_since", row, names=names, teams=teams)
+        == "last touch by the cs team 3 days ago"
+    )
+    assert feature_phrase("outcome_churn_count_365d", row, names=names) == "churn: 2 in 365 days"
     assert feature_phrase("role_usage_trend_28d", row, names=names) == "usage signals down 12% over 28 days"
     assert feature_phrase("days_since_last_qbr", row) == "last qbr 40 days ago"
     assert feature_phrase("arr", row, previous=1_000_000.0) == "ARR $1,234,567, up from $1,000,000"
@@ -113,6 +118,83 @@ def test_feature_phrase_uses_the_playbook_names() -> None:
     assert feature_phrase("tickets_opened_count_14d", {"tickets_opened_count_14d": 2.0}, previous=2.0).endswith(
         ", unchanged"
     )
+
+
+def test_a_change_that_reads_0_percent_is_not_said() -> None:
+    # "support signals up 0% over 90 days" was cited as a driver: a zero change read as "up".
+    for x in (0.0, 0.004, -0.003, 0.005, -0.005):
+        assert feature_phrase("crash_count_trend_28d", {"crash_count_trend_28d": x}) is None, x
+        assert feature_phrase("role_support_trend_90d", {"role_support_trend_90d": x}) is None, x
+    assert feature_phrase("crash_count_trend_28d", {"crash_count_trend_28d": 0.006}) == "crash count up 1% over 28 days"
+    assert (
+        feature_phrase("crash_count_trend_28d", {"crash_count_trend_28d": -0.2}) == "crash count down 20% over 28 days"
+    )
+    rows = pl.DataFrame(
+        {
+            "kind": ["role_trend", "trend", "trend"],
+            "words": ["support", "logins", "logins"],
+            "window": [90, 28, 28],
+            "percent": [False] * 3,
+            "value": [0.0, -0.004, 0.3],
+            "text": [None] * 3,
+            "trend": [None] * 3,
+            "previous": [None] * 3,
+        }
+    )
+    assert render_phrases(rows).to_list() == [None, None, "logins up 30% over 28 days"]
+    wording = feature_wording("role_support_trend_90d")
+    assert citable(wording, np.array([0.0, 0.005, 0.0051, -0.4, np.nan])).tolist() == [False, False, True, True, False]
+
+
+def test_a_level_signal_reads_as_readings_and_is_never_totalled() -> None:
+    levels = {"nps_last", "app_opens_7d"}
+    row = {
+        "nps_last_count_90d": 2.0,
+        "nps_last_count_28d": 1.0,
+        "nps_last_sum_90d": 3.0,
+        "nps_last_days_since_last": 114.0,
+        "app_opens_7d_sum_28d": 428.0,
+        "support_tickets_days_since_last": 166.0,
+        "support_tickets_sum_28d": 2.0,
+        "support_tickets_count_28d": 2.0,
+    }
+    assert feature_phrase("nps_last_count_90d", row, levels=levels) == "nps last: 2 readings in 90 days"
+    assert feature_phrase("nps_last_count_28d", row, levels=levels, previous=0.0) == (
+        "nps last: 1 reading in 28 days, up from 0"
+    )
+    assert feature_phrase("nps_last_days_since_last", row, levels=levels) == "nps last: last reading 114 days ago"
+    # A survey score or a rolling 7-day count summed over a window is no quantity: it has no phrase.
+    assert feature_phrase("nps_last_sum_90d", row, levels=levels) is None
+    assert feature_phrase("app_opens_7d_sum_28d", row, levels=levels) is None
+    assert not feature_wording("app_opens_7d_sum_28d", levels=levels).cited
+    # Counts keep their totals.
+    assert feature_phrase("support_tickets_sum_28d", row, levels=levels) == "support tickets 2 in total over 28 days"
+    assert feature_phrase("support_tickets_count_28d", row, levels=levels) == "support tickets: 2 in 28 days"
+    assert feature_phrase("support_tickets_days_since_last", row) == "support tickets: last seen 166 days ago"
+
+
+def test_names_from_the_book_lead_their_phrases() -> None:
+    # "last nps last 114 days ago", "last support team 33 days ago", "last ticket reopened 24 days ago".
+    names = {"team_support": "support", "ticket_reopened": "ticket reopened"}
+    teams = {"team_support"}
+    row = {
+        "nps_last_days_since_last": 114.0,
+        "touch_team_support_days_since": 33.0,
+        "touch_team_support_count_90d": 1.0,
+        "outcome_ticket_reopened_days_since": 24.0,
+        "outcome_ticket_reopened_count_365d": 3.0,
+    }
+    assert feature_phrase("nps_last_days_since_last", row) == "nps last: last seen 114 days ago"
+    assert feature_phrase("touch_team_support_days_since", row, names=names, teams=teams) == (
+        "last touch by the support team 33 days ago"
+    )
+    assert feature_phrase("touch_team_support_count_90d", row, names=names, teams=teams) == (
+        "1 touch by the support team in 90 days"
+    )
+    assert feature_phrase("outcome_ticket_reopened_days_since", row, names=names) == (
+        "ticket reopened: last seen 24 days ago"
+    )
+    assert feature_phrase("outcome_ticket_reopened_count_365d", row, names=names) == "ticket reopened: 3 in 365 days"
 
 
 def test_a_column_of_zeros_and_ones_reads_yes_or_no() -> None:
@@ -147,6 +229,8 @@ def test_a_column_of_zeros_and_ones_reads_yes_or_no() -> None:
             "touch_call_count_90d",
             "outcome_churn_days_since",
             "role_usage_trend_7d",
+            "touch_team_cs_days_since",
+            "touch_team_cs_count_90d",
             "employees",
         ]
     ),
@@ -154,12 +238,14 @@ def test_a_column_of_zeros_and_ones_reads_yes_or_no() -> None:
     trend=st.one_of(st.none(), st.floats(-3, 3, allow_nan=False)),
     previous=st.one_of(st.none(), st.floats(-1e7, 1e7, allow_nan=False)),
     percent=st.booleans(),
+    level=st.booleans(),
 )
 def test_render_phrases_matches_feature_phrase(
-    feature: str, value: float | None, trend: float | None, previous: float | None, percent: bool
+    feature: str, value: float | None, trend: float | None, previous: float | None, percent: bool, level: bool
 ) -> None:
     pct = {"logins"} if percent else set()
-    wording = feature_wording(feature, percent=pct)
+    levels = {"logins"} if level else set()
+    wording = feature_wording(feature, percent=pct, levels=levels, teams={"team_cs"})
     row: dict[str, object] = {"logins_trend_28d": trend, feature: value}
     frame = wording_table([wording]).with_columns(
         pl.Series("value", [value], dtype=pl.Float64),
@@ -168,12 +254,17 @@ def test_render_phrases_matches_feature_phrase(
         pl.Series("previous", [previous], dtype=pl.Float64),
     )
     batch = render_phrases(frame).item()
-    assert batch == feature_phrase(feature, row, pct, previous=previous)
-    if value is not None:
+    single = feature_phrase(feature, row, pct, previous=previous, levels=levels, teams={"team_cs"})
+    if value is None:
+        assert batch is None
+        assert single is None
+    elif not citable(wording, np.array([value]))[0]:
+        assert single is None  # a level's total, a change that reads 0%: nothing to say
+        assert batch is None or not wording.cited
+    else:
+        assert batch == single
         assert batch
         assert not re.search(r"None|nan|NaN|null", batch)
-    else:
-        assert batch is None
 
 
 def test_number_formats_match_python() -> None:

@@ -353,12 +353,12 @@ def _kind_within(case: Case, account: str, action: str, ts: str, days: int) -> p
 
 def test_explain_comparables_say_what_happened_within_the_horizon(lab: Case) -> None:
     # The lab credits outcomes to touches (touch_id), so a decision's training label can be 0 when the
-    # outcome followed within the horizon and went to a later touch: the words must not say "no …" then.
+    # outcome followed within the horizon and went to a later touch: the words must not say "…: none" then.
     credited_elsewhere = 0
     for (evidence, _), account in zip(_parsed(lab), lab.receipts.get_column("account_id"), strict=True):
         for c in evidence["comparables"]:  # type: ignore[attr-defined]
             window = _kind_within(lab, c["account_id"], c["action_id"], c["ts"], 90)
-            assert c["outcome"].startswith("no ") == (window.height == 0), (account, c, window)
+            assert c["outcome"].endswith(": none") == (window.height == 0), (account, c, window)
             credited_elsewhere += "(credited to another touch)" in c["outcome"]
     assert credited_elsewhere > 0  # the case this guards is in the book
 
@@ -370,7 +370,7 @@ def test_explain_comparables_without_outcomes_say_only_what_was_credited(lab: Ca
     texts = [c["outcome"] for e in out.get_column("evidence") for c in json.loads(e)["comparables"]]
     assert texts
     for text in texts:
-        assert not text.startswith("no ") or text.endswith(" credited to it within 90 days"), text
+        assert ": none" not in text or text.endswith(" within 90 days: none credited to it"), text
 
 
 def test_explain_replays_from_the_stored_receipt_alone(lab: Case) -> None:
@@ -585,7 +585,7 @@ def test_explain_a_b2c_book_in_its_own_words(shop: Case) -> None:
     assert re.search(r"app sessions|orders|refund requests", words)
     summaries = " ".join(shop.receipts.get_column("summary").to_list())
     assert "Ten-percent coupon push" in summaries
-    assert "chance of lapse" in summaries
+    assert "lapse within 56 days: " in summaries
 
 
 def test_explain_b2c_signals_find_what_drives_lapses(shop: Case) -> None:
@@ -623,13 +623,185 @@ def test_explain_b2c_comparables_and_changes(shop: Case) -> None:
         assert {c.action_id for c in p.comparables} == {p.model_action_id if p.arm == "control" else p.action_id}
         assert all(
             re.fullmatch(
-                r"((no )?lapse|(no )?order( of \$[\d,]+(\.\d\d)?)?) within 56 days"
+                r"(lapse|order) within 56 days(: none|: \$[\d,]+(\.\d\d)?)?"
                 r"( \((credited to (another|no) touch|\$[\d,]+(\.\d\d)? of it credited to it)\))?",
                 c.outcome,
             )
             for c in p.comparables
         )
     assert any(s.previous is not None for p in parsed for s in p.signals)
+
+
+# ---- a consumer app's support book: a rolling gauge, a survey score and crash events -------------
+
+
+def app_playbook() -> Playbook:
+    return Playbook(
+        name="App support",
+        horizon_days=30,
+        objectives={
+            "keep": Objective(
+                name="Keep subscriber", outcome="cancelled", sense="avoid", value="fixed", value_usd=120.0
+            ),
+        },
+        actions=[
+            Action(id="fix_email", name="Proactive fix email", team="support", objective="keep", channel="email"),
+            Action(id="tutorial_push", name="Tutorial push", team="support", objective="keep", channel="push"),
+        ],
+        contact_policy={"max_actions_per_window": 1, "window_days": 14},
+        control_fraction=0.1,
+        signal_roles={"usage": ["app_opens_7d"], "support": ["crash_count"], "survey": ["nps_last"]},
+    )
+
+
+def app_book(users: int = 400, days: int = 150, seed: int = 5) -> tuple[Book, datetime]:
+    """``app_opens_7d`` (a rolling 7-day count, reported daily: a gauge), ``nps_last`` (a survey score,
+    answered now and then) and ``crash_count`` (rows only on days with crashes); few opens, a low score
+    and crashes lead to cancellations, which a fix email lowers for the crashy."""
+    rng = np.random.default_rng(seed)
+    ids = [f"U{i:04d}" for i in range(users)]
+    rate = rng.lognormal(0.6, 0.6, users)
+    crashy = rng.random(users) < 0.4
+    opens = rng.poisson(rate[:, None], (users, days))
+    rolling = np.cumsum(opens, axis=1)
+    rolling[:, 7:] -= rolling[:, :-7].copy()
+    crashes = rng.poisson(np.where(crashy, 0.3, 0.02)[:, None], (users, days))
+    surveyed = rng.random((users, days)) < 1 / 30
+    score = np.clip(np.round(8.0 - 2.0 * crashy[:, None] + rng.normal(0, 1.2, (users, days))), 0, 10)
+    at = [T0 + timedelta(days=d, hours=23) for d in range(days)]
+    rows = [(ids[i], at[d], "app_opens_7d", float(rolling[i, d])) for i in range(users) for d in range(days)]
+    rows += [(ids[i], at[d], "crash_count", float(crashes[i, d])) for i, d in zip(*np.nonzero(crashes), strict=True)]
+    rows += [(ids[i], at[d], "nps_last", float(score[i, d])) for i, d in zip(*np.nonzero(surveyed), strict=True)]
+    touches, outcomes, gone = [], [], np.full(users, days)
+    for d in range(14, days - 30, 14):
+        draw = rng.random(users)
+        act = np.where(draw < 0.3, "fix_email", np.where(draw < 0.5, "tutorial_push", NO_ACTION))
+        p = np.where(act == "fix_email", 0.3, np.where(act == "tutorial_push", 0.2, 0.5))
+        logit = -3.0 + 1.2 * crashy - 0.6 * np.log1p(rolling[:, d - 1]) - 1.0 * (crashy & (act == "fix_email"))
+        cancel = (rng.random(users) < 1 / (1 + np.exp(-logit))) & (gone > d)
+        for i in np.flatnonzero(gone > d):
+            touch_id = f"t{d}-{i}"
+            touches.append((ids[i], str(act[i]), at[d] - timedelta(hours=12), touch_id, float(p[i])))
+            if cancel[i]:
+                gone[i] = d + 10
+                outcomes.append((ids[i], at[d] + timedelta(days=10), "cancelled", 1.0, touch_id))
+    utc = pl.Datetime("us", "UTC")
+    signals = pl.DataFrame(
+        rows, schema={"account_id": pl.String, "ts": utc, "name": pl.String, "value": pl.Float64}, orient="row"
+    )
+    ended = pl.DataFrame({"account_id": ids, "_end": [T0 + timedelta(days=int(g)) for g in gone]})
+    signals = signals.join(ended, on="account_id").filter(pl.col("ts") < pl.col("_end")).drop("_end")
+    book = Book(
+        accounts=pl.DataFrame({"account_id": ids}),
+        signals=signals,
+        touches=pl.DataFrame(
+            touches,
+            schema={
+                "account_id": pl.String,
+                "action_id": pl.String,
+                "ts": utc,
+                "touch_id": pl.String,
+                "propensity": pl.Float64,
+            },
+            orient="row",
+        ),
+        outcomes=pl.DataFrame(
+            outcomes,
+            schema={"account_id": pl.String, "ts": utc, "kind": pl.String, "value": pl.Float64, "touch_id": pl.String},
+            orient="row",
+        ),
+    )
+    return book, T0 + timedelta(days=days)
+
+
+@pytest.fixture(scope="module")
+def app() -> Case:
+    playbook = app_playbook()
+    book, as_of = app_book()
+    history = build_training_set(book, playbook, as_of=as_of)
+    model = EffectModel(playbook, **FAST).fit(history)
+    snapshot = compute_features(book, as_of, playbook=playbook)
+    previous = compute_features(book, as_of - timedelta(days=28), playbook=playbook)
+    projection = model.project(snapshot)
+    decisions, lost = make_decisions(snapshot, projection, playbook, book.touches, as_of, hours=40.0)
+    receipts = explain_decisions(
+        snapshot,
+        projection,
+        decisions,
+        lost,
+        playbook,
+        model=model,
+        history=history,
+        outcomes=book.outcomes,
+        previous=previous,
+    )
+    return Case(playbook, snapshot, previous, history, model, projection, decisions, lost, receipts, book.outcomes)
+
+
+def test_explain_never_sums_a_level_signal(app: Case) -> None:
+    # A rolling 7-day count read daily and a survey score are levels: their window totals ("app opens 7d
+    # 428 in total over 28 days", "nps last 3 in total over 90 days") add up to no quantity.
+    for method in ("tree", "surrogate"):
+        out = explain_decisions(
+            app.snapshot,
+            app.projection,
+            app.decisions,
+            app.lost,
+            app.playbook,
+            model=app.model,
+            previous=app.previous,
+            contributions=method,  # type: ignore[arg-type]
+        )
+        signals = [s for e in out.get_column("evidence") for s in json.loads(e)["signals"]]
+        cited = {s["feature"] for s in signals}
+        assert any(f.startswith(("app_opens_7d_", "nps_last_")) for f in cited), method
+        assert not [f for f in cited if re.fullmatch(r"(app_opens_7d|nps_last)_sum_\d+d", f)], method
+        texts = [s["text"] for s in signals]
+        assert not [t for t in texts if t.startswith(("app opens 7d", "nps last")) and "in total" in t], method
+        assert all(
+            re.fullmatch(r"(app opens 7d|nps last): \d+ readings? in \d+ days.*", t)
+            for t in texts
+            if re.match(r"(app opens 7d|nps last): \d", t)
+        ), method
+
+
+def test_explain_cites_no_change_of_0_percent(app: Case) -> None:
+    # "support signals up 0% over 90 days" says nothing: a trend that reads 0% is not a driver's phrase.
+    for method in ("tree", "surrogate"):
+        out = explain_decisions(
+            app.snapshot,
+            app.projection,
+            app.decisions,
+            app.lost,
+            app.playbook,
+            model=app.model,
+            contributions=method,  # type: ignore[arg-type]
+        )
+        parsed = [json.loads(e) for e in out.get_column("evidence")]
+        texts = [s["text"] for p in parsed for s in p["signals"]]
+        assert texts
+        assert not [t for t in texts if re.search(r"\b(up|down) 0% (over|on)", t)], method
+        # The family of a flat trend gives way to another feature or family: accounts keep their three signals.
+        assert np.mean([len(p["signals"]) == 3 for p in parsed]) > 0.9, method
+
+
+def test_explain_an_outcome_named_by_a_verb_reads_as_a_label(app: Case) -> None:
+    # "chance of cancelled 3.2%" and "no cancelled within 30 days" do not read; the kind leads as a label.
+    parsed = _parsed(app)
+    summaries = [str(e["summary"]) for e, _ in parsed]
+    assert any(" — cancelled within 30 days: " in s and s.split(": ", 1)[1] for s in summaries)
+    assert not [s for s in summaries if "chance of" in s]
+    headline = re.compile(r"cancelled within 30 days: \d+(\.\d)?% → \d+(\.\d)?% chance \(\d+(\.\d)?% to \d+(\.\d)?%\)")
+    assert all(headline.search(s) for s in summaries if "within 30 days" in s)
+    outcomes = {c["outcome"] for e, _ in parsed for c in e["comparables"]}  # type: ignore[attr-defined]
+    assert "cancelled within 30 days: none" in outcomes
+    assert not [o for o in outcomes if o.startswith("no ")]
+    texts = [s["text"] for e, _ in parsed for s in e["signals"]]  # type: ignore[attr-defined]
+    assert not [t for t in texts if t.startswith(("last nps", "last support team", "last crash"))]
+    for evidence, alternatives in parsed:
+        text = receipt_text(evidence, alternatives, playbook=app.playbook)
+        assert "chance of" not in text
+        assert "  - Keep subscriber (cancelled): " in text
 
 
 def test_explain_docs_example_is_a_valid_receipt_that_replays_to_its_text() -> None:

@@ -117,6 +117,10 @@ def test_parse_playbook_bad_toml_names_source() -> None:
             "contact_policy.caps[0].channel names channel 'phone', which no action or variant in [[actions]] has "
             "(their channels: call)",
         ),
+        (
+            ('objective = "retention"', 'objective = "retention"\n[signal_kinds]\ncount = ["nps"]\nlevel = ["nps"]'),
+            "signal_kinds lists 'nps' as both count and level; keep one",
+        ),
     ],
 )
 def test_parse_playbook_reports_field_and_fix(change: tuple[str, str], fragment: str) -> None:
@@ -136,6 +140,32 @@ def test_parse_playbook_two_defaults_for_one_stage_rejected() -> None:
     text = default_playbook_text().replace('default_for_stages = ["maturity"]', 'default_for_stages = ["growth"]')
     with pytest.raises(PlaybookError, match="stage 'growth' has two default actions"):
         parse_playbook(text)
+
+
+def test_signal_kinds_leave_the_hash_of_a_playbook_without_them_as_it_was() -> None:
+    # Models are stored with the playbook's hash: a playbook that does not set [signal_kinds] keeps its hash.
+    assert parse_playbook(MINIMAL).content_hash() == "162daf87bbd67b79"
+    assert load_playbook().content_hash() == "bae83f6317c67f46"
+    kinds = parse_playbook(MINIMAL + '\n[signal_kinds]\nlevel = ["nps"]\n')
+    assert kinds.signal_kinds.level == ["nps"]
+    assert kinds.content_hash() != "162daf87bbd67b79"
+
+
+def test_playbook_reference_says_ids_are_ascii_and_names_any_text() -> None:
+    from nextmove.playbook.reference import playbook_markdown
+    from nextmove.playbook.schema import ID_PATTERN, Identifier
+
+    assert Identifier.__metadata__[0].pattern == ID_PATTERN  # type: ignore[attr-defined]
+    doc = playbook_markdown()
+    assert f"`{ID_PATTERN}`" in doc
+    assert "ASCII" in doc
+    assert "`name` may be any text" in doc
+    action_rows = doc.split("## `[[actions]]`")[1].split("## ")[0]
+    assert "ASCII" in next(line for line in action_rows.splitlines() if line.startswith("| `id` |"))
+    assert "any text" in next(line for line in action_rows.splitlines() if line.startswith("| `name` |"))
+    with pytest.raises(PlaybookError, match=r"id='Rückruf'\)\.id"):
+        parse_playbook(MINIMAL.replace('id = "call"', 'id = "Rückruf"'))
+    assert parse_playbook(MINIMAL.replace('name = "Call"', 'name = "Rückruf 📞"')).actions[0].name == "Rückruf 📞"
 
 
 def test_playbook_content_hash_is_stable_and_sensitive() -> None:

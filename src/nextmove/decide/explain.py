@@ -26,6 +26,8 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 from nextmove.book import NO_ACTION, of_dates
 from nextmove.decide.comparables import ComparableFinder, _utc
 from nextmove.decide.phrases import (
+    Wording,
+    citable,
     feature_family,
     feature_wording,
     format_usd,
@@ -35,7 +37,14 @@ from nextmove.decide.phrases import (
 )
 from nextmove.decide.policy import default_variant
 from nextmove.errors import ConfigError
-from nextmove.features import feature_schema, in_label_window, sanitize_name
+from nextmove.features import (
+    SignalKind,
+    declared_signal_kinds,
+    feature_schema,
+    in_label_window,
+    sanitize_name,
+    signal_kinds,
+)
 from nextmove.models.effect import (
     ARM_SEPARATOR,
     EffectModel,
@@ -297,6 +306,10 @@ class _Catalog:
     """``action_id, action_name, action_objective``."""
     stems: dict[str, str]
     """Feature stems → plain words (signal names, action names, outcome kinds, teams, roles)."""
+    teams: frozenset[str]
+    """The touch stems of teams (``team_support``): their words are the team's id."""
+    signal_kinds: dict[str, SignalKind]
+    """Signal stem → kind, as the playbook declares it (``[signal_kinds]``, or the role's kind)."""
     horizon_days: int
     default_variants: pl.DataFrame
     """``default_action_id, _default_variant``: the variant a lifecycle default is given (null: none)."""
@@ -322,14 +335,18 @@ class _Catalog:
                 stems[sanitize_name(member)] = member.replace("_", " ")
         for objective in playbook.objectives.values():
             stems[sanitize_name(objective.outcome)] = objective.outcome.replace("_", " ")
+        teams = set()
         for action in playbook.actions:
             stems[sanitize_name(action.id)] = action.name
-            stems["team_" + sanitize_name(action.team)] = f"{action.team} team"
+            stems["team_" + sanitize_name(action.team)] = action.team
+            teams.add("team_" + sanitize_name(action.team))
         return cls(
             specs=objective_specs(playbook),
             objective_names={k: (o.name or k) for k, o in playbook.objectives.items()},
             actions=actions,
             stems=stems,
+            teams=frozenset(teams),
+            signal_kinds=declared_signal_kinds(playbook),
             horizon_days=playbook.horizon_days,
             default_variants=pl.DataFrame(
                 {
@@ -410,7 +427,7 @@ def explain_decisions(
         them): a comparable then says what followed its decision within the horizon, and when
         that was credited to another touch, says so. Without them it says only what the history's
         labels hold, which a history attributed by ``touch_id`` credits to that touch alone
-        ("no churn credited to it within 90 days").
+        ("churn within 90 days: none credited to it").
     previous
         An earlier snapshot (e.g. 28 days before): signals then say "down from 63%".
     top_signals, n_comparables, n_alternatives
@@ -962,15 +979,17 @@ def _projected(rows: pl.DataFrame, catalog: _Catalog) -> tuple[pl.DataFrame, pl.
     )
     entry = pl.struct("objective", "outcome", "unit", "without", "with", "low", "high", "effect", "effect_usd")
     projected = rows.group_by("_i", maintain_order=True).agg(entry.alias("_projected"))
+    # The outcome kind leads as a label, then the numbers: "cancelled within 30 days: 3.2% → 1.1% chance"
+    # reads for any kind, where "chance of cancelled" would not.
     outcome = pl.col("outcome").str.replace_all("_", " ")
     phrase = pl.concat_str(
         [
-            pl.when(pl.col("unit") == "usd").then(pl.lit("expected ")).otherwise(pl.lit("chance of ")),
             outcome,
-            pl.lit(" "),
+            pl.lit(f" within {catalog.horizon_days} days: "),
             _outcome_level(pl.col("without")),
             pl.lit(" → "),
             _outcome_level(pl.col("with")),
+            pl.when(pl.col("unit") == "usd").then(pl.lit(" expected")).otherwise(pl.lit(" chance")),
             pl.when(pl.col("low").is_not_null() & pl.col("high").is_not_null())
             .then(
                 pl.concat_str(
@@ -1306,6 +1325,8 @@ def _signals(
         shared = [f for f in features.numeric if f in set(previous.columns)]
         prev = previous.select(pl.col("account_id").cast(pl.String), *shared).unique("account_id", keep="first")
     needed = None if use_tree else [*features.numeric, *features.text]
+    levels = {stem for stem, kind in signal_kinds(snapshot, catalog.signal_kinds).items() if kind == "level"}
+    wordings = [feature_wording(f, names=catalog.stems, levels=levels, teams=catalog.teams) for f in features.names]
     importance = np.zeros(len(features.names))
     parts: list[pl.DataFrame] = []
     for start in range(0, where.height, CHUNK_ROWS):
@@ -1317,16 +1338,30 @@ def _signals(
         text_present = np.column_stack(
             [np.zeros(chunk.height, dtype=bool)] + [chunk.get_column(t).is_not_null().to_numpy() for t in features.text]
         )[:, 1:]
-        valid = features.gather(~np.isnan(x), text_present)
+        valid = features.gather(~np.isnan(x), text_present) & _citable(features, wordings, x)
         importance += np.abs(contrib).sum(axis=0)
         if top > 0:
             chosen = _select_families(contrib, valid, features.starts, features.lengths, top)
             parts.append(_signal_part(chunk, chosen, x, features, prev))
     rows = pl.concat(parts) if parts else pl.DataFrame(schema=_PICKED_SCHEMA)
-    signal_rows = _phrase_signals(rows, features, catalog, snapshot, percent)
+    signal_rows = _phrase_signals(rows, features, catalog, snapshot, percent, levels)
     mean_abs = importance / where.height
     slot = {f: i for i, f in enumerate(features.names)}
     return signal_rows, {f: float(mean_abs[slot[f]]) for f in features.numeric}
+
+
+def _citable(features: _Features, wordings: Sequence[Wording], x: np.ndarray) -> np.ndarray:
+    """(rows × features): where a value has something to say (:func:`~nextmove.decide.phrases.citable`).
+
+    A level's window total and a change that reads 0% are never cited; their family is cited by
+    another of its features, or gives way to the next family.
+    """
+    out = np.ones((x.shape[0], len(features.names)), dtype=bool)
+    for j, wording in enumerate(wordings):
+        column = features.column[j]
+        if column < len(features.numeric) and (not wording.cited or wording.kind in ("trend", "role_trend")):
+            out[:, j] = citable(wording, x[:, column])
+    return out
 
 
 def _chunk_contributions(
@@ -1455,13 +1490,17 @@ def _phrase_signals(
     catalog: _Catalog,
     snapshot: pl.DataFrame,
     percent: Collection[str] | None,
+    levels: Collection[str],
 ) -> pl.DataFrame:
     if rows.height == 0:
         return pl.DataFrame(schema=_SIGNAL_ROW_SCHEMA)
     stems = _percent_stems(snapshot, features.numeric) if percent is None else set(percent)
     used = sorted(set(rows.get_column("_f").to_list()))
     text = set(features.text)
-    wordings = [feature_wording(features.names[i], names=catalog.stems, percent=stems) for i in used]
+    wordings = [
+        feature_wording(features.names[i], names=catalog.stems, percent=stems, levels=levels, teams=catalog.teams)
+        for i in used
+    ]
     flags = _flag_columns(snapshot, [w.feature for w in wordings if w.kind == "number"])
     wordings = [replace(w, kind="flag") if w.feature in flags else w for w in wordings]
     table = wording_table(wordings).with_columns(
@@ -1569,12 +1608,9 @@ def _credited_words(value: pl.Expr, outcome: str, is_amount: bool, horizon_days:
     A history attributed by ``touch_id`` counts only what was credited to each touch, so a 0 there
     does not mean nothing happened (a later touch may have been credited with it).
     """
-    within = f" within {horizon_days} days"
-    if is_amount:
-        happened = pl.concat_str([pl.lit(f"{outcome} of "), format_usd(value), pl.lit(within)])
-    else:
-        happened = pl.lit(f"{outcome}{within}")
-    return pl.when(value > 0).then(happened).otherwise(pl.lit(f"no {outcome} credited to it{within}"))
+    within = f"{outcome} within {horizon_days} days"
+    happened = pl.concat_str([pl.lit(f"{within}: "), format_usd(value)]) if is_amount else pl.lit(within)
+    return pl.when(value > 0).then(happened).otherwise(pl.lit(f"{within}: none credited to it"))
 
 
 def _with_window(
@@ -1621,9 +1657,11 @@ def _window_words(outcome: str, is_amount: bool, horizon_days: int) -> pl.Expr:
 
     ``outcome`` holds the history's label of the decision: what was credited to it (all of the window
     for a history attributed by window). When the window holds an outcome its label does not, the
-    words say it went to another touch (or to none), so "no churn" is never said of a churn.
+    words say it went to another touch (or to none), so "churn within 90 days: none" is never said of a churn.
     """
-    within = f" within {horizon_days} days"
+    # The outcome kind is a label, not a noun to negate: "cancelled within 30 days: none", never
+    # "no cancelled within 30 days".
+    within = f"{outcome} within {horizon_days} days"
     credited = pl.col("outcome")
     elsewhere = (
         pl.when(pl.col("_other"))
@@ -1640,11 +1678,11 @@ def _window_words(outcome: str, is_amount: bool, horizon_days: int) -> pl.Expr:
             .then(pl.concat_str([pl.lit(" ("), format_usd(credited), pl.lit(" of it credited to it)")]))
             .otherwise(pl.lit(""))
         )
-        happened = pl.concat_str([pl.lit(f"{outcome} of "), format_usd(total), pl.lit(within), part])
-        return pl.when(total > 0).then(happened).otherwise(pl.lit(f"no {outcome}{within}"))
+        happened = pl.concat_str([pl.lit(f"{within}: "), format_usd(total), part])
+        return pl.when(total > 0).then(happened).otherwise(pl.lit(f"{within}: none"))
     part = pl.when(credited > 0).then(pl.lit("")).otherwise(elsewhere)
-    happened = pl.concat_str([pl.lit(f"{outcome}{within}"), part])
-    return pl.when((pl.col("_n") > 0) | (credited > 0)).then(happened).otherwise(pl.lit(f"no {outcome}{within}"))
+    happened = pl.concat_str([pl.lit(within), part])
+    return pl.when((pl.col("_n") > 0) | (credited > 0)).then(happened).otherwise(pl.lit(f"{within}: none"))
 
 
 # ---- assembly ----------------------------------------------------------------------------------
@@ -1698,7 +1736,8 @@ def _summary() -> pl.Expr:
     name = _display(pl.col("action_id"), pl.col("action_name"), pl.col("variant"))
     model_name = _name(pl.col("model_action_id"), pl.col("_model_name"))
     default_name = _name(pl.col("default_action_id"), pl.col("_default_name"))
-    headline = pl.when(pl.col("_headline").is_not_null()).then(pl.concat_str([pl.lit(": "), pl.col("_headline")]))
+    # A dash, not a colon: the headline has its own ("Call — churn within 90 days: 34% → 21% chance").
+    headline = pl.when(pl.col("_headline").is_not_null()).then(pl.concat_str([pl.lit(" — "), pl.col("_headline")]))
     value = pl.col("value_usd")
     interval = (
         pl.when(pl.col("value_low_usd").is_not_null() & pl.col("value_high_usd").is_not_null())
@@ -1914,15 +1953,15 @@ def receipt_text(
     ...     "projected": [{"objective": "retention", "outcome": "churn", "unit": "probability", "without": 0.34,
     ...                    "with": 0.21, "low": 0.15, "high": 0.27, "effect": -0.13, "effect_usd": 120.0}],
     ...     "signals": [{"feature": "days_to_renewal", "value": 45.0, "previous": None, "text": "renewal in 45 days"}],
-    ...     "comparables": [], "summary": "Call: chance of churn 34% → 21% (15%–27%), worth $120.",
+    ...     "comparables": [], "summary": "Call — churn within 90 days: 34% → 21% chance (15% to 27%), worth $120.",
     ... }
     >>> print(receipt_text(evidence, [{"action_id": "email", "variant": None, "value_usd": 40.0, "low": -5.0,
     ...                                "high": 90.0, "why": "lower_value", "reason": "lower value"}]))
-    Call: chance of churn 34% → 21% (15%–27%), worth $120.
+    Call — churn within 90 days: 34% → 21% chance (15% to 27%), worth $120.
     Recommended: call (chosen by the model, probability 90%)
     Value: $120 (from $10 to $250)
     Projected over the horizon with call:
-      - retention: chance of churn 34% without, 21% with (15% to 27%); worth $120
+      - retention (churn): 34% chance without, 21% with (15% to 27%); worth $120
     Signals:
       - renewal in 45 days
     Runner-up actions:
@@ -1960,10 +1999,13 @@ def receipt_text(
         for row in projected:
             unit = str(row.get("unit"))
             objective = objective_names.get(str(row.get("objective")), str(row.get("objective")))
-            what = "expected" if unit == "usd" else "chance of"
+            # The outcome kind as a label beside the objective ("Keep subscriber (cancelled)"), unless it
+            # repeats it ("Expansion"): "chance of cancelled" does not read.
+            outcome = _words(row.get("outcome"))
+            label = objective if outcome.lower() in ("", objective.lower()) else f"{objective} ({outcome})"
+            what = "expected" if unit == "usd" else "chance"
             line = (
-                f"  - {objective}: {what} {_words(row.get('outcome'))} {_level(row.get('without'), unit)} without, "
-                f"{_level(row.get('with'), unit)} with"
+                f"  - {label}: {_level(row.get('without'), unit)} {what} without, {_level(row.get('with'), unit)} with"
             )
             if row.get("low") is not None and row.get("high") is not None:
                 line += f" ({_level(row.get('low'), unit)} to {_level(row.get('high'), unit)})"

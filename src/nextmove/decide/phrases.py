@@ -14,6 +14,7 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache
 
+import numpy as np
 import polars as pl
 
 _STAT = re.compile(r"^(?P<stem>.+)_(?P<stat>mean|sum|count|trend)_(?P<w>\d+)d$")
@@ -30,12 +31,16 @@ KINDS = (
     "money",
     "trend",
     "count",
+    "readings",
     "sum",
     "mean",
     "last",
     "since",
+    "reading_since",
     "touch_count",
     "touch_since",
+    "team_count",
+    "team_since",
     "outcome_count",
     "outcome_since",
     "role_trend",
@@ -44,9 +49,10 @@ KINDS = (
     "number",
     "flag",
 )
-"""Every kind of wording :func:`feature_wording` gives ("flag": a number column that only holds 0 and 1)."""
+"""Every kind of wording :func:`feature_wording` gives ("flag": a number column that only holds 0 and 1;
+"readings" and "reading_since": the count and recency of a level signal's readings; "team_…": a team's touches)."""
 
-_WITH_PREVIOUS = frozenset({"money", "count", "sum", "mean", "last", "number"})
+_WITH_PREVIOUS = frozenset({"money", "count", "readings", "sum", "mean", "last", "number"})
 """Kinds whose phrase cites an earlier value ("down from 63%"); a change of a trend or an age is not news."""
 
 _ACCOUNT_KINDS = frozenset({"money", "number", "flag"})
@@ -80,13 +86,23 @@ class Wording:
     """Show levels as percentages (a signal between 0 and 1, such as a utilisation)."""
     trend_feature: str | None = None
     """For a windowed mean: the trend feature of the same signal and window, cited when no earlier value is."""
+    cited: bool = True
+    """False for a feature whose value says nothing in words: the total of a level signal's readings
+    (seven daily readings of a rolling 7-day count, or three NPS answers, add up to no quantity)."""
 
 
 def _words(stem: str, names: Mapping[str, str]) -> str:
     return names.get(stem) or stem.replace("_", " ")
 
 
-def feature_wording(feature: str, *, names: Mapping[str, str] | None = None, percent: Collection[str] = ()) -> Wording:
+def feature_wording(
+    feature: str,
+    *,
+    names: Mapping[str, str] | None = None,
+    percent: Collection[str] = (),
+    levels: Collection[str] = (),
+    teams: Collection[str] = (),
+) -> Wording:
     """The wording of one feature, from its name alone.
 
     Parameters
@@ -98,6 +114,11 @@ def feature_wording(feature: str, *, names: Mapping[str, str] | None = None, per
         its name in the playbook; a stem without one is shown with spaces for underscores.
     percent
         Stems whose levels are shown as percentages.
+    levels
+        Stems of level signals (:func:`nextmove.features.signal_kinds`): their readings are counted
+        as readings, and their window totals are not cited.
+    teams
+        Touch stems that are teams (``team_support``): "last touch by the support team".
 
     Examples
     --------
@@ -106,6 +127,8 @@ def feature_wording(feature: str, *, names: Mapping[str, str] | None = None, per
     ('mean', 'logins', 28, 'logins_trend_28d')
     >>> feature_wording("touch_exec_call_days_since", names={"exec_call": "Executive call"}).words
     'Executive call'
+    >>> feature_wording("nps_sum_90d", levels={"nps"}).cited
+    False
     """
     names = names or {}
     if feature == "days_to_renewal":
@@ -118,21 +141,56 @@ def feature_wording(feature: str, *, names: Mapping[str, str] | None = None, per
         return Wording(feature, "role_trend", _words(m["stem"], names), int(m["w"]))
     if m := _TOUCH.match(feature):
         kind = "touch_count" if m["w"] else "touch_since"
+        if m["stem"] in teams:
+            kind = kind.replace("touch_", "team_")
         return Wording(feature, kind, _words(m["stem"], names), int(m["w"]) if m["w"] else None)
     if m := _OUTCOME.match(feature):
         kind = "outcome_count" if m["w"] else "outcome_since"
         return Wording(feature, kind, _words(m["stem"], names), int(m["w"]) if m["w"] else None)
     if m := _STAT.match(feature):
         stem, stat, w = m["stem"], m["stat"], int(m["w"])
+        level = stem in levels
         trend = f"{stem}_trend_{w}d" if stat == "mean" else None
-        return Wording(feature, stat, _words(stem, names), w, stem in percent, trend)
+        kind = "readings" if level and stat == "count" else stat
+        cited = not (level and stat == "sum")
+        return Wording(feature, kind, _words(stem, names), w, stem in percent, trend, cited)
     if m := _SINCE.match(feature):
-        return Wording(feature, "since", _words(m["stem"], names))
+        kind = "reading_since" if m["stem"] in levels else "since"
+        return Wording(feature, kind, _words(m["stem"], names))
     if m := _LAST.match(feature):
         return Wording(feature, "last", _words(m["stem"], names), None, m["stem"] in percent)
     if m := _EXTRA_TIME.match(feature):
         return Wording(feature, "days_since", _words(m["stem"], names))
     return Wording(feature, "number", _words(feature, names), None, feature in percent)
+
+
+_CHANGES = frozenset({"trend", "role_trend"})
+"""Kinds whose value is a relative change: one that reads "0%" says nothing, so it is not cited."""
+
+
+def citable(wording: Wording, values: np.ndarray) -> np.ndarray:
+    """Where the values of a feature have something to say: a phrase that is not empty of meaning.
+
+    False for every value of a feature that is not :attr:`Wording.cited` (a level's window total)
+    and for a relative change that reads 0% ("up 0% over 28 days"). Missing values are False.
+
+    Examples
+    --------
+    >>> citable(feature_wording("logins_trend_28d"), np.array([0.004, -0.2, np.nan])).tolist()
+    [False, True, False]
+    >>> citable(feature_wording("nps_sum_90d", levels={"nps"}), np.array([27.0])).tolist()
+    [False]
+    """
+    values = np.asarray(values, dtype=np.float64)
+    present: np.ndarray = ~np.isnan(values)
+    if not wording.cited:
+        return np.zeros(values.shape, dtype=bool)
+    if wording.kind in _CHANGES:
+        # As format_percent rounds it (half to even, like Polars): a change that shows as 0% is none.
+        shown: np.ndarray = np.round(np.abs(np.where(present, values, 0.0)) * 100) != 0
+        both: np.ndarray = present & shown
+        return both
+    return present
 
 
 def feature_family(feature: str) -> str:
@@ -286,7 +344,7 @@ def _change(kind: str) -> pl.Expr:
     """ ", down from 63%" when an earlier value is known; for a mean without one, its trend."""
     value, previous = pl.col("value"), pl.col("previous")
     # The earlier value in the same format as the value; equal as shown reads "unchanged".
-    show = {"money": format_usd, "count": _days, "sum": format_number}.get(kind, _level)
+    show = {"money": format_usd, "count": _days, "readings": _days, "sum": format_number}.get(kind, _level)
     direction = pl.when(value > previous).then(pl.lit(", up from ")).otherwise(pl.lit(", down from "))
     # An account column (ARR, a column of the accounts table) is one value per account in a book, so
     # "unchanged" says nothing; a change shows when the earlier snapshot came from an older export.
@@ -357,28 +415,40 @@ def _phrase(kind: str) -> pl.Expr:
         )
     if kind == "count":
         return pl.concat_str([words, pl.lit(": "), _days(x), pl.lit(" in "), window, pl.lit(" days")])
+    if kind == "readings":
+        return pl.concat_str([words, pl.lit(": "), _count_of(x, "reading"), pl.lit(" in "), window, pl.lit(" days")])
     if kind == "sum":
         return pl.concat_str([words, pl.lit(" "), format_number(x), pl.lit(" in total over "), window, pl.lit(" days")])
     if kind == "mean":
         return pl.concat_str([words, pl.lit(" "), _level(x), pl.lit(" on average over "), window, pl.lit(" days")])
     if kind == "last":
         return pl.concat_str([words, pl.lit(" "), _level(x), pl.lit(" (latest)")])
+    # Names from the book lead, then a neutral template: "nps last: last reading 114 days ago", never
+    # "last nps last 114 days ago"; an outcome kind is a label ("cancelled"), not a noun to build on.
+    if kind in ("since", "outcome_since"):
+        return pl.concat_str([words, pl.lit(": last seen "), _count_of(x, "day"), pl.lit(" ago")])
+    if kind == "reading_since":
+        return pl.concat_str([words, pl.lit(": last reading "), _count_of(x, "day"), pl.lit(" ago")])
+    if kind == "outcome_count":
+        return pl.concat_str([words, pl.lit(": "), _days(x), pl.lit(" in "), window, pl.lit(" days")])
+    if kind == "team_since":
+        return pl.concat_str(
+            [pl.lit("last touch by the "), words, pl.lit(" team "), _count_of(x, "day"), pl.lit(" ago")]
+        )
+    if kind == "team_count":
+        touches = _plural("touch", "touches")
+        return pl.concat_str(
+            [_days(x), pl.lit(" "), touches, pl.lit(" by the "), words, pl.lit(" team in "), window, pl.lit(" days")]
+        )
     # The touch totals over every action have the stem "any": "last touch 28 days ago", "3 touches in 90 days".
     every_action = words == _ANY_ACTION
     if kind == "touch_since":
         what = pl.when(every_action).then(pl.lit("touch")).otherwise(words)
         return pl.concat_str([pl.lit("last "), what, pl.lit(" "), _count_of(x, "day"), pl.lit(" ago")])
-    if kind in ("since", "outcome_since"):
-        return pl.concat_str([pl.lit("last "), words, pl.lit(" "), _count_of(x, "day"), pl.lit(" ago")])
     if kind == "touch_count":
         touches = _plural("touch", "touches")
         what = pl.when(every_action).then(pl.lit("")).otherwise(pl.concat_str([words, pl.lit(" ")]))
         return pl.concat_str([_days(x), pl.lit(" "), what, touches, pl.lit(" in "), window, pl.lit(" days")])
-    if kind == "outcome_count":
-        events = _plural("event", "events")
-        return pl.concat_str(
-            [_days(x), pl.lit(" "), words, pl.lit(" "), events, pl.lit(" in "), window, pl.lit(" days")]
-        )
     if kind == "days_since":
         return pl.concat_str([words, pl.lit(" "), _count_of(x, "day"), pl.lit(" ago")])
     if kind == "text":
@@ -427,6 +497,9 @@ def _kind_phrase(kind: str) -> pl.Expr:
     if kind in _WITH_PREVIOUS:
         phrase = pl.concat_str([phrase, _change(kind)])
     present = pl.col("text").is_not_null() if kind == "text" else pl.col("value").is_not_nan()
+    if kind in _CHANGES:
+        # A change that reads 0% is no news: "support signals up 0% over 90 days" is never said (see citable).
+        present = present & ((pl.col("value").abs() * 100).round(0) != 0)
     return pl.when(present).then(phrase).alias("phrase")
 
 
@@ -443,13 +516,16 @@ def feature_phrase(
     *,
     previous: float | None = None,
     names: Mapping[str, str] | None = None,
+    levels: Collection[str] = (),
+    teams: Collection[str] = (),
 ) -> str | None:
-    """A short phrase for one feature of one account, or None when the value is missing.
+    """A short phrase for one feature of one account, or None when the value is missing or says nothing.
 
     ``row`` holds the account's features (so a level can cite its trend). Stems listed in
     ``unit_interval`` are shown as percentages (e.g. seat utilisation); ``previous`` is the
-    feature's value in an earlier snapshot ("down from 63%"); ``names`` maps stems to plain
-    words (see :func:`feature_wording`). Phrases many accounts at once with
+    feature's value in an earlier snapshot ("down from 63%"); ``names``, ``levels`` and ``teams``
+    are as in :func:`feature_wording`. A value that is not :func:`citable` (a level's window
+    total, a change that reads 0%) has no phrase. Phrases many accounts at once with
     :func:`render_phrases`, which gives the same words.
 
     Examples
@@ -463,13 +539,17 @@ def feature_phrase(
     'seat utilization 41% (latest)'
     >>> feature_phrase("seat_utilization_last", {"seat_utilization_last": 0.41}, {"seat_utilization"}, previous=0.63)
     'seat utilization 41% (latest), down from 63%'
+    >>> feature_phrase("nps_days_since_last", {"nps_days_since_last": 114.0}, levels={"nps"})
+    'nps: last reading 114 days ago'
     """
     value = row.get(feature)
     text = value if isinstance(value, str) else None
     number = _number_or_none(value)
     if text is None and number is None:
         return None
-    wording = feature_wording(feature, names=names, percent=unit_interval)
+    wording = feature_wording(feature, names=names, percent=unit_interval, levels=levels, teams=teams)
+    if number is not None and not citable(wording, np.array([number]))[0]:
+        return None
     kind = "text" if text is not None else wording.kind
     trend = _number_or_none(row.get(wording.trend_feature)) if wording.trend_feature else None
     frame = pl.DataFrame(

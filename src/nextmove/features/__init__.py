@@ -1,6 +1,7 @@
 """Features: point-in-time snapshots of every account, and training sets of past decisions."""
 
 from nextmove.features.history import History, point_in_time
+from nextmove.features.kinds import ROLE_KINDS, SignalKind, declared_signal_kinds, signal_kinds
 from nextmove.features.names import (
     DEFAULT_WINDOWS_DAYS,
     OUTCOME_WINDOW_DAYS,
@@ -17,16 +18,20 @@ __all__ = [
     "DEFAULT_WINDOWS_DAYS",
     "NON_FEATURE_COLUMNS",
     "OUTCOME_WINDOW_DAYS",
+    "ROLE_KINDS",
     "ExtraColumn",
     "FeatureKind",
     "FeatureSchema",
     "FeatureVocabulary",
     "History",
+    "SignalKind",
     "build_training_set",
     "compute_features",
+    "declared_signal_kinds",
     "feature_schema",
     "in_label_window",
     "point_in_time",
     "sanitize_name",
+    "signal_kinds",
     "terminal_outcome_kinds",
 ]

@@ -7,6 +7,7 @@ from nextmove.playbook.schema import (
     Exploration,
     Objective,
     Playbook,
+    SignalKinds,
     SignalRoles,
     Team,
 )
@@ -18,6 +19,7 @@ __all__ = [
     "Exploration",
     "Objective",
     "Playbook",
+    "SignalKinds",
     "SignalRoles",
     "Team",
 ]

@@ -7,6 +7,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from nextmove.playbook.schema import (
+    ID_PATTERN,
     Action,
     Capacity,
     ChannelCap,
@@ -17,6 +18,7 @@ from nextmove.playbook.schema import (
     Measure,
     Objective,
     Playbook,
+    SignalKinds,
     SignalRoles,
     Variant,
 )
@@ -31,6 +33,7 @@ _SECTIONS: list[tuple[str, type[BaseModel]]] = [
     ("`[capacity]`", Capacity),
     ("`[exploration]`", Exploration),
     ("`[signal_roles]`", SignalRoles),
+    ("`[signal_kinds]`", SignalKinds),
     ("`[health]`", Health),
     ("`[health.components.<id>]`", HealthComponent),
     ("`measures` of a health component", Measure),
@@ -41,7 +44,7 @@ def _default(info: Any) -> str:
     if info.is_required():
         return "required"
     if info.default_factory is not None:
-        sections = (ContactPolicy, Capacity, Exploration, SignalRoles, Health)
+        sections = (ContactPolicy, Capacity, Exploration, SignalRoles, SignalKinds, Health)
         return "see below" if info.annotation in sections else "empty"
     value = info.default
     if value is None:
@@ -66,6 +69,12 @@ def playbook_markdown() -> str:
         "given `--book DIR/book` reads unless `--playbook` names another; the built-in default has 14",
         "actions across customer success, sales, marketing and support. Unknown keys are errors, so a",
         "typo never passes silently.",
+        "",
+        "**Ids and names.** Ids (objective ids, action and variant ids, teams, health component ids) are",
+        "ASCII: a letter or `_`, then letters, digits, `_` or `-`, at most 64 characters",
+        f"(`{ID_PATTERN}`): `winback_offer`, not `Rückgewinnung`. They are how touches, rules, caps",
+        "and budgets name things. `name` may be any text, in any language and with any characters",
+        '(`name = "Rückgewinnungs-Angebot 🎁"`): it is what reports and evidence show.',
         "",
     ]
     for title, model in _SECTIONS:

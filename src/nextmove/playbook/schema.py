@@ -14,7 +14,11 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_vali
 
 from nextmove.playbook.expr import ExpressionError, compile_eligibility
 
-Identifier = Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_\-]*$", max_length=64)]
+ID_PATTERN = r"^[A-Za-z_][A-Za-z0-9_\-]*$"
+"""The pattern of every id of a playbook (docs/playbook.md states it from here)."""
+Identifier = Annotated[str, StringConstraints(pattern=ID_PATTERN, max_length=64)]
+"""An id (objective, action, variant, team, health component): ASCII letters, digits, ``_`` and ``-``, starting
+with a letter or ``_``, at most 64 characters. Display names (``name``) may be any text."""
 
 
 class _Strict(BaseModel):
@@ -88,7 +92,7 @@ class Variant(_Strict):
     """A variant of an action, e.g. another channel or send window."""
 
     id: Identifier
-    """Id of the variant, unique within its action."""
+    """Id of the variant, unique within its action (an ASCII id, as an action's)."""
     channel: str | None = None
     """Channel of this variant, if it differs from the action's."""
     send_window: str | None = None
@@ -101,9 +105,10 @@ class Action(_Strict):
     """One action in the catalog: something a team can do to an account."""
 
     id: Identifier
-    """Unique id, as used in ``touches.action_id``. ``none`` is reserved for doing nothing."""
+    """Unique id, as used in ``touches.action_id``: ASCII letters, digits, ``_`` and ``-``, starting with a letter
+    or ``_`` (``winback_offer``, not ``Rückgewinnung``). ``none`` is reserved for doing nothing."""
     name: str
-    """Display name."""
+    """Display name, shown in reports and evidence: any text (``"Rückgewinnungs-Angebot 🎁"``)."""
     team: Identifier
     """Team that carries it out, e.g. ``cs``, ``sales``, ``marketing``, ``support``, or your own (``growth``,
     ``crm``). Contact caps and budgets name teams by this id."""
@@ -203,6 +208,30 @@ class SignalRoles(_Strict):
     """Survey scores (NPS …)."""
 
 
+class SignalKinds(_Strict):
+    """Whether a signal's values add up over a window, for evidence wording: a count's total means something.
+
+    Unlisted signals take the kind of their role (engagement and support: count; sentiment and survey:
+    level), else the kind their data shows: a signal read at regular intervals (every account about
+    as many readings per window) is a level, other signals are counts. See docs/features.md, "Signal kinds".
+    """
+
+    count: list[str] = Field(default_factory=list)
+    """Signals whose values add up: events (a ticket, a crash) or amounts per period (logins per week,
+    orders per day). Evidence may cite their window totals ("crashes 12 in total over 28 days")."""
+    level: list[str] = Field(default_factory=list)
+    """Signals whose values are readings of a state: a gauge (active users, seat utilisation, a rolling
+    7-day count reported daily) or a score (NPS, CSAT). Evidence cites their latest value, average and
+    trend, never a window total; a count of them reads as readings ("nps: 2 readings in 90 days")."""
+
+    @model_validator(mode="after")
+    def _one_kind_each(self) -> Self:
+        both = sorted(set(self.count) & set(self.level))
+        if both:
+            raise ValueError(f"signal_kinds lists {', '.join(map(repr, both))} as both count and level; keep one")
+        return self
+
+
 class Measure(_Strict):
     """One feature that feeds a health component, with the direction that counts as healthy."""
 
@@ -295,6 +324,10 @@ class Playbook(_Strict):
     """Exploration settings."""
     signal_roles: SignalRoles = Field(default_factory=SignalRoles)
     """Roles of signal names."""
+    signal_kinds: SignalKinds = Field(default_factory=SignalKinds)
+    """Which signals are counts and which are levels, for evidence wording. A signal not listed takes its
+    role's kind (engagement, support: count; sentiment, survey: level), else the kind its data shows (read
+    at regular intervals: a level; else a count). See docs/features.md, "Signal kinds"."""
     health: Health = Field(default_factory=Health)
     """The health scorecard."""
 
