@@ -175,6 +175,27 @@ def test_a_snoozed_action_does_not_come_back_before_its_snooze_ends(store: Store
     assert [d.action_id for d in after] == [r.action_id for r in models]
 
 
+def test_a_snooze_sent_after_the_decision_time_does_not_hold_it(store: Store, playbook: Playbook) -> None:
+    # A backdated decision (or a client's clock ahead of the server's) sees only what was said by then.
+    pb = _with_exploration(playbook, method="none")
+    recs = seed_run(store, pb)
+    decider = OnlineDecider(store, pb)
+    early, late = [r for r in recs if r.arm == "model" and r.action_id != "none"][:2]
+    sent = NOW + timedelta(days=1)
+    store.add_feedback(
+        [
+            _snooze(r.account_id, f"snooze-{r.account_id}", sent + timedelta(days=14), action_id=r.action_id, ts=sent)
+            for r in (early, late)
+        ]
+    )
+    (before,) = decider.decide([DecideRequest(early.account_id)], now=NOW)
+    assert before.action_id == early.action_id
+    assert all(a["why"] != "snoozed" for a in before.alternatives)
+    (after,) = decider.decide([DecideRequest(late.account_id)], now=sent + timedelta(hours=1))
+    assert after.action_id != late.action_id
+    assert any(a["action_id"] == late.action_id and a["why"] == "snoozed" for a in after.alternatives)
+
+
 def test_a_snooze_that_names_no_action_keeps_the_account_quiet_and_a_later_one_shortens_it(
     store: Store, playbook: Playbook
 ) -> None:

@@ -1200,9 +1200,10 @@ class OnlineDecider:
         """What the account's snoozes and dismissals hold back now, sent before the run or since.
 
         One store read on the driver's own cursor (:meth:`~nextmove.store.Store.hold_events`), with the
-        actions of the decisions and recommendations the events name.
+        actions of the decisions and recommendations the events name. Only events at or before ``now``
+        count (a decision backdated, or a client's clock ahead of the server's), as in the batch run.
         """
-        items = self.store.hold_events(view.account_id)
+        items = self.store.hold_events(view.account_id, until=now)
         if not items:
             return []
 
