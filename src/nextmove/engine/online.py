@@ -1293,10 +1293,12 @@ class OnlineDecider:
             "value_usd": round(float(mean[i]), 2),
             "value_low_usd": round(chosen.low_usd + float(mean[i]) - chosen.value_usd, 2),
             "value_high_usd": round(chosen.high_usd + float(mean[i]) - chosen.value_usd, 2),
-            # Per-objective projections and comparables are the run's, and only for its own choice.
-            "projected": base.get("projected", []) if same_as_run else [],
+            # Per-objective projections and comparables are the run's: its receipt's for its own choice,
+            # else the runner-up's projection (runs since runner-ups carry one), and the run's comparables
+            # that took the same action (another variant of the run's choice).
+            "projected": base.get("projected", []) if same_as_run else _run_projection(view, chosen),
             "signals": base.get("signals", []),
-            "comparables": base.get("comparables", []) if same_as_run else [],
+            "comparables": base.get("comparables", []) if same_as_run else _run_comparables(view, chosen),
             "summary": summary,
             "run_id": snap.run.run_id,
             "run_action_id": rec.action_id,
@@ -1529,6 +1531,35 @@ def _learnable(event: FeedbackEvent) -> bool:
 def _realised(event: FeedbackEvent) -> float | None:
     value = event.payload.get("value_usd")
     return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
+def _run_projection(view: AccountView, chosen: Option) -> list[Any]:
+    """The run's projection per objective of ``chosen``, one of its runner-ups: as its row in ``alternatives`` has it.
+
+    Empty for a rescored view (the run's projection is not the rescored one), for doing nothing, and
+    for runs stored before runner-ups carried their projection.
+    """
+    if view.rescored or chosen.action_id == NO_ACTION:
+        return []
+    for alt in view.recommendation.alternatives:
+        if (
+            isinstance(alt, Mapping)
+            and alt.get("action_id") == chosen.action_id
+            and alt.get("variant") == chosen.variant
+            and isinstance(alt.get("projected"), list)
+        ):
+            return list(alt["projected"])
+    return []
+
+
+def _run_comparables(view: AccountView, chosen: Option) -> list[Any]:
+    """The run's comparables of the action ``chosen`` gives, when its receipt's are of that action (else none)."""
+    if view.rescored or chosen.action_id == NO_ACTION:
+        return []
+    found = view.recommendation.evidence.get("comparables")
+    if not isinstance(found, list):
+        return []
+    return [c for c in found if isinstance(c, Mapping) and c.get("action_id") == chosen.action_id]
 
 
 def _run_key(rec: RecommendationRecord) -> str:
