@@ -175,6 +175,27 @@ def test_a_snoozed_action_does_not_come_back_before_its_snooze_ends(store: Store
     assert [d.action_id for d in after] == [r.action_id for r in models]
 
 
+def test_a_snooze_sent_after_the_decision_time_does_not_hold_it(store: Store, playbook: Playbook) -> None:
+    # A backdated decision (or a client's clock ahead of the server's) sees only what was said by then.
+    pb = _with_exploration(playbook, method="none")
+    recs = seed_run(store, pb)
+    decider = OnlineDecider(store, pb)
+    early, late = [r for r in recs if r.arm == "model" and r.action_id != "none"][:2]
+    sent = NOW + timedelta(days=1)
+    store.add_feedback(
+        [
+            _snooze(r.account_id, f"snooze-{r.account_id}", sent + timedelta(days=14), action_id=r.action_id, ts=sent)
+            for r in (early, late)
+        ]
+    )
+    (before,) = decider.decide([DecideRequest(early.account_id)], now=NOW)
+    assert before.action_id == early.action_id
+    assert all(a["why"] != "snoozed" for a in before.alternatives)
+    (after,) = decider.decide([DecideRequest(late.account_id)], now=sent + timedelta(hours=1))
+    assert after.action_id != late.action_id
+    assert any(a["action_id"] == late.action_id and a["why"] == "snoozed" for a in after.alternatives)
+
+
 def test_a_snooze_that_names_no_action_keeps_the_account_quiet_and_a_later_one_shortens_it(
     store: Store, playbook: Playbook
 ) -> None:
@@ -221,6 +242,59 @@ def test_a_control_account_whose_default_is_snoozed_gets_nothing(store: Store, p
     assert d.arm == "control"
     assert d.action_id == "none"
     assert "snoozed until" in d.evidence["default_why"]
+
+
+def test_a_decision_that_gives_a_runner_up_carries_the_run_s_projection_of_it(store: Store, playbook: Playbook) -> None:
+    # The run's choice in its cooldown online: the decision gives a runner-up, whose projection per
+    # objective the run kept in its alternatives row; the receipt shows it (it was [] before).
+    pb = _with_exploration(playbook, method="none")
+    window = pb.contact_policy.window_days
+
+    def projected(action_id: str, value: float) -> list[dict[str, Any]]:
+        return [
+            {
+                "objective": o,
+                "outcome": pb.objectives[o].outcome,
+                "unit": "probability",
+                "without": 0.3,
+                "with": 0.2,
+                "low": 0.1,
+                "high": 0.3,
+                "effect": -0.1,
+                "effect_usd": round(value, 2),
+            }
+            for o in pb.objectives
+        ]
+
+    with open_store("sqlite://") as scratch:
+        recs = seed_run(scratch, pb)
+        run = scratch.get_run("run-1")
+    recs = [
+        dataclasses.replace(
+            r,
+            alternatives=[
+                {**a, "projected": projected(a["action_id"], a["value_usd"])} if a["action_id"] != "none" else a
+                for a in r.alternatives
+            ],
+        )
+        for r in recs
+    ]
+    store.save_run(run, recs)
+    decider = OnlineDecider(store, pb)
+    rec = next(
+        r
+        for r in recs
+        if r.arm == "model" and r.action_id != "none" and pb.action(r.action_id).cooldown_days > window + 1
+    )
+    (first,) = decider.decide([DecideRequest(rec.account_id)], now=NOW)
+    assert first.action_id == rec.action_id
+    assert first.evidence["projected"] == rec.evidence["projected"]
+    (later,) = decider.decide([DecideRequest(rec.account_id)], now=NOW + timedelta(days=window + 1))
+    assert later.action_id not in ("none", rec.action_id)
+    (row,) = [a for a in rec.alternatives if a["action_id"] == later.action_id]
+    assert later.evidence["projected"] == row["projected"]
+    assert later.evidence["projected"] != rec.evidence["projected"]
+    assert later.evidence["comparables"] == []
 
 
 def test_done_feedback_without_a_decision_counts_as_a_touch(store: Store, playbook: Playbook) -> None:

@@ -1215,3 +1215,31 @@ def test_explain_default_held_back_by_exploration_is_set_aside_not_disallowed() 
         assert parse_evidence(evidence).default_why == (
             "The lifecycle default, Email, worth $29, was set aside to explore another play."
         )
+
+
+def test_each_runner_up_with_a_value_carries_the_projection_it_would_have_as_the_choice(lab: Case) -> None:
+    # An online decision may give a runner-up (the run explored, or a rule since the run blocks its
+    # choice): the runner-up's `projected` is what the receipt would say had the run chosen it.
+    decisions = lab.decisions.filter(pl.col("arm") != "control").head(60)
+    receipts = explain_decisions(lab.snapshot, lab.projection, decisions, lab.lost, lab.playbook, top_signals=0)
+    picked: dict[str, tuple[str, str | None, list[dict[str, object]]]] = {}
+    for account_id, text in receipts.select("account_id", "alternatives").iter_rows():
+        for alt in parse_alternatives(text):
+            if alt.value_usd is None:
+                assert alt.projected == []
+                continue
+            assert {p.objective for p in alt.projected} <= set(lab.playbook.objectives)
+            assert alt.projected
+            picked.setdefault(
+                account_id, (alt.action_id, alt.variant, [p.model_dump(by_alias=True) for p in alt.projected])
+            )
+    assert len(picked) >= 30
+    swapped = decisions.filter(pl.col("account_id").is_in(list(picked))).with_columns(
+        pl.col("account_id").replace_strict({a: p[0] for a, p in picked.items()}).alias("action_id"),
+        pl.col("account_id")
+        .replace_strict({a: p[1] for a, p in picked.items()}, return_dtype=pl.String)
+        .alias("variant"),
+    )
+    again = explain_decisions(lab.snapshot, lab.projection, swapped, lab.lost, lab.playbook, top_signals=0)
+    for account_id, text in again.select("account_id", "evidence").iter_rows():
+        assert json.loads(text)["projected"] == picked[account_id][2], account_id

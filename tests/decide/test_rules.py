@@ -194,3 +194,121 @@ def test_check_rules_holds_back_what_users_snoozed_or_dismissed_after_the_playbo
     vectorised = check.reasons(PLAYBOOK, rows, cols).to_list()
     assert vectorised == [check.reason(PLAYBOOK, int(i), int(k)) for i, k in zip(rows, cols, strict=True)]
     assert vectorised[3] == "dismissed on 2025-05-30"
+
+
+VARIANT_CHANNELS = parse_playbook(
+    """
+[objectives.retention]
+outcome = "churn"
+sense = "avoid"
+value = "arr"
+
+[[actions]]
+id = "fix"
+name = "Fix email"
+team = "support"
+channel = "email"
+objective = "retention"
+cooldown_days = 1
+variants = [{ id = "morning" }, { id = "sms", channel = "sms" }]
+
+[[actions]]
+id = "refund"
+name = "Refund"
+team = "support"
+channel = "email"
+objective = "retention"
+
+[[actions]]
+id = "text"
+name = "Text"
+team = "support"
+channel = "sms"
+objective = "retention"
+
+[contact_policy]
+max_actions_per_window = 5
+window_days = 14
+caps = [
+  { channel = "email", max_touches = 1, window_days = 21 },
+  { channel = "sms", max_touches = 1, window_days = 21 },
+]
+"""
+)
+
+
+def _variant_touches(rows: list[tuple[str, str, str | None, float]]) -> pl.DataFrame:
+    return pl.DataFrame(
+        {
+            "account_id": [r[0] for r in rows],
+            "action_id": [r[1] for r in rows],
+            "variant": [r[2] for r in rows],
+            "ts": [T - timedelta(days=r[3]) for r in rows],
+        },
+        schema={"account_id": pl.String, "action_id": pl.String, "variant": pl.String, "ts": pl.Datetime("us", "UTC")},
+    )
+
+
+def test_contact_caps_count_a_touch_on_its_logged_variant_s_channel() -> None:
+    features = pl.DataFrame({"account_id": ["by_sms", "by_email", "bare", "unknown_variant", "quiet"]})
+    touches = _variant_touches(
+        [
+            ("by_sms", "fix", "sms", 18.0),  # an sms: does not fill the email cap, fills the sms one
+            ("by_email", "fix", "morning", 18.0),  # an email variant: fills the email cap
+            ("bare", "fix", None, 18.0),  # no variant logged: the action's channel (email)
+            ("unknown_variant", "fix", "retired", 18.0),  # a variant the playbook lost: the action's channel
+        ]
+    )
+    check = check_rules(features, touches, VARIANT_CHANNELS, T, {})
+    keys = [c.key for c in check.candidates]
+    assert keys == ["fix:morning", "fix:sms", "refund", "text"]
+    why = {
+        aid: dict(zip(keys, (Why(int(w)) for w in check.why[i]), strict=True))
+        for i, aid in enumerate(check.account_ids)
+    }
+    # A candidate is checked against its own channel's cap: the sms variant against the sms cap.
+    assert why["by_sms"] == {
+        "fix:morning": Why.ALLOWED,
+        "fix:sms": Why.CONTACT_CAP,
+        "refund": Why.ALLOWED,
+        "text": Why.CONTACT_CAP,
+    }
+    for account in ("by_email", "bare", "unknown_variant"):
+        assert why[account] == {
+            "fix:morning": Why.CONTACT_CAP,
+            "fix:sms": Why.ALLOWED,
+            "refund": Why.CONTACT_CAP,
+            "text": Why.ALLOWED,
+        }, account
+    assert set(why["quiet"].values()) == {Why.ALLOWED}
+    i = check.account_ids.index("by_sms")
+    assert check.reason(VARIANT_CHANNELS, i, keys.index("text")) == "contact cap: 1 sms touches in 21 days (max 1)"
+    # Touches without a variant column count on their action's channel, as before.
+    plain = check_rules(features, touches.drop("variant"), VARIANT_CHANNELS, T, {})
+    assert Why(int(plain.why[0, keys.index("refund")])) == Why.CONTACT_CAP
+    assert Why(int(plain.why[0, keys.index("fix:sms")])) == Why.ALLOWED
+
+
+def test_online_contact_rules_count_touches_by_variant_channel_as_the_batch_does() -> None:
+    from nextmove.engine.online import ContactRules, OnlineTouch, Option
+
+    rules = ContactRules(VARIANT_CHANNELS)
+    options = [
+        Option("fix", "morning", 1.0, 0.0, 2.0),
+        Option("fix", "sms", 1.0, 0.0, 2.0),
+        Option("refund", None, 1.0, 0.0, 2.0),
+        Option("text", None, 1.0, 0.0, 2.0),
+        Option("none", None, 0.0, 0.0, 0.0),
+    ]
+    cases = {
+        "sms": ["fix:sms", "text"],
+        "morning": ["fix:morning", "refund"],
+        None: ["fix:morning", "refund"],
+        "retired": ["fix:morning", "refund"],
+    }
+    for variant, capped in cases.items():
+        touches = [OnlineTouch("fix", T - timedelta(days=18), variant)]
+        blocks = rules.blocks(options, touches, T)
+        got = [o.key for o, b in zip(options, blocks, strict=True) if b is not None]
+        assert got == capped, variant
+        assert all(b[0] == "contact_cap" for b in blocks if b is not None)

@@ -633,3 +633,61 @@ def test_run_before_a_signals_first_row_decides_without_it_and_says_so() -> None
     later = run(late, playbook, as_of=starts + timedelta(days=28), effect_params=FAST, evaluate=False, segments=False)
     assert not any("no row before the decision time" in n for n in later.summary["notes"])
     assert later.recommendations["action_id"].eq("coupon").any()
+
+
+def test_run_notes_each_action_no_active_account_is_eligible_for_with_its_expression() -> None:
+    from nextmove.decide.rules import check_rules
+    from nextmove.engine.run import never_eligible_note
+
+    playbook = parse_playbook(
+        """
+[objectives.keep]
+outcome = "cancelled"
+sense = "avoid"
+value = "fixed"
+value_usd = 120
+
+[[actions]]
+id = "vip"
+name = "VIP"
+team = "support"
+objective = "keep"
+eligibility = "opens > 100000"
+
+[[actions]]
+id = "refund"
+name = "Refund"
+team = "support"
+objective = "keep"
+eligibility = "arr > 100"
+variants = [{ id = "email" }, { id = "sms", channel = "sms" }]
+
+[[actions]]
+id = "push"
+name = "Push"
+team = "support"
+objective = "keep"
+eligibility = "opens >= 1"
+
+[[actions]]
+id = "mail"
+name = "Mail"
+team = "support"
+objective = "keep"
+"""
+    )
+    # A book without ARR: arr is missing for every account, and a missing value is not eligible.
+    features = pl.DataFrame({"account_id": ["a", "b", "c"], "opens": [0.0, 3.0, 250.0], "arr": [None, None, None]})
+    touches = pl.DataFrame(schema={"account_id": pl.String, "action_id": pl.String, "ts": pl.Datetime("us", "UTC")})
+    kinds = {"opens": "number", "arr": "number"}
+    at = datetime(2025, 9, 1, tzinfo=UTC)
+    note = never_eligible_note(playbook, check_rules(features, touches, playbook, at, kinds))
+    assert note is not None
+    assert note.startswith(
+        "eligible for none of the 3 active accounts, so never recommended: vip (opens > 100000), refund (arr > 100);"
+    )
+    assert "push" not in note
+    assert "mail" not in note
+    # One account eligible is enough, whatever else blocks it (a cooldown, a cap): no note.
+    features = features.with_columns(pl.Series("opens", [0.0, 3.0, 200_000.0]), pl.Series("arr", [None, 500.0, None]))
+    assert never_eligible_note(playbook, check_rules(features, touches, playbook, at, kinds)) is None

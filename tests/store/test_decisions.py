@@ -120,7 +120,8 @@ def test_decision_record_rejects_a_bad_propensity() -> None:
 def test_activity_lists_plays_decided_done_and_dismissed_since_a_time(store: Store) -> None:
     from nextmove.store import FeedbackEvent
 
-    store.log_decisions([make_decision(i) for i in range(6)])  # acct-0: d-0 (none), d-2, d-4; acct-1: d-1, d-3, d-5
+    # acct-0: d-0 (none), d-2 (its "sms" variant), d-4; acct-1: d-1, d-3, d-5
+    store.log_decisions([make_decision(i, **({"variant": "sms"} if i == 2 else {})) for i in range(6)])
     store.add_feedback(
         [
             FeedbackEvent(event_id="e1", account_id="acct-0", kind="done", ts=T0 + timedelta(hours=5), action_id="qbr"),
@@ -137,11 +138,11 @@ def test_activity_lists_plays_decided_done_and_dismissed_since_a_time(store: Sto
         ]
     )
     found = store.activity("acct-0", T0 + timedelta(hours=1))
-    assert [(a.source, a.record_id, a.kind, a.decision_id) for a in found] == [
-        ("decision", "d-2", "decided", None),
-        ("decision", "d-4", "decided", None),
-        ("feedback", "e1", "done", None),
-        ("feedback", "e2", "dismissed", "d-4"),
+    assert [(a.source, a.record_id, a.kind, a.decision_id, a.variant) for a in found] == [
+        ("decision", "d-2", "decided", None, "sms"),
+        ("decision", "d-4", "decided", None, None),
+        ("feedback", "e1", "done", None, None),
+        ("feedback", "e2", "dismissed", "d-4", None),
     ]
     assert [a.record_id for a in store.activity("acct-0", T0 + timedelta(hours=4, minutes=30))] == ["e1", "e2"]
 

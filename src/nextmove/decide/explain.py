@@ -206,6 +206,9 @@ class Alternative(_Receipt):
         "lower_value", "rule", "cooldown", "contact_cap", "in_flight", "capacity", "held_back", "snoozed", "dismissed"
     ]
     reason: str
+    projected: list[ProjectedOutcome] = []
+    """Its projected outcome per objective, as the receipt's ``projected`` (empty without a value, and in
+    receipts stored before runner-ups had it): an online decision that gives it shows these."""
 
 
 _ALTERNATIVES = TypeAdapter(list[Alternative])
@@ -498,6 +501,7 @@ def explain_decisions(
     rows = _projected_rows(projection, dec, arms, catalog)
     projected, headline = _projected(rows, catalog)
     dec = dec.join(headline, on="_i", how="left", maintain_order="left")
+    alternatives = _with_projections(alternatives, dec, projection, arms, catalog)
 
     signal_rows = pl.DataFrame(schema=_SIGNAL_ROW_SCHEMA)
     importance: dict[str, float] = {}
@@ -738,6 +742,49 @@ def _alternatives(
     )
     runner_up = best.join(default, on="_i", how="full", coalesce=True)
     return alternatives, runner_up
+
+
+def _with_projections(
+    alternatives: pl.DataFrame, dec: pl.DataFrame, projection: EffectProjection, arms: pl.Series, catalog: _Catalog
+) -> pl.DataFrame:
+    """The runner-ups with the projected outcome per objective of each that has a value (``projected``).
+
+    The same rows as the receipt's own ``projected``, for the runner-up's arm (``action:variant`` when
+    projected, else its action's), so that an online decision giving a runner-up has its projection.
+    """
+    fields = ["action_id", "variant", "value_usd", "low", "high", "why", "reason"]
+    flat = (
+        alternatives.explode("_alternatives")
+        .filter(pl.col("_alternatives").is_not_null())
+        .unnest("_alternatives")
+        .with_row_index("_j")
+    )
+    if flat.height == 0:
+        return pl.DataFrame(schema={"_i": alternatives.schema["_i"], "_alternatives": _ALTERNATIVES_TYPE})
+    subjects = (
+        flat.filter(pl.col("value_usd").is_not_null() & (pl.col("action_id") != NO_ACTION))
+        .join(dec.select("_i", "account_id"), on="_i", how="left")
+        .join(
+            catalog.actions.select("action_id", pl.col("action_objective").alias("_subject_objective")),
+            on="action_id",
+            how="left",
+        )
+        .select(
+            pl.col("_j").alias("_i"),
+            "account_id",
+            _arm_key(pl.col("action_id"), pl.col("variant"), arms).alias("_subject_key"),
+            "_subject_objective",
+        )
+    )
+    rows = _projected_rows(projection, subjects, arms, catalog)
+    per_row, _ = _projected(rows, catalog)
+    return (
+        flat.join(per_row.rename({"_i": "_j", "_projected": "projected"}), on="_j", how="left", maintain_order="left")
+        .with_columns(pl.col("projected").cast(_PROJECTED_TYPE).fill_null(pl.lit([], dtype=_PROJECTED_TYPE)))
+        .group_by("_i", maintain_order=True)
+        .agg(pl.struct(*fields, "projected").alias("_alternatives"))
+        .with_columns(pl.col("_alternatives").cast(_ALTERNATIVES_TYPE))
+    )
 
 
 # ---- the lifecycle default -----------------------------------------------------------------------
@@ -1726,6 +1773,7 @@ _ALTERNATIVES_TYPE = pl.List(
             "high": pl.Float64,
             "why": pl.String,
             "reason": pl.String,
+            "projected": _PROJECTED_TYPE,
         }
     )
 )

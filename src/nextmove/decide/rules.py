@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import IntEnum
@@ -67,6 +68,36 @@ def candidates(playbook: Playbook) -> list[Candidate]:
                 )
             )
     return out
+
+
+def touch_channels(playbook: Playbook) -> dict[tuple[str, str | None], str]:
+    """The channel of each (action, variant) of the catalog, and of each action alone (variant None).
+
+    A variant with a ``channel`` of its own is contacted on it; any other variant on its action's.
+
+    Examples
+    --------
+    >>> from nextmove.playbook.loader import load_playbook
+    >>> channels = touch_channels(load_playbook())
+    >>> channels[("nurture_email", None)], channel_of(channels, "nurture_email", "no such variant")
+    ('email', 'email')
+    """
+    out: dict[tuple[str, str | None], str] = {}
+    for a in playbook.actions:
+        out[(a.id, None)] = a.channel
+        for v in a.variants:
+            out[(a.id, v.id)] = v.channel or a.channel
+    return out
+
+
+def channel_of(channels: Mapping[tuple[str, str | None], str], action_id: str, variant: str | None) -> str | None:
+    """The channel a touch of ``action_id`` (as ``variant``) went out on: its variant's, else its action's.
+
+    A variant the playbook does not know (or none) falls back to the action's channel; an action it
+    does not know has none (None).
+    """
+    found = channels.get((action_id, variant)) if variant is not None else None
+    return found if found is not None else channels.get((action_id, None))
 
 
 class Why(IntEnum):
@@ -268,7 +299,10 @@ def check_rules(
     features
         One row per account (``account_id`` and the features the expressions use).
     touches
-        The book's touches (``account_id, action_id, ts``).
+        The book's touches (``account_id, action_id, ts``, and ``variant`` where logged): a contact
+        cap on a channel counts a touch on the channel it went out on, its variant's if the
+        playbook gives that variant a ``channel``, else its action's; a candidate variant is
+        checked against the caps of its own channel.
     kinds
         Feature name → ``number``/``text`` (from ``nextmove.features.feature_schema``).
     holds
@@ -288,8 +322,9 @@ def check_rules(
             ok = np.full(n, bool(ok[0]) if ok.size else True)
         why[~ok, j] = Why.RULE
 
+    variant = pl.col("variant").cast(pl.String) if "variant" in touches.columns else pl.lit(None, pl.String)
     past = touches.filter((pl.col("ts") < as_of) & (pl.col("action_id") != NO_ACTION)).select(
-        "account_id", "action_id", "ts"
+        "account_id", "action_id", "ts", variant.alias("variant")
     )
     age_days = ((pl.lit(as_of) - pl.col("ts")).dt.total_seconds() / 86_400.0).alias("age_days")
     past = past.with_columns(age_days)
@@ -316,18 +351,16 @@ def check_rules(
     why[free & cooling] = Why.COOLDOWN
 
     team_of = {a.id: a.team for a in playbook.actions}
-    channel_of = {a.id: a.channel for a in playbook.actions}
+    if playbook.contact_policy.caps:
+        past = past.with_columns(_touch_channel(past, playbook).alias("_channel"))
     cap_counts: dict[int, np.ndarray] = {}
     for c, cap in enumerate(playbook.contact_policy.caps):
         team = cap.team
-        matching = [
-            a
-            for a in team_of
-            if (team is None or team_of[a] == team) and (cap.channel is None or channel_of[a] == cap.channel)
-        ]
-        counts = _count_per_account(
-            past.filter((pl.col("age_days") < cap.window_days) & pl.col("action_id").is_in(matching)), index, n
-        )
+        # A touch counts on the channel it went out on: its logged variant's, else its action's.
+        counted = pl.col("action_id").is_in([a for a in team_of if team is None or team_of[a] == team])
+        if cap.channel is not None:
+            counted = counted & (pl.col("_channel") == cap.channel)
+        counts = _count_per_account(past.filter((pl.col("age_days") < cap.window_days) & counted), index, n)
         cap_counts[c] = counts
         blocked = counts >= cap.max_touches
         for j, cand in enumerate(cands):
@@ -346,6 +379,22 @@ def check_rules(
             free = col[rows_h[hit]] == Why.ALLOWED
             col[rows_h[hit][free]] = codes_h[hit][free]
     return RuleCheck(ids, cands, why, days_since, in_window, cap_counts, held)
+
+
+def _touch_channel(past: pl.DataFrame, playbook: Playbook) -> pl.Series:
+    """The channel of each touch of ``past`` (``action_id, variant``), as :func:`channel_of` says; null if unknown."""
+    channels = touch_channels(playbook)
+    pairs = past.select("action_id", "variant").unique()
+    looked_up = pairs.with_columns(
+        pl.Series(
+            "_channel",
+            [channel_of(channels, a, v) for a, v in pairs.iter_rows()],
+            dtype=pl.String,
+        )
+    )
+    return past.join(looked_up, on=["action_id", "variant"], how="left", nulls_equal=True, maintain_order="left")[
+        "_channel"
+    ]
 
 
 def _held(holds: pl.DataFrame | None, index: pl.DataFrame) -> pl.DataFrame:

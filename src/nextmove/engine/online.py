@@ -49,7 +49,7 @@ from nextmove.book import NO_ACTION, Book
 from nextmove.decide.explore import epsilon_propensities
 from nextmove.decide.phrases import usd_text
 from nextmove.decide.policy import default_variant, value_matrices
-from nextmove.decide.rules import Candidate, Why, candidates, check_rules
+from nextmove.decide.rules import Candidate, Why, candidates, channel_of, check_rules, touch_channels
 from nextmove.engine.holds import (
     HOLD_WHY,
     FeedbackHold,
@@ -500,6 +500,8 @@ class OnlineTouch:
 
     action_id: str
     ts: datetime
+    variant: str | None = None
+    """The variant the decision gave (None: none, or a ``done`` event): contact caps count it on its channel."""
 
 
 def online_touches(activity: Iterable[ActivityRecord]) -> list[OnlineTouch]:
@@ -526,7 +528,7 @@ def online_touches(activity: Iterable[ActivityRecord]) -> list[OnlineTouch]:
     records = list(activity)
     dismissed = {r.decision_id for r in records if r.kind == "dismissed" and r.decision_id}
     decided = {
-        r.record_id: OnlineTouch(r.action_id, r.ts)
+        r.record_id: OnlineTouch(r.action_id, r.ts, r.variant)
         for r in records
         if r.source == "decision" and r.action_id and r.action_id != NO_ACTION and r.record_id not in dismissed
     }
@@ -555,7 +557,7 @@ class ContactRules:
         self._by_key: dict[str, Candidate] = {c.key: c for c in cands}
         self._by_action: dict[str, Candidate] = {c.action_id: c for c in cands}
         self._team_of = {a.id: a.team for a in playbook.actions}
-        self._channel_of = {a.id: a.channel for a in playbook.actions}
+        self._channels = touch_channels(playbook)
 
     def blocks(
         self, options: Sequence[Option], touches: Sequence[OnlineTouch], now: datetime
@@ -569,6 +571,8 @@ class ContactRules:
         policy = self.policy
         ages = [(t.action_id, (now - t.ts).total_seconds() / 86_400.0) for t in touches]
         in_window = sum(1 for _, age in ages if age < policy.window_days)
+        # The channel each touch went out on: its variant's, else its action's (as the batch run counts them).
+        channels = [channel_of(self._channels, t.action_id, t.variant) for t in touches]
         out: list[tuple[str, str] | None] = []
         for option in options:
             cand = self._by_key.get(option.key) or self._by_action.get(option.action_id)
@@ -587,20 +591,22 @@ class ContactRules:
                 if last < cand.cooldown_days:
                     out.append(("cooldown", f"cooldown: done {last:.0f} days ago, cooldown {cand.cooldown_days} days"))
                 else:
-                    out.append(self._cap_block(cand, ages))
+                    out.append(self._cap_block(cand, ages, channels))
         return out
 
-    def _cap_block(self, cand: Candidate, ages: Sequence[tuple[str, float]]) -> tuple[str, str] | None:
+    def _cap_block(
+        self, cand: Candidate, ages: Sequence[tuple[str, float]], channels: Sequence[str | None]
+    ) -> tuple[str, str] | None:
         for cap in self.policy.caps:
             team = cap.team
             if (team is not None and team != cand.team) or (cap.channel is not None and cap.channel != cand.channel):
                 continue
             count = sum(
                 1
-                for action_id, age in ages
+                for (action_id, age), channel in zip(ages, channels, strict=True)
                 if age < cap.window_days
                 and (team is None or self._team_of.get(action_id) == team)
-                and (cap.channel is None or self._channel_of.get(action_id) == cap.channel)
+                and (cap.channel is None or channel == cap.channel)
             )
             if count >= cap.max_touches:
                 scope = " ".join(x for x in (team, cap.channel) if x)
@@ -1200,9 +1206,10 @@ class OnlineDecider:
         """What the account's snoozes and dismissals hold back now, sent before the run or since.
 
         One store read on the driver's own cursor (:meth:`~nextmove.store.Store.hold_events`), with the
-        actions of the decisions and recommendations the events name.
+        actions of the decisions and recommendations the events name. Only events at or before ``now``
+        count (a decision backdated, or a client's clock ahead of the server's), as in the batch run.
         """
-        items = self.store.hold_events(view.account_id)
+        items = self.store.hold_events(view.account_id, until=now)
         if not items:
             return []
 
@@ -1286,10 +1293,12 @@ class OnlineDecider:
             "value_usd": round(float(mean[i]), 2),
             "value_low_usd": round(chosen.low_usd + float(mean[i]) - chosen.value_usd, 2),
             "value_high_usd": round(chosen.high_usd + float(mean[i]) - chosen.value_usd, 2),
-            # Per-objective projections and comparables are the run's, and only for its own choice.
-            "projected": base.get("projected", []) if same_as_run else [],
+            # Per-objective projections and comparables are the run's: its receipt's for its own choice,
+            # else the runner-up's projection (runs since runner-ups carry one), and the run's comparables
+            # that took the same action (another variant of the run's choice).
+            "projected": base.get("projected", []) if same_as_run else _run_projection(view, chosen),
             "signals": base.get("signals", []),
-            "comparables": base.get("comparables", []) if same_as_run else [],
+            "comparables": base.get("comparables", []) if same_as_run else _run_comparables(view, chosen),
             "summary": summary,
             "run_id": snap.run.run_id,
             "run_action_id": rec.action_id,
@@ -1522,6 +1531,35 @@ def _learnable(event: FeedbackEvent) -> bool:
 def _realised(event: FeedbackEvent) -> float | None:
     value = event.payload.get("value_usd")
     return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
+def _run_projection(view: AccountView, chosen: Option) -> list[Any]:
+    """The run's projection per objective of ``chosen``, one of its runner-ups: as its row in ``alternatives`` has it.
+
+    Empty for a rescored view (the run's projection is not the rescored one), for doing nothing, and
+    for runs stored before runner-ups carried their projection.
+    """
+    if view.rescored or chosen.action_id == NO_ACTION:
+        return []
+    for alt in view.recommendation.alternatives:
+        if (
+            isinstance(alt, Mapping)
+            and alt.get("action_id") == chosen.action_id
+            and alt.get("variant") == chosen.variant
+            and isinstance(alt.get("projected"), list)
+        ):
+            return list(alt["projected"])
+    return []
+
+
+def _run_comparables(view: AccountView, chosen: Option) -> list[Any]:
+    """The run's comparables of the action ``chosen`` gives, when its receipt's are of that action (else none)."""
+    if view.rescored or chosen.action_id == NO_ACTION:
+        return []
+    found = view.recommendation.evidence.get("comparables")
+    if not isinstance(found, list):
+        return []
+    return [c for c in found if isinstance(c, Mapping) and c.get("action_id") == chosen.action_id]
 
 
 def _run_key(rec: RecommendationRecord) -> str:

@@ -45,7 +45,7 @@ from nextmove.book.validate import missing_arr_note, stale_as_of_note, unmatched
 from nextmove.decide.allocate import Allocation, Resource, allocate
 from nextmove.decide.explain import explain_decisions
 from nextmove.decide.policy import CapacityLedger, DecisionOptions, Decisions, decide
-from nextmove.decide.rules import check_rules
+from nextmove.decide.rules import RuleCheck, Why, check_rules
 from nextmove.engine.health import HealthResult, active_accounts, learned_bands, unended_outcome_note
 from nextmove.engine.holds import read_holds
 from nextmove.engine.online import promote_run
@@ -357,6 +357,8 @@ def _run(
     # What the accounts' users said by `when` (snoozed, dismissed) holds actions back as online.
     holds = read_holds(store, playbook, when) if store is not None else None
     rules = check_rules(snapshot, book.touches, playbook, when, schema, holds=holds)
+    if (never := never_eligible_note(playbook, rules)) is not None:
+        notes.append(never)
     owners = _column(accounts, "owner")
     if (unowned := _unowned_note(playbook, owners, accounts.height)) is not None:
         notes.append(unowned)
@@ -498,6 +500,61 @@ def _unowned_note(playbook: Playbook, owners: list[str | None] | None, accounts:
     return (
         f"{missing:,} of {accounts:,} accounts have no owner, so the effort hours of their actions count against "
         "nobody's hours_per_owner_per_week: fill accounts.owner for the limit to hold for them"
+    )
+
+
+def never_eligible_note(playbook: Playbook, rules: RuleCheck) -> str | None:
+    """A note naming each action whose eligibility no account of ``rules`` meets, with its expression.
+
+    Such an action can never be recommended (nor explored) in this run: often a threshold out of the
+    book's range or a feature the book lacks (``arr > 100`` without ARR: a missing value is not eligible).
+
+    Examples
+    --------
+    >>> from datetime import UTC, datetime
+    >>> from nextmove.decide.rules import check_rules
+    >>> from nextmove.playbook.loader import parse_playbook
+    >>> pb = parse_playbook('''
+    ... [objectives.retention]
+    ... outcome = "churn"
+    ... sense = "avoid"
+    ... value = "fixed"
+    ... value_usd = 100
+    ... [[actions]]
+    ... id = "call"
+    ... name = "Call"
+    ... team = "cs"
+    ... objective = "retention"
+    ... eligibility = "seats > 1000"
+    ... [[actions]]
+    ... id = "mail"
+    ... name = "Mail"
+    ... team = "cs"
+    ... objective = "retention"
+    ... ''')
+    >>> feats = pl.DataFrame({"account_id": ["a", "b"], "seats": [3.0, None]})
+    >>> touches = pl.DataFrame(schema={"account_id": pl.String, "action_id": pl.String, "ts": pl.Datetime("us", "UTC")})
+    >>> rules = check_rules(feats, touches, pb, datetime(2025, 1, 1, tzinfo=UTC), {"seats": "number"})
+    >>> print(never_eligible_note(pb, rules))  # doctest: +NORMALIZE_WHITESPACE
+    eligible for none of the 2 active accounts, so never recommended: call (seats > 1000); check each
+    expression against the book's features (`nextmove features`; a missing value is not eligible)
+    """
+    n = len(rules.account_ids)
+    if n == 0:
+        return None
+    never: list[str] = []
+    for action in playbook.actions:
+        if not action.eligibility.strip():
+            continue
+        cols = [j for j, c in enumerate(rules.candidates) if c.action_id == action.id]
+        if cols and bool((rules.why[:, cols] == Why.RULE).all()):
+            never.append(f"{action.id} ({action.eligibility.strip()})")
+    if not never:
+        return None
+    return (
+        f"eligible for none of the {n:,} active account{'s' if n != 1 else ''}, so never recommended: "
+        + ", ".join(never)
+        + "; check each expression against the book's features (`nextmove features`; a missing value is not eligible)"
     )
 
 

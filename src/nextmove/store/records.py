@@ -519,6 +519,8 @@ class ActivityRecord:
         When it was decided or happened (UTC).
     decision_id : str or None
         For an event: the decision it answers, if it names one.
+    variant : str or None
+        For a decision: the variant of the action it gave, if any (its channel may be the variant's).
 
     Examples
     --------
@@ -535,3 +537,4 @@ class ActivityRecord:
     action_id: str | None
     ts: datetime
     decision_id: str | None = None
+    variant: str | None = None
