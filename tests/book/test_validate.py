@@ -11,7 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from nextmove.book.problems import Rule
-from nextmove.book.validate import validate_book
+from nextmove.book.validate import load_book, validate_book
 from nextmove.cli import app
 from nextmove.errors import BookError
 from nextmove.playbook.schema import Playbook
@@ -291,3 +291,56 @@ def test_playbook_fit_notes_default_stages_no_account_has(tmp_path: Path, playbo
     fixed = write_book(tmp_path / "fixed", {"accounts.csv": accounts.replace("Onboarding", "onboarding")})
     notes = playbook_fit_notes(validate_book(fixed, playbook=playbook, as_of=AS_OF), playbook)
     assert not any(n.startswith("default_for_stages") for n in notes)
+
+
+def test_validate_book_skips_rows_whose_every_cell_is_empty_with_a_note(tmp_path: Path) -> None:
+    # A spreadsheet's CSV export: CRLF, and rows of commas below (and here between) the data.
+    folder = tmp_path / "book"
+    folder.mkdir()
+    (folder / "accounts.csv").write_bytes(b"account_id,name,arr\r\na1,Acme,10\r\n,,\r\na2,Beta,-5\r\n,,\r\n , ,\r\n")
+    (folder / "signals.csv").write_bytes(b"account_id,ts,name,value\r\na1,2025-01-01,logins,3\r\n,,,\r\n")
+    report = validate_book(folder, as_of=AS_OF)
+    # Rows keep their number in the file: the negative ARR is row 3, after the skipped row 2.
+    assert [(p.rule, p.row) for p in report.problems] == [(Rule.NEGATIVE, 3)]
+    assert report.tables["accounts"].rows == 2
+    assert report.tables["signals"].rows == 1
+    assert f"{folder / 'accounts.csv'}: 3 row(s) with every cell empty" in " ".join(report.notes)
+    assert f"{folder / 'signals.csv'}: 1 row(s) with every cell empty" in " ".join(report.notes)
+    (folder / "accounts.csv").write_bytes(b"account_id,name,arr\r\na1,Acme,10\r\n,,\r\na2,Beta,5\r\n,,\r\n")
+    book = load_book(folder, as_of=AS_OF)
+    assert book.accounts.select("account_id", "arr").rows() == [("a1", 10.0), ("a2", 5.0)]
+    assert book.signals.height == 1
+    result = CliRunner().invoke(app, ["validate", "--book", str(folder), "--as-of", "2026-01-01"])
+    assert result.exit_code == 0, result.output
+    assert "2 row(s) with every cell empty" in " ".join(result.stdout.split())
+
+
+def test_validate_book_leaves_out_a_column_without_name_or_values_with_a_note(tmp_path: Path) -> None:
+    # A trailing comma in the header (and every row) makes a column named "".
+    folder = write_book(
+        tmp_path / "book",
+        {
+            "accounts.csv": "account_id,arr,\na1,10,\na2,20,\n",
+            "signals.csv": "account_id,ts,name,value,,\na1,2025-01-01,logins,3,,\n",
+        },
+    )
+    report = validate_book(folder, as_of=AS_OF)
+    assert report.ok, [p.message() for p in report.problems]
+    assert report.notes == [
+        f"{folder / 'accounts.csv'}: column 3 has no name in the header and no values (a trailing comma?): left out",
+        f"{folder / 'signals.csv'}: columns 5, 6 have no name in the header and no values (a trailing comma?): "
+        "left out",
+    ]
+    book = load_book(folder, as_of=AS_OF)
+    assert book.extra_account_columns == []
+    assert book.signals.columns == ["account_id", "ts", "name", "value", "source"]
+
+
+def test_validate_book_refuses_a_column_without_name_holding_values_naming_its_position(tmp_path: Path) -> None:
+    folder = write_book(tmp_path / "book", {"accounts.csv": "account_id,arr,\na1,10,\na2,20,vip\n"})
+    [problem] = validate_book(folder, as_of=AS_OF).problems
+    assert (problem.rule, problem.row, problem.column, problem.value) == (Rule.UNNAMED_COLUMN, 2, None, "vip")
+    assert problem.message() == (
+        f"{folder / 'accounts.csv'}, row 2: got 'vip', expected a name in the header for column 3, "
+        "which holds 1 value(s): name the column, or delete it [unnamed_column]"
+    )

@@ -162,7 +162,8 @@ def check_csv_file(path: Path, table: str) -> Problem | None:
         row, message = bad_quote
         return Problem(Rule.UNREADABLE_FILE, table, label, f"well-formed CSV quoting: {message}", row=row)
     names = [h.strip() for h in header]
-    dupes = sorted({n for n in names if names.count(n) > 1})
+    # Columns without a name (trailing commas) are left out if empty, or refused by name, later.
+    dupes = sorted({n for n in names if n and names.count(n) > 1})
     if dupes:
         return Problem(
             Rule.DUPLICATE_COLUMN,
@@ -238,6 +239,15 @@ def _record_of(before: bytes) -> int:
         if not quoted:
             records += 1
     return records
+
+
+def csv_header(path: Path) -> list[str] | None:
+    """The header cells of a CSV file as written (a UTF-8 BOM removed); None if it cannot be read so."""
+    try:
+        with path.open(newline="", encoding="utf-8-sig") as fh:
+            return next(csv.reader(fh), None)
+    except (OSError, UnicodeDecodeError, csv.Error):
+        return None
 
 
 def _decode_prefix(head: bytes) -> str:

@@ -21,6 +21,7 @@ from nextmove.book.problems import Problem, Rule, TableSummary, ValidationReport
 from nextmove.book.sources import (
     DiscoveredBook,
     TableSource,
+    csv_header,
     discover_database,
     discover_folder,
     discover_frames,
@@ -36,6 +37,9 @@ DEFAULT_MAX_EXAMPLES = 1000
 STALE_AS_OF_DAYS = 60
 """A decision time this many days or more after a book's latest row gets a note: its recent windows are empty."""
 _ROW = "__row"
+_BLANK = "__blank_row"
+_UNNAMED = "__unnamed_"
+"""Prefix of a column whose header cell is empty, followed by its position (1 = the first column)."""
 
 
 def _parsed(name: str) -> str:
@@ -372,11 +376,70 @@ def _as_utc(ts: datetime | None) -> datetime:
 
 
 def _raw_frame(src: TableSource) -> pl.LazyFrame:
-    """The raw table with header names stripped of surrounding blanks."""
+    """The raw table with header names stripped of surrounding blanks, and columns without a name renamed.
+
+    A column whose header cell is empty (a trailing comma in a spreadsheet's CSV export) is named
+    ``__unnamed_<position>`` (1 = the first column), whatever name Polars gave it.
+    """
     lf = src.scan()
     names = lf.collect_schema().names()
-    renames = {n: n.strip() for n in names if n != n.strip()}
+    header = csv_header(src.path) if src.kind == "csv" and src.path is not None else None
+    if header is None or len(header) != len(names):
+        header = names
+    renames = {
+        n: f"{_UNNAMED}{i}" for i, (n, h) in enumerate(zip(names, header, strict=True), start=1) if not h.strip()
+    }
+    renames |= {n: n.strip() for n in names if n not in renames and n != n.strip()}
     return lf.rename(renames) if renames else lf
+
+
+def _blank_row(schema: pl.Schema) -> pl.Expr:
+    """True on a row whose every cell is empty (null, or text of only blanks): a spreadsheet's ``,,,`` line."""
+    cells = [
+        (pl.col(n).is_null() | (pl.col(n).str.strip_chars() == "")) if dtype == pl.String else pl.col(n).is_null()
+        for n, dtype in schema.items()
+    ]
+    return pl.all_horizontal(cells)
+
+
+def _unnamed_columns(lf: pl.LazyFrame, names: list[str], src: TableSource, spec: TableSpec, ctx: _Context) -> None:
+    """Note the columns without a name that hold nothing (they are left out); refuse those that hold values."""
+    schema = lf.collect_schema()
+    filled = [~_blank_row(pl.Schema({n: schema[n]})) for n in names]
+    found = (
+        lf.with_row_index(_ROW, offset=1)
+        .select(
+            *[f.sum().alias(f"n{i}") for i, f in enumerate(filled)],
+            *[pl.col(_ROW).filter(f).first().alias(f"r{i}") for i, f in enumerate(filled)],
+            *[
+                pl.col(n).filter(f).first().cast(pl.String).alias(f"v{i}")
+                for i, (n, f) in enumerate(zip(names, filled, strict=True))
+            ],
+        )
+        .collect(engine="streaming")
+    )
+    empty = []
+    for i, name in enumerate(names):
+        position = int(name.removeprefix(_UNNAMED))
+        count = int(found[f"n{i}"][0])
+        if not count:
+            empty.append(str(position))
+            continue
+        hint = " (pandas' to_csv writes its index so: pass index=False)" if position == 1 else ""
+        ctx.add(
+            Problem(
+                Rule.UNNAMED_COLUMN,
+                spec.name,
+                src.label,
+                f"a name in the header for column {position}, which holds {count:,} value(s){hint}: "
+                "name the column, or delete it",
+                row=int(found[f"r{i}"][0]),
+                value=found[f"v{i}"][0],
+            )
+        )
+    if empty:
+        which = f"column {empty[0]} has" if len(empty) == 1 else f"columns {', '.join(empty)} have"
+        ctx.notes.append(f"{src.label}: {which} no name in the header and no values (a trailing comma?): left out")
 
 
 def _check_table(src: TableSource, spec: TableSpec, ctx: _Context) -> None:
@@ -393,6 +456,16 @@ def _check_table(src: TableSource, spec: TableSpec, ctx: _Context) -> None:
             )
         )
         return
+    unnamed = [n for n in schema.names() if n.startswith(_UNNAMED)]
+    if unnamed:
+        try:
+            _unnamed_columns(lf, unnamed, src, spec, ctx)
+        except pl.exceptions.PolarsError as exc:
+            ctx.unreadable.add(spec.name)
+            ctx.add(_read_failure(src, spec, exc, len(schema)))
+            return
+        lf = lf.drop(unnamed)
+        schema = lf.collect_schema()
     present = [c for c in spec.columns if c.name in schema]
     missing = [c for c in spec.columns if c.required and c.name not in schema]
     for col in missing:
@@ -402,15 +475,23 @@ def _check_table(src: TableSource, spec: TableSpec, ctx: _Context) -> None:
             expected += f"; found {hint!r}: rename it (names are case-sensitive)"
         ctx.add(Problem(Rule.MISSING_COLUMN, spec.name, src.label, expected, column=col.name))
 
+    # Rows keep their number in the file; a row of empty cells is skipped, so no rule applies to it.
     lf = lf.with_row_index(_ROW, offset=1).with_columns(
-        parse_column(c.name, c.type, schema[c.name], tokens_missing=not c.required).alias(_parsed(c.name))
-        for c in present
+        _blank_row(schema).alias(_BLANK),
+        *[
+            parse_column(c.name, c.type, schema[c.name], tokens_missing=not c.required).alias(_parsed(c.name))
+            for c in present
+        ],
     )
     checks = [*_row_checks(spec, present, schema, ctx), *_extra_checks(spec, schema)]
-    flags = [c.flag.fill_null(False).alias(f"__f{i}") for i, c in enumerate(checks)]
+    flags = [(c.flag.fill_null(False) & ~pl.col(_BLANK)).alias(f"__f{i}") for i, c in enumerate(checks)]
     # One aggregate pass gives the row count, every rule's count and the time range; the pass that
     # lists offending rows runs only when some rule is broken (a valid book is read fewer times).
-    aggregates: list[pl.Expr] = [pl.len().alias("rows"), *[f.sum() for f in flags]]
+    aggregates: list[pl.Expr] = [
+        (pl.len() - pl.col(_BLANK).sum()).alias("rows"),
+        pl.col(_BLANK).sum().alias("__blank"),
+        *[f.sum() for f in flags],
+    ]
     aggregates += [pl.col(_parsed(c.name)).is_not_null().sum().alias(f"__n_{c.name}") for c in present]
     has_time = spec.time_column is not None and spec.time_column in schema
     if has_time:
@@ -467,6 +548,10 @@ def _check_table(src: TableSource, spec: TableSpec, ctx: _Context) -> None:
         return
 
     rows = int(summary["rows"][0])
+    if blank := int(summary["__blank"][0]):
+        ctx.notes.append(
+            f"{src.label}: {blank:,} row(s) with every cell empty (as a spreadsheet writes below its data) are skipped"
+        )
     if examples is not None:
         _collect_examples(examples, summary, checks, spec, src, ctx)
     if spec.key is not None and spec.key in schema:
@@ -706,7 +791,10 @@ def _read_failure(src: TableSource, spec: TableSpec, exc: Exception, n_fields: i
 def _load_typed(src: TableSource, spec: TableSpec) -> pl.DataFrame:
     """The table in contract dtypes, optional columns it lacks added as nulls, extras kept."""
     lf = _raw_frame(src)
+    # Validation refused unnamed columns holding values and noted the empty ones.
+    lf = lf.drop(n for n in lf.collect_schema().names() if n.startswith(_UNNAMED))
     schema = lf.collect_schema()
+    lf = lf.filter(~_blank_row(schema))
     contract_cols = [
         parse_column(c.name, c.type, schema[c.name], tokens_missing=not c.required).alias(c.name)
         if c.name in schema
