@@ -759,3 +759,29 @@ def test_load_book_reads_whole_float_ids_as_whole_numbers(tmp_path: Path) -> Non
     report = validate_book(folder, as_of=AS_OF)
     assert report.ok, [p.message() for p in report.problems]
     assert load_book(folder, as_of=AS_OF).accounts["account_id"].to_list() == ["1", "2", "3.5"]
+
+
+def test_load_book_leaves_out_the_index_pandas_writes_with_a_note(tmp_path: Path) -> None:
+    # pandas' to_parquet of a filtered frame stores its index as __index_level_0__; it is not a feature.
+    folder = tmp_path / "book"
+    folder.mkdir()
+    pl.DataFrame({"account_id": ["a1", "a3"], "seats": [3.0, 5.0], "__index_level_0__": [0, 2]}).write_parquet(
+        folder / "accounts.parquet"
+    )
+    pl.DataFrame(
+        {"account_id": ["a1"], "ts": [utc(2025, 1, 1)], "name": ["x"], "value": [1.0], "__index_level_1__": [7]}
+    ).write_parquet(folder / "signals.parquet")
+    report = validate_book(folder, as_of=AS_OF)
+    assert report.ok
+    assert report.notes == [
+        f"{folder / 'accounts.parquet'}: '__index_level_0__' is the index pandas writes beside the data "
+        "(to_parquet after a filter or sort), not data: left out",
+        f"{folder / 'signals.parquet'}: '__index_level_1__' is the index pandas writes beside the data "
+        "(to_parquet after a filter or sort), not data: left out",
+    ]
+    book = load_book(folder, as_of=AS_OF)
+    assert book.extra_account_columns == ["seats"]
+    assert "__index_level_1__" not in book.signals.columns
+    # A column merely named like it is kept.
+    frames = {"accounts": pl.DataFrame({"account_id": ["a1"], "__index_level_x__": [1]})}
+    assert load_book(frames, as_of=AS_OF).extra_account_columns == ["__index_level_x__"]

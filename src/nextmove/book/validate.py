@@ -7,6 +7,7 @@ once, and never one Python object per row.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -40,6 +41,7 @@ _ROW = "__row"
 _BLANK = "__blank_row"
 _UNNAMED = "__unnamed_"
 """Prefix of a column whose header cell is empty, followed by its position (1 = the first column)."""
+_PANDAS_INDEX = re.compile(r"__index_level_\d+__")
 
 
 def _parsed(name: str) -> str:
@@ -393,6 +395,11 @@ def _raw_frame(src: TableSource) -> pl.LazyFrame:
     return lf.rename(renames) if renames else lf
 
 
+def _pandas_index_columns(names: list[str]) -> list[str]:
+    """The columns pandas writes for a frame's index (``__index_level_0__``, …): not data, so never features."""
+    return [n for n in names if _PANDAS_INDEX.fullmatch(n)]
+
+
 def _blank_row(schema: pl.Schema) -> pl.Expr:
     """True on a row whose every cell is empty (null, or text of only blanks): a spreadsheet's ``,,,`` line."""
     cells = [
@@ -465,6 +472,14 @@ def _check_table(src: TableSource, spec: TableSpec, ctx: _Context) -> None:
             ctx.add(_read_failure(src, spec, exc, len(schema)))
             return
         lf = lf.drop(unnamed)
+        schema = lf.collect_schema()
+    if index := _pandas_index_columns(schema.names()):
+        ctx.notes.append(
+            f"{src.label}: {', '.join(repr(n) for n in index)} "
+            + ("is" if len(index) == 1 else "are")
+            + " the index pandas writes beside the data (to_parquet after a filter or sort), not data: left out"
+        )
+        lf = lf.drop(index)
         schema = lf.collect_schema()
     present = [c for c in spec.columns if c.name in schema]
     missing = [c for c in spec.columns if c.required and c.name not in schema]
@@ -791,8 +806,9 @@ def _read_failure(src: TableSource, spec: TableSpec, exc: Exception, n_fields: i
 def _load_typed(src: TableSource, spec: TableSpec) -> pl.DataFrame:
     """The table in contract dtypes, optional columns it lacks added as nulls, extras kept."""
     lf = _raw_frame(src)
-    # Validation refused unnamed columns holding values and noted the empty ones.
-    lf = lf.drop(n for n in lf.collect_schema().names() if n.startswith(_UNNAMED))
+    # Validation refused unnamed columns holding values, and noted the empty ones and pandas' index.
+    names = lf.collect_schema().names()
+    lf = lf.drop([n for n in names if n.startswith(_UNNAMED)] + _pandas_index_columns(names))
     schema = lf.collect_schema()
     lf = lf.filter(~_blank_row(schema))
     contract_cols = [
