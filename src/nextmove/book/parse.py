@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+from datetime import UTC, date, datetime
+
 import polars as pl
 
 from nextmove.book.contract import ColumnType
@@ -20,6 +23,13 @@ _NAIVE_FORMATS = (
     "%Y-%m-%d",
 )
 UTC_DATETIME = pl.Datetime("us", "UTC")
+_ZONE_RULES = (
+    # A UTC designator (Z in any case, or " UTC" as BigQuery and Snowflake print timestamps) is the +00:00 offset.
+    (r"(?i)(\d)\s*(?:z|utc)$", "${1}+00:00"),
+    # An offset of whole hours (+02), after a time: chrono's %z wants its minutes (+02:00).
+    (r"(:\d{2}(?:\.\d+)?)\s*([+-]\d{2})$", "${1}${2}:00"),
+)
+_DATE_PREFIX = r"^\d{4}-\d{2}-\d{2}"
 
 
 def _parse_timestamp_batch(text: pl.Series) -> pl.Series:
@@ -29,7 +39,9 @@ def _parse_timestamp_batch(text: pl.Series) -> pl.Series:
     every row and the others run on what is left. Trying all nine forms on every row (a
     ``coalesce``) costs as much for the forms that fail as for the one that succeeds.
     """
-    clean = text.str.strip_chars().str.replace(r"[Zz]$", "+00:00")
+    clean = text.str.strip_chars()
+    for pattern, replacement in _ZONE_RULES:
+        clean = clean.str.replace(pattern, replacement)
     result = pl.Series(text.name, [None] * len(clean), dtype=UTC_DATETIME)
     todo = clean.is_not_null()
     for fmt in _TZ_FORMATS + _NAIVE_FORMATS:
@@ -51,15 +63,68 @@ def _parse_timestamp_batch(text: pl.Series) -> pl.Series:
 def parse_timestamp_text(expr: pl.Expr) -> pl.Expr:
     """Parse ISO 8601 text to UTC timestamps: offsets are converted, naive values are taken as UTC.
 
-    Values that match no ISO 8601 form become null; the validator reports them.
+    Offsets may be written ``+02:00``, ``+0200`` or ``+02``; ``Z`` (in any case) and a trailing ``UTC``
+    (``2024-05-01 09:30:00 UTC``, as BigQuery and Snowflake print times) mean UTC. Values that match
+    no ISO 8601 form become null; the validator reports them.
 
     Examples
     --------
-    >>> df = pl.DataFrame({"ts": ["2024-05-01", "2024-05-01T09:30:00Z", "2024-05-01T11:30:00+02:00", "May 1"]})
+    >>> df = pl.DataFrame({"ts": ["2024-05-01", "2024-05-01T09:30:00Z", "2024-05-01T11:30:00+02", "May 1"]})
     >>> df.select(parse_timestamp_text(pl.col("ts"))).to_series().dt.hour().to_list()
     [0, 9, 9, None]
     """
     return expr.map_batches(_parse_timestamp_batch, return_dtype=UTC_DATETIME, is_elementwise=True)
+
+
+def impossible_date(expr: pl.Expr) -> pl.Expr:
+    """True where text ``expr`` starts as a date (``YYYY-MM-DD``) that does not exist, such as 2026-02-29.
+
+    Examples
+    --------
+    >>> df = pl.DataFrame({"ts": ["2026-02-29", "2024-02-29T10:00:00Z", "2026-13-01", "soon"]})
+    >>> df.select(impossible_date(pl.col("ts"))).to_series().to_list()
+    [True, False, True, False]
+    """
+    clean = expr.str.strip_chars()
+    date = clean.str.slice(0, 10).str.to_date("%Y-%m-%d", strict=False)
+    return clean.str.contains(_DATE_PREFIX) & date.is_null()
+
+
+def parse_timestamp(text: str) -> datetime:
+    """Parse one timestamp as a book's timestamp columns are parsed (:func:`parse_timestamp_text`), to UTC.
+
+    Command-line times (``--as-of``, ``--until``) use it, so they take the same forms as the book.
+
+    Raises
+    ------
+    ValueError
+        Saying ``no such date`` (or time) for a well-formed but impossible one, else that it is not ISO 8601.
+
+    Examples
+    --------
+    >>> parse_timestamp("2026-01-05 09:30:00 UTC").isoformat()
+    '2026-01-05T09:30:00+00:00'
+    >>> parse_timestamp("2026-01-05T11:30+02").isoformat()
+    '2026-01-05T09:30:00+00:00'
+    >>> parse_timestamp("2026-02-29")
+    Traceback (most recent call last):
+    ...
+    ValueError: 2026-02-29 is no such date (day is out of range for month)
+    """
+    parsed = _parse_timestamp_batch(pl.Series([text], dtype=pl.String)).item()
+    if isinstance(parsed, datetime):
+        return parsed.astimezone(UTC)
+    found = re.match(r"\s*(\d{4})-(\d{2})-(\d{2})(?:[T ](\d{2}):(\d{2})(?::(\d{2}))?)?", text)
+    if found is not None:
+        y, m, d = (int(g) for g in found.groups()[:3])
+        try:
+            date(y, m, d)
+        except ValueError as exc:
+            raise ValueError(f"{found.group(0).strip()[:10]} is no such date ({exc})") from None
+        hour, minute, second = (int(g) if g else 0 for g in found.groups()[3:])
+        if hour > 23 or minute > 59 or second > 59:
+            raise ValueError(f"{found.group(0).strip()[11:]} is no such time of day")
+    raise ValueError("not an ISO 8601 time")
 
 
 MISSING_TOKENS: tuple[str, ...] = ("na", "n/a", "null", "none", "nan")

@@ -17,7 +17,14 @@ import polars as pl
 
 from nextmove.book.contract import CONTRACT, NO_ACTION, ColumnSpec, ColumnType, TableSpec
 from nextmove.book.model import Book, as_utc, empty_table
-from nextmove.book.parse import infer_extra_column, is_missing_text, non_finite_extra, non_numbers, parse_column
+from nextmove.book.parse import (
+    impossible_date,
+    infer_extra_column,
+    is_missing_text,
+    non_finite_extra,
+    non_numbers,
+    parse_column,
+)
 from nextmove.book.problems import Problem, Rule, TableSummary, ValidationReport
 from nextmove.book.sources import (
     DiscoveredBook,
@@ -665,7 +672,13 @@ def _row_checks(spec: TableSpec, present: list[ColumnSpec], schema: pl.Schema, c
             if is_text:
                 blank = is_missing_text(raw)
             expected += ", or an empty cell (NA, null) to leave it missing"
-        checks.append(_Check(Rule.BAD_TYPE, col.name, ~blank & p.is_null(), expected))
+        unparsed = ~blank & p.is_null()
+        if col.type is ColumnType.TIMESTAMP and is_text:
+            # 2026-02-29 is written right but names no day: say so rather than "not ISO 8601".
+            impossible = impossible_date(raw)
+            checks.append(_Check(Rule.BAD_TYPE, col.name, unparsed & impossible, "a date that exists (no such day)"))
+            unparsed = unparsed & ~impossible
+        checks.append(_Check(Rule.BAD_TYPE, col.name, unparsed, expected))
         if col.type is ColumnType.FLOAT:
             checks.append(
                 _Check(
