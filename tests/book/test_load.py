@@ -680,6 +680,9 @@ def test_load_book_round_trips_random_valid_books_through_csv(
     for table, rows in book.items():
         frame = loaded.table(table)
         assert frame.height == len(rows)
+        if table == "accounts":
+            # Loaded in the order of their ids, whatever the file's (canonical_accounts).
+            rows = sorted(rows, key=lambda row: row["account_id"][0])
         for column in _COLUMNS[table]:
             want = [row[column][0] for row in rows]
             got = frame[column].to_list()

@@ -334,7 +334,8 @@ def load_book(
 ) -> Book:
     """Validate a book and load it as typed Polars frames.
 
-    With ``as_of`` no row may lie after it, and it becomes the book's ``as_of``: the time every
+    Accounts are sorted by ``account_id`` (:func:`canonical_accounts`), so the order of a file's rows
+    changes nothing. With ``as_of`` no row may lie after it, and it becomes the book's ``as_of``: the time every
     command reads the book as of unless told otherwise (:func:`~nextmove.book.default_as_of`).
     Without it the book is checked against the current time and read as of its latest timestamp,
     rounded up to a UTC midnight.
@@ -355,6 +356,7 @@ def load_book(
     report.raise_for_problems()
     found = discover(source)
     frames = {name: _load_typed(found.tables[name], CONTRACT[name]) for name in found.tables}
+    frames["accounts"] = canonical_accounts(frames["accounts"])
     return Book(
         accounts=frames["accounts"],
         signals=frames.get("signals", empty_table("signals")),
@@ -375,7 +377,17 @@ def load_table(source: BookSource, table: str) -> pl.DataFrame:
     src = found.tables.get(table)
     if src is None:
         return empty_table(table)
-    return _load_typed(src, CONTRACT[table])
+    frame = _load_typed(src, CONTRACT[table])
+    return canonical_accounts(frame) if table == "accounts" else frame
+
+
+def canonical_accounts(accounts: pl.DataFrame) -> pl.DataFrame:
+    """The accounts in the order of their ``account_id``: the order a book is loaded in, whatever its file's.
+
+    Models draw and split per row, so the same book with its accounts in another order would give
+    other recommendations; in one canonical order it gives the same.
+    """
+    return accounts.sort("account_id", nulls_last=True, maintain_order=True)
 
 
 def _as_utc(ts: datetime | None) -> datetime:
