@@ -62,7 +62,7 @@ class TableSpec:
     columns: tuple[ColumnSpec, ...]
     key: str | None = None
     time_column: str | None = None
-    """The column that must not lie after the as-of time."""
+    """The column of each row's time: not after a given as-of time, and left out while after now."""
     column_order_checks: tuple[tuple[str, str], ...] = field(default=())
     """Pairs ``(earlier, later)``: where both are set, ``later`` must not precede ``earlier``."""
 
@@ -253,7 +253,7 @@ def contract_markdown() -> str:
             if col.references:
                 rules.append(f"must exist in `{col.references}`")
             if spec.time_column == col.name:
-                rules.append("not after the as-of time")
+                rules.append("after now: left out until then")
             if col.type is ColumnType.FLOAT:
                 rules.append("finite")
             for earlier, later in spec.column_order_checks:
@@ -276,9 +276,13 @@ def contract_markdown() -> str:
         "column, extra ones included (and NaN where a number is required, or in a native number column),",
         "negative ARR, a propensity outside [0, 1], an `arm` outside its values, duplicate `account_id` /",
         "`touch_id` / `outcome_id`, a child row whose `account_id` is not in `accounts`, an outcome whose",
-        "`touch_id` is not in `touches`, an `action_id` not in the playbook's catalog, a timestamp after",
-        "the as-of time, and `renewal_date` before `contract_start`. A book with any problem is not loaded",
-        "at all.",
+        "`touch_id` is not in `touches`, an `action_id` not in the playbook's catalog, `renewal_date`",
+        "before `contract_start`, and (from Python) a timestamp after the `as_of` given to `validate_book`",
+        "or `load_book`, the book's own time. A book with any problem is not loaded at all. Without that",
+        "`as_of`, rows dated after now are no problem: a note counts them per table (naive times are read",
+        "as UTC, so local times written without an offset can look ahead), and `load_book` leaves them out,",
+        "so a touch booked for next week is no done play; `--as-of` is the time of a run, and rows after it",
+        "are noted and left out too (a backtest).",
         "",
     ]
     return "\n".join(lines)

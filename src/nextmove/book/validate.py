@@ -67,6 +67,8 @@ class _Check:
 class _Context:
     as_of: datetime
     run_as_of: datetime | None
+    given_as_of: bool
+    """True when the caller gave ``as_of``: rows after it are errors. Else it is now, and later rows are noted."""
     playbook: Playbook | None
     max_examples: int
     account_ids: pl.Series | None = None
@@ -113,8 +115,10 @@ def validate_book(
     playbook
         When given, every ``touches.action_id`` must be in its catalog (or ``none``).
     as_of
-        No timestamp may lie after it; default: now, or ``run_as_of`` when that is later. Naive values
-        are taken as UTC.
+        The time the book is as of: no timestamp may lie after it (an ``after_as_of`` problem). Naive
+        values are taken as UTC. Default: now, and rows dated after now are no problem but a note
+        per table (a scheduled touch, or local times written without an offset):
+        :func:`load_book` leaves them out until their time comes.
     run_as_of
         The time a run will read the book as of (``nextmove validate --as-of``). Rows after it are no
         problem, since the run leaves them out (a backtest): a note counts them per table. A note
@@ -141,10 +145,10 @@ def validate_book(
     """
     run_utc = None if run_as_of is None else as_utc(run_as_of)
     as_of_utc = _as_utc(as_of)
-    if as_of is None and run_utc is not None:
-        as_of_utc = max(as_of_utc, run_utc)
     found = discover(source)
-    ctx = _Context(as_of=as_of_utc, run_as_of=run_utc, playbook=playbook, max_examples=max_examples)
+    ctx = _Context(
+        as_of=as_of_utc, run_as_of=run_utc, given_as_of=as_of is not None, playbook=playbook, max_examples=max_examples
+    )
     for problem in found.problems:
         ctx.add(problem)
         ctx.unreadable.add(problem.table)
@@ -169,6 +173,16 @@ def validate_book(
         outcome_counts=ctx.group_counts.get("outcomes", {}),
         stage_counts=ctx.group_counts.get("accounts", {}),
         notes=ctx.notes,
+    )
+
+
+def _future_note(label: str, count: int, first_row: int, first_ts: datetime, now: datetime) -> str:
+    """The note on a table's rows dated after now: not errors, but not history yet either."""
+    return (
+        f"{label}: {count:,} row(s) are dated after now ({now:%Y-%m-%d %H:%M} UTC; the first: row {first_row}, "
+        f"{as_utc(first_ts):%Y-%m-%d %H:%M} UTC): they have not happened yet (scheduled?), so a run leaves them "
+        "out until their time; naive times are read as UTC, so local times written without an offset can "
+        "look ahead: add the offset (+02:00) if so"
     )
 
 
@@ -335,10 +349,11 @@ def load_book(
     """Validate a book and load it as typed Polars frames.
 
     Accounts are sorted by ``account_id`` (:func:`canonical_accounts`), so the order of a file's rows
-    changes nothing. With ``as_of`` no row may lie after it, and it becomes the book's ``as_of``: the time every
-    command reads the book as of unless told otherwise (:func:`~nextmove.book.default_as_of`).
-    Without it the book is checked against the current time and read as of its latest timestamp,
-    rounded up to a UTC midnight.
+    changes nothing. With ``as_of`` no row may lie after it, and it becomes the book's ``as_of``: the
+    time every command reads the book as of unless told otherwise (:func:`~nextmove.book.default_as_of`).
+    Without it, signals, touches and outcomes dated after the current time are left out (they have
+    not happened yet: a scheduled touch is no done one; ``notes`` counts them), and the book is read
+    as of its latest timestamp, rounded up to a UTC midnight.
 
     Raises
     ------
@@ -357,6 +372,11 @@ def load_book(
     found = discover(source)
     frames = {name: _load_typed(found.tables[name], CONTRACT[name]) for name in found.tables}
     frames["accounts"] = canonical_accounts(frames["accounts"])
+    if as_of is None:
+        # Rows dated after now (noted by validation) have not happened yet: no command reads them as history.
+        for name in ("signals", "touches", "outcomes"):
+            if name in frames:
+                frames[name] = frames[name].filter(pl.col("ts") <= report.as_of)
     return Book(
         accounts=frames["accounts"],
         signals=frames.get("signals", empty_table("signals")),
@@ -364,6 +384,7 @@ def load_book(
         outcomes=frames.get("outcomes", empty_table("outcomes")),
         source=found.source,
         as_of=report.as_of if as_of is not None else None,
+        notes=tuple(report.notes),
     )
 
 
@@ -533,6 +554,13 @@ def _check_table(src: TableSource, spec: TableSpec, ctx: _Context) -> None:
         aggregates += [pl.col(tcol).min().alias("__lo"), pl.col(tcol).max().alias("__hi")]
         if ctx.run_as_of is not None:
             aggregates.append((pl.col(tcol) > pl.lit(ctx.run_as_of)).sum().alias("__later"))
+        if not ctx.given_as_of:
+            future = (pl.col(tcol) > pl.lit(ctx.as_of)) & ~pl.col(_BLANK)
+            aggregates += [
+                future.sum().alias("__future"),
+                pl.col(_ROW).filter(future).first().alias("__future_row"),
+                pl.col(tcol).filter(future).first().alias("__future_ts"),
+            ]
     queries: list[pl.LazyFrame] = [lf.select(aggregates)]
     dup_index = len(queries)
     if spec.key is not None and spec.key in schema:
@@ -615,6 +643,10 @@ def _check_table(src: TableSource, spec: TableSpec, ctx: _Context) -> None:
         lo, hi = summary["__lo"][0], summary["__hi"][0]
         if ctx.run_as_of is not None:
             ctx.later_counts[spec.name] = int(summary["__later"][0])
+        if not ctx.given_as_of and (ahead := int(summary["__future"][0])):
+            ctx.notes.append(
+                _future_note(src.label, ahead, int(summary["__future_row"][0]), summary["__future_ts"][0], ctx.as_of)
+            )
     filled = {c.name: int(summary[f"__n_{c.name}"][0]) for c in present}
     ctx.summaries[spec.name] = TableSummary(spec.name, src.label, rows, tuple(schema.names()), lo, hi, filled)
     if group_col is not None and group_col in schema:
@@ -714,13 +746,14 @@ def _row_checks(spec: TableSpec, present: list[ColumnSpec], schema: pl.Schema, c
                     f"one of {', '.join(col.allowed)}",
                 )
             )
-        if spec.time_column == col.name:
+        if spec.time_column == col.name and ctx.given_as_of:
             checks.append(
                 _Check(
                     Rule.AFTER_AS_OF,
                     col.name,
                     p > pl.lit(ctx.as_of),
-                    f"a time no later than the as-of time {ctx.as_of.isoformat()}",
+                    f"a time no later than the as_of the book was given, {ctx.as_of:%Y-%m-%d %H:%M:%S} UTC "
+                    "(naive times are read as UTC): remove the later rows, or give a later as_of",
                 )
             )
         if col.references is not None:
