@@ -299,7 +299,7 @@ def test_validate_book_skips_rows_whose_every_cell_is_empty_with_a_note(tmp_path
     # A spreadsheet's CSV export: CRLF, and rows of commas below (and here between) the data.
     folder = tmp_path / "book"
     folder.mkdir()
-    (folder / "accounts.csv").write_bytes(b"account_id,name,arr\r\na1,Acme,10\r\n,,\r\na2,Beta,-5\r\n,,\r\n , ,\r\n")
+    (folder / "accounts.csv").write_bytes(b'account_id,name,arr\r\na1,Acme,10\r\n,,\r\na2,Beta,-5\r\n,,\r\n"",,\r\n')
     (folder / "signals.csv").write_bytes(b"account_id,ts,name,value\r\na1,2025-01-01,logins,3\r\n,,,\r\n")
     report = validate_book(folder, as_of=AS_OF)
     # Rows keep their number in the file: the negative ARR is row 3, after the skipped row 2.
