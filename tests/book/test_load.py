@@ -384,21 +384,66 @@ def test_validate_book_locates_problems_in_sqlite_tables(tmp_path: Path, playboo
     assert {p.file for p in report.problems} == {f"table accounts in {url}", f"table signals in {url}"}
 
 
-@pytest.mark.parametrize(
-    ("text", "expected"),
-    [
-        ("2024-05-01T11:30:00+02:00", utc(2024, 5, 1, 9, 30)),
-        ("2024-05-01T09:30:00Z", utc(2024, 5, 1, 9, 30)),
-        ("2024-05-01T09:30:00z", utc(2024, 5, 1, 9, 30)),
-        ("2024-05-01T09:30:00", utc(2024, 5, 1, 9, 30)),
-        ("2024-05-01 09:30", utc(2024, 5, 1, 9, 30)),
-        ("2024-05-01", utc(2024, 5, 1)),
-        ("2024-05-01T04:30:00-05:00", utc(2024, 5, 1, 9, 30)),
-        ("2024-05-01T15:15:00.5+05:45", datetime(2024, 5, 1, 9, 30, 0, 500000, UTC)),
-        ("2024-05-01T00:30:00+01:00", utc(2024, 4, 30, 23, 30)),
-        (" 2024-05-01T09:30:00Z ", utc(2024, 5, 1, 9, 30)),
-    ],
-)
+TIMESTAMP_FORMS = [
+    ("2024-05-01T11:30:00+02:00", utc(2024, 5, 1, 9, 30)),
+    ("2024-05-01T09:30:00Z", utc(2024, 5, 1, 9, 30)),
+    ("2024-05-01T09:30:00z", utc(2024, 5, 1, 9, 30)),
+    ("2024-05-01T09:30:00", utc(2024, 5, 1, 9, 30)),
+    ("2024-05-01 09:30", utc(2024, 5, 1, 9, 30)),
+    ("2024-05-01", utc(2024, 5, 1)),
+    ("2024-05-01T04:30:00-05:00", utc(2024, 5, 1, 9, 30)),
+    ("2024-05-01T15:15:00.5+05:45", datetime(2024, 5, 1, 9, 30, 0, 500000, UTC)),
+    ("2024-05-01T00:30:00+01:00", utc(2024, 4, 30, 23, 30)),
+    (" 2024-05-01T09:30:00Z ", utc(2024, 5, 1, 9, 30)),
+    # Offsets of whole hours, a UTC written out (BigQuery, Snowflake), an offset after a blank.
+    ("2024-05-01T11:30:00+02", utc(2024, 5, 1, 9, 30)),
+    ("2024-05-01 11:30+02", utc(2024, 5, 1, 9, 30)),
+    ("2024-05-01T04:30:00.000-05", utc(2024, 5, 1, 9, 30)),
+    ("2024-05-01 09:30:00 UTC", utc(2024, 5, 1, 9, 30)),
+    ("2024-05-01 09:30:00.000 utc", utc(2024, 5, 1, 9, 30)),
+    ("2024-05-01 11:30:00 +02:00", utc(2024, 5, 1, 9, 30)),
+    ("2024-05-01 11:30:00.000 +0200", utc(2024, 5, 1, 9, 30)),
+]
+"""Every form a book's timestamp may take, and what it means; ``--as-of`` takes the same."""
+
+
+@pytest.mark.parametrize(("text", "expected"), TIMESTAMP_FORMS)
+def test_parse_as_of_takes_every_form_a_book_timestamp_takes(text: str, expected: datetime) -> None:
+    from nextmove.cli._common import parse_as_of
+
+    assert parse_as_of(text) == expected
+
+
+@pytest.mark.parametrize("text", ["2026-02-29", "2026-13-01", "2026-04-31T10:00:00Z", "2026-01-05T24:00:00"])
+def test_parse_as_of_says_no_such_date_for_an_impossible_one(text: str) -> None:
+    from nextmove.cli._common import parse_as_of
+    from nextmove.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"is no such (date|time)") as info:
+        parse_as_of(text)
+    assert "ISO 8601" not in str(info.value)
+    with pytest.raises(ConfigError, match="is not an ISO 8601 time"):
+        parse_as_of("2026-01-05T10:00:00 CET")
+
+
+def test_validate_book_says_no_such_date_for_an_impossible_timestamp(tmp_path: Path) -> None:
+    folder = tmp_path / "book"
+    folder.mkdir()
+    (folder / "accounts.csv").write_text("account_id,renewal_date\na1,2026-02-29\na2,2026-03-01\n", encoding="utf-8")
+    (folder / "signals.csv").write_text(
+        "account_id,ts,name,value\na1,2025-02-29T10:00:00Z,x,1\na1,May 1,x,1\n", encoding="utf-8"
+    )
+    report = validate_book(folder, as_of=AS_OF)
+    no_such = "a date and time that exist ({} is no such date: day is out of range for month)"
+    assert [(p.table, p.row, p.column, p.rule, p.expected) for p in report.problems] == [
+        ("accounts", 1, "renewal_date", Rule.BAD_TYPE, no_such.format("2026-02-29")),
+        ("signals", 1, "ts", Rule.BAD_TYPE, no_such.format("2025-02-29")),
+        ("signals", 2, "ts", Rule.BAD_TYPE, ColumnType.TIMESTAMP.expected),
+    ]
+    assert report.problem_counts[(Rule.BAD_TYPE, "signals", "ts")] == 2
+
+
+@pytest.mark.parametrize(("text", "expected"), TIMESTAMP_FORMS)
 def test_load_book_reads_timestamps_as_utc(tmp_path: Path, text: str, expected: datetime) -> None:
     folder = tmp_path / "book"
     folder.mkdir()
@@ -636,6 +681,9 @@ def test_load_book_round_trips_random_valid_books_through_csv(
     for table, rows in book.items():
         frame = loaded.table(table)
         assert frame.height == len(rows)
+        if table == "accounts":
+            # Loaded in the order of their ids, whatever the file's (canonical_accounts).
+            rows = sorted(rows, key=lambda row: row["account_id"][0])
         for column in _COLUMNS[table]:
             want = [row[column][0] for row in rows]
             got = frame[column].to_list()
@@ -759,3 +807,29 @@ def test_load_book_reads_whole_float_ids_as_whole_numbers(tmp_path: Path) -> Non
     report = validate_book(folder, as_of=AS_OF)
     assert report.ok, [p.message() for p in report.problems]
     assert load_book(folder, as_of=AS_OF).accounts["account_id"].to_list() == ["1", "2", "3.5"]
+
+
+def test_load_book_leaves_out_the_index_pandas_writes_with_a_note(tmp_path: Path) -> None:
+    # pandas' to_parquet of a filtered frame stores its index as __index_level_0__; it is not a feature.
+    folder = tmp_path / "book"
+    folder.mkdir()
+    pl.DataFrame({"account_id": ["a1", "a3"], "seats": [3.0, 5.0], "__index_level_0__": [0, 2]}).write_parquet(
+        folder / "accounts.parquet"
+    )
+    pl.DataFrame(
+        {"account_id": ["a1"], "ts": [utc(2025, 1, 1)], "name": ["x"], "value": [1.0], "__index_level_1__": [7]}
+    ).write_parquet(folder / "signals.parquet")
+    report = validate_book(folder, as_of=AS_OF)
+    assert report.ok
+    assert report.notes == [
+        f"{folder / 'accounts.parquet'}: '__index_level_0__' is the index pandas writes beside the data "
+        "(to_parquet after a filter or sort), not data: left out",
+        f"{folder / 'signals.parquet'}: '__index_level_1__' is the index pandas writes beside the data "
+        "(to_parquet after a filter or sort), not data: left out",
+    ]
+    book = load_book(folder, as_of=AS_OF)
+    assert book.extra_account_columns == ["seats"]
+    assert "__index_level_1__" not in book.signals.columns
+    # A column merely named like it is kept.
+    frames = {"accounts": pl.DataFrame({"account_id": ["a1"], "__index_level_x__": [1]})}
+    assert load_book(frames, as_of=AS_OF).extra_account_columns == ["__index_level_x__"]

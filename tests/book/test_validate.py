@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import warnings
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import numpy as np
 import polars as pl
 import pytest
 from typer.testing import CliRunner
 
 from nextmove.book.problems import Rule
-from nextmove.book.validate import validate_book
+from nextmove.book.validate import load_book, validate_book
 from nextmove.cli import app
 from nextmove.errors import BookError
 from nextmove.playbook.schema import Playbook
@@ -248,12 +249,13 @@ def test_validate_book_at_a_mid_book_run_as_of_notes_later_rows_instead_of_rejec
     result = CliRunner().invoke(app, ["validate", "--book", str(folder), "--as-of", "2025-01-15"])
     assert result.exit_code == 0, result.output
     assert "a run at that time ignores them" in " ".join(result.stdout.split())
-    # A row after the current time is still an error, as it is for the run.
+    # A row after the current time (a scheduled touch) is no error either: it is noted, and left out.
     future = write_book(
         tmp_path / "future", {**VALID, "touches.csv": "account_id,action_id,ts,touch_id\na1,none,2999-01-02,t1\n"}
     )
-    [problem] = validate_book(future, run_as_of=datetime(2025, 1, 15)).problems
-    assert (problem.rule, problem.table, problem.row) == (Rule.AFTER_AS_OF, "touches", 1)
+    report = validate_book(future, run_as_of=datetime(2025, 1, 15))
+    assert report.ok, [p.message() for p in report.problems]
+    assert any(n.startswith(f"{future / 'touches.csv'}: 1 row(s) are dated after now") for n in report.notes)
 
 
 def test_validate_book_notes_a_run_as_of_long_after_the_book_ends(tmp_path: Path) -> None:
@@ -295,3 +297,135 @@ def test_playbook_fit_notes_default_stages_no_account_has(tmp_path: Path, playbo
     fixed = write_book(tmp_path / "fixed", {"accounts.csv": accounts.replace("Onboarding", "onboarding")})
     notes = playbook_fit_notes(validate_book(fixed, playbook=playbook, as_of=AS_OF), playbook)
     assert not any(n.startswith("default_for_stages") for n in notes)
+
+
+def test_validate_book_skips_rows_whose_every_cell_is_empty_with_a_note(tmp_path: Path) -> None:
+    # A spreadsheet's CSV export: CRLF, and rows of commas below (and here between) the data.
+    folder = tmp_path / "book"
+    folder.mkdir()
+    (folder / "accounts.csv").write_bytes(b'account_id,name,arr\r\na1,Acme,10\r\n,,\r\na2,Beta,-5\r\n,,\r\n"",,\r\n')
+    (folder / "signals.csv").write_bytes(b"account_id,ts,name,value\r\na1,2025-01-01,logins,3\r\n,,,\r\n")
+    report = validate_book(folder, as_of=AS_OF)
+    # Rows keep their number in the file: the negative ARR is row 3, after the skipped row 2.
+    assert [(p.rule, p.row) for p in report.problems] == [(Rule.NEGATIVE, 3)]
+    assert report.tables["accounts"].rows == 2
+    assert report.tables["signals"].rows == 1
+    assert f"{folder / 'accounts.csv'}: 3 row(s) with every cell empty" in " ".join(report.notes)
+    assert f"{folder / 'signals.csv'}: 1 row(s) with every cell empty" in " ".join(report.notes)
+    (folder / "accounts.csv").write_bytes(b"account_id,name,arr\r\na1,Acme,10\r\n,,\r\na2,Beta,5\r\n,,\r\n")
+    book = load_book(folder, as_of=AS_OF)
+    assert book.accounts.select("account_id", "arr").rows() == [("a1", 10.0), ("a2", 5.0)]
+    assert book.signals.height == 1
+    result = CliRunner().invoke(app, ["validate", "--book", str(folder), "--as-of", "2026-01-01"])
+    assert result.exit_code == 0, result.output
+    assert "2 row(s) with every cell empty" in " ".join(result.stdout.split())
+
+
+def test_validate_book_leaves_out_a_column_without_name_or_values_with_a_note(tmp_path: Path) -> None:
+    # A trailing comma in the header (and every row) makes a column named "".
+    folder = write_book(
+        tmp_path / "book",
+        {
+            "accounts.csv": "account_id,arr,\na1,10,\na2,20,\n",
+            "signals.csv": "account_id,ts,name,value,,\na1,2025-01-01,logins,3,,\n",
+        },
+    )
+    report = validate_book(folder, as_of=AS_OF)
+    assert report.ok, [p.message() for p in report.problems]
+    assert report.notes == [
+        f"{folder / 'accounts.csv'}: column 3 has no name in the header and no values (a trailing comma?): left out",
+        f"{folder / 'signals.csv'}: columns 5, 6 have no name in the header and no values (a trailing comma?): "
+        "left out",
+    ]
+    book = load_book(folder, as_of=AS_OF)
+    assert book.extra_account_columns == []
+    assert book.signals.columns == ["account_id", "ts", "name", "value", "source"]
+
+
+def test_validate_book_refuses_a_column_without_name_holding_values_naming_its_position(tmp_path: Path) -> None:
+    folder = write_book(tmp_path / "book", {"accounts.csv": "account_id,arr,\na1,10,\na2,20,vip\n"})
+    [problem] = validate_book(folder, as_of=AS_OF).problems
+    assert (problem.rule, problem.row, problem.column, problem.value) == (Rule.UNNAMED_COLUMN, 2, None, "vip")
+    assert problem.message() == (
+        f"{folder / 'accounts.csv'}, row 2: got 'vip', expected a name in the header for column 3, "
+        "which holds 1 value(s): name the column, or delete it [unnamed_column]"
+    )
+
+
+def _book_with_a_touch_at(folder: Path, touch_ts: datetime) -> Path:
+    """A small book whose only play is a health_check_call at ``touch_ts``; its other rows lie in the past."""
+    past = (datetime.now(UTC) - timedelta(days=10)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return write_book(
+        folder,
+        {
+            "accounts.csv": "account_id,arr\na1,100\na2,200\n",
+            "signals.csv": f"account_id,ts,name,value\na1,{past},logins,3\na2,{past},logins,4\n",
+            "touches.csv": f"account_id,action_id,ts,touch_id\na2,none,{past},t0\n"
+            f"a1,health_check_call,{touch_ts:%Y-%m-%dT%H:%M:%SZ},t1\n",
+        },
+    )
+
+
+def test_validate_book_notes_rows_after_now_with_their_row_and_time_instead_of_refusing_them(tmp_path: Path) -> None:
+    ahead = (datetime.now(UTC) + timedelta(days=3)).replace(microsecond=0)
+    folder = _book_with_a_touch_at(tmp_path / "book", ahead)
+    report = validate_book(folder)
+    assert report.ok, [p.message() for p in report.problems]
+    [note] = [n for n in report.notes if "after now" in n]
+    assert note.startswith(f"{folder / 'touches.csv'}: 1 row(s) are dated after now (")
+    assert f"the first: row 2, {ahead:%Y-%m-%d %H:%M} UTC" in note
+    assert "scheduled?" in note
+    assert "naive times are read as UTC" in note
+    # From the command line too, with an --as-of before it (a backtest) or without one.
+    for args in ([], ["--as-of", "2026-01-05"]):
+        result = CliRunner().invoke(app, ["validate", "--book", str(folder), *args])
+        assert result.exit_code == 0, result.output
+        assert "dated after now" in " ".join(result.stdout.split())
+
+
+def test_validate_book_with_a_given_as_of_refuses_later_rows_naming_that_time_and_what_to_do(tmp_path: Path) -> None:
+    folder = write_book(tmp_path / "book", VALID)
+    [problem] = [p for p in validate_book(folder, as_of=datetime(2025, 2, 15, 12)).problems if p.table == "signals"]
+    assert problem.rule is Rule.AFTER_AS_OF
+    assert problem.expected == (
+        "a time no later than the as_of the book was given, 2025-02-15 12:00:00 UTC (naive times are read as UTC): "
+        "remove the later rows, or give a later as_of"
+    )
+
+
+def test_load_book_leaves_a_scheduled_touch_out_until_its_time_so_it_is_no_done_play(
+    tmp_path: Path, playbook: Playbook
+) -> None:
+    from nextmove.book import default_as_of
+    from nextmove.decide.rules import Why, check_rules
+    from nextmove.features import compute_features, feature_schema
+
+    def cooling(book_folder: Path) -> tuple[bool, datetime]:
+        """Whether a1's health_check_call counts as done at the book's decision time (blocked, days since it)."""
+        book = load_book(book_folder, playbook=playbook)
+        when = default_as_of(book)
+        assert when is not None
+        features = compute_features(book, when, playbook=playbook)
+        check = check_rules(features, book.touches, playbook, when, feature_schema(features))
+        i = check.account_ids.index("a1")
+        k = next(j for j, c in enumerate(check.candidates) if c.action_id == "health_check_call")
+        blocked = check.why[i, k] in (Why.IN_FLIGHT, Why.COOLDOWN)
+        assert blocked == (not np.isnan(check.days_since[i, k]))
+        return bool(blocked), when
+
+    now = datetime.now(UTC)
+    # Done yesterday, the play cools down (the check works) ...
+    assert cooling(_book_with_a_touch_at(tmp_path / "done", now - timedelta(days=1)))[0]
+    # ... scheduled for tomorrow, it is no done play: left out of the book, with a note, and the
+    # book's default decision time does not move to after it.
+    scheduled = _book_with_a_touch_at(tmp_path / "scheduled", now + timedelta(days=1))
+    book = load_book(scheduled, playbook=playbook)
+    assert book.touches["touch_id"].to_list() == ["t0"]
+    assert any("1 row(s) are dated after now" in n for n in book.notes)
+    is_cooling, when = cooling(scheduled)
+    assert not is_cooling
+    assert when < now
+    # A command that reads the book says what it left out.
+    result = CliRunner().invoke(app, ["features", "--book", str(scheduled), "--out", str(tmp_path / "f.parquet")])
+    assert result.exit_code == 0, result.output
+    assert "1 row(s) are dated after now" in " ".join(result.stderr.split())

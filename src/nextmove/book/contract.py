@@ -62,7 +62,7 @@ class TableSpec:
     columns: tuple[ColumnSpec, ...]
     key: str | None = None
     time_column: str | None = None
-    """The column that must not lie after the as-of time."""
+    """The column of each row's time: not after a given as-of time, and left out while after now."""
     column_order_checks: tuple[tuple[str, str], ...] = field(default=())
     """Pairs ``(earlier, later)``: where both are set, ``later`` must not precede ``earlier``."""
 
@@ -212,7 +212,15 @@ def contract_markdown() -> str:
         "`sqlite:///book.db`, `postgresql+psycopg://user@host/db`), or Polars frames by table name from",
         "Python. Only `accounts` is required; a missing optional table is empty. Extra columns are kept",
         "and used as features. Timestamps are ISO 8601 (`2024-05-01`, `2024-05-01T09:30:00Z`,",
-        "`2024-05-01T11:30:00+02:00`); naive ones are UTC. CSV files are UTF-8 and comma-separated.",
+        "`2024-05-01T11:30:00+02:00`); naive ones are UTC. An offset may also be written `+0200` or",
+        "`+02`, and a trailing `UTC` means UTC (`2024-05-01 09:30:00 UTC`, as BigQuery and Snowflake",
+        "write it); `--as-of` and `--until` take the same forms. CSV files are UTF-8 and comma-separated.",
+        "A row whose every cell is empty (the `,,,` lines a spreadsheet writes below its data) is skipped,",
+        "and a column without a name in the header that holds nothing (a trailing comma) is left out;",
+        "`nextmove validate` notes both. A column without a name that holds values is an error. The",
+        "columns pandas writes for a frame's index (`__index_level_0__`, …) are not data: they are left",
+        "out, with a note. Accounts are read in the order of their `account_id`, so the order of a",
+        "file's rows changes no recommendation.",
         "",
         "An empty cell is a missing value. So are the words exports write for one, `NA`, `N/A`, `null`,",
         "`None` and `NaN` (in any case, blanks around them ignored), in the optional number and timestamp",
@@ -245,7 +253,7 @@ def contract_markdown() -> str:
             if col.references:
                 rules.append(f"must exist in `{col.references}`")
             if spec.time_column == col.name:
-                rules.append("not after the as-of time")
+                rules.append("after now: left out until then")
             if col.type is ColumnType.FLOAT:
                 rules.append("finite")
             for earlier, later in spec.column_order_checks:
@@ -260,15 +268,21 @@ def contract_markdown() -> str:
         "## What validation reports",
         "",
         "`nextmove validate` (and `nextmove.validate_book` from Python) collects every problem, not only",
-        "the first, each with the table, file, row (1 = the first row after the header), column, the",
-        "bad value and what was expected. Rules: a missing required table or column, a file that is",
-        "not UTF-8 comma-separated CSV or not Parquet, a value that does not parse as its type, an empty",
-        "required value, infinite numbers in any number column, extra ones included (and NaN where a",
-        "number is required, or in a native number column), negative ARR, a propensity outside [0, 1],",
-        "an `arm` outside its values, duplicate `account_id` / `touch_id` / `outcome_id`, a child row",
-        "whose `account_id` is not in `accounts`, an outcome whose `touch_id` is not in `touches`, an",
-        "`action_id` not in the playbook's catalog, a timestamp after the as-of time, and `renewal_date`",
-        "before `contract_start`. A book with any problem is not loaded at all.",
+        "the first, each with the table, file, row (1 = the first row after the header; a row whose quoted",
+        "fields hold line breaks is one row, and a CSV file's quoting or encoding error names its line",
+        "too), column, the bad value and what was expected. Rules: a missing required table or column, a",
+        "file that is not UTF-8 comma-separated CSV or not Parquet, a column without a name holding values,",
+        "a value that does not parse as its type, an empty required value, infinite numbers in any number",
+        "column, extra ones included (and NaN where a number is required, or in a native number column),",
+        "negative ARR, a propensity outside [0, 1], an `arm` outside its values, duplicate `account_id` /",
+        "`touch_id` / `outcome_id`, a child row whose `account_id` is not in `accounts`, an outcome whose",
+        "`touch_id` is not in `touches`, an `action_id` not in the playbook's catalog, `renewal_date`",
+        "before `contract_start`, and (from Python) a timestamp after the `as_of` given to `validate_book`",
+        "or `load_book`, the book's own time. A book with any problem is not loaded at all. Without that",
+        "`as_of`, rows dated after now are no problem: a note counts them per table (naive times are read",
+        "as UTC, so local times written without an offset can look ahead), and `load_book` leaves them out,",
+        "so a touch booked for next week is no done play; `--as-of` is the time of a run, and rows after it",
+        "are noted and left out too (a backtest).",
         "",
     ]
     return "\n".join(lines)

@@ -42,6 +42,8 @@ class Book:
     """The time the book is read as of, when its maker gave one (``load_book(..., as_of=...)``): nothing in
     it lies after this, and it is what :func:`default_as_of` returns. None: the book's latest timestamp,
     rounded up to a UTC midnight."""
+    notes: tuple[str, ...] = ()
+    """What loading it noted without refusing it (:attr:`ValidationReport.notes`): rows left out, columns dropped …"""
 
     def table(self, name: str) -> pl.DataFrame:
         """The frame of contract table ``name``."""

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+from datetime import UTC, date, datetime
+
 import polars as pl
 
 from nextmove.book.contract import ColumnType
@@ -20,6 +23,12 @@ _NAIVE_FORMATS = (
     "%Y-%m-%d",
 )
 UTC_DATETIME = pl.Datetime("us", "UTC")
+_ZONE_RULES = (
+    # A UTC written out (" UTC", as BigQuery and Snowflake print timestamps) is the +00:00 offset.
+    (r"(?i)(\d)\s*utc$", "${1}+00:00"),
+    # An offset of whole hours (+02), after a time: chrono's %z wants its minutes (+02:00).
+    (r"(:\d{2}(?:\.\d+)?)\s*([+-]\d{2})$", "${1}${2}:00"),
+)
 
 
 def _parse_timestamp_batch(text: pl.Series) -> pl.Series:
@@ -30,7 +39,24 @@ def _parse_timestamp_batch(text: pl.Series) -> pl.Series:
     ``coalesce``) costs as much for the forms that fail as for the one that succeeds.
     """
     clean = text.str.strip_chars().str.replace(r"[Zz]$", "+00:00")
-    result = pl.Series(text.name, [None] * len(clean), dtype=UTC_DATETIME)
+    result = _parse_forms(clean)
+    left = result.is_null() & clean.is_not_null()
+    if left.any():
+        # The rarer spellings of a zone, rewritten only on the rows no form parsed.
+        idx = left.arg_true()
+        rest = clean.gather(idx)
+        for pattern, replacement in _ZONE_RULES:
+            rest = rest.str.replace(pattern, replacement)
+        again = _parse_forms(rest)
+        hit = again.is_not_null()
+        if hit.any():
+            result = result.scatter(idx.filter(hit), again.filter(hit))
+    return result
+
+
+def _parse_forms(clean: pl.Series) -> pl.Series:
+    """Parse stripped timestamp text with each form in turn, each tried only on the rows still unparsed."""
+    result = pl.Series(clean.name, [None] * len(clean), dtype=UTC_DATETIME)
     todo = clean.is_not_null()
     for fmt in _TZ_FORMATS + _NAIVE_FORMATS:
         idx = todo.arg_true()
@@ -51,15 +77,68 @@ def _parse_timestamp_batch(text: pl.Series) -> pl.Series:
 def parse_timestamp_text(expr: pl.Expr) -> pl.Expr:
     """Parse ISO 8601 text to UTC timestamps: offsets are converted, naive values are taken as UTC.
 
-    Values that match no ISO 8601 form become null; the validator reports them.
+    Offsets may be written ``+02:00``, ``+0200`` or ``+02``; ``Z`` (in any case) and a trailing ``UTC``
+    (``2024-05-01 09:30:00 UTC``, as BigQuery and Snowflake print times) mean UTC. Values that match
+    no ISO 8601 form become null; the validator reports them.
 
     Examples
     --------
-    >>> df = pl.DataFrame({"ts": ["2024-05-01", "2024-05-01T09:30:00Z", "2024-05-01T11:30:00+02:00", "May 1"]})
+    >>> df = pl.DataFrame({"ts": ["2024-05-01", "2024-05-01T09:30:00Z", "2024-05-01T11:30:00+02", "May 1"]})
     >>> df.select(parse_timestamp_text(pl.col("ts"))).to_series().dt.hour().to_list()
     [0, 9, 9, None]
     """
     return expr.map_batches(_parse_timestamp_batch, return_dtype=UTC_DATETIME, is_elementwise=True)
+
+
+def no_such_date(text: str) -> str | None:
+    """Why ``text``, written as an ISO 8601 date or time, names none (``2026-02-29 is no such date``); None if not so.
+
+    Examples
+    --------
+    >>> no_such_date("2026-02-29T10:00:00Z")
+    '2026-02-29 is no such date: day is out of range for month'
+    >>> no_such_date("2026-01-05T24:00") is None, no_such_date("May 1") is None
+    (False, True)
+    """
+    found = re.match(r"\s*(\d{4})-(\d{2})-(\d{2})(?:[T ](\d{2}):(\d{2})(?::(\d{2}))?)?", text)
+    if found is None:
+        return None
+    y, m, d = (int(g) for g in found.groups()[:3])
+    try:
+        date(y, m, d)
+    except ValueError as exc:
+        return f"{found.group(0).strip()[:10]} is no such date: {exc}"
+    hour, minute, second = (int(g) if g else 0 for g in found.groups()[3:])
+    if hour > 23 or minute > 59 or second > 59:
+        return f"{found.group(0).strip()[11:]} is no such time of day"
+    return None
+
+
+def parse_timestamp(text: str) -> datetime:
+    """Parse one timestamp as a book's timestamp columns are parsed (:func:`parse_timestamp_text`), to UTC.
+
+    Command-line times (``--as-of``, ``--until``) use it, so they take the same forms as the book.
+
+    Raises
+    ------
+    ValueError
+        Saying ``no such date`` (or time) for a well-formed but impossible one, else that it is not ISO 8601.
+
+    Examples
+    --------
+    >>> parse_timestamp("2026-01-05 09:30:00 UTC").isoformat()
+    '2026-01-05T09:30:00+00:00'
+    >>> parse_timestamp("2026-01-05T11:30+02").isoformat()
+    '2026-01-05T09:30:00+00:00'
+    >>> parse_timestamp("2026-02-29")
+    Traceback (most recent call last):
+    ...
+    ValueError: 2026-02-29 is no such date: day is out of range for month
+    """
+    parsed = _parse_timestamp_batch(pl.Series([text], dtype=pl.String)).item()
+    if isinstance(parsed, datetime):
+        return parsed.astimezone(UTC)
+    raise ValueError(no_such_date(text) or "not an ISO 8601 time")
 
 
 MISSING_TOKENS: tuple[str, ...] = ("na", "n/a", "null", "none", "nan")

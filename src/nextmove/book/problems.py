@@ -17,6 +17,7 @@ class Rule(StrEnum):
     MISSING_TABLE = "missing_table"
     MISSING_COLUMN = "missing_column"
     DUPLICATE_COLUMN = "duplicate_column"
+    UNNAMED_COLUMN = "unnamed_column"
     EMPTY_VALUE = "empty_value"
     BAD_TYPE = "bad_type"
     NOT_FINITE = "not_finite"

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -135,13 +135,13 @@ def check_csv_file(path: Path, table: str) -> Problem | None:
     try:
         text = _decode_prefix(head)
     except UnicodeDecodeError as exc:
-        line = head[: exc.start].count(b"\n") + 1
+        before = head[: exc.start]
         return Problem(
             Rule.UNREADABLE_FILE,
             table,
             label,
-            f"UTF-8 text; byte 0x{head[exc.start]:02x} on line {line} is not UTF-8 "
-            "(Latin-1 or Windows-1252?): save the file as UTF-8",
+            _not_utf8(head[exc.start], before.count(b"\n") + 1),
+            row=_record_of(before) or None,
         )
     header_line = text.lstrip("\ufeff").splitlines()[0] if text.strip() else ""
     header = next(csv.reader(io.StringIO(header_line)), [])
@@ -155,13 +155,15 @@ def check_csv_file(path: Path, table: str) -> Problem | None:
                     label,
                     f"comma-separated columns; the header is separated by {shown}: save it with commas",
                 )
-    complete = text[: text.rfind("\n") + 1] if len(head) == _SNIFF_BYTES else text
-    bad_quote = _first_bad_quote(complete.lstrip("\ufeff"))
+    truncated = len(head) == _SNIFF_BYTES
+    complete = text[: text.rfind("\n") + 1] if truncated else text
+    bad_quote = _first_bad_quote(complete.lstrip("\ufeff"), truncated=truncated)
     if bad_quote is not None:
         row, message = bad_quote
         return Problem(Rule.UNREADABLE_FILE, table, label, f"well-formed CSV quoting: {message}", row=row)
     names = [h.strip() for h in header]
-    dupes = sorted({n for n in names if names.count(n) > 1})
+    # Columns without a name (trailing commas) are left out if empty, or refused by name, later.
+    dupes = sorted({n for n in names if n and names.count(n) > 1})
     if dupes:
         return Problem(
             Rule.DUPLICATE_COLUMN,
@@ -172,21 +174,80 @@ def check_csv_file(path: Path, table: str) -> Problem | None:
     return None
 
 
-def _first_bad_quote(text: str) -> tuple[int | None, str] | None:
+def _first_bad_quote(text: str, *, truncated: bool = False) -> tuple[int | None, str] | None:
     """The data row and message of the first quoting error in ``text`` (strict RFC 4180), if any.
 
     Only the start of a file is checked this way (Polars reads stray quotes leniently, turning
-    ``"Beta "Best" Ltd"`` into ``Beta Best Ltd`` without a word).
+    ``"Beta "Best" Ltd"`` into ``Beta Best Ltd`` without a word). When ``text`` is a ``truncated``
+    start of a file, a quoted field still open at its end is the cut's doing, not an error: a
+    multi-line field (a note with line breaks) may hold the newline the sample was cut at.
+
+    Examples
+    --------
+    >>> _first_bad_quote('id,note\\na1,"one\\ntwo"\\na2,"Beta "Best" Ltd"\\n')[0]
+    2
+    >>> _first_bad_quote('id,note\\na1,"still open\\n', truncated=True) is None
+    True
     """
-    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
+    exhausted = False
+
+    def lines() -> Iterator[str]:
+        nonlocal exhausted
+        yield from io.StringIO(text, newline="")
+        exhausted = True
+
+    reader = csv.reader(lines(), strict=True)
+    records = 0
     start = 1
     try:
         for _ in reader:
+            records += 1
             start = reader.line_num + 1
     except csv.Error as exc:
-        # start is the line the broken record began on; line 1 is the header, so data row = line − 1.
-        return (start - 1 if start > 1 else None), f'{exc} (a quote inside a field must be doubled: "")'
+        if truncated and exhausted:
+            return None
+        # Records count the header as 0, so the broken one is data row ``records``.
+        return (records or None), f'{exc}{_on_line(records, start)} (a quote inside a field must be doubled: "")'
     return None
+
+
+def _on_line(row: int, line: int) -> str:
+    """Where a data record starts in the file: multi-line fields before it make its line differ from its row."""
+    return f", in the record starting on line {line}" if row else ""
+
+
+def _not_utf8(byte: int, line: int) -> str:
+    what = f"byte 0x{byte:02x} on line {line} is not UTF-8"
+    return f"UTF-8 text; {what} (Latin-1 or Windows-1252?): save the file as UTF-8"
+
+
+def _record_of(before: bytes) -> int:
+    """The record (0 = the header, then data rows from 1) a byte lies in, given the bytes of the file before it.
+
+    A line break ends a record only outside quotes, and quotes toggle in and out of a field (a
+    doubled quote toggles twice), so the parity of the quotes before each line break tells.
+
+    Examples
+    --------
+    >>> _record_of(b'id,note\\na1,"x\\ny"\\na2,')
+    2
+    """
+    records = 0
+    quoted = False
+    for piece in before.split(b"\n")[:-1]:
+        quoted ^= piece.count(b'"') % 2 == 1
+        if not quoted:
+            records += 1
+    return records
+
+
+def csv_header(path: Path) -> list[str] | None:
+    """The header cells of a CSV file as written (a UTF-8 BOM removed); None if it cannot be read so."""
+    try:
+        with path.open(newline="", encoding="utf-8-sig") as fh:
+            return next(csv.reader(fh), None)
+    except (OSError, UnicodeDecodeError, csv.Error):
+        return None
 
 
 def _decode_prefix(head: bytes) -> str:
@@ -230,28 +291,37 @@ def locate_csv_error(path: Path, expected_fields: int) -> tuple[int | None, str]
     """Find the first row of a CSV file that Polars could not read, for a precise message.
 
     Only called after Polars failed, so its cost (a pass in Python) is paid only for broken files.
-    Rows count data records from 1 (the line after the header).
+    Rows count data records from 1 (the record after the header), as every problem does: a
+    record with a multi-line field spans several lines, so the message names its line too.
     """
+    records = 0
+    quoted = False
     with path.open("rb") as fh:
         for line_number, raw in enumerate(fh, start=1):
             try:
                 raw.decode("utf-8")
             except UnicodeDecodeError as exc:
-                return (
-                    line_number - 1 if line_number > 1 else None,
-                    f"UTF-8 text; byte 0x{raw[exc.start]:02x} on line {line_number} is not UTF-8 "
-                    "(Latin-1 or Windows-1252?): save the file as UTF-8",
-                )
+                return (records or None), _not_utf8(raw[exc.start], line_number)
+            quoted ^= raw.count(b'"') % 2 == 1
+            if not quoted:
+                records += 1
     with path.open(newline="", encoding="utf-8") as fh:
         reader = csv.reader(fh, strict=True)
         next(reader, None)
         row_number = 0
+        start = reader.line_num + 1
         try:
             for row_number, row in enumerate(reader, start=1):
                 if len(row) > expected_fields:
-                    return row_number, f"{expected_fields} fields as in the header; the row has {len(row)}"
+                    where = _on_line(row_number, start)
+                    return row_number, f"{expected_fields} fields as in the header; the row has {len(row)}{where}"
+                start = reader.line_num + 1
         except csv.Error as exc:
-            return row_number + 1, f"well-formed CSV (check quotes: a quote inside a field must be doubled): {exc}"
+            where = _on_line(row_number + 1, start)
+            return (
+                row_number + 1,
+                f"well-formed CSV (check quotes: a quote inside a field must be doubled): {exc}{where}",
+            )
     return None, "a well-formed CSV file"
 
 

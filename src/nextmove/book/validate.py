@@ -7,6 +7,7 @@ once, and never one Python object per row.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -16,11 +17,19 @@ import polars as pl
 
 from nextmove.book.contract import CONTRACT, NO_ACTION, ColumnSpec, ColumnType, TableSpec
 from nextmove.book.model import Book, as_utc, empty_table
-from nextmove.book.parse import infer_extra_column, is_missing_text, non_finite_extra, non_numbers, parse_column
+from nextmove.book.parse import (
+    infer_extra_column,
+    is_missing_text,
+    no_such_date,
+    non_finite_extra,
+    non_numbers,
+    parse_column,
+)
 from nextmove.book.problems import Problem, Rule, TableSummary, ValidationReport
 from nextmove.book.sources import (
     DiscoveredBook,
     TableSource,
+    csv_header,
     discover_database,
     discover_folder,
     discover_frames,
@@ -39,6 +48,10 @@ STALE_AS_OF_DAYS = 28
 playbook's default 14-day decision windows have passed without a row, so plays made meanwhile are unknown
 to the cooldowns and the in-flight limit as well."""
 _ROW = "__row"
+_BLANK = "__blank_row"
+_UNNAMED = "__unnamed_"
+"""Prefix of a column whose header cell is empty, followed by its position (1 = the first column)."""
+_PANDAS_INDEX = re.compile(r"__index_level_\d+__")
 
 
 def _parsed(name: str) -> str:
@@ -57,6 +70,8 @@ class _Check:
 class _Context:
     as_of: datetime
     run_as_of: datetime | None
+    given_as_of: bool
+    """True when the caller gave ``as_of``: rows after it are errors. Else it is now, and later rows are noted."""
     playbook: Playbook | None
     max_examples: int
     account_ids: pl.Series | None = None
@@ -103,8 +118,10 @@ def validate_book(
     playbook
         When given, every ``touches.action_id`` must be in its catalog (or ``none``).
     as_of
-        No timestamp may lie after it; default: now, or ``run_as_of`` when that is later. Naive values
-        are taken as UTC.
+        The time the book is as of: no timestamp may lie after it (an ``after_as_of`` problem). Naive
+        values are taken as UTC. Default: now, and rows dated after now are no problem but a note
+        per table (a scheduled touch, or local times written without an offset):
+        :func:`load_book` leaves them out until their time comes.
     run_as_of
         The time a run will read the book as of (``nextmove validate --as-of``). Rows after it are no
         problem, since the run leaves them out (a backtest): a note counts them per table. A note
@@ -131,10 +148,10 @@ def validate_book(
     """
     run_utc = None if run_as_of is None else as_utc(run_as_of)
     as_of_utc = _as_utc(as_of)
-    if as_of is None and run_utc is not None:
-        as_of_utc = max(as_of_utc, run_utc)
     found = discover(source)
-    ctx = _Context(as_of=as_of_utc, run_as_of=run_utc, playbook=playbook, max_examples=max_examples)
+    ctx = _Context(
+        as_of=as_of_utc, run_as_of=run_utc, given_as_of=as_of is not None, playbook=playbook, max_examples=max_examples
+    )
     for problem in found.problems:
         ctx.add(problem)
         ctx.unreadable.add(problem.table)
@@ -159,6 +176,16 @@ def validate_book(
         outcome_counts=ctx.group_counts.get("outcomes", {}),
         stage_counts=ctx.group_counts.get("accounts", {}),
         notes=ctx.notes,
+    )
+
+
+def _future_note(label: str, count: int, first_row: int, first_ts: datetime, now: datetime) -> str:
+    """The note on a table's rows dated after now: not errors, but not history yet either."""
+    return (
+        f"{label}: {count:,} row(s) are dated after now ({now:%Y-%m-%d %H:%M} UTC; the first: row {first_row}, "
+        f"{as_utc(first_ts):%Y-%m-%d %H:%M} UTC): they have not happened yet (scheduled?), so a run leaves them "
+        "out until their time; naive times are read as UTC, so local times written without an offset can "
+        "look ahead: add the offset (+02:00) if so"
     )
 
 
@@ -328,10 +355,12 @@ def load_book(
 ) -> Book:
     """Validate a book and load it as typed Polars frames.
 
-    With ``as_of`` no row may lie after it, and it becomes the book's ``as_of``: the time every
-    command reads the book as of unless told otherwise (:func:`~nextmove.book.default_as_of`).
-    Without it the book is checked against the current time and read as of its latest timestamp,
-    rounded up to a UTC midnight.
+    Accounts are sorted by ``account_id`` (:func:`canonical_accounts`), so the order of a file's rows
+    changes nothing. With ``as_of`` no row may lie after it, and it becomes the book's ``as_of``: the
+    time every command reads the book as of unless told otherwise (:func:`~nextmove.book.default_as_of`).
+    Without it, signals, touches and outcomes dated after the current time are left out (they have
+    not happened yet: a scheduled touch is no done one; ``notes`` counts them), and the book is read
+    as of its latest timestamp, rounded up to a UTC midnight.
 
     Raises
     ------
@@ -349,6 +378,12 @@ def load_book(
     report.raise_for_problems()
     found = discover(source)
     frames = {name: _load_typed(found.tables[name], CONTRACT[name]) for name in found.tables}
+    frames["accounts"] = canonical_accounts(frames["accounts"])
+    if as_of is None:
+        # Rows dated after now (noted by validation) have not happened yet: no command reads them as history.
+        for name in ("signals", "touches", "outcomes"):
+            if name in frames:
+                frames[name] = frames[name].filter(pl.col("ts") <= report.as_of)
     return Book(
         accounts=frames["accounts"],
         signals=frames.get("signals", empty_table("signals")),
@@ -356,6 +391,7 @@ def load_book(
         outcomes=frames.get("outcomes", empty_table("outcomes")),
         source=found.source,
         as_of=report.as_of if as_of is not None else None,
+        notes=tuple(report.notes),
     )
 
 
@@ -369,7 +405,17 @@ def load_table(source: BookSource, table: str) -> pl.DataFrame:
     src = found.tables.get(table)
     if src is None:
         return empty_table(table)
-    return _load_typed(src, CONTRACT[table])
+    frame = _load_typed(src, CONTRACT[table])
+    return canonical_accounts(frame) if table == "accounts" else frame
+
+
+def canonical_accounts(accounts: pl.DataFrame) -> pl.DataFrame:
+    """The accounts in the order of their ``account_id``: the order a book is loaded in, whatever its file's.
+
+    Models draw and split per row, so the same book with its accounts in another order would give
+    other recommendations; in one canonical order it gives the same.
+    """
+    return accounts.sort("account_id", nulls_last=True, maintain_order=True)
 
 
 def _as_utc(ts: datetime | None) -> datetime:
@@ -379,11 +425,79 @@ def _as_utc(ts: datetime | None) -> datetime:
 
 
 def _raw_frame(src: TableSource) -> pl.LazyFrame:
-    """The raw table with header names stripped of surrounding blanks."""
+    """The raw table with header names stripped of surrounding blanks, and columns without a name renamed.
+
+    A column whose header cell is empty (a trailing comma in a spreadsheet's CSV export) is named
+    ``__unnamed_<position>`` (1 = the first column), whatever name Polars gave it.
+    """
     lf = src.scan()
     names = lf.collect_schema().names()
-    renames = {n: n.strip() for n in names if n != n.strip()}
+    header = csv_header(src.path) if src.kind == "csv" and src.path is not None else None
+    if header is None or len(header) != len(names):
+        header = names
+    renames = {
+        n: f"{_UNNAMED}{i}" for i, (n, h) in enumerate(zip(names, header, strict=True), start=1) if not h.strip()
+    }
+    renames |= {n: n.strip() for n in names if n not in renames and n != n.strip()}
     return lf.rename(renames) if renames else lf
+
+
+def _pandas_index_columns(names: list[str]) -> list[str]:
+    """The columns pandas writes for a frame's index (``__index_level_0__``, …): not data, so never features."""
+    return [n for n in names if _PANDAS_INDEX.fullmatch(n)]
+
+
+def _blank_row(schema: pl.Schema) -> pl.Expr:
+    """True on a row whose every cell is empty (null, or empty text): a spreadsheet's ``,,,`` line.
+
+    Cells of blanks are not looked for (stripping every cell of a large table costs a tenth of
+    its validation): a row of them is not skipped, and its required cells are empty values.
+    """
+    cells = [
+        (pl.col(n).is_null() | (pl.col(n).str.len_bytes() == 0)) if dtype == pl.String else pl.col(n).is_null()
+        for n, dtype in schema.items()
+    ]
+    return pl.all_horizontal(cells)
+
+
+def _unnamed_columns(lf: pl.LazyFrame, names: list[str], src: TableSource, spec: TableSpec, ctx: _Context) -> None:
+    """Note the columns without a name that hold nothing (they are left out); refuse those that hold values."""
+    schema = lf.collect_schema()
+    filled = [~_blank_row(pl.Schema({n: schema[n]})) for n in names]
+    found = (
+        lf.with_row_index(_ROW, offset=1)
+        .select(
+            *[f.sum().alias(f"n{i}") for i, f in enumerate(filled)],
+            *[pl.col(_ROW).filter(f).first().alias(f"r{i}") for i, f in enumerate(filled)],
+            *[
+                pl.col(n).filter(f).first().cast(pl.String).alias(f"v{i}")
+                for i, (n, f) in enumerate(zip(names, filled, strict=True))
+            ],
+        )
+        .collect(engine="streaming")
+    )
+    empty = []
+    for i, name in enumerate(names):
+        position = int(name.removeprefix(_UNNAMED))
+        count = int(found[f"n{i}"][0])
+        if not count:
+            empty.append(str(position))
+            continue
+        hint = " (pandas' to_csv writes its index so: pass index=False)" if position == 1 else ""
+        ctx.add(
+            Problem(
+                Rule.UNNAMED_COLUMN,
+                spec.name,
+                src.label,
+                f"a name in the header for column {position}, which holds {count:,} value(s){hint}: "
+                "name the column, or delete it",
+                row=int(found[f"r{i}"][0]),
+                value=found[f"v{i}"][0],
+            )
+        )
+    if empty:
+        which = f"column {empty[0]} has" if len(empty) == 1 else f"columns {', '.join(empty)} have"
+        ctx.notes.append(f"{src.label}: {which} no name in the header and no values (a trailing comma?): left out")
 
 
 def _check_table(src: TableSource, spec: TableSpec, ctx: _Context) -> None:
@@ -400,6 +514,24 @@ def _check_table(src: TableSource, spec: TableSpec, ctx: _Context) -> None:
             )
         )
         return
+    unnamed = [n for n in schema.names() if n.startswith(_UNNAMED)]
+    if unnamed:
+        try:
+            _unnamed_columns(lf, unnamed, src, spec, ctx)
+        except pl.exceptions.PolarsError as exc:
+            ctx.unreadable.add(spec.name)
+            ctx.add(_read_failure(src, spec, exc, len(schema)))
+            return
+        lf = lf.drop(unnamed)
+        schema = lf.collect_schema()
+    if index := _pandas_index_columns(schema.names()):
+        ctx.notes.append(
+            f"{src.label}: {', '.join(repr(n) for n in index)} "
+            + ("is" if len(index) == 1 else "are")
+            + " the index pandas writes beside the data (to_parquet after a filter or sort), not data: left out"
+        )
+        lf = lf.drop(index)
+        schema = lf.collect_schema()
     present = [c for c in spec.columns if c.name in schema]
     missing = [c for c in spec.columns if c.required and c.name not in schema]
     for col in missing:
@@ -409,15 +541,23 @@ def _check_table(src: TableSource, spec: TableSpec, ctx: _Context) -> None:
             expected += f"; found {hint!r}: rename it (names are case-sensitive)"
         ctx.add(Problem(Rule.MISSING_COLUMN, spec.name, src.label, expected, column=col.name))
 
+    # Rows keep their number in the file; a row of empty cells is skipped, so no rule applies to it.
     lf = lf.with_row_index(_ROW, offset=1).with_columns(
-        parse_column(c.name, c.type, schema[c.name], tokens_missing=not c.required).alias(_parsed(c.name))
-        for c in present
+        _blank_row(schema).alias(_BLANK),
+        *[
+            parse_column(c.name, c.type, schema[c.name], tokens_missing=not c.required).alias(_parsed(c.name))
+            for c in present
+        ],
     )
     checks = [*_row_checks(spec, present, schema, ctx), *_extra_checks(spec, schema)]
-    flags = [c.flag.fill_null(False).alias(f"__f{i}") for i, c in enumerate(checks)]
+    flags = [(c.flag.fill_null(False) & ~pl.col(_BLANK)).alias(f"__f{i}") for i, c in enumerate(checks)]
     # One aggregate pass gives the row count, every rule's count and the time range; the pass that
     # lists offending rows runs only when some rule is broken (a valid book is read fewer times).
-    aggregates: list[pl.Expr] = [pl.len().alias("rows"), *[f.sum() for f in flags]]
+    aggregates: list[pl.Expr] = [
+        (pl.len() - pl.col(_BLANK).sum()).alias("rows"),
+        pl.col(_BLANK).sum().alias("__blank"),
+        *[f.sum() for f in flags],
+    ]
     aggregates += [pl.col(_parsed(c.name)).is_not_null().sum().alias(f"__n_{c.name}") for c in present]
     has_time = spec.time_column is not None and spec.time_column in schema
     if has_time:
@@ -425,6 +565,13 @@ def _check_table(src: TableSource, spec: TableSpec, ctx: _Context) -> None:
         aggregates += [pl.col(tcol).min().alias("__lo"), pl.col(tcol).max().alias("__hi")]
         if ctx.run_as_of is not None:
             aggregates.append((pl.col(tcol) > pl.lit(ctx.run_as_of)).sum().alias("__later"))
+        if not ctx.given_as_of:
+            future = (pl.col(tcol) > pl.lit(ctx.as_of)) & ~pl.col(_BLANK)
+            aggregates += [
+                future.sum().alias("__future"),
+                pl.col(_ROW).filter(future).first().alias("__future_row"),
+                pl.col(tcol).filter(future).first().alias("__future_ts"),
+            ]
     queries: list[pl.LazyFrame] = [lf.select(aggregates)]
     dup_index = len(queries)
     if spec.key is not None and spec.key in schema:
@@ -474,6 +621,10 @@ def _check_table(src: TableSource, spec: TableSpec, ctx: _Context) -> None:
         return
 
     rows = int(summary["rows"][0])
+    if blank := int(summary["__blank"][0]):
+        ctx.notes.append(
+            f"{src.label}: {blank:,} row(s) with every cell empty (as a spreadsheet writes below its data) are skipped"
+        )
     if examples is not None:
         _collect_examples(examples, summary, checks, spec, src, ctx)
     if spec.key is not None and spec.key in schema:
@@ -503,6 +654,10 @@ def _check_table(src: TableSource, spec: TableSpec, ctx: _Context) -> None:
         lo, hi = summary["__lo"][0], summary["__hi"][0]
         if ctx.run_as_of is not None:
             ctx.later_counts[spec.name] = int(summary["__later"][0])
+        if not ctx.given_as_of and (ahead := int(summary["__future"][0])):
+            ctx.notes.append(
+                _future_note(src.label, ahead, int(summary["__future_row"][0]), summary["__future_ts"][0], ctx.as_of)
+            )
     filled = {c.name: int(summary[f"__n_{c.name}"][0]) for c in present}
     ctx.summaries[spec.name] = TableSummary(spec.name, src.label, rows, tuple(schema.names()), lo, hi, filled)
     if group_col is not None and group_col in schema:
@@ -596,13 +751,14 @@ def _row_checks(spec: TableSpec, present: list[ColumnSpec], schema: pl.Schema, c
                     f"one of {', '.join(col.allowed)}",
                 )
             )
-        if spec.time_column == col.name:
+        if spec.time_column == col.name and ctx.given_as_of:
             checks.append(
                 _Check(
                     Rule.AFTER_AS_OF,
                     col.name,
                     p > pl.lit(ctx.as_of),
-                    f"a time no later than the as-of time {ctx.as_of.isoformat()}",
+                    f"a time no later than the as_of the book was given, {ctx.as_of:%Y-%m-%d %H:%M:%S} UTC "
+                    "(naive times are read as UTC): remove the later rows, or give a later as_of",
                 )
             )
         if col.references is not None:
@@ -652,6 +808,10 @@ def _row_checks(spec: TableSpec, present: list[ColumnSpec], schema: pl.Schema, c
     return checks
 
 
+def _is_time_type_check(check: _Check, spec: TableSpec) -> bool:
+    return check.rule is Rule.BAD_TYPE and spec.column(check.column).type is ColumnType.TIMESTAMP
+
+
 def _collect_examples(
     examples: pl.DataFrame,
     counts: pl.DataFrame,
@@ -666,12 +826,17 @@ def _collect_examples(
             if record[f"__f{i}"]:
                 value = record[check.column]
                 shown = None if value is None else (value if len(value) <= 80 else value[:77] + "…")
+                expected = check.expected
+                # 2026-02-29 is written right but names no day: say so rather than "not ISO 8601".
+                reason = no_such_date(value) if value and _is_time_type_check(check, spec) else None
+                if reason is not None:
+                    expected = f"a date and time that exist ({reason})"
                 ctx.problems.append(
                     Problem(
                         check.rule,
                         spec.name,
                         src.label,
-                        check.expected,
+                        expected,
                         row=record[_ROW],
                         column=check.column,
                         value=shown,
@@ -713,7 +878,11 @@ def _read_failure(src: TableSource, spec: TableSpec, exc: Exception, n_fields: i
 def _load_typed(src: TableSource, spec: TableSpec) -> pl.DataFrame:
     """The table in contract dtypes, optional columns it lacks added as nulls, extras kept."""
     lf = _raw_frame(src)
+    # Validation refused unnamed columns holding values, and noted the empty ones and pandas' index.
+    names = lf.collect_schema().names()
+    lf = lf.drop([n for n in names if n.startswith(_UNNAMED)] + _pandas_index_columns(names))
     schema = lf.collect_schema()
+    lf = lf.filter(~_blank_row(schema))
     contract_cols = [
         parse_column(c.name, c.type, schema[c.name], tokens_missing=not c.required).alias(c.name)
         if c.name in schema

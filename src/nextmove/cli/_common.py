@@ -7,7 +7,7 @@ import os
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, ParamSpec, TypeVar
@@ -19,6 +19,7 @@ from rich.progress import BarColumn, Progress, SpinnerColumn, Task, TaskID, Text
 from rich.text import Text
 
 from nextmove._files import check_folder
+from nextmove.book.parse import parse_timestamp
 from nextmove.errors import ConfigError, NextmoveError, NotInStoreError
 
 if TYPE_CHECKING:
@@ -33,22 +34,25 @@ R = TypeVar("R")
 
 
 def parse_as_of(text: str | None, option: str = "--as-of") -> datetime | None:
-    """Parse an ``--as-of`` (or ``option``) value (ISO 8601; naive means UTC).
+    """Parse an ``--as-of`` (or ``option``) value in the forms a book's timestamps take (naive means UTC).
 
     Examples
     --------
     >>> parse_as_of("2025-06-30").isoformat()
     '2025-06-30T00:00:00+00:00'
+    >>> parse_as_of("2025-06-30 09:30:00 UTC").isoformat()
+    '2025-06-30T09:30:00+00:00'
     """
     if text is None:
         return None
     try:
-        ts = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
-    except ValueError:
+        return parse_timestamp(text)
+    except ValueError as exc:
+        if "no such" in str(exc):
+            raise ConfigError(f"{option} {text!r}: {exc}") from None
         raise ConfigError(
             f"{option} {text!r} is not an ISO 8601 time; write e.g. 2025-06-30 or 2025-06-30T12:00:00Z"
         ) from None
-    return ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts.astimezone(UTC)
 
 
 def output_folder(folder: Path, option: str = "--out") -> Path:

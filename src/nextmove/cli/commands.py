@@ -169,8 +169,8 @@ def validate(
         typer.Option(
             "--as-of",
             help="ISO 8601 (naive = UTC): check the book as a run at this time reads it: later rows are "
-            "noted and left out, as the run ignores them; no row may be after now (or after --as-of, "
-            "if later). Default: now.",
+            "noted and left out, as the run ignores them. Rows after now are noted too: a run leaves them "
+            "out until their time. Default: now.",
         ),
     ] = None,
     max_examples: Annotated[int, typer.Option(help="Offending rows listed per table (counts stay complete).")] = 1000,
@@ -295,13 +295,21 @@ def load_inputs(book: str, playbook: Path | None, as_of: str | None) -> tuple[Pl
     """The playbook, the validated book and the decision time shared by the commands that read a book.
 
     The book is validated as of now, not as of ``--as-of``: a past ``--as-of`` replays what was
-    known then, and later rows are ignored rather than rejected.
+    known then, and later rows are ignored rather than rejected; rows after now are left out (and
+    noted). What loading noted is printed.
     """
     pb = load_playbook(resolve_playbook_path(book, playbook))
     when = parse_as_of(as_of)
     with status("Loading and validating the book…"):
         loaded = load_book(book, playbook=pb)
+    print_book_notes(loaded)
     return pb, loaded, resolve_as_of(loaded, when)
+
+
+def print_book_notes(book: Book) -> None:
+    """Print what loading ``book`` noted without refusing it (rows after now left out, columns dropped …)."""
+    for note in book.notes:
+        err_console.print(f"[yellow]note:[/] {escape(note)}")
 
 
 _WORKSPACE_README = """# nextmove workspace

@@ -46,7 +46,7 @@ def render_problems(report: ValidationReport, console: Console) -> None:
 def render_summary(report: ValidationReport, console: Console) -> None:
     """Print what a valid book holds: counts, date ranges, signals, actions and outcome kinds."""
     table = Table(
-        title=f"Book at {escape(report.source)} (no row after {report.as_of:%Y-%m-%d %H:%M} UTC)",
+        title=f"Book at {escape(report.source)} (checked as of {report.as_of:%Y-%m-%d %H:%M} UTC)",
         title_justify="left",
     )
     for name in ("table", "rows", "from", "to", "columns"):

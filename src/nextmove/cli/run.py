@@ -13,7 +13,7 @@ from rich.table import Table
 
 from nextmove.book.validate import load_book
 from nextmove.cli._common import StageProgress, console, handle_errors, open_store, output_folder, parse_as_of, status
-from nextmove.cli.commands import AsOfOpt, BookOpt, PlaybookOpt, resolve_playbook_path
+from nextmove.cli.commands import AsOfOpt, BookOpt, PlaybookOpt, print_book_notes, resolve_playbook_path
 from nextmove.errors import ConfigError
 from nextmove.playbook.loader import load_playbook
 
@@ -111,6 +111,7 @@ def run_cmd(
     folder = output_folder(out if out is not None else _default_out(book))  # before the long load
     with status("Loading and validating the book…"):
         loaded = load_book(book, playbook=pb)
+    print_book_notes(loaded)
     truth_frame = _read_truth(truth if truth is not None else _truth_path(book))
     opened: Store | None = None if no_store else open_store(store)
     try:

@@ -1,0 +1,126 @@
+"""The file-level checks of CSV books: the sniff of a file's first 64 KiB, and where an error is reported.
+
+Rows count data records (row 1 is the record after the header), whatever line breaks quoted
+fields hold: a notes column written by Polars or Excel spans several lines per record.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from datetime import UTC, datetime
+from pathlib import Path
+
+from nextmove.book.problems import Rule
+from nextmove.book.sources import _SNIFF_BYTES, check_csv_file, locate_csv_error
+from nextmove.book.validate import load_book, validate_book
+
+AS_OF = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def _quoted_at_cut() -> str:
+    """A valid accounts CSV over 64 KiB whose last newline before byte 65,536 lies inside a quoted field.
+
+    Built deterministically: plain rows up to a little before the cut, then a note whose first
+    line ends just before the cut and whose second line ends (and closes the quote) after it.
+    """
+    head = "account_id,notes\n"
+    rows = []
+    size = len(head)
+    i = 0
+    while size < _SNIFF_BYTES - 200:
+        row = f"a{i:05d},plain note {i}\n"
+        rows.append(row)
+        size += len(row)
+        i += 1
+    first = f'a{i:05d},"first line of a note'
+    pad = _SNIFF_BYTES - 50 - size - len(first)
+    first += "." * pad + "\n"
+    rows.append(first + "second line, past the cut" + "!" * 100 + '"\n')
+    rows += [f'b{j:05d},"two\nlines"\n' for j in range(400)]
+    text = head + "".join(rows)
+    data = text.encode("utf-8")
+    assert len(data) > _SNIFF_BYTES
+    cut = data[:_SNIFF_BYTES]
+    last_newline = cut.rfind(b"\n")
+    # The construction holds: the cut's last newline is inside a quoted field (odd quotes before it).
+    assert cut[:last_newline].count(b'"') % 2 == 1
+    assert list(csv.reader(io.StringIO(text, newline=""), strict=True))  # and the file is valid CSV
+    return text
+
+
+def test_validate_book_accepts_a_large_csv_whose_64_kib_sample_ends_inside_a_quoted_field(tmp_path: Path) -> None:
+    folder = tmp_path / "book"
+    folder.mkdir()
+    text = _quoted_at_cut()
+    (folder / "accounts.csv").write_text(text, encoding="utf-8")
+    assert check_csv_file(folder / "accounts.csv", "accounts") is None
+    report = validate_book(folder, as_of=AS_OF)
+    assert report.ok, [p.message() for p in report.problems]
+    book = load_book(folder, as_of=AS_OF)
+    assert book.accounts.height == len(list(csv.reader(io.StringIO(text, newline="")))) - 1
+    assert book.accounts.filter(book.accounts["account_id"] == "b00000")["notes"].item() == "two\nlines"
+
+
+def test_validate_book_still_refuses_a_stray_quote_in_a_large_file_before_the_cut(tmp_path: Path) -> None:
+    folder = tmp_path / "book"
+    folder.mkdir()
+    text = _quoted_at_cut().replace("a00010,plain note 10\n", 'a00010,"Beta "Best" Ltd"\n')
+    (folder / "accounts.csv").write_text(text, encoding="utf-8")
+    [problem] = validate_book(folder, as_of=AS_OF).problems
+    assert (problem.rule, problem.row) == (Rule.UNREADABLE_FILE, 11)
+
+
+def test_quoting_errors_name_the_data_row_after_multi_line_fields_and_the_line_it_starts_on(tmp_path: Path) -> None:
+    folder = tmp_path / "book"
+    folder.mkdir()
+    (folder / "accounts.csv").write_text(
+        'account_id,notes\na1,"one\ntwo\nthree"\na2,"x\ny"\na3,"Beta "Best" Ltd"\na4,ok\n', encoding="utf-8"
+    )
+    [problem] = validate_book(folder, as_of=AS_OF).problems
+    assert (problem.rule, problem.row) == (Rule.UNREADABLE_FILE, 3)
+    assert "in the record starting on line 7" in problem.expected
+    assert "row 3" in problem.message()
+
+
+def test_quoting_errors_without_multi_line_fields_name_the_line_after_the_row(tmp_path: Path) -> None:
+    folder = tmp_path / "book"
+    folder.mkdir()
+    (folder / "accounts.csv").write_text('account_id,notes\na1,x\na2,"Beta "Best" Ltd"\n', encoding="utf-8")
+    [problem] = validate_book(folder, as_of=AS_OF).problems
+    assert problem.row == 2
+    assert "in the record starting on line 3" in problem.expected
+
+
+def _multi_line_rows(n: int) -> str:
+    return "".join(f'a{i:05d},"note {i}\nsecond line"\n' for i in range(n))
+
+
+def test_a_non_utf8_byte_past_the_sniff_names_its_data_row_after_multi_line_fields(tmp_path: Path) -> None:
+    folder = tmp_path / "book"
+    folder.mkdir()
+    text = "account_id,notes\n" + _multi_line_rows(3000)
+    assert len(text) > _SNIFF_BYTES
+    (folder / "accounts.csv").write_bytes(text.encode("utf-8") + 'z99999,"Café\nNoir"\n'.encode("latin-1"))
+    [problem] = validate_book(folder, as_of=AS_OF).problems
+    assert (problem.rule, problem.row) == (Rule.UNREADABLE_FILE, 3001)
+    assert "on line 6002" in problem.expected
+
+
+def test_a_non_utf8_byte_in_the_sniff_names_its_data_row_and_line(tmp_path: Path) -> None:
+    path = tmp_path / "accounts.csv"
+    path.write_bytes(b'account_id,notes\na1,"x\ny"\na2,"Caf\xe9"\n')
+    problem = check_csv_file(path, "accounts")
+    assert problem is not None
+    assert problem.row == 2
+    assert "byte 0xe9 on line 4" in problem.expected
+
+
+def test_locate_csv_error_names_the_data_row_and_line_of_a_ragged_record_after_multi_line_fields(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "accounts.csv"
+    path.write_text("account_id,notes\n" + _multi_line_rows(3) + "a9,x,extra\n", encoding="utf-8")
+    row, expected = locate_csv_error(path, 2)
+    assert row == 4
+    assert expected == "2 fields as in the header; the row has 3, in the record starting on line 8"
