@@ -161,7 +161,7 @@ def test_report_of_a_book_without_arr_or_owners_shows_no_arr_or_owner(browser: A
     assert "ARR" not in page.locator("body").inner_text()
     assert page.locator("svg.chart[aria-label*='ARR']").count() == 0
     # The health bands count accounts instead, drawn with a bar per band.
-    chart = page.locator("svg.chart.wide[aria-label='Accounts by health band']")
+    chart = page.locator("svg.chart.wide[aria-label^='Accounts by health band:']")
     assert chart.locator("rect.bar").count() == bands.height
     assert _headers(page, "#health") == ["Band", "Accounts", "Share of accounts"]
     assert _headers(page, "#segments") == ["Segment", "Accounts", "Response to outreach", "Details"]
@@ -182,7 +182,7 @@ def test_report_of_a_book_with_arr_and_owners_shows_them(browser: Any, tmp_path:
     page, errors, _ = open_report(browser, path)
     assert page.locator("#risk tbody tr").count() > 0
     assert page.locator("nav a[href='#risk']").count() == 1
-    assert page.locator("svg.chart.wide[aria-label='ARR by health band']").count() == 1
+    assert page.locator("svg.chart.wide[aria-label^='ARR by health band:']").count() == 1
     assert _headers(page, "#health") == ["Band", "Accounts", "ARR", "Share of ARR"]
     assert "ARR" in _headers(page, "#segments")
     headers = _headers(page, "#accounts")
