@@ -130,6 +130,11 @@ def test_run_summary_counts_agree_with_the_recommendations(lab_run: RunResult) -
     assert s["projected_impact_usd"]["value"] == pytest.approx(acting["expected_value_usd"].sum(), abs=0.05)
     known = recs.filter(pl.col("default_action_id").is_not_null())
     assert s["differs_from_default_share"] == pytest.approx(known["differs_from_default"].mean())
+    acted = known.filter(pl.col("action_id") != "none")
+    assert s["acted_differs_from_default"] == {
+        "accounts": acted.height,
+        "differs": int(acted["differs_from_default"].sum()),
+    }
     for use in s["capacity"]["each"].values():
         assert use["used"] <= use["limit"] + 1e-6
     regret = s["regret"]

@@ -87,7 +87,9 @@ def test_report_data_counts_and_sentences_follow_the_run() -> None:
     assert next(c.count for c in data.families if c.label == "retention") == retention
     assert f"{retention:,} customers were assigned a retention action" in data.sentences[1]
     share = summary["differs_from_default_share"]
-    assert any(f"{share:.0%} of recommended actions differ" in s for s in data.sentences)
+    assert any(
+        f"{share:.0%} of accounts get something other than their lifecycle-stage default" in s for s in data.sentences
+    )
     assert sum(s.accounts for s in data.stages) == recs.height
     assert sum(b.accounts for b in data.bands) == recs.height
     assert {b.band for b in data.bands} <= {"Healthy", "At risk", "Critical"}
@@ -181,7 +183,10 @@ def test_report_without_run_id_or_as_of_leaves_out_their_labels() -> None:
     assert "Run <code>" not in html
     summary, recs = make_run(5)
     meta = render_report(build_report_data(summary, recs)).split('<div class="meta">')[1].split("</div>")[0]
-    assert meta.startswith("Run <code>run-b2c</code> · decisions as of 2026-03-01T00:00:00+00:00 · generated ")
+    assert meta.startswith(
+        'Run <code>run-b2c</code> · decisions as of <time datetime="2026-03-01T00:00:00+00:00">1 March 2026</time> · '
+        "generated "
+    )
 
 
 def test_off_policy_metric_shows_the_low_end_it_is_judged_by() -> None:
@@ -266,3 +271,187 @@ def test_run_metrics_skip_an_off_policy_row_whose_estimate_is_not_a_number() -> 
 
     assert any("Off-policy" in row["metric"] for row in metrics(summary(5.0)))
     assert not any("Off-policy" in row["metric"] for row in metrics(summary(float("nan"))))
+
+
+def small_book() -> tuple[dict[str, Any], pl.DataFrame]:
+    """Ten accounts: eight left alone whose default is an action, two given an action (one the default)."""
+    recs = pl.DataFrame(
+        {
+            "account_id": [f"ACC-{i}" for i in range(10)],
+            "name": ["Acme", "Acme", *(f"Shop {i}" for i in range(2, 10))],
+            "lifecycle_stage": ["renewal"] * 5 + ["onboarding"] * 5,
+            "arr": [1_000.0 * (i + 1) for i in range(10)],
+            "health_band": ["At risk"] * 10,
+            "action_id": ["exec_call", "nurture"] + ["none"] * 8,
+            "default_action_id": ["exec_call"] + ["webinar"] * 9,
+            "differs_from_default": [False] + [True] * 9,
+            "arm": ["control", "model", "control", "control", "control", "model", "explore", "model", "model", "model"],
+            "expected_value_usd": [100.0, 50.0] + [0.0] * 8,
+        }
+    )
+    summary = {
+        "accounts": 10,
+        "actions": 3,
+        "as_of": "2026-01-05T00:00:00+00:00",
+        "do_nothing": 8,
+        "differs_from_default_share": 0.9,
+        "arms": {"model": 5, "explore": 1, "control": 4},
+        "metrics": [
+            {
+                "metric": "Recommendations that differ from the lifecycle default",
+                "current": "90%",
+                "benchmark": "some, not all: 10–80%",
+                "status": "Review",
+            }
+        ],
+        "impact_by_objective": [
+            {"objective": "retention", "label": "Retention", "value_usd": 120.0, "low": 60.0, "high": 180.0},
+            {"objective": "expansion", "label": "Expansion", "value_usd": 60.0, "low": 30.0, "high": 90.0},
+        ],
+        "projected_impact_usd": {"value": 150.0, "low": 90.0, "high": 240.0},
+    }
+    return summary, recs
+
+
+def test_share_differing_from_the_default_says_its_base_and_splits_out_those_left_alone() -> None:
+    # "90% of recommended actions differ" was over every account, the eight left alone included.
+    summary, recs = small_book()
+    data = build_report_data(summary, recs)
+    sentence = next(s for s in data.sentences if "default" in s and "control" not in s)
+    assert sentence == (
+        "90% of accounts get something other than their lifecycle-stage default (8 of them nothing, where the "
+        "default is an action); of the 2 accounts given an action, 50% (1) get one other than their default."
+    )
+    assert "of recommended actions differ" not in render_report(data)
+    # The stage table counts both bases.
+    stages = {s.stage: s for s in data.stages}
+    assert (stages["renewal"].differs, stages["renewal"].acted, stages["renewal"].acted_differs) == (4, 2, 1)
+    assert stages["onboarding"].acted_share is None
+    html = render_report(data)
+    assert "Share of those given an action" in html
+    # The metric is judged on the accounts given an action (50%: on track), and says both figures.
+    row = data.metrics[0]
+    assert row.metric == "Accounts given something other than their lifecycle default"
+    assert row.current == "90% of all accounts; 50% of the 2 given an action"
+    assert row.benchmark == "some, not all: 10–80% of the accounts given an action"
+    assert row.status == "On track"
+
+
+def test_run_metrics_judge_the_default_share_on_the_accounts_given_an_action() -> None:
+    from nextmove.engine.run_facts import metrics
+
+    summary = {"differs_from_default_share": 0.97, "acted_differs_from_default": {"accounts": 2_972, "differs": 2_430}}
+    row = metrics(summary)[0]
+    assert row["current"] == "97% of all accounts; 82% of the 2,972 given an action"
+    assert row["status"] == "Review"
+    summary["acted_differs_from_default"] = {"accounts": 2_972, "differs": 1_500}
+    assert metrics(summary)[0]["status"] == "On track"
+    # An older summary without the split is judged on its own base, and the benchmark says which.
+    row = metrics({"differs_from_default_share": 0.5})[0]
+    assert (row["benchmark"], row["status"]) == (
+        "some, not all: 10–80% of all accounts (those left alone included)",
+        "On track",
+    )
+
+
+def test_control_cohort_sentence_counts_who_got_the_default_and_who_got_nothing() -> None:
+    # It said the cohort "follows the default playbook" when most of it got nothing.
+    summary, recs = small_book()
+    sentence = next(
+        s for s in build_report_data(summary, recs).sentences if "control cohort" in s and "randomised" in s
+    )
+    assert "follows the default" not in sentence
+    assert sentence.endswith(
+        ": 1 got their default and 3 got nothing (their default is not allowed for them now, or no capacity was "
+        "left for it)."
+    )
+
+
+def test_impact_table_shows_the_actions_cost_between_the_objectives_and_the_net_total() -> None:
+    # Retention $120 + Expansion $60 = $180, yet "All objectives" read $150 with nothing to say why.
+    summary, recs = small_book()
+    data = build_report_data(summary, recs)
+    assert data.impact_cost_usd == pytest.approx(30.0)
+    html = render_report(data)
+    table = html.split('<section id="impact">')[1].split("</section>")[0]
+    rows = re.findall(r"<tr[^>]*><td>([^<]+)</td><td class=\"num\">([^<]+)</td>", table)
+    assert rows == [
+        ("Retention", "$120"),
+        ("Expansion", "$60"),
+        ("Less the actions' cost", "-$30"),
+        ("All objectives", "$150"),
+    ]
+    assert "net of the actions' cost" in table
+    # Objectives that add up to the total need no such row.
+    summary["projected_impact_usd"] = {"value": 180.0, "low": 90.0, "high": 270.0}
+    data = build_report_data(summary, recs)
+    assert data.impact_cost_usd is None
+    assert "Less the actions" not in render_report(data)
+
+
+def test_named_accounts_keep_their_id_in_the_table_and_the_at_risk_list() -> None:
+    summary, recs = small_book()
+    data = build_report_data(summary, recs)
+    acme = [(r["account"], r["id"]) for r in data.table if r["account"] == "Acme"]
+    assert sorted(acme) == [("Acme", "ACC-0"), ("Acme", "ACC-1")]
+    assert {r["id"] for r in data.top_at_risk} >= {"ACC-9"}
+    assert 'Shop 9 <span class="note">(ACC-9)</span>' in render_report(data)
+    # Without a name the id is the account and is not repeated.
+    summary, recs = make_run(5)
+    assert all(r["id"] == "" for r in build_report_data(summary, recs).table)
+
+
+def test_title_and_header_show_a_readable_date() -> None:
+    from nextmove.report.data import _readable_date
+
+    summary, recs = small_book()
+    html = render_report(build_report_data(summary, recs))
+    title = html.split("<title>")[1].split("</title>")[0]
+    assert title.endswith(" · 5 January 2026")
+    assert "2026-01-05T00:00:00+00:00</" not in html
+    assert _readable_date("2026-01-05T23:15:00-02:00") == "6 January 2026, 01:15 UTC"
+    assert _readable_date("last week") == "last week"
+
+
+def test_report_is_accessible_in_its_markup() -> None:
+    summary, recs = small_book()
+    html = render_report(build_report_data(summary, recs))
+    # Every table has a caption and every header cell a scope; sortable headers are buttons.
+    assert html.count("<table") == html.count("<caption")
+    headers = re.findall(r"<th\b[^>]*>", html)
+    assert headers
+    assert all('scope="col"' in h for h in headers)
+    accounts = html.split('id="accounts"')[1].split("</thead>")[0]
+    assert accounts.count('<button type="button">') == accounts.count("<th ")
+    assert re.search(r'id="count"[^>]*aria-live="polite"', html)
+
+
+def test_charts_list_their_values_for_screen_readers_and_amber_has_3_to_1_contrast() -> None:
+    from nextmove.report.charts import _PALETTE, BAND_COLORS
+    from nextmove.report.render import charts
+
+    summary, recs = small_book()
+    drawn = charts(build_report_data(summary, recs))
+    assert (
+        'aria-label="Recommended action distribution: Do nothing 8 (80%); exec_call 1 (10%); nurture 1 (10%)"'
+        in str(drawn["actions"])
+    )
+
+    def luminance(color: str) -> float:
+        c = [int(color[i : i + 2], 16) / 255 for i in (1, 3, 5)]
+        lin = [x / 12.92 if x <= 0.03928 else ((x + 0.055) / 1.055) ** 2.4 for x in c]
+        return 0.2126 * lin[0] + 0.7152 * lin[1] + 0.0722 * lin[2]
+
+    for color in (*BAND_COLORS.values(), *_PALETTE):
+        assert 1.05 / (luminance(color) + 0.05) >= 3.0, color
+
+
+def test_report_prints_every_column_without_its_controls() -> None:
+    summary, recs = small_book()
+    html = render_report(build_report_data(summary, recs))
+    style = html.split("<style>")[1].split("</style>")[0]
+    assert "@media print" in style
+    printed = style.split("@media print")[1]
+    for rule in (".controls button", ".controls input", "nav", ".scroll { overflow: visible; }", "min-width: 0"):
+        assert rule in printed, rule
+    assert "recommendations.csv" in html.split('class="print-only')[1].split("</p>")[0]

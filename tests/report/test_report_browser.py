@@ -161,7 +161,7 @@ def test_report_of_a_book_without_arr_or_owners_shows_no_arr_or_owner(browser: A
     assert "ARR" not in page.locator("body").inner_text()
     assert page.locator("svg.chart[aria-label*='ARR']").count() == 0
     # The health bands count accounts instead, drawn with a bar per band.
-    chart = page.locator("svg.chart.wide[aria-label='Accounts by health band']")
+    chart = page.locator("svg.chart.wide[aria-label^='Accounts by health band:']")
     assert chart.locator("rect.bar").count() == bands.height
     assert _headers(page, "#health") == ["Band", "Accounts", "Share of accounts"]
     assert _headers(page, "#segments") == ["Segment", "Accounts", "Response to outreach", "Details"]
@@ -182,12 +182,120 @@ def test_report_of_a_book_with_arr_and_owners_shows_them(browser: Any, tmp_path:
     page, errors, _ = open_report(browser, path)
     assert page.locator("#risk tbody tr").count() > 0
     assert page.locator("nav a[href='#risk']").count() == 1
-    assert page.locator("svg.chart.wide[aria-label='ARR by health band']").count() == 1
+    assert page.locator("svg.chart.wide[aria-label^='ARR by health band:']").count() == 1
     assert _headers(page, "#health") == ["Band", "Accounts", "ARR", "Share of ARR"]
     assert "ARR" in _headers(page, "#segments")
     headers = _headers(page, "#accounts")
     owner = headers.index("Owner")
     first = page.locator("#accounts tbody tr").first.locator("td").all_inner_texts()
     assert first[owner] in {"team-north", "team-south"}
+    assert errors == []
+    page.close()
+
+
+def test_report_table_sorts_from_the_keyboard(browser: Any, tmp_path: Path) -> None:
+    # The headers were plain <th> with a click handler: no focus, no keyboard.
+    summary, recs = make_run(150)
+    path = write_report(build_report_data(summary, recs), tmp_path / "report.html")
+    page, errors, _ = open_report(browser, path)
+    header = page.locator("#accounts th[data-key=account]")
+    assert page.locator("#accounts th[aria-sort]").count() == 1
+    assert page.locator("#accounts th[data-key=value]").get_attribute("aria-sort") == "descending"
+    page.focus("#search")
+    # Tab reaches the header's button (past the filters and the pager).
+    for _ in range(30):
+        page.keyboard.press("Tab")
+        if page.evaluate("document.activeElement.closest('th') && document.activeElement.closest('th').dataset.key"):
+            break
+    assert page.evaluate("document.activeElement.closest('th').dataset.key") == "account"
+    page.keyboard.press("Enter")
+    assert header.get_attribute("aria-sort") == "ascending"
+    assert page.locator("#accounts th[aria-sort]").count() == 1
+    first = page.locator("#accounts tbody tr").first.locator("td").first
+    assert first.inner_text() == "shopper-00000"
+    page.keyboard.press("Space")
+    assert header.get_attribute("aria-sort") == "descending"
+    assert first.inner_text() == "shopper-00149"
+    assert page.locator("#count").get_attribute("aria-live") == "polite"
+    assert errors == []
+    page.close()
+
+
+def test_report_pager_disables_at_the_ends_and_jumps_to_a_page(browser: Any, tmp_path: Path) -> None:
+    summary, recs = make_run(1_250)
+    path = write_report(build_report_data(summary, recs), tmp_path / "report.html")
+    page, errors, _ = open_report(browser, path)
+    count = page.locator("#count")
+
+    def disabled() -> dict[str, bool]:
+        return {b: page.locator(f"#{b}").is_disabled() for b in ("first", "prev", "next", "last")}
+
+    # Thousands separators, and Previous / First disabled on the first page.
+    assert count.inner_text() == "1–100 of 1,250 accounts"
+    assert page.locator("#pages").inner_text() == "of 13"
+    assert disabled() == {"first": True, "prev": True, "next": False, "last": False}
+    page.click("#last")
+    assert count.inner_text() == "1,201–1,250 of 1,250 accounts"
+    assert disabled() == {"first": False, "prev": False, "next": True, "last": True}
+    assert page.locator("#accounts tbody tr").count() == 50
+    page.fill("#page", "7")
+    page.press("#page", "Enter")
+    assert count.inner_text() == "601–700 of 1,250 accounts"
+    assert disabled() == {"first": False, "prev": False, "next": False, "last": False}
+    page.fill("#page", "99")  # past the end: the last page
+    page.press("#page", "Enter")
+    assert page.locator("#page").input_value() == "13"
+    page.click("#first")
+    assert count.inner_text() == "1–100 of 1,250 accounts"
+    # A filter narrows to one arm; a single page disables every button.
+    explored = recs.filter(recs["arm"] == "explore").height
+    assert explored < 100
+    page.select_option("select.filter[data-key=arm]", "explore")
+    assert count.inner_text() == f"1–{explored} of {explored} accounts"
+    assert all(disabled().values())
+    assert set(page.locator("#accounts tbody tr td:nth-child(6)").all_inner_texts()) == {"explore"}
+    assert errors == []
+    page.close()
+
+
+def test_report_table_shows_and_searches_the_id_of_a_named_account(browser: Any, tmp_path: Path) -> None:
+    # A named account showed only its name: two "Acme" rows could not be told apart or found by id.
+    summary, recs = make_run(30)
+    recs = recs.with_columns(pl.lit("Acme").alias("name"))
+    path = write_report(build_report_data(summary, recs), tmp_path / "report.html")
+    page, errors, _ = open_report(browser, path)
+    page.fill("#search", "shopper-00017")
+    rows = page.locator("#accounts tbody tr")
+    assert rows.count() == 1
+    cell = rows.first.locator("td").first
+    assert cell.inner_text().split("\n") == ["Acme", "shopper-00017"]
+    assert errors == []
+    page.close()
+
+
+def test_report_prints_the_accounts_table_inside_the_page(browser: Any, tmp_path: Path, artifacts: Path) -> None:
+    # Printed on A4 the accounts table (1000 px) was clipped at 608 px, with its search box and buttons.
+    summary, recs = make_run(300)
+    recs = recs.with_columns(pl.lit("A customer with a rather long company name, Incorporated").alias("name"))
+    path = write_report(build_report_data(summary, recs), tmp_path / "report.html")
+    page, errors, _ = open_report(browser, path)
+    page.set_viewport_size({"width": 718, "height": 1000})
+    page.emulate_media(media="print")
+    for table in page.locator("table").all():
+        box = table.bounding_box()
+        assert box is not None
+        assert box["x"] >= 0
+        assert box["x"] + box["width"] <= 718 + 1
+    assert page.evaluate("document.documentElement.scrollWidth") <= 718 + 1
+    for hidden in ("#search", "#prev", "#next", "#first", "#last", "#page", "nav", "select.filter"):
+        assert not page.locator(hidden).first.is_visible(), hidden
+    note = page.locator(".print-only")
+    assert note.is_visible()
+    assert "1–100 of 300 accounts" in note.inner_text()
+    assert "recommendations.csv" in note.inner_text()
+    pdf = page.pdf(format="A4")
+    (artifacts / "report-print.pdf").write_bytes(pdf)
+    page.emulate_media(media="screen")
+    assert not note.is_visible()
     assert errors == []
     page.close()

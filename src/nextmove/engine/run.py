@@ -1142,6 +1142,12 @@ def _summary(
         if known_default.height
         else 0,
         "differs_from_default_share": differs,
+        "acted_differs_from_default": {
+            "accounts": int(known_default.filter(pl.col("action_id") != NO_ACTION).height),
+            "differs": int(
+                known_default.filter((pl.col("action_id") != NO_ACTION) & pl.col("differs_from_default")).height
+            ),
+        },
         "projected_impact_usd": {
             "value": round(float(acting.get_column("value_usd").sum()), 2),
             "low": round(float(acting.get_column("value_low_usd").sum()), 2),

@@ -186,6 +186,44 @@ def _numbers(value: Mapping[str, Any], *keys: str) -> bool:
     )
 
 
+DIFFERS_METRIC = "Accounts given something other than their lifecycle default"
+"""The metric row of :func:`differs_metric` (the report recomputes it from the recommendations)."""
+
+
+def differs_metric(share: float, acted: int | None = None, acted_differs: int | None = None) -> dict[str, str]:
+    """The metric row of the share that differs from the lifecycle default, judged on a stated base.
+
+    ``share`` (the summary's ``differs_from_default_share``) is over every account with a default,
+    those left alone included: doing nothing where the default is an action differs. With the
+    accounts given an action (``acted``) and how many of them got another action than their
+    default (``acted_differs``), the row is judged on those (some, not all: 10–80%); without
+    them, on ``share`` and says so.
+
+    Examples
+    --------
+    >>> row = differs_metric(0.97, 2_972, 2_430)
+    >>> row["current"], row["status"]
+    ('97% of all accounts; 82% of the 2,972 given an action', 'Review')
+    >>> differs_metric(0.38)["benchmark"]
+    'some, not all: 10–80% of all accounts (those left alone included)'
+    """
+    current = f"{share:.0%} of all accounts"
+    if acted and acted_differs is not None:
+        acted_share = acted_differs / acted
+        return {
+            "metric": DIFFERS_METRIC,
+            "current": f"{current}; {acted_share:.0%} of the {acted:,} given an action",
+            "benchmark": "some, not all: 10–80% of the accounts given an action",
+            "status": "On track" if 0.1 <= acted_share <= 0.8 else "Review",
+        }
+    return {
+        "metric": DIFFERS_METRIC,
+        "current": current,
+        "benchmark": "some, not all: 10–80% of all accounts (those left alone included)",
+        "status": "On track" if 0.1 <= share <= 0.8 else "Review",
+    }
+
+
 def metrics(summary: Mapping[str, Any]) -> list[dict[str, str]]:
     """The metric / benchmark / status lines of the report, from a run's summary.
 
@@ -195,18 +233,18 @@ def metrics(summary: Mapping[str, Any]) -> list[dict[str, str]]:
     --------
     >>> rows = metrics({"differs_from_default_share": 0.38, "do_nothing": 10, "accounts": 100})
     >>> rows[0]["metric"], rows[0]["current"], rows[0]["status"]
-    ('Recommendations that differ from the lifecycle default', '38%', 'On track')
+    ('Accounts given something other than their lifecycle default', '38% of all accounts', 'On track')
     """
     rows: list[dict[str, str]] = []
     share = summary.get("differs_from_default_share")
     if isinstance(share, int | float):
+        acted = summary.get("acted_differs_from_default")
         rows.append(
-            {
-                "metric": "Recommendations that differ from the lifecycle default",
-                "current": f"{share:.0%}",
-                "benchmark": "some, not all: 10–80%",
-                "status": "On track" if 0.1 <= share <= 0.8 else "Review",
-            }
+            differs_metric(
+                float(share),
+                int(acted["accounts"]) if isinstance(acted, Mapping) else None,
+                int(acted["differs"]) if isinstance(acted, Mapping) else None,
+            )
         )
     accounts = int(summary.get("accounts") or 0)
     nothing = int(summary.get("do_nothing") or 0)

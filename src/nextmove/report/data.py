@@ -5,12 +5,13 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import polars as pl
 
 from nextmove.decide.phrases import feature_wording
+from nextmove.engine.run_facts import DIFFERS_METRIC, differs_metric
 from nextmove.errors import ConfigError
 from nextmove.report.charts import usd
 
@@ -36,6 +37,16 @@ class StageRow:
     accounts: int
     differs: int
     share: float
+    """``differs`` over ``accounts``: every account of the stage, those left alone included."""
+    acted: int = 0
+    """Accounts of the stage given an action (not "do nothing")."""
+    acted_differs: int = 0
+    """Of those, how many got an action other than the stage's default."""
+
+    @property
+    def acted_share(self) -> float | None:
+        """``acted_differs`` over ``acted`` (None when no account of the stage got an action)."""
+        return self.acted_differs / self.acted if self.acted else None
 
 
 @dataclass(frozen=True)
@@ -102,6 +113,8 @@ class ReportData:
     title: str
     run_id: str
     as_of: str
+    as_of_text: str
+    """``as_of`` for people: "5 January 2026", with the time (UTC) only when it is not midnight."""
     sentences: list[str]
     actions: list[Count]
     families: list[Count]
@@ -109,6 +122,9 @@ class ReportData:
     bands: list[BandRow]
     top_at_risk: list[dict[str, Any]]
     impact: list[ImpactRow]
+    impact_cost_usd: float | None
+    """What the per-objective rows (gross) sum to over "All objectives" (net): the actions' cost; None
+    when there is no total or no objective row, or they agree to the dollar."""
     policies: list[PolicyRow]
     segments: list[SegmentRow]
     segment_notes: list[str]
@@ -176,10 +192,7 @@ def _sentences(summary: Mapping[str, Any], families: Sequence[Count], recs: pl.D
         )
     if "differs_from_default_share" in summary:
         share = _num(summary, "differs_from_default_share")
-        out.append(
-            f"{share:.0%} of recommended actions differ from the action the lifecycle-stage playbook "
-            "would have suggested by default."
-        )
+        out.append(_differs_sentence(share, _default_counts(recs)))
     impact = summary.get("projected_impact_usd")
     if isinstance(impact, Mapping) and "value" in impact:
         low, high = impact.get("low"), impact.get("high")
@@ -187,12 +200,7 @@ def _sentences(summary: Mapping[str, Any], families: Sequence[Count], recs: pl.D
         out.append(f"The projected impact of the recommended actions is {usd(float(impact['value']))}{band}.")
     arms = summary.get("arms")
     if isinstance(arms, Mapping) and arms.get("control"):
-        control = int(arms["control"])
-        verb = "is" if control == 1 else "are"
-        out.append(
-            f"{_plural(control, 'account')} {verb} in the randomised control cohort, which follows the default "
-            "playbook, so the lift of the recommendations can be measured."
-        )
+        out.append(_control_sentence(int(arms["control"]), recs))
     regret = summary.get("regret")
     if isinstance(regret, Mapping) and isinstance(regret.get("model_regret_share"), int | float):
         out.append(
@@ -200,6 +208,89 @@ def _sentences(summary: Mapping[str, Any], families: Sequence[Count], recs: pl.D
             "of the oracle's gain over the lifecycle default, under the same capacities."
         )
     return out
+
+
+@dataclass(frozen=True)
+class DefaultCounts:
+    """Accounts against their lifecycle-stage default, over those whose default is known."""
+
+    accounts: int
+    differs: int
+    left_alone_differs: int
+    """Accounts left alone ("do nothing") whose default is an action: they count as differing."""
+    acted: int
+    """Accounts given an action."""
+    acted_differs: int
+    """Of those, how many got an action other than their default."""
+
+    @property
+    def acted_share(self) -> float | None:
+        return self.acted_differs / self.acted if self.acted else None
+
+
+def _default_counts(recs: pl.DataFrame) -> DefaultCounts | None:
+    """The accounts that differ from their default, split into those left alone and those given an action.
+
+    Over the accounts with a known default, as the summary's ``differs_from_default_share``; None
+    when the recommendations do not say.
+    """
+    if not {"action_id", "differs_from_default"} <= set(recs.columns):
+        return None
+    known = recs.filter(pl.col("differs_from_default").is_not_null())
+    if "default_action_id" in known.columns:
+        known = known.filter(pl.col("default_action_id").is_not_null())
+    differs = pl.col("differs_from_default").cast(pl.Boolean)
+    nothing = pl.col("action_id").cast(pl.Utf8) == "none"
+    row = known.select(
+        pl.len().alias("n"),
+        differs.sum().alias("d"),
+        (differs & nothing).sum().alias("ld"),
+        (~nothing).sum().alias("a"),
+        (differs & ~nothing).sum().alias("ad"),
+    ).row(0)
+    return DefaultCounts(*(int(v or 0) for v in row))
+
+
+def _differs_sentence(share: float, counts: DefaultCounts | None) -> str:
+    """The share that differs from the default, over its base: every account, those left alone included."""
+    text = f"{share:.0%} of accounts get something other than their lifecycle-stage default"
+    if counts is None:
+        return text + " (those left alone included, where the default is an action)."
+    text += f" ({counts.left_alone_differs:,} of them nothing, where the default is an action)"
+    if counts.acted_share is None:
+        return text + "; no account is given an action."
+    return (
+        text + f"; of the {_plural(counts.acted, 'account')} given an action, {counts.acted_share:.0%} "
+        f"({counts.acted_differs:,}) get one other than their default."
+    )
+
+
+def _control_sentence(control: int, recs: pl.DataFrame) -> str:
+    """The control cohort: kept to the lifecycle default, with how many actually got it and how many nothing."""
+    verb = "is" if control == 1 else "are"
+    text = (
+        f"{_plural(control, 'account')} {verb} in the randomised control cohort, kept to the lifecycle-stage "
+        "default so the lift of the recommendations can be measured"
+    )
+    if not {"arm", "action_id", "default_action_id"} <= set(recs.columns):
+        return text + "."
+    cohort = recs.filter(pl.col("arm") == "control")
+    action = pl.col("action_id").cast(pl.Utf8)
+    default = pl.col("default_action_id").cast(pl.Utf8)
+    got, blocked = cohort.select(
+        (action == default).fill_null(False).sum().alias("got"),
+        ((action == "none") & (default.fill_null("") != "none")).sum().alias("blocked"),
+    ).row(0)
+    got, blocked = int(got or 0), int(blocked or 0)
+    text += f": {got:,} got their default"
+    if blocked:
+        text += (
+            f" and {blocked:,} got nothing (their default is not allowed for them now, or no capacity was left for it)"
+        )
+    other = cohort.height - got - blocked
+    if other > 0:
+        text += f"; {other:,} got something else"
+    return text + "."
 
 
 def _counts(values: Sequence[str], labels: Mapping[str, str]) -> list[Count]:
@@ -214,13 +305,27 @@ def _counts(values: Sequence[str], labels: Mapping[str, str]) -> list[Count]:
 def _stages(recs: pl.DataFrame) -> list[StageRow]:
     if "lifecycle_stage" not in recs.columns or "differs_from_default" not in recs.columns:
         return []
+    differs = pl.col("differs_from_default").cast(pl.Boolean).fill_null(False)
+    acted = pl.col("action_id").cast(pl.Utf8) != "none"
     grouped = (
         recs.group_by(pl.col("lifecycle_stage").fill_null("(none)"))
-        .agg(pl.len().alias("n"), pl.col("differs_from_default").cast(pl.Int64).sum().alias("d"))
-        .sort("n", descending=True)
+        .agg(
+            pl.len().alias("n"),
+            differs.sum().alias("d"),
+            acted.sum().alias("a"),
+            (differs & acted).sum().alias("ad"),
+        )
+        .sort(["n", "lifecycle_stage"], descending=[True, False])
     )
     return [
-        StageRow(str(r["lifecycle_stage"]), int(r["n"]), int(r["d"]), int(r["d"]) / max(int(r["n"]), 1))
+        StageRow(
+            str(r["lifecycle_stage"]),
+            int(r["n"]),
+            int(r["d"]),
+            int(r["d"]) / max(int(r["n"]), 1),
+            int(r["a"]),
+            int(r["ad"]),
+        )
         for r in grouped.iter_rows(named=True)
     ]
 
@@ -317,6 +422,7 @@ def _top_at_risk(recs: pl.DataFrame, labels: Mapping[str, str], n: int = 15) -> 
             {
                 "account_id": r["account_id"],
                 "name": r.get("name") or r["account_id"],
+                "id": r["account_id"] if r.get("name") and r.get("name") != r["account_id"] else "",
                 "arr": usd(float(r.get("arr") or 0.0)),
                 "at_risk": usd(float(r["_risk"])),
                 "band": r.get("health_band") or "",
@@ -346,6 +452,17 @@ def _impact(summary: Mapping[str, Any]) -> list[ImpactRow]:
         value = float(total["value"])
         out.append(ImpactRow("All objectives", value, float(total.get("low", value)), float(total.get("high", value))))
     return out
+
+
+def _impact_cost(impact: Sequence[ImpactRow]) -> float | None:
+    """What separates the objectives' rows (gross) from "All objectives" (net of the actions' cost).
+
+    None when there is no total or no objective row, or they agree to the dollar.
+    """
+    if len(impact) < 2 or impact[-1].label != "All objectives":
+        return None
+    gap = sum(i.value_usd for i in impact[:-1]) - impact[-1].value_usd
+    return gap if abs(gap) >= 1.0 else None
 
 
 def _policies(summary: Mapping[str, Any]) -> list[PolicyRow]:
@@ -466,12 +583,31 @@ def _segments(summary: Mapping[str, Any], labels: Mapping[str, str]) -> tuple[li
     return rows, notes
 
 
-def _metrics(summary: Mapping[str, Any]) -> list[MetricRow]:
-    return [
-        MetricRow(str(m["metric"]), str(m.get("current", "")), str(m.get("benchmark", "")), str(m.get("status", "")))
-        for m in summary.get("metrics") or []
-        if isinstance(m, Mapping) and "metric" in m
-    ]
+_OLD_DIFFERS_METRIC = "Recommendations that differ from the lifecycle default"
+
+
+def _metrics(summary: Mapping[str, Any], counts: DefaultCounts | None) -> list[MetricRow]:
+    """The summary's metric rows; the one on the lifecycle default is judged again on the recommendations.
+
+    A run stored before the summary counted the accounts given an action judged the share of every
+    account (those left alone included) against a benchmark meant for actions; the row is rebuilt
+    here with both figures and the base the benchmark is about.
+    """
+    share = summary.get("differs_from_default_share")
+    out = []
+    for m in summary.get("metrics") or []:
+        if not isinstance(m, Mapping) or "metric" not in m:
+            continue
+        if m["metric"] in (DIFFERS_METRIC, _OLD_DIFFERS_METRIC) and isinstance(share, int | float):
+            m = differs_metric(
+                float(share), *((counts.acted, counts.acted_differs) if counts is not None else (None, None))
+            )
+        out.append(
+            MetricRow(
+                str(m["metric"]), str(m.get("current", "")), str(m.get("benchmark", "")), str(m.get("status", ""))
+            )
+        )
+    return out
 
 
 def _table(recs: pl.DataFrame, labels: Mapping[str, str]) -> tuple[list[dict[str, Any]], str | None]:
@@ -491,9 +627,13 @@ def _table(recs: pl.DataFrame, labels: Mapping[str, str]) -> tuple[list[dict[str
     for r in frame.iter_rows(named=True):
         value = float(r.get("expected_value_usd") or 0.0)
         low, high = get(r, "value_low_usd"), get(r, "value_high_usd")
+        name = str(get(r, "name") or "").strip()
+        account_id = str(r["account_id"])
         rows.append(
             {
-                "account": str(r.get("name") or r["account_id"]),
+                "account": name or account_id,
+                # The id under a name (two accounts may share a name); empty when the account has no name.
+                "id": account_id if name and name != account_id else "",
                 "owner": str(get(r, "owner") or ""),
                 "stage": str(get(r, "lifecycle_stage") or ""),
                 "health": "" if get(r, "health_score") is None else round(float(r["health_score"])),
@@ -509,6 +649,48 @@ def _table(recs: pl.DataFrame, labels: Mapping[str, str]) -> tuple[list[dict[str
             }
         )
     return rows, note
+
+
+_MONTHS = [
+    "January",
+    "February",
+    "March",
+    "April",
+    "May",
+    "June",
+    "July",
+    "August",
+    "September",
+    "October",
+    "November",
+    "December",
+]
+
+
+def _readable_date(as_of: object) -> str:
+    """A run's as-of instant for people: "5 January 2026"; with "14:30 UTC" when it is not midnight.
+
+    Text that is not an ISO date is kept as it is.
+
+    Examples
+    --------
+    >>> _readable_date("2026-01-05T00:00:00+00:00"), _readable_date("2026-01-05T14:30:00+00:00")
+    ('5 January 2026', '5 January 2026, 14:30 UTC')
+    """
+    when = as_of
+    if isinstance(as_of, str):
+        try:
+            when = datetime.fromisoformat(as_of)
+        except ValueError:
+            return as_of
+    if not isinstance(when, datetime):
+        return str(as_of or "")
+    if when.tzinfo is not None:
+        when = when.astimezone(UTC)
+    text = f"{when.day} {_MONTHS[when.month - 1]} {when.year}"
+    if (when.hour, when.minute, when.second) != (0, 0, 0):
+        text += f", {when:%H:%M} UTC"
+    return text
 
 
 def _title(summary: Mapping[str, Any]) -> str:
@@ -567,21 +749,24 @@ def build_report_data(
         if not summary.get(key) and not (key == "health_bands" and "health_band" in recommendations.columns):
             notes.append(f"This run has no {what}.")
     as_of = summary.get("as_of", "")
+    impact = _impact(summary)
     return ReportData(
         title=title or _title(summary),
         run_id=str(summary.get("run_id", "")),
         as_of=as_of.isoformat() if isinstance(as_of, datetime) else str(as_of),
+        as_of_text=_readable_date(as_of),
         sentences=_sentences(summary, families, recommendations),
         actions=_counts(actions, labels),
         families=families,
         stages=_stages(recommendations),
         bands=_bands(summary, recommendations),
         top_at_risk=_top_at_risk(recommendations, labels),
-        impact=_impact(summary),
+        impact=impact,
+        impact_cost_usd=_impact_cost(impact),
         policies=_policies(summary),
         segments=segments,
         segment_notes=segment_notes,
-        metrics=_metrics(summary),
+        metrics=_metrics(summary, _default_counts(recommendations)),
         table=table,
         table_note=table_note,
         notes=notes,

@@ -63,7 +63,7 @@ def charts(data: ReportData) -> dict[str, Markup]:
     if data.stages:
         out["stages"] = _bars(
             [Bar(s.stage, s.share * 100, f"{s.share:.0%} of {s.accounts:,}") for s in data.stages],
-            "Share that differs from the lifecycle default, by stage",
+            "Accounts given something other than the lifecycle default (the left-alone included), by stage",
         )
     if data.bands and data.has_arr:
         out["bands"] = _bars(
