@@ -245,6 +245,10 @@ def executive_summary(summary: dict[str, Any]) -> str:
     >>> s.update(assigned={"retention": 1}, projected_impact_usd={"value": 3282.4, "low": -10054.2, "high": 14798.0})
     >>> print(executive_summary(s))  # doctest: +ELLIPSIS
     The Playbook scored ... 1 customer was assigned a retention action; ... (90% interval -$10,054 to $14,798).
+    >>> s["acted_differs_from_default"] = {"accounts": 592, "differs": 450}
+    >>> print(executive_summary(s))  # doctest: +ELLIPSIS +NORMALIZE_WHITESPACE
+    The Playbook ... by default (of all accounts, counting those left alone where the default is an action; of the 592
+    given an action, 76%). Projected impact: ...
     """
     from nextmove.decide.phrases import usd_text
 
@@ -271,8 +275,18 @@ def executive_summary(summary: dict[str, Any]) -> str:
     if share is not None:
         text += (
             f" {share:.0%} of recommended actions differ from the action the lifecycle-stage playbook would have "
-            "suggested by default."
+            "suggested by default"
         )
+        # The share counts every account (left alone where the default is an action differs too); say
+        # what it is among the accounts given an action, which a reader may take it for.
+        acted = summary.get("acted_differs_from_default")
+        if isinstance(acted, dict) and acted.get("accounts"):
+            given, differs = int(acted["accounts"]), int(acted.get("differs") or 0)
+            text += (
+                f" (of all accounts, counting those left alone where the default is an action; of the {given:,} "
+                f"given an action, {differs / given:.0%})"
+            )
+        text += "."
     impact = summary["projected_impact_usd"]
     text += (
         f" Projected impact: {usd_text(impact['value'])} "
