@@ -10,7 +10,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 import typer
 from rich.console import Console, RenderableType
@@ -22,6 +22,8 @@ from nextmove._files import check_folder
 from nextmove.errors import ConfigError, NextmoveError, NotInStoreError
 
 if TYPE_CHECKING:
+    import polars as pl
+
     from nextmove.store import Store
 
 # Wide enough for problem tables when output is piped to a file or CI log (rich assumes 80 there).
@@ -64,6 +66,55 @@ def output_file(path: Path, option: str = "--out") -> Path:
     if path.exists() and not os.access(path, os.W_OK):
         raise ConfigError(f"cannot overwrite {option} {path}: permission denied")
     return path
+
+
+def read_table_file(path: Path, option: str, *, raw_csv: bool = False, **csv_options: Any) -> pl.DataFrame:
+    """Read a CSV or Parquet file a user named with ``option``; a file Polars cannot read is a :class:`ConfigError`.
+
+    CSVs are read as nextmove writes them (a cell escaped from a spreadsheet formula is read back
+    raw) unless ``raw_csv``; ``csv_options`` go to Polars' ``read_csv``. The error names the file,
+    what was wrong and what to do, rather than a Polars traceback.
+    """
+    import polars as pl
+
+    from nextmove._csv import read_csv
+
+    if not path.is_file():
+        raise ConfigError(f"{option} {path}: no such file" if not path.is_dir() else f"{option} {path} is a folder")
+    if path.suffix not in (".csv", ".parquet"):
+        raise ConfigError(f"{option} {path} must be a .csv or .parquet file")
+    kind = "a CSV file" if path.suffix == ".csv" else "a Parquet file"
+    try:
+        if path.suffix == ".parquet":
+            return pl.read_parquet(path)
+        return pl.read_csv(path, **csv_options) if raw_csv else read_csv(path, **csv_options)
+    except (pl.exceptions.PolarsError, OSError, UnicodeDecodeError) as exc:
+        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        if "utf-8" in reason.lower() or isinstance(exc, UnicodeDecodeError):
+            hint = "it is not UTF-8 text: save it again as UTF-8 CSV (comma-separated)"
+        elif path.suffix == ".parquet":
+            hint = "it is damaged or not Parquet: write it again, or give a .csv"
+        else:
+            hint = "check it is comma-separated UTF-8 text with one header row"
+        raise ConfigError(f"{option} {path}: cannot be read as {kind} ({reason}); {hint}") from None
+
+
+def check_number_column(frame: pl.DataFrame, column: str, option: str, path: Path) -> None:
+    """Raise a :class:`ConfigError` naming the first row of ``column`` that is not a number (an empty cell is)."""
+    import polars as pl
+
+    if column not in frame.columns or frame.schema[column].is_numeric():
+        return
+    values = pl.col(column)
+    bad = frame.with_row_index("_row", offset=1).filter(
+        values.is_not_null() & values.cast(pl.Float64, strict=False).is_null()
+    )
+    if bad.height:
+        row, value = bad.row(0)[0], bad.get_column(column)[0]
+        raise ConfigError(
+            f"{option} {path}: column {column} must hold numbers, but row {row} holds {value!r} "
+            f"({bad.height:,} such row(s)); fix the file"
+        )
 
 
 CLI_LISTERS: dict[str, str] = {

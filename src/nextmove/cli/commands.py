@@ -17,7 +17,7 @@ from nextmove._files import check_folder
 from nextmove.book import Book, empty_table
 from nextmove.book.problems import ValidationReport
 from nextmove.book.validate import load_book, load_table, playbook_fit_notes, validate_book
-from nextmove.cli._common import console, err_console, handle_errors, parse_as_of, status
+from nextmove.cli._common import console, err_console, handle_errors, output_file, parse_as_of, status
 from nextmove.cli.render import render_problems, render_summary
 from nextmove.errors import ConfigError
 from nextmove.features import FeatureVocabulary, compute_features, feature_schema
@@ -364,16 +364,20 @@ def features_cmd(
     """
     if out.suffix not in (".parquet", ".csv"):
         raise ConfigError(f"--out {out} must end in .parquet or .csv")
+    output_file(out)  # before the work: a folder, a path under a file, a folder that cannot be written
     pb, loaded, t = load_inputs(book, playbook, as_of)
     with status(f"Computing features as of {t:%Y-%m-%d %H:%M} UTC…"):
         frame = compute_features(loaded, t, playbook=pb)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.tmp")
-    if out.suffix == ".parquet":
-        frame.write_parquet(tmp)
-    else:
-        write_csv(frame, tmp)
-    tmp.replace(out)
+    try:
+        if out.suffix == ".parquet":
+            frame.write_parquet(tmp)
+        else:
+            write_csv(frame, tmp)
+        tmp.replace(out)
+    finally:
+        tmp.unlink(missing_ok=True)
     console.print(
         f"Wrote [bold]{out}[/]: {frame.height:,} accounts × {frame.width - 1:,} features as of {t:%Y-%m-%d %H:%M} UTC."
     )

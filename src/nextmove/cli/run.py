@@ -12,7 +12,17 @@ from rich.markup import escape
 from rich.table import Table
 
 from nextmove.book.validate import load_book
-from nextmove.cli._common import StageProgress, console, handle_errors, open_store, output_folder, parse_as_of, status
+from nextmove.cli._common import (
+    StageProgress,
+    check_number_column,
+    console,
+    handle_errors,
+    open_store,
+    output_folder,
+    parse_as_of,
+    read_table_file,
+    status,
+)
 from nextmove.cli.commands import AsOfOpt, BookOpt, PlaybookOpt, resolve_playbook_path
 from nextmove.errors import ConfigError
 from nextmove.playbook.loader import load_playbook
@@ -205,12 +215,19 @@ def _read_truth(path: Path | None) -> pl.DataFrame | None:
     """The lab's true values (``account_id, action_id, eligible, value_usd``), or None."""
     if path is None:
         return None
-    if not path.is_file():
-        raise ConfigError(f"--truth {path}: no such file")
-    frame = pl.read_parquet(path) if path.suffix == ".parquet" else pl.read_csv(path)
+    frame = read_table_file(path, "--truth", raw_csv=True)
     missing = [c for c in ("account_id", "action_id", "value_usd") if c not in frame.columns]
     if missing:
-        raise ConfigError(f"--truth {path}: lacks the column(s) {', '.join(missing)}")
+        raise ConfigError(
+            f"--truth {path}: lacks the column(s) {', '.join(missing)}; it is not the lab's truth/values table "
+            "(`nextmove simulate` writes it as BOOK/truth/values.parquet)"
+        )
+    check_number_column(frame, "value_usd", "--truth", path)
+    if "eligible" in frame.columns and frame.schema["eligible"] != pl.Boolean:
+        try:
+            frame = frame.with_columns(pl.col("eligible").cast(pl.Boolean))
+        except pl.exceptions.PolarsError:
+            raise ConfigError(f"--truth {path}: column eligible must hold true or false") from None
     return frame
 
 
