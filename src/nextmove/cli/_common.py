@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import functools
 import os
+import signal
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -19,7 +21,7 @@ from rich.progress import BarColumn, Progress, SpinnerColumn, Task, TaskID, Text
 from rich.text import Text
 
 from nextmove._files import check_folder
-from nextmove.errors import ConfigError, NextmoveError, NotInStoreError
+from nextmove.errors import ConfigError, NextmoveError, NotInStoreError, Terminated, failure_text
 
 if TYPE_CHECKING:
     import polars as pl
@@ -145,12 +147,53 @@ def handle_errors(func: Callable[P, R]) -> Callable[P, R]:
     @functools.wraps(func)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         try:
-            return func(*args, **kwargs)
+            with sigterm_as_interrupt():
+                return func(*args, **kwargs)
         except NextmoveError as exc:
             err_console.print(f"[bold red]error:[/] {escape(cli_message(exc))}")
             raise typer.Exit(exc.exit_code) from None
+        except KeyboardInterrupt as exc:
+            # Ctrl-C, or SIGTERM raised as one by sigterm_as_interrupt(): the command's own cleanup has run.
+            terminated = isinstance(exc, Terminated)
+            what = "terminated" if terminated else "interrupted"
+            err_console.print(f"[bold red]{what}:[/] {escape(failure_text(exc))}")
+            raise typer.Exit(EXIT_TERMINATED if terminated else EXIT_INTERRUPTED) from None
 
     return wrapper
+
+
+EXIT_INTERRUPTED = 130
+"""Exit code after Ctrl-C (128 + SIGINT), as shells report it."""
+
+EXIT_TERMINATED = 143
+"""Exit code after SIGTERM (128 + SIGTERM), as shells report it."""
+
+
+def _raise_terminated(signum: int, _frame: object) -> None:
+    # A second SIGTERM, during the cleanup, stops the process at once as the default would.
+    signal.signal(signum, signal.SIG_DFL)
+    raise Terminated(signal.Signals(signum).name)
+
+
+@contextmanager
+def sigterm_as_interrupt() -> Iterator[None]:
+    """Within the block, SIGTERM raises :class:`Terminated` (a KeyboardInterrupt), so the cleanup after Ctrl-C runs.
+
+    A timeout, systemd, Docker or Kubernetes stop a command with SIGTERM, which by default ends the
+    process at once: a run stayed ``running`` in the store and its staging folder was left behind.
+    Only in the main thread, and only over the default handler (not one an embedding program set).
+    """
+    if threading.current_thread() is not threading.main_thread() or signal.getsignal(signal.SIGTERM) not in (
+        signal.SIG_DFL,
+        None,
+    ):
+        yield
+        return
+    signal.signal(signal.SIGTERM, _raise_terminated)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 def open_store(url: str | None = None, *, existing: bool = False) -> Store:
