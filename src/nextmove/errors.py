@@ -91,6 +91,14 @@ class ConfigError(NextmoveError):
     code = "config_invalid"
 
 
+class StoreURLError(ConfigError, StoreError):
+    """The store URL cannot be read or names an unsupported database: the user's input, not an outage.
+
+    A :class:`StoreError` (for callers that catch those), with a :class:`ConfigError`'s exit code 2
+    and HTTP status 422: the CLI exits 2, as for any other bad option, not 3 (store unavailable).
+    """
+
+
 class NothingToLearnError(ConfigError):
     """No past decision's outcome horizon is over (or seen long enough): a model has nothing to learn from.
 

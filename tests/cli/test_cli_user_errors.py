@@ -82,3 +82,36 @@ def test_a_policy_table_with_text_probabilities_is_a_config_error() -> None:
     table = pl.DataFrame({"account_id": ["a", "b"], "action_id": ["none", "none"], "probability": ["1", "abc"]})
     with pytest.raises(ConfigError, match="policy row 1: probability must be a number in \\[0, 1\\], got 'abc'"):
         table_policy(table)
+
+
+def test_serve_on_a_port_in_use_says_so_before_loading(tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        said = _refused(["serve", "--book", str(tmp_path / "no-book"), "--host", "127.0.0.1", "--port", str(port)])
+    assert f"port {port} is in use on 127.0.0.1: pass --port" in said
+
+
+def _help(command: str) -> str:
+    return _said(runner.invoke(app, [command, "--help"]).output.replace("│", " "))
+
+
+def test_help_says_what_the_code_does() -> None:
+    evaluate = _help("evaluate")
+    assert "two horizons before" not in evaluate
+    assert "last third of the usable decision span" in evaluate
+    report = _help("report")
+    assert "newest run that succeeded" in report
+    init = _help("init")
+    assert "``" not in init
+    assert "went stale" not in init
+
+
+def test_a_role_that_sees_every_account_reads_an_admin_key(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    result = runner.invoke(app, ["keys", "create", "--role", "admin", "--owner", "Ana", "--store", url])
+    assert result.exit_code == 2, result.output
+    assert "an admin key sees every account" in _said(result.output)

@@ -52,7 +52,8 @@ def evaluate_cmd(
         typer.Option(
             "--as-of",
             help="Split time (ISO 8601): fit on the decisions whose horizon closed by then, evaluate on those "
-            "taken from then on. Default: two horizons before the book's latest data (none with --holdout-fraction).",
+            "taken from then on. Default: the time that leaves the last third of the usable decision span (the "
+            "span of decision times less two horizons) to evaluation (none with --holdout-fraction).",
         ),
     ] = None,
     policy: Annotated[
