@@ -115,3 +115,21 @@ def test_a_role_that_sees_every_account_reads_an_admin_key(tmp_path: Path) -> No
     result = runner.invoke(app, ["keys", "create", "--role", "admin", "--owner", "Ana", "--store", url])
     assert result.exit_code == 2, result.output
     assert "an admin key sees every account" in _said(result.output)
+
+
+def test_contradictory_or_negative_options_are_refused(book_dir: Path, tmp_path: Path) -> None:
+    said = _refused(["run", "--book", str(book_dir), "--no-store", "--store", f"sqlite:///{tmp_path / 's.db'}"])
+    assert "--no-store and --store contradict each other" in said
+    assert "--max-examples" in _refused(["validate", "--book", str(book_dir), "--max-examples", "-1"])
+
+
+@pytest.mark.parametrize("command", ["health", "run"])
+def test_reusing_a_model_from_a_store_that_does_not_exist_leaves_no_store_file(
+    book_dir: Path, tmp_path: Path, command: str
+) -> None:
+    db = tmp_path / "new.db"
+    out = ["--out", str(tmp_path / "h.csv")] if command == "health" else ["--out", str(tmp_path / "o")]
+    result = runner.invoke(app, [command, "--book", str(book_dir), *out, "--reuse-model", "--store", f"sqlite:///{db}"])
+    assert result.exit_code == 4, result.output
+    assert "there is no store at" in _said(result.output)
+    assert not db.exists()

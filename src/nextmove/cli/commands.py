@@ -251,7 +251,9 @@ def validate(
             "if later). Default: now.",
         ),
     ] = None,
-    max_examples: Annotated[int, typer.Option(help="Offending rows listed per table (counts stay complete).")] = 1000,
+    max_examples: Annotated[
+        int, typer.Option(min=0, help="Offending rows listed per table (counts stay complete).")
+    ] = 1000,
 ) -> None:
     """Check a book of business against the data contract.
 

@@ -72,7 +72,8 @@ def health_cmd(
         raise ConfigError(f"--out {out} must end in .csv")
     output_file(out)
     pb, loaded, t = load_inputs(book, playbook, as_of)
-    opened: Store | None = open_store(store) if (save_model or reuse_model) else None
+    # Reusing only reads the store: one that does not exist is an error, not a new empty file left behind.
+    opened: Store | None = open_store(store, existing=reuse_model) if (save_model or reuse_model) else None
     try:
         with status("Scoring health…") as step:
             result = score_health(

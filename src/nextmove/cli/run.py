@@ -116,13 +116,16 @@ def run_cmd(
     earlier run only once the whole run has succeeded: a run that fails leaves --out as it was.
     Default --as-of: the book's latest timestamp, rounded up to a UTC midnight.
     """
+    if no_store and store is not None:
+        raise ConfigError("--no-store and --store contradict each other: give one of them")
     pb = load_playbook(resolve_playbook_path(book, playbook))
     when = parse_as_of(as_of)
     folder = output_folder(out if out is not None else _default_out(book))  # before the long load
     with status("Loading and validating the book…"):
         loaded = load_book(book, playbook=pb)
     truth_frame = _read_truth(truth if truth is not None else _truth_path(book))
-    opened: Store | None = None if no_store else open_store(store)
+    # A reused model must already be in the store: a store that does not exist is an error, not a new empty file.
+    opened: Store | None = None if no_store else open_store(store, existing=reuse_model)
     try:
         result = _run_with_progress(
             loaded,
