@@ -91,6 +91,14 @@ class ConfigError(NextmoveError):
     code = "config_invalid"
 
 
+class StoreURLError(ConfigError, StoreError):
+    """The store URL cannot be read or names an unsupported database: the user's input, not an outage.
+
+    A :class:`StoreError` (for callers that catch those), with a :class:`ConfigError`'s exit code 2
+    and HTTP status 422: the CLI exits 2, as for any other bad option, not 3 (store unavailable).
+    """
+
+
 class NothingToLearnError(ConfigError):
     """No past decision's outcome horizon is over (or seen long enough): a model has nothing to learn from.
 
@@ -114,3 +122,35 @@ class MissingExtraError(NextmoveError, ImportError):
         super().__init__(f"this feature needs the optional package {package!r}: run `pip install 'nextmove[{extra}]'`")
         self.package = package
         self.extra = extra
+
+
+INTERRUPTED = "interrupted by the user (Ctrl-C)"
+"""What a run stopped by Ctrl-C (a plain :class:`KeyboardInterrupt`) records as its error."""
+
+
+class Terminated(KeyboardInterrupt):
+    """The process was asked to stop by a signal (SIGTERM: a timeout, systemd, Docker or Kubernetes).
+
+    A :class:`KeyboardInterrupt`, so that whatever cleans up after Ctrl-C (a run marked failed in
+    the store, its half-written files removed) cleans up after it too. The command line raises it
+    from its SIGTERM handler and exits 143.
+    """
+
+    def __init__(self, signal_name: str = "SIGTERM") -> None:
+        super().__init__(f"stopped by {signal_name} (a timeout, or a service manager stopping it)")
+        self.signal_name = signal_name
+
+
+def failure_text(exc: BaseException) -> str:
+    """What a failed job records as its error: readable for an interruption, else the exception's type and message.
+
+    Examples
+    --------
+    >>> failure_text(KeyboardInterrupt()), failure_text(ValueError("bad"))
+    ('interrupted by the user (Ctrl-C)', 'ValueError: bad')
+    >>> failure_text(Terminated())
+    'stopped by SIGTERM (a timeout, or a service manager stopping it)'
+    """
+    if isinstance(exc, KeyboardInterrupt):
+        return str(exc) or INTERRUPTED
+    return f"{type(exc).__name__}: {exc}"

@@ -230,7 +230,14 @@ def test_cli_features_default_as_of_sees_the_last_day(tmp_path: Path) -> None:
 @pytest.mark.parametrize("command", [["keys", "list"], ["report"]])
 def test_cli_a_store_url_with_a_non_numeric_port_is_a_clear_error_hiding_the_password(command: list[str]) -> None:
     result = runner.invoke(app, [*command, "--store", "postgresql://u:hunter2@127.0.0.1:notaport/db"])
-    assert result.exit_code == 3, result.output
+    assert result.exit_code == 2, result.output  # the user's input, not a store that is down (3)
     assert not isinstance(result.exception, ValueError)
     assert "cannot read the store URL" in result.output
     assert "hunter2" not in result.output
+
+
+@pytest.mark.parametrize("url", ["notaurl", "mysql://u@h/db"])
+def test_cli_an_unsupported_store_url_is_bad_input_exit_2(url: str) -> None:
+    result = runner.invoke(app, ["keys", "list", "--store", url])
+    assert result.exit_code == 2, result.output
+    assert "store URL" in result.output

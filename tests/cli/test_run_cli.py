@@ -116,6 +116,9 @@ def test_run_cli_clear_errors(book_dir: Path, tmp_path: Path) -> None:
     )
     assert missing.exit_code == 2
     assert "no such file" in missing.output
+    from nextmove.store import open_store
+
+    open_store(f"sqlite:///{tmp_path}/x.db").close()  # a store without models (one that does not exist: no store)
     empty = runner.invoke(
         app, ["run", "--book", str(book_dir), "--reuse-model", "--store", f"sqlite:///{tmp_path}/x.db"]
     )

@@ -46,10 +46,17 @@ def test_write_book_refuses_a_non_empty_folder(tiny: SimResult, tmp_path: Path) 
     (out / "keep.txt").write_text("mine")
     with pytest.raises(ConfigError, match="not empty"):
         write_book(tiny, out)
+    # Overwriting replaces a book's own files only: a folder with any other file is refused, and kept.
+    with pytest.raises(ConfigError, match=r"keep\.txt"):
+        write_book(tiny, out, overwrite=True)
+    assert (out / "keep.txt").read_text() == "mine"
+    (out / "keep.txt").unlink()
+    write_book(tiny, out)
+    (out / "accounts.csv").write_text("stale")
     write_book(tiny, out, overwrite=True)
-    assert not (out / "keep.txt").exists()
-    assert (out / "accounts.csv").exists()
+    assert (out / "accounts.csv").read_text() != "stale"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["book"]
+    assert not list(out.rglob(".*"))
 
 
 def test_write_book_leaves_nothing_half_written(

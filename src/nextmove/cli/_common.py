@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import functools
 import os
+import signal
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 import typer
 from rich.console import Console, RenderableType
@@ -20,9 +22,11 @@ from rich.text import Text
 
 from nextmove._files import check_folder
 from nextmove.book.parse import parse_timestamp
-from nextmove.errors import ConfigError, NextmoveError, NotInStoreError
+from nextmove.errors import ConfigError, NextmoveError, NotInStoreError, Terminated, failure_text
 
 if TYPE_CHECKING:
+    import polars as pl
+
     from nextmove.store import Store
 
 # Wide enough for problem tables when output is piped to a file or CI log (rich assumes 80 there).
@@ -70,6 +74,55 @@ def output_file(path: Path, option: str = "--out") -> Path:
     return path
 
 
+def read_table_file(path: Path, option: str, *, raw_csv: bool = False, **csv_options: Any) -> pl.DataFrame:
+    """Read a CSV or Parquet file a user named with ``option``; a file Polars cannot read is a :class:`ConfigError`.
+
+    CSVs are read as nextmove writes them (a cell escaped from a spreadsheet formula is read back
+    raw) unless ``raw_csv``; ``csv_options`` go to Polars' ``read_csv``. The error names the file,
+    what was wrong and what to do, rather than a Polars traceback.
+    """
+    import polars as pl
+
+    from nextmove._csv import read_csv
+
+    if not path.is_file():
+        raise ConfigError(f"{option} {path}: no such file" if not path.is_dir() else f"{option} {path} is a folder")
+    if path.suffix not in (".csv", ".parquet"):
+        raise ConfigError(f"{option} {path} must be a .csv or .parquet file")
+    kind = "a CSV file" if path.suffix == ".csv" else "a Parquet file"
+    try:
+        if path.suffix == ".parquet":
+            return pl.read_parquet(path)
+        return pl.read_csv(path, **csv_options) if raw_csv else read_csv(path, **csv_options)
+    except (pl.exceptions.PolarsError, OSError, UnicodeDecodeError) as exc:
+        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        if "utf-8" in reason.lower() or isinstance(exc, UnicodeDecodeError):
+            hint = "it is not UTF-8 text: save it again as UTF-8 CSV (comma-separated)"
+        elif path.suffix == ".parquet":
+            hint = "it is damaged or not Parquet: write it again, or give a .csv"
+        else:
+            hint = "check it is comma-separated UTF-8 text with one header row"
+        raise ConfigError(f"{option} {path}: cannot be read as {kind} ({reason}); {hint}") from None
+
+
+def check_number_column(frame: pl.DataFrame, column: str, option: str, path: Path) -> None:
+    """Raise a :class:`ConfigError` naming the first row of ``column`` that is not a number (an empty cell is)."""
+    import polars as pl
+
+    if column not in frame.columns or frame.schema[column].is_numeric():
+        return
+    values = pl.col(column)
+    bad = frame.with_row_index("_row", offset=1).filter(
+        values.is_not_null() & values.cast(pl.Float64, strict=False).is_null()
+    )
+    if bad.height:
+        row, value = bad.row(0)[0], bad.get_column(column)[0]
+        raise ConfigError(
+            f"{option} {path}: column {column} must hold numbers, but row {row} holds {value!r} "
+            f"({bad.height:,} such row(s)); fix the file"
+        )
+
+
 CLI_LISTERS: dict[str, str] = {
     "model": "`nextmove models list` lists them",
     "API key": "`nextmove keys list` lists them",
@@ -98,12 +151,53 @@ def handle_errors(func: Callable[P, R]) -> Callable[P, R]:
     @functools.wraps(func)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         try:
-            return func(*args, **kwargs)
+            with sigterm_as_interrupt():
+                return func(*args, **kwargs)
         except NextmoveError as exc:
             err_console.print(f"[bold red]error:[/] {escape(cli_message(exc))}")
             raise typer.Exit(exc.exit_code) from None
+        except KeyboardInterrupt as exc:
+            # Ctrl-C, or SIGTERM raised as one by sigterm_as_interrupt(): the command's own cleanup has run.
+            terminated = isinstance(exc, Terminated)
+            what = "terminated" if terminated else "interrupted"
+            err_console.print(f"[bold red]{what}:[/] {escape(failure_text(exc))}")
+            raise typer.Exit(EXIT_TERMINATED if terminated else EXIT_INTERRUPTED) from None
 
     return wrapper
+
+
+EXIT_INTERRUPTED = 130
+"""Exit code after Ctrl-C (128 + SIGINT), as shells report it."""
+
+EXIT_TERMINATED = 143
+"""Exit code after SIGTERM (128 + SIGTERM), as shells report it."""
+
+
+def _raise_terminated(signum: int, _frame: object) -> None:
+    # A second SIGTERM, during the cleanup, stops the process at once as the default would.
+    signal.signal(signum, signal.SIG_DFL)
+    raise Terminated(signal.Signals(signum).name)
+
+
+@contextmanager
+def sigterm_as_interrupt() -> Iterator[None]:
+    """Within the block, SIGTERM raises :class:`Terminated` (a KeyboardInterrupt), so the cleanup after Ctrl-C runs.
+
+    A timeout, systemd, Docker or Kubernetes stop a command with SIGTERM, which by default ends the
+    process at once: a run stayed ``running`` in the store and its staging folder was left behind.
+    Only in the main thread, and only over the default handler (not one an embedding program set).
+    """
+    if threading.current_thread() is not threading.main_thread() or signal.getsignal(signal.SIGTERM) not in (
+        signal.SIG_DFL,
+        None,
+    ):
+        yield
+        return
+    signal.signal(signal.SIGTERM, _raise_terminated)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 def open_store(url: str | None = None, *, existing: bool = False) -> Store:

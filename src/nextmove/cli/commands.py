@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
+import re
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated
@@ -10,10 +13,11 @@ import typer
 from rich.markup import escape
 
 from nextmove._csv import write_csv
+from nextmove._files import check_folder
 from nextmove.book import Book, empty_table
 from nextmove.book.problems import ValidationReport
 from nextmove.book.validate import load_book, load_table, playbook_fit_notes, validate_book
-from nextmove.cli._common import console, err_console, handle_errors, parse_as_of, status
+from nextmove.cli._common import console, err_console, handle_errors, output_file, parse_as_of, status
 from nextmove.cli.render import render_problems, render_summary
 from nextmove.errors import ConfigError
 from nextmove.features import FeatureVocabulary, compute_features, feature_schema
@@ -129,24 +133,95 @@ def eligibility_errors(book: str, report: ValidationReport, playbook: Playbook) 
     return check_playbook_expressions([(a.id, a.eligibility) for a in playbook.actions], schema)
 
 
+INIT_MANIFEST = ".nextmove-init.json"
+"""What ``nextmove init`` wrote in its workspace (path → SHA-256), so ``--force`` replaces only those files."""
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _init_leftovers(directory: Path) -> list[str]:
+    """The files of ``directory/book`` and ``directory/README.md`` that ``init --force`` may not replace.
+
+    A file may be replaced when the workspace's manifest says init wrote it and it is unchanged
+    since; a ``book/playbook.toml`` equal to the built-in default may be replaced too. Anything
+    else (the user's own tables, an edited playbook or README) is theirs.
+    """
+    try:
+        manifest: dict[str, str] = json.loads((directory / INIT_MANIFEST).read_text(encoding="utf-8"))["files"]
+    except (OSError, ValueError, KeyError, TypeError):
+        manifest = {}
+    book_dir = directory / "book"
+    if book_dir.exists() and not book_dir.is_dir():
+        return ["book"]
+    paths = [directory / "README.md"] if (directory / "README.md").exists() else []
+    if book_dir.is_dir():
+        paths += sorted(p for p in book_dir.rglob("*") if not p.is_dir() or not any(p.iterdir()))
+    theirs = []
+    for path in paths:
+        name = path.relative_to(directory).as_posix()
+        if path.is_file() and not path.is_symlink():
+            digest = _sha256(path)
+            if manifest.get(name) == digest:
+                continue
+            if name == "book/playbook.toml" and path.read_text(encoding="utf-8", errors="replace") == (
+                default_playbook_text()
+            ):
+                continue
+            if name == "README.md" and _is_workspace_readme(path.read_text(encoding="utf-8", errors="replace")):
+                continue
+        theirs.append(name)
+    return theirs
+
+
+def _is_workspace_readme(text: str) -> bool:
+    """Whether ``text`` is the README init writes, unedited (for a workspace older than its manifest)."""
+    pattern = re.escape(_WORKSPACE_README).replace(re.escape("{as_of}"), r"\d{4}-\d{2}-\d{2}")
+    return re.fullmatch(pattern, text) is not None
+
+
 @handle_errors
 def init(
     directory: Annotated[Path, typer.Argument(help="Folder to create the workspace in.")],
-    accounts: Annotated[int, typer.Option(help="Accounts in the example book.")] = 300,
-    months: Annotated[int, typer.Option(help="Months of history in the example book.")] = 12,
-    force: Annotated[bool, typer.Option("--force", help="Write into a folder that is not empty.")] = False,
+    accounts: Annotated[
+        int, typer.Option(min=10, max=1_000_000, help="Accounts in the example book (10 to 1,000,000).")
+    ] = 300,
+    months: Annotated[int, typer.Option(min=1, max=120, help="Months of history in the example book (1 to 120).")] = 12,
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force",
+            help="Write into a folder that is not empty, replacing the example book and README.md an earlier "
+            "init wrote there. Nothing else is replaced: if DIR/book holds other files (your own tables, an "
+            "edited playbook.toml) or README.md was edited, init names them and stops.",
+        ),
+    ] = False,
 ) -> None:
-    """Create a workspace: an example book (from the lab) with its playbook.toml, and a README.
+    """Create a workspace: an example book (from the lab) in DIR/book, its playbook, and a README.
 
-    The playbook is written once, as ``book/playbook.toml``: the file every command reads when
-    given ``--book book`` without ``--playbook``. (A second copy beside the book went stale
-    unseen: edits to it changed nothing unless ``--playbook`` named it.)
+    The playbook is DIR/book/playbook.toml, the built-in default: every command given --book
+    DIR/book reads it unless --playbook names another file. Edit it to fit your teams.
     """
     from nextmove.sim import SimConfig, simulate, write_book
-    from nextmove.sim.io import check_out_dir
 
-    check_out_dir(directory, overwrite=force, how_to_overwrite="pass --force")
-    directory.mkdir(parents=True, exist_ok=True)
+    if directory.exists() and not directory.is_dir():
+        raise ConfigError(f"{directory}: exists and is not a folder; choose another folder")
+    check_folder(directory, "the workspace folder")  # under a file, or not writable
+    if directory.is_dir() and any(directory.iterdir()):
+        if not force:
+            raise ConfigError(
+                f"{directory}: folder is not empty; pass --force to replace the example book an earlier "
+                "init wrote there, or choose another folder"
+            )
+        theirs = _init_leftovers(directory)
+        if theirs:
+            listed = ", ".join(theirs[:8]) + (f" and {len(theirs) - 8} more" if len(theirs) > 8 else "")
+            raise ConfigError(
+                f"{directory}: --force replaces only the files an earlier init wrote, and these are not (or were "
+                f"changed since): {listed}; move them out of {directory} (your playbook or tables elsewhere) "
+                "or choose another folder"
+            )
     book_dir = directory / "book"
     with status("Simulating an example book of business…"):
         result = simulate(SimConfig(accounts=accounts, months=months, seed=0))
@@ -154,6 +229,9 @@ def init(
     # The built-in default, as the docs promise, whatever the lab simulated under.
     (book_dir / "playbook.toml").write_text(default_playbook_text(), encoding="utf-8")
     (directory / "README.md").write_text(_WORKSPACE_README.format(as_of=f"{result.as_of:%Y-%m-%d}"), encoding="utf-8")
+    written = [directory / "README.md", *(p for p in sorted(book_dir.rglob("*")) if p.is_file())]
+    manifest = {p.relative_to(directory).as_posix(): _sha256(p) for p in written}
+    (directory / INIT_MANIFEST).write_text(json.dumps({"files": manifest}, indent=1) + "\n", encoding="utf-8")
     console.print(f"Created workspace [bold]{directory}[/]:")
     console.print(f"  {book_dir}/  an example book of {accounts:,} accounts and {months} months of history")
     console.print(f"  {book_dir / 'playbook.toml'}  the playbook that commands given this book read: edit it")
@@ -173,7 +251,9 @@ def validate(
             "out until their time. Default: now.",
         ),
     ] = None,
-    max_examples: Annotated[int, typer.Option(help="Offending rows listed per table (counts stay complete).")] = 1000,
+    max_examples: Annotated[
+        int, typer.Option(min=0, help="Offending rows listed per table (counts stay complete).")
+    ] = 1000,
 ) -> None:
     """Check a book of business against the data contract.
 
@@ -215,8 +295,10 @@ def validate(
 @handle_errors
 def simulate_cmd(
     out: Annotated[Path, typer.Option("--out", "-o", help="Folder to write the book, its playbook and truth/ into.")],
-    accounts: Annotated[int, typer.Option(help="Active accounts at the end of the history.")] = 4200,
-    months: Annotated[int, typer.Option(help="Months of history.")] = 18,
+    accounts: Annotated[
+        int, typer.Option(min=10, max=1_000_000, help="Active accounts at the end of the history (10 to 1,000,000).")
+    ] = 4200,
+    months: Annotated[int, typer.Option(min=1, max=120, help="Months of history (1 to 120).")] = 18,
     seed: Annotated[int, typer.Option(help="Seed: the same seed gives the same book, byte for byte.")] = 0,
     signals_format: Annotated[
         str, typer.Option("--format", help="File format of signals and truth: parquet or csv.")
@@ -224,7 +306,15 @@ def simulate_cmd(
     no_propensities: Annotated[
         bool, typer.Option("--no-propensities", help="Leave propensities out of touches (to test estimating them).")
     ] = False,
-    force: Annotated[bool, typer.Option("--force", help="Replace OUT if it exists.")] = False,
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force",
+            help="Replace the book in OUT if it is not empty: its own files only (accounts.csv, signals, "
+            "touches.csv, outcomes.csv, playbook.toml, truth/). A folder that holds any other file is refused, "
+            "naming them; nothing else is ever deleted.",
+        ),
+    ] = False,
 ) -> None:
     """Simulate a B2B SaaS book of business with ground truth (the lab).
 
@@ -276,16 +366,20 @@ def features_cmd(
     """
     if out.suffix not in (".parquet", ".csv"):
         raise ConfigError(f"--out {out} must end in .parquet or .csv")
+    output_file(out)  # before the work: a folder, a path under a file, a folder that cannot be written
     pb, loaded, t = load_inputs(book, playbook, as_of)
     with status(f"Computing features as of {t:%Y-%m-%d %H:%M} UTC…"):
         frame = compute_features(loaded, t, playbook=pb)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.tmp")
-    if out.suffix == ".parquet":
-        frame.write_parquet(tmp)
-    else:
-        write_csv(frame, tmp)
-    tmp.replace(out)
+    try:
+        if out.suffix == ".parquet":
+            frame.write_parquet(tmp)
+        else:
+            write_csv(frame, tmp)
+        tmp.replace(out)
+    finally:
+        tmp.unlink(missing_ok=True)
     console.print(
         f"Wrote [bold]{out}[/]: {frame.height:,} accounts × {frame.width - 1:,} features as of {t:%Y-%m-%d %H:%M} UTC."
     )

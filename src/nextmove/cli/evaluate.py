@@ -12,7 +12,15 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from nextmove.cli._common import console, handle_errors, output_file, parse_as_of, status
+from nextmove.cli._common import (
+    check_number_column,
+    console,
+    handle_errors,
+    output_file,
+    parse_as_of,
+    read_table_file,
+    status,
+)
 from nextmove.cli.commands import BookOpt, PlaybookOpt, load_inputs
 from nextmove.errors import ConfigError
 
@@ -44,7 +52,8 @@ def evaluate_cmd(
         typer.Option(
             "--as-of",
             help="Split time (ISO 8601): fit on the decisions whose horizon closed by then, evaluate on those "
-            "taken from then on. Default: two horizons before the book's latest data (none with --holdout-fraction).",
+            "taken from then on. Default: the time that leaves the last third of the usable decision span (the "
+            "span of decision times less two horizons) to evaluation (none with --holdout-fraction).",
         ),
     ] = None,
     policy: Annotated[
@@ -117,17 +126,9 @@ def _policy_name(path: Path | None) -> str:
 
 def read_policy(path: Path) -> pl.DataFrame:
     """An external policy file (CSV or Parquet), with ``decision_ts`` parsed when it is text."""
-    from nextmove._csv import read_csv
-
-    if not path.is_file():
-        raise ConfigError(f"--policy {path}: no such file")
-    if path.suffix == ".csv":
-        # As nextmove writes CSVs (recommendations.csv): a cell escaped from a spreadsheet formula is read back raw.
-        frame = read_csv(path, schema_overrides={"account_id": pl.String, "action_id": pl.String})
-    elif path.suffix == ".parquet":
-        frame = pl.read_parquet(path)
-    else:
-        raise ConfigError(f"--policy {path} must be a .csv or .parquet file")
+    # As nextmove writes CSVs (recommendations.csv): a cell escaped from a spreadsheet formula is read back raw.
+    frame = read_table_file(path, "--policy", schema_overrides={"account_id": pl.String, "action_id": pl.String})
+    check_number_column(frame, "probability", "--policy", path)
     if "decision_ts" in frame.columns and frame.schema["decision_ts"] == pl.String:
         try:
             frame = frame.with_columns(pl.col("decision_ts").str.to_datetime(time_zone="UTC"))

@@ -72,7 +72,8 @@ def health_cmd(
         raise ConfigError(f"--out {out} must end in .csv")
     output_file(out)
     pb, loaded, t = load_inputs(book, playbook, as_of)
-    opened: Store | None = open_store(store) if (save_model or reuse_model) else None
+    # Reusing only reads the store: one that does not exist is an error, not a new empty file left behind.
+    opened: Store | None = open_store(store, existing=reuse_model) if (save_model or reuse_model) else None
     try:
         with status("Scoring health…") as step:
             result = score_health(
@@ -140,7 +141,7 @@ def render_health(result: HealthResult, out: Console, *, top: int = 10) -> None:
     if learned is not None:
         names.append(f"{kind} rate, later window")
     for name in names:
-        bands.add_column(name, justify="left" if name == "band" else "right")
+        bands.add_column(name, justify="left" if name == "band" else "right", no_wrap=True)
     summaries = result.bands()
     scored = sum(b.accounts for b in summaries) or 1
     for b in summaries:
@@ -174,7 +175,14 @@ def render_health(result: HealthResult, out: Console, *, top: int = 10) -> None:
         )
         table = Table(title=title, title_justify="left")
         for name in ("account", "ARR", "at risk", "score", "band", "trend", "top mover"):
-            table.add_column(name, justify="right" if name in ("ARR", "at risk", "score") else "left", overflow="fold")
+            # Amounts, ids and bands whole on one line; the trend and the mover wrap ("$290,1 / 39" was split).
+            whole = name in ("account", "ARR", "at risk", "score", "band")
+            table.add_column(
+                name,
+                justify="right" if name in ("ARR", "at risk", "score") else "left",
+                no_wrap=whole,
+                overflow="fold",
+            )
         for row in at_risk.iter_rows(named=True):
             change = row.get("health_change")
             trend = row.get("health_trend") or ""
@@ -200,7 +208,8 @@ def render_health(result: HealthResult, out: Console, *, top: int = 10) -> None:
             title_justify="left",
         )
         for name in ("measure", "component", "AUC alone", "share of learned score", "power"):
-            measures.add_column(name, justify="right" if name in ("AUC alone", "share of learned score") else "left")
+            numeric = name in ("AUC alone", "share of learned score")
+            measures.add_column(name, justify="right" if numeric else "left", no_wrap=numeric or name == "power")
         for m in report.measures:
             measures.add_row(escape(m.text), m.component, _auc(m.auc), _pct(m.weight_share), m.power)
         out.print(measures)
@@ -222,7 +231,7 @@ def render_health(result: HealthResult, out: Console, *, top: int = 10) -> None:
             "ECE",
             "calibration",
         ):
-            models.add_column(name, justify="left" if name in ("outcome", "calibration") else "right")
+            models.add_column(name, justify="left" if name in ("outcome", "calibration") else "right", no_wrap=True)
         info = result.outcome_models.info
         for kind in info.kinds:
             s = info.summaries[kind]

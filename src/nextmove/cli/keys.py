@@ -95,7 +95,11 @@ def list_cmd(store: StoreOpt = None) -> None:
     """List every API key (id, role, owners, label, created, revoked); never the secrets."""
     with open_store(store, existing=True) as opened:
         keys = opened.list_api_keys()
-    table = Table("key_id", "role", "owners", "name", "created", "revoked")
+    table = Table()
+    # Ids are copied into `keys revoke`: never wrapped nor cut (folded only if the terminal is too narrow for them).
+    table.add_column("key_id", no_wrap=True, overflow="fold")
+    for name in ("role", "owners", "name", "created", "revoked"):
+        table.add_column(name)  # these wrap first when the terminal is narrow
     for k in keys:
         table.add_row(
             k.key_id,

@@ -48,7 +48,11 @@ def list_cmd(
         if kind is not None:
             check_kind(opened, kind)
         versions = opened.list_models(kind)
-    table = Table("model_id", "kind", "created", "active", "trained to", "metrics")
+    table = Table()
+    # Ids are copied into other commands: never wrapped nor cut (folded only if the terminal is too narrow for them).
+    table.add_column("model_id", no_wrap=True, overflow="fold")
+    for name in ("kind", "created", "active", "trained to", "metrics"):
+        table.add_column(name)  # these wrap first when the terminal is narrow
     for v in versions:
         metrics = ", ".join(f"{k}={val}" for k, val in list(v.metrics.items())[:3] if not isinstance(val, dict | list))
         table.add_row(

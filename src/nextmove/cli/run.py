@@ -12,7 +12,17 @@ from rich.markup import escape
 from rich.table import Table
 
 from nextmove.book.validate import load_book
-from nextmove.cli._common import StageProgress, console, handle_errors, open_store, output_folder, parse_as_of, status
+from nextmove.cli._common import (
+    StageProgress,
+    check_number_column,
+    console,
+    handle_errors,
+    open_store,
+    output_folder,
+    parse_as_of,
+    read_table_file,
+    status,
+)
 from nextmove.cli.commands import AsOfOpt, BookOpt, PlaybookOpt, print_book_notes, resolve_playbook_path
 from nextmove.errors import ConfigError
 from nextmove.playbook.loader import load_playbook
@@ -106,6 +116,8 @@ def run_cmd(
     earlier run only once the whole run has succeeded: a run that fails leaves --out as it was.
     Default --as-of: the book's latest timestamp, rounded up to a UTC midnight.
     """
+    if no_store and store is not None:
+        raise ConfigError("--no-store and --store contradict each other: give one of them")
     pb = load_playbook(resolve_playbook_path(book, playbook))
     when = parse_as_of(as_of)
     folder = output_folder(out if out is not None else _default_out(book))  # before the long load
@@ -113,7 +125,8 @@ def run_cmd(
         loaded = load_book(book, playbook=pb)
     print_book_notes(loaded)
     truth_frame = _read_truth(truth if truth is not None else _truth_path(book))
-    opened: Store | None = None if no_store else open_store(store)
+    # A reused model must already be in the store: a store that does not exist is an error, not a new empty file.
+    opened: Store | None = None if no_store else open_store(store, existing=reuse_model)
     try:
         result = _run_with_progress(
             loaded,
@@ -206,12 +219,19 @@ def _read_truth(path: Path | None) -> pl.DataFrame | None:
     """The lab's true values (``account_id, action_id, eligible, value_usd``), or None."""
     if path is None:
         return None
-    if not path.is_file():
-        raise ConfigError(f"--truth {path}: no such file")
-    frame = pl.read_parquet(path) if path.suffix == ".parquet" else pl.read_csv(path)
+    frame = read_table_file(path, "--truth", raw_csv=True)
     missing = [c for c in ("account_id", "action_id", "value_usd") if c not in frame.columns]
     if missing:
-        raise ConfigError(f"--truth {path}: lacks the column(s) {', '.join(missing)}")
+        raise ConfigError(
+            f"--truth {path}: lacks the column(s) {', '.join(missing)}; it is not the lab's truth/values table "
+            "(`nextmove simulate` writes it as BOOK/truth/values.parquet)"
+        )
+    check_number_column(frame, "value_usd", "--truth", path)
+    if "eligible" in frame.columns and frame.schema["eligible"] != pl.Boolean:
+        try:
+            frame = frame.with_columns(pl.col("eligible").cast(pl.Boolean))
+        except pl.exceptions.PolarsError:
+            raise ConfigError(f"--truth {path}: column eligible must hold true or false") from None
     return frame
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import errno
+import socket
 from pathlib import Path
 from typing import Annotated
 
@@ -75,7 +77,9 @@ def serve_cmd(
 
     Every request but /healthz and /readyz needs an API key: create one with
     `nextmove keys create --role admin`. The OpenAPI document is at /openapi.json, the docs at /docs.
+    A port already in use (or not allowed) is refused at once, with exit code 2.
     """
+    check_port_free(host, port)  # before loading the book: uvicorn would say it only after, in its own log
     import uvicorn
 
     from nextmove.api import ApiConfig, create_app
@@ -113,3 +117,25 @@ def serve_cmd(
         f"serving {'run ' + served.run_id if served else 'no run yet'}); OpenAPI at /openapi.json"
     )
     uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=log_level == "debug")
+
+
+def check_port_free(host: str, port: int) -> None:
+    """Raise a :class:`ConfigError` if ``host:port`` cannot be listened on (in use, or not allowed)."""
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+    except OSError as exc:
+        raise ConfigError(
+            f"--host {host}: cannot be resolved ({exc.strerror or exc}); give a host name or IP"
+        ) from None
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn does
+        try:
+            probe.bind(address)
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                raise ConfigError(
+                    f"port {port} is in use on {host}: pass --port with a free one (or stop what listens there)"
+                ) from None
+            raise ConfigError(
+                f"cannot listen on {host}:{port}: {exc.strerror or exc}; pass another --port or --host"
+            ) from None

@@ -59,7 +59,7 @@ from nextmove.engine.run_facts import (
 )
 from nextmove.engine.run_facts import metrics as run_metrics
 from nextmove.engine.run_process import run_process
-from nextmove.errors import ConfigError, NextmoveError, NothingToLearnError
+from nextmove.errors import ConfigError, NextmoveError, NothingToLearnError, failure_text
 from nextmove.features import FeatureVocabulary, build_training_set, compute_features, feature_schema
 from nextmove.features.history import resolve_as_of
 from nextmove.measure.ope import evaluate_policy, logging_propensities
@@ -1088,7 +1088,7 @@ def _mark_failed(store: Store, run_id: str, exc: BaseException) -> None:
         # A run saved whole before the error (say, interrupted while its model was being made
         # active) stays succeeded: its recommendations are all there.
         if store.get_run(run_id).status == "running":
-            store.finish_run(run_id, "failed", {"error": f"{type(exc).__name__}: {exc}"})
+            store.finish_run(run_id, "failed", {"error": failure_text(exc)})
 
 
 # ---- the summary ----------------------------------------------------------------------------------

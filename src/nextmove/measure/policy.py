@@ -262,7 +262,17 @@ def table_policy(table: pl.DataFrame, *, actions: Sequence[str] | None = None) -
     keys = _keys(table)
     if "probability" not in table.columns:
         table = table.with_columns(pl.lit(1.0).alias("probability"))
-    policy = table.select(*keys, pl.col("action_id").cast(pl.String), pl.col("probability").cast(pl.Float64))
+    probability = pl.col("probability")
+    not_numbers = table.with_row_index("_row").filter(
+        probability.is_not_null() & probability.cast(pl.Float64, strict=False).is_null()
+    )
+    if not_numbers.height:
+        first = not_numbers.row(0, named=True)
+        raise ConfigError(
+            f"policy row {first['_row']}: probability must be a number in [0, 1], got {first['probability']!r} "
+            f"({not_numbers.height} such rows)"
+        )
+    policy = table.select(*keys, pl.col("action_id").cast(pl.String), probability.cast(pl.Float64))
     bad = policy.with_row_index("_row").filter(
         pl.col("probability").is_null() | (pl.col("probability") < 0) | (pl.col("probability") > 1)
     )

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import shutil
-import tempfile
 from pathlib import Path
 
 import polars as pl
 
-from nextmove._files import check_folder
+from nextmove._files import StagedFiles, check_folder
 from nextmove.errors import ConfigError
 from nextmove.sim.simulate import SimResult
 
@@ -55,6 +53,43 @@ def _write(frame: pl.DataFrame, path: Path) -> None:
         frame.write_parquet(path, statistics=False)
 
 
+BOOK_FILES = ("accounts.csv", "signals.parquet", "signals.csv", "touches.csv", "outcomes.csv", "playbook.toml")
+"""The files :func:`write_book` writes at the top of its folder (signals in either format)."""
+
+TRUTH_TABLES = ("values", "accounts", "decisions", "propensities", "groups", "group_actions")
+TRUTH_FILES = (*(f"{name}.{ext}" for name in TRUTH_TABLES for ext in ("parquet", "csv")), "README.md")
+"""The files :func:`write_book` writes in ``truth/`` (tables in either format)."""
+
+
+def foreign_files(out_dir: Path) -> list[str]:
+    """The entries of ``out_dir`` (relative names) that :func:`write_book` would not have written.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> folder = Path(tempfile.mkdtemp())
+    >>> for name in ("accounts.csv", "mine.txt", "truth/values.csv", "truth/notes.md"):
+    ...     (folder / name).parent.mkdir(exist_ok=True)
+    ...     _ = (folder / name).write_text("x")
+    >>> foreign_files(folder)
+    ['mine.txt', 'truth/notes.md']
+    """
+    foreign: list[str] = []
+    for entry in sorted(out_dir.iterdir()):
+        if entry.name == "truth" and entry.is_dir() and not entry.is_symlink():
+            foreign += [
+                f"truth/{f.name}" for f in sorted(entry.iterdir()) if f.name not in TRUTH_FILES or not f.is_file()
+            ]
+        elif entry.name not in BOOK_FILES or not entry.is_file() or entry.is_symlink():
+            foreign.append(entry.name)
+    return foreign
+
+
+def _name_some(names: list[str], most: int = 5) -> str:
+    shown = ", ".join(names[:most])
+    return shown if len(names) <= most else f"{shown} and {len(names) - most} more"
+
+
 def check_out_dir(out_dir: str | Path, *, overwrite: bool, how_to_overwrite: str = "pass overwrite=True") -> Path:
     """Check that :func:`write_book` may write to ``out_dir``, before anything is simulated.
 
@@ -63,20 +98,21 @@ def check_out_dir(out_dir: str | Path, *, overwrite: bool, how_to_overwrite: str
     out_dir
         The folder to create.
     overwrite
-        Whether a non-empty ``out_dir`` may be replaced.
+        Whether the book's own files in a non-empty ``out_dir`` may be replaced. Never other
+        files: a folder that holds any is refused.
     how_to_overwrite
         What the caller's user does to replace it (the command line says ``pass --force``).
 
     Returns
     -------
     pathlib.Path
-        ``out_dir``.
+        ``out_dir``, made absolute (so ``.`` names the current folder).
 
     Raises
     ------
     ConfigError
         If ``out_dir`` exists and is not a folder, or is a folder that is not empty and
-        ``overwrite`` is false.
+        ``overwrite`` is false, or holds files other than a simulated book's own.
 
     Examples
     --------
@@ -86,14 +122,30 @@ def check_out_dir(out_dir: str | Path, *, overwrite: bool, how_to_overwrite: str
     >>> check_out_dir(folder, overwrite=False, how_to_overwrite="pass --force")  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
-    nextmove.errors.ConfigError: ...: folder is not empty; pass --force to replace it, or choose another folder
+    nextmove.errors.ConfigError: ...: folder is not empty; pass --force to replace the book in it, or choose ...
+    >>> check_out_dir(folder, overwrite=True)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    nextmove.errors.ConfigError: ...: holds files that are not a simulated book's (keep.txt), which would be ...
     """
-    out = Path(out_dir)
+    out = Path(out_dir).resolve()
     if out.exists() and not out.is_dir():
-        raise ConfigError(f"{out}: exists and is not a folder; choose another output folder")
+        raise ConfigError(f"{out_dir}: exists and is not a folder; choose another output folder")
     check_folder(out, "the output folder")  # a parent that is a file, or not writable
-    if out.is_dir() and any(out.iterdir()) and not overwrite:
-        raise ConfigError(f"{out}: folder is not empty; {how_to_overwrite} to replace it, or choose another folder")
+    if out.is_dir() and any(out.iterdir()):
+        if not overwrite:
+            raise ConfigError(
+                f"{out_dir}: folder is not empty; {how_to_overwrite} to replace the book in it, "
+                "or choose another folder"
+            )
+        foreign = foreign_files(out)
+        if foreign:
+            raise ConfigError(
+                f"{out_dir}: holds files that are not a simulated book's ({_name_some(foreign)}), which would be "
+                "left beside the new book or lost: replacing replaces only a book's own files (accounts.csv, "
+                "signals, touches.csv, outcomes.csv, playbook.toml, truth/); move them elsewhere or choose "
+                "another folder"
+            )
     return out
 
 
@@ -103,8 +155,8 @@ def write_book(result: SimResult, out_dir: str | Path, *, overwrite: bool = Fals
     Writes ``accounts.csv``, ``signals.parquet`` (or ``.csv`` under
     ``signals_format="csv"``), ``touches.csv``, ``outcomes.csv``, ``playbook.toml`` and
     ``truth/`` (tables in the signals format and a ``README.md``). Everything is written to a
-    temporary folder beside ``out_dir`` and renamed into place, so a failure leaves nothing
-    half-written.
+    hidden temporary folder first and moved into place only once all is written, so a failure
+    leaves ``out_dir`` as it was.
 
     Parameters
     ----------
@@ -113,33 +165,36 @@ def write_book(result: SimResult, out_dir: str | Path, *, overwrite: bool = Fals
     out_dir
         The folder to create.
     overwrite
-        Replace ``out_dir`` if it exists and is not empty.
+        Replace the book's own files (those listed above, and a signals or truth table in the
+        other format) if ``out_dir`` is not empty. A folder that holds any other file is refused,
+        whatever ``overwrite`` says: nothing but a book's own files is ever replaced or removed.
 
     Returns
     -------
     pathlib.Path
-        ``out_dir``.
+        ``out_dir``, made absolute.
 
     Raises
     ------
     ConfigError
-        If ``out_dir`` exists, is not empty and ``overwrite`` is false, or is not a folder.
+        If ``out_dir`` exists, is not empty and ``overwrite`` is false, holds other files than a
+        book's own, or is not a folder.
     """
     out = check_out_dir(out_dir, overwrite=overwrite)
-    out.parent.mkdir(parents=True, exist_ok=True)
     ext = result.config.signals_format
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
+    staged = StagedFiles(out)
+    staged_truth = StagedFiles(out / "truth")
     try:
         book = result.book
+        tmp = staged.folder
         _write(book.accounts, tmp / "accounts.csv")
         _write(book.signals, tmp / f"signals.{ext}")
         _write(book.touches, tmp / "touches.csv")
         _write(book.outcomes, tmp / "outcomes.csv")
         (tmp / "playbook.toml").write_text(result.playbook_text, encoding="utf-8")
-        truth_dir = tmp / "truth"
-        truth_dir.mkdir()
+        truth_dir = staged_truth.folder
         truth = result.truth
-        for name in ("values", "accounts", "decisions", "propensities", "groups", "group_actions"):
+        for name in TRUTH_TABLES:
             _write(getattr(truth, name), truth_dir / f"{name}.{ext}")
         readme = TRUTH_README.format(
             seed=result.config.seed,
@@ -148,16 +203,13 @@ def write_book(result: SimResult, out_dir: str | Path, *, overwrite: bool = Fals
             ext=ext,
         )
         (truth_dir / "README.md").write_text(readme, encoding="utf-8")
-        if out.exists():
-            old = out.with_name(f".{out.name}.old")
-            if old.exists():
-                shutil.rmtree(old)
-            out.rename(old)
-            tmp.rename(out)
-            shutil.rmtree(old)
-        else:
-            tmp.rename(out)
+        written = set(staged.publish()) | {f"truth/{name}" for name in staged_truth.publish()}
     except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
+        staged_truth.discard()
+        staged.discard()
         raise
+    # A table in the other format, left from an earlier book, would be read beside the new one.
+    for name in (*BOOK_FILES, *(f"truth/{name}" for name in TRUTH_FILES)):
+        if name not in written:
+            (out / name).unlink(missing_ok=True)
     return out

@@ -84,7 +84,8 @@ def new_api_key(
         raise ConfigError(f"role must be one of {', '.join(ROLES)}; got {role!r}")
     cleaned = [o.strip() for o in owners if o.strip()]
     if role in ("admin", "service") and cleaned:
-        raise ConfigError(f"a {role!r} key sees every account; drop the owners ({', '.join(cleaned)})")
+        article = "an" if role[:1] in "aeiou" else "a"
+        raise ConfigError(f"{article} {role} key sees every account; drop the owners ({', '.join(cleaned)})")
     key_id = secrets.token_hex(_KEY_ID_BYTES)
     secret = secrets.token_urlsafe(_SECRET_BYTES)
     salt = secrets.token_bytes(16)

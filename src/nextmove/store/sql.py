@@ -23,7 +23,15 @@ from sqlalchemy.engine import URL, Connection, Dialect, Engine, make_url
 from sqlalchemy.pool import StaticPool
 
 from nextmove._urls import HIDDEN, mask_unparsed_url, mask_url, url_secrets
-from nextmove.errors import ConfigError, ConflictError, NextmoveError, NotFoundError, NotInStoreError, StoreError
+from nextmove.errors import (
+    ConfigError,
+    ConflictError,
+    NextmoveError,
+    NotFoundError,
+    NotInStoreError,
+    StoreError,
+    StoreURLError,
+)
 from nextmove.settings import Settings
 from nextmove.store import schema
 from nextmove.store.base import Store
@@ -1138,7 +1146,7 @@ def _parse_url(raw: str) -> URL:
     try:
         url = make_url(raw)
     except (sa_exc.ArgumentError, ValueError) as exc:  # ValueError: a port that is not a number
-        raise StoreError(
+        raise StoreURLError(
             f"cannot read the store URL {mask_unparsed_url(raw)!r}; expected {SUPPORTED_URLS} "
             "(set it with NEXTMOVE_STORE_URL)"
         ) from exc
@@ -1148,7 +1156,7 @@ def _parse_url(raw: str) -> URL:
     if backend in ("postgresql", "postgres") and driver in ("", "psycopg"):
         # Plain postgresql:// would pick psycopg2, which nextmove does not depend on.
         return url.set(drivername="postgresql+psycopg")
-    raise StoreError(
+    raise StoreURLError(
         f"unsupported store URL {mask_url(url)}: scheme {url.drivername!r} is not one of "
         f"sqlite, postgresql+psycopg; use {SUPPORTED_URLS}"
     )
