@@ -20,9 +20,13 @@ def _said(result: object) -> str:
 def test_init_force_keeps_the_users_tables_and_edited_playbook(tmp_path: Path) -> None:
     ws = tmp_path / "ws"
     assert runner.invoke(app, ["init", str(ws), *SMALL]).exit_code == 0
+    # A run of the example (`nextmove run --book ws/book` writes ws/book/run) is left where it is.
+    (ws / "book" / "run").mkdir()
+    (ws / "book" / "run" / "summary.json").write_text("{}", encoding="utf-8")
     # Unchanged, the example may be replaced (with other options too).
     again = runner.invoke(app, ["init", str(ws), "--force", "--accounts", "50", "--months", "3"])
     assert again.exit_code == 0, again.output
+    assert (ws / "book" / "run" / "summary.json").read_text(encoding="utf-8") == "{}"
     (ws / "book" / "my_export.csv").write_text("account_id\na1\n", encoding="utf-8")
     playbook = ws / "book" / "playbook.toml"
     edited = playbook.read_text(encoding="utf-8") + "\n# my edit\n"
@@ -47,8 +51,9 @@ def test_init_force_keeps_the_users_tables_and_edited_playbook(tmp_path: Path) -
     assert (ws / "notes.txt").read_text(encoding="utf-8") == "mine"
 
 
-def test_init_force_replaces_an_unedited_workspace_without_a_manifest(tmp_path: Path) -> None:
-    # A workspace of an older nextmove has no manifest: its default playbook and README are known by content.
+def test_init_force_without_a_manifest_knows_the_default_playbook_and_readme_but_not_the_tables(tmp_path: Path) -> None:
+    # A workspace of an older nextmove has no manifest: its default playbook and README are known by
+    # content, but its tables cannot be told from the user's own, so --force still stops at them.
     ws = tmp_path / "ws"
     assert runner.invoke(app, ["init", str(ws), *SMALL]).exit_code == 0
     (ws / ".nextmove-init.json").unlink()
@@ -63,6 +68,8 @@ def test_simulate_force_refuses_a_folder_with_other_files_and_replaces_only_the_
     out = tmp_path / "lab"
     assert runner.invoke(app, ["simulate", "--out", str(out), *SMALL]).exit_code == 0
     assert (out / "signals.parquet").is_file()
+    (out / "run").mkdir()  # a run of the book (BOOK/run) is left where it is
+    (out / "run" / "summary.json").write_text("{}", encoding="utf-8")
     # The book's own files are replaced, and a table in the other format is not left beside the new one.
     again = runner.invoke(app, ["simulate", "--out", str(out), "--force", "--format", "csv", *SMALL])
     assert again.exit_code == 0, again.output
@@ -70,6 +77,7 @@ def test_simulate_force_refuses_a_folder_with_other_files_and_replaces_only_the_
     assert not (out / "signals.parquet").exists()
     assert not list((out / "truth").glob("*.parquet"))
     assert not [p for p in out.iterdir() if p.name.startswith(".")]
+    assert (out / "run" / "summary.json").read_text(encoding="utf-8") == "{}"
     (out / "mine.txt").write_text("keep", encoding="utf-8")
     (out / "truth" / "notes.md").write_text("keep", encoding="utf-8")
     refused = runner.invoke(app, ["simulate", "--out", str(out), "--force", *SMALL])

@@ -157,7 +157,13 @@ def _init_leftovers(directory: Path) -> list[str]:
         return ["book"]
     paths = [directory / "README.md"] if (directory / "README.md").exists() else []
     if book_dir.is_dir():
-        paths += sorted(p for p in book_dir.rglob("*") if not p.is_dir() or not any(p.iterdir()))
+        # A folder in the book other than truth/ (a run's outputs, BOOK/run by default) is left as it
+        # is by the new book, so nothing in it needs protecting.
+        def kept(p: Path) -> bool:
+            top = p.relative_to(book_dir).parts[0]
+            return (book_dir / top).is_dir() and top != "truth"
+
+        paths += sorted(p for p in book_dir.rglob("*") if not kept(p) and (not p.is_dir() or not any(p.iterdir())))
     theirs = []
     for path in paths:
         name = path.relative_to(directory).as_posix()
@@ -312,7 +318,7 @@ def simulate_cmd(
             "--force",
             help="Replace the book in OUT if it is not empty: its own files only (accounts.csv, signals, "
             "touches.csv, outcomes.csv, playbook.toml, truth/). A folder that holds any other file is refused, "
-            "naming them; nothing else is ever deleted.",
+            "naming them; nothing else is ever deleted, and folders such as a run's (OUT/run) are left as they are.",
         ),
     ] = False,
 ) -> None:

@@ -64,11 +64,14 @@ TRUTH_FILES = (*(f"{name}.{ext}" for name in TRUTH_TABLES for ext in ("parquet",
 def foreign_files(out_dir: Path) -> list[str]:
     """The entries of ``out_dir`` (relative names) that :func:`write_book` would not have written.
 
+    A folder other than ``truth/`` (a run's outputs, ``BOOK/run`` by default) is not counted:
+    :func:`write_book` never writes into it nor removes it.
+
     Examples
     --------
     >>> import tempfile
     >>> folder = Path(tempfile.mkdtemp())
-    >>> for name in ("accounts.csv", "mine.txt", "truth/values.csv", "truth/notes.md"):
+    >>> for name in ("accounts.csv", "mine.txt", "truth/values.csv", "truth/notes.md", "run/summary.json"):
     ...     (folder / name).parent.mkdir(exist_ok=True)
     ...     _ = (folder / name).write_text("x")
     >>> foreign_files(folder)
@@ -80,6 +83,8 @@ def foreign_files(out_dir: Path) -> list[str]:
             foreign += [
                 f"truth/{f.name}" for f in sorted(entry.iterdir()) if f.name not in TRUTH_FILES or not f.is_file()
             ]
+        elif entry.is_dir() and not entry.is_symlink():
+            continue  # a run's outputs (BOOK/run) or the user's own folder: left as it is
         elif entry.name not in BOOK_FILES or not entry.is_file() or entry.is_symlink():
             foreign.append(entry.name)
     return foreign
