@@ -124,3 +124,21 @@ def test_locate_csv_error_names_the_data_row_and_line_of_a_ragged_record_after_m
     row, expected = locate_csv_error(path, 2)
     assert row == 4
     assert expected == "2 fields as in the header; the row has 3, in the record starting on line 8"
+
+
+def test_a_quote_left_open_early_in_a_large_csv_is_refused_not_read_as_one_long_field(tmp_path: Path) -> None:
+    # A stray quote on row 6, and another quote 8,000 rows later: Polars reads everything between them
+    # as one field (6 of 8,007 accounts loaded, without a word). The sample's cut falls inside that
+    # field, which is no multi-line note: it has run on for thousands of lines.
+    folder = tmp_path / "book"
+    folder.mkdir()
+    rows = [f"a{i:05d},1,ok" for i in range(5)] + ['a_bad,1,"oops']
+    rows += [f"b{i:05d},1,fine" for i in range(8000)] + ['c0,1,"closing"']
+    (folder / "accounts.csv").write_text("account_id,seats,notes\n" + "\n".join(rows) + "\n", encoding="utf-8")
+    assert (folder / "accounts.csv").stat().st_size > _SNIFF_BYTES
+    problem = check_csv_file(folder / "accounts.csv", "accounts")
+    assert problem is not None
+    assert problem.rule is Rule.UNREADABLE_FILE
+    assert problem.row == 6
+    assert "probably not closed" in problem.message()
+    assert not validate_book(folder, as_of=AS_OF).ok

@@ -429,3 +429,15 @@ def test_load_book_leaves_a_scheduled_touch_out_until_its_time_so_it_is_no_done_
     result = CliRunner().invoke(app, ["features", "--book", str(scheduled), "--out", str(tmp_path / "f.parquet")])
     assert result.exit_code == 0, result.output
     assert "1 row(s) are dated after now" in " ".join(result.stderr.split())
+
+
+def test_load_book_keeps_rows_up_to_a_later_run_time(tmp_path: Path, playbook: Playbook) -> None:
+    # A book whose history runs past today's clock (a simulated one, or a run as of next week) is read
+    # whole up to the time the command reads it as of, not cut at now.
+    now = datetime.now(UTC)
+    ahead = _book_with_a_touch_at(tmp_path / "ahead", now + timedelta(days=10))
+    assert "t1" not in load_book(ahead, playbook=playbook).touches["touch_id"].to_list()
+    kept = load_book(ahead, playbook=playbook, run_as_of=now + timedelta(days=20))
+    assert "t1" in kept.touches["touch_id"].to_list()
+    cut = load_book(ahead, playbook=playbook, run_as_of=now - timedelta(days=20))
+    assert "t1" not in cut.touches["touch_id"].to_list()

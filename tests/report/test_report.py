@@ -455,3 +455,16 @@ def test_report_prints_every_column_without_its_controls() -> None:
     for rule in (".controls button", ".controls input", "nav", ".scroll { overflow: visible; }", "min-width: 0"):
         assert rule in printed, rule
     assert "recommendations.csv" in html.split('class="print-only')[1].split("</p>")[0]
+
+
+def test_table_data_in_the_page_stays_valid_json_whatever_the_names_hold() -> None:
+    # "<!--" in a name was written "<\!--", which JSON.parse refuses: the accounts table came up empty.
+    import json as _json
+
+    from nextmove.report.render import _json_for_script
+
+    names = {"a": "Acme <!-- old", "b": "</script><script>alert(1)</script>", "c": "R&D <b>"}
+    text = str(_json_for_script(names))
+    assert "<" not in text
+    assert ">" not in text
+    assert _json.loads(text) == names

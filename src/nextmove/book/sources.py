@@ -188,6 +188,8 @@ def _first_bad_quote(text: str, *, truncated: bool = False) -> tuple[int | None,
     2
     >>> _first_bad_quote('id,note\\na1,"still open\\n', truncated=True) is None
     True
+    >>> _first_bad_quote('id,note\\na1,"oops\\n' + 'a2,x\\n' * 2000, truncated=True)[0]
+    1
     """
     exhausted = False
 
@@ -200,15 +202,40 @@ def _first_bad_quote(text: str, *, truncated: bool = False) -> tuple[int | None,
     records = 0
     start = 1
     try:
-        for _ in reader:
+        for row in reader:
+            spanned = reader.line_num - start + 1
+            if spanned > 1 and (spanned > _LONGEST_FIELD_LINES or sum(map(len, row)) > _LONGEST_FIELD_CHARS):
+                return records or None, _unclosed(spanned, records, start)
             records += 1
             start = reader.line_num + 1
     except csv.Error as exc:
         if truncated and exhausted:
+            # The field still open at the cut: a note with line breaks, unless it has run on for so long
+            # that a quote was surely left open (Polars would read everything up to the next quote as one
+            # field, and load the rows in between as nothing).
+            offset = 0
+            for _ in range(start - 1):
+                offset = text.index("\n", offset) + 1
+            spanned = text.count("\n", offset) + 1
+            if spanned > _LONGEST_FIELD_LINES or len(text) - offset > _LONGEST_FIELD_CHARS:
+                return records or None, _unclosed(spanned, records, start)
             return None
         # Records count the header as 0, so the broken one is data row ``records``.
         return (records or None), f'{exc}{_on_line(records, start)} (a quote inside a field must be doubled: "")'
     return None
+
+
+_LONGEST_FIELD_LINES = 1000
+"""A quoted field spanning more lines than this is taken for a quote left open (a note has a few dozen)."""
+_LONGEST_FIELD_CHARS = 32_768
+"""Nor does a quoted multi-line field hold more characters than this (half the sample read)."""
+
+
+def _unclosed(lines: int, row: int, start: int) -> str:
+    return (
+        f"every quote closed; a quoted field runs on over {lines:,} lines{_on_line(row, start)}, so a quote "
+        'there is probably not closed (a quote inside a field must be doubled: "")'
+    )
 
 
 def _on_line(row: int, line: int) -> str:

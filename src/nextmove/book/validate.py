@@ -352,6 +352,7 @@ def load_book(
     *,
     playbook: Playbook | None = None,
     as_of: datetime | None = None,
+    run_as_of: datetime | None = None,
 ) -> Book:
     """Validate a book and load it as typed Polars frames.
 
@@ -360,7 +361,9 @@ def load_book(
     time every command reads the book as of unless told otherwise (:func:`~nextmove.book.default_as_of`).
     Without it, signals, touches and outcomes dated after the current time are left out (they have
     not happened yet: a scheduled touch is no done one; ``notes`` counts them), and the book is read
-    as of its latest timestamp, rounded up to a UTC midnight.
+    as of its latest timestamp, rounded up to a UTC midnight. ``run_as_of`` (the time a command will
+    read the book as of, such as ``nextmove run --as-of``) keeps the rows up to it when it is later
+    than now: a book whose history runs past today's clock (a simulated one) is read whole up to it.
 
     Raises
     ------
@@ -374,16 +377,18 @@ def load_book(
     >>> book.accounts.schema["seats"], book.signals.height
     (Float64, 0)
     """
-    report = validate_book(source, playbook=playbook, as_of=as_of)
+    report = validate_book(source, playbook=playbook, as_of=as_of, run_as_of=run_as_of)
     report.raise_for_problems()
     found = discover(source)
     frames = {name: _load_typed(found.tables[name], CONTRACT[name]) for name in found.tables}
     frames["accounts"] = canonical_accounts(frames["accounts"])
     if as_of is None:
-        # Rows dated after now (noted by validation) have not happened yet: no command reads them as history.
+        # Rows dated after now (noted by validation) have not happened yet: no command reads them as
+        # history, unless the command reads the book as of a later time.
+        keep_until = report.as_of if run_as_of is None else max(report.as_of, as_utc(run_as_of))
         for name in ("signals", "touches", "outcomes"):
             if name in frames:
-                frames[name] = frames[name].filter(pl.col("ts") <= report.as_of)
+                frames[name] = frames[name].filter(pl.col("ts") <= keep_until)
     return Book(
         accounts=frames["accounts"],
         signals=frames.get("signals", empty_table("signals")),

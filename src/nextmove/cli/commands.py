@@ -401,7 +401,7 @@ def load_inputs(book: str, playbook: Path | None, as_of: str | None) -> tuple[Pl
     pb = load_playbook(resolve_playbook_path(book, playbook))
     when = parse_as_of(as_of)
     with status("Loading and validating the book…"):
-        loaded = load_book(book, playbook=pb)
+        loaded = load_book(book, playbook=pb, run_as_of=when)
     print_book_notes(loaded)
     return pb, loaded, resolve_as_of(loaded, when)
 

@@ -122,7 +122,7 @@ def run_cmd(
     when = parse_as_of(as_of)
     folder = output_folder(out if out is not None else _default_out(book))  # before the long load
     with status("Loading and validating the book…"):
-        loaded = load_book(book, playbook=pb)
+        loaded = load_book(book, playbook=pb, run_as_of=when)
     print_book_notes(loaded)
     truth_frame = _read_truth(truth if truth is not None else _truth_path(book))
     # A reused model must already be in the store: a store that does not exist is an error, not a new empty file.

@@ -28,9 +28,11 @@ def _environment() -> Environment:
 
 
 def _json_for_script(value: object) -> Markup:
-    # Inside <script>, "</" would end the element; the JSON stays valid with it escaped.
+    # Inside <script>, "</" would end the element and "<!--" open an escaped-comment state. JSON's
+    # \u escapes of <, > and & keep the text valid JSON ("<\\!--" was not: JSON.parse threw on it and
+    # the accounts table of a report with one name holding "<!--" was empty).
     text = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
-    return Markup(text.replace("</", "<\\/").replace("<!--", "<\\!--"))
+    return Markup(text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026"))
 
 
 def _per_decision(x: float) -> str:
