@@ -175,3 +175,24 @@ def test_report_monotone_allows_noise_in_a_tiny_band_but_not_a_clear_inversion()
     assert report(31, 1).monotone  # 3 % of 31 decisions against 8.5 %: within noise
     assert not report(3000, 30).monotone  # 1 % of 3,000: clearly below the At risk band
     assert report(3000, 600).monotone
+
+
+def test_calibrator_with_a_horizon_learns_nothing_from_outcomes_of_the_later_window() -> None:
+    # A decision's label counts churn up to horizon_days after it: an earlier decision that close to the
+    # later window would learn its cut-offs from outcomes that also measure the bands.
+    from datetime import UTC, datetime, timedelta
+
+    history, current = _history(accounts=1500, times=12)
+    start = datetime(2026, 1, 5, tzinfo=UTC)
+    weeks = history.get_column("decision_ts").to_list()
+    history = history.with_columns(pl.Series("decision_ts", [start + timedelta(weeks=int(w)) for w in weeks]))
+    fitted = HealthBandCalibrator(horizon_days=21).fit(history, current)
+    assert fitted.report_ is not None
+    cut = datetime.fromisoformat(fitted.report_.split_ts)
+    near = (pl.col("decision_ts") < cut) & (pl.col("decision_ts") + timedelta(days=21) > cut)
+    assert history.filter(near).height > 0
+    # Those decisions' outcomes (all churned, say) change nothing with the horizon given ...
+    changed = history.with_columns(pl.when(near).then(1).otherwise(pl.col("y_churn")).cast(pl.Int8).alias("y_churn"))
+    assert HealthBandCalibrator(horizon_days=21).fit(changed, current).bands_ == fitted.bands_
+    # ... and would move the cut-offs without it.
+    assert HealthBandCalibrator().fit(changed, current).bands_ != HealthBandCalibrator().fit(history, current).bands_

@@ -496,7 +496,9 @@ def _learn_bands(
         return card, None
     keep = ["decision_ts", "account_id", label] + (["censored"] if "censored" in training.columns else [])
     history = training.select(keep).with_columns(card.score(training).get_column("health_score"))
-    calibrator = HealthBandCalibrator(label=label, risk_ratios=playbook.health.band_risk_ratios)
+    calibrator = HealthBandCalibrator(
+        label=label, risk_ratios=playbook.health.band_risk_ratios, horizon_days=playbook.horizon_days
+    )
     try:
         calibrator.fit(history, scores_now.get_column("health_score"))
     except ConfigError as exc:

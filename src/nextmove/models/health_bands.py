@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import math
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Self
 
 import numpy as np
@@ -108,6 +109,9 @@ class HealthBandCalibrator:
     test_fraction: float = 0.25
     min_events: int = 10
     min_z: float = 2.0
+    horizon_days: int | None = None
+    """The label's horizon: with it, the cut-offs are learned only from earlier decisions whose whole
+    horizon ends before the later window starts, so no outcome that measures the bands also sets them."""
     bands_: HealthBands | None = field(default=None, init=False)
     report_: HealthBandReport | None = field(default=None, init=False)
 
@@ -145,7 +149,12 @@ class HealthBandCalibrator:
         data = data.filter(pl.col("health_score").is_not_null()).with_columns(
             pl.col(self.label).cast(pl.Float64).fill_null(0.0)
         )
-        earlier = data.filter(pl.col("decision_ts") < cut)
+        if self.horizon_days is not None and self.horizon_days > 0:
+            # Labels count outcomes up to horizon_days after each decision: an earlier decision within
+            # that of the cut would learn from outcomes of the later window, which measure the bands.
+            earlier = data.filter(pl.col("decision_ts") + timedelta(days=self.horizon_days) <= cut)
+        else:
+            earlier = data.filter(pl.col("decision_ts") < cut)
         later = data.filter(pl.col("decision_ts") >= cut)
         if earlier.height == 0 or later.height == 0:
             raise ConfigError("the history spans too few decision times to hold out a later window")
