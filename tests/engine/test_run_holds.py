@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -223,3 +223,20 @@ def test_online_decisions_agree_with_the_run_that_honoured_the_feedback(
         online = {a["action_id"]: (a["why"], a["reason"]) for a in d.alternatives}
         assert online[action] == batch[action]
         assert online[action][0] in ("snoozed", "dismissed")
+
+
+def test_a_run_of_todays_book_reads_snoozes_sent_since_its_last_row(
+    lab: SimResult, playbook: Playbook, store: Store
+) -> None:
+    # Without as_of the run decides as of the midnight after the book's last row; a snooze sent after
+    # the export (this morning, say) must still hold, as it does online.
+    before = _run(lab, playbook, store)
+    (account, action), *_ = _acting(before, 1)
+    now = datetime.now(UTC)
+    sent = max(lab.as_of + timedelta(days=1), now - timedelta(hours=1))
+    store.add_feedback([_snooze(account, "snooze-today", sent, now + timedelta(days=14), action)])
+    today = run(lab.book, playbook, store=store, reuse_model=True, evaluate=False, segments=False, capacity=False)
+    assert today.as_of < sent  # the book's time is before the snooze ...
+    row = _row(today, account)
+    assert row["action_id"] != action  # ... which holds all the same
+    assert any(a["action_id"] == action and a["why"] == "snoozed" for a in json.loads(row["alternatives"]))

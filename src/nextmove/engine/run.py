@@ -146,7 +146,7 @@ class RunOptions:
     jobs: int = 2
     """Threads the models train with: 2, as ``nextmove run --jobs`` (the effect model uses at most one per
     fold, 3 in a run: the run's timings in ``docs/benchmarks.md`` are on two cores). 1 leaves a core free,
-    e.g. for a server that decides online while it runs (``POST /v1/runs`` uses this default)."""
+    e.g. for a server that decides online while it runs (``POST /v1/runs`` passes 1)."""
 
 
 FAST_EFFECT_PARAMS: Mapping[str, Any] = {"n_folds": 3, "n_estimators": 60, "max_rows_per_tree": 30_000}
@@ -270,6 +270,10 @@ def run(
     started = time.perf_counter()
     timings: dict[str, float] = {}
     when = resolve_as_of(book, as_of)
+    # Feedback counts up to the decision time a backtest gives; a run of today's book (no as_of, so
+    # the midnight after its last row) reads everything sent by now: snoozes sent since the last
+    # export still hold, as they do online.
+    feedback_until = when if as_of is not None else max(when, utcnow())
     run_id = opts.run_id or f"run-{utcnow():%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:6]}"
     notes: list[str] = []
     record = RunRecord(
@@ -284,7 +288,21 @@ def run(
         store.start_run(record)
     try:
         result = _run(
-            book, playbook, when, store, staged, seed, say, tell, opts, run_id, record, timings, notes, started
+            book,
+            playbook,
+            when,
+            feedback_until,
+            store,
+            staged,
+            seed,
+            say,
+            tell,
+            opts,
+            run_id,
+            record,
+            timings,
+            notes,
+            started,
         )
         if staged is not None:
             if extra_files is not None:
@@ -303,6 +321,7 @@ def _run(
     book: Book,
     playbook: Playbook,
     when: datetime,
+    feedback_until: datetime,
     store: Store | None,
     staged: StagedFiles | None,
     seed: int,
@@ -354,8 +373,8 @@ def _run(
     lap("projection")
 
     say(RUN_STAGES[3])
-    # What the accounts' users said by `when` (snoozed, dismissed) holds actions back as online.
-    holds = read_holds(store, playbook, when) if store is not None else None
+    # What the accounts' users said (snoozed, dismissed) holds actions back as online.
+    holds = read_holds(store, playbook, feedback_until) if store is not None else None
     rules = check_rules(snapshot, book.touches, playbook, when, schema, holds=holds)
     if (never := never_eligible_note(playbook, rules)) is not None:
         notes.append(never)
