@@ -240,3 +240,20 @@ def test_the_limit_comes_from_the_settings_and_the_serve_options(
     assert limits == [(7, 3.0, True), (0, 3.0, False)]
     for services in served:
         services.close()
+
+
+def test_a_flood_from_many_addresses_is_summarised_like_one_clients() -> None:
+    # Each new address starts with a whole bucket: 2,000 addresses (an IPv6 /48 holds 65,536 /64s)
+    # would each write their refusals one by one. All clients together write at most ten times one
+    # client's allowance; the rest is counted into a summary entry.
+    from nextmove.api.limits import ALL_CLIENTS_FACTOR, AuthFailureLimiter
+
+    written: list[object] = []
+    limiter = AuthFailureLimiter(5, 1.0, write=written.append, clock=lambda: 0.0)
+    refusals = [limiter.refuse(f"2001:db8:0:{i:x}::/64", "GET", "/v1/runs") for i in range(2000)]
+    audited = sum(r.audit for r in refusals)
+    assert audited == 5 * ALL_CLIENTS_FACTOR
+    assert not any(r.limited for r in refusals)  # each address is within its own allowance: 401, not 429
+    limiter.close()
+    (summary,) = written
+    assert summary.detail["refusals_not_listed"] == 2000 - audited  # type: ignore[attr-defined]

@@ -32,6 +32,10 @@ AUDIT_WINDOW_S: Final[float] = 60.0
 """Past its allowance, a client's refusals are written as one entry per window of this length, plus a count."""
 MAX_CLIENTS: Final[int] = 10_000
 """Clients remembered at most; beyond, the one seen longest ago is forgotten (its count written first)."""
+ALL_CLIENTS_FACTOR: Final[int] = 10
+"""All clients together write at most this many times one client's allowance of refusals one by one:
+a flood from many addresses (an IPv6 /48 holds 65,536 /64 networks, each with a whole bucket) is
+counted into summary entries past it, as one client's is."""
 
 
 def client_of(scope: Mapping[str, Any]) -> str:
@@ -136,6 +140,8 @@ class AuthFailureLimiter:
         self.clock = clock
         self._clients: OrderedDict[str, _Client] = OrderedDict()
         self._lock = threading.Lock()
+        # Refusals audited one by one, over all clients: a bucket ALL_CLIENTS_FACTOR times a client's.
+        self._all = _Client(tokens=float(burst * ALL_CLIENTS_FACTOR), refilled_at=clock())
 
     @property
     def enabled(self) -> bool:
@@ -161,15 +167,34 @@ class AuthFailureLimiter:
                 self._close_window(client, state)
             if state.tokens >= 1.0:
                 state.tokens -= 1.0
-                return Refusal(limited=False, audit=True)
+                return Refusal(limited=False, audit=self._audit_one(now, method, path))
             retry_after_s = max(1, math.ceil((1.0 - state.tokens) / rate_s))
             state.last_ts = utcnow()
             state.last_request = (method, path)
             if state.window_at is None:
                 state.window_at, state.window_ts = now, state.last_ts
-                return Refusal(limited=True, audit=True, retry_after_s=retry_after_s)
+                return Refusal(limited=True, audit=self._audit_one(now, method, path), retry_after_s=retry_after_s)
             state.counted += 1
             return Refusal(limited=True, audit=False, retry_after_s=retry_after_s)
+
+    def _audit_one(self, now: float, method: str, path: str) -> bool:
+        """Whether all clients' allowance of refusals audited one by one has room; else count it (lock held)."""
+        whole = float(self.burst * ALL_CLIENTS_FACTOR)
+        rate_s = self.per_minute * ALL_CLIENTS_FACTOR / 60.0
+        every = self._all
+        every.tokens = min(whole, every.tokens + (now - every.refilled_at) * rate_s)
+        every.refilled_at = now
+        if every.window_at is not None and now - every.window_at >= self.window_s:
+            self._close_window("*", every)
+        if every.tokens >= 1.0:
+            every.tokens -= 1.0
+            return True
+        every.last_ts = utcnow()
+        every.last_request = (method, path)
+        if every.window_at is None:
+            every.window_at, every.window_ts = now, every.last_ts
+        every.counted += 1
+        return False
 
     def sweep(self) -> None:
         """Write the summary of every window that is over; forget clients whose allowance is whole again."""
@@ -184,6 +209,8 @@ class AuthFailureLimiter:
                 whole = state.tokens + (now - state.refilled_at) * rate_s >= self.burst
                 if whole and state.window_at is None:
                     del self._clients[client]
+            if self._all.window_at is not None and now - self._all.window_at >= self.window_s:
+                self._close_window("*", self._all)
 
     def close(self) -> None:
         """Write the summary of every open window (the server stops)."""
@@ -191,6 +218,7 @@ class AuthFailureLimiter:
             for client, state in self._clients.items():
                 self._close_window(client, state)
             self._clients.clear()
+            self._close_window("*", self._all)
 
     def _forget_oldest(self) -> None:
         while len(self._clients) > self.max_clients:

@@ -126,6 +126,8 @@ async def authenticated(
             info["detail"] = detail
             refusal = services.auth_failures.refuse(client, request.method, request.url.path)
             if not refusal.limited:
+                if not refusal.audit:
+                    info["written"] = True  # counted in the all-clients summary entry (see AuthFailureLimiter)
                 raise
             if refusal.audit:
                 detail["rate_limited"] = True
