@@ -67,3 +67,18 @@ def test_load_book_puts_the_accounts_in_the_order_of_their_ids(tmp_path: Path) -
     (folder / "accounts.csv").write_text("account_id,arr\nb,2\na10,3\na2,1\n", encoding="utf-8")
     book = load_book(folder)
     assert book.accounts.select("account_id", "arr").rows() == [("a10", 3.0), ("a2", 1.0), ("b", 2.0)]
+
+
+def test_run_gives_the_same_recommendations_for_a_book_built_in_python_in_another_order() -> None:
+    # A Book made in Python (not through load_book) keeps its frames' order: the run puts it in one.
+    from dataclasses import replace
+
+    lab = simulate(SimConfig(accounts=160, months=8, seed=5))
+    playbook = lab.config.resolved_playbook()
+    shuffled = replace(lab.book, accounts=lab.book.accounts.sample(fraction=1.0, shuffle=True, seed=3))
+    assert shuffled.accounts["account_id"].to_list() != lab.book.accounts["account_id"].to_list()
+    first, second = (
+        run(book, playbook, as_of=lab.as_of, effect_params=FAST, jobs=1).recommendations.select(COMPARED)
+        for book in (lab.book, shuffled)
+    )
+    assert first.sort("account_id").equals(second.sort("account_id"))

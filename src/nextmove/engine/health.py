@@ -525,7 +525,8 @@ def learned_bands(
 ) -> HealthScorecard:
     """``card`` with bands learned from ``training``'s terminal outcomes, as ``nextmove health`` learns them.
 
-    What the run calls with its own training set, so its bands are the health job's. The card as it
+    What the run calls with its own training set, so its bands are the health job's when both read the
+    same history (a run with ``training_days`` learns them from its shorter one). The card as it
     was when the playbook sets ``band_cutoffs`` (explicit cut-offs win), or, with a note, when they
     cannot be learned (no outcome that ends accounts, too few of them, a score that does not rank them).
     """

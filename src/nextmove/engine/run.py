@@ -41,7 +41,7 @@ import polars as pl
 from nextmove._csv import write_csv
 from nextmove._files import StagedFiles, check_folder
 from nextmove.book import NO_ACTION, Book, latest_timestamp
-from nextmove.book.validate import missing_arr_note, stale_as_of_note, unmatched_stages_note
+from nextmove.book.validate import canonical_accounts, missing_arr_note, stale_as_of_note, unmatched_stages_note
 from nextmove.decide.allocate import Allocation, Resource, allocate
 from nextmove.decide.explain import explain_decisions
 from nextmove.decide.policy import CapacityLedger, DecisionOptions, Decisions, decide
@@ -270,6 +270,8 @@ def run(
     started = time.perf_counter()
     timings: dict[str, float] = {}
     when = resolve_as_of(book, as_of)
+    # One order of accounts whatever the caller's (load_book already sorts; a Book built in Python may not).
+    book = replace(book, accounts=canonical_accounts(book.accounts))
     # Feedback counts up to the decision time a backtest gives; a run of today's book (no as_of, so
     # the midnight after its last row) reads everything sent by now: snoozes sent since the last
     # export still hold, as they do online.
