@@ -23,7 +23,7 @@ engine = sys.modules["nextmove.engine.run"]  # the package's `run` attribute is 
 ready = Path(sys.argv[1])
 
 def blocked(*args, **kwargs):
-    staging = args[4].folder
+    staging = next(a for a in args if hasattr(a, "publish")).folder  # the run's StagedFiles
     ready.write_text(str(staging))
     time.sleep(60)
 
@@ -72,6 +72,7 @@ def test_a_stopped_run_says_so_exits_conventionally_and_is_marked_failed(
     finally:
         if proc.poll() is None:
             proc.kill()
+        proc.communicate()  # its pipes closed, whatever happened (an open one warns in a later test)
     assert proc.returncode == code, stderr
     assert said in " ".join(stderr.split())
     assert "Traceback" not in stderr
