@@ -113,3 +113,20 @@ def test_sizes_out_of_range_are_refused_before_anything_is_made(tmp_path: Path, 
     assert result.exit_code == 2, result.output
     assert option in result.output
     assert not (tmp_path / "o").exists()
+
+
+def test_simulate_force_refuses_a_book_it_did_not_simulate(tmp_path: Path) -> None:
+    # A real export under the book's own file names, without the truth every simulated book has.
+    export = tmp_path / "mybook"
+    export.mkdir()
+    files = {
+        "accounts.csv": "account_id,arr\na1,100\n",
+        "signals.csv": "account_id,ts,name,value\na1,2026-01-01,logins,3\n",
+        "playbook.toml": "# my edited playbook\n",
+    }
+    for name, text in files.items():
+        (export / name).write_text(text, encoding="utf-8")
+    refused = runner.invoke(app, ["simulate", "--out", str(export), "--force", *SMALL])
+    assert refused.exit_code == 2, refused.output
+    assert "did not simulate" in _said(refused)
+    assert {p.name: p.read_text(encoding="utf-8") for p in export.iterdir()} == files

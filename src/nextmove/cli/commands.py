@@ -318,7 +318,8 @@ def simulate_cmd(
             "--force",
             help="Replace the book in OUT if it is not empty: its own files only (accounts.csv, signals, "
             "touches.csv, outcomes.csv, playbook.toml, truth/). A folder that holds any other file is refused, "
-            "naming them; nothing else is ever deleted, and folders such as a run's (OUT/run) are left as they are.",
+            "naming them; nothing else is ever deleted, and folders such as a run's (OUT/run) are left as they are. A "
+            "book without truth/values (an export of your own) is refused.",
         ),
     ] = False,
 ) -> None:

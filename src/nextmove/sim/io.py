@@ -132,6 +132,12 @@ def check_out_dir(out_dir: str | Path, *, overwrite: bool, how_to_overwrite: str
     Traceback (most recent call last):
     ...
     nextmove.errors.ConfigError: ...: holds files that are not a simulated book's (keep.txt), which would be ...
+    >>> export = Path(tempfile.mkdtemp())
+    >>> _ = (export / "accounts.csv").write_text("account_id")
+    >>> check_out_dir(export, overwrite=True)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    nextmove.errors.ConfigError: ...: holds a book that nextmove did not simulate (accounts.csv, and no ...
     """
     out = Path(out_dir).resolve()
     if out.exists() and not out.is_dir():
@@ -150,6 +156,13 @@ def check_out_dir(out_dir: str | Path, *, overwrite: bool, how_to_overwrite: str
                 "left beside the new book or lost: replacing replaces only a book's own files (accounts.csv, "
                 "signals, touches.csv, outcomes.csv, playbook.toml, truth/); move them elsewhere or choose "
                 "another folder"
+            )
+        book_files = [e.name for e in out.iterdir() if e.name in BOOK_FILES]
+        if book_files and not any((out / "truth" / f"values.{ext}").is_file() for ext in ("parquet", "csv")):
+            # Every simulated book has its truth: a book without one is an export, the user's own data.
+            raise ConfigError(
+                f"{out_dir}: holds a book that nextmove did not simulate ({_name_some(sorted(book_files))}, and no "
+                "truth/values): replacing it would overwrite your data; choose another folder"
             )
     return out
 
