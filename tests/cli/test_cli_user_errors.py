@@ -133,3 +133,14 @@ def test_reusing_a_model_from_a_store_that_does_not_exist_leaves_no_store_file(
     assert result.exit_code == 4, result.output
     assert "there is no store at" in _said(result.output)
     assert not db.exists()
+
+
+def test_out_with_a_tilde_the_shell_did_not_expand_is_the_home_folder(
+    book_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # `--out=~/features.parquet`: bash expands no ~ after "=", so nextmove gets it as written.
+    monkeypatch.setenv("HOME", str(tmp_path))
+    result = CliRunner().invoke(app, ["features", "--book", str(book_dir), "--out=~/features.parquet"])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "features.parquet").is_file()
+    assert not Path("~").exists()

@@ -60,12 +60,19 @@ def parse_as_of(text: str | None, option: str = "--as-of") -> datetime | None:
 
 
 def output_folder(folder: Path, option: str = "--out") -> Path:
-    """Check the output folder can be made and written, before any long work (it is made when written)."""
-    return check_folder(folder, option)
+    """Check the output folder can be made and written, before any long work (it is made when written).
+
+    A leading ``~`` is the home folder (the shell does not expand it in ``--out=~/…``).
+    """
+    return check_folder(folder.expanduser(), option)
 
 
 def output_file(path: Path, option: str = "--out") -> Path:
-    """Check a file can be written at ``path`` (its folder can be made and written), before any long work."""
+    """Check a file can be written at ``path`` (its folder can be made and written), before any long work.
+
+    Returns the path to write, a leading ``~`` made the home folder (``--out=~/…`` reaches nextmove unexpanded).
+    """
+    path = path.expanduser()
     if path.is_dir():
         raise ConfigError(f"{option} {path} is a folder: give the name of the file to write")
     check_folder(path.parent, f"the folder of {option}")

@@ -373,7 +373,7 @@ def features_cmd(
     """
     if out.suffix not in (".parquet", ".csv"):
         raise ConfigError(f"--out {out} must end in .parquet or .csv")
-    output_file(out)  # before the work: a folder, a path under a file, a folder that cannot be written
+    out = output_file(out)  # before the work: a folder, a path under a file, a folder that cannot be written
     pb, loaded, t = load_inputs(book, playbook, as_of)
     with status(f"Computing features as of {t:%Y-%m-%d %H:%M} UTC…"):
         frame = compute_features(loaded, t, playbook=pb)

@@ -90,7 +90,7 @@ def evaluate_cmd(
 
     if out.suffix != ".json":
         raise ConfigError(f"--out {out} must end in .json")
-    output_file(out)
+    out = output_file(out)
     split_at = parse_as_of(as_of)
     observed = parse_as_of(until, "--until")
     external = read_policy(policy) if policy is not None else None

@@ -70,7 +70,7 @@ def health_cmd(
 
     if out.suffix != ".csv":
         raise ConfigError(f"--out {out} must end in .csv")
-    output_file(out)
+    out = output_file(out)
     pb, loaded, t = load_inputs(book, playbook, as_of)
     # Reusing only reads the store: one that does not exist is an error, not a new empty file left behind.
     opened: Store | None = open_store(store, existing=reuse_model) if (save_model or reuse_model) else None

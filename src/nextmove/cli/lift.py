@@ -60,7 +60,7 @@ def lift_cmd(
     if out is not None and out.suffix != ".json":
         raise ConfigError(f"--out {out} must end in .json")
     if out is not None:
-        output_file(out)
+        out = output_file(out)
     observed = parse_as_of(until, "--until")
     with open_store(store, existing=True) as opened:
         record = find_run(opened, run, book=book)

@@ -38,7 +38,7 @@ def report_cmd(
 
     if out.suffix.lower() not in (".html", ".htm"):
         raise ConfigError(f"--out {out} must end in .html")
-    output_file(out)
+    out = output_file(out)
     with open_store(store, existing=True) as opened, status("Rendering the report…"):
         data = report_data_from_store(opened, run)
         path = write_report(data, out)

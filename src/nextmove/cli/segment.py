@@ -77,7 +77,7 @@ def segment_cmd(
 
     if families not in FAMILIES:
         raise ConfigError(f"--families must be one of {', '.join(FAMILIES)}, got {families!r}")
-    output_folder(out)
+    out = output_folder(out)
     pb, loaded, t = load_inputs(book, playbook, as_of)
     before_path = previous if previous is not None else out / "segments.csv"
     if previous is not None and not previous.is_file():
