@@ -139,8 +139,12 @@ def test_out_with_a_tilde_the_shell_did_not_expand_is_the_home_folder(
     book_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # `--out=~/features.parquet`: bash expands no ~ after "=", so nextmove gets it as written.
-    monkeypatch.setenv("HOME", str(tmp_path))
+    home, here = tmp_path / "home", tmp_path / "here"
+    home.mkdir()
+    here.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.chdir(here)
     result = CliRunner().invoke(app, ["features", "--book", str(book_dir), "--out=~/features.parquet"])
     assert result.exit_code == 0, result.output
-    assert (tmp_path / "features.parquet").is_file()
-    assert not Path("~").exists()
+    assert (home / "features.parquet").is_file()
+    assert not (here / "~").exists()
