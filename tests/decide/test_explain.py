@@ -547,16 +547,14 @@ def shop_book(shoppers: int = 500, weeks: int = 30, seed: int = 4) -> tuple[Book
     return book, T0 + timedelta(days=7 * weeks)
 
 
-@pytest.fixture(scope="module")
-def shop() -> Case:
-    playbook = shop_playbook()
-    book, as_of = shop_book()
+def _explained(playbook: Playbook, book: Book, as_of: datetime, hours: float) -> Case:
+    """A book of its own through the whole chain: history, effect model, decisions and their receipts."""
     history = build_training_set(book, playbook, as_of=as_of)
     model = EffectModel(playbook, **FAST).fit(history)
     snapshot = compute_features(book, as_of, playbook=playbook)
     previous = compute_features(book, as_of - timedelta(days=28), playbook=playbook)
     projection = model.project(snapshot)
-    decisions, lost = make_decisions(snapshot, projection, playbook, book.touches, as_of, hours=20.0)
+    decisions, lost = make_decisions(snapshot, projection, playbook, book.touches, as_of, hours=hours)
     receipts = explain_decisions(
         snapshot,
         projection,
@@ -569,6 +567,11 @@ def shop() -> Case:
         previous=previous,
     )
     return Case(playbook, snapshot, previous, history, model, projection, decisions, lost, receipts, book.outcomes)
+
+
+@pytest.fixture(scope="module")
+def shop() -> Case:
+    return _explained(shop_playbook(), *shop_book(), hours=20.0)
 
 
 def test_explain_a_b2c_book_in_its_own_words(shop: Case) -> None:
@@ -716,26 +719,7 @@ def app_book(users: int = 400, days: int = 150, seed: int = 5) -> tuple[Book, da
 
 @pytest.fixture(scope="module")
 def app() -> Case:
-    playbook = app_playbook()
-    book, as_of = app_book()
-    history = build_training_set(book, playbook, as_of=as_of)
-    model = EffectModel(playbook, **FAST).fit(history)
-    snapshot = compute_features(book, as_of, playbook=playbook)
-    previous = compute_features(book, as_of - timedelta(days=28), playbook=playbook)
-    projection = model.project(snapshot)
-    decisions, lost = make_decisions(snapshot, projection, playbook, book.touches, as_of, hours=40.0)
-    receipts = explain_decisions(
-        snapshot,
-        projection,
-        decisions,
-        lost,
-        playbook,
-        model=model,
-        history=history,
-        outcomes=book.outcomes,
-        previous=previous,
-    )
-    return Case(playbook, snapshot, previous, history, model, projection, decisions, lost, receipts, book.outcomes)
+    return _explained(app_playbook(), *app_book(), hours=40.0)
 
 
 def test_explain_never_sums_a_level_signal(app: Case) -> None:

@@ -35,7 +35,7 @@ from nextmove.decide.phrases import (
     usd_text,
     wording_table,
 )
-from nextmove.decide.policy import default_variant
+from nextmove.decide.policy import LOST_CODES, RULE_CODES, default_variant
 from nextmove.errors import ConfigError
 from nextmove.features import (
     SignalKind,
@@ -59,21 +59,11 @@ from nextmove.playbook.schema import SignalRoles
 SCHEMA_VERSION = 1
 """Version of the receipt's layout (the ``schema`` field)."""
 
-WHY_CODES = (
-    "lower_value",
-    "rule",
-    "cooldown",
-    "contact_cap",
-    "in_flight",
-    "capacity",
-    "held_back",
-    "snoozed",
-    "dismissed",
-)
+WHY_CODES = LOST_CODES
 """Why a candidate lost: worth less, an eligibility rule, a cooldown, a contact cap, a play in flight, a capacity,
 the control or exploration draw, or the account's users (snoozed, dismissed)."""
 
-_BLOCKING_CODES = ["rule", "cooldown", "contact_cap", "in_flight", "snoozed", "dismissed"]
+_BLOCKING_CODES = list(RULE_CODES)
 """Codes of a runner-up that is not allowed (a rule, or the account's users): the default "is not allowed (…)"."""
 
 ARMS = ("model", "explore", "control")

@@ -194,7 +194,7 @@ class Decisions:
         """
         rows, cols = np.nonzero(self.lost_why >= 0)
         codes = self.lost_why[rows, cols]
-        blocked = np.isin(codes, [LOST_CODES.index(c) for c in _RULE_CODES])
+        blocked = np.isin(codes, [LOST_CODES.index(c) for c in RULE_CODES])
         reason = np.full(rows.size, "", dtype=object)
         if blocked.any():
             reason[blocked] = self.rules.reasons(playbook, rows[blocked], cols[blocked]).to_numpy()
@@ -321,8 +321,9 @@ LOST_CODES = (
     "dismissed",
 )
 """Why a candidate lost (the receipt's ``why``)."""
-_RULE_CODES = ("rule", "cooldown", "contact_cap", "in_flight", "snoozed", "dismissed")
-_WHY_TO_LOST = {why: LOST_CODES.index(why.code) for why in Why if why is not Why.ALLOWED}
+RULE_CODES: tuple[str, ...] = tuple(why.code for why in Why if why is not Why.ALLOWED)
+"""The codes of :data:`LOST_CODES` that say the candidate was not allowed (a rule's :class:`Why`, or its users)."""
+_WHY_TO_LOST = {why: LOST_CODES.index(why.code) for why in Why if why is not Why.ALLOWED}  # every Why has its code
 
 
 def _resource_words(name: str, action_names: dict[str, str]) -> str:

@@ -15,6 +15,8 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
+from nextmove.testing.subscriptions import write_parquet_book
+
 CONSUMER_PLAYBOOK = """
 name = "Meal-kit subscribers"
 horizon_days = 28
@@ -113,14 +115,13 @@ def write_consumer_book(
             )
         )
         alive[live[cancel]] = False
-    folder.mkdir(parents=True, exist_ok=True)
-    frames = {
-        "accounts": accounts,
-        "signals": pl.concat(signals),
-        "touches": pl.concat(touches),
-        "outcomes": pl.concat(outcomes),
-    }
-    for name, frame in frames.items():
-        frame.write_parquet(folder / f"{name}.parquet")
-    (folder / "playbook.toml").write_text(playbook, encoding="utf-8")
-    return {name: frame.height for name, frame in frames.items()}
+    return write_parquet_book(
+        folder,
+        {
+            "accounts": accounts,
+            "signals": pl.concat(signals),
+            "touches": pl.concat(touches),
+            "outcomes": pl.concat(outcomes),
+        },
+        playbook,
+    )

@@ -139,13 +139,21 @@ def write_subscription_book(
         )
         outcomes.append(happened.filter(pl.Series(cancel | upgrade)))
         alive[live[cancel]] = False
+    return write_parquet_book(
+        folder,
+        {
+            "accounts": pl.DataFrame(table),
+            "signals": pl.concat(signals),
+            "touches": pl.concat(touches),
+            "outcomes": pl.concat(outcomes),
+        },
+        playbook,
+    )
+
+
+def write_parquet_book(folder: Path, frames: dict[str, pl.DataFrame], playbook: str) -> dict[str, int]:
+    """Write a book's tables as ``NAME.parquet`` and its ``playbook.toml`` into ``folder``; rows per table."""
     folder.mkdir(parents=True, exist_ok=True)
-    frames = {
-        "accounts": pl.DataFrame(table),
-        "signals": pl.concat(signals),
-        "touches": pl.concat(touches),
-        "outcomes": pl.concat(outcomes),
-    }
     for name, frame in frames.items():
         frame.write_parquet(folder / f"{name}.parquet")
     (folder / "playbook.toml").write_text(playbook, encoding="utf-8")
