@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
+import socket
 import tempfile
 from pathlib import Path
 
@@ -38,6 +40,57 @@ def check_folder(folder: Path, label: str) -> Path:
 STAGING_PREFIX = ".nextmove-staging-"
 """Name of the hidden temporary folder a run writes into inside its output folder (``.nextmove-staging-*.tmp``)."""
 
+_OWNER = re.compile(r"^(?P<host>.*)-(?P<pid>[0-9]+)-[^-]*\.tmp$")
+
+
+def _host() -> str:
+    """This machine's name as a staging folder carries it (no ``-``, which separates the parts)."""
+    return re.sub(r"[^A-Za-z0-9.]", "_", socket.gethostname()) or "host"
+
+
+def _staging_prefix() -> str:
+    """This process's staging prefix: ``.nextmove-staging-HOST-PID-`` (names who may sweep the folder up)."""
+    return f"{STAGING_PREFIX}{_host()}-{os.getpid()}-"
+
+
+def _pid_alive(pid: int) -> bool:
+    """Whether a process ``pid`` exists on this machine (one of another user counts as alive)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def sweep_stale_staging(target: Path) -> list[Path]:
+    """Remove the staging folders in ``target`` left by processes of this machine that no longer run.
+
+    A process killed outright (``kill -9``, an out-of-memory kill) cannot remove its own staging
+    folder, and it holds the run's personal data. A folder's name carries its writer's host and
+    process id; one of this host whose process is gone is removed. Folders of other hosts (an
+    output folder on a shared drive), of live processes, or named otherwise are left alone.
+    Returns the folders removed.
+    """
+    removed: list[Path] = []
+    if not target.is_dir():
+        return removed
+    host = _host()
+    for entry in target.iterdir():
+        if not entry.name.startswith(STAGING_PREFIX) or not entry.is_dir() or entry.is_symlink():
+            continue
+        owner = _OWNER.match(entry.name[len(STAGING_PREFIX) :])
+        if owner is None or owner["host"] != host:
+            continue
+        pid = int(owner["pid"])
+        if pid == os.getpid() or _pid_alive(pid):
+            continue
+        shutil.rmtree(entry, ignore_errors=True)
+        if not entry.exists():
+            removed.append(entry)
+    return removed
+
 
 class StagedFiles:
     """Files written into a hidden temporary folder inside ``target``, moved into ``target`` only by :meth:`publish`.
@@ -52,7 +105,8 @@ class StagedFiles:
     needs no more permission than the files themselves (an ``--out`` that is a mounted volume's
     root, or whose parent is not writable, works), and is on the same filesystem even when
     ``target`` is a symbolic link or a mount point. Nothing is created until :attr:`folder` is
-    first used.
+    first used; then the staging folders that killed processes of this machine left in ``target``
+    are removed (:func:`sweep_stale_staging`).
 
     Examples
     --------
@@ -94,7 +148,8 @@ class StagedFiles:
                 except FileExistsError:
                     continue  # made meanwhile by someone else: theirs, not removed by discard
                 self._made.append(made)
-            self._folder = Path(tempfile.mkdtemp(prefix=STAGING_PREFIX, suffix=".tmp", dir=self.target))
+            sweep_stale_staging(self.target)
+            self._folder = Path(tempfile.mkdtemp(prefix=_staging_prefix(), suffix=".tmp", dir=self.target))
         return self._folder
 
     def publish(self) -> dict[str, Path]:

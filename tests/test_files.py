@@ -1,0 +1,51 @@
+"""Staged output files: a staging folder left by a killed process is swept up by the next one."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from nextmove._files import STAGING_PREFIX, StagedFiles, _host, sweep_stale_staging
+
+
+def _dead_pid() -> int:
+    """The id of a process that has ended (a child run to completion and reaped)."""
+    child = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    return int(child.stdout)
+
+
+def test_a_killed_process_staging_folder_is_removed_by_the_next_run(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    out.mkdir()
+    left = out / f"{STAGING_PREFIX}{_host()}-{_dead_pid()}-abc123.tmp"
+    left.mkdir()
+    (left / "recommendations.csv").write_text("account_id,email\nA1,someone@example.com\n")
+    staged = StagedFiles(out)
+    (staged.folder / "summary.json").write_text("{}")
+    staged.publish()
+    assert sorted(p.name for p in out.iterdir()) == ["summary.json"]
+
+
+def test_folders_of_live_processes_other_hosts_and_other_names_are_left(tmp_path: Path) -> None:
+    dead = _dead_pid()
+    keep = [
+        tmp_path / f"{STAGING_PREFIX}{_host()}-{os.getppid()}-live.tmp",  # a live process of this host
+        tmp_path / f"{STAGING_PREFIX}otherhost-{dead}-xyz.tmp",  # another machine on a shared drive
+        tmp_path / f"{STAGING_PREFIX}old_style_name.tmp",  # an older nextmove's folder: no owner known
+        tmp_path / f"{_host()}-{dead}-mine.tmp",  # the user's own folder
+    ]
+    for folder in keep:
+        folder.mkdir()
+    gone = tmp_path / f"{STAGING_PREFIX}{_host()}-{dead}-xyz.tmp"
+    gone.mkdir()
+    assert sweep_stale_staging(tmp_path) == [gone]
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(p.name for p in keep)
+
+
+def test_the_staging_folder_names_its_host_and_process(tmp_path: Path) -> None:
+    staged = StagedFiles(tmp_path / "out")
+    assert staged.folder.name.startswith(f"{STAGING_PREFIX}{_host()}-{os.getpid()}-")
+    staged.discard()
+    assert not (tmp_path / "out").exists()
