@@ -25,6 +25,7 @@ from nextmove.engine.run import (
     load_effect_model,
     oracle_choice,
     run,
+    saved_health_bands,
 )
 from nextmove.engine.run_process import interrupted_run_note
 from nextmove.errors import ConfigError, NotFoundError
@@ -239,6 +240,27 @@ def test_run_reuses_the_stored_effect_model(lab: SimResult, lab_run: RunResult, 
     # The same model, the same book and seed: the same learned choices and values.
     assert again.recommendations["model_action_id"].to_list() == lab_run.recommendations["model_action_id"].to_list()
     assert (again.recommendations["evidence"] == "{}").all()
+
+
+def test_a_reuse_run_bands_health_with_the_cut_offs_learned_with_its_model(
+    lab: SimResult, lab_run: RunResult, store: Store
+) -> None:
+    active = store.active_model("effect")
+    assert active is not None
+    saved = saved_health_bands(active)
+    assert saved is not None
+    assert saved.source == "history"
+    again = _rerun(lab, store, save_model=False)
+    assert again.recommendations["health_band"].to_list() == lab_run.recommendations["health_band"].to_list()
+    assert not any("fixed cut-offs" in note for note in again.summary["notes"])
+    # A model saved before the bands were kept with it: the fixed cut-offs, with a note saying why.
+    older = {k: v for k, v in active.metrics.items() if k != "health_bands"}
+    with open_store("sqlite://") as other:
+        other.save_model(dataclasses.replace(active, model_id="effect-older", metrics=older))
+        other.activate_model("effect-older")
+        fixed = _rerun(lab, other, save_model=False)
+    assert any(note.startswith("health bands use the fixed cut-offs") for note in fixed.summary["notes"])
+    assert fixed.recommendations["health_band"].to_list() != lab_run.recommendations["health_band"].to_list()
 
 
 def test_run_risk_aversion_prefers_fewer_surer_actions(lab: SimResult, lab_run: RunResult, store: Store) -> None:

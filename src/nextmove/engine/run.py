@@ -65,7 +65,7 @@ from nextmove.features.history import resolve_as_of
 from nextmove.measure.ope import evaluate_policy, logging_propensities
 from nextmove.measure.policy import do_nothing_policy, eligible_actions, learned_policy, lifecycle_default_policy
 from nextmove.models.effect import EffectModel, EffectProjection, objective_specs
-from nextmove.models.health import HealthScorecard, band_expr, unscored_signals_note
+from nextmove.models.health import HealthBands, HealthScorecard, band_expr, unscored_signals_note
 from nextmove.playbook import Playbook
 from nextmove.playbook.expr import check_playbook_expressions
 from nextmove.segment import SegmentReport, behavior_snapshot, segment_book
@@ -365,8 +365,10 @@ def _run(
     lap("features")
 
     say(RUN_STAGES[1])
-    model, model_id, training = _model(book, playbook, when, store, seed, opts, notes, tell)
-    health = _health_bands(card, health, training, book, playbook, when, notes)
+    model, model_id, training, kept_bands = _model(book, playbook, when, store, seed, opts, notes, tell)
+    health, bands = _health_bands(card, health, training, kept_bands, book, playbook, when, notes)
+    if training is not None and store is not None and opts.save_model:
+        model_id = save_effect_model(store, model, playbook, training, when, activate=False, bands=bands)
     lap("models")
 
     say(RUN_STAGES[2])
@@ -695,26 +697,33 @@ def _health_bands(
     card: HealthScorecard | None,
     health: pl.DataFrame,
     training: pl.DataFrame | None,
+    kept: HealthBands | None,
     book: Book,
     playbook: Playbook,
     when: datetime,
     notes: list[str],
-) -> pl.DataFrame:
-    """``health`` banded as ``nextmove health`` bands it: cut-offs learned from the training set's churn history.
+) -> tuple[pl.DataFrame, HealthBands | None]:
+    """``health`` banded as ``nextmove health`` bands it, and the bands learned (None when none were).
 
-    A run that reused its effect model built no training set: its bands are the scorecard's cut-offs
-    (``band_cutoffs``, or 30/70), with a note.
+    The cut-offs are learned from the training set's churn history. A run that reused its effect
+    model built no training set: it bands with the cut-offs learned when that model was fitted
+    (``kept``), or, for a model saved without them, the scorecard's (``band_cutoffs``, or 30/70)
+    with a note.
     """
     if card is None or playbook.health.band_cutoffs is not None:
-        return health
+        return health, None
     if training is None:
+        if kept is not None:
+            return health.with_columns(band_expr(pl.col("health_score"), kept)), None
         notes.append(
-            f"health bands use the fixed cut-offs ({card.bands.describe()}): the effect model was reused, so no "
-            "history was read to learn them (`nextmove health` does; or set band_cutoffs in the playbook)"
+            f"health bands use the fixed cut-offs ({card.bands.describe()}): the reused effect model was saved "
+            "without learned ones (`nextmove health` learns them; or set band_cutoffs in the playbook)"
         )
-        return health
+        return health, None
     learned = learned_bands(card, training, health, book, playbook, when, notes)
-    return health.with_columns(band_expr(pl.col("health_score"), learned.bands))
+    if learned.bands.source != "history":
+        return health, None
+    return health.with_columns(band_expr(pl.col("health_score"), learned.bands)), learned.bands
 
 
 # ---- models ---------------------------------------------------------------------------------------
@@ -736,13 +745,17 @@ def _model(
     opts: RunOptions,
     notes: list[str],
     tell: Progress,
-) -> tuple[EffectModel, str | None, pl.DataFrame | None]:
-    """The effect model (fitted, or loaded from the store), its version id, and the training set if built."""
+) -> tuple[EffectModel, str | None, pl.DataFrame | None, HealthBands | None]:
+    """The effect model (fitted, or loaded from the store), its version id, the training set if built,
+    and the health bands learned when a loaded model was fitted (if it was saved with them).
+
+    A fitted model is not saved here: the run saves it with the health bands it learns next.
+    """
     if opts.reuse_model:
         if store is None:
             raise ConfigError("reuse_model needs a store to load the effect model from")
-        loaded, loaded_id = load_effect_model(store, playbook)
-        return loaded, loaded_id, None
+        record = _effect_record(store, playbook)
+        return _unpickle_effect_model(record), record.model_id, None, saved_health_bands(record)
     tell("building the training set of past decisions")
     training = _training(book, playbook, when, opts.training_days)
     tell(f"learning from {training.height:,} decisions")
@@ -759,10 +772,7 @@ def _model(
             + ", ".join(model.flagged_arms_)
         )
     notes.extend(model.fit_notes())
-    model_id: str | None = None
-    if store is not None and opts.save_model:
-        model_id = save_effect_model(store, model, playbook, training, when, activate=False)
-    return model, model_id, training
+    return model, None, training, None
 
 
 def _pooled_note(decided: pl.DataFrame, flagged: Sequence[str]) -> str | None:
@@ -814,8 +824,13 @@ def save_effect_model(
     when: datetime,
     *,
     activate: bool = True,
+    bands: HealthBands | None = None,
 ) -> str:
-    """Save a fitted effect model as a version of kind ``effect``, the active one if ``activate``; returns its id."""
+    """Save a fitted effect model as a version of kind ``effect``, the active one if ``activate``; returns its id.
+
+    ``bands``, the health bands learned from the same history, are kept with it (in its metrics), so
+    a run that reuses the model bands health as the run that fitted it did (:func:`saved_health_bands`).
+    """
     created = utcnow()
     model_id = f"effect-{created:%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}"
     stamps = training.get_column("decision_ts") if "decision_ts" in training.columns else None
@@ -834,6 +849,11 @@ def save_effect_model(
             "arms": list(model.arms_),
             "flagged_arms": list(model.flagged_arms_),
             "fit_seconds": {k: round(float(v), 3) for k, v in model.fit_seconds_.items()},
+            **(
+                {}
+                if bands is None
+                else {"health_bands": {"critical_max": bands.critical_max, "at_risk_max": bands.at_risk_max}}
+            ),
         },
     )
     store.save_model(record)
@@ -853,6 +873,23 @@ def load_effect_model(store: Store, playbook: Playbook, model_id: str | None = N
         If it was fitted under another playbook, saved in another format (:data:`EFFECT_MODEL_FORMAT`),
         or is not an effect model.
     """
+    record = _effect_record(store, playbook, model_id)
+    return _unpickle_effect_model(record), record.model_id
+
+
+def saved_health_bands(record: ModelVersionRecord) -> HealthBands | None:
+    """The health bands learned with a saved effect model, or None when it was saved without them."""
+    saved = record.metrics.get("health_bands")
+    if not isinstance(saved, dict):
+        return None
+    try:
+        return HealthBands(int(saved["critical_max"]), int(saved["at_risk_max"]), "history")
+    except (KeyError, TypeError, ValueError, ConfigError):
+        return None  # a damaged entry: band as a model saved without them
+
+
+def _effect_record(store: Store, playbook: Playbook, model_id: str | None = None) -> ModelVersionRecord:
+    """The stored effect model's record (the active one, or ``model_id``), checked against the playbook."""
     from nextmove.errors import NotFoundError
 
     record = store.active_model(EFFECT_MODEL_KIND) if model_id is None else store.load_model(model_id)
@@ -873,10 +910,14 @@ def load_effect_model(store: Store, playbook: Playbook, model_id: str | None = N
             f"effect model {record.model_id!r} was saved in format {saved_format} by another version of nextmove, "
             f"and this version reads format {EFFECT_MODEL_FORMAT}: run without reuse_model to fit one"
         )
+    return record
+
+
+def _unpickle_effect_model(record: ModelVersionRecord) -> EffectModel:
     model = pickle.loads(record.blob)
     if not isinstance(model, EffectModel):
         raise ConfigError(f"model {record.model_id!r} is not an effect model")
-    return model, record.model_id
+    return model
 
 
 # ---- evidence and outputs -------------------------------------------------------------------------
