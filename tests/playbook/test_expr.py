@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import math
+import operator
+
 import polars as pl
 import pytest
 from hypothesis import given
@@ -101,3 +104,74 @@ def test_compile_eligibility_threshold_matches_python(threshold: float) -> None:
     frame = pl.DataFrame({"arr": values})
     got = frame.select(compile_eligibility(f"arr >= {threshold!r}", {"arr": "number"})).to_series().to_list()
     assert got == [v >= threshold for v in values]
+
+
+@pytest.mark.parametrize("dtype", [pl.Int64, pl.Int32, pl.UInt8, pl.Float32, pl.Float64])
+def test_compile_eligibility_membership_matches_any_number_dtype(dtype: pl.DataType) -> None:
+    # Count features are Int64; `in [0, 1]` used to die in Polars' is_in (Int64 vs List(Float64)).
+    frame = pl.DataFrame({"tickets_count_90d": pl.Series([0, 1, 2, None], dtype=dtype)})
+    kinds = {"tickets_count_90d": "number"}
+    inside = frame.select(compile_eligibility("tickets_count_90d in [0, 1]", kinds)).to_series().to_list()
+    outside = frame.select(compile_eligibility("tickets_count_90d not in [0, 1.0]", kinds)).to_series().to_list()
+    assert inside == [True, True, False, False]
+    assert outside == [False, False, True, False]
+
+
+def test_compile_eligibility_membership_refuses_a_mixed_list() -> None:
+    with pytest.raises(ExpressionError, match="mixes numbers and texts"):
+        compile_eligibility("anything in [1, 'a']")
+
+
+def test_compile_eligibility_zero_denominator_is_missing() -> None:
+    # 0 / 0 is NaN and 1 / 0 is inf, both above every number in Polars: the ratio must be missing instead.
+    frame = pl.DataFrame({"tickets": pl.Series([0, 0, 3, 1], dtype=pl.Int64), "admins": [0.0, 2.0, 1.0, 0.0]})
+    kinds = {"tickets": "number", "admins": "number"}
+
+    def run(text: str) -> list[bool]:
+        return frame.select(compile_eligibility(text, kinds)).to_series().to_list()
+
+    assert run("tickets / admins > 1") == [False, False, True, False]
+    assert run("tickets / admins >= 1000000") == [False, False, False, False]
+    assert run("-tickets / admins < -1") == [False, False, True, False]
+    assert run("missing(tickets / admins)") == [True, False, False, True]
+
+
+_OPS = {"+": operator.add, "-": operator.sub, "*": operator.mul, "/": operator.truediv}
+_MAYBE_NUMBER = st.none() | st.floats(allow_nan=True, allow_infinity=True) | st.sampled_from([0.0, -0.0, 1e308])
+
+
+@given(a=_MAYBE_NUMBER, b=_MAYBE_NUMBER, op=st.sampled_from(["+", "-", "*", "/"]))
+def test_compile_eligibility_nan_never_compares_true(a: float | None, b: float | None, op: str) -> None:
+    # Whatever the data (NaN, ±inf, 0) and the arithmetic (0 * inf, inf - inf, x / 0), a result that
+    # is not a number is missing: neither `> 0` nor `<= 0` holds, and missing() does.
+    result: float | None = None
+    if a is not None and b is not None and not (op == "/" and b == 0):
+        result = _OPS[op](a, b)
+        result = None if math.isnan(result) else result
+    frame = pl.DataFrame({"a": [a], "b": [b]}, schema={"a": pl.Float64, "b": pl.Float64})
+    kinds = {"a": "number", "b": "number"}
+    texts = [f"a {op} b > 0", f"a {op} b <= 0", f"a {op} b == a {op} b", f"missing(a {op} b)"]
+    got = [frame.select(compile_eligibility(t, kinds)).item() for t in texts]
+    if result is None:
+        assert got == [False, False, False, True]
+    else:
+        assert got == [result > 0, result <= 0, True, False]
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("csat_last > 3", [True, False, False]),
+        ("not (csat_last > 3)", [False, True, False]),
+        ("csat_last > 3 or not (csat_last > 3)", [True, True, False]),
+        ("not (csat_last > 3 and false)", [True, True, True]),
+        ("csat_last > 3 or true", [True, True, True]),
+        ("csat_last not in [5]", [False, True, False]),
+        ("missing(csat_last) or csat_last < 3", [False, True, True]),
+    ],
+)
+def test_compile_eligibility_missing_is_three_valued(text: str, expected: list[bool]) -> None:
+    # As docs/playbook.md says: missing is neither true nor false, `not` keeps it missing, and a
+    # missing result is not eligible.
+    frame = pl.DataFrame({"csat_last": [5.0, 2.0, None]})
+    assert frame.select(compile_eligibility(text, {"csat_last": "number"})).to_series().to_list() == expected

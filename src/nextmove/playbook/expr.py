@@ -4,6 +4,10 @@
 module (never evaluated), checked node by node against a whitelist, and turned into one
 vectorised ``pl.Expr``. Unknown features, syntax errors and type mismatches are reported with
 the action id and the position in the expression.
+
+Numbers are evaluated as Float64 whatever the feature's dtype, and a value that is not a number
+(NaN, from ``0 * inf`` or in the data) or a ratio with a zero denominator is missing: Polars
+orders NaN above every number, so a NaN left in place would make ``x / y > 2`` true.
 """
 
 from __future__ import annotations
@@ -52,6 +56,11 @@ class ExpressionError(PlaybookError):
         self.action_id = action_id
 
 
+def _as_number(expr: pl.Expr) -> pl.Expr:
+    """``expr`` as Float64 with NaN made missing (integer, boolean and decimal features alike)."""
+    return expr.cast(pl.Float64).fill_nan(None)
+
+
 @dataclass(frozen=True)
 class _Typed:
     expr: pl.Expr
@@ -86,13 +95,13 @@ class _Compiler:
             if type(node.op) not in ops:
                 raise self.error("only + - * / are allowed in arithmetic", node)
             left, right = self.number(node.left), self.number(node.right)
-            result = {
-                ast.Add: left + right,
-                ast.Sub: left - right,
-                ast.Mult: left * right,
-                ast.Div: left / right,
-            }[type(node.op)]
-            return _Typed(result, "number", node)
+            if isinstance(node.op, ast.Div):
+                # x / 0 has no value: missing, never ±inf or NaN that a comparison could pass.
+                result = pl.when(right == 0).then(None).otherwise(left / right)
+            else:
+                result = {ast.Add: left + right, ast.Sub: left - right, ast.Mult: left * right}[type(node.op)]
+            # inf - inf, 0 * inf …: NaN is missing too.
+            return _Typed(_as_number(result), "number", node)
         if isinstance(node, ast.Compare):
             return self.compare(node)
         if isinstance(node, ast.Constant):
@@ -119,7 +128,9 @@ class _Compiler:
             close = difflib.get_close_matches(node.id, list(self.schema), n=3)
             hint = f" (did you mean {', '.join(repr(c) for c in close)}?)" if close else ""
             raise self.error(f"unknown feature {node.id!r}{hint}", node)
-        return _Typed(pl.col(node.id), self.schema[node.id], node)
+        kind = self.schema[node.id]
+        column = pl.col(node.id)
+        return _Typed(_as_number(column) if kind == "number" else column, kind, node)
 
     def call(self, node: ast.Call) -> _Typed:
         if not isinstance(node.func, ast.Name) or node.func.id not in _FUNCS:
@@ -183,8 +194,12 @@ class _Compiler:
                     f"type mismatch: {self.describe(left)} is {left.kind}, the list holds {item.kind}s",
                     item.node,
                 )
+            if item.kind != items[0].kind:
+                raise self.error("the list after 'in' mixes numbers and texts", item.node)
             values.append(float(constant) if isinstance(constant, int | float) else str(constant))
-        test = left.expr.is_in(values)
+        # The list is Float64; is_in refuses to look for an Int64 (or Boolean …) value in it.
+        numbers = bool(items) and items[0].kind == "number"
+        test = (_as_number(left.expr) if numbers else left.expr).is_in(values)
         return ~test if symbol == "not in" else test
 
     def check_comparable(self, left: _Typed, right: _Typed, symbol: str, node: ast.AST) -> None:
@@ -222,9 +237,12 @@ class _Compiler:
 def compile_eligibility(text: str, schema: FeatureKinds | None = None, *, action_id: str | None = None) -> pl.Expr:
     """Compile an eligibility expression to a boolean Polars expression.
 
-    A comparison with a missing value is false (the action is not eligible); use
-    ``missing(x)`` or ``present(x)`` to test for missing values. An empty expression is
-    always true.
+    Missing values follow three-valued logic: arithmetic, a comparison or ``in`` with a missing
+    value is missing, ``not`` of missing is missing, ``missing and false`` is false and
+    ``missing or true`` is true; an expression that ends up missing is not eligible. So
+    ``not (x > 3)`` is not eligible where ``x`` is missing; write ``missing(x) or x <= 3``.
+    A ratio with a zero denominator, and any NaN, is missing. An empty expression is always
+    true.
 
     Parameters
     ----------
