@@ -117,6 +117,17 @@ def test_compile_eligibility_membership_matches_any_number_dtype(dtype: pl.DataT
     assert outside == [False, False, True, False]
 
 
+def test_compile_eligibility_membership_takes_signed_numbers() -> None:
+    frame = pl.DataFrame({"nps": [-1.0, 0.0, 2.0, None]})
+    kinds = {"nps": "number"}
+    inside = frame.select(compile_eligibility("nps in [-1, +2]", kinds)).to_series().to_list()
+    assert inside == [True, False, True, False]
+    with pytest.raises(ExpressionError, match="only numbers or strings"):
+        compile_eligibility("nps in [-nps]", kinds)
+    with pytest.raises(ExpressionError):
+        compile_eligibility("nps in [-true]", kinds)
+
+
 def test_compile_eligibility_membership_refuses_a_mixed_list() -> None:
     with pytest.raises(ExpressionError, match="mixes numbers and texts"):
         compile_eligibility("anything in [1, 'a']")

@@ -68,6 +68,22 @@ class _Typed:
     node: ast.AST
 
 
+def _list_constant(node: ast.AST) -> float | int | str | None:
+    """The number or text an item of an ``in`` list is (``-1`` and ``+2`` included), or None for anything else."""
+    sign = 1
+    if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub | ast.UAdd):
+        sign = -1 if isinstance(node.op, ast.USub) else 1
+        node = node.operand
+        if not isinstance(node, ast.Constant) or not isinstance(node.value, int | float):
+            return None
+    if not isinstance(node, ast.Constant) or isinstance(node.value, bool):
+        return None
+    value = node.value
+    if isinstance(value, int | float):
+        return sign * value
+    return value if isinstance(value, str) else None
+
+
 class _Compiler:
     def __init__(self, text: str, schema: FeatureKinds | None, action_id: str | None) -> None:
         self.text = text
@@ -186,9 +202,9 @@ class _Compiler:
         items = [self.compile(e) for e in comparator.elts]
         values: list[float | str] = []
         for item in items:
-            if not isinstance(item.node, ast.Constant) or isinstance(item.node.value, bool):
+            constant = _list_constant(item.node)
+            if constant is None:
                 raise self.error("the list after 'in' may hold only numbers or strings", item.node)
-            constant = item.node.value
             if left.kind not in ("null", item.kind):
                 raise self.error(
                     f"type mismatch: {self.describe(left)} is {left.kind}, the list holds {item.kind}s",

@@ -92,7 +92,7 @@ def playbook_markdown() -> str:
         "`true`/`false`, the comparisons `== != < <= > >=` (chains like `10 < x <= 20` work),",
         "`in [...]` / `not in [...]`, `and`, `or`, `not`, parentheses, `+ - * /`, and the functions",
         "`missing(x)`, `present(x)`, `abs(x)`, `min(a, b)`, `max(a, b)`. Text compares only with `==`",
-        "and `!=`; numbers in a list match whole-number and fractional features alike (`tickets_count_90d in [0, 1]`).",
+        "and `!=`; numbers in a list (`-1` included) match whole-number and fractional features alike (`tickets_count_90d in [0, 1]`).",
         "Expressions are parsed, never run as Python; an unknown feature, a syntax error or a type",
         "mismatch is reported with the action id and the position in the expression: by",
         "`nextmove validate`, and by `nextmove run` as soon as the features are computed, before the",
