@@ -98,5 +98,8 @@ def playbook_markdown() -> str:
         "the action id and the position in the expression: by `nextmove validate`, and by `nextmove run`",
         "as soon as the features are computed, before the models are fitted.",
         "",
+        "A boolean account column is a number feature, 1 for true and 0 for false (docs/features.md):",
+        "write `has_sso == 1` or `has_sso > 0`, not `has_sso == true` or a bare `has_sso`.",
+        "",
     ]
     return "\n".join(lines)
