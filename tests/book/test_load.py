@@ -491,6 +491,35 @@ def test_load_book_keeps_native_types_of_parquet_extra_columns(tmp_path: Path) -
     assert accounts.schema["vip"] == pl.Boolean
 
 
+def test_load_book_reads_a_csv_column_of_true_and_false_as_boolean_as_parquet_does(tmp_path: Path) -> None:
+    # Polars writes booleans as true/false, pandas as True/False: such a column is the boolean it
+    # was, hence the same 0/1 number feature as from Parquet, not a text feature.
+    from nextmove.features import compute_features
+
+    csv_book, parquet_book = tmp_path / "csv", tmp_path / "parquet"
+    csv_book.mkdir()
+    parquet_book.mkdir()
+    (csv_book / "accounts.csv").write_text(
+        "account_id,has_sso,vip,answer\na1,true,True,yes\na2,false,FALSE ,no\na3,NA,,yes\na4,true,False,no\n",
+        encoding="utf-8",
+    )
+    pl.DataFrame(
+        {
+            "account_id": ["a1", "a2", "a3", "a4"],
+            "has_sso": [True, False, None, True],
+            "vip": [True, False, None, False],
+        }
+    ).write_parquet(parquet_book / "accounts.parquet")
+    from_csv = load_book(csv_book, as_of=AS_OF)
+    assert from_csv.accounts.schema["has_sso"] == pl.Boolean
+    assert from_csv.accounts["has_sso"].to_list() == [True, False, None, True]
+    assert from_csv.accounts["vip"].to_list() == [True, False, None, False]
+    assert from_csv.accounts.schema["answer"] == pl.String  # yes/no may as well be labels: text
+    features = compute_features(from_csv, AS_OF).select("has_sso", "vip")
+    assert features.schema["has_sso"] == pl.Float64
+    assert_frame_equal(features, compute_features(load_book(parquet_book, as_of=AS_OF), AS_OF).select("has_sso", "vip"))
+
+
 def test_load_book_keeps_extra_columns_named_with_leading_underscores(tmp_path: Path) -> None:
     folder = tmp_path / "book"
     folder.mkdir()

@@ -241,3 +241,50 @@ def test_cli_an_unsupported_store_url_is_bad_input_exit_2(url: str) -> None:
     result = runner.invoke(app, ["keys", "list", "--store", url])
     assert result.exit_code == 2, result.output
     assert "store URL" in result.output
+
+
+_NOTES_PLAYBOOK = """
+[objectives.r]
+outcome = "churn"
+sense = "avoid"
+value = "arr"
+
+[[actions]]
+id = "call"
+name = "Call"
+team = "cs"
+objective = "r"
+eligibility = "has_sso == 1"
+
+[signal_roles]
+usage = ["seat_utl"]
+
+[signal_kinds]
+count = ["logins"]
+
+[health.components.usage]
+weight = 1
+measures = [{ feature = "seat_util_mean_28d" }, { feature = "seat_util_trnd_28d" }]
+"""
+
+
+def test_cli_validate_notes_unknown_signal_names_and_left_out_health_measures(tmp_path: Path) -> None:
+    (tmp_path / "accounts.csv").write_text("account_id,arr,has_sso\na1,10,true\na2,20,false\n", encoding="utf-8")
+    (tmp_path / "signals.csv").write_text(
+        "account_id,ts,name,value\na1,2025-01-01,seat_util,0.5\na2,2025-01-02,login,1\n", encoding="utf-8"
+    )
+    pb = tmp_path / "pb.toml"
+    pb.write_text(_NOTES_PLAYBOOK, encoding="utf-8")
+    done = _nextmove("validate", "--book", str(tmp_path), "--playbook", str(pb))
+    said = " ".join(done.stdout.split())
+    assert done.returncode == 0, done.stdout + done.stderr  # has_sso, written true/false, is a 0/1 number
+    assert "signal_roles.usage 'seat_utl' (did you mean 'seat_util'?)" in said
+    assert "signal_kinds.count 'logins' (did you mean 'login'?)" in said
+    assert "seat_util_trnd_28d (no such feature; did you mean 'seat_util_trend_28d'?)" in said
+    window = _NOTES_PLAYBOOK.replace(
+        "[health.components.usage]", "[health]\nwindow_days = 30\n[health.components.usage]"
+    )
+    pb.write_text(window, encoding="utf-8")
+    done = _nextmove("validate", "--book", str(tmp_path), "--playbook", str(pb))
+    assert done.returncode == 2
+    assert "health.window_days: 30 is not a feature window" in done.stderr

@@ -218,6 +218,9 @@ def test_score_health_says_which_signals_no_role_names(
     note = next(n for n in res.notes if "does not read" in n)
     assert "1 of the book's signals (app_opens)" in note
     assert 'usage = ["app_opens"]' in note
+    # The role's member no signal of the book has any more is named too, not silently ignored.
+    assert any("signal_roles.usage 'logins'" in n and "no signal of the book" in n for n in res.notes)
+    assert not any("signal_roles" in n and "no signal of the book" in n for n in result.notes)
 
 
 def test_score_health_account_not_started_at_the_earlier_time_is_new(lab: SimResult, playbook: Playbook) -> None:

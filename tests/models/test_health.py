@@ -16,8 +16,12 @@ from nextmove.models.health import (
     ScorecardMeasure,
     describe_feature,
     health_trend,
+    left_out_measures,
+    left_out_measures_note,
     resolve_scorecard,
     top_movers,
+    unknown_signals,
+    unknown_signals_note,
     unscored_signals,
     unscored_signals_note,
 )
@@ -428,3 +432,73 @@ def test_movers_points_add_up_to_the_change_when_a_component_is_missing() -> Non
     assert sum(m.points for m in movers) == pytest.approx(change.get_column("health_change").item(), abs=0.11)
     # An account new since then has no movers.
     assert top_movers(card, now, before.filter(pl.col("account_id") != "a1"), weeks=6)["a1"] == []
+
+
+def _scorecard_playbook(tail: str) -> str:
+    return (
+        '[objectives.r]\noutcome="churn"\nsense="avoid"\nvalue="arr"\n[[actions]]\nid="a"\nname="A"\nteam="cs"\n'
+        'objective="r"\n' + tail
+    )
+
+
+def test_left_out_measures_note_names_a_misspelt_feature_and_one_without_values() -> None:
+    # Explicit components: a misspelt feature and an empty one left the score without a word.
+    pb = parse_playbook(
+        _scorecard_playbook(
+            "[health.components.usage]\nweight=1\n"
+            'measures=[{feature="logins_mean_28d"}, {feature="loggins_trend_28d"}, {feature="seats"}]\n'
+        )
+    )
+    feats = _features(10).with_columns(pl.lit(None, pl.Float64).alias("seats"), pl.lit(1.0).alias("logins_trend_28d"))
+    assert left_out_measures(pb, feats) == {
+        "loggins_trend_28d": "no such feature; did you mean 'logins_trend_28d'?",
+        "seats": "no value in any account",
+    }
+    note = left_out_measures_note(pb, feats)
+    assert note is not None
+    assert "leaves out 2 measure(s)" in note
+    assert "loggins_trend_28d (no such feature; did you mean 'logins_trend_28d'?)" in note
+    assert "[health.components]" in note
+    assert [m.feature for m in HealthScorecard.from_playbook(pb, feats).measures] == ["logins_mean_28d"]
+
+
+def test_left_out_measures_of_roles_leave_unknown_signals_and_arr_to_their_own_notes() -> None:
+    # A role member that is no signal of the book is unknown_signals_note's (no feature of it at all);
+    # a book without ARR has its own note; a role signal whose built feature is missing is named here.
+    pb = parse_playbook(_scorecard_playbook('[signal_roles]\nusage=["logins", "seats"]\nsupport=["crashes"]\n'))
+    feats = _features(10).with_columns(
+        pl.lit(None, pl.Float64).alias("arr"),
+        pl.lit(1.0).alias("tenure_days"),
+        pl.lit(3.0).alias("logins_last"),
+        pl.lit(2.0).alias("crashes_last"),
+    )
+    left = left_out_measures(pb, feats)
+    assert set(left) == {"logins_trend_28d", "crashes_sum_28d"}
+    assert left["crashes_sum_28d"] == "no such feature"
+    note = left_out_measures_note(pb, feats)
+    assert note is not None
+    assert "[signal_roles]" in note
+    assert left_out_measures_note(pb, feats.with_columns(logins_trend_28d=1.0, crashes_sum_28d=1.0)) is None
+
+
+def test_unknown_signals_note_names_the_closest_signal_without_refusing() -> None:
+    pb = parse_playbook(
+        _scorecard_playbook(
+            '[signal_roles]\nusage=["Seat Util", "seat_utl"]\nsentiment=["csat", "nps"]\n'
+            '[signal_kinds]\ncount=["logins"]\nlevel=["seat_util"]\n'
+        )
+    )
+    signals = ["seat_util", "dash_views", "csat", "login"]
+    assert unknown_signals(pb, signals) == [
+        ("signal_roles.usage", "seat_utl", "seat_util"),
+        ("signal_roles.sentiment", "nps", None),
+        ("signal_kinds.count", "logins", "login"),
+    ]
+    note = unknown_signals_note(pb, signals)
+    assert note is not None
+    assert "signal_roles.usage 'seat_utl' (did you mean 'seat_util'?)" in note
+    assert "signal_roles.sentiment 'nps', " in note
+    assert "signal_kinds.count 'logins' (did you mean 'login'?)" in note
+    assert "the book's signals: csat, dash_views, login, seat_util" in note
+    assert unknown_signals_note(pb, ["seat_util", "seat_utl", "csat", "nps", "logins"]) is None
+    assert unknown_signals_note(pb, []) is None  # a book without signals: nothing to match against

@@ -174,3 +174,22 @@ def test_playbook_content_hash_is_stable_and_sensitive() -> None:
     c = parse_playbook(MINIMAL.replace('name = "Call"', 'name = "Phone call"'))
     assert a.content_hash() == b.content_hash()
     assert a.content_hash() != c.content_hash()
+
+
+@pytest.mark.parametrize("days", [14, 30])
+def test_health_window_days_must_be_a_feature_window(days: int) -> None:
+    # A window the features are not computed over would leave the usage, engagement and support
+    # measures out of the score without a word (seat_util_mean_30d does not exist).
+    with pytest.raises(PlaybookError, match=rf"health\.window_days: {days} is not a feature window.*7, 28 or 90"):
+        parse_playbook(MINIMAL + f"[health]\nwindow_days = {days}\n")
+
+
+def test_health_window_days_takes_each_feature_window() -> None:
+    from nextmove.features import DEFAULT_WINDOWS_DAYS
+    from nextmove.playbook.schema import FEATURE_WINDOWS_DAYS, Health
+
+    assert DEFAULT_WINDOWS_DAYS == FEATURE_WINDOWS_DAYS  # one list of windows, which the features compute
+    for days in FEATURE_WINDOWS_DAYS:
+        assert parse_playbook(MINIMAL + f"[health]\nwindow_days = {days}\n").health.window_days == days
+    windows = ", ".join(map(str, FEATURE_WINDOWS_DAYS[:-1])) + f" or {FEATURE_WINDOWS_DAYS[-1]}"
+    assert windows in (Health.model_fields["window_days"].description or "")  # the reference page says them

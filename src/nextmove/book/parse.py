@@ -208,17 +208,28 @@ def _parse_column(name: str, target: ColumnType, dtype: pl.DataType) -> pl.Expr:
     return pl.lit(None, UTC_DATETIME)
 
 
-def infer_extra_column(series: pl.Series) -> pl.Series:
-    """Give an extra (non-contract) text column its natural type: numbers, timestamps, or text.
+BOOLEAN_TOKENS: dict[str, bool] = {"true": True, "false": False}
+"""Texts of a boolean extra column (compared trimmed, in any case), as Polars, pandas and SQL exports write them.
 
-    A column becomes numeric (or a timestamp) only when every value that is not missing (empty, or
-    one of :data:`MISSING_TOKENS`) parses as one; the missing ones become null. Numbers written with
-    a leading zero (``01000``) are codes, and keep the column text.
+A column of ``1``/``0`` already loads as numbers; ``yes``/``no`` or ``t``/``f`` stay text, as such words
+may as well be labels."""
+
+
+def infer_extra_column(series: pl.Series) -> pl.Series:
+    """Give an extra (non-contract) text column its natural type: numbers, booleans, timestamps, or text.
+
+    A column becomes numeric (or boolean, or a timestamp) only when every value that is not missing
+    (empty, or one of :data:`MISSING_TOKENS`) parses as one; the missing ones become null. Booleans are
+    ``true`` and ``false`` in any case (:data:`BOOLEAN_TOKENS`), as Polars and pandas write them. Numbers
+    written with a leading zero (``01000``) are codes, and keep the column text.
 
     Examples
     --------
     >>> infer_extra_column(pl.Series("seats", ["10", "25", None, "NA"])).to_list()
     [10.0, 25.0, None, None]
+    >>> sso = infer_extra_column(pl.Series("has_sso", ["true", "False", " TRUE ", ""]))
+    >>> sso.name, sso.dtype, sso.to_list()
+    ('has_sso', Boolean, [True, False, True, None])
     >>> infer_extra_column(pl.Series("plan", ["pro", "10"])).dtype
     String
     >>> infer_extra_column(pl.Series("zip", ["01000", "75001"])).to_list()
@@ -236,6 +247,11 @@ def infer_extra_column(series: pl.Series) -> pl.Series:
         if frame.select(col.str.strip_chars().str.contains(_LEADING_ZERO).any()).item():
             return series
         return as_float
+    words = frame.select(
+        pl.when(is_missing_text(col)).then(None).otherwise(col.str.strip_chars().str.to_lowercase()).alias(series.name)
+    ).to_series()
+    if words.drop_nulls().is_in(list(BOOLEAN_TOKENS)).all():
+        return words.replace_strict(BOOLEAN_TOKENS, default=None, return_dtype=pl.Boolean)
     as_ts = frame.select(parse_column(series.name, ColumnType.TIMESTAMP, pl.String(), tokens_missing=True)).to_series()
     if as_ts.null_count() == missing:
         return as_ts

@@ -9,6 +9,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Annotated
 
+import polars as pl
 import typer
 from rich.markup import escape
 
@@ -22,6 +23,7 @@ from nextmove.cli.render import render_problems, render_summary
 from nextmove.errors import ConfigError
 from nextmove.features import FeatureVocabulary, compute_features, feature_schema
 from nextmove.features.history import resolve_as_of
+from nextmove.models.health import left_out_measures_note, unknown_signals_note
 from nextmove.playbook import Playbook
 from nextmove.playbook.expr import ExpressionError, check_playbook_expressions
 from nextmove.playbook.loader import default_playbook_text, load_playbook
@@ -114,11 +116,11 @@ DEFAULT_PLAYBOOK_NOTE = (
 )
 
 
-def eligibility_errors(book: str, report: ValidationReport, playbook: Playbook) -> list[ExpressionError]:
-    """Check the playbook's eligibility expressions against the features this book will have.
+def book_features(book: str, report: ValidationReport, playbook: Playbook) -> pl.DataFrame:
+    """The features this book will have, as a snapshot without rows.
 
     The feature names come from the names the validation saw (signals, actions, outcome kinds)
-    and the accounts table, so the check costs a snapshot of an empty book, not of the whole book.
+    and the accounts table, so they cost a snapshot of an empty book, not of the whole book.
     """
     accounts = load_table(book, "accounts")
     vocab = FeatureVocabulary.build(
@@ -129,8 +131,12 @@ def eligibility_errors(book: str, report: ValidationReport, playbook: Playbook) 
         playbook=playbook,
     )
     empty = Book(accounts.head(0), empty_table("signals"), empty_table("touches"), empty_table("outcomes"))
-    schema = feature_schema(compute_features(empty, report.as_of, playbook=playbook, vocabulary=vocab))
-    return check_playbook_expressions([(a.id, a.eligibility) for a in playbook.actions], schema)
+    return compute_features(empty, report.as_of, playbook=playbook, vocabulary=vocab)
+
+
+def eligibility_errors(features: pl.DataFrame, playbook: Playbook) -> list[ExpressionError]:
+    """Check the playbook's eligibility expressions against the features (:func:`book_features`) of a book."""
+    return check_playbook_expressions([(a.id, a.eligibility) for a in playbook.actions], feature_schema(features))
 
 
 INIT_MANIFEST = ".nextmove-init.json"
@@ -281,7 +287,8 @@ def validate(
         )
         raise typer.Exit(2)
     render_summary(report, console)
-    errors = eligibility_errors(book, report, pb)
+    features = book_features(book, report, pb)
+    errors = eligibility_errors(features, pb)
     if errors:
         for exc in errors:
             err_console.print(f"[bold red]playbook:[/] {escape(str(exc))}")
@@ -290,7 +297,8 @@ def validate(
             "do not fit this book's features"
         )
         raise typer.Exit(2)
-    for note in [*report.notes, *playbook_fit_notes(report, pb)]:
+    health_notes = (unknown_signals_note(pb, report.signal_counts), left_out_measures_note(pb, features))
+    for note in [*report.notes, *playbook_fit_notes(report, pb), *(n for n in health_notes if n is not None)]:
         console.print(f"[yellow]note:[/] {escape(note)}")
     console.print(
         f"[bold green]valid:[/] the book meets the data contract"

@@ -27,7 +27,9 @@ from nextmove.models.health import (
     ScorecardComponent,
     band_expr,
     health_trend,
+    left_out_measures_note,
     top_movers,
+    unknown_signals_note,
     unscored_signals_note,
 )
 from nextmove.models.health_bands import BandOutcome, HealthBandCalibrator, HealthBandReport
@@ -244,7 +246,12 @@ def score_health(
 
     say("Scoring health…")
     card = HealthScorecard.from_playbook(playbook, now).fit(now)
-    for note in (unscored_signals_note(playbook, vocab.signals), unended_outcome_note(book, playbook, when)):
+    for note in (
+        unscored_signals_note(playbook, vocab.signals),
+        unknown_signals_note(playbook, vocab.signals),
+        left_out_measures_note(playbook, now),
+        unended_outcome_note(book, playbook, when),
+    ):
         if note is not None:
             notes.append(note)
     scores_now = card.score(now)

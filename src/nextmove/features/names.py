@@ -13,10 +13,10 @@ import polars as pl
 from nextmove.book import CONTRACT, NO_ACTION
 from nextmove.errors import ConfigError
 from nextmove.playbook import Playbook
-from nextmove.playbook.schema import SignalRoles
+from nextmove.playbook.schema import FEATURE_WINDOWS_DAYS, SignalRoles
 
-DEFAULT_WINDOWS_DAYS: tuple[int, ...] = (7, 28, 90)
-"""Windows of the signal level, sum, count and trend features."""
+DEFAULT_WINDOWS_DAYS: tuple[int, ...] = FEATURE_WINDOWS_DAYS
+"""Windows of the signal level, sum, count and trend features (the playbook's, which ``[health]`` reads)."""
 
 OUTCOME_WINDOW_DAYS = 365
 """Window of the ``outcome_{kind}_count_365d`` features."""

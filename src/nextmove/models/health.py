@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -12,7 +13,7 @@ import polars as pl
 
 from nextmove.errors import ConfigError, NotFittedError
 from nextmove.features import sanitize_name
-from nextmove.playbook.schema import Health, Playbook, SignalRoles
+from nextmove.playbook.schema import Health, Playbook, SignalKinds, SignalRoles
 
 BANDS: tuple[tuple[str, float], ...] = (("Critical", 30.0), ("At risk", 70.0), ("Healthy", 100.0))
 """Band names, worst first, with the fixed cut-offs' upper bounds: Critical 0–30, At risk 31–70, Healthy 71–100.
@@ -187,6 +188,7 @@ def resolve_scorecard(
     ``[signal_roles]``: usage and engagement signals count up; support signals (tickets, severity)
     count down; sentiment and survey signals count up; business value is ARR and tenure. A book
     without roles gets a business-value component only, which the optimizer can then extend.
+    :func:`left_out_measures_note` names the measures left out.
 
     Raises
     ------
@@ -194,37 +196,8 @@ def resolve_scorecard(
         When no measure of any component exists among ``available`` features.
     """
     have = set(available)
-    health: Health = playbook.health
-    components: list[ScorecardComponent] = []
-    measures: list[ScorecardMeasure] = []
-    if health.components:
-        for cid, comp in health.components.items():
-            components.append(ScorecardComponent(cid, comp.name or cid, comp.weight))
-            for m in comp.measures:
-                measures.append(ScorecardMeasure(cid, m.feature, m.direction, m.label, m.scale, m.low, m.high))
-    else:
-        w = health.window_days
-        roles = playbook.signal_roles
-        built: dict[str, list[tuple[str, Literal["higher", "lower"]]]] = {
-            "usage": [(f"{sanitize_name(s)}_{kind}_{w}d", "higher") for s in roles.usage for kind in ("mean", "trend")],
-            "engagement": [(f"{sanitize_name(s)}_sum_{w}d", "higher") for s in roles.engagement],
-            "sentiment": [(f"{sanitize_name(s)}_mean_90d", "higher") for s in roles.sentiment]
-            + [(f"{sanitize_name(s)}_last", "higher") for s in roles.survey]
-            + [(f"{sanitize_name(s)}_sum_{w}d", "lower") for s in roles.support],
-            "business_value": [("arr", "higher"), ("tenure_days", "higher")],
-        }
-        names = {
-            "usage": "Product usage",
-            "engagement": "Engagement",
-            "sentiment": "Sentiment & support",
-            "business_value": "Business value",
-        }
-        for cid, items in built.items():
-            weight = health.default_weights.get(cid, 0.0)
-            if weight <= 0:
-                continue
-            components.append(ScorecardComponent(cid, names[cid], weight))
-            measures.extend(ScorecardMeasure(cid, f, d) for f, d in items)
+    components, asked = _asked_scorecard(playbook)
+    measures = [m for m, _ in asked]
     present = [m for m in measures if m.feature in have]
     used = {m.component for m in present}
     components = [c for c in components if c.id in used]
@@ -235,6 +208,96 @@ def resolve_scorecard(
             "set [signal_roles] or [health.components] in the playbook to features the book has"
         )
     return components, present
+
+
+def _asked_scorecard(
+    playbook: Playbook,
+) -> tuple[list[ScorecardComponent], list[tuple[ScorecardMeasure, str | None]]]:
+    """The components and measures the playbook asks for, each measure with the role member it reads (or None)."""
+    health: Health = playbook.health
+    components: list[ScorecardComponent] = []
+    measures: list[tuple[ScorecardMeasure, str | None]] = []
+    if health.components:
+        for cid, comp in health.components.items():
+            components.append(ScorecardComponent(cid, comp.name or cid, comp.weight))
+            for m in comp.measures:
+                measures.append((ScorecardMeasure(cid, m.feature, m.direction, m.label, m.scale, m.low, m.high), None))
+        return components, measures
+    w = health.window_days
+    roles = playbook.signal_roles
+    built: dict[str, Sequence[tuple[str, Literal["higher", "lower"], str | None]]] = {
+        "usage": [(f"{sanitize_name(s)}_{kind}_{w}d", "higher", s) for s in roles.usage for kind in ("mean", "trend")],
+        "engagement": [(f"{sanitize_name(s)}_sum_{w}d", "higher", s) for s in roles.engagement],
+        "sentiment": [(f"{sanitize_name(s)}_mean_90d", "higher", s) for s in roles.sentiment]
+        + [(f"{sanitize_name(s)}_last", "higher", s) for s in roles.survey]
+        + [(f"{sanitize_name(s)}_sum_{w}d", "lower", s) for s in roles.support],
+        "business_value": [("arr", "higher", None), ("tenure_days", "higher", None)],
+    }
+    names = {
+        "usage": "Product usage",
+        "engagement": "Engagement",
+        "sentiment": "Sentiment & support",
+        "business_value": "Business value",
+    }
+    for cid, items in built.items():
+        weight = health.default_weights.get(cid, 0.0)
+        if weight <= 0:
+            continue
+        components.append(ScorecardComponent(cid, names[cid], weight))
+        measures.extend((ScorecardMeasure(cid, f, d), s) for f, d, s in items)
+    return components, measures
+
+
+def left_out_measures(playbook: Playbook, features: pl.DataFrame) -> dict[str, str]:
+    """The measures the playbook asks for that the score leaves out, with why: feature → reason.
+
+    A measure is left out when its feature is not among ``features``' columns (a misspelt feature, a
+    signal whose features are named otherwise), or has no value in any row. Not named here: the
+    measures of a ``[signal_roles]`` member that is no signal of the book
+    (:func:`unknown_signals_note` names those), and ARR when no account has one (a book without ARR).
+
+    Examples
+    --------
+    >>> from nextmove.playbook.loader import parse_playbook
+    >>> pb = parse_playbook(
+    ...     '[objectives.keep]\\noutcome = "churn"\\nsense = "avoid"\\nvalue = "arr"\\n'
+    ...     '[[actions]]\\nid = "qbr"\\nname = "QBR"\\nteam = "cs"\\nobjective = "keep"\\n'
+    ...     '[health.components.usage]\\nweight = 1\\n'
+    ...     'measures = [{ feature = "loggins_mean_28d" }, { feature = "logins_mean_28d" }, { feature = "seats" }]\\n'
+    ... )
+    >>> feats = pl.DataFrame({"account_id": ["a"], "logins_mean_28d": [3.0], "seats": [None]})
+    >>> left_out_measures(pb, feats)
+    {'loggins_mean_28d': "no such feature; did you mean 'logins_mean_28d'?", 'seats': 'no value in any account'}
+    """
+    have = set(features.columns)
+    _, asked = _asked_scorecard(playbook)
+    left: dict[str, str] = {}
+    for m, signal in asked:
+        if m.feature in have or m.feature in left:
+            continue
+        if signal is not None and f"{sanitize_name(signal)}_last" not in have:
+            continue  # a signal the book does not have: unknown_signals_note names it
+        # Feature names share long suffixes (_sum_28d): only a near spelling is worth suggesting.
+        close = difflib.get_close_matches(m.feature, sorted(have - {"account_id"}), n=1, cutoff=0.8)
+        left[m.feature] = "no such feature" + (f"; did you mean {close[0]!r}?" if close else "")
+    present = [m.feature for m, _ in asked if m.feature in have]
+    for feature in sorted(_empty_features(features, present) - {"arr"}):
+        left[feature] = "no value in any account"
+    return left
+
+
+def left_out_measures_note(playbook: Playbook, features: pl.DataFrame) -> str | None:
+    """A note naming the health measures the score leaves out (:func:`left_out_measures`); None when none is."""
+    left = left_out_measures(playbook, features)
+    if not left:
+        return None
+    shown = ", ".join(f"{feature} ({why})" for feature, why in list(left.items())[:8])
+    more = f" and {len(left) - 8} more" if len(left) > 8 else ""
+    where = "[health.components]" if playbook.health.components else "[signal_roles]"
+    return (
+        f"the health score leaves out {len(left)} measure(s) the playbook asks for, and the other measures share "
+        f"their weight: {shown}{more}; check {where} against the book's features (docs/features.md)"
+    )
 
 
 def unscored_signals(playbook: Playbook, signal_names: Iterable[str]) -> list[str]:
@@ -271,6 +334,64 @@ def unscored_signals_note(playbook: Playbook, signal_names: Iterable[str]) -> st
         f"the health score does not read {len(left)} of the book's signals ({shown}): they are in no list of the "
         "playbook's [signal_roles] (usage, engagement, support, sentiment, survey); name them there, e.g. "
         f'usage = ["{left[0]}"], for the score to follow them'
+    )
+
+
+def unknown_signals(playbook: Playbook, signal_names: Iterable[str]) -> list[tuple[str, str, str | None]]:
+    """The names of ``[signal_roles]`` and ``[signal_kinds]`` that are no signal of the book.
+
+    Each is ``(where, name, closest)``: where the playbook lists it (``signal_roles.usage``,
+    ``signal_kinds.count``), the name, and the book's signal closest to it (None when none is close).
+    A name matches a signal by exact or sanitised name, as the features do. Empty when the book has
+    no signal at all (nothing to match the names against).
+
+    Examples
+    --------
+    >>> from nextmove.playbook.loader import parse_playbook
+    >>> pb = parse_playbook(
+    ...     '[objectives.keep]\\noutcome = "cancel"\\nsense = "avoid"\\nvalue = "arr"\\n'
+    ...     '[[actions]]\\nid = "push"\\nname = "Push"\\nteam = "crm"\\nobjective = "keep"\\n'
+    ...     '[signal_roles]\\nusage = ["Minutes Watched", "sesions"]\\n[signal_kinds]\\nlevel = ["nps"]\\n'
+    ... )
+    >>> unknown_signals(pb, ["minutes_watched", "sessions"])
+    [('signal_roles.usage', 'sesions', 'sessions'), ('signal_kinds.level', 'nps', None)]
+    """
+    signals = sorted({s for s in signal_names if s is not None})
+    if not signals:
+        return []
+    by_sanitized = {sanitize_name(s): s for s in signals}
+    lists = [(f"signal_roles.{role}", getattr(playbook.signal_roles, role)) for role in SignalRoles.model_fields]
+    lists += [(f"signal_kinds.{kind}", getattr(playbook.signal_kinds, kind)) for kind in SignalKinds.model_fields]
+    unknown: list[tuple[str, str, str | None]] = []
+    for where, names in lists:
+        for name in names:
+            stem = sanitize_name(name)
+            if name in signals or stem in by_sanitized:
+                continue
+            close = difflib.get_close_matches(stem, list(by_sanitized), n=1)
+            unknown.append((where, name, by_sanitized[close[0]] if close else None))
+    return unknown
+
+
+def unknown_signals_note(playbook: Playbook, signal_names: Iterable[str]) -> str | None:
+    """A note naming the ``[signal_roles]`` and ``[signal_kinds]`` names the book has no signal of (None if none).
+
+    Such a name is ignored, not refused: a playbook may be shared by books with other signals.
+    """
+    unknown = unknown_signals(playbook, signal_names)
+    if not unknown:
+        return None
+    parts = [
+        f"{where} {name!r}" + (f" (did you mean {close!r}?)" if close else "") for where, name, close in unknown[:8]
+    ]
+    more = f" and {len(unknown) - 8} more" if len(unknown) > 8 else ""
+    signals = sorted({s for s in signal_names if s is not None})
+    shown = ", ".join(signals[:12]) + (f" and {len(signals) - 12} more" if len(signals) > 12 else "")
+    return (
+        f"the playbook's {', '.join(parts)}{more} {'is' if len(unknown) == 1 else 'are'} no signal of the book, "
+        f"so ignored (the book's signals: {shown}); fix the spelling, or keep "
+        f"{'it' if len(unknown) == 1 else 'them'} if the playbook is shared with a book that has "
+        f"{'it' if len(unknown) == 1 else 'them'}"
     )
 
 

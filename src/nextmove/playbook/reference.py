@@ -113,5 +113,8 @@ def playbook_markdown() -> str:
         '"Missing or below 3" is `missing(csat_last) or csat_last < 3`; "known and below 3" is just',
         "`csat_last < 3`.",
         "",
+        "A boolean account column is a number feature, 1 for true and 0 for false (docs/features.md):",
+        "write `has_sso == 1` or `has_sso > 0`, not `has_sso == true` or a bare `has_sso`.",
+        "",
     ]
     return "\n".join(lines)

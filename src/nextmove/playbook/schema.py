@@ -10,9 +10,12 @@ import json
 from enum import StrEnum
 from typing import Annotated, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
 
 from nextmove.playbook.expr import ExpressionError, compile_eligibility
+
+FEATURE_WINDOWS_DAYS: tuple[int, ...] = (7, 28, 90)
+"""The windows, in days, of the signal features (``{signal}_mean_28d`` …); ``[health] window_days`` is one of them."""
 
 ID_PATTERN = r"^[A-Za-z_][A-Za-z0-9_\-]*$"
 """The pattern of every id of a playbook (docs/playbook.md states it from here)."""
@@ -276,7 +279,8 @@ class Health(_Strict):
     )
     """Weights of the components built from signal roles (usage, engagement, sentiment, business_value)."""
     window_days: int = Field(default=28, gt=0)
-    """Feature window the built components read (one of the feature windows: 7, 28 or 90)."""
+    """Feature window the built components read: one of the feature windows, 7, 28 or 90 (another is refused,
+    since the features it would read do not exist)."""
     trend_weeks: int = Field(default=6, gt=0)
     """The score's trend compares it with the score this many weeks earlier."""
     stable_points: float = Field(default=3.0, ge=0)
@@ -288,6 +292,17 @@ class Health(_Strict):
     band_risk_ratios: tuple[float, float] = (2.0, 1.0)
     """Learned bands: Critical where the score's risk of the terminal outcome is at least the first multiple of the
     book's average risk, At risk where it is at least the second, Healthy below it."""
+
+    @field_validator("window_days")
+    @classmethod
+    def _feature_window(cls, days: int) -> int:
+        if days not in FEATURE_WINDOWS_DAYS:
+            allowed = ", ".join(map(str, FEATURE_WINDOWS_DAYS[:-1])) + f" or {FEATURE_WINDOWS_DAYS[-1]}"
+            raise ValueError(
+                f"{days} is not a feature window: the signal features are computed over {allowed} days, "
+                f"so window_days must be one of them (e.g. window_days = 28)"
+            )
+        return days
 
     @model_validator(mode="after")
     def _bands_in_order(self) -> Self:
@@ -323,11 +338,13 @@ class Playbook(_Strict):
     exploration: Exploration = Field(default_factory=Exploration)
     """Exploration settings."""
     signal_roles: SignalRoles = Field(default_factory=SignalRoles)
-    """Roles of signal names."""
+    """Roles of signal names. A name no signal of the book has is ignored, with a note naming the closest
+    signal (a playbook may be shared by books with other signals)."""
     signal_kinds: SignalKinds = Field(default_factory=SignalKinds)
     """Which signals are counts and which are levels, for evidence wording. A signal not listed takes its
     role's kind (engagement, support: count; sentiment, survey: level), else the kind its data shows (read
-    at regular intervals: a level; else a count). See docs/features.md, "Signal kinds"."""
+    at regular intervals: a level; else a count). See docs/features.md, "Signal kinds". A name no signal of the
+    book has is ignored, with a note, as in ``[signal_roles]``."""
     health: Health = Field(default_factory=Health)
     """The health scorecard."""
 
