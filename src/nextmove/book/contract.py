@@ -137,7 +137,12 @@ SIGNALS = TableSpec(
 
 TOUCHES = TableSpec(
     name="touches",
-    description=("Actions done to accounts. A logged decision to do nothing is a touch with action_id 'none'."),
+    description=(
+        "Actions done to accounts. A logged decision to do nothing is a touch with action_id 'none'. "
+        "An optional `variant` column (an extra column: kept, not checked) says which of its action's "
+        "`variants` a touch was: a contact cap counts the touch on that variant's channel; empty, or a "
+        "variant the playbook does not know, counts on the action's channel."
+    ),
     required=False,
     key="touch_id",
     time_column="ts",
@@ -279,7 +284,9 @@ def contract_markdown() -> str:
         "column, extra ones included (and NaN where a number is required, or in a native number column),",
         "negative ARR, a propensity outside [0, 1], an `arm` outside its values, duplicate `account_id` /",
         "`touch_id` / `outcome_id`, a child row whose `account_id` is not in `accounts`, an outcome whose",
-        "`touch_id` is not in `touches`, an `action_id` not in the playbook's catalog, `renewal_date`",
+        "`touch_id` is not in `touches`, an `action_id` not in the playbook's catalog (an action you",
+        'stop using stays in the playbook, retired with `eligibility = "false"`:',
+        "[decide.md](decide.md#retiring-an-action)), `renewal_date`",
         "before `contract_start`, and (from Python) a timestamp after the `as_of` given to `validate_book`",
         "or `load_book`, the book's own time. A book with any problem is not loaded at all. Without that",
         "`as_of`, rows dated after now are no problem: a note counts them per table (naive times are read",

@@ -260,15 +260,21 @@ def executive_summary(summary: dict[str, Any]) -> str:
     >>> print(executive_summary(s))  # doctest: +NORMALIZE_WHITESPACE
     The Playbook scored 4,200 active customers across 14 possible actions and recommended the single best next
     action per account. 312 customers were assigned a retention action and 280 an expansion action; 3,608 are
-    best left alone this window. 38% of recommended actions differ from the action the lifecycle-stage playbook
-    would have suggested by default. Projected impact: $1,200,000 (90% interval $800,000 to $1,600,000).
+    best left alone this window. 38% of accounts get something other than what the lifecycle-stage playbook
+    would have suggested by default (those left alone included, where the default is an action). Projected
+    impact: $1,200,000 (90% interval $800,000 to $1,600,000).
     >>> s.update(assigned={"retention": 1}, projected_impact_usd={"value": 3282.4, "low": -10054.2, "high": 14798.0})
     >>> print(executive_summary(s))  # doctest: +ELLIPSIS
     The Playbook scored ... 1 customer was assigned a retention action; ... (90% interval -$10,054 to $14,798).
     >>> s["acted_differs_from_default"] = {"accounts": 592, "differs": 450}
     >>> print(executive_summary(s))  # doctest: +ELLIPSIS +NORMALIZE_WHITESPACE
-    The Playbook ... by default (of all accounts, counting those left alone where the default is an action; of the 592
-    given an action, 76%). Projected impact: ...
+    The Playbook ... Of the 592 accounts given an action, 76% got a different one than the lifecycle-stage
+    playbook would have suggested by default; counting those left alone where the default is an action, 38% of
+    all accounts differ from it. Projected impact: ...
+    >>> s.update(assigned={"retention": 0}, do_nothing=4200, acted_differs_from_default={"accounts": 0, "differs": 0})
+    >>> print(executive_summary(s))  # doctest: +ELLIPSIS +NORMALIZE_WHITESPACE
+    The Playbook ... action per account. No customer was assigned an action; 4,200 are best left alone this window.
+    The lifecycle-stage playbook would have suggested an action to 38% of the accounts. Projected ...
     """
     from nextmove.decide.phrases import usd_text
 
@@ -282,31 +288,36 @@ def executive_summary(summary: dict[str, Any]) -> str:
             parts.append(f"{who} assigned {_article(label)} {label} action")
         else:
             parts.append(f"{count:,} {_article(label)} {label} action")
-    if len(parts) > 1:
+    if not any(count for _, count in ranked):
+        assigned = "No customer was assigned an action"
+    elif len(parts) > 1:
         assigned = ", ".join(parts[:-1]) + (", and " if len(parts) > 2 else " and ") + parts[-1]
     else:
-        assigned = parts[0] if parts else "no customer was assigned an action"
+        assigned = parts[0]
     text = (
         f"The Playbook scored {summary['accounts']:,} active customers across {summary['actions']} possible actions "
         f"and recommended the single best next action per account. {assigned}; "
         f"{summary['do_nothing']:,} are best left alone this window."
     )
     share = summary.get("differs_from_default_share")
-    if share is not None:
+    acted = summary.get("acted_differs_from_default")
+    if share is not None and isinstance(acted, dict) and not acted.get("accounts"):
+        # Nothing recommended, so no recommended action differs: say how often the default would have acted.
+        text += f" The lifecycle-stage playbook would have suggested an action to {share:.0%} of the accounts."
+    elif share is not None and isinstance(acted, dict):
+        # The share counts every account (left alone where the default is an action differs too): lead
+        # with the accounts given an action, which a reader takes "recommended actions" for.
+        given, differs = int(acted["accounts"]), int(acted.get("differs") or 0)
         text += (
-            f" {share:.0%} of recommended actions differ from the action the lifecycle-stage playbook would have "
-            "suggested by default"
+            f" Of the {given:,} {'account' if given == 1 else 'accounts'} given an action, {differs / given:.0%} "
+            "got a different one than the lifecycle-stage playbook would have suggested by default; counting "
+            f"those left alone where the default is an action, {share:.0%} of all accounts differ from it."
         )
-        # The share counts every account (left alone where the default is an action differs too); say
-        # what it is among the accounts given an action, which a reader may take it for.
-        acted = summary.get("acted_differs_from_default")
-        if isinstance(acted, dict) and acted.get("accounts"):
-            given, differs = int(acted["accounts"]), int(acted.get("differs") or 0)
-            text += (
-                f" (of all accounts, counting those left alone where the default is an action; of the {given:,} "
-                f"given an action, {differs / given:.0%})"
-            )
-        text += "."
+    elif share is not None:
+        text += (
+            f" {share:.0%} of accounts get something other than what the lifecycle-stage playbook would have "
+            "suggested by default (those left alone included, where the default is an action)."
+        )
     impact = summary["projected_impact_usd"]
     text += (
         f" Projected impact: {usd_text(impact['value'])} "
@@ -357,12 +368,16 @@ def render_run(result: RunResult, out: Console) -> None:
     if regret is not None:
         model_share = regret.get("model_regret_share")
         deployed_share = regret.get("deployed_regret_share")
+        # None: the policy picks actions the truth has no value for (a note names them).
+        model_value, deployed_value = regret.get("model_value_usd"), regret.get("deployed_value_usd")
+        unknown = "not measured (see the note)"
         out.print(
             "[bold]Lab:[/] against the oracle under the same capacities "
             f"({usd_text(regret['oracle_value_usd'])}; lifecycle default {usd_text(regret['default_value_usd'])}): "
-            f"the learned policy {usd_text(regret['model_value_usd'])}"
+            f"the learned policy {unknown if model_value is None else usd_text(model_value)}"
             + ("" if model_share is None else f", regret {model_share:.1%} of the oracle's gain over the default")
-            + f"; as deployed with control and exploration {usd_text(regret['deployed_value_usd'])}"
+            + "; as deployed with control and exploration "
+            + (unknown if deployed_value is None else usd_text(deployed_value))
             + ("" if deployed_share is None else f" ({deployed_share:.1%})")
             + "."
         )

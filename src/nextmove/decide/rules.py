@@ -26,6 +26,9 @@ HOLD_COLUMNS: Final[dict[str, pl.DataType]] = {
 be given now, ``why`` ``snoozed`` or ``dismissed`` and the ``reason`` in plain words ("snoozed until
 2026-10-05: …"). The engine reads them from the store's feedback (``nextmove.engine.holds.read_holds``)."""
 
+NO_PLAY_ALLOWED: Final = "no play allowed: the contact policy's max_actions_per_window is 0"
+"""The reason a play is blocked when ``max_actions_per_window`` is 0 (in flight, with none needed to be)."""
+
 
 @dataclass(frozen=True)
 class Candidate:
@@ -163,6 +166,8 @@ class RuleCheck:
             return str(mine.item(0, "reason")) if mine.height else code.code
         if code is Why.IN_FLIGHT:
             policy = playbook.contact_policy
+            if policy.max_actions_per_window == 0:
+                return NO_PLAY_ALLOWED
             return (
                 f"a play is already in flight: {int(self.in_window[i])} in the last {policy.window_days} days "
                 f"(at most {policy.max_actions_per_window})"
@@ -243,7 +248,9 @@ class RuleCheck:
             )
             .when(pl.col("code") == Why.IN_FLIGHT)
             .then(
-                pl.format(
+                pl.lit(NO_PLAY_ALLOWED)
+                if policy.max_actions_per_window == 0
+                else pl.format(
                     "a play is already in flight: {} in the last {} days (at most {})",
                     pl.col("in_window"),
                     pl.lit(policy.window_days),

@@ -49,7 +49,15 @@ from nextmove.book import NO_ACTION, Book
 from nextmove.decide.explore import epsilon_propensities
 from nextmove.decide.phrases import usd_text
 from nextmove.decide.policy import default_variant, value_matrices
-from nextmove.decide.rules import Candidate, Why, candidates, channel_of, check_rules, touch_channels
+from nextmove.decide.rules import (
+    NO_PLAY_ALLOWED,
+    Candidate,
+    Why,
+    candidates,
+    channel_of,
+    check_rules,
+    touch_channels,
+)
 from nextmove.engine.holds import (
     HOLD_WHY,
     FeedbackHold,
@@ -582,8 +590,10 @@ class ContactRules:
                 out.append(
                     (
                         "in_flight",
-                        f"a play is already in flight: {in_window} since the run in the last {policy.window_days} "
-                        f"days (at most {policy.max_actions_per_window})",
+                        NO_PLAY_ALLOWED
+                        if policy.max_actions_per_window == 0
+                        else f"a play is already in flight: {in_window} since the run in the last "
+                        f"{policy.window_days} days (at most {policy.max_actions_per_window})",
                     )
                 )
             else:

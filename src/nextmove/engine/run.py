@@ -45,7 +45,7 @@ from nextmove.book.validate import canonical_accounts, missing_arr_note, stale_a
 from nextmove.decide.allocate import Allocation, Resource, allocate
 from nextmove.decide.explain import explain_decisions
 from nextmove.decide.policy import CapacityLedger, DecisionOptions, Decisions, decide
-from nextmove.decide.rules import RuleCheck, Why, check_rules
+from nextmove.decide.rules import Candidate, RuleCheck, Why, check_rules
 from nextmove.engine.health import HealthResult, active_accounts, learned_bands, unended_outcome_note
 from nextmove.engine.holds import read_holds
 from nextmove.engine.online import promote_run
@@ -400,6 +400,8 @@ def _run(
         ),
     )
     decided = decisions.frame()
+    if (zero := zero_limits_note(playbook, decisions.candidates, owners)) is not None:
+        notes.append(zero)
     if (pooled := _pooled_note(decided, model.flagged_arms_)) is not None:
         notes.append(pooled)
     lap("decide")
@@ -411,7 +413,7 @@ def _run(
 
     say(RUN_STAGES[5])
     policy_values = _policy_values(model, training, playbook, when, notes, seed) if opts.evaluate else []
-    regret = _regret(decisions, playbook, opts.truth, accounts) if opts.truth is not None else None
+    regret = _regret(decisions, opts.truth, notes) if opts.truth is not None else None
     segments = _segments(book, playbook, projection, health, when, seed, store, notes) if opts.segments else None
     lap("evaluate")
 
@@ -524,6 +526,88 @@ def _unowned_note(playbook: Playbook, owners: list[str | None] | None, accounts:
         f"{missing:,} of {accounts:,} accounts have no owner, so the effort hours of their actions count against "
         "nobody's hours_per_owner_per_week: fill accounts.owner for the limit to hold for them"
     )
+
+
+def zero_limits_note(playbook: Playbook, cands: Sequence[Candidate], owners: Sequence[str | None] | None) -> str | None:
+    """A note naming each limit of 0 in the playbook and the plays it blocks (None: no limit of 0 blocks any).
+
+    A limit of 0 is allowed (a team's budget spent, a channel paused), but it lets none of the plays
+    it covers be recommended, which a run that recommends little should say.
+
+    Examples
+    --------
+    >>> from nextmove.decide.rules import candidates
+    >>> from nextmove.playbook.loader import parse_playbook
+    >>> pb = parse_playbook('''
+    ... [objectives.retention]
+    ... outcome = "churn"
+    ... sense = "avoid"
+    ... value = "arr"
+    ... [[actions]]
+    ... id = "call"
+    ... name = "Call"
+    ... team = "cs"
+    ... objective = "retention"
+    ... effort_hours = 1
+    ... [[actions]]
+    ... id = "email"
+    ... name = "E-mail"
+    ... team = "marketing"
+    ... channel = "email"
+    ... objective = "retention"
+    ... cost_usd = 2
+    ... max_per_run = 0
+    ... [contact_policy]
+    ... caps = [{ channel = "email", max_touches = 0, window_days = 30 }]
+    ... [capacity]
+    ... hours_per_owner_per_week = 0
+    ... budget_usd_per_team = { marketing = 0 }
+    ... ''')
+    >>> print(zero_limits_note(pb, candidates(pb), ["ana", None]))  # doctest: +NORMALIZE_WHITESPACE
+    limits of 0 let none of the plays they cover be recommended: hours_per_owner_per_week = 0 blocks call (its
+    effort_hours) for the accounts with an owner; budget_usd_per_team.marketing = 0 blocks email (its cost_usd);
+    max_per_run = 0 blocks email; the contact cap on email (max_touches = 0) blocks email
+    >>> zero_limits_note(pb, candidates(pb), None).count("hours_per_owner_per_week")  # nobody's hours: no limit
+    0
+    """
+
+    def named(actions: Sequence[str]) -> str:
+        unique = list(dict.fromkeys(actions))
+        return ", ".join(unique)
+
+    def its(actions: Sequence[str], what: str) -> str:
+        return f"{'its' if len(set(actions)) == 1 else 'their'} {what}"
+
+    policy = playbook.contact_policy
+    parts: list[str] = []
+    if policy.max_actions_per_window == 0:
+        parts.append("max_actions_per_window = 0 in [contact_policy] blocks every play for every account")
+    hours = playbook.capacity.hours_per_owner_per_week
+    owned = owners is not None and any(o is not None for o in owners)
+    if hours == 0 and owned and (acts := [c.action_id for c in cands if c.effort_hours > 0]):
+        parts.append(
+            f"hours_per_owner_per_week = 0 blocks {named(acts)} ({its(acts, 'effort_hours')}) "
+            "for the accounts with an owner"
+        )
+    for team, budget in playbook.capacity.budget_usd_per_team.items():
+        if budget == 0 and (acts := [c.action_id for c in cands if c.team == team and c.cost_usd > 0]):
+            parts.append(f"budget_usd_per_team.{team} = 0 blocks {named(acts)} ({its(acts, 'cost_usd')})")
+    for action in playbook.actions:
+        if action.max_per_run == 0:
+            parts.append(f"max_per_run = 0 blocks {action.id}")
+    for cap in policy.caps:
+        capped: str | None = getattr(cap.team, "value", cap.team)
+        acts = [
+            c.action_id
+            for c in cands
+            if (capped is None or capped == c.team) and (cap.channel is None or cap.channel == c.channel)
+        ]
+        if cap.max_touches == 0 and acts:
+            scope = " ".join(x for x in (capped, cap.channel) if x) or "every team and channel"
+            parts.append(f"the contact cap on {scope} (max_touches = 0) blocks {named(acts)}")
+    if not parts:
+        return None
+    return "limits of 0 let none of the plays they cover be recommended: " + "; ".join(parts)
 
 
 def never_eligible_note(playbook: Playbook, rules: RuleCheck) -> str | None:
@@ -1187,8 +1271,12 @@ def _summary(
     )
     allocation = decisions.allocation
     usage = decisions.usage()
+    # A limit of 0 that some candidate needs binds too: it blocks every play that would use it.
+    needed = {r.name for r in decisions.resources if np.any(np.asarray(r.per_candidate) > 0)}
     binding = sorted(
-        (name for name, u in usage.items() if u["limit"] > 0 and u["used"] >= 0.98 * u["limit"]),
+        name
+        for name, u in usage.items()
+        if (u["limit"] > 0 and u["used"] >= 0.98 * u["limit"]) or (u["limit"] <= 0 and name in needed)
     )
     out: dict[str, Any] = {
         "run_id": run_id,
@@ -1425,15 +1513,25 @@ def _with_history_propensities(
     return joined.drop("_history").with_columns(filled), missing
 
 
-def _regret(
-    decisions: Decisions, playbook: Playbook, truth: pl.DataFrame, accounts: pl.DataFrame
-) -> dict[str, Any] | None:
-    return regret_against_truth(decisions, truth)
+def _regret(decisions: Decisions, truth: pl.DataFrame, notes: list[str]) -> dict[str, Any] | None:
+    """The regret against the lab's truth, with a note for each way the truth and the playbook differ."""
+    regret = regret_against_truth(decisions, truth)
+    if regret is None:
+        notes.append(
+            "no regret against the oracle: the truth (truth/values) has no value for any of these accounts' actions"
+        )
+        return None
+    notes.extend(regret_notes(regret))
+    return regret
 
 
 def _truth_matrix(decisions: Decisions, truth: pl.DataFrame) -> tuple[np.ndarray, np.ndarray] | None:
     """The lab's true values as an (accounts × candidates) array (NaN where the truth has no row)
-    and which of them its rules allow; ``None`` when the truth covers none of the decisions."""
+    and which of them both its rules and the run's allow; ``None`` when the truth covers none of the decisions.
+
+    On the lab's own playbook the two agree; a playbook that differs (an action retired with
+    ``eligibility = "false"``, a limit of 0) binds the oracle as it binds the run.
+    """
     needed = {"account_id", "action_id", "value_usd"}
     if not needed <= set(truth.columns):
         raise ConfigError(f"the truth needs the columns {', '.join(sorted(needed))}")
@@ -1470,14 +1568,14 @@ def _truth_matrix(decisions: Decisions, truth: pl.DataFrame) -> tuple[np.ndarray
         for j in cols:
             true_v[rows[hit], j] = vals[hit]
             true_ok[rows[hit], j] = elig[hit]
-    return true_v, true_ok & np.isfinite(true_v)
+    return true_v, true_ok & np.isfinite(true_v) & decisions.rules.allowed
 
 
 def oracle_choice(decisions: Decisions, truth: pl.DataFrame) -> np.ndarray:
     """The constrained oracle's pick for each account of ``decisions``: the index of its candidate
     in ``decisions.candidates``, or -1 for nothing. It allocates the lab's true values
     (``account_id, action_id, value_usd``, optionally ``eligible``) under the same capacities
-    (``decisions.resources``); the truth's eligibility stands for the rules. A yardstick for
+    (``decisions.resources``) and the same rules (the truth's eligibility and the run's). A yardstick for
     benchmarks: what a policy that knew the truth would do in the same place.
 
     Raises
@@ -1501,18 +1599,36 @@ def regret_against_truth(decisions: Decisions, truth: pl.DataFrame) -> dict[str,
     """Regret against the oracle, from the lab's true values (``account_id, action_id, eligible, value_usd``).
 
     The *constrained* oracle allocates the true values under the same capacities and the same
-    rules (the truth's eligibility); the lifecycle default takes each account's stage default
+    rules (the truth's eligibility and the run's); the lifecycle default takes each account's stage default
     where allowed, in a stable order while capacity lasts. Regret is the oracle's value minus the
     policy's, as a share of the oracle's gain over the default. Variants share their action's truth.
     The ``unconstrained_*`` figures drop the capacities: each account's best allowed projection
     against the best true value and the default where allowed.
+
+    A policy that picks, for an account the truth covers, an action the truth has no value for
+    (one the playbook added after the lab was simulated) has no value and no regret (None):
+    counting such a pick as $0 would make up a figure. ``picks_without_truth`` says, per policy
+    (``model``, ``deployed``, ``unconstrained_model``), how many accounts got each such action;
+    ``actions_without_truth`` lists the playbook's actions the truth never values (the oracle
+    cannot pick them) and ``truth_actions_outside_playbook`` the truth's actions the playbook
+    lacks (left out: the oracle chooses among the playbook's actions).
     """
     matrix = _truth_matrix(decisions, truth)
     if matrix is None:
         return None
     true_v, allowed = matrix
     n = len(decisions.account_ids)
+    cands = decisions.candidates
     covered = np.isfinite(true_v).any(axis=1)
+
+    def unknown(choice: np.ndarray) -> dict[str, int]:
+        """Per action, the covered accounts whose pick the truth has no value for."""
+        r = np.flatnonzero((choice >= 0) & covered)
+        missing = choice[r[~np.isfinite(true_v[r, choice[r]])]]
+        out: dict[str, int] = {}
+        for j in missing:
+            out[cands[j].action_id] = out.get(cands[j].action_id, 0) + 1
+        return dict(sorted(out.items(), key=lambda kv: (-kv[1], kv[0])))
 
     def value_of(choice: np.ndarray) -> float:
         picked = (choice >= 0) & covered
@@ -1522,13 +1638,8 @@ def regret_against_truth(decisions: Decisions, truth: pl.DataFrame) -> dict[str,
     oracle = _oracle_allocation(true_v, allowed, decisions.resources)
     oracle_free = np.where(allowed & (true_v > 0), true_v, 0.0).max(axis=1).sum()
     default = _default_under_capacity(decisions, allowed)
-    model_value = value_of(decisions.model_choice)
-    deployed_value = value_of(decisions.choice)
     default_value = value_of(default)
     gain = oracle.total_value - default_value
-
-    def share(v: float) -> float | None:
-        return None if gain <= 0 else (oracle.total_value - v) / gain
 
     # Without capacities: every account's best allowed projection (nothing unless positive).
     projected = np.where(decisions.rules.allowed & np.isfinite(decisions.values), decisions.values, -np.inf)
@@ -1536,7 +1647,26 @@ def regret_against_truth(decisions: Decisions, truth: pl.DataFrame) -> dict[str,
     idx = decisions.default_choice
     free_default = np.where((idx >= 0) & allowed[np.arange(n), np.maximum(idx, 0)], idx, -1)
     free_gain = float(oracle_free) - value_of(free_default)
-    free_regret = None if free_gain <= 0 else (float(oracle_free) - value_of(free_pick)) / free_gain
+
+    unknowns = {
+        "model": unknown(decisions.model_choice),
+        "deployed": unknown(decisions.choice),
+        "unconstrained_model": unknown(free_pick),
+    }
+
+    def measured(name: str, choice: np.ndarray, best: float, base: float) -> tuple[float | None, float | None]:
+        """The policy's true value and its regret share; both None when it picks what the truth does not know."""
+        if unknowns[name]:
+            return None, None
+        v = value_of(choice)
+        return round(v, 2), (None if base <= 0 else (best - v) / base)
+
+    model_value, model_share = measured("model", decisions.model_choice, oracle.total_value, gain)
+    deployed_value, deployed_share = measured("deployed", decisions.choice, oracle.total_value, gain)
+    free_value, free_share = measured("unconstrained_model", free_pick, float(oracle_free), free_gain)
+    known = {c.action_id for c in cands}
+    valued = {cands[j].action_id for j in np.flatnonzero(np.isfinite(true_v).any(axis=0))}
+    truth_actions = set(truth.get_column("action_id").cast(pl.String).drop_nulls().unique().to_list())
 
     return {
         "accounts_with_truth": int(covered.sum()),
@@ -1544,15 +1674,74 @@ def regret_against_truth(decisions: Decisions, truth: pl.DataFrame) -> dict[str,
         "oracle_method": oracle.method,
         "oracle_unconstrained_value_usd": round(float(oracle_free), 2),
         "default_value_usd": round(default_value, 2),
-        "model_value_usd": round(model_value, 2),
-        "deployed_value_usd": round(deployed_value, 2),
-        "model_regret_share": share(model_value),
-        "deployed_regret_share": share(deployed_value),
-        "unconstrained_model_value_usd": round(value_of(free_pick), 2),
+        "model_value_usd": model_value,
+        "deployed_value_usd": deployed_value,
+        "model_regret_share": model_share,
+        "deployed_regret_share": deployed_share,
+        "unconstrained_model_value_usd": free_value,
         "unconstrained_default_value_usd": round(value_of(free_default), 2),
-        "unconstrained_model_regret_share": free_regret,
+        "unconstrained_model_regret_share": free_share,
+        "picks_without_truth": {name: picks for name, picks in unknowns.items() if picks},
+        "actions_without_truth": sorted(known - valued),
+        "truth_actions_outside_playbook": sorted(truth_actions - known - {NO_ACTION}),
         "note": "model: the learned allocation for every account; deployed: with the control cohort and exploration",
     }
+
+
+_POLICIES = (
+    ("model", "the learned policy", "by the learned policy"),
+    ("deployed", "as deployed", "as deployed"),
+    ("unconstrained_model", "without capacities", "without capacities"),
+)
+"""The policies the regret measures: key, name, and how a count of their picks is said."""
+
+
+def regret_notes(regret: Mapping[str, Any]) -> list[str]:
+    """What a run says when the lab's truth and the playbook differ (from :func:`regret_against_truth`).
+
+    Examples
+    --------
+    >>> notes = regret_notes({
+    ...     "picks_without_truth": {"model": {"tip_email": 101}, "deployed": {"tip_email": 98, "call": 1}},
+    ...     "actions_without_truth": ["tip_email", "call", "demo"], "truth_actions_outside_playbook": ["qbr"],
+    ... })
+    >>> for note in notes:  # doctest: +NORMALIZE_WHITESPACE
+    ...     print(note)
+    no regret against the oracle for the learned policy, nor as deployed: the truth (truth/values) has no
+    value for tip_email, given to 101 accounts by the learned policy, 98 as deployed; call, given to 1
+    account as deployed; counting those picks as $0 would not be a regret (the truth values only the
+    actions the lab simulated)
+    the oracle knows only the truth's actions: the truth has no value for demo of the playbook, so the
+    oracle never picks it
+    the truth (truth/values) values actions the playbook does not have (qbr): the oracle chooses among
+    the playbook's actions only
+    """
+    out: list[str] = []
+    picks: Mapping[str, Mapping[str, int]] = regret.get("picks_without_truth") or {}
+    given: dict[str, list[str]] = {}
+    for key, _, by in _POLICIES:
+        for action, count in (picks.get(key) or {}).items():
+            counts = given.setdefault(action, [])
+            unit = "" if counts else (" account" if count == 1 else " accounts")
+            counts.append(f"{count:,}{unit} {by}")
+    if given:
+        which = ", nor ".join(name for key, name, _ in _POLICIES if picks.get(key))
+        actions = "; ".join(f"{action}, given to {', '.join(counts)}" for action, counts in given.items())
+        out.append(
+            f"no regret against the oracle for {which}: the truth (truth/values) has no value for {actions}; "
+            "counting those picks as $0 would not be a regret (the truth values only the actions the lab simulated)"
+        )
+    if unpicked := [a for a in regret.get("actions_without_truth") or [] if a not in given]:
+        out.append(
+            f"the oracle knows only the truth's actions: the truth has no value for {', '.join(unpicked)} of the "
+            f"playbook, so the oracle never picks {'it' if len(unpicked) == 1 else 'them'}"
+        )
+    if outside := list(regret.get("truth_actions_outside_playbook") or []):
+        out.append(
+            f"the truth (truth/values) values actions the playbook does not have ({', '.join(outside)}): "
+            "the oracle chooses among the playbook's actions only"
+        )
+    return out
 
 
 def _default_under_capacity(decisions: Decisions, allowed: np.ndarray) -> np.ndarray:

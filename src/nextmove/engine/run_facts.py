@@ -206,8 +206,17 @@ def differs_metric(share: float, acted: int | None = None, acted_differs: int | 
     ('97% of all accounts; 82% of the 2,972 given an action', 'Review')
     >>> differs_metric(0.38)["benchmark"]
     'some, not all: 10–80% of all accounts (those left alone included)'
+    >>> differs_metric(0.95, 0, 0)["current"]
+    '95% of all accounts; no account was given an action'
     """
     current = f"{share:.0%} of all accounts"
+    if acted == 0:  # nothing recommended: no action to judge, whatever the share of those left alone
+        return {
+            "metric": DIFFERS_METRIC,
+            "current": f"{current}; no account was given an action",
+            "benchmark": "some, not all: 10–80% of the accounts given an action",
+            "status": "Review",
+        }
     if acted and acted_differs is not None:
         acted_share = acted_differs / acted
         return {

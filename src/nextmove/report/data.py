@@ -207,6 +207,11 @@ def _sentences(summary: Mapping[str, Any], families: Sequence[Count], recs: pl.D
             f"Lab only: the learned policy's regret against the oracle is {float(regret['model_regret_share']):.0%} "
             "of the oracle's gain over the lifecycle default, under the same capacities."
         )
+    elif isinstance(regret, Mapping) and (unknown := (regret.get("picks_without_truth") or {}).get("model")):
+        out.append(
+            "Lab only: no regret against the oracle: the lab's truth has no value for "
+            f"{', '.join(str(a) for a in unknown)}, which the learned policy recommends."
+        )
     return out
 
 
