@@ -81,3 +81,10 @@ def test_in_flight_reason_names_the_count_and_the_limit_or_the_limit_of_zero(lim
     )
     assert check.reason(playbook, 0, 0) == expected
     assert check.reasons(playbook, np.array([0]), np.array([0])).to_list() == [expected]
+
+
+def test_run_notes_a_signal_role_naming_no_signal_of_the_book(tmp_path: Path) -> None:
+    # A typo in [signal_roles] was ignored silently by the run; validate and health note it, so must the run.
+    text = SUBSCRIPTION_PLAYBOOK + '\n[signal_roles]\nusage = ["sesions"]\n'
+    result = _run(tmp_path / "book", text)
+    assert any("signal_roles.usage 'sesions'" in n and "no signal of the book" in n for n in result.summary["notes"])

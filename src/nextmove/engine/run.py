@@ -65,7 +65,14 @@ from nextmove.features.history import resolve_as_of
 from nextmove.measure.ope import evaluate_policy, logging_propensities
 from nextmove.measure.policy import do_nothing_policy, eligible_actions, learned_policy, lifecycle_default_policy
 from nextmove.models.effect import EffectModel, EffectProjection, objective_specs
-from nextmove.models.health import HealthBands, HealthScorecard, band_expr, unscored_signals_note
+from nextmove.models.health import (
+    HealthBands,
+    HealthScorecard,
+    band_expr,
+    left_out_measures_note,
+    unknown_signals_note,
+    unscored_signals_note,
+)
 from nextmove.playbook import Playbook
 from nextmove.playbook.expr import check_playbook_expressions
 from nextmove.segment import SegmentReport, behavior_snapshot, segment_book
@@ -353,6 +360,8 @@ def _run(
     card, health = _health_scores(playbook, snapshot, notes)
     book_notes = (
         unscored_signals_note(playbook, book.signal_names),
+        unknown_signals_note(playbook, book.signal_names),
+        left_out_measures_note(playbook, snapshot),
         missing_arr_note(book, playbook),
         unmatched_stages_note(book, playbook),
         late_signals_note(book, when),
