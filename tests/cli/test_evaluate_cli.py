@@ -84,6 +84,27 @@ def test_cli_evaluate_by_held_out_accounts_matches_the_randomised_arms(book_dir:
     assert "SNIPS" in result.output
 
 
+def test_cli_evaluate_notes_intervals_on_a_small_effective_sample(book_dir: Path, tmp_path: Path) -> None:
+    """About 300 held-out customers, a third of them e-mailed as a policy would: its intervals are noted."""
+    out = tmp_path / "eval.json"
+    args = ["evaluate", "--book", str(book_dir), "--holdout-fraction", "0.1", "--until", "2008-03-31"]
+    result = runner.invoke(app, [*args, "--out", str(out), "--folds", "2", "--trees", "30", "--seed", "3"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(out.read_text(encoding="utf-8"))
+    text = " ".join(result.output.split())
+    for v in report["policies"] + report["differences"]:
+        small = v["effective_sample_size"] < 200
+        assert (v["note"] is not None and "the interval is likely too narrow" in v["note"]) == small, v
+    learned = next(v for v in report["policies"] if (v["policy"], v["method"]) == ("learned", "ips"))
+    n, ess = learned["n"], learned["effective_sample_size"]
+    assert ess < 200
+    assert (
+        f"note on learned (IPS, SNIPS, DR): this policy's effective sample size is {ess:.0f} of {n:,} decisions "
+        "(under 200): the weight rests on few of them, so the interval is likely too narrow"
+    ) in text
+    assert "note on learned - do_nothing (IPS, SNIPS, DR): " in text
+
+
 def _counts(book_dir: Path, held_out: set[str]) -> dict[str, int]:
     touches = pl.read_csv(book_dir / "touches.csv").filter(pl.col("account_id").is_in(sorted(held_out)))
     return dict(touches.group_by("action_id").len().iter_rows())

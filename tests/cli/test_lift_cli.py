@@ -157,6 +157,37 @@ def test_cli_lift_before_the_horizon_says_how_many_days_are_left(measured: Measu
     assert "partial: 30 days seen" in partial.output
 
 
+def test_cli_lift_with_no_outcome_yet_gives_rate_intervals_in_dollars_too(measured: Measured, tmp_path: Path) -> None:
+    """25 days after the run, before any outcome reached the book: the note says what the rows then mean."""
+    book = tmp_path / "book"
+    book.mkdir()
+    for table in measured.book.iterdir():
+        frame = pl.read_parquet(table) if table.suffix == ".parquet" else None
+        if table.name == "outcomes.parquet" and frame is not None:
+            frame = frame.filter(pl.col("ts") <= measured.decided_at)
+        if frame is not None:
+            frame.write_parquet(book / table.name)
+        else:
+            (book / table.name).write_bytes(table.read_bytes())
+    until = (measured.decided_at + timedelta(days=25)).date().isoformat()
+    out = tmp_path / "lift.json"
+    args = ["lift", "--book", str(book), "--store", measured.store, "--run", "lab-run", "--until", until, "--partial"]
+    result = runner.invoke(app, [*args, "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    text = " ".join(result.output.split())
+    assert "note: no outcome yet: the book holds none after the run's decision time" in text
+    assert "the total value row is only the plays' cost so far" in text
+    assert "[—, —]" not in text  # a point with dashes for its interval
+    report = json.loads(out.read_text(encoding="utf-8"))
+    for o in report["objectives"]:
+        assert o["lift"] == 0.0
+        # A rate with an interval has dollars with one; an amount nobody had has neither, and a note says why.
+        assert (o["low"] is None) == (o["lift_usd_low"] is None) == (o["impact_low_usd"] is None)
+        if o["low"] is None:
+            assert any(n.startswith(f"{o['objective']}: no interval") for n in report["notes"])
+            assert "(no interval)" in text
+
+
 def test_cli_lift_errors_when_the_store_has_no_such_run(measured: Measured, tmp_path: Path) -> None:
     result = runner.invoke(app, ["lift", "--book", str(measured.book), "--store", measured.store, "--run", "nope"])
     assert result.exit_code == 4

@@ -402,8 +402,9 @@ def test_lift_notes_outcomes_that_stop_before_the_rest_of_the_data() -> None:
     assert "(--until) 2026-03-03T13:40:" in note
     # None at all after the run: every lift would be 0.
     none_after = _with(case.book, signals=signals, outcomes=case.book.outcomes.filter(pl.col("ts") < AS_OF))
-    (note,) = _lift(case, none_after).notes
+    note, no_interval = _lift(case, none_after).notes
     assert "no outcome after the run's decision time (2026-02-02)" in note
+    assert no_interval.startswith("upgrade: no interval")
     # Reading up to a time the book has not reached.
     (note,) = _lift(case, case.book, observed_until=AS_OF + timedelta(days=200)).notes
     assert "--until 2026-08-21 is after the book's data" in note
@@ -421,8 +422,65 @@ def test_lift_notes_ended_accounts_without_arr() -> None:
     report = _lift(case, _with(case.book, accounts=zeroed))
     keep = next(o for o in report.objectives if o.objective == "keep")
     assert keep.lift_usd == 0.0  # what the note is about: the churn is valued at $0
-    (note,) = report.notes
+    note, dollars = report.notes
     assert f"{cancelled.n_unique()} of the {cancelled.n_unique()} measured accounts that ended" in note
+    # Every account's dollars are $0, so they have no interval, while the rate has one: a note says why.
+    assert (keep.lift_usd_low, keep.lift_usd_high) == (None, None)
+    assert keep.low is not None
+    assert dollars.startswith("keep: no interval in dollars: the accounts that had a cancellation have no ARR")
+
+
+def test_lift_with_no_outcome_yet_says_the_value_row_is_the_cost_and_keeps_the_rate_interval_in_dollars() -> None:
+    case = planted(300, seed=7)
+    # Measured 25 days after the run (usage flows on), before a single outcome has reached the book.
+    later = case.book.signals.with_columns(pl.col("ts") + timedelta(days=28))
+    early = _with(
+        case.book,
+        signals=pl.concat([case.book.signals, later]),
+        outcomes=case.book.outcomes.filter(pl.col("ts") < AS_OF),
+    )
+    report = _lift(case, early, observed_until=AS_OF + timedelta(days=25), allow_partial=True)
+    assert not report.complete
+    note, upgrade_note = report.notes
+    assert note.startswith("no outcome yet: the book holds none after the run's decision time (2026-02-02), 25 of")
+    assert "the total value row is only the plays' cost so far" in note
+    assert "every lift is 0" not in note
+    # The value row is the cost of the plays, which needs no outcome: it has an interval away from 0.
+    value = report.value
+    assert value.low is not None
+    assert value.high is not None
+    assert value.high < 0
+    keep, upgrade, referral = report.objectives
+    for o in (keep, referral):
+        assert (o.lift, o.lift_usd) == (0.0, 0.0)
+        assert o.low is not None
+        assert o.high is not None
+        assert o.low < 0 < o.high
+        # The rate has an interval, so its dollars have one: ARR objectives too, where every account's dollars are 0.
+        assert o.lift_usd_low is not None
+        assert o.lift_usd_high is not None
+        assert o.lift_usd_low < 0 < o.lift_usd_high
+        assert o.impact_low_usd == pytest.approx(o.lift_usd_low * o.treated_accounts)
+    mean_arr = float(
+        measured_outcomes(early, case.playbook, AS_OF, observed_until=AS_OF + timedelta(days=25))
+        .join(recommendations_frame(case.records).select("account_id"), on="account_id")
+        .get_column("arr")
+        .mean()  # type: ignore[arg-type]
+    )
+    # Avoiding a cancellation is worth the ARR kept: the rate's interval, at the mean ARR, sign turned.
+    assert (keep.lift_usd_low, keep.lift_usd_high) == pytest.approx((-keep.high * mean_arr, -keep.low * mean_arr))
+    assert (referral.lift_usd_low, referral.lift_usd_high) == pytest.approx((referral.low * 50, referral.high * 50))
+    # An amount nobody had has no spread: no interval, in the lift or its dollars, and a note says why.
+    assert (upgrade.low, upgrade.lift_usd_low, upgrade.impact_low_usd) == (None, None, None)
+    assert upgrade_note == (
+        "upgrade: no interval: every measured account's plan_upgrade amount in the window is the same ($0), "
+        "so there is no spread to measure"
+    )
+    # Once the whole horizon has passed without an outcome, the note says so, not "yet".
+    later_notes = _lift(case, early, observed_until=AS_OF + timedelta(days=61)).notes
+    (late,) = [n for n in later_notes if n.startswith("the book holds no outcome after the run's decision time")]
+    assert "over the whole 60-day horizon" in late
+    assert "the total value row is only the plays' cost" in late
 
 
 def test_lift_of_an_amount_nobody_had_has_no_interval() -> None:

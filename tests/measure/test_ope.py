@@ -12,11 +12,14 @@ import pytest
 from nextmove.book import Book
 from nextmove.errors import ConfigError, PlaybookError
 from nextmove.measure.ope import (
+    NO_INTERVAL_NOTE,
+    SMALL_EFFECTIVE_SAMPLE_SIZE,
     PolicyValue,
     evaluate_offline,
     evaluate_policy,
     policy_difference,
     row_value_usd,
+    small_sample_note,
     split_decisions,
 )
 from nextmove.measure.policy import (
@@ -187,10 +190,15 @@ def test_ope_without_a_matching_logged_decision_is_null_with_a_note_not_nan() ->
         assert (value.stderr, value.low, value.high) == (None, None, None)
         assert value.note == f"no logged decision matches this policy: {value.method.upper()} has no weight"
     assert dr.estimate is not None  # the outcome model values doing nothing without a logged match
-    assert dr.note is None
+    assert dr.note == (
+        "no logged decision matches this policy: its value stands on the outcome model alone, and the interval "
+        "does not count that model's own error"
+    )
     diffs = policy_difference(rows, call_the_engaged(rows), nothing, playbook(), expected_values=true_values(rows))
     assert [(d.method, d.estimate is None) for d in diffs] == [("ips", True), ("snips", True), ("dr", False)]
     assert diffs[1].note == "no logged decision matches the baseline: SNIPS has no weight"
+    assert diffs[2].note is not None
+    assert diffs[2].note.startswith("no logged decision matches the baseline: its value stands on the outcome model")
     json.dumps([v.to_dict() for v in (ips, snips, dr, *diffs)], allow_nan=False)
 
 
@@ -202,8 +210,39 @@ def test_ope_of_one_account_has_no_interval_rather_than_nan() -> None:
     [ips] = evaluate_policy(rows, logged_policy(rows), playbook(), methods=("ips",))
     assert ips.estimate is not None
     assert (ips.stderr, ips.low, ips.high) == (None, None, None)
-    assert ips.note is not None
-    assert "fewer than two accounts" in ips.note
+    # 30 decisions are a small effective sample too, but without an interval only the missing one is noted.
+    assert ips.effective_sample_size < SMALL_EFFECTIVE_SAMPLE_SIZE
+    assert ips.note == NO_INTERVAL_NOTE
+
+
+def test_ope_interval_on_a_small_effective_sample_is_noted_as_likely_too_narrow() -> None:
+    # Uniform propensities of 1/3: a deterministic policy's effective sample is about a third of the rows.
+    small = randomised_log(300, 3)
+    for v in evaluate_policy(small, call_the_engaged(small), playbook(), expected_values=true_values(small)):
+        assert v.effective_sample_size < SMALL_EFFECTIVE_SAMPLE_SIZE
+        assert v.low is not None
+        assert v.note == small_sample_note(v.effective_sample_size, 300)
+        assert v.note.startswith(f"this policy's effective sample size is {v.effective_sample_size:.0f} of 300 ")
+        assert v.note.endswith("the weight rests on few of them, so the interval is likely too narrow")
+    large = randomised_log(1500, 3)
+    values = evaluate_policy(large, call_the_engaged(large), playbook(), expected_values=true_values(large))
+    assert all(v.effective_sample_size > SMALL_EFFECTIVE_SAMPLE_SIZE and v.note is None for v in values)
+    # Even weights on few decisions: the sample is small, though no decision outweighs another.
+    [logged] = evaluate_policy(small.head(150), logged_policy(small.head(150)), playbook(), methods=("ips",))
+    assert logged.note == (
+        "this policy's effective sample size is 150 of 150 decisions (under 200): that is few decisions, "
+        "so the interval is likely too narrow"
+    )
+    # A paired difference rests on both policies' weights: the note names the one with the smaller sample.
+    rows = large.filter((pl.col("action_id") != "none") | (pl.int_range(pl.len()) < 90))
+    diffs = policy_difference(
+        rows, call_the_engaged(rows), do_nothing_policy(rows), playbook(), expected_values=true_values(rows)
+    )
+    for d in diffs:
+        assert d.effective_sample_size > SMALL_EFFECTIVE_SAMPLE_SIZE  # the policy's, as documented
+        assert d.note is not None
+        assert d.note.startswith("the baseline's effective sample size is ")
+        assert d.note.endswith("the weight rests on few of them, so the interval is likely too narrow")
 
 
 def test_ope_errors_say_what_to_fix() -> None:

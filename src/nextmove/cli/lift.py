@@ -186,6 +186,13 @@ def _interval(low: float | None, high: float | None, unit: str) -> str:
     return f"[{_effect(low, unit)}, {_effect(high, unit)}]"
 
 
+def _impact(x: float, low: float | None, high: float | None) -> str:
+    """The impact with its interval, or saying there is none (the report's notes say why)."""
+    if low is None or high is None:
+        return f"{_usd(x)} (no interval)"
+    return f"{_usd(x)} [{_usd(low)}, {_usd(high)}]"
+
+
 def render_lift(report: LiftReport, out: Console, playbook: Playbook | None = None) -> None:
     """Print the cohorts, the lift per objective, the dollar impact and the per-action accuracy.
 
@@ -218,7 +225,7 @@ def render_lift(report: LiftReport, out: Console, playbook: Playbook | None = No
             _effect(o.lift, o.unit),
             _interval(o.low, o.high, o.unit),
             _usd(o.lift_usd, signed=True),
-            f"{_usd(o.impact_usd)} [{_usd(o.impact_low_usd)}, {_usd(o.impact_high_usd)}]",
+            _impact(o.impact_usd, o.impact_low_usd, o.impact_high_usd),
         )
     v = report.value
     table.add_row(
@@ -229,7 +236,7 @@ def render_lift(report: LiftReport, out: Console, playbook: Playbook | None = No
         _effect(v.lift_usd, "usd"),
         _interval(v.low, v.high, "usd"),
         _usd(v.lift_usd, signed=True),
-        f"{_usd(v.impact_usd)} [{_usd(v.impact_low_usd)}, {_usd(v.impact_high_usd)}]",
+        _impact(v.impact_usd, v.impact_low_usd, v.impact_high_usd),
     )
     out.print(table)
     own = {a.id: a.objective for a in playbook.actions} if playbook is not None else {}

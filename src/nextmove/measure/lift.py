@@ -83,6 +83,13 @@ class ObjectiveLift:
     objectives). ``lift_usd`` is the same in objective dollars per treated account (weighted and
     signed as in :class:`~nextmove.models.effect.ObjectiveSpec`: positive is good), and
     ``impact_usd`` is that times the treated accounts.
+
+    The dollar interval is the rate's scaled by ``value_usd`` for ``fixed`` objectives, and a Welch
+    interval on each account's dollars for ``arr`` and ``amount`` ones; where no account of either
+    cohort had an ``arr`` objective's event (every account's dollars 0, no spread), it is the rate's
+    interval times the measured accounts' mean ARR, so a rate with an interval has dollars with one.
+    It is None only where the dollars have no spread and the rate gives no bound (the report's
+    ``notes`` say why).
     """
 
     objective: str
@@ -525,6 +532,13 @@ def _metric(frame: pl.DataFrame, spec: ObjectiveSpec) -> F64:
     return values if spec.is_amount else (values > 0).astype(np.float64)
 
 
+def _arr(frame: pl.DataFrame) -> F64:
+    """Per account: its ARR (0 when missing or when the frame has none)."""
+    if "arr" not in frame.columns:
+        return np.zeros(frame.height)
+    return frame.get_column("arr").cast(pl.Float64).fill_null(0.0).fill_nan(0.0).to_numpy().astype(np.float64)
+
+
 def _objective_lift(frame: pl.DataFrame, treated: NDArray[np.bool_], spec: ObjectiveSpec, z: float) -> ObjectiveLift:
     control = ~treated
     y = _metric(frame, spec)
@@ -537,6 +551,12 @@ def _objective_lift(frame: pl.DataFrame, treated: NDArray[np.bool_], spec: Objec
         usd = _Diff(diff.estimate * per, None, *_scaled(diff, per))
     else:
         usd = _difference(dollars[treated], dollars[control], z, binary=False)
+        if spec.basis is ValueBasis.ARR and usd.low is None and diff.low is not None and not y.any():
+            # No account had the event, so every account's dollars are 0 and have no spread; the rate's
+            # interval still bounds the events the plays may have added or saved, each worth an ARR:
+            # in dollars, the rate's interval times the measured accounts' mean ARR (as for ``fixed``).
+            per = float(spec.usd_per_unit(_arr(frame)).mean())
+            usd = _Diff(usd.estimate, None, *_scaled(diff, per))
     control_mean = float(y[control].mean())
     return ObjectiveLift(
         objective=spec.objective,
@@ -823,6 +843,9 @@ def estimate_lift(
     z = NormalDist().inv_cdf((1 + level) / 2)
     specs = objective_specs(playbook)
     observed = max(0.0, min(playbook.horizon_days, (until - when).total_seconds() / 86_400))
+    objectives = [_objective_lift(frame, treated, spec, z) for spec in specs]
+    value = _value_lift(frame, treated, playbook, z)
+    notes = _data_notes(book, playbook, frame, when, until, given=observed_until is not None)
     return LiftReport(
         run_id=run_id,
         as_of=when,
@@ -835,11 +858,11 @@ def estimate_lift(
         treated_arms=tuple(treated_arms),
         control_arm=control_arm,
         arms={str(k): int(v) for k, v in frame.group_by("arm").len().sort("arm").iter_rows()},
-        objectives=[_objective_lift(frame, treated, spec, z) for spec in specs],
-        value=_value_lift(frame, treated, playbook, z),
+        objectives=objectives,
+        value=value,
         actions=_action_accuracy(frame, treated, specs, z),
         left_out=left_out,
-        notes=_data_notes(book, playbook, frame, when, until, given=observed_until is not None),
+        notes=notes + _interval_notes(objectives, value),
     )
 
 
@@ -861,11 +884,25 @@ def _data_notes(
             "an outcome not in the book counts as one that did not happen"
         )
     if outcomes_reach is None or outcomes_reach <= when:
-        notes.append(
-            f"the book holds no outcome after the run's decision time ({when:%Y-%m-%d}): every outcome reads "
-            "as not having happened, so every lift is 0; add the outcomes that followed the run to the "
-            "book's outcomes table"
-        )
+        # The value row still moves: it is net of what the plays cost, which needs no outcome.
+        if until < when + timedelta(days=playbook.horizon_days):
+            seen = max(0.0, (until - when).total_seconds() / 86_400)  # shown as the report's header shows it
+            notes.append(
+                f"no outcome yet: the book holds none after the run's decision time ({when:%Y-%m-%d}), "
+                f"{seen:.0f} of the {playbook.horizon_days} days of the horizon seen: every outcome reads as not "
+                "having happened, so each objective's lift is 0 (its interval: what cohorts of these sizes "
+                "cannot rule out) and the total value row is only the plays' cost so far (what the recommended "
+                "cohort's actions cost over control's); if outcomes happened since, add them to the book's "
+                "outcomes table"
+            )
+        else:
+            notes.append(
+                f"the book holds no outcome after the run's decision time ({when:%Y-%m-%d}), over the whole "
+                f"{playbook.horizon_days}-day horizon: every outcome reads as not having happened, so each "
+                "objective's lift is 0 and the total value row is only the plays' cost (what the recommended "
+                "cohort's actions cost over control's); add the outcomes that followed the run to the book's "
+                "outcomes table"
+            )
     elif (
         reach is not None and outcomes_reach < ends and reach - outcomes_reach >= timedelta(days=LAGGING_OUTCOMES_DAYS)
     ):
@@ -888,4 +925,36 @@ def _data_notes(
                 "table holds now, so a billing export that zeroes cancelled customers' ARR values it at $0; "
                 "keep their last ARR in the accounts table"
             )
+    return notes
+
+
+def _interval_notes(objectives: Sequence[ObjectiveLift], value: ValueLift) -> list[str]:
+    """Why a lift has no dollar interval (the report and the CLI show it as null, ``—``)."""
+    from nextmove.decide.phrases import usd_text
+
+    notes: list[str] = []
+    for o in objectives:
+        if o.lift_usd_low is not None:
+            continue
+        what = f"{o.objective}: no interval"
+        if min(o.treated_accounts, o.control_accounts) < 2:
+            notes.append(f"{what}: a cohort has fewer than two measured accounts, so it has no spread to measure")
+        elif o.unit == "usd" and o.low is None:
+            notes.append(
+                f"{what}: every measured account's {o.outcome} amount in the window is the same "
+                f"({usd_text(o.treated_mean)}), so there is no spread to measure"
+            )
+        else:
+            # An ARR objective whose events all fell on accounts without ARR: the rate's interval stands.
+            notes.append(
+                f"{what} in dollars: the accounts that had a {o.outcome} have no ARR in the book, so every "
+                "account's dollars are $0 and have no spread to measure (the rate's interval stands)"
+            )
+    if value.low is None:
+        reason = (
+            "a cohort has fewer than two measured accounts"
+            if min(value.treated_accounts, value.control_accounts) < 2
+            else f"every measured account's value net of cost is the same ({usd_text(value.treated_mean_usd)})"
+        )
+        notes.append(f"total value: no interval: {reason}, so there is no spread to measure")
     return notes

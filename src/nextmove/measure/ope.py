@@ -63,6 +63,8 @@ class PolicyValue:
     An estimate that cannot be made is None, never NaN, and ``note`` says why: IPS and SNIPS when no
     logged decision is one the policy could take (no weight: a touch log without ``none`` rows
     says nothing of doing nothing); the interval when the rows are of fewer than two accounts.
+    An interval resting on an effective sample size below :data:`SMALL_EFFECTIVE_SAMPLE_SIZE` has a
+    ``note`` too: it is likely too narrow (:func:`small_sample_note`).
     """
 
     policy: str
@@ -82,7 +84,8 @@ class PolicyValue:
     matched_share: float
     """Share of rows where the logged action is one the policy could take (``π(A | x) > 0``)."""
     note: str | None = None
-    """Why the estimate or its interval is missing, in words (None when both are there)."""
+    """Why the estimate or its interval is missing, or why the interval is likely too narrow, in words
+    (None when there is nothing to say)."""
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict."""
@@ -285,6 +288,47 @@ def no_weight_note(method: str, which: str = "this policy") -> str:
 NO_INTERVAL_NOTE = "the logged decisions are of fewer than two accounts: no interval"
 """Why an estimate has no interval: its variance is summed by account, and one account gives none."""
 
+SMALL_EFFECTIVE_SAMPLE_SIZE = 200.0
+"""Below this effective sample size an estimate's interval gets a note: likely too narrow.
+
+Over 40 lab books (docs/benchmarks.md, "OPE of the learned policy over 20 lab seeds") the learned
+policy's errors, in its own standard errors, spread 1.2–1.4 times as wide as a normal's at
+effective sample sizes of 95–190: the standard errors were about a quarter too small there, so a
+threshold of 100 would leave the very cases measured short unflagged (docs/effects.md)."""
+
+
+def small_sample_note(ess: float, n: int, which: str = "this policy") -> str:
+    """Why an interval resting on under :data:`SMALL_EFFECTIVE_SAMPLE_SIZE` effective decisions is likely too narrow.
+
+    ``ess`` is that of ``which`` (for a paired difference, of whichever policy has the smaller one).
+
+    Examples
+    --------
+    >>> print(small_sample_note(57.2, 865))  # doctest: +NORMALIZE_WHITESPACE
+    this policy's effective sample size is 57 of 865 decisions (under 200): the weight rests on few of them,
+    so the interval is likely too narrow
+    >>> print(small_sample_note(0.0, 865, "the baseline"))  # doctest: +NORMALIZE_WHITESPACE
+    no logged decision matches the baseline: its value stands on the outcome model alone, and the
+    interval does not count that model's own error
+    """
+    if ess <= 0:
+        return (
+            f"no logged decision matches {which}: its value stands on the outcome model alone, and the interval "
+            "does not count that model's own error"
+        )
+    # Even weights (ess near n): the decisions are few; uneven ones: few of many carry the estimate.
+    few = "the weight rests on few of them" if ess < n / 2 else "that is few decisions"
+    return (
+        f"{which}'s effective sample size is {ess:.0f} of {n:,} decisions (under {SMALL_EFFECTIVE_SAMPLE_SIZE:.0f}): "
+        f"{few}, so the interval is likely too narrow"
+    )
+
+
+def _joined(*notes: str | None) -> str | None:
+    """Notes one after the other (None when there is none)."""
+    kept = [n for n in notes if n]
+    return "; ".join(kept) if kept else None
+
 
 def _value(
     *,
@@ -299,16 +343,24 @@ def _value(
     ess: float,
     matched: float,
     note: str | None = None,
+    small_ess: float | None = None,
+    which: str = "this policy",
 ) -> PolicyValue:
-    """A PolicyValue whose numbers are all finite or None (JSON has no NaN), with a note for what is missing."""
+    """A PolicyValue whose numbers are all finite or None (JSON has no NaN), with a note for what is missing.
+
+    ``small_ess`` is the effective sample size the interval rests on (default ``ess``), that of
+    ``which``; below :data:`SMALL_EFFECTIVE_SAMPLE_SIZE` the note says the interval is likely too narrow.
+    """
     if estimate is not None and not math.isfinite(estimate):
         estimate, note = None, note or f"the {method.upper()} estimate is not a finite number ({estimate})"
     if estimate is None:
         return PolicyValue(policy, method, None, None, None, None, n, level, objective, ess, matched, note)
     if not math.isfinite(se):
-        return PolicyValue(
-            policy, method, estimate, None, None, None, n, level, objective, ess, matched, NO_INTERVAL_NOTE
-        )
+        note = _joined(note, NO_INTERVAL_NOTE)
+        return PolicyValue(policy, method, estimate, None, None, None, n, level, objective, ess, matched, note)
+    resting = ess if small_ess is None else small_ess
+    if resting < SMALL_EFFECTIVE_SAMPLE_SIZE:
+        note = _joined(note, small_sample_note(resting, n, which))
     return PolicyValue(
         policy, method, estimate, se, estimate - z * se, estimate + z * se, n, level, objective, ess, matched, note
     )
@@ -530,6 +582,9 @@ def policy_difference(
     out: list[PolicyValue] = []
     ta, tb = float(a.weights.sum()), float(b.weights.sum())
     ess = float(ta**2 / np.sum(a.weights**2)) if np.sum(a.weights**2) > 0 else 0.0
+    # The interval rests on both policies' weights: the note names the policy with the smaller sample.
+    ess_b = float(tb**2 / np.sum(b.weights**2)) if np.sum(b.weights**2) > 0 else 0.0
+    smaller, which = (ess, "the policy") if ess <= ess_b else (ess_b, "the baseline")
     for method in chosen:
         estimate: float | None
         se = float("nan")
@@ -566,6 +621,8 @@ def policy_difference(
                 ess=ess,
                 matched=float(a.matched.mean()),
                 note=note,
+                small_ess=smaller,
+                which=which,
             )
         )
     return out
