@@ -29,6 +29,8 @@ def test_quickstart_python_example_runs() -> None:
     exec(compile(block, "quickstart.md", "exec"), namespace)  # the doc's own example, run as written
     report = namespace["report"]
     assert [p.rule.value for p in report.problems] == ["negative"]  # type: ignore[attr-defined]
+    said = block.split("print(fit.notes[0])\n")[1].replace("\n# ", " ").removeprefix("# ").strip()
+    assert namespace["fit"].notes[0] == said  # type: ignore[attr-defined]
 
 
 def test_docs_links_in_readme_exist() -> None:

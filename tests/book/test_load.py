@@ -838,6 +838,86 @@ def test_load_book_reads_whole_float_ids_as_whole_numbers(tmp_path: Path) -> Non
     assert load_book(folder, as_of=AS_OF).accounts["account_id"].to_list() == ["1", "2", "3.5"]
 
 
+def test_load_book_writes_whole_float_ids_beyond_2_53_as_integers() -> None:
+    accounts = pl.DataFrame({"account_id": [1e16, 12345678901234567.0, -3.0, 2.5]})
+    child = {"account_id": ["10000000000000000"], "ts": [utc(2025, 1, 1)], "name": ["x"], "value": [1.0]}
+    signals = pl.DataFrame(child)
+    report = validate_book({"accounts": accounts, "signals": signals}, as_of=AS_OF)
+    assert report.ok, [p.message() for p in report.problems]
+    # 12345678901234567 has no float: the float holds 12345678901234568, and that is the id written.
+    assert load_book({"accounts": accounts}, as_of=AS_OF).accounts["account_id"].to_list() == [
+        "-3",
+        "10000000000000000",
+        "12345678901234568",
+        "2.5",
+    ]
+
+
+def test_validate_book_takes_a_nan_float_id_for_a_missing_one() -> None:
+    # pl.from_pandas(..., nan_to_null=False), or a frame made with NaN: pandas' missing value, not an id "NaN".
+    accounts = pl.DataFrame({"account_id": [101.0, float("nan"), 103.0], "arr": [1.0, 2.0, 3.0]})
+    report = validate_book({"accounts": accounts}, as_of=AS_OF)
+    assert [(p.rule, p.row, p.column) for p in report.problems] == [(Rule.EMPTY_VALUE, 2, "account_id")]
+    # An optional text column of floats (a stage coded as numbers) takes NaN for missing too.
+    staged = pl.DataFrame({"account_id": ["a1", "a2"], "lifecycle_stage": [1.0, float("nan")]})
+    assert load_book({"accounts": staged}, as_of=AS_OF).accounts["lifecycle_stage"].to_list() == ["1", None]
+
+
+def test_load_book_reads_an_empty_frame_of_null_columns_as_no_rows() -> None:
+    # pl.DataFrame({"ts": []}) gives columns of dtype Null: the usual way to write an empty table.
+    frames = {
+        "accounts": pl.DataFrame({"account_id": ["a1", "a2"]}),
+        "signals": pl.DataFrame({"account_id": [], "ts": [], "name": [], "value": []}),
+        "touches": pl.DataFrame({"account_id": [], "action_id": [], "ts": []}),
+    }
+    report = validate_book(frames, as_of=AS_OF)
+    assert report.ok
+    book = load_book(frames, as_of=AS_OF)
+    assert book.signals.height == 0
+    assert book.touches.height == 0
+    assert book.signals.schema == empty_table("signals").schema
+
+
+def test_validate_book_reads_a_null_column_of_a_non_empty_table_as_missing_values() -> None:
+    frames = {"accounts": pl.DataFrame({"account_id": [None, None], "arr": [1.0, 2.0], "region": [None, None]})}
+    report = validate_book(frames, as_of=AS_OF)
+    assert [(p.rule, p.row, p.column) for p in report.problems] == [
+        (Rule.EMPTY_VALUE, 1, "account_id"),
+        (Rule.EMPTY_VALUE, 2, "account_id"),
+    ]
+    optional = {"accounts": pl.DataFrame({"account_id": ["a1", "a2"], "arr": [None, None]})}
+    accounts = load_book(optional, as_of=AS_OF).accounts
+    assert accounts["arr"].dtype == pl.Float64
+    assert accounts["arr"].to_list() == [None, None]
+
+
+def test_load_book_takes_a_date_as_of_as_its_midnight_utc_as_run_does() -> None:
+    from datetime import date
+
+    from nextmove.features.history import to_utc
+
+    frames = {
+        "accounts": pl.DataFrame({"account_id": ["a1"]}),
+        "signals": pl.DataFrame({"account_id": ["a1"], "ts": [utc(2025, 5, 31, 23)], "name": ["x"], "value": [1.0]}),
+    }
+    book = load_book(frames, as_of=date(2025, 6, 1))
+    assert book.as_of == to_utc(date(2025, 6, 1)) == utc(2025, 6, 1)
+    assert book.signals.height == 1
+    assert validate_book(frames, as_of=date(2025, 5, 31)).problems[0].rule is Rule.AFTER_AS_OF
+    assert validate_book(frames, run_as_of=date(2025, 5, 31)).ok
+
+
+@pytest.mark.parametrize("as_of", ["2025-06-01", 1748736000])
+def test_load_book_refuses_an_as_of_that_is_no_time(as_of: object) -> None:
+    from nextmove.errors import ConfigError
+
+    frames = {"accounts": pl.DataFrame({"account_id": ["a1"]})}
+    with pytest.raises(ConfigError, match="as_of must be a datetime or a date, got"):
+        load_book(frames, as_of=as_of)  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match="run_as_of must be a datetime or a date"):
+        validate_book(frames, run_as_of=as_of)  # type: ignore[arg-type]
+
+
 def test_load_book_leaves_out_the_index_pandas_writes_with_a_note(tmp_path: Path) -> None:
     # pandas' to_parquet of a filtered frame stores its index as __index_level_0__; it is not a feature.
     folder = tmp_path / "book"

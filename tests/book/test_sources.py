@@ -11,9 +11,13 @@ import io
 from datetime import UTC, datetime
 from pathlib import Path
 
+import polars as pl
+import pytest
+
 from nextmove.book.problems import Rule
 from nextmove.book.sources import _SNIFF_BYTES, check_csv_file, locate_csv_error
 from nextmove.book.validate import load_book, validate_book
+from nextmove.errors import BookError
 
 AS_OF = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -142,3 +146,38 @@ def test_a_quote_left_open_early_in_a_large_csv_is_refused_not_read_as_one_long_
     assert problem.row == 6
     assert "probably not closed" in problem.message()
     assert not validate_book(folder, as_of=AS_OF).ok
+
+
+def test_validate_book_reads_pandas_frames_as_polars_would() -> None:
+    pd = pytest.importorskip("pandas")
+    accounts = pd.DataFrame({"account_id": ["a1", "a2", "a3"], "arr": [10.0, float("nan"), 30.0]})
+    signals = pd.DataFrame(
+        {"account_id": ["a1"], "ts": [pd.Timestamp("2025-01-01", tz="UTC")], "name": ["x"], "value": [1.0]}
+    )
+    frames = {"accounts": accounts[accounts["arr"] != 30.0], "signals": signals}  # a filtered frame has an index
+    assert validate_book(frames, as_of=AS_OF).ok
+    book = load_book(frames, as_of=AS_OF)
+    assert book.accounts["account_id"].to_list() == ["a1", "a2"]
+    assert book.accounts["arr"].to_list() == [10.0, None]  # NaN is pandas' missing value
+    assert "__index_level_0__" not in book.accounts.columns
+    assert book.signals["ts"].to_list() == [datetime(2025, 1, 1, tzinfo=UTC)]
+
+
+def test_validate_book_names_the_column_a_pandas_frame_cannot_be_converted_by() -> None:
+    pd = pytest.importorskip("pandas")
+    accounts = pd.DataFrame({"account_id": ["a1", "a2"], "zip": [75001, "01000"]})
+    with pytest.raises(BookError, match=r"<memory>:accounts, column 'zip': the pandas frame of table 'accounts'"):
+        validate_book({"accounts": accounts}, as_of=AS_OF)
+
+
+def test_validate_book_refuses_a_table_that_is_no_frame() -> None:
+    class Sheet:
+        """Something that is no frame (a spreadsheet object, a list of rows)."""
+
+    frames = {"accounts": pl.DataFrame({"account_id": ["a1"]}), "signals": Sheet()}
+    for read in (validate_book, load_book):
+        with pytest.raises(BookError) as caught:
+            read(frames, as_of=AS_OF)  # type: ignore[arg-type]
+        message = str(caught.value)
+        assert message.startswith("<memory>:signals: table 'signals' is a ")
+        assert message.endswith("Sheet, not a table nextmove reads; pass a Polars frame (pl.from_pandas(df))")

@@ -12,7 +12,7 @@ import pytest
 from typer.testing import CliRunner
 
 from nextmove.book.problems import Rule
-from nextmove.book.validate import load_book, validate_book
+from nextmove.book.validate import load_book, playbook_fit_notes, validate_book
 from nextmove.cli import app
 from nextmove.errors import BookError
 from nextmove.playbook.schema import Playbook
@@ -156,13 +156,59 @@ def test_playbook_fit_notes_say_what_a_valid_book_lacks_for_its_playbook(playboo
     report = validate_book(frames, playbook=playbook, as_of=AS_OF)
     assert report.ok
     notes = playbook_fit_notes(report, playbook)
-    assert any(
-        n.startswith("objective 'retention' is measured by outcome kind 'churn'") and "kinds: Churn" in n for n in notes
-    )
+    assert (
+        "objective 'retention' is measured by outcome kind 'churn', which no outcome row has (the book has 'Churn': "
+        "kinds are case-sensitive): its effects cannot be learned, and accounts that had it are not ended (they "
+        "still get actions)"
+    ) in notes
+    assert (
+        "objective 'expansion' is measured by outcome kind 'expansion', which no outcome row has (the book's kinds: "
+        "Churn): its effects cannot be learned"
+    ) in notes
     untaken = next(n for n in notes if n.startswith("no touch took"))
     assert "upsell_call" not in untaken
     assert "exec_sponsor_call" in untaken
     assert any(n.startswith("the playbook values 'retention' at each account's ARR") for n in notes)
+
+
+def test_validate_book_with_a_playbook_gives_its_fit_notes_and_load_book_leaves_them_to_a_run(
+    playbook: Playbook,
+) -> None:
+    frames = {
+        "accounts": pl.DataFrame({"account_id": ["a1"], "lifecycle_stage": ["Renewal"]}),
+        "outcomes": pl.DataFrame({"account_id": ["a1"], "ts": ["2025-01-09"], "kind": ["Churn"]}),
+    }
+    report = validate_book(frames, playbook=playbook, as_of=AS_OF)
+    assert report.ok
+    fit = playbook_fit_notes(report, playbook)
+    assert any(n.startswith("objective 'retention'") for n in fit)
+    assert any(n.startswith("default_for_stages names") for n in fit)
+    assert report.notes == fit  # as `nextmove validate` says them, from Python too
+    assert validate_book(frames, as_of=AS_OF).notes == []  # without a playbook, nothing to fit
+    # Loading does not repeat them in every command's output: a run says them of the book it is given.
+    assert load_book(frames, playbook=playbook, as_of=AS_OF).notes == ()
+    # An invalid book gets its problems, not notes on what it would lack.
+    broken = {**frames, "accounts": pl.DataFrame({"account_id": ["a1", "a1"]})}
+    assert validate_book(broken, playbook=playbook, as_of=AS_OF).notes == []
+
+
+def test_unmatched_kinds_notes_for_a_run_match_validate(playbook: Playbook) -> None:
+    from nextmove.book import Book, empty_table
+    from nextmove.book.validate import unmatched_kinds_notes
+
+    kinds = ["CHURN", "Churn"]
+    outcomes = pl.DataFrame({"account_id": ["a1", "a1"], "ts": ["2025-01-09", "2025-02-01"], "kind": kinds})
+    frames = {"accounts": pl.DataFrame({"account_id": ["a1"], "arr": [10.0]}), "outcomes": outcomes}
+    book = load_book(frames, as_of=AS_OF)
+    notes = unmatched_kinds_notes(book, playbook)
+    assert notes == [n for n in playbook_fit_notes(validate_book(frames, as_of=AS_OF), playbook) if n in notes]
+    assert notes[0].startswith(
+        "objective 'retention' is measured by outcome kind 'churn', which no outcome row has (the book has "
+        "'CHURN', 'Churn': kinds are case-sensitive)"
+    )
+    assert len(notes) == len(playbook.objectives)
+    empty = Book(book.accounts, empty_table("signals"), empty_table("touches"), empty_table("outcomes"))
+    assert "(the book's kinds: none)" in unmatched_kinds_notes(empty, playbook)[0]
 
 
 def test_validate_book_finds_table_files_whatever_their_case(tmp_path: Path, playbook: Playbook) -> None:
@@ -244,7 +290,8 @@ def test_validate_book_at_a_mid_book_run_as_of_notes_later_rows_instead_of_rejec
     assert report.ok, [p.message() for p in report.problems]
     assert report.notes == [
         "2 signals row(s), 1 outcomes row(s) are after --as-of 2025-01-15 00:00 UTC: a run at that time ignores "
-        "them (a backtest), so they are left out here too, not errors"
+        "them (a backtest), so they are left out here too, not errors",
+        *playbook_fit_notes(report, playbook),  # the book's own notes first, then what it lacks for the playbook
     ]
     result = CliRunner().invoke(app, ["validate", "--book", str(folder), "--as-of", "2025-01-15"])
     assert result.exit_code == 0, result.output

@@ -625,6 +625,30 @@ def test_run_notes_a_stage_default_no_account_has_as_validate_does(shop_run: tup
     assert said[0] in out.summary["notes"]
 
 
+def test_run_notes_an_outcome_kind_spelt_in_another_case_as_validate_does(
+    shop_run: tuple[Book, Playbook, RunResult],
+) -> None:
+    from nextmove.book.validate import playbook_fit_notes, validate_book
+
+    book, playbook, result = shop_run
+    assert not any(" no outcome row has " in note for note in result.summary["notes"])
+    # Kinds as CRMs export them, title case: the playbook's 'lapse' and 'upgrade' are in no row.
+    titled = dataclasses.replace(book, outcomes=book.outcomes.with_columns(pl.col("kind").str.to_titlecase()))
+    out = run(titled, playbook, effect_params=FAST, evaluate=False, evidence=False)
+    tables = ("accounts", "signals", "touches", "outcomes")
+    validated = playbook_fit_notes(validate_book({name: titled.table(name) for name in tables}), playbook)
+    kinds = [n for n in validated if " no outcome row has " in n]
+    assert kinds[0].startswith(
+        "objective 'keep' is measured by outcome kind 'lapse', which no outcome row has (the book has 'Lapse': "
+        "kinds are case-sensitive)"
+    )
+    assert kinds[0].endswith("and accounts that had it are not ended (they still get actions)")
+    assert len(kinds) == 2
+    notes = out.summary["notes"]
+    assert all(notes.count(note) == 1 for note in kinds)
+    assert len(set(notes)) == len(notes)
+
+
 def test_run_on_a_book_without_arr_puts_no_dollars_at_risk(shop_run: tuple[Book, Playbook, RunResult]) -> None:
     book, playbook, with_arr = shop_run
     assert (with_arr.recommendations["arr_at_risk_usd"] > 0).any()

@@ -177,25 +177,30 @@ def parse_column(name: str, target: ColumnType, dtype: pl.DataType, *, tokens_mi
 
 def _parse_column(name: str, target: ColumnType, dtype: pl.DataType) -> pl.Expr:
     col = pl.col(name)
+    # A column of no type that converts (a list; Null, as pl.DataFrame({"ts": []}) makes) gives a null per
+    # row, not one literal null, which would make a table of no rows one row of nulls.
+    nothing = pl.when(col.is_null()).then(pl.lit(None, target.polars))
     if target is ColumnType.STRING:
         if dtype == pl.String:
             stripped = col.str.strip_chars()
             # A value of blanks is empty, not an id or a category named "".
             return pl.when(stripped == "").then(None).otherwise(stripped)
         if dtype.is_float():
-            # Ids stored as floats (a Parquet export of 1, 2, …) are the whole numbers, "1" not "1.0",
-            # so that they match the same ids written as text or integers in the other tables.
-            whole = col.is_finite() & (col == col.round()) & (col.abs() < 2**53)
-            return pl.when(whole).then(col.cast(pl.Int64, strict=False).cast(pl.String)).otherwise(col.cast(pl.String))
+            # Ids stored as floats (a Parquet export of 1, 2, …) are the whole numbers, "1" not "1.0" (and
+            # "10000000000000000", not "1e+16"), so that they match the same ids written as text or integers
+            # in the other tables. NaN is how pandas stores a missing value in a column of floats.
+            whole = col.is_finite() & (col == col.round()) & (col.abs() < 2.0**63)
+            as_text = pl.when(whole).then(col.cast(pl.Int64, strict=False).cast(pl.String))
+            return as_text.when(col.is_nan()).then(None).otherwise(col.cast(pl.String))
         if dtype.is_numeric() or dtype == pl.Boolean or dtype == pl.Categorical or dtype == pl.Enum:
             return col.cast(pl.String)
-        return pl.lit(None, pl.String)
+        return nothing
     if target is ColumnType.FLOAT:
         if dtype == pl.String:
             return col.str.strip_chars().cast(pl.Float64, strict=False)
         if dtype.is_numeric() or dtype == pl.Boolean:
             return col.cast(pl.Float64)
-        return pl.lit(None, pl.Float64)
+        return nothing
     # Timestamps.
     if dtype == pl.String:
         return parse_timestamp_text(col)
@@ -205,7 +210,7 @@ def _parse_column(name: str, target: ColumnType, dtype: pl.DataType) -> pl.Expr:
         return col.dt.cast_time_unit("us").dt.convert_time_zone("UTC")
     if dtype == pl.Date:
         return col.cast(pl.Datetime("us")).dt.replace_time_zone("UTC")
-    return pl.lit(None, UTC_DATETIME)
+    return nothing
 
 
 BOOLEAN_TOKENS: dict[str, bool] = {"true": True, "false": False}

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import io
+import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -353,13 +354,45 @@ def locate_csv_error(path: Path, expected_fields: int) -> tuple[int | None, str]
 
 
 def frame_source(name: str, frame: pl.DataFrame | pl.LazyFrame, label: str) -> TableSource:
-    """A table held in memory (from Python, or read from a database)."""
-    lazy = frame.lazy()
-    return TableSource(name, label, "frame", lambda: lazy)
+    """A table held in memory (from Python, or read from a database): a Polars frame, or a pandas one.
+
+    Raises
+    ------
+    BookError
+        If ``frame`` is no frame nextmove reads, or a pandas frame that Polars cannot convert.
+    """
+    if isinstance(frame, pl.LazyFrame | pl.DataFrame):
+        lazy = frame.lazy()
+        return TableSource(name, label, "frame", lambda: lazy)
+    # pandas is no dependency: a pandas frame can only be here if its caller imported pandas already.
+    pandas = sys.modules.get("pandas")
+    if pandas is not None and isinstance(frame, pandas.DataFrame):
+        try:
+            converted = pl.from_pandas(frame).lazy()
+        except Exception as exc:  # pyarrow raises several kinds for a column it cannot convert
+            where = next((f", column {c!r}" for c in frame.columns if not _converts(frame[[c]])), "")
+            raise BookError(
+                f"{label}{where}: the pandas frame of table {name!r} cannot be converted to a Polars frame: "
+                f"{exc}; give each column one type (an object column mixing numbers and text?)"
+            ) from None
+        return TableSource(name, label, "frame", lambda: converted)
+    kind = f"{type(frame).__module__}.{type(frame).__qualname__}"
+    raise BookError(
+        f"{label}: table {name!r} is a {kind}, not a table nextmove reads; pass a Polars frame (pl.from_pandas(df))"
+    )
+
+
+def _converts(frame: object) -> bool:
+    """Whether Polars converts pandas ``frame``, to find the column that keeps a whole frame from converting."""
+    try:
+        pl.from_pandas(frame)
+    except Exception:
+        return False
+    return True
 
 
 def discover_frames(frames: dict[str, pl.DataFrame | pl.LazyFrame], source: str = "<memory>") -> DiscoveredBook:
-    """Tables given as Polars frames by name."""
+    """Tables given as frames by name: Polars frames, or pandas ones (converted with :func:`polars.from_pandas`)."""
     problems: list[Problem] = []
     unknown = sorted(set(frames) - set(CONTRACT))
     if unknown:

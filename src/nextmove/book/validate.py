@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 
 import polars as pl
@@ -35,7 +35,7 @@ from nextmove.book.sources import (
     discover_frames,
     locate_csv_error,
 )
-from nextmove.errors import BookError
+from nextmove.errors import BookError, ConfigError
 from nextmove.playbook.schema import Playbook, ValueBasis
 
 BookSource = str | Path | Mapping[str, pl.DataFrame | pl.LazyFrame]
@@ -105,8 +105,8 @@ def validate_book(
     source: BookSource,
     *,
     playbook: Playbook | None = None,
-    as_of: datetime | None = None,
-    run_as_of: datetime | None = None,
+    as_of: datetime | date | None = None,
+    run_as_of: datetime | date | None = None,
     max_examples: int = DEFAULT_MAX_EXAMPLES,
 ) -> ValidationReport:
     """Check a book against the data contract and summarise it, without raising on bad data.
@@ -114,13 +114,16 @@ def validate_book(
     Parameters
     ----------
     source
-        A folder of CSV/Parquet files, a database URL, or a mapping of table name to frame.
+        A folder of CSV/Parquet files, a database URL, or a mapping of table name to frame (a Polars
+        frame, or a pandas one: converted by ``pl.from_pandas``).
     playbook
-        When given, every ``touches.action_id`` must be in its catalog (or ``none``).
+        When given, every ``touches.action_id`` must be in its catalog (or ``none``), and a valid
+        book's ``notes`` end with what it lacks for the playbook (:func:`playbook_fit_notes`), as
+        ``nextmove validate`` says.
     as_of
         The time the book is as of: no timestamp may lie after it (an ``after_as_of`` problem). Naive
-        values are taken as UTC. Default: now, and rows dated after now are no problem but a note
-        per table (a scheduled touch, or local times written without an offset):
+        values are taken as UTC, a date as its midnight UTC. Default: now, and rows dated after now are
+        no problem but a note per table (a scheduled touch, or local times written without an offset):
         :func:`load_book` leaves them out until their time comes.
     run_as_of
         The time a run will read the book as of (``nextmove validate --as-of``). Rows after it are no
@@ -137,7 +140,10 @@ def validate_book(
     Raises
     ------
     BookError
-        Only when the source itself cannot be found or opened (no such folder, bad URL).
+        Only when the source itself cannot be found or opened (no such folder, bad URL), or a frame
+        is of no kind nextmove reads.
+    ConfigError
+        If ``as_of`` or ``run_as_of`` is neither a datetime nor a date.
 
     Examples
     --------
@@ -146,7 +152,7 @@ def validate_book(
     >>> [p.rule.value for p in report.problems]
     ['negative', 'duplicate_key']
     """
-    run_utc = None if run_as_of is None else as_utc(run_as_of)
+    run_utc = None if run_as_of is None else _as_utc(run_as_of, "run_as_of")
     as_of_utc = _as_utc(as_of)
     found = discover(source)
     ctx = _Context(
@@ -165,7 +171,7 @@ def validate_book(
             ctx.problems[start:] = sorted(ctx.problems[start:], key=lambda p: p.row or 0)
     if run_utc is not None:
         ctx.notes += _run_as_of_notes(ctx, run_utc)
-    return ValidationReport(
+    report = ValidationReport(
         source=found.source,
         as_of=as_of_utc,
         problems=ctx.problems,
@@ -177,6 +183,9 @@ def validate_book(
         stage_counts=ctx.group_counts.get("accounts", {}),
         notes=ctx.notes,
     )
+    if playbook is not None and report.ok:
+        report.notes.extend(playbook_fit_notes(report, playbook))
+    return report
 
 
 def _future_note(label: str, count: int, first_row: int, first_ts: datetime, now: datetime) -> str:
@@ -251,17 +260,10 @@ def playbook_fit_notes(report: ValidationReport, playbook: Playbook) -> list[str
     >>> notes = playbook_fit_notes(validate_book(frames, as_of=datetime(2025, 2, 1)), load_playbook())
     >>> print(notes[0])  # doctest: +NORMALIZE_WHITESPACE
     objective 'retention' is measured by outcome kind 'churn', which no outcome row has (the book's
-    kinds: churned): its effects cannot be learned
+    kinds: churned): its effects cannot be learned, and accounts that had it are not ended (they still
+    get actions)
     """
-    notes = []
-    kinds = sorted(report.outcome_counts)
-    for key, objective in playbook.objectives.items():
-        if objective.outcome not in report.outcome_counts:
-            seen = ", ".join(kinds) if kinds else "none"
-            notes.append(
-                f"objective {key!r} is measured by outcome kind {objective.outcome!r}, which no outcome row has "
-                f"(the book's kinds: {seen}): its effects cannot be learned"
-            )
+    notes = _kind_notes(report.outcome_counts, playbook)
     untaken = [a for a in playbook.action_ids if a not in report.action_counts]
     if untaken and report.action_counts:
         notes.append(
@@ -274,6 +276,43 @@ def playbook_fit_notes(report: ValidationReport, playbook: Playbook) -> list[str
         notes.append(note)
     if accounts is not None and report.stage_counts and (note := _stages_note(report.stage_counts, playbook)):
         notes.append(note)
+    return notes
+
+
+def unmatched_kinds_notes(book: Book, playbook: Playbook) -> list[str]:
+    """For a run, the notes of :func:`playbook_fit_notes` on objectives whose outcome kind no outcome row has.
+
+    Examples
+    --------
+    >>> from nextmove.playbook.loader import load_playbook
+    >>> outcomes = pl.DataFrame({"account_id": ["a1"], "ts": [datetime(2025, 1, 2, tzinfo=UTC)], "kind": ["Churn"]})
+    >>> book = Book(empty_table("accounts"), empty_table("signals"), empty_table("touches"), outcomes)
+    >>> print(unmatched_kinds_notes(book, load_playbook())[0])  # doctest: +NORMALIZE_WHITESPACE
+    objective 'retention' is measured by outcome kind 'churn', which no outcome row has (the book has
+    'Churn': kinds are case-sensitive): its effects cannot be learned, and accounts that had it are not
+    ended (they still get actions)
+    """
+    kinds = book.outcomes.get_column("kind").cast(pl.String).drop_nulls().unique().to_list()
+    return _kind_notes(kinds, playbook)
+
+
+def _kind_notes(kinds: Collection[str], playbook: Playbook) -> list[str]:
+    """A note per objective whose outcome kind the book's ``kinds`` lack, naming a kind spelt in another case."""
+    notes = []
+    for key, objective in playbook.objectives.items():
+        if objective.outcome in kinds:
+            continue
+        other_case = sorted(k for k in kinds if k.casefold() == objective.outcome.casefold())
+        if other_case:
+            seen = f"the book has {', '.join(repr(k) for k in other_case)}: kinds are case-sensitive"
+        else:
+            seen = f"the book's kinds: {', '.join(sorted(kinds)) if kinds else 'none'}"
+        # An outcome that ends accounts, never seen, ends none: those that had it stay active.
+        ended = ", and accounts that had it are not ended (they still get actions)" if objective.ends_accounts else ""
+        notes.append(
+            f"objective {key!r} is measured by outcome kind {objective.outcome!r}, which no outcome row has "
+            f"({seen}): its effects cannot be learned{ended}"
+        )
     return notes
 
 
@@ -351,8 +390,8 @@ def load_book(
     source: BookSource,
     *,
     playbook: Playbook | None = None,
-    as_of: datetime | None = None,
-    run_as_of: datetime | None = None,
+    as_of: datetime | date | None = None,
+    run_as_of: datetime | date | None = None,
 ) -> Book:
     """Validate a book and load it as typed Polars frames.
 
@@ -369,6 +408,8 @@ def load_book(
     ------
     BookValidationError
         If the book breaks the contract; its ``report`` lists every problem. Nothing is loaded.
+    ConfigError
+        If ``as_of`` or ``run_as_of`` is neither a datetime nor a date (a date is its midnight UTC).
 
     Examples
     --------
@@ -379,13 +420,14 @@ def load_book(
     """
     report = validate_book(source, playbook=playbook, as_of=as_of, run_as_of=run_as_of)
     report.raise_for_problems()
+    fit = playbook_fit_notes(report, playbook) if playbook is not None else []
     found = discover(source)
     frames = {name: _load_typed(found.tables[name], CONTRACT[name]) for name in found.tables}
     frames["accounts"] = canonical_accounts(frames["accounts"])
     if as_of is None:
         # Rows dated after now (noted by validation) have not happened yet: no command reads them as
         # history, unless the command reads the book as of a later time.
-        keep_until = report.as_of if run_as_of is None else max(report.as_of, as_utc(run_as_of))
+        keep_until = report.as_of if run_as_of is None else max(report.as_of, _as_utc(run_as_of, "run_as_of"))
         for name in ("signals", "touches", "outcomes"):
             if name in frames:
                 frames[name] = frames[name].filter(pl.col("ts") <= keep_until)
@@ -396,7 +438,8 @@ def load_book(
         outcomes=frames.get("outcomes", empty_table("outcomes")),
         source=found.source,
         as_of=report.as_of if as_of is not None else None,
-        notes=tuple(report.notes),
+        # What the book lacks for the playbook is validate's and a run's to say, not loading's.
+        notes=tuple(n for n in report.notes if n not in fit),
     )
 
 
@@ -423,10 +466,16 @@ def canonical_accounts(accounts: pl.DataFrame) -> pl.DataFrame:
     return accounts.sort("account_id", nulls_last=True, maintain_order=True)
 
 
-def _as_utc(ts: datetime | None) -> datetime:
+def _as_utc(ts: datetime | date | None, what: str = "as_of") -> datetime:
+    """``ts`` in UTC (naive is UTC, a date its midnight UTC, as a run reads it), or now when None."""
     if ts is None:
         return datetime.now(UTC).replace(microsecond=0)
-    return as_utc(ts)
+    # pandas' NaT is a datetime that equals nothing, itself included.
+    if isinstance(ts, datetime) and ts == ts:
+        return as_utc(ts)
+    if isinstance(ts, date) and not isinstance(ts, datetime):
+        return datetime.combine(ts, time(), tzinfo=UTC)
+    raise ConfigError(f"{what} must be a datetime or a date, got {type(ts).__name__}: {ts!r}")
 
 
 def _raw_frame(src: TableSource) -> pl.LazyFrame:
@@ -724,6 +773,8 @@ def _row_checks(spec: TableSpec, present: list[ColumnSpec], schema: pl.Schema, c
         raw, p = pl.col(col.name), pl.col(_parsed(col.name))
         is_text = schema[col.name] == pl.String
         blank = (raw.is_null() | (raw.str.strip_chars() == "")) if is_text else raw.is_null()
+        if col.type is ColumnType.STRING and schema[col.name].is_float():
+            blank = blank | raw.is_nan()  # pandas' missing value in a column of floats (an id with a gap)
         expected = col.type.expected
         if col.required:
             checks.append(_Check(Rule.EMPTY_VALUE, col.name, blank, f"a value ({col.description})"))

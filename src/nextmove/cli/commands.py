@@ -17,7 +17,7 @@ from nextmove._csv import write_csv
 from nextmove._files import check_folder
 from nextmove.book import Book, empty_table
 from nextmove.book.problems import ValidationReport
-from nextmove.book.validate import load_book, load_table, playbook_fit_notes, validate_book
+from nextmove.book.validate import load_book, load_table, validate_book
 from nextmove.cli._common import console, err_console, handle_errors, output_file, parse_as_of, status
 from nextmove.cli.render import render_problems, render_summary
 from nextmove.errors import ConfigError
@@ -297,8 +297,12 @@ def validate(
             "do not fit this book's features"
         )
         raise typer.Exit(2)
+    # report.notes holds what the book lacks for the playbook (validate_book adds its fit notes)
     health_notes = (unknown_signals_note(pb, report.signal_counts), left_out_measures_note(pb, features))
-    for note in [*report.notes, *playbook_fit_notes(report, pb), *(n for n in health_notes if n is not None)]:
+    for note in [
+        *report.notes,
+        *(n for n in health_notes if n is not None),
+    ]:  # report.notes: with what the book lacks for the playbook
         console.print(f"[yellow]note:[/] {escape(note)}")
     console.print(
         f"[bold green]valid:[/] the book meets the data contract"

@@ -41,7 +41,13 @@ import polars as pl
 from nextmove._csv import write_csv
 from nextmove._files import StagedFiles, check_folder
 from nextmove.book import NO_ACTION, Book, latest_timestamp
-from nextmove.book.validate import canonical_accounts, missing_arr_note, stale_as_of_note, unmatched_stages_note
+from nextmove.book.validate import (
+    canonical_accounts,
+    missing_arr_note,
+    stale_as_of_note,
+    unmatched_kinds_notes,
+    unmatched_stages_note,
+)
 from nextmove.decide.allocate import Allocation, Resource, allocate
 from nextmove.decide.explain import explain_decisions
 from nextmove.decide.policy import CapacityLedger, DecisionOptions, Decisions, decide
@@ -364,6 +370,7 @@ def _run(
         left_out_measures_note(playbook, snapshot),
         missing_arr_note(book, playbook),
         unmatched_stages_note(book, playbook),
+        *unmatched_kinds_notes(book, playbook),
         late_signals_note(book, when),
         stale_as_of_note(latest_timestamp(book), when),
         unended_outcome_note(book, playbook, when),
