@@ -11,7 +11,7 @@ import numpy as np
 import polars as pl
 
 from nextmove.errors import ConfigError, NotFittedError
-from nextmove.features import sanitize_name
+from nextmove.features import FeatureVocabulary, sanitize_name
 from nextmove.playbook.schema import Health, Playbook, SignalRoles
 
 BANDS: tuple[tuple[str, float], ...] = (("Critical", 30.0), ("At risk", 70.0), ("Healthy", 100.0))
@@ -179,7 +179,7 @@ def measure_value_expr(feature: str, columns: Iterable[str]) -> pl.Expr:
 
 
 def resolve_scorecard(
-    playbook: Playbook, available: Sequence[str]
+    playbook: Playbook, available: Sequence[str], vocabulary: FeatureVocabulary | None = None
 ) -> tuple[list[ScorecardComponent], list[ScorecardMeasure]]:
     """The components and measures the playbook asks for, limited to features that exist.
 
@@ -187,6 +187,8 @@ def resolve_scorecard(
     ``[signal_roles]``: usage and engagement signals count up; support signals (tickets, severity)
     count down; sentiment and survey signals count up; business value is ARR and tenure. A book
     without roles gets a business-value component only, which the optimizer can then extend.
+    A role's signal reads the columns ``vocabulary`` (the features') gives its exact name
+    (:meth:`~nextmove.features.FeatureVocabulary.signal_stem`; default: the stem it gets alone).
 
     Raises
     ------
@@ -205,12 +207,13 @@ def resolve_scorecard(
     else:
         w = health.window_days
         roles = playbook.signal_roles
+        stem = (vocabulary if vocabulary is not None else FeatureVocabulary()).signal_stem
         built: dict[str, list[tuple[str, Literal["higher", "lower"]]]] = {
-            "usage": [(f"{sanitize_name(s)}_{kind}_{w}d", "higher") for s in roles.usage for kind in ("mean", "trend")],
-            "engagement": [(f"{sanitize_name(s)}_sum_{w}d", "higher") for s in roles.engagement],
-            "sentiment": [(f"{sanitize_name(s)}_mean_90d", "higher") for s in roles.sentiment]
-            + [(f"{sanitize_name(s)}_last", "higher") for s in roles.survey]
-            + [(f"{sanitize_name(s)}_sum_{w}d", "lower") for s in roles.support],
+            "usage": [(f"{stem(s)}_{kind}_{w}d", "higher") for s in roles.usage for kind in ("mean", "trend")],
+            "engagement": [(f"{stem(s)}_sum_{w}d", "higher") for s in roles.engagement],
+            "sentiment": [(f"{stem(s)}_mean_90d", "higher") for s in roles.sentiment]
+            + [(f"{stem(s)}_last", "higher") for s in roles.survey]
+            + [(f"{stem(s)}_sum_{w}d", "lower") for s in roles.support],
             "business_value": [("arr", "higher"), ("tenure_days", "higher")],
         }
         names = {
