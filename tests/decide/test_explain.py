@@ -30,7 +30,7 @@ from nextmove.decide.explore import assign_control, stable_uniform
 from nextmove.decide.policy import decide
 from nextmove.decide.rules import Why, check_rules
 from nextmove.errors import ConfigError
-from nextmove.features import build_training_set, compute_features, feature_schema
+from nextmove.features import FeatureVocabulary, build_training_set, compute_features, feature_schema
 from nextmove.models.effect import ARM_SEPARATOR, EffectModel, EffectProjection
 from nextmove.playbook import Action, Objective, Playbook
 from nextmove.playbook.loader import load_playbook, parse_playbook
@@ -916,6 +916,33 @@ def test_explain_comparables_window_is_the_training_labels_window() -> None:
     timed = _with_window(found, outcomes, "expansion", 90, dated=False)
     assert dated.select("_n", "_sum").row(0) == (1, 10.0)
     assert timed.select("_n", "_sum").row(0) == (1, 100.0)
+
+
+def test_explain_catalog_words_the_columns_the_vocabulary_gives_the_playbooks_names() -> None:
+    """Names sanitising as the book's others read the columns the vocabulary gives their exact spelling."""
+    from nextmove.decide.explain import _Catalog
+
+    playbook = parse_playbook(
+        '[objectives.keep]\noutcome = "Cancel"\nsense = "avoid"\nvalue = "arr"\n'
+        '[[actions]]\nid = "Call"\nname = "Phone call"\nteam = "CS"\nobjective = "keep"\n'
+        '[[actions]]\nid = "mail"\nname = "Mail"\nteam = "cs"\nobjective = "keep"\n'
+        '[signal_roles]\nengagement = ["Gym Visits"]\n'
+    )
+    vocab = FeatureVocabulary.build(
+        accounts_schema={},
+        signal_names=["gym_visits", "Gym Visits"],
+        action_ids=["call"],
+        outcome_kinds=["cancel"],
+        playbook=playbook,
+    )
+    catalog = _Catalog.of(playbook, vocab)
+    assert [s.label for s in catalog.specs] == ["y_cancel_2"]
+    assert catalog.stems["cancel_2"] == "Cancel"
+    assert catalog.stems["call_2"] == "Phone call"
+    assert catalog.stems["gym_visits_2"] == "Gym Visits"
+    assert catalog.signal_kinds == {"gym_visits_2": "count"}
+    assert (catalog.stems["team_cs_2"], catalog.stems["team_cs"]) == ("CS", "cs")
+    assert not {"cancel", "call", "gym_visits"} & set(catalog.stems)  # the book's other names' stems
 
 
 # ---- actions with variants ---------------------------------------------------------------------

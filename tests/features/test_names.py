@@ -44,12 +44,50 @@ def test_vocabulary_suffixes_names_that_sanitise_alike() -> None:
     vocab = FeatureVocabulary.build(
         accounts_schema=ACCOUNTS, signal_names=["active_users", "Active Users", "ACTIVE-USERS"]
     )
-    # Sorted raw names claim stems in order: "ACTIVE-USERS" < "Active Users" < "active_users".
+    # The name spelt as its stem keeps it; the others claim in sorted order: "ACTIVE-USERS" < "Active Users".
     assert dict(vocab.signals) == {
-        "ACTIVE-USERS": "active_users",
-        "Active Users": "active_users_2",
-        "active_users": "active_users_3",
+        "ACTIVE-USERS": "active_users_2",
+        "Active Users": "active_users_3",
+        "active_users": "active_users",
     }
+
+
+@pytest.mark.parametrize("family", ["signal_names", "action_ids", "outcome_kinds"])
+def test_vocabulary_name_spelt_as_its_stem_keeps_it_when_a_variant_appears(family: str) -> None:
+    # "Cancel" sorts before "cancel": it used to take the bare stem, and "cancel"'s columns moved to _2.
+    alone = FeatureVocabulary.build(accounts_schema=ACCOUNTS, **{family: ["cancel"]})
+    both = FeatureVocabulary.build(accounts_schema=ACCOUNTS, **{family: ["Cancel", "cancel", "CANCEL"]})
+    mapping = {"signal_names": "signals", "action_ids": "actions", "outcome_kinds": "outcome_kinds"}[family]
+    assert getattr(alone, mapping) == {"cancel": "cancel"}
+    assert getattr(both, mapping) == {"CANCEL": "cancel_2", "Cancel": "cancel_3", "cancel": "cancel"}
+    assert list(getattr(both, mapping)) == ["CANCEL", "Cancel", "cancel"]  # columns stay in sorted order
+
+
+def test_vocabulary_extra_column_spelt_as_its_stem_keeps_it() -> None:
+    vocab = FeatureVocabulary.build(accounts_schema={**ACCOUNTS, "Seats": pl.Int64, "seats": pl.Int64})
+    assert [(e.source, e.feature) for e in vocab.extras] == [("Seats", "seats_2"), ("seats", "seats")]
+
+
+def test_vocabulary_lookups_map_the_exact_name() -> None:
+    vocab = FeatureVocabulary.build(
+        accounts_schema=ACCOUNTS,
+        signal_names=["Gym Visits", "gym_visits", "Logins"],
+        action_ids=["Call", "call"],
+        outcome_kinds=["Cancel", "cancel"],
+    )
+    assert vocab.signal_stem("gym_visits") == "gym_visits"
+    assert vocab.signal_stem("Gym Visits") == "gym_visits_2"
+    # A name the book lacks matches by sanitised name (as role members do), the one spelt as its stem first.
+    assert vocab.signal_stem("GYM-VISITS") == "gym_visits"
+    assert vocab.signal_stem("logins") == "logins"
+    assert vocab.outcome_stem("cancel") == "cancel"
+    assert vocab.outcome_stem("Cancel") == "cancel_2"
+    assert vocab.action_stem("Call") == "call_2"
+    # Kinds and actions match exactly: an unknown one never gets another's columns.
+    assert vocab.outcome_stem("CANCEL") == "cancel_3"
+    assert vocab.action_stem("CALL") == "call_3"
+    assert vocab.signal_stem("steps") == "steps"
+    assert FeatureVocabulary().outcome_stem("Churn Risk") == "churn_risk"
 
 
 def test_vocabulary_keeps_signal_columns_clear_of_touch_columns() -> None:

@@ -146,8 +146,8 @@ def test_compute_features_book_without_history(make_book: MakeBook) -> None:
 def test_compute_features_sanitises_signal_names_and_resolves_collisions(make_book: MakeBook) -> None:
     book = make_book(["a"], signals=[("a", day(-1), "Active Users", 5.0), ("a", day(-1), "active_users", 9.0)])
     r = row(compute_features(book, T0), "a")
-    assert r["active_users_last"] == 5.0  # "Active Users" sorts first and keeps the plain stem
-    assert r["active_users_2_last"] == 9.0
+    assert r["active_users_last"] == 9.0  # "active_users" is spelt as the stem and keeps it
+    assert r["active_users_2_last"] == 5.0
 
 
 def test_compute_features_account_columns(make_book: MakeBook) -> None:

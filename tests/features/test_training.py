@@ -13,7 +13,7 @@ from polars.testing import assert_frame_equal
 
 from nextmove.book import Book
 from nextmove.errors import ConfigError
-from nextmove.features import FeatureVocabulary, compute_features, feature_schema
+from nextmove.features import FeatureVocabulary, compute_features, feature_schema, training_vocabulary
 from nextmove.features import build_training_set as _build_training_set
 from nextmove.features import signals as signals_module
 from nextmove.features import training as training_module
@@ -181,6 +181,26 @@ def _assert_features_equal_snapshots(train: pl.DataFrame, book: Book, playbook: 
         expected = got.select("account_id").join(snap, on="account_id", how="left", maintain_order="left")
         # Sums over the same rows in another order: equal up to rounding.
         assert_frame_equal(got, expected, rel_tol=1e-12, abs_tol=1e-12)
+
+
+def test_training_vocabulary_names_the_training_sets_columns(make_book: MakeBook, playbook: Playbook) -> None:
+    # "churn" is the playbook's kind; "Churn" comes from another system and sorts first.
+    book = make_book(
+        ["a", "b"],
+        signals=[("a", day(1), "Logins", 1.0), ("a", day(1), "logins", 2.0)],
+        touches=[("a", "call", day(2)), ("b", "call", day(2))],
+        outcomes=[("a", day(5), "churn", None), ("b", day(6), "Churn", None)],
+    )
+    train = build_training_set(book, playbook, as_of=day(60))
+    vocab = training_vocabulary(book, playbook, as_of=day(60))
+    assert (vocab.outcome_stem("churn"), vocab.outcome_stem("Churn")) == ("churn", "churn_2")
+    churned = {
+        k: set(train.filter(pl.col(f"y_{vocab.outcome_stem(k)}") == 1)["account_id"]) for k in ("churn", "Churn")
+    }
+    assert churned == {"churn": {"a"}, "Churn": {"b"}}
+    snap = compute_features(book, day(60), playbook=playbook, vocabulary=vocab)
+    assert set(feature_schema(snap)) <= set(train.columns)
+    assert snap.filter(pl.col("account_id") == "a").select("logins_last", "logins_2_last").row(0) == (2.0, 1.0)
 
 
 def test_build_training_set_drops_rows_once_the_account_is_gone(book: Book, playbook: Playbook) -> None:

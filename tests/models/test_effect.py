@@ -11,7 +11,9 @@ import numpy as np
 import polars as pl
 import pytest
 
+from nextmove.book.validate import load_book
 from nextmove.errors import ConfigError, NotFittedError, NothingToLearnError
+from nextmove.features import FeatureVocabulary, build_training_set, training_vocabulary
 from nextmove.models.effect import EffectModel, EffectProjection, _interval, objective_specs, row_value_usd
 from nextmove.playbook import Action, Objective, Playbook
 from nextmove.playbook.schema import Variant
@@ -548,6 +550,68 @@ def test_effect_objective_specs_follow_the_value_convention() -> None:
     assert row_value_usd(frame, small_playbook(), objective="growth").tolist() == [250.0]
     with pytest.raises(ConfigError, match="not in the playbook"):
         row_value_usd(frame, small_playbook(), objective="nope")
+
+
+def _keep_playbook(kind: str) -> Playbook:
+    return Playbook(
+        objectives={"keep": Objective(outcome=kind, sense="avoid", value="fixed", value_usd=100.0)},
+        actions=[Action(id="call", name="Call", team="cs", objective="keep")],
+    )
+
+
+def test_effect_objective_specs_read_the_labels_of_their_own_outcome_kind() -> None:
+    # Three cancellations logged "cancel" (the playbook's kind), one "Cancel" by another system.
+    # "Cancel" sorts first and used to take y_cancel: the objective learned from the other system's rows.
+    ts = [datetime(2025, 3, d, tzinfo=UTC) for d in (1, 2, 3, 4)]
+    book = load_book(
+        {
+            "accounts": pl.DataFrame({"account_id": ["a", "b", "c", "d"]}),
+            "touches": pl.DataFrame({"account_id": ["a", "b", "c", "d"], "action_id": "call", "ts": ts}),
+            "outcomes": pl.DataFrame(
+                {"account_id": ["a", "b", "c", "d"], "kind": ["cancel", "cancel", "cancel", "Cancel"]}
+            ).with_columns(pl.Series("ts", [t + timedelta(days=5) for t in ts])),
+        },
+        as_of=datetime(2025, 9, 1, tzinfo=UTC),
+    )
+
+    def labelled(kind: str, *, vocabulary: bool) -> list[str]:
+        playbook = _keep_playbook(kind)
+        training = build_training_set(book, playbook)
+        vocab = training_vocabulary(book, playbook) if vocabulary else None
+        (spec,) = objective_specs(playbook, vocab)
+        assert row_value_usd(training, playbook, objective="keep", vocabulary=vocab).min() == -100.0
+        return sorted(training.filter(pl.col(spec.label) == 1).get_column("account_id").unique())
+
+    assert labelled("cancel", vocabulary=True) == ["a", "b", "c"]
+    # A kind spelt as its stem keeps the bare stem in every vocabulary, so the default finds it too.
+    assert labelled("cancel", vocabulary=False) == ["a", "b", "c"]
+    # The other spelling's objective reads its own rows, through the vocabulary.
+    assert labelled("Cancel", vocabulary=True) == ["d"]
+
+
+def test_effect_model_reads_the_columns_its_vocabulary_gives_the_playbooks_names() -> None:
+    # The playbook's kind "Win" and action "Call" sanitise as the book's "win" and "call", which are
+    # spelt as the stems and keep them: the model must read y_win_2 and touch_call_2_days_since.
+    playbook = Playbook(
+        objectives={"win": Objective(outcome="Win", value="fixed", value_usd=100.0)},
+        actions=[Action(id="Call", name="Call", team="cs", objective="win", cost_usd=5.0)],
+    )
+    vocab = FeatureVocabulary.build(accounts_schema={}, action_ids=["call"], outcome_kinds=["win"], playbook=playbook)
+    training = randomised_book(accounts=300, arms={"none": 0.5, "Call": 0.5}, win={"none": 0.2, "Call": 0.35})
+    days = np.random.default_rng(1).integers(1, 300, training.height)
+    training = training.rename({"y_win": "y_win_2", "y_win_value": "y_win_2_value"}).with_columns(
+        pl.lit(0, dtype=pl.Int8).alias("y_win"),  # the other kind's label: it never happened
+        pl.lit(0.0).alias("y_win_value"),
+        pl.Series("touch_call_2_days_since", days, dtype=pl.Float64),
+        pl.lit(1.0).alias("touch_call_days_since"),
+    )
+    model = EffectModel(playbook, **FAST, vocabulary=vocab).fit(training)
+    assert [s.label for s in model.specs_] == ["y_win_2"]
+    assert model.repeat_columns_ == [None, "touch_call_2_days_since"]
+    effect = effects_of(model.project(snapshot_of(training)), "Call", "win").get_column("effect")
+    assert effect.mean() > 0.05  # planted: 0.35 against 0.2
+    with pytest.raises(ConfigError, match="vocabulary must be a FeatureVocabulary"):
+        EffectModel(playbook, vocabulary={"Win": "win_2"}).fit(training)  # type: ignore[arg-type]
 
 
 def test_row_value_usd_charges_a_variants_own_cost() -> None:

@@ -8,7 +8,9 @@ import numpy as np
 import polars as pl
 import pytest
 
+from nextmove.book.validate import load_book
 from nextmove.errors import ConfigError, NotFittedError, PlaybookError
+from nextmove.features import FeatureVocabulary, compute_features
 from nextmove.models.health import (
     HealthBands,
     HealthScorecard,
@@ -196,6 +198,39 @@ _ROLES_PLAYBOOK = (
     '[objectives.r]\noutcome="churn"\nsense="avoid"\nvalue="arr"\n[[actions]]\nid="a"\nname="A"\nteam="cs"\n'
     'objective="r"\n[signal_roles]\nusage=["logins"]\n'
 )
+
+
+def test_scorecard_reads_the_columns_of_the_role_signals_exact_name() -> None:
+    # "gym_visits" (named in [signal_roles]) and "Gym Visits" from another system sanitise alike.
+    # "Gym Visits" sorts first and used to take gym_visits_*: the score read its values, not the role's.
+    ts = datetime(2025, 5, 20, tzinfo=UTC)
+    book = load_book(
+        {
+            "accounts": pl.DataFrame({"account_id": ["m1", "m2"], "arr": [100.0, 200.0]}),
+            "signals": pl.DataFrame(
+                {
+                    "account_id": ["m1", "m1", "m2", "m2"],
+                    "ts": [ts] * 4,
+                    "name": ["gym_visits", "Gym Visits"] * 2,
+                    "value": [10.0, 999.0, 20.0, 999.0],
+                }
+            ),
+        },
+        as_of=datetime(2025, 6, 1, tzinfo=UTC),
+    )
+    pb = parse_playbook(_ROLES_PLAYBOOK.replace('usage=["logins"]', 'usage=["gym_visits"]'))
+    snap = compute_features(book, datetime(2025, 6, 1, tzinfo=UTC), playbook=pb)
+    card = HealthScorecard.from_playbook(pb, snap)
+    assert "gym_visits_mean_28d" in {m.feature for m in card.measures}
+    assert card.measure_values(snap).get_column("gym_visits_mean_28d").to_list() == [10.0, 20.0]
+    # A member spelt as the other signal reads that signal's columns, as the vocabulary names them.
+    other = parse_playbook(_ROLES_PLAYBOOK.replace('usage=["logins"]', 'usage=["Gym Visits"]'))
+    vocab = FeatureVocabulary.build(accounts_schema={}, signal_names=["gym_visits", "Gym Visits"], playbook=other)
+    _, measures = resolve_scorecard(other, snap.columns, vocab)
+    assert [m.feature for m in measures if m.component == "usage"] == [
+        "gym_visits_2_mean_28d",
+        "gym_visits_2_trend_28d",
+    ]
 
 
 @pytest.mark.parametrize("arr", [None, 0.0])

@@ -38,6 +38,7 @@ from nextmove.decide.phrases import (
 from nextmove.decide.policy import LOST_CODES, RULE_CODES, default_variant
 from nextmove.errors import ConfigError
 from nextmove.features import (
+    FeatureVocabulary,
     SignalKind,
     declared_signal_kinds,
     feature_schema,
@@ -312,7 +313,9 @@ class _Catalog:
     """A row's cost from its ``action_id`` and ``variant`` (:func:`~nextmove.models.effect.cost_usd_expr`)."""
 
     @classmethod
-    def of(cls, playbook: Playbook) -> _Catalog:
+    def of(cls, playbook: Playbook, vocabulary: FeatureVocabulary | None = None) -> _Catalog:
+        """The catalog of ``playbook``; each name's stem is the one ``vocabulary`` gives it (the exact name's)."""
+        vocab = vocabulary if vocabulary is not None else FeatureVocabulary()
         actions = pl.DataFrame(
             {
                 "action_id": [a.id for a in playbook.actions],
@@ -321,25 +324,28 @@ class _Catalog:
             },
             schema={"action_id": pl.String, "action_name": pl.String, "action_objective": pl.String},
         )
+        team_of = {a: stem for stem, ids in vocab.teams.items() for a in ids}
         stems: dict[str, str] = {"any": "any"}
         for role in SignalRoles.model_fields:
+            # Role ids are the schema's own identifiers: their stems are their names.
             stems[sanitize_name(role)] = role.replace("_", " ")
             for member in getattr(playbook.signal_roles, role):
-                stems[sanitize_name(member)] = member.replace("_", " ")
+                stems[vocab.signal_stem(member)] = member.replace("_", " ")
         for objective in playbook.objectives.values():
-            stems[sanitize_name(objective.outcome)] = objective.outcome.replace("_", " ")
+            stems[vocab.outcome_stem(objective.outcome)] = objective.outcome.replace("_", " ")
         teams = set()
         for action in playbook.actions:
-            stems[sanitize_name(action.id)] = action.name
-            stems["team_" + sanitize_name(action.team)] = action.team
-            teams.add("team_" + sanitize_name(action.team))
+            stems[vocab.action_stem(action.id)] = action.name
+            team = "team_" + team_of.get(action.id, sanitize_name(action.team))
+            stems[team] = action.team
+            teams.add(team)
         return cls(
-            specs=objective_specs(playbook),
+            specs=objective_specs(playbook, vocabulary),
             objective_names={k: (o.name or k) for k, o in playbook.objectives.items()},
             actions=actions,
             stems=stems,
             teams=frozenset(teams),
-            signal_kinds=declared_signal_kinds(playbook),
+            signal_kinds=declared_signal_kinds(playbook, vocabulary),
             horizon_days=playbook.horizon_days,
             default_variants=pl.DataFrame(
                 {
@@ -390,6 +396,7 @@ def explain_decisions(
     n_alternatives: int = 3,
     contributions: Literal["auto", "tree", "surrogate"] = "auto",
     percent_signals: Collection[str] | None = None,
+    vocabulary: FeatureVocabulary | None = None,
 ) -> pl.DataFrame:
     """The decision receipt of every decision: evidence, runner-ups and a one-sentence summary.
 
@@ -433,6 +440,11 @@ def explain_decisions(
     percent_signals
         Signal stems shown as percentages; default: those whose values all lie in [0, 1] and
         are not all 0 or 1 (utilisations, rates).
+    vocabulary
+        The vocabulary of ``snapshot`` and ``history``: the columns of the playbook's names (an
+        objective's label, a role's signal, an action) are those it gives the exact name.
+        Default: the model's (``model.vocabulary``), else each name's stem when no other name
+        sanitises alike.
 
     Returns
     -------
@@ -457,7 +469,10 @@ def explain_decisions(
     dec, lost_rows = _check_inputs(decisions, lost)
     if dec.height == 0:
         return pl.DataFrame(schema=OUTPUT_SCHEMA)
-    catalog = _Catalog.of(playbook)
+    if vocabulary is None and model is not None:
+        # A model pickled before effect models kept a vocabulary has none.
+        vocabulary = getattr(model, "vocabulary", None)
+    catalog = _Catalog.of(playbook, vocabulary)
     arms = projection.values.lazy().select(pl.col("action_id").cast(pl.String).unique().sort()).collect().to_series()
     dec = _with_subject(dec, catalog, arms)
     values = projection.values.lazy().select(

@@ -66,7 +66,13 @@ from nextmove.engine.run_facts import (
 from nextmove.engine.run_facts import metrics as run_metrics
 from nextmove.engine.run_process import run_process
 from nextmove.errors import ConfigError, NextmoveError, NothingToLearnError, failure_text
-from nextmove.features import FeatureVocabulary, build_training_set, compute_features, feature_schema
+from nextmove.features import (
+    FeatureVocabulary,
+    build_training_set,
+    compute_features,
+    feature_schema,
+    training_vocabulary,
+)
 from nextmove.features.history import resolve_as_of
 from nextmove.measure.ope import evaluate_policy, logging_propensities
 from nextmove.measure.policy import do_nothing_policy, eligible_actions, learned_policy, lifecycle_default_policy
@@ -860,6 +866,8 @@ def _model(
     training = _training(book, playbook, when, opts.training_days)
     tell(f"learning from {training.height:,} decisions")
     params = {**FAST_EFFECT_PARAMS, "random_state": seed, "n_jobs": opts.jobs, **dict(opts.effect_params)}
+    # The training set's vocabulary: each objective reads the labels of its own outcome kind.
+    params["vocabulary"] = training_vocabulary(book, playbook, as_of=when)
     try:
         model = EffectModel(playbook, **params).fit(training)
     except NothingToLearnError as error:

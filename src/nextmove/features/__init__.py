@@ -12,7 +12,7 @@ from nextmove.features.names import (
 )
 from nextmove.features.schema import NON_FEATURE_COLUMNS, FeatureKind, FeatureSchema, feature_schema
 from nextmove.features.snapshot import compute_features
-from nextmove.features.training import build_training_set, in_label_window
+from nextmove.features.training import build_training_set, in_label_window, training_vocabulary
 
 __all__ = [
     "DEFAULT_WINDOWS_DAYS",
@@ -34,4 +34,5 @@ __all__ = [
     "sanitize_name",
     "signal_kinds",
     "terminal_outcome_kinds",
+    "training_vocabulary",
 ]

@@ -14,7 +14,7 @@ from typing import Literal, TypeAlias
 
 import polars as pl
 
-from nextmove.features.names import _feature_stem
+from nextmove.features.names import FeatureVocabulary
 from nextmove.playbook import Playbook
 
 SignalKind: TypeAlias = Literal["count", "level"]
@@ -45,10 +45,12 @@ MIN_ACCOUNTS = 20
 _COUNT = re.compile(r"^(?P<stem>.+)_count_(?P<w>\d+)d$")
 
 
-def declared_signal_kinds(playbook: Playbook) -> dict[str, SignalKind]:
+def declared_signal_kinds(playbook: Playbook, vocabulary: FeatureVocabulary | None = None) -> dict[str, SignalKind]:
     """Signal stem → kind as the playbook gives it: ``[signal_kinds]`` first, else the role's :data:`ROLE_KINDS`.
 
-    Names match by their sanitised stem, as ``[signal_roles]`` members do.
+    Names match as ``[signal_roles]`` members do: each name's stem is the one ``vocabulary`` (the
+    snapshot's) gives it (:meth:`~nextmove.features.FeatureVocabulary.signal_stem`); without one,
+    its sanitised name.
 
     Examples
     --------
@@ -62,14 +64,15 @@ def declared_signal_kinds(playbook: Playbook) -> dict[str, SignalKind]:
     >>> declared_signal_kinds(pb)
     {'crash_count': 'count', 'nps_last': 'level', 'app_opens_7d': 'level'}
     """
+    stem = (vocabulary if vocabulary is not None else FeatureVocabulary()).signal_stem
     kinds: dict[str, SignalKind] = {}
     for role, kind in ROLE_KINDS.items():
         for name in getattr(playbook.signal_roles, role):
-            kinds[_feature_stem(name)] = kind
+            kinds[stem(name)] = kind
     for name in playbook.signal_kinds.count:
-        kinds[_feature_stem(name)] = "count"
+        kinds[stem(name)] = "count"
     for name in playbook.signal_kinds.level:
-        kinds[_feature_stem(name)] = "level"
+        kinds[stem(name)] = "level"
     return kinds
 
 

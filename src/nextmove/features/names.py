@@ -97,6 +97,25 @@ def _feature_stem(name: str) -> str:
     return f"x_{stem}" if stem == "y" or stem.startswith(LABEL_PREFIX) else stem
 
 
+def _claim_order(names: Iterable[str], stem_of: Callable[[str], str]) -> list[str]:
+    """``names`` in the order they claim stems: those spelt exactly as their stem first, then the rest, each sorted.
+
+    A name that already is its stem (``cancel``, ``gym_visits``) so keeps it whatever other names
+    sanitise alike (``Cancel``, ``Gym Visits`` get ``_2`` …) and whichever of them a book or a
+    time window holds: its columns never move when such a name appears.
+    """
+    return sorted(names, key=lambda n: (stem_of(n) != n, n))
+
+
+def _free_stem(base: str, used: Iterable[str]) -> str:
+    """The first of ``base``, ``base_2``, ``base_3`` … not in ``used``."""
+    stems, stem, n = set(used), base, 1
+    while stem in stems:
+        n += 1
+        stem = f"{base}_{n}"
+    return stem
+
+
 def _claim(base: str, columns: Callable[[str], Sequence[str]], taken: set[str]) -> str:
     """The first of ``base``, ``base_2``, ``base_3`` … whose columns are all free; claims them."""
     stem, n = base, 1
@@ -214,10 +233,15 @@ class FeatureVocabulary:
 
     Every stem is unique across the whole snapshot: when two names sanitise to the same
     identifier (``Active Users`` and ``active_users``), or a name's columns would clash with
-    another feature's, the later one (in the order below, names sorted within a family)
-    gets ``_2``, ``_3`` …. Order: account features, touch totals, teams, roles, extra columns,
-    actions, outcome kinds, signals. A training set and a model keep one vocabulary so
-    their columns stay the same at every decision time.
+    another feature's, the later one gets ``_2``, ``_3`` …. Families claim in this order:
+    account features, touch totals, teams, roles, extra columns, actions, outcome kinds,
+    signals; within a family a name spelt exactly as its stem (``active_users``) claims first,
+    then the others in sorted order. A training set and a model keep one vocabulary so their
+    columns stay the same at every decision time.
+
+    Code that needs the columns of a name (an objective's outcome kind, a role's signal, an
+    action) asks :meth:`signal_stem`, :meth:`outcome_stem` or :meth:`action_stem` for it, never
+    ``sanitize_name`` again: the sanitised name may be another name's stem.
     """
 
     windows_days: tuple[int, ...] = DEFAULT_WINDOWS_DAYS
@@ -233,6 +257,54 @@ class FeatureVocabulary:
     """Role → stems of its signals (only roles with at least one signal in the vocabulary)."""
     extras: tuple[ExtraColumn, ...] = ()
     """Extra account columns used as features."""
+
+    def signal_stem(self, name: str) -> str:
+        """The stem of signal ``name``'s columns (``{stem}_last``, ``{stem}_mean_28d`` …).
+
+        Its own stem when the vocabulary has that exact name. Otherwise, as ``[signal_roles]``
+        members match signals, the stem of the signal whose name sanitises alike and claimed first
+        (the one spelt as its stem, if any); a name matching none gets a stem no signal has.
+
+        Examples
+        --------
+        >>> vocab = FeatureVocabulary.build(accounts_schema={}, signal_names=["Gym Visits", "gym_visits"])
+        >>> vocab.signal_stem("Gym Visits"), vocab.signal_stem("gym_visits"), vocab.signal_stem("GYM VISITS")
+        ('gym_visits_2', 'gym_visits', 'gym_visits')
+        """
+        if name in self.signals:
+            return self.signals[name]
+        alike = _claim_order((s for s in self.signals if sanitize_name(s) == sanitize_name(name)), _feature_stem)
+        return self.signals[alike[0]] if alike else _free_stem(_feature_stem(name), self.signals.values())
+
+    def outcome_stem(self, kind: str) -> str:
+        """The stem of outcome kind ``kind``'s columns and labels (``y_{stem}``, ``outcome_{stem}_days_since`` …).
+
+        Kinds match exactly, as labels count the outcomes of that exact kind: a kind the
+        vocabulary lacks gets a stem no kind has (no column of the frame is its).
+
+        Examples
+        --------
+        >>> vocab = FeatureVocabulary.build(accounts_schema={}, outcome_kinds=["Cancel", "cancel"])
+        >>> vocab.outcome_stem("cancel"), vocab.outcome_stem("Cancel"), vocab.outcome_stem("CANCEL")
+        ('cancel', 'cancel_2', 'cancel_3')
+        """
+        if kind in self.outcome_kinds:
+            return self.outcome_kinds[kind]
+        return _free_stem(sanitize_name(kind), self.outcome_kinds.values())
+
+    def action_stem(self, action_id: str) -> str:
+        """The stem of action ``action_id``'s touch columns (``touch_{stem}_days_since`` …).
+
+        Actions match exactly, as :meth:`outcome_stem` kinds do.
+
+        Examples
+        --------
+        >>> FeatureVocabulary.build(accounts_schema={}, action_ids=["Call", "call"]).action_stem("call")
+        'call'
+        """
+        if action_id in self.actions:
+            return self.actions[action_id]
+        return _free_stem(sanitize_name(action_id), self.actions.values())
 
     @property
     def touch_window_days(self) -> int:
@@ -271,7 +343,7 @@ class FeatureVocabulary:
         ...     signal_names=["Active Users", "active_users"],
         ... )
         >>> dict(vocab.signals)
-        {'Active Users': 'active_users', 'active_users': 'active_users_2'}
+        {'Active Users': 'active_users_2', 'active_users': 'active_users'}
         >>> [e.feature for e in vocab.extras]
         ['employees']
         """
@@ -294,10 +366,11 @@ class FeatureVocabulary:
             for role in SignalRoles.model_fields:
                 role_members[role] = list(getattr(playbook.signal_roles, role))
 
-        teams: dict[str, tuple[str, ...]] = {}
-        for team in sorted(team_actions):
-            stem = _claim(sanitize_name(team), lambda s: team_columns(s, touch_window), taken)
-            teams[stem] = tuple(sorted(team_actions[team]))
+        team_stems = {
+            t: _claim(sanitize_name(t), lambda s: team_columns(s, touch_window), taken)
+            for t in _claim_order(team_actions, sanitize_name)
+        }
+        teams = {team_stems[t]: tuple(sorted(team_actions[t])) for t in sorted(team_actions)}
 
         # Role members match a book signal by exact name or by sanitised name.
         by_sanitized: dict[str, list[str]] = {}
@@ -310,20 +383,29 @@ class FeatureVocabulary:
                 stem = _claim(sanitize_name(role), lambda s: role_columns(s, windows), taken)
                 role_signals[stem] = matched
 
-        extras: list[ExtraColumn] = []
         known = set(CONTRACT["accounts"].column_names)
-        for column, dtype in accounts_schema.items():
-            kind = extra_kind(dtype)
-            if column in known or kind is None:
-                continue
-            stem = _claim(_feature_stem(column), _extra_columns(kind), taken)
-            extras.append(ExtraColumn(column, stem, kind))
-
-        actions = {
-            a: _claim(sanitize_name(a), lambda s: action_columns(s, touch_window), taken) for a in sorted(action_set)
+        extra_kinds = {c: k for c, d in accounts_schema.items() if c not in known and (k := extra_kind(d)) is not None}
+        extra_stems = {
+            c: _claim(_feature_stem(c), _extra_columns(extra_kinds[c]), taken)
+            for c in _claim_order(extra_kinds, _feature_stem)
         }
-        kinds = {k: _claim(sanitize_name(k), outcome_columns, taken) for k in sorted(kind_set)}
-        signals = {s: _claim(_feature_stem(s), lambda x: signal_columns(x, windows), taken) for s in sorted(signal_set)}
+        extras = [ExtraColumn(c, extra_stems[c], k) for c, k in extra_kinds.items()]
+
+        action_stems = {
+            a: _claim(sanitize_name(a), lambda s: action_columns(s, touch_window), taken)
+            for a in _claim_order(action_set, sanitize_name)
+        }
+        kind_stems = {
+            k: _claim(sanitize_name(k), outcome_columns, taken) for k in _claim_order(kind_set, sanitize_name)
+        }
+        signal_stems = {
+            s: _claim(_feature_stem(s), lambda x: signal_columns(x, windows), taken)
+            for s in _claim_order(signal_set, _feature_stem)
+        }
+        # Columns come in sorted order of the names, whatever order they claimed their stems in.
+        actions, kinds, signals = (
+            {n: stems[n] for n in sorted(stems)} for stems in (action_stems, kind_stems, signal_stems)
+        )
         roles = {r: tuple(signals[n] for n in names) for r, names in role_signals.items()}
         return cls(windows, signals, actions, teams, kinds, roles, tuple(extras))
 

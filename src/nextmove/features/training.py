@@ -135,21 +135,7 @@ def build_training_set(
     days = of_dates(book.outcomes) if whole_days is None else whole_days
     known = _known_by(book, end)
 
-    names = pl.collect_all(
-        [
-            known.signals.lazy().select(pl.col("name").unique()),
-            known.touches.lazy().select(pl.col("action_id").unique()),
-            known.outcomes.lazy().select(pl.col("kind").unique()),
-        ]
-    )
-    vocab = FeatureVocabulary.build(
-        accounts_schema=book.accounts.schema,
-        signal_names=names[0].get_column("name").drop_nulls().to_list(),
-        action_ids=names[1].get_column("action_id").drop_nulls().to_list(),
-        outcome_kinds=names[2].get_column("kind").drop_nulls().to_list(),
-        playbook=playbook,
-        windows_days=DEFAULT_WINDOWS_DAYS if windows_days is None else windows_days,
-    )
+    vocab = _vocabulary(known, playbook, windows_days)
 
     grid = None if decision_times is None else [to_utc(t, what="decision_times") for t in decision_times]
     if untouched_rows is None:
@@ -185,6 +171,45 @@ def build_training_set(
     if by_touch:
         result = _attribute_to_touches(result, known, vocab, horizon_days=horizon, end=end, whole_days=days)
     return result
+
+
+def training_vocabulary(
+    book: Book,
+    playbook: Playbook,
+    *,
+    as_of: datetime | date | None = None,
+    windows_days: Sequence[int] | None = None,
+) -> FeatureVocabulary:
+    """The vocabulary :func:`build_training_set` uses with the same ``as_of`` and ``windows_days``.
+
+    Models fitted on that training set take it to find the columns of a name (an objective's
+    label, an action's touch columns) by the name itself: :meth:`FeatureVocabulary.outcome_stem`.
+
+    Raises
+    ------
+    ConfigError
+        If ``as_of`` cannot be told or a window is not a positive whole number of days.
+    """
+    return _vocabulary(_known_by(book, resolve_as_of(book, as_of)), playbook, windows_days)
+
+
+def _vocabulary(known: Book, playbook: Playbook, windows_days: Sequence[int] | None) -> FeatureVocabulary:
+    """The names seen in ``known`` (a book cut at the training set's end) plus the playbook's."""
+    names = pl.collect_all(
+        [
+            known.signals.lazy().select(pl.col("name").unique()),
+            known.touches.lazy().select(pl.col("action_id").unique()),
+            known.outcomes.lazy().select(pl.col("kind").unique()),
+        ]
+    )
+    return FeatureVocabulary.build(
+        accounts_schema=known.accounts.schema,
+        signal_names=names[0].get_column("name").drop_nulls().to_list(),
+        action_ids=names[1].get_column("action_id").drop_nulls().to_list(),
+        outcome_kinds=names[2].get_column("kind").drop_nulls().to_list(),
+        playbook=playbook,
+        windows_days=DEFAULT_WINDOWS_DAYS if windows_days is None else windows_days,
+    )
 
 
 def _in_order_of(frame: pl.DataFrame, keys: pl.DataFrame) -> pl.DataFrame:

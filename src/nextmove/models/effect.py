@@ -21,7 +21,7 @@ from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
 
 from nextmove.book import NO_ACTION
 from nextmove.errors import ConfigError, NotFittedError, NothingToLearnError
-from nextmove.features import sanitize_name
+from nextmove.features import FeatureVocabulary
 from nextmove.features.names import behavior_features
 from nextmove.models._crossfit import (
     F64,
@@ -155,8 +155,13 @@ class ObjectiveSpec:
         return out
 
 
-def objective_specs(playbook: Playbook) -> list[ObjectiveSpec]:
+def objective_specs(playbook: Playbook, vocabulary: FeatureVocabulary | None = None) -> list[ObjectiveSpec]:
     """The playbook's objectives as learning targets, in playbook order.
+
+    Each objective's label columns are those ``vocabulary`` gives its outcome kind
+    (:meth:`~nextmove.features.FeatureVocabulary.outcome_stem`): pass the training set's
+    (:func:`~nextmove.features.training_vocabulary`). Without one, the kind's stem when no other
+    kind sanitises alike; a kind spelt as its stem (``churn``) keeps it in every vocabulary.
 
     Examples
     --------
@@ -164,11 +169,12 @@ def objective_specs(playbook: Playbook) -> list[ObjectiveSpec]:
     >>> [(s.objective, s.unit) for s in objective_specs(load_playbook())][:2]
     [('retention', 'probability'), ('expansion', 'usd')]
     """
+    stems = vocabulary if vocabulary is not None else FeatureVocabulary()
     return [
         ObjectiveSpec(
             objective=objective_id,
             outcome=objective.outcome,
-            stem=sanitize_name(objective.outcome),
+            stem=stems.outcome_stem(objective.outcome),
             basis=objective.value,
             sense=objective.sense,
             weight=objective.weight,
@@ -178,7 +184,13 @@ def objective_specs(playbook: Playbook) -> list[ObjectiveSpec]:
     ]
 
 
-def row_value_usd(frame: pl.DataFrame, playbook: Playbook, *, objective: str | None = None) -> F64:
+def row_value_usd(
+    frame: pl.DataFrame,
+    playbook: Playbook,
+    *,
+    objective: str | None = None,
+    vocabulary: FeatureVocabulary | None = None,
+) -> F64:
     """The dollar value each row of a training set realised: objective dollars minus the action's cost.
 
     Objective dollars follow the convention of :class:`ObjectiveSpec`: ``arr`` objectives count the
@@ -197,6 +209,8 @@ def row_value_usd(frame: pl.DataFrame, playbook: Playbook, *, objective: str | N
         Objectives, weights and action costs.
     objective
         One objective id, or None for all of them minus cost.
+    vocabulary
+        The frame's vocabulary, to find each objective's label columns (:func:`objective_specs`).
 
     Returns
     -------
@@ -225,7 +239,7 @@ def row_value_usd(frame: pl.DataFrame, playbook: Playbook, *, objective: str | N
     >>> row_value_usd(rows, load_playbook()).tolist()
     [-600.0, -5000.0]
     """
-    specs = objective_specs(playbook)
+    specs = objective_specs(playbook, vocabulary)
     if objective is not None:
         chosen = [s for s in specs if s.objective == objective]
         if not chosen:
@@ -560,8 +574,9 @@ class EffectModel:
         outcomes stop early, which keeps their baselines from overfitting.
     repeat_feature
         Column that says how many days ago the same action was last done to the account
-        (``{action}`` is the sanitised action id; null: never), used to learn how much an action
-        repeated recently loses (or gains) of its effect; None: every account gets its arm's shift.
+        (``{action}`` is the action's stem, :meth:`~nextmove.features.FeatureVocabulary.action_stem`;
+        null: never), used to learn how much an action repeated recently loses (or gains) of its
+        effect; None: every account gets its arm's shift.
     repeat_days
         An earlier touch with the same action counts as ``exp(−days / repeat_days)``.
     repeat_ridge
@@ -616,6 +631,10 @@ class EffectModel:
         Seed of folds, LightGBM and draws.
     n_jobs
         LightGBM threads (default 1; None: all cores).
+    vocabulary
+        The training set's vocabulary (:func:`~nextmove.features.training_vocabulary`), to find
+        each objective's label columns and each action's touch columns by its exact name (default:
+        the stem a name spelt as its stem keeps, or gets when no other name sanitises alike).
 
     Examples
     --------
@@ -674,6 +693,7 @@ class EffectModel:
         propensity_params: dict[str, Any] | None = None,
         random_state: int = 0,
         n_jobs: int | None = 1,
+        vocabulary: FeatureVocabulary | None = None,
     ) -> None:
         self.playbook = playbook
         self.n_folds = n_folds
@@ -717,6 +737,7 @@ class EffectModel:
         self.propensity_params = propensity_params
         self.random_state = random_state
         self.n_jobs = n_jobs
+        self.vocabulary = vocabulary
 
     _PARAM_NAMES = (
         "n_folds",
@@ -760,6 +781,7 @@ class EffectModel:
         "propensity_params",
         "random_state",
         "n_jobs",
+        "vocabulary",
     )
 
     def get_params(self) -> dict[str, Any]:
@@ -776,6 +798,11 @@ class EffectModel:
     def _validate_params(self) -> tuple[float, float]:
         if not isinstance(self.playbook, Playbook):
             raise ConfigError(f"playbook must be a nextmove Playbook, got {type(self.playbook).__name__}")
+        if self.vocabulary is not None and not isinstance(self.vocabulary, FeatureVocabulary):
+            raise ConfigError(
+                f"vocabulary must be a FeatureVocabulary (training_vocabulary(book, playbook)) or None, "
+                f"got {type(self.vocabulary).__name__}"
+            )
         clip = check_clip(self.clip)
         _check_level(self.level)
         if self.calibration_weights not in ("none", "propensity"):
@@ -904,7 +931,7 @@ class EffectModel:
         for column in ("account_id", "action_id"):
             _require(training, column, "an EffectModel")
         rows = self._training_rows(training)
-        specs = objective_specs(self.playbook)
+        specs = objective_specs(self.playbook, self.vocabulary)
         for spec in specs:
             _require(rows, spec.value_label if spec.is_amount else spec.label, f"objective {spec.objective!r}")
             if spec.is_amount:
@@ -1274,9 +1301,10 @@ class EffectModel:
     def _arm_columns(self, template: str | None, rows: pl.DataFrame) -> list[str | None]:
         """Per arm: the column ``template`` names for its action (``{action}``), None for ``none`` or when absent."""
         out: list[str | None] = [None] * len(self.arms_)
+        stems = self.vocabulary if self.vocabulary is not None else FeatureVocabulary()
         if template is not None:
             for i, arm in enumerate(self.arms_):
-                column = template.format(action=sanitize_name(arm.partition(ARM_SEPARATOR)[0]))
+                column = template.format(action=stems.action_stem(arm.partition(ARM_SEPARATOR)[0]))
                 if arm != NO_ACTION and column in rows.columns:
                     out[i] = column
         return out

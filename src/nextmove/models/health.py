@@ -12,7 +12,7 @@ import numpy as np
 import polars as pl
 
 from nextmove.errors import ConfigError, NotFittedError
-from nextmove.features import sanitize_name
+from nextmove.features import FeatureVocabulary, sanitize_name
 from nextmove.playbook.schema import Health, Playbook, SignalKinds, SignalRoles
 
 BANDS: tuple[tuple[str, float], ...] = (("Critical", 30.0), ("At risk", 70.0), ("Healthy", 100.0))
@@ -180,7 +180,7 @@ def measure_value_expr(feature: str, columns: Iterable[str]) -> pl.Expr:
 
 
 def resolve_scorecard(
-    playbook: Playbook, available: Sequence[str]
+    playbook: Playbook, available: Sequence[str], vocabulary: FeatureVocabulary | None = None
 ) -> tuple[list[ScorecardComponent], list[ScorecardMeasure]]:
     """The components and measures the playbook asks for, limited to features that exist.
 
@@ -188,7 +188,9 @@ def resolve_scorecard(
     ``[signal_roles]``: usage and engagement signals count up; support signals (tickets, severity)
     count down; sentiment and survey signals count up; business value is ARR and tenure. A book
     without roles gets a business-value component only, which the optimizer can then extend.
-    :func:`left_out_measures_note` names the measures left out.
+    :func:`left_out_measures_note` names the measures left out. A role's signal reads the columns
+    ``vocabulary`` (the features') gives its exact name
+    (:meth:`~nextmove.features.FeatureVocabulary.signal_stem`; default: the stem it gets alone).
 
     Raises
     ------
@@ -196,7 +198,7 @@ def resolve_scorecard(
         When no measure of any component exists among ``available`` features.
     """
     have = set(available)
-    components, asked = _asked_scorecard(playbook)
+    components, asked = _asked_scorecard(playbook, vocabulary)
     measures = [m for m, _ in asked]
     present = [m for m in measures if m.feature in have]
     used = {m.component for m in present}
@@ -211,9 +213,12 @@ def resolve_scorecard(
 
 
 def _asked_scorecard(
-    playbook: Playbook,
+    playbook: Playbook, vocabulary: FeatureVocabulary | None = None
 ) -> tuple[list[ScorecardComponent], list[tuple[ScorecardMeasure, str | None]]]:
-    """The components and measures the playbook asks for, each measure with the role member it reads (or None)."""
+    """The components and measures the playbook asks for, each measure with the role member it reads (or None).
+
+    A role member's columns are those ``vocabulary`` gives its exact name (default: the stem it gets alone).
+    """
     health: Health = playbook.health
     components: list[ScorecardComponent] = []
     measures: list[tuple[ScorecardMeasure, str | None]] = []
@@ -225,12 +230,13 @@ def _asked_scorecard(
         return components, measures
     w = health.window_days
     roles = playbook.signal_roles
+    stem = (vocabulary if vocabulary is not None else FeatureVocabulary()).signal_stem
     built: dict[str, Sequence[tuple[str, Literal["higher", "lower"], str | None]]] = {
-        "usage": [(f"{sanitize_name(s)}_{kind}_{w}d", "higher", s) for s in roles.usage for kind in ("mean", "trend")],
-        "engagement": [(f"{sanitize_name(s)}_sum_{w}d", "higher", s) for s in roles.engagement],
-        "sentiment": [(f"{sanitize_name(s)}_mean_90d", "higher", s) for s in roles.sentiment]
-        + [(f"{sanitize_name(s)}_last", "higher", s) for s in roles.survey]
-        + [(f"{sanitize_name(s)}_sum_{w}d", "lower", s) for s in roles.support],
+        "usage": [(f"{stem(s)}_{kind}_{w}d", "higher", s) for s in roles.usage for kind in ("mean", "trend")],
+        "engagement": [(f"{stem(s)}_sum_{w}d", "higher", s) for s in roles.engagement],
+        "sentiment": [(f"{stem(s)}_mean_90d", "higher", s) for s in roles.sentiment]
+        + [(f"{stem(s)}_last", "higher", s) for s in roles.survey]
+        + [(f"{stem(s)}_sum_{w}d", "lower", s) for s in roles.support],
         "business_value": [("arr", "higher", None), ("tenure_days", "higher", None)],
     }
     names = {

@@ -18,7 +18,7 @@ from numpy.typing import NDArray
 from sklearn.metrics import roc_auc_score
 
 from nextmove.errors import ConfigError, NotFittedError
-from nextmove.features import FeatureVocabulary, feature_schema, sanitize_name
+from nextmove.features import FeatureVocabulary, feature_schema
 from nextmove.models.calibration import CalibrationMethod, Calibrator, choose_calibrator
 from nextmove.models.health import describe_feature
 from nextmove.models.matrix import FeatureMatrix
@@ -877,14 +877,14 @@ def outcome_targets(playbook: Playbook, vocabulary: FeatureVocabulary | None = N
     >>> [(t.kind, t.amount) for t in outcome_targets(load_playbook())]
     [('churn', False), ('expansion', True), ('advocacy', False), ('recovery', False), ('onboarded', False)]
     """
-    stems = dict(vocabulary.outcome_kinds) if vocabulary is not None else {}
+    stems = vocabulary if vocabulary is not None else FeatureVocabulary()
     targets: dict[str, OutcomeTarget] = {}
     for objective in playbook.objectives.values():
         kind = objective.outcome
         amount = objective.value is ValueBasis.AMOUNT
         if kind in targets:
             amount = amount or targets[kind].amount
-        targets[kind] = OutcomeTarget(kind, stems.get(kind, sanitize_name(kind)), amount)
+        targets[kind] = OutcomeTarget(kind, stems.outcome_stem(kind), amount)
     return list(targets.values())
 
 
