@@ -105,6 +105,41 @@ def test_cli_evaluate_notes_intervals_on_a_small_effective_sample(book_dir: Path
     assert "note on learned - do_nothing (IPS, SNIPS, DR): " in text
 
 
+def test_cli_evaluate_of_a_book_without_touches_values_no_action_it_never_took(tmp_path: Path) -> None:
+    """A brand-new team's book (accounts, signals, outcomes, no touch): the history took no action, so no
+    policy that takes one has an IPS or SNIPS value, nor a DR interval, and the output says why."""
+    book = tmp_path / "cold"
+    made = runner.invoke(app, ["simulate", "--out", str(book), "--accounts", "120", "--months", "8", "--format", "csv"])
+    assert made.exit_code == 0, made.output
+    pl.read_csv(book / "touches.csv").head(0).write_csv(book / "touches.csv")
+    outcomes = pl.read_csv(book / "outcomes.csv")
+    outcomes.drop([c for c in ("touch_id",) if c in outcomes.columns]).write_csv(book / "outcomes.csv")
+    out = tmp_path / "eval.json"
+    result = runner.invoke(app, ["evaluate", "--book", str(book), "--out", str(out), "--folds", "2", "--trees", "20"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(out.read_text(encoding="utf-8"))
+    values = {(v["policy"], v["method"]): v for v in report["policies"] + report["differences"]}
+    for name in ("lifecycle_default", "learned - lifecycle_default"):
+        share = values[(name, "ips")]["unsupported_share"]
+        assert share > 0.05
+        for method in ("ips", "snips"):
+            assert values[(name, method)]["estimate"] is None
+            assert values[(name, method)]["note"].endswith("IPS and SNIPS cannot value them")
+        assert values[(name, "dr")]["estimate"] is not None
+        assert values[(name, "dr")]["low"] is None
+    # The difference stands on the default's few matching decisions, not on the learned policy's 100 %.
+    default, versus = values[("lifecycle_default", "ips")], values[("learned - lifecycle_default", "ips")]
+    assert versus["matched_share"] == default["matched_share"] < 1
+    # No interval of a difference excludes 0 on a history that says nothing of any action.
+    for v in report["differences"]:
+        assert v["low"] is None or v["low"] <= 0 <= v["high"], v
+    text = " ".join(result.output.split())
+    assert "note on lifecycle_default (IPS, SNIPS): the history never took " in text
+    assert f"which this policy takes on {default['unsupported_share']:.0%} of the decisions" in text
+    assert "note on learned - lifecycle_default (DR): the history never took " in text
+    assert "whose error an interval would not count, so it has none" in text
+
+
 def _counts(book_dir: Path, held_out: set[str]) -> dict[str, int]:
     touches = pl.read_csv(book_dir / "touches.csv").filter(pl.col("account_id").is_in(sorted(held_out)))
     return dict(touches.group_by("action_id").len().iter_rows())

@@ -29,6 +29,7 @@ from nextmove.engine.run import (
 )
 from nextmove.engine.run_process import interrupted_run_note
 from nextmove.errors import ConfigError, NotFoundError
+from nextmove.measure.ope import MAX_UNSUPPORTED_SHARE
 from nextmove.playbook import Playbook
 from nextmove.playbook.loader import parse_playbook
 from nextmove.sim import SimConfig, SimResult, simulate
@@ -335,8 +336,18 @@ def test_run_completes_on_a_touch_log_without_none_rows(lab: SimResult, tmp_path
         assert nothing["low"] is None
         assert nothing["high"] is None
         assert nothing["note"] == f"no logged decision matches this policy: {method.upper()} has no weight"
-    assert isinstance(values[("nothing", "dr")]["estimate"], float)  # the outcome model still values it
-    assert isinstance(values[("learned", "snips")]["estimate"], float)
+    # The outcome model still values doing nothing, but without an interval: it would not count the model's error.
+    assert isinstance(values[("nothing", "dr")]["estimate"], float)
+    assert values[("nothing", "dr")]["low"] is None
+    assert values[("nothing", "dr")]["unsupported_share"] == 1.0
+    assert values[("nothing", "dr")]["note"].startswith("the history never took none (doing nothing), which this")
+    # The learned policy leaves many accounts alone, which IPS and SNIPS cannot value on this log: null, with a note.
+    learned = values[("learned", "snips")]
+    assert learned["unsupported_share"] > MAX_UNSUPPORTED_SHARE
+    assert learned["estimate"] is None
+    assert learned["note"].startswith("the history never took none (doing nothing), which this policy takes on ")
+    assert learned["note"].endswith(": IPS and SNIPS cannot value them")
+    assert isinstance(values[("learned", "dr")]["estimate"], float)
     json.dumps(result.summary, allow_nan=False)
     json.loads((tmp_path / "summary.json").read_text(), parse_constant=lambda c: pytest.fail(f"{c} in summary.json"))
     assert not any("not a finite number" in n for n in result.summary["notes"])

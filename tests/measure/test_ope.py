@@ -12,6 +12,7 @@ import pytest
 from nextmove.book import Book
 from nextmove.errors import ConfigError, PlaybookError
 from nextmove.measure.ope import (
+    MAX_UNSUPPORTED_SHARE,
     NO_INTERVAL_NOTE,
     SMALL_EFFECTIVE_SAMPLE_SIZE,
     PolicyValue,
@@ -189,16 +190,20 @@ def test_ope_without_a_matching_logged_decision_is_null_with_a_note_not_nan() ->
         assert value.estimate is None
         assert (value.stderr, value.low, value.high) == (None, None, None)
         assert value.note == f"no logged decision matches this policy: {value.method.upper()} has no weight"
-    assert dr.estimate is not None  # the outcome model values doing nothing without a logged match
+    # The outcome model values doing nothing without a logged match, but an interval would not count its error.
+    assert dr.estimate is not None
+    assert (dr.stderr, dr.low, dr.high) == (None, None, None)
+    assert dr.unsupported_share == 1.0
     assert dr.note == (
-        "no logged decision matches this policy: its value stands on the outcome model alone, and the interval "
-        "does not count that model's own error"
+        "the history never took none (doing nothing), which this policy takes on 100% of the decisions: there DR "
+        "stands on the outcome model's projection, whose error an interval would not count, so it has none"
     )
     diffs = policy_difference(rows, call_the_engaged(rows), nothing, playbook(), expected_values=true_values(rows))
     assert [(d.method, d.estimate is None) for d in diffs] == [("ips", True), ("snips", True), ("dr", False)]
     assert diffs[1].note == "no logged decision matches the baseline: SNIPS has no weight"
+    assert diffs[2].low is None
     assert diffs[2].note is not None
-    assert diffs[2].note.startswith("no logged decision matches the baseline: its value stands on the outcome model")
+    assert diffs[2].note.startswith("the history never took none (doing nothing), which the baseline takes on 100%")
     json.dumps([v.to_dict() for v in (ips, snips, dr, *diffs)], allow_nan=False)
 
 
@@ -238,11 +243,129 @@ def test_ope_interval_on_a_small_effective_sample_is_noted_as_likely_too_narrow(
     diffs = policy_difference(
         rows, call_the_engaged(rows), do_nothing_policy(rows), playbook(), expected_values=true_values(rows)
     )
+    [baseline] = evaluate_policy(rows, do_nothing_policy(rows), playbook(), methods=("ips",))
     for d in diffs:
-        assert d.effective_sample_size > SMALL_EFFECTIVE_SAMPLE_SIZE  # the policy's, as documented
+        # The smaller of the two policies' (the baseline's), as documented: the difference stands on both.
+        assert d.effective_sample_size == pytest.approx(baseline.effective_sample_size)
+        assert d.matched_share == pytest.approx(baseline.matched_share)
         assert d.note is not None
         assert d.note.startswith("the baseline's effective sample size is ")
         assert d.note.endswith("the weight rests on few of them, so the interval is likely too narrow")
+
+
+def never_emailed_log(n: int, seed: int) -> pl.DataFrame:
+    """A randomised log whose history never e-mailed: none or call, each at propensity 1/2."""
+    rows = randomised_log(n, seed).filter(pl.col("action_id") != "email")
+    return rows.with_columns(pl.lit(0.5).alias("propensity"))
+
+
+def email_below(rows: pl.DataFrame, usage: float) -> pl.DataFrame:
+    """A deterministic policy: e-mail when usage is below ``usage``, else call."""
+    chosen = pl.when(pl.col("usage") < usage).then(pl.lit("email")).otherwise(pl.lit("call"))
+    return rows.select("account_id", "decision_ts", chosen.alias("action_id"), pl.lit(1.0).alias("probability"))
+
+
+def test_ope_of_a_policy_taking_an_action_the_history_never_took_is_null_with_a_note() -> None:
+    # IPS would count every e-mail decision as $0 and SNIPS as the calls' mean: a confident number for
+    # decisions the log holds nothing about. Both are null; DR keeps the outcome model's value, without an interval.
+    rows = never_emailed_log(900, 11)
+    policy = email_below(rows, 0.5)
+    share = float((rows.get_column("usage") < 0.5).mean())
+    assert share > 0.5
+    ips, snips, dr = evaluate_policy(rows, policy, playbook(), expected_values=true_values(rows))
+    for v in (ips, snips):
+        assert (v.estimate, v.stderr, v.low, v.high) == (None, None, None, None)
+        assert v.note == (
+            f"the history never took email, which this policy takes on {share:.0%} of the decisions: "
+            "IPS and SNIPS cannot value them"
+        )
+    for v in (ips, snips, dr):
+        assert v.unsupported_share == pytest.approx(share)
+        assert v.unsupported_actions == ("email",)
+    assert dr.estimate is not None
+    assert (dr.stderr, dr.low, dr.high) == (None, None, None)
+    assert dr.note == (
+        f"the history never took email, which this policy takes on {share:.0%} of the decisions: there DR stands "
+        "on the outcome model's projection, whose error an interval would not count, so it has none"
+    )
+    # Any paired difference involving it: the same, naming the side that takes it.
+    for policy_, baseline, who in (
+        (policy, do_nothing_policy(rows), "the policy"),
+        (do_nothing_policy(rows), policy, "the baseline"),
+    ):
+        d_ips, d_snips, d_dr = policy_difference(rows, policy_, baseline, playbook(), expected_values=true_values(rows))
+        assert (d_ips.estimate, d_snips.estimate, d_dr.low) == (None, None, None)
+        assert d_dr.estimate is not None
+        assert d_ips.note == d_snips.note
+        assert d_ips.note.startswith(f"the history never took email, which {who} takes on {share:.0%} of the ")
+        assert d_dr.unsupported_share == pytest.approx(share)
+    out = json.dumps([v.to_dict() for v in (ips, snips, dr)], allow_nan=False)
+    assert '"unsupported_actions": ["email"]' in out
+    # On a few decisions the estimates stand, with a note of what they miscount.
+    few = email_below(rows, -1.9)
+    small = float((rows.get_column("usage") < -1.9).mean())
+    assert 0 < small <= MAX_UNSUPPORTED_SHARE
+    ips, snips, dr = evaluate_policy(rows, few, playbook(), expected_values=true_values(rows))
+    assert all(v.estimate is not None and v.low is not None for v in (ips, snips, dr))
+    assert ips.note.startswith(f"the history never took email, which this policy takes on {small:.0%} of the ")
+    assert ips.note.endswith("IPS counts them as $0")
+    assert snips.note.endswith("SNIPS counts them as worth the mean of the others")
+    assert dr.note.endswith(
+        "there DR stands on the outcome model's projection, whose error its interval does not count"
+    )
+
+
+def test_ope_of_an_action_logged_only_below_the_clip_floor_is_null_with_a_note() -> None:
+    # Every e-mail of the history had a propensity under the 0.001 floor: each weight is capped, and IPS
+    # counts the policy's e-mails short by the ratio of the two.
+    rows = randomised_log(900, 12).with_columns(
+        pl.when(pl.col("action_id") == "email").then(0.0004).otherwise(0.5).alias("propensity")
+    )
+    ips, snips = evaluate_policy(rows, email_below(rows, 0.5), playbook(), methods=("ips", "snips"))
+    # The decisions that took it are its own evidence; the others it takes it on are what IPS cannot value.
+    elsewhere = (pl.col("usage") < 0.5) & (pl.col("action_id") != "email")
+    share = float(rows.select(elsewhere.mean()).item())
+    for v in (ips, snips):
+        assert v.estimate is None
+        assert v.unsupported_share == pytest.approx(share)
+        assert v.note == (
+            f"the history took email only at propensities below the 0.001 clip floor, which this policy takes on "
+            f"{share:.0%} of the decisions: IPS and SNIPS cannot value them"
+        )
+    # The logging policy takes it only where it was taken: nothing to flag.
+    for v in evaluate_policy(rows, logged_policy(rows), playbook(), methods=("ips", "snips")):
+        assert (v.unsupported_share, v.unsupported_actions) == (0.0, ())
+        assert v.estimate is not None
+        assert v.note is None or "clip floor" not in v.note
+
+
+def test_ope_of_a_policy_that_never_takes_the_unlogged_action_is_unchanged() -> None:
+    rows = never_emailed_log(900, 11)
+    call_or_not = rows.select(
+        "account_id",
+        "decision_ts",
+        pl.when(pl.col("usage") > 0).then(pl.lit("call")).otherwise(pl.lit("none")).alias("action_id"),
+        pl.lit(1.0).alias("probability"),
+    )
+    q = true_values(rows)
+    # The figures of the code before the positivity check, to the last digit.
+    before = {
+        "ips": (20.381282495667243, 2.738144392508125, 15.014618101881014, 25.747946889453473),
+        "snips": (19.665551839464882, 2.4818125959953776, 14.801288534936088, 24.529815143993677),
+        "dr": (19.44494892935429, 2.5519277514400227, 14.443262445383564, 24.446635413325016),
+    }
+    for v in evaluate_policy(rows, call_or_not, playbook(), expected_values=q):
+        assert (v.estimate, v.stderr, v.low, v.high) == pytest.approx(before[v.method], rel=1e-12)
+        assert (v.effective_sample_size, v.note, v.unsupported_share, v.unsupported_actions) == (299.0, None, 0.0, ())
+        assert v.matched_share == pytest.approx(299 / 577)
+    before = {
+        "ips": (0.9705372616984402, 3.378331961100232, -5.650871709878584, 7.591946233275464),
+        "snips": (-0.9226834546527662, 2.966327501177667, -6.736578523311687, 4.891211614006155),
+        "dr": (-0.9473354570468834, 2.86762051333943, -6.567768384520427, 4.67309747042666),
+    }
+    for v in policy_difference(rows, call_or_not, do_nothing_policy(rows), playbook(), expected_values=q):
+        assert (v.estimate, v.stderr, v.low, v.high) == pytest.approx(before[v.method], rel=1e-12)
+        assert (v.note, v.unsupported_share) == (None, 0.0)
 
 
 def test_ope_errors_say_what_to_fix() -> None:

@@ -85,6 +85,8 @@ def evaluate_cmd(
     history did), lifecycle_default, do_nothing, and --policy if given; plus the learned policy's
     paired difference against the default and doing nothing. OUT gets every estimate with its
     interval, the overlap diagnostics and the outcome models' accuracy on the evaluation decisions.
+    A policy that takes actions the history never took, on more than 5% of the decisions, has no
+    IPS or SNIPS value and no DR interval: the notes under each table say why.
     """
     from nextmove.measure.ope import evaluate_offline
 

@@ -37,6 +37,7 @@ from nextmove.playbook import Playbook
 
 __all__ = [
     "BUILT_IN_POLICIES",
+    "MAX_UNSUPPORTED_SHARE",
     "OfflineEvaluation",
     "PolicyValue",
     "evaluate_offline",
@@ -65,6 +66,12 @@ class PolicyValue:
     says nothing of doing nothing); the interval when the rows are of fewer than two accounts.
     An interval resting on an effective sample size below :data:`SMALL_EFFECTIVE_SAMPLE_SIZE` has a
     ``note`` too: it is likely too narrow (:func:`small_sample_note`).
+
+    Positivity: where the policy takes actions the logged decisions never took (or took only at
+    propensities below the clip floor) on more than :data:`MAX_UNSUPPORTED_SHARE` of the decisions
+    (``unsupported_share``), IPS and SNIPS cannot value those decisions and are None, and DR, which
+    there stands on the outcome model's projection, keeps its estimate but has no interval; the
+    ``note`` says so (:func:`unsupported_note`), and says what is miscounted under that share too.
     """
 
     policy: str
@@ -82,10 +89,17 @@ class PolicyValue:
     effective_sample_size: float
     """``(Σ w)² / Σ w²`` of the importance weights ``w = π(A | x) / e(A | x)``: rows the estimate is worth."""
     matched_share: float
-    """Share of rows where the logged action is one the policy could take (``π(A | x) > 0``)."""
+    """Share of rows where the logged action is one the policy could take (``π(A | x) > 0``). For a
+    paired difference, like ``effective_sample_size``, the smaller of the two policies'."""
     note: str | None = None
     """Why the estimate or its interval is missing, or why the interval is likely too narrow, in words
     (None when there is nothing to say)."""
+    unsupported_share: float = 0.0
+    """Share of the policy's probability over the rows on actions the rows never took, or took only at
+    propensities below the clip floor: decisions IPS cannot value (for a paired difference, the larger
+    of the two policies')."""
+    unsupported_actions: tuple[str, ...] = ()
+    """Those actions (of either policy, for a paired difference)."""
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict."""
@@ -102,6 +116,46 @@ class _Terms:
     dr: F64 | None
     clusters: NDArray[np.int64]
     matched: F64
+    support: _Support
+
+
+@dataclass(frozen=True)
+class _Support:
+    """Where a policy goes beyond what the logged rows took (internal): see :func:`_support`."""
+
+    share: float
+    """Mean over the rows of the policy's probability on the actions below."""
+    never: tuple[str, ...]
+    """Actions the policy takes that no row took."""
+    below_floor: tuple[str, ...]
+    """Actions the policy takes that rows took, but every one at a propensity below the clip floor."""
+    floor: float
+
+    @property
+    def actions(self) -> tuple[str, ...]:
+        return tuple(sorted({*self.never, *self.below_floor}))
+
+
+def _support(actions: pl.Series, raw: F64, joined: pl.DataFrame, n: int, floor: float) -> _Support:
+    """The policy's probability on actions the logged rows give IPS nothing to weigh up.
+
+    An action no row took has no row to carry the decisions where the policy takes it, so IPS
+    counts them as $0. One taken only at propensities below ``floor`` has its every weight capped
+    at ``1 / floor``: its rows cannot stand for the other decisions where the policy takes it (the
+    history says it almost never took it anywhere), so those count too; the rows that took it are
+    the policy's own evidence, and do not (the logging policy has none of this).
+    """
+    supported = set(actions.filter(pl.Series(np.nan_to_num(raw, nan=0.0) >= floor)).unique().to_list())
+    taken = set(actions.unique().to_list())
+    logged = pl.DataFrame({"_row": pl.int_range(n, eager=True).cast(joined.schema["_row"]), "_logged": actions})
+    elsewhere = joined.join(logged, on="_row").filter(
+        (pl.col("probability") > 0) & (pl.col("action_id") != pl.col("_logged"))
+    )
+    mass = elsewhere.group_by("action_id").agg(pl.col("probability").sum())
+    out = {a: float(p) for a, p in mass.iter_rows() if a not in supported}
+    never = tuple(sorted(a for a in out if a not in taken))
+    below = tuple(sorted(a for a in out if a in taken))
+    return _Support(share=sum(out.values()) / n, never=never, below_floor=below, floor=floor)
 
 
 def _policy_probabilities(rows: pl.DataFrame, policy: pl.DataFrame) -> tuple[F64, pl.DataFrame]:
@@ -250,8 +304,11 @@ def _terms(
     r = row_value_usd(rows, playbook, objective=objective) if rewards is None else np.asarray(rewards, dtype=float)
     if r.shape != (rows.height,):
         raise ConfigError(f"rewards must have one value per row ({rows.height}), got shape {r.shape}")
-    e = clip_propensities(_propensities(rows, propensity, random_state), clip)
+    raw = _propensities(rows, propensity, random_state)
+    e = clip_propensities(raw, clip)
     pi_taken, joined = _policy_probabilities(rows, policy)
+    actions = rows.get_column("action_id").cast(pl.String).fill_null(NO_ACTION)
+    support = _support(actions, raw, joined, rows.height, clip[0])
     w = pi_taken / e
     ips = w * r
     dr = None
@@ -260,7 +317,8 @@ def _terms(
         direct, q_taken = _direct_term(rows, joined, expected_values)
         dr = direct + w * (r - q_taken)
     clusters = rows.get_column("account_id").cast(pl.String).rank("dense").to_numpy().astype(np.int64)
-    return _Terms(weights=w, rewards=r, ips=ips, dr=dr, clusters=clusters, matched=(pi_taken > 0).astype(float))
+    matched = (pi_taken > 0).astype(float)
+    return _Terms(weights=w, rewards=r, ips=ips, dr=dr, clusters=clusters, matched=matched, support=support)
 
 
 def _cluster_se(influence: F64, clusters: NDArray[np.int64]) -> float:
@@ -324,6 +382,82 @@ def small_sample_note(ess: float, n: int, which: str = "this policy") -> str:
     )
 
 
+MAX_UNSUPPORTED_SHARE = 0.05
+"""Above this share of a policy's decisions on actions the history never took, IPS and SNIPS are None.
+
+IPS counts a decision it cannot weigh (an action no logged row took) as $0, SNIPS as the mean of
+the others, and neither interval knows: the estimate is off by that share times what those
+decisions are worth, unseen. For an outcome of rate ``p`` worth a dollar amount ``V`` (a churn
+avoided: the ARR), a decision's value has a mean of about ``p V`` and a spread of about ``√p V``;
+at an effective sample of :data:`SMALL_EFFECTIVE_SAMPLE_SIZE` (200) a 95 % interval is
+``± 1.96 √p V / √200``. At a churn rate of 10 %, 5 % of the decisions miscounted shift the
+estimate by up to a ninth of that half-width (a quarter at 1,000 effective decisions): below it
+the bias hides in the noise the interval shows, and a note says it is there; at the 43–53 % of a
+book with no touches on which the lifecycle default takes its actions, it is the estimate. A
+policy's DR keeps its estimate over the same share, but not its interval (there DR is the outcome
+model's projection, whose error the interval does not count)."""
+
+
+def _share_words(share: float) -> str:
+    return f"{share:.0%}" if share >= 0.01 else "under 1%"
+
+
+def _action_names(actions: Sequence[str]) -> str:
+    names = [f"{a} (doing nothing)" if a == NO_ACTION else a for a in actions]
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} or {names[-1]}"
+
+
+def unsupported_note(
+    method: str,
+    takes: Sequence[tuple[str, float]],
+    never: Sequence[str],
+    below_floor: Sequence[str] = (),
+    floor: float = 1e-3,
+) -> str:
+    """Why ``method`` cannot value (or values only by the outcome model) the decisions where a policy
+    takes actions the logged decisions never took.
+
+    ``takes`` pairs who takes them with the share of the decisions it does (``("this policy", 0.46)``);
+    ``never`` are the actions no logged decision took, ``below_floor`` those taken only at
+    propensities below the clip ``floor``. Over :data:`MAX_UNSUPPORTED_SHARE` the estimate (IPS,
+    SNIPS) or the interval (DR) is left out, and the note says so.
+
+    Examples
+    --------
+    >>> print(unsupported_note("ips", [("this policy", 0.46)], ["call", "visit"]))  # doctest: +NORMALIZE_WHITESPACE
+    the history never took call or visit, which this policy takes on 46% of the decisions: IPS and SNIPS cannot
+    value them
+    >>> print(unsupported_note("snips", [("the baseline", 0.02)], [], ["email"]))  # doctest: +NORMALIZE_WHITESPACE
+    the history took email only at propensities below the 0.001 clip floor, which the baseline takes on 2% of the
+    decisions: SNIPS counts them as worth the mean of the others
+    >>> print(unsupported_note("dr", [("this policy", 1.0)], ["none"]))  # doctest: +NORMALIZE_WHITESPACE
+    the history never took none (doing nothing), which this policy takes on 100% of the decisions: there DR
+    stands on the outcome model's projection, whose error an interval would not count, so it has none
+    """
+    parts = []
+    if never:
+        parts.append(f"never took {_action_names(never)}")
+    if below_floor:
+        parts.append(f"took {_action_names(below_floor)} only at propensities below the {floor:g} clip floor")
+    shown = [(which, share) for which, share in takes if share > 0]
+    who = " and ".join(
+        f"{which}{' takes' if i == 0 else ''} on {_share_words(share)}" for i, (which, share) in enumerate(shown)
+    )
+    material = any(share > MAX_UNSUPPORTED_SHARE for _, share in takes)
+    if method == "dr":
+        tail = "there DR stands on the outcome model's projection, whose error " + (
+            "an interval would not count, so it has none" if material else "its interval does not count"
+        )
+    elif material:
+        # One wording for both, so that the CLI prints it once for the two.
+        tail = "IPS and SNIPS cannot value them"
+    elif method == "ips":
+        tail = "IPS counts them as $0"
+    else:
+        tail = f"{method.upper()} counts them as worth the mean of the others"
+    return f"the history {' and '.join(parts)}, which {who} of the decisions: {tail}"
+
+
 def _joined(*notes: str | None) -> str | None:
     """Notes one after the other (None when there is none)."""
     kept = [n for n in notes if n]
@@ -345,25 +479,47 @@ def _value(
     note: str | None = None,
     small_ess: float | None = None,
     which: str = "this policy",
+    unsupported: tuple[float, tuple[str, ...]] = (0.0, ()),
+    interval: bool = True,
 ) -> PolicyValue:
     """A PolicyValue whose numbers are all finite or None (JSON has no NaN), with a note for what is missing.
 
     ``small_ess`` is the effective sample size the interval rests on (default ``ess``), that of
     ``which``; below :data:`SMALL_EFFECTIVE_SAMPLE_SIZE` the note says the interval is likely too narrow.
+    ``unsupported`` is the ``(unsupported_share, unsupported_actions)`` of the result; without
+    ``interval`` the estimate has none (``note`` says why).
     """
+    share, actions = unsupported
     if estimate is not None and not math.isfinite(estimate):
         estimate, note = None, note or f"the {method.upper()} estimate is not a finite number ({estimate})"
-    if estimate is None:
-        return PolicyValue(policy, method, None, None, None, None, n, level, objective, ess, matched, note)
+    if estimate is None or not interval:
+        return PolicyValue(
+            policy, method, estimate, None, None, None, n, level, objective, ess, matched, note, share, actions
+        )
     if not math.isfinite(se):
         note = _joined(note, NO_INTERVAL_NOTE)
-        return PolicyValue(policy, method, estimate, None, None, None, n, level, objective, ess, matched, note)
+        return PolicyValue(
+            policy, method, estimate, None, None, None, n, level, objective, ess, matched, note, share, actions
+        )
     resting = ess if small_ess is None else small_ess
     if resting < SMALL_EFFECTIVE_SAMPLE_SIZE:
         note = _joined(note, small_sample_note(resting, n, which))
-    return PolicyValue(
-        policy, method, estimate, se, estimate - z * se, estimate + z * se, n, level, objective, ess, matched, note
-    )
+    low, high = estimate - z * se, estimate + z * se
+    return PolicyValue(policy, method, estimate, se, low, high, n, level, objective, ess, matched, note, share, actions)
+
+
+def _support_note(method: Method, sides: Sequence[tuple[str, _Support]]) -> tuple[str | None, bool]:
+    """The positivity note of ``method`` over the policies in ``sides`` (who, support), and whether the
+    estimate (IPS, SNIPS) or the interval (DR) is left out: None and False when every action they
+    take was logged."""
+    if not any(support.share > 0 for _, support in sides):
+        return None, False
+    never = sorted({a for _, support in sides for a in support.never})
+    below = sorted({a for _, support in sides for a in support.below_floor} - set(never))
+    floor = sides[0][1].floor
+    takes = [(which, support.share) for which, support in sides]
+    material = any(support.share > MAX_UNSUPPORTED_SHARE for _, support in sides)
+    return unsupported_note(method, takes, never, below, floor), material
 
 
 def _summaries(
@@ -375,12 +531,19 @@ def _summaries(
     ess = float(w.sum() ** 2 / np.sum(w**2)) if np.sum(w**2) > 0 else 0.0
     matched = float(terms.matched.mean())
     total = float(w.sum())
+    support = terms.support
+    unsupported = (support.share, support.actions)
     out: list[PolicyValue] = []
     for method in methods:
         estimate: float | None
         se = float("nan")
+        positivity, material = _support_note(method, [("this policy", support)])
+        note = positivity
         if method in ("ips", "snips") and total <= 0:
             # No logged decision is one the policy could take: IPS would say a sure $0, SNIPS 0 / 0.
+            estimate, note = None, no_weight_note(method)
+        elif method in ("ips", "snips") and material:
+            # Decisions no logged row can weigh: IPS would count them as $0, SNIPS as the others' mean.
             estimate = None
         elif method == "ips":
             estimate = float(terms.ips.mean())
@@ -407,7 +570,9 @@ def _summaries(
                 objective=objective,
                 ess=ess,
                 matched=matched,
-                note=no_weight_note(method) if estimate is None else None,
+                note=note,
+                unsupported=unsupported,
+                interval=not (method == "dr" and material),
             )
         )
     return out
@@ -558,10 +723,15 @@ def policy_difference(
     SNIPS difference is the difference of the two SNIPS estimates, its variance from the
     difference of their linearisations. Arguments as in :func:`evaluate_policy`.
 
+    Where either policy takes actions the rows never took on more than
+    :data:`MAX_UNSUPPORTED_SHARE` of them, the IPS and SNIPS differences are None and the DR one has
+    no interval, as in :func:`evaluate_policy`.
+
     Returns
     -------
     list of PolicyValue
-        One per method; ``effective_sample_size`` and ``matched_share`` are those of ``policy``.
+        One per method; ``effective_sample_size`` and ``matched_share`` are the smaller of the two
+        policies' (a difference stands on both), ``unsupported_share`` the larger.
     """
     check_clip(clip)
     chosen = _check(level, methods, expected_values)
@@ -581,18 +751,24 @@ def policy_difference(
     n = len(a.weights)
     out: list[PolicyValue] = []
     ta, tb = float(a.weights.sum()), float(b.weights.sum())
-    ess = float(ta**2 / np.sum(a.weights**2)) if np.sum(a.weights**2) > 0 else 0.0
-    # The interval rests on both policies' weights: the note names the policy with the smaller sample.
+    ess_a = float(ta**2 / np.sum(a.weights**2)) if np.sum(a.weights**2) > 0 else 0.0
+    # The interval rests on both policies' weights: the note names the policy with the smaller sample,
+    # and the difference shows the smaller sample and match (one policy's 100 % would hide the other's 50 %).
     ess_b = float(tb**2 / np.sum(b.weights**2)) if np.sum(b.weights**2) > 0 else 0.0
-    smaller, which = (ess, "the policy") if ess <= ess_b else (ess_b, "the baseline")
+    smaller, which = (ess_a, "the policy") if ess_a <= ess_b else (ess_b, "the baseline")
+    matched = min(float(a.matched.mean()), float(b.matched.mean()))
+    sides = [("the policy", a.support), ("the baseline", b.support)]
+    unsupported = (max(a.support.share, b.support.share), tuple(sorted({*a.support.actions, *b.support.actions})))
     for method in chosen:
         estimate: float | None
         se = float("nan")
-        note = None
+        note, material = _support_note(method, sides)
         if method in ("ips", "snips") and (ta <= 0 or tb <= 0):
             estimate = None
-            which = "either policy" if ta <= 0 and tb <= 0 else ("the policy" if ta <= 0 else "the baseline")
-            note = no_weight_note(method, which)
+            who = "either policy" if ta <= 0 and tb <= 0 else ("the policy" if ta <= 0 else "the baseline")
+            note = no_weight_note(method, who)
+        elif method in ("ips", "snips") and material:
+            estimate = None
         elif method == "ips":
             diff = a.ips - b.ips
             estimate = float(diff.mean())
@@ -618,11 +794,12 @@ def policy_difference(
                 n=n,
                 level=level,
                 objective=objective,
-                ess=ess,
-                matched=float(a.matched.mean()),
+                ess=smaller,
+                matched=matched,
                 note=note,
-                small_ess=smaller,
                 which=which,
+                unsupported=unsupported,
+                interval=not (method == "dr" and material),
             )
         )
     return out
