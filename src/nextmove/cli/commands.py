@@ -16,7 +16,7 @@ from nextmove._csv import write_csv
 from nextmove._files import check_folder
 from nextmove.book import Book, empty_table
 from nextmove.book.problems import ValidationReport
-from nextmove.book.validate import load_book, load_table, playbook_fit_notes, validate_book
+from nextmove.book.validate import load_book, load_table, playbook_fit_notes, returned_accounts_notes, validate_book
 from nextmove.cli._common import console, err_console, handle_errors, output_file, parse_as_of, status
 from nextmove.cli.render import render_problems, render_summary
 from nextmove.errors import ConfigError
@@ -290,7 +290,8 @@ def validate(
             "do not fit this book's features"
         )
         raise typer.Exit(2)
-    for note in [*report.notes, *playbook_fit_notes(report, pb)]:
+    returned = returned_accounts_notes(book, pb, parse_as_of(as_of))
+    for note in [*report.notes, *playbook_fit_notes(report, pb), *returned]:
         console.print(f"[yellow]note:[/] {escape(note)}")
     console.print(
         f"[bold green]valid:[/] the book meets the data contract"

@@ -41,7 +41,13 @@ import polars as pl
 from nextmove._csv import write_csv
 from nextmove._files import StagedFiles, check_folder
 from nextmove.book import NO_ACTION, Book, latest_timestamp
-from nextmove.book.validate import canonical_accounts, missing_arr_note, stale_as_of_note, unmatched_stages_note
+from nextmove.book.validate import (
+    canonical_accounts,
+    missing_arr_note,
+    returned_accounts_notes,
+    stale_as_of_note,
+    unmatched_stages_note,
+)
 from nextmove.decide.allocate import Allocation, Resource, allocate
 from nextmove.decide.explain import explain_decisions
 from nextmove.decide.policy import CapacityLedger, DecisionOptions, Decisions, decide
@@ -358,6 +364,7 @@ def _run(
         late_signals_note(book, when),
         stale_as_of_note(latest_timestamp(book), when),
         unended_outcome_note(book, playbook, when),
+        *returned_accounts_notes(book, playbook, when),
     )
     for note in book_notes:
         if note is not None:
@@ -1302,6 +1309,7 @@ def _segments(
             playbook=playbook,
             outcomes=book.outcomes,
             touches=book.touches,
+            accounts=book.accounts,
             health=health,
             previous=previous,
             as_of=when,
