@@ -1,6 +1,14 @@
 """The book of business: the data contract, loaders and validation."""
 
 from nextmove.book.contract import CONTRACT, NO_ACTION, ColumnSpec, ColumnType, TableSpec
+from nextmove.book.lifetime import (
+    START_COLUMNS,
+    gone_accounts,
+    gone_at,
+    gone_at_lazy,
+    latest_start,
+    terminal_outcome_kinds,
+)
 from nextmove.book.model import (
     Book,
     data_reach,
@@ -15,6 +23,7 @@ from nextmove.book.model import (
 __all__ = [
     "CONTRACT",
     "NO_ACTION",
+    "START_COLUMNS",
     "Book",
     "ColumnSpec",
     "ColumnType",
@@ -23,7 +32,12 @@ __all__ = [
     "dates_only",
     "default_as_of",
     "empty_table",
+    "gone_accounts",
+    "gone_at",
+    "gone_at_lazy",
+    "latest_start",
     "latest_timestamp",
     "of_dates",
     "table_reach",
+    "terminal_outcome_kinds",
 ]

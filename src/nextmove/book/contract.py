@@ -104,12 +104,19 @@ ACCOUNTS = TableSpec(
         ColumnSpec("industry", S, False, "Industry."),
         ColumnSpec("lifecycle_stage", S, False, "Stage in the customer journey (onboarding, adoption, …)."),
         ColumnSpec("arr", F, False, "Annual recurring revenue in dollars.", nonnegative=True),
-        ColumnSpec("contract_start", T, False, "Start of the current contract."),
+        ColumnSpec(
+            "contract_start",
+            T,
+            False,
+            "Start of the current contract. After the account's churn (a terminal outcome), it marks a "
+            "win-back: the account is active again from then.",
+        ),
         ColumnSpec(
             "customer_since",
             T,
             False,
-            "When the account first became a customer (tenure counts from it; default: contract_start).",
+            "When the account first became a customer (tenure counts from it; default: contract_start). "
+            "A book that sets it anew when a customer comes back marks a win-back as contract_start does.",
         ),
         ColumnSpec("renewal_date", T, False, "Date the current contract renews."),
         ColumnSpec("owner", S, False, "The CSM or account manager who owns the account."),
@@ -246,6 +253,15 @@ def contract_markdown() -> str:
         "matching `1` in a CSV table. An id stored as a float NaN (pandas' missing value) is a missing id.",
         "",
         f"A logged decision to do nothing is a touch with `action_id` `{NO_ACTION}`.",
+        "",
+        "An account is gone after an outcome of a kind that ends accounts (a churn: the outcome of the",
+        "playbook's objectives with `ends_account`): no command decides on it, scores it or learns from its",
+        "later days. A customer that comes back (a win-back) is active again from its new start: write the",
+        "day it re-signed as its `contract_start` (or `customer_since`), after the churn. Its churn stays",
+        "in its history, the outcome of the decisions before it. `nextmove validate` and `nextmove run`",
+        "note, with a few ids, the accounts gone by a churn that show signals or touches 30 days or more",
+        "after it and no later start (a win-back not marked), and those whose start after their churn is",
+        "30 days old or more with no signal or touch since (a start dated after the churn by mistake).",
         "",
     ]
     for spec in CONTRACT.values():

@@ -16,6 +16,7 @@ from pathlib import Path
 import polars as pl
 
 from nextmove.book.contract import CONTRACT, NO_ACTION, ColumnSpec, ColumnType, TableSpec
+from nextmove.book.lifetime import gone_at_lazy, latest_start, terminal_outcome_kinds
 from nextmove.book.model import Book, as_utc, empty_table
 from nextmove.book.parse import (
     infer_extra_column,
@@ -384,6 +385,134 @@ def missing_arr_note(book: Book, playbook: Playbook) -> str | None:
     ):
         return None
     return _arr_note(playbook)
+
+
+RETURN_DAYS = 30
+"""Signals or touches this many days or more after an account's terminal outcome (churn), with no start
+after it, look like a customer that came back (a win-back) whose new start the book does not give; and a
+start this long before the book's time with no signal or touch since looks like one that never came back."""
+
+
+def returned_accounts_notes(book: Book | BookSource, playbook: Playbook, as_of: datetime | None = None) -> list[str]:
+    """Notes on accounts whose start and terminal outcomes (churn) disagree with their activity.
+
+    An account is gone after a terminal outcome unless its latest start (``contract_start``,
+    ``customer_since``) comes after it (:func:`~nextmove.book.lifetime.gone_at`): a win-back. Two
+    things the book may have wrong, each noted with how many accounts and a few ids, and never guessed:
+
+    - gone accounts, with no start after their terminal outcome, that show signals or touches
+      :data:`RETURN_DAYS` days or more after it: if they came back, their ``contract_start`` should
+      say when (they are left out as gone until it does);
+    - accounts back from a start after their terminal outcome, at least :data:`RETURN_DAYS` days
+      before ``as_of``, with no signal or touch since that start: a start dated after the churn by
+      mistake makes a lost customer active.
+
+    Parameters
+    ----------
+    book
+        A loaded :class:`~nextmove.book.Book`, or a source as :func:`validate_book` takes (read
+        without being loaded; validate it first).
+    playbook
+        Says which outcome kinds end accounts.
+    as_of
+        The time the book is read as of: later rows are left out. Default: the book's ``as_of``, else now.
+
+    Examples
+    --------
+    >>> from nextmove.playbook.loader import default_playbook_text, parse_playbook
+    >>> frames = {"accounts": pl.DataFrame({"account_id": ["a1", "a2"]}),
+    ...           "outcomes": pl.DataFrame({"account_id": ["a1"], "ts": ["2025-01-10"], "kind": ["churn"]}),
+    ...           "signals": pl.DataFrame({"account_id": ["a1", "a2"], "ts": ["2025-05-01"] * 2,
+    ...                                    "name": ["logins"] * 2, "value": [3.0, 4.0]})}
+    >>> notes = returned_accounts_notes(frames, parse_playbook(default_playbook_text()), datetime(2025, 6, 1))
+    >>> print(notes[0])  # doctest: +NORMALIZE_WHITESPACE
+    1 account gone by its churn shows signals or touches 30 days or more after it (a1): it is left out as
+    gone. If it came back (a win-back), set its contract_start to the day it re-signed, after the churn:
+    it is then decided on and scored from that day, and the churn stays in its history
+    """
+    kinds = terminal_outcome_kinds(playbook)
+    if not kinds:
+        return []
+    if isinstance(book, Book):
+        when = as_utc(as_of) if as_of is not None else (book.as_of or _as_utc(None))
+        tables = {n: book.table(n).lazy() for n in ("accounts", "signals", "touches", "outcomes")}
+    else:
+        when = _as_utc(as_of)
+        found = discover(book)
+        tables = {
+            n: _typed_frame(found.tables[n], CONTRACT[n])[0] if n in found.tables else empty_table(n).lazy()
+            for n in ("accounts", "signals", "touches", "outcomes")
+        }
+    return _returned_notes(tables, kinds, when)
+
+
+def _returned_notes(tables: dict[str, pl.LazyFrame], kinds: list[str], when: datetime) -> list[str]:
+    accounts = tables["accounts"]
+    starts = accounts.select(
+        pl.col("account_id").cast(pl.String), latest_start(accounts.collect_schema()).alias("_start")
+    )
+    outcomes = tables["outcomes"].filter(pl.col("ts") <= when)
+    keys = starts.select("account_id", pl.lit(when, dtype=pl.Datetime("us", "UTC")).alias("_at"))
+    ended = (
+        gone_at_lazy(accounts, outcomes, kinds, keys, at="_at")
+        .filter(pl.col("ended_ts").is_not_null())
+        .join(starts, on="account_id", how="left")
+        .drop("_at")
+        .collect()
+    )
+    if ended.height == 0:
+        return []
+    activity = pl.concat(
+        [tables[n].select(pl.col("account_id").cast(pl.String), pl.col("ts")) for n in ("signals", "touches")]
+    ).filter(pl.col("ts") <= when)
+    seen = (
+        activity.join(ended.lazy(), on="account_id")
+        .group_by("account_id")
+        .agg(pl.col("ts").max().alias("_last"), (pl.col("ts") >= pl.col("_start")).any().alias("_since_start"))
+        .collect()
+    )
+    state = ended.join(seen, on="account_id", how="left").sort("account_id")
+    gap = pl.duration(days=RETURN_DAYS)
+    unmarked = state.filter(
+        pl.col("gone")
+        & (pl.col("_start").is_null() | (pl.col("_start") <= pl.col("ended_ts")))
+        & (pl.col("_last") >= pl.col("ended_ts") + gap)
+    ).get_column("account_id")
+    idle = state.filter(
+        ~pl.col("gone") & (pl.col("_start") <= pl.lit(when) - gap) & ~pl.col("_since_start").fill_null(False)
+    ).get_column("account_id")
+    if seen.height == 0:  # no ended account shows a signal or touch at all: nothing to tell a return by
+        idle = idle.clear()
+    kind = " or ".join(kinds)
+    notes = []
+    if unmarked.len():
+        n = unmarked.len()
+        one = n == 1
+        notes.append(
+            f"{n:,} account{'' if one else 's'} gone by {'its' if one else 'their'} {kind} "
+            f"show{'s' if one else ''} signals or touches {RETURN_DAYS} days or more after it "
+            f"({_examples(unmarked)}): {'it is' if one else 'they are'} left out as gone. If "
+            f"{'it' if one else 'one'} came back (a win-back), set its contract_start to the day it re-signed, "
+            f"after the {kind}: it is then decided on and scored from that day, and the {kind} stays in its history"
+        )
+    if idle.len():
+        n = idle.len()
+        one = n == 1
+        notes.append(
+            f"{n:,} account{'' if one else 's'} count{'s' if one else ''} as won back: "
+            f"{'its' if one else 'their'} latest start (contract_start, customer_since) comes after "
+            f"{'its' if one else 'their'} {kind}, {RETURN_DAYS} days or more ago, yet "
+            f"{'it shows' if one else 'they show'} no signal or touch since ({_examples(idle)}). "
+            f"If {'it' if one else 'one'} did not come back, its start is dated after the {kind} by mistake and "
+            f"makes it active: set it to the start of the contract the {kind} ended"
+        )
+    return notes
+
+
+def _examples(ids: pl.Series, shown: int = 3) -> str:
+    """A few ids, and how many more."""
+    first = ", ".join(str(v) for v in ids.head(shown).to_list())
+    return first if ids.len() <= shown else f"{first} and {ids.len() - shown:,} more"
 
 
 def load_book(
@@ -933,6 +1062,21 @@ def _read_failure(src: TableSource, spec: TableSpec, exc: Exception, n_fields: i
 
 def _load_typed(src: TableSource, spec: TableSpec) -> pl.DataFrame:
     """The table in contract dtypes, optional columns it lacks added as nulls, extras kept."""
+    lf, extras = _typed_frame(src, spec)
+    try:
+        frame = lf.select(*spec.column_names, *extras).collect(engine="streaming")
+    except pl.exceptions.PolarsError as exc:
+        raise BookError(f"{src.label}: could not be read: {exc}") from None
+    if extras:
+        frame = frame.with_columns(infer_extra_column(frame.get_column(n)) for n in extras)
+    return frame
+
+
+def _typed_frame(src: TableSource, spec: TableSpec) -> tuple[pl.LazyFrame, list[str]]:
+    """The table's contract columns in contract dtypes (nulls where it lacks one) and extras as read, unread yet.
+
+    Also the names of its extra columns.
+    """
     lf = _raw_frame(src)
     # Validation refused unnamed columns holding values, and noted the empty ones and pandas' index.
     names = lf.collect_schema().names()
@@ -946,10 +1090,4 @@ def _load_typed(src: TableSource, spec: TableSpec) -> pl.DataFrame:
         for c in spec.columns
     ]
     extras = [n for n in schema.names() if n not in spec.column_names]
-    try:
-        frame = lf.select(*contract_cols, *extras).collect(engine="streaming")
-    except pl.exceptions.PolarsError as exc:
-        raise BookError(f"{src.label}: could not be read: {exc}") from None
-    if extras:
-        frame = frame.with_columns(infer_extra_column(frame.get_column(n)) for n in extras)
-    return frame
+    return lf.with_columns(contract_cols), extras

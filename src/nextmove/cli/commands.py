@@ -17,7 +17,7 @@ from nextmove._csv import write_csv
 from nextmove._files import check_folder
 from nextmove.book import Book, empty_table
 from nextmove.book.problems import ValidationReport
-from nextmove.book.validate import load_book, load_table, validate_book
+from nextmove.book.validate import load_book, load_table, returned_accounts_notes, validate_book
 from nextmove.cli._common import console, err_console, handle_errors, output_file, parse_as_of, status
 from nextmove.cli.render import render_problems, render_summary
 from nextmove.errors import ConfigError
@@ -299,10 +299,8 @@ def validate(
         raise typer.Exit(2)
     # report.notes holds what the book lacks for the playbook (validate_book adds its fit notes)
     health_notes = (unknown_signals_note(pb, report.signal_counts), left_out_measures_note(pb, features))
-    for note in [
-        *report.notes,
-        *(n for n in health_notes if n is not None),
-    ]:  # report.notes: with what the book lacks for the playbook
+    returned = returned_accounts_notes(book, pb, parse_as_of(as_of))
+    for note in [*report.notes, *(n for n in health_notes if n is not None), *returned]:
         console.print(f"[yellow]note:[/] {escape(note)}")
     console.print(
         f"[bold green]valid:[/] the book meets the data contract"

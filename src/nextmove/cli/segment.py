@@ -104,6 +104,7 @@ def segment_cmd(
             playbook=pb,
             outcomes=loaded.outcomes,
             touches=loaded.touches,
+            accounts=loaded.accounts,
             health=health,
             previous=before,
             eligible=eligible,

@@ -8,7 +8,7 @@ from datetime import date, datetime, timedelta
 
 import polars as pl
 
-from nextmove.book import Book
+from nextmove.book import Book, gone_accounts
 from nextmove.engine.model_store import load_outcome_models, save_outcome_models
 from nextmove.errors import ConfigError
 from nextmove.features import (
@@ -91,7 +91,7 @@ class HealthResult:
     model_id: str | None
     """The stored model version used or saved, if any."""
     left_out: int
-    """Accounts of the book not scored: gone by a terminal outcome, or not started yet at ``as_of``."""
+    """Accounts of the book not scored: gone by a terminal outcome (not won back), or not started yet at ``as_of``."""
     notes: list[str]
 
     @property
@@ -181,8 +181,8 @@ def score_health(
     anchor them); one calibrated outcome model per
     objective's outcome kind (validated on the later window; rare or absent kinds are skipped
     with a note), with each account's probability and top drivers; their accuracy on the later
-    window. Accounts gone by a terminal outcome (``terminal_outcome_kinds``) at ``as_of``, and
-    accounts not started yet, are left out.
+    window. Accounts gone at ``as_of`` (a terminal outcome, and no win-back's start after it:
+    :func:`~nextmove.book.gone_at`), and accounts not started yet, are left out.
 
     Parameters
     ----------
@@ -235,11 +235,13 @@ def score_health(
     left_out = book.accounts.height - active_ids.height
     now = snapshot.join(active_ids, on="account_id", how="semi", maintain_order="left")
     # Only accounts that existed then get an earlier score: one not started yet would be scored on
-    # the accounts table alone (ARR, a negative tenure) and read as a change; it is new instead.
+    # the accounts table alone (ARR, a negative tenure) and read as a change; it is new instead. So
+    # is one gone then and won back since: its score then would read the months it was away.
     earlier = (
         compute_features(book, before, playbook=playbook, vocabulary=vocab)
         .join(active_ids, on="account_id", how="semi", maintain_order="left")
         .join(existing_accounts(book, before), on="account_id", how="semi", maintain_order="left")
+        .join(gone_accounts(book, playbook, before), on="account_id", how="anti", maintain_order="left")
     )
     if now.height == 0:
         raise ConfigError(f"no active account at {when:%Y-%m-%d %H:%M} UTC: nothing to score")
@@ -359,12 +361,12 @@ def _vocabulary(book: Book, playbook: Playbook, when: datetime) -> FeatureVocabu
 
 
 def active_accounts(book: Book, playbook: Playbook, when: datetime) -> pl.DataFrame:
-    """``account_id`` of accounts that exist at ``when`` and are not gone by a terminal outcome (at or before it).
+    """``account_id`` of accounts that exist at ``when`` and are not gone (:func:`~nextmove.book.gone_at`).
 
+    Gone: a terminal outcome at or before ``when``, with no start after it (a win-back) by then.
     One definition for every job that speaks of "the accounts at ``when``": the run, health, segments.
     """
-    terminal = terminal_outcome_kinds(playbook)
-    gone = book.outcomes.filter(pl.col("kind").is_in(terminal) & (pl.col("ts") <= when)).select("account_id")
+    gone = gone_accounts(book, playbook, when)
     accounts = book.accounts.select("account_id").join(gone, on="account_id", how="anti", maintain_order="left")
     starts = [c for c in ("customer_since", "contract_start") if c in book.accounts.columns]
     if not starts:

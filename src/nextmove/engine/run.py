@@ -44,6 +44,7 @@ from nextmove.book import NO_ACTION, Book, latest_timestamp
 from nextmove.book.validate import (
     canonical_accounts,
     missing_arr_note,
+    returned_accounts_notes,
     stale_as_of_note,
     unmatched_kinds_notes,
     unmatched_stages_note,
@@ -380,6 +381,7 @@ def _run(
         late_signals_note(book, when),
         stale_as_of_note(latest_timestamp(book), when),
         unended_outcome_note(book, playbook, when),
+        *returned_accounts_notes(book, playbook, when),
     )
     for note in book_notes:
         if note is not None:
@@ -1414,6 +1416,7 @@ def _segments(
             playbook=playbook,
             outcomes=book.outcomes,
             touches=book.touches,
+            accounts=book.accounts,
             health=health,
             previous=previous,
             as_of=when,

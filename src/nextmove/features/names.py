@@ -11,6 +11,7 @@ from typing import Literal
 import polars as pl
 
 from nextmove.book import CONTRACT, NO_ACTION
+from nextmove.book.lifetime import terminal_outcome_kinds as terminal_outcome_kinds
 from nextmove.errors import ConfigError
 from nextmove.playbook import Playbook
 from nextmove.playbook.schema import FEATURE_WINDOWS_DAYS, SignalRoles
@@ -209,22 +210,6 @@ def validate_windows(windows_days: Iterable[int]) -> tuple[int, ...]:
     if len(set(windows)) != len(windows):
         raise ConfigError(f"windows_days must not repeat, got {windows!r}")
     return tuple(sorted(windows))
-
-
-def terminal_outcome_kinds(playbook: Playbook) -> list[str]:
-    """Outcome kinds after which an account is gone: those of objectives that end accounts (``ends_account``).
-
-    Unless the playbook says otherwise, an objective ends accounts when its sense is ``avoid`` and it
-    is valued at ``arr``.
-
-    Examples
-    --------
-    >>> from nextmove.playbook.loader import default_playbook_text, parse_playbook
-    >>> terminal_outcome_kinds(parse_playbook(default_playbook_text()))
-    ['churn']
-    """
-    kinds = {o.outcome for o in playbook.objectives.values() if o.ends_accounts}
-    return sorted(kinds)
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ from typing import Literal
 
 import polars as pl
 
-from nextmove.book import NO_ACTION, Book, of_dates
+from nextmove.book import NO_ACTION, Book, gone_at, of_dates
 from nextmove.errors import ConfigError
 from nextmove.features.history import (
     ACCOUNT_ID,
@@ -24,7 +24,6 @@ from nextmove.features.names import (
     LABEL_PREFIX,
     TRAINING_DECISION_COLUMNS,
     FeatureVocabulary,
-    terminal_outcome_kinds,
 )
 from nextmove.features.signals import aggregate_signals_at
 from nextmove.features.snapshot import snapshot
@@ -63,8 +62,11 @@ def build_training_set(
     Regular dates run every ``every_days`` from the first day with data (plus ``every_days``),
     or are ``decision_times``. An account gets regular rows only from the day it exists (the
     earlier of ``contract_start`` and its first row in any table), and no row of either sort
-    once it is gone: at or after its last outcome of a terminal kind (the outcome of every
-    objective with ``sense = "avoid"`` and ``value = "arr"``, e.g. churn).
+    while it is gone (:func:`~nextmove.book.gone_at`): at or after an outcome of a terminal kind
+    (the outcome of every objective that ends accounts, by default those with ``sense = "avoid"``
+    and ``value = "arr"``, e.g. churn), until its latest start (``contract_start``,
+    ``customer_since``) if that comes after it: a customer won back has rows again from its new
+    start, and its churn is still the outcome of the decisions before it.
 
     When the outcomes are dates (every one at a UTC midnight, :func:`~nextmove.book.of_dates`), each
     stands for its whole day, and a decision is taken at the start of its day: the day's outcomes
@@ -389,15 +391,9 @@ def decision_rows(
     )
     rows = pl.concat([logged.cast(grid.schema), grid])
 
-    terminal = terminal_outcome_kinds(playbook)
-    gone = (
-        book.outcomes.filter(pl.col("kind").is_in(terminal))
-        .group_by(ACCOUNT_ID)
-        .agg(pl.col("ts").max().alias("_gone_ts"))
-    )
-    # A terminal outcome dated a whole day happens during it, after that day's decisions.
-    alive = pl.col(DECISION_TS) <= pl.col("_gone_ts") if whole_days else pl.col(DECISION_TS) < pl.col("_gone_ts")
-    rows = rows.join(gone, on=ACCOUNT_ID, how="left").filter(pl.col("_gone_ts").is_null() | alive)
+    # Gone by a terminal outcome, until a later start (a win-back); one dated a whole day happens
+    # during it, after that day's decisions.
+    rows = gone_at(book, playbook, rows, whole_days=whole_days).filter(~pl.col("gone"))
     return rows.sort([DECISION_TS, ACCOUNT_ID, "_touch_ts"], nulls_last=True, maintain_order=True).select(
         TRAINING_DECISION_COLUMNS
     )

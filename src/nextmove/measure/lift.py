@@ -20,7 +20,7 @@ import numpy as np
 import polars as pl
 from numpy.typing import NDArray
 
-from nextmove.book import NO_ACTION, Book, data_reach, table_reach
+from nextmove.book import NO_ACTION, Book, data_reach, gone_at, of_dates, table_reach
 from nextmove.errors import ConfigError
 from nextmove.features import build_training_set
 from nextmove.features.history import to_utc
@@ -427,8 +427,8 @@ def measured_outcomes(
     the days ``[as_of, as_of + horizon)`` seen before it), per outcome kind
     ``y_{kind}`` (1 if it happened) and ``y_{kind}_value`` (the sum of its values). Every outcome
     in the window counts, whatever touch it is attributed to: the cohorts are compared as
-    randomised (intention to treat). Accounts gone before ``as_of`` (a terminal outcome) or not
-    yet started have no row.
+    randomised (intention to treat). Accounts gone at ``as_of`` (a terminal outcome, and no start
+    after it by then: :func:`~nextmove.book.gone_at`) have no row.
 
     Parameters
     ----------
@@ -465,6 +465,11 @@ def measured_outcomes(
         attribution="window",
         as_of=until,
     )
+    # That start at as_of would also read every account gone by then as won back at as_of: which
+    # accounts are gone is the real starts' to say, as the training set says it.
+    keys = book.accounts.select("account_id", pl.lit(when, dtype=pl.Datetime("us", "UTC")).alias("decision_ts"))
+    gone = gone_at(book, playbook, keys, whole_days=of_dates(book.outcomes)).filter(pl.col("gone"))
+    rows = rows.join(gone.select("account_id"), on="account_id", how="anti", maintain_order="left")
     keep = [c for c in rows.columns if c in ("account_id", "arr", "censored", "observed_days") or c.startswith("y_")]
     return rows.filter(pl.col("decision_ts") == when).select(keep)
 

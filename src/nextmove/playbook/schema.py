@@ -74,7 +74,8 @@ class Objective(_Strict):
     """Weight of this objective in the value the run maximises (1 = count dollars as dollars)."""
     ends_account: bool | None = None
     """Whether the outcome ends the relationship (a churn, a cancellation): an account with it is gone
-    from then on, and nothing is recommended for it. Unset: true for ``avoid`` objectives valued at
+    from then on, and nothing is recommended for it, until a later start in the accounts table (a
+    win-back: its ``contract_start`` after the outcome). Unset: true for ``avoid`` objectives valued at
     ``arr``, false for the others."""
 
     @property

@@ -8,8 +8,8 @@ from typing import Any
 
 import polars as pl
 
+from nextmove.book import gone_at_lazy, terminal_outcome_kinds
 from nextmove.errors import ConfigError
-from nextmove.features import terminal_outcome_kinds
 from nextmove.models.effect import EffectProjection
 from nextmove.playbook import Playbook
 from nextmove.segment.cluster import DAYS_SINCE_END, BehaviorSegmenter, Segment, SegmentResult
@@ -146,6 +146,7 @@ def segment_book(
     playbook: Playbook | None = None,
     outcomes: pl.DataFrame | None = None,
     touches: pl.DataFrame | None = None,
+    accounts: pl.DataFrame | None = None,
     health: pl.DataFrame | None = None,
     previous: pl.DataFrame | None = None,
     eligible: pl.DataFrame | None = None,
@@ -162,9 +163,10 @@ def segment_book(
     ----------
     snapshot
         One row per account (best: :func:`~nextmove.segment.behavior_snapshot`, a year of
-        behavior). Accounts gone by ``as_of`` (a terminal outcome of the playbook in
-        ``outcomes`` at or before it) are not segmented; those gone within ``lookback_days`` are assigned from
-        their behavior before they left and count in the observed outcome rates only.
+        behavior). Accounts gone at ``as_of`` (a terminal outcome of the playbook in
+        ``outcomes`` at or before it, and no start after it in ``accounts``: :func:`~nextmove.book.gone_at`)
+        are not segmented; those gone within ``lookback_days`` are assigned from their behavior before
+        they left and count in the observed outcome rates only.
     projection
         The run's :class:`~nextmove.models.effect.EffectProjection` (one row per account and
         action): adds each segment's response per action family, its ratio to the book and its
@@ -173,6 +175,10 @@ def segment_book(
         Action families, effort hours, contact policy and terminal outcome kinds.
     outcomes, touches
         The book's tables: observed outcome rates, and recent effort.
+    accounts
+        The book's accounts table: an account whose latest start (``contract_start``,
+        ``customer_since``) comes after its terminal outcome is back (a win-back), not gone.
+        Without it every terminal outcome ends its account.
     health
         ``account_id, health_score`` (or a ``health_score`` column in ``snapshot``).
     previous
@@ -217,7 +223,7 @@ def segment_book(
         if not isinstance(days, int) or days <= 0:
             raise ConfigError(f"{name} must be a positive whole number of days, got {days!r}")
     when = as_of if as_of is not None else _latest(outcomes, touches)
-    gone = _terminal(outcomes, playbook, when).get_column("account_id")
+    gone = _terminal(outcomes, playbook, when, accounts).get_column("account_id")
     active = snapshot.filter(~pl.col("account_id").cast(pl.String).is_in(gone.implode())) if gone.len() else snapshot
     model = segmenter if segmenter is not None else BehaviorSegmenter(seed=seed)
     result = model.fit(active).segment(active)
@@ -230,7 +236,7 @@ def segment_book(
         if projection is not None
         else {}
     )
-    recent_gone = _recently_gone(snapshot, outcomes, playbook, when, lookback_days)
+    recent_gone = _recently_gone(snapshot, outcomes, playbook, when, lookback_days, accounts)
     everyone = assignments
     if recent_gone.height:
         everyone = pl.concat([assignments, model.segment(recent_gone).assignments], how="vertical_relaxed")
@@ -276,15 +282,23 @@ def _latest(*frames: pl.DataFrame | None) -> datetime | None:
     return max(found) + timedelta(microseconds=1) if found else None
 
 
-def _terminal(outcomes: pl.DataFrame | None, playbook: Playbook | None, when: datetime | None) -> pl.DataFrame:
-    """``account_id, ts`` of each account's first terminal outcome at or before ``when`` (as the run counts gone)."""
+def _terminal(
+    outcomes: pl.DataFrame | None,
+    playbook: Playbook | None,
+    when: datetime | None,
+    accounts: pl.DataFrame | None = None,
+) -> pl.DataFrame:
+    """``account_id, ts`` of the accounts gone at ``when`` (as the run counts gone) and the outcome that ended each."""
     if outcomes is None or playbook is None or when is None or outcomes.height == 0:
         return pl.DataFrame(schema={"account_id": pl.String, "ts": pl.Datetime("us", "UTC")})
+    ids = accounts if accounts is not None else outcomes.select(pl.col("account_id").cast(pl.String)).unique()
+    keys = ids.select(pl.col("account_id").cast(pl.String), pl.lit(when, dtype=pl.Datetime("us", "UTC")).alias("_at"))
     kinds = terminal_outcome_kinds(playbook)
     return (
-        outcomes.filter(pl.col("kind").is_in(kinds) & (pl.col("ts") <= when))
-        .group_by(pl.col("account_id").cast(pl.String))
-        .agg(pl.col("ts").min())
+        gone_at_lazy(ids.lazy(), outcomes.lazy(), kinds, keys.lazy(), at="_at")
+        .filter(pl.col("gone"))
+        .select("account_id", pl.col("ended_ts").alias("ts"))
+        .collect()
     )
 
 
@@ -294,6 +308,7 @@ def _recently_gone(
     playbook: Playbook | None,
     when: datetime | None,
     days: int,
+    accounts: pl.DataFrame | None = None,
 ) -> pl.DataFrame:
     """The snapshot's rows of the accounts gone within ``days`` before ``when``, with :data:`DAYS_SINCE_END`.
 
@@ -303,7 +318,7 @@ def _recently_gone(
     """
     if when is None:
         return snapshot.head(0)
-    recent = _terminal(outcomes, playbook, when).filter(pl.col("ts") >= when - timedelta(days=days))
+    recent = _terminal(outcomes, playbook, when, accounts).filter(pl.col("ts") >= when - timedelta(days=days))
     ended = recent.select(
         "account_id", ((pl.lit(when) - pl.col("ts")).dt.total_seconds() / 86_400.0).alias(DAYS_SINCE_END)
     )
