@@ -207,16 +207,27 @@ def render_health(result: HealthResult, out: Console, *, top: int = 10) -> None:
             f"{report.test_events:,} events in {report.test_rows:,} rows)",
             title_justify="left",
         )
-        for name in ("measure", "component", "AUC alone", "share of learned score", "power"):
+        # Without learned weights (too few events to learn from: a note says why) there is no share to show.
+        columns = ("measure", "component", "AUC alone") + (("share of learned score",) if report.learned else ())
+        for name in (*columns, "power"):
             numeric = name in ("AUC alone", "share of learned score")
             measures.add_column(name, justify="right" if numeric else "left", no_wrap=numeric or name == "power")
         for m in report.measures:
-            measures.add_row(escape(m.text), m.component, _auc(m.auc), _pct(m.weight_share), m.power)
+            shares = (_pct(m.weight_share),) if report.learned else ()
+            measures.add_row(escape(m.text), m.component, _auc(m.auc), *shares, m.power)
         out.print(measures)
-        out.print(
-            f"Health score AUC on the later window: hand-set [bold]{_auc(report.auc_hand_set)}[/], "
-            f"learned [bold]{_auc(report.auc_learned)}[/]."
+        thin = (
+            f" ({report.test_events:,} events, too few to rely on)"
+            if any(m.power == "too few events" for m in report.measures)
+            else ""
         )
+        learned_auc = (
+            f", learned [bold]{_auc(report.auc_learned)}[/]"
+            if report.learned
+            else "; no weights were learned (see the note)"
+        )
+        hand = _auc(report.auc_hand_set)
+        out.print(f"Health score AUC on the later window{thin}: hand-set [bold]{hand}[/]{learned_auc}.")
 
     if result.outcome_models is not None and result.outcome_models.kinds:
         models = Table(title="Outcome models (accuracy on the later window)", title_justify="left")

@@ -475,16 +475,20 @@ def _optimize(
     vocab: FeatureVocabulary,
     notes: list[str],
 ) -> HealthOptimizerReport | None:
-    """The optimizer's report on the terminal outcome, or None with a note saying why not."""
+    """The optimizer's report on the terminal outcome, or None with a note saying why not (a note too when
+    it learned no weight: its measures' power on the later window still reads)."""
     label = _terminal_label(playbook, vocab)
     if label is None:
         notes.append(f"health weights stay hand-set: {_NO_TERMINAL}")
         return None
     try:
-        return HealthOptimizer(label=label).fit(card, training).report
+        report = HealthOptimizer(label=label).fit(card, training).report
     except ConfigError as exc:
         notes.append(f"health weights stay hand-set: {exc}")
         return None
+    if report.not_learned is not None:
+        notes.append(f"health weights stay hand-set: {report.not_learned}")
+    return report
 
 
 def _learn_bands(
