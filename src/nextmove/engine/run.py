@@ -46,7 +46,13 @@ from nextmove.decide.allocate import Allocation, Resource, allocate
 from nextmove.decide.explain import explain_decisions
 from nextmove.decide.policy import CapacityLedger, DecisionOptions, Decisions, decide
 from nextmove.decide.rules import Candidate, RuleCheck, Why, check_rules
-from nextmove.engine.health import HealthResult, active_accounts, learned_bands, unended_outcome_note
+from nextmove.engine.health import (
+    HealthResult,
+    active_accounts,
+    learned_bands,
+    no_signal_note,
+    unended_outcome_note,
+)
 from nextmove.engine.holds import read_holds
 from nextmove.engine.online import promote_run
 from nextmove.engine.run_facts import (
@@ -376,6 +382,8 @@ def _run(
     say(RUN_STAGES[1])
     model, model_id, training, kept_bands = _model(book, playbook, when, store, seed, opts, notes, tell)
     health, bands = _health_bands(card, health, training, kept_bands, book, playbook, when, notes)
+    if card is not None and (bare := no_signal_note(book, card, snapshot, health, when)) is not None:
+        notes.append(bare)
     if training is not None and store is not None and opts.save_model:
         model_id = save_effect_model(store, model, playbook, training, when, activate=False, bands=bands)
     lap("models")
