@@ -147,6 +147,19 @@ def test_health_cli_bands_by_the_playbooks_cutoffs(book_dir: Path, tmp_path: Pat
     assert set(frame["health_band"].unique()) == {"Healthy", "At risk", "Critical"}
 
 
+def test_health_cli_says_a_band_of_one_score_in_words(book_dir: Path, tmp_path: Path) -> None:
+    # The band table printed "Critical 0–0".
+    playbook = tmp_path / "playbook.toml"
+    playbook.write_text(default_playbook_text() + "\n[health]\nband_cutoffs = [0, 55]\n", encoding="utf-8")
+    out = tmp_path / "health.csv"
+    args = ["health", "--book", str(book_dir), "--playbook", str(playbook), "--out", str(out), "--no-save-model"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    bands = result.output.split("Health as of")[1].split("Bands: the playbook's band_cutoffs.")[0]
+    assert re.search(r"│ Critical\s+│\s+0 only │", bands), bands
+    assert "0–0" not in result.output
+
+
 def test_health_cli_refuses_an_output_that_is_not_csv(book_dir: Path, tmp_path: Path) -> None:
     result = runner.invoke(app, ["health", "--book", str(book_dir), "--out", str(tmp_path / "h.parquet")])
     assert result.exit_code == 2

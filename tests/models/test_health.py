@@ -261,6 +261,12 @@ def test_playbook_rejects_band_settings_out_of_order(text: str, match: str) -> N
         parse_playbook(_ROLES_PLAYBOOK + f"[health]\n{text}\n")
 
 
+def test_health_bands_describe_a_band_of_one_score_in_words() -> None:
+    # "Critical 0–0".
+    assert HealthBands(0, 47, "history").describe() == "Healthy 48–100, At risk 1–47, Critical 0 only"
+    assert HealthBands(-1, 47, "history").describe() == "Healthy 48–100, At risk 0–47, Critical none"
+
+
 def test_health_bands_refuse_cutoffs_out_of_order() -> None:
     with pytest.raises(ConfigError, match="critical_max <= at_risk_max"):
         HealthBands(60, 40)

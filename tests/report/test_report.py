@@ -518,3 +518,10 @@ def test_table_data_in_the_page_stays_valid_json_whatever_the_names_hold() -> No
     assert "<" not in text
     assert ">" not in text
     assert _json.loads(text) == names
+
+
+def test_report_says_one_customer_and_one_action_in_the_singular() -> None:
+    # "The playbook scored 1 active customers across 1 possible actions".
+    recs = pl.DataFrame({"account_id": ["a"], "action_id": ["call"], "expected_value_usd": [10.0]})
+    first = build_report_data({"accounts": 1, "actions": 1}, recs).sentences[0]
+    assert first.startswith("The playbook scored 1 active customer across 1 possible action and recommended ")

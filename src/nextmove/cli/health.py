@@ -132,6 +132,8 @@ def _auc(x: float | None) -> str:
 
 def render_health(result: HealthResult, out: Console, *, top: int = 10) -> None:
     """Print the summary tables of a health result."""
+    from nextmove.models.health import span_text
+
     bands = Table(title=f"Health as of {result.as_of:%Y-%m-%d}", title_justify="left")
     # A book without ARR (consumers) gets the share of accounts per band, not columns of $0.
     has_arr = result.has_arr
@@ -145,7 +147,7 @@ def render_health(result: HealthResult, out: Console, *, top: int = 10) -> None:
     summaries = result.bands()
     scored = sum(b.accounts for b in summaries) or 1
     for b in summaries:
-        span = "" if b.band == "no score" else ("none" if b.span is None else f"{b.span[0]}–{b.span[1]}")
+        span = "" if b.band == "no score" else span_text(b.span)
         cells = [b.band, span, f"{b.accounts:,}"]
         cells += [f"${b.arr_usd:,.0f}", _pct(b.arr_share)] if has_arr else [_pct(b.accounts / scored)]
         if learned is not None:
