@@ -273,6 +273,27 @@ def test_segments_use_the_playbooks_action_names_and_plain_feature_words() -> No
     assert segment.details[0] == "distinct by: high orders count over 90 days, low basket usd over 28 days"
 
 
+def test_report_names_no_best_family_when_no_family_is_worth_anything() -> None:
+    # "best family marketing (Promo email), -$1 per account" when every response was $0.
+    summary, recs = make_run(20)
+    family = {"family": "marketing", "value_usd": -1.0, "ratio": None, "best_action": "promo_email", "material": False}
+    summary["segments"] = {
+        "segments": [
+            {
+                "id": 0,
+                "name": "quiet",
+                "accounts": 20,
+                "traits": [],
+                "response": {"value_usd": 0.0, "ratio": None, "families": [family]},
+            }
+        ]
+    }
+    segment = build_report_data(summary, recs).segments[0]
+    assert segment.response == (
+        "worth $0 per account (the book average is not positive); no family of actions is worth anything here"
+    )
+
+
 def test_report_says_which_customers_left_alone_are_control_or_exploration() -> None:
     summary, recs = make_run()
     nothing = recs.filter(pl.col("action_id") == "none")

@@ -518,6 +518,8 @@ def _segment_response(s: Mapping[str, Any], labels: Mapping[str, str]) -> str:
     if not families:
         return overall
     best = families[0]
+    if not float(best.get("value_usd") or 0.0) > 0:  # the one that loses least is no best family
+        return f"{overall}; no family of actions is worth anything here"
     action = str(best.get("best_action") or "")
     ratio = best.get("ratio")
     worth = (
