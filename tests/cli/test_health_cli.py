@@ -107,6 +107,31 @@ def test_health_cli_prints_no_arr_columns_for_a_book_without_arr(book_dir: Path,
     assert "ARR" not in measures
 
 
+def test_health_cli_says_no_weights_were_learned_from_too_few_churns(book_dir: Path, tmp_path: Path) -> None:
+    # With no churn in the optimizer's training window, every measure showed "share of learned score
+    # 0.0%" and a "learned" AUC while the hand-set card was kept, and a power of "high" from 3 events.
+    book = tmp_path / "few"
+    shutil.copytree(book_dir, book)
+    outcomes = pl.read_csv(book / "outcomes.csv")
+    churn = outcomes.filter(pl.col("kind") == "churn").sort("ts").tail(4)
+    pl.concat([outcomes.filter(pl.col("kind") != "churn"), churn]).write_csv(book / "outcomes.csv")
+    out = tmp_path / "health.csv"
+    result = runner.invoke(app, ["health", "--book", str(book), "--out", str(out), "--no-save-model"])
+    assert result.exit_code == 0, result.output
+    flat = " ".join(result.output.split())
+    measures = flat.split("What predicts churn")[1].split("Health score AUC")[0]
+    assert "share of learned score" not in measures
+    assert "too few events" in measures
+    assert not re.search(r"\b(high|moderate)\b", measures)
+    assert "no weights were learned (see the note)" in flat
+    assert not re.search(r"learned \d", flat)
+    assert re.search(
+        r"note: health weights stay hand-set: the training window \(decisions before [\d-]+\) holds \d+ "
+        r"'churn' events in [\d,]+ rows; at least 10 events are needed to learn weights",
+        flat,
+    )
+
+
 def test_health_cli_bands_by_the_playbooks_cutoffs(book_dir: Path, tmp_path: Path) -> None:
     playbook = tmp_path / "playbook.toml"
     playbook.write_text(default_playbook_text() + "\n[health]\nband_cutoffs = [45, 55]\n", encoding="utf-8")
@@ -120,6 +145,19 @@ def test_health_cli_bands_by_the_playbooks_cutoffs(book_dir: Path, tmp_path: Pat
     assert frame.filter(pl.col("health_band") == "Critical")["rounded"].max() <= 45  # type: ignore[operator]
     assert frame.filter(pl.col("health_band") == "Healthy")["rounded"].min() >= 56  # type: ignore[operator]
     assert set(frame["health_band"].unique()) == {"Healthy", "At risk", "Critical"}
+
+
+def test_health_cli_says_a_band_of_one_score_in_words(book_dir: Path, tmp_path: Path) -> None:
+    # The band table printed "Critical 0–0".
+    playbook = tmp_path / "playbook.toml"
+    playbook.write_text(default_playbook_text() + "\n[health]\nband_cutoffs = [0, 55]\n", encoding="utf-8")
+    out = tmp_path / "health.csv"
+    args = ["health", "--book", str(book_dir), "--playbook", str(playbook), "--out", str(out), "--no-save-model"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    bands = result.output.split("Health as of")[1].split("Bands: the playbook's band_cutoffs.")[0]
+    assert re.search(r"│ Critical\s+│\s+0 only │", bands), bands
+    assert "0–0" not in result.output
 
 
 def test_health_cli_refuses_an_output_that_is_not_csv(book_dir: Path, tmp_path: Path) -> None:

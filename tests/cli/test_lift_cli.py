@@ -152,6 +152,8 @@ def test_cli_lift_before_the_horizon_says_how_many_days_are_left(measured: Measu
     result = runner.invoke(app, args)
     assert result.exit_code == 2
     assert f"{measured.horizon_days - 30} days after" in " ".join(result.output.split())
+    assert "measure what has been seen so far with --partial" in " ".join(result.output.split())
+    assert "allow_partial" not in result.output  # the command's option, not the Python argument
     partial = runner.invoke(app, [*args, "--partial"])
     assert partial.exit_code == 0, partial.output
     assert "partial: 30 days seen" in partial.output
@@ -186,6 +188,23 @@ def test_cli_lift_with_no_outcome_yet_gives_rate_intervals_in_dollars_too(measur
         if o["low"] is None:
             assert any(n.startswith(f"{o['objective']}: no interval") for n in report["notes"])
             assert "(no interval)" in text
+
+
+def test_cli_lift_notes_lagging_outcomes_with_the_commands_options(measured: Measured, tmp_path: Path) -> None:
+    # The note said "pass observed_until (--until) … with allow_partial (--partial)": Python and CLI names mixed.
+    book = tmp_path / "book"
+    book.mkdir()
+    for name in ("accounts", "signals", "touches"):
+        (book / f"{name}.parquet").write_bytes((measured.book / f"{name}.parquet").read_bytes())
+    (book / "playbook.toml").write_bytes((measured.book / "playbook.toml").read_bytes())
+    outcomes = pl.read_parquet(measured.book / "outcomes.parquet")
+    outcomes.filter(pl.col("ts") < measured.decided_at + timedelta(days=20)).write_parquet(book / "outcomes.parquet")
+    result = runner.invoke(app, ["lift", "--book", str(book), "--store", measured.store, "--run", "lab-run"])
+    assert result.exit_code == 0, result.output
+    text = " ".join(result.output.split())
+    assert re.search(r"to measure only what was seen, pass --until \S+ with --partial", text), text
+    assert "observed_until" not in text
+    assert "allow_partial" not in text
 
 
 def test_cli_lift_errors_when_the_store_has_no_such_run(measured: Measured, tmp_path: Path) -> None:

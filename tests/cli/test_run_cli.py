@@ -193,3 +193,19 @@ def test_run_cli_and_the_library_train_on_as_many_threads_by_default() -> None:
     from nextmove.engine.run import RunOptions
 
     assert inspect.signature(run_cmd).parameters["jobs"].default == RunOptions().jobs == 2
+
+
+def test_executive_summary_says_one_customer_and_one_action_in_the_singular() -> None:
+    # "across 1 possible actions"
+    from nextmove.cli.run import executive_summary
+
+    summary = {
+        "accounts": 1,
+        "actions": 1,
+        "assigned": {"retention": 1},
+        "do_nothing": 0,
+        "projected_impact_usd": {"value": 10.0, "low": 1.0, "high": 20.0},
+    }
+    text = executive_summary(summary)
+    assert text.startswith("The Playbook scored 1 active customer across 1 possible action and recommended ")
+    assert "across 2 possible actions" in executive_summary({**summary, "accounts": 2, "actions": 2})

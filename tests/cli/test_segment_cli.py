@@ -97,3 +97,25 @@ def test_cli_segment_errors(book: Path, tmp_path: Path) -> None:
     )
     assert broken.exit_code == 2
     assert "segment_id" in broken.output
+
+
+def test_cli_segment_table_names_no_best_family_when_none_is_worth_anything() -> None:
+    # Every response "$0 [$0, $0]", yet the best family read "marketing": the one that loses least.
+    from rich.console import Console
+
+    from nextmove.cli.segment import render_segments
+    from nextmove.segment import SegmentReport
+    from nextmove.segment.response import FamilyResponse, SegmentResponse
+    from nextmove.segment.summary import SegmentProfile
+
+    costly = FamilyResponse("marketing", -1.0, -1.0, -1.0, -1.0, None, "promo_email", material=False)
+    response = SegmentResponse(0, 3, 0.0, 0.0, 0.0, 0.0, None, 1, [costly])
+    profile = SegmentProfile(0, "quiet", 3, 1.0, [], 21_559.0, 7_186.0, 59.0, response=response)
+    report = SegmentReport(
+        None, 3, 2, "stability", {2: 0.2}, {}, [], [profile], pl.DataFrame(), "team", 0.0, "", 0.9, None, None
+    )
+    console = Console(record=True, width=200)
+    render_segments(report, console)
+    row = next(line for line in console.export_text().splitlines() if "quiet" in line)
+    assert "marketing" not in row
+    assert row.rstrip().endswith("none")

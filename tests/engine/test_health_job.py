@@ -319,6 +319,46 @@ def test_score_health_bands_separate_churn_on_later_decisions(
     assert later.rate == pytest.approx(rates["Critical"])
 
 
+def test_health_and_run_note_the_accounts_scored_without_any_signal() -> None:
+    # Accounts with no signal row at all were banded (many Healthy, the top score among them) on ARR
+    # and tenure alone, and neither `health` nor `run` said how many.
+    from nextmove.engine.run import run
+
+    lab = simulate(SimConfig(accounts=150, months=9, seed=7))
+    playbook = lab.config.resolved_playbook()
+    bare = set(lab.book.accounts.get_column("account_id").head(30).to_list())
+    book = replace(lab.book, signals=lab.book.signals.filter(~pl.col("account_id").is_in(list(bare))))
+    res = score_health(book, playbook, lab.as_of, template=FAST)
+    scored = res.accounts.filter(pl.col("health_score").is_not_null())
+    without = scored.filter(pl.col("account_id").is_in(list(bare))).sort(
+        ["health_score", "account_id"], descending=[True, False]
+    )
+    assert without.height > 3
+    first = without.row(0, named=True)
+    healthy = without.filter(pl.col("health_band") == "Healthy").height
+    said = (
+        f"{without.height} of the {scored.height} scored accounts have no signal row before {lab.as_of:%Y-%m-%d} "
+        "(no usage, survey or support data): their health score rests on ARR and tenure days alone"
+    )
+    note = next(n for n in res.notes if "no signal row" in n)
+    assert note.startswith(said)
+    assert f"{healthy} of them are banded Healthy" in note
+    assert f"Highest scored: {first['account_id']} ({first['health_score']:.0f}, {first['health_band']})" in note
+    assert f" and {without.height - 3} more." in note
+    ran = run(
+        book,
+        playbook,
+        as_of=lab.as_of,
+        effect_params={"n_folds": 2, "n_estimators": 25, "n_draws": 40},
+        evaluate=False,
+        evidence=False,
+        segments=False,
+    )
+    assert any(n.startswith(said) for n in ran.summary["notes"])
+    # A book whose every scored account has signals says nothing of it.
+    assert not any("no signal row" in n for n in score_health(lab.book, playbook, lab.as_of, template=FAST).notes)
+
+
 @pytest.fixture(scope="module")
 def consumers(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("consumers") / "book"

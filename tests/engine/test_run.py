@@ -199,6 +199,21 @@ def test_run_evaluates_a_book_without_logged_propensities_with_estimated_ones(
         assert abs(a["estimate"] - b["estimate"]) <= 3 * np.hypot(a["stderr"], b["stderr"]), key
 
 
+def test_run_keeps_the_paired_difference_of_the_learned_policy_over_the_default(lab_run: RunResult) -> None:
+    # The metrics judged the learned policy's low end against the default's point estimate; the run
+    # now keeps the difference taken decision by decision, whose interval the metric is judged on.
+    values = {(v["policy"], v["method"]): v for v in lab_run.summary["policy_values"]}
+    differences = {(d["policy"], d["method"]): d for d in lab_run.summary["policy_differences"]}
+    assert set(differences) == {("learned - default", m) for m in ("ips", "snips", "dr")}
+    dr = differences[("learned - default", "dr")]
+    learned, default = values[("learned", "dr")], values[("default", "dr")]
+    assert dr["estimate"] == pytest.approx(learned["estimate"] - default["estimate"])
+    assert dr["low"] < dr["estimate"] < dr["high"]
+    assert dr["n"] == learned["n"]
+    row = next(m for m in lab_run.summary["metrics"] if m["metric"].startswith("Off-policy"))
+    assert row["current"].startswith(f"{dr['estimate']:+,.2f} (paired interval {dr['low']:+,.2f} to ")
+
+
 def test_run_writes_files_and_saves_the_run(lab_run: RunResult, store: Store) -> None:
     files = lab_run.files
     assert set(files) == {"recommendations.csv", "recommendations.parquet", "summary.json"}

@@ -296,6 +296,12 @@ def test_playbook_rejects_band_settings_out_of_order(text: str, match: str) -> N
         parse_playbook(_ROLES_PLAYBOOK + f"[health]\n{text}\n")
 
 
+def test_health_bands_describe_a_band_of_one_score_in_words() -> None:
+    # "Critical 0–0".
+    assert HealthBands(0, 47, "history").describe() == "Healthy 48–100, At risk 1–47, Critical 0 only"
+    assert HealthBands(-1, 47, "history").describe() == "Healthy 48–100, At risk 0–47, Critical none"
+
+
 def test_health_bands_refuse_cutoffs_out_of_order() -> None:
     with pytest.raises(ConfigError, match="critical_max <= at_risk_max"):
         HealthBands(60, 40)
@@ -358,6 +364,36 @@ def test_optimizer_report_before_fit_raises() -> None:
 
 def test_rate_power_symmetric() -> None:
     assert rate_power(0.3) == "high"
+
+
+def test_rate_power_counts_the_events_it_rests_on() -> None:
+    # An AUC of 0.1 over 3 events in 18 rows read "high".
+    assert rate_power(0.1, events=3, rows=18) == "too few events"
+    assert rate_power(0.9, events=995, rows=1_000) == "too few events"  # 5 rows without the outcome
+    assert rate_power(0.1, events=10, rows=100) == "high"
+
+
+def test_optimizer_learns_no_weights_from_a_training_window_without_enough_churn() -> None:
+    # The training window held no churn: every share read 0.0% and a "learned" AUC was reported
+    # while the hand-set card was kept.
+    hist = _history()
+    late = hist.get_column("decision_ts").max()
+    hist = hist.with_columns(
+        pl.when(pl.col("decision_ts") == late).then(pl.col("y_churn")).otherwise(0.0).alias("y_churn")
+    )
+    card = HealthScorecard(COMPONENTS, MEASURES).fit(hist)
+    opt = HealthOptimizer().fit(card, hist)
+    rep = opt.report
+    assert not rep.learned
+    assert rep.train_events == 0
+    assert rep.not_learned is not None
+    assert "holds 0 'churn' events" in rep.not_learned
+    assert "at least 10 events are needed to learn weights" in rep.not_learned
+    assert rep.auc_learned is None
+    assert rep.auc_hand_set is not None
+    assert all(m.weight_share is None for m in rep.measures)
+    assert opt.weights_ == {}
+    assert opt.scorecard_ is card
 
 
 def test_unscored_signals_match_roles_by_exact_or_sanitised_name() -> None:

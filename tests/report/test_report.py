@@ -189,12 +189,16 @@ def test_report_without_run_id_or_as_of_leaves_out_their_labels() -> None:
     )
 
 
+_EVIDENCE = {"n": 400, "effective_sample_size": 120.0, "matched_share": 0.35}
+
+
 def test_off_policy_metric_shows_the_low_end_it_is_judged_by() -> None:
+    # A summary without the paired difference (stored before runs kept it) is judged as before.
     from nextmove.engine.run_facts import metrics
 
     values = [
-        {"policy": "learned", "method": "dr", "estimate": 12.0, "low": 1.0, "high": 20.0},
-        {"policy": "default", "method": "dr", "estimate": 2.07, "low": 0.0, "high": 4.0},
+        {"policy": "learned", "method": "dr", "estimate": 12.0, "low": 1.0, "high": 20.0, **_EVIDENCE},
+        {"policy": "default", "method": "dr", "estimate": 2.07, "low": 0.0, "high": 4.0, **_EVIDENCE},
     ]
     row = next(m for m in metrics({"policy_values": values}) if m["metric"].startswith("Off-policy"))
     assert row["current"] == "+9.93 (interval low end -1.07)"
@@ -203,6 +207,50 @@ def test_off_policy_metric_shows_the_low_end_it_is_judged_by() -> None:
     values[0]["low"] = 3.0
     row = next(m for m in metrics({"policy_values": values}) if m["metric"].startswith("Off-policy"))
     assert (row["current"], row["status"]) == ("+9.93 (interval low end +0.93)", "On track")
+
+
+def test_off_policy_metric_is_judged_on_the_paired_difference() -> None:
+    # The learned policy's low end above the default's estimate said "On track" although the
+    # paired difference's interval, the one that compares the two on the same decisions, holds 0.
+    from nextmove.engine.run_facts import metrics
+
+    values = [
+        {"policy": "learned", "method": "dr", "estimate": 12.0, "low": 3.0, "high": 20.0, **_EVIDENCE},
+        {"policy": "default", "method": "dr", "estimate": 2.07, "low": 0.0, "high": 4.0, **_EVIDENCE},
+    ]
+    difference = {"policy": "learned - default", "method": "dr", "estimate": 9.93, "low": -0.5, "high": 20.36}
+    summary = {"policy_values": values, "policy_differences": [difference]}
+    row = next(m for m in metrics(summary) if m["metric"].startswith("Off-policy"))
+    assert (row["current"], row["status"]) == ("+9.93 (paired interval -0.50 to +20.36)", "Review")
+    assert "paired difference" in row["benchmark"]
+    difference["low"] = 0.5
+    row = next(m for m in metrics(summary) if m["metric"].startswith("Off-policy"))
+    assert (row["current"], row["status"]) == ("+9.93 (paired interval +0.50 to +20.36)", "On track")
+
+
+@pytest.mark.parametrize(
+    ("evidence", "said"),
+    [
+        ({"n": 2, "effective_sample_size": 0.0, "matched_share": 0.0}, "2 logged decisions (at least 30)"),
+        ({"n": 400, "effective_sample_size": 4.0, "matched_share": 0.35}, "effective sample size learned 4.0"),
+        ({"n": 400, "effective_sample_size": 120.0, "matched_share": 0.02}, "matched share learned 2%"),
+    ],
+)
+def test_off_policy_metric_is_not_on_track_on_too_little_evidence(evidence: dict[str, float], said: str) -> None:
+    # A 3-account book: 2 decisions, ESS 0, no logged decision matching (DR = the in-sample model
+    # alone), and the Metrics table said "On track".
+    from nextmove.engine.run_facts import metrics
+
+    values = [
+        {"policy": "learned", "method": "dr", "estimate": 135.83, "low": 126.96, "high": 144.71, **evidence},
+        {"policy": "default", "method": "dr", "estimate": 120.83, "low": 82.56, "high": 159.11, **_EVIDENCE},
+    ]
+    difference = {"policy": "learned - default", "method": "dr", "estimate": 15.0, "low": 6.12, "high": 23.88}
+    for summary in ({"policy_values": values}, {"policy_values": values, "policy_differences": [difference]}):
+        row = next(m for m in metrics(summary) if m["metric"].startswith("Off-policy"))
+        assert row["status"] == "Review"
+        assert "too little evidence to judge: " in row["current"]
+        assert said in row["current"]
 
 
 def test_segments_use_the_playbooks_action_names_and_plain_feature_words() -> None:
@@ -223,6 +271,27 @@ def test_segments_use_the_playbooks_action_names_and_plain_feature_words() -> No
     segment = build_report_data(summary, recs).segments[0]
     assert segment.response == "responds 1.3× the book average; best family crm (VIP upgrade), 1.4× the book average"
     assert segment.details[0] == "distinct by: high orders count over 90 days, low basket usd over 28 days"
+
+
+def test_report_names_no_best_family_when_no_family_is_worth_anything() -> None:
+    # "best family marketing (Promo email), -$1 per account" when every response was $0.
+    summary, recs = make_run(20)
+    family = {"family": "marketing", "value_usd": -1.0, "ratio": None, "best_action": "promo_email", "material": False}
+    summary["segments"] = {
+        "segments": [
+            {
+                "id": 0,
+                "name": "quiet",
+                "accounts": 20,
+                "traits": [],
+                "response": {"value_usd": 0.0, "ratio": None, "families": [family]},
+            }
+        ]
+    }
+    segment = build_report_data(summary, recs).segments[0]
+    assert segment.response == (
+        "worth $0 per account (the book average is not positive); no family of actions is worth anything here"
+    )
 
 
 def test_report_says_which_customers_left_alone_are_control_or_exploration() -> None:
@@ -470,3 +539,10 @@ def test_table_data_in_the_page_stays_valid_json_whatever_the_names_hold() -> No
     assert "<" not in text
     assert ">" not in text
     assert _json.loads(text) == names
+
+
+def test_report_says_one_customer_and_one_action_in_the_singular() -> None:
+    # "The playbook scored 1 active customers across 1 possible actions".
+    recs = pl.DataFrame({"account_id": ["a"], "action_id": ["call"], "expected_value_usd": [10.0]})
+    first = build_report_data({"accounts": 1, "actions": 1}, recs).sentences[0]
+    assert first.startswith("The playbook scored 1 active customer across 1 possible action and recommended ")

@@ -186,3 +186,25 @@ def test_headline_says_how_a_segment_responds() -> None:
     top, low = segment_responses(_assignments(), _projection(), playbook=_playbook(), min_book_share=0.35)
     assert headline(top) == "responds 1.5× the book average; best family cs (call), 1.7× the book average"
     assert headline(low) == "responds 0.5× the book average; best family marketing (email), $30 per account"
+
+
+def test_no_best_family_when_no_family_is_worth_anything() -> None:
+    # Every response $0 [$0, $0], yet "best family: marketing": the family that loses least ($1 of cost).
+    costly = _projection()
+    values = costly.values.with_columns(
+        pl.when(pl.col("action_id") == "none").then(0.0).otherwise(-1.0 - pl.col("value_usd").abs()).alias("value_usd")
+    ).with_columns(pl.col("value_usd").alias("low"), pl.col("value_usd").alias("high"))
+    responses = segment_responses(
+        _assignments(), EffectProjection(0.9, costly.effects, values, ()), playbook=_playbook()
+    )
+    for r in responses:
+        assert r.value_usd == 0.0
+        assert r.families  # kept, with their (negative) values
+        assert r.best_family is None
+        assert r.to_dict()["best_family"] is None
+        assert headline(r).endswith("; no family of actions is worth anything here")
+        assert "best family" not in headline(r)
+    top, _ = segment_responses(_assignments(), _projection(), playbook=_playbook())
+    assert top.best_family is not None
+    assert top.best_family.family == "cs"
+    assert top.to_dict()["best_family"] == "cs"

@@ -132,6 +132,8 @@ def _auc(x: float | None) -> str:
 
 def render_health(result: HealthResult, out: Console, *, top: int = 10) -> None:
     """Print the summary tables of a health result."""
+    from nextmove.models.health import span_text
+
     bands = Table(title=f"Health as of {result.as_of:%Y-%m-%d}", title_justify="left")
     # A book without ARR (consumers) gets the share of accounts per band, not columns of $0.
     has_arr = result.has_arr
@@ -145,7 +147,7 @@ def render_health(result: HealthResult, out: Console, *, top: int = 10) -> None:
     summaries = result.bands()
     scored = sum(b.accounts for b in summaries) or 1
     for b in summaries:
-        span = "" if b.band == "no score" else ("none" if b.span is None else f"{b.span[0]}–{b.span[1]}")
+        span = "" if b.band == "no score" else span_text(b.span)
         cells = [b.band, span, f"{b.accounts:,}"]
         cells += [f"${b.arr_usd:,.0f}", _pct(b.arr_share)] if has_arr else [_pct(b.accounts / scored)]
         if learned is not None:
@@ -207,16 +209,27 @@ def render_health(result: HealthResult, out: Console, *, top: int = 10) -> None:
             f"{report.test_events:,} events in {report.test_rows:,} rows)",
             title_justify="left",
         )
-        for name in ("measure", "component", "AUC alone", "share of learned score", "power"):
+        # Without learned weights (too few events to learn from: a note says why) there is no share to show.
+        columns = ("measure", "component", "AUC alone") + (("share of learned score",) if report.learned else ())
+        for name in (*columns, "power"):
             numeric = name in ("AUC alone", "share of learned score")
             measures.add_column(name, justify="right" if numeric else "left", no_wrap=numeric or name == "power")
         for m in report.measures:
-            measures.add_row(escape(m.text), m.component, _auc(m.auc), _pct(m.weight_share), m.power)
+            shares = (_pct(m.weight_share),) if report.learned else ()
+            measures.add_row(escape(m.text), m.component, _auc(m.auc), *shares, m.power)
         out.print(measures)
-        out.print(
-            f"Health score AUC on the later window: hand-set [bold]{_auc(report.auc_hand_set)}[/], "
-            f"learned [bold]{_auc(report.auc_learned)}[/]."
+        thin = (
+            f" ({report.test_events:,} events, too few to rely on)"
+            if any(m.power == "too few events" for m in report.measures)
+            else ""
         )
+        learned_auc = (
+            f", learned [bold]{_auc(report.auc_learned)}[/]"
+            if report.learned
+            else "; no weights were learned (see the note)"
+        )
+        hand = _auc(report.auc_hand_set)
+        out.print(f"Health score AUC on the later window{thin}: hand-set [bold]{hand}[/]{learned_auc}.")
 
     if result.outcome_models is not None and result.outcome_models.kinds:
         models = Table(title="Outcome models (accuracy on the later window)", title_justify="left")

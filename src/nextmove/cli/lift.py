@@ -55,7 +55,7 @@ def lift_cmd(
     interval and its dollars; then each action's realised effect against the effect projected
     for it.
     """
-    from nextmove.measure.lift import estimate_lift, recommendations_frame
+    from nextmove.measure.lift import HorizonNotOverError, estimate_lift, recommendations_frame
 
     if out is not None and out.suffix != ".json":
         raise ConfigError(f"--out {out} must end in .json")
@@ -79,20 +79,39 @@ def lift_cmd(
             f"({escape(record.playbook_hash)}); objectives, horizon and costs are this one's ({pb.content_hash()})."
         )
     with status(f"Measuring run {escape(record.run_id)}…"):
-        report = estimate_lift(
-            recommendations_frame(recs),
-            loaded,
-            pb,
-            as_of=record.as_of or _no_as_of(record),
-            observed_until=observed,
-            level=level,
-            allow_partial=partial,
-            run_id=record.run_id,
-        )
+        try:
+            report = estimate_lift(
+                recommendations_frame(recs),
+                loaded,
+                pb,
+                as_of=record.as_of or _no_as_of(record),
+                observed_until=observed,
+                level=level,
+                allow_partial=partial,
+                run_id=record.run_id,
+            )
+        except HorizonNotOverError as exc:
+            raise HorizonNotOverError(cli_words(str(exc)), days_left=exc.days_left, ends_at=exc.ends_at) from None
     render_lift(report, console, pb)
     if out is not None:
         write_json(out, report.to_dict())
         console.print(f"Wrote [bold]{escape(str(out))}[/].")
+
+
+_PYTHON_NAMES = {"observed_until (--until)": "--until", "allow_partial (--partial)": "--partial"}
+
+
+def cli_words(text: str) -> str:
+    """``text`` (a lift note or error, which names both spellings) with the command's options alone.
+
+    Examples
+    --------
+    >>> cli_words("pass observed_until (--until) 2026-01-12 with allow_partial (--partial)")
+    'pass --until 2026-01-12 with --partial'
+    """
+    for python, option in _PYTHON_NAMES.items():
+        text = text.replace(python, option)
+    return text
 
 
 def find_run(store: Store, run_id: str | None, *, book: str | None = None) -> RunRecord:
@@ -209,7 +228,7 @@ def render_lift(report: LiftReport, out: Console, playbook: Playbook | None = No
     for reason, n in report.left_out.items():
         out.print(f"  {n:,} recommendation(s) not measured: {escape(reason)}")
     for note in report.notes:
-        out.print(f"  [yellow]note:[/] {escape(note)}")
+        out.print(f"  [yellow]note:[/] {escape(cli_words(note))}")
     table = Table(
         title=f"Lift of the recommended cohort over control ({report.level:.0%} intervals)", title_justify="left"
     )

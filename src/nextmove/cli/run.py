@@ -271,6 +271,8 @@ def executive_summary(summary: dict[str, Any]) -> str:
     The Playbook ... Of the 592 accounts given an action, 76% got a different one than the lifecycle-stage
     playbook would have suggested by default; counting those left alone where the default is an action, 38% of
     all accounts differ from it. Projected impact: ...
+    >>> print(executive_summary({**s, "accounts": 1, "actions": 1}).split(" and ")[0])
+    The Playbook scored 1 active customer across 1 possible action
     >>> s.update(assigned={"retention": 0}, do_nothing=4200, acted_differs_from_default={"accounts": 0, "differs": 0})
     >>> print(executive_summary(s))  # doctest: +ELLIPSIS +NORMALIZE_WHITESPACE
     The Playbook ... action per account. No customer was assigned an action; 4,200 are best left alone this window.
@@ -294,9 +296,10 @@ def executive_summary(summary: dict[str, Any]) -> str:
         assigned = ", ".join(parts[:-1]) + (", and " if len(parts) > 2 else " and ") + parts[-1]
     else:
         assigned = parts[0]
+    accounts, actions = int(summary["accounts"]), int(summary["actions"])
     text = (
-        f"The Playbook scored {summary['accounts']:,} active customers across {summary['actions']} possible actions "
-        f"and recommended the single best next action per account. {assigned}; "
+        f"The Playbook scored {accounts:,} active customer{'' if accounts == 1 else 's'} across {actions} possible "
+        f"action{'' if actions == 1 else 's'} and recommended the single best next action per account. {assigned}; "
         f"{summary['do_nothing']:,} are best left alone this window."
     )
     share = summary.get("differs_from_default_share")

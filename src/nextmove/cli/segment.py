@@ -177,7 +177,7 @@ def render_segments(report: SegmentReport, out: Console) -> None:
         table.add_column(column, justify="left" if column in ("segment", "best family") else "right")
     for s in report.segments:
         r = s.response
-        best = r.families[0] if r is not None and r.families else None
+        best = r.best_family if r is not None else None
         table.add_row(
             str(r.rank) if r is not None else "",
             str(s.id),
@@ -189,7 +189,7 @@ def render_segments(report: SegmentReport, out: Console) -> None:
             f"{r.ratio:.2f}" if r is not None and r.ratio is not None else "–",
             (f"{best.family} ({best.ratio:.1f}×)" if best.ratio is not None and best.material else best.family)
             if best is not None
-            else "–",
+            else ("none" if r is not None and r.families else "–"),  # none: no family is worth anything here
         )
     out.print(table)
     if report.spend is not None:

@@ -268,6 +268,8 @@ def score_health(
         say("Learning the health bands from the outcome history…")
         card, bands_report = _learn_bands(card, training, scores_now, playbook, vocab, notes)
         scores_now = scores_now.with_columns(band_expr(pl.col("health_score"), card.bands))
+    if (bare := no_signal_note(book, card, now, scores_now, when)) is not None:
+        notes.append(bare)
 
     models: OutcomeModels | None = None
     accuracy: dict[str, ProbabilityAccuracy] = {}
@@ -448,6 +450,54 @@ _MIN_ENDED = 20
 _ENDED_SHARE = 0.8
 
 
+def no_signal_note(
+    book: Book,
+    card: HealthScorecard,
+    snapshot: pl.DataFrame,
+    scores: pl.DataFrame,
+    when: datetime,
+    *,
+    shown: int = 3,
+) -> str | None:
+    """A note counting the scored accounts with no signal row before ``when``, whose score rests on the accounts table.
+
+    Such an account has no usage, survey or support data: the components it lacks drop out and the
+    others are re-weighted (docs/models.md), so its score and band are those of the accounts
+    table's measures (ARR, tenure …) alone, which say nothing of how it uses the product.
+    ``scores`` has ``account_id, health_score, health_band`` (banded as shown) for the accounts of
+    ``snapshot``; the note names the ``shown`` highest scored. None when every scored account has
+    a signal row.
+    """
+    seen = book.signals.filter(pl.col("ts") < when).select("account_id").unique()
+    scored = scores.filter(pl.col("health_score").is_not_null())
+    bare = scored.join(seen, on="account_id", how="anti").sort(["health_score", "account_id"], descending=[True, False])
+    if bare.height == 0:
+        return None
+    values = card.measure_values(snapshot.join(bare.select("account_id"), on="account_id", how="semi"))
+    used = list(
+        dict.fromkeys(m.text for m in card.measures if values.get_column(m.feature).null_count() < values.height)
+    )
+    healthy = bare.filter(pl.col("health_band") == "Healthy").height
+    top = ", ".join(
+        f"{r['account_id']} ({r['health_score']:.0f}, {r['health_band']})"
+        for r in bare.head(shown).iter_rows(named=True)
+    )
+    subject = (
+        f"none of the {scored.height:,} scored accounts has a signal row"
+        if bare.height == scored.height
+        else f"{bare.height:,} of the {scored.height:,} scored accounts {'has' if bare.height == 1 else 'have'} no "
+        "signal row"
+    )
+    measures = " and ".join([", ".join(used[:-1]), used[-1]] if len(used) > 1 else used) or "the accounts table"
+    return (
+        f"{subject} before {when:%Y-%m-%d} (no usage, survey or support data): their health score rests on "
+        f"{measures} alone (the components they lack drop out, the others are re-weighted), so it says nothing of "
+        f"how they use the product; {healthy:,} of them are banded Healthy. Highest scored: {top}"
+        + (f" and {bare.height - shown:,} more" if bare.height > shown else "")
+        + ". Read their bands with care, or add their signals to the book"
+    )
+
+
 def _is_time(dtype: pl.DataType) -> bool:
     return dtype == pl.Date or isinstance(dtype, pl.Datetime)
 
@@ -477,16 +527,20 @@ def _optimize(
     vocab: FeatureVocabulary,
     notes: list[str],
 ) -> HealthOptimizerReport | None:
-    """The optimizer's report on the terminal outcome, or None with a note saying why not."""
+    """The optimizer's report on the terminal outcome, or None with a note saying why not (a note too when
+    it learned no weight: its measures' power on the later window still reads)."""
     label = _terminal_label(playbook, vocab)
     if label is None:
         notes.append(f"health weights stay hand-set: {_NO_TERMINAL}")
         return None
     try:
-        return HealthOptimizer(label=label).fit(card, training).report
+        report = HealthOptimizer(label=label).fit(card, training).report
     except ConfigError as exc:
         notes.append(f"health weights stay hand-set: {exc}")
         return None
+    if report.not_learned is not None:
+        notes.append(f"health weights stay hand-set: {report.not_learned}")
+    return report
 
 
 def _learn_bands(

@@ -53,7 +53,13 @@ from nextmove.decide.allocate import Allocation, Resource, allocate
 from nextmove.decide.explain import explain_decisions
 from nextmove.decide.policy import CapacityLedger, DecisionOptions, Decisions, decide
 from nextmove.decide.rules import Candidate, RuleCheck, Why, check_rules
-from nextmove.engine.health import HealthResult, active_accounts, learned_bands, unended_outcome_note
+from nextmove.engine.health import (
+    HealthResult,
+    active_accounts,
+    learned_bands,
+    no_signal_note,
+    unended_outcome_note,
+)
 from nextmove.engine.holds import read_holds
 from nextmove.engine.online import promote_run
 from nextmove.engine.run_facts import (
@@ -75,7 +81,7 @@ from nextmove.features import (
     training_vocabulary,
 )
 from nextmove.features.history import resolve_as_of
-from nextmove.measure.ope import evaluate_policy, logging_propensities
+from nextmove.measure.ope import evaluate_policy, logging_propensities, policy_difference
 from nextmove.measure.policy import do_nothing_policy, eligible_actions, learned_policy, lifecycle_default_policy
 from nextmove.models.effect import EffectModel, EffectProjection, objective_specs
 from nextmove.models.health import (
@@ -391,6 +397,8 @@ def _run(
     say(RUN_STAGES[1])
     model, model_id, training, kept_bands = _model(book, playbook, when, store, seed, opts, notes, tell)
     health, bands = _health_bands(card, health, training, kept_bands, book, playbook, when, notes)
+    if card is not None and (bare := no_signal_note(book, card, snapshot, health, when)) is not None:
+        notes.append(bare)
     if training is not None and store is not None and opts.save_model:
         model_id = save_effect_model(store, model, playbook, training, when, activate=False, bands=bands)
     lap("models")
@@ -436,7 +444,9 @@ def _run(
     lap("evidence")
 
     say(RUN_STAGES[5])
-    policy_values = _policy_values(model, training, playbook, when, notes, seed) if opts.evaluate else []
+    policy_values, differences = (
+        _policy_values(model, training, playbook, when, notes, seed) if opts.evaluate else ([], [])
+    )
     regret = _regret(decisions, opts.truth, notes) if opts.truth is not None else None
     segments = _segments(book, playbook, projection, health, when, seed, store, notes) if opts.segments else None
     lap("evaluate")
@@ -459,6 +469,7 @@ def _run(
         action_families=action_families(playbook),
         health_bands=health_bands(recommendations),
         impact_by_objective=impact_by_objective(projection, decided, playbook),
+        policy_differences=differences,
     )
     if segments is not None:
         summary["segments"] = segments.to_dict()
@@ -1451,8 +1462,9 @@ def _policy_values(
     when: datetime,
     notes: list[str],
     seed: int,
-) -> list[dict[str, Any]]:
-    """Off-policy value of the learned, lifecycle-default and do-nothing policies on the latest finished decisions.
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Off-policy value of the learned, lifecycle-default and do-nothing policies on the latest finished decisions,
+    and the paired difference of the learned policy's over the default's (``learned - default``).
 
     The decisions are those of the latest decision time whose horizon is over. The effect model
     was fitted on them too, so the learned policy's estimate is in-sample (optimistic); the
@@ -1460,14 +1472,16 @@ def _policy_values(
     effect model's cross-fitted estimate from the whole history
     (:meth:`~nextmove.models.effect.EffectModel.training_propensities`), or, when it has none for
     them, one from a cross-fitted model of these decisions alone (as ``nextmove evaluate`` does);
-    a note says how many were estimated.
+    a note says how many were estimated. The difference is taken row by row on the same decisions
+    (:func:`~nextmove.measure.ope.policy_difference`), so its interval is the one to judge the
+    learned policy against the default by; empty without a lifecycle default.
     """
     if training is None or training.height == 0:
-        return []
+        return [], []
     rows = evaluation_window(training, playbook)
     if rows.height == 0:
         notes.append("no off-policy evaluation: no logged decision has a finished horizon")
-        return []
+        return [], []
     try:
         rows, filled = _with_history_propensities(rows, model, training)
         logging, estimated = logging_propensities(rows, playbook, random_state=seed)
@@ -1495,10 +1509,22 @@ def _policy_values(
                 rows, policy, playbook, expected_values=q, name=name, propensity=logging.raw_propensity_
             ):
                 out.append({"policy": name, **value.to_dict(), "in_sample": name == "learned"})
-        return out
+        differences: list[dict[str, Any]] = []
+        if len(policies) == 3:
+            for value in policy_difference(
+                rows,
+                learned,
+                policies[2][1],
+                playbook,
+                expected_values=q,
+                name="learned - default",
+                propensity=logging.raw_propensity_,
+            ):
+                differences.append({**value.to_dict(), "in_sample": True})
+        return out, differences
     except NextmoveError as exc:
         notes.append(f"no off-policy evaluation: {exc}")
-        return []
+        return [], []
 
 
 def evaluation_window(training: pl.DataFrame, playbook: Playbook) -> pl.DataFrame:

@@ -233,6 +233,106 @@ def differs_metric(share: float, acted: int | None = None, acted_differs: int | 
     }
 
 
+OFF_POLICY_METRIC = "Off-policy value over the lifecycle default (DR, $ per decision)"
+
+MIN_OPE_DECISIONS = 30
+"""Logged decisions an off-policy check needs before the metrics call the learned policy "On track"."""
+
+MIN_OPE_ESS = 10.0
+"""Effective sample size (what the DR weights are worth in decisions) each of the learned and default policies needs."""
+
+MIN_OPE_MATCHED = 0.10
+"""Share of the logged decisions each policy needs to agree with: below it DR is mostly the effect model's own
+value (in-sample, for the learned policy), not what the decisions earned."""
+
+
+def _short_evidence(learned: Mapping[str, Any], default: Mapping[str, Any]) -> list[str]:
+    """What the off-policy check lacks to be judged: each figure below its minimum, in words (empty when none is).
+
+    Examples
+    --------
+    >>> learned = {"n": 2, "effective_sample_size": 0.0, "matched_share": 0.0}
+    >>> for line in _short_evidence(learned, {"n": 2, "effective_sample_size": 12.0, "matched_share": 0.05}):
+    ...     print(line)
+    2 logged decisions (at least 30)
+    effective sample size learned 0.0 (at least 10)
+    matched share learned 0% and default 5% (at least 10%)
+    """
+    short = []
+    n = int(learned.get("n") or 0)
+    if n < MIN_OPE_DECISIONS:
+        short.append(f"{n:,} logged decision{'' if n == 1 else 's'} (at least {MIN_OPE_DECISIONS})")
+    pairs = (("learned", learned), ("default", default))
+    ess = [(k, float(v.get("effective_sample_size") or 0.0)) for k, v in pairs]
+    matched = [(k, float(v.get("matched_share") or 0.0)) for k, v in pairs]
+    if low := [f"{k} {x:.1f}" for k, x in ess if x < MIN_OPE_ESS]:
+        short.append(f"effective sample size {' and '.join(low)} (at least {MIN_OPE_ESS:g})")
+    if low := [f"{k} {x:.0%}" for k, x in matched if x < MIN_OPE_MATCHED]:
+        short.append(f"matched share {' and '.join(low)} (at least {MIN_OPE_MATCHED:.0%})")
+    return short
+
+
+def off_policy_metric(
+    values: Sequence[Mapping[str, Any]], differences: Sequence[Mapping[str, Any]] = ()
+) -> dict[str, str] | None:
+    """The metric row of the learned policy's DR value over the lifecycle default's; None without both.
+
+    Judged on the paired difference ``learned - default`` (``differences``, the run's
+    ``policy_differences``) when there is one: "On track" when its interval's low end is above 0.
+    Without it (a summary from before runs kept it), on the learned policy's interval low end
+    against the default's estimate, which ignores what the two share and says so. Either way
+    never "On track" on too little evidence: fewer than :data:`MIN_OPE_DECISIONS` logged
+    decisions, or either policy with an effective sample size under :data:`MIN_OPE_ESS` or a
+    matched share under :data:`MIN_OPE_MATCHED` (then DR is mostly the effect model's own value,
+    and the learned policy's is in-sample); the row says which.
+
+    Examples
+    --------
+    >>> learned = {"policy": "learned", "method": "dr", "estimate": 135.8, "low": 127.0, "n": 2,
+    ...            "effective_sample_size": 0.0, "matched_share": 0.0}
+    >>> default = {**learned, "policy": "default", "estimate": 120.8, "low": 82.6}
+    >>> diff = {"policy": "learned - default", "method": "dr", "estimate": 15.0, "low": 6.1, "high": 23.9}
+    >>> row = off_policy_metric([learned, default], [diff])
+    >>> row["status"]
+    'Review'
+    >>> row["current"].split(";")[0]
+    '+15.00 (paired interval +6.10 to +23.90)'
+    """
+    learned, default = _policy(values, "learned"), _policy(values, "default")
+    if learned is None or default is None:
+        return None
+    difference = _policy(differences, "learned - default")
+    if difference is not None and _numbers(difference, "estimate"):
+        gain = float(difference["estimate"])
+        paired = _numbers(difference, "low", "high")
+        low_gain = float(difference["low"]) if paired else None
+        current = (
+            f"{gain:+,.2f} (paired interval {low_gain:+,.2f} to {float(difference['high']):+,.2f})"
+            if paired
+            else f"{gain:+,.2f} (no interval: fewer than two accounts)"
+        )
+        benchmark = "the paired difference's interval above 0 (its low end), on enough logged decisions"
+    elif _numbers(learned, "estimate", "low") and _numbers(default, "estimate"):
+        gain = float(learned["estimate"]) - float(default["estimate"])
+        low_gain = float(learned["low"]) - float(default["estimate"])
+        current = f"{gain:+,.2f} (interval low end {low_gain:+,.2f})"
+        benchmark = (
+            "low end above 0: the learned policy's interval low end above the default's estimate "
+            "(no paired difference kept), on enough logged decisions"
+        )
+    else:
+        return None
+    short = _short_evidence(learned, default)
+    if short:
+        current += "; too little evidence to judge: " + ", ".join(short)
+    return {
+        "metric": OFF_POLICY_METRIC,
+        "current": current,
+        "benchmark": benchmark,
+        "status": "On track" if low_gain is not None and low_gain > 0 and not short else "Review",
+    }
+
+
 def metrics(summary: Mapping[str, Any]) -> list[dict[str, str]]:
     """The metric / benchmark / status lines of the report, from a run's summary.
 
@@ -266,25 +366,9 @@ def metrics(summary: Mapping[str, Any]) -> list[dict[str, str]]:
                 "status": "On track" if nothing / accounts < 0.9 else "Review",
             }
         )
-    values = summary.get("policy_values") or []
-    learned, default = _policy(values, "learned"), _policy(values, "default")
-    if (
-        learned is not None
-        and default is not None
-        and _numbers(learned, "estimate", "low")
-        and _numbers(default, "estimate")
-    ):
-        gain = float(learned["estimate"]) - float(default["estimate"])
-        # Judged on the learned policy's interval low end, not its estimate: the row shows both.
-        low_gain = float(learned["low"]) - float(default["estimate"])
-        rows.append(
-            {
-                "metric": "Off-policy value over the lifecycle default (DR, $ per decision)",
-                "current": f"{gain:+,.2f} (interval low end {low_gain:+,.2f})",
-                "benchmark": "low end above 0: the learned policy's interval low end above the default's estimate",
-                "status": "On track" if low_gain > 0 else "Review",
-            }
-        )
+    off_policy = off_policy_metric(summary.get("policy_values") or [], summary.get("policy_differences") or [])
+    if off_policy is not None:
+        rows.append(off_policy)
     allocation = summary.get("allocation")
     if isinstance(allocation, Mapping) and isinstance(allocation.get("gap_to_bound"), int | float):
         gap = float(allocation["gap_to_bound"])

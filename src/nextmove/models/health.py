@@ -62,10 +62,21 @@ class HealthBands:
         return {band: (lo, hi) if lo <= hi else None for band, (lo, hi) in spans.items()}
 
     def describe(self) -> str:
-        """The ranges in words, e.g. ``Healthy 71–100, At risk 31–70, Critical 0–30``."""
-        return ", ".join(
-            f"{band} {'none' if span is None else f'{span[0]}–{span[1]}'}" for band, span in self.ranges().items()
-        )
+        """The ranges in words, e.g. ``Healthy 71–100, At risk 31–70, Critical 0–30`` (:func:`span_text`)."""
+        return ", ".join(f"{band} {span_text(span)}" for band, span in self.ranges().items())
+
+
+def span_text(span: tuple[int, int] | None) -> str:
+    """A band's range of rounded scores in words: ``31–70``, ``0 only`` for a single score, ``none`` for an empty band.
+
+    Examples
+    --------
+    >>> span_text((31, 70)), span_text((0, 0)), span_text(None)
+    ('31–70', '0 only', 'none')
+    """
+    if span is None:
+        return "none"
+    return f"{span[0]} only" if span[0] == span[1] else f"{span[0]}–{span[1]}"
 
 
 FIXED_BANDS = HealthBands()

@@ -13,7 +13,14 @@ from sklearn.metrics import roc_auc_score
 from nextmove.errors import ConfigError, NotFittedError
 from nextmove.models.health import HealthScorecard
 
-Power = Literal["high", "moderate", "not predictive"]
+Power = Literal["high", "moderate", "not predictive", "too few events"]
+
+MIN_TRAIN_EVENTS = 10
+"""Events (and non-events) of the outcome the training window needs for the optimizer to learn weights."""
+
+MIN_POWER_EVENTS = 10
+"""Events (and non-events) of the later window a measure's power needs to be rated: an AUC over 3 events
+moves by a third with each of them."""
 
 
 @dataclass(frozen=True)
@@ -25,8 +32,8 @@ class MeasurePower:
     text: str
     auc: float | None
     """AUC of the measure alone for churn on the later window (0.5 = no signal)."""
-    weight_share: float
-    """Share of the learned score's weight (0–1)."""
+    weight_share: float | None
+    """Share of the learned score's weight (0–1); None when no weight was learned (see the report's ``not_learned``)."""
     power: Power
 
 
@@ -41,17 +48,34 @@ class HealthOptimizerReport:
     split_ts: str
     auc_hand_set: float | None
     auc_learned: float | None
+    """None when no weight was learned."""
     measures: list[MeasurePower] = field(default_factory=list)
+    train_events: int = 0
+    """Events of the outcome in the training window (decisions before ``split_ts``)."""
+    not_learned: str | None = None
+    """Why no weight was learned and the hand-set card is kept, in words; None when weights were learned."""
+
+    @property
+    def learned(self) -> bool:
+        """Whether weights were learned (else the hand-set card is kept and ``not_learned`` says why)."""
+        return self.not_learned is None
 
 
-def rate_power(auc: float | None) -> Power:
-    """``high`` from AUC 0.65, ``moderate`` from 0.55, else ``not predictive``.
+def rate_power(auc: float | None, events: int | None = None, rows: int | None = None) -> Power:
+    """``high`` from AUC 0.65, ``moderate`` from 0.55, else ``not predictive``; ``too few events`` on a thin window.
+
+    With ``events`` (and ``rows``, the window's decisions), a window with fewer than
+    :data:`MIN_POWER_EVENTS` events, or non-events, rates ``too few events`` whatever the AUC.
 
     Examples
     --------
     >>> rate_power(0.7), rate_power(0.58), rate_power(0.5), rate_power(None)
     ('high', 'moderate', 'not predictive', 'not predictive')
+    >>> rate_power(0.1, events=3, rows=18), rate_power(0.1, events=40, rows=1_000)
+    ('too few events', 'high')
     """
+    if events is not None and (events < MIN_POWER_EVENTS or (rows is not None and rows - events < MIN_POWER_EVENTS)):
+        return "too few events"
     if auc is None:
         return "not predictive"
     strength = max(auc, 1 - auc)
@@ -140,17 +164,30 @@ class HealthOptimizer:
             raise ConfigError("the history spans too few decision times to hold out a later window")
 
         measures = list(card.measures)
-        s_train = self._scores(card, train)
+        kind = self.label.removeprefix("y_")
         y_train = train.get_column(self.label).cast(pl.Float64).fill_null(0).to_numpy()
-        w, _b = self._solve(s_train, y_train)
-        self.weights_ = {m.feature: float(wj) for m, wj in zip(measures, w, strict=True)}
-        learned = card.with_measure_weights(self.weights_)
-        if not learned.measures:
-            # Nothing predicts churn with the healthy sign: keep the hand-set card rather than an empty one.
-            learned = card
+        train_events = int((y_train > 0).sum())
+        not_learned: str | None = None
+        if min(train_events, train.height - train_events) < MIN_TRAIN_EVENTS:
+            which = "events" if train_events < MIN_TRAIN_EVENTS else "decisions without one"
+            not_learned = (
+                f"the training window (decisions before {str(cut)[:10]}) holds {train_events:,} {kind!r} events in "
+                f"{train.height:,} rows; at least {MIN_TRAIN_EVENTS} {which} are needed to learn weights"
+            )
+            w = np.zeros(len(measures))
+        else:
+            w, _b = self._solve(self._scores(card, train), y_train)
+            if not (w > 0).any():
+                not_learned = f"no measure's score falls as {kind!r} rises on the training window: every weight is 0"
+        learned = card
+        self.weights_ = {}
+        if not_learned is None:
+            self.weights_ = {m.feature: float(wj) for m, wj in zip(measures, w, strict=True)}
+            learned = card.with_measure_weights(self.weights_)
         self.scorecard_ = learned
 
         y_test = test.get_column(self.label).cast(pl.Float64).fill_null(0).to_numpy()
+        test_events = int((y_test > 0).sum())
         s_test = self._scores(card, test)
         hand = card.score(test).get_column("health_score").to_numpy().astype(float)
         learned_score = learned.score(test).get_column("health_score").to_numpy().astype(float)
@@ -159,16 +196,21 @@ class HealthOptimizer:
         for j, m in enumerate(measures):
             # Missing where the measure's value is (a window with no event is a total of 0, not missing).
             auc = _auc(y_test, 1 - s_test[:, j])
-            powers.append(MeasurePower(m.feature, m.component, m.text, auc, float(w[j]) / total_w, rate_power(auc)))
+            share = None if not_learned is not None else float(w[j]) / total_w
+            powers.append(
+                MeasurePower(m.feature, m.component, m.text, auc, share, rate_power(auc, test_events, test.height))
+            )
         self.report_ = HealthOptimizerReport(
             label=self.label,
             train_rows=train.height,
             test_rows=test.height,
-            test_events=int(y_test.sum()),
+            test_events=test_events,
             split_ts=str(cut),
             auc_hand_set=_auc(y_test, 100 - hand),
-            auc_learned=_auc(y_test, 100 - learned_score),
+            auc_learned=None if not_learned is not None else _auc(y_test, 100 - learned_score),
             measures=sorted(powers, key=lambda p: -(p.auc or 0.5)),
+            train_events=train_events,
+            not_learned=not_learned,
         )
         return self
 

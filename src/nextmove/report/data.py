@@ -158,8 +158,8 @@ def _sentences(summary: Mapping[str, Any], families: Sequence[Count], recs: pl.D
     accounts = int(_num(summary, "accounts", recs.height))
     actions = int(_num(summary, "actions"))
     first = (
-        f"The playbook scored {accounts:,} active customers across {actions} possible actions and recommended "
-        "the single best next action per account."
+        f"The playbook scored {accounts:,} active customer{'' if accounts == 1 else 's'} across {actions} possible "
+        f"action{'' if actions == 1 else 's'} and recommended the single best next action per account."
     )
     out = [first]
     if families:
@@ -518,6 +518,8 @@ def _segment_response(s: Mapping[str, Any], labels: Mapping[str, str]) -> str:
     if not families:
         return overall
     best = families[0]
+    if not float(best.get("value_usd") or 0.0) > 0:  # the one that loses least is no best family
+        return f"{overall}; no family of actions is worth anything here"
     action = str(best.get("best_action") or "")
     ratio = best.get("ratio")
     worth = (
@@ -728,7 +730,7 @@ def build_report_data(
     >>> recs = pl.DataFrame({"account_id": ["a", "b"], "action_id": ["call", "none"], "expected_value_usd": [10.0, 0]})
     >>> data = build_report_data({"accounts": 2, "actions": 1}, recs)
     >>> data.sentences[0].split(" and ")[0]
-    'The playbook scored 2 active customers across 1 possible actions'
+    'The playbook scored 2 active customers across 1 possible action'
     >>> [(c.label, c.count) for c in data.actions]
     [('call', 1), ('Do nothing', 1)]
     """

@@ -77,12 +77,22 @@ class SegmentResponse:
     rank: int
     """1 = the segment with the largest response."""
     families: list[FamilyResponse]
-    """Best family first."""
+    """Most valuable family first (worth nothing, even less than nothing, when none is: see :attr:`best_family`)."""
+
+    @property
+    def best_family(self) -> FamilyResponse | None:
+        """The family worth the most here; None when no family is worth anything (each at most $0 per account).
+
+        A family's value is its best action's net of cost, so where every action costs more than it
+        brings (or nothing is projected at all) the first family is only the one that loses least.
+        """
+        return self.families[0] if self.families and self.families[0].value_usd > 0 else None
 
     def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready dict."""
+        """A JSON-ready dict (``best_family``: the :attr:`best_family`'s name, or None)."""
         out = asdict(self)
         out["families"] = [f.to_dict() for f in self.families]
+        out["best_family"] = None if self.best_family is None else self.best_family.family
         return out
 
 
@@ -455,6 +465,9 @@ def headline(response: SegmentResponse) -> str:
     >>> fam = FamilyResponse("sales", 900.0, 700.0, 1100.0, 375.0, 2.4, "upsell_call")
     >>> headline(SegmentResponse(0, 10, 1000.0, 800.0, 1200.0, 500.0, 2.0, 1, [fam]))
     'responds 2.0× the book average; best family sales (upsell_call), 2.4× the book average'
+    >>> costly = FamilyResponse("marketing", -1.0, -1.0, -1.0, -1.0, None, "promo_email", material=False)
+    >>> headline(SegmentResponse(0, 3, 0.0, 0.0, 0.0, 0.0, None, 1, [costly]))
+    'worth $0 per account (the book average is not positive); no family of actions is worth anything here'
     """
     overall = (
         f"responds {response.ratio:.1f}× the book average"
@@ -463,7 +476,9 @@ def headline(response: SegmentResponse) -> str:
     )
     if not response.families:
         return overall
-    best = response.families[0]
+    best = response.best_family
+    if best is None:
+        return f"{overall}; no family of actions is worth anything here"
     fam = (
         f"{best.ratio:.1f}× the book average"
         if best.ratio is not None and best.material
