@@ -228,6 +228,27 @@ def test_off_policy_metric_is_judged_on_the_paired_difference() -> None:
     assert (row["current"], row["status"]) == ("+9.93 (paired interval +0.50 to +20.36)", "On track")
 
 
+def test_off_policy_metric_says_why_the_paired_difference_has_no_interval() -> None:
+    # A default taking actions the history never took has no DR interval: the row says why, and the
+    # fallback does not judge the learned policy's low end against that model-only estimate.
+    from nextmove.engine.run_facts import metrics
+
+    values = [
+        {"policy": "learned", "method": "dr", "estimate": 12.0, "low": 3.0, "high": 20.0, **_EVIDENCE},
+        {"policy": "default", "method": "dr", "estimate": 2.07, "low": None, "high": None, **_EVIDENCE},
+    ]
+    why = "the history never took coach_call, which the baseline takes on 46% of the decisions"
+    difference = {"policy": "learned - default", "method": "dr", "estimate": 9.93, "low": None, "high": None}
+    row = next(
+        m
+        for m in metrics({"policy_values": values, "policy_differences": [{**difference, "note": why}]})
+        if m["metric"].startswith("Off-policy")
+    )
+    assert row["current"] == f"+9.93 (no interval: {why})"
+    assert row["status"] == "Review"
+    assert not any(m["metric"].startswith("Off-policy") for m in metrics({"policy_values": values}))
+
+
 @pytest.mark.parametrize(
     ("evidence", "said"),
     [
@@ -334,7 +355,7 @@ def test_run_metrics_skip_an_off_policy_row_whose_estimate_is_not_a_number() -> 
         return {
             "policy_values": [
                 {"policy": "learned", "method": "dr", "estimate": 10.0, "low": low},
-                {"policy": "default", "method": "dr", "estimate": 4.0},
+                {"policy": "default", "method": "dr", "estimate": 4.0, "low": 1.0},
             ]
         }
 

@@ -309,10 +309,12 @@ def off_policy_metric(
         current = (
             f"{gain:+,.2f} (paired interval {low_gain:+,.2f} to {float(difference['high']):+,.2f})"
             if paired
-            else f"{gain:+,.2f} (no interval: fewer than two accounts)"
+            else f"{gain:+,.2f} (no interval: {difference.get('note') or 'fewer than two accounts'})"
         )
         benchmark = "the paired difference's interval above 0 (its low end), on enough logged decisions"
-    elif _numbers(learned, "estimate", "low") and _numbers(default, "estimate"):
+    elif _numbers(learned, "estimate", "low") and _numbers(default, "estimate", "low"):
+        # A default without an interval (its value the outcome model's alone, e.g. on actions the
+        # history never took) is no yardstick for the learned policy's low end.
         gain = float(learned["estimate"]) - float(default["estimate"])
         low_gain = float(learned["low"]) - float(default["estimate"])
         current = f"{gain:+,.2f} (interval low end {low_gain:+,.2f})"
