@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -145,3 +147,40 @@ def test_keys_create_warns_of_an_owner_no_account_has_naming_close_ones(tmp_path
     assert re.search(r"nm_[0-9a-f]{12}_\S+", warned.output)  # created all the same
     far = runner.invoke(app, ["keys", "create", "--role", "csm", "--owner", "Zoe Usmann", "--store", url])
     assert "owned by 'Zoe Usmann'; the key was created" in " ".join(far.output.split())
+
+
+def test_commands_on_another_applications_database_leave_it_as_it_was(tmp_path: Path) -> None:
+    # `nextmove models list --store sqlite:///crm.db` printed an empty list, leaving nextmove's tables in the file.
+    crm = tmp_path / "crm.db"
+    with contextlib.closing(sqlite3.connect(crm)) as conn:
+        conn.execute("CREATE TABLE accounts (account_id TEXT PRIMARY KEY, arr REAL)")
+        conn.commit()
+    url = f"sqlite:///{crm.as_posix()}"
+    listed = runner.invoke(app, ["models", "list", "--store", url])
+    assert listed.exit_code == 4, listed.output
+    assert "there is no nextmove store at" in " ".join(listed.output.split())
+    assert runner.invoke(app, ["keys", "list", "--store", url]).exit_code == 4
+    created = runner.invoke(app, ["keys", "create", "--role", "admin", "--store", url])
+    assert created.exit_code == 2, created.output
+    assert "an empty database" in " ".join(created.output.split())
+    with contextlib.closing(sqlite3.connect(crm)) as conn:
+        assert [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")] == ["accounts"]
+        assert conn.execute("PRAGMA journal_mode").fetchone() == ("delete",)
+
+
+def test_serve_refuses_a_store_that_takes_no_writes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # `serve` started and /readyz said ready, then every request with a key was a 503 (its audit entry failed).
+    import uvicorn
+
+    served: list[object] = []
+    monkeypatch.setattr(uvicorn, "run", lambda app, **_: served.append(app))
+    monkeypatch.chdir(tmp_path)
+    path = tmp_path / "nextmove.db"
+    open_store(f"sqlite:///{path.as_posix()}").close()
+    # Read-only even for root, who may write a file chmod'ed read-only.
+    said = runner.invoke(app, ["serve", "--store", f"sqlite:///file:{path.as_posix()}?mode=ro&uri=true"])
+    for started in served:
+        started.state.services.close()  # type: ignore[attr-defined]
+    assert said.exit_code == 3, said.output
+    assert "cannot be written: attempt to write a readonly database" in " ".join(said.output.split())
+    assert served == []

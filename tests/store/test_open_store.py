@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+import contextlib
+import logging
+import re
+import sqlite3
+import time
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
-from nextmove.errors import StoreError
+from nextmove.errors import NotFoundError, StoreError, StoreURLError
 from nextmove.settings import Settings
-from nextmove.store import RunRecord, SqlStore, Store, open_store
+from nextmove.store import SCHEMA_VERSION, RunRecord, SqlStore, Store, open_store
+from nextmove.store import sql as sql_module
 
 
 def test_open_store_rejects_unknown_scheme_naming_supported_ones() -> None:
@@ -117,3 +124,159 @@ def test_store_close_makes_store_unusable(store_url: str) -> None:
     store.close()
     with pytest.raises(StoreError, match="closed"):
         store.list_runs()
+
+
+# --- what an open leaves in a database that is not a nextmove store -----------------------------
+
+
+def _make_folder(store_url: str) -> None:
+    """Make the folder of a SQLite store URL (the fixture's folder does not exist yet); nothing for PostgreSQL."""
+    database = make_url(store_url).database
+    if store_url.startswith("sqlite") and database:
+        Path(database).parent.mkdir(parents=True, exist_ok=True)
+
+
+def _tables(store_url: str) -> set[str]:
+    engine = sa.create_engine(store_url)
+    try:
+        return set(sa.inspect(engine).get_table_names())
+    finally:
+        engine.dispose()
+
+
+def _journal_mode(store_url: str) -> str:
+    database = make_url(store_url).database
+    with contextlib.closing(sqlite3.connect(str(database))) as conn:
+        return str(conn.execute("PRAGMA journal_mode").fetchone()[0])
+
+
+def test_open_store_to_read_another_applications_database_leaves_it_as_it_was(store_url: str, sql) -> None:
+    # `nextmove models list --store sqlite:///crm.db` created nextmove's tables in the CRM's file.
+    _make_folder(store_url)
+    sql("CREATE TABLE accounts (account_id VARCHAR(20) PRIMARY KEY, arr FLOAT)")
+    with pytest.raises(NotFoundError, match=r"there is no nextmove store at .*other tables \(accounts\)") as info:
+        open_store(store_url, create=False)
+    assert info.value.exit_code == 4
+    assert _tables(store_url) == {"accounts"}
+    if store_url.startswith("sqlite"):
+        assert _journal_mode(store_url) == "delete"
+
+
+def test_open_store_to_read_an_empty_database_creates_nothing(store_url: str) -> None:
+    _make_folder(store_url)
+    if store_url.startswith("sqlite"):
+        Path(str(make_url(store_url).database)).touch()
+    with pytest.raises(NotFoundError, match=r"there is no nextmove store at .*none of nextmove's tables"):
+        open_store(store_url, create=False)
+    assert _tables(store_url) == set()
+
+
+def test_open_store_refuses_to_add_a_store_to_another_applications_database(store_url: str, sql) -> None:
+    _make_folder(store_url)
+    sql("CREATE TABLE invoices (invoice_id INTEGER PRIMARY KEY)")
+    with pytest.raises(StoreURLError, match=r"is not a nextmove store: it holds other tables \(invoices\)") as info:
+        open_store(store_url)
+    assert "an empty database" in str(info.value)
+    assert info.value.exit_code == 2
+    assert _tables(store_url) == {"invoices"}
+    if store_url.startswith("sqlite"):
+        assert _journal_mode(store_url) == "delete"
+
+
+def test_open_store_reads_a_store_without_waiting_for_the_write_lock(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Checking the schema took the write lock: a reader waited behind any writer, up to the busy timeout.
+    monkeypatch.setattr(sql_module, "SQLITE_BUSY_TIMEOUT_MS", 1_000)
+    url = f"sqlite:///{(tmp_path / 'nextmove.db').as_posix()}"
+    open_store(url).close()
+    with contextlib.closing(sqlite3.connect(tmp_path / "nextmove.db", isolation_level=None)) as writer:
+        writer.execute("BEGIN IMMEDIATE")
+        started = time.monotonic()
+        for create in (False, True):
+            with open_store(url, create=create) as store:
+                assert store.list_runs() == []
+        assert time.monotonic() - started < 0.9
+        writer.execute("ROLLBACK")
+
+
+# --- a store that cannot be written -------------------------------------------------------------
+
+
+@pytest.fixture
+def read_only_url(store_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    """The URL of a store (on each backend) that opens and reads but refuses every write."""
+    monkeypatch.chdir(tmp_path)  # SQLite's file: URI form once made a folder named file: in the current one
+    open_store(store_url).close()
+    url = make_url(store_url)
+    if url.get_backend_name() == "sqlite":
+        # A read-only file even for root (which may write a file chmod'ed read-only).
+        return f"sqlite:///file:{url.database}?mode=ro&uri=true"
+    options = f"{url.query.get('options', '')} -cdefault_transaction_read_only=on".strip()
+    return url.update_query_dict({"options": options}).render_as_string(hide_password=False)
+
+
+def test_check_writable_refuses_a_store_that_takes_no_writes(read_only_url: str) -> None:
+    with open_store(read_only_url) as store:
+        assert store.list_runs() == []
+        assert isinstance(store, SqlStore)
+        with pytest.raises(StoreError, match=r"cannot be written: .*read-?only") as info:
+            store.check_writable()
+    assert info.value.exit_code == 3
+
+
+def test_check_writable_changes_nothing_in_a_writable_store(store: Store, sql) -> None:
+    assert isinstance(store, SqlStore)
+    store.check_writable()
+    assert sql("SELECT key, value FROM nextmove_meta") == [("schema_version", str(SCHEMA_VERSION))]
+
+
+# --- SQLite paths: ~, and three slashes where four were meant ----------------------------------
+
+
+def test_open_store_expands_the_home_folder_in_a_sqlite_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # sqlite:///~/x.db made a folder named ~ in the current folder (which `rm -rf ~` cleans with the home).
+    home, here = tmp_path / "home", tmp_path / "here"
+    here.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.chdir(here)
+    with open_store("sqlite:///~/stores/nextmove.db") as store:
+        assert store.url == f"sqlite:///{(home / 'stores' / 'nextmove.db').as_posix()}"
+    assert (home / "stores" / "nextmove.db").is_file()
+    assert list(here.iterdir()) == []
+
+
+def test_open_store_notes_a_relative_path_that_looks_meant_as_absolute(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert Path("/tmp").is_dir()
+    with pytest.raises(
+        NotFoundError, match=re.escape("for the absolute path /tmp/nm-x/s.db write sqlite:////tmp/nm-x/s.db")
+    ):
+        open_store("sqlite:///tmp/nm-x/s.db", create=False)
+    with caplog.at_level(logging.WARNING, logger="nextmove.store.sql"):
+        open_store("sqlite:///tmp/nm-x/s.db").close()
+    assert "sqlite:////tmp/nm-x/s.db (four slashes)" in caplog.text
+    assert (tmp_path / "tmp" / "nm-x" / "s.db").is_file()
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="nextmove.store.sql"):
+        open_store("sqlite:///tmp/nm-x/s.db").close()  # tmp/ is in the current folder now: relative is meant
+    assert caplog.text == ""
+
+
+def test_open_store_names_an_absolute_sqlite_url_in_its_examples() -> None:
+    with pytest.raises(StoreURLError) as info:
+        open_store("mysql://db.example.com/crm")
+    assert "sqlite:////absolute/path/nextmove.db" in str(info.value)
+
+
+# --- PostgreSQL URL options ---------------------------------------------------------------------
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("query", ["sslmode=bogus", "bogus_option=1", "connect_timeout=soon"])
+def test_open_store_calls_a_bad_postgres_option_bad_input(pg_admin_url: str, query: str) -> None:
+    with pytest.raises(StoreURLError, match="has an option PostgreSQL does not accept") as info:
+        open_store(f"{pg_admin_url}?{query}")
+    assert info.value.exit_code == 2

@@ -18,7 +18,7 @@ from nextmove.api.express import DecideExpressLane
 from nextmove.api.routes import router
 from nextmove.api.service import ApiConfig, Services
 from nextmove.errors import NextmoveError
-from nextmove.store import Store
+from nextmove.store import SqlStore, Store
 
 logger = logging.getLogger("nextmove.api")
 
@@ -36,8 +36,9 @@ def create_app(config: ApiConfig, *, store: Store | None = None) -> FastAPI:
     """The API application over ``config`` (and ``store``, if given, instead of opening ``config.store_url``).
 
     The services (store, decider, audit writer) are made at once, so that a bad store URL or
-    playbook fails here rather than on the first request; background threads start with the
-    application's lifespan.
+    playbook, or a store that cannot be written (a read-only file: every request's audit entry
+    would fail), fails here rather than on the first request; background threads start with
+    the application's lifespan.
 
     Examples
     --------
@@ -47,6 +48,7 @@ def create_app(config: ApiConfig, *, store: Store | None = None) -> FastAPI:
     ['/v1/accounts/{account_id}', '/v1/audit', '/v1/decide']
     """
     services = Services(config, store=store)
+    _check_store_writable(services, owned=store is None)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -73,6 +75,21 @@ def create_app(config: ApiConfig, *, store: Store | None = None) -> FastAPI:
     app.add_middleware(BodyLimitMiddleware, max_bytes=config.max_body_bytes)
     app.add_middleware(DecideExpressLane, services=services, max_body_bytes=config.max_body_bytes)
     return app
+
+
+def _check_store_writable(services: Services, *, owned: bool) -> None:
+    """Refuse a store that takes no writes (the CLI exits 3): a server over it would answer requests with errors.
+
+    The store is closed if the server opened it (``owned``).
+    """
+    if not isinstance(services.store, SqlStore):
+        return
+    try:
+        services.store.check_writable()
+    except BaseException:
+        if owned:
+            services.store.close()
+        raise
 
 
 class FreshBookForLift:

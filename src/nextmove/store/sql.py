@@ -6,6 +6,7 @@ import contextlib
 import itertools
 import json
 import logging
+import re
 import threading
 import time
 from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
@@ -54,7 +55,8 @@ BATCH_ROWS: Final[int] = 5000
 """Rows sent per executemany: large enough to be fast, small enough to bound memory."""
 
 SUPPORTED_URLS: Final[str] = (
-    "sqlite:///path/to/nextmove.db (SQLite) or postgresql+psycopg://user:password@host:5432/dbname (PostgreSQL)"
+    "sqlite:////absolute/path/nextmove.db or sqlite:///relative/path/nextmove.db (SQLite) "
+    "or postgresql+psycopg://user:password@host:5432/dbname (PostgreSQL)"
 )
 
 SQLITE_BUSY_TIMEOUT_MS: Final[int] = 30_000
@@ -101,16 +103,19 @@ def open_store(url: str | None = None, settings: Settings | None = None, *, crea
     Parameters
     ----------
     url : str, optional
-        SQLAlchemy URL of the store: ``sqlite:///path/to/nextmove.db`` or
-        ``postgresql+psycopg://user:password@host:5432/dbname`` (``postgresql://`` means the
-        same). None: ``settings.resolved_store_url()``, i.e. ``NEXTMOVE_STORE_URL`` or the
-        SQLite file ``nextmove.db`` in the workspace. ``sqlite://`` is an in-memory store for
-        tests, usable from one thread only.
+        SQLAlchemy URL of the store: ``sqlite:////absolute/path/nextmove.db`` (four slashes;
+        three for a path relative to the current folder, ``sqlite:///~/nextmove.db`` for one in
+        the home folder) or ``postgresql+psycopg://user:password@host:5432/dbname``
+        (``postgresql://`` means the same). None: ``settings.resolved_store_url()``, i.e.
+        ``NEXTMOVE_STORE_URL`` or the SQLite file ``nextmove.db`` in the workspace.
+        ``sqlite://`` is an in-memory store for tests, usable from one thread only.
     settings : Settings, optional
         Where to read the URL from when ``url`` is None; default ``Settings()``.
     create : bool
-        False for a caller that only reads: a SQLite file that does not exist is a
-        :class:`~nextmove.errors.NotFoundError`, not a new empty store left behind.
+        False for a caller that needs a store already there (the commands that read one): a
+        SQLite file that does not exist, or a database without nextmove's tables, is a
+        :class:`~nextmove.errors.NotFoundError`; nothing is created and the database is left as
+        it was. True: an empty database gets nextmove's tables.
 
     Returns
     -------
@@ -120,8 +125,12 @@ def open_store(url: str | None = None, settings: Settings | None = None, *, crea
     Raises
     ------
     StoreError
-        If the URL's scheme is not supported, the database cannot be reached, or it holds
-        a store of another schema version.
+        If the URL's scheme or options are not supported (a :class:`~nextmove.errors.StoreURLError`),
+        the database cannot be reached, it holds a store of another schema version, or it holds
+        another application's tables and none of nextmove's (``create=True``; a
+        :class:`~nextmove.errors.StoreURLError` too).
+    NotFoundError
+        With ``create=False``, if there is no nextmove store at ``url``.
 
     Examples
     --------
@@ -132,40 +141,83 @@ def open_store(url: str | None = None, settings: Settings | None = None, *, crea
     """
     raw = url if url is not None else (settings or Settings()).resolved_store_url()
     parsed = _parse_url(raw)
-    missing = parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:")
-    if not create and missing and not Path(str(parsed.database)).exists():
-        raise NotFoundError(
-            f"there is no store at {parsed.database}: `nextmove run` writes one (--store, or NEXTMOVE_STORE_URL); "
-            "pass --store with the URL the run used"
-        )
+    path = _sqlite_path(parsed)
+    if path is not None and not path.exists():
+        meant = _absolute_meant(path)
+        if not create:
+            raise NotFoundError(
+                f"there is no store at {path}: `nextmove run` writes one (--store, or NEXTMOVE_STORE_URL); "
+                "pass --store with the URL the run used" + (f"; {meant}" if meant else "")
+            )
+        if meant:
+            logger.warning("a new SQLite store will be made at %s; %s", path.absolute(), meant)
     engine = _create_engine(parsed)
     try:
-        return SqlStore(engine)
+        return SqlStore(engine, create=create)
     except BaseException:
         engine.dispose()
         raise
+
+
+def _sqlite_path(url: URL) -> Path | None:
+    """The file of a SQLite URL (also of SQLite's ``file:`` URI form, ``?uri=true``); None: PostgreSQL, in memory."""
+    if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:"):
+        return None
+    database = str(url.database)
+    if url.query.get("uri") in ("true", "1") and database.startswith("file:"):
+        database = database.removeprefix("file:")
+        if database.startswith("//"):  # file://host/path: the host is empty or localhost
+            database = "/" + database[2:].partition("/")[2]
+        if database in ("", ":memory:") or url.query.get("mode") == "memory":
+            return None
+    return Path(database)
+
+
+def _absolute_meant(path: Path) -> str | None:
+    """A note when a relative SQLite path looks like an absolute one written with three slashes, else None.
+
+    ``sqlite:///tmp/x.db`` is ``tmp/x.db`` in the current folder; ``sqlite:////tmp/x.db`` is
+    ``/tmp/x.db``. The path looks meant as absolute when its first folder is not in the current
+    folder but is at the root (``tmp``, ``home``, ``srv`` …).
+    """
+    if path.is_absolute() or len(path.parts) < 2:
+        return None
+    top = path.parts[0]
+    if Path(top).exists() or not (Path("/") / top).is_dir():
+        return None
+    return (
+        f"sqlite:///{path.as_posix()} (three slashes) is the path {path.as_posix()} relative to the current "
+        f"folder; for the absolute path /{path.as_posix()} write sqlite:////{path.as_posix()} (four slashes)"
+    )
 
 
 class SqlStore:
     """The store over a SQLAlchemy engine (SQLite or PostgreSQL); see :class:`Store`.
 
     Prefer :func:`open_store`, which builds the engine with the settings this class relies
-    on (SQLite: WAL, foreign keys, busy timeout and write transactions that lock at
-    ``BEGIN``). Creating one checks the database is reachable, creates the tables in an
-    empty database and refuses a database of another schema version.
+    on (SQLite: foreign keys, busy timeout and write transactions that lock at ``BEGIN``).
+    Creating one checks the database is reachable and refuses a database of another schema
+    version; with ``create``, it creates the tables in an empty database and puts a SQLite file
+    in WAL mode. A store already at this schema version is checked without taking the write lock.
 
     Parameters
     ----------
     engine : sqlalchemy.engine.Engine
         The engine; the store disposes it on :meth:`close`.
+    create : bool
+        Whether an empty database gets nextmove's tables (True), or is a
+        :class:`~nextmove.errors.NotFoundError` and is left as it was (False).
 
     Raises
     ------
     StoreError
-        If the database cannot be reached or is of another schema version.
+        If the database cannot be reached, is of another schema version, or holds another
+        application's tables and none of nextmove's.
+    NotFoundError
+        Without ``create``, if the database holds none of nextmove's tables.
     """
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, *, create: bool = True) -> None:
         self._engine = engine
         self._write_engine = engine.execution_options(**{_WRITE_OPTION: True})
         self._relaxed_write_engine = engine.execution_options(**{_WRITE_OPTION: True, _RELAXED_OPTION: True})
@@ -177,12 +229,12 @@ class SqlStore:
         # busy timeout. PostgreSQL locks rows, not the database, and needs no such lock.
         self._write_lock = threading.Lock() if engine.dialect.name == "sqlite" else contextlib.nullcontext()
         self._hot = _HotPath(engine.dialect)
-        self._in_memory = engine.dialect.name == "sqlite" and engine.url.database in (None, "", ":memory:")
+        self._in_memory = engine.dialect.name == "sqlite" and _sqlite_path(engine.url) is None
         self._driver_errors: tuple[type[Exception], ...] = (engine.dialect.loaded_dbapi.Error,)
         self._checkpointer: threading.Thread | None = None
         self._stop_checkpoints = threading.Event()
         self._check_reachable()
-        self._prepare_schema()
+        self._prepare_schema(create=create)
 
     def __repr__(self) -> str:
         return f"SqlStore(url={self._url!r})"
@@ -645,6 +697,36 @@ class SqlStore:
         busy, log_pages, copied = row if row is not None else (0, 0, 0)
         return int(busy), int(log_pages), int(copied)
 
+    def check_writable(self) -> None:
+        """Check the store takes writes, by a change rolled back: a server checks it before it starts.
+
+        A store that opens and reads may still refuse every write (a read-only SQLite file,
+        a read-only mount, a PostgreSQL user allowed only to read or a standby server);
+        a server over it would answer every request it must log with an error.
+
+        Raises
+        ------
+        StoreError
+            If the store refuses the write, saying what to check.
+        """
+        self._check_open()
+        meta = schema.meta
+        # Changes nothing, but is a write all the same: a read-only database refuses it.
+        probe = sa.update(meta).where(meta.c.key == schema.META_SCHEMA_VERSION_KEY).values(value=meta.c.value)
+        try:
+            with self._write_lock, self._write_engine.connect() as conn:
+                transaction = conn.begin()
+                try:
+                    conn.execute(probe)
+                finally:
+                    transaction.rollback()
+        except (sa_exc.SQLAlchemyError, self._driver_errors[0]) as exc:
+            if self._engine.dialect.name == "sqlite":
+                hint = "check that this user may write the SQLite file and its folder (not on a read-only mount)"
+            else:
+                hint = "check that the database user may write the store's tables (and the server is no standby)"
+            raise StoreError(f"the store at {self._url} cannot be written: {self._reason(exc)}; {hint}") from exc
+
     def _checkpoint_loop(self, every_s: float) -> None:
         while not self._stop_checkpoints.wait(every_s):
             started = time.perf_counter()
@@ -685,6 +767,11 @@ class SqlStore:
             with self._engine.connect():
                 pass
         except sa_exc.DBAPIError as exc:
+            if self._engine.dialect.name == "postgresql" and _is_bad_option(exc):
+                raise StoreURLError(
+                    f"the store URL {self._url} has an option PostgreSQL does not accept: {self._reason(exc)}; "
+                    "fix or remove it in the URL's query string (after ?) or in NEXTMOVE_STORE_URL"
+                ) from exc
             if self._engine.dialect.name == "sqlite":
                 hint = (
                     "check that the file's folder exists and is writable and that the file, "
@@ -698,34 +785,83 @@ class SqlStore:
                 )
             raise StoreError(f"cannot connect to the store at {self._url}: {self._reason(exc)}; {hint}") from exc
 
-    def _prepare_schema(self) -> None:
+    def _prepare_schema(self, *, create: bool) -> None:
+        # Most opens find the store as this nextmove left it: checking it only reads, so a reader
+        # never waits (up to the busy timeout) for the write lock another process holds.
+        with self._errors("read the store's tables"), self._read() as conn:
+            stored = self._checked_version(conn, create=create)
+        if create:
+            # Before the write transaction: SQLite cannot change the journal mode inside one.
+            self._ensure_wal()
+        if stored == schema.SCHEMA_VERSION:
+            return
         with self._errors("prepare the store's tables"), self._write() as conn:
             if conn.dialect.name == "postgresql":
                 # Two processes opening one empty database must not both create the tables.
                 conn.execute(sa.select(sa.func.pg_advisory_xact_lock(_PG_SCHEMA_LOCK)))
-            existing = set(sa.inspect(conn).get_table_names())
-            if not existing & schema.TABLE_NAMES:
+            # Again under the write lock: another process may have created or upgraded it since.
+            stored = self._checked_version(conn, create=create)
+            if stored is None:
                 schema.metadata.create_all(conn)
                 conn.execute(
                     sa.insert(schema.meta).values(key=schema.META_SCHEMA_VERSION_KEY, value=str(schema.SCHEMA_VERSION))
                 )
-                return
-            stored = self._stored_version(conn, existing)
-            if stored > schema.SCHEMA_VERSION:
-                raise StoreError(
-                    f"the store at {self._url} was written by a newer nextmove (schema version "
-                    f"{stored}; this nextmove knows version {schema.SCHEMA_VERSION}): upgrade "
-                    "nextmove (`pip install -U nextmove`) to use it"
-                )
-            if stored < _OLDEST_MIGRATABLE:
-                raise StoreError(
-                    f"the store at {self._url} has schema version {stored} but this nextmove needs "
-                    f"version {schema.SCHEMA_VERSION}, and no migrations exist from version {stored}: use the "
-                    "nextmove release that wrote it, or point NEXTMOVE_STORE_URL at a new database"
-                )
-            if stored < schema.SCHEMA_VERSION:
+            elif stored < schema.SCHEMA_VERSION:
                 # In the same transaction as the version check: the upgrade lands whole or not at all.
                 self._migrate(conn, stored)
+
+    def _checked_version(self, conn: Connection, *, create: bool) -> int | None:
+        """The store's schema version, one this nextmove can use; None for an empty database it may create a store in.
+
+        Raises what keeps the database from being used: a newer or too old schema version, damaged
+        nextmove tables, no nextmove tables at all (without ``create``), or another application's
+        tables and none of nextmove's.
+        """
+        existing = set(sa.inspect(conn).get_table_names())
+        if not existing & schema.TABLE_NAMES:
+            others = ", ".join(sorted(existing)[:5]) + (", …" if len(existing) > 5 else "")
+            if not create:
+                held = f"it holds other tables ({others}) and" if existing else "it holds"
+                raise NotFoundError(
+                    f"there is no nextmove store at {self._url}: {held} none of nextmove's tables; "
+                    "`nextmove run` writes one (--store, or NEXTMOVE_STORE_URL); pass --store with the URL the run used"
+                )
+            if existing:
+                # docs/store.md: nextmove creates its tables in an empty database (or schema), and
+                # never among another application's, which it would leave them in.
+                own_schema = (
+                    ", or give the store a PostgreSQL schema of its own (CREATE SCHEMA nextmove, then add "
+                    "?options=-csearch_path%3Dnextmove to the URL)"
+                    if conn.dialect.name == "postgresql"
+                    else ""
+                )
+                raise StoreURLError(
+                    f"the database at {self._url} is not a nextmove store: it holds other tables ({others}) and none "
+                    f"of nextmove's, and nextmove does not add its tables to another application's database; point "
+                    f"--store (or NEXTMOVE_STORE_URL) at an empty database or an existing nextmove store{own_schema}"
+                )
+            return None
+        stored = self._stored_version(conn, existing)
+        if stored > schema.SCHEMA_VERSION:
+            raise StoreError(
+                f"the store at {self._url} was written by a newer nextmove (schema version "
+                f"{stored}; this nextmove knows version {schema.SCHEMA_VERSION}): upgrade "
+                "nextmove (`pip install -U nextmove`) to use it"
+            )
+        if stored < _OLDEST_MIGRATABLE:
+            raise StoreError(
+                f"the store at {self._url} has schema version {stored} but this nextmove needs "
+                f"version {schema.SCHEMA_VERSION}, and no migrations exist from version {stored}: use the "
+                "nextmove release that wrote it, or point NEXTMOVE_STORE_URL at a new database"
+            )
+        return stored
+
+    def _ensure_wal(self) -> None:
+        """Put a SQLite file in WAL mode (kept in the file): readers (the dashboard) then work while a run writes."""
+        if self._engine.dialect.name != "sqlite" or self._in_memory:
+            return
+        with self._errors("put the SQLite file in WAL mode"), _driver_cursor(self._engine) as (_, cursor):
+            _enable_wal(cursor)
 
     def _migrate(self, conn: Connection, stored: int) -> None:
         if stored < 2:
@@ -1152,7 +1288,7 @@ def _parse_url(raw: str) -> URL:
         ) from exc
     backend, _, driver = url.drivername.partition("+")
     if backend == "sqlite" and driver in ("", "pysqlite"):
-        return url
+        return _home_expanded(url)
     if backend in ("postgresql", "postgres") and driver in ("", "psycopg"):
         # Plain postgresql:// would pick psycopg2, which nextmove does not depend on.
         return url.set(drivername="postgresql+psycopg")
@@ -1160,6 +1296,25 @@ def _parse_url(raw: str) -> URL:
         f"unsupported store URL {mask_url(url)}: scheme {url.drivername!r} is not one of "
         f"sqlite, postgresql+psycopg; use {SUPPORTED_URLS}"
     )
+
+
+def _home_expanded(url: URL) -> URL:
+    """A SQLite URL whose path starts with ``~`` (``sqlite:///~/x.db``), with the home folder in its place.
+
+    SQLite would take ``~`` as a folder's name and make a folder named ``~`` in the current
+    one (which ``rm -rf ~`` then deletes the home folder with); the shell does not expand it
+    inside a URL.
+    """
+    database = url.database
+    if not database or not database.startswith("~"):
+        return url
+    try:
+        return url.set(database=str(Path(database).expanduser()))
+    except RuntimeError as exc:  # no home folder known (HOME unset), or no such user for ~name
+        raise StoreURLError(
+            f"cannot find the home folder of the SQLite path {database!r} ({exc}); write the path in full, "
+            "e.g. sqlite:////home/me/nextmove.db (four slashes for an absolute path)"
+        ) from exc
 
 
 def _create_engine(url: URL) -> Engine:
@@ -1196,6 +1351,20 @@ def _set_pg_session_utc(dbapi_connection: Any, _record: Any) -> None:
         dbapi_connection.autocommit = autocommit
 
 
+# libpq's words for an option it does not know or a value it does not take (?sslmode=bogus,
+# ?foo=1, ?connect_timeout=abc, ?keepalives=x), and the server's for an ?options=-c… it refuses.
+_BAD_OPTION: Final = re.compile(
+    r"invalid connection option|invalid \w+ value|invalid integer value|bad value for|"
+    r"unrecognized configuration parameter|invalid value for parameter",
+    re.IGNORECASE,
+)
+
+
+def _is_bad_option(exc: sa_exc.DBAPIError) -> bool:
+    """Whether connecting to PostgreSQL failed on an option of the URL, not on the server being unreachable."""
+    return _BAD_OPTION.search(str(exc.orig)) is not None
+
+
 def _enable_wal(cursor: Any) -> None:
     """Put the SQLite file in WAL mode (kept in the file: later connections find it so).
 
@@ -1215,19 +1384,19 @@ def _enable_wal(cursor: Any) -> None:
 
 
 def _create_sqlite_engine(url: URL) -> Engine:
-    database = url.database
-    in_memory = database in (None, "", ":memory:")
+    in_memory = url.database in (None, "", ":memory:")
     if in_memory:
         # One shared connection, or each checkout would see its own empty database.
         engine = sa.create_engine(
             url, poolclass=StaticPool, connect_args={"check_same_thread": False}, json_serializer=_to_json
         )
     else:
-        assert database is not None
-        try:
-            Path(database).parent.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise StoreError(f"cannot create the folder of the SQLite store {database!r}: {exc}") from exc
+        path = _sqlite_path(url)
+        if path is not None:
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise StoreError(f"cannot create the folder of the SQLite store {str(path)!r}: {exc}") from exc
         engine = sa.create_engine(url, json_serializer=_to_json)
 
     def on_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -1239,10 +1408,10 @@ def _create_sqlite_engine(url: URL) -> Engine:
             cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
             cursor.execute("PRAGMA foreign_keys = ON")
             if not in_memory:
-                # WAL lets readers (the dashboard) work while a run writes.
-                _enable_wal(cursor)
                 # FULL, not NORMAL: a commit (an accepted feedback event) survives a power
-                # loss too, not only a crash of the process.
+                # loss too, not only a crash of the process. Per connection: the file is
+                # unchanged. (WAL, which is kept in the file, is set by SqlStore once it knows
+                # the file is a nextmove store or an empty one it may make one of.)
                 cursor.execute("PRAGMA synchronous = FULL")
         finally:
             cursor.close()
