@@ -91,6 +91,26 @@ class ConfigError(NextmoveError):
     code = "config_invalid"
 
 
+class RunNotSucceededError(ConfigError):
+    """A run named by its id has not succeeded, so it has no decisions to report, list or measure.
+
+    Its code says what the caller can do: ``run_not_finished`` for a run still going (ask again
+    once it has succeeded); :class:`RunFailedError` for one that never will. A
+    :class:`ConfigError` for the command line (the ``--run`` given cannot be used: exit 2); a 409
+    for the API, which answers with the run's status and why.
+    """
+
+    http_status = 409
+    code = "run_not_finished"
+
+
+class RunFailedError(RunNotSucceededError):
+    """A run named by its id failed, or was interrupted (its process ended while it was ``running``): it never
+    will succeed."""
+
+    code = "run_failed"
+
+
 class StoreURLError(ConfigError, StoreError):
     """The store URL cannot be read or names an unsupported database: the user's input, not an outage.
 

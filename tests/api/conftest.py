@@ -148,6 +148,13 @@ def seed_run(
     return recs
 
 
+def ended_process() -> dict[str, object]:
+    """A run's ``params["process"]`` naming a process of this host that has ended (a run killed outright)."""
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    return {"host": socket.gethostname(), "pid": gone.pid}
+
+
 @dataclass
 class Keys:
     """One key per role (the manager's team: ana and ben; the CSM: ana)."""

@@ -8,12 +8,13 @@ import sqlite3
 from pathlib import Path
 
 import pytest
-from tests.api.conftest import seed_run
+from tests.api.conftest import ended_process, seed_run
 from typer.testing import CliRunner
 
 from nextmove.cli import app
+from nextmove.engine.online import promote_run, rollback_policy
 from nextmove.playbook import Playbook
-from nextmove.store import ModelVersionRecord, open_store
+from nextmove.store import ModelVersionRecord, RunRecord, Store, open_store
 from nextmove.store.keys import verify_api_key
 
 runner = CliRunner()
@@ -184,3 +185,71 @@ def test_serve_refuses_a_store_that_takes_no_writes(tmp_path: Path, monkeypatch:
     assert said.exit_code == 3, said.output
     assert "cannot be written: attempt to write a readonly database" in " ".join(said.output.split())
     assert served == []
+
+
+def _run_with_effect_model(store: Store, playbook: Playbook, run_id: str) -> str:
+    """A succeeded run and the effect model it fitted (saved inactive, as a run does); the model's id."""
+    model_id = f"effect-{run_id}"
+    store.save_model(
+        ModelVersionRecord(model_id=model_id, kind="effect", playbook_hash=playbook.content_hash(), blob=b".")
+    )
+    seed_run(store, playbook, run_id=run_id, accounts=3)
+    run = store.get_run(run_id)
+    store.finish_run(run_id, "succeeded", {**run.summary, "model_version": model_id})
+    return model_id
+
+
+def test_rollback_and_activate_of_a_policy_bring_back_its_runs_effect_model(tmp_path: Path, playbook: Playbook) -> None:
+    url = f"sqlite:///{(tmp_path / 'nextmove.db').as_posix()}"
+    with open_store(url) as store:
+        first = _run_with_effect_model(store, playbook, "run-a")
+        second = _run_with_effect_model(store, playbook, "run-b")
+        newer = promote_run(store, "run-a").model_id, promote_run(store, "run-b").model_id
+
+    def active(kind: str) -> str:
+        with open_store(url) as store:
+            record = store.active_model(kind)
+        assert record is not None
+        return record.model_id
+
+    assert active("effect") == second
+    back = runner.invoke(app, ["models", "rollback", "--store", url])
+    assert back.exit_code == 0, back.output
+    assert "it serves run run-a" in back.output
+    # `run --reuse-model` projects with the active effect model: the served run's, not the rolled-back one's.
+    assert active("effect") == first
+    again = runner.invoke(app, ["models", "activate", newer[1], "--store", url])
+    assert again.exit_code == 0, again.output
+    assert "it serves run run-b" in again.output
+    assert (active("policy"), active("effect")) == (newer[1], second)
+    with open_store(url) as store:
+        assert rollback_policy(store).metrics["run_id"] == "run-a"
+    assert active("effect") == first
+    # An effect model activated by hand is activated alone: the served policy stays.
+    assert runner.invoke(app, ["models", "activate", second, "--store", url]).exit_code == 0
+    assert (active("policy"), active("effect")) == (newer[0], second)
+
+
+def test_models_list_names_a_run_saved_but_never_promoted(tmp_path: Path, playbook: Playbook) -> None:
+    url = f"sqlite:///{(tmp_path / 'nextmove.db').as_posix()}"
+    with open_store(url) as store:
+        _run_with_effect_model(store, playbook, "run-a")
+        promote_run(store, "run-a")
+        store.save_run(
+            RunRecord(
+                run_id="run-killed-before-promotion",
+                book_source="tests",
+                playbook_hash=playbook.content_hash(),
+                status="succeeded",
+                params={"promote": True, "process": ended_process()},
+            ),
+            [],
+        )
+    listed = runner.invoke(app, ["models", "list", "--store", url])
+    assert listed.exit_code == 0, listed.output
+    said = " ".join(listed.output.split())
+    assert "run 'run-killed-before-promotion' was saved but never promoted" in said
+    assert "`nextmove models promote run-killed-before-promotion` serves it" in said
+    assert runner.invoke(app, ["models", "promote", "run-killed-before-promotion", "--store", url]).exit_code == 0
+    listed = runner.invoke(app, ["models", "list", "--store", url])
+    assert "never promoted" not in listed.output

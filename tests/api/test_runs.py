@@ -8,6 +8,7 @@ import os
 import threading
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,7 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import FastAPI
-from tests.api.conftest import Keys, make_keys
+from tests.api.conftest import Keys, ended_process, make_keys
 
 import nextmove.api.routes as routes
 import nextmove.api.service as service
@@ -23,6 +24,9 @@ from nextmove.api import ApiConfig, create_app
 from nextmove.api.service import Services
 from nextmove.book import default_as_of
 from nextmove.book.validate import load_book
+from nextmove.engine.online import promote_run
+from nextmove.engine.run import RUN_STAGES
+from nextmove.engine.run_process import run_process
 from nextmove.errors import BookError
 from nextmove.features.history import resolve_as_of
 from nextmove.playbook import Playbook
@@ -241,3 +245,173 @@ def test_lift_without_a_served_run_says_why_the_run_to_serve_is_not(url: str, pl
     _save_run(url, playbook.content_hash(), "run-quiet", promote=False)
     message = _lift_without_run_id(url, playbook).json()["message"]
     assert "'run-quiet'" in message  # one that can be measured with this server's playbook
+
+
+def _app_over(url: str, playbook: Playbook) -> tuple[FastAPI, Keys]:
+    with open_store(url) as store:
+        keys = make_keys(store)
+    return create_app(ApiConfig(playbook=playbook, store_url=url, refresh_s=3600.0)), keys
+
+
+def test_recommendations_and_lift_of_a_run_that_has_not_succeeded_answer_409_with_why(
+    url: str, playbook: Playbook
+) -> None:
+    with open_store(url) as store:
+        store.start_run(RunRecord(run_id="run-failed", book_source="b", playbook_hash=playbook.content_hash()))
+        store.finish_run("run-failed", "failed", {"error": "BookError: accounts.csv row 7: duplicate account_id"})
+        killed = RunRecord(
+            run_id="run-killed",
+            book_source="b",
+            playbook_hash=playbook.content_hash(),
+            params={"process": ended_process()},
+        )
+        store.start_run(killed)
+        going = RunRecord(
+            run_id="run-going",
+            book_source="b",
+            playbook_hash=playbook.content_hash(),
+            params={"process": run_process()},
+        )
+        store.start_run(going)
+    app, keys = _app_over(url, playbook)
+
+    async def calls(client: httpx.AsyncClient) -> dict[tuple[str, str], httpx.Response]:
+        return {
+            (path, run_id): await client.get(path, params={"run_id": run_id})
+            for path in ("/v1/recommendations", "/v1/lift")
+            for run_id in ("run-failed", "run-killed", "run-going")
+        }
+
+    answers = _ask(app, keys, calls)
+    for (path, run_id), answer in answers.items():
+        assert answer.status_code == 409, (path, run_id, answer.text)
+        body = answer.json()
+        assert body["code"] == ("run_not_finished" if run_id == "run-going" else "run_failed"), (path, body)
+        assert f"run '{run_id}' is " in body["message"]
+    assert "duplicate account_id" in answers["/v1/recommendations", "run-failed"].json()["message"]
+    assert "will never finish" in answers["/v1/lift", "run-killed"].json()["message"]
+    assert "only a succeeded run's decisions can be measured" in answers["/v1/lift", "run-going"].json()["message"]
+
+
+def test_a_run_saved_but_never_promoted_says_so_and_how_to_serve_it(url: str, playbook: Playbook) -> None:
+    """A run killed between its save and its promotion (two transactions) is never served: GET /v1/runs says why."""
+    with open_store(url) as store:
+        for run_id, params in (
+            ("run-promoted", {"promote": True, "process": ended_process()}),
+            ("run-unpromoted", {"promote": True, "process": ended_process()}),
+            ("run-kept", {"promote": False, "process": ended_process()}),  # promote=false: never meant to be served
+            ("run-promoting", {"promote": True, "process": run_process()}),  # its process may be promoting it now
+        ):
+            now = datetime.now(UTC)
+            run = RunRecord(
+                run_id=run_id,
+                book_source="tests",
+                playbook_hash=playbook.content_hash(),
+                status="succeeded",
+                as_of=datetime(2026, 6, 1, tzinfo=UTC),
+                created_at=now,
+                finished_at=now,
+                params=params,
+            )
+            store.save_run(run, [])
+            if run_id == "run-promoted":
+                promote_run(store, run_id)
+    app, keys = _app_over(url, playbook)
+
+    async def calls(client: httpx.AsyncClient) -> dict[str, Any]:
+        listed = await client.get("/v1/runs")
+        one = await client.get("/v1/runs/run-unpromoted")
+        return {"listed": listed.json()["items"], "one": one.json()}
+
+    answers = _ask(app, keys, calls)
+    errors = {r["run_id"]: r["error"] for r in answers["listed"]}
+    note = errors["run-unpromoted"]
+    assert note is not None
+    assert "saved but never promoted" in note
+    assert "ended before promotion" in note
+    assert "`nextmove models promote run-unpromoted`" in note
+    assert answers["one"]["error"] == note
+    assert answers["one"]["served"] is False
+    assert errors["run-promoted"] is errors["run-kept"] is errors["run-promoting"] is None
+
+
+class SlowEngine:
+    """Records the run, reports ``steps``, then works on until released, as a run fitting its models (a step of
+    minutes) does; then reports its next step, unless it was at its last stage (saving), after which the engine
+    reports none before the run is saved."""
+
+    def __init__(self, steps: tuple[str, ...]) -> None:
+        self.steps = steps
+        self.at_step = threading.Event()
+        self.release = threading.Event()
+        self.stopped: BaseException | None = None
+
+    def __call__(self, book: Any, playbook: Playbook, **kwargs: Any) -> Any:
+        store: Store = kwargs["store"]
+        run_id: str = kwargs["run_id"]
+        record = RunRecord(run_id=run_id, book_source=book.source, playbook_hash=playbook.content_hash())
+        store.start_run(record)
+        for step in self.steps:
+            kwargs["progress"](step)
+        self.at_step.set()
+        self.release.wait(30)
+        if self.steps[-1] != RUN_STAGES[-1]:
+            try:
+                kwargs["progress"]("the next step")
+            except BaseException as exc:  # the engine records why, unless the run was recorded failed already
+                self.stopped = exc
+                raise
+        store.save_run(replace(record, status="succeeded", finished_at=datetime.now(UTC)), [])
+        return type("Result", (), {"run_id": run_id})()
+
+
+def _stop_server_during_a_run(
+    tmp_path: Path, store: Store, playbook: Playbook, monkeypatch: pytest.MonkeyPatch, engine: SlowEngine
+) -> RunRecord:
+    """Start a run through the API, stop the server as its lifespan does on SIGTERM; the run as stored then."""
+    monkeypatch.setattr(service, "engine_run_function", lambda: engine)
+    app, keys = _book_app(tmp_path, store, playbook)
+    services: Services = app.state.services
+
+    async def main() -> str:
+        transport = httpx.ASGITransport(app=app)
+        headers = {"Authorization": f"Bearer {keys.admin}"}
+        async with httpx.AsyncClient(transport=transport, base_url="http://nextmove", headers=headers) as client:
+            started = await client.post("/v1/runs", json={})
+        assert started.status_code == 202, started.text
+        run_id: str = started.json()["run_id"]
+        return run_id
+
+    services.audit.start()
+    run_id = asyncio.run(main())
+    assert engine.at_step.wait(30)
+    if engine.steps[-1] == RUN_STAGES[-1]:
+        threading.Timer(0.3, engine.release.set).start()  # the save takes a moment: the server waits for it
+    services.close()
+    with open_store(store.url) as reopened:
+        stopped = reopened.get_run(run_id)
+    engine.release.set()
+    services.runs.join(30)
+    return stopped
+
+
+def test_a_run_going_when_the_server_stops_is_recorded_failed_with_why(
+    tmp_path: Path, store: Store, playbook: Playbook, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    engine = SlowEngine(RUN_STAGES[:2])
+    stopped = _stop_server_during_a_run(tmp_path, store, playbook, monkeypatch, engine)
+    # Recorded failed as the server stopped, not left running for ever; the run itself goes no further.
+    assert stopped.status == "failed"
+    assert stopped.error is not None
+    assert "the server stopped" in stopped.error
+    assert f"at its step {RUN_STAGES[1]!r}" in stopped.error
+    assert "will never finish" in stopped.error
+    assert isinstance(engine.stopped, KeyboardInterrupt)
+
+
+def test_a_run_saving_when_the_server_stops_is_waited_for(
+    tmp_path: Path, store: Store, playbook: Playbook, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    engine = SlowEngine(RUN_STAGES)
+    stopped = _stop_server_during_a_run(tmp_path, store, playbook, monkeypatch, engine)
+    assert stopped.status == "succeeded"

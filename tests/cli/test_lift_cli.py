@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 import pytest
+from tests.api.conftest import ended_process
 from typer.testing import CliRunner
 
 from nextmove.cli import app
@@ -289,3 +290,23 @@ def test_cli_lift_left_alone_says_it_counts_control_accounts_that_got_nothing() 
     # The figure is the share of control that got nothing, whatever its default was.
     assert "left alone: share of control that got nothing" in text
     assert "whose default was to do nothing" not in text
+
+
+def test_cli_lift_of_a_killed_run_says_it_will_never_finish(tmp_path: Path) -> None:
+    """A run killed outright stays `running`: lift says its process has ended, as GET /v1/runs does."""
+    store = f"sqlite:///{(tmp_path / 'nextmove.db').as_posix()}"
+    with open_store(store) as opened:
+        killed = RunRecord(run_id="run-killed", book_source="b", playbook_hash="h", params={"process": ended_process()})
+        opened.start_run(killed)
+        opened.start_run(RunRecord(run_id="run-failed", book_source="b", playbook_hash="h"))
+        opened.finish_run("run-failed", "failed", {"error": "ValueError: no history"})
+    said = {}
+    for run_id in ("run-killed", "run-failed"):
+        result = runner.invoke(app, ["lift", "--book", str(tmp_path / "book"), "--store", store, "--run", run_id])
+        assert result.exit_code == 2, result.output
+        said[run_id] = " ".join(result.output.split())
+        assert "only a succeeded run's decisions can be measured" in said[run_id]
+    assert "is running" in said["run-killed"]
+    assert "its process (pid" in said["run-killed"]
+    assert "will never finish" in said["run-killed"]
+    assert "It failed: ValueError: no history" in said["run-failed"]

@@ -7,11 +7,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import polars as pl
+import pytest
+from tests.api.conftest import ended_process
 from tests.report.test_report import make_run
 from typer.testing import CliRunner
 
 from nextmove.cli import app
-from nextmove.report.stored import recommendations_frame, report_data_from_store
+from nextmove.engine.run_process import run_process
+from nextmove.errors import RunFailedError, RunNotSucceededError
+from nextmove.report.stored import recommendations_frame, report_data_from_store, stored_run
 from nextmove.store import RecommendationRecord, RunRecord, open_store
 
 runner = CliRunner()
@@ -86,3 +90,41 @@ def test_report_command_writes_the_page_and_explains_missing_runs(tmp_path: Path
     assert result.exit_code == 4
     result = runner.invoke(app, ["report", "--store", url, "--out", str(tmp_path / "page.pdf")])
     assert result.exit_code == 2
+
+
+def save_unfinished_runs(url: str) -> None:
+    """Three runs that never succeeded: one failed, one killed outright (left running), one still going."""
+    with open_store(url) as store:
+        store.start_run(RunRecord(run_id="run-failed", book_source="shop", playbook_hash="h"))
+        store.finish_run("run-failed", "failed", {"error": "BookError: accounts.csv row 7: duplicate account_id"})
+        killed = RunRecord(
+            run_id="run-killed", book_source="shop", playbook_hash="h", params={"process": ended_process()}
+        )
+        store.start_run(killed)
+        going = RunRecord(run_id="run-going", book_source="shop", playbook_hash="h", params={"process": run_process()})
+        store.start_run(going)
+
+
+def test_report_of_a_run_that_has_not_succeeded_is_refused_with_its_status_and_why(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'store.db'}"
+    save_unfinished_runs(url)
+    out = tmp_path / "page.html"
+    said = {}
+    for run_id in ("run-failed", "run-killed", "run-going"):
+        result = runner.invoke(app, ["report", "--store", url, "--run", run_id, "--out", str(out)])
+        assert result.exit_code == 2, result.output
+        said[run_id] = " ".join(result.output.split())
+        assert f"run '{run_id}' is " in said[run_id]
+        assert "only a succeeded run can be reported" in said[run_id]
+        assert not out.exists()  # no page of "0 active customers" that reads as a run that found nothing to do
+    assert "is failed" in said["run-failed"]
+    assert "duplicate account_id" in said["run-failed"]
+    assert "is running" in said["run-killed"]
+    assert "will never finish" in said["run-killed"]
+    assert "has not finished yet" in said["run-going"]
+    with open_store(url) as store:
+        with pytest.raises(RunFailedError):
+            stored_run(store, "run-killed")
+        with pytest.raises(RunNotSucceededError) as going:
+            stored_run(store, "run-going")
+        assert going.value.code == "run_not_finished"

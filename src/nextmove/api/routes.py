@@ -44,8 +44,8 @@ from nextmove.api.schemas import (
     clean_text,
 )
 from nextmove.api.service import RUN_RECORDED_WAIT_S, Services
-from nextmove.engine.online import POLICY_MODEL_KIND, DecideGroup, DecideRequest, servable_run
-from nextmove.engine.run_process import interrupted_run_note
+from nextmove.engine.online import POLICY_MODEL_KIND, DecideGroup, DecideRequest, promoted_run_ids, servable_run
+from nextmove.engine.run_process import interrupted_run_note, require_succeeded, unpromoted_run_note
 from nextmove.errors import ConfigError, NextmoveError, NotFoundError
 from nextmove.store import AuditEntry, DecisionRecord, RunRecord
 from nextmove.store.records import utcnow
@@ -441,7 +441,11 @@ def _outcomes(services: Services, account_id: str) -> list[OutcomePublic]:
     response_model=RecommendationPagePublic,
     tags=["accounts"],
     summary="A run's recommendations, filtered by owner, health band and action, one page at a time",
-    responses={**ERRORS, **NOT_FOUND},
+    responses={
+        **ERRORS,
+        **NOT_FOUND,
+        409: {"model": ErrorPublic, "description": "The run asked for has not succeeded: its status and why"},
+    },
 )
 def recommendations(
     request: Request,
@@ -460,6 +464,10 @@ def recommendations(
 ) -> RecommendationPagePublic:
     """One page of recommendations, ordered by account id.
 
+    A ``run_id`` that has not succeeded is answered 409 with its status and why: ``run_failed`` for
+    a run that failed or was interrupted (it never will succeed), ``run_not_finished`` for one still
+    going.
+
     Roles: ``admin``, ``manager`` and ``csm``; ``manager`` and ``csm`` keys see only their owners'
     accounts (asking for another owner gives an empty page).
     """
@@ -469,8 +477,9 @@ def recommendations(
     )
     _note(request, "read", "recommendations", owner=owner, band=band, action=action, run_id=run_id, offset=offset)
     if run_id is not None:
-        services.store.get_run(run_id)
-    run = services.store.get_run(run_id) if run_id is not None else services.served_run()
+        run: RunRecord | None = _succeeded_run(services, run_id, "only a succeeded run has recommendations to list")
+    else:
+        run = services.served_run()
     if run is None:  # not serving yet: the run it would serve, never one started with promote=false
         run = servable_run(services.store)
     owners = None if principal.sees_everything else set(principal.owners)
@@ -492,20 +501,47 @@ def recommendations(
     )
 
 
+def _succeeded_run(services: Services, run_id: str, refusal: str) -> RunRecord:
+    """The run ``run_id`` if it succeeded; else a 409 with its status and why (``run_failed``, ``run_not_finished``).
+
+    A run this server started and whose thread ended with an error is said to have failed with it,
+    even while the store still has it ``running``.
+    """
+    run = services.store.get_run(run_id)
+    progress = services.runs.progress(run_id)
+    error = progress.error if progress is not None and progress.done else None
+    return require_succeeded(run, refusal, error=error)
+
+
 # ---- runs -------------------------------------------------------------------------------------
 
 
-def _run_public(services: Services, run: RunRecord) -> RunPublic:
-    progress = services.runs.progress(run.run_id)
+def _runs_public(services: Services, runs: Sequence[RunRecord]) -> list[RunPublic]:
     served = services.served_run()
-    # A run killed outright stays "running" in the store: say that its process has ended.
-    error = interrupted_run_note(run) if progress is None else progress.error
-    return RunPublic.of(
-        run,
-        progress=list(progress.steps) if progress is not None else [],
-        served=served is not None and served.run_id == run.run_id,
-        error=error,
-    )
+    served_id = None if served is None else served.run_id
+    promoted = promoted_run_ids(services.store) if any(r.status == "succeeded" for r in runs) else set()
+    out = []
+    for run in runs:
+        progress = services.runs.progress(run.run_id)
+        if progress is not None:
+            error = progress.error
+        else:
+            # A run killed outright stays "running" in the store, and one killed between its save and its
+            # promotion stays succeeded and unserved: say that its process has ended.
+            error = interrupted_run_note(run) or unpromoted_run_note(run, promoted=promoted, served_run_id=served_id)
+        out.append(
+            RunPublic.of(
+                run,
+                progress=list(progress.steps) if progress is not None else [],
+                served=served_id == run.run_id,
+                error=error,
+            )
+        )
+    return out
+
+
+def _run_public(services: Services, run: RunRecord) -> RunPublic:
+    return _runs_public(services, [run])[0]
 
 
 @router.get(
@@ -528,7 +564,7 @@ def list_runs(
     principal.require("runs:read")
     _note(request, "read", "runs", limit=limit, status=status)
     runs = services.store.list_runs(limit, status=status)  # type: ignore[arg-type]
-    return RunListPublic(items=[_run_public(services, r) for r in runs])
+    return RunListPublic(items=_runs_public(services, runs))
 
 
 @router.get(
@@ -592,7 +628,11 @@ def start_run(body: RunIn, request: Request, principal: PrincipalDep, services: 
     responses={
         **ERRORS,
         **NOT_FOUND,
-        409: {"model": ErrorPublic, "description": "The server has no book, or the run's horizon has not passed"},
+        409: {
+            "model": ErrorPublic,
+            "description": "The run asked for has not succeeded (its status and why), the server has no book, "
+            "or the run's horizon has not passed",
+        },
     },
 )
 def lift(
@@ -610,11 +650,15 @@ def lift(
     """Roles: ``admin`` and ``manager`` (book-wide figures). Needs the server's book (``--book``).
 
     Without ``run_id``, the served run is measured; when no run is served, a 404 says whether the
-    store has a succeeded run to pass as ``run_id`` or to promote."""
+    store has a succeeded run to pass as ``run_id`` or to promote. A ``run_id`` that has not
+    succeeded is answered 409 ``run_failed`` or ``run_not_finished``, with its status and why."""
     principal.require("lift")
     run_id = _clean("run_id", run_id)
     _note(request, "read", "lift", run_id=run_id)
-    run = services.store.get_run(run_id) if run_id is not None else services.served_run()
+    if run_id is not None:
+        run: RunRecord | None = _succeeded_run(services, run_id, "only a succeeded run's decisions can be measured")
+    else:
+        run = services.served_run()
     if run is None:
         raise NotFoundError(_no_served_run(services))
     config = services.config

@@ -103,6 +103,19 @@ stored run (its resolved ``as_of``, its ``created_at``). Recording follows readi
 milliseconds for a book that has not changed, longer for one being rewritten or read from a database."""
 
 
+RUN_SAVE_WAIT_S = 30.0
+"""How long a server stopping waits for a run it started that is saving (its last stage) to be saved. A run at an
+earlier stage is not waited for: it is recorded as failed at once (see :meth:`RunManager.abandon`)."""
+
+
+class RunAbandonedError(KeyboardInterrupt):
+    """Raised in a run's thread at its next step once the server is stopping: the run ends as an interrupted one.
+
+    A :class:`KeyboardInterrupt`, as :class:`~nextmove.errors.Terminated` is, so that the engine cleans
+    up after it (its staged files removed, the run marked failed) and records its message as the error.
+    """
+
+
 @dataclass
 class RunProgress:
     """A batch run started by this server: its id, its steps so far and its error, if any.
@@ -118,16 +131,58 @@ class RunProgress:
     done: bool = False
     accepted: RunRecord | None = None
     recorded: threading.Event = field(default_factory=threading.Event, repr=False, compare=False)
+    abandoned: bool = False
+    """Whether the run was given up (the server is stopping): its next step raises :class:`RunAbandonedError`."""
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     def report(self, step: str) -> None:
-        """Note a step of the run (the engine's ``progress`` callback)."""
-        self.steps.append(step)
+        """Note a step of the run (the engine's ``progress`` callback); once abandoned, stop the run instead.
+
+        Raises
+        ------
+        RunAbandonedError
+            If :meth:`abandon` was called: the run goes no further than the step it was at.
+        """
+        with self._lock:
+            if self.abandoned:
+                raise RunAbandonedError(abandoned_text(self.steps[-1] if self.steps else None))
+            self.steps.append(step)
         self.recorded.set()
+
+    def report_done(self) -> None:
+        """Note that the run is over (its last step, ``done``), even if the server is stopping by now."""
+        with self._lock:
+            self.steps.append("done")
+        self.recorded.set()
+
+    def abandon(self) -> str | None:
+        """Make the run's next step stop it; returns the step it is at (None before its first).
+
+        Under the lock :meth:`report` takes: a run at a step before its last cannot reach the next one.
+        """
+        with self._lock:
+            self.abandoned = True
+            return self.steps[-1] if self.steps else None
 
     def end(self) -> None:
         """Mark the run ended (succeeded or failed)."""
         self.done = True
         self.recorded.set()
+
+
+def abandoned_text(step: str | None) -> str:
+    """The error of a run given up because the server stopped, at ``step`` (None: before its first).
+
+    Examples
+    --------
+    >>> print(abandoned_text("Fitting the effect models").split(", ", 1)[1])
+    at its step 'Fitting the effect models': it was given up and will never finish; start a new run (POST /v1/runs)
+    """
+    at = "before its first step" if step is None else f"at its step {step!r}"
+    return (
+        f"the server stopped (`nextmove serve` was shut down: SIGTERM or Ctrl-C) while this run was going, {at}: "
+        "it was given up and will never finish; start a new run (POST /v1/runs)"
+    )
 
 
 RunFunction = Callable[..., Any]
@@ -231,7 +286,10 @@ class RunManager:
             if promote:
                 # The run saved and activated its policy version (as every promoted run does): serve it now.
                 services.decider.refresh()
-            progress.report("done")
+            progress.report_done()
+        except RunAbandonedError as exc:
+            progress.error = str(exc)
+            logger.warning("run %s stopped: %s", progress.run_id, exc)
         except NextmoveError as exc:
             progress.error = str(exc)
             logger.warning("run %s failed: %s", progress.run_id, exc)
@@ -270,6 +328,52 @@ class RunManager:
         thread = self._thread
         if thread is not None:
             thread.join(timeout)
+
+    def abandon(self, *, save_wait_s: float = RUN_SAVE_WAIT_S) -> str | None:
+        """At shutdown: record a run this server started and is still going as failed, saying why; its run id.
+
+        The run's thread cannot be stopped from outside, and would die with the process, leaving the
+        run ``running`` in the store for ever. So it is told to stop at its next step
+        (:meth:`RunProgress.abandon`) and, since a step can take minutes, recorded as failed now, with
+        the step it was at: it can no longer reach its save. A run already saving (its last stage) is
+        waited for, up to ``save_wait_s``, since it is about to succeed; one not recorded yet (its book
+        being read) is waited for as long, to record itself and stop at its first step.
+        """
+        with self._lock:
+            thread = self._thread
+            progress = next((r for r in self._runs.values() if not r.done), None)
+        if thread is None or not thread.is_alive() or progress is None:
+            return None
+        step = progress.abandon()
+        if step is not None and step in _last_steps():
+            thread.join(save_wait_s)
+            if thread.is_alive():
+                logger.warning("run %s was still being saved when the server stopped", progress.run_id)
+            return progress.run_id
+        if step is None:
+            thread.join(save_wait_s)
+            if not thread.is_alive():
+                return progress.run_id
+        error = abandoned_text(step)
+        try:
+            if self.services.store.get_run(progress.run_id).status == "running":
+                self.services.store.finish_run(progress.run_id, "failed", {"error": error})
+        except NotFoundError:
+            pass  # not recorded: there is nothing left running
+        except NextmoveError as exc:
+            logger.warning("run %s could not be recorded as failed as the server stopped: %s", progress.run_id, exc)
+        progress.error = error
+        logger.warning("run %s: %s", progress.run_id, error)
+        return progress.run_id
+
+
+def _last_steps() -> tuple[str, ...]:
+    """The steps after which a run no longer reports one before it is saved: its last stage, and "done"."""
+    try:
+        from nextmove.engine.run import RUN_STAGES  # type: ignore[import-not-found,unused-ignore]
+    except ImportError:
+        return ("done",)
+    return (RUN_STAGES[-1], "done")
 
 
 class RunSegments:
@@ -598,8 +702,9 @@ class Services:
             self._book_watcher.start()
 
     def close(self) -> None:
-        """Stop the background threads and close the store."""
+        """Stop the background threads and close the store; a run still going is recorded as failed first."""
         self._stop.set()
+        self.runs.abandon()
         self.decisions.close()
         self.auth_failures.close()  # its counts of refusals not written one by one, before the last audit flush
         self.audit.close()

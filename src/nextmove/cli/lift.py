@@ -124,9 +124,14 @@ def find_run(store: Store, run_id: str | None, *, book: str | None = None) -> Ru
     ------
     NotFoundError
         If there is no such run, or the store holds no succeeded run (of the book).
+    RunNotSucceededError
+        If the run has not succeeded: its status and why (a ``running`` run whose process has ended
+        will never finish).
     ConfigError
-        If the run has not succeeded or has no ``as_of``.
+        If the run has no ``as_of``.
     """
+    from nextmove.engine.run_process import require_succeeded
+
     if run_id is None:
         runs = store.list_runs(limit=_RUNS_SEARCHED, status="succeeded")
         if not runs:
@@ -147,8 +152,7 @@ def find_run(store: Store, run_id: str | None, *, book: str | None = None) -> Ru
         except NotFoundError:
             recent = ", ".join(r.run_id for r in store.list_runs(limit=5)) or "none"
             raise NotFoundError(f"no run {run_id!r} in the store {store.url}; latest runs: {recent}") from None
-        if found.status != "succeeded":
-            raise ConfigError(f"run {run_id} is {found.status}: only a succeeded run's decisions can be measured")
+        require_succeeded(found, "only a succeeded run's decisions can be measured")
     if found.as_of is None:
         _no_as_of(found)
     return found

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from nextmove.cli._common import console, handle_errors, open_store
@@ -43,11 +44,16 @@ def check_kind(store: Store, kind: str) -> None:
 def list_cmd(
     kind: Annotated[str | None, typer.Option("--kind", help="Only this kind.")] = None, store: StoreOpt = None
 ) -> None:
-    """List model versions, newest first; the active one of each kind is marked."""
+    """List model versions, newest first; the active one of each kind is marked.
+
+    Below the table, a run saved but never promoted (its process ended between the two) is named,
+    with the command that serves it.
+    """
     with open_store(store, existing=True) as opened:
         if kind is not None:
             check_kind(opened, kind)
         versions = opened.list_models(kind)
+        notes = unpromoted_notes(opened) if kind in (None, "policy", "effect") else []
     table = Table()
     # Ids are copied into other commands: never wrapped nor cut (folded only if the terminal is too narrow for them).
     table.add_column("model_id", no_wrap=True, overflow="fold")
@@ -64,12 +70,44 @@ def list_cmd(
             metrics,
         )
     console.print(table)
+    for note in notes:
+        console.print(f"[yellow]note:[/] {escape(note)}")
+
+
+UNPROMOTED_RUNS_SCANNED = 20
+"""How many of the latest succeeded runs ``models list`` looks through for one saved but never promoted."""
+
+
+def unpromoted_notes(store: Store) -> list[str]:
+    """Why each of the latest succeeded runs newer than the served one, that was to be served, is not.
+
+    Only runs newer than the one served now: an older run left unpromoted would have been
+    replaced by the runs promoted since anyway.
+    """
+    from nextmove.engine.online import promoted_run_ids, served_run
+    from nextmove.engine.run_process import unpromoted_run_note
+
+    served = served_run(store)
+    served_id = None if served is None else served.run_id
+    promoted = promoted_run_ids(store)
+    notes = []
+    for run in store.list_runs(UNPROMOTED_RUNS_SCANNED, status="succeeded"):  # newest first
+        if run.run_id == served_id:
+            break
+        note = unpromoted_run_note(run, promoted=promoted, served_run_id=served_id)
+        if note is not None:
+            notes.append(note)
+    return notes
 
 
 @models_app.command("rollback")
 @handle_errors
 def rollback_cmd(kind: KindOpt = "policy", store: StoreOpt = None) -> None:
-    """Re-activate the version of KIND saved before the active one (running servers switch within seconds)."""
+    """Re-activate the version of KIND saved before the active one (running servers switch within seconds).
+
+    Rolling back the policy also re-activates the effect model of the run it then serves, so that
+    `nextmove run --reuse-model` projects with that run's model.
+    """
     from nextmove.engine.online import rollback_policy
 
     with open_store(store, existing=True) as opened:
@@ -84,11 +122,19 @@ def rollback_cmd(kind: KindOpt = "policy", store: StoreOpt = None) -> None:
 def activate_cmd(
     model_id: Annotated[str, typer.Argument(help="The version to activate.")], store: StoreOpt = None
 ) -> None:
-    """Make MODEL_ID the active version of its kind, atomically."""
+    """Make MODEL_ID the active version of its kind, atomically.
+
+    A policy version brings back the effect model of the run it serves, as `models promote` and
+    `models rollback` do.
+    """
+    from nextmove.engine.online import activate_version
+
     with open_store(store, existing=True) as opened:
-        opened.activate_model(model_id)
-        record = opened.load_model(model_id)
-    console.print(f"Active {record.kind} model is now {record.model_id}.")
+        record = activate_version(opened, model_id)
+    run_id = record.metrics.get("run_id") if record.kind == "policy" else None
+    console.print(
+        f"Active {record.kind} model is now {record.model_id}" + (f": it serves run {run_id}." if run_id else ".")
+    )
 
 
 @models_app.command("promote")

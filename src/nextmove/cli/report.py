@@ -19,7 +19,9 @@ def register(app: typer.Typer) -> None:
 @handle_errors
 def report_cmd(
     out: Annotated[Path, typer.Option("--out", "-o", help="HTML file to write.")] = Path("report.html"),
-    run: Annotated[str | None, typer.Option("--run", help="Run id; default: the newest run that succeeded.")] = None,
+    run: Annotated[
+        str | None, typer.Option("--run", help="Run id (a succeeded run); default: the newest run that succeeded.")
+    ] = None,
     store: Annotated[
         str | None,
         typer.Option("--store", help="Store URL; default: NEXTMOVE_STORE_URL or the workspace's SQLite file."),

@@ -29,6 +29,7 @@ started with ``promote=False`` (:func:`servable_run`).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import threading
@@ -1481,8 +1482,37 @@ def _activate_effect_model(store: Store, run: RunRecord) -> None:
         store.activate_model(model_id)
 
 
+def activate_version(store: Store, model_id: str) -> ModelVersionRecord:
+    """Make ``model_id`` the active version of its kind; returns it, as stored now.
+
+    A ``policy`` version brings its run's own effect model back with it (as :func:`promote_run`
+    does), so that what is served and the active effect model (which ``reuse_model`` projects
+    with, and fresh signals are rescored with) stay the same run's. A policy version whose run the
+    store no longer has is activated alone.
+
+    Raises
+    ------
+    NotFoundError
+        If there is no model ``model_id``.
+    """
+    record = store.load_model(model_id)
+    if record.kind == POLICY_MODEL_KIND:
+        try:
+            run = store.get_run(_policy_run_id(record))
+        except (NotFoundError, DeciderNotReadyError):
+            run = None
+        if run is not None:
+            # The run's effect model first, as promote_run: a policy version never serves its run with another's.
+            _activate_effect_model(store, run)
+    store.activate_model(model_id)
+    return store.load_model(model_id)
+
+
 def rollback_policy(store: Store, kind: str = POLICY_MODEL_KIND) -> ModelVersionRecord:
     """Re-activate the version of ``kind`` saved before the active one; servers pick it up on their next refresh.
+
+    Rolling back a ``policy`` version also re-activates the effect model of the run it serves
+    (:func:`activate_version`).
 
     Raises
     ------
@@ -1499,9 +1529,16 @@ def rollback_policy(store: Store, kind: str = POLICY_MODEL_KIND) -> ModelVersion
             f"the active {kind!r} model {versions[position].model_id!r} is the oldest one: "
             "there is nothing to roll back to"
         )
-    previous = versions[position + 1]
-    store.activate_model(previous.model_id)
-    return store.load_model(previous.model_id)
+    return activate_version(store, versions[position + 1].model_id)
+
+
+def promoted_run_ids(store: Store) -> set[str]:
+    """The runs some ``policy`` version names: promoted once, whether served now or rolled back since."""
+    ids: set[str] = set()
+    for version in store.list_models(POLICY_MODEL_KIND):
+        with contextlib.suppress(DeciderNotReadyError):
+            ids.add(_policy_run_id(version))
+    return ids
 
 
 def _policy_run_id(version: ModelVersionRecord) -> str:

@@ -9,6 +9,7 @@ from typing import Any
 import polars as pl
 
 from nextmove.engine.run_facts import ACCOUNT_FIELDS
+from nextmove.engine.run_process import require_succeeded
 from nextmove.errors import NotFoundError
 from nextmove.report.data import ReportData, build_report_data
 from nextmove.store import RecommendationRecord, RunRecord, Store
@@ -79,9 +80,18 @@ def recommendations_frame(records: Sequence[RecommendationRecord]) -> pl.DataFra
 
 
 def stored_run(store: Store, run_id: str | None = None) -> RunRecord:
-    """The run ``run_id``, or the newest succeeded run; a clear error when there is none."""
+    """The run ``run_id``, or the newest succeeded run; a clear error when there is none.
+
+    Raises
+    ------
+    NotFoundError
+        If there is no run ``run_id``, or (without one) no succeeded run.
+    RunNotSucceededError
+        If the run ``run_id`` has not succeeded (failed, interrupted, or still going): it has no
+        decisions to report, and a report of none would read as a run that found nothing to do.
+    """
     if run_id is not None:
-        return store.get_run(run_id)
+        return require_succeeded(store.get_run(run_id), "only a succeeded run can be reported")
     run = store.latest_run(status="succeeded")
     if run is None:
         raise NotFoundError(f"the store at {store.url} has no finished run yet; run `nextmove run --book DIR` first")
