@@ -331,9 +331,10 @@ def test_report_says_which_customers_left_alone_are_control_or_exploration() -> 
     )
 
 
-def test_report_policy_rows_draw_an_estimate_without_an_interval_as_its_point() -> None:
+def test_report_policy_rows_keep_an_estimate_without_an_interval_without_one() -> None:
     # An off-policy estimate over fewer than two accounts has no interval (null ends), and one that no
-    # logged decision supports has no estimate at all: neither stops the report.
+    # logged decision supports has no estimate at all: neither stops the report, and a row with
+    # neither an estimate nor a note says nothing.
     from nextmove.report.data import _policies
 
     rows = _policies(
@@ -344,7 +345,7 @@ def test_report_policy_rows_draw_an_estimate_without_an_interval_as_its_point() 
             ]
         }
     )
-    assert [(r.estimate, r.low, r.high) for r in rows] == [(12.5, 12.5, 12.5)]
+    assert [(r.estimate, r.low, r.high) for r in rows] == [(12.5, None, None)]
 
 
 def test_run_metrics_skip_an_off_policy_row_whose_estimate_is_not_a_number() -> None:
@@ -567,3 +568,41 @@ def test_report_says_one_customer_and_one_action_in_the_singular() -> None:
     recs = pl.DataFrame({"account_id": ["a"], "action_id": ["call"], "expected_value_usd": [10.0]})
     first = build_report_data({"accounts": 1, "actions": 1}, recs).sentences[0]
     assert first.startswith("The playbook scored 1 active customer across 1 possible action and recommended ")
+
+
+def test_report_shows_a_missing_interval_as_missing_with_its_note() -> None:
+    # A policy whose DR has no interval (the history never took its action) was drawn as a zero-width
+    # interval (low = high = the estimate) and its note dropped; a null IPS was dropped silently.
+    from nextmove.report.render import charts
+
+    summary, recs = make_run()
+    why = "the history never took none (doing nothing), which this policy takes on 100% of the decisions"
+    summary["policy_values"] += [
+        {"policy": "nothing", "method": "dr", "estimate": -1297.7, "low": None, "high": None, "n": 900, "note": why},
+        {"policy": "nothing", "method": "ips", "estimate": None, "low": None, "high": None, "n": 900, "note": why},
+    ]
+    data = build_report_data(summary, recs)
+    dr = next(p for p in data.policies if (p.policy, p.method) == ("nothing", "dr"))
+    assert (dr.estimate, dr.low, dr.high) == (-1297.7, None, None)
+    html = render_report(data)
+    row = html.split("<td>nothing</td><td>dr</td>")[1].split("</tr>")[0]
+    assert "-1,297.70" in row
+    assert row.count("—") == 2
+    assert f"nothing (DR, IPS): {why}" in " ".join(html.split())
+    assert "(no interval)" in str(charts(data)["policies"])
+
+
+def test_report_judges_a_stored_runs_off_policy_row_again() -> None:
+    # A run stored before the row was judged on the paired difference said "On track" on 2 decisions.
+    from nextmove.engine.run_facts import OFF_POLICY_METRIC
+
+    summary, recs = make_run()
+    thin = {"n": 2, "effective_sample_size": 0.0, "matched_share": 0.0}
+    summary["policy_values"] = [
+        {"policy": "learned", "method": "dr", "estimate": 135.8, "low": 127.0, "high": 144.7, **thin},
+        {"policy": "default", "method": "dr", "estimate": 120.8, "low": 82.6, "high": 159.1, **thin},
+    ]
+    summary["metrics"] = [{"metric": OFF_POLICY_METRIC, "current": "+15.00", "benchmark": "old", "status": "On track"}]
+    row = next(m for m in build_report_data(summary, recs).metrics if m.metric == OFF_POLICY_METRIC)
+    assert row.status == "Review"
+    assert "too little evidence" in row.current

@@ -11,7 +11,7 @@ from typing import Any
 import polars as pl
 
 from nextmove.decide.phrases import feature_wording
-from nextmove.engine.run_facts import DIFFERS_METRIC, differs_metric
+from nextmove.engine.run_facts import DIFFERS_METRIC, OFF_POLICY_METRIC, differs_metric, off_policy_metric
 from nextmove.errors import ConfigError
 from nextmove.report.charts import usd
 
@@ -76,10 +76,13 @@ class PolicyRow:
 
     policy: str
     method: str
-    estimate: float
-    low: float
-    high: float
+    estimate: float | None
+    """None when the estimator cannot value the policy (``note`` says why)."""
+    low: float | None
+    high: float | None
+    """The interval's ends; None when there is none (``note`` says why)."""
     n: int
+    note: str | None = None
 
 
 @dataclass(frozen=True)
@@ -474,20 +477,47 @@ def _policies(summary: Mapping[str, Any]) -> list[PolicyRow]:
     rows = summary.get("policy_values") or []
     out = []
     for r in rows:
-        if not isinstance(r, Mapping) or r.get("estimate") is None:
+        if not isinstance(r, Mapping):
             continue
+
+        def number(key: str, r: Mapping[str, Any] = r) -> float | None:
+            value = r.get(key)
+            return float(value) if isinstance(value, int | float) and value == value else None
+
+        estimate, note = number("estimate"), r.get("note")
+        if estimate is None and not note:
+            continue  # nothing to show and nothing to say
         out.append(
             PolicyRow(
                 str(r.get("policy") or r.get("name")),
                 str(r.get("method", "")),
-                float(r["estimate"]),
-                # An interval that could not be made (fewer than two accounts) is null: drawn as the point.
-                float(r["estimate"] if r.get("low") is None else r["low"]),
-                float(r["estimate"] if r.get("high") is None else r["high"]),
+                estimate,
+                # An interval that could not be made is null, and its note says why: never drawn as a point.
+                number("low"),
+                number("high"),
                 int(r.get("n", 0)),
+                str(note) if note else None,
             )
         )
     return out
+
+
+def policy_notes(policies: Sequence[PolicyRow]) -> list[str]:
+    """The notes of the off-policy rows, each once, with the rows it is about: "nothing (DR): …".
+
+    Examples
+    --------
+    >>> rows = [PolicyRow("nothing", "ips", None, None, None, 9, "never taken"),
+    ...         PolicyRow("nothing", "snips", None, None, None, 9, "never taken"),
+    ...         PolicyRow("learned", "dr", 1.0, 0.5, 1.5, 9)]
+    >>> policy_notes(rows)
+    ['nothing (IPS, SNIPS): never taken']
+    """
+    grouped: dict[tuple[str, str], list[str]] = {}
+    for p in policies:
+        if p.note:
+            grouped.setdefault((p.policy, p.note), []).append(p.method.upper())
+    return [f"{policy} ({', '.join(methods)}): {note}" for (policy, note), methods in grouped.items()]
 
 
 _TRAIT_WORDS = {"count": "{} count", "sum": "{} total", "trend": "{} trend", "touch_count": "{} touches"}
@@ -598,7 +628,8 @@ def _metrics(summary: Mapping[str, Any], counts: DefaultCounts | None) -> list[M
 
     A run stored before the summary counted the accounts given an action judged the share of every
     account (those left alone included) against a benchmark meant for actions; the row is rebuilt
-    here with both figures and the base the benchmark is about.
+    here with both figures and the base the benchmark is about. The off-policy row is judged again
+    from the stored estimates, by the rule of :func:`~nextmove.engine.run_facts.off_policy_metric`.
     """
     share = summary.get("differs_from_default_share")
     out = []
@@ -609,6 +640,10 @@ def _metrics(summary: Mapping[str, Any], counts: DefaultCounts | None) -> list[M
             m = differs_metric(
                 float(share), *((counts.acted, counts.acted_differs) if counts is not None else (None, None))
             )
+        elif m["metric"] == OFF_POLICY_METRIC:
+            # A run stored before the row was judged on the paired difference and on enough evidence
+            # said "On track" on the learned policy's low end alone: judged again by today's rule.
+            m = off_policy_metric(summary.get("policy_values") or [], summary.get("policy_differences") or []) or m
         out.append(
             MetricRow(
                 str(m["metric"]), str(m.get("current", "")), str(m.get("benchmark", "")), str(m.get("status", ""))

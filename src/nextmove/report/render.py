@@ -11,7 +11,7 @@ from markupsafe import Markup
 
 from nextmove._version import __version__
 from nextmove.report.charts import BAND_COLORS, NARROW_WIDTH, Bar, Interval, bar_chart, interval_chart, usd
-from nextmove.report.data import ReportData
+from nextmove.report.data import ReportData, policy_notes
 
 
 def _environment() -> Environment:
@@ -24,6 +24,8 @@ def _environment() -> Environment:
     )
     env.filters["usd"] = usd
     env.filters["pct"] = lambda x: f"{float(x):.0%}"
+    env.filters["num2"] = lambda x: "—" if x is None else f"{float(x):,.2f}"
+    env.globals["policy_notes"] = policy_notes
     return env
 
 
@@ -98,11 +100,18 @@ def charts(data: ReportData) -> dict[str, Markup]:
             ],
             "Projected impact by objective",
         )
-    if data.policies:
+    if any(p.estimate is not None for p in data.policies):
         out["policies"] = _intervals(
             [
-                Interval(f"{p.policy} ({p.method})", p.estimate, p.low, p.high, _per_decision(p.estimate))
+                Interval(
+                    f"{p.policy} ({p.method})",
+                    estimate,
+                    estimate if p.low is None else p.low,  # no interval: the point alone (the table says why)
+                    estimate if p.high is None else p.high,
+                    _per_decision(estimate) + ("" if p.low is not None else " (no interval)"),
+                )
                 for p in data.policies
+                if (estimate := p.estimate) is not None
             ],
             "Off-policy value per decision",
         )
