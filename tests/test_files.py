@@ -5,9 +5,10 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
-from nextmove._files import STAGING_PREFIX, StagedFiles, _host, sweep_stale_staging
+from nextmove._files import OWNERLESS_STAGING_AGE_S, STAGING_PREFIX, StagedFiles, _host, sweep_stale_staging
 
 
 def _dead_pid() -> int:
@@ -33,7 +34,7 @@ def test_folders_of_live_processes_other_hosts_and_other_names_are_left(tmp_path
     keep = [
         tmp_path / f"{STAGING_PREFIX}{_host()}-{os.getppid()}-live.tmp",  # a live process of this host
         tmp_path / f"{STAGING_PREFIX}otherhost-{dead}-xyz.tmp",  # another machine on a shared drive
-        tmp_path / f"{STAGING_PREFIX}old_style_name.tmp",  # an older nextmove's folder: no owner known
+        tmp_path / f"{STAGING_PREFIX}old_style_name.tmp",  # an older nextmove's folder, less than a day old
         tmp_path / f"{_host()}-{dead}-mine.tmp",  # the user's own folder
     ]
     for folder in keep:
@@ -49,3 +50,15 @@ def test_the_staging_folder_names_its_host_and_process(tmp_path: Path) -> None:
     assert staged.folder.name.startswith(f"{STAGING_PREFIX}{_host()}-{os.getpid()}-")
     staged.discard()
     assert not (tmp_path / "out").exists()
+
+
+def test_a_staging_folder_of_an_older_version_is_removed_once_a_day_old(tmp_path: Path) -> None:
+    # Versions before folders named their writer left `.nextmove-staging-XXXXXXXX.tmp`: no process to ask.
+    old = tmp_path / f"{STAGING_PREFIX}mj4fqfri.tmp"
+    old.mkdir()
+    (old / "recommendations.csv").write_text("account_id\nA1\n")
+    assert sweep_stale_staging(tmp_path) == []
+    day_ago = time.time() - OWNERLESS_STAGING_AGE_S - 60
+    os.utime(old, (day_ago, day_ago))
+    assert sweep_stale_staging(tmp_path) == [old]
+    assert not old.exists()

@@ -7,6 +7,7 @@ import re
 import shutil
 import socket
 import tempfile
+import time
 from pathlib import Path
 
 from nextmove.errors import ConfigError
@@ -64,13 +65,26 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
+OWNERLESS_STAGING_AGE_S = 24 * 3600
+"""Age after which a staging folder that names no writer (made by a version before they did) is removed."""
+
+
+def _age_seconds(path: Path) -> float:
+    try:
+        return time.time() - path.stat().st_mtime
+    except OSError:
+        return 0.0
+
+
 def sweep_stale_staging(target: Path) -> list[Path]:
     """Remove the staging folders in ``target`` left by processes of this machine that no longer run.
 
     A process killed outright (``kill -9``, an out-of-memory kill) cannot remove its own staging
     folder, and it holds the run's personal data. A folder's name carries its writer's host and
-    process id; one of this host whose process is gone is removed. Folders of other hosts (an
-    output folder on a shared drive), of live processes, or named otherwise are left alone.
+    process id; one of this host whose process is gone is removed. A staging folder that names no
+    writer (made by a version before they did) is removed once it is a day old
+    (:data:`OWNERLESS_STAGING_AGE_S`). Folders of other hosts (an output folder on a shared drive),
+    of live processes, or named otherwise are left alone.
     Returns the folders removed.
     """
     removed: list[Path] = []
@@ -81,7 +95,14 @@ def sweep_stale_staging(target: Path) -> list[Path]:
         if not entry.name.startswith(STAGING_PREFIX) or not entry.is_dir() or entry.is_symlink():
             continue
         owner = _OWNER.match(entry.name[len(STAGING_PREFIX) :])
-        if owner is None or owner["host"] != host:
+        if owner is None:
+            # Named by a version before folders carried their writer: removed once surely abandoned.
+            if _age_seconds(entry) > OWNERLESS_STAGING_AGE_S:
+                shutil.rmtree(entry, ignore_errors=True)
+                if not entry.exists():
+                    removed.append(entry)
+            continue
+        if owner["host"] != host:
             continue
         pid = int(owner["pid"])
         if pid == os.getpid() or _pid_alive(pid):

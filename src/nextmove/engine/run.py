@@ -836,7 +836,8 @@ def _health_bands(
             return health.with_columns(band_expr(pl.col("health_score"), kept)), None
         notes.append(
             f"health bands use the fixed cut-offs ({card.bands.describe()}): the reused effect model was saved "
-            "without learned ones (`nextmove health` learns them; or set band_cutoffs in the playbook)"
+            "by an earlier version without learned ones; a run without --reuse-model fits a model that keeps "
+            "them (or set band_cutoffs in the playbook)"
         )
         return health, None
     learned = learned_bands(card, training, health, book, playbook, when, notes)
