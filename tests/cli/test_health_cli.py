@@ -61,6 +61,8 @@ def test_health_cli_writes_one_row_per_active_account_and_a_summary(book_dir: Pa
     assert again.exit_code == 0, again.output
     assert "Scored with outcome model version outcome-" in again.output
     assert pl.read_csv(out)["p_churn"].to_list() == frame["p_churn"].to_list()
+    # A reused model is not validated again: its ECE is the one saved with it, not a blank cell.
+    assert _ece_cell(again.output, "churn") == _ece_cell(text, "churn") != ""
 
     other = tmp_path / "other.toml"
     other.write_text(default_playbook_text().replace("horizon_days = 90", "horizon_days = 60"), encoding="utf-8")
@@ -81,6 +83,15 @@ def test_health_cli_writes_one_row_per_active_account_and_a_summary(book_dir: Pa
     )
     assert refused.exit_code == 2
     assert "trained under playbook" in refused.output
+
+
+def _ece_cell(output: str, kind: str) -> str:
+    """The ECE cell of ``kind``'s row in the outcome models' table of ``nextmove health``'s output."""
+    table = output.split("Outcome models")[1]
+    header = next(line for line in table.splitlines() if "ECE" in line)
+    row = next(line for line in table.splitlines() if line.startswith(f"│ {kind} "))
+    column = [cell.strip() for cell in header.split("┃")].index("ECE")
+    return row.split("│")[column].strip()
 
 
 def test_health_cli_prints_no_arr_columns_for_a_book_without_arr(book_dir: Path, tmp_path: Path) -> None:

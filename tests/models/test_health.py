@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
@@ -22,6 +23,7 @@ from nextmove.models.health import (
     left_out_measures_note,
     resolve_scorecard,
     top_movers,
+    trend_noise_note,
     unknown_signals,
     unknown_signals_note,
     unscored_signals,
@@ -573,3 +575,116 @@ def test_unknown_signals_note_names_the_closest_signal_without_refusing() -> Non
     assert "the book's signals: csat, dash_views, login, seat_util" in note
     assert unknown_signals_note(pb, ["seat_util", "seat_utl", "csat", "nps", "logins"]) is None
     assert unknown_signals_note(pb, []) is None  # a book without signals: nothing to match against
+
+
+_AS_OF = datetime(2025, 6, 2, tzinfo=UTC)
+
+
+def _quiet_book(kinds: str = "", every_weeks: int = 1) -> tuple[HealthScorecard, pl.DataFrame, pl.DataFrame]:
+    """30 accounts watching every week (``every_weeks``) for 20 weeks; q, the keenest, stopped 5 weeks ago; n never.
+
+    Returns the playbook's scorecard fitted at ``_AS_OF``, the snapshot then and the one 6 weeks earlier.
+    """
+    ids = [f"w{i:02d}" for i in range(28)] + ["q", "n"]
+    rows: list[tuple[str, datetime, str, float]] = []
+    for week in range(1, 21):
+        ts = _AS_OF - timedelta(weeks=week, hours=-3)
+        for i, account in enumerate(ids):
+            if account == "n" or (account == "q" and week <= 5) or week % every_weeks:
+                continue
+            rows.append((account, ts, "minutes", 100.0 if account == "q" else 10.0 + i + week % 3))
+        rows += [(account, ts, "tickets", 1.0) for account in ids if week % 4 == 0]
+    signals = pl.DataFrame(rows, schema=["account_id", "ts", "name", "value"], orient="row")
+    book = load_book(
+        {"accounts": pl.DataFrame({"account_id": ids, "arr": [1000.0] * len(ids)}), "signals": signals}, as_of=_AS_OF
+    )
+    pb = parse_playbook(_ROLES_PLAYBOOK.replace('usage=["logins"]', 'usage=["minutes"]\nsupport=["tickets"]') + kinds)
+    now = compute_features(book, _AS_OF, playbook=pb)
+    before = compute_features(book, _AS_OF - timedelta(weeks=6), playbook=pb)
+    return HealthScorecard.from_playbook(pb, now).fit(now), now, before
+
+
+@pytest.mark.parametrize("kind", ["level", "count"])
+def test_scorecard_reads_a_usage_signal_that_went_silent_as_no_use(kind: str) -> None:
+    # q watched most and then stopped: its usage mean and trend were null, the usage component dropped out,
+    # and the other components (support here) took its weight, so it kept its score.
+    declared = "" if kind == "level" else '\n[signal_kinds]\ncount = ["minutes"]\n'  # weekly readings: a level
+    card, now, _ = _quiet_book(declared)
+    values = card.measure_values(now).rows_by_key("account_id", named=True, unique=True)
+    scored = card.score(now).rows_by_key("account_id", named=True, unique=True)
+    others = [v["minutes_mean_28d"] for a, v in values.items() if a not in ("q", "n")]
+    if kind == "count":
+        assert values["q"]["minutes_mean_28d"] == 0.0  # no activity
+        assert values["q"]["minutes_trend_28d"] == -1.0  # from its mean 5–8 weeks ago to none: −100 %
+    else:
+        assert values["q"]["minutes_mean_28d"] == min(others)  # the lowest reading fitted on
+        assert values["q"]["minutes_trend_28d"] is None  # the trend of a gauge no longer read is unknown
+    assert scored["q"]["health_usage"] == min(
+        r["health_usage"] for r in scored.values() if r["health_usage"] is not None
+    )
+    assert scored["q"]["health_usage"] < 5
+    # As low as the least watching account's (a level reads as its reading), not kept up by support.
+    assert scored["q"]["health_score"] <= min(r["health_score"] for a, r in scored.items() if a not in ("q", "n"))
+    # An account that never had a row of the signal stays unknown for it (the no-signal note is about it).
+    assert values["n"]["minutes_mean_28d"] is None
+    assert scored["n"]["health_usage"] is None
+    assert {m.feature: m.silent for m in card.measures if m.component == "usage"} == {
+        "minutes_mean_28d": kind,
+        "minutes_trend_28d": kind,
+    }
+
+
+def test_top_movers_credit_no_points_from_reweighting_to_measures_that_did_not_change() -> None:
+    # a0's logins go missing: the usage component drops out and support takes its weight. Its tickets
+    # did not change, yet they were credited with the points the re-weighting moved.
+    before = _features(40)
+    now = before.with_columns(
+        pl.when(pl.col("account_id") == "a0").then(None).otherwise(pl.col(c)).alias(c)
+        for c in ("logins_mean_28d", "seats_trend_28d")
+    )
+    card = HealthScorecard(COMPONENTS, MEASURES).fit(before)
+    change = card.score(now)["health_score"][0] - card.score(before)["health_score"][0]
+    movers = top_movers(card, now, before, weeks=6, n=3)["a0"]
+    assert "tickets_sum_28d" not in {m.feature for m in movers}
+    assert {m.feature for m in movers} <= {"logins_mean_28d", "seats_trend_28d"}
+    assert all("newly missing" in m.text for m in movers)
+    assert sum(m.points for m in movers) == pytest.approx(change, abs=0.11)
+
+
+def test_top_movers_name_a_usage_signal_that_went_silent() -> None:
+    card, now, before = _quiet_book()
+    change = (
+        card.score(now).filter(pl.col("account_id") == "q")["health_score"].item()
+        - card.score(before).filter(pl.col("account_id") == "q")["health_score"].item()
+    )
+    movers = top_movers(card, now, before, weeks=6)["q"]
+    assert change < -20
+    assert movers[0].text.startswith("no minutes in the last 28 days (28-day average was 100): −")
+    assert movers[0].points == pytest.approx(change, abs=0.11)  # its mean and trend (scores are rounded)
+    assert [m.feature for m in movers] == ["minutes_mean_28d"]
+
+
+def test_scorecard_leaves_a_usage_signal_too_sparse_to_tell_silence_missing() -> None:
+    # A reading every 3 weeks: a 28-day window without one is a gap between two readings, not a sign of no use.
+    card, now, _ = _quiet_book(every_weeks=3)
+    assert {m.silent for m in card.measures} == {None}
+    values = card.measure_values(now).rows_by_key("account_id", named=True, unique=True)
+    assert values["q"]["minutes_mean_28d"] is None
+
+
+def test_trend_noise_note_suggests_stable_points_from_the_spread_of_the_changes() -> None:
+    rng = np.random.default_rng(1)
+    ids = [f"a{i}" for i in range(400)]
+    before = pl.DataFrame({"account_id": ids, "health_score": [50.0] * 400})
+    noisy = pl.DataFrame({"account_id": ids, "health_score": 50 + rng.normal(0, 8, 400)})
+    note = trend_noise_note(health_trend(noisy, before, weeks=6), 3.0, 6)
+    assert note is not None
+    found = re.search(r"calls (\d+)% .* spread by ([\d.]+) points .* set stable_points = (\d+) \(twice it", note)
+    assert found is not None
+    assert int(found[1]) > 60  # 3 points is well within a spread of 8: most labels are noise
+    assert 7 < float(found[2]) < 9
+    assert int(found[3]) == round(2 * float(found[2]))
+    # Changes within 3 points for most accounts: the labels are not mostly noise.
+    calm = pl.DataFrame({"account_id": ids, "health_score": 50 + rng.normal(0, 1, 400)})
+    assert trend_noise_note(health_trend(calm, before, weeks=6), 3.0, 6) is None
+    assert trend_noise_note(health_trend(noisy, before, weeks=6), 17.0, 6) is None

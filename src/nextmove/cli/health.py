@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -74,6 +75,7 @@ def health_cmd(
     pb, loaded, t = load_inputs(book, playbook, as_of)
     # Reusing only reads the store: one that does not exist is an error, not a new empty file left behind.
     opened: Store | None = open_store(store, existing=reuse_model) if (save_model or reuse_model) else None
+    stored_ece: dict[str, float] = {}
     try:
         with status("Scoring health…") as step:
             result = score_health(
@@ -85,6 +87,9 @@ def health_cmd(
                 template=OutcomeModel(n_jobs=jobs),
                 progress=step,
             )
+        if reuse_model and opened is not None and result.model_id is not None:
+            # A reused model is not validated again: its accuracy is the one saved with it.
+            stored_ece = _stored_ece(opened.load_model(result.model_id).metrics)
     finally:
         if opened is not None:
             opened.close()
@@ -96,7 +101,7 @@ def health_cmd(
         tmp.replace(out)
     finally:
         tmp.unlink(missing_ok=True)
-    render_health(result, console, top=top)
+    render_health(result, console, top=top, stored_ece=stored_ece)
     console.print(
         f"Wrote [bold]{escape(str(out))}[/]: {frame.height:,} active accounts as of {result.as_of:%Y-%m-%d %H:%M} UTC"
         + (f" ({result.left_out:,} gone or not started left out)." if result.left_out else ".")
@@ -115,6 +120,19 @@ def _csv_frame(result: HealthResult) -> pl.DataFrame:
     )
 
 
+def _stored_ece(metrics: Mapping[str, object]) -> dict[str, float]:
+    """Outcome kind → ECE on the later window, as saved with a model version (``later_window`` of its metrics)."""
+    later = metrics.get("later_window")
+    if not isinstance(later, Mapping):
+        return {}
+    out = {}
+    for kind, figures in later.items():
+        ece = figures.get("ece") if isinstance(figures, Mapping) else None
+        if isinstance(ece, int | float) and not isinstance(ece, bool):
+            out[str(kind)] = float(ece)
+    return out
+
+
 def _pct(x: float | None) -> str:
     return "" if x is None else f"{x:.1%}"
 
@@ -126,12 +144,22 @@ def _rate(b: BandOutcome | None) -> str:
     return f"{b.rate:.2%}" + ("" if b.relative is None else f" ({b.relative:.1f}×)") + f" of {b.rows:,}"
 
 
+def _ece(x: float | None) -> str:
+    return "" if x is None else f"{x:.4f}"
+
+
 def _auc(x: float | None) -> str:
     return "n/a" if x is None else f"{x:.3f}"
 
 
-def render_health(result: HealthResult, out: Console, *, top: int = 10) -> None:
-    """Print the summary tables of a health result."""
+def render_health(
+    result: HealthResult, out: Console, *, top: int = 10, stored_ece: Mapping[str, float] | None = None
+) -> None:
+    """Print the summary tables of a health result.
+
+    ``stored_ece`` (outcome kind → ECE) fills the ECE of outcome models reused from the store, which
+    ``result.accuracy`` leaves out (they are not validated again); without it their ECE is blank.
+    """
     from nextmove.models.health import span_text
 
     bands = Table(title=f"Health as of {result.as_of:%Y-%m-%d}", title_justify="left")
@@ -257,7 +285,7 @@ def render_health(result: HealthResult, out: Console, *, top: int = 10) -> None:
                 f"{s.validation_events:,}",
                 _auc(acc.auc if acc else s.validation_auc),
                 f"{(acc.brier if acc else s.validation_brier):.4f}",
-                "" if acc is None else f"{acc.ece:.4f}",
+                _ece(acc.ece if acc is not None else (stored_ece or {}).get(kind)),
                 s.calibration,
             )
         out.print(models)

@@ -28,7 +28,9 @@ from nextmove.models.health import (
     band_expr,
     health_trend,
     left_out_measures_note,
+    silent_usage_note,
     top_movers,
+    trend_noise_note,
     unknown_signals_note,
     unscored_signals_note,
 )
@@ -259,6 +261,9 @@ def score_health(
     scores_now = card.score(now)
     trend = health_trend(scores_now, card.score(earlier), weeks=weeks, stable_points=playbook.health.stable_points)
     movers = top_movers(card, now, earlier, weeks=weeks, n=3)
+    for note in (silent_usage_note(card, now), trend_noise_note(trend, playbook.health.stable_points, weeks)):
+        if note is not None:
+            notes.append(note)
 
     say("Building the training set of past decisions…")
     training = build_training_set(book, playbook, as_of=when)

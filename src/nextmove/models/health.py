@@ -12,7 +12,7 @@ import numpy as np
 import polars as pl
 
 from nextmove.errors import ConfigError, NotFittedError
-from nextmove.features import FeatureVocabulary, sanitize_name
+from nextmove.features import FeatureVocabulary, SignalKind, declared_signal_kinds, sanitize_name, signal_kinds
 from nextmove.playbook.schema import Health, Playbook, SignalKinds, SignalRoles
 
 BANDS: tuple[tuple[str, float], ...] = (("Critical", 30.0), ("At risk", 70.0), ("Healthy", 100.0))
@@ -103,6 +103,13 @@ class ScorecardMeasure:
     low: float | None = None
     high: float | None = None
     weight: float = 1.0
+    silent: SignalKind | None = None
+    """How the measure reads an account that went silent on its signal (rows of it before the window, none
+    in it), for a window mean or trend (``{s}_mean_{w}d``, ``{s}_trend_{w}d``): ``count``, as no activity (a
+    mean of 0; a trend of −100 % when the window before held rows); ``level``, the mean as the worst value
+    the scorecard was fitted on (its trend stays missing); None (the default), missing like any missing
+    value. :meth:`HealthScorecard.from_playbook` sets it for the means and trends of ``[signal_roles]``
+    usage signals, by each signal's kind (:func:`~nextmove.features.signal_kinds`)."""
 
     @property
     def text(self) -> str:
@@ -153,6 +160,33 @@ def describe_feature(feature: str) -> str:
 
 
 _EVENT_SUM = re.compile(r"(.+)_sum_(\d+)d")
+_SIGNAL_STAT = re.compile(r"(?P<stem>.+)_(?P<stat>mean|sum|count|trend)_(?P<w>\d+)d")
+
+
+def _signal_window(feature: str) -> tuple[str, str, int] | None:
+    """``(stem, stat, window_days)`` of a signal's window statistic (``logins_mean_28d``), else None."""
+    m = _SIGNAL_STAT.fullmatch(feature)
+    return None if m is None else (m["stem"], m["stat"], int(m["w"]))
+
+
+_UNSEEN, _SILENT, _ACTIVE = 0, 1, 2
+"""An account's state in a signal's window: no row of it ever (or nothing known), rows only before the
+window (it went silent), a row in the window."""
+
+
+def _signal_state_expr(stem: str, window_days: int, columns: Iterable[str]) -> pl.Expr | None:
+    """The account's state in the signal's window (:data:`_SILENT` …); None when the features cannot tell."""
+    count, last = f"{stem}_count_{window_days}d", f"{stem}_last"
+    have = set(columns)
+    if count not in have or last not in have:
+        return None
+    return (
+        pl.when(pl.col(count) > 0)
+        .then(pl.lit(_ACTIVE))
+        .when(pl.col(last).is_not_null())
+        .then(pl.lit(_SILENT))
+        .otherwise(pl.lit(_UNSEEN))
+    )
 
 
 def event_count_feature(feature: str, columns: Iterable[str]) -> str | None:
@@ -418,8 +452,9 @@ class HealthScorecard:
 
     Follows the scikit-learn contract: ``__init__`` stores arguments, :meth:`fit` learns the
     per-measure scaling (the reference snapshot's values, sorted) and returns ``self``,
-    :meth:`score` applies it to any snapshot (so earlier snapshots are scored on the same scale
-    and trends are real changes, not re-ranking). ``bands`` are the score cut-offs of the bands
+    :meth:`score` applies it to any snapshot (so earlier snapshots are scored on the same scale:
+    a change is the account's own, not a re-ranking; whether it is more than noise is another matter,
+    see :func:`trend_noise_note`). ``bands`` are the score cut-offs of the bands
     (:class:`HealthBands`; default the fixed 30/70).
 
     Examples
@@ -438,6 +473,8 @@ class HealthScorecard:
     measures: Sequence[ScorecardMeasure]
     bands: HealthBands = FIXED_BANDS
     breakpoints_: dict[str, np.ndarray] = field(default_factory=dict, init=False, repr=False)
+    silent_floor_: dict[str, float] = field(default_factory=dict, init=False, repr=False)
+    """Per mean read as a ``level`` when silent (:attr:`ScorecardMeasure.silent`): the worst value fitted on."""
     _fitted: bool = field(default=False, init=False, repr=False)
 
     @classmethod
@@ -446,8 +483,11 @@ class HealthScorecard:
 
         A measure whose feature has no value for any row of ``features`` says nothing and is left
         out (its component's other measures share its weight); so is ARR when no row has a non-zero
-        ARR: a book without ARR (consumers) gets no ARR measure. The bands are the playbook's
-        ``band_cutoffs`` when it sets them, else the fixed ones until :meth:`with_bands` gives others.
+        ARR: a book without ARR (consumers) gets no ARR measure. The means and trends of the
+        ``[signal_roles]`` usage signals read an account that went silent on the signal as no use
+        (:attr:`ScorecardMeasure.silent`, by the signal's kind in ``features``). The bands are the
+        playbook's ``band_cutoffs`` when it sets them, else the fixed ones until :meth:`with_bands`
+        gives others.
 
         Raises
         ------
@@ -465,6 +505,7 @@ class HealthScorecard:
                 )
             used = {m.component for m in kept}
             components, measures = [c for c in components if c.id in used], kept
+        measures = _usage_silence(playbook, measures, features)
         cutoffs = playbook.health.band_cutoffs
         bands = FIXED_BANDS if cutoffs is None else HealthBands(cutoffs[0], cutoffs[1], "playbook")
         return cls(components, measures, bands)
@@ -479,12 +520,15 @@ class HealthScorecard:
                 raise ConfigError(f"measure {m.feature!r} names component {m.component!r}, which is not defined")
             if m.feature not in features.columns:
                 raise ConfigError(f"health measure {m.feature!r} is not a column of the features")
-        self.breakpoints_ = {}
-        values = self.measure_values(features)
+        self.breakpoints_, self.silent_floor_ = {}, {}
+        values = self.measure_values(features)  # silent levels stay missing here: they have no floor yet
         for m in self.measures:
-            if m.scale != "rank":
-                continue
-            self.breakpoints_[m.feature] = np.sort(values.get_column(m.feature).drop_nulls().to_numpy().astype(float))
+            seen = values.get_column(m.feature).drop_nulls().to_numpy().astype(float)
+            if m.scale == "rank":
+                self.breakpoints_[m.feature] = np.sort(seen)
+            window = _signal_window(m.feature)
+            if m.silent == "level" and window is not None and window[1] == "mean" and seen.size:
+                self.silent_floor_[m.feature] = float(seen.min() if m.direction == "higher" else seen.max())
         self._fitted = True
         return self
 
@@ -493,9 +537,38 @@ class HealthScorecard:
             raise NotFittedError("this HealthScorecard is not fitted yet: call fit(features) first")
 
     def measure_values(self, features: pl.DataFrame) -> pl.DataFrame:
-        """Each measure's value per account, as scored: a window sum of no event is 0 (:func:`measure_value_expr`)."""
-        feats = list(dict.fromkeys(m.feature for m in self.measures))
-        return features.select("account_id", *[measure_value_expr(f, features.columns) for f in feats])
+        """Each measure's value per account, as scored.
+
+        A window sum of no event is 0 (:func:`measure_value_expr`); a usage mean or trend of an
+        account that went silent on its signal reads as :attr:`ScorecardMeasure.silent` says (a
+        level's worst value once fitted).
+        """
+        first = {m.feature: m for m in reversed(self.measures)}
+        exprs = []
+        for feature in dict.fromkeys(m.feature for m in self.measures):
+            value = measure_value_expr(feature, features.columns)
+            fill = self._silent_value(first[feature], features.columns)
+            exprs.append(value if fill is None else value.fill_null(fill).alias(feature))
+        return features.select("account_id", *exprs)
+
+    def _silent_value(self, m: ScorecardMeasure, columns: Sequence[str]) -> pl.Expr | None:
+        """What ``m`` reads for an account that went silent on its signal (null elsewhere); None if nothing."""
+        window = _signal_window(m.feature)
+        if m.silent is None or window is None:
+            return None
+        stem, stat, days = window
+        state = _signal_state_expr(stem, days, columns)
+        if state is None:
+            return None
+        silent = state == _SILENT
+        if m.silent == "count" and stat == "mean":
+            return pl.when(silent).then(pl.lit(0.0))
+        if m.silent == "count" and stat == "trend" and f"{stem}_days_since_last" in columns:
+            # From the window before's mean to none at all: −100 %. Silent for both windows, no change is told.
+            return pl.when(silent & (pl.col(f"{stem}_days_since_last") <= 2 * days)).then(pl.lit(-1.0))
+        if m.silent == "level" and stat == "mean" and m.feature in self.silent_floor_:
+            return pl.when(silent).then(pl.lit(self.silent_floor_[m.feature]))
+        return None
 
     def measure_scores(self, features: pl.DataFrame) -> pl.DataFrame:
         """Each measure scaled to 0–100 (100 = healthiest); null where its value is missing."""
@@ -573,6 +646,19 @@ class HealthScorecard:
         other measures share its weight; a missing component's weight goes to the other components,
         as in :meth:`score`.
         """
+        scores, weights = self.scores_and_weights(features)
+        points = scores * weights
+        cols: list[pl.Series] = [features.get_column("account_id")]
+        cols.extend(pl.Series(m.feature, points[:, j], nan_to_null=True) for j, m in enumerate(self.measures))
+        return pl.DataFrame(cols)
+
+    def scores_and_weights(self, features: pl.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+        """Each measure's score (0–100) per account and its weight in the account's score, in :attr:`measures` order.
+
+        An account's weights add up to 1 over its present measures (a missing measure's weight goes
+        to its component's other measures, a missing component's to the other components); both
+        are NaN where the measure is missing. Score times weight is :meth:`contributions`.
+        """
         ms = self.measure_scores(features)
         mat = np.column_stack([ms.get_column(m.feature).to_numpy().astype(float) for m in self.measures])
         present = ~np.isnan(mat)
@@ -586,10 +672,8 @@ class HealthScorecard:
                 share[:, idx] = np.where(present[:, idx], w[idx] / wsum[:, None], np.nan) * comp.weight
             comp_weight_sum += np.where(wsum > 0, comp.weight, 0.0)
         with np.errstate(invalid="ignore", divide="ignore"):
-            points = mat * share / comp_weight_sum[:, None]
-        cols: list[pl.Series] = [features.get_column("account_id")]
-        cols.extend(pl.Series(m.feature, points[:, j], nan_to_null=True) for j, m in enumerate(self.measures))
-        return pl.DataFrame(cols)
+            weights = share / comp_weight_sum[:, None]
+        return mat, weights
 
     def with_measure_weights(self, weights: Mapping[str, float]) -> HealthScorecard:
         """A copy whose measures carry ``weights`` (feature → weight) and components the sums of them.
@@ -614,8 +698,43 @@ class HealthScorecard:
 
     def _copy(self, card: HealthScorecard) -> HealthScorecard:
         card.breakpoints_ = dict(self.breakpoints_)
+        card.silent_floor_ = dict(self.silent_floor_)
         card._fitted = self._fitted
         return card
+
+
+SILENT_MIN_ROWS = 2
+"""A usage signal's silence reads as no use when its typical account (the median of those with a row there) has
+at least this many rows in the measure's window: an empty window is then unusual, not the gap between two
+monthly readings."""
+
+
+def _usage_silence(
+    playbook: Playbook, measures: Sequence[ScorecardMeasure], features: pl.DataFrame
+) -> list[ScorecardMeasure]:
+    """``measures`` with :attr:`ScorecardMeasure.silent` set on the means and trends of the usage signals.
+
+    A usage signal that stops is a customer who stopped using the product, as far as the book can
+    tell: its mean and trend are null then, and left missing the usage component dropped out and
+    the other components took its weight. The signal's kind (declared, else from ``features``) says
+    what no use reads as. A signal too sparse for an empty window to say anything
+    (:data:`SILENT_MIN_ROWS`) is left as it was.
+    """
+    stem = FeatureVocabulary().signal_stem
+    usage = {stem(name) for name in playbook.signal_roles.usage}
+    if not usage:
+        return list(measures)
+    kinds = signal_kinds(features, declared_signal_kinds(playbook))
+    out = []
+    for m in measures:
+        window = _signal_window(m.feature)
+        if window is not None and window[0] in usage and window[1] in ("mean", "trend") and window[0] in kinds:
+            count = pl.col(f"{window[0]}_count_{window[2]}d")
+            typical = features.select(count.filter(count > 0).median()).item()
+            if typical is not None and typical >= SILENT_MIN_ROWS:
+                m = replace(m, silent=kinds[window[0]])
+        out.append(m)
+    return out
 
 
 def _empty_features(features: pl.DataFrame, names: Sequence[str]) -> set[str]:
@@ -629,6 +748,90 @@ def _empty_features(features: pl.DataFrame, names: Sequence[str]) -> set[str]:
     if "arr" in wanted and "arr" not in empty and not values.select((pl.col("arr").fill_null(0.0) != 0).any()).item():
         empty.add("arr")
     return empty
+
+
+def silent_usage_note(card: HealthScorecard, features: pl.DataFrame) -> str | None:
+    """A note saying how many accounts went silent on a usage signal and how the score reads them (None if none).
+
+    Silent: rows of the signal before the window of a usage measure, none in it
+    (:attr:`ScorecardMeasure.silent`). Such an account reads as no use, where it used to drop the
+    measure and give its weight to the others.
+    """
+    by_kind: dict[str, list[str]] = {}
+    silent = pl.lit(False)
+    for m in card.measures:
+        window = _signal_window(m.feature)
+        state = None if window is None else _signal_state_expr(window[0], window[2], features.columns)
+        if m.silent is None or window is None or state is None:
+            continue
+        silent = silent | (state == _SILENT).fill_null(False)
+        words = window[0].replace("_", " ")
+        if words not in by_kind.setdefault(m.silent, []):
+            by_kind[m.silent].append(words)
+    if not by_kind:
+        return None
+    n = int(features.select(silent.sum()).item())
+    if n == 0:
+        return None
+    reads = []
+    if "count" in by_kind:
+        reads.append(f"{_and(by_kind['count'])} as none (a mean of 0, a trend of −100%)")
+    if "level" in by_kind:
+        reads.append(
+            f"{_and(by_kind['level'])}, read at regular intervals (a level), as the lowest value of the scored "
+            "accounts, with no trend"
+        )
+    return (
+        f"{n:,} scored account(s) went silent on a usage signal (rows of it before its window, none in it): the "
+        f"health score reads that as no use, {'; '.join(reads)}; declare a signal in [signal_kinds] count or level "
+        "to choose (docs/models.md)"
+    )
+
+
+def _and(words: Sequence[str]) -> str:
+    return " and ".join([", ".join(words[:-1]), words[-1]] if len(words) > 1 else list(words))
+
+
+TREND_NOISE_SHARE = 0.5
+"""A trend that calls more than this share of the accounts improving or declining gets a note on its stable_points."""
+
+
+def trend_noise_note(trend: pl.DataFrame, stable_points: float, weeks: int) -> str | None:
+    """A note when ``stable_points`` is small against the spread of the score's changes (None otherwise).
+
+    ``trend`` is :func:`health_trend`'s output. The spread is the robust standard deviation (1.4826 ×
+    the median absolute deviation) of the changes across accounts: real changes widen it too, but a
+    change well within it cannot be told from the score's usual fluctuation over ``weeks`` weeks. The
+    note suggests ``stable_points`` at twice that spread when more than :data:`TREND_NOISE_SHARE` of
+    the accounts are called improving or declining.
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> trend = health_trend(
+    ...     pl.DataFrame({"account_id": list(range(500)), "health_score": 50 + rng.normal(0, 9, 500)}),
+    ...     pl.DataFrame({"account_id": list(range(500)), "health_score": [50.0] * 500}),
+    ...     weeks=6,
+    ... )
+    >>> note = trend_noise_note(trend, 3.0, 6)
+    >>> note[:58], note[note.index("set stable"):]
+    ('the trend calls 76% of the accounts improving or declining', 'set stable_points = 19 (twice it; docs/models.md)')
+    >>> trend_noise_note(trend, 19.0, 6) is None
+    True
+    """
+    change = trend.get_column("health_change").drop_nulls().to_numpy().astype(float)
+    if change.size < 30:
+        return None
+    labelled = float((np.abs(change) >= stable_points).mean())
+    spread = 1.4826 * float(np.median(np.abs(change - np.median(change))))
+    if labelled <= TREND_NOISE_SHARE or 2 * spread <= stable_points:
+        return None
+    return (
+        f"the trend calls {labelled:.0%} of the accounts improving or declining by [health] stable_points = "
+        f"{stable_points:g}, but the score's {weeks}-week changes spread by {spread:.1f} points across the accounts "
+        f"(robust standard deviation): many labels may be fluctuation, not real change. To label only changes "
+        f"beyond that spread, set stable_points = {2 * spread:.0f} (twice it; docs/models.md)"
+    )
 
 
 def band_expr(score: pl.Expr, bands: HealthBands = FIXED_BANDS) -> pl.Expr:
@@ -649,7 +852,9 @@ def band_expr(score: pl.Expr, bands: HealthBands = FIXED_BANDS) -> pl.Expr:
 def health_trend(now: pl.DataFrame, before: pl.DataFrame, *, weeks: int, stable_points: float = 3.0) -> pl.DataFrame:
     """Trend of each account's score: improving / stable / declining, with the change in points.
 
-    ``now`` and ``before`` are outputs of :meth:`HealthScorecard.score` at two times.
+    ``now`` and ``before`` are outputs of :meth:`HealthScorecard.score` at two times. A change of at
+    least ``stable_points`` is labelled, whether or not it exceeds the score's usual fluctuation:
+    :func:`trend_noise_note` says when most labels may be noise and suggests a threshold.
     """
     joined = now.select("account_id", "health_score").join(
         before.select("account_id", pl.col("health_score").alias("_before")), on="account_id", how="left"
@@ -680,35 +885,118 @@ def top_movers(
 ) -> dict[str, list[Mover]]:
     """The ``n`` measures whose change moved each account's score most, in plain words.
 
-    E.g. ``"active users (28-day average) −38% over 6 weeks: −9.0 points"``.
+    E.g. ``"active users (28-day average) −38% over 6 weeks: −9.0 points"``. A measure present at
+    both times is credited with its own change of score, at its mean weight of the two times. When
+    measures come or go (a missing one's weight moves to the others, :meth:`HealthScorecard.score`),
+    the points that moves, the others' re-weighting included, go to the measures that came or went,
+    in proportion to the weight each moved; a measure that did not change gets none of them. A
+    signal that went silent or came back in a measure's window, making it missing or read as no use
+    (:attr:`ScorecardMeasure.silent`), is one mover for all such measures of it there:
+    ``"no watch hours in the last 28 days (28-day average was 12.3): −8.0 points"``. The
+    movers' points add up to the change of the score (for the ``n`` largest, up to the rest).
     """
     before = now.select("account_id").join(before, on="account_id", how="left")
-    c_now = card.contributions(now)
-    c_before = card.contributions(before)
-    ids = now.get_column("account_id").to_list()
+    s_now, w_now = card.scores_and_weights(now)
+    s_before, w_before = card.scores_and_weights(before)
+    has_now, has_before = ~np.isnan(s_now), ~np.isnan(s_before)
+    # An account without a score at either time has no movers.
+    scored = has_now.any(axis=1) & has_before.any(axis=1)
+    both = has_now & has_before
+    with np.errstate(invalid="ignore"):
+        own = np.where(both, (s_now - s_before) * (w_now + w_before) / 2.0, 0.0)
+        change = np.nansum(s_now * w_now, axis=1) - np.nansum(s_before * w_before, axis=1)
+    moved = np.where(has_now & ~has_before, w_now, np.where(has_before & ~has_now, w_before, 0.0))
+    moved_sum = moved.sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        came_or_went = np.where(
+            moved_sum[:, None] > 0, (change - own.sum(axis=1))[:, None] * moved / moved_sum[:, None], 0.0
+        )
+    d_points = np.where(scored[:, None], own + came_or_went, 0.0)
+
     feats = [m.feature for m in card.measures]
-    p_now = np.column_stack([c_now.get_column(f).to_numpy().astype(float) for f in feats])
-    p_before = np.column_stack([c_before.get_column(f).to_numpy().astype(float) for f in feats])
-    # A missing measure adds 0 points, so the changes add up to the change of the score; an
-    # account without a score at either time has no movers.
-    scored = ~np.isnan(p_now).all(axis=1) & ~np.isnan(p_before).all(axis=1)
-    d_points = np.where(scored[:, None], np.nan_to_num(p_now) - np.nan_to_num(p_before), 0.0)
     v_now, v_before = card.measure_values(now), card.measure_values(before)
     raw_now = np.column_stack([v_now.get_column(f).to_numpy().astype(float) for f in feats])
     raw_before = np.column_stack([v_before.get_column(f).to_numpy().astype(float) for f in feats])
+    signals = [None if w is None else (w[0], w[2]) for w in (_signal_window(f) for f in feats)]
+    state_now, state_before = _signal_states(now, signals), _signal_states(before, signals)
+    # The measures of a signal that went silent in their window, or came back, move as one when that made
+    # them missing or read as no use; an event total that fell to 0 reads as its two values.
+    turned = np.zeros(d_points.shape, dtype=bool)
+    for j, sig in enumerate(signals):
+        if sig is not None and sig in state_now:
+            reads = card.measures[j].silent is not None or moved[:, j] > 0
+            turned[:, j] = (state_now[sig] != state_before[sig]) & reads
     order = np.argsort(-np.abs(d_points), axis=1)[:, :n]
-    text_of = {m.feature: m.text for m in card.measures}
+    ids = now.get_column("account_id").to_list()
     result: dict[str, list[Mover]] = {}
     for i, account in enumerate(ids):
+        groups: list[list[int]] = [[int(j)] for j in order[i]]
+        if turned[i].any():
+            keyed: dict[object, list[int]] = {}
+            for j, sig in enumerate(signals):
+                keyed.setdefault(sig if turned[i, j] else feats[j], []).append(j)
+            groups = sorted(keyed.values(), key=lambda js: -abs(float(d_points[i, js].sum())))[:n]
         movers = []
-        for j in order[i]:
-            pts = float(d_points[i, j])
+        for js in groups:
+            pts = float(d_points[i, js].sum())
             if abs(pts) < 0.05:
                 continue
-            f = feats[j]
-            movers.append(Mover(account, f, _mover_text(text_of[f], raw_before[i, j], raw_now[i, j], pts, weeks), pts))
+            # A signal's mover quotes its level: its mean, else its total.
+            lead = min(js, key=lambda j: _LEAD_ORDER.get((_signal_window(feats[j]) or ("", "", 0))[1], 9))
+            sig = signals[lead]
+            text = None
+            if turned[i, lead] and sig is not None:
+                states = (int(state_before[sig][i]), int(state_now[sig][i]))
+                text = _turn_text(card.measures[lead], sig, states, (raw_before[i, lead], raw_now[i, lead]), pts)
+            if text is None:
+                text = _mover_text(card.measures[lead].text, raw_before[i, lead], raw_now[i, lead], pts, weeks)
+            movers.append(Mover(account, feats[lead], text, pts))
         result[account] = movers
     return result
+
+
+_LEAD_ORDER = {"mean": 0, "sum": 1}
+
+
+def _signal_states(frame: pl.DataFrame, signals: Sequence[tuple[str, int] | None]) -> dict[tuple[str, int], np.ndarray]:
+    """Each ``(stem, window_days)``'s state per account (:data:`_SILENT` …), for those the features tell."""
+    exprs = {}
+    for sig in dict.fromkeys(s for s in signals if s is not None):
+        expr = _signal_state_expr(sig[0], sig[1], frame.columns)
+        if expr is not None:
+            exprs[sig] = expr.alias(f"{sig[0]}_{sig[1]}d")
+    if not exprs:
+        return {}
+    states = frame.select(*exprs.values())
+    return {sig: states.get_column(expr.meta.output_name()).to_numpy() for sig, expr in exprs.items()}
+
+
+def _turn_text(
+    measure: ScorecardMeasure,
+    signal: tuple[str, int],
+    states: tuple[int, int],
+    values: tuple[float, float],
+    points: float,
+) -> str | None:
+    """A mover of a signal that went silent in its window or came back, e.g. ``no logins in the last 28 days (…)``.
+
+    ``states`` are the signal's states (:data:`_SILENT` …) before and now, ``values`` the ``measure``'s
+    values then; None for a turn with no words (a signal no longer seen at all).
+    """
+    stem, days = signal
+    window = _signal_window(measure.feature)
+    words = measure.label or stem.replace("_", " ")
+    stat = "" if measure.label or window is None else f"{days}-day {_WORDS[window[1]]} "
+    (was, now), (before, after) = states, values
+    if now == _SILENT:
+        quoted = "" if was != _ACTIVE or np.isnan(before) else f" ({stat}was {before:.3g})"
+        change = f"no {words} in the last {days} days{quoted}"
+    elif now == _ACTIVE:
+        quoted = "" if np.isnan(after) else f" ({stat or 'now '}{after:.3g})"
+        change = (f"{words} again in the last {days} days after none" if was == _SILENT else f"first {words}") + quoted
+    else:
+        return None
+    return f"{change}: {'−' if points < 0 else '+'}{abs(points):.1f} points"
 
 
 _MAX_PERCENT_CHANGE = 500.0
