@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 from pathlib import Path
 
 import numpy as np
@@ -88,3 +89,18 @@ def test_run_notes_a_signal_role_naming_no_signal_of_the_book(tmp_path: Path) ->
     text = SUBSCRIPTION_PLAYBOOK + '\n[signal_roles]\nusage = ["sesions"]\n'
     result = _run(tmp_path / "book", text)
     assert any("signal_roles.usage 'sesions'" in n and "no signal of the book" in n for n in result.summary["notes"])
+
+
+def test_run_notes_accounts_whose_usage_went_silent(tmp_path: Path) -> None:
+    # The run scores health as `nextmove health` does, so it says, as health does, who went silent.
+    text = SUBSCRIPTION_PLAYBOOK + '\n[signal_roles]\nusage = ["minutes_watched"]\n'
+    folder = tmp_path / "book"
+    write_subscription_book(folder, accounts=200, weeks=16, playbook=text)
+    signals = pl.read_parquet(folder / "signals.parquet")
+    last = signals["ts"].max()
+    quiet = signals["account_id"].unique().sort().head(10).to_list()
+    gone = (pl.col("name") == "minutes_watched") & pl.col("account_id").is_in(quiet)
+    signals.filter(~(gone & (pl.col("ts") > last - timedelta(days=35)))).write_parquet(folder / "signals.parquet")
+    playbook = parse_playbook(text)
+    result = run(load_book(folder, playbook=playbook), playbook, effect_params=FAST, evaluate=False, segments=False)
+    assert any("minutes" in n and "silent" in n for n in result.summary["notes"]), result.summary["notes"]

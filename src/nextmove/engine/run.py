@@ -89,6 +89,7 @@ from nextmove.models.health import (
     HealthScorecard,
     band_expr,
     left_out_measures_note,
+    silent_usage_note,
     unknown_signals_note,
     unscored_signals_note,
 )
@@ -399,6 +400,8 @@ def _run(
     health, bands = _health_bands(card, health, training, kept_bands, book, playbook, when, notes)
     if card is not None and (bare := no_signal_note(book, card, snapshot, health, when)) is not None:
         notes.append(bare)
+    if card is not None and (silent := silent_usage_note(card, snapshot)) is not None:
+        notes.append(silent)
     if training is not None and store is not None and opts.save_model:
         model_id = save_effect_model(store, model, playbook, training, when, activate=False, bands=bands)
     lap("models")
