@@ -275,8 +275,19 @@ def test_a_reuse_run_bands_health_with_the_cut_offs_learned_with_its_model(
         other.save_model(dataclasses.replace(active, model_id="effect-older", metrics=older))
         other.activate_model("effect-older")
         fixed = _rerun(lab, other, save_model=False)
-    assert any(note.startswith("health bands use the fixed cut-offs") for note in fixed.summary["notes"])
+    assert any(
+        note.startswith("health bands use the fixed cut-offs") and "earlier version" in note
+        for note in fixed.summary["notes"]
+    )
     assert fixed.recommendations["health_band"].to_list() != lab_run.recommendations["health_band"].to_list()
+    # A model whose fitting run could not learn them keeps that: the reuse run says so, not "an earlier version".
+    unlearned = {**active.metrics, "health_bands": {"critical_max": 30, "at_risk_max": 70, "source": "fixed"}}
+    with open_store("sqlite://") as other:
+        other.save_model(dataclasses.replace(active, model_id="effect-unlearned", metrics=unlearned))
+        other.activate_model("effect-unlearned")
+        kept_fixed = _rerun(lab, other, save_model=False)
+    [note] = [n for n in kept_fixed.summary["notes"] if n.startswith("health bands use the fixed cut-offs")]
+    assert "could not be learned from the history when the reused effect model was fitted" in note
 
 
 def test_run_risk_aversion_prefers_fewer_surer_actions(lab: SimResult, lab_run: RunResult, store: Store) -> None:

@@ -835,17 +835,23 @@ def _health_bands(
     if card is None or playbook.health.band_cutoffs is not None:
         return health, None
     if training is None:
-        if kept is not None:
+        if kept is not None and kept.source == "history":
             return health.with_columns(band_expr(pl.col("health_score"), kept)), None
+        why = (
+            "they could not be learned from the history when the reused effect model was fitted (that run's "
+            "notes say why)"
+            if kept is not None
+            else "the reused effect model was saved by an earlier version without learned ones; a run without "
+            "--reuse-model fits a model that keeps them"
+        )
         notes.append(
-            f"health bands use the fixed cut-offs ({card.bands.describe()}): the reused effect model was saved "
-            "by an earlier version without learned ones; a run without --reuse-model fits a model that keeps "
-            "them (or set band_cutoffs in the playbook)"
+            f"health bands use the fixed cut-offs ({card.bands.describe()}): {why} "
+            "(or set band_cutoffs in the playbook)"
         )
         return health, None
     learned = learned_bands(card, training, health, book, playbook, when, notes)
     if learned.bands.source != "history":
-        return health, None
+        return health, learned.bands  # kept with the model, so a reuse run says why they are fixed
     return health.with_columns(band_expr(pl.col("health_score"), learned.bands)), learned.bands
 
 
@@ -977,7 +983,13 @@ def save_effect_model(
             **(
                 {}
                 if bands is None
-                else {"health_bands": {"critical_max": bands.critical_max, "at_risk_max": bands.at_risk_max}}
+                else {
+                    "health_bands": {
+                        "critical_max": bands.critical_max,
+                        "at_risk_max": bands.at_risk_max,
+                        "source": bands.source,
+                    }
+                }
             ),
         },
     )
@@ -1003,12 +1015,20 @@ def load_effect_model(store: Store, playbook: Playbook, model_id: str | None = N
 
 
 def saved_health_bands(record: ModelVersionRecord) -> HealthBands | None:
-    """The health bands learned with a saved effect model, or None when it was saved without them."""
+    """The health bands saved with an effect model, or None when it was saved without them (an earlier version).
+
+    Their ``source`` is ``history`` when they were learned, ``fixed`` when the fitting run could not
+    learn them.
+    """
     saved = record.metrics.get("health_bands")
     if not isinstance(saved, dict):
         return None
     try:
-        return HealthBands(int(saved["critical_max"]), int(saved["at_risk_max"]), "history")
+        return HealthBands(
+            int(saved["critical_max"]),
+            int(saved["at_risk_max"]),
+            "fixed" if saved.get("source") == "fixed" else "history",
+        )
     except (KeyError, TypeError, ValueError, ConfigError):
         return None  # a damaged entry: band as a model saved without them
 
