@@ -211,6 +211,20 @@ def test_unmatched_kinds_notes_for_a_run_match_validate(playbook: Playbook) -> N
     assert "(the book's kinds: none)" in unmatched_kinds_notes(empty, playbook)[0]
 
 
+def test_kind_notes_name_rows_of_the_objectives_kind_spelt_in_another_case(playbook: Playbook) -> None:
+    # 214 'churn' rows and 23 'Churn' rows from a second system: the 23 were silently another kind.
+    from nextmove.book.validate import unmatched_kinds_notes
+
+    outcomes = pl.DataFrame(
+        {"account_id": ["a1", "a1"], "ts": ["2025-01-09", "2025-02-01"], "kind": ["churn", "Churn"]}
+    )
+    frames = {"accounts": pl.DataFrame({"account_id": ["a1"], "arr": [10.0]}), "outcomes": outcomes}
+    notes = unmatched_kinds_notes(load_book(frames, as_of=AS_OF), playbook)
+    [churn] = [n for n in notes if "'retention'" in n]
+    assert churn.startswith("objective 'retention' is measured by outcome kind 'churn'; the book also has 'Churn'")
+    assert "spell them 'churn' if they are the same" in churn
+
+
 def test_validate_book_finds_table_files_whatever_their_case(tmp_path: Path, playbook: Playbook) -> None:
     files = {
         "ACCOUNTS.csv": VALID["accounts.csv"],

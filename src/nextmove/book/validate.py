@@ -301,9 +301,16 @@ def _kind_notes(kinds: Collection[str], playbook: Playbook) -> list[str]:
     """A note per objective whose outcome kind the book's ``kinds`` lack, naming a kind spelt in another case."""
     notes = []
     for key, objective in playbook.objectives.items():
+        other_case = sorted(k for k in kinds if k != objective.outcome and k.casefold() == objective.outcome.casefold())
         if objective.outcome in kinds:
+            if other_case:  # some rows of it spelt another way, as a second system exports them
+                ended = " (not ended by them: they still get actions)" if objective.ends_accounts else ""
+                notes.append(
+                    f"objective {key!r} is measured by outcome kind {objective.outcome!r}; the book also has "
+                    f"{', '.join(repr(k) for k in other_case)}, another kind (kinds are case-sensitive), whose "
+                    f"rows do not count for it{ended}: spell them {objective.outcome!r} if they are the same"
+                )
             continue
-        other_case = sorted(k for k in kinds if k.casefold() == objective.outcome.casefold())
         if other_case:
             seen = f"the book has {', '.join(repr(k) for k in other_case)}: kinds are case-sensitive"
         else:
