@@ -186,3 +186,10 @@ def test_compile_eligibility_missing_is_three_valued(text: str, expected: list[b
     # missing result is not eligible.
     frame = pl.DataFrame({"csat_last": [5.0, 2.0, None]})
     assert frame.select(compile_eligibility(text, {"csat_last": "number"})).to_series().to_list() == expected
+
+
+@pytest.mark.parametrize(("text", "write"), [("has_sso == 'true'", "== 1"), ("has_sso == false", "== 0")])
+def test_compile_eligibility_hints_that_true_false_columns_are_numbers(text: str, write: str) -> None:
+    # A CSV column of true/false is the number feature 1/0: comparing it with 'true' or true was a bare mismatch.
+    with pytest.raises(ExpressionError, match=f"1 for true and 0 for false: write {write}"):
+        compile_eligibility(text, {"has_sso": "number"})

@@ -68,6 +68,16 @@ class _Typed:
     node: ast.AST
 
 
+def _truth_hint(left: _Typed, right: _Typed) -> str:
+    """For a number compared with true/false or 'true'/'false': the book's true/false columns are 1 and 0."""
+    for number, other in ((left, right), (right, left)):
+        words = isinstance(other.node, ast.Constant) and str(other.node.value).strip().lower() in ("true", "false")
+        if number.kind == "number" and words:
+            one = "1" if str(other.node.value).strip().lower() == "true" else "0"  # type: ignore[attr-defined]
+            return f"; a true/false column of the book is a number feature, 1 for true and 0 for false: write == {one}"
+    return ""
+
+
 def _list_constant(node: ast.AST) -> float | int | str | None:
     """The number or text an item of an ``in`` list is (``-1`` and ``+2`` included), or None for anything else."""
     sign = 1
@@ -222,7 +232,8 @@ class _Compiler:
         kinds = {left.kind, right.kind} - {"null"}
         if len(kinds) > 1:
             raise self.error(
-                f"type mismatch: {self.describe(left)} is {left.kind} but {self.describe(right)} is {right.kind}",
+                f"type mismatch: {self.describe(left)} is {left.kind} but {self.describe(right)} is {right.kind}"
+                + _truth_hint(left, right),
                 right.node,
             )
         if kinds == {"text"} and symbol not in ("==", "!="):
