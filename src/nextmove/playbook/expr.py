@@ -71,9 +71,14 @@ class _Typed:
 def _truth_hint(left: _Typed, right: _Typed) -> str:
     """For a number compared with true/false or 'true'/'false': the book's true/false columns are 1 and 0."""
     for number, other in ((left, right), (right, left)):
-        words = isinstance(other.node, ast.Constant) and str(other.node.value).strip().lower() in ("true", "false")
-        if number.kind == "number" and words:
-            one = "1" if str(other.node.value).strip().lower() == "true" else "0"  # type: ignore[attr-defined]
+        node = other.node
+        word = ""
+        if isinstance(node, ast.Constant):
+            word = str(node.value).strip().lower()
+        elif isinstance(node, ast.Name):
+            word = node.id.lower()
+        if number.kind == "number" and other.kind in ("bool", "text") and word in ("true", "false"):
+            one = "1" if word == "true" else "0"
             return f"; a true/false column of the book is a number feature, 1 for true and 0 for false: write == {one}"
     return ""
 
