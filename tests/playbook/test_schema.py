@@ -180,8 +180,14 @@ def test_playbook_content_hash_is_stable_and_sensitive() -> None:
 def test_health_window_days_must_be_a_feature_window(days: int) -> None:
     # A window the features are not computed over would leave the usage, engagement and support
     # measures out of the score without a word (seat_util_mean_30d does not exist).
-    with pytest.raises(PlaybookError, match=rf"health\.window_days: {days} is not a feature window.*7, 28 or 90"):
+    with pytest.raises(PlaybookError, match=rf"health: window_days = {days} is not a feature window.*7, 28 or 90"):
         parse_playbook(MINIMAL + f"[health]\nwindow_days = {days}\n")
+    # Explicit components name their own features: window_days is not read, so any value is fine.
+    explicit = MINIMAL + (
+        f'[health]\nwindow_days = {days}\n[health.components.usage]\nweight = 1.0\n'
+        '[[health.components.usage.measures]]\nfeature = "logins_mean_28d"\n'
+    )
+    assert parse_playbook(explicit).health.window_days == days
 
 
 def test_health_window_days_takes_each_feature_window() -> None:

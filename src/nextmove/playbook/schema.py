@@ -10,7 +10,7 @@ import json
 from enum import StrEnum
 from typing import Annotated, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 from nextmove.playbook.expr import ExpressionError, compile_eligibility
 
@@ -294,16 +294,16 @@ class Health(_Strict):
     """Learned bands: Critical where the score's risk of the terminal outcome is at least the first multiple of the
     book's average risk, At risk where it is at least the second, Healthy below it."""
 
-    @field_validator("window_days")
-    @classmethod
-    def _feature_window(cls, days: int) -> int:
-        if days not in FEATURE_WINDOWS_DAYS:
+    @model_validator(mode="after")
+    def _feature_window(self) -> Self:
+        # Only the components built from [signal_roles] read window_days; explicit ones name their features.
+        if not self.components and self.window_days not in FEATURE_WINDOWS_DAYS:
             allowed = ", ".join(map(str, FEATURE_WINDOWS_DAYS[:-1])) + f" or {FEATURE_WINDOWS_DAYS[-1]}"
             raise ValueError(
-                f"{days} is not a feature window: the signal features are computed over {allowed} days, "
-                f"so window_days must be one of them (e.g. window_days = 28)"
+                f"window_days = {self.window_days} is not a feature window: the signal features are computed over "
+                f"{allowed} days, so window_days must be one of them (e.g. window_days = 28)"
             )
-        return days
+        return self
 
     @model_validator(mode="after")
     def _bands_in_order(self) -> Self:
