@@ -62,3 +62,18 @@ def test_a_staging_folder_of_an_older_version_is_removed_once_a_day_old(tmp_path
     os.utime(old, (day_ago, day_ago))
     assert sweep_stale_staging(tmp_path) == [old]
     assert not old.exists()
+
+
+def test_a_folder_left_under_this_process_id_before_it_started_is_removed(tmp_path: Path) -> None:
+    # A restarted container's nextmove may have the killed one's pid (often 1): the folder is older than it.
+    mine = tmp_path / f"{STAGING_PREFIX}{_host()}-{os.getpid()}-old.tmp"
+    mine.mkdir()
+    long_ago = time.time() - 10 * 24 * 3600
+    os.utime(mine, (long_ago, long_ago))
+    fresh = tmp_path / f"{STAGING_PREFIX}{_host()}-{os.getpid()}-now.tmp"
+    fresh.mkdir()  # written by this very process: in use
+    other = tmp_path / f"{STAGING_PREFIX}container_a-{os.getpid()}-x.tmp"  # another host name, a week old
+    other.mkdir()
+    os.utime(other, (long_ago, long_ago))
+    assert sorted(sweep_stale_staging(tmp_path)) == sorted([mine, other])
+    assert fresh.exists()

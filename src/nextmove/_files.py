@@ -54,19 +54,31 @@ def _staging_prefix() -> str:
     return f"{STAGING_PREFIX}{_host()}-{os.getpid()}-"
 
 
-def _pid_alive(pid: int) -> bool:
-    """Whether a process ``pid`` exists on this machine (one of another user counts as alive)."""
+def _owner_gone(pid: int, made_at: float) -> bool:
+    """Whether process ``pid`` of this machine, which last wrote a folder at ``made_at``, has ended.
+
+    Ended when the pid is gone, or belongs to a process started after the folder was last written
+    (the pid was reused: a restarted container's nextmove may well have the same pid as the killed one).
+    """
+    if pid != os.getpid():
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        except PermissionError:
+            pass
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+        started = os.stat(f"/proc/{pid}").st_ctime
+    except OSError:
+        return False  # cannot tell: keep it
+    return started > made_at
 
 
 OWNERLESS_STAGING_AGE_S = 24 * 3600
 """Age after which a staging folder that names no writer (made by a version before they did) is removed."""
+
+FOREIGN_STAGING_AGE_S = 7 * 24 * 3600
+"""Age after which a staging folder of another host is removed (a container gets a new host name per run)."""
 
 
 def _age_seconds(path: Path) -> float:
@@ -83,8 +95,9 @@ def sweep_stale_staging(target: Path) -> list[Path]:
     folder, and it holds the run's personal data. A folder's name carries its writer's host and
     process id; one of this host whose process is gone is removed. A staging folder that names no
     writer (made by a version before they did) is removed once it is a day old
-    (:data:`OWNERLESS_STAGING_AGE_S`). Folders of other hosts (an output folder on a shared drive),
-    of live processes, or named otherwise are left alone.
+    (:data:`OWNERLESS_STAGING_AGE_S`), one of another host (an output folder on a shared drive, a
+    container with a new host name per run) once it is a week old (:data:`FOREIGN_STAGING_AGE_S`).
+    Folders of live processes, or named otherwise, are left alone.
     Returns the folders removed.
     """
     removed: list[Path] = []
@@ -103,9 +116,16 @@ def sweep_stale_staging(target: Path) -> list[Path]:
                     removed.append(entry)
             continue
         if owner["host"] != host:
+            if _age_seconds(entry) > FOREIGN_STAGING_AGE_S:
+                shutil.rmtree(entry, ignore_errors=True)
+                if not entry.exists():
+                    removed.append(entry)
             continue
-        pid = int(owner["pid"])
-        if pid == os.getpid() or _pid_alive(pid):
+        try:
+            made_at = entry.stat().st_mtime
+        except OSError:
+            continue
+        if not _owner_gone(int(owner["pid"]), made_at):
             continue
         shutil.rmtree(entry, ignore_errors=True)
         if not entry.exists():
