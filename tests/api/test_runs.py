@@ -297,6 +297,7 @@ def test_a_run_saved_but_never_promoted_says_so_and_how_to_serve_it(url: str, pl
     """A run killed between its save and its promotion (two transactions) is never served: GET /v1/runs says why."""
     with open_store(url) as store:
         for run_id, params in (
+            ("run-stale", {"promote": True, "process": ended_process()}),  # older than the served run: replaced
             ("run-promoted", {"promote": True, "process": ended_process()}),
             ("run-unpromoted", {"promote": True, "process": ended_process()}),
             ("run-kept", {"promote": False, "process": ended_process()}),  # promote=false: never meant to be served
@@ -333,6 +334,7 @@ def test_a_run_saved_but_never_promoted_says_so_and_how_to_serve_it(url: str, pl
     assert answers["one"]["error"] == note
     assert answers["one"]["served"] is False
     assert errors["run-promoted"] is errors["run-kept"] is errors["run-promoting"] is None
+    assert errors["run-stale"] is None  # promoting it would roll decisions back: not advised (as `models list`)
 
 
 class SlowEngine:

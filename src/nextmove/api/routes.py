@@ -528,7 +528,7 @@ def _runs_public(services: Services, runs: Sequence[RunRecord]) -> list[RunPubli
         else:
             # A run killed outright stays "running" in the store, and one killed between its save and its
             # promotion stays succeeded and unserved: say that its process has ended.
-            error = interrupted_run_note(run) or unpromoted_run_note(run, promoted=promoted, served_run_id=served_id)
+            error = interrupted_run_note(run) or unpromoted_run_note(run, promoted=promoted, served=served)
         out.append(
             RunPublic.of(
                 run,

@@ -94,7 +94,7 @@ def unpromoted_notes(store: Store) -> list[str]:
     for run in store.list_runs(UNPROMOTED_RUNS_SCANNED, status="succeeded"):  # newest first
         if run.run_id == served_id:
             break
-        note = unpromoted_run_note(run, promoted=promoted, served_run_id=served_id)
+        note = unpromoted_run_note(run, promoted=promoted, served=served)
         if note is not None:
             notes.append(note)
     return notes

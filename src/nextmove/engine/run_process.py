@@ -73,20 +73,23 @@ def _process_shown(run: RunRecord) -> str:
     return f"pid {process.get('pid')} on {process.get('host')}"
 
 
-def unpromoted_run_note(run: RunRecord, *, promoted: Collection[str], served_run_id: str | None) -> str | None:
+def unpromoted_run_note(run: RunRecord, *, promoted: Collection[str], served: RunRecord | None) -> str | None:
     """Why a succeeded run that was to be served is not, when its process ended between saving and promoting it.
 
     A run is saved (:meth:`~nextmove.store.Store.save_run`) and then promoted (a ``policy`` version
     naming it, its effect model made active) in two transactions: a process killed in between
     leaves it ``succeeded``, never served. ``promoted`` are the ids of the runs some ``policy``
-    version names (promoted, whether served now or not); ``served_run_id`` the run served now. A
-    run started with ``promote=False``, or whose process is still alive (it may be promoting it
-    now), or cannot be told (:func:`process_ended`), gets None.
+    version names (promoted, whether served now or not); ``served`` the run served now. A run
+    started with ``promote=False``, or whose process is still alive (it may be promoting it now),
+    or cannot be told (:func:`process_ended`), or not newer than the served run (the runs promoted
+    since replaced it anyway), gets None.
     """
     if run.status != "succeeded" or run.params.get("promote", True) is False:
         return None
-    if run.run_id in promoted or run.run_id == served_run_id or not process_ended(run):
+    if run.run_id in promoted or not process_ended(run):
         return None
+    if served is not None and (run.run_id == served.run_id or run.created_at <= served.created_at):
+        return None  # older than the run served now: the runs promoted since replaced it anyway
     return (
         f"run {run.run_id!r} was saved but never promoted: its process ({_process_shown(run)}) ended before "
         f"promotion, so it is not served and its effect model was not made active; "
