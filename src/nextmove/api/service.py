@@ -369,10 +369,8 @@ class RunManager:
 
 def _last_steps() -> tuple[str, ...]:
     """The steps after which a run no longer reports one before it is saved: its last stage, and "done"."""
-    try:
-        from nextmove.engine.run import RUN_STAGES  # type: ignore[import-not-found,unused-ignore]
-    except ImportError:
-        return ("done",)
+    from nextmove.engine.run import RUN_STAGES
+
     return (RUN_STAGES[-1], "done")
 
 
@@ -704,10 +702,11 @@ class Services:
     def close(self) -> None:
         """Stop the background threads and close the store; a run still going is recorded as failed first."""
         self._stop.set()
-        self.runs.abandon()
+        # What is waiting to be written first: abandon() may wait up to RUN_SAVE_WAIT_S for a run saving.
         self.decisions.close()
         self.auth_failures.close()  # its counts of refusals not written one by one, before the last audit flush
         self.audit.close()
+        self.runs.abandon()
         if self._refresher.is_alive():
             self._refresher.join(timeout=5)
         if self._book_watcher.is_alive():

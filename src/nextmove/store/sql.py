@@ -1384,7 +1384,7 @@ def _enable_wal(cursor: Any) -> None:
 
 
 def _create_sqlite_engine(url: URL) -> Engine:
-    in_memory = url.database in (None, "", ":memory:")
+    in_memory = _sqlite_path(url) is None
     if in_memory:
         # One shared connection, or each checkout would see its own empty database.
         engine = sa.create_engine(
