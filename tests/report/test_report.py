@@ -606,3 +606,13 @@ def test_report_judges_a_stored_runs_off_policy_row_again() -> None:
     row = next(m for m in build_report_data(summary, recs).metrics if m.metric == OFF_POLICY_METRIC)
     assert row.status == "Review"
     assert "too little evidence" in row.current
+
+
+def test_report_drops_a_stored_off_policy_verdict_todays_rule_cannot_judge() -> None:
+    # A stored "On track" judged on a default whose estimate is the model's alone (no interval) was kept.
+    from nextmove.engine.run_facts import OFF_POLICY_METRIC
+
+    summary, recs = make_run()
+    summary["policy_values"][1].update(low=None, high=None)
+    summary["metrics"] = [{"metric": OFF_POLICY_METRIC, "current": "+2.20", "benchmark": "old", "status": "On track"}]
+    assert not any(m.metric == OFF_POLICY_METRIC for m in build_report_data(summary, recs).metrics)

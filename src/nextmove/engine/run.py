@@ -1534,11 +1534,12 @@ def _policy_values(
             ):
                 out.append({"policy": name, **value.to_dict(), "in_sample": name == "learned"})
         differences: list[dict[str, Any]] = []
-        if len(policies) == 3:
+        named = dict(policies)
+        if "default" in named:
             for value in policy_difference(
                 rows,
                 learned,
-                policies[2][1],
+                named["default"],
                 playbook,
                 expected_values=q,
                 name="learned - default",

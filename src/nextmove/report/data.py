@@ -643,7 +643,10 @@ def _metrics(summary: Mapping[str, Any], counts: DefaultCounts | None) -> list[M
         elif m["metric"] == OFF_POLICY_METRIC:
             # A run stored before the row was judged on the paired difference and on enough evidence
             # said "On track" on the learned policy's low end alone: judged again by today's rule.
-            m = off_policy_metric(summary.get("policy_values") or [], summary.get("policy_differences") or []) or m
+            judged = off_policy_metric(summary.get("policy_values") or [], summary.get("policy_differences") or [])
+            if judged is None:
+                continue  # not judged by today's rule (e.g. a default without an interval): no verdict
+            m = judged
         out.append(
             MetricRow(
                 str(m["metric"]), str(m.get("current", "")), str(m.get("benchmark", "")), str(m.get("status", ""))
