@@ -435,7 +435,7 @@ def _run(
         ),
     )
     decided = decisions.frame()
-    if (zero := zero_limits_note(playbook, decisions.candidates, owners)) is not None:
+    if (zero := zero_limits_note(playbook, decisions.candidates, owners, capacity=opts.capacity)) is not None:
         notes.append(zero)
     if (pooled := _pooled_note(decided, model.flagged_arms_)) is not None:
         notes.append(pooled)
@@ -566,11 +566,19 @@ def _unowned_note(playbook: Playbook, owners: list[str | None] | None, accounts:
     )
 
 
-def zero_limits_note(playbook: Playbook, cands: Sequence[Candidate], owners: Sequence[str | None] | None) -> str | None:
+def zero_limits_note(
+    playbook: Playbook,
+    cands: Sequence[Candidate],
+    owners: Sequence[str | None] | None,
+    *,
+    capacity: bool = True,
+) -> str | None:
     """A note naming each limit of 0 in the playbook and the plays it blocks (None: no limit of 0 blocks any).
 
     A limit of 0 is allowed (a team's budget spent, a channel paused), but it lets none of the plays
-    it covers be recommended, which a run that recommends little should say.
+    it covers be recommended, which a run that recommends little should say. A run without
+    capacities (``capacity=False``) has no hours, budgets nor ``max_per_run``: only the contact
+    policy's limits (rules, which still apply) are named.
 
     Examples
     --------
@@ -607,6 +615,8 @@ def zero_limits_note(playbook: Playbook, cands: Sequence[Candidate], owners: Seq
     max_per_run = 0 blocks email; the contact cap on email (max_touches = 0) blocks email
     >>> zero_limits_note(pb, candidates(pb), None).count("hours_per_owner_per_week")  # nobody's hours: no limit
     0
+    >>> print(zero_limits_note(pb, candidates(pb), ["ana"], capacity=False))  # the contact policy still applies
+    limits of 0 let none of the plays they cover be recommended: the contact cap on email (max_touches = 0) blocks email
     """
 
     def named(actions: Sequence[str]) -> str:
@@ -620,17 +630,17 @@ def zero_limits_note(playbook: Playbook, cands: Sequence[Candidate], owners: Seq
     parts: list[str] = []
     if policy.max_actions_per_window == 0:
         parts.append("max_actions_per_window = 0 in [contact_policy] blocks every play for every account")
-    hours = playbook.capacity.hours_per_owner_per_week
+    hours = playbook.capacity.hours_per_owner_per_week if capacity else None
     owned = owners is not None and any(o is not None for o in owners)
     if hours == 0 and owned and (acts := [c.action_id for c in cands if c.effort_hours > 0]):
         parts.append(
             f"hours_per_owner_per_week = 0 blocks {named(acts)} ({its(acts, 'effort_hours')}) "
             "for the accounts with an owner"
         )
-    for team, budget in playbook.capacity.budget_usd_per_team.items():
+    for team, budget in playbook.capacity.budget_usd_per_team.items() if capacity else ():
         if budget == 0 and (acts := [c.action_id for c in cands if c.team == team and c.cost_usd > 0]):
             parts.append(f"budget_usd_per_team.{team} = 0 blocks {named(acts)} ({its(acts, 'cost_usd')})")
-    for action in playbook.actions:
+    for action in playbook.actions if capacity else ():
         if action.max_per_run == 0:
             parts.append(f"max_per_run = 0 blocks {action.id}")
     for cap in policy.caps:
