@@ -165,3 +165,16 @@ def test_validate_notes_an_account_active_after_its_cancellation_without_a_later
     expected = f"1 account gone by its cancel shows signals or touches 30 days or more after it ({winbacks.unmarked})"
     assert expected in text
     assert "won back" not in text  # the one whose start says so is no question
+
+
+def test_the_runs_earlier_snapshot_leaves_out_a_won_back_account_while_it_was_away(winbacks: WinBacks) -> None:
+    # The receipts compare an account with itself 28 days earlier; a customer back for two weeks was
+    # away then, and its away weeks read as a change (health's earlier score already left it out).
+    from nextmove.engine.run import PREVIOUS_DAYS, _features
+
+    soon = winbacks.restart + timedelta(days=PREVIOUS_DAYS // 2)
+    snapshot, previous, _ = _features(winbacks.book, winbacks.playbook, soon)
+    assert winbacks.back in snapshot["account_id"].to_list()
+    assert winbacks.back not in previous["account_id"].to_list()
+    later = winbacks.restart + timedelta(days=PREVIOUS_DAYS + 14)
+    assert winbacks.back in _features(winbacks.book, winbacks.playbook, later)[1]["account_id"].to_list()

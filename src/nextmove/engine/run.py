@@ -40,7 +40,7 @@ import polars as pl
 
 from nextmove._csv import write_csv
 from nextmove._files import StagedFiles, check_folder
-from nextmove.book import NO_ACTION, Book, latest_timestamp
+from nextmove.book import NO_ACTION, Book, gone_accounts, latest_timestamp
 from nextmove.book.validate import (
     canonical_accounts,
     missing_arr_note,
@@ -56,6 +56,7 @@ from nextmove.decide.rules import Candidate, RuleCheck, Why, check_rules
 from nextmove.engine.health import (
     HealthResult,
     active_accounts,
+    existing_accounts,
     learned_bands,
     no_signal_note,
     unended_outcome_note,
@@ -727,8 +728,14 @@ def _features(book: Book, playbook: Playbook, when: datetime) -> tuple[pl.DataFr
     snapshot = with_late_features(book, playbook, when, compute_features(book, when, playbook=playbook)).join(
         active, on="account_id", how="semi", maintain_order="left"
     )
-    previous = compute_features(book, when - timedelta(days=PREVIOUS_DAYS), playbook=playbook).join(
-        active, on="account_id", how="semi", maintain_order="left"
+    # As health's earlier score: only accounts that existed then and were not away (gone, won back since),
+    # or the receipts would read the months before its start or away as a change.
+    before = when - timedelta(days=PREVIOUS_DAYS)
+    previous = (
+        compute_features(book, before, playbook=playbook)
+        .join(active, on="account_id", how="semi", maintain_order="left")
+        .join(existing_accounts(book, before), on="account_id", how="semi", maintain_order="left")
+        .join(gone_accounts(book, playbook, before), on="account_id", how="anti", maintain_order="left")
     )
     keep = [c for c in ("account_id", "owner", "lifecycle_stage", "arr") if c in book.accounts.columns]
     accounts = (
