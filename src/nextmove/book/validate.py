@@ -120,7 +120,10 @@ def validate_book(
     playbook
         When given, every ``touches.action_id`` must be in its catalog (or ``none``), and a valid
         book's ``notes`` end with what it lacks for the playbook (:func:`playbook_fit_notes`), as
-        ``nextmove validate`` says.
+        ``nextmove validate`` says. ``nextmove validate`` also notes what needs the features or the
+        whole book loaded: ``[signal_roles]`` names that are no signal of the book and health
+        measures left out (``nextmove.models.health``), and accounts active after their terminal
+        outcome (:func:`returned_accounts_notes`).
     as_of
         The time the book is as of: no timestamp may lie after it (an ``after_as_of`` problem). Naive
         values are taken as UTC, a date as its midnight UTC. Default: now, and rows dated after now are
