@@ -184,7 +184,7 @@ def test_health_window_days_must_be_a_feature_window(days: int) -> None:
         parse_playbook(MINIMAL + f"[health]\nwindow_days = {days}\n")
     # Explicit components name their own features: window_days is not read, so any value is fine.
     explicit = MINIMAL + (
-        f'[health]\nwindow_days = {days}\n[health.components.usage]\nweight = 1.0\n'
+        f"[health]\nwindow_days = {days}\n[health.components.usage]\nweight = 1.0\n"
         '[[health.components.usage.measures]]\nfeature = "logins_mean_28d"\n'
     )
     assert parse_playbook(explicit).health.window_days == days
