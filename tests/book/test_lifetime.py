@@ -80,7 +80,7 @@ def test_gone_at_a_churn_after_the_new_start_ends_the_account_again(playbook: Pl
         [("twice", day(100), "churn"), ("twice", day(300), "churn")],
     )
     keys = pl.DataFrame({"account_id": ["twice"] * 4, "decision_ts": [day(120), day(200), day(300), day(400)]})
-    got = gone_at(book, playbook, keys)
+    got = gone_at(book, playbook, keys, whole_days=False)  # times: a churn at t ends the account at t
     assert got.get_column("gone").to_list() == [True, False, True, True]
     assert got.get_column("ended_ts").to_list() == [day(100), day(100), day(300), day(300)]
 
@@ -139,3 +139,30 @@ def test_returned_accounts_notes_name_activity_after_a_churn_and_a_start_with_no
 
     book = load_book(tmp_path, as_of=datetime(2026, 1, 1))
     assert returned_accounts_notes(book, playbook, datetime(2026, 1, 1)) == notes
+
+
+def test_active_accounts_and_the_training_set_agree_on_a_churn_dated_the_decision_day() -> None:
+    # Outcomes of dates: a churn on D happens during D, after D's decisions. The training set keeps the
+    # account at D (its label is that churn); the run and health took it as gone at D.
+    from nextmove.book.validate import load_book
+    from nextmove.engine.health import active_accounts
+    from nextmove.features import build_training_set
+
+    pb = parse_playbook(default_playbook_text())
+    book = load_book(
+        {
+            "accounts": pl.DataFrame({"account_id": ["a", "b"]}),
+            "outcomes": pl.DataFrame({"account_id": ["a"], "ts": ["2025-03-01"], "kind": ["churn"]}),
+            "signals": pl.DataFrame(
+                {"account_id": ["a", "b"], "ts": ["2025-02-20T10:00:00Z"] * 2, "name": ["x"] * 2, "value": [1.0] * 2}
+            ),
+        },
+        as_of=datetime(2025, 4, 1, tzinfo=UTC),
+    )
+    day = datetime(2025, 3, 1, tzinfo=UTC)
+    rows = build_training_set(
+        book, pb, decision_times=[day], untouched_rows=True, as_of=datetime(2025, 4, 1, tzinfo=UTC)
+    ).filter(pl.col("decision_ts") == day)
+    assert active_accounts(book, pb, day).get_column("account_id").to_list() == ["a", "b"]
+    assert rows.get_column("account_id").to_list() == ["a", "b"]
+    assert gone_accounts(book, pb, day + timedelta(days=1)).get_column("account_id").to_list() == ["a"]

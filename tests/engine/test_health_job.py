@@ -416,3 +416,17 @@ def test_the_run_bands_health_as_the_health_job_does(consumers: Path) -> None:
     by_job = dict(zip(res.accounts["account_id"], res.accounts["health_band"], strict=True))
     assert by_run == by_job
     assert max(_band_shares(ran.recommendations).values()) < 0.75
+
+
+def test_terminal_label_is_the_vocabularys_stem_of_the_terminal_kind() -> None:
+    # A kind the vocabulary lacks gets the stem labels would have (never its raw spelling, y_Cancel).
+    from nextmove.engine.health import _terminal_label
+    from nextmove.features import FeatureVocabulary
+
+    pb = parse_playbook(
+        '[objectives.keep]\noutcome="Cancel"\nsense="avoid"\nvalue="arr"\n'
+        '[[actions]]\nid="call"\nname="Call"\nteam="cs"\nobjective="keep"\n'
+    )
+    assert _terminal_label(pb, FeatureVocabulary()) == "y_cancel"
+    both = FeatureVocabulary.build(accounts_schema={}, outcome_kinds=["cancel", "Cancel"])
+    assert _terminal_label(pb, both) == "y_cancel_2"

@@ -280,3 +280,27 @@ def test_learning_doc_example_runs(capsys: pytest.CaptureFixture[str]) -> None:
     exec(compile(example, str(doc), "exec"), {})  # the page's own loop, run as written
     lines = [line for line in capsys.readouterr().out.splitlines() if "FeedbackReceipt" in line]
     assert len(lines) == 3  # one line per window
+
+
+def test_outcome_feedback_keeps_apart_objectives_on_kinds_that_sanitise_alike() -> None:
+    # Objectives on "Cancel" and "cancel" both labelled y_cancel: the two shared one label column.
+    from nextmove.playbook.loader import parse_playbook
+
+    playbook = parse_playbook(
+        '[objectives.lost]\noutcome="Cancel"\nsense="avoid"\nvalue="arr"\n'
+        '[objectives.paused]\noutcome="cancel"\nsense="avoid"\nvalue="fixed"\nvalue_usd=100\n'
+        '[[actions]]\nid="call"\nname="Call"\nteam="cs"\nobjective="lost"\ncost_usd=0\n'
+    )
+    book = _book(
+        {"account_id": ["a"], "action_id": ["call"], "ts": [T0], "touch_id": ["T1"]},
+        {
+            "account_id": ["a"],
+            "ts": [T0 + timedelta(days=30)],
+            "kind": ["cancel"],
+            "outcome_id": ["O1"],
+            "value": [1.0],
+            "touch_id": ["T1"],
+        },
+    )
+    (event,) = outcome_feedback([_decision("d1", "call", T0)], book, playbook, T0 + timedelta(days=365))
+    assert event.payload["realised_usd"] == pytest.approx(-100.0)

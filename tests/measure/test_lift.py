@@ -665,3 +665,37 @@ def test_lift_of_a_rare_heavy_tailed_amount_with_a_small_control_cohort_is_not_n
         (row,) = [a for a in report.actions if a.objective == "upgrade"]
         wrong["action"] += not (row.low <= 0.0 <= row.high)  # type: ignore[operator]
     assert all(count <= seeds * 0.15 for count in wrong.values()), wrong
+
+
+def test_estimate_lift_reads_the_labels_of_the_objectives_own_kind() -> None:
+    # "cancel" (every control account) and "Cancel" (half the treated) sanitise alike; the objective is
+    # on "Cancel", whose labels are y_cancel_2: lift used to read y_cancel, the other kind's.
+    from nextmove.playbook.loader import parse_playbook
+
+    t0 = datetime(2025, 1, 1, tzinfo=UTC)
+    treated, control = [f"t{i}" for i in range(10)], [f"c{i}" for i in range(10)]
+    outcomes = pl.DataFrame(
+        {
+            "account_id": treated[:5] + control,
+            "ts": [t0 + timedelta(days=5)] * 15,
+            "kind": ["Cancel"] * 5 + ["cancel"] * 10,
+        }
+    )
+    book = load_book(
+        {"accounts": pl.DataFrame({"account_id": treated + control, "arr": [1000.0] * 20}), "outcomes": outcomes}
+    )
+    pb = parse_playbook(
+        '[objectives.keep]\noutcome="Cancel"\nsense="avoid"\nvalue="arr"\n'
+        '[[actions]]\nid="call"\nname="Call"\nteam="cs"\nobjective="keep"\ncost_usd=0\n'
+    )
+    recs = pl.DataFrame(
+        {
+            "account_id": treated + control,
+            "action_id": ["call"] * 10 + ["none"] * 10,
+            "arm": ["model"] * 10 + ["control"] * 10,
+        }
+    )
+    report = estimate_lift(recs, book, pb, as_of=t0, observed_until=t0 + timedelta(days=200))
+    (keep,) = report.objectives
+    assert (keep.treated_mean, keep.control_mean) == (0.5, 0.0)
+    assert (report.value.treated_mean_usd, report.value.control_mean_usd) == (-500.0, 0.0)

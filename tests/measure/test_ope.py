@@ -568,3 +568,42 @@ def test_ope_counts_two_touches_of_one_account_on_one_day_once_each() -> None:
     once = evaluate_policy(twice, policy, playbook(), expected_values=q.unique(), methods=("dr",))
     assert [v.estimate for v in values] == [v.estimate for v in once]
     assert values[0].n == twice.height
+
+
+def test_evaluate_policy_reads_the_labels_of_the_rows_vocabulary() -> None:
+    # Kinds "cancel" (10 accounts) and "Cancel" (5) sanitise alike: "cancel" keeps y_cancel, "Cancel" gets
+    # y_cancel_2. The objective is on "Cancel": without the rows' vocabulary the value read y_cancel.
+    from nextmove.book.validate import load_book
+    from nextmove.features import build_training_set, training_vocabulary
+    from nextmove.playbook.loader import parse_playbook
+
+    n, t0, as_of = 40, datetime(2025, 1, 1, tzinfo=UTC), datetime(2025, 6, 1, tzinfo=UTC)
+    ids = [f"a{i:02d}" for i in range(n)]
+    touches = pl.DataFrame(
+        {
+            "touch_id": [f"t{i}" for i in range(n)],
+            "account_id": ids,
+            "ts": [t0] * n,
+            "action_id": ["call", "none"] * (n // 2),
+        }
+    )
+    outcomes = pl.DataFrame(
+        {"account_id": ids[:15], "ts": [t0 + timedelta(days=5)] * 15, "kind": ["cancel"] * 10 + ["Cancel"] * 5}
+    )
+    book = load_book(
+        {"accounts": pl.DataFrame({"account_id": ids, "arr": [1000.0] * n}), "touches": touches, "outcomes": outcomes},
+        as_of=as_of,
+    )
+    pb = parse_playbook(
+        '[objectives.keep]\noutcome="Cancel"\nsense="avoid"\nvalue="arr"\n'
+        '[[actions]]\nid="call"\nname="Call"\nteam="cs"\nobjective="keep"\ncost_usd=0\n'
+    )
+    rows = build_training_set(book, pb, as_of=as_of).filter(pl.col("logged"))
+    vocab = training_vocabulary(book, pb, as_of=as_of)
+    logged = rows.select("account_id", "action_id", pl.lit(1.0).alias("probability"))
+    common: dict[str, object] = {"methods": ("ips",), "propensity": np.ones(rows.height), "vocabulary": vocab}
+    (value,) = evaluate_policy(rows, logged, pb, **common)  # type: ignore[arg-type]
+    assert value.estimate == pytest.approx(-1000.0 * 5 / rows.height)
+    nothing = do_nothing_policy(rows)
+    (diff,) = policy_difference(rows, logged, nothing, pb, **common)  # type: ignore[arg-type]
+    assert diff.estimate == pytest.approx(-1000.0 * 3 / rows.height)  # Cancel after a call: a10, a12, a14

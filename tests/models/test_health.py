@@ -688,3 +688,35 @@ def test_trend_noise_note_suggests_stable_points_from_the_spread_of_the_changes(
     calm = pl.DataFrame({"account_id": ids, "health_score": 50 + rng.normal(0, 1, 400)})
     assert trend_noise_note(health_trend(calm, before, weeks=6), 3.0, 6) is None
     assert trend_noise_note(health_trend(noisy, before, weeks=6), 17.0, 6) is None
+
+
+def test_scorecard_from_playbook_reads_the_snapshots_vocabulary() -> None:
+    # A role member spelt "Gym Visits" beside a "gym_visits" signal: its columns are gym_visits_2_*, and
+    # from_playbook (as every job builds its scorecard) used to read gym_visits_*, the other signal's.
+    ts = datetime(2025, 5, 20, tzinfo=UTC)
+    book = load_book(
+        {
+            "accounts": pl.DataFrame({"account_id": ["m1", "m2"], "arr": [100.0, 200.0]}),
+            "signals": pl.DataFrame(
+                {
+                    "account_id": ["m1", "m1", "m2", "m2"],
+                    "ts": [ts] * 4,
+                    "name": ["gym_visits", "Gym Visits"] * 2,
+                    "value": [10.0, 999.0, 20.0, 998.0],
+                }
+            ),
+        },
+        as_of=datetime(2025, 6, 1, tzinfo=UTC),
+    )
+    pb = parse_playbook(_ROLES_PLAYBOOK.replace('usage=["logins"]', 'usage=["Gym Visits"]'))
+    vocab = FeatureVocabulary.build(
+        accounts_schema=book.accounts.schema, signal_names=["gym_visits", "Gym Visits"], playbook=pb
+    )
+    snap = compute_features(book, datetime(2025, 6, 1, tzinfo=UTC), playbook=pb, vocabulary=vocab)
+    card = HealthScorecard.from_playbook(pb, snap, vocab)
+    assert [m.feature for m in card.measures if m.component == "usage"] == ["gym_visits_2_mean_28d"]
+    assert card.measure_values(snap).get_column("gym_visits_2_mean_28d").to_list() == [999.0, 998.0]
+    assert left_out_measures(pb, snap, vocab) == {
+        "gym_visits_2_trend_28d": "no value in any account",
+        "tenure_days": "no value in any account",
+    }

@@ -315,6 +315,26 @@ def test_report_names_no_best_family_when_no_family_is_worth_anything() -> None:
     )
 
 
+def test_report_names_the_best_family_the_summary_names() -> None:
+    # The summary's best_family is the segment rule's word; the report read value_usd > 0 again.
+    summary, recs = make_run(20)
+    families = [
+        {"family": "crm", "value_usd": 3.0, "ratio": None, "best_action": "vip_upgrade", "material": False},
+        {"family": "marketing", "value_usd": 2.0, "ratio": None, "best_action": "promo_email", "material": False},
+    ]
+    response = {"value_usd": 3.0, "ratio": None, "families": families}
+    for best, said in (
+        (None, "no family of actions is worth anything here"),
+        ("marketing", "best family marketing (promo_email), $2 per account"),
+    ):
+        summary["segments"] = {
+            "segments": [
+                {"id": 0, "name": "quiet", "accounts": 20, "traits": [], "response": {**response, "best_family": best}}
+            ]
+        }
+        assert build_report_data(summary, recs).segments[0].response.endswith(said)
+
+
 def test_report_says_which_customers_left_alone_are_control_or_exploration() -> None:
     summary, recs = make_run()
     nothing = recs.filter(pl.col("action_id") == "none")

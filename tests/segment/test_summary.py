@@ -223,23 +223,26 @@ def test_segment_book_without_projection_or_outcomes(shop: tuple[Book, dict[str,
         segment_book(snapshot, lookback_days=0)
 
 
-def test_segment_book_counts_an_account_gone_at_the_as_of_as_gone(
-    shop: tuple[Book, dict[str, int], pl.DataFrame],
+@pytest.mark.parametrize(("days_before", "gone"), [(0, False), (1, True)])
+def test_segment_book_counts_an_account_gone_at_the_as_of_as_the_run_does(
+    shop: tuple[Book, dict[str, int], pl.DataFrame], days_before: int, gone: bool
 ) -> None:
-    # As the run does (active_accounts): a terminal outcome at the as-of itself means gone.
+    # As the run (active_accounts) and the training set do: the outcomes are dates, so a terminal outcome
+    # dated the as-of's day happens after that day's decisions (still there), one the day before ended it.
     book, _group, snapshot = shop
+    ts = AS_OF - timedelta(days=days_before)
     at_the_time = pl.concat(
         [
             book.outcomes,
-            _table("outcomes", pl.DataFrame({"account_id": ["shop-002"], "ts": [AS_OF], "kind": ["lapse"]})),
+            _table("outcomes", pl.DataFrame({"account_id": ["shop-002"], "ts": [ts], "kind": ["lapse"]})),
         ],
         how="diagonal_relaxed",
     )
     report = segment_book(
         snapshot, playbook=_playbook(), outcomes=at_the_time, as_of=AS_OF, segmenter=BehaviorSegmenter(k=2)
     )
-    assert report.accounts == N - 2
-    assert "shop-002" not in set(report.assignments.get_column("account_id").to_list())
+    assert report.accounts == N - 1 - gone
+    assert ("shop-002" in set(report.assignments.get_column("account_id").to_list())) is not gone
 
 
 def _leavers_book() -> tuple[Book, np.ndarray, dict[str, datetime]]:

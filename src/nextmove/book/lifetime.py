@@ -11,7 +11,7 @@ from datetime import datetime
 
 import polars as pl
 
-from nextmove.book.model import Book
+from nextmove.book.model import Book, of_dates
 from nextmove.playbook.schema import Playbook
 
 START_COLUMNS = ("contract_start", "customer_since")
@@ -58,7 +58,7 @@ def latest_start(schema: pl.Schema) -> pl.Expr:
 
 
 def gone_at(
-    book: Book, playbook: Playbook, keys: pl.DataFrame, *, at: str = "decision_ts", whole_days: bool = False
+    book: Book, playbook: Playbook, keys: pl.DataFrame, *, at: str = "decision_ts", whole_days: bool | None = None
 ) -> pl.DataFrame:
     """``keys`` (``account_id`` and a time column ``at``) with whether each account is gone at that time.
 
@@ -70,8 +70,9 @@ def gone_at(
     decisions before it. The book keeps one start per account, so only the latest relationship's
     start is known: before it, an account is gone from its first terminal outcome on.
 
-    With ``whole_days`` (outcomes that are dates, :func:`~nextmove.book.of_dates`) a terminal outcome
-    at ``t`` happens during its day, after that day's decisions: the account is gone after ``t``.
+    With ``whole_days`` (outcomes that are dates; by default when every outcome of the book is at a
+    UTC midnight, :func:`~nextmove.book.of_dates`, as the training set decides) a terminal outcome at
+    ``t`` happens during its day, after that day's decisions: the account is gone after ``t``.
 
     Adds ``ended_ts``, the last terminal outcome up to ``t`` (before ``t`` with ``whole_days``; null
     if none), and ``gone`` (Boolean). Rows keep the order of ``keys``.
@@ -97,7 +98,7 @@ def gone_at(
 
 
 def gone_accounts(book: Book, playbook: Playbook, when: datetime) -> pl.DataFrame:
-    """``account_id, ended_ts`` of the accounts gone at ``when`` (:func:`gone_at`), in the accounts' order."""
+    """``account_id, ended_ts`` of the accounts gone at ``when`` (:func:`gone_at`, dates read as it reads them)."""
     keys = book.accounts.select("account_id", pl.lit(when, dtype=_TS).alias("_at"))
     return gone_at(book, playbook, keys, at="_at").filter(pl.col("gone")).select("account_id", "ended_ts")
 
@@ -109,12 +110,15 @@ def gone_at_lazy(
     keys: pl.LazyFrame,
     *,
     at: str = "decision_ts",
-    whole_days: bool = False,
+    whole_days: bool | None = None,
 ) -> pl.LazyFrame:
     """:func:`gone_at` on lazy frames: the accounts and outcomes tables, the terminal kinds and the keys.
 
-    ``nextmove validate`` reads a book's files this way, without loading them.
+    ``nextmove validate`` reads a book's files this way, without loading them. Without
+    ``whole_days``, it is whether ``outcomes`` are dates (:func:`~nextmove.book.of_dates`).
     """
+    if whole_days is None:
+        whole_days = of_dates(outcomes.select("ts").collect())
     ends = (
         outcomes.filter(pl.col("kind").is_in(kinds))
         .select(pl.col("account_id").cast(pl.String), pl.col("ts").cast(_TS).alias("ended_ts"))

@@ -17,7 +17,14 @@ from nextmove.book import Book
 from nextmove.cli._common import console, handle_errors, output_folder, status
 from nextmove.cli.commands import AsOfOpt, BookOpt, PlaybookOpt, load_inputs
 from nextmove.errors import ConfigError
-from nextmove.features import build_training_set, compute_features
+from nextmove.features import (
+    FeatureVocabulary,
+    build_training_set,
+    compute_features,
+    point_in_time,
+    training_vocabulary,
+)
+from nextmove.features.snapshot import vocabulary_of
 from nextmove.playbook import Playbook
 
 if TYPE_CHECKING:
@@ -88,8 +95,11 @@ def segment_cmd(
         from nextmove.engine.health import active_accounts
 
         active = active_accounts(loaded, pb, t)
-        run_snapshot = compute_features(loaded, t, playbook=pb).join(active, on="account_id", how="semi")
-        health = _health(pb, run_snapshot)
+        vocab = vocabulary_of(loaded.accounts.schema, point_in_time(loaded, t), playbook=pb)
+        run_snapshot = compute_features(loaded, t, playbook=pb, vocabulary=vocab).join(
+            active, on="account_id", how="semi"
+        )
+        health = _health(pb, run_snapshot, vocab)
     projection, eligible = None, None
     if response and not loaded.touches.height:
         console.print("[dim]The book has no touches: no effect model, so no response by segment.[/]")
@@ -129,11 +139,11 @@ def _read_previous(path: Path) -> pl.DataFrame:
     return frame
 
 
-def _health(playbook: Playbook, snapshot: pl.DataFrame) -> pl.DataFrame | None:
+def _health(playbook: Playbook, snapshot: pl.DataFrame, vocab: FeatureVocabulary) -> pl.DataFrame | None:
     from nextmove.models.health import HealthScorecard
 
     try:
-        return HealthScorecard.from_playbook(playbook, snapshot).fit(snapshot).score(snapshot)
+        return HealthScorecard.from_playbook(playbook, snapshot, vocab).fit(snapshot).score(snapshot)
     except ConfigError:
         # A book without the signals of any health measure: the segments go without health.
         return None
@@ -145,7 +155,13 @@ def _project(
     from nextmove.models.effect import EffectModel
 
     training = build_training_set(book, playbook, as_of=t)
-    params: dict[str, Any] = {"random_state": seed, "n_folds": folds, "variants": False}
+    # The training set's vocabulary: each objective reads the labels of its own outcome kind.
+    params: dict[str, Any] = {
+        "random_state": seed,
+        "n_folds": folds,
+        "variants": False,
+        "vocabulary": training_vocabulary(book, playbook, as_of=t),
+    }
     if trees is not None:
         params["n_estimators"] = trees
     return EffectModel(playbook, **params).fit(training).project(snapshot)

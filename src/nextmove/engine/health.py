@@ -249,11 +249,11 @@ def score_health(
         raise ConfigError(f"no active account at {when:%Y-%m-%d %H:%M} UTC: nothing to score")
 
     say("Scoring health…")
-    card = HealthScorecard.from_playbook(playbook, now).fit(now)
+    card = HealthScorecard.from_playbook(playbook, now, vocab).fit(now)
     for note in (
         unscored_signals_note(playbook, vocab.signals),
         unknown_signals_note(playbook, vocab.signals),
-        left_out_measures_note(playbook, now),
+        left_out_measures_note(playbook, now, vocab),
         unended_outcome_note(book, playbook, when),
     ):
         if note is not None:
@@ -519,7 +519,7 @@ def _terminal_label(playbook: Playbook, vocab: FeatureVocabulary) -> str | None:
     if not terminal:
         return None
     kind = terminal[0]
-    return f"y_{vocab.outcome_kinds.get(kind, kind)}"
+    return f"y_{vocab.outcome_stem(kind)}"
 
 
 _NO_TERMINAL = "the playbook has no objective that ends accounts (such as churn) to learn them from"

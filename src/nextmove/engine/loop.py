@@ -31,6 +31,7 @@ from nextmove.decide.policy import DecisionOptions, Decisions, decide
 from nextmove.engine.online import CONTEXT_SEPARATOR, OnlineDecider, OnlineLearner
 from nextmove.engine.run import RunResult
 from nextmove.errors import ConfigError
+from nextmove.features import FeatureVocabulary
 from nextmove.models.effect import EffectProjection, objective_specs, row_value_usd
 from nextmove.playbook import Playbook
 from nextmove.store import DecisionRecord, FeedbackEvent, Store
@@ -446,7 +447,9 @@ def outcome_feedback(
     ).iter_rows():
         out_rows.setdefault(account_id, []).append((ts, kind, float(value or 0.0), tid))
 
-    specs = objective_specs(playbook)
+    # The frame's own labels: objectives on kinds that sanitise alike (Cancel, cancel) each get their own.
+    vocab = FeatureVocabulary.build(accounts_schema={}, outcome_kinds=[o.outcome for o in playbook.objectives.values()])
+    specs = objective_specs(playbook, vocab)
     labels: dict[str, list[float]] = {}
     for s in specs:
         labels.setdefault(s.label, [])
@@ -478,7 +481,7 @@ def outcome_feedback(
             **labels,
         }
     )
-    realised = row_value_usd(frame, playbook)
+    realised = row_value_usd(frame, playbook, vocabulary=vocab)
     events = []
     for d, usd in zip(kept, realised, strict=True):
         base = d.context.get("baseline_usd")

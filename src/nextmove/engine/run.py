@@ -81,7 +81,8 @@ from nextmove.features import (
     feature_schema,
     training_vocabulary,
 )
-from nextmove.features.history import resolve_as_of
+from nextmove.features.history import point_in_time, resolve_as_of
+from nextmove.features.snapshot import vocabulary_of
 from nextmove.measure.ope import evaluate_policy, logging_propensities, policy_difference
 from nextmove.measure.policy import do_nothing_policy, eligible_actions, learned_policy, lifecycle_default_policy
 from nextmove.models.effect import EffectModel, EffectProjection, objective_specs
@@ -373,16 +374,16 @@ def _run(
         clock = now
 
     say(RUN_STAGES[0])
-    snapshot, previous, accounts = _features(book, playbook, when)
+    snapshot, previous, accounts, vocab = _features(book, playbook, when)
     eligibility = [(a.id, a.eligibility) for a in playbook.actions]
     schema = feature_schema(snapshot)
     if errors := check_playbook_expressions(eligibility, schema):
         raise errors[0]  # what deciding would raise, said before the models' fit rather than after it
-    card, health = _health_scores(playbook, snapshot, notes)
+    card, health = _health_scores(playbook, snapshot, vocab, notes)
     book_notes = (
         unscored_signals_note(playbook, book.signal_names),
         unknown_signals_note(playbook, book.signal_names),
-        left_out_measures_note(playbook, snapshot),
+        left_out_measures_note(playbook, snapshot, vocab),
         missing_arr_note(book, playbook),
         unmatched_stages_note(book, playbook),
         *unmatched_kinds_notes(book, playbook),
@@ -720,12 +721,17 @@ def _column(frame: pl.DataFrame, name: str) -> list[str | None] | None:
     return frame.get_column(name).cast(pl.String).to_list()
 
 
-def _features(book: Book, playbook: Playbook, when: datetime) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
-    """The active accounts' snapshot at ``when``, their snapshot ``PREVIOUS_DAYS`` earlier, and account columns."""
+def _features(
+    book: Book, playbook: Playbook, when: datetime
+) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame, FeatureVocabulary]:
+    """The active accounts' snapshot at ``when``, their snapshot ``PREVIOUS_DAYS`` earlier, account columns, and
+    the snapshot's vocabulary (the names seen before ``when``, plus the playbook's)."""
     active = active_accounts(book, playbook, when)
     if active.height == 0:
         raise ConfigError(f"no active account at {when:%Y-%m-%d %H:%M} UTC: nothing to decide")
-    snapshot = with_late_features(book, playbook, when, compute_features(book, when, playbook=playbook)).join(
+    vocab = vocabulary_of(book.accounts.schema, point_in_time(book, when), playbook=playbook)
+    now = compute_features(book, when, playbook=playbook, vocabulary=vocab)
+    snapshot = with_late_features(book, playbook, when, now).join(
         active, on="account_id", how="semi", maintain_order="left"
     )
     # As health's earlier score: only accounts that existed then and were not away (gone, won back since),
@@ -754,7 +760,7 @@ def _features(book: Book, playbook: Playbook, when: datetime) -> tuple[pl.DataFr
     )
     # The book's own columns when it has them: a book without owners or stages decides without them.
     present = [c for c in ("owner", "lifecycle_stage") if c in keep]
-    return snapshot, previous, accounts.select("account_id", *present, "arr")
+    return snapshot, previous, accounts.select("account_id", *present, "arr"), vocab
 
 
 def with_late_features(book: Book, playbook: Playbook, when: datetime, snapshot: pl.DataFrame) -> pl.DataFrame:
@@ -817,11 +823,11 @@ def late_signals_note(book: Book, when: datetime) -> str | None:
 
 
 def _health_scores(
-    playbook: Playbook, snapshot: pl.DataFrame, notes: list[str]
+    playbook: Playbook, snapshot: pl.DataFrame, vocab: FeatureVocabulary, notes: list[str]
 ) -> tuple[HealthScorecard | None, pl.DataFrame]:
     """The scorecard and ``account_id, health_score, health_band`` (None and nulls, with a note, when it cannot)."""
     try:
-        card = HealthScorecard.from_playbook(playbook, snapshot).fit(snapshot)
+        card = HealthScorecard.from_playbook(playbook, snapshot, vocab).fit(snapshot)
         return card, card.score(snapshot).select("account_id", "health_score", "health_band")
     except NextmoveError as exc:
         notes.append(f"no health score: {exc}")
@@ -1547,7 +1553,13 @@ def _policy_values(
             policies.append(("default", lifecycle_default_policy(rows, playbook)))
         for name, policy in policies:
             for value in evaluate_policy(
-                rows, policy, playbook, expected_values=q, name=name, propensity=logging.raw_propensity_
+                rows,
+                policy,
+                playbook,
+                expected_values=q,
+                name=name,
+                propensity=logging.raw_propensity_,
+                vocabulary=model.vocabulary,
             ):
                 out.append({"policy": name, **value.to_dict(), "in_sample": name == "learned"})
         differences: list[dict[str, Any]] = []
@@ -1561,6 +1573,7 @@ def _policy_values(
                 expected_values=q,
                 name="learned - default",
                 propensity=logging.raw_propensity_,
+                vocabulary=model.vocabulary,
             ):
                 differences.append({**value.to_dict(), "in_sample": True})
         return out, differences

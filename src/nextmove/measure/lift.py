@@ -22,7 +22,7 @@ from numpy.typing import NDArray
 
 from nextmove.book import NO_ACTION, Book, data_reach, gone_at, of_dates, table_reach
 from nextmove.errors import ConfigError
-from nextmove.features import build_training_set
+from nextmove.features import FeatureVocabulary, build_training_set, training_vocabulary
 from nextmove.features.history import to_utc
 from nextmove.features.names import terminal_outcome_kinds
 from nextmove.models.effect import ObjectiveSpec, objective_specs, row_value_usd
@@ -42,6 +42,7 @@ __all__ = [
     "json_ready",
     "latest_data_time",
     "measured_outcomes",
+    "measured_vocabulary",
     "recommendations_frame",
 ]
 
@@ -417,6 +418,25 @@ def latest_data_time(book: Book) -> datetime:
     return reach
 
 
+def _quiet(book: Book, when: datetime, until: datetime) -> Book:
+    """The book :func:`measured_outcomes` reads labels from: no signals nor touches, accounts started at ``when``."""
+    accounts = book.accounts.with_columns(pl.lit(when, dtype=pl.Datetime("us", "UTC")).alias("contract_start"))
+    return Book(accounts, book.signals.clear(), book.touches.clear(), book.outcomes, source=book.source, as_of=until)
+
+
+def measured_vocabulary(
+    book: Book, playbook: Playbook, as_of: datetime, *, observed_until: datetime | None = None
+) -> FeatureVocabulary:
+    """The vocabulary of :func:`measured_outcomes`' labels (same arguments): pass it to ``objective_specs``.
+
+    Two outcome kinds that sanitise alike (``Cancel`` and ``cancel``) have labels ``y_cancel`` and
+    ``y_cancel_2``; which is whose only this vocabulary says.
+    """
+    when = to_utc(as_of)
+    until = to_utc(observed_until) if observed_until is not None else latest_data_time(book)
+    return training_vocabulary(_quiet(book, when, until), playbook, as_of=until)
+
+
 def measured_outcomes(
     book: Book, playbook: Playbook, as_of: datetime, *, observed_until: datetime | None = None
 ) -> pl.DataFrame:
@@ -425,7 +445,8 @@ def measured_outcomes(
     The outcome window is the training set's (:func:`~nextmove.features.build_training_set`):
     outcomes in ``(as_of, as_of + horizon]`` seen by ``observed_until`` (when the outcomes are dates,
     the days ``[as_of, as_of + horizon)`` seen before it), per outcome kind
-    ``y_{kind}`` (1 if it happened) and ``y_{kind}_value`` (the sum of its values). Every outcome
+    ``y_{kind}`` (1 if it happened) and ``y_{kind}_value`` (the sum of its values; ``{kind}``: the
+    stem :func:`measured_vocabulary` gives it). Every outcome
     in the window counts, whatever touch it is attributed to: the cohorts are compared as
     randomised (intention to treat). Accounts gone at ``as_of`` (a terminal outcome, and no start
     after it by then: :func:`~nextmove.book.gone_at`) have no row.
@@ -455,10 +476,8 @@ def measured_outcomes(
     # not move or drop an account's row (the rows are the accounts at as_of, not past decisions);
     # signals too (features are not needed); and every account is taken to exist at as_of, so an
     # account whose first row in the book is an outcome after as_of keeps its row.
-    accounts = book.accounts.with_columns(pl.lit(when, dtype=pl.Datetime("us", "UTC")).alias("contract_start"))
-    quiet = Book(accounts, book.signals.clear(), book.touches.clear(), book.outcomes, source=book.source, as_of=until)
     rows = build_training_set(
-        quiet,
+        _quiet(book, when, until),
         playbook,
         decision_times=[when],
         untouched_rows=True,
@@ -585,8 +604,10 @@ def _objective_lift(frame: pl.DataFrame, treated: NDArray[np.bool_], spec: Objec
     )
 
 
-def _value_lift(frame: pl.DataFrame, treated: NDArray[np.bool_], playbook: Playbook, z: float) -> ValueLift:
-    value = row_value_usd(frame, playbook)
+def _value_lift(
+    frame: pl.DataFrame, treated: NDArray[np.bool_], playbook: Playbook, z: float, vocab: FeatureVocabulary
+) -> ValueLift:
+    value = row_value_usd(frame, playbook, vocabulary=vocab)
     control = ~treated
     diff = _difference(value[treated], value[control], z, binary=False)
     nt = int(treated.sum())
@@ -846,11 +867,12 @@ def estimate_lift(
             "the control cohort comes from the playbook's control_fraction"
         )
     z = NormalDist().inv_cdf((1 + level) / 2)
-    specs = objective_specs(playbook)
+    vocab = measured_vocabulary(book, playbook, when, observed_until=until)
+    specs = objective_specs(playbook, vocab)
     observed = max(0.0, min(playbook.horizon_days, (until - when).total_seconds() / 86_400))
     objectives = [_objective_lift(frame, treated, spec, z) for spec in specs]
-    value = _value_lift(frame, treated, playbook, z)
-    notes = _data_notes(book, playbook, frame, when, until, given=observed_until is not None)
+    value = _value_lift(frame, treated, playbook, z, vocab)
+    notes = _data_notes(book, playbook, specs, frame, when, until, given=observed_until is not None)
     return LiftReport(
         run_id=run_id,
         as_of=when,
@@ -876,7 +898,14 @@ LAGGING_OUTCOMES_DAYS = 7
 
 
 def _data_notes(
-    book: Book, playbook: Playbook, frame: pl.DataFrame, when: datetime, until: datetime, *, given: bool
+    book: Book,
+    playbook: Playbook,
+    specs: Sequence[ObjectiveSpec],
+    frame: pl.DataFrame,
+    when: datetime,
+    until: datetime,
+    *,
+    given: bool,
 ) -> list[str]:
     """Notes on data that would make a lift read 0 or too small without anything being wrong in its arithmetic."""
     notes: list[str] = []
@@ -919,7 +948,7 @@ def _data_notes(
             f"seen, pass observed_until (--until) {_iso(outcomes_reach)} with allow_partial (--partial)"
         )
     ending = set(terminal_outcome_kinds(playbook))
-    terminal = sorted({s.label for s in objective_specs(playbook) if s.outcome in ending and s.label in frame.columns})
+    terminal = sorted({s.label for s in specs if s.outcome in ending and s.label in frame.columns})
     if terminal and "arr" in frame.columns:
         ended = frame.filter(pl.any_horizontal(pl.col(label) > 0 for label in terminal))
         without = ended.filter(pl.col("arr").fill_null(0.0) <= 0).height

@@ -17,7 +17,7 @@ from nextmove.book import NO_ACTION, Book
 from nextmove.book.validate import missing_arr_note
 from nextmove.decide.explore import stable_uniform
 from nextmove.errors import ConfigError
-from nextmove.features import build_training_set
+from nextmove.features import FeatureVocabulary, build_training_set, training_vocabulary
 from nextmove.features.history import to_utc
 from nextmove.measure.accuracy import ProbabilityAccuracy, evaluate_probabilities
 from nextmove.measure.lift import json_ready, latest_data_time
@@ -296,12 +296,17 @@ def _terms(
     clip: tuple[float, float],
     rewards: F64 | None,
     random_state: int,
+    vocabulary: FeatureVocabulary | None = None,
 ) -> _Terms:
     if rows.height == 0:
         raise ConfigError("there are no logged rows to evaluate on")
     if "account_id" not in rows.columns or "action_id" not in rows.columns:
         raise ConfigError("logged rows need 'account_id' and 'action_id' columns")
-    r = row_value_usd(rows, playbook, objective=objective) if rewards is None else np.asarray(rewards, dtype=float)
+    r = (
+        row_value_usd(rows, playbook, objective=objective, vocabulary=vocabulary)
+        if rewards is None
+        else np.asarray(rewards, dtype=float)
+    )
     if r.shape != (rows.height,):
         raise ConfigError(f"rewards must have one value per row ({rows.height}), got shape {r.shape}")
     raw = _propensities(rows, propensity, random_state)
@@ -605,6 +610,7 @@ def evaluate_policy(
     rewards: F64 | None = None,
     name: str = "policy",
     random_state: int = 0,
+    vocabulary: FeatureVocabulary | None = None,
 ) -> list[PolicyValue]:
     """Estimate a policy's value per decision from logged decisions: IPS, SNIPS and DR, with intervals.
 
@@ -652,6 +658,9 @@ def evaluate_policy(
         The policy's name in the results.
     random_state
         Seed of the propensity model, when one is fitted.
+    vocabulary
+        The rows' vocabulary (:func:`~nextmove.features.training_vocabulary` of the training set
+        they come from), to find each objective's label columns; without it, each kind's stem.
 
     Returns
     -------
@@ -696,6 +705,7 @@ def evaluate_policy(
         clip=clip,
         rewards=rewards,
         random_state=random_state,
+        vocabulary=vocabulary,
     )
     return _summaries(terms, chosen, name=name, objective=objective, level=level)
 
@@ -715,6 +725,7 @@ def policy_difference(
     rewards: F64 | None = None,
     name: str = "policy - baseline",
     random_state: int = 0,
+    vocabulary: FeatureVocabulary | None = None,
 ) -> list[PolicyValue]:
     """The paired difference of two policies' values on the same logged rows, with its interval.
 
@@ -742,6 +753,7 @@ def policy_difference(
         "clip": clip,
         "rewards": rewards,
         "random_state": random_state,
+        "vocabulary": vocabulary,
     }
     # Estimate (or read) the propensities once, so both policies are weighed by the same ones.
     common["propensity"] = _propensities(rows, propensity, random_state)
@@ -1093,10 +1105,18 @@ def evaluate_offline(
     notes: list[str] = [note] if (note := missing_arr_note(book, playbook)) is not None else []
     external = _external_policy(policy, rows, playbook) if policy is not None else None
     say(f"Fitting the effect model on {training.height:,} decisions…")
-    params: dict[str, Any] = {"random_state": seed, "variants": False, "n_draws": 20, **(effect_params or {})}
+    # The columns of the split's training set: a kind spelt unlike its stem (Cancel beside cancel) has its own.
+    vocab = training_vocabulary(book, playbook, as_of=until)
+    params: dict[str, Any] = {
+        "random_state": seed,
+        "variants": False,
+        "n_draws": 20,
+        "vocabulary": vocab,
+        **(effect_params or {}),
+    }
     effect = EffectModel(playbook, **params).fit(training)
     say(f"Fitting the outcome models on {training.height:,} decisions…")
-    outcomes = OutcomeModels(playbook).fit(training)
+    outcomes = OutcomeModels(playbook, vocabulary=vocab).fit(training)
     say(f"Projecting every action for {rows.height:,} evaluation decisions…")
     q = _unique_by_key(effect.expected_values(rows))
     eligible = eligible_actions(rows, playbook)
@@ -1119,7 +1139,13 @@ def evaluate_offline(
     propensity = logging.raw_propensity_
     if estimated:
         notes.append(estimated)
-    common: dict[str, Any] = {"propensity": propensity, "level": level, "clip": clip, "random_state": seed}
+    common: dict[str, Any] = {
+        "propensity": propensity,
+        "level": level,
+        "clip": clip,
+        "random_state": seed,
+        "vocabulary": vocab,
+    }
     say("Estimating the value of every policy…")
     values: list[PolicyValue] = []
     for name, table in policies.items():

@@ -299,13 +299,17 @@ def _asked_scorecard(
     return components, measures
 
 
-def left_out_measures(playbook: Playbook, features: pl.DataFrame) -> dict[str, str]:
+def left_out_measures(
+    playbook: Playbook, features: pl.DataFrame, vocabulary: FeatureVocabulary | None = None
+) -> dict[str, str]:
     """The measures the playbook asks for that the score leaves out, with why: feature → reason.
 
     A measure is left out when its feature is not among ``features``' columns (a misspelt feature, a
     signal whose features are named otherwise), or has no value in any row. Not named here: the
     measures of a ``[signal_roles]`` member that is no signal of the book
     (:func:`unknown_signals_note` names those), and ARR when no account has one (a book without ARR).
+    A role member reads the columns ``vocabulary`` (``features``' own) gives its name, as
+    :meth:`HealthScorecard.from_playbook` does.
 
     Examples
     --------
@@ -321,12 +325,13 @@ def left_out_measures(playbook: Playbook, features: pl.DataFrame) -> dict[str, s
     {'loggins_mean_28d': "no such feature; did you mean 'logins_mean_28d'?", 'seats': 'no value in any account'}
     """
     have = set(features.columns)
-    _, asked = _asked_scorecard(playbook)
+    _, asked = _asked_scorecard(playbook, vocabulary)
+    stem = (vocabulary if vocabulary is not None else FeatureVocabulary()).signal_stem
     left: dict[str, str] = {}
     for m, signal in asked:
         if m.feature in have or m.feature in left:
             continue
-        if signal is not None and f"{sanitize_name(signal)}_last" not in have:
+        if signal is not None and f"{stem(signal)}_last" not in have:
             continue  # a signal the book does not have: unknown_signals_note names it
         # Feature names share long suffixes (_sum_28d): only a near spelling is worth suggesting.
         close = difflib.get_close_matches(m.feature, sorted(have - {"account_id"}), n=1, cutoff=0.8)
@@ -337,9 +342,11 @@ def left_out_measures(playbook: Playbook, features: pl.DataFrame) -> dict[str, s
     return left
 
 
-def left_out_measures_note(playbook: Playbook, features: pl.DataFrame) -> str | None:
+def left_out_measures_note(
+    playbook: Playbook, features: pl.DataFrame, vocabulary: FeatureVocabulary | None = None
+) -> str | None:
     """A note naming the health measures the score leaves out (:func:`left_out_measures`); None when none is."""
-    left = left_out_measures(playbook, features)
+    left = left_out_measures(playbook, features, vocabulary)
     if not left:
         return None
     shown = ", ".join(f"{feature} ({why})" for feature, why in list(left.items())[:8])
@@ -478,7 +485,9 @@ class HealthScorecard:
     _fitted: bool = field(default=False, init=False, repr=False)
 
     @classmethod
-    def from_playbook(cls, playbook: Playbook, features: pl.DataFrame) -> HealthScorecard:
+    def from_playbook(
+        cls, playbook: Playbook, features: pl.DataFrame, vocabulary: FeatureVocabulary | None = None
+    ) -> HealthScorecard:
         """The playbook's scorecard over the features ``features`` has values of (not yet fitted).
 
         A measure whose feature has no value for any row of ``features`` says nothing and is left
@@ -489,12 +498,16 @@ class HealthScorecard:
         playbook's ``band_cutoffs`` when it sets them, else the fixed ones until :meth:`with_bands`
         gives others.
 
+        A ``[signal_roles]`` member reads the columns ``vocabulary`` gives its name: pass the one
+        ``features`` was computed with, as two names that sanitise alike (``Gym Visits`` and
+        ``gym_visits``) have columns of their own (default: the stem the name gets alone).
+
         Raises
         ------
         ConfigError
             When no measure is left.
         """
-        components, measures = resolve_scorecard(playbook, features.columns)
+        components, measures = resolve_scorecard(playbook, features.columns, vocabulary)
         empty = _empty_features(features, [m.feature for m in measures])
         if empty:
             kept = [m for m in measures if m.feature not in empty]
@@ -505,7 +518,7 @@ class HealthScorecard:
                 )
             used = {m.component for m in kept}
             components, measures = [c for c in components if c.id in used], kept
-        measures = _usage_silence(playbook, measures, features)
+        measures = _usage_silence(playbook, measures, features, vocabulary)
         cutoffs = playbook.health.band_cutoffs
         bands = FIXED_BANDS if cutoffs is None else HealthBands(cutoffs[0], cutoffs[1], "playbook")
         return cls(components, measures, bands)
@@ -710,7 +723,10 @@ monthly readings."""
 
 
 def _usage_silence(
-    playbook: Playbook, measures: Sequence[ScorecardMeasure], features: pl.DataFrame
+    playbook: Playbook,
+    measures: Sequence[ScorecardMeasure],
+    features: pl.DataFrame,
+    vocabulary: FeatureVocabulary | None = None,
 ) -> list[ScorecardMeasure]:
     """``measures`` with :attr:`ScorecardMeasure.silent` set on the means and trends of the usage signals.
 
@@ -720,11 +736,11 @@ def _usage_silence(
     what no use reads as. A signal too sparse for an empty window to say anything
     (:data:`SILENT_MIN_ROWS`) is left as it was.
     """
-    stem = FeatureVocabulary().signal_stem
+    stem = (vocabulary if vocabulary is not None else FeatureVocabulary()).signal_stem
     usage = {stem(name) for name in playbook.signal_roles.usage}
     if not usage:
         return list(measures)
-    kinds = signal_kinds(features, declared_signal_kinds(playbook))
+    kinds = signal_kinds(features, declared_signal_kinds(playbook, vocabulary))
     out = []
     for m in measures:
         window = _signal_window(m.feature)

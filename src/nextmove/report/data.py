@@ -547,8 +547,14 @@ def _segment_response(s: Mapping[str, Any], labels: Mapping[str, str]) -> str:
     families = [f for f in response.get("families") or [] if isinstance(f, Mapping)]
     if not families:
         return overall
-    best = families[0]
-    if not float(best.get("value_usd") or 0.0) > 0:  # the one that loses least is no best family
+    # The summary names the best family (SegmentResponse.best_family); older ones lack the key, and then
+    # the first family is the best only when it is worth something (the one that loses least is not).
+    if "best_family" in response:
+        named = response.get("best_family")
+        best = next((f for f in families if named is not None and f.get("family") == named), None)
+    else:
+        best = families[0] if float(families[0].get("value_usd") or 0.0) > 0 else None
+    if best is None:
         return f"{overall}; no family of actions is worth anything here"
     action = str(best.get("best_action") or "")
     ratio = best.get("ratio")
