@@ -173,7 +173,7 @@ def test_the_runs_earlier_snapshot_leaves_out_a_won_back_account_while_it_was_aw
     from nextmove.engine.run import PREVIOUS_DAYS, _features
 
     soon = winbacks.restart + timedelta(days=PREVIOUS_DAYS // 2)
-    snapshot, previous, _ = _features(winbacks.book, winbacks.playbook, soon)
+    snapshot, previous, *_ = _features(winbacks.book, winbacks.playbook, soon)
     assert winbacks.back in snapshot["account_id"].to_list()
     assert winbacks.back not in previous["account_id"].to_list()
     later = winbacks.restart + timedelta(days=PREVIOUS_DAYS + 14)
