@@ -360,6 +360,21 @@ effective sample sizes of 95–190: the standard errors were about a quarter too
 threshold of 100 would leave the very cases measured short unflagged (docs/effects.md)."""
 
 
+def narrow_interval_likely(ess: float, n: int) -> bool:
+    """Whether an interval on ``ess`` effective of ``n`` decisions is likely too narrow (:func:`small_sample_note`).
+
+    Under :data:`SMALL_EFFECTIVE_SAMPLE_SIZE` effective decisions with uneven weights (a few carry the
+    estimate: the influence terms' spread understates the error), or none matching. Even weights
+    (``ess`` near ``n``, e.g. the logged policy's plain mean) are an ordinary mean: no note.
+
+    Examples
+    --------
+    >>> narrow_interval_likely(57.2, 865), narrow_interval_likely(187.0, 187), narrow_interval_likely(0.0, 50)
+    (True, False, True)
+    """
+    return ess <= 0 or (ess < SMALL_EFFECTIVE_SAMPLE_SIZE and ess < 0.9 * n)
+
+
 def small_sample_note(ess: float, n: int, which: str = "this policy") -> str:
     """Why an interval resting on under :data:`SMALL_EFFECTIVE_SAMPLE_SIZE` effective decisions is likely too narrow.
 
@@ -507,7 +522,7 @@ def _value(
             policy, method, estimate, None, None, None, n, level, objective, ess, matched, note, share, actions
         )
     resting = ess if small_ess is None else small_ess
-    if resting < SMALL_EFFECTIVE_SAMPLE_SIZE:
+    if narrow_interval_likely(resting, n):
         note = _joined(note, small_sample_note(resting, n, which))
     low, high = estimate - z * se, estimate + z * se
     return PolicyValue(policy, method, estimate, se, low, high, n, level, objective, ess, matched, note, share, actions)
