@@ -105,6 +105,8 @@ def test_health_scores_a_won_back_account_and_leaves_out_only_the_gone(winbacks:
     assert w.unmarked not in scored
     # Every account had started; those cancelled are gone, but for the one won back.
     assert result.left_out == w.cancelled - 1
+    # As validate and run, health says which account looks back without a later start.
+    assert any("gone by its cancel" in n and f"({w.unmarked})" in n for n in result.notes), result.notes
     assert "new" not in result.accounts.filter(pl.col("account_id") == w.back).get_column("health_trend").to_list()
     # Scored two weeks after its return, its earlier score would fall in its time away: it is new, not
     # compared with a score of the months it was gone.

@@ -9,6 +9,7 @@ from datetime import date, datetime, timedelta
 import polars as pl
 
 from nextmove.book import Book, gone_accounts
+from nextmove.book.validate import returned_accounts_notes
 from nextmove.engine.model_store import load_outcome_models, save_outcome_models
 from nextmove.errors import ConfigError
 from nextmove.features import (
@@ -264,6 +265,7 @@ def score_health(
     for note in (silent_usage_note(card, now), trend_noise_note(trend, playbook.health.stable_points, weeks)):
         if note is not None:
             notes.append(note)
+    notes.extend(returned_accounts_notes(book, playbook, when))  # as validate and run: who counts as won back
 
     say("Building the training set of past decisions…")
     training = build_training_set(book, playbook, as_of=when)
