@@ -286,5 +286,9 @@ def test_cli_validate_notes_unknown_signal_names_and_left_out_health_measures(tm
     )
     pb.write_text(window, encoding="utf-8")
     done = _nextmove("validate", "--book", str(tmp_path), "--playbook", str(pb))
-    assert done.returncode == 2
-    assert "health.window_days: 30 is not a feature window" in done.stderr
+    assert done.returncode == 0, done.stdout + done.stderr  # explicit components name their features
+    built = window[: window.index("[health.components.usage]")]  # components from [signal_roles]: they read it
+    pb.write_text(built, encoding="utf-8")
+    done = _nextmove("validate", "--book", str(tmp_path), "--playbook", str(pb))
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "window_days = 30 is not a feature window" in " ".join(done.stderr.split())
