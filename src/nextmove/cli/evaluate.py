@@ -172,17 +172,10 @@ def _values_table(title: str, values: list[PolicyValue]) -> Table:
     return table
 
 
-def _value_notes(values: list[PolicyValue]) -> list[str]:
-    """Each policy's notes, once per note with the methods it holds for: ``learned (IPS, SNIPS, DR): …``."""
-    methods: dict[tuple[str, str], list[str]] = {}
-    for v in values:
-        if v.note:
-            methods.setdefault((v.policy, v.note), []).append(v.method.upper())
-    return [f"{policy} ({', '.join(which)}): {note}" for (policy, note), which in methods.items()]
-
-
 def render_evaluation(result: OfflineEvaluation, out: Console) -> None:
     """Print the policies' values, their differences, the overlap and the outcome models' accuracy."""
+    from nextmove.measure.ope import grouped_notes
+
     split = {
         "time": f"fitted on decisions whose horizon closed by {result.as_of:%Y-%m-%d}" if result.as_of else "",
         "accounts": f"fitted on the accounts not held out ({1 - (result.holdout_fraction or 0):.0%})",
@@ -200,11 +193,11 @@ def render_evaluation(result: OfflineEvaluation, out: Console) -> None:
         f"({result.evaluation_from:%Y-%m-%d} – {result.evaluation_to:%Y-%m-%d}), {result.level:.0%} intervals."
     )
     out.print(_values_table("Policy value (off-policy estimates)", result.policies))
-    for note in _value_notes(result.policies):
+    for note in grouped_notes(result.policies):
         out.print(f"  note on {escape(note)}")
     if result.differences:
         out.print(_values_table("Paired differences", result.differences))
-        for note in _value_notes(result.differences):
+        for note in grouped_notes(result.differences):
             out.print(f"  note on {escape(note)}")
     flagged = result.evaluation_overlap.flagged_arms
     if flagged:

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from statistics import NormalDist
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 import numpy as np
 import polars as pl
@@ -358,6 +358,35 @@ Over 40 lab books (docs/benchmarks.md, "OPE of the learned policy over 20 lab se
 policy's errors, in its own standard errors, spread 1.2–1.4 times as wide as a normal's at
 effective sample sizes of 95–190: the standard errors were about a quarter too small there, so a
 threshold of 100 would leave the very cases measured short unflagged (docs/effects.md)."""
+
+
+class _Noted(Protocol):
+    @property
+    def policy(self) -> str: ...
+    @property
+    def method(self) -> str: ...
+    @property
+    def note(self) -> str | None: ...
+
+
+def grouped_notes(values: Iterable[_Noted]) -> list[str]:
+    """Each policy's notes once, with the methods each holds for: ``learned (IPS, SNIPS, DR): …``.
+
+    What ``nextmove evaluate`` prints under its tables and the report under its off-policy table.
+
+    Examples
+    --------
+    >>> from types import SimpleNamespace as V
+    >>> grouped_notes([V(policy="nothing", method="ips", note="never taken"),
+    ...                V(policy="nothing", method="snips", note="never taken"),
+    ...                V(policy="learned", method="dr", note=None)])
+    ['nothing (IPS, SNIPS): never taken']
+    """
+    methods: dict[tuple[str, str], list[str]] = {}
+    for v in values:
+        if v.note:
+            methods.setdefault((v.policy, v.note), []).append(v.method.upper())
+    return [f"{policy} ({', '.join(which)}): {note}" for (policy, note), which in methods.items()]
 
 
 def narrow_interval_likely(ess: float, n: int) -> bool:

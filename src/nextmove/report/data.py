@@ -503,7 +503,9 @@ def _policies(summary: Mapping[str, Any]) -> list[PolicyRow]:
 
 
 def policy_notes(policies: Sequence[PolicyRow]) -> list[str]:
-    """The notes of the off-policy rows, each once, with the rows it is about: "nothing (DR): …".
+    """The notes of the off-policy rows, each once, with the rows each is about.
+
+    The same grouping as ``nextmove evaluate``'s (:func:`~nextmove.measure.ope.grouped_notes`).
 
     Examples
     --------
@@ -513,11 +515,9 @@ def policy_notes(policies: Sequence[PolicyRow]) -> list[str]:
     >>> policy_notes(rows)
     ['nothing (IPS, SNIPS): never taken']
     """
-    grouped: dict[tuple[str, str], list[str]] = {}
-    for p in policies:
-        if p.note:
-            grouped.setdefault((p.policy, p.note), []).append(p.method.upper())
-    return [f"{policy} ({', '.join(methods)}): {note}" for (policy, note), methods in grouped.items()]
+    from nextmove.measure.ope import grouped_notes
+
+    return grouped_notes(policies)
 
 
 _TRAIT_WORDS = {"count": "{} count", "sum": "{} total", "trend": "{} trend", "touch_count": "{} touches"}
