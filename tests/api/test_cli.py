@@ -69,6 +69,14 @@ def test_models_promote_and_rollback_switch_the_served_run(tmp_path: Path, playb
     assert "nothing to roll back to" in again.output
     missing = runner.invoke(app, ["models", "promote", "nope", "--store", url])
     assert missing.exit_code == 4
+    # A failed run is refused as report and lift refuse it: its status and why.
+    with open_store(url) as store:
+        seed_run(store, playbook, run_id="run-c", accounts=3)
+        store.finish_run("run-c", "failed", {"error": "the book could not be read"})
+    failed = runner.invoke(app, ["models", "promote", "run-c", "--store", url])
+    assert failed.exit_code == 2, failed.output
+    said = " ".join(failed.output.split())
+    assert "run 'run-c' is failed: only a succeeded run can be served. It failed: the book could not be read" in said
 
 
 def test_a_missing_model_or_key_names_the_command_that_lists_them(tmp_path: Path) -> None:

@@ -1440,15 +1440,9 @@ def promote_run(
     ConfigError
         If the run has not succeeded.
     """
-    run = store.get_run(run_id)
-    if run.status != "succeeded":
-        from nextmove.engine.run_process import interrupted_run_note
+    from nextmove.engine.run_process import require_succeeded
 
-        interrupted = interrupted_run_note(run)
-        raise ConfigError(
-            f"run {run_id!r} is {run.status}; only a succeeded run can be served"
-            + ("" if interrupted is None else f" ({interrupted})")
-        )
+    run = require_succeeded(store.get_run(run_id), "only a succeeded run can be served")
     now = utcnow()
     record = ModelVersionRecord(
         model_id=f"policy-{now:%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}",
