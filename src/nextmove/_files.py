@@ -10,6 +10,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from nextmove._process import ended_since
 from nextmove.errors import ConfigError
 
 
@@ -52,26 +53,6 @@ def _host() -> str:
 def _staging_prefix() -> str:
     """This process's staging prefix: ``.nextmove-staging-HOST-PID-`` (names who may sweep the folder up)."""
     return f"{STAGING_PREFIX}{_host()}-{os.getpid()}-"
-
-
-def _owner_gone(pid: int, made_at: float) -> bool:
-    """Whether process ``pid`` of this machine, which last wrote a folder at ``made_at``, has ended.
-
-    Ended when the pid is gone, or belongs to a process started after the folder was last written
-    (the pid was reused: a restarted container's nextmove may well have the same pid as the killed one).
-    """
-    if pid != os.getpid():
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return True
-        except PermissionError:
-            pass
-    try:
-        started = os.stat(f"/proc/{pid}").st_ctime
-    except OSError:
-        return False  # cannot tell: keep it
-    return started > made_at
 
 
 OWNERLESS_STAGING_AGE_S = 24 * 3600
@@ -125,7 +106,7 @@ def sweep_stale_staging(target: Path) -> list[Path]:
             made_at = entry.stat().st_mtime
         except OSError:
             continue
-        if not _owner_gone(int(owner["pid"]), made_at):
+        if not ended_since(int(owner["pid"]), made_at):
             continue
         shutil.rmtree(entry, ignore_errors=True)
         if not entry.exists():

@@ -5,9 +5,9 @@ from __future__ import annotations
 import os
 import socket
 from collections.abc import Collection, Mapping
-from datetime import UTC, datetime
 from typing import Any
 
+from nextmove._process import ended_since
 from nextmove.errors import RunFailedError, RunNotSucceededError
 from nextmove.store import RunRecord
 
@@ -52,18 +52,7 @@ def process_ended(run: RunRecord) -> bool:
     pid = process.get("pid")
     if process.get("host") != socket.gethostname() or not isinstance(pid, int):
         return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:
-        pass
-    try:
-        started = datetime.fromtimestamp(os.stat(f"/proc/{pid}").st_ctime, tz=UTC)
-    except OSError:
-        return False
-    # The pid was reused by a later process: the run's own one has ended.
-    return started > run.created_at
+    return ended_since(pid, run.created_at.timestamp())
 
 
 def _process_shown(run: RunRecord) -> str:
