@@ -9,6 +9,7 @@ import numpy as np
 import polars as pl
 import pytest
 
+from nextmove.book import Book
 from nextmove.book.validate import load_book
 from nextmove.errors import ConfigError, NotFittedError, PlaybookError
 from nextmove.features import FeatureVocabulary, compute_features
@@ -202,11 +203,10 @@ _ROLES_PLAYBOOK = (
 )
 
 
-def test_scorecard_reads_the_columns_of_the_role_signals_exact_name() -> None:
-    # "gym_visits" (named in [signal_roles]) and "Gym Visits" from another system sanitise alike.
-    # "Gym Visits" sorts first and used to take gym_visits_*: the score read its values, not the role's.
+def _gym_visits_book(other_m2: float) -> Book:
+    """Two accounts with signals "gym_visits" (10, 20) and "Gym Visits" (999, ``other_m2``), which sanitise alike."""
     ts = datetime(2025, 5, 20, tzinfo=UTC)
-    book = load_book(
+    return load_book(
         {
             "accounts": pl.DataFrame({"account_id": ["m1", "m2"], "arr": [100.0, 200.0]}),
             "signals": pl.DataFrame(
@@ -214,12 +214,18 @@ def test_scorecard_reads_the_columns_of_the_role_signals_exact_name() -> None:
                     "account_id": ["m1", "m1", "m2", "m2"],
                     "ts": [ts] * 4,
                     "name": ["gym_visits", "Gym Visits"] * 2,
-                    "value": [10.0, 999.0, 20.0, 999.0],
+                    "value": [10.0, 999.0, 20.0, other_m2],
                 }
             ),
         },
         as_of=datetime(2025, 6, 1, tzinfo=UTC),
     )
+
+
+def test_scorecard_reads_the_columns_of_the_role_signals_exact_name() -> None:
+    # "gym_visits" (named in [signal_roles]) and "Gym Visits" from another system sanitise alike.
+    # "Gym Visits" sorts first and used to take gym_visits_*: the score read its values, not the role's.
+    book = _gym_visits_book(999.0)
     pb = parse_playbook(_ROLES_PLAYBOOK.replace('usage=["logins"]', 'usage=["gym_visits"]'))
     snap = compute_features(book, datetime(2025, 6, 1, tzinfo=UTC), playbook=pb)
     card = HealthScorecard.from_playbook(pb, snap)
@@ -693,21 +699,7 @@ def test_trend_noise_note_suggests_stable_points_from_the_spread_of_the_changes(
 def test_scorecard_from_playbook_reads_the_snapshots_vocabulary() -> None:
     # A role member spelt "Gym Visits" beside a "gym_visits" signal: its columns are gym_visits_2_*, and
     # from_playbook (as every job builds its scorecard) used to read gym_visits_*, the other signal's.
-    ts = datetime(2025, 5, 20, tzinfo=UTC)
-    book = load_book(
-        {
-            "accounts": pl.DataFrame({"account_id": ["m1", "m2"], "arr": [100.0, 200.0]}),
-            "signals": pl.DataFrame(
-                {
-                    "account_id": ["m1", "m1", "m2", "m2"],
-                    "ts": [ts] * 4,
-                    "name": ["gym_visits", "Gym Visits"] * 2,
-                    "value": [10.0, 999.0, 20.0, 998.0],
-                }
-            ),
-        },
-        as_of=datetime(2025, 6, 1, tzinfo=UTC),
-    )
+    book = _gym_visits_book(998.0)
     pb = parse_playbook(_ROLES_PLAYBOOK.replace('usage=["logins"]', 'usage=["Gym Visits"]'))
     vocab = FeatureVocabulary.build(
         accounts_schema=book.accounts.schema, signal_names=["gym_visits", "Gym Visits"], playbook=pb
