@@ -136,7 +136,14 @@ def logit(p: F64, eps: float = 1e-9) -> F64:
 
 def quiet_lightgbm() -> None:
     """Silence LightGBM in this thread (a pool's initializer): its log level is per thread, and set by
-    whatever thread parses settings."""
+    whatever thread parses settings.
+
+    It asks for one LightGBM thread, as every model trained in a pool does: the thread count a call's
+    settings name is a single global of LightGBM's, set by every call, and a pool thread starting up
+    that reset it to all cores while another was building a dataset made that one run a parallel loop
+    on more threads than it had sized its buffers for (a segmentation fault in ``make test``, in a
+    propensity fold's validation set).
+    """
     import lightgbm as lgb
 
-    lgb.Dataset(np.zeros((2, 1)), params={"verbose": -1}).construct()
+    lgb.Dataset(np.zeros((2, 1)), params={"verbose": -1, "num_threads": 1}).construct()
