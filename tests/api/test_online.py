@@ -1015,3 +1015,100 @@ def test_default_why_of_a_decision_that_is_not_the_run_s_names_the_default_even_
     assert d.evidence["default_why"] == (
         "The lifecycle default is CSM health-check call; Seat expansion call is worth $900."
     )
+
+
+def _outcome(decision: Any, event_id: str, value_usd: float, ts: datetime) -> FeedbackEvent:
+    """An outcome event naming ``decision`` and the dollars realised, as the API stores it."""
+    return FeedbackEvent(
+        event_id=event_id,
+        account_id=decision.account_id,
+        kind="outcome",
+        ts=ts,
+        action_id=decision.action_id,
+        payload={
+            "decision_id": decision.decision_id,
+            "outcome": {"kind": "expansion", "value": 0.0},
+            "value_usd": value_usd,
+        },
+    )
+
+
+def test_absurd_outcomes_kept_by_an_older_server_poison_no_decision_after_a_restart(
+    store: Store, playbook: Playbook
+) -> None:
+    """±1e300 USD outcomes (accepted before the API bounded value_usd) made one action's correction NaN for good.
+
+    Its every Thompson draw was NaN, argmax took it: it won ~99.6 % of decisions, blocked or not (a
+    snoozed account, a play in flight), and the corrections are rebuilt from the stored events at each start.
+    """
+    recs = seed_run(store, playbook, accounts=30, control_every=0)
+    decider = OnlineDecider(store, playbook)
+    poisoned = next(
+        d
+        for r in recs
+        for d in decider.decide([DecideRequest(r.account_id)], now=NOW)
+        if d.action_id != "none" and d.arm == "model"
+    )
+    snoozed = next(r.account_id for r in recs if r.account_id != poisoned.account_id)
+    store.add_feedback(
+        [
+            _outcome(poisoned, "absurd-up", 1e300, NOW + timedelta(days=1)),
+            _outcome(poisoned, "absurd-down", -1e300, NOW + timedelta(days=1)),
+            _snooze(snoozed, "quiet-1", NOW + timedelta(days=365), ts=NOW + timedelta(days=1)),
+        ]
+    )
+    restarted = OnlineDecider(store, playbook)
+    later = NOW + timedelta(days=2)
+    (quiet,) = restarted.decide([DecideRequest(snoozed)], now=later)
+    assert quiet.action_id == "none"
+    (again,) = restarted.decide([DecideRequest(poisoned.account_id)], now=later)
+    assert again.action_id == "none"  # its play is in flight
+    others = [r.account_id for r in recs if r.account_id not in (snoozed, poisoned.account_id)]
+    made = restarted.decide([DecideRequest(a) for a in others], now=later)
+    for d in made:
+        assert all(np.isfinite(p) for p in d.context["propensities"].values())
+        assert np.isfinite(d.expected_value_usd)
+    share = sum(d.action_id == poisoned.action_id for d in made) / len(made)
+    assert share < 0.6, share
+    assert restarted.learner.correction(poisoned.action_id).outcomes == 0
+
+
+def test_a_batch_naming_one_account_twice_logs_one_play(store: Store, playbook: Playbook) -> None:
+    """Each copy was decided before any was logged: three copies, three plays, past max_actions_per_window = 1."""
+    pb = _with_exploration(playbook, method="none")
+    recs = seed_run(store, pb, control_every=0)
+    decider = OnlineDecider(store, pb)
+    account, other = recs[1].account_id, recs[2].account_id
+    made = decider.decide([DecideRequest(account), DecideRequest(other), DecideRequest(account)], now=NOW)
+    assert [d.account_id for d in made] == [account, other, account]
+    assert made[0].action_id != "none"
+    assert made[2].action_id == "none"
+    assert any(a["why"] == "in_flight" for a in made[2].alternatives)
+    assert made[1].action_id != "none"  # another account is not held back by it
+    ((first, second),) = decider.decide_groups([DecideGroup([DecideRequest(recs[3].account_id)] * 2)], now=NOW)
+    assert first.action_id != "none"
+    assert second.action_id == "none"
+    plays = [d for d in store.decisions() if d.action_id != "none"]
+    assert sorted(d.account_id for d in plays) == sorted([account, other, recs[3].account_id])
+    # The same request_id twice in a batch is one request: the same decision, logged once.
+    twice = DecideRequest(recs[4].account_id, request_id="crm-twice")
+    one, same = decider.decide([twice, twice], now=NOW)
+    assert same == one
+    assert len(store.decisions(account_id=recs[4].account_id)) == 1
+
+
+def test_an_outcome_dated_before_its_decision_is_stored_but_not_learned(store: Store, playbook: Playbook) -> None:
+    """An outcome dated before the decision it names cannot be its outcome: kept, as all feedback, but not learned."""
+    pb = _with_exploration(playbook, method="none")
+    recs = seed_run(store, pb, control_every=0)
+    decider = OnlineDecider(store, pb)
+    (made,) = decider.decide([DecideRequest(recs[5].account_id)], now=NOW)
+    early = _outcome(made, "early-1", made.expected_value_usd - 600.0, NOW - timedelta(days=700))
+    receipt = send_feedback(store, decider, [early])
+    assert (receipt.stored, receipt.learned) == (1, 0)
+    assert decider.learner.corrections() == []
+    assert OnlineDecider(store, pb).learner.corrections() == []  # nor when rebuilt at a restart
+    assert "early-1" in {e.event_id for e in store.feedback(account_id=made.account_id)}
+    on_time = _outcome(made, "late-1", made.expected_value_usd - 600.0, NOW + timedelta(days=30))
+    assert send_feedback(store, decider, [on_time]).learned == 1
+    assert OnlineDecider(store, pb).learner.correction(made.action_id).outcomes == 1

@@ -466,3 +466,67 @@ def test_a_wrong_secret_under_a_real_key_id_is_not_audited_as_that_keys_action(s
 def test_openapi_document_is_served(served: Served) -> None:
     document = httpx.get(f"{served.server.url}/openapi.json").json()
     assert "/v1/decide" in document["paths"]
+
+
+def test_feedback_refuses_an_absurd_value_usd_naming_the_field(served: Served) -> None:
+    """value_usd of 1e300 was stored and learned: it turned an action's correction into NaN for good."""
+    account = served.recs[4].account_id
+    outcome = {"kind": "outcome", "outcome": {"kind": "expansion", "value": 0.0}}
+    with served.client("service") as client:
+        refused = [
+            client.post("/v1/feedback", json={"events": [_event(account, **outcome, value_usd=v)]})
+            for v in (1e300, -1e300, -1.5e12)
+        ]
+        largest = _event(account, **outcome, value_usd=-1e12)
+        accepted = client.post("/v1/feedback", json={"events": [largest]})
+    for response in refused:
+        assert response.status_code == 422, response.text
+        (problem,) = response.json()["problems"]
+        assert problem["field"] == "events.0.value_usd"
+        assert "beyond ±1e+12 USD" in problem["problem"]
+    assert accepted.status_code == 200, accepted.text
+    assert accepted.json()["stored"] == 1
+
+
+def test_a_decide_batch_naming_one_account_three_times_logs_one_play(served: Served) -> None:
+    """Every copy was decided before any was logged: three plays at once, past max_actions_per_window = 1."""
+    account = served.recs[8].account_id
+    with served.client("service") as client:
+        response = client.post("/v1/decide", json={"accounts": [{"account_id": account}] * 3})
+    assert response.status_code == 200, response.text
+    decisions = response.json()["decisions"]
+    assert [d["account_id"] for d in decisions] == [account] * 3
+    assert len({d["decision_id"] for d in decisions}) == 3
+    assert decisions[0]["action_id"] != "none"
+    assert [d["action_id"] for d in decisions[1:]] == ["none", "none"]
+    with open_store(served.store_url) as store:
+        logged = store.decisions(account_id=account)
+    assert sorted(d.action_id != "none" for d in logged) == [False, False, True]
+
+
+def test_an_outcome_dated_before_its_decision_is_stored_and_not_learned(served: Served) -> None:
+    """An outcome (or done) dated before the decision it names was learned from; it is kept, and learned from never."""
+    with served.client("admin") as client:
+        decision = next(
+            d
+            for r in served.recs[28:20:-1]
+            for d in client.post("/v1/decide", json={"account_id": r.account_id}).json()["decisions"]
+            if d["action_id"] != "none"
+        )
+        account = decision["account_id"]
+        early = [
+            _event(
+                account,
+                kind="outcome",
+                decision_id=decision["decision_id"],
+                outcome={"kind": "expansion", "value": 10.0},
+                value_usd=-5_000,
+                ts="2024-01-01T00:00:00Z",
+            ),
+            _event(account, decision_id=decision["decision_id"], ts="1950-01-01T00:00:00Z"),
+        ]
+        answer = client.post("/v1/feedback", json={"events": early})
+        kept = client.get(f"/v1/accounts/{account}").json()["feedback"]
+    assert answer.status_code == 200, answer.text
+    assert answer.json() == {"received": 2, "stored": 2, "duplicates": 0, "learned": 0}
+    assert {e["event_id"] for e in early} <= {e["event_id"] for e in kept}

@@ -7,7 +7,13 @@ import math
 import numpy as np
 import pytest
 
-from nextmove.engine.online import NOISE_PRIOR_EVENTS, OnlineLearner
+from nextmove.engine.online import (
+    MAX_GAP_SQUARES,
+    NOISE_PRIOR_EVENTS,
+    OnlineLearner,
+    best_allowed,
+    thompson_probabilities,
+)
 
 LEVEL = 0.9
 
@@ -77,3 +83,63 @@ def test_a_replayed_event_counts_once_and_the_variance_does_not_change() -> None
     )
     assert not again
     assert learner.correction("qbr") == before
+
+
+def test_an_absurd_outcome_is_not_counted_and_leaves_the_correction_a_number() -> None:
+    """Two outcomes of ±1e300 USD made z² infinite: τ² inf, mean 0 and sd NaN for good, whatever came next."""
+    clean, poisoned = OnlineLearner(level=LEVEL), OnlineLearner(level=LEVEL)
+    for learner in (clean, poisoned):
+        _feed(learner, "discount", [-4.0])
+    for i, value in enumerate((1e300, -1e300)):
+        assert not poisoned.observe(
+            f"absurd-{i}", "discount", realised_usd=value, projected_usd=30.0, low_usd=-30.0, high_usd=90.0
+        )
+        assert not poisoned.has_seen(f"absurd-{i}")
+    for learner in (clean, poisoned):
+        _feed(learner, "discount", [-2.0] * 20, prefix="later-")
+    corr = poisoned.correction("discount")
+    assert corr == clean.correction("discount")
+    assert corr.outcomes == 21
+    assert math.isfinite(corr.mean_z)
+    assert corr.mean_z < 0
+    assert math.isfinite(corr.sd_z)
+    mean, sd, _ = poisoned.shifts(["discount"])
+    assert np.isfinite(mean).all()
+    assert np.isfinite(sd).all()
+
+
+def test_gaps_that_would_take_the_squares_past_their_bound_are_not_counted() -> None:
+    """Huge but finite gaps are counted while the sums stay within MAX_GAP_SQUARES; the posterior stays finite."""
+    learner = OnlineLearner(level=LEVEL)
+    half = learner.z
+    counted = [
+        learner.observe(f"huge-{i}", "qbr", realised_usd=6e149, projected_usd=0.0, low_usd=-half, high_usd=half)
+        for i in range(4)
+    ]
+    assert counted == [True, True, False, False]  # 2 × 3.6e299 fits under 1e300, a third does not
+    assert sum(counted) * 6e149**2 <= MAX_GAP_SQUARES
+    corr = learner.correction("qbr")
+    assert corr.outcomes == 2
+    assert math.isfinite(corr.mean_z)
+    assert math.isfinite(corr.sd_z)
+
+
+def test_thompson_never_draws_a_blocked_option_whatever_its_numbers() -> None:
+    """A NaN sd made every draw NaN, and argmax took the first NaN: a blocked option won ~99.6 % of draws."""
+    rng = np.random.default_rng(5)
+    mean = np.array([np.nan, 100.0, 0.0, np.inf])
+    sd = np.array([np.nan, 10.0, 0.0, np.nan])
+    allowed = np.array([False, True, True, False])
+    probs = thompson_probabilities(mean, sd, allowed, rng, 500)
+    assert probs.sum() == pytest.approx(1.0)
+    assert probs[0] == 0.0
+    assert probs[3] == 0.0
+    assert probs[1] > 0.99
+    assert probs[2] > 0
+    # An allowed option whose draws are not numbers is never the argmax; only the pseudo-draw keeps it possible.
+    probs = thompson_probabilities(
+        np.array([np.nan, 5.0, 0.0]), np.array([1.0, 1.0, 0.0]), np.array([True, True, True]), rng, 300
+    )
+    assert probs[0] == pytest.approx(1 / 3 / 301)
+    assert probs[1] > 0.99
+    assert best_allowed(np.array([np.nan, 5.0, 0.0, 99.0]), np.array([True, True, True, False])) == 1

@@ -17,6 +17,8 @@ MAX_SIGNALS = 200
 MAX_BATCH_ACCOUNTS = 100
 MAX_FEEDBACK_EVENTS = 1000
 MAX_PAYLOAD_DEPTH = 8
+MAX_VALUE_USD = 1e12
+"""The largest ``value_usd`` (either sign) an outcome event may attribute to a decision: a trillion dollars."""
 
 
 def clean_text(value: str) -> str:
@@ -100,6 +102,29 @@ Id = Annotated[str, Field(min_length=1, max_length=MAX_ID_CHARS), AfterValidator
 Text = Annotated[str, Field(max_length=MAX_TEXT_CHARS), AfterValidator(clean_text)]
 UtcTime = Annotated[datetime, AfterValidator(as_utc)]
 Payload = Annotated[dict[str, Any], AfterValidator(clean_json)]
+
+
+def sane_usd(value: float) -> float:
+    """Refuse dollars beyond ±:data:`MAX_VALUE_USD`: no outcome is worth that, and the learner's sums would overflow.
+
+    Examples
+    --------
+    >>> sane_usd(-2500.0)
+    -2500.0
+    >>> sane_usd(1e300)
+    Traceback (most recent call last):
+    ...
+    ValueError: 1e+300 is beyond ±1e+12 USD: send the dollars the outcome brought or cost, relative to doing nothing
+    """
+    if abs(value) > MAX_VALUE_USD:
+        raise ValueError(
+            f"{value:g} is beyond ±{MAX_VALUE_USD:g} USD: send the dollars the outcome brought or cost, "
+            "relative to doing nothing"
+        )
+    return value
+
+
+Usd = Annotated[float, AfterValidator(sane_usd)]
 
 
 class _In(BaseModel):
@@ -247,9 +272,10 @@ class FeedbackIn(_In):
     """Until when a ``snoozed`` recommendation should stay quiet."""
     outcome: OutcomeIn | None = None
     """What happened (required for ``outcome``)."""
-    value_usd: float | None = None
-    """For ``outcome``: the dollars you attribute to the decision (relative to doing nothing); with
-    ``decision_id``, it moves the online correction of the decision's action."""
+    value_usd: Usd | None = None
+    """For ``outcome``: the dollars you attribute to the decision (relative to doing nothing), at most 1e12
+    either way; with ``decision_id``, it moves the online correction of the decision's action, unless the
+    event is dated before the decision."""
     payload: Payload = Field(default_factory=dict)
     """Anything else worth keeping (JSON object)."""
 
@@ -300,7 +326,8 @@ class FeedbackReceiptPublic(_Out):
     duplicates: int
     """Events already stored before (or repeated in the request): counted once, not again."""
     learned: int
-    """Outcome events that moved the online corrections."""
+    """Outcome events that moved the online corrections (not one dated before the decision it names: stored, not
+    learned from)."""
 
 
 class FeedbackPublic(_Out):

@@ -47,6 +47,7 @@ import polars as pl
 from numpy.typing import NDArray
 
 from nextmove.book import NO_ACTION, Book
+from nextmove.book.model import as_utc
 from nextmove.decide.explore import epsilon_propensities
 from nextmove.decide.phrases import usd_text
 from nextmove.decide.policy import default_variant, value_matrices
@@ -358,6 +359,10 @@ class _Gaps:
     z_sum: float = 0.0
     z_sq: float = 0.0
 
+    def takes(self, z: float) -> bool:
+        """Whether ``z`` is finite and keeps the sum of squares within :data:`MAX_GAP_SQUARES`."""
+        return math.isfinite(z) and self.z_sq + z * z <= MAX_GAP_SQUARES
+
     def add(self, z: float) -> None:
         self.n += 1
         self.z_sum += z
@@ -370,6 +375,14 @@ class _Gaps:
             return math.nan
         return max(self.z_sq - self.z_sum * self.z_sum / self.n, 0.0) / (self.n - 1)
 
+
+MAX_GAP_SQUARES: Final[float] = 1e300
+"""The largest sum of squared gaps one action (or all of them) holds: a gap that would pass it is not counted.
+
+Real gaps are nowhere near (the closed-loop lab's variances of ``z`` were at most 2,800); an absurd
+value (``value_usd`` of 1e300, stored before the API bounded it) would make ``z²`` infinite and
+every posterior made from the sums NaN. Below this bound the variances, ``τ²`` and the posteriors
+stay finite."""
 
 CONTEXT_SEPARATOR: Final = "@"
 """Joins an action key and a decision's contact context into the key of the action's gap in that context
@@ -451,16 +464,25 @@ class OnlineLearner:
         low_usd: float,
         high_usd: float,
     ) -> bool:
-        """Count one realised outcome of a decision; False if the event was counted before or carries no spread."""
+        """Count one realised outcome of a decision; False if the event was counted before or cannot be.
+
+        An event cannot be counted without a spread, or when its gap ``z`` (or ``z²``, or the sums
+        they join) would not be a finite number: an absurd ``value_usd`` moves nothing rather than
+        turn the action's correction into NaN.
+        """
         s = self.spread(low_usd, high_usd)
-        if s <= 0 or not math.isfinite(realised_usd):
+        if not s > 0 or not math.isfinite(s) or not math.isfinite(realised_usd) or not math.isfinite(projected_usd):
             return False
+        z = (realised_usd - projected_usd) / s
         with self._lock:
             if event_id in self._seen:
                 return False
+            own = self._gaps.get(action_key, _Gaps())
+            if not (own.takes(z) and self._pooled.takes(z)):
+                return False
             self._seen.add(event_id)
-            z = (realised_usd - projected_usd) / s
-            self._gaps.setdefault(action_key, _Gaps()).add(z)
+            self._gaps[action_key] = own
+            own.add(z)
             self._pooled.add(z)
         return True
 
@@ -482,16 +504,21 @@ class OnlineLearner:
         return ActionCorrection(action_key, own.n, mean, math.sqrt(var))
 
     def shifts(self, keys: Sequence[str]) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.int64]]:
-        """Posterior means and standard deviations of the gap, and outcome counts, of ``keys`` (one lock)."""
+        """Posterior means and standard deviations of the gap, and outcome counts, of ``keys`` (one lock).
+
+        A posterior that is not finite (which :meth:`observe` keeps from happening) is given as the
+        prior, mean 0 and sd 1, so that no NaN reaches a decision.
+        """
         empty = _Gaps()
         with self._lock:
             pooled = self._pooled_var()
             gaps = [self._gaps.get(k, empty) for k in keys]
             posts = [_posterior(g, pooled) for g in gaps]
-        mean = np.array([m for m, _ in posts])
-        sd = np.sqrt(np.array([v for _, v in posts]))
+        mean = np.array([m for m, _ in posts], dtype=np.float64)
+        sd = np.sqrt(np.array([v for _, v in posts], dtype=np.float64))
+        sound = np.isfinite(mean) & np.isfinite(sd)
         n = np.array([g.n for g in gaps], dtype=np.int64)
-        return mean, sd, n
+        return np.where(sound, mean, 0.0), np.where(sound, sd, 1.0), n
 
     def corrections(self) -> list[ActionCorrection]:
         """Every action's correction that has seen at least one outcome, by action."""
@@ -725,7 +752,9 @@ def thompson_probabilities(
     """Probability of each option being the argmax of one normal draw, with one pseudo-draw spread over the allowed.
 
     The pseudo-draw keeps every allowed option's probability above 0, which inverse-propensity
-    estimators need.
+    estimators need. The mask is applied to the draws, after the noise, and a draw that is not a
+    number (NaN) counts as worth least: an option not allowed has probability 0 whatever its mean
+    and sd, and a draw in which no allowed option has a number is left out.
 
     Examples
     --------
@@ -737,13 +766,36 @@ def thompson_probabilities(
     ([0.995, 0.005, 0.0], True)
     """
     k = mean.shape[0]
-    masked = np.where(allowed, mean, -np.inf)
-    sample = masked[None, :] + rng.standard_normal((draws, k)) * sd[None, :]
-    counts = np.bincount(sample.argmax(axis=1), minlength=k).astype(float)
-    n_allowed = max(int(allowed.sum()), 1)
-    probs = (counts + np.where(allowed, 1.0 / n_allowed, 0.0)) / (draws + 1.0)
+    n_allowed = int(allowed.sum())
+    if n_allowed == 0:
+        raise ValueError("no option is allowed: doing nothing always should be")
+    sample = mean[None, :] + rng.standard_normal((draws, k)) * sd[None, :]
+    sample = np.where(allowed[None, :] & ~np.isnan(sample), sample, -np.inf)
+    top = sample.argmax(axis=1)
+    drawn = sample[np.arange(draws), top] > -np.inf
+    counts = np.bincount(top[drawn], minlength=k).astype(float)
+    probs = counts + np.where(allowed, 1.0 / n_allowed, 0.0)
     out: NDArray[np.float64] = probs / probs.sum()
     return out
+
+
+def best_allowed(mean: NDArray[np.float64], allowed: NDArray[np.bool_]) -> int:
+    """The index of the allowed option worth most; a value that is not a number (NaN) counts as worth least.
+
+    Never an option not allowed: if no allowed option has a number, the first allowed one.
+
+    Examples
+    --------
+    >>> best_allowed(np.array([np.nan, 5.0, 9.0]), np.array([True, True, False]))
+    1
+    >>> best_allowed(np.array([9.0, np.nan]), np.array([False, True]))
+    1
+    """
+    scores = np.where(allowed & ~np.isnan(mean), mean, -np.inf)
+    best = int(np.argmax(scores))
+    if allowed[best] and scores[best] > -np.inf:
+        return best
+    return int(np.flatnonzero(allowed)[0])
 
 
 def draw_index(probs: NDArray[np.float64], rng: np.random.Generator) -> int:
@@ -957,7 +1009,7 @@ class OnlineDecider:
                 held.append(i)
             # A retried request_id gets the decision logged first (log_decisions returns it),
             # so the fresh draw made here for it is dropped, never logged.
-            made = [self._decide_one(snap, view, r, key_id, when) for r, view in zip(requests, views, strict=True)]
+            made = self._decide_in_order(snap, views, requests, key_id, when)
             locks.check_held(held)
             return self.store.log_decisions(made, audit=audit)
         finally:
@@ -1013,10 +1065,7 @@ class OnlineDecider:
                 try:
                     snap = self._require_snapshot()
                     views = [self._view(snap, r) for r in group.requests]
-                    made = [
-                        self._decide_one(snap, view, r, group.key_id, when)
-                        for r, view in zip(group.requests, views, strict=True)
-                    ]
+                    made = self._decide_in_order(snap, views, group.requests, group.key_id, when)
                 except NextmoveError as exc:
                     results[g] = exc
                     continue
@@ -1138,11 +1187,39 @@ class OnlineDecider:
         options = scorer.options(request.account_id, request.signals, snap.run.as_of or snap.run.created_at)
         return AccountView(view.recommendation, options, rescored=True, model_version=scorer.model_id)
 
+    def _decide_in_order(
+        self,
+        snap: PolicySnapshot,
+        views: Sequence[AccountView],
+        requests: Sequence[DecideRequest],
+        key_id: str | None,
+        now: datetime,
+    ) -> list[DecisionRecord]:
+        """One decision per request, in order: an account named twice sees its earlier decision of the same call.
+
+        The call's decisions are logged together after all are made, so a later copy of an account
+        is given its earlier copy's play as in flight, as if the copies had been sent one after another.
+        """
+        made: list[DecisionRecord] = []
+        earlier: dict[str, list[ActivityRecord]] = {}
+        for request, view in zip(requests, views, strict=True):
+            decision = self._decide_one(snap, view, request, key_id, now, earlier.get(view.account_id, ()))
+            made.append(decision)
+            earlier.setdefault(view.account_id, []).append(_activity_of(decision))
+        return made
+
     def _decide_one(
-        self, snap: PolicySnapshot, view: AccountView, request: DecideRequest, key_id: str | None, now: datetime
+        self,
+        snap: PolicySnapshot,
+        view: AccountView,
+        request: DecideRequest,
+        key_id: str | None,
+        now: datetime,
+        earlier: Sequence[ActivityRecord] = (),
     ) -> DecisionRecord:
         options = view.options
-        touches = online_touches(self.store.activity(view.account_id, self._since(snap.run, now)))
+        activity = self.store.activity(view.account_id, self._since(snap.run, now))
+        touches = online_touches([*activity, *earlier] if earlier else activity)
         blocks = self.rules.blocks(options, touches, now)
         holds = self._holds(snap, view, now)
         if holds:  # what the account's users said comes first, and is the reason shown
@@ -1153,7 +1230,7 @@ class OnlineDecider:
         spreads = np.maximum(view.highs - view.lows, 0.0) / (2.0 * self.learner.z)
         mean = view.values + shift_z * spreads
         sd = spreads * np.sqrt(1.0 + sd_z**2)
-        best = int(np.argmax(np.where(allowed, mean, -np.inf)))
+        best = best_allowed(mean, allowed)
 
         decision_id = uuid.uuid4().hex
         rng = self._rng()
@@ -1321,7 +1398,9 @@ class OnlineDecider:
     def learn(self, events: Sequence[FeedbackEvent]) -> int:
         """Move the online corrections with the outcome events that name a decision and a realised value.
 
-        Returns how many events counted (an event counts once, however often it is sent).
+        Returns how many events counted (an event counts once, however often it is sent). An
+        outcome dated before the decision it names cannot be that decision's, and counts nothing
+        (it stays stored); nor does one whose value is absurd (:meth:`OnlineLearner.observe`).
         """
         counted = 0
         wanted = [e for e in events if _learnable(e)]
@@ -1329,6 +1408,8 @@ class OnlineDecider:
             try:
                 decision = self.store.get_decision(str(e.payload["decision_id"]))
             except NotFoundError:
+                continue
+            if as_utc(e.ts) < as_utc(decision.ts):
                 continue
             realised = _realised(e)
             assert realised is not None
@@ -1562,6 +1643,18 @@ def _longest_rule_window(playbook: Playbook) -> timedelta:
         [policy.window_days, *(a.cooldown_days for a in playbook.actions), *(c.window_days for c in policy.caps)]
     )
     return timedelta(days=longest)
+
+
+def _activity_of(decision: DecisionRecord) -> ActivityRecord:
+    """A decision not logged yet, as the contact rules read a logged one (:meth:`~nextmove.store.Store.activity`)."""
+    return ActivityRecord(
+        source="decision",
+        record_id=decision.decision_id,
+        kind="decided",
+        action_id=decision.action_id,
+        ts=decision.ts,
+        variant=decision.variant,
+    )
 
 
 def _learnable(event: FeedbackEvent) -> bool:
