@@ -173,6 +173,44 @@ def test_a_level_signal_reads_as_readings_and_is_never_totalled() -> None:
     assert feature_phrase("support_tickets_days_since_last", row) == "support tickets: last seen 166 days ago"
 
 
+def test_a_count_signal_is_cited_by_its_total_not_its_mean_per_report() -> None:
+    # One lesson in four weekly reports: "lessons done 0.25 on average over 28 days" read as a quantity.
+    counts, reports = {"lessons_done", "tickets"}, {"lessons_done"}
+    row = {
+        "lessons_done_mean_28d": 0.25,
+        "lessons_done_sum_28d": 1.0,
+        "lessons_done_count_28d": 4.0,
+        "tickets_count_28d": 2.0,
+        "streak_mean_28d": 0.25,
+    }
+    assert feature_phrase("lessons_done_mean_28d", row, counts=counts, previous=0.0) is None
+    assert not feature_wording("lessons_done_mean_28d", counts=counts).cited
+    assert feature_phrase("lessons_done_sum_28d", row, counts=counts, previous=0.0) == (
+        "lessons done 1 in total over 28 days, up from 0"
+    )
+    # Its rows are reports of an amount each, not lessons; a ticket's row is one ticket.
+    assert feature_phrase("lessons_done_count_28d", row, counts=counts, reports=reports) == (
+        "lessons done: 4 reports in 28 days"
+    )
+    assert feature_phrase("tickets_count_28d", row, counts=counts, reports=reports) == "tickets: 2 in 28 days"
+    # A level keeps its average.
+    assert feature_phrase("streak_mean_28d", row, levels={"streak"}, counts=counts) == (
+        "streak 0.25 on average over 28 days"
+    )
+
+
+def test_a_latest_value_older_than_its_signal_s_interval_says_its_age() -> None:
+    # "nps 10 (latest), unchanged" for an answer 326 days old.
+    row = {"nps_last": 10.0, "nps_days_since_last": 326.4, "opens_last": 5.0, "opens_days_since_last": 3.2}
+    assert feature_phrase("nps_last", row, previous=10.0) == "nps 10 (latest, 326 days ago), unchanged"
+    # Past the signal's usual interval (a daily signal, 3 days without a reading), or 28 days at most.
+    assert feature_phrase("opens_last", row, stale_after={"opens": 1.0}) == "opens 5 (latest, 3 days ago)"
+    assert feature_phrase("opens_last", row, stale_after={"opens": 7.0}) == "opens 5 (latest)"
+    assert feature_phrase("opens_last", row) == "opens 5 (latest)"
+    assert feature_phrase("nps_last", {"nps_last": 10.0, "nps_days_since_last": 28.0}) == "nps 10 (latest)"
+    assert feature_phrase("nps_last", {"nps_last": 10.0}) == "nps 10 (latest)"  # its age unknown: not said
+
+
 def test_names_from_the_book_lead_their_phrases() -> None:
     # "last nps last 114 days ago", "last support team 33 days ago", "last ticket reopened 24 days ago".
     names = {"team_support": "support", "ticket_reopened": "ticket reopened"}

@@ -27,6 +27,7 @@ from nextmove.decide.explain import (
     receipt_text,
 )
 from nextmove.decide.explore import assign_control, stable_uniform
+from nextmove.decide.phrases import usd_text
 from nextmove.decide.policy import decide
 from nextmove.decide.rules import Why, check_rules
 from nextmove.errors import ConfigError
@@ -749,6 +750,117 @@ def test_explain_never_sums_a_level_signal(app: Case) -> None:
         ), method
 
 
+def lessons_book(users: int = 300, days: int = 150, seed: int = 7) -> tuple[Book, datetime]:
+    """``lessons_done`` (lessons per week, reported weekly: a count, declared), ``nps`` (answered once, 4 to 5
+    months before the end) and ``streak`` (a daily level); few lessons and a low score lead to cancellations."""
+    rng = np.random.default_rng(seed)
+    ids = [f"L{i:04d}" for i in range(users)]
+    rate = rng.lognormal(-0.5, 1.0, users)
+    rows: list[tuple[str, datetime, str, float]] = []
+    for week in range(days // 7):
+        at = T0 + timedelta(days=7 * week + 6, hours=23)
+        rows += [(a, at, "lessons_done", float(n)) for a, n in zip(ids, rng.poisson(rate), strict=True)]
+    answered, score = rng.integers(0, 20, users), rng.integers(0, 11, users)
+    rows += [(a, T0 + timedelta(days=int(d)), "nps", float(n)) for a, d, n in zip(ids, answered, score, strict=True)]
+    for d in range(days):
+        rows += [(a, T0 + timedelta(days=d, hours=22), "streak", float(d % 9)) for a in ids]
+    touches, outcomes = [], []
+    for d in range(14, days - 30, 14):
+        act = np.where(rng.random(users) < 0.4, "nudge", NO_ACTION)
+        logit = -2.0 - 1.5 * rate + 0.4 * (5 - score) - 0.8 * (act == "nudge")
+        cancel = rng.random(users) < 1 / (1 + np.exp(-logit))
+        for i in range(users):
+            touch_id = f"t{d}-{i}"
+            touches.append((ids[i], str(act[i]), T0 + timedelta(days=d), touch_id, 0.4 if act[i] == "nudge" else 0.6))
+            if cancel[i]:
+                outcomes.append((ids[i], T0 + timedelta(days=d + 10), "cancelled", 1.0, touch_id))
+    utc = pl.Datetime("us", "UTC")
+    book = Book(
+        accounts=pl.DataFrame({"account_id": ids}),
+        signals=pl.DataFrame(
+            rows, schema={"account_id": pl.String, "ts": utc, "name": pl.String, "value": pl.Float64}, orient="row"
+        ),
+        touches=pl.DataFrame(
+            touches,
+            schema={
+                "account_id": pl.String,
+                "action_id": pl.String,
+                "ts": utc,
+                "touch_id": pl.String,
+                "propensity": pl.Float64,
+            },
+            orient="row",
+        ),
+        outcomes=pl.DataFrame(
+            outcomes,
+            schema={"account_id": pl.String, "ts": utc, "kind": pl.String, "value": pl.Float64, "touch_id": pl.String},
+            orient="row",
+        ),
+    )
+    return book, T0 + timedelta(days=days)
+
+
+def lessons_playbook() -> Playbook:
+    return Playbook(
+        name="Lessons",
+        horizon_days=30,
+        objectives={
+            "keep": Objective(name="Keep learner", outcome="cancelled", sense="avoid", value="fixed", value_usd=60.0)
+        },
+        actions=[Action(id="nudge", name="Lesson nudge", team="growth", objective="keep", channel="push")],
+        contact_policy={"max_actions_per_window": 1, "window_days": 14},
+        control_fraction=0.0,
+        signal_roles={"usage": ["lessons_done", "streak"], "survey": ["nps"]},
+        signal_kinds={"count": ["lessons_done"], "level": ["streak"]},
+    )
+
+
+@pytest.fixture(scope="module")
+def lessons() -> Case:
+    return _explained(lessons_playbook(), *lessons_book(), hours=40.0)
+
+
+@pytest.mark.parametrize("method", ["tree", "surrogate"])
+def test_explain_cites_a_count_signal_by_its_total_and_an_old_reading_with_its_age(lessons: Case, method: str) -> None:
+    """One lesson in four weekly reports read "lessons done 0.25 on average over 28 days"; an NPS answer of
+    four months ago read "nps 7 (latest), unchanged"."""
+    out = explain_decisions(
+        lessons.snapshot,
+        lessons.projection,
+        lessons.decisions,
+        lessons.lost,
+        lessons.playbook,
+        model=lessons.model,
+        previous=lessons.previous,
+        contributions=method,  # type: ignore[arg-type]
+    )
+    snapshot = lessons.snapshot.rows_by_key("account_id", named=True, unique=True)
+    cited = [
+        (account_id, s)
+        for account_id, evidence in out.select("account_id", "evidence").iter_rows()
+        for s in json.loads(evidence)["signals"]
+    ]
+    lessons_cited = [s for _, s in cited if s["feature"].startswith("lessons_done_")]
+    assert lessons_cited, method
+    assert not [s for s in lessons_cited if "_mean_" in s["feature"] or "on average" in s["text"]], method
+    totals = [s for s in lessons_cited if "_sum_" in s["feature"]]
+    assert totals, method
+    for s in totals:
+        window = s["feature"].rsplit("_", 1)[1].removesuffix("d")
+        assert s["text"].startswith(f"lessons done {s['value']:.0f} in total over {window} days"), s
+    for s in lessons_cited:
+        if "_count_" in s["feature"]:  # the rows are weekly reports, not lessons
+            assert re.fullmatch(r"lessons done: \d+ reports? in \d+ days.*", s["text"]), s
+    ages = [(snapshot[a]["nps_days_since_last"], s["text"]) for a, s in cited if s["feature"] == "nps_last"]
+    assert ages, method
+    for age, text in ages:
+        assert age > 120
+        assert re.fullmatch(rf"nps \d+ \(latest, {age:.0f} days ago\)(, unchanged)?", text), text
+    # A daily reading of the day before is the ordinary case: no age.
+    streaks = [s["text"] for _, s in cited if s["feature"] == "streak_last"]
+    assert all(re.fullmatch(r"streak \d+ \(latest\)(, (unchanged|(up|down) from \d+))?", t) for t in streaks), streaks
+
+
 def test_explain_cites_no_change_of_0_percent(app: Case) -> None:
     # "support signals up 0% over 90 days" says nothing: a trend that reads 0% is not a driver's phrase.
     for method in ("tree", "surrogate"):
@@ -1219,13 +1331,55 @@ def test_explain_default_held_back_by_exploration_is_set_aside_not_disallowed() 
     drawn = frame.filter((pl.col("arm") == "explore") & (pl.col("action_id") != "email"))
     assert drawn.height > 0
     held = lost.join(drawn.select("account_id"), on="account_id", how="semi").filter(pl.col("action_id") == "email")
-    assert set(held.get_column("why")) == {"held_back"}
+    # The learned policy's pick, Email (morning), was held back; the evening variant, worth the same, the
+    # learned policy would not have given either.
+    assert set(held.filter(pl.col("variant") == "morning").get_column("why")) == {"held_back"}
+    assert set(held.filter(pl.col("variant") == "evening").get_column("reason")) == {
+        "projected to be worth no more than the model's choice for this account, Email (morning)"
+    }
     out = explain_decisions(features, projection, frame, lost, playbook, top_signals=0)
     for evidence in out.join(drawn.select("account_id"), on="account_id", how="semi").get_column("evidence"):
         # $29: the flat projection charged email's arm nothing, and its variant costs the action's $1.
         assert parse_evidence(evidence).default_why == (
             "The lifecycle default, Email, worth $29, was set aside to explore another play."
         )
+
+
+@pytest.mark.parametrize("email", [5.0, -3.0])
+def test_explain_an_exploring_account_s_default_worth_less_is_not_set_aside_to_explore(email: float) -> None:
+    """Only a default the draw held back was set aside to explore; one worth less reads as on the model arm.
+
+    The default (Email) is worth less than Call, the learned policy's pick, and less than nothing when
+    ``email`` is -3: the receipts said it "was set aside to explore another play" while its runner-up row
+    said it lost on value, and the model would not have given it either.
+    """
+    playbook = parse_playbook(
+        VARIANTS.format(control=0.0).replace('{ method = "none" }', '{ method = "epsilon", epsilon = 0.5 }')
+    )
+    ids = [f"c{i}" for i in range(60)]
+    features = pl.DataFrame({"account_id": ids})
+    no_touches = pl.DataFrame(schema={"account_id": pl.String, "action_id": pl.String, "ts": pl.Datetime("us", "UTC")})
+    rules = check_rules(features, no_touches, playbook, datetime(2025, 6, 2, tzinfo=UTC), {})
+    projection = flat_projection(ids, {"call": 30.0, "email": email})
+    decisions = decide(rules, projection.values, playbook, owners=["o"] * len(ids), stages=["trial"] * len(ids))
+    frame = decisions.frame()
+    drawn = frame.filter((pl.col("arm") == "explore") & (pl.col("action_id") != "email"))
+    assert set(drawn.get_column("action_id")) == {"call", "none"}  # the draw took the model's pick, or nothing
+    out = explain_decisions(features, projection, frame, decisions.lost(playbook), playbook, top_signals=0)
+    receipts = out.join(drawn.select("account_id", "action_id"), on="account_id", how="inner")
+    worth = usd_text(email - 1)  # the email variant costs the action's $1
+    for action_id, evidence in receipts.select("action_id", "evidence").iter_rows():
+        said = parse_evidence(evidence).default_why
+        assert "set aside to explore" not in said
+        if action_id == "call":
+            assert said == f"The lifecycle default, Email, worth {worth} against $30 for Call."
+        elif email > 0:
+            assert said == (
+                f"The lifecycle default, Email, worth {worth} against $0 for doing nothing (projected to be worth "
+                "no more than the model's choice for this account, Call)."
+            )
+        else:
+            assert said == f"The lifecycle default, Email, worth {worth} against $0 for doing nothing."
 
 
 def test_each_runner_up_with_a_value_carries_the_projection_it_would_have_as_the_choice(lab: Case) -> None:

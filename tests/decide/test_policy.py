@@ -426,6 +426,66 @@ def test_lost_codes_the_control_and_exploration_draw_held_back_not_rule() -> Non
     assert not rule["reason"].str.starts_with("held back").any()
 
 
+def test_lost_codes_an_exploring_account_held_back_only_the_learned_pick() -> None:
+    """The draw held back the learned policy's pick only; the rest lost as on the model arm.
+
+    Receipts blamed the draw for a stylist call that the owner's spent hours kept from the account (the
+    learned policy would not have given it either) and for a coupon worth less than nothing.
+    """
+    playbook = shop(control=0.0, method="epsilon", epsilon=0.5, hours=3.0, budget=1e9, volume=1000)
+    calls = [f"c{i:02d}" for i in range(40)]  # worth a call: two of them get the owner's 3 hours
+    coupons = [f"d{i:02d}" for i in range(40)]  # too little spend for a call: the learned pick is the am coupon
+    ids = calls + coupons
+    features = pl.DataFrame({"account_id": ids, "spend": [500.0] * len(calls) + [50.0] * len(coupons)})
+    touches = pl.DataFrame(schema={"account_id": pl.String, "action_id": pl.String, "ts": pl.Datetime("us", "UTC")})
+    rules = check_rules(features, touches, playbook, T, {"spend": "number"})
+    worth = {
+        "stylist_call": [100.0, 100.0] + [90.0] * 38 + [0.0] * 40,
+        "coupon:am": [-2.0] * 40 + [20.0] * 40,
+        "coupon:pm": [-5.0] * 40 + [10.0] * 40,
+        "vip_event": [-50.0] * 80,
+    }
+    values = pl.concat(
+        pl.DataFrame({"account_id": ids, "action_id": arm, "value_usd": v, "low": [x - 10 for x in v]}).with_columns(
+            high=pl.col("value_usd") + 10, cost_usd=pl.lit(0.0)
+        )
+        for arm, v in worth.items()
+    )
+    d = decide(rules, values, playbook, owners=["o"] * len(ids), stages=["lapsing"] * len(ids))
+    frame = d.frame().with_columns(
+        got=pl.when(pl.col("variant").is_null())
+        .then(pl.col("action_id"))
+        .otherwise(pl.concat_str("action_id", pl.lit(":"), "variant"))
+    )
+    assert d.usage()["hours:o"] == {"limit": 3.0, "used": 3.0}
+    lost = d.lost(playbook).join(frame.select("account_id", "arm", "got", "model_action_id"), on="account_id")
+    explore = lost.filter(pl.col("arm") == "explore")
+    held = explore.filter(pl.col("why") == "held_back")
+    # Held back: the learned pick only (the am coupon; a call for the two accounts that had the hours).
+    assert held.filter(pl.col("action_id") == "coupon").height > 0
+    assert (held.get_column("action_id") == held.get_column("model_action_id")).all()
+    assert set(held.filter(pl.col("action_id") == "coupon").get_column("variant")) == {"am"}
+    # The calls the spent hours kept from accounts whose learned pick is nothing: capacity, naming the hours.
+    blocked = explore.filter((pl.col("action_id") == "stylist_call") & (pl.col("model_action_id") == "none"))
+    assert blocked.height > 0
+    assert set(blocked.get_column("why")) == {"capacity"}
+    assert blocked.get_column("reason").str.contains("o's hours").all()
+    # A coupon worth less than nothing, better than the pm coupon drawn: it lost on value, not to the draw.
+    negative = explore.filter(pl.col("account_id").str.starts_with("c") & (pl.col("got") == "coupon:pm"))
+    negative = negative.filter(pl.col("variant") == "am")
+    assert negative.height > 0
+    assert negative.select("why", "reason").unique().rows() == [
+        ("lower_value", "projected to be worth no more than doing nothing")
+    ]
+    # The pm coupon, worth more than nothing drawn but less than the learned am coupon.
+    second = explore.filter(pl.col("account_id").str.starts_with("d") & (pl.col("got") == "none"))
+    second = second.filter(pl.col("variant") == "pm")
+    assert second.height > 0
+    assert second.select("why", "reason").unique().rows() == [
+        ("lower_value", "projected to be worth no more than the model's choice for this account, Coupon (am)")
+    ]
+
+
 def test_capacity_ledger_places_in_order_and_skips_what_does_not_fit() -> None:
     owner = Resource("owner", 3.0, np.array([2.0, 1.0]), np.array([0, 1, 2]))
     budget = Resource("budget", 100.0, np.array([60.0, 10.0]))

@@ -23,6 +23,7 @@ from nextmove.models.health import (
     left_out_measures,
     left_out_measures_note,
     resolve_scorecard,
+    silent_usage_note,
     top_movers,
     trend_noise_note,
     unknown_signals,
@@ -638,6 +639,23 @@ def test_scorecard_reads_a_usage_signal_that_went_silent_as_no_use(kind: str) ->
         "minutes_mean_28d": kind,
         "minutes_trend_28d": kind,
     }
+
+
+@pytest.mark.parametrize("declared", [False, True])
+def test_silent_usage_note_asks_to_declare_only_what_is_not_declared(declared: bool) -> None:
+    # The note said the level was "read at regular intervals" and asked to declare it in [signal_kinds],
+    # also of a signal the playbook had declared a level there.
+    card, now, _ = _quiet_book('\n[signal_kinds]\nlevel = ["minutes"]\n' if declared else "")
+    note = silent_usage_note(card, now)
+    assert note is not None
+    assert note.startswith("1 scored account(s) went silent on a usage signal")
+    if declared:
+        assert "minutes, declared a level, as the lowest value of the scored accounts, with no trend" in note
+        assert "regular intervals" not in note
+        assert "declare" not in note.replace("declared a level", "")
+    else:
+        assert "minutes, read at regular intervals (a level), as the lowest value" in note
+        assert note.endswith("declare minutes in [signal_kinds] count or level to choose (docs/models.md)")
 
 
 def test_top_movers_credit_no_points_from_reweighting_to_measures_that_did_not_change() -> None:

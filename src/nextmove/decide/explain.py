@@ -13,6 +13,7 @@ Everything is computed for the whole book at once (Polars and numpy, in chunks o
 from __future__ import annotations
 
 import math
+import re
 import warnings
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -26,6 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 from nextmove.book import NO_ACTION, of_dates
 from nextmove.decide.comparables import ComparableFinder, _utc
 from nextmove.decide.phrases import (
+    STALE_AFTER_DAYS,
     Wording,
     citable,
     feature_family,
@@ -734,10 +736,12 @@ def _alternatives(
     )
     # The default's own row. A control account tries only one variant of its default (default_variant):
     # that one's, since the others lost to the control draw ("held back"), which is not why nothing is
-    # done. Otherwise its best variant when it has several, but one that found no capacity left first.
+    # done. Otherwise its best variant when it has several, but first the one an exploring account's draw
+    # held back (the learned pick: the default was set aside to explore, whatever its other variants lost
+    # to), then one that found no capacity left.
     default = (
         rows.filter(pl.col("_is_default"))
-        .sort([~pl.col("_tried"), pl.col("why") != "capacity"], maintain_order=True)
+        .sort([~pl.col("_tried"), pl.col("why") != "held_back", pl.col("why") != "capacity"], maintain_order=True)
         .group_by("_i", maintain_order=True)
         .agg(
             pl.col("value_usd").first().alias("_default_v"),
@@ -837,6 +841,17 @@ def _default_why() -> pl.Expr:
         .then(pl.concat_str([pl.lit(" against "), format_usd(value), pl.lit(" for "), chosen_name]))
         .otherwise(pl.lit(""))
     )
+    # An exploring account's default worth more than the draw's pick that the draw did not hold back (the
+    # learned policy would not have given it either): its reason says why ("worth no more than the model's choice").
+    overlooked = (
+        pl.when(
+            (pl.col("arm") == "explore")
+            & (pl.col("_default_v") > value.fill_null(0.0))
+            & pl.col("_default_reason").is_not_null()
+        )
+        .then(pl.concat_str([pl.lit(" ("), pl.col("_default_reason"), pl.lit(")")]))
+        .otherwise(pl.lit(""))
+    )
     blocked = pl.col("_default_why_code").is_in(_BLOCKING_CODES)
     control = pl.col("_control_default")
     reason = (
@@ -908,9 +923,11 @@ def _default_why() -> pl.Expr:
         .then(pl.concat_str([the_default, pl.lit(", is not allowed ("), pl.col("_default_reason"), pl.lit(").")]))
         .when(pl.col("_default_why_code") == "capacity")
         .then(pl.concat_str([the_default, pl.lit(", did not fit ("), pl.col("_default_reason"), pl.lit(").")]))
-        .when(pl.col("arm") == "explore")
+        # Only a default the exploration draw held back (the learned pick, worth more) was set aside to explore;
+        # one worth less, or that the learned policy would not have given either, reads as on the model arm.
+        .when((pl.col("arm") == "explore") & (pl.col("_default_why_code") == "held_back"))
         .then(pl.concat_str([the_default, worth, pl.lit(", was set aside to explore another play.")]))
-        .otherwise(pl.concat_str([the_default, worth, against, pl.lit(".")]))
+        .otherwise(pl.concat_str([the_default, worth, against, overlooked, pl.lit(".")]))
     )
 
 
@@ -1091,6 +1108,56 @@ def _flag_columns(snapshot: pl.DataFrame, candidates: Sequence[str]) -> set[str]
     return {c for c in present if stats[f"flag:{c}"] and stats[f"seen:{c}"]}
 
 
+_WINDOW_COUNT = re.compile(r"^(?P<stem>.+)_count_(?P<w>\d+)d$")
+
+
+def _usual_intervals(snapshot: pl.DataFrame, stems: Sequence[str]) -> dict[str, float]:
+    """Signal stem → days past which its latest value says its age: the signal's usual interval.
+
+    The interval is the median, over the accounts with a reading in the signal's longest window, of
+    that window's days per reading (a day for a daily signal, a week for a weekly one), at least a
+    day and at most :data:`~nextmove.decide.phrases.STALE_AFTER_DAYS`. A stem without a window, or
+    without a reading in it, gets :data:`~nextmove.decide.phrases.STALE_AFTER_DAYS`.
+    """
+    windows: dict[str, int] = {}
+    wanted = set(stems)
+    for column in snapshot.columns:
+        if (m := _WINDOW_COUNT.match(column)) and m["stem"] in wanted and snapshot.schema[column].is_numeric():
+            windows[m["stem"]] = max(windows.get(m["stem"], 0), int(m["w"]))
+    out = dict.fromkeys(stems, STALE_AFTER_DAYS)
+    if not windows:
+        return out
+    per_reading = snapshot.select(
+        (w / pl.col(f"{stem}_count_{w}d").filter(pl.col(f"{stem}_count_{w}d") > 0).cast(pl.Float64))
+        .median()
+        .alias(stem)
+        for stem, w in windows.items()
+    ).row(0, named=True)
+    for stem, days in per_reading.items():
+        if days is not None:
+            out[stem] = min(max(float(days), 1.0), STALE_AFTER_DAYS)
+    return out
+
+
+def _reported_amounts(snapshot: pl.DataFrame, counts: Collection[str]) -> set[str]:
+    """Count signals whose rows carry amounts (lessons per week), not one event each: a window's row count
+    differs from its total for some account. Their row counts are reports, not the quantity."""
+    pairs = sorted(
+        (m["stem"], column, f"{m['stem']}_sum_{m['w']}d")
+        for column in snapshot.columns
+        if (m := _WINDOW_COUNT.match(column))
+        and m["stem"] in counts
+        and f"{m['stem']}_sum_{m['w']}d" in snapshot.columns
+    )
+    if not pairs:
+        return set()
+    differs = snapshot.select(
+        (pl.col(total).cast(pl.Float64) != pl.col(rows).cast(pl.Float64)).any().alias(f"{stem}:{rows}")
+        for stem, rows, total in pairs
+    ).row(0, named=True)
+    return {stem for stem, rows, _ in pairs if differs[f"{stem}:{rows}"]}
+
+
 def _percent_stems(snapshot: pl.DataFrame, numeric: Sequence[str]) -> set[str]:
     """Signal stems whose latest values all lie in [0, 1] and are not all 0 or 1: shown as percentages."""
     columns = set(snapshot.columns)
@@ -1126,6 +1193,8 @@ class _Features:
     """Features per family."""
     trend: np.ndarray
     """Feature → numeric column of its trend (windowed means), else -1."""
+    age: np.ndarray
+    """Feature → numeric column of its age (latest values: ``{s}_days_since_last``), else -1."""
 
     @classmethod
     def of(cls, snapshot: pl.DataFrame, keep: Collection[str] | None = None) -> _Features:
@@ -1144,8 +1213,11 @@ class _Features:
         change = [0] + [i for i in range(1, len(names)) if family_of[i] != family_of[i - 1]]
         starts = np.array(change, dtype=np.int64)
         lengths = np.diff(np.append(starts, len(names))).astype(np.int64)
-        trend = [slot.get(feature_wording(f).trend_feature or "", -1) for f in names]
+        wordings = [feature_wording(f) for f in names]
+        trend = [slot.get(w.trend_feature or "", -1) for w in wordings]
         trend = [t if 0 <= t < len(numeric) else -1 for t in trend]
+        age = [slot.get(w.age_feature or "", -1) for w in wordings]
+        age = [t if 0 <= t < len(numeric) else -1 for t in age]
         return cls(
             names,
             numeric,
@@ -1154,6 +1226,7 @@ class _Features:
             starts,
             lengths,
             np.array(trend, dtype=np.int64),
+            np.array(age, dtype=np.int64),
         )
 
     def gather(self, numeric_part: np.ndarray, text_part: np.ndarray) -> np.ndarray:
@@ -1369,16 +1442,22 @@ def _signals(
 
     use_tree = model is not None and (method == "tree" or (method == "auto" and where.height <= TREE_MAX_ROWS))
     surrogate = None
+    kinds = signal_kinds(snapshot, catalog.signal_kinds)
+    levels = {stem for stem, kind in kinds.items() if kind == "level"}
+    counts = {stem for stem, kind in kinds.items() if kind == "count"}
+    reports = _reported_amounts(snapshot, counts)
     if not use_tree:
         sample = rows_of(where.gather_every(max(1, where.height // SURROGATE_SAMPLE)), None)
-        surrogate, features = _fit_surrogate(sample, baselines, catalog, features)
+        surrogate, features = _fit_surrogate(sample, baselines, catalog, features, counts)
     prev = None
     if previous is not None and "account_id" in previous.columns:
         shared = [f for f in features.numeric if f in set(previous.columns)]
         prev = previous.select(pl.col("account_id").cast(pl.String), *shared).unique("account_id", keep="first")
     needed = None if use_tree else [*features.numeric, *features.text]
-    levels = {stem for stem, kind in signal_kinds(snapshot, catalog.signal_kinds).items() if kind == "level"}
-    wordings = [feature_wording(f, names=catalog.stems, levels=levels, teams=catalog.teams) for f in features.names]
+    wordings = [
+        feature_wording(f, names=catalog.stems, levels=levels, counts=counts, teams=catalog.teams)
+        for f in features.names
+    ]
     importance = np.zeros(len(features.names))
     parts: list[pl.DataFrame] = []
     for start in range(0, where.height, CHUNK_ROWS):
@@ -1396,7 +1475,7 @@ def _signals(
             chosen = _select_families(contrib, valid, features.starts, features.lengths, top)
             parts.append(_signal_part(chunk, chosen, x, features, prev))
     rows = pl.concat(parts) if parts else pl.DataFrame(schema=_PICKED_SCHEMA)
-    signal_rows = _phrase_signals(rows, features, catalog, snapshot, percent, levels)
+    signal_rows = _phrase_signals(rows, features, catalog, snapshot, percent, levels, counts, reports)
     mean_abs = importance / where.height
     slot = {f: i for i, f in enumerate(features.names)}
     return signal_rows, {f: float(mean_abs[slot[f]]) for f in features.numeric}
@@ -1405,8 +1484,8 @@ def _signals(
 def _citable(features: _Features, wordings: Sequence[Wording], x: np.ndarray) -> np.ndarray:
     """(rows × features): where a value has something to say (:func:`~nextmove.decide.phrases.citable`).
 
-    A level's window total and a change that reads 0% are never cited; their family is cited by
-    another of its features, or gives way to the next family.
+    A level's window total, a count's window mean and a change that reads 0% are never cited; their
+    family is cited by another of its features, or gives way to the next family.
     """
     out = np.ones((x.shape[0], len(features.names)), dtype=bool)
     for j, wording in enumerate(wordings):
@@ -1447,13 +1526,17 @@ def _chunk_contributions(
 
 
 def _fit_surrogate(
-    sample: pl.DataFrame, baselines: pl.DataFrame, catalog: _Catalog, features: _Features
+    sample: pl.DataFrame,
+    baselines: pl.DataFrame,
+    catalog: _Catalog,
+    features: _Features,
+    counts: Collection[str] = (),
 ) -> tuple[_Surrogate | None, _Features]:
     """The surrogate of every objective's baseline, fitted on a sample of the decided accounts.
 
     A first fit on every feature ranks them by their mean absolute contribution in the sample;
-    the surrogate is then refitted on the :data:`SURROGATE_FEATURES` that matter most (and the
-    trends their means cite), which is what the whole book is explained with.
+    the surrogate is then refitted on the :data:`SURROGATE_FEATURES` that matter most (and what
+    their citations read: :func:`_companions`), which is what the whole book is explained with.
     """
     objectives = [s.objective for s in catalog.specs]
     wide = (
@@ -1480,10 +1563,25 @@ def _fit_surrogate(
     own = sample.get_column("_oi").to_numpy()
     weight = np.abs(np.nan_to_num(surrogate.contributions(sample, x, own)[:, features.column])).mean(axis=0)
     top = [features.names[i] for i in np.argsort(-weight, kind="stable")[:SURROGATE_FEATURES] if weight[i] > 0]
-    trends = [feature_wording(f).trend_feature for f in top]
-    kept = _Features.of(sample, keep=set(top) | {t for t in trends if t})
+    kept = _Features.of(sample, keep=set(top) | {c for f in top for c in _companions(f, counts)})
     x = _numeric_matrix(sample, kept.numeric)
     return _Surrogate.fit(sample, x, targets, objectives, kept.text), kept
+
+
+def _companions(feature: str, counts: Collection[str]) -> list[str]:
+    """Features the citation of ``feature`` reads besides it: a mean's trend, a latest value's age; and
+    for a count signal's window mean, which is not cited, the window total that cites its family instead.
+
+    Examples
+    --------
+    >>> _companions("lessons_mean_28d", {"lessons"}), _companions("nps_last", ())
+    (['lessons_trend_28d', 'lessons_sum_28d'], ['nps_days_since_last'])
+    """
+    wording = feature_wording(feature, counts=counts)
+    out = [f for f in (wording.trend_feature, wording.age_feature) if f]
+    if wording.kind == "mean" and not wording.cited:
+        out.append(f"{feature.removesuffix(f'_mean_{wording.window}d')}_sum_{wording.window}d")
+    return out
 
 
 _PICKED_SCHEMA = {
@@ -1494,13 +1592,14 @@ _PICKED_SCHEMA = {
     "text": pl.String,
     "trend": pl.Float64,
     "previous": pl.Float64,
+    "age": pl.Float64,
 }
 
 
 def _signal_part(
     chunk: pl.DataFrame, chosen: np.ndarray, x: np.ndarray, features: _Features, prev: pl.DataFrame | None
 ) -> pl.DataFrame:
-    """The chosen features of a chunk of accounts with their values, trends, earlier values and text."""
+    """The chosen features of a chunk of accounts with their values, trends, ages, earlier values and text."""
     rows, ranks = np.nonzero(chosen >= 0)
     feats = chosen[rows, ranks]
     column = features.column[feats]
@@ -1512,6 +1611,10 @@ def _signal_part(
     trend = np.full(len(rows), np.nan)
     has_trend = trend_column >= 0
     trend[has_trend] = x[rows[has_trend], trend_column[has_trend]]
+    age_column = features.age[feats]
+    age = np.full(len(rows), np.nan)
+    has_age = age_column >= 0
+    age[has_age] = x[rows[has_age], age_column[has_age]]
     previous = np.full(len(rows), np.nan)
     if prev is not None and is_num.any() and set(features.numeric) & set(prev.columns):
         aligned = chunk.select("account_id").join(prev, on="account_id", how="left", maintain_order="left")
@@ -1531,9 +1634,10 @@ def _signal_part(
             "text": pl.Series("text", texts.tolist(), dtype=pl.String),
             "trend": trend,
             "previous": previous,
+            "age": age,
         },
         schema=_PICKED_SCHEMA,
-    ).with_columns(pl.col("value", "trend", "previous").fill_nan(None))
+    ).with_columns(pl.col("value", "trend", "previous", "age").fill_nan(None))
 
 
 def _phrase_signals(
@@ -1543,15 +1647,28 @@ def _phrase_signals(
     snapshot: pl.DataFrame,
     percent: Collection[str] | None,
     levels: Collection[str],
+    counts: Collection[str] = (),
+    reports: Collection[str] = (),
 ) -> pl.DataFrame:
     if rows.height == 0:
         return pl.DataFrame(schema=_SIGNAL_ROW_SCHEMA)
     stems = _percent_stems(snapshot, features.numeric) if percent is None else set(percent)
     used = sorted(set(rows.get_column("_f").to_list()))
     text = set(features.text)
+    names = [features.names[i] for i in used]
+    stale = _usual_intervals(snapshot, [n.removesuffix("_last") for n in names if n.endswith("_last")])
     wordings = [
-        feature_wording(features.names[i], names=catalog.stems, percent=stems, levels=levels, teams=catalog.teams)
-        for i in used
+        feature_wording(
+            name,
+            names=catalog.stems,
+            percent=stems,
+            levels=levels,
+            counts=counts,
+            reports=reports,
+            teams=catalog.teams,
+            stale_after=stale,
+        )
+        for name in names
     ]
     flags = _flag_columns(snapshot, [w.feature for w in wordings if w.kind == "number"])
     wordings = [replace(w, kind="flag") if w.feature in flags else w for w in wordings]

@@ -32,6 +32,7 @@ KINDS = (
     "trend",
     "count",
     "readings",
+    "reports",
     "sum",
     "mean",
     "last",
@@ -50,13 +51,18 @@ KINDS = (
     "flag",
 )
 """Every kind of wording :func:`feature_wording` gives ("flag": a number column that only holds 0 and 1;
-"readings" and "reading_since": the count and recency of a level signal's readings; "team_…": a team's touches)."""
+"readings" and "reading_since": the count and recency of a level signal's readings; "reports": the count of
+the rows of a count signal whose rows each carry an amount (logins per week); "team_…": a team's touches)."""
 
-_WITH_PREVIOUS = frozenset({"money", "count", "readings", "sum", "mean", "last", "number"})
+_WITH_PREVIOUS = frozenset({"money", "count", "readings", "reports", "sum", "mean", "last", "number"})
 """Kinds whose phrase cites an earlier value ("down from 63%"); a change of a trend or an age is not news."""
 
 _ACCOUNT_KINDS = frozenset({"money", "number", "flag"})
 """Kinds of the accounts table's columns: they cite an earlier value only when it differs."""
+
+STALE_AFTER_DAYS = 28.0
+"""A signal's latest value older than this says its age ("nps 10 (latest, 326 days ago)"), whatever the
+signal's usual interval; the evidence says it sooner for a signal read more often (see :attr:`Wording.stale_after`)."""
 
 PHRASE_COLUMNS = {
     "kind": pl.String,
@@ -67,8 +73,13 @@ PHRASE_COLUMNS = {
     "text": pl.String,
     "trend": pl.Float64,
     "previous": pl.Float64,
+    "age": pl.Float64,
+    "stale_after": pl.Float64,
 }
-"""The columns :func:`render_phrases` reads (the first four come from :func:`wording_table`)."""
+"""The columns :func:`render_phrases` reads (the first four and ``stale_after`` come from :func:`wording_table`);
+``age`` and ``stale_after`` may be left out (no latest value then says its age)."""
+
+_OPTIONAL_COLUMNS = ("age", "stale_after")
 
 
 @dataclass(frozen=True)
@@ -88,7 +99,13 @@ class Wording:
     """For a windowed mean: the trend feature of the same signal and window, cited when no earlier value is."""
     cited: bool = True
     """False for a feature whose value says nothing in words: the total of a level signal's readings
-    (seven daily readings of a rolling 7-day count, or three NPS answers, add up to no quantity)."""
+    (seven daily readings of a rolling 7-day count, or three NPS answers, add up to no quantity), and the
+    window mean of a count signal (one lesson in four weekly reports averages 0.25 per report, which
+    reads as a quantity: its total says it)."""
+    age_feature: str | None = None
+    """For a latest value: the feature of its age (``{s}_days_since_last``), cited when it is stale."""
+    stale_after: float | None = None
+    """For a latest value: the age in days past which its phrase says it ("nps 10 (latest, 326 days ago)")."""
 
 
 def _words(stem: str, names: Mapping[str, str]) -> str:
@@ -101,7 +118,10 @@ def feature_wording(
     names: Mapping[str, str] | None = None,
     percent: Collection[str] = (),
     levels: Collection[str] = (),
+    counts: Collection[str] = (),
+    reports: Collection[str] = (),
     teams: Collection[str] = (),
+    stale_after: Mapping[str, float] | None = None,
 ) -> Wording:
     """The wording of one feature, from its name alone.
 
@@ -117,8 +137,17 @@ def feature_wording(
     levels
         Stems of level signals (:func:`nextmove.features.signal_kinds`): their readings are counted
         as readings, and their window totals are not cited.
+    counts
+        Stems of count signals: their window means (per report, or 1 per event) are not cited, their
+        totals are. A stem in neither ``levels`` nor ``counts`` has every statistic cited.
+    reports
+        Stems of count signals whose rows each carry an amount (lessons per week), not one event each:
+        their rows are counted as reports ("lessons done: 13 reports in 90 days"), not as the quantity.
     teams
         Touch stems that are teams (``team_support``): "last touch by the support team".
+    stale_after
+        Stem → days past which a latest value says its age (a signal's usual interval between
+        readings); :data:`STALE_AFTER_DAYS` for a stem without one.
 
     Examples
     --------
@@ -129,6 +158,11 @@ def feature_wording(
     'Executive call'
     >>> feature_wording("nps_sum_90d", levels={"nps"}).cited
     False
+    >>> feature_wording("lessons_mean_28d", counts={"lessons"}).cited
+    False
+    >>> w = feature_wording("nps_last", stale_after={"csat": 7.0})
+    >>> w.age_feature, w.stale_after
+    ('nps_days_since_last', 28.0)
     """
     names = names or {}
     if feature == "days_to_renewal":
@@ -151,14 +185,24 @@ def feature_wording(
         stem, stat, w = m["stem"], m["stat"], int(m["w"])
         level = stem in levels
         trend = f"{stem}_trend_{w}d" if stat == "mean" else None
-        kind = "readings" if level and stat == "count" else stat
-        cited = not (level and stat == "sum")
+        kind = "readings" if level and stat == "count" else "reports" if stem in reports and stat == "count" else stat
+        cited = not (level and stat == "sum") and not (stem in counts and stat == "mean")
         return Wording(feature, kind, _words(stem, names), w, stem in percent, trend, cited)
     if m := _SINCE.match(feature):
         kind = "reading_since" if m["stem"] in levels else "since"
         return Wording(feature, kind, _words(m["stem"], names))
     if m := _LAST.match(feature):
-        return Wording(feature, "last", _words(m["stem"], names), None, m["stem"] in percent)
+        stem = m["stem"]
+        stale = (stale_after or {}).get(stem, STALE_AFTER_DAYS)
+        return Wording(
+            feature,
+            "last",
+            _words(stem, names),
+            None,
+            stem in percent,
+            age_feature=f"{stem}_days_since_last",
+            stale_after=stale,
+        )
     if m := _EXTRA_TIME.match(feature):
         return Wording(feature, "days_since", _words(m["stem"], names))
     return Wording(feature, "number", _words(feature, names), None, feature in percent)
@@ -214,7 +258,7 @@ def feature_family(feature: str) -> str:
 
 
 def wording_table(wordings: Sequence[Wording]) -> pl.DataFrame:
-    """The wordings as a table: ``feature, kind, words, window, percent, trend_feature``."""
+    """The wordings as a table: ``feature, kind, words, window, percent, trend_feature, age_feature, stale_after``."""
     return pl.DataFrame(
         {
             "feature": [w.feature for w in wordings],
@@ -223,6 +267,8 @@ def wording_table(wordings: Sequence[Wording]) -> pl.DataFrame:
             "window": [w.window for w in wordings],
             "percent": [w.percent for w in wordings],
             "trend_feature": [w.trend_feature for w in wordings],
+            "age_feature": [w.age_feature for w in wordings],
+            "stale_after": [w.stale_after for w in wordings],
         },
         schema={
             "feature": pl.String,
@@ -231,6 +277,8 @@ def wording_table(wordings: Sequence[Wording]) -> pl.DataFrame:
             "window": pl.Int64,
             "percent": pl.Boolean,
             "trend_feature": pl.String,
+            "age_feature": pl.String,
+            "stale_after": pl.Float64,
         },
     )
 
@@ -344,7 +392,9 @@ def _change(kind: str) -> pl.Expr:
     """ ", down from 63%" when an earlier value is known; for a mean without one, its trend."""
     value, previous = pl.col("value"), pl.col("previous")
     # The earlier value in the same format as the value; equal as shown reads "unchanged".
-    show = {"money": format_usd, "count": _days, "readings": _days, "sum": format_number}.get(kind, _level)
+    show = {"money": format_usd, "count": _days, "readings": _days, "reports": _days, "sum": format_number}.get(
+        kind, _level
+    )
     direction = pl.when(value > previous).then(pl.lit(", up from ")).otherwise(pl.lit(", down from "))
     # An account column (ARR, a column of the accounts table) is one value per account in a book, so
     # "unchanged" says nothing; a change shows when the earlier snapshot came from an older export.
@@ -417,12 +467,21 @@ def _phrase(kind: str) -> pl.Expr:
         return pl.concat_str([words, pl.lit(": "), _days(x), pl.lit(" in "), window, pl.lit(" days")])
     if kind == "readings":
         return pl.concat_str([words, pl.lit(": "), _count_of(x, "reading"), pl.lit(" in "), window, pl.lit(" days")])
+    if kind == "reports":
+        return pl.concat_str([words, pl.lit(": "), _count_of(x, "report"), pl.lit(" in "), window, pl.lit(" days")])
     if kind == "sum":
         return pl.concat_str([words, pl.lit(" "), format_number(x), pl.lit(" in total over "), window, pl.lit(" days")])
     if kind == "mean":
         return pl.concat_str([words, pl.lit(" "), _level(x), pl.lit(" on average over "), window, pl.lit(" days")])
     if kind == "last":
-        return pl.concat_str([words, pl.lit(" "), _level(x), pl.lit(" (latest)")])
+        # A latest value older than the signal's usual interval says its age: an NPS answer of 11 months
+        # ago is no reading of today's customer.
+        age, after = pl.col("age"), pl.col("stale_after")
+        stale = age.is_not_null() & age.is_not_nan() & after.is_not_null() & (age > after)
+        said = pl.when(stale).then(pl.concat_str([pl.lit(", "), _count_of(age, "day"), pl.lit(" ago")]))
+        return pl.concat_str(
+            [words, pl.lit(" "), _level(x), pl.lit(" (latest"), said.otherwise(pl.lit("")), pl.lit(")")]
+        )
     # Names from the book lead, then a neutral template: "nps last: last reading 114 days ago", never
     # "last nps last 114 days ago"; an outcome kind is a label ("cancelled"), not a noun to build on.
     if kind in ("since", "outcome_since"):
@@ -463,9 +522,10 @@ def render_phrases(frame: pl.DataFrame) -> pl.Series:
 
     ``frame`` has the :data:`PHRASE_COLUMNS`: the wording (``kind, words, window, percent``,
     as :func:`wording_table` makes) and the account's ``value`` (numbers), ``text`` (text
-    features), ``trend`` (for a mean: its trend feature's value) and ``previous`` (the value in
-    an earlier snapshot, or null). Rows are phrased kind by kind, so each row pays for its own
-    kind's format only.
+    features), ``trend`` (for a mean: its trend feature's value), ``previous`` (the value in
+    an earlier snapshot, or null) and ``age`` (for a latest value: its age in days, said past the
+    wording's ``stale_after``). Rows are phrased kind by kind, so each row pays for its own kind's
+    format only.
 
     Examples
     --------
@@ -477,12 +537,14 @@ def render_phrases(frame: pl.DataFrame) -> pl.Series:
     >>> render_phrases(rows).to_list()
     ['seat utilization 41% on average over 28 days, down from 63%', 'renewal in 45 days']
     """
-    missing = [c for c in PHRASE_COLUMNS if c not in frame.columns]
+    missing = [c for c in PHRASE_COLUMNS if c not in frame.columns and c not in _OPTIONAL_COLUMNS]
     if missing:
         raise ValueError(f"render_phrases needs the columns {missing}")
     if frame.height == 0:
         return pl.Series("phrase", [], dtype=pl.String)
-    data = frame.select([pl.col(c).cast(t) for c, t in PHRASE_COLUMNS.items()]).with_row_index("_row")
+    data = frame.select(
+        [pl.col(c).cast(t) if c in frame.columns else pl.lit(None, t).alias(c) for c, t in PHRASE_COLUMNS.items()]
+    ).with_row_index("_row")
     parts = [
         part.select("_row", _kind_phrase(str(kind)))
         for (kind,), part in data.partition_by("kind", as_dict=True, include_key=True).items()
@@ -517,15 +579,19 @@ def feature_phrase(
     previous: float | None = None,
     names: Mapping[str, str] | None = None,
     levels: Collection[str] = (),
+    counts: Collection[str] = (),
+    reports: Collection[str] = (),
     teams: Collection[str] = (),
+    stale_after: Mapping[str, float] | None = None,
 ) -> str | None:
     """A short phrase for one feature of one account, or None when the value is missing or says nothing.
 
-    ``row`` holds the account's features (so a level can cite its trend). Stems listed in
-    ``unit_interval`` are shown as percentages (e.g. seat utilisation); ``previous`` is the
-    feature's value in an earlier snapshot ("down from 63%"); ``names``, ``levels`` and ``teams``
-    are as in :func:`feature_wording`. A value that is not :func:`citable` (a level's window
-    total, a change that reads 0%) has no phrase. Phrases many accounts at once with
+    ``row`` holds the account's features (so a level can cite its trend, a latest value its age).
+    Stems listed in ``unit_interval`` are shown as percentages (e.g. seat utilisation); ``previous``
+    is the feature's value in an earlier snapshot ("down from 63%"); ``names``, ``levels``,
+    ``counts``, ``reports``, ``teams`` and ``stale_after`` are as in :func:`feature_wording`. A value that is not
+    :func:`citable` (a level's window total, a count's window mean, a change that reads 0%) has no
+    phrase. Phrases many accounts at once with
     :func:`render_phrases`, which gives the same words.
 
     Examples
@@ -541,13 +607,24 @@ def feature_phrase(
     'seat utilization 41% (latest), down from 63%'
     >>> feature_phrase("nps_days_since_last", {"nps_days_since_last": 114.0}, levels={"nps"})
     'nps: last reading 114 days ago'
+    >>> feature_phrase("nps_last", {"nps_last": 10.0, "nps_days_since_last": 326.2}, previous=10.0)
+    'nps 10 (latest, 326 days ago), unchanged'
     """
     value = row.get(feature)
     text = value if isinstance(value, str) else None
     number = _number_or_none(value)
     if text is None and number is None:
         return None
-    wording = feature_wording(feature, names=names, percent=unit_interval, levels=levels, teams=teams)
+    wording = feature_wording(
+        feature,
+        names=names,
+        percent=unit_interval,
+        levels=levels,
+        counts=counts,
+        reports=reports,
+        teams=teams,
+        stale_after=stale_after,
+    )
     if number is not None and not citable(wording, np.array([number]))[0]:
         return None
     kind = "text" if text is not None else wording.kind
@@ -562,6 +639,8 @@ def feature_phrase(
             "text": [text],
             "trend": [trend],
             "previous": [_number_or_none(previous)],
+            "age": [_number_or_none(row.get(wording.age_feature)) if wording.age_feature else None],
+            "stale_after": [wording.stale_after],
         },
         schema=PHRASE_COLUMNS,
     )

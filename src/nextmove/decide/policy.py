@@ -189,8 +189,10 @@ class Decisions:
         the reason says until when), ``capacity`` (worth more than the pick, but a resource it
         needs is short; or a control account's lifecycle default that found no capacity left, whatever
         its value: the reason names the resource), ``lower_value``, or ``held_back``: for control and
-        exploring accounts, a more valuable allowed candidate that the randomisation held back (the
-        playbook's ``control_fraction`` and ``exploration``).
+        exploring accounts, the learned policy's pick, when worth more than what they got, that the
+        randomisation held back (the playbook's ``control_fraction`` and ``exploration``). Their other
+        options worth more than what they got are coded as on the model arm: ``capacity``, or
+        ``lower_value`` ("worth no more than the model's choice for this account, …").
         """
         rows, cols = np.nonzero(self.lost_why >= 0)
         codes = self.lost_why[rows, cols]
@@ -209,6 +211,8 @@ class Decisions:
                 "_arm": self.arm[rows],
                 "_v": self.values[rows, cols],
                 "_chosen_v": self.chosen_value()[rows],
+                "_model_v": self.chosen_value("model")[rows],
+                "_model_name": pl.Series(self._model_names(playbook)[rows].tolist(), dtype=pl.String),
                 "_rule_reason": pl.Series(reason.tolist(), dtype=pl.String),
             }
         )
@@ -231,7 +235,7 @@ class Decisions:
             .then(pl.col("_rule_reason"))
             .when(pl.col("_code") == LOST_CODES.index("lower_value"))
             .then(
-                pl.when(pl.col("_v") > pl.col("_chosen_v") + 1e-9)
+                pl.when((pl.col("_v") > pl.col("_chosen_v") + 1e-9) & (pl.col("_v") > pl.col("_model_v") + 1e-9))
                 .then(
                     pl.lit(
                         "projected to be worth more on average but less surely: the allocation ranks value less "
@@ -240,6 +244,16 @@ class Decisions:
                 )
                 .when(pl.col("_v") <= 0)
                 .then(pl.lit("projected to be worth no more than doing nothing"))
+                .when(pl.col("_v") > pl.col("_chosen_v") + 1e-9)
+                # A control or exploring account's option worth more than what it got, no more than the model's pick.
+                .then(
+                    pl.concat_str(
+                        [
+                            pl.lit("projected to be worth no more than the model's choice for this account, "),
+                            pl.col("_model_name"),
+                        ]
+                    )
+                )
                 .otherwise(pl.lit("projected to be worth less than the recommended action"))
             )
             .when((pl.col("_code") == LOST_CODES.index("rule")) & pl.col("_v").is_nan())
@@ -257,6 +271,15 @@ class Decisions:
             .alias("why"),
             text.alias("reason"),
         )
+
+    def _model_names(self, playbook: Playbook) -> np.ndarray:
+        """Per account, the learned policy's pick as a reason names it ("Upsell call (email)"); None for nothing."""
+        names = {a.id: a.name or a.id for a in playbook.actions}
+        words = [
+            names.get(c.action_id, c.action_id) + (f" ({c.variant})" if c.variant else "") for c in self.candidates
+        ]
+        out: np.ndarray = np.array([None, *words], dtype=object)[self.model_choice + 1]
+        return out
 
     def _capacity_reasons(self, playbook: Playbook, rows: np.ndarray, cols: np.ndarray) -> list[str]:
         """Why each (account, candidate) of a ``capacity`` loss did not fit, naming the resource.
@@ -700,7 +723,7 @@ def decide(
         q_explore[i] = p
 
     propensities = _propensities(b, default_effective, q_explore, control_fraction, epsilon)
-    lost_why = _lost_codes(rules, allowed, v, ranked, choice, arm, unplaced)
+    lost_why = _lost_codes(rules, allowed, v, ranked, choice, arm, b, unplaced)
     return Decisions(
         account_ids=list(ids),
         candidates=list(cands),
@@ -791,12 +814,18 @@ def _lost_codes(
     ranked: np.ndarray,
     choice: np.ndarray,
     arm: np.ndarray,
+    model_choice: np.ndarray,
     unplaced: np.ndarray | None = None,
 ) -> np.ndarray:
     """(accounts × candidates) :data:`LOST_CODES` index of every candidate not chosen (−1 for the chosen one).
 
     A more valuable option of a model-arm account lost to ``capacity``; one that the allocation
     ranked lower (``risk_aversion`` > 0: worth more on average, but less sure) lost on value.
+
+    A control or exploring account did not get the learned policy's pick (``model_choice``): that
+    option, when worth more than what the account got, is ``held_back`` by the randomisation. Any
+    other option worth more than what it got is coded as it would be on the model arm, against the
+    learned pick: the learned policy would not have given it either, for capacity or for its value.
     ``unplaced`` (per account, −1 for none) is the allowed lifecycle default a control account
     did not get because capacity had run out: it lost to ``capacity`` whatever its value.
     """
@@ -808,18 +837,25 @@ def _lost_codes(
     # Not projected: never chosen, and coded `rule` even where a hold applies too, so that online
     # decisions keep it blocked (they read the holds again, and open a held runner-up once its hold ends).
     out[~np.isfinite(v) & np.isin(rules.why, [Why.ALLOWED, Why.SNOOZED, Why.DISMISSED])] = LOST_CODES.index("rule")
+    worth = np.nan_to_num(v, nan=-np.inf)
     pick = np.maximum(choice, 0)
     chosen_v = np.where(choice >= 0, v[rows, pick], 0.0)
-    chosen_r = np.where(choice >= 0, ranked[rows, pick], 0.0)
-    better = allowed & (np.nan_to_num(v, nan=-np.inf) > chosen_v[:, None] + 1e-9)
-    model_arm = arm == "model"
-    # For control and exploring accounts, what is worth more lost to the randomisation (the playbook's
-    # control_fraction and exploration), not to a rule on the action.
-    out[better & ~model_arm[:, None]] = LOST_CODES.index("held_back")
-    ranked_higher = better & model_arm[:, None] & (ranked > chosen_r[:, None] + 1e-9)
-    # The allocation gives a model-arm account its best option that fits (its improvement pass sees to
-    # it), so what ranks higher lost to capacity: the reason names the resource (see Decisions.lost).
-    out[ranked_higher] = LOST_CODES.index("capacity")
+    better = allowed & (worth > chosen_v[:, None] + 1e-9)
+    # What the account would have got on the model arm: the learned pick (the same as its choice there).
+    learned = np.where(arm == "model", choice, model_choice)
+    learned_pick = np.maximum(learned, 0)
+    learned_v = np.where(learned >= 0, v[rows, learned_pick], 0.0)
+    learned_r = np.where(learned >= 0, ranked[rows, learned_pick], 0.0)
+    # The allocation gives an account its best option that fits (its improvement pass sees to it), so
+    # what is worth more than the learned pick and ranks higher lost to capacity: the reason names the
+    # resource (see Decisions.lost). What ranks lower lost on value, on whichever arm.
+    over_learned = better & (worth > learned_v[:, None] + 1e-9) & (ranked > learned_r[:, None] + 1e-9)
+    out[over_learned] = LOST_CODES.index("capacity")
+    # The learned pick itself, not given to a control or exploring account: lost to the randomisation
+    # (the playbook's control_fraction and exploration), not to a rule on the action.
+    drawn = np.flatnonzero((arm != "model") & (learned >= 0))
+    drawn = drawn[better[drawn, learned[drawn]]]
+    out[drawn, learned[drawn]] = LOST_CODES.index("held_back")
     if unplaced is not None:
         # The control cohort takes its default regardless of value: only capacity keeps it from it.
         dropped = np.flatnonzero(unplaced >= 0)

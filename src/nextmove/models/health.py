@@ -110,6 +110,9 @@ class ScorecardMeasure:
     the scorecard was fitted on (its trend stays missing); None (the default), missing like any missing
     value. :meth:`HealthScorecard.from_playbook` sets it for the means and trends of ``[signal_roles]``
     usage signals, by each signal's kind (:func:`~nextmove.features.signal_kinds`)."""
+    silent_declared: bool = False
+    """Whether the playbook declares the kind :attr:`silent` reads by (``[signal_kinds]``), rather than the
+    signal's data: the note on silent accounts asks to declare only the kinds it does not."""
 
     @property
     def text(self) -> str:
@@ -740,7 +743,8 @@ def _usage_silence(
     usage = {stem(name) for name in playbook.signal_roles.usage}
     if not usage:
         return list(measures)
-    kinds = signal_kinds(features, declared_signal_kinds(playbook, vocabulary))
+    declared = declared_signal_kinds(playbook, vocabulary)
+    kinds = signal_kinds(features, declared)
     out = []
     for m in measures:
         window = _signal_window(m.feature)
@@ -748,7 +752,7 @@ def _usage_silence(
             count = pl.col(f"{window[0]}_count_{window[2]}d")
             typical = features.select(count.filter(count > 0).median()).item()
             if typical is not None and typical >= SILENT_MIN_ROWS:
-                m = replace(m, silent=kinds[window[0]])
+                m = replace(m, silent=kinds[window[0]], silent_declared=window[0] in declared)
         out.append(m)
     return out
 
@@ -774,6 +778,7 @@ def silent_usage_note(card: HealthScorecard, features: pl.DataFrame) -> str | No
     measure and give its weight to the others.
     """
     by_kind: dict[str, list[str]] = {}
+    undeclared: list[str] = []
     silent = pl.lit(False)
     for m in card.measures:
         window = _signal_window(m.feature)
@@ -784,6 +789,8 @@ def silent_usage_note(card: HealthScorecard, features: pl.DataFrame) -> str | No
         words = window[0].replace("_", " ")
         if words not in by_kind.setdefault(m.silent, []):
             by_kind[m.silent].append(words)
+            if not m.silent_declared:
+                undeclared.append(words)
     if not by_kind:
         return None
     n = int(features.select(silent.sum()).item())
@@ -793,14 +800,20 @@ def silent_usage_note(card: HealthScorecard, features: pl.DataFrame) -> str | No
     if "count" in by_kind:
         reads.append(f"{_and(by_kind['count'])} as none (a mean of 0, a trend of −100%)")
     if "level" in by_kind:
-        reads.append(
-            f"{_and(by_kind['level'])}, read at regular intervals (a level), as the lowest value of the scored "
-            "accounts, with no trend"
-        )
+        # Why each is a level: the playbook says so, or its rows come at regular intervals.
+        said = [w for w in by_kind["level"] if w not in undeclared]
+        seen = [w for w in by_kind["level"] if w in undeclared]
+        levels = [f"{_and(said)}, declared a level"] if said else []
+        levels += [f"{_and(seen)}, read at regular intervals (a level)"] if seen else []
+        reads.append(f"{' and '.join(levels)}, as the lowest value of the scored accounts, with no trend")
+    choose = (
+        f"; declare {_and(undeclared)} in [signal_kinds] count or level to choose (docs/models.md)"
+        if undeclared
+        else " (docs/models.md)"
+    )
     return (
         f"{n:,} scored account(s) went silent on a usage signal (rows of it before its window, none in it): the "
-        f"health score reads that as no use, {'; '.join(reads)}; declare a signal in [signal_kinds] count or level "
-        "to choose (docs/models.md)"
+        f"health score reads that as no use, {'; '.join(reads)}{choose}"
     )
 
 
