@@ -1112,3 +1112,45 @@ def test_an_outcome_dated_before_its_decision_is_stored_but_not_learned(store: S
     on_time = _outcome(made, "late-1", made.expected_value_usd - 600.0, NOW + timedelta(days=30))
     assert send_feedback(store, decider, [on_time]).learned == 1
     assert OnlineDecider(store, pb).learner.correction(made.action_id).outcomes == 1
+
+
+def test_an_exploring_decision_holds_back_only_the_model_s_pick(
+    store: Store, playbook: Playbook, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Online as in the run: an option worth more than the draw but less than the model's pick was not held back,
+    and a lifecycle default that is not the model's pick was not "set aside to explore"."""
+    import nextmove.engine.online as online
+
+    pb = _with_exploration(playbook, method="epsilon", epsilon=0.2)
+    account = _serve_one(
+        store,
+        pb,
+        action_id="webinar_invite",
+        variant=None,
+        arm="model",
+        value=300.0,
+        default="nurture_email",
+        model_action_id="webinar_invite",
+        alternatives=[
+            _alt("upsell_call", None, 5000.0, "lower_value", "projected to be worth less"),
+            _alt("nurture_email", "morning", 100.0, "lower_value", "projected to be worth less"),
+            _alt("nurture_email", "afternoon", 700.0, "lower_value", "projected to be worth less"),
+        ],
+    )
+    # Options in the run's order: webinar_invite (300), upsell_call (5000, the model's pick), nurture_email: ….
+    monkeypatch.setattr(online, "draw_index", lambda probs, rng: 0)
+    (d,) = OnlineDecider(store, pb).decide([DecideRequest(account)], now=NOW)
+    assert (d.arm, d.action_id) == ("explore", "webinar_invite")
+    rows = {(a["action_id"], a["variant"]): a for a in d.alternatives}
+    assert rows[("upsell_call", None)]["why"] == "held_back"
+    afternoon = rows[("nurture_email", "afternoon")]
+    assert afternoon["why"] == "lower_value"
+    assert (
+        afternoon["reason"]
+        == "projected to be worth no more than the model's choice for this account, Seat expansion call"
+    )
+    assert "set aside to explore" not in d.evidence["default_why"]
+    assert d.evidence["default_why"] == (
+        "The lifecycle default, Product-value nurture sequence, worth $700"
+        " against $300 for Best-practice webinar invitation."
+    )

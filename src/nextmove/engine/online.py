@@ -1251,7 +1251,15 @@ class OnlineDecider:
         chosen = options[choice]
         evidence = self._receipt(view, options, chosen, arm, float(probs[choice]), options[best], blocks, snap, mean)
         alternatives = _alternatives(
-            options, choice, blocks, mean, allowed, run_key=_run_key(rec), held=self._held_words(arm)
+            options,
+            choice,
+            blocks,
+            mean,
+            allowed,
+            run_key=_run_key(rec),
+            held=self._held_words(arm),
+            best=best,
+            best_name=_action_name(self.playbook, options[best].action_id),
         )
         context: dict[str, Any] = {
             "run_id": snap.run.run_id,
@@ -1375,7 +1383,7 @@ class OnlineDecider:
             "default_why": (
                 base.get("default_why", "")
                 if same_as_run and arm == rec.arm
-                else _default_why(self.playbook, view, options, chosen, arm, blocks, mean)
+                else _default_why(self.playbook, view, options, chosen, arm, blocks, mean, options.index(model_best))
             ),
             # In cents, as the run's receipts have them.
             "value_usd": round(float(mean[i]), 2),
@@ -1724,7 +1732,14 @@ def _alternatives(
     *,
     run_key: str,
     held: str = "held back: this decision explores",
+    best: int | None = None,
+    best_name: str = "",
 ) -> list[dict[str, Any]]:
+    """The runner-ups of an online decision, coded as the run codes them (``decide.policy``'s lost codes).
+
+    Only the model's own pick (``best``), drawn over by exploration, was held back; another allowed
+    option worth more than the draw but no more than that pick would not have been given either.
+    """
     shift = mean - np.array([o.value_usd for o in options])
     rows: list[dict[str, Any]] = []
     for i, o in enumerate(options):
@@ -1738,9 +1753,16 @@ def _alternatives(
             why, reason = "lower_value", "the run's choice, not drawn this time"
         elif i == 0 and allowed[i]:  # rescored: the best with the fresh signals plays the run's choice's part
             why, reason = "lower_value", "the best projection with the fresh signals, not drawn this time"
-        elif allowed[i] and mean[i] > mean[choice] + 1e-9:
-            # Worth more and allowed: this decision's draw held it back; coded as the run codes it.
+        elif allowed[i] and mean[i] > mean[choice] + 1e-9 and (best is None or i == best):
+            # The model's pick, worth more and allowed: this decision's draw held it back.
             why, reason = "held_back", held
+        elif allowed[i] and mean[i] > mean[choice] + 1e-9:
+            why = "lower_value"
+            reason = (
+                "projected to be worth no more than doing nothing"
+                if mean[i] <= 0
+                else f"projected to be worth no more than the model's choice for this account, {best_name}"
+            )
         elif o.run_why == "capacity" or not o.run_reason:
             # Worth no more than the choice. The run's capacity reason ("worth more, but not enough of
             # … is left") does not hold here: capacity binds the batch, not a single decision.
@@ -1775,6 +1797,7 @@ def _default_why(
     arm: str,
     blocks: Sequence[tuple[str, str] | None],
     mean: NDArray[np.float64],
+    best: int | None = None,
 ) -> str:
     """``default_why`` of an online decision: how it compares with the lifecycle default, in the run's sentences."""
     default = view.recommendation.default_action_id
@@ -1809,7 +1832,8 @@ def _default_why(
     if block is not None:
         return f"The lifecycle default, {name}, is not allowed{because}."
     worth = "" if d is None else f", worth {usd_text(float(mean[d]))}"
-    if arm == "explore":
+    if arm == "explore" and d is not None and d == best:
+        # Only the model's own pick was set aside to explore; a default worth less reads as on the model arm.
         return f"The lifecycle default, {name}{worth}, was set aside to explore another play."
     if d is None:  # the run kept too few runner-ups to value it
         if chosen.action_id == NO_ACTION:
