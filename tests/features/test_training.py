@@ -439,3 +439,106 @@ def test_build_training_set_touch_attribution_keeps_outcomes_credited_to_no_touc
         ("t1", 1, 100.0, 1),  # its own expansion (expansions name touches: o2 followed no logged one), the churn
         ("t2", 0, 0.0, 1),  # not t1's expansion; the churn of its window
     ]
+
+
+def _credited_book(make_book: MakeBook, credit: Callable[[int], str | None], *, logged_none: bool = True) -> Book:
+    """24 accounts, each called on day 0 and (``logged_none``) left alone by a logged ``none`` on day 10;
+    16 of them churn on day 20, credited by ``credit(i)`` (a touch id or None)."""
+    n = 24
+    touches = []
+    for i in range(n):
+        touches.append(touch(f"a{i}", "call", day(0), f"c{i}", "model", 0.5))
+        if logged_none:
+            touches.append(touch(f"a{i}", "none", day(10), f"n{i}", "model", 0.5))
+    book = make_book([{"account_id": f"a{i}", "contract_start": day(-100)} for i in range(n)], touches=touches)
+    churned = range(16)
+    outcomes = pl.DataFrame(
+        {
+            "account_id": [f"a{i}" for i in churned],
+            "ts": [day(20)] * len(churned),
+            "kind": ["churn"] * len(churned),
+            "outcome_id": [f"o{i}" for i in churned],
+            "value": [None] * len(churned),
+            "touch_id": [credit(i) for i in churned],
+        },
+        schema=book.outcomes.schema,
+    )
+    return Book(book.accounts, book.signals, book.touches, outcomes)
+
+
+def test_auto_attribution_labels_by_window_a_kind_never_credited_to_doing_nothing(
+    make_book: MakeBook, playbook: Playbook
+) -> None:
+    """A CRM credits every churn to the last real touch: by touch, the logged none decisions would be churn-free."""
+    from nextmove.features import WindowFallback, window_fallbacks
+
+    book = _credited_book(make_book, lambda i: f"c{i}")
+    notes: list[str] = []
+    rows = _build_training_set(book, playbook, as_of=day(200), notes=notes)
+    none = rows.filter(pl.col("action_id") == "none")
+    assert none.height == 24
+    assert none.get_column("y_churn").sum() == 16  # the churns in their windows, as window labels give them
+    assert rows.filter(pl.col("action_id") == "call").get_column("y_churn").sum() == 16
+    expected = WindowFallback("churn", 30, rows=24, by_window=16, by_touch=0, touched_share=1.0)
+    assert notes == [expected.note()]
+    assert notes[0].startswith("churn is labelled by its window, not by outcomes.touch_id: 16 of the 24 decisions")
+    assert "0 of them are credited with it" in notes[0]
+    # What validate says, from the touches and outcomes alone.
+    assert window_fallbacks(book, playbook, as_of=day(200)) == [expected]
+    # Asked for by touch, the labels are the credits.
+    forced = _build_training_set(book, playbook, as_of=day(200), attribution="touch")
+    assert forced.filter(pl.col("action_id") == "none").get_column("y_churn").sum() == 0
+
+
+def test_auto_attribution_keeps_credits_that_do_nothing_shares_fairly(make_book: MakeBook, playbook: Playbook) -> None:
+    """Credits that reach the decisions to do nothing as they reach touches stay attributed by touch."""
+    from nextmove.features import window_fallbacks
+
+    # Each churn credited to the decision it followed, the logged none included: the calls keep none
+    # of their windows' churns, and the nones all of theirs.
+    book = _credited_book(make_book, lambda i: f"n{i}")
+    notes: list[str] = []
+    rows = _build_training_set(book, playbook, as_of=day(200), notes=notes)
+    assert notes == []
+    assert window_fallbacks(book, playbook, as_of=day(200)) == []
+    assert rows.filter(pl.col("action_id") == "call").get_column("y_churn").sum() == 0
+    assert rows.filter(pl.col("action_id") == "none").get_column("y_churn").sum() == 16
+    # Too few churns to tell: 9 credited to the calls, none to doing nothing.
+    few = _credited_book(make_book, lambda i: f"c{i}" if i < 9 else None)
+    few = Book(few.accounts, few.signals, few.touches, few.outcomes.head(9))
+    assert window_fallbacks(few, playbook, as_of=day(200)) == []
+
+
+def test_auto_attribution_keeps_expansions_credited_to_the_calls_that_won_them(playbook: Playbook) -> None:
+    """Expansions credited to upsells, the rest credited to no touch: the untouched dates keep their windows."""
+    from tests.features.conftest import build_book
+
+    n = 24
+    accounts = [{"account_id": f"a{i}", "contract_start": day(-100)} for i in range(n)]
+    # No logged none: the untouched dates are the decisions to do nothing.
+    book = build_book(accounts, touches=[touch(f"a{i}", "upsell", day(0), f"u{i}", "model", 0.5) for i in range(12)])
+    rows_out: list[dict[str, Any]] = []
+    for i in range(n):
+        if i < 12:
+            rows_out.append({"account_id": f"a{i}", "ts": day(5), "value": 100.0, "touch_id": f"u{i}"})
+        rows_out.append({"account_id": f"a{i}", "ts": day(20 + i), "value": 10.0, "touch_id": None})
+    outcomes = pl.DataFrame(
+        {
+            "account_id": [r["account_id"] for r in rows_out],
+            "ts": [r["ts"] for r in rows_out],
+            "kind": ["expansion"] * len(rows_out),
+            "outcome_id": [f"o{j}" for j in range(len(rows_out))],
+            "value": [r["value"] for r in rows_out],
+            "touch_id": [r["touch_id"] for r in rows_out],
+        },
+        schema=book.outcomes.schema,
+    )
+    book = Book(book.accounts, book.signals, book.touches, outcomes)
+    notes: list[str] = []
+    rows = _build_training_set(book, playbook, as_of=day(200), notes=notes)
+    assert notes == []
+    upsells = rows.filter(pl.col("action_id") == "upsell")
+    # By touch: the upsell's own 100, not the later uncredited 10 its 30-day window would hold for some.
+    assert upsells.get_column("y_expansion_value").to_list() == [100.0] * 12
+    untouched = rows.filter(~pl.col("logged"))
+    assert untouched.get_column("y_expansion").sum() > 10

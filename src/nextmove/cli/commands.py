@@ -23,6 +23,7 @@ from nextmove.cli.render import render_problems, render_summary
 from nextmove.errors import ConfigError
 from nextmove.features import FeatureVocabulary, compute_features, feature_schema
 from nextmove.features.history import resolve_as_of
+from nextmove.features.training import window_fallbacks
 from nextmove.models.health import left_out_measures_note, unknown_signals_note
 from nextmove.playbook import Playbook
 from nextmove.playbook.expr import ExpressionError, check_playbook_expressions
@@ -132,6 +133,22 @@ def book_features(book: str, report: ValidationReport, playbook: Playbook) -> pl
     )
     empty = Book(accounts.head(0), empty_table("signals"), empty_table("touches"), empty_table("outcomes"))
     return compute_features(empty, report.as_of, playbook=playbook, vocabulary=vocab)
+
+
+def attribution_notes(book: str, report: ValidationReport, playbook: Playbook, as_of: datetime | None) -> list[str]:
+    """What a run's training set labels by window although the outcomes name touches (:func:`window_fallbacks`).
+
+    Read from the accounts, touches and outcomes alone (the signals, often most of a book, are not
+    needed), as of ``as_of`` or else the end of the touches and outcomes; rows after now are left out
+    as a run leaves them out.
+    """
+    outcomes = load_table(book, "outcomes")
+    if "touch_id" not in outcomes.columns or outcomes.get_column("touch_id").is_null().all():
+        return []
+    until = report.as_of if as_of is None else max(report.as_of, as_of)
+    touches = load_table(book, "touches").filter(pl.col("ts") <= until)
+    known = Book(load_table(book, "accounts"), empty_table("signals"), touches, outcomes.filter(pl.col("ts") <= until))
+    return [f.note() for f in window_fallbacks(known, playbook, as_of=as_of)]
 
 
 def eligibility_errors(features: pl.DataFrame, playbook: Playbook) -> list[ExpressionError]:
@@ -300,7 +317,8 @@ def validate(
     # report.notes holds what the book lacks for the playbook (validate_book adds its fit notes)
     health_notes = (unknown_signals_note(pb, report.signal_counts), left_out_measures_note(pb, features))
     returned = returned_accounts_notes(book, pb, parse_as_of(as_of))
-    for note in [*report.notes, *(n for n in health_notes if n is not None), *returned]:
+    credit = attribution_notes(book, report, pb, parse_as_of(as_of))
+    for note in [*report.notes, *(n for n in health_notes if n is not None), *returned, *credit]:
         console.print(f"[yellow]note:[/] {escape(note)}")
     console.print(
         f"[bold green]valid:[/] the book meets the data contract"

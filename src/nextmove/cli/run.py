@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -150,7 +151,7 @@ def run_cmd(
     finally:
         if opened is not None:
             opened.close()
-    render_run(result, console)
+    render_run(result, console, printed=loaded.notes)
     if opened is not None:
         console.print(f"Saved run [bold]{escape(result.run_id)}[/] in the store.")
     if served is not None:
@@ -329,8 +330,11 @@ def executive_summary(summary: dict[str, Any]) -> str:
     return text
 
 
-def render_run(result: RunResult, out: Console) -> None:
-    """Print the executive summary, the action distribution, the arms, capacity use and (on the lab) regret."""
+def render_run(result: RunResult, out: Console, *, printed: Collection[str] = ()) -> None:
+    """Print the executive summary, the action distribution, the arms, capacity use and (on the lab) regret.
+
+    The run's notes follow, but for those in ``printed`` (loading the book's, printed before the run).
+    """
     from nextmove.decide.phrases import usd_text
 
     summary = result.summary
@@ -385,7 +389,8 @@ def render_run(result: RunResult, out: Console) -> None:
             + "."
         )
     for note in summary.get("notes", []):
-        out.print(f"[yellow]note:[/] {escape(str(note))}")
+        if note not in printed:
+            out.print(f"[yellow]note:[/] {escape(str(note))}")
     seconds = summary.get("timings_s", {}).get("total")
     if seconds is not None:
         out.print(f"Run {escape(result.run_id)} as of {result.as_of:%Y-%m-%d %H:%M} UTC took {seconds:.1f} s.")

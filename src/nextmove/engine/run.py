@@ -12,6 +12,7 @@
    :func:`nextmove.engine.holds.read_holds`), allocation under capacity, control and exploration
    (:func:`nextmove.decide.policy.decide`);
 5. **evidence**: the decision receipt of every account (:func:`nextmove.decide.explain.explain_decisions`);
+   with a reused model, the logged past decisions are built here (without a fit) for the comparable accounts;
 6. **evaluation**: off-policy value of the learned, lifecycle-default and do-nothing policies on
    the latest logged decisions whose horizon is over, and, when the truth is given (the lab),
    the regret against the oracle;
@@ -392,8 +393,10 @@ def _run(
         unended_outcome_note(book, playbook, when),
         *returned_accounts_notes(book, playbook, when),
     )
-    for note in book_notes:
-        if note is not None:
+    # What loading the book noted (rows after --as-of or after now left out, columns dropped …) is
+    # the run's too: kept in its summary, not only printed.
+    for note in (*book.notes, *book_notes):
+        if note is not None and note not in notes:
             notes.append(note)
     lap("features")
 
@@ -445,7 +448,13 @@ def _run(
 
     say(RUN_STAGES[4])
     outcomes = book.outcomes.filter(pl.col("ts") <= when)
-    receipts = _receipts(snapshot, projection, decided, decisions, playbook, model, training, outcomes, previous, opts)
+    history = training
+    if history is None and opts.evidence:
+        # A reused model built no training set; the comparables ("accounts like this one") still need
+        # the past decisions and what followed them, without a fit.
+        tell("building the history of past decisions for the comparable accounts")
+        history = _training(book, playbook, when, opts.training_days, notes, untouched=False)
+    receipts = _receipts(snapshot, projection, decided, decisions, playbook, model, history, outcomes, previous, opts)
     lap("evidence")
 
     say(RUN_STAGES[5])
@@ -881,10 +890,22 @@ def _health_bands(
 # ---- models ---------------------------------------------------------------------------------------
 
 
-def _training(book: Book, playbook: Playbook, when: datetime, days: int | None) -> pl.DataFrame:
-    """The training set of past decisions (those of the last ``days`` days when given)."""
+def _training(
+    book: Book, playbook: Playbook, when: datetime, days: int | None, notes: list[str], *, untouched: bool = True
+) -> pl.DataFrame:
+    """The training set of past decisions (those of the last ``days`` days when given); what it labels by
+    window although the outcomes name touches goes to ``notes``.
+
+    ``untouched`` False leaves out the untouched dates a log without logged ``none`` decisions gets
+    (comparables read only logged decisions).
+    """
     return build_training_set(
-        book, playbook, as_of=when, decisions_from=None if days is None else when - timedelta(days=days)
+        book,
+        playbook,
+        as_of=when,
+        decisions_from=None if days is None else when - timedelta(days=days),
+        untouched_rows=None if untouched else False,
+        notes=notes,
     )
 
 
@@ -909,7 +930,7 @@ def _model(
         record = _effect_record(store, playbook)
         return _unpickle_effect_model(record), record.model_id, None, saved_health_bands(record)
     tell("building the training set of past decisions")
-    training = _training(book, playbook, when, opts.training_days)
+    training = _training(book, playbook, when, opts.training_days, notes)
     tell(f"learning from {training.height:,} decisions")
     params = {**FAST_EFFECT_PARAMS, "random_state": seed, "n_jobs": opts.jobs, **dict(opts.effect_params)}
     # The training set's vocabulary: each objective reads the labels of its own outcome kind.

@@ -12,7 +12,13 @@ from nextmove.features.names import (
 )
 from nextmove.features.schema import NON_FEATURE_COLUMNS, FeatureKind, FeatureSchema, feature_schema
 from nextmove.features.snapshot import compute_features
-from nextmove.features.training import build_training_set, in_label_window, training_vocabulary
+from nextmove.features.training import (
+    WindowFallback,
+    build_training_set,
+    in_label_window,
+    training_vocabulary,
+    window_fallbacks,
+)
 
 __all__ = [
     "DEFAULT_WINDOWS_DAYS",
@@ -25,6 +31,7 @@ __all__ = [
     "FeatureVocabulary",
     "History",
     "SignalKind",
+    "WindowFallback",
     "build_training_set",
     "compute_features",
     "declared_signal_kinds",
@@ -35,4 +42,5 @@ __all__ = [
     "signal_kinds",
     "terminal_outcome_kinds",
     "training_vocabulary",
+    "window_fallbacks",
 ]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Literal
 
@@ -35,6 +36,48 @@ come from running totals): bounds memory when snapshots are many."""
 
 _KEYS = [ACCOUNT_ID, DECISION_TS]
 
+TOUCH_CREDIT_FLOOR = 0.25
+"""``attribution="auto"`` labels a kind by window when the rows of no action keep less than this share of
+what the touched rows keep of their windows' events under attribution by touch (:class:`WindowFallback`)."""
+
+TOUCH_CREDIT_MIN_EVENTS = 10
+"""...and only when at least this many rows of no action have an event of the kind in their window: with
+fewer, one event more or less moves the share too much to tell a CRM's crediting from chance."""
+
+
+@dataclass(frozen=True)
+class WindowFallback:
+    """A kind ``attribution="auto"`` labels by window although its outcomes name touches, and why.
+
+    Attributed by touch, a row of no action (a logged ``none`` decision, an untouched date) gets only
+    the outcomes credited to its own ``touch_id``. A CRM that credits every outcome to the last real
+    touch, and never to a decision to do nothing, leaves those rows with (almost) none of the kind,
+    and doing nothing then looks churn-free to every model learned from them.
+    """
+
+    kind: str
+    horizon_days: int
+    rows: int
+    """Rows of no action (``action_id`` ``none``)."""
+    by_window: int
+    """Of them, those with an outcome of the kind in their window (what window labels give them)."""
+    by_touch: int
+    """Of them, those with one under attribution by touch."""
+    touched_share: float
+    """The share of their windows' events the touched rows keep under attribution by touch (1 when none had one)."""
+
+    def note(self) -> str:
+        """The note a run, ``nextmove validate`` and the training set's caller show."""
+        kind = self.kind
+        return (
+            f"{kind} is labelled by its window, not by outcomes.touch_id: {self.by_window:,} of the {self.rows:,} "
+            f"decisions to do nothing (logged none, untouched dates) were followed by {kind} within "
+            f"{self.horizon_days} days, and {self.by_touch:,} of them are credited with it (decisions with a touch "
+            f"keep {self.touched_share:.0%} of theirs): by touch, doing nothing would look free of {kind}. To learn "
+            f"from the credits, credit each {kind} to the decision it followed, a logged none included; else "
+            "nothing to do (docs/features.md, Attribution)"
+        )
+
 
 def build_training_set(
     book: Book,
@@ -49,6 +92,7 @@ def build_training_set(
     windows_days: Sequence[int] | None = None,
     decisions_from: datetime | date | None = None,
     whole_days: bool | None = None,
+    notes: list[str] | None = None,
 ) -> pl.DataFrame:
     """Snapshots at past decision times, each with the touch taken and the outcomes that followed.
 
@@ -106,7 +150,9 @@ def build_training_set(
         labels count only the outcomes whose ``touch_id`` names that touch (still within the
         horizon); rows without a touch keep window labels. When decisions are logged often
         (every two weeks, say) horizons overlap, and only attribution by ``touch_id`` gives
-        each decision the outcomes it caused. ``auto``: ``touch`` when outcomes carry touch ids.
+        each decision the outcomes it caused. ``auto``: ``touch`` when outcomes carry touch ids, except
+        for a kind the touches are credited with but the rows of no action (almost) never are
+        (:class:`WindowFallback`): that kind is labelled by window.
     as_of
         What is known: rows after it are ignored (default: :func:`~nextmove.book.default_as_of`,
         ``book.as_of`` if the book was given one, else its latest timestamp rounded up to a UTC
@@ -119,6 +165,9 @@ def build_training_set(
         without the earlier ones (a large book's time and memory).
     whole_days
         Read every outcome as a whole day, as above (default: when the book's outcomes are dates).
+    notes
+        When given, a note is appended for every kind ``auto`` labels by window although its
+        outcomes name touches (:meth:`WindowFallback.note`).
 
     Returns
     -------
@@ -171,8 +220,56 @@ def build_training_set(
         and known.outcomes.get_column("touch_id").is_not_null().any()
     )
     if by_touch:
-        result = _attribute_to_touches(result, known, vocab, horizon_days=horizon, end=end, whole_days=days)
+        result, fallbacks = _attribute_to_touches(
+            result, known, vocab, horizon_days=horizon, end=end, whole_days=days, check=attribution == "auto"
+        )
+        if notes is not None:
+            notes.extend(f.note() for f in fallbacks)
     return result
+
+
+def window_fallbacks(
+    book: Book,
+    playbook: Playbook,
+    *,
+    as_of: datetime | date | None = None,
+    horizon_days: int | None = None,
+) -> list[WindowFallback]:
+    """The kinds :func:`build_training_set` (``attribution="auto"``) labels by window although they name touches.
+
+    The same rows and labels as the training set, without its features: a book's touches and
+    outcomes are enough (``nextmove validate`` asks before any training set is built). A log with no
+    logged ``none`` decision gets untouched rows, which keep window labels: nothing falls back.
+
+    Raises
+    ------
+    ConfigError
+        If ``horizon_days`` is not a positive whole number, or ``as_of`` cannot be told.
+    """
+    horizon = _positive_days(playbook.horizon_days if horizon_days is None else horizon_days, "horizon_days")
+    end = resolve_as_of(book, as_of)
+    known = _known_by(book, end)
+    if "touch_id" not in known.outcomes.columns or not known.outcomes.get_column("touch_id").is_not_null().any():
+        return []
+    if not known.touches.get_column("action_id").eq(NO_ACTION).any():
+        return []
+    days = of_dates(known.outcomes)
+    vocab = _vocabulary(known, playbook, None)
+    rows = decision_rows(
+        known,
+        playbook,
+        end=end,
+        every_days=playbook.contact_policy.window_days,
+        untouched=False,
+        whole_days=days,
+    )
+    keys = rows.select(_KEYS).unique(maintain_order=True)
+    labels = _labels(known, keys, vocab, horizon_days=horizon, end=end, whole_days=days)
+    labelled = rows.join(labels, on=_KEYS, how="left", maintain_order="left")
+    _, fallbacks = _attribute_to_touches(
+        labelled, known, vocab, horizon_days=horizon, end=end, whole_days=days, check=True
+    )
+    return fallbacks
 
 
 def training_vocabulary(
@@ -229,13 +326,18 @@ def _attribute_to_touches(
     horizon_days: int,
     end: datetime,
     whole_days: bool = False,
-) -> pl.DataFrame:
+    check: bool = False,
+) -> tuple[pl.DataFrame, list[WindowFallback]]:
     """Replace the labels of touch rows by the outcomes attributed to their touch (within the horizon).
 
     A kind of outcome that never names a touch (churn in a CRM that credits only expansions to calls)
     cannot be attributed: its outcomes count for every touch row whose window holds them, as window
     labels would, instead of for no row at all. A kind that names touches at least once is attributed
     by touch alone: its outcomes without a touch id followed no logged decision.
+
+    With ``check`` (``attribution="auto"``), a kind whose rows of no action would keep far fewer of
+    their windows' events than the touched rows keep of theirs stays labelled by window, and is
+    returned (:class:`WindowFallback`).
     """
     horizon = timedelta(days=horizon_days)
     # A touch's own outcomes count from its day (outcomes earlier that day included), up to the
@@ -258,23 +360,59 @@ def _attribute_to_touches(
         ]
         names += [f"{LABEL_PREFIX}{stem}", f"{LABEL_PREFIX}{stem}_value"]
     if not names:
-        return result
+        return result, []
     attributed = outcomes.group_by("touch_id").agg(exprs).collect()
     joined = result.join(attributed, on="touch_id", how="left", suffix="__touch", maintain_order="left")
     has_touch = pl.col("touch_id").is_not_null()
     # A kind that never names a touch keeps the window labels the rows already hold.
-    credited = set(book.outcomes.filter(pl.col("touch_id").is_not_null()).get_column("kind").unique().to_list())
-    by_touch = {
-        n
-        for kind, stem in vocab.outcome_kinds.items()
-        if kind in credited
-        for n in (f"{LABEL_PREFIX}{stem}", f"{LABEL_PREFIX}{stem}_value")
-    }
-    return joined.with_columns(
+    named = set(book.outcomes.filter(pl.col("touch_id").is_not_null()).get_column("kind").unique().to_list())
+    credited = {kind: stem for kind, stem in vocab.outcome_kinds.items() if kind in named}
+    fallbacks = _window_fallbacks(joined, credited, horizon_days) if check else []
+    credited = {kind: stem for kind, stem in credited.items() if kind not in {f.kind for f in fallbacks}}
+    by_touch = {n for stem in credited.values() for n in (f"{LABEL_PREFIX}{stem}", f"{LABEL_PREFIX}{stem}_value")}
+    labelled = joined.with_columns(
         pl.when(has_touch).then(pl.col(f"{n}__touch").fill_null(0)).otherwise(pl.col(n)).cast(joined.schema[n]).alias(n)
         for n in names
         if n in by_touch
     ).drop(f"{n}__touch" for n in names)
+    return labelled, fallbacks
+
+
+def _window_fallbacks(joined: pl.DataFrame, credited: dict[str, str], horizon_days: int) -> list[WindowFallback]:
+    """The credited kinds whose rows of no action keep too few of their windows' events by touch.
+
+    ``joined`` holds each row's window label ``y_{stem}`` and its touch's credited one ``y_{stem}__touch``.
+    Touched rows (a real action with a touch id) lose some of their windows' events to attribution
+    by touch whatever the CRM (an outcome credited to a later touch, or to none); a CRM that credits
+    doing nothing as it credits touches takes as much from the rows of no action. A kind falls back
+    when those rows keep less than :data:`TOUCH_CREDIT_FLOOR` of the touched rows' share, with at least
+    :data:`TOUCH_CREDIT_MIN_EVENTS` of them having an event in their window.
+    """
+    if not credited:
+        return []
+    none = pl.col("action_id").eq(NO_ACTION)
+    touched = ~none & pl.col("touch_id").is_not_null()
+    exprs: list[pl.Expr] = [none.sum().alias("_rows")]
+    for stem in credited.values():
+        window = pl.col(f"{LABEL_PREFIX}{stem}") > 0
+        own = pl.col(f"{LABEL_PREFIX}{stem}__touch").fill_null(0) > 0
+        # Rows without a touch id keep their window labels.
+        by_touch = pl.when(pl.col("touch_id").is_not_null()).then(own).otherwise(window)
+        exprs += [
+            (none & window).sum().alias(f"{stem}:none_window"),
+            (none & by_touch).sum().alias(f"{stem}:none_touch"),
+            (touched & window).sum().alias(f"{stem}:touched_window"),
+            (touched & by_touch).sum().alias(f"{stem}:touched_touch"),
+        ]
+    counts = joined.select(exprs).row(0, named=True)
+    fallbacks = []
+    for kind, stem in credited.items():
+        none_window, none_touch = counts[f"{stem}:none_window"], counts[f"{stem}:none_touch"]
+        touched_window = counts[f"{stem}:touched_window"]
+        share = counts[f"{stem}:touched_touch"] / touched_window if touched_window else 1.0
+        if none_window >= TOUCH_CREDIT_MIN_EVENTS and none_touch < TOUCH_CREDIT_FLOOR * share * none_window:
+            fallbacks.append(WindowFallback(kind, horizon_days, counts["_rows"], none_window, none_touch, share))
+    return fallbacks
 
 
 def _window_end(horizon: timedelta, end: datetime) -> pl.Expr:
