@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -39,3 +43,43 @@ def test_docs_links_in_readme_exist() -> None:
         target = part.split(")")[0]
         if not target.startswith("http"):
             assert (ROOT / target).exists(), target
+
+
+@pytest.mark.slow
+def test_the_api_curl_session_runs_as_written(tmp_path: Path) -> None:
+    # Its feedback sent "decision_id": "PUT-THE-DECISION-ID-HERE", so the whole batch was a 422.
+    if shutil.which("curl") is None or shutil.which("bash") is None:
+        pytest.skip("the session needs curl and bash")
+    from tests.api.conftest import CHEAP_HASH, Server, nextmove_command
+
+    from nextmove.store import open_store
+    from nextmove.store.keys import new_api_key
+
+    page = (ROOT / "docs" / "api.md").read_text(encoding="utf-8")
+    session = page.split("## A session with curl")[1].split("```bash\n")[1].split("\n```\n")[0]
+    ws = tmp_path / "ws"
+    subprocess.run([*nextmove_command(), "init", str(ws)], check=True, capture_output=True, timeout=300)
+    url = f"sqlite:///{(ws / 'nextmove.db').as_posix()}"
+    with open_store(url) as store:
+        key, record = new_api_key("admin", [], name="docs", scheme=CHEAP_HASH)
+        store.create_api_key(record)
+    book = ws / "book"
+    server = Server(url, book / "playbook.toml", extra=["--book", str(book)], log=tmp_path / "server.log").start()
+    try:
+        assert "KEY=nm_..." in session
+        assert "API=http://127.0.0.1:8000" in session
+        script = session.replace("KEY=nm_...", f"KEY={key}").replace("API=http://127.0.0.1:8000", f"API={server.url}")
+        said = subprocess.run(["bash", "-c", script], capture_output=True, text=True, cwd=ws, timeout=900, check=False)
+    finally:
+        server.kill(signal.SIGTERM)
+    assert said.returncode == 0, said.stdout + said.stderr
+    assert said.stderr == "", said.stderr  # every id was read out of its answer
+    with open_store(url) as store:
+        answered = [(e.method, e.path, e.status) for e in store.audit_log(limit=None)]
+        done = [e for e in store.feedback(account_id="ACC-000017") if e.kind == "done"]
+        decisions = store.decisions(account_id="ACC-000017")
+    refused = [a for a in answered if a[2] >= 400]
+    assert refused == [("GET", "/v1/lift", 409)], refused  # the one 409 the page announces
+    assert ("POST", "/v1/feedback", 200) in answered
+    decided = next(d for d in decisions if d.request_id == "crm-req-881")
+    assert [(e.action_id, e.payload.get("decision_id")) for e in done] == [(decided.action_id, decided.decision_id)]

@@ -43,12 +43,14 @@ def seed_run(
     as_of: datetime = AS_OF,
     account_ids: list[str] | None = None,
     owners: tuple[str, ...] = OWNERS,
+    book_source: str = "tests",
 ) -> list[RecommendationRecord]:
     """Save a succeeded run with one recommendation per account, receipts in the agreed shape.
 
-    Values come from a seeded generator over the playbook's own actions; every fourth account
-    has its second-best action blocked by an eligibility rule; every ``control_every``-th is in
-    the control cohort (its action is the lifecycle default, or none).
+    The run says its book was read from ``book_source``. Values come from a seeded generator over
+    the playbook's own actions; every fourth account has its second-best action blocked by an
+    eligibility rule; every ``control_every``-th is in the control cohort (its action is the
+    lifecycle default, or none).
     """
     rng = np.random.default_rng(seed)
     ids = account_ids if account_ids is not None else [f"acct-{i:03d}" for i in range(accounts)]
@@ -136,7 +138,7 @@ def seed_run(
         )
     run = RunRecord(
         run_id=run_id,
-        book_source="tests",
+        book_source=book_source,
         playbook_hash=playbook.content_hash(),
         status="succeeded",
         as_of=as_of,

@@ -11,9 +11,10 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from nextmove.errors import NextmoveError, NotInStoreError
+from nextmove.errors import NextmoveError, NotFoundError, NotInStoreError
 
 logger = logging.getLogger("nextmove.api")
 
@@ -83,6 +84,15 @@ class InvalidRequestError(NextmoveError):
         self.problems = list(problems)
 
 
+class AccountsNotFoundError(NotFoundError):
+    """Accounts of a request that are not there to act on (unknown, gone, not visible to the key): a 404 whose
+    ``problems`` name each account and where the request has it (``accounts.3.account_id``)."""
+
+    def __init__(self, message: str, problems: Sequence[dict[str, Any]] = ()) -> None:
+        super().__init__(message)
+        self.problems = list(problems)
+
+
 HTTP_CODES: dict[int, tuple[str, str]] = {
     400: ("bad_request", "the request is malformed; check the JSON body and the query string"),
     404: ("not_found", "no such endpoint; GET /openapi.json lists them"),
@@ -91,6 +101,9 @@ HTTP_CODES: dict[int, tuple[str, str]] = {
     415: ("unsupported_media_type", "send the body as JSON with Content-Type: application/json"),
 }
 
+
+HTTP_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+"""The methods a 405's ``Allow`` header may name."""
 
 API_LISTERS: dict[str, str] = {"run": "GET /v1/runs lists them"}
 """How an API client finds the records of a kind, by the ``what`` of :class:`NotInStoreError`."""
@@ -137,9 +150,12 @@ def error_response(
     problems: Sequence[dict[str, Any]] | None = None,
     *,
     retry_after_s: int | None = None,
+    headers: dict[str, str] | None = None,
 ) -> JSONResponse:
-    """An error as a JSON response (401 answers also say how to authenticate; ``Retry-After`` if given)."""
-    headers = {"WWW-Authenticate": 'Bearer realm="nextmove"'} if status == 401 else {}
+    """An error as a JSON response, with ``headers`` (a 401 also says how to authenticate; ``Retry-After`` if given)."""
+    headers = dict(headers or {})
+    if status == 401:
+        headers["WWW-Authenticate"] = 'Bearer realm="nextmove"'
     if retry_after_s is not None:
         headers["Retry-After"] = str(retry_after_s)
     return JSONResponse(error_body(status, code, message, problems), status_code=status, headers=headers or None)
@@ -156,7 +172,7 @@ def nextmove_error_response(exc: NextmoveError, store_url: str | None = None) ->
     >>> response.status_code, response.body.decode()
     (422, '{"status":422,"code":"invalid_request","message":"bad","problems":[{"field":"a","problem":"no a"}]}')
     """
-    problems = exc.problems if isinstance(exc, InvalidRequestError) else None
+    problems = exc.problems if isinstance(exc, InvalidRequestError | AccountsNotFoundError) else None
     retry_after_s = exc.retry_after_s if isinstance(exc, TooManyAuthFailuresError) else None
     return error_response(
         exc.http_status, exc.code, public_message(exc, store_url), problems, retry_after_s=retry_after_s
@@ -212,6 +228,21 @@ def json_syntax_error(exc: RequestValidationError) -> str | None:
     return None
 
 
+def allowed_methods(request: Request) -> list[str]:
+    """The methods the request's path takes, for a 405's ``Allow`` header.
+
+    Each method of a path is a route of its own (``GET`` and ``POST /v1/runs``, ``GET`` and ``HEAD
+    /healthz``), and Starlette's 405 names only the first route whose path matched: this asks the
+    application's routes, included routers too, which of the methods each would take.
+    """
+    routes = request.app.router.routes
+    return [
+        method
+        for method in HTTP_METHODS
+        if any(route.matches({**request.scope, "method": method})[0] is Match.FULL for route in routes)
+    ]
+
+
 def install_error_handlers(app: FastAPI) -> None:
     """Map nextmove's errors, validation errors and HTTP errors to JSON; anything else to a 500 JSON error."""
 
@@ -232,13 +263,18 @@ def install_error_handlers(app: FastAPI) -> None:
         return error_response(422, "invalid_request", message, problems)
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         code, hint = HTTP_CODES.get(exc.status_code, ("http_error", "see GET /openapi.json"))
         detail = (
             exc.detail if isinstance(exc.detail, str) and exc.detail not in ("Not Found", "Method Not Allowed") else ""
         )
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:
+            allow = ", ".join(allowed_methods(request))
+            headers["Allow"] = allow
+            hint = f"this endpoint takes {allow} only; GET /openapi.json lists the methods"
         message = f"{detail}; {hint}" if detail else hint
-        return error_response(exc.status_code, code, message)
+        return error_response(exc.status_code, code, message, headers=headers)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Sequence
 from typing import Annotated, Any
 
@@ -13,7 +14,12 @@ from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBea
 from nextmove._urls import mask_url
 from nextmove.api.audit import AUDIT_STATE_KEY
 from nextmove.api.auth import Principal
-from nextmove.api.errors import TooManyAuthFailuresError, UnauthenticatedError
+from nextmove.api.errors import (
+    AccountsNotFoundError,
+    InvalidRequestError,
+    TooManyAuthFailuresError,
+    UnauthenticatedError,
+)
 from nextmove.api.feedback import check_feedback
 from nextmove.api.limits import client_of
 from nextmove.api.measures import lift_report
@@ -43,10 +49,12 @@ from nextmove.api.schemas import (
     UtcTime,
     clean_text,
 )
-from nextmove.api.service import RUN_RECORDED_WAIT_S, Services
+from nextmove.api.service import MAX_NAMES_LISTED, RUN_RECORDED_WAIT_S, Services
+from nextmove.book import NO_ACTION, gone_at_lazy, of_dates, terminal_outcome_kinds
 from nextmove.engine.online import POLICY_MODEL_KIND, DecideGroup, DecideRequest, promoted_run_ids, servable_run
 from nextmove.engine.run_process import interrupted_run_note, require_succeeded, unpromoted_run_note
 from nextmove.errors import ConfigError, NextmoveError, NotFoundError
+from nextmove.models.health import BANDS
 from nextmove.store import AuditEntry, DecisionRecord, RunRecord
 from nextmove.store.records import utcnow
 
@@ -157,8 +165,8 @@ def _claimed_key_id(presented: str | None) -> str | None:
 PrincipalDep = Annotated[Principal, Depends(authenticated)]
 
 
-def _id_path(what: str) -> Any:
-    return Path(min_length=1, max_length=MAX_ID_CHARS, description=f"The {what}'s id.")
+def _id_path(what: str, more: str = "") -> Any:
+    return Path(min_length=1, max_length=MAX_ID_CHARS, description=f"The {what}'s id.{more}")
 
 
 def _clean(name: str, value: str | None) -> str | None:
@@ -205,8 +213,9 @@ def _book_shown(services: Services) -> str | None:
 
 
 @router.get("/healthz", response_model=StatusPublic, tags=["service"], summary="Liveness: the process answers")
+@router.head("/healthz", response_model=StatusPublic, include_in_schema=False)
 def healthz() -> StatusPublic:
-    """Always ``ok`` while the process serves requests (no key needed)."""
+    """Always ``ok`` while the process serves requests (no key needed); ``HEAD`` (a load balancer's probe) alike."""
     return StatusPublic(status="ok")
 
 
@@ -217,8 +226,11 @@ def healthz() -> StatusPublic:
     summary="Readiness: the store answers; what the decider serves",
     responses={503: {"model": ErrorPublic, "description": "The store cannot be reached"}},
 )
+@router.head("/readyz", response_model=StatusPublic, include_in_schema=False)
 def readyz(services: ServicesDep) -> StatusPublic:
-    """``ready`` when the store answers (no key needed); ``detail`` says which run decisions come from."""
+    """``ready`` when the store answers (no key needed); ``detail`` says which run decisions come from.
+
+    ``HEAD`` (a load balancer's probe) answers alike, 200 or 503."""
     services.store.list_runs(1)
     run = services.served_run()
     return StatusPublic(
@@ -253,6 +265,10 @@ def readyz(services: ServicesDep) -> StatusPublic:
 async def decide(body: DecideIn, request: Request, principal: PrincipalDep, services: ServicesDep) -> Response:
     """Decide now for each account: the action, its evidence and propensity, logged as a decision.
 
+    A batch is decided all or nothing: if an account cannot be decided for (unknown, gone, newer
+    than the served run, or not visible to the key), none is, and the 404's ``problems`` names
+    each such account with its place in the batch (``accounts.3.account_id``) and why.
+
     Roles: every role; ``manager`` and ``csm`` keys only for their accounts.
     """
     principal.require("decide")
@@ -276,23 +292,159 @@ async def decide_now(services: Services, principal: Principal, body: DecideIn, a
     group = DecideGroup(requests, principal.key_id, [audit])
 
     def check() -> None:
-        if not principal.sees_everything:
-            for account_id in ids:
-                principal.require_account(account_id, services.owner_of(account_id))
+        undecidable_accounts(services, principal, ids)
 
     def render(made: list[DecisionRecord]) -> bytes:
         return DecisionsPublic(decisions=[DecisionPublic.of(d) for d in made]).model_dump_json().encode()
 
-    if services.config.book is not None and any(r.signals for r in requests):
-        # Rescoring from fresh signals (only with a book) takes tens of milliseconds: a worker
-        # thread of its own, so that it does not hold up the decision queue.
-        def work() -> bytes:
-            check()
-            return render(services.decider.decide(requests, key_id=principal.key_id, audit=group.audit))
+    try:
+        if services.config.book is not None and any(r.signals for r in requests):
+            # Rescoring from fresh signals (only with a book) takes tens of milliseconds: a worker
+            # thread of its own, so that it does not hold up the decision queue.
+            def work() -> bytes:
+                check()
+                return render(services.decider.decide(requests, key_id=principal.key_id, audit=group.audit))
 
-        answer: bytes = await run_in_threadpool(work)
-        return answer
-    return await services.decisions.decide(group, render, check=check)
+            answer: bytes = await run_in_threadpool(work)
+            return answer
+        return await services.decisions.decide(group, render, check=check)
+    except UndecidableAccountsError as found:
+        # Explained off the decision queue's thread: looking the accounts up in the book takes longer than a decision.
+        refusal = await run_in_threadpool(found.refusal, services, ids, batch=body.accounts is not None)
+        raise refusal from None
+
+
+PROBLEMS_IN_MESSAGE = 5
+"""A refused batch's message names this many of its accounts; ``problems`` names every one."""
+
+
+class UndecidableAccountsError(Exception):
+    """Accounts of a decide request that cannot be decided for, by their place in the request.
+
+    Raised where the request is checked (in the decision queue's thread, before anything is
+    decided), and turned into its answer by :meth:`refusal` elsewhere.
+    """
+
+    def __init__(self, hidden: dict[int, str], missing: dict[int, str], run: RunRecord | None) -> None:
+        super().__init__(f"{len(hidden) + len(missing)} accounts cannot be decided for")
+        self.hidden = hidden
+        """The accounts the key may not see."""
+        self.missing = missing
+        """The accounts, visible to the key, that the served run does not have."""
+        self.run = run
+
+    def refusal(self, services: Services, ids: Sequence[str], *, batch: bool) -> AccountsNotFoundError:
+        """The 404 that names each account, its place and why (see :func:`undecidable_accounts`)."""
+        problems = {i: f"no account {a!r} visible to this key" for i, a in self.hidden.items()}
+        if self.run is not None and self.missing:
+            why = _not_in_run(services, self.run, sorted(set(self.missing.values())))
+            problems |= {i: why[a] for i, a in self.missing.items()}
+        listed = [
+            {
+                "field": f"accounts.{i}.account_id" if batch else "account_id",
+                "index": i,
+                "account_id": ids[i],
+                "problem": problems[i],
+            }
+            for i in sorted(problems)
+        ]
+        if not batch:
+            return AccountsNotFoundError(problems[min(problems)], listed)
+        shown = "; ".join(f"accounts[{p['index']}]: {p['problem']}" for p in listed[:PROBLEMS_IN_MESSAGE])
+        more = f" (and {len(listed) - PROBLEMS_IN_MESSAGE} more)" if len(listed) > PROBLEMS_IN_MESSAGE else ""
+        return AccountsNotFoundError(
+            f"{len(listed)} of the batch's {len(ids)} accounts cannot be decided for, so none was (a batch is "
+            f"decided all or nothing; send it again without them, problems lists each): {shown}{more}",
+            listed,
+        )
+
+
+def undecidable_accounts(services: Services, principal: Principal, ids: Sequence[str]) -> None:
+    """Refuse a decide request if any account cannot be decided for, before anything is decided.
+
+    A batch is decided all or nothing (its decisions are logged in one transaction): one account
+    that the key may not see, or that the served run does not have, refuses the whole batch. The
+    answer (:meth:`UndecidableAccountsError.refusal`, a 404) has one ``problems`` entry per such account
+    (``field`` ``accounts.<i>.account_id``, ``index``, ``account_id``, ``problem``), so that the
+    client can drop them and send the rest again. An account the key may not see is said to be not
+    visible, as an unknown one is to such a key; to a key that sees it, an account the run lacks is
+    said to be gone (its terminal outcome and date), in the book but newer than the run, or unknown.
+    With no run served, only what the key may not see is refused here (the decider says why it
+    cannot decide).
+
+    Raises
+    ------
+    UndecidableAccountsError
+        Naming the accounts by their place in ``ids``.
+    """
+    snap = services.decider.snapshot
+    hidden: dict[int, str] = {}
+    missing: dict[int, str] = {}
+    for i, account_id in enumerate(ids):
+        if not principal.sees_everything and not principal.sees_owner(services.owner_of(account_id)):
+            hidden[i] = account_id
+        elif snap is not None and snap.account(account_id) is None:
+            missing[i] = account_id
+    if hidden or missing:
+        raise UndecidableAccountsError(hidden, missing, None if snap is None else snap.run)
+
+
+def _not_in_run(services: Services, run: RunRecord, account_ids: list[str]) -> dict[str, str]:
+    """Why each of ``account_ids`` (none in ``run``) has no decision: gone, newer than the run, or unknown.
+
+    Without the book, only that the run does not have it.
+    """
+    listed = "GET /v1/recommendations lists the accounts"
+    book = services.config.book
+    if book is None:
+        return {a: f"no account {a!r} in run {run.run_id!r}; {listed}" for a in account_ids}
+    wanted = pl.col("account_id").is_in(account_ids)
+    in_book = set(book.accounts.filter(wanted).get_column("account_id").to_list())
+    kinds = terminal_outcome_kinds(services.config.playbook)
+    keys = pl.DataFrame({"account_id": account_ids}).with_columns(pl.lit(utcnow()).alias("_at"))
+    outcomes = book.outcomes.filter(wanted)
+    gone = (
+        gone_at_lazy(
+            book.accounts.lazy().filter(wanted),
+            outcomes.lazy(),
+            kinds,
+            keys.lazy(),
+            at="_at",
+            whole_days=of_dates(book.outcomes),  # the book's reading of its outcome times, not these few rows'
+        )
+        .filter(pl.col("gone"))
+        .select("account_id", "ended_ts")
+        .collect()
+    )
+    ended = (
+        gone.join(
+            outcomes.select(
+                pl.col("account_id").cast(pl.String), pl.col("kind"), pl.col("ts").cast(pl.Datetime("us", "UTC"))
+            ),
+            left_on=["account_id", "ended_ts"],
+            right_on=["account_id", "ts"],
+        )
+        .filter(pl.col("kind").is_in(kinds))
+        .unique("account_id", keep="first", maintain_order=True)
+    )
+    ends = {r["account_id"]: (r["kind"], r["ended_ts"]) for r in ended.iter_rows(named=True)}
+    when = run.as_of or run.created_at
+    out = {}
+    for a in account_ids:
+        if a in ends:
+            kind, ts = ends[a]
+            out[a] = (
+                f"account {a!r} is gone: its {kind!r} outcome on {ts:%Y-%m-%d} ended it, and it has not started "
+                "again since (a later contract_start would bring it back); a gone account is not decided for"
+            )
+        elif a in in_book:
+            out[a] = (
+                f"account {a!r} is in the book but not in run {run.run_id!r}, decided as of {when:%Y-%m-%d}: it was "
+                "not a customer then, or was added to the book since; the next run (POST /v1/runs) decides for it"
+            )
+        else:
+            out[a] = f"no account {a!r} in run {run.run_id!r} or the book; {listed}"
+    return out
 
 
 def decide_resource(account_ids: Sequence[str]) -> str:
@@ -352,19 +504,25 @@ def feedback(
 
 
 @router.get(
-    "/v1/accounts/{account_id}",
+    # ``path``: an id may hold ``/``, which the server decodes from ``%2F`` before it routes the request.
+    "/v1/accounts/{account_id:path}",
     response_model=AccountPublic,
     tags=["accounts"],
     summary="One account: health, risk, current recommendation with evidence, touches and outcomes",
     responses={**ERRORS, **NOT_FOUND},
 )
 def account(
-    account_id: Annotated[str, _id_path("account")],
+    account_id: Annotated[
+        str, _id_path("account", " Percent-encoded as one path segment: `/` as `%2F`, `?` as `%3F`, `#` as `%23`.")
+    ],
     request: Request,
     principal: PrincipalDep,
     services: ServicesDep,
 ) -> AccountPublic:
     """The account as the served run saw it, plus what happened since (decisions, feedback) and its book history.
+
+    The id goes percent-encoded as one path segment (``A/1`` as ``A%2F1``): everything after
+    ``/v1/accounts/`` is the id.
 
     Roles: ``admin``, ``manager`` (the team's accounts), ``csm`` (own accounts); another owner's
     account answers 404, like an account that does not exist.
@@ -453,9 +611,19 @@ def recommendations(
     services: ServicesDep,
     owner: Annotated[str | None, Query(max_length=MAX_ID_CHARS, description="Only this owner's accounts.")] = None,
     band: Annotated[
-        str | None, Query(max_length=MAX_ID_CHARS, description="Only this health band (Healthy, At risk, Critical).")
+        str | None,
+        Query(
+            max_length=MAX_ID_CHARS,
+            description="Only this health band, spelt exactly: Healthy, At risk or Critical (any other is a 422).",
+        ),
     ] = None,
-    action: Annotated[str | None, Query(max_length=MAX_ID_CHARS, description="Only this action (none too).")] = None,
+    action: Annotated[
+        str | None,
+        Query(
+            max_length=MAX_ID_CHARS,
+            description="Only this action: one of the playbook's action ids, or none (any other is a 422).",
+        ),
+    ] = None,
     run_id: Annotated[
         str | None, Query(max_length=MAX_ID_CHARS, description="The run; default: the one decisions come from.")
     ] = None,
@@ -466,15 +634,21 @@ def recommendations(
 
     A ``run_id`` that has not succeeded is answered 409 with its status and why: ``run_failed`` for
     a run that failed or was interrupted (it never will succeed), ``run_not_finished`` for one still
-    going.
+    going. A ``band`` or ``action`` that no recommendation can have, a query parameter this
+    endpoint does not take (a typo would otherwise be ignored) and a filter given twice are each a
+    422 naming what is allowed: a filter that matches nothing by mistake must not look like an empty
+    page.
 
     Roles: ``admin``, ``manager`` and ``csm``; ``manager`` and ``csm`` keys see only their owners'
     accounts (asking for another owner gives an empty page).
     """
     principal.require("recommendations")
+    _check_query(request, RECOMMENDATION_PARAMS)
     owner, band, action, run_id = (
         _clean(n, v) for n, v in (("owner", owner), ("band", band), ("action", action), ("run_id", run_id))
     )
+    if band is not None:
+        _check_value("band", band, HEALTH_BANDS, "the health bands")
     _note(request, "read", "recommendations", owner=owner, band=band, action=action, run_id=run_id, offset=offset)
     if run_id is not None:
         run: RunRecord | None = _succeeded_run(services, run_id, "only a succeeded run has recommendations to list")
@@ -485,6 +659,9 @@ def recommendations(
     owners = None if principal.sees_everything else set(principal.owners)
     if owners is not None and owner is not None:
         owners &= {owner}
+    if action is not None and (run is None or run.playbook_hash == services.config.playbook.content_hash()):
+        # A run made under another playbook (asked for by run_id) has other actions: not checked here.
+        _check_value("action", action, [*services.config.playbook.action_ids, NO_ACTION], "the playbook's actions")
     if run is None:
         return RecommendationPagePublic(run_id=None, total=0, limit=limit, offset=offset, next_offset=None, items=[])
     filters: dict[str, Any] = {"owner": owner, "action_id": action, "health_band": band, "owners": owners}
@@ -499,6 +676,56 @@ def recommendations(
         next_offset=next_offset,
         items=[RecommendationPublic.of(r) for r in items],
     )
+
+
+RECOMMENDATION_PARAMS: tuple[str, ...] = ("owner", "band", "action", "run_id", "limit", "offset")
+"""The query parameters of ``GET /v1/recommendations``: any other is refused, not ignored."""
+HEALTH_BANDS: tuple[str, ...] = tuple(name for name, _ in BANDS)
+"""The health bands a recommendation can have, worst first."""
+
+
+def _check_query(request: Request, allowed: Sequence[str]) -> None:
+    """Refuse a query parameter not in ``allowed``, or one given more than once, with a 422 naming each.
+
+    Ignored, a typo (``acton=``) would answer the whole unfiltered list, and a repeated filter
+    (``band=A&band=B``) only its last value, both looking like a right answer.
+    """
+    params = request.query_params
+    problems = []
+    for name in dict.fromkeys(params.keys()):
+        given = len(params.getlist(name))
+        if name not in allowed:
+            close = difflib.get_close_matches(name, allowed, n=1)
+            hint = f"did you mean {close[0]!r}? " if close else ""
+            problems.append(
+                {
+                    "field": f"query parameter {name}",
+                    "problem": f"this endpoint takes no parameter {name!r}: {hint}it takes {', '.join(allowed)}",
+                }
+            )
+        elif given > 1:
+            problems.append(
+                {
+                    "field": f"query parameter {name}",
+                    "problem": f"given {given} times: give it once (a filter takes one value)",
+                }
+            )
+    if problems:
+        summary = "; ".join(f"{p['field']}: {p['problem']}" for p in problems[:5])
+        raise InvalidRequestError(f"the request does not match the API: {summary}", problems)
+
+
+def _check_value(name: str, value: str, allowed: Sequence[str], what: str) -> None:
+    """Refuse a filter ``value`` not in ``allowed`` with a 422 listing them (and the closest, if one is close)."""
+    if value in allowed:
+        return
+    close = [a for a in allowed if a.lower() == value.lower()] or difflib.get_close_matches(value, allowed, n=1)
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    listed = ", ".join(allowed[:MAX_NAMES_LISTED]) + (
+        f" … ({len(allowed)} in all)" if len(allowed) > MAX_NAMES_LISTED else ""
+    )
+    problem = f"{value!r} is not one of {what}{hint}; give one of: {listed} (spelt exactly)"
+    raise InvalidRequestError(f"{name}: {problem}", [{"field": f"query parameter {name}", "problem": problem}])
 
 
 def _succeeded_run(services: Services, run_id: str, refusal: str) -> RunRecord:

@@ -297,14 +297,42 @@ class RunManager:
             progress.error = f"{type(exc).__name__}: {exc}"
             logger.error("run %s failed:\n%s", progress.run_id, traceback.format_exc())
         finally:
+            if progress.error is not None:
+                self._record_failed(progress, progress.error)
             progress.end()
+
+    def _record_failed(self, progress: RunProgress, error: str) -> None:
+        """Keep a run that failed before the engine recorded it (its book no longer validates) as failed in the store.
+
+        The engine records a run before its first step, and as failed if that step fails; a run that
+        never got there (the book read again for it does not validate, an option refused) would
+        otherwise be known only to this process: missing from ``GET /v1/runs`` and gone after a
+        restart.
+        """
+        store = self.services.store
+        try:
+            store.get_run(progress.run_id)
+            return  # recorded by the engine, which recorded its failure too
+        except NotFoundError:
+            pass
+        except NextmoveError as exc:
+            logger.warning("run %s: could not look it up to record its failure: %s", progress.run_id, exc)
+            return
+        accepted = progress.accepted or RunRecord(
+            run_id=progress.run_id, book_source="", playbook_hash=self.services.config.playbook.content_hash()
+        )
+        failed = replace(accepted, status="failed", finished_at=utcnow(), summary={"error": error})
+        try:
+            store.save_run(failed, [])
+        except NextmoveError as exc:
+            logger.warning("run %s: could not record its failure in the store: %s", progress.run_id, exc)
 
     def record(self, run_id: str, *, wait_s: float = 0.0) -> RunRecord:
         """The run as the store has it; for a run started here and not recorded yet, as it was accepted.
 
-        A run started here that failed before it was recorded (its book no longer validates, say)
-        is ``failed``. With ``wait_s``, a run started here is first waited for until it is recorded
-        or has ended, for at most that long.
+        A run started here that failed before the engine recorded it (its book no longer validates,
+        say) is recorded ``failed`` as it ends, and until then answered so. With ``wait_s``, a run
+        started here is first waited for until it is recorded or has ended, for at most that long.
 
         Raises
         ------

@@ -5,15 +5,20 @@ from __future__ import annotations
 import errno
 import socket
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
+from rich.markup import escape
 
-from nextmove.cli._common import console, handle_errors, status
-from nextmove.cli.commands import PlaybookOpt, resolve_playbook_path
-from nextmove.errors import ConfigError
+from nextmove.cli._common import console, err_console, handle_errors, status
+from nextmove.cli.commands import resolve_playbook_path
+from nextmove.errors import ConfigError, NextmoveError, NotFoundError
 from nextmove.playbook.loader import load_playbook
 from nextmove.settings import Settings
+
+if TYPE_CHECKING:
+    from nextmove.playbook import Playbook
+    from nextmove.store import Store
 
 StoreOpt = Annotated[
     str | None,
@@ -40,7 +45,15 @@ def serve_cmd(
             "read again when it changes (a folder's files are looked at every --refresh-s).",
         ),
     ] = None,
-    playbook: PlaybookOpt = None,
+    playbook: Annotated[
+        Path | None,
+        typer.Option(
+            "--playbook",
+            "-p",
+            help="playbook.toml; default: BOOK/playbook.toml if present, else the built-in default. Without --book: "
+            "the playbook of the run the store serves, if its book folder still holds it, else the built-in default.",
+        ),
+    ] = None,
     max_body_bytes: Annotated[int, typer.Option(help="Largest request body accepted, in bytes.", min=1024)] = 1_048_576,
     refresh_s: Annotated[
         float, typer.Option(help="Seconds between checks for a newer run or another active policy version.", min=0.1)
@@ -76,8 +89,10 @@ def serve_cmd(
     """Serve the REST API: POST /v1/decide, GET /v1/accounts/{id}, GET /v1/recommendations, POST /v1/feedback, runs.
 
     Every request but /healthz and /readyz needs an API key: create one with
-    `nextmove keys create --role admin`. The OpenAPI document is at /openapi.json, the docs at /docs.
-    A port already in use (or not allowed) is refused at once, with exit code 2.
+    `nextmove keys create --role admin`. The OpenAPI document is at /openapi.json, the docs at /docs
+    (they load Swagger UI from a CDN: blank offline). Without --book or --playbook, the run the store
+    serves is served under its own playbook, found in its book's folder. A port already in use (or
+    not allowed) is refused at once, with exit code 2.
     """
     check_port_free(host, port)  # before loading the book: uvicorn would say it only after, in its own log
     import uvicorn
@@ -89,7 +104,12 @@ def serve_cmd(
     if log_level not in ("critical", "error", "warning", "info", "debug"):
         raise ConfigError(f"--log-level must be one of critical, error, warning, info, debug; got {log_level!r}")
     settings = Settings()
-    pb = load_playbook(resolve_playbook_path(book, playbook) if book is not None else playbook)
+    playbook_path = resolve_playbook_path(book, playbook) if book is not None else playbook
+    found_from_run = None
+    if book is None and playbook is None:
+        found_from_run = served_run_playbook(store)
+        playbook_path = found_from_run
+    pb = load_playbook(playbook_path)
     loaded = None
     stamp = book_stamp(book)  # before reading: a change made while it is read is seen as one
     if book is not None:
@@ -111,12 +131,74 @@ def serve_cmd(
         ),
     )
     app = create_app(config)
-    served = app.state.services.served_run()
-    console.print(
-        f"nextmove API on http://{host}:{port} (store {app.state.services.store.url}; "
-        f"serving {'run ' + served.run_id if served else 'no run yet'}); OpenAPI at /openapi.json"
-    )
+    services = app.state.services
+    served = services.served_run()
+    unserved = other_playbook_note(services.store, pb, playbook_path) if served is None else None
+    if served is not None:
+        serving = f"serving run {served.run_id}" + (
+            f" under its playbook {found_from_run}, found in its book's folder" if found_from_run else ""
+        )
+    elif unserved is not None:
+        serving = f"serving no run: {unserved[0]}"
+    else:
+        serving = "serving no run yet"
+    line = f"nextmove API on http://{host}:{port} (store {services.store.url}; {serving}); OpenAPI at /openapi.json"
+    console.print(escape(line))
+    if unserved is not None:
+        err_console.print(f"[yellow]note:[/] {escape(unserved[1])}")
     uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=log_level == "debug")
+
+
+def served_run_playbook(store_url: str | None) -> Path | None:
+    """The playbook of the run the store serves, when the server is given neither --book nor --playbook.
+
+    The store keeps a run's playbook only as its hash, and where its book was read from: a run made
+    with ``nextmove run --book FOLDER`` under ``FOLDER/playbook.toml`` (the usual case) is served
+    under that file, if it is still there with the same content (the same hash). None when the run
+    to serve is the built-in default's, or its playbook cannot be found so: the server then uses
+    the built-in default, and :func:`other_playbook_note` says the run is not served.
+    """
+    from nextmove.engine.online import served_run
+    from nextmove.store import open_store
+
+    try:
+        opened = open_store(store_url, create=False)
+    except NotFoundError:
+        return None  # no store yet: nothing is served
+    with opened:
+        run = served_run(opened)
+    if run is None or run.playbook_hash == load_playbook(None).content_hash() or "://" in run.book_source:
+        return None
+    candidate = Path(run.book_source) / "playbook.toml"
+    try:
+        if candidate.is_file() and load_playbook(candidate).content_hash() == run.playbook_hash:
+            return candidate
+    except (OSError, NextmoveError):
+        pass  # changed or unreadable since: not the run's playbook
+    return None
+
+
+def other_playbook_note(store: Store, playbook: Playbook, playbook_path: Path | None) -> tuple[str, str] | None:
+    """Why the run the store would serve is not served (made under another playbook), and what to do; else None.
+
+    The decider serves no run then: every decision would be a 409 and the recommendations an
+    empty page, which only ``/readyz`` would explain. Returns the reason, for the start-up line,
+    and the note saying what to do.
+    """
+    from nextmove.engine.online import served_run
+
+    run = served_run(store)
+    if run is None or run.playbook_hash == playbook.content_hash():
+        return None
+    server_playbook = f"{playbook_path}" if playbook_path is not None else "nextmove's built-in default"
+    reason = f"the store's run to serve, {run.run_id}, was made under another playbook than the server's"
+    note = (
+        f"run {run.run_id} was made under the playbook with hash {run.playbook_hash}; the server's is "
+        f"{server_playbook} (hash {playbook.content_hash()}), so no run is served: decisions answer 409. Restart "
+        "with --playbook FILE, the playbook that run used (or --book BOOK, whose playbook.toml it is), or start a "
+        "run under this playbook (POST /v1/runs with --book, or `nextmove run`)"
+    )
+    return reason, note
 
 
 def check_port_free(host: str, port: int) -> None:

@@ -1,0 +1,295 @@
+"""What a client written from docs/api.md meets at the edges: ids with reserved characters, strict filters,
+batches refused with each culprit named, failed runs kept, HEAD probes and 405 answers that say what is allowed."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+import urllib.parse
+from collections.abc import Awaitable, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from tests.api.conftest import make_keys, seed_run
+
+from nextmove.api import ApiConfig, create_app
+from nextmove.book.validate import load_book
+from nextmove.playbook import Playbook
+from nextmove.store import Store, open_store
+
+ODD_IDS = ["A/1", "B?2", "C#3", "D%4", "E 5", "Ünï-6", "a/b/c", "/lead", "trail/", "F%2F7", "..", "plain"]
+"""Account ids the data contract allows, each with what a URL path treats specially."""
+
+
+@pytest.fixture
+def url(tmp_path: Path) -> str:
+    return f"sqlite:///{(tmp_path / 'nextmove.db').as_posix()}"
+
+
+@pytest.fixture
+def store(url: str) -> Iterator[Store]:
+    """The store, to seed before an app is made over ``url`` (which closes its own store when it is done)."""
+    with open_store(url) as opened:
+        yield opened
+
+
+def _ask(app: FastAPI, key: str, calls: Callable[[httpx.AsyncClient], Awaitable[Any]]) -> Any:
+    """Run ``calls`` against the app in process (the ASGI scope as uvicorn makes it), then close its services."""
+
+    async def main() -> Any:
+        transport = httpx.ASGITransport(app=app)
+        headers = {"Authorization": f"Bearer {key}"}
+        async with httpx.AsyncClient(transport=transport, base_url="http://nextmove", headers=headers) as client:
+            return await calls(client)
+
+    services = app.state.services
+    services.audit.start()  # not services.start(): it freezes the test process's objects for the collector
+    try:
+        return asyncio.run(main())
+    finally:
+        services.runs.join(30)
+        services.close()
+
+
+def _app(store: Store, playbook: Playbook, **config: Any) -> FastAPI:
+    """An app over the store's URL, opening a store of its own as a server does."""
+    return create_app(ApiConfig(playbook=playbook, store_url=store.url, refresh_s=3600.0, **config))
+
+
+def _book(folder: Path, accounts: str, outcomes: str = "account_id,ts,kind\n") -> Path:
+    """A folder book of ``accounts.csv`` and ``outcomes.csv``, written whole (a server need not wait for it)."""
+    folder.mkdir(exist_ok=True)
+    (folder / "accounts.csv").write_text(accounts, encoding="utf-8")
+    (folder / "outcomes.csv").write_text(outcomes, encoding="utf-8")
+    then = time.time() - 10
+    for file in folder.iterdir():
+        os.utime(file, (then, then))
+    return folder
+
+
+# ---- account ids ------------------------------------------------------------------------------
+
+
+def _segment(account_id: str) -> str:
+    """``account_id`` percent-encoded as one path segment, its dots included."""
+    return urllib.parse.quote(account_id, safe="").replace(".", "%2E")
+
+
+def test_every_account_id_has_its_page_when_percent_encoded(store: Store, playbook: Playbook) -> None:
+    # An id with "/" was a 404 "no such endpoint": the server decodes %2F before it routes the request.
+    seed_run(store, playbook, account_ids=ODD_IDS, owners=("ana",))
+    keys = make_keys(store)
+
+    async def calls(client: httpx.AsyncClient) -> list[httpx.Response]:
+        # Dots too, as docs/api.md says: a client drops a path segment ".." it sends as it is.
+        return [await client.get(f"/v1/accounts/{_segment(a)}") for a in ODD_IDS]
+
+    answers = _ask(_app(store, playbook), keys.admin, calls)
+    assert [r.status_code for r in answers] == [200] * len(ODD_IDS), [r.text for r in answers]
+    assert [r.json()["account_id"] for r in answers] == ODD_IDS
+    assert all(r.json()["recommendation"]["account_id"] == a for r, a in zip(answers, ODD_IDS, strict=True))
+
+
+def test_an_id_with_a_slash_is_hidden_from_another_owners_key_like_a_missing_one(
+    store: Store, playbook: Playbook
+) -> None:
+    seed_run(store, playbook, account_ids=["A/1", "B/2"], owners=("ana", "cleo"))
+    keys = make_keys(store)
+
+    async def calls(client: httpx.AsyncClient) -> list[httpx.Response]:
+        return [await client.get(f"/v1/accounts/{quoted}") for quoted in ("A%2F1", "B%2F2", "Z%2F9")]
+
+    own, hidden, missing = _ask(_app(store, playbook), keys.csm, calls)  # the csm is ana
+    assert own.status_code == 200
+    assert hidden.status_code == missing.status_code == 404
+    assert hidden.json()["message"].replace("B/2", "X") == missing.json()["message"].replace("Z/9", "X")
+
+
+# ---- recommendation filters -------------------------------------------------------------------
+
+
+def test_recommendation_filters_refuse_what_no_recommendation_can_have(store: Store, playbook: Playbook) -> None:
+    # band=critical, band=Nope, action=bogus and a typo (acton=) all answered 200 with a page that looked right.
+    seed_run(store, playbook)
+    keys = make_keys(store)
+    asked = [
+        "band=critical",
+        "band=Nope",
+        "action=bogus",
+        "acton=nurture_email",
+        "band=Critical&band=Healthy",
+        "band=Critical",
+        "action=none",
+        f"action={playbook.action_ids[0]}&band=At%20risk&owner=ana&limit=5&offset=0",
+    ]
+
+    async def calls(client: httpx.AsyncClient) -> list[httpx.Response]:
+        return [await client.get(f"/v1/recommendations?{query}") for query in asked]
+
+    answers = dict(zip(asked, _ask(_app(store, playbook), keys.admin, calls), strict=True))
+    for query in asked[:5]:
+        assert answers[query].status_code == 422, (query, answers[query].text)
+        assert answers[query].json()["code"] == "invalid_request"
+    critical = answers["band=critical"].json()
+    assert "did you mean 'Critical'?" in critical["message"]
+    assert "Healthy, At risk, Critical" in critical["message"] or "Critical, At risk, Healthy" in critical["message"]
+    assert critical["problems"][0]["field"] == "query parameter band"
+    bogus = answers["action=bogus"].json()["message"]
+    assert playbook.action_ids[0] in bogus
+    assert "none" in bogus
+    typo = answers["acton=nurture_email"].json()
+    assert typo["problems"] == [
+        {
+            "field": "query parameter acton",
+            "problem": "this endpoint takes no parameter 'acton': did you mean 'action'? it takes owner, band, "
+            "action, run_id, limit, offset",
+        }
+    ]
+    assert "given 2 times" in answers["band=Critical&band=Healthy"].json()["message"]
+    assert answers["band=Critical"].status_code == 200
+    assert answers["band=Critical"].json()["total"] == 10
+    assert {r["health_band"] for r in answers["band=Critical"].json()["items"]} == {"Critical"}
+    assert answers["action=none"].status_code == 200
+    assert answers[asked[-1]].status_code == 200
+
+
+# ---- decide: a batch is all or nothing, and says which accounts and why ------------------------
+
+
+def test_a_batch_refused_names_each_account_its_place_and_why(tmp_path: Path, store: Store, playbook: Playbook) -> None:
+    # One churned or unknown account made the whole batch a 404 that named only "no account in run".
+    folder = _book(
+        tmp_path / "book",
+        "account_id,owner,arr,contract_start\na1,ana,1000,\na2,ana,1000,\ngone,ana,1000,\nnewbie,ana,1000,\n"
+        "back,ana,1000,2026-07-01T00:00:00Z\n",
+        "account_id,ts,kind\ngone,2026-03-02T00:00:00Z,churn\nback,2026-02-01T00:00:00Z,churn\n",
+    )
+    book = load_book(str(folder), playbook=playbook)
+    seed_run(store, playbook, account_ids=["a1", "a2"], owners=("ana",))
+    keys = make_keys(store)
+    batch = {"accounts": [{"account_id": a} for a in ("a1", "gone", "a2", "ghost", "newbie", "back")]}
+
+    async def calls(client: httpx.AsyncClient) -> list[httpx.Response]:
+        return [
+            await client.post("/v1/decide", json=batch),
+            await client.post("/v1/decide", json={"account_id": "gone"}),
+        ]
+
+    refused, single = _ask(_app(store, playbook, book=book), keys.admin, calls)
+    assert store.decisions(limit=100) == []  # nothing of the batch was decided
+    assert refused.status_code == 404, refused.text
+    error = refused.json()
+    assert error["code"] == "not_found"
+    assert "a batch is decided all or nothing" in error["message"]
+    assert [(p["field"], p["index"], p["account_id"]) for p in error["problems"]] == [
+        ("accounts.1.account_id", 1, "gone"),
+        ("accounts.3.account_id", 3, "ghost"),
+        ("accounts.4.account_id", 4, "newbie"),
+        ("accounts.5.account_id", 5, "back"),
+    ]
+    problems = [p["problem"] for p in error["problems"]]
+    assert "is gone: its 'churn' outcome on 2026-03-02 ended it" in problems[0]
+    assert problems[1] == "no account 'ghost' in run 'run-1' or the book; GET /v1/recommendations lists the accounts"
+    assert "is in the book but not in run 'run-1', decided as of 2026-06-01" in problems[2]
+    assert "is in the book but not in run 'run-1'" in problems[3]  # churned, but started again since
+    assert single.status_code == 404
+    assert single.json()["problems"][0]["field"] == "account_id"
+    assert single.json()["message"] == single.json()["problems"][0]["problem"]
+
+
+def test_a_batch_names_the_accounts_a_key_may_not_see_as_it_names_missing_ones(
+    store: Store, playbook: Playbook
+) -> None:
+    recs = seed_run(store, playbook)
+    keys = make_keys(store)
+    anas = [r.account_id for r in recs if r.owner == "ana"]
+    cleos = [r.account_id for r in recs if r.owner == "cleo"]
+
+    async def calls(client: httpx.AsyncClient) -> httpx.Response:
+        batch = [anas[0], cleos[0], anas[1], "ghost"]
+        return await client.post("/v1/decide", json={"accounts": [{"account_id": a} for a in batch]})
+
+    refused = _ask(_app(store, playbook), keys.csm, calls)
+    assert refused.status_code == 404
+    problems = refused.json()["problems"]
+    assert [p["index"] for p in problems] == [1, 3]
+    assert problems[0]["problem"].replace(cleos[0], "X") == problems[1]["problem"].replace("ghost", "X")
+
+
+# ---- runs -------------------------------------------------------------------------------------
+
+
+def test_a_run_whose_book_no_longer_validates_is_kept_failed_in_the_store(
+    tmp_path: Path, store: Store, playbook: Playbook
+) -> None:
+    # It answered 202 "failed" with the right error, but GET /v1/runs never listed it and a restart forgot it.
+    folder = _book(tmp_path / "book", "account_id,owner,arr\na1,ana,1000\na2,ana,1000\n")
+    book = load_book(str(folder), playbook=playbook)
+    keys = make_keys(store)
+    app = _app(store, playbook, book=book, book_path=str(folder))
+    _book(folder, "account_id,owner,arr\na1,ana,1000\na1,ana,1000\n")  # a duplicate account_id since
+
+    async def calls(client: httpx.AsyncClient) -> tuple[httpx.Response, httpx.Response]:
+        started = await client.post("/v1/runs", json={})
+        return started, await client.get("/v1/runs")
+
+    started, listed = _ask(app, keys.admin, calls)
+    assert started.status_code == 202, started.text
+    run = started.json()
+    assert run["status"] == "failed"
+    assert "duplicate" in run["error"]
+    assert [(r["run_id"], r["status"]) for r in listed.json()["items"]] == [(run["run_id"], "failed")]
+    stored = store.get_run(run["run_id"])
+    assert stored.status == "failed"
+    assert stored.error == run["error"]
+    assert stored.finished_at is not None
+
+    async def again(client: httpx.AsyncClient) -> httpx.Response:
+        return await client.get(f"/v1/runs/{run['run_id']}")
+
+    after_restart = _ask(_app(store, playbook), keys.admin, again)
+    assert after_restart.status_code == 200
+    assert after_restart.json()["status"] == "failed"
+    assert after_restart.json()["error"] == run["error"]
+
+
+# ---- probes and methods -----------------------------------------------------------------------
+
+
+def test_head_probes_answer_as_get_does(store: Store, playbook: Playbook) -> None:
+    # Load balancers probe with HEAD: it was a 405.
+    keys = make_keys(store)
+
+    async def calls(client: httpx.AsyncClient) -> list[httpx.Response]:
+        return [await client.head("/healthz"), await client.head("/readyz"), await client.get("/healthz")]
+
+    healthz, readyz, got = _ask(_app(store, playbook), keys.admin, calls)
+    assert healthz.status_code == readyz.status_code == 200
+    assert healthz.headers["content-type"] == got.headers["content-type"] == "application/json"
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "allowed"),
+    [
+        ("DELETE", "/v1/runs", "GET, POST"),
+        ("PUT", "/healthz", "GET, HEAD"),
+        ("GET", "/v1/decide", "POST"),
+        ("POST", "/v1/accounts/A%2F1", "GET"),
+    ],
+)
+def test_a_405_names_the_methods_the_endpoint_takes(
+    store: Store, playbook: Playbook, method: str, path: str, allowed: str
+) -> None:
+    keys = make_keys(store)
+
+    async def calls(client: httpx.AsyncClient) -> httpx.Response:
+        return await client.request(method, path)
+
+    answer = _ask(_app(store, playbook), keys.admin, calls)
+    assert answer.status_code == 405
+    assert answer.headers["allow"] == allowed
+    assert answer.json()["message"] == f"this endpoint takes {allowed} only; GET /openapi.json lists the methods"
