@@ -494,19 +494,48 @@ def test_auto_attribution_keeps_credits_that_do_nothing_shares_fairly(make_book:
     """Credits that reach the decisions to do nothing as they reach touches stay attributed by touch."""
     from nextmove.features import window_fallbacks
 
-    # Each churn credited to the decision it followed, the logged none included: the calls keep none
-    # of their windows' churns, and the nones all of theirs.
-    book = _credited_book(make_book, lambda i: f"n{i}")
+    # Each churn credited to one of the decisions whose window holds it, the logged none as often as the
+    # call: each side keeps half of its windows' churns.
+    book = _credited_book(make_book, lambda i: f"c{i}" if i % 2 == 0 else f"n{i}")
     notes: list[str] = []
     rows = _build_training_set(book, playbook, as_of=day(200), notes=notes)
     assert notes == []
     assert window_fallbacks(book, playbook, as_of=day(200)) == []
-    assert rows.filter(pl.col("action_id") == "call").get_column("y_churn").sum() == 0
-    assert rows.filter(pl.col("action_id") == "none").get_column("y_churn").sum() == 16
+    assert rows.filter(pl.col("action_id") == "call").get_column("y_churn").sum() == 8
+    assert rows.filter(pl.col("action_id") == "none").get_column("y_churn").sum() == 8
+    # Credited to the later none alone, the calls would keep none of theirs: every call a cure.
+    later = _credited_book(make_book, lambda i: f"n{i}")
+    assert [f.side for f in window_fallbacks(later, playbook, as_of=day(200))] == ["touched"]
     # Too few churns to tell: 9 credited to the calls, none to doing nothing.
     few = _credited_book(make_book, lambda i: f"c{i}" if i < 9 else None)
     few = Book(few.accounts, few.signals, few.touches, few.outcomes.head(9))
     assert window_fallbacks(few, playbook, as_of=day(200)) == []
+
+
+def test_auto_attribution_labels_by_window_a_kind_rarely_credited_to_the_touches_it_followed(
+    make_book: MakeBook, playbook: Playbook
+) -> None:
+    """A CRM names the call on 2 of 16 churns; no none is logged, so the untouched dates keep their windows:
+    by touch, the calls would keep an eighth of their churns and look like a cure."""
+    from nextmove.features import window_fallbacks
+
+    book = _credited_book(make_book, lambda i: f"c{i}" if i < 2 else None, logged_none=False)
+    notes: list[str] = []
+    rows = _build_training_set(book, playbook, as_of=day(200), notes=notes)
+    calls = rows.filter(pl.col("action_id") == "call")
+    assert calls.get_column("y_churn").sum() == 16  # every churn in a call's window, as window labels give them
+    (fallback,) = window_fallbacks(book, playbook, as_of=day(200))
+    assert (fallback.kind, fallback.side, fallback.touched_by_window, fallback.touched_by_touch) == (
+        "churn",
+        "touched",
+        16,
+        2,
+    )
+    assert notes == [fallback.note()]
+    assert "16 decisions with a touch were followed by churn within 30 days, and only 2 of them" in notes[0]
+    assert "(the decisions to do nothing keep 100% of theirs)" in notes[0]
+    forced = _build_training_set(book, playbook, as_of=day(200), attribution="touch")
+    assert forced.filter(pl.col("action_id") == "call").get_column("y_churn").sum() == 2
 
 
 def test_auto_attribution_keeps_expansions_credited_to_the_calls_that_won_them(playbook: Playbook) -> None:

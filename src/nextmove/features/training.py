@@ -38,11 +38,13 @@ _KEYS = [ACCOUNT_ID, DECISION_TS]
 
 TOUCH_CREDIT_FLOOR = 0.25
 """``attribution="auto"`` labels a kind by window when the rows of no action keep less than this share of
-what the touched rows keep of their windows' events under attribution by touch (:class:`WindowFallback`)."""
+what the touched rows keep of their windows' events under attribution by touch, or the touched rows less
+than this share of what the rows of no action keep (:class:`WindowFallback`)."""
 
 TOUCH_CREDIT_MIN_EVENTS = 10
-"""...and only when at least this many rows of no action have an event of the kind in their window: with
-fewer, one event more or less moves the share too much to tell a CRM's crediting from chance."""
+"""...and only when at least this many rows of the side that keeps too little have an event of the kind in
+their window: with fewer, one event more or less moves the share too much to tell a CRM's crediting from
+chance."""
 
 
 @dataclass(frozen=True)
@@ -52,7 +54,10 @@ class WindowFallback:
     Attributed by touch, a row of no action (a logged ``none`` decision, an untouched date) gets only
     the outcomes credited to its own ``touch_id``. A CRM that credits every outcome to the last real
     touch, and never to a decision to do nothing, leaves those rows with (almost) none of the kind,
-    and doing nothing then looks churn-free to every model learned from them.
+    and doing nothing then looks churn-free to every model learned from them (``side="none"``). A CRM
+    that names a touch on only a few of a kind's outcomes (a churn now and then linked to the QBR it
+    followed), while the untouched dates keep their windows, leaves the touched rows with almost none:
+    every action then looks like a cure (``side="touched"``).
     """
 
     kind: str
@@ -65,10 +70,26 @@ class WindowFallback:
     """Of them, those with one under attribution by touch."""
     touched_share: float
     """The share of their windows' events the touched rows keep under attribution by touch (1 when none had one)."""
+    side: Literal["none", "touched"] = "none"
+    """Which rows keep too little by touch: the decisions to do nothing, or the decisions with a touch."""
+    touched_by_window: int = 0
+    """Decisions with a touch followed by the kind within the horizon (``side="touched"``)."""
+    touched_by_touch: int = 0
+    """Of them, those credited with it (``side="touched"``)."""
 
     def note(self) -> str:
         """The note a run, ``nextmove validate`` and the training set's caller show."""
         kind = self.kind
+        if self.side == "touched":
+            none_share = self.by_touch / self.by_window if self.by_window else 1.0
+            return (
+                f"{kind} is labelled by its window, not by outcomes.touch_id: {self.touched_by_window:,} decisions "
+                f"with a touch were followed by {kind} within {self.horizon_days} days, and only "
+                f"{self.touched_by_touch:,} of them are credited with it (the decisions to do nothing keep "
+                f"{none_share:.0%} of theirs): by touch, every action would look like it changes {kind} far more "
+                f"than it does. To learn from the credits, credit each {kind} to the decision it followed; else "
+                "nothing to do (docs/features.md, Attribution)"
+            )
         return (
             f"{kind} is labelled by its window, not by outcomes.touch_id: {self.by_window:,} of the {self.rows:,} "
             f"decisions to do nothing (logged none, untouched dates) were followed by {kind} within "
@@ -239,7 +260,7 @@ def window_fallbacks(
 
     The same rows and labels as the training set, without its features: a book's touches and
     outcomes are enough (``nextmove validate`` asks before any training set is built). A log with no
-    logged ``none`` decision gets untouched rows, which keep window labels: nothing falls back.
+    logged ``none`` decision gets untouched rows, which keep window labels (their whole share).
 
     Raises
     ------
@@ -250,8 +271,6 @@ def window_fallbacks(
     end = resolve_as_of(book, as_of)
     known = _known_by(book, end)
     if "touch_id" not in known.outcomes.columns or not known.outcomes.get_column("touch_id").is_not_null().any():
-        return []
-    if not known.touches.get_column("action_id").eq(NO_ACTION).any():
         return []
     days = of_dates(known.outcomes)
     vocab = _vocabulary(known, playbook, None)
@@ -386,7 +405,9 @@ def _window_fallbacks(joined: pl.DataFrame, credited: dict[str, str], horizon_da
     by touch whatever the CRM (an outcome credited to a later touch, or to none); a CRM that credits
     doing nothing as it credits touches takes as much from the rows of no action. A kind falls back
     when those rows keep less than :data:`TOUCH_CREDIT_FLOOR` of the touched rows' share, with at least
-    :data:`TOUCH_CREDIT_MIN_EVENTS` of them having an event in their window.
+    :data:`TOUCH_CREDIT_MIN_EVENTS` of them having an event in their window; or the other way round,
+    when the touched rows keep less than that of the share the rows of no action keep (all of it when
+    there are none: untouched dates keep their windows).
     """
     if not credited:
         return []
@@ -408,10 +429,28 @@ def _window_fallbacks(joined: pl.DataFrame, credited: dict[str, str], horizon_da
     fallbacks = []
     for kind, stem in credited.items():
         none_window, none_touch = counts[f"{stem}:none_window"], counts[f"{stem}:none_touch"]
-        touched_window = counts[f"{stem}:touched_window"]
-        share = counts[f"{stem}:touched_touch"] / touched_window if touched_window else 1.0
+        touched_window, touched_touch = counts[f"{stem}:touched_window"], counts[f"{stem}:touched_touch"]
+        share = touched_touch / touched_window if touched_window else 1.0
+        none_share = none_touch / none_window if none_window else 1.0
         if none_window >= TOUCH_CREDIT_MIN_EVENTS and none_touch < TOUCH_CREDIT_FLOOR * share * none_window:
             fallbacks.append(WindowFallback(kind, horizon_days, counts["_rows"], none_window, none_touch, share))
+        elif (
+            touched_window >= TOUCH_CREDIT_MIN_EVENTS
+            and touched_touch < TOUCH_CREDIT_FLOOR * none_share * touched_window
+        ):
+            fallbacks.append(
+                WindowFallback(
+                    kind,
+                    horizon_days,
+                    counts["_rows"],
+                    none_window,
+                    none_touch,
+                    share,
+                    side="touched",
+                    touched_by_window=touched_window,
+                    touched_by_touch=touched_touch,
+                )
+            )
     return fallbacks
 
 
