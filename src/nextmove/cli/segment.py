@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Annotated, Any, cast
 import polars as pl
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from nextmove._csv import read_csv, write_csv
@@ -101,11 +102,12 @@ def segment_cmd(
         )
         health = _health(pb, run_snapshot, vocab)
     projection, eligible = None, None
+    notes: list[str] = []
     if response and not loaded.touches.height:
         console.print("[dim]The book has no touches: no effect model, so no response by segment.[/]")
     elif response:
         with status("Fitting the effect model on the book's history…"):
-            projection = _project(loaded, pb, t, run_snapshot, seed=seed, trees=trees, folds=folds)
+            projection = _project(loaded, pb, t, run_snapshot, seed=seed, trees=trees, folds=folds, notes=notes)
             eligible = eligible_actions(run_snapshot, pb)
     with status("Describing the segments…"):
         report = segment_book(
@@ -121,6 +123,7 @@ def segment_cmd(
             as_of=t,
             families=cast("FamilyKind", families),
             seed=seed,
+            notes=notes,
         )
     out.mkdir(parents=True, exist_ok=True)
     _write(out, report)
@@ -150,11 +153,24 @@ def _health(playbook: Playbook, snapshot: pl.DataFrame, vocab: FeatureVocabulary
 
 
 def _project(
-    book: Book, playbook: Playbook, t: datetime, snapshot: pl.DataFrame, *, seed: int, trees: int | None, folds: int
+    book: Book,
+    playbook: Playbook,
+    t: datetime,
+    snapshot: pl.DataFrame,
+    *,
+    seed: int,
+    trees: int | None,
+    folds: int,
+    notes: list[str],
 ) -> EffectProjection:
+    """Every action's projection for the snapshot's accounts, by an effect model fitted on the book's history.
+
+    The training set's notes (an outcome kind labelled by window although the outcomes credit it to
+    touches) go to ``notes``.
+    """
     from nextmove.models.effect import EffectModel
 
-    training = build_training_set(book, playbook, as_of=t)
+    training = build_training_set(book, playbook, as_of=t, notes=notes)
     # The training set's vocabulary: each objective reads the labels of its own outcome kind.
     params: dict[str, Any] = {
         "random_state": seed,
@@ -183,7 +199,7 @@ def _money(x: float | None) -> str:
 
 
 def render_segments(report: SegmentReport, out: Console) -> None:
-    """Print the segments (best response first), the spend efficiency and the moves."""
+    """Print the segments (best response first), the spend efficiency, the moves and the notes."""
     out.print(
         f"{report.k} segments of {report.accounts:,} active accounts "
         f"(k by {report.criterion}: {report.stabilities.get(report.k, float('nan')):.2f})"
@@ -221,3 +237,5 @@ def render_segments(report: SegmentReport, out: Console) -> None:
             f"Since the previous segments: {m.moved:,} of {m.accounts:,} accounts moved ({m.moved_share:.1%}); "
             f"{m.new:,} new, {m.gone:,} gone."
         )
+    for note in report.notes:
+        out.print(f"[yellow]note:[/] {escape(note)}")

@@ -177,7 +177,8 @@ def score_health(
     Steps: features at ``as_of`` and ``as_of − playbook.health.trend_weeks`` weeks (one
     vocabulary, so both have the same columns); the playbook's scorecard fitted on the
     ``as_of`` snapshot; the trend and the three measures that moved each score most; the
-    training set of past decisions; the optimizer's learned weights and report when the
+    training set of past decisions (a note names each outcome kind it labels by window although the
+    outcomes credit it to touches, as a run's notes do); the optimizer's learned weights and report when the
     history holds the terminal outcome (else a note); the bands' score cut-offs, learned from
     that outcome's history (:class:`~nextmove.models.health_bands.HealthBandCalibrator`) unless
     the playbook sets ``band_cutoffs`` (the fixed 30/70, with a note, when the history cannot
@@ -268,7 +269,7 @@ def score_health(
     notes.extend(returned_accounts_notes(book, playbook, when))  # as validate and run: who counts as won back
 
     say("Building the training set of past decisions…")
-    training = build_training_set(book, playbook, as_of=when)
+    training = build_training_set(book, playbook, as_of=when, notes=notes)
     optimizer = _optimize(card, training, playbook, vocab, notes)
     bands_report: HealthBandReport | None = None
     if playbook.health.band_cutoffs is None:

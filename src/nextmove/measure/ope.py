@@ -974,6 +974,7 @@ def split_decisions(
     holdout_fraction: float | None = None,
     seed: int = 0,
     observed_until: datetime | None = None,
+    notes: list[str] | None = None,
 ) -> tuple[pl.DataFrame, pl.DataFrame, datetime | None, datetime]:
     """The training and evaluation decisions of a book, split by time, by account, or both.
 
@@ -989,6 +990,9 @@ def split_decisions(
     book's latest data, so of the span of decision times less two horizons, the first two thirds
     train and the last third evaluates.
 
+    When ``notes`` is given, the training set's notes go to it: each outcome kind labelled by window
+    although the outcomes credit it to touches (:meth:`~nextmove.features.WindowFallback.note`).
+
     Returns
     -------
     (training, evaluation, as_of, observed_until)
@@ -1003,7 +1007,7 @@ def split_decisions(
     horizon = timedelta(days=playbook.horizon_days)
     if holdout_fraction is not None and (isinstance(holdout_fraction, bool) or not 0 < float(holdout_fraction) < 1):
         raise ConfigError(f"holdout_fraction must be in (0, 1), e.g. 0.3, got {holdout_fraction!r}")
-    rows = build_training_set(book, playbook, as_of=until)
+    rows = build_training_set(book, playbook, as_of=until, notes=notes)
     split_at = to_utc(as_of) if as_of is not None else None
     if as_of is None and holdout_fraction is None:
         split_at = _default_split(rows, until, horizon)
@@ -1143,10 +1147,16 @@ def evaluate_offline(
     if policy is not None and policy_name in BUILT_IN_POLICIES:
         raise ConfigError(f"policy_name {policy_name!r} is taken by a built-in policy; choose another name")
     say("Building the decisions of the book…")
-    training, rows, split_at, until = split_decisions(
-        book, playbook, as_of=as_of, holdout_fraction=holdout_fraction, seed=seed, observed_until=observed_until
-    )
     notes: list[str] = [note] if (note := missing_arr_note(book, playbook)) is not None else []
+    training, rows, split_at, until = split_decisions(
+        book,
+        playbook,
+        as_of=as_of,
+        holdout_fraction=holdout_fraction,
+        seed=seed,
+        observed_until=observed_until,
+        notes=notes,
+    )
     external = _external_policy(policy, rows, playbook) if policy is not None else None
     say(f"Fitting the effect model on {training.height:,} decisions…")
     # The columns of the split's training set: a kind spelt unlike its stem (Cancel beside cancel) has its own.

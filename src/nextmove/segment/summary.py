@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -105,6 +106,9 @@ class SegmentReport:
     """Level of the intervals (the projection's)."""
     spend: SpendEfficiency | None
     moves: SegmentMoves | None
+    notes: list[str] = field(default_factory=list)
+    """What the caller noted about the figures: e.g. an outcome kind the projection's training set labels by
+    window although the outcomes credit it to touches (``build_training_set(..., notes=...)``)."""
 
     def segment(self, segment_id: int) -> SegmentProfile:
         """The profile of one segment.
@@ -136,6 +140,7 @@ class SegmentReport:
             "segments": [s.to_dict() for s in self.segments],
             "spend": self.spend.to_dict() if self.spend is not None else None,
             "moves": self.moves.to_dict() if self.moves is not None else None,
+            "notes": list(self.notes),
         }
 
 
@@ -156,6 +161,7 @@ def segment_book(
     spend_days: int = 90,
     segmenter: BehaviorSegmenter | None = None,
     seed: int = 0,
+    notes: Sequence[str] = (),
 ) -> SegmentReport:
     """Segment a book by behavior and describe every segment: size, ARR, health, outcome rates, response.
 
@@ -196,6 +202,9 @@ def segment_book(
         A configured :class:`BehaviorSegmenter` (default: ``BehaviorSegmenter(seed=seed)``).
     seed
         Seed of the default segmenter.
+    notes
+        What the caller noted about the projection (the notes its training set gave,
+        ``build_training_set(..., notes=...)``): kept in the report.
 
     Returns
     -------
@@ -273,6 +282,7 @@ def segment_book(
         level=projection.level if projection is not None else None,
         spend=spend,
         moves=match_segments(previous, assignments) if previous is not None else None,
+        notes=list(notes),
     )
 
 
