@@ -79,6 +79,7 @@ def test_run_recommends_once_per_active_account_with_the_agreed_columns(lab: Sim
     assert recs["account_id"].n_unique() == recs.height
     expected = [
         "account_id",
+        "name",
         "owner",
         "lifecycle_stage",
         "arr",
@@ -129,7 +130,18 @@ def test_run_summary_counts_agree_with_the_recommendations(lab_run: RunResult) -
     assert sum(s["assigned"].values()) == acting.height
     assert sum(s["by_action"].values()) == acting.height
     assert sum(s["arms"].values()) == recs.height
-    assert s["projected_impact_usd"]["value"] == pytest.approx(acting["expected_value_usd"].sum(), abs=0.05)
+    # The projected impact is the recommended cohort's (model and explore): the control cohort's defaults,
+    # what the recommendations are measured against, are kept apart.
+    recommended = acting.filter(pl.col("arm") != "control")
+    control = acting.filter(pl.col("arm") == "control")
+    assert control.height > 0
+    assert s["projected_impact_usd"]["value"] == pytest.approx(recommended["expected_value_usd"].sum(), abs=0.05)
+    cohorts = s["projected_impact_by_cohort"]
+    assert cohorts["recommended"] == s["projected_impact_usd"]
+    assert cohorts["recommended"]["accounts"] == recommended.height
+    assert cohorts["control"]["accounts"] == control.height
+    assert cohorts["control"]["value"] == pytest.approx(control["expected_value_usd"].sum(), abs=0.05)
+    assert cohorts["control"]["low"] == pytest.approx(control["value_low_usd"].sum(), abs=0.05)
     known = recs.filter(pl.col("default_action_id").is_not_null())
     assert s["differs_from_default_share"] == pytest.approx(known["differs_from_default"].mean())
     acted = known.filter(pl.col("action_id") != "none")
@@ -779,3 +791,46 @@ objective = "keep"
     # One account eligible is enough, whatever else blocks it (a cooldown, a cap): no note.
     features = features.with_columns(pl.Series("opens", [0.0, 3.0, 200_000.0]), pl.Series("arr", [None, 500.0, None]))
     assert never_eligible_note(playbook, check_rules(features, touches, playbook, at, kinds)) is None
+
+
+def test_run_values_the_lifecycle_default_as_doing_nothing_where_no_account_is_eligible_for_it() -> None:
+    # Every action blocked by its eligibility: the control cohort gets nothing, and so must the
+    # default policy the learned one is judged against (as `nextmove evaluate`'s default does).
+    book, playbook = shop_book(n=120, weeks=24)
+    blocked = playbook.model_copy(
+        update={"actions": [a.model_copy(update={"eligibility": "arr > 1000000000"}) for a in playbook.actions]}
+    )
+    result = run(book, blocked, effect_params=FAST, evidence=False, segments=False)
+    assert (result.recommendations["action_id"] == "none").all()
+    values = {(v["policy"], v["method"]): v for v in result.policy_values}
+    assert {policy for policy, _ in values} == {"learned", "nothing", "default"}
+    for method in ("ips", "snips", "dr"):
+        assert values[("default", method)]["estimate"] == pytest.approx(values[("nothing", method)]["estimate"])
+    for difference in result.summary["policy_differences"]:
+        assert difference["estimate"] == pytest.approx(0.0, abs=1e-9), difference
+
+
+def test_run_counts_segment_moves_since_the_previous_run_of_the_same_book_only(tmp_path: Path) -> None:
+    # The moves were counted against the store's newest run: a backtest (an earlier as_of, made
+    # later) compared itself with a run two months later in book time, and another book with this one.
+    book, playbook = shop_book(weeks=26)
+    when = default_as_of(book)
+    assert when is not None
+    fast: dict[str, Any] = {"effect_params": FAST, "evaluate": False, "evidence": False}
+    with open_store(f"sqlite:///{tmp_path / 'nextmove.db'}") as store:
+        made = {
+            name: run(b, playbook, as_of=when + timedelta(days=days), store=store, run_id=name, **fast).summary
+            for name, b, days in (
+                ("first", book, -28),
+                ("second", book, 0),
+                ("backtest", book, -56),
+                ("another-book", dataclasses.replace(book, source="another book"), 14),
+                ("third", book, 14),
+            )
+        }
+    assert made["backtest"]["segments"]["moves"] is None
+    assert made["another-book"]["segments"]["moves"] is None
+    assert made["third"]["segments"]["moves"]["accounts"] > 0
+    previous = {name: (s["segments"]["previous_run"] or {}).get("run_id") for name, s in made.items()}
+    assert previous == {"first": None, "second": "first", "backtest": None, "another-book": None, "third": "second"}
+    assert made["second"]["segments"]["previous_run"]["as_of"] == (when - timedelta(days=28)).isoformat()

@@ -108,6 +108,13 @@ def test_calibrator_refuses_a_score_that_does_not_predict_the_outcome() -> None:
         HealthBandCalibrator().fit(backwards, current)
 
 
+def test_calibrator_refusal_prints_a_slope_short_of_the_bar_as_short_of_it() -> None:
+    # "slope is -2.0 standard errors, beyond -2 needed" read as meeting the bar it fell short of.
+    history, current = _history(seed=1, slope=-0.01)  # a slope of -3.39 standard errors
+    with pytest.raises(ConfigError, match=r"slope is -3\.39 standard errors; it needs -3\.4 or steeper\)"):
+        HealthBandCalibrator(min_z=3.4).fit(history, current)
+
+
 def test_calibrator_refuses_too_few_events() -> None:
     history, current = _history()
     few = history.with_columns(pl.when(pl.col("account_id").is_in(["a1", "a2"])).then(pl.col("y_churn")).otherwise(0))

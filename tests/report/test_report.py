@@ -636,3 +636,118 @@ def test_report_drops_a_stored_off_policy_verdict_todays_rule_cannot_judge() -> 
     summary["policy_values"][1].update(low=None, high=None)
     summary["metrics"] = [{"metric": OFF_POLICY_METRIC, "current": "+2.20", "benchmark": "old", "status": "On track"}]
     assert not any(m.metric == OFF_POLICY_METRIC for m in build_report_data(summary, recs).metrics)
+
+
+def test_report_shows_the_runs_notes_once_each_escaped_with_commands_as_code() -> None:
+    # summary.json's notes were printed by `nextmove run` and shown nowhere in its report.
+    summary, recs = make_run(30)
+    note = "eligible for none of the 30 active accounts: vip (arr > 1e9); check it (`nextmove features`)"
+    summary["notes"] = [note, "health bands use the fixed cut-offs <Healthy 71–100>", note]
+    data = build_report_data(summary, recs)
+    assert data.run_notes == [note, "health bands use the fixed cut-offs <Healthy 71–100>"]
+    html = render_report(data)
+    summary_section = html.split('<section id="summary"')[1].split("</section>")[0]
+    assert "Notes on this run" in summary_section
+    assert "vip (arr &gt; 1e9); check it (<code>nextmove features</code>)" in summary_section
+    assert "cut-offs &lt;Healthy 71–100&gt;" in summary_section
+    assert summary_section.count("<li>") == 2
+    assert "Notes on this run" not in render_report(build_report_data({**summary, "notes": []}, recs))
+
+
+def test_report_says_why_the_model_left_accounts_alone_from_their_receipts() -> None:
+    # "no action is worth more than it costs, or none fits the capacities" for accounts no action was allowed for.
+    def best(why: str, value: float) -> str:
+        return json.dumps([{"action_id": "vip", "value_usd": value, "why": why, "reason": why}])
+
+    whys = [("rule", 32.0)] * 5 + [("capacity", 12.0)] * 2 + [("lower_value", -4.0)] + [("rule", -1.0)]
+    recs = pl.DataFrame(
+        {
+            "account_id": [f"a{i}" for i in range(len(whys) + 1)],
+            "action_id": ["none"] * (len(whys) + 1),
+            "arm": ["model"] * len(whys) + ["control"],
+            "expected_value_usd": [0.0] * (len(whys) + 1),
+            "alternatives": [best(w, v) for w, v in whys] + ["[]"],
+        }
+    )
+    summary = {"accounts": recs.height, "actions": 1, "do_nothing": recs.height}
+    sentence = next(s for s in build_report_data(summary, recs).sentences if "left alone" in s)
+    assert sentence == (
+        "10 customers are left alone for now: for 5, the best action is not eligible for them; for 2, no action is "
+        "worth more than it costs; for 2, the best action did not fit the capacities left; 1 is in the control "
+        "cohort or an exploration draw that does nothing."
+    )
+    # The run's note says no account is eligible for the actions: the sentence points to it.
+    noted = {**summary, "notes": ["eligible for none of the 10 active accounts, so never recommended: vip (arr > 1)"]}
+    sentence = next(s for s in build_report_data(noted, recs).sentences if "left alone" in s)
+    assert "for 5, the best action is not eligible for them (see the notes below);" in sentence
+    # Every account of the model worth nothing: best left alone, in one reason.
+    worthless = recs.head(9).with_columns(pl.lit(best("lower_value", -3.0)).alias("alternatives"))
+    sentence = next(s for s in build_report_data({**summary, "do_nothing": 9}, worthless).sentences if "alone" in s)
+    assert sentence == "9 customers are best left alone for now: no action is worth more than it costs."
+
+
+def test_report_of_a_run_that_gave_no_account_an_action_says_so_where_the_focus_chart_would_be() -> None:
+    summary, recs = make_run(20)
+    nothing = recs.with_columns(pl.lit("none").alias("action_id"), pl.lit(0.0).alias("expected_value_usd"))
+    data = build_report_data(summary, nothing)
+    assert data.families_note == "No account was given an action."
+    html = render_report(data)
+    assert "No account was given an action." in html
+    assert "groups no actions by focus" not in html
+    no_families = {k: v for k, v in summary.items() if k != "action_families"}
+    assert build_report_data(no_families, recs).families_note == "The playbook groups no actions by focus."
+    assert build_report_data(summary, recs).families_note is None
+
+
+def test_report_headline_impact_is_the_recommended_cohorts_and_control_is_apart() -> None:
+    # The headline summed the control cohort's defaults in: -$62 where the recommendations were +$240.
+    summary, recs = make_run(50)
+    summary["projected_impact_usd"] = {"value": 240.0, "low": -90.0, "high": 610.0, "accounts": 40}
+    summary["projected_impact_by_cohort"] = {
+        "recommended": {"value": 240.0, "low": -90.0, "high": 610.0, "accounts": 40},
+        "control": {"value": -302.0, "low": -700.0, "high": 80.0, "accounts": 6},
+    }
+    data = build_report_data(summary, recs)
+    sentence = next(s for s in data.sentences if "projected impact" in s)
+    assert sentence == (
+        "The projected impact of the recommended actions (40 accounts of the model and exploration arms) is $240 "
+        "(90% interval -$90 to $610). The control cohort's defaults (6 accounts) are projected at -$302 (90% "
+        "interval -$700 to $80), apart: they are what the recommendations' lift is measured against."
+    )
+    assert data.impact[-1].value_usd == 240.0
+    assert data.impact_note is not None
+    assert "defaults, projected at -$302 (90% interval -$700 to $80) over 6 accounts, are not in" in data.impact_note
+    assert data.impact_note in " ".join(render_report(data).split()).replace("&#39;", "'")
+    # A run stored before the cohorts were kept apart says what its figure sums.
+    old = {k: v for k, v in summary.items() if k != "projected_impact_by_cohort"}
+    sentence = next(s for s in build_report_data(old, recs).sentences if "projected impact" in s)
+    assert sentence.startswith("The projected impact of the actions given (the control cohort's defaults included)")
+
+
+def test_report_names_the_run_segments_moved_since_or_says_there_is_none() -> None:
+    summary, recs = make_run(20)
+    segment = {"accounts": 10, "traits": [], "response": {"value_usd": 1.0, "ratio": 1.0, "families": []}}
+    summary["segments"] = {
+        "segments": [{**segment, "id": 0, "name": "quiet"}, {**segment, "id": 3, "name": "quiet"}],
+        "moves": {"accounts": 18, "moved": 4, "moved_share": 4 / 18, "new": 2},
+        "previous_run": {"run_id": "run-jan", "as_of": "2026-01-02T00:00:00+00:00"},
+    }
+    data = build_report_data(summary, recs)
+    # Two segments of one name are told apart by their ids.
+    assert [s.name for s in data.segments] == ["quiet (segment 0)", "quiet (segment 3)"]
+    assert (
+        "4 of 18 accounts (22%) moved to another segment since the previous run of this book, run-jan "
+        "(as of 2 January 2026); 2 are new."
+    ) in data.segment_notes
+    summary["segments"].update(moves=None, previous_run=None)
+    assert data.segment_notes[-1] != build_report_data(summary, recs).segment_notes[-1]
+    assert (
+        build_report_data(summary, recs).segment_notes[-1].startswith("No earlier run of this book under this playbook")
+    )
+
+
+def test_report_sets_the_evaluate_command_as_code_not_backticks() -> None:
+    summary, recs = make_run(20)
+    html = render_report(build_report_data(summary, recs))
+    assert "<code>nextmove evaluate</code> gives out-of-sample estimates" in html
+    assert "`nextmove evaluate`" not in html

@@ -10,7 +10,8 @@ import pytest
 from tests.report.test_report_browser import open_report
 
 from nextmove.engine.run import RunResult, run
-from nextmove.report import build_report_data, write_report
+from nextmove.report import build_report_data, render_report, write_report
+from nextmove.report.render import code_spans
 from nextmove.report.stored import report_data_from_store
 from nextmove.sim import SimConfig, simulate
 from nextmove.store import open_store
@@ -80,3 +81,50 @@ def test_run_report_opens_without_errors(
     page.screenshot(path=str(artifacts / "report-lab-run.png"), full_page=True)
     assert errors == []
     page.close()
+
+
+def test_run_report_names_each_account_from_the_book_and_keeps_the_name_in_the_store(
+    lab_run: tuple[RunResult, str], browser: Any, tmp_path: Path
+) -> None:
+    # The book's accounts.csv has names; the run dropped them, and every report showed ids only.
+    result, url = lab_run
+    recs = result.recommendations
+    assert "name" in recs.columns
+    first = recs.row(0, named=True)
+    assert first["name"]
+    assert first["name"] != first["account_id"]
+    with open_store(url) as store:
+        stored = report_data_from_store(store)
+    for data in (build_report_data(result.summary, recs), stored):
+        row = next(r for r in data.table if r["id"] == first["account_id"])
+        assert row["account"] == first["name"]
+    path = write_report(stored, tmp_path / "report.html")
+    page, errors, _ = open_report(browser, path)
+    page.fill("#search", first["name"])
+    rows = page.locator("#accounts tbody tr")
+    assert rows.count() >= 1
+    texts = [rows.nth(i).locator("td").first.inner_text().split("\n") for i in range(rows.count())]
+    assert [first["name"], first["account_id"]] in texts
+    assert errors == []
+    page.close()
+
+
+def test_report_of_a_run_where_no_action_is_eligible_says_why_and_shows_the_runs_notes() -> None:
+    # Every action blocked by its eligibility: the page said "no action is worth more than it costs, or
+    # none fits the capacities" and "The playbook groups no actions by focus", and showed no note.
+    from tests.engine.test_run import shop_book
+
+    book, playbook = shop_book(n=120, weeks=24)
+    blocked = playbook.model_copy(
+        update={"actions": [a.model_copy(update={"eligibility": "arr > 1000000000"}) for a in playbook.actions]}
+    )
+    result = run(book, blocked, effect_params=FAST, evaluate=False, segments=False)
+    [never] = [n for n in result.summary["notes"] if n.startswith("eligible for none of the")]
+    data = build_report_data(result.summary, result.recommendations)
+    alone = next(s for s in data.sentences if "left alone" in s)
+    assert "the best action is not eligible for them (see the notes below)" in alone
+    assert "none fits the capacities" not in alone
+    html = render_report(data)
+    assert "No account was given an action." in html
+    assert "groups no actions by focus" not in html
+    assert str(code_spans(never)) in html.split('<section id="summary"')[1].split("</section>")[0]

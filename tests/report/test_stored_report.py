@@ -15,6 +15,7 @@ from typer.testing import CliRunner
 from nextmove.cli import app
 from nextmove.engine.run_process import run_process
 from nextmove.errors import RunFailedError, RunNotSucceededError
+from nextmove.report import render_report
 from nextmove.report.stored import recommendations_frame, report_data_from_store, stored_run
 from nextmove.store import RecommendationRecord, RunRecord, open_store
 
@@ -128,3 +129,34 @@ def test_report_of_a_run_that_has_not_succeeded_is_refused_with_its_status_and_w
         with pytest.raises(RunNotSucceededError) as going:
             stored_run(store, "run-going")
         assert going.value.code == "run_not_finished"
+
+
+def test_stored_report_says_whether_online_decisions_come_from_the_run(tmp_path: Path) -> None:
+    from nextmove.engine.online import promote_run
+
+    url = f"sqlite:///{tmp_path / 'store.db'}"
+    save(url)
+    with open_store(url) as store:
+        assert report_data_from_store(store).served == "the served run (online decisions come from it)"
+        store.save_run(
+            RunRecord(
+                run_id="run-backtest",
+                book_source="shop",
+                playbook_hash="h",
+                status="succeeded",
+                finished_at=datetime.now(UTC),
+                params={"promote": False},
+                summary={"accounts": 0, "actions": 3},
+            ),
+            [],
+        )
+        # The newest run, made with --no-promote: its page (`nextmove report` picks it) says it is not served.
+        backtest = report_data_from_store(store)
+        assert backtest.run_id == "run-backtest"
+        assert backtest.served == "not served (online decisions come from run run-b2c)"
+        promote_run(store, "run-backtest")
+        assert report_data_from_store(store, "run-b2c").served == (
+            "not served (online decisions come from run run-backtest)"
+        )
+        html = render_report(report_data_from_store(store))
+    assert "the served run (online decisions come from it)" in html.split("</header>")[0]

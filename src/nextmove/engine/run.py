@@ -195,7 +195,8 @@ class RunResult:
     """One row per account: see :data:`RECOMMENDATION_COLUMNS` (plus one ``projected_<objective>`` per objective)."""
     summary: dict[str, Any]
     """JSON-ready: accounts, actions, assigned per objective, do_nothing, differs_from_default_share,
-    projected_impact_usd, by_action, arms, allocation, capacity, timings, notes; on the lab ``regret``."""
+    projected_impact_usd (the recommended cohort's), projected_impact_by_cohort, by_action, arms, allocation,
+    capacity, timings, notes; on the lab ``regret``."""
     health: HealthResult | None = field(repr=False)
     """The full health job's result, when it was run (None: the run scores health with the scorecard only)."""
     projection: EffectProjection = field(repr=False)
@@ -212,6 +213,7 @@ class RunResult:
 
 RECOMMENDATION_COLUMNS = (
     "account_id",
+    "name",
     "owner",
     "lifecycle_stage",
     "arr",
@@ -462,7 +464,9 @@ def _run(
         _policy_values(model, training, playbook, when, notes, seed) if opts.evaluate else ([], [])
     )
     regret = _regret(decisions, opts.truth, notes) if opts.truth is not None else None
-    segments = _segments(book, playbook, projection, health, when, seed, store, notes) if opts.segments else None
+    segments, compared = (
+        _segments(book, playbook, projection, health, when, seed, store, notes, record) if opts.segments else None
+    ) or (None, None)
     lap("evaluate")
 
     say(RUN_STAGES[6])
@@ -482,11 +486,12 @@ def _run(
         action_labels=action_labels(playbook),
         action_families=action_families(playbook),
         health_bands=health_bands(recommendations),
-        impact_by_objective=impact_by_objective(projection, decided, playbook),
+        # The recommended cohort's, as projected_impact_usd: control's defaults are what it is measured against.
+        impact_by_objective=impact_by_objective(projection, decided.filter(pl.col("arm") != "control"), playbook),
         policy_differences=differences,
     )
     if segments is not None:
-        summary["segments"] = segments.to_dict()
+        summary["segments"] = {**segments.to_dict(), "previous_run": compared}
     _json_numbers(summary)  # before the metrics read it: a NaN would read as a figure there
     summary["metrics"] = run_metrics(summary)
     files = _write_files(staged.folder, recommendations, summary) if staged is not None else {}
@@ -752,23 +757,24 @@ def _features(
         .join(existing_accounts(book, before), on="account_id", how="semi", maintain_order="left")
         .join(gone_accounts(book, playbook, before), on="account_id", how="anti", maintain_order="left")
     )
-    keep = [c for c in ("account_id", "owner", "lifecycle_stage", "arr") if c in book.accounts.columns]
+    keep = [c for c in ("account_id", "name", "owner", "lifecycle_stage", "arr") if c in book.accounts.columns]
     accounts = (
         snapshot.select("account_id")
         .join(book.accounts.select(keep), on="account_id", how="left", maintain_order="left")
         .with_columns(
-            *[pl.lit(None, dtype=pl.String).alias(c) for c in ("owner", "lifecycle_stage") if c not in keep],
+            *[pl.lit(None, dtype=pl.String).alias(c) for c in ("name", "owner", "lifecycle_stage") if c not in keep],
             *([pl.lit(None, dtype=pl.Float64).alias("arr")] if "arr" not in keep else []),
         )
         .select(
             "account_id",
+            pl.col("name").cast(pl.String),
             pl.col("owner").cast(pl.String),
             pl.col("lifecycle_stage").cast(pl.String),
             pl.col("arr").cast(pl.Float64),
         )
     )
     # The book's own columns when it has them: a book without owners or stages decides without them.
-    present = [c for c in ("owner", "lifecycle_stage") if c in keep]
+    present = [c for c in ("name", "owner", "lifecycle_stage") if c in keep]
     return snapshot, previous, accounts.select("account_id", *present, "arr"), vocab
 
 
@@ -1217,7 +1223,7 @@ def _recommendations(
             pl.lit(run_id, dtype=pl.String).alias("run_id"),
         )
     )
-    for name, dtype in (("owner", pl.String), ("lifecycle_stage", pl.String)):
+    for name, dtype in (("name", pl.String), ("owner", pl.String), ("lifecycle_stage", pl.String)):
         if name not in frame.columns:
             frame = frame.with_columns(pl.lit(None, dtype=dtype).alias(name))
     projected_cols = [c for c in projected.columns if c != "account_id"]
@@ -1358,6 +1364,8 @@ def _summary(
     timings: dict[str, float],
 ) -> dict[str, Any]:
     acting = decided.filter(pl.col("action_id") != NO_ACTION)
+    # The recommended cohort (model and explore arms) apart from control's defaults, which it is measured against.
+    recommended = acting.filter(pl.col("arm") != "control")
     assigned = dict.fromkeys(playbook.objectives, 0)
     for objective, count in acting.group_by("objective").len().iter_rows():
         assigned[str(objective)] = int(count)
@@ -1403,10 +1411,10 @@ def _summary(
                 known_default.filter((pl.col("action_id") != NO_ACTION) & pl.col("differs_from_default")).height
             ),
         },
-        "projected_impact_usd": {
-            "value": round(float(acting.get_column("value_usd").sum()), 2),
-            "low": round(float(acting.get_column("value_low_usd").sum()), 2),
-            "high": round(float(acting.get_column("value_high_usd").sum()), 2),
+        "projected_impact_usd": _projected_impact(recommended),
+        "projected_impact_by_cohort": {
+            "recommended": _projected_impact(recommended),
+            "control": _projected_impact(acting.filter(pl.col("arm") == "control")),
         },
         "model_policy_value_usd": round(float(decisions.chosen_value("model").sum()), 2),
         "by_action": by_action,
@@ -1436,6 +1444,19 @@ def _summary(
     if regret is not None:
         out["regret"] = regret
     return out
+
+
+def _projected_impact(acting: pl.DataFrame) -> dict[str, Any]:
+    """The projected value of the actions ``acting`` (decided rows given an action), with its interval, and how many.
+
+    The interval's ends are summed account by account (conservative: accounts share the models' uncertainty).
+    """
+    return {
+        "value": round(float(acting.get_column("value_usd").sum()), 2),
+        "low": round(float(acting.get_column("value_low_usd").sum()), 2),
+        "high": round(float(acting.get_column("value_high_usd").sum()), 2),
+        "accounts": acting.height,
+    }
 
 
 def _allocation_check(decisions: Decisions) -> dict[str, Any]:
@@ -1481,15 +1502,18 @@ def _segments(
     seed: int,
     store: Store | None,
     notes: list[str],
-) -> SegmentReport | None:
-    """Behavioral segments of the active accounts, their response, and the moves since the store's last run.
+    record: RunRecord,
+) -> tuple[SegmentReport, dict[str, Any] | None] | None:
+    """Behavioral segments of the active accounts, their response, and the moves since the previous run of the book.
 
     Segments describe what an account is like, so they use a year of behavior
-    (:func:`~nextmove.segment.behavior_snapshot`), not the run's 90-day decision snapshot.
+    (:func:`~nextmove.segment.behavior_snapshot`), not the run's 90-day decision snapshot. With
+    the segments, the previous run they are compared with (``run_id``, ``as_of``; None: there is
+    none, :func:`_previous_segments`).
     """
-    previous = _previous_segments(store)
+    previous, compared = _previous_segments(store, record) or (None, None)
     try:
-        return segment_book(
+        report = segment_book(
             behavior_snapshot(book, when, playbook=playbook),
             projection=projection,
             playbook=playbook,
@@ -1504,15 +1528,39 @@ def _segments(
     except NextmoveError as exc:
         notes.append(f"no segments: {exc}")
         return None
+    as_of = None if compared is None or compared.as_of is None else compared.as_of.isoformat()
+    return report, None if compared is None else {"run_id": compared.run_id, "as_of": as_of}
 
 
-def _previous_segments(store: Store | None) -> pl.DataFrame | None:
-    """``account_id, segment_id`` of the store's latest succeeded run, from its receipts (None without one)."""
-    if store is None:
+PREVIOUS_RUNS_SEARCHED = 200
+"""How many of the store's newest succeeded runs :func:`_previous_segments` looks through for the previous run."""
+
+
+def _previous_segments(store: Store | None, record: RunRecord) -> tuple[pl.DataFrame, RunRecord] | None:
+    """``account_id, segment_id`` of the previous run of this book, from its receipts, and that run.
+
+    The previous run is the succeeded one of the same book (``book_source``) and playbook
+    (``playbook_hash``) with the latest decision time before this run's that kept segments:
+    not the store's newest run, which may be a later run of a backtest (``--no-promote`` at an
+    earlier ``--as-of``) or a run of another book in the same store. None when there is none
+    among the store's :data:`PREVIOUS_RUNS_SEARCHED` newest succeeded runs.
+    """
+    when = record.as_of
+    if store is None or when is None:
         return None
-    last = store.latest_run(status="succeeded")
-    if last is None:
+    earlier = [
+        r
+        for r in store.list_runs(PREVIOUS_RUNS_SEARCHED, status="succeeded")
+        if r.run_id != record.run_id
+        and r.book_source == record.book_source
+        and r.playbook_hash == record.playbook_hash
+        and r.as_of is not None
+        and r.as_of < when
+        and (r.summary or {}).get("segments")
+    ]
+    if not earlier:
         return None
+    last = max(earlier, key=lambda r: r.as_of or when)  # newest first: of runs at one as_of, the newest
     rows = [
         (r.account_id, r.evidence.get("account", {}).get("segment_id"))
         for r in store.recommendations(last.run_id)
@@ -1520,7 +1568,7 @@ def _previous_segments(store: Store | None) -> pl.DataFrame | None:
     ]
     frame = pl.DataFrame(rows, schema={"account_id": pl.String, "segment_id": pl.Int64}, orient="row")
     frame = frame.drop_nulls("segment_id")
-    return frame if frame.height else None
+    return (frame, last) if frame.height else None
 
 
 def _policy_values(
@@ -1567,11 +1615,14 @@ def _policy_values(
             q.filter(pl.col("action_id") == NO_ACTION).select(*keys, pl.col("expected_value_usd").alias("_none")),
             on=keys,
         ).select(*keys, "action_id", (pl.col("expected_value_usd") - pl.col("_none")).alias("value_usd"))
-        learned = learned_policy(relative, eligible=eligible_actions(rows, playbook))
+        # Both policies keep to what the playbook's eligibility allows (as `nextmove evaluate`'s do): a
+        # stage default an account is not eligible for is doing nothing, as its control cohort gets.
+        eligible = eligible_actions(rows, playbook)
+        learned = learned_policy(relative, eligible=eligible)
         out: list[dict[str, Any]] = []
         policies = [("learned", learned), ("nothing", do_nothing_policy(rows))]
         if "lifecycle_stage" in rows.columns:
-            policies.append(("default", lifecycle_default_policy(rows, playbook)))
+            policies.append(("default", lifecycle_default_policy(rows, playbook, eligible=eligible)))
         for name, policy in policies:
             for value in evaluate_policy(
                 rows,

@@ -171,7 +171,7 @@ class HealthBandCalibrator:
         if not z <= -self.min_z:
             raise ConfigError(
                 f"the health score does not predict {kind!r} clearly enough to anchor bands on it (its churn "
-                f"curve's slope is {z:+.1f} standard errors, beyond -{self.min_z:g} needed)"
+                f"curve's slope is {_short_of(z, -self.min_z)} standard errors; it needs -{self.min_z:g} or steeper)"
             )
         now = current.cast(pl.Float64).drop_nulls().to_numpy() / 100.0
         if now.size == 0:
@@ -201,6 +201,23 @@ class HealthBandCalibrator:
         if self.report_ is None:
             raise NotFittedError("this HealthBandCalibrator is not fitted yet: call fit(history, current) first")
         return self.report_
+
+
+def _short_of(z: float, needed: float) -> str:
+    """``z`` (short of ``needed``) with as many decimals as it takes not to read as meeting it.
+
+    Examples
+    --------
+    >>> _short_of(-1.7, -2.0), _short_of(-1.996, -2.0), _short_of(0.4, -2.0)
+    ('-1.7', '-1.996', '+0.4')
+    """
+    if not math.isfinite(z):
+        return str(z)
+    for digits in (1, 2, 3, 4):
+        text = f"{z:+.{digits}f}"
+        if float(text) > needed:
+            return text
+    return f"{z:+.8g}"
 
 
 def _clearly_lower(a: BandOutcome, b: BandOutcome) -> bool:

@@ -139,6 +139,15 @@ class ReportData:
     """Whether the book has ARR (any non-null, non-zero): without it, no ARR chart, section or column."""
     has_owners: bool
     """Whether any account has an owner: without one, the accounts table has no Owner column."""
+    run_notes: list[str] = field(default_factory=list)
+    """The run's own notes (the summary's ``notes``: what it could not do or did differently), each once."""
+    families_note: str | None = None
+    """What the focus chart's place says when there is no chart: no account given an action, or no focus."""
+    impact_note: str | None = None
+    """Whose actions the impact figures sum: the recommended cohort's (and the control cohort's apart), or,
+    for a run stored before they were kept apart, every account given an action."""
+    served: str | None = None
+    """Whether online decisions come from this run (None: not known where the report was made)."""
 
 
 def _num(summary: Mapping[str, Any], key: str, default: float = 0.0) -> float:
@@ -179,28 +188,12 @@ def _sentences(summary: Mapping[str, Any], families: Sequence[Count], recs: pl.D
         listed = parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + ", and " + parts[-1]
         out.append(listed[0].upper() + listed[1:] + ".")
     nothing = int(_num(summary, "do_nothing", recs.filter(pl.col("action_id") == "none").height))
-    verb = "is" if nothing == 1 else "are"
-    why = "no action is worth more than it costs, or none fits the capacities"
-    drawn = (
-        recs.filter((pl.col("action_id") == "none") & (pl.col("arm") != "model")).height
-        if {"action_id", "arm"} <= set(recs.columns)
-        else 0
-    )
-    if drawn == 0:
-        out.append(f"{_plural(nothing, 'customer')} {verb} best left alone for now: {why}.")
-    else:
-        out.append(
-            f"{_plural(nothing, 'customer')} {verb} left alone for now: for {nothing - drawn:,}, {why}; "
-            f"{drawn:,} {'is' if drawn == 1 else 'are'} in the control cohort or an exploration draw that does nothing."
-        )
+    out.append(_left_alone_sentence(nothing, recs, summary))
     if "differs_from_default_share" in summary:
         share = _num(summary, "differs_from_default_share")
         out.append(_differs_sentence(share, _default_counts(recs)))
-    impact = summary.get("projected_impact_usd")
-    if isinstance(impact, Mapping) and "value" in impact:
-        low, high = impact.get("low"), impact.get("high")
-        band = f" (90% interval {usd(float(low))} to {usd(float(high))})" if low is not None and high else ""
-        out.append(f"The projected impact of the recommended actions is {usd(float(impact['value']))}{band}.")
+    if (impact := _impact_sentence(summary)) is not None:
+        out.append(impact)
     arms = summary.get("arms")
     if isinstance(arms, Mapping) and arms.get("control"):
         out.append(_control_sentence(int(arms["control"]), recs))
@@ -216,6 +209,156 @@ def _sentences(summary: Mapping[str, Any], families: Sequence[Count], recs: pl.D
             f"{', '.join(str(a) for a in unknown)}, which the learned policy recommends."
         )
     return out
+
+
+_GENERIC_WHY = "no action is worth more than it costs, or none fits the capacities"
+"""Why the model left accounts alone, when their receipts do not say (a run without evidence)."""
+
+_WORTH_WHY = "no action is worth more than it costs"
+
+_WHY_LEFT_ALONE = {
+    "lower_value": _WORTH_WHY,
+    "capacity": "the best action did not fit the capacities left",
+    "rule": "the best action is not eligible for them",
+    "cooldown": "the best action waits on a cooldown, a contact cap or a play in flight",
+    "contact_cap": "the best action waits on a cooldown, a contact cap or a play in flight",
+    "in_flight": "the best action waits on a cooldown, a contact cap or a play in flight",
+    "snoozed": "the account's users snoozed or dismissed the best action",
+    "dismissed": "the account's users snoozed or dismissed the best action",
+}
+"""Why the model left an account alone, by the ``why`` of its best runner-up (the receipt's first alternative)."""
+
+
+def _left_alone_reasons(recs: pl.DataFrame) -> list[tuple[str, int]]:
+    """Why the accounts the model left alone are left alone, with how many each, most first.
+
+    From each receipt's best runner-up (alternatives are ranked by value, whatever stopped them):
+    worth nothing over doing nothing (or less), it is not worth its cost; otherwise what stopped
+    it (its eligibility, a contact rule, the capacities, the account's users). Accounts whose
+    receipt names no runner-up get the generic reason.
+    """
+    if not {"action_id", "arm"} <= set(recs.columns):
+        return []
+    alone = recs.filter((pl.col("action_id").cast(pl.Utf8) == "none") & (pl.col("arm") == "model"))
+    if alone.height == 0:
+        return []
+    if "alternatives" not in alone.columns:
+        return [(_GENERIC_WHY, alone.height)]
+    best = pl.col("alternatives").cast(pl.Utf8)
+    why = (
+        alone.select(
+            best.str.json_path_match("$[0].why").alias("why"),
+            best.str.json_path_match("$[0].value_usd").cast(pl.Float64, strict=False).alias("value"),
+        )
+        .select(
+            pl.when(pl.col("why").is_null())
+            .then(pl.lit(_GENERIC_WHY))
+            .when(pl.col("value").fill_null(0.0) <= 0)
+            .then(pl.lit(_WORTH_WHY))
+            .otherwise(pl.col("why").replace_strict(_WHY_LEFT_ALONE, default=_GENERIC_WHY, return_dtype=pl.Utf8))
+            .alias("reason")
+        )
+        .group_by("reason")
+        .len()
+    )
+    return sorted(((str(r), int(n)) for r, n in why.iter_rows()), key=lambda rn: (-rn[1], rn[0]))
+
+
+def _left_alone_sentence(nothing: int, recs: pl.DataFrame, summary: Mapping[str, Any]) -> str:
+    """How many are left alone, why (each reason with its count), and how many by the control or exploration draw."""
+    verb = "is" if nothing == 1 else "are"
+    reasons = _left_alone_reasons(recs)
+    drawn = (
+        recs.filter((pl.col("action_id").cast(pl.Utf8) == "none") & (pl.col("arm") != "model")).height
+        if {"action_id", "arm"} <= set(recs.columns)
+        else 0
+    )
+    if not reasons and drawn == 0:
+        reasons = [(_GENERIC_WHY, nothing)]
+    notes = [str(n) for n in summary.get("notes") or []]
+    if any(n.startswith("eligible for none of the ") for n in notes):
+        reasons = [(r + " (see the notes below)" if r == _WHY_LEFT_ALONE["rule"] else r, n) for r, n in reasons]
+    best = bool(reasons) and all(r in (_WORTH_WHY, _GENERIC_WHY) for r, _ in reasons)
+    lead = f"{_plural(nothing, 'customer')} {verb} {'best ' if best else ''}left alone for now"
+    if drawn == 0 and len(reasons) == 1:
+        return f"{lead}: {reasons[0][0]}."
+    if not reasons:
+        every = "it is" if drawn == 1 else f"all {drawn:,} are"
+        return f"{lead}: {every} in the control cohort or an exploration draw that does nothing."
+    parts = [f"for {n:,}, {r}" for r, n in reasons]
+    if drawn:
+        parts.append(
+            f"{drawn:,} {'is' if drawn == 1 else 'are'} in the control cohort or an exploration draw that does nothing"
+        )
+    return f"{lead}: {'; '.join(parts)}."
+
+
+def _impact_text(impact: Mapping[str, Any]) -> str:
+    """``$240 (90% interval -$1.2k to $1.9k)``; the interval only when both ends are known."""
+    low, high = impact.get("low"), impact.get("high")
+    band = f" (90% interval {usd(float(low))} to {usd(float(high))})" if low is not None and high is not None else ""
+    return f"{usd(float(impact['value']))}{band}"
+
+
+def _cohorts(summary: Mapping[str, Any]) -> tuple[Mapping[str, Any], Mapping[str, Any] | None] | None:
+    """The recommended cohort's projected impact and the control cohort's, when the run kept them apart."""
+    cohorts = summary.get("projected_impact_by_cohort")
+    if not isinstance(cohorts, Mapping):
+        return None
+    recommended, control = cohorts.get("recommended"), cohorts.get("control")
+    if not isinstance(recommended, Mapping) or "value" not in recommended:
+        return None
+    return recommended, control if isinstance(control, Mapping) and "value" in control else None
+
+
+def _impact_sentence(summary: Mapping[str, Any]) -> str | None:
+    """The projected impact of the recommended cohort's actions, and the control cohort's defaults apart.
+
+    A run stored before the two were kept apart summed every account given an action: said so.
+    """
+    impact = summary.get("projected_impact_usd")
+    if not isinstance(impact, Mapping) or "value" not in impact:
+        return None
+    cohorts = _cohorts(summary)
+    if cohorts is None:
+        return (
+            "The projected impact of the actions given (the control cohort's defaults included) is "
+            f"{_impact_text(impact)}."
+        )
+    recommended, control = cohorts
+    given = int(recommended.get("accounts") or 0)
+    text = (
+        f"The projected impact of the recommended actions ({_plural(given, 'account')} of the model and "
+        f"exploration arms) is {_impact_text(recommended)}."
+        if given
+        else "No account of the model and exploration arms is given an action: the recommendations project no impact."
+    )
+    if control is not None and control.get("accounts"):
+        text += (
+            f" The control cohort's defaults ({_plural(int(control['accounts']), 'account')}) are projected at "
+            f"{_impact_text(control)}, apart: they are what the recommendations' lift is measured against."
+        )
+    return text
+
+
+def _impact_note(summary: Mapping[str, Any]) -> str | None:
+    """Whose actions the impact section sums (None without a projected impact)."""
+    if not isinstance(summary.get("projected_impact_usd"), Mapping):
+        return None
+    cohorts = _cohorts(summary)
+    if cohorts is None:
+        return (
+            "Summed over every account given an action, the control cohort's defaults included (a run made "
+            "before the recommended and control cohorts were projected apart)."
+        )
+    text = "Projected for the recommended actions: the model's and exploration's."
+    control = cohorts[1]
+    if control is not None and control.get("accounts"):
+        text += (
+            f" The control cohort's defaults, projected at {_impact_text(control)} over "
+            f"{_plural(int(control['accounts']), 'account')}, are not in these figures."
+        )
+    return text
 
 
 @dataclass(frozen=True)
@@ -591,13 +734,15 @@ def _segments(summary: Mapping[str, Any], labels: Mapping[str, str]) -> tuple[li
     if not isinstance(block, Mapping):
         return [], []
     rows = []
-    for s in block.get("segments") or []:
-        if not isinstance(s, Mapping):
-            continue
+    listed = [s for s in block.get("segments") or [] if isinstance(s, Mapping)]
+    names = [str(s.get("name", s.get("id", ""))) for s in listed]
+    for s, name in zip(listed, names, strict=True):
+        if names.count(name) > 1 and s.get("id") is not None:
+            name = f"{name} (segment {s['id']})"  # two segments of one name: told apart by their ids
         arr = s.get("arr_usd")
         rows.append(
             SegmentRow(
-                name=str(s.get("name", s.get("id", ""))),
+                name=name,
                 accounts=int(s.get("accounts", 0)),
                 arr_usd=float(arr) if isinstance(arr, int | float) else None,
                 response=_segment_response(s, labels),
@@ -614,16 +759,32 @@ def _segments(summary: Mapping[str, Any], labels: Mapping[str, str]) -> tuple[li
             f"{usd(float(spend.get('recoverable_usd', 0.0)))} ({usd(float(spend.get('low', 0.0)))} to "
             f"{usd(float(spend.get('high', 0.0)))})."
         )
+    notes.append(_moves_note(block))
+    return rows, notes
+
+
+def _moves_note(block: Mapping[str, Any]) -> str:
+    """How many accounts moved since the previous run of the book (named, when the run kept which it was)."""
     moves = block.get("moves")
+    previous = block.get("previous_run")
+    since = "the previous run"
+    if isinstance(previous, Mapping) and previous.get("run_id"):
+        when = _readable_date(previous.get("as_of"))
+        since = f"the previous run of this book, {previous['run_id']}" + (f" (as of {when})" if when else "")
     if isinstance(moves, Mapping) and moves.get("accounts"):
-        notes.append(
+        return (
             f"{int(moves.get('moved', 0)):,} of {int(moves['accounts']):,} accounts "
-            f"({float(moves.get('moved_share', 0.0)):.0%}) moved to another segment since the previous run; "
+            f"({float(moves.get('moved_share', 0.0)):.0%}) moved to another segment since {since}; "
             f"{int(moves.get('new', 0)):,} are new."
         )
-    elif block:
-        notes.append("No previous run to compare the segments with.")
-    return rows, notes
+    if isinstance(previous, Mapping) and previous.get("run_id"):
+        return f"No account of {since} is in this run: no moves between segments to count."
+    if "previous_run" in block:
+        return (
+            "No earlier run of this book under this playbook (one with an earlier decision time, kept in the "
+            "store with its segments) to compare the segments with."
+        )
+    return "No previous run to compare the segments with."
 
 
 _OLD_DIFFERS_METRIC = "Recommendations that differ from the lifecycle default"
@@ -757,6 +918,7 @@ def build_report_data(
     action_labels: Mapping[str, str] | None = None,
     family_of_action: Mapping[str, str] | None = None,
     title: str | None = None,
+    served: bool | str | None = None,
 ) -> ReportData:
     """The report's content from a run's ``summary`` and its ``recommendations`` (one row per account).
 
@@ -768,6 +930,8 @@ def build_report_data(
     non-zero ``arr``) adds the at-risk section and the ARR figures, an ``owner`` the accounts
     table's Owner column; a consumer book without them shows neither. The title is
     ``title``, else the playbook's name (``playbook_name``), else "Next best action playbook".
+    ``served`` says whether online decisions come from this run: True, False, or the id of the run
+    they come from (None, the default: the page does not say).
 
     Examples
     --------
@@ -801,6 +965,11 @@ def build_report_data(
             notes.append(f"This run has no {what}.")
     as_of = summary.get("as_of", "")
     impact = _impact(summary)
+    run_notes = list(dict.fromkeys(str(n) for n in summary.get("notes") or [] if str(n).strip()))
+    if not acted:
+        families_note: str | None = "No account was given an action."
+    else:
+        families_note = None if families else "The playbook groups no actions by focus."
     return ReportData(
         title=title or _title(summary),
         run_id=str(summary.get("run_id", "")),
@@ -823,4 +992,19 @@ def build_report_data(
         notes=notes,
         has_arr=_has_arr(summary, recommendations),
         has_owners=_has_owners(recommendations),
+        run_notes=run_notes,
+        families_note=families_note,
+        impact_note=_impact_note(summary),
+        served=_served_text(served),
     )
+
+
+def _served_text(served: bool | str | None) -> str | None:
+    """Whether online decisions come from this run, in words (None: not known)."""
+    if served is None:
+        return None
+    if served is True:
+        return "the served run (online decisions come from it)"
+    if served is False:
+        return "not served (no run is)"
+    return f"not served (online decisions come from run {served})"

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
-from markupsafe import Markup
+from markupsafe import Markup, escape
 
 from nextmove._version import __version__
 from nextmove.report.charts import BAND_COLORS, NARROW_WIDTH, Bar, Interval, bar_chart, interval_chart, usd
@@ -25,8 +25,28 @@ def _environment() -> Environment:
     env.filters["usd"] = usd
     env.filters["pct"] = lambda x: f"{float(x):.0%}"
     env.filters["num2"] = lambda x: "—" if x is None else f"{float(x):,.2f}"
+    env.filters["code_spans"] = code_spans
     env.globals["policy_notes"] = policy_notes
     return env
+
+
+def code_spans(text: object) -> Markup:
+    """``text`` escaped, with its `backticked` spans (a command, an expression) set as code.
+
+    Examples
+    --------
+    >>> str(code_spans("check it (`nextmove features`; a <b> is text)"))
+    'check it (<code>nextmove features</code>; a &lt;b&gt; is text)'
+    >>> str(code_spans("an odd ` stays"))
+    'an odd ` stays'
+    """
+    parts = str(text).split("`")
+    if len(parts) % 2 == 0:  # an unpaired backtick: no spans to set
+        return escape(str(text))
+    return Markup("").join(
+        escape(part) if i % 2 == 0 else Markup("<code>") + escape(part) + Markup("</code>")
+        for i, part in enumerate(parts)
+    )
 
 
 def _json_for_script(value: object) -> Markup:

@@ -8,6 +8,7 @@ from typing import Any
 
 import polars as pl
 
+from nextmove.engine.online import served_run
 from nextmove.engine.run_facts import ACCOUNT_FIELDS
 from nextmove.engine.run_process import require_succeeded
 from nextmove.errors import NotFoundError
@@ -99,11 +100,13 @@ def stored_run(store: Store, run_id: str | None = None) -> RunRecord:
 
 
 def report_data_from_store(store: Store, run_id: str | None = None) -> ReportData:
-    """The report data of a stored run (the newest succeeded one by default)."""
+    """The report data of a stored run (the newest succeeded one by default), saying whether it is the served run."""
     run = stored_run(store, run_id)
     frame = recommendations_frame(store.recommendations(run.run_id))
     summary = dict(run.summary)
     summary.setdefault("run_id", run.run_id)
     if run.as_of is not None:
         summary.setdefault("as_of", run.as_of.isoformat())
-    return build_report_data(summary, frame)
+    serving = served_run(store)
+    served = False if serving is None else (True if serving.run_id == run.run_id else serving.run_id)
+    return build_report_data(summary, frame, served=served)
