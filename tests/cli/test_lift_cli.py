@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -310,3 +310,86 @@ def test_cli_lift_of_a_killed_run_says_it_will_never_finish(tmp_path: Path) -> N
     assert "its process (pid" in said["run-killed"]
     assert "will never finish" in said["run-killed"]
     assert "It failed: ValueError: no history" in said["run-failed"]
+
+
+def _shared_store(measured: Measured, tmp_path: Path, runs: list[tuple[str, str, int, str]]) -> str:
+    """A store holding ``lab-run`` and ``runs`` (id, book, days after lab-run's decision, playbook hash), each
+    with lab-run's recommendations, made in that order after it."""
+    store = f"sqlite:///{(tmp_path / 'weekly.db').as_posix()}"
+    with open_store(measured.store) as old, open_store(store) as shared:
+        lab = old.get_run("lab-run")
+        recs = old.recommendations("lab-run")
+        shared.save_run(lab, recs)
+        for i, (run_id, book, days, playbook_hash) in enumerate(runs):
+            record = RunRecord(
+                run_id=run_id,
+                book_source=book,
+                playbook_hash=playbook_hash,
+                status="succeeded",
+                as_of=measured.decided_at + timedelta(days=days),
+                created_at=lab.created_at + timedelta(hours=i + 1),
+            )
+            shared.save_run(record, [replace(r, run_id=run_id) for r in recs])
+    return store
+
+
+def test_cli_and_api_lift_name_the_runs_whose_horizons_overlap_and_say_not_to_add_them(
+    measured: Measured, tmp_path: Path
+) -> None:
+    """Weekly runs each measure nearly the same accounts, control and window: summing their lifts counts outcomes
+    several times, and the lift says so."""
+    from nextmove.api.measures import lift_report
+    from nextmove.book.validate import load_book
+
+    book = str(measured.book)
+    playbook = parse_playbook((measured.book / "playbook.toml").read_text(encoding="utf-8"))
+    same = playbook.content_hash()
+    horizon = measured.horizon_days
+    store = _shared_store(
+        measured,
+        tmp_path,
+        [
+            ("week-before", book, -7, same),
+            ("refit", book, 0, same),
+            ("next-folder", str(tmp_path / "w02"), 7, same),  # next week's export, in its own folder
+            ("after-the-horizon", book, horizon, same),
+            ("another-book", str(tmp_path / "other"), 7, "another-playbook"),
+        ],
+    )
+    out = tmp_path / "lift.json"
+    result = runner.invoke(app, ["lift", "--book", book, "--store", store, "--run", "lab-run", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    day = measured.decided_at
+    dates = f"{day - timedelta(days=7):%Y-%m-%d}, {day:%Y-%m-%d}, {day + timedelta(days=7):%Y-%m-%d}"
+    said = (
+        f"3 other runs in the store were decided less than {horizon} days from this one ({dates}): their horizons "
+        "overlap this run's, over the same accounts and control cohort, so their lifts count many of the same "
+        "outcomes; compare them, never add them up"
+    )
+    assert f"note: {said}" in " ".join(result.output.split())
+    assert said in json.loads(out.read_text(encoding="utf-8"))["notes"]
+    with open_store(store) as opened:
+        run = opened.get_run("lab-run")
+        data = lift_report(opened, load_book(book, playbook=playbook), playbook, run, allow_partial=False)
+    assert said in data["notes"]
+
+
+def test_cli_lift_of_a_book_whose_latest_run_is_not_due_names_the_newest_that_is(
+    measured: Measured, tmp_path: Path
+) -> None:
+    book = str(measured.book)
+    same = parse_playbook((measured.book / "playbook.toml").read_text(encoding="utf-8")).content_hash()
+    store = _shared_store(measured, tmp_path, [("backtest", book, -30, same), ("this-week", book, 14, same)])
+    result = runner.invoke(app, ["lift", "--book", book, "--store", store])
+    assert result.exit_code == 2
+    text = " ".join(result.output.split())
+    assert "of run this-week (decided" in text
+    assert "has not passed" in text
+    assert (
+        f"The newest run of this book whose horizon has passed is lab-run (decided {measured.decided_at:%Y-%m-%d}): "
+        "measure it with --run lab-run." in text
+    )
+    early = (measured.decided_at + timedelta(days=5)).date().isoformat()
+    none_due = runner.invoke(app, ["lift", "--book", book, "--store", store, "--until", early])
+    assert none_due.exit_code == 2
+    assert "No run of this book in the store has its horizon passed yet." in " ".join(none_due.output.split())

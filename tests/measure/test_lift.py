@@ -699,3 +699,40 @@ def test_estimate_lift_reads_the_labels_of_the_objectives_own_kind() -> None:
     (keep,) = report.objectives
     assert (keep.treated_mean, keep.control_mean) == (0.5, 0.0)
     assert (report.value.treated_mean_usd, report.value.control_mean_usd) == (-500.0, 0.0)
+
+
+def test_overlap_note_counts_the_runs_of_the_book_or_playbook_decided_within_a_horizon() -> None:
+    from nextmove.measure.lift import overlap_note
+    from nextmove.store import RunRecord
+
+    t = datetime(2025, 5, 5, tzinfo=UTC)
+
+    def made(run_id: str, days: float, *, book: str = "crm/w00", playbook: str = "h", ok: bool = True) -> RunRecord:
+        status = "succeeded" if ok else "failed"
+        when = t + timedelta(days)
+        return RunRecord(run_id=run_id, book_source=book, playbook_hash=playbook, status=status, as_of=when)
+
+    this = made("w00", 0)
+    weekly = [made(f"w{k:02d}", 7 * k, book=f"crm/w{k:02d}") for k in range(1, 9)]  # a new folder each week
+    others = [
+        made("failed", 7, ok=False),
+        made("elsewhere", 7, book="other", playbook="other"),
+        RunRecord(run_id="undated", book_source="crm/w00", playbook_hash="h", status="succeeded"),
+        made("same-book-new-playbook", 14, playbook="edited"),
+    ]
+    note = overlap_note(this, [this, *weekly, *others], 42)
+    assert note is not None
+    # w01..w05 (7..35 days) and the edited playbook's run of the same book; w06 is 42 days on: no overlap.
+    assert note.startswith(
+        "6 other runs in the store were decided less than 42 days from this one "
+        "(2025-05-12, 2025-05-19 ×2, 2025-05-26, 2025-06-02, 2025-06-09): their horizons overlap this run's"
+    )
+    assert note.endswith("so their lifts count many of the same outcomes; compare them, never add them up")
+    many = [made(f"d{k}", k) for k in range(1, 10)]
+    assert "(2025-05-06, 2025-05-07, 2025-05-08, 2025-05-09, 2025-05-10, 2025-05-11 and 3 more dates)" in str(
+        overlap_note(this, [this, *many], 42)
+    )
+    single = overlap_note(this, [this, made("w01", 7)], 42)
+    assert str(single).startswith("1 other run in the store was decided less than 42 days from this one (2025-05-12)")
+    assert ": its horizon overlaps this run's" in str(single)
+    assert overlap_note(this, [this, *others[:3]], 42) is None

@@ -16,10 +16,14 @@ from nextmove.measure.lift import (
     json_ready,
     latest_data_time,
     recommendations_frame,
+    with_overlap_note,
 )
 from nextmove.playbook import Playbook
 from nextmove.segment import BehaviorSegmenter, behavior_snapshot
 from nextmove.store import RunRecord, Store
+
+OVERLAP_RUNS_READ = 200
+"""How many of the latest succeeded runs a lift looks through for those whose horizons overlap its run's."""
 
 
 def _book(book: Book | None, what: str) -> Book:
@@ -48,7 +52,7 @@ def lift_report(
     except HorizonNotOverError as exc:
         # Not the request's fault: the same request answers once the book holds the outcomes.
         raise NotReadyError(str(exc).replace("allow_partial (--partial)", "allow_partial=true")) from None
-    return report.to_dict()
+    return with_overlap_note(report, run, store.list_runs(OVERLAP_RUNS_READ, status="succeeded")).to_dict()
 
 
 class SegmentCache:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -55,7 +55,13 @@ def lift_cmd(
     interval and its dollars; then each action's realised effect against the effect projected
     for it.
     """
-    from nextmove.measure.lift import HorizonNotOverError, estimate_lift, recommendations_frame
+    from nextmove.measure.lift import (
+        HorizonNotOverError,
+        estimate_lift,
+        latest_data_time,
+        recommendations_frame,
+        with_overlap_note,
+    )
 
     if out is not None and out.suffix != ".json":
         raise ConfigError(f"--out {out} must end in .json")
@@ -65,6 +71,7 @@ def lift_cmd(
     with open_store(store, existing=True) as opened:
         record = find_run(opened, run, book=book)
         recs = opened.recommendations(record.run_id)
+        stored = opened.list_runs(limit=_RUNS_SEARCHED, status="succeeded")
     if not _same_book(record.book_source, book):
         err_console.print(
             f"[yellow]warning:[/] run {escape(record.run_id)} was made on the book {escape(record.book_source)}, "
@@ -91,7 +98,12 @@ def lift_cmd(
                 run_id=record.run_id,
             )
         except HorizonNotOverError as exc:
-            raise HorizonNotOverError(cli_words(str(exc)), days_left=exc.days_left, ends_at=exc.ends_at) from None
+            words = cli_words(str(exc))
+            if run is None:  # the latest run of the book: name one that can be measured
+                reach = observed if observed is not None else latest_data_time(loaded)
+                words = f"{words.rstrip('.')}. {measurable_run_words(stored, book, pb.horizon_days, reach)}"
+            raise HorizonNotOverError(words, days_left=exc.days_left, ends_at=exc.ends_at) from None
+    report = with_overlap_note(report, record, stored)
     render_lift(report, console, pb)
     if out is not None:
         write_json(out, report.to_dict())
@@ -160,6 +172,40 @@ def find_run(store: Store, run_id: str | None, *, book: str | None = None) -> Ru
 
 _RUNS_SEARCHED = 200
 """How many of the latest succeeded runs ``find_run`` looks through for the book's own."""
+
+
+def measurable_run_words(stored: Sequence[RunRecord], book: str, horizon_days: int, reach: datetime) -> str:
+    """Which run of ``book`` to measure instead of its latest: the newest whose horizon ends by ``reach``.
+
+    ``stored`` are the store's succeeded runs, newest first; ``reach`` is how far the outcomes are
+    known (the book's data, or ``--until``). The newest is the one decided last (of those decided
+    together, the one made last): a backtest made today of an old date is not the newest.
+
+    Examples
+    --------
+    >>> from datetime import UTC
+    >>> from nextmove.store import RunRecord
+    >>> def made(run_id, day):
+    ...     return RunRecord(run_id=run_id, book_source="crm", playbook_hash="h", status="succeeded",
+    ...                      as_of=datetime(2025, 5, day, tzinfo=UTC))
+    >>> runs = [made("w02", 19), made("w01", 12), made("w00", 5)]
+    >>> measurable_run_words(runs, "crm", 14, datetime(2025, 5, 27, tzinfo=UTC))
+    'The newest run of this book whose horizon has passed is w01 (decided 2025-05-12): measure it with --run w01.'
+    >>> measurable_run_words(runs, "crm", 28, datetime(2025, 5, 27, tzinfo=UTC))
+    'No run of this book in the store has its horizon passed yet.'
+    """
+    over = [
+        r
+        for r in stored
+        if r.as_of is not None and r.as_of + timedelta(days=horizon_days) <= reach and _same_book(r.book_source, book)
+    ]
+    if not over:
+        return "No run of this book in the store has its horizon passed yet."
+    found = max(over, key=lambda r: r.as_of or reach)  # the latest decided; of those, the newest made (first)
+    return (
+        f"The newest run of this book whose horizon has passed is {found.run_id} "
+        f"(decided {found.as_of or reach:%Y-%m-%d}): measure it with --run {found.run_id}."
+    )
 
 
 def _book_shown(book: str) -> str:

@@ -60,7 +60,9 @@ def list_cmd(
     for name in ("kind", "created", "active", "trained to", "metrics"):
         table.add_column(name)  # these wrap first when the terminal is narrow
     for v in versions:
-        metrics = ", ".join(f"{k}={val}" for k, val in list(v.metrics.items())[:3] if not isinstance(val, dict | list))
+        # What a policy version replaced is a model id, for rollbacks: not a figure.
+        shown = [(k, val) for k, val in v.metrics.items() if k != "replaces" and not isinstance(val, dict | list)]
+        metrics = ", ".join(f"{k}={val}" for k, val in shown[:3])
         table.add_row(
             v.model_id,
             v.kind,
@@ -103,18 +105,31 @@ def unpromoted_notes(store: Store) -> list[str]:
 @models_app.command("rollback")
 @handle_errors
 def rollback_cmd(kind: KindOpt = "policy", store: StoreOpt = None) -> None:
-    """Re-activate the version of KIND saved before the active one (running servers switch within seconds).
+    """Go back to the version of KIND active before the active one (running servers switch within seconds).
 
-    Rolling back the policy also re-activates the effect model of the run it then serves, so that
-    `nextmove run --reuse-model` projects with that run's model.
+    For the policy: the run served before the active version was promoted, whichever way it was
+    served then; rolling back again goes further back through what was served. Versions that serve
+    the same run as the active one (a run promoted twice) are passed over, and the command says so.
+    Other kinds go to the version saved before the active one. Rolling back the policy also
+    re-activates the effect model of the run it then serves, so that `nextmove run --reuse-model`
+    projects with that run's model.
     """
-    from nextmove.engine.online import rollback_policy
+    from nextmove.engine.online import activate_version, rollback_step
 
     with open_store(store, existing=True) as opened:
         check_kind(opened, kind)
-        record = rollback_policy(opened, kind)
-    run_id = record.metrics.get("run_id") if kind == "policy" else None
-    console.print(f"Active {kind} model is now {record.model_id}" + (f": it serves run {run_id}." if run_id else "."))
+        step = rollback_step(opened, kind)
+        record = activate_version(opened, step.target.model_id)
+    if kind != "policy":
+        console.print(f"Active {kind} model is now {record.model_id}.")
+        return
+    was, now = step.current.metrics.get("run_id"), record.metrics.get("run_id")
+    line = f"Active policy model is now {record.model_id}" + (f": it serves run {now}" if now else "")
+    line += f" (it served run {was} before)." if was else "."
+    if step.passed_over:
+        n = len(step.passed_over)
+        line += f" Passed over {n} older version{'s' if n > 1 else ''} that serve{'' if n > 1 else 's'} run {was} too."
+    console.print(escape(line))
 
 
 @models_app.command("activate")

@@ -25,7 +25,7 @@ from nextmove.cli._common import (
     status,
 )
 from nextmove.cli.commands import AsOfOpt, BookOpt, PlaybookOpt, print_book_notes, resolve_playbook_path
-from nextmove.errors import ConfigError
+from nextmove.errors import ConfigError, NotFoundError
 from nextmove.playbook.loader import load_playbook
 
 if TYPE_CHECKING:
@@ -169,12 +169,13 @@ def _write_report(result: RunResult, folder: Path) -> None:
 
 def _served_line(store: Store, run_id: str, policy_version: str | None) -> str:
     """Which run online decisions now come from, after run ``run_id`` (promoted when ``policy_version`` is set)."""
-    from nextmove.engine.online import POLICY_MODEL_KIND, servable_run
+    from nextmove.engine.online import POLICY_MODEL_KIND, rollback_step, servable_run
 
     if policy_version is not None:
-        versions = store.list_models(POLICY_MODEL_KIND)  # newest first
-        here = next((i for i, v in enumerate(versions) if v.model_id == policy_version), None)
-        before = None if here is None or here + 1 >= len(versions) else versions[here + 1].metrics.get("run_id")
+        try:
+            before = rollback_step(store, version_id=policy_version).target.metrics.get("run_id")
+        except NotFoundError:
+            before = None
         back = (
             f"`nextmove models rollback` serves the previous one (run {escape(str(before))})."
             if before is not None

@@ -1,4 +1,4 @@
-"""What an account's users asked not to be given: snoozes and dismissals as holds, for online decisions and the run.
+"""What an account's users asked not to be given, and the plays they reported done, for online decisions and the run.
 
 A **snooze** holds its action (or, naming none, every action) back until its ``snoozed_until``;
 a **dismissal** holds its action back for the action's cooldown (:func:`feedback_holds`). The
@@ -6,6 +6,10 @@ online decider reads one account's holds on every decision (``OnlineDecider._hol
 run reads every account's at once (:func:`read_holds`) and its rules mark the held actions
 (:func:`nextmove.decide.rules.check_rules`), so both give the same reasons: "snoozed until …",
 "dismissed on …".
+
+A ``done`` event is a play: online decisions count those dated since the served run's decision
+time, and the run counts those the book's touches do not hold yet (:func:`with_done_plays`), for
+cooldowns, plays in flight and contact caps.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ import polars as pl
 
 from nextmove.book import NO_ACTION
 from nextmove.decide.rules import HOLD_COLUMNS
+from nextmove.errors import NotFoundError
 from nextmove.playbook import Playbook
 from nextmove.store import FeedbackEvent, HoldEvent, RunRecord, Store
 
@@ -239,6 +244,68 @@ def read_holds(store: Store, playbook: Playbook, when: datetime) -> pl.DataFrame
                     last[action_id] = hold
         rows.extend((account_id, action_id, hold.why, hold.reason) for action_id, hold in last.items())
     return pl.DataFrame(rows, schema=HOLD_COLUMNS, orient="row")
+
+
+def done_plays(store: Store, playbook: Playbook, touches: pl.DataFrame, when: datetime) -> pl.DataFrame:
+    """The plays reported ``done`` in the store that the book's touches cannot hold yet, as touches.
+
+    Events after the touches table's latest row (every event when it has none) and before ``when``:
+    an export that ends earlier lacks them (a missing weekly export, a CRM that lags), while one
+    that reaches past an event may hold its touch, which must not count twice. Later events are
+    the online decisions' to count, at their own time (:func:`~nextmove.engine.online.online_touches`).
+    An event's action is its ``action_id``, else that of the decision its payload names
+    (``decision_id``); one about ``none``, about an action the playbook does not have, or about no
+    action is no play. Rows ``account_id, action_id, ts`` (touches' dtypes), oldest first.
+    """
+    schema: dict[str, pl.DataType] = {
+        "account_id": pl.String(),
+        "action_id": pl.String(),
+        "ts": pl.Datetime("us", "UTC"),
+    }
+    latest = touches.get_column("ts").max() if touches.height and "ts" in touches.columns else None
+    after = _utc(latest) if isinstance(latest, datetime) else None
+    start = _utc(when)
+    known = set(playbook.action_ids)
+    rows: list[tuple[str, str, datetime]] = []
+    for event in store.feedback():
+        ts = _utc(event.ts)
+        if event.kind != "done" or ts >= start or (after is not None and ts <= after):
+            continue
+        action = event.action_id or _decided_action(store, event)
+        if action is not None and action in known:
+            rows.append((event.account_id, action, ts))
+    return pl.DataFrame(rows, schema=schema, orient="row")
+
+
+def with_done_plays(
+    store: Store, playbook: Playbook, touches: pl.DataFrame, when: datetime, notes: list[str]
+) -> pl.DataFrame:
+    """``touches`` with the plays reported ``done`` since they end (:func:`done_plays`): what the run's rules count.
+
+    Appends a note to ``notes`` saying how many there are, when there are any.
+    """
+    done = done_plays(store, playbook, touches, when)
+    if done.height == 0:
+        return touches
+    latest = touches.get_column("ts").max() if touches.height else None
+    since = f" after the book's latest touch ({_day(latest)})" if isinstance(latest, datetime) else ""
+    plays = "play" if done.height == 1 else "plays"
+    notes.append(
+        f"{done.height:,} {plays} reported done (feedback){since} count as plays: for the cooldowns, plays in "
+        "flight and contact caps, as online decisions count them"
+    )
+    return pl.concat([touches, done], how="diagonal_relaxed")
+
+
+def _decided_action(store: Store, event: FeedbackEvent) -> str | None:
+    """The action of the decision ``event``'s payload names (None: it names none, or the store has no such decision)."""
+    decision_id = event.payload.get("decision_id") if isinstance(event.payload, Mapping) else None
+    if not isinstance(decision_id, str):
+        return None
+    try:
+        return store.get_decision(decision_id).action_id
+    except NotFoundError:
+        return None
 
 
 def _names_nothing(item: HoldEvent) -> bool:

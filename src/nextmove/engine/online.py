@@ -1520,7 +1520,9 @@ def promote_run(
     """Save and activate a ``policy`` model version that makes online decisions from run ``run_id``.
 
     The effect model the run fitted (its summary's ``model_version``), if the store has it, becomes
-    the active one too: fresh signals are then rescored with the served run's model.
+    the active one too: fresh signals are then rescored with the served run's model. The version
+    records the policy version it replaces (``metrics["replaces"]``, None when none was active):
+    :func:`rollback_policy` goes back to it.
 
     Raises
     ------
@@ -1533,6 +1535,7 @@ def promote_run(
 
     run = require_succeeded(store.get_run(run_id), "only a succeeded run can be served")
     now = utcnow()
+    served = store.active_model(POLICY_MODEL_KIND)
     record = ModelVersionRecord(
         model_id=f"policy-{now:%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}",
         kind=POLICY_MODEL_KIND,
@@ -1540,7 +1543,8 @@ def promote_run(
         blob=json.dumps({"run_id": run.run_id}).encode(),
         created_at=now,
         trained_to=run.as_of,
-        metrics={"run_id": run.run_id, **dict(metrics or {})},
+        # The version it replaces: what `models rollback` serves again (None: no policy was active).
+        metrics={"run_id": run.run_id, **dict(metrics or {}), "replaces": None if served is None else served.model_id},
         active=True,
     )
     # The run's effect model first: should that fail, no policy version serves the run with another model.
@@ -1591,8 +1595,79 @@ def activate_version(store: Store, model_id: str) -> ModelVersionRecord:
     return store.load_model(model_id)
 
 
+@dataclass(frozen=True)
+class RollbackStep:
+    """What ``models rollback`` does: from the active version, to the version it activates."""
+
+    current: ModelVersionRecord
+    """The version active now."""
+    target: ModelVersionRecord
+    """The version a rollback activates."""
+    passed_over: tuple[ModelVersionRecord, ...] = ()
+    """Versions on the way that serve the same run as ``current`` (a run promoted twice), skipped."""
+
+
+def rollback_step(store: Store, kind: str = POLICY_MODEL_KIND, *, version_id: str | None = None) -> RollbackStep:
+    """The version a rollback from ``version_id`` (default: the active version of ``kind``) activates.
+
+    For a ``policy`` version, the one it replaced when it was promoted (``metrics["replaces"]``),
+    i.e. the run served before it, however that one was served (promoted, rolled back to,
+    activated): rollbacks walk back through what was served, and promoting an older run again
+    and rolling back returns to the run served before that promotion. Versions that serve the same
+    run as the active one (a run promoted twice) are passed over, so a rollback always changes
+    the run served. A version saved before versions recorded what they replaced, and every other
+    kind, goes to the version of its kind saved before it.
+
+    Raises
+    ------
+    NotFoundError
+        If no version of ``kind`` is active (or there is no ``version_id``), or there is nothing to
+        roll back to: the version replaced none, is the oldest, or every earlier one serves the
+        same run.
+    """
+    versions = store.list_models(kind)  # newest first
+    if version_id is None:
+        current = next((v for v in versions if v.active), None)
+        if current is None:
+            raise NotFoundError(
+                f"no active {kind!r} model in the store at {store.url}; `nextmove models list` shows them"
+            )
+    else:
+        current = next((v for v in versions if v.model_id == version_id), None)
+        if current is None:
+            raise NotFoundError(f"no {kind!r} model {version_id!r} in the store at {store.url}")
+    position = {v.model_id: i for i, v in enumerate(versions)}
+
+    def before(version: ModelVersionRecord) -> ModelVersionRecord | None:
+        if version.kind == POLICY_MODEL_KIND and "replaces" in version.metrics:
+            replaced = version.metrics["replaces"]
+            if replaced is None:
+                return None
+            if isinstance(replaced, str) and replaced in position:
+                return versions[position[replaced]]
+        older = position[version.model_id] + 1
+        return versions[older] if older < len(versions) else None
+
+    served = _served_run_id(current) if kind == POLICY_MODEL_KIND else None
+    passed: list[ModelVersionRecord] = []
+    target = before(current)
+    while target is not None and served is not None and _served_run_id(target) == served:
+        passed.append(target)
+        target = before(target)
+    if target is None:
+        active = f"the {'active ' if version_id is None else ''}{kind!r} model {current.model_id!r}"
+        if passed:
+            why = f"every version served before {active} serves run {served} too"
+        elif kind == POLICY_MODEL_KIND and current.metrics.get("replaces", "") is None:
+            why = f"{active} was made when no policy version was active"
+        else:
+            why = f"{active} is the oldest one"
+        raise NotFoundError(f"there is nothing to roll back to: {why}")
+    return RollbackStep(current, target, tuple(passed))
+
+
 def rollback_policy(store: Store, kind: str = POLICY_MODEL_KIND) -> ModelVersionRecord:
-    """Re-activate the version of ``kind`` saved before the active one; servers pick it up on their next refresh.
+    """Re-activate the version a rollback goes to (:func:`rollback_step`); servers pick it up on their next refresh.
 
     Rolling back a ``policy`` version also re-activates the effect model of the run it serves
     (:func:`activate_version`).
@@ -1600,19 +1675,17 @@ def rollback_policy(store: Store, kind: str = POLICY_MODEL_KIND) -> ModelVersion
     Raises
     ------
     NotFoundError
-        If no version of ``kind`` is active, or the active one is the oldest.
+        If no version of ``kind`` is active, or there is nothing to roll back to.
     """
-    versions = store.list_models(kind)  # newest first
-    active = [i for i, v in enumerate(versions) if v.active]
-    if not active:
-        raise NotFoundError(f"no active {kind!r} model in the store at {store.url}; `nextmove models list` shows them")
-    position = active[0]
-    if position + 1 >= len(versions):
-        raise NotFoundError(
-            f"the active {kind!r} model {versions[position].model_id!r} is the oldest one: "
-            "there is nothing to roll back to"
-        )
-    return activate_version(store, versions[position + 1].model_id)
+    return activate_version(store, rollback_step(store, kind).target.model_id)
+
+
+def _served_run_id(version: ModelVersionRecord) -> str | None:
+    """The run a ``policy`` version serves (None: it names none)."""
+    try:
+        return _policy_run_id(version)
+    except DeciderNotReadyError:
+        return None
 
 
 def promoted_run_ids(store: Store) -> set[str]:

@@ -62,7 +62,7 @@ from nextmove.engine.health import (
     no_signal_note,
     unended_outcome_note,
 )
-from nextmove.engine.holds import read_holds
+from nextmove.engine.holds import read_holds, with_done_plays
 from nextmove.engine.online import promote_run
 from nextmove.engine.run_facts import (
     ACCOUNT_FIELDS,
@@ -71,6 +71,8 @@ from nextmove.engine.run_facts import (
     arr_at_risk,
     health_bands,
     impact_by_objective,
+    late_as_of_note,
+    repeated_as_of_note,
 )
 from nextmove.engine.run_facts import metrics as run_metrics
 from nextmove.engine.run_process import run_process
@@ -317,6 +319,8 @@ def run(
         as_of=when,
         params=_params(opts, seed),
     )
+    if store is not None and as_of is None:  # where the book ends: does the store hold a run as of then already?
+        notes.extend(filter(None, [repeated_as_of_note(record, store.list_runs(100, status="succeeded"))]))
     staged = StagedFiles(out_dir) if out_dir is not None else None
     if store is not None:
         store.start_run(record)
@@ -392,6 +396,7 @@ def _run(
         *unmatched_kinds_notes(book, playbook),
         late_signals_note(book, when),
         stale_as_of_note(latest_timestamp(book), when),
+        late_as_of_note(book, playbook, when),
         unended_outcome_note(book, playbook, when),
         *returned_accounts_notes(book, playbook, when),
     )
@@ -421,7 +426,8 @@ def _run(
     say(RUN_STAGES[3])
     # What the accounts' users said (snoozed, dismissed) holds actions back as online.
     holds = read_holds(store, playbook, feedback_until) if store is not None else None
-    rules = check_rules(snapshot, book.touches, playbook, when, schema, holds=holds)
+    touches = book.touches if store is None else with_done_plays(store, playbook, book.touches, when, notes)
+    rules = check_rules(snapshot, touches, playbook, when, schema, holds=holds)
     if (never := never_eligible_note(playbook, rules)) is not None:
         notes.append(never)
     owners = _column(accounts, "owner")

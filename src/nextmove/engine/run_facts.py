@@ -1,19 +1,26 @@
 """Book-level facts of a run that its summary keeps for the report: labels, health bands, impact, metrics.
 
 They are computed once, when the run is made, and stored with it, so a report of a stored
-run shows the same figures without the book or the models.
+run shows the same figures without the book or the models. So are the notes on where the run's
+decision time lies: after the book's data (:func:`late_as_of_note`), or not after a stored run's
+(:func:`repeated_as_of_note`).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime, timedelta
+from typing import Any, Final
 
 import polars as pl
 
+from nextmove.book import Book
+from nextmove.book.model import as_utc
+from nextmove.book.validate import STALE_AS_OF_DAYS
 from nextmove.models.effect import EffectProjection, ObjectiveSpec, objective_specs
 from nextmove.playbook import Playbook
+from nextmove.store import RunRecord
 
 NO_ACTION = "none"
 BAND_ORDER = ("Healthy", "At risk", "Critical")
@@ -405,3 +412,100 @@ def metrics(summary: Mapping[str, Any]) -> list[dict[str, str]]:
             }
         )
     return rows
+
+
+LATE_AS_OF_MIN_DAYS: Final[int] = 7
+"""The least gap, in days, after a book's latest touch or signal that :func:`late_as_of_note` names."""
+
+
+def late_as_of_note(book: Book, playbook: Playbook, as_of: datetime) -> str | None:
+    """A note when ``as_of`` lies more than a decision window after the book's latest touch or signal row.
+
+    The window is the contact policy's ``window_days``, or :data:`LATE_AS_OF_MIN_DAYS` if that is
+    longer: a week's export missing from a weekly book is then named, while a decision time a day
+    or two after the book's end is not. Plays made in the gap are unknown to the cooldowns and plays
+    in flight (unless reported as ``done`` feedback), and the features' recent windows lack it. From
+    :data:`~nextmove.book.validate.STALE_AS_OF_DAYS` days the book's staleness note says more, and
+    this one is None.
+
+    Examples
+    --------
+    >>> from datetime import UTC
+    >>> from nextmove.book import empty_table
+    >>> from nextmove.playbook.loader import load_playbook
+    >>> touches = pl.DataFrame({"account_id": ["a"], "action_id": ["qbr"], "ts": [datetime(2025, 6, 1, tzinfo=UTC)]})
+    >>> book = Book(empty_table("accounts"), empty_table("signals"), touches, empty_table("outcomes"))
+    >>> pb = load_playbook()  # a 14-day decision window
+    >>> print(late_as_of_note(book, pb, datetime(2025, 6, 20, tzinfo=UTC)))  # doctest: +NORMALIZE_WHITESPACE
+    the decision time 2025-06-20 is 19 days after the book's latest touch or signal (2025-06-01), more than the
+    playbook's 14-day decision window: plays made since are unknown to the cooldowns and plays in flight (unless
+    reported as done feedback) and the features miss that time; add the missing export, or leave out --as-of to
+    decide as of the book's end
+    >>> late_as_of_note(book, pb, datetime(2025, 6, 15, tzinfo=UTC)) is None  # 14 days: within the window
+    True
+    """
+    stamps = [f.get_column("ts").max() for f in (book.touches, book.signals) if f.height and "ts" in f.columns]
+    found = [as_utc(s) for s in stamps if isinstance(s, datetime)]
+    if not found:
+        return None
+    latest = max(found)
+    window = max(playbook.contact_policy.window_days, LATE_AS_OF_MIN_DAYS)
+    gap = as_utc(as_of) - latest
+    if gap <= timedelta(days=window) or gap >= timedelta(days=STALE_AS_OF_DAYS):
+        return None
+    days = gap.total_seconds() / 86_400
+    shown = f"{days:.0f}" if days - window >= 0.5 else f"{days:.1f}"  # never "7 days, more than 7"
+    return (
+        f"the decision time {as_of:%Y-%m-%d} is {shown} days after the book's latest touch or signal "
+        f"({latest:%Y-%m-%d}), more than the playbook's {window}-day decision window: plays made since are unknown "
+        "to the cooldowns and plays in flight (unless reported as done feedback) and the features miss that time; "
+        "add the missing export, or leave out --as-of to decide as of the book's end"
+    )
+
+
+def repeated_as_of_note(run: RunRecord, stored: Iterable[RunRecord]) -> str | None:
+    """A note when ``run`` is not after the latest of the ``stored`` succeeded runs of its book or playbook.
+
+    For a run at the default decision time, where the book's data ends: a book whose newest export
+    is missing ends where an earlier run's did, and the run decides again on the same data,
+    repeating much of that run's list (and, promoted, replaces it as the served run). The stored
+    run named is the one of the same book (``book_source``) or playbook (``playbook_hash``: a
+    weekly export in a new folder is the same book) with the latest ``as_of``, the newest made of
+    those. None when ``run`` is after it, or has no ``as_of``.
+
+    Examples
+    --------
+    >>> from datetime import UTC
+    >>> def made(run_id, day, book="crm/w04"):
+    ...     return RunRecord(run_id=run_id, book_source=book, playbook_hash="h", status="succeeded",
+    ...                      as_of=datetime(2025, 6, day, tzinfo=UTC))
+    >>> print(repeated_as_of_note(made("r5", 2, "crm/w05"), [made("r4", 2), made("r3", 1)]))
+    ... # doctest: +NORMALIZE_WHITESPACE
+    the store already holds run r4 (book crm/w04) as of 2025-06-02, and the book's data ends there too: this run
+    decides again on no newer data and will repeat much of r4's list; check that the latest export reached the book
+    >>> repeated_as_of_note(made("r5", 9, "crm/w05"), [made("r4", 2)]) is None
+    True
+    """
+    if run.as_of is None:
+        return None
+    when = as_utc(run.as_of)
+    same = [
+        r
+        for r in stored
+        if r.run_id != run.run_id
+        and r.status == "succeeded"
+        and r.as_of is not None
+        and (r.book_source == run.book_source or r.playbook_hash == run.playbook_hash)
+    ]
+    if not same:
+        return None
+    latest = max(same, key=lambda r: (as_utc(r.as_of or when), as_utc(r.created_at)))
+    other = as_utc(latest.as_of or when)
+    if when > other:
+        return None
+    where = "there too" if when == other else f"before it, on {when:%Y-%m-%d}"
+    return (
+        f"the store already holds run {latest.run_id} (book {latest.book_source}) as of {other:%Y-%m-%d}, and the "
+        f"book's data ends {where}: this run decides again on no newer data and will repeat much of "
+        f"{latest.run_id}'s list; check that the latest export reached the book"
+    )

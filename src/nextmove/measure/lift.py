@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from datetime import datetime, timedelta
 from statistics import NormalDist
 from typing import Any, Literal, Protocol
@@ -43,7 +43,9 @@ __all__ = [
     "latest_data_time",
     "measured_outcomes",
     "measured_vocabulary",
+    "overlap_note",
     "recommendations_frame",
+    "with_overlap_note",
 ]
 
 F64 = NDArray[np.float64]
@@ -253,6 +255,21 @@ class RecommendationLike(Protocol):
     def evidence(self) -> dict[str, Any]: ...
 
     # A ``variant`` attribute (None when the action has none) is read too when the record has one.
+
+
+class RunLike(Protocol):
+    """What lift reads of a stored run (:class:`nextmove.store.RunRecord`) to name the runs whose lifts overlap its."""
+
+    @property
+    def run_id(self) -> str: ...
+    @property
+    def book_source(self) -> str: ...
+    @property
+    def playbook_hash(self) -> str: ...
+    @property
+    def status(self) -> str: ...
+    @property
+    def as_of(self) -> datetime | None: ...
 
 
 def recommendations_frame(records: Iterable[RecommendationLike]) -> pl.DataFrame:
@@ -992,3 +1009,65 @@ def _interval_notes(objectives: Sequence[ObjectiveLift], value: ValueLift) -> li
         )
         notes.append(f"total value: no interval: {reason}, so there is no spread to measure")
     return notes
+
+
+OVERLAP_DATES_SHOWN = 6
+"""How many decision dates :func:`overlap_note` lists before saying how many more there are."""
+
+
+def overlap_note(run: RunLike, stored: Iterable[RunLike], horizon_days: int) -> str | None:
+    """A note naming the other succeeded runs of ``stored`` decided less than ``horizon_days`` from ``run``.
+
+    Runs of the same book (``book_source``) or playbook (``playbook_hash``: a weekly export in a
+    new folder is the same book): their horizons overlap ``run``'s, mostly over the same accounts
+    and the same control cohort (a stable hash of each account), so their lifts count many of the
+    same outcomes, and a sum of them counts one outcome up to once per run. None when there is none.
+
+    Examples
+    --------
+    >>> from types import SimpleNamespace as Run
+    >>> from datetime import UTC
+    >>> def made(run_id, day):
+    ...     return Run(run_id=run_id, book_source="crm", playbook_hash="h", status="succeeded",
+    ...                as_of=datetime(2025, 5, day, tzinfo=UTC))
+    >>> runs = [made("w00", 5), made("w01", 12), made("w01b", 12), made("w02", 19), made("w09", 30)]
+    >>> print(overlap_note(runs[1], runs, 14))  # doctest: +NORMALIZE_WHITESPACE
+    3 other runs in the store were decided less than 14 days from this one (2025-05-05, 2025-05-12, 2025-05-19):
+    their horizons overlap this run's, over the same accounts and control cohort, so their lifts count many of
+    the same outcomes; compare them, never add them up
+    >>> overlap_note(runs[0], [runs[0], runs[4]], 14) is None  # 25 days apart
+    True
+    """
+    if run.as_of is None:
+        return None
+    when = to_utc(run.as_of)
+    span = timedelta(days=horizon_days)
+    dates: dict[str, int] = {}
+    for other in stored:
+        if other.run_id == run.run_id or other.status != "succeeded" or other.as_of is None:
+            continue
+        if other.book_source != run.book_source and other.playbook_hash != run.playbook_hash:
+            continue
+        if abs(to_utc(other.as_of) - when) < span:
+            day = f"{to_utc(other.as_of):%Y-%m-%d}"
+            dates[day] = dates.get(day, 0) + 1
+    if not dates:
+        return None
+    count = sum(dates.values())
+    days = sorted(dates)
+    shown = ", ".join(d if dates[d] == 1 else f"{d} ×{dates[d]}" for d in days[:OVERLAP_DATES_SHOWN])
+    if len(days) > OVERLAP_DATES_SHOWN:
+        shown += f" and {len(days) - OVERLAP_DATES_SHOWN} more dates"
+    runs = "other run in the store was" if count == 1 else "other runs in the store were"
+    lifts = "its horizon overlaps" if count == 1 else "their horizons overlap"
+    return (
+        f"{count} {runs} decided less than {_days(horizon_days)} from this one ({shown}): {lifts} this run's, "
+        "over the same accounts and control cohort, so their lifts count many of the same outcomes; compare "
+        "them, never add them up"
+    )
+
+
+def with_overlap_note(report: LiftReport, run: RunLike, stored: Iterable[RunLike]) -> LiftReport:
+    """``report`` with :func:`overlap_note` of ``run`` among ``stored`` added to its notes (itself if there is none)."""
+    note = overlap_note(run, stored, report.horizon_days)
+    return report if note is None else replace(report, notes=[*report.notes, note])
