@@ -9,6 +9,7 @@ import pytest
 
 from nextmove.engine.online import (
     MAX_GAP_SQUARES,
+    MAX_GAP_Z,
     NOISE_PRIOR_EVENTS,
     OnlineLearner,
     best_allowed,
@@ -109,19 +110,17 @@ def test_an_absurd_outcome_is_not_counted_and_leaves_the_correction_a_number() -
 
 
 def test_gaps_that_would_take_the_squares_past_their_bound_are_not_counted() -> None:
-    """Huge but finite gaps are counted while the sums stay within MAX_GAP_SQUARES; the posterior stays finite."""
+    """Huge but finite gaps (6e149 spreads) are far past MAX_GAP_Z: none counts; the posterior stays the prior."""
     learner = OnlineLearner(level=LEVEL)
     half = learner.z
     counted = [
         learner.observe(f"huge-{i}", "qbr", realised_usd=6e149, projected_usd=0.0, low_usd=-half, high_usd=half)
         for i in range(4)
     ]
-    assert counted == [True, True, False, False]  # 2 × 3.6e299 fits under 1e300, a third does not
-    assert sum(counted) * 6e149**2 <= MAX_GAP_SQUARES
+    assert counted == [False] * 4
+    assert MAX_GAP_Z**2 < MAX_GAP_SQUARES
     corr = learner.correction("qbr")
-    assert corr.outcomes == 2
-    assert math.isfinite(corr.mean_z)
-    assert math.isfinite(corr.sd_z)
+    assert (corr.outcomes, corr.mean_z, corr.sd_z) == (0, 0.0, 1.0)
 
 
 def test_thompson_never_draws_a_blocked_option_whatever_its_numbers() -> None:
@@ -143,3 +142,20 @@ def test_thompson_never_draws_a_blocked_option_whatever_its_numbers() -> None:
     assert probs[0] == pytest.approx(1 / 3 / 301)
     assert probs[1] > 0.99
     assert best_allowed(np.array([np.nan, 5.0, 0.0, 99.0]), np.array([True, True, True, False])) == 1
+
+
+def test_an_outcome_farther_than_a_thousand_spreads_is_not_counted_and_erases_nothing() -> None:
+    """Dollars sent in cents (−250,000 for a $2,500 churn against a spread of $3.60) or 1e12 are allowed values
+    whose gap would set every action's noise variance: not counted, the other corrections kept."""
+    learner = OnlineLearner(level=0.9)
+    for i in range(50):
+        assert learner.observe(
+            f"a{i}", "a", realised_usd=80.0 + i % 5, projected_usd=100.0, low_usd=50.0, high_usd=150.0
+        )
+    before = learner.correction("a")
+    assert not learner.observe("b0", "b", realised_usd=-250_000.0, projected_usd=0.0, low_usd=-6.0, high_usd=6.0)
+    assert not learner.observe("b1", "b", realised_usd=1e12, projected_usd=0.0, low_usd=-6.0, high_usd=6.0)
+    assert learner.correction("a") == before
+    assert learner.correction("b").outcomes == 0
+    # A gap of a few hundred spreads (a churn costing the whole ARR) still counts.
+    assert learner.observe("b2", "b", realised_usd=-2_500.0, projected_usd=0.0, low_usd=-6.0, high_usd=6.0)

@@ -533,7 +533,7 @@ def test_auto_attribution_labels_by_window_a_kind_rarely_credited_to_the_touches
     )
     assert notes == [fallback.note()]
     assert "16 decisions with a touch were followed by churn within 30 days, and only 2 of them" in notes[0]
-    assert "(the decisions to do nothing keep 100% of theirs)" in notes[0]
+    assert "(2 of the 16 churn outcomes name a touch; the decisions to do nothing keep 100% of theirs)" in notes[0]
     forced = _build_training_set(book, playbook, as_of=day(200), attribution="touch")
     assert forced.filter(pl.col("action_id") == "call").get_column("y_churn").sum() == 2
 

@@ -360,8 +360,9 @@ class _Gaps:
     z_sq: float = 0.0
 
     def takes(self, z: float) -> bool:
-        """Whether ``z`` is finite and keeps the sum of squares within :data:`MAX_GAP_SQUARES`."""
-        return math.isfinite(z) and self.z_sq + z * z <= MAX_GAP_SQUARES
+        """Whether ``z`` is finite, within :data:`MAX_GAP_Z`, and keeps the sum of squares within
+        :data:`MAX_GAP_SQUARES`."""
+        return math.isfinite(z) and abs(z) <= MAX_GAP_Z and self.z_sq + z * z <= MAX_GAP_SQUARES
 
     def add(self, z: float) -> None:
         self.n += 1
@@ -375,6 +376,16 @@ class _Gaps:
             return math.nan
         return max(self.z_sq - self.z_sum * self.z_sum / self.n, 0.0) / (self.n - 1)
 
+
+MAX_GAP_Z: Final[float] = 1_000.0
+"""The largest gap, in spreads, one outcome may count with; a farther one is stored, not learned from.
+
+The closed-loop lab's variances of ``z`` were at most 2,800 (a standard deviation of 53 spreads: a
+churn costs the whole ARR against a projection's spread of a few hundred dollars). One allowed but
+absurd value (``value_usd`` 1e12, or dollars sent in cents: −250,000 for a $2,500 churn against a
+spread of $3.60, a gap of 69,000) would otherwise set the pooled noise variance of every action, and
+erase what each had learned, for good (stored events are replayed at start-up).
+"""
 
 MAX_GAP_SQUARES: Final[float] = 1e300
 """The largest sum of squared gaps one action (or all of them) holds: a gap that would pass it is not counted.
@@ -1417,7 +1428,7 @@ class OnlineDecider:
                 decision = self.store.get_decision(str(e.payload["decision_id"]))
             except NotFoundError:
                 continue
-            if as_utc(e.ts) < as_utc(decision.ts):
+            if dated_before(e.ts, decision.ts):
                 continue
             realised = _realised(e)
             assert realised is not None
@@ -1736,6 +1747,31 @@ def _activity_of(decision: DecisionRecord) -> ActivityRecord:
         ts=decision.ts,
         variant=decision.variant,
     )
+
+
+CLOCK_SLACK: Final[timedelta] = timedelta(minutes=5)
+"""How far before its decision an outcome's time may be and still be that decision's: a client's clock."""
+
+
+def dated_before(outcome_ts: datetime, decision_ts: datetime) -> bool:
+    """Whether an outcome dated ``outcome_ts`` is before the decision made at ``decision_ts``, so not its.
+
+    A time at a UTC midnight is a date, the whole day: an outcome dated the decision's day is not
+    before it. Otherwise :data:`CLOCK_SLACK` is allowed for a client's clock.
+
+    Examples
+    --------
+    >>> from datetime import UTC
+    >>> made = datetime(2025, 11, 24, 14, 0, tzinfo=UTC)
+    >>> dated_before(datetime(2025, 11, 24, tzinfo=UTC), made), dated_before(datetime(2025, 11, 23, tzinfo=UTC), made)
+    (False, True)
+    >>> dated_before(made - timedelta(minutes=2), made), dated_before(made - timedelta(hours=1), made)
+    (False, True)
+    """
+    outcome, decision = as_utc(outcome_ts), as_utc(decision_ts)
+    if (outcome.hour, outcome.minute, outcome.second, outcome.microsecond) == (0, 0, 0, 0):
+        return outcome.date() < decision.date()
+    return outcome < decision - CLOCK_SLACK
 
 
 def _learnable(event: FeedbackEvent) -> bool:

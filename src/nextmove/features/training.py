@@ -76,19 +76,44 @@ class WindowFallback:
     """Decisions with a touch followed by the kind within the horizon (``side="touched"``)."""
     touched_by_touch: int = 0
     """Of them, those credited with it (``side="touched"``)."""
+    named: int = 0
+    """Outcomes of the kind that name a touch (``side="touched"``)."""
+    outcomes: int = 0
+    """Outcomes of the kind (``side="touched"``)."""
+    logged_none: bool = True
+    """Whether the log holds decisions to do nothing (``none``) with a touch id, or only untouched dates."""
 
     def note(self) -> str:
         """The note a run, ``nextmove validate`` and the training set's caller show."""
         kind = self.kind
         if self.side == "touched":
             none_share = self.by_touch / self.by_window if self.by_window else 1.0
-            return (
+            said = (
                 f"{kind} is labelled by its window, not by outcomes.touch_id: {self.touched_by_window:,} decisions "
                 f"with a touch were followed by {kind} within {self.horizon_days} days, and only "
-                f"{self.touched_by_touch:,} of them are credited with it (the decisions to do nothing keep "
-                f"{none_share:.0%} of theirs): by touch, every action would look like it changes {kind} far more "
-                f"than it does. To learn from the credits, credit each {kind} to the decision it followed; else "
-                "nothing to do (docs/features.md, Attribution)"
+                f"{self.touched_by_touch:,} of them are credited with it"
+            )
+            if self.outcomes and self.named < self.outcomes / 2:
+                # The CRM names the touch on a few outcomes only: the rest followed no logged decision.
+                return (
+                    f"{said} ({self.named:,} of the {self.outcomes:,} {kind} outcomes name a touch; the decisions "
+                    f"to do nothing keep {none_share:.0%} of theirs): by touch, every action would look like it "
+                    f"changes {kind} far more than it does. To learn from the credits, credit each {kind} to the "
+                    "decision it followed; else nothing to do (docs/features.md, Attribution)"
+                )
+            if not self.logged_none:
+                # Credits reach the touches, but the decisions to do nothing are untouched dates, which keep
+                # their whole windows while a touch loses what later touches are credited with.
+                return (
+                    f"{said}, mostly to later touches, while the dates without a touch keep every {kind} in their "
+                    f"windows: by touch, every action would look like it changes {kind} far more than it does. To "
+                    "learn from the credits, log the decisions to do nothing (action none, with a touch_id) and "
+                    "credit outcomes to them as to touches; else nothing to do (docs/features.md, Attribution)"
+                )
+            return (
+                f"{said} (the decisions to do nothing keep {none_share:.0%} of theirs): by touch, every action "
+                f"would look like it changes {kind} far more than it does. To learn from the credits, credit each "
+                f"{kind} to the decision it followed; else nothing to do (docs/features.md, Attribution)"
             )
         return (
             f"{kind} is labelled by its window, not by outcomes.touch_id: {self.by_window:,} of the {self.rows:,} "
@@ -386,7 +411,11 @@ def _attribute_to_touches(
     # A kind that never names a touch keeps the window labels the rows already hold.
     named = set(book.outcomes.filter(pl.col("touch_id").is_not_null()).get_column("kind").unique().to_list())
     credited = {kind: stem for kind, stem in vocab.outcome_kinds.items() if kind in named}
-    fallbacks = _window_fallbacks(joined, credited, horizon_days) if check else []
+    totals = book.outcomes.group_by("kind").agg(
+        pl.len().alias("n"), pl.col("touch_id").is_not_null().sum().alias("named")
+    )
+    named_counts = {str(k): (int(m), int(n)) for k, n, m in totals.select("kind", "n", "named").iter_rows()}
+    fallbacks = _window_fallbacks(joined, credited, horizon_days, named_counts) if check else []
     credited = {kind: stem for kind, stem in credited.items() if kind not in {f.kind for f in fallbacks}}
     by_touch = {n for stem in credited.values() for n in (f"{LABEL_PREFIX}{stem}", f"{LABEL_PREFIX}{stem}_value")}
     labelled = joined.with_columns(
@@ -397,7 +426,12 @@ def _attribute_to_touches(
     return labelled, fallbacks
 
 
-def _window_fallbacks(joined: pl.DataFrame, credited: dict[str, str], horizon_days: int) -> list[WindowFallback]:
+def _window_fallbacks(
+    joined: pl.DataFrame,
+    credited: dict[str, str],
+    horizon_days: int,
+    named_counts: dict[str, tuple[int, int]] | None = None,
+) -> list[WindowFallback]:
     """The credited kinds whose rows of no action keep too few of their windows' events by touch.
 
     ``joined`` holds each row's window label ``y_{stem}`` and its touch's credited one ``y_{stem}__touch``.
@@ -413,7 +447,7 @@ def _window_fallbacks(joined: pl.DataFrame, credited: dict[str, str], horizon_da
         return []
     none = pl.col("action_id").eq(NO_ACTION)
     touched = ~none & pl.col("touch_id").is_not_null()
-    exprs: list[pl.Expr] = [none.sum().alias("_rows")]
+    exprs: list[pl.Expr] = [none.sum().alias("_rows"), (none & pl.col("touch_id").is_not_null()).sum().alias("_logged")]
     for stem in credited.values():
         window = pl.col(f"{LABEL_PREFIX}{stem}") > 0
         own = pl.col(f"{LABEL_PREFIX}{stem}__touch").fill_null(0) > 0
@@ -449,6 +483,9 @@ def _window_fallbacks(joined: pl.DataFrame, credited: dict[str, str], horizon_da
                     side="touched",
                     touched_by_window=touched_window,
                     touched_by_touch=touched_touch,
+                    named=(named_counts or {}).get(kind, (0, 0))[0],
+                    outcomes=(named_counts or {}).get(kind, (0, 0))[1],
+                    logged_none=counts["_logged"] > 0,
                 )
             )
     return fallbacks
