@@ -442,6 +442,14 @@ class _ObjectiveFit:
     """Per fold model: its trees that split on the arm, each alone (made on first use; see ``_contrasts``)."""
     group_events: I64 = field(default_factory=lambda: np.zeros((0, 1), dtype=np.int64))
     """Shape (arms, groups): training rows with the outcome, per cell."""
+    rloss_boosters: dict[int, list[lgb.Booster]] = field(default_factory=dict)
+    """``rloss_effect``: per arm code, the fold models of the correction of its effect (probability scale)."""
+    rloss_trees: dict[int, int] = field(default_factory=dict)
+    """Per arm code: the trees of the correction used (chosen by the held-out R-loss; 0: not used)."""
+    rloss_linear: dict[int, F64] = field(default_factory=dict)
+    """``rloss_features="linear"``: per arm code, the correction's intercept and slope on the propensity."""
+    rloss_loss: dict[int, F64] = field(default_factory=dict)
+    """Per arm code: the held-out R-loss (summed over folds) after 0, 1, … trees."""
 
 
 @dataclass(frozen=True)
@@ -458,6 +466,7 @@ class _Chunk:
     touch_z: F64
     groups: I64
     level: float
+    proba: F64 | None = None
 
 
 @dataclass
@@ -625,6 +634,32 @@ class EffectModel:
     contrast_modifier
         Add to every arm's shift one slope per objective times the account's centred S-learner
         contrast ``f(x, a) − f(x, none)`` of the fold models.
+    rloss_effect
+        Correct every arm's effect on each event objective where the history's targeting biased it:
+        per arm against ``none``, a correction of the effect (probability scale) fitted on the
+        R-loss ``Σ (Y − m(x) − (τ(x) + g(x))·(T − e(x)))²``, ``e`` the history's propensity of the arm
+        among the two (the propensity model's out-of-fold estimates of every arm, so the
+        multinomial model is fitted even when every propensity is logged), ``m`` and ``τ`` the
+        current model's outcome and effect. With the propensity right, the fit is unbiased
+        whatever ``m``'s error; the correction is shrunk per account toward 0 by its variance
+        (``rloss_shrink``). Amount objectives are not corrected.
+    rloss_ridge
+        Ridge of the correction, in units of the R-loss weights ``(T − e)²``.
+    rloss_trees
+        Most trees of a boosted correction (``rloss_features`` other than ``linear``), chosen by the
+        held-out R-loss.
+    rloss_params
+        Extra LightGBM settings of a boosted correction.
+    rloss_features
+        What the correction varies with: ``linear`` (default), ``a + b·e(x)``, linear in the arm's
+        propensity against ``none`` by weighted least squares with a sandwich covariance; or a
+        boosted ``g(x)`` of the propensity alone (``propensity``), of the propensity, current effect
+        and baseline (``propensity+current``), or of every feature (``all``), cross-fitted and
+        kept only with the trees that lower the held-out R-loss. The boosted ones measured worse.
+    rloss_shrink
+        ``linear``: each account's correction ``g`` is multiplied by ``max(0, 1 − k·var(g)/g²)``
+        (``k`` = this; 0: by ``g²/(g² + var g)``), so a correction within about ``√k`` standard
+        errors of 0 is dropped.
     propensity_params
         Extra settings of the :class:`PropensityModel` (e.g. ``{"n_estimators": 100}``).
     random_state
@@ -690,6 +725,12 @@ class EffectModel:
         min_group_sd: float = 0.0,
         group_features: Sequence[str] | None = None,
         contrast_modifier: bool = True,
+        rloss_effect: bool = True,
+        rloss_ridge: float = 20.0,
+        rloss_trees: int = 40,
+        rloss_params: dict[str, Any] | None = None,
+        rloss_features: Literal["linear", "propensity", "propensity+current", "all"] = "linear",
+        rloss_shrink: float = 2.0,
         propensity_params: dict[str, Any] | None = None,
         random_state: int = 0,
         n_jobs: int | None = 1,
@@ -734,6 +775,12 @@ class EffectModel:
         self.min_group_sd = min_group_sd
         self.group_features = group_features
         self.contrast_modifier = contrast_modifier
+        self.rloss_effect = rloss_effect
+        self.rloss_ridge = rloss_ridge
+        self.rloss_trees = rloss_trees
+        self.rloss_params = rloss_params
+        self.rloss_features = rloss_features
+        self.rloss_shrink = rloss_shrink
         self.propensity_params = propensity_params
         self.random_state = random_state
         self.n_jobs = n_jobs
@@ -778,6 +825,12 @@ class EffectModel:
         "min_group_sd",
         "group_features",
         "contrast_modifier",
+        "rloss_effect",
+        "rloss_ridge",
+        "rloss_trees",
+        "rloss_params",
+        "rloss_features",
+        "rloss_shrink",
         "propensity_params",
         "random_state",
         "n_jobs",
@@ -824,6 +877,24 @@ class EffectModel:
                 raise ConfigError(f"{name} must be a positive whole number, got {value!r}")
         if self.n_folds < 2:
             raise ConfigError(f"n_folds must be at least 2, got {self.n_folds!r}")
+        if not isinstance(self.rloss_effect, bool):
+            raise ConfigError(f"rloss_effect must be true or false, got {self.rloss_effect!r}")
+        if isinstance(self.rloss_ridge, bool) or not isinstance(self.rloss_ridge, int | float) or self.rloss_ridge < 0:
+            raise ConfigError(f"rloss_ridge must be a number >= 0, got {self.rloss_ridge!r}")
+        if isinstance(self.rloss_trees, bool) or not isinstance(self.rloss_trees, int) or self.rloss_trees < 1:
+            raise ConfigError(f"rloss_trees must be a whole number >= 1, got {self.rloss_trees!r}")
+        if self.rloss_features not in ("linear", "propensity", "propensity+current", "all"):
+            raise ConfigError(
+                "rloss_features must be 'linear', 'propensity', 'propensity+current' or 'all', "
+                f"got {self.rloss_features!r}"
+            )
+        if (
+            isinstance(self.rloss_shrink, bool)
+            or not isinstance(self.rloss_shrink, int | float)
+            or not math.isfinite(self.rloss_shrink)
+            or self.rloss_shrink < 0
+        ):
+            raise ConfigError(f"rloss_shrink must be a number >= 0, got {self.rloss_shrink!r}")
         if isinstance(self.n_groups, bool) or not isinstance(self.n_groups, int) or self.n_groups < 0:
             raise ConfigError(f"n_groups must be a whole number >= 0 (0 or 1: no groups), got {self.n_groups!r}")
         for name in (
@@ -959,6 +1030,7 @@ class EffectModel:
             random_state=self.random_state,
             n_jobs=self.n_jobs,
             n_folds=self.n_folds,
+            **({"estimate": "always"} if self.rloss_effect else {}),  # type: ignore[arg-type]
             **(self.propensity_params or {}),
         ).fit(training_for_propensity, arms=self.arms_, folds=folds)
         self.overlap_: OverlapReport = self.propensity_model_.overlap_
@@ -1499,11 +1571,257 @@ class EffectModel:
             self._fit_contrast(fit, xa, y, offset, init, touch, codes, folds, groups, use_weights, multiplier, acted)
             self.fit_seconds_["predictions"] += time.perf_counter() - t2
 
+        if self.rloss_effect and not spec.is_amount and acted.any():
+            t4 = time.perf_counter()
+            self._fit_rloss(fit, rows, xa, y, offset, codes, folds, groups, usable)
+            self.fit_seconds_["rloss"] = self.fit_seconds_.get("rloss", 0.0) + time.perf_counter() - t4
         if spec.is_amount:
             t3 = time.perf_counter()
             self._fit_amount(fit, spec, rows, xa, codes, folds, y, use_weights, scale)
             self.fit_seconds_["amounts"] += time.perf_counter() - t3
         return fit
+
+    def _current_logits(
+        self,
+        fit: _ObjectiveFit,
+        base: F64,
+        groups: I64,
+        contrasts: F64,
+        repeat_z: F64,
+        count_z: F64,
+        fatigue_z: F64,
+        touch_z: F64,
+        i: int,
+    ) -> F64:
+        """The arm's logit as the model without ``rloss_effect`` projects it; ``base`` the do-nothing logit."""
+        shift = fit.group_delta[i, groups] * _multiplier(fit, repeat_z[:, i], count_z[:, i], fatigue_z)
+        out: F64 = base + shift + fit.contrast_slope * contrasts[i] + fit.touch_cost_slope * touch_z
+        return out
+
+    def _fit_rloss(
+        self,
+        fit: _ObjectiveFit,
+        rows: pl.DataFrame,
+        xa: NDArray[np.float32],
+        y: F64,
+        offset: F64,
+        codes: I64,
+        folds: I64,
+        groups: I64,
+        usable: NDArray[np.bool_],
+    ) -> None:
+        """Per arm, a boosted correction ``g_a(x)`` of its effect on the probability scale, fitted on the R-loss.
+
+        For arm ``a`` against ``none`` (the rows that took either): ``e(x)`` the history's
+        probability of ``a`` among the two (the propensity model's out-of-fold estimates), ``m(x)``
+        the current model's expected outcome under that mix and ``τ(x)`` its effect. The correction
+        minimises ``Σ (Y − m − (τ + g)(T − e))²``: a weighted regression of the pseudo-outcome
+        ``(Y − m) / (T − e)`` with weights ``(T − e)²``, boosted from ``τ`` (its init score), so a
+        leaf with little overlap (small weight against ``rloss_ridge``) stays near the current
+        effect. Cross-fitted by account: the trees are chosen by the held-out folds' R-loss, and
+        none (the current effect) when no tree lowers it. With the propensity known, ``m``'s error
+        does not bias the fit (the R-loss is orthogonal to it).
+        """
+        proba = getattr(self.propensity_model_, "proba_", None)
+        if proba is None:
+            return
+        x = xa[:, :-1]
+        repeat_all = self._repeat_z(rows)
+        count_all = self._count_z(rows)
+        fatigue = self._fatigue_z(rows)
+        touch_all = self._touch_z(rows)
+        contrasts = self._contrasts(fit, x)
+        base = offset + fit.beta0 + fit.group_beta0[groups]
+        p0 = sigmoid(base)
+        rng = np.random.default_rng([self.random_state, 7])
+        cap = self.max_rows_per_tree
+        control = np.flatnonzero(codes == 0)
+        params = {
+            "objective": "regression",
+            "learning_rate": 0.3,
+            "num_leaves": 3,
+            "min_data_in_leaf": 50,
+            "min_sum_hessian_in_leaf": 5.0,
+            "lambda_l2": float(self.rloss_ridge),
+            "feature_fraction": 1.0 if self.rloss_features != "all" else 0.5,
+            "max_bin": self.max_bin,
+            "metric": "l2",
+            "num_threads": 1,
+            "verbose": -1,
+            "seed": self.random_state,
+            "deterministic": True,
+            **(getattr(self, "rloss_params", None) or {}),
+        }
+        for i in np.flatnonzero(usable):
+            treated = np.flatnonzero(codes == i)
+            if len(treated) < self.min_rows or fit.events_by_arm[i] + fit.events_by_arm[0] < self.min_events:
+                continue
+            rate = 1.0
+            chosen = control
+            if len(treated) + len(control) > cap and len(control):
+                rate = min(1.0, max(cap - len(treated), len(treated)) / len(control))
+                chosen = np.sort(rng.choice(control, size=max(int(rate * len(control)), 1), replace=False))
+            idx = np.sort(np.concatenate([treated, chosen]))
+            e_a, e_0 = proba[idx, i], proba[idx, 0]
+            e = np.clip(e_a / np.maximum(e_a + rate * e_0, 1e-12), 0.01, 0.99)
+            pair = e_a / np.maximum(e_a + e_0, 1e-12)
+            t = (codes[idx] == i).astype(np.float64)
+            pa = sigmoid(
+                self._current_logits(
+                    fit,
+                    base[idx],
+                    groups[idx],
+                    contrasts[:, idx],
+                    repeat_all[idx],
+                    count_all[idx],
+                    fatigue[idx],
+                    touch_all[idx],
+                    int(i),
+                )
+            )
+            tau = pa - p0[idx]
+            m = e * pa + (1 - e) * p0[idx]
+            if self.rloss_features != "all":
+                z = _rloss_matrix(pair, pa, p0[idx], self.rloss_features == "propensity+current")
+            else:
+                z = x[idx]
+            resid = t - e
+            pseudo = (y[idx] - m) / resid
+            weight = resid**2
+            fold_of = folds[idx]
+            if self.rloss_features == "linear":
+                self._fit_rloss_linear(fit, int(i), pair, pseudo, weight, tau, fold_of)
+                continue
+
+            def one(
+                k: int,
+                z: NDArray[np.float32] = z,
+                idx: I64 = idx,
+                pseudo: F64 = pseudo,
+                weight: F64 = weight,
+                tau: F64 = tau,
+                fold_of: I64 = fold_of,
+            ) -> tuple[lgb.Booster | None, F64]:
+                train, held = fold_of != k, fold_of == k
+                curve = np.zeros(self.rloss_trees + 1)
+                if not train.any():
+                    return None, curve
+                wh = weight[held]
+                curve[0] = float(np.sum(wh * (pseudo[held] - tau[held]) ** 2))
+                data = lgb.Dataset(
+                    z[train],
+                    label=pseudo[train],
+                    weight=weight[train],
+                    init_score=tau[train],
+                    params={"max_bin": self.max_bin, "verbose": -1},
+                    free_raw_data=True,
+                )
+                record: dict[str, Any] = {}
+                valid = None
+                if held.any():
+                    valid = lgb.Dataset(z[held], label=pseudo[held], weight=wh, init_score=tau[held], reference=data)
+                booster = lgb.train(
+                    params,
+                    data,
+                    num_boost_round=self.rloss_trees,
+                    valid_sets=[valid] if valid is not None else [],
+                    valid_names=["held"] if valid is not None else [],
+                    callbacks=[lgb.record_evaluation(record)] if valid is not None else [],
+                )
+                if valid is not None:
+                    l2 = np.asarray(record["held"]["l2"], dtype=np.float64) * float(wh.sum())
+                    curve[1 : len(l2) + 1] = l2
+                    curve[len(l2) + 1 :] = l2[-1] if len(l2) else curve[0]
+                else:
+                    curve[1:] = curve[0]
+                return lgb.Booster(model_str=booster.model_to_string()), curve
+
+            done = self._in_threads(one, self.n_folds)
+            boosters = [b for b, _ in done if b is not None]
+            loss = np.sum([c for _, c in done], axis=0)
+            trees = int(np.argmin(loss))
+            fit.rloss_loss[int(i)] = loss
+            fit.rloss_trees[int(i)] = trees
+            fit.rloss_boosters[int(i)] = boosters if trees > 0 else []
+
+    def _fit_rloss_linear(
+        self, fit: _ObjectiveFit, i: int, pair: F64, pseudo: F64, weight: F64, tau: F64, fold_of: I64
+    ) -> None:
+        """The correction ``a + b·e`` of arm ``i``'s effect by ridged weighted least squares on the R-loss.
+
+        ``e`` is the history's propensity of the arm against ``none``. Kept with its sandwich
+        covariance (rows taken as independent): at projection each account's correction is shrunk by
+        its variance (``rloss_shrink``), so where the overlap is poor (few rows on one side, a wide
+        ``var g``) the current effect stays. The held-out R-loss of the folds' corrections (each
+        fitted without its fold) is recorded in ``rloss_loss`` (before, after) as a diagnostic.
+        """
+        design = np.column_stack([np.ones(len(pair)), pair])
+        target = pseudo - tau
+        ridge = float(self.rloss_ridge) * np.eye(2)
+
+        def solve(mask: NDArray[np.bool_]) -> tuple[F64, F64]:
+            d, w, r = design[mask], weight[mask], target[mask]
+            bread = np.linalg.inv(d.T @ (w[:, None] * d) + ridge)
+            coef: F64 = bread @ (d.T @ (w * r))
+            score = d * (w * (r - d @ coef))[:, None]
+            cov: F64 = bread @ (score.T @ score) @ bread
+            return coef, cov
+
+        before = after = 0.0
+        for k in range(self.n_folds):
+            held = fold_of == k
+            if not held.any() or held.all():
+                continue
+            coef, _ = solve(~held)
+            before += float(np.sum(weight[held] * target[held] ** 2))
+            after += float(np.sum(weight[held] * (target[held] - design[held] @ coef) ** 2))
+        fit.rloss_loss[i] = np.array([before, after])
+        coef, cov = solve(np.ones(len(pair), dtype=bool))
+        fit.rloss_linear[i] = np.concatenate([coef, cov.ravel()])
+        fit.rloss_trees[i] = 1
+
+    def _rloss_proba(self, frame: pl.DataFrame) -> F64 | None:
+        """Every arm's propensity for the rows of ``frame``, when the R-loss corrections read it (else None)."""
+        if self.rloss_features == "all" or not any(
+            any(getattr(fit, "rloss_boosters", {}).values()) or getattr(fit, "rloss_linear", {}) for fit in self.fits_
+        ):
+            return None
+        out: F64 = self.propensity_model_.predict_proba(frame)
+        return out
+
+    def _rloss_adjust(
+        self, fit: _ObjectiveFit, i: int, x: NDArray[np.float32], p0: F64, pa: F64, proba: F64 | None
+    ) -> F64 | None:
+        """The logit to add to arm ``i``'s so that its effect becomes the current one plus the R-loss correction."""
+        coef = getattr(fit, "rloss_linear", {}).get(i)
+        boosters = getattr(fit, "rloss_boosters", {}).get(i)
+        if coef is None and not boosters:
+            return None
+        trees = fit.rloss_trees[i]
+        if coef is not None:
+            assert proba is not None
+            pair = proba[:, i] / np.maximum(proba[:, i] + proba[:, 0], 1e-12)
+            g = coef[0] + coef[1] * pair
+            cov = coef[2:].reshape(2, 2)
+            var = cov[0, 0] + 2 * cov[0, 1] * pair + cov[1, 1] * pair**2
+            k = float(getattr(self, "rloss_shrink", 0.0))
+            if k > 0:
+                g = g * np.maximum(0.0, 1.0 - k * var / np.maximum(g**2, 1e-300))
+            else:
+                g = g * g**2 / np.maximum(g**2 + var, 1e-300)
+        elif self.rloss_features != "all":
+            assert proba is not None
+            pair = proba[:, i] / np.maximum(proba[:, i] + proba[:, 0], 1e-12)
+            z = _rloss_matrix(pair, pa, p0, self.rloss_features == "propensity+current")
+        else:
+            z = x
+        if coef is None:
+            assert boosters is not None
+            g = np.mean([b.predict(z, num_iteration=trees, num_threads=1) for b in boosters], axis=0)
+        new = np.clip(pa + g, 1e-4, 1 - 1e-4)
+        old = np.clip(pa, 1e-4, 1 - 1e-4)
+        out: F64 = np.log(new / (1 - new)) - np.log(old / (1 - old))
+        return out
 
     def _fold_data(self, xa: NDArray[np.float32], y: F64, folds: I64) -> _FoldData:
         """Bin the model matrix once and cut every fold's training and held-out subsets (reused by every objective).
@@ -2127,6 +2445,7 @@ class EffectModel:
             touch_z=self._touch_z(snapshot),
             groups=self._groups(x),
             level=level,
+            proba=self._rloss_proba(snapshot),
         )
         arms = self.arms_
         flagged = set(self.flagged_arms_)
@@ -2237,6 +2556,9 @@ class EffectModel:
                 + fit.contrast_slope * contrast
                 + touch
             )
+            adjust = self._rloss_adjust(fit, i, x, p0, pa, chunk.proba)
+            if adjust is not None:
+                pa = sigmoid(np.log(np.clip(pa, 1e-12, 1)) - np.log(np.clip(1 - pa, 1e-12, 1)) + adjust)
             draws = shift_half[i][groups]
             # Only the modifiers the model has (an unused one is zeros: its draws would multiply by 1).
             terms = [(z, "slope", repeat_on), (busy, "fatigue", fatigue_on), (counts[:, i], "count", count_on)]
@@ -2247,6 +2569,8 @@ class EffectModel:
                         slopes += np.outer(values.astype(np.float32), drawn[key].astype(np.float32))
                 draws *= np.exp(np.clip(slopes, -_Z_CAP, _Z_CAP, out=slopes), out=slopes)
             draws += np.outer(contrast.astype(np.float32), contrast_half)
+            if adjust is not None:
+                draws += (0.5 * adjust).astype(np.float32)[:, None]
             draws += shared
             np.tanh(draws, out=draws)  # 2·σ − 1 of the arm's logit draws
             if spec.is_amount:
@@ -2300,6 +2624,7 @@ class EffectModel:
         busy = self._fatigue_z(frame)
         touch = self._touch_z(frame)
         groups = self._groups(x)
+        proba = self._rloss_proba(frame)
         if objective is not None and objective not in {f.spec.objective for f in self.fits_}:
             raise ConfigError(f"objective {objective!r} is not in the playbook")
         for fit in self.fits_:
@@ -2321,6 +2646,9 @@ class EffectModel:
                 if arm != NO_ACTION:
                     shift = shift + fit.touch_cost_slope * touch
                 p = sigmoid(center + shift)
+                adjust = self._rloss_adjust(fit, i, x, sigmoid(center), p, proba) if arm != NO_ACTION else None
+                if adjust is not None:
+                    p = sigmoid(center + shift + adjust)
                 mult = math.exp(fit.log_mult[i]) if spec.is_amount else 1.0
                 totals[i] += p * mult * amount0 * per_unit
         keys = ["account_id"] + (["decision_ts"] if "decision_ts" in frame.columns else [])
@@ -2336,6 +2664,14 @@ class EffectModel:
 
 
 # ---- helpers ----------------------------------------------------------------------------------
+
+
+def _rloss_matrix(pair: F64, pa: F64, p0: F64, current: bool) -> NDArray[np.float32]:
+    """The R-loss correction's features: the history's propensity of the arm against none (and with
+    ``current``, the current effect and baseline)."""
+    columns = [pair, pa - p0, p0] if current else [pair]
+    out: NDArray[np.float32] = np.column_stack(columns).astype(np.float32)
+    return out
 
 
 def _check_level(level: object) -> None:
