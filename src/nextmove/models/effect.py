@@ -725,7 +725,7 @@ class EffectModel:
         min_group_sd: float = 0.0,
         group_features: Sequence[str] | None = None,
         contrast_modifier: bool = True,
-        rloss_effect: bool = True,
+        rloss_effect: bool = False,
         rloss_ridge: float = 20.0,
         rloss_trees: int = 40,
         rloss_params: dict[str, Any] | None = None,
