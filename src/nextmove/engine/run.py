@@ -330,6 +330,7 @@ def run(
             playbook,
             when,
             feedback_until,
+            as_of is not None,
             store,
             staged,
             seed,
@@ -360,6 +361,7 @@ def _run(
     playbook: Playbook,
     when: datetime,
     feedback_until: datetime,
+    as_of_given: bool,
     store: Store | None,
     staged: StagedFiles | None,
     seed: int,
@@ -396,7 +398,7 @@ def _run(
         *unmatched_kinds_notes(book, playbook),
         late_signals_note(book, when),
         stale_as_of_note(latest_timestamp(book), when),
-        late_as_of_note(book, playbook, when),
+        late_as_of_note(book, playbook, when, given=as_of_given),
         unended_outcome_note(book, playbook, when),
         *returned_accounts_notes(book, playbook, when),
     )
@@ -426,7 +428,20 @@ def _run(
     say(RUN_STAGES[3])
     # What the accounts' users said (snoozed, dismissed) holds actions back as online.
     holds = read_holds(store, playbook, feedback_until) if store is not None else None
-    touches = book.touches if store is None else with_done_plays(store, playbook, book.touches, when, notes)
+    # Plays reported done since the touches end count too; at the default as-of, those reported up to now.
+    touches = (
+        book.touches
+        if store is None
+        else with_done_plays(
+            store,
+            playbook,
+            book.touches,
+            when,
+            notes,
+            accounts=book.accounts.get_column("account_id").to_list(),
+            until=feedback_until,
+        )
+    )
     rules = check_rules(snapshot, touches, playbook, when, schema, holds=holds)
     if (never := never_eligible_note(playbook, rules)) is not None:
         notes.append(never)
