@@ -101,7 +101,7 @@ from nextmove.models.health import (
 from nextmove.playbook import Playbook
 from nextmove.playbook.expr import check_playbook_expressions
 from nextmove.segment import SegmentReport, behavior_snapshot, segment_book
-from nextmove.store import ModelVersionRecord, RecommendationRecord, RunRecord, Store
+from nextmove.store import ModelVersionRecord, RecommendationRecord, RunRecord, Store, recorded_source, same_book
 from nextmove.store.records import utcnow
 
 Progress = Callable[[str], None]
@@ -314,7 +314,7 @@ def run(
     notes: list[str] = []
     record = RunRecord(
         run_id=run_id,
-        book_source=book.source,
+        book_source=recorded_source(book.source),
         playbook_hash=playbook.content_hash(),
         as_of=when,
         params=_params(opts, seed),
@@ -1560,8 +1560,9 @@ PREVIOUS_RUNS_SEARCHED = 200
 def _previous_segments(store: Store | None, record: RunRecord) -> tuple[pl.DataFrame, RunRecord] | None:
     """``account_id, segment_id`` of the previous run of this book, from its receipts, and that run.
 
-    The previous run is the succeeded one of the same book (``book_source``) and playbook
-    (``playbook_hash``) with the latest decision time before this run's that kept segments:
+    The previous run is the succeeded one of the same book (:func:`~nextmove.store.same_book`)
+    and playbook (``playbook_hash``) with the latest decision time before this run's that kept
+    segments (with segment ids in its receipts; else the next earlier):
     not the store's newest run, which may be a later run of a backtest (``--no-promote`` at an
     earlier ``--as-of``) or a run of another book in the same store. None when there is none
     among the store's :data:`PREVIOUS_RUNS_SEARCHED` newest succeeded runs.
@@ -1573,23 +1574,24 @@ def _previous_segments(store: Store | None, record: RunRecord) -> tuple[pl.DataF
         r
         for r in store.list_runs(PREVIOUS_RUNS_SEARCHED, status="succeeded")
         if r.run_id != record.run_id
-        and r.book_source == record.book_source
+        and same_book(r, record)
         and r.playbook_hash == record.playbook_hash
         and r.as_of is not None
         and r.as_of < when
         and (r.summary or {}).get("segments")
     ]
-    if not earlier:
-        return None
-    last = max(earlier, key=lambda r: r.as_of or when)  # newest first: of runs at one as_of, the newest
-    rows = [
-        (r.account_id, r.evidence.get("account", {}).get("segment_id"))
-        for r in store.recommendations(last.run_id)
-        if isinstance(r.evidence.get("account"), dict)
-    ]
-    frame = pl.DataFrame(rows, schema={"account_id": pl.String, "segment_id": pl.Int64}, orient="row")
-    frame = frame.drop_nulls("segment_id")
-    return (frame, last) if frame.height else None
+    # Latest decision time first (of runs at one as_of, the newest); one whose receipts lack segment ids gives way.
+    for last in sorted(earlier, key=lambda r: r.as_of or when, reverse=True):
+        rows = [
+            (r.account_id, r.evidence.get("account", {}).get("segment_id"))
+            for r in store.recommendations(last.run_id)
+            if isinstance(r.evidence.get("account"), dict)
+        ]
+        frame = pl.DataFrame(rows, schema={"account_id": pl.String, "segment_id": pl.Int64}, orient="row")
+        frame = frame.drop_nulls("segment_id")
+        if frame.height:
+            return frame, last
+    return None
 
 
 def _policy_values(

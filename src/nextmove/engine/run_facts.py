@@ -20,7 +20,7 @@ from nextmove.book.model import as_utc
 from nextmove.book.validate import STALE_AS_OF_DAYS
 from nextmove.models.effect import EffectProjection, ObjectiveSpec, objective_specs
 from nextmove.playbook import Playbook
-from nextmove.store import RunRecord
+from nextmove.store import RunRecord, same_book
 
 NO_ACTION = "none"
 BAND_ORDER = ("Healthy", "At risk", "Critical")
@@ -489,15 +489,15 @@ def repeated_as_of_note(run: RunRecord, stored: Iterable[RunRecord]) -> str | No
     For a run at the default decision time, where the book's data ends: a book whose newest export
     is missing ends where an earlier run's did, and the run decides again on the same data,
     repeating much of that run's list (and, promoted, replaces it as the served run). The stored
-    run named is the one of the same book (``book_source``) or playbook (``playbook_hash``: a
-    weekly export in a new folder is the same book) with the latest ``as_of``, the newest made of
-    those. None when ``run`` is after it, or has no ``as_of``.
+    run named is the one of the same book (:func:`~nextmove.store.same_book`: the same folder, or a
+    weekly export in a new folder of the same parent under the same playbook of its own) with the
+    latest ``as_of``, the newest made of those. None when ``run`` is after it, or has no ``as_of``.
 
     Examples
     --------
     >>> from datetime import UTC
     >>> def made(run_id, day, book="crm/w04"):
-    ...     return RunRecord(run_id=run_id, book_source=book, playbook_hash="h", status="succeeded",
+    ...     return RunRecord(run_id=run_id, book_source=book, playbook_hash="own", status="succeeded",
     ...                      as_of=datetime(2025, 6, day, tzinfo=UTC))
     >>> print(repeated_as_of_note(made("r5", 2, "crm/w05"), [made("r4", 2), made("r3", 1)]))
     ... # doctest: +NORMALIZE_WHITESPACE
@@ -512,10 +512,7 @@ def repeated_as_of_note(run: RunRecord, stored: Iterable[RunRecord]) -> str | No
     same = [
         r
         for r in stored
-        if r.run_id != run.run_id
-        and r.status == "succeeded"
-        and r.as_of is not None
-        and (r.book_source == run.book_source or r.playbook_hash == run.playbook_hash)
+        if r.run_id != run.run_id and r.status == "succeeded" and r.as_of is not None and same_book(r, run)
     ]
     if not same:
         return None
