@@ -351,7 +351,9 @@ def test_cli_and_api_lift_name_the_runs_whose_horizons_overlap_and_say_not_to_ad
         [
             ("week-before", book, -7, same),
             ("refit", book, 0, same),
-            ("next-folder", str(tmp_path / "w02"), 7, same),  # next week's export, in its own folder
+            # Next week's export in a sibling folder, under the built-in default playbook (the lab's): as
+            # another book of the default playbook would be, it is not taken for this one.
+            ("next-folder", str(measured.book.parent / "w02"), 7, same),
             ("after-the-horizon", book, horizon, same),
             ("another-book", str(tmp_path / "other"), 7, "another-playbook"),
         ],
@@ -360,9 +362,9 @@ def test_cli_and_api_lift_name_the_runs_whose_horizons_overlap_and_say_not_to_ad
     result = runner.invoke(app, ["lift", "--book", book, "--store", store, "--run", "lab-run", "--out", str(out)])
     assert result.exit_code == 0, result.output
     day = measured.decided_at
-    dates = f"{day - timedelta(days=7):%Y-%m-%d}, {day:%Y-%m-%d}, {day + timedelta(days=7):%Y-%m-%d}"
+    dates = f"{day - timedelta(days=7):%Y-%m-%d}, {day:%Y-%m-%d}"
     said = (
-        f"3 other runs in the store were decided less than {horizon} days from this one ({dates}): their horizons "
+        f"2 other runs in the store were decided less than {horizon} days from this one ({dates}): their horizons "
         "overlap this run's, over the same accounts and control cohort, so their lifts count many of the same "
         "outcomes; compare them, never add them up"
     )

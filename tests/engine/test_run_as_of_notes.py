@@ -117,3 +117,18 @@ def test_the_late_as_of_note_waits_for_the_longer_of_the_window_and_a_week(playb
     assert late_as_of_note(book, three_weeks, t + timedelta(days=20)) is None
     empty = Book(empty_table("accounts"), empty_table("signals"), empty_table("touches"), empty_table("outcomes"))
     assert late_as_of_note(empty, playbook, t) is None
+
+
+def test_at_the_default_as_of_the_late_note_names_the_exports_that_are_behind(
+    lab: SimResult, playbook: Playbook, store: Store
+) -> None:
+    """No --as-of given: the outcomes reach two weeks past the touches and signals, and the note names those exports."""
+    latest = lab.book.touches.get_column("ts").max()
+    assert isinstance(latest, datetime)
+    book = replace(lab.book, signals=lab.book.signals.filter(pl.col("ts") <= latest))
+    result = _run(book, playbook, store)
+    assert result.as_of - latest >= timedelta(days=8)
+    (note,) = _notes(result, "decision window")
+    assert "--as-of" not in note
+    assert note.startswith(f"the book's touches and signals end {(result.as_of - latest).days} days before its data")
+    assert note.endswith("add the missing touches and signals exports")

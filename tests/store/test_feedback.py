@@ -185,3 +185,43 @@ def test_hold_events_read_snoozes_and_dismissals_with_the_actions_they_name(stor
     assert [h.event for h in store.hold_events(until=by_decision.ts)] == [snooze, by_decision]
     assert store.hold_events("acct-0", until=T0) == []
     assert store.hold_events("nobody") == []
+
+
+def test_done_events_read_one_time_range_with_the_actions_they_name(store: Store) -> None:
+    store.save_run(
+        RunRecord(run_id="r1", book_source="tests", playbook_hash="h", status="succeeded"),
+        [
+            RecommendationRecord(
+                run_id="r1", account_id="acct-0", action_id="demo", arm="model", propensity=1.0, expected_value_usd=1.0
+            )
+        ],
+    )
+    store.log_decisions(
+        [
+            DecisionRecord(
+                decision_id="d-1",
+                account_id="acct-1",
+                action_id="call",
+                arm="model",
+                propensity=1.0,
+                expected_value_usd=1.0,
+                ts=T0,
+            )
+        ]
+    )
+    named = make_event(1, account_id="acct-2")
+    by_run = make_event(3, account_id="acct-0", action_id=None, run_id="r1")
+    by_decision = make_event(4, account_id="acct-1", action_id=None, run_id=None, payload={"decision_id": "d-1"})
+    snooze = make_event(5, kind="snoozed")
+    late = make_event(9, account_id="acct-0")
+    store.add_feedback([late, snooze, by_decision, by_run, named])
+
+    done = store.done_events(before=late.ts)
+    assert [h.event for h in done] == [named, by_run, by_decision]  # oldest first; only done, before ``before``
+    assert [(h.decision_action_id, h.run_action_id) for h in done] == [(None, None), (None, "demo"), ("call", None)]
+    assert [h.event for h in store.done_events(after=named.ts, before=late.ts + timedelta(seconds=1))] == [
+        by_run,
+        by_decision,
+        late,
+    ]
+    assert store.done_events(after=late.ts, before=late.ts + timedelta(days=1)) == []

@@ -23,9 +23,8 @@ from typing import Final
 
 import polars as pl
 
-from nextmove.book import NO_ACTION
+from nextmove.book import NO_ACTION, of_dates
 from nextmove.decide.rules import HOLD_COLUMNS
-from nextmove.errors import NotFoundError
 from nextmove.playbook import Playbook
 from nextmove.store import FeedbackEvent, HoldEvent, RunRecord, Store
 
@@ -246,45 +245,82 @@ def read_holds(store: Store, playbook: Playbook, when: datetime) -> pl.DataFrame
     return pl.DataFrame(rows, schema=HOLD_COLUMNS, orient="row")
 
 
-def done_plays(store: Store, playbook: Playbook, touches: pl.DataFrame, when: datetime) -> pl.DataFrame:
+def done_plays(
+    store: Store,
+    playbook: Playbook,
+    touches: pl.DataFrame,
+    when: datetime,
+    *,
+    accounts: Iterable[str],
+    until: datetime | None = None,
+) -> pl.DataFrame:
     """The plays reported ``done`` in the store that the book's touches cannot hold yet, as touches.
 
-    Events after the touches table's latest row (every event when it has none) and before ``when``:
-    an export that ends earlier lacks them (a missing weekly export, a CRM that lags), while one
-    that reaches past an event may hold its touch, which must not count twice. Later events are
-    the online decisions' to count, at their own time (:func:`~nextmove.engine.online.online_touches`).
+    Events of the book's ``accounts`` (a store shared by books keeps the others' feedback too),
+    after the touches table's latest row (every event when it has none) and before ``until``
+    (default ``when``): an export that ends earlier lacks them (a missing weekly export, a CRM that
+    lags), while one that reaches past an event may hold its touch, which must not count twice.
+    When the touches are dates (:func:`~nextmove.book.of_dates`), "after" is by day: an event on
+    the touches' last day is that day's export's to hold. And an event whose account and action
+    the touches already hold on or after the day before its own (a day's slack, as a CRM dates a
+    play a day early or late) is that touch. Events at or after ``when`` (read when ``until`` is
+    later: a run at the book's default as-of reads what was reported since) count as just before
+    it. Later events are the online decisions' to count, at their own time
+    (:func:`~nextmove.engine.online.online_touches`).
+
     An event's action is its ``action_id``, else that of the decision its payload names
-    (``decision_id``); one about ``none``, about an action the playbook does not have, or about no
-    action is no play. Rows ``account_id, action_id, ts`` (touches' dtypes), oldest first.
+    (``decision_id``), else that of its run's (``run_id``) recommendation to the account, as for a
+    dismissal (:func:`hold_action`); one about ``none``, about an action the playbook does not
+    have, or about no action is no play. One store read (:meth:`~nextmove.store.Store.done_events`).
+    Rows ``account_id, action_id, ts`` (touches' dtypes), oldest first.
     """
     schema: dict[str, pl.DataType] = {
         "account_id": pl.String(),
         "action_id": pl.String(),
         "ts": pl.Datetime("us", "UTC"),
     }
-    latest = touches.get_column("ts").max() if touches.height and "ts" in touches.columns else None
+    has_ts = touches.height > 0 and "ts" in touches.columns
+    latest = touches.get_column("ts").max() if has_ts else None
     after = _utc(latest) if isinstance(latest, datetime) else None
+    if after is not None and of_dates(touches):
+        after = _midnight(after) + timedelta(days=1) - timedelta(microseconds=1)
     start = _utc(when)
+    end = max(start, _utc(until)) if until is not None else start
+    book_accounts = set(accounts)
     known = set(playbook.action_ids)
+    held = _latest_touches(touches) if has_ts and "action_id" in touches.columns else {}
+    just_before = start - timedelta(microseconds=1)
     rows: list[tuple[str, str, datetime]] = []
-    for event in store.feedback():
-        ts = _utc(event.ts)
-        if event.kind != "done" or ts >= start or (after is not None and ts <= after):
+    for item in store.done_events(after=after, before=end):
+        event = item.event
+        if event.account_id not in book_accounts:
             continue
-        action = event.action_id or _decided_action(store, event)
-        if action is not None and action in known:
-            rows.append((event.account_id, action, ts))
+        action = event.action_id or _named_action(item)
+        if action is None or action not in known:
+            continue
+        ts = _utc(event.ts)
+        touched = held.get((event.account_id, action))
+        if touched is not None and touched >= _midnight(ts) - timedelta(days=1):
+            continue
+        rows.append((event.account_id, action, min(ts, just_before)))
     return pl.DataFrame(rows, schema=schema, orient="row")
 
 
 def with_done_plays(
-    store: Store, playbook: Playbook, touches: pl.DataFrame, when: datetime, notes: list[str]
+    store: Store,
+    playbook: Playbook,
+    touches: pl.DataFrame,
+    when: datetime,
+    notes: list[str],
+    *,
+    accounts: Iterable[str],
+    until: datetime | None = None,
 ) -> pl.DataFrame:
     """``touches`` with the plays reported ``done`` since they end (:func:`done_plays`): what the run's rules count.
 
     Appends a note to ``notes`` saying how many there are, when there are any.
     """
-    done = done_plays(store, playbook, touches, when)
+    done = done_plays(store, playbook, touches, when, accounts=accounts, until=until)
     if done.height == 0:
         return touches
     latest = touches.get_column("ts").max() if touches.height else None
@@ -297,15 +333,28 @@ def with_done_plays(
     return pl.concat([touches, done], how="diagonal_relaxed")
 
 
-def _decided_action(store: Store, event: FeedbackEvent) -> str | None:
-    """The action of the decision ``event``'s payload names (None: it names none, or the store has no such decision)."""
+def _named_action(item: HoldEvent) -> str | None:
+    """The action a ``done`` event without ``action_id`` names: its decision's, else its run's recommendation's."""
+    event = item.event
     decision_id = event.payload.get("decision_id") if isinstance(event.payload, Mapping) else None
-    if not isinstance(decision_id, str):
-        return None
-    try:
-        return store.get_decision(decision_id).action_id
-    except NotFoundError:
-        return None
+    if isinstance(decision_id, str):
+        return item.decision_action_id
+    return item.run_action_id if event.run_id is not None else None
+
+
+def _latest_touches(touches: pl.DataFrame) -> dict[tuple[str, str], datetime]:
+    """Each (account, action) of the touches with its latest time (UTC)."""
+    latest = touches.group_by("account_id", "action_id").agg(pl.col("ts").max())
+    return {
+        (account, action): _utc(ts)
+        for account, action, ts in latest.iter_rows()
+        if isinstance(account, str) and isinstance(action, str) and isinstance(ts, datetime)
+    }
+
+
+def _midnight(when: datetime) -> datetime:
+    """The UTC midnight that starts ``when``'s day."""
+    return datetime(when.year, when.month, when.day, tzinfo=UTC)
 
 
 def _names_nothing(item: HoldEvent) -> bool:

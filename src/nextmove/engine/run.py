@@ -101,7 +101,7 @@ from nextmove.models.health import (
 from nextmove.playbook import Playbook
 from nextmove.playbook.expr import check_playbook_expressions
 from nextmove.segment import SegmentReport, behavior_snapshot, segment_book
-from nextmove.store import ModelVersionRecord, RecommendationRecord, RunRecord, Store
+from nextmove.store import ModelVersionRecord, RecommendationRecord, RunRecord, Store, recorded_source, same_book
 from nextmove.store.records import utcnow
 
 Progress = Callable[[str], None]
@@ -314,7 +314,7 @@ def run(
     notes: list[str] = []
     record = RunRecord(
         run_id=run_id,
-        book_source=book.source,
+        book_source=recorded_source(book.source),
         playbook_hash=playbook.content_hash(),
         as_of=when,
         params=_params(opts, seed),
@@ -330,6 +330,7 @@ def run(
             playbook,
             when,
             feedback_until,
+            as_of is not None,
             store,
             staged,
             seed,
@@ -360,6 +361,7 @@ def _run(
     playbook: Playbook,
     when: datetime,
     feedback_until: datetime,
+    as_of_given: bool,
     store: Store | None,
     staged: StagedFiles | None,
     seed: int,
@@ -396,7 +398,7 @@ def _run(
         *unmatched_kinds_notes(book, playbook),
         late_signals_note(book, when),
         stale_as_of_note(latest_timestamp(book), when),
-        late_as_of_note(book, playbook, when),
+        late_as_of_note(book, playbook, when, given=as_of_given),
         unended_outcome_note(book, playbook, when),
         *returned_accounts_notes(book, playbook, when),
     )
@@ -426,7 +428,20 @@ def _run(
     say(RUN_STAGES[3])
     # What the accounts' users said (snoozed, dismissed) holds actions back as online.
     holds = read_holds(store, playbook, feedback_until) if store is not None else None
-    touches = book.touches if store is None else with_done_plays(store, playbook, book.touches, when, notes)
+    # Plays reported done since the touches end count too; at the default as-of, those reported up to now.
+    touches = (
+        book.touches
+        if store is None
+        else with_done_plays(
+            store,
+            playbook,
+            book.touches,
+            when,
+            notes,
+            accounts=book.accounts.get_column("account_id").to_list(),
+            until=feedback_until,
+        )
+    )
     rules = check_rules(snapshot, touches, playbook, when, schema, holds=holds)
     if (never := never_eligible_note(playbook, rules)) is not None:
         notes.append(never)
@@ -1545,8 +1560,9 @@ PREVIOUS_RUNS_SEARCHED = 200
 def _previous_segments(store: Store | None, record: RunRecord) -> tuple[pl.DataFrame, RunRecord] | None:
     """``account_id, segment_id`` of the previous run of this book, from its receipts, and that run.
 
-    The previous run is the succeeded one of the same book (``book_source``) and playbook
-    (``playbook_hash``) with the latest decision time before this run's that kept segments:
+    The previous run is the succeeded one of the same book (:func:`~nextmove.store.same_book`)
+    and playbook (``playbook_hash``) with the latest decision time before this run's that kept
+    segments (with segment ids in its receipts; else the next earlier):
     not the store's newest run, which may be a later run of a backtest (``--no-promote`` at an
     earlier ``--as-of``) or a run of another book in the same store. None when there is none
     among the store's :data:`PREVIOUS_RUNS_SEARCHED` newest succeeded runs.
@@ -1558,23 +1574,24 @@ def _previous_segments(store: Store | None, record: RunRecord) -> tuple[pl.DataF
         r
         for r in store.list_runs(PREVIOUS_RUNS_SEARCHED, status="succeeded")
         if r.run_id != record.run_id
-        and r.book_source == record.book_source
+        and same_book(r, record)
         and r.playbook_hash == record.playbook_hash
         and r.as_of is not None
         and r.as_of < when
         and (r.summary or {}).get("segments")
     ]
-    if not earlier:
-        return None
-    last = max(earlier, key=lambda r: r.as_of or when)  # newest first: of runs at one as_of, the newest
-    rows = [
-        (r.account_id, r.evidence.get("account", {}).get("segment_id"))
-        for r in store.recommendations(last.run_id)
-        if isinstance(r.evidence.get("account"), dict)
-    ]
-    frame = pl.DataFrame(rows, schema={"account_id": pl.String, "segment_id": pl.Int64}, orient="row")
-    frame = frame.drop_nulls("segment_id")
-    return (frame, last) if frame.height else None
+    # Latest decision time first (of runs at one as_of, the newest); one whose receipts lack segment ids gives way.
+    for last in sorted(earlier, key=lambda r: r.as_of or when, reverse=True):
+        rows = [
+            (r.account_id, r.evidence.get("account", {}).get("segment_id"))
+            for r in store.recommendations(last.run_id)
+            if isinstance(r.evidence.get("account"), dict)
+        ]
+        frame = pl.DataFrame(rows, schema={"account_id": pl.String, "segment_id": pl.Int64}, orient="row")
+        frame = frame.drop_nulls("segment_id")
+        if frame.height:
+            return frame, last
+    return None
 
 
 def _policy_values(

@@ -20,7 +20,7 @@ from nextmove.book.model import as_utc
 from nextmove.book.validate import STALE_AS_OF_DAYS
 from nextmove.models.effect import EffectProjection, ObjectiveSpec, objective_specs
 from nextmove.playbook import Playbook
-from nextmove.store import RunRecord
+from nextmove.store import RunRecord, same_book
 
 NO_ACTION = "none"
 BAND_ORDER = ("Healthy", "At risk", "Critical")
@@ -418,7 +418,7 @@ LATE_AS_OF_MIN_DAYS: Final[int] = 7
 """The least gap, in days, after a book's latest touch or signal that :func:`late_as_of_note` names."""
 
 
-def late_as_of_note(book: Book, playbook: Playbook, as_of: datetime) -> str | None:
+def late_as_of_note(book: Book, playbook: Playbook, as_of: datetime, *, given: bool = True) -> str | None:
     """A note when ``as_of`` lies more than a decision window after the book's latest touch or signal row.
 
     The window is the contact policy's ``window_days``, or :data:`LATE_AS_OF_MIN_DAYS` if that is
@@ -426,7 +426,9 @@ def late_as_of_note(book: Book, playbook: Playbook, as_of: datetime) -> str | No
     or two after the book's end is not. Plays made in the gap are unknown to the cooldowns and plays
     in flight (unless reported as ``done`` feedback), and the features' recent windows lack it. From
     :data:`~nextmove.book.validate.STALE_AS_OF_DAYS` days the book's staleness note says more, and
-    this one is None.
+    this one is None. ``given``: whether the user gave ``--as-of``; if not (the decision time is
+    where the book's data ends, its outcomes reaching later), the note names the export that is
+    behind rather than telling to leave out an option that was not given.
 
     Examples
     --------
@@ -441,25 +443,43 @@ def late_as_of_note(book: Book, playbook: Playbook, as_of: datetime) -> str | No
     playbook's 14-day decision window: plays made since are unknown to the cooldowns and plays in flight (unless
     reported as done feedback) and the features miss that time; add the missing export, or leave out --as-of to
     decide as of the book's end
+    >>> print(late_as_of_note(book, pb, datetime(2025, 6, 20, tzinfo=UTC), given=False))
+    ... # doctest: +NORMALIZE_WHITESPACE
+    the book's touches end 19 days before its data does (2025-06-01; decided as of 2025-06-20), more than the
+    playbook's 14-day decision window: plays made since are unknown to the cooldowns and plays in flight (unless
+    reported as done feedback) and the features miss that time; add the missing touches export
     >>> late_as_of_note(book, pb, datetime(2025, 6, 15, tzinfo=UTC)) is None  # 14 days: within the window
     True
     """
-    stamps = [f.get_column("ts").max() for f in (book.touches, book.signals) if f.height and "ts" in f.columns]
-    found = [as_utc(s) for s in stamps if isinstance(s, datetime)]
-    if not found:
+    ends = {
+        name: as_utc(stamp)
+        for name, frame in (("touches", book.touches), ("signals", book.signals))
+        if frame.height and "ts" in frame.columns and isinstance(stamp := frame.get_column("ts").max(), datetime)
+    }
+    if not ends:
         return None
-    latest = max(found)
+    latest = max(ends.values())
     window = max(playbook.contact_policy.window_days, LATE_AS_OF_MIN_DAYS)
     gap = as_utc(as_of) - latest
     if gap <= timedelta(days=window) or gap >= timedelta(days=STALE_AS_OF_DAYS):
         return None
     days = gap.total_seconds() / 86_400
     shown = f"{days:.0f}" if days - window >= 0.5 else f"{days:.1f}"  # never "7 days, more than 7"
+    unknown = (
+        f"more than the playbook's {window}-day decision window: plays made since are unknown to the cooldowns and "
+        "plays in flight (unless reported as done feedback) and the features miss that time"
+    )
+    if not given:
+        behind = [name for name, end in ends.items() if as_utc(as_of) - end > timedelta(days=window)]
+        tables = " and ".join(behind)
+        exports = "export" if len(behind) == 1 else "exports"
+        return (
+            f"the book's {tables} end {shown} days before its data does ({latest:%Y-%m-%d}; decided as of "
+            f"{as_of:%Y-%m-%d}), {unknown}; add the missing {tables} {exports}"
+        )
     return (
         f"the decision time {as_of:%Y-%m-%d} is {shown} days after the book's latest touch or signal "
-        f"({latest:%Y-%m-%d}), more than the playbook's {window}-day decision window: plays made since are unknown "
-        "to the cooldowns and plays in flight (unless reported as done feedback) and the features miss that time; "
-        "add the missing export, or leave out --as-of to decide as of the book's end"
+        f"({latest:%Y-%m-%d}), {unknown}; add the missing export, or leave out --as-of to decide as of the book's end"
     )
 
 
@@ -469,15 +489,15 @@ def repeated_as_of_note(run: RunRecord, stored: Iterable[RunRecord]) -> str | No
     For a run at the default decision time, where the book's data ends: a book whose newest export
     is missing ends where an earlier run's did, and the run decides again on the same data,
     repeating much of that run's list (and, promoted, replaces it as the served run). The stored
-    run named is the one of the same book (``book_source``) or playbook (``playbook_hash``: a
-    weekly export in a new folder is the same book) with the latest ``as_of``, the newest made of
-    those. None when ``run`` is after it, or has no ``as_of``.
+    run named is the one of the same book (:func:`~nextmove.store.same_book`: the same folder, or a
+    weekly export in a new folder of the same parent under the same playbook of its own) with the
+    latest ``as_of``, the newest made of those. None when ``run`` is after it, or has no ``as_of``.
 
     Examples
     --------
     >>> from datetime import UTC
     >>> def made(run_id, day, book="crm/w04"):
-    ...     return RunRecord(run_id=run_id, book_source=book, playbook_hash="h", status="succeeded",
+    ...     return RunRecord(run_id=run_id, book_source=book, playbook_hash="own", status="succeeded",
     ...                      as_of=datetime(2025, 6, day, tzinfo=UTC))
     >>> print(repeated_as_of_note(made("r5", 2, "crm/w05"), [made("r4", 2), made("r3", 1)]))
     ... # doctest: +NORMALIZE_WHITESPACE
@@ -492,10 +512,7 @@ def repeated_as_of_note(run: RunRecord, stored: Iterable[RunRecord]) -> str | No
     same = [
         r
         for r in stored
-        if r.run_id != run.run_id
-        and r.status == "succeeded"
-        and r.as_of is not None
-        and (r.book_source == run.book_source or r.playbook_hash == run.playbook_hash)
+        if r.run_id != run.run_id and r.status == "succeeded" and r.as_of is not None and same_book(r, run)
     ]
     if not same:
         return None

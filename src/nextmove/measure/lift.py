@@ -28,6 +28,7 @@ from nextmove.features.names import terminal_outcome_kinds
 from nextmove.models.effect import ObjectiveSpec, objective_specs, row_value_usd
 from nextmove.playbook import Playbook
 from nextmove.playbook.schema import ValueBasis
+from nextmove.store.identity import same_book
 
 __all__ = [
     "CONTROL_ARM",
@@ -1018,17 +1019,19 @@ OVERLAP_DATES_SHOWN = 6
 def overlap_note(run: RunLike, stored: Iterable[RunLike], horizon_days: int) -> str | None:
     """A note naming the other succeeded runs of ``stored`` decided less than ``horizon_days`` from ``run``.
 
-    Runs of the same book (``book_source``) or playbook (``playbook_hash``: a weekly export in a
-    new folder is the same book): their horizons overlap ``run``'s, mostly over the same accounts
-    and the same control cohort (a stable hash of each account), so their lifts count many of the
-    same outcomes, and a sum of them counts one outcome up to once per run. None when there is none.
+    Runs of the same book (:func:`~nextmove.store.same_book`: the same folder, or a weekly export
+    in a new folder of the same parent under the same playbook of its own): their horizons overlap
+    ``run``'s, mostly over the same accounts and the same control cohort (a stable hash of each
+    account), so their lifts count many of the same outcomes, and a sum of them counts one outcome
+    up to once per run. None when there is none; none for another book that only shares the
+    built-in default playbook.
 
     Examples
     --------
     >>> from types import SimpleNamespace as Run
     >>> from datetime import UTC
     >>> def made(run_id, day):
-    ...     return Run(run_id=run_id, book_source="crm", playbook_hash="h", status="succeeded",
+    ...     return Run(run_id=run_id, book_source="crm", playbook_hash="own", status="succeeded",
     ...                as_of=datetime(2025, 5, day, tzinfo=UTC))
     >>> runs = [made("w00", 5), made("w01", 12), made("w01b", 12), made("w02", 19), made("w09", 30)]
     >>> print(overlap_note(runs[1], runs, 14))  # doctest: +NORMALIZE_WHITESPACE
@@ -1046,7 +1049,7 @@ def overlap_note(run: RunLike, stored: Iterable[RunLike], horizon_days: int) -> 
     for other in stored:
         if other.run_id == run.run_id or other.status != "succeeded" or other.as_of is None:
             continue
-        if other.book_source != run.book_source and other.playbook_hash != run.playbook_hash:
+        if not same_book(other, run):
             continue
         if abs(to_utc(other.as_of) - when) < span:
             day = f"{to_utc(other.as_of):%Y-%m-%d}"

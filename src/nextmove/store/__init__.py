@@ -1,6 +1,7 @@
 """The store: runs, recommendations, feedback, decisions, models, API keys and audit (SQLite or PostgreSQL)."""
 
 from nextmove.store.base import Store
+from nextmove.store.identity import recorded_source, same_book
 from nextmove.store.records import (
     FEEDBACK_KINDS,
     ROLES,
@@ -41,4 +42,6 @@ __all__ = [
     "SqlStore",
     "Store",
     "open_store",
+    "recorded_source",
+    "same_book",
 ]

@@ -228,6 +228,23 @@ class Store(Protocol):
         """
         ...
 
+    def done_events(self, *, after: datetime | None = None, before: datetime) -> list[HoldEvent]:
+        """The ``done`` events that happened (``ts``) after ``after`` and before ``before``, oldest first.
+
+        What the batch run counts as plays (:func:`nextmove.engine.holds.done_plays`), in one
+        read: only these events, each with the action of the decision its payload names
+        (``decision_id``) and of its run's recommendation to the account (``run_id``), as
+        :meth:`hold_events` gives them.
+
+        Parameters
+        ----------
+        after : datetime, optional
+            Only events after it (None: from the first).
+        before : datetime
+            Only events before it.
+        """
+        ...
+
     # --- decisions ----------------------------------------------------------------------
 
     def log_decisions(

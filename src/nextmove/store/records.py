@@ -252,7 +252,7 @@ class FeedbackEvent:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class HoldEvent:
-    """A ``snoozed`` or ``dismissed`` event with the actions it names through a decision or a run: what holds read.
+    """A feedback event with the actions it names through a decision or a run: what holds (and done plays) read.
 
     Parameters
     ----------

@@ -598,6 +598,13 @@ class SqlStore:
             out = self._hot.hold_events(self._engine, account_id, until)
         return sorted(out, key=lambda h: (h.event.ts, h.event.event_id))
 
+    def done_events(self, *, after: datetime | None = None, before: datetime) -> list[HoldEvent]:
+        """``done`` events in a time range with the actions they name, oldest first; see :meth:`Store.done_events`."""
+        self._check_open()
+        with self._errors("read the done feedback"):
+            out = self._hot.done_events(self._engine, after, before)
+        return sorted(out, key=lambda h: (h.event.ts, h.event.event_id))
+
     # --- models -------------------------------------------------------------------------
 
     def save_model(self, record: ModelVersionRecord) -> None:
@@ -1060,6 +1067,10 @@ class _HotPath:
             for one in (False, True)
             for bounded in (False, True)
         }
+        # The plays reported done in a time range, with the same joins: the batch run's read of them.
+        after, before = mark.format("after"), mark.format("before")
+        done = holds.replace("f.kind IN ('snoozed', 'dismissed')", "f.kind = 'done'") + f" AND f.ts < {before}"
+        self.done_sql: dict[bool, str] = {False: done, True: done + f" AND f.ts > {after}"}
         ts_type = schema.decisions.c.ts.type.dialect_impl(dialect)
         self._since: Callable[[Any], Any] = ts_type.bind_processor(dialect) or _same
         self._ts: Callable[[Any], Any] = ts_type.result_processor(dialect, None) or _same
@@ -1100,8 +1111,19 @@ class _HotPath:
             params["account_id"] = account_id
         if until is not None:
             params["until"] = self._since(until)
+        return self._hold_events(engine, self.holds_sql[account_id is not None, until is not None], params)
+
+    def done_events(self, engine: Engine, after: datetime | None, before: datetime) -> list[HoldEvent]:
+        """The ``done`` events after ``after`` (if given) and before ``before``, unsorted."""
+        params: dict[str, Any] = {"before": self._since(before)}
+        if after is not None:
+            params["after"] = self._since(after)
+        return self._hold_events(engine, self.done_sql[after is not None], params)
+
+    def _hold_events(self, engine: Engine, sql: str, params: dict[str, Any]) -> list[HoldEvent]:
+        """The feedback events ``sql`` selects (the columns of ``holds_sql``), with the actions they name."""
         with _driver_cursor(engine) as (_, cursor):
-            cursor.execute(self.holds_sql[account_id is not None, until is not None], params)
+            cursor.execute(sql, params)
             rows = cursor.fetchall()
         out: list[HoldEvent] = []
         for event_id, run_id, account, action_id, kind, reason, ts, payload, received_at, decided, recommended in rows:
