@@ -72,6 +72,8 @@ def test_serve_says_plainly_when_the_run_to_serve_was_made_under_another_playboo
     assert f"run run-1 was made under the playbook with hash {playbook.content_hash()}" in err
     assert "the server's is nextmove's built-in default" in err
     assert "Restart with --playbook FILE, the playbook that run used (or --book BOOK" in err
+    # Where it looked, and why it did not take it.
+    assert f"book/playbook.toml has changed since (hash {load_playbook(path).content_hash()})" in " ".join(err.split())
 
 
 def test_serve_with_a_playbook_takes_it_and_names_it_when_the_run_is_another_ones(

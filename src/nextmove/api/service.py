@@ -27,7 +27,7 @@ from nextmove.engine.online import OnlineDecider
 from nextmove.errors import BookError, ConfigError, ConflictError, NextmoveError, NotFoundError
 from nextmove.playbook import Playbook
 from nextmove.settings import AUTH_FAILURES_BURST, AUTH_FAILURES_PER_MINUTE
-from nextmove.store import RunRecord, SqlStore, Store, open_store
+from nextmove.store import RunRecord, SqlStore, Store, open_store, recorded_source
 from nextmove.store.records import utcnow
 
 logger = logging.getLogger("nextmove.api")
@@ -240,7 +240,7 @@ class RunManager:
             run_id = f"run-{time.strftime('%Y%m%dT%H%M%S', time.gmtime())}-{uuid.uuid4().hex[:6]}"
             accepted = RunRecord(
                 run_id=run_id,
-                book_source=mask_url(config.book_path or config.book.source),
+                book_source=mask_url(recorded_source(config.book_path or config.book.source)),
                 playbook_hash=config.playbook.content_hash(),
                 as_of=as_of,
                 params={"seed": seed, "promote": promote},

@@ -18,7 +18,7 @@ from nextmove.settings import Settings
 
 if TYPE_CHECKING:
     from nextmove.playbook import Playbook
-    from nextmove.store import Store
+    from nextmove.store import RunRecord, Store
 
 StoreOpt = Annotated[
     str | None,
@@ -194,11 +194,26 @@ def other_playbook_note(store: Store, playbook: Playbook, playbook_path: Path | 
     reason = f"the store's run to serve, {run.run_id}, was made under another playbook than the server's"
     note = (
         f"run {run.run_id} was made under the playbook with hash {run.playbook_hash}; the server's is "
-        f"{server_playbook} (hash {playbook.content_hash()}), so no run is served: decisions answer 409. Restart "
+        f"{server_playbook} (hash {playbook.content_hash()}){_looked_for(run) if playbook_path is None else ''}, "
+        "so no run is served: decisions answer 409. Restart "
         "with --playbook FILE, the playbook that run used (or --book BOOK, whose playbook.toml it is), or start a "
         "run under this playbook (POST /v1/runs with --book, or `nextmove run`)"
     )
     return reason, note
+
+
+def _looked_for(run: RunRecord) -> str:
+    """Where :func:`served_run_playbook` looked for the run's playbook and why it was not taken ("" for no folder)."""
+    if "://" in run.book_source or run.book_source.startswith("<"):
+        return ""
+    candidate = Path(run.book_source) / "playbook.toml"
+    try:
+        if not candidate.is_file():
+            return f"; {candidate}, where the run's book was read, is not there"
+        found = load_playbook(candidate).content_hash()
+    except (OSError, NextmoveError) as exc:
+        return f"; {candidate} could not be read ({exc})"
+    return f"; {candidate} has changed since (hash {found})"
 
 
 def check_port_free(host: str, port: int) -> None:
