@@ -252,8 +252,10 @@ def test_load_book_without_as_of_is_read_as_of_the_midnight_after_its_data(tmp_p
     when = default_as_of(book)
     assert latest is not None
     assert when is not None
-    assert latest <= when < latest + timedelta(days=1)
-    assert (when.hour, when.minute, when.second) == (0, 0, 0)
+    # The latest row is an outcome at 2025-02-03 00:00 UTC; the outcomes are dates (every one at a
+    # midnight), so that day is read whole, though the touches have times of day.
+    assert latest == datetime(2025, 2, 3, tzinfo=UTC)
+    assert when == latest + timedelta(days=1)
 
 
 def test_load_book_reads_parquet_as_contract_frames(tmp_path: Path, playbook: Playbook) -> None:

@@ -121,6 +121,9 @@ def test_cli_lift_measures_the_latest_run(measured: Measured, tmp_path: Path) ->
     text = " ".join(result.output.split())
     assert "Lift of the recommended cohort over control" in text
     assert "Per action: realised effect" in text
+    # The window ends at a midnight, whose day it does not count: it said "to" that day.
+    last = measured.decided_at + timedelta(days=measured.horizon_days - 1)
+    assert f"outcomes over {measured.horizon_days} days through {last:%Y-%m-%d}." in text
     report = json.loads(out.read_text(encoding="utf-8"))
     assert report["run_id"] == "lab-run"
     assert report["complete"]

@@ -550,7 +550,9 @@ def shop_book(shoppers: int = 500, weeks: int = 30, seed: int = 4) -> tuple[Book
 
 def _explained(playbook: Playbook, book: Book, as_of: datetime, hours: float) -> Case:
     """A book of its own through the whole chain: history, effect model, decisions and their receipts."""
-    history = build_training_set(book, playbook, as_of=as_of)
+    # The generated outcomes are complete up to as_of: the app book decides until a month before it, and
+    # its cancellations only follow decisions, so none after its last one is missing from the book.
+    history = build_training_set(book, playbook, as_of=as_of, outcomes_until=as_of)
     model = EffectModel(playbook, **FAST).fit(history)
     snapshot = compute_features(book, as_of, playbook=playbook)
     previous = compute_features(book, as_of - timedelta(days=28), playbook=playbook)

@@ -14,7 +14,7 @@ import numpy as np
 import polars as pl
 import pytest
 
-from nextmove.book import Book, dates_only, default_as_of, latest_timestamp
+from nextmove.book import Book, data_reach, dates_only, default_as_of, latest_timestamp
 from nextmove.book.validate import load_book
 from nextmove.decide.explain import parse_alternatives, parse_evidence
 from nextmove.engine.run import (
@@ -578,8 +578,12 @@ def test_default_as_of_is_the_next_midnight() -> None:
     when = default_as_of(book)
     assert latest is not None
     assert when is not None
-    assert latest <= when < latest + timedelta(days=1)
-    assert (when.hour, when.minute) == (0, 0)
+    # Its latest row is an outcome dated 2025-01-26 (the outcomes are dates, the signals times of day):
+    # that day is read whole, so the book is read as of the midnight after it.
+    assert latest == datetime(2025, 1, 26, tzinfo=UTC)
+    assert when == latest + timedelta(days=1) == data_reach(book)
+    timed = dataclasses.replace(book, outcomes=book.outcomes.clear())  # the signals end 2025-01-12 23:00
+    assert default_as_of(timed) == datetime(2025, 1, 14, tzinfo=UTC)  # the touches, dates, end 2025-01-13
     # A book given a time (load_book(..., as_of=...)) is read as of that time.
     later = when + timedelta(days=30)
     assert default_as_of(dataclasses.replace(book, as_of=later)) == later
@@ -603,12 +607,18 @@ def test_default_as_of_reads_the_last_day_of_a_book_of_dates() -> None:
     assert last is not None
     assert dates_only(dated)
     assert default_as_of(dated) == last + timedelta(days=1)
-    # One signal with a time of day, before that last midnight: a timed book, read as of the midnight itself.
+    # One signal with a time of day among its dates leaves the table one of dates (of_dates): the
+    # book is still read as of the midnight after its last date.
     timed_row = dated.signals.head(1).with_columns(pl.lit(last - timedelta(hours=5)).alias("ts"))
-    timed = dataclasses.replace(dated, signals=pl.concat([dated.signals, timed_row]))
-    assert latest_timestamp(timed) == last
+    one_timed = dataclasses.replace(dated, signals=pl.concat([dated.signals, timed_row]))
+    assert dates_only(one_timed)
+    assert default_as_of(one_timed) == last + timedelta(days=1)
+    # A table of times whose latest time is a midnight reaches that midnight: it is read as of it.
+    times = dated.signals.with_columns(pl.col("ts") + timedelta(hours=5))
+    at_midnight = times.head(1).with_columns(pl.lit(last + timedelta(days=3)).alias("ts"))
+    timed = dataclasses.replace(dated, signals=pl.concat([times, at_midnight]))
     assert not dates_only(timed)
-    assert default_as_of(timed) == last
+    assert default_as_of(timed) == last + timedelta(days=3)
 
 
 def test_decide_doc_example_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -99,16 +99,17 @@ def test_build_training_set_labels_and_censoring(book: Book, playbook: Playbook)
     assert train.select("account_id", "decision_ts", *labels).rows() == [
         # (8, 38]: both expansions (day 38 is the horizon's last instant) and the renewal.
         ("a", day(8), 0, 0.0, 1, 600.0, 1, 1.0, False, 30.0),
-        # (14, 40]: seen up to as_of; day 44 is not over yet.
-        ("a", day(14), 0, 0.0, 1, 600.0, 0, 0.0, True, 26.0),
-        ("c", day(15), 1, 0.0, 0, 0.0, 0, 0.0, True, 25.0),  # a churn without a value sums to 0
-        ("b", day(21), 0, 0.0, 0, 0.0, 0, 0.0, True, 19.0),
-        ("c", day(21), 1, 0.0, 0, 0.0, 0, 0.0, True, 19.0),
-        ("a", day(22), 0, 0.0, 1, 100.0, 0, 0.0, True, 18.0),
-        ("a", day(28), 0, 0.0, 1, 100.0, 0, 0.0, True, 12.0),
-        ("b", day(28), 0, 0.0, 0, 0.0, 0, 0.0, True, 12.0),
-        ("a", day(35), 0, 0.0, 1, 100.0, 0, 0.0, True, 5.0),
-        ("b", day(35), 0, 0.0, 0, 0.0, 0, 0.0, True, 5.0),
+        # (14, 38]: the outcomes are seen up to their latest, day 38, though as_of is day 40 (what
+        # followed after it is not in the book); day 44 is not over yet.
+        ("a", day(14), 0, 0.0, 1, 600.0, 0, 0.0, True, 24.0),
+        ("c", day(15), 1, 0.0, 0, 0.0, 0, 0.0, True, 23.0),  # a churn without a value sums to 0
+        ("b", day(21), 0, 0.0, 0, 0.0, 0, 0.0, True, 17.0),
+        ("c", day(21), 1, 0.0, 0, 0.0, 0, 0.0, True, 17.0),
+        ("a", day(22), 0, 0.0, 1, 100.0, 0, 0.0, True, 16.0),
+        ("a", day(28), 0, 0.0, 1, 100.0, 0, 0.0, True, 10.0),
+        ("b", day(28), 0, 0.0, 0, 0.0, 0, 0.0, True, 10.0),
+        ("a", day(35), 0, 0.0, 1, 100.0, 0, 0.0, True, 3.0),
+        ("b", day(35), 0, 0.0, 0, 0.0, 0, 0.0, True, 3.0),
     ]
     assert train.schema["y_churn"] == pl.Int8
     assert train.columns[-2:] == ["censored", "observed_days"]

@@ -366,6 +366,28 @@ def test_optimizer_book_without_churn_gives_clear_message() -> None:
         HealthOptimizer().fit(card, hist)
 
 
+def test_optimizer_with_every_horizon_open_says_so_not_that_the_book_has_no_churn() -> None:
+    # Scored as of a time no decision's horizon is over by: the churns are in the book, after open decisions.
+    hist = _history().with_columns(pl.lit(True).alias("censored"))
+    churns = int(hist.get_column("y_churn").sum())
+    card = HealthScorecard(COMPONENTS, MEASURES).fit(hist)
+    with pytest.raises(ConfigError) as raised:
+        HealthOptimizer().fit(card, hist)
+    assert str(raised.value) == (
+        f"no past decision's horizon is over yet (all {hist.height:,} are still open, {churns:,} of them followed "
+        "by a 'churn' so far), so health weights cannot be learned; keep the hand-set weights until a horizon is "
+        "over, or score as of a later time (--as-of)"
+    )
+    # Horizons over, but the churns only after the open ones.
+    late = hist.get_column("decision_ts").max()
+    part = hist.with_columns(
+        (pl.col("decision_ts") == late).alias("censored"),
+        pl.when(pl.col("decision_ts") == late).then(pl.col("y_churn")).otherwise(0.0).alias("y_churn"),
+    )
+    with pytest.raises(ConfigError, match=r"no decision whose horizon is over \(2,800\) was followed by a 'churn'"):
+        HealthOptimizer().fit(card, part)
+
+
 def test_optimizer_report_before_fit_raises() -> None:
     with pytest.raises(NotFittedError):
         _ = HealthOptimizer().report

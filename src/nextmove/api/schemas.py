@@ -481,7 +481,7 @@ class RunIn(_In):
     """Start a batch run over the server's book."""
 
     as_of: UtcTime | None = None
-    """Decision time (ISO 8601); default: the book's latest timestamp."""
+    """Decision time (ISO 8601); default: how far the book's data reaches, rounded up to a UTC midnight."""
     seed: int = Field(default=0, ge=0, le=2**31 - 1)
     """Seed of the run."""
     promote: bool = True

@@ -10,24 +10,31 @@ from nextmove.book.lifetime import (
     terminal_outcome_kinds,
 )
 from nextmove.book.model import (
+    DATES_SHARE,
     Book,
+    are_dates,
+    bulk_end,
     data_reach,
     dates_only,
     default_as_of,
     empty_table,
     latest_timestamp,
     of_dates,
+    reach_of,
     table_reach,
 )
 
 __all__ = [
     "CONTRACT",
+    "DATES_SHARE",
     "NO_ACTION",
     "START_COLUMNS",
     "Book",
     "ColumnSpec",
     "ColumnType",
     "TableSpec",
+    "are_dates",
+    "bulk_end",
     "data_reach",
     "dates_only",
     "default_as_of",
@@ -38,6 +45,7 @@ __all__ = [
     "latest_start",
     "latest_timestamp",
     "of_dates",
+    "reach_of",
     "table_reach",
     "terminal_outcome_kinds",
 ]

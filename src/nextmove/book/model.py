@@ -40,8 +40,8 @@ class Book:
     """Where the book was loaded from (a folder or a database URL, passwords removed)."""
     as_of: datetime | None = None
     """The time the book is read as of, when its maker gave one (``load_book(..., as_of=...)``): nothing in
-    it lies after this, and it is what :func:`default_as_of` returns. None: the book's latest timestamp,
-    rounded up to a UTC midnight."""
+    it lies after this, and it is what :func:`default_as_of` returns. None: how far the book's data
+    reaches (:func:`data_reach`), rounded up to a UTC midnight."""
     notes: tuple[str, ...] = ()
     """What loading it noted without refusing it (:attr:`ValidationReport.notes`): rows left out, columns dropped …"""
 
@@ -72,49 +72,89 @@ def latest_timestamp(book: Book) -> datetime | None:
     return max(found) if found else None
 
 
+DATES_SHARE = 0.95
+"""A table is one of dates (:func:`of_dates`) when at least this share of its rows is at a UTC midnight.
+
+A table exported as dates has every row at a midnight; one with times of day has few there by chance
+(1 in 1,440 at minute resolution, 1 in 24 even at hourly resolution). 95 % keeps the two apart with
+room both ways: a table of dates into which a second system wrote a few rows with times (up to 1 in
+20) stays one of dates, instead of one timestamped row switching the whole table, and with it how
+every label window and every end of an account is read; a table of times is never taken for one of
+dates unless nearly all its times are midnights."""
+
+
 def default_as_of(book: Book) -> datetime | None:
-    """The time a book is read as of when none is given: ``book.as_of`` if its maker gave one, else its latest
-    timestamp rounded up to a UTC midnight (for a book of dates only, the midnight after its last date).
+    """The time a book is read as of when none is given: ``book.as_of`` if its maker gave one, else how
+    far its data reaches (:func:`data_reach`) rounded up to a UTC midnight.
 
     Every command that reads a book (run, features, health, segment, training sets) uses it, so they
-    all see the same data. A book whose last signal is Sunday 23:00 is read as of Monday 00:00, so
-    the features see all of Sunday (a snapshot at ``t`` reads only rows dated strictly before
-    ``t``). A latest timestamp at midnight is the time itself, unless every dated row of the book is
-    at a midnight: then its times are dates, each standing for its whole day, and the last day is
-    read too. None for a book without dated rows and no ``as_of``.
+    all see the same data. Each table reaches as far as it has seen: a table with times to its latest
+    time, a table of dates (:func:`of_dates`) to the midnight after its last date, that day being seen
+    whole. A book whose last signal is Sunday 23:00 is read as of Monday 00:00, so the features see all
+    of Sunday (a snapshot at ``t`` reads only rows dated strictly before ``t``); so is one whose
+    outcomes, dates, end on Sunday, whatever time its signals end at that day. A table with times
+    whose latest time is a midnight reaches that midnight, so it is read as of it. None for a book
+    without dated rows and no ``as_of``.
 
     Examples
     --------
     >>> import polars as pl
-    >>> def signal_at(ts):
-    ...     row = {"account_id": ["a"], "ts": [ts], "name": ["x"], "value": [1.0]}
+    >>> def book_of(signal_ts, outcome_ts=None):
+    ...     row = {"account_id": ["a"], "ts": [signal_ts], "name": ["x"], "value": [1.0]}
     ...     signals = pl.concat([empty_table("signals"), pl.DataFrame(row)], how="diagonal_relaxed")
-    ...     return Book(empty_table("accounts"), signals, empty_table("touches"), empty_table("outcomes"))
-    >>> default_as_of(signal_at(datetime(2025, 3, 2, 23, tzinfo=UTC))).isoformat()
+    ...     outcomes = empty_table("outcomes")
+    ...     if outcome_ts is not None:
+    ...         row = {"account_id": ["a"], "ts": [outcome_ts], "kind": ["churn"]}
+    ...         outcomes = pl.concat([outcomes, pl.DataFrame(row)], how="diagonal_relaxed")
+    ...     return Book(empty_table("accounts"), signals, empty_table("touches"), outcomes)
+    >>> default_as_of(book_of(datetime(2025, 3, 2, 23, tzinfo=UTC))).isoformat()
     '2025-03-03T00:00:00+00:00'
-    >>> default_as_of(signal_at(datetime(2025, 3, 2, tzinfo=UTC))).isoformat()  # a book of dates
+    >>> default_as_of(book_of(datetime(2025, 3, 2, tzinfo=UTC))).isoformat()  # a book of dates
+    '2025-03-03T00:00:00+00:00'
+    >>> # signals with times up to 1 March, outcomes dated 2 March: 2 March is read too
+    >>> default_as_of(book_of(datetime(2025, 3, 1, 15, tzinfo=UTC), datetime(2025, 3, 2, tzinfo=UTC))).isoformat()
     '2025-03-03T00:00:00+00:00'
     """
     if book.as_of is not None:
         return as_utc(book.as_of)
-    latest = latest_timestamp(book)
-    if latest is None:
+    reach = data_reach(book)
+    if reach is None:
         return None
-    day = datetime(latest.year, latest.month, latest.day, tzinfo=UTC)
-    return day if day == latest and not dates_only(book) else day + timedelta(days=1)
+    day = datetime(reach.year, reach.month, reach.day, tzinfo=UTC)
+    return day if day == reach else day + timedelta(days=1)
 
 
 def dates_only(book: Book) -> bool:
-    """True when every dated row of the book (signals, touches, outcomes) is at a UTC midnight: a book of dates."""
+    """True when every table of the book with rows (signals, touches, outcomes) is one of dates (:func:`of_dates`)."""
     return all(of_dates(frame) for frame in (book.signals, book.touches, book.outcomes))
 
 
 def of_dates(frame: pl.DataFrame) -> bool:
-    """True when every ``ts`` of a table is at a UTC midnight (its times are dates); True for a table without rows."""
+    """True when a table's times are dates: :data:`DATES_SHARE` of its rows or more at a UTC midnight.
+
+    Its few rows with a time of day, if any, then count as their day, as its dates do. True for a
+    table without rows.
+
+    Examples
+    --------
+    >>> days = [datetime(2025, 1, d, tzinfo=UTC) for d in range(1, 31)]
+    >>> of_dates(pl.DataFrame({"ts": days}))
+    True
+    >>> of_dates(pl.DataFrame({"ts": [*days, datetime(2025, 1, 4, 10, tzinfo=UTC)]}))  # one row in 31 with a time
+    True
+    >>> of_dates(pl.DataFrame({"ts": [datetime(2025, 1, 1, tzinfo=UTC), datetime(2025, 1, 4, 10, tzinfo=UTC)]}))
+    False
+    """
     if not frame.height or "ts" not in frame.columns:
         return True
     ts = pl.col("ts").cast(pl.Datetime("us", "UTC"))
-    return bool(frame.select((ts == ts.dt.truncate("1d")).all()).item())
+    counts = frame.select(ts.is_not_null().sum().alias("rows"), (ts == ts.dt.truncate("1d")).sum().alias("midnights"))
+    return are_dates(int(counts["midnights"][0]), int(counts["rows"][0]))
+
+
+def are_dates(midnights: int, rows: int) -> bool:
+    """The rule of :func:`of_dates` on counts: ``midnights`` of a table's ``rows`` (with a time) at a UTC midnight."""
+    return rows == 0 or midnights >= DATES_SHARE * rows
 
 
 def data_reach(book: Book) -> datetime | None:
@@ -143,7 +183,44 @@ def table_reach(frame: pl.DataFrame) -> datetime | None:
     latest = frame.get_column("ts").max() if frame.height and "ts" in frame.columns else None
     if not isinstance(latest, datetime):
         return None
-    return as_utc(latest) + timedelta(days=1) if of_dates(frame) else as_utc(latest)
+    return reach_of(latest, dates=of_dates(frame))
+
+
+def reach_of(latest: datetime, *, dates: bool) -> datetime:
+    """How far a table whose latest time is ``latest`` reaches: the midnight after its day for a table of dates."""
+    when = as_utc(latest)
+    if not dates:
+        return when
+    return datetime(when.year, when.month, when.day, tzinfo=UTC) + timedelta(days=1)
+
+
+MOST_ACCOUNTS_SHARE = 0.99
+"""Where most of a book's data ends (:func:`bulk_end`) is where this share of its accounts' latest rows is."""
+
+
+def bulk_end(book: Book) -> datetime | None:
+    """Where most of a book's data ends: the time by which :data:`MOST_ACCOUNTS_SHARE` of its accounts
+    have their latest row (signals, touches, outcomes); None without dated rows.
+
+    The latest timestamp is one row's: a year typed wrong in one row (2026 for 2025) moves it a year
+    ahead while every other account's data ends where it did. This is what a decision time is stale
+    against (:func:`~nextmove.book.validate.stale_as_of_note`). With 51 accounts or fewer it is the
+    latest timestamp.
+
+    Examples
+    --------
+    >>> ts = [datetime(2025, 3, 1, tzinfo=UTC)] * 199 + [datetime(2026, 3, 1, tzinfo=UTC)]
+    >>> signals = pl.DataFrame({"account_id": [f"a{i}" for i in range(200)], "ts": ts})
+    >>> book = Book(empty_table("accounts"), signals, empty_table("touches"), empty_table("outcomes"))
+    >>> bulk_end(book).isoformat()
+    '2025-03-01T00:00:00+00:00'
+    """
+    frames = [f.select("account_id", "ts") for f in (book.signals, book.touches, book.outcomes) if f.height]
+    if not frames:
+        return None
+    ends = pl.concat(frames, how="vertical_relaxed").group_by("account_id").agg(pl.col("ts").max())
+    end = ends.get_column("ts").quantile(MOST_ACCOUNTS_SHARE, interpolation="nearest")
+    return as_utc(end) if isinstance(end, datetime) else None
 
 
 def as_utc(when: datetime) -> datetime:

@@ -17,7 +17,22 @@ import polars as pl
 
 from nextmove.book.contract import CONTRACT, NO_ACTION, ColumnSpec, ColumnType, TableSpec
 from nextmove.book.lifetime import gone_at_lazy, latest_start, terminal_outcome_kinds
-from nextmove.book.model import Book, as_utc, empty_table
+from nextmove.book.model import MOST_ACCOUNTS_SHARE, Book, as_utc, empty_table
+from nextmove.book.notes import (
+    DUPLICATE_SHARE,
+    FAR_LATEST_DAYS,
+    FAR_LATEST_ROWS,
+    TableSpan,
+    duplicate_columns,
+    duplicate_rows_note,
+    far_latest_note,
+    far_latest_rows,
+    lagging_notes,
+    mixed_times_note,
+    row_hash,
+    table_span,
+    written_dates_note,
+)
 from nextmove.book.parse import (
     infer_extra_column,
     is_missing_text,
@@ -85,6 +100,11 @@ class _Context:
     group_counts: dict[str, dict[str, int]] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     later_counts: dict[str, int] = field(default_factory=dict)
+    spans: dict[str, TableSpan | None] = field(default_factory=dict)
+    """Each table with times: its first time, how far it reaches, how many rows (:mod:`nextmove.book.notes`)."""
+    account_ends: list[pl.DataFrame] = field(default_factory=list)
+    """``account_id, ts``: each account's latest time in a table (read only with ``run_as_of``)."""
+    latest_probes: dict[str, _LatestProbe] = field(default_factory=dict)
 
     def add(self, problem: Problem, count: int = 1) -> None:
         self.problems.append(problem)
@@ -112,6 +132,11 @@ def validate_book(
 ) -> ValidationReport:
     """Check a book against the data contract and summarise it, without raising on bad data.
 
+    A valid book can still be read wrong, and ``notes`` say where (:mod:`nextmove.book.notes`): rows
+    that repeat another (a double export), a table's latest rows far after the rest of it (a year
+    typed wrong), outcomes that are dates with a few times of day, touches or outcomes written as dates
+    alone among times, and a touch log or outcomes that end well before the rest of the data.
+
     Parameters
     ----------
     source
@@ -132,7 +157,9 @@ def validate_book(
     run_as_of
         The time a run will read the book as of (``nextmove validate --as-of``). Rows after it are no
         problem, since the run leaves them out (a backtest): a note counts them per table. A note
-        also says when it lies :data:`STALE_AS_OF_DAYS` or more after the book's latest row.
+        also says when it lies :data:`STALE_AS_OF_DAYS` or more after the book's latest row (or where
+        most of the data ends, :func:`stale_as_of_note`), and the notes on a touch log or outcomes
+        that stop early are as of it.
     max_examples
         At most this many offending rows are listed per table; counts stay complete.
 
@@ -173,6 +200,10 @@ def validate_book(
             _check_table(src, CONTRACT[name], ctx)
             # Within a table, list problems in file order, as a person fixing the file reads it.
             ctx.problems[start:] = sorted(ctx.problems[start:], key=lambda p: p.row or 0)
+    _far_latest_notes(ctx)
+    reached = [span.reach for span in ctx.spans.values() if span is not None]
+    if reached:
+        ctx.notes += lagging_notes(ctx.spans, run_utc if run_utc is not None else max(reached), _horizon(playbook))
     if run_utc is not None:
         ctx.notes += _run_as_of_notes(ctx, run_utc)
     report = ValidationReport(
@@ -212,18 +243,37 @@ def _run_as_of_notes(ctx: _Context, run_as_of: datetime) -> list[str]:
             f"{counted} are after --as-of {run_as_of:%Y-%m-%d %H:%M} UTC: a run at that time ignores them "
             "(a backtest), so they are left out here too, not errors"
         )
-    stamps = [s.ts_max for s in ctx.summaries.values() if s.ts_max is not None]
-    if (note := stale_as_of_note(max(stamps) if stamps else None, run_as_of)) is not None:
+    stamps = [as_utc(s.ts_max) for s in ctx.summaries.values() if s.ts_max is not None]
+    latest = max(stamps) if stamps else None
+    if (note := stale_as_of_note(_bulk_end(ctx.account_ends) or latest, run_as_of, latest=latest)) is not None:
         notes.append(note)
     return notes
 
 
-def stale_as_of_note(latest: datetime | None, as_of: datetime) -> str | None:
-    """A note when ``as_of`` lies :data:`STALE_AS_OF_DAYS` days or more after a book's latest row (None if not).
+def _bulk_end(account_ends: list[pl.DataFrame]) -> datetime | None:
+    """:func:`~nextmove.book.bulk_end` from each table's ``account_id, ts`` (every account's latest time in it)."""
+    if not account_ends:
+        return None
+    ends = pl.concat(account_ends).group_by("account_id").agg(pl.col("ts").max()).get_column("ts")
+    end = ends.quantile(MOST_ACCOUNTS_SHARE, interpolation="nearest")
+    return as_utc(end) if isinstance(end, datetime) else None
 
-    ``latest`` is the book's latest timestamp (:func:`~nextmove.book.latest_timestamp`). Features count what happened in
-    windows before ``as_of`` (the last 7, 28 and 90 days): after the book ends they empty, shortest
-    first, and the scores, rules and effects rest on little; touches made since are unknown too.
+
+def _horizon(playbook: Playbook | None) -> int | None:
+    return None if playbook is None else playbook.horizon_days
+
+
+def stale_as_of_note(end: datetime | None, as_of: datetime, *, latest: datetime | None = None) -> str | None:
+    """A note when ``as_of`` lies :data:`STALE_AS_OF_DAYS` days or more after where a book's data ends (None if not).
+
+    ``end`` is where most of the book's data ends (:func:`~nextmove.book.bulk_end`), ``latest`` its
+    latest timestamp (:func:`~nextmove.book.latest_timestamp`; by default ``end``). Features count
+    what happened in windows before ``as_of`` (the last 7, 28 and 90 days): after the data ends they
+    empty, shortest first, and the scores, rules and effects rest on little; touches made since are
+    unknown too. The gap is measured from the latest row, unless that lies :data:`STALE_AS_OF_DAYS`
+    days or more after most of the data (a year typed wrong in one row): such a row moves the default
+    as-of with it while every other account's data ends where it did, and measured from it, the note
+    would never say so.
 
     Examples
     --------
@@ -234,17 +284,34 @@ def stale_as_of_note(latest: datetime | None, as_of: datetime) -> str | None:
     --as-of near the book's end, or add the recent data
     >>> stale_as_of_note(datetime(2025, 1, 31, tzinfo=UTC), datetime(2025, 2, 27, tzinfo=UTC)) is None  # 27 days
     True
+    >>> print(stale_as_of_note(datetime(2025, 3, 31, tzinfo=UTC), datetime(2026, 3, 2, tzinfo=UTC),
+    ...                        latest=datetime(2026, 3, 1, 10, tzinfo=UTC)))  # doctest: +NORMALIZE_WHITESPACE
+    the decision time 2026-03-02 is 336 days after most of the book's data ends (2025-03-31): nearly every
+    account's 7-, 28- and 90-day windows of recent activity are empty, and plays made since are unknown to the
+    cooldowns; the book's latest row, 2026-03-01, lies 335 days beyond the rest, and without --as-of the
+    decision time follows it: check that row's date (nextmove validate names it), or pass an --as-of near
+    the book's end
     """
-    if latest is None:
+    if end is None:
         return None
-    gap = as_utc(as_of) - as_utc(latest)
+    last = as_utc(end if latest is None else latest)
+    far = last - as_utc(end) >= timedelta(days=STALE_AS_OF_DAYS)
+    gap = as_utc(as_of) - (as_utc(end) if far else last)
     if gap < timedelta(days=STALE_AS_OF_DAYS):
         return None
     empty = "7-, 28- and 90-day" if gap >= timedelta(days=90) else "7- and 28-day"
+    if not far:
+        return (
+            f"the decision time {as_of:%Y-%m-%d} is {gap.days} days after the book's latest row ({last:%Y-%m-%d}): "
+            f"every account's {empty} windows of recent activity are empty, and plays made since are unknown to "
+            "the cooldowns; pass an --as-of near the book's end, or add the recent data"
+        )
     return (
-        f"the decision time {as_of:%Y-%m-%d} is {gap.days} days after the book's latest row ({latest:%Y-%m-%d}): "
-        f"every account's {empty} windows of recent activity are empty, and plays made since are unknown to the "
-        "cooldowns; pass an --as-of near the book's end, or add the recent data"
+        f"the decision time {as_of:%Y-%m-%d} is {gap.days} days after most of the book's data ends ({end:%Y-%m-%d}): "
+        f"nearly every account's {empty} windows of recent activity are empty, and plays made since are unknown "
+        f"to the cooldowns; the book's latest row, {last:%Y-%m-%d}, lies {(last - as_utc(end)).days} days beyond "
+        "the rest, and without --as-of the decision time follows it: check that row's date (nextmove validate "
+        "names it), or pass an --as-of near the book's end"
     )
 
 
@@ -539,7 +606,7 @@ def load_book(
     time every command reads the book as of unless told otherwise (:func:`~nextmove.book.default_as_of`).
     Without it, signals, touches and outcomes dated after the current time are left out (they have
     not happened yet: a scheduled touch is no done one; ``notes`` counts them), and the book is read
-    as of its latest timestamp, rounded up to a UTC midnight. ``run_as_of`` (the time a command will
+    as of how far its data reaches, rounded up to a UTC midnight. ``run_as_of`` (the time a command will
     read the book as of, such as ``nextmove run --as-of``) keeps the rows up to it when it is later
     than now: a book whose history runs past today's clock (a simulated one) is read whole up to it.
 
@@ -756,6 +823,23 @@ def _check_table(src: TableSource, spec: TableSpec, ctx: _Context) -> None:
     if has_time:
         tcol = _parsed(str(spec.time_column))
         aggregates += [pl.col(tcol).min().alias("__lo"), pl.col(tcol).max().alias("__hi")]
+        at_midnight = pl.col(tcol) == pl.col(tcol).dt.truncate("1d")
+        timed = pl.col(tcol).is_not_null() & ~at_midnight
+        aggregates += [
+            pl.col(tcol).is_not_null().sum().alias("__stamped"),
+            at_midnight.sum().alias("__midnights"),
+            pl.col(_ROW).filter(timed).first().alias("__timed_row"),
+            pl.col(tcol).filter(timed).first().alias("__timed_ts"),
+        ]
+        if spec.name in ("touches", "outcomes") and schema[str(spec.time_column)] == pl.String:
+            # A date written alone (2025-04-01, no time of day) is the shortest text a time is read from.
+            # Signals mix daily readings (dates) with events (times) as a rule, and read either way alike.
+            alone = pl.col(tcol).is_not_null() & (pl.col(str(spec.time_column)).str.strip_chars().str.len_bytes() <= 10)
+            aggregates += [
+                alone.sum().alias("__alone"),
+                pl.col(_ROW).filter(alone).first().alias("__alone_row"),
+                pl.col(str(spec.time_column)).filter(alone).first().alias("__alone_text"),
+            ]
         if ctx.run_as_of is not None:
             aggregates.append((pl.col(tcol) > pl.lit(ctx.run_as_of)).sum().alias("__later"))
         if not ctx.given_as_of:
@@ -785,6 +869,21 @@ def _check_table(src: TableSource, spec: TableSpec, ctx: _Context) -> None:
     ids_index = len(queries)
     if spec.name in ("accounts", "touches") and spec.key is not None and spec.key in schema:
         queries.append(lf.select(pl.col(_parsed(spec.key)).drop_nulls().unique()))
+    # Rows that repeat another (a double export, compared as written: no column is parsed for it),
+    # and with a run's as-of each account's latest time (where most of the book ends).
+    repeats_index = ends_index = None
+    compared = duplicate_columns(spec.name, schema.names())
+    if has_time:
+        repeats_index = len(queries)
+        # The hashes of rows that repeat another: sorting one column of hashes takes less memory
+        # than grouping the rows by them (a hash table as large as the table).
+        hashes = lf.filter(~pl.col(_BLANK)).select(row_hash(compared).sort().alias("__hash"))
+        queries.append(hashes.filter(pl.col("__hash") == pl.col("__hash").shift(1)))
+        if ctx.run_as_of is not None and "account_id" in schema:
+            ends_index = len(queries)
+            queries.append(
+                lf.group_by(pl.col(_parsed("account_id")).alias("account_id")).agg(pl.col(tcol).max().alias("ts"))
+            )
 
     # Without common-subplan elimination: with it, Polars caches the whole parsed table to share
     # it between these queries, and peak memory grows with the book (measured: 2.4 GiB vs 0.24
@@ -851,6 +950,11 @@ def _check_table(src: TableSource, spec: TableSpec, ctx: _Context) -> None:
             ctx.notes.append(
                 _future_note(src.label, ahead, int(summary["__future_row"][0]), summary["__future_ts"][0], ctx.as_of)
             )
+    if has_time:
+        assert repeats_index is not None
+        _time_notes(lf, summary, results[repeats_index], spec, src, ctx, compared)
+        if ends_index is not None:
+            ctx.account_ends.append(results[ends_index].drop_nulls())
     filled = {c.name: int(summary[f"__n_{c.name}"][0]) for c in present}
     ctx.summaries[spec.name] = TableSummary(spec.name, src.label, rows, tuple(schema.names()), lo, hi, filled)
     if group_col is not None and group_col in schema:
@@ -862,6 +966,105 @@ def _check_table(src: TableSource, spec: TableSpec, ctx: _Context) -> None:
         ctx.notes += _text_number_notes(lf, schema, spec, src)
     if spec.name == "touches" and "touch_id" in schema:
         ctx.touch_ids = results[ids_index].to_series()
+
+
+@dataclass(frozen=True)
+class _LatestProbe:
+    """What :func:`_far_latest_notes` needs of a table with times: its rows, time column and figures."""
+
+    lf: pl.LazyFrame
+    tcol: str
+    label: str
+    stamped: int
+    midnights: int
+    lo: datetime | None
+    hi: datetime | None
+
+
+def _far_latest_notes(ctx: _Context) -> None:
+    """Note the latest rows of a table lying far after the rest of it (:func:`~nextmove.book.notes.far_latest_rows`).
+
+    Only a table whose latest time lies that far after every other table's can have them (a table's
+    rows end with the book's): its latest times are read then, and no other table is read again.
+    """
+    his = {name: as_utc(p.hi) for name, p in ctx.latest_probes.items() if p.hi is not None}
+    gap = timedelta(days=FAR_LATEST_DAYS)
+    no_cache = pl.QueryOptFlags(comm_subplan_elim=False)
+    for name, probe in ctx.latest_probes.items():
+        if name not in his or any(his[name] - hi < gap for other, hi in his.items() if other != name):
+            continue
+        tcol = pl.col(probe.tcol)
+        latest = (
+            probe.lf.select(tcol.drop_nulls().top_k(FAR_LATEST_ROWS + 1))
+            .collect(engine="streaming", optimizations=no_cache)
+            .to_series()
+            .sort(descending=True)
+            .to_list()
+        )
+        if not (far := far_latest_rows(latest, probe.stamped, probe.lo)):
+            continue
+        found = (
+            probe.lf.filter(tcol >= latest[far - 1])
+            .select(_ROW, probe.tcol)
+            .collect(engine="streaming", optimizations=no_cache)
+            .sort([probe.tcol, _ROW], descending=[True, False])
+            .head(far)
+        )
+        ctx.notes.append(far_latest_note(probe.label, [(int(r), t) for r, t in found.iter_rows()], latest[far]))
+        ctx.spans[name] = table_span(probe.lo, latest[far], probe.stamped - far, probe.midnights)
+
+
+def _time_notes(
+    lf: pl.LazyFrame,
+    summary: pl.DataFrame,
+    repeated: pl.DataFrame,
+    spec: TableSpec,
+    src: TableSource,
+    ctx: _Context,
+    compared: list[str],
+) -> None:
+    """The notes on a table's times and rows (:mod:`nextmove.book.notes`), and how far it reaches.
+
+    Rows that repeat another are looked up in the file only when the table has them; its latest rows
+    only when its latest time lies far after the other tables' (:func:`_far_latest_notes`).
+    """
+    tcol = _parsed(str(spec.time_column))
+    stamped, midnights = int(summary["__stamped"][0]), int(summary["__midnights"][0])
+    lo, hi = summary["__lo"][0], summary["__hi"][0]
+    ctx.spans[spec.name] = table_span(lo, hi, stamped, midnights)
+    ctx.latest_probes[spec.name] = _LatestProbe(lf, tcol, src.label, stamped, midnights, lo, hi)
+
+    row, ts = summary["__timed_row"][0], summary["__timed_ts"][0]
+    # Only outcomes that are dates are read otherwise, each its whole day (labels, ends of accounts).
+    if spec.name == "outcomes" and (
+        mixed := mixed_times_note(src.label, stamped, midnights, None if row is None else (int(row), ts))
+    ):
+        ctx.notes.append(mixed)
+    if "__alone" in summary.columns and (alone := int(summary["__alone"][0])):
+        first = (int(summary["__alone_row"][0]), str(summary["__alone_text"][0]).strip())
+        if (written := written_dates_note(src.label, stamped, midnights, alone, first)) is not None:
+            ctx.notes.append(written)
+    if repeated.height and repeated.height >= DUPLICATE_SHARE * stamped:
+        # The first row that repeats an earlier one, found from the row numbers and hashes alone: a
+        # table exported twice whole would otherwise be read into memory whole.
+        no_cache = pl.QueryOptFlags(comm_subplan_elim=False)
+        first = (
+            lf.filter(~pl.col(_BLANK))
+            .select(_ROW, row_hash(compared).alias("__hash"))
+            .filter(pl.col("__hash").is_in(repeated.get_column("__hash").unique().implode()))
+            .collect(engine="streaming", optimizations=no_cache)
+            .sort(_ROW)
+            .filter(~pl.col("__hash").is_first_distinct())
+            .get_column(_ROW)[0]
+        )
+        shown = [c for c in ("account_id", "ts", "name", "action_id", "kind") if c in compared]
+        example = (
+            lf.filter(pl.col(_ROW) == first)
+            .select(pl.col(_parsed(c)).alias(c) for c in shown)
+            .collect(engine="streaming", optimizations=no_cache)
+            .row(0, named=True)
+        )
+        ctx.notes.append(duplicate_rows_note(spec.name, repeated.height, example))
 
 
 def _text_number_notes(lf: pl.LazyFrame, schema: pl.Schema, spec: TableSpec, src: TableSource) -> list[str]:

@@ -49,8 +49,9 @@ AsOfOpt = Annotated[
     str | None,
     typer.Option(
         "--as-of",
-        help="Decision time, ISO 8601 (naive = UTC); later rows are ignored. Default: the book's latest timestamp, "
-        "rounded up to a UTC midnight (for a book of dates only, the day after its last date).",
+        help="Decision time, ISO 8601 (naive = UTC); later rows are ignored. Default: how far the book's data "
+        "reaches (each table's latest time; for a table of dates, the midnight after its last date), rounded up "
+        "to a UTC midnight.",
     ),
 ]
 
@@ -397,7 +398,7 @@ def features_cmd(
 
     Only data dated before --as-of is used (later rows are ignored, so a past --as-of
     reproduces what was known then). One row per account; see docs/features.md for the
-    columns. Default --as-of: the book's latest timestamp, rounded up to a UTC midnight.
+    columns. Default --as-of: how far the book's data reaches, rounded up to a UTC midnight.
     """
     if out.suffix not in (".parquet", ".csv"):
         raise ConfigError(f"--out {out} must end in .parquet or .csv")

@@ -31,8 +31,8 @@ UntilOpt = Annotated[
     str | None,
     typer.Option(
         "--until",
-        help="How far the book's data reaches (ISO 8601): outcomes up to then count. Default: its latest timestamp "
-        "(for a table of dates, the midnight after its last date).",
+        help="How far the book's data reaches (ISO 8601): outcomes up to then count. Default: its tables' latest "
+        "time (for a table of dates, the midnight after its last date).",
     ),
 ]
 

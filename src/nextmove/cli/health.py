@@ -63,7 +63,7 @@ def health_cmd(
     score range and churn rate on the history's later window (bands are learned from the churn
     history unless the playbook sets [health] band_cutoffs), the accounts
     with the most ARR at risk, what the optimizer learned about each health measure, and the
-    outcome models' accuracy on the later window. Default --as-of: the book's latest timestamp,
+    outcome models' accuracy on the later window. Default --as-of: how far the book's data reaches,
     rounded up to a UTC midnight.
     """
     from nextmove.engine.health import score_health

@@ -262,6 +262,20 @@ def _impact(x: float, low: float | None, high: float | None) -> str:
     return f"{_usd(x)} [{_usd(low)}, {_usd(high)}]"
 
 
+def _through(end: datetime) -> str:
+    """The last day (or time) a window ending at ``end`` counts: a window ending at a midnight ends the day before.
+
+    Examples
+    --------
+    >>> from datetime import UTC
+    >>> _through(datetime(2025, 5, 31, tzinfo=UTC)), _through(datetime(2025, 5, 20, 14, 5, tzinfo=UTC))
+    ('through 2025-05-30', 'to 2025-05-20 14:05 UTC')
+    """
+    if end == end.replace(hour=0, minute=0, second=0, microsecond=0):
+        return f"through {end - timedelta(days=1):%Y-%m-%d}"
+    return f"to {end:%Y-%m-%d %H:%M} UTC"
+
+
 def render_lift(report: LiftReport, out: Console, playbook: Playbook | None = None) -> None:
     """Print the cohorts, the lift per objective, the dollar impact and the per-action accuracy.
 
@@ -273,7 +287,7 @@ def render_lift(report: LiftReport, out: Console, playbook: Playbook | None = No
     end = min(report.observed_until, report.as_of + timedelta(days=report.horizon_days))
     out.print(
         f"Run [bold]{escape(report.run_id or '')}[/] decided {report.as_of:%Y-%m-%d}; outcomes over "
-        f"{report.horizon_days} days to {end:%Y-%m-%d}{seen}. Accounts: {arms}."
+        f"{report.horizon_days} days {_through(end)}{seen}. Accounts: {arms}."
     )
     for reason, n in report.left_out.items():
         out.print(f"  {n:,} recommendation(s) not measured: {escape(reason)}")

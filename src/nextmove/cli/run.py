@@ -90,7 +90,11 @@ def run_cmd(
     ] = None,
     training_days: Annotated[
         int | None,
-        typer.Option(help="Learn only from the decisions of this many days before --as-of (default: all).", min=1),
+        typer.Option(
+            help="Learn only from the decisions of this many days before --as-of (default: all); at least the "
+            "horizon and a decision window, for any of them to be finished.",
+            min=1,
+        ),
     ] = None,
     partial_horizon_days: Annotated[
         int | None,
@@ -115,7 +119,7 @@ def run_cmd(
     evidence, and saves the run in the store and recommendations.csv, recommendations.parquet,
     summary.json and the HTML report (report.html) in --out. The four files replace those of an
     earlier run only once the whole run has succeeded: a run that fails leaves --out as it was.
-    Default --as-of: the book's latest timestamp, rounded up to a UTC midnight.
+    Default --as-of: how far the book's data reaches, rounded up to a UTC midnight.
     """
     if no_store and store is not None:
         raise ConfigError("--no-store and --store contradict each other: give one of them")

@@ -9,6 +9,7 @@ from datetime import date, datetime, timedelta
 import polars as pl
 
 from nextmove.book import Book, gone_accounts
+from nextmove.book.notes import lagging_book_notes
 from nextmove.book.validate import returned_accounts_notes
 from nextmove.engine.model_store import load_outcome_models, save_outcome_models
 from nextmove.errors import ConfigError
@@ -196,7 +197,7 @@ def score_health(
         Scorecard, trend weeks, objectives (outcome kinds) and the hash stored with the models.
     as_of
         The scoring time (default: :func:`~nextmove.book.default_as_of`: ``book.as_of`` if given,
-        else the book's latest timestamp rounded up to a UTC midnight).
+        else how far the book's data reaches, rounded up to a UTC midnight).
     store
         When given, the trained outcome models are saved as a new version (kind ``outcome``)
         and activated.
@@ -267,6 +268,7 @@ def score_health(
         if note is not None:
             notes.append(note)
     notes.extend(returned_accounts_notes(book, playbook, when))  # as validate and run: who counts as won back
+    notes.extend(n for n in lagging_book_notes(book, when, playbook.horizon_days) if n not in book.notes)
 
     say("Building the training set of past decisions…")
     training = build_training_set(book, playbook, as_of=when, notes=notes)

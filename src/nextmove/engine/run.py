@@ -41,7 +41,8 @@ import polars as pl
 
 from nextmove._csv import write_csv
 from nextmove._files import StagedFiles, check_folder
-from nextmove.book import NO_ACTION, Book, gone_accounts, latest_timestamp
+from nextmove.book import NO_ACTION, Book, bulk_end, gone_accounts, latest_timestamp, table_reach
+from nextmove.book.notes import lagging_book_notes, last_day
 from nextmove.book.validate import (
     canonical_accounts,
     missing_arr_note,
@@ -258,8 +259,8 @@ def run(
     playbook
         Objectives, actions, rules, capacities, control cohort and exploration.
     as_of
-        Decision time (default: :func:`~nextmove.book.default_as_of`: ``book.as_of`` if given, else the
-        book's latest timestamp rounded up to a UTC midnight).
+        Decision time (default: :func:`~nextmove.book.default_as_of`: ``book.as_of`` if given, else how
+        far the book's data reaches, rounded up to a UTC midnight).
     store
         When given, the run and its recommendations are saved in one transaction (and a newly
         fitted effect model as a new active version).
@@ -397,8 +398,9 @@ def _run(
         unmatched_stages_note(book, playbook),
         *unmatched_kinds_notes(book, playbook),
         late_signals_note(book, when),
-        stale_as_of_note(latest_timestamp(book), when),
+        stale_as_of_note(bulk_end(book), when, latest=latest_timestamp(book)),
         late_as_of_note(book, playbook, when, given=as_of_given),
+        *lagging_book_notes(book, when, playbook.horizon_days),
         unended_outcome_note(book, playbook, when),
         *returned_accounts_notes(book, playbook, when),
     )
@@ -967,7 +969,7 @@ def _model(
     except NothingToLearnError as error:
         if params.get("partial_horizon_days") is not None:
             raise
-        raise _nothing_to_learn(error, playbook, when) from None
+        raise _nothing_to_learn(error, playbook, when, opts.training_days, table_reach(book.outcomes)) from None
     if model.flagged_arms_:
         notes.append(
             "actions with too little history, valued at the pooled effect with a wide interval: "
@@ -995,11 +997,34 @@ def _pooled_note(decided: pl.DataFrame, flagged: Sequence[str]) -> str | None:
     )
 
 
-def _nothing_to_learn(error: NothingToLearnError, playbook: Playbook, when: datetime) -> ConfigError:
-    """The effect model's "nothing to learn from", with the run's ways out: a later --as-of, a shorter horizon."""
+def _nothing_to_learn(
+    error: NothingToLearnError,
+    playbook: Playbook,
+    when: datetime,
+    training_days: int | None = None,
+    outcomes_end: datetime | None = None,
+) -> ConfigError:
+    """The effect model's "nothing to learn from", with the run's ways out: a later --as-of, a shorter horizon,
+    a longer ``--training-days`` when it kept only decisions too recent to be finished, or the outcomes since
+    ``outcomes_end`` (how far the outcomes reach) when they stop before any horizon is over."""
     if error.ready_on is None:
         return error
     done = error.ready_on
+    enough = playbook.horizon_days + playbook.contact_policy.window_days
+    if training_days is not None and training_days < enough:
+        return ConfigError(
+            f"no past decision's outcomes can be learned from: --training-days {training_days} keeps only the "
+            f"decisions of the {training_days} days before {when:%Y-%m-%d}, and with the playbook's "
+            f"{playbook.horizon_days}-day horizon none of them is finished by then. Pass --training-days {enough} "
+            f"or more (the horizon and a {playbook.contact_policy.window_days}-day decision window), or leave it out "
+            "to learn from the whole history"
+        )
+    if done <= when and outcomes_end is not None and outcomes_end < when:
+        return ConfigError(
+            f"no past decision's outcomes can be learned from as of {when:%Y-%m-%d}: the book's outcomes end "
+            f"{last_day(outcomes_end)}, before the {playbook.horizon_days}-day horizon of any decision is "
+            "over. Add the outcomes since to the book, or learn from open horizons (--partial-horizon-days)"
+        )
     return ConfigError(
         f"no past decision's outcomes can be learned from as of {when:%Y-%m-%d}: the playbook's horizon is "
         f"{playbook.horizon_days} days, so the earliest decision is only finished on {done:%Y-%m-%d}. "

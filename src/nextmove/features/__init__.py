@@ -16,6 +16,7 @@ from nextmove.features.training import (
     WindowFallback,
     build_training_set,
     in_label_window,
+    outcomes_seen_until,
     training_vocabulary,
     window_fallbacks,
 )
@@ -37,6 +38,7 @@ __all__ = [
     "declared_signal_kinds",
     "feature_schema",
     "in_label_window",
+    "outcomes_seen_until",
     "point_in_time",
     "sanitize_name",
     "signal_kinds",

@@ -9,7 +9,7 @@ from typing import Literal
 
 import polars as pl
 
-from nextmove.book import NO_ACTION, Book, gone_at, of_dates
+from nextmove.book import NO_ACTION, Book, gone_at, of_dates, reach_of
 from nextmove.errors import ConfigError
 from nextmove.features.history import (
     ACCOUNT_ID,
@@ -139,6 +139,7 @@ def build_training_set(
     decisions_from: datetime | date | None = None,
     whole_days: bool | None = None,
     notes: list[str] | None = None,
+    outcomes_until: datetime | date | None = None,
 ) -> pl.DataFrame:
     """Snapshots at past decision times, each with the touch taken and the outcomes that followed.
 
@@ -158,7 +159,7 @@ def build_training_set(
     ``customer_since``) if that comes after it: a customer won back has rows again from its new
     start, and its churn is still the outcome of the decisions before it.
 
-    When the outcomes are dates (every one at a UTC midnight, :func:`~nextmove.book.of_dates`), each
+    When the outcomes are dates (nearly every one at a UTC midnight, :func:`~nextmove.book.of_dates`), each
     stands for its whole day, and a decision is taken at the start of its day: the day's outcomes
     follow it. There a decision's window is ``[decision_ts, decision_ts + horizon)`` (the decision's
     day and the ``horizon - 1`` after it) and a terminal outcome ends the account after the
@@ -170,8 +171,9 @@ def build_training_set(
     Labels, for every outcome kind of the playbook's objectives or the book:
     ``y_{kind}`` (Int8: 1 if the kind happened in ``(decision_ts, decision_ts + horizon]``)
     and ``y_{kind}_value`` (sum of its ``value`` there, 0 if none). ``censored`` is True when
-    ``decision_ts + horizon > as_of`` (the labels count what was seen by ``as_of``) and
-    ``observed_days`` is how much of the horizon was seen.
+    ``decision_ts + horizon`` is after ``as_of`` or, if earlier, after the outcomes table's end
+    (:func:`outcomes_seen_until`, or ``outcomes_until``; the labels count what was seen by then), and
+    ``observed_days`` is how much of the horizon was seen (0 for a decision after the outcomes' end).
 
     Parameters
     ----------
@@ -201,7 +203,7 @@ def build_training_set(
         (:class:`WindowFallback`): that kind is labelled by window.
     as_of
         What is known: rows after it are ignored (default: :func:`~nextmove.book.default_as_of`,
-        ``book.as_of`` if the book was given one, else its latest timestamp rounded up to a UTC
+        ``book.as_of`` if the book was given one, else how far its data reaches, rounded up to a UTC
         midnight). Decision times are before it.
     windows_days
         Windows of the signal features (default ``(7, 28, 90)``).
@@ -214,6 +216,10 @@ def build_training_set(
     notes
         When given, a note is appended for every kind ``auto`` labels by window although its
         outcomes name touches (:meth:`WindowFallback.note`).
+    outcomes_until
+        How far the outcomes are known complete (default: :func:`outcomes_seen_until`, the outcomes
+        table's reach, or ``as_of`` if earlier). Give it when none happened between the last one and
+        that time (a book generated with its outcomes complete); it is capped at ``as_of``.
 
     Returns
     -------
@@ -244,7 +250,8 @@ def build_training_set(
         rows = rows.filter(pl.col(DECISION_TS) >= to_utc(decisions_from, what="decisions_from"))
     keys = rows.select(_KEYS).unique(maintain_order=True)
     features = _features_at(known, keys, vocab)
-    labels = _labels(known, keys, vocab, horizon_days=horizon, end=end, whole_days=days)
+    known_until = None if outcomes_until is None else min(end, to_utc(outcomes_until, what="outcomes_until"))
+    labels = _labels(known, keys, vocab, horizon_days=horizon, end=end, whole_days=days, seen_until=known_until)
     # Features and labels come in the order of ``keys``, the decisions' distinct (account, time) in
     # order of appearance: each decision takes its key's row by position. Joining the wide features
     # on the keys instead built hash tables and copies worth several times the set (a large book's
@@ -691,9 +698,16 @@ def _labels(
     horizon_days: int,
     end: datetime,
     whole_days: bool = False,
+    seen_until: datetime | None = None,
 ) -> pl.DataFrame:
-    """``y_{kind}``, ``y_{kind}_value``, ``censored`` and ``observed_days`` for every key."""
+    """``y_{kind}``, ``y_{kind}_value``, ``censored`` and ``observed_days`` for every key.
+
+    The outcomes are seen up to ``seen_until`` if given, else up to ``end`` or, if earlier, to where
+    the outcomes table ends (:func:`outcomes_seen_until`): a horizon past that is not over, whatever
+    the other tables hold.
+    """
     horizon = timedelta(days=horizon_days)
+    end = outcomes_seen_until(book, end, whole_days=whole_days) if seen_until is None else seen_until
     window_end = _window_end(horizon, end)
     outcomes = book.outcomes.lazy().select(ACCOUNT_ID, "ts", "kind", _column(book.outcomes, "value", pl.Float64))
     # Labels look forward on purpose: (decision_ts, decision_ts + horizon], as seen by `end`; when the
@@ -711,10 +725,34 @@ def _labels(
         label_names += [f"{LABEL_PREFIX}{stem}", f"{LABEL_PREFIX}{stem}_value"]
     seen = following.group_by(_KEYS).agg(label_exprs).collect() if label_exprs else keys.clear()
     labelled = keys.join(seen, on=_KEYS, how="left", maintain_order="left")
-    observed = (window_end - pl.col(DECISION_TS)).dt.total_microseconds().cast(pl.Float64) / US_PER_DAY
+    observed = ((window_end - pl.col(DECISION_TS)).dt.total_microseconds().cast(pl.Float64) / US_PER_DAY).clip(0.0)
     return labelled.select(
         *_KEYS,
         *[pl.col(n).fill_null(0) for n in label_names],
         (pl.col(DECISION_TS) + horizon > end).alias("censored"),
         observed.alias("observed_days"),
     )
+
+
+def outcomes_seen_until(book: Book, end: datetime, *, whole_days: bool) -> datetime:
+    """How far the outcomes of ``book`` (cut at ``end``) are seen: ``end``, or the outcomes table's reach if earlier.
+
+    An outcomes export that stops before the rest of the data (a CRM exported a month before the
+    product usage), or a decision time after the data's end, leaves the outcomes after it unseen:
+    a decision whose horizon runs past it is censored, not one that had no churn. The reach is the
+    latest outcome's time, or the midnight after its day when the outcomes are dates (``whole_days``);
+    a book without outcomes is seen up to ``end``.
+
+    Examples
+    --------
+    >>> from datetime import UTC
+    >>> from nextmove.book import empty_table
+    >>> outcomes = pl.DataFrame({"account_id": ["a"], "ts": [datetime(2024, 11, 30, tzinfo=UTC)], "kind": ["churn"]})
+    >>> book = Book(empty_table("accounts"), empty_table("signals"), empty_table("touches"), outcomes)
+    >>> outcomes_seen_until(book, datetime(2025, 4, 1, tzinfo=UTC), whole_days=True).isoformat()
+    '2024-12-01T00:00:00+00:00'
+    """
+    latest = book.outcomes.get_column("ts").max() if book.outcomes.height else None
+    if not isinstance(latest, datetime):
+        return end
+    return min(end, reach_of(latest, dates=whole_days))

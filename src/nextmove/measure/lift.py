@@ -413,8 +413,8 @@ def _normalise(recommendations: pl.DataFrame) -> pl.DataFrame:
 
 
 def latest_data_time(book: Book) -> datetime:
-    """How far a book's data reaches (:func:`~nextmove.book.data_reach`): its latest timestamp, or for a
-    table of dates only, the midnight after its last date (that day is observed whole).
+    """How far a book's data reaches (:func:`~nextmove.book.data_reach`): its tables' latest time, or for a
+    table of dates, the midnight after its last date (that day is observed whole).
 
     Raises
     ------
@@ -501,6 +501,8 @@ def measured_outcomes(
         untouched_rows=True,
         attribution="window",
         as_of=until,
+        # What is known is observed_until's to say: outcomes that end before the rest are the notes' concern.
+        outcomes_until=until,
     )
     # That start at as_of would also read every account gone by then as won back at as_of: which
     # accounts are gone is the real starts' to say, as the training set says it.

@@ -1007,7 +1007,10 @@ def split_decisions(
     horizon = timedelta(days=playbook.horizon_days)
     if holdout_fraction is not None and (isinstance(holdout_fraction, bool) or not 0 < float(holdout_fraction) < 1):
         raise ConfigError(f"holdout_fraction must be in (0, 1), e.g. 0.3, got {holdout_fraction!r}")
-    rows = build_training_set(book, playbook, as_of=until, notes=notes)
+    # An observed_until given says the outcomes are known up to it (Hillstrom's all sit a week after the
+    # campaign, its two-week window seen whole); without it, they are up to where they end.
+    known = until if observed_until is not None else None
+    rows = build_training_set(book, playbook, as_of=until, notes=notes, outcomes_until=known)
     split_at = to_utc(as_of) if as_of is not None else None
     if as_of is None and holdout_fraction is None:
         split_at = _default_split(rows, until, horizon)

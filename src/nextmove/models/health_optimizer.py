@@ -142,7 +142,8 @@ class HealthOptimizer:
         Raises
         ------
         ConfigError
-            If the label is missing, or the history holds no churn at all (nothing to learn from).
+            If the label is missing, or no decision whose horizon is over was followed by a churn (nothing
+            to learn from; the message tells a history without churn from horizons still open).
         """
         if not 0 < self.test_fraction < 1:
             raise ConfigError(f"test_fraction must be in (0, 1), got {self.test_fraction}")
@@ -153,10 +154,7 @@ class HealthOptimizer:
         data = training.filter(~pl.col("censored")) if "censored" in training.columns else training
         y_all = data.get_column(self.label).cast(pl.Float64).fill_null(0).to_numpy()
         if y_all.sum() == 0:
-            raise ConfigError(
-                f"the book's history has no {self.label.removeprefix('y_')!r} outcome yet, so health weights "
-                "cannot be learned; keep the hand-set weights until such outcomes are recorded"
-            )
+            raise ConfigError(self._nothing_to_learn(training, data))
         cut = later_window_start(data.get_column("decision_ts"), self.test_fraction)
         train = data.filter(pl.col("decision_ts") < cut)
         test = data.filter(pl.col("decision_ts") >= cut)
@@ -243,6 +241,37 @@ class HealthOptimizer:
         bounds = [(0.0, None)] * k + [(None, None)]
         result = minimize(loss, x0, jac=True, method="L-BFGS-B", bounds=bounds)
         return np.asarray(result.x[:k]), float(result.x[k])
+
+    def _nothing_to_learn(self, training: pl.DataFrame, finished: pl.DataFrame) -> str:
+        """Why no weight can be learned when no finished decision was followed by the label's outcome.
+
+        The outcomes may be in the book and only follow decisions whose horizon is still open
+        (censored): saying that the history has none would send the reader looking for missing data.
+        """
+        kind = self.label.removeprefix("y_")
+        open_rows = training.height - finished.height
+        followed = (
+            int(training.filter(pl.col("censored")).get_column(self.label).cast(pl.Float64).fill_null(0).gt(0).sum())
+            if open_rows
+            else 0
+        )
+        if finished.height == 0 and open_rows:
+            return (
+                f"no past decision's horizon is over yet (all {open_rows:,} are still open"
+                + (f", {followed:,} of them followed by a {kind!r} so far" if followed else "")
+                + "), so health weights cannot be learned; keep the hand-set weights until a horizon is over, "
+                "or score as of a later time (--as-of)"
+            )
+        if followed:
+            return (
+                f"no decision whose horizon is over ({finished.height:,}) was followed by a {kind!r}; the "
+                f"{followed:,} that followed decisions still open are learned from once their horizon is over: "
+                "keep the hand-set weights until then"
+            )
+        return (
+            f"the book's history has no {kind!r} outcome yet, so health weights "
+            "cannot be learned; keep the hand-set weights until such outcomes are recorded"
+        )
 
     @property
     def report(self) -> HealthOptimizerReport:
