@@ -317,8 +317,10 @@ def validate(
         raise typer.Exit(2)
     # report.notes holds what the book lacks for the playbook (validate_book adds its fit notes)
     health_notes = (unknown_signals_note(pb, report.signal_counts), left_out_measures_note(pb, features))
-    returned = returned_accounts_notes(book, pb, parse_as_of(as_of))
-    credit = attribution_notes(book, report, pb, parse_as_of(as_of))
+    # Both read the book again (tens of seconds on a large one): say what is going on after the table.
+    with status("Checking won-back accounts and touch attribution…"):
+        returned = returned_accounts_notes(book, pb, parse_as_of(as_of))
+        credit = attribution_notes(book, report, pb, parse_as_of(as_of))
     for note in [*report.notes, *(n for n in health_notes if n is not None), *returned, *credit]:
         console.print(f"[yellow]note:[/] {escape(note)}")
     console.print(

@@ -167,15 +167,27 @@ def served_run_playbook(store_url: str | None) -> Path | None:
         return None  # no store yet: nothing is served
     with opened:
         run = served_run(opened)
-    if run is None or run.playbook_hash == load_playbook(None).content_hash() or "://" in run.book_source:
+    if run is None or run.playbook_hash == load_playbook(None).content_hash():
         return None
+    candidate, _ = _run_playbook_file(run)
+    return candidate
+
+
+def _run_playbook_file(run: RunRecord) -> tuple[Path | None, str]:
+    """``FOLDER/playbook.toml`` of the folder the run's book was read from, if it holds the run's playbook (its
+    hash); else None and why not, for the note ("" for a book not read from a folder)."""
+    if "://" in run.book_source or run.book_source.startswith("<"):
+        return None, ""
     candidate = Path(run.book_source) / "playbook.toml"
     try:
-        if candidate.is_file() and load_playbook(candidate).content_hash() == run.playbook_hash:
-            return candidate
-    except (OSError, NextmoveError):
-        pass  # changed or unreadable since: not the run's playbook
-    return None
+        if not candidate.is_file():
+            return None, f"; {candidate}, where the run's book was read, is not there"
+        found = load_playbook(candidate).content_hash()
+    except (OSError, NextmoveError) as exc:
+        return None, f"; {candidate} could not be read ({exc})"
+    if found == run.playbook_hash:
+        return candidate, ""
+    return None, f"; {candidate} has changed since (hash {found})"
 
 
 def other_playbook_note(store: Store, playbook: Playbook, playbook_path: Path | None) -> tuple[str, str] | None:
@@ -192,28 +204,15 @@ def other_playbook_note(store: Store, playbook: Playbook, playbook_path: Path | 
         return None
     server_playbook = f"{playbook_path}" if playbook_path is not None else "nextmove's built-in default"
     reason = f"the store's run to serve, {run.run_id}, was made under another playbook than the server's"
+    looked = _run_playbook_file(run)[1] if playbook_path is None else ""
     note = (
         f"run {run.run_id} was made under the playbook with hash {run.playbook_hash}; the server's is "
-        f"{server_playbook} (hash {playbook.content_hash()}){_looked_for(run) if playbook_path is None else ''}, "
+        f"{server_playbook} (hash {playbook.content_hash()}){looked}, "
         "so no run is served: decisions answer 409. Restart "
         "with --playbook FILE, the playbook that run used (or --book BOOK, whose playbook.toml it is), or start a "
         "run under this playbook (POST /v1/runs with --book, or `nextmove run`)"
     )
     return reason, note
-
-
-def _looked_for(run: RunRecord) -> str:
-    """Where :func:`served_run_playbook` looked for the run's playbook and why it was not taken ("" for no folder)."""
-    if "://" in run.book_source or run.book_source.startswith("<"):
-        return ""
-    candidate = Path(run.book_source) / "playbook.toml"
-    try:
-        if not candidate.is_file():
-            return f"; {candidate}, where the run's book was read, is not there"
-        found = load_playbook(candidate).content_hash()
-    except (OSError, NextmoveError) as exc:
-        return f"; {candidate} could not be read ({exc})"
-    return f"; {candidate} has changed since (hash {found})"
 
 
 def check_port_free(host: str, port: int) -> None:
