@@ -1018,8 +1018,8 @@ class OnlineDecider:
             for i in stripes:
                 locks.lock(i)
                 held.append(i)
-            # A retried request_id gets the decision logged first (log_decisions returns it),
-            # so the fresh draw made here for it is dropped, never logged.
+            # A retried request_id gets the decision logged first (log_decisions returns it, and
+            # _decide_in_order makes no draw for it when the call names its account again).
             made = self._decide_in_order(snap, views, requests, key_id, when)
             locks.check_held(held)
             return self.store.log_decisions(made, audit=audit)
@@ -1210,14 +1210,49 @@ class OnlineDecider:
 
         The call's decisions are logged together after all are made, so a later copy of an account
         is given its earlier copy's play as in flight, as if the copies had been sent one after another.
+
+        A retry (a ``request_id`` logged before for the account, or given earlier in the call) of an
+        account the call names again gets the decision made for that ``request_id``, with no draw of
+        its own: a fresh draw would be dropped when logging (:meth:`~nextmove.store.Store.log_decisions`
+        returns the decision logged first), yet the later copies would be decided against it, a play
+        in flight that is never logged. The logged decision is in the store's activity already.
         """
         made: list[DecisionRecord] = []
         earlier: dict[str, list[ActivityRecord]] = {}
+        given = self._logged_retries(requests)
         for request, view in zip(requests, views, strict=True):
+            rid = request.request_id
+            known = None if rid is None else given.get(rid)
+            if known is not None and known.account_id == request.account_id:
+                made.append(known)
+                continue
             decision = self._decide_one(snap, view, request, key_id, now, earlier.get(view.account_id, ()))
             made.append(decision)
+            if rid is not None:
+                given.setdefault(rid, decision)  # a copy of it later in the call is the same request
             earlier.setdefault(view.account_id, []).append(_activity_of(decision))
         return made
+
+    def _logged_retries(self, requests: Sequence[DecideRequest]) -> dict[str, DecisionRecord]:
+        """The decisions logged before for the ``request_id`` of requests whose account the call names again.
+
+        Only those: a retry of an account named once is settled by logging (it returns the decision
+        logged first), and nothing else in the call is decided against it. Read under the accounts'
+        locks, so no other decider logs one of these accounts' decisions meanwhile.
+        """
+        counts: dict[str, int] = {}
+        for r in requests:
+            counts[r.account_id] = counts.get(r.account_id, 0) + 1
+        wanted: dict[str, set[str]] = {}
+        for r in requests:
+            if r.request_id is not None and counts[r.account_id] > 1:
+                wanted.setdefault(r.account_id, set()).add(r.request_id)
+        out: dict[str, DecisionRecord] = {}
+        for account_id, request_ids in wanted.items():
+            for d in self.store.decisions(account_id=account_id):
+                if d.request_id in request_ids:
+                    out[d.request_id] = d
+        return out
 
     def _decide_one(
         self,
@@ -1270,7 +1305,7 @@ class OnlineDecider:
             run_key=_run_key(rec),
             held=self._held_words(arm),
             best=best,
-            best_name=_action_name(self.playbook, options[best].action_id),
+            best_name=_option_name(self.playbook, options[best]),
         )
         context: dict[str, Any] = {
             "run_id": snap.run.run_id,
@@ -1858,13 +1893,14 @@ def _alternatives(
             why, reason = blocks[i]  # type: ignore[misc]
         elif o.blocked_by_run:
             why, reason = o.run_why or "rule", o.run_reason
+        elif allowed[i] and mean[i] > mean[choice] + 1e-9 and (best is None or i == best):
+            # The model's pick, worth more and allowed: this decision's draw held it back, coded as the
+            # run codes it (also when it is the run's own choice), so that the row names its variant.
+            why, reason = "held_back", held
         elif allowed[i] and o.key == run_key:
             why, reason = "lower_value", "the run's choice, not drawn this time"
         elif i == 0 and allowed[i]:  # rescored: the best with the fresh signals plays the run's choice's part
             why, reason = "lower_value", "the best projection with the fresh signals, not drawn this time"
-        elif allowed[i] and mean[i] > mean[choice] + 1e-9 and (best is None or i == best):
-            # The model's pick, worth more and allowed: this decision's draw held it back.
-            why, reason = "held_back", held
         elif allowed[i] and mean[i] > mean[choice] + 1e-9:
             why = "lower_value"
             reason = (
@@ -1933,9 +1969,7 @@ def _default_why(
             return "The lifecycle playbook would also do nothing."
         return f"Same as the lifecycle playbook's default, {name}."
     value = float(mean[options.index(chosen)])
-    chosen_name = _action_name(playbook, chosen.action_id)
-    if chosen.variant is not None:
-        chosen_name += f" ({chosen.variant})"
+    chosen_name = _option_name(playbook, chosen)
     if default == NO_ACTION:
         return f"The lifecycle playbook would do nothing; {chosen_name} is worth {usd_text(value)}."
     if block is not None:
@@ -1965,7 +1999,7 @@ def _summary(
     run_choice: tuple[Option, tuple[str, str] | None] | None,
     value: float,
 ) -> str:
-    name = _action_name(playbook, chosen.action_id)
+    name = _option_name(playbook, chosen)
     if chosen.action_id == NO_ACTION:
         text = f"Do nothing for {view.account_id} now"
     else:
@@ -1973,12 +2007,22 @@ def _summary(
     if arm == "control":
         text += " (control cohort: the lifecycle default playbook's move)"
     elif arm == "explore":
-        text += f" (exploring: the best guess is {_action_name(playbook, model_best.action_id)})"
+        text += f" (exploring: the best guess is {_option_name(playbook, model_best)})"
     if run_choice is not None:
         option, block = run_choice
         if block is not None and option.key != chosen.key:
-            text += f"; the run's choice, {_action_name(playbook, option.action_id)}, is blocked ({block[1]})"
+            text += f"; the run's choice, {_option_name(playbook, option)}, is blocked ({block[1]})"
     return text + "."
+
+
+def _option_name(playbook: Playbook, option: Option) -> str:
+    """An option as receipts name it: its action's name, and its variant in brackets ("Renewal email (short)").
+
+    As the run's receipts and reasons name an action and its variant
+    (:meth:`~nextmove.decide.policy.Decisions.lost`, :mod:`nextmove.decide.explain`).
+    """
+    name = _action_name(playbook, option.action_id)
+    return name if option.variant is None else f"{name} ({option.variant})"
 
 
 def _action_name(playbook: Playbook, action_id: str) -> str:
