@@ -157,6 +157,36 @@ def test_recommendation_filters_refuse_what_no_recommendation_can_have(store: St
     assert answers[asked[-1]].status_code == 200
 
 
+def test_recommendation_filters_take_the_cache_buster_and_ignore_it(store: Store, playbook: Playbook) -> None:
+    # jQuery (cache: false), browsers' fetch wrappers and many HTTP clients append _=<time>: it was a 422.
+    seed_run(store, playbook)
+    keys = make_keys(store)
+    asked = [
+        "band=Critical",
+        "band=Critical&_=1700000000000",
+        "_=1700000000000&band=Critical",
+        "band=Critical&_=",
+        "band=Critical&_=1&_=2",
+        "_=1&acton=nurture_email",
+        "_x=1&band=Critical",
+        "__=1&band=Critical",
+    ]
+
+    async def calls(client: httpx.AsyncClient) -> list[httpx.Response]:
+        return [await client.get(f"/v1/recommendations?{query}") for query in asked]
+
+    answers = dict(zip(asked, _ask(_app(store, playbook), keys.admin, calls), strict=True))
+    plain = answers["band=Critical"]
+    assert plain.status_code == 200
+    for query in asked[1:5]:
+        assert answers[query].status_code == 200, (query, answers[query].text)
+        assert answers[query].json() == plain.json(), query
+    # Everything else stays strict: a typo next to the cache-buster, and names that only look like it.
+    for query, name in [(asked[5], "acton"), (asked[6], "_x"), (asked[7], "__")]:
+        assert answers[query].status_code == 422, (query, answers[query].text)
+        assert [p["field"] for p in answers[query].json()["problems"]] == [f"query parameter {name}"]
+
+
 # ---- decide: a batch is all or nothing, and says which accounts and why ------------------------
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Sequence
-from typing import Annotated, Any
+from typing import Annotated, Any, Final
 
 import polars as pl
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
@@ -679,7 +679,13 @@ def recommendations(
 
 
 RECOMMENDATION_PARAMS: tuple[str, ...] = ("owner", "band", "action", "run_id", "limit", "offset")
-"""The query parameters of ``GET /v1/recommendations``: any other is refused, not ignored."""
+"""The query parameters of ``GET /v1/recommendations``: any other but :data:`CACHE_BUSTER` is refused, not ignored."""
+CACHE_BUSTER: Final[str] = "_"
+"""The parameter cache-busters append (jQuery's ``cache: false`` sends ``_=1700000000000``): ignored, however given.
+
+Browsers' and HTTP clients' libraries add it to GET requests so that no cache answers them; it
+filters nothing, so it is taken and ignored; every other parameter an endpoint does not take is refused.
+"""
 HEALTH_BANDS: tuple[str, ...] = tuple(name for name, _ in BANDS)
 """The health bands a recommendation can have, worst first."""
 
@@ -688,11 +694,14 @@ def _check_query(request: Request, allowed: Sequence[str]) -> None:
     """Refuse a query parameter not in ``allowed``, or one given more than once, with a 422 naming each.
 
     Ignored, a typo (``acton=``) would answer the whole unfiltered list, and a repeated filter
-    (``band=A&band=B``) only its last value, both looking like a right answer.
+    (``band=A&band=B``) only its last value, both looking like a right answer. The cache-buster
+    ``_`` (:data:`CACHE_BUSTER`) filters nothing and is ignored.
     """
     params = request.query_params
     problems = []
     for name in dict.fromkeys(params.keys()):
+        if name == CACHE_BUSTER:
+            continue
         given = len(params.getlist(name))
         if name not in allowed:
             close = difflib.get_close_matches(name, allowed, n=1)
