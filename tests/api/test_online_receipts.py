@@ -144,6 +144,11 @@ def test_an_exploring_decision_names_the_model_s_pick_with_its_variant(store: St
             "projected to be worth no more than the model's choice for this account, Renewal mail (long_subject)"
         )
     assert "(exploring: the best guess is Renewal mail (long_subject))" in made.evidence["summary"]
+    # Runner-ups are ranked by value whatever their why (docs/evidence.md), as in a run's receipt: the held-back
+    # pick, worth the most, comes first (it came after every lower_value row).
+    values = [float(a["value_usd"]) for a in made.alternatives]
+    assert values == sorted(values, reverse=True), made.alternatives
+    assert made.alternatives[0]["why"] == "held_back"
     # What was logged is what was served.
     (logged,) = store.decisions(account_id=made.account_id)
     assert logged == made

@@ -1930,7 +1930,7 @@ def _alternatives(
                 "reason": reason,
             }
         )
-    rows.sort(key=lambda r: (r["why"] != "lower_value", -float(r["value_usd"])))
+    rows.sort(key=lambda r: -float(r["value_usd"]))  # by value, whatever the why (docs/evidence.md), as batch receipts
     return rows
 
 
