@@ -500,7 +500,10 @@ def _bands(summary: Mapping[str, Any], recs: pl.DataFrame) -> list[BandRow]:
     if "health_band" not in recs.columns:
         return []
     arr = pl.col("arr").cast(pl.Float64).fill_null(0.0) if "arr" in recs.columns else pl.lit(0.0)
-    grouped = recs.group_by(pl.col("health_band").fill_null("no score")).agg(pl.len().alias("n"), arr.sum().alias("a"))
+    # In the order the bands come (not a hash's): the total, a float sum, is then the same on every call.
+    grouped = recs.group_by(pl.col("health_band").fill_null("no score"), maintain_order=True).agg(
+        pl.len().alias("n"), arr.sum().alias("a")
+    )
     total = float(grouped.get_column("a").sum()) or 1.0
     order = {"Healthy": 0, "At risk": 1, "Critical": 2}
     rows = sorted(grouped.iter_rows(named=True), key=lambda r: order.get(str(r["health_band"]), 9))
