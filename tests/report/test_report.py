@@ -751,3 +751,20 @@ def test_report_sets_the_evaluate_command_as_code_not_backticks() -> None:
     html = render_report(build_report_data(summary, recs))
     assert "<code>nextmove evaluate</code> gives out-of-sample estimates" in html
     assert "`nextmove evaluate`" not in html
+
+
+def test_health_band_shares_are_the_same_on_every_build() -> None:
+    # Without the summary's bands, each band's ARR share is over the bands' total: a float sum whose
+    # value depends on the order it adds the bands in. That order was a hash table's, so two builds
+    # of one run could differ in the last digits.
+    recs = pl.DataFrame(
+        {
+            "account_id": ["a", "b", "c", "d"],
+            "action_id": ["none"] * 4,
+            "expected_value_usd": [0.0] * 4,
+            "health_band": ["Healthy", "At risk", "Critical", None],
+            "arr": [1e16, 1.0, -1e16, 1.0],
+        }
+    )
+    shares = {tuple(b.arr_share for b in build_report_data({}, recs).bands) for _ in range(40)}
+    assert len(shares) == 1

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -229,28 +229,41 @@ _WHY_LEFT_ALONE = {
 """Why the model left an account alone, by the ``why`` of its best runner-up (the receipt's first alternative)."""
 
 
+BEST_ALTERNATIVE_COLUMNS = frozenset({"best_alternative_why", "best_alternative_value_usd"})
+"""Columns that may stand for ``alternatives`` (the receipt's runner-ups, as JSON text): its first
+runner-up's ``why`` and ``value_usd``, all the report reads of it."""
+
+
 def _left_alone_reasons(recs: pl.DataFrame) -> list[tuple[str, int]]:
     """Why the accounts the model left alone are left alone, with how many each, most first.
 
     From each receipt's best runner-up (alternatives are ranked by value, whatever stopped them):
     worth nothing over doing nothing (or less), it is not worth its cost; otherwise what stopped
     it (its eligibility, a contact rule, the capacities, the account's users). Accounts whose
-    receipt names no runner-up get the generic reason.
+    receipt names no runner-up get the generic reason. The runner-up is read from the
+    ``alternatives`` column, or from the :data:`BEST_ALTERNATIVE_COLUMNS` read out of it.
     """
     if not {"action_id", "arm"} <= set(recs.columns):
         return []
     alone = recs.filter((pl.col("action_id").cast(pl.Utf8) == "none") & (pl.col("arm") == "model"))
     if alone.height == 0:
         return []
-    if "alternatives" not in alone.columns:
-        return [(_GENERIC_WHY, alone.height)]
-    best = pl.col("alternatives").cast(pl.Utf8)
-    why = (
-        alone.select(
+    if set(alone.columns) >= BEST_ALTERNATIVE_COLUMNS:
+        # Read out of the receipts already (a stored run's report reads only these two values).
+        runner_up = alone.select(
+            pl.col("best_alternative_why").cast(pl.Utf8).alias("why"),
+            pl.col("best_alternative_value_usd").cast(pl.Float64, strict=False).alias("value"),
+        )
+    elif "alternatives" in alone.columns:
+        best = pl.col("alternatives").cast(pl.Utf8)
+        runner_up = alone.select(
             best.str.json_path_match("$[0].why").alias("why"),
             best.str.json_path_match("$[0].value_usd").cast(pl.Float64, strict=False).alias("value"),
         )
-        .select(
+    else:
+        return [(_GENERIC_WHY, alone.height)]
+    why = (
+        runner_up.select(
             pl.when(pl.col("why").is_null())
             .then(pl.lit(_GENERIC_WHY))
             .when(pl.col("value").fill_null(0.0) <= 0)
@@ -500,7 +513,10 @@ def _bands(summary: Mapping[str, Any], recs: pl.DataFrame) -> list[BandRow]:
     if "health_band" not in recs.columns:
         return []
     arr = pl.col("arr").cast(pl.Float64).fill_null(0.0) if "arr" in recs.columns else pl.lit(0.0)
-    grouped = recs.group_by(pl.col("health_band").fill_null("no score")).agg(pl.len().alias("n"), arr.sum().alias("a"))
+    # In the order the bands come (not a hash's): the total, a float sum, is then the same on every call.
+    grouped = recs.group_by(pl.col("health_band").fill_null("no score"), maintain_order=True).agg(
+        pl.len().alias("n"), arr.sum().alias("a")
+    )
     total = float(grouped.get_column("a").sum()) or 1.0
     order = {"Healthy": 0, "At risk": 1, "Critical": 2}
     rows = sorted(grouped.iter_rows(named=True), key=lambda r: order.get(str(r["health_band"]), 9))
@@ -531,13 +547,33 @@ def _has_owners(recs: pl.DataFrame) -> bool:
     return bool(recs.select((owner != "").any()).item())
 
 
-def _evidence_summary(raw: object) -> str:
-    if not isinstance(raw, str) or not raw:
-        return ""
-    try:
-        parsed = json.loads(raw)
-    except json.JSONDecodeError:
-        return ""
+EvidenceSummaries = Callable[[Sequence[str]], Mapping[str, str]]
+"""The "why" of each of these accounts (:func:`evidence_summary`), for recommendations without ``evidence``."""
+
+EVIDENCE_SUMMARY_KEYS = ("summary", "signals")
+"""The keys of a receipt (``evidence``) that :func:`evidence_summary` reads."""
+
+
+def evidence_summary(evidence: object) -> str:
+    """A receipt's "why" for the report: its ``summary``, else its signals' texts; "" without either.
+
+    ``evidence`` is the receipt as JSON text or as parsed (a dict with at least
+    :data:`EVIDENCE_SUMMARY_KEYS`).
+
+    Examples
+    --------
+    >>> evidence_summary('{"summary": "renewal in 29 days"}')
+    'renewal in 29 days'
+    >>> evidence_summary({"summary": None, "signals": [{"text": "nps 7"}, {"text": "usage down"}]})
+    'nps 7; usage down'
+    """
+    if isinstance(evidence, str) and evidence:
+        try:
+            parsed = json.loads(evidence)
+        except json.JSONDecodeError:
+            return ""
+    else:
+        parsed = evidence
     if not isinstance(parsed, dict):
         return ""
     text = parsed.get("summary")
@@ -547,7 +583,9 @@ def _evidence_summary(raw: object) -> str:
     return "; ".join(str(s.get("text")) for s in signals if isinstance(s, dict) and s.get("text"))
 
 
-def _top_at_risk(recs: pl.DataFrame, labels: Mapping[str, str], n: int = 15) -> list[dict[str, Any]]:
+def _top_at_risk(
+    recs: pl.DataFrame, labels: Mapping[str, str], n: int = 15, summaries: EvidenceSummaries | None = None
+) -> list[dict[str, Any]]:
     if "arr" not in recs.columns:
         return []
     risk_col = next((c for c in ("arr_at_risk_usd", "arr_at_risk") if c in recs.columns), None)
@@ -567,6 +605,7 @@ def _top_at_risk(recs: pl.DataFrame, labels: Mapping[str, str], n: int = 15) -> 
         .sort(["_risk", "account_id"], descending=[True, False])
         .head(n)
     )
+    whys = _whys(frame, summaries)
     out = []
     for r in frame.iter_rows(named=True):
         out.append(
@@ -580,7 +619,7 @@ def _top_at_risk(recs: pl.DataFrame, labels: Mapping[str, str], n: int = 15) -> 
                 "score": "" if r.get("health_score") is None else f"{float(r['health_score']):.0f}",
                 "action": labels.get(str(r["action_id"]), str(r["action_id"])),
                 "value": usd(float(r.get("expected_value_usd") or 0.0)),
-                "why": _evidence_summary(r.get("evidence")),
+                "why": whys.get(r["account_id"], "") if whys is not None else evidence_summary(r.get("evidence")),
             }
         )
     return out
@@ -822,7 +861,18 @@ def _metrics(summary: Mapping[str, Any], counts: DefaultCounts | None) -> list[M
     return out
 
 
-def _table(recs: pl.DataFrame, labels: Mapping[str, str]) -> tuple[list[dict[str, Any]], str | None]:
+def _whys(frame: pl.DataFrame, summaries: EvidenceSummaries | None) -> Mapping[str, str] | None:
+    """The "why" of the accounts of ``frame`` from ``summaries``; None when the frame carries the evidence itself."""
+    if "evidence" in frame.columns:
+        return None
+    if summaries is None or frame.height == 0:
+        return {}
+    return summaries(frame.get_column("account_id").cast(pl.Utf8).to_list())
+
+
+def _table(
+    recs: pl.DataFrame, labels: Mapping[str, str], summaries: EvidenceSummaries | None = None
+) -> tuple[list[dict[str, Any]], str | None]:
     note = None
     frame = recs
     if frame.height > MAX_TABLE_ROWS:
@@ -835,6 +885,7 @@ def _table(recs: pl.DataFrame, labels: Mapping[str, str]) -> tuple[list[dict[str
     def get(r: Mapping[str, Any], key: str) -> Any:
         return r.get(key) if key in r else None
 
+    whys = _whys(frame, summaries)
     rows = []
     for r in frame.iter_rows(named=True):
         value = float(r.get("expected_value_usd") or 0.0)
@@ -857,7 +908,7 @@ def _table(recs: pl.DataFrame, labels: Mapping[str, str]) -> tuple[list[dict[str
                 "low": None if low is None or high is None else round(float(low), 2),
                 "default": labels.get(str(get(r, "default_action_id")), str(get(r, "default_action_id") or "")),
                 "differs": bool(get(r, "differs_from_default")),
-                "why": _evidence_summary(get(r, "evidence")),
+                "why": whys.get(account_id, "") if whys is not None else evidence_summary(get(r, "evidence")),
             }
         )
     return rows, note
@@ -919,6 +970,7 @@ def build_report_data(
     family_of_action: Mapping[str, str] | None = None,
     title: str | None = None,
     served: bool | str | None = None,
+    evidence_summaries: EvidenceSummaries | None = None,
 ) -> ReportData:
     """The report's content from a run's ``summary`` and its ``recommendations`` (one row per account).
 
@@ -931,7 +983,10 @@ def build_report_data(
     table's Owner column; a consumer book without them shows neither. The title is
     ``title``, else the playbook's name (``playbook_name``), else "Next best action playbook".
     ``served`` says whether online decisions come from this run: True, False, or the id of the run
-    they come from (None, the default: the page does not say).
+    they come from (None, the default: the page does not say). Without an ``evidence`` column,
+    ``evidence_summaries`` gives the "why" of the accounts the page lists (asked only for those),
+    and the columns :data:`BEST_ALTERNATIVE_COLUMNS` may stand for ``alternatives``: a stored
+    run's report reads no receipt whole.
 
     Examples
     --------
@@ -954,7 +1009,7 @@ def build_report_data(
     if not families_map:
         families = []
     segments, segment_notes = _segments(summary, labels)
-    table, table_note = _table(recommendations, labels)
+    table, table_note = _table(recommendations, labels, evidence_summaries)
     notes = []
     for key, what in (
         ("policy_values", "off-policy estimates"),
@@ -980,7 +1035,7 @@ def build_report_data(
         families=families,
         stages=_stages(recommendations),
         bands=_bands(summary, recommendations),
-        top_at_risk=_top_at_risk(recommendations, labels),
+        top_at_risk=_top_at_risk(recommendations, labels, summaries=evidence_summaries),
         impact=impact,
         impact_cost_usd=_impact_cost(impact),
         policies=_policies(summary),

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
 from types import TracebackType
 from typing import Any, Protocol, Self, runtime_checkable
@@ -169,6 +169,43 @@ class Store(Protocol):
         owners: Collection[str] | None = None,
     ) -> int:
         """How many recommendations :meth:`recommendations` would return without a limit."""
+        ...
+
+    def recommendation_values(
+        self,
+        run_id: str,
+        fields: Mapping[str, Sequence[str | int]],
+        *,
+        action_id: str | None = None,
+        account_ids: Collection[str] | None = None,
+        batch_rows: int = 10_000,
+    ) -> Iterator[list[tuple[Any, ...]]]:
+        """Only some values of a run's recommendations, in batches of rows, ordered by ``account_id``.
+
+        For readers that need a few values of many recommendations (the report): the database
+        picks them out, so no receipt is read whole.
+
+        Parameters
+        ----------
+        run_id : str
+            The run.
+        fields : mapping of str to a path
+            The values, in the order of each row's tuple. A path is a column of ``recommendations``
+            (``("action_id",)``), or a JSON column and the keys and list positions into it
+            (``("evidence", "account", "arr")``, ``("alternatives", 0, "why")``): the value there
+            as JSON gives it (None where the path leads nowhere).
+        action_id : str, optional
+            Only recommendations of this action.
+        account_ids : collection of str, optional
+            Only these accounts.
+        batch_rows : int, default 10 000
+            Rows per batch: the rows are streamed from the database, never held all at once.
+
+        Raises
+        ------
+        ConfigError
+            If a path names no column, or goes into a column that is not JSON.
+        """
         ...
 
     # --- feedback -----------------------------------------------------------------------

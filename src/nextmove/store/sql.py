@@ -9,7 +9,7 @@ import logging
 import re
 import threading
 import time
-from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
@@ -375,6 +375,35 @@ class SqlStore:
         )
         with self._errors(f"count the recommendations of run {run_id!r}"), self._read() as conn:
             return int(conn.execute(query).scalar_one())
+
+    def recommendation_values(
+        self,
+        run_id: str,
+        fields: Mapping[str, Sequence[str | int]],
+        *,
+        action_id: str | None = None,
+        account_ids: Collection[str] | None = None,
+        batch_rows: int = 10_000,
+    ) -> Iterator[list[tuple[Any, ...]]]:
+        """Some values of a run's recommendations, streamed in batches; see :meth:`Store.recommendation_values`."""
+        if batch_rows < 1:
+            raise ConfigError(f"batch_rows must be 1 or more; got {batch_rows}")
+        filters = _recommendation_filters(run_id, None, action_id, account_ids)
+        query, values = _recommendation_values_query(fields, self._engine.dialect.name, filters)
+        return self._streamed_values(run_id, query, values, batch_rows)
+
+    def _streamed_values(
+        self,
+        run_id: str,
+        query: sa.Select[Any],
+        values: Callable[[Sequence[Any]], tuple[Any, ...]],
+        batch_rows: int,
+    ) -> Iterator[list[tuple[Any, ...]]]:
+        with self._errors(f"read the recommendations of run {run_id!r}"), self._read() as conn:
+            # yield_per streams: a server-side cursor on PostgreSQL, fetchmany on SQLite.
+            result = conn.execution_options(yield_per=batch_rows).execute(query)
+            for batch in result.partitions():
+                yield [values(row) for row in batch]
 
     # --- feedback -----------------------------------------------------------------------
 
@@ -1273,6 +1302,112 @@ def _recommendation_filters(
         # An empty collection renders as an always-false IN, so it matches nothing.
         filters.append(table.c.account_id.in_(list(account_ids)))
     return filters
+
+
+def _recommendation_values_query(
+    fields: Mapping[str, Sequence[str | int]], dialect: str, filters: Sequence[sa.ColumnElement[bool]]
+) -> tuple[sa.Select[Any], Callable[[Sequence[Any]], tuple[Any, ...]]]:
+    """The query of :meth:`Store.recommendation_values`, and how to make each row's values of what it selects.
+
+    The database follows each JSON path, so the rest of the document never leaves it, and reads each
+    document once. SQLite selects, per JSON column, one ``json_extract`` of all its paths: a JSON
+    array of them, which keeps each number's digits (SQLAlchemy's own SQLite path wraps
+    ``json_extract`` in ``json_quote``, which rounds a number to 15 digits, and reads the document
+    once per path). PostgreSQL reads a ``json`` document again for each ``#>``: a subquery takes
+    each column down to its paths' common prefix once (``OFFSET 0`` keeps the planner from folding
+    it into the outer query), and the outer query follows each path from there.
+    """
+    table = schema.recommendations
+    plain: dict[str, str] = {}  # value name -> its column
+    in_json: dict[str, list[tuple[str, tuple[str | int, ...]]]] = {}  # JSON column -> [(value name, path in it)]
+    for name, path in fields.items():
+        if not path or not isinstance(path[0], str) or path[0] not in table.c:
+            raise ConfigError(
+                f"the value {name!r} must start at a column of recommendations "
+                f"({', '.join(table.c.keys())}); got the path {list(path)!r}"
+            )
+        steps = tuple(path[1:])
+        if not steps:
+            plain[name] = path[0]
+            continue
+        if not isinstance(table.c[path[0]].type, sa.JSON):
+            raise ConfigError(
+                f"the value {name!r} goes into the column {path[0]!r}, which is not JSON; got {list(path)!r}"
+            )
+        if any(
+            isinstance(s, bool) or not isinstance(s, int | str) or (isinstance(s, str) and ('"' in s or not s))
+            for s in steps
+        ):
+            raise ConfigError(
+                f"the value {name!r} must go into its JSON column by keys (without double quotes) and list "
+                f"positions; got {list(path)!r}"
+            )
+        in_json.setdefault(path[0], []).append((name, steps))
+    if dialect == "sqlite":
+        return _sqlite_values_query(fields, plain, in_json, filters)
+    inner: list[sa.ColumnElement[Any]] = [table.c.account_id.label("account_key")]
+    inner += [table.c[c].label(f"column_{c}") for c in dict.fromkeys(plain.values())]
+    # Each value is read in the outer query from (inner column label, the path left to follow from it).
+    read_from: dict[str, tuple[str, tuple[str | int, ...]]] = {name: (f"column_{c}", ()) for name, c in plain.items()}
+    for column_name, paths in in_json.items():
+        column = table.c[column_name]
+        prefix = _common_prefix([steps for _, steps in paths])
+        if prefix:
+            inner.append(column[prefix].label(f"json_{column_name}"))
+            read_from |= {name: (f"json_{column_name}", steps[len(prefix) :]) for name, steps in paths}
+        else:  # nothing in common: each path on its own, never the whole document
+            inner += [column[steps].label(f"value_{name}") for name, steps in paths]
+            read_from |= {name: (f"value_{name}", ()) for name, _ in paths}
+    sub = sa.select(*inner).where(*filters).offset(0).subquery()
+    outer: list[sa.ColumnElement[Any]] = []
+    for name in fields:
+        label, rest = read_from[name]
+        outer.append((sub.c[label][rest] if rest else sub.c[label]).label(name))
+    return sa.select(*outer).order_by(sub.c.account_key), tuple
+
+
+def _common_prefix(paths: Sequence[tuple[str | int, ...]]) -> tuple[str | int, ...]:
+    """The steps every path starts with (``("account",)`` of ``("account", "arr")`` and ``("account", "name")``)."""
+    prefix = paths[0]
+    for steps in paths[1:]:
+        same = 0
+        while same < min(len(prefix), len(steps)) and prefix[same] == steps[same]:
+            same += 1
+        prefix = prefix[:same]
+    return prefix
+
+
+def _sqlite_values_query(
+    fields: Mapping[str, Sequence[str | int]],
+    plain: Mapping[str, str],
+    in_json: Mapping[str, Sequence[tuple[str, tuple[str | int, ...]]]],
+    filters: Sequence[sa.ColumnElement[bool]],
+) -> tuple[sa.Select[Any], Callable[[Sequence[Any]], tuple[Any, ...]]]:
+    """SQLite's query of :func:`_recommendation_values_query`: one ``json_extract`` array per JSON column."""
+    table = schema.recommendations
+    selected: list[sa.ColumnElement[Any]] = []
+    at: dict[str, tuple[int, int | None]] = {}  # value name -> (position in the select, index in its array)
+    for name, column_name in plain.items():
+        at[name] = (len(selected), None)
+        selected.append(table.c[column_name].label(name))
+    for column_name, paths in in_json.items():
+        json_paths = ["$" + "".join(f"[{s}]" if isinstance(s, int) else f'."{s}"' for s in steps) for _, steps in paths]
+        for i, (name, _) in enumerate(paths):
+            at[name] = (len(selected), i)
+        # json_extract of one path gives an SQL value (objects as text, booleans as 0/1), of two or more a JSON array.
+        extract = sa.func.json_extract(table.c[column_name], *(json_paths * 2 if len(json_paths) == 1 else json_paths))
+        selected.append(extract.label(f"{column_name}__values"))
+    order = [at[name] for name in fields]
+    arrays = sorted({pos for pos, i in order if i is not None})
+    query = sa.select(*selected).where(*filters).order_by(table.c.account_id)
+
+    def values(row: Sequence[Any]) -> tuple[Any, ...]:
+        parsed = {pos: None if row[pos] is None else json.loads(row[pos]) for pos in arrays}
+        return tuple(
+            row[pos] if i is None else (None if (array := parsed[pos]) is None else array[i]) for pos, i in order
+        )
+
+    return query, values
 
 
 def _insert_ignoring_conflicts(conn: Connection, table: sa.Table, key: str) -> sqlite.Insert | postgresql.Insert:
