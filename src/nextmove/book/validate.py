@@ -663,6 +663,20 @@ def load_table(source: BookSource, table: str) -> pl.DataFrame:
     return canonical_accounts(frame) if table == "accounts" else frame
 
 
+def scan_table(source: BookSource, table: str) -> pl.LazyFrame:
+    """One table of a book in contract dtypes, unread (an empty frame if absent), without validating it.
+
+    What :func:`load_table` loads, as a lazy frame: to aggregate a large table already validated
+    (the touches of ``nextmove validate``'s attribution check) without holding it. Extra columns
+    are as read, and the rows in the file's order.
+    """
+    found = discover(source)
+    src = found.tables.get(table)
+    if src is None:
+        return empty_table(table).lazy()
+    return _typed_frame(src, CONTRACT[table])[0]
+
+
 def canonical_accounts(accounts: pl.DataFrame) -> pl.DataFrame:
     """The accounts in the order of their ``account_id``: the order a book is loaded in, whatever its file's.
 
