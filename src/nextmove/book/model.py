@@ -118,8 +118,20 @@ def default_as_of(book: Book) -> datetime | None:
     if book.as_of is not None:
         return as_utc(book.as_of)
     reach = data_reach(book)
-    if reach is None:
-        return None
+    return None if reach is None else as_of_of_reach(reach)
+
+
+def as_of_of_reach(reach: datetime) -> datetime:
+    """The time a book whose data reaches ``reach`` is read as of (:func:`default_as_of`): that midnight, or the next.
+
+    Examples
+    --------
+    >>> as_of_of_reach(datetime(2025, 3, 2, 23, tzinfo=UTC)).isoformat()
+    '2025-03-03T00:00:00+00:00'
+    >>> as_of_of_reach(datetime(2025, 3, 3, tzinfo=UTC)).isoformat()
+    '2025-03-03T00:00:00+00:00'
+    """
+    reach = as_utc(reach)
     day = datetime(reach.year, reach.month, reach.day, tzinfo=UTC)
     return day if day == reach else day + timedelta(days=1)
 

@@ -663,6 +663,20 @@ def load_table(source: BookSource, table: str) -> pl.DataFrame:
     return canonical_accounts(frame) if table == "accounts" else frame
 
 
+def scan_table(source: BookSource, table: str) -> pl.LazyFrame:
+    """One table of a book in contract dtypes, unread (an empty frame if absent), without validating it.
+
+    What :func:`load_table` loads, as a lazy frame: to aggregate a large table already validated
+    (the touches of ``nextmove validate``'s attribution check) without holding it. Extra columns
+    are as read, and the rows in the file's order.
+    """
+    found = discover(source)
+    src = found.tables.get(table)
+    if src is None:
+        return empty_table(table).lazy()
+    return _typed_frame(src, CONTRACT[table])[0]
+
+
 def canonical_accounts(accounts: pl.DataFrame) -> pl.DataFrame:
     """The accounts in the order of their ``account_id``: the order a book is loaded in, whatever its file's.
 
@@ -853,10 +867,11 @@ def _check_table(src: TableSource, spec: TableSpec, ctx: _Context) -> None:
     dup_index = len(queries)
     if spec.key is not None and spec.key in schema:
         key = _parsed(spec.key)
+        # Counts per key, not the rows of every key: those of the few shown are read after.
         queries.append(
             lf.filter(pl.col(key).is_not_null())
             .group_by(key)
-            .agg(pl.len().alias("n"), pl.col(_ROW).sort().alias("rows"))
+            .agg(pl.len().alias("n"), pl.col(_ROW).min().alias("first"))
             .filter(pl.col("n") > 1)
             .sort(key)
         )
@@ -919,28 +934,13 @@ def _check_table(src: TableSource, spec: TableSpec, ctx: _Context) -> None:
         )
     if examples is not None:
         _collect_examples(examples, summary, checks, spec, src, ctx)
-    if spec.key is not None and spec.key in schema:
-        listed = 0
-        for dup in results[dup_index].iter_rows(named=True):
-            row_list: list[int] = dup["rows"]
-            first = row_list[0]
-            dup_key = (Rule.DUPLICATE_KEY, spec.name, spec.key)
-            ctx.counts[dup_key] = ctx.counts.get(dup_key, 0) + len(row_list) - 1
-            for row in row_list[1:]:
-                if listed >= ctx.max_examples:
-                    break
-                listed += 1
-                ctx.problems.append(
-                    Problem(
-                        Rule.DUPLICATE_KEY,
-                        spec.name,
-                        src.label,
-                        f"a unique {spec.key}; it repeats row {first}",
-                        row=row,
-                        column=spec.key,
-                        value=str(dup[_parsed(spec.key)]),
-                    )
-                )
+    if spec.key is not None and spec.key in schema and results[dup_index].height:
+        try:
+            _duplicate_keys(lf, results[dup_index], spec, src, ctx)
+        except pl.exceptions.PolarsError as exc:
+            ctx.unreadable.add(spec.name)
+            ctx.add(_read_failure(src, spec, exc, len(schema)))
+            return
     lo = hi = None
     if has_time:
         lo, hi = summary["__lo"][0], summary["__hi"][0]
@@ -966,6 +966,59 @@ def _check_table(src: TableSource, spec: TableSpec, ctx: _Context) -> None:
         ctx.notes += _text_number_notes(lf, schema, spec, src)
     if spec.name == "touches" and "touch_id" in schema:
         ctx.touch_ids = results[ids_index].to_series()
+
+
+def duplicate_key_rows(lf: pl.LazyFrame, key: str, repeated: pl.DataFrame, limit: int) -> pl.DataFrame:
+    """The rows :func:`validate_book` lists for keys that repeat: ``key``, ``first`` (its first row) and ``row``.
+
+    ``repeated`` holds each repeated key with its count ``n`` and first row ``first``, sorted by key;
+    ``lf`` the table with its rows' numbers (``__row``). A key's repeats are its rows after the first,
+    in file order, listed key after key until ``limit`` rows are: only the keys listed are looked up
+    in the table again, so a table exported twice whole is not read into memory.
+
+    Examples
+    --------
+    >>> lf = pl.LazyFrame({"k": ["b", "a", "b", "a", "a", "c"]}).with_row_index("__row", offset=1)
+    >>> repeated = pl.DataFrame({"k": ["a", "b"], "n": [3, 2], "first": [2, 1]})
+    >>> duplicate_key_rows(lf, "k", repeated, limit=2).rows()
+    [('a', 2, 4), ('a', 2, 5)]
+    """
+    # The keys whose repeats come before the limit.
+    shown = repeated.filter((pl.col("n") - 1).cum_sum().shift(1, fill_value=0) < limit)
+    if limit <= 0 or shown.height == 0:
+        return pl.DataFrame(schema={key: repeated.schema[key], "first": repeated.schema["first"], "row": pl.UInt32})
+    rows = (
+        lf.filter(pl.col(key).is_in(shown.get_column(key).implode()))
+        .select(key, pl.col(_ROW).alias("row"))
+        .collect(engine="streaming", optimizations=pl.QueryOptFlags(comm_subplan_elim=False))
+    )
+    return (
+        shown.select(key, "first")
+        .join(rows, on=key, maintain_order="left")
+        .filter(pl.col("row") != pl.col("first"))
+        .sort(key, "row", maintain_order=True)
+        .head(limit)
+    )
+
+
+def _duplicate_keys(lf: pl.LazyFrame, repeated: pl.DataFrame, spec: TableSpec, src: TableSource, ctx: _Context) -> None:
+    """Count the rows whose key repeats an earlier row's (``repeated``: counts per key), and list the first of them."""
+    assert spec.key is not None
+    key = _parsed(spec.key)
+    dup_key = (Rule.DUPLICATE_KEY, spec.name, spec.key)
+    ctx.counts[dup_key] = ctx.counts.get(dup_key, 0) + int(repeated.get_column("n").sum()) - repeated.height
+    for value, first, row in duplicate_key_rows(lf, key, repeated, ctx.max_examples).iter_rows():
+        ctx.problems.append(
+            Problem(
+                Rule.DUPLICATE_KEY,
+                spec.name,
+                src.label,
+                f"a unique {spec.key}; it repeats row {first}",
+                row=row,
+                column=spec.key,
+                value=str(value),
+            )
+        )
 
 
 @dataclass(frozen=True)

@@ -17,13 +17,13 @@ from nextmove._csv import write_csv
 from nextmove._files import check_folder
 from nextmove.book import Book, empty_table
 from nextmove.book.problems import ValidationReport
-from nextmove.book.validate import load_book, load_table, returned_accounts_notes, validate_book
+from nextmove.book.validate import load_book, load_table, returned_accounts_notes, scan_table, validate_book
 from nextmove.cli._common import console, err_console, handle_errors, output_file, parse_as_of, status
 from nextmove.cli.render import render_problems, render_summary
 from nextmove.errors import ConfigError
 from nextmove.features import FeatureVocabulary, compute_features, feature_schema
 from nextmove.features.history import resolve_as_of
-from nextmove.features.training import window_fallbacks
+from nextmove.features.training import window_fallbacks_lazy
 from nextmove.models.health import left_out_measures_note, unknown_signals_note
 from nextmove.playbook import Playbook
 from nextmove.playbook.expr import ExpressionError, check_playbook_expressions
@@ -147,9 +147,12 @@ def attribution_notes(book: str, report: ValidationReport, playbook: Playbook, a
     if "touch_id" not in outcomes.columns or outcomes.get_column("touch_id").is_null().all():
         return []
     until = report.as_of if as_of is None else max(report.as_of, as_of)
-    touches = load_table(book, "touches").filter(pl.col("ts") <= until)
-    known = Book(load_table(book, "accounts"), empty_table("signals"), touches, outcomes.filter(pl.col("ts") <= until))
-    return [f.note() for f in window_fallbacks(known, playbook, as_of=as_of)]
+    # The touches, often millions of rows, are aggregated as they are read, never loaded.
+    touches = scan_table(book, "touches").filter(pl.col("ts") <= until)
+    known = outcomes.filter(pl.col("ts") <= until)
+    return [
+        f.note() for f in window_fallbacks_lazy(scan_table(book, "accounts"), touches, known, playbook, as_of=as_of)
+    ]
 
 
 def eligibility_errors(features: pl.DataFrame, playbook: Playbook) -> list[ExpressionError]:

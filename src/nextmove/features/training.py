@@ -9,7 +9,19 @@ from typing import Literal
 
 import polars as pl
 
-from nextmove.book import NO_ACTION, Book, gone_at, of_dates, reach_of
+from nextmove.book import (
+    NO_ACTION,
+    Book,
+    are_dates,
+    as_of_of_reach,
+    empty_table,
+    gone_at,
+    gone_at_lazy,
+    of_dates,
+    reach_of,
+    table_reach,
+    terminal_outcome_kinds,
+)
 from nextmove.errors import ConfigError
 from nextmove.features.history import (
     ACCOUNT_ID,
@@ -299,28 +311,183 @@ def window_fallbacks(
     ConfigError
         If ``horizon_days`` is not a positive whole number, or ``as_of`` cannot be told.
     """
-    horizon = _positive_days(playbook.horizon_days if horizon_days is None else horizon_days, "horizon_days")
-    end = resolve_as_of(book, as_of)
-    known = _known_by(book, end)
-    if "touch_id" not in known.outcomes.columns or not known.outcomes.get_column("touch_id").is_not_null().any():
-        return []
-    days = of_dates(known.outcomes)
-    vocab = _vocabulary(known, playbook, None)
-    rows = decision_rows(
-        known,
+    return window_fallbacks_lazy(
+        book.accounts.lazy(),
+        book.touches.lazy(),
+        book.outcomes,
         playbook,
-        end=end,
-        every_days=playbook.contact_policy.window_days,
-        untouched=False,
-        whole_days=days,
+        as_of=resolve_as_of(book, as_of),
+        horizon_days=horizon_days,
     )
-    keys = rows.select(_KEYS).unique(maintain_order=True)
-    labels = _labels(known, keys, vocab, horizon_days=horizon, end=end, whole_days=days)
-    labelled = rows.join(labels, on=_KEYS, how="left", maintain_order="left")
-    _, fallbacks = _attribute_to_touches(
-        labelled, known, vocab, horizon_days=horizon, end=end, whole_days=days, check=True
+
+
+def window_fallbacks_lazy(
+    accounts: pl.LazyFrame,
+    touches: pl.LazyFrame,
+    outcomes: pl.DataFrame,
+    playbook: Playbook,
+    *,
+    as_of: datetime | date | None = None,
+    horizon_days: int | None = None,
+) -> list[WindowFallback]:
+    """:func:`window_fallbacks` of a book whose accounts and touches are unread (its files scanned).
+
+    The statistics are counted, not listed: the decisions (the logged touches, often millions) are
+    read in two aggregating passes, one counting them per account and day (a window label depends
+    on nothing else), the other keeping only those of the touches an outcome names; no frame of
+    every decision with its labels is built. Without ``as_of``, the book of these touches and
+    outcomes is read as of how far they reach, as :func:`~nextmove.book.default_as_of` reads it.
+
+    Raises
+    ------
+    ConfigError
+        If ``horizon_days`` is not a positive whole number, or ``as_of`` cannot be told.
+    """
+    horizon = _positive_days(playbook.horizon_days if horizon_days is None else horizon_days, "horizon_days")
+    end = to_utc(as_of) if as_of is not None else _default_end(touches, outcomes)
+    known = outcomes.filter(pl.col("ts") <= end)
+    if "touch_id" not in known.columns or not known.get_column("touch_id").is_not_null().any():
+        return []
+    # The kinds attributed by touch: those an outcome credits to a touch, in the vocabulary's order.
+    named = known.filter(pl.col("touch_id").is_not_null()).get_column("kind").drop_nulls().unique()
+    credited = sorted(str(k) for k in named.to_list())
+    totals = known.group_by("kind").agg(pl.len().alias("n"), pl.col("touch_id").is_not_null().sum().alias("named"))
+    named_counts = {str(k): (int(m), int(n)) for k, n, m in totals.select("kind", "n", "named").iter_rows()}
+    rows, logged, per_kind = _credit_counts(accounts, touches, known, playbook, credited, horizon=horizon, end=end)
+    return _fallbacks_from_counts(rows, logged, per_kind, horizon, named_counts)
+
+
+def _default_end(touches: pl.LazyFrame, outcomes: pl.DataFrame) -> datetime:
+    """:func:`resolve_as_of` without ``as_of`` of a book of these touches (unread) and outcomes, without signals."""
+    ts = pl.col("ts").cast(TS_DTYPE)
+    found = touches.select(
+        ts.max().alias("latest"),
+        ts.is_not_null().sum().alias("stamped"),
+        (ts == ts.dt.truncate("1d")).sum().alias("midnights"),
+    ).collect(engine="streaming")
+    latest, stamped, midnights = found.row(0)
+    reach = [r for r in (table_reach(outcomes),) if r is not None]
+    if isinstance(latest, datetime):
+        reach.append(reach_of(latest, dates=are_dates(int(midnights), int(stamped))))
+    if not reach:  # no dated rows: resolve_as_of says what to do
+        return resolve_as_of(
+            Book(empty_table("accounts"), empty_table("signals"), empty_table("touches"), empty_table("outcomes")), None
+        )
+    return as_of_of_reach(max(reach))
+
+
+def _credit_counts(
+    accounts: pl.LazyFrame,
+    touches: pl.LazyFrame,
+    outcomes: pl.DataFrame,
+    playbook: Playbook,
+    credited: list[str],
+    *,
+    horizon: int,
+    end: datetime,
+) -> tuple[int, int, dict[str, tuple[int, ...]]]:
+    """The counts :func:`_window_fallbacks` takes from a training set, from aggregates of the touches.
+
+    The decisions are those of :func:`decision_rows` without untouched dates: the logged touches of
+    known accounts dated before ``end``, while the account is not gone. A decision's window label
+    depends on its account and day alone, so they are counted per account and day, and each day's
+    labels found from the next outcome of each kind; its label by touch depends on its touch alone,
+    and only the touches an outcome names have one. ``outcomes`` are the book's up to ``end``.
+
+    Returns the decisions to do nothing, those of them with a touch id, and per credited kind: the
+    decisions to do nothing with an outcome of the kind in their window, those with one by touch,
+    and the same two of the decisions with a touch.
+    """
+    if not credited:
+        return 0, 0, {}
+    days = of_dates(outcomes)
+    none = pl.col("action_id").eq(NO_ACTION)
+    has_touch = pl.col("touch_id").is_not_null()
+    touched = ~none & has_touch
+    tid = (
+        pl.col("touch_id").cast(pl.String)
+        if "touch_id" in touches.collect_schema()
+        else pl.lit(None, dtype=pl.String).alias("touch_id")
     )
-    return fallbacks
+    decisions = (
+        touches.filter(pl.col("ts") <= end)
+        .select(
+            pl.col(ACCOUNT_ID).cast(pl.String),
+            pl.col("ts").cast(TS_DTYPE).dt.truncate("1d").alias(DECISION_TS),
+            pl.col("action_id").cast(pl.String),
+            tid,
+        )
+        .filter(pl.col(DECISION_TS) < end)
+        .join(accounts.select(pl.col(ACCOUNT_ID).cast(pl.String)), on=ACCOUNT_ID, how="semi")
+    )
+    credits = outcomes.filter(has_touch & pl.col("kind").is_in(credited)).select(
+        pl.col("touch_id").cast(pl.String), pl.col("ts").cast(TS_DTYPE), "kind"
+    )
+    per_day_query = decisions.group_by(_KEYS).agg(
+        none.sum().alias("_none"), (none & ~has_touch).sum().alias("_free"), touched.sum().alias("_touched")
+    )
+    per_touch_query = decisions.filter(pl.col("touch_id").is_in(credits.get_column("touch_id").unique().implode()))
+    # Two passes over the touches, not one cached copy of them (as in validation).
+    per_day, per_touch = pl.collect_all(
+        [per_day_query, per_touch_query],
+        engine="streaming",
+        optimizations=pl.QueryOptFlags(comm_subplan_elim=False),
+    )
+    terminal = terminal_outcome_kinds(playbook)
+
+    def alive(frame: pl.DataFrame) -> pl.DataFrame:
+        marked = gone_at_lazy(accounts, outcomes.lazy(), terminal, frame.lazy(), whole_days=days)
+        return marked.filter(~pl.col("gone")).drop("gone", "ended_ts").collect()
+
+    per_day = alive(per_day).sort(DECISION_TS)
+    per_touch = (
+        alive(per_touch)
+        .group_by("touch_id")
+        .agg(pl.col(DECISION_TS).min(), none.sum().alias("_none"), touched.sum().alias("_touched"))
+    )
+    # A decision's window labels (`_labels`): the first outcome of the kind after it, within the horizon
+    # and what the outcomes table has seen.
+    seen = outcomes_seen_until(
+        Book(empty_table("accounts"), empty_table("signals"), empty_table("touches"), outcomes), end, whole_days=days
+    )
+    seen_end = _window_end(timedelta(days=horizon), seen)
+    # Its label by touch (`_attribute_to_touches`): an outcome crediting its touch, from its day on.
+    own = (
+        credits.join(per_touch.select("touch_id", DECISION_TS), on="touch_id")
+        .filter((pl.col("ts") >= pl.col(DECISION_TS)) & _until(_window_end(timedelta(days=horizon), end), days))
+        .group_by("touch_id")
+        .agg(pl.col("kind").eq(k).any().alias(f"_own{i}") for i, k in enumerate(credited))
+    )
+    per_touch = per_touch.join(own, on="touch_id", how="left")
+    rows, free = int(per_day.get_column("_none").sum()), int(per_day.get_column("_free").sum())
+    per_kind: dict[str, tuple[int, ...]] = {}
+    for i, kind in enumerate(credited):
+        following = (
+            outcomes.filter(pl.col("kind").eq(kind) & pl.col(ACCOUNT_ID).is_not_null() & pl.col("ts").is_not_null())
+            .select(pl.col(ACCOUNT_ID).cast(pl.String), pl.col("ts").cast(TS_DTYPE).alias("_next"))
+            .sort("_next")
+        )
+        window = per_day.join_asof(
+            following,
+            left_on=DECISION_TS,
+            right_on="_next",
+            by=ACCOUNT_ID,
+            strategy="forward",
+            allow_exact_matches=days,
+            check_sortedness=False,
+        ).select(
+            "_none",
+            "_free",
+            "_touched",
+            (pl.col("_next") < seen_end if days else pl.col("_next") <= seen_end).fill_null(False).alias("_in"),
+        )
+        sums = window.select(pl.col(c).filter("_in").sum() for c in ("_none", "_free", "_touched")).row(0)
+        by_touch = per_touch.select(
+            pl.col(c).filter(pl.col(f"_own{i}").fill_null(False)).sum() for c in ("_none", "_touched")
+        ).row(0)
+        none_window, free_window, touched_window = (int(v) for v in sums)
+        per_kind[kind] = (none_window, int(by_touch[0]) + free_window, touched_window, int(by_touch[1]))
+    return rows, rows - free, per_kind
 
 
 def training_vocabulary(
@@ -452,6 +619,11 @@ def _window_fallbacks(
     """
     if not credited:
         return []
+    return _fallbacks_from_counts(*_joined_counts(joined, credited), horizon_days, named_counts)
+
+
+def _joined_counts(joined: pl.DataFrame, credited: dict[str, str]) -> tuple[int, int, dict[str, tuple[int, ...]]]:
+    """What :func:`_fallbacks_from_counts` takes, counted over the rows of a training set (``joined``)."""
     none = pl.col("action_id").eq(NO_ACTION)
     touched = ~none & pl.col("touch_id").is_not_null()
     exprs: list[pl.Expr] = [none.sum().alias("_rows"), (none & pl.col("touch_id").is_not_null()).sum().alias("_logged")]
@@ -467,14 +639,30 @@ def _window_fallbacks(
             (touched & by_touch).sum().alias(f"{stem}:touched_touch"),
         ]
     counts = joined.select(exprs).row(0, named=True)
+    columns = ("none_window", "none_touch", "touched_window", "touched_touch")
+    per_kind = {kind: tuple(int(counts[f"{stem}:{c}"]) for c in columns) for kind, stem in credited.items()}
+    return int(counts["_rows"]), int(counts["_logged"]), per_kind
+
+
+def _fallbacks_from_counts(
+    rows: int,
+    logged: int,
+    per_kind: dict[str, tuple[int, ...]],
+    horizon_days: int,
+    named_counts: dict[str, tuple[int, int]] | None = None,
+) -> list[WindowFallback]:
+    """The rule of :func:`_window_fallbacks` on its counts.
+
+    ``rows`` decisions to do nothing, ``logged`` of them with a touch id; per credited kind (in
+    order): of the decisions to do nothing, those with an outcome of the kind in their window and
+    those with one by touch, then the same two of the decisions with a touch.
+    """
     fallbacks = []
-    for kind, stem in credited.items():
-        none_window, none_touch = counts[f"{stem}:none_window"], counts[f"{stem}:none_touch"]
-        touched_window, touched_touch = counts[f"{stem}:touched_window"], counts[f"{stem}:touched_touch"]
+    for kind, (none_window, none_touch, touched_window, touched_touch) in per_kind.items():
         share = touched_touch / touched_window if touched_window else 1.0
         none_share = none_touch / none_window if none_window else 1.0
         if none_window >= TOUCH_CREDIT_MIN_EVENTS and none_touch < TOUCH_CREDIT_FLOOR * share * none_window:
-            fallbacks.append(WindowFallback(kind, horizon_days, counts["_rows"], none_window, none_touch, share))
+            fallbacks.append(WindowFallback(kind, horizon_days, rows, none_window, none_touch, share))
         elif (
             touched_window >= TOUCH_CREDIT_MIN_EVENTS
             and touched_touch < TOUCH_CREDIT_FLOOR * none_share * touched_window
@@ -483,7 +671,7 @@ def _window_fallbacks(
                 WindowFallback(
                     kind,
                     horizon_days,
-                    counts["_rows"],
+                    rows,
                     none_window,
                     none_touch,
                     share,
@@ -492,7 +680,7 @@ def _window_fallbacks(
                     touched_by_touch=touched_touch,
                     named=(named_counts or {}).get(kind, (0, 0))[0],
                     outcomes=(named_counts or {}).get(kind, (0, 0))[1],
-                    logged_none=counts["_logged"] > 0,
+                    logged_none=logged > 0,
                 )
             )
     return fallbacks
