@@ -84,6 +84,9 @@ def register(app: typer.Typer) -> None:
     from nextmove.cli import lift as lift_cli
 
     lift_cli.register(app)
+    from nextmove.cli import store as store_cli
+
+    store_cli.register(app)
     from nextmove.cli import report as report_cli
 
     report_cli.register(app)
