@@ -8,8 +8,9 @@ from datetime import date, datetime, timedelta
 
 import polars as pl
 
-from nextmove.book import Book, gone_accounts
+from nextmove.book import Book, gone_accounts, table_reach
 from nextmove.book.notes import lagging_book_notes
+from nextmove.book.outcomes_until import checked_outcomes_until, outcomes_until_notes
 from nextmove.book.validate import returned_accounts_notes
 from nextmove.engine.model_store import load_outcome_models, save_outcome_models
 from nextmove.errors import ConfigError
@@ -172,6 +173,7 @@ def score_health(
     template: OutcomeModel | None = None,
     top_k: int = 3,
     progress: Progress | None = None,
+    outcomes_until: datetime | date | None = None,
 ) -> HealthResult:
     """Score every active account's health and outcome probabilities at ``as_of``.
 
@@ -212,6 +214,9 @@ def score_health(
         Drivers per account and outcome.
     progress
         Called with a description as each long step starts.
+    outcomes_until
+        How far the outcomes are complete, at most ``as_of`` (a date: that whole day), as a run's
+        (:attr:`~nextmove.engine.run.RunOptions.outcomes_until`); default: where the outcomes end.
 
     Returns
     -------
@@ -220,8 +225,8 @@ def score_health(
     Raises
     ------
     ConfigError
-        If ``as_of`` cannot be told, no health measure exists among the features, or
-        ``reuse_model`` is given without a store.
+        If ``as_of`` cannot be told, no health measure exists among the features,
+        ``reuse_model`` is given without a store, or ``outcomes_until`` is after ``as_of``.
     IncompatibleModelError
         With ``reuse_model``, if the stored model does not fit the playbook or the features.
     """
@@ -229,6 +234,7 @@ def score_health(
     if reuse_model and store is None:
         raise ConfigError("reuse_model needs a store to load the model from")
     when = resolve_as_of(book, as_of)
+    until = checked_outcomes_until(outcomes_until, when)
     weeks = playbook.health.trend_weeks
     before = when - timedelta(weeks=weeks)
     notes: list[str] = []
@@ -268,10 +274,12 @@ def score_health(
         if note is not None:
             notes.append(note)
     notes.extend(returned_accounts_notes(book, playbook, when))  # as validate and run: who counts as won back
-    notes.extend(n for n in lagging_book_notes(book, when, playbook.horizon_days) if n not in book.notes)
+    lagging = lagging_book_notes(book, when, playbook.horizon_days)
+    lagging = outcomes_until_notes(lagging, until, table_reach(book.outcomes))
+    notes.extend(n for n in lagging if n not in book.notes)
 
     say("Building the training set of past decisions…")
-    training = build_training_set(book, playbook, as_of=when, notes=notes)
+    training = build_training_set(book, playbook, as_of=when, notes=notes, outcomes_until=until)
     optimizer = _optimize(card, training, playbook, vocab, notes)
     bands_report: HealthBandReport | None = None
     if playbook.health.band_cutoffs is None:
