@@ -59,6 +59,16 @@ def parse_as_of(text: str | None, option: str = "--as-of") -> datetime | None:
         ) from None
 
 
+TrainingDaysOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--training-days",
+        help="Learn only from the decisions of this many days before --as-of (default: all); at least the "
+        "horizon and a decision window, for any of them to be finished.",
+        min=1,
+    ),
+]
+
 OutcomesUntilOpt = Annotated[
     str | None,
     typer.Option(

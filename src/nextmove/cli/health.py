@@ -15,6 +15,7 @@ from rich.table import Table
 from nextmove._csv import write_csv
 from nextmove.cli._common import (
     OutcomesUntilOpt,
+    TrainingDaysOpt,
     console,
     handle_errors,
     open_store,
@@ -62,6 +63,7 @@ def health_cmd(
     ] = False,
     top: Annotated[int, typer.Option(help="Accounts listed in the at-risk table.")] = 10,
     jobs: Annotated[int, typer.Option(help="Threads LightGBM trains with.", min=1)] = 1,
+    training_days: TrainingDaysOpt = None,
     outcomes_until: OutcomesUntilOpt = None,
 ) -> None:
     """Score every active account's health and outcome probabilities at --as-of.
@@ -98,6 +100,7 @@ def health_cmd(
                 template=OutcomeModel(n_jobs=jobs),
                 progress=step,
                 outcomes_until=complete,
+                training_days=training_days,
             )
         if reuse_model and opened is not None and result.model_id is not None:
             # A reused model is not validated again: its accuracy is the one saved with it.

@@ -16,6 +16,7 @@ from nextmove.book.validate import load_book
 from nextmove.cli._common import (
     OutcomesUntilOpt,
     StageProgress,
+    TrainingDaysOpt,
     check_number_column,
     console,
     handle_errors,
@@ -97,14 +98,7 @@ def run_cmd(
     trees: Annotated[
         int | None, typer.Option(help="Trees per effect model (fewer: faster, coarser); default: the run's.", min=1)
     ] = None,
-    training_days: Annotated[
-        int | None,
-        typer.Option(
-            help="Learn only from the decisions of this many days before --as-of (default: all); at least the "
-            "horizon and a decision window, for any of them to be finished.",
-            min=1,
-        ),
-    ] = None,
+    training_days: TrainingDaysOpt = None,
     partial_horizon_days: Annotated[
         int | None,
         typer.Option(

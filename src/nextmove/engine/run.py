@@ -62,6 +62,7 @@ from nextmove.engine.health import (
     existing_accounts,
     learned_bands,
     no_signal_note,
+    training_days_error,
     unended_outcome_note,
 )
 from nextmove.engine.holds import read_holds, with_done_plays
@@ -1029,13 +1030,7 @@ def _nothing_to_learn(
     done = error.ready_on
     enough = playbook.horizon_days + playbook.contact_policy.window_days
     if training_days is not None and training_days < enough:
-        return ConfigError(
-            f"no past decision's outcomes can be learned from: --training-days {training_days} keeps only the "
-            f"decisions of the {training_days} days before {when:%Y-%m-%d}, and with the playbook's "
-            f"{playbook.horizon_days}-day horizon none of them is finished by then. Pass --training-days {enough} "
-            f"or more (the horizon and a {playbook.contact_policy.window_days}-day decision window), or leave it out "
-            "to learn from the whole history"
-        )
+        return training_days_error(training_days, playbook, when)
     if done <= when and outcomes_end is not None and outcomes_end < when:
         return ConfigError(
             f"no past decision's outcomes can be learned from as of {when:%Y-%m-%d}: the book's outcomes end "
