@@ -9,10 +9,10 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, ParamSpec, TypeVar
 
 import typer
 from rich.console import Console, RenderableType
@@ -57,6 +57,50 @@ def parse_as_of(text: str | None, option: str = "--as-of") -> datetime | None:
         raise ConfigError(
             f"{option} {text!r} is not an ISO 8601 time; write e.g. 2025-06-30 or 2025-06-30T12:00:00Z"
         ) from None
+
+
+TrainingDaysOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--training-days",
+        help="Learn only from the decisions of this many days before --as-of (default: all); at least the "
+        "horizon and a decision window, for any of them to be finished.",
+        min=1,
+    ),
+]
+
+OutcomesUntilOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--outcomes-until",
+        metavar="DATE",
+        help="The book's outcomes are complete through DATE (a date: that whole day; a time: up to it), at most "
+        "--as-of: past decisions whose horizon ends by then are learned from as finished, with no outcome since "
+        "counted as none. Default: where the outcomes end (a horizon running past the last outcome is not over). "
+        "For a quiet spell, not an export that stopped.",
+    ),
+]
+
+
+def parse_outcomes_until(text: str | None, as_of: datetime | None = None) -> date | datetime | None:
+    """An ``--outcomes-until`` value: a bare date (``2026-03-31``: that whole day) or a time; checked against ``as_of``.
+
+    Examples
+    --------
+    >>> parse_outcomes_until("2026-03-31"), parse_outcomes_until("2026-03-31T12:00Z").isoformat()
+    (datetime.date(2026, 3, 31), '2026-03-31T12:00:00+00:00')
+    """
+    if text is None:
+        return None
+    stamp = parse_as_of(text, "--outcomes-until")
+    assert stamp is not None
+    bare = text.strip()
+    value: date | datetime = stamp.date() if len(bare) == 10 and bare[4] == "-" and bare[7] == "-" else stamp
+    if as_of is not None:
+        from nextmove.book.outcomes_until import checked_outcomes_until
+
+        checked_outcomes_until(value, as_of)  # at once, before the book is read
+    return value
 
 
 def output_folder(folder: Path, option: str = "--out") -> Path:

@@ -5,7 +5,8 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from datetime import datetime
+from collections.abc import Sequence
+from datetime import date, datetime, time
 from pathlib import Path
 from typing import Annotated
 
@@ -18,7 +19,16 @@ from nextmove._files import check_folder
 from nextmove.book import Book, empty_table
 from nextmove.book.problems import ValidationReport
 from nextmove.book.validate import load_book, load_table, returned_accounts_notes, scan_table, validate_book
-from nextmove.cli._common import console, err_console, handle_errors, output_file, parse_as_of, status
+from nextmove.cli._common import (
+    OutcomesUntilOpt,
+    console,
+    err_console,
+    handle_errors,
+    output_file,
+    parse_as_of,
+    parse_outcomes_until,
+    status,
+)
 from nextmove.cli.render import render_problems, render_summary
 from nextmove.errors import ConfigError
 from nextmove.features import FeatureVocabulary, compute_features, feature_schema
@@ -84,6 +94,9 @@ def register(app: typer.Typer) -> None:
     from nextmove.cli import lift as lift_cli
 
     lift_cli.register(app)
+    from nextmove.cli import store as store_cli
+
+    store_cli.register(app)
     from nextmove.cli import report as report_cli
 
     report_cli.register(app)
@@ -287,21 +300,24 @@ def validate(
     max_examples: Annotated[
         int, typer.Option(min=0, help="Offending rows listed per table (counts stay complete).")
     ] = 1000,
+    outcomes_until: OutcomesUntilOpt = None,
 ) -> None:
     """Check a book of business against the data contract.
 
     Exit 0 with a summary (counts, date ranges, signals seen) when valid; exit 2 with a table of
     every problem (file, row, column, value, what was expected) when not.
     """
+    complete = parse_outcomes_until(outcomes_until, parse_as_of(as_of))
     pb_path = resolve_playbook_path(book, playbook)
     pb = load_playbook(pb_path)
     with status("Validating the book…"):
         report = validate_book(book, playbook=pb, run_as_of=parse_as_of(as_of), max_examples=max_examples)
+    notes = _validated_outcome_notes(report, complete)
     if pb_path is None:
         err_console.print(f"[yellow]note:[/] {DEFAULT_PLAYBOOK_NOTE}")
     if not report.ok:
         render_problems(report, err_console)
-        for note in report.notes:
+        for note in notes:
             err_console.print(f"[yellow]note:[/] {escape(note)}")
         err_console.print(
             f"[bold red]invalid:[/] {report.total_problems:,} problem(s) in {report.source}; nothing was loaded."
@@ -324,7 +340,7 @@ def validate(
     with status("Checking won-back accounts and touch attribution…"):
         returned = returned_accounts_notes(book, pb, parse_as_of(as_of))
         credit = attribution_notes(book, report, pb, parse_as_of(as_of))
-    for note in [*report.notes, *(n for n in health_notes if n is not None), *returned, *credit]:
+    for note in [*notes, *(n for n in health_notes if n is not None), *returned, *credit]:
         console.print(f"[yellow]note:[/] {escape(note)}")
     console.print(
         f"[bold green]valid:[/] the book meets the data contract"
@@ -426,25 +442,56 @@ def features_cmd(
     )
 
 
-def load_inputs(book: str, playbook: Path | None, as_of: str | None) -> tuple[Playbook, Book, datetime]:
+def load_inputs(
+    book: str,
+    playbook: Path | None,
+    as_of: str | None,
+    *,
+    outcomes_until: date | datetime | None = None,
+    has_outcomes_until: bool = False,
+) -> tuple[Playbook, Book, datetime]:
     """The playbook, the validated book and the decision time shared by the commands that read a book.
 
     The book is validated as of now, not as of ``--as-of``: a past ``--as-of`` replays what was
     known then, and later rows are ignored rather than rejected; rows after now are left out (and
-    noted). What loading noted is printed.
+    noted). What loading noted is printed (for a command with ``--outcomes-until``, as
+    :func:`outcome_notes` words it).
     """
     pb = load_playbook(resolve_playbook_path(book, playbook))
     when = parse_as_of(as_of)
     with status("Loading and validating the book…"):
         loaded = load_book(book, playbook=pb, run_as_of=when)
-    print_book_notes(loaded)
+    print_book_notes(loaded, outcome_notes(loaded, outcomes_until) if has_outcomes_until else None)
     return pb, loaded, resolve_as_of(loaded, when)
 
 
-def print_book_notes(book: Book) -> None:
-    """Print what loading ``book`` noted without refusing it (rows after now left out, columns dropped …)."""
-    for note in book.notes:
+def print_book_notes(book: Book, notes: Sequence[str] | None = None) -> None:
+    """Print what loading ``book`` noted without refusing it (rows after now left out, columns dropped …).
+
+    ``notes``: those to print instead of the book's own (:func:`outcome_notes`).
+    """
+    for note in book.notes if notes is None else notes:
         err_console.print(f"[yellow]note:[/] {escape(note)}")
+
+
+def _validated_outcome_notes(report: ValidationReport, outcomes_until: date | datetime | None) -> list[str]:
+    """The validation's notes as a command with ``--outcomes-until`` says them (:func:`outcome_notes`)."""
+    from nextmove.book import reach_of
+    from nextmove.book.outcomes_until import outcomes_until_notes
+
+    summary = report.tables.get("outcomes")
+    latest = None if summary is None else summary.ts_max
+    # A latest outcome at a midnight is a date: the outcomes reach the midnight after it, as a run reads them.
+    reach = None if latest is None else reach_of(latest, dates=latest.time() == time())
+    return outcomes_until_notes(report.notes, outcomes_until, reach)
+
+
+def outcome_notes(book: Book, outcomes_until: date | datetime | None) -> list[str]:
+    """The book's notes as a command with ``--outcomes-until`` says them (:func:`outcomes_until_notes`)."""
+    from nextmove.book import table_reach
+    from nextmove.book.outcomes_until import outcomes_until_notes
+
+    return outcomes_until_notes(book.notes, outcomes_until, table_reach(book.outcomes))
 
 
 _WORKSPACE_README = """# nextmove workspace

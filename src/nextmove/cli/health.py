@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -13,8 +13,18 @@ from rich.markup import escape
 from rich.table import Table
 
 from nextmove._csv import write_csv
-from nextmove.cli._common import console, handle_errors, open_store, output_file, status
-from nextmove.cli.commands import AsOfOpt, BookOpt, PlaybookOpt, load_inputs
+from nextmove.cli._common import (
+    OutcomesUntilOpt,
+    TrainingDaysOpt,
+    console,
+    handle_errors,
+    open_store,
+    output_file,
+    parse_as_of,
+    parse_outcomes_until,
+    status,
+)
+from nextmove.cli.commands import AsOfOpt, BookOpt, PlaybookOpt, load_inputs, outcome_notes
 from nextmove.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -53,6 +63,8 @@ def health_cmd(
     ] = False,
     top: Annotated[int, typer.Option(help="Accounts listed in the at-risk table.")] = 10,
     jobs: Annotated[int, typer.Option(help="Threads LightGBM trains with.", min=1)] = 1,
+    training_days: TrainingDaysOpt = None,
+    outcomes_until: OutcomesUntilOpt = None,
 ) -> None:
     """Score every active account's health and outcome probabilities at --as-of.
 
@@ -72,7 +84,8 @@ def health_cmd(
     if out.suffix != ".csv":
         raise ConfigError(f"--out {out} must end in .csv")
     out = output_file(out)
-    pb, loaded, t = load_inputs(book, playbook, as_of)
+    complete = parse_outcomes_until(outcomes_until, parse_as_of(as_of))
+    pb, loaded, t = load_inputs(book, playbook, as_of, outcomes_until=complete, has_outcomes_until=True)
     # Reusing only reads the store: one that does not exist is an error, not a new empty file left behind.
     opened: Store | None = open_store(store, existing=reuse_model) if (save_model or reuse_model) else None
     stored_ece: dict[str, float] = {}
@@ -86,6 +99,8 @@ def health_cmd(
                 reuse_model=reuse_model,
                 template=OutcomeModel(n_jobs=jobs),
                 progress=step,
+                outcomes_until=complete,
+                training_days=training_days,
             )
         if reuse_model and opened is not None and result.model_id is not None:
             # A reused model is not validated again: its accuracy is the one saved with it.
@@ -101,7 +116,7 @@ def health_cmd(
         tmp.replace(out)
     finally:
         tmp.unlink(missing_ok=True)
-    render_health(result, console, top=top, stored_ece=stored_ece)
+    render_health(result, console, top=top, stored_ece=stored_ece, printed=outcome_notes(loaded, complete))
     console.print(
         f"Wrote [bold]{escape(str(out))}[/]: {frame.height:,} active accounts as of {result.as_of:%Y-%m-%d %H:%M} UTC"
         + (f" ({result.left_out:,} gone or not started left out)." if result.left_out else ".")
@@ -153,12 +168,18 @@ def _auc(x: float | None) -> str:
 
 
 def render_health(
-    result: HealthResult, out: Console, *, top: int = 10, stored_ece: Mapping[str, float] | None = None
+    result: HealthResult,
+    out: Console,
+    *,
+    top: int = 10,
+    stored_ece: Mapping[str, float] | None = None,
+    printed: Collection[str] = (),
 ) -> None:
     """Print the summary tables of a health result.
 
     ``stored_ece`` (outcome kind → ECE) fills the ECE of outcome models reused from the store, which
-    ``result.accuracy`` leaves out (they are not validated again); without it their ECE is blank.
+    ``result.accuracy`` leaves out (they are not validated again); without it their ECE is blank. The
+    notes follow, but for those in ``printed`` (loading the book's, printed before).
     """
     from nextmove.models.health import span_text
 
@@ -290,4 +311,5 @@ def render_health(
             )
         out.print(models)
     for note in result.notes:
-        out.print(f"[yellow]note:[/] {escape(note)}")
+        if note not in printed:
+            out.print(f"[yellow]note:[/] {escape(note)}")

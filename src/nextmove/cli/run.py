@@ -14,17 +14,27 @@ from rich.table import Table
 
 from nextmove.book.validate import load_book
 from nextmove.cli._common import (
+    OutcomesUntilOpt,
     StageProgress,
+    TrainingDaysOpt,
     check_number_column,
     console,
     handle_errors,
     open_store,
     output_folder,
     parse_as_of,
+    parse_outcomes_until,
     read_table_file,
     status,
 )
-from nextmove.cli.commands import AsOfOpt, BookOpt, PlaybookOpt, print_book_notes, resolve_playbook_path
+from nextmove.cli.commands import (
+    AsOfOpt,
+    BookOpt,
+    PlaybookOpt,
+    outcome_notes,
+    print_book_notes,
+    resolve_playbook_path,
+)
 from nextmove.errors import ConfigError, NotFoundError
 from nextmove.playbook.loader import load_playbook
 
@@ -88,14 +98,7 @@ def run_cmd(
     trees: Annotated[
         int | None, typer.Option(help="Trees per effect model (fewer: faster, coarser); default: the run's.", min=1)
     ] = None,
-    training_days: Annotated[
-        int | None,
-        typer.Option(
-            help="Learn only from the decisions of this many days before --as-of (default: all); at least the "
-            "horizon and a decision window, for any of them to be finished.",
-            min=1,
-        ),
-    ] = None,
+    training_days: TrainingDaysOpt = None,
     partial_horizon_days: Annotated[
         int | None,
         typer.Option(
@@ -104,6 +107,7 @@ def run_cmd(
             min=1,
         ),
     ] = None,
+    outcomes_until: OutcomesUntilOpt = None,
     truth: Annotated[
         Path | None,
         typer.Option(
@@ -125,10 +129,12 @@ def run_cmd(
         raise ConfigError("--no-store and --store contradict each other: give one of them")
     pb = load_playbook(resolve_playbook_path(book, playbook))
     when = parse_as_of(as_of)
+    complete = parse_outcomes_until(outcomes_until, when)
     folder = output_folder(out if out is not None else _default_out(book))  # before the long load
     with status("Loading and validating the book…"):
         loaded = load_book(book, playbook=pb, run_as_of=when)
-    print_book_notes(loaded)
+    shown = outcome_notes(loaded, complete)
+    print_book_notes(loaded, shown)
     truth_frame = _read_truth(truth if truth is not None else _truth_path(book))
     # A reused model must already be in the store: a store that does not exist is an error, not a new empty file.
     opened: Store | None = None if no_store else open_store(store, existing=reuse_model)
@@ -148,6 +154,7 @@ def run_cmd(
             jobs=jobs,
             truth=truth_frame,
             training_days=training_days,
+            outcomes_until=complete,
             effect_params=_effect_params(trees, partial_horizon_days),
             extra_files=_write_report,
         )
@@ -155,7 +162,7 @@ def run_cmd(
     finally:
         if opened is not None:
             opened.close()
-    render_run(result, console, printed=loaded.notes)
+    render_run(result, console, printed=shown)
     if opened is not None:
         console.print(f"Saved run [bold]{escape(result.run_id)}[/] in the store.")
     if served is not None:

@@ -8,8 +8,9 @@ from datetime import date, datetime, timedelta
 
 import polars as pl
 
-from nextmove.book import Book, gone_accounts
+from nextmove.book import Book, gone_accounts, table_reach
 from nextmove.book.notes import lagging_book_notes
+from nextmove.book.outcomes_until import checked_outcomes_until, outcomes_until_notes
 from nextmove.book.validate import returned_accounts_notes
 from nextmove.engine.model_store import load_outcome_models, save_outcome_models
 from nextmove.errors import ConfigError
@@ -172,6 +173,8 @@ def score_health(
     template: OutcomeModel | None = None,
     top_k: int = 3,
     progress: Progress | None = None,
+    outcomes_until: datetime | date | None = None,
+    training_days: int | None = None,
 ) -> HealthResult:
     """Score every active account's health and outcome probabilities at ``as_of``.
 
@@ -212,6 +215,13 @@ def score_health(
         Drivers per account and outcome.
     progress
         Called with a description as each long step starts.
+    outcomes_until
+        How far the outcomes are complete, at most ``as_of`` (a date: that whole day), as a run's
+        (:attr:`~nextmove.engine.run.RunOptions.outcomes_until`); default: where the outcomes end.
+    training_days
+        Learn (the optimizer, the bands, the outcome models) only from the decisions of this many days
+        before ``as_of``, as a run's ``training_days`` (``--training-days``): the training set is built
+        from then on, which bounds a large book's time and memory. Default: the whole history.
 
     Returns
     -------
@@ -220,15 +230,21 @@ def score_health(
     Raises
     ------
     ConfigError
-        If ``as_of`` cannot be told, no health measure exists among the features, or
-        ``reuse_model`` is given without a store.
+        If ``as_of`` cannot be told, no health measure exists among the features,
+        ``reuse_model`` is given without a store, ``outcomes_until`` is after ``as_of``, or
+        ``training_days`` is not a positive whole number or keeps no decision whose horizon is over.
     IncompatibleModelError
         With ``reuse_model``, if the stored model does not fit the playbook or the features.
     """
     say = progress or (lambda _: None)
     if reuse_model and store is None:
         raise ConfigError("reuse_model needs a store to load the model from")
+    if training_days is not None and (
+        isinstance(training_days, bool) or not isinstance(training_days, int) or training_days < 1
+    ):
+        raise ConfigError(f"training_days must be a positive whole number or None, got {training_days!r}")
     when = resolve_as_of(book, as_of)
+    until = checked_outcomes_until(outcomes_until, when)
     weeks = playbook.health.trend_weeks
     before = when - timedelta(weeks=weeks)
     notes: list[str] = []
@@ -268,10 +284,21 @@ def score_health(
         if note is not None:
             notes.append(note)
     notes.extend(returned_accounts_notes(book, playbook, when))  # as validate and run: who counts as won back
-    notes.extend(n for n in lagging_book_notes(book, when, playbook.horizon_days) if n not in book.notes)
+    lagging = lagging_book_notes(book, when, playbook.horizon_days)
+    lagging = outcomes_until_notes(lagging, until, table_reach(book.outcomes))
+    notes.extend(n for n in lagging if n not in book.notes)
 
     say("Building the training set of past decisions…")
-    training = build_training_set(book, playbook, as_of=when, notes=notes)
+    training = build_training_set(
+        book,
+        playbook,
+        as_of=when,
+        notes=notes,
+        outcomes_until=until,
+        decisions_from=None if training_days is None else when - timedelta(days=training_days),
+    )
+    if training_days is not None and not training.filter(~pl.col("censored")).height:
+        raise training_days_error(training_days, playbook, when)
     optimizer = _optimize(card, training, playbook, vocab, notes)
     bands_report: HealthBandReport | None = None
     if playbook.health.band_cutoffs is None:
@@ -350,6 +377,25 @@ def score_health(
         model_id=used_model_id,
         left_out=left_out,
         notes=notes,
+    )
+
+
+def training_days_error(training_days: int, playbook: Playbook, when: datetime) -> ConfigError:
+    """The error of a ``--training-days`` that keeps no decision whose horizon is over by ``when``, naming enough days.
+
+    Examples
+    --------
+    >>> from nextmove.playbook.loader import load_playbook
+    >>> print(training_days_error(30, load_playbook(), datetime(2025, 4, 1)))  # doctest: +ELLIPSIS
+    no past decision's outcomes ... --training-days 30 keeps only ... Pass --training-days 104 or more ...
+    """
+    enough = playbook.horizon_days + playbook.contact_policy.window_days
+    return ConfigError(
+        f"no past decision's outcomes can be learned from: --training-days {training_days} keeps only the "
+        f"decisions of the {training_days} days before {when:%Y-%m-%d}, and with the playbook's "
+        f"{playbook.horizon_days}-day horizon none of them is finished by then. Pass --training-days {enough} "
+        f"or more (the horizon and a {playbook.contact_policy.window_days}-day decision window), or leave it out "
+        "to learn from the whole history"
     )
 
 

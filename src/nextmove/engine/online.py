@@ -83,6 +83,7 @@ from nextmove.store import (
     Store,
 )
 from nextmove.store.locks import AccountLocks, account_locks
+from nextmove.store.prune import refuse_pruned
 from nextmove.store.records import utcnow
 
 POLICY_MODEL_KIND: Final[str] = "policy"
@@ -1575,11 +1576,12 @@ def promote_run(
     NotFoundError
         If there is no such run.
     ConfigError
-        If the run has not succeeded.
+        If the run has not succeeded, or its receipts were pruned (``nextmove store prune``).
     """
     from nextmove.engine.run_process import require_succeeded
 
     run = require_succeeded(store.get_run(run_id), "only a succeeded run can be served")
+    refuse_pruned(run)
     now = utcnow()
     served = store.active_model(POLICY_MODEL_KIND)
     record = ModelVersionRecord(
@@ -1627,6 +1629,8 @@ def activate_version(store: Store, model_id: str) -> ModelVersionRecord:
     ------
     NotFoundError
         If there is no model ``model_id``.
+    ConfigError
+        If it is a policy version of a run whose receipts were pruned (``nextmove store prune``).
     """
     record = store.load_model(model_id)
     if record.kind == POLICY_MODEL_KIND:
@@ -1635,6 +1639,7 @@ def activate_version(store: Store, model_id: str) -> ModelVersionRecord:
         except (NotFoundError, DeciderNotReadyError):
             run = None
         if run is not None:
+            refuse_pruned(run)
             # The run's effect model first, as promote_run: a policy version never serves its run with another's.
             _activate_effect_model(store, run)
     store.activate_model(model_id)

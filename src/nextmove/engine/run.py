@@ -43,6 +43,7 @@ from nextmove._csv import write_csv
 from nextmove._files import StagedFiles, check_folder
 from nextmove.book import NO_ACTION, Book, bulk_end, gone_accounts, latest_timestamp, table_reach
 from nextmove.book.notes import lagging_book_notes, last_day
+from nextmove.book.outcomes_until import checked_outcomes_until, outcomes_until_notes
 from nextmove.book.validate import (
     canonical_accounts,
     missing_arr_note,
@@ -61,6 +62,7 @@ from nextmove.engine.health import (
     existing_accounts,
     learned_bands,
     no_signal_note,
+    training_days_error,
     unended_outcome_note,
 )
 from nextmove.engine.holds import read_holds, with_done_plays
@@ -168,6 +170,11 @@ class RunOptions:
     training_days: int | None = None
     """Learn only from the decisions of this many days before ``as_of`` (None, the default: the whole history;
     on the lab, a year instead of 18 months fitted in 40 % less time and cost 4 points of regret)."""
+    outcomes_until: datetime | date | None = None
+    """How far the book's outcomes are complete (``--outcomes-until``): a date is that whole day, a datetime the
+    instant. Default (None): where the outcomes table ends, so that a horizon running past the last outcome is
+    not taken as over (an export that stopped looks like a quiet spell). Give it when none happened since:
+    decisions whose horizon ends by then are learned from as finished. At most the decision time."""
     evidence: bool = True
     """Write the decision receipts (evidence and alternatives)."""
     evaluate: bool = True
@@ -305,6 +312,8 @@ def run(
     started = time.perf_counter()
     timings: dict[str, float] = {}
     when = resolve_as_of(book, as_of)
+    # The instant the outcomes are complete to, checked against the decision time before the run is recorded.
+    opts = replace(opts, outcomes_until=checked_outcomes_until(opts.outcomes_until, when))
     # One order of accounts whatever the caller's (load_book already sorts; a Book built in Python may not).
     book = replace(book, accounts=canonical_accounts(book.accounts))
     # Feedback counts up to the decision time a backtest gives; a run of today's book (no as_of, so
@@ -406,8 +415,9 @@ def _run(
     )
     # What loading the book noted (rows after --as-of or after now left out, columns dropped …) is
     # the run's too: kept in its summary, not only printed.
-    for note in (*book.notes, *book_notes):
-        if note is not None and note not in notes:
+    # With outcomes_until, the note of outcomes that end before the rest gives way to one saying what was given.
+    for note in outcomes_until_notes((*book.notes, *book_notes), opts.outcomes_until, table_reach(book.outcomes)):
+        if note not in notes:
             notes.append(note)
     lap("features")
 
@@ -478,7 +488,7 @@ def _run(
         # A reused model built no training set; the comparables ("accounts like this one") still need
         # the past decisions and what followed them, without a fit.
         tell("building the history of past decisions for the comparable accounts")
-        history = _training(book, playbook, when, opts.training_days, notes, untouched=False)
+        history = _training(book, playbook, when, opts, notes, untouched=False)
     receipts = _receipts(snapshot, projection, decided, decisions, playbook, model, history, outcomes, previous, opts)
     lap("evidence")
 
@@ -505,6 +515,8 @@ def _run(
             maintain_order="left",
         )
     summary = _summary(run_id, when, playbook, decisions, decided, policy_values, regret, model_id, notes, timings)
+    if isinstance(opts.outcomes_until, datetime):
+        summary["outcomes_until"] = opts.outcomes_until.isoformat()
     summary.update(
         action_labels=action_labels(playbook),
         action_families=action_families(playbook),
@@ -570,6 +582,8 @@ def _options(options: Mapping[str, Any]) -> RunOptions:
         raise ConfigError(f"allocation must be 'auto', 'exact' or 'lagrangian', got {opts.allocation!r}")
     if opts.training_days is not None and (not isinstance(opts.training_days, int) or opts.training_days < 1):
         raise ConfigError(f"training_days must be a positive whole number or None, got {opts.training_days!r}")
+    if opts.outcomes_until is not None and not isinstance(opts.outcomes_until, date):
+        raise ConfigError(f"outcomes_until must be a date, a datetime or None, got {opts.outcomes_until!r}")
     DecisionOptions(risk_aversion=opts.risk_aversion)  # checks it before any work is done
     if not isinstance(opts.jobs, int) or opts.jobs < 1:
         raise ConfigError(f"jobs must be a positive whole number, got {opts.jobs!r}")
@@ -584,6 +598,7 @@ def _params(opts: RunOptions, seed: int) -> dict[str, Any]:
         "allocation": opts.allocation,
         "capacity": opts.capacity,
         "training_days": opts.training_days,
+        "outcomes_until": None if opts.outcomes_until is None else opts.outcomes_until.isoformat(),
         "effect_params": {**FAST_EFFECT_PARAMS, **dict(opts.effect_params)},
         "evidence": opts.evidence,
         "evaluate": opts.evaluate,
@@ -920,10 +935,11 @@ def _health_bands(
 
 
 def _training(
-    book: Book, playbook: Playbook, when: datetime, days: int | None, notes: list[str], *, untouched: bool = True
+    book: Book, playbook: Playbook, when: datetime, opts: RunOptions, notes: list[str], *, untouched: bool = True
 ) -> pl.DataFrame:
-    """The training set of past decisions (those of the last ``days`` days when given); what it labels by
-    window although the outcomes name touches goes to ``notes``.
+    """The training set of past decisions (those of the last ``opts.training_days`` days when given), with the
+    outcomes complete to ``opts.outcomes_until`` if given; what it labels by window although the outcomes name
+    touches goes to ``notes``.
 
     ``untouched`` False leaves out the untouched dates a log without logged ``none`` decisions gets
     (comparables read only logged decisions).
@@ -932,9 +948,10 @@ def _training(
         book,
         playbook,
         as_of=when,
-        decisions_from=None if days is None else when - timedelta(days=days),
+        decisions_from=None if opts.training_days is None else when - timedelta(days=opts.training_days),
         untouched_rows=None if untouched else False,
         notes=notes,
+        outcomes_until=opts.outcomes_until,
     )
 
 
@@ -959,7 +976,7 @@ def _model(
         record = _effect_record(store, playbook)
         return _unpickle_effect_model(record), record.model_id, None, saved_health_bands(record)
     tell("building the training set of past decisions")
-    training = _training(book, playbook, when, opts.training_days, notes)
+    training = _training(book, playbook, when, opts, notes)
     tell(f"learning from {training.height:,} decisions")
     params = {**FAST_EFFECT_PARAMS, "random_state": seed, "n_jobs": opts.jobs, **dict(opts.effect_params)}
     # The training set's vocabulary: each objective reads the labels of its own outcome kind.
@@ -969,7 +986,8 @@ def _model(
     except NothingToLearnError as error:
         if params.get("partial_horizon_days") is not None:
             raise
-        raise _nothing_to_learn(error, playbook, when, opts.training_days, table_reach(book.outcomes)) from None
+        seen = opts.outcomes_until if isinstance(opts.outcomes_until, datetime) else table_reach(book.outcomes)
+        raise _nothing_to_learn(error, playbook, when, opts.training_days, seen) from None
     if model.flagged_arms_:
         notes.append(
             "actions with too little history, valued at the pooled effect with a wide interval: "
@@ -1012,18 +1030,13 @@ def _nothing_to_learn(
     done = error.ready_on
     enough = playbook.horizon_days + playbook.contact_policy.window_days
     if training_days is not None and training_days < enough:
-        return ConfigError(
-            f"no past decision's outcomes can be learned from: --training-days {training_days} keeps only the "
-            f"decisions of the {training_days} days before {when:%Y-%m-%d}, and with the playbook's "
-            f"{playbook.horizon_days}-day horizon none of them is finished by then. Pass --training-days {enough} "
-            f"or more (the horizon and a {playbook.contact_policy.window_days}-day decision window), or leave it out "
-            "to learn from the whole history"
-        )
+        return training_days_error(training_days, playbook, when)
     if done <= when and outcomes_end is not None and outcomes_end < when:
         return ConfigError(
             f"no past decision's outcomes can be learned from as of {when:%Y-%m-%d}: the book's outcomes end "
             f"{last_day(outcomes_end)}, before the {playbook.horizon_days}-day horizon of any decision is "
-            "over. Add the outcomes since to the book, or learn from open horizons (--partial-horizon-days)"
+            "over. Add the outcomes since to the book; if there were none (a quiet spell), say so with "
+            "--outcomes-until DATE; or learn from open horizons (--partial-horizon-days)"
         )
     return ConfigError(
         f"no past decision's outcomes can be learned from as of {when:%Y-%m-%d}: the playbook's horizon is "
