@@ -22,8 +22,11 @@ def chromium_path() -> str:
     return found
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[object]:
+    """One browser per test module: while Playwright's sync API is open it keeps an event loop running in the
+    main thread, so a session-wide browser made every later ``asyncio.run`` of the same worker (the API tests)
+    fail with "cannot be called from a running event loop" whenever the scheduler put them after a page test."""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as pw:
