@@ -106,6 +106,11 @@ class _Context:
     """``account_id, ts``: each account's latest time in a table (read only with ``run_as_of``)."""
     latest_probes: dict[str, _LatestProbe] = field(default_factory=dict)
 
+    @property
+    def kept_until(self) -> datetime:
+        """The latest time of a row :func:`load_book` keeps (:func:`kept_until`): the times' notes read only those."""
+        return kept_until(self.as_of, self.run_as_of)
+
     def add(self, problem: Problem, count: int = 1) -> None:
         self.problems.append(problem)
         key = (problem.rule, problem.table, problem.column)
@@ -223,6 +228,24 @@ def validate_book(
     return report
 
 
+def kept_until(as_of: datetime, run_as_of: datetime | None) -> datetime:
+    """The latest time of a signal, touch or outcome a loaded book keeps: ``as_of`` (the book's, or now), or
+    ``run_as_of`` when later (a run as of a later time reads the rows up to it).
+
+    Rows after it have not happened yet (a scheduled touch): :func:`load_book` leaves them out, and
+    ``validate`` reads the times of the rest alone (how far each table reaches, its latest rows, where
+    each account ends), so the notes it gives on them are those a run gives. With ``as_of`` given, a
+    row after it is an error, not left out.
+
+    Examples
+    --------
+    >>> now = datetime(2025, 4, 1, tzinfo=UTC)
+    >>> kept_until(now, None).date(), kept_until(now, datetime(2025, 6, 1, tzinfo=UTC)).date()
+    (datetime.date(2025, 4, 1), datetime.date(2025, 6, 1))
+    """
+    return as_utc(as_of) if run_as_of is None else max(as_utc(as_of), as_utc(run_as_of))
+
+
 def _future_note(label: str, count: int, first_row: int, first_ts: datetime, now: datetime) -> str:
     """The note on a table's rows dated after now: not errors, but not history yet either."""
     return (
@@ -243,7 +266,7 @@ def _run_as_of_notes(ctx: _Context, run_as_of: datetime) -> list[str]:
             f"{counted} are after --as-of {run_as_of:%Y-%m-%d %H:%M} UTC: a run at that time ignores them "
             "(a backtest), so they are left out here too, not errors"
         )
-    stamps = [as_utc(s.ts_max) for s in ctx.summaries.values() if s.ts_max is not None]
+    stamps = [as_utc(p.hi) for p in ctx.latest_probes.values() if p.hi is not None]  # of the rows a run keeps
     latest = max(stamps) if stamps else None
     if (note := stale_as_of_note(_bulk_end(ctx.account_ends) or latest, run_as_of, latest=latest)) is not None:
         notes.append(note)
@@ -633,7 +656,7 @@ def load_book(
     if as_of is None:
         # Rows dated after now (noted by validation) have not happened yet: no command reads them as
         # history, unless the command reads the book as of a later time.
-        keep_until = report.as_of if run_as_of is None else max(report.as_of, _as_utc(run_as_of, "run_as_of"))
+        keep_until = kept_until(report.as_of, None if run_as_of is None else _as_utc(run_as_of, "run_as_of"))
         for name in ("signals", "touches", "outcomes"):
             if name in frames:
                 frames[name] = frames[name].filter(pl.col("ts") <= keep_until)
@@ -823,18 +846,23 @@ def _check_table(src: TableSource, spec: TableSpec, ctx: _Context) -> None:
     if has_time:
         tcol = _parsed(str(spec.time_column))
         aggregates += [pl.col(tcol).min().alias("__lo"), pl.col(tcol).max().alias("__hi")]
+        # The times' notes read the rows a loaded book keeps (rows after now are left out until their
+        # time), so that validate says what a run says: the table's span, which rows are dates or times.
+        kept = (pl.col(tcol) <= pl.lit(ctx.kept_until)).fill_null(False)
         at_midnight = pl.col(tcol) == pl.col(tcol).dt.truncate("1d")
-        timed = pl.col(tcol).is_not_null() & ~at_midnight
+        timed = kept & ~at_midnight
         aggregates += [
-            pl.col(tcol).is_not_null().sum().alias("__stamped"),
-            at_midnight.sum().alias("__midnights"),
+            pl.col(tcol).filter(kept).min().alias("__kept_lo"),
+            pl.col(tcol).filter(kept).max().alias("__kept_hi"),
+            kept.sum().alias("__stamped"),
+            (kept & at_midnight).sum().alias("__midnights"),
             pl.col(_ROW).filter(timed).first().alias("__timed_row"),
             pl.col(tcol).filter(timed).first().alias("__timed_ts"),
         ]
         if spec.name in ("touches", "outcomes") and schema[str(spec.time_column)] == pl.String:
             # A date written alone (2025-04-01, no time of day) is the shortest text a time is read from.
             # Signals mix daily readings (dates) with events (times) as a rule, and read either way alike.
-            alone = pl.col(tcol).is_not_null() & (pl.col(str(spec.time_column)).str.strip_chars().str.len_bytes() <= 10)
+            alone = kept & (pl.col(str(spec.time_column)).str.strip_chars().str.len_bytes() <= 10)
             aggregates += [
                 alone.sum().alias("__alone"),
                 pl.col(_ROW).filter(alone).first().alias("__alone_row"),
@@ -882,7 +910,9 @@ def _check_table(src: TableSource, spec: TableSpec, ctx: _Context) -> None:
         if ctx.run_as_of is not None and "account_id" in schema:
             ends_index = len(queries)
             queries.append(
-                lf.group_by(pl.col(_parsed("account_id")).alias("account_id")).agg(pl.col(tcol).max().alias("ts"))
+                lf.filter(pl.col(tcol) <= pl.lit(ctx.kept_until))
+                .group_by(pl.col(_parsed("account_id")).alias("account_id"))
+                .agg(pl.col(tcol).max().alias("ts"))
             )
 
     # Without common-subplan elimination: with it, Polars caches the whole parsed table to share
@@ -1030,9 +1060,10 @@ def _time_notes(
     """
     tcol = _parsed(str(spec.time_column))
     stamped, midnights = int(summary["__stamped"][0]), int(summary["__midnights"][0])
-    lo, hi = summary["__lo"][0], summary["__hi"][0]
+    lo, hi = summary["__kept_lo"][0], summary["__kept_hi"][0]
     ctx.spans[spec.name] = table_span(lo, hi, stamped, midnights)
-    ctx.latest_probes[spec.name] = _LatestProbe(lf, tcol, src.label, stamped, midnights, lo, hi)
+    kept = lf.filter(pl.col(tcol) <= pl.lit(ctx.kept_until))
+    ctx.latest_probes[spec.name] = _LatestProbe(kept, tcol, src.label, stamped, midnights, lo, hi)
 
     row, ts = summary["__timed_row"][0], summary["__timed_ts"][0]
     # Only outcomes that are dates are read otherwise, each its whole day (labels, ends of accounts).
