@@ -159,6 +159,44 @@ def lagging_touches_note(touches: TableSpan | None, signals: datetime | None, wh
     )
 
 
+def outcomes_lag(spans: Mapping[str, TableSpan | None], when: datetime) -> tuple[datetime, datetime] | None:
+    """Where the outcomes end and where the book's other data do (up to ``when``), when the outcomes end
+    :data:`OUTCOMES_LAG_DAYS` days or more before them across a wide gap (:func:`wide_gap`); None if not.
+
+    The one rule of the outcomes' lag: :func:`lagging_outcomes_note` (validate, run, health), the lift's
+    note (:func:`lift_lagging_outcomes_note`) and how far the training set takes the outcomes as seen
+    (:func:`outcomes_complete_until`) all ask it. ``spans`` are the tables' spans (:func:`book_spans`).
+
+    Examples
+    --------
+    >>> spans = {"outcomes": TableSpan(datetime(2024, 1, 1, tzinfo=UTC), datetime(2024, 12, 1, tzinfo=UTC), 400),
+    ...          "signals": TableSpan(datetime(2024, 1, 1, tzinfo=UTC), datetime(2025, 4, 1, tzinfo=UTC), 9_000)}
+    >>> [f"{t:%Y-%m-%d}" for t in outcomes_lag(spans, datetime(2025, 4, 1, tzinfo=UTC))]
+    ['2024-12-01', '2025-04-01']
+    >>> outcomes_lag(spans, datetime(2024, 12, 10, tzinfo=UTC)) is None  # a decision before the gap: no lag
+    True
+    """
+    others = max((s.reach for n in ("signals", "touches") if (s := spans.get(n)) is not None), default=None)
+    return _outcomes_lag(spans.get("outcomes"), others, when)
+
+
+def _outcomes_lag(
+    outcomes: TableSpan | None, others: datetime | None, when: datetime
+) -> tuple[datetime, datetime] | None:
+    """:func:`outcomes_lag` from the outcomes' span and how far the signals and touches reach."""
+    if outcomes is None or others is None:
+        return None
+    seen = min(as_utc(others), as_utc(when))
+    return (outcomes.reach, seen) if outcomes.lags(seen, OUTCOMES_LAG_DAYS) else None
+
+
+def _outcomes_end_words(reach: datetime, seen: datetime) -> str:
+    return (
+        f"the outcomes end {last_day(reach)}, {_days(_days_between(reach, seen))} before the book's other data "
+        f"({last_day(seen)})"
+    )
+
+
 def lagging_outcomes_note(
     outcomes: TableSpan | None, others: datetime | None, when: datetime, horizon_days: int | None = None
 ) -> str | None:
@@ -166,7 +204,7 @@ def lagging_outcomes_note(
 
     ``outcomes`` is the outcomes table's span, ``others`` how far the signals and touches reach
     (:func:`~nextmove.book.table_reach`), ``when`` the decision time. Sparse outcomes must end
-    longer before (:func:`wide_gap`).
+    longer before (:func:`wide_gap`). The rule is :func:`outcomes_lag`'s.
 
     Examples
     --------
@@ -177,19 +215,41 @@ def lagging_outcomes_note(
     horizon runs past that is not learned from as finished, and an account that churned since is still
     taken as active; if the outcomes are exported apart from the rest, add the recent ones
     """
-    if outcomes is None or others is None:
-        return None
-    seen = min(as_utc(others), as_utc(when))
-    if not outcomes.lags(seen, OUTCOMES_LAG_DAYS):
+    lag = _outcomes_lag(outcomes, others, when)
+    if lag is None:
         return None
     horizon = "" if horizon_days is None else f"{horizon_days}-day "
     return (
-        f"the outcomes end {last_day(outcomes.reach)}, {_days(_days_between(outcomes.reach, seen))} before the "
-        "book's other data "
-        f"({last_day(seen)}): a decision whose {horizon}horizon runs past that is not learned from as finished, "
-        "and an account that churned since is still taken as active; if the outcomes are exported apart from "
-        "the rest, add the recent ones"
+        f"{_outcomes_end_words(*lag)}: a decision whose {horizon}horizon runs past that is not learned from as "
+        "finished, and an account that churned since is still taken as active; if the outcomes are exported apart "
+        "from the rest, add the recent ones"
     )
+
+
+def lift_lagging_outcomes_note(lag: tuple[datetime, datetime], until: str) -> str:
+    """The lift's note on outcomes that lag (:func:`outcomes_lag`) and end inside the window it measures.
+
+    ``until`` is the ``--until`` that measures only what was seen (the outcomes' reach, as the option takes it).
+
+    Examples
+    --------
+    >>> lag = datetime(2025, 1, 9, tzinfo=UTC), datetime(2025, 3, 31, 18, tzinfo=UTC)
+    >>> print(lift_lagging_outcomes_note(lag, "2025-01-09"))  # doctest: +NORMALIZE_WHITESPACE
+    the outcomes end 2025-01-08, 82 days before the book's other data (2025-03-31), inside the window measured:
+    an outcome after that is not in the book and counts as not having happened; if the outcomes are exported
+    apart from the rest, add the recent ones, or measure only what was seen: pass observed_until (--until)
+    2025-01-09 with allow_partial (--partial)
+    """
+    return (
+        f"{_outcomes_end_words(*lag)}, inside the window measured: an outcome after that is not in the book and "
+        "counts as not having happened; if the outcomes are exported apart from the rest, add the recent ones, or "
+        f"measure only what was seen: pass observed_until (--until) {until} with allow_partial (--partial)"
+    )
+
+
+def is_lagging_outcomes_note(note: str) -> bool:
+    """Whether ``note`` is a :func:`lagging_outcomes_note` (loading's, about learning: the lift has its own)."""
+    return note.startswith("the outcomes end ") and "is not learned from as finished" in note
 
 
 def lagging_notes(spans: Mapping[str, TableSpan | None], when: datetime, horizon_days: int | None = None) -> list[str]:
@@ -203,14 +263,18 @@ def lagging_notes(spans: Mapping[str, TableSpan | None], when: datetime, horizon
     return [n for n in notes if n is not None]
 
 
+def book_spans(book: Book) -> dict[str, TableSpan | None]:
+    """Each dated table's span (:func:`settled_span`): what the notes on a loaded book read."""
+    return {name: settled_span(book.table(name)) for name in ("signals", "touches", "outcomes")}
+
+
 def lagging_book_notes(book: Book, when: datetime, horizon_days: int | None = None) -> list[str]:
     """:func:`lagging_notes` for a loaded book read as of ``when``, in the words ``nextmove validate`` uses.
 
     A table's latest rows far after the rest of it (:func:`far_latest_rows`) do not count: they
     have their own note.
     """
-    spans = {name: settled_span(book.table(name)) for name in ("signals", "touches", "outcomes")}
-    return lagging_notes(spans, when, horizon_days)
+    return lagging_notes(book_spans(book), when, horizon_days)
 
 
 def settled_span(frame: pl.DataFrame) -> TableSpan | None:

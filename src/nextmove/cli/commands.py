@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated
@@ -423,25 +424,29 @@ def features_cmd(
     )
 
 
-def load_inputs(book: str, playbook: Path | None, as_of: str | None) -> tuple[Playbook, Book, datetime]:
+def load_inputs(
+    book: str, playbook: Path | None, as_of: str | None, *, hide: Callable[[str], bool] | None = None
+) -> tuple[Playbook, Book, datetime]:
     """The playbook, the validated book and the decision time shared by the commands that read a book.
 
     The book is validated as of now, not as of ``--as-of``: a past ``--as-of`` replays what was
     known then, and later rows are ignored rather than rejected; rows after now are left out (and
-    noted). What loading noted is printed.
+    noted). What loading noted is printed, but for the notes ``hide`` is True of (the command says
+    them in its own words).
     """
     pb = load_playbook(resolve_playbook_path(book, playbook))
     when = parse_as_of(as_of)
     with status("Loading and validating the book…"):
         loaded = load_book(book, playbook=pb, run_as_of=when)
-    print_book_notes(loaded)
+    print_book_notes(loaded, hide)
     return pb, loaded, resolve_as_of(loaded, when)
 
 
-def print_book_notes(book: Book) -> None:
+def print_book_notes(book: Book, hide: Callable[[str], bool] | None = None) -> None:
     """Print what loading ``book`` noted without refusing it (rows after now left out, columns dropped …)."""
     for note in book.notes:
-        err_console.print(f"[yellow]note:[/] {escape(note)}")
+        if hide is None or not hide(note):
+            err_console.print(f"[yellow]note:[/] {escape(note)}")
 
 
 _WORKSPACE_README = """# nextmove workspace

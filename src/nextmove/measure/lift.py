@@ -21,6 +21,7 @@ import polars as pl
 from numpy.typing import NDArray
 
 from nextmove.book import NO_ACTION, Book, data_reach, gone_at, of_dates, table_reach
+from nextmove.book.notes import book_spans, lift_lagging_outcomes_note, outcomes_lag
 from nextmove.errors import ConfigError
 from nextmove.features import FeatureVocabulary, build_training_set, training_vocabulary
 from nextmove.features.history import to_utc
@@ -913,10 +914,6 @@ def estimate_lift(
     )
 
 
-LAGGING_OUTCOMES_DAYS = 7
-"""A note says the outcomes may lag when they end this many days or more before the rest of the book's data."""
-
-
 def _data_notes(
     book: Book,
     playbook: Playbook,
@@ -957,16 +954,9 @@ def _data_notes(
                 "cohort's actions cost over control's); add the outcomes that followed the run to the book's "
                 "outcomes table"
             )
-    elif (
-        reach is not None and outcomes_reach < ends and reach - outcomes_reach >= timedelta(days=LAGGING_OUTCOMES_DAYS)
-    ):
-        lag = (reach - outcomes_reach).days
-        notes.append(
-            f"the book's outcomes end {outcomes_reach:%Y-%m-%d %H:%M} UTC, {_days(lag)} before its other data "
-            f"({reach:%Y-%m-%d %H:%M} UTC) and inside this window: if the outcomes are exported later than the "
-            "rest, those after it are missing and count as not having happened; to measure only what was "
-            f"seen, pass observed_until (--until) {_iso(outcomes_reach)} with allow_partial (--partial)"
-        )
+    elif reach is not None and (lag := outcomes_lag(book_spans(book), reach)) is not None and lag[0] < ends:
+        # The rule and words of the notes of validate and run (nextmove.book.notes), said for a measure.
+        notes.append(lift_lagging_outcomes_note(lag, _iso(lag[0])))
     ending = set(terminal_outcome_kinds(playbook))
     terminal = sorted({s.label for s in specs if s.outcome in ending and s.label in frame.columns})
     if terminal and "arr" in frame.columns:
