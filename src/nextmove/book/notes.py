@@ -34,9 +34,10 @@ decision window, is short enough to catch a monthly export that missed its last 
 
 GAP_SPACINGS = 5
 """A table's rows end well before the rest, or its latest rows lie far after the others, only across a gap
-of this many mean spacings of its rows or more: in a sparse table (a few outcomes a month) weeks without a
-row are how it goes, and rows that come at random leave a gap of five mean spacings less than 1 % of the
-time (e⁻⁵)."""
+of this many mean spacings of its days or more (the days with a row: a table whose rows all fall on
+month-ends has a spacing of a month, however many rows each month-end holds): in a sparse table (a few
+outcomes a month) weeks without a row are how it goes, and days with rows that come at random leave a gap
+of five mean spacings less than 1 % of the time (e⁻⁵)."""
 
 FAR_LATEST_DAYS = 28
 """The latest rows of a table (up to :data:`FAR_LATEST_ROWS`) get a note when they lie this many days or
@@ -94,39 +95,44 @@ def _days(n: int) -> str:
     return f"{n:,} day" if n == 1 else f"{n:,} days"
 
 
-def wide_gap(gap: timedelta, days: int, first: datetime, last: datetime, rows: int) -> bool:
-    """Whether ``gap`` after (or before) ``rows`` rows from ``first`` to ``last`` is ``days`` days or more, and
-    :data:`GAP_SPACINGS` of their mean spacings or more (never with fewer than two rows: no spacing to tell by).
+def wide_gap(gap: timedelta, days: int, first: datetime, last: datetime, dated: int) -> bool:
+    """Whether ``gap`` after (or before) rows on ``dated`` distinct days from ``first`` to ``last`` is ``days``
+    days or more, and :data:`GAP_SPACINGS` of their days' mean spacings or more (never with rows on fewer than
+    two days: no spacing to tell by).
 
     Examples
     --------
     >>> year = datetime(2024, 1, 1, tzinfo=UTC), datetime(2024, 12, 31, tzinfo=UTC)
-    >>> wide_gap(timedelta(days=30), 28, *year, rows=5_000), wide_gap(timedelta(days=30), 28, *year, rows=40)
+    >>> wide_gap(timedelta(days=30), 28, *year, dated=366), wide_gap(timedelta(days=30), 28, *year, dated=12)
     (True, False)
     """
-    if rows < 2 or gap < timedelta(days=days):
+    if dated < 2 or gap < timedelta(days=days):
         return False
-    return gap >= GAP_SPACINGS * (as_utc(last) - as_utc(first)) / (rows - 1)
+    return gap >= GAP_SPACINGS * (as_utc(last) - as_utc(first)) / (dated - 1)
 
 
 @dataclass(frozen=True)
 class TableSpan:
-    """A table's rows with a time: the first time, how far they reach (:func:`~nextmove.book.table_reach`), how many."""
+    """A table's rows with a time: the first time, how far they reach (:func:`~nextmove.book.table_reach`), on how
+    many distinct (UTC) days."""
 
     first: datetime
     reach: datetime
-    rows: int
+    dated: int
 
     def lags(self, behind: datetime, days: int) -> bool:
         """Whether the table ends before ``behind`` by a wide gap (:func:`wide_gap`) of ``days`` days or more."""
-        return wide_gap(as_utc(behind) - as_utc(self.reach), days, self.first, self.reach, self.rows)
+        return wide_gap(as_utc(behind) - as_utc(self.reach), days, self.first, self.reach, self.dated)
 
 
-def table_span(first: datetime | None, latest: datetime | None, rows: int, midnights: int) -> TableSpan | None:
-    """A table's span from its figures: its first and latest times, its rows with a time, how many at a midnight."""
+def table_span(
+    first: datetime | None, latest: datetime | None, rows: int, midnights: int, dated: int
+) -> TableSpan | None:
+    """A table's span from its figures: its first and latest times, its rows with a time, how many at a midnight,
+    on how many distinct days."""
     if first is None or latest is None:
         return None
-    return TableSpan(as_utc(first), reach_of(latest, dates=are_dates(midnights, rows)), rows)
+    return TableSpan(as_utc(first), reach_of(latest, dates=are_dates(midnights, rows)), dated)
 
 
 def lagging_touches_note(touches: TableSpan | None, signals: datetime | None, when: datetime) -> str | None:
@@ -138,7 +144,7 @@ def lagging_touches_note(touches: TableSpan | None, signals: datetime | None, wh
 
     Examples
     --------
-    >>> log = TableSpan(datetime(2024, 1, 1, tzinfo=UTC), datetime(2024, 12, 1, tzinfo=UTC), 5_000)
+    >>> log = TableSpan(datetime(2024, 1, 1, tzinfo=UTC), datetime(2024, 12, 1, tzinfo=UTC), 335)
     >>> print(lagging_touches_note(log, datetime(2025, 4, 1, tzinfo=UTC), datetime(2025, 4, 1, tzinfo=UTC)))
     ... # doctest: +NORMALIZE_WHITESPACE
     the touch log ends 2024-11-30, 121 days before the signals (2025-03-31): plays made since are not in the
@@ -169,8 +175,8 @@ def outcomes_lag(spans: Mapping[str, TableSpan | None], when: datetime) -> tuple
 
     Examples
     --------
-    >>> spans = {"outcomes": TableSpan(datetime(2024, 1, 1, tzinfo=UTC), datetime(2024, 12, 1, tzinfo=UTC), 400),
-    ...          "signals": TableSpan(datetime(2024, 1, 1, tzinfo=UTC), datetime(2025, 4, 1, tzinfo=UTC), 9_000)}
+    >>> spans = {"outcomes": TableSpan(datetime(2024, 1, 1, tzinfo=UTC), datetime(2024, 12, 1, tzinfo=UTC), 300),
+    ...          "signals": TableSpan(datetime(2024, 1, 1, tzinfo=UTC), datetime(2025, 4, 1, tzinfo=UTC), 456)}
     >>> [f"{t:%Y-%m-%d}" for t in outcomes_lag(spans, datetime(2025, 4, 1, tzinfo=UTC))]
     ['2024-12-01', '2025-04-01']
     >>> outcomes_lag(spans, datetime(2024, 12, 10, tzinfo=UTC)) is None  # a decision before the gap: no lag
@@ -208,7 +214,7 @@ def lagging_outcomes_note(
 
     Examples
     --------
-    >>> ended = TableSpan(datetime(2024, 1, 1, tzinfo=UTC), datetime(2024, 12, 1, tzinfo=UTC), 400)
+    >>> ended = TableSpan(datetime(2024, 1, 1, tzinfo=UTC), datetime(2024, 12, 1, tzinfo=UTC), 300)
     >>> print(lagging_outcomes_note(ended, datetime(2025, 4, 1, tzinfo=UTC), datetime(2025, 4, 1, tzinfo=UTC), 60))
     ... # doctest: +NORMALIZE_WHITESPACE
     the outcomes end 2024-11-30, 121 days before the book's other data (2025-03-31): a decision whose 60-day
@@ -289,29 +295,37 @@ def settled_span(frame: pl.DataFrame) -> TableSpan | None:
     figures = frame.select(
         ts.is_not_null().sum().alias("rows"),
         (ts == ts.dt.truncate("1d")).sum().alias("midnights"),
+        ts.dt.truncate("1d").drop_nulls().n_unique().alias("dated"),
         ts.min().alias("first"),
         ts.drop_nulls().top_k(FAR_LATEST_ROWS + 1).sort(descending=True).implode().alias("latest"),
     ).row(0, named=True)
     latest: list[datetime] = figures["latest"]
     if not latest:
         return None
-    far = far_latest_rows(latest, figures["rows"], figures["first"])
-    return table_span(figures["first"], latest[far], figures["rows"] - far, figures["midnights"])
+    far = far_latest_rows(latest, figures["dated"], figures["first"])
+    return table_span(
+        figures["first"],
+        latest[far],
+        figures["rows"] - far,
+        figures["midnights"],
+        figures["dated"] - far_days(latest, far),
+    )
 
 
-def far_latest_rows(latest: list[datetime], rows: int, first: datetime | None) -> int:
+def far_latest_rows(latest: list[datetime], dated: int, first: datetime | None) -> int:
     """How many of a table's latest rows lie :data:`FAR_LATEST_DAYS` days or more after the rest (0: none).
 
     ``latest`` are its latest times, newest first (:data:`FAR_LATEST_ROWS` + 1 of them, or all when
-    it has fewer rows), ``rows`` how many rows have a time, ``first`` the earliest. The gap must be
-    wide for the rows before it, too (:func:`wide_gap`).
+    it has fewer rows), ``dated`` on how many distinct days its rows are, ``first`` the earliest time.
+    The gap must be wide for the days before it, too (:func:`wide_gap`).
 
     Examples
     --------
     >>> days = [datetime(2026, 3, 1, tzinfo=UTC)] + [datetime(2025, 3, 31 - i, tzinfo=UTC) for i in range(5)]
-    >>> far_latest_rows(days, 40_000, datetime(2024, 1, 1, tzinfo=UTC))
+    >>> far_latest_rows(days, 456, datetime(2024, 1, 1, tzinfo=UTC))  # a row every day, and one a year on
     1
-    >>> far_latest_rows(days, 3, datetime(2024, 1, 1, tzinfo=UTC))  # two rows before the gap: no spacing to tell by
+    >>> month_ends = [datetime(2025, 3, 31, tzinfo=UTC)] + [datetime(2025, 2, 28, tzinfo=UTC)] * 5
+    >>> far_latest_rows(month_ends, 15, datetime(2024, 1, 31, tzinfo=UTC))  # rows on month-ends: a month apart
     0
     """
     if first is None:
@@ -320,8 +334,13 @@ def far_latest_rows(latest: list[datetime], rows: int, first: datetime | None) -
     for n in range(1, min(FAR_LATEST_ROWS, len(stamps) - 1) + 1):
         gap = stamps[n - 1] - stamps[n]
         if gap >= timedelta(days=FAR_LATEST_DAYS):
-            return n if wide_gap(gap, FAR_LATEST_DAYS, first, stamps[n], rows - n) else 0
+            return n if wide_gap(gap, FAR_LATEST_DAYS, first, stamps[n], dated - far_days(stamps, n)) else 0
     return 0
+
+
+def far_days(latest: list[datetime], far: int) -> int:
+    """On how many distinct days the ``far`` newest of ``latest`` (newest first) are."""
+    return len({as_utc(t).date() for t in latest[:far]})
 
 
 def far_latest_note(label: str, found: list[tuple[int, datetime]], rest: datetime) -> str:

@@ -25,6 +25,7 @@ from nextmove.book.notes import (
     TableSpan,
     duplicate_columns,
     duplicate_rows_note,
+    far_days,
     far_latest_note,
     far_latest_rows,
     lagging_notes,
@@ -856,6 +857,7 @@ def _check_table(src: TableSource, spec: TableSpec, ctx: _Context) -> None:
             pl.col(tcol).filter(kept).max().alias("__kept_hi"),
             kept.sum().alias("__stamped"),
             (kept & at_midnight).sum().alias("__midnights"),
+            pl.col(tcol).filter(kept).dt.truncate("1d").n_unique().alias("__dated"),
             pl.col(_ROW).filter(timed).first().alias("__timed_row"),
             pl.col(tcol).filter(timed).first().alias("__timed_ts"),
         ]
@@ -1007,6 +1009,7 @@ class _LatestProbe:
     label: str
     stamped: int
     midnights: int
+    dated: int
     lo: datetime | None
     hi: datetime | None
 
@@ -1031,7 +1034,7 @@ def _far_latest_notes(ctx: _Context) -> None:
             .sort(descending=True)
             .to_list()
         )
-        if not (far := far_latest_rows(latest, probe.stamped, probe.lo)):
+        if not (far := far_latest_rows(latest, probe.dated, probe.lo)):
             continue
         found = (
             probe.lf.filter(tcol >= latest[far - 1])
@@ -1041,7 +1044,8 @@ def _far_latest_notes(ctx: _Context) -> None:
             .head(far)
         )
         ctx.notes.append(far_latest_note(probe.label, [(int(r), t) for r, t in found.iter_rows()], latest[far]))
-        ctx.spans[name] = table_span(probe.lo, latest[far], probe.stamped - far, probe.midnights)
+        dated = probe.dated - far_days(latest, far)
+        ctx.spans[name] = table_span(probe.lo, latest[far], probe.stamped - far, probe.midnights, dated)
 
 
 def _time_notes(
@@ -1060,10 +1064,11 @@ def _time_notes(
     """
     tcol = _parsed(str(spec.time_column))
     stamped, midnights = int(summary["__stamped"][0]), int(summary["__midnights"][0])
+    dated = int(summary["__dated"][0])
     lo, hi = summary["__kept_lo"][0], summary["__kept_hi"][0]
-    ctx.spans[spec.name] = table_span(lo, hi, stamped, midnights)
+    ctx.spans[spec.name] = table_span(lo, hi, stamped, midnights, dated)
     kept = lf.filter(pl.col(tcol) <= pl.lit(ctx.kept_until))
-    ctx.latest_probes[spec.name] = _LatestProbe(kept, tcol, src.label, stamped, midnights, lo, hi)
+    ctx.latest_probes[spec.name] = _LatestProbe(kept, tcol, src.label, stamped, midnights, dated, lo, hi)
 
     row, ts = summary["__timed_row"][0], summary["__timed_ts"][0]
     # Only outcomes that are dates are read otherwise, each its whole day (labels, ends of accounts).

@@ -1,4 +1,5 @@
-"""validate reads the times of the rows a run keeps: rows dated after now are left out of both alike."""
+"""How far a book's tables reach, as validate and a run read them: only the rows a run keeps (rows dated after
+now are left out of both alike), and a table's spacing that of its days, not of its rows."""
 
 from __future__ import annotations
 
@@ -58,3 +59,33 @@ def test_validate_does_not_name_scheduled_rows_as_far_after_the_rest() -> None:
     notes = validate_book(_book(scheduled_touches=2, future_outcomes=0)).notes
     assert not any("after the rest of the table" in n for n in notes)
     assert any("2 row(s) are dated after now" in n for n in notes)
+
+
+def test_outcomes_on_month_ends_are_no_lagging_export() -> None:
+    # A billing export that dates every outcome on its month-end: the last one, 2025-02-28, lies 20 days before
+    # the signals' end, as every month does. Its ~10 rows a month made a mean spacing of 3 days, so 20 days
+    # read as a stopped export.
+    ids = [f"A{i:04d}" for i in range(100)]
+    first, last = datetime(2024, 3, 1, tzinfo=UTC), datetime(2025, 3, 20, tzinfo=UTC)
+    days = [first + timedelta(days=d) for d in range((last - first).days + 1)]
+    month_ends = [d - timedelta(days=1) for d in days if d.day == 1 and d > first]
+    frames = {
+        "accounts": pl.DataFrame({"account_id": ids}),
+        "signals": pl.DataFrame(
+            [(a, day, "logins", 1.0) for day in days for a in ids[:20]],
+            schema=["account_id", "ts", "name", "value"],
+            orient="row",
+        ),
+        "outcomes": pl.DataFrame(
+            [(ids[(m * 10 + k) % 100], end, "expansion", 10.0) for m, end in enumerate(month_ends) for k in range(10)],
+            schema=["account_id", "ts", "kind", "value"],
+            orient="row",
+        ),
+    }
+    assert validate_book(frames, as_of=last + timedelta(days=1)).notes == []
+    book = load_book(frames, as_of=last + timedelta(days=1))
+    assert lagging_book_notes(book, last + timedelta(days=1)) == []
+    # Five month-ends or more without one is a stopped export still.
+    stopped = {**frames, "outcomes": frames["outcomes"].filter(pl.col("ts") < datetime(2024, 10, 1, tzinfo=UTC))}
+    [note] = validate_book(stopped, as_of=last + timedelta(days=1)).notes
+    assert note.startswith("the outcomes end 2024-09-30, 171 days before the book's other data (2025-03-20)")
