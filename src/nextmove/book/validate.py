@@ -17,7 +17,7 @@ import polars as pl
 
 from nextmove.book.contract import CONTRACT, NO_ACTION, ColumnSpec, ColumnType, TableSpec
 from nextmove.book.lifetime import gone_at_lazy, latest_start, terminal_outcome_kinds
-from nextmove.book.model import MOST_ACCOUNTS_SHARE, Book, as_utc, empty_table
+from nextmove.book.model import Book, as_utc, bulk_end_of, empty_table
 from nextmove.book.notes import (
     DUPLICATE_SHARE,
     FAR_LATEST_DAYS,
@@ -269,18 +269,9 @@ def _run_as_of_notes(ctx: _Context, run_as_of: datetime) -> list[str]:
         )
     stamps = [as_utc(p.hi) for p in ctx.latest_probes.values() if p.hi is not None]  # of the rows a run keeps
     latest = max(stamps) if stamps else None
-    if (note := stale_as_of_note(_bulk_end(ctx.account_ends) or latest, run_as_of, latest=latest)) is not None:
+    if (note := stale_as_of_note(bulk_end_of(ctx.account_ends) or latest, run_as_of, latest=latest)) is not None:
         notes.append(note)
     return notes
-
-
-def _bulk_end(account_ends: list[pl.DataFrame]) -> datetime | None:
-    """:func:`~nextmove.book.bulk_end` from each table's ``account_id, ts`` (every account's latest time in it)."""
-    if not account_ends:
-        return None
-    ends = pl.concat(account_ends).group_by("account_id").agg(pl.col("ts").max()).get_column("ts")
-    end = ends.quantile(MOST_ACCOUNTS_SHARE, interpolation="nearest")
-    return as_utc(end) if isinstance(end, datetime) else None
 
 
 def _horizon(playbook: Playbook | None) -> int | None:
