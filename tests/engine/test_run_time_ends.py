@@ -177,19 +177,19 @@ def test_too_short_training_days_name_the_training_days_that_would_do(tmp_path: 
 
 
 def test_the_training_days_named_reach_back_past_where_the_outcomes_end(tmp_path: Path) -> None:
-    # The outcomes end 30 days before the signals: a decision is finished only when its horizon ends by then.
+    # The outcomes end 60 days before the signals: a decision is finished only when its horizon ends by then.
     # It named 56 days (the horizon and a window), and with 56 blamed the outcomes' end for leaving every
     # horizon open, though the decisions of the months before are finished.
     folder = write_book(tmp_path / "book", touches_until=LAST)
     outcomes = (folder / "outcomes.csv").read_text(encoding="utf-8").splitlines()
-    cut = f"{LAST - timedelta(days=30):%Y-%m-%d}"
+    cut = f"{LAST - timedelta(days=60):%Y-%m-%d}"
     (folder / "outcomes.csv").write_text(
         "\n".join([outcomes[0], *(line for line in outcomes[1:] if line.split(",")[1] <= cut)]) + "\n",
         encoding="utf-8",
     )
     book = load_book(folder, playbook=PLAYBOOK)
     days = _suggested_training_days(book, 30)
-    assert days >= 42 + 14 + 30  # the horizon, a decision window, the days after the outcomes end
+    assert days >= 42 + 14 + 60  # the horizon, a decision window, the days after the outcomes end
     assert _run(book, training_days=days, evidence=False).recommendations.height > 0
 
 

@@ -27,10 +27,10 @@ untouched."""
 
 OUTCOMES_LAG_DAYS = 14
 """Outcomes that end this many days or more before the book's other data get a note (sparse ones,
-longer: :data:`GAP_SPACINGS`). The training set censors the decisions whose horizon runs past the
-outcomes' end (:func:`~nextmove.features.outcomes_seen_until`) whatever the gap; the note says why fewer
-are learned from, and that an account that churned since still counts as active. Two weeks, one default
-decision window, is short enough to catch a monthly export that missed its last run."""
+longer: :data:`GAP_SPACINGS`). Then, and only then (:func:`outcomes_lag`), the training set censors the
+decisions whose horizon runs past the outcomes' end (:func:`~nextmove.features.outcomes_seen_until`); the
+note says why fewer are learned from, and that an account that churned since still counts as active. Two
+weeks, one default decision window, is short enough to catch a monthly export that missed its last run."""
 
 GAP_SPACINGS = 5
 """A table's rows end well before the rest, or its latest rows lie far after the others, only across a gap
@@ -97,8 +97,8 @@ def _days(n: int) -> str:
 
 def wide_gap(gap: timedelta, days: int, first: datetime, last: datetime, dated: int) -> bool:
     """Whether ``gap`` after (or before) rows on ``dated`` distinct days from ``first`` to ``last`` is ``days``
-    days or more, and :data:`GAP_SPACINGS` of their days' mean spacings or more (never with rows on fewer than
-    two days: no spacing to tell by).
+    days or more, and :data:`GAP_SPACINGS` of their days' mean spacings or more (rows on one day have no
+    spacing to tell by: ``days`` days alone).
 
     Examples
     --------
@@ -106,9 +106,9 @@ def wide_gap(gap: timedelta, days: int, first: datetime, last: datetime, dated: 
     >>> wide_gap(timedelta(days=30), 28, *year, dated=366), wide_gap(timedelta(days=30), 28, *year, dated=12)
     (True, False)
     """
-    if dated < 2 or gap < timedelta(days=days):
+    if gap < timedelta(days=days):
         return False
-    return gap >= GAP_SPACINGS * (as_utc(last) - as_utc(first)) / (dated - 1)
+    return dated < 2 or gap >= GAP_SPACINGS * (as_utc(last) - as_utc(first)) / (dated - 1)
 
 
 @dataclass(frozen=True)
@@ -334,7 +334,8 @@ def far_latest_rows(latest: list[datetime], dated: int, first: datetime | None) 
     for n in range(1, min(FAR_LATEST_ROWS, len(stamps) - 1) + 1):
         gap = stamps[n - 1] - stamps[n]
         if gap >= timedelta(days=FAR_LATEST_DAYS):
-            return n if wide_gap(gap, FAR_LATEST_DAYS, first, stamps[n], dated - far_days(stamps, n)) else 0
+            before = dated - far_days(stamps, n)  # rows on one day before the gap: no spacing to tell by
+            return n if before >= 2 and wide_gap(gap, FAR_LATEST_DAYS, first, stamps[n], before) else 0
     return 0
 
 
