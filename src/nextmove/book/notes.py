@@ -73,6 +73,18 @@ def day_text(when: datetime) -> str:
     return f"{at:%Y-%m-%d}" if at == datetime(at.year, at.month, at.day, tzinfo=UTC) else f"{at:%Y-%m-%d %H:%M} UTC"
 
 
+def option_time(when: datetime) -> str:
+    """A time as an option's value (``--until``): the date alone at a UTC midnight, else ISO 8601 in UTC.
+
+    Examples
+    --------
+    >>> option_time(datetime(2025, 3, 1, tzinfo=UTC)), option_time(datetime(2025, 3, 1, 9, 30, tzinfo=UTC))
+    ('2025-03-01', '2025-03-01T09:30:00Z')
+    """
+    at = as_utc(when)
+    return f"{at:%Y-%m-%d}" if at == datetime(at.year, at.month, at.day, tzinfo=UTC) else f"{at:%Y-%m-%dT%H:%M:%SZ}"
+
+
 def last_day(reach: datetime) -> str:
     """The last day a table reaching ``reach`` has seen (the day before the midnight a table of dates reaches).
 
@@ -250,6 +262,29 @@ def lift_lagging_outcomes_note(lag: tuple[datetime, datetime], until: str) -> st
         f"{_outcomes_end_words(*lag)}, inside the window measured: an outcome after that is not in the book and "
         "counts as not having happened; if the outcomes are exported apart from the rest, add the recent ones, or "
         f"measure only what was seen: pass observed_until (--until) {until} with allow_partial (--partial)"
+    )
+
+
+def complete_until_note(lag: tuple[datetime, datetime], until: str, end: str) -> str:
+    """The note on outcomes that lag (:func:`outcomes_lag`) when an ``--until`` after their end says they are
+    complete up to it (``nextmove evaluate --until``): then decisions past their end are learned from.
+
+    ``until`` is that time and ``end`` the outcomes' reach, as the option takes them.
+
+    Examples
+    --------
+    >>> lag = datetime(2025, 1, 9, tzinfo=UTC), datetime(2025, 3, 31, 18, tzinfo=UTC)
+    >>> print(complete_until_note(lag, "2025-04-01", "2025-01-09"))  # doctest: +NORMALIZE_WHITESPACE
+    the outcomes end 2025-01-08, 82 days before the book's other data (2025-03-31), and observed_until
+    (--until) 2025-04-01 takes them as complete up to then: a decision whose horizon runs past their end is
+    learned from and scored as one after which no outcome happened; if the outcomes are exported apart from
+    the rest, add the recent ones, or pass observed_until (--until) 2025-01-09 to leave those decisions out
+    """
+    return (
+        f"{_outcomes_end_words(*lag)}, and observed_until (--until) {until} takes them as complete up to then: a "
+        "decision whose horizon runs past their end is learned from and scored as one after which no outcome "
+        "happened; if the outcomes are exported apart from the rest, add the recent ones, or pass observed_until "
+        f"(--until) {end} to leave those decisions out"
     )
 
 

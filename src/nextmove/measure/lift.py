@@ -22,6 +22,7 @@ from numpy.typing import NDArray
 
 from nextmove.book import NO_ACTION, Book, data_reach, gone_at, of_dates, table_reach
 from nextmove.book.notes import book_spans, lift_lagging_outcomes_note, outcomes_lag
+from nextmove.book.notes import option_time as _iso
 from nextmove.errors import ConfigError
 from nextmove.features import FeatureVocabulary, build_training_set, training_vocabulary
 from nextmove.features.history import to_utc
@@ -716,15 +717,6 @@ def _action_accuracy(
                 )
             )
     return out
-
-
-def _iso(when: datetime) -> str:
-    """A time as an option's value: the date alone at a midnight."""
-    return (
-        f"{when:%Y-%m-%d}"
-        if when == when.replace(hour=0, minute=0, second=0, microsecond=0)
-        else f"{when:%Y-%m-%dT%H:%M:%SZ}"
-    )
 
 
 def _days(n: int) -> str:
