@@ -85,10 +85,23 @@ def test_outcomes_on_month_ends_are_no_lagging_export() -> None:
     assert validate_book(frames, as_of=last + timedelta(days=1)).notes == []
     book = load_book(frames, as_of=last + timedelta(days=1))
     assert lagging_book_notes(book, last + timedelta(days=1)) == []
-    # Five month-ends or more without one is a stopped export still.
-    stopped = {**frames, "outcomes": frames["outcomes"].filter(pl.col("ts") < datetime(2024, 10, 1, tzinfo=UTC))}
+    # Three month-ends without one is a stopped export still: twice the longest gap the table has had.
+    stopped = {**frames, "outcomes": frames["outcomes"].filter(pl.col("ts") < datetime(2024, 12, 1, tzinfo=UTC))}
     [note] = validate_book(stopped, as_of=last + timedelta(days=1)).notes
-    assert note.startswith("the outcomes end 2024-09-30, 171 days before the book's other data (2025-03-20)")
+    assert note.startswith("the outcomes end 2024-11-30, 110 days before the book's other data (2025-03-20)")
+    assert lagging_book_notes(load_book(stopped, as_of=last + timedelta(days=1)), last + timedelta(days=1)) == [note]
+    # A touch log written in batches every two weeks that misses four of them has stopped, though its days are
+    # 14 apart (five spacings: 70 days; it ends 62 days before the signals).
+    batches = [d for d in days if (d - first).days % 14 == 0 and d <= last - timedelta(days=56)]
+    touches = pl.DataFrame(
+        [(a, "call", d + timedelta(hours=10)) for d in batches for a in ids[:30]],
+        schema=["account_id", "action_id", "ts"],
+        orient="row",
+    )
+    notes = validate_book({**frames, "touches": touches}, as_of=last + timedelta(days=1)).notes
+    assert [n.split(":")[0] for n in notes] == [
+        "the touch log ends 2025-01-17, 62 days before the signals (2025-03-20)"
+    ]
 
 
 _BULK_END_PEAK = """

@@ -39,6 +39,12 @@ month-ends has a spacing of a month, however many rows each month-end holds): in
 outcomes a month) weeks without a row are how it goes, and days with rows that come at random leave a gap
 of five mean spacings less than 1 % of the time (e⁻⁵)."""
 
+LONGEST_GAPS = 2
+"""A table's rows also end well before the rest across a gap of this many times the longest it has had between
+two of its days with a row, if that is shorter than :data:`GAP_SPACINGS` mean spacings: a log written on a
+schedule (touches every two weeks, outcomes on month-ends) has gaps all alike, and four batches missing (56
+days of a fortnightly log) is an export that stopped, though not five of its spacings."""
+
 FAR_LATEST_DAYS = 28
 """The latest rows of a table (up to :data:`FAR_LATEST_ROWS`) get a note when they lie this many days or
 more after the rest of it (and :data:`GAP_SPACINGS` of its spacings): a date typed wrong (2026 for 2025)
@@ -107,20 +113,30 @@ def _days(n: int) -> str:
     return f"{n:,} day" if n == 1 else f"{n:,} days"
 
 
-def wide_gap(gap: timedelta, days: int, first: datetime, last: datetime, dated: int) -> bool:
+def wide_gap(
+    gap: timedelta, days: int, first: datetime, last: datetime, dated: int, longest: timedelta | None = None
+) -> bool:
     """Whether ``gap`` after (or before) rows on ``dated`` distinct days from ``first`` to ``last`` is ``days``
-    days or more, and :data:`GAP_SPACINGS` of their days' mean spacings or more (rows on one day have no
-    spacing to tell by: ``days`` days alone).
+    days or more, and :data:`GAP_SPACINGS` of their days' mean spacings or more, or :data:`LONGEST_GAPS` times
+    ``longest`` (the longest gap between two of those days) if that is shorter. Rows on one day have no
+    spacing to tell by: ``days`` days alone.
 
     Examples
     --------
     >>> year = datetime(2024, 1, 1, tzinfo=UTC), datetime(2024, 12, 31, tzinfo=UTC)
     >>> wide_gap(timedelta(days=30), 28, *year, dated=366), wide_gap(timedelta(days=30), 28, *year, dated=12)
     (True, False)
+    >>> wide_gap(timedelta(days=56), 28, *year, dated=27, longest=timedelta(days=14))  # four fortnights missed
+    True
     """
     if gap < timedelta(days=days):
         return False
-    return dated < 2 or gap >= GAP_SPACINGS * (as_utc(last) - as_utc(first)) / (dated - 1)
+    if dated < 2:
+        return True
+    limit = GAP_SPACINGS * (as_utc(last) - as_utc(first)) / (dated - 1)
+    if longest is not None and longest > timedelta(0):
+        limit = min(limit, LONGEST_GAPS * longest)
+    return gap >= limit
 
 
 @dataclass(frozen=True)
@@ -131,20 +147,27 @@ class TableSpan:
     first: datetime
     reach: datetime
     dated: int
+    longest: timedelta | None = None
+    """The longest gap between two of its days with a row (None: unknown)."""
 
     def lags(self, behind: datetime, days: int) -> bool:
         """Whether the table ends before ``behind`` by a wide gap (:func:`wide_gap`) of ``days`` days or more."""
-        return wide_gap(as_utc(behind) - as_utc(self.reach), days, self.first, self.reach, self.dated)
+        return wide_gap(as_utc(behind) - as_utc(self.reach), days, self.first, self.reach, self.dated, self.longest)
 
 
 def table_span(
-    first: datetime | None, latest: datetime | None, rows: int, midnights: int, dated: int
+    first: datetime | None,
+    latest: datetime | None,
+    rows: int,
+    midnights: int,
+    dated: int,
+    longest: timedelta | None = None,
 ) -> TableSpan | None:
     """A table's span from its figures: its first and latest times, its rows with a time, how many at a midnight,
-    on how many distinct days."""
+    on how many distinct days, the longest gap between two of them."""
     if first is None or latest is None:
         return None
-    return TableSpan(as_utc(first), reach_of(latest, dates=are_dates(midnights, rows)), dated)
+    return TableSpan(as_utc(first), reach_of(latest, dates=are_dates(midnights, rows)), dated, longest)
 
 
 def lagging_touches_note(touches: TableSpan | None, signals: datetime | None, when: datetime) -> str | None:
@@ -330,20 +353,23 @@ def settled_span(frame: pl.DataFrame) -> TableSpan | None:
     figures = frame.select(
         ts.is_not_null().sum().alias("rows"),
         (ts == ts.dt.truncate("1d")).sum().alias("midnights"),
-        ts.dt.truncate("1d").drop_nulls().n_unique().alias("dated"),
         ts.min().alias("first"),
         ts.drop_nulls().top_k(FAR_LATEST_ROWS + 1).sort(descending=True).implode().alias("latest"),
     ).row(0, named=True)
     latest: list[datetime] = figures["latest"]
     if not latest:
         return None
-    far = far_latest_rows(latest, figures["dated"], figures["first"])
+    days = frame.select(ts.dt.truncate("1d").drop_nulls().unique().sort()).to_series()
+    far = far_latest_rows(latest, days.len(), figures["first"])
+    settled = days.filter(days <= latest[far])
+    longest = settled.diff().max()
     return table_span(
         figures["first"],
         latest[far],
         figures["rows"] - far,
         figures["midnights"],
-        figures["dated"] - far_days(latest, far),
+        settled.len(),
+        longest if isinstance(longest, timedelta) else None,
     )
 
 

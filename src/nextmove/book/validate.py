@@ -849,6 +849,7 @@ def _check_table(src: TableSource, spec: TableSpec, ctx: _Context) -> None:
             kept.sum().alias("__stamped"),
             (kept & at_midnight).sum().alias("__midnights"),
             pl.col(tcol).filter(kept).dt.truncate("1d").n_unique().alias("__dated"),
+            pl.col(tcol).filter(kept).dt.truncate("1d").unique().sort().diff().max().alias("__longest"),
             pl.col(_ROW).filter(timed).first().alias("__timed_row"),
             pl.col(tcol).filter(timed).first().alias("__timed_ts"),
         ]
@@ -1036,7 +1037,13 @@ def _far_latest_notes(ctx: _Context) -> None:
         )
         ctx.notes.append(far_latest_note(probe.label, [(int(r), t) for r, t in found.iter_rows()], latest[far]))
         dated = probe.dated - far_days(latest, far)
-        ctx.spans[name] = table_span(probe.lo, latest[far], probe.stamped - far, probe.midnights, dated)
+        longest = (  # between the days before them: the gap to them is no usual one
+            probe.lf.filter(tcol <= latest[far])
+            .select(tcol.dt.truncate("1d").unique().sort().diff().max())
+            .collect(engine="streaming", optimizations=no_cache)
+            .item()
+        )
+        ctx.spans[name] = table_span(probe.lo, latest[far], probe.stamped - far, probe.midnights, dated, longest)
 
 
 def _time_notes(
@@ -1055,9 +1062,9 @@ def _time_notes(
     """
     tcol = _parsed(str(spec.time_column))
     stamped, midnights = int(summary["__stamped"][0]), int(summary["__midnights"][0])
-    dated = int(summary["__dated"][0])
+    dated, longest = int(summary["__dated"][0]), summary["__longest"][0]
     lo, hi = summary["__kept_lo"][0], summary["__kept_hi"][0]
-    ctx.spans[spec.name] = table_span(lo, hi, stamped, midnights, dated)
+    ctx.spans[spec.name] = table_span(lo, hi, stamped, midnights, dated, longest)
     kept = lf.filter(pl.col(tcol) <= pl.lit(ctx.kept_until))
     ctx.latest_probes[spec.name] = _LatestProbe(kept, tcol, src.label, stamped, midnights, dated, lo, hi)
 

@@ -1043,15 +1043,19 @@ def _nothing_to_learn(
     # The horizon, a decision window (a regular date lies in each) and the days the outcomes are not
     # seen; at least as far back as the latest finished decision.
     enough = max(playbook.horizon_days + window + unseen, _whole_days(when - latest_finished))
-    since = "" if unseen == 0 else f", the outcomes ending {last_day(seen)},"
+    since = "" if unseen == 0 else f" and the outcomes seen up to {last_day(seen)}"
     return ConfigError(
         f"no past decision's outcomes can be learned from: --training-days {training_days} keeps only the "
         f"decisions of the {training_days} days before {when:%Y-%m-%d}, and with the playbook's "
         f"{playbook.horizon_days}-day horizon{since} none of them is finished by then. Pass --training-days "
         f"{enough} or more (the horizon, a {window}-day decision window"
-        + ("" if unseen == 0 else f" and the {unseen} days after the outcomes' end")
+        + ("" if unseen == 0 else f" and the {_days_text(unseen)} since the outcomes are seen")
         + "), or leave it out to learn from the whole history"
     )
+
+
+def _days_text(n: int) -> str:
+    return f"{n:,} day" if n == 1 else f"{n:,} days"
 
 
 def _whole_days(span: timedelta) -> int:

@@ -758,7 +758,8 @@ def outcomes_seen_until(book: Book, end: datetime, *, whole_days: bool) -> datet
     >>> book = Book(empty_table("accounts"), signals, empty_table("touches"), outcomes)
     >>> outcomes_seen_until(book, datetime(2025, 4, 1, tzinfo=UTC), whole_days=True).isoformat()
     '2024-12-01T00:00:00+00:00'
-    >>> sparse = Book(empty_table("accounts"), signals, empty_table("touches"), outcomes[::20])  # one a month
+    >>> few = pl.DataFrame({"account_id": "a", "ts": [days[d] for d in (10, 100, 130, 250, 300, 420)], "kind": "churn"})
+    >>> sparse = Book(empty_table("accounts"), signals, empty_table("touches"), few)  # the last 35 days before
     >>> outcomes_seen_until(sparse, datetime(2025, 4, 1, tzinfo=UTC), whole_days=True).isoformat()
     '2025-04-01T00:00:00+00:00'
     """
