@@ -359,7 +359,9 @@ def settled_span(frame: pl.DataFrame) -> TableSpan | None:
     latest: list[datetime] = figures["latest"]
     if not latest:
         return None
-    days = frame.select(ts.dt.truncate("1d").drop_nulls().unique().sort()).to_series()
+    days = (  # grouped: a few hundred days, without a column of the table's every day
+        frame.lazy().group_by(ts.dt.truncate("1d").alias("day")).agg().collect().get_column("day").drop_nulls().sort()
+    )
     far = far_latest_rows(latest, days.len(), figures["first"])
     settled = days.filter(days <= latest[far])
     longest = settled.diff().max()
