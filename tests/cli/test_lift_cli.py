@@ -206,9 +206,12 @@ def test_cli_lift_notes_lagging_outcomes_with_the_commands_options(measured: Mea
     result = runner.invoke(app, ["lift", "--book", str(book), "--store", measured.store, "--run", "lab-run"])
     assert result.exit_code == 0, result.output
     text = " ".join(result.output.split())
-    assert re.search(r"to measure only what was seen, pass --until \S+ with --partial", text), text
+    assert re.search(r"measure only what was seen: pass --until \S+ with --partial", text), text
     assert "observed_until" not in text
     assert "allow_partial" not in text
+    # Once, in the lift's words: loading's note on the same outcomes (about learning, other dates) is not printed.
+    assert text.count("the outcomes end") == 1, text
+    assert "not learned from as finished" not in text
 
 
 def test_cli_lift_errors_when_the_store_has_no_such_run(measured: Measured, tmp_path: Path) -> None:

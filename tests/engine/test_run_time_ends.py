@@ -4,6 +4,7 @@ log or outcomes that stop early, a double export, and a --training-days too shor
 from __future__ import annotations
 
 import json
+import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -158,11 +159,47 @@ def test_a_run_keeps_the_note_of_a_double_export(tmp_path: Path) -> None:
     assert any(n.startswith(repeated) for n in result.summary["notes"])
 
 
+def _suggested_training_days(book: Book, training_days: int, **options: Any) -> int:
+    """The --training-days a run with too few days to learn from names."""
+    with pytest.raises(ConfigError, match=rf"--training-days {training_days} keeps only ") as caught:
+        _run(book, training_days=training_days, evidence=False, **options)
+    found = re.search(r"Pass --training-days (\d+) or more", str(caught.value))
+    assert found is not None, str(caught.value)
+    return int(found.group(1))
+
+
 def test_too_short_training_days_name_the_training_days_that_would_do(tmp_path: Path) -> None:
     book = load_book(write_book(tmp_path / "book", touches_until=LAST), playbook=PLAYBOOK)
     # It said "Decide as of <a later day>", which a later day would not have changed.
-    with pytest.raises(ConfigError, match=r"--training-days 30 keeps only .* Pass --training-days 56 or more"):
-        _run(book, training_days=30)
+    days = _suggested_training_days(book, 30)
+    assert days >= 56  # the 42-day horizon and a 14-day decision window, at least
+    assert _run(book, training_days=days, evidence=False).recommendations.height > 0
+
+
+def test_the_training_days_named_reach_back_past_where_the_outcomes_end(tmp_path: Path) -> None:
+    # The outcomes end 60 days before the signals: a decision is finished only when its horizon ends by then.
+    # It named 56 days (the horizon and a window), and with 56 blamed the outcomes' end for leaving every
+    # horizon open, though the decisions of the months before are finished.
+    folder = write_book(tmp_path / "book", touches_until=LAST)
+    outcomes = (folder / "outcomes.csv").read_text(encoding="utf-8").splitlines()
+    cut = f"{LAST - timedelta(days=60):%Y-%m-%d}"
+    (folder / "outcomes.csv").write_text(
+        "\n".join([outcomes[0], *(line for line in outcomes[1:] if line.split(",")[1] <= cut)]) + "\n",
+        encoding="utf-8",
+    )
+    book = load_book(folder, playbook=PLAYBOOK)
+    days = _suggested_training_days(book, 30)
+    assert days >= 42 + 14 + 60  # the horizon, a decision window, the days after the outcomes end
+    assert _run(book, training_days=days, evidence=False).recommendations.height > 0
+
+
+def test_a_decision_time_before_any_horizon_is_over_is_named_before_the_training_days(tmp_path: Path) -> None:
+    # Nothing in the whole history is finished by the as-of: it named --training-days 56, which failed again.
+    book = load_book(write_book(tmp_path / "book"), playbook=PLAYBOOK)
+    when = START + timedelta(days=30)
+    done = f"{START + timedelta(days=42):%Y-%m-%d}"
+    with pytest.raises(ConfigError, match=rf"the earliest decision is only finished on {done}\. Decide as of {done}"):
+        _run(book, as_of=when, training_days=30, evidence=False)
 
 
 def test_outcomes_that_end_before_any_horizon_is_over_are_named(tmp_path: Path) -> None:

@@ -10,6 +10,7 @@ import polars as pl
 from polars.testing import assert_frame_equal
 
 from nextmove.book import Book
+from nextmove.book.notes import lagging_book_notes
 from nextmove.features import build_training_set
 from nextmove.playbook import Playbook
 
@@ -76,3 +77,23 @@ def test_one_timestamped_outcome_changes_no_label_of_dated_outcomes(make_book: M
     mixed = _labels(build_training_set(one_timed, playbook, as_of=day(121)))
     assert plain.filter(pl.col("y_churn") == 1).height >= 3
     assert_frame_equal(mixed, plain)
+
+
+def test_sparse_outcomes_that_end_as_such_a_table_goes_leave_the_last_decisions_learned_from(
+    make_book: MakeBook, playbook: Playbook
+) -> None:
+    # A churn a month, the last on day 90 while signals run to day 120: no lag note (a month without one is how
+    # such a table goes), yet the decisions of days 61-90 were censored, silently: 1,108 of 1,212 learned from
+    # in the reviewer's book. Censoring now follows the note's rule.
+    churns = [
+        (a, day(d) + timedelta(hours=2), "churn", None) for a, d in (("a0", 5), ("a1", 35), ("a2", 65), ("a3", 90))
+    ]
+    book = _book(make_book, churns)
+    assert lagging_book_notes(book, day(121)) == []
+    train = _labels(build_training_set(book, playbook, as_of=day(121)))  # horizon 30 days
+    recent = train.filter((pl.col("decision_ts") > day(61)) & (pl.col("decision_ts") <= day(90)))
+    assert recent.height > 0
+    assert not recent.get_column("censored").any()
+    assert recent.get_column("observed_days").min() == 30.0
+    # Past where the book's data ends (signals at day 120 09:00), horizons are still open.
+    assert train.filter(pl.col("decision_ts") > day(91)).get_column("censored").all()

@@ -17,6 +17,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
 from nextmove.book import Book
+from nextmove.book.notes import lagging_book_notes
 from nextmove.book.validate import load_book
 from nextmove.decide.explore import assign_control
 from nextmove.errors import ConfigError
@@ -398,8 +399,18 @@ def test_lift_notes_outcomes_that_stop_before_the_rest_of_the_data() -> None:
         case.book, signals=signals, outcomes=case.book.outcomes.filter(pl.col("ts") < AS_OF + timedelta(days=30))
     )
     (note,) = _lift(case, lagging).notes
-    assert "outcomes end 2026-03-03 13:40 UTC, 65 days before its other data (2026-05-08 00:00 UTC)" in note
+    # The words and dates of the notes of validate and run on the same outcomes (nextmove.book.notes).
+    assert note.startswith("the outcomes end 2026-03-03, 65 days before the book's other data (2026-05-07)")
     assert "(--until) 2026-03-03T13:40:" in note
+    # One rule for all: outcomes that end 10 days before the rest are no lag for run or validate, nor for lift
+    # (it had its own 7 days).
+    shorter = _with(
+        case.book,
+        signals=pl.concat([case.book.signals, case.book.signals.with_columns(pl.col("ts") + timedelta(days=71))]),
+        outcomes=case.book.outcomes.filter(pl.col("ts") < AS_OF + timedelta(days=58)),
+    )
+    assert lagging_book_notes(shorter, AS_OF + timedelta(days=68)) == []
+    assert _lift(case, shorter).notes == []
     # None at all after the run: every lift would be 0.
     none_after = _with(case.book, signals=signals, outcomes=case.book.outcomes.filter(pl.col("ts") < AS_OF))
     note, no_interval = _lift(case, none_after).notes

@@ -227,10 +227,23 @@ def bulk_end(book: Book) -> datetime | None:
     >>> bulk_end(book).isoformat()
     '2025-03-01T00:00:00+00:00'
     """
-    frames = [f.select("account_id", "ts") for f in (book.signals, book.touches, book.outcomes) if f.height]
-    if not frames:
+    # Each table's latest time per account, then the latest of those. Concatenating the tables' rows
+    # first copied every account_id and ts of the book (+577 MiB of peak at 10M signals, 1M touches);
+    # grouped lazily, each table's two columns alone are read (+92 MiB; eagerly, +300 MiB).
+    return bulk_end_of(
+        [
+            f.lazy().group_by("account_id").agg(pl.col("ts").max()).collect()
+            for f in (book.signals, book.touches, book.outcomes)
+            if f.height
+        ]
+    )
+
+
+def bulk_end_of(account_ends: list[pl.DataFrame]) -> datetime | None:
+    """:func:`bulk_end` from each table's ``account_id, ts``: every account's latest time in it (None if none)."""
+    if not account_ends:
         return None
-    ends = pl.concat(frames, how="vertical_relaxed").group_by("account_id").agg(pl.col("ts").max())
+    ends = pl.concat(account_ends, how="vertical_relaxed").group_by("account_id").agg(pl.col("ts").max())
     end = ends.get_column("ts").quantile(MOST_ACCOUNTS_SHARE, interpolation="nearest")
     return as_utc(end) if isinstance(end, datetime) else None
 

@@ -27,16 +27,23 @@ untouched."""
 
 OUTCOMES_LAG_DAYS = 14
 """Outcomes that end this many days or more before the book's other data get a note (sparse ones,
-longer: :data:`GAP_SPACINGS`). The training set censors the decisions whose horizon runs past the
-outcomes' end (:func:`~nextmove.features.outcomes_seen_until`) whatever the gap; the note says why fewer
-are learned from, and that an account that churned since still counts as active. Two weeks, one default
-decision window, is short enough to catch a monthly export that missed its last run."""
+longer: :data:`GAP_SPACINGS`). Then, and only then (:func:`outcomes_lag`), the training set censors the
+decisions whose horizon runs past the outcomes' end (:func:`~nextmove.features.outcomes_seen_until`); the
+note says why fewer are learned from, and that an account that churned since still counts as active. Two
+weeks, one default decision window, is short enough to catch a monthly export that missed its last run."""
 
 GAP_SPACINGS = 5
 """A table's rows end well before the rest, or its latest rows lie far after the others, only across a gap
-of this many mean spacings of its rows or more: in a sparse table (a few outcomes a month) weeks without a
-row are how it goes, and rows that come at random leave a gap of five mean spacings less than 1 % of the
-time (e⁻⁵)."""
+of this many mean spacings of its days or more (the days with a row: a table whose rows all fall on
+month-ends has a spacing of a month, however many rows each month-end holds): in a sparse table (a few
+outcomes a month) weeks without a row are how it goes, and days with rows that come at random leave a gap
+of five mean spacings less than 1 % of the time (e⁻⁵)."""
+
+LONGEST_GAPS = 2
+"""A table's rows also end well before the rest across a gap of this many times the longest it has had between
+two of its days with a row, if that is shorter than :data:`GAP_SPACINGS` mean spacings: a log written on a
+schedule (touches every two weeks, outcomes on month-ends) has gaps all alike, and four batches missing (56
+days of a fortnightly log) is an export that stopped, though not five of its spacings."""
 
 FAR_LATEST_DAYS = 28
 """The latest rows of a table (up to :data:`FAR_LATEST_ROWS`) get a note when they lie this many days or
@@ -72,6 +79,18 @@ def day_text(when: datetime) -> str:
     return f"{at:%Y-%m-%d}" if at == datetime(at.year, at.month, at.day, tzinfo=UTC) else f"{at:%Y-%m-%d %H:%M} UTC"
 
 
+def option_time(when: datetime) -> str:
+    """A time as an option's value (``--until``): the date alone at a UTC midnight, else ISO 8601 in UTC.
+
+    Examples
+    --------
+    >>> option_time(datetime(2025, 3, 1, tzinfo=UTC)), option_time(datetime(2025, 3, 1, 9, 30, tzinfo=UTC))
+    ('2025-03-01', '2025-03-01T09:30:00Z')
+    """
+    at = as_utc(when)
+    return f"{at:%Y-%m-%d}" if at == datetime(at.year, at.month, at.day, tzinfo=UTC) else f"{at:%Y-%m-%dT%H:%M:%SZ}"
+
+
 def last_day(reach: datetime) -> str:
     """The last day a table reaching ``reach`` has seen (the day before the midnight a table of dates reaches).
 
@@ -94,39 +113,61 @@ def _days(n: int) -> str:
     return f"{n:,} day" if n == 1 else f"{n:,} days"
 
 
-def wide_gap(gap: timedelta, days: int, first: datetime, last: datetime, rows: int) -> bool:
-    """Whether ``gap`` after (or before) ``rows`` rows from ``first`` to ``last`` is ``days`` days or more, and
-    :data:`GAP_SPACINGS` of their mean spacings or more (never with fewer than two rows: no spacing to tell by).
+def wide_gap(
+    gap: timedelta, days: int, first: datetime, last: datetime, dated: int, longest: timedelta | None = None
+) -> bool:
+    """Whether ``gap`` after (or before) rows on ``dated`` distinct days from ``first`` to ``last`` is ``days``
+    days or more, and :data:`GAP_SPACINGS` of their days' mean spacings or more, or :data:`LONGEST_GAPS` times
+    ``longest`` (the longest gap between two of those days) if that is shorter. Rows on one day have no
+    spacing to tell by: ``days`` days alone.
 
     Examples
     --------
     >>> year = datetime(2024, 1, 1, tzinfo=UTC), datetime(2024, 12, 31, tzinfo=UTC)
-    >>> wide_gap(timedelta(days=30), 28, *year, rows=5_000), wide_gap(timedelta(days=30), 28, *year, rows=40)
+    >>> wide_gap(timedelta(days=30), 28, *year, dated=366), wide_gap(timedelta(days=30), 28, *year, dated=12)
     (True, False)
+    >>> wide_gap(timedelta(days=56), 28, *year, dated=27, longest=timedelta(days=14))  # four fortnights missed
+    True
     """
-    if rows < 2 or gap < timedelta(days=days):
+    if gap < timedelta(days=days):
         return False
-    return gap >= GAP_SPACINGS * (as_utc(last) - as_utc(first)) / (rows - 1)
+    if dated < 2:
+        return True
+    limit = GAP_SPACINGS * (as_utc(last) - as_utc(first)) / (dated - 1)
+    if longest is not None and longest > timedelta(0):
+        limit = min(limit, LONGEST_GAPS * longest)
+    return gap >= limit
 
 
 @dataclass(frozen=True)
 class TableSpan:
-    """A table's rows with a time: the first time, how far they reach (:func:`~nextmove.book.table_reach`), how many."""
+    """A table's rows with a time: the first time, how far they reach (:func:`~nextmove.book.table_reach`), on how
+    many distinct (UTC) days."""
 
     first: datetime
     reach: datetime
-    rows: int
+    dated: int
+    longest: timedelta | None = None
+    """The longest gap between two of its days with a row (None: unknown)."""
 
     def lags(self, behind: datetime, days: int) -> bool:
         """Whether the table ends before ``behind`` by a wide gap (:func:`wide_gap`) of ``days`` days or more."""
-        return wide_gap(as_utc(behind) - as_utc(self.reach), days, self.first, self.reach, self.rows)
+        return wide_gap(as_utc(behind) - as_utc(self.reach), days, self.first, self.reach, self.dated, self.longest)
 
 
-def table_span(first: datetime | None, latest: datetime | None, rows: int, midnights: int) -> TableSpan | None:
-    """A table's span from its figures: its first and latest times, its rows with a time, how many at a midnight."""
+def table_span(
+    first: datetime | None,
+    latest: datetime | None,
+    rows: int,
+    midnights: int,
+    dated: int,
+    longest: timedelta | None = None,
+) -> TableSpan | None:
+    """A table's span from its figures: its first and latest times, its rows with a time, how many at a midnight,
+    on how many distinct days, the longest gap between two of them."""
     if first is None or latest is None:
         return None
-    return TableSpan(as_utc(first), reach_of(latest, dates=are_dates(midnights, rows)), rows)
+    return TableSpan(as_utc(first), reach_of(latest, dates=are_dates(midnights, rows)), dated, longest)
 
 
 def lagging_touches_note(touches: TableSpan | None, signals: datetime | None, when: datetime) -> str | None:
@@ -138,7 +179,7 @@ def lagging_touches_note(touches: TableSpan | None, signals: datetime | None, wh
 
     Examples
     --------
-    >>> log = TableSpan(datetime(2024, 1, 1, tzinfo=UTC), datetime(2024, 12, 1, tzinfo=UTC), 5_000)
+    >>> log = TableSpan(datetime(2024, 1, 1, tzinfo=UTC), datetime(2024, 12, 1, tzinfo=UTC), 335)
     >>> print(lagging_touches_note(log, datetime(2025, 4, 1, tzinfo=UTC), datetime(2025, 4, 1, tzinfo=UTC)))
     ... # doctest: +NORMALIZE_WHITESPACE
     the touch log ends 2024-11-30, 121 days before the signals (2025-03-31): plays made since are not in the
@@ -159,6 +200,44 @@ def lagging_touches_note(touches: TableSpan | None, signals: datetime | None, wh
     )
 
 
+def outcomes_lag(spans: Mapping[str, TableSpan | None], when: datetime) -> tuple[datetime, datetime] | None:
+    """Where the outcomes end and where the book's other data do (up to ``when``), when the outcomes end
+    :data:`OUTCOMES_LAG_DAYS` days or more before them across a wide gap (:func:`wide_gap`); None if not.
+
+    The one rule of the outcomes' lag: :func:`lagging_outcomes_note` (validate, run, health), the lift's
+    note (:func:`lift_lagging_outcomes_note`) and how far the training set takes the outcomes as seen
+    (:func:`outcomes_complete_until`) all ask it. ``spans`` are the tables' spans (:func:`book_spans`).
+
+    Examples
+    --------
+    >>> spans = {"outcomes": TableSpan(datetime(2024, 1, 1, tzinfo=UTC), datetime(2024, 12, 1, tzinfo=UTC), 300),
+    ...          "signals": TableSpan(datetime(2024, 1, 1, tzinfo=UTC), datetime(2025, 4, 1, tzinfo=UTC), 456)}
+    >>> [f"{t:%Y-%m-%d}" for t in outcomes_lag(spans, datetime(2025, 4, 1, tzinfo=UTC))]
+    ['2024-12-01', '2025-04-01']
+    >>> outcomes_lag(spans, datetime(2024, 12, 10, tzinfo=UTC)) is None  # a decision before the gap: no lag
+    True
+    """
+    others = max((s.reach for n in ("signals", "touches") if (s := spans.get(n)) is not None), default=None)
+    return _outcomes_lag(spans.get("outcomes"), others, when)
+
+
+def _outcomes_lag(
+    outcomes: TableSpan | None, others: datetime | None, when: datetime
+) -> tuple[datetime, datetime] | None:
+    """:func:`outcomes_lag` from the outcomes' span and how far the signals and touches reach."""
+    if outcomes is None or others is None:
+        return None
+    seen = min(as_utc(others), as_utc(when))
+    return (outcomes.reach, seen) if outcomes.lags(seen, OUTCOMES_LAG_DAYS) else None
+
+
+def _outcomes_end_words(reach: datetime, seen: datetime) -> str:
+    return (
+        f"the outcomes end {last_day(reach)}, {_days(_days_between(reach, seen))} before the book's other data "
+        f"({last_day(seen)})"
+    )
+
+
 def lagging_outcomes_note(
     outcomes: TableSpan | None, others: datetime | None, when: datetime, horizon_days: int | None = None
 ) -> str | None:
@@ -166,30 +245,75 @@ def lagging_outcomes_note(
 
     ``outcomes`` is the outcomes table's span, ``others`` how far the signals and touches reach
     (:func:`~nextmove.book.table_reach`), ``when`` the decision time. Sparse outcomes must end
-    longer before (:func:`wide_gap`).
+    longer before (:func:`wide_gap`). The rule is :func:`outcomes_lag`'s.
 
     Examples
     --------
-    >>> ended = TableSpan(datetime(2024, 1, 1, tzinfo=UTC), datetime(2024, 12, 1, tzinfo=UTC), 400)
+    >>> ended = TableSpan(datetime(2024, 1, 1, tzinfo=UTC), datetime(2024, 12, 1, tzinfo=UTC), 300)
     >>> print(lagging_outcomes_note(ended, datetime(2025, 4, 1, tzinfo=UTC), datetime(2025, 4, 1, tzinfo=UTC), 60))
     ... # doctest: +NORMALIZE_WHITESPACE
     the outcomes end 2024-11-30, 121 days before the book's other data (2025-03-31): a decision whose 60-day
     horizon runs past that is not learned from as finished, and an account that churned since is still
     taken as active; if the outcomes are exported apart from the rest, add the recent ones
     """
-    if outcomes is None or others is None:
-        return None
-    seen = min(as_utc(others), as_utc(when))
-    if not outcomes.lags(seen, OUTCOMES_LAG_DAYS):
+    lag = _outcomes_lag(outcomes, others, when)
+    if lag is None:
         return None
     horizon = "" if horizon_days is None else f"{horizon_days}-day "
     return (
-        f"the outcomes end {last_day(outcomes.reach)}, {_days(_days_between(outcomes.reach, seen))} before the "
-        "book's other data "
-        f"({last_day(seen)}): a decision whose {horizon}horizon runs past that is not learned from as finished, "
-        "and an account that churned since is still taken as active; if the outcomes are exported apart from "
-        "the rest, add the recent ones"
+        f"{_outcomes_end_words(*lag)}: a decision whose {horizon}horizon runs past that is not learned from as "
+        "finished, and an account that churned since is still taken as active; if the outcomes are exported apart "
+        "from the rest, add the recent ones"
     )
+
+
+def lift_lagging_outcomes_note(lag: tuple[datetime, datetime], until: str) -> str:
+    """The lift's note on outcomes that lag (:func:`outcomes_lag`) and end inside the window it measures.
+
+    ``until`` is the ``--until`` that measures only what was seen (the outcomes' reach, as the option takes it).
+
+    Examples
+    --------
+    >>> lag = datetime(2025, 1, 9, tzinfo=UTC), datetime(2025, 3, 31, 18, tzinfo=UTC)
+    >>> print(lift_lagging_outcomes_note(lag, "2025-01-09"))  # doctest: +NORMALIZE_WHITESPACE
+    the outcomes end 2025-01-08, 82 days before the book's other data (2025-03-31), inside the window measured:
+    an outcome after that is not in the book and counts as not having happened; if the outcomes are exported
+    apart from the rest, add the recent ones, or measure only what was seen: pass observed_until (--until)
+    2025-01-09 with allow_partial (--partial)
+    """
+    return (
+        f"{_outcomes_end_words(*lag)}, inside the window measured: an outcome after that is not in the book and "
+        "counts as not having happened; if the outcomes are exported apart from the rest, add the recent ones, or "
+        f"measure only what was seen: pass observed_until (--until) {until} with allow_partial (--partial)"
+    )
+
+
+def complete_until_note(lag: tuple[datetime, datetime], until: str, end: str) -> str:
+    """The note on outcomes that lag (:func:`outcomes_lag`) when an ``--until`` after their end says they are
+    complete up to it (``nextmove evaluate --until``): then decisions past their end are learned from.
+
+    ``until`` is that time and ``end`` the outcomes' reach, as the option takes them.
+
+    Examples
+    --------
+    >>> lag = datetime(2025, 1, 9, tzinfo=UTC), datetime(2025, 3, 31, 18, tzinfo=UTC)
+    >>> print(complete_until_note(lag, "2025-04-01", "2025-01-09"))  # doctest: +NORMALIZE_WHITESPACE
+    the outcomes end 2025-01-08, 82 days before the book's other data (2025-03-31), and observed_until
+    (--until) 2025-04-01 takes them as complete up to then: a decision whose horizon runs past their end is
+    learned from and scored as one after which no outcome happened; if the outcomes are exported apart from
+    the rest, add the recent ones, or pass observed_until (--until) 2025-01-09 to leave those decisions out
+    """
+    return (
+        f"{_outcomes_end_words(*lag)}, and observed_until (--until) {until} takes them as complete up to then: a "
+        "decision whose horizon runs past their end is learned from and scored as one after which no outcome "
+        "happened; if the outcomes are exported apart from the rest, add the recent ones, or pass observed_until "
+        f"(--until) {end} to leave those decisions out"
+    )
+
+
+def is_lagging_outcomes_note(note: str) -> bool:
+    """Whether ``note`` is a :func:`lagging_outcomes_note` (loading's, about learning: the lift has its own)."""
+    return note.startswith("the outcomes end ") and "is not learned from as finished" in note
 
 
 def lagging_notes(spans: Mapping[str, TableSpan | None], when: datetime, horizon_days: int | None = None) -> list[str]:
@@ -203,14 +327,18 @@ def lagging_notes(spans: Mapping[str, TableSpan | None], when: datetime, horizon
     return [n for n in notes if n is not None]
 
 
+def book_spans(book: Book) -> dict[str, TableSpan | None]:
+    """Each dated table's span (:func:`settled_span`): what the notes on a loaded book read."""
+    return {name: settled_span(book.table(name)) for name in ("signals", "touches", "outcomes")}
+
+
 def lagging_book_notes(book: Book, when: datetime, horizon_days: int | None = None) -> list[str]:
     """:func:`lagging_notes` for a loaded book read as of ``when``, in the words ``nextmove validate`` uses.
 
     A table's latest rows far after the rest of it (:func:`far_latest_rows`) do not count: they
     have their own note.
     """
-    spans = {name: settled_span(book.table(name)) for name in ("signals", "touches", "outcomes")}
-    return lagging_notes(spans, when, horizon_days)
+    return lagging_notes(book_spans(book), when, horizon_days)
 
 
 def settled_span(frame: pl.DataFrame) -> TableSpan | None:
@@ -231,23 +359,36 @@ def settled_span(frame: pl.DataFrame) -> TableSpan | None:
     latest: list[datetime] = figures["latest"]
     if not latest:
         return None
-    far = far_latest_rows(latest, figures["rows"], figures["first"])
-    return table_span(figures["first"], latest[far], figures["rows"] - far, figures["midnights"])
+    days = (  # grouped: a few hundred days, without a column of the table's every day
+        frame.lazy().group_by(ts.dt.truncate("1d").alias("day")).agg().collect().get_column("day").drop_nulls().sort()
+    )
+    far = far_latest_rows(latest, days.len(), figures["first"])
+    settled = days.filter(days <= latest[far])
+    longest = settled.diff().max()
+    return table_span(
+        figures["first"],
+        latest[far],
+        figures["rows"] - far,
+        figures["midnights"],
+        settled.len(),
+        longest if isinstance(longest, timedelta) else None,
+    )
 
 
-def far_latest_rows(latest: list[datetime], rows: int, first: datetime | None) -> int:
+def far_latest_rows(latest: list[datetime], dated: int, first: datetime | None) -> int:
     """How many of a table's latest rows lie :data:`FAR_LATEST_DAYS` days or more after the rest (0: none).
 
     ``latest`` are its latest times, newest first (:data:`FAR_LATEST_ROWS` + 1 of them, or all when
-    it has fewer rows), ``rows`` how many rows have a time, ``first`` the earliest. The gap must be
-    wide for the rows before it, too (:func:`wide_gap`).
+    it has fewer rows), ``dated`` on how many distinct days its rows are, ``first`` the earliest time.
+    The gap must be wide for the days before it, too (:func:`wide_gap`).
 
     Examples
     --------
     >>> days = [datetime(2026, 3, 1, tzinfo=UTC)] + [datetime(2025, 3, 31 - i, tzinfo=UTC) for i in range(5)]
-    >>> far_latest_rows(days, 40_000, datetime(2024, 1, 1, tzinfo=UTC))
+    >>> far_latest_rows(days, 456, datetime(2024, 1, 1, tzinfo=UTC))  # a row every day, and one a year on
     1
-    >>> far_latest_rows(days, 3, datetime(2024, 1, 1, tzinfo=UTC))  # two rows before the gap: no spacing to tell by
+    >>> month_ends = [datetime(2025, 3, 31, tzinfo=UTC)] + [datetime(2025, 2, 28, tzinfo=UTC)] * 5
+    >>> far_latest_rows(month_ends, 15, datetime(2024, 1, 31, tzinfo=UTC))  # rows on month-ends: a month apart
     0
     """
     if first is None:
@@ -256,8 +397,14 @@ def far_latest_rows(latest: list[datetime], rows: int, first: datetime | None) -
     for n in range(1, min(FAR_LATEST_ROWS, len(stamps) - 1) + 1):
         gap = stamps[n - 1] - stamps[n]
         if gap >= timedelta(days=FAR_LATEST_DAYS):
-            return n if wide_gap(gap, FAR_LATEST_DAYS, first, stamps[n], rows - n) else 0
+            before = dated - far_days(stamps, n)  # rows on one day before the gap: no spacing to tell by
+            return n if before >= 2 and wide_gap(gap, FAR_LATEST_DAYS, first, stamps[n], before) else 0
     return 0
+
+
+def far_days(latest: list[datetime], far: int) -> int:
+    """On how many distinct days the ``far`` newest of ``latest`` (newest first) are."""
+    return len({as_utc(t).date() for t in latest[:far]})
 
 
 def far_latest_note(label: str, found: list[tuple[int, datetime]], rest: datetime) -> str:

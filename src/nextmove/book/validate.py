@@ -17,7 +17,7 @@ import polars as pl
 
 from nextmove.book.contract import CONTRACT, NO_ACTION, ColumnSpec, ColumnType, TableSpec
 from nextmove.book.lifetime import gone_at_lazy, latest_start, terminal_outcome_kinds
-from nextmove.book.model import MOST_ACCOUNTS_SHARE, Book, as_utc, empty_table
+from nextmove.book.model import Book, as_utc, bulk_end_of, empty_table
 from nextmove.book.notes import (
     DUPLICATE_SHARE,
     FAR_LATEST_DAYS,
@@ -25,6 +25,7 @@ from nextmove.book.notes import (
     TableSpan,
     duplicate_columns,
     duplicate_rows_note,
+    far_days,
     far_latest_note,
     far_latest_rows,
     lagging_notes,
@@ -105,6 +106,11 @@ class _Context:
     account_ends: list[pl.DataFrame] = field(default_factory=list)
     """``account_id, ts``: each account's latest time in a table (read only with ``run_as_of``)."""
     latest_probes: dict[str, _LatestProbe] = field(default_factory=dict)
+
+    @property
+    def kept_until(self) -> datetime:
+        """The latest time of a row :func:`load_book` keeps (:func:`kept_until`): the times' notes read only those."""
+        return kept_until(self.as_of, self.run_as_of)
 
     def add(self, problem: Problem, count: int = 1) -> None:
         self.problems.append(problem)
@@ -223,6 +229,24 @@ def validate_book(
     return report
 
 
+def kept_until(as_of: datetime, run_as_of: datetime | None) -> datetime:
+    """The latest time of a signal, touch or outcome a loaded book keeps: ``as_of`` (the book's, or now), or
+    ``run_as_of`` when later (a run as of a later time reads the rows up to it).
+
+    Rows after it have not happened yet (a scheduled touch): :func:`load_book` leaves them out, and
+    ``validate`` reads the times of the rest alone (how far each table reaches, its latest rows, where
+    each account ends), so the notes it gives on them are those a run gives. With ``as_of`` given, a
+    row after it is an error, not left out.
+
+    Examples
+    --------
+    >>> now = datetime(2025, 4, 1, tzinfo=UTC)
+    >>> kept_until(now, None).date(), kept_until(now, datetime(2025, 6, 1, tzinfo=UTC)).date()
+    (datetime.date(2025, 4, 1), datetime.date(2025, 6, 1))
+    """
+    return as_utc(as_of) if run_as_of is None else max(as_utc(as_of), as_utc(run_as_of))
+
+
 def _future_note(label: str, count: int, first_row: int, first_ts: datetime, now: datetime) -> str:
     """The note on a table's rows dated after now: not errors, but not history yet either."""
     return (
@@ -243,20 +267,11 @@ def _run_as_of_notes(ctx: _Context, run_as_of: datetime) -> list[str]:
             f"{counted} are after --as-of {run_as_of:%Y-%m-%d %H:%M} UTC: a run at that time ignores them "
             "(a backtest), so they are left out here too, not errors"
         )
-    stamps = [as_utc(s.ts_max) for s in ctx.summaries.values() if s.ts_max is not None]
+    stamps = [as_utc(p.hi) for p in ctx.latest_probes.values() if p.hi is not None]  # of the rows a run keeps
     latest = max(stamps) if stamps else None
-    if (note := stale_as_of_note(_bulk_end(ctx.account_ends) or latest, run_as_of, latest=latest)) is not None:
+    if (note := stale_as_of_note(bulk_end_of(ctx.account_ends) or latest, run_as_of, latest=latest)) is not None:
         notes.append(note)
     return notes
-
-
-def _bulk_end(account_ends: list[pl.DataFrame]) -> datetime | None:
-    """:func:`~nextmove.book.bulk_end` from each table's ``account_id, ts`` (every account's latest time in it)."""
-    if not account_ends:
-        return None
-    ends = pl.concat(account_ends).group_by("account_id").agg(pl.col("ts").max()).get_column("ts")
-    end = ends.quantile(MOST_ACCOUNTS_SHARE, interpolation="nearest")
-    return as_utc(end) if isinstance(end, datetime) else None
 
 
 def _horizon(playbook: Playbook | None) -> int | None:
@@ -633,7 +648,7 @@ def load_book(
     if as_of is None:
         # Rows dated after now (noted by validation) have not happened yet: no command reads them as
         # history, unless the command reads the book as of a later time.
-        keep_until = report.as_of if run_as_of is None else max(report.as_of, _as_utc(run_as_of, "run_as_of"))
+        keep_until = kept_until(report.as_of, None if run_as_of is None else _as_utc(run_as_of, "run_as_of"))
         for name in ("signals", "touches", "outcomes"):
             if name in frames:
                 frames[name] = frames[name].filter(pl.col("ts") <= keep_until)
@@ -837,18 +852,23 @@ def _check_table(src: TableSource, spec: TableSpec, ctx: _Context) -> None:
     if has_time:
         tcol = _parsed(str(spec.time_column))
         aggregates += [pl.col(tcol).min().alias("__lo"), pl.col(tcol).max().alias("__hi")]
+        # The times' notes read the rows a loaded book keeps (rows after now are left out until their
+        # time), so that validate says what a run says: the table's span, which rows are dates or times.
+        kept = (pl.col(tcol) <= pl.lit(ctx.kept_until)).fill_null(False)
         at_midnight = pl.col(tcol) == pl.col(tcol).dt.truncate("1d")
-        timed = pl.col(tcol).is_not_null() & ~at_midnight
+        timed = kept & ~at_midnight
         aggregates += [
-            pl.col(tcol).is_not_null().sum().alias("__stamped"),
-            at_midnight.sum().alias("__midnights"),
+            pl.col(tcol).filter(kept).min().alias("__kept_lo"),
+            pl.col(tcol).filter(kept).max().alias("__kept_hi"),
+            kept.sum().alias("__stamped"),
+            (kept & at_midnight).sum().alias("__midnights"),
             pl.col(_ROW).filter(timed).first().alias("__timed_row"),
             pl.col(tcol).filter(timed).first().alias("__timed_ts"),
         ]
         if spec.name in ("touches", "outcomes") and schema[str(spec.time_column)] == pl.String:
             # A date written alone (2025-04-01, no time of day) is the shortest text a time is read from.
             # Signals mix daily readings (dates) with events (times) as a rule, and read either way alike.
-            alone = pl.col(tcol).is_not_null() & (pl.col(str(spec.time_column)).str.strip_chars().str.len_bytes() <= 10)
+            alone = kept & (pl.col(str(spec.time_column)).str.strip_chars().str.len_bytes() <= 10)
             aggregates += [
                 alone.sum().alias("__alone"),
                 pl.col(_ROW).filter(alone).first().alias("__alone_row"),
@@ -886,9 +906,17 @@ def _check_table(src: TableSource, spec: TableSpec, ctx: _Context) -> None:
         queries.append(lf.select(pl.col(_parsed(spec.key)).drop_nulls().unique()))
     # Rows that repeat another (a double export, compared as written: no column is parsed for it),
     # and with a run's as-of each account's latest time (where most of the book ends).
-    repeats_index = ends_index = None
+    repeats_index = ends_index = days_index = None
     compared = duplicate_columns(spec.name, schema.names())
     if has_time:
+        # The days with a row a run keeps (how a table is spaced, notes.wide_gap): grouped apart, a few hundred
+        # groups; counted in the pass above, Polars held the whole column (+280 MiB at 5M rows).
+        days_index = len(queries)
+        queries.append(
+            lf.filter(pl.col(tcol) <= pl.lit(ctx.kept_until))
+            .group_by(pl.col(tcol).dt.truncate("1d").alias("__day"))
+            .agg(pl.len())
+        )
         repeats_index = len(queries)
         # The hashes of rows that repeat another: sorting one column of hashes takes less memory
         # than grouping the rows by them (a hash table as large as the table).
@@ -897,7 +925,9 @@ def _check_table(src: TableSource, spec: TableSpec, ctx: _Context) -> None:
         if ctx.run_as_of is not None and "account_id" in schema:
             ends_index = len(queries)
             queries.append(
-                lf.group_by(pl.col(_parsed("account_id")).alias("account_id")).agg(pl.col(tcol).max().alias("ts"))
+                lf.filter(pl.col(tcol) <= pl.lit(ctx.kept_until))
+                .group_by(pl.col(_parsed("account_id")).alias("account_id"))
+                .agg(pl.col(tcol).max().alias("ts"))
             )
 
     # Without common-subplan elimination: with it, Polars caches the whole parsed table to share
@@ -952,7 +982,9 @@ def _check_table(src: TableSource, spec: TableSpec, ctx: _Context) -> None:
             )
     if has_time:
         assert repeats_index is not None
-        _time_notes(lf, summary, results[repeats_index], spec, src, ctx, compared)
+        assert days_index is not None
+        days = results[days_index].get_column("__day").sort()
+        _time_notes(lf, summary, results[repeats_index], spec, src, ctx, compared, days)
         if ends_index is not None:
             ctx.account_ends.append(results[ends_index].drop_nulls())
     filled = {c.name: int(summary[f"__n_{c.name}"][0]) for c in present}
@@ -1030,6 +1062,7 @@ class _LatestProbe:
     label: str
     stamped: int
     midnights: int
+    dated: int
     lo: datetime | None
     hi: datetime | None
 
@@ -1054,7 +1087,7 @@ def _far_latest_notes(ctx: _Context) -> None:
             .sort(descending=True)
             .to_list()
         )
-        if not (far := far_latest_rows(latest, probe.stamped, probe.lo)):
+        if not (far := far_latest_rows(latest, probe.dated, probe.lo)):
             continue
         found = (
             probe.lf.filter(tcol >= latest[far - 1])
@@ -1064,7 +1097,14 @@ def _far_latest_notes(ctx: _Context) -> None:
             .head(far)
         )
         ctx.notes.append(far_latest_note(probe.label, [(int(r), t) for r, t in found.iter_rows()], latest[far]))
-        ctx.spans[name] = table_span(probe.lo, latest[far], probe.stamped - far, probe.midnights)
+        dated = probe.dated - far_days(latest, far)
+        longest = (  # between the days before them: the gap to them is no usual one
+            probe.lf.filter(tcol <= latest[far])
+            .select(tcol.dt.truncate("1d").unique().sort().diff().max())
+            .collect(engine="streaming", optimizations=no_cache)
+            .item()
+        )
+        ctx.spans[name] = table_span(probe.lo, latest[far], probe.stamped - far, probe.midnights, dated, longest)
 
 
 def _time_notes(
@@ -1075,17 +1115,23 @@ def _time_notes(
     src: TableSource,
     ctx: _Context,
     compared: list[str],
+    days: pl.Series,
 ) -> None:
     """The notes on a table's times and rows (:mod:`nextmove.book.notes`), and how far it reaches.
+
+    ``days`` are the days with a row a run keeps, in order.
 
     Rows that repeat another are looked up in the file only when the table has them; its latest rows
     only when its latest time lies far after the other tables' (:func:`_far_latest_notes`).
     """
     tcol = _parsed(str(spec.time_column))
     stamped, midnights = int(summary["__stamped"][0]), int(summary["__midnights"][0])
-    lo, hi = summary["__lo"][0], summary["__hi"][0]
-    ctx.spans[spec.name] = table_span(lo, hi, stamped, midnights)
-    ctx.latest_probes[spec.name] = _LatestProbe(lf, tcol, src.label, stamped, midnights, lo, hi)
+    gaps = days.diff().max()
+    dated, longest = days.len(), gaps if isinstance(gaps, timedelta) else None
+    lo, hi = summary["__kept_lo"][0], summary["__kept_hi"][0]
+    ctx.spans[spec.name] = table_span(lo, hi, stamped, midnights, dated, longest)
+    kept = lf.filter(pl.col(tcol) <= pl.lit(ctx.kept_until))
+    ctx.latest_probes[spec.name] = _LatestProbe(kept, tcol, src.label, stamped, midnights, dated, lo, hi)
 
     row, ts = summary["__timed_row"][0], summary["__timed_ts"][0]
     # Only outcomes that are dates are read otherwise, each its whole day (labels, ends of accounts).

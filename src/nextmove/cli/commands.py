@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import date, datetime, time
 from pathlib import Path
 from typing import Annotated
@@ -449,29 +449,35 @@ def load_inputs(
     *,
     outcomes_until: date | datetime | None = None,
     has_outcomes_until: bool = False,
+    hide: Callable[[str], bool] | None = None,
 ) -> tuple[Playbook, Book, datetime]:
     """The playbook, the validated book and the decision time shared by the commands that read a book.
 
     The book is validated as of now, not as of ``--as-of``: a past ``--as-of`` replays what was
     known then, and later rows are ignored rather than rejected; rows after now are left out (and
     noted). What loading noted is printed (for a command with ``--outcomes-until``, as
-    :func:`outcome_notes` words it).
+    :func:`outcome_notes` words it), but for the notes ``hide`` is True of (the command says them in
+    its own words).
     """
     pb = load_playbook(resolve_playbook_path(book, playbook))
     when = parse_as_of(as_of)
     with status("Loading and validating the book…"):
         loaded = load_book(book, playbook=pb, run_as_of=when)
-    print_book_notes(loaded, outcome_notes(loaded, outcomes_until) if has_outcomes_until else None)
+    print_book_notes(loaded, outcome_notes(loaded, outcomes_until) if has_outcomes_until else None, hide=hide)
     return pb, loaded, resolve_as_of(loaded, when)
 
 
-def print_book_notes(book: Book, notes: Sequence[str] | None = None) -> None:
+def print_book_notes(
+    book: Book, notes: Sequence[str] | None = None, *, hide: Callable[[str], bool] | None = None
+) -> None:
     """Print what loading ``book`` noted without refusing it (rows after now left out, columns dropped …).
 
-    ``notes``: those to print instead of the book's own (:func:`outcome_notes`).
+    ``notes``: those to print instead of the book's own (:func:`outcome_notes`); ``hide``: True of the notes
+    the command says in its own words.
     """
     for note in book.notes if notes is None else notes:
-        err_console.print(f"[yellow]note:[/] {escape(note)}")
+        if hide is None or not hide(note):
+            err_console.print(f"[yellow]note:[/] {escape(note)}")
 
 
 def _validated_outcome_notes(report: ValidationReport, outcomes_until: date | datetime | None) -> list[str]:

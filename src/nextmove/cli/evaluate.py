@@ -88,6 +88,7 @@ def evaluate_cmd(
     A policy that takes actions the history never took, on more than 5% of the decisions, has no
     IPS or SNIPS value and no DR interval: the notes under each table say why.
     """
+    from nextmove.book.notes import is_lagging_outcomes_note
     from nextmove.measure.ope import evaluate_offline
 
     if out.suffix != ".json":
@@ -96,7 +97,9 @@ def evaluate_cmd(
     split_at = parse_as_of(as_of)
     observed = parse_as_of(until, "--until")
     external = read_policy(policy) if policy is not None else None
-    pb, loaded, _ = load_inputs(book, playbook, None)
+    # With --until, loading's note on outcomes that lag ("not learned from as finished") is not so:
+    # the evaluation says what --until does with them instead.
+    pb, loaded, _ = load_inputs(book, playbook, None, hide=is_lagging_outcomes_note if observed is not None else None)
     params: dict[str, int] = {"n_folds": folds, **({"n_estimators": trees} if trees is not None else {})}
     with status("Evaluating…") as step:
         result = evaluate_offline(
@@ -174,6 +177,7 @@ def _values_table(title: str, values: list[PolicyValue]) -> Table:
 
 def render_evaluation(result: OfflineEvaluation, out: Console) -> None:
     """Print the policies' values, their differences, the overlap and the outcome models' accuracy."""
+    from nextmove.cli.lift import cli_words  # here: nextmove.cli.lift imports this module
     from nextmove.measure.ope import grouped_notes
 
     split = {
@@ -220,4 +224,4 @@ def render_evaluation(result: OfflineEvaluation, out: Console) -> None:
     for kind, why in result.skipped.items():
         out.print(f"  no model for {escape(kind)}: {escape(why)}")
     for note in result.notes:
-        out.print(f"  note: {escape(note)}")
+        out.print(f"  note: {escape(cli_words(note))}")

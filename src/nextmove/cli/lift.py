@@ -55,6 +55,7 @@ def lift_cmd(
     interval and its dollars; then each action's realised effect against the effect projected
     for it.
     """
+    from nextmove.book.notes import is_lagging_outcomes_note
     from nextmove.measure.lift import (
         HorizonNotOverError,
         estimate_lift,
@@ -79,7 +80,8 @@ def lift_cmd(
         )
     if not recs:
         raise NotFoundError(f"run {record.run_id} has no recommendations to measure")
-    pb, loaded, _ = load_inputs(book, playbook, None)
+    # Loading's note on outcomes that lag is about learning; the lift says it for a measure (its notes).
+    pb, loaded, _ = load_inputs(book, playbook, None, hide=is_lagging_outcomes_note)
     if record.playbook_hash and record.playbook_hash != pb.content_hash():
         err_console.print(
             f"[yellow]warning:[/] run {escape(record.run_id)} was made with another playbook "

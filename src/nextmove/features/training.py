@@ -22,6 +22,7 @@ from nextmove.book import (
     table_reach,
     terminal_outcome_kinds,
 )
+from nextmove.book.notes import book_spans, outcomes_lag
 from nextmove.errors import ConfigError
 from nextmove.features.history import (
     ACCOUNT_ID,
@@ -923,24 +924,38 @@ def _labels(
 
 
 def outcomes_seen_until(book: Book, end: datetime, *, whole_days: bool) -> datetime:
-    """How far the outcomes of ``book`` (cut at ``end``) are seen: ``end``, or the outcomes table's reach if earlier.
+    """How far the outcomes of ``book`` (cut at ``end``) are seen: up to ``end`` or, if earlier, where the book's
+    data ends; where the outcomes end when they end well before the rest (:func:`~nextmove.book.notes.outcomes_lag`).
 
     An outcomes export that stops before the rest of the data (a CRM exported a month before the
     product usage), or a decision time after the data's end, leaves the outcomes after it unseen:
-    a decision whose horizon runs past it is censored, not one that had no churn. The reach is the
-    latest outcome's time, or the midnight after its day when the outcomes are dates (``whole_days``);
-    a book without outcomes is seen up to ``end``.
+    a decision whose horizon runs past it is censored, not one that had no churn. Whether the
+    outcomes stopped is the rule of the note run, health and validate give on it (14 days or more
+    before the signals and touches, and five spacings of the outcomes' days): a sparse table whose
+    last outcome is a few weeks old is how such a book goes, and its decisions since are learned
+    from. The outcomes' reach is the latest outcome's time, or the midnight after its day when they
+    are dates (``whole_days``); a book without outcomes is seen up to ``end``.
 
     Examples
     --------
     >>> from datetime import UTC
     >>> from nextmove.book import empty_table
-    >>> outcomes = pl.DataFrame({"account_id": ["a"], "ts": [datetime(2024, 11, 30, tzinfo=UTC)], "kind": ["churn"]})
-    >>> book = Book(empty_table("accounts"), empty_table("signals"), empty_table("touches"), outcomes)
+    >>> days = [datetime(2024, 1, 1, tzinfo=UTC) + timedelta(days=d) for d in range(456)]  # to 2025-03-31
+    >>> signals = pl.DataFrame({"account_id": "a", "ts": days, "name": "logins", "value": 1.0})
+    >>> outcomes = pl.DataFrame({"account_id": "a", "ts": days[1:335:3], "kind": "churn"})  # to 2024-11-30
+    >>> book = Book(empty_table("accounts"), signals, empty_table("touches"), outcomes)
     >>> outcomes_seen_until(book, datetime(2025, 4, 1, tzinfo=UTC), whole_days=True).isoformat()
     '2024-12-01T00:00:00+00:00'
+    >>> few = pl.DataFrame({"account_id": "a", "ts": [days[d] for d in (10, 100, 130, 250, 300, 420)], "kind": "churn"})
+    >>> sparse = Book(empty_table("accounts"), signals, empty_table("touches"), few)  # the last 35 days before
+    >>> outcomes_seen_until(sparse, datetime(2025, 4, 1, tzinfo=UTC), whole_days=True).isoformat()
+    '2025-04-01T00:00:00+00:00'
     """
     latest = book.outcomes.get_column("ts").max() if book.outcomes.height else None
     if not isinstance(latest, datetime):
         return end
-    return min(end, reach_of(latest, dates=whole_days))
+    reach = reach_of(latest, dates=whole_days)
+    spans = book_spans(book)
+    if outcomes_lag(spans, end) is None:
+        reach = max([reach, *(s.reach for n, s in spans.items() if s is not None and n != "outcomes")])
+    return min(end, reach)

@@ -21,6 +21,8 @@ import polars as pl
 from numpy.typing import NDArray
 
 from nextmove.book import NO_ACTION, Book, data_reach, gone_at, of_dates, table_reach
+from nextmove.book.notes import book_spans, lift_lagging_outcomes_note, outcomes_lag
+from nextmove.book.notes import option_time as _iso
 from nextmove.errors import ConfigError
 from nextmove.features import FeatureVocabulary, build_training_set, training_vocabulary
 from nextmove.features.history import to_utc
@@ -717,15 +719,6 @@ def _action_accuracy(
     return out
 
 
-def _iso(when: datetime) -> str:
-    """A time as an option's value: the date alone at a midnight."""
-    return (
-        f"{when:%Y-%m-%d}"
-        if when == when.replace(hour=0, minute=0, second=0, microsecond=0)
-        else f"{when:%Y-%m-%dT%H:%M:%SZ}"
-    )
-
-
 def _days(n: int) -> str:
     return f"{n} day" if n == 1 else f"{n} days"
 
@@ -913,10 +906,6 @@ def estimate_lift(
     )
 
 
-LAGGING_OUTCOMES_DAYS = 7
-"""A note says the outcomes may lag when they end this many days or more before the rest of the book's data."""
-
-
 def _data_notes(
     book: Book,
     playbook: Playbook,
@@ -957,16 +946,9 @@ def _data_notes(
                 "cohort's actions cost over control's); add the outcomes that followed the run to the book's "
                 "outcomes table"
             )
-    elif (
-        reach is not None and outcomes_reach < ends and reach - outcomes_reach >= timedelta(days=LAGGING_OUTCOMES_DAYS)
-    ):
-        lag = (reach - outcomes_reach).days
-        notes.append(
-            f"the book's outcomes end {outcomes_reach:%Y-%m-%d %H:%M} UTC, {_days(lag)} before its other data "
-            f"({reach:%Y-%m-%d %H:%M} UTC) and inside this window: if the outcomes are exported later than the "
-            "rest, those after it are missing and count as not having happened; to measure only what was "
-            f"seen, pass observed_until (--until) {_iso(outcomes_reach)} with allow_partial (--partial)"
-        )
+    elif reach is not None and (lag := outcomes_lag(book_spans(book), reach)) is not None and lag[0] < ends:
+        # The rule and words of the notes of validate and run (nextmove.book.notes), said for a measure.
+        notes.append(lift_lagging_outcomes_note(lag, _iso(lag[0])))
     ending = set(terminal_outcome_kinds(playbook))
     terminal = sorted({s.label for s in specs if s.outcome in ending and s.label in frame.columns})
     if terminal and "arr" in frame.columns:

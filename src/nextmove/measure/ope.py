@@ -14,6 +14,7 @@ import polars as pl
 from numpy.typing import NDArray
 
 from nextmove.book import NO_ACTION, Book
+from nextmove.book.notes import book_spans, complete_until_note, option_time, outcomes_lag
 from nextmove.book.validate import missing_arr_note
 from nextmove.decide.explore import stable_uniform
 from nextmove.errors import ConfigError
@@ -1010,6 +1011,10 @@ def split_decisions(
     # An observed_until given says the outcomes are known up to it (Hillstrom's all sit a week after the
     # campaign, its two-week window seen whole); without it, they are up to where they end.
     known = until if observed_until is not None else None
+    if known is not None and notes is not None:
+        lag = outcomes_lag(book_spans(book), until)
+        if lag is not None and lag[0] < until:  # what loading's note on them says (not learned from) is not so
+            notes.append(complete_until_note(lag, option_time(until), option_time(lag[0])))
     rows = build_training_set(book, playbook, as_of=until, notes=notes, outcomes_until=known)
     split_at = to_utc(as_of) if as_of is not None else None
     if as_of is None and holdout_fraction is None:
