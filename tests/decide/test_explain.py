@@ -1410,3 +1410,18 @@ def test_each_runner_up_with_a_value_carries_the_projection_it_would_have_as_the
     again = explain_decisions(lab.snapshot, lab.projection, swapped, lab.lost, lab.playbook, top_signals=0)
     for account_id, text in again.select("account_id", "evidence").iter_rows():
         assert json.loads(text)["projected"] == picked[account_id][2], account_id
+
+
+def test_explain_from_the_projection_s_arrays_equals_explain_from_its_long_frame(lab: Case) -> None:
+    """The receipts read the projected outcomes from the projection's arrays by position, without making its
+    long frame; a projection given as frames (joined on text keys) gives the same receipts to the byte."""
+    fresh = lab.model.project(lab.snapshot)
+    assert fresh.arrays is not None
+    args = (lab.decisions, lab.lost, lab.playbook)
+    kwargs = {"model": lab.model, "history": lab.history, "outcomes": lab.outcomes, "previous": lab.previous}
+    from_arrays = explain_decisions(lab.snapshot, fresh, *args, **kwargs)  # type: ignore[arg-type]
+    assert fresh._effects is None  # the long frame was not made
+    frames = EffectProjection(fresh.level, fresh.effects, fresh.values, fresh.flagged_actions)
+    from_frames = explain_decisions(lab.snapshot, frames, *args, **kwargs)  # type: ignore[arg-type]
+    assert from_arrays.equals(from_frames)
+    assert from_arrays.equals(lab.receipts)
