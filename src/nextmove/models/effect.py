@@ -360,6 +360,14 @@ class EffectArrays:
     """(objectives, arms, rows); ``low``, ``high`` likewise: the effect and its interval."""
     low: F64
     high: F64
+    value_arms: tuple[str, ...] = ()
+    """The arms of the values, ``none`` included, in the model's order."""
+    costs: tuple[float, ...] = ()
+    """Each value arm's cost (dollars)."""
+    value: F64 = field(default_factory=lambda: np.zeros((0, 0)))
+    """(value arms, rows): dollars net of the arm's cost; ``value_low``, ``value_high`` its interval."""
+    value_low: F64 = field(default_factory=lambda: np.zeros((0, 0)))
+    value_high: F64 = field(default_factory=lambda: np.zeros((0, 0)))
 
     @property
     def height(self) -> int:
@@ -391,6 +399,29 @@ class EffectArrays:
                     parts.append(_effect_frame(ids, arm, labels, baseline, effect, low, high, usd, self.pooled[a]))
         return pl.concat(parts)
 
+    def values_frame(self) -> pl.DataFrame:
+        """The values (:attr:`EffectProjection.values`), made as the projection made them, chunk by chunk."""
+        flagged = {self.arms[a] for a, pooled in enumerate(self.pooled) if pooled}
+        parts = []
+        ends = (*self.starts[1:], self.ids.height)
+        for start, end in zip(self.starts, ends, strict=True):
+            ids, n = self.ids.slice(start, end - start), end - start
+            for i, arm in enumerate(self.value_arms):
+                cost = self.costs[i]
+                data = pl.DataFrame(
+                    {
+                        "action_id": [arm] * n,
+                        "value_usd": self.value[i, start:end],
+                        "low": self.value_low[i, start:end],
+                        "high": self.value_high[i, start:end],
+                        "cost_usd": np.full(n, cost),
+                        "pooled": np.full(n, arm in flagged),
+                    },
+                    schema=_VALUE_SCHEMA,
+                )
+                parts.append(pl.concat([ids, data], how="horizontal"))
+        return pl.concat(parts)
+
 
 class EffectProjection:
     """Projected effects for a snapshot: per account × action × objective, and per account × action in dollars.
@@ -405,8 +436,10 @@ class EffectProjection:
     the action's cost), ``low, high`` (its interval), ``cost_usd, pooled``. ``none`` is included,
     worth exactly 0.
 
-    :meth:`EffectModel.project` keeps the effects as arrays (:attr:`arrays`) and makes the long
-    frame the first time ``effects`` is read; a projection made from frames has no arrays.
+    :meth:`EffectModel.project` keeps the effects and values as arrays (:attr:`arrays`): the long
+    effects frame is made the first time ``effects`` is read (and kept), the values frame each time
+    ``values`` is read (not kept: the decision reads it once, the evidence reads the arrays). A
+    projection made from frames has no arrays.
     """
 
     def __init__(
@@ -418,15 +451,21 @@ class EffectProjection:
         *,
         arrays: EffectArrays | None = None,
     ) -> None:
-        if effects is None and arrays is None:
-            raise ConfigError("a projection needs its effects, as a frame or as arrays")
-        if values is None:
-            raise ConfigError("a projection needs its values")
+        if arrays is None and (effects is None or values is None):
+            raise ConfigError("a projection needs its effects and values, as frames or as arrays")
         self.level = level
-        self.values = values
         self.flagged_actions = tuple(flagged_actions)
         self.arrays = arrays
         self._effects = effects
+        self._values = values
+
+    @property
+    def values(self) -> pl.DataFrame:
+        """One row per account × arm, ``none`` included (made from :attr:`arrays` each time it is read)."""
+        if self._values is not None:
+            return self._values
+        assert self.arrays is not None
+        return self.arrays.values_frame()
 
     @property
     def effects(self) -> pl.DataFrame:
@@ -445,8 +484,8 @@ class EffectProjection:
 
     def __repr__(self) -> str:
         return (
-            f"EffectProjection(level={self.level}, values={self.values.height:,} rows, "
-            f"effects={self.effects_height:,} rows, flagged_actions={self.flagged_actions})"
+            f"EffectProjection(level={self.level}, flagged_actions={self.flagged_actions}, "
+            f"effects={self.effects_height:,} rows)"
         )
 
     def best(self, eligible: pl.DataFrame | None = None) -> pl.DataFrame:
@@ -2498,14 +2537,15 @@ class EffectModel:
             effect=np.zeros(shape),
             low=np.zeros(shape),
             high=np.zeros(shape),
+            value_arms=tuple(self.arms_),
+            costs=tuple(float(c) for c in self.arm_costs_),
+            value=np.zeros((len(self.arms_), n)),
+            value_low=np.zeros((len(self.arms_), n)),
+            value_high=np.zeros((len(self.arms_), n)),
         )
-        values: list[pl.DataFrame] = []
         for number, start in enumerate(arrays.starts):
-            part = snapshot.slice(start, chunk)
-            values.append(self._project_chunk(part, level, params, number, arrays, start))
-        return EffectProjection(
-            level=level, values=pl.concat(values), flagged_actions=tuple(self.flagged_arms_), arrays=arrays
-        )
+            self._project_chunk(snapshot.slice(start, chunk), level, params, number, arrays, start)
+        return EffectProjection(level=level, flagged_actions=tuple(self.flagged_arms_), arrays=arrays)
 
     def _parameter_draws(self, fit: _ObjectiveFit, rng: np.random.Generator) -> dict[str, F64]:
         n_draws, n_arms = self.n_draws, len(self.arms_)
@@ -2544,8 +2584,8 @@ class EffectModel:
         number: int,
         arrays: EffectArrays,
         start: int,
-    ) -> pl.DataFrame:
-        """The values of a chunk of accounts; its effects are written into ``arrays`` from row ``start``."""
+    ) -> None:
+        """Project a chunk of accounts: its effects and values are written into ``arrays`` from row ``start``."""
         n = snapshot.height
         x = self._transform(snapshot)
         chunk = _Chunk(
@@ -2566,8 +2606,6 @@ class EffectModel:
             proba=self._rloss_proba(snapshot),
         )
         arms = self.arms_
-        flagged = set(self.flagged_arms_)
-
         rows = slice(start, start + n)
 
         def objective(o: int) -> tuple[F64, F32]:
@@ -2582,26 +2620,15 @@ class EffectModel:
             value_point += point
             value_draws += draws
         q_low, q_high = (1 - level) / 2, (1 + level) / 2
-        value_parts = []
         for i, arm in enumerate(arms):
             cost = float(self.arm_costs_[i])
             if arm == NO_ACTION:
                 low = high = np.zeros(n)
             else:
                 low, high = _interval(value_point[i], value_draws[i], q_low, q_high, self.interval_scale)
-            data = pl.DataFrame(
-                {
-                    "action_id": [arm] * n,
-                    "value_usd": value_point[i] - cost,
-                    "low": low - cost,
-                    "high": high - cost,
-                    "cost_usd": np.full(n, cost),
-                    "pooled": np.full(n, arm in flagged),
-                },
-                schema=_VALUE_SCHEMA,
-            )
-            value_parts.append(pl.concat([chunk.ids, data], how="horizontal"))
-        return pl.concat(value_parts)
+            arrays.value[i, rows] = value_point[i] - cost
+            arrays.value_low[i, rows] = low - cost
+            arrays.value_high[i, rows] = high - cost
 
     def _project_objective(
         self,
