@@ -17,7 +17,9 @@ is simulated, its effect model fitted and its snapshot computed (not counted); a
 then tiles the snapshot to ``--accounts`` accounts (copies under new ids, 60 accounts per owner,
 recent touches copied too) and runs, timed stage by stage: the projection of every action,
 the rules, the decision (allocation under capacity, control, exploration), and the evidence of
-every account. It reports wall time, CPU time and peak RSS (``VmHWM``) of the child.
+every account (the runner-ups' lost rows asked for a chunk of accounts at a time, each chunk of
+receipts written to Parquet as it is made; the earlier snapshot the signals compare with read from
+Parquet for the columns they cite). It reports wall time, CPU time and peak RSS (``VmHWM``) of the child.
 
     .venv/bin/python bench/decide.py --gap                       # part 1
     .venv/bin/python bench/decide.py --scale --accounts 100000   # part 2, smaller
@@ -43,7 +45,7 @@ from typing import Any
 
 import numpy as np
 
-from _util import cpu_seconds, fmt_bytes, machine, peak_rss_bytes, run_child, timed
+from _util import cpu_seconds, current_rss_bytes, fmt_bytes, machine, peak_rss_bytes, run_child, timed
 
 TARGET_GAP = 0.01
 TARGET_SECONDS = 60.0
@@ -206,7 +208,18 @@ def scale_child(
     reps = -(-accounts // base.height)
     snapshot = _tile(base, reps).head(accounts)
     ids = snapshot.select("account_id")
-    previous = _tile(pl.read_parquet(folder / "previous.parquet"), reps).join(ids, on="account_id", how="semi")
+    # The earlier snapshot stays on disk, as precomputed features would: the evidence reads the columns its
+    # signals cite only (a million accounts' 274 features are 2 GB).
+    previous_file = folder / f"previous_{accounts}.parquet"
+    if not previous_file.exists():
+        tiled = _tile(pl.read_parquet(folder / "previous.parquet"), reps).join(ids, on="account_id", how="semi")
+        tiled.write_parquet(previous_file)
+        del tiled
+    previous = pl.scan_parquet(previous_file)
+    receipts_folder = folder / f"receipts_{accounts}"
+    receipts_folder.mkdir(exist_ok=True)
+    for old in receipts_folder.glob("*.parquet"):
+        old.unlink()
     touches = _tile(pl.read_parquet(folder / "touches.parquet"), reps).join(ids, on="account_id", how="semi")
     info = _tile(pl.read_parquet(folder / "accounts.parquet"), reps)
     info = ids.join(info, on="account_id", how="left", maintain_order="left")
@@ -215,13 +228,24 @@ def scale_child(
     stages: dict[str, float] = {}
     cpu: dict[str, float] = {}
     rss: dict[str, int] = {}
+    # What the inputs hold before anything is timed (the copies of the base share its feature buffers
+    # until something copies them, so this is less than the frames' estimated sizes).
+    inputs_rss, inputs_peak = current_rss_bytes(), peak_rss_bytes()
+    estimated = snapshot.estimated_size() + touches.estimated_size() + history.estimated_size()
+    print(
+        f"  inputs: RSS {fmt_bytes(inputs_rss)} (peak so far {fmt_bytes(inputs_peak)}); frames' estimated sizes "
+        f"{fmt_bytes(estimated)}",
+        file=sys.stderr,
+        flush=True,
+    )
     started = time.perf_counter()
 
     def stage(name: str, t0: float, c0: float) -> None:
         stages[name] = round(time.perf_counter() - t0, 2)
         cpu[name] = round(cpu_seconds() - c0, 2)
         rss[name] = peak_rss_bytes()
-        print(f"  {name:10} {stages[name]:7.1f} s wall {cpu[name]:7.1f} s CPU  peak {fmt_bytes(rss[name])}", flush=True)
+        line = f"  {name:10} {stages[name]:7.1f} s wall {cpu[name]:7.1f} s CPU  peak {fmt_bytes(rss[name])}"
+        print(line, file=sys.stderr, flush=True)  # as it goes (stdout is the JSON the parent reads)
 
     t0, c0 = time.perf_counter(), cpu_seconds()
     if tile_projection:
@@ -243,6 +267,7 @@ def scale_child(
         stage("project", t0, c0)
     t0, c0 = time.perf_counter(), cpu_seconds()
     rules = check_rules(snapshot, touches, playbook, as_of, feature_schema(snapshot))
+    del touches  # read by the rules only
     stage("rules", t0, c0)
     t0, c0 = time.perf_counter(), cpu_seconds()
     decisions = decide(
@@ -255,14 +280,24 @@ def scale_child(
     )
     frame = decisions.frame()
     stage("decide", t0, c0)
-    receipts = None
+    written = {"receipts": 0, "bytes": 0}
     if evidence:
         t0, c0 = time.perf_counter(), cpu_seconds()
-        lost = decisions.lost(playbook)
-        stage("lost", t0, c0)
-        t0, c0 = time.perf_counter(), cpu_seconds()
-        receipts = explain_decisions(
-            snapshot, projection, frame, lost, playbook, model=model, history=history, previous=previous
+
+        def write(chunk: Any) -> None:
+            # Each chunk of receipts goes to disk as it is made (as a run stores them), not held.
+            path = receipts_folder / f"part-{written['receipts']:09d}.parquet"
+            chunk.write_parquet(path)
+            written["receipts"] += chunk.height
+            sizes = chunk.select(pl.col("evidence", "alternatives").str.len_bytes().sum())
+            written["bytes"] += int(sizes.sum_horizontal().item())
+
+        def lost(start: int, stop: int) -> Any:
+            # Why every other candidate lost, a chunk of accounts at a time (14 rows per account in all).
+            return decisions.lost(playbook, start=start, stop=stop)
+
+        explain_decisions(
+            snapshot, projection, frame, lost, playbook, model=model, history=history, previous=previous, sink=write
         )
         stage("evidence", t0, c0)
     total = time.perf_counter() - started
@@ -278,6 +313,8 @@ def scale_child(
         "wall_s": round(total, 2),
         "cpu_total_s": round(sum(cpu.values()), 2),
         "peak_rss_bytes": peak_rss_bytes(),
+        "inputs_rss_bytes": inputs_rss,
+        "inputs_peak_rss_bytes": inputs_peak,
         "allocation": {
             "method": decisions.allocation.method,
             "seconds": round(decisions.allocation.seconds, 2),
@@ -285,7 +322,8 @@ def scale_child(
             "resources": len(decisions.resources),
         },
         "acting": int((frame.get_column("action_id") != "none").sum()),
-        "receipts": 0 if receipts is None else receipts.height,
+        "receipts": written["receipts"],
+        "receipt_bytes_per_account": round(written["bytes"] / max(written["receipts"], 1)),
         "capacity_exceeded": over,
     }
 

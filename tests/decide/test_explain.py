@@ -1410,3 +1410,65 @@ def test_each_runner_up_with_a_value_carries_the_projection_it_would_have_as_the
     again = explain_decisions(lab.snapshot, lab.projection, swapped, lab.lost, lab.playbook, top_signals=0)
     for account_id, text in again.select("account_id", "evidence").iter_rows():
         assert json.loads(text)["projected"] == picked[account_id][2], account_id
+
+
+def test_explain_from_the_projection_s_arrays_equals_explain_from_its_long_frame(lab: Case) -> None:
+    """The receipts read the projected outcomes from the projection's arrays by position, without making its
+    long frame; a projection given as frames (joined on text keys) gives the same receipts to the byte."""
+    fresh = lab.model.project(lab.snapshot)
+    assert fresh.arrays is not None
+    args = (lab.decisions, lab.lost, lab.playbook)
+    kwargs = {"model": lab.model, "history": lab.history, "outcomes": lab.outcomes, "previous": lab.previous}
+    from_arrays = explain_decisions(lab.snapshot, fresh, *args, **kwargs)  # type: ignore[arg-type]
+    assert fresh._effects is None  # the long frame was not made
+    frames = EffectProjection(fresh.level, fresh.effects, fresh.values, fresh.flagged_actions)
+    from_frames = explain_decisions(lab.snapshot, frames, *args, **kwargs)  # type: ignore[arg-type]
+    assert from_arrays.equals(from_frames)
+    assert from_arrays.equals(lab.receipts)
+
+
+def test_explain_in_chunks_to_a_sink_gives_the_receipts_of_one_piece(lab: Case) -> None:
+    """Receipts put together a few accounts at a time and handed to a sink (the earlier snapshot read lazily)
+    are those of one piece, in the order of the decisions; the returned frame is then empty."""
+    chunks: list[pl.DataFrame] = []
+    out = explain_decisions(
+        lab.snapshot,
+        lab.projection,
+        lab.decisions,
+        lab.lost,
+        lab.playbook,
+        model=lab.model,
+        history=lab.history,
+        outcomes=lab.outcomes,
+        previous=lab.previous.lazy(),
+        chunk_rows=37,
+        sink=chunks.append,
+    )
+    assert out.height == 0
+    assert out.schema == lab.receipts.schema
+    assert len(chunks) == -(-lab.decisions.height // 37)
+    assert all(c.height == 37 for c in chunks[:-1])
+    assert pl.concat(chunks).equals(lab.receipts)
+    # The lost rows asked for a chunk at a time, as ``Decisions.lost(playbook, start=, stop=)`` gives them.
+    asked: list[tuple[int, int]] = []
+
+    def lost_of(start: int, stop: int) -> pl.DataFrame:
+        asked.append((start, stop))
+        accounts = lab.decisions.slice(start, stop - start).select("account_id")
+        return lab.lost.join(accounts, on="account_id", how="semi", maintain_order="left")
+
+    chunked = explain_decisions(
+        lab.snapshot,
+        lab.projection,
+        lab.decisions,
+        lost_of,
+        lab.playbook,
+        model=lab.model,
+        history=lab.history,
+        outcomes=lab.outcomes,
+        previous=lab.previous,
+        chunk_rows=37,
+    )
+    assert asked[0] == (0, 37)
+    assert asked[-1][1] == lab.decisions.height
+    assert chunked.equals(lab.receipts)

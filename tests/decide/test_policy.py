@@ -411,6 +411,17 @@ def test_lost_covers_every_candidate_not_chosen() -> None:
     assert chosen
 
 
+def test_lost_of_a_range_of_accounts_are_the_whole_book_s_rows_of_them() -> None:
+    """A large book's lost rows are asked for a chunk of accounts at a time: the same rows, in the same order."""
+    playbook = shop(control=0.2, method="thompson", epsilon=0.3)
+    d, _ = _decide(120, 9, playbook)
+    whole = d.lost(playbook)
+    parts = [d.lost(playbook, start=start, stop=min(start + 17, d.n)) for start in range(0, d.n, 17)]
+    assert pl.concat(parts).equals(whole)
+    some = d.frame().slice(34, 17).select("account_id")
+    assert parts[2].equals(whole.join(some, on="account_id", how="semi", maintain_order="left"))
+
+
 def test_lost_codes_the_control_and_exploration_draw_held_back_not_rule() -> None:
     # A more valuable allowed option of a control or exploring account lost to the draw, not to a
     # rule on the action: its own code, so nobody (a receipt, the online decider) takes it for one.

@@ -770,3 +770,59 @@ def test_effect_repeat_count_each_repeat_of_an_action_does_less() -> None:
     fresh, thrice = (effect.filter(pl.col("account_id") == a).item(0, "effect") for a in ("fresh", "thrice"))
     assert thrice < 0.5 * fresh
     assert EffectModel(small_playbook(), **FAST).fit(training).count_slopes_["win"] == 0.0  # off by default
+
+
+def test_effect_projection_keeps_its_effects_as_arrays_and_makes_the_frame_chunk_by_chunk(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The long effects frame is made from the projection's arrays only when read, in the order the chunks made it.
+
+    With chunks of 7 accounts, every row of the frame is the arrays' (objective, arm, account), rows ordered
+    by chunk, objective, arm, account; the points (baseline, effect, dollars, values) are those of a
+    projection in one piece (the intervals' draws are seeded per chunk).
+    """
+    training = randomised_book(accounts=60, periods=4, arms={"none": 0.4, "call": 0.2, "email": 0.2, "chat": 0.2})
+    model = EffectModel(small_playbook(["call", "email", "chat"]), **FAST).fit(training)
+    snapshot = snapshot_of(training)
+    whole = model.project(snapshot)
+    per_chunk = 7
+    monkeypatch.setattr("nextmove.models.effect._DRAW_BUDGET", per_chunk * model.n_draws * len(model.arms_))
+    chunked = model.project(snapshot)
+    arrays = chunked.arrays
+    assert arrays is not None
+    assert arrays.starts == tuple(range(0, 60, per_chunk))
+    assert arrays.arms == ("call", "email", "chat")
+    assert arrays.objectives == ("win", "growth")
+    n, n_obj, n_arms = 60, 2, 3
+    assert chunked.effects_height == n * n_obj * n_arms
+    frame = chunked.effects
+    assert frame.height == chunked.effects_height
+    assert frame.columns == list(whole.effects.columns)
+    # The row order: chunk, objective, arm, account.
+    order = [
+        (o, a, r)
+        for start in arrays.starts
+        for o in range(n_obj)
+        for a in range(n_arms)
+        for r in range(start, min(start + per_chunk, n))
+    ]
+    o, a, r = (np.array(c) for c in zip(*order, strict=True))
+    ids = snapshot.get_column("account_id").to_numpy()
+    assert frame.get_column("account_id").to_list() == ids[r].tolist()
+    assert frame.get_column("action_id").to_list() == np.array(arrays.arms)[a].tolist()
+    assert frame.get_column("objective").to_list() == np.array(arrays.objectives)[o].tolist()
+    assert np.array_equal(frame.get_column("effect").to_numpy(), arrays.effect[o, a, r])
+    assert np.array_equal(frame.get_column("low").to_numpy(), arrays.low[o, a, r])
+    assert np.array_equal(frame.get_column("baseline").to_numpy(), arrays.baseline[o, r])
+    # The points do not depend on the chunks.
+    key = ["account_id", "action_id", "objective"]
+    points = ["baseline", "effect", "effect_usd", "unit", "outcome", "pooled"]
+    assert frame.sort(key).select(*key, *points).equals(whole.effects.sort(key).select(*key, *points))
+    vkey = ["account_id", "action_id"]
+    vpoints = ["value_usd", "cost_usd", "pooled"]
+    assert chunked.values.sort(vkey).select(*vkey, *vpoints).equals(whole.values.sort(vkey).select(*vkey, *vpoints))
+    # A projection made from frames (no arrays) still works as before.
+    copy = EffectProjection(chunked.level, frame, chunked.values, chunked.flagged_actions)
+    assert copy.arrays is None
+    assert copy.effects_height == frame.height
+    assert copy.effects is frame

@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 import re
 import warnings
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Literal
 
@@ -50,6 +50,7 @@ from nextmove.features import (
 )
 from nextmove.models.effect import (
     ARM_SEPARATOR,
+    EffectArrays,
     EffectModel,
     EffectProjection,
     ObjectiveSpec,
@@ -92,6 +93,9 @@ SURROGATE_FEATURES = 48
 
 CHUNK_ROWS = 50_000
 """Accounts whose feature contributions are held in memory at once."""
+
+RECEIPT_ROWS = 100_000
+"""Accounts whose receipts are put together at once (:func:`explain_decisions`'s ``chunk_rows``)."""
 
 COMPARABLE_FEATURES = 8
 """Features the similarity of comparable accounts is measured on (those that drive the outlooks most)."""
@@ -268,7 +272,13 @@ def _check_values(frame: pl.DataFrame, column: str, allowed: Sequence[str], what
         )
 
 
-def _check_inputs(decisions: pl.DataFrame, lost: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
+def _check_lost(lost: pl.DataFrame) -> pl.DataFrame:
+    lost_rows = _columns(lost, _LOST_COLUMNS, "lost")
+    _check_values(lost_rows, "why", WHY_CODES, "lost")
+    return lost_rows
+
+
+def _check_inputs(decisions: pl.DataFrame) -> pl.DataFrame:
     dec = _columns(decisions, _DECISION_COLUMNS, "decisions")
     # The decide step's own flag when it gives one (the run stores it); else: the action is not the default.
     computed = pl.col("action_id") != pl.coalesce(pl.col("default_action_id"), pl.lit(NO_ACTION))
@@ -284,9 +294,7 @@ def _check_inputs(decisions: pl.DataFrame, lost: pl.DataFrame) -> tuple[pl.DataF
     duplicated = dec.filter(pl.col("account_id").is_duplicated())
     if duplicated.height:
         raise ConfigError(f"decisions: account {duplicated.item(0, 'account_id')!r} has more than one decision")
-    lost_rows = _columns(lost, _LOST_COLUMNS, "lost")
-    _check_values(lost_rows, "why", WHY_CODES, "lost")
-    return dec, lost_rows
+    return dec
 
 
 # ---- names from the playbook -------------------------------------------------------------------
@@ -386,19 +394,21 @@ def explain_decisions(
     snapshot: pl.DataFrame,
     projection: EffectProjection,
     decisions: pl.DataFrame,
-    lost: pl.DataFrame,
+    lost: pl.DataFrame | Callable[[int, int], pl.DataFrame],
     playbook: Playbook,
     *,
     model: EffectModel | None = None,
     history: pl.DataFrame | None = None,
     outcomes: pl.DataFrame | None = None,
-    previous: pl.DataFrame | None = None,
+    previous: pl.DataFrame | pl.LazyFrame | None = None,
     top_signals: int = 3,
     n_comparables: int = 3,
     n_alternatives: int = 3,
     contributions: Literal["auto", "tree", "surrogate"] = "auto",
     percent_signals: Collection[str] | None = None,
     vocabulary: FeatureVocabulary | None = None,
+    chunk_rows: int = RECEIPT_ROWS,
+    sink: Callable[[pl.DataFrame], None] | None = None,
 ) -> pl.DataFrame:
     """The decision receipt of every decision: evidence, runner-ups and a one-sentence summary.
 
@@ -415,7 +425,10 @@ def explain_decisions(
         value_usd, value_low_usd, value_high_usd``.
     lost
         Every candidate not chosen: ``account_id, action_id, variant, why`` (one of
-        :data:`WHY_CODES`), ``reason`` (plain words; empty gets a generic one).
+        :data:`WHY_CODES`), ``reason`` (plain words; empty gets a generic one). Or a function of
+        ``(start, stop)`` giving those of ``decisions[start:stop]`` (as ``Decisions.lost(playbook,
+        start=start, stop=stop)``), called once per chunk of ``chunk_rows`` accounts: a large book's
+        lost rows (14 per account) are then never all held at once.
     playbook
         Objectives, action names and signal names: all wording comes from it and the book.
     model
@@ -431,7 +444,8 @@ def explain_decisions(
         labels hold, which a history attributed by ``touch_id`` credits to that touch alone
         ("churn within 90 days: none credited to it").
     previous
-        An earlier snapshot (e.g. 28 days before): signals then say "down from 63%".
+        An earlier snapshot (e.g. 28 days before): signals then say "down from 63%". A lazy frame
+        (``pl.scan_parquet``) is read for the columns the signals cite only.
     top_signals, n_comparables, n_alternatives
         How many of each a receipt holds.
     contributions
@@ -447,12 +461,18 @@ def explain_decisions(
         objective's label, a role's signal, an action) are those it gives the exact name.
         Default: the model's (``model.vocabulary``), else each name's stem when no other name
         sanitises alike.
+    chunk_rows
+        Receipts put together at once: the rest of a large book's receipts is not held meanwhile.
+    sink
+        Given each chunk of receipts (in the order of ``decisions``) as soon as it is made, e.g. to
+        write it out; the returned frame is then empty. At a million accounts the receipts alone
+        take gigabytes.
 
     Returns
     -------
     polars.DataFrame
         ``account_id, evidence, alternatives, summary`` (:data:`OUTPUT_SCHEMA`), in the order of
-        ``decisions``; ``evidence`` and ``alternatives`` are JSON (see :class:`Evidence`,
+        ``decisions`` (empty with a ``sink``); ``evidence`` and ``alternatives`` are JSON (see :class:`Evidence`,
         :class:`Alternative` and ``docs/evidence.md``).
 
     Raises
@@ -468,25 +488,27 @@ def explain_decisions(
         raise ConfigError(f"contributions must be 'auto', 'tree' or 'surrogate', got {contributions!r}")
     if "account_id" not in snapshot.columns:
         raise ConfigError("the snapshot lacks the column account_id")
-    dec, lost_rows = _check_inputs(decisions, lost)
+    dec = _check_inputs(decisions)
+    lost_rows = None if callable(lost) else _check_lost(lost)
     if dec.height == 0:
         return pl.DataFrame(schema=OUTPUT_SCHEMA)
     if vocabulary is None and model is not None:
         # A model pickled before effect models kept a vocabulary has none.
         vocabulary = getattr(model, "vocabulary", None)
     catalog = _Catalog.of(playbook, vocabulary)
-    arms = projection.values.lazy().select(pl.col("action_id").cast(pl.String).unique().sort()).collect().to_series()
+    arrays = projection.arrays
+    if arrays is not None:
+        arms = pl.Series("action_id", sorted(set(arrays.value_arms)), dtype=pl.String)
+    else:
+        arms = (
+            projection.values.lazy().select(pl.col("action_id").cast(pl.String).unique().sort()).collect().to_series()
+        )
     dec = _with_subject(dec, catalog, arms)
-    values = projection.values.lazy().select(
-        pl.col("account_id").cast(pl.String),
-        pl.col("action_id").cast(pl.String).alias("_key"),
-        pl.col("value_usd").cast(pl.Float64),
-        pl.col("low").cast(pl.Float64),
-        pl.col("high").cast(pl.Float64),
-    )
     # The cost each arm was charged: the projection's own when it says (as value_matrices reads it).
     charged = dict(catalog.action_costs)
-    if "cost_usd" in projection.values.columns:
+    if arrays is not None:
+        charged.update(dict(zip(arrays.value_arms, arrays.costs, strict=True)))
+    elif "cost_usd" in projection.values.columns:
         per_arm = (
             projection.values.lazy()
             .group_by(pl.col("action_id").cast(pl.String))
@@ -496,7 +518,28 @@ def explain_decisions(
         charged.update(
             zip(per_arm.get_column("action_id").to_list(), per_arm.get_column("cost_usd").to_list(), strict=True)
         )
-    alternatives, runner_up = _alternatives(dec, lost_rows, values, arms, n_alternatives, catalog, charged)
+    step = max(chunk_rows, 1)
+    starts = range(0, dec.height, step)
+    if lost_rows is not None:
+        alternatives, runner_up = _alternatives(dec, lost_rows, projection, arms, n_alternatives, catalog, charged)
+    else:
+        # The runner-ups of each chunk of accounts from its own lost rows (a book's are tens of millions),
+        # the chunk's decisions numbered from 0 as _alternatives reads them by position.
+        assert callable(lost)
+        found = []
+        for start in starts:
+            offset = pl.lit(start, dec.schema["_i"])
+            part = dec.slice(start, step).with_columns(pl.col("_i") - offset)
+            rows = _check_lost(lost(start, start + part.height))
+            found.append(
+                tuple(
+                    out.with_columns(pl.col("_i") + offset)
+                    for out in _alternatives(part, rows, projection, arms, n_alternatives, catalog, charged)
+                )
+            )
+        alternatives = pl.concat([a for a, _ in found], how="vertical_relaxed")
+        runner_up = pl.concat([r for _, r in found], how="vertical_relaxed")
+        del found
     dec = dec.join(runner_up, on="_i", how="left", maintain_order="left")
     dec = dec.with_columns(_control_default().alias("_control_default"))
     dec = dec.with_columns(
@@ -505,23 +548,40 @@ def explain_decisions(
         # Flagged are arms, so a variant is looked up by its own arm (``action:variant``) when projected.
         _arm_key(pl.col("action_id"), pl.col("variant"), arms).is_in(list(projection.flagged_actions)).alias("_pooled"),
     )
-    rows = _projected_rows(projection, dec, arms, catalog)
-    projected, headline = _projected(rows, catalog)
-    dec = dec.join(headline, on="_i", how="left", maintain_order="left")
-    alternatives = _with_projections(alternatives, dec, projection, arms, catalog)
-
+    # The receipts are put together in chunks of accounts (each row's receipt is its own); what reads
+    # the whole book (the signals' surrogate and the features comparables are measured on) first.
     signal_rows = pl.DataFrame(schema=_SIGNAL_ROW_SCHEMA)
     importance: dict[str, float] = {}
     if top_signals > 0 or (n_comparables > 0 and history is not None):
-        baselines = rows.select("_i", "objective", "baseline")
+        baselines = pl.concat(
+            [
+                _projected_rows(projection, dec.slice(start, step), arms, catalog).select("_i", "objective", "baseline")
+                for start in starts
+            ]
+        )
         signal_rows, importance = _signals(
             snapshot, dec, baselines, catalog, model, previous, top_signals, contributions, percent_signals
         )
+        del baselines
     comparable_rows = pl.DataFrame(schema=_COMPARABLE_ROW_SCHEMA)
     if history is not None and n_comparables > 0:
         comparable_rows = _comparables(snapshot, dec, history, importance, catalog, n_comparables, outcomes)
 
-    return _assemble(dec, projected, signal_rows, comparable_rows, alternatives)
+    parts = []
+    for start in starts:
+        part = dec.slice(start, step)
+        projected, headline = _projected(_projected_rows(projection, part, arms, catalog), catalog)
+        part = part.join(headline, on="_i", how="left", maintain_order="left")
+        within = pl.col("_i").is_between(start, start + step - 1)
+        shown = _with_projections(alternatives.filter(within), part, projection, arms, catalog)
+        out = _assemble(part, projected, signal_rows.filter(within), comparable_rows.filter(within), shown)
+        if sink is None:
+            parts.append(out)
+        else:
+            sink(out)
+    if sink is not None or not parts:
+        return pl.DataFrame(schema=OUTPUT_SCHEMA)
+    return pl.concat(parts)
 
 
 def _check_count(name: str, value: object) -> None:
@@ -596,10 +656,61 @@ def _positions(accounts: pl.Series, dec: pl.DataFrame) -> pl.Series:
     return frame.join(index, on="account_id", how="left", maintain_order="left").get_column("_i")
 
 
+def _value_grid(projection: EffectProjection, dec: pl.DataFrame, arm_list: list[str]) -> np.ndarray:
+    """(3, decisions × arms): every decided account's value, low and high of every arm (NaN where none).
+
+    From the projection's arrays by position when each account has one projected row, else by a
+    join of its values frame.
+    """
+    width = max(len(arm_list), 1)
+    grid = np.full((3, dec.height * width), np.nan)
+    arrays = projection.arrays
+    ids = None if arrays is None else arrays.ids.get_column("account_id")
+    if arrays is not None and ids is not None and ids.n_unique() == ids.len():
+        where = pl.DataFrame({"account_id": ids, "_row": pl.int_range(ids.len(), dtype=pl.Int64, eager=True)})
+        found = dec.select("account_id", "_i").join(where, on="account_id", how="inner")
+        i = found.get_column("_i").to_numpy().astype(np.int64)
+        row = found.get_column("_row").to_numpy()
+        code = {a: k for k, a in enumerate(arm_list)}
+        for j, arm in enumerate(arrays.value_arms):
+            if arm in code:
+                at = i * width + code[arm]
+                grid[0, at], grid[1, at], grid[2, at] = (
+                    arrays.value[j, row],
+                    arrays.value_low[j, row],
+                    arrays.value_high[j, row],
+                )
+        return grid
+    codes = list(range(len(arm_list)))
+    table = (
+        projection.values.lazy()
+        .select(
+            pl.col("account_id").cast(pl.String),
+            pl.col("action_id").cast(pl.String).alias("_key"),
+            pl.col("value_usd").cast(pl.Float64),
+            pl.col("low").cast(pl.Float64),
+            pl.col("high").cast(pl.Float64),
+        )
+        .join(dec.lazy().select("account_id", "_i"), on="account_id", how="inner")
+        .select(
+            "_i",
+            pl.col("_key").replace_strict(arm_list, codes, default=-1, return_dtype=pl.Int64).alias("_k"),
+            "value_usd",
+            "low",
+            "high",
+        )
+        .filter(pl.col("_k") >= 0)
+        .collect()
+    )
+    at = table.get_column("_i").to_numpy().astype(np.int64) * width + table.get_column("_k").to_numpy()
+    grid[:, at] = table.select("value_usd", "low", "high").to_numpy().T
+    return grid
+
+
 def _alternatives(
     dec: pl.DataFrame,
     lost: pl.DataFrame,
-    values: pl.LazyFrame,
+    projection: EffectProjection,
     arms: pl.Series,
     n: int,
     catalog: _Catalog,
@@ -615,7 +726,6 @@ def _alternatives(
     """
     arm_list = arms.to_list()
     codes = list(range(len(arm_list)))
-    index = dec.lazy().select("account_id", "_i")
     # Numbers first, over every lost row: which account, which arm, whether it is the chosen or the default.
     position = _positions(lost.get_column("account_id"), dec)
     rows_kept = lost.select("action_id", "variant").with_columns(position.alias("_i")).with_row_index("_r")
@@ -664,22 +774,8 @@ def _alternatives(
         own = variant_rows.get_column("_action_cost") - variant_rows.get_column("_own_cost")
         shift[with_variant] = np.where(borrowed, own.to_numpy(), 0.0)
     # Values by position: a dense (account × arm) table, so runner-ups need no join on text keys.
-    table = (
-        values.join(index, on="account_id", how="inner")
-        .select(
-            "_i",
-            pl.col("_key").replace_strict(arm_list, codes, default=-1, return_dtype=pl.Int64).alias("_k"),
-            "value_usd",
-            "low",
-            "high",
-        )
-        .filter(pl.col("_k") >= 0)
-        .collect()
-    )
     width = max(len(arm_list), 1)
-    grid = np.full((3, dec.height * width), np.nan)
-    at = table.get_column("_i").to_numpy().astype(np.int64) * width + table.get_column("_k").to_numpy()
-    grid[:, at] = table.select("value_usd", "low", "high").to_numpy().T
+    grid = _value_grid(projection, dec, arm_list)
     flat = keys.get_column("_i").to_numpy().astype(np.int64) * width + np.maximum(k, 0)
     found = np.stack([np.take(grid[j], flat) for j in range(3)]) + shift
     found[:, k < 0] = np.nan
@@ -968,7 +1064,6 @@ def _projected_rows(
     One join with the projection's effects: the subject's arm, or for ``none`` (and subjects the
     projection lacks) any arm, whose baseline is the same.
     """
-    effects = projection.effects
     schema = {
         "_i": pl.UInt32,
         "objective": pl.String,
@@ -982,9 +1077,11 @@ def _projected_rows(
         "_objective_order": pl.Int64,
         "_main": pl.Boolean,
     }
-    if effects.height == 0:
+    if projection.effects_height == 0:
         return pl.DataFrame(schema=schema)
-    any_arm = str(effects.item(0, "action_id"))
+    # The first arm of the long frame (any arm's baseline is the same).
+    arrays = projection.arrays
+    any_arm = arrays.arms[0] if arrays is not None else str(projection.effects.item(0, "action_id"))
     has_arm = pl.col("_subject_key").is_in(arms.implode()) & (pl.col("_subject_key") != NO_ACTION)
     pairs = dec.lazy().select(
         "_i",
@@ -1002,22 +1099,27 @@ def _projected_rows(
         {"objective": [s.objective for s in catalog.specs], "_objective_order": list(range(len(catalog.specs)))},
         schema={"objective": pl.String, "_objective_order": pl.Int64},
     )
-    return (
-        effects.lazy()
-        .select(
-            pl.col("account_id").cast(pl.String),
-            pl.col("action_id").cast(pl.String).alias("_key"),
-            pl.col("objective").cast(pl.String),
-            pl.col("outcome").cast(pl.String),
-            pl.col("unit").cast(pl.String),
-            pl.col("baseline").cast(pl.Float64),
-            pl.col("effect").cast(pl.Float64),
-            pl.col("low").cast(pl.Float64).alias("_low"),
-            pl.col("high").cast(pl.Float64).alias("_high"),
-            pl.col("effect_usd").cast(pl.Float64),
+    if arrays is not None and (found := _effect_pairs(arrays, pairs.collect())) is not None:
+        joined = found.lazy()
+    else:
+        joined = (
+            projection.effects.lazy()
+            .select(
+                pl.col("account_id").cast(pl.String),
+                pl.col("action_id").cast(pl.String).alias("_key"),
+                pl.col("objective").cast(pl.String),
+                pl.col("outcome").cast(pl.String),
+                pl.col("unit").cast(pl.String),
+                pl.col("baseline").cast(pl.Float64),
+                pl.col("effect").cast(pl.Float64),
+                pl.col("low").cast(pl.Float64).alias("_low"),
+                pl.col("high").cast(pl.Float64).alias("_high"),
+                pl.col("effect_usd").cast(pl.Float64),
+            )
+            .join(pairs, on=["account_id", "_key"], how="inner")
         )
-        .join(pairs, on=["account_id", "_key"], how="inner")
-        .join(order, on="objective", how="left")
+    return (
+        joined.join(order, on="objective", how="left")
         .select(
             "_i",
             "objective",
@@ -1034,6 +1136,46 @@ def _projected_rows(
         .sort("_i", "_objective_order", "objective")
         .collect()
     )
+
+
+def _effect_pairs(arrays: EffectArrays, pairs: pl.DataFrame) -> pl.DataFrame | None:
+    """What joining the long effects frame on ``pairs`` (``_i, account_id, _key, _scale, _subject_objective``)
+    gives, gathered from the projection's arrays by position instead: one row per pair found and objective.
+
+    None when an account has several projected rows (a projection for several decision times),
+    where positions do not name a row: the frame is joined then.
+    """
+    ids = arrays.ids.get_column("account_id")
+    if ids.n_unique() != ids.len():
+        return None
+    where = pl.DataFrame({"account_id": ids, "_row": pl.int_range(ids.len(), dtype=pl.Int64, eager=True)})
+    arm_codes = pl.DataFrame(
+        {"_key": list(arrays.arms), "_arm": list(range(len(arrays.arms)))},
+        schema={"_key": pl.String, "_arm": pl.Int64},
+    )
+    found = (
+        pairs.with_row_index("_pair")
+        .join(where, on="account_id", how="inner")
+        .join(arm_codes, on="_key", how="inner")
+        .sort("_pair")
+    )
+    rows = found.get_column("_row").to_numpy()
+    arm = found.get_column("_arm").to_numpy().astype(np.int64)
+    parts = []
+    for o, objective in enumerate(arrays.objectives):
+        parts.append(
+            found.select("_i", "_scale", "_subject_objective").with_columns(
+                pl.lit(objective, pl.String).alias("objective"),
+                pl.lit(arrays.outcomes[o], pl.String).alias("outcome"),
+                pl.lit(arrays.units[o], pl.String).alias("unit"),
+                pl.Series("baseline", arrays.baseline[o, rows], pl.Float64),
+                pl.Series("effect", arrays.effect[o, arm, rows], pl.Float64),
+                pl.Series("_low", arrays.low[o, arm, rows], pl.Float64),
+                pl.Series("_high", arrays.high[o, arm, rows], pl.Float64),
+                pl.Series("effect_usd", arrays.effect_usd(o, arm, rows), pl.Float64),
+            )
+        )
+    return pl.concat(parts) if parts else None
 
 
 def _projected(rows: pl.DataFrame, catalog: _Catalog) -> tuple[pl.DataFrame, pl.DataFrame]:
@@ -1396,7 +1538,7 @@ def _signals(
     baselines: pl.DataFrame,
     catalog: _Catalog,
     model: EffectModel | None,
-    previous: pl.DataFrame | None,
+    previous: pl.DataFrame | pl.LazyFrame | None,
     top: int,
     method: str,
     percent: Collection[str] | None,
@@ -1450,9 +1592,15 @@ def _signals(
         sample = rows_of(where.gather_every(max(1, where.height // SURROGATE_SAMPLE)), None)
         surrogate, features = _fit_surrogate(sample, baselines, catalog, features, counts)
     prev = None
-    if previous is not None and "account_id" in previous.columns:
-        shared = [f for f in features.numeric if f in set(previous.columns)]
-        prev = previous.select(pl.col("account_id").cast(pl.String), *shared).unique("account_id", keep="first")
+    earlier = None if previous is None else previous.lazy()
+    columns = set() if earlier is None else set(earlier.collect_schema().names())
+    if earlier is not None and "account_id" in columns:
+        shared = [f for f in features.numeric if f in columns]
+        prev = (
+            earlier.select(pl.col("account_id").cast(pl.String), *shared)
+            .unique("account_id", keep="first", maintain_order=True)
+            .collect()
+        )
     needed = None if use_tree else [*features.numeric, *features.text]
     wordings = [
         feature_wording(f, names=catalog.stems, levels=levels, counts=counts, teams=catalog.teams)
@@ -1731,8 +1879,9 @@ def _comparables(
         return pl.DataFrame(schema=_COMPARABLE_ROW_SCHEMA)
     finder = ComparableFinder(features, k=k).fit(history, label_of)
     subjects = dec.select("account_id", "_i", "_subject").filter(pl.col("_subject") != NO_ACTION)
+    # Only the columns the finder reads (a large book's snapshot is gigabytes).
     snap = (
-        snapshot.with_columns(pl.col("account_id").cast(pl.String))
+        snapshot.select(pl.col("account_id").cast(pl.String), *[f for f in features if f in snapshot.columns])
         .unique("account_id", keep="first", maintain_order=True)
         .join(subjects, on="account_id", how="inner", maintain_order="left")
     )

@@ -181,8 +181,11 @@ class Decisions:
             },
         )
 
-    def lost(self, playbook: Playbook) -> pl.DataFrame:
+    def lost(self, playbook: Playbook, *, start: int = 0, stop: int | None = None) -> pl.DataFrame:
         """Every candidate not chosen, per account: ``account_id, action_id, variant, why, reason``.
+
+        Of the accounts ``start`` to ``stop`` (default: all), e.g. a chunk of a large book at a time:
+        the rows are those of the whole book's for these accounts.
 
         ``why`` is one of :data:`LOST_CODES`: a rule that blocks it (``rule``, ``cooldown``,
         ``contact_cap``, ``in_flight``), a hold of the account's users (``snoozed``, ``dismissed``:
@@ -194,7 +197,9 @@ class Decisions:
         options worth more than what they got are coded as on the model arm: ``capacity``, or
         ``lower_value`` ("worth no more than the model's choice for this account, …").
         """
-        rows, cols = np.nonzero(self.lost_why >= 0)
+        stop = len(self.account_ids) if stop is None else stop
+        rows, cols = np.nonzero(self.lost_why[start:stop] >= 0)
+        rows = rows + start
         codes = self.lost_why[rows, cols]
         blocked = np.isin(codes, [LOST_CODES.index(c) for c in RULE_CODES])
         reason = np.full(rows.size, "", dtype=object)

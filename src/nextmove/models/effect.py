@@ -328,7 +328,101 @@ class ArmEffect:
     """True when the arm is flagged (never or almost never taken) and uses the pooled effect."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
+class EffectArrays:
+    """A projection's effects as arrays: what :attr:`EffectProjection.effects` holds, without its text rows.
+
+    The long frame has 70 rows per account for 14 actions and 5 objectives, each with its account id
+    and four words: at a million accounts, more memory than everything else of a run. Kept as
+    arrays, a reader that knows which (account, arm) pairs it needs (the evidence) gathers them by
+    position, and the frame is only made when something asks for it.
+
+    ``ids`` names the projected rows (``account_id`` and, when projected for decisions,
+    ``decision_ts``); ``starts`` are the chunks' first rows: the frame is ordered by chunk, then
+    objective, then arm, then row, as the projection made it.
+    """
+
+    ids: pl.DataFrame
+    starts: tuple[int, ...]
+    arms: tuple[str, ...]
+    """The arms with effects (every arm but ``none``), in the model's order."""
+    pooled: tuple[bool, ...]
+    objectives: tuple[str, ...]
+    outcomes: tuple[str, ...]
+    units: tuple[str, ...]
+    constant: tuple[bool, ...]
+    """Objectives fitted as a constant: no effect, and ``effect_usd`` is 0 (not effect × dollars per unit)."""
+    baseline: F64
+    """(objectives, rows): the do-nothing level."""
+    per_unit: F64
+    """(objectives, rows): objective dollars per unit of effect."""
+    effect: F64
+    """(objectives, arms, rows); ``low``, ``high`` likewise: the effect and its interval."""
+    low: F64
+    high: F64
+    value_arms: tuple[str, ...] = ()
+    """The arms of the values, ``none`` included, in the model's order."""
+    costs: tuple[float, ...] = ()
+    """Each value arm's cost (dollars)."""
+    value: F64 = field(default_factory=lambda: np.zeros((0, 0)))
+    """(value arms, rows): dollars net of the arm's cost; ``value_low``, ``value_high`` its interval."""
+    value_low: F64 = field(default_factory=lambda: np.zeros((0, 0)))
+    value_high: F64 = field(default_factory=lambda: np.zeros((0, 0)))
+
+    @property
+    def height(self) -> int:
+        """Rows of the long frame."""
+        return len(self.objectives) * len(self.arms) * self.ids.height
+
+    def effect_usd(self, objective: int, arm: NDArray[np.int64], rows: NDArray[np.int64]) -> F64:
+        """Objective dollars of the effects of (``arm``, ``rows``) pairs, as the long frame has them."""
+        if self.constant[objective]:
+            return np.zeros(len(rows))
+        out: F64 = self.effect[objective, arm, rows] * self.per_unit[objective, rows]
+        return out
+
+    def frame(self) -> pl.DataFrame:
+        """The long frame (:attr:`EffectProjection.effects`), made as the projection made it, chunk by chunk."""
+        if not self.objectives or not self.arms:
+            return _empty_effects()
+        parts = []
+        ends = (*self.starts[1:], self.ids.height)
+        for start, end in zip(self.starts, ends, strict=True):
+            ids = self.ids.slice(start, end - start)
+            for o, objective in enumerate(self.objectives):
+                baseline = self.baseline[o, start:end]
+                labels = (objective, self.outcomes[o], self.units[o])
+                for a, arm in enumerate(self.arms):
+                    effect = self.effect[o, a, start:end]
+                    usd = np.zeros(end - start) if self.constant[o] else effect * self.per_unit[o, start:end]
+                    low, high = self.low[o, a, start:end], self.high[o, a, start:end]
+                    parts.append(_effect_frame(ids, arm, labels, baseline, effect, low, high, usd, self.pooled[a]))
+        return pl.concat(parts)
+
+    def values_frame(self) -> pl.DataFrame:
+        """The values (:attr:`EffectProjection.values`), made as the projection made them, chunk by chunk."""
+        flagged = {self.arms[a] for a, pooled in enumerate(self.pooled) if pooled}
+        parts = []
+        ends = (*self.starts[1:], self.ids.height)
+        for start, end in zip(self.starts, ends, strict=True):
+            ids, n = self.ids.slice(start, end - start), end - start
+            for i, arm in enumerate(self.value_arms):
+                cost = self.costs[i]
+                data = pl.DataFrame(
+                    {
+                        "action_id": [arm] * n,
+                        "value_usd": self.value[i, start:end],
+                        "low": self.value_low[i, start:end],
+                        "high": self.value_high[i, start:end],
+                        "cost_usd": np.full(n, cost),
+                        "pooled": np.full(n, arm in flagged),
+                    },
+                    schema=_VALUE_SCHEMA,
+                )
+                parts.append(pl.concat([ids, data], how="horizontal"))
+        return pl.concat(parts)
+
+
 class EffectProjection:
     """Projected effects for a snapshot: per account × action × objective, and per account × action in dollars.
 
@@ -341,12 +435,58 @@ class EffectProjection:
     ``values`` columns: ``account_id, action_id, value_usd`` (objective dollars of all effects minus
     the action's cost), ``low, high`` (its interval), ``cost_usd, pooled``. ``none`` is included,
     worth exactly 0.
+
+    :meth:`EffectModel.project` keeps the effects and values as arrays (:attr:`arrays`): the long
+    effects frame is made the first time ``effects`` is read (and kept), the values frame each time
+    ``values`` is read (not kept: the decision reads it once, the evidence reads the arrays). A
+    projection made from frames has no arrays.
     """
 
-    level: float
-    effects: pl.DataFrame
-    values: pl.DataFrame
-    flagged_actions: tuple[str, ...]
+    def __init__(
+        self,
+        level: float,
+        effects: pl.DataFrame | None = None,
+        values: pl.DataFrame | None = None,
+        flagged_actions: tuple[str, ...] = (),
+        *,
+        arrays: EffectArrays | None = None,
+    ) -> None:
+        if arrays is None and (effects is None or values is None):
+            raise ConfigError("a projection needs its effects and values, as frames or as arrays")
+        self.level = level
+        self.flagged_actions = tuple(flagged_actions)
+        self.arrays = arrays
+        self._effects = effects
+        self._values = values
+
+    @property
+    def values(self) -> pl.DataFrame:
+        """One row per account × arm, ``none`` included (made from :attr:`arrays` each time it is read)."""
+        if self._values is not None:
+            return self._values
+        assert self.arrays is not None
+        return self.arrays.values_frame()
+
+    @property
+    def effects(self) -> pl.DataFrame:
+        """The long frame: one row per account × arm × objective (made from :attr:`arrays` when first read)."""
+        if self._effects is None:
+            assert self.arrays is not None
+            self._effects = self.arrays.frame()
+        return self._effects
+
+    @property
+    def effects_height(self) -> int:
+        """Rows of :attr:`effects`, without making the frame."""
+        if self._effects is None and self.arrays is not None:
+            return self.arrays.height
+        return self.effects.height
+
+    def __repr__(self) -> str:
+        return (
+            f"EffectProjection(level={self.level}, flagged_actions={self.flagged_actions}, "
+            f"effects={self.effects_height:,} rows)"
+        )
 
     def best(self, eligible: pl.DataFrame | None = None) -> pl.DataFrame:
         """Each account's action of highest projected value; ``none`` when no action is worth more than 0.
@@ -2378,19 +2518,34 @@ class EffectModel:
         # Parameter draws are shared by all accounts (and chunks); heterogeneity is per account.
         params = [self._parameter_draws(fit, rng) for fit in self.fits_]
         chunk = max(1, _DRAW_BUDGET // max(self.n_draws * len(self.arms_), 1))
-        effects: list[pl.DataFrame] = []
-        values: list[pl.DataFrame] = []
-        for number, start in enumerate(range(0, max(snapshot.height, 1), chunk)):
-            part = snapshot.slice(start, chunk)
-            e, v = self._project_chunk(part, level, params, number)
-            effects.extend(e)
-            values.append(v)
-        return EffectProjection(
-            level=level,
-            effects=pl.concat(effects) if effects else _empty_effects(),
-            values=pl.concat(values),
-            flagged_actions=tuple(self.flagged_arms_),
+        n, specs = snapshot.height, [fit.spec for fit in self.fits_]
+        arms = tuple(a for a in self.arms_ if a != NO_ACTION)
+        flagged = set(self.flagged_arms_)
+        shape = (len(specs), len(arms), n)
+        # Filled chunk by chunk: the effects stay arrays (the long frame is made only when read).
+        arrays = EffectArrays(
+            ids=_keys_frame(snapshot),
+            starts=tuple(range(0, max(n, 1), chunk)),
+            arms=arms,
+            pooled=tuple(a in flagged for a in arms),
+            objectives=tuple(s.objective for s in specs),
+            outcomes=tuple(s.outcome for s in specs),
+            units=tuple(s.unit for s in specs),
+            constant=tuple(fit.constant is not None for fit in self.fits_),
+            baseline=np.zeros((len(specs), n)),
+            per_unit=np.zeros((len(specs), n)),
+            effect=np.zeros(shape),
+            low=np.zeros(shape),
+            high=np.zeros(shape),
+            value_arms=tuple(self.arms_),
+            costs=tuple(float(c) for c in self.arm_costs_),
+            value=np.zeros((len(self.arms_), n)),
+            value_low=np.zeros((len(self.arms_), n)),
+            value_high=np.zeros((len(self.arms_), n)),
         )
+        for number, start in enumerate(arrays.starts):
+            self._project_chunk(snapshot.slice(start, chunk), level, params, number, arrays, start)
+        return EffectProjection(level=level, flagged_actions=tuple(self.flagged_arms_), arrays=arrays)
 
     def _parameter_draws(self, fit: _ObjectiveFit, rng: np.random.Generator) -> dict[str, F64]:
         n_draws, n_arms = self.n_draws, len(self.arms_)
@@ -2427,7 +2582,10 @@ class EffectModel:
         level: float,
         params: list[dict[str, F64]],
         number: int,
-    ) -> tuple[list[pl.DataFrame], pl.DataFrame]:
+        arrays: EffectArrays,
+        start: int,
+    ) -> None:
+        """Project a chunk of accounts: its effects and values are written into ``arrays`` from row ``start``."""
         n = snapshot.height
         x = self._transform(snapshot)
         chunk = _Chunk(
@@ -2448,64 +2606,56 @@ class EffectModel:
             proba=self._rloss_proba(snapshot),
         )
         arms = self.arms_
-        flagged = set(self.flagged_arms_)
+        rows = slice(start, start + n)
 
-        def objective(o: int) -> tuple[list[pl.DataFrame], F64, F32]:
+        def objective(o: int) -> tuple[F64, F32]:
             rng = np.random.default_rng([self.random_state, number, o])
-            return self._project_objective(self.fits_[o], params[o], chunk, rng)
+            return self._project_objective(self.fits_[o], params[o], chunk, rng, arrays, o, rows)
 
         # The objectives in parallel (each predicts its fold models in turn): LightGBM, the draws and
         # the quantiles release the GIL.
         done = self._in_threads(objective, len(self.fits_))
-        effect_parts = [frame for parts, _, _ in done for frame in parts]
-        _, value_point, value_draws = done[0]
-        for _, point, draws in done[1:]:
+        value_point, value_draws = done[0]
+        for point, draws in done[1:]:
             value_point += point
             value_draws += draws
         q_low, q_high = (1 - level) / 2, (1 + level) / 2
-        value_parts = []
         for i, arm in enumerate(arms):
             cost = float(self.arm_costs_[i])
             if arm == NO_ACTION:
                 low = high = np.zeros(n)
             else:
                 low, high = _interval(value_point[i], value_draws[i], q_low, q_high, self.interval_scale)
-            data = pl.DataFrame(
-                {
-                    "action_id": [arm] * n,
-                    "value_usd": value_point[i] - cost,
-                    "low": low - cost,
-                    "high": high - cost,
-                    "cost_usd": np.full(n, cost),
-                    "pooled": np.full(n, arm in flagged),
-                },
-                schema=_VALUE_SCHEMA,
-            )
-            value_parts.append(pl.concat([chunk.ids, data], how="horizontal"))
-        return effect_parts, pl.concat(value_parts)
+            arrays.value[i, rows] = value_point[i] - cost
+            arrays.value_low[i, rows] = low - cost
+            arrays.value_high[i, rows] = high - cost
 
     def _project_objective(
-        self, fit: _ObjectiveFit, drawn: dict[str, F64], chunk: _Chunk, rng: np.random.Generator
-    ) -> tuple[list[pl.DataFrame], F64, F32]:
-        """One objective's effect frames of every arm, and its dollars: point (arms, n), draws (arms, n, draws)."""
-        x, ids, scale, groups, repeat_z = chunk.x, chunk.ids, chunk.scale, chunk.groups, chunk.repeat_z
+        self,
+        fit: _ObjectiveFit,
+        drawn: dict[str, F64],
+        chunk: _Chunk,
+        rng: np.random.Generator,
+        arrays: EffectArrays,
+        o: int,
+        rows: slice,
+    ) -> tuple[F64, F32]:
+        """One objective's dollars, point (arms, n) and draws (arms, n, draws); its effects go to ``arrays``
+        (objective ``o``, the chunk's ``rows``)."""
+        x, scale, groups, repeat_z = chunk.x, chunk.scale, chunk.groups, chunk.repeat_z
         busy, counts = chunk.fatigue_z, chunk.count_z
         n = x.shape[0]
         arms, n_draws = self.arms_, self.n_draws
-        flagged = set(self.flagged_arms_)
         q_low, q_high = (1 - chunk.level) / 2, (1 + chunk.level) / 2
         value_point = np.zeros((len(arms), n))
         value_draws = np.zeros((len(arms), n, n_draws), dtype=np.float32)
-        effect_parts: list[pl.DataFrame] = []
         spec = fit.spec
         per_unit = spec.usd_per_unit(chunk.arr)
+        arrays.per_unit[o, rows] = per_unit
         if fit.constant is not None:
             amount = fit.amount_constant * scale if spec.is_amount else np.ones(n)
-            baseline = fit.constant * amount
-            zeros = np.zeros(n)
-            for arm in arms[1:]:
-                effect_parts.append(_effect_frame(ids, arm, spec, baseline, zeros, zeros, zeros, zeros, arm in flagged))
-            return effect_parts, value_point, value_draws
+            arrays.baseline[o, rows] = fit.constant * amount  # no effect: the arrays' zeros stay
+            return value_point, value_draws
         folds_logit = self._baseline_logits(fit, x, parallel=False)
         k = folds_logit.shape[0]
         center = folds_logit.mean(axis=0)
@@ -2517,7 +2667,7 @@ class EffectModel:
         base_draws += (drawn["beta0"][None, :] + fit.group_beta0[groups][:, None]).astype(np.float32)
         p0 = sigmoid(center + fit.beta0 + fit.group_beta0[groups])
         amount0 = self._baseline_amounts(fit, x) * scale if spec.is_amount else np.ones(n)
-        baseline = p0 * amount0
+        arrays.baseline[o, rows] = p0 * amount0
         contrasts = self._contrasts(fit, x, parallel=False)
         # The account-level spread of the shift: one draw per account and draw, shared by the arms. Each
         # arm's interval is read from its own draws alone, so sharing changes no interval's law, and
@@ -2581,13 +2731,12 @@ class EffectModel:
                 effect = pa - p0
             draws -= t0  # the arm's draws of the effect, divided by row_scale
             low, high = _interval(effect, draws, q_low, q_high, self.interval_scale, row_scale)
-            effect_parts.append(
-                _effect_frame(ids, arm, spec, baseline, effect, low, high, effect * per_unit, arm in flagged)
-            )
+            # Arm i is the arrays' arm i - 1 (none, first, has no effects).
+            arrays.effect[o, i - 1, rows], arrays.low[o, i - 1, rows], arrays.high[o, i - 1, rows] = effect, low, high
             value_point[i] += effect * per_unit
             draws *= dollars
             value_draws[i] += draws
-        return effect_parts, value_point, value_draws
+        return value_point, value_draws
 
     def expected_values(self, frame: pl.DataFrame, *, objective: str | None = None) -> pl.DataFrame:
         """The expected dollar value of every arm for every row: the outcome model that DR evaluation needs.
@@ -2959,7 +3108,7 @@ def _keys_frame(frame: pl.DataFrame) -> pl.DataFrame:
 def _effect_frame(
     ids: pl.DataFrame,
     arm: str,
-    spec: ObjectiveSpec,
+    labels: tuple[str, str, str],
     baseline: F64,
     effect: F64,
     low: F64,
@@ -2968,12 +3117,13 @@ def _effect_frame(
     pooled: bool,
 ) -> pl.DataFrame:
     n = ids.height
+    objective, outcome, unit = labels
     data = pl.DataFrame(
         {
             "action_id": [arm] * n,
-            "objective": [spec.objective] * n,
-            "outcome": [spec.outcome] * n,
-            "unit": [spec.unit] * n,
+            "objective": [objective] * n,
+            "outcome": [outcome] * n,
+            "unit": [unit] * n,
             "baseline": baseline,
             "effect": effect,
             "low": low,
