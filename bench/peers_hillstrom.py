@@ -85,7 +85,9 @@ def load(path: Path, rows: int | None) -> Data:
     playbook = hillstrom_playbook()
     with timed() as took:
         book = hillstrom_book(path, rows=rows)
-        training = build_training_set(book, playbook)
+        # The test's conversions are dated a week after the send, its 14-day horizons end after: the book is
+        # complete to its own as_of (a finished experiment), which the training set is told.
+        training = build_training_set(book, playbook, outcomes_until=book.as_of)
     # hillstrom_book names each customer by its row position (c00000…): the split is by position.
     positions = training.get_column("account_id").str.slice(1).cast(pl.Int64).to_numpy()
     order = np.argsort(positions)

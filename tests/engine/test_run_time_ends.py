@@ -213,3 +213,43 @@ def test_outcomes_that_end_before_any_horizon_is_over_are_named(tmp_path: Path) 
     # It said to decide as of a day long past, the earliest decision's horizon's end.
     with pytest.raises(ConfigError, match=r"the book's outcomes end 2024-09-26, before the 42-day horizon of any"):
         _run(book)
+
+
+def test_a_finished_campaign_s_log_names_the_outcomes_until_that_reads_it(tmp_path: Path) -> None:
+    # The shape of the Hillstrom e-mail test: no signals, one send on one day, the conversions dated a week later,
+    # so the book's data end before any 42-day horizon is over. It said "Decide as of <send + 42 days>", which
+    # failed in turn on "the book's outcomes end …": a later as-of alone reads such a book as exported at its end.
+    rng = np.random.default_rng(5)
+    sent = datetime(2025, 3, 1, tzinfo=UTC)
+    folder = tmp_path / "campaign"
+    folder.mkdir()
+    ids = [f"C{i:04d}" for i in range(300)]
+    arms = rng.choice(["call", "mail", "none"], size=len(ids))
+    (folder / "accounts.csv").write_text(
+        "account_id,arr\n" + "".join(f"{a},{500 + i}\n" for i, a in enumerate(ids)), encoding="utf-8"
+    )
+    (folder / "touches.csv").write_text(
+        "account_id,action_id,ts,propensity\n"
+        + "".join(f"{a},{arm},{sent:%Y-%m-%d},0.3333\n" for a, arm in zip(ids, arms, strict=True)),
+        encoding="utf-8",
+    )
+    churned = [a for a, arm in zip(ids, arms, strict=True) if rng.random() < (0.05 if arm == "call" else 0.15)]
+    (folder / "outcomes.csv").write_text(
+        "account_id,ts,kind\n" + "".join(f"{a},{sent + timedelta(days=7):%Y-%m-%d},churn\n" for a in churned),
+        encoding="utf-8",
+    )
+    (folder / "signals.csv").write_text("account_id,ts,name,value\n", encoding="utf-8")
+    book = load_book(folder, playbook=PLAYBOOK)
+    done = sent + timedelta(days=42)
+    through = f"{done - timedelta(days=1):%Y-%m-%d}"
+    with pytest.raises(
+        ConfigError, match=rf"Decide as of {done:%Y-%m-%d} or later \(--as-of, with --outcomes-until {through} as"
+    ):
+        _run(book)
+    result = _run(
+        book,
+        as_of=done,
+        outcomes_until=datetime.fromisoformat(through).replace(tzinfo=UTC) + timedelta(days=1),
+        evidence=False,
+    )
+    assert result.recommendations.height == len(ids) - len(churned)

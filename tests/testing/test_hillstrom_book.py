@@ -42,8 +42,9 @@ def test_hillstrom_book_matches_the_published_rates(book: object) -> None:
 
 def test_hillstrom_training_set_has_one_row_per_customer(book: object) -> None:
     playbook = parse_playbook(HILLSTROM_PLAYBOOK)
-    train = build_training_set(book, playbook)  # type: ignore[arg-type]
+    train = build_training_set(book, playbook, outcomes_until=book.as_of)  # type: ignore[arg-type,attr-defined]
     assert train.height == 6000  # every decision is logged, none invented
+    assert not train.get_column("censored").any()  # a finished experiment: every 14-day horizon is over
     assert {"recency", "history", "zip_code", "channel", "y_visit", "y_spend_value"} <= set(train.columns)
     snapshot = compute_features(book, book.as_of, playbook=playbook)  # type: ignore[arg-type,attr-defined]
     assert snapshot.height == 6000

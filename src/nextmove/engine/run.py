@@ -1054,10 +1054,18 @@ def _nothing_to_learn(
             else f"; --training-days {training_days}, shorter than the horizon, keeps no finished decision at any "
             f"as-of: pass {playbook.horizon_days + window} or more with it, or leave it out"
         )
+        # A book whose data end before that (a finished campaign's log: no signals, the conversions dated a
+        # week after the send) is read as exported at its end: a later --as-of alone leaves the horizons open.
+        reach = outcomes_seen_until(book, done, whole_days=of_dates(book.outcomes)) if outcomes_until is None else done
+        complete = (
+            ""
+            if reach >= done
+            else f", with --outcomes-until {last_day(done)} as the book's data end {last_day(reach)}"
+        )
         return ConfigError(
             f"no past decision's outcomes can be learned from as of {when:%Y-%m-%d}: the playbook's horizon is "
             f"{playbook.horizon_days} days, so the earliest decision is only finished on {done:%Y-%m-%d}. "
-            f"Decide as of {done:%Y-%m-%d} or later (--as-of) if the book holds the outcomes up to then, "
+            f"Decide as of {done:%Y-%m-%d} or later (--as-of{complete}) if the book holds the outcomes up to then, "
             f"shorten horizon_days in the playbook, or learn from open horizons (--partial-horizon-days){short}"
         )
     if training_days is None:
