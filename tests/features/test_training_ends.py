@@ -59,10 +59,12 @@ def test_a_decision_time_after_the_data_does_not_finish_the_last_horizons(
     # less than their 30 days, and learned as finished "no churn" ones.
     book = _book(make_book, [("a5", day(120) + timedelta(hours=2), "churn", None)])
     train = _labels(build_training_set(book, playbook, as_of=day(140)))
-    open_ = train.filter(pl.col("decision_ts") + timedelta(days=30) > day(120) + timedelta(hours=2))
+    # Seen to the midnight after the data's last day (day 121), as the default as-of reads the book.
+    open_ = train.filter(pl.col("decision_ts") + timedelta(days=30) > day(121))
     assert open_.height > 0
     assert open_.get_column("censored").all()
     assert open_.get_column("observed_days").max() < 30
+    assert not train.filter(pl.col("decision_ts") + timedelta(days=30) <= day(121)).get_column("censored").any()
 
 
 def test_one_timestamped_outcome_changes_no_label_of_dated_outcomes(make_book: MakeBook, playbook: Playbook) -> None:
@@ -97,3 +99,17 @@ def test_sparse_outcomes_that_end_as_such_a_table_goes_leave_the_last_decisions_
     assert recent.get_column("observed_days").min() == 30.0
     # Past where the book's data ends (signals at day 120 09:00), horizons are still open.
     assert train.filter(pl.col("decision_ts") > day(91)).get_column("censored").all()
+
+
+def test_horizons_ending_on_the_export_s_last_evening_are_finished(make_book: MakeBook, playbook: Playbook) -> None:
+    # The last signals are at 09:00 of day 120, and the default as-of is the midnight after (day 121). A call at
+    # noon of day 91 is decided that day, and its 30 days are over at that midnight: it was censored, its horizon
+    # read as ending after "the data's end" at 09:00 (on a weekly book, a whole batch of decisions: 11 % of one
+    # book's history, which flipped the policy learned from it).
+    signals = [(a, day(d) + timedelta(hours=9), "logins", 3.0) for a in ACCOUNTS for d in range(121)]
+    touches = [(a, "call", day(d) + timedelta(hours=12)) for a in ACCOUNTS for d in (31, 61, 91)]
+    book = make_book(ACCOUNTS, signals=signals, touches=touches, outcomes=[("a5", day(119), "churn", None)])
+    train = _labels(build_training_set(book, playbook, as_of=day(121)))
+    last = train.filter(pl.col("decision_ts") == day(91))
+    assert last.height > 0
+    assert not last.get_column("censored").any()
