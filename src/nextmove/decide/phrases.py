@@ -348,9 +348,13 @@ def format_number(x: pl.Expr) -> pl.Expr:
     >>> pl.DataFrame({"x": [12345.6, 41.0, 4.25, 0.3]}).select(format_number(pl.col("x"))).to_series().to_list()
     ['12,346', '41', '4.2', '0.30']
     """
+    return format_fixed(x, _places(x))
+
+
+def _places(x: pl.Expr) -> pl.Expr:
+    """The decimals :func:`format_number` writes ``x`` with."""
     whole = (x.abs() >= 100) | (x == x.round(0))
-    places = pl.when(whole).then(pl.lit(0)).when(x.abs() >= 1).then(pl.lit(1)).otherwise(pl.lit(2))
-    return format_fixed(x, places)
+    return pl.when(whole).then(pl.lit(0)).when(x.abs() >= 1).then(pl.lit(1)).otherwise(pl.lit(2))
 
 
 def format_percent(share: pl.Expr) -> pl.Expr:
@@ -420,6 +424,13 @@ def _change(kind: str) -> pl.Expr:
     show = {"money": format_usd, "count": _days, "readings": _days, "reports": _days, "sum": format_number}.get(
         kind, _level
     )
+    equal = show(value) == show(previous)
+    if show in (format_number, _level):
+        # A whole value and a fractional one compare at the finer of their precisions: 4 after 3.98
+        # is unchanged ("4.0" both), not "4, up from 4.0"; 4 after 3.9 is "up from 3.9".
+        finer = pl.max_horizontal(_places(value), _places(previous))
+        same_number = format_fixed(value, finer) == format_fixed(previous, finer)
+        equal = pl.when(pl.col("percent")).then(equal).otherwise(same_number) if show is _level else same_number
     direction = pl.when(value > previous).then(pl.lit(", up from ")).otherwise(pl.lit(", down from "))
     # An account column (ARR, a column of the accounts table) is one value per account in a book, so
     # "unchanged" says nothing; a change shows when the earlier snapshot came from an older export.
@@ -427,7 +438,7 @@ def _change(kind: str) -> pl.Expr:
     change = (
         pl.when(previous.is_null() | previous.is_nan())
         .then(pl.lit(""))
-        .when(show(value) == show(previous))
+        .when(equal)
         .then(same)
         .otherwise(pl.concat_str([direction, show(previous)]))
     )
