@@ -145,6 +145,15 @@ def test_cli_validate_an_empty_accounts_table_says_so_in_what_it_expects(tmp_pat
     assert "the accounts table has no rows" in " ".join(done.stderr.split())
 
 
+def test_cli_validate_heading_says_the_as_of_it_checked(tmp_path: Path) -> None:
+    # The heading said "checked as of <now>" whatever --as-of said.
+    (tmp_path / "accounts.csv").write_text("account_id\na1\n", encoding="utf-8")
+    (tmp_path / "signals.csv").write_text("account_id,ts,name,value\na1,2025-12-01,logins,1\n", encoding="utf-8")
+    result = runner.invoke(app, ["validate", "--book", str(tmp_path), "--as-of", "2025-12-31"])
+    assert result.exit_code == 0, result.output
+    assert "checked as of 2025-12-31 00:00 UTC" in result.output
+
+
 def test_cli_validate_bad_as_of_says_format(tmp_path: Path) -> None:
     (tmp_path / "accounts.csv").write_text("account_id\na1\n", encoding="utf-8")
     done = _nextmove("validate", "--book", str(tmp_path), "--as-of", "yesterday")

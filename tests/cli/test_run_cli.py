@@ -209,3 +209,19 @@ def test_executive_summary_says_one_customer_and_one_action_in_the_singular() ->
     text = executive_summary(summary)
     assert text.startswith("The Playbook scored 1 active customer across 1 possible action and recommended ")
     assert "across 2 possible actions" in executive_summary({**summary, "accounts": 2, "actions": 2})
+
+
+def test_executive_summary_keeps_the_playbook_s_names_as_written() -> None:
+    # "84 customers were assigned an erweiterung (upsell) action": the German noun lost its capital.
+    from nextmove.cli.run import executive_summary
+
+    summary = {
+        "accounts": 100,
+        "actions": 3,
+        "assigned": {"upsell": 84, "churn": 7},
+        "objective_names": {"upsell": "Erweiterung (Upsell)", "churn": "Kündigung vermeiden"},
+        "do_nothing": 9,
+        "projected_impact_usd": {"value": 10.0, "low": 1.0, "high": 20.0},
+    }
+    text = executive_summary(summary)
+    assert "84 customers were assigned an Erweiterung (Upsell) action and 7 a Kündigung vermeiden action" in text

@@ -389,3 +389,18 @@ def test_touch_totals_over_every_action_read_as_touches() -> None:
         "1 Upsell call touch in 90 days",
         "last Upsell call 5 days ago",
     ]
+
+
+@pytest.mark.parametrize(
+    ("value", "previous", "said"),
+    [
+        (4.0, 3.97, "logins 4 on average over 90 days, unchanged"),  # was "up from 4.0"
+        (4.04, 4.0, "logins 4.0 on average over 90 days, unchanged"),  # was "4.0, up from 4"
+        (4.0, 3.9, "logins 4 on average over 90 days, up from 3.9"),
+        (41.0, 63.0, "logins 41 on average over 90 days, down from 63"),
+    ],
+)
+def test_feature_phrase_says_up_or_down_only_when_the_numbers_shown_differ(
+    value: float, previous: float, said: str
+) -> None:
+    assert feature_phrase("logins_mean_90d", {"logins_mean_90d": value}, previous=previous) == said

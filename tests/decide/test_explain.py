@@ -1051,12 +1051,40 @@ def test_explain_catalog_words_the_columns_the_vocabulary_gives_the_playbooks_na
     )
     catalog = _Catalog.of(playbook, vocab)
     assert [s.label for s in catalog.specs] == ["y_cancel_2"]
-    assert catalog.stems["cancel_2"] == "Cancel"
-    assert catalog.stems["call_2"] == "Phone call"
-    assert catalog.stems["gym_visits_2"] == "Gym Visits"
+    assert catalog.stems.outcomes["cancel_2"] == "Cancel"
+    assert catalog.stems.touches["call_2"] == "Phone call"
+    assert catalog.stems.signals["gym_visits_2"] == "Gym Visits"
     assert catalog.signal_kinds == {"gym_visits_2": "count"}
-    assert (catalog.stems["team_cs_2"], catalog.stems["team_cs"]) == ("CS", "cs")
-    assert not {"cancel", "call", "gym_visits"} & set(catalog.stems)  # the book's other names' stems
+    assert (catalog.stems.touches["team_cs_2"], catalog.stems.touches["team_cs"]) == ("CS", "cs")
+    labelled = {*catalog.stems.outcomes, *catalog.stems.touches, *catalog.stems.signals}
+    assert not {"cancel", "call", "gym_visits"} & labelled  # the book's other names' stems
+
+
+def test_explain_words_a_signal_an_action_and_an_outcome_sharing_a_stem_by_their_own_names() -> None:
+    """One label map for every family let the last name written win: a signal cited with an action's name."""
+    from nextmove.decide.explain import _Catalog
+    from nextmove.decide.phrases import feature_phrase
+
+    playbook = parse_playbook(
+        '[objectives.keep]\noutcome = "Logins"\nsense = "avoid"\nvalue = "arr"\n'
+        '[[actions]]\nid = "schulung"\nname = "Schulung vor Ort (Anwendertraining)"\nteam = "cs"\nobjective = "keep"\n'
+        '[signal_roles]\nengagement = ["Schulung", "logins"]\n'
+    )
+    vocab = FeatureVocabulary.build(
+        accounts_schema={}, signal_names=["Schulung", "logins"], outcome_kinds=["Logins"], playbook=playbook
+    )
+    assert (vocab.signals["Schulung"], vocab.actions["schulung"]) == ("schulung", "schulung")
+    assert (vocab.signals["logins"], vocab.outcome_kinds["Logins"]) == ("logins", "logins")
+    names = _Catalog.of(playbook, vocab).stems
+    row = {"schulung_mean_28d": 8.5, "logins_sum_28d": 54.0, "touch_schulung_days_since": 3.0}
+    assert feature_phrase("schulung_mean_28d", row, names=names) == "Schulung 8.5 on average over 28 days"
+    assert feature_phrase("logins_sum_28d", row, names=names) == "logins 54 in total over 28 days"
+    assert feature_phrase("touch_schulung_days_since", row, names=names) == (
+        "last Schulung vor Ort (Anwendertraining) 3 days ago"
+    )
+    assert feature_phrase("outcome_logins_days_since", {"outcome_logins_days_since": 9.0}, names=names) == (
+        "Logins: last seen 9 days ago"
+    )
 
 
 # ---- actions with variants ---------------------------------------------------------------------

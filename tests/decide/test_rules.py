@@ -57,6 +57,16 @@ def _touches(rows: list[tuple[str, str, float]]) -> pl.DataFrame:
     )
 
 
+def test_cooldown_reason_never_reads_as_the_cooldown_itself() -> None:
+    # 29.56 days ago was said "done 30 days ago, cooldown 30 days": as if the cooldown were over.
+    features = pl.DataFrame({"account_id": ["cool"], "arr": [5e3]})
+    check = check_rules(features, _touches([("cool", "call", 29.56)]), PLAYBOOK, T, {"arr": "number"})
+    assert check.why[0].tolist()[0] == Why.COOLDOWN
+    said = "cooldown: done 29 days ago, cooldown 30 days"
+    assert check.reason(PLAYBOOK, 0, 0) == said
+    assert check.reasons(PLAYBOOK, np.array([0]), np.array([0])).to_list() == [said]
+
+
 def test_candidates_expand_variants() -> None:
     assert [c.key for c in candidates(PLAYBOOK)] == ["call", "mail:am", "mail:pm"]
 

@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 import re
+import unicodedata
+from collections.abc import Callable
 
 import polars as pl
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from nextmove.book import Book
 from nextmove.errors import ConfigError
 from nextmove.features import FeatureVocabulary, sanitize_name, terminal_outcome_kinds
 from nextmove.features.names import signal_columns
 from nextmove.playbook import Playbook
+
+from .conftest import T0, day
 
 ACCOUNTS = {"account_id": pl.String}
 
@@ -37,7 +42,54 @@ def test_sanitize_name_makes_lowercase_identifiers(raw: str, expected: str) -> N
 
 @given(st.text(max_size=30))
 def test_sanitize_name_always_gives_an_identifier(raw: str) -> None:
+    stem = sanitize_name(raw)
+    # An identifier as an eligibility expression reads it (Python reads identifiers in NFKC).
+    assert stem.isidentifier()
+    assert unicodedata.normalize("NFKC", stem) == stem
+    assert stem == stem.casefold() or not stem.isascii()
+
+
+@given(st.text(st.characters(max_codepoint=0x24F), max_size=30))
+def test_sanitize_name_of_latin_text_stays_ascii(raw: str) -> None:
+    # Latin letters keep only their ASCII base, as stems always did: existing books keep their stems.
     assert re.fullmatch(r"[a-z_][a-z0-9_]*", sanitize_name(raw))
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("ログイン回数", "ログイン回数"),
+        ("ログイン回数 (30日)", "ログイン回数_30日"),
+        ("ﾛｸﾞｲﾝ", "ログイン"),  # half-width kana read as Python reads an identifier (NFKC)
+        ("解約", "解約"),
+        ("Счёт", "счёт"),
+        ("नमस्ते", "नमस्ते"),  # combining vowel signs stay with their letters
+        ("Café ログイン", "cafe_ログイン"),
+        ("٣ أيام", "x_٣_أيام"),
+        ("Ⅻ", "xii"),
+    ],
+)
+def test_sanitize_name_keeps_letters_of_any_script(raw: str, expected: str) -> None:
+    assert sanitize_name(raw) == expected
+
+
+def test_vocabulary_of_non_latin_names_does_not_renumber_when_a_signal_appears() -> None:
+    # Every kana/kanji name used to stem to x, x_2 …: a new signal sorting first renumbered the others.
+    names = ["ログイン回数", "課金額", "問い合わせ件数", "満足度"]
+    kw = {"accounts_schema": ACCOUNTS, "action_ids": ["クーポン"], "outcome_kinds": ["解約"]}
+    before = FeatureVocabulary.build(signal_names=names, **kw)
+    after = FeatureVocabulary.build(signal_names=[*names, "アクティブ日数"], **kw)
+    assert dict(before.signals) == {n: n for n in names}
+    assert {n: after.signals[n] for n in names} == dict(before.signals)
+    assert after.signals["アクティブ日数"] == "アクティブ日数"
+    assert dict(before.actions) == {"クーポン": "クーポン"}
+    assert dict(before.outcome_kinds) == {"解約": "解約"}
+
+
+def test_vocabulary_non_latin_names_that_sanitise_alike_get_suffixes() -> None:
+    # Full-width and half-width kana stem alike: the one spelt as its stem keeps it, as for Latin names.
+    vocab = FeatureVocabulary.build(accounts_schema=ACCOUNTS, signal_names=["ﾛｸﾞｲﾝ", "ログイン", "Счёт", "счёт"])
+    assert dict(vocab.signals) == {"ﾛｸﾞｲﾝ": "ログイン_2", "ログイン": "ログイン", "Счёт": "счёт_2", "счёт": "счёт"}
 
 
 def test_vocabulary_suffixes_names_that_sanitise_alike() -> None:
@@ -173,3 +225,27 @@ def test_terminal_outcome_kinds_come_from_avoid_arr_objectives(playbook: Playboo
         }
     )
     assert terminal_outcome_kinds(other) == ["cancelled"]
+
+
+def test_non_latin_signal_features_are_named_in_eligibility(make_book: Callable[..., Book]) -> None:
+    from nextmove.features import compute_features, feature_schema
+    from nextmove.playbook.expr import check_playbook_expressions
+    from nextmove.playbook.loader import parse_playbook
+
+    book = make_book(
+        ["a1", "a2"],
+        signals=[
+            ("a1", day(-3), "ログイン回数", 5.0),
+            ("a2", day(-3), "ログイン回数", 1.0),
+            ("a1", day(-2), "満足度", 4.0),
+        ],
+    )
+    playbook = parse_playbook(
+        'horizon_days = 30\n[objectives.keep]\noutcome = "解約"\nsense = "avoid"\nvalue = "arr"\n'
+        '[[actions]]\nid = "call"\nname = "電話"\nteam = "cs"\nobjective = "keep"\n'
+        'eligibility = "ログイン回数_mean_28d > 3 and 満足度_last >= 1"\n'
+    )
+    features = compute_features(book, T0, playbook=playbook)
+    assert {"ログイン回数_mean_28d", "満足度_last", "outcome_解約_days_since"} <= set(features.columns)
+    errors = check_playbook_expressions([(a.id, a.eligibility) for a in playbook.actions], feature_schema(features))
+    assert errors == []

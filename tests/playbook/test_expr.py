@@ -81,6 +81,30 @@ def test_compile_eligibility_errors_name_position(text: str, fragment: str, posi
     assert "action 'upsell_call'" in str(info.value)
 
 
+@pytest.mark.parametrize(
+    ("text", "name", "caret"),
+    [
+        ("lifecycle_stage == '休眠' and foo > 3", "foo", 30),  # each kanji is two columns of a terminal
+        ("lifecycle_stage == 'Gefährdet' and foo > 3", "foo", 35),
+        ("ログイン回数_mean_28d > 3 and foo > 1", "foo", 30),
+    ],
+)
+def test_compile_eligibility_positions_count_characters(text: str, name: str, caret: int) -> None:
+    # ast counts UTF-8 bytes: an unknown name after '休眠' was reported 4 characters too far.
+    schema = {"lifecycle_stage": "text", "ログイン回数_mean_28d": "number"}
+    with pytest.raises(ExpressionError) as info:
+        compile_eligibility(text, schema, action_id="a")
+    assert info.value.position == text.index(name) + 1
+    assert str(info.value).splitlines()[-1] == " " * 4 + " " * caret + "^"
+
+
+def test_compile_eligibility_reads_non_latin_feature_names() -> None:
+    frame = pl.DataFrame({"ログイン回数_mean_28d": [1.0, 5.0], "lifecycle_stage": ["休眠", "稼働"]})
+    schema = {"ログイン回数_mean_28d": "number", "lifecycle_stage": "text"}
+    expr = compile_eligibility("ログイン回数_mean_28d > 3 or lifecycle_stage == '休眠'", schema)
+    assert frame.select(expr).to_series().to_list() == [True, True]
+
+
 def test_compile_eligibility_without_schema_checks_syntax_only() -> None:
     compile_eligibility("anything_goes > 3 and other == 'x'")
     with pytest.raises(ExpressionError, match="syntax error"):

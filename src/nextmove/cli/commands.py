@@ -323,7 +323,7 @@ def validate(
             f"[bold red]invalid:[/] {report.total_problems:,} problem(s) in {report.source}; nothing was loaded."
         )
         raise typer.Exit(2)
-    render_summary(report, console)
+    render_summary(report, console, parse_as_of(as_of))
     features = book_features(book, report, pb)
     errors = eligibility_errors(features, pb)
     if errors:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
 
 from rich.console import Console
@@ -43,10 +44,14 @@ def render_problems(report: ValidationReport, console: Console) -> None:
     console.print(totals)
 
 
-def render_summary(report: ValidationReport, console: Console) -> None:
-    """Print what a valid book holds: counts, date ranges, signals, actions and outcome kinds."""
+def render_summary(report: ValidationReport, console: Console, as_of: datetime | None = None) -> None:
+    """Print what a valid book holds: counts, date ranges, signals, actions and outcome kinds.
+
+    ``as_of`` is the time the book was checked as of (``--as-of``); default the report's own.
+    """
+    checked = report.as_of if as_of is None else as_of
     table = Table(
-        title=f"Book at {escape(report.source)} (checked as of {report.as_of:%Y-%m-%d %H:%M} UTC)",
+        title=f"Book at {escape(report.source)} (checked as of {checked:%Y-%m-%d %H:%M} UTC)",
         title_justify="left",
     )
     for name in ("table", "rows", "from", "to", "columns"):

@@ -272,13 +272,13 @@ def executive_summary(summary: dict[str, Any]) -> str:
     ...      "differs_from_default_share": 0.38, "projected_impact_usd": {"value": 1.2e6, "low": 0.8e6, "high": 1.6e6}}
     >>> print(executive_summary(s))  # doctest: +NORMALIZE_WHITESPACE
     The Playbook scored 4,200 active customers across 14 possible actions and recommended the single best next
-    action per account. 312 customers were assigned a retention action and 280 an expansion action; 3,608 are
+    action per account. 312 customers were assigned a Retention action and 280 an Expansion action; 3,608 are
     best left alone this window. 38% of accounts get something other than what the lifecycle-stage playbook
     would have suggested by default (those left alone included, where the default is an action). Projected
     impact: $1,200,000 (90% interval $800,000 to $1,600,000).
     >>> s.update(assigned={"retention": 1}, projected_impact_usd={"value": 3282.4, "low": -10054.2, "high": 14798.0})
     >>> print(executive_summary(s))  # doctest: +ELLIPSIS
-    The Playbook scored ... 1 customer was assigned a retention action; ... (90% interval -$10,054 to $14,798).
+    The Playbook scored ... 1 customer was assigned a Retention action; ... (90% interval -$10,054 to $14,798).
     >>> s["acted_differs_from_default"] = {"accounts": 592, "differs": 450}
     >>> print(executive_summary(s))  # doctest: +ELLIPSIS +NORMALIZE_WHITESPACE
     The Playbook ... Of the 592 accounts given an action, 76% got a different one than the lifecycle-stage
@@ -297,7 +297,7 @@ def executive_summary(summary: dict[str, Any]) -> str:
     parts = []
     ranked = sorted(summary["assigned"].items(), key=lambda kv: -kv[1])
     for n, (objective, count) in enumerate(ranked):
-        label = str(names.get(objective, objective)).lower()
+        label = str(names.get(objective, objective))  # as the playbook writes it: "Erweiterung (Upsell)"
         if n == 0:
             who = "1 customer was" if count == 1 else f"{count:,} customers were"
             parts.append(f"{who} assigned {_article(label)} {label} action")

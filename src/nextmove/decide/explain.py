@@ -28,6 +28,7 @@ from nextmove.book import NO_ACTION, of_dates
 from nextmove.decide.comparables import ComparableFinder, _utc
 from nextmove.decide.phrases import (
     STALE_AFTER_DAYS,
+    Labels,
     Wording,
     citable,
     feature_family,
@@ -308,8 +309,8 @@ class _Catalog:
     objective_names: dict[str, str]
     actions: pl.DataFrame
     """``action_id, action_name, action_objective``."""
-    stems: dict[str, str]
-    """Feature stems → plain words (signal names, action names, outcome kinds, teams, roles)."""
+    stems: Labels
+    """Feature stems → plain words, per family (signal names, action and team names, outcome kinds, roles)."""
     teams: frozenset[str]
     """The touch stems of teams (``team_support``): their words are the team's id."""
     signal_kinds: dict[str, SignalKind]
@@ -335,20 +336,23 @@ class _Catalog:
             schema={"action_id": pl.String, "action_name": pl.String, "action_objective": pl.String},
         )
         team_of = {a: stem for stem, ids in vocab.teams.items() for a in ids}
-        stems: dict[str, str] = {"any": "any"}
+        # One map per family: a signal and an action (or an outcome kind) may share a stem.
+        signals: dict[str, str] = {}
+        touches: dict[str, str] = {"any": "any"}
+        roles: dict[str, str] = {}
         for role in SignalRoles.model_fields:
             # Role ids are the schema's own identifiers: their stems are their names.
-            stems[sanitize_name(role)] = role.replace("_", " ")
+            roles[sanitize_name(role)] = role.replace("_", " ")
             for member in getattr(playbook.signal_roles, role):
-                stems[vocab.signal_stem(member)] = member.replace("_", " ")
-        for objective in playbook.objectives.values():
-            stems[vocab.outcome_stem(objective.outcome)] = objective.outcome.replace("_", " ")
+                signals[vocab.signal_stem(member)] = member.replace("_", " ")
+        outcomes = {vocab.outcome_stem(o.outcome): o.outcome.replace("_", " ") for o in playbook.objectives.values()}
         teams = set()
         for action in playbook.actions:
-            stems[vocab.action_stem(action.id)] = action.name
+            touches[vocab.action_stem(action.id)] = action.name
             team = "team_" + team_of.get(action.id, sanitize_name(action.team))
-            stems[team] = action.team
+            touches[team] = action.team
             teams.add(team)
+        stems = Labels(signals=signals, touches=touches, outcomes=outcomes, roles=roles)
         return cls(
             specs=objective_specs(playbook, vocabulary),
             objective_names={k: (o.name or k) for k, o in playbook.objectives.items()},

@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Collection, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
 
 import numpy as np
@@ -108,14 +108,38 @@ class Wording:
     """For a latest value: the age in days past which its phrase says it ("nps 10 (latest, 326 days ago)")."""
 
 
-def _words(stem: str, names: Mapping[str, str]) -> str:
-    return names.get(stem) or stem.replace("_", " ")
+@dataclass(frozen=True)
+class Labels:
+    """Stem → plain words, one map per family: a signal, an action and an outcome kind may share a stem.
+
+    A book's signal ``Schulung`` and a playbook's action ``schulung`` both have the stem
+    ``schulung``: ``schulung_mean_28d`` is worded by ``signals``, ``touch_schulung_days_since`` by
+    ``touches``.
+    """
+
+    signals: Mapping[str, str] = field(default_factory=dict)
+    """Signal (and account column) stems."""
+    touches: Mapping[str, str] = field(default_factory=dict)
+    """Touch stems: actions, teams (``team_support``) and ``any``."""
+    outcomes: Mapping[str, str] = field(default_factory=dict)
+    """Outcome kind stems."""
+    roles: Mapping[str, str] = field(default_factory=dict)
+    """Signal role stems."""
+
+
+Names = Mapping[str, str] | Labels
+"""Plain words of stems: one map for every family, or :class:`Labels`, one per family."""
+
+
+def _words(stem: str, names: Names, family: str = "signals") -> str:
+    table = getattr(names, family) if isinstance(names, Labels) else names
+    return table.get(stem) or stem.replace("_", " ")
 
 
 def feature_wording(
     feature: str,
     *,
-    names: Mapping[str, str] | None = None,
+    names: Names | None = None,
     percent: Collection[str] = (),
     levels: Collection[str] = (),
     counts: Collection[str] = (),
@@ -132,6 +156,7 @@ def feature_wording(
     names
         Stem → plain words, e.g. a signal's stem → its name in the book, an action's stem →
         its name in the playbook; a stem without one is shown with spaces for underscores.
+        :class:`Labels` keeps one map per family, for stems that two families share.
     percent
         Stems whose levels are shown as percentages.
     levels
@@ -172,15 +197,15 @@ def feature_wording(
     if feature == "arr":
         return Wording(feature, "money", "ARR")
     if m := _ROLE.match(feature):
-        return Wording(feature, "role_trend", _words(m["stem"], names), int(m["w"]))
+        return Wording(feature, "role_trend", _words(m["stem"], names, "roles"), int(m["w"]))
     if m := _TOUCH.match(feature):
         kind = "touch_count" if m["w"] else "touch_since"
         if m["stem"] in teams:
             kind = kind.replace("touch_", "team_")
-        return Wording(feature, kind, _words(m["stem"], names), int(m["w"]) if m["w"] else None)
+        return Wording(feature, kind, _words(m["stem"], names, "touches"), int(m["w"]) if m["w"] else None)
     if m := _OUTCOME.match(feature):
         kind = "outcome_count" if m["w"] else "outcome_since"
-        return Wording(feature, kind, _words(m["stem"], names), int(m["w"]) if m["w"] else None)
+        return Wording(feature, kind, _words(m["stem"], names, "outcomes"), int(m["w"]) if m["w"] else None)
     if m := _STAT.match(feature):
         stem, stat, w = m["stem"], m["stat"], int(m["w"])
         level = stem in levels
@@ -323,9 +348,13 @@ def format_number(x: pl.Expr) -> pl.Expr:
     >>> pl.DataFrame({"x": [12345.6, 41.0, 4.25, 0.3]}).select(format_number(pl.col("x"))).to_series().to_list()
     ['12,346', '41', '4.2', '0.30']
     """
+    return format_fixed(x, _places(x))
+
+
+def _places(x: pl.Expr) -> pl.Expr:
+    """The decimals :func:`format_number` writes ``x`` with."""
     whole = (x.abs() >= 100) | (x == x.round(0))
-    places = pl.when(whole).then(pl.lit(0)).when(x.abs() >= 1).then(pl.lit(1)).otherwise(pl.lit(2))
-    return format_fixed(x, places)
+    return pl.when(whole).then(pl.lit(0)).when(x.abs() >= 1).then(pl.lit(1)).otherwise(pl.lit(2))
 
 
 def format_percent(share: pl.Expr) -> pl.Expr:
@@ -395,6 +424,13 @@ def _change(kind: str) -> pl.Expr:
     show = {"money": format_usd, "count": _days, "readings": _days, "reports": _days, "sum": format_number}.get(
         kind, _level
     )
+    equal = show(value) == show(previous)
+    if show in (format_number, _level):
+        # A whole value and a fractional one compare at the finer of their precisions: 4 after 3.98
+        # is unchanged ("4.0" both), not "4, up from 4.0"; 4 after 3.9 is "up from 3.9".
+        finer = pl.max_horizontal(_places(value), _places(previous))
+        same_number = format_fixed(value, finer) == format_fixed(previous, finer)
+        equal = pl.when(pl.col("percent")).then(equal).otherwise(same_number) if show is _level else same_number
     direction = pl.when(value > previous).then(pl.lit(", up from ")).otherwise(pl.lit(", down from "))
     # An account column (ARR, a column of the accounts table) is one value per account in a book, so
     # "unchanged" says nothing; a change shows when the earlier snapshot came from an older export.
@@ -402,7 +438,7 @@ def _change(kind: str) -> pl.Expr:
     change = (
         pl.when(previous.is_null() | previous.is_nan())
         .then(pl.lit(""))
-        .when(show(value) == show(previous))
+        .when(equal)
         .then(same)
         .otherwise(pl.concat_str([direction, show(previous)]))
     )
@@ -577,7 +613,7 @@ def feature_phrase(
     unit_interval: Collection[str] = frozenset(),
     *,
     previous: float | None = None,
-    names: Mapping[str, str] | None = None,
+    names: Names | None = None,
     levels: Collection[str] = (),
     counts: Collection[str] = (),
     reports: Collection[str] = (),

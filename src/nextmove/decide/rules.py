@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -159,8 +160,9 @@ class RuleCheck:
         if code is Why.RULE:
             return f"not eligible: {playbook.action(cand.action_id).eligibility}"
         if code is Why.COOLDOWN:
-            days = self.days_since[i, k]
-            return f"cooldown: done {days:.0f} days ago, cooldown {cand.cooldown_days} days"
+            # Whole days done, rounded down: 29.6 days ago never reads as the 30-day cooldown itself.
+            days = math.floor(self.days_since[i, k])
+            return f"cooldown: done {days} days ago, cooldown {cand.cooldown_days} days"
         if code in (Why.SNOOZED, Why.DISMISSED):
             mine = self.held.filter((pl.col("_i") == i) & (pl.col("action_id") == cand.action_id))
             return str(mine.item(0, "reason")) if mine.height else code.code
@@ -223,7 +225,7 @@ class RuleCheck:
                 "rule": pl.Series([playbook.action(c.action_id).eligibility for c in cands])
                 .gather(cols)
                 .cast(pl.String),
-                "days": np.round(self.days_since[rows, cols]),
+                "days": np.floor(self.days_since[rows, cols]),  # as reason() says it
                 "cooldown": np.array([c.cooldown_days for c in cands], dtype=np.int64)[cols],
                 "in_window": self.in_window[rows].astype(np.int64),
                 "cap": cap_at.astype(np.int64),

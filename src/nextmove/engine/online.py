@@ -639,7 +639,8 @@ class ContactRules:
             else:
                 last = min((age for a, age in ages if a == option.action_id), default=math.inf)
                 if last < cand.cooldown_days:
-                    out.append(("cooldown", f"cooldown: done {last:.0f} days ago, cooldown {cand.cooldown_days} days"))
+                    done = f"done {math.floor(last)} days ago"  # rounded down, as RuleCheck.reason says it
+                    out.append(("cooldown", f"cooldown: {done}, cooldown {cand.cooldown_days} days"))
                 else:
                     out.append(self._cap_block(cand, ages, channels))
         return out

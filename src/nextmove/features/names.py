@@ -46,7 +46,7 @@ LABEL_PREFIX = "y_"
 
 ExtraKind = Literal["number", "text", "time"]
 
-_NOT_IDENT = re.compile(r"[^a-z0-9]+")
+_NOT_IDENT = re.compile(r"[^a-z0-9\u0080-\U0010ffff]+")
 # Letters NFKD does not split into an ASCII base and an accent.
 _LATIN = str.maketrans(
     {
@@ -67,12 +67,53 @@ _LATIN = str.maketrans(
 )
 
 
-def sanitize_name(name: str) -> str:
-    """A lowercase identifier of ``[a-z0-9_]`` for a signal name, action id, kind or column.
+def _ascii_base(char: str) -> str:
+    """The ASCII ``char`` decomposes to (``ö`` → ``o``, ``²`` → ``2``), often ``""``."""
+    return unicodedata.normalize("NFKD", char).encode("ascii", "ignore").decode("ascii")
 
-    Text is lowercased, accents are dropped, every run of other characters becomes one
-    ``_``, and a name that would start with a digit gets ``x_`` in front (so it stays an
-    identifier in eligibility expressions). A name with no letters or digits becomes ``x``.
+
+def _is_latin(char: str) -> bool:
+    """Whether ``char`` is (or decomposes to) a Latin or modifier letter: stems drop those, as always."""
+    return any(
+        "LATIN" in unicodedata.name(c, "") or unicodedata.name(c, "").startswith("MODIFIER LETTER")
+        for c in unicodedata.normalize("NFKD", char)
+    )
+
+
+def _stem_text(name: str) -> str:
+    """``name`` with what a stem keeps of each character; other characters are left for the separator pass.
+
+    ASCII is lowercased. A letter with an ASCII base keeps only that base (``ö`` → ``o``), as
+    stems always did (other Latin letters are dropped); a letter or digit of another script
+    (``ロ``, ``数``, ``я``) stays, casefolded, and so do the combining marks that follow it (a
+    Devanagari vowel sign, a Thai tone mark); anything else (``€``, ``–``) is dropped.
+    """
+    # Latin-1 and Latin Extended (µ too) and letterlike symbols (Ω) keep only their ASCII base, as always.
+    name = "".join(_ascii_base(c) if c < "\u0370" or "\u2100" <= c < "\u2150" else c for c in name.translate(_LATIN))
+    out: list[str] = []
+    for char in unicodedata.normalize("NFKC", name):
+        if char.isascii():
+            out.append(char.lower())
+            continue
+        base = _ascii_base(char)
+        if base:
+            out.append(base.lower())
+        elif char.isalnum() and f"a{char}".isidentifier() and not _is_latin(char):
+            out.append(char.casefold())
+        elif unicodedata.category(char).startswith("M") and out and not out[-1][-1:].isascii():
+            out.append(char)
+    # Python reads identifiers in NFKC: an eligibility expression names the stem as written.
+    return unicodedata.normalize("NFKC", "".join(out))
+
+
+def sanitize_name(name: str) -> str:
+    """A lowercase identifier for a signal name, action id, kind or column.
+
+    Text is lowercased, accents of Latin letters are dropped, letters and digits of other
+    scripts are kept (casefolded), every run of other characters becomes one ``_``, and a
+    name that would start with a digit gets ``x_`` in front (so it stays an identifier in
+    eligibility expressions). A name with no letters or digits becomes ``x``. A name written
+    in ASCII and Latin letters only gets a stem of ``[a-z0-9_]``.
 
     Examples
     --------
@@ -84,12 +125,13 @@ def sanitize_name(name: str) -> str:
     'umsatz_grosse'
     >>> sanitize_name("7-day NPS")
     'x_7_day_nps'
+    >>> sanitize_name("ログイン回数 (30日)")
+    'ログイン回数_30日'
     """
-    text = unicodedata.normalize("NFKD", name.translate(_LATIN)).encode("ascii", "ignore").decode("ascii")
-    text = _NOT_IDENT.sub("_", text.lower()).strip("_")
+    text = _NOT_IDENT.sub("_", _stem_text(name)).strip("_")
     if not text:
         return "x"
-    return f"x_{text}" if text[0].isdigit() else text
+    return text if text.isidentifier() else f"x_{text}"
 
 
 def _feature_stem(name: str) -> str:

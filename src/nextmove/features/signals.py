@@ -14,7 +14,7 @@ from nextmove.features.names import FeatureVocabulary
 HAS_SIGNALS = "_has_signals"
 """True on accounts with any signal row before the snapshot time: their counts are 0, not null."""
 
-_SEP = "|"  # stems are [a-z0-9_], so "stat|stem" cannot clash with a feature name
+_SEP = "|"  # stems never hold "|", so "stat|stem" cannot clash with a feature name
 
 _VALUE = pl.col("value")
 _AGE = pl.col(AGE_US)

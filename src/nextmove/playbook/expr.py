@@ -15,6 +15,7 @@ from __future__ import annotations
 import ast
 import difflib
 import re
+import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
@@ -49,7 +50,9 @@ class ExpressionError(PlaybookError):
         at = f" at position {position}" if position is not None else ""
         pointer = ""
         if position is not None:
-            pointer = f"\n    {text}\n    {' ' * (position - 1)}^"
+            # Wide characters (kanji, kana) take two columns of a terminal: the caret lines up under them.
+            pad = sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text[: position - 1])
+            pointer = f"\n    {text}\n    {' ' * pad}^"
         super().__init__(f"{who}eligibility {text!r}: {message}{at}{pointer}")
         self.text = text
         self.position = position
@@ -106,7 +109,9 @@ class _Compiler:
         self.action_id = action_id
 
     def error(self, message: str, node: ast.AST | None) -> ExpressionError:
-        pos = getattr(node, "col_offset", None)
+        offset = getattr(node, "col_offset", None)
+        # ast counts UTF-8 bytes; positions in messages count characters, as syntax errors do.
+        pos = None if offset is None else len(self.text.encode()[:offset].decode(errors="ignore"))
         return ExpressionError(self.text, message, None if pos is None else pos + 1, self.action_id)
 
     def compile(self, node: ast.AST) -> _Typed:

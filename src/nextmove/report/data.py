@@ -177,8 +177,8 @@ def _sentences(summary: Mapping[str, Any], families: Sequence[Count], recs: pl.D
     if families:
         parts = []
         for i, c in enumerate(families):
-            word = c.label.lower()
-            article = "an" if word[:1] in "aeiou" else "a"
+            word = c.label  # as the playbook writes it: "Erweiterung (Upsell)"
+            article = "an" if word[:1].lower() in "aeiou" else "a"
             lead = (
                 f"{_plural(c.count, 'customer')} {'was' if c.count == 1 else 'were'} assigned"
                 if i == 0
