@@ -7,6 +7,7 @@ import re
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import polars as pl
@@ -398,3 +399,63 @@ def test_cli_lift_of_a_book_whose_latest_run_is_not_due_names_the_newest_that_is
     none_due = runner.invoke(app, ["lift", "--book", book, "--store", store, "--until", early])
     assert none_due.exit_code == 2
     assert "No run of this book in the store has its horizon passed yet." in " ".join(none_due.output.split())
+
+
+def _api_lift(store: str, book: Path, run_id: str) -> dict[str, Any]:
+    """``GET /v1/lift?run_id=…`` of an in-process server over ``store`` and ``book`` (its own playbook)."""
+    import asyncio
+
+    import httpx
+    from tests.api.conftest import make_keys
+
+    from nextmove.api import ApiConfig, create_app
+    from nextmove.book.validate import load_book
+
+    playbook = parse_playbook((book / "playbook.toml").read_text(encoding="utf-8"))
+    with open_store(store) as opened:
+        keys = make_keys(opened)
+    config = ApiConfig(playbook=playbook, book=load_book(str(book), playbook=playbook), store_url=store)
+    api = create_app(config)
+
+    async def ask() -> httpx.Response:
+        transport = httpx.ASGITransport(app=api)
+        headers = {"Authorization": f"Bearer {keys.admin}"}
+        async with httpx.AsyncClient(transport=transport, base_url="http://nextmove", headers=headers) as client:
+            return await client.get("/v1/lift", params={"run_id": run_id})
+
+    api.state.services.audit.start()  # as tests/api/test_runs.py does: requests wait for their audit entry
+    try:
+        answer = asyncio.run(ask())
+    finally:
+        api.state.services.close()
+    assert answer.status_code == 200, answer.text
+    data: dict[str, Any] = answer.json()["data"]
+    return data
+
+
+def test_lift_of_a_run_made_under_another_playbook_says_so_in_its_notes(measured: Measured, tmp_path: Path) -> None:
+    """The CLI's table, its JSON and GET /v1/lift all carry the note once (it was a CLI warning only)."""
+    store = f"sqlite:///{(tmp_path / 'edited.db').as_posix()}"
+    with open_store(measured.store) as old, open_store(store) as shared:
+        run = replace(old.get_run("lab-run"), run_id="old-playbook-run", playbook_hash="0123456789abcdef")
+        recs = [replace(r, run_id=run.run_id) for r in old.recommendations("lab-run")]
+        first = next(i for i, r in enumerate(recs) if r.arm == "model")
+        retired = {**recs[first].evidence, "model_action_id": "retired_call"}
+        recs[first] = replace(recs[first], action_id="retired_call", evidence=retired)
+        shared.save_run(run, recs)
+    out = tmp_path / "lift.json"
+    args = ["lift", "--book", str(measured.book), "--store", store, "--run", run.run_id, "--out", str(out)]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    current = parse_playbook((measured.book / "playbook.toml").read_text(encoding="utf-8")).content_hash()
+    said = (
+        f"run old-playbook-run was made with another playbook (0123456789abcdef); objectives, horizon and costs "
+        f"are this one's ({current}); it recommended retired_call, which this playbook does not have: costed at $0"
+    )
+    text = " ".join(result.output.split())
+    assert text.count("was made with another playbook") == 1, text
+    assert f"note: {said}" in text
+    assert json.loads(out.read_text(encoding="utf-8"))["notes"][0] == said
+    assert _api_lift(store, measured.book, run.run_id)["notes"][0] == said
+    same = runner.invoke(app, ["lift", "--book", str(measured.book), "--store", measured.store, "--run", "lab-run"])
+    assert "another playbook" not in " ".join(same.output.split())

@@ -17,6 +17,7 @@ from nextmove.measure.lift import (
     latest_data_time,
     recommendations_frame,
     with_overlap_note,
+    with_playbook_note,
 )
 from nextmove.playbook import Playbook
 from nextmove.segment import BehaviorSegmenter, behavior_snapshot
@@ -52,6 +53,7 @@ def lift_report(
     except HorizonNotOverError as exc:
         # Not the request's fault: the same request answers once the book holds the outcomes.
         raise NotReadyError(str(exc).replace("allow_partial (--partial)", "allow_partial=true")) from None
+    report = with_playbook_note(report, run, playbook, frame.get_column("action_id").unique().to_list())
     return with_overlap_note(report, run, store.list_runs(OVERLAP_RUNS_READ, status="succeeded")).to_dict()
 
 

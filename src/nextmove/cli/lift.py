@@ -61,6 +61,7 @@ def lift_cmd(
         latest_data_time,
         recommendations_frame,
         with_overlap_note,
+        with_playbook_note,
     )
 
     if out is not None and out.suffix != ".json":
@@ -80,15 +81,11 @@ def lift_cmd(
     if not recs:
         raise NotFoundError(f"run {record.run_id} has no recommendations to measure")
     pb, loaded, _ = load_inputs(book, playbook, None)
-    if record.playbook_hash and record.playbook_hash != pb.content_hash():
-        err_console.print(
-            f"[yellow]warning:[/] run {escape(record.run_id)} was made with another playbook "
-            f"({escape(record.playbook_hash)}); objectives, horizon and costs are this one's ({pb.content_hash()})."
-        )
+    frame = recommendations_frame(recs)
     with status(f"Measuring run {escape(record.run_id)}…"):
         try:
             report = estimate_lift(
-                recommendations_frame(recs),
+                frame,
                 loaded,
                 pb,
                 as_of=record.as_of or _no_as_of(record),
@@ -103,6 +100,8 @@ def lift_cmd(
                 reach = observed if observed is not None else latest_data_time(loaded)
                 words = f"{words.rstrip('.')}. {measurable_run_words(stored, book, pb.horizon_days, reach)}"
             raise HorizonNotOverError(words, days_left=exc.days_left, ends_at=exc.ends_at) from None
+    # Notes, not warnings: the JSON file and GET /v1/lift carry them too.
+    report = with_playbook_note(report, record, pb, frame.get_column("action_id").unique().to_list())
     report = with_overlap_note(report, record, stored)
     render_lift(report, console, pb)
     if out is not None:

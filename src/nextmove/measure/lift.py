@@ -45,8 +45,10 @@ __all__ = [
     "measured_outcomes",
     "measured_vocabulary",
     "overlap_note",
+    "playbook_note",
     "recommendations_frame",
     "with_overlap_note",
+    "with_playbook_note",
 ]
 
 F64 = NDArray[np.float64]
@@ -1076,3 +1078,42 @@ def with_overlap_note(report: LiftReport, run: RunLike, stored: Iterable[RunLike
     """``report`` with :func:`overlap_note` of ``run`` among ``stored`` added to its notes (itself if there is none)."""
     note = overlap_note(run, stored, report.horizon_days)
     return report if note is None else replace(report, notes=[*report.notes, note])
+
+
+def playbook_note(run: RunLike, playbook: Playbook, recommended: Iterable[str] = ()) -> str | None:
+    """A note saying ``run`` was made under another playbook than ``playbook``, the one measuring it; None if not.
+
+    The lift takes the objectives, horizon and costs of the playbook it is given, not of the one the
+    run was decided under (a store keeps only its hash); actions of ``recommended`` (the run's) that
+    ``playbook`` no longer has are costed at $0.
+
+    Examples
+    --------
+    >>> from types import SimpleNamespace as Run
+    >>> from nextmove.playbook import Action, Objective
+    >>> pb = Playbook(objectives={"win": Objective(outcome="win", value="fixed", value_usd=100.0)},
+    ...               actions=[Action(id="call", name="Call", team="cs", objective="win")])
+    >>> run = Run(run_id="r1", playbook_hash="0123456789abcdef")
+    >>> print(playbook_note(run, pb, ["call", "upsell", "none"]))  # doctest: +ELLIPSIS, +NORMALIZE_WHITESPACE
+    run r1 was made with another playbook (0123456789abcdef); objectives, horizon and costs are this one's (...); it
+    recommended upsell, which this playbook does not have: costed at $0
+    >>> playbook_note(Run(run_id="r2", playbook_hash=pb.content_hash()), pb) is None
+    True
+    """
+    current = playbook.content_hash()
+    if not run.playbook_hash or run.playbook_hash == current:
+        return None
+    note = (
+        f"run {run.run_id} was made with another playbook ({run.playbook_hash}); "
+        f"objectives, horizon and costs are this one's ({current})"
+    )
+    gone = sorted(set(recommended) - set(playbook.action_ids) - {NO_ACTION})
+    if gone:
+        note += f"; it recommended {', '.join(gone)}, which this playbook does not have: costed at $0"
+    return note
+
+
+def with_playbook_note(report: LiftReport, run: RunLike, playbook: Playbook, recommended: Iterable[str]) -> LiftReport:
+    """``report`` with :func:`playbook_note` first among its notes (itself if the run's playbook is ``playbook``)."""
+    note = playbook_note(run, playbook, recommended)
+    return report if note is None else replace(report, notes=[note, *report.notes])
