@@ -253,7 +253,7 @@ def test_cli_lift_measures_the_latest_run_of_its_own_book(measured: Measured, tm
     assert result.exit_code == 0, result.output
     assert json.loads(out.read_text(encoding="utf-8"))["run_id"] == "lab-run"
     chosen = runner.invoke(app, ["lift", "--book", str(measured.book), "--store", store, "--run", "other-book-run"])
-    assert "was made on the book" in " ".join(chosen.output.split())
+    assert "run other-book-run has no recommendations to measure" in " ".join(chosen.output.split())
     elsewhere = runner.invoke(app, ["lift", "--book", str(tmp_path / "a-third-book"), "--store", store])
     assert elsewhere.exit_code != 0
     assert "no succeeded run of the book" in " ".join(elsewhere.output.split())
@@ -459,3 +459,40 @@ def test_lift_of_a_run_made_under_another_playbook_says_so_in_its_notes(measured
     assert _api_lift(store, measured.book, run.run_id)["notes"][0] == said
     same = runner.invoke(app, ["lift", "--book", str(measured.book), "--store", measured.store, "--run", "lab-run"])
     assert "another playbook" not in " ".join(same.output.split())
+
+
+def test_cli_lift_finds_the_run_of_a_weekly_export_and_warns_only_of_accounts_not_in_the_book(
+    measured: Measured, tmp_path: Path
+) -> None:
+    """crm/w01 decided, crm/final measured (a new folder each week, one playbook of its own): lift without --run
+    finds w01's run, as docs/measure.md says, and says nothing of another book while the accounts are the same."""
+    final = tmp_path / "crm" / "final"
+    final.mkdir(parents=True)
+    for name in ("accounts", "signals", "touches", "outcomes"):
+        (final / f"{name}.parquet").write_bytes((measured.book / f"{name}.parquet").read_bytes())
+    text = (measured.book / "playbook.toml").read_text(encoding="utf-8")
+    own = re.sub(r'(?m)^name = ".*"$', 'name = "Acme weekly playbook"', text, count=1)
+    (final / "playbook.toml").write_text(own, encoding="utf-8")
+    playbook_hash = parse_playbook(own).content_hash()
+    assert playbook_hash != parse_playbook(text).content_hash()  # a playbook of its own, not the default
+    store = f"sqlite:///{(tmp_path / 'weekly.db').as_posix()}"
+    with open_store(measured.store) as old, open_store(store) as shared:
+        lab = old.get_run("lab-run")
+        recs = old.recommendations("lab-run")
+        w01 = replace(lab, run_id="w01-run", book_source=str(tmp_path / "crm" / "w01"), playbook_hash=playbook_hash)
+        shared.save_run(w01, [replace(r, run_id="w01-run") for r in recs])
+        ghosts = [replace(recs[0], run_id="w01-more", account_id=f"ghost-{k}") for k in range(3)]
+        more = replace(w01, run_id="w01-more", created_at=lab.created_at - timedelta(hours=1))
+        shared.save_run(more, [replace(r, run_id="w01-more") for r in recs] + ghosts)
+        other = replace(lab, run_id="elsewhere", book_source=str(tmp_path / "other"), playbook_hash=playbook_hash)
+        shared.save_run(replace(other, created_at=lab.created_at + timedelta(hours=1)), [])
+    found = runner.invoke(app, ["lift", "--book", str(final), "--store", store])
+    assert found.exit_code == 0, found.output
+    said = " ".join(found.output.split())
+    assert "Run w01-run decided" in said
+    assert "was made on the book" not in said  # the same accounts: nothing to warn of
+    ghost = runner.invoke(app, ["lift", "--book", str(final), "--store", store, "--run", "w01-more"])
+    assert ghost.exit_code == 0, ghost.output
+    warned = " ".join(ghost.output.split())
+    assert "warning: run w01-more was made on the book" in warned
+    assert f"3 of its {len(recs) + 3:,} accounts are not in this book; only the accounts of both are measured" in warned
