@@ -367,10 +367,12 @@ def test_cli_and_api_lift_name_the_runs_whose_horizons_overlap_and_say_not_to_ad
     assert result.exit_code == 0, result.output
     day = measured.decided_at
     dates = f"{day - timedelta(days=7):%Y-%m-%d}, {day:%Y-%m-%d}"
+    with open_store(store) as opened:
+        accounts = opened.count_recommendations("lab-run")  # each run holds lab-run's accounts
     said = (
-        f"2 other runs in the store were decided less than {horizon} days from this one ({dates}): their horizons "
-        "overlap this run's, over the same accounts and control cohort, so their lifts count many of the same "
-        "outcomes; compare them, never add them up"
+        f"2 other runs in the store were decided less than {horizon} days from this one ({dates}), with up to "
+        f"{accounts:,} of its {accounts:,} accounts in common: their horizons overlap this run's, over the same "
+        "accounts and control cohort, so their lifts count many of the same outcomes; compare them, never add them up"
     )
     assert f"note: {said}" in " ".join(result.output.split())
     assert said in json.loads(out.read_text(encoding="utf-8"))["notes"]
@@ -461,20 +463,26 @@ def test_lift_of_a_run_made_under_another_playbook_says_so_in_its_notes(measured
     assert "another playbook" not in " ".join(same.output.split())
 
 
+def _weekly_export(measured: Measured, tmp_path: Path, name: str = "Acme weekly playbook") -> tuple[Path, str]:
+    """The measured book as this week's export, ``crm/final``, with a playbook of its own; and its hash."""
+    final = tmp_path / "crm" / "final"
+    final.mkdir(parents=True)
+    for table in ("accounts", "signals", "touches", "outcomes"):
+        (final / f"{table}.parquet").write_bytes((measured.book / f"{table}.parquet").read_bytes())
+    text = (measured.book / "playbook.toml").read_text(encoding="utf-8")
+    own = re.sub(r'(?m)^name = ".*"$', f'name = "{name}"', text, count=1)
+    (final / "playbook.toml").write_text(own, encoding="utf-8")
+    playbook_hash = parse_playbook(own).content_hash()
+    assert playbook_hash != parse_playbook(text).content_hash()  # a playbook of its own, not the default
+    return final, playbook_hash
+
+
 def test_cli_lift_finds_the_run_of_a_weekly_export_and_warns_only_of_accounts_not_in_the_book(
     measured: Measured, tmp_path: Path
 ) -> None:
     """crm/w01 decided, crm/final measured (a new folder each week, one playbook of its own): lift without --run
     finds w01's run, as docs/measure.md says, and says nothing of another book while the accounts are the same."""
-    final = tmp_path / "crm" / "final"
-    final.mkdir(parents=True)
-    for name in ("accounts", "signals", "touches", "outcomes"):
-        (final / f"{name}.parquet").write_bytes((measured.book / f"{name}.parquet").read_bytes())
-    text = (measured.book / "playbook.toml").read_text(encoding="utf-8")
-    own = re.sub(r'(?m)^name = ".*"$', 'name = "Acme weekly playbook"', text, count=1)
-    (final / "playbook.toml").write_text(own, encoding="utf-8")
-    playbook_hash = parse_playbook(own).content_hash()
-    assert playbook_hash != parse_playbook(text).content_hash()  # a playbook of its own, not the default
+    final, playbook_hash = _weekly_export(measured, tmp_path)
     store = f"sqlite:///{(tmp_path / 'weekly.db').as_posix()}"
     with open_store(measured.store) as old, open_store(store) as shared:
         lab = old.get_run("lab-run")
@@ -496,3 +504,51 @@ def test_cli_lift_finds_the_run_of_a_weekly_export_and_warns_only_of_accounts_no
     warned = " ".join(ghost.output.split())
     assert "warning: run w01-more was made on the book" in warned
     assert f"3 of its {len(recs) + 3:,} accounts are not in this book; only the accounts of both are measured" in warned
+
+
+def test_cli_and_api_lift_count_overlapping_runs_of_a_book_whose_playbook_was_edited(
+    measured: Measured, tmp_path: Path
+) -> None:
+    """Weekly exports, the playbook edited between them: the runs' decisions share the accounts, so their lifts
+    overlap whatever the playbook (only w03, under w02's playbook, was named); a run of the same folders that
+    decided none of these accounts is not named."""
+    from nextmove.api.measures import lift_report
+    from nextmove.book.validate import load_book
+
+    final, final_hash = _weekly_export(measured, tmp_path)
+    store = f"sqlite:///{(tmp_path / 'weekly.db').as_posix()}"
+    crm = tmp_path / "crm"
+    with open_store(measured.store) as old, open_store(store) as shared:
+        lab = old.get_run("lab-run")
+        recs = old.recommendations("lab-run")
+        weeks = [("w01", -7, "v1"), ("w02", 0, "v2"), ("w03", 6, "v2"), ("w04", 13, final_hash), ("w05", 19, "v5")]
+        for i, (week, days, playbook_hash) in enumerate(weeks):
+            record = replace(
+                lab,
+                run_id=f"{week}-run",
+                book_source=str(crm / week),
+                playbook_hash=playbook_hash,
+                as_of=measured.decided_at + timedelta(days=days),
+                created_at=lab.created_at + timedelta(hours=i),
+            )
+            shared.save_run(record, [replace(r, run_id=record.run_id) for r in recs])
+        strangers = [replace(r, run_id="trial-run", account_id=f"trial-{k}") for k, r in enumerate(recs[:5])]
+        trial = replace(lab, run_id="trial-run", book_source=str(crm / "trial"), playbook_hash="v2")
+        shared.save_run(trial, strangers)
+    out = tmp_path / "lift.json"
+    args = ["lift", "--book", str(final), "--store", store, "--run", "w02-run", "--out", str(out)]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    day = measured.decided_at
+    dates = ", ".join(f"{day + timedelta(days=d):%Y-%m-%d}" for d in (-7, 6, 13, 19))
+    said = (
+        f"4 other runs in the store were decided less than {measured.horizon_days} days from this one ({dates}), "
+        f"with up to {len(recs):,} of its {len(recs):,} accounts in common: their horizons overlap this run's"
+    )
+    assert said in " ".join(result.output.split())
+    assert any(note.startswith(said) for note in json.loads(out.read_text(encoding="utf-8"))["notes"])
+    playbook = parse_playbook((final / "playbook.toml").read_text(encoding="utf-8"))
+    with open_store(store) as opened:
+        run = opened.get_run("w02-run")
+        data = lift_report(opened, load_book(str(final), playbook=playbook), playbook, run, allow_partial=False)
+    assert any(note.startswith(said) for note in data["notes"])

@@ -12,6 +12,7 @@ from nextmove.engine.health import active_accounts
 from nextmove.errors import NotFoundError
 from nextmove.measure.lift import (
     HorizonNotOverError,
+    account_overlap,
     estimate_lift,
     json_ready,
     latest_data_time,
@@ -54,7 +55,9 @@ def lift_report(
         # Not the request's fault: the same request answers once the book holds the outcomes.
         raise NotReadyError(str(exc).replace("allow_partial (--partial)", "allow_partial=true")) from None
     report = with_playbook_note(report, run, playbook, frame.get_column("action_id").unique().to_list())
-    return with_overlap_note(report, run, store.list_runs(OVERLAP_RUNS_READ, status="succeeded")).to_dict()
+    stored = store.list_runs(OVERLAP_RUNS_READ, status="succeeded")
+    overlap = account_overlap(store, run, stored, report.horizon_days)
+    return with_overlap_note(report, run, stored, overlap).to_dict()
 
 
 class SegmentCache:

@@ -59,6 +59,7 @@ def lift_cmd(
     """
     from nextmove.measure.lift import (
         HorizonNotOverError,
+        account_overlap,
         estimate_lift,
         latest_data_time,
         recommendations_frame,
@@ -72,11 +73,13 @@ def lift_cmd(
         out = output_file(out)
     observed = parse_as_of(until, "--until")
     # The playbook first: a weekly export in a sibling folder is the same book under the same playbook.
-    playbook_hash = load_playbook(resolve_playbook_path(book, playbook)).content_hash()
+    read = load_playbook(resolve_playbook_path(book, playbook))
+    playbook_hash = read.content_hash()
     with open_store(store, existing=True) as opened:
         record = find_run(opened, run, book=book, playbook_hash=playbook_hash)
         recs = opened.recommendations(record.run_id)
         stored = opened.list_runs(limit=_RUNS_SEARCHED, status="succeeded")
+        overlap = account_overlap(opened, record, stored, read.horizon_days)
     if not recs:
         raise NotFoundError(f"run {record.run_id} has no recommendations to measure")
     pb, loaded, _ = load_inputs(book, playbook, None)
@@ -104,7 +107,7 @@ def lift_cmd(
             raise HorizonNotOverError(words, days_left=exc.days_left, ends_at=exc.ends_at) from None
     # Notes, not warnings: the JSON file and GET /v1/lift carry them too.
     report = with_playbook_note(report, record, pb, frame.get_column("action_id").unique().to_list())
-    report = with_overlap_note(report, record, stored)
+    report = with_overlap_note(report, record, stored, overlap)
     render_lift(report, console, pb)
     if out is not None:
         write_json(out, report.to_dict())

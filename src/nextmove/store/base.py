@@ -171,6 +171,14 @@ class Store(Protocol):
         """How many recommendations :meth:`recommendations` would return without a limit."""
         ...
 
+    def shared_accounts(self, run_id: str, others: Collection[str]) -> dict[str, int]:
+        """How many accounts each run of ``others`` holds a recommendation for that ``run_id`` holds one for too.
+
+        Runs sharing none (or not in the store) are left out. One query over the recommendations'
+        keys, whatever their number.
+        """
+        ...
+
     # --- feedback -----------------------------------------------------------------------
 
     def add_feedback(self, events: Sequence[FeedbackEvent], *, audit: Sequence[AuditEntry] = ()) -> int:
