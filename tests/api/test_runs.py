@@ -417,3 +417,43 @@ def test_a_run_saving_when_the_server_stops_is_waited_for(
     engine = SlowEngine(RUN_STAGES)
     stopped = _stop_server_during_a_run(tmp_path, store, playbook, monkeypatch, engine)
     assert stopped.status == "succeeded"
+
+
+def test_recommendations_without_run_id_refuse_a_run_made_under_another_playbook_as_decisions_do(
+    url: str, playbook: Playbook
+) -> None:
+    """The store's run to serve was made under another playbook: the server serves none (decide answers 409), so
+    GET /v1/recommendations must not list that run's recommendations as the served ones (it did)."""
+    from nextmove.store import RecommendationRecord
+
+    when = datetime(2026, 6, 1, tzinfo=UTC)
+    run = RunRecord(
+        run_id="run-other", book_source="tests", playbook_hash="another-playbook", status="succeeded", as_of=when
+    )
+    recs = [
+        RecommendationRecord(
+            run_id="run-other", account_id=f"a{k}", action_id="retired_call", arm="model", propensity=1.0,
+            expected_value_usd=10.0,
+        )
+        for k in range(3)
+    ]  # fmt: skip
+    with open_store(url) as store:
+        store.save_run(run, recs)
+    app, keys = _app_over(url, playbook)
+
+    async def calls(client: httpx.AsyncClient) -> tuple[httpx.Response, httpx.Response, httpx.Response]:
+        listed = await client.get("/v1/recommendations")
+        decided = await client.post("/v1/decide", json={"account_id": "a0"})
+        asked = await client.get("/v1/recommendations", params={"run_id": "run-other"})
+        return listed, decided, asked
+
+    listed, decided, asked = _ask(app, keys, calls)
+    assert decided.status_code == 409, decided.text
+    assert listed.status_code == 409, listed.text
+    assert listed.json()["code"] == decided.json()["code"] == "decider_not_ready"
+    message = listed.json()["message"]
+    assert "'run-other', was made under playbook another-playbook" in message
+    assert f"not the server's ({playbook.content_hash()})" in message
+    assert "run_id=run-other" in message
+    assert asked.status_code == 200, asked.text  # asked for by run_id: listed, as the docs say
+    assert [r["account_id"] for r in asked.json()["items"]] == ["a0", "a1", "a2"]

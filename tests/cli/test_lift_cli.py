@@ -7,6 +7,7 @@ import re
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import polars as pl
@@ -255,7 +256,7 @@ def test_cli_lift_measures_the_latest_run_of_its_own_book(measured: Measured, tm
     assert result.exit_code == 0, result.output
     assert json.loads(out.read_text(encoding="utf-8"))["run_id"] == "lab-run"
     chosen = runner.invoke(app, ["lift", "--book", str(measured.book), "--store", store, "--run", "other-book-run"])
-    assert "was made on the book" in " ".join(chosen.output.split())
+    assert "run other-book-run has no recommendations to measure" in " ".join(chosen.output.split())
     elsewhere = runner.invoke(app, ["lift", "--book", str(tmp_path / "a-third-book"), "--store", store])
     assert elsewhere.exit_code != 0
     assert "no succeeded run of the book" in " ".join(elsewhere.output.split())
@@ -369,10 +370,12 @@ def test_cli_and_api_lift_name_the_runs_whose_horizons_overlap_and_say_not_to_ad
     assert result.exit_code == 0, result.output
     day = measured.decided_at
     dates = f"{day - timedelta(days=7):%Y-%m-%d}, {day:%Y-%m-%d}"
+    with open_store(store) as opened:
+        accounts = opened.count_recommendations("lab-run")  # each run holds lab-run's accounts
     said = (
-        f"2 other runs in the store were decided less than {horizon} days from this one ({dates}): their horizons "
-        "overlap this run's, over the same accounts and control cohort, so their lifts count many of the same "
-        "outcomes; compare them, never add them up"
+        f"2 other runs in the store were decided less than {horizon} days from this one ({dates}), with up to "
+        f"{accounts:,} of its {accounts:,} accounts in common: their horizons overlap this run's, over the same "
+        "accounts and control cohort, so their lifts count many of the same outcomes; compare them, never add them up"
     )
     assert f"note: {said}" in " ".join(result.output.split())
     assert said in json.loads(out.read_text(encoding="utf-8"))["notes"]
@@ -401,3 +404,154 @@ def test_cli_lift_of_a_book_whose_latest_run_is_not_due_names_the_newest_that_is
     none_due = runner.invoke(app, ["lift", "--book", book, "--store", store, "--until", early])
     assert none_due.exit_code == 2
     assert "No run of this book in the store has its horizon passed yet." in " ".join(none_due.output.split())
+
+
+def _api_lift(store: str, book: Path, run_id: str) -> dict[str, Any]:
+    """``GET /v1/lift?run_id=…`` of an in-process server over ``store`` and ``book`` (its own playbook)."""
+    import asyncio
+
+    import httpx
+    from tests.api.conftest import make_keys
+
+    from nextmove.api import ApiConfig, create_app
+    from nextmove.book.validate import load_book
+
+    playbook = parse_playbook((book / "playbook.toml").read_text(encoding="utf-8"))
+    with open_store(store) as opened:
+        keys = make_keys(opened)
+    config = ApiConfig(playbook=playbook, book=load_book(str(book), playbook=playbook), store_url=store)
+    api = create_app(config)
+
+    async def ask() -> httpx.Response:
+        transport = httpx.ASGITransport(app=api)
+        headers = {"Authorization": f"Bearer {keys.admin}"}
+        async with httpx.AsyncClient(transport=transport, base_url="http://nextmove", headers=headers) as client:
+            return await client.get("/v1/lift", params={"run_id": run_id})
+
+    api.state.services.audit.start()  # as tests/api/test_runs.py does: requests wait for their audit entry
+    try:
+        answer = asyncio.run(ask())
+    finally:
+        api.state.services.close()
+    assert answer.status_code == 200, answer.text
+    data: dict[str, Any] = answer.json()["data"]
+    return data
+
+
+def test_lift_of_a_run_made_under_another_playbook_says_so_in_its_notes(measured: Measured, tmp_path: Path) -> None:
+    """The CLI's table, its JSON and GET /v1/lift all carry the note once (it was a CLI warning only)."""
+    store = f"sqlite:///{(tmp_path / 'edited.db').as_posix()}"
+    with open_store(measured.store) as old, open_store(store) as shared:
+        run = replace(old.get_run("lab-run"), run_id="old-playbook-run", playbook_hash="0123456789abcdef")
+        recs = [replace(r, run_id=run.run_id) for r in old.recommendations("lab-run")]
+        first = next(i for i, r in enumerate(recs) if r.arm == "model")
+        retired = {**recs[first].evidence, "model_action_id": "retired_call"}
+        recs[first] = replace(recs[first], action_id="retired_call", evidence=retired)
+        shared.save_run(run, recs)
+    out = tmp_path / "lift.json"
+    args = ["lift", "--book", str(measured.book), "--store", store, "--run", run.run_id, "--out", str(out)]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    current = parse_playbook((measured.book / "playbook.toml").read_text(encoding="utf-8")).content_hash()
+    said = (
+        f"run old-playbook-run was made with another playbook (0123456789abcdef); objectives, horizon and costs "
+        f"are this one's ({current}); it recommended retired_call, which this playbook does not have: costed at $0"
+    )
+    text = " ".join(result.output.split())
+    assert text.count("was made with another playbook") == 1, text
+    assert f"note: {said}" in text
+    assert json.loads(out.read_text(encoding="utf-8"))["notes"][0] == said
+    assert _api_lift(store, measured.book, run.run_id)["notes"][0] == said
+    same = runner.invoke(app, ["lift", "--book", str(measured.book), "--store", measured.store, "--run", "lab-run"])
+    assert "another playbook" not in " ".join(same.output.split())
+
+
+def _weekly_export(measured: Measured, tmp_path: Path, name: str = "Acme weekly playbook") -> tuple[Path, str]:
+    """The measured book as this week's export, ``crm/final``, with a playbook of its own; and its hash."""
+    final = tmp_path / "crm" / "final"
+    final.mkdir(parents=True)
+    for table in ("accounts", "signals", "touches", "outcomes"):
+        (final / f"{table}.parquet").write_bytes((measured.book / f"{table}.parquet").read_bytes())
+    text = (measured.book / "playbook.toml").read_text(encoding="utf-8")
+    own = re.sub(r'(?m)^name = ".*"$', f'name = "{name}"', text, count=1)
+    (final / "playbook.toml").write_text(own, encoding="utf-8")
+    playbook_hash = parse_playbook(own).content_hash()
+    assert playbook_hash != parse_playbook(text).content_hash()  # a playbook of its own, not the default
+    return final, playbook_hash
+
+
+def test_cli_lift_finds_the_run_of_a_weekly_export_and_warns_only_of_accounts_not_in_the_book(
+    measured: Measured, tmp_path: Path
+) -> None:
+    """crm/w01 decided, crm/final measured (a new folder each week, one playbook of its own): lift without --run
+    finds w01's run, as docs/measure.md says, and says nothing of another book while the accounts are the same."""
+    final, playbook_hash = _weekly_export(measured, tmp_path)
+    store = f"sqlite:///{(tmp_path / 'weekly.db').as_posix()}"
+    with open_store(measured.store) as old, open_store(store) as shared:
+        lab = old.get_run("lab-run")
+        recs = old.recommendations("lab-run")
+        w01 = replace(lab, run_id="w01-run", book_source=str(tmp_path / "crm" / "w01"), playbook_hash=playbook_hash)
+        shared.save_run(w01, [replace(r, run_id="w01-run") for r in recs])
+        ghosts = [replace(recs[0], run_id="w01-more", account_id=f"ghost-{k}") for k in range(3)]
+        more = replace(w01, run_id="w01-more", created_at=lab.created_at - timedelta(hours=1))
+        shared.save_run(more, [replace(r, run_id="w01-more") for r in recs] + ghosts)
+        other = replace(lab, run_id="elsewhere", book_source=str(tmp_path / "other"), playbook_hash=playbook_hash)
+        shared.save_run(replace(other, created_at=lab.created_at + timedelta(hours=1)), [])
+    found = runner.invoke(app, ["lift", "--book", str(final), "--store", store])
+    assert found.exit_code == 0, found.output
+    said = " ".join(found.output.split())
+    assert "Run w01-run decided" in said
+    assert "was made on the book" not in said  # the same accounts: nothing to warn of
+    ghost = runner.invoke(app, ["lift", "--book", str(final), "--store", store, "--run", "w01-more"])
+    assert ghost.exit_code == 0, ghost.output
+    warned = " ".join(ghost.output.split())
+    assert "warning: run w01-more was made on the book" in warned
+    assert f"3 of its {len(recs) + 3:,} accounts are not in this book; only the accounts of both are measured" in warned
+
+
+def test_cli_and_api_lift_count_overlapping_runs_of_a_book_whose_playbook_was_edited(
+    measured: Measured, tmp_path: Path
+) -> None:
+    """Weekly exports, the playbook edited between them: the runs' decisions share the accounts, so their lifts
+    overlap whatever the playbook (only w03, under w02's playbook, was named); a run of the same folders that
+    decided none of these accounts is not named."""
+    from nextmove.api.measures import lift_report
+    from nextmove.book.validate import load_book
+
+    final, final_hash = _weekly_export(measured, tmp_path)
+    store = f"sqlite:///{(tmp_path / 'weekly.db').as_posix()}"
+    crm = tmp_path / "crm"
+    with open_store(measured.store) as old, open_store(store) as shared:
+        lab = old.get_run("lab-run")
+        recs = old.recommendations("lab-run")
+        weeks = [("w01", -7, "v1"), ("w02", 0, "v2"), ("w03", 6, "v2"), ("w04", 13, final_hash), ("w05", 19, "v5")]
+        for i, (week, days, playbook_hash) in enumerate(weeks):
+            record = replace(
+                lab,
+                run_id=f"{week}-run",
+                book_source=str(crm / week),
+                playbook_hash=playbook_hash,
+                as_of=measured.decided_at + timedelta(days=days),
+                created_at=lab.created_at + timedelta(hours=i),
+            )
+            shared.save_run(record, [replace(r, run_id=record.run_id) for r in recs])
+        strangers = [replace(r, run_id="trial-run", account_id=f"trial-{k}") for k, r in enumerate(recs[:5])]
+        trial = replace(lab, run_id="trial-run", book_source=str(crm / "trial"), playbook_hash="v2")
+        shared.save_run(trial, strangers)
+    out = tmp_path / "lift.json"
+    args = ["lift", "--book", str(final), "--store", store, "--run", "w02-run", "--out", str(out)]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    day = measured.decided_at
+    dates = ", ".join(f"{day + timedelta(days=d):%Y-%m-%d}" for d in (-7, 6, 13, 19))
+    said = (
+        f"4 other runs in the store were decided less than {measured.horizon_days} days from this one ({dates}), "
+        f"with up to {len(recs):,} of its {len(recs):,} accounts in common: their horizons overlap this run's"
+    )
+    assert said in " ".join(result.output.split())
+    assert any(note.startswith(said) for note in json.loads(out.read_text(encoding="utf-8"))["notes"])
+    playbook = parse_playbook((final / "playbook.toml").read_text(encoding="utf-8"))
+    with open_store(store) as opened:
+        run = opened.get_run("w02-run")
+        data = lift_report(opened, load_book(str(final), playbook=playbook), playbook, run, allow_partial=False)
+    assert any(note.startswith(said) for note in data["notes"])

@@ -200,6 +200,7 @@ def test_explain_receipts_follow_the_schema(lab: Case) -> None:
             "signals",
             "comparables",
             "summary",
+            "pooled",
         ]
         assert [p.objective for p in parsed.projected] == list(lab.playbook.objectives)
         assert len(parsed.signals) <= 3
@@ -1126,8 +1127,8 @@ def variants_playbook(control: float = 0.0) -> Playbook:
     return parse_playbook(VARIANTS.format(control=control))
 
 
-def test_explain_pooled_note_follows_the_flagged_variant_arm() -> None:
-    """A variant the history rarely took is its own flagged arm (``email:evening``): its receipt says it is pooled."""
+def _evening_rarely_taken() -> tuple[Playbook, pl.DataFrame, EffectProjection]:
+    """A model whose history almost never took ``email:evening`` (flagged), and the projection of 3 accounts."""
     rng = np.random.default_rng(0)
     accounts, periods = 400, 6
     n = accounts * periods
@@ -1155,6 +1156,12 @@ def test_explain_pooled_note_follows_the_flagged_variant_arm() -> None:
     snapshot = history.group_by("account_id", maintain_order=True).last().select("account_id", "usage").head(3)
     projection = model.project(snapshot)
     assert projection.flagged_actions == ("email:evening",)
+    return playbook, snapshot, projection
+
+
+def test_explain_pooled_note_follows_the_flagged_variant_arm() -> None:
+    """A variant the history rarely took is its own flagged arm (``email:evening``): its receipt says it is pooled."""
+    playbook, snapshot, projection = _evening_rarely_taken()
     decisions = pl.DataFrame(
         {
             "account_id": snapshot.get_column("account_id"),
@@ -1173,6 +1180,51 @@ def test_explain_pooled_note_follows_the_flagged_variant_arm() -> None:
     out = explain_decisions(snapshot, projection, decisions, lost, playbook, top_signals=0)
     pooled = ["too few past touches to learn its own effect" in s for s in out.get_column("summary")]
     assert pooled == [True, False, False]
+
+
+def test_receipts_flag_a_pooled_action_chosen_or_runner_up_in_fields_and_words() -> None:
+    """An action new to the playbook had only the run's note: its runner-up entry looked like any other's."""
+    playbook, snapshot, projection = _evening_rarely_taken()
+    ids = snapshot.get_column("account_id").to_list()
+    decisions = pl.DataFrame(
+        {
+            "account_id": ids,
+            "action_id": ["email", "call", "call"],
+            "variant": ["evening", None, None],
+            "arm": ["model"] * 3,
+            "propensity": [1.0] * 3,
+            "model_action_id": ["email", "call", "call"],
+            "default_action_id": [NO_ACTION] * 3,
+            "value_usd": [10.0] * 3,
+            "value_low_usd": [0.0] * 3,
+            "value_high_usd": [20.0] * 3,
+        }
+    )
+    lost = pl.DataFrame(
+        {
+            "account_id": [ids[0], ids[1], ids[1]],
+            "action_id": ["call", "email", "email"],
+            "variant": [None, "evening", "morning"],
+            "why": ["lower_value"] * 3,
+            "reason": [""] * 3,
+        }
+    )
+    out = explain_decisions(snapshot, projection, decisions, lost, playbook, top_signals=0)
+    evidence = [json.loads(e) for e in out.get_column("evidence")]
+    alternatives = [json.loads(a) for a in out.get_column("alternatives")]
+    assert [e["pooled"] for e in evidence] == [True, False, False]
+    assert [(a["action_id"], a["variant"], a["pooled"]) for a in alternatives[0]] == [("call", None, False)]
+    assert {(a["variant"], a["pooled"]) for a in alternatives[1]} == {("evening", True), ("morning", False)}
+    for e, alts in zip(evidence, alternatives, strict=True):
+        assert parse_evidence(json.dumps(e)).pooled is e["pooled"]
+        assert [a.pooled for a in parse_alternatives(json.dumps(alts))] == [a["pooled"] for a in alts]
+    first, second = (receipt_text(evidence[k], alternatives[k], playbook=playbook) for k in (0, 1))
+    value_line = next(line for line in first.splitlines() if line.startswith("Value:"))
+    assert value_line.endswith(", the pooled effect of all actions: too little history of its own"), value_line
+    (evening,) = [line for line in second.splitlines() if "(evening)" in line]
+    assert "the pooled effect of all actions: too little history of its own; lost:" in evening
+    (morning,) = [line for line in second.splitlines() if "(morning)" in line]
+    assert "pooled" not in morning
 
 
 def flat_projection(ids: list[str], values: dict[str, float]) -> EffectProjection:

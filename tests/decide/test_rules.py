@@ -322,3 +322,46 @@ def test_online_contact_rules_count_touches_by_variant_channel_as_the_batch_does
         got = [o.key for o, b in zip(options, blocks, strict=True) if b is not None]
         assert got == capped, variant
         assert all(b[0] == "contact_cap" for b in blocks if b is not None)
+
+
+RENAMED = """
+[objectives.expansion]
+outcome = "expansion"
+value = "amount"
+
+[[actions]]
+id = "upsell_call"
+name = "Upsell call"
+team = "sales"
+objective = "expansion"
+cooldown_days = 45
+eligibility = "false"   # retired: kept for its history
+
+[[actions]]
+id = "expansion_call"
+name = "Expansion call"
+team = "sales"
+objective = "expansion"
+cooldown_days = 45
+
+[contact_policy]
+max_actions_per_window = 1
+window_days = 14
+"""
+
+
+SALES_CALLS_CAP = 'caps = [{ team = "sales", channel = "call", max_touches = 1, window_days = 45 }]'
+
+
+@pytest.mark.parametrize("cap", ["", SALES_CALLS_CAP])
+def test_a_new_id_for_a_retired_action_is_not_held_by_its_cooldown_but_a_team_cap_spaces_both(cap: str) -> None:
+    """What docs/decide.md (Renaming an action) says: cooldowns are per action id; plays in flight and the caps
+    of a team and channel count the retired action's plays."""
+    playbook = parse_playbook(RENAMED + cap)
+    features = pl.DataFrame({"account_id": ["upsold", "just_now"], "arr": [5e3, 5e3]})
+    touches = _touches([("upsold", "upsell_call", 16.0), ("just_now", "upsell_call", 3.0)])
+    check = check_rules(features, touches, playbook, T, {"arr": "number"})
+    why = {aid: check.why[i].tolist() for i, aid in enumerate(check.account_ids)}
+    new = [c.key for c in candidates(playbook)].index("expansion_call")
+    assert why["upsold"][new] == (Why.CONTACT_CAP if cap else Why.ALLOWED)
+    assert why["just_now"][new] == Why.IN_FLIGHT

@@ -249,6 +249,17 @@ def test_recommendations_filters_and_pages(store: Store) -> None:
     assert store.count_recommendations("other") == 7
 
 
+def test_shared_accounts_counts_the_accounts_each_other_run_decided_too(store: Store) -> None:
+    """Lift's note on overlapping runs asks this: one query, however many accounts, whatever the playbooks."""
+    store.save_run(make_run(), [make_recommendation(i) for i in range(50)])
+    store.save_run(make_run("later", playbook_hash="edited"), [make_recommendation(i, "later") for i in range(10, 70)])
+    store.save_run(make_run("few"), [make_recommendation(i, "few") for i in (0, 49, 50)])
+    store.save_run(make_run("apart"), [make_recommendation(i, "apart") for i in range(50, 60)])
+    assert store.shared_accounts("r1", ["later", "few", "apart", "missing", "r1"]) == {"later": 40, "few": 2}
+    assert store.shared_accounts("r1", []) == {}
+    assert store.shared_accounts("missing", ["later"]) == {}
+
+
 def test_recommendations_filters_by_health_band(store: Store) -> None:
     bands = ["Healthy", "At risk", "Critical", None]
     recs = [make_recommendation(i, health_band=bands[i % 4], health_score=float(i)) for i in range(12)]

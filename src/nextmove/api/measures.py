@@ -12,11 +12,13 @@ from nextmove.engine.health import active_accounts
 from nextmove.errors import NotFoundError
 from nextmove.measure.lift import (
     HorizonNotOverError,
+    account_overlap,
     estimate_lift,
     json_ready,
     latest_data_time,
     recommendations_frame,
     with_overlap_note,
+    with_playbook_note,
 )
 from nextmove.playbook import Playbook
 from nextmove.segment import BehaviorSegmenter, behavior_snapshot
@@ -52,7 +54,10 @@ def lift_report(
     except HorizonNotOverError as exc:
         # Not the request's fault: the same request answers once the book holds the outcomes.
         raise NotReadyError(str(exc).replace("allow_partial (--partial)", "allow_partial=true")) from None
-    return with_overlap_note(report, run, store.list_runs(OVERLAP_RUNS_READ, status="succeeded")).to_dict()
+    report = with_playbook_note(report, run, playbook, frame.get_column("action_id").unique().to_list())
+    stored = store.list_runs(OVERLAP_RUNS_READ, status="succeeded")
+    overlap = account_overlap(store, run, stored, report.horizon_days)
+    return with_overlap_note(report, run, stored, overlap).to_dict()
 
 
 class SegmentCache:

@@ -51,7 +51,15 @@ from nextmove.api.schemas import (
 )
 from nextmove.api.service import MAX_NAMES_LISTED, RUN_RECORDED_WAIT_S, Services
 from nextmove.book import NO_ACTION, gone_at_lazy, of_dates, terminal_outcome_kinds
-from nextmove.engine.online import POLICY_MODEL_KIND, DecideGroup, DecideRequest, promoted_run_ids, servable_run
+from nextmove.engine.online import (
+    POLICY_MODEL_KIND,
+    DecideGroup,
+    DecideRequest,
+    DeciderNotReadyError,
+    promoted_run_ids,
+    servable_run,
+)
+from nextmove.engine.online import served_run as stored_served_run
 from nextmove.engine.run_process import interrupted_run_note, require_succeeded, unpromoted_run_note
 from nextmove.errors import ConfigError, NextmoveError, NotFoundError
 from nextmove.models.health import BANDS
@@ -602,7 +610,11 @@ def _outcomes(services: Services, account_id: str) -> list[OutcomePublic]:
     responses={
         **ERRORS,
         **NOT_FOUND,
-        409: {"model": ErrorPublic, "description": "The run asked for has not succeeded: its status and why"},
+        409: {
+            "model": ErrorPublic,
+            "description": "The run asked for has not succeeded: its status and why (run_failed, run_not_finished); "
+            "or, without run_id, the run the server would serve was made under another playbook (decider_not_ready)",
+        },
     },
 )
 def recommendations(
@@ -632,12 +644,15 @@ def recommendations(
 ) -> RecommendationPagePublic:
     """One page of recommendations, ordered by account id.
 
-    A ``run_id`` that has not succeeded is answered 409 with its status and why: ``run_failed`` for
-    a run that failed or was interrupted (it never will succeed), ``run_not_finished`` for one still
-    going. A ``band`` or ``action`` that no recommendation can have, a query parameter this
-    endpoint does not take (a typo would otherwise be ignored) and a filter given twice are each a
-    422 naming what is allowed: a filter that matches nothing by mistake must not look like an empty
-    page.
+    Without ``run_id``, the served run's (the one decisions come from; while none is served yet, the
+    one the store would serve); when that run was made under another playbook than the server's,
+    a 409 ``decider_not_ready``, as decisions answer, never another playbook's recommendations as
+    if they were served (``run_id`` lists them). A ``run_id`` that has not succeeded is answered
+    409 with its status and why: ``run_failed`` for a run that failed or was interrupted (it never
+    will succeed), ``run_not_finished`` for one still going. A ``band`` or ``action`` that no
+    recommendation can have, a query parameter this endpoint does not take (a typo would otherwise
+    be ignored) and a filter given twice are each a 422 naming what is allowed: a filter that
+    matches nothing by mistake must not look like an empty page.
 
     Roles: ``admin``, ``manager`` and ``csm``; ``manager`` and ``csm`` keys see only their owners'
     accounts (asking for another owner gives an empty page).
@@ -653,9 +668,7 @@ def recommendations(
     if run_id is not None:
         run: RunRecord | None = _succeeded_run(services, run_id, "only a succeeded run has recommendations to list")
     else:
-        run = services.served_run()
-    if run is None:  # not serving yet: the run it would serve, never one started with promote=false
-        run = servable_run(services.store)
+        run = services.served_run() or _run_to_list(services)
     owners = None if principal.sees_everything else set(principal.owners)
     if owners is not None and owner is not None:
         owners &= {owner}
@@ -676,6 +689,31 @@ def recommendations(
         next_offset=next_offset,
         items=[RecommendationPublic.of(r) for r in items],
     )
+
+
+def _run_to_list(services: Services) -> RunRecord | None:
+    """The run ``GET /v1/recommendations`` lists without ``run_id`` when none is served (yet): the one the store
+    would serve (the active policy version's, else the newest succeeded one not started with promote=false), if it
+    was made under the server's playbook; None when the store has none.
+
+    Raises
+    ------
+    DeciderNotReadyError
+        If that run was made under another playbook: the server does not serve it (decisions answer the
+        same 409), and its recommendations would pass for the served ones.
+    """
+    run = stored_served_run(services.store)
+    if run is None:
+        return None
+    playbook_hash = services.config.playbook.content_hash()
+    if run.playbook_hash != playbook_hash:
+        raise DeciderNotReadyError(
+            f"no run is served: the store's run to serve, {run.run_id!r}, was made under playbook {run.playbook_hash}, "
+            f"not the server's ({playbook_hash}), so its recommendations are not the ones decisions come from; "
+            f"list them with run_id={run.run_id}, or start the server with the playbook that run used (--playbook), "
+            "or start a run with this playbook (POST /v1/runs)"
+        )
+    return run
 
 
 RECOMMENDATION_PARAMS: tuple[str, ...] = ("owner", "band", "action", "run_id", "limit", "offset")

@@ -7,16 +7,18 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
+import polars as pl
 import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
 from nextmove.cli._common import console, err_console, handle_errors, open_store, output_file, parse_as_of, status
-from nextmove.cli.commands import BookOpt, PlaybookOpt, load_inputs
+from nextmove.cli.commands import BookOpt, PlaybookOpt, load_inputs, resolve_playbook_path
 from nextmove.cli.evaluate import UntilOpt, write_json
 from nextmove.errors import ConfigError, NotFoundError
 from nextmove.playbook import Playbook
+from nextmove.playbook.loader import load_playbook
 
 if TYPE_CHECKING:
     from nextmove.measure.lift import ActionAccuracy, LiftReport
@@ -58,10 +60,12 @@ def lift_cmd(
     from nextmove.book.notes import is_lagging_outcomes_note
     from nextmove.measure.lift import (
         HorizonNotOverError,
+        account_overlap,
         estimate_lift,
         latest_data_time,
         recommendations_frame,
         with_overlap_note,
+        with_playbook_note,
     )
 
     if out is not None and out.suffix != ".json":
@@ -69,28 +73,25 @@ def lift_cmd(
     if out is not None:
         out = output_file(out)
     observed = parse_as_of(until, "--until")
+    # The playbook first: a weekly export in a sibling folder is the same book under the same playbook.
+    read = load_playbook(resolve_playbook_path(book, playbook))
+    playbook_hash = read.content_hash()
     with open_store(store, existing=True) as opened:
-        record = find_run(opened, run, book=book)
+        record = find_run(opened, run, book=book, playbook_hash=playbook_hash)
         recs = opened.recommendations(record.run_id)
         stored = opened.list_runs(limit=_RUNS_SEARCHED, status="succeeded")
-    if not _same_book(record.book_source, book):
-        err_console.print(
-            f"[yellow]warning:[/] run {escape(record.run_id)} was made on the book {escape(record.book_source)}, "
-            f"not {escape(_book_shown(book))}: only the accounts of both are measured."
-        )
+        overlap = account_overlap(opened, record, stored, read.horizon_days)
     if not recs:
         raise NotFoundError(f"run {record.run_id} has no recommendations to measure")
     # Loading's note on outcomes that lag is about learning; the lift says it for a measure (its notes).
     pb, loaded, _ = load_inputs(book, playbook, None, hide=is_lagging_outcomes_note)
-    if record.playbook_hash and record.playbook_hash != pb.content_hash():
-        err_console.print(
-            f"[yellow]warning:[/] run {escape(record.run_id)} was made with another playbook "
-            f"({escape(record.playbook_hash)}); objectives, horizon and costs are this one's ({pb.content_hash()})."
-        )
+    frame = recommendations_frame(recs)
+    if not _same_book(record.book_source, book):
+        warn_other_accounts(record, book, frame, loaded.accounts.get_column("account_id"))
     with status(f"Measuring run {escape(record.run_id)}…"):
         try:
             report = estimate_lift(
-                recommendations_frame(recs),
+                frame,
                 loaded,
                 pb,
                 as_of=record.as_of or _no_as_of(record),
@@ -103,9 +104,12 @@ def lift_cmd(
             words = cli_words(str(exc))
             if run is None:  # the latest run of the book: name one that can be measured
                 reach = observed if observed is not None else latest_data_time(loaded)
-                words = f"{words.rstrip('.')}. {measurable_run_words(stored, book, pb.horizon_days, reach)}"
+                found = measurable_run_words(stored, book, pb.horizon_days, reach, playbook_hash=playbook_hash)
+                words = f"{words.rstrip('.')}. {found}"
             raise HorizonNotOverError(words, days_left=exc.days_left, ends_at=exc.ends_at) from None
-    report = with_overlap_note(report, record, stored)
+    # Notes, not warnings: the JSON file and GET /v1/lift carry them too.
+    report = with_playbook_note(report, record, pb, frame.get_column("action_id").unique().to_list())
+    report = with_overlap_note(report, record, stored, overlap)
     render_lift(report, console, pb)
     if out is not None:
         write_json(out, report.to_dict())
@@ -128,11 +132,33 @@ def cli_words(text: str) -> str:
     return text
 
 
-def find_run(store: Store, run_id: str | None, *, book: str | None = None) -> RunRecord:
+def warn_other_accounts(record: RunRecord, book: str, recs: pl.DataFrame, accounts: pl.Series) -> None:
+    """Warn that ``record``, made on another book than ``book``, has accounts this book lacks; nothing if it has none.
+
+    A weekly export in a new folder holds the same accounts: measuring last week's run on it is
+    what lift is for. Only accounts of both are measured, so a run of another book is worth a
+    warning when some of its accounts are not in this one.
+    """
+    ids = recs.get_column("account_id")
+    missing = int((~ids.is_in(accounts.implode())).sum())
+    if missing:
+        err_console.print(
+            f"[yellow]warning:[/] run {escape(record.run_id)} was made on the book {escape(record.book_source)}, "
+            f"not {escape(_book_shown(book))}: {missing:,} of its {ids.len():,} accounts are not in this book; "
+            "only the accounts of both are measured."
+        )
+
+
+def find_run(
+    store: Store, run_id: str | None, *, book: str | None = None, playbook_hash: str | None = None
+) -> RunRecord:
     """The run to measure: ``run_id``, else the latest succeeded run (of ``book``, when given), with an ``as_of``.
 
     A store may hold the runs of several books; measuring one book's run against another's
-    outcomes finds no account in common, so without ``run_id`` only the runs of ``book`` count.
+    outcomes finds no account in common, so without ``run_id`` only the runs of ``book`` count:
+    the same folder or source, or with ``playbook_hash`` (the playbook ``book`` is read under)
+    a weekly export in a sibling folder under the same playbook of its own
+    (:func:`~nextmove.store.same_book`).
 
     Raises
     ------
@@ -153,7 +179,7 @@ def find_run(store: Store, run_id: str | None, *, book: str | None = None) -> Ru
                 f"the store {store.url} holds no succeeded run to measure; make one with `nextmove run` "
                 "(or point --store at the store that holds it)"
             )
-        found = next((r for r in runs if book is None or _same_book(r.book_source, book)), None)
+        found = next((r for r in runs if book is None or _of_book(r, book, playbook_hash)), None)
         if found is None:
             others = "; ".join(f"{r.run_id} (book {r.book_source})" for r in runs[:3])
             raise NotFoundError(
@@ -176,12 +202,15 @@ _RUNS_SEARCHED = 200
 """How many of the latest succeeded runs ``find_run`` looks through for the book's own."""
 
 
-def measurable_run_words(stored: Sequence[RunRecord], book: str, horizon_days: int, reach: datetime) -> str:
+def measurable_run_words(
+    stored: Sequence[RunRecord], book: str, horizon_days: int, reach: datetime, *, playbook_hash: str | None = None
+) -> str:
     """Which run of ``book`` to measure instead of its latest: the newest whose horizon ends by ``reach``.
 
     ``stored`` are the store's succeeded runs, newest first; ``reach`` is how far the outcomes are
-    known (the book's data, or ``--until``). The newest is the one decided last (of those decided
-    together, the one made last): a backtest made today of an old date is not the newest.
+    known (the book's data, or ``--until``); the runs of ``book`` are those :func:`find_run` takes.
+    The newest is the one decided last (of those decided together, the one made last): a backtest
+    made today of an old date is not the newest.
 
     Examples
     --------
@@ -199,7 +228,7 @@ def measurable_run_words(stored: Sequence[RunRecord], book: str, horizon_days: i
     over = [
         r
         for r in stored
-        if r.as_of is not None and r.as_of + timedelta(days=horizon_days) <= reach and _same_book(r.book_source, book)
+        if r.as_of is not None and r.as_of + timedelta(days=horizon_days) <= reach and _of_book(r, book, playbook_hash)
     ]
     if not over:
         return "No run of this book in the store has its horizon passed yet."
@@ -226,6 +255,18 @@ def _same_book(source: str, book: str) -> bool:
         return Path(source).resolve() == Path(book).resolve()
     except (OSError, ValueError):
         return False
+
+
+def _of_book(run: RunRecord, book: str, playbook_hash: str | None) -> bool:
+    """Whether ``run`` is of ``book``: its source (:func:`_same_book`), or, with the hash of the playbook
+    ``book`` is read under, a weekly export of the same book in a sibling folder (:func:`~nextmove.store.same_book`)."""
+    if _same_book(run.book_source, book):
+        return True
+    if playbook_hash is None:
+        return False
+    from nextmove.store import RunRecord, recorded_source, same_book
+
+    return same_book(run, RunRecord(run_id="", book_source=recorded_source(book), playbook_hash=playbook_hash))
 
 
 def _no_as_of(record: RunRecord) -> datetime:

@@ -190,6 +190,10 @@ class Evidence(_Receipt):
     signals: list[SignalEvidence]
     comparables: list[ComparableEvidence]
     summary: str
+    pooled: bool = False
+    """True when the action recommended has too little history of its own (never or almost never taken, as a
+    new action): its effect and value are the pooled effect of all actions, with a wide interval (absent in
+    receipts stored before it was kept)."""
 
 
 class Alternative(_Receipt):
@@ -207,6 +211,8 @@ class Alternative(_Receipt):
     projected: list[ProjectedOutcome] = []
     """Its projected outcome per objective, as the receipt's ``projected`` (empty without a value, and in
     receipts stored before runner-ups had it): an online decision that gives it shows these."""
+    pooled: bool = False
+    """As the receipt's ``pooled``: valued at the pooled effect of all actions, for want of a history of its own."""
 
 
 _ALTERNATIVES = TypeAdapter(list[Alternative])
@@ -861,12 +867,18 @@ def _with_projections(
     The same rows as the receipt's own ``projected``, for the runner-up's arm (``action:variant`` when
     projected, else its action's), so that an online decision giving a runner-up has its projection.
     """
-    fields = ["action_id", "variant", "value_usd", "low", "high", "why", "reason"]
+    fields = ["action_id", "variant", "value_usd", "low", "high", "why", "reason", "pooled"]
     flat = (
         alternatives.explode("_alternatives")
         .filter(pl.col("_alternatives").is_not_null())
         .unnest("_alternatives")
         .with_row_index("_j")
+        # Flagged as the decision's own ``_pooled``: the arm the runner-up is valued by.
+        .with_columns(
+            _arm_key(pl.col("action_id"), pl.col("variant"), arms)
+            .is_in(list(projection.flagged_actions))
+            .alias("pooled")
+        )
     )
     if flat.height == 0:
         return pl.DataFrame(schema={"_i": alternatives.schema["_i"], "_alternatives": _ALTERNATIVES_TYPE})
@@ -2048,6 +2060,7 @@ _ALTERNATIVES_TYPE = pl.List(
             "high": pl.Float64,
             "why": pl.String,
             "reason": pl.String,
+            "pooled": pl.Boolean,
             "projected": _PROJECTED_TYPE,
         }
     )
@@ -2222,6 +2235,7 @@ def _assemble(
         pl.col("_signals").alias("signals"),
         pl.col("_comparables").alias("comparables"),
         "summary",
+        pl.col("_pooled").fill_null(False).alias("pooled"),
     ).struct.json_encode()
     alternatives_json = pl.concat_str(
         [pl.lit("["), pl.col("_alternatives").list.eval(pl.element().struct.json_encode()).list.join(","), pl.lit("]")]
@@ -2252,6 +2266,10 @@ def _level(x: float | None, unit: str) -> str:
 
 def _words(value: str | None) -> str:
     return "" if value is None else value.replace("_", " ")
+
+
+_POOLED_WORDS = ", the pooled effect of all actions: too little history of its own"
+"""What the receipt text adds to a value that is the pooled effect (``pooled``)."""
 
 
 def receipt_text(
@@ -2313,7 +2331,7 @@ def receipt_text(
     if value is not None:
         low, high = evidence.get("value_low_usd"), evidence.get("value_high_usd")
         span = f" (from {_usd(low)} to {_usd(high)})" if low is not None and high is not None else ""
-        lines.append(f"Value: {_usd(value)}{span}")
+        lines.append(f"Value: {_usd(value)}{span}{_POOLED_WORDS if evidence.get('pooled') else ''}")
     projected = evidence.get("projected") or []
     subject = evidence.get("model_action_id") if arm == "control" else evidence.get("action_id")
     if projected:
@@ -2351,8 +2369,9 @@ def receipt_text(
             span = ""
             if alt.get("low") is not None and alt.get("high") is not None:
                 span = f" (from {_usd(alt.get('low'))} to {_usd(alt.get('high'))})"
+            pooled = _POOLED_WORDS if alt.get("pooled") else ""
             lines.append(
-                f"  - {action(alt.get('action_id'), alt.get('variant'))}: {_usd(alt.get('value_usd'))}{span}; "
+                f"  - {action(alt.get('action_id'), alt.get('variant'))}: {_usd(alt.get('value_usd'))}{span}{pooled}; "
                 f"lost: {alt.get('reason') or _MISSING_REASON.get(str(alt.get('why')), alt.get('why'))}"
             )
     if evidence.get("default_why"):

@@ -975,7 +975,9 @@ def _model(
         if store is None:
             raise ConfigError("reuse_model needs a store to load the effect model from")
         record = _effect_record(store, playbook)
-        return _unpickle_effect_model(record), record.model_id, None, saved_health_bands(record)
+        loaded = _unpickle_effect_model(record)
+        notes.extend(_flagged_notes(loaded))  # what the fit said of its arms holds of the model reused
+        return loaded, record.model_id, None, saved_health_bands(record)
     tell("building the training set of past decisions")
     training = _training(book, playbook, when, opts, notes)
     tell(f"learning from {training.height:,} decisions")
@@ -989,13 +991,19 @@ def _model(
             raise
         until = opts.outcomes_until if isinstance(opts.outcomes_until, datetime) else None
         raise _nothing_to_learn(error, book, playbook, when, opts.training_days, until) from None
-    if model.flagged_arms_:
-        notes.append(
-            "actions with too little history, valued at the pooled effect with a wide interval: "
-            + ", ".join(model.flagged_arms_)
-        )
+    notes.extend(_flagged_notes(model))
     notes.extend(model.fit_notes())
     return model, None, training, None
+
+
+def _flagged_notes(model: EffectModel) -> list[str]:
+    """The run's note on the actions the model values at the pooled effect, fitted or reused (none if no action)."""
+    if not model.flagged_arms_:
+        return []
+    return [
+        "actions with too little history, valued at the pooled effect with a wide interval: "
+        + ", ".join(model.flagged_arms_)
+    ]
 
 
 def _pooled_note(decided: pl.DataFrame, flagged: Sequence[str]) -> str | None:

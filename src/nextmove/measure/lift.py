@@ -36,19 +36,24 @@ __all__ = [
     "CONTROL_ARM",
     "INTERVAL_METHOD",
     "TREATED_ARMS",
+    "AccountOverlap",
     "ActionAccuracy",
     "HorizonNotOverError",
     "LiftReport",
     "ObjectiveLift",
     "ValueLift",
+    "account_overlap",
     "estimate_lift",
     "json_ready",
     "latest_data_time",
     "measured_outcomes",
     "measured_vocabulary",
     "overlap_note",
+    "overlapping_runs",
+    "playbook_note",
     "recommendations_frame",
     "with_overlap_note",
+    "with_playbook_note",
 ]
 
 F64 = NDArray[np.float64]
@@ -1000,44 +1005,98 @@ OVERLAP_DATES_SHOWN = 6
 """How many decision dates :func:`overlap_note` lists before saying how many more there are."""
 
 
-def overlap_note(run: RunLike, stored: Iterable[RunLike], horizon_days: int) -> str | None:
+@dataclass(frozen=True)
+class AccountOverlap:
+    """The accounts a run's decisions share with the runs decided within a horizon of it (:func:`account_overlap`)."""
+
+    accounts: int
+    """The run's accounts (its recommendations)."""
+    shared: dict[str, int]
+    """Per other run, how many of those it decided too; a run sharing none is left out."""
+
+
+class RecommendationCounts(Protocol):
+    """What :func:`account_overlap` asks of a store (:class:`nextmove.store.Store`)."""
+
+    def count_recommendations(self, run_id: str) -> int: ...
+    def shared_accounts(self, run_id: str, others: Sequence[str]) -> dict[str, int]: ...
+
+
+def overlapping_runs(run: RunLike, stored: Iterable[RunLike], horizon_days: int) -> list[RunLike]:
+    """The other succeeded runs of ``stored`` decided less than ``horizon_days`` from ``run``, of its book.
+
+    Of its book whatever the playbook (:func:`~nextmove.store.same_book` with ``any_playbook``: the
+    same folder, or a weekly export in a sibling folder read under a playbook of its own, edited
+    or not): what the lifts share is accounts and outcomes, which a playbook edit does not change.
+    """
+    if run.as_of is None:
+        return []
+    when = to_utc(run.as_of)
+    span = timedelta(days=horizon_days)
+    return [
+        other
+        for other in stored
+        if other.run_id != run.run_id
+        and other.status == "succeeded"
+        and other.as_of is not None
+        and abs(to_utc(other.as_of) - when) < span
+        and same_book(other, run, any_playbook=True)
+    ]
+
+
+def account_overlap(
+    store: RecommendationCounts, run: RunLike, stored: Iterable[RunLike], horizon_days: int
+) -> AccountOverlap:
+    """How many of ``run``'s accounts each of its :func:`overlapping_runs` decided too: two counting queries."""
+    others = [r.run_id for r in overlapping_runs(run, stored, horizon_days)]
+    shared = store.shared_accounts(run.run_id, others) if others else {}
+    return AccountOverlap(accounts=store.count_recommendations(run.run_id), shared=shared)
+
+
+def overlap_note(
+    run: RunLike, stored: Iterable[RunLike], horizon_days: int, overlap: AccountOverlap | None = None
+) -> str | None:
     """A note naming the other succeeded runs of ``stored`` decided less than ``horizon_days`` from ``run``.
 
-    Runs of the same book (:func:`~nextmove.store.same_book`: the same folder, or a weekly export
-    in a new folder of the same parent under the same playbook of its own): their horizons overlap
-    ``run``'s, mostly over the same accounts and the same control cohort (a stable hash of each
-    account), so their lifts count many of the same outcomes, and a sum of them counts one outcome
-    up to once per run. None when there is none; none for another book that only shares the
-    built-in default playbook.
+    Runs of the same book (:func:`overlapping_runs`: the same folder, or a weekly export in a new
+    folder of the same parent, whatever its playbook); with ``overlap`` (:func:`account_overlap`,
+    from the store), only those whose decisions share accounts with ``run``'s, and the note says
+    how many at most. Their horizons overlap ``run``'s, mostly over the same accounts and the same
+    control cohort (a stable hash of each account), so their lifts count many of the same outcomes,
+    and a sum of them counts one outcome up to once per run. None when there is none; none for
+    another book that only shares the built-in default playbook.
 
     Examples
     --------
     >>> from types import SimpleNamespace as Run
     >>> from datetime import UTC
-    >>> def made(run_id, day):
-    ...     return Run(run_id=run_id, book_source="crm", playbook_hash="own", status="succeeded",
+    >>> def made(run_id, day, playbook="own"):
+    ...     return Run(run_id=run_id, book_source="crm", playbook_hash=playbook, status="succeeded",
     ...                as_of=datetime(2025, 5, day, tzinfo=UTC))
-    >>> runs = [made("w00", 5), made("w01", 12), made("w01b", 12), made("w02", 19), made("w09", 30)]
+    >>> runs = [made("w00", 5), made("w01", 12), made("w01b", 12, "edited"), made("w02", 19), made("w09", 30)]
     >>> print(overlap_note(runs[1], runs, 14))  # doctest: +NORMALIZE_WHITESPACE
     3 other runs in the store were decided less than 14 days from this one (2025-05-05, 2025-05-12, 2025-05-19):
     their horizons overlap this run's, over the same accounts and control cohort, so their lifts count many of
     the same outcomes; compare them, never add them up
+    >>> shares = AccountOverlap(accounts=980, shared={"w00": 950, "w02": 975})  # w01b shares none
+    >>> print(overlap_note(runs[1], runs, 14, shares))  # doctest: +NORMALIZE_WHITESPACE
+    2 other runs in the store were decided less than 14 days from this one (2025-05-05, 2025-05-19), with up to
+    975 of its 980 accounts in common: their horizons overlap this run's, over the same accounts and control
+    cohort, so their lifts count many of the same outcomes; compare them, never add them up
     >>> overlap_note(runs[0], [runs[0], runs[4]], 14) is None  # 25 days apart
     True
     """
     if run.as_of is None:
         return None
-    when = to_utc(run.as_of)
-    span = timedelta(days=horizon_days)
     dates: dict[str, int] = {}
-    for other in stored:
-        if other.run_id == run.run_id or other.status != "succeeded" or other.as_of is None:
-            continue
-        if not same_book(other, run):
-            continue
-        if abs(to_utc(other.as_of) - when) < span:
-            day = f"{to_utc(other.as_of):%Y-%m-%d}"
-            dates[day] = dates.get(day, 0) + 1
+    most = 0
+    for other in overlapping_runs(run, stored, horizon_days):
+        if overlap is not None:
+            if not overlap.shared.get(other.run_id):
+                continue
+            most = max(most, overlap.shared[other.run_id])
+        day = f"{to_utc(other.as_of or run.as_of):%Y-%m-%d}"
+        dates[day] = dates.get(day, 0) + 1
     if not dates:
         return None
     count = sum(dates.values())
@@ -1047,14 +1106,58 @@ def overlap_note(run: RunLike, stored: Iterable[RunLike], horizon_days: int) -> 
         shown += f" and {len(days) - OVERLAP_DATES_SHOWN} more dates"
     runs = "other run in the store was" if count == 1 else "other runs in the store were"
     lifts = "its horizon overlaps" if count == 1 else "their horizons overlap"
+    common = ""
+    if overlap is not None:
+        common = f", with {'' if count == 1 else 'up to '}{most:,} of its {overlap.accounts:,} accounts in common"
     return (
-        f"{count} {runs} decided less than {_days(horizon_days)} from this one ({shown}): {lifts} this run's, "
-        "over the same accounts and control cohort, so their lifts count many of the same outcomes; compare "
+        f"{count} {runs} decided less than {_days(horizon_days)} from this one ({shown}){common}: {lifts} this "
+        "run's, over the same accounts and control cohort, so their lifts count many of the same outcomes; compare "
         "them, never add them up"
     )
 
 
-def with_overlap_note(report: LiftReport, run: RunLike, stored: Iterable[RunLike]) -> LiftReport:
+def with_overlap_note(
+    report: LiftReport, run: RunLike, stored: Iterable[RunLike], overlap: AccountOverlap | None = None
+) -> LiftReport:
     """``report`` with :func:`overlap_note` of ``run`` among ``stored`` added to its notes (itself if there is none)."""
-    note = overlap_note(run, stored, report.horizon_days)
+    note = overlap_note(run, stored, report.horizon_days, overlap)
     return report if note is None else replace(report, notes=[*report.notes, note])
+
+
+def playbook_note(run: RunLike, playbook: Playbook, recommended: Iterable[str] = ()) -> str | None:
+    """A note saying ``run`` was made under another playbook than ``playbook``, the one measuring it; None if not.
+
+    The lift takes the objectives, horizon and costs of the playbook it is given, not of the one the
+    run was decided under (a store keeps only its hash); actions of ``recommended`` (the run's) that
+    ``playbook`` no longer has are costed at $0.
+
+    Examples
+    --------
+    >>> from types import SimpleNamespace as Run
+    >>> from nextmove.playbook import Action, Objective
+    >>> pb = Playbook(objectives={"win": Objective(outcome="win", value="fixed", value_usd=100.0)},
+    ...               actions=[Action(id="call", name="Call", team="cs", objective="win")])
+    >>> run = Run(run_id="r1", playbook_hash="0123456789abcdef")
+    >>> print(playbook_note(run, pb, ["call", "upsell", "none"]))  # doctest: +ELLIPSIS, +NORMALIZE_WHITESPACE
+    run r1 was made with another playbook (0123456789abcdef); objectives, horizon and costs are this one's (...); it
+    recommended upsell, which this playbook does not have: costed at $0
+    >>> playbook_note(Run(run_id="r2", playbook_hash=pb.content_hash()), pb) is None
+    True
+    """
+    current = playbook.content_hash()
+    if not run.playbook_hash or run.playbook_hash == current:
+        return None
+    note = (
+        f"run {run.run_id} was made with another playbook ({run.playbook_hash}); "
+        f"objectives, horizon and costs are this one's ({current})"
+    )
+    gone = sorted(set(recommended) - set(playbook.action_ids) - {NO_ACTION})
+    if gone:
+        note += f"; it recommended {', '.join(gone)}, which this playbook does not have: costed at $0"
+    return note
+
+
+def with_playbook_note(report: LiftReport, run: RunLike, playbook: Playbook, recommended: Iterable[str]) -> LiftReport:
+    """``report`` with :func:`playbook_note` first among its notes (itself if the run's playbook is ``playbook``)."""
+    note = playbook_note(run, playbook, recommended)
+    return report if note is None else replace(report, notes=[note, *report.notes])

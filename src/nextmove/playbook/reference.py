@@ -85,6 +85,20 @@ def playbook_markdown() -> str:
             lines.append(f"| `{name}` | {_default(info)} | {desc} |")
         lines.append("")
     lines += [
+        "## Retiring or renaming an action",
+        "",
+        "An action's `id` is how touches, stored runs, holds and the effect model name it, so a play",
+        'you stop using stays in the catalog, retired with `eligibility = "false"` (its plays still',
+        "count for its cooldown, the contact caps and plays in flight, and the model learns from them).",
+        "There is no rename: to change what people see, change `name` and keep the `id`. A new `id`",
+        "for the same play (the old one retired) starts with no history of its own (valued at the",
+        "pooled effect of all actions, `pooled: true` in its receipts), and the old action's cooldown",
+        "does not hold it back: an account given the old one 15 days ago may get the new one at once,",
+        "though both have a 45-day cooldown (contact caps and plays in flight still count the old plays);",
+        "snoozes and dismissals of the old id do not hold the new one. Rewriting the old id to the new",
+        "one in `touches.action_id` carries the book's history over. What each path keeps:",
+        "[decide.md](decide.md#renaming-an-action).",
+        "",
         "## Eligibility expressions",
         "",
         "An action's `eligibility` is a condition over feature names (see docs/features.md), e.g.",

@@ -208,6 +208,14 @@ class Store(Protocol):
         """
         ...
 
+    def shared_accounts(self, run_id: str, others: Collection[str]) -> dict[str, int]:
+        """How many accounts each run of ``others`` holds a recommendation for that ``run_id`` holds one for too.
+
+        Runs sharing none (or not in the store) are left out. One query over the recommendations'
+        keys, whatever their number.
+        """
+        ...
+
     # --- feedback -----------------------------------------------------------------------
 
     def add_feedback(self, events: Sequence[FeedbackEvent], *, audit: Sequence[AuditEntry] = ()) -> int:

@@ -37,7 +37,7 @@ def _default_hash() -> str:
     return load_playbook(None).content_hash()
 
 
-def same_book(run: _RunLike, other: _RunLike) -> bool:
+def same_book(run: _RunLike, other: _RunLike, *, any_playbook: bool = False) -> bool:
     """Whether two runs are of the same book.
 
     The same recorded source (compared as given: runs recorded before sources were resolved keep
@@ -45,10 +45,19 @@ def same_book(run: _RunLike, other: _RunLike) -> bool:
     their own (a weekly export into a new folder each week, ``crm/w04`` then ``crm/w05``). Two books
     without a playbook of their own share the built-in default's hash, which says nothing of
     their accounts: sibling folders under it are different books.
+
+    With ``any_playbook``, sibling folders each read under a playbook of its own are the same book
+    whether or not the two playbooks are alike (the playbook edited between two weekly exports):
+    for what depends on the accounts, not on the playbook (lift's note on overlapping runs, which
+    checks the accounts the runs' decisions share).
     """
     if run.book_source == other.book_source:
         return True
-    if run.playbook_hash != other.playbook_hash or run.playbook_hash == _default_hash():
+    default = _default_hash()
+    if any_playbook:
+        if default in (run.playbook_hash, other.playbook_hash):
+            return False
+    elif run.playbook_hash != other.playbook_hash or run.playbook_hash == default:
         return False
     if any("://" in s or s.startswith("<") for s in (run.book_source, other.book_source)):
         return False

@@ -405,6 +405,20 @@ class SqlStore:
             for batch in result.partitions():
                 yield [values(row) for row in batch]
 
+    def shared_accounts(self, run_id: str, others: Collection[str]) -> dict[str, int]:
+        """How many accounts each of ``others`` shares with ``run_id``; see :meth:`Store.shared_accounts`."""
+        if not others:
+            return {}
+        mine, theirs = schema.recommendations.alias("mine"), schema.recommendations.alias("theirs")
+        query = (
+            sa.select(theirs.c.run_id, sa.func.count())
+            .select_from(mine.join(theirs, mine.c.account_id == theirs.c.account_id))
+            .where(mine.c.run_id == run_id, theirs.c.run_id.in_(sorted(set(others) - {run_id})))
+            .group_by(theirs.c.run_id)
+        )
+        with self._errors(f"count the accounts other runs share with run {run_id!r}"), self._read() as conn:
+            return {str(other): int(n) for other, n in conn.execute(query)}
+
     # --- feedback -----------------------------------------------------------------------
 
     def add_feedback(self, events: Sequence[FeedbackEvent], *, audit: Sequence[AuditEntry] = ()) -> int:
