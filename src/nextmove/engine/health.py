@@ -8,8 +8,8 @@ from datetime import date, datetime, timedelta
 
 import polars as pl
 
-from nextmove.book import Book, gone_accounts, table_reach
-from nextmove.book.notes import lagging_book_notes
+from nextmove.book import NO_ACTION, Book, gone_accounts, of_dates, table_reach
+from nextmove.book.notes import lagging_book_notes, last_day
 from nextmove.book.outcomes_until import checked_outcomes_until, outcomes_until_notes
 from nextmove.book.validate import returned_accounts_notes
 from nextmove.engine.model_store import load_outcome_models, save_outcome_models
@@ -18,9 +18,11 @@ from nextmove.features import (
     FeatureVocabulary,
     build_training_set,
     compute_features,
+    outcomes_seen_until,
     terminal_outcome_kinds,
 )
-from nextmove.features.history import resolve_as_of
+from nextmove.features.history import DECISION_TS, resolve_as_of
+from nextmove.features.training import decision_rows
 from nextmove.measure.accuracy import ProbabilityAccuracy, evaluate_probabilities
 from nextmove.models.health import (
     BANDS,
@@ -298,7 +300,8 @@ def score_health(
         decisions_from=None if training_days is None else when - timedelta(days=training_days),
     )
     if training_days is not None and not training.filter(~pl.col("censored")).height:
-        raise training_days_error(training_days, playbook, when)
+        _, latest, seen = finished_decisions(book, playbook, when, until if isinstance(until, datetime) else None)
+        raise training_days_error(training_days, playbook, when, latest, seen)
     optimizer = _optimize(card, training, playbook, vocab, notes)
     bands_report: HealthBandReport | None = None
     if playbook.health.band_cutoffs is None:
@@ -380,22 +383,77 @@ def score_health(
     )
 
 
-def training_days_error(training_days: int, playbook: Playbook, when: datetime) -> ConfigError:
-    """The error of a ``--training-days`` that keeps no decision whose horizon is over by ``when``, naming enough days.
+def training_days_error(
+    training_days: int, playbook: Playbook, when: datetime, latest_finished: datetime | None, seen: datetime
+) -> ConfigError:
+    """The error of a ``--training-days`` that keeps no decision whose horizon is over by ``when``, naming enough
+    days (``run`` and ``health`` alike): the horizon, a decision window and the days since the outcomes are
+    ``seen`` to, and at least back to ``latest_finished``, the latest finished decision of the whole history
+    (:func:`finished_decisions`).
 
     Examples
     --------
     >>> from nextmove.playbook.loader import load_playbook
-    >>> print(training_days_error(30, load_playbook(), datetime(2025, 4, 1)))  # doctest: +ELLIPSIS
+    >>> print(training_days_error(30, load_playbook(), datetime(2025, 4, 1), None, datetime(2025, 4, 1)))
+    ... # doctest: +ELLIPSIS
     no past decision's outcomes ... --training-days 30 keeps only ... Pass --training-days 104 or more ...
     """
-    enough = playbook.horizon_days + playbook.contact_policy.window_days
+    window = playbook.contact_policy.window_days
+    unseen = _whole_days(when - seen)
+    # The horizon, a decision window (a regular date lies in each) and the days the outcomes are not
+    # seen; at least as far back as the latest finished decision.
+    back = 0 if latest_finished is None else _whole_days(when - latest_finished)
+    enough = max(playbook.horizon_days + window + unseen, back)
+    since = "" if unseen == 0 else f" and the outcomes seen up to {last_day(seen)}"
     return ConfigError(
         f"no past decision's outcomes can be learned from: --training-days {training_days} keeps only the "
         f"decisions of the {training_days} days before {when:%Y-%m-%d}, and with the playbook's "
-        f"{playbook.horizon_days}-day horizon none of them is finished by then. Pass --training-days {enough} "
-        f"or more (the horizon and a {playbook.contact_policy.window_days}-day decision window), or leave it out "
-        "to learn from the whole history"
+        f"{playbook.horizon_days}-day horizon{since} none of them is finished by then. Pass --training-days "
+        f"{enough} or more (the horizon, a {window}-day decision window"
+        + ("" if unseen == 0 else f" and the {_days_text(unseen)} since the outcomes are seen")
+        + "), or leave it out to learn from the whole history"
+    )
+
+
+def _days_text(n: int) -> str:
+    return f"{n:,} day" if n == 1 else f"{n:,} days"
+
+
+def _whole_days(span: timedelta) -> int:
+    """``span`` in days, a part of a day counting as one (0 for none)."""
+    return max(0, -(-span // timedelta(days=1)))
+
+
+def finished_decisions(
+    book: Book, playbook: Playbook, when: datetime, outcomes_until: datetime | None = None
+) -> tuple[datetime | None, datetime | None, datetime]:
+    """The earliest decision of the whole history as of ``when``, the latest whose horizon is over by then
+    (None: none), and how far the outcomes are seen (:func:`~nextmove.features.outcomes_seen_until`).
+
+    The decisions and the rule are the training set's (:func:`~nextmove.features.build_training_set`):
+    a decision is finished when its horizon ends by the time the outcomes are seen to.
+    """
+    signals, touches, outcomes = (b.filter(pl.col("ts") <= when) for b in (book.signals, book.touches, book.outcomes))
+    known = Book(book.accounts, signals, touches, outcomes, source=book.source, as_of=when)
+    days = of_dates(book.outcomes)
+    untouched = not known.touches.get_column("action_id").eq(NO_ACTION).any()
+    decided = decision_rows(
+        known,
+        playbook,
+        end=when,
+        every_days=playbook.contact_policy.window_days,
+        untouched=untouched,
+        whole_days=days,
+    ).get_column(DECISION_TS)
+    # As the training set reads them: complete to --outcomes-until when given, else where they are seen to.
+    seen = outcomes_seen_until(known, when, whole_days=days) if outcomes_until is None else min(outcomes_until, when)
+    horizon = timedelta(days=playbook.horizon_days)
+    finished = decided.filter(decided + horizon <= seen)
+    earliest, latest = decided.min(), finished.max()
+    return (
+        earliest if isinstance(earliest, datetime) else None,
+        latest if isinstance(latest, datetime) else None,
+        seen,
     )
 
 

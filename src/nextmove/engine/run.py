@@ -60,8 +60,10 @@ from nextmove.engine.health import (
     HealthResult,
     active_accounts,
     existing_accounts,
+    finished_decisions,
     learned_bands,
     no_signal_note,
+    training_days_error,
     unended_outcome_note,
 )
 from nextmove.engine.holds import read_holds, with_done_plays
@@ -87,9 +89,8 @@ from nextmove.features import (
     outcomes_seen_until,
     training_vocabulary,
 )
-from nextmove.features.history import DECISION_TS, point_in_time, resolve_as_of
+from nextmove.features.history import point_in_time, resolve_as_of
 from nextmove.features.snapshot import vocabulary_of
-from nextmove.features.training import decision_rows
 from nextmove.measure.ope import evaluate_policy, logging_propensities, policy_difference
 from nextmove.measure.policy import do_nothing_policy, eligible_actions, learned_policy, lifecycle_default_policy
 from nextmove.models.effect import EffectModel, EffectProjection, objective_specs
@@ -1034,16 +1035,18 @@ def _nothing_to_learn(
 ) -> ConfigError:
     """The effect model's "nothing to learn from", with the run's ways out.
 
-    What is said rests on the decisions of the whole history (:func:`_finished_decisions`): when none
-    is finished by ``when``, a later ``--as-of`` (or the outcomes since, when the outcomes' end is what
-    leaves every horizon open); when some are but ``--training-days`` keeps none of them, the
-    ``--training-days`` that keeps one. ``outcomes_until``: the run's ``--outcomes-until``, how far the
+    What is said rests on the decisions of the whole history
+    (:func:`~nextmove.engine.health.finished_decisions`): when none is finished by ``when``, a later
+    ``--as-of`` (or the outcomes since, when the outcomes' end is what leaves every horizon open); when
+    some are but ``--training-days`` keeps none of them, the ``--training-days`` that keeps one
+    (:func:`~nextmove.engine.health.training_days_error`, as health says it). ``outcomes_until``: the
+    run's ``--outcomes-until``, how far the
     outcomes are complete (else where they are seen to).
     """
     if error.ready_on is None:
         return error
     horizon = timedelta(days=playbook.horizon_days)
-    earliest, latest_finished, seen = _finished_decisions(book, playbook, when, outcomes_until)
+    earliest, latest_finished, seen = finished_decisions(book, playbook, when, outcomes_until)
     if latest_finished is None:
         if earliest is None:
             return error
@@ -1078,62 +1081,7 @@ def _nothing_to_learn(
         )
     if training_days is None:
         return error
-    window = playbook.contact_policy.window_days
-    unseen = _whole_days(when - seen)
-    # The horizon, a decision window (a regular date lies in each) and the days the outcomes are not
-    # seen; at least as far back as the latest finished decision.
-    enough = max(playbook.horizon_days + window + unseen, _whole_days(when - latest_finished))
-    since = "" if unseen == 0 else f" and the outcomes seen up to {last_day(seen)}"
-    return ConfigError(
-        f"no past decision's outcomes can be learned from: --training-days {training_days} keeps only the "
-        f"decisions of the {training_days} days before {when:%Y-%m-%d}, and with the playbook's "
-        f"{playbook.horizon_days}-day horizon{since} none of them is finished by then. Pass --training-days "
-        f"{enough} or more (the horizon, a {window}-day decision window"
-        + ("" if unseen == 0 else f" and the {_days_text(unseen)} since the outcomes are seen")
-        + "), or leave it out to learn from the whole history"
-    )
-
-
-def _days_text(n: int) -> str:
-    return f"{n:,} day" if n == 1 else f"{n:,} days"
-
-
-def _whole_days(span: timedelta) -> int:
-    """``span`` in days, a part of a day counting as one (0 for none)."""
-    return max(0, -(-span // timedelta(days=1)))
-
-
-def _finished_decisions(
-    book: Book, playbook: Playbook, when: datetime, outcomes_until: datetime | None = None
-) -> tuple[datetime | None, datetime | None, datetime]:
-    """The earliest decision of the whole history as of ``when``, the latest whose horizon is over by then
-    (None: none), and how far the outcomes are seen (:func:`~nextmove.features.outcomes_seen_until`).
-
-    The decisions and the rule are the training set's (:func:`~nextmove.features.build_training_set`):
-    a decision is finished when its horizon ends by the time the outcomes are seen to.
-    """
-    signals, touches, outcomes = (b.filter(pl.col("ts") <= when) for b in (book.signals, book.touches, book.outcomes))
-    known = Book(book.accounts, signals, touches, outcomes, source=book.source, as_of=when)
-    days = of_dates(book.outcomes)
-    untouched = not known.touches.get_column("action_id").eq(NO_ACTION).any()
-    decided = decision_rows(
-        known,
-        playbook,
-        end=when,
-        every_days=playbook.contact_policy.window_days,
-        untouched=untouched,
-        whole_days=days,
-    ).get_column(DECISION_TS)
-    # As the training set reads them: complete to --outcomes-until when given, else where they are seen to.
-    seen = outcomes_seen_until(known, when, whole_days=days) if outcomes_until is None else min(outcomes_until, when)
-    horizon = timedelta(days=playbook.horizon_days)
-    finished = decided.filter(decided + horizon <= seen)
-    earliest, latest = decided.min(), finished.max()
-    return (
-        earliest if isinstance(earliest, datetime) else None,
-        latest if isinstance(latest, datetime) else None,
-        seen,
-    )
+    return training_days_error(training_days, playbook, when, latest_finished, seen)
 
 
 EFFECT_MODEL_FORMAT = 3
