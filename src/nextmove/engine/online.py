@@ -126,6 +126,8 @@ class Option:
     run_why: str | None = None
     """Why the run ranked it below its choice (``lower_value``, ``rule``, ``cooldown`` …), None for the choice."""
     run_reason: str = ""
+    pooled: bool = False
+    """Valued at the pooled effect of all actions, for want of a history of its own (the receipts' ``pooled``)."""
 
     @property
     def key(self) -> str:
@@ -203,6 +205,7 @@ def options_of(rec: RecommendationRecord) -> tuple[Option, ...]:
         rec.expected_value_usd,
         _number(rec.value_low_usd, rec.expected_value_usd),
         _number(rec.value_high_usd, rec.expected_value_usd),
+        pooled=isinstance(rec.evidence, Mapping) and rec.evidence.get("pooled") is True,
     )
     out = [chosen]
     seen = {chosen.key}
@@ -225,6 +228,7 @@ def options_of(rec: RecommendationRecord) -> tuple[Option, ...]:
             _number(alt.get("high"), value),
             why,
             reason,
+            pooled=alt.get("pooled") is True,
         )
         if option.key not in seen:
             seen.add(option.key)
@@ -730,12 +734,16 @@ class FreshScorer:
         touches = book.touches.filter(mine)
         sub = Book(accounts, pl.concat([book.signals.filter(mine), fresh]), touches, book.outcomes.filter(mine))
         snapshot = compute_features(sub, as_of, playbook=self.playbook, vocabulary=self.vocabulary)
-        values = self.model.project(snapshot).values
+        projection = self.model.project(snapshot)
+        values = projection.values
         rules = check_rules(snapshot, touches, self.playbook, as_of, feature_schema(snapshot))
         # The playbook's candidates (action × variant) valued as the run values them: a variant
         # takes the model's arm of its own when there is one, else its action's with its own cost.
         costs = {a.id: a.cost_usd for a in self.playbook.actions}
         v, lo, hi = (m[0] for m in value_matrices(values, [account_id], rules.candidates, action_cost_usd=costs))
+        # Flagged as the run flags its receipts: by the arm a candidate is valued by (as value_matrices takes it).
+        arms = set(values.get_column("action_id").cast(pl.String).unique().to_list())
+        flagged = set(projection.flagged_actions)
         out = []
         for k, c in enumerate(rules.candidates):
             code = Why(int(rules.why[0, k]))
@@ -747,12 +755,18 @@ class FreshScorer:
             else:
                 why, reason = "lower_value", ""
             value = float(v[k]) if projected else 0.0
-            out.append(Option(c.action_id, c.variant, value, _number(lo[k], value), _number(hi[k], value), why, reason))
+            arm = c.key if c.variant is not None and c.key in arms else c.action_id
+            pooled = projected and arm in flagged
+            out.append(
+                Option(c.action_id, c.variant, value, _number(lo[k], value), _number(hi[k], value), why, reason, pooled)
+            )
         out.append(Option(NO_ACTION, None, 0.0, 0.0, 0.0, "lower_value", "doing nothing is always possible"))
         out.sort(key=lambda o: -o.value_usd)
         # The best allowed option plays the part of the run's choice (first, without a reason).
         first = next(o for o in out if not o.blocked_by_run or o.action_id == NO_ACTION)
-        chosen = Option(first.action_id, first.variant, first.value_usd, first.low_usd, first.high_usd)
+        chosen = Option(
+            first.action_id, first.variant, first.value_usd, first.low_usd, first.high_usd, pooled=first.pooled
+        )
         return (chosen, *(o for o in out if o is not first))
 
 
@@ -1444,6 +1458,8 @@ class OnlineDecider:
             "signals": base.get("signals", []),
             "comparables": base.get("comparables", []) if same_as_run else _run_comparables(view, chosen),
             "summary": summary,
+            # Valued at the pooled effect, for want of a history of its own: as the run's receipts flag it.
+            "pooled": chosen.pooled,
             "run_id": snap.run.run_id,
             "run_action_id": rec.action_id,
             "rescored_with_fresh_signals": view.rescored,
@@ -1934,6 +1950,7 @@ def _alternatives(
                 "high": round(o.high_usd + float(shift[i]), 2),
                 "why": why,
                 "reason": reason,
+                "pooled": o.pooled,
             }
         )
     rows.sort(key=lambda r: -float(r["value_usd"]))  # by value, whatever the why (docs/evidence.md), as batch receipts
@@ -2010,6 +2027,8 @@ def _summary(
         text = f"Do nothing for {view.account_id} now"
     else:
         text = f"{name} for {view.account_id}: projected {usd_text(value)} over doing nothing"
+        if chosen.pooled and arm != "control":  # as the run's receipts say it (docs/evidence.md)
+            text += "; too few past touches to learn its own effect, so it is projected from the other actions'"
     if arm == "control":
         text += " (control cohort: the lifecycle default playbook's move)"
     elif arm == "explore":
