@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import sys
 import unicodedata
 from collections.abc import Callable
 
@@ -30,6 +31,8 @@ ACCOUNTS = {"account_id": pl.String}
         ("  page-views / day ", "page_views_day"),
         ("Basket Value (€)", "basket_value"),
         ("Größe", "grosse"),
+        ("GROẞE", "grosse"),  # the capital sharp s (U+1E9E) as its lower case: it was dropped ("groe")
+        ("ẞ", "ss"),
         ("NPS", "nps"),
         ("30d_logins", "x_30d_logins"),
         ("%%%", "x"),
@@ -53,6 +56,19 @@ def test_sanitize_name_always_gives_an_identifier(raw: str) -> None:
 def test_sanitize_name_of_latin_text_stays_ascii(raw: str) -> None:
     # Latin letters keep only their ASCII base, as stems always did: existing books keep their stems.
     assert re.fullmatch(r"[a-z_][a-z0-9_]*", sanitize_name(raw))
+
+
+def test_every_latin_capital_stems_as_its_lower_case() -> None:
+    # Every code point Unicode names a Latin letter, over the whole range: a capital whose lower case is one
+    # letter stems as that letter does (ẞ was dropped while ß stems as ss), so a name's case never moves it.
+    latin = [chr(cp) for cp in range(sys.maxunicode + 1) if "LATIN" in unicodedata.name(chr(cp), "")]
+    assert len(latin) > 1_000
+    differ = [
+        (f"U+{ord(c):04X}", c, sanitize_name(c), sanitize_name(c.lower()))
+        for c in latin
+        if len(c.lower()) == 1 and c.lower() != c and sanitize_name(c) != sanitize_name(c.lower())
+    ]
+    assert differ == []
 
 
 @pytest.mark.parametrize(

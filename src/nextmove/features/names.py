@@ -51,6 +51,7 @@ _NOT_IDENT = re.compile(r"[^a-z0-9\u0080-\U0010ffff]+")
 _LATIN = str.maketrans(
     {
         "ß": "ss",
+        "ẞ": "SS",  # the capital (U+1E9E), as its lower case: it has no ASCII base either
         "æ": "ae",
         "Æ": "AE",
         "ø": "o",
