@@ -299,3 +299,28 @@ def test_report_prints_the_accounts_table_inside_the_page(browser: Any, tmp_path
     assert not note.is_visible()
     assert errors == []
     page.close()
+
+
+def test_report_search_ignores_accents_and_case_both_ways(browser: Any, tmp_path: Path) -> None:
+    # "muller" found no "Müller" row, nor "müller" a "Muller" one: the search compared the text as written.
+    summary, recs = make_run(6)
+    names = ["Müller GmbH", "Muller AG", "Mu\u0308ller KG", "SOCIÉTÉ Générale", "Societe Nord", "İzmir Ltd"]
+    recs = recs.with_columns(pl.Series("name", names))
+    path = write_report(build_report_data(summary, recs), tmp_path / "report.html")
+    page, errors, _ = open_report(browser, path)
+    rows = page.locator("#accounts tbody tr")
+
+    def found(query: str) -> set[str]:
+        page.fill("#search", query)
+        return {r.locator("td").first.inner_text().split("\n")[0] for r in rows.all()}
+
+    millers = {"Müller GmbH", "Muller AG", "Mu\u0308ller KG"}
+    for query in ["muller", "müller", "MÜLLER", "Mu\u0308ller", "  Muller "]:
+        assert found(query) == millers, query
+    for query in ["societe", "Société", "SOCIETE"]:
+        assert found(query) == {"SOCIÉTÉ Générale", "Societe Nord"}, query
+    assert found("izmir") == {"İzmir Ltd"}
+    assert found("müller gmbh") == {"Müller GmbH"}
+    assert found("mueller") == set()  # accents are dropped, not spelt out
+    assert errors == []
+    page.close()
