@@ -149,6 +149,36 @@ _LEADING_ZERO = r"^[+-]?0[0-9]"
 """A number written with a leading zero (``01000``): a code such as a zip code, kept as text."""
 
 
+_DECIMAL_COMMA = re.compile(r"\s*[+-]?(?:\d{1,3}(?:\.\d{3})+|\d+),\d+\s*")
+_THOUSANDS_COMMA = re.compile(r"\s*[+-]?\d{1,3},\d{3}\s*")
+
+
+def decimal_comma_hint(text: str) -> str | None:
+    """What to say of a number written with a decimal comma (``1,5``, ``1.234,56``, a German export); None if not one.
+
+    A comma before exactly three digits (``1,234``) may as well be a thousands separator: the hint says both.
+    Nothing is converted: the book must be exported again.
+
+    Examples
+    --------
+    >>> decimal_comma_hint("1,5")
+    'looks like a decimal comma: export numbers with a decimal point'
+    >>> decimal_comma_hint(" -1.234,56 ") == decimal_comma_hint("1,5")
+    True
+    >>> decimal_comma_hint("1,234")
+    'looks like a decimal comma or a thousands separator: export numbers with a decimal point and no separators'
+    >>> decimal_comma_hint("1.5"), decimal_comma_hint("a,b"), decimal_comma_hint("1,2,3"), decimal_comma_hint("1.23,4")
+    (None, None, None, None)
+    """
+    if _THOUSANDS_COMMA.fullmatch(text):
+        return (
+            "looks like a decimal comma or a thousands separator: export numbers with a decimal point and no separators"
+        )
+    if _DECIMAL_COMMA.fullmatch(text):
+        return "looks like a decimal comma: export numbers with a decimal point"
+    return None
+
+
 def is_missing_text(expr: pl.Expr) -> pl.Expr:
     """True where text ``expr`` is null, blank or one of :data:`MISSING_TOKENS`.
 
@@ -317,3 +347,31 @@ def non_numbers(series: pl.Series) -> tuple[int, int, str] | None:
         return None
     first = int(flags["bad"].arg_true()[0])
     return bad, first, str(series[first])
+
+
+def decimal_commas(series: pl.Series) -> tuple[int, int, str] | None:
+    """When a text column would be numbers but for decimal commas: ``(count, first index, first value)`` of those.
+
+    None when the column is not text, has no value with a decimal comma (:func:`decimal_comma_hint`),
+    or has another value that is not a number either (it is text, not numbers with commas).
+
+    Examples
+    --------
+    >>> decimal_commas(pl.Series("discount", ["0,5", "12", "NA", "1.234,5"]))
+    (2, 0, '0,5')
+    >>> decimal_commas(pl.Series("plan", ["1,5", "pro"])) is None, decimal_commas(pl.Series("n", ["1.5"])) is None
+    (True, True)
+    """
+    if series.dtype != pl.String:
+        return None
+    frame = series.to_frame()
+    col = pl.col(series.name)
+    present = ~is_missing_text(col)
+    number = _parse_column(series.name, ColumnType.FLOAT, pl.String()).is_not_null()
+    comma = col.str.contains(f"^(?:{_DECIMAL_COMMA.pattern})$").fill_null(False)
+    flags = frame.select((present & comma).alias("comma"), (present & ~number & ~comma).alias("other"))
+    count = int(flags["comma"].sum())
+    if count == 0 or bool(flags["other"].any()):
+        return None
+    first = int(flags["comma"].arg_true()[0])
+    return count, first, str(series[first])

@@ -35,6 +35,8 @@ from nextmove.book.notes import (
     written_dates_note,
 )
 from nextmove.book.parse import (
+    decimal_comma_hint,
+    decimal_commas,
     infer_extra_column,
     is_missing_text,
     no_such_date,
@@ -1178,6 +1180,14 @@ def _text_number_notes(lf: pl.LazyFrame, schema: pl.Schema, spec: TableSpec, src
     frame = lf.select(extras).collect(engine="streaming")
     notes = []
     for name in extras:
+        commas = decimal_commas(frame.get_column(name))
+        if commas is not None:  # a German export: 1,5 and 1.234,56 (converting nothing)
+            count, first, value = commas
+            notes.append(
+                f"{src.label}, column {name!r} is read as text, not numbers: {count:,} value(s) are not numbers "
+                f"(the first: row {first + 1}, {value!r}, {decimal_comma_hint(value)})"
+            )
+            continue
         found = non_numbers(frame.get_column(name))
         if found is None:
             continue
@@ -1309,6 +1319,10 @@ def _is_time_type_check(check: _Check, spec: TableSpec) -> bool:
     return check.rule is Rule.BAD_TYPE and spec.column(check.column).type is ColumnType.TIMESTAMP
 
 
+def _is_number_type_check(check: _Check, spec: TableSpec) -> bool:
+    return check.rule is Rule.BAD_TYPE and spec.column(check.column).type is ColumnType.FLOAT
+
+
 def _collect_examples(
     examples: pl.DataFrame,
     counts: pl.DataFrame,
@@ -1328,6 +1342,10 @@ def _collect_examples(
                 reason = no_such_date(value) if value and _is_time_type_check(check, spec) else None
                 if reason is not None:
                     expected = f"a date and time that exist ({reason})"
+                # 1,5 or 1.234,56 (a German export) is no number: say why, converting nothing.
+                hint = decimal_comma_hint(value) if value and _is_number_type_check(check, spec) else None
+                if hint is not None:
+                    expected = f"{expected} ({hint})"
                 ctx.problems.append(
                     Problem(
                         check.rule,
