@@ -14,7 +14,15 @@ import pytest
 from nextmove.book.validate import load_book
 from nextmove.errors import ConfigError, NotFittedError, NothingToLearnError
 from nextmove.features import FeatureVocabulary, build_training_set, training_vocabulary
-from nextmove.models.effect import EffectModel, EffectProjection, _interval, objective_specs, row_value_usd
+from nextmove.models.effect import (
+    EffectArrays,
+    EffectModel,
+    EffectProjection,
+    _amounts_over,
+    _interval,
+    objective_specs,
+    row_value_usd,
+)
 from nextmove.playbook import Action, Objective, Playbook
 from nextmove.playbook.schema import Variant
 
@@ -826,3 +834,52 @@ def test_effect_projection_keeps_its_effects_as_arrays_and_makes_the_frame_chunk
     assert copy.arrays is None
     assert copy.effects_height == frame.height
     assert copy.effects is frame
+
+
+def test_effect_projection_baselines_and_pair_effects_read_the_arrays_without_making_the_long_frame(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """What the run's summary columns read (each account's do-nothing levels, the chosen arms' effects, the
+    amounts over the history's largest) comes from the arrays, the same as from the long frame, which is
+    never made for it (at a million accounts it is 70 rows per account)."""
+    training = randomised_book(accounts=60, periods=4, arms={"none": 0.4, "call": 0.2, "email": 0.2, "chat": 0.2})
+    model = EffectModel(small_playbook(["call", "email", "chat"]), **FAST).fit(training)
+    snapshot = snapshot_of(training)
+    monkeypatch.setattr("nextmove.models.effect._DRAW_BUDGET", 7 * model.n_draws * len(model.arms_))
+    arrays_only = model.project(snapshot)
+    frame = model.project(snapshot).effects  # the same projection (seeded), its frame made
+    copy = EffectProjection(arrays_only.level, frame, arrays_only.values, arrays_only.flagged_actions)
+    ids = snapshot.get_column("account_id").to_list()
+    pairs = pl.DataFrame(
+        {
+            "account_id": [ids[5], ids[0], ids[5], "unknown", ids[9]],
+            "_key": ["chat", "call", "email", "call", "not-an-arm"],
+            "tag": [1, 2, 3, 4, 5],
+        }
+    )
+    made: list[int] = []
+    original = EffectArrays.frame
+    monkeypatch.setattr(EffectArrays, "frame", lambda self: made.append(1) or original(self))
+    key = ["account_id", "objective"]
+    got = arrays_only.baselines().sort(key)
+    want = copy.baselines().sort(key)
+    assert got.equals(want)
+    assert got.height == 60 * 2
+    assert sorted(arrays_only.arm_ids) == sorted(copy.arm_ids) == ["call", "chat", "email"]
+    pkey = ["tag", "objective"]
+    got_pairs = arrays_only.pair_effects(pairs).sort(pkey)
+    want_pairs = copy.pair_effects(pairs).sort(pkey)
+    assert got_pairs.equals(want_pairs)
+    assert got_pairs.get_column("tag").unique().sort().to_list() == [1, 2, 3]  # unknown accounts and arms drop out
+    for objective in ("win", "growth"):
+        levels = frame.filter(pl.col("objective") == objective).select(
+            pl.max_horizontal("baseline", pl.col("baseline") + pl.col("effect"))
+        )
+        limit = float(levels.to_series().unique().sort()[-2])  # some projections are over it
+        got_over, want_over = (_amounts_over(p, objective, limit) for p in (arrays_only, copy))
+        assert got_over is not None
+        assert want_over is not None
+        assert got_over[0] == want_over[0] > 0  # accounts over the limit
+        assert {k: got_over[1][k] for k in ("account_id", "usd")} == {k: want_over[1][k] for k in ("account_id", "usd")}
+        assert _amounts_over(arrays_only, objective, levels.to_series().max() + 1.0) is None
+    assert made == []

@@ -262,8 +262,8 @@ def baseline_usd(projection: EffectProjection, playbook: Playbook, arr: pl.DataF
     ``account_id, arr``), the same convention as :func:`~nextmove.models.effect.row_value_usd`.
     """
     base = (
-        projection.effects.group_by("account_id", "objective", maintain_order=True)
-        .agg(pl.col("baseline").first())
+        projection.baselines()
+        .select("account_id", "objective", "baseline")
         .join(arr.select("account_id", pl.col("arr").cast(pl.Float64)), on="account_id", how="left")
     )
     total = np.zeros(base.height)

@@ -1258,8 +1258,7 @@ def _projected_columns(projection: EffectProjection, decided: pl.DataFrame, play
     do-nothing baseline. Control accounts show the default's projection (what they get).
     """
     specs = objective_specs(playbook)
-    effects = projection.effects.select("account_id", "action_id", "objective", "baseline", "effect")
-    base = effects.group_by("account_id", "objective").agg(pl.col("baseline").first())
+    base = projection.baselines().select("account_id", "objective", "baseline")
     chosen = decided.select(
         "account_id",
         pl.when(pl.col("variant").is_not_null())
@@ -1268,17 +1267,16 @@ def _projected_columns(projection: EffectProjection, decided: pl.DataFrame, play
         .alias("_key"),
         pl.col("action_id").alias("_action"),
     )
-    arms = set(effects.get_column("action_id").unique().to_list())
+    arms = projection.arm_ids
     chosen = chosen.with_columns(
-        pl.when(pl.col("_key").is_in(list(arms))).then(pl.col("_key")).otherwise(pl.col("_action")).alias("_key")
+        pl.when(pl.col("_key").is_in(arms)).then(pl.col("_key")).otherwise(pl.col("_action")).alias("_key")
+    )
+    effects = projection.pair_effects(chosen.select("account_id", "_key")).select(
+        "account_id", "_key", "objective", "effect"
     )
     with_effect = (
         chosen.join(base, on="account_id", how="left")
-        .join(
-            effects.select("account_id", pl.col("action_id").alias("_key"), "objective", "effect"),
-            on=["account_id", "_key", "objective"],
-            how="left",
-        )
+        .join(effects, on=["account_id", "_key", "objective"], how="left")
         .with_columns((pl.col("baseline") + pl.col("effect").fill_null(0.0)).alias("_with"))
     )
     wide = with_effect.pivot(on="objective", index="account_id", values="_with")

@@ -98,12 +98,11 @@ def arr_at_risk(projection: EffectProjection, recommendations: pl.DataFrame, pla
     ids = recommendations.select("account_id")
     if not has_arr(recommendations):
         return ids.with_columns(pl.lit(None, dtype=pl.Float64).alias("arr_at_risk_usd"))
-    if not specs or "arr" not in recommendations.columns or projection.effects.height == 0:
+    if not specs or "arr" not in recommendations.columns or projection.effects_height == 0:
         return ids.with_columns(pl.lit(0.0).alias("arr_at_risk_usd"))
     base = (
-        projection.effects.filter(pl.col("objective").is_in([s.objective for s in specs]))
-        .group_by("account_id", "objective")
-        .agg(pl.col("baseline").first())
+        projection.baselines()
+        .filter(pl.col("objective").is_in([s.objective for s in specs]))
         .group_by("account_id")
         .agg(pl.col("baseline").sum().clip(0.0, 1.0).alias("_p"))
     )
@@ -123,8 +122,7 @@ def impact_by_objective(
     add nothing). The bounds are summed account by account, which is conservative (wider than
     the interval of the total) because accounts' effects share the arm-level uncertainty.
     """
-    effects = projection.effects
-    if effects.height == 0:
+    if projection.effects_height == 0:
         return []
     keyed = decided.filter(pl.col("action_id") != NO_ACTION).select(
         "account_id",
@@ -137,11 +135,11 @@ def impact_by_objective(
         ).alias("_key"),
         pl.col("action_id").alias("_action"),
     )
-    arms = set(effects.get_column("action_id").unique().to_list())
+    arms = projection.arm_ids
     keyed = keyed.with_columns(
-        pl.when(pl.col("_key").is_in(list(arms))).then(pl.col("_key")).otherwise(pl.col("_action")).alias("_key")
+        pl.when(pl.col("_key").is_in(arms)).then(pl.col("_key")).otherwise(pl.col("_action")).alias("_key")
     )
-    chosen = keyed.join(effects.rename({"action_id": "_key"}), on=["account_id", "_key"], how="inner").with_columns(
+    chosen = projection.pair_effects(keyed).with_columns(
         pl.when(pl.col("effect").abs() > 0)
         .then(pl.col("effect_usd") / pl.col("effect"))
         .otherwise(0.0)

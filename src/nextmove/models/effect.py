@@ -521,6 +521,144 @@ class EffectProjection:
             .select("account_id", "action_id", "value_usd", "low", "high")
         )
 
+    def _by_position(self) -> EffectArrays | None:
+        """The arrays when each projected row is one account (positions name accounts), else None."""
+        arrays = self.arrays
+        if arrays is None or self._effects is not None:
+            return None
+        ids = arrays.ids.get_column("account_id")
+        return arrays if ids.n_unique() == ids.len() else None
+
+    @property
+    def arm_ids(self) -> list[str]:
+        """The arms with effects (every arm but ``none``), without making the long frame."""
+        if self.arrays is not None and self._effects is None:
+            return list(self.arrays.arms) if self.arrays.objectives else []
+        return self.effects.get_column("action_id").unique().to_list()
+
+    def baselines(self) -> pl.DataFrame:
+        """``account_id, objective, outcome, unit, baseline``: each account's do-nothing level per objective.
+
+        What grouping :attr:`effects` by account and objective and taking the first row gives
+        (objective by objective), made from the arrays when positions name accounts, so a large
+        projection's long frame is not made for it.
+        """
+        arrays = self._by_position()
+        if arrays is None:
+            return (
+                self.effects.group_by("account_id", "objective", maintain_order=True)
+                .agg(pl.col("outcome").first(), pl.col("unit").first(), pl.col("baseline").first())
+                .select(
+                    pl.col("account_id").cast(pl.String),
+                    pl.col("objective").cast(pl.String),
+                    pl.col("outcome").cast(pl.String),
+                    pl.col("unit").cast(pl.String),
+                    pl.col("baseline").cast(pl.Float64),
+                )
+            )
+        schema = {"account_id": pl.String, "objective": pl.String, "outcome": pl.String, "unit": pl.String}
+        if not arrays.arms or not arrays.objectives:
+            return pl.DataFrame(schema={**schema, "baseline": pl.Float64})
+        ids = arrays.ids.select(pl.col("account_id").cast(pl.String))
+        return pl.concat(
+            [
+                ids.with_columns(
+                    pl.lit(objective, pl.String).alias("objective"),
+                    pl.lit(arrays.outcomes[o], pl.String).alias("outcome"),
+                    pl.lit(arrays.units[o], pl.String).alias("unit"),
+                    pl.Series("baseline", arrays.baseline[o], pl.Float64),
+                )
+                for o, objective in enumerate(arrays.objectives)
+            ]
+        )
+
+    def pair_effects(self, pairs: pl.DataFrame) -> pl.DataFrame:
+        """The effects of given (account, arm) pairs: ``pairs`` (``account_id, _key``: the arm, and any
+        other columns) inner-joined with :attr:`effects` on the account and the arm, one row per pair
+        found and objective, with ``objective, outcome, unit, baseline, effect, low, high, effect_usd``.
+
+        Gathered from the arrays by position when positions name accounts, so a large projection's
+        long frame is not made for it; rows come objective by objective, each in the pairs' order.
+        """
+        cols = ("objective", "outcome", "unit", "baseline", "effect", "low", "high", "effect_usd")
+        arrays = self._by_position()
+        if arrays is None:
+            effects = self.effects.select(
+                pl.col("account_id").cast(pl.String), pl.col("action_id").cast(pl.String).alias("_key"), *cols
+            )
+            return pairs.join(effects, on=["account_id", "_key"], how="inner", maintain_order="left")
+        where = arrays.ids.select(pl.col("account_id").cast(pl.String)).with_row_index("_row")
+        arm_codes = pl.DataFrame(
+            {"_key": list(arrays.arms), "_arm": list(range(len(arrays.arms)))},
+            schema={"_key": pl.String, "_arm": pl.Int64},
+        )
+        found = pairs.join(where, on="account_id", how="inner", maintain_order="left").join(
+            arm_codes, on="_key", how="inner", maintain_order="left"
+        )
+        rows = found.get_column("_row").to_numpy().astype(np.int64)
+        arm = found.get_column("_arm").to_numpy().astype(np.int64)
+        found = found.drop("_row", "_arm")
+        parts = [
+            found.with_columns(
+                pl.lit(objective, pl.String).alias("objective"),
+                pl.lit(arrays.outcomes[o], pl.String).alias("outcome"),
+                pl.lit(arrays.units[o], pl.String).alias("unit"),
+                pl.Series("baseline", arrays.baseline[o, rows], pl.Float64),
+                pl.Series("effect", arrays.effect[o, arm, rows], pl.Float64),
+                pl.Series("low", arrays.low[o, arm, rows], pl.Float64),
+                pl.Series("high", arrays.high[o, arm, rows], pl.Float64),
+                pl.Series("effect_usd", arrays.effect_usd(o, arm, rows), pl.Float64),
+            )
+            for o, objective in enumerate(arrays.objectives)
+        ]
+        if not parts:
+            return pairs.join(
+                _empty_effects().select(
+                    pl.col("account_id").cast(pl.String), pl.col("action_id").cast(pl.String).alias("_key"), *cols
+                ),
+                on=["account_id", "_key"],
+                how="inner",
+            )
+        return pl.concat(parts)
+
+
+def _amounts_over(projection: EffectProjection, objective: str, limit: float) -> tuple[int, dict[str, Any]] | None:
+    """How many accounts project more than ``limit`` dollars of an amount objective with or without some
+    action, and the highest such projection (``account_id, action_id, usd``); None when none does.
+
+    Read from the arrays (arm by arm) when the projection has them, so a large projection's long
+    frame is not made for it.
+    """
+    arrays = projection.arrays
+    if arrays is None or projection._effects is not None or objective not in arrays.objectives:
+        rows = projection.effects.filter(pl.col("objective") == objective).select(
+            "account_id",
+            "action_id",
+            pl.max_horizontal("baseline", pl.col("baseline") + pl.col("effect")).alias("usd"),
+        )
+        over = rows.filter(pl.col("usd") > limit)
+        if over.height == 0:
+            return None
+        return over.get_column("account_id").n_unique(), over.sort("usd", descending=True).row(0, named=True)
+    o = arrays.objectives.index(objective)
+    baseline = arrays.baseline[o]
+    hit = np.zeros(len(baseline), dtype=bool)
+    best: tuple[float, int, int] | None = None
+    for a in range(len(arrays.arms)):
+        usd = np.maximum(baseline, baseline + arrays.effect[o, a])
+        over = usd > limit
+        if not over.any():
+            continue
+        hit |= over
+        i = int(np.argmax(np.where(over, usd, -np.inf)))
+        if best is None or usd[i] > best[0]:
+            best = (float(usd[i]), a, i)
+    if best is None:
+        return None
+    accounts = arrays.ids.get_column("account_id").filter(pl.Series(hit)).n_unique()
+    usd, a, i = best
+    return accounts, {"account_id": arrays.ids.get_column("account_id")[i], "action_id": arrays.arms[a], "usd": usd}
+
 
 @dataclass
 class _ObjectiveFit:
@@ -1391,16 +1529,10 @@ class EffectModel:
             largest = getattr(fit, "amount_max", 0.0)  # 0 in a model stored before it was recorded
             if not fit.spec.is_amount or largest <= 0:
                 continue
-            rows = projection.effects.filter(pl.col("objective") == fit.spec.objective).select(
-                "account_id",
-                "action_id",
-                pl.max_horizontal("baseline", pl.col("baseline") + pl.col("effect")).alias("usd"),
-            )
-            over = rows.filter(pl.col("usd") > factor * largest)
-            if over.height == 0:
+            found = _amounts_over(projection, fit.spec.objective, factor * largest)
+            if found is None:
                 continue
-            top = over.sort("usd", descending=True).row(0, named=True)
-            accounts = over.get_column("account_id").n_unique()
+            accounts, top = found
             notes.append(
                 f"{fit.spec.objective!r}: {accounts:,} account(s) project more than {factor:g}× the largest "
                 f"{fit.spec.outcome!r} amount the history saw after one decision (${largest:,.0f}), up to "

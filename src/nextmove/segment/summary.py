@@ -373,12 +373,11 @@ def _rates(
             observed[(int(sid), str(kind))] = n / total
     projected: dict[tuple[int, str], float] = {}
     units: dict[str, str] = {}
-    if projection is not None and projection.effects.height:
+    if projection is not None and projection.effects_height:
         base = (
-            projection.effects.select(
-                pl.col("account_id").cast(pl.String), "outcome", "unit", pl.col("baseline").cast(pl.Float64)
-            )
-            .unique(["account_id", "outcome"], keep="first")
+            projection.baselines()
+            .select("account_id", "outcome", "unit", "baseline")
+            .unique(["account_id", "outcome"], keep="first", maintain_order=True)
             .join(ids, on="account_id", how="inner")
             .group_by("segment_id", "outcome", "unit")
             .agg(pl.col("baseline").mean())
