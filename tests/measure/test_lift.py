@@ -747,3 +747,19 @@ def test_overlap_note_counts_the_runs_of_the_book_or_playbook_decided_within_a_h
     assert str(single).startswith("1 other run in the store was decided less than 42 days from this one (2025-05-12)")
     assert ": its horizon overlaps this run's" in str(single)
     assert overlap_note(this, [this, *others[:3]], 42) is None
+
+
+def test_lift_interval_of_a_share_stays_within_a_hundred_points() -> None:
+    """8 treated accounts all without the outcome against 1 control account with it: −100 points, and the
+    interval of a difference of two shares never reaches past ±100 points (it reached −113)."""
+    from nextmove.measure.lift import _difference
+
+    diff = _difference(np.zeros(8), np.ones(1), 1.6449, binary=True)
+    assert diff.estimate == -1.0
+    assert diff.low == -1.0
+    assert diff.high is not None
+    assert -1.0 < diff.high < 0.0
+    wide = _difference(np.ones(3), np.zeros(2), 1.96, binary=True)
+    assert wide.low is not None
+    assert wide.high == 1.0
+    assert -1.0 < wide.low < 1.0

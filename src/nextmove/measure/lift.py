@@ -544,6 +544,9 @@ def _difference(treated: F64, control: F64, z: float, *, binary: bool) -> _Diff:
         pc = (float(control.sum()) + 1) / (nc + 2)
         se = math.sqrt(pt * (1 - pt) / (nt + 2) + pc * (1 - pc) / (nc + 2))
         center = pt - pc
+        # A difference of two shares lies in [-1, 1]: with few accounts the normal interval would
+        # reach past it (-113 points for 8 treated accounts against 1 control), which no data can mean.
+        return _Diff(estimate, se, max(center - z * se, -1.0), min(center + z * se, 1.0))
     else:
         if nt < 2 or nc < 2:
             return _Diff(estimate, None, None, None)
