@@ -138,11 +138,22 @@ def quiet_lightgbm() -> None:
     """Silence LightGBM in this thread (a pool's initializer): its log level is per thread, and set by
     whatever thread parses settings.
 
-    It asks for one LightGBM thread, as every model trained in a pool does: the thread count a call's
-    settings name is a single global of LightGBM's, set by every call, and a pool thread starting up
-    that reset it to all cores while another was building a dataset made that one run a parallel loop
-    on more threads than it had sized its buffers for (a segmentation fault in ``make test``, in a
-    propensity fold's validation set).
+    It asks for one LightGBM thread, as every LightGBM call made on a pool thread must. LightGBM 4
+    keeps one thread count for the whole process (``LGBM_DEFAULT_NUM_THREADS``, not per thread):
+    every call that reads settings (a Dataset's construction, a Booster trained from one, every
+    ``predict``) sets it to the ``num_threads`` it names, 0 (not named) meaning all cores, and the
+    call then sizes per-thread buffers from it and starts a parallel loop that reads it again. A
+    call on another Python thread naming a different count, in between, makes the loop run on more
+    threads than the buffers were sized for: a segmentation fault in ``lib_lightgbm.so``. It was
+    seen with a pool thread starting up (``make test``), a propensity fold's held-out ``predict``
+    beside another fold's training (CI), and an amount objective's ``predict`` beside another
+    objective's in a projection (``bench/decide.py --scale``); a stress of two threads reproduces
+    it in seconds. Calls that name the same count run side by side safely (tree growth, predictions
+    and Dataset construction on separate boosters and datasets), so no lock is needed: the main
+    thread's calls with more threads wait for the pool to end. One booster must not be predicted
+    from two threads at once with different ``num_iteration`` (LightGBM issue #6142: the
+    predictor's set-up writes the iteration range into the shared booster; wrong numbers, not a
+    crash); nextmove never does.
     """
     import lightgbm as lgb
 

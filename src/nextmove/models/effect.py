@@ -2614,7 +2614,10 @@ class EffectModel:
         if not fit.amount_boosters:
             return np.full(x.shape[0], fit.amount_constant * math.exp(fit.amount_reference))
         xa = self._with_arm(x, 0)
-        mean: F64 = np.mean([b.predict(xa) for b in fit.amount_boosters], axis=0)
+        # One LightGBM thread, as every call on a pool thread (the projection's objectives run on
+        # several; see quiet_lightgbm): without it, this predict reset LightGBM's process-wide
+        # thread count to all cores beside another objective's predict, a segfault.
+        mean: F64 = np.mean([b.predict(xa, num_threads=1) for b in fit.amount_boosters], axis=0)
         out: F64 = np.maximum(mean, 1e-9) * math.exp(fit.amount_reference)
         return out
 

@@ -1,0 +1,168 @@
+"""LightGBM from several Python threads: every call on a pool thread names one LightGBM thread.
+
+LightGBM 4 keeps one thread count for the whole process and every call that reads settings sets it
+(``num_threads``, 0 when not named: all cores). A call sizes per-thread buffers from it, then runs a
+parallel loop that reads it again; another thread's call naming a different count in between made
+the loop outrun its buffers (segmentation faults in CI and in ``bench/decide.py --scale``). See
+:func:`nextmove.models._crossfit.quiet_lightgbm`.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import re
+import subprocess
+import sys
+import textwrap
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+import pytest
+
+from nextmove.models.effect import EffectModel
+from nextmove.playbook import Action, Objective, Playbook
+
+
+def book(accounts: int, periods: int, seed: int) -> pl.DataFrame:
+    """A randomised history: a won deal (an event) and growth dollars (an amount) over two actions."""
+    rng = np.random.default_rng(seed)
+    n = accounts * periods
+    account = np.repeat(np.arange(accounts), periods)
+    period = np.tile(np.arange(periods), accounts)
+    names = np.array(["none", "call", "email"])
+    probs = np.array([0.5, 0.25, 0.25])
+    choice = rng.choice(3, size=n, p=probs)
+    y_win = (rng.random(n) < np.array([0.2, 0.35, 0.2])[choice]).astype(np.int8)
+    y_grow = (rng.random(n) < 0.2).astype(np.int8)
+    start = datetime(2025, 1, 6, tzinfo=UTC)
+    return pl.DataFrame(
+        {
+            "account_id": [f"acc{i:04d}" for i in account],
+            "decision_ts": [start + timedelta(days=14 * int(p)) for p in period],
+            "logged": [True] * n,
+            "action_id": names[choice].tolist(),
+            "propensity": probs[choice],
+            "usage": rng.normal(size=accounts)[account] + 0.3 * rng.normal(size=n),
+            "y_win": y_win,
+            "y_win_value": y_win.astype(float),
+            "y_grow": y_grow,
+            "y_grow_value": np.where(y_grow == 1, 1000 * np.exp(0.3 * rng.normal(size=n)), 0.0),
+            "censored": [False] * n,
+        }
+    )
+
+
+PLAYBOOK = Playbook(
+    objectives={
+        "win": Objective(outcome="win", value="fixed", value_usd=100.0),
+        "growth": Objective(outcome="grow", value="amount"),
+    },
+    actions=[Action(id=a, name=a.title(), team="cs", objective="win", cost_usd=5.0) for a in ("call", "email")],
+)
+FAST: dict[str, Any] = {
+    "n_folds": 3,
+    "n_estimators": 20,
+    "num_leaves": 7,
+    "min_child_samples": 40,
+    "n_draws": 20,
+    "n_jobs": 2,
+}
+
+# The LightGBM calls that set its process-wide thread count from the settings they are given.
+_SETS_THREADS = re.compile(
+    r"^LGBM_(BoosterPredict|DatasetCreate|DatasetGetSubset$|BoosterCreate$|BoosterResetParameter$)"
+)
+_THREADS = re.compile(r"(?:^|\s)(?:num_threads|num_thread|nthread|nthreads|n_jobs)=(-?\d+)")
+
+
+@contextmanager
+def lightgbm_calls() -> Iterator[list[tuple[str, str, str | None]]]:
+    """Record every LightGBM call that sets its thread count: (Python thread, function, ``num_threads`` named)."""
+    import lightgbm.basic as basic
+
+    calls: list[tuple[str, str, str | None]] = []
+    lock = threading.Lock()
+    lib = basic._LIB  # type: ignore[attr-defined]
+
+    class Recorder:
+        def __getattr__(self, name: str) -> Any:
+            function = getattr(lib, name)
+            if not _SETS_THREADS.match(name):
+                return function
+
+            def call(*args: Any) -> Any:
+                settings = [a.value.decode() for a in args if isinstance(a, ctypes.c_char_p) and a.value is not None]
+                if not settings:  # no settings string: the call leaves the thread count alone
+                    return function(*args)
+                named = [m.group(1) for s in settings for m in [_THREADS.search(s)] if m]
+                with lock:
+                    calls.append((threading.current_thread().name, name, named[-1] if named else None))
+                return function(*args)
+
+            return call
+
+    basic._LIB = Recorder()  # type: ignore[attr-defined,assignment]
+    try:
+        yield calls
+    finally:
+        basic._LIB = lib  # type: ignore[attr-defined]
+
+
+def test_every_lightgbm_call_on_a_pool_thread_names_one_thread() -> None:
+    """Fitting and projecting (two objectives, one an amount) on 2 threads: no pool thread's call leaves
+    LightGBM's thread count to its default (all cores) or names another count."""
+    training = book(300, 6, 0)
+    snapshot = training.head(50).select("account_id", "usage")
+    with lightgbm_calls() as calls:
+        model = EffectModel(PLAYBOOK, **FAST).fit(training)
+        model.project(snapshot)
+    pooled = [c for c in calls if c[0] != threading.main_thread().name]
+    # The fold models, their held-out scores and the projection's objectives ran on pool threads.
+    assert {name for _, name, _ in pooled} >= {"LGBM_BoosterCreate", "LGBM_BoosterPredictForMat"}
+    others = sorted({(name, threads) for _, name, threads in pooled if threads != "1"})
+    assert not others, f"LightGBM calls on pool threads not naming one thread: {others}"
+
+
+@pytest.mark.slow
+def test_projection_objectives_side_by_side_do_not_crash_lightgbm() -> None:
+    """The projection's two objective threads, hammered for 8 s in a child process: an amount
+    objective's baseline beside an event objective's. When the amount's predict left LightGBM's thread
+    count to its default, the child died of a segmentation fault within about 5 s (7 runs out of 7)."""
+    script = textwrap.dedent(
+        f"""
+        import runpy, threading, time
+
+        here = runpy.run_path({str(Path(__file__))!r})
+        book, PLAYBOOK, FAST, EffectModel = here["book"], here["PLAYBOOK"], here["FAST"], here["EffectModel"]
+        training = book(400, 6, 0)
+        model = EffectModel(PLAYBOOK, **FAST).fit(training)
+        win, grow = model.fits_
+        assert grow.amount_boosters and win.boosters
+        x = model._transform(training.head(4).select("account_id", "usage"))
+        stop = time.perf_counter() + 8.0
+
+        def amounts():
+            while time.perf_counter() < stop:
+                model._baseline_amounts(grow, x)
+
+        def logits():
+            while time.perf_counter() < stop:
+                model._baseline_logits(win, x, parallel=False)
+
+        threads = [threading.Thread(target=amounts), threading.Thread(target=logits)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        print("survived")
+        """
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, f"the child ended with {done.returncode} (-11: a segfault): {done.stderr[-2000:]}"
+    assert "survived" in done.stdout
