@@ -114,10 +114,14 @@ def lightgbm_calls() -> Iterator[list[tuple[str, str, str | None]]]:
         basic._LIB = lib  # type: ignore[attr-defined]
 
 
-def test_every_lightgbm_call_on_a_pool_thread_names_one_thread() -> None:
+@pytest.mark.parametrize("logged", [True, False])
+def test_every_lightgbm_call_on_a_pool_thread_names_one_thread(logged: bool) -> None:
     """Fitting and projecting (two objectives, one an amount) on 2 threads: no pool thread's call leaves
-    LightGBM's thread count to its default (all cores) or names another count."""
+    LightGBM's thread count to its default (all cores) or names another count. Without logged
+    propensities the propensity model's fold models train side by side too."""
     training = book(300, 6, 0)
+    if not logged:
+        training = training.with_columns(pl.lit(None, dtype=pl.Float64).alias("propensity"))
     snapshot = training.head(50).select("account_id", "usage")
     with lightgbm_calls() as calls:
         model = EffectModel(PLAYBOOK, **FAST).fit(training)
@@ -125,6 +129,8 @@ def test_every_lightgbm_call_on_a_pool_thread_names_one_thread() -> None:
     pooled = [c for c in calls if c[0] != threading.main_thread().name]
     # The fold models, their held-out scores and the projection's objectives ran on pool threads.
     assert {name for _, name, _ in pooled} >= {"LGBM_BoosterCreate", "LGBM_BoosterPredictForMat"}
+    if not logged:
+        assert model.propensity_model_.models_
     others = sorted({(name, threads) for _, name, threads in pooled if threads != "1"})
     assert not others, f"LightGBM calls on pool threads not naming one thread: {others}"
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Literal, Self
 
@@ -20,6 +22,7 @@ from nextmove.models._crossfit import (
     account_folds,
     bagging_share,
     lgb_params,
+    quiet_lightgbm,
 )
 from nextmove.models.matrix import FeatureMatrix
 
@@ -562,17 +565,27 @@ class PropensityModel:
             idx, weight = stratified_sample(label[train], FOLD_ROWS_PER_TREE * self.max_rows_per_tree, rng)
             samples.append((np.flatnonzero(train)[idx], weight))
 
+        # Small fold models train on one LightGBM thread each (_fit_one), so with threads to spare
+        # they train side by side; larger ones one after the other, each on n_jobs threads.
+        small = all(len(rows) <= self.max_rows_per_tree for rows, _ in samples)
+        workers = min(self.n_jobs or os.cpu_count() or 1, len(samples)) if small else 1
+
         def fit_fold(k: int, sample: tuple[I64, F64 | None]) -> tuple[lgb.Booster, F64]:
             rows, weight = sample
             held = folds == k
             x_held = x[held]
             booster = self._fit_one(x[rows], label[rows], len(present), weight, held=(x_held, label[held]))
-            return booster, np.asarray(booster.predict(x_held), dtype=np.float64)
+            # Side by side, the held-out predict names one LightGBM thread as the training does:
+            # naming none, it reset LightGBM's process-wide thread count to all cores beside another
+            # fold's Dataset construction, a segfault in CI (see quiet_lightgbm).
+            out = booster.predict(x_held, num_threads=1) if workers > 1 else booster.predict(x_held)
+            return booster, np.asarray(out, dtype=np.float64)
 
-        # The fold models train one after the other. Side by side on two Python threads, one fold's
-        # Dataset construction beside another's predict crashed LightGBM 4.7 (a segfault in
-        # __init_from_np2d, seen in CI); the propensity model is a small part of a fit.
-        fitted = [fit_fold(k, sample) for k, sample in zip(trained, samples, strict=True)]
+        if workers > 1:
+            with ThreadPoolExecutor(max_workers=workers, initializer=quiet_lightgbm) as pool:
+                fitted = list(pool.map(fit_fold, trained, samples))
+        else:
+            fitted = [fit_fold(k, sample) for k, sample in zip(trained, samples, strict=True)]
         for k, (booster, held_proba) in zip(trained, fitted, strict=True):
             self.models_.append(booster)
             held = folds == k
