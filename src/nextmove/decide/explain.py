@@ -843,8 +843,8 @@ def _alternatives(
     # The default's own row. A control account tries only one variant of its default (default_variant):
     # that one's, since the others lost to the control draw ("held back"), which is not why nothing is
     # done. Otherwise its best variant when it has several, but first the one an exploring account's draw
-    # held back (the learned pick: the default was set aside to explore, whatever its other variants lost
-    # to), then one that found no capacity left.
+    # held back (the learned pick, or one that fitted what was left: the default was set aside to explore,
+    # whatever its other variants lost to), then one that found no capacity left.
     default = (
         rows.filter(pl.col("_is_default"))
         .sort([~pl.col("_tried"), pl.col("why") != "held_back", pl.col("why") != "capacity"], maintain_order=True)
@@ -1035,8 +1035,8 @@ def _default_why() -> pl.Expr:
         .then(pl.concat_str([the_default, pl.lit(", is not allowed ("), pl.col("_default_reason"), pl.lit(").")]))
         .when(pl.col("_default_why_code") == "capacity")
         .then(pl.concat_str([the_default, pl.lit(", did not fit ("), pl.col("_default_reason"), pl.lit(").")]))
-        # Only a default the exploration draw held back (the learned pick, worth more) was set aside to explore;
-        # one worth less, or that the learned policy would not have given either, reads as on the model arm.
+        # Only a default the exploration draw held back (worth more, and the learned pick or one that fitted what
+        # was left) was set aside to explore; one worth less reads as on the model arm.
         .when((pl.col("arm") == "explore") & (pl.col("_default_why_code") == "held_back"))
         .then(pl.concat_str([the_default, worth, pl.lit(", was set aside to explore another play.")]))
         .otherwise(pl.concat_str([the_default, worth, against, overlooked, pl.lit(".")]))
