@@ -1317,6 +1317,32 @@ def test_explain_control_default_why_and_summary_say_the_same() -> None:
     assert said["d"][0] == "Control group: the lifecycle default, Email, is not allowed now, so nothing is done."
 
 
+def test_explain_control_summary_says_the_model_chooses_the_default_only_when_it_does() -> None:
+    """Nothing done for a control account whose default is not allowed, nor the model's pick: no "choose too".
+
+    The summary read "…the lifecycle default, Email, is not allowed now, which the model would choose too."
+    while ``model_action_id`` was none: the clause followed what the account got (nothing), not the default.
+    """
+    ids = ["a", "b", "c", "d"]
+    projection = flat_projection(ids, {"call": 30.0, "email:morning": 20.0, "email:evening": 10.0})
+    decisions = control_decisions(ids, ["none", "none", "email", "email"], [None, None, "morning", "morning"])
+    decisions = decisions.with_columns(pl.Series("model_action_id", ["none", "call", "email", "none"]))
+    lost = pl.DataFrame(
+        [(a, "email", "morning", "cooldown", "cooldown: done 3 days ago, cooldown 7 days") for a in ("a", "b")],
+        schema=["account_id", "action_id", "variant", "why", "reason"],
+        orient="row",
+    )
+    out = explain_decisions(pl.DataFrame({"account_id": ids}), projection, decisions, lost, variants_playbook())
+    summary = dict(out.select("account_id", "summary").iter_rows())
+    not_allowed = "Control group: nothing is done, since the lifecycle default, Email, is not allowed now"
+    assert summary["a"] == f"{not_allowed}; the model would also do nothing."
+    assert summary["b"] == f"{not_allowed}; the model would choose Call."
+    assert summary["c"].startswith("Control group: Email (morning), as the lifecycle playbook says — ")
+    assert summary["c"].endswith(", which the model would choose too.")
+    assert summary["d"].endswith("; the model would do nothing.")
+    assert all("choose too" not in s for a, s in summary.items() if a != "c")
+
+
 def test_explain_control_receipt_projects_what_the_account_gets() -> None:
     """A control account's value is its default's: its projection, headline and text are the default's too.
 

@@ -2148,10 +2148,16 @@ def _summary() -> pl.Expr:
             .otherwise(
                 pl.concat_str([name, pl.lit(", as the lifecycle playbook says"), headline.otherwise(pl.lit(""))])
             ),
-            pl.when(pl.col("model_action_id") == pl.col("action_id"))
+            # "Which the model would choose too" follows the default the account gets; after "the default, X, is
+            # not allowed now" it read as if the model would choose X, when it would do nothing.
+            pl.when(pl.col("model_action_id") == NO_ACTION)
+            .then(
+                pl.when(pl.col("action_id") == NO_ACTION)
+                .then(pl.lit("; the model would also do nothing"))
+                .otherwise(pl.lit("; the model would do nothing"))
+            )
+            .when(pl.col("model_action_id") == pl.col("action_id"))
             .then(pl.lit(", which the model would choose too"))
-            .when(pl.col("model_action_id") == NO_ACTION)
-            .then(pl.lit("; the model would do nothing"))
             .otherwise(pl.concat_str([pl.lit("; the model would choose "), model_name])),
             pl.lit("."),
         ]
