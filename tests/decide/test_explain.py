@@ -221,8 +221,8 @@ def test_explain_projected_outcomes_agree_with_the_projection(lab: Case) -> None
         account = decision["account_id"]
         assert evidence["value_usd"] == pytest.approx(decision["value_usd"], abs=0.01)
         assert evidence["value_low_usd"] == pytest.approx(decision["value_low_usd"], abs=0.01)
-        subject = decision["model_action_id"] if decision["arm"] == "control" else decision["action_id"]
-        variant = None if decision["arm"] == "control" else decision["variant"]
+        # The projection is of what the account gets, on every arm (a control account's default), as its value is.
+        subject, variant = decision["action_id"], decision["variant"]
         key = f"{subject}{ARM_SEPARATOR}{variant}" if variant else subject
         key = key if key in arms else subject
         for p in evidence["projected"]:  # type: ignore[attr-defined]
@@ -627,7 +627,7 @@ def test_explain_b2c_comparables_and_changes(shop: Case) -> None:
     with_comparables = [p for p in parsed if p.comparables]
     assert with_comparables
     for p in with_comparables:
-        assert {c.action_id for c in p.comparables} == {p.model_action_id if p.arm == "control" else p.action_id}
+        assert {c.action_id for c in p.comparables} == {p.action_id}
         assert all(
             re.fullmatch(
                 r"(lapse|order) within 56 days(: none|: \$[\d,]+(\.\d\d)?)?"
@@ -1315,6 +1315,87 @@ def test_explain_control_default_why_and_summary_say_the_same() -> None:
         assert why_phrase in default_why, (account, default_why)
         assert summary_phrase in summary, (account, summary)
     assert said["d"][0] == "Control group: the lifecycle default, Email, is not allowed now, so nothing is done."
+
+
+def test_explain_control_summary_says_the_model_chooses_the_default_only_when_it_does() -> None:
+    """Nothing done for a control account whose default is not allowed, nor the model's pick: no "choose too".
+
+    The summary read "…the lifecycle default, Email, is not allowed now, which the model would choose too."
+    while ``model_action_id`` was none: the clause followed what the account got (nothing), not the default.
+    """
+    ids = ["a", "b", "c", "d"]
+    projection = flat_projection(ids, {"call": 30.0, "email:morning": 20.0, "email:evening": 10.0})
+    decisions = control_decisions(ids, ["none", "none", "email", "email"], [None, None, "morning", "morning"])
+    decisions = decisions.with_columns(pl.Series("model_action_id", ["none", "call", "email", "none"]))
+    lost = pl.DataFrame(
+        [(a, "email", "morning", "cooldown", "cooldown: done 3 days ago, cooldown 7 days") for a in ("a", "b")],
+        schema=["account_id", "action_id", "variant", "why", "reason"],
+        orient="row",
+    )
+    out = explain_decisions(pl.DataFrame({"account_id": ids}), projection, decisions, lost, variants_playbook())
+    summary = dict(out.select("account_id", "summary").iter_rows())
+    not_allowed = "Control group: nothing is done, since the lifecycle default, Email, is not allowed now"
+    assert summary["a"] == f"{not_allowed}; the model would also do nothing."
+    assert summary["b"] == f"{not_allowed}; the model would choose Call."
+    assert summary["c"].startswith("Control group: Email (morning), as the lifecycle playbook says — ")
+    assert summary["c"].endswith(", which the model would choose too.")
+    assert summary["d"].endswith("; the model would do nothing.")
+    assert all("choose too" not in s for a, s in summary.items() if a != "c")
+
+
+def test_explain_control_receipt_projects_what_the_account_gets() -> None:
+    """A control account's value is its default's: its projection, headline and text are the default's too.
+
+    The projection followed ``model_action_id``: a control account given Email (worth $20) whose model
+    would do nothing read "Value: $20" over "Projected over the horizon if nothing is done: … worth $0".
+    """
+    ids = ["a", "b", "c"]
+    projection = flat_projection(ids, {"call": 30.0, "email:morning": 20.0, "email:evening": 10.0})
+    decisions = control_decisions(ids, ["email", "email", "none"], ["morning", "morning", None]).with_columns(
+        pl.Series("model_action_id", [NO_ACTION, "call", "call"]),
+        pl.Series("value_usd", [20.0, 20.0, 0.0]),
+        pl.Series("value_low_usd", [15.0, 15.0, 0.0]),
+        pl.Series("value_high_usd", [25.0, 25.0, 0.0]),
+    )
+    held = "held back: this account is in the control cohort (10% of accounts), which follows the lifecycle default"
+    lost = pl.DataFrame(
+        [
+            ("a", "call", None, "capacity", "worth more, but not enough of o's hours is left for it"),
+            ("b", "call", None, "held_back", held),
+            ("c", "call", None, "held_back", held),
+            ("c", "email", "morning", "cooldown", "cooldown: done 3 days ago, cooldown 7 days"),
+        ],
+        schema=["account_id", "action_id", "variant", "why", "reason"],
+        orient="row",
+    )
+    snapshot = pl.DataFrame({"account_id": ids})
+    playbook = variants_playbook()
+    out = explain_decisions(snapshot, projection, decisions, lost, playbook, top_signals=0)
+    receipts = {a: (json.loads(e), json.loads(alts)) for a, e, alts in out.select(pl.exclude("summary")).iter_rows()}
+    for account in ("a", "b"):
+        evidence, alternatives = receipts[account]
+        (win,) = evidence["projected"]
+        # Email's projection (20% → 40%, $20), not Call's (the model's, $30) nor nothing's ($0).
+        assert (win["without"], win["with"], win["effect_usd"]) == (0.2, 0.4, 20.0)
+        assert win["effect_usd"] == evidence["value_usd"]  # its value, as the flat projection charges nothing
+        assert evidence["summary"].startswith(
+            "Control group: Email (morning), as the lifecycle playbook says — win within 90 days: 20% → 40% chance"
+        )
+        text = receipt_text(evidence, alternatives, playbook=playbook).splitlines()
+        assert "Value: $20 (from $15 to $25)" in text
+        assert "Projected over the horizon with Email:" in text
+        assert "  - win: 20% chance without, 40% with (35% to 45%); worth $20" in text
+    assert receipts["a"][0]["summary"].endswith("; the model would do nothing.")
+    # What the model would choose stays in sight: named in the summary, and its runner-up row has its projection.
+    evidence, alternatives = receipts["b"]
+    assert evidence["summary"].endswith("; the model would choose Call.")
+    assert [(a["action_id"], a["why"], a["projected"][0]["effect_usd"]) for a in alternatives] == [
+        ("call", "held_back", 30.0)
+    ]
+    # Nothing done: nothing projected, as its value of $0.
+    evidence, alternatives = receipts["c"]
+    assert [p["effect_usd"] for p in evidence["projected"]] == [0.0]
+    assert "Projected over the horizon if nothing is done:" in receipt_text(evidence, alternatives)
 
 
 def test_explain_control_default_with_variants_gives_the_reason_of_the_variant_tried() -> None:

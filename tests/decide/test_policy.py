@@ -583,8 +583,91 @@ def test_decide_capacity_losses_never_fit_what_is_left(
         ledger.take(picks)
         short.append(ledger.short(rows, cols, picks[rows]) >= 0)
     assert (short[0] | short[1]).all()
+    # A control or exploring account's: what is left once every decision is placed (what it got released),
+    # else it lost to the randomisation (held_back), not to capacity.
+    assert short[0][decisions.arm[rows] != "model"].all()
     reasons = decisions.lost(playbook).filter(pl.col("why") == "capacity").get_column("reason").to_list()
     assert not any("stopped short" in r for r in reasons)
+
+
+BUDGET = """
+control_fraction = {control}
+
+[objectives.win]
+outcome = "win"
+value = "fixed"
+value_usd = 100
+
+[[actions]]
+id = "banner"
+name = "In-app banner"
+team = "marketing"
+objective = "win"
+cost_usd = 1
+
+[[actions]]
+id = "webinar"
+name = "Webinar"
+team = "marketing"
+objective = "win"
+cost_usd = 2
+
+[capacity]
+budget_usd_per_team = {{ marketing = 10 }}
+
+[exploration]
+method = "epsilon"
+epsilon = 0.5
+seed = 1
+"""
+
+
+@pytest.mark.parametrize("control", [0.0, 0.3])
+def test_decide_an_option_that_fits_what_is_left_lost_to_the_draw_not_to_capacity(control: float) -> None:
+    # The banner ($1, worth $10) beats the webinar ($2, worth $8): the learned allocation spends the $10
+    # marketing budget on ten banners and leaves the rest alone. An explorer whose learned pick was nothing
+    # drew the webinar: its banner was coded capacity, "the allocation set the marketing budget aside for
+    # accounts where it is worth more", though swapping the webinar for it frees budget. The draw chose.
+    playbook = parse_playbook(BUDGET.format(control=control))
+    ids = [f"a{i:02d}" for i in range(20)]
+    features = pl.DataFrame({"account_id": ids})
+    touches = pl.DataFrame(schema={"account_id": pl.String, "action_id": pl.String, "ts": pl.Datetime("us", "UTC")})
+    rules = check_rules(features, touches, playbook, T, {})
+    values = pl.DataFrame(
+        [(a, x, v, v - 5.0, v + 5.0) for a in ids for x, v in (("banner", 10.0), ("webinar", 8.0))],
+        schema=["account_id", "action_id", "value_usd", "low", "high"],
+        orient="row",
+    )
+    d = decide(rules, values, playbook, owners=["o"] * len(ids))
+    frame = d.frame()
+    lost = d.lost(playbook).join(
+        frame.select("account_id", "arm", pl.col("action_id").alias("got")), on="account_id", how="left"
+    )
+    randomised = lost.filter((pl.col("arm") != "model") & (pl.col("action_id") == "banner"))
+    assert randomised.height > 0
+    # Nothing fits the budget left but what is released: no more valuable option of theirs is said to lack it.
+    left = 10.0 - sum({"banner": 1.0, "webinar": 2.0}.get(a, 0.0) for a in frame.get_column("action_id"))
+    release = {"none": 0.0, "banner": 1.0, "webinar": 2.0}
+    for row in randomised.iter_rows(named=True):
+        fits = left + release[row["got"]] + 1e-9 >= 1.0
+        assert not (fits and row["why"] == "capacity"), row
+    drew = randomised.filter(pl.col("got") == "webinar")
+    assert drew.height > 0
+    assert (
+        drew.select("why", "reason").rows()
+        == [
+            (
+                "held_back",
+                "held back: this account was drawn to explore (50% of decisions), and the draw chose Webinar instead",
+            )
+        ]
+        * drew.height
+    )
+    held = randomised.filter(pl.col("arm") == "control", pl.col("why") == "held_back")
+    assert set(held.get_column("reason")) <= {
+        "held back: this account is in the control cohort (30% of accounts), which follows the lifecycle default"
+    }
+    assert held.height > 0 or control == 0.0
 
 
 @pytest.mark.parametrize("value", [-30.0, 60.0])

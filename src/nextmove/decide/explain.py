@@ -602,13 +602,13 @@ def _check_count(name: str, value: object) -> None:
 def _with_subject(dec: pl.DataFrame, catalog: _Catalog, arms: pl.Series) -> pl.DataFrame:
     """Each decision with ``_i`` (its position) and the action its evidence is about (``_subject``).
 
-    The subject is the chosen action; for control accounts, what the model would choose.
+    The subject is the action the account gets, with its variant, on every arm: a control account's
+    projection is that of its lifecycle default (as its value is), not of what the model would choose
+    (``model_action_id`` says that).
     """
-    control = pl.col("arm") == "control"
-    subject = pl.when(control & pl.col("model_action_id").is_not_null()).then(pl.col("model_action_id"))
     dec = dec.with_row_index("_i").with_columns(
-        subject.otherwise(pl.col("action_id")).alias("_subject"),
-        pl.when(control).then(pl.lit(None, pl.String)).otherwise(pl.col("variant")).alias("_subject_variant"),
+        pl.col("action_id").alias("_subject"),
+        pl.col("variant").alias("_subject_variant"),
         pl.coalesce(pl.col("model_action_id"), pl.col("action_id")).alias("model_action_id"),
     )
     names = catalog.actions.select("action_id", "action_name")
@@ -843,8 +843,8 @@ def _alternatives(
     # The default's own row. A control account tries only one variant of its default (default_variant):
     # that one's, since the others lost to the control draw ("held back"), which is not why nothing is
     # done. Otherwise its best variant when it has several, but first the one an exploring account's draw
-    # held back (the learned pick: the default was set aside to explore, whatever its other variants lost
-    # to), then one that found no capacity left.
+    # held back (the learned pick, or one that fitted what was left: the default was set aside to explore,
+    # whatever its other variants lost to), then one that found no capacity left.
     default = (
         rows.filter(pl.col("_is_default"))
         .sort([~pl.col("_tried"), pl.col("why") != "held_back", pl.col("why") != "capacity"], maintain_order=True)
@@ -1035,8 +1035,8 @@ def _default_why() -> pl.Expr:
         .then(pl.concat_str([the_default, pl.lit(", is not allowed ("), pl.col("_default_reason"), pl.lit(").")]))
         .when(pl.col("_default_why_code") == "capacity")
         .then(pl.concat_str([the_default, pl.lit(", did not fit ("), pl.col("_default_reason"), pl.lit(").")]))
-        # Only a default the exploration draw held back (the learned pick, worth more) was set aside to explore;
-        # one worth less, or that the learned policy would not have given either, reads as on the model arm.
+        # Only a default the exploration draw held back (worth more, and the learned pick or one that fitted what
+        # was left) was set aside to explore; one worth less reads as on the model arm.
         .when((pl.col("arm") == "explore") & (pl.col("_default_why_code") == "held_back"))
         .then(pl.concat_str([the_default, worth, pl.lit(", was set aside to explore another play.")]))
         .otherwise(pl.concat_str([the_default, worth, against, overlooked, pl.lit(".")]))
@@ -2144,14 +2144,21 @@ def _summary() -> pl.Expr:
             )
             .when(pl.col("action_id") == NO_ACTION)
             .then(pl.lit("nothing is done, as the lifecycle playbook says"))
-            .otherwise(pl.concat_str([name, pl.lit(", as the lifecycle playbook says")])),
-            pl.when(pl.col("model_action_id") == pl.col("action_id"))
-            .then(pl.lit(", which the model would choose too"))
-            .when(pl.col("model_action_id") == NO_ACTION)
-            .then(pl.lit("; the model would do nothing"))
+            # The headline is the projection of what the account gets, as its value and ``projected`` are.
             .otherwise(
-                pl.concat_str([pl.lit("; the model would choose "), model_name, headline.otherwise(pl.lit(""))])
+                pl.concat_str([name, pl.lit(", as the lifecycle playbook says"), headline.otherwise(pl.lit(""))])
             ),
+            # "Which the model would choose too" follows the default the account gets; after "the default, X, is
+            # not allowed now" it read as if the model would choose X, when it would do nothing.
+            pl.when(pl.col("model_action_id") == NO_ACTION)
+            .then(
+                pl.when(pl.col("action_id") == NO_ACTION)
+                .then(pl.lit("; the model would also do nothing"))
+                .otherwise(pl.lit("; the model would do nothing"))
+            )
+            .when(pl.col("model_action_id") == pl.col("action_id"))
+            .then(pl.lit(", which the model would choose too"))
+            .otherwise(pl.concat_str([pl.lit("; the model would choose "), model_name])),
             pl.lit("."),
         ]
     )
@@ -2333,7 +2340,8 @@ def receipt_text(
         span = f" (from {_usd(low)} to {_usd(high)})" if low is not None and high is not None else ""
         lines.append(f"Value: {_usd(value)}{span}{_POOLED_WORDS if evidence.get('pooled') else ''}")
     projected = evidence.get("projected") or []
-    subject = evidence.get("model_action_id") if arm == "control" else evidence.get("action_id")
+    # The projection and comparables are of the action the account gets, on every arm (as its value is).
+    subject = evidence.get("action_id")
     if projected:
         with_what = "if nothing is done" if subject in (None, NO_ACTION) else f"with {action(subject)}"
         lines.append(f"Projected over the horizon {with_what}:")

@@ -195,7 +195,9 @@ class Decisions:
         exploring accounts, the learned policy's pick, when worth more than what they got, that the
         randomisation held back (the playbook's ``control_fraction`` and ``exploration``). Their other
         options worth more than what they got are coded as on the model arm: ``capacity``, or
-        ``lower_value`` ("worth no more than the model's choice for this account, …").
+        ``lower_value`` ("worth no more than the model's choice for this account, …"); but one that fits
+        what is left once every decision is placed is ``held_back`` too (the exploration draw, or the
+        control cohort's default, chose otherwise). An explorer's hold-back says what its draw chose.
         """
         stop = len(self.account_ids) if stop is None else stop
         rows, cols = np.nonzero(self.lost_why[start:stop] >= 0)
@@ -217,7 +219,8 @@ class Decisions:
                 "_v": self.values[rows, cols],
                 "_chosen_v": self.chosen_value()[rows],
                 "_model_v": self.chosen_value("model")[rows],
-                "_model_name": pl.Series(self._model_names(playbook)[rows].tolist(), dtype=pl.String),
+                "_model_name": pl.Series(self._names(playbook, self.model_choice)[rows].tolist(), dtype=pl.String),
+                "_chosen_name": pl.Series(self._names(playbook, self.choice)[rows].tolist(), dtype=pl.String),
                 "_rule_reason": pl.Series(reason.tolist(), dtype=pl.String),
             }
         )
@@ -232,7 +235,18 @@ class Decisions:
                     "which follows the lifecycle default"
                 )
             )
-            .otherwise(pl.lit(f"held back: this account was drawn to explore ({self.epsilon:.0%} of decisions)"))
+            .otherwise(
+                pl.concat_str(
+                    [
+                        pl.lit(f"held back: this account was drawn to explore ({self.epsilon:.0%} of decisions), "),
+                        pl.when(pl.col("_chosen_name").is_null())
+                        .then(pl.lit("and the draw chose to do nothing instead"))
+                        .otherwise(
+                            pl.concat_str([pl.lit("and the draw chose "), pl.col("_chosen_name"), pl.lit(" instead")])
+                        ),
+                    ]
+                )
+            )
         )
         risk = self.options.risk_aversion
         text = (
@@ -277,13 +291,14 @@ class Decisions:
             text.alias("reason"),
         )
 
-    def _model_names(self, playbook: Playbook) -> np.ndarray:
-        """Per account, the learned policy's pick as a reason names it ("Upsell call (email)"); None for nothing."""
+    def _names(self, playbook: Playbook, picks: np.ndarray) -> np.ndarray:
+        """Per account, its pick (``choice``, ``model_choice``) as a reason names it ("Upsell call (email)"); None for
+        nothing."""
         names = {a.id: a.name or a.id for a in playbook.actions}
         words = [
             names.get(c.action_id, c.action_id) + (f" ({c.variant})" if c.variant else "") for c in self.candidates
         ]
-        out: np.ndarray = np.array([None, *words], dtype=object)[self.model_choice + 1]
+        out: np.ndarray = np.array([None, *words], dtype=object)[picks + 1]
         return out
 
     def _capacity_reasons(self, playbook: Playbook, rows: np.ndarray, cols: np.ndarray) -> list[str]:
@@ -728,7 +743,7 @@ def decide(
         q_explore[i] = p
 
     propensities = _propensities(b, default_effective, q_explore, control_fraction, epsilon)
-    lost_why = _lost_codes(rules, allowed, v, ranked, choice, arm, b, unplaced)
+    lost_why = _lost_codes(rules, allowed, v, ranked, choice, arm, b, unplaced, state)
     return Decisions(
         account_ids=list(ids),
         candidates=list(cands),
@@ -821,6 +836,7 @@ def _lost_codes(
     arm: np.ndarray,
     model_choice: np.ndarray,
     unplaced: np.ndarray | None = None,
+    final: CapacityLedger | None = None,
 ) -> np.ndarray:
     """(accounts × candidates) :data:`LOST_CODES` index of every candidate not chosen (−1 for the chosen one).
 
@@ -831,6 +847,10 @@ def _lost_codes(
     option, when worth more than what the account got, is ``held_back`` by the randomisation. Any
     other option worth more than what it got is coded as it would be on the model arm, against the
     learned pick: the learned policy would not have given it either, for capacity or for its value.
+    But one it would not have given for capacity that fits what ``final`` (the ledger once every
+    decision is placed) has left, with what the account got released, was not kept from the account
+    by capacity: the randomisation (the control cohort's default, or the exploration draw, which
+    could have drawn it) chose something else, and it is ``held_back`` too.
     ``unplaced`` (per account, −1 for none) is the allowed lifecycle default a control account
     did not get because capacity had run out: it lost to ``capacity`` whatever its value.
     """
@@ -861,6 +881,14 @@ def _lost_codes(
     drawn = np.flatnonzero((arm != "model") & (learned >= 0))
     drawn = drawn[better[drawn, learned[drawn]]]
     out[drawn, learned[drawn]] = LOST_CODES.index("held_back")
+    if final is not None:
+        # "The allocation set it aside for other accounts" is not why a control or exploring account did not
+        # get an option that fits what is left once it swaps what it got for it (an explorer's draw could take
+        # it: what was left at its draw is at least that): the control cohort or the draw chose otherwise.
+        randomised = (arm != "model")[:, None] & (out == LOST_CODES.index("capacity"))
+        r, c = np.nonzero(randomised)
+        fits = final.short(r, c, choice[r]) < 0
+        out[r[fits], c[fits]] = LOST_CODES.index("held_back")
     if unplaced is not None:
         # The control cohort takes its default regardless of value: only capacity keeps it from it.
         dropped = np.flatnonzero(unplaced >= 0)

@@ -150,8 +150,9 @@ class ActionAccuracy:
     chosen for them. Both are random shares of the accounts the model gives the action, so their
     difference is the action's realised effect there **against what the control cohort got**, the
     lifecycle default where the rules and capacity allowed it. ``projected_effect`` is the mean
-    projected effect over both groups, which is **against doing nothing**: the two measure the same
-    thing where control got nothing, i.e. to the extent ``control_none_share`` is 1.
+    projected effect over the accounts of both groups that got the action (a receipt projects the
+    action the account got), which is **against doing nothing**: the two measure the same thing where
+    control got nothing, i.e. to the extent ``control_none_share`` is 1.
     """
 
     action_id: str
@@ -170,7 +171,7 @@ class ActionAccuracy:
     high: float | None
     projected_effect: float | None
     projected_accounts: int
-    """Accounts of either group whose evidence holds a projection for this objective."""
+    """Accounts of either group that got the action and whose evidence holds a projection for this objective."""
     error: float | None
     """``realised_effect − projected_effect``."""
     within_interval: bool | None
@@ -682,7 +683,8 @@ def _action_accuracy(
         model_action.alias("_action"), is_treated.alias("_treated"), is_control.alias("_control")
     ).filter((pl.col("_treated") | pl.col("_control")) & (pl.col("_action") != NO_ACTION))
     actions = sorted(set(groups.get_column("_action").to_list()))
-    projected = _projected_means(groups)
+    # A receipt's projection is of the action the account got: only those that got the model's pick project it.
+    projected = _projected_means(groups.filter(pl.col("action_id") == pl.col("_action")))
     lookup = {(r["_action"], r["objective"]): r for r in projected.iter_rows(named=True)}
     out: list[ActionAccuracy] = []
     for action in actions:
