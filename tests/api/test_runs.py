@@ -190,7 +190,7 @@ def url(tmp_path: Path) -> str:
     return f"sqlite:///{(tmp_path / 'lift.db').as_posix()}"
 
 
-def _lift_without_run_id(url: str, playbook: Playbook) -> httpx.Response:
+def _lift_without_run_id(url: str, playbook: Playbook, status: int = 404) -> httpx.Response:
     with open_store(url) as store:
         keys = make_keys(store)
     app = create_app(ApiConfig(playbook=playbook, store_url=url, refresh_s=3600.0))
@@ -199,7 +199,7 @@ def _lift_without_run_id(url: str, playbook: Playbook) -> httpx.Response:
         return await client.get("/v1/lift")
 
     answer: httpx.Response = _ask(app, keys, calls)
-    assert answer.status_code == 404, answer.text
+    assert answer.status_code == status, answer.text
     return answer
 
 
@@ -237,14 +237,41 @@ def test_lift_without_a_served_run_names_the_succeeded_one_and_what_to_do(url: s
 
 
 def test_lift_without_a_served_run_says_why_the_run_to_serve_is_not(url: str, playbook: Playbook) -> None:
+    """The store's run to serve was made under another playbook: a 409 decider_not_ready, as decisions and
+    GET /v1/recommendations answer (it was a 404 not_found), naming the run, both hashes and what to do."""
     _save_run(url, "another-playbook", "run-other")
-    message = _lift_without_run_id(url, playbook).json()["message"]
+    answer = _lift_without_run_id(url, playbook, status=409).json()
+    assert answer["code"] == "decider_not_ready"
+    message = answer["message"]
     assert "no run is served" in message
-    assert "made under playbook another-playbook" in message  # the run that would be served, and why it is not
+    assert "'run-other', was made under playbook another-playbook" in message  # the run to serve, and why it is not
+    assert f"not the server's ({playbook.content_hash()})" in message
+    assert "run_id=run-other" in message
     assert "POST /v1/runs" in message
     _save_run(url, playbook.content_hash(), "run-quiet", promote=False)
-    message = _lift_without_run_id(url, playbook).json()["message"]
-    assert "'run-quiet'" in message  # one that can be measured with this server's playbook
+    answer = _lift_without_run_id(url, playbook, status=409).json()
+    assert answer["code"] == "decider_not_ready"
+    assert "'run-quiet': measure it with run_id=run-quiet" in answer["message"]  # measurable under this playbook
+
+
+def test_lift_recommendations_and_decisions_answer_alike_when_the_run_to_serve_is_another_playbooks(
+    url: str, playbook: Playbook
+) -> None:
+    """One situation, one answer: the run to serve was made under another playbook, so GET /v1/lift without
+    run_id answers the 409 decider_not_ready of POST /v1/decide and GET /v1/recommendations (it answered 404)."""
+    _save_run(url, "another-playbook", "run-other")
+    app, keys = _app_over(url, playbook)
+
+    async def calls(client: httpx.AsyncClient) -> list[httpx.Response]:
+        return [
+            await client.get("/v1/lift"),
+            await client.get("/v1/recommendations"),
+            await client.post("/v1/decide", json={"account_id": "a0"}),
+        ]
+
+    answers = _ask(app, keys, calls)
+    assert [a.status_code for a in answers] == [409, 409, 409], [a.text for a in answers]
+    assert {a.json()["code"] for a in answers} == {"decider_not_ready"}
 
 
 def _app_over(url: str, playbook: Playbook) -> tuple[FastAPI, Keys]:

@@ -16,7 +16,7 @@ from nextmove.measure.lift import (
     estimate_lift,
     json_ready,
     latest_data_time,
-    recommendations_frame,
+    stored_recommendations_frame,
     with_overlap_note,
     with_playbook_note,
 )
@@ -48,7 +48,7 @@ def lift_report(
     loaded = _book(book, "lift")
     if run.as_of is None:
         raise NotFoundError(f"run {run.run_id!r} has no as_of time; lift measures what followed a run's decisions")
-    frame = recommendations_frame(store.recommendations(run.run_id))
+    frame = stored_recommendations_frame(store, run.run_id)  # a few values of each, never a whole receipt
     try:
         report = estimate_lift(frame, loaded, playbook, as_of=run.as_of, allow_partial=allow_partial, run_id=run.run_id)
     except HorizonNotOverError as exc:

@@ -904,8 +904,9 @@ def start_run(body: RunIn, request: Request, principal: PrincipalDep, services: 
         **NOT_FOUND,
         409: {
             "model": ErrorPublic,
-            "description": "The run asked for has not succeeded (its status and why), the server has no book, "
-            "or the run's horizon has not passed",
+            "description": "The run asked for has not succeeded (its status and why: run_failed, run_not_finished), "
+            "the server has no book or the run's horizon has not passed (not_ready); or, without run_id, the run "
+            "the server would serve was made under another playbook (decider_not_ready)",
         },
     },
 )
@@ -915,7 +916,11 @@ def lift(
     services: ServicesDep,
     run_id: Annotated[
         str | None,
-        Query(max_length=MAX_ID_CHARS, description="The run; default: the served run (a 404 when none is served)."),
+        Query(
+            max_length=MAX_ID_CHARS,
+            description="The run; default: the served run (a 404 when none is served; a 409 decider_not_ready when "
+            "the run to serve was made under another playbook).",
+        ),
     ] = None,
     allow_partial: Annotated[
         bool, Query(description="Measure before the horizon has passed (outcomes seen so far).")
@@ -924,8 +929,10 @@ def lift(
     """Roles: ``admin`` and ``manager`` (book-wide figures). Needs the server's book (``--book``).
 
     Without ``run_id``, the served run is measured; when no run is served, a 404 says whether the
-    store has a succeeded run to pass as ``run_id`` or to promote. A ``run_id`` that has not
-    succeeded is answered 409 ``run_failed`` or ``run_not_finished``, with its status and why."""
+    store has a succeeded run to pass as ``run_id`` or to promote, and when the store's run to
+    serve was made under another playbook than the server's, a 409 ``decider_not_ready`` says so,
+    as decisions and recommendations answer. A ``run_id`` that has not succeeded is answered 409
+    ``run_failed`` or ``run_not_finished``, with its status and why."""
     principal.require("lift")
     run_id = _clean("run_id", run_id)
     _note(request, "read", "lift", run_id=run_id)
@@ -934,35 +941,51 @@ def lift(
     else:
         run = services.served_run()
     if run is None:
-        raise NotFoundError(_no_served_run(services))
+        raise _no_served_run(services)
     config = services.config
     data = lift_report(services.store, config.book, config.playbook, run, allow_partial=allow_partial)
     return ReportPublic(run_id=run.run_id, data=data)
 
 
-def _no_served_run(services: Services) -> str:
-    """Why ``GET /v1/lift`` without ``run_id`` has no run to measure, and what to do about it."""
+def _no_served_run(services: Services) -> NextmoveError:
+    """Why ``GET /v1/lift`` without ``run_id`` has no run to measure, and what to do about it.
+
+    A :class:`DeciderNotReadyError` (409 ``decider_not_ready``, as decisions and
+    ``GET /v1/recommendations`` answer) when the store's run to serve was made under another
+    playbook than the server's; else a :class:`NotFoundError` (404).
+    """
     store = services.store
     succeeded = store.list_runs(LISTED_RUNS_SCANNED, status="succeeded")
     if not succeeded:
-        return (
+        return NotFoundError(
             "no run to measure: the store has no succeeded run yet; start one with POST /v1/runs "
             "(or `nextmove run`), then ask again once it has succeeded"
+        )
+    playbook_hash = services.config.playbook.content_hash()
+    latest = next((r.run_id for r in succeeded if r.playbook_hash == playbook_hash), None)
+    to_serve = stored_served_run(store)
+    if to_serve is not None and to_serve.playbook_hash != playbook_hash:
+        ours = (
+            "" if latest is None else f"the latest succeeded under it is {latest!r}: measure it with run_id={latest}; "
+        )
+        return DeciderNotReadyError(
+            f"no run to measure by default: no run is served, as the store's run to serve, {to_serve.run_id!r}, "
+            f"was made under playbook {to_serve.playbook_hash}, not the server's ({playbook_hash}); {ours}"
+            f"measure that run with run_id={to_serve.run_id}, start the server with the playbook it used "
+            "(--playbook), or start a run with this playbook (POST /v1/runs)"
         )
     if store.active_model(POLICY_MODEL_KIND) is None and servable_run(store) is None:
         # The decider then says the store has no succeeded run to serve: true of serving, not of measuring.
         why = "the succeeded runs were started with promote=false, and none has been promoted since"
     else:
         why = services.decider.problem or "none is loaded yet"
-    playbook_hash = services.config.playbook.content_hash()
-    latest = next((r.run_id for r in succeeded if r.playbook_hash == playbook_hash), None)
     if latest is None:
-        return (
+        return NotFoundError(
             f"no run to measure by default: no run is served ({why}), and the store's latest succeeded runs were "
             "made under another playbook than the server's: start a run with POST /v1/runs, or the server with "
             "the playbook of the run to measure (--playbook)"
         )
-    return (
+    return NotFoundError(
         f"no run to measure by default: no run is served ({why}). Measure a given run with run_id=RUN_ID "
         f"(the latest succeeded under the server's playbook is {latest!r}; GET /v1/runs?status=succeeded lists "
         "the runs), or serve one with `nextmove models promote RUN_ID`"

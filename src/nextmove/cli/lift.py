@@ -63,7 +63,7 @@ def lift_cmd(
         account_overlap,
         estimate_lift,
         latest_data_time,
-        recommendations_frame,
+        stored_recommendations_frame,
         with_overlap_note,
         with_playbook_note,
     )
@@ -78,14 +78,14 @@ def lift_cmd(
     playbook_hash = read.content_hash()
     with open_store(store, existing=True) as opened:
         record = find_run(opened, run, book=book, playbook_hash=playbook_hash)
-        recs = opened.recommendations(record.run_id)
+        # What lift reads of each recommendation, never its whole receipt (signals, comparables, runner-ups).
+        frame = stored_recommendations_frame(opened, record.run_id)
         stored = opened.list_runs(limit=_RUNS_SEARCHED, status="succeeded")
         overlap = account_overlap(opened, record, stored, read.horizon_days)
-    if not recs:
+    if frame.is_empty():
         raise NotFoundError(f"run {record.run_id} has no recommendations to measure")
     # Loading's note on outcomes that lag is about learning; the lift says it for a measure (its notes).
     pb, loaded, _ = load_inputs(book, playbook, None, hide=is_lagging_outcomes_note)
-    frame = recommendations_frame(recs)
     if not _same_book(record.book_source, book):
         warn_other_accounts(record, book, frame, loaded.accounts.get_column("account_id"))
     with status(f"Measuring run {escape(record.run_id)}…"):

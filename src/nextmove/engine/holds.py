@@ -37,6 +37,9 @@ RUNS_SCANNED: Final[int] = 100
 _ACCOUNTS_PER_READ: Final[int] = 5_000
 """Accounts whose recommendations of one run are read in one query (an ``IN`` list of bound values)."""
 
+_RECOMMENDED_ACTION: Final[Mapping[str, tuple[str]]] = {"account_id": ("account_id",), "action_id": ("action_id",)}
+"""What a dismissal that names nothing reads of the recommendation it answers (:meth:`Store.recommendation_values`)."""
+
 
 @dataclass(frozen=True)
 class FeedbackHold:
@@ -222,8 +225,11 @@ def read_holds(store: Store, playbook: Playbook, when: datetime) -> pl.DataFrame
     for run_id, pairs in itertools.groupby(wanted, key=lambda p: p[0]):
         accounts = [account for _, account in pairs]
         for start in range(0, len(accounts), _ACCOUNTS_PER_READ):
-            for rec in store.recommendations(run_id, account_ids=accounts[start : start + _ACCOUNTS_PER_READ]):
-                recommended[(run_id, rec.account_id)] = rec.action_id
+            chunk = accounts[start : start + _ACCOUNTS_PER_READ]
+            # Only the action of each: never a receipt.
+            for batch in store.recommendation_values(run_id, _RECOMMENDED_ACTION, account_ids=chunk):
+                for account_id, action_id in batch:
+                    recommended[(run_id, account_id)] = action_id
 
     actions: dict[str, str | None] = {}
     by_account: dict[str, list[FeedbackEvent]] = {}

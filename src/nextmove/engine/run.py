@@ -1656,11 +1656,9 @@ def _previous_segments(store: Store | None, record: RunRecord) -> tuple[pl.DataF
     ]
     # Latest decision time first (of runs at one as_of, the newest); one whose receipts lack segment ids gives way.
     for last in sorted(earlier, key=lambda r: r.as_of or when, reverse=True):
-        rows = [
-            (r.account_id, r.evidence.get("account", {}).get("segment_id"))
-            for r in store.recommendations(last.run_id)
-            if isinstance(r.evidence.get("account"), dict)
-        ]
+        # Each receipt's segment id alone (None where it has none), never the receipt whole.
+        fields = {"account_id": ("account_id",), "segment_id": ("evidence", "account", "segment_id")}
+        rows = [row for batch in store.recommendation_values(last.run_id, fields) for row in batch]
         frame = pl.DataFrame(rows, schema={"account_id": pl.String, "segment_id": pl.Int64}, orient="row")
         frame = frame.drop_nulls("segment_id")
         if frame.height:

@@ -10,7 +10,7 @@ each action's realised effect compares with the effect the run projected for it.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields, replace
 from datetime import datetime, timedelta
 from statistics import NormalDist
@@ -35,6 +35,7 @@ from nextmove.store.identity import same_book
 __all__ = [
     "CONTROL_ARM",
     "INTERVAL_METHOD",
+    "LIFT_VALUES",
     "TREATED_ARMS",
     "AccountOverlap",
     "ActionAccuracy",
@@ -52,6 +53,7 @@ __all__ = [
     "overlapping_runs",
     "playbook_note",
     "recommendations_frame",
+    "stored_recommendations_frame",
     "with_overlap_note",
     "with_playbook_note",
 ]
@@ -304,40 +306,75 @@ def recommendations_frame(records: Iterable[RecommendationLike]) -> pl.DataFrame
     >>> frame.select("account_id", "arm", "model_action_id").row(0)
     ('a', 'control', 'call')
     """
-    ids: list[str] = []
-    actions: list[str] = []
-    variants: list[str | None] = []
-    arms: list[str] = []
-    model_actions: list[str | None] = []
-    projected: list[list[dict[str, Any]] | None] = []
+    rows = []
     for rec in records:
         evidence = rec.evidence if isinstance(rec.evidence, Mapping) else {}
-        ids.append(rec.account_id)
-        actions.append(rec.action_id)
-        variant = getattr(rec, "variant", None)
-        variants.append(None if variant is None else str(variant))
-        arms.append(rec.arm)
-        chosen = evidence.get("model_action_id")
-        model_actions.append(None if chosen is None else str(chosen))
-        projected.append(_projected_list(evidence.get("projected")))
-    return pl.DataFrame(
-        {
-            "account_id": ids,
-            "action_id": actions,
-            "variant": variants,
-            "arm": arms,
-            "model_action_id": model_actions,
-            "projected": projected,
-        },
-        schema={
-            "account_id": pl.String,
-            "action_id": pl.String,
-            "variant": pl.String,
-            "arm": pl.String,
-            "model_action_id": pl.String,
-            "projected": PROJECTED_DTYPE,
-        },
-    )
+        values = (evidence.get("model_action_id"), evidence.get("projected"))
+        rows.append((rec.account_id, rec.action_id, getattr(rec, "variant", None), rec.arm, *values))
+    return _lift_rows_frame(rows)
+
+
+LIFT_VALUES: Mapping[str, tuple[str, ...]] = {
+    "account_id": ("account_id",),
+    "action_id": ("action_id",),
+    "variant": ("variant",),
+    "arm": ("arm",),
+    "model_action_id": ("evidence", "model_action_id"),
+    "projected": ("evidence", "projected"),
+}
+"""What lift reads of a stored recommendation (:meth:`nextmove.store.Store.recommendation_values` paths): four
+columns and two values of its receipt, in the order of :func:`recommendations_frame`'s columns."""
+
+_LIFT_SCHEMA: Mapping[str, Any] = {
+    "account_id": pl.String,
+    "action_id": pl.String,
+    "variant": pl.String,
+    "arm": pl.String,
+    "model_action_id": pl.String,
+    "projected": PROJECTED_DTYPE,
+}
+
+
+class RecommendationValues(Protocol):
+    """What :func:`stored_recommendations_frame` asks of a store (:class:`nextmove.store.Store`)."""
+
+    def recommendation_values(
+        self, run_id: str, fields: Mapping[str, Sequence[str | int]], *, batch_rows: int = ...
+    ) -> Iterator[list[tuple[Any, ...]]]: ...
+
+
+def stored_recommendations_frame(store: RecommendationValues, run_id: str, *, batch_rows: int = 10_000) -> pl.DataFrame:
+    """:func:`recommendations_frame` of the stored recommendations of ``run_id``, without reading a whole receipt.
+
+    The database picks out of each recommendation the values of :data:`LIFT_VALUES` (its
+    ``account_id``, ``action_id``, ``variant`` and ``arm``, and its receipt's ``model_action_id``
+    and ``projected``), ``batch_rows`` at a time: the receipts' signals, comparables and runner-ups,
+    most of what a run stores, never leave it. The frame is the one ``recommendations_frame``
+    makes of ``store.recommendations(run_id)``, ordered by ``account_id``.
+    """
+    frames = [
+        _lift_rows_frame(batch) for batch in store.recommendation_values(run_id, LIFT_VALUES, batch_rows=batch_rows)
+    ]
+    # One chunk, as a frame built at once is: over a frame of several chunks Polars sums in an order that varies
+    # from call to call, and a lift's last digits with it.
+    return pl.concat(frames, rechunk=True) if frames else _lift_rows_frame([])
+
+
+def _lift_rows_frame(rows: Iterable[Sequence[Any]]) -> pl.DataFrame:
+    """The frame of :func:`recommendations_frame` from rows of :data:`LIFT_VALUES` (a receipt's values as JSON gives
+    them)."""
+    out = [
+        (
+            account_id,
+            action_id,
+            None if variant is None else str(variant),
+            arm,
+            None if chosen is None else str(chosen),
+            _projected_list(projected),
+        )
+        for account_id, action_id, variant, arm, chosen, projected in rows
+    ]
+    return pl.DataFrame(out, schema=dict(_LIFT_SCHEMA), orient="row")
 
 
 def _projected_list(value: object) -> list[dict[str, Any]] | None:
