@@ -109,6 +109,34 @@ def test_an_id_with_a_slash_is_hidden_from_another_owners_key_like_a_missing_one
     assert hidden.json()["message"].replace("B/2", "X") == missing.json()["message"].replace("Z/9", "X")
 
 
+def test_a_path_or_query_that_is_not_utf8_once_decoded_is_refused_with_a_422(store: Store, playbook: Playbook) -> None:
+    # /v1/accounts/%C0%AE%C0%AE was looked up as four U+FFFD and answered 404 naming them, while docs/api.md
+    # promises a 422 for text with invalid Unicode.
+    seed_run(store, playbook, account_ids=["A-1", "\ufffd"], owners=("ana",))
+    keys = make_keys(store)
+
+    async def calls(client: httpx.AsyncClient) -> list[httpx.Response]:
+        return [
+            await client.get("/v1/accounts/%C0%AE%C0%AE"),
+            await client.get("/v1/accounts/%ED%A0%80"),  # a lone surrogate, as UTF-8 would encode it
+            await client.get("/v1/recommendations?owner=%FF"),
+            await client.get("/v1/accounts/%EF%BF%BD"),  # U+FFFD itself, as its UTF-8 bytes: a valid id
+            await client.get("/v1/recommendations?owner=%C3%9C"),
+        ]
+
+    bad_path, surrogate, bad_query, replacement, good_query = _ask(_app(store, playbook), keys.admin, calls)
+    for answer, field in ((bad_path, "path"), (surrogate, "path"), (bad_query, "query")):
+        assert answer.status_code == 422, answer.text
+        body = answer.json()
+        assert body["code"] == "invalid_request"
+        assert "not valid UTF-8" in body["message"]
+        assert "\ufffd" not in body["message"]
+        assert body["problems"][0]["field"] == field
+    assert replacement.status_code == 200, replacement.text
+    assert replacement.json()["account_id"] == "\ufffd"
+    assert good_query.status_code == 200, good_query.text
+
+
 # ---- recommendation filters -------------------------------------------------------------------
 
 
