@@ -330,7 +330,7 @@ class Utf8UrlMiddleware:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
             for where, raw in (("path", scope.get("raw_path")), ("query string", scope.get("query_string"))):
-                if raw and not _utf8_once_decoded(raw if where == "path" else raw.replace(b"+", b" ")):
+                if raw and not utf8_once_decoded(raw if where == "path" else raw.replace(b"+", b" ")):
                     field = "path" if where == "path" else "query"
                     response = error_response(
                         422,
@@ -344,12 +344,12 @@ class Utf8UrlMiddleware:
         await self.app(scope, receive, send)
 
 
-def _utf8_once_decoded(raw: bytes) -> bool:
+def utf8_once_decoded(raw: bytes) -> bool:
     """Whether percent-decoding ``raw`` gives valid UTF-8 (no lone surrogates either).
 
     Examples
     --------
-    >>> _utf8_once_decoded(b"/v1/accounts/%C3%9C"), _utf8_once_decoded(b"/v1/accounts/%C0%AE")
+    >>> utf8_once_decoded(b"/v1/accounts/%C3%9C"), utf8_once_decoded(b"/v1/accounts/%C0%AE")
     (True, False)
     """
     try:
