@@ -16,6 +16,7 @@ import pytest
 from fastapi import FastAPI
 from tests.api.conftest import make_keys, seed_run
 
+import nextmove.api.service
 from nextmove.api import ApiConfig, create_app
 from nextmove.book.validate import load_book
 from nextmove.playbook import Playbook
@@ -213,6 +214,71 @@ def test_recommendation_filters_take_the_cache_buster_and_ignore_it(store: Store
     for query, name in [(asked[5], "acton"), (asked[6], "_x"), (asked[7], "__")]:
         assert answers[query].status_code == 422, (query, answers[query].text)
         assert [p["field"] for p in answers[query].json()["problems"]] == [f"query parameter {name}"]
+
+
+# ---- owners: the book's as it is now decide what a key sees --------------------------------------
+
+
+@pytest.mark.parametrize("max_named", [10_000, 0], ids=["named", "streamed"])
+def test_an_account_handed_to_another_owner_in_the_book_is_theirs_at_once_not_at_the_next_run(
+    tmp_path: Path, store: Store, playbook: Playbook, monkeypatch: pytest.MonkeyPatch, max_named: int
+) -> None:
+    # The served run's owner decided: once a2 was handed from ana to cleo in accounts.csv and the server had
+    # read the book again, ana's key still read, decided and sent feedback for a2, and cleo's got 404s.
+    accounts = "account_id,owner,arr\na1,ana,1000\na2,{a2},1000\na3,cleo,1000\ngone,ana,1000\n"
+    folder = _book(tmp_path / "book", accounts.format(a2="ana"))
+    book = load_book(str(folder), playbook=playbook)
+    seed_run(store, playbook, account_ids=["a1", "a2", "a3", "gone"], owners=("ana", "ana", "cleo", "ana"))
+    keys = make_keys(store)  # csm: ana; other_csm: cleo; manager: ana and ben
+    app = _app(store, playbook, book=book, book_path=str(folder))
+    # The list names the accounts an owner has now to the store, or reads the run's owners past this many.
+    monkeypatch.setattr(nextmove.api.service, "MAX_OWNED_IDS", max_named)
+
+    def feedback(account_id: str) -> dict[str, Any]:
+        return {
+            "events": [{"event_id": f"fb-{account_id}-{os.urandom(4).hex()}", "account_id": account_id, "kind": "done"}]
+        }
+
+    async def one_key(client: httpx.AsyncClient, key: str) -> dict[str, Any]:
+        auth = {"Authorization": f"Bearer {key}"}
+        page = (await client.get("/v1/recommendations", headers=auth)).json()
+        return {
+            "account": await client.get("/v1/accounts/a2", headers=auth),
+            "decide": (await client.post("/v1/decide", json={"account_id": "a2"}, headers=auth)).status_code,
+            "feedback": (await client.post("/v1/feedback", json=feedback("a2"), headers=auth)).status_code,
+            "listed": {r["account_id"]: r["owner"] for r in page["items"]},
+            "total": page["total"],
+        }
+
+    async def calls(client: httpx.AsyncClient) -> list[dict[str, Any]]:
+        before = await one_key(client, keys.csm)
+        # a2 goes to cleo, and "gone" leaves the book: the run's owner still decides for an account the book lacks.
+        _book(folder, accounts.format(a2="cleo").replace("gone,ana,1000\n", ""))
+        assert app.state.services.refresh_book()  # what the server's look at the book every --refresh-s does
+        after = [await one_key(client, k) for k in (keys.csm, keys.other_csm, keys.manager, keys.admin)]
+        cleos = (await client.get("/v1/recommendations", params={"owner": "cleo"})).json()  # the admin's key
+        at_risk = await client.get(
+            "/v1/recommendations", params={"band": "At risk"}, headers={"Authorization": f"Bearer {keys.other_csm}"}
+        )
+        return [before, *after, {r["account_id"]: r["owner"] for r in cleos["items"]}, at_risk.json()]
+
+    before, ana, cleo, manager, admin, owned_by_cleo, cleos_at_risk = _ask(app, keys.admin, calls)
+    assert before["account"].status_code == 200
+    assert before["listed"] == {"a1": "ana", "a2": "ana", "gone": "ana"}
+    assert (ana["account"].status_code, ana["decide"], ana["feedback"]) == (404, 404, 404)
+    assert ana["account"].json()["message"] == "no account 'a2' visible to this key"
+    assert ana["listed"] == {"a1": "ana", "gone": "ana"}
+    assert ana["total"] == 2
+    assert (cleo["account"].status_code, cleo["decide"], cleo["feedback"]) == (200, 200, 200)
+    assert cleo["account"].json()["owner"] == cleo["account"].json()["recommendation"]["owner"] == "cleo"
+    assert cleo["listed"] == {"a2": "cleo", "a3": "cleo"}
+    assert cleo["total"] == 2
+    assert manager["listed"] == {"a1": "ana", "gone": "ana"}
+    assert manager["account"].status_code == 404
+    assert admin["listed"] == {"a1": "ana", "a2": "cleo", "a3": "cleo", "gone": "ana"}
+    assert owned_by_cleo == {"a2": "cleo", "a3": "cleo"}
+    assert [r["account_id"] for r in cleos_at_risk["items"]] == ["a2"]  # the other filters still apply
+    assert cleos_at_risk["total"] == 1
 
 
 # ---- decide: a batch is all or nothing, and says which accounts and why ------------------------

@@ -63,7 +63,7 @@ from nextmove.engine.online import served_run as stored_served_run
 from nextmove.engine.run_process import interrupted_run_note, require_succeeded, unpromoted_run_note
 from nextmove.errors import ConfigError, NextmoveError, NotFoundError
 from nextmove.models.health import BANDS
-from nextmove.store import AuditEntry, DecisionRecord, RunRecord
+from nextmove.store import AuditEntry, DecisionRecord, RecommendationRecord, RunRecord
 from nextmove.store.records import utcnow
 
 MAX_PAGE = 500
@@ -553,7 +553,7 @@ def account(
         run_id=None if snap is None else snap.run.run_id,
         health=None if rec is None else HealthPublic(score=rec.health_score, band=rec.health_band),
         risk=[] if rec is None else _risk(rec.evidence),
-        recommendation=None if rec is None else RecommendationPublic.of(rec),
+        recommendation=None if rec is None else _recommendation(rec, {account_id: (rec.owner, owner)}),
         decisions=[DecisionPublic.of(d) for d in store.decisions(account_id=account_id, limit=20)],
         feedback=[FeedbackPublic.of(e) for e in events],
         touches=_touches(services, account_id),
@@ -669,17 +669,16 @@ def recommendations(
         run: RunRecord | None = _succeeded_run(services, run_id, "only a succeeded run has recommendations to list")
     else:
         run = services.served_run() or _run_to_list(services)
-    owners = None if principal.sees_everything else set(principal.owners)
-    if owners is not None and owner is not None:
-        owners &= {owner}
+    owners = None if principal.sees_everything else frozenset(principal.owners)
+    if owner is not None:
+        owners = frozenset({owner}) if owners is None else owners & {owner}
     if action is not None and (run is None or run.playbook_hash == services.config.playbook.content_hash()):
         # A run made under another playbook (asked for by run_id) has other actions: not checked here.
         _check_value("action", action, [*services.config.playbook.action_ids, NO_ACTION], "the playbook's actions")
     if run is None:
         return RecommendationPagePublic(run_id=None, total=0, limit=limit, offset=offset, next_offset=None, items=[])
-    filters: dict[str, Any] = {"owner": owner, "action_id": action, "health_band": band, "owners": owners}
-    total = services.store.count_recommendations(run.run_id, **filters)
-    items = services.store.recommendations(run.run_id, limit=limit, offset=offset, **filters)
+    moved = services.owner_changes(run.run_id).moved
+    total, items = _recommendation_page(services, run.run_id, owners, moved, action, band, limit, offset)
     next_offset = offset + len(items) if offset + len(items) < total else None
     return RecommendationPagePublic(
         run_id=run.run_id,
@@ -687,8 +686,46 @@ def recommendations(
         limit=limit,
         offset=offset,
         next_offset=next_offset,
-        items=[RecommendationPublic.of(r) for r in items],
+        items=[_recommendation(r, moved) for r in items],
     )
+
+
+def _recommendation_page(
+    services: Services,
+    run_id: str,
+    owners: frozenset[str] | None,
+    moved: dict[str, tuple[str | None, str | None]],
+    action: str | None,
+    band: str | None,
+    limit: int,
+    offset: int,
+) -> tuple[int, list[RecommendationRecord]]:
+    """How many of the run's recommendations match, and one page of them, the accounts' owners as they are now.
+
+    Owners are the book's (:meth:`Services.owner_of`), while the store filters on the run's ``owner``
+    column: right, unless an account of the run was handed over since (``moved``) into or out of
+    ``owners``. Then the accounts ``owners`` have now are named to the store, or, too many to name,
+    found by reading the run's owners and bands.
+    """
+    store = services.store
+    filters: dict[str, Any] = {"action_id": action, "health_band": band, "owners": owners}
+    if owners is not None and any((was in owners) != (now in owners) for was, now in moved.values()):
+        owned = services.owned_account_ids(run_id, owners)
+        if owned is None:
+            ids = services.owned_recommendation_ids(run_id, owners, action_id=action, health_band=band)
+            page = ids[offset : offset + limit]
+            return len(ids), store.recommendations(run_id, account_ids=page) if page else []
+        filters.update(owners=None, account_ids=owned)
+    total = store.count_recommendations(run_id, **filters)
+    return total, store.recommendations(run_id, limit=limit, offset=offset, **filters)
+
+
+def _recommendation(rec: RecommendationRecord, moved: dict[str, tuple[str | None, str | None]]) -> RecommendationPublic:
+    """The recommendation as the API shows it: its ``owner`` the account's owner now (:meth:`Services.owner_of`)."""
+    public = RecommendationPublic.of(rec)
+    if rec.account_id in moved:
+        public.owner = moved[rec.account_id][1]
+    return public
 
 
 def _run_to_list(services: Services) -> RunRecord | None:
