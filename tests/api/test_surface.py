@@ -4,23 +4,25 @@ batches refused with each culprit named, failed runs kept, HEAD probes and 405 a
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import time
 import urllib.parse
 from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from fastapi import FastAPI
-from tests.api.conftest import make_keys, seed_run
+from tests.api.conftest import AS_OF, make_keys, seed_run
 
 import nextmove.api.service
 from nextmove.api import ApiConfig, create_app
 from nextmove.book.validate import load_book
 from nextmove.playbook import Playbook
-from nextmove.store import Store, open_store
+from nextmove.store import RunRecord, Store, open_store
 
 ODD_IDS = ["A/1", "B?2", "C#3", "D%4", "E 5", "Ünï-6", "a/b/c", "/lead", "trail/", "F%2F7", "..", "plain"]
 """Account ids the data contract allows, each with what a URL path treats specially."""
@@ -279,6 +281,78 @@ def test_an_account_handed_to_another_owner_in_the_book_is_theirs_at_once_not_at
     assert owned_by_cleo == {"a2": "cleo", "a3": "cleo"}
     assert [r["account_id"] for r in cleos_at_risk["items"]] == ["a2"]  # the other filters still apply
     assert cleos_at_risk["total"] == 1
+
+
+# ---- receipts: comparables of other owners are not named -----------------------------------------
+
+
+def _with_comparables(store: Store, playbook: Playbook, ids: list[str], owners: tuple[str, ...]) -> dict[str, str]:
+    """A served run whose every receipt names three other accounts of the run as comparables; each account's owner."""
+    recs = seed_run(open_store("sqlite://"), playbook, account_ids=ids, owners=owners, control_every=0)
+    with_comparables = []
+    for i, rec in enumerate(recs):
+        comparables = [
+            {
+                "account_id": ids[(i + k) % len(ids)],
+                "action_id": rec.action_id,
+                "ts": "2026-02-10T00:00:00+00:00",
+                "outcome": "churn within 90 days: none",
+                "similarity": 0.5,
+            }
+            for k in (1, 2, 3)
+        ]
+        with_comparables.append(replace(rec, evidence={**rec.evidence, "comparables": comparables}))
+    run = RunRecord(
+        run_id="run-1",
+        book_source="tests",
+        playbook_hash=playbook.content_hash(),
+        status="succeeded",
+        as_of=AS_OF,
+        created_at=AS_OF,
+        finished_at=AS_OF,
+    )
+    store.save_run(run, with_comparables)
+    return {r.account_id: str(r.owner) for r in recs}
+
+
+def test_receipts_do_not_name_comparable_accounts_a_scoped_key_may_not_see(store: Store, playbook: Playbook) -> None:
+    # Each receipt's comparables named other accounts with their action, date and outcome: 28 of the 36 comparables
+    # a csm key was listed belonged to other owners, while a csm key never gets other accounts' data.
+    ids = [f"acct-{i}" for i in range(6)]
+    owner_of = _with_comparables(store, playbook, ids, ("ana", "ben", "cleo"))
+    keys = make_keys(store)
+    sees = {"csm": {"ana"}, "manager": {"ana", "ben"}, "admin": {"ana", "ben", "cleo"}}
+
+    async def calls(client: httpx.AsyncClient) -> dict[str, list[dict[str, Any]]]:
+        shown: dict[str, list[dict[str, Any]]] = {}
+        for role in sees:
+            auth = {"Authorization": f"Bearer {keys.of(role)}"}
+            page = (await client.get("/v1/recommendations", headers=auth)).json()
+            found = [c for item in page["items"] for c in item["evidence"]["comparables"]]
+            body = {"accounts": [{"account_id": "acct-0"}, {"account_id": "acct-3"}]}
+            for content_type in ("application/json", "application/json; charset=utf-8"):  # the lane, and the route
+                decided = await client.post(
+                    "/v1/decide", content=json.dumps(body), headers={**auth, "Content-Type": content_type}
+                )
+                assert decided.status_code == 200, decided.text
+                found += [c for d in decided.json()["decisions"] for c in d["evidence"]["comparables"]]
+            account = (await client.get("/v1/accounts/acct-0", headers=auth)).json()
+            found += account["recommendation"]["evidence"]["comparables"]
+            found += [c for d in account["decisions"] for c in d["evidence"]["comparables"]]
+            shown[role] = found
+        return shown
+
+    shown = _ask(_app(store, playbook), keys.admin, calls)
+    stored = [c for d in store.decisions(limit=100) for c in d.evidence["comparables"]]
+    assert {owner_of[c["account_id"]] for c in stored} == {"ana", "ben", "cleo"}  # the decisions kept their ids
+    for role, owners in sees.items():
+        found = shown[role]
+        named = {c["account_id"] for c in found if c["account_id"] is not None}
+        assert {owner_of[a] for a in named} == owners, role
+        withheld = [c for c in found if c["account_id"] is None]
+        assert bool(withheld) == (role != "admin"), role
+        # What followed is still shown; only which account it was is not.
+        assert all(c["outcome"] == "churn within 90 days: none" and c["similarity"] == 0.5 for c in found)
 
 
 # ---- decide: a batch is all or nothing, and says which accounts and why ------------------------

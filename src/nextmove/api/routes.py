@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import difflib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Annotated, Any, Final
 
 import polars as pl
@@ -302,8 +302,10 @@ async def decide_now(services: Services, principal: Principal, body: DecideIn, a
     def check() -> None:
         undecidable_accounts(services, principal, ids)
 
+    visible = comparables_visible(services, principal)
+
     def render(made: list[DecisionRecord]) -> bytes:
-        return DecisionsPublic(decisions=[DecisionPublic.of(d) for d in made]).model_dump_json().encode()
+        return DecisionsPublic(decisions=[DecisionPublic.of(d, visible) for d in made]).model_dump_json().encode()
 
     try:
         if services.config.book is not None and any(r.signals for r in requests):
@@ -320,6 +322,25 @@ async def decide_now(services: Services, principal: Principal, body: DecideIn, a
         # Explained off the decision queue's thread: looking the accounts up in the book takes longer than a decision.
         refusal = await run_in_threadpool(found.refusal, services, ids, batch=body.accounts is not None)
         raise refusal from None
+
+
+def comparables_visible(services: Services, principal: Principal) -> Callable[[str], bool] | None:
+    """Whether a receipt's comparable account may be named to ``principal`` (None: every one may).
+
+    A ``manager`` or ``csm`` key never gets another owner's accounts: in the receipts it is shown
+    (recommendations, an account's page, decisions), a comparable account it may not see keeps its
+    action, date, outcome and similarity, and its ``account_id`` is null.
+    """
+    if principal.sees_everything:
+        return None
+    seen: dict[str, bool] = {}  # an account is the comparable of many: looked up once per answer
+
+    def visible(account_id: str) -> bool:
+        if account_id not in seen:
+            seen[account_id] = principal.sees_owner(services.owner_of(account_id))
+        return seen[account_id]
+
+    return visible
 
 
 PROBLEMS_IN_MESSAGE = 5
@@ -547,14 +568,15 @@ def account(
     rec = view.recommendation if view is not None else None
     store = services.store
     events = store.feedback(account_id=account_id)[::-1][:HISTORY_ROWS]
+    visible = comparables_visible(services, principal)
     return AccountPublic(
         account_id=account_id,
         owner=owner,
         run_id=None if snap is None else snap.run.run_id,
         health=None if rec is None else HealthPublic(score=rec.health_score, band=rec.health_band),
         risk=[] if rec is None else _risk(rec.evidence),
-        recommendation=None if rec is None else _recommendation(rec, {account_id: (rec.owner, owner)}),
-        decisions=[DecisionPublic.of(d) for d in store.decisions(account_id=account_id, limit=20)],
+        recommendation=None if rec is None else _recommendation(rec, {account_id: (rec.owner, owner)}, visible),
+        decisions=[DecisionPublic.of(d, visible) for d in store.decisions(account_id=account_id, limit=20)],
         feedback=[FeedbackPublic.of(e) for e in events],
         touches=_touches(services, account_id),
         outcomes=_outcomes(services, account_id),
@@ -679,6 +701,7 @@ def recommendations(
         return RecommendationPagePublic(run_id=None, total=0, limit=limit, offset=offset, next_offset=None, items=[])
     moved = services.owner_changes(run.run_id).moved
     total, items = _recommendation_page(services, run.run_id, owners, moved, action, band, limit, offset)
+    visible = comparables_visible(services, principal)
     next_offset = offset + len(items) if offset + len(items) < total else None
     return RecommendationPagePublic(
         run_id=run.run_id,
@@ -686,7 +709,7 @@ def recommendations(
         limit=limit,
         offset=offset,
         next_offset=next_offset,
-        items=[_recommendation(r, moved) for r in items],
+        items=[_recommendation(r, moved, visible) for r in items],
     )
 
 
@@ -720,9 +743,14 @@ def _recommendation_page(
     return total, store.recommendations(run_id, limit=limit, offset=offset, **filters)
 
 
-def _recommendation(rec: RecommendationRecord, moved: dict[str, tuple[str | None, str | None]]) -> RecommendationPublic:
-    """The recommendation as the API shows it: its ``owner`` the account's owner now (:meth:`Services.owner_of`)."""
-    public = RecommendationPublic.of(rec)
+def _recommendation(
+    rec: RecommendationRecord,
+    moved: dict[str, tuple[str | None, str | None]],
+    visible: Callable[[str], bool] | None,
+) -> RecommendationPublic:
+    """The recommendation as the API shows it: its ``owner`` the account's owner now (:meth:`Services.owner_of`),
+    its comparables' ids withheld where ``visible`` refuses them (:func:`comparables_visible`)."""
+    public = RecommendationPublic.of(rec, visible)
     if rec.account_id in moved:
         public.owner = moved[rec.account_id][1]
     return public
