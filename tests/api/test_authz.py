@@ -8,6 +8,7 @@ gets 404, exactly as for an account that does not exist.
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -98,3 +99,45 @@ def test_recommendations_show_each_key_only_its_accounts(served: Served) -> None
         "csm": {"ana"},
         "other_csm": {"cleo"},
     }
+
+
+def test_a_request_with_a_valid_key_refused_before_its_route_is_audited(served: Served) -> None:
+    # Refused before any route looked at the key (the body, its type or size, the path, the method), such a
+    # request left no audit entry, while docs/api.md says every request with a key is in the trail.
+    nowhere = f"/v1/nowhere-{uuid.uuid4().hex[:8]}"
+    deep = b'{"events": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"
+    big = b'{"events": ["' + b"x" * (2 * 1024 * 1024) + b'"]}'
+    json_type = {"Content-Type": "application/json"}
+
+    def chunks() -> Any:
+        yield big[: len(big) // 2]
+        yield big[len(big) // 2 :]
+
+    calls: list[tuple[str, str, dict[str, Any], int]] = [
+        ("POST", "/v1/decide", {"content": b"{nope", "headers": json_type}, 400),
+        ("POST", "/v1/feedback", {"content": deep, "headers": json_type}, 400),
+        ("POST", "/v1/feedback", {"content": big, "headers": json_type}, 413),
+        ("POST", "/v1/feedback", {"content": chunks(), "headers": json_type}, 413),
+        ("POST", "/v1/feedback", {"content": b"{}", "headers": {"Content-Type": "text/plain"}}, 415),
+        ("GET", nowhere, {}, 404),
+        ("DELETE", "/v1/runs", {}, 405),
+        ("GET", "/v1/accounts/%C0%AE%C0%AE", {}, 422),
+    ]
+    since = datetime.now(UTC).isoformat()  # the server runs on this machine's clock
+    with served.client("csm") as client:
+        for method, path, kwargs, status in calls:
+            answer = client.request(method, path, **kwargs)
+            assert answer.status_code == status, (method, path, answer.text[:200])
+    with served.client() as client:  # no key, and a key that is not valid: not audited, as before
+        assert client.get(nowhere).status_code == 404
+        assert client.get(nowhere, headers={"Authorization": f"Bearer {BOGUS_KEY}"}).status_code == 404
+    with served.client("admin") as admin:
+        items = admin.get("/v1/audit", params={"since": since, "limit": 500}).json()["items"]
+    mine = [e for e in items if e["key_id"] == served.keys.ids["csm"]]
+    got = sorted((e["method"], e["path"], e["status"]) for e in mine)
+    assert got == sorted((m, p, s) for m, p, _, s in calls), got  # a path that is not UTF-8: as it was sent
+    for entry in mine:
+        assert entry["role"] == "csm"
+        assert entry["action"] == ("read" if entry["method"] == "GET" else "change-refused")
+        assert entry["detail"] == {"refused_before_route": True}  # what was refused, never its body
+    assert [e for e in items if e["path"] == nowhere and e["key_id"] != served.keys.ids["csm"]] == []

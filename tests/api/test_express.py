@@ -190,3 +190,17 @@ def test_the_lane_refuses_as_the_route_does_when_the_audit_entry_cannot_be_writt
     assert lane.status_code == route.status_code == 503
     assert lane.json() == route.json()
     assert lane.json()["code"] == "store_unavailable"
+
+
+def test_the_lane_refuses_deeply_nested_json_as_the_route_does(
+    tmp_path: Path, playbook: Playbook, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # json.loads raises RecursionError (not ValueError) on JSON nested past its recursion limit: the lane
+    # answered a 500 internal_error with a traceback in the log, while the route answers 400.
+    deep = b'{"account_id": "acct-001", "signals": ' + b'{"a": ' * 5_000 + b"1" + b"}" * 5_000 + b"}"
+    answers, lane_calls = _lane_and_route(tmp_path, playbook, monkeypatch, [deep], before=lambda services: None)
+    assert lane_calls == 0
+    ((lane, route),) = answers
+    assert lane.status_code == route.status_code == 400, lane.text
+    assert lane.json() == route.json()
+    assert lane.json()["code"] == "bad_request"

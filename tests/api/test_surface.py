@@ -4,22 +4,25 @@ batches refused with each culprit named, failed runs kept, HEAD probes and 405 a
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import time
 import urllib.parse
 from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from fastapi import FastAPI
-from tests.api.conftest import make_keys, seed_run
+from tests.api.conftest import AS_OF, make_keys, seed_run
 
+import nextmove.api.service
 from nextmove.api import ApiConfig, create_app
 from nextmove.book.validate import load_book
 from nextmove.playbook import Playbook
-from nextmove.store import Store, open_store
+from nextmove.store import RunRecord, Store, open_store
 
 ODD_IDS = ["A/1", "B?2", "C#3", "D%4", "E 5", "Ünï-6", "a/b/c", "/lead", "trail/", "F%2F7", "..", "plain"]
 """Account ids the data contract allows, each with what a URL path treats specially."""
@@ -109,6 +112,34 @@ def test_an_id_with_a_slash_is_hidden_from_another_owners_key_like_a_missing_one
     assert hidden.json()["message"].replace("B/2", "X") == missing.json()["message"].replace("Z/9", "X")
 
 
+def test_a_path_or_query_that_is_not_utf8_once_decoded_is_refused_with_a_422(store: Store, playbook: Playbook) -> None:
+    # /v1/accounts/%C0%AE%C0%AE was looked up as four U+FFFD and answered 404 naming them, while docs/api.md
+    # promises a 422 for text with invalid Unicode.
+    seed_run(store, playbook, account_ids=["A-1", "\ufffd"], owners=("ana",))
+    keys = make_keys(store)
+
+    async def calls(client: httpx.AsyncClient) -> list[httpx.Response]:
+        return [
+            await client.get("/v1/accounts/%C0%AE%C0%AE"),
+            await client.get("/v1/accounts/%ED%A0%80"),  # a lone surrogate, as UTF-8 would encode it
+            await client.get("/v1/recommendations?owner=%FF"),
+            await client.get("/v1/accounts/%EF%BF%BD"),  # U+FFFD itself, as its UTF-8 bytes: a valid id
+            await client.get("/v1/recommendations?owner=%C3%9C"),
+        ]
+
+    bad_path, surrogate, bad_query, replacement, good_query = _ask(_app(store, playbook), keys.admin, calls)
+    for answer, field in ((bad_path, "path"), (surrogate, "path"), (bad_query, "query")):
+        assert answer.status_code == 422, answer.text
+        body = answer.json()
+        assert body["code"] == "invalid_request"
+        assert "not valid UTF-8" in body["message"]
+        assert "\ufffd" not in body["message"]
+        assert body["problems"][0]["field"] == field
+    assert replacement.status_code == 200, replacement.text
+    assert replacement.json()["account_id"] == "\ufffd"
+    assert good_query.status_code == 200, good_query.text
+
+
 # ---- recommendation filters -------------------------------------------------------------------
 
 
@@ -185,6 +216,143 @@ def test_recommendation_filters_take_the_cache_buster_and_ignore_it(store: Store
     for query, name in [(asked[5], "acton"), (asked[6], "_x"), (asked[7], "__")]:
         assert answers[query].status_code == 422, (query, answers[query].text)
         assert [p["field"] for p in answers[query].json()["problems"]] == [f"query parameter {name}"]
+
+
+# ---- owners: the book's as it is now decide what a key sees --------------------------------------
+
+
+@pytest.mark.parametrize("max_named", [10_000, 0], ids=["named", "streamed"])
+def test_an_account_handed_to_another_owner_in_the_book_is_theirs_at_once_not_at_the_next_run(
+    tmp_path: Path, store: Store, playbook: Playbook, monkeypatch: pytest.MonkeyPatch, max_named: int
+) -> None:
+    # The served run's owner decided: once a2 was handed from ana to cleo in accounts.csv and the server had
+    # read the book again, ana's key still read, decided and sent feedback for a2, and cleo's got 404s.
+    accounts = "account_id,owner,arr\na1,ana,1000\na2,{a2},1000\na3,cleo,1000\ngone,ana,1000\n"
+    folder = _book(tmp_path / "book", accounts.format(a2="ana"))
+    book = load_book(str(folder), playbook=playbook)
+    seed_run(store, playbook, account_ids=["a1", "a2", "a3", "gone"], owners=("ana", "ana", "cleo", "ana"))
+    keys = make_keys(store)  # csm: ana; other_csm: cleo; manager: ana and ben
+    app = _app(store, playbook, book=book, book_path=str(folder))
+    # The list names the accounts an owner has now to the store, or reads the run's owners past this many.
+    monkeypatch.setattr(nextmove.api.service, "MAX_OWNED_IDS", max_named)
+
+    def feedback(account_id: str) -> dict[str, Any]:
+        return {
+            "events": [{"event_id": f"fb-{account_id}-{os.urandom(4).hex()}", "account_id": account_id, "kind": "done"}]
+        }
+
+    async def one_key(client: httpx.AsyncClient, key: str) -> dict[str, Any]:
+        auth = {"Authorization": f"Bearer {key}"}
+        page = (await client.get("/v1/recommendations", headers=auth)).json()
+        return {
+            "account": await client.get("/v1/accounts/a2", headers=auth),
+            "decide": (await client.post("/v1/decide", json={"account_id": "a2"}, headers=auth)).status_code,
+            "feedback": (await client.post("/v1/feedback", json=feedback("a2"), headers=auth)).status_code,
+            "listed": {r["account_id"]: r["owner"] for r in page["items"]},
+            "total": page["total"],
+        }
+
+    async def calls(client: httpx.AsyncClient) -> list[dict[str, Any]]:
+        before = await one_key(client, keys.csm)
+        # a2 goes to cleo, and "gone" leaves the book: the run's owner still decides for an account the book lacks.
+        _book(folder, accounts.format(a2="cleo").replace("gone,ana,1000\n", ""))
+        assert app.state.services.refresh_book()  # what the server's look at the book every --refresh-s does
+        after = [await one_key(client, k) for k in (keys.csm, keys.other_csm, keys.manager, keys.admin)]
+        cleos = (await client.get("/v1/recommendations", params={"owner": "cleo"})).json()  # the admin's key
+        at_risk = await client.get(
+            "/v1/recommendations", params={"band": "At risk"}, headers={"Authorization": f"Bearer {keys.other_csm}"}
+        )
+        return [before, *after, {r["account_id"]: r["owner"] for r in cleos["items"]}, at_risk.json()]
+
+    before, ana, cleo, manager, admin, owned_by_cleo, cleos_at_risk = _ask(app, keys.admin, calls)
+    assert before["account"].status_code == 200
+    assert before["listed"] == {"a1": "ana", "a2": "ana", "gone": "ana"}
+    assert (ana["account"].status_code, ana["decide"], ana["feedback"]) == (404, 404, 404)
+    assert ana["account"].json()["message"] == "no account 'a2' visible to this key"
+    assert ana["listed"] == {"a1": "ana", "gone": "ana"}
+    assert ana["total"] == 2
+    assert (cleo["account"].status_code, cleo["decide"], cleo["feedback"]) == (200, 200, 200)
+    assert cleo["account"].json()["owner"] == cleo["account"].json()["recommendation"]["owner"] == "cleo"
+    assert cleo["listed"] == {"a2": "cleo", "a3": "cleo"}
+    assert cleo["total"] == 2
+    assert manager["listed"] == {"a1": "ana", "gone": "ana"}
+    assert manager["account"].status_code == 404
+    assert admin["listed"] == {"a1": "ana", "a2": "cleo", "a3": "cleo", "gone": "ana"}
+    assert owned_by_cleo == {"a2": "cleo", "a3": "cleo"}
+    assert [r["account_id"] for r in cleos_at_risk["items"]] == ["a2"]  # the other filters still apply
+    assert cleos_at_risk["total"] == 1
+
+
+# ---- receipts: comparables of other owners are not named -----------------------------------------
+
+
+def _with_comparables(store: Store, playbook: Playbook, ids: list[str], owners: tuple[str, ...]) -> dict[str, str]:
+    """A served run whose every receipt names three other accounts of the run as comparables; each account's owner."""
+    recs = seed_run(open_store("sqlite://"), playbook, account_ids=ids, owners=owners, control_every=0)
+    with_comparables = []
+    for i, rec in enumerate(recs):
+        comparables = [
+            {
+                "account_id": ids[(i + k) % len(ids)],
+                "action_id": rec.action_id,
+                "ts": "2026-02-10T00:00:00+00:00",
+                "outcome": "churn within 90 days: none",
+                "similarity": 0.5,
+            }
+            for k in (1, 2, 3)
+        ]
+        with_comparables.append(replace(rec, evidence={**rec.evidence, "comparables": comparables}))
+    run = RunRecord(
+        run_id="run-1",
+        book_source="tests",
+        playbook_hash=playbook.content_hash(),
+        status="succeeded",
+        as_of=AS_OF,
+        created_at=AS_OF,
+        finished_at=AS_OF,
+    )
+    store.save_run(run, with_comparables)
+    return {r.account_id: str(r.owner) for r in recs}
+
+
+def test_receipts_do_not_name_comparable_accounts_a_scoped_key_may_not_see(store: Store, playbook: Playbook) -> None:
+    # Each receipt's comparables named other accounts with their action, date and outcome: 28 of the 36 comparables
+    # a csm key was listed belonged to other owners, while a csm key never gets other accounts' data.
+    ids = [f"acct-{i}" for i in range(6)]
+    owner_of = _with_comparables(store, playbook, ids, ("ana", "ben", "cleo"))
+    keys = make_keys(store)
+    sees = {"csm": {"ana"}, "manager": {"ana", "ben"}, "admin": {"ana", "ben", "cleo"}}
+
+    async def calls(client: httpx.AsyncClient) -> dict[str, list[dict[str, Any]]]:
+        shown: dict[str, list[dict[str, Any]]] = {}
+        for role in sees:
+            auth = {"Authorization": f"Bearer {keys.of(role)}"}
+            page = (await client.get("/v1/recommendations", headers=auth)).json()
+            found = [c for item in page["items"] for c in item["evidence"]["comparables"]]
+            body = {"accounts": [{"account_id": "acct-0"}, {"account_id": "acct-3"}]}
+            for content_type in ("application/json", "application/json; charset=utf-8"):  # the lane, and the route
+                decided = await client.post(
+                    "/v1/decide", content=json.dumps(body), headers={**auth, "Content-Type": content_type}
+                )
+                assert decided.status_code == 200, decided.text
+                found += [c for d in decided.json()["decisions"] for c in d["evidence"]["comparables"]]
+            account = (await client.get("/v1/accounts/acct-0", headers=auth)).json()
+            found += account["recommendation"]["evidence"]["comparables"]
+            found += [c for d in account["decisions"] for c in d["evidence"]["comparables"]]
+            shown[role] = found
+        return shown
+
+    shown = _ask(_app(store, playbook), keys.admin, calls)
+    stored = [c for d in store.decisions(limit=100) for c in d.evidence["comparables"]]
+    assert {owner_of[c["account_id"]] for c in stored} == {"ana", "ben", "cleo"}  # the decisions kept their ids
+    for role, owners in sees.items():
+        found = shown[role]
+        named = {c["account_id"] for c in found if c["account_id"] is not None}
+        assert {owner_of[a] for a in named} == owners, role
+        withheld = [c for c in found if c["account_id"] is None]
+        assert bool(withheld) == (role != "admin"), role
+        # What followed is still shown; only which account it was is not.
+        assert all(c["outcome"] == "churn within 90 days: none" and c["similarity"] == 0.5 for c in found)
 
 
 # ---- decide: a batch is all or nothing, and says which accounts and why ------------------------

@@ -280,3 +280,23 @@ def test_open_store_calls_a_bad_postgres_option_bad_input(pg_admin_url: str, que
     with pytest.raises(StoreURLError, match="has an option PostgreSQL does not accept") as info:
         open_store(f"{pg_admin_url}?{query}")
     assert info.value.exit_code == 2
+
+
+def test_a_new_sqlite_store_is_readable_by_its_owner_only(tmp_path: Path) -> None:
+    # The store holds customer data and the scrypt hashes of API keys: SQLite made it (and its -wal and
+    # -shm files, which take the database file's mode) 0644, readable by every user of the machine.
+    path = tmp_path / "new" / "nextmove.db"
+    with open_store(f"sqlite:///{path.as_posix()}") as store:
+        store.start_run(RunRecord(run_id="r1", book_source="demo", playbook_hash="h"))
+        made = {p.name: p.stat().st_mode & 0o777 for p in path.parent.iterdir()}
+    assert {"nextmove.db", "nextmove.db-wal", "nextmove.db-shm"} <= set(made)
+    assert set(made.values()) == {0o600}, made
+
+
+def test_an_existing_sqlite_store_keeps_the_mode_its_owner_gave_it(tmp_path: Path) -> None:
+    path = tmp_path / "nextmove.db"
+    open_store(f"sqlite:///{path.as_posix()}").close()
+    path.chmod(0o640)  # shared with a group on purpose: not nextmove's to change
+    with open_store(f"sqlite:///{path.as_posix()}") as store:
+        assert store.latest_run() is None
+    assert path.stat().st_mode & 0o777 == 0o640

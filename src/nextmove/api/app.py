@@ -13,7 +13,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from nextmove._version import __version__
 from nextmove.api.audit import AuditMiddleware
 from nextmove.api.auth import presented_key
-from nextmove.api.errors import BodyLimitMiddleware, JsonBodyMiddleware, install_error_handlers
+from nextmove.api.errors import BodyLimitMiddleware, JsonBodyMiddleware, Utf8UrlMiddleware, install_error_handlers
 from nextmove.api.express import DecideExpressLane
 from nextmove.api.routes import router
 from nextmove.api.service import ApiConfig, Services
@@ -68,11 +68,14 @@ def create_app(config: ApiConfig, *, store: Store | None = None) -> FastAPI:
     install_error_handlers(app)
     app.include_router(router)
     app.add_middleware(FreshBookForLift, services=services)
-    # Outermost last: the size limit refuses a body before anything reads it; the express lane
-    # answers the common POST /v1/decide before any of them (it keeps to the limit and audits).
+    # Outermost last: the size limit refuses a body before anything reads it, and the audit
+    # middleware, outside it, audits that refusal too (as every other, with a valid key); the
+    # express lane answers the common POST /v1/decide before any of them (it keeps to the limit
+    # and audits).
     app.add_middleware(JsonBodyMiddleware)
-    app.add_middleware(AuditMiddleware, writer=services.audit)
+    app.add_middleware(Utf8UrlMiddleware)
     app.add_middleware(BodyLimitMiddleware, max_bytes=config.max_body_bytes)
+    app.add_middleware(AuditMiddleware, writer=services.audit, verifier=services.verifier)
     app.add_middleware(DecideExpressLane, services=services, max_body_bytes=config.max_body_bytes)
     return app
 

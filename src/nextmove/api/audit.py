@@ -18,9 +18,12 @@ import threading
 from concurrent.futures import Future
 from typing import Final
 
+from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from nextmove.api.errors import error_body
+from nextmove.api.auth import KeyVerifier, Principal, presented_key
+from nextmove.api.errors import error_body, utf8_once_decoded
+from nextmove.errors import NextmoveError
 from nextmove.store import AuditEntry, Store
 
 logger = logging.getLogger("nextmove.api")
@@ -113,6 +116,10 @@ class AuditWriter:
             return len(batch) if written else 0
 
 
+CHANGE_METHODS: Final[frozenset[str]] = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+"""Methods whose request, refused before its route ran, is audited as ``change-refused`` (others as ``read``)."""
+
+
 class AuditMiddleware:
     """For each request that named a key, commit an audit entry before the answer leaves (unless the route wrote one).
 
@@ -123,11 +130,18 @@ class AuditMiddleware:
     ``key_id``, ``role``, ``action``, ``resource``, ``detail`` and ``written``). An answer whose
     entry the store refuses is replaced by a 503 ``store_unavailable``: the client never gets what
     the trail does not show.
+
+    A request refused before any route looked at its key (a body that is not JSON or is too large
+    or too deep, another content type, an unknown path, a method the path does not take, a path that
+    is not UTF-8) has no such record: with a ``verifier``, its key is looked up here, and if it is
+    valid the refusal is audited with the key's id and role, its status and ``detail.refused_before_route``
+    (never its body). A key that is not valid is not audited for it, as without a key.
     """
 
-    def __init__(self, app: ASGIApp, writer: AuditWriter) -> None:
+    def __init__(self, app: ASGIApp, writer: AuditWriter, verifier: KeyVerifier | None = None) -> None:
         self.app = app
         self.writer = writer
+        self.verifier = verifier
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -140,7 +154,9 @@ class AuditMiddleware:
             if refused:
                 return  # the answer was replaced: drop the rest of the route's
             if message["type"] == "http.response.start":
-                entry = self._entry(scope, int(message["status"]))
+                status = int(message["status"])
+                await self._note_unrouted(scope, status)
+                entry = self._entry(scope, status)
                 if entry is not None and not await self.writer.write(entry):
                     refused = True
                     await send_unaudited(send)
@@ -151,10 +167,46 @@ class AuditMiddleware:
             await self.app(scope, receive, audited_send)
         except BaseException:
             # No answer was sent (the server's error handler, outside, answers 500): audit that one.
+            await self._note_unrouted(scope, 500)
             entry = self._entry(scope, 500)
             if entry is not None:
                 await self.writer.write(entry)
             raise
+
+    async def _note_unrouted(self, scope: Scope, status: int) -> None:
+        """Record the principal of a request refused before a route looked at its key, if its key is valid."""
+        if status < 400 or self.verifier is None:
+            return
+        state = scope.setdefault("state", {})
+        if AUDIT_STATE_KEY in state:  # a route has recorded the request (and audits it, or knows why not)
+            return
+        principal = await self._principal(scope, self.verifier)
+        if principal is None:
+            return
+        state[AUDIT_STATE_KEY] = {
+            "key_id": principal.key_id,
+            "role": principal.role,
+            "action": "change-refused" if scope.get("method", "") in CHANGE_METHODS else "read",
+            "resource": "",
+            "detail": {"refused_before_route": True},
+        }
+
+    @staticmethod
+    async def _principal(scope: Scope, verifier: KeyVerifier) -> Principal | None:
+        headers: dict[bytes, str] = {}
+        for name, value in scope.get("headers", []):
+            headers.setdefault(name, value.decode("latin-1"))
+        key = presented_key(headers.get(b"authorization"), headers.get(b"x-api-key"))
+        if not key:
+            return None
+        principal = verifier.cached(key)
+        if principal is not None:
+            return principal
+        try:  # a store read and a deliberately slow hash, off the event loop, as the routes check a key
+            found: Principal = await run_in_threadpool(verifier.authenticate, key)
+        except NextmoveError:  # not a valid key (or the store cannot say): not audited, as without a key
+            return None
+        return found
 
     def _entry(self, scope: Scope, status: int) -> AuditEntry | None:
         """The entry of the request's answer, once (None without a key or if the route wrote its own)."""
@@ -170,13 +222,31 @@ class AuditMiddleware:
         return AuditEntry(
             action=action,
             method=scope.get("method", ""),
-            path=scope.get("path", ""),
+            path=audited_path(scope),
             status=status,
             key_id=info.get("key_id"),
             role=info.get("role"),
             resource=info.get("resource", ""),
             detail=info.get("detail", {}),
         )
+
+
+def audited_path(scope: Scope) -> str:
+    """The request's path for the trail: as decoded, or as sent (percent-encoded) when it is not UTF-8 once decoded.
+
+    The server decodes such a path with its invalid bytes replaced by U+FFFD, which says nothing of what was sent.
+
+    Examples
+    --------
+    >>> audited_path({"path": "/v1/accounts/\ufffd\ufffd", "raw_path": b"/v1/accounts/%C0%AE"})
+    '/v1/accounts/%C0%AE'
+    >>> audited_path({"path": "/v1/accounts/A/1", "raw_path": b"/v1/accounts/A%2F1"})
+    '/v1/accounts/A/1'
+    """
+    raw = scope.get("raw_path")
+    if raw and not utf8_once_decoded(raw):
+        return bytes(raw).decode("latin-1")
+    return str(scope.get("path", ""))
 
 
 async def send_unaudited(send: Send) -> None:

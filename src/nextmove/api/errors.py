@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import urllib.parse
 from collections.abc import Sequence
 from typing import Any
 
@@ -312,6 +313,50 @@ class JsonBodyMiddleware:
             f"the body's Content-Type is {shown}: send the body as JSON with the header Content-Type: application/json",
         )
         await response(scope, receive, send)
+
+
+class Utf8UrlMiddleware:
+    """Refuse a path or query string that is not UTF-8 once percent-decoded with a 422 ``invalid_request``.
+
+    The server decodes the path (and the framework the query) with every invalid byte sequence
+    replaced by U+FFFD: ``/v1/accounts/%C0%AE%C0%AE`` was looked up as the id ``'\ufffd' * 4``
+    and answered 404 naming it, while text with invalid Unicode is refused with a 422 everywhere
+    else (``clean_text``). A U+FFFD sent as its own UTF-8 bytes (``%EF%BF%BD``) is valid and passes.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            for where, raw in (("path", scope.get("raw_path")), ("query string", scope.get("query_string"))):
+                if raw and not utf8_once_decoded(raw if where == "path" else raw.replace(b"+", b" ")):
+                    field = "path" if where == "path" else "query"
+                    response = error_response(
+                        422,
+                        "invalid_request",
+                        f"the request's {where} is not valid UTF-8 once percent-decoded: percent-encode text as "
+                        "its UTF-8 bytes (Ü as %C3%9C), as urllib.parse.quote or encodeURIComponent do",
+                        [{"field": field, "problem": "not valid UTF-8 once percent-decoded"}],
+                    )
+                    await response(scope, receive, send)
+                    return
+        await self.app(scope, receive, send)
+
+
+def utf8_once_decoded(raw: bytes) -> bool:
+    """Whether percent-decoding ``raw`` gives valid UTF-8 (no lone surrogates either).
+
+    Examples
+    --------
+    >>> utf8_once_decoded(b"/v1/accounts/%C3%9C"), utf8_once_decoded(b"/v1/accounts/%C0%AE")
+    (True, False)
+    """
+    try:
+        urllib.parse.unquote_to_bytes(raw).decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 def _has_body(scope: Scope) -> bool:

@@ -153,10 +153,12 @@ class DecideExpressLane:
 
 
 def _parse(raw: bytes) -> DecideIn | None:
-    # As the route reads it (JSON, then the schema); None sends the request down the normal path.
+    # As the route reads it (JSON, then the schema); None sends the request down the normal path,
+    # which answers what is wrong. JSON nested deeper than the parser recurses (1,000 levels of
+    # ``signals``) raises RecursionError, not ValueError: it escaped as a 500, unaudited.
     try:
         return DecideIn.model_validate(json.loads(raw))
-    except (ValueError, ValidationError):
+    except (ValueError, ValidationError, RecursionError):
         return None
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import difflib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Annotated, Any, Final
 
 import polars as pl
@@ -63,7 +63,7 @@ from nextmove.engine.online import served_run as stored_served_run
 from nextmove.engine.run_process import interrupted_run_note, require_succeeded, unpromoted_run_note
 from nextmove.errors import ConfigError, NextmoveError, NotFoundError
 from nextmove.models.health import BANDS
-from nextmove.store import AuditEntry, DecisionRecord, RunRecord
+from nextmove.store import AuditEntry, DecisionRecord, RecommendationRecord, RunRecord
 from nextmove.store.records import utcnow
 
 MAX_PAGE = 500
@@ -302,8 +302,10 @@ async def decide_now(services: Services, principal: Principal, body: DecideIn, a
     def check() -> None:
         undecidable_accounts(services, principal, ids)
 
+    visible = comparables_visible(services, principal)
+
     def render(made: list[DecisionRecord]) -> bytes:
-        return DecisionsPublic(decisions=[DecisionPublic.of(d) for d in made]).model_dump_json().encode()
+        return DecisionsPublic(decisions=[DecisionPublic.of(d, visible) for d in made]).model_dump_json().encode()
 
     try:
         if services.config.book is not None and any(r.signals for r in requests):
@@ -320,6 +322,25 @@ async def decide_now(services: Services, principal: Principal, body: DecideIn, a
         # Explained off the decision queue's thread: looking the accounts up in the book takes longer than a decision.
         refusal = await run_in_threadpool(found.refusal, services, ids, batch=body.accounts is not None)
         raise refusal from None
+
+
+def comparables_visible(services: Services, principal: Principal) -> Callable[[str], bool] | None:
+    """Whether a receipt's comparable account may be named to ``principal`` (None: every one may).
+
+    A ``manager`` or ``csm`` key never gets another owner's accounts: in the receipts it is shown
+    (recommendations, an account's page, decisions), a comparable account it may not see keeps its
+    action, date, outcome and similarity, and its ``account_id`` is null.
+    """
+    if principal.sees_everything:
+        return None
+    seen: dict[str, bool] = {}  # an account is the comparable of many: looked up once per answer
+
+    def visible(account_id: str) -> bool:
+        if account_id not in seen:
+            seen[account_id] = principal.sees_owner(services.owner_of(account_id))
+        return seen[account_id]
+
+    return visible
 
 
 PROBLEMS_IN_MESSAGE = 5
@@ -547,14 +568,15 @@ def account(
     rec = view.recommendation if view is not None else None
     store = services.store
     events = store.feedback(account_id=account_id)[::-1][:HISTORY_ROWS]
+    visible = comparables_visible(services, principal)
     return AccountPublic(
         account_id=account_id,
         owner=owner,
         run_id=None if snap is None else snap.run.run_id,
         health=None if rec is None else HealthPublic(score=rec.health_score, band=rec.health_band),
         risk=[] if rec is None else _risk(rec.evidence),
-        recommendation=None if rec is None else RecommendationPublic.of(rec),
-        decisions=[DecisionPublic.of(d) for d in store.decisions(account_id=account_id, limit=20)],
+        recommendation=None if rec is None else _recommendation(rec, {account_id: (rec.owner, owner)}, visible),
+        decisions=[DecisionPublic.of(d, visible) for d in store.decisions(account_id=account_id, limit=20)],
         feedback=[FeedbackPublic.of(e) for e in events],
         touches=_touches(services, account_id),
         outcomes=_outcomes(services, account_id),
@@ -669,17 +691,17 @@ def recommendations(
         run: RunRecord | None = _succeeded_run(services, run_id, "only a succeeded run has recommendations to list")
     else:
         run = services.served_run() or _run_to_list(services)
-    owners = None if principal.sees_everything else set(principal.owners)
-    if owners is not None and owner is not None:
-        owners &= {owner}
+    owners = None if principal.sees_everything else frozenset(principal.owners)
+    if owner is not None:
+        owners = frozenset({owner}) if owners is None else owners & {owner}
     if action is not None and (run is None or run.playbook_hash == services.config.playbook.content_hash()):
         # A run made under another playbook (asked for by run_id) has other actions: not checked here.
         _check_value("action", action, [*services.config.playbook.action_ids, NO_ACTION], "the playbook's actions")
     if run is None:
         return RecommendationPagePublic(run_id=None, total=0, limit=limit, offset=offset, next_offset=None, items=[])
-    filters: dict[str, Any] = {"owner": owner, "action_id": action, "health_band": band, "owners": owners}
-    total = services.store.count_recommendations(run.run_id, **filters)
-    items = services.store.recommendations(run.run_id, limit=limit, offset=offset, **filters)
+    moved = services.owner_changes(run.run_id).moved
+    total, items = _recommendation_page(services, run.run_id, owners, moved, action, band, limit, offset)
+    visible = comparables_visible(services, principal)
     next_offset = offset + len(items) if offset + len(items) < total else None
     return RecommendationPagePublic(
         run_id=run.run_id,
@@ -687,8 +709,51 @@ def recommendations(
         limit=limit,
         offset=offset,
         next_offset=next_offset,
-        items=[RecommendationPublic.of(r) for r in items],
+        items=[_recommendation(r, moved, visible) for r in items],
     )
+
+
+def _recommendation_page(
+    services: Services,
+    run_id: str,
+    owners: frozenset[str] | None,
+    moved: dict[str, tuple[str | None, str | None]],
+    action: str | None,
+    band: str | None,
+    limit: int,
+    offset: int,
+) -> tuple[int, list[RecommendationRecord]]:
+    """How many of the run's recommendations match, and one page of them, the accounts' owners as they are now.
+
+    Owners are the book's (:meth:`Services.owner_of`), while the store filters on the run's ``owner``
+    column: right, unless an account of the run was handed over since (``moved``) into or out of
+    ``owners``. Then the accounts ``owners`` have now are named to the store, or, too many to name,
+    found by reading the run's owners and bands.
+    """
+    store = services.store
+    filters: dict[str, Any] = {"action_id": action, "health_band": band, "owners": owners}
+    if owners is not None and any((was in owners) != (now in owners) for was, now in moved.values()):
+        owned = services.owned_account_ids(run_id, owners)
+        if owned is None:
+            ids = services.owned_recommendation_ids(run_id, owners, action_id=action, health_band=band)
+            page = ids[offset : offset + limit]
+            return len(ids), store.recommendations(run_id, account_ids=page) if page else []
+        filters.update(owners=None, account_ids=owned)
+    total = store.count_recommendations(run_id, **filters)
+    return total, store.recommendations(run_id, limit=limit, offset=offset, **filters)
+
+
+def _recommendation(
+    rec: RecommendationRecord,
+    moved: dict[str, tuple[str | None, str | None]],
+    visible: Callable[[str], bool] | None,
+) -> RecommendationPublic:
+    """The recommendation as the API shows it: its ``owner`` the account's owner now (:meth:`Services.owner_of`),
+    its comparables' ids withheld where ``visible`` refuses them (:func:`comparables_visible`)."""
+    public = RecommendationPublic.of(rec, visible)
+    if rec.account_id in moved:
+        public.owner = moved[rec.account_id][1]
+    return public
 
 
 def _run_to_list(services: Services) -> RunRecord | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Annotated, Any, Final, Literal, Self
 
@@ -55,6 +56,34 @@ def clean_json(value: Any, depth: int = 0) -> Any:
     if isinstance(value, list):
         return [clean_json(v, depth + 1) for v in value]
     return value
+
+
+def withhold_comparables(evidence: dict[str, Any], visible: Callable[[str], bool] | None) -> dict[str, Any]:
+    """The receipt ``evidence`` with each comparable account's id that ``visible`` refuses replaced by null.
+
+    A receipt's ``comparables`` are other accounts that got the action, with what followed: a key
+    limited to some owners' accounts (``manager``, ``csm``) is shown their action, date, outcome and
+    similarity, never which account they were, unless it sees that account. ``visible`` None: a key
+    that sees every account, shown the receipt as it is. The stored receipt is never changed.
+
+    Examples
+    --------
+    >>> evidence = {"comparables": [{"account_id": "mine", "ts": "2026-01-05"}, {"account_id": "theirs"}]}
+    >>> withhold_comparables(evidence, lambda account_id: account_id == "mine")["comparables"]
+    [{'account_id': 'mine', 'ts': '2026-01-05'}, {'account_id': None}]
+    >>> evidence["comparables"][1]
+    {'account_id': 'theirs'}
+    """
+    comparables = evidence.get("comparables")
+    if visible is None or not isinstance(comparables, list):
+        return evidence
+    shown = [
+        {**c, "account_id": None}
+        if isinstance(c, dict) and isinstance(c.get("account_id"), str) and not visible(c["account_id"])
+        else c
+        for c in comparables
+    ]
+    return evidence if shown == comparables else {**evidence, "comparables": shown}
 
 
 EARLIEST_TIME: Final[datetime] = datetime(1900, 1, 1, tzinfo=UTC)
@@ -212,8 +241,9 @@ class DecisionPublic(_Out):
     """The runner-up actions, best first, with why each was not chosen."""
 
     @classmethod
-    def of(cls, record: DecisionRecord) -> DecisionPublic:
-        """From a stored decision."""
+    def of(cls, record: DecisionRecord, visible: Callable[[str], bool] | None = None) -> DecisionPublic:
+        """From a stored decision; its comparables' ids withheld where ``visible`` refuses them
+        (:func:`withhold_comparables`)."""
         return cls(
             decision_id=record.decision_id,
             account_id=record.account_id,
@@ -228,7 +258,7 @@ class DecisionPublic(_Out):
             run_id=record.run_id,
             model_version=record.model_version,
             request_id=record.request_id,
-            evidence=record.evidence,
+            evidence=withhold_comparables(record.evidence, visible),
             alternatives=record.alternatives,
         )
 
@@ -385,8 +415,9 @@ class RecommendationPublic(_Out):
     alternatives: list[dict[str, Any]]
 
     @classmethod
-    def of(cls, rec: RecommendationRecord) -> RecommendationPublic:
-        """From a stored recommendation."""
+    def of(cls, rec: RecommendationRecord, visible: Callable[[str], bool] | None = None) -> RecommendationPublic:
+        """From a stored recommendation; its comparables' ids withheld where ``visible`` refuses them
+        (:func:`withhold_comparables`)."""
         return cls(
             run_id=rec.run_id,
             account_id=rec.account_id,
@@ -404,7 +435,7 @@ class RecommendationPublic(_Out):
             health_band=rec.health_band,
             model_version=rec.model_version,
             created_at=rec.created_at,
-            evidence=rec.evidence,
+            evidence=withhold_comparables(rec.evidence, visible),
             alternatives=rec.alternatives,
         )
 

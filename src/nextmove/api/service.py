@@ -41,6 +41,12 @@ BOOK_SETTLE_S = 1.0
 BOOK_FRESH_WAIT_S = 10.0
 """How long a run or a lift waits for a folder book's files to settle before it goes on with the book it has."""
 
+OWNER_CHANGES_KEPT = 8
+"""Runs whose :class:`OwnerChanges` against the book served are kept."""
+MAX_OWNED_IDS = 10_000
+"""At most this many account ids are passed to the store to list some owners' recommendations (far below the
+bound parameters SQLite, 32,766, and PostgreSQL, 65,535, take in one statement)."""
+
 BookStamp: TypeAlias = tuple[tuple[str, int, int, int], ...]
 """What a folder book's table files look like: ``(name, size, mtime_ns, inode)`` of each, by name."""
 
@@ -680,6 +686,16 @@ def _same_book(a: Book, b: Book) -> bool:
     )
 
 
+@dataclass
+class OwnerChanges:
+    """How the book served differs from a run in its accounts' owners (see :meth:`Services.owner_of`)."""
+
+    moved: dict[str, tuple[str | None, str | None]] = field(default_factory=dict)
+    """The run's accounts whose owner in the book is another: id → (the run's owner, the book's)."""
+    absent: dict[str, str | None] = field(default_factory=dict)
+    """The run's accounts the book no longer has: id → the run's owner, which is still theirs."""
+
+
 class Services:
     """Everything a request may need, made once per server process."""
 
@@ -701,6 +717,8 @@ class Services:
             self.books = BookKeeper(config.book_path, config.book, config.playbook, stamp=config.book_stamp)
         self._book_lock = threading.Lock()
         self._owners: dict[str, str | None] = {}
+        self._changes: dict[str, tuple[dict[str, str | None], OwnerChanges]] = {}
+        self._changes_lock = threading.Lock()
         self._signal_names: frozenset[str] | None = None
         self.outcome_kinds: tuple[str, ...] = ()
         """Outcome kinds feedback may report: those the playbook's objectives measure, and the book's."""
@@ -743,11 +761,73 @@ class Services:
         self.store.close()
 
     def owner_of(self, account_id: str) -> str | None:
-        """The account's owner: as the served run saw it, else as the book says (None if unknown)."""
-        owner = self.decider.owner_of(account_id)
-        if owner is None:
-            owner = self._owners.get(account_id)
-        return owner
+        """The account's owner, which decides the ``manager`` and ``csm`` keys that see it (None if unknown).
+
+        As the book served says it now, when the server has a book that has the account (an account
+        handed to another owner since the run is that owner's at once, not the run's owner's until the
+        next run); else as the served run saw it (no book, or an account the book no longer has).
+        """
+        owners = self._owners
+        if account_id in owners:
+            return owners[account_id]
+        return self.decider.owner_of(account_id)
+
+    def owner_changes(self, run_id: str) -> OwnerChanges:
+        """How the owners of ``run_id``'s accounts in the book served differ from the run's (nothing without a book).
+
+        Read from the store (two columns of the run) once per run and book served, and kept: usually a
+        handful of accounts handed over since the run.
+        """
+        owners = self._owners
+        if not owners:
+            return OwnerChanges()
+        with self._changes_lock:
+            cached = self._changes.get(run_id)
+        if cached is not None and cached[0] is owners:
+            return cached[1]
+        changes = OwnerChanges()
+        fields = {"account_id": ("account_id",), "owner": ("owner",)}
+        for batch in self.store.recommendation_values(run_id, fields):
+            for account_id, owner in batch:
+                if account_id not in owners:
+                    changes.absent[account_id] = owner
+                elif owners[account_id] != owner:
+                    changes.moved[account_id] = (owner, owners[account_id])
+        with self._changes_lock:
+            if len(self._changes) >= OWNER_CHANGES_KEPT:
+                self._changes.clear()
+            self._changes[run_id] = (owners, changes)
+        return changes
+
+    def owned_account_ids(self, run_id: str, owners: frozenset[str]) -> list[str] | None:
+        """The accounts whose owner (:meth:`owner_of`) is one of ``owners``, among the book's and ``run_id``'s.
+
+        None when there are more than :data:`MAX_OWNED_IDS` (too many to pass to the store as ids):
+        :meth:`owned_recommendation_ids` then finds them.
+        """
+        absent = self.owner_changes(run_id).absent
+        found = [a for a, owner in self._owners.items() if owner in owners]
+        found += [a for a, owner in absent.items() if owner in owners]
+        return found if len(found) <= MAX_OWNED_IDS else None
+
+    def owned_recommendation_ids(
+        self, run_id: str, owners: frozenset[str], *, action_id: str | None, health_band: str | None
+    ) -> list[str]:
+        """The ids of ``run_id``'s recommendations (of ``action_id``, in ``health_band``) whose owner is one of
+        ``owners`` by :meth:`owner_of`'s rule, ordered by account id as the store orders a page.
+
+        Streams three columns of the whole run (half a second for 50,000 accounts): for owners of more
+        accounts than :meth:`owned_account_ids` lists.
+        """
+        moved = self.owner_changes(run_id).moved
+        fields = {"account_id": ("account_id",), "owner": ("owner",), "health_band": ("health_band",)}
+        found = []
+        for batch in self.store.recommendation_values(run_id, fields, action_id=action_id):
+            for account_id, owner, band in batch:
+                now = moved[account_id][1] if account_id in moved else owner
+                if now in owners and (health_band is None or band == health_band):
+                    found.append(account_id)
+        return found
 
     def knows_account(self, account_id: str, *, look_again: bool = True) -> bool:
         """Whether the served run or the book has the account.

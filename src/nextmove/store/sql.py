@@ -6,6 +6,7 @@ import contextlib
 import itertools
 import json
 import logging
+import os
 import re
 import threading
 import time
@@ -1554,6 +1555,18 @@ def _enable_wal(cursor: Any) -> None:
             time.sleep(0.01)
 
 
+def _create_private(path: Path) -> None:
+    """Create a new SQLite file readable by its owner only (0600); leave a file that exists as it is.
+
+    SQLite creates its file 0644 (less the umask), and its ``-wal`` and ``-shm`` files with the
+    database file's mode: a store holds customer data and the hashes of API keys, which no other
+    user of the machine should read. An existing file keeps the mode its owner gave it. A file
+    that cannot be made here is left to SQLite, which says why.
+    """
+    with contextlib.suppress(OSError):
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+
+
 def _create_sqlite_engine(url: URL) -> Engine:
     in_memory = _sqlite_path(url) is None
     if in_memory:
@@ -1568,6 +1581,8 @@ def _create_sqlite_engine(url: URL) -> Engine:
                 path.parent.mkdir(parents=True, exist_ok=True)
             except OSError as exc:
                 raise StoreError(f"cannot create the folder of the SQLite store {str(path)!r}: {exc}") from exc
+            if url.query.get("mode") not in ("ro", "rw"):  # modes that must not create the file
+                _create_private(path)
         engine = sa.create_engine(url, json_serializer=_to_json)
 
     def on_connect(dbapi_connection: Any, _record: Any) -> None:
