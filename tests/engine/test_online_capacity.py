@@ -7,6 +7,7 @@ take a resource over its limit.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -253,6 +254,37 @@ def test_a_decision_not_logged_gives_its_capacity_back(store: Store) -> None:
         decider.decide([DecideRequest("acct-5", request_id="req-1")], now=NOW)
     assert _upsold(decider.decide([DecideRequest("acct-6")], now=NOW)) == ["acct-6"]
     assert _upsold(decider.decide([DecideRequest("acct-7")], now=NOW)) == []
+
+
+def test_thompson_explores_a_share_epsilon_as_the_run_does(store: Store) -> None:
+    """Under thompson, the best allowed option has probability at least 1 − ε, the others ε between them."""
+    pb = _playbook(exploration='method = "thompson", epsilon = 0.08')
+    # Close values with wide intervals: a Thompson draw alone gives the best barely more than half the time.
+    recs = [_rec(f"acct-{i}", "upsell", "ana") for i in range(40)]
+    recs = [
+        dataclasses.replace(
+            r,
+            alternatives=[
+                {**a, "value_usd": 480.0, "low": 0.0, "high": 960.0} if a["action_id"] == "email" else a
+                for a in r.alternatives
+            ],
+            value_low_usd=0.0,
+            value_high_usd=1000.0,
+        )
+        for r in recs
+    ]
+    decider = _serve(store, pb, recs)
+    made = decider.decide([DecideRequest(r.account_id) for r in recs], now=NOW)
+    for d in made:
+        probs = d.context["propensities"]
+        assert sum(probs.values()) == pytest.approx(1.0, abs=1e-5)
+        assert probs["upsell"] >= 1 - 0.08 - 1e-6
+        assert 0 < probs["email"] <= 0.08
+        assert 0 < probs["none"] <= 0.08
+        assert d.propensity == pytest.approx(probs[d.action_id], abs=1e-6)
+        if d.action_id != "upsell":
+            assert d.arm == "explore"
+    assert sum(d.arm == "explore" for d in made) <= 12  # 8 % of 40 expected; a full Thompson draw gives ~19
 
 
 def test_groups_decided_together_share_the_capacity_and_a_failed_group_gives_it_back(store: Store) -> None:

@@ -13,9 +13,10 @@ stores one recommendation per account with its receipt (``evidence``) and runner
    action back until the snooze ends or the dismissal's cooldown has passed (:func:`feedback_holds`);
    and an option that does not fit what is left of the playbook's capacities, once the run's
    recommendations and the plays given online since are counted, is blocked (:class:`OnlineCapacity`);
-3. **choice**: the control cohort gets the lifecycle default (if allowed and it fits); everyone else a draw of
-   the playbook's exploration method (Thompson sampling over the value intervals, epsilon-greedy,
-   or none), with the exact probability of the chosen option logged as its propensity;
+3. **choice**: the control cohort gets the lifecycle default (if allowed); everyone else the best
+   allowed option, or, for a share ``epsilon`` of the decisions, a draw of the playbook's
+   exploration method (Thompson sampling over the value intervals, uniform, or none), as the run
+   decides; the exact probability of the chosen option is logged as its propensity;
 4. **learning**: outcome feedback that names a decision and its realised value in USD moves a
    per-action correction (a normal posterior on the gap between realised and projected value,
    in units of the projection's own spread); a correction that says an action was overvalued
@@ -50,7 +51,6 @@ from numpy.typing import NDArray
 
 from nextmove.book import NO_ACTION, Book
 from nextmove.book.model import as_utc
-from nextmove.decide.explore import epsilon_propensities
 from nextmove.decide.phrases import usd_text
 from nextmove.decide.policy import _resource_words, default_variant, playbook_resources, value_matrices
 from nextmove.decide.rules import (
@@ -1597,9 +1597,14 @@ class OnlineDecider:
                 probs[choice] = 1.0
                 arm = "control"
             else:
-                probs = self._probabilities(mean, sd, allowed, best, rng)
+                # As the run: a share epsilon explores (a draw of q), the rest gets the best allowed option.
+                q, epsilon = self._exploration(mean, sd, allowed, rng)
+                probs = epsilon * q
+                probs[best] += 1.0 - epsilon
                 choice = draw_index(probs, rng)
-                arm = "model" if choice == best else "explore"
+                # Explored with probability epsilon: any option but the best, and the best when the draw gave it.
+                explores = choice != best or rng.random() * probs[best] < epsilon * q[best]
+                arm = "explore" if explores else "model"
             if capacity is not None:
                 capacity.take(decision_id, view.account_id, view.owner, _run_key(rec), keys[choice], now)
                 self._reserved[decision_id] = capacity
@@ -1688,25 +1693,23 @@ class OnlineDecider:
             )
         return f"held back: this decision explores ({self.playbook.exploration.method} draw)"
 
-    def _probabilities(
-        self,
-        mean: NDArray[np.float64],
-        sd: NDArray[np.float64],
-        allowed: NDArray[np.bool_],
-        best: int,
-        rng: np.random.Generator,
-    ) -> NDArray[np.float64]:
+    def _exploration(
+        self, mean: NDArray[np.float64], sd: NDArray[np.float64], allowed: NDArray[np.bool_], rng: np.random.Generator
+    ) -> tuple[NDArray[np.float64], float]:
+        """The exploration draw's probabilities ``q`` over the options, and the share ``epsilon`` of decisions it makes.
+
+        As the run's (:func:`nextmove.decide.policy.decide`): under ``thompson`` and ``epsilon``
+        alike a share ``epsilon`` of the decisions outside the control cohort explores, drawing an
+        allowed option by Thompson sampling from the value intervals (``thompson``) or uniformly
+        (``epsilon``); under ``none`` no decision explores. Each option's probability is then
+        ``(1 − ε)·[best] + ε·q``, the run's propensities outside its control cohort.
+        """
         method = self.playbook.exploration.method
         if method == "thompson":
-            return thompson_probabilities(mean, sd, allowed, rng, THOMPSON_DRAWS)
-        if method == "epsilon":
-            probs: NDArray[np.float64] = epsilon_propensities(
-                np.array([best]), allowed[None, :], self.playbook.exploration.epsilon
-            )[0]
-            return probs
-        out = np.zeros(mean.shape[0])
-        out[best] = 1.0
-        return out
+            q = thompson_probabilities(mean, sd, allowed, rng, THOMPSON_DRAWS)
+        else:
+            q = allowed / max(int(allowed.sum()), 1)
+        return q, 0.0 if method == "none" else float(self.playbook.exploration.epsilon)
 
     def _receipt(
         self,
@@ -2328,6 +2331,8 @@ def _summary(
             text += "; too few past touches to learn its own effect, so it is projected from the other actions'"
     if arm == "control":
         text += " (control cohort: the lifecycle default playbook's move)"
+    elif arm == "explore" and model_best.key == chosen.key:  # the draw gave the learned pick
+        text += " (exploring: the draw gave the best guess)"
     elif arm == "explore":
         text += f" (exploring: the best guess is {_option_name(playbook, model_best)})"
     if run_choice is not None:
