@@ -11,9 +11,12 @@ stores one recommendation per account with its receipt (``evidence``) and runner
    is checked against the playbook's cooldowns, contact caps and in-flight limit; what the
    account's users said — ``snoozed`` and ``dismissed`` feedback, whenever it was sent — holds an
    action back until the snooze ends or the dismissal's cooldown has passed (:func:`feedback_holds`);
-3. **choice**: the control cohort gets the lifecycle default (if allowed); everyone else a draw of
-   the playbook's exploration method (Thompson sampling over the value intervals, epsilon-greedy,
-   or none), with the exact probability of the chosen option logged as its propensity;
+   and an option that does not fit what is left of the playbook's capacities, once the run's
+   recommendations and the plays given online since are counted, is blocked (:class:`OnlineCapacity`);
+3. **choice**: the control cohort gets the lifecycle default (if allowed); everyone else the best
+   allowed option, or, for a share ``epsilon`` of the decisions, a draw of the playbook's
+   exploration method (Thompson sampling over the value intervals, uniform, or none), as the run
+   decides; the exact probability of the chosen option is logged as its propensity;
 4. **learning**: outcome feedback that names a decision and its realised value in USD moves a
    per-action correction (a normal posterior on the gap between realised and projected value,
    in units of the projection's own spread); a correction that says an action was overvalued
@@ -48,9 +51,8 @@ from numpy.typing import NDArray
 
 from nextmove.book import NO_ACTION, Book
 from nextmove.book.model import as_utc
-from nextmove.decide.explore import epsilon_propensities
 from nextmove.decide.phrases import usd_text
-from nextmove.decide.policy import default_variant, value_matrices
+from nextmove.decide.policy import _resource_words, default_variant, playbook_resources, value_matrices
 from nextmove.decide.rules import (
     NO_PLAY_ALLOWED,
     Candidate,
@@ -75,6 +77,7 @@ from nextmove.playbook import Playbook
 from nextmove.store import (
     ActivityRecord,
     AuditEntry,
+    DecisionPlay,
     DecisionRecord,
     FeedbackEvent,
     ModelVersionRecord,
@@ -91,7 +94,7 @@ POLICY_MODEL_KIND: Final[str] = "policy"
 
 BLOCKING_WHY: Final[frozenset[str]] = frozenset({"rule", "cooldown", "contact_cap", "in_flight"})
 """Reasons in a run's alternatives that keep an action blocked online until the next run;
-``lower_value`` and ``capacity`` (a batch-wide limit) do not block a single online decision.
+``lower_value`` does not, nor ``capacity``: each decision checks what is left now (:class:`OnlineCapacity`).
 Neither do ``snoozed`` and ``dismissed``: each decision reads the feedback itself
 (:func:`feedback_holds`), so a snooze ends online when it ends, not at the next run."""
 
@@ -307,6 +310,8 @@ class PolicySnapshot:
     _cache: OrderedDict[str, AccountView | None] = field(default_factory=OrderedDict, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _promoted: list[RunRecord] | None = field(default=None, repr=False)
+    capacity: OnlineCapacity | None = field(default=None, repr=False)
+    """What the run and the decisions since use of the playbook's capacities (None: nothing to count)."""
 
     @classmethod
     def load(cls, store: Store, run: RunRecord, policy_version: str | None = None) -> PolicySnapshot:
@@ -351,6 +356,252 @@ class PolicySnapshot:
         if self._promoted is None:
             self._promoted = promoted_runs(self._store)
         return self._promoted
+
+
+# ---- capacity ---------------------------------------------------------------------------------
+
+CAPACITY_SYNC_SLACK: Final[timedelta] = timedelta(seconds=15)
+"""How far back of its last read :meth:`OnlineCapacity.sync` reads the store again: a decision is
+committed a moment after its time (the server logs what it decided together, well within a second),
+so one made just before a read may be stored just after it. One committed later than this after its
+time is counted by the other processes only when they load the run again."""
+
+
+@dataclass(frozen=True)
+class _Reservation:
+    """What one decision not logged yet added to the use of each resource, to undo it if it is not logged."""
+
+    account_id: str
+    delta: NDArray[np.float64]
+    released_batch: bool
+
+
+class OnlineCapacity:
+    """What the served run and the online decisions since use of the playbook's capacities; thread-safe.
+
+    The resources are the batch run's (:func:`~nextmove.decide.policy.playbook_resources`): each
+    owner's hours over the decision window, each team's budget, each action's ``max_per_run``;
+    none when the run was made without capacities (``capacity=False``). Their use starts as the
+    run's: every account's recommended play. An account's first online decision replaces its
+    recommendation, so what that used is released; each online decision that gives a play uses what
+    the play needs, for as long as the run is served: a play given is being done (the contact rules
+    count it in flight), so a later decision for the account does not release it. An option that
+    would take a resource over its limit is blocked (``capacity``) by :meth:`blocks`.
+
+    Read from the store when the run is loaded (:meth:`load`: the run's recommendations and the
+    decisions logged for it), counted in memory as this process decides (:meth:`take`, then
+    :meth:`settle` once logged or not), and brought up to date with what other processes sharing
+    the store logged at each refresh (:meth:`sync`).
+    """
+
+    def __init__(
+        self,
+        playbook: Playbook,
+        run_id: str,
+        owners: Sequence[str],
+        batch_play: Callable[[str], tuple[str | None, str] | None],
+    ) -> None:
+        cands = candidates(playbook)
+        resources = playbook_resources(playbook, cands, list(owners))
+        self.run_id = run_id
+        self.names = [r.name for r in resources]
+        self.limit = np.array([r.limit for r in resources], dtype=np.float64)
+        self.used = np.zeros(len(resources))
+        # Resources × candidates, and a last column of zeros for what uses nothing (doing nothing).
+        self._w = np.zeros((len(resources), len(cands) + 1))
+        for j, r in enumerate(resources):
+            self._w[j, :-1] = np.asarray(r.per_candidate, dtype=np.float64)
+        self._col = {c.key: k for k, c in enumerate(cands)}
+        self._global = np.array([j for j, r in enumerate(resources) if r.accounts is None], dtype=np.int64)
+        # An owner's hours: the resource whose accounts (positions in ``owners``) are that owner's.
+        self._hours = {owners[int(r.accounts[0])]: j for j, r in enumerate(resources) if r.accounts is not None}
+        self._of: dict[str | None, NDArray[np.int64]] = {}
+        self._action_names = {a.id: a.name or a.id for a in playbook.actions}
+        self._batch_play = batch_play
+        self.decided: set[str] = set()
+        """Accounts decided online for the run: their recommendation is replaced, and uses nothing."""
+        self._seen: dict[str, datetime] = {}
+        self._pending: dict[str, _Reservation] = {}
+        self._read_at: datetime | None = None
+        self.lock = threading.Lock()
+        """Held from the check of an option (:meth:`blocks`) to the use of the one chosen (:meth:`take`)."""
+
+    @classmethod
+    def load(cls, store: Store, playbook: Playbook, snap: PolicySnapshot) -> OnlineCapacity | None:
+        """The use of every capacity by ``snap``'s run and the decisions logged for it, as the store holds them.
+
+        None when there is nothing to count: the run was made without capacities, or the playbook has none.
+        Two reads: the decisions' plays, and four values of each recommendation (streamed).
+        """
+        run = snap.run
+        if run.params.get("capacity", True) is False:
+            return None
+        pb = playbook.capacity
+        if (
+            pb.hours_per_owner_per_week is None
+            and not pb.budget_usd_per_team
+            and all(a.max_per_run is None for a in playbook.actions)
+        ):
+            return None
+        started = utcnow()
+        plays = store.decision_plays(run.run_id)
+        decided = {p.account_id for p in plays}
+        owner_of: dict[str, str | None] = {}
+        batch: dict[tuple[str | None, str], int] = {}
+        owners: set[str] = set()
+        fields = {"account_id": ("account_id",), "owner": ("owner",), "action_id": ("action_id",), "v": ("variant",)}
+        for rows in store.recommendation_values(run.run_id, fields):
+            for account_id, owner, action_id, variant in rows:
+                if owner is not None:
+                    owners.add(owner)
+                if account_id in decided:
+                    owner_of[account_id] = owner
+                else:
+                    key = action_id if variant is None else f"{action_id}:{variant}"
+                    batch[(owner, key)] = batch.get((owner, key), 0) + 1
+
+        def batch_play(account_id: str) -> tuple[str | None, str] | None:
+            view = snap.account(account_id)
+            return None if view is None else (view.owner, _run_key(view.recommendation))
+
+        out = cls(playbook, run.run_id, sorted(owners), batch_play)
+        if not out.names:
+            return None
+        for (owner, key), count in batch.items():
+            res = out._resources_of(owner)
+            out.used[res] += count * out._w[res, out._col.get(key, -1)]
+        for p in plays:
+            if p.account_id in owner_of:  # else not an account of the run (the run cannot have decided it)
+                res = out._resources_of(owner_of[p.account_id])
+                out.used[res] += out._w[res, out._col.get(_play_key(p), -1)]
+            out._seen[p.decision_id] = p.ts
+        out.decided = decided
+        out._read_at = started
+        return out
+
+    def _resources_of(self, owner: str | None) -> NDArray[np.int64]:
+        res = self._of.get(owner)
+        if res is None:
+            hours = self._hours.get(owner) if owner is not None else None
+            res = self._global if hours is None else np.append(self._global, hours)
+            self._of[owner] = res
+        return res
+
+    def usage(self) -> dict[str, dict[str, float]]:
+        """Per resource: its limit and what is used of it now (as ``Decisions.usage`` gives a run's)."""
+        with self.lock:
+            used = self.used.tolist()
+        return {n: {"limit": float(lim), "used": u} for n, lim, u in zip(self.names, self.limit, used, strict=True)}
+
+    def blocks(
+        self, account_id: str, owner: str | None, run_key: str, keys: Sequence[str]
+    ) -> list[tuple[str, str] | None]:
+        """Per option key, ``("capacity", reason)`` if giving it to the account would take a resource over its limit.
+
+        What is left counts the account's recommendation (``run_key``) as released when the account
+        has no online decision yet: the decision replaces it. Call under :attr:`lock`.
+        """
+        res = self._resources_of(owner)
+        if res.size == 0:
+            return [None] * len(keys)
+        left = self.limit[res] - self.used[res]
+        if account_id not in self.decided:
+            left = left + self._w[res, self._col.get(run_key, -1)]
+        cols = np.array([self._col.get(k, -1) for k in keys], dtype=np.int64)
+        need = self._w[np.ix_(res, cols)]
+        over = (need > 0) & (need > left[:, None] + 1e-9)  # what uses nothing always fits
+        if not over.any():
+            return [None] * len(keys)
+        first = over.argmax(axis=0)
+        return [
+            ("capacity", f"not enough of {_resource_words(self.names[int(res[j])], self._action_names)} is left for it")
+            if over[j, k]
+            else None
+            for k, j in enumerate(first.tolist())
+        ]
+
+    def take(self, decision_id: str, account_id: str, owner: str | None, run_key: str, key: str, ts: datetime) -> None:
+        """Count decision ``decision_id`` (option ``key``) until :meth:`settle` says whether it was logged.
+
+        Call under :attr:`lock`, after :meth:`blocks` allowed ``key``.
+        """
+        res = self._resources_of(owner)
+        delta = np.zeros(self.used.size)
+        released = account_id not in self.decided
+        if released:
+            self.decided.add(account_id)
+            delta[res] -= self._w[res, self._col.get(run_key, -1)]
+        delta[res] += self._w[res, self._col.get(key, -1)]
+        self.used += delta
+        self._pending[decision_id] = _Reservation(account_id, delta, released)
+        self._seen[decision_id] = as_utc(ts)
+
+    def settle(self, decision_id: str, logged: bool) -> None:
+        """Keep what decision ``decision_id`` uses if it was logged, else give it back (a failure, or a retry)."""
+        with self.lock:
+            held = self._pending.pop(decision_id, None)
+            if held is None or logged:
+                return
+            self.used -= held.delta
+            if held.released_batch:
+                self.decided.discard(held.account_id)
+            self._seen.pop(decision_id, None)
+
+    def sync(self, store: Store) -> int:
+        """Count what the store's other processes logged for the run since the last read; how many decisions.
+
+        Reads the plays logged from :data:`CAPACITY_SYNC_SLACK` before the last read on (one query on the
+        decisions' time index), and counts those not counted yet.
+        """
+        started = utcnow()
+        since = None if self._read_at is None else self._read_at - CAPACITY_SYNC_SLACK
+        plays = [p for p in store.decision_plays(self.run_id, since=since) if p.decision_id not in self._seen]
+        found = {p.account_id: self._batch_play(p.account_id) for p in plays}  # may read the store: not under the lock
+        counted = 0
+        with self.lock:
+            for p in plays:
+                play = found[p.account_id]
+                if p.decision_id in self._seen or play is None:
+                    continue
+                owner, run_key = play
+                res = self._resources_of(owner)
+                if p.account_id not in self.decided:
+                    self.decided.add(p.account_id)
+                    self.used[res] -= self._w[res, self._col.get(run_key, -1)]
+                self.used[res] += self._w[res, self._col.get(_play_key(p), -1)]
+                self._seen[p.decision_id] = p.ts
+                counted += 1
+            self._read_at = started
+            # What the next read cannot return again need not be remembered (but what is not logged yet).
+            horizon = started - CAPACITY_SYNC_SLACK
+            self._seen = {d: ts for d, ts in self._seen.items() if ts >= horizon or d in self._pending}
+        return counted
+
+
+def _play_key(play: DecisionPlay) -> str:
+    return play.action_id if play.variant is None else f"{play.action_id}:{play.variant}"
+
+
+def _capacity_rows(
+    spent: Sequence[tuple[str, str] | None], mean: NDArray[np.float64], choice: int, default: int | None
+) -> list[tuple[str, str] | None]:
+    """The ``capacity`` rows of a decision's runner-ups, worded as the run's receipts word them.
+
+    An option worth more than the choice that does not fit: "worth more, but not enough of … is
+    left for it"; the control cohort's default that does not fit, whatever its value: "not enough
+    of … is left for it". Any other option that does not fit lost on its value.
+    """
+    out: list[tuple[str, str] | None] = []
+    for i, block in enumerate(spent):
+        if block is None or i == choice:
+            out.append(None)
+        elif i == default:
+            out.append(block)
+        elif mean[i] > mean[choice] + 1e-9:
+            out.append((block[0], f"worth more, but {block[1]}"))
+        else:
+            out.append(None)
+    return out
 
 
 # ---- online learning --------------------------------------------------------------------------
@@ -901,6 +1152,8 @@ class OnlineDecider:
         # Per-account locks, shared with the store's other deciders here and in other processes
         # (two servers on one PostgreSQL store), so that one account's decisions are made one at a time.
         self._locks = account_locks(store)
+        self._reserved: dict[str, OnlineCapacity] = {}
+        """Decisions made and not logged yet, and the capacity they were counted in (:meth:`_settle`)."""
         self._local = threading.local()
         self._playbook_hash = playbook.content_hash()
         self.rules = ContactRules(playbook)
@@ -950,6 +1203,8 @@ class OnlineDecider:
             current = self._snapshot
             version_id = version.model_id if version is not None else None
             if current is not None and current.run.run_id == run.run_id and current.policy_version == version_id:
+                if current.capacity is not None:  # what other processes sharing the store decided since
+                    current.capacity.sync(self.store)
                 return False
             if run.playbook_hash != self._playbook_hash:
                 self._problem = (
@@ -959,7 +1214,9 @@ class OnlineDecider:
                 )
                 self._snapshot = None
                 return True
-            self._snapshot = PolicySnapshot.load(self.store, run, version_id)
+            snap = PolicySnapshot.load(self.store, run, version_id)
+            snap.capacity = OnlineCapacity.load(self.store, self.playbook, snap)
+            self._snapshot = snap
             self._problem = None
             return True
 
@@ -1037,8 +1294,13 @@ class OnlineDecider:
             # A retried request_id gets the decision logged first (log_decisions returns it, and
             # _decide_in_order makes no draw for it when the call names its account again).
             made = self._decide_in_order(snap, views, requests, key_id, when)
-            locks.check_held(held)
-            return self.store.log_decisions(made, audit=audit)
+            logged: list[DecisionRecord] = []
+            try:
+                locks.check_held(held)
+                logged = self.store.log_decisions(made, audit=audit)
+            finally:
+                self._settle(made, logged)
+            return logged
         finally:
             locks.unlock(held)
 
@@ -1079,6 +1341,9 @@ class OnlineDecider:
                 else:
                     self._log_groups(groups, pending, results)
             finally:
+                for g, made in pending:
+                    result = results[g]
+                    self._settle(made, result if isinstance(result, list) else [])
                 pending.clear()
                 accounts.clear()
                 release()
@@ -1236,18 +1501,34 @@ class OnlineDecider:
         made: list[DecisionRecord] = []
         earlier: dict[str, list[ActivityRecord]] = {}
         given = self._logged_retries(requests)
-        for request, view in zip(requests, views, strict=True):
-            rid = request.request_id
-            known = None if rid is None else given.get(rid)
-            if known is not None and known.account_id == request.account_id:
-                made.append(known)
-                continue
-            decision = self._decide_one(snap, view, request, key_id, now, earlier.get(view.account_id, ()))
-            made.append(decision)
-            if rid is not None:
-                given.setdefault(rid, decision)  # a copy of it later in the call is the same request
-            earlier.setdefault(view.account_id, []).append(_activity_of(decision))
+        try:
+            for request, view in zip(requests, views, strict=True):
+                rid = request.request_id
+                known = None if rid is None else given.get(rid)
+                if known is not None and known.account_id == request.account_id:
+                    made.append(known)
+                    continue
+                decision = self._decide_one(snap, view, request, key_id, now, earlier.get(view.account_id, ()))
+                made.append(decision)
+                if rid is not None:
+                    given.setdefault(rid, decision)  # a copy of it later in the call is the same request
+                earlier.setdefault(view.account_id, []).append(_activity_of(decision))
+        except BaseException:
+            self._settle(made, [])  # none of the call's decisions will be logged
+            raise
         return made
+
+    def _settle(self, made: Sequence[DecisionRecord], logged: Sequence[DecisionRecord]) -> None:
+        """Keep in the capacity counted what of ``made`` was ``logged``; give back the rest.
+
+        The rest: decisions not logged (the store failed, the locks were lost) and fresh draws for a
+        retried ``request_id``, which the store answers with the decision logged first (counted then).
+        """
+        kept = {d.decision_id for d in logged}
+        for d in made:
+            capacity = self._reserved.pop(d.decision_id, None)
+            if capacity is not None:
+                capacity.settle(d.decision_id, d.decision_id in kept)
 
     def _logged_retries(self, requests: Sequence[DecideRequest]) -> dict[str, DecisionRecord]:
         """The decisions logged before for the ``request_id`` of requests whose account the call names again.
@@ -1292,30 +1573,51 @@ class OnlineDecider:
         spreads = np.maximum(view.highs - view.lows, 0.0) / (2.0 * self.learner.z)
         mean = view.values + shift_z * spreads
         sd = spreads * np.sqrt(1.0 + sd_z**2)
-        best = best_allowed(mean, allowed)
 
         decision_id = uuid.uuid4().hex
         rng = self._rng()
         rec = view.recommendation
-        if view.in_control:
-            default = rec.default_action_id or self.playbook.default_action_for_stage(None)
-            keys = [o.key for o in options]
-            # The variant of its default the run's control cohort gets (an action with variants has no bare key).
-            key = _default_key(self.playbook, default)
-            choice = keys.index(key) if key in keys and allowed[keys.index(key)] else keys.index(NO_ACTION)
-            probs = np.zeros(len(options))
-            probs[choice] = 1.0
-            arm = "control"
-        else:
-            probs = self._probabilities(mean, sd, allowed, best, rng)
-            choice = draw_index(probs, rng)
-            arm = "model" if choice == best else "explore"
+        # The variant of its default the run's control cohort gets (an action with variants has no bare key).
+        keys = list(view.keys)
+        default_key = _default_key(self.playbook, rec.default_action_id or self.playbook.default_action_for_stage(None))
+        default = keys.index(default_key) if view.in_control and default_key in keys else None  # the control's
+        capacity = snap.capacity
+        spent: list[tuple[str, str] | None] = []
+        guard: contextlib.AbstractContextManager[Any] = contextlib.nullcontext() if capacity is None else capacity.lock
+        with guard:  # from what is left to what the choice uses: no other decision of the process in between
+            if capacity is not None:
+                # This decision replaces the account's recommendation: what that uses counts as left.
+                spent = capacity.blocks(view.account_id, view.owner, _run_key(rec), keys)
+                if any(spent):
+                    allowed = allowed & np.array([c is None for c in spent])
+            best = best_allowed(mean, allowed)
+            if view.in_control:
+                choice = default if default is not None and allowed[default] else keys.index(NO_ACTION)
+                probs = np.zeros(len(options))
+                probs[choice] = 1.0
+                arm = "control"
+            else:
+                # As the run: a share epsilon explores (a draw of q), the rest gets the best allowed option.
+                q, epsilon = self._exploration(mean, sd, allowed, rng)
+                probs = epsilon * q
+                probs[best] += 1.0 - epsilon
+                choice = draw_index(probs, rng)
+                # Explored with probability epsilon: any option but the best, and the best when the draw gave it.
+                explores = choice != best or rng.random() * probs[best] < epsilon * q[best]
+                arm = "explore" if explores else "model"
+            if capacity is not None:
+                capacity.take(decision_id, view.account_id, view.owner, _run_key(rec), keys[choice], now)
+                self._reserved[decision_id] = capacity
         chosen = options[choice]
+        shown = blocks
+        if any(spent):  # the rules' reasons first, as in the run
+            shown = [b or c for b, c in zip(blocks, _capacity_rows(spent, mean, choice, default), strict=True)]
+            blocks = [b or c for b, c in zip(blocks, spent, strict=True)]
         evidence = self._receipt(view, options, chosen, arm, float(probs[choice]), options[best], blocks, snap, mean)
         alternatives = _alternatives(
             options,
             choice,
-            blocks,
+            shown,
             mean,
             allowed,
             run_key=_run_key(rec),
@@ -1391,25 +1693,23 @@ class OnlineDecider:
             )
         return f"held back: this decision explores ({self.playbook.exploration.method} draw)"
 
-    def _probabilities(
-        self,
-        mean: NDArray[np.float64],
-        sd: NDArray[np.float64],
-        allowed: NDArray[np.bool_],
-        best: int,
-        rng: np.random.Generator,
-    ) -> NDArray[np.float64]:
+    def _exploration(
+        self, mean: NDArray[np.float64], sd: NDArray[np.float64], allowed: NDArray[np.bool_], rng: np.random.Generator
+    ) -> tuple[NDArray[np.float64], float]:
+        """The exploration draw's probabilities ``q`` over the options, and the share ``epsilon`` of decisions it makes.
+
+        As the run's (:func:`nextmove.decide.policy.decide`): under ``thompson`` and ``epsilon``
+        alike a share ``epsilon`` of the decisions outside the control cohort explores, drawing an
+        allowed option by Thompson sampling from the value intervals (``thompson``) or uniformly
+        (``epsilon``); under ``none`` no decision explores. Each option's probability is then
+        ``(1 − ε)·[best] + ε·q``, the run's propensities outside its control cohort.
+        """
         method = self.playbook.exploration.method
         if method == "thompson":
-            return thompson_probabilities(mean, sd, allowed, rng, THOMPSON_DRAWS)
-        if method == "epsilon":
-            probs: NDArray[np.float64] = epsilon_propensities(
-                np.array([best]), allowed[None, :], self.playbook.exploration.epsilon
-            )[0]
-            return probs
-        out = np.zeros(mean.shape[0])
-        out[best] = 1.0
-        return out
+            q = thompson_probabilities(mean, sd, allowed, rng, THOMPSON_DRAWS)
+        else:
+            q = allowed / max(int(allowed.sum()), 1)
+        return q, 0.0 if method == "none" else float(self.playbook.exploration.epsilon)
 
     def _receipt(
         self,
@@ -1932,7 +2232,7 @@ def _alternatives(
             )
         elif o.run_why == "capacity" or not o.run_reason:
             # Worth no more than the choice. The run's capacity reason ("worth more, but not enough of
-            # … is left") does not hold here: capacity binds the batch, not a single decision.
+            # … is left") does not hold here: what is left now was checked (blocks), and it fits or lost on value.
             why = "lower_value"
             reason = (
                 "projected to be worth no more than doing nothing"
@@ -2031,6 +2331,8 @@ def _summary(
             text += "; too few past touches to learn its own effect, so it is projected from the other actions'"
     if arm == "control":
         text += " (control cohort: the lifecycle default playbook's move)"
+    elif arm == "explore" and model_best.key == chosen.key:  # the draw gave the learned pick
+        text += " (exploring: the draw gave the best guess)"
     elif arm == "explore":
         text += f" (exploring: the best guess is {_option_name(playbook, model_best)})"
     if run_choice is not None:

@@ -191,8 +191,8 @@ class Exploration(_Strict):
     """How an exploring account picks among its allowed options: ``thompson``, by sampling values from
     their intervals; ``epsilon``, uniformly at random; ``none``: no account explores (``epsilon`` is ignored)."""
     epsilon: float = Field(default=0.05, ge=0, le=1)
-    """Share of accounts (outside control) that explore each run, under ``thompson`` and ``epsilon`` alike;
-    ``method`` says how they pick."""
+    """Share of accounts (outside control) that explore each run, and of online decisions (``POST /v1/decide``)
+    outside control, under ``thompson`` and ``epsilon`` alike; ``method`` says how they pick."""
     seed: int = 0
     """Seed of the exploration and control assignment, so runs are reproducible."""
 

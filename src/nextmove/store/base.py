@@ -11,6 +11,7 @@ from nextmove.store.records import (
     ActivityRecord,
     ApiKeyRecord,
     AuditEntry,
+    DecisionPlay,
     DecisionRecord,
     FeedbackEvent,
     HoldEvent,
@@ -339,6 +340,14 @@ class Store(Protocol):
         offset: int = 0,
     ) -> list[DecisionRecord]:
         """Logged decisions, newest first, for one account and/or since a time if given."""
+        ...
+
+    def decision_plays(self, run_id: str, *, since: datetime | None = None) -> list[DecisionPlay]:
+        """What the decisions logged for run ``run_id`` (at or after ``since``, if given) gave, oldest first.
+
+        Only ids, accounts, times, actions and variants (no receipts): the online decider counts them
+        against the playbook's capacities when it loads a run, and again every refresh.
+        """
         ...
 
     def activity(self, account_id: str, since: datetime) -> list[ActivityRecord]:

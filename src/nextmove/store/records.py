@@ -538,3 +538,28 @@ class ActivityRecord:
     ts: datetime
     decision_id: str | None = None
     variant: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DecisionPlay:
+    """What a logged online decision gave, without its receipt: what the online decider counts against capacity.
+
+    Parameters
+    ----------
+    decision_id : str
+        The decision.
+    account_id : str
+        Its account.
+    ts : datetime
+        When it was made (UTC).
+    action_id : str
+        The action it gave (``none`` for doing nothing).
+    variant : str or None
+        The variant of the action, if any.
+    """
+
+    decision_id: str
+    account_id: str
+    ts: datetime
+    action_id: str
+    variant: str | None = None

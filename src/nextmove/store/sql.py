@@ -42,6 +42,7 @@ from nextmove.store.records import (
     ActivityRecord,
     ApiKeyRecord,
     AuditEntry,
+    DecisionPlay,
     DecisionRecord,
     FeedbackEvent,
     HoldEvent,
@@ -532,6 +533,19 @@ class SqlStore:
             query = query.where(table.c.ts >= since)
         with self._errors("read decisions"), self._read() as conn:
             return [DecisionRecord(**row) for row in conn.execute(query).mappings()]
+
+    def decision_plays(self, run_id: str, *, since: datetime | None = None) -> list[DecisionPlay]:
+        """What the decisions of a run gave, oldest first; see :meth:`Store.decision_plays`."""
+        table = schema.decisions
+        query = (
+            sa.select(table.c.decision_id, table.c.account_id, table.c.ts, table.c.action_id, table.c.variant)
+            .where(table.c.run_id == run_id)
+            .order_by(table.c.ts, table.c.decision_id)
+        )
+        if since is not None:
+            query = query.where(table.c.ts >= since)
+        with self._errors(f"read the decisions of run {run_id!r}"), self._read() as conn:
+            return [DecisionPlay(*row) for row in conn.execute(query)]
 
     def activity(self, account_id: str, since: datetime) -> list[ActivityRecord]:
         """Plays decided, done or dismissed for an account since a time; see :meth:`Store.activity`."""
