@@ -7,7 +7,9 @@ file-level checks that catch binary garbage, wrong encodings and wrong delimiter
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
+import os
 import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -36,6 +38,43 @@ class TableSource:
     scan: Callable[[], pl.LazyFrame]
     """Returns the raw table lazily, without a row index."""
     path: Path | None = None
+    stamp: FileStamp | None = None
+    """What the file was when it was found, before any read (:func:`file_stamp`); None for frames."""
+
+
+@dataclass(frozen=True)
+class FileStamp:
+    """What a file is: which file (device and inode), its size and times, and a digest of its bytes.
+
+    A book's files are read several times (validation's passes, then loading): equal stamps taken
+    before the first read and after the last mean every read saw the same bytes. A file replaced
+    by another (an export moved into place) is another inode; one written in place changes its
+    size or its times (``ctime`` cannot be set back, as ``mtime`` can); the digest catches a rewrite
+    of the same size on a file system whose times are too coarse to tell.
+    """
+
+    device: int
+    inode: int
+    size: int
+    mtime_ns: int
+    ctime_ns: int
+    digest: str
+
+
+def file_stamp(path: Path) -> FileStamp | None:
+    """The stamp of the file at ``path`` now; None if it cannot be opened (gone, or no permission).
+
+    The digest (SHA-256, hardware-accelerated) reads the whole file once: 0.25 s of CPU for the
+    300 MiB of a book of 100,000 accounts and 5M signal rows, which validation reads in 17 s of CPU;
+    taken before the first read and after the last, 3 % of it (``bench/validate.py``).
+    """
+    try:
+        with path.open("rb") as fh:
+            st = os.fstat(fh.fileno())
+            digest = hashlib.file_digest(fh, "sha256").hexdigest()
+    except OSError:
+        return None
+    return FileStamp(st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns, digest)
 
 
 @dataclass(frozen=True)
@@ -45,6 +84,23 @@ class DiscoveredBook:
     source: str
     tables: dict[str, TableSource]
     problems: list[Problem]
+
+    def changed(self) -> list[TableSource]:
+        """The tables whose file is no longer what it was when found (replaced, written to, or removed).
+
+        Whatever was read of them may mix two versions of the file, or be another file than the
+        one validated: see :class:`FileStamp`.
+        """
+        return [
+            src
+            for src in self.tables.values()
+            if src.path is not None and src.stamp is not None and file_stamp(src.path) != src.stamp
+        ]
+
+
+def changed_message(src: TableSource) -> str:
+    """What to say of a file that changed while it was read."""
+    return f"{src.label} changed while it was read; run again when the export has finished"
 
 
 def discover_folder(folder: Path) -> DiscoveredBook:
@@ -85,11 +141,12 @@ def discover_folder(folder: Path) -> DiscoveredBook:
                 )
             continue
         path = found[0]
+        stamp = file_stamp(path)  # before any read: every later read is compared with it
         problem = check_csv_file(path, name) if _is_csv(path) else check_parquet_file(path, name)
         if problem is not None:
             problems.append(problem)
             continue
-        tables[name] = _file_source(name, path)
+        tables[name] = _file_source(name, path, stamp)
     return DiscoveredBook(str(folder), tables, problems)
 
 
@@ -97,7 +154,7 @@ def _is_csv(path: Path) -> bool:
     return path.suffix.lower() == ".csv"
 
 
-def _file_source(name: str, path: Path) -> TableSource:
+def _file_source(name: str, path: Path, stamp: FileStamp | None) -> TableSource:
     if _is_csv(path):
         return TableSource(
             name,
@@ -105,8 +162,9 @@ def _file_source(name: str, path: Path) -> TableSource:
             "csv",
             lambda: pl.scan_csv(path, infer_schema=False, truncate_ragged_lines=False),
             path,
+            stamp,
         )
-    return TableSource(name, str(path), "parquet", lambda: pl.scan_parquet(path), path)
+    return TableSource(name, str(path), "parquet", lambda: pl.scan_parquet(path), path, stamp)
 
 
 def check_csv_file(path: Path, table: str) -> Problem | None:

@@ -48,6 +48,7 @@ from nextmove.book.problems import Problem, Rule, TableSummary, ValidationReport
 from nextmove.book.sources import (
     DiscoveredBook,
     TableSource,
+    changed_message,
     csv_header,
     discover_database,
     discover_folder,
@@ -191,6 +192,18 @@ def validate_book(
     >>> [p.rule.value for p in report.problems]
     ['negative', 'duplicate_key']
     """
+    return _validate(source, playbook=playbook, as_of=as_of, run_as_of=run_as_of, max_examples=max_examples)[0]
+
+
+def _validate(
+    source: BookSource,
+    *,
+    playbook: Playbook | None,
+    as_of: datetime | date | None,
+    run_as_of: datetime | date | None,
+    max_examples: int,
+) -> tuple[ValidationReport, DiscoveredBook]:
+    """:func:`validate_book`, and the tables it read: :func:`load_book` loads those, not others found anew."""
     run_utc = None if run_as_of is None else _as_utc(run_as_of, "run_as_of")
     as_of_utc = _as_utc(as_of)
     found = discover(source)
@@ -214,6 +227,10 @@ def validate_book(
         ctx.notes += lagging_notes(ctx.spans, run_utc if run_utc is not None else max(reached), _horizon(playbook))
     if run_utc is not None:
         ctx.notes += _run_as_of_notes(ctx, run_utc)
+    # A file written to or replaced while it was read (an export still running) was read as two
+    # versions, and what is said of it holds for neither.
+    for src in found.changed():
+        ctx.add(Problem(Rule.UNREADABLE_FILE, src.table, src.label, _CHANGED))
     report = ValidationReport(
         source=found.source,
         as_of=as_of_utc,
@@ -228,7 +245,13 @@ def validate_book(
     )
     if playbook is not None and report.ok:
         report.notes.extend(playbook_fit_notes(report, playbook))
-    return report
+    return report, found
+
+
+_CHANGED = (
+    "a file that stays as it is while it is read; it changed while it was read (an export still writing it, "
+    "or another file moved into its place): run again when the export has finished"
+)
 
 
 def kept_until(as_of: datetime, run_as_of: datetime | None) -> datetime:
@@ -630,7 +653,11 @@ def load_book(
     Raises
     ------
     BookValidationError
-        If the book breaks the contract; its ``report`` lists every problem. Nothing is loaded.
+        If the book breaks the contract; its ``report`` lists every problem. Nothing is loaded. A
+        file that changed while validation read it is such a problem.
+    BookError
+        If a file changed after it was validated, while it was loaded (an export moved into its place):
+        what is loaded is only ever what was validated. Run again when the export has finished.
     ConfigError
         If ``as_of`` or ``run_as_of`` is neither a datetime nor a date (a date is its midnight UTC).
 
@@ -641,11 +668,19 @@ def load_book(
     >>> book.accounts.schema["seats"], book.signals.height
     (Float64, 0)
     """
-    report = validate_book(source, playbook=playbook, as_of=as_of, run_as_of=run_as_of)
+    # The tables validated are the tables loaded: a database's are read once, and a file that changed
+    # since it was first read (another export moved into place) is refused, not loaded unchecked.
+    report, found = _validate(
+        source, playbook=playbook, as_of=as_of, run_as_of=run_as_of, max_examples=DEFAULT_MAX_EXAMPLES
+    )
     report.raise_for_problems()
     fit = playbook_fit_notes(report, playbook) if playbook is not None else []
-    found = discover(source)
-    frames = {name: _load_typed(found.tables[name], CONTRACT[name]) for name in found.tables}
+    try:
+        frames = {name: _load_typed(found.tables[name], CONTRACT[name]) for name in found.tables}
+    except (BookError, pl.exceptions.PolarsError):
+        _refuse_changed(found)  # a file that changed is what to say, not what reading it met
+        raise
+    _refuse_changed(found)
     frames["accounts"] = canonical_accounts(frames["accounts"])
     if as_of is None:
         # Rows dated after now (noted by validation) have not happened yet: no command reads them as
@@ -664,6 +699,13 @@ def load_book(
         # What the book lacks for the playbook is validate's and a run's to say, not loading's.
         notes=tuple(n for n in report.notes if n not in fit),
     )
+
+
+def _refuse_changed(found: DiscoveredBook) -> None:
+    """Raise when a file of the book is no longer what it was when first read (:meth:`DiscoveredBook.changed`)."""
+    changed = found.changed()
+    if changed:
+        raise BookError("; ".join(changed_message(src) for src in changed))
 
 
 def load_table(source: BookSource, table: str) -> pl.DataFrame:
