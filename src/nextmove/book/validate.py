@@ -47,6 +47,7 @@ from nextmove.book.parse import (
 from nextmove.book.problems import Problem, Rule, TableSummary, ValidationReport
 from nextmove.book.sources import (
     DiscoveredBook,
+    ShortRows,
     TableSource,
     changed_message,
     csv_header,
@@ -54,6 +55,8 @@ from nextmove.book.sources import (
     discover_folder,
     discover_frames,
     locate_csv_error,
+    short_csv_rows,
+    short_row_message,
 )
 from nextmove.errors import BookError, ConfigError
 from nextmove.playbook.schema import Playbook, ValueBasis
@@ -847,6 +850,13 @@ def _check_table(src: TableSource, spec: TableSpec, ctx: _Context) -> None:
             )
         )
         return
+    # A row of a CSV file with fewer fields than the header names is read with nulls for those it
+    # lacks: only where the last named column is empty can a row be cut short, and only then are
+    # the file's fields counted (a pass over its raw lines).
+    named = [i for i, n in enumerate(schema.names()) if not n.startswith(_UNNAMED)]
+    needed = named[-1] + 1 if named else 0
+    last_named = schema.names()[needed - 1] if needed else None
+    count_fields = src.kind == "csv" and src.path is not None and needed > 1
     unnamed = [n for n in schema.names() if n.startswith(_UNNAMED)]
     if unnamed:
         try:
@@ -927,6 +937,8 @@ def _check_table(src: TableSource, spec: TableSpec, ctx: _Context) -> None:
                 pl.col(_ROW).filter(future).first().alias("__future_row"),
                 pl.col(tcol).filter(future).first().alias("__future_ts"),
             ]
+    if count_fields and last_named in schema:
+        aggregates.append((pl.col(str(last_named)).is_null() & ~pl.col(_BLANK)).sum().alias("__open_end"))
     queries: list[pl.LazyFrame] = [lf.select(aggregates)]
     dup_index = len(queries)
     if spec.key is not None and spec.key in schema:
@@ -981,6 +993,10 @@ def _check_table(src: TableSource, spec: TableSpec, ctx: _Context) -> None:
     try:
         results = pl.collect_all(queries, engine="streaming", optimizations=no_cache)
         summary = results[0]
+        if count_fields and ("__open_end" not in summary.columns or int(summary["__open_end"][0])):
+            assert src.path is not None
+            if _cut_rows(short_csv_rows(src.path, needed, ctx.max_examples), needed, spec, src, ctx):
+                return
         broken = any(int(summary[f"__f{i}"][0]) for i in range(len(checks)))
         examples = None
         if broken:
@@ -1430,6 +1446,23 @@ def _read_failure(src: TableSource, spec: TableSpec, exc: Exception, n_fields: i
         src.label,
         f"a readable {src.kind} table; reading failed: {first_line}",
     )
+
+
+def _cut_rows(short: ShortRows, needed: int, spec: TableSpec, src: TableSource, ctx: _Context) -> bool:
+    """Refuse the rows of a CSV file with fewer fields than its header names (the table is then unreadable).
+
+    Returns True when there are some: the table's other rules are not checked, as for a row with too many.
+    """
+    if not short.count:
+        return False
+    for row, fields, line in short.first:
+        ctx.problems.append(
+            Problem(Rule.UNREADABLE_FILE, spec.name, src.label, short_row_message(needed, fields, row, line), row=row)
+        )
+    key = (Rule.UNREADABLE_FILE, spec.name, None)
+    ctx.counts[key] = ctx.counts.get(key, 0) + short.count
+    ctx.unreadable.add(spec.name)
+    return True
 
 
 def _load_typed(src: TableSource, spec: TableSpec) -> pl.DataFrame:
