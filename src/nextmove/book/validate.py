@@ -47,12 +47,16 @@ from nextmove.book.parse import (
 from nextmove.book.problems import Problem, Rule, TableSummary, ValidationReport
 from nextmove.book.sources import (
     DiscoveredBook,
+    ShortRows,
     TableSource,
+    changed_message,
     csv_header,
     discover_database,
     discover_folder,
     discover_frames,
     locate_csv_error,
+    short_csv_rows,
+    short_row_message,
 )
 from nextmove.errors import BookError, ConfigError
 from nextmove.playbook.schema import Playbook, ValueBasis
@@ -191,6 +195,18 @@ def validate_book(
     >>> [p.rule.value for p in report.problems]
     ['negative', 'duplicate_key']
     """
+    return _validate(source, playbook=playbook, as_of=as_of, run_as_of=run_as_of, max_examples=max_examples)[0]
+
+
+def _validate(
+    source: BookSource,
+    *,
+    playbook: Playbook | None,
+    as_of: datetime | date | None,
+    run_as_of: datetime | date | None,
+    max_examples: int,
+) -> tuple[ValidationReport, DiscoveredBook]:
+    """:func:`validate_book`, and the tables it read: :func:`load_book` loads those, not others found anew."""
     run_utc = None if run_as_of is None else _as_utc(run_as_of, "run_as_of")
     as_of_utc = _as_utc(as_of)
     found = discover(source)
@@ -214,6 +230,10 @@ def validate_book(
         ctx.notes += lagging_notes(ctx.spans, run_utc if run_utc is not None else max(reached), _horizon(playbook))
     if run_utc is not None:
         ctx.notes += _run_as_of_notes(ctx, run_utc)
+    # A file written to or replaced while it was read (an export still running) was read as two
+    # versions, and what is said of it holds for neither.
+    for src in found.changed():
+        ctx.add(Problem(Rule.UNREADABLE_FILE, src.table, src.label, _CHANGED))
     report = ValidationReport(
         source=found.source,
         as_of=as_of_utc,
@@ -228,7 +248,13 @@ def validate_book(
     )
     if playbook is not None and report.ok:
         report.notes.extend(playbook_fit_notes(report, playbook))
-    return report
+    return report, found
+
+
+_CHANGED = (
+    "a file that stays as it is while it is read; it changed while it was read (an export still writing it, "
+    "or another file moved into its place): run again when the export has finished"
+)
 
 
 def kept_until(as_of: datetime, run_as_of: datetime | None) -> datetime:
@@ -630,7 +656,11 @@ def load_book(
     Raises
     ------
     BookValidationError
-        If the book breaks the contract; its ``report`` lists every problem. Nothing is loaded.
+        If the book breaks the contract; its ``report`` lists every problem. Nothing is loaded. A
+        file that changed while validation read it is such a problem.
+    BookError
+        If a file changed after it was validated, while it was loaded (an export moved into its place):
+        what is loaded is only ever what was validated. Run again when the export has finished.
     ConfigError
         If ``as_of`` or ``run_as_of`` is neither a datetime nor a date (a date is its midnight UTC).
 
@@ -641,11 +671,19 @@ def load_book(
     >>> book.accounts.schema["seats"], book.signals.height
     (Float64, 0)
     """
-    report = validate_book(source, playbook=playbook, as_of=as_of, run_as_of=run_as_of)
+    # The tables validated are the tables loaded: a database's are read once, and a file that changed
+    # since it was first read (another export moved into place) is refused, not loaded unchecked.
+    report, found = _validate(
+        source, playbook=playbook, as_of=as_of, run_as_of=run_as_of, max_examples=DEFAULT_MAX_EXAMPLES
+    )
     report.raise_for_problems()
     fit = playbook_fit_notes(report, playbook) if playbook is not None else []
-    found = discover(source)
-    frames = {name: _load_typed(found.tables[name], CONTRACT[name]) for name in found.tables}
+    try:
+        frames = {name: _load_typed(found.tables[name], CONTRACT[name]) for name in found.tables}
+    except (BookError, pl.exceptions.PolarsError):
+        _refuse_changed(found)  # a file that changed is what to say, not what reading it met
+        raise
+    _refuse_changed(found)
     frames["accounts"] = canonical_accounts(frames["accounts"])
     if as_of is None:
         # Rows dated after now (noted by validation) have not happened yet: no command reads them as
@@ -664,6 +702,13 @@ def load_book(
         # What the book lacks for the playbook is validate's and a run's to say, not loading's.
         notes=tuple(n for n in report.notes if n not in fit),
     )
+
+
+def _refuse_changed(found: DiscoveredBook) -> None:
+    """Raise when a file of the book is no longer what it was when first read (:meth:`DiscoveredBook.changed`)."""
+    changed = found.changed()
+    if changed:
+        raise BookError("; ".join(changed_message(src) for src in changed))
 
 
 def load_table(source: BookSource, table: str) -> pl.DataFrame:
@@ -805,6 +850,13 @@ def _check_table(src: TableSource, spec: TableSpec, ctx: _Context) -> None:
             )
         )
         return
+    # A row of a CSV file with fewer fields than the header names is read with nulls for those it
+    # lacks: only where the last named column is empty can a row be cut short, and only then are
+    # the file's fields counted (a pass over its raw lines).
+    named = [i for i, n in enumerate(schema.names()) if not n.startswith(_UNNAMED)]
+    needed = named[-1] + 1 if named else 0
+    last_named = schema.names()[needed - 1] if needed else None
+    count_fields = src.kind == "csv" and src.path is not None and needed > 1
     unnamed = [n for n in schema.names() if n.startswith(_UNNAMED)]
     if unnamed:
         try:
@@ -885,6 +937,8 @@ def _check_table(src: TableSource, spec: TableSpec, ctx: _Context) -> None:
                 pl.col(_ROW).filter(future).first().alias("__future_row"),
                 pl.col(tcol).filter(future).first().alias("__future_ts"),
             ]
+    if count_fields and last_named in schema:
+        aggregates.append((pl.col(str(last_named)).is_null() & ~pl.col(_BLANK)).sum().alias("__open_end"))
     queries: list[pl.LazyFrame] = [lf.select(aggregates)]
     dup_index = len(queries)
     if spec.key is not None and spec.key in schema:
@@ -939,6 +993,10 @@ def _check_table(src: TableSource, spec: TableSpec, ctx: _Context) -> None:
     try:
         results = pl.collect_all(queries, engine="streaming", optimizations=no_cache)
         summary = results[0]
+        if count_fields and ("__open_end" not in summary.columns or int(summary["__open_end"][0])):
+            assert src.path is not None
+            if _cut_rows(short_csv_rows(src.path, needed, ctx.max_examples), needed, spec, src, ctx):
+                return
         broken = any(int(summary[f"__f{i}"][0]) for i in range(len(checks)))
         examples = None
         if broken:
@@ -1388,6 +1446,23 @@ def _read_failure(src: TableSource, spec: TableSpec, exc: Exception, n_fields: i
         src.label,
         f"a readable {src.kind} table; reading failed: {first_line}",
     )
+
+
+def _cut_rows(short: ShortRows, needed: int, spec: TableSpec, src: TableSource, ctx: _Context) -> bool:
+    """Refuse the rows of a CSV file with fewer fields than its header names (the table is then unreadable).
+
+    Returns True when there are some: the table's other rules are not checked, as for a row with too many.
+    """
+    if not short.count:
+        return False
+    for row, fields, line in short.first:
+        ctx.problems.append(
+            Problem(Rule.UNREADABLE_FILE, spec.name, src.label, short_row_message(needed, fields, row, line), row=row)
+        )
+    key = (Rule.UNREADABLE_FILE, spec.name, None)
+    ctx.counts[key] = ctx.counts.get(key, 0) + short.count
+    ctx.unreadable.add(spec.name)
+    return True
 
 
 def _load_typed(src: TableSource, spec: TableSpec) -> pl.DataFrame:
