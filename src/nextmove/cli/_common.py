@@ -37,6 +37,22 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 
+def safe(text: object) -> str:
+    r"""``text`` (a book's, a user's, the store's) as it can go into Rich markup: printed as it is, never as markup.
+
+    Rich reads ``[…]`` as a tag: a signal named ``logins [/web]`` made the print raise, one named
+    ``page views [web]`` printed as ``page views ``.
+
+    Examples
+    --------
+    >>> print(safe("logins [/web]"), safe("[prod] crm sync"), sep=" | ")
+    logins \[/web] | \[prod] crm sync
+    >>> console.render_str(safe("page views [web]")).plain
+    'page views [web]'
+    """
+    return escape(str(text))
+
+
 def parse_as_of(text: str | None, option: str = "--as-of") -> datetime | None:
     """Parse an ``--as-of`` (or ``option``) value in the forms a book's timestamps take (naive means UTC).
 
@@ -205,13 +221,13 @@ def handle_errors(func: Callable[P, R]) -> Callable[P, R]:
             with sigterm_as_interrupt():
                 return func(*args, **kwargs)
         except NextmoveError as exc:
-            err_console.print(f"[bold red]error:[/] {escape(cli_message(exc))}")
+            err_console.print(f"[bold red]error:[/] {safe(cli_message(exc))}")
             raise typer.Exit(exc.exit_code) from None
         except KeyboardInterrupt as exc:
             # Ctrl-C, or SIGTERM raised as one by sigterm_as_interrupt(): the command's own cleanup has run.
             terminated = isinstance(exc, Terminated)
             what = "terminated" if terminated else "interrupted"
-            err_console.print(f"[bold red]{what}:[/] {escape(failure_text(exc))}")
+            err_console.print(f"[bold red]{what}:[/] {safe(failure_text(exc))}")
             raise typer.Exit(EXIT_TERMINATED if terminated else EXIT_INTERRUPTED) from None
 
     return wrapper
@@ -300,8 +316,8 @@ def status(text: str, out: Console | None = None) -> Iterator[Callable[[str], No
     """
     out = out or console
     if is_live(out):
-        with out.status(escape(text)) as spinner:
-            yield lambda step: spinner.update(escape(step))
+        with out.status(safe(text)) as spinner:
+            yield lambda step: spinner.update(safe(step))
     else:
         _plain(out, text)
         yield lambda step: _plain(out, step)
@@ -380,7 +396,7 @@ class StageProgress:
         if self._bars is None:
             _plain(self.out, f"{stage}: {text}")
         elif stage in self._tasks:
-            self._bars.update(self._tasks[stage], description=f"{escape(stage)}: {escape(text)}")
+            self._bars.update(self._tasks[stage], description=f"{safe(stage)}: {safe(text)}")
 
     def _finish(self, failed: bool = False) -> None:
         if not self.started:
@@ -393,7 +409,7 @@ class StageProgress:
             task = self._tasks[stage]
             if failed:
                 self._bars.stop_task(task)
-                self._bars.update(task, description=f"[red]{escape(stage)}: failed[/]", failed=True)
+                self._bars.update(task, description=f"[red]{safe(stage)}: failed[/]", failed=True)
             else:
                 self._bars.update(task, completed=1)
 

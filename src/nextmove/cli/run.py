@@ -9,7 +9,6 @@ from typing import TYPE_CHECKING, Annotated, Any
 import polars as pl
 import typer
 from rich.console import Console
-from rich.markup import escape
 from rich.table import Table
 
 from nextmove.book.validate import load_book
@@ -25,6 +24,7 @@ from nextmove.cli._common import (
     parse_as_of,
     parse_outcomes_until,
     read_table_file,
+    safe,
     status,
 )
 from nextmove.cli.commands import (
@@ -164,11 +164,11 @@ def run_cmd(
             opened.close()
     render_run(result, console, printed=shown)
     if opened is not None:
-        console.print(f"Saved run [bold]{escape(result.run_id)}[/] in the store.")
+        console.print(f"Saved run [bold]{safe(result.run_id)}[/] in the store.")
     if served is not None:
         console.print(served)
-    console.print(f"Outputs: [bold]{escape(str(folder))}[/]")
-    console.print(f"Report: [bold]{escape(str(result.files['report.html']))}[/]")
+    console.print(f"Outputs: [bold]{safe(str(folder))}[/]")
+    console.print(f"Report: [bold]{safe(str(result.files['report.html']))}[/]")
 
 
 def _write_report(result: RunResult, folder: Path) -> None:
@@ -188,18 +188,16 @@ def _served_line(store: Store, run_id: str, policy_version: str | None) -> str:
         except NotFoundError:
             before = None
         back = (
-            f"`nextmove models rollback` serves the previous one (run {escape(str(before))})."
+            f"`nextmove models rollback` serves the previous one (run {safe(str(before))})."
             if before is not None
             else "no run was served before it."
         )
-        return f"Run [bold]{escape(run_id)}[/] is now the served run (policy version {escape(policy_version)}); {back}"
+        return f"Run [bold]{safe(run_id)}[/] is now the served run (policy version {safe(policy_version)}); {back}"
     version = store.active_model(POLICY_MODEL_KIND)
     fallback = servable_run(store) if version is None else None
     served = version.metrics.get("run_id") if version is not None else (fallback.run_id if fallback else None)
-    now = "no run is served" if served is None else f"the served run is still {escape(str(served))}"
-    return (
-        f"Run [bold]{escape(run_id)}[/] was not promoted: {now}; `nextmove models promote {escape(run_id)}` serves it."
-    )
+    now = "no run is served" if served is None else f"the served run is still {safe(str(served))}"
+    return f"Run [bold]{safe(run_id)}[/] was not promoted: {now}; `nextmove models promote {safe(run_id)}` serves it."
 
 
 def _effect_params(trees: int | None, partial_horizon_days: int | None) -> dict[str, Any]:
@@ -352,7 +350,7 @@ def render_run(result: RunResult, out: Console, *, printed: Collection[str] = ()
     summary = result.summary
     out.print()
     out.print("[bold]Executive summary[/]")
-    out.print(escape(executive_summary(summary)))
+    out.print(safe(executive_summary(summary)))
 
     names = summary.get("objective_names", {})
     dist = Table(title="Recommended action distribution", title_justify="left")
@@ -361,7 +359,7 @@ def render_run(result: RunResult, out: Console, *, printed: Collection[str] = ()
     dist.add_column("share", justify="right")
     total = max(int(summary["accounts"]), 1)
     for objective, count in sorted(summary["assigned"].items(), key=lambda kv: -kv[1]):
-        dist.add_row(escape(str(names.get(objective, objective))), f"{count:,}", f"{count / total:.1%}")
+        dist.add_row(safe(str(names.get(objective, objective))), f"{count:,}", f"{count / total:.1%}")
     dist.add_row("Do nothing", f"{summary['do_nothing']:,}", f"{summary['do_nothing'] / total:.1%}")
     out.print(dist)
 
@@ -370,7 +368,7 @@ def render_run(result: RunResult, out: Console, *, printed: Collection[str] = ()
     actions.add_column("accounts", justify="right")
     for action, count in sorted(summary["by_action"].items(), key=lambda kv: -kv[1]):
         if count:
-            actions.add_row(escape(action), f"{count:,}")
+            actions.add_row(safe(action), f"{count:,}")
     out.print(actions)
 
     arms = summary["arms"]
@@ -402,9 +400,9 @@ def render_run(result: RunResult, out: Console, *, printed: Collection[str] = ()
         )
     for note in summary.get("notes", []):
         if note not in printed:
-            out.print(f"[yellow]note:[/] {escape(str(note))}")
+            out.print(f"[yellow]note:[/] {safe(str(note))}")
     seconds = summary.get("timings_s", {}).get("total")
     if seconds is not None:
-        out.print(f"Run {escape(result.run_id)} as of {result.as_of:%Y-%m-%d %H:%M} UTC took {seconds:.1f} s.")
+        out.print(f"Run {safe(result.run_id)} as of {result.as_of:%Y-%m-%d %H:%M} UTC took {seconds:.1f} s.")
     for name, path in result.files.items():
-        out.print(f"  {name}: {escape(str(path))}")
+        out.print(f"  {name}: {safe(str(path))}")
