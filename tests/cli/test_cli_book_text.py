@@ -62,3 +62,49 @@ def test_keys_with_square_brackets_in_the_owner_and_name_are_shown_and_listed(tm
     assert listed.exit_code == 0, listed.output
     assert "Ana [/oops]" in listed.output
     assert "[prod] crm sync" in listed.output
+
+
+_ROLES_PLAYBOOK = """
+[objectives.r]
+outcome = "churn"
+sense = "avoid"
+value = "arr"
+
+[[actions]]
+id = "call"
+name = "Call"
+team = "cs"
+objective = "r"
+
+[signal_roles]
+usage = ["logins", "logons"]
+"""
+
+
+def test_validate_shows_control_characters_of_book_names_rather_than_sending_them_to_the_terminal(
+    tmp_path: Path,
+) -> None:
+    # A signal named so retitled the terminal, cleared the screen and turned what followed red, in
+    # "Signals seen" and in the note listing the book's signals (the playbook names one it lacks).
+    book = _book(tmp_path / "b", "cpu\x1b]0;TITLE\x07\x1b[2J\x1b[31mRED\x9b1m", kind="churn\x1b[5m")
+    (book / "playbook.toml").write_text(_ROLES_PLAYBOOK, encoding="utf-8")
+    done = runner.invoke(app, ["validate", "--book", str(book)])
+    assert done.exit_code == 0, done.output
+    for control in ("\x1b", "\x07", "\x9b"):
+        assert control not in done.output
+    shown = r"cpu\x1b]0;TITLE\x07\x1b[2J\x1b[31mRED\x9b1m"
+    said = _said(done.output)
+    assert f"{shown} (1)" in said  # Signals seen
+    assert f"(the book's signals: {shown}, logins)" in said  # the note
+    assert r"churn\x1b[5m (1)" in said
+
+
+def test_an_error_quoting_a_control_character_shows_it_and_keeps_its_own_lines(tmp_path: Path) -> None:
+    book = _book(tmp_path / "b", "logins")
+    playbook = _ROLES_PLAYBOOK.replace('objective = "r"', 'objective = "r"\neligibility = "arr > 0 and \\u001b[2J"')
+    (book / "playbook.toml").write_text(playbook, encoding="utf-8")
+    done = runner.invoke(app, ["validate", "--book", str(book)])
+    assert done.exit_code == 2, done.output
+    assert "\x1b" not in done.output
+    # The expression and the caret under the character at fault, each on its own line.
+    assert "\n    arr > 0 and \\x1b[2J\n                ^\n" in done.output

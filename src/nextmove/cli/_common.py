@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import os
+import re
 import signal
 import threading
 import time
@@ -37,20 +38,48 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 
-def safe(text: object) -> str:
-    r"""``text`` (a book's, a user's, the store's) as it can go into Rich markup: printed as it is, never as markup.
+_CONTROLS = re.compile("[\x00-\x1f\x7f-\x9f]")
+_CONTROLS_BUT_NEWLINE = re.compile("[\x00-\x09\x0b-\x1f\x7f-\x9f]")
+_NAMED_ESCAPES = {"\n": r"\n", "\r": r"\r", "\t": r"\t"}
 
-    Rich reads ``[…]`` as a tag: a signal named ``logins [/web]`` made the print raise, one named
-    ``page views [web]`` printed as ``page views ``.
+
+def _escaped(match: re.Match[str]) -> str:
+    char = match.group()
+    return _NAMED_ESCAPES.get(char, f"\\x{ord(char):02x}")
+
+
+def visible(text: object, *, lines: bool = False) -> str:
+    r"""``text`` with each C0 and C1 control character written as a repr writes it (``\x1b``, ``\n``).
+
+    A book's names (signals, actions, outcome kinds, owners …) reach the terminal: an escape
+    sequence in one would retitle the window, clear the screen or recolour what follows. With
+    ``lines``, a newline is kept (a message of nextmove's own on several lines).
 
     Examples
     --------
-    >>> print(safe("logins [/web]"), safe("[prod] crm sync"), sep=" | ")
-    logins \[/web] | \[prod] crm sync
-    >>> console.render_str(safe("page views [web]")).plain
-    'page views [web]'
+    >>> print(visible("logins\x1b]0;TITLE\x07\x1b[2J"), visible("a\tb\nc"), visible("a\u009bb"))
+    logins\x1b]0;TITLE\x07\x1b[2J a\tb\nc a\x9bb
+    >>> print(visible("one\ntwo\r", lines=True))
+    one
+    two\r
     """
-    return escape(str(text))
+    return (_CONTROLS_BUT_NEWLINE if lines else _CONTROLS).sub(_escaped, str(text))
+
+
+def safe(text: object, *, lines: bool = False) -> str:
+    r"""``text`` (a book's, a user's, the store's) as it can go into Rich markup: printed as it is, never as markup.
+
+    Rich reads ``[…]`` as a tag: a signal named ``logins [/web]`` made the print raise, one named
+    ``page views [web]`` printed as ``page views ``. Control characters are made :func:`visible`.
+
+    Examples
+    --------
+    >>> print(safe("logins [/web]"), safe("[prod] crm sync"), safe("red\x1b[31m"), sep=" | ")
+    logins \[/web] | \[prod] crm sync | red\x1b[31m
+    >>> console.render_str(safe("page views [web] \x1b[2J")).plain
+    'page views [web] \\x1b[2J'
+    """
+    return escape(visible(text, lines=lines))
 
 
 def parse_as_of(text: str | None, option: str = "--as-of") -> datetime | None:
@@ -221,13 +250,13 @@ def handle_errors(func: Callable[P, R]) -> Callable[P, R]:
             with sigterm_as_interrupt():
                 return func(*args, **kwargs)
         except NextmoveError as exc:
-            err_console.print(f"[bold red]error:[/] {safe(cli_message(exc))}")
+            err_console.print(f"[bold red]error:[/] {safe(cli_message(exc), lines=True)}")
             raise typer.Exit(exc.exit_code) from None
         except KeyboardInterrupt as exc:
             # Ctrl-C, or SIGTERM raised as one by sigterm_as_interrupt(): the command's own cleanup has run.
             terminated = isinstance(exc, Terminated)
             what = "terminated" if terminated else "interrupted"
-            err_console.print(f"[bold red]{what}:[/] {safe(failure_text(exc))}")
+            err_console.print(f"[bold red]{what}:[/] {safe(failure_text(exc), lines=True)}")
             raise typer.Exit(EXIT_TERMINATED if terminated else EXIT_INTERRUPTED) from None
 
     return wrapper
@@ -303,7 +332,7 @@ def format_seconds(seconds: float) -> str:
 
 def _plain(out: Console, line: str) -> None:
     # Written and flushed at once, so a log being tailed shows the line as it happens.
-    out.print(line, markup=False, highlight=False, soft_wrap=True)
+    out.print(visible(line, lines=True), markup=False, highlight=False, soft_wrap=True)
     out.file.flush()
 
 

@@ -318,7 +318,7 @@ def validate(
     if not report.ok:
         render_problems(report, err_console)
         for note in notes:
-            err_console.print(f"[yellow]note:[/] {safe(note)}")
+            err_console.print(f"[yellow]note:[/] {safe(note, lines=True)}")
         err_console.print(
             f"[bold red]invalid:[/] {report.total_problems:,} problem(s) in {safe(report.source)}; nothing was loaded."
         )
@@ -328,7 +328,7 @@ def validate(
     errors = eligibility_errors(features, pb)
     if errors:
         for exc in errors:
-            err_console.print(f"[bold red]playbook:[/] {safe(str(exc))}")
+            err_console.print(f"[bold red]playbook:[/] {safe(str(exc), lines=True)}")
         err_console.print(
             f"[bold red]invalid:[/] {len(errors)} eligibility expression(s) of the playbook "
             "do not fit this book's features"
@@ -341,7 +341,7 @@ def validate(
         returned = returned_accounts_notes(book, pb, parse_as_of(as_of))
         credit = attribution_notes(book, report, pb, parse_as_of(as_of))
     for note in [*notes, *(n for n in health_notes if n is not None), *returned, *credit]:
-        console.print(f"[yellow]note:[/] {safe(note)}")
+        console.print(f"[yellow]note:[/] {safe(note, lines=True)}")
     console.print(
         f"[bold green]valid:[/] the book meets the data contract"
         f" (playbook: {safe(pb_path) if pb_path else 'built-in default'}, {len(pb.actions)} actions)."
@@ -478,7 +478,7 @@ def print_book_notes(
     """
     for note in book.notes if notes is None else notes:
         if hide is None or not hide(note):
-            err_console.print(f"[yellow]note:[/] {safe(note)}")
+            err_console.print(f"[yellow]note:[/] {safe(note, lines=True)}")
 
 
 def _validated_outcome_notes(report: ValidationReport, outcomes_until: date | datetime | None) -> list[str]:

@@ -198,11 +198,11 @@ def render_evaluation(result: OfflineEvaluation, out: Console) -> None:
     )
     out.print(_values_table("Policy value (off-policy estimates)", result.policies))
     for note in grouped_notes(result.policies):
-        out.print(f"  note on {safe(note)}")
+        out.print(f"  note on {safe(note, lines=True)}")
     if result.differences:
         out.print(_values_table("Paired differences", result.differences))
         for note in grouped_notes(result.differences):
-            out.print(f"  note on {safe(note)}")
+            out.print(f"  note on {safe(note, lines=True)}")
     flagged = result.evaluation_overlap.flagged_arms
     if flagged:
         out.print(f"Arms the evaluation decisions (almost) never took: {safe(', '.join(flagged))}.")
@@ -222,6 +222,6 @@ def render_evaluation(result: OfflineEvaluation, out: Console) -> None:
             )
         out.print(table)
     for kind, why in result.skipped.items():
-        out.print(f"  no model for {safe(kind)}: {safe(why)}")
+        out.print(f"  no model for {safe(kind)}: {safe(why, lines=True)}")
     for note in result.notes:
-        out.print(f"  note: {safe(cli_words(note))}")
+        out.print(f"  note: {safe(cli_words(note), lines=True)}")

@@ -312,4 +312,4 @@ def render_health(
         out.print(models)
     for note in result.notes:
         if note not in printed:
-            out.print(f"[yellow]note:[/] {safe(note)}")
+            out.print(f"[yellow]note:[/] {safe(note, lines=True)}")

@@ -90,7 +90,7 @@ def create_cmd(
     console.print(created)
     typer.echo(key)
     for warning in unknown:
-        err_console.print(f"[yellow]warning:[/] {safe(warning)}")
+        err_console.print(f"[yellow]warning:[/] {safe(warning, lines=True)}")
 
 
 @keys_app.command("list")

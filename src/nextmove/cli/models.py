@@ -72,7 +72,7 @@ def list_cmd(
         )
     console.print(table)
     for note in notes:
-        console.print(f"[yellow]note:[/] {safe(note)}")
+        console.print(f"[yellow]note:[/] {safe(note, lines=True)}")
 
 
 UNPROMOTED_RUNS_SCANNED = 20

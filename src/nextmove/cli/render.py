@@ -28,7 +28,7 @@ def render_problems(report: ValidationReport, console: Console) -> None:
             "" if p.row is None else str(p.row),
             safe(p.column or ""),
             "" if p.value is None else safe(repr(p.value)),
-            f"{safe(p.expected)} [dim]\\[{p.rule.value}][/]",
+            f"{safe(p.expected, lines=True)} [dim]\\[{p.rule.value}][/]",
         )
     console.print(table)
     hidden = len(report.problems) - MAX_ROWS_SHOWN

@@ -400,7 +400,7 @@ def render_run(result: RunResult, out: Console, *, printed: Collection[str] = ()
         )
     for note in summary.get("notes", []):
         if note not in printed:
-            out.print(f"[yellow]note:[/] {safe(str(note))}")
+            out.print(f"[yellow]note:[/] {safe(str(note), lines=True)}")
     seconds = summary.get("timings_s", {}).get("total")
     if seconds is not None:
         out.print(f"Run {safe(result.run_id)} as of {result.as_of:%Y-%m-%d %H:%M} UTC took {seconds:.1f} s.")

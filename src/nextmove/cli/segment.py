@@ -237,4 +237,4 @@ def render_segments(report: SegmentReport, out: Console) -> None:
             f"{m.new:,} new, {m.gone:,} gone."
         )
     for note in report.notes:
-        out.print(f"[yellow]note:[/] {safe(note)}")
+        out.print(f"[yellow]note:[/] {safe(note, lines=True)}")

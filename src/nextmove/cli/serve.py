@@ -144,7 +144,7 @@ def serve_cmd(
     line = f"nextmove API on http://{host}:{port} (store {services.store.url}; {serving}); OpenAPI at /openapi.json"
     console.print(safe(line))
     if unserved is not None:
-        err_console.print(f"[yellow]note:[/] {safe(unserved[1])}")
+        err_console.print(f"[yellow]note:[/] {safe(unserved[1], lines=True)}")
     uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=log_level == "debug")
 
 

@@ -87,8 +87,9 @@ def prune_cmd(
                 sizes = vacuum(opened)
         except StoreError as exc:  # the prune itself is committed: say so, rather than fail as if nothing was done
             err_console.print(
-                f"[yellow]warning:[/] the prune is done, but the SQLite file was not made smaller: {safe(str(exc))}; "
-                "run `nextmove store prune` again later (it VACUUMs even when there is nothing left to prune)"
+                "[yellow]warning:[/] the prune is done, but the SQLite file was not made smaller: "
+                f"{safe(str(exc), lines=True)}; run `nextmove store prune` again later (it VACUUMs even when there "
+                "is nothing left to prune)"
             )
             return
         if sizes is not None:
@@ -148,7 +149,7 @@ def _print_plan(plan: object) -> None:
     else:
         console.print("Nothing to prune.")
     for run_id, why in plan.kept:
-        console.print(f"Kept whole: {safe(run_id)} ({safe(why)}).")
+        console.print(f"Kept whole: {safe(run_id)} ({safe(why, lines=True)}).")
     if plan.already:
         n = len(plan.already)
         shown = ", ".join(plan.already[:5]) + (", …" if n > 5 else "")
