@@ -254,3 +254,30 @@ def test_a_zero_denominator_of_either_sign_is_missing() -> None:
     frame = pl.DataFrame({"x": [1.0, 1.0, 1.0], "z": [0.0, -0.0, 2.0]})
     kinds: FeatureKinds = {"x": "number", "z": "number"}
     assert frame.select(compile_eligibility("missing(x / z)", kinds)).to_series().to_list() == [True, True, False]
+
+
+@pytest.mark.parametrize(
+    ("text", "fragment"),
+    [
+        ("not " * 3000 + "arr >= 10000", "the expression is nested too deeply"),
+        (" + ".join(["arr"] * 150) + " > 1", "the expression is nested too deeply (151 levels; at most 100)"),
+        ("+".join(["arr"] * 20_000) + " > 1", "the expression is too long (80,003 characters; at most 20,000)"),
+        ("min(" * 12 + "arr" + ", 1)" * 12 + " > 0", "the expression is too complex (20,479 terms"),
+        ("max(" * 45 + "arr" + ", 1)" * 45 + " > 0", "the expression is too complex ("),
+    ],
+)
+def test_an_expression_too_deep_long_or_complex_is_an_expression_error(text: str, fragment: str) -> None:
+    # Python's parser raised a RecursionError for the first and third; the others made the compiler
+    # recurse as deep, or Polars plan for minutes.
+    with pytest.raises(ExpressionError) as info:
+        compile_eligibility(text, SCHEMA, action_id="deep")
+    message = str(info.value)
+    assert message.startswith("action 'deep': eligibility ")
+    assert fragment in message
+    assert len(message) < 400  # a long one quoted by its start
+
+
+def test_the_deepest_expression_allowed_compiles() -> None:
+    # 98 `not`, the comparison and its feature: 100 levels.
+    text = "not " * 98 + "arr >= 10000"
+    assert FRAME.select(compile_eligibility(text, SCHEMA)).to_series().to_list() == [False, True, False, True]
