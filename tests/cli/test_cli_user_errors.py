@@ -148,3 +148,20 @@ def test_out_with_a_tilde_the_shell_did_not_expand_is_the_home_folder(
     assert result.exit_code == 0, result.output
     assert (home / "features.parquet").is_file()
     assert not (here / "~").exists()
+
+
+def test_an_eligibility_nested_too_deeply_is_a_playbook_error_not_a_traceback(tmp_path: Path) -> None:
+    # 3,000 `not` made `validate` and `run` end in a RecursionError traceback from Python's parser.
+    (tmp_path / "accounts.csv").write_text("account_id,arr\na1,10\n", encoding="utf-8")
+    deep = "not " * 3000 + "arr >= 10000"
+    (tmp_path / "playbook.toml").write_text(
+        '[objectives.r]\noutcome = "churn"\nsense = "avoid"\nvalue = "arr"\n\n'
+        f'[[actions]]\nid = "call"\nname = "Call"\nteam = "cs"\nobjective = "r"\neligibility = "{deep}"\n',
+        encoding="utf-8",
+    )
+    for command in ("validate", "run"):
+        said = _refused([command, "--book", str(tmp_path), *(["--no-store"] if command == "run" else [])])
+        assert "actions[0] (id='call'): action 'call': eligibility 'not not" in said
+        assert "(12,012 characters): the expression is nested too deeply (" in said  # levels: by Python's parser
+        assert "at most 100): write it with fewer operators within one another" in said
+        assert len(said) < 800

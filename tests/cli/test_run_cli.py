@@ -11,6 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from nextmove.cli import app
+from nextmove.decide.phrases import usd_text
 from nextmove.sim import SimConfig, simulate, write_book
 from nextmove.store import open_store
 
@@ -62,6 +63,19 @@ def test_run_cli_writes_outputs_prints_the_summary_and_saves_the_run(book_dir: P
     assert pl.read_parquet(out / "recommendations.parquet").height == 150
     summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
     assert summary["accounts"] == 150
+    # "1,086 are best left alone" counted the control and exploration accounts their draw left alone;
+    # "(90% interval …)" was the accounts' intervals summed.
+    alone = frame.filter(pl.col("action_id") == "none")
+    best, drawn = alone.filter(pl.col("arm") == "model").height, alone.filter(pl.col("arm") != "model").height
+    assert best + drawn == summary["do_nothing"]
+    said = f"; {best:,} are best left alone this window" + (
+        f", and {drawn:,} more are left alone by the control cohort (the lifecycle default) or an exploration draw."
+        if drawn
+        else "."
+    )
+    assert said in text
+    impact = summary["projected_impact_usd"]
+    assert f"(per-account 90% intervals summed: {usd_text(impact['low'])} to {usd_text(impact['high'])})." in text
     assert summary["regret"]["oracle_value_usd"] >= summary["regret"]["model_value_usd"]
     with open_store(f"sqlite:///{db}") as store:
         run = store.latest_run(status="succeeded")
@@ -225,3 +239,19 @@ def test_executive_summary_keeps_the_playbook_s_names_as_written() -> None:
     }
     text = executive_summary(summary)
     assert "84 customers were assigned an Erweiterung (Upsell) action and 7 a Kündigung vermeiden action" in text
+
+
+def test_executive_summary_says_apart_the_accounts_the_control_or_exploration_draw_left_alone() -> None:
+    from nextmove.cli.run import executive_summary
+
+    summary = {
+        "accounts": 100,
+        "actions": 3,
+        "assigned": {"retention": 10},
+        "do_nothing": 90,
+        "projected_impact_usd": {"value": 100.0, "low": -50.0, "high": 400.0},
+    }
+    text = executive_summary(summary, drawn=1)
+    assert "; 89 are best left alone this window, and 1 more is left alone by the control cohort" in text
+    assert text.endswith("Projected impact: $100 (per-account 90% intervals summed: -$50 to $400).")
+    assert "; 1 is best left alone this window." in executive_summary({**summary, "do_nothing": 1}, drawn=0)

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from nextmove.playbook.expr import ExpressionError, check_playbook_expressions, compile_eligibility
+from nextmove.playbook.expr import ExpressionError, FeatureKinds, check_playbook_expressions, compile_eligibility
 
 SCHEMA = {"arr": "number", "days_to_renewal": "number", "segment": "text", "seat_utilization_last": "number"}
 FRAME = pl.DataFrame(
@@ -217,3 +217,67 @@ def test_compile_eligibility_hints_that_true_false_columns_are_numbers(text: str
     # A CSV column of true/false is the number feature 1/0: comparing it with 'true' or true was a bare mismatch.
     with pytest.raises(ExpressionError, match=f"1 for true and 0 for false: write {write}"):
         compile_eligibility(text, {"has_sso": "number"})
+
+
+def _nesting(expr: pl.Expr) -> int:
+    """How deep the brackets of a Polars expression's text nest: how deep the query is."""
+    depth = deepest = 0
+    for char in str(expr):
+        depth += char in "(["
+        depth -= char in ")]"
+        deepest = max(deepest, depth)
+    return deepest
+
+
+def test_arithmetic_builds_a_query_linear_in_its_terms() -> None:
+    # Each partial sum was read twice (fill_nan is when(is_nan) … otherwise): 8 features summed made a
+    # query of a million nodes, 3 s for 10,000 accounts, and 12 never ended. So were nested denominators.
+    total = compile_eligibility(" + ".join(["arr"] * 10) + " > 100000", SCHEMA)
+    assert len(str(total)) < 5_000
+    assert FRAME.select(total).to_series().to_list() == [False, True, False, True]
+    ratio = compile_eligibility("arr / (arr / (arr / (arr / (arr / (arr / (arr / (arr / arr))))))) > 1", SCHEMA)
+    assert len(str(ratio)) < 5_000
+    assert FRAME.select(ratio).to_series().to_list() == [True, True, False, True]  # 9 arr so divided: arr
+
+
+def test_a_long_chain_of_and_builds_a_shallow_query() -> None:
+    # A left-deep chain: 300 terms took Polars 19 s, 1,000 several minutes.
+    chain = compile_eligibility(" and ".join(f"arr > {i}" for i in range(300)), SCHEMA)
+    assert _nesting(chain) < 60
+    assert FRAME.select(chain).to_series().to_list() == [True, True, False, True]
+    either = compile_eligibility(" or ".join(f"arr > {i}" for i in range(10_000, 10_300)), SCHEMA)
+    assert _nesting(either) < 60
+    assert FRAME.select(either).to_series().to_list() == [False, True, False, True]
+
+
+def test_a_zero_denominator_of_either_sign_is_missing() -> None:
+    frame = pl.DataFrame({"x": [1.0, 1.0, 1.0], "z": [0.0, -0.0, 2.0]})
+    kinds: FeatureKinds = {"x": "number", "z": "number"}
+    assert frame.select(compile_eligibility("missing(x / z)", kinds)).to_series().to_list() == [True, True, False]
+
+
+@pytest.mark.parametrize(
+    ("text", "fragment"),
+    [
+        ("not " * 3000 + "arr >= 10000", "the expression is nested too deeply"),
+        (" + ".join(["arr"] * 150) + " > 1", "the expression is nested too deeply (151 levels; at most 100)"),
+        ("+".join(["arr"] * 20_000) + " > 1", "the expression is too long (80,003 characters; at most 20,000)"),
+        ("min(" * 12 + "arr" + ", 1)" * 12 + " > 0", "the expression is too complex (20,479 terms"),
+        ("max(" * 45 + "arr" + ", 1)" * 45 + " > 0", "the expression is too complex ("),
+    ],
+)
+def test_an_expression_too_deep_long_or_complex_is_an_expression_error(text: str, fragment: str) -> None:
+    # Python's parser raised a RecursionError for the first and third; the others made the compiler
+    # recurse as deep, or Polars plan for minutes.
+    with pytest.raises(ExpressionError) as info:
+        compile_eligibility(text, SCHEMA, action_id="deep")
+    message = str(info.value)
+    assert message.startswith("action 'deep': eligibility ")
+    assert fragment in message
+    assert len(message) < 400  # a long one quoted by its start
+
+
+def test_the_deepest_expression_allowed_compiles() -> None:
+    # 98 `not`, the comparison and its feature: 100 levels.
+    text = "not " * 98 + "arr >= 10000"
+    assert FRAME.select(compile_eligibility(text, SCHEMA)).to_series().to_list() == [False, True, False, True]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import os
+import re
 import signal
 import threading
 import time
@@ -35,6 +36,50 @@ err_console = Console(stderr=True, highlight=False, width=None if Console(stderr
 
 P = ParamSpec("P")
 R = TypeVar("R")
+
+
+_CONTROLS = re.compile("[\x00-\x1f\x7f-\x9f]")
+_CONTROLS_BUT_NEWLINE = re.compile("[\x00-\x09\x0b-\x1f\x7f-\x9f]")
+_NAMED_ESCAPES = {"\n": r"\n", "\r": r"\r", "\t": r"\t"}
+
+
+def _escaped(match: re.Match[str]) -> str:
+    char = match.group()
+    return _NAMED_ESCAPES.get(char, f"\\x{ord(char):02x}")
+
+
+def visible(text: object, *, lines: bool = False) -> str:
+    r"""``text`` with each C0 and C1 control character written as a repr writes it (``\x1b``, ``\n``).
+
+    A book's names (signals, actions, outcome kinds, owners …) reach the terminal: an escape
+    sequence in one would retitle the window, clear the screen or recolour what follows. With
+    ``lines``, a newline is kept (a message of nextmove's own on several lines).
+
+    Examples
+    --------
+    >>> print(visible("logins\x1b]0;TITLE\x07\x1b[2J"), visible("a\tb\nc"), visible("a\u009bb"))
+    logins\x1b]0;TITLE\x07\x1b[2J a\tb\nc a\x9bb
+    >>> print(visible("one\ntwo\r", lines=True))
+    one
+    two\r
+    """
+    return (_CONTROLS_BUT_NEWLINE if lines else _CONTROLS).sub(_escaped, str(text))
+
+
+def safe(text: object, *, lines: bool = False) -> str:
+    r"""``text`` (a book's, a user's, the store's) as it can go into Rich markup: printed as it is, never as markup.
+
+    Rich reads ``[…]`` as a tag: a signal named ``logins [/web]`` made the print raise, one named
+    ``page views [web]`` printed as ``page views ``. Control characters are made :func:`visible`.
+
+    Examples
+    --------
+    >>> print(safe("logins [/web]"), safe("[prod] crm sync"), safe("red\x1b[31m"), sep=" | ")
+    logins \[/web] | \[prod] crm sync | red\x1b[31m
+    >>> console.render_str(safe("page views [web] \x1b[2J")).plain
+    'page views [web] \\x1b[2J'
+    """
+    return escape(visible(text, lines=lines))
 
 
 def parse_as_of(text: str | None, option: str = "--as-of") -> datetime | None:
@@ -205,13 +250,13 @@ def handle_errors(func: Callable[P, R]) -> Callable[P, R]:
             with sigterm_as_interrupt():
                 return func(*args, **kwargs)
         except NextmoveError as exc:
-            err_console.print(f"[bold red]error:[/] {escape(cli_message(exc))}")
+            err_console.print(f"[bold red]error:[/] {safe(cli_message(exc), lines=True)}")
             raise typer.Exit(exc.exit_code) from None
         except KeyboardInterrupt as exc:
             # Ctrl-C, or SIGTERM raised as one by sigterm_as_interrupt(): the command's own cleanup has run.
             terminated = isinstance(exc, Terminated)
             what = "terminated" if terminated else "interrupted"
-            err_console.print(f"[bold red]{what}:[/] {escape(failure_text(exc))}")
+            err_console.print(f"[bold red]{what}:[/] {safe(failure_text(exc), lines=True)}")
             raise typer.Exit(EXIT_TERMINATED if terminated else EXIT_INTERRUPTED) from None
 
     return wrapper
@@ -287,7 +332,7 @@ def format_seconds(seconds: float) -> str:
 
 def _plain(out: Console, line: str) -> None:
     # Written and flushed at once, so a log being tailed shows the line as it happens.
-    out.print(line, markup=False, highlight=False, soft_wrap=True)
+    out.print(visible(line, lines=True), markup=False, highlight=False, soft_wrap=True)
     out.file.flush()
 
 
@@ -300,8 +345,8 @@ def status(text: str, out: Console | None = None) -> Iterator[Callable[[str], No
     """
     out = out or console
     if is_live(out):
-        with out.status(escape(text)) as spinner:
-            yield lambda step: spinner.update(escape(step))
+        with out.status(safe(text)) as spinner:
+            yield lambda step: spinner.update(safe(step))
     else:
         _plain(out, text)
         yield lambda step: _plain(out, step)
@@ -380,7 +425,7 @@ class StageProgress:
         if self._bars is None:
             _plain(self.out, f"{stage}: {text}")
         elif stage in self._tasks:
-            self._bars.update(self._tasks[stage], description=f"{escape(stage)}: {escape(text)}")
+            self._bars.update(self._tasks[stage], description=f"{safe(stage)}: {safe(text)}")
 
     def _finish(self, failed: bool = False) -> None:
         if not self.started:
@@ -393,7 +438,7 @@ class StageProgress:
             task = self._tasks[stage]
             if failed:
                 self._bars.stop_task(task)
-                self._bars.update(task, description=f"[red]{escape(stage)}: failed[/]", failed=True)
+                self._bars.update(task, description=f"[red]{safe(stage)}: failed[/]", failed=True)
             else:
                 self._bars.update(task, completed=1)
 

@@ -12,7 +12,6 @@ from typing import Annotated
 
 import polars as pl
 import typer
-from rich.markup import escape
 
 from nextmove._csv import write_csv
 from nextmove._files import check_folder
@@ -27,6 +26,7 @@ from nextmove.cli._common import (
     output_file,
     parse_as_of,
     parse_outcomes_until,
+    safe,
     status,
 )
 from nextmove.cli.render import render_problems, render_summary
@@ -278,10 +278,10 @@ def init(
     written = [directory / "README.md", *(p for p in sorted(book_dir.rglob("*")) if p.is_file())]
     manifest = {p.relative_to(directory).as_posix(): _sha256(p) for p in written}
     (directory / INIT_MANIFEST).write_text(json.dumps({"files": manifest}, indent=1) + "\n", encoding="utf-8")
-    console.print(f"Created workspace [bold]{directory}[/]:")
-    console.print(f"  {book_dir}/  an example book of {accounts:,} accounts and {months} months of history")
-    console.print(f"  {book_dir / 'playbook.toml'}  the playbook that commands given this book read: edit it")
-    console.print(f"Next: [bold]nextmove validate --book {book_dir}[/]")
+    console.print(f"Created workspace [bold]{safe(directory)}[/]:")
+    console.print(f"  {safe(book_dir)}/  an example book of {accounts:,} accounts and {months} months of history")
+    console.print(f"  {safe(book_dir / 'playbook.toml')}  the playbook that commands given this book read: edit it")
+    console.print(f"Next: [bold]nextmove validate --book {safe(book_dir)}[/]")
 
 
 @handle_errors
@@ -318,9 +318,9 @@ def validate(
     if not report.ok:
         render_problems(report, err_console)
         for note in notes:
-            err_console.print(f"[yellow]note:[/] {escape(note)}")
+            err_console.print(f"[yellow]note:[/] {safe(note, lines=True)}")
         err_console.print(
-            f"[bold red]invalid:[/] {report.total_problems:,} problem(s) in {report.source}; nothing was loaded."
+            f"[bold red]invalid:[/] {report.total_problems:,} problem(s) in {safe(report.source)}; nothing was loaded."
         )
         raise typer.Exit(2)
     render_summary(report, console, parse_as_of(as_of))
@@ -328,7 +328,7 @@ def validate(
     errors = eligibility_errors(features, pb)
     if errors:
         for exc in errors:
-            err_console.print(f"[bold red]playbook:[/] {escape(str(exc))}")
+            err_console.print(f"[bold red]playbook:[/] {safe(str(exc), lines=True)}")
         err_console.print(
             f"[bold red]invalid:[/] {len(errors)} eligibility expression(s) of the playbook "
             "do not fit this book's features"
@@ -341,10 +341,10 @@ def validate(
         returned = returned_accounts_notes(book, pb, parse_as_of(as_of))
         credit = attribution_notes(book, report, pb, parse_as_of(as_of))
     for note in [*notes, *(n for n in health_notes if n is not None), *returned, *credit]:
-        console.print(f"[yellow]note:[/] {escape(note)}")
+        console.print(f"[yellow]note:[/] {safe(note, lines=True)}")
     console.print(
         f"[bold green]valid:[/] the book meets the data contract"
-        f" (playbook: {pb_path if pb_path else 'built-in default'}, {len(pb.actions)} actions)."
+        f" (playbook: {safe(pb_path) if pb_path else 'built-in default'}, {len(pb.actions)} actions)."
     )
 
 
@@ -398,7 +398,7 @@ def simulate_cmd(
     book = result.book
     summary = result.summary
     console.print(
-        f"Wrote [bold]{out}[/]: {book.accounts.height:,} accounts ({summary.active_accounts:,} active), "
+        f"Wrote [bold]{safe(out)}[/]: {book.accounts.height:,} accounts ({summary.active_accounts:,} active), "
         f"{book.signals.height:,} signal rows, {book.touches.height:,} touches, {book.outcomes.height:,} outcomes; "
         f"as of {result.as_of:%Y-%m-%d}."
     )
@@ -438,7 +438,8 @@ def features_cmd(
     finally:
         tmp.unlink(missing_ok=True)
     console.print(
-        f"Wrote [bold]{out}[/]: {frame.height:,} accounts × {frame.width - 1:,} features as of {t:%Y-%m-%d %H:%M} UTC."
+        f"Wrote [bold]{safe(out)}[/]: {frame.height:,} accounts × {frame.width - 1:,} features "
+        f"as of {t:%Y-%m-%d %H:%M} UTC."
     )
 
 
@@ -477,7 +478,7 @@ def print_book_notes(
     """
     for note in book.notes if notes is None else notes:
         if hide is None or not hide(note):
-            err_console.print(f"[yellow]note:[/] {escape(note)}")
+            err_console.print(f"[yellow]note:[/] {safe(note, lines=True)}")
 
 
 def _validated_outcome_notes(report: ValidationReport, outcomes_until: date | datetime | None) -> list[str]:

@@ -9,7 +9,6 @@ from typing import TYPE_CHECKING, Annotated
 import polars as pl
 import typer
 from rich.console import Console
-from rich.markup import escape
 from rich.table import Table
 
 from nextmove.cli._common import (
@@ -19,6 +18,7 @@ from nextmove.cli._common import (
     output_file,
     parse_as_of,
     read_table_file,
+    safe,
     status,
 )
 from nextmove.cli.commands import BookOpt, PlaybookOpt, load_inputs
@@ -117,7 +117,7 @@ def evaluate_cmd(
         )
     write_json(out, result.to_dict())
     render_evaluation(result, console)
-    console.print(f"Wrote [bold]{escape(str(out))}[/].")
+    console.print(f"Wrote [bold]{safe(str(out))}[/].")
 
 
 def _policy_name(path: Path | None) -> str:
@@ -165,7 +165,7 @@ def _values_table(title: str, values: list[PolicyValue]) -> Table:
         table.add_column(name, justify="left" if name in ("policy", "method") else "right")
     for v in values:
         table.add_row(
-            escape(v.policy),
+            safe(v.policy),
             v.method.upper(),
             _money(v.estimate),
             f"[{_money(v.low)}, {_money(v.high)}]",
@@ -198,21 +198,21 @@ def render_evaluation(result: OfflineEvaluation, out: Console) -> None:
     )
     out.print(_values_table("Policy value (off-policy estimates)", result.policies))
     for note in grouped_notes(result.policies):
-        out.print(f"  note on {escape(note)}")
+        out.print(f"  note on {safe(note, lines=True)}")
     if result.differences:
         out.print(_values_table("Paired differences", result.differences))
         for note in grouped_notes(result.differences):
-            out.print(f"  note on {escape(note)}")
+            out.print(f"  note on {safe(note, lines=True)}")
     flagged = result.evaluation_overlap.flagged_arms
     if flagged:
-        out.print(f"Arms the evaluation decisions (almost) never took: {escape(', '.join(flagged))}.")
+        out.print(f"Arms the evaluation decisions (almost) never took: {safe(', '.join(flagged))}.")
     if result.outcome_accuracy:
         table = Table(title="Outcome models on the evaluation decisions", title_justify="left")
         for name in ("outcome", "rows", "events", "AUC", "avg precision", "Brier", "ECE"):
             table.add_column(name, justify="left" if name == "outcome" else "right")
         for kind, acc in result.outcome_accuracy.items():
             table.add_row(
-                escape(kind),
+                safe(kind),
                 f"{acc.rows:,}",
                 f"{acc.events:,}",
                 "—" if acc.auc is None else f"{acc.auc:.3f}",
@@ -222,6 +222,6 @@ def render_evaluation(result: OfflineEvaluation, out: Console) -> None:
             )
         out.print(table)
     for kind, why in result.skipped.items():
-        out.print(f"  no model for {escape(kind)}: {escape(why)}")
+        out.print(f"  no model for {safe(kind)}: {safe(why, lines=True)}")
     for note in result.notes:
-        out.print(f"  note: {escape(cli_words(note))}")
+        out.print(f"  note: {safe(cli_words(note), lines=True)}")

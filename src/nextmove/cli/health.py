@@ -9,7 +9,6 @@ from typing import TYPE_CHECKING, Annotated
 import polars as pl
 import typer
 from rich.console import Console
-from rich.markup import escape
 from rich.table import Table
 
 from nextmove._csv import write_csv
@@ -22,6 +21,7 @@ from nextmove.cli._common import (
     output_file,
     parse_as_of,
     parse_outcomes_until,
+    safe,
     status,
 )
 from nextmove.cli.commands import AsOfOpt, BookOpt, PlaybookOpt, load_inputs, outcome_notes
@@ -118,12 +118,12 @@ def health_cmd(
         tmp.unlink(missing_ok=True)
     render_health(result, console, top=top, stored_ece=stored_ece, printed=outcome_notes(loaded, complete))
     console.print(
-        f"Wrote [bold]{escape(str(out))}[/]: {frame.height:,} active accounts as of {result.as_of:%Y-%m-%d %H:%M} UTC"
+        f"Wrote [bold]{safe(str(out))}[/]: {frame.height:,} active accounts as of {result.as_of:%Y-%m-%d %H:%M} UTC"
         + (f" ({result.left_out:,} gone or not started left out)." if result.left_out else ".")
     )
     if result.model_id:
         verb = "Scored with" if reuse_model else "Saved"
-        console.print(f"{verb} outcome model version [bold]{escape(result.model_id)}[/].")
+        console.print(f"{verb} outcome model version [bold]{safe(result.model_id)}[/].")
 
 
 def _csv_frame(result: HealthResult) -> pl.DataFrame:
@@ -190,14 +190,14 @@ def render_health(
     kind = learned.label.removeprefix("y_") if learned is not None else ""
     names = ["band", "scores", "accounts"] + (["ARR", "share of ARR"] if has_arr else ["share of accounts"])
     if learned is not None:
-        names.append(f"{kind} rate, later window")
+        names.append(f"{safe(kind)} rate, later window")
     for name in names:
         bands.add_column(name, justify="left" if name == "band" else "right", no_wrap=True)
     summaries = result.bands()
     scored = sum(b.accounts for b in summaries) or 1
     for b in summaries:
         span = "" if b.band == "no score" else span_text(b.span)
-        cells = [b.band, span, f"{b.accounts:,}"]
+        cells = [safe(b.band), span, f"{b.accounts:,}"]
         cells += [f"${b.arr_usd:,.0f}", _pct(b.arr_share)] if has_arr else [_pct(b.accounts / scored)]
         if learned is not None:
             cells.append(_rate(b.later))
@@ -206,10 +206,10 @@ def render_health(
     if learned is not None:
         critical_ratio, at_risk_ratio = learned.risk_ratios
         out.print(
-            f"Bands learned from the {escape(kind)} history: Critical where the score's {escape(kind)} risk is at "
+            f"Bands learned from the {safe(kind)} history: Critical where the score's {safe(kind)} risk is at "
             f"least {critical_ratio:g}× the book's average, At risk from {at_risk_ratio:g}×, Healthy below. The rates "
             "are on the later "
-            f"window (decisions from {learned.split_ts[:10]}: {learned.later_events:,} {escape(kind)} events in "
+            f"window (decisions from {learned.split_ts[:10]}: {learned.later_events:,} {safe(kind)} events in "
             f"{learned.later_rows:,} decisions, {learned.later_rate:.2%}), which set no cut-off: each band's rate, "
             "× the window's, of its decisions there."
         )
@@ -220,7 +220,7 @@ def render_health(
     if at_risk.height:
         risk_col = result.probability_column(result.risk_kind) if result.risk_kind else None
         title = (
-            f"Top {at_risk.height} accounts by ARR at risk (ARR × P({result.risk_kind}))"
+            f"Top {at_risk.height} accounts by ARR at risk (ARR × P({safe(result.risk_kind)}))"
             if risk_col
             else f"Top {at_risk.height} at-risk accounts by ARR"
         )
@@ -241,20 +241,20 @@ def render_health(
                 trend += f" ({change:+.1f})"
             mover = (row.get("top_movers") or "").split("; ")[0]
             table.add_row(
-                escape(str(row["account_id"])),
+                safe(str(row["account_id"])),
                 f"${(row.get('arr') or 0):,.0f}",
                 f"${row['arr_at_risk']:,.0f}",
                 "" if row.get("health_score") is None else f"{row['health_score']:.0f}",
-                row.get("health_band") or "",
-                trend,
-                escape(mover),
+                safe(row.get("health_band") or ""),
+                safe(trend),
+                safe(mover),
             )
         out.print(table)
 
     report = result.optimizer
     if report is not None:
         measures = Table(
-            title=f"What predicts {report.label.removeprefix('y_')} (later window from {report.split_ts[:10]}, "
+            title=f"What predicts {safe(report.label.removeprefix('y_'))} (later window from {report.split_ts[:10]}, "
             f"{report.test_events:,} events in {report.test_rows:,} rows)",
             title_justify="left",
         )
@@ -265,7 +265,7 @@ def render_health(
             measures.add_column(name, justify="right" if numeric else "left", no_wrap=numeric or name == "power")
         for m in report.measures:
             shares = (_pct(m.weight_share),) if report.learned else ()
-            measures.add_row(escape(m.text), m.component, _auc(m.auc), *shares, m.power)
+            measures.add_row(safe(m.text), safe(m.component), _auc(m.auc), *shares, safe(m.power))
         out.print(measures)
         thin = (
             f" ({report.test_events:,} events, too few to rely on)"
@@ -299,7 +299,7 @@ def render_health(
             s = info.summaries[kind]
             acc = result.accuracy.get(kind)
             models.add_row(
-                kind,
+                safe(kind),
                 f"{s.train_rows:,}",
                 f"{s.train_events:,}",
                 f"{s.validation_rows:,}",
@@ -307,9 +307,9 @@ def render_health(
                 _auc(acc.auc if acc else s.validation_auc),
                 f"{(acc.brier if acc else s.validation_brier):.4f}",
                 _ece(acc.ece if acc is not None else (stored_ece or {}).get(kind)),
-                s.calibration,
+                safe(s.calibration),
             )
         out.print(models)
     for note in result.notes:
         if note not in printed:
-            out.print(f"[yellow]note:[/] {escape(note)}")
+            out.print(f"[yellow]note:[/] {safe(note, lines=True)}")

@@ -5,10 +5,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.markup import escape
 from rich.table import Table
 
-from nextmove.cli._common import console, err_console, handle_errors, open_store
+from nextmove.cli._common import console, err_console, handle_errors, open_store, safe
 from nextmove.cli.serve import StoreOpt
 
 if TYPE_CHECKING:
@@ -79,16 +78,21 @@ def create_cmd(
     from nextmove.store.keys import new_api_key
 
     key, record = new_api_key(role, owner or [], name=name)
+    scope = f" for {', '.join(record.owners)}" if record.owners else ""
+    # Rendered before the key is stored, and the key printed before anything else: a line that could not
+    # be printed left a stored key whose secret nobody had seen.
+    created = console.render_str(
+        f"Created {safe(role)} key {safe(record.key_id)}{safe(scope)}. Keep it now; it is not shown again:"
+    )
     with open_store(store) as opened:
         opened.create_api_key(
             record, audit=[_cli_audit("create", f"key:{record.key_id}", role=role, owners=list(record.owners))]
         )
         unknown = unknown_owner_warnings(opened, record.owners)
-    for warning in unknown:
-        err_console.print(f"[yellow]warning:[/] {escape(warning)}")
-    scope = f" for {', '.join(record.owners)}" if record.owners else ""
-    console.print(f"Created {role} key {record.key_id}{scope}. Keep it now; it is not shown again:", highlight=False)
+    console.print(created)
     typer.echo(key)
+    for warning in unknown:
+        err_console.print(f"[yellow]warning:[/] {safe(warning, lines=True)}")
 
 
 @keys_app.command("list")
@@ -104,10 +108,10 @@ def list_cmd(store: StoreOpt = None) -> None:
         table.add_column(name)  # these wrap first when the terminal is narrow
     for k in keys:
         table.add_row(
-            k.key_id,
-            k.role,
-            ", ".join(k.owners),
-            k.name,
+            safe(k.key_id),
+            safe(k.role),
+            safe(", ".join(k.owners)),
+            safe(k.name),
             f"{k.created_at:%Y-%m-%d %H:%M}",
             "" if k.revoked_at is None else f"{k.revoked_at:%Y-%m-%d %H:%M}",
         )
@@ -122,4 +126,4 @@ def revoke_cmd(
     """Revoke a key: servers refuse it within a minute (their cache of verified keys)."""
     with open_store(store, existing=True) as opened:
         opened.revoke_api_key(key_id, audit=[_cli_audit("revoke", f"key:{key_id}")])
-    console.print(f"Revoked key {key_id}.")
+    console.print(f"Revoked key {safe(key_id)}.")

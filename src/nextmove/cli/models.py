@@ -5,10 +5,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.markup import escape
 from rich.table import Table
 
-from nextmove.cli._common import console, handle_errors, open_store
+from nextmove.cli._common import console, handle_errors, open_store, safe
 from nextmove.cli.serve import StoreOpt
 from nextmove.errors import ConfigError
 
@@ -64,16 +63,16 @@ def list_cmd(
         shown = [(k, val) for k, val in v.metrics.items() if k != "replaces" and not isinstance(val, dict | list)]
         metrics = ", ".join(f"{k}={val}" for k, val in shown[:3])
         table.add_row(
-            v.model_id,
-            v.kind,
+            safe(v.model_id),
+            safe(v.kind),
             f"{v.created_at:%Y-%m-%d %H:%M}",
             "yes" if v.active else "",
             "" if v.trained_to is None else f"{v.trained_to:%Y-%m-%d}",
-            metrics,
+            safe(metrics),
         )
     console.print(table)
     for note in notes:
-        console.print(f"[yellow]note:[/] {escape(note)}")
+        console.print(f"[yellow]note:[/] {safe(note, lines=True)}")
 
 
 UNPROMOTED_RUNS_SCANNED = 20
@@ -121,7 +120,7 @@ def rollback_cmd(kind: KindOpt = "policy", store: StoreOpt = None) -> None:
         step = rollback_step(opened, kind)
         record = activate_version(opened, step.target.model_id)
     if kind != "policy":
-        console.print(f"Active {kind} model is now {record.model_id}.")
+        console.print(f"Active {safe(kind)} model is now {safe(record.model_id)}.")
         return
     was, now = step.current.metrics.get("run_id"), record.metrics.get("run_id")
     line = f"Active policy model is now {record.model_id}" + (f": it serves run {now}" if now else "")
@@ -129,7 +128,7 @@ def rollback_cmd(kind: KindOpt = "policy", store: StoreOpt = None) -> None:
     if step.passed_over:
         n = len(step.passed_over)
         line += f" Passed over {n} older version{'s' if n > 1 else ''} that serve{'' if n > 1 else 's'} run {was} too."
-    console.print(escape(line))
+    console.print(safe(line))
 
 
 @models_app.command("activate")
@@ -148,7 +147,8 @@ def activate_cmd(
         record = activate_version(opened, model_id)
     run_id = record.metrics.get("run_id") if record.kind == "policy" else None
     console.print(
-        f"Active {record.kind} model is now {record.model_id}" + (f": it serves run {run_id}." if run_id else ".")
+        f"Active {safe(record.kind)} model is now {safe(record.model_id)}"
+        + (f": it serves run {safe(run_id)}." if run_id else ".")
     )
 
 
@@ -160,4 +160,4 @@ def promote_cmd(run_id: Annotated[str, typer.Argument(help="A succeeded run.")],
 
     with open_store(store, existing=True) as opened:
         record = promote_run(opened, run_id, metrics={"started_by": "cli"})
-    console.print(f"Policy {record.model_id} now serves run {run_id}.")
+    console.print(f"Policy {safe(record.model_id)} now serves run {safe(run_id)}.")

@@ -6,17 +6,17 @@ from datetime import datetime
 from pathlib import Path
 
 from rich.console import Console
-from rich.markup import escape
 from rich.table import Table
 
 from nextmove.book.problems import ValidationReport
+from nextmove.cli._common import safe
 
 MAX_ROWS_SHOWN = 200
 
 
 def render_problems(report: ValidationReport, console: Console) -> None:
     """Print every problem (up to a screenful of rows) as a table, then the totals per rule."""
-    table = Table(title=f"Problems in {escape(report.source)}", title_justify="left", show_lines=False)
+    table = Table(title=f"Problems in {safe(report.source)}", title_justify="left", show_lines=False)
     table.add_column("file", overflow="fold", max_width=24)
     table.add_column("row", justify="right")
     table.add_column("column", overflow="fold", max_width=18)
@@ -24,11 +24,11 @@ def render_problems(report: ValidationReport, console: Console) -> None:
     table.add_column("expected \\[rule]", overflow="fold", ratio=1)
     for p in report.problems[:MAX_ROWS_SHOWN]:
         table.add_row(
-            escape(Path(p.file).name if "/" in p.file and "://" not in p.file else p.file),
+            safe(Path(p.file).name if "/" in p.file and "://" not in p.file else p.file),
             "" if p.row is None else str(p.row),
-            escape(p.column or ""),
-            "" if p.value is None else escape(repr(p.value)),
-            f"{escape(p.expected)} [dim]\\[{p.rule.value}][/]",
+            safe(p.column or ""),
+            "" if p.value is None else safe(repr(p.value)),
+            f"{safe(p.expected, lines=True)} [dim]\\[{p.rule.value}][/]",
         )
     console.print(table)
     hidden = len(report.problems) - MAX_ROWS_SHOWN
@@ -40,7 +40,7 @@ def render_problems(report: ValidationReport, console: Console) -> None:
     for (rule, tbl, column), n in sorted(
         report.problem_counts.items(), key=lambda kv: (kv[0][1], kv[0][2] or "", kv[0][0].value)
     ):
-        totals.add_row(tbl, column or "", rule.value, f"{n:,}")
+        totals.add_row(safe(tbl), safe(column or ""), rule.value, f"{n:,}")
     console.print(totals)
 
 
@@ -51,18 +51,18 @@ def render_summary(report: ValidationReport, console: Console, as_of: datetime |
     """
     checked = report.as_of if as_of is None else as_of
     table = Table(
-        title=f"Book at {escape(report.source)} (checked as of {checked:%Y-%m-%d %H:%M} UTC)",
+        title=f"Book at {safe(report.source)} (checked as of {checked:%Y-%m-%d %H:%M} UTC)",
         title_justify="left",
     )
     for name in ("table", "rows", "from", "to", "columns"):
         table.add_column(name, justify="right" if name == "rows" else "left", overflow="fold")
     for name, s in report.tables.items():
         table.add_row(
-            name,
+            safe(name),
             f"{s.rows:,}",
             "" if s.ts_min is None else f"{s.ts_min:%Y-%m-%d}",
             "" if s.ts_max is None else f"{s.ts_max:%Y-%m-%d}",
-            ", ".join(s.columns),
+            safe(", ".join(s.columns)),
         )
     console.print(table)
     for title, counts in (
@@ -71,5 +71,5 @@ def render_summary(report: ValidationReport, console: Console, as_of: datetime |
         ("Outcome kinds", report.outcome_counts),
     ):
         if counts:
-            shown = ", ".join(f"{k} ({v:,})" for k, v in sorted(counts.items(), key=lambda kv: -kv[1]))
+            shown = ", ".join(f"{safe(k)} ({v:,})" for k, v in sorted(counts.items(), key=lambda kv: -kv[1]))
             console.print(f"[bold]{title}[/] ({len(counts)}): {shown}")

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from nextmove.cli._common import console, handle_errors, open_store, output_file, status
+from nextmove.cli._common import console, handle_errors, open_store, output_file, safe, status
 from nextmove.errors import ConfigError
 
 
@@ -44,4 +44,4 @@ def report_cmd(
     with open_store(store, existing=True) as opened, status("Rendering the report…"):
         data = report_data_from_store(opened, run)
         path = write_report(data, out)
-    console.print(f"Report of run [bold]{data.run_id}[/] written to {path}")
+    console.print(f"Report of run [bold]{safe(data.run_id)}[/] written to {safe(path)}")

@@ -9,9 +9,9 @@ from typing import TYPE_CHECKING, Annotated, Any
 import polars as pl
 import typer
 from rich.console import Console
-from rich.markup import escape
 from rich.table import Table
 
+from nextmove.book.contract import NO_ACTION
 from nextmove.book.validate import load_book
 from nextmove.cli._common import (
     OutcomesUntilOpt,
@@ -25,6 +25,7 @@ from nextmove.cli._common import (
     parse_as_of,
     parse_outcomes_until,
     read_table_file,
+    safe,
     status,
 )
 from nextmove.cli.commands import (
@@ -164,11 +165,11 @@ def run_cmd(
             opened.close()
     render_run(result, console, printed=shown)
     if opened is not None:
-        console.print(f"Saved run [bold]{escape(result.run_id)}[/] in the store.")
+        console.print(f"Saved run [bold]{safe(result.run_id)}[/] in the store.")
     if served is not None:
         console.print(served)
-    console.print(f"Outputs: [bold]{escape(str(folder))}[/]")
-    console.print(f"Report: [bold]{escape(str(result.files['report.html']))}[/]")
+    console.print(f"Outputs: [bold]{safe(str(folder))}[/]")
+    console.print(f"Report: [bold]{safe(str(result.files['report.html']))}[/]")
 
 
 def _write_report(result: RunResult, folder: Path) -> None:
@@ -188,18 +189,16 @@ def _served_line(store: Store, run_id: str, policy_version: str | None) -> str:
         except NotFoundError:
             before = None
         back = (
-            f"`nextmove models rollback` serves the previous one (run {escape(str(before))})."
+            f"`nextmove models rollback` serves the previous one (run {safe(str(before))})."
             if before is not None
             else "no run was served before it."
         )
-        return f"Run [bold]{escape(run_id)}[/] is now the served run (policy version {escape(policy_version)}); {back}"
+        return f"Run [bold]{safe(run_id)}[/] is now the served run (policy version {safe(policy_version)}); {back}"
     version = store.active_model(POLICY_MODEL_KIND)
     fallback = servable_run(store) if version is None else None
     served = version.metrics.get("run_id") if version is not None else (fallback.run_id if fallback else None)
-    now = "no run is served" if served is None else f"the served run is still {escape(str(served))}"
-    return (
-        f"Run [bold]{escape(run_id)}[/] was not promoted: {now}; `nextmove models promote {escape(run_id)}` serves it."
-    )
+    now = "no run is served" if served is None else f"the served run is still {safe(str(served))}"
+    return f"Run [bold]{safe(run_id)}[/] was not promoted: {now}; `nextmove models promote {safe(run_id)}` serves it."
 
 
 def _effect_params(trees: int | None, partial_horizon_days: int | None) -> dict[str, Any]:
@@ -262,23 +261,29 @@ def _article(word: str) -> str:
     return "an" if word[:1].lower() in "aeiou" else "a"
 
 
-def executive_summary(summary: dict[str, Any]) -> str:
+def executive_summary(summary: dict[str, Any], *, drawn: int | None = None) -> str:
     """The run in the words of an executive summary: scored, assigned per objective, do nothing, differs, impact.
+
+    ``drawn``: how many of the accounts left alone are so by the control or exploration draw, not
+    by the model (from the recommendations: the summary counts them all in ``do_nothing``). The
+    projected impact's range is the accounts' 90% intervals summed end by end, not a 90% interval
+    of the total (wider than one, unless the accounts' errors all move together): it says so.
 
     Examples
     --------
     >>> s = {"accounts": 4200, "actions": 14, "assigned": {"retention": 312, "expansion": 280},
     ...      "objective_names": {"retention": "Retention", "expansion": "Expansion"}, "do_nothing": 3608,
     ...      "differs_from_default_share": 0.38, "projected_impact_usd": {"value": 1.2e6, "low": 0.8e6, "high": 1.6e6}}
-    >>> print(executive_summary(s))  # doctest: +NORMALIZE_WHITESPACE
+    >>> print(executive_summary(s, drawn=408))  # doctest: +NORMALIZE_WHITESPACE
     The Playbook scored 4,200 active customers across 14 possible actions and recommended the single best next
-    action per account. 312 customers were assigned a Retention action and 280 an Expansion action; 3,608 are
-    best left alone this window. 38% of accounts get something other than what the lifecycle-stage playbook
-    would have suggested by default (those left alone included, where the default is an action). Projected
-    impact: $1,200,000 (90% interval $800,000 to $1,600,000).
+    action per account. 312 customers were assigned a Retention action and 280 an Expansion action; 3,200 are
+    best left alone this window, and 408 more are left alone by the control cohort (the lifecycle default) or
+    an exploration draw. 38% of accounts get something other than what the lifecycle-stage playbook would have
+    suggested by default (those left alone included, where the default is an action). Projected impact:
+    $1,200,000 (per-account 90% intervals summed: $800,000 to $1,600,000).
     >>> s.update(assigned={"retention": 1}, projected_impact_usd={"value": 3282.4, "low": -10054.2, "high": 14798.0})
     >>> print(executive_summary(s))  # doctest: +ELLIPSIS
-    The Playbook scored ... 1 customer was assigned a Retention action; ... (90% interval -$10,054 to $14,798).
+    The Playbook scored ... 1 customer was assigned a Retention action; 3,608 are best ... -$10,054 to $14,798).
     >>> s["acted_differs_from_default"] = {"accounts": 592, "differs": 450}
     >>> print(executive_summary(s))  # doctest: +ELLIPSIS +NORMALIZE_WHITESPACE
     The Playbook ... Of the 592 accounts given an action, 76% got a different one than the lifecycle-stage
@@ -310,10 +315,19 @@ def executive_summary(summary: dict[str, Any]) -> str:
     else:
         assigned = parts[0]
     accounts, actions = int(summary["accounts"]), int(summary["actions"])
+    nothing = int(summary["do_nothing"])
+    # The control cohort and exploration leave accounts alone by a draw, not because nothing is worth doing.
+    best = nothing - (drawn or 0)
+    alone = f"{best:,} {'is' if best == 1 else 'are'} best left alone this window"
+    if drawn:
+        alone += (
+            f", and {drawn:,} more {'is' if drawn == 1 else 'are'} left alone by the control cohort (the lifecycle "
+            "default) or an exploration draw"
+        )
     text = (
         f"The Playbook scored {accounts:,} active customer{'' if accounts == 1 else 's'} across {actions} possible "
         f"action{'' if actions == 1 else 's'} and recommended the single best next action per account. {assigned}; "
-        f"{summary['do_nothing']:,} are best left alone this window."
+        f"{alone}."
     )
     share = summary.get("differs_from_default_share")
     acted = summary.get("acted_differs_from_default")
@@ -337,9 +351,17 @@ def executive_summary(summary: dict[str, Any]) -> str:
     impact = summary["projected_impact_usd"]
     text += (
         f" Projected impact: {usd_text(impact['value'])} "
-        f"(90% interval {usd_text(impact['low'])} to {usd_text(impact['high'])})."
+        f"(per-account 90% intervals summed: {usd_text(impact['low'])} to {usd_text(impact['high'])})."
     )
     return text
+
+
+def left_alone_by_draw(recommendations: pl.DataFrame) -> int | None:
+    """How many accounts the control cohort or an exploration draw leaves alone (None without the columns)."""
+    if not {"arm", "action_id"} <= set(recommendations.columns):
+        return None
+    alone = (pl.col("action_id").cast(pl.String) == NO_ACTION) & (pl.col("arm").cast(pl.String) != "model")
+    return recommendations.filter(alone).height
 
 
 def render_run(result: RunResult, out: Console, *, printed: Collection[str] = ()) -> None:
@@ -352,7 +374,7 @@ def render_run(result: RunResult, out: Console, *, printed: Collection[str] = ()
     summary = result.summary
     out.print()
     out.print("[bold]Executive summary[/]")
-    out.print(escape(executive_summary(summary)))
+    out.print(safe(executive_summary(summary, drawn=left_alone_by_draw(result.recommendations))))
 
     names = summary.get("objective_names", {})
     dist = Table(title="Recommended action distribution", title_justify="left")
@@ -361,7 +383,7 @@ def render_run(result: RunResult, out: Console, *, printed: Collection[str] = ()
     dist.add_column("share", justify="right")
     total = max(int(summary["accounts"]), 1)
     for objective, count in sorted(summary["assigned"].items(), key=lambda kv: -kv[1]):
-        dist.add_row(escape(str(names.get(objective, objective))), f"{count:,}", f"{count / total:.1%}")
+        dist.add_row(safe(str(names.get(objective, objective))), f"{count:,}", f"{count / total:.1%}")
     dist.add_row("Do nothing", f"{summary['do_nothing']:,}", f"{summary['do_nothing'] / total:.1%}")
     out.print(dist)
 
@@ -370,7 +392,7 @@ def render_run(result: RunResult, out: Console, *, printed: Collection[str] = ()
     actions.add_column("accounts", justify="right")
     for action, count in sorted(summary["by_action"].items(), key=lambda kv: -kv[1]):
         if count:
-            actions.add_row(escape(action), f"{count:,}")
+            actions.add_row(safe(action), f"{count:,}")
     out.print(actions)
 
     arms = summary["arms"]
@@ -402,9 +424,9 @@ def render_run(result: RunResult, out: Console, *, printed: Collection[str] = ()
         )
     for note in summary.get("notes", []):
         if note not in printed:
-            out.print(f"[yellow]note:[/] {escape(str(note))}")
+            out.print(f"[yellow]note:[/] {safe(str(note), lines=True)}")
     seconds = summary.get("timings_s", {}).get("total")
     if seconds is not None:
-        out.print(f"Run {escape(result.run_id)} as of {result.as_of:%Y-%m-%d %H:%M} UTC took {seconds:.1f} s.")
+        out.print(f"Run {safe(result.run_id)} as of {result.as_of:%Y-%m-%d %H:%M} UTC took {seconds:.1f} s.")
     for name, path in result.files.items():
-        out.print(f"  {name}: {escape(str(path))}")
+        out.print(f"  {name}: {safe(str(path))}")

@@ -10,12 +10,11 @@ from typing import TYPE_CHECKING, Annotated, Any, cast
 import polars as pl
 import typer
 from rich.console import Console
-from rich.markup import escape
 from rich.table import Table
 
 from nextmove._csv import read_csv, write_csv
 from nextmove.book import Book
-from nextmove.cli._common import console, handle_errors, output_folder, status
+from nextmove.cli._common import console, handle_errors, output_folder, safe, status
 from nextmove.cli.commands import AsOfOpt, BookOpt, PlaybookOpt, load_inputs
 from nextmove.errors import ConfigError
 from nextmove.features import (
@@ -128,7 +127,7 @@ def segment_cmd(
     out.mkdir(parents=True, exist_ok=True)
     _write(out, report)
     render_segments(report, console)
-    console.print(f"Wrote [bold]{out / 'segments.csv'}[/] and [bold]{out / 'segments.json'}[/].")
+    console.print(f"Wrote [bold]{safe(out / 'segments.csv')}[/] and [bold]{safe(out / 'segments.json')}[/].")
 
 
 def _read_previous(path: Path) -> pl.DataFrame:
@@ -213,13 +212,13 @@ def render_segments(report: SegmentReport, out: Console) -> None:
         table.add_row(
             str(r.rank) if r is not None else "",
             str(s.id),
-            s.name,
+            safe(s.name),
             f"{s.accounts:,}",
             _money(s.arr_usd),
             f"{s.health:.0f}" if s.health is not None else "–",
             f"{_money(r.value_usd)} [{_money(r.low)}, {_money(r.high)}]" if r is not None else "–",
             f"{r.ratio:.2f}" if r is not None and r.ratio is not None else "–",
-            (f"{best.family} ({best.ratio:.1f}×)" if best.ratio is not None and best.material else best.family)
+            safe(f"{best.family} ({best.ratio:.1f}×)" if best.ratio is not None and best.material else best.family)
             if best is not None
             else ("none" if r is not None and r.families else "–"),  # none: no family is worth anything here
         )
@@ -238,4 +237,4 @@ def render_segments(report: SegmentReport, out: Console) -> None:
             f"{m.new:,} new, {m.gone:,} gone."
         )
     for note in report.notes:
-        out.print(f"[yellow]note:[/] {escape(note)}")
+        out.print(f"[yellow]note:[/] {safe(note, lines=True)}")

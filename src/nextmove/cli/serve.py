@@ -8,9 +8,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.markup import escape
 
-from nextmove.cli._common import console, err_console, handle_errors, status
+from nextmove.cli._common import console, err_console, handle_errors, safe, status
 from nextmove.cli.commands import resolve_playbook_path
 from nextmove.errors import ConfigError, NextmoveError, NotFoundError
 from nextmove.playbook.loader import load_playbook
@@ -143,9 +142,9 @@ def serve_cmd(
     else:
         serving = "serving no run yet"
     line = f"nextmove API on http://{host}:{port} (store {services.store.url}; {serving}); OpenAPI at /openapi.json"
-    console.print(escape(line))
+    console.print(safe(line))
     if unserved is not None:
-        err_console.print(f"[yellow]note:[/] {escape(unserved[1])}")
+        err_console.print(f"[yellow]note:[/] {safe(unserved[1], lines=True)}")
     uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=log_level == "debug")
 
 

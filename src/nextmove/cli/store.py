@@ -6,10 +6,9 @@ import json
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.markup import escape
 from rich.table import Table
 
-from nextmove.cli._common import console, err_console, handle_errors, open_store, status
+from nextmove.cli._common import console, err_console, handle_errors, open_store, safe, status
 from nextmove.cli.serve import StoreOpt
 from nextmove.errors import NotFoundError, StoreError
 
@@ -88,8 +87,9 @@ def prune_cmd(
                 sizes = vacuum(opened)
         except StoreError as exc:  # the prune itself is committed: say so, rather than fail as if nothing was done
             err_console.print(
-                f"[yellow]warning:[/] the prune is done, but the SQLite file was not made smaller: {escape(str(exc))}; "
-                "run `nextmove store prune` again later (it VACUUMs even when there is nothing left to prune)"
+                "[yellow]warning:[/] the prune is done, but the SQLite file was not made smaller: "
+                f"{safe(str(exc), lines=True)}; run `nextmove store prune` again later (it VACUUMs even when there "
+                "is nothing left to prune)"
             )
             return
         if sizes is not None:
@@ -133,7 +133,7 @@ def _print_plan(plan: object) -> None:
             table.add_column(name)
         for run in plan.runs:
             table.add_row(
-                run.run_id,
+                safe(run.run_id),
                 f"{run.created_at:%Y-%m-%d}",
                 "" if run.as_of is None else f"{run.as_of:%Y-%m-%d}",
                 f"{run.recommendations:,}",
@@ -149,11 +149,11 @@ def _print_plan(plan: object) -> None:
     else:
         console.print("Nothing to prune.")
     for run_id, why in plan.kept:
-        console.print(f"Kept whole: {escape(run_id)} ({escape(why)}).")
+        console.print(f"Kept whole: {safe(run_id)} ({safe(why, lines=True)}).")
     if plan.already:
         n = len(plan.already)
         shown = ", ".join(plan.already[:5]) + (", …" if n > 5 else "")
-        console.print(f"Pruned before: {n} run{'s' if n != 1 else ''} ({escape(shown)}).")
+        console.print(f"Pruned before: {n} run{'s' if n != 1 else ''} ({safe(shown)}).")
 
 
 def _mb(n: int) -> str:

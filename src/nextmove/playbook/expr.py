@@ -8,6 +8,12 @@ the action id and the position in the expression.
 Numbers are evaluated as Float64 whatever the feature's dtype, and a value that is not a number
 (NaN, from ``0 * inf`` or in the data) or a ratio with a zero denominator is missing: Polars
 orders NaN above every number, so a NaN left in place would make ``x / y > 2`` true.
+
+An expression is at most :data:`MAX_EXPRESSION_CHARS` characters long,
+:data:`MAX_EXPRESSION_DEPTH` levels deep and :data:`MAX_EXPRESSION_SIZE` terms once expanded:
+past that, Python's parser recursed until a ``RecursionError`` (3,000 ``not`` or 20,000 ``+``
+terms) and Polars took minutes to plan the query; such an expression is an
+:class:`ExpressionError` like any other.
 """
 
 from __future__ import annotations
@@ -39,7 +45,23 @@ _CMP: dict[type[ast.cmpop], str] = {
     ast.NotIn: "not in",
 }
 _FUNCS = {"missing": 1, "present": 1, "abs": 1, "min": 2, "max": 2}
+
+MAX_EXPRESSION_CHARS = 20_000
+"""The longest eligibility expression, in characters (a list after ``in`` of a thousand values fits)."""
+
+MAX_EXPRESSION_DEPTH = 100
+"""How deep an eligibility expression may nest: each operator, comparison or call within another
+is one level (the feature or number at the bottom one more), and ``a + b + c`` is ``(a + b) + c``,
+a level per term; the terms of ``and`` and ``or`` are one level whatever their number."""
+
+MAX_EXPRESSION_SIZE = 10_000
+"""How many terms an eligibility expression may expand to (see :func:`_size`): ``min()`` nested 10
+deep is 5,000 (Polars took 1.3 s over it), 12 deep 20,000 (4.8 s); a chain of 1,600 ``and`` is 6,600."""
+
+_SHOWN_CHARS = 80
+"""How much of an expression too long or too deep an error quotes."""
 _LITERALS = {"true": True, "false": False, "True": True, "False": False}
+_NAN = float("nan")
 
 
 class ExpressionError(PlaybookError):
@@ -49,19 +71,39 @@ class ExpressionError(PlaybookError):
         who = f"action {action_id!r}: " if action_id else ""
         at = f" at position {position}" if position is not None else ""
         pointer = ""
+        quoted = repr(text)
+        if position is None and len(text) > 2 * _SHOWN_CHARS:
+            # An expression too long or too deep to compile is quoted by its start, not whole.
+            quoted = f"{text[:_SHOWN_CHARS]!r}… ({len(text):,} characters)"
         if position is not None:
             # Wide characters (kanji, kana) take two columns of a terminal: the caret lines up under them.
             pad = sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text[: position - 1])
             pointer = f"\n    {text}\n    {' ' * pad}^"
-        super().__init__(f"{who}eligibility {text!r}: {message}{at}{pointer}")
+        super().__init__(f"{who}eligibility {quoted}: {message}{at}{pointer}")
         self.text = text
         self.position = position
         self.action_id = action_id
 
 
 def _as_number(expr: pl.Expr) -> pl.Expr:
-    """``expr`` as Float64 with NaN made missing (integer, boolean and decimal features alike)."""
-    return expr.cast(pl.Float64).fill_nan(None)
+    """``expr`` as Float64 with NaN made missing (integer, boolean and decimal features alike).
+
+    ``replace`` reads ``expr`` once where ``fill_nan`` reads it twice (``when(is_nan) … otherwise``):
+    wrapped around each term, that doubled the expression per ``+``, so that 8 features summed
+    made a query of a million nodes (3 s for 10,000 accounts) and 12 never ended.
+    """
+    return expr.cast(pl.Float64).replace(_NAN, None)
+
+
+def _balanced(parts: list[pl.Expr], *, both: bool) -> pl.Expr:
+    """``parts`` joined by ``&`` (``both``) or ``|``, paired as a balanced tree.
+
+    A left-deep chain of 300 terms took Polars 19 s to plan, of 1,000 several minutes.
+    """
+    while len(parts) > 1:
+        joined = [a & b if both else a | b for a, b in zip(parts[::2], parts[1::2], strict=False)]
+        parts = joined + parts[len(joined) * 2 :]
+    return parts[0]
 
 
 @dataclass(frozen=True)
@@ -117,10 +159,7 @@ class _Compiler:
     def compile(self, node: ast.AST) -> _Typed:
         if isinstance(node, ast.BoolOp):
             parts = [self.boolean(v) for v in node.values]
-            out = parts[0]
-            for p in parts[1:]:
-                out = out & p if isinstance(node.op, ast.And) else out | p
-            return _Typed(out, "bool", node)
+            return _Typed(_balanced(parts, both=isinstance(node.op, ast.And)), "bool", node)
         if isinstance(node, ast.UnaryOp):
             if isinstance(node.op, ast.Not):
                 return _Typed(~self.boolean(node.operand), "bool", node)
@@ -132,8 +171,9 @@ class _Compiler:
                 raise self.error("only + - * / are allowed in arithmetic", node)
             left, right = self.number(node.left), self.number(node.right)
             if isinstance(node.op, ast.Div):
-                # x / 0 has no value: missing, never ±inf or NaN that a comparison could pass.
-                result = pl.when(right == 0).then(None).otherwise(left / right)
+                # x / 0 has no value: missing, never ±inf or NaN that a comparison could pass (0 and -0
+                # alike). ``right`` is read once, as in _as_number.
+                result = left / right.replace(0.0, None)
             else:
                 result = {ast.Add: left + right, ast.Sub: left - right, ast.Mult: left * right}[type(node.op)]
             # inf - inf, 0 * inf …: NaN is missing too.
@@ -188,7 +228,7 @@ class _Compiler:
 
     def compare(self, node: ast.Compare) -> _Typed:
         left = self.compile(node.left)
-        result: pl.Expr | None = None
+        parts: list[pl.Expr] = []
         for op, comparator in zip(node.ops, node.comparators, strict=True):
             symbol = _CMP.get(type(op))
             if symbol is None:
@@ -208,10 +248,9 @@ class _Compiler:
                     ">=": left.expr >= right.expr,
                 }[symbol]
                 right_for_chain = right
-            result = part if result is None else result & part
+            parts.append(part)
             left = right_for_chain
-        assert result is not None
-        return _Typed(result, "bool", node)
+        return _Typed(_balanced(parts, both=True), "bool", node)
 
     def membership(self, left: _Typed, comparator: ast.AST, symbol: str) -> pl.Expr:
         if not isinstance(comparator, ast.List | ast.Tuple | ast.Set):
@@ -312,8 +351,18 @@ def compile_eligibility(text: str, schema: FeatureKinds | None = None, *, action
     stripped = text.strip()
     if not stripped:
         return pl.lit(True).alias("eligible")
+    if len(stripped) > MAX_EXPRESSION_CHARS:
+        raise ExpressionError(
+            stripped,
+            f"the expression is too long ({len(stripped):,} characters; at most {MAX_EXPRESSION_CHARS:,}): "
+            "write it shorter, e.g. with a feature of the book for a long list",
+            None,
+            action_id,
+        )
     try:
         tree = ast.parse(stripped, mode="eval")
+    except (RecursionError, MemoryError):
+        raise ExpressionError(stripped, _too_deep(), None, action_id) from None
     except SyntaxError as exc:
         message, offset = exc.msg, exc.offset
         lone_equals = re.search(r"(?<![=!<>])=(?!=)", stripped)
@@ -322,11 +371,63 @@ def compile_eligibility(text: str, schema: FeatureKinds | None = None, *, action
         elif offset is None or offset < 1 or offset > len(stripped):
             message, offset = f"{message} (the expression ends too early?)", len(stripped) + 1
         raise ExpressionError(stripped, f"syntax error: {message}", offset, action_id) from None
+    depth = _depth(tree.body)
+    if depth > MAX_EXPRESSION_DEPTH:
+        raise ExpressionError(stripped, _too_deep(depth), None, action_id)
+    size = _size(tree.body)
+    if size > MAX_EXPRESSION_SIZE:
+        raise ExpressionError(
+            stripped,
+            f"the expression is too complex ({size:,} terms once expanded; at most {MAX_EXPRESSION_SIZE:,}: "
+            "min() and max() count what is inside them twice, a chained comparison its middle terms)",
+            None,
+            action_id,
+        )
     compiler = _Compiler(stripped, schema, action_id)
     typed = compiler.compile(tree.body)
     if typed.kind not in ("bool", "null"):
         raise compiler.error(f"the expression is a {typed.kind}, not a condition", tree.body)
     return typed.expr.fill_null(False).alias("eligible")
+
+
+def _depth(root: ast.AST) -> int:
+    """How deep ``root`` nests, in nodes (contexts such as ``Load`` left out); walked without recursing."""
+    deepest = 0
+    stack = [(root, 1)]
+    while stack:
+        node, depth = stack.pop()
+        deepest = max(deepest, depth)
+        stack.extend(
+            (child, depth + 1) for child in ast.iter_child_nodes(node) if not isinstance(child, ast.expr_context)
+        )
+    return deepest
+
+
+def _size(node: ast.AST) -> int:
+    """Roughly how many nodes the Polars expression ``node`` compiles to has, as Polars expands it.
+
+    ``min()`` and ``max()`` read their arguments twice (for the missing check), a chained comparison
+    its middle terms: nested, each doubles what is inside it. Recursive: only on a tree at most
+    :data:`MAX_EXPRESSION_DEPTH` deep.
+    """
+    if isinstance(node, ast.List | ast.Tuple | ast.Set):
+        return 1  # the values after ``in``: one list
+    children = [c for c in ast.iter_child_nodes(node) if not isinstance(c, ast.expr_context)]
+    sizes = [_size(c) for c in children]  # each once: counted again below, never walked again
+    twice: list[ast.AST] = []
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in ("min", "max"):
+        twice = list(node.args)
+    elif isinstance(node, ast.Compare):
+        twice = list(node.comparators[:-1])
+    return 1 + sum(sizes) + sum(s for c, s in zip(children, sizes, strict=True) if any(c is t for t in twice))
+
+
+def _too_deep(depth: int | None = None) -> str:
+    levels = "" if depth is None else f"{depth:,} levels; "
+    return (
+        f"the expression is nested too deeply ({levels}at most {MAX_EXPRESSION_DEPTH}): "
+        "write it with fewer operators within one another"
+    )
 
 
 def check_playbook_expressions(

@@ -6,6 +6,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from nextmove.playbook.expr import MAX_EXPRESSION_CHARS, MAX_EXPRESSION_DEPTH
 from nextmove.playbook.schema import (
     ID_PATTERN,
     Action,
@@ -113,7 +114,11 @@ def playbook_markdown() -> str:
         "mismatch is reported with the action id and the position in the expression (in characters,",
         "with a caret under it): by",
         "`nextmove validate`, and by `nextmove run` as soon as the features are computed, before the",
-        "models are fitted.",
+        f"models are fitted. An expression is at most {MAX_EXPRESSION_CHARS:,} characters long and "
+        f"{MAX_EXPRESSION_DEPTH} levels",
+        "deep (each operator, comparison or call within another is a level; `a + b + c` is a level a",
+        "term, the terms of `and` and `or` one level whatever their number); `min()` and `max()` nested",
+        "about ten deep are refused as too complex.",
         "",
         "**Missing values.** A feature an account has no data for is *missing*, and so is a ratio whose",
         "denominator is 0 (`tickets_count_90d / admin_count` with no admins) and any result that is not",
