@@ -41,6 +41,7 @@ import polars as pl
 
 from nextmove._csv import write_csv
 from nextmove._files import StagedFiles, check_folder
+from nextmove._signals import clean_up
 from nextmove.book import NO_ACTION, Book, bulk_end, gone_accounts, latest_timestamp, of_dates, table_reach
 from nextmove.book.notes import lagging_book_notes, last_day
 from nextmove.book.outcomes_until import checked_outcomes_until, outcomes_until_notes
@@ -360,12 +361,22 @@ def run(
                 extra_files(result, staged.folder)
             result = replace(result, files=staged.publish())
     except BaseException as exc:
-        if staged is not None:
-            staged.discard()
-        if store is not None:
-            _mark_failed(store, run_id, exc)
+        # Whole even through a second Ctrl-C: the staging folder holds personal data, a run left
+        # `running` would stay so. Twice when the first call raises: a Ctrl-C in Polars raises twice.
+        try:
+            clean_up(_fail, staged, store, run_id, exc)
+        except KeyboardInterrupt:
+            clean_up(_fail, staged, store, run_id, exc)
         raise
     return result
+
+
+def _fail(staged: StagedFiles | None, store: Store | None, run_id: str, exc: BaseException) -> None:
+    """The cleanup of a run that failed or was stopped: its staging folder removed, the run recorded as failed."""
+    if staged is not None:
+        staged.discard()
+    if store is not None:
+        _mark_failed(store, run_id, exc)
 
 
 def _run(
