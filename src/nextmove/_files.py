@@ -13,6 +13,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from nextmove._process import ended_since
+from nextmove._signals import signals_held
 from nextmove.errors import ConfigError, NextmoveError, WriteError
 
 
@@ -230,18 +231,21 @@ class StagedFiles:
         """Move every file of :attr:`folder` into ``target`` (replacing any of the same name); name → its path.
 
         In name order, so ``summary.json`` comes after ``recommendations.*``. An empty mapping when
-        nothing was written.
+        nothing was written. A Ctrl-C or SIGTERM that comes meanwhile is raised once every file is
+        moved (:func:`~nextmove._signals.signals_held`).
         """
         if self._folder is None:
             return {}
         published: dict[str, Path] = {}
-        for entry in sorted(self._folder.iterdir()):
-            destination = self.target / entry.name
-            os.replace(entry, destination)
-            published[entry.name] = destination
-        self._folder.rmdir()
-        self._folder = None
-        self._made = []
+        # Ctrl-C or SIGTERM during the moves waits until they end: never some files new, some old.
+        with signals_held():
+            for entry in sorted(self._folder.iterdir()):
+                destination = self.target / entry.name
+                os.replace(entry, destination)
+                published[entry.name] = destination
+            self._folder.rmdir()
+            self._folder = None
+            self._made = []
         return published
 
     def discard(self) -> None:

@@ -256,8 +256,8 @@ def _read_truth(path: Path | None) -> pl.DataFrame | None:
     return frame
 
 
-REPORT_STAGE = "Writing the report"
-"""The stage after the run's own, once it is saved: its report written beside its other files."""
+REPORT_STAGE = "Writing the files"
+"""The stage after the run's own, once it is saved: its report written, then its files moved into --out."""
 
 
 def _run_with_progress(

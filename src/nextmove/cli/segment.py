@@ -15,6 +15,7 @@ from rich.table import Table
 
 from nextmove._csv import read_csv, write_csv
 from nextmove._files import writing
+from nextmove._signals import signals_held
 from nextmove.book import Book
 from nextmove.cli._common import console, handle_errors, output_folder, status
 from nextmove.cli.commands import AsOfOpt, BookOpt, PlaybookOpt, load_inputs
@@ -195,8 +196,9 @@ def _write(out: Path, report: SegmentReport) -> None:
         try:
             write_csv(report.assignments.sort("account_id"), csv_tmp)
             json_tmp.write_text(json.dumps(report.to_dict(), indent=2, allow_nan=False), encoding="utf-8")
-            csv_tmp.replace(out / "segments.csv")
-            json_tmp.replace(out / "segments.json")
+            with signals_held():  # both, a Ctrl-C or SIGTERM waiting: never a new CSV beside the old JSON
+                csv_tmp.replace(out / "segments.csv")
+                json_tmp.replace(out / "segments.json")
         finally:
             csv_tmp.unlink(missing_ok=True)
             json_tmp.unlink(missing_ok=True)

@@ -7,7 +7,7 @@ from pathlib import Path
 import polars as pl
 
 from nextmove._files import StagedFiles, check_folder
-from nextmove._signals import clean_up
+from nextmove._signals import clean_up, signals_held
 from nextmove.errors import ConfigError
 from nextmove.sim.simulate import SimResult
 
@@ -227,7 +227,8 @@ def write_book(result: SimResult, out_dir: str | Path, *, overwrite: bool = Fals
             ext=ext,
         )
         (truth_dir / "README.md").write_text(readme, encoding="utf-8")
-        written = set(staged.publish()) | {f"truth/{name}" for name in staged_truth.publish()}
+        with signals_held():  # the book and its truth move together, a Ctrl-C or SIGTERM waiting for both
+            written = set(staged.publish()) | {f"truth/{name}" for name in staged_truth.publish()}
     except BaseException:
         # Whole even through a second Ctrl-C; twice when the first call raises (a Ctrl-C in Polars raises twice).
         try:
