@@ -8,10 +8,13 @@ import shutil
 import socket
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from nextmove._process import ended_since
-from nextmove.errors import ConfigError
+from nextmove._signals import signals_held
+from nextmove.errors import ConfigError, NextmoveError, WriteError
 
 
 def check_folder(folder: Path, label: str) -> Path:
@@ -37,6 +40,56 @@ def check_folder(folder: Path, label: str) -> Path:
             f"cannot write into {label} {folder}: {existing} is not writable; give a folder you can write to"
         )
     return folder
+
+
+_OS_ERROR = re.compile(r"\(os error (\d+)\)")
+
+
+def write_failure(exc: BaseException) -> str | None:
+    """The system's reason a write failed (``no space left on device``), or None when ``exc`` is no such failure.
+
+    An :class:`OSError` with its ``errno``; Polars' errors carry the number only in their text, as
+    ``(os error 28)`` (an ``OSError`` for a CSV, a ``ComputeError`` for a Parquet file).
+
+    Examples
+    --------
+    >>> write_failure(OSError(28, "No space left on device"))
+    'no space left on device'
+    >>> write_failure(RuntimeError("parquet: underlying IO error: No space left on device (os error 28)"))
+    'no space left on device'
+    >>> write_failure(ValueError("bad")) is None
+    True
+    """
+    if isinstance(exc, NextmoveError):
+        return None
+    number = exc.errno if isinstance(exc, OSError) else None
+    if number is None and (found := _OS_ERROR.search(str(exc))) is not None:
+        number = int(found[1])
+    return None if number is None else os.strerror(number)[:1].lower() + os.strerror(number)[1:]
+
+
+@contextmanager
+def writing(what: str, kept: str | None = None) -> Iterator[None]:
+    """Within the block, a write that fails (a full disk …) raises :class:`WriteError` naming ``what`` and ``kept``.
+
+    ``what`` says what could not be written and where, ``kept`` what is left (the block removes
+    its own half-written files first); without it, the caller adds it. Other errors go through as
+    they are.
+
+    Examples
+    --------
+    >>> with writing("the report /full/report.html", "the earlier report is left as it was"):
+    ...     raise OSError(28, "No space left on device")
+    Traceback (most recent call last):
+    nextmove.errors.WriteError: cannot write the report /full/report.html: no space left on device; the earlier ...
+    """
+    try:
+        yield
+    except Exception as exc:
+        reason = write_failure(exc)
+        if reason is None:
+            raise
+        raise WriteError(f"cannot write {what}: {reason}" + ("" if kept is None else f"; {kept}")) from exc
 
 
 STAGING_PREFIX = ".nextmove-staging-"
@@ -178,18 +231,21 @@ class StagedFiles:
         """Move every file of :attr:`folder` into ``target`` (replacing any of the same name); name → its path.
 
         In name order, so ``summary.json`` comes after ``recommendations.*``. An empty mapping when
-        nothing was written.
+        nothing was written. A Ctrl-C or SIGTERM that comes meanwhile is raised once every file is
+        moved (:func:`~nextmove._signals.signals_held`).
         """
         if self._folder is None:
             return {}
         published: dict[str, Path] = {}
-        for entry in sorted(self._folder.iterdir()):
-            destination = self.target / entry.name
-            os.replace(entry, destination)
-            published[entry.name] = destination
-        self._folder.rmdir()
-        self._folder = None
-        self._made = []
+        # Ctrl-C or SIGTERM during the moves waits until they end: never some files new, some old.
+        with signals_held():
+            for entry in sorted(self._folder.iterdir()):
+                destination = self.target / entry.name
+                os.replace(entry, destination)
+                published[entry.name] = destination
+            self._folder.rmdir()
+            self._folder = None
+            self._made = []
         return published
 
     def discard(self) -> None:

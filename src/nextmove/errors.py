@@ -144,6 +144,32 @@ class MissingExtraError(NextmoveError, ImportError):
         self.extra = extra
 
 
+class WriteError(NextmoveError):
+    """A file could not be written: the disk is full, or its folder went read-only or away meanwhile.
+
+    Not a bug, nor bad input: free space (or fix the folder) and run the command again. Nothing
+    half-written is left behind; the message names what could not be written, where, the system's
+    reason ("no space left on device") and what was kept. The CLI exits 5.
+    """
+
+    exit_code = 5
+    http_status = 500
+    code = "write_failed"
+
+
+class RunFilesError(WriteError):
+    """A run's files could not be written into its output folder; ``saved``: the run itself is in the store.
+
+    A run saved (and served) before its files failed is whole in the store: the command line says
+    how to write its report from there.
+    """
+
+    def __init__(self, message: str, *, run_id: str, saved: bool) -> None:
+        super().__init__(message)
+        self.run_id = run_id
+        self.saved = saved
+
+
 INTERRUPTED = "interrupted by the user (Ctrl-C)"
 """What a run stopped by Ctrl-C (a plain :class:`KeyboardInterrupt`) records as its error."""
 

@@ -193,3 +193,74 @@ def test_prune_says_which_runs_to_prune(tmp_path: Path, playbook: Playbook) -> N
     code, said = _prune(f"sqlite:///{(tmp_path / 'none.db').as_posix()}", "--keep-runs", "1")
     assert code == 4
     assert not (tmp_path / "none.db").exists()
+
+
+def test_prune_deletes_the_effect_models_of_failed_runs_and_lists_them_in_a_dry_run(tmp_path: Path) -> None:
+    from nextmove.book.validate import load_book
+    from nextmove.engine.run import EFFECT_MODEL_KIND, RUN_STAGES, run
+    from nextmove.testing import write_subscription_book
+
+    folder = tmp_path / "book"
+    write_subscription_book(folder, 300)
+    book_playbook = load_playbook(folder / "playbook.toml")
+    book = load_book(folder, playbook=book_playbook)
+    url = f"sqlite:///{(tmp_path / 'nextmove.db').as_posix()}"
+
+    def stop_at(step: str) -> None:
+        if step == RUN_STAGES[5]:  # its effect model is fitted and saved by now
+            raise KeyboardInterrupt
+
+    with open_store(url) as store:
+        served = run(book, book_playbook, store=store, seed=0)
+        with pytest.raises(KeyboardInterrupt):
+            run(book, book_playbook, store=store, seed=1, progress=stop_at)
+        failed = next(r for r in store.list_runs() if r.status == "failed")
+        models = {m.model_id for m in store.list_models(EFFECT_MODEL_KIND)}
+        (orphan,) = models - {served.summary["model_version"]}
+
+    code, said = _prune(url, "--keep-runs", "0", "--dry-run")
+    assert code == 0, said
+    assert "Effect models of failed runs, never served" in said
+    assert orphan in said
+    assert failed.run_id in said
+    assert "To delete: 1 effect model of failed runs" in said
+    assert "Nothing to prune" not in said
+    with open_store(url) as store:
+        assert {m.model_id for m in store.list_models(EFFECT_MODEL_KIND)} == models
+
+    code, said = _prune(url, "--keep-runs", "0")
+    assert code == 0, said
+    assert "1 effect model deleted" in said
+    with open_store(url) as store:
+        assert [m.model_id for m in store.list_models(EFFECT_MODEL_KIND)] == [served.summary["model_version"]]
+        assert store.active_model(EFFECT_MODEL_KIND).model_id == served.summary["model_version"]  # type: ignore[union-attr]
+        assert store.get_run(served.run_id).summary.get("pruned") is None  # served: left whole
+    code, said = _prune(url, "--keep-runs", "0")
+    assert "Nothing to prune." in said
+
+
+def test_prune_leaves_the_model_a_run_still_going_may_be_saving(store_url: str, playbook: Playbook) -> None:
+    from nextmove.store import RunRecord
+
+    hash_ = playbook.content_hash()
+
+    def model(model_id: str, trained_to: datetime) -> ModelVersionRecord:
+        return ModelVersionRecord(
+            model_id=model_id, kind="effect", playbook_hash=hash_, blob=b"x" * 1000, trained_to=trained_to
+        )
+
+    with open_store(store_url) as store:
+        for run_id in ("stopped", "going"):
+            store.start_run(RunRecord(run_id=run_id, book_source="b", playbook_hash=hash_, as_of=T0))
+        store.save_model(model("effect-a", T0))  # saved while both went: it may be the one still going's
+        store.save_model(model("effect-other", T0 + timedelta(days=1)))  # no run of that as_of: not a failed run's
+        store.finish_run("stopped", "failed", {"error": "interrupted by the user (Ctrl-C)"})
+        plan = plan_prune(store, protected={}, keep_runs=0)
+        assert plan.failed_models == ()
+        assert plan.empty
+        # A run killed outright stays "running": once its process is known to have ended, it counts as failed.
+        plan = plan_prune(store, protected={}, keep_runs=0, ended={"going"})
+        assert [(m.model_id, m.run_id) for m in plan.failed_models] == [("effect-a", "going")]
+        store.activate_model("effect-a")  # meanwhile, by hand: no longer to delete
+        assert apply_prune(store, plan).failed_models_deleted == ()
+        assert {m.model_id for m in store.list_models("effect")} == {"effect-a", "effect-other"}

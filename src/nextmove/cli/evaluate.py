@@ -11,6 +11,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from nextmove._files import writing
 from nextmove.cli._common import (
     check_number_column,
     console,
@@ -143,14 +144,16 @@ def read_policy(path: Path) -> pl.DataFrame:
 
 
 def write_json(out: Path, payload: object) -> None:
-    """Write ``payload`` as JSON to ``out`` whole or not at all."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp")
-    try:
-        tmp.write_text(json.dumps(payload, indent=2, default=str), encoding="utf-8")
-        tmp.replace(out)
-    finally:
-        tmp.unlink(missing_ok=True)
+    """Write ``payload`` as JSON to ``out`` whole or not at all (a failed write: :class:`WriteError`)."""
+    kept = f"{out} is left as it was" if out.exists() else "no file was written"
+    with writing(f"--out {out}", kept):
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = out.with_name(f".{out.name}.tmp")
+        try:
+            tmp.write_text(json.dumps(payload, indent=2, default=str), encoding="utf-8")
+            tmp.replace(out)
+        finally:
+            tmp.unlink(missing_ok=True)
 
 
 def _money(x: float | None) -> str:

@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.table import Table
 
 from nextmove._csv import write_csv
+from nextmove._files import writing
 from nextmove.cli._common import (
     OutcomesUntilOpt,
     TrainingDaysOpt,
@@ -78,7 +79,7 @@ def health_cmd(
     outcome models' accuracy on the later window. Default --as-of: how far the book's data reaches,
     rounded up to a UTC midnight.
     """
-    from nextmove.engine.health import score_health
+    from nextmove.engine.health import save_health_models, score_health
     from nextmove.models.outcome import OutcomeModel
 
     if out.suffix != ".csv":
@@ -95,7 +96,7 @@ def health_cmd(
                 loaded,
                 pb,
                 t,
-                store=opened,
+                store=opened if reuse_model else None,  # new models are saved once the CSV is written
                 reuse_model=reuse_model,
                 template=OutcomeModel(n_jobs=jobs),
                 progress=step,
@@ -105,17 +106,23 @@ def health_cmd(
         if reuse_model and opened is not None and result.model_id is not None:
             # A reused model is not validated again: its accuracy is the one saved with it.
             stored_ece = _stored_ece(opened.load_model(result.model_id).metrics)
+        frame = _csv_frame(result)
+        unsaved = "; no outcome model was saved" if opened is not None and not reuse_model else ""
+        kept = f"{out} is left as it was" if out.exists() else "no file was written"
+        with writing(f"--out {out}", f"{kept}{unsaved}"):
+            out.parent.mkdir(parents=True, exist_ok=True)
+            tmp = out.with_name(f".{out.name}.tmp")
+            try:
+                write_csv(frame, tmp)
+                tmp.replace(out)
+            finally:
+                tmp.unlink(missing_ok=True)
+        if opened is not None and not reuse_model:
+            with status("Saving the outcome models to the store…"):
+                result = save_health_models(opened, result)
     finally:
         if opened is not None:
             opened.close()
-    frame = _csv_frame(result)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp")
-    try:
-        write_csv(frame, tmp)
-        tmp.replace(out)
-    finally:
-        tmp.unlink(missing_ok=True)
     render_health(result, console, top=top, stored_ece=stored_ece, printed=outcome_notes(loaded, complete))
     console.print(
         f"Wrote [bold]{safe(str(out))}[/]: {frame.height:,} active accounts as of {result.as_of:%Y-%m-%d %H:%M} UTC"

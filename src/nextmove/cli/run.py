@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -11,6 +11,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from nextmove._urls import mask_url
 from nextmove.book.contract import NO_ACTION
 from nextmove.book.validate import load_book
 from nextmove.cli._common import (
@@ -36,7 +37,7 @@ from nextmove.cli.commands import (
     print_book_notes,
     resolve_playbook_path,
 )
-from nextmove.errors import ConfigError, NotFoundError
+from nextmove.errors import ConfigError, NotFoundError, RunFilesError
 from nextmove.playbook.loader import load_playbook
 
 if TYPE_CHECKING:
@@ -160,6 +161,13 @@ def run_cmd(
             extra_files=_write_report,
         )
         served = _served_line(opened, result.run_id, result.policy_version) if opened is not None else None
+    except RunFilesError as exc:
+        if not exc.saved:
+            raise
+        # Saved (and served) whole, only its files are missing: the store has what the report needs.
+        where = "" if store is None else f" --store {mask_url(store)}"
+        hint = f"`nextmove report --run {exc.run_id}{where} --out {folder / 'report.html'}` writes its report"
+        raise RunFilesError(f"{exc}: {hint}", run_id=exc.run_id, saved=True) from exc.__cause__
     finally:
         if opened is not None:
             opened.close()
@@ -247,13 +255,39 @@ def _read_truth(path: Path | None) -> pl.DataFrame | None:
     return frame
 
 
-def _run_with_progress(loaded: Any, pb: Any, *, when: Any, store: Store | None, out: Path, **options: Any) -> RunResult:
+REPORT_STAGE = "Writing the files"
+"""The stage after the run's own, once it is saved: its report written, then its files moved into --out."""
+
+
+def _run_with_progress(
+    loaded: Any,
+    pb: Any,
+    *,
+    when: Any,
+    store: Store | None,
+    out: Path,
+    extra_files: Callable[[RunResult, Path], None],
+    **options: Any,
+) -> RunResult:
     from nextmove.engine.run import RUN_STAGES, run
 
     # Bars on a terminal; one flushed line per stage start and end in a log (CI, cron, nohup).
-    with StageProgress(RUN_STAGES, console) as stages:
+    with StageProgress((*RUN_STAGES, REPORT_STAGE), console) as stages:
+
+        def report(result: RunResult, folder: Path) -> None:
+            stages.step(REPORT_STAGE)  # the run is saved: a failure from here on is the report's, not the save's
+            extra_files(result, folder)
+
         return run(
-            loaded, pb, as_of=when, store=store, out_dir=out, progress=stages.step, detail=stages.detail, **options
+            loaded,
+            pb,
+            as_of=when,
+            store=store,
+            out_dir=out,
+            progress=stages.step,
+            detail=stages.detail,
+            extra_files=report,
+            **options,
         )
 
 

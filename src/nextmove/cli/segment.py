@@ -13,6 +13,8 @@ from rich.console import Console
 from rich.table import Table
 
 from nextmove._csv import read_csv, write_csv
+from nextmove._files import writing
+from nextmove._signals import signals_held
 from nextmove.book import Book
 from nextmove.cli._common import console, handle_errors, output_folder, safe, status
 from nextmove.cli.commands import AsOfOpt, BookOpt, PlaybookOpt, load_inputs
@@ -124,7 +126,6 @@ def segment_cmd(
             seed=seed,
             notes=notes,
         )
-    out.mkdir(parents=True, exist_ok=True)
     _write(out, report)
     render_segments(report, console)
     console.print(f"Wrote [bold]{safe(out / 'segments.csv')}[/] and [bold]{safe(out / 'segments.json')}[/].")
@@ -183,12 +184,23 @@ def _project(
 
 
 def _write(out: Path, report: SegmentReport) -> None:
+    """``segments.csv`` and ``segments.json`` into ``out``, both or neither (through temporary files, never left)."""
     csv_tmp = out / ".segments.csv.tmp"
     json_tmp = out / ".segments.json.tmp"
-    write_csv(report.assignments.sort("account_id"), csv_tmp)
-    json_tmp.write_text(json.dumps(report.to_dict(), indent=2, allow_nan=False), encoding="utf-8")
-    csv_tmp.replace(out / "segments.csv")
-    json_tmp.replace(out / "segments.json")
+    earlier = [name for name in ("segments.csv", "segments.json") if (out / name).exists()]
+    were = "is left as it was" if len(earlier) == 1 else "are left as they were"
+    kept = f"{' and '.join(earlier)} in {out} {were}" if earlier else "no file was written"
+    with writing(f"the segments into {out}", kept):
+        out.mkdir(parents=True, exist_ok=True)
+        try:
+            write_csv(report.assignments.sort("account_id"), csv_tmp)
+            json_tmp.write_text(json.dumps(report.to_dict(), indent=2, allow_nan=False), encoding="utf-8")
+            with signals_held():  # both, a Ctrl-C or SIGTERM waiting: never a new CSV beside the old JSON
+                csv_tmp.replace(out / "segments.csv")
+                json_tmp.replace(out / "segments.json")
+        finally:
+            csv_tmp.unlink(missing_ok=True)
+            json_tmp.unlink(missing_ok=True)
 
 
 def _money(x: float | None) -> str:

@@ -46,8 +46,10 @@ def prune_cmd(
     the run, and feedback naming it still finds its actions), and loses its receipt's signals and
     comparable accounts and every runner-up but the best one's action and why; the effect model the
     run fitted is deleted unless it is active or a run left whole names it. A pruned run says so (its
-    summary, its report, each receipt's "pruned") and cannot be served again. Online decisions,
-    feedback, keys and the audit log are never pruned.
+    summary, its report, each receipt's "pruned") and cannot be served again. The effect models of
+    runs that failed or were interrupted (never served, read by nothing) are deleted too, those
+    made more than --older-than days ago when it is given (--keep-runs counts succeeded runs only).
+    Online decisions, feedback, keys and the audit log are never pruned.
 
     Prints the plan first; with --dry-run, only the plan. The prune is one transaction, under the
     store's write lock; a SQLite file is then VACUUMed to give the space back (PostgreSQL reuses it
@@ -57,30 +59,33 @@ def prune_cmd(
 
     with open_store(store, existing=True) as opened:
         protected = protected_runs(opened)
-        plan = plan_prune(opened, protected=protected, keep_runs=keep_runs, older_than_days=older_than)
+        plan = plan_prune(
+            opened, protected=protected, keep_runs=keep_runs, older_than_days=older_than, ended=ended_runs(opened)
+        )
         _print_plan(plan)
         if dry_run:
             console.print("Dry run: nothing was changed.")
             return
-        if plan.runs:
-            with status(f"Pruning {len(plan.runs)} run{'s' if len(plan.runs) != 1 else ''}…"):
+        if not plan.empty:
+            with status(f"Pruning {len(plan.runs)} run{'s' if len(plan.runs) != 1 else ''} and failed runs' models…"):
                 result = apply_prune(opened, plan)
+            failed = len(result.failed_models_deleted)
             console.print(
                 f"Pruned {len(result.runs)} run{'s' if len(result.runs) != 1 else ''}: {result.recommendations:,} "
                 f"receipts slimmed ({_mb(result.receipt_bytes_freed)} of JSON), "
                 f"{len(result.models_deleted)} effect model{'s' if len(result.models_deleted) != 1 else ''} deleted "
-                f"({_mb(result.model_bytes_freed)})."
+                f"({_mb(result.model_bytes_freed)}{f', {failed} of failed runs' if failed else ''})."
             )
         free = sqlite_free_bytes(opened)
         if free is None:
-            if plan.runs:
+            if not plan.empty:
                 console.print(
                     "PostgreSQL reuses the freed space for later rows; to give it back to the system, a database "
                     "administrator runs VACUUM FULL recommendations, model_versions (it locks both tables while it "
                     "runs)."
                 )
             return
-        if not plan.runs and not free:
+        if plan.empty and not free:
             return
         try:
             with status("Giving the space back (VACUUM)…"):
@@ -122,6 +127,13 @@ def protected_runs(store: Store) -> dict[str, str]:
     return out
 
 
+def ended_runs(store: Store) -> list[str]:
+    """The runs recorded as ``running`` whose process is known to have ended (killed outright): never to finish."""
+    from nextmove.engine.run_process import process_ended
+
+    return [run.run_id for run in store.list_runs(1000, status="running") if process_ended(run)]
+
+
 def _print_plan(plan: object) -> None:
     from nextmove.store.prune import PrunePlan
 
@@ -144,9 +156,25 @@ def _print_plan(plan: object) -> None:
         console.print(
             f"To prune: {len(plan.runs)} run{'s' if len(plan.runs) != 1 else ''}, "
             f"{sum(r.recommendations for r in plan.runs):,} receipts ({_mb(plan.receipt_bytes)} now, most of which "
-            f"goes) and {_mb(plan.model_bytes)} of effect models."
+            f"goes) and {_mb(sum(r.model_bytes for r in plan.runs))} of effect models."
         )
-    else:
+    if plan.failed_models:
+        table = Table(title="Effect models of failed runs, never served (oldest first)")
+        for name in ("model_id", "run_id"):
+            table.add_column(name, no_wrap=True, overflow="fold")
+        table.add_column("made")
+        table.add_column("size")
+        for model in plan.failed_models:
+            table.add_row(
+                escape(model.model_id), escape(model.run_id), f"{model.created_at:%Y-%m-%d}", _mb(model.model_bytes)
+            )
+        console.print(table)
+        n = len(plan.failed_models)
+        console.print(
+            f"To delete: {n} effect model{'s' if n != 1 else ''} of failed runs "
+            f"({_mb(sum(m.model_bytes for m in plan.failed_models))})."
+        )
+    if plan.empty:
         console.print("Nothing to prune.")
     for run_id, why in plan.kept:
         console.print(f"Kept whole: {safe(run_id)} ({safe(why, lines=True)}).")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 
 import polars as pl
@@ -381,6 +381,21 @@ def score_health(
         left_out=left_out,
         notes=notes,
     )
+
+
+def save_health_models(store: Store, result: HealthResult) -> HealthResult:
+    """Save the outcome models ``result`` trained as a new active version (kind ``outcome``); ``result`` naming it.
+
+    What :func:`score_health` does when given a ``store`` (without ``reuse_model``), before it
+    predicts. ``nextmove health`` scores without a store and saves here once its CSV is written: a
+    CSV that cannot be written (a full disk) leaves the store's active outcome models as they were.
+    Nothing is saved for models reused from the store, nor when none were trained.
+    """
+    models = result.outcome_models
+    if result.model_id is not None or models is None or not models.kinds:
+        return result
+    record = save_outcome_models(store, models, metrics=_accuracy_metrics(result.accuracy))
+    return replace(result, model_id=record.model_id)
 
 
 def training_days_error(

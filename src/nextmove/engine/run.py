@@ -40,7 +40,8 @@ import numpy as np
 import polars as pl
 
 from nextmove._csv import write_csv
-from nextmove._files import StagedFiles, check_folder
+from nextmove._files import StagedFiles, check_folder, write_failure, writing
+from nextmove._signals import clean_up
 from nextmove.book import NO_ACTION, Book, bulk_end, gone_accounts, latest_timestamp, of_dates, table_reach
 from nextmove.book.notes import lagging_book_notes, last_day
 from nextmove.book.outcomes_until import checked_outcomes_until, outcomes_until_notes
@@ -80,7 +81,14 @@ from nextmove.engine.run_facts import (
 )
 from nextmove.engine.run_facts import metrics as run_metrics
 from nextmove.engine.run_process import run_process
-from nextmove.errors import ConfigError, NextmoveError, NothingToLearnError, failure_text
+from nextmove.errors import (
+    ConfigError,
+    NextmoveError,
+    NothingToLearnError,
+    RunFilesError,
+    WriteError,
+    failure_text,
+)
 from nextmove.features import (
     FeatureVocabulary,
     build_training_set,
@@ -356,16 +364,49 @@ def run(
             started,
         )
         if staged is not None:
-            if extra_files is not None:
-                extra_files(result, staged.folder)
-            result = replace(result, files=staged.publish())
+            with writing("the run's files"):
+                if extra_files is not None:
+                    extra_files(result, staged.folder)
+                result = replace(result, files=staged.publish())
     except BaseException as exc:
-        if staged is not None:
-            staged.discard()
-        if store is not None:
-            _mark_failed(store, run_id, exc)
+        # Whole even through a second Ctrl-C: the staging folder holds personal data, a run left
+        # `running` would stay so. Twice when the first call raises: a Ctrl-C in Polars raises twice.
+        try:
+            clean_up(_fail, staged, store, run_id, exc)
+        except KeyboardInterrupt:
+            clean_up(_fail, staged, store, run_id, exc)
+        if isinstance(exc, WriteError) and staged is not None:
+            # One message whatever file failed (in the staging folder, which is gone now).
+            reason = write_failure(exc.__cause__) if exc.__cause__ is not None else None
+            saved, kept = _kept(store, run_id, opts.promote, staged.target)
+            raise RunFilesError(
+                f"cannot write the run's files into {staged.target}: {reason or exc}; {kept}",
+                run_id=run_id,
+                saved=saved,
+            ) from exc.__cause__
         raise
     return result
+
+
+def _kept(store: Store | None, run_id: str, promote: bool, out_dir: Path) -> tuple[bool, str]:
+    """Whether a run whose files could not be written is saved in the store, and what it kept, in words."""
+    status = None
+    if store is not None:
+        with contextlib.suppress(NextmoveError):
+            status = store.get_run(run_id).status
+    if status == "succeeded":
+        served = " and served" if promote else ""
+        return True, f"run {run_id} is saved in the store{served}, but {out_dir} is left as it was"
+    recorded = f"run {run_id} is recorded as failed, " if status is not None else ""
+    return False, f"{recorded}{out_dir} is left as it was"
+
+
+def _fail(staged: StagedFiles | None, store: Store | None, run_id: str, exc: BaseException) -> None:
+    """The cleanup of a run that failed or was stopped: its staging folder removed, the run recorded as failed."""
+    if staged is not None:
+        staged.discard()
+    if store is not None:
+        _mark_failed(store, run_id, exc)
 
 
 def _run(
@@ -531,7 +572,7 @@ def _run(
         summary["segments"] = {**segments.to_dict(), "previous_run": compared}
     _json_numbers(summary)  # before the metrics read it: a NaN would read as a figure there
     summary["metrics"] = run_metrics(summary)
-    files = _write_files(staged.folder, recommendations, summary) if staged is not None else {}
+    files = _write_files(staged, recommendations, summary) if staged is not None else {}
     policy_version: str | None = None
     if store is not None:
         timings["total_before_store"] = round(time.perf_counter() - started, 3)
@@ -555,8 +596,9 @@ def _run(
             policy_version = promote_run(store, run_id, metrics={"started_by": "run"}).model_id
     lap("save")
     timings["total"] = round(time.perf_counter() - started, 3)
-    if files.get("summary.json") is not None:
-        _write_json(files["summary.json"], summary)
+    if staged is not None and files.get("summary.json") is not None:
+        with writing("the run's files"):
+            _write_json(files["summary.json"], summary)
     return RunResult(
         run_id=run_id,
         as_of=when,
@@ -1377,16 +1419,18 @@ def _records(frame: pl.DataFrame, run_id: str) -> Any:
             )
 
 
-def _write_files(folder: Path, recommendations: pl.DataFrame, summary: dict[str, Any]) -> dict[str, Path]:
-    """The run's files, written into ``folder`` (the temporary folder :func:`run` then moves into ``out_dir``)."""
-    files = {
-        "recommendations.csv": folder / "recommendations.csv",
-        "recommendations.parquet": folder / "recommendations.parquet",
-        "summary.json": folder / "summary.json",
-    }
-    recommendations.write_parquet(files["recommendations.parquet"])
-    write_csv(recommendations, files["recommendations.csv"])
-    _write_json(files["summary.json"], summary)
+def _write_files(staged: StagedFiles, recommendations: pl.DataFrame, summary: dict[str, Any]) -> dict[str, Path]:
+    """The run's files, written into ``staged``'s temporary folder (which :func:`run` then moves into ``out_dir``)."""
+    with writing("the run's files"):
+        folder = staged.folder
+        files = {
+            "recommendations.csv": folder / "recommendations.csv",
+            "recommendations.parquet": folder / "recommendations.parquet",
+            "summary.json": folder / "summary.json",
+        }
+        recommendations.write_parquet(files["recommendations.parquet"])
+        write_csv(recommendations, files["recommendations.csv"])
+        _write_json(files["summary.json"], summary)
     return files
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 from markupsafe import Markup, escape
 
+from nextmove._files import writing
 from nextmove._version import __version__
 from nextmove.report.charts import BAND_COLORS, NARROW_WIDTH, Bar, Interval, bar_chart, interval_chart, usd
 from nextmove.report.data import ReportData, policy_notes
@@ -161,9 +162,22 @@ def render_report(data: ReportData) -> str:
 
 
 def write_report(data: ReportData, path: Path) -> Path:
-    """Write the report to ``path`` (through a temporary file, so a failed write leaves no half page)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(render_report(data), encoding="utf-8")
-    tmp.replace(path)
+    """Write the report to ``path`` (through a temporary file, so a failed write leaves no half page).
+
+    Raises
+    ------
+    WriteError
+        If the page cannot be written (a full disk …): no temporary file is left, and a report
+        already at ``path`` is left as it was.
+    """
+    page = render_report(data)
+    kept = f"{path} is left as it was" if path.exists() else "no file was written"
+    with writing(f"the report {path}", kept):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + ".tmp")
+        try:
+            tmp.write_text(page, encoding="utf-8")
+            tmp.replace(path)
+        finally:
+            tmp.unlink(missing_ok=True)
     return path

@@ -7,6 +7,7 @@ from pathlib import Path
 import polars as pl
 
 from nextmove._files import StagedFiles, check_folder
+from nextmove._signals import clean_up, signals_held
 from nextmove.errors import ConfigError
 from nextmove.sim.simulate import SimResult
 
@@ -167,6 +168,11 @@ def check_out_dir(out_dir: str | Path, *, overwrite: bool, how_to_overwrite: str
     return out
 
 
+def _discard(*staged: StagedFiles) -> None:
+    for files in staged:
+        files.discard()
+
+
 def write_book(result: SimResult, out_dir: str | Path, *, overwrite: bool = False) -> Path:
     """Write the book, its playbook and its truth to ``out_dir``.
 
@@ -221,10 +227,14 @@ def write_book(result: SimResult, out_dir: str | Path, *, overwrite: bool = Fals
             ext=ext,
         )
         (truth_dir / "README.md").write_text(readme, encoding="utf-8")
-        written = set(staged.publish()) | {f"truth/{name}" for name in staged_truth.publish()}
+        with signals_held():  # the book and its truth move together, a Ctrl-C or SIGTERM waiting for both
+            written = set(staged.publish()) | {f"truth/{name}" for name in staged_truth.publish()}
     except BaseException:
-        staged_truth.discard()
-        staged.discard()
+        # Whole even through a second Ctrl-C; twice when the first call raises (a Ctrl-C in Polars raises twice).
+        try:
+            clean_up(_discard, staged_truth, staged)
+        except KeyboardInterrupt:
+            clean_up(_discard, staged_truth, staged)
         raise
     # A table in the other format, left from an earlier book, would be read beside the new one.
     for name in (*BOOK_FILES, *(f"truth/{name}" for name in TRUTH_FILES)):

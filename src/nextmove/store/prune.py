@@ -7,6 +7,12 @@ deletes the effect model it fitted unless that is active; the rows themselves st
 lift`` measures the run, feedback that names it finds its actions, and the next run reads its segments.
 A pruned run is marked, in its summary and in every receipt, and is never served again.
 
+The effect models of runs that failed (or were interrupted) are deleted too: such a run is never
+served and nothing reads its model, which it saved, inactive, before it failed (2.8 MB each on a
+2,000-account book). A failed run's summary does not name its model, so a model is taken for one
+when no run names it, it is not active, and only failed runs of its ``as_of`` and playbook were
+going when it was saved (:func:`_failed_runs_models`).
+
 Which runs must not be pruned (the one served, the one a rollback goes back to) is the engine's to
 say: :func:`plan_prune` takes them, and :func:`apply_prune` checks, under the store's write lock,
 that the policy versions are still those the plan was made with.
@@ -64,6 +70,17 @@ class RunToPrune:
 
 
 @dataclass(frozen=True)
+class FailedRunModel:
+    """The effect model a run saved before it failed: never served, read by nothing, deleted by a prune."""
+
+    model_id: str
+    run_id: str
+    """The failed run it was saved during."""
+    created_at: datetime
+    model_bytes: int
+
+
+@dataclass(frozen=True)
 class PrunePlan:
     """What :func:`apply_prune` will do, and what it leaves and why."""
 
@@ -77,6 +94,13 @@ class PrunePlan:
     """Every policy version when the plan was made (sorted): a promotion since makes the plan stale."""
     active_policy: str | None
     """The active policy version when the plan was made: a rollback or activation since makes it stale."""
+    failed_models: tuple[FailedRunModel, ...] = ()
+    """The effect models of failed runs to delete, oldest first."""
+
+    @property
+    def empty(self) -> bool:
+        """Whether there is nothing to prune: no run to slim, no model of a failed run to delete."""
+        return not self.runs and not self.failed_models
 
     @property
     def receipt_bytes(self) -> int:
@@ -85,8 +109,8 @@ class PrunePlan:
 
     @property
     def model_bytes(self) -> int:
-        """Bytes of the effect models to delete."""
-        return sum(r.model_bytes for r in self.runs)
+        """Bytes of the effect models to delete (the pruned runs' and the failed runs')."""
+        return sum(r.model_bytes for r in self.runs) + sum(m.model_bytes for m in self.failed_models)
 
 
 @dataclass(frozen=True)
@@ -99,7 +123,10 @@ class PruneResult:
     receipt_bytes_freed: int
     """Bytes of JSON the receipts lost."""
     models_deleted: tuple[str, ...]
+    """The effect models deleted: the pruned runs' and the failed runs'."""
     model_bytes_freed: int
+    failed_models_deleted: tuple[str, ...] = ()
+    """Of ``models_deleted``, those of failed runs."""
 
 
 def pruned_note(run: RunRecord) -> str | None:
@@ -143,8 +170,12 @@ def plan_prune(
     keep_runs: int | None = None,
     older_than_days: int | None = None,
     now: datetime | None = None,
+    ended: Collection[str] = (),
 ) -> PrunePlan:
     """The runs a prune slims: the succeeded runs past the ``keep_runs`` newest and older than ``older_than_days``.
+
+    And the effect models of failed runs (made more than ``older_than_days`` ago, when given), which
+    it deletes: ``keep_runs`` counts succeeded runs only.
 
     Parameters
     ----------
@@ -158,6 +189,9 @@ def plan_prune(
         Prune only runs made more than this many days before ``now``.
     now : datetime, optional
         Default: the current time.
+    ended : collection of str, optional
+        Runs recorded as ``running`` whose process is known to have ended (killed outright): their
+        effect models count as failed runs' (the engine's to tell, as ``protected``).
 
     Raises
     ------
@@ -219,7 +253,8 @@ def plan_prune(
             model_id, model_bytes = _run_model(conn, run, needed)
             n, size = sizes.get(run.run_id, (0, 0))
             out.append(RunToPrune(run.run_id, run.created_at, run.as_of, n, size, model_id, model_bytes))
-    return PrunePlan(tuple(out), tuple(kept), tuple(reversed(already)), policy_versions, active_policy)
+        failed = tuple(m for m in _failed_runs_models(conn, ended) if cutoff is None or m.created_at <= cutoff)
+    return PrunePlan(tuple(out), tuple(kept), tuple(reversed(already)), policy_versions, active_policy, failed)
 
 
 def apply_prune(store: Store, plan: PrunePlan, *, now: datetime | None = None) -> PruneResult:
@@ -228,7 +263,9 @@ def apply_prune(store: Store, plan: PrunePlan, *, now: datetime | None = None) -
     Each recommendation keeps its row, its figures and its receipt but for the fields of
     :data:`DROPPED_EVIDENCE` and the runner-ups past the best one (whose :data:`KEPT_RUNNER_UP`
     fields stay), and is marked ``"pruned"``; the run's summary says what was removed and when (in
-    its ``pruned`` entry and its notes); its effect model is deleted unless it has become active.
+    its ``pruned`` entry and its notes); its effect model is deleted unless it has become active. The
+    effect models of failed runs in the plan are deleted if they are still such (not made active,
+    nor named by a run, meanwhile).
 
     Raises
     ------
@@ -300,7 +337,20 @@ def apply_prune(store: Store, plan: PrunePlan, *, now: datetime | None = None) -
                 .where(schema.runs.c.run_id == run.run_id)
                 .values(summary=_pruned_summary(run, moment, model_id))
             )
-    return PruneResult(tuple(r.run_id for r in plan.runs), slimmed, max(freed, 0), tuple(deleted), model_freed)
+        still = _still_unused(conn, [m.model_id for m in plan.failed_models])
+        orphans = [m for m in plan.failed_models if m.model_id in still]
+        for model in orphans:
+            conn.execute(sa.delete(mv).where(mv.c.model_id == model.model_id, mv.c.kind == EFFECT_MODEL_KIND))
+            deleted.append(model.model_id)
+            model_freed += model.model_bytes
+    return PruneResult(
+        tuple(r.run_id for r in plan.runs),
+        slimmed,
+        max(freed, 0),
+        tuple(deleted),
+        model_freed,
+        tuple(m.model_id for m in orphans),
+    )
 
 
 def slim_receipt(
@@ -395,6 +445,74 @@ def _needed_models(conn: Connection, pruned: Collection[str]) -> set[str]:
         if run_id not in pruned and isinstance(summary, Mapping) and isinstance(summary.get("model_version"), str):
             needed.add(summary["model_version"])
     return needed
+
+
+def _failed_runs_models(conn: Connection, ended: Collection[str] = ()) -> list[FailedRunModel]:
+    """The effect models failed runs saved, oldest first: inactive, named by no run, made by a failed run alone.
+
+    A run saves its effect model, inactive and trained to its ``as_of``, before it saves itself; one
+    that fails then is recorded with its error alone, its model named nowhere. A model no run names
+    and not active could only be made by a run of the same ``as_of`` and playbook that was going
+    when it was saved and did not succeed (a succeeded run names its own). It is a failed run's when
+    every such run failed, or is ``running`` but its process is known to have ended (``ended``: a
+    run killed outright); a run still going may be saving it, so it is left alone then.
+    """
+    runs, mv = schema.runs, schema.model_versions
+    named: set[str] = set()
+    makers: list[tuple[datetime | None, str, datetime, datetime | None, str, bool]] = []
+    for run_id, status, as_of, playbook_hash, created_at, finished_at, summary in conn.execute(
+        sa.select(
+            runs.c.run_id,
+            runs.c.status,
+            runs.c.as_of,
+            runs.c.playbook_hash,
+            runs.c.created_at,
+            runs.c.finished_at,
+            runs.c.summary,
+        ).order_by(runs.c.created_at, runs.c.run_id)
+    ):
+        if isinstance(summary, Mapping) and isinstance(summary.get("model_version"), str):
+            named.add(summary["model_version"])
+        if status != "succeeded":
+            failed = status == "failed" or run_id in ended
+            makers.append(
+                (as_of, playbook_hash, created_at, finished_at if status == "failed" else None, run_id, failed)
+            )
+    out: list[FailedRunModel] = []
+    for model_id, trained_to, playbook_hash, created_at, size in conn.execute(
+        sa.select(mv.c.model_id, mv.c.trained_to, mv.c.playbook_hash, mv.c.created_at, sa.func.length(mv.c.blob))
+        .where(mv.c.kind == EFFECT_MODEL_KIND, sa.not_(mv.c.active))
+        .order_by(mv.c.created_at, mv.c.model_id)
+    ):
+        if model_id in named or trained_to is None:
+            continue
+        owners = [
+            (run_id, failed)
+            for as_of, hash_, start, end, run_id, failed in makers
+            if as_of == trained_to
+            and hash_ == playbook_hash
+            and start <= created_at
+            and (end is None or created_at <= end)
+        ]
+        if owners and all(failed for _, failed in owners):
+            out.append(FailedRunModel(model_id, owners[-1][0], created_at, int(size or 0)))
+    return out
+
+
+def _still_unused(conn: Connection, model_ids: Collection[str]) -> set[str]:
+    """Of ``model_ids``, the effect models still inactive and named by no run (none was activated or served since)."""
+    runs, mv = schema.runs, schema.model_versions
+    named = {
+        s["model_version"]
+        for s in conn.execute(sa.select(runs.c.summary)).scalars()
+        if isinstance(s, Mapping) and isinstance(s.get("model_version"), str)
+    }
+    inactive = conn.execute(
+        sa.select(mv.c.model_id).where(
+            mv.c.kind == EFFECT_MODEL_KIND, sa.not_(mv.c.active), mv.c.model_id.in_(list(model_ids))
+        )
+    ).scalars()
+    return {m for m in inactive if m not in named}
 
 
 def _run_model(conn: Connection, run: RunRecord, needed: set[str]) -> tuple[str | None, int]:
