@@ -166,7 +166,7 @@ def _print_plan(plan: object) -> None:
         table.add_column("size")
         for model in plan.failed_models:
             table.add_row(
-                escape(model.model_id), escape(model.run_id), f"{model.created_at:%Y-%m-%d}", _mb(model.model_bytes)
+                safe(model.model_id), safe(model.run_id), f"{model.created_at:%Y-%m-%d}", _mb(model.model_bytes)
             )
         console.print(table)
         n = len(plan.failed_models)
