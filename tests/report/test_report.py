@@ -711,12 +711,16 @@ def test_report_headline_impact_is_the_recommended_cohorts_and_control_is_apart(
     sentence = next(s for s in data.sentences if "projected impact" in s)
     assert sentence == (
         "The projected impact of the recommended actions (40 accounts of the model and exploration arms) is $240 "
-        "(90% interval -$90 to $610). The control cohort's defaults (6 accounts) are projected at -$302 (90% "
-        "interval -$700 to $80), apart: they are what the recommendations' lift is measured against."
+        "(per-account 90% intervals summed: -$90 to $610). The control cohort's defaults (6 accounts) are projected "
+        "at -$302 (per-account 90% intervals summed: -$700 to $80), apart: they are what the recommendations' lift "
+        "is measured against."
     )
     assert data.impact[-1].value_usd == 240.0
     assert data.impact_note is not None
-    assert "defaults, projected at -$302 (90% interval -$700 to $80) over 6 accounts, are not in" in data.impact_note
+    assert (
+        "defaults, projected at -$302 (per-account 90% intervals summed: -$700 to $80) over 6 accounts, are not in"
+        in data.impact_note
+    )
     assert data.impact_note in " ".join(render_report(data).split()).replace("&#39;", "'")
     # A run stored before the cohorts were kept apart says what its figure sums.
     old = {k: v for k, v in summary.items() if k != "projected_impact_by_cohort"}

@@ -307,9 +307,16 @@ def _left_alone_sentence(nothing: int, recs: pl.DataFrame, summary: Mapping[str,
 
 
 def _impact_text(impact: Mapping[str, Any]) -> str:
-    """``$240 (90% interval -$1.2k to $1.9k)``; the interval only when both ends are known."""
+    """``$240 (per-account 90% intervals summed: -$1.2k to $1.9k)``; the range only when both ends are known.
+
+    The ends are each account's interval ends summed, wider than a 90% interval of the total: said so.
+    """
     low, high = impact.get("low"), impact.get("high")
-    band = f" (90% interval {usd(float(low))} to {usd(float(high))})" if low is not None and high is not None else ""
+    band = (
+        f" (per-account 90% intervals summed: {usd(float(low))} to {usd(float(high))})"
+        if low is not None and high is not None
+        else ""
+    )
     return f"{usd(float(impact['value']))}{band}"
 
 
