@@ -300,3 +300,60 @@ def test_an_existing_sqlite_store_keeps_the_mode_its_owner_gave_it(tmp_path: Pat
     with open_store(f"sqlite:///{path.as_posix()}") as store:
         assert store.latest_run() is None
     assert path.stat().st_mode & 0o777 == 0o640
+
+
+def _sqlite_store_file(folder: Path) -> Path:
+    path = folder / "store.db"
+    with open_store(f"sqlite:///{path}") as store:
+        store.start_run(RunRecord(run_id="r1", book_source="b", playbook_hash="h"))
+    return path
+
+
+@pytest.mark.parametrize(("offset", "length"), [(100, 60), (2 * 4096, 8 * 4096)])
+def test_a_damaged_sqlite_file_is_said_to_be_damaged_not_a_folder_to_fix(
+    tmp_path: Path, offset: int, length: int
+) -> None:
+    path = _sqlite_store_file(tmp_path)
+    with path.open("r+b") as file:  # its first page past the header, or its tables' pages
+        file.seek(offset)
+        file.write(b"\xff" * length)
+    with pytest.raises(StoreError) as info, open_store(f"sqlite:///{path}", create=False) as store:
+        store.list_runs()
+    message = str(info.value)
+    assert "database disk image is malformed" in message
+    assert "the SQLite file is damaged (or is no SQLite database): restore it from a backup" in message
+    assert "folder" not in message
+    assert info.value.exit_code == 3
+
+
+def test_a_sqlite_store_in_a_folder_that_cannot_be_written_says_why_it_cannot_be_read(tmp_path: Path) -> None:
+    import os
+    import subprocess
+
+    source = tmp_path / "source"
+    source.mkdir()
+    _sqlite_store_file(source)
+    folder = tmp_path / "mounted"
+    folder.mkdir()
+    if os.geteuid() == 0:  # root writes any folder: a read-only mount it is
+        bound = subprocess.run(["mount", "--bind", str(source), str(folder)], capture_output=True, check=False)
+        if bound.returncode != 0:
+            pytest.skip("root, and no mount allowed here to make a read-only folder")
+        subprocess.run(["mount", "-o", "remount,bind,ro", str(folder)], check=True)
+        expected = f"{folder} is on a read-only mount, and SQLite writes beside the file even to read it"
+    else:
+        folder.rmdir()
+        source.rename(folder)
+        folder.chmod(0o555)
+        expected = f"{folder} is not writable by this user, and SQLite writes beside the file even to read it"
+    try:
+        with pytest.raises(StoreError) as info:
+            open_store(f"sqlite:///{folder / 'store.db'}", create=False)
+    finally:
+        if os.geteuid() == 0:
+            subprocess.run(["umount", str(folder)], check=False)
+        else:
+            folder.chmod(0o755)
+    message = " ".join(str(info.value).split())
+    assert expected in message
+    assert "(store.db-wal, store.db-shm): copy the file to a writable folder and give --store the copy" in message

@@ -175,6 +175,49 @@ def _sqlite_path(url: URL) -> Path | None:
     return Path(database)
 
 
+_DAMAGED_SQLITE: Final = re.compile(r"malformed|not a database|unsupported file format", re.IGNORECASE)
+"""SQLite's words for a file that is damaged, or no SQLite database at all."""
+
+_DAMAGED_HINT: Final[str] = (
+    "the SQLite file is damaged (or is no SQLite database): restore it from a backup, or give --store a new "
+    "file to start a new store (the damaged one is left as it is)"
+)
+
+
+def sqlite_open_hint(path: Path | None, reason: str) -> str:
+    """What to check when a SQLite store cannot be opened, from SQLite's ``reason`` and where the file lies.
+
+    A damaged file is not a folder's fault; a file on a read-only mount can be read by no one, as
+    SQLite in WAL mode writes beside it (``FILE-wal``, ``FILE-shm``) even to read.
+
+    Examples
+    --------
+    >>> print(sqlite_open_hint(Path("s.db"), "database disk image is malformed"))
+    ... # doctest: +ELLIPSIS
+    the SQLite file is damaged (or is no SQLite database): restore it from a backup, or ...
+    """
+    if _DAMAGED_SQLITE.search(reason):
+        return _DAMAGED_HINT
+    folder = None if path is None else path.absolute().parent
+    if folder is not None and folder.is_dir():
+        readonly = False
+        with contextlib.suppress(OSError, AttributeError):  # no statvfs on Windows
+            readonly = bool(os.statvfs(folder).f_flag & os.ST_RDONLY)
+        name = path.name if path is not None else "FILE"
+        beside = f"SQLite writes beside the file even to read it ({name}-wal, {name}-shm)"
+        if readonly:
+            return (
+                f"{folder} is on a read-only mount, and {beside}: copy the file to a writable folder and "
+                "give --store the copy, or mount it read-write"
+            )
+        if not os.access(folder, os.W_OK | os.X_OK):
+            return (
+                f"{folder} is not writable by this user, and {beside}: copy the file to a writable folder and "
+                "give --store the copy, or let this user write the folder"
+            )
+    return "check that the file's folder exists and is writable and that the file, if it exists, is a SQLite database"
+
+
 def _absolute_meant(path: Path) -> str | None:
     """A note when a relative SQLite path looks like an absolute one written with three slashes, else None.
 
@@ -838,10 +881,7 @@ class SqlStore:
                     "fix or remove it in the URL's query string (after ?) or in NEXTMOVE_STORE_URL"
                 ) from exc
             if self._engine.dialect.name == "sqlite":
-                hint = (
-                    "check that the file's folder exists and is writable and that the file, "
-                    "if it exists, is a SQLite database"
-                )
+                hint = sqlite_open_hint(_sqlite_path(self._engine.url), self._reason(exc))
             else:
                 hint = (
                     "check that the PostgreSQL server is running and accepts connections at "
@@ -1017,9 +1057,16 @@ class SqlStore:
         except NextmoveError:
             raise
         except (sa_exc.SQLAlchemyError, _NotJSONError) as exc:
-            raise StoreError(f"could not {doing} in the store at {self._url}: {self._reason(exc)}") from exc
+            raise StoreError(f"could not {doing} in the store at {self._url}: {self._told(exc)}") from exc
         except self._driver_errors as exc:  # the hot path's statements go to the driver directly
-            raise StoreError(f"could not {doing} in the store at {self._url}: {self._reason(exc)}") from exc
+            raise StoreError(f"could not {doing} in the store at {self._url}: {self._told(exc)}") from exc
+
+    def _told(self, exc: BaseException) -> str:
+        """The driver's reason (:meth:`_reason`), and what to do when it says a SQLite file is damaged."""
+        reason = self._reason(exc)
+        if self._engine.dialect.name == "sqlite" and _DAMAGED_SQLITE.search(reason) is not None:
+            return f"{reason}; {_DAMAGED_HINT}"
+        return reason
 
     @contextmanager
     def _write(self, *, relaxed: bool = False) -> Iterator[Connection]:
