@@ -17,6 +17,7 @@ from nextmove.api import ApiConfig
 from nextmove.api.measures import SegmentCache
 from nextmove.api.service import RunSegments, Services
 from nextmove.engine.run import run
+from nextmove.models._crossfit import release_one_lightgbm_thread
 from nextmove.playbook import Playbook
 from nextmove.sim import SimConfig, simulate
 from nextmove.store import Store, open_store
@@ -54,6 +55,7 @@ def test_the_served_run_is_frozen_at_start_and_again_when_a_new_run_is_served(st
         services._stop.set()
         services.decisions.close()
         services.audit.close()
+        release_one_lightgbm_thread()  # taken by services.start(), as close() would release it
         gc.unfreeze()
 
 
@@ -178,6 +180,7 @@ def test_a_running_server_notices_a_changed_book_without_being_asked(
         services._stop.set()
         services.decisions.close()
         services.audit.close()
+        release_one_lightgbm_thread()  # taken by services.start(), as close() would release it
         gc.unfreeze()
 
 

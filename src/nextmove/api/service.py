@@ -25,6 +25,7 @@ from nextmove.book import CONTRACT, Book
 from nextmove.book.contract import FILE_SUFFIXES
 from nextmove.engine.online import OnlineDecider
 from nextmove.errors import BookError, ConfigError, ConflictError, NextmoveError, NotFoundError
+from nextmove.models._crossfit import hold_one_lightgbm_thread, one_lightgbm_thread, release_one_lightgbm_thread
 from nextmove.playbook import Playbook
 from nextmove.settings import AUTH_FAILURES_BURST, AUTH_FAILURES_PER_MINUTE
 from nextmove.store import RunRecord, SqlStore, Store, open_store, recorded_source
@@ -265,6 +266,14 @@ class RunManager:
     def _work(
         self, function: RunFunction, progress: RunProgress, as_of: datetime | None, seed: int, promote: bool
     ) -> None:
+        # LightGBM capped at one thread for as long as this thread computes (the server holds the cap
+        # too, but a run abandoned at shutdown outlives the server's hold): see Services.start.
+        with one_lightgbm_thread():
+            self._run(function, progress, as_of, seed, promote)
+
+    def _run(
+        self, function: RunFunction, progress: RunProgress, as_of: datetime | None, seed: int, promote: bool
+    ) -> None:
         services = self.services
         try:
             # The book as it is now, not as it was when the server started: a server left running for
@@ -282,7 +291,8 @@ class RunManager:
                 progress=progress.report,
                 run_id=progress.run_id,
                 promote=promote,
-                # One thread: the server keeps answering decisions while a run fits and projects.
+                # One thread: the server keeps answering decisions while a run fits and projects (and
+                # every LightGBM call uses one anyway while the server's cap is held: Services.start).
                 jobs=1,
             )
             run_id = str(getattr(result, "run_id", progress.run_id))
@@ -727,13 +737,24 @@ class Services:
         self._spared: object = None
         self._refresher = threading.Thread(target=self._refresh_loop, name="nextmove-refresh", daemon=True)
         self._book_watcher = threading.Thread(target=self._book_loop, name="nextmove-book", daemon=True)
+        self._lightgbm_capped = False
 
     def start(self) -> None:
         """Start the background threads (audit writer, decision queue, decider refresh, SQLite checkpoints).
 
         What is alive by now (the modules, the served run's views) is first put out of the
         garbage collector's reach: see :func:`spare_from_gc`.
+
+        Every LightGBM call of the process is capped at one thread from now until :meth:`close`
+        (:func:`~nextmove.models._crossfit.one_lightgbm_thread`). LightGBM keeps one thread count for
+        the whole process, set by every call from the count it names; a batch run (``POST /v1/runs``)
+        computes on a thread of its own while request threads rescore decisions with the served
+        model, and a call naming another count than one beside them can crash the server, losing
+        every request in flight. Decisions use one thread anyway, and so does the run's training.
         """
+        if not self._lightgbm_capped:
+            hold_one_lightgbm_thread()
+            self._lightgbm_capped = True
         spare_from_gc(collect=True)
         self._spared = self.decider.snapshot
         if isinstance(self.store, SqlStore):
@@ -758,6 +779,9 @@ class Services:
         if self._book_watcher.is_alive():
             self._book_watcher.join(timeout=5)
         self.decider.close()
+        if self._lightgbm_capped:  # nothing of the server's decides any more; a run still going holds its own
+            self._lightgbm_capped = False
+            release_one_lightgbm_thread()
         self.store.close()
 
     def owner_of(self, account_id: str) -> str | None:

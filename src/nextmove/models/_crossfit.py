@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import ctypes
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
@@ -154,7 +157,73 @@ def quiet_lightgbm() -> None:
     from two threads at once with different ``num_iteration`` (LightGBM issue #6142: the
     predictor's set-up writes the iteration range into the shared booster; wrong numbers, not a
     crash); nextmove never does.
+
+    Work that is not one pool of one nextmove call (the API server's batch run beside its
+    decisions) cannot keep to that rule call by call: it holds :func:`hold_one_lightgbm_thread`.
     """
     import lightgbm as lgb
 
     lgb.Dataset(np.zeros((2, 1)), params={"verbose": -1, "num_threads": 1}).construct()
+
+
+_CAP_LOCK = threading.Lock()
+_cap_holders = 0
+_cap_before = -1
+
+
+def _max_threads(count: int | None = None) -> int:
+    """LightGBM's process-wide cap on any call's threads (-1: none), after setting it to ``count`` if given."""
+    from lightgbm import basic
+
+    lib = basic._LIB  # type: ignore[attr-defined]
+    if count is not None:
+        basic._safe_call(lib.LGBM_SetMaxThreads(ctypes.c_int(count)))
+    out = ctypes.c_int(0)
+    basic._safe_call(lib.LGBM_GetMaxThreads(ctypes.byref(out)))
+    return int(out.value)
+
+
+def hold_one_lightgbm_thread() -> None:
+    """Cap every LightGBM call of this process at one thread until as many :func:`release_one_lightgbm_thread`.
+
+    LightGBM's thread count is one global that every call sets from the ``num_threads`` it names
+    (see :func:`quiet_lightgbm`): two threads whose calls name different counts at once can crash
+    the process. A process whose threads make LightGBM calls that nextmove does not order (the API
+    server: a batch run on a thread of its own, decisions rescored on request threads) holds this:
+    LightGBM's own cap (``LGBM_SetMaxThreads``, what the R package's ``setLGBMthreads`` sets)
+    makes every call use one thread whatever it names, so no call can size its buffers for fewer
+    threads than another call's loop runs on. Predictions do not depend on the thread count, nor
+    did trees trained with nextmove's ``deterministic`` settings on 1 or 2 threads (docs/models.md).
+
+    Holds nest and may be taken and released by different threads. The cap is set when the first
+    is taken and put back as it was when the last is released, which must wait until nothing
+    capped runs any more: a call that sized its buffers under the cap would run its loop on more
+    threads if the cap were lifted under it.
+    """
+    global _cap_holders, _cap_before
+    with _CAP_LOCK:
+        if _cap_holders == 0:
+            _cap_before = _max_threads()
+            _max_threads(1)
+        _cap_holders += 1
+
+
+def release_one_lightgbm_thread() -> None:
+    """Release a hold of :func:`hold_one_lightgbm_thread`: the last one puts LightGBM's cap back as it was."""
+    global _cap_holders
+    with _CAP_LOCK:
+        if _cap_holders == 0:
+            raise RuntimeError("release_one_lightgbm_thread() without a hold")
+        _cap_holders -= 1
+        if _cap_holders == 0:
+            _max_threads(_cap_before)
+
+
+@contextmanager
+def one_lightgbm_thread() -> Iterator[None]:
+    """Every LightGBM call of this process on one thread while the block runs: see :func:`hold_one_lightgbm_thread`."""
+    hold_one_lightgbm_thread()
+    try:
+        yield
+    finally:
+        release_one_lightgbm_thread()
