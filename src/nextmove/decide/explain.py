@@ -51,7 +51,6 @@ from nextmove.features import (
 )
 from nextmove.models.effect import (
     ARM_SEPARATOR,
-    EffectArrays,
     EffectModel,
     EffectProjection,
     ObjectiveSpec,
@@ -1115,25 +1114,8 @@ def _projected_rows(
         {"objective": [s.objective for s in catalog.specs], "_objective_order": list(range(len(catalog.specs)))},
         schema={"objective": pl.String, "_objective_order": pl.Int64},
     )
-    if arrays is not None and (found := _effect_pairs(arrays, pairs.collect())) is not None:
-        joined = found.lazy()
-    else:
-        joined = (
-            projection.effects.lazy()
-            .select(
-                pl.col("account_id").cast(pl.String),
-                pl.col("action_id").cast(pl.String).alias("_key"),
-                pl.col("objective").cast(pl.String),
-                pl.col("outcome").cast(pl.String),
-                pl.col("unit").cast(pl.String),
-                pl.col("baseline").cast(pl.Float64),
-                pl.col("effect").cast(pl.Float64),
-                pl.col("low").cast(pl.Float64).alias("_low"),
-                pl.col("high").cast(pl.Float64).alias("_high"),
-                pl.col("effect_usd").cast(pl.Float64),
-            )
-            .join(pairs, on=["account_id", "_key"], how="inner")
-        )
+    # Gathered from the projection's arrays by position where it has them (the long frame is not made).
+    joined = projection.pair_effects(pairs.collect()).lazy().rename({"low": "_low", "high": "_high"})
     return (
         joined.join(order, on="objective", how="left")
         .select(
@@ -1152,46 +1134,6 @@ def _projected_rows(
         .sort("_i", "_objective_order", "objective")
         .collect()
     )
-
-
-def _effect_pairs(arrays: EffectArrays, pairs: pl.DataFrame) -> pl.DataFrame | None:
-    """What joining the long effects frame on ``pairs`` (``_i, account_id, _key, _scale, _subject_objective``)
-    gives, gathered from the projection's arrays by position instead: one row per pair found and objective.
-
-    None when an account has several projected rows (a projection for several decision times),
-    where positions do not name a row: the frame is joined then.
-    """
-    ids = arrays.ids.get_column("account_id")
-    if ids.n_unique() != ids.len():
-        return None
-    where = pl.DataFrame({"account_id": ids, "_row": pl.int_range(ids.len(), dtype=pl.Int64, eager=True)})
-    arm_codes = pl.DataFrame(
-        {"_key": list(arrays.arms), "_arm": list(range(len(arrays.arms)))},
-        schema={"_key": pl.String, "_arm": pl.Int64},
-    )
-    found = (
-        pairs.with_row_index("_pair")
-        .join(where, on="account_id", how="inner")
-        .join(arm_codes, on="_key", how="inner")
-        .sort("_pair")
-    )
-    rows = found.get_column("_row").to_numpy()
-    arm = found.get_column("_arm").to_numpy().astype(np.int64)
-    parts = []
-    for o, objective in enumerate(arrays.objectives):
-        parts.append(
-            found.select("_i", "_scale", "_subject_objective").with_columns(
-                pl.lit(objective, pl.String).alias("objective"),
-                pl.lit(arrays.outcomes[o], pl.String).alias("outcome"),
-                pl.lit(arrays.units[o], pl.String).alias("unit"),
-                pl.Series("baseline", arrays.baseline[o, rows], pl.Float64),
-                pl.Series("effect", arrays.effect[o, arm, rows], pl.Float64),
-                pl.Series("_low", arrays.low[o, arm, rows], pl.Float64),
-                pl.Series("_high", arrays.high[o, arm, rows], pl.Float64),
-                pl.Series("effect_usd", arrays.effect_usd(o, arm, rows), pl.Float64),
-            )
-        )
-    return pl.concat(parts) if parts else None
 
 
 def _projected(rows: pl.DataFrame, catalog: _Catalog) -> tuple[pl.DataFrame, pl.DataFrame]:

@@ -524,7 +524,7 @@ class EffectProjection:
     def _by_position(self) -> EffectArrays | None:
         """The arrays when each projected row is one account (positions name accounts), else None."""
         arrays = self.arrays
-        if arrays is None or self._effects is not None:
+        if arrays is None:
             return None
         ids = arrays.ids.get_column("account_id")
         return arrays if ids.n_unique() == ids.len() else None
@@ -532,7 +532,7 @@ class EffectProjection:
     @property
     def arm_ids(self) -> list[str]:
         """The arms with effects (every arm but ``none``), without making the long frame."""
-        if self.arrays is not None and self._effects is None:
+        if self.arrays is not None:
             return list(self.arrays.arms) if self.arrays.objectives else []
         return self.effects.get_column("action_id").unique().to_list()
 
@@ -584,7 +584,10 @@ class EffectProjection:
         arrays = self._by_position()
         if arrays is None:
             effects = self.effects.select(
-                pl.col("account_id").cast(pl.String), pl.col("action_id").cast(pl.String).alias("_key"), *cols
+                pl.col("account_id").cast(pl.String),
+                pl.col("action_id").cast(pl.String).alias("_key"),
+                *(pl.col(c).cast(pl.String) for c in cols[:3]),
+                *(pl.col(c).cast(pl.Float64) for c in cols[3:]),
             )
             return pairs.join(effects, on=["account_id", "_key"], how="inner", maintain_order="left")
         where = arrays.ids.select(pl.col("account_id").cast(pl.String)).with_row_index("_row")
