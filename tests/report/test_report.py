@@ -506,7 +506,7 @@ def test_named_accounts_keep_their_id_in_the_table_and_the_at_risk_list() -> Non
     acme = [(r["account"], r["id"]) for r in data.table if r["account"] == "Acme"]
     assert sorted(acme) == [("Acme", "ACC-0"), ("Acme", "ACC-1")]
     assert {r["id"] for r in data.top_at_risk} >= {"ACC-9"}
-    assert 'Shop 9 <span class="note">(ACC-9)</span>' in render_report(data)
+    assert '<bdi>Shop 9</bdi> <span class="note">(<bdi>ACC-9</bdi>)</span>' in render_report(data)
     # Without a name the id is the account and is not repeated.
     summary, recs = make_run(5)
     assert all(r["id"] == "" for r in build_report_data(summary, recs).table)

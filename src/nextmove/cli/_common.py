@@ -38,27 +38,35 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 
-_CONTROLS = re.compile("[\x00-\x1f\x7f-\x9f]")
-_CONTROLS_BUT_NEWLINE = re.compile("[\x00-\x09\x0b-\x1f\x7f-\x9f]")
+# The invisible format characters a name may hide: the bidi controls (ALM, LRM, RLM, LRE … RLO, LRI … PDI), which
+# reorder the text around them, and the zero-width ones (ZWSP, ZWNJ, ZWJ, word joiner, BOM).
+_FORMATS = "\u061c\u200b-\u200f\u202a-\u202e\u2060\u2066-\u2069\ufeff"
+_CONTROLS = re.compile(f"[\x00-\x1f\x7f-\x9f{_FORMATS}]")
+_CONTROLS_BUT_NEWLINE = re.compile(f"[\x00-\x09\x0b-\x1f\x7f-\x9f{_FORMATS}]")
 _NAMED_ESCAPES = {"\n": r"\n", "\r": r"\r", "\t": r"\t"}
 
 
 def _escaped(match: re.Match[str]) -> str:
     char = match.group()
-    return _NAMED_ESCAPES.get(char, f"\\x{ord(char):02x}")
+    return _NAMED_ESCAPES.get(char, f"\\x{ord(char):02x}" if ord(char) < 0x100 else f"\\u{ord(char):04x}")
 
 
 def visible(text: object, *, lines: bool = False) -> str:
     r"""``text`` with each C0 and C1 control character written as a repr writes it (``\x1b``, ``\n``).
 
     A book's names (signals, actions, outcome kinds, owners …) reach the terminal: an escape
-    sequence in one would retitle the window, clear the screen or recolour what follows. With
-    ``lines``, a newline is kept (a message of nextmove's own on several lines).
+    sequence in one would retitle the window, clear the screen or recolour what follows. The
+    invisible bidi controls and zero-width characters are written so too (``\u202e``): a right-to-left
+    override in a name showed the rest of its line reversed, and a zero-width space made two
+    names that differ look the same. With ``lines``, a newline is kept (a message of nextmove's
+    own on several lines).
 
     Examples
     --------
     >>> print(visible("logins\x1b]0;TITLE\x07\x1b[2J"), visible("a\tb\nc"), visible("a\u009bb"))
     logins\x1b]0;TITLE\x07\x1b[2J a\tb\nc a\x9bb
+    >>> print(visible("Acme\u202e tnuocca"), visible("\ufeffAc\u200bme\u2069"))
+    Acme\u202e tnuocca \ufeffAc\u200bme\u2069
     >>> print(visible("one\ntwo\r", lines=True))
     one
     two\r

@@ -36,6 +36,7 @@ from nextmove.decide.phrases import (
     format_usd,
     render_phrases,
     usd_text,
+    without_bidi_controls,
     wording_table,
 )
 from nextmove.decide.policy import LOST_CODES, RULE_CODES, default_variant
@@ -552,7 +553,7 @@ def explain_decisions(
     dec = dec.join(runner_up, on="_i", how="left", maintain_order="left")
     dec = dec.with_columns(_control_default().alias("_control_default"))
     dec = dec.with_columns(
-        _default_why().alias("default_why"),
+        without_bidi_controls(_default_why()).alias("default_why"),
         # An arm the history (almost) never took: its effect is the pooled estimate (summary says so).
         # Flagged are arms, so a variant is looked up by its own arm (``action:variant``) when projected.
         _arm_key(pl.col("action_id"), pl.col("variant"), arms).is_in(list(projection.flagged_actions)).alias("_pooled"),
@@ -819,7 +820,7 @@ def _alternatives(
         .with_columns(
             pl.when(pl.col("reason").str.strip_chars().fill_null("") == "")
             .then(pl.col("why").replace_strict(_MISSING_REASON, return_dtype=pl.String))
-            .otherwise(pl.col("reason"))
+            .otherwise(without_bidi_controls(pl.col("reason")))
             .alias("reason")
         )
     )
@@ -1853,7 +1854,7 @@ def _comparables(
         if found.height == 0:
             continue
         kind, is_amount = kind_of[action_id]
-        words = kind.replace("_", " ")
+        words = without_bidi_controls(kind.replace("_", " "))
         if outcomes is None:
             text = _credited_words(pl.col("outcome"), words, is_amount, catalog.horizon_days)
         else:
@@ -2165,7 +2166,7 @@ def _assemble(
             pl.col("_comparables").cast(_COMPARABLES_TYPE).fill_null(pl.lit([], dtype=_COMPARABLES_TYPE)),
             pl.col("_alternatives").cast(_ALTERNATIVES_TYPE).fill_null(pl.lit([], dtype=_ALTERNATIVES_TYPE)),
         )
-        .with_columns(_summary().alias("summary"))
+        .with_columns(without_bidi_controls(_summary()).alias("summary"))
     )
     evidence = pl.struct(
         pl.lit(SCHEMA_VERSION).alias("schema"),
@@ -2326,4 +2327,4 @@ def receipt_text(
             )
     if evidence.get("default_why"):
         lines.append(f"Lifecycle playbook: {evidence.get('default_why')}")
-    return "\n".join(lines)
+    return without_bidi_controls("\n".join(lines))

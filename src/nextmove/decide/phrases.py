@@ -13,6 +13,7 @@ import re
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cache
+from typing import overload
 
 import numpy as np
 import polars as pl
@@ -392,6 +393,40 @@ def usd_text(x: float, *, signed: bool = False) -> str:
     return f"{sign}${abs(x):,.{places}f}"
 
 
+# ---- names in sentences ------------------------------------------------------------------------
+
+BIDI_CONTROLS = "\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"
+"""The Unicode ``Bidi_Control`` characters: the marks ALM, LRM and RLM, the embeddings and overrides LRE,
+RLE, PDF, LRO and RLO, and the isolates LRI, RLI, FSI and PDI. Invisible, they reorder the text around them."""
+
+_BIDI_CONTROL = re.compile(f"[{BIDI_CONTROLS}]")
+
+
+@overload
+def without_bidi_controls(text: str) -> str: ...
+@overload
+def without_bidi_controls(text: pl.Expr) -> pl.Expr: ...
+def without_bidi_controls(text: str | pl.Expr) -> str | pl.Expr:
+    r"""``text`` (a sentence, or an expression of sentences) without the :data:`BIDI_CONTROLS`.
+
+    A book's or playbook's name holding one (``"Acme\u202e tnuocca"``) made the rest of the
+    sentence it was put in show reversed, in the report, a spreadsheet or a terminal: "Trojan
+    Source" text that reads otherwise than it is. nextmove's own words hold none, so a sentence
+    with names in it is cleaned whole; a name's letters of either direction are kept. The data
+    (``name``, ``owner``, the ids) keeps the book's text as it is.
+
+    Examples
+    --------
+    >>> without_bidi_controls("Call Acme\u202e tnuocca, worth $120")
+    'Call Acme tnuocca, worth $120'
+    >>> pl.select(without_bidi_controls(pl.lit("\u2067logins\u2069 41"))).item()
+    'logins 41'
+    """
+    if isinstance(text, pl.Expr):
+        return text.str.replace_all(_BIDI_CONTROL.pattern, "")
+    return _BIDI_CONTROL.sub("", text)
+
+
 # ---- phrases -----------------------------------------------------------------------------------
 
 
@@ -598,7 +633,7 @@ def _kind_phrase(kind: str) -> pl.Expr:
     if kind in _CHANGES:
         # A change that reads 0% is no news: "support signals up 0% over 90 days" is never said (see citable).
         present = present & ((pl.col("value").abs() * 100).round(0) != 0)
-    return pl.when(present).then(phrase).alias("phrase")
+    return pl.when(present).then(without_bidi_controls(phrase)).alias("phrase")
 
 
 def _number_or_none(value: object) -> float | None:

@@ -11,6 +11,7 @@ from markupsafe import Markup, escape
 
 from nextmove._files import writing
 from nextmove._version import __version__
+from nextmove.decide.phrases import without_bidi_controls
 from nextmove.report.charts import BAND_COLORS, NARROW_WIDTH, Bar, Interval, bar_chart, interval_chart, usd
 from nextmove.report.data import ReportData, policy_notes
 
@@ -22,6 +23,7 @@ def _environment() -> Environment:
         undefined=StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
+        finalize=shown,
     )
     env.filters["usd"] = usd
     env.filters["pct"] = lambda x: f"{float(x):.0%}"
@@ -29,6 +31,27 @@ def _environment() -> Environment:
     env.filters["code_spans"] = code_spans
     env.globals["policy_notes"] = policy_notes
     return env
+
+
+def shown(value: object) -> object:
+    r"""``value`` as the page shows it: text, and markup, without the bidi controls (the page's every ``{{ … }}``).
+
+    A name of the book's or the playbook's holding a right-to-left override (``"Acme\u202e tnuocca"``)
+    showed the rest of the sentence, or the table cell, it was in reversed. nextmove's own text holds
+    none, so text with names in it, and the markup of a chart, are cleaned whole (as the receipts'
+    sentences are: :func:`~nextmove.decide.phrases.without_bidi_controls`); a report of a run stored
+    before then is cleaned too.
+
+    Examples
+    --------
+    >>> shown("Call Acme\u202e tnuocca"), shown(Markup("<b>\u2067x\u2069</b>")), shown(3)
+    ('Call Acme tnuocca', Markup('<b>x</b>'), 3)
+    """
+    if isinstance(value, Markup):
+        return Markup(without_bidi_controls(str(value)))
+    if isinstance(value, str):
+        return without_bidi_controls(value)
+    return value
 
 
 def code_spans(text: object) -> Markup:
@@ -54,7 +77,8 @@ def _json_for_script(value: object) -> Markup:
     # Inside <script>, "</" would end the element and "<!--" open an escaped-comment state. JSON's
     # \u escapes of <, > and & keep the text valid JSON ("<\\!--" was not: JSON.parse threw on it and
     # the accounts table of a report with one name holding "<!--" was empty).
-    text = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    # The accounts table's text as the rest of the page shows it (:func:`shown`): its filters' options are.
+    text = without_bidi_controls(json.dumps(value, ensure_ascii=False, separators=(",", ":")))
     return Markup(text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026"))
 
 
