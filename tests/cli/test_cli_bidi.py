@@ -15,14 +15,16 @@ from nextmove.cli._common import safe
 
 runner = CliRunner()
 
-# Every character that must never reach the terminal as it is: the bidi controls and the zero-width ones.
-HIDDEN = "\u061c\u200b\u200c\u200d\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\ufeff"
+# Every character that must never reach the terminal as it is: the bidi controls, the zero-width space, BOM.
+HIDDEN = "\u061c\u200b\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\ufeff"
 
 
 def test_safe_writes_bidi_controls_and_zero_width_characters_as_escapes() -> None:
     for char in HIDDEN:
         assert safe(f"Acme{char} tnuocca") == f"Acme\\u{ord(char):04x} tnuocca"
     assert safe("Müller GmbH 株式会社 [web]") == "Müller GmbH 株式会社 \\[web]"  # letters of any script stay
+    # The zero-width joiner and non-joiner are parts of Persian words and emoji sequences: printed as they are.
+    assert safe("می\u200cخواهم 👩\u200d💻") == "می\u200cخواهم 👩\u200d💻"
 
 
 def test_validate_prints_a_signal_name_holding_an_override_escaped(tmp_path: Path) -> None:
