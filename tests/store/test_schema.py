@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
 
 from nextmove.errors import StoreError
-from nextmove.store import SCHEMA_VERSION, RecommendationRecord, RunRecord, Store, open_store
+from nextmove.store import SCHEMA_VERSION, RecommendationRecord, RunRecord, SqlStore, Store, open_store
 
 
 def test_open_store_creates_tables_and_records_version(store: Store, store_url: str, sql) -> None:
@@ -94,8 +96,69 @@ def test_open_store_upgrades_a_version_1_store_keeping_its_data(store_url: str, 
         assert store.decisions() == []
         assert store.list_api_keys() == []
     assert sql("SELECT value FROM nextmove_meta WHERE key = 'schema_version'") == [(str(SCHEMA_VERSION),)]
+    assert "ix_decisions_run_id_ts_decision_id" in _indexes(store_url, "decisions")
     # Opening again finds nothing left to do.
     open_store(store_url).close()
+
+
+def _indexes(store_url: str, table: str) -> dict[str, list[str]]:
+    """The indexes of ``table`` as the database has them: name and columns."""
+    engine = sa.create_engine(store_url)
+    try:
+        return {i["name"]: list(i["column_names"]) for i in sa.inspect(engine).get_indexes(table) if i["name"]}
+    finally:
+        engine.dispose()
+
+
+def _make_version_2_store(store_url: str, sql) -> None:
+    """A store as nextmove with schema version 2 left it: decisions without their index by run."""
+    open_store(store_url).close()
+    sql("DROP INDEX ix_decisions_run_id_ts_decision_id")
+    sql("UPDATE nextmove_meta SET value = '2' WHERE key = 'schema_version'")
+
+
+def test_open_store_upgrades_a_version_2_store_with_the_decisions_index_by_run(store_url: str, sql) -> None:
+    _make_version_2_store(store_url, sql)
+    assert "ix_decisions_run_id_ts_decision_id" not in _indexes(store_url, "decisions")
+    sql(
+        "INSERT INTO decisions (decision_id, account_id, ts, action_id, arm, propensity, expected_value_usd, "
+        "run_id, context, evidence, alternatives) "
+        "VALUES ('d1', 'a1', '2024-01-01 00:00:00', 'qbr', 'model', 0.9, 10.0, 'r1', '{}', '{}', '[]')"
+    )
+    with open_store(store_url) as store:
+        assert [p.decision_id for p in store.decision_plays("r1")] == ["d1"]
+    assert _indexes(store_url, "decisions")["ix_decisions_run_id_ts_decision_id"] == ["run_id", "ts", "decision_id"]
+    assert sql("SELECT value FROM nextmove_meta WHERE key = 'schema_version'") == [(str(SCHEMA_VERSION),)]
+    # Opening again finds nothing left to do.
+    open_store(store_url).close()
+
+
+def test_a_runs_decisions_are_read_through_their_index_by_run(tmp_path: Path) -> None:
+    url = f"sqlite:///{(tmp_path / 'nextmove.db').as_posix()}"
+    with open_store(url) as store:
+        assert isinstance(store, SqlStore)
+        engine = store._engine
+        ran: list[tuple[str, Any]] = []
+
+        def seen(conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, executemany: bool) -> None:
+            if "FROM decisions" in statement:
+                ran.append((statement, parameters))
+
+        sa.event.listen(engine, "before_cursor_execute", seen)
+        try:
+            store.decision_plays("r1")
+            store.decision_plays("r1", since=datetime(2024, 1, 1, tzinfo=UTC))
+        finally:
+            sa.event.remove(engine, "before_cursor_execute", seen)
+        assert len(ran) == 2
+        with engine.connect() as conn:
+            for statement, parameters in ran:
+                plan = " | ".join(
+                    str(row[3]) for row in conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {statement}", parameters)
+                )
+                assert "USING INDEX ix_decisions_run_id_ts_decision_id (run_id=?" in plan, plan
+                assert "SCAN" not in plan, plan
+                assert "TEMP B-TREE" not in plan, plan  # read in order: nothing left to sort
 
 
 def test_open_store_rejects_tables_without_a_version(store_url: str, sql) -> None:

@@ -136,6 +136,10 @@ class AuditMiddleware:
     is not UTF-8) has no such record: with a ``verifier``, its key is looked up here, and if it is
     valid the refusal is audited with the key's id and role, its status and ``detail.refused_before_route``
     (never its body). A key that is not valid is not audited for it, as without a key.
+
+    A request refused for its key (the route's 401, or 429 past the client's allowance) is told the
+    same whatever was wrong with the key; its entry says what was, in ``detail.reason`` (see
+    :meth:`KeyVerifier.refusal_reason`).
     """
 
     def __init__(self, app: ASGIApp, writer: AuditWriter, verifier: KeyVerifier | None = None) -> None:
@@ -193,10 +197,7 @@ class AuditMiddleware:
 
     @staticmethod
     async def _principal(scope: Scope, verifier: KeyVerifier) -> Principal | None:
-        headers: dict[bytes, str] = {}
-        for name, value in scope.get("headers", []):
-            headers.setdefault(name, value.decode("latin-1"))
-        key = presented_key(headers.get(b"authorization"), headers.get(b"x-api-key"))
+        key = _presented(scope)
         if not key:
             return None
         principal = verifier.cached(key)
@@ -219,6 +220,12 @@ class AuditMiddleware:
             action = "denied"
         elif status >= 400 and action == "change":
             action = "change-refused"
+        detail = info.get("detail", {})
+        if action == "denied" and info.get("key_id") is None and self.verifier is not None:
+            # The client is told the same whatever was wrong with its key; the trail says what it was.
+            reason = self.verifier.refusal_reason(_presented(scope))
+            if reason is not None:
+                detail = {**detail, "reason": reason}
         return AuditEntry(
             action=action,
             method=scope.get("method", ""),
@@ -227,8 +234,16 @@ class AuditMiddleware:
             key_id=info.get("key_id"),
             role=info.get("role"),
             resource=info.get("resource", ""),
-            detail=info.get("detail", {}),
+            detail=detail,
         )
+
+
+def _presented(scope: Scope) -> str | None:
+    """The key a request sends (``Authorization: Bearer …`` or ``X-API-Key``), unverified."""
+    headers: dict[bytes, str] = {}
+    for name, value in scope.get("headers", []):
+        headers.setdefault(name, value.decode("latin-1"))
+    return presented_key(headers.get(b"authorization"), headers.get(b"x-api-key"))
 
 
 def audited_path(scope: Scope) -> str:

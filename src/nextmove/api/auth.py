@@ -4,20 +4,24 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import secrets
 import threading
 import time
-from dataclasses import dataclass
-from typing import Final
+from dataclasses import dataclass, replace
+from typing import Final, Literal
 
 from nextmove.api.errors import ForbiddenError, UnauthenticatedError
 from nextmove.errors import NotFoundError
 from nextmove.store import ApiKeyRecord, Role, Store
-from nextmove.store.keys import parse_api_key, verify_api_key
+from nextmove.store.keys import DEFAULT_HASH_SCHEME, parse_api_key, verify_api_key
 
 KEY_HELP: Final[str] = (
     "send an API key as `Authorization: Bearer nm_…` (or `X-API-Key: nm_…`); an admin creates one with "
     "`nextmove keys create --role csm --owner NAME`"
 )
+
+RefusalReason = Literal["unknown_key", "wrong_secret", "revoked", "revoked_wrong_secret"]
+"""Why a presented key was refused (kept in the audit trail; the client is told only ``revoked`` apart)."""
 
 ENDPOINT_ROLES: Final[dict[str, frozenset[str]]] = {
     "decide": frozenset({"admin", "manager", "csm", "service"}),
@@ -90,6 +94,13 @@ class KeyVerifier:
     ``ttl_s`` seconds (at once in the process that revoked it, see :meth:`forget`), and a changed
     role or scope applies. The hash is not computed again while the record keeps the hash the key
     was verified against: the same SHA-256 means the same key.
+
+    A refused key is told the same, at the same cost, whether no key has its id, its secret is
+    wrong or it was revoked: an id with no key is hashed all the same (against a stand-in of the
+    store's hash scheme), and so is another secret with the id of a key verified lately, so that
+    neither the answer nor its time tells which ids exist. Only the holder of a revoked key (its
+    secret right) is told that it was revoked. Why a key was refused is kept for the audit trail
+    (:meth:`refusal_reason`).
     """
 
     def __init__(self, store: Store, ttl_s: float = 60.0) -> None:
@@ -97,8 +108,13 @@ class KeyVerifier:
         self.ttl_s = ttl_s
         self._cache: dict[str, _Cached] = {}
         self._gates: dict[str, threading.Lock] = {}
-        self._refused: dict[bytes, float] = {}
+        self._refused: dict[bytes, tuple[float, RefusalReason]] = {}
         self._lock = threading.Lock()
+        # What an id with no key is checked against: a hash no secret gives (random), of the scheme
+        # of the last key read from the store (the CLI's until one is read).
+        self._stand_in_salt = secrets.token_bytes(16)
+        self._stand_in_hash = secrets.token_bytes(32)
+        self._scheme = DEFAULT_HASH_SCHEME
 
     def cached(self, presented: str | None) -> Principal | None:
         """The principal of a key verified within ``ttl_s`` (no I/O), or None if it must be checked."""
@@ -132,48 +148,86 @@ class KeyVerifier:
             now = time.monotonic()
             with self._lock:
                 cached = self._cache.get(key_id)
-                refused_at = self._refused.get(digest)
-            if cached is not None and now - cached.checked_at < self.ttl_s:
-                if hmac.compare_digest(cached.digest, digest):
-                    return cached.principal
-                raise UnauthenticatedError(f"the API key {key_id} is not valid: {KEY_HELP}")
-            if refused_at is not None and now - refused_at < self.ttl_s:
-                raise UnauthenticatedError(f"the API key {key_id} is not valid: {KEY_HELP}")
+                refused = self._refused.get(digest)
             verified = cached if cached is not None and hmac.compare_digest(cached.digest, digest) else None
+            if verified is not None and now - verified.checked_at < self.ttl_s:
+                return verified.principal
+            if refused is not None and now - refused[0] < self.ttl_s:
+                raise _refusal(key_id, refused[1])
+            # Another secret with the id of a key verified lately is checked like any other: refused
+            # from memory, it would answer faster than an id with no key, and so tell which ids are in use.
             principal, secret_hash = self._check(key_id, presented, digest, now, verified)
             with self._lock:
                 self._cache[key_id] = _Cached(digest, principal, now, secret_hash)
             return principal
 
+    def refusal_reason(self, presented: str | None) -> RefusalReason | None:
+        """Why ``presented`` was refused within ``ttl_s`` (for the audit trail), or None if it was not.
+
+        ``unknown_key`` (no key has its id), ``wrong_secret``, ``revoked`` (its secret right) or
+        ``revoked_wrong_secret``. The client is told only ``revoked`` apart from the others.
+        """
+        if not presented or parse_api_key(presented) is None:
+            return None
+        digest = hashlib.sha256(presented.strip().encode()).digest()
+        with self._lock:
+            refused = self._refused.get(digest)
+        return None if refused is None or time.monotonic() - refused[0] >= self.ttl_s else refused[1]
+
     def _check(
         self, key_id: str, presented: str, digest: bytes, now: float, verified: _Cached | None
     ) -> tuple[Principal, bytes]:
         try:
-            record = self.store.api_key(key_id)
+            record: ApiKeyRecord | None = self.store.api_key(key_id)
         except NotFoundError:
+            record = None
+        reason: RefusalReason
+        if record is None:
+            # Hashed all the same, at the cost of a known key's check: a quick refusal would tell it has no key.
+            verify_api_key(self._stand_in(key_id), presented)
+            reason = "unknown_key"
+        else:
+            self._scheme = record.hash_scheme
+            same_key = verified is not None and hmac.compare_digest(verified.secret_hash, record.secret_hash)
+            # A revoked key's secret is checked too: only its holder is told that it was revoked.
+            right = same_key or verify_api_key(replace(record, revoked_at=None), presented)
+            if right and record.active:
+                return principal_of(record), record.secret_hash
+            reason = "wrong_secret" if record.active else ("revoked" if right else "revoked_wrong_secret")
+        if reason != "wrong_secret":
             self.forget(key_id)
-            self._refuse(digest, now)
-            raise UnauthenticatedError(f"unknown API key {key_id}: {KEY_HELP}") from None
-        if not record.active:
-            self.forget(key_id)
-            self._refuse(digest, now)
-            raise UnauthenticatedError(f"the API key {key_id} was revoked: {KEY_HELP}")
-        same_key = verified is not None and hmac.compare_digest(verified.secret_hash, record.secret_hash)
-        if not same_key and not verify_api_key(record, presented):
-            self._refuse(digest, now)
-            raise UnauthenticatedError(f"the API key {key_id} is not valid: {KEY_HELP}")
-        return principal_of(record), record.secret_hash
+        self._refuse(digest, now, reason)
+        raise _refusal(key_id, reason)
 
-    def _refuse(self, digest: bytes, now: float) -> None:
+    def _stand_in(self, key_id: str) -> ApiKeyRecord:
+        """A record for an id with no key, which no secret matches, hashed as the store's keys are."""
+        return ApiKeyRecord(
+            key_id=key_id,
+            role="service",
+            secret_hash=self._stand_in_hash,
+            salt=self._stand_in_salt,
+            hash_scheme=self._scheme,
+        )
+
+    def _refuse(self, digest: bytes, now: float, reason: RefusalReason) -> None:
         with self._lock:
             if len(self._refused) > 10_000:
                 self._refused.clear()
-            self._refused[digest] = now
+            self._refused[digest] = (now, reason)
 
     def forget(self, key_id: str) -> None:
         """Drop a key from the cache (after revoking it)."""
         with self._lock:
             self._cache.pop(key_id, None)
+
+
+def _refusal(key_id: str, reason: RefusalReason) -> UnauthenticatedError:
+    """What a refused key is told: the same for every reason, but ``revoked`` (the secret was right)."""
+    if reason == "revoked":
+        return UnauthenticatedError(f"the API key {key_id} was revoked: {KEY_HELP}")
+    return UnauthenticatedError(
+        f"the API key {key_id} is not valid: no key has that id, or its secret is wrong; {KEY_HELP}"
+    )
 
 
 def principal_of(record: ApiKeyRecord) -> Principal:

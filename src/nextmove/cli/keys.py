@@ -24,11 +24,31 @@ def register(app: typer.Typer) -> None:
 
 
 def _cli_audit(action: str, resource: str, **detail: object) -> AuditEntry:
+    """The audit entry of a key change made here: no API key made it, so it names the OS user who ran the command."""
     from nextmove.store import AuditEntry
 
     return AuditEntry(
-        action=action, method="CLI", path=f"nextmove keys {action}", status=0, resource=resource, detail=detail
+        action=action,
+        method="CLI",
+        path=f"nextmove keys {action}",
+        status=0,
+        resource=resource,
+        detail={**detail, "os_user": os_user()},
     )
+
+
+def os_user() -> str | None:
+    """The OS user running this process, as :func:`getpass.getuser` says; None if nothing says.
+
+    ``LOGNAME`` or ``USER`` (…) if set, else the name of the process's uid: a name the environment
+    gives, not proof of identity; it says who ran a command, as a shell's history would.
+    """
+    import getpass
+
+    try:
+        return getpass.getuser() or None
+    except (OSError, KeyError, ImportError):  # a uid with no name (a container) and no LOGNAME/USER
+        return None
 
 
 def unknown_owner_warnings(store: Store, owners: Sequence[str]) -> list[str]:

@@ -8,11 +8,12 @@ from typing import Final
 import sqlalchemy as sa
 from sqlalchemy.engine import Dialect
 
-SCHEMA_VERSION: Final[int] = 2
+SCHEMA_VERSION: Final[int] = 3
 """Version of the tables below; bump it (and add a migration) whenever they change.
 
 History: 1, the first tables; 2 added ``api_keys``, ``audit_log``, ``decisions`` and the
-``health_score`` / ``health_band`` columns of ``recommendations`` (migrated automatically from 1).
+``health_score`` / ``health_band`` columns of ``recommendations`` (migrated automatically from 1);
+3 added the index of ``decisions`` by run (``run_id``, ``ts``, ``decision_id``; migrated automatically).
 """
 
 META_SCHEMA_VERSION_KEY: Final[str] = "schema_version"
@@ -180,6 +181,8 @@ decisions = sa.Table(
     sa.CheckConstraint("propensity >= 0 AND propensity <= 1", name="propensity"),
     sa.Index(None, "account_id", "ts"),
     sa.Index(None, "ts"),
+    # A run's decisions in the order Store.decision_plays reads them (what a served run's capacities have used).
+    sa.Index(None, "run_id", "ts", "decision_id"),
 )
 
 # Only a salted hash of each key's secret is kept; key_id is the public half of the key.
@@ -225,3 +228,6 @@ COLUMNS_ADDED_IN_VERSION_2: Final[tuple[tuple[str, str], ...]] = (
     ("recommendations", "health_band"),
 )
 """(table, column) pairs that schema version 2 added to existing tables."""
+
+INDEXES_ADDED_IN_VERSION_3: Final[tuple[str, ...]] = ("ix_decisions_run_id_ts_decision_id",)
+"""Indexes (by name) that schema version 3 added to existing tables."""

@@ -96,7 +96,7 @@ CHECKPOINT_EVERY_S: Final[float] = 1.0
 _T = TypeVar("_T")
 
 _OLDEST_MIGRATABLE: Final[int] = 1
-"""The oldest schema version this nextmove upgrades in place (by adding tables and columns)."""
+"""The oldest schema version this nextmove upgrades in place (by adding tables, columns and indexes)."""
 
 
 def open_store(url: str | None = None, settings: Settings | None = None, *, create: bool = True) -> Store:
@@ -979,6 +979,11 @@ class SqlStore:
                 column = schema.metadata.tables[table_name].c[column_name]
                 column_type = column.type.compile(dialect=conn.dialect)
                 conn.exec_driver_sql(f"ALTER TABLE {table_name} ADD COLUMN {column_name} {column_type}")
+        if stored < 3:
+            # A table version 2 added has them already when the upgrade comes from version 1.
+            wanted = {str(i.name): i for table in schema.metadata.tables.values() for i in table.indexes}
+            for name in schema.INDEXES_ADDED_IN_VERSION_3:
+                wanted[name].create(conn, checkfirst=True)
         conn.execute(
             sa.update(schema.meta)
             .where(schema.meta.c.key == schema.META_SCHEMA_VERSION_KEY)
