@@ -39,6 +39,7 @@ from nextmove.book.parse import (
     decimal_comma_hint,
     decimal_commas,
     infer_extra_column,
+    is_category,
     is_missing_text,
     no_such_date,
     non_finite_extra,
@@ -1322,7 +1323,8 @@ def _row_checks(spec: TableSpec, present: list[ColumnSpec], schema: pl.Schema, c
     for col in present:
         raw, p = pl.col(col.name), pl.col(_parsed(col.name))
         is_text = schema[col.name] == pl.String
-        blank = (raw.is_null() | (raw.str.strip_chars() == "")) if is_text else raw.is_null()
+        text = is_text or is_category(schema[col.name])
+        blank = (raw.is_null() | (raw.cast(pl.String).str.strip_chars() == "")) if text else raw.is_null()
         if col.type is ColumnType.STRING and schema[col.name].is_float():
             blank = blank | raw.is_nan()  # pandas' missing value in a column of floats (an id with a gap)
         expected = col.type.expected
