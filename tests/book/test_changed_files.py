@@ -18,10 +18,13 @@ from typing import Any
 import polars as pl
 import pytest
 import sqlalchemy as sa
+from typer.testing import CliRunner
 
 import nextmove.book.validate as validate_module
+import nextmove.cli.commands as commands_module
 from nextmove.book.problems import Rule, ValidationReport
 from nextmove.book.validate import load_book, validate_book
+from nextmove.cli import app
 from nextmove.errors import BookError
 
 AS_OF = datetime(2025, 6, 1, tzinfo=UTC)
@@ -158,3 +161,47 @@ def _write(folder: Path, accounts: str) -> Path:
     folder.mkdir()
     (folder / "accounts.csv").write_text(accounts)
     return folder
+
+
+def _after_summary(monkeypatch: pytest.MonkeyPatch, action: Callable[[], None]) -> None:
+    """Run ``action`` once ``nextmove validate`` has validated the book and printed its summary, before it reads
+    the book again for its features and notes."""
+    original = commands_module.render_summary
+
+    def wrapped(*args: Any, **kwargs: Any) -> None:
+        original(*args, **kwargs)
+        action()
+
+    monkeypatch.setattr(commands_module, "render_summary", wrapped)
+
+
+def test_cli_validate_refuses_a_file_replaced_while_it_reads_the_book_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """validate reads the accounts again for the playbook's features and every table for its notes: a file
+    replaced in between was read unchecked, and the book said valid though the accounts read held -50000."""
+    folder = _book(tmp_path)
+    _after_summary(monkeypatch, lambda: _move_into_place(folder / "accounts.csv", BAD))
+    result = CliRunner().invoke(app, ["validate", "--book", str(folder), "--as-of", "2025-06-01"])
+    assert result.exit_code == 2, result.output
+    text = " ".join(result.output.split())
+    assert "accounts.csv changed while it was read; run again when the export has finished" in text
+    assert "valid:" not in text
+
+
+def test_cli_validate_says_a_file_replaced_by_a_broken_one_changed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A signals file replaced by one reading fails on: that it changed is what is said, not how reading failed."""
+    folder = _book(tmp_path)
+    broken = "account_id,ts,name,value\na1,2025-05-01,logins,1,extra,fields\n"
+    _after_summary(monkeypatch, lambda: _move_into_place(folder / "signals.csv", broken))
+    result = CliRunner().invoke(app, ["validate", "--book", str(folder), "--as-of", "2025-06-01"])
+    assert result.exit_code == 2, result.output
+    assert "signals.csv changed while it was read" in " ".join(result.output.split())
+
+
+def test_cli_validate_of_an_unchanged_book_is_valid(tmp_path: Path) -> None:
+    result = CliRunner().invoke(app, ["validate", "--book", str(_book(tmp_path)), "--as-of", "2025-06-01"])
+    assert result.exit_code == 0, result.output
+    assert "valid:" in result.output

@@ -1,16 +1,20 @@
-"""Ctrl-C and SIGTERM during `nextmove run`: a readable message, the conventional exit code, the run marked failed."""
+"""Ctrl-C and SIGTERM during `nextmove run`: a readable message, the conventional exit code, the run marked failed;
+and during its final moves, too late to stop it: the run complete, saying so, exit 0."""
 
 from __future__ import annotations
 
+import json
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from nextmove.sim import SimConfig, simulate, write_book
+from nextmove.store import open_store
 
 # The real entry point, with the run's work replaced by a wait that first makes its staging folder
 # and says it is there: the signal then arrives at a known step, after the run was recorded.
@@ -41,6 +45,45 @@ def book_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return folder
 
 
+def _stopped_when_ready(
+    script: str,
+    ready: Path,
+    sig: signal.Signals,
+    args: list[str],
+    *,
+    wait_s: float = 30,
+    settle_s: float = 0,
+    check: Callable[[], None] | None = None,
+) -> tuple[int, str]:
+    """Start ``nextmove ARGS`` through ``script``, send it ``sig`` once ``script`` wrote ``ready`` (``settle_s``
+    later, after ``check``), and wait for it to end: its exit code and stderr."""
+    proc = subprocess.Popen(
+        [sys.executable, "-c", script, str(ready), *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + wait_s
+        while not ready.exists() and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert ready.exists(), "the command never reached the step to stop it at"
+        if check is not None:
+            check()
+        time.sleep(settle_s)
+        proc.send_signal(sig)
+        _, stderr = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.communicate()  # its pipes closed, whatever happened (an open one warns in a later test)
+    return proc.returncode, stderr
+
+
+def _run_args(book: Path, out: Path, url: str) -> list[str]:
+    return ["run", "--book", str(book), "--out", str(out), "--store", url]
+
+
 @pytest.mark.parametrize(
     ("sig", "code", "said", "error"),
     [
@@ -54,31 +97,15 @@ def test_a_stopped_run_says_so_exits_conventionally_and_is_marked_failed(
     ready = tmp_path / "ready"
     out = tmp_path / "out"
     url = f"sqlite:///{tmp_path / 'store.db'}"
-    args = ["run", "--book", str(book_dir), "--out", str(out), "--store", url]
-    proc = subprocess.Popen(
-        [sys.executable, "-c", BLOCKED_RUN, str(ready), *args],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        deadline = time.monotonic() + 30
-        while not ready.exists() and proc.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert ready.exists(), "the run never reached its work"
+
+    def staging_made() -> None:
         assert Path(ready.read_text()).is_dir()
-        proc.send_signal(sig)
-        _, stderr = proc.communicate(timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-        proc.communicate()  # its pipes closed, whatever happened (an open one warns in a later test)
-    assert proc.returncode == code, stderr
+
+    code_got, stderr = _stopped_when_ready(BLOCKED_RUN, ready, sig, _run_args(book_dir, out, url), check=staging_made)
+    assert code_got == code, stderr
     assert said in " ".join(stderr.split())
     assert "Traceback" not in stderr
     assert not out.exists()  # the staging folder and the --out it made are removed
-    from nextmove.store import open_store
-
     (record,) = open_store(url).list_runs()
     assert record.status == "failed"
     assert record.summary["error"].startswith(error)
@@ -121,30 +148,11 @@ def test_ctrl_c_in_polars_code_still_cleans_up(book_dir: Path, tmp_path: Path) -
     ready = tmp_path / "ready"
     out = tmp_path / "out"
     url = f"sqlite:///{tmp_path / 'store.db'}"
-    args = ["run", "--book", str(book_dir), "--out", str(out), "--store", url]
-    proc = subprocess.Popen(
-        [sys.executable, "-c", RUN_IN_POLARS, str(ready), *args],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        deadline = time.monotonic() + 60
-        while not ready.exists() and proc.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert ready.exists(), "the run never reached its work"
-        time.sleep(0.2)
-        proc.send_signal(signal.SIGINT)
-        _, stderr = proc.communicate(timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-        proc.communicate()
-    assert proc.returncode == 130, stderr
+    args = _run_args(book_dir, out, url)
+    code, stderr = _stopped_when_ready(RUN_IN_POLARS, ready, signal.SIGINT, args, wait_s=60, settle_s=0.2)
+    assert code == 130, stderr
     assert "Traceback" not in stderr
     assert not out.exists()  # no staging folder with the run's files left behind
-    from nextmove.store import open_store
-
     (record,) = open_store(url).list_runs()
     assert (record.status, record.summary["error"]) == ("failed", "interrupted by the user (Ctrl-C)")
 
@@ -184,24 +192,74 @@ def test_ctrl_c_in_polars_code_while_simulating_leaves_no_staging_folder(tmp_pat
     ready = tmp_path / "ready"
     out = tmp_path / "book"
     args = ["simulate", "--out", str(out), "--accounts", "20", "--months", "2"]
-    proc = subprocess.Popen(
-        [sys.executable, "-c", SIMULATE_IN_POLARS, str(ready), *args],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        deadline = time.monotonic() + 60
-        while not ready.exists() and proc.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert ready.exists(), "the book was never written"
-        time.sleep(0.2)
-        proc.send_signal(signal.SIGINT)
-        _, stderr = proc.communicate(timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-        proc.communicate()
-    assert proc.returncode == 130, stderr
+    code, stderr = _stopped_when_ready(SIMULATE_IN_POLARS, ready, signal.SIGINT, args, wait_s=60, settle_s=0.2)
+    assert code == 130, stderr
     assert "Traceback" not in stderr
     assert not out.exists()  # neither staging folder (the book's, its truth's) is left
+
+
+# The real command, with the signal sent to itself right after its first move into place (the
+# first os.replace onto `first`): the run is saved and served, the moves of its other files are
+# still to come.
+STOPPED_IN_THE_MOVES = """
+import os, signal, sys
+from pathlib import Path
+signal.signal(signal.SIGINT, signal.default_int_handler)
+sig, first = int(sys.argv[1]), sys.argv[2]
+replace = os.replace
+sent = []
+
+def replace_then_stop(src, dst, *args, **kwargs):
+    replace(src, dst, *args, **kwargs)
+    if Path(dst).name == first and not sent:
+        sent.append(True)
+        os.kill(os.getpid(), sig)
+
+os.replace = replace_then_stop
+sys.argv = ["nextmove", *sys.argv[3:]]
+from nextmove.cli import main
+main()
+"""
+
+EARLIER = "earlier\n"
+
+
+@pytest.fixture(scope="module")
+def runnable_book(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A book with history enough for a whole run (the 20 accounts of ``book_dir`` have none to learn from)."""
+    folder = tmp_path_factory.mktemp("final-moves") / "book"
+    write_book(simulate(SimConfig(accounts=150, months=9, seed=7)), folder)
+    return folder
+
+
+@pytest.mark.parametrize(("sig", "what"), [(signal.SIGTERM, "SIGTERM"), (signal.SIGINT, "Ctrl-C")])
+def test_a_stop_during_a_runs_final_moves_lands_all_its_files_and_exits_0_saying_it_is_complete(
+    runnable_book: Path, tmp_path: Path, sig: signal.Signals, what: str
+) -> None:
+    """The stop waits for the moves, after the run was saved and served: it stops nothing, so the command does not
+    exit 130 or 143, which a script reads as a run that failed."""
+    out = tmp_path / "out"
+    out.mkdir()
+    names = ("recommendations.csv", "recommendations.parquet", "report.html", "summary.json")
+    for name in names:
+        (out / name).write_text(EARLIER, encoding="utf-8")  # an earlier run's files
+    url = f"sqlite:///{tmp_path / 'store.db'}"
+    args = [*_run_args(runnable_book, out, url), "--jobs", "1", "--trees", "20"]
+    proc = subprocess.run(
+        [sys.executable, "-c", STOPPED_IN_THE_MOVES, str(int(sig)), "recommendations.csv", *args],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "Traceback" not in proc.stderr
+    (run,) = open_store(url).list_runs()
+    assert run.status == "succeeded"
+    said = " ".join(proc.stderr.split())
+    assert f"a stop ({what}) came while the run's files were being moved into" in said
+    assert f"the run is complete (run {run.run_id} is saved in the store and served," in said
+    assert f"Run {run.run_id} is now the served run" in " ".join(proc.stdout.split())
+    assert sorted(p.name for p in out.iterdir()) == sorted(names)  # no staging folder left
+    assert [n for n in names if (out / n).read_text(encoding="utf-8", errors="replace") == EARLIER] == []
+    assert json.loads((out / "summary.json").read_text(encoding="utf-8"))["run_id"] == run.run_id

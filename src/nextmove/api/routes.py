@@ -47,6 +47,7 @@ from nextmove.api.schemas import (
     StatusPublic,
     TouchPublic,
     UtcTime,
+    clean_account_id,
     clean_text,
 )
 from nextmove.api.service import MAX_NAMES_LISTED, RUN_RECORDED_WAIT_S, Services
@@ -557,7 +558,10 @@ def account(
     account answers 404, like an account that does not exist.
     """
     principal.require("accounts")
-    account_id = _clean("account_id", account_id) or ""
+    try:
+        account_id = clean_account_id(account_id)
+    except ValueError as exc:
+        raise ConfigError(f"account_id: {exc}") from None
     _note(request, "read", f"account:{account_id}")
     owner = services.owner_of(account_id)
     principal.require_account(account_id, owner)

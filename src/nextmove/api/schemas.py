@@ -10,6 +10,7 @@ from typing import Annotated, Any, Final, Literal, Self
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from nextmove.api.errors import InvalidRequestError
+from nextmove.book.parse import trim_text
 from nextmove.store import DecisionRecord, FeedbackEvent, RecommendationRecord, RunRecord
 
 MAX_ID_CHARS = 200
@@ -127,7 +128,30 @@ def as_utc(value: datetime) -> datetime:
     return utc
 
 
+def clean_account_id(value: str) -> str:
+    """An account id as the book reads it: :func:`clean_text`, without white space at either end, not blank.
+
+    A book's ``" acct-1"`` is the account ``acct-1`` (:func:`~nextmove.book.parse.trim_text`), so
+    ``"acct-1 "`` sent to the API is that account too, never an unknown one.
+
+    Examples
+    --------
+    >>> clean_account_id("acct-1 "), clean_account_id("E 5")
+    ('acct-1', 'E 5')
+    >>> clean_account_id("  ")
+    Traceback (most recent call last):
+    ...
+    ValueError: an account id must not be blank
+    """
+    trimmed = trim_text(clean_text(value))
+    if not trimmed:
+        raise ValueError("an account id must not be blank")
+    return trimmed
+
+
 Id = Annotated[str, Field(min_length=1, max_length=MAX_ID_CHARS), AfterValidator(clean_text)]
+AccountId = Annotated[str, Field(min_length=1, max_length=MAX_ID_CHARS), AfterValidator(clean_account_id)]
+"""An account's id: trimmed as the book trims it (:func:`clean_account_id`)."""
 Text = Annotated[str, Field(max_length=MAX_TEXT_CHARS), AfterValidator(clean_text)]
 UtcTime = Annotated[datetime, AfterValidator(as_utc)]
 Payload = Annotated[dict[str, Any], AfterValidator(clean_json)]
@@ -170,8 +194,8 @@ class _Out(BaseModel):
 class DecideItemIn(_In):
     """One account to decide for."""
 
-    account_id: Id
-    """The account."""
+    account_id: AccountId
+    """The account (white space at either end is not part of it, as in the book)."""
     signals: dict[Id, float] = Field(default_factory=dict, max_length=MAX_SIGNALS)
     """Fresh context signals (signal name → latest value) seen by the caller, logged with the decision; on a
     server with a book, only the book's signal names (others are refused with 422)."""
@@ -189,7 +213,7 @@ class DecideIn(_In):
         json_schema_extra={"oneOf": [{"required": ["account_id"]}, {"required": ["accounts"]}]},
     )
 
-    account_id: Id | None = None
+    account_id: AccountId | None = None
     """The account, for a single decision."""
     signals: dict[Id, float] = Field(default_factory=dict, max_length=MAX_SIGNALS)
     """Fresh context signals for the single account."""
@@ -286,7 +310,7 @@ class FeedbackIn(_In):
 
     event_id: Id
     """Your unique id for the event: sending it again (a retry) never counts it twice."""
-    account_id: Id
+    account_id: AccountId
     kind: Literal["done", "dismissed", "snoozed", "outcome"]
     ts: UtcTime | None = None
     """When it happened (ISO 8601; naive means UTC); default: when the server receives it."""

@@ -23,6 +23,12 @@ _NAIVE_FORMATS = (
     "%Y-%m-%d",
 )
 UTC_DATETIME = pl.Datetime("us", "UTC")
+WHITESPACE = (
+    "\t\n\x0b\x0c\r \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a"
+    "\u2028\u2029\u202f\u205f\u3000"
+)
+"""What a book's text values lose at either end when the book is read (:func:`trim_text`): Unicode's white space,
+as Polars' ``strip_chars()`` removes it (Python's ``str.strip()`` removes ``\x1c``–``\x1f`` too)."""
 _ZONE_RULES = (
     # A UTC written out (" UTC", as BigQuery and Snowflake print timestamps) is the +00:00 offset.
     (r"(?i)(\d)\s*utc$", "${1}+00:00"),
@@ -179,6 +185,20 @@ def decimal_comma_hint(text: str) -> str | None:
     return None
 
 
+def trim_text(value: str) -> str:
+    """``value`` as a book's text column gives it once read: without white space at either end (:data:`WHITESPACE`).
+
+    The id ``"acct-1 "`` of an export is the account ``acct-1`` in every table of the book, and so
+    it is where an id comes from elsewhere (the API's ``account_id``).
+
+    Examples
+    --------
+    >>> trim_text(" acct-1\u00a0"), trim_text("E 5")
+    ('acct-1', 'E 5')
+    """
+    return value.strip(WHITESPACE)
+
+
 def is_missing_text(expr: pl.Expr) -> pl.Expr:
     """True where text ``expr`` is null, blank or one of :data:`MISSING_TOKENS`.
 
@@ -190,6 +210,11 @@ def is_missing_text(expr: pl.Expr) -> pl.Expr:
     """
     clean = expr.str.strip_chars()
     return (clean.is_null() | (clean == "") | clean.str.to_lowercase().is_in(MISSING_TOKENS)).fill_null(True)
+
+
+def is_category(dtype: pl.DataType) -> bool:
+    """Whether ``dtype`` holds text as categories (``Categorical``, ``Enum``: a Parquet dictionary column)."""
+    return dtype == pl.Categorical or dtype == pl.Enum
 
 
 def parse_column(name: str, target: ColumnType, dtype: pl.DataType, *, tokens_missing: bool = False) -> pl.Expr:
@@ -211,8 +236,10 @@ def _parse_column(name: str, target: ColumnType, dtype: pl.DataType) -> pl.Expr:
     # row, not one literal null, which would make a table of no rows one row of nulls.
     nothing = pl.when(col.is_null()).then(pl.lit(None, target.polars))
     if target is ColumnType.STRING:
-        if dtype == pl.String:
-            stripped = col.str.strip_chars()
+        if dtype == pl.String or is_category(dtype):
+            # Trimmed whatever the file format: a Parquet column of categories (a pandas export) is text too, and
+            # its " a1" the account "a1" of the other tables.
+            stripped = col.cast(pl.String).str.strip_chars()
             # A value of blanks is empty, not an id or a category named "".
             return pl.when(stripped == "").then(None).otherwise(stripped)
         if dtype.is_float():
@@ -222,7 +249,7 @@ def _parse_column(name: str, target: ColumnType, dtype: pl.DataType) -> pl.Expr:
             whole = col.is_finite() & (col == col.round()) & (col.abs() < 2.0**63)
             as_text = pl.when(whole).then(col.cast(pl.Int64, strict=False).cast(pl.String))
             return as_text.when(col.is_nan()).then(None).otherwise(col.cast(pl.String))
-        if dtype.is_numeric() or dtype == pl.Boolean or dtype == pl.Categorical or dtype == pl.Enum:
+        if dtype.is_numeric() or dtype == pl.Boolean:
             return col.cast(pl.String)
         return nothing
     if target is ColumnType.FLOAT:

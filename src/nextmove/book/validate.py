@@ -8,7 +8,8 @@ once, and never one Python object per row.
 from __future__ import annotations
 
 import re
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
@@ -38,6 +39,7 @@ from nextmove.book.parse import (
     decimal_comma_hint,
     decimal_commas,
     infer_extra_column,
+    is_category,
     is_missing_text,
     no_such_date,
     non_finite_extra,
@@ -124,8 +126,10 @@ class _Context:
         self.counts[key] = self.counts.get(key, 0) + count
 
 
-def discover(source: BookSource) -> DiscoveredBook:
-    """Find the tables of ``source`` (folder, database URL, or frames by name)."""
+def discover(source: BookSource | DiscoveredBook) -> DiscoveredBook:
+    """Find the tables of ``source`` (folder, database URL, or frames by name); a book found already is itself."""
+    if isinstance(source, DiscoveredBook):
+        return source
     if isinstance(source, Mapping):
         return discover_frames(dict(source))
     text = str(source)
@@ -196,6 +200,45 @@ def validate_book(
     ['negative', 'duplicate_key']
     """
     return _validate(source, playbook=playbook, as_of=as_of, run_as_of=run_as_of, max_examples=max_examples)[0]
+
+
+def validate_tables(
+    source: BookSource,
+    *,
+    playbook: Playbook | None = None,
+    as_of: datetime | date | None = None,
+    run_as_of: datetime | date | None = None,
+    max_examples: int = DEFAULT_MAX_EXAMPLES,
+) -> tuple[ValidationReport, DiscoveredBook]:
+    """:func:`validate_book`, and the tables it read: to read the book again as it was validated.
+
+    Pass the :class:`~nextmove.book.sources.DiscoveredBook` to :func:`load_table`, :func:`scan_table` or
+    :func:`returned_accounts_notes` in an :func:`as_validated` block: a database's tables are not queried
+    again, and a file that changed since validation first read it (an export moved into place) is
+    refused, not read unchecked.
+    """
+    return _validate(source, playbook=playbook, as_of=as_of, run_as_of=run_as_of, max_examples=max_examples)
+
+
+@contextmanager
+def as_validated(found: DiscoveredBook) -> Iterator[None]:
+    """A block that reads again the tables of ``found`` (:func:`validate_tables`): what it read is what was validated.
+
+    At its end, a file no longer what it was when first read raises; so does a read that failed
+    within it because its file changed (a file replaced by a malformed one), saying so rather than
+    how reading failed.
+
+    Raises
+    ------
+    BookError
+        If a file changed while it was read: run again when the export has finished.
+    """
+    try:
+        yield
+    except (BookError, pl.exceptions.PolarsError):
+        _refuse_changed(found)  # a file that changed is what to say, not what reading it met
+        raise
+    _refuse_changed(found)
 
 
 def _validate(
@@ -513,7 +556,9 @@ after it, look like a customer that came back (a win-back) whose new start the b
 start this long before the book's time with no signal or touch since looks like one that never came back."""
 
 
-def returned_accounts_notes(book: Book | BookSource, playbook: Playbook, as_of: datetime | None = None) -> list[str]:
+def returned_accounts_notes(
+    book: Book | BookSource | DiscoveredBook, playbook: Playbook, as_of: datetime | None = None
+) -> list[str]:
     """Notes on accounts whose start and terminal outcomes (churn) disagree with their activity.
 
     An account is gone after a terminal outcome unless its latest start (``contract_start``,
@@ -531,7 +576,7 @@ def returned_accounts_notes(book: Book | BookSource, playbook: Playbook, as_of: 
     ----------
     book
         A loaded :class:`~nextmove.book.Book`, or a source as :func:`validate_book` takes (read
-        without being loaded; validate it first).
+        without being loaded; validate it first), or the tables :func:`validate_tables` read.
     playbook
         Says which outcome kinds end accounts.
     as_of
@@ -678,12 +723,8 @@ def load_book(
     )
     report.raise_for_problems()
     fit = playbook_fit_notes(report, playbook) if playbook is not None else []
-    try:
+    with as_validated(found):
         frames = {name: _load_typed(found.tables[name], CONTRACT[name]) for name in found.tables}
-    except (BookError, pl.exceptions.PolarsError):
-        _refuse_changed(found)  # a file that changed is what to say, not what reading it met
-        raise
-    _refuse_changed(found)
     frames["accounts"] = canonical_accounts(frames["accounts"])
     if as_of is None:
         # Rows dated after now (noted by validation) have not happened yet: no command reads them as
@@ -711,11 +752,12 @@ def _refuse_changed(found: DiscoveredBook) -> None:
         raise BookError("; ".join(changed_message(src) for src in changed))
 
 
-def load_table(source: BookSource, table: str) -> pl.DataFrame:
+def load_table(source: BookSource | DiscoveredBook, table: str) -> pl.DataFrame:
     """Load one table of a book in contract dtypes, without validating it (an empty frame if absent).
 
     Meant for a table already validated, e.g. the accounts of a large book whose signals need
-    not be loaded to check the playbook's eligibility expressions.
+    not be loaded to check the playbook's eligibility expressions: pass the tables
+    :func:`validate_tables` read, in an :func:`as_validated` block.
     """
     found = discover(source)
     src = found.tables.get(table)
@@ -725,7 +767,7 @@ def load_table(source: BookSource, table: str) -> pl.DataFrame:
     return canonical_accounts(frame) if table == "accounts" else frame
 
 
-def scan_table(source: BookSource, table: str) -> pl.LazyFrame:
+def scan_table(source: BookSource | DiscoveredBook, table: str) -> pl.LazyFrame:
     """One table of a book in contract dtypes, unread (an empty frame if absent), without validating it.
 
     What :func:`load_table` loads, as a lazy frame: to aggregate a large table already validated
@@ -1281,7 +1323,8 @@ def _row_checks(spec: TableSpec, present: list[ColumnSpec], schema: pl.Schema, c
     for col in present:
         raw, p = pl.col(col.name), pl.col(_parsed(col.name))
         is_text = schema[col.name] == pl.String
-        blank = (raw.is_null() | (raw.str.strip_chars() == "")) if is_text else raw.is_null()
+        text = is_text or is_category(schema[col.name])
+        blank = (raw.is_null() | (raw.cast(pl.String).str.strip_chars() == "")) if text else raw.is_null()
         if col.type is ColumnType.STRING and schema[col.name].is_float():
             blank = blank | raw.is_nan()  # pandas' missing value in a column of floats (an id with a gap)
         expected = col.type.expected

@@ -17,7 +17,15 @@ from nextmove._csv import write_csv
 from nextmove._files import check_folder
 from nextmove.book import Book, empty_table
 from nextmove.book.problems import ValidationReport
-from nextmove.book.validate import load_book, load_table, returned_accounts_notes, scan_table, validate_book
+from nextmove.book.sources import DiscoveredBook
+from nextmove.book.validate import (
+    as_validated,
+    load_book,
+    load_table,
+    returned_accounts_notes,
+    scan_table,
+    validate_tables,
+)
 from nextmove.cli._common import (
     OutcomesUntilOpt,
     console,
@@ -131,11 +139,12 @@ DEFAULT_PLAYBOOK_NOTE = (
 )
 
 
-def book_features(book: str, report: ValidationReport, playbook: Playbook) -> pl.DataFrame:
+def book_features(book: str | DiscoveredBook, report: ValidationReport, playbook: Playbook) -> pl.DataFrame:
     """The features this book will have, as a snapshot without rows.
 
     The feature names come from the names the validation saw (signals, actions, outcome kinds)
     and the accounts table, so they cost a snapshot of an empty book, not of the whole book.
+    ``book``: the book, or the tables its validation read (:func:`~nextmove.book.validate.validate_tables`).
     """
     accounts = load_table(book, "accounts")
     vocab = FeatureVocabulary.build(
@@ -149,7 +158,9 @@ def book_features(book: str, report: ValidationReport, playbook: Playbook) -> pl
     return compute_features(empty, report.as_of, playbook=playbook, vocabulary=vocab)
 
 
-def attribution_notes(book: str, report: ValidationReport, playbook: Playbook, as_of: datetime | None) -> list[str]:
+def attribution_notes(
+    book: str | DiscoveredBook, report: ValidationReport, playbook: Playbook, as_of: datetime | None
+) -> list[str]:
     """What a run's training set labels by window although the outcomes name touches (:func:`window_fallbacks`).
 
     Read from the accounts, touches and outcomes alone (the signals, often most of a book, are not
@@ -311,7 +322,7 @@ def validate(
     pb_path = resolve_playbook_path(book, playbook)
     pb = load_playbook(pb_path)
     with status("Validating the book…"):
-        report = validate_book(book, playbook=pb, run_as_of=parse_as_of(as_of), max_examples=max_examples)
+        report, found = validate_tables(book, playbook=pb, run_as_of=parse_as_of(as_of), max_examples=max_examples)
     notes = _validated_outcome_notes(report, complete)
     if pb_path is None:
         err_console.print(f"[yellow]note:[/] {DEFAULT_PLAYBOOK_NOTE}")
@@ -324,7 +335,9 @@ def validate(
         )
         raise typer.Exit(2)
     render_summary(report, console, parse_as_of(as_of))
-    features = book_features(book, report, pb)
+    # Read again as validated: a file that changed since (an export moved into place) is refused, not read unchecked.
+    with as_validated(found):
+        features = book_features(found, report, pb)
     errors = eligibility_errors(features, pb)
     if errors:
         for exc in errors:
@@ -337,9 +350,9 @@ def validate(
     # report.notes holds what the book lacks for the playbook (validate_book adds its fit notes)
     health_notes = (unknown_signals_note(pb, report.signal_counts), left_out_measures_note(pb, features))
     # Both read the book again (tens of seconds on a large one): say what is going on after the table.
-    with status("Checking won-back accounts and touch attribution…"):
-        returned = returned_accounts_notes(book, pb, parse_as_of(as_of))
-        credit = attribution_notes(book, report, pb, parse_as_of(as_of))
+    with status("Checking won-back accounts and touch attribution…"), as_validated(found):
+        returned = returned_accounts_notes(found, pb, parse_as_of(as_of))
+        credit = attribution_notes(found, report, pb, parse_as_of(as_of))
     for note in [*notes, *(n for n in health_notes if n is not None), *returned, *credit]:
         console.print(f"[yellow]note:[/] {safe(note, lines=True)}")
     console.print(

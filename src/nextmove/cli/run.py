@@ -20,6 +20,7 @@ from nextmove.cli._common import (
     TrainingDaysOpt,
     check_number_column,
     console,
+    err_console,
     handle_errors,
     open_store,
     output_folder,
@@ -141,7 +142,7 @@ def run_cmd(
     # A reused model must already be in the store: a store that does not exist is an error, not a new empty file.
     opened: Store | None = None if no_store else open_store(store, existing=reuse_model)
     try:
-        result = _run_with_progress(
+        result, stop = _run_with_progress(
             loaded,
             pb,
             when=when,
@@ -178,6 +179,33 @@ def run_cmd(
         console.print(served)
     console.print(f"Outputs: [bold]{safe(str(folder))}[/]")
     console.print(f"Report: [bold]{safe(str(result.files['report.html']))}[/]")
+    if stop is not None:
+        # Too late to stop anything: a 130 or 143 would tell a script the run failed, and it is whole.
+        line = stopped_complete_line(result, stop, folder, saved=opened is not None)
+        err_console.print(f"[yellow]note:[/] {safe(line)}")
+
+
+def stopped_complete_line(result: RunResult, stop: KeyboardInterrupt, folder: Path, *, saved: bool) -> str:
+    """What ``nextmove run`` says of a Ctrl-C or SIGTERM that came while the run's files moved into ``folder``.
+
+    Examples
+    --------
+    >>> from types import SimpleNamespace
+    >>> done = SimpleNamespace(run_id="run-1", policy_version="policy-7")
+    >>> print(stopped_complete_line(done, KeyboardInterrupt(), Path("out"), saved=True))
+    ... # doctest: +NORMALIZE_WHITESPACE
+    a stop (Ctrl-C) came while the run's files were being moved into out: it waited for the moves, and the run
+    is complete (run run-1 is saved in the store and served, its files all in out), so nothing was stopped
+    """
+    from nextmove.errors import Terminated
+
+    what = stop.signal_name if isinstance(stop, Terminated) else "Ctrl-C"
+    served = " and served" if result.policy_version is not None else ""
+    kept = f"saved in the store{served}" if saved else "made"
+    return (
+        f"a stop ({what}) came while the run's files were being moved into {folder}: it waited for the moves, "
+        f"and the run is complete (run {result.run_id} is {kept}, its files all in {folder}), so nothing was stopped"
+    )
 
 
 def _write_report(result: RunResult, folder: Path) -> None:
@@ -268,8 +296,9 @@ def _run_with_progress(
     out: Path,
     extra_files: Callable[[RunResult, Path], None],
     **options: Any,
-) -> RunResult:
-    from nextmove.engine.run import RUN_STAGES, run
+) -> tuple[RunResult, KeyboardInterrupt | None]:
+    """The run, and the stop that came while its files moved into ``out``, if one did (the run is complete)."""
+    from nextmove.engine.run import RUN_STAGES, RunStoppedComplete, run
 
     # Bars on a terminal; one flushed line per stage start and end in a log (CI, cron, nohup).
     with StageProgress((*RUN_STAGES, REPORT_STAGE), console) as stages:
@@ -278,17 +307,21 @@ def _run_with_progress(
             stages.step(REPORT_STAGE)  # the run is saved: a failure from here on is the report's, not the save's
             extra_files(result, folder)
 
-        return run(
-            loaded,
-            pb,
-            as_of=when,
-            store=store,
-            out_dir=out,
-            progress=stages.step,
-            detail=stages.detail,
-            extra_files=report,
-            **options,
-        )
+        try:
+            result = run(
+                loaded,
+                pb,
+                as_of=when,
+                store=store,
+                out_dir=out,
+                progress=stages.step,
+                detail=stages.detail,
+                extra_files=report,
+                **options,
+            )
+        except RunStoppedComplete as stopped:
+            return stopped.result, stopped.stop
+        return result, None
 
 
 def _article(word: str) -> str:

@@ -41,7 +41,7 @@ import polars as pl
 
 from nextmove._csv import write_csv
 from nextmove._files import StagedFiles, check_folder, write_failure, writing
-from nextmove._signals import clean_up
+from nextmove._signals import clean_up, signals_held
 from nextmove.book import NO_ACTION, Book, bulk_end, gone_accounts, latest_timestamp, of_dates, table_reach
 from nextmove.book.notes import lagging_book_notes, last_day
 from nextmove.book.outcomes_until import checked_outcomes_until, outcomes_until_notes
@@ -231,6 +231,23 @@ class RunResult:
     """The ``policy`` model version that now serves this run (None: not promoted, or no store)."""
 
 
+class RunStoppedComplete(KeyboardInterrupt):
+    """Ctrl-C or SIGTERM came while a run's files moved into ``out_dir``, too late to stop the run: it is complete.
+
+    The moves hold the signal until every file is moved (:meth:`~nextmove._files.StagedFiles.publish`),
+    after the run was saved in the store and promoted: the run is whole (saved, served unless
+    ``promote`` is False, all its files in ``out_dir``), and ``result`` is it. A
+    :class:`KeyboardInterrupt`, so that a program that does not ask for it stops as asked; ``stop``
+    is the interruption the signal raised (:class:`~nextmove.errors.Terminated` for SIGTERM in the CLI).
+    ``nextmove run`` says the run is complete and exits 0.
+    """
+
+    def __init__(self, result: RunResult, stop: KeyboardInterrupt) -> None:
+        super().__init__(failure_text(stop))
+        self.result = result
+        self.stop = stop
+
+
 RECOMMENDATION_COLUMNS = (
     "account_id",
     "name",
@@ -313,6 +330,10 @@ def run(
         If an option is unknown, no account is active at ``as_of``, or the history cannot train models.
     NotFoundError
         With ``reuse_model``, if the store has no effect model fitted under this playbook.
+    RunStoppedComplete
+        If Ctrl-C or SIGTERM came while the files moved into ``out_dir``: the run is complete, and the
+        error holds its result. A stop before the moves stops the run: a :class:`KeyboardInterrupt`
+        after its cleanup (the run recorded as failed, the temporary folder removed).
     """
     opts = _options(options)
     if out_dir is not None:
@@ -342,6 +363,7 @@ def run(
     if store is not None and as_of is None:  # where the book ends: does the store hold a run as of then already?
         notes.extend(filter(None, [repeated_as_of_note(record, store.list_runs(100, status="succeeded"))]))
     staged = StagedFiles(out_dir) if out_dir is not None else None
+    stop: KeyboardInterrupt | None = None
     if store is not None:
         store.start_run(record)
     try:
@@ -367,7 +389,8 @@ def run(
             with writing("the run's files"):
                 if extra_files is not None:
                     extra_files(result, staged.folder)
-                result = replace(result, files=staged.publish())
+                files, stop = _publish(staged)
+                result = replace(result, files=files)
     except BaseException as exc:
         # Whole even through a second Ctrl-C: the staging folder holds personal data, a run left
         # `running` would stay so. Twice when the first call raises: a Ctrl-C in Polars raises twice.
@@ -385,7 +408,27 @@ def run(
                 saved=saved,
             ) from exc.__cause__
         raise
+    if stop is not None:
+        raise RunStoppedComplete(result, stop) from None
     return result
+
+
+def _publish(staged: StagedFiles) -> tuple[dict[str, Path], KeyboardInterrupt | None]:
+    """Move the run's files into place (:meth:`StagedFiles.publish`); with the stop that came meanwhile, if one did.
+
+    Ctrl-C or SIGTERM during the moves waits until they end, then stops as its handler does: after
+    the moves, it no longer stops anything, and is returned rather than raised.
+    """
+    files: dict[str, Path] | None = None
+    try:
+        # Held from before the moves to after them: one that comes between is the moves' too.
+        with signals_held():
+            files = staged.publish()
+    except KeyboardInterrupt as stop:
+        if files is None:
+            raise
+        return files, stop
+    return files, None
 
 
 def _kept(store: Store | None, run_id: str, promote: bool, out_dir: Path) -> tuple[bool, str]:

@@ -484,7 +484,11 @@ def latest_data_time(book: Book) -> datetime:
 def _quiet(book: Book, when: datetime, until: datetime) -> Book:
     """The book :func:`measured_outcomes` reads labels from: no signals nor touches, accounts started at ``when``."""
     accounts = book.accounts.with_columns(pl.lit(when, dtype=pl.Datetime("us", "UTC")).alias("contract_start"))
-    return Book(accounts, book.signals.clear(), book.touches.clear(), book.outcomes, source=book.source, as_of=until)
+    # An account's amounts are summed in the order of its outcomes: in one order whatever the file's, so that the
+    # last digits of a lift do not move when the export lists the same rows in another order.
+    keys = [c for c in ("account_id", "ts", "kind", "value") if c in book.outcomes.columns]
+    outcomes = book.outcomes.sort(keys, nulls_last=True, maintain_order=True)
+    return Book(accounts, book.signals.clear(), book.touches.clear(), outcomes, source=book.source, as_of=until)
 
 
 def measured_vocabulary(
@@ -913,7 +917,9 @@ def estimate_lift(
         left_out["in another arm"] = other_arms.height
     recs = recs.filter(pl.col("arm").is_in([*treated_set, control_arm]))
     outcomes = measured_outcomes(book, playbook, when, observed_until=until)
-    frame = recs.join(outcomes, on="account_id", how="inner")
+    # In account order, whatever the order of the recommendations and of the book: a mean's last digits
+    # depend on the order its values are added in, and two runs of one lift print the same figures.
+    frame = recs.join(outcomes, on="account_id", how="inner").sort("account_id")
     missing = recs.height - frame.height
     if missing:
         left_out["not in the book at as_of (unknown, gone or not started)"] = missing
