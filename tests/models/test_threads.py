@@ -9,14 +9,10 @@ the loop outrun its buffers (segmentation faults in CI and in ``bench/decide.py 
 
 from __future__ import annotations
 
-import ctypes
-import re
 import subprocess
 import sys
 import textwrap
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -24,6 +20,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 import pytest
+from tests.lightgbm_calls import lightgbm_calls
 
 from nextmove.models.effect import EffectModel
 from nextmove.playbook import Action, Objective, Playbook
@@ -74,45 +71,6 @@ FAST: dict[str, Any] = {
     "n_jobs": 2,
 }
 
-# The LightGBM calls that set its process-wide thread count from the settings they are given.
-_SETS_THREADS = re.compile(
-    r"^LGBM_(BoosterPredict|DatasetCreate|DatasetGetSubset$|BoosterCreate$|BoosterResetParameter$)"
-)
-_THREADS = re.compile(r"(?:^|\s)(?:num_threads|num_thread|nthread|nthreads|n_jobs)=(-?\d+)")
-
-
-@contextmanager
-def lightgbm_calls() -> Iterator[list[tuple[str, str, str | None]]]:
-    """Record every LightGBM call that sets its thread count: (Python thread, function, ``num_threads`` named)."""
-    import lightgbm.basic as basic
-
-    calls: list[tuple[str, str, str | None]] = []
-    lock = threading.Lock()
-    lib = basic._LIB  # type: ignore[attr-defined]
-
-    class Recorder:
-        def __getattr__(self, name: str) -> Any:
-            function = getattr(lib, name)
-            if not _SETS_THREADS.match(name):
-                return function
-
-            def call(*args: Any) -> Any:
-                settings = [a.value.decode() for a in args if isinstance(a, ctypes.c_char_p) and a.value is not None]
-                if not settings:  # no settings string: the call leaves the thread count alone
-                    return function(*args)
-                named = [m.group(1) for s in settings for m in [_THREADS.search(s)] if m]
-                with lock:
-                    calls.append((threading.current_thread().name, name, named[-1] if named else None))
-                return function(*args)
-
-            return call
-
-    basic._LIB = Recorder()  # type: ignore[attr-defined,assignment]
-    try:
-        yield calls
-    finally:
-        basic._LIB = lib  # type: ignore[attr-defined]
-
 
 @pytest.mark.parametrize("logged", [True, False])
 def test_every_lightgbm_call_on_a_pool_thread_names_one_thread(logged: bool) -> None:
@@ -126,12 +84,12 @@ def test_every_lightgbm_call_on_a_pool_thread_names_one_thread(logged: bool) -> 
     with lightgbm_calls() as calls:
         model = EffectModel(PLAYBOOK, **FAST).fit(training)
         model.project(snapshot)
-    pooled = [c for c in calls if c[0] != threading.main_thread().name]
+    pooled = [c for c in calls if c.thread != threading.main_thread().name]
     # The fold models, their held-out scores and the projection's objectives ran on pool threads.
-    assert {name for _, name, _ in pooled} >= {"LGBM_BoosterCreate", "LGBM_BoosterPredictForMat"}
+    assert {c.function for c in pooled} >= {"LGBM_BoosterCreate", "LGBM_BoosterPredictForMat"}
     if not logged:
         assert model.propensity_model_.models_
-    others = sorted({(name, threads) for _, name, threads in pooled if threads != "1"})
+    others = sorted({(c.function, c.threads, c.site) for c in pooled if c.threads != "1"})
     assert not others, f"LightGBM calls on pool threads not naming one thread: {others}"
 
 
@@ -169,6 +127,9 @@ def test_projection_objectives_side_by_side_do_not_crash_lightgbm() -> None:
         print("survived")
         """
     )
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=False)
+    root = Path(__file__).resolve().parents[2]  # the child imports this file, which imports tests.lightgbm_calls
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=False, cwd=root
+    )
     assert done.returncode == 0, f"the child ended with {done.returncode} (-11: a segfault): {done.stderr[-2000:]}"
     assert "survived" in done.stdout
