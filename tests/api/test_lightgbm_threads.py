@@ -33,8 +33,10 @@ from nextmove.store import open_store
 @pytest.mark.slow
 def test_a_run_started_through_the_api_uses_one_lightgbm_thread_beside_decisions(tmp_path: Path) -> None:
     """``POST /v1/runs``'s work while decisions are rescored with fresh signals: every LightGBM call runs
-    on one thread. The run's held-out scores and explanations name no thread count (all cores): uncapped,
-    they reset LightGBM's process-wide count beside the decisions' one-thread calls."""
+    on one thread. The run's held-out scores and explanations named no thread count (all cores) before
+    every call named its own (the run's ``jobs=1``): uncapped, they reset LightGBM's process-wide count
+    beside the decisions' one-thread calls. A served model fitted with more jobs names more outside its
+    pools (a decision's R-loss propensities), which the cap still holds to one."""
     lab = simulate(SimConfig(accounts=150, months=5, seed=1))
     folder = write_book(lab, tmp_path / "book")
     then = time.time() - 10  # written whole: the server need not wait for the files to settle

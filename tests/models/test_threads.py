@@ -1,4 +1,4 @@
-"""LightGBM from several Python threads: every call on a pool thread names one LightGBM thread.
+"""LightGBM from several Python threads: every call names its thread count, one on a pool thread.
 
 LightGBM 4 keeps one thread count for the whole process and every call that reads settings sets it
 (``num_threads``, 0 when not named: all cores). A call sizes per-thread buffers from it, then runs a
@@ -22,7 +22,10 @@ import polars as pl
 import pytest
 from tests.lightgbm_calls import lightgbm_calls
 
+from nextmove.book import NO_ACTION
+from nextmove.decide.explain import explain_decisions
 from nextmove.models.effect import EffectModel
+from nextmove.models.outcome import OutcomeModel, OutcomeModels
 from nextmove.playbook import Action, Objective, Playbook
 
 
@@ -91,6 +94,65 @@ def test_every_lightgbm_call_on_a_pool_thread_names_one_thread(logged: bool) -> 
         assert model.propensity_model_.models_
     others = sorted({(c.function, c.threads, c.site) for c in pooled if c.threads != "1"})
     assert not others, f"LightGBM calls on pool threads not naming one thread: {others}"
+
+
+def none_decisions(snapshot: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Every account of ``snapshot`` decided ``none`` by the model, and no runner-up: the least receipts need."""
+    n = snapshot.height
+    decisions = pl.DataFrame(
+        {
+            "account_id": snapshot.get_column("account_id"),
+            "action_id": [NO_ACTION] * n,
+            "variant": pl.Series([None] * n, dtype=pl.String),
+            "arm": ["model"] * n,
+            "propensity": [1.0] * n,
+            "model_action_id": [NO_ACTION] * n,
+            "default_action_id": [NO_ACTION] * n,
+            "value_usd": [0.0] * n,
+            "value_low_usd": [0.0] * n,
+            "value_high_usd": [0.0] * n,
+        }
+    )
+    lost = pl.DataFrame(schema=dict.fromkeys(("account_id", "action_id", "variant", "why", "reason"), pl.String))
+    return decisions, lost
+
+
+@pytest.mark.parametrize("n_jobs", [1, 2])
+def test_every_lightgbm_call_of_the_library_names_its_thread_count(n_jobs: int) -> None:
+    """What a library user calls: an effect model's fit and projection (R-loss on, so its propensity model
+    predicts), its propensity model's predictions, receipts with the trees' contributions, and the
+    outcome models as ``nextmove health`` fits and predicts them. Every LightGBM call names a thread
+    count: one on a pool thread, the model's ``n_jobs`` on the calling thread; with ``n_jobs=1`` (the
+    default) every call names one, so two Python threads may call nextmove at once. The effect model's
+    held-out scores, the receipts' contributions and the propensity and outcome models' predictions
+    named none (all cores): beside another thread's one-thread call, a segfault."""
+    training = book(300, 6, 0).with_columns(pl.lit(None, dtype=pl.Float64).alias("propensity"))
+    snapshot = training.unique("account_id", keep="last", maintain_order=True).head(50).select("account_id", "usage")
+    decisions, lost = none_decisions(snapshot)
+    with lightgbm_calls() as calls:
+        model = EffectModel(PLAYBOOK, **{**FAST, "n_jobs": n_jobs}, rloss_effect=True).fit(training)
+        projection = model.project(snapshot)
+        model.propensity_model_.predict_proba(snapshot)
+        explain_decisions(snapshot, projection, decisions, lost, PLAYBOOK, model=model, contributions="tree")
+        outcomes = OutcomeModels(PLAYBOOK, template=OutcomeModel(n_estimators=30, n_jobs=n_jobs)).fit(training)
+        assert outcomes.kinds == ["win", "grow"]
+        outcomes.predict(snapshot, top_k=2)
+    # Each part made its own LightGBM calls.
+    files = {c.site.split(":")[0] for c in calls}
+    assert files >= {"models/effect.py", "models/propensity.py", "decide/explain.py", "models/outcome.py"}
+    main = threading.main_thread().name
+    assert n_jobs == 1 or any(c.thread != main for c in calls)  # fold models and objectives on pool threads
+    unnamed = sorted({(c.function, c.site) for c in calls if c.threads is None})
+    assert not unnamed, f"LightGBM calls naming no thread count (all cores): {unnamed}"
+    # One thread on a pool thread; one or the model's n_jobs on the calling thread.
+    others = sorted(
+        {
+            (c.thread == main, c.function, c.threads, c.site)
+            for c in calls
+            if c.threads not in ({"1", str(n_jobs)} if c.thread == main else {"1"})
+        }
+    )
+    assert not others, f"LightGBM calls naming another count (on the calling thread?, function, count, line): {others}"
 
 
 @pytest.mark.slow

@@ -1450,7 +1450,8 @@ def _tree_contributions(model: EffectModel, frame: pl.DataFrame, objective: str)
     used = boosters[: max(1, TREE_BOOSTER_ROWS // max(frame.height, 1))]
     total = np.zeros((frame.height, len(columns)))
     for booster in used:
-        total += np.asarray(booster.predict(xa, pred_contrib=True))[:, : len(columns)]
+        # The model's thread count, named as every LightGBM call (nextmove.models._crossfit.quiet_lightgbm).
+        total += np.asarray(booster.predict(xa, pred_contrib=True, num_threads=model.n_jobs or 0))[:, : len(columns)]
     return columns, total / len(used)
 
 
