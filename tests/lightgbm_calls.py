@@ -39,6 +39,10 @@ class Call(NamedTuple):
     """LightGBM's process-wide cap on any call's threads as the call started (-1: none)."""
     site: str
     """The innermost line of nextmove's own code the call came from (``models/effect.py:1799``), or ``?``."""
+    booster: int | None = None
+    """The booster a ``LGBM_BoosterPredictForMat`` predicts with (its handle's address; None for other calls)."""
+    trees: tuple[int, int] | None = None
+    """The rounds that prediction uses, ``(start, stop)``: all the booster has when it names no ``num_iteration``."""
 
 
 def cap_now() -> int:
@@ -48,6 +52,17 @@ def cap_now() -> int:
     out = ctypes.c_int(0)
     basic._safe_call(basic._LIB.LGBM_GetMaxThreads(ctypes.byref(out)))  # type: ignore[attr-defined]
     return int(out.value)
+
+
+def _rounds(lib: Any, handle: ctypes.c_void_p, start: ctypes.c_int, count: ctypes.c_int) -> tuple[int, int]:
+    """The rounds a prediction uses, ``(start, stop)``, as LightGBM's ``GBDT::InitPredict`` reads its arguments."""
+    import lightgbm.basic as basic
+
+    total = ctypes.c_int(0)
+    basic._safe_call(lib.LGBM_BoosterGetCurrentIteration(handle, ctypes.byref(total)))
+    first = min(max(start.value, 0), total.value)
+    last = total.value if count.value <= 0 else min(first + count.value, total.value)
+    return first, last
 
 
 def _site(source: str) -> str:
@@ -86,6 +101,8 @@ def lightgbm_calls() -> Iterator[list[Call]]:
                     seen = Call(
                         threading.current_thread().name, name, named[-1] if named else None, cap_now(), _site(source)
                     )
+                    if name == "LGBM_BoosterPredictForMat":  # (handle, data, …, start_iteration, num_iteration, …)
+                        seen = seen._replace(booster=args[0].value, trees=_rounds(lib, args[0], args[7], args[8]))
                     with lock:
                         calls.append(seen)
                 return function(*args)

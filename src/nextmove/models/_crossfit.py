@@ -156,9 +156,8 @@ def quiet_lightgbm() -> None:
     thread's calls with more threads wait for the pool to end. One booster must not be predicted
     from two threads at once with different ``num_iteration`` (LightGBM issue #6142: the
     predictor's set-up writes the iteration range into the shared booster; wrong numbers, not a
-    crash). No nextmove call does, but two calls of an application's threads can: receipts' tree
-    contributions (``explain_decisions`` with a model) predict the effect model's fold models with
-    every tree grown, a projection with the trees chosen (docs/models.md).
+    crash); nextmove never does: each booster is predicted with one tree count (receipts' tree
+    contributions with the projection's trees).
 
     So every LightGBM call nextmove makes names its thread count: one on a pool thread, the model's
     ``n_jobs`` (``n_jobs or 0``) on the thread that called the model. With ``n_jobs=1``, the
