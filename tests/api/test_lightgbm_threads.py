@@ -9,20 +9,16 @@ server caps every LightGBM call at one thread (:func:`~nextmove.models._crossfit
 
 from __future__ import annotations
 
-import ctypes
 import os
 import subprocess
 import sys
 import textwrap
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
 import pytest
-from tests.models.test_threads import _SETS_THREADS, _THREADS
+from tests.lightgbm_calls import cap_now, lightgbm_calls
 
 from nextmove.api import ApiConfig
 from nextmove.api.service import Services
@@ -33,56 +29,14 @@ from nextmove.playbook.loader import load_playbook
 from nextmove.sim import SimConfig, simulate, write_book
 from nextmove.store import open_store
 
-Call = tuple[str, str, str | None, int]
-"""A LightGBM call that sets its thread count: (Python thread, function, ``num_threads`` named, LightGBM's cap)."""
-
-
-@contextmanager
-def capped_calls() -> Iterator[list[Call]]:
-    """Record every LightGBM call that sets its thread count, with LightGBM's process-wide cap as the call starts."""
-    import lightgbm.basic as basic
-
-    calls: list[Call] = []
-    lock = threading.Lock()
-    lib = basic._LIB  # type: ignore[attr-defined]
-
-    class Recorder:
-        def __getattr__(self, name: str) -> Any:
-            function = getattr(lib, name)
-            if not _SETS_THREADS.match(name):
-                return function
-
-            def call(*args: Any) -> Any:
-                settings = [a.value.decode() for a in args if isinstance(a, ctypes.c_char_p) and a.value is not None]
-                if settings:
-                    named = [m.group(1) for s in settings for m in [_THREADS.search(s)] if m]
-                    with lock:
-                        calls.append((threading.current_thread().name, name, named[-1] if named else None, _cap_now()))
-                return function(*args)
-
-            return call
-
-    basic._LIB = Recorder()  # type: ignore[attr-defined,assignment]
-    try:
-        yield calls
-    finally:
-        basic._LIB = lib  # type: ignore[attr-defined]
-
-
-def _cap_now() -> int:
-    """LightGBM's process-wide cap on any call's threads (-1: none)."""
-    import lightgbm.basic as basic
-
-    out = ctypes.c_int(0)
-    basic._safe_call(basic._LIB.LGBM_GetMaxThreads(ctypes.byref(out)))  # type: ignore[attr-defined]
-    return int(out.value)
-
 
 @pytest.mark.slow
 def test_a_run_started_through_the_api_uses_one_lightgbm_thread_beside_decisions(tmp_path: Path) -> None:
     """``POST /v1/runs``'s work while decisions are rescored with fresh signals: every LightGBM call runs
-    on one thread. The run's held-out scores and explanations name no thread count (all cores): uncapped,
-    they reset LightGBM's process-wide count beside the decisions' one-thread calls."""
+    on one thread. The run's held-out scores and explanations named no thread count (all cores) before
+    every call named its own (the run's ``jobs=1``): uncapped, they reset LightGBM's process-wide count
+    beside the decisions' one-thread calls. A served model fitted with more jobs names more outside its
+    pools (a decision's R-loss propensities), which the cap still holds to one."""
     lab = simulate(SimConfig(accounts=150, months=5, seed=1))
     folder = write_book(lab, tmp_path / "book")
     then = time.time() - 10  # written whole: the server need not wait for the files to settle
@@ -97,7 +51,7 @@ def test_a_run_started_through_the_api_uses_one_lightgbm_thread_beside_decisions
         signals = sorted(book.signal_names)[:2]
         assert signals
         assert accounts
-        before = _cap_now()
+        before = cap_now()
         services = Services(ApiConfig(playbook=playbook, book=book, book_path=str(folder), refresh_s=3600), store=store)
         stop = threading.Event()
         decided: list[int] = []
@@ -115,7 +69,7 @@ def test_a_run_started_through_the_api_uses_one_lightgbm_thread_beside_decisions
                 decided.append(k)
                 k += 1
 
-        with capped_calls() as calls:
+        with lightgbm_calls() as calls:
             services.start()
             try:
                 deciding = threading.Thread(target=decide, name="request")
@@ -131,18 +85,22 @@ def test_a_run_started_through_the_api_uses_one_lightgbm_thread_beside_decisions
         assert progress.error is None, progress.error
         assert decided, "no decision was made during the run"
     run_thread = f"nextmove-run-{progress.run_id}"
-    ran = [c for c in calls if c[0] == run_thread]
-    beside = [c for c in calls if c[0] != run_thread]
+    ran = [c for c in calls if c.thread == run_thread]
+    beside = [c for c in calls if c.thread != run_thread]
     # The run fitted and scored on its own thread (and its pools), the decisions projected on theirs.
-    assert {"LGBM_BoosterCreate", "LGBM_BoosterPredictForMat"} <= {name for _, name, _, _ in ran}
-    assert "LGBM_BoosterPredictForMat" in {name for _, name, _, _ in beside}
+    assert {"LGBM_BoosterCreate", "LGBM_BoosterPredictForMat"} <= {c.function for c in ran}
+    assert "LGBM_BoosterPredictForMat" in {c.function for c in beside}
     # A call naming one thread uses one; any other uses one only under LightGBM's cap.
     kind = {run_thread: "the run", "request": "a decision"}
-    many = [(kind.get(t, "a pool"), name, str(named)) for t, name, named, cap in calls if named != "1" and cap != 1]
+    many = [
+        (kind.get(c.thread, "a pool"), c.function, str(c.threads), c.site)
+        for c in calls
+        if c.threads != "1" and c.cap != 1
+    ]
     uncapped = sorted(set(many))
     assert not uncapped, f"LightGBM calls that may use more than one thread while the server ran: {uncapped}"
     # Once the server closed and its run ended, LightGBM's cap is as it was.
-    assert _cap_now() == before
+    assert cap_now() == before
 
 
 @pytest.mark.slow

@@ -1,4 +1,4 @@
-"""LightGBM from several Python threads: every call on a pool thread names one LightGBM thread.
+"""LightGBM from several Python threads: every call names its thread count, one on a pool thread.
 
 LightGBM 4 keeps one thread count for the whole process and every call that reads settings sets it
 (``num_threads``, 0 when not named: all cores). A call sizes per-thread buffers from it, then runs a
@@ -9,14 +9,10 @@ the loop outrun its buffers (segmentation faults in CI and in ``bench/decide.py 
 
 from __future__ import annotations
 
-import ctypes
-import re
 import subprocess
 import sys
 import textwrap
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -24,8 +20,12 @@ from typing import Any
 import numpy as np
 import polars as pl
 import pytest
+from tests.lightgbm_calls import lightgbm_calls
 
+from nextmove.book import NO_ACTION
+from nextmove.decide.explain import explain_decisions
 from nextmove.models.effect import EffectModel
+from nextmove.models.outcome import OutcomeModel, OutcomeModels
 from nextmove.playbook import Action, Objective, Playbook
 
 
@@ -74,45 +74,6 @@ FAST: dict[str, Any] = {
     "n_jobs": 2,
 }
 
-# The LightGBM calls that set its process-wide thread count from the settings they are given.
-_SETS_THREADS = re.compile(
-    r"^LGBM_(BoosterPredict|DatasetCreate|DatasetGetSubset$|BoosterCreate$|BoosterResetParameter$)"
-)
-_THREADS = re.compile(r"(?:^|\s)(?:num_threads|num_thread|nthread|nthreads|n_jobs)=(-?\d+)")
-
-
-@contextmanager
-def lightgbm_calls() -> Iterator[list[tuple[str, str, str | None]]]:
-    """Record every LightGBM call that sets its thread count: (Python thread, function, ``num_threads`` named)."""
-    import lightgbm.basic as basic
-
-    calls: list[tuple[str, str, str | None]] = []
-    lock = threading.Lock()
-    lib = basic._LIB  # type: ignore[attr-defined]
-
-    class Recorder:
-        def __getattr__(self, name: str) -> Any:
-            function = getattr(lib, name)
-            if not _SETS_THREADS.match(name):
-                return function
-
-            def call(*args: Any) -> Any:
-                settings = [a.value.decode() for a in args if isinstance(a, ctypes.c_char_p) and a.value is not None]
-                if not settings:  # no settings string: the call leaves the thread count alone
-                    return function(*args)
-                named = [m.group(1) for s in settings for m in [_THREADS.search(s)] if m]
-                with lock:
-                    calls.append((threading.current_thread().name, name, named[-1] if named else None))
-                return function(*args)
-
-            return call
-
-    basic._LIB = Recorder()  # type: ignore[attr-defined,assignment]
-    try:
-        yield calls
-    finally:
-        basic._LIB = lib  # type: ignore[attr-defined]
-
 
 @pytest.mark.parametrize("logged", [True, False])
 def test_every_lightgbm_call_on_a_pool_thread_names_one_thread(logged: bool) -> None:
@@ -126,13 +87,98 @@ def test_every_lightgbm_call_on_a_pool_thread_names_one_thread(logged: bool) -> 
     with lightgbm_calls() as calls:
         model = EffectModel(PLAYBOOK, **FAST).fit(training)
         model.project(snapshot)
-    pooled = [c for c in calls if c[0] != threading.main_thread().name]
+    pooled = [c for c in calls if c.thread != threading.main_thread().name]
     # The fold models, their held-out scores and the projection's objectives ran on pool threads.
-    assert {name for _, name, _ in pooled} >= {"LGBM_BoosterCreate", "LGBM_BoosterPredictForMat"}
+    assert {c.function for c in pooled} >= {"LGBM_BoosterCreate", "LGBM_BoosterPredictForMat"}
     if not logged:
         assert model.propensity_model_.models_
-    others = sorted({(name, threads) for _, name, threads in pooled if threads != "1"})
+    others = sorted({(c.function, c.threads, c.site) for c in pooled if c.threads != "1"})
     assert not others, f"LightGBM calls on pool threads not naming one thread: {others}"
+
+
+def none_decisions(snapshot: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Every account of ``snapshot`` decided ``none`` by the model, and no runner-up: the least receipts need."""
+    n = snapshot.height
+    decisions = pl.DataFrame(
+        {
+            "account_id": snapshot.get_column("account_id"),
+            "action_id": [NO_ACTION] * n,
+            "variant": pl.Series([None] * n, dtype=pl.String),
+            "arm": ["model"] * n,
+            "propensity": [1.0] * n,
+            "model_action_id": [NO_ACTION] * n,
+            "default_action_id": [NO_ACTION] * n,
+            "value_usd": [0.0] * n,
+            "value_low_usd": [0.0] * n,
+            "value_high_usd": [0.0] * n,
+        }
+    )
+    lost = pl.DataFrame(schema=dict.fromkeys(("account_id", "action_id", "variant", "why", "reason"), pl.String))
+    return decisions, lost
+
+
+@pytest.mark.parametrize("n_jobs", [1, 2])
+def test_every_lightgbm_call_of_the_library_names_its_thread_count(n_jobs: int) -> None:
+    """What a library user calls: an effect model's fit and projection (R-loss on, so its propensity model
+    predicts), its propensity model's predictions, receipts with the trees' contributions, and the
+    outcome models as ``nextmove health`` fits and predicts them. Every LightGBM call names a thread
+    count: one on a pool thread, the model's ``n_jobs`` on the calling thread; with ``n_jobs=1`` (the
+    default) every call names one, so two Python threads may call nextmove at once. The effect model's
+    held-out scores, the receipts' contributions and the propensity and outcome models' predictions
+    named none (all cores): beside another thread's one-thread call, a segfault."""
+    training = book(300, 6, 0).with_columns(pl.lit(None, dtype=pl.Float64).alias("propensity"))
+    snapshot = training.unique("account_id", keep="last", maintain_order=True).head(50).select("account_id", "usage")
+    decisions, lost = none_decisions(snapshot)
+    with lightgbm_calls() as calls:
+        model = EffectModel(PLAYBOOK, **{**FAST, "n_jobs": n_jobs}, rloss_effect=True).fit(training)
+        projection = model.project(snapshot)
+        model.propensity_model_.predict_proba(snapshot)
+        explain_decisions(snapshot, projection, decisions, lost, PLAYBOOK, model=model, contributions="tree")
+        outcomes = OutcomeModels(PLAYBOOK, template=OutcomeModel(n_estimators=30, n_jobs=n_jobs)).fit(training)
+        assert outcomes.kinds == ["win", "grow"]
+        outcomes.predict(snapshot, top_k=2)
+    # Each part made its own LightGBM calls.
+    files = {c.site.split(":")[0] for c in calls}
+    assert files >= {"models/effect.py", "models/propensity.py", "decide/explain.py", "models/outcome.py"}
+    main = threading.main_thread().name
+    assert n_jobs == 1 or any(c.thread != main for c in calls)  # fold models and objectives on pool threads
+    unnamed = sorted({(c.function, c.site) for c in calls if c.threads is None})
+    assert not unnamed, f"LightGBM calls naming no thread count (all cores): {unnamed}"
+    # One thread on a pool thread; one or the model's n_jobs on the calling thread.
+    others = sorted(
+        {
+            (c.thread == main, c.function, c.threads, c.site)
+            for c in calls
+            if c.threads not in ({"1", str(n_jobs)} if c.thread == main else {"1"})
+        }
+    )
+    assert not others, f"LightGBM calls naming another count (on the calling thread?, function, count, line): {others}"
+
+
+def test_a_projection_and_receipts_predict_each_booster_with_one_tree_count() -> None:
+    """A projection and receipts with the trees' contributions, as two Python threads may make them at
+    once: each fold model is predicted with one tree count. Predicting one booster with different
+    counts at once gives wrong numbers (LightGBM issue #6142: setting a prediction up writes its
+    rounds into the shared booster): the receipts' contributions used every tree grown, up to
+    ``_PATIENCE`` rounds past the projection's count, and a projection beside receipts on another
+    thread differed from its one-thread numbers about once in a thousand (11 of 9,883 results, 20-s runs)."""
+    training = book(300, 6, 0)
+    snapshot = training.unique("account_id", keep="last", maintain_order=True).head(50).select("account_id", "usage")
+    decisions, lost = none_decisions(snapshot)
+    model = EffectModel(PLAYBOOK, **{**FAST, "n_jobs": 1}).fit(training)
+    boosters = {b._handle.value: fit.spec.objective for fit in model.fits_ for b in fit.boosters}
+    # The trees grown past the count chosen, which a prediction naming none would use.
+    assert any(b.current_iteration() > fit.n_trees for fit in model.fits_ for b in fit.boosters)
+    with lightgbm_calls() as calls:
+        projection = model.project(snapshot)
+        explain_decisions(snapshot, projection, decisions, lost, PLAYBOOK, model=model, contributions="tree")
+    rounds: dict[int, set[tuple[str, tuple[int, int] | None]]] = {}
+    for c in calls:
+        if c.booster in boosters:
+            rounds.setdefault(c.booster, set()).add((c.site, c.trees))
+    assert {c.site.split(":")[0] for c in calls if c.booster in boosters} == {"models/effect.py", "decide/explain.py"}
+    mixed = sorted((boosters[b], sorted(seen, key=str)) for b, seen in rounds.items() if len({t for _, t in seen}) > 1)
+    assert not mixed, f"fold models predicted with different rounds (objective, [(line, rounds)]): {mixed}"
 
 
 @pytest.mark.slow
@@ -169,6 +215,9 @@ def test_projection_objectives_side_by_side_do_not_crash_lightgbm() -> None:
         print("survived")
         """
     )
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=False)
+    root = Path(__file__).resolve().parents[2]  # the child imports this file, which imports tests.lightgbm_calls
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=False, cwd=root
+    )
     assert done.returncode == 0, f"the child ended with {done.returncode} (-11: a segfault): {done.stderr[-2000:]}"
     assert "survived" in done.stdout

@@ -1440,9 +1440,10 @@ def _tree_contributions(model: EffectModel, frame: pl.DataFrame, objective: str)
     arms = getattr(model, "arms_", None)
     if fits is None or matrix is None or not arms or arms[0] != NO_ACTION:
         return None
-    boosters = next((list(f.boosters) for f in fits if f.spec.objective == objective and f.boosters), None)
-    if not boosters:
+    fit = next((f for f in fits if f.spec.objective == objective and f.boosters), None)
+    if fit is None:
         return None
+    boosters = list(fit.boosters)
     columns = list(matrix.columns_)
     x = matrix.transform(frame)
     xa = np.column_stack([x, np.zeros(len(x))]).astype(np.float32)  # the arm, last: code 0 is ``none``
@@ -1450,8 +1451,13 @@ def _tree_contributions(model: EffectModel, frame: pl.DataFrame, objective: str)
         return None
     used = boosters[: max(1, TREE_BOOSTER_ROWS // max(frame.height, 1))]
     total = np.zeros((frame.height, len(columns)))
+    # The projection's trees (its baseline's), not every tree grown past them: predicting one booster
+    # with two tree counts at once, as a projection on another thread, gave wrong numbers (LightGBM
+    # issue #6142). The model's thread count, named as every LightGBM call (quiet_lightgbm).
+    trees = fit.n_trees or None
     for booster in used:
-        total += np.asarray(booster.predict(xa, pred_contrib=True))[:, : len(columns)]
+        contrib = booster.predict(xa, pred_contrib=True, num_iteration=trees, num_threads=model.n_jobs or 0)
+        total += np.asarray(contrib)[:, : len(columns)]
     return columns, total / len(used)
 
 

@@ -156,7 +156,13 @@ def quiet_lightgbm() -> None:
     thread's calls with more threads wait for the pool to end. One booster must not be predicted
     from two threads at once with different ``num_iteration`` (LightGBM issue #6142: the
     predictor's set-up writes the iteration range into the shared booster; wrong numbers, not a
-    crash); nextmove never does.
+    crash); nextmove never does: each booster is predicted with one tree count (receipts' tree
+    contributions with the projection's trees).
+
+    So every LightGBM call nextmove makes names its thread count: one on a pool thread, the model's
+    ``n_jobs`` (``n_jobs or 0``) on the thread that called the model. With ``n_jobs=1``, the
+    models' default, every call names one thread and an application may call the models from
+    several threads of its own at once.
 
     Work that is not one pool of one nextmove call (the API server's batch run beside its
     decisions) cannot keep to that rule call by call: it holds :func:`hold_one_lightgbm_thread`.

@@ -946,7 +946,11 @@ class EffectModel:
     random_state
         Seed of folds, LightGBM and draws.
     n_jobs
-        LightGBM threads (default 1; None: all cores).
+        Threads (default 1; None: all cores). The fold models and the projection's objectives run
+        side by side on up to ``n_jobs`` Python threads, each LightGBM call there naming one thread;
+        the calls made between (held-out scores, the propensity model's and the receipts' predicts)
+        name ``n_jobs``. With one, every LightGBM call names one thread and the model may be used
+        from several Python threads at once (docs/models.md, "Threads and LightGBM").
     vocabulary
         The training set's vocabulary (:func:`~nextmove.features.training_vocabulary`), to find
         each objective's label columns and each action's touch columns by its exact name (default:
@@ -1793,10 +1797,15 @@ class EffectModel:
         t1 = time.perf_counter()
         self.fit_seconds_["outcome_models"] += t1 - t0
         offset = init.copy()
+        # Outside the fold pool, on n_jobs LightGBM threads, named: a predict naming no thread count
+        # resets LightGBM's process-wide count to all cores, a segfault beside a one-thread call of
+        # another Python thread (see quiet_lightgbm).
         for k, booster in enumerate(fit.boosters):
             held_idx = np.flatnonzero(folds == k)
             if len(held_idx):
-                offset[held_idx] += booster.predict(_as_none(xa[held_idx]), raw_score=True, num_iteration=fit.n_trees)
+                offset[held_idx] += booster.predict(
+                    _as_none(xa[held_idx]), raw_score=True, num_iteration=fit.n_trees, num_threads=self.n_jobs or 0
+                )
         self.fit_seconds_["predictions"] += time.perf_counter() - t1
 
         use_weights = weights if self.calibration_weights == "propensity" else np.ones(len(y))
@@ -2265,7 +2274,8 @@ class EffectModel:
         for k, booster in enumerate(fit.boosters):
             idx = np.flatnonzero((folds == k) & acted)
             if len(idx):
-                own = booster.predict(xa[idx], raw_score=True, num_iteration=fit.n_trees) + init[idx]
+                own = booster.predict(xa[idx], raw_score=True, num_iteration=fit.n_trees, num_threads=self.n_jobs or 0)
+                own += init[idx]
                 raw[idx] = own - offset[idx]
         for i in np.unique(codes[acted]):
             fit.contrast_center[i] = float(raw[acted & (codes == i)].mean())
@@ -2509,7 +2519,7 @@ class EffectModel:
             for k, booster in enumerate(fit.amount_boosters):
                 held = event_idx[event_folds == k]
                 if len(held):
-                    base[held] = booster.predict(_as_none(xa[held]))
+                    base[held] = booster.predict(_as_none(xa[held]), num_threads=self.n_jobs or 0)
         # An expected amount is not negative; a least-squares regressor may still predict below 0
         # where it extrapolates.
         base = np.maximum(base, 0.0)

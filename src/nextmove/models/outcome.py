@@ -325,9 +325,11 @@ class OutcomeModel:
     random_state
         Seed of LightGBM and the calibration folds: the same seed gives the same model.
     n_jobs
-        LightGBM threads (default 1; None: all cores). One thread is the predictable choice on a
-        shared machine, where OpenMP threads that wait by spinning can make training many times
-        slower; raise it on a dedicated one.
+        LightGBM threads (default 1; None: all cores), named by every call, training and
+        predicting. One thread is the predictable choice on a shared machine, where OpenMP threads
+        that wait by spinning can make training many times slower; raise it on a dedicated one.
+        With one, the model may be used from several Python threads at once (docs/models.md,
+        "Threads and LightGBM").
 
     Examples
     --------
@@ -545,7 +547,9 @@ class OutcomeModel:
         trees = int(booster.best_iteration or booster.current_iteration())
         # Keep only the chosen trees: the stored model is exactly the one validated.
         booster = lgb.Booster(model_str=booster.model_to_string(num_iteration=trees))
-        raw_val = np.asarray(booster.predict(split.x_val, raw_score=True), dtype=np.float64)
+        raw_val = np.asarray(
+            booster.predict(split.x_val, raw_score=True, num_threads=self.n_jobs or 0), dtype=np.float64
+        )
         choice = choose_calibrator(raw_val, y_val, method=self.calibration, random_state=self.random_state)
         oof = choice.out_of_fold
 
@@ -665,7 +669,7 @@ class OutcomeModel:
         return self.matrix_.transform(X)
 
     def _proba_of_matrix(self, x: NDArray[np.float32]) -> NDArray[np.float64]:
-        raw = np.asarray(self.booster_.predict(x, raw_score=True), dtype=np.float64)
+        raw = np.asarray(self.booster_.predict(x, raw_score=True, num_threads=self.n_jobs or 0), dtype=np.float64)
         return self.calibrator_.apply(raw)
 
     def _amount_of_matrix(self, x: NDArray[np.float32]) -> NDArray[np.float64]:
@@ -675,7 +679,7 @@ class OutcomeModel:
             )
         if self.amount_booster_ is None:
             return np.full(x.shape[0], self.amount_mean_)
-        pred = np.asarray(self.amount_booster_.predict(x), dtype=np.float64)
+        pred = np.asarray(self.amount_booster_.predict(x, num_threads=self.n_jobs or 0), dtype=np.float64)
         return np.clip(pred, *self.amount_bounds_)
 
     def predict_proba(self, X: pl.DataFrame) -> NDArray[np.float64]:  # noqa: N803
@@ -761,7 +765,10 @@ class OutcomeModel:
         return self._explain_matrix(self._matrix(X), top_k)
 
     def _explain_matrix(self, x: NDArray[np.float32], top_k: int) -> list[tuple[Driver, ...]]:
-        contrib = np.asarray(self.booster_.predict(x, pred_contrib=True), dtype=np.float64)[:, :-1]
+        contrib = np.asarray(
+            self.booster_.predict(x, pred_contrib=True, num_threads=self.n_jobs or 0), dtype=np.float64
+        )
+        contrib = contrib[:, :-1]
         k = min(top_k, contrib.shape[1])
         top = np.argsort(-np.abs(contrib), axis=1, kind="stable")[:, :k]
         columns = self.matrix_.columns_

@@ -374,6 +374,7 @@ class PropensityModel:
         trees see every row, train on one LightGBM thread each, side by side on up to ``n_jobs``
         threads: on the 2-core VM under load, three fold models of 8,300 rows took 45 s on two
         LightGBM threads and 3.7 s on one, the threads waiting on each other for most of the fit.
+        Every other LightGBM call (:meth:`predict_proba`) names ``n_jobs`` threads.
 
     Examples
     --------
@@ -577,8 +578,9 @@ class PropensityModel:
             booster = self._fit_one(x[rows], label[rows], len(present), weight, held=(x_held, label[held]))
             # Side by side, the held-out predict names one LightGBM thread as the training does:
             # naming none, it reset LightGBM's process-wide thread count to all cores beside another
-            # fold's Dataset construction, a segfault in CI (see quiet_lightgbm).
-            out = booster.predict(x_held, num_threads=1) if workers > 1 else booster.predict(x_held)
+            # fold's Dataset construction, a segfault in CI (see quiet_lightgbm). One after the
+            # other, it names n_jobs, as every call outside a pool.
+            out = booster.predict(x_held, num_threads=1 if workers > 1 else self.n_jobs or 0)
             return booster, np.asarray(out, dtype=np.float64)
 
         if workers > 1:
@@ -662,7 +664,8 @@ class PropensityModel:
             out[:, self.classes_[0]] = 1.0
             return out
         for booster in self.models_:
-            out[:, self.classes_] += booster.predict(x)
+            # Its thread count named, as every LightGBM call (see quiet_lightgbm).
+            out[:, self.classes_] += booster.predict(x, num_threads=self.n_jobs or 0)
         out /= len(self.models_)
         return out
 
