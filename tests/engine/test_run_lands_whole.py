@@ -217,3 +217,23 @@ def test_a_run_whose_store_save_fails_leaves_its_output_folder_as_it_was(
     assert all(after[name] != before[name] for name in names)
     assert json.loads(second.files["summary.json"].read_text(encoding="utf-8"))["run_id"] == second.run_id
     assert (after["report.html"], after["notes.txt"]) == (before["report.html"], b"mine")  # not the run's files
+
+
+def test_a_stop_after_the_save_says_the_run_is_saved_and_served_not_that_it_failed(
+    subs: tuple[Book, Playbook], tmp_path: Path
+) -> None:
+    book, playbook = subs
+
+    def stop_in_the_report(*_: object) -> None:  # the run is saved and promoted before its files are made
+        raise KeyboardInterrupt()
+
+    with open_store("sqlite://") as store:
+        with pytest.raises(KeyboardInterrupt) as stopped:
+            run(book, playbook, store=store, seed=0, out_dir=tmp_path / "out", extra_files=stop_in_the_report)
+        [record] = store.list_runs()
+        assert record.status == "succeeded"
+        assert str(stopped.value) == (
+            f"interrupted by the user (Ctrl-C) after run {record.run_id} was saved in the store and served, "
+            f"but its files were not written into {tmp_path / 'out'}"
+        )
+        assert not (tmp_path / "out").exists()
