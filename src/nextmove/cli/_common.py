@@ -271,6 +271,10 @@ def handle_errors(func: Callable[P, R]) -> Callable[P, R]:
     return wrapper
 
 
+STORE_DEFAULT = "default: NEXTMOVE_STORE_URL, else nextmove.db in the current folder (or in NEXTMOVE_WORKSPACE)"
+"""Where a command's store is when ``--store`` is not given, for its help."""
+
+
 EXIT_INTERRUPTED = 130
 """Exit code after Ctrl-C (128 + SIGINT), as shells report it."""
 

@@ -14,6 +14,7 @@ from rich.table import Table
 from nextmove._csv import write_csv
 from nextmove._files import writing
 from nextmove.cli._common import (
+    STORE_DEFAULT,
     OutcomesUntilOpt,
     TrainingDaysOpt,
     console,
@@ -49,7 +50,7 @@ def health_cmd(
         str | None,
         typer.Option(
             "--store",
-            help="Store URL to save the trained outcome models in; default: NEXTMOVE_STORE_URL or the workspace's.",
+            help=f"Store URL to save the trained outcome models in; {STORE_DEFAULT}.",
         ),
     ] = None,
     save_model: Annotated[

@@ -13,7 +13,16 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from nextmove.cli._common import console, err_console, handle_errors, open_store, output_file, parse_as_of, status
+from nextmove.cli._common import (
+    STORE_DEFAULT,
+    console,
+    err_console,
+    handle_errors,
+    open_store,
+    output_file,
+    parse_as_of,
+    status,
+)
 from nextmove.cli.commands import BookOpt, PlaybookOpt, load_inputs, resolve_playbook_path
 from nextmove.cli.evaluate import UntilOpt, write_json
 from nextmove.errors import ConfigError, NotFoundError
@@ -36,7 +45,10 @@ def lift_cmd(
     playbook: PlaybookOpt = None,
     store: Annotated[
         str | None,
-        typer.Option("--store", help="Store URL to read the run from; default: NEXTMOVE_STORE_URL or the workspace's."),
+        typer.Option(
+            "--store",
+            help=f"Store URL to read the run from; {STORE_DEFAULT}.",
+        ),
     ] = None,
     run: Annotated[
         str | None,

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from nextmove.cli._common import console, handle_errors, open_store, output_file, safe, status
+from nextmove.cli._common import STORE_DEFAULT, console, handle_errors, open_store, output_file, safe, status
 from nextmove.errors import ConfigError
 
 
@@ -24,7 +24,10 @@ def report_cmd(
     ] = None,
     store: Annotated[
         str | None,
-        typer.Option("--store", help="Store URL; default: NEXTMOVE_STORE_URL or the workspace's SQLite file."),
+        typer.Option(
+            "--store",
+            help=f"Store URL; {STORE_DEFAULT}.",
+        ),
     ] = None,
 ) -> None:
     """Render a stored run as one HTML file that opens offline (charts inline, no network).

@@ -15,6 +15,7 @@ from nextmove._urls import mask_url
 from nextmove.book.contract import NO_ACTION
 from nextmove.book.validate import load_book
 from nextmove.cli._common import (
+    STORE_DEFAULT,
     OutcomesUntilOpt,
     StageProgress,
     TrainingDaysOpt,
@@ -70,7 +71,10 @@ def run_cmd(
     ] = None,
     store: Annotated[
         str | None,
-        typer.Option("--store", help="Store URL to save the run in; default: NEXTMOVE_STORE_URL or the workspace's."),
+        typer.Option(
+            "--store",
+            help=f"Store URL to save the run in; {STORE_DEFAULT}.",
+        ),
     ] = None,
     no_store: Annotated[bool, typer.Option("--no-store", help="Do not save the run in a store.")] = False,
     reuse_model: Annotated[

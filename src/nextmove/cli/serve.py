@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from nextmove.cli._common import console, err_console, handle_errors, safe, status
+from nextmove.cli._common import STORE_DEFAULT, console, err_console, handle_errors, safe, status
 from nextmove.cli.commands import resolve_playbook_path
 from nextmove.errors import ConfigError, NextmoveError, NotFoundError
 from nextmove.playbook.loader import load_playbook
@@ -21,7 +21,10 @@ if TYPE_CHECKING:
 
 StoreOpt = Annotated[
     str | None,
-    typer.Option("--store", help="Store URL; default: NEXTMOVE_STORE_URL or the workspace's SQLite file."),
+    typer.Option(
+        "--store",
+        help=f"Store URL; {STORE_DEFAULT}.",
+    ),
 ]
 
 
