@@ -404,8 +404,8 @@ def run(
                     # Stopped after the save (while the report was written): the run stays saved (and
                     # served), so the stop must not read as a run that failed.
                     served = " and served" if opts.promote else ""
-                    files = f", but its files were not written into {staged.target}" if staged is not None else ""
-                    exc.args = (f"{failure_text(exc)} after run {run_id} was saved in the store{served}{files}",)
+                    unwritten = f", but its files were not written into {staged.target}" if staged is not None else ""
+                    exc.args = (f"{failure_text(exc)} after run {run_id} was saved in the store{served}{unwritten}",)
         if isinstance(exc, WriteError) and staged is not None:
             # One message whatever file failed (in the staging folder, which is gone now).
             reason = write_failure(exc.__cause__) if exc.__cause__ is not None else None
