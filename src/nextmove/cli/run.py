@@ -92,6 +92,13 @@ def run_cmd(
     allocation: Annotated[
         str, typer.Option(help="Allocation under capacity: auto, exact (HiGHS) or lagrangian.")
     ] = "auto",
+    exact_time_limit: Annotated[
+        float,
+        typer.Option(
+            help="Seconds the exact allocation (HiGHS) may take: it keeps its best solution by then, or the "
+            "Lagrangian allocates if it found none (the run's notes say so).",
+        ),
+    ] = 10.0,
     no_capacity: Annotated[bool, typer.Option("--no-capacity", help="Ignore the playbook's capacities.")] = False,
     risk_aversion: Annotated[
         float,
@@ -156,6 +163,7 @@ def run_cmd(
             reuse_model=reuse_model,
             promote=promote,
             allocation=allocation,
+            exact_time_limit_s=exact_time_limit,
             capacity=not no_capacity,
             risk_aversion=risk_aversion,
             jobs=jobs,

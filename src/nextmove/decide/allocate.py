@@ -15,7 +15,7 @@ import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
 import numpy as np
@@ -26,8 +26,8 @@ from nextmove.errors import ConfigError
 
 Method = Literal["auto", "exact", "lagrangian"]
 EXACT_MAX_VARIABLES = 10_000
-"""``auto`` solves exactly up to this many (account, candidate) pairs with positive value (and falls back to
-the Lagrangian if the solver finds no solution within its time limit)."""
+"""``auto`` solves exactly up to this many (account, candidate) pairs with positive value (and, as ``exact``
+does, falls back to the Lagrangian if the solver finds no solution within its time limit)."""
 
 EXACT_MIP_REL_GAP = 1e-3
 """Relative optimality gap at which HiGHS stops; the local improvements after it take what is left in reach."""
@@ -77,6 +77,9 @@ class Allocation:
     """A proven upper bound on the best total value, when the method gives one."""
     seconds: float = 0.0
     """Wall time of the solve."""
+    fallback: str | None = None
+    """Why the Lagrangian allocated when the exact solver was asked for (it found no solution within its time
+    limit); None when the method asked for (or the one ``auto`` chose) solved it."""
 
     @property
     def gap_to_bound(self) -> float | None:
@@ -265,7 +268,9 @@ def allocate(
         ``exact`` (HiGHS MILP), ``lagrangian`` (dual prices, per-group knapsacks, greedy repair
         and local improvement), or ``auto`` (exact up to ``EXACT_MAX_VARIABLES`` positive-value pairs).
     time_limit_s
-        Time limit of the exact solver; it returns its best solution so far.
+        Time limit of the exact solver; it returns its best solution so far, and when it has none
+        (doing nothing everywhere is always feasible, but HiGHS may not reach any solution on a large
+        book), the Lagrangian allocates instead and :attr:`Allocation.fallback` says so.
     iterations
         Subgradient iterations of the Lagrangian (default: 300, down to 40 for large books).
 
@@ -277,7 +282,7 @@ def allocate(
     Raises
     ------
     ConfigError
-        If the shapes disagree, a limit or a usage is negative, or ``method`` is unknown.
+        If the shapes disagree, a limit or a usage is negative, ``method`` is unknown or ``time_limit_s`` is not > 0.
 
     Examples
     --------
@@ -294,26 +299,32 @@ def allocate(
     _validate(values, eligible, resources)
     if method not in ("auto", "exact", "lagrangian"):
         raise ConfigError(f"method must be 'auto', 'exact' or 'lagrangian', got {method!r}")
+    if isinstance(time_limit_s, bool) or not isinstance(time_limit_s, int | float) or not time_limit_s > 0:
+        raise ConfigError(f"time_limit_s must be a number of seconds > 0, got {time_limit_s!r}")
     problem = _Problem(values, eligible, resources)
     n_pairs = int(problem.usable.sum())
-    fallback = method == "auto"
     if method == "auto":
         method = "exact" if n_pairs <= EXACT_MAX_VARIABLES else "lagrangian"
     if n_pairs == 0:
         return problem.report(np.full(values.shape[0], -1), method, started, upper_bound=0.0)
+    why = None
     if method == "exact":
         try:
             return _exact(problem, time_limit_s, started)
-        except ConfigError:
-            if not fallback:
-                raise
-            # ``auto``: the solver found nothing within its time limit, so price the capacities instead.
+        except _NoSolutionError as exc:
+            # Doing nothing everywhere is feasible, but HiGHS reached no solution: price the capacities instead.
+            why = str(exc)
     if iterations is None:
         iterations = int(min(300, max(40, 1e8 // max(values.size, 1))))
-    return _lagrangian(problem, iterations, started)
+    result = _lagrangian(problem, iterations, started)
+    return result if why is None else replace(result, fallback=why)
 
 
 # ---- exact ---------------------------------------------------------------------------------------
+
+
+class _NoSolutionError(Exception):
+    """HiGHS stopped (its time limit) without any solution: :func:`allocate` falls back to the Lagrangian."""
 
 
 def _exact(problem: _Problem, time_limit_s: float, started: float) -> Allocation:
@@ -341,7 +352,10 @@ def _exact(problem: _Problem, time_limit_s: float, started: float) -> Allocation
             options={"time_limit": time_limit_s, "mip_rel_gap": EXACT_MIP_REL_GAP, "disp": False},
         )
     if result.x is None:
-        raise ConfigError(f"the exact allocation found no solution ({result.message}); use method='lagrangian'")
+        solver = "the exact solver (HiGHS)"
+        if result.status == 1:
+            raise _NoSolutionError(f"{solver} found no solution within its time limit of {time_limit_s:g} s")
+        raise _NoSolutionError(f"{solver} stopped without a solution ({result.message})")
     x = result.x > 0.5
     choice = np.full(n_acc, -1)
     choice[rows[x]] = cols[x]

@@ -59,7 +59,8 @@ class DecisionOptions:
     method: Method = "auto"
     """Allocation method: ``auto``, ``exact`` (HiGHS) or ``lagrangian``."""
     time_limit_s: float = 10.0
-    """Time limit of the exact allocation (``auto`` then falls back to the Lagrangian if it found nothing)."""
+    """Time limit of the exact allocation, in seconds: it keeps HiGHS's best solution by then, and when it
+    has none the Lagrangian allocates instead (:attr:`~nextmove.decide.allocate.Allocation.fallback` says so)."""
     capacity: bool = True
     """Apply the playbook's capacities (False: every account takes its best allowed option)."""
     interval_level: float = 0.9
@@ -78,6 +79,9 @@ class DecisionOptions:
         risk = self.risk_aversion
         if isinstance(risk, bool) or not isinstance(risk, int | float) or not risk >= 0:
             raise ConfigError(f"risk_aversion must be a number >= 0, got {risk!r}")
+        limit = self.time_limit_s
+        if isinstance(limit, bool) or not isinstance(limit, int | float) or not limit > 0:
+            raise ConfigError(f"time_limit_s must be a number of seconds > 0, got {limit!r}")
 
 
 @dataclass(frozen=True)

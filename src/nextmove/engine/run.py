@@ -168,6 +168,9 @@ class RunOptions:
     model are stored, and nothing serves them until ``nextmove models promote RUN_ID``."""
     allocation: str = "auto"
     """Allocation method: ``auto``, ``exact`` or ``lagrangian``."""
+    exact_time_limit_s: float = 10.0
+    """Seconds the exact allocation (HiGHS) may take (``nextmove run --exact-time-limit``): it keeps its best
+    solution by then, and when it has none the Lagrangian allocates instead, which the run's notes say."""
     capacity: bool = True
     """Apply the playbook's capacities."""
     risk_aversion: float = 0.0
@@ -564,10 +567,13 @@ def _run(
         run_key=when.isoformat(),
         options=DecisionOptions(
             method=opts.allocation,  # type: ignore[arg-type]
+            time_limit_s=opts.exact_time_limit_s,
             capacity=opts.capacity,
             risk_aversion=opts.risk_aversion,
         ),
     )
+    if (fallback := decisions.allocation.fallback) is not None:
+        notes.append(_fallback_note(fallback, decisions.allocation.gap_to_bound))
     decided = decisions.frame()
     if (zero := zero_limits_note(playbook, decisions.candidates, owners, capacity=opts.capacity)) is not None:
         notes.append(zero)
@@ -679,6 +685,9 @@ def _options(options: Mapping[str, Any]) -> RunOptions:
         raise ConfigError(f"training_days must be a positive whole number or None, got {opts.training_days!r}")
     if opts.outcomes_until is not None and not isinstance(opts.outcomes_until, date):
         raise ConfigError(f"outcomes_until must be a date, a datetime or None, got {opts.outcomes_until!r}")
+    limit = opts.exact_time_limit_s
+    if isinstance(limit, bool) or not isinstance(limit, int | float) or not limit > 0:
+        raise ConfigError(f"exact_time_limit_s (--exact-time-limit) must be a number of seconds > 0, got {limit!r}")
     DecisionOptions(risk_aversion=opts.risk_aversion)  # checks it before any work is done
     if not isinstance(opts.jobs, int) or opts.jobs < 1:
         raise ConfigError(f"jobs must be a positive whole number, got {opts.jobs!r}")
@@ -691,6 +700,7 @@ def _params(opts: RunOptions, seed: int) -> dict[str, Any]:
         "reuse_model": opts.reuse_model,
         "promote": opts.promote,
         "allocation": opts.allocation,
+        "exact_time_limit_s": opts.exact_time_limit_s,
         "capacity": opts.capacity,
         "training_days": opts.training_days,
         "outcomes_until": None if opts.outcomes_until is None else opts.outcomes_until.isoformat(),
@@ -700,6 +710,15 @@ def _params(opts: RunOptions, seed: int) -> dict[str, Any]:
         "lab_truth": opts.truth is not None,
         "process": run_process(),
     }
+
+
+def _fallback_note(fallback: str, gap: float | None) -> str:
+    """The note of an exact allocation that found nothing in time, so that the Lagrangian allocated the book."""
+    within = "" if gap is None else f", within {gap:.2%} of the best possible"
+    return (
+        f"{fallback}, so the Lagrangian allocated the book instead{within}: --exact-time-limit gives HiGHS longer, "
+        "and --allocation lagrangian (or auto, which picks it for a large book) goes straight to it"
+    )
 
 
 def _unowned_note(playbook: Playbook, owners: list[str | None] | None, accounts: int) -> str | None:
@@ -1616,6 +1635,7 @@ def _summary(
             "upper_bound_usd": None if allocation.upper_bound is None else round(allocation.upper_bound, 2),
             "gap_to_bound": allocation.gap_to_bound,
             "seconds": round(allocation.seconds, 3),
+            **({} if allocation.fallback is None else {"fallback": allocation.fallback}),
             "binding_resources": len(binding),
             "resources": len(decisions.resources),
             **_allocation_check(decisions),
