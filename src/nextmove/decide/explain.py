@@ -34,9 +34,11 @@ from nextmove.decide.phrases import (
     feature_family,
     feature_wording,
     format_usd,
+    isolated,
     render_phrases,
     usd_text,
     without_bidi_controls,
+    without_stray_bidi_controls,
     wording_table,
 )
 from nextmove.decide.policy import LOST_CODES, RULE_CODES, default_variant
@@ -314,7 +316,8 @@ class _Catalog:
     specs: list[ObjectiveSpec]
     objective_names: dict[str, str]
     actions: pl.DataFrame
-    """``action_id, action_name, action_objective``."""
+    """``action_id, action_name, action_objective``; the names as sentences hold them
+    (:func:`~nextmove.decide.phrases.isolated`)."""
     stems: Labels
     """Feature stems → plain words, per family (signal names, action and team names, outcome kinds, roles)."""
     teams: frozenset[str]
@@ -336,7 +339,8 @@ class _Catalog:
         actions = pl.DataFrame(
             {
                 "action_id": [a.id for a in playbook.actions],
-                "action_name": [a.name for a in playbook.actions],
+                # As the sentences hold them: without their bidi controls, set apart when right-to-left.
+                "action_name": [isolated(a.name) for a in playbook.actions],
                 "action_objective": [a.objective for a in playbook.actions],
             },
             schema={"action_id": pl.String, "action_name": pl.String, "action_objective": pl.String},
@@ -380,7 +384,8 @@ class _Catalog:
 
 
 def _name(action: pl.Expr, name: pl.Expr) -> pl.Expr:
-    """An action's name from the playbook, or its id with spaces when the playbook lacks it."""
+    """An action's name from the playbook (as the catalog holds it: set apart when right-to-left), or its id with
+    spaces when the playbook lacks it (an id, as a variant's, is of ASCII letters: no name to set apart)."""
     return pl.coalesce(name, action.str.replace_all("_", " "))
 
 
@@ -553,7 +558,7 @@ def explain_decisions(
     dec = dec.join(runner_up, on="_i", how="left", maintain_order="left")
     dec = dec.with_columns(_control_default().alias("_control_default"))
     dec = dec.with_columns(
-        without_bidi_controls(_default_why()).alias("default_why"),
+        without_stray_bidi_controls(_default_why()).alias("default_why"),
         # An arm the history (almost) never took: its effect is the pooled estimate (summary says so).
         # Flagged are arms, so a variant is looked up by its own arm (``action:variant``) when projected.
         _arm_key(pl.col("action_id"), pl.col("variant"), arms).is_in(list(projection.flagged_actions)).alias("_pooled"),
@@ -1151,7 +1156,7 @@ def _projected(rows: pl.DataFrame, catalog: _Catalog) -> tuple[pl.DataFrame, pl.
     projected = rows.group_by("_i", maintain_order=True).agg(entry.alias("_projected"))
     # The outcome kind leads as a label, then the numbers: "cancelled within 30 days: 3.2% → 1.1% chance"
     # reads for any kind, where "chance of cancelled" would not.
-    outcome = pl.col("outcome").str.replace_all("_", " ")
+    outcome = isolated(pl.col("outcome").str.replace_all("_", " "))
     phrase = pl.concat_str(
         [
             outcome,
@@ -1860,7 +1865,7 @@ def _comparables(
         if found.height == 0:
             continue
         kind, is_amount = kind_of[action_id]
-        words = without_bidi_controls(kind.replace("_", " "))
+        words = isolated(kind.replace("_", " "))
         if outcomes is None:
             text = _credited_words(pl.col("outcome"), words, is_amount, catalog.horizon_days)
         else:
@@ -2172,7 +2177,7 @@ def _assemble(
             pl.col("_comparables").cast(_COMPARABLES_TYPE).fill_null(pl.lit([], dtype=_COMPARABLES_TYPE)),
             pl.col("_alternatives").cast(_ALTERNATIVES_TYPE).fill_null(pl.lit([], dtype=_ALTERNATIVES_TYPE)),
         )
-        .with_columns(without_bidi_controls(_summary()).alias("summary"))
+        .with_columns(without_stray_bidi_controls(_summary()).alias("summary"))
     )
     evidence = pl.struct(
         pl.lit(SCHEMA_VERSION).alias("schema"),
@@ -2271,8 +2276,8 @@ def receipt_text(
     def action(action_id: str | None, variant: str | None = None) -> str:
         if action_id is None or action_id == NO_ACTION:
             return "doing nothing"
-        shown = action_names.get(action_id) or _words(action_id)
-        return f"{shown} ({variant})" if variant else shown
+        shown = isolated(action_names.get(action_id) or _words(action_id))
+        return f"{shown} ({isolated(variant)})" if variant else shown
 
     lines = [str(evidence.get("summary") or "")]
     arm = evidence.get("arm")
@@ -2300,7 +2305,11 @@ def receipt_text(
             # The outcome kind as a label beside the objective ("Keep subscriber (cancelled)"), unless it
             # repeats it ("Expansion"): "chance of cancelled" does not read.
             outcome = _words(row.get("outcome"))
-            label = objective if outcome.lower() in ("", objective.lower()) else f"{objective} ({outcome})"
+            label = (
+                isolated(objective)
+                if outcome.lower() in ("", objective.lower())
+                else f"{isolated(objective)} ({isolated(outcome)})"
+            )
             what = "expected" if unit == "usd" else "chance"
             line = (
                 f"  - {label}: {_level(row.get('without'), unit)} {what} without, {_level(row.get('with'), unit)} with"
@@ -2319,7 +2328,8 @@ def receipt_text(
         lines.append(f"Comparable accounts that got {action(subject)}:")
         for c in comparables:
             day = str(c.get("ts") or "")[:10]
-            lines.append(f"  - {c.get('account_id')} on {day}: {c.get('outcome')} (similarity {c.get('similarity')})")
+            who = isolated(str(c.get("account_id")))
+            lines.append(f"  - {who} on {day}: {c.get('outcome')} (similarity {c.get('similarity')})")
     if alternatives:
         lines.append("Runner-up actions:")
         for alt in alternatives:
@@ -2333,4 +2343,5 @@ def receipt_text(
             )
     if evidence.get("default_why"):
         lines.append(f"Lifecycle playbook: {evidence.get('default_why')}")
-    return without_bidi_controls("\n".join(lines))
+    # The stored sentences keep their names' isolates (a receipt's own); any other bidi control goes.
+    return without_stray_bidi_controls("\n".join(lines))

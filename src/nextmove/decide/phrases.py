@@ -399,7 +399,17 @@ BIDI_CONTROLS = "\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2
 """The Unicode ``Bidi_Control`` characters: the marks ALM, LRM and RLM, the embeddings and overrides LRE,
 RLE, PDF, LRO and RLO, and the isolates LRI, RLI, FSI and PDI. Invisible, they reorder the text around them."""
 
+FSI, PDI = "\u2068", "\u2069"
+"""FIRST STRONG ISOLATE and POP DIRECTIONAL ISOLATE: :func:`isolated` sets a right-to-left name apart with them."""
+
 _BIDI_CONTROL = re.compile(f"[{BIDI_CONTROLS}]")
+
+_RIGHT_TO_LEFT = re.compile("[\u0590-\u08ff\ufb1d-\ufdff\ufe70-\ufefe\U00010800-\U00010fff\U0001e800-\U0001efff]")
+"""The blocks of the right-to-left scripts (Hebrew, Arabic, Syriac, Thaana, N'Ko … and their presentation forms):
+the letters of bidi class R or AL, with their marks and Arabic-Indic digits. A name with none of them reads the
+same, set apart or not, in a left-to-right sentence."""
+
+_STRAY_CONTROL = re.compile(f"({FSI}[^{BIDI_CONTROLS}]*{PDI})|[{BIDI_CONTROLS}]")
 
 
 @overload
@@ -407,13 +417,13 @@ def without_bidi_controls(text: str) -> str: ...
 @overload
 def without_bidi_controls(text: pl.Expr) -> pl.Expr: ...
 def without_bidi_controls(text: str | pl.Expr) -> str | pl.Expr:
-    r"""``text`` (a sentence, or an expression of sentences) without the :data:`BIDI_CONTROLS`.
+    r"""``text`` (a name, a sentence, or an expression of them) without the :data:`BIDI_CONTROLS`.
 
     A book's or playbook's name holding one (``"Acme\u202e tnuocca"``) made the rest of the
     sentence it was put in show reversed, in the report, a spreadsheet or a terminal: "Trojan
-    Source" text that reads otherwise than it is. nextmove's own words hold none, so a sentence
-    with names in it is cleaned whole; a name's letters of either direction are kept. The data
-    (``name``, ``owner``, the ids) keeps the book's text as it is.
+    Source" text that reads otherwise than it is. A name is cleaned so before it is put in a sentence
+    (:func:`isolated`); a name's letters of either direction are kept. The data (``name``, ``owner``,
+    the ids) keeps the book's text as it is.
 
     Examples
     --------
@@ -425,6 +435,63 @@ def without_bidi_controls(text: str | pl.Expr) -> str | pl.Expr:
     if isinstance(text, pl.Expr):
         return text.str.replace_all(_BIDI_CONTROL.pattern, "")
     return _BIDI_CONTROL.sub("", text)
+
+
+@overload
+def isolated(name: str) -> str: ...
+@overload
+def isolated(name: pl.Expr) -> pl.Expr: ...
+def isolated(name: str | pl.Expr) -> str | pl.Expr:
+    r"""``name`` as a sentence holds it: without its bidi controls, set apart (``FSI`` … ``PDI``) when right-to-left.
+
+    Put in an English sentence, an Arabic or Hebrew name took the numbers next to it into its
+    right-to-left run (the Unicode bidi algorithm reads digits by the letters before them):
+    "جلسات التطبيق: 6 reports in 90 days" showed as "6 :جلسات التطبيق reports in 90 days", "last
+    رسالة 90 days ago" as "last 90 رسالة days ago". Isolated, the name is laid out on its own and
+    the sentence around it reads in order. A name of left-to-right letters only (Latin, Greek,
+    Cyrillic, CJK …) reads the same either way and is left as it is, so a sentence of such names
+    holds no invisible character. The sentence keeps only these balanced pairs
+    (:func:`without_stray_bidi_controls`).
+
+    Examples
+    --------
+    >>> ascii(isolated("جلسات\u202e"))
+    "'\\u2068\\u062c\\u0644\\u0633\\u0627\\u062a\\u2069'"
+    >>> isolated("Yılmaz\u200f"), pl.select(isolated(pl.lit("logins"))).item()
+    ('Yılmaz', 'logins')
+    >>> pl.select(isolated(pl.lit("צפיות")).str.len_chars()).item()
+    7
+    """
+    if isinstance(name, pl.Expr):
+        bare = without_bidi_controls(name)
+        around = pl.concat_str([pl.lit(FSI), bare, pl.lit(PDI)])
+        return pl.when(bare.str.contains(_RIGHT_TO_LEFT.pattern)).then(around).otherwise(bare)
+    clean = _BIDI_CONTROL.sub("", name)
+    return f"{FSI}{clean}{PDI}" if _RIGHT_TO_LEFT.search(clean) else clean
+
+
+@overload
+def without_stray_bidi_controls(text: str) -> str: ...
+@overload
+def without_stray_bidi_controls(text: pl.Expr) -> pl.Expr: ...
+def without_stray_bidi_controls(text: str | pl.Expr) -> str | pl.Expr:
+    r"""``text`` (a sentence) without the :data:`BIDI_CONTROLS`, but for balanced ``FSI`` … ``PDI`` pairs holding none.
+
+    Those are :func:`isolated`'s: a name's own controls are gone before it is set apart, and a pair
+    cannot reorder the text outside it. A lone ``FSI`` or ``PDI``, a pair around another control, and
+    every other control (an override, an embedding, a mark) are dropped. Applied to a whole receipt
+    sentence, it keeps its names' isolates and drops whatever else came with a text (a stored receipt's).
+
+    Examples
+    --------
+    >>> ascii(without_stray_bidi_controls("last \u2068\u05d0\u2069 3 days ago\u202e \u2068"))
+    "'last \\u2068\\u05d0\\u2069 3 days ago '"
+    >>> pl.select(without_stray_bidi_controls(pl.lit("\u2068a\u202eb\u2069 c"))).item()
+    'ab c'
+    """
+    if isinstance(text, pl.Expr):
+        return text.str.replace_all(_STRAY_CONTROL.pattern, "${1}")
+    return _STRAY_CONTROL.sub(lambda m: m.group(1) or "", text)
 
 
 # ---- phrases -----------------------------------------------------------------------------------
@@ -505,6 +572,7 @@ _ANY_ACTION = "any"
 
 
 def _phrase(kind: str) -> pl.Expr:
+    # The book's names (``words``, set apart by _set_apart) and text values keep to themselves when right-to-left.
     x, words, window = pl.col("value"), pl.col("words"), pl.col("window").cast(pl.String)
     if kind == "renewal":
         return (
@@ -582,7 +650,7 @@ def _phrase(kind: str) -> pl.Expr:
     if kind == "days_since":
         return pl.concat_str([words, pl.lit(" "), _count_of(x, "day"), pl.lit(" ago")])
     if kind == "text":
-        return pl.concat_str([words, pl.lit(" "), pl.col("text")])
+        return pl.concat_str([words, pl.lit(" "), isolated(pl.col("text"))])
     if kind == "flag":
         return pl.concat_str([words, pl.when(x > 0.5).then(pl.lit(": yes")).otherwise(pl.lit(": no"))])
     return pl.concat_str([words, pl.lit(" "), _level(x)])
@@ -616,11 +684,18 @@ def render_phrases(frame: pl.DataFrame) -> pl.Series:
     data = frame.select(
         [pl.col(c).cast(t) if c in frame.columns else pl.lit(None, t).alias(c) for c, t in PHRASE_COLUMNS.items()]
     ).with_row_index("_row")
+    data = data.with_columns(_set_apart(data.get_column("words")))
     parts = [
         part.select("_row", _kind_phrase(str(kind)))
         for (kind,), part in data.partition_by("kind", as_dict=True, include_key=True).items()
     ]
     return pl.concat(parts).sort("_row").get_column("phrase")
+
+
+def _set_apart(words: pl.Series) -> pl.Series:
+    """``words`` as a phrase holds them (:func:`isolated`), worked out once per name: a book has few."""
+    names = words.drop_nulls().unique().to_list()
+    return words.replace(names, [isolated(str(n)) for n in names])
 
 
 @cache
@@ -633,7 +708,7 @@ def _kind_phrase(kind: str) -> pl.Expr:
     if kind in _CHANGES:
         # A change that reads 0% is no news: "support signals up 0% over 90 days" is never said (see citable).
         present = present & ((pl.col("value").abs() * 100).round(0) != 0)
-    return pl.when(present).then(without_bidi_controls(phrase)).alias("phrase")
+    return pl.when(present).then(phrase).alias("phrase")
 
 
 def _number_or_none(value: object) -> float | None:
@@ -703,7 +778,7 @@ def feature_phrase(
     frame = pl.DataFrame(
         {
             "kind": [kind],
-            "words": [wording.words],
+            "words": [isolated(wording.words)],
             "window": [wording.window],
             "percent": [wording.percent],
             "value": [number],

@@ -51,7 +51,7 @@ from numpy.typing import NDArray
 
 from nextmove.book import NO_ACTION, Book
 from nextmove.book.model import as_utc
-from nextmove.decide.phrases import usd_text
+from nextmove.decide.phrases import isolated, usd_text
 from nextmove.decide.policy import _resource_words, default_variant, playbook_resources, value_matrices
 from nextmove.decide.rules import (
     NO_PLAY_ALLOWED,
@@ -2353,9 +2353,10 @@ def _option_name(playbook: Playbook, option: Option) -> str:
 
 
 def _action_name(playbook: Playbook, action_id: str) -> str:
+    """An action's name as the receipts' sentences hold it (:func:`~nextmove.decide.phrases.isolated`)."""
     if action_id == NO_ACTION:
         return "doing nothing"
     try:
-        return playbook.action(action_id).name
+        return isolated(playbook.action(action_id).name)
     except KeyError:
         return action_id

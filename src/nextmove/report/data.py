@@ -10,7 +10,7 @@ from typing import Any
 
 import polars as pl
 
-from nextmove.decide.phrases import feature_wording
+from nextmove.decide.phrases import feature_wording, isolated
 from nextmove.engine.run_facts import DIFFERS_METRIC, OFF_POLICY_METRIC, differs_metric, off_policy_metric
 from nextmove.errors import ConfigError
 from nextmove.report.charts import usd
@@ -179,6 +179,7 @@ def _sentences(summary: Mapping[str, Any], families: Sequence[Count], recs: pl.D
         for i, c in enumerate(families):
             word = c.label  # as the playbook writes it: "Erweiterung (Upsell)"
             article = "an" if word[:1].lower() in "aeiou" else "a"
+            word = isolated(word)  # set apart when right-to-left: the page shows it as <bdi> (render.sentence)
             lead = (
                 f"{_plural(c.count, 'customer')} {'was' if c.count == 1 else 'were'} assigned"
                 if i == 0
@@ -715,7 +716,7 @@ _TRAIT_WORDS = {"count": "{} count", "sum": "{} total", "trend": "{} trend", "to
 def _trait(trait: Mapping[str, Any], labels: Mapping[str, str]) -> str:
     """A segment's trait in plain words: "high payment failed count over 365 days"."""
     wording = feature_wording(str(trait.get("feature")), names=labels)
-    text = _TRAIT_WORDS.get(wording.kind, "{}").format(wording.words)
+    text = _TRAIT_WORDS.get(wording.kind, "{}").format(isolated(wording.words))
     if wording.window:
         text += f" over {wording.window} days"
     z = trait.get("z")
@@ -752,7 +753,9 @@ def _segment_response(s: Mapping[str, Any], labels: Mapping[str, str]) -> str:
         if isinstance(ratio, int | float) and best.get("material")
         else f"{usd(float(best.get('value_usd') or 0.0))} per account"
     )
-    return f"{overall}; best family {best.get('family')} ({labels.get(action, action)}), {worth}"
+    return (
+        f"{overall}; best family {isolated(str(best.get('family')))} ({isolated(labels.get(action, action))}), {worth}"
+    )
 
 
 def _segment_details(s: Mapping[str, Any], labels: Mapping[str, str]) -> list[str]:
@@ -763,7 +766,7 @@ def _segment_details(s: Mapping[str, Any], labels: Mapping[str, str]) -> list[st
     rates = s.get("rates")
     if isinstance(rates, Mapping):
         seen = [
-            f"{kind} {float(r['observed']):.0%}"
+            f"{isolated(str(kind))} {float(r['observed']):.0%}"
             for kind, r in rates.items()
             if isinstance(r, Mapping) and isinstance(r.get("observed"), int | float)
         ]

@@ -5,13 +5,14 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 from markupsafe import Markup, escape
 
 from nextmove._files import writing
 from nextmove._version import __version__
-from nextmove.decide.phrases import without_bidi_controls
+from nextmove.decide.phrases import FSI, PDI, without_bidi_controls, without_stray_bidi_controls
 from nextmove.report.charts import BAND_COLORS, NARROW_WIDTH, Bar, Interval, bar_chart, interval_chart, usd
 from nextmove.report.data import ReportData, policy_notes
 
@@ -29,29 +30,57 @@ def _environment() -> Environment:
     env.filters["pct"] = lambda x: f"{float(x):.0%}"
     env.filters["num2"] = lambda x: "—" if x is None else f"{float(x):,.2f}"
     env.filters["code_spans"] = code_spans
+    env.filters["sentence"] = sentence
     env.globals["policy_notes"] = policy_notes
     return env
+
+
+class _Shown(Markup):
+    """Markup already as the page shows it, which :func:`shown` leaves as it is: the accounts table's data, whose
+    sentences keep their names' isolates for the page's script (:func:`_table_json`)."""
+
+    __slots__ = ()
 
 
 def shown(value: object) -> object:
     r"""``value`` as the page shows it: text, and markup, without the bidi controls (the page's every ``{{ … }}``).
 
     A name of the book's or the playbook's holding a right-to-left override (``"Acme\u202e tnuocca"``)
-    showed the rest of the sentence, or the table cell, it was in reversed. nextmove's own text holds
-    none, so text with names in it, and the markup of a chart, are cleaned whole (as the receipts'
-    sentences are: :func:`~nextmove.decide.phrases.without_bidi_controls`); a report of a run stored
-    before then is cleaned too.
+    showed the rest of the sentence, or the table cell, it was in reversed. A name, a cell, and the
+    markup of a chart are cleaned whole (:func:`~nextmove.decide.phrases.without_bidi_controls`); a
+    report of a run stored before the receipts' names were cleaned is cleaned too. nextmove's sentences
+    go through :func:`sentence` first, which turns their names' isolates into ``<bdi>``.
 
     Examples
     --------
     >>> shown("Call Acme\u202e tnuocca"), shown(Markup("<b>\u2067x\u2069</b>")), shown(3)
     ('Call Acme tnuocca', Markup('<b>x</b>'), 3)
     """
+    if isinstance(value, _Shown):
+        return value
     if isinstance(value, Markup):
         return Markup(without_bidi_controls(str(value)))
     if isinstance(value, str):
         return without_bidi_controls(value)
     return value
+
+
+def sentence(text: object) -> Markup:
+    r"""A sentence of nextmove's (a receipt's summary, a segment's response) escaped, its names set apart as ``<bdi>``.
+
+    The receipts set a right-to-left name apart with ``FSI`` … ``PDI``
+    (:func:`~nextmove.decide.phrases.isolated`), so that "جلسات التطبيق: 6 reports in 90 days" does not
+    show as "6 :جلسات التطبيق reports in 90 days"; the page writes each such pair as a ``<bdi>``
+    element. Any other bidi control (a lone isolate, an override) is dropped
+    (:func:`~nextmove.decide.phrases.without_stray_bidi_controls`).
+
+    Examples
+    --------
+    >>> str(sentence("last \u2068\u05d3\u05d5\u05d0\u05f4\u05dc\u2069 160 days ago <b>\u202e"))
+    'last <bdi>דוא״ל</bdi> 160 days ago &lt;b&gt;'
+    """
+    text = str(escape(without_stray_bidi_controls(str(text))))
+    return Markup(text.replace(FSI, "<bdi>").replace(PDI, "</bdi>"))
 
 
 def code_spans(text: object) -> Markup:
@@ -73,12 +102,29 @@ def code_spans(text: object) -> Markup:
     )
 
 
+_SENTENCES = frozenset({"why"})
+"""The accounts table's fields that are nextmove's sentences: they keep their names' isolates (the page's script
+writes them as ``<bdi>``, and its search drops them)."""
+
+
+def _table_cell(key: str, value: object) -> object:
+    """A value of the accounts table as the rest of the page shows it (:func:`shown`, :func:`sentence`)."""
+    if not isinstance(value, str):
+        return value
+    return without_stray_bidi_controls(value) if key in _SENTENCES else without_bidi_controls(value)
+
+
+def _table_json(rows: list[dict[str, Any]]) -> _Shown:
+    """The accounts table's data for the page's script, its text as the rest of the page shows it (its filters'
+    options are: :func:`shown`), its sentences with their names' isolates."""
+    return _Shown(_json_for_script([{key: _table_cell(key, value) for key, value in row.items()} for row in rows]))
+
+
 def _json_for_script(value: object) -> Markup:
     # Inside <script>, "</" would end the element and "<!--" open an escaped-comment state. JSON's
     # \u escapes of <, > and & keep the text valid JSON ("<\\!--" was not: JSON.parse threw on it and
     # the accounts table of a report with one name holding "<!--" was empty).
-    # The accounts table's text as the rest of the page shows it (:func:`shown`): its filters' options are.
-    text = without_bidi_controls(json.dumps(value, ensure_ascii=False, separators=(",", ":")))
+    text = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
     return Markup(text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026"))
 
 
@@ -179,7 +225,7 @@ def render_report(data: ReportData) -> str:
     return template.render(
         data=data,
         charts=charts(data),
-        table_json=_json_for_script(data.table),
+        table_json=_table_json(data.table),
         generated=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         version=__version__,
     )
