@@ -38,7 +38,10 @@ def check_feedback(services: Services, events: Sequence[FeedbackIn], now: dateti
     knows_accounts = services.decider.snapshot is not None or services.config.book is not None
     for i, event in enumerate(events):
         if knows_accounts and not services.knows_account(event.account_id, look_again=False):
-            unknown[i] = f"events.{i}.account_id: no account {event.account_id!r} in the served run or the book"
+            unknown[i] = (
+                f"events.{i}.account_id: no account {event.account_id!r} in the served run or the book"
+                + services.id_twin_note(event.account_id)
+            )
         found = _problems(services, event, now)
         if found:
             problems[i] = [{"field": f"events.{i}.{field}", "problem": problem} for field, problem in found]

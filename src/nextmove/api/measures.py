@@ -21,7 +21,7 @@ from nextmove.measure.lift import (
     with_playbook_note,
 )
 from nextmove.playbook import Playbook
-from nextmove.segment import BehaviorSegmenter, behavior_snapshot
+from nextmove.segment import BehaviorSegmenter, behavior_snapshot, signal_labels
 from nextmove.store import RunRecord, Store
 
 OVERLAP_RUNS_READ = 200
@@ -80,7 +80,8 @@ class SegmentCache:
     def _compute(self, book: Book, playbook: Playbook, when: datetime) -> dict[str, Any]:
         snapshot = behavior_snapshot(book, when, playbook=playbook)
         active = snapshot.join(active_accounts(book, playbook, when), on="account_id", how="semi")
-        result = BehaviorSegmenter(seed=self.seed).fit(active).segment(active)
+        labels = signal_labels(book, when, playbook=playbook)
+        result = BehaviorSegmenter(seed=self.seed, labels=labels).fit(active).segment(active)
         data = {
             "as_of": when,
             "accounts": active.height,

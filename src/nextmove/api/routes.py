@@ -473,7 +473,7 @@ def _not_in_run(services: Services, run: RunRecord, account_ids: list[str]) -> d
                 "not a customer then, or was added to the book since; the next run (POST /v1/runs) decides for it"
             )
         else:
-            out[a] = f"no account {a!r} in run {run.run_id!r} or the book; {listed}"
+            out[a] = f"no account {a!r} in run {run.run_id!r} or the book{services.id_twin_note(a)}; {listed}"
     return out
 
 
@@ -566,7 +566,9 @@ def account(
     owner = services.owner_of(account_id)
     principal.require_account(account_id, owner)
     if not services.knows_account(account_id):
-        raise NotFoundError(f"no account {account_id!r} in the served run or the book")
+        raise NotFoundError(
+            f"no account {account_id!r} in the served run or the book{services.id_twin_note(account_id)}"
+        )
     snap = services.decider.snapshot
     view = snap.account(account_id) if snap is not None else None
     rec = view.recommendation if view is not None else None

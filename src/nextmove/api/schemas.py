@@ -10,6 +10,7 @@ from typing import Annotated, Any, Final, Literal, Self
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from nextmove.api.errors import InvalidRequestError
+from nextmove.book.nfc import nfc
 from nextmove.book.parse import trim_text
 from nextmove.store import DecisionRecord, FeedbackEvent, RecommendationRecord, RunRecord
 
@@ -150,6 +151,9 @@ def clean_account_id(value: str) -> str:
 
 
 Id = Annotated[str, Field(min_length=1, max_length=MAX_ID_CHARS), AfterValidator(clean_text)]
+Name = Annotated[str, Field(min_length=1, max_length=MAX_ID_CHARS), AfterValidator(clean_text), AfterValidator(nfc)]
+"""A name the book and playbook key on (a signal's name, an outcome kind, an action id): read in Unicode NFC, as
+they are (:mod:`nextmove.book.nfc`)."""
 AccountId = Annotated[str, Field(min_length=1, max_length=MAX_ID_CHARS), AfterValidator(clean_account_id)]
 """An account's id: trimmed as the book trims it (:func:`clean_account_id`)."""
 Text = Annotated[str, Field(max_length=MAX_TEXT_CHARS), AfterValidator(clean_text)]
@@ -196,7 +200,7 @@ class DecideItemIn(_In):
 
     account_id: AccountId
     """The account (white space at either end is not part of it, as in the book)."""
-    signals: dict[Id, float] = Field(default_factory=dict, max_length=MAX_SIGNALS)
+    signals: dict[Name, float] = Field(default_factory=dict, max_length=MAX_SIGNALS)
     """Fresh context signals (signal name → latest value) seen by the caller, logged with the decision; on a
     server with a book, only the book's signal names (others are refused with 422)."""
     request_id: Id | None = None
@@ -215,7 +219,7 @@ class DecideIn(_In):
 
     account_id: AccountId | None = None
     """The account, for a single decision."""
-    signals: dict[Id, float] = Field(default_factory=dict, max_length=MAX_SIGNALS)
+    signals: dict[Name, float] = Field(default_factory=dict, max_length=MAX_SIGNALS)
     """Fresh context signals for the single account."""
     request_id: Id | None = None
     """Your id for the single request (see ``DecideItemIn.request_id``)."""
@@ -299,7 +303,7 @@ class DecisionsPublic(_Out):
 class OutcomeIn(_In):
     """What happened to the account (for ``kind = "outcome"``)."""
 
-    kind: Id
+    kind: Name
     """The outcome kind: one an objective of the playbook measures, or one of the book's ``outcomes.kind``."""
     value: float | None = None
     """The outcome's own value, if any, as the book's ``outcomes.value`` has it (e.g. the dollars it brought)."""
@@ -318,7 +322,7 @@ class FeedbackIn(_In):
     """The decision (from POST /v1/decide) the event answers, if any."""
     run_id: Id | None = None
     """The batch run whose recommendation the event answers, if any."""
-    action_id: Id | None = None
+    action_id: Name | None = None
     """The action done, dismissed or snoozed."""
     reason: Text | None = None
     """Why it was dismissed (required for ``dismissed``) or snoozed."""

@@ -23,6 +23,7 @@ from nextmove.api.limits import AuthFailureLimiter
 from nextmove.api.measures import SegmentCache
 from nextmove.book import CONTRACT, Book
 from nextmove.book.contract import FILE_SUFFIXES
+from nextmove.book.nfc import nfc_twins, twin_note, twin_of
 from nextmove.engine.online import OnlineDecider
 from nextmove.errors import BookError, ConfigError, ConflictError, NextmoveError, NotFoundError
 from nextmove.models._crossfit import hold_one_lightgbm_thread, one_lightgbm_thread, release_one_lightgbm_thread
@@ -730,6 +731,7 @@ class Services:
         self._changes: dict[str, tuple[dict[str, str | None], OwnerChanges]] = {}
         self._changes_lock = threading.Lock()
         self._signal_names: frozenset[str] | None = None
+        self._id_twins: dict[str, str] = {}
         self.outcome_kinds: tuple[str, ...] = ()
         """Outcome kinds feedback may report: those the playbook's objectives measure, and the book's."""
         self._know_book(config.book)
@@ -867,6 +869,15 @@ class Services:
             self.refresh_book()
         return account_id in self._owners
 
+    def id_twin_note(self, account_id: str) -> str:
+        """For an unknown ``account_id``: ``"; "`` and why, when a book's id differs from it only by its Unicode form.
+
+        Such ids print alike, so a 404 naming the id alone would name the account the client sees in the book.
+        Empty otherwise: ids are matched as written (:mod:`nextmove.book.nfc`).
+        """
+        known = twin_of(account_id, self._id_twins)
+        return "" if known is None else f"; {twin_note(account_id, known, 'in the book')}"
+
     @property
     def book_problem(self) -> str | None:
         """Why the book as it is now is not served (it changed and no longer validates), None if it is."""
@@ -915,6 +926,7 @@ class Services:
 
     def _know_book(self, book: Book | None) -> None:
         self._owners = _book_owners(book)
+        self._id_twins = nfc_twins(book.accounts.get_column("account_id")) if book is not None else {}
         self._signal_names = frozenset(book.signal_names) if book is not None else None
         kinds = {objective.outcome for objective in self.config.playbook.objectives.values()}
         if book is not None:

@@ -50,6 +50,9 @@ class ColumnSpec:
     allowed: tuple[str, ...] | None = None
     references: str | None = None
     """``table.column`` every non-empty value must exist in."""
+    identifier: bool = False
+    """An id (``account_id``, ``touch_id``, ``outcome_id``): kept byte for byte as written, as the systems that
+    join back on it compare it. The other text columns are names, read in Unicode NFC (:mod:`nextmove.book.nfc`)."""
 
 
 @dataclass(frozen=True)
@@ -98,7 +101,7 @@ ACCOUNTS = TableSpec(
     required=True,
     key="account_id",
     columns=(
-        ColumnSpec("account_id", S, True, "Unique id of the account."),
+        ColumnSpec("account_id", S, True, "Unique id of the account.", identifier=True),
         ColumnSpec("name", S, False, "Display name."),
         ColumnSpec("segment", S, False, "Commercial segment or tier (e.g. SMB, Enterprise)."),
         ColumnSpec("industry", S, False, "Industry."),
@@ -134,7 +137,7 @@ SIGNALS = TableSpec(
     required=False,
     time_column="ts",
     columns=(
-        ColumnSpec("account_id", S, True, "The account observed.", references="accounts.account_id"),
+        ColumnSpec("account_id", S, True, "The account observed.", references="accounts.account_id", identifier=True),
         ColumnSpec("ts", T, True, "When the value was observed (UTC if no offset is given)."),
         ColumnSpec("name", S, True, "Signal name, e.g. active_users or ticket_severity."),
         ColumnSpec("value", F, True, "Numeric value of the signal."),
@@ -154,10 +157,10 @@ TOUCHES = TableSpec(
     key="touch_id",
     time_column="ts",
     columns=(
-        ColumnSpec("account_id", S, True, "The account touched.", references="accounts.account_id"),
+        ColumnSpec("account_id", S, True, "The account touched.", references="accounts.account_id", identifier=True),
         ColumnSpec("action_id", S, True, "Id of the action in the playbook's catalog, or 'none'."),
         ColumnSpec("ts", T, True, "When the action was done."),
-        ColumnSpec("touch_id", S, False, "Unique id of the touch."),
+        ColumnSpec("touch_id", S, False, "Unique id of the touch.", identifier=True),
         ColumnSpec(
             "arm",
             S,
@@ -184,7 +187,7 @@ OUTCOMES = TableSpec(
     key="outcome_id",
     time_column="ts",
     columns=(
-        ColumnSpec("account_id", S, True, "The account.", references="accounts.account_id"),
+        ColumnSpec("account_id", S, True, "The account.", references="accounts.account_id", identifier=True),
         ColumnSpec("ts", T, True, "When the outcome happened."),
         ColumnSpec(
             "kind",
@@ -192,7 +195,7 @@ OUTCOMES = TableSpec(
             True,
             "churn, renewal, expansion, contraction, advocacy, recovery, or your own.",
         ),
-        ColumnSpec("outcome_id", S, False, "Unique id of the outcome."),
+        ColumnSpec("outcome_id", S, False, "Unique id of the outcome.", identifier=True),
         ColumnSpec("value", F, False, "Size of the outcome, e.g. the ARR delta; 1 for an event."),
         ColumnSpec(
             "touch_id",
@@ -200,6 +203,7 @@ OUTCOMES = TableSpec(
             False,
             "The touch this outcome is attributed to.",
             references="touches.touch_id",
+            identifier=True,
         ),
     ),
 )
@@ -262,6 +266,20 @@ def contract_markdown() -> str:
         "white space alone is a missing value. A space inside a value stays (`E 5`). Extra text columns",
         "are kept as written. The API reads an `account_id` sent to it the same way",
         "([api.md](api.md#account-ids-in-paths)).",
+        "",
+        "Names are compared after Unicode NFC normalisation. The same letter can be written as one code point",
+        "(`ü`, NFC, as most systems write it) or as a letter and a combining accent (`u` + U+0308, NFD, as macOS",
+        "and some exports write it): both print alike. So every contract text column but the ids (`name`,",
+        "`kind`, `action_id`, `lifecycle_stage`, `owner`, `segment`, …) is read in NFC, and an outcome kind",
+        "`Kündigung` written both ways is one kind, a signal one signal; so are the playbook's names (action",
+        "ids, outcome kinds, stages, teams, signal names: the whole file is read in NFC) and those sent to the",
+        "API (fresh signals' names, feedback's outcome kinds and action ids). Extra text columns are kept as",
+        "written. Ids (`account_id`, `touch_id`, `outcome_id`) are never rewritten, since the systems that join",
+        "back on them compare them byte for byte: a reference that is unknown only because it is written in",
+        "another form than a known id is an error that says so, showing both with escapes (`'mu\\u0308ller-1'",
+        "differs from 'm\\xfcller-1' in accounts.csv only by Unicode normalisation`), as is the API's 404 for",
+        "such an id; two `account_id`s of the accounts table that differ only so are two accounts, which",
+        "`nextmove validate` notes, as they print alike in every report.",
         "",
         f"A logged decision to do nothing is a touch with `action_id` `{NO_ACTION}`.",
         "",

@@ -19,6 +19,7 @@ import polars as pl
 from nextmove.book.contract import CONTRACT, NO_ACTION, ColumnSpec, ColumnType, TableSpec
 from nextmove.book.lifetime import gone_at_lazy, latest_start, terminal_outcome_kinds
 from nextmove.book.model import Book, as_utc, bulk_end_of, empty_table
+from nextmove.book.nfc import nfc_clashes, nfc_text, nfc_twins, twin_note, twin_of
 from nextmove.book.notes import (
     DUPLICATE_SHARE,
     FAR_LATEST_DAYS,
@@ -101,6 +102,9 @@ class _Context:
     max_examples: int
     account_ids: pl.Series | None = None
     touch_ids: pl.Series | None = None
+    id_files: dict[str, str] = field(default_factory=dict)
+    """The file (or table) each table of ids referred to was read from, to name it: ``accounts.csv``."""
+    _twins: dict[str, dict[str, str]] = field(default_factory=dict)
     unreadable: set[str] = field(default_factory=set)
     present_tables: set[str] = field(default_factory=set)
     problems: list[Problem] = field(default_factory=list)
@@ -119,6 +123,14 @@ class _Context:
     def kept_until(self) -> datetime:
         """The latest time of a row :func:`load_book` keeps (:func:`kept_until`): the times' notes read only those."""
         return kept_until(self.as_of, self.run_as_of)
+
+    def twin_note(self, table: str, value: str) -> str | None:
+        """What to say of an unknown id ``value`` of ``table`` when a known one differs from it only by its form."""
+        if table not in self._twins:
+            ids = self.account_ids if table == "accounts" else self.touch_ids
+            self._twins[table] = {} if ids is None else nfc_twins(ids)
+        known = twin_of(value, self._twins[table])
+        return None if known is None else twin_note(value, known, f"in {self.id_files.get(table, table)}")
 
     def add(self, problem: Problem, count: int = 1) -> None:
         self.problems.append(problem)
@@ -929,10 +941,7 @@ def _check_table(src: TableSource, spec: TableSpec, ctx: _Context) -> None:
     # Rows keep their number in the file; a row of empty cells is skipped, so no rule applies to it.
     lf = lf.with_row_index(_ROW, offset=1).with_columns(
         _blank_row(schema).alias(_BLANK),
-        *[
-            parse_column(c.name, c.type, schema[c.name], tokens_missing=not c.required).alias(_parsed(c.name))
-            for c in present
-        ],
+        *[_read_column(c, schema[c.name]).alias(_parsed(c.name)) for c in present],
     )
     checks = [*_row_checks(spec, present, schema, ctx), *_extra_checks(spec, schema)]
     flags = [(c.flag.fill_null(False) & ~pl.col(_BLANK)).alias(f"__f{i}") for i, c in enumerate(checks)]
@@ -1096,10 +1105,13 @@ def _check_table(src: TableSource, spec: TableSpec, ctx: _Context) -> None:
         ctx.group_counts[spec.name] = {str(k): int(n) for k, n in frame.iter_rows() if k is not None}
     if spec.name == "accounts" and "account_id" in schema:
         ctx.account_ids = results[ids_index].to_series()
+        _nfc_clashing_ids(lf, ctx.account_ids, spec, src, ctx)
     if spec.name == "accounts":
         ctx.notes += _text_number_notes(lf, schema, spec, src)
     if spec.name == "touches" and "touch_id" in schema:
         ctx.touch_ids = results[ids_index].to_series()
+    if spec.name in ("accounts", "touches"):
+        ctx.id_files[spec.name] = src.path.name if src.path is not None else src.label
 
 
 def duplicate_key_rows(lf: pl.LazyFrame, key: str, repeated: pl.DataFrame, limit: int) -> pl.DataFrame:
@@ -1153,6 +1165,39 @@ def _duplicate_keys(lf: pl.LazyFrame, repeated: pl.DataFrame, spec: TableSpec, s
                 value=str(value),
             )
         )
+
+
+def _nfc_clashing_ids(lf: pl.LazyFrame, ids: pl.Series, spec: TableSpec, src: TableSource, ctx: _Context) -> None:
+    """Note the keys that differ from another only by their Unicode form (NFC vs NFD): two accounts that print alike.
+
+    Ids are kept as written (:mod:`nextmove.book.nfc`), so such keys are two accounts, each with the rows
+    that write its id its way, and nothing is read wrong. Not refused: a CRM may hold both, and joins
+    back on each byte for byte, so no export could make them one. But every report names them alike,
+    and if they are one customer exported by two systems, its history is split between them.
+    """
+    assert spec.key is not None
+    clashes = nfc_clashes(ids)
+    if not clashes:
+        return
+    key = _parsed(spec.key)
+    values = [v for group in clashes for v in group]
+    rows = (
+        lf.filter(pl.col(key).is_in(values))
+        .group_by(key)
+        .agg(pl.col(_ROW).min())
+        .collect(engine="streaming", optimizations=pl.QueryOptFlags(comm_subplan_elim=False))
+    )
+    first_row = dict(rows.iter_rows())
+    shown = [
+        " and ".join(f"{v!a} (row {first_row[v]})" for v in sorted(group, key=first_row.__getitem__))
+        for group in clashes[:3]
+    ]
+    more = f" and {len(clashes) - 3:,} more" if len(clashes) > 3 else ""
+    ctx.notes.append(
+        f"{src.label}: {spec.key}s that differ only by Unicode normalisation (NFC vs NFD) print alike but are "
+        f"different accounts: {'; '.join(shown)}{more}. If they are one account exported by two systems, write "
+        "its id one way everywhere (ids are kept as written)"
+    )
 
 
 @dataclass(frozen=True)
@@ -1447,6 +1492,12 @@ def _collect_examples(
                 hint = decimal_comma_hint(value) if value and _is_number_type_check(check, spec) else None
                 if hint is not None:
                     expected = f"{expected} ({hint})"
+                if value and check.rule is Rule.UNKNOWN_REFERENCE:
+                    # An id written in another Unicode form than a known one prints as it: say why it is unknown.
+                    ref_table = (spec.column(check.column).references or "").split(".")[0]
+                    twin = ctx.twin_note(ref_table, value)
+                    if twin is not None:
+                        expected = f"{expected}; {twin}"
                 ctx.problems.append(
                     Problem(
                         check.rule,
@@ -1520,6 +1571,12 @@ def _load_typed(src: TableSource, spec: TableSpec) -> pl.DataFrame:
     return frame
 
 
+def _read_column(col: ColumnSpec, dtype: pl.DataType) -> pl.Expr:
+    """Raw column ``col`` (of ``dtype``) in its contract type; a name in Unicode NFC, an id as written (:mod:`.nfc`)."""
+    parsed = parse_column(col.name, col.type, dtype, tokens_missing=not col.required)
+    return nfc_text(parsed) if col.type is ColumnType.STRING and not col.identifier else parsed
+
+
 def _typed_frame(src: TableSource, spec: TableSpec) -> tuple[pl.LazyFrame, list[str]]:
     """The table's contract columns in contract dtypes (nulls where it lacks one) and extras as read, unread yet.
 
@@ -1532,9 +1589,7 @@ def _typed_frame(src: TableSource, spec: TableSpec) -> tuple[pl.LazyFrame, list[
     schema = lf.collect_schema()
     lf = lf.filter(~_blank_row(schema))
     contract_cols = [
-        parse_column(c.name, c.type, schema[c.name], tokens_missing=not c.required).alias(c.name)
-        if c.name in schema
-        else pl.lit(None, c.type.polars).alias(c.name)
+        _read_column(c, schema[c.name]).alias(c.name) if c.name in schema else pl.lit(None, c.type.polars).alias(c.name)
         for c in spec.columns
     ]
     extras = [n for n in schema.names() if n not in spec.column_names]

@@ -82,7 +82,7 @@ def segment_cmd(
     their response figures can differ a little.
     """
     from nextmove.measure.policy import eligible_actions
-    from nextmove.segment import behavior_snapshot, segment_book
+    from nextmove.segment import behavior_snapshot, segment_book, signal_labels
 
     if families not in FAMILIES:
         raise ConfigError(f"--families must be one of {', '.join(FAMILIES)}, got {families!r}")
@@ -125,6 +125,7 @@ def segment_cmd(
             families=cast("FamilyKind", families),
             seed=seed,
             notes=notes,
+            labels=signal_labels(loaded, t, playbook=pb),
         )
     _write(out, report)
     render_segments(report, console)

@@ -688,8 +688,9 @@ def _learn_bands(
         return card, None
     keep = ["decision_ts", "account_id", label] + (["censored"] if "censored" in training.columns else [])
     history = training.select(keep).with_columns(card.score(training).get_column("health_score"))
+    kind = terminal_outcome_kinds(playbook)[0]  # as the book writes it: the label's stem is no name of the book's
     calibrator = HealthBandCalibrator(
-        label=label, risk_ratios=playbook.health.band_risk_ratios, horizon_days=playbook.horizon_days
+        label=label, risk_ratios=playbook.health.band_risk_ratios, horizon_days=playbook.horizon_days, outcome=kind
     )
     try:
         calibrator.fit(history, scores_now.get_column("health_score"))
@@ -700,7 +701,7 @@ def _learn_bands(
     report = calibrator.report
     if not report.monotone:
         notes.append(
-            f"the health bands did not rank {label.removeprefix('y_')!r} in order on the later window "
+            f"the health bands did not rank {kind!r} in order on the later window "
             "(see the band table's rates): read them with care"
         )
     return card.with_bands(calibrator.bands_), report

@@ -113,7 +113,7 @@ from nextmove.models.health import (
 )
 from nextmove.playbook import Playbook
 from nextmove.playbook.expr import check_playbook_expressions
-from nextmove.segment import SegmentReport, behavior_snapshot, segment_book
+from nextmove.segment import SegmentReport, behavior_snapshot, segment_book, signal_labels
 from nextmove.store import ModelVersionRecord, RecommendationRecord, RunRecord, Store, recorded_source, same_book
 from nextmove.store.records import utcnow
 
@@ -1734,6 +1734,7 @@ def _segments(
             previous=previous,
             as_of=when,
             seed=seed,
+            labels=signal_labels(book, when, playbook=playbook),
         )
     except NextmoveError as exc:
         notes.append(f"no segments: {exc}")

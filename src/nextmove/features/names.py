@@ -47,7 +47,9 @@ LABEL_PREFIX = "y_"
 ExtraKind = Literal["number", "text", "time"]
 
 _NOT_IDENT = re.compile(r"[^a-z0-9\u0080-\U0010ffff]+")
-# Letters NFKD does not split into an ASCII base and an accent.
+# Letters of living Latin alphabets that NFKD does not split into an ASCII base and an accent (their
+# accented forms, such as ǽ or Ǿ, are split first, then mapped). A Latin letter missing here is dropped
+# from stems: "Ödeme hatası" lost its last letter while ı was missing.
 _LATIN = str.maketrans(
     {
         "ß": "ss",
@@ -64,6 +66,43 @@ _LATIN = str.maketrans(
         "Đ": "D",
         "þ": "th",
         "Þ": "TH",
+        "ð": "d",  # Icelandic, Faroese
+        "Ð": "D",
+        "ı": "i",  # Turkish, Azerbaijani dotless i (İ, dotted, splits into I and a dot)
+        "ə": "e",  # Azerbaijani
+        "Ə": "E",
+        "ħ": "h",  # Maltese
+        "Ħ": "H",
+        "ŧ": "t",  # Sami
+        "Ŧ": "T",
+        "ŋ": "ng",  # Sami, many African languages
+        "Ŋ": "NG",
+        "ĸ": "q",  # Greenlandic (old orthography: now q)
+        "ƒ": "f",
+        "Ƒ": "F",
+        "ǥ": "g",  # Skolt Sami
+        "Ǥ": "G",
+        "ʒ": "z",  # Skolt Sami
+        "Ʒ": "Z",
+        "ƶ": "z",  # Polish (variant of ż)
+        "Ƶ": "Z",
+        "ɛ": "e",  # many African languages
+        "Ɛ": "E",
+        "ɔ": "o",
+        "Ɔ": "O",
+        "ɓ": "b",  # Hausa, Fula
+        "Ɓ": "B",
+        "ɗ": "d",
+        "Ɗ": "D",
+        "ƙ": "k",
+        "Ƙ": "K",
+        "ƴ": "y",
+        "Ƴ": "Y",
+        "ɨ": "i",
+        "Ɨ": "I",
+        "ʉ": "u",
+        "Ʉ": "U",
+        "ȷ": "j",
     }
 )
 
@@ -90,7 +129,9 @@ def _stem_text(name: str) -> str:
     Devanagari vowel sign, a Thai tone mark); anything else (``€``, ``–``) is dropped.
     """
     # Latin-1 and Latin Extended (µ too) and letterlike symbols (Ω) keep only their ASCII base, as always.
-    name = "".join(_ascii_base(c) if c < "\u0370" or "\u2100" <= c < "\u2150" else c for c in name.translate(_LATIN))
+    # Split first, so that an accented letter without an ASCII base (ǽ, Ǿ) maps as its base letter (æ, Ø) does.
+    split = "".join(unicodedata.normalize("NFD", c) if c < "\u0370" else c for c in name).translate(_LATIN)
+    name = "".join(_ascii_base(c) if c < "\u0370" or "\u2100" <= c < "\u2150" else c for c in split)
     out: list[str] = []
     for char in unicodedata.normalize("NFKC", name):
         if char.isascii():
@@ -128,6 +169,8 @@ def sanitize_name(name: str) -> str:
     'x_7_day_nps'
     >>> sanitize_name("ログイン回数 (30日)")
     'ログイン回数_30日'
+    >>> sanitize_name("Ödeme hatası"), sanitize_name("Ilık İçecek")
+    ('odeme_hatasi', 'ilik_icecek')
     """
     text = _NOT_IDENT.sub("_", _stem_text(name)).strip("_")
     if not text:

@@ -112,6 +112,9 @@ class HealthBandCalibrator:
     horizon_days: int | None = None
     """The label's horizon: with it, the cut-offs are learned only from earlier decisions whose whole
     horizon ends before the later window starts, so no outcome that measures the bands also sets them."""
+    outcome: str | None = None
+    """The outcome kind the label counts, as the book writes it (``Kündigung``), named in what :meth:`fit` says;
+    default: the label's stem (``kundigung``), which is no name of the book's."""
     bands_: HealthBands | None = field(default=None, init=False)
     report_: HealthBandReport | None = field(default=None, init=False)
 
@@ -140,7 +143,7 @@ class HealthBandCalibrator:
             raise ConfigError(
                 f"the history has no column {self.label!r}: the book has no such outcome to learn bands from"
             )
-        kind = self.label.removeprefix("y_")
+        kind = self.outcome if self.outcome is not None else self.label.removeprefix("y_")
         data = history.filter(~pl.col("censored")) if "censored" in history.columns else history
         if data.height == 0:
             raise ConfigError("the history has no decision whose horizon is over")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import tomllib
+import unicodedata
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -38,6 +39,7 @@ def parse_playbook(text: str, *, source: str = "<text>") -> Playbook:
         data: dict[str, Any] = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise PlaybookError(f"{source}: not valid TOML: {exc}") from None
+    data = _nfc(data, source)
     try:
         return Playbook.model_validate(data)
     except ValidationError as exc:
@@ -71,6 +73,35 @@ def load_playbook(path: str | Path | None = None) -> Playbook:
     except UnicodeDecodeError:
         raise PlaybookError(f"{p}: not UTF-8 text; save the playbook as UTF-8") from None
     return parse_playbook(text, source=str(p))
+
+
+def _nfc(value: Any, source: str, where: str = "") -> Any:
+    """``value`` (parsed TOML) with every text and key in Unicode NFC, as a book's names are read.
+
+    An action id, outcome kind, stage or signal name written with a combining accent (``u`` + U+0308,
+    as some editors and macOS write it) is then the name the book writes with ``ü``.
+
+    Raises
+    ------
+    PlaybookError
+        If two keys of one table differ only by their Unicode form: they would be one key.
+    """
+    if isinstance(value, str):
+        return value if value.isascii() else unicodedata.normalize("NFC", value)
+    if isinstance(value, list):
+        return [_nfc(v, source, f"{where}[{i}]") for i, v in enumerate(value)]
+    if isinstance(value, dict):
+        out: dict[str, Any] = {}
+        for key, v in value.items():
+            name = _nfc(key, source)
+            if name in out:
+                raise PlaybookError(
+                    f"{source}: {where or '(top level)'} has the keys {name!a} and {key!a}, which differ "
+                    "only by Unicode normalisation (NFC vs NFD) and are read as one: keep one"
+                )
+            out[name] = _nfc(v, source, f"{where}.{name}" if where else name)
+        return out
+    return value
 
 
 def _where(loc: tuple[int | str, ...], data: dict[str, Any]) -> str:

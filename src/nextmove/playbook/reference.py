@@ -75,7 +75,10 @@ def playbook_markdown() -> str:
         "ASCII: a letter or `_`, then letters, digits, `_` or `-`, at most 64 characters",
         f"(`{ID_PATTERN}`): `winback_offer`, not `Rückgewinnung`. They are how touches, rules, caps",
         "and budgets name things. `name` may be any text, in any language and with any characters",
-        '(`name = "Rückgewinnungs-Angebot 🎁"`): it is what reports and evidence show.',
+        '(`name = "Rückgewinnungs-Angebot 🎁"`): it is what reports and evidence show. The file is read in',
+        "Unicode NFC, as a book's names are ([data-contract.md](data-contract.md)): an `outcome`, a stage of",
+        "`default_for_stages` or a signal of `[signal_roles]` written with combining accents (`u` + U+0308, as",
+        "some editors write `ü`) is the book's name written with the precomposed letter.",
         "",
     ]
     for title, model in _SECTIONS:

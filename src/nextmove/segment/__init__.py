@@ -11,6 +11,7 @@ from nextmove.segment.cluster import (
     Segment,
     SegmentResult,
     behavior_snapshot,
+    signal_labels,
 )
 from nextmove.segment.moves import SegmentMoves, match_segments
 from nextmove.segment.response import (
@@ -42,5 +43,6 @@ __all__ = [
     "match_segments",
     "segment_book",
     "segment_responses",
+    "signal_labels",
     "spend_efficiency",
 ]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any, Literal, Self
@@ -16,8 +16,10 @@ from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
 
 from nextmove.book import Book
 from nextmove.errors import ConfigError, NotFittedError
-from nextmove.features import compute_features
+from nextmove.features import compute_features, point_in_time
+from nextmove.features.history import to_utc
 from nextmove.features.names import BEHAVIOR_STAT, behavior_features
+from nextmove.features.snapshot import vocabulary_of
 from nextmove.playbook import Playbook
 
 F64 = NDArray[np.float64]
@@ -67,6 +69,35 @@ def behavior_snapshot(
     (3.0, 1)
     """
     return compute_features(book, as_of, playbook=playbook, windows_days=(window_days,))
+
+
+def signal_labels(
+    book: Book,
+    as_of: datetime | date,
+    *,
+    playbook: Playbook | None = None,
+    window_days: int = SEGMENT_WINDOW_DAYS,
+) -> dict[str, str]:
+    """Each signal's stem in :func:`behavior_snapshot`'s columns → the signal's name as the book writes it.
+
+    Segments are named after their signals (:attr:`BehaviorSegmenter.labels`): by the book's names, not
+    by the stems of their columns, which drop what an identifier cannot hold (``⭐``, the spaces).
+
+    Examples
+    --------
+    >>> from datetime import UTC, datetime
+    >>> from nextmove.book import empty_table
+    >>> signals = pl.DataFrame({"account_id": ["a"], "ts": [datetime(2024, 1, 1, tzinfo=UTC)],
+    ...                         "name": ["İptal sayfası ziyareti"], "value": [1.0]})
+    >>> book = Book(pl.DataFrame({"account_id": ["a"]}), signals, empty_table("touches"), empty_table("outcomes"))
+    >>> signal_labels(book, datetime(2024, 6, 1, tzinfo=UTC))
+    {'iptal_sayfasi_ziyareti': 'İptal sayfası ziyareti'}
+    """
+    when = to_utc(as_of)
+    vocabulary = vocabulary_of(
+        book.accounts.schema, point_in_time(book, when), playbook=playbook, windows_days=(window_days,)
+    )
+    return {stem: name for name, stem in vocabulary.signals.items()}
 
 
 @dataclass(frozen=True)
@@ -177,6 +208,9 @@ class BehaviorSegmenter:
         Pairs of half-samples per ``k`` for the stability.
     sample_size
         Accounts the stability and silhouette are computed on.
+    labels
+        Signal stem → the signal's name in the book (:func:`signal_labels`): segments are named by it
+        (``high ⭐ αξιολόγηση frequency``); a stem without one is named by its stem, ``_`` read as a space.
 
     Examples
     --------
@@ -201,6 +235,7 @@ class BehaviorSegmenter:
     n_init: int = 4
     n_resamples: int = 3
     sample_size: int = 2000
+    labels: Mapping[str, str] = field(default_factory=dict)
 
     # ---- fitting ---------------------------------------------------------------------------
 
@@ -402,7 +437,9 @@ class BehaviorSegmenter:
     def _names(self) -> list[str]:
         names = []
         for center in self.centers_:
-            parts = [f"{'high' if z > 0 else 'low'} {_plain(self.columns_[j])}" for j, z in self._traits(center)]
+            parts = [
+                f"{'high' if z > 0 else 'low'} {_plain(self.columns_[j], self.labels)}" for j, z in self._traits(center)
+            ]
             names.append(", ".join(parts) if parts else "typical behavior")
         return names
 
@@ -485,9 +522,18 @@ def _log(raw: F64, flags: NDArray[np.bool_]) -> F64:
     return x
 
 
-def _plain(feature: str) -> str:
+def _plain(feature: str, labels: Mapping[str, str]) -> str:
+    """How a segment's name says ``feature``: its signal's name (``labels``, else its stem) and what of it.
+
+    Examples
+    --------
+    >>> _plain("iptal_sayfasi_ziyareti_count_365d", {"iptal_sayfasi_ziyareti": "İptal sayfası ziyareti"})
+    'İptal sayfası ziyareti frequency'
+    >>> _plain("logins_mean_90d", {})
+    'logins'
+    """
     m = BEHAVIOR_STAT.match(feature)
     if not m:
         return feature.replace("_", " ")
-    stem = m["stem"].replace("_", " ")
+    stem = labels.get(m["stem"]) or m["stem"].replace("_", " ")
     return {"trend": f"{stem} growth", "count": f"{stem} frequency"}.get(m["stat"], stem)

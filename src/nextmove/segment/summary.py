@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -162,6 +162,7 @@ def segment_book(
     segmenter: BehaviorSegmenter | None = None,
     seed: int = 0,
     notes: Sequence[str] = (),
+    labels: Mapping[str, str] | None = None,
 ) -> SegmentReport:
     """Segment a book by behavior and describe every segment: size, ARR, health, outcome rates, response.
 
@@ -199,12 +200,15 @@ def segment_book(
     lookback_days, spend_days
         Windows of the observed outcome rates and of the recent effort.
     segmenter
-        A configured :class:`BehaviorSegmenter` (default: ``BehaviorSegmenter(seed=seed)``).
+        A configured :class:`BehaviorSegmenter` (default: ``BehaviorSegmenter(seed=seed, labels=labels)``).
     seed
         Seed of the default segmenter.
     notes
         What the caller noted about the projection (the notes its training set gave,
         ``build_training_set(..., notes=...)``): kept in the report.
+    labels
+        The default segmenter's names of the signals (:func:`~nextmove.segment.signal_labels`): segments are
+        named by them rather than by their columns' stems.
 
     Returns
     -------
@@ -234,7 +238,7 @@ def segment_book(
     when = as_of if as_of is not None else _latest(outcomes, touches)
     gone = _terminal(outcomes, playbook, when, accounts).get_column("account_id")
     active = snapshot.filter(~pl.col("account_id").cast(pl.String).is_in(gone.implode())) if gone.len() else snapshot
-    model = segmenter if segmenter is not None else BehaviorSegmenter(seed=seed)
+    model = segmenter if segmenter is not None else BehaviorSegmenter(seed=seed, labels=labels or {})
     result = model.fit(active).segment(active)
     assignments = result.assignments
     responses = (
