@@ -7,6 +7,7 @@ import hmac
 import secrets
 import threading
 import time
+import unicodedata
 from dataclasses import dataclass, replace
 from typing import Final, Literal
 
@@ -231,8 +232,9 @@ def _refusal(key_id: str, reason: RefusalReason) -> UnauthenticatedError:
 
 
 def principal_of(record: ApiKeyRecord) -> Principal:
-    """The principal a stored key stands for."""
-    return Principal(record.key_id, record.role, frozenset(record.owners), record.name)
+    """The principal a stored key stands for (its owners in NFC, as the book's are read, whatever form a key kept)."""
+    owners = frozenset(unicodedata.normalize("NFC", owner) for owner in record.owners)
+    return Principal(record.key_id, record.role, owners, record.name)
 
 
 def presented_key(authorization: str | None, x_api_key: str | None) -> str | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import unicodedata
 from collections.abc import Callable, Sequence
 from typing import Annotated, Any, Final
 
@@ -690,6 +691,7 @@ def recommendations(
     owner, band, action, run_id = (
         _clean(n, v) for n, v in (("owner", owner), ("band", band), ("action", action), ("run_id", run_id))
     )
+    owner = None if owner is None else unicodedata.normalize("NFC", owner)  # as the book's owners are read
     if band is not None:
         _check_value("band", band, HEALTH_BANDS, "the health bands")
     _note(request, "read", "recommendations", owner=owner, band=band, action=action, run_id=run_id, offset=offset)

@@ -11,6 +11,7 @@ import hashlib
 import hmac
 import re
 import secrets
+import unicodedata
 from collections.abc import Sequence
 from typing import Final
 
@@ -84,7 +85,8 @@ def new_api_key(
     """
     if role not in ROLES:
         raise ConfigError(f"role must be one of {', '.join(ROLES)}; got {role!r}")
-    cleaned = [o.strip() for o in owners if o.strip()]
+    # In NFC, as the book's owners are read: an owner typed in another form still names the same accounts.
+    cleaned = [unicodedata.normalize("NFC", o.strip()) for o in owners if o.strip()]
     if role in ("admin", "service") and cleaned:
         article = "an" if role[:1] in "aeiou" else "a"
         raise ConfigError(f"{article} {role} key sees every account; drop the owners ({', '.join(cleaned)})")
