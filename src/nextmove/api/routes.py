@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import difflib
+import os
 import unicodedata
+import weakref
 from collections.abc import Callable, Sequence
 from typing import Annotated, Any, Final
 
+import anyio
 import polars as pl
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
@@ -311,19 +314,38 @@ async def decide_now(services: Services, principal: Principal, body: DecideIn, a
 
     try:
         if services.config.book is not None and any(r.signals for r in requests):
-            # Rescoring from fresh signals (only with a book) takes tens of milliseconds: a worker
-            # thread of its own, so that it does not hold up the decision queue.
+            # Rescoring from fresh signals (only with a book) costs 60-70 ms of the server's CPU, some
+            # 40 times a plain decision's (the account's features, its projection, its rules; measured
+            # in docs/benchmarks.md, "API"): a worker thread of its own, so that it does not hold up
+            # the decision queue, and no more of them at once than cores (_rescoring_limiter).
             def work() -> bytes:
                 check()
                 return render(services.decider.decide(requests, key_id=principal.key_id, audit=group.audit))
 
-            answer: bytes = await run_in_threadpool(work)
+            answer: bytes = await anyio.to_thread.run_sync(work, limiter=_rescoring_limiter(services))
             return answer
         return await services.decisions.decide(group, render, check=check)
     except UndecidableAccountsError as found:
         # Explained off the decision queue's thread: looking the accounts up in the book takes longer than a decision.
         refusal = await run_in_threadpool(found.refusal, services, ids, batch=body.accounts is not None)
         raise refusal from None
+
+
+_RESCORING: weakref.WeakKeyDictionary[Services, anyio.CapacityLimiter] = weakref.WeakKeyDictionary()
+
+
+def _rescoring_limiter(services: Services) -> anyio.CapacityLimiter:
+    """How many decisions the server rescores at once: one per core; the others wait their turn.
+
+    More would only share the cores, each holding its frames meanwhile: 20 rescorings a second on
+    a 2-core machine, which it could not keep up with, cost 80 ms of CPU each run all at once
+    (anyio's 40 threads), 61 ms one per core (docs/benchmarks.md, "API"). Not anyio's pool either:
+    rescorings filling it would hold up what else runs there (keys checked, refusals explained).
+    """
+    limiter = _RESCORING.get(services)
+    if limiter is None:
+        limiter = _RESCORING[services] = anyio.CapacityLimiter(os.cpu_count() or 1)
+    return limiter
 
 
 def comparables_visible(services: Services, principal: Principal) -> Callable[[str], bool] | None:

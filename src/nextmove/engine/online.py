@@ -923,20 +923,64 @@ class ContactRules:
         return None
 
 
+class _RowsByAccount:
+    """Where each account's rows are in a frame, found once: an account's rows are read without a scan of the frame.
+
+    The frame's row numbers in account order (a stable sort: an account's rows keep their order),
+    and each account's run of them. :meth:`of` gives the rows a filter on ``account_id`` would, in
+    the same order, at the cost of the account's own rows instead of the whole frame's.
+    """
+
+    def __init__(self, frame: pl.DataFrame) -> None:
+        self.frame = frame
+        # Sorted by account, then by row number: each account's rows in the frame's order.
+        index = frame.select("account_id").with_row_index("row").sort("account_id", "row", nulls_last=True)
+        runs = index.group_by("account_id", maintain_order=True).len().drop_nulls("account_id")
+        ends = np.cumsum(runs.get_column("len").to_numpy())
+        self._order: NDArray[np.int64] = index.get_column("row").to_numpy().astype(np.int64)
+        self._runs: dict[str, tuple[int, int]] = {
+            a: (int(end - n), int(end))
+            for a, n, end in zip(
+                runs.get_column("account_id").to_list(), runs.get_column("len").to_list(), ends, strict=True
+            )
+        }
+
+    def of(self, account_id: str) -> pl.DataFrame:
+        """The frame's rows of ``account_id``, in the frame's order (empty, with its schema, if none)."""
+        start, end = self._runs.get(account_id, (0, 0))
+        return self.frame[self._order[start:end]]
+
+
 class FreshScorer:
     """Rescores one account from its own rows in the book plus fresh signals: features, rules, projected values.
 
     Uses the effect model of the served run (its summary's ``model_version``: the model it fitted or
     reused, whichever model version is active) and a feature vocabulary built from the whole book,
     so that the account's features have the columns the model was trained on. Loaded lazily, and
-    again when the served run changes.
+    again when the served run or the book changes; where each account's rows are in the book's
+    tables is found then, once, so that a decision reads only its account's rows.
     """
 
     def __init__(self, book: Book, playbook: Playbook, model: Any, model_id: str) -> None:
         self.book = book
         self.playbook = playbook
+        # One account's projection runs on the decision's own thread: with the run's n_jobs (2 by
+        # default) each decision started and stopped a pool of threads for its objectives, which
+        # cost more CPU than it saved (the same values either way; each objective draws its own
+        # seeded numbers).
+        model.n_jobs = 1
         self.model = model
         self.model_id = model_id
+        self.rows = {
+            name: _RowsByAccount(frame)
+            for name, frame in (
+                ("accounts", book.accounts),
+                ("signals", book.signals),
+                ("touches", book.touches),
+                ("outcomes", book.outcomes),
+            )
+        }
+        """Each table's rows by account (:meth:`_RowsByAccount.of`)."""
         self.vocabulary = FeatureVocabulary.build(
             accounts_schema=book.accounts.schema,
             signal_names=book.signals.get_column("name").unique().drop_nulls().to_list(),
@@ -960,9 +1004,8 @@ class FreshScorer:
         NotFoundError
             If the book has no such account.
         """
-        book = self.book
-        mine = pl.col("account_id") == account_id
-        accounts = book.accounts.filter(mine)
+        book, rows = self.book, self.rows
+        accounts = rows["accounts"].of(account_id)
         if accounts.height == 0:
             raise NotFoundError(f"no account {account_id!r} in the server's book; fresh signals need it")
         # A fresh value is seen just before the decision time (features read ts < as_of).
@@ -982,8 +1025,10 @@ class FreshScorer:
                 for c in book.signals.columns
             ]
         )
-        touches = book.touches.filter(mine)
-        sub = Book(accounts, pl.concat([book.signals.filter(mine), fresh]), touches, book.outcomes.filter(mine))
+        touches = rows["touches"].of(account_id)
+        sub = Book(
+            accounts, pl.concat([rows["signals"].of(account_id), fresh]), touches, rows["outcomes"].of(account_id)
+        )
         snapshot = compute_features(sub, as_of, playbook=self.playbook, vocabulary=self.vocabulary)
         projection = self.model.project(snapshot)
         values = projection.values

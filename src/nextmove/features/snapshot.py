@@ -13,7 +13,7 @@ from nextmove.features.account import account_features
 from nextmove.features.history import ACCOUNT_ID, DECISION_TS, History, point_in_time, to_utc
 from nextmove.features.names import DEFAULT_WINDOWS_DAYS, FeatureVocabulary, validate_windows
 from nextmove.features.outcomes import aggregate_outcomes, outcome_features
-from nextmove.features.signals import aggregate_signals, role_features, signal_features
+from nextmove.features.signals import aggregate_signals, role_features, signal_features, signal_means
 from nextmove.features.touches import aggregate_touches, touch_features
 from nextmove.playbook import Playbook
 
@@ -164,7 +164,7 @@ def snapshot(
     frame = base
     if vocab.signals:
         wide = aggregate_signals(history.signals, by, vocab) if signals_wide is None else signals_wide
-        frame = frame.join(wide, on=by, how="left", maintain_order="left")
+        frame = frame.join(wide, on=by, how="left", maintain_order="left").with_columns(signal_means(vocab))
     for part in (
         aggregate_touches(history.touches, by, vocab),
         aggregate_outcomes(history.outcomes, by, vocab),
