@@ -28,6 +28,7 @@ from nextmove.measure.policy import (
     learned_policy,
     lifecycle_default_policy,
     logged_policy,
+    one_per_decision,
     policy_keys,
     table_policy,
 )
@@ -160,7 +161,12 @@ def _support(actions: pl.Series, raw: F64, joined: pl.DataFrame, n: int, floor: 
 
 
 def _policy_probabilities(rows: pl.DataFrame, policy: pl.DataFrame) -> tuple[F64, pl.DataFrame]:
-    """π(logged action | row) for every row, and the policy joined to the rows (all its actions)."""
+    """π(logged action | row) for every row, and the policy joined to the rows (all its actions).
+
+    Every logged row is weighed on its own, with its decision's distribution joined to it once:
+    two touches of one account at one instant are two rows of one decision (one snapshot), so both
+    get the one distribution, however many times the table repeats it (:func:`one_per_decision`).
+    """
     keys = policy_keys(policy)
     for key in keys:
         if key not in rows.columns:
@@ -168,6 +174,7 @@ def _policy_probabilities(rows: pl.DataFrame, policy: pl.DataFrame) -> tuple[F64
     table = policy.select(*keys, pl.col("action_id").cast(pl.String), pl.col("probability").cast(pl.Float64))
     if "decision_ts" in keys:
         table = table.with_columns(pl.col("decision_ts").cast(rows.schema["decision_ts"]))
+    table = one_per_decision(table)
     indexed = rows.select(*keys, pl.col("action_id").cast(pl.String).fill_null(NO_ACTION)).with_row_index("_row")
     covered = indexed.join(table.select(keys).unique(), on=keys, how="semi")
     if covered.height < indexed.height:

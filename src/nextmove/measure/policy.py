@@ -1,4 +1,10 @@
-"""Policies as tables of per-row action probabilities: learned, logged, default, do-nothing and external."""
+"""Policies as tables of action probabilities per decision: learned, logged, default, do-nothing and external.
+
+A decision is an account at a decision time (``account_id``, ``decision_ts``): the snapshot the
+policy sees. Two touches of one account at one instant are two logged rows of one decision, so
+every table here holds one distribution per decision, and off-policy evaluation joins it to each
+of the decision's logged rows once (:func:`one_per_decision`).
+"""
 
 from __future__ import annotations
 
@@ -29,12 +35,59 @@ def policy_keys(policy: pl.DataFrame) -> list[str]:
     return _keys(policy)
 
 
+def one_per_decision(policy: pl.DataFrame) -> pl.DataFrame:
+    """The policy with one probability per decision and action: rows that repeat another count once.
+
+    A table built from logged rows repeats a decision's distribution once per row of it (two
+    touches of one account at one instant are two rows of one decision); joined as it is, every
+    such row would be counted once per repeat. Repeats (the same keys, action and probability)
+    are one entry; two different probabilities of one action at one decision are ambiguous.
+
+    Parameters
+    ----------
+    policy
+        ``account_id`` (, ``decision_ts``), ``action_id``, ``probability``.
+
+    Returns
+    -------
+    polars.DataFrame
+        The same columns, each (decision, action) once, in the order first seen.
+
+    Raises
+    ------
+    ConfigError
+        If one action of one decision has two different probabilities.
+
+    Examples
+    --------
+    >>> twice = pl.DataFrame({"account_id": ["a", "a", "b"], "action_id": ["none"] * 3, "probability": [1.0] * 3})
+    >>> one_per_decision(twice).rows()
+    [('a', 'none', 1.0), ('b', 'none', 1.0)]
+    """
+    keys = _keys(policy)
+    once = policy.unique([*keys, "action_id", "probability"], keep="first", maintain_order=True)
+    if once.height == once.select(*keys, "action_id").n_unique():
+        return once
+    clash = once.filter(pl.len().over(*keys, "action_id") > 1)
+    first = clash.row(0, named=True)
+    who = ", ".join(f"{k}={first[k]}" for k in keys)
+    same = pl.all_horizontal([pl.col(c) == first[c] for c in (*keys, "action_id")])
+    seen = ", ".join(f"{p:g}" for p in clash.filter(same).get_column("probability").to_list())
+    decisions = clash.select(keys).n_unique()
+    raise ConfigError(
+        f"the policy gives action {first['action_id']!r} more than one probability at {who} ({seen}; "
+        f"{decisions:,} such decision{'' if decisions == 1 else 's'}): a policy has one distribution per account "
+        "and decision time, however many logged rows it has there; give each action one row"
+    )
+
+
 def eligible_actions(rows: pl.DataFrame, playbook: Playbook) -> pl.DataFrame:
     """The (row, action) pairs the playbook's eligibility expressions allow, for every row's features.
 
     Only the actions' ``eligibility`` expressions are applied (cooldowns, contact caps and
     capacities depend on the decision time's whole book and are not). ``none`` is not listed: it
-    is always allowed.
+    is always allowed. Rows of one decision (two touches of one account at one instant) share a
+    snapshot, so its pairs are listed once (those of its first row).
 
     Parameters
     ----------
@@ -47,7 +100,7 @@ def eligible_actions(rows: pl.DataFrame, playbook: Playbook) -> pl.DataFrame:
     Returns
     -------
     polars.DataFrame
-        ``account_id`` (, ``decision_ts``), ``action_id``: one row per allowed pair.
+        ``account_id`` (, ``decision_ts``), ``action_id``: one row per allowed pair of each decision.
 
     Raises
     ------
@@ -71,7 +124,8 @@ def eligible_actions(rows: pl.DataFrame, playbook: Playbook) -> pl.DataFrame:
     keys = _keys(rows)
     kinds = feature_schema(rows)
     exprs = [compile_eligibility(a.eligibility, kinds, action_id=a.id).alias(a.id) for a in playbook.actions]
-    flags = rows.select(*keys, *exprs)
+    # Two logged rows of one decision share its snapshot: the decision's pairs once, not once per row.
+    flags = rows.select(*keys, *exprs).unique(keys, keep="first", maintain_order=True)
     return (
         flags.unpivot(index=keys, variable_name="action_id", value_name="_ok")
         .filter(pl.col("_ok"))
@@ -143,6 +197,11 @@ def logged_policy(
     per arm of ``arms``, e.g. :attr:`~nextmove.models.propensity.PropensityModel.proba_`) the
     table is the full estimated distribution.
 
+    Either way the table holds one probability per decision and action: two logged rows of one
+    decision (touches of one account at one instant) that took the same action are one entry, their
+    probabilities averaged (they are equal unless the log gave the two touches different
+    propensities), and two that took different actions are two.
+
     Raises
     ------
     ConfigError
@@ -161,11 +220,12 @@ def logged_policy(
                 "the logged policy needs every row's propensity; give proba= (e.g. a PropensityModel's proba_) "
                 "for rows without one"
             )
-        return rows.select(
+        table = rows.select(
             *keys,
             pl.col("action_id").cast(pl.String).fill_null(NO_ACTION),
             pl.col("propensity").cast(pl.Float64).alias("probability"),
         )
+        return _mean_per_decision(table, keys)
     matrix = np.asarray(proba, dtype=np.float64)
     names = list(arms) if arms is not None else []
     if matrix.ndim != 2 or matrix.shape[0] != rows.height or matrix.shape[1] != len(names):
@@ -177,13 +237,26 @@ def logged_policy(
         rows.select(keys).with_columns(pl.lit(arm).alias("action_id"), pl.Series("probability", matrix[:, i]))
         for i, arm in enumerate(names)
     ]
-    return pl.concat(parts).filter(pl.col("probability") > 0)
+    return _mean_per_decision(pl.concat(parts), keys).filter(pl.col("probability") > 0)
+
+
+def _mean_per_decision(table: pl.DataFrame, keys: list[str]) -> pl.DataFrame:
+    """One probability per decision and action, the mean of its rows', in the order first seen."""
+    return table.group_by([*keys, "action_id"], maintain_order=True).agg(pl.col("probability").mean())
 
 
 def do_nothing_policy(rows: pl.DataFrame) -> pl.DataFrame:
-    """``none`` for every row."""
+    """``none`` at every decision (one row per account, or account and decision time, of ``rows``).
+
+    Examples
+    --------
+    >>> rows = pl.DataFrame({"account_id": ["a", "a", "b"], "action_id": ["call", "email", "none"]})
+    >>> do_nothing_policy(rows).rows()
+    [('a', 'none', 1.0), ('b', 'none', 1.0)]
+    """
     keys = _keys(rows)
-    return rows.select(*keys, pl.lit(NO_ACTION).alias("action_id"), pl.lit(1.0).alias("probability"))
+    decisions = rows.select(keys).unique(keep="first", maintain_order=True)
+    return decisions.with_columns(pl.lit(NO_ACTION).alias("action_id"), pl.lit(1.0).alias("probability"))
 
 
 def lifecycle_default_policy(
@@ -192,7 +265,8 @@ def lifecycle_default_policy(
     """The lifecycle-stage default: the action whose ``default_for_stages`` names the row's ``lifecycle_stage``.
 
     Rows whose stage has no default (or whose default is not eligible, when ``eligible`` is
-    given) get ``none``.
+    given) get ``none``. One row per decision: the rows of one (account, decision time) share its
+    snapshot, so the first one's stage.
 
     Raises
     ------
@@ -209,6 +283,7 @@ def lifecycle_default_policy(
     if "lifecycle_stage" not in rows.columns:
         raise ConfigError("the lifecycle default policy needs a 'lifecycle_stage' column in the rows")
     keys = _keys(rows)
+    rows = rows.unique(keys, keep="first", maintain_order=True)
     stages = rows.get_column("lifecycle_stage").cast(pl.String).unique().drop_nulls().to_list()
     mapping = {stage: playbook.default_action_for_stage(stage) for stage in stages}
     policy = rows.select(
@@ -220,7 +295,9 @@ def lifecycle_default_policy(
         .alias("action_id"),
     )
     if eligible is not None:
-        allowed = eligible.select(*keys, pl.col("action_id").cast(pl.String)).with_columns(pl.lit(True).alias("_ok"))
+        allowed = (
+            eligible.select(*keys, pl.col("action_id").cast(pl.String)).unique().with_columns(pl.lit(True).alias("_ok"))
+        )
         policy = policy.join(allowed, on=[*keys, "action_id"], how="left").select(
             *keys,
             pl.when(pl.col("_ok") | (pl.col("action_id") == NO_ACTION))
@@ -235,7 +312,8 @@ def table_policy(table: pl.DataFrame, *, actions: Sequence[str] | None = None) -
     """An external policy given as a table, checked: ``account_id`` [, ``decision_ts``], ``action_id``, ``probability``.
 
     Without ``probability`` every row has probability 1 (a deterministic choice, one row per
-    account or account and time).
+    account or account and time). A row that repeats another (the same account, time, action and
+    probability, as a table written once per logged row repeats a decision with two) counts once.
 
     Parameters
     ----------
@@ -248,7 +326,8 @@ def table_policy(table: pl.DataFrame, *, actions: Sequence[str] | None = None) -
     ------
     ConfigError
         If a column is missing, a probability is outside [0, 1] or missing, an action is unknown,
-        or the probabilities of one account (and time) do not sum to 1.
+        one action of one account (and time) has two probabilities, or the probabilities of one
+        account (and time) do not sum to 1.
 
     Examples
     --------
@@ -287,6 +366,7 @@ def table_policy(table: pl.DataFrame, *, actions: Sequence[str] | None = None) -
         unknown = sorted(set(policy.get_column("action_id").drop_nulls().to_list()) - known)
         if unknown:
             raise ConfigError(f"the policy names actions not in the playbook: {', '.join(unknown)}")
+    policy = one_per_decision(policy)
     sums = policy.group_by(keys).agg(pl.col("probability").sum().alias("_total"))
     off = sums.filter((pl.col("_total") - 1.0).abs() > _TOLERANCE)
     if off.height:
