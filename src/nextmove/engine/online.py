@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import math
 import threading
 import uuid
@@ -104,6 +105,8 @@ THOMPSON_DRAWS: Final[int] = 256
 _CACHE_ACCOUNTS: Final[int] = 50_000
 """Runs of up to this many accounts are held in memory whole; larger ones are cached up to this many."""
 _LOAD_PAGE: Final[int] = 5_000
+
+logger = logging.getLogger(__name__)
 
 
 class DeciderNotReadyError(NextmoveError):
@@ -1493,9 +1496,10 @@ class OnlineDecider:
             if self._fresh is None or self._fresh.model_id != model_id:
                 try:
                     model, model_id = load_effect_model(self.store, self.playbook, model_id)
-                except (NotFoundError, ConfigError):
+                except (NotFoundError, ConfigError) as exc:
                     self._unloadable = model_id
-                    return None  # the run's model is gone or not this playbook's: the run's projection serves
+                    logger.warning("decisions with fresh signals use the served run's projection: %s", exc)
+                    return None  # the run's model is gone, not this playbook's or older: the run's projection serves
                 self._fresh = FreshScorer(self.book, self.playbook, model, model_id)
             return self._fresh
 

@@ -1203,7 +1203,11 @@ Raise it whenever the fitted attributes change (2: behavior groups and the S-lea
 modifiers of the shift; 3: the repeat-count, fatigue and touch-cost terms): a model saved under
 another format is refused with a clear message rather than failing half-way through a projection.
 Learning from open horizons (``partial_horizon_days``) added attributes that models saved before
-it read as absent (no open rows), so it kept format 3."""
+it read as absent (no open rows), so it kept format 3. The R-loss correction (``rloss_*``) and the
+vocabulary were added without raising it: models of format 3 saved before them are refused by
+what they lack (:meth:`~nextmove.models.effect.EffectModel.missing_state`, checked on every load),
+as is any model saved before an attribute added later. An attribute added to the model needs no
+new format; one whose meaning changes does."""
 
 
 def save_effect_model(
@@ -1266,8 +1270,8 @@ def load_effect_model(store: Store, playbook: Playbook, model_id: str | None = N
     NotFoundError
         If there is no active effect model (or no model ``model_id``).
     ConfigError
-        If it was fitted under another playbook, saved in another format (:data:`EFFECT_MODEL_FORMAT`),
-        or is not an effect model.
+        If it was fitted under another playbook, saved in another format (:data:`EFFECT_MODEL_FORMAT`)
+        or by an earlier nextmove without an attribute this one reads, or is not an effect model.
     """
     record = _effect_record(store, playbook, model_id)
     return _unpickle_effect_model(record), record.model_id
@@ -1318,9 +1322,22 @@ def _effect_record(store: Store, playbook: Playbook, model_id: str | None = None
 
 
 def _unpickle_effect_model(record: ModelVersionRecord) -> EffectModel:
+    """The record's effect model, whole: every attribute this version's :class:`EffectModel` reads.
+
+    The format kept with it (:data:`EFFECT_MODEL_FORMAT`) is checked first (:func:`_effect_record`);
+    a model of that format saved before an attribute was added without raising it (the R-loss
+    settings and the vocabulary, 6c9f306) would fail on first use, so it is refused here too.
+    """
     model = pickle.loads(record.blob)
     if not isinstance(model, EffectModel):
         raise ConfigError(f"model {record.model_id!r} is not an effect model")
+    missing = model.missing_state()
+    if missing:
+        shown = ", ".join(missing[:5]) + (f" … ({len(missing)} in all)" if len(missing) > 5 else "")
+        raise ConfigError(
+            f"effect model {record.model_id!r} was saved in format {record.metrics.get('format', 1)} by an earlier "
+            f"version of nextmove, without what this version reads ({shown}): run without reuse_model to fit one"
+        )
     return model
 
 

@@ -7,7 +7,7 @@ import os
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime, timedelta
 from typing import Any, Literal, Self, TypeVar
 
@@ -1122,9 +1122,71 @@ class EffectModel:
         "vocabulary",
     )
 
+    _FITTED_NAMES = (
+        "fit_seconds_",
+        "n_open_rows_",
+        "partial_used_",
+        "specs_",
+        "arms_",
+        "arm_costs_",
+        "propensity_model_",
+        "overlap_",
+        "flagged_arms_",
+        "matrix_",
+        "n_groups_",
+        "group_model_",
+        "scale_default_",
+        "scale_used_",
+        "n_rows_",
+        "repeat_columns_",
+        "repeat_center_",
+        "repeat_scale_",
+        "repeat_used_",
+        "count_columns_",
+        "count_center_",
+        "count_scale_",
+        "count_used_",
+        "fatigue_center_",
+        "fatigue_scale_",
+        "fatigue_used_",
+        "touch_cost_center_",
+        "touch_cost_scale_",
+        "touch_cost_used_",
+        "fits_",
+        "arm_effects_",
+        "group_effects_",
+        "n_trees_",
+        "repeat_slopes_",
+        "count_slopes_",
+        "fatigue_slopes_",
+        "touch_cost_slopes_",
+    )
+    """What every fit sets, besides the constructor's arguments (:data:`_PARAM_NAMES`).
+
+    A model unpickled from a store must have all of them, and all of these (:meth:`missing_state`):
+    one saved by an earlier nextmove, before an attribute was added, is refused at load instead
+    of failing half-way through a projection. A test holds this list to the class's own code."""
+
+    _FITTED_SOMETIMES = ("horizon_days_", "group_columns_", "group_center_", "group_spread_")
+    """What only some fits set (open horizons learned from; behavior groups learned), read only then."""
+
     def get_params(self) -> dict[str, Any]:
         """The constructor's arguments, by name (``playbook`` included)."""
         return {"playbook": self.playbook, **{name: getattr(self, name) for name in self._PARAM_NAMES}}
+
+    def missing_state(self) -> list[str]:
+        """What this fitted model lacks of the state this version of the class reads, by name; empty when whole.
+
+        A model is saved pickled: one fitted by an earlier nextmove, before a setting or a learned
+        attribute was added, unpickles without it and would fail on first use (an
+        ``AttributeError`` half-way through a projection). Checks the constructor's arguments, what
+        every fit sets (:data:`_FITTED_NAMES`) and every field of each objective's fit; an objective's
+        field with a plain default reads as that default (``amount_max``: 0).
+        """
+        have = vars(self)
+        missing = [name for name in ("playbook", *self._PARAM_NAMES, *self._FITTED_NAMES) if name not in have]
+        lacking = {f.name for fit in have.get("fits_") or () for f in fields(_ObjectiveFit) if not hasattr(fit, f.name)}
+        return missing + [f"fits_.{name}" for name in sorted(lacking)]
 
     def __repr__(self) -> str:
         return (

@@ -183,6 +183,9 @@ _DAMAGED_HINT: Final[str] = (
     "file to start a new store (the damaged one is left as it is)"
 )
 
+_PG_NOT_ALLOWED: Final[str] = "42501"
+"""PostgreSQL's SQLSTATE of "permission denied" and "must be owner of table …" (insufficient_privilege)."""
+
 
 def sqlite_open_hint(path: Path | None, reason: str) -> str:
     """What to check when a SQLite store cannot be opened, from SQLite's ``reason`` and where the file lies.
@@ -913,7 +916,45 @@ class SqlStore:
                 )
             elif stored < schema.SCHEMA_VERSION:
                 # In the same transaction as the version check: the upgrade lands whole or not at all.
-                self._migrate(conn, stored)
+                try:
+                    self._migrate(conn, stored)
+                except sa_exc.DBAPIError as exc:
+                    raise self._upgrade_failed(stored, exc) from exc
+
+    def _upgrade_failed(self, stored: int, exc: sa_exc.DBAPIError) -> StoreError:
+        """Why the store could not be upgraded from schema version ``stored``, and what to do.
+
+        On PostgreSQL the upgrade changes the tables (an index added, in version 3), which only
+        their owner may do: a role granted only to read and write their rows cannot, until the
+        owner has opened the store once with this nextmove.
+        """
+        upgrade = (
+            f"the store at {self._url} has schema version {stored} and this nextmove needs version "
+            f"{schema.SCHEMA_VERSION}: it upgrades the store in place, once"
+        )
+        reason = self._told(exc)
+        if self._engine.dialect.name != "postgresql" or getattr(exc.orig, "sqlstate", None) != _PG_NOT_ALLOWED:
+            return StoreError(f"{upgrade}, and the upgrade failed: {reason}")
+        who, owners = "this user", ""
+        try:
+            with self._read() as conn:
+                user = conn.execute(sa.select(sa.func.current_user())).scalar_one()
+                found = conn.execute(
+                    sa.text(
+                        "SELECT DISTINCT tableowner FROM pg_tables WHERE schemaname = current_schema() "
+                        "AND tablename = ANY(:names) ORDER BY tableowner"
+                    ),
+                    {"names": sorted(schema.TABLE_NAMES)},
+                ).scalars()
+                who = f"the store's user {user!r}"
+                owners = ", ".join(repr(o) for o in found)
+        except sa_exc.SQLAlchemyError:
+            pass  # the advice holds without the names
+        return StoreError(
+            f"{upgrade}, which only the owner of its tables{f' ({owners})' if owners else ''} may do, and {who} is "
+            f"not ({reason}): run any nextmove command once as the tables' owner (`nextmove models list --store` "
+            "with a URL of that user), then other users can use the store"
+        )
 
     def _checked_version(self, conn: Connection, *, create: bool) -> int | None:
         """The store's schema version, one this nextmove can use; None for an empty database it may create a store in.
