@@ -142,7 +142,7 @@ def test_run_reuse_model_refuses_an_older_model_of_the_same_format_clearly(lab: 
         said = str(refused.value)
         assert said.startswith(f"effect model 'effect-older' was saved in format {EFFECT_MODEL_FORMAT} by an earlier")
         assert "without what this version reads (rloss_effect, rloss_ridge" in said
-        assert said.endswith("run without reuse_model to fit one")
+        assert said.endswith("run without --reuse-model (reuse_model in Python) to fit one")
         with open_store(lab.store_url) as store, pytest.raises(ConfigError, match="by an earlier version of nextmove"):
             load_effect_model(store, lab.playbook, older)
         # The command line says so, and how to go on, with no traceback.
@@ -164,7 +164,7 @@ def test_run_reuse_model_refuses_an_older_model_of_the_same_format_clearly(lab: 
         assert answer.exit_code == 2, answer.output  # a setting to change (README: exit codes), not a crash (1)
         text = " ".join(answer.output.split())
         assert "was saved in format 3 by an earlier version of nextmove" in text
-        assert "run without reuse_model to fit one" in text
+        assert "run without --reuse-model (reuse_model in Python) to fit one" in text
         assert "AttributeError" not in text
         assert "Traceback" not in text
     finally:

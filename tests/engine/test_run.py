@@ -322,7 +322,7 @@ def test_a_model_saved_in_another_format_is_refused_clearly(lab: SimResult, lab_
     with open_store("sqlite://") as other:
         other.save_model(dataclasses.replace(active, model_id="effect-old", metrics=old_metrics))
         other.activate_model("effect-old")
-        with pytest.raises(ConfigError, match=r"format 1 .* run without reuse_model"):
+        with pytest.raises(ConfigError, match=r"format 1 .* run without --reuse-model"):
             load_effect_model(other, playbook)
 
 

@@ -1196,6 +1196,9 @@ def _nothing_to_learn(
     return training_days_error(training_days, playbook, when, latest_finished, seen)
 
 
+_REFIT = "run without --reuse-model (reuse_model in Python)"
+"""How a refused stored effect model is replaced: fit a new one."""
+
 EFFECT_MODEL_FORMAT = 3
 """Version of the :class:`~nextmove.models.effect.EffectModel`'s learned state, kept with every saved model.
 
@@ -1302,21 +1305,19 @@ def _effect_record(store: Store, playbook: Playbook, model_id: str | None = None
 
     record = store.active_model(EFFECT_MODEL_KIND) if model_id is None else store.load_model(model_id)
     if record is None:
-        raise NotFoundError(
-            f"the store at {store.url} has no active {EFFECT_MODEL_KIND!r} model: run once without reuse_model first"
-        )
+        raise NotFoundError(f"the store at {store.url} has no active {EFFECT_MODEL_KIND!r} model: {_REFIT} once first")
     if record.kind != EFFECT_MODEL_KIND:
         raise ConfigError(f"model {record.model_id!r} is a {record.kind!r} model, not an {EFFECT_MODEL_KIND!r} one")
     if record.playbook_hash != playbook.content_hash():
         raise ConfigError(
             f"effect model {record.model_id!r} was fitted under playbook {record.playbook_hash}, and this playbook is "
-            f"{playbook.content_hash()}: run without reuse_model to fit one under this playbook"
+            f"{playbook.content_hash()}: {_REFIT} to fit one under this playbook"
         )
     saved_format = record.metrics.get("format", 1)
     if saved_format != EFFECT_MODEL_FORMAT:
         raise ConfigError(
             f"effect model {record.model_id!r} was saved in format {saved_format} by another version of nextmove, "
-            f"and this version reads format {EFFECT_MODEL_FORMAT}: run without reuse_model to fit one"
+            f"and this version reads format {EFFECT_MODEL_FORMAT}: {_REFIT} to fit one"
         )
     return record
 
@@ -1336,7 +1337,7 @@ def _unpickle_effect_model(record: ModelVersionRecord) -> EffectModel:
         shown = ", ".join(missing[:5]) + (f" … ({len(missing)} in all)" if len(missing) > 5 else "")
         raise ConfigError(
             f"effect model {record.model_id!r} was saved in format {record.metrics.get('format', 1)} by an earlier "
-            f"version of nextmove, without what this version reads ({shown}): run without reuse_model to fit one"
+            f"version of nextmove, without what this version reads ({shown}): {_REFIT} to fit one"
         )
     return model
 
