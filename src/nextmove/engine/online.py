@@ -547,6 +547,47 @@ class OnlineCapacity:
                 self.decided.discard(held.account_id)
             self._seen.pop(decision_id, None)
 
+    def count_logged(self, account_id: str, owner: str | None, run_key: str, activity: Iterable[ActivityRecord]) -> int:
+        """Count the account's decisions of the run in ``activity`` not counted yet: another process's; how many.
+
+        Another process sharing the store may have given the account a play since this one last read
+        the store (:meth:`sync`, every refresh). The play is in the account's activity, read under the
+        account's lock before deciding: counted now, the account's recommendation is not released a
+        second time by this decision, nor the play's use left out until the next refresh. A decision
+        counted before (remembered, or older than what :meth:`sync` reads again, for an account
+        counted as decided) is not counted again. (A decision of doing nothing is not in the
+        activity: it only releases the recommendation, which this decision then does, once.)
+        """
+        plays = [
+            DecisionPlay(r.record_id, account_id, as_utc(r.ts), r.action_id or NO_ACTION, r.variant)
+            for r in activity
+            if r.source == "decision" and r.run_id == self.run_id
+        ]
+        if not plays:
+            return 0
+        with self.lock:
+            if account_id in self.decided and self._read_at is not None:
+                horizon = self._read_at - CAPACITY_SYNC_SLACK
+                plays = [p for p in plays if p.ts >= horizon]
+            return self._count(plays, {account_id: (owner, run_key)})
+
+    def _count(self, plays: Iterable[DecisionPlay], found: Mapping[str, tuple[str | None, str] | None]) -> int:
+        """Count ``plays`` not counted yet, with each account's owner and run's play; call under :attr:`lock`."""
+        counted = 0
+        for p in plays:
+            play = found[p.account_id]
+            if p.decision_id in self._seen or play is None:
+                continue
+            owner, run_key = play
+            res = self._resources_of(owner)
+            if p.account_id not in self.decided:
+                self.decided.add(p.account_id)
+                self.used[res] -= self._w[res, self._col.get(run_key, -1)]
+            self.used[res] += self._w[res, self._col.get(_play_key(p), -1)]
+            self._seen[p.decision_id] = p.ts
+            counted += 1
+        return counted
+
     def sync(self, store: Store) -> int:
         """Count what the store's other processes logged for the run since the last read; how many decisions.
 
@@ -557,20 +598,8 @@ class OnlineCapacity:
         since = None if self._read_at is None else self._read_at - CAPACITY_SYNC_SLACK
         plays = [p for p in store.decision_plays(self.run_id, since=since) if p.decision_id not in self._seen]
         found = {p.account_id: self._batch_play(p.account_id) for p in plays}  # may read the store: not under the lock
-        counted = 0
         with self.lock:
-            for p in plays:
-                play = found[p.account_id]
-                if p.decision_id in self._seen or play is None:
-                    continue
-                owner, run_key = play
-                res = self._resources_of(owner)
-                if p.account_id not in self.decided:
-                    self.decided.add(p.account_id)
-                    self.used[res] -= self._w[res, self._col.get(run_key, -1)]
-                self.used[res] += self._w[res, self._col.get(_play_key(p), -1)]
-                self._seen[p.decision_id] = p.ts
-                counted += 1
+            counted = self._count(plays, found)
             self._read_at = started
             # What the next read cannot return again need not be remembered (but what is not logged yet).
             horizon = started - CAPACITY_SYNC_SLACK
@@ -1582,6 +1611,10 @@ class OnlineDecider:
         default_key = _default_key(self.playbook, rec.default_action_id or self.playbook.default_action_for_stage(None))
         default = keys.index(default_key) if view.in_control and default_key in keys else None  # the control's
         capacity = snap.capacity
+        if capacity is not None:
+            # Another process's play for the account (it answered first) is counted before this
+            # decision releases the account's recommendation: else that would be released twice.
+            capacity.count_logged(view.account_id, view.owner, _run_key(rec), activity)
         spent: list[tuple[str, str] | None] = []
         guard: contextlib.AbstractContextManager[Any] = contextlib.nullcontext() if capacity is None else capacity.lock
         with guard:  # from what is left to what the choice uses: no other decision of the process in between

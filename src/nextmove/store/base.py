@@ -353,8 +353,9 @@ class Store(Protocol):
     def activity(self, account_id: str, since: datetime) -> list[ActivityRecord]:
         """What the contact rules read for one account since ``since``, oldest first.
 
-        Decisions logged online that chose a play (not ``none``), and ``done`` and ``dismissed``
-        feedback events, without their payloads but for the decision an event names.
+        Decisions logged online that chose a play (not ``none``), with the run each was decided
+        from, and ``done`` and ``dismissed`` feedback events, without their payloads but for the
+        decision an event names.
         """
         ...
 

@@ -1151,10 +1151,10 @@ class _HotPath:
         account, since = mark.format("account_id"), mark.format("since")
         # One statement, so that both halves read one snapshot (and PostgreSQL answers in one round trip).
         self.activity_sql = (
-            "SELECT 'decision', decision_id, 'decided', action_id, ts, NULL, variant FROM decisions"
+            "SELECT 'decision', decision_id, 'decided', action_id, ts, NULL, variant, run_id FROM decisions"
             f" WHERE account_id = {account} AND ts >= {since} AND action_id != 'none'"
             " UNION ALL "
-            "SELECT 'feedback', event_id, kind, action_id, ts, payload, NULL FROM feedback_events"
+            "SELECT 'feedback', event_id, kind, action_id, ts, payload, NULL, NULL FROM feedback_events"
             f" WHERE account_id = {account} AND ts >= {since} AND kind IN ('done', 'dismissed')"
         )
         # Snoozes and dismissals with the actions of the decision and the run's recommendation they name,
@@ -1195,7 +1195,7 @@ class _HotPath:
             cursor.execute(self.activity_sql, {"account_id": account_id, "since": self._since(since)})
             rows = cursor.fetchall()
         out: list[ActivityRecord] = []
-        for source, record_id, kind, action_id, ts, payload, variant in rows:
+        for source, record_id, kind, action_id, ts, payload, variant, decided_in in rows:
             named = None
             if source == "feedback":
                 if payload is not None and self._payload is not None:
@@ -1210,6 +1210,7 @@ class _HotPath:
                     ts=self._ts(ts),
                     decision_id=None if named is None else str(named),
                     variant=variant,
+                    run_id=decided_in,
                 )
             )
         return out
