@@ -18,7 +18,7 @@ from tests.store.conftest import pg_admin_url, pg_schema_url, store_url  # noqa:
 
 from nextmove.engine.online import DecideRequest, OnlineDecider
 from nextmove.playbook import Playbook
-from nextmove.store import RecommendationRecord, RunRecord, Store, open_store
+from nextmove.store import FeedbackEvent, RecommendationRecord, RunRecord, Store, open_store
 
 AS_OF = NOW - timedelta(days=1)
 
@@ -110,6 +110,47 @@ def test_two_servers_deciding_every_account_stay_within_every_capacity(stores: t
             usage = decider.snapshot.capacity.usage()
             assert usage["volume:upsell"]["used"] == used["upsells"]
             assert usage["budget:sales"]["used"] == used["sales_usd"]
+    finally:
+        one.close()
+        other.close()
+
+
+def test_feedback_sent_to_one_server_corrects_the_others_decisions_at_its_refresh(
+    stores: tuple[Store, Store],
+) -> None:
+    """Outcomes sent to one server move its corrections at once, and the other's at its next refresh."""
+    one_store, other_store = stores
+    pb = _playbook()
+    recs = _allocated(10, set(range(10)))
+    _save_run(one_store, pb, recs)
+    one, other = OnlineDecider(one_store, pb), OnlineDecider(other_store, pb)
+    try:
+        made = one.decide([DecideRequest(f"acct-{i}") for i in range(6)], now=NOW)
+        assert _upsold(made) == [f"acct-{i}" for i in range(6)]
+        events = [
+            FeedbackEvent(
+                event_id=f"outcome-{d.account_id}",
+                account_id=d.account_id,
+                kind="outcome",
+                ts=NOW + timedelta(days=1),
+                payload={"decision_id": d.decision_id, "value_usd": -400.0},  # the upsell was worth far less
+            )
+            for d in made
+        ]
+        # As POST /v1/feedback does on the server it is sent to.
+        assert one.learn_stored(events, one_store.add_feedback(events)) == 6
+        learned = one.learner.corrections()
+        assert [(c.action_key, c.outcomes) for c in learned] == [("upsell", 6)]
+        assert other.learner.corrections() == []
+        other.refresh()  # what its refresh loop does every few seconds
+        assert other.learner.corrections() == learned
+        other.refresh()  # read again (within the slack): counted once
+        assert other.learner.corrections() == learned
+        # Both now decide with the lowered value: the email wins on either server.
+        (a,) = one.decide([DecideRequest("acct-6")], now=NOW)
+        (b,) = other.decide([DecideRequest("acct-7")], now=NOW)
+        assert a.expected_value_usd == b.expected_value_usd
+        assert (a.action_id, b.action_id) == ("email", "email")
     finally:
         one.close()
         other.close()

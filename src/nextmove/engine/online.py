@@ -360,6 +360,12 @@ class PolicySnapshot:
 
 # ---- capacity ---------------------------------------------------------------------------------
 
+FEEDBACK_SYNC_SLACK: Final[timedelta] = timedelta(seconds=15)
+"""How far back of the latest event read :meth:`OnlineDecider._learn_new_feedback` reads again: an event
+is stamped (``received_at``) a moment before it is committed, so one stamped just before the latest
+read may be stored just after it. One committed later than this after its stamp is learned from by
+the other processes only when they start again."""
+
 CAPACITY_SYNC_SLACK: Final[timedelta] = timedelta(seconds=15)
 """How far back of its last read :meth:`OnlineCapacity.sync` reads the store again: a decision is
 committed a moment after its time (the server logs what it decided together, well within a second),
@@ -1174,6 +1180,10 @@ class OnlineDecider:
         """The served run's model id that could not be loaded (gone, or not this playbook's): not tried again."""
         self.refresh_s = refresh_s
         self.learner = OnlineLearner(level=0.9)
+        self._feedback_mark: datetime | None = None
+        """The latest ``received_at`` of the outcome events read (None: not read yet, :meth:`replay_feedback`)."""
+        self._feedback_read: dict[str, datetime] = {}
+        """Outcome events read within :data:`FEEDBACK_SYNC_SLACK` of the mark, learned from or not: not read again."""
         self._snapshot: PolicySnapshot | None = None
         self._problem: str | None = "no run loaded yet"
         self._checked_at = 0.0
@@ -1211,43 +1221,51 @@ class OnlineDecider:
         """Serve the run of the active policy version (else :func:`servable_run`) if it changed.
 
         The new snapshot replaces the old one in one assignment: a decision in progress finishes
-        on the snapshot it started with. Returns whether the served run changed.
+        on the snapshot it started with. Returns whether the served run changed. Then learns from
+        the outcome events other processes sharing the store received since (:meth:`_learn_new_feedback`).
         """
+        with self._refresh_lock:
+            changed = self._refresh_run()
+            if self._feedback_mark is not None:
+                self._learn_new_feedback()
+            return changed
+
+    def _refresh_run(self) -> bool:
+        """What :meth:`refresh` does to the served run; call under the refresh lock."""
         import time
 
-        with self._refresh_lock:
-            self._checked_at = time.monotonic()
-            version = self.store.active_model(POLICY_MODEL_KIND)
-            run: RunRecord | None
-            if version is not None:
-                run_id = _policy_run_id(version)
-                run = self.store.get_run(run_id)
-            else:
-                run = servable_run(self.store)
-            if run is None:
-                self._problem = (
-                    "the store has no succeeded run to serve: run the batch first (POST /v1/runs, or `nextmove run`)"
-                )
-                return False
-            current = self._snapshot
-            version_id = version.model_id if version is not None else None
-            if current is not None and current.run.run_id == run.run_id and current.policy_version == version_id:
-                if current.capacity is not None:  # what other processes sharing the store decided since
-                    current.capacity.sync(self.store)
-                return False
-            if run.playbook_hash != self._playbook_hash:
-                self._problem = (
-                    f"run {run.run_id!r} was made under playbook {run.playbook_hash} but the server's playbook is "
-                    f"{self._playbook_hash}: start the server with the playbook the run used (--playbook), "
-                    "or start a run with this playbook"
-                )
-                self._snapshot = None
-                return True
-            snap = PolicySnapshot.load(self.store, run, version_id)
-            snap.capacity = OnlineCapacity.load(self.store, self.playbook, snap)
-            self._snapshot = snap
-            self._problem = None
+        self._checked_at = time.monotonic()
+        version = self.store.active_model(POLICY_MODEL_KIND)
+        run: RunRecord | None
+        if version is not None:
+            run_id = _policy_run_id(version)
+            run = self.store.get_run(run_id)
+        else:
+            run = servable_run(self.store)
+        if run is None:
+            self._problem = (
+                "the store has no succeeded run to serve: run the batch first (POST /v1/runs, or `nextmove run`)"
+            )
+            return False
+        current = self._snapshot
+        version_id = version.model_id if version is not None else None
+        if current is not None and current.run.run_id == run.run_id and current.policy_version == version_id:
+            if current.capacity is not None:  # what other processes sharing the store decided since
+                current.capacity.sync(self.store)
+            return False
+        if run.playbook_hash != self._playbook_hash:
+            self._problem = (
+                f"run {run.run_id!r} was made under playbook {run.playbook_hash} but the server's playbook is "
+                f"{self._playbook_hash}: start the server with the playbook the run used (--playbook), "
+                "or start a run with this playbook"
+            )
+            self._snapshot = None
             return True
+        snap = PolicySnapshot.load(self.store, run, version_id)
+        snap.capacity = OnlineCapacity.load(self.store, self.playbook, snap)
+        self._snapshot = snap
+        self._problem = None
+        return True
 
     def maybe_refresh(self) -> bool:
         """:meth:`refresh` if the last check is older than ``refresh_s``."""
@@ -1864,7 +1882,39 @@ class OnlineDecider:
 
     def replay_feedback(self) -> int:
         """Rebuild the online corrections from every stored outcome event (at start-up)."""
-        return self.learn([e for e in self.store.feedback() if e.kind == "outcome"])
+        started = utcnow()
+        events = self.store.feedback(kind="outcome")
+        counted = self.learn(events)
+        with self._refresh_lock:
+            self._feedback_mark = max((as_utc(e.received_at) for e in events if e.received_at), default=started)
+            self._remember_read(events)
+        return counted
+
+    def _learn_new_feedback(self) -> int:
+        """Learn from the outcome events the store received since the last read: other processes'; how many counted.
+
+        Several servers on one store each learn from the events sent to them at once, and from the
+        others' at each refresh (every ``refresh_s``): one read, on the events' ``received_at`` index,
+        from :data:`FEEDBACK_SYNC_SLACK` before the latest one read on (an event is stamped a moment
+        before it is committed). Events counted before (this process's own) are not counted again.
+        Does nothing before :meth:`replay_feedback` (at start-up) has read them all. Call under the refresh lock.
+        """
+        mark = self._feedback_mark
+        if mark is None:
+            return 0
+        events = self.store.feedback(received_since=mark - FEEDBACK_SYNC_SLACK, kind="outcome")
+        new = [e for e in events if e.event_id not in self._feedback_read and not self.learner.has_seen(e.event_id)]
+        counted = self.learn(new) if new else 0
+        self._feedback_mark = max((as_utc(e.received_at) for e in events if e.received_at), default=mark)
+        self._remember_read(events)
+        return counted
+
+    def _remember_read(self, events: Iterable[FeedbackEvent]) -> None:
+        # Only what the next read can return again.
+        assert self._feedback_mark is not None
+        horizon = self._feedback_mark - FEEDBACK_SYNC_SLACK
+        read = {e.event_id: as_utc(e.received_at) for e in events if e.received_at}
+        self._feedback_read = {i: t for i, t in {**self._feedback_read, **read}.items() if t >= horizon}
 
     # --- model versions ------------------------------------------------------------------------
 

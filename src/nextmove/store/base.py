@@ -252,8 +252,19 @@ class Store(Protocol):
         """How many feedback events the store holds."""
         ...
 
-    def feedback(self, account_id: str | None = None, run_id: str | None = None) -> list[FeedbackEvent]:
-        """Stored feedback events, oldest first, for an account and/or a run if given."""
+    def feedback(
+        self,
+        account_id: str | None = None,
+        run_id: str | None = None,
+        *,
+        received_since: datetime | None = None,
+        kind: str | None = None,
+    ) -> list[FeedbackEvent]:
+        """Stored feedback events, oldest first, for an account and/or a run if given.
+
+        ``received_since`` keeps the events the store received (``received_at``) at or after it (read
+        through their index: what each server reads at every refresh); ``kind``, those of that kind.
+        """
         ...
 
     def hold_events(self, account_id: str | None = None, *, until: datetime | None = None) -> list[HoldEvent]:

@@ -680,7 +680,14 @@ class SqlStore:
                 for row in conn.execute(query).mappings()
             ]
 
-    def feedback(self, account_id: str | None = None, run_id: str | None = None) -> list[FeedbackEvent]:
+    def feedback(
+        self,
+        account_id: str | None = None,
+        run_id: str | None = None,
+        *,
+        received_since: datetime | None = None,
+        kind: str | None = None,
+    ) -> list[FeedbackEvent]:
         """Stored feedback events, oldest first; see :meth:`Store.feedback`."""
         table = schema.feedback_events
         query = sa.select(table).order_by(table.c.ts, table.c.event_id)
@@ -688,6 +695,10 @@ class SqlStore:
             query = query.where(table.c.account_id == account_id)
         if run_id is not None:
             query = query.where(table.c.run_id == run_id)
+        if received_since is not None:
+            query = query.where(table.c.received_at >= received_since)
+        if kind is not None:
+            query = query.where(table.c.kind == kind)
         with self._errors("read feedback events"), self._read() as conn:
             return [FeedbackEvent(**row) for row in conn.execute(query).mappings()]
 
@@ -979,10 +990,13 @@ class SqlStore:
                 column = schema.metadata.tables[table_name].c[column_name]
                 column_type = column.type.compile(dialect=conn.dialect)
                 conn.exec_driver_sql(f"ALTER TABLE {table_name} ADD COLUMN {column_name} {column_type}")
+        # A table version 2 added has them already when the upgrade comes from version 1.
+        wanted = {str(i.name): i for table in schema.metadata.tables.values() for i in table.indexes}
         if stored < 3:
-            # A table version 2 added has them already when the upgrade comes from version 1.
-            wanted = {str(i.name): i for table in schema.metadata.tables.values() for i in table.indexes}
             for name in schema.INDEXES_ADDED_IN_VERSION_3:
+                wanted[name].create(conn, checkfirst=True)
+        if stored < 4:
+            for name in schema.INDEXES_ADDED_IN_VERSION_4:
                 wanted[name].create(conn, checkfirst=True)
         conn.execute(
             sa.update(schema.meta)
