@@ -428,6 +428,9 @@ class OnlineCapacity:
         """Accounts decided online for the run: their recommendation is replaced, and uses nothing."""
         self._seen: dict[str, datetime] = {}
         self._pending: dict[str, _Reservation] = {}
+        self._unreleased: dict[str, tuple[datetime, NDArray[np.int64], NDArray[np.float64]]] = {}
+        """Accounts another process decided first, found deciding them: their recommendation's use,
+        released at the next :meth:`sync` (what that process freed is its own to give until then)."""
         self._read_at: datetime | None = None
         self.lock = threading.Lock()
         """Held from the check of an option (:meth:`blocks`) to the use of the one chosen (:meth:`take`)."""
@@ -559,10 +562,12 @@ class OnlineCapacity:
         Another process sharing the store may have given the account a play since this one last read
         the store (:meth:`sync`, every refresh). The play is in the account's activity, read under the
         account's lock before deciding: counted now, the account's recommendation is not released a
-        second time by this decision, nor the play's use left out until the next refresh. A decision
-        counted before (remembered, or older than what :meth:`sync` reads again, for an account
-        counted as decided) is not counted again. (A decision of doing nothing is not in the
-        activity: it only releases the recommendation, which this decision then does, once.)
+        second time by this decision, nor the play's use left out until the next refresh. What the
+        recommendation used is released here only at the next :meth:`sync`: until then what the
+        other process freed is its own to give (else both could give it), and that sync counts what
+        it gave of it. A decision counted before (remembered, or older than what :meth:`sync` reads
+        again, for an account counted as decided) is not counted again. (A decision of doing nothing
+        is not in the activity: it only releases the recommendation, which this decision then does.)
         """
         plays = [
             DecisionPlay(r.record_id, account_id, as_utc(r.ts), r.action_id or NO_ACTION, r.variant)
@@ -575,10 +580,20 @@ class OnlineCapacity:
             if account_id in self.decided and self._read_at is not None:
                 horizon = self._read_at - CAPACITY_SYNC_SLACK
                 plays = [p for p in plays if p.ts >= horizon]
-            return self._count(plays, {account_id: (owner, run_key)})
+            return self._count(plays, {account_id: (owner, run_key)}, release=False)
 
-    def _count(self, plays: Iterable[DecisionPlay], found: Mapping[str, tuple[str | None, str] | None]) -> int:
-        """Count ``plays`` not counted yet, with each account's owner and run's play; call under :attr:`lock`."""
+    def _count(
+        self,
+        plays: Iterable[DecisionPlay],
+        found: Mapping[str, tuple[str | None, str] | None],
+        *,
+        release: bool = True,
+    ) -> int:
+        """Count ``plays`` not counted yet, with each account's owner and run's play; call under :attr:`lock`.
+
+        An account decided for the first time releases its recommendation's use now, or (``release``
+        False) at the next :meth:`sync`.
+        """
         counted = 0
         for p in plays:
             play = found[p.account_id]
@@ -588,7 +603,11 @@ class OnlineCapacity:
             res = self._resources_of(owner)
             if p.account_id not in self.decided:
                 self.decided.add(p.account_id)
-                self.used[res] -= self._w[res, self._col.get(run_key, -1)]
+                batch = self._w[res, self._col.get(run_key, -1)]
+                if release:
+                    self.used[res] -= batch
+                else:
+                    self._unreleased[p.account_id] = (utcnow(), res, batch)
             self.used[res] += self._w[res, self._col.get(_play_key(p), -1)]
             self._seen[p.decision_id] = p.ts
             counted += 1
@@ -606,6 +625,11 @@ class OnlineCapacity:
         found = {p.account_id: self._batch_play(p.account_id) for p in plays}  # may read the store: not under the lock
         with self.lock:
             counted = self._count(plays, found)
+            # What another process freed before this read: counted since, what it gave of it.
+            for account_id, (at, res, batch) in list(self._unreleased.items()):
+                if at < started:
+                    self.used[res] -= batch
+                    del self._unreleased[account_id]
             self._read_at = started
             # What the next read cannot return again need not be remembered (but what is not logged yet).
             horizon = started - CAPACITY_SYNC_SLACK
