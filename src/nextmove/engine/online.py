@@ -71,7 +71,7 @@ from nextmove.engine.holds import (
     last_hold,
     promoted_runs,
 )
-from nextmove.errors import ConfigError, NextmoveError, NotFoundError, StoreError
+from nextmove.errors import ConfigError, ConflictError, NextmoveError, NotFoundError, StoreError
 from nextmove.features import FeatureVocabulary, compute_features, feature_schema
 from nextmove.playbook import Playbook
 from nextmove.store import (
@@ -80,6 +80,7 @@ from nextmove.store import (
     DecisionPlay,
     DecisionRecord,
     FeedbackEvent,
+    ModelsChangedError,
     ModelVersionRecord,
     RecommendationRecord,
     RunRecord,
@@ -1985,6 +1986,11 @@ def served_run(store: Store) -> RunRecord | None:
         return None
 
 
+PROMOTE_ATTEMPTS: Final[int] = 20
+"""How often :func:`promote_run` and :func:`rollback` try again when another process changed the active
+policy version between their read of it and their write: each time, that process's change was made."""
+
+
 def promote_run(
     store: Store, run_id: str, *, metrics: Mapping[str, Any] | None = None, then: Any = None
 ) -> ModelVersionRecord:
@@ -1993,7 +1999,11 @@ def promote_run(
     The effect model the run fitted (its summary's ``model_version``), if the store has it, becomes
     the active one too: fresh signals are then rescored with the served run's model. The version
     records the policy version it replaces (``metrics["replaces"]``, None when none was active):
-    :func:`rollback_policy` goes back to it.
+    :func:`rollback_policy` goes back to it. Both are activated, and the version saved, in one
+    transaction, only if the policy version it replaces is still the active one
+    (:meth:`~nextmove.store.Store.activate_models`); else the active one is read again and the
+    promotion tried again: two promotions at once end as if made one after the other, the second
+    replacing the first, the served run's effect model active.
 
     Raises
     ------
@@ -2001,53 +2011,67 @@ def promote_run(
         If there is no such run.
     ConfigError
         If the run has not succeeded, or its receipts were pruned (``nextmove store prune``).
+    ConflictError
+        If the active policy version changed :data:`PROMOTE_ATTEMPTS` times while promoting.
     """
     from nextmove.engine.run_process import require_succeeded
 
     run = require_succeeded(store.get_run(run_id), "only a succeeded run can be served")
     refuse_pruned(run)
-    now = utcnow()
-    served = store.active_model(POLICY_MODEL_KIND)
-    record = ModelVersionRecord(
-        model_id=f"policy-{now:%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}",
-        kind=POLICY_MODEL_KIND,
-        playbook_hash=run.playbook_hash,
-        blob=json.dumps({"run_id": run.run_id}).encode(),
-        created_at=now,
-        trained_to=run.as_of,
-        # The version it replaces: what `models rollback` serves again (None: no policy was active).
-        metrics={"run_id": run.run_id, **dict(metrics or {}), "replaces": None if served is None else served.model_id},
-        active=True,
+    # The run's effect model with it: no policy version serves the run with another model.
+    effect = _effect_model_of(store, run)
+    for _ in range(PROMOTE_ATTEMPTS):
+        now = utcnow()
+        served = store.active_model(POLICY_MODEL_KIND)
+        served_id = None if served is None else served.model_id
+        record = ModelVersionRecord(
+            model_id=f"policy-{now:%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}",
+            kind=POLICY_MODEL_KIND,
+            playbook_hash=run.playbook_hash,
+            blob=json.dumps({"run_id": run.run_id}).encode(),
+            created_at=now,
+            trained_to=run.as_of,
+            # The version it replaces: what `models rollback` serves again (None: no policy was active).
+            metrics={"run_id": run.run_id, **dict(metrics or {}), "replaces": served_id},
+            active=True,
+        )
+        try:
+            store.activate_models(effect, new=record, expect_active={POLICY_MODEL_KIND: served_id})
+        except ModelsChangedError:
+            continue  # another promotion, rollback or activation came first: this one replaces it
+        if then is not None:
+            then()
+        return record
+    raise ConflictError(
+        f"the active policy version changed {PROMOTE_ATTEMPTS} times while run {run_id!r} was being promoted "
+        "(other promotions or rollbacks at the same time); nothing was changed by this one: try again"
     )
-    # The run's effect model first: should that fail, no policy version serves the run with another model.
-    _activate_effect_model(store, run)
-    store.save_model(record)
-    if then is not None:
-        then()
-    return record
 
 
-def _activate_effect_model(store: Store, run: RunRecord) -> None:
+def _effect_model_of(store: Store, run: RunRecord) -> list[str]:
+    """The run's own effect model (its summary's ``model_version``) as a list of one, if the store has it."""
     from nextmove.engine.run import EFFECT_MODEL_KIND
 
     model_id = run.summary.get("model_version")
     if not isinstance(model_id, str):
-        return
+        return []
     try:
         model = store.load_model(model_id)
     except NotFoundError:
-        return
-    if model.kind == EFFECT_MODEL_KIND and not model.active:
-        store.activate_model(model_id)
+        return []
+    return [model_id] if model.kind == EFFECT_MODEL_KIND else []
 
 
-def activate_version(store: Store, model_id: str) -> ModelVersionRecord:
+def activate_version(
+    store: Store, model_id: str, *, expect_active: Mapping[str, str | None] | None = None
+) -> ModelVersionRecord:
     """Make ``model_id`` the active version of its kind; returns it, as stored now.
 
     A ``policy`` version brings its run's own effect model back with it (as :func:`promote_run`
-    does), so that what is served and the active effect model (which ``reuse_model`` projects
-    with, and fresh signals are rescored with) stay the same run's. A policy version whose run the
-    store no longer has is activated alone.
+    does), in the same transaction, so that what is served and the active effect model (which
+    ``reuse_model`` projects with, and fresh signals are rescored with) stay the same run's. A
+    policy version whose run the store no longer has is activated alone. ``expect_active``: as
+    :meth:`~nextmove.store.Store.activate_models` takes it.
 
     Raises
     ------
@@ -2055,8 +2079,11 @@ def activate_version(store: Store, model_id: str) -> ModelVersionRecord:
         If there is no model ``model_id``.
     ConfigError
         If it is a policy version of a run whose receipts were pruned (``nextmove store prune``).
+    ModelsChangedError
+        If an active model is not the one ``expect_active`` names; nothing is changed.
     """
     record = store.load_model(model_id)
+    effect: list[str] = []
     if record.kind == POLICY_MODEL_KIND:
         try:
             run = store.get_run(_policy_run_id(record))
@@ -2064,9 +2091,8 @@ def activate_version(store: Store, model_id: str) -> ModelVersionRecord:
             run = None
         if run is not None:
             refuse_pruned(run)
-            # The run's effect model first, as promote_run: a policy version never serves its run with another's.
-            _activate_effect_model(store, run)
-    store.activate_model(model_id)
+            effect = _effect_model_of(store, run)
+    store.activate_models([*effect, model_id], expect_active=expect_active)
     return store.load_model(model_id)
 
 
@@ -2145,14 +2171,42 @@ def rollback_policy(store: Store, kind: str = POLICY_MODEL_KIND) -> ModelVersion
     """Re-activate the version a rollback goes to (:func:`rollback_step`); servers pick it up on their next refresh.
 
     Rolling back a ``policy`` version also re-activates the effect model of the run it serves
-    (:func:`activate_version`).
+    (:func:`activate_version`). What :func:`rollback` does, returning the version activated.
 
     Raises
     ------
     NotFoundError
         If no version of ``kind`` is active, or there is nothing to roll back to.
     """
-    return activate_version(store, rollback_step(store, kind).target.model_id)
+    return rollback(store, kind)[1]
+
+
+def rollback(store: Store, kind: str = POLICY_MODEL_KIND) -> tuple[RollbackStep, ModelVersionRecord]:
+    """Roll back (:func:`rollback_step`, then :func:`activate_version`), if the active version is still the one left.
+
+    The version is activated only if the version rolled back from is still the active one (one
+    transaction); else the step is read again from the version active now: two rollbacks at once
+    go back two steps, as one after the other would, and a promotion at the same time is rolled
+    back or not, never half. Returns the step taken and the version activated, as stored now.
+
+    Raises
+    ------
+    NotFoundError
+        If no version of ``kind`` is active, or there is nothing to roll back to.
+    ConflictError
+        If the active version changed :data:`PROMOTE_ATTEMPTS` times while rolling back.
+    """
+    for _ in range(PROMOTE_ATTEMPTS):
+        step = rollback_step(store, kind)
+        try:
+            record = activate_version(store, step.target.model_id, expect_active={kind: step.current.model_id})
+        except ModelsChangedError:
+            continue
+        return step, record
+    raise ConflictError(
+        f"the active {kind!r} model changed {PROMOTE_ATTEMPTS} times while rolling back (other promotions or "
+        "rollbacks at the same time); nothing was changed by this one: try again"
+    )
 
 
 def _served_run_id(version: ModelVersionRecord) -> str | None:

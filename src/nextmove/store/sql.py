@@ -36,7 +36,7 @@ from nextmove.errors import (
 )
 from nextmove.settings import Settings
 from nextmove.store import schema
-from nextmove.store.base import Store
+from nextmove.store.base import ModelsChangedError, Store
 from nextmove.store.records import (
     RUN_STATUSES,
     ActivityRecord,
@@ -75,6 +75,8 @@ _RELAXED_OPTION: Final[str] = "nextmove_relaxed_sync"
 _MANUAL_CHECKPOINT_OPTION: Final[str] = "nextmove_manual_checkpoint"
 # Key of the PostgreSQL advisory lock that serialises schema creation ("nextmove" in ASCII).
 _PG_SCHEMA_LOCK: Final[int] = int.from_bytes(b"nextmove", "big")
+# Key of the one that every change of the model versions takes (per database: stores in two schemas share it).
+_PG_MODELS_LOCK: Final[int] = int.from_bytes(b"nm.model", "big")
 
 _RUN_COLUMNS: Final = tuple(c.name for c in schema.runs.columns)
 _REC_COLUMNS: Final = tuple(c.name for c in schema.recommendations.columns)
@@ -721,19 +723,59 @@ class SqlStore:
 
     def save_model(self, record: ModelVersionRecord) -> None:
         """Store a model version; see :meth:`Store.save_model`."""
-        table = schema.model_versions
         with self._errors(f"save model {record.model_id!r}"), self._write() as conn:
-            exists = conn.execute(sa.select(table.c.model_id).where(table.c.model_id == record.model_id)).first()
-            if exists is not None:
-                raise StoreError(
-                    f"model {record.model_id!r} already exists in the store at {self._url}; "
-                    "model versions are immutable, save it under a new model_id"
-                )
-            # Inserted inactive, then activated in the same transaction, so the
-            # one-active-per-kind rule is kept by the same code path as activate_model.
-            conn.execute(sa.insert(table).values({**_row(record, _MODEL_COLUMNS), "active": False}))
+            self._lock_models(conn)
+            self._insert_model(conn, record)
             if record.active:
                 self._activate(conn, record.model_id, record.kind)
+
+    def _insert_model(self, conn: Connection, record: ModelVersionRecord) -> None:
+        table = schema.model_versions
+        exists = conn.execute(sa.select(table.c.model_id).where(table.c.model_id == record.model_id)).first()
+        if exists is not None:
+            raise StoreError(
+                f"model {record.model_id!r} already exists in the store at {self._url}; "
+                "model versions are immutable, save it under a new model_id"
+            )
+        # Inserted inactive, then activated in the same transaction, so the
+        # one-active-per-kind rule is kept by the same code path as activate_model.
+        conn.execute(sa.insert(table).values({**_row(record, _MODEL_COLUMNS), "active": False}))
+
+    def activate_models(
+        self,
+        model_ids: Sequence[str],
+        *,
+        new: ModelVersionRecord | None = None,
+        expect_active: Mapping[str, str | None] | None = None,
+    ) -> None:
+        """Save ``new`` and activate ``model_ids`` in one transaction, if the active ones are as expected.
+
+        See :meth:`Store.activate_models`.
+        """
+        table = schema.model_versions
+        doing = f"activate models {', '.join(repr(m) for m in model_ids)}" + (
+            "" if new is None else f" and save model {new.model_id!r}"
+        )
+        with self._errors(doing), self._write() as conn:
+            self._lock_models(conn)
+            for kind, expected in (expect_active or {}).items():
+                active = conn.execute(
+                    sa.select(table.c.model_id).where(table.c.kind == kind, table.c.active)
+                ).scalar_one_or_none()
+                if active != expected:
+                    raise ModelsChangedError(
+                        f"the active {kind!r} model in the store at {self._url} is {active!r}, not {expected!r} "
+                        "as expected: another process changed it meanwhile; nothing was changed"
+                    )
+            if new is not None:
+                self._insert_model(conn, new)
+            for model_id in model_ids:
+                of_kind = conn.execute(sa.select(table.c.kind).where(table.c.model_id == model_id)).scalar_one_or_none()
+                if of_kind is None:
+                    raise self._missing("model", model_id, "list_models()")
+                self._activate(conn, model_id, str(of_kind))
+            if new is not None and new.active:
+                self._activate(conn, new.model_id, new.kind)
 
     def load_model(self, model_id: str) -> ModelVersionRecord:
         """The model version ``model_id``; see :meth:`Store.load_model`."""
@@ -756,6 +798,7 @@ class SqlStore:
         """Make ``model_id`` the one active model of its kind; see :meth:`Store.activate_model`."""
         table = schema.model_versions
         with self._errors(f"activate model {model_id!r}"), self._write() as conn:
+            self._lock_models(conn)
             kind = conn.execute(sa.select(table.c.kind).where(table.c.model_id == model_id)).scalar_one_or_none()
             if kind is None:
                 raise self._missing("model", model_id, "list_models()")
@@ -1023,6 +1066,13 @@ class SqlStore:
         raise StoreError(
             unknown + f"its {schema.META_SCHEMA_VERSION_KEY} is {value!r}, not a whole number; the store is damaged"
         )
+
+    def _lock_models(self, conn: Connection) -> None:
+        # Every change of the model versions takes it first, so that one that reads the versions
+        # before changing them (activate_models) sees no other change meanwhile. SQLite: the write
+        # transaction's own lock (BEGIN IMMEDIATE) does it.
+        if conn.dialect.name == "postgresql":
+            conn.execute(sa.select(sa.func.pg_advisory_xact_lock(_PG_MODELS_LOCK)))
 
     def _activate(self, conn: Connection, model_id: str, kind: str) -> None:
         table = schema.model_versions
