@@ -398,7 +398,8 @@ class OnlineCapacity:
     Read from the store when the run is loaded (:meth:`load`: the run's recommendations and the
     decisions logged for it), counted in memory as this process decides (:meth:`take`, then
     :meth:`settle` once logged or not), and brought up to date with what other processes sharing
-    the store logged at each refresh (:meth:`sync`).
+    the store logged: their plays for an account when this process decides it
+    (:meth:`count_logged`), everything at each refresh (:meth:`sync`).
     """
 
     def __init__(
