@@ -113,12 +113,11 @@ def rollback_cmd(kind: KindOpt = "policy", store: StoreOpt = None) -> None:
     re-activates the effect model of the run it then serves, so that `nextmove run --reuse-model`
     projects with that run's model.
     """
-    from nextmove.engine.online import activate_version, rollback_step
+    from nextmove.engine.online import rollback
 
     with open_store(store, existing=True) as opened:
         check_kind(opened, kind)
-        step = rollback_step(opened, kind)
-        record = activate_version(opened, step.target.model_id)
+        step, record = rollback(opened, kind)
     if kind != "policy":
         console.print(f"Active {safe(kind)} model is now {safe(record.model_id)}.")
         return

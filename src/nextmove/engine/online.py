@@ -72,7 +72,7 @@ from nextmove.engine.holds import (
     last_hold,
     promoted_runs,
 )
-from nextmove.errors import ConfigError, NextmoveError, NotFoundError, StoreError
+from nextmove.errors import ConfigError, ConflictError, NextmoveError, NotFoundError, StoreError
 from nextmove.features import FeatureVocabulary, compute_features, feature_schema
 from nextmove.playbook import Playbook
 from nextmove.store import (
@@ -81,6 +81,7 @@ from nextmove.store import (
     DecisionPlay,
     DecisionRecord,
     FeedbackEvent,
+    ModelsChangedError,
     ModelVersionRecord,
     RecommendationRecord,
     RunRecord,
@@ -363,6 +364,12 @@ class PolicySnapshot:
 
 # ---- capacity ---------------------------------------------------------------------------------
 
+FEEDBACK_SYNC_SLACK: Final[timedelta] = timedelta(seconds=15)
+"""How far back of the latest event read :meth:`OnlineDecider._learn_new_feedback` reads again: an event
+is stamped (``received_at``) a moment before it is committed, so one stamped just before the latest
+read may be stored just after it. One committed later than this after its stamp is learned from by
+the other processes only when they start again."""
+
 CAPACITY_SYNC_SLACK: Final[timedelta] = timedelta(seconds=15)
 """How far back of its last read :meth:`OnlineCapacity.sync` reads the store again: a decision is
 committed a moment after its time (the server logs what it decided together, well within a second),
@@ -394,7 +401,8 @@ class OnlineCapacity:
     Read from the store when the run is loaded (:meth:`load`: the run's recommendations and the
     decisions logged for it), counted in memory as this process decides (:meth:`take`, then
     :meth:`settle` once logged or not), and brought up to date with what other processes sharing
-    the store logged at each refresh (:meth:`sync`).
+    the store logged: their plays for an account when this process decides it
+    (:meth:`count_logged`), everything at each refresh (:meth:`sync`).
     """
 
     def __init__(
@@ -425,6 +433,9 @@ class OnlineCapacity:
         """Accounts decided online for the run: their recommendation is replaced, and uses nothing."""
         self._seen: dict[str, datetime] = {}
         self._pending: dict[str, _Reservation] = {}
+        self._unreleased: dict[str, tuple[datetime, NDArray[np.int64], NDArray[np.float64]]] = {}
+        """Accounts another process decided first, found deciding them: their recommendation's use,
+        released at the next :meth:`sync` (what that process freed is its own to give until then)."""
         self._read_at: datetime | None = None
         self.lock = threading.Lock()
         """Held from the check of an option (:meth:`blocks`) to the use of the one chosen (:meth:`take`)."""
@@ -550,6 +561,63 @@ class OnlineCapacity:
                 self.decided.discard(held.account_id)
             self._seen.pop(decision_id, None)
 
+    def count_logged(self, account_id: str, owner: str | None, run_key: str, activity: Iterable[ActivityRecord]) -> int:
+        """Count the account's decisions of the run in ``activity`` not counted yet: another process's; how many.
+
+        Another process sharing the store may have given the account a play since this one last read
+        the store (:meth:`sync`, every refresh). The play is in the account's activity, read under the
+        account's lock before deciding: counted now, the account's recommendation is not released a
+        second time by this decision, nor the play's use left out until the next refresh. What the
+        recommendation used is released here only at the next :meth:`sync`: until then what the
+        other process freed is its own to give (else both could give it), and that sync counts what
+        it gave of it. A decision counted before (remembered, or older than what :meth:`sync` reads
+        again, for an account counted as decided) is not counted again. (A decision of doing nothing
+        is not in the activity: it only releases the recommendation, which this decision then does.)
+        """
+        plays = [
+            DecisionPlay(r.record_id, account_id, as_utc(r.ts), r.action_id or NO_ACTION, r.variant)
+            for r in activity
+            if r.source == "decision" and r.run_id == self.run_id
+        ]
+        if not plays:
+            return 0
+        with self.lock:
+            if account_id in self.decided and self._read_at is not None:
+                horizon = self._read_at - CAPACITY_SYNC_SLACK
+                plays = [p for p in plays if p.ts >= horizon]
+            return self._count(plays, {account_id: (owner, run_key)}, release=False)
+
+    def _count(
+        self,
+        plays: Iterable[DecisionPlay],
+        found: Mapping[str, tuple[str | None, str] | None],
+        *,
+        release: bool = True,
+    ) -> int:
+        """Count ``plays`` not counted yet, with each account's owner and run's play; call under :attr:`lock`.
+
+        An account decided for the first time releases its recommendation's use now, or (``release``
+        False) at the next :meth:`sync`.
+        """
+        counted = 0
+        for p in plays:
+            play = found[p.account_id]
+            if p.decision_id in self._seen or play is None:
+                continue
+            owner, run_key = play
+            res = self._resources_of(owner)
+            if p.account_id not in self.decided:
+                self.decided.add(p.account_id)
+                batch = self._w[res, self._col.get(run_key, -1)]
+                if release:
+                    self.used[res] -= batch
+                else:
+                    self._unreleased[p.account_id] = (utcnow(), res, batch)
+            self.used[res] += self._w[res, self._col.get(_play_key(p), -1)]
+            self._seen[p.decision_id] = p.ts
+            counted += 1
+        return counted
+
     def sync(self, store: Store) -> int:
         """Count what the store's other processes logged for the run since the last read; how many decisions.
 
@@ -560,20 +628,13 @@ class OnlineCapacity:
         since = None if self._read_at is None else self._read_at - CAPACITY_SYNC_SLACK
         plays = [p for p in store.decision_plays(self.run_id, since=since) if p.decision_id not in self._seen]
         found = {p.account_id: self._batch_play(p.account_id) for p in plays}  # may read the store: not under the lock
-        counted = 0
         with self.lock:
-            for p in plays:
-                play = found[p.account_id]
-                if p.decision_id in self._seen or play is None:
-                    continue
-                owner, run_key = play
-                res = self._resources_of(owner)
-                if p.account_id not in self.decided:
-                    self.decided.add(p.account_id)
-                    self.used[res] -= self._w[res, self._col.get(run_key, -1)]
-                self.used[res] += self._w[res, self._col.get(_play_key(p), -1)]
-                self._seen[p.decision_id] = p.ts
-                counted += 1
+            counted = self._count(plays, found)
+            # What another process freed before this read: counted since, what it gave of it.
+            for account_id, (at, res, batch) in list(self._unreleased.items()):
+                if at < started:
+                    self.used[res] -= batch
+                    del self._unreleased[account_id]
             self._read_at = started
             # What the next read cannot return again need not be remembered (but what is not logged yet).
             horizon = started - CAPACITY_SYNC_SLACK
@@ -1193,6 +1254,10 @@ class OnlineDecider:
         """The served run's model id that could not be loaded (gone, or not this playbook's): not tried again."""
         self.refresh_s = refresh_s
         self.learner = OnlineLearner(level=0.9)
+        self._feedback_mark: datetime | None = None
+        """The latest ``received_at`` of the outcome events read (None: not read yet, :meth:`replay_feedback`)."""
+        self._feedback_read: dict[str, datetime] = {}
+        """Outcome events read within :data:`FEEDBACK_SYNC_SLACK` of the mark, learned from or not: not read again."""
         self._snapshot: PolicySnapshot | None = None
         self._problem: str | None = "no run loaded yet"
         self._checked_at = 0.0
@@ -1230,43 +1295,51 @@ class OnlineDecider:
         """Serve the run of the active policy version (else :func:`servable_run`) if it changed.
 
         The new snapshot replaces the old one in one assignment: a decision in progress finishes
-        on the snapshot it started with. Returns whether the served run changed.
+        on the snapshot it started with. Returns whether the served run changed. Then learns from
+        the outcome events other processes sharing the store received since (:meth:`_learn_new_feedback`).
         """
+        with self._refresh_lock:
+            changed = self._refresh_run()
+            if self._feedback_mark is not None:
+                self._learn_new_feedback()
+            return changed
+
+    def _refresh_run(self) -> bool:
+        """What :meth:`refresh` does to the served run; call under the refresh lock."""
         import time
 
-        with self._refresh_lock:
-            self._checked_at = time.monotonic()
-            version = self.store.active_model(POLICY_MODEL_KIND)
-            run: RunRecord | None
-            if version is not None:
-                run_id = _policy_run_id(version)
-                run = self.store.get_run(run_id)
-            else:
-                run = servable_run(self.store)
-            if run is None:
-                self._problem = (
-                    "the store has no succeeded run to serve: run the batch first (POST /v1/runs, or `nextmove run`)"
-                )
-                return False
-            current = self._snapshot
-            version_id = version.model_id if version is not None else None
-            if current is not None and current.run.run_id == run.run_id and current.policy_version == version_id:
-                if current.capacity is not None:  # what other processes sharing the store decided since
-                    current.capacity.sync(self.store)
-                return False
-            if run.playbook_hash != self._playbook_hash:
-                self._problem = (
-                    f"run {run.run_id!r} was made under playbook {run.playbook_hash} but the server's playbook is "
-                    f"{self._playbook_hash}: start the server with the playbook the run used (--playbook), "
-                    "or start a run with this playbook"
-                )
-                self._snapshot = None
-                return True
-            snap = PolicySnapshot.load(self.store, run, version_id)
-            snap.capacity = OnlineCapacity.load(self.store, self.playbook, snap)
-            self._snapshot = snap
-            self._problem = None
+        self._checked_at = time.monotonic()
+        version = self.store.active_model(POLICY_MODEL_KIND)
+        run: RunRecord | None
+        if version is not None:
+            run_id = _policy_run_id(version)
+            run = self.store.get_run(run_id)
+        else:
+            run = servable_run(self.store)
+        if run is None:
+            self._problem = (
+                "the store has no succeeded run to serve: run the batch first (POST /v1/runs, or `nextmove run`)"
+            )
+            return False
+        current = self._snapshot
+        version_id = version.model_id if version is not None else None
+        if current is not None and current.run.run_id == run.run_id and current.policy_version == version_id:
+            if current.capacity is not None:  # what other processes sharing the store decided since
+                current.capacity.sync(self.store)
+            return False
+        if run.playbook_hash != self._playbook_hash:
+            self._problem = (
+                f"run {run.run_id!r} was made under playbook {run.playbook_hash} but the server's playbook is "
+                f"{self._playbook_hash}: start the server with the playbook the run used (--playbook), "
+                "or start a run with this playbook"
+            )
+            self._snapshot = None
             return True
+        snap = PolicySnapshot.load(self.store, run, version_id)
+        snap.capacity = OnlineCapacity.load(self.store, self.playbook, snap)
+        self._snapshot = snap
+        self._problem = None
+        return True
 
     def maybe_refresh(self) -> bool:
         """:meth:`refresh` if the last check is older than ``refresh_s``."""
@@ -1631,6 +1704,10 @@ class OnlineDecider:
         default_key = _default_key(self.playbook, rec.default_action_id or self.playbook.default_action_for_stage(None))
         default = keys.index(default_key) if view.in_control and default_key in keys else None  # the control's
         capacity = snap.capacity
+        if capacity is not None:
+            # Another process's play for the account (it answered first) is counted before this
+            # decision releases the account's recommendation: else that would be released twice.
+            capacity.count_logged(view.account_id, view.owner, _run_key(rec), activity)
         spent: list[tuple[str, str] | None] = []
         guard: contextlib.AbstractContextManager[Any] = contextlib.nullcontext() if capacity is None else capacity.lock
         with guard:  # from what is left to what the choice uses: no other decision of the process in between
@@ -1880,7 +1957,39 @@ class OnlineDecider:
 
     def replay_feedback(self) -> int:
         """Rebuild the online corrections from every stored outcome event (at start-up)."""
-        return self.learn([e for e in self.store.feedback() if e.kind == "outcome"])
+        started = utcnow()
+        events = self.store.feedback(kind="outcome")
+        counted = self.learn(events)
+        with self._refresh_lock:
+            self._feedback_mark = max((as_utc(e.received_at) for e in events if e.received_at), default=started)
+            self._remember_read(events)
+        return counted
+
+    def _learn_new_feedback(self) -> int:
+        """Learn from the outcome events the store received since the last read: other processes'; how many counted.
+
+        Several servers on one store each learn from the events sent to them at once, and from the
+        others' at each refresh (every ``refresh_s``): one read, on the events' ``received_at`` index,
+        from :data:`FEEDBACK_SYNC_SLACK` before the latest one read on (an event is stamped a moment
+        before it is committed). Events counted before (this process's own) are not counted again.
+        Does nothing before :meth:`replay_feedback` (at start-up) has read them all. Call under the refresh lock.
+        """
+        mark = self._feedback_mark
+        if mark is None:
+            return 0
+        events = self.store.feedback(received_since=mark - FEEDBACK_SYNC_SLACK, kind="outcome")
+        new = [e for e in events if e.event_id not in self._feedback_read and not self.learner.has_seen(e.event_id)]
+        counted = self.learn(new) if new else 0
+        self._feedback_mark = max((as_utc(e.received_at) for e in events if e.received_at), default=mark)
+        self._remember_read(events)
+        return counted
+
+    def _remember_read(self, events: Iterable[FeedbackEvent]) -> None:
+        # Only what the next read can return again.
+        assert self._feedback_mark is not None
+        horizon = self._feedback_mark - FEEDBACK_SYNC_SLACK
+        read = {e.event_id: as_utc(e.received_at) for e in events if e.received_at}
+        self._feedback_read = {i: t for i, t in {**self._feedback_read, **read}.items() if t >= horizon}
 
     # --- model versions ------------------------------------------------------------------------
 
@@ -1927,6 +2036,11 @@ def served_run(store: Store) -> RunRecord | None:
         return None
 
 
+PROMOTE_ATTEMPTS: Final[int] = 20
+"""How often :func:`promote_run` and :func:`rollback` try again when another process changed the active
+policy version between their read of it and their write: each time, that process's change was made."""
+
+
 def promote_run(
     store: Store, run_id: str, *, metrics: Mapping[str, Any] | None = None, then: Any = None
 ) -> ModelVersionRecord:
@@ -1935,7 +2049,11 @@ def promote_run(
     The effect model the run fitted (its summary's ``model_version``), if the store has it, becomes
     the active one too: fresh signals are then rescored with the served run's model. The version
     records the policy version it replaces (``metrics["replaces"]``, None when none was active):
-    :func:`rollback_policy` goes back to it.
+    :func:`rollback_policy` goes back to it. Both are activated, and the version saved, in one
+    transaction, only if the policy version it replaces is still the active one
+    (:meth:`~nextmove.store.Store.activate_models`); else the active one is read again and the
+    promotion tried again: two promotions at once end as if made one after the other, the second
+    replacing the first, the served run's effect model active.
 
     Raises
     ------
@@ -1943,53 +2061,67 @@ def promote_run(
         If there is no such run.
     ConfigError
         If the run has not succeeded, or its receipts were pruned (``nextmove store prune``).
+    ConflictError
+        If the active policy version changed :data:`PROMOTE_ATTEMPTS` times while promoting.
     """
     from nextmove.engine.run_process import require_succeeded
 
     run = require_succeeded(store.get_run(run_id), "only a succeeded run can be served")
     refuse_pruned(run)
-    now = utcnow()
-    served = store.active_model(POLICY_MODEL_KIND)
-    record = ModelVersionRecord(
-        model_id=f"policy-{now:%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}",
-        kind=POLICY_MODEL_KIND,
-        playbook_hash=run.playbook_hash,
-        blob=json.dumps({"run_id": run.run_id}).encode(),
-        created_at=now,
-        trained_to=run.as_of,
-        # The version it replaces: what `models rollback` serves again (None: no policy was active).
-        metrics={"run_id": run.run_id, **dict(metrics or {}), "replaces": None if served is None else served.model_id},
-        active=True,
+    # The run's effect model with it: no policy version serves the run with another model.
+    effect = _effect_model_of(store, run)
+    for _ in range(PROMOTE_ATTEMPTS):
+        now = utcnow()
+        served = store.active_model(POLICY_MODEL_KIND)
+        served_id = None if served is None else served.model_id
+        record = ModelVersionRecord(
+            model_id=f"policy-{now:%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}",
+            kind=POLICY_MODEL_KIND,
+            playbook_hash=run.playbook_hash,
+            blob=json.dumps({"run_id": run.run_id}).encode(),
+            created_at=now,
+            trained_to=run.as_of,
+            # The version it replaces: what `models rollback` serves again (None: no policy was active).
+            metrics={"run_id": run.run_id, **dict(metrics or {}), "replaces": served_id},
+            active=True,
+        )
+        try:
+            store.activate_models(effect, new=record, expect_active={POLICY_MODEL_KIND: served_id})
+        except ModelsChangedError:
+            continue  # another promotion, rollback or activation came first: this one replaces it
+        if then is not None:
+            then()
+        return record
+    raise ConflictError(
+        f"the active policy version changed {PROMOTE_ATTEMPTS} times while run {run_id!r} was being promoted "
+        "(other promotions or rollbacks at the same time); nothing was changed by this one: try again"
     )
-    # The run's effect model first: should that fail, no policy version serves the run with another model.
-    _activate_effect_model(store, run)
-    store.save_model(record)
-    if then is not None:
-        then()
-    return record
 
 
-def _activate_effect_model(store: Store, run: RunRecord) -> None:
+def _effect_model_of(store: Store, run: RunRecord) -> list[str]:
+    """The run's own effect model (its summary's ``model_version``) as a list of one, if the store has it."""
     from nextmove.engine.run import EFFECT_MODEL_KIND
 
     model_id = run.summary.get("model_version")
     if not isinstance(model_id, str):
-        return
+        return []
     try:
         model = store.load_model(model_id)
     except NotFoundError:
-        return
-    if model.kind == EFFECT_MODEL_KIND and not model.active:
-        store.activate_model(model_id)
+        return []
+    return [model_id] if model.kind == EFFECT_MODEL_KIND else []
 
 
-def activate_version(store: Store, model_id: str) -> ModelVersionRecord:
+def activate_version(
+    store: Store, model_id: str, *, expect_active: Mapping[str, str | None] | None = None
+) -> ModelVersionRecord:
     """Make ``model_id`` the active version of its kind; returns it, as stored now.
 
     A ``policy`` version brings its run's own effect model back with it (as :func:`promote_run`
-    does), so that what is served and the active effect model (which ``reuse_model`` projects
-    with, and fresh signals are rescored with) stay the same run's. A policy version whose run the
-    store no longer has is activated alone.
+    does), in the same transaction, so that what is served and the active effect model (which
+    ``reuse_model`` projects with, and fresh signals are rescored with) stay the same run's. A
+    policy version whose run the store no longer has is activated alone. ``expect_active``: as
+    :meth:`~nextmove.store.Store.activate_models` takes it.
 
     Raises
     ------
@@ -1997,8 +2129,11 @@ def activate_version(store: Store, model_id: str) -> ModelVersionRecord:
         If there is no model ``model_id``.
     ConfigError
         If it is a policy version of a run whose receipts were pruned (``nextmove store prune``).
+    ModelsChangedError
+        If an active model is not the one ``expect_active`` names; nothing is changed.
     """
     record = store.load_model(model_id)
+    effect: list[str] = []
     if record.kind == POLICY_MODEL_KIND:
         try:
             run = store.get_run(_policy_run_id(record))
@@ -2006,9 +2141,8 @@ def activate_version(store: Store, model_id: str) -> ModelVersionRecord:
             run = None
         if run is not None:
             refuse_pruned(run)
-            # The run's effect model first, as promote_run: a policy version never serves its run with another's.
-            _activate_effect_model(store, run)
-    store.activate_model(model_id)
+            effect = _effect_model_of(store, run)
+    store.activate_models([*effect, model_id], expect_active=expect_active)
     return store.load_model(model_id)
 
 
@@ -2087,14 +2221,42 @@ def rollback_policy(store: Store, kind: str = POLICY_MODEL_KIND) -> ModelVersion
     """Re-activate the version a rollback goes to (:func:`rollback_step`); servers pick it up on their next refresh.
 
     Rolling back a ``policy`` version also re-activates the effect model of the run it serves
-    (:func:`activate_version`).
+    (:func:`activate_version`). What :func:`rollback` does, returning the version activated.
 
     Raises
     ------
     NotFoundError
         If no version of ``kind`` is active, or there is nothing to roll back to.
     """
-    return activate_version(store, rollback_step(store, kind).target.model_id)
+    return rollback(store, kind)[1]
+
+
+def rollback(store: Store, kind: str = POLICY_MODEL_KIND) -> tuple[RollbackStep, ModelVersionRecord]:
+    """Roll back (:func:`rollback_step`, then :func:`activate_version`), if the active version is still the one left.
+
+    The version is activated only if the version rolled back from is still the active one (one
+    transaction); else the step is read again from the version active now: two rollbacks at once
+    go back two steps, as one after the other would, and a promotion at the same time is rolled
+    back or not, never half. Returns the step taken and the version activated, as stored now.
+
+    Raises
+    ------
+    NotFoundError
+        If no version of ``kind`` is active, or there is nothing to roll back to.
+    ConflictError
+        If the active version changed :data:`PROMOTE_ATTEMPTS` times while rolling back.
+    """
+    for _ in range(PROMOTE_ATTEMPTS):
+        step = rollback_step(store, kind)
+        try:
+            record = activate_version(store, step.target.model_id, expect_active={kind: step.current.model_id})
+        except ModelsChangedError:
+            continue
+        return step, record
+    raise ConflictError(
+        f"the active {kind!r} model changed {PROMOTE_ATTEMPTS} times while rolling back (other promotions or "
+        "rollbacks at the same time); nothing was changed by this one: try again"
+    )
 
 
 def _served_run_id(version: ModelVersionRecord) -> str | None:

@@ -1,6 +1,6 @@
 """The store: runs, recommendations, feedback, decisions, models, API keys and audit (SQLite or PostgreSQL)."""
 
-from nextmove.store.base import Store
+from nextmove.store.base import ModelsChangedError, Store
 from nextmove.store.identity import recorded_source, same_book
 from nextmove.store.records import (
     FEEDBACK_KINDS,
@@ -37,6 +37,7 @@ __all__ = [
     "FeedbackKind",
     "HoldEvent",
     "ModelVersionRecord",
+    "ModelsChangedError",
     "RecommendationRecord",
     "Role",
     "RunRecord",

@@ -7,6 +7,7 @@ from datetime import datetime
 from types import TracebackType
 from typing import Any, Protocol, Self, runtime_checkable
 
+from nextmove.errors import ConflictError
 from nextmove.store.records import (
     ActivityRecord,
     ApiKeyRecord,
@@ -20,6 +21,10 @@ from nextmove.store.records import (
     RunRecord,
     RunStatus,
 )
+
+
+class ModelsChangedError(ConflictError):
+    """The active model of a kind was not the one :meth:`Store.activate_models` expected: nothing was changed."""
 
 
 @runtime_checkable
@@ -252,8 +257,19 @@ class Store(Protocol):
         """How many feedback events the store holds."""
         ...
 
-    def feedback(self, account_id: str | None = None, run_id: str | None = None) -> list[FeedbackEvent]:
-        """Stored feedback events, oldest first, for an account and/or a run if given."""
+    def feedback(
+        self,
+        account_id: str | None = None,
+        run_id: str | None = None,
+        *,
+        received_since: datetime | None = None,
+        kind: str | None = None,
+    ) -> list[FeedbackEvent]:
+        """Stored feedback events, oldest first, for an account and/or a run if given.
+
+        ``received_since`` keeps the events the store received (``received_at``) at or after it (read
+        through their index: what each server reads at every refresh); ``kind``, those of that kind.
+        """
         ...
 
     def hold_events(self, account_id: str | None = None, *, until: datetime | None = None) -> list[HoldEvent]:
@@ -353,8 +369,9 @@ class Store(Protocol):
     def activity(self, account_id: str, since: datetime) -> list[ActivityRecord]:
         """What the contact rules read for one account since ``since``, oldest first.
 
-        Decisions logged online that chose a play (not ``none``), and ``done`` and ``dismissed``
-        feedback events, without their payloads but for the decision an event names.
+        Decisions logged online that chose a play (not ``none``), with the run each was decided
+        from, and ``done`` and ``dismissed`` feedback events, without their payloads but for the
+        decision an event names.
         """
         ...
 
@@ -451,6 +468,33 @@ class Store(Protocol):
         ------
         NotFoundError
             If there is no such model; the active model stays as it was.
+        """
+        ...
+
+    def activate_models(
+        self,
+        model_ids: Sequence[str],
+        *,
+        new: ModelVersionRecord | None = None,
+        expect_active: Mapping[str, str | None] | None = None,
+    ) -> None:
+        """Save ``new`` (if given) and make each of ``model_ids`` the active model of its kind, all at once.
+
+        One transaction, under the store's lock on model versions (every change of a version takes
+        it, in every process): what it reads and changes is not changed by another writer meanwhile.
+        ``new`` is saved as :meth:`save_model` saves it (activated if ``new.active``, after
+        ``model_ids``). ``expect_active`` maps a kind to the model that must be its active one now
+        (None: none is), checked first: promoting a run reads the active policy, which the new
+        version records it replaces, and saves the version only if that is still the active one.
+
+        Raises
+        ------
+        ModelsChangedError
+            If a kind's active model is not the one expected; nothing is changed.
+        NotFoundError
+            If a model of ``model_ids`` does not exist; nothing is changed.
+        StoreError
+            If ``new``'s ``model_id`` exists already; nothing is changed.
         """
         ...
 

@@ -521,6 +521,8 @@ class ActivityRecord:
         For an event: the decision it answers, if it names one.
     variant : str or None
         For a decision: the variant of the action it gave, if any (its channel may be the variant's).
+    run_id : str or None
+        For a decision: the run it was decided from, if it names one.
 
     Examples
     --------
@@ -538,6 +540,7 @@ class ActivityRecord:
     ts: datetime
     decision_id: str | None = None
     variant: str | None = None
+    run_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

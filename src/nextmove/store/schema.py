@@ -8,12 +8,13 @@ from typing import Final
 import sqlalchemy as sa
 from sqlalchemy.engine import Dialect
 
-SCHEMA_VERSION: Final[int] = 3
+SCHEMA_VERSION: Final[int] = 4
 """Version of the tables below; bump it (and add a migration) whenever they change.
 
 History: 1, the first tables; 2 added ``api_keys``, ``audit_log``, ``decisions`` and the
 ``health_score`` / ``health_band`` columns of ``recommendations`` (migrated automatically from 1);
-3 added the index of ``decisions`` by run (``run_id``, ``ts``, ``decision_id``; migrated automatically).
+3 added the index of ``decisions`` by run (``run_id``, ``ts``, ``decision_id``; migrated automatically);
+4 added the index of ``feedback_events`` by ``received_at`` (migrated automatically).
 """
 
 META_SCHEMA_VERSION_KEY: Final[str] = "schema_version"
@@ -126,6 +127,8 @@ feedback_events = sa.Table(
     sa.CheckConstraint("kind IN ('done', 'dismissed', 'snoozed', 'outcome')", name="kind"),
     sa.Index(None, "account_id", "ts"),
     sa.Index(None, "run_id"),
+    # The events stored lately, which each server reads at every refresh (what other servers learned from).
+    sa.Index(None, "received_at"),
 )
 
 model_versions = sa.Table(
@@ -231,3 +234,6 @@ COLUMNS_ADDED_IN_VERSION_2: Final[tuple[tuple[str, str], ...]] = (
 
 INDEXES_ADDED_IN_VERSION_3: Final[tuple[str, ...]] = ("ix_decisions_run_id_ts_decision_id",)
 """Indexes (by name) that schema version 3 added to existing tables."""
+
+INDEXES_ADDED_IN_VERSION_4: Final[tuple[str, ...]] = ("ix_feedback_events_received_at",)
+"""Indexes (by name) that schema version 4 added to existing tables."""

@@ -36,7 +36,7 @@ from nextmove.errors import (
 )
 from nextmove.settings import Settings
 from nextmove.store import schema
-from nextmove.store.base import Store
+from nextmove.store.base import ModelsChangedError, Store
 from nextmove.store.records import (
     RUN_STATUSES,
     ActivityRecord,
@@ -75,6 +75,8 @@ _RELAXED_OPTION: Final[str] = "nextmove_relaxed_sync"
 _MANUAL_CHECKPOINT_OPTION: Final[str] = "nextmove_manual_checkpoint"
 # Key of the PostgreSQL advisory lock that serialises schema creation ("nextmove" in ASCII).
 _PG_SCHEMA_LOCK: Final[int] = int.from_bytes(b"nextmove", "big")
+# Key of the one that every change of the model versions takes (per database: stores in two schemas share it).
+_PG_MODELS_LOCK: Final[int] = int.from_bytes(b"nm.model", "big")
 
 _RUN_COLUMNS: Final = tuple(c.name for c in schema.runs.columns)
 _REC_COLUMNS: Final = tuple(c.name for c in schema.recommendations.columns)
@@ -683,7 +685,14 @@ class SqlStore:
                 for row in conn.execute(query).mappings()
             ]
 
-    def feedback(self, account_id: str | None = None, run_id: str | None = None) -> list[FeedbackEvent]:
+    def feedback(
+        self,
+        account_id: str | None = None,
+        run_id: str | None = None,
+        *,
+        received_since: datetime | None = None,
+        kind: str | None = None,
+    ) -> list[FeedbackEvent]:
         """Stored feedback events, oldest first; see :meth:`Store.feedback`."""
         table = schema.feedback_events
         query = sa.select(table).order_by(table.c.ts, table.c.event_id)
@@ -691,6 +700,10 @@ class SqlStore:
             query = query.where(table.c.account_id == account_id)
         if run_id is not None:
             query = query.where(table.c.run_id == run_id)
+        if received_since is not None:
+            query = query.where(table.c.received_at >= received_since)
+        if kind is not None:
+            query = query.where(table.c.kind == kind)
         with self._errors("read feedback events"), self._read() as conn:
             return [FeedbackEvent(**row) for row in conn.execute(query).mappings()]
 
@@ -713,19 +726,59 @@ class SqlStore:
 
     def save_model(self, record: ModelVersionRecord) -> None:
         """Store a model version; see :meth:`Store.save_model`."""
-        table = schema.model_versions
         with self._errors(f"save model {record.model_id!r}"), self._write() as conn:
-            exists = conn.execute(sa.select(table.c.model_id).where(table.c.model_id == record.model_id)).first()
-            if exists is not None:
-                raise StoreError(
-                    f"model {record.model_id!r} already exists in the store at {self._url}; "
-                    "model versions are immutable, save it under a new model_id"
-                )
-            # Inserted inactive, then activated in the same transaction, so the
-            # one-active-per-kind rule is kept by the same code path as activate_model.
-            conn.execute(sa.insert(table).values({**_row(record, _MODEL_COLUMNS), "active": False}))
+            self._lock_models(conn)
+            self._insert_model(conn, record)
             if record.active:
                 self._activate(conn, record.model_id, record.kind)
+
+    def _insert_model(self, conn: Connection, record: ModelVersionRecord) -> None:
+        table = schema.model_versions
+        exists = conn.execute(sa.select(table.c.model_id).where(table.c.model_id == record.model_id)).first()
+        if exists is not None:
+            raise StoreError(
+                f"model {record.model_id!r} already exists in the store at {self._url}; "
+                "model versions are immutable, save it under a new model_id"
+            )
+        # Inserted inactive, then activated in the same transaction, so the
+        # one-active-per-kind rule is kept by the same code path as activate_model.
+        conn.execute(sa.insert(table).values({**_row(record, _MODEL_COLUMNS), "active": False}))
+
+    def activate_models(
+        self,
+        model_ids: Sequence[str],
+        *,
+        new: ModelVersionRecord | None = None,
+        expect_active: Mapping[str, str | None] | None = None,
+    ) -> None:
+        """Save ``new`` and activate ``model_ids`` in one transaction, if the active ones are as expected.
+
+        See :meth:`Store.activate_models`.
+        """
+        table = schema.model_versions
+        doing = f"activate models {', '.join(repr(m) for m in model_ids)}" + (
+            "" if new is None else f" and save model {new.model_id!r}"
+        )
+        with self._errors(doing), self._write() as conn:
+            self._lock_models(conn)
+            for kind, expected in (expect_active or {}).items():
+                active = conn.execute(
+                    sa.select(table.c.model_id).where(table.c.kind == kind, table.c.active)
+                ).scalar_one_or_none()
+                if active != expected:
+                    raise ModelsChangedError(
+                        f"the active {kind!r} model in the store at {self._url} is {active!r}, not {expected!r} "
+                        "as expected: another process changed it meanwhile; nothing was changed"
+                    )
+            if new is not None:
+                self._insert_model(conn, new)
+            for model_id in model_ids:
+                of_kind = conn.execute(sa.select(table.c.kind).where(table.c.model_id == model_id)).scalar_one_or_none()
+                if of_kind is None:
+                    raise self._missing("model", model_id, "list_models()")
+                self._activate(conn, model_id, str(of_kind))
+            if new is not None and new.active:
+                self._activate(conn, new.model_id, new.kind)
 
     def load_model(self, model_id: str) -> ModelVersionRecord:
         """The model version ``model_id``; see :meth:`Store.load_model`."""
@@ -748,6 +801,7 @@ class SqlStore:
         """Make ``model_id`` the one active model of its kind; see :meth:`Store.activate_model`."""
         table = schema.model_versions
         with self._errors(f"activate model {model_id!r}"), self._write() as conn:
+            self._lock_models(conn)
             kind = conn.execute(sa.select(table.c.kind).where(table.c.model_id == model_id)).scalar_one_or_none()
             if kind is None:
                 raise self._missing("model", model_id, "list_models()")
@@ -1020,10 +1074,13 @@ class SqlStore:
                 column = schema.metadata.tables[table_name].c[column_name]
                 column_type = column.type.compile(dialect=conn.dialect)
                 conn.exec_driver_sql(f"ALTER TABLE {table_name} ADD COLUMN {column_name} {column_type}")
+        # A table version 2 added has them already when the upgrade comes from version 1.
+        wanted = {str(i.name): i for table in schema.metadata.tables.values() for i in table.indexes}
         if stored < 3:
-            # A table version 2 added has them already when the upgrade comes from version 1.
-            wanted = {str(i.name): i for table in schema.metadata.tables.values() for i in table.indexes}
             for name in schema.INDEXES_ADDED_IN_VERSION_3:
+                wanted[name].create(conn, checkfirst=True)
+        if stored < 4:
+            for name in schema.INDEXES_ADDED_IN_VERSION_4:
                 wanted[name].create(conn, checkfirst=True)
         conn.execute(
             sa.update(schema.meta)
@@ -1050,6 +1107,13 @@ class SqlStore:
         raise StoreError(
             unknown + f"its {schema.META_SCHEMA_VERSION_KEY} is {value!r}, not a whole number; the store is damaged"
         )
+
+    def _lock_models(self, conn: Connection) -> None:
+        # Every change of the model versions takes it first, so that one that reads the versions
+        # before changing them (activate_models) sees no other change meanwhile. SQLite: the write
+        # transaction's own lock (BEGIN IMMEDIATE) does it.
+        if conn.dialect.name == "postgresql":
+            conn.execute(sa.select(sa.func.pg_advisory_xact_lock(_PG_MODELS_LOCK)))
 
     def _activate(self, conn: Connection, model_id: str, kind: str) -> None:
         table = schema.model_versions
@@ -1192,10 +1256,10 @@ class _HotPath:
         account, since = mark.format("account_id"), mark.format("since")
         # One statement, so that both halves read one snapshot (and PostgreSQL answers in one round trip).
         self.activity_sql = (
-            "SELECT 'decision', decision_id, 'decided', action_id, ts, NULL, variant FROM decisions"
+            "SELECT 'decision', decision_id, 'decided', action_id, ts, NULL, variant, run_id FROM decisions"
             f" WHERE account_id = {account} AND ts >= {since} AND action_id != 'none'"
             " UNION ALL "
-            "SELECT 'feedback', event_id, kind, action_id, ts, payload, NULL FROM feedback_events"
+            "SELECT 'feedback', event_id, kind, action_id, ts, payload, NULL, NULL FROM feedback_events"
             f" WHERE account_id = {account} AND ts >= {since} AND kind IN ('done', 'dismissed')"
         )
         # Snoozes and dismissals with the actions of the decision and the run's recommendation they name,
@@ -1236,7 +1300,7 @@ class _HotPath:
             cursor.execute(self.activity_sql, {"account_id": account_id, "since": self._since(since)})
             rows = cursor.fetchall()
         out: list[ActivityRecord] = []
-        for source, record_id, kind, action_id, ts, payload, variant in rows:
+        for source, record_id, kind, action_id, ts, payload, variant, decided_in in rows:
             named = None
             if source == "feedback":
                 if payload is not None and self._payload is not None:
@@ -1251,6 +1315,7 @@ class _HotPath:
                     ts=self._ts(ts),
                     decision_id=None if named is None else str(named),
                     variant=variant,
+                    run_id=decided_in,
                 )
             )
         return out
