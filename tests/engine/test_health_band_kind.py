@@ -48,3 +48,22 @@ def test_the_health_jobs_band_note_names_the_kind_as_the_book_writes_it() -> Non
     [note] = [n for n in res.notes if n.startswith("health bands use the fixed cut-offs")]
     assert f"'{KIND}' events" in note, note
     assert "kundigung" not in note
+
+
+def test_the_health_job_s_reports_name_the_kind_as_the_book_writes_it() -> None:
+    lab = simulate(SimConfig(accounts=300, months=8, seed=1))
+    playbook = lab.config.resolved_playbook()
+    objectives = {
+        k: o.model_copy(update={"outcome": KIND}) if o.outcome == "churn" else o for k, o in playbook.objectives.items()
+    }
+    playbook = playbook.model_copy(update={"objectives": objectives})
+    outcomes = lab.book.outcomes.with_columns(
+        pl.when(pl.col("kind") == "churn").then(pl.lit(KIND)).otherwise(pl.col("kind")).alias("kind")
+    )
+    fast = OutcomeModel(n_estimators=50, early_stopping_rounds=10, n_jobs=1)
+    res = score_health(replace(lab.book, outcomes=outcomes), playbook, lab.as_of, template=fast)
+    # The CLI titles its tables with these ("What predicts Kündigung", "Kündigung rate, later window").
+    assert res.optimizer is not None
+    assert res.optimizer.outcome == KIND
+    assert res.bands_report is not None
+    assert res.bands_report.outcome == KIND

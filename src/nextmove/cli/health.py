@@ -195,7 +195,7 @@ def render_health(
     # A book without ARR (consumers) gets the share of accounts per band, not columns of $0.
     has_arr = result.has_arr
     learned = result.bands_report
-    kind = learned.label.removeprefix("y_") if learned is not None else ""
+    kind = (learned.outcome or learned.label.removeprefix("y_")) if learned is not None else ""
     names = ["band", "scores", "accounts"] + (["ARR", "share of ARR"] if has_arr else ["share of accounts"])
     if learned is not None:
         names.append(f"{safe(kind)} rate, later window")
@@ -261,8 +261,9 @@ def render_health(
 
     report = result.optimizer
     if report is not None:
+        outcome = report.outcome or report.label.removeprefix("y_")
         measures = Table(
-            title=f"What predicts {safe(report.label.removeprefix('y_'))} (later window from {report.split_ts[:10]}, "
+            title=f"What predicts {safe(outcome)} (later window from {report.split_ts[:10]}, "
             f"{report.test_events:,} events in {report.test_rows:,} rows)",
             title_justify="left",
         )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
@@ -664,6 +665,8 @@ def _optimize(
         return None
     try:
         report = HealthOptimizer(label=label).fit(card, training).report
+        # Named as the book writes the kind: the label's stem is no name of the book's.
+        report = dataclasses.replace(report, outcome=terminal_outcome_kinds(playbook)[0])
     except ConfigError as exc:
         notes.append(f"health weights stay hand-set: {exc}")
         return None

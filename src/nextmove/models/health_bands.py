@@ -50,6 +50,8 @@ class HealthBandReport:
     later_rate: float
     later: list[BandOutcome] = field(default_factory=list)
     """Per band on the later window, Healthy first."""
+    outcome: str | None = None
+    """The outcome kind the label counts, as the book writes it (None: only the label's stem is known)."""
 
     @property
     def monotone(self) -> bool:
@@ -195,6 +197,7 @@ class HealthBandCalibrator:
             later_events=int(later.get_column(self.label).sum()),
             later_rate=_mean(later.get_column(self.label)),
             later=_band_outcomes(later, self.label, self.bands_),
+            outcome=self.outcome,
         )
         return self
 

@@ -54,6 +54,8 @@ class HealthOptimizerReport:
     """Events of the outcome in the training window (decisions before ``split_ts``)."""
     not_learned: str | None = None
     """Why no weight was learned and the hand-set card is kept, in words; None when weights were learned."""
+    outcome: str | None = None
+    """The outcome kind the label counts, as the book writes it (None: only the label's stem is known)."""
 
     @property
     def learned(self) -> bool:
