@@ -65,5 +65,19 @@ def test_the_health_job_s_reports_name_the_kind_as_the_book_writes_it() -> None:
     # The CLI titles its tables with these ("What predicts Kündigung", "Kündigung rate, later window").
     assert res.optimizer is not None
     assert res.optimizer.outcome == KIND
-    assert res.bands_report is not None
-    assert res.bands_report.outcome == KIND
+
+
+def test_the_band_report_names_the_kind_as_the_book_writes_it() -> None:
+    rng = np.random.default_rng(0)
+    score = rng.uniform(0, 100, 4000)
+    history = pl.DataFrame(
+        {
+            "decision_ts": np.repeat(np.arange(8), 500),
+            "account_id": np.arange(4000) % 500,
+            "health_score": score,
+            "y_kundigung": (rng.uniform(size=4000) < 0.3 / (1 + np.exp((score - 30) / 8))).astype(int),
+        }
+    )
+    calibrator = HealthBandCalibrator(label="y_kundigung", outcome=KIND).fit(history, pl.Series(score[:500]))
+    assert calibrator.report_ is not None
+    assert calibrator.report_.outcome == KIND
