@@ -243,7 +243,13 @@ def render_segments(report: SegmentReport, out: Console) -> None:
             f"below-average segments; moving {spend.moved_touches:,} of them would recover "
             f"{_money(spend.recoverable_usd)} [{_money(spend.low)}, {_money(spend.high)}]."
         )
-    if report.moves is not None:
+    if report.moves is not None and report.moves.reformed:
+        m = report.moves
+        out.print(
+            f"Since the previous segments: the segments were re-formed ({m.segments_before} → {m.segments_after} "
+            f"segments), so moves between segments are not comparable; {m.new:,} new, {m.gone:,} gone."
+        )
+    elif report.moves is not None:
         m = report.moves
         out.print(
             f"Since the previous segments: {m.moved:,} of {m.accounts:,} accounts moved ({m.moved_share:.1%}); "

@@ -598,7 +598,9 @@ def _run(
     )
     regret = _regret(decisions, opts.truth, notes) if opts.truth is not None else None
     segments, compared = (
-        _segments(book, playbook, projection, health, when, seed, store, notes, record) if opts.segments else None
+        _segments(book, playbook, snapshot, projection, health, when, seed, store, notes, record)
+        if opts.segments
+        else None
     ) or (None, None)
     lap("evaluate")
 
@@ -1724,6 +1726,7 @@ def _capacity_summary(usage: Mapping[str, Mapping[str, float]]) -> dict[str, Any
 def _segments(
     book: Book,
     playbook: Playbook,
+    snapshot: pl.DataFrame,
     projection: EffectProjection,
     health: pl.DataFrame,
     when: datetime,
@@ -1737,7 +1740,10 @@ def _segments(
     Segments describe what an account is like, so they use a year of behavior
     (:func:`~nextmove.segment.behavior_snapshot`), not the run's 90-day decision snapshot. With
     the segments, the previous run they are compared with (``run_id``, ``as_of``; None: there is
-    none, :func:`_previous_segments`).
+    none, :func:`_previous_segments`). The responses count only the actions the playbook's
+    eligibility allows on the run's ``snapshot`` (:func:`~nextmove.measure.policy.eligible_actions`,
+    as ``nextmove segment`` does): a retired action (``eligibility = "false"``) the model still
+    projects is never a segment's best.
     """
     previous, compared = _previous_segments(store, record) or (None, None)
     try:
@@ -1750,6 +1756,7 @@ def _segments(
             accounts=book.accounts,
             health=health,
             previous=previous,
+            eligible=eligible_actions(snapshot, playbook),
             as_of=when,
             seed=seed,
             labels=signal_labels(book, when, playbook=playbook),

@@ -820,6 +820,12 @@ def _moves_note(block: Mapping[str, Any]) -> str:
     if isinstance(previous, Mapping) and previous.get("run_id"):
         when = _readable_date(previous.get("as_of"))
         since = f"the previous run of this book, {previous['run_id']}" + (f" (as of {when})" if when else "")
+    if isinstance(moves, Mapping) and moves.get("accounts") and moves.get("reformed"):
+        return (
+            f"The segments were re-formed since {since} ({int(moves.get('segments_before', 0))} → "
+            f"{int(moves.get('segments_after', 0))} segments): moves between segments are not comparable; "
+            f"{int(moves.get('new', 0)):,} are new."
+        )
     if isinstance(moves, Mapping) and moves.get("accounts"):
         return (
             f"{int(moves.get('moved', 0)):,} of {int(moves['accounts']):,} accounts "

@@ -18,7 +18,11 @@ class SegmentMoves:
 
     A previous segment and a current one are the *same* segment when the matching pairs them;
     the matching maximises the accounts that stay (the Hungarian algorithm on the table of shared
-    accounts), so renumbered or reordered segments are not counted as moves.
+    accounts), so renumbered or reordered segments are not counted as moves. When the two
+    assignments have a different number of segments (the clustering chose another k), the
+    segments were re-formed: some accounts must change segment whatever their behavior did, so
+    the moves are not comparable (:attr:`reformed`; the report and the CLI say so instead of
+    counting them).
     """
 
     accounts: int
@@ -33,6 +37,15 @@ class SegmentMoves:
     """Previous segment id → current segment id, for the matched pairs."""
     flows: list[tuple[int, int, int]] = field(default_factory=list)
     """``(previous id, current id, accounts)`` for every pair with movers, largest first."""
+    segments_before: int = 0
+    """Segments of the previous assignment (0: not counted)."""
+    segments_after: int = 0
+    """Segments of the current assignment (0: not counted)."""
+
+    @property
+    def reformed(self) -> bool:
+        """The two assignments have a different number of segments: the moves are not comparable."""
+        return bool(self.segments_before and self.segments_after) and self.segments_before != self.segments_after
 
     @property
     def moved_share(self) -> float:
@@ -49,6 +62,9 @@ class SegmentMoves:
             "gone": self.gone,
             "matches": {str(k): v for k, v in self.matches.items()},
             "flows": [{"from": a, "to": b, "accounts": n} for a, b, n in self.flows],
+            "segments_before": self.segments_before,
+            "segments_after": self.segments_after,
+            "reformed": self.reformed,
         }
 
 
@@ -88,16 +104,18 @@ def match_segments(previous: pl.DataFrame, current: pl.DataFrame) -> SegmentMove
     >>> before = pl.DataFrame({"account_id": ["a", "b", "c", "d", "e", "x"], "segment_id": [0, 0, 1, 1, 1, 0]})
     >>> after = pl.DataFrame({"account_id": ["a", "b", "c", "d", "e", "f"], "segment_id": [1, 1, 0, 0, 1, 0]})
     >>> moves = match_segments(before, after)
-    >>> moves.moved, moves.new, moves.gone, moves.matches
-    (1, 1, 1, {0: 1, 1: 0})
+    >>> moves.moved, moves.new, moves.gone, moves.matches, moves.reformed
+    (1, 1, 1, {0: 1, 1: 0}, False)
     """
     prev = _labels(previous, "previous")
     cur = _labels(current, "current")
     both = prev.join(cur, on="account_id", how="inner", suffix="_now")
     new = cur.join(prev, on="account_id", how="anti").height
     gone = prev.join(cur, on="account_id", how="anti").height
+    before_k = prev.get_column("segment_id").n_unique()
+    after_k = cur.get_column("segment_id").n_unique()
     if both.height == 0:
-        return SegmentMoves(0, 0, new, gone)
+        return SegmentMoves(0, 0, new, gone, segments_before=before_k, segments_after=after_k)
     pairs = both.group_by("segment_id", "segment_id_now").len()
     before_ids = np.sort(pairs.get_column("segment_id").unique().to_numpy())
     after_ids = np.sort(pairs.get_column("segment_id_now").unique().to_numpy())
@@ -115,4 +133,6 @@ def match_segments(previous: pl.DataFrame, current: pl.DataFrame) -> SegmentMove
         if table[i, j] and matches.get(int(before_ids[i])) != int(after_ids[j])
     ]
     flows.sort(key=lambda f: (-f[2], f[0], f[1]))
-    return SegmentMoves(both.height, both.height - stayed, new, gone, matches, flows)
+    return SegmentMoves(
+        both.height, both.height - stayed, new, gone, matches, flows, segments_before=before_k, segments_after=after_k
+    )
