@@ -1444,7 +1444,9 @@ def _row_checks(spec: TableSpec, present: list[ColumnSpec], schema: pl.Schema, c
                     Rule.UNKNOWN_ACTION,
                     col.name,
                     p.is_not_null() & ~p.is_in(catalog),
-                    "an action id of the playbook's catalog, or 'none' (add the action to [[actions]] or fix the id)",
+                    "an action id of the playbook's catalog, or 'none' (add the action to [[actions]] or fix the id; "
+                    "an action renamed or no longer used keeps its old id in [[actions]], retired with "
+                    'eligibility = "false": docs/decide.md, "Renaming an action")',
                 )
             )
     names = {c.name for c in present}

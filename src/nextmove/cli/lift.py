@@ -24,7 +24,7 @@ from nextmove.cli._common import (
     status,
 )
 from nextmove.cli.commands import BookOpt, PlaybookOpt, load_inputs, resolve_playbook_path
-from nextmove.cli.evaluate import UntilOpt, write_json
+from nextmove.cli.evaluate import write_json
 from nextmove.errors import ConfigError, NotFoundError
 from nextmove.playbook import Playbook
 from nextmove.playbook.loader import load_playbook
@@ -32,6 +32,15 @@ from nextmove.playbook.loader import load_playbook
 if TYPE_CHECKING:
     from nextmove.measure.lift import ActionAccuracy, LiftReport
     from nextmove.store import RunRecord, Store
+
+LiftUntilOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--until",
+        help="How far the outcomes are known (ISO 8601): outcomes up to then count. Default: the midnight (UTC) "
+        "after the book's latest data (for a table of dates, after its last date), as a run on the book reads it.",
+    ),
+]
 
 
 def register(app: typer.Typer) -> None:
@@ -55,7 +64,7 @@ def lift_cmd(
         typer.Option("--run", help="The run to measure; default: the latest succeeded run of this book."),
     ] = None,
     out: Annotated[Path | None, typer.Option("--out", "-o", help="JSON file to write with every figure.")] = None,
-    until: UntilOpt = None,
+    until: LiftUntilOpt = None,
     partial: Annotated[
         bool, typer.Option("--partial", help="Measure before the horizon has passed (what has been seen so far).")
     ] = False,
@@ -74,7 +83,7 @@ def lift_cmd(
         HorizonNotOverError,
         account_overlap,
         estimate_lift,
-        latest_data_time,
+        known_until,
         stored_recommendations_frame,
         with_overlap_note,
         with_playbook_note,
@@ -115,7 +124,7 @@ def lift_cmd(
         except HorizonNotOverError as exc:
             words = cli_words(str(exc))
             if run is None:  # the latest run of the book: name one that can be measured
-                reach = observed if observed is not None else latest_data_time(loaded)
+                reach = observed if observed is not None else known_until(loaded)
                 found = measurable_run_words(stored, book, pb.horizon_days, reach, playbook_hash=playbook_hash)
                 words = f"{words.rstrip('.')}. {found}"
             raise HorizonNotOverError(words, days_left=exc.days_left, ends_at=exc.ends_at) from None

@@ -20,7 +20,7 @@ import numpy as np
 import polars as pl
 from numpy.typing import NDArray
 
-from nextmove.book import NO_ACTION, Book, data_reach, gone_at, of_dates, table_reach
+from nextmove.book import NO_ACTION, Book, as_of_of_reach, data_reach, gone_at, of_dates, table_reach
 from nextmove.book.notes import book_spans, lift_lagging_outcomes_note, outcomes_lag
 from nextmove.book.notes import option_time as _iso
 from nextmove.errors import ConfigError
@@ -46,6 +46,7 @@ __all__ = [
     "account_overlap",
     "estimate_lift",
     "json_ready",
+    "known_until",
     "latest_data_time",
     "measured_outcomes",
     "measured_vocabulary",
@@ -191,7 +192,7 @@ class LiftReport:
     """When the decisions were taken."""
     horizon_days: int
     observed_until: datetime
-    """How far the book's data reaches (:func:`latest_data_time`): outcomes up to then are counted."""
+    """How far the outcomes are known (``observed_until``, else :func:`known_until`): outcomes to then count."""
     observed_days: float
     """Days of the horizon seen (``horizon_days`` when complete)."""
     complete: bool
@@ -481,6 +482,33 @@ def latest_data_time(book: Book) -> datetime:
     return reach
 
 
+def known_until(book: Book) -> datetime:
+    """How far lift reads a book's outcomes as known when no ``observed_until`` is given: how far its data
+    reaches (:func:`latest_data_time`) rounded up to a UTC midnight, as a run's default as-of reads it
+    (:func:`~nextmove.book.as_of_of_reach`).
+
+    A run on this week's export decides as of that midnight, and its training set takes the horizons
+    that end then as over; lift reads the export the same way, so a run decided a horizon before that
+    midnight is measured on it: an export whose last row is at 22:37 does not leave the last evening's
+    horizons open.
+
+    Raises
+    ------
+    ConfigError
+        If the book has no dated row.
+
+    Examples
+    --------
+    >>> from nextmove.book import empty_table
+    >>> accounts = pl.DataFrame({"account_id": ["a"]})
+    >>> outcomes = pl.DataFrame({"account_id": ["a"], "ts": [datetime(2025, 3, 1, 22, 37)], "kind": ["churn"]})
+    >>> book = Book(accounts, empty_table("signals"), empty_table("touches"), outcomes)
+    >>> known_until(book).isoformat()
+    '2025-03-02T00:00:00+00:00'
+    """
+    return as_of_of_reach(latest_data_time(book))
+
+
 def _quiet(book: Book, when: datetime, until: datetime) -> Book:
     """The book :func:`measured_outcomes` reads labels from: no signals nor touches, accounts started at ``when``."""
     accounts = book.accounts.with_columns(pl.lit(when, dtype=pl.Datetime("us", "UTC")).alias("contract_start"))
@@ -500,7 +528,7 @@ def measured_vocabulary(
     ``y_cancel_2``; which is whose only this vocabulary says.
     """
     when = to_utc(as_of)
-    until = to_utc(observed_until) if observed_until is not None else latest_data_time(book)
+    until = to_utc(observed_until) if observed_until is not None else known_until(book)
     return training_vocabulary(_quiet(book, when, until), playbook, as_of=until)
 
 
@@ -527,7 +555,7 @@ def measured_outcomes(
     as_of
         The decision time.
     observed_until
-        What is known (default: the book's latest data, :func:`latest_data_time`).
+        What is known (default: how far the book's data reaches, read as a run reads it: :func:`known_until`).
 
     Returns
     -------
@@ -536,7 +564,7 @@ def measured_outcomes(
         is not over by ``observed_until``) and ``observed_days``.
     """
     when = to_utc(as_of)
-    until = to_utc(observed_until) if observed_until is not None else latest_data_time(book)
+    until = to_utc(observed_until) if observed_until is not None else known_until(book)
     if until <= when:
         return pl.DataFrame(schema={"account_id": pl.String})
     # Only the labels (and arr) are read. Touches are left out so that the log's later touches do
@@ -774,38 +802,74 @@ def _days(n: int) -> str:
     return f"{n} day" if n == 1 else f"{n} days"
 
 
+def _wait(seconds: float) -> str:
+    """A time to wait in words, rounded up: minutes under two hours, hours under a day, else days and hours.
+
+    Examples
+    --------
+    >>> [_wait(s) for s in (82 * 60, 5 * 3600, 86_400, 86_400 + 3 * 3600, 40 * 86_400)]
+    ['82 minutes', '5 hours', '1 day', '1 day 3 hours', '40 days']
+    """
+    minutes = math.ceil(seconds / 60)
+    if minutes < 120:
+        return "1 minute" if minutes == 1 else f"{minutes} minutes"
+    hours = math.ceil(minutes / 60)
+    if hours < 24:
+        return "1 hour" if hours == 1 else f"{hours} hours"
+    days, hours = divmod(hours, 24)
+    return _days(days) + ("" if not hours else " 1 hour" if hours == 1 else f" {hours} hours")
+
+
+def _moment(when: datetime) -> str:
+    """A time as a date, with its time of day when it is not a UTC midnight."""
+    midnight = when == datetime(when.year, when.month, when.day, tzinfo=when.tzinfo)
+    return f"{when:%Y-%m-%d}" if midnight else f"{when:%Y-%m-%d %H:%M} UTC"
+
+
 def _check_horizon(
-    when: datetime, until: datetime, horizon_days: int, *, allow_partial: bool, who: str, given: bool = False
+    when: datetime,
+    until: datetime,
+    horizon_days: int,
+    *,
+    allow_partial: bool,
+    who: str,
+    given: bool = False,
+    latest: datetime | None = None,
 ) -> None:
     """Refuse to measure before the horizon is over (or, with ``allow_partial``, before anything was seen).
 
-    ``until`` is the book's latest data, or the caller's ``observed_until`` when ``given``.
+    ``until`` is how far the book's data is known (:func:`known_until`), or the caller's ``observed_until``
+    when ``given``; ``latest`` is the book's latest data (:func:`latest_data_time`), said when it is not ``until``.
     """
     ends = when + timedelta(days=horizon_days)
     if until >= ends:
         return
-    left = (ends - until).total_seconds() / 86_400
-    seen = (
-        f"outcomes are read only up to {until:%Y-%m-%d %H:%M} UTC (observed_until, --until)"
-        if given
-        else f"the book's data runs up to {until:%Y-%m-%d %H:%M} UTC"
-    )
+    left = (ends - until).total_seconds()
+    if given:
+        seen = f"outcomes are read only up to {_moment(until)} (observed_until, --until)"
+        after = "that"
+    elif latest is not None and latest != until:
+        seen = (
+            f"the book's data runs up to {latest:%Y-%m-%d %H:%M} UTC (read as of {_moment(until)}, as a run reads it)"
+        )
+        after = f"the book's data, read as of {_moment(until)}"
+    else:
+        seen = f"the book's data runs up to {until:%Y-%m-%d %H:%M} UTC"
+        after = f"the end of the book's data ({_moment(until)})"
     if until <= when:
         raise HorizonNotOverError(
             f"{who} decided at {when:%Y-%m-%d %H:%M} UTC, and {seen}: no outcome can be measured yet; the "
-            f"{horizon_days}-day horizon ends {ends:%Y-%m-%d}, {_days(math.ceil(left))} after "
-            + ("that" if given else "the end of the book's data"),
-            days_left=left,
+            f"{horizon_days}-day horizon ends {_moment(ends)}, {_wait(left)} after that",
+            days_left=left / 86_400,
             ends_at=ends,
         )
     if not allow_partial:
         raise HorizonNotOverError(
             f"the {horizon_days}-day horizon of {who} (decided {when:%Y-%m-%d}) has not passed: it ends "
-            f"{ends:%Y-%m-%d}, {_days(math.ceil(left))} after "
-            + ("--until" if given else "the end of the book's data")
-            + f" ({until:%Y-%m-%d}); "
-            "measure again then, or measure what has been seen so far with allow_partial (--partial)",
-            days_left=left,
+            f"{_moment(ends)}, {_wait(left)} after "
+            + (f"--until ({_moment(until)})" if given else after)
+            + "; measure again then, or measure what has been seen so far with allow_partial (--partial)",
+            days_left=left / 86_400,
             ends_at=ends,
         )
 
@@ -856,7 +920,7 @@ def estimate_lift(
     as_of
         When the decisions were taken (the run's ``as_of``).
     observed_until
-        What is known (default: the book's latest data).
+        What is known (default: how far the book's data reaches, read as a run reads it: :func:`known_until`).
     level
         Confidence level of the intervals.
     treated_arms, control_arm
@@ -906,9 +970,16 @@ def estimate_lift(
         raise ConfigError(f"the control arm {control_arm!r} cannot also be a treated arm")
     who = f"run {run_id}" if run_id else "the decisions"
     when = to_utc(as_of)
-    until = to_utc(observed_until) if observed_until is not None else latest_data_time(book)
+    until = to_utc(observed_until) if observed_until is not None else known_until(book)
+    given = observed_until is not None
     _check_horizon(
-        when, until, playbook.horizon_days, allow_partial=allow_partial, who=who, given=observed_until is not None
+        when,
+        until,
+        playbook.horizon_days,
+        allow_partial=allow_partial,
+        who=who,
+        given=given,
+        latest=None if given else data_reach(book),
     )
     recs = _normalise(recommendations)
     left_out: dict[str, int] = {}
@@ -972,7 +1043,7 @@ def _data_notes(
     """Notes on data that would make a lift read 0 or too small without anything being wrong in its arithmetic."""
     notes: list[str] = []
     ends = min(until, when + timedelta(days=playbook.horizon_days))
-    reach = data_reach(book) if given else until  # without --until, until is the book's reach
+    reach = data_reach(book) if given else until  # without --until, until is the book's reach (known_until)
     outcomes_reach = table_reach(book.outcomes)
     if given and reach is not None and until > reach:
         notes.append(
