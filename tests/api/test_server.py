@@ -460,7 +460,7 @@ def test_a_wrong_secret_under_a_real_key_id_is_not_audited_as_that_keys_action(s
     assert path not in {e["path"] for e in admins}
     (entry,) = [e for e in everyone if e["path"] == path]
     assert (entry["action"], entry["status"], entry["key_id"], entry["role"]) == ("denied", 401, None, None)
-    assert entry["detail"] == {"claimed_key_id": admin_id, "client": "127.0.0.1"}
+    assert entry["detail"] == {"claimed_key_id": admin_id, "client": "127.0.0.1", "reason": "wrong_secret"}
 
 
 def test_openapi_document_is_served(served: Served) -> None:
