@@ -46,3 +46,9 @@ def test_validate_prints_a_signal_name_holding_an_override_escaped(tmp_path: Pat
     assert "logins\\u202e bew (1)" in said
     assert "pa\\u200bge views (1)" in said
     assert "\\u2067lapse\\u2069 (1)" in said
+
+
+def test_safe_escapes_every_bidi_control_the_sentences_drop() -> None:
+    from nextmove.decide.phrases import BIDI_CONTROLS
+
+    assert all(safe(char) == f"\\u{ord(char):04x}" for char in BIDI_CONTROLS)

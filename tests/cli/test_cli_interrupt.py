@@ -12,6 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from tests.cli.test_final_moves import stopped_in_the_moves
 
 from nextmove.sim import SimConfig, simulate, write_book
 from nextmove.store import open_store
@@ -198,29 +199,6 @@ def test_ctrl_c_in_polars_code_while_simulating_leaves_no_staging_folder(tmp_pat
     assert not out.exists()  # neither staging folder (the book's, its truth's) is left
 
 
-# The real command, with the signal sent to itself right after its first move into place (the
-# first os.replace onto `first`): the run is saved and served, the moves of its other files are
-# still to come.
-STOPPED_IN_THE_MOVES = """
-import os, signal, sys
-from pathlib import Path
-signal.signal(signal.SIGINT, signal.default_int_handler)
-sig, first = int(sys.argv[1]), sys.argv[2]
-replace = os.replace
-sent = []
-
-def replace_then_stop(src, dst, *args, **kwargs):
-    replace(src, dst, *args, **kwargs)
-    if Path(dst).name == first and not sent:
-        sent.append(True)
-        os.kill(os.getpid(), sig)
-
-os.replace = replace_then_stop
-sys.argv = ["nextmove", *sys.argv[3:]]
-from nextmove.cli import main
-main()
-"""
-
 EARLIER = "earlier\n"
 
 
@@ -245,13 +223,9 @@ def test_a_stop_during_a_runs_final_moves_lands_all_its_files_and_exits_0_saying
         (out / name).write_text(EARLIER, encoding="utf-8")  # an earlier run's files
     url = f"sqlite:///{tmp_path / 'store.db'}"
     args = [*_run_args(runnable_book, out, url), "--jobs", "1", "--trees", "20"]
-    proc = subprocess.run(
-        [sys.executable, "-c", STOPPED_IN_THE_MOVES, str(int(sig)), "recommendations.csv", *args],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
+    # The signal comes right after the first move into place: the run is saved and served, the moves
+    # of its other files are still to come.
+    proc = stopped_in_the_moves(sig, "recommendations.csv", *args)
     assert proc.returncode == 0, proc.stderr
     assert "Traceback" not in proc.stderr
     (run,) = open_store(url).list_runs()

@@ -44,7 +44,7 @@ def book_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return folder
 
 
-def _stopped(sig: signal.Signals, first: str, *args: str) -> subprocess.CompletedProcess[str]:
+def stopped_in_the_moves(sig: signal.Signals, first: str, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-c", STOPPED_IN_THE_MOVES, str(int(sig)), first, *args],
         capture_output=True,
@@ -60,7 +60,7 @@ def test_segment_stopped_during_its_final_moves_writes_both_files(book_dir: Path
     earlier = {"segments.csv": "account_id,segment_id,segment\n", "segments.json": "{}"}
     for name, text in earlier.items():
         (out / name).write_text(text, encoding="utf-8")
-    proc = _stopped(signal.SIGTERM, "segments.csv", "segment", "--book", str(book_dir), "--out", str(out))
+    proc = stopped_in_the_moves(signal.SIGTERM, "segments.csv", "segment", "--book", str(book_dir), "--out", str(out))
     assert proc.returncode == 143, proc.stderr
     assert "Traceback" not in proc.stderr
     assert sorted(p.name for p in out.iterdir()) == ["segments.csv", "segments.json"]  # no .tmp left

@@ -7,11 +7,11 @@ import hmac
 import secrets
 import threading
 import time
-import unicodedata
 from dataclasses import dataclass, replace
 from typing import Final, Literal
 
 from nextmove.api.errors import ForbiddenError, UnauthenticatedError
+from nextmove.book.nfc import nfc
 from nextmove.errors import NotFoundError
 from nextmove.store import ApiKeyRecord, Role, Store
 from nextmove.store.keys import DEFAULT_HASH_SCHEME, parse_api_key, verify_api_key
@@ -233,7 +233,7 @@ def _refusal(key_id: str, reason: RefusalReason) -> UnauthenticatedError:
 
 def principal_of(record: ApiKeyRecord) -> Principal:
     """The principal a stored key stands for (its owners in NFC, as the book's are read, whatever form a key kept)."""
-    owners = frozenset(unicodedata.normalize("NFC", owner) for owner in record.owners)
+    owners = frozenset(nfc(owner) for owner in record.owners)
     return Principal(record.key_id, record.role, owners, record.name)
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import difflib
 import os
-import unicodedata
 import weakref
 from collections.abc import Callable, Sequence
 from typing import Annotated, Any, Final
@@ -56,6 +55,7 @@ from nextmove.api.schemas import (
 )
 from nextmove.api.service import MAX_NAMES_LISTED, RUN_RECORDED_WAIT_S, Services
 from nextmove.book import NO_ACTION, gone_at_lazy, of_dates, terminal_outcome_kinds
+from nextmove.book.nfc import nfc
 from nextmove.engine.online import (
     POLICY_MODEL_KIND,
     DecideGroup,
@@ -713,7 +713,7 @@ def recommendations(
     owner, band, action, run_id = (
         _clean(n, v) for n, v in (("owner", owner), ("band", band), ("action", action), ("run_id", run_id))
     )
-    owner = None if owner is None else unicodedata.normalize("NFC", owner)  # as the book's owners are read
+    owner = None if owner is None else nfc(owner)  # as the book's owners are read
     if band is not None:
         _check_value("band", band, HEALTH_BANDS, "the health bands")
     _note(request, "read", "recommendations", owner=owner, band=band, action=action, run_id=run_id, offset=offset)

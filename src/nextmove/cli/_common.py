@@ -40,7 +40,9 @@ R = TypeVar("R")
 
 # The invisible format characters a name may hide: the bidi controls (ALM, LRM, RLM, LRE … RLO, LRI … PDI), which
 # reorder the text around them, and the zero-width space, word joiner and BOM. The zero-width joiner and
-# non-joiner are left as they are: Persian and Indic names and emoji sequences need them.
+# non-joiner are left as they are: Persian and Indic names and emoji sequences need them. The bidi controls are
+# nextmove.decide.phrases.BIDI_CONTROLS, written out here: importing the decide package would slow every command's
+# start (a test checks the two agree).
 _FORMATS = "\u061c\u200b\u200e\u200f\u202a-\u202e\u2060\u2066-\u2069\ufeff"
 _CONTROLS = re.compile(f"[\x00-\x1f\x7f-\x9f{_FORMATS}]")
 _CONTROLS_BUT_NEWLINE = re.compile(f"[\x00-\x09\x0b-\x1f\x7f-\x9f{_FORMATS}]")

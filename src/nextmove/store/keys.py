@@ -11,10 +11,10 @@ import hashlib
 import hmac
 import re
 import secrets
-import unicodedata
 from collections.abc import Sequence
 from typing import Final
 
+from nextmove.book.nfc import nfc
 from nextmove.errors import ConfigError
 from nextmove.store.records import ROLES, ApiKeyRecord, Role
 
@@ -86,7 +86,7 @@ def new_api_key(
     if role not in ROLES:
         raise ConfigError(f"role must be one of {', '.join(ROLES)}; got {role!r}")
     # In NFC, as the book's owners are read: an owner typed in another form still names the same accounts.
-    cleaned = [unicodedata.normalize("NFC", o.strip()) for o in owners if o.strip()]
+    cleaned = [nfc(o.strip()) for o in owners if o.strip()]
     if role in ("admin", "service") and cleaned:
         article = "an" if role[:1] in "aeiou" else "a"
         raise ConfigError(f"{article} {role} key sees every account; drop the owners ({', '.join(cleaned)})")
