@@ -33,3 +33,16 @@ def test_every_folder_with_python_is_a_package() -> None:
     folders = {p.parent for p in PACKAGE.rglob("*.py") if "__pycache__" not in p.parts}
     loose = [str(f.relative_to(PACKAGE)) for f in folders if not (f / "__init__.py").is_file()]
     assert not loose, f"folders without __init__.py, left out of the wheel: {loose}"
+
+
+def test_dependencies_are_pinned() -> None:
+    # A clean clone installs whatever the registry holds that the requirements allow: a new major release
+    # of a library, or a new linter that formats or flags differently, must not change what `make test` does.
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+    project = config["project"]
+    runtime = [r.split(";")[0].strip() for r in project["dependencies"]]
+    unbounded = [r for r in runtime if "<" not in r and "==" not in r]
+    assert not unbounded, f"runtime dependencies without an upper bound: {unbounded}"
+    tools = [r.split(";")[0].strip() for r in project["optional-dependencies"]["dev"]]
+    loose = [r for r in tools if "==" not in r]
+    assert not loose, f"dev tools not pinned to one version: {loose}"
