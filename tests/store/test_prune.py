@@ -20,7 +20,7 @@ from nextmove.measure.lift import recommendations_frame
 from nextmove.playbook import Playbook
 from nextmove.playbook.loader import load_playbook
 from nextmove.report.stored import report_data_from_store
-from nextmove.store import ModelVersionRecord, Store, open_store
+from nextmove.store import AuditEntry, ModelVersionRecord, Store, open_store
 from nextmove.store.prune import apply_prune, plan_prune
 
 runner = CliRunner()
@@ -264,3 +264,57 @@ def test_prune_leaves_the_model_a_run_still_going_may_be_saving(store_url: str, 
         store.activate_model("effect-a")  # meanwhile, by hand: no longer to delete
         assert apply_prune(store, plan).failed_models_deleted == ()
         assert {m.model_id for m in store.list_models("effect")} == {"effect-a", "effect-other"}
+
+
+def _audit(ts: datetime, i: int) -> AuditEntry:
+    return AuditEntry(
+        action="read", method="GET", path=f"/v1/accounts/a{i}", status=200, key_id="k1", resource=f"account:a{i}", ts=ts
+    )
+
+
+def test_prune_deletes_old_audit_entries_only_when_asked_and_files_one_saying_so(store_url: str) -> None:
+    now = datetime.now(UTC)
+    old = [_audit(now - timedelta(days=400 + i), i) for i in range(3)]
+    recent = [_audit(now - timedelta(days=10 + i), 10 + i) for i in range(2)]
+    with open_store(store_url) as store:
+        store.add_audit(old + recent)
+
+    # Pruning runs leaves the audit log alone.
+    code, said = _prune(store_url, "--keep-runs", "1")
+    assert code == 0, said
+    with open_store(store_url) as store:
+        assert len(store.audit_log(limit=None)) == 5
+
+    code, said = _prune(store_url, "--audit-older-than", "365", "--dry-run")
+    assert code == 0, said
+    assert "Audit log: 3 audit entries made before" in said
+    assert "Dry run: nothing was changed." in said
+    with open_store(store_url) as store:
+        assert len(store.audit_log(limit=None)) == 5
+
+    code, said = _prune(store_url, "--audit-older-than", "365")
+    assert code == 0, said
+    assert "Deleted 3 audit entries." in said
+    assert "Runs to prune" not in said
+    assert "Nothing to prune" not in said
+    with open_store(store_url) as store:
+        left = store.audit_log(limit=None)
+        # The two recent ones and the entry recording the prune.
+        assert store.count_audit(before=now + timedelta(days=1)) == 3
+    assert [e.resource for e in left[1:]] == [e.resource for e in recent]
+    record = left[0]
+    assert (record.method, record.path, record.resource) == ("CLI", "nextmove store prune", "audit_log:3 entries")
+    assert record.detail["deleted"] == 3
+
+    code, said = _prune(store_url, "--audit-older-than", "0")
+    assert code != 0
+    assert "--audit-older-than" in said
+
+
+def test_store_deletes_audit_entries_before_a_time(store: Store) -> None:
+    t0 = datetime(2025, 1, 1, tzinfo=UTC)
+    store.add_audit([_audit(t0 + timedelta(days=i), i) for i in range(4)])
+    assert store.count_audit(before=t0 + timedelta(days=2)) == 2
+    assert store.delete_audit(before=t0 + timedelta(days=2)) == 2
+    assert [e.resource for e in store.audit_log(limit=None)] == ["account:a3", "account:a2"]
+    assert store.delete_audit(before=t0) == 0

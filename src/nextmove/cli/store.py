@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -34,6 +35,15 @@ def prune_cmd(
         int | None,
         typer.Option("--older-than", min=0, metavar="DAYS", help="Prune only runs made more than DAYS days ago."),
     ] = None,
+    audit_older_than: Annotated[
+        int | None,
+        typer.Option(
+            "--audit-older-than",
+            min=1,
+            metavar="DAYS",
+            help="Also delete the audit log's entries made more than DAYS days ago (alone: only those).",
+        ),
+    ] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print what would be pruned; change nothing.")] = False,
     store: StoreOpt = None,
 ) -> None:
@@ -49,7 +59,9 @@ def prune_cmd(
     summary, its report, each receipt's "pruned") and cannot be served again. The effect models of
     runs that failed or were interrupted (never served, read by nothing) are deleted too, those
     made more than --older-than days ago when it is given (--keep-runs counts succeeded runs only).
-    Online decisions, feedback, keys and the audit log are never pruned.
+    Online decisions, feedback and keys are never pruned; the audit log only with --audit-older-than
+    DAYS, which deletes its entries made more than DAYS days ago (one entry, made now, records how
+    many and up to when).
 
     Prints the plan first; with --dry-run, only the plan. The prune is one transaction, under the
     store's write lock; a SQLite file is then VACUUMed to give the space back (PostgreSQL reuses it
@@ -57,16 +69,21 @@ def prune_cmd(
     """
     from nextmove.store.prune import apply_prune, plan_prune, sqlite_free_bytes, vacuum
 
+    runs_too = keep_runs is not None or older_than is not None or audit_older_than is None
     with open_store(store, existing=True) as opened:
-        protected = protected_runs(opened)
-        plan = plan_prune(
-            opened, protected=protected, keep_runs=keep_runs, older_than_days=older_than, ended=ended_runs(opened)
-        )
-        _print_plan(plan)
+        if audit_older_than is not None:
+            _prune_audit(opened, audit_older_than, dry_run=dry_run)
+        plan = None
+        if runs_too:
+            protected = protected_runs(opened)
+            plan = plan_prune(
+                opened, protected=protected, keep_runs=keep_runs, older_than_days=older_than, ended=ended_runs(opened)
+            )
+            _print_plan(plan)
         if dry_run:
             console.print("Dry run: nothing was changed.")
             return
-        if not plan.empty:
+        if plan is not None and not plan.empty:
             with status(f"Pruning {len(plan.runs)} run{'s' if len(plan.runs) != 1 else ''} and failed runs' models…"):
                 result = apply_prune(opened, plan)
             failed = len(result.failed_models_deleted)
@@ -76,16 +93,17 @@ def prune_cmd(
                 f"{len(result.models_deleted)} effect model{'s' if len(result.models_deleted) != 1 else ''} deleted "
                 f"({_mb(result.model_bytes_freed)}{f', {failed} of failed runs' if failed else ''})."
             )
+        pruned = plan is not None and not plan.empty
         free = sqlite_free_bytes(opened)
         if free is None:
-            if not plan.empty:
+            if pruned:
                 console.print(
                     "PostgreSQL reuses the freed space for later rows; to give it back to the system, a database "
                     "administrator runs VACUUM FULL recommendations, model_versions (it locks both tables while it "
                     "runs)."
                 )
             return
-        if plan.empty and not free:
+        if not pruned and not free:
             return
         try:
             with status("Giving the space back (VACUUM)…"):
@@ -102,6 +120,35 @@ def prune_cmd(
                 f"VACUUM: the SQLite store went from {_mb(sizes[0])} to {_mb(sizes[1])} "
                 f"({_mb(max(sizes[0] - sizes[1], 0))} freed)."
             )
+
+
+def _prune_audit(store: Store, days: int, *, dry_run: bool) -> None:
+    """Delete the audit entries made more than ``days`` days ago, and file one entry saying so."""
+    from nextmove.cli.keys import os_user
+    from nextmove.store import AuditEntry
+    from nextmove.store.records import utcnow
+
+    cutoff = utcnow() - timedelta(days=days)
+    n = store.count_audit(before=cutoff)
+    entries = f"{n:,} audit entr{'y' if n == 1 else 'ies'}"
+    console.print(f"Audit log: {entries} made before {cutoff:%Y-%m-%d %H:%M} UTC (more than {days} days ago).")
+    if dry_run or not n:
+        return
+    deleted = store.delete_audit(before=cutoff)
+    detail = {"deleted": deleted, "before": cutoff.isoformat(), "os_user": os_user()}
+    store.add_audit(
+        [
+            AuditEntry(
+                action="change",
+                method="CLI",
+                path="nextmove store prune",
+                status=0,
+                resource=f"audit_log:{deleted} entries",
+                detail=detail,
+            )
+        ]
+    )
+    console.print(f"Deleted {deleted:,} audit entr{'y' if deleted == 1 else 'ies'}.")
 
 
 def protected_runs(store: Store) -> dict[str, str]:

@@ -435,6 +435,14 @@ class Store(Protocol):
         """Audit entries, newest first, of one key and/or since a time if given."""
         ...
 
+    def count_audit(self, *, before: datetime) -> int:
+        """How many audit entries were made before ``before``."""
+        ...
+
+    def delete_audit(self, *, before: datetime) -> int:
+        """Delete the audit entries made before ``before``, in one transaction; how many were deleted."""
+        ...
+
     # --- models -------------------------------------------------------------------------
 
     def save_model(self, record: ModelVersionRecord) -> None:

@@ -685,6 +685,20 @@ class SqlStore:
                 for row in conn.execute(query).mappings()
             ]
 
+    def count_audit(self, *, before: datetime) -> int:
+        """How many audit entries were made before ``before``; see :meth:`Store.count_audit`."""
+        table = schema.audit_log
+        query = sa.select(sa.func.count()).select_from(table).where(table.c.ts < before)
+        with self._errors("count audit entries"), self._read() as conn:
+            return int(conn.execute(query).scalar_one())
+
+    def delete_audit(self, *, before: datetime) -> int:
+        """Delete the audit entries made before ``before``; see :meth:`Store.delete_audit`."""
+        table = schema.audit_log
+        query = sa.delete(table).where(table.c.ts < before)
+        with self._errors("delete old audit entries"), self._write() as conn:
+            return int(conn.execute(query).rowcount)
+
     def feedback(
         self,
         account_id: str | None = None,
