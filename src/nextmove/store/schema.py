@@ -12,7 +12,8 @@ SCHEMA_VERSION: Final[int] = 4
 """Version of the tables below; bump it (and add a migration) whenever they change.
 
 History: 1, the first tables; 2 added ``api_keys``, ``audit_log``, ``decisions`` and the
-``health_score`` / ``health_band`` columns of ``recommendations`` (migrated automatically from 1);
+``health_score`` / ``health_band`` columns of ``recommendations`` (migrated automatically from 1, which
+had no ``policy`` model versions: the upgrade records the run a version-1 store served as the active one);
 3 added the index of ``decisions`` by run (``run_id``, ``ts``, ``decision_id``; migrated automatically);
 4 added the index of ``feedback_events`` by ``received_at`` (migrated automatically).
 """

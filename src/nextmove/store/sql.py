@@ -10,6 +10,7 @@ import os
 import re
 import threading
 import time
+import uuid
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime
@@ -1074,6 +1075,7 @@ class SqlStore:
                 column = schema.metadata.tables[table_name].c[column_name]
                 column_type = column.type.compile(dialect=conn.dialect)
                 conn.exec_driver_sql(f"ALTER TABLE {table_name} ADD COLUMN {column_name} {column_type}")
+            _record_served_run(conn)
         # A table version 2 added has them already when the upgrade comes from version 1.
         wanted = {str(i.name): i for table in schema.metadata.tables.values() for i in table.indexes}
         if stored < 3:
@@ -1415,6 +1417,56 @@ def _bind_processors(table: sa.Table, columns: Sequence[str], dialect: Dialect) 
 
 def _same(value: Any) -> Any:
     return value
+
+
+_POLICY_MODEL_KIND: Final[str] = "policy"
+"""The kind of the versions that serve runs (the engine's ``POLICY_MODEL_KIND``)."""
+
+_SERVABLE_RUNS_SCANNED: Final[int] = 100
+"""Succeeded runs looked through for the one served (the engine's ``SERVABLE_RUNS_SCANNED``)."""
+
+
+def _record_served_run(conn: Connection) -> None:
+    """Record the run a version-1 store serves as its active ``policy`` version (upgrading it to version 2).
+
+    Version 1 had no policy versions: the newest succeeded run not started with ``promote=False``
+    was served (the engine's ``servable_run``, which serves it still while no version is active).
+    The first promotion after the upgrade would then record no version it replaces, and
+    ``models rollback`` could not return to the run served before it. The version saved here is
+    the one :func:`~nextmove.engine.online.promote_run` would save (``replaces`` null: none was
+    active before), in the upgrade's transaction. Nothing is recorded when no run is served or a
+    policy version is active already.
+    """
+    versions = schema.model_versions
+    active = conn.execute(
+        sa.select(versions.c.model_id).where(versions.c.kind == _POLICY_MODEL_KIND, versions.c.active)
+    ).first()
+    if active is not None:
+        return
+    runs = schema.runs
+    candidates = conn.execute(
+        sa.select(runs.c.run_id, runs.c.playbook_hash, runs.c.as_of, runs.c.params)
+        .where(runs.c.status == "succeeded")
+        .order_by(runs.c.created_at.desc(), runs.c.run_id.desc())
+        .limit(_SERVABLE_RUNS_SCANNED)
+    ).all()
+    served = next(
+        (r for r in candidates if not isinstance(r.params, dict) or r.params.get("promote") is not False), None
+    )
+    if served is None:
+        return
+    now = utcnow()
+    record = ModelVersionRecord(
+        model_id=f"policy-{now:%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}",
+        kind=_POLICY_MODEL_KIND,
+        playbook_hash=served.playbook_hash,
+        blob=json.dumps({"run_id": served.run_id}).encode(),
+        created_at=now,
+        trained_to=served.as_of,
+        metrics={"run_id": served.run_id, "started_by": "upgrade", "replaces": None},
+        active=True,
+    )
+    conn.execute(sa.insert(versions).values(_row(record, _MODEL_COLUMNS)))
 
 
 def _row(record: Any, columns: Sequence[str]) -> dict[str, Any]:
