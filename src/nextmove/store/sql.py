@@ -1084,6 +1084,10 @@ class SqlStore:
         if stored < 4:
             for name in schema.INDEXES_ADDED_IN_VERSION_4:
                 wanted[name].create(conn, checkfirst=True)
+        if stored < 5:
+            moved = _move_claimed_key_ids(conn)
+            if moved:
+                logger.info("moved the claimed key id of %d refused requests' audit entries to their detail", moved)
         conn.execute(
             sa.update(schema.meta)
             .where(schema.meta.c.key == schema.META_SCHEMA_VERSION_KEY)
@@ -1467,6 +1471,30 @@ def _record_served_run(conn: Connection) -> None:
         active=True,
     )
     conn.execute(sa.insert(versions).values(_row(record, _MODEL_COLUMNS)))
+
+
+def _move_claimed_key_ids(conn: Connection) -> int:
+    """Move the key id of audit entries written for a refused key into their detail (schema version 5); how many.
+
+    Before version 5 the API filed a request refused for its key under the key id the key
+    claimed (``nm_<key_id>_<secret>``, parsed before the key was verified), with no role: anyone
+    could fill a real key's entries with such refusals. A verified key always has a role, so an
+    entry with a key id and no role is such a refusal: its key id goes to
+    ``detail.claimed_key_id`` and ``key_id`` becomes null, as today's code writes it. An empty
+    claimed id (``nm__…``) is dropped, as today's code claims none for it.
+    """
+    key = schema.CLAIMED_KEY_IDS_MOVED_IN_VERSION_5
+    if conn.dialect.name == "postgresql":
+        claimed = f"(CAST(detail AS jsonb) || jsonb_build_object('{key}', key_id))::json"
+    else:
+        claimed = f"json_set(detail, '$.{key}', key_id)"
+    result = conn.execute(
+        sa.text(
+            f"UPDATE {schema.audit_log.name} SET detail = CASE WHEN key_id = '' THEN detail ELSE {claimed} END, "
+            "key_id = NULL WHERE key_id IS NOT NULL AND role IS NULL"
+        )
+    )
+    return int(result.rowcount or 0)
 
 
 def _row(record: Any, columns: Sequence[str]) -> dict[str, Any]:
