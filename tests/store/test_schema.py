@@ -10,7 +10,8 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from nextmove.errors import StoreError
+from nextmove.engine.online import POLICY_MODEL_KIND, promote_run, rollback_policy, served_run
+from nextmove.errors import NotFoundError, StoreError
 from nextmove.store import SCHEMA_VERSION, RecommendationRecord, RunRecord, SqlStore, Store, open_store
 
 
@@ -99,6 +100,70 @@ def test_open_store_upgrades_a_version_1_store_keeping_its_data(store_url: str, 
     assert "ix_decisions_run_id_ts_decision_id" in _indexes(store_url, "decisions")
     # Opening again finds nothing left to do.
     open_store(store_url).close()
+
+
+def _add_version_1_run(sql, run_id: str, created_at: str, params: str = "{}") -> None:
+    sql(
+        "INSERT INTO runs (run_id, created_at, status, book_source, playbook_hash, params, summary) "
+        "VALUES (:run_id, :created_at, 'succeeded', 'b', 'h', :params, '{}')",
+        run_id=run_id,
+        created_at=created_at,
+        params=params,
+    )
+
+
+def test_an_upgraded_version_1_store_rolls_back_to_the_run_it_served_before_the_first_promotion(
+    store_url: str, sql
+) -> None:
+    """Version 1 had no policy versions: the newest succeeded run was served, and stays served after the upgrade.
+
+    The first promotion after the upgrade recorded no version it replaced, so `models rollback`
+    could not go back to that run: the upgrade now records it as the active policy version.
+    """
+    _make_version_1_store(store_url, sql)
+    _add_version_1_run(sql, "r-old", "2024-01-01 00:00:00")
+    _add_version_1_run(sql, "r-new", "2024-02-01 00:00:00")
+    with open_store(store_url) as store:
+        assert served_run(store).run_id == "r-new"  # type: ignore[union-attr]
+        promoted = promote_run(store, "r-old")
+        assert served_run(store).run_id == "r-old"  # type: ignore[union-attr]
+        back = rollback_policy(store)
+        assert served_run(store).run_id == "r-new"  # type: ignore[union-attr]
+        # The version the upgrade recorded, which the promotion replaced.
+        assert promoted.metrics["replaces"] == back.model_id
+        assert back.metrics == {"run_id": "r-new", "started_by": "upgrade", "replaces": None}
+    # Opening again records nothing more.
+    with open_store(store_url) as store:
+        assert len(store.list_models(POLICY_MODEL_KIND)) == 2
+
+
+def test_an_upgraded_version_1_store_records_no_policy_version_without_a_run_to_serve(store_url: str, sql) -> None:
+    _make_version_1_store(store_url, sql)
+    sql(
+        "INSERT INTO runs (run_id, created_at, status, book_source, playbook_hash, params, summary) "
+        "VALUES ('r-failed', '2024-01-01 00:00:00', 'failed', 'b', 'h', '{}', '{}')"
+    )
+    with open_store(store_url) as store:
+        assert store.list_models(POLICY_MODEL_KIND) == []
+        assert served_run(store) is None
+
+
+def test_a_fresh_stores_first_promotion_still_has_nothing_to_roll_back_to(store: Store) -> None:
+    for i, run_id in enumerate(("r-old", "r-new")):
+        store.save_run(
+            RunRecord(
+                run_id=run_id,
+                book_source="b",
+                playbook_hash="h",
+                status="succeeded",
+                created_at=datetime(2024, 1 + i, 1, tzinfo=UTC),
+            ),
+            [],
+        )
+    assert store.list_models(POLICY_MODEL_KIND) == []
+    assert promote_run(store, "r-old").metrics["replaces"] is None
+    with pytest.raises(NotFoundError, match="made when no policy version was active"):
+        rollback_policy(store)
 
 
 def _indexes(store_url: str, table: str) -> dict[str, list[str]]:

@@ -474,7 +474,8 @@ class AuditEntry:
         The HTTP status answered.
     key_id : str or None
         The API key used (None when none, or one that is not valid, was sent: the id such a key
-        claims is in ``detail["claimed_key_id"]``, never here, since anyone can claim any id).
+        claims is in ``detail["claimed_key_id"]``, never here, since anyone can claim any id;
+        entries that older releases filed under it are moved there by the upgrade to schema version 5).
     role : str or None
         The key's role.
     resource : str

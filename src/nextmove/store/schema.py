@@ -8,13 +8,16 @@ from typing import Final
 import sqlalchemy as sa
 from sqlalchemy.engine import Dialect
 
-SCHEMA_VERSION: Final[int] = 4
+SCHEMA_VERSION: Final[int] = 5
 """Version of the tables below; bump it (and add a migration) whenever they change.
 
 History: 1, the first tables; 2 added ``api_keys``, ``audit_log``, ``decisions`` and the
-``health_score`` / ``health_band`` columns of ``recommendations`` (migrated automatically from 1);
+``health_score`` / ``health_band`` columns of ``recommendations`` (migrated automatically from 1, which
+had no ``policy`` model versions: the upgrade records the run a version-1 store served as the active one);
 3 added the index of ``decisions`` by run (``run_id``, ``ts``, ``decision_id``; migrated automatically);
-4 added the index of ``feedback_events`` by ``received_at`` (migrated automatically).
+4 added the index of ``feedback_events`` by ``received_at`` (migrated automatically); 5 moved the
+key id that a request refused for its key claimed out of ``audit_log.key_id`` into
+``detail.claimed_key_id``, where later releases write it (:data:`CLAIMED_KEY_IDS_MOVED_IN_VERSION_5`).
 """
 
 META_SCHEMA_VERSION_KEY: Final[str] = "schema_version"
@@ -237,3 +240,12 @@ INDEXES_ADDED_IN_VERSION_3: Final[tuple[str, ...]] = ("ix_decisions_run_id_ts_de
 
 INDEXES_ADDED_IN_VERSION_4: Final[tuple[str, ...]] = ("ix_feedback_events_received_at",)
 """Indexes (by name) that schema version 4 added to existing tables."""
+
+CLAIMED_KEY_IDS_MOVED_IN_VERSION_5: Final[str] = "claimed_key_id"
+"""The ``detail`` key into which schema version 5 moved the key ids of audit entries with a key id and no role.
+
+Releases before version 5 filed a request refused for its key (no key has that id, a wrong
+secret, a revoked key) under the key id it claimed, which anyone can claim; every verified key
+has a role, and such an entry had none. Version 5 moved that id to ``detail.claimed_key_id``
+and left ``key_id`` null, as later releases write such entries.
+"""

@@ -10,6 +10,7 @@ import os
 import re
 import threading
 import time
+import uuid
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime
@@ -1088,6 +1089,7 @@ class SqlStore:
                 column = schema.metadata.tables[table_name].c[column_name]
                 column_type = column.type.compile(dialect=conn.dialect)
                 conn.exec_driver_sql(f"ALTER TABLE {table_name} ADD COLUMN {column_name} {column_type}")
+            _record_served_run(conn)
         # A table version 2 added has them already when the upgrade comes from version 1.
         wanted = {str(i.name): i for table in schema.metadata.tables.values() for i in table.indexes}
         if stored < 3:
@@ -1096,6 +1098,10 @@ class SqlStore:
         if stored < 4:
             for name in schema.INDEXES_ADDED_IN_VERSION_4:
                 wanted[name].create(conn, checkfirst=True)
+        if stored < 5:
+            moved = _move_claimed_key_ids(conn)
+            if moved:
+                logger.info("moved the claimed key id of %d refused requests' audit entries to their detail", moved)
         conn.execute(
             sa.update(schema.meta)
             .where(schema.meta.c.key == schema.META_SCHEMA_VERSION_KEY)
@@ -1429,6 +1435,80 @@ def _bind_processors(table: sa.Table, columns: Sequence[str], dialect: Dialect) 
 
 def _same(value: Any) -> Any:
     return value
+
+
+_POLICY_MODEL_KIND: Final[str] = "policy"
+"""The kind of the versions that serve runs (the engine's ``POLICY_MODEL_KIND``)."""
+
+_SERVABLE_RUNS_SCANNED: Final[int] = 100
+"""Succeeded runs looked through for the one served (the engine's ``SERVABLE_RUNS_SCANNED``)."""
+
+
+def _record_served_run(conn: Connection) -> None:
+    """Record the run a version-1 store serves as its active ``policy`` version (upgrading it to version 2).
+
+    Version 1 had no policy versions: the newest succeeded run not started with ``promote=False``
+    was served (the engine's ``servable_run``, which serves it still while no version is active).
+    The first promotion after the upgrade would then record no version it replaces, and
+    ``models rollback`` could not return to the run served before it. The version saved here is
+    the one :func:`~nextmove.engine.online.promote_run` would save (``replaces`` null: none was
+    active before), in the upgrade's transaction. Nothing is recorded when no run is served or a
+    policy version is active already.
+    """
+    versions = schema.model_versions
+    active = conn.execute(
+        sa.select(versions.c.model_id).where(versions.c.kind == _POLICY_MODEL_KIND, versions.c.active)
+    ).first()
+    if active is not None:
+        return
+    runs = schema.runs
+    candidates = conn.execute(
+        sa.select(runs.c.run_id, runs.c.playbook_hash, runs.c.as_of, runs.c.params)
+        .where(runs.c.status == "succeeded")
+        .order_by(runs.c.created_at.desc(), runs.c.run_id.desc())
+        .limit(_SERVABLE_RUNS_SCANNED)
+    ).all()
+    served = next(
+        (r for r in candidates if not isinstance(r.params, dict) or r.params.get("promote") is not False), None
+    )
+    if served is None:
+        return
+    now = utcnow()
+    record = ModelVersionRecord(
+        model_id=f"policy-{now:%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}",
+        kind=_POLICY_MODEL_KIND,
+        playbook_hash=served.playbook_hash,
+        blob=json.dumps({"run_id": served.run_id}).encode(),
+        created_at=now,
+        trained_to=served.as_of,
+        metrics={"run_id": served.run_id, "started_by": "upgrade", "replaces": None},
+        active=True,
+    )
+    conn.execute(sa.insert(versions).values(_row(record, _MODEL_COLUMNS)))
+
+
+def _move_claimed_key_ids(conn: Connection) -> int:
+    """Move the key id of audit entries written for a refused key into their detail (schema version 5); how many.
+
+    Before version 5 the API filed a request refused for its key under the key id the key
+    claimed (``nm_<key_id>_<secret>``, parsed before the key was verified), with no role: anyone
+    could fill a real key's entries with such refusals. A verified key always has a role, so an
+    entry with a key id and no role is such a refusal: its key id goes to
+    ``detail.claimed_key_id`` and ``key_id`` becomes null, as today's code writes it. An empty
+    claimed id (``nm__…``) is dropped, as today's code claims none for it.
+    """
+    key = schema.CLAIMED_KEY_IDS_MOVED_IN_VERSION_5
+    if conn.dialect.name == "postgresql":
+        claimed = f"(CAST(detail AS jsonb) || jsonb_build_object('{key}', key_id))::json"
+    else:
+        claimed = f"json_set(detail, '$.{key}', key_id)"
+    result = conn.execute(
+        sa.text(
+            f"UPDATE {schema.audit_log.name} SET detail = CASE WHEN key_id = '' THEN detail ELSE {claimed} END, "
+            "key_id = NULL WHERE key_id IS NOT NULL AND role IS NULL"
+        )
+    )
+    return int(result.rowcount or 0)
 
 
 def _row(record: Any, columns: Sequence[str]) -> dict[str, Any]:
