@@ -553,7 +553,11 @@ def test_charts_list_their_values_for_screen_readers_and_amber_has_3_to_1_contra
         lin = [x / 12.92 if x <= 0.03928 else ((x + 0.055) / 1.055) ** 2.4 for x in c]
         return 0.2126 * lin[0] + 0.7152 * lin[1] + 0.0722 * lin[2]
 
-    colors = [*BAND_COLORS.values(), *_PALETTE]
+    # The interval charts' dashed zero line was #999: 2.8:1 against white.
+    strokes = set(re.findall(r'class="zero"[^>]*stroke="#([0-9a-fA-F]{3}|[0-9a-fA-F]{6})"', str(drawn["impact"])))
+    assert strokes
+    strokes = {"#" + (c if len(c) == 6 else "".join(x * 2 for x in c)) for c in strokes}
+    colors = [*BAND_COLORS.values(), *_PALETTE, *strokes]
     assert len(colors) >= 4  # the bands and the charts' palette: a loop over nothing would check nothing
     for color in colors:
         assert 1.05 / (luminance(color) + 0.05) >= 3.0, color
@@ -772,3 +776,77 @@ def test_health_band_shares_are_the_same_on_every_build() -> None:
     )
     shares = {tuple(b.arr_share for b in build_report_data({}, recs).bands) for _ in range(40)}
     assert len(shares) == 1
+
+
+def test_report_says_no_customer_is_left_alone_when_every_one_is_given_an_action() -> None:
+    # "0 customers are best left alone for now: no action is worth more than it costs, or none fits the capacities."
+    recs = pl.DataFrame({"account_id": ["a", "b"], "action_id": ["call", "call"], "expected_value_usd": [95.0, 9.0]})
+    for summary, frame in (
+        ({"accounts": 2, "actions": 1, "do_nothing": 0}, recs),
+        ({"accounts": 2, "actions": 1}, recs.with_columns(pl.lit("model").alias("arm"))),
+    ):
+        sentences = build_report_data(summary, frame).sentences
+        alone = [s for s in sentences if "left alone" in s]
+        assert alone == ["No customer is left alone: every one is given an action."]
+        assert not any("0 customers" in s or "worth more than it costs" in s for s in sentences)
+
+
+def test_health_band_chart_says_one_account_in_the_singular() -> None:
+    # "$4.6k · 1 accounts" in the bar's text, its tooltip and the chart's aria-label.
+    from nextmove.report.render import charts
+
+    recs = pl.DataFrame(
+        {
+            "account_id": ["a", "b", "c"],
+            "action_id": ["call", "none", "none"],
+            "expected_value_usd": [95.0, 0.0, 0.0],
+            "arr": [4_600.0, 1_000.0, 2_000.0],
+            "health_band": ["At risk", "Healthy", "Healthy"],
+        }
+    )
+    summary = {
+        "accounts": 3,
+        "actions": 1,
+        "health_bands": [
+            {"band": "At risk", "accounts": 1, "arr_usd": 4_600.0},
+            {"band": "Healthy", "accounts": 2, "arr_usd": 3_000.0},
+        ],
+    }
+    bands = str(charts(build_report_data(summary, recs))["bands"])
+    assert "1 accounts" not in bands
+    assert bands.count("$4.6k · 1 account") == 6  # text, tooltip and aria-label, in the wide and the narrow chart
+    assert "$3.0k · 2 accounts" in bands
+
+
+def test_report_of_a_run_that_projects_nothing_says_so_instead_of_drawing_a_chart() -> None:
+    # "All objectives $0 ($0 to $0)" was drawn as a chart (a point on the zero line) and a table of $0.
+    from nextmove.report.render import charts
+
+    summary, recs = make_run(20)
+    nothing = recs.with_columns(pl.lit("none").alias("action_id"), pl.lit(0.0).alias("expected_value_usd"))
+    zero = {"value": 0.0, "low": 0.0, "high": 0.0, "accounts": 0}
+    summary = {
+        **summary,
+        "impact_by_objective": [],
+        "projected_impact_usd": zero,
+        "projected_impact_by_cohort": {"recommended": zero, "control": zero},
+    }
+    data = build_report_data(summary, nothing)
+    assert data.impact == []
+    assert "impact" not in charts(data)
+    section = render_report(data).split('<section id="impact">')[1].split("</section>")[0]
+    assert "<svg" not in section
+    assert "<table" not in section
+    assert "No account of the model and exploration arms is given an action: this run projects no impact." in section
+    # Zero on every objective while accounts are given an action: no chart either, and the note says so.
+    zeros = {**summary, "projected_impact_usd": {**zero, "accounts": 3}}
+    zeros["impact_by_objective"] = [{"objective": "churn", "label": "Retention", "value_usd": 0.0, "low": 0, "high": 0}]
+    data = build_report_data(zeros, recs)
+    assert data.impact == []
+    assert data.impact_note == "This run projects no impact: every objective's figure and interval is $0."
+    # A run that projects something keeps its chart, table and note.
+    summary, recs = make_run(20)
+    data = build_report_data(summary, recs)
+    assert data.impact
+    assert "impact" in charts(data)
+    assert data.impact_note is not None

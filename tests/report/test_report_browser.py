@@ -324,3 +324,120 @@ def test_report_search_ignores_accents_and_case_both_ways(browser: Any, tmp_path
     assert found("mueller") == set()  # accents are dropped, not spelt out
     assert errors == []
     page.close()
+
+
+def test_report_tables_with_a_long_unbroken_name_fit_the_screen_and_the_printed_page(
+    browser: Any, tmp_path: Path
+) -> None:
+    # A 300-character name without a space (an e-mail, a URL) widened the Account column to ~2,800 px on screen
+    # and pushed the accounts table off the printed A4 page: a cell wrapped a long word only where it overflowed.
+    summary, recs = make_run(150)
+    long_name, long_owner = "X" * 300, "procurement.department@" + "verylongsubsidiaryname" * 4 + ".example.co.uk"
+    # The first account has the long name and owner, the most ARR at risk and the largest value (the first row).
+    first = {"owner": long_owner, "arr": 9_999_999.0, "health_band": "Critical", "expected_value_usd": 9_999.0}
+    recs = recs.with_columns(
+        pl.Series("name", [long_name, *(f"Acme {i}" for i in range(1, 150))]),
+        *(pl.when(pl.int_range(pl.len()) == 0).then(pl.lit(v)).otherwise(pl.col(k)).alias(k) for k, v in first.items()),
+    )
+    path = write_report(build_report_data(summary, recs), tmp_path / "report.html")
+    page, errors, _ = open_report(browser, path)
+    assert long_name in page.locator("#accounts tbody tr").first.inner_text()
+    assert long_name in page.locator("#risk tbody tr").first.inner_text()
+
+    def tables_fit(width: float) -> None:
+        for table in page.locator("table").all():
+            box = table.bounding_box()
+            container = table.locator("xpath=..").bounding_box()
+            assert box is not None
+            assert container is not None
+            assert box["x"] >= 0
+            assert box["x"] + box["width"] <= container["x"] + container["width"] + 1
+            assert box["x"] + box["width"] <= width + 1
+        assert page.evaluate("document.documentElement.scrollWidth") <= width + 1
+
+    tables_fit(1280)
+    # The other columns keep their words whole: only the names and ids may break anywhere.
+    lines = "td => { const r = document.createRange(); r.selectNodeContents(td); return r.getClientRects().length; }"
+    row = page.locator("#accounts tbody tr").first.locator("td")
+    assert row.nth(0).evaluate(lines) > 1
+    assert [row.nth(i).evaluate(lines) for i in (2, 5)] == [1, 1]  # the stage and the arm
+    page.set_viewport_size({"width": 718, "height": 1000})  # A4's printable width
+    page.emulate_media(media="print")
+    tables_fit(718)
+    assert [row.nth(i).evaluate(lines) for i in (2, 5)] == [1, 1]
+    assert errors == []
+    page.close()
+
+
+def test_report_pager_keeps_the_keyboard_focus_when_a_button_disables_itself(browser: Any, tmp_path: Path) -> None:
+    # Enter on "Last »" (or Previous on reaching the first page) disabled the focused button: the focus fell to
+    # the page's <body>, and the next Tab started from the top of the page.
+    summary, recs = make_run(350)
+    path = write_report(build_report_data(summary, recs), tmp_path / "report.html")
+    page, errors, _ = open_report(browser, path)
+    active = "document.activeElement.id"
+    page.focus("#last")
+    page.keyboard.press("Enter")
+    assert page.locator("#count").inner_text() == "301–350 of 350 accounts"
+    assert page.evaluate(active) == "first"
+    page.focus("#prev")
+    for _ in range(3):
+        page.keyboard.press("Enter")
+    assert page.locator("#count").inner_text() == "1–100 of 350 accounts"
+    assert page.evaluate(active) == "next"
+    page.keyboard.press("Enter")  # still in the pager, so Enter pages on
+    assert page.locator("#count").inner_text() == "101–200 of 350 accounts"
+    page.focus("#next")
+    page.keyboard.press("Enter")
+    page.keyboard.press("Enter")
+    assert page.locator("#count").inner_text() == "301–350 of 350 accounts"
+    assert page.evaluate(active) == "prev"
+    page.focus("#first")
+    page.keyboard.press("Space")
+    assert page.evaluate(active) == "last"
+    assert errors == []
+    page.close()
+
+
+def test_report_sort_arrow_is_not_read_and_a_printed_id_is_as_small_as_its_name(browser: Any, tmp_path: Path) -> None:
+    # The sorted header's accessible name was "Value ▼" on top of its aria-sort; printed, an account's id stayed
+    # 12 px under its 9 px name.
+    summary, recs = make_run(30)
+    recs = recs.with_columns(pl.lit("Acme").alias("name"))
+    path = write_report(build_report_data(summary, recs), tmp_path / "report.html")
+    page, errors, _ = open_report(browser, path)
+    button = page.locator("#accounts th[data-key=value] button")
+    assert button.evaluate("b => getComputedStyle(b, '::after').content").startswith('" ▼"')  # drawn, for the eye
+    cdp = page.context.new_cdp_session(page)
+    names = [
+        str(node.get("name", {}).get("value", ""))
+        for node in cdp.send("Accessibility.getFullAXTree")["nodes"]
+        if node.get("role", {}).get("value") == "button"
+    ]
+    assert "Value" in names
+    assert "Account" in names
+    assert not [n for n in names if "▼" in n or "▲" in n]
+    page.emulate_media(media="print")
+    cell = page.locator("#accounts tbody tr").first.locator("td").first
+    name_px, id_px = cell.evaluate(
+        "td => [td, td.querySelector('.id')].map(e => parseFloat(getComputedStyle(e).fontSize))"
+    )
+    assert name_px <= 10
+    assert id_px <= name_px
+    assert errors == []
+    page.close()
+
+
+def test_report_chart_text_stays_readable_between_the_phone_and_the_wide_layout(browser: Any, tmp_path: Path) -> None:
+    # Between ~901 and ~1,180 px the two charts of a section stood side by side: a 640-unit chart drawn into
+    # ~390 px, its 12-unit text ~7 px tall.
+    summary, recs = make_run(400)
+    path = write_report(build_report_data(summary, recs), tmp_path / "report.html")
+    page = browser.new_page(viewport={"width": 960, "height": 900})
+    page.goto(path.as_uri(), wait_until="load")
+    texts = page.evaluate(CHART_TEXT)
+    assert len(texts) > 20
+    assert page.locator("#distribution svg.chart.wide").count() == 2
+    for t in texts:
+        assert t["px"] >= 10, t
+    page.close()

@@ -145,7 +145,8 @@ class ReportData:
     """What the focus chart's place says when there is no chart: no account given an action, or no focus."""
     impact_note: str | None = None
     """Whose actions the impact figures sum: the recommended cohort's (and the control cohort's apart), or,
-    for a run stored before they were kept apart, every account given an action."""
+    for a run stored before they were kept apart, every account given an action; without ``impact`` (a run that
+    projects nothing), why there is none."""
     served: str | None = None
     """Whether online decisions come from this run (None: not known where the report was made)."""
 
@@ -280,6 +281,9 @@ def _left_alone_reasons(recs: pl.DataFrame) -> list[tuple[str, int]]:
 
 def _left_alone_sentence(nothing: int, recs: pl.DataFrame, summary: Mapping[str, Any]) -> str:
     """How many are left alone, why (each reason with its count), and how many by the control or exploration draw."""
+    if nothing == 0:
+        # No reason to give: the generic one read "0 customers are best left alone for now: no action is worth …".
+        return "No customer is left alone: every one is given an action."
     verb = "is" if nothing == 1 else "are"
     reasons = _left_alone_reasons(recs)
     drawn = (
@@ -380,6 +384,14 @@ def _impact_note(summary: Mapping[str, Any]) -> str | None:
             f"{_plural(int(control['accounts']), 'account')}, are not in these figures."
         )
     return text
+
+
+def _no_impact_note(summary: Mapping[str, Any]) -> str:
+    """What the impact section says of a run that projects nothing (every figure $0, no interval)."""
+    impact = summary.get("projected_impact_usd")
+    if isinstance(impact, Mapping) and impact.get("accounts") == 0:
+        return "No account of the model and exploration arms is given an action: this run projects no impact."
+    return "This run projects no impact: every objective's figure and interval is $0."
 
 
 @dataclass(frozen=True)
@@ -1036,6 +1048,10 @@ def build_report_data(
             notes.append(f"This run has no {what}.")
     as_of = summary.get("as_of", "")
     impact = _impact(summary)
+    impact_note = _impact_note(summary) if impact else None
+    if impact and all(i.value_usd == i.low_usd == i.high_usd == 0 for i in impact):
+        # Nothing projected: the section says so rather than drawing "All objectives $0 ($0 to $0)".
+        impact, impact_note = [], _no_impact_note(summary)
     run_notes = list(dict.fromkeys(str(n) for n in summary.get("notes") or [] if str(n).strip()))
     if not acted:
         families_note: str | None = "No account was given an action."
@@ -1065,7 +1081,7 @@ def build_report_data(
         has_owners=_has_owners(recommendations),
         run_notes=run_notes,
         families_note=families_note,
-        impact_note=_impact_note(summary),
+        impact_note=impact_note,
         served=_served_text(served),
     )
 

@@ -14,7 +14,7 @@ from nextmove._files import writing
 from nextmove._version import __version__
 from nextmove.decide.phrases import FSI, PDI, without_bidi_controls, without_stray_bidi_controls
 from nextmove.report.charts import BAND_COLORS, NARROW_WIDTH, Bar, Interval, bar_chart, interval_chart, usd
-from nextmove.report.data import ReportData, policy_notes
+from nextmove.report.data import ReportData, _plural, policy_notes
 
 
 def _environment() -> Environment:
@@ -163,7 +163,7 @@ def charts(data: ReportData) -> dict[str, Markup]:
     if data.bands and data.has_arr:
         out["bands"] = _bars(
             [
-                Bar(b.band, b.arr_usd, f"{usd(b.arr_usd)} · {b.accounts:,} accounts", BAND_COLORS.get(b.band))
+                Bar(b.band, b.arr_usd, f"{usd(b.arr_usd)} · {_plural(b.accounts, 'account')}", BAND_COLORS.get(b.band))
                 for b in data.bands
             ],
             "ARR by health band",
