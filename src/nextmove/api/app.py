@@ -63,6 +63,9 @@ def create_app(config: ApiConfig, *, store: Store | None = None) -> FastAPI:
         version=__version__,
         description=DESCRIPTION,
         lifespan=lifespan,
+        # A path with a trailing '/' is a 404 naming the path without it, not a redirect whose Location
+        # is built from the client's Host header.
+        redirect_slashes=False,
     )
     app.state.services = services
     install_error_handlers(app)

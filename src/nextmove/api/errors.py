@@ -229,6 +229,61 @@ def json_syntax_error(exc: RequestValidationError) -> str | None:
     return None
 
 
+MAX_JSON_DEPTH = 100
+"""JSON nested this deep is always read (the parser gives up some way past it); no request of the API needs a tenth."""
+
+
+def unreadable_body(exc: StarletteHTTPException, content_type: str | None) -> str | None:
+    """What to fix in a body the framework could not read as JSON although it parses as no error: None if not so.
+
+    The framework answers both a body nested too deep for the parser (valid JSON, a thousand levels of
+    ``[``) and one that is not UTF-8 (``charset=latin-1``) with a 400 saying only "There was an error
+    parsing the body"; the error it wraps says which.
+
+    Examples
+    --------
+    >>> try:
+    ...     raise StarletteHTTPException(400, "There was an error parsing the body") from RecursionError()
+    ... except StarletteHTTPException as exc:
+    ...     print(unreadable_body(exc, "application/json"))  # doctest: +ELLIPSIS
+    the request body's JSON nests too deep to be read: send JSON nested at most 100 levels deep ...
+    """
+    if exc.status_code != 400:
+        return None
+    cause = exc.__cause__
+    if isinstance(cause, RecursionError):
+        return (
+            f"the request body's JSON nests too deep to be read: send JSON nested at most {MAX_JSON_DEPTH} levels deep "
+            "(no request of this API needs more than a dozen; a feedback event's payload nests at most 8)"
+        )
+    if isinstance(cause, UnicodeDecodeError):
+        charset = ""
+        if content_type and "charset=" in content_type.lower():
+            declared = content_type.lower().split("charset=", 1)[1].split(";")[0].strip().strip('"')
+            if declared.replace("-", "").replace("_", "") != "utf8":
+                charset = f" (the Content-Type says charset={declared}, which the API does not read)"
+        return (
+            f"the request body is not UTF-8: byte {cause.object[cause.start : cause.start + 1]!r} at offset "
+            f"{cause.start} cannot be decoded{charset}; send the JSON encoded as UTF-8"
+        )
+    return None
+
+
+def trailing_slash_hint(request: Request) -> str | None:
+    """For a path ending in ``/`` that names no endpoint: the message naming the endpoint without it, if there is one.
+
+    No redirect is answered (its ``Location`` would be built from the client's ``Host`` header): the
+    client is told which path to call.
+    """
+    path = request.url.path.rstrip("/")
+    if not path:
+        return None
+    scope = {**request.scope, "path": path}
+    if any(route.matches(scope)[0] is not Match.NONE for route in request.app.router.routes):
+        return f"no endpoint {request.url.path}: the paths of the API end without '/': call {path}"
+    return None
+
+
 def allowed_methods(request: Request) -> list[str]:
     """The methods the request's path takes, for a 405's ``Allow`` header.
 
@@ -265,6 +320,13 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        unread = unreadable_body(exc, request.headers.get("content-type"))
+        if unread is not None:
+            return error_response(400, "bad_request", unread)
+        if exc.status_code == 404 and request.url.path.endswith("/"):
+            slash = trailing_slash_hint(request)
+            if slash is not None:
+                return error_response(404, "not_found", slash)
         code, hint = HTTP_CODES.get(exc.status_code, ("http_error", "see GET /openapi.json"))
         detail = (
             exc.detail if isinstance(exc.detail, str) and exc.detail not in ("Not Found", "Method Not Allowed") else ""

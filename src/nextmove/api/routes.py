@@ -26,6 +26,7 @@ from nextmove.api.errors import (
 from nextmove.api.feedback import check_feedback
 from nextmove.api.limits import client_of
 from nextmove.api.measures import lift_report
+from nextmove.api.names import withhold_in
 from nextmove.api.schemas import (
     MAX_ID_CHARS,
     AccountPublic,
@@ -66,7 +67,7 @@ from nextmove.engine.online import (
 )
 from nextmove.engine.online import served_run as stored_served_run
 from nextmove.engine.run_process import interrupted_run_note, require_succeeded, unpromoted_run_note
-from nextmove.errors import ConfigError, NextmoveError, NotFoundError
+from nextmove.errors import NextmoveError, NotFoundError
 from nextmove.models.health import BANDS
 from nextmove.store import AuditEntry, DecisionRecord, RecommendationRecord, RunRecord
 from nextmove.store.records import utcnow
@@ -93,7 +94,12 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     },
 }
 JSON_BODY: dict[int | str, dict[str, Any]] = {
-    415: {"model": ErrorPublic, "description": "The body is not sent as Content-Type: application/json"}
+    400: {
+        "model": ErrorPublic,
+        "description": "The body cannot be read as JSON: not valid JSON (the message says where it stops), nested "
+        "too deep, or not UTF-8",
+    },
+    415: {"model": ErrorPublic, "description": "The body is not sent as Content-Type: application/json"},
 }
 NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"model": ErrorPublic, "description": "Not found or not visible"}}
 
@@ -182,13 +188,26 @@ def _id_path(what: str, more: str = "") -> Any:
     return Path(min_length=1, max_length=MAX_ID_CHARS, description=f"The {what}'s id.{more}")
 
 
-def _clean(name: str, value: str | None) -> str | None:
+def _clean(name: str, value: str | None, where: str = "query") -> str | None:
+    """A path or query parameter's text, None if not given; a 422 naming it if it holds NUL or invalid Unicode,
+    or is blank (a blank filter would match nothing, and look like a right answer)."""
     if value is None:
         return None
     try:
-        return clean_text(value)
+        clean_text(value)
     except ValueError as exc:
-        raise ConfigError(f"{name}: {exc}") from None
+        raise _bad_parameter(where, name, str(exc)) from None
+    if not value.strip():
+        raise _bad_parameter(where, name, "must not be blank: give a value, or leave the parameter out")
+    return value
+
+
+def _bad_parameter(where: str, name: str, problem: str) -> InvalidRequestError:
+    """The 422 ``invalid_request`` of one path or query parameter, as the schema's own refusals are written."""
+    field = f"{where} parameter {name}"
+    return InvalidRequestError(
+        f"the request does not match the API: {field}: {problem}", [{"field": field, "problem": problem}]
+    )
 
 
 def _note(request: Request, kind: str, resource: str, **detail: Any) -> dict[str, Any]:
@@ -584,7 +603,7 @@ def account(
     try:
         account_id = clean_account_id(account_id)
     except ValueError as exc:
-        raise ConfigError(f"account_id: {exc}") from None
+        raise _bad_parameter("path", "account_id", str(exc)) from None
     _note(request, "read", f"account:{account_id}")
     owner = services.owner_of(account_id)
     principal.require_account(account_id, owner)
@@ -885,7 +904,9 @@ def _succeeded_run(services: Services, run_id: str, refusal: str) -> RunRecord:
 # ---- runs -------------------------------------------------------------------------------------
 
 
-def _runs_public(services: Services, runs: Sequence[RunRecord]) -> list[RunPublic]:
+def _runs_public(services: Services, runs: Sequence[RunRecord], principal: Principal) -> list[RunPublic]:
+    """The runs as ``principal`` is shown them: to a ``manager`` (or ``csm``) key, the accounts of other owners
+    that their notes (summary, progress, error) name are withheld (:func:`named_accounts_withheld`)."""
     served = services.served_run()
     served_id = None if served is None else served.run_id
     promoted = promoted_run_ids(services.store) if any(r.status == "succeeded" for r in runs) else set()
@@ -898,19 +919,41 @@ def _runs_public(services: Services, runs: Sequence[RunRecord]) -> list[RunPubli
             # A run killed outright stays "running" in the store, and one killed between its save and its
             # promotion stays succeeded and unserved: say that its process has ended.
             error = interrupted_run_note(run) or unpromoted_run_note(run, promoted=promoted, served=served)
-        out.append(
-            RunPublic.of(
-                run,
-                progress=list(progress.steps) if progress is not None else [],
-                served=served_id == run.run_id,
-                error=error,
-            )
+        public = RunPublic.of(
+            run,
+            progress=list(progress.steps) if progress is not None else [],
+            served=served_id == run.run_id,
+            error=error,
         )
+        if not principal.sees_everything:
+            shown = named_accounts_withheld(
+                services,
+                principal,
+                {"summary": public.summary, "params": public.params, "progress": public.progress, "error": error},
+            )
+            public = public.model_copy(update=shown)
+        out.append(public)
     return out
 
 
-def _run_public(services: Services, run: RunRecord) -> RunPublic:
-    return _runs_public(services, [run])[0]
+def _run_public(services: Services, run: RunRecord, principal: Principal) -> RunPublic:
+    return _runs_public(services, [run], principal)[0]
+
+
+def named_accounts_withheld(services: Services, principal: Principal, value: Any) -> Any:
+    """``value`` (JSON) as ``principal`` may be shown it: every account of another owner it names, in any of its
+    texts, replaced by a count (:func:`~nextmove.api.names.withhold_accounts`); as it is to a key that sees every
+    account.
+
+    A run's notes are written for whoever runs it: they name accounts of every owner as examples
+    (``142 accounts gone by their churn … (K00010, K00016 and 139 more)``), which a ``manager`` or
+    ``csm`` key must not be told. The accounts looked for are the server's book's and its served
+    run's (:meth:`Services.account_index`).
+    """
+    visible = comparables_visible(services, principal)
+    if visible is None:
+        return value
+    return withhold_in(value, services.account_index(), visible)
 
 
 @router.get(
@@ -933,7 +976,7 @@ def list_runs(
     principal.require("runs:read")
     _note(request, "read", "runs", limit=limit, status=status)
     runs = services.store.list_runs(limit, status=status)  # type: ignore[arg-type]
-    return RunListPublic(items=_runs_public(services, runs))
+    return RunListPublic(items=_runs_public(services, runs, principal))
 
 
 @router.get(
@@ -949,9 +992,9 @@ def get_run(
     """Roles: ``admin`` and ``manager``. A run started by this server shows its steps as they happen
     (and, until the engine has recorded it, the run as ``POST /v1/runs`` answered it)."""
     principal.require("runs:read")
-    run_id = _clean("run_id", run_id) or ""
+    run_id = _clean("run_id", run_id, "path") or ""
     _note(request, "read", f"run:{run_id}")
-    return _run_public(services, services.runs.record(run_id))
+    return _run_public(services, services.runs.record(run_id), principal)
 
 
 @router.post(
@@ -983,7 +1026,7 @@ def start_run(body: RunIn, request: Request, principal: PrincipalDep, services: 
     progress = services.runs.start(as_of=body.as_of, seed=body.seed, promote=body.promote)
     info["resource"] = f"run:{progress.run_id}"
     services.store.add_audit([_entry(request, info, 202)])
-    return _run_public(services, services.runs.record(progress.run_id, wait_s=RUN_RECORDED_WAIT_S))
+    return _run_public(services, services.runs.record(progress.run_id, wait_s=RUN_RECORDED_WAIT_S), principal)
 
 
 # ---- measurements -----------------------------------------------------------------------------
@@ -1039,7 +1082,7 @@ def lift(
         raise _no_served_run(services)
     config = services.config
     data = lift_report(services.store, config.book, config.playbook, run, allow_partial=allow_partial)
-    return ReportPublic(run_id=run.run_id, data=data)
+    return ReportPublic(run_id=run.run_id, data=named_accounts_withheld(services, principal, data))
 
 
 def _no_served_run(services: Services) -> NextmoveError:
@@ -1101,7 +1144,9 @@ def segments(request: Request, principal: PrincipalDep, services: ServicesDep) -
     _note(request, "read", "segments")
     run = services.served_run()
     data = services.segments.report(services.config.book, services.config.playbook, None if run is None else run.as_of)
-    return ReportPublic(run_id=None if run is None else run.run_id, data=data)
+    return ReportPublic(
+        run_id=None if run is None else run.run_id, data=named_accounts_withheld(services, principal, data)
+    )
 
 
 @router.get(
@@ -1116,7 +1161,13 @@ def audit(
     principal: PrincipalDep,
     services: ServicesDep,
     key_id: Annotated[str | None, Query(max_length=MAX_ID_CHARS, description="Only this key's entries.")] = None,
-    since: Annotated[UtcTime | None, Query(description="Only entries at or after this time (ISO 8601).")] = None,
+    since: Annotated[
+        UtcTime | None,
+        Query(
+            description="Only entries at or after this time: ISO 8601 text, a date (2026-01-05) or a date and time "
+            "(2026-01-05T09:30:00Z; naive means UTC), never a number."
+        ),
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE, description="At most this many (1–500).")] = 100,
 ) -> AuditPagePublic:
     """Roles: ``admin``. Every request's entry, reads included, is in the trail before its answer left."""

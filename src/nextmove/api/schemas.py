@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Annotated, Any, Final, Literal, Self
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
 from nextmove.api.errors import InvalidRequestError
 from nextmove.book.nfc import nfc
-from nextmove.book.parse import trim_text
+from nextmove.book.parse import parse_timestamp, trim_text
 from nextmove.store import DecisionRecord, FeedbackEvent, RecommendationRecord, RunRecord
 
 MAX_ID_CHARS = 200
@@ -129,6 +130,76 @@ def as_utc(value: datetime) -> datetime:
     return utc
 
 
+TIME_FORMS: Final[str] = (
+    "ISO 8601 text, as the book's times: a date (2026-01-05) or a date and time (2026-01-05T09:30:00Z, "
+    "2026-01-05 09:30); an offset written Z, +02:00, +0200, +02 or a trailing UTC, none meaning UTC"
+)
+"""The forms of time the API reads (:func:`parse_api_time`), as its error messages name them."""
+_NUMBER_TEXT = re.compile(r"\s*[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?\s*")
+_PLAIN_ISO = re.compile(r"\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d{1,6})?)?(?:[Zz]|[+-]\d{2}:\d{2})?)?")
+"""The common forms, all of them the book's too, read by Python directly: the book's parser costs half a millisecond."""
+
+
+def parse_api_time(value: Any) -> Any:
+    """A time sent to the API, read as the book reads its times (:func:`~nextmove.book.parse.parse_timestamp`).
+
+    Only ISO 8601 text is a time (:data:`TIME_FORMS`): a number, or text that is one (``"20261124"``,
+    ``"0.5"``), is refused, where pydantic would read it as seconds since 1970 and a dismissal sent
+    with ``"ts": "20261124"`` would be dated 1970-08-23. A datetime passes (a schema made in Python);
+    anything else is left to the schema to refuse.
+
+    Raises
+    ------
+    ValueError
+        Saying what was sent and which forms are read.
+
+    Examples
+    --------
+    >>> parse_api_time("2026-01-05T11:30+02").isoformat(), parse_api_time("2026-01-05 09:30 UTC").isoformat()
+    ('2026-01-05T09:30:00+00:00', '2026-01-05T09:30:00+00:00')
+    >>> parse_api_time("2026-01-05").isoformat()
+    '2026-01-05T00:00:00'
+    >>> parse_api_time("20261124")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    ValueError: '20261124' is a number, not a time (it would be read as seconds since 1970): write 2026-11-24; ...
+    """
+    if isinstance(value, datetime) or value is None:
+        return value
+    if isinstance(value, bool):
+        raise ValueError(f"{value!r} is not a time: send {TIME_FORMS}")
+    if isinstance(value, int | float):
+        raise ValueError(f"{value!r} is a number, not a time (it would be read as seconds since 1970): {_forms(value)}")
+    if not isinstance(value, str):
+        return value
+    if _NUMBER_TEXT.fullmatch(value):
+        raise ValueError(f"{value!r} is a number, not a time (it would be read as seconds since 1970): {_forms(value)}")
+    text = value.strip()
+    if _PLAIN_ISO.fullmatch(text):
+        try:
+            return datetime.fromisoformat(text[:-1] + "Z" if text.endswith("z") else text)
+        except ValueError:
+            pass  # no such date or time: the book's parser says which
+    try:
+        return parse_timestamp(text)
+    except ValueError as exc:
+        why = f"{value!r} is not a time the API reads" if str(exc) == "not an ISO 8601 time" else str(exc)
+        raise ValueError(f"{why}: send {TIME_FORMS}") from None
+
+
+def _forms(number: object) -> str:
+    """What to send instead of ``number``: its date, if it reads as one written without dashes (20261124)."""
+    digits = str(number).strip()
+    if re.fullmatch(r"\d{8}", digits):
+        try:
+            day = date(int(digits[:4]), int(digits[4:6]), int(digits[6:]))
+        except ValueError:
+            pass
+        else:
+            return f"write {day.isoformat()}; send {TIME_FORMS}"
+    return f"send {TIME_FORMS}"
+
+
 def clean_account_id(value: str) -> str:
     """An account id as the book reads it: :func:`clean_text`, without white space at either end, not blank.
 
@@ -157,7 +228,8 @@ they are (:mod:`nextmove.book.nfc`)."""
 AccountId = Annotated[str, Field(min_length=1, max_length=MAX_ID_CHARS), AfterValidator(clean_account_id)]
 """An account's id: trimmed as the book trims it (:func:`clean_account_id`)."""
 Text = Annotated[str, Field(max_length=MAX_TEXT_CHARS), AfterValidator(clean_text)]
-UtcTime = Annotated[datetime, AfterValidator(as_utc)]
+UtcTime = Annotated[datetime, BeforeValidator(parse_api_time), AfterValidator(as_utc)]
+"""A time: ISO 8601 text only (:func:`parse_api_time`), in UTC (:func:`as_utc`)."""
 Payload = Annotated[dict[str, Any], AfterValidator(clean_json)]
 
 
@@ -317,7 +389,8 @@ class FeedbackIn(_In):
     account_id: AccountId
     kind: Literal["done", "dismissed", "snoozed", "outcome"]
     ts: UtcTime | None = None
-    """When it happened (ISO 8601; naive means UTC); default: when the server receives it."""
+    """When it happened: ISO 8601 text (:data:`TIME_FORMS`; naive means UTC), never a number; default: when the
+    server receives it."""
     decision_id: Id | None = None
     """The decision (from POST /v1/decide) the event answers, if any."""
     run_id: Id | None = None
@@ -327,7 +400,7 @@ class FeedbackIn(_In):
     reason: Text | None = None
     """Why it was dismissed (required for ``dismissed``) or snoozed."""
     snoozed_until: UtcTime | None = None
-    """Until when a ``snoozed`` recommendation should stay quiet."""
+    """Until when a ``snoozed`` recommendation should stay quiet (ISO 8601 text, as ``ts``)."""
     outcome: OutcomeIn | None = None
     """What happened (required for ``outcome``)."""
     value_usd: Usd | None = None
@@ -540,7 +613,8 @@ class RunIn(_In):
     """Start a batch run over the server's book."""
 
     as_of: UtcTime | None = None
-    """Decision time (ISO 8601); default: how far the book's data reaches, rounded up to a UTC midnight."""
+    """Decision time (ISO 8601 text, as a feedback event's ``ts``); default: how far the book's data reaches,
+    rounded up to a UTC midnight."""
     seed: int = Field(default=0, ge=0, le=2**31 - 1)
     """Seed of the run."""
     promote: bool = True

@@ -21,6 +21,7 @@ from nextmove.api.decisions import DecisionQueue
 from nextmove.api.errors import NotImplementedYetError, NotReadyError
 from nextmove.api.limits import AuthFailureLimiter
 from nextmove.api.measures import SegmentCache
+from nextmove.api.names import AccountIndex
 from nextmove.book import CONTRACT, Book
 from nextmove.book.contract import FILE_SUFFIXES
 from nextmove.book.nfc import nfc_twins, twin_note, twin_of
@@ -732,6 +733,7 @@ class Services:
         self._changes_lock = threading.Lock()
         self._signal_names: frozenset[str] | None = None
         self._id_twins: dict[str, str] = {}
+        self._account_index: tuple[dict[str, str | None], str | None, AccountIndex] | None = None
         self.outcome_kinds: tuple[str, ...] = ()
         """Outcome kinds feedback may report: those the playbook's objectives measure, and the book's."""
         self._know_book(config.book)
@@ -824,6 +826,28 @@ class Services:
                 self._changes.clear()
             self._changes[run_id] = (owners, changes)
         return changes
+
+    def account_index(self) -> AccountIndex:
+        """The accounts the server knows, to find where a run's notes name one: the book's and the served run's.
+
+        Made once per book and served run (a set of their ids). The served run's accounts are read from
+        the store once (without a book, all of them; with one, those the book no longer has).
+        """
+        owners = self._owners
+        run = self.served_run()
+        run_id = None if run is None else run.run_id
+        cached = self._account_index
+        if cached is not None and cached[0] is owners and cached[1] == run_id:
+            return cached[2]
+        ids: set[str] = set(owners)
+        if run_id is not None and owners:
+            ids.update(self.owner_changes(run_id).absent)
+        elif run_id is not None:
+            for batch in self.store.recommendation_values(run_id, {"account_id": ("account_id",)}):
+                ids.update(account_id for (account_id,) in batch)
+        index = AccountIndex(ids)
+        self._account_index = (owners, run_id, index)
+        return index
 
     def owned_account_ids(self, run_id: str, owners: frozenset[str]) -> list[str] | None:
         """The accounts whose owner (:meth:`owner_of`) is one of ``owners``, among the book's and ``run_id``'s.

@@ -89,7 +89,7 @@ from nextmove.store import (
 )
 from nextmove.store.locks import AccountLocks, account_locks
 from nextmove.store.prune import refuse_pruned
-from nextmove.store.records import utcnow
+from nextmove.store.records import request_id_conflict, utcnow
 
 POLICY_MODEL_KIND: Final[str] = "policy"
 """``kind`` of the model versions that name the run the online decider serves."""
@@ -1628,6 +1628,9 @@ class OnlineDecider:
                 rid = request.request_id
                 known = None if rid is None else given.get(rid)
                 if known is not None and known.account_id == request.account_id:
+                    conflict = request_id_conflict(known, request.account_id, request.signals)
+                    if conflict is not None:  # the same account, other fresh signals: not a retry
+                        raise conflict
                     made.append(known)
                     continue
                 decision = self._decide_one(snap, view, request, key_id, now, earlier.get(view.account_id, ()))

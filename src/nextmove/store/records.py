@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Final, Literal, TypeAlias, get_args
 
-from nextmove.errors import ConfigError
+from nextmove.errors import ConfigError, ConflictError
 
 RunStatus: TypeAlias = Literal["running", "succeeded", "failed"]
 """The state of a run: ``running`` until it is finished, then ``succeeded`` or ``failed``."""
@@ -397,6 +398,42 @@ class DecisionRecord:
 
     def __post_init__(self) -> None:
         _check_propensity("DecisionRecord", self.propensity, self.account_id)
+
+
+def request_id_conflict(logged: DecisionRecord, account_id: str, signals: Mapping[str, Any]) -> ConflictError | None:
+    """Why a request for ``account_id`` with fresh ``signals`` is not a retry of the decision ``logged`` for its
+    ``request_id``; None if it is one (the same account, the same signals).
+
+    A request id is a retry only of the request it was first used for: the decision of another
+    account (another key's, perhaps) is never returned, nor is the account named; nor is a decision
+    made from other fresh signals, which a client sending new signals would take for a decision
+    made from them.
+
+    Examples
+    --------
+    >>> logged = DecisionRecord(decision_id="d1", account_id="a1", action_id="qbr", arm="model", propensity=0.9,
+    ...                         expected_value_usd=1.0, request_id="r1", context={"signals": {"nps": 4.0}})
+    >>> request_id_conflict(logged, "a1", {"nps": 4}) is None
+    True
+    >>> print(request_id_conflict(logged, "a1", {"nps": 9}))  # doctest: +ELLIPSIS
+    request_id 'r1' was already used for this account with other fresh signals (nps differ); ...
+    """
+    if logged.account_id != account_id:
+        return ConflictError(
+            f"request_id {logged.request_id!r} was already used for another request; "
+            "send a new request_id to ask for a new decision (reuse one only to retry the same request)"
+        )
+    before = logged.context.get("signals") or {}
+    now = {str(k): float(v) for k, v in signals.items()}
+    if before != now:
+        differ = sorted(k for k in before.keys() | now.keys() if before.get(k) != now.get(k))
+        shown = ", ".join(differ[:5]) + (f" and {len(differ) - 5} more" if len(differ) > 5 else "")
+        return ConflictError(
+            f"request_id {logged.request_id!r} was already used for this account with other fresh signals "
+            f"({shown} differ); send a new request_id to ask for a decision from these signals (reuse one only to "
+            "retry the same request: the same account and signals)"
+        )
+    return None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -51,6 +51,7 @@ from nextmove.store.records import (
     RecommendationRecord,
     RunRecord,
     RunStatus,
+    request_id_conflict,
     utcnow,
 )
 
@@ -1522,16 +1523,11 @@ def _insert_audit(conn: Connection, entries: Sequence[AuditEntry]) -> None:
 
 
 def _retried(logged: DecisionRecord, asked: DecisionRecord) -> DecisionRecord:
-    """The decision logged for a request id, if ``asked`` is a retry of it (same account); else a conflict.
-
-    A request id is a retry only for the account it was first used for: the decision of another
-    account (another key's, perhaps) is never returned, nor is the account named.
-    """
-    if logged.account_id != asked.account_id:
-        raise ConflictError(
-            f"request_id {asked.request_id!r} was already used for another request; "
-            "send a new request_id to ask for a new decision (reuse one only to retry the same request)"
-        )
+    """The decision logged for a request id, if ``asked`` is a retry of it (:func:`request_id_conflict`); else a
+    conflict."""
+    conflict = request_id_conflict(logged, asked.account_id, asked.context.get("signals") or {})
+    if conflict is not None:
+        raise conflict
     return logged
 
 
