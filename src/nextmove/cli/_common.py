@@ -93,6 +93,17 @@ def safe(text: object, *, lines: bool = False) -> str:
     return escape(visible(text, lines=lines))
 
 
+def plural(n: int, word: str, many: str | None = None) -> str:
+    """``n`` and ``word``, in the plural unless ``n`` is 1 (``many``: the plural, default ``word + "s"``).
+
+    Examples
+    --------
+    >>> plural(1, "action"), plural(14, "action"), plural(2, "eligibility expression")
+    ('1 action', '14 actions', '2 eligibility expressions')
+    """
+    return f"{n:,} {word}" if n == 1 else f"{n:,} {many or word + 's'}"
+
+
 def parse_as_of(text: str | None, option: str = "--as-of") -> datetime | None:
     """Parse an ``--as-of`` (or ``option``) value in the forms a book's timestamps take (naive means UTC).
 

@@ -34,6 +34,7 @@ from nextmove.cli._common import (
     output_file,
     parse_as_of,
     parse_outcomes_until,
+    plural,
     safe,
     status,
 )
@@ -108,6 +109,11 @@ def register(app: typer.Typer) -> None:
     from nextmove.cli import report as report_cli
 
     report_cli.register(app)
+
+
+def playbook_label(path: Path | None) -> str:
+    """How a message names the playbook read from ``path`` (None: the built-in default)."""
+    return str(path) if path is not None else "the built-in default playbook"
 
 
 def resolve_playbook_path(book: str, playbook: Path | None) -> Path | None:
@@ -342,10 +348,10 @@ def validate(
     errors = eligibility_errors(features, pb)
     if errors:
         for exc in errors:
-            err_console.print(f"[bold red]playbook:[/] {safe(str(exc), lines=True)}")
+            err_console.print(f"[bold red]playbook:[/] {safe(str(exc.in_file(playbook_label(pb_path))), lines=True)}")
         err_console.print(
-            f"[bold red]invalid:[/] {len(errors)} eligibility expression(s) of the playbook "
-            "do not fit this book's features"
+            f"[bold red]invalid:[/] {plural(len(errors), 'eligibility expression')} of the playbook "
+            f"{safe(playbook_label(pb_path))} {'does' if len(errors) == 1 else 'do'} not fit this book's features"
         )
         raise typer.Exit(2)
     # report.notes holds what the book lacks for the playbook (validate_book adds its fit notes)
@@ -358,7 +364,7 @@ def validate(
         console.print(f"[yellow]note:[/] {safe(note, lines=True)}")
     console.print(
         f"[bold green]valid:[/] the book meets the data contract"
-        f" (playbook: {safe(pb_path) if pb_path else 'built-in default'}, {len(pb.actions)} actions)."
+        f" (playbook: {safe(pb_path) if pb_path else 'built-in default'}, {plural(len(pb.actions), 'action')})."
     )
 
 

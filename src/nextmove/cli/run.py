@@ -36,10 +36,12 @@ from nextmove.cli.commands import (
     BookOpt,
     PlaybookOpt,
     outcome_notes,
+    playbook_label,
     print_book_notes,
     resolve_playbook_path,
 )
 from nextmove.errors import ConfigError, NotFoundError, RunFilesError
+from nextmove.playbook.expr import ExpressionError
 from nextmove.playbook.loader import load_playbook
 
 if TYPE_CHECKING:
@@ -141,7 +143,8 @@ def run_cmd(
     """
     if no_store and store is not None:
         raise ConfigError("--no-store and --store contradict each other: give one of them")
-    pb = load_playbook(resolve_playbook_path(book, playbook))
+    pb_path = resolve_playbook_path(book, playbook)
+    pb = load_playbook(pb_path)
     when = parse_as_of(as_of)
     complete = parse_outcomes_until(outcomes_until, when)
     folder = output_folder(out if out is not None else _default_out(book))  # before the long load
@@ -174,6 +177,9 @@ def run_cmd(
             extra_files=_write_report,
         )
         served = _served_line(opened, result.run_id, result.policy_version) if opened is not None else None
+    except ExpressionError as exc:
+        # An expression that does not fit the book's features: say which file to edit.
+        raise exc.in_file(playbook_label(pb_path)) from None
     except RunFilesError as exc:
         if not exc.saved:
             raise

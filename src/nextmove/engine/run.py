@@ -787,14 +787,53 @@ def zero_limits_note(
     0
     >>> print(zero_limits_note(pb, candidates(pb), ["ana"], capacity=False))  # the contact policy still applies
     limits of 0 let none of the plays they cover be recommended: the contact cap on email (max_touches = 0) blocks email
+
+    A limit that blocks some variants of an action names them: the action's other variants are still given.
+
+    >>> pb = parse_playbook('''
+    ... [objectives.retention]
+    ... outcome = "churn"
+    ... sense = "avoid"
+    ... value = "arr"
+    ... [[actions]]
+    ... id = "mailer"
+    ... name = "Mailer"
+    ... team = "marketing"
+    ... channel = "email"
+    ... objective = "retention"
+    ... cost_usd = 5
+    ... variants = [{ id = "am" }, { id = "sms", channel = "sms" }, { id = "push", channel = "push", cost_usd = 0 }]
+    ... [contact_policy]
+    ... caps = [{ channel = "sms", max_touches = 0, window_days = 7 }]
+    ... [capacity]
+    ... budget_usd_per_team = { marketing = 0 }
+    ... ''')
+    >>> print(zero_limits_note(pb, candidates(pb), ["ana"]))  # doctest: +NORMALIZE_WHITESPACE
+    limits of 0 let none of the plays they cover be recommended: budget_usd_per_team.marketing = 0 blocks mailer's
+    variants am, sms (its cost_usd), not mailer's variant push; the contact cap on sms (max_touches = 0) blocks
+    mailer's variant sms, not mailer's variants am, push
     """
 
-    def named(actions: Sequence[str]) -> str:
-        unique = list(dict.fromkeys(actions))
-        return ", ".join(unique)
+    variants: dict[str, list[str]] = {}
+    for c in cands:
+        variants.setdefault(c.action_id, []).append(c.variant or "")
 
-    def its(actions: Sequence[str], what: str) -> str:
-        return f"{'its' if len(set(actions)) == 1 else 'their'} {what}"
+    def named(blocked: Sequence[Candidate], what: str = "") -> str:
+        # An action is blocked only if every variant of it is: else the variants blocked are named, and
+        # the others said to stay open (a cap on sms blocks mailer's sms variant, not its e-mail one).
+        hit: dict[str, list[str]] = {}
+        for c in blocked:
+            hit.setdefault(c.action_id, []).append(c.variant or "")
+        words, spared = [], []
+        for action, some in hit.items():
+            rest = [v for v in variants[action] if v not in some]
+            if not rest:
+                words.append(action)
+                continue
+            words.append(f"{action}'s {_variants_text(some)}")
+            spared.append(f"{action}'s {_variants_text(rest)}")
+        why = f" ({'its' if len(words) == 1 else 'their'} {what})" if what else ""
+        return ", ".join(words) + why + ("" if not spared else ", not " + " nor ".join(spared))
 
     policy = playbook.contact_policy
     parts: list[str] = []
@@ -802,21 +841,20 @@ def zero_limits_note(
         parts.append("max_actions_per_window = 0 in [contact_policy] blocks every play for every account")
     hours = playbook.capacity.hours_per_owner_per_week if capacity else None
     owned = owners is not None and any(o is not None for o in owners)
-    if hours == 0 and owned and (acts := [c.action_id for c in cands if c.effort_hours > 0]):
+    if hours == 0 and owned and (acts := [c for c in cands if c.effort_hours > 0]):
         parts.append(
-            f"hours_per_owner_per_week = 0 blocks {named(acts)} ({its(acts, 'effort_hours')}) "
-            "for the accounts with an owner"
+            f"hours_per_owner_per_week = 0 blocks {named(acts, 'effort_hours')} for the accounts with an owner"
         )
     for team, budget in playbook.capacity.budget_usd_per_team.items() if capacity else ():
-        if budget == 0 and (acts := [c.action_id for c in cands if c.team == team and c.cost_usd > 0]):
-            parts.append(f"budget_usd_per_team.{team} = 0 blocks {named(acts)} ({its(acts, 'cost_usd')})")
+        if budget == 0 and (acts := [c for c in cands if c.team == team and c.cost_usd > 0]):
+            parts.append(f"budget_usd_per_team.{team} = 0 blocks {named(acts, 'cost_usd')}")
     for action in playbook.actions if capacity else ():
         if action.max_per_run == 0:
             parts.append(f"max_per_run = 0 blocks {action.id}")
     for cap in policy.caps:
         capped: str | None = getattr(cap.team, "value", cap.team)
         acts = [
-            c.action_id
+            c
             for c in cands
             if (capped is None or capped == c.team) and (cap.channel is None or cap.channel == c.channel)
         ]
@@ -826,6 +864,11 @@ def zero_limits_note(
     if not parts:
         return None
     return "limits of 0 let none of the plays they cover be recommended: " + "; ".join(parts)
+
+
+def _variants_text(variants: Sequence[str]) -> str:
+    """``variant sms`` or ``variants am, push``."""
+    return f"{'variant' if len(variants) == 1 else 'variants'} {', '.join(variants)}"
 
 
 def never_eligible_note(playbook: Playbook, rules: RuleCheck) -> str | None:

@@ -67,8 +67,10 @@ _NAN = float("nan")
 class ExpressionError(PlaybookError):
     """An eligibility expression that cannot be compiled; says where and why."""
 
-    def __init__(self, text: str, message: str, position: int | None, action_id: str | None) -> None:
-        who = f"action {action_id!r}: " if action_id else ""
+    def __init__(
+        self, text: str, message: str, position: int | None, action_id: str | None, *, source: str | None = None
+    ) -> None:
+        who = (f"{source}: " if source else "") + (f"action {action_id!r}: " if action_id else "")
         at = f" at position {position}" if position is not None else ""
         pointer = ""
         quoted = repr(text)
@@ -81,8 +83,14 @@ class ExpressionError(PlaybookError):
             pointer = f"\n    {text}\n    {' ' * pad}^"
         super().__init__(f"{who}eligibility {quoted}: {message}{at}{pointer}")
         self.text = text
+        self.message = message
         self.position = position
         self.action_id = action_id
+        self.source = source
+
+    def in_file(self, source: str) -> ExpressionError:
+        """This error, saying first the playbook file it comes from (``playbook.toml: action 'x': …``)."""
+        return ExpressionError(self.text, self.message, self.position, self.action_id, source=source)
 
 
 def _as_number(expr: pl.Expr) -> pl.Expr:

@@ -7,8 +7,13 @@ from typing import Any
 from pydantic import BaseModel
 
 from nextmove.playbook.expr import MAX_EXPRESSION_CHARS, MAX_EXPRESSION_DEPTH
+from nextmove.playbook.loader import allowed_range
 from nextmove.playbook.schema import (
     ID_PATTERN,
+    MAX_DAYS,
+    MAX_HOURS,
+    MAX_USD,
+    MAX_WEIGHT,
     Action,
     Capacity,
     ChannelCap,
@@ -69,14 +74,22 @@ def playbook_markdown() -> str:
         "`nextmove init DIR` writes a complete example as `DIR/book/playbook.toml`, the file a command",
         "given `--book DIR/book` reads unless `--playbook` names another; the built-in default has 14",
         "actions across customer success, sales, marketing and support. Unknown keys are errors, so a",
-        "typo never passes silently.",
+        "typo never passes silently (the message names the key it most resembles: `cooldown = 30` reads",
+        '"unknown key; did you mean cooldown_days?").',
+        "",
+        '**Numbers.** A number is written as a TOML number: `cooldown_days = 30`, not `"30"` nor `true`',
+        "(both are refused, not read as 30 or 1). Each bounded key says what it allows below: day",
+        f"counts (windows, cooldowns) are at most {MAX_DAYS:,} days (100 years), dollar amounts (costs, budgets,",
+        f"values) at most {MAX_USD:,.0f} dollars, hours at most {MAX_HOURS:,.0f}, weights at most {MAX_WEIGHT:,.0f}.",
+        "`nextmove validate` refuses a playbook beyond them (exit 2), naming the key and its range.",
         "",
         "**Ids and names.** Ids (objective ids, action and variant ids, teams, health component ids) are",
         "ASCII: a letter or `_`, then letters, digits, `_` or `-`, at most 64 characters",
         f"(`{ID_PATTERN}`): `winback_offer`, not `Rückgewinnung`. They are how touches, rules, caps",
         "and budgets name things. `name` may be any text, in any language and with any characters",
-        '(`name = "Rückgewinnungs-Angebot 🎁"`): it is what reports and evidence show. The file is read in',
-        "Unicode NFC, as a book's names are ([data-contract.md](data-contract.md)): an `outcome`, a stage of",
+        '(`name = "Rückgewinnungs-Angebot 🎁"`): it is what reports and evidence show. The file is UTF-8',
+        "(a byte order mark at its start, as some Windows editors write, is skipped), read in Unicode NFC,",
+        "as a book's names are ([data-contract.md](data-contract.md)): an `outcome`, a stage of",
         "`default_for_stages` or a signal of `[signal_roles]` written with combining accents (`u` + U+0308, as",
         "some editors write `ü`) is the book's name written with the precomposed letter.",
         "",
@@ -86,6 +99,8 @@ def playbook_markdown() -> str:
         lines += [f"## {title}", "", doc, "", "| key | default | meaning |", "| --- | --- | --- |"]
         for name, info in model.model_fields.items():
             desc = " ".join((info.description or "").split()).replace("``", "`")
+            if (allowed := allowed_range(model, name)) is not None:
+                desc += f" Allowed: {allowed}."
             lines.append(f"| `{name}` | {_default(info)} | {desc} |")
         lines.append("")
     lines += [

@@ -8,9 +8,9 @@ from __future__ import annotations
 import hashlib
 import json
 from enum import StrEnum
-from typing import Annotated, Literal, Self
+from typing import Annotated, Any, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints, model_validator
 
 from nextmove.playbook.expr import ExpressionError, compile_eligibility
 
@@ -19,9 +19,46 @@ FEATURE_WINDOWS_DAYS: tuple[int, ...] = (7, 28, 90)
 
 ID_PATTERN = r"^[A-Za-z_][A-Za-z0-9_\-]*$"
 """The pattern of every id of a playbook (docs/playbook.md states it from here)."""
-Identifier = Annotated[str, StringConstraints(pattern=ID_PATTERN, max_length=64)]
+ID_MAX_CHARS = 64
+"""The longest an id may be, in characters."""
+ID_RULE = (
+    f"an id is ASCII letters, digits, '_' and '-', starting with a letter or '_', at most {ID_MAX_CHARS} characters "
+    "(e.g. winback_offer); a display name (name = ...) may be any text"
+)
+"""What an id may contain, in words (the loader says it when an id breaks :data:`ID_PATTERN`)."""
+Identifier = Annotated[str, StringConstraints(pattern=ID_PATTERN, max_length=ID_MAX_CHARS)]
 """An id (objective, action, variant, team, health component): ASCII letters, digits, ``_`` and ``-``, starting
 with a letter or ``_``, at most 64 characters. Display names (``name``) may be any text."""
+
+# Upper bounds of the playbook's numbers. A day count becomes a date offset (beyond about 2.7 million
+# days no date exists, and a run overflowed); a dollar amount or hours are summed over the book (near
+# the largest float, sums became infinite). The bounds are far above any real playbook's numbers.
+MAX_DAYS = 36_500
+"""The longest window or cooldown, in days (100 years)."""
+MAX_WEEKS = MAX_DAYS // 7
+"""The longest span in weeks (``[health] trend_weeks``): 100 years."""
+MAX_USD = 1e12
+"""The largest dollar amount (a cost, a budget, an event's value): a trillion dollars."""
+MAX_HOURS = 1e6
+"""The largest number of hours (an action's effort, an owner's hours per week)."""
+MAX_WEIGHT = 1e6
+"""The largest weight (of an objective, of a health component)."""
+
+
+def _number(value: Any) -> Any:
+    """``value`` if it may be read as a number: TOML's ``true``/``false`` and quoted text are refused."""
+    # Pydantic's lax mode reads true as 1 and "30" as 30: a cooldown of `true` would be a 1-day cooldown.
+    if isinstance(value, bool):
+        raise ValueError(f"must be a number, not {str(value).lower()}")
+    if isinstance(value, str):
+        raise ValueError(f"must be a number, not the text {value!r}: write it without quotes")
+    return value
+
+
+Number = Annotated[float, BeforeValidator(_number)]
+"""A number of the playbook: an integer or a decimal, never a boolean or text."""
+Count = Annotated[int, BeforeValidator(_number)]
+"""A whole number of the playbook (days, touches, actions), never a boolean or text."""
 
 
 class _Strict(BaseModel):
@@ -68,9 +105,9 @@ class Objective(_Strict):
     """``achieve`` if the outcome is wanted (expansion), ``avoid`` if not (churn)."""
     value: ValueBasis = ValueBasis.FIXED
     """How an event is valued: ``arr`` (the account's ARR), ``amount`` (the outcome's value), ``fixed``."""
-    value_usd: float | None = Field(default=None, ge=0)
+    value_usd: Number | None = Field(default=None, ge=0, le=MAX_USD)
     """Dollar value of one event when ``value = "fixed"``."""
-    weight: float = Field(default=1.0, ge=0)
+    weight: Number = Field(default=1.0, ge=0, le=MAX_WEIGHT)
     """Weight of this objective in the value the run maximises (1 = count dollars as dollars)."""
     ends_account: bool | None = None
     """Whether the outcome ends the relationship (a churn, a cancellation): an account with it is gone
@@ -101,7 +138,7 @@ class Variant(_Strict):
     """Channel of this variant, if it differs from the action's."""
     send_window: str | None = None
     """When to send, e.g. ``"weekday-morning"``."""
-    cost_usd: float | None = Field(default=None, ge=0)
+    cost_usd: Number | None = Field(default=None, ge=0, le=MAX_USD)
     """Cost of this variant, if it differs from the action's."""
 
 
@@ -120,11 +157,11 @@ class Action(_Strict):
     """Id of the objective it mainly serves (a key of ``[objectives]``)."""
     channel: str = "call"
     """Channel, e.g. ``call``, ``email``, ``meeting``, ``in_app``."""
-    cost_usd: float = Field(default=0.0, ge=0)
+    cost_usd: Number = Field(default=0.0, ge=0, le=MAX_USD)
     """Direct cost in dollars each time it is done."""
-    effort_hours: float = Field(default=0.0, ge=0)
+    effort_hours: Number = Field(default=0.0, ge=0, le=MAX_HOURS)
     """Hours of the account owner's time it takes (counted against owner capacity)."""
-    cooldown_days: int = Field(default=0, ge=0)
+    cooldown_days: Count = Field(default=0, ge=0, le=MAX_DAYS)
     """Days after a touch with this action before it may be recommended again to the same account."""
     eligibility: str = ""
     """Expression over feature names that must hold, e.g. ``days_to_renewal <= 120 and arr > 10000``.
@@ -134,7 +171,7 @@ class Action(_Strict):
     spells them (case-sensitive: ``nextmove validate`` notes a stage no account has)."""
     variants: list[Variant] = Field(default_factory=list)
     """Optional variants (channel, send window); each is a separate candidate."""
-    max_per_run: int | None = Field(default=None, ge=0)
+    max_per_run: Count | None = Field(default=None, ge=0)
     """At most this many accounts get this action in one run (volume limit)."""
 
     @model_validator(mode="after")
@@ -158,18 +195,18 @@ class ChannelCap(_Strict):
     """The team capped (a team of the catalog's actions); unset: any team."""
     channel: str | None = None
     """The channel capped; unset: any channel."""
-    max_touches: int = Field(ge=0)
+    max_touches: Count = Field(ge=0)
     """At most this many touches per account within ``window_days``."""
-    window_days: int = Field(gt=0)
+    window_days: Count = Field(gt=0, le=MAX_DAYS)
     """Length of the window in days."""
 
 
 class ContactPolicy(_Strict):
     """Rules that keep teams from overwhelming an account."""
 
-    max_actions_per_window: int = Field(default=1, ge=0)
+    max_actions_per_window: Count = Field(default=1, ge=0)
     """At most this many recommended plays per account per decision window."""
-    window_days: int = Field(default=14, gt=0)
+    window_days: Count = Field(default=14, gt=0, le=MAX_DAYS)
     """Length of the decision window in days; also how long an action counts as in flight."""
     caps: list[ChannelCap] = Field(default_factory=list)
     """Caps per team and channel."""
@@ -178,9 +215,9 @@ class ContactPolicy(_Strict):
 class Capacity(_Strict):
     """Limits on what the whole book may be given in one decision window."""
 
-    hours_per_owner_per_week: float | None = Field(default=None, ge=0)
+    hours_per_owner_per_week: Number | None = Field(default=None, ge=0, le=MAX_HOURS)
     """Hours each account owner can spend on recommended actions per week; unset: unlimited."""
-    budget_usd_per_team: dict[Identifier, Annotated[float, Field(ge=0)]] = Field(default_factory=dict)
+    budget_usd_per_team: dict[Identifier, Annotated[Number, Field(ge=0, le=MAX_USD)]] = Field(default_factory=dict)
     """Dollar budget per team (a team of the catalog's actions) per decision window."""
 
 
@@ -190,10 +227,10 @@ class Exploration(_Strict):
     method: Literal["thompson", "epsilon", "none"] = "thompson"
     """How an exploring account picks among its allowed options: ``thompson``, by sampling values from
     their intervals; ``epsilon``, uniformly at random; ``none``: no account explores (``epsilon`` is ignored)."""
-    epsilon: float = Field(default=0.05, ge=0, le=1)
+    epsilon: Number = Field(default=0.05, ge=0, le=1)
     """Share of accounts (outside control) that explore each run, and of online decisions (``POST /v1/decide``)
     outside control, under ``thompson`` and ``epsilon`` alike; ``method`` says how they pick."""
-    seed: int = 0
+    seed: Count = 0
     """Seed of the exploration and control assignment, so runs are reproducible."""
 
 
@@ -247,9 +284,9 @@ class Measure(_Strict):
     """Plain words for the measure in explanations; default: derived from the feature name."""
     scale: Literal["rank", "linear"] = "rank"
     """``rank``: the account's percentile in the book at fit time; ``linear``: ``low`` → 0, ``high`` → 100."""
-    low: float | None = None
+    low: Number | None = None
     """With ``scale = "linear"``: the value that scores 0 (100 if ``direction = "lower"``)."""
-    high: float | None = None
+    high: Number | None = None
     """With ``scale = "linear"``: the value that scores 100 (0 if ``direction = "lower"``)."""
 
     @model_validator(mode="after")
@@ -264,7 +301,7 @@ class HealthComponent(_Strict):
 
     name: str = ""
     """Display name; default: the component's id."""
-    weight: float = Field(ge=0)
+    weight: Number = Field(ge=0, le=MAX_WEIGHT)
     """Weight of the component in the score (weights are normalised to sum to 100)."""
     measures: list[Measure] = Field(min_length=1)
     """The measures averaged into this component."""
@@ -275,22 +312,22 @@ class Health(_Strict):
 
     components: dict[Identifier, HealthComponent] = Field(default_factory=dict)
     """Explicit components. Empty: built from ``[signal_roles]`` with ``default_weights``."""
-    default_weights: dict[str, float] = Field(
+    default_weights: dict[str, Annotated[Number, Field(ge=0, le=MAX_WEIGHT)]] = Field(
         default_factory=lambda: {"usage": 35.0, "engagement": 25.0, "sentiment": 20.0, "business_value": 20.0}
     )
     """Weights of the components built from signal roles (usage, engagement, sentiment, business_value)."""
-    window_days: int = Field(default=28, gt=0)
+    window_days: Count = Field(default=28, gt=0, le=MAX_DAYS)
     """Feature window the built components read: one of the feature windows, 7, 28 or 90 (another is refused,
     since the features it would read do not exist)."""
-    trend_weeks: int = Field(default=6, gt=0)
+    trend_weeks: Count = Field(default=6, gt=0, le=MAX_WEEKS)
     """The score's trend compares it with the score this many weeks earlier."""
-    stable_points: float = Field(default=3.0, ge=0)
+    stable_points: Number = Field(default=3.0, ge=0)
     """A change smaller than this many points reads as stable."""
-    band_cutoffs: tuple[int, int] | None = None
+    band_cutoffs: tuple[Count, Count] | None = None
     """Fixed band cut-offs on the rounded score, ``[critical_max, at_risk_max]``: ``[30, 70]`` bands 0–30 Critical,
     31–70 At risk, 71–100 Healthy. Unset: learned from the book's history of the terminal outcome (churn) by
     ``band_risk_ratios``, or 30 and 70 where the history cannot anchor them (see docs/models.md)."""
-    band_risk_ratios: tuple[float, float] = (2.0, 1.0)
+    band_risk_ratios: tuple[Number, Number] = (2.0, 1.0)
     """Learned bands: Critical where the score's risk of the terminal outcome is at least the first multiple of the
     book's average risk, At risk where it is at least the second, Healthy below it."""
 
@@ -324,7 +361,7 @@ class Playbook(_Strict):
 
     name: str = "playbook"
     """Name of this playbook, shown in reports."""
-    horizon_days: int = Field(default=90, gt=0, le=730)
+    horizon_days: Count = Field(default=90, gt=0, le=730)
     """Days after a decision within which outcomes count for it."""
     objectives: dict[Identifier, Objective]
     """The objectives, by id."""
@@ -334,7 +371,7 @@ class Playbook(_Strict):
     """Contact policy."""
     capacity: Capacity = Field(default_factory=Capacity)
     """Capacities."""
-    control_fraction: float = Field(default=0.1, ge=0, lt=1)
+    control_fraction: Number = Field(default=0.1, ge=0, lt=1)
     """Share of accounts held out as a control cohort that follows the lifecycle default."""
     exploration: Exploration = Field(default_factory=Exploration)
     """Exploration settings."""
