@@ -8,11 +8,12 @@ from __future__ import annotations
 import hashlib
 import json
 from enum import StrEnum
-from typing import Annotated, Literal, Self
+from typing import Annotated, Any, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
 
 from nextmove.playbook.expr import ExpressionError, compile_eligibility
+from nextmove.playbook.money import DEFAULT_CURRENCY, currency_code
 
 FEATURE_WINDOWS_DAYS: tuple[int, ...] = (7, 28, 90)
 """The windows, in days, of the signal features (``{signal}_mean_28d`` …); ``[health] window_days`` is one of them."""
@@ -28,6 +29,17 @@ class _Strict(BaseModel):
     # No infinite or NaN number anywhere: an infinite cost or weight would pass every ``≥ 0`` and
     # then turn the decision's arithmetic into NaN.
     model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True, frozen=True, allow_inf_nan=False)
+
+    def __setstate__(self, state: dict[Any, Any]) -> None:
+        # A playbook pickled (with a stored effect model) before a field with a default was added
+        # (``currency``) lacks it, and reading it raised AttributeError: the default stands in, as
+        # content_hash leaves defaults out and so takes the two for one playbook.
+        values = state.get("__dict__")
+        if isinstance(values, dict):
+            for name, info in type(self).model_fields.items():
+                if name not in values and not info.is_required():
+                    values[name] = info.get_default(call_default_factory=True)
+        super().__setstate__(state)
 
 
 class Team(StrEnum):
@@ -47,18 +59,18 @@ class Sense(StrEnum):
 
 
 class ValueBasis(StrEnum):
-    """How one outcome event of an objective is worth dollars."""
+    """How one outcome event of an objective is worth money (in the playbook's ``currency``)."""
 
     ARR = "arr"
     """The account's ARR is at stake per event (e.g. retention: ARR kept when churn is avoided)."""
     AMOUNT = "amount"
-    """The outcome row's ``value`` column is the dollar amount (e.g. expansion: ARR added)."""
+    """The outcome row's ``value`` column is the amount (e.g. expansion: ARR added)."""
     FIXED = "fixed"
-    """Each event is worth ``value_usd`` dollars (e.g. an advocacy event)."""
+    """Each event is worth ``value_usd`` (e.g. an advocacy event)."""
 
 
 class Objective(_Strict):
-    """A business goal, measured by one outcome kind and worth dollars."""
+    """A business goal, measured by one outcome kind and worth money."""
 
     name: str = ""
     """Display name; defaults to the objective's id."""
@@ -69,9 +81,10 @@ class Objective(_Strict):
     value: ValueBasis = ValueBasis.FIXED
     """How an event is valued: ``arr`` (the account's ARR), ``amount`` (the outcome's value), ``fixed``."""
     value_usd: float | None = Field(default=None, ge=0)
-    """Dollar value of one event when ``value = "fixed"``."""
+    """Value of one event when ``value = "fixed"``, in the playbook's ``currency`` (the key keeps its ``_usd``
+    suffix whatever the currency)."""
     weight: float = Field(default=1.0, ge=0)
-    """Weight of this objective in the value the run maximises (1 = count dollars as dollars)."""
+    """Weight of this objective in the value the run maximises (1 = count its money at face value)."""
     ends_account: bool | None = None
     """Whether the outcome ends the relationship (a churn, a cancellation): an account with it is gone
     from then on, and nothing is recommended for it, until a later start in the accounts table (a
@@ -88,7 +101,7 @@ class Objective(_Strict):
     @model_validator(mode="after")
     def _fixed_needs_value(self) -> Self:
         if self.value is ValueBasis.FIXED and self.value_usd is None:
-            raise ValueError('value = "fixed" needs value_usd, the dollar value of one event')
+            raise ValueError('value = "fixed" needs value_usd, the value of one event (in the playbook\'s currency)')
         return self
 
 
@@ -121,7 +134,7 @@ class Action(_Strict):
     channel: str = "call"
     """Channel, e.g. ``call``, ``email``, ``meeting``, ``in_app``."""
     cost_usd: float = Field(default=0.0, ge=0)
-    """Direct cost in dollars each time it is done."""
+    """Direct cost each time it is done, in the playbook's ``currency``."""
     effort_hours: float = Field(default=0.0, ge=0)
     """Hours of the account owner's time it takes (counted against owner capacity)."""
     cooldown_days: int = Field(default=0, ge=0)
@@ -181,7 +194,7 @@ class Capacity(_Strict):
     hours_per_owner_per_week: float | None = Field(default=None, ge=0)
     """Hours each account owner can spend on recommended actions per week; unset: unlimited."""
     budget_usd_per_team: dict[Identifier, Annotated[float, Field(ge=0)]] = Field(default_factory=dict)
-    """Dollar budget per team (a team of the catalog's actions) per decision window."""
+    """Budget per team (a team of the catalog's actions) per decision window, in the playbook's ``currency``."""
 
 
 class Exploration(_Strict):
@@ -324,6 +337,12 @@ class Playbook(_Strict):
 
     name: str = "playbook"
     """Name of this playbook, shown in reports."""
+    currency: str = DEFAULT_CURRENCY
+    """The ISO 4217 code of the book's money (``EUR``, ``JPY``, ``CHF`` …; any case, read upper-case): ARR, the
+    outcomes' ``value``, ``value_usd``, ``cost_usd`` and the budgets are amounts in it. Receipts, reports and the CLI
+    write amounts with its symbol where one is common (``€1,235``, ``-€40``), else with the code (``CHF 1,235``),
+    never with cents for a currency without minor units (0.86 yen is ``¥1``); see "Money" above. Keys and columns
+    keep their ``_usd`` suffix whatever the currency."""
     horizon_days: int = Field(default=90, gt=0, le=730)
     """Days after a decision within which outcomes count for it."""
     objectives: dict[Identifier, Objective]
@@ -348,6 +367,11 @@ class Playbook(_Strict):
     book has is ignored, with a note, as in ``[signal_roles]``."""
     health: Health = Field(default_factory=Health)
     """The health scorecard."""
+
+    @field_validator("currency", mode="before")
+    @classmethod
+    def _currency_code(cls, value: object) -> str:
+        return currency_code(value)
 
     @model_validator(mode="after")
     def _check_refs(self) -> Self:
