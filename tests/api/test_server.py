@@ -483,7 +483,7 @@ def test_feedback_refuses_an_absurd_value_usd_naming_the_field(served: Served) -
         assert response.status_code == 422, response.text
         (problem,) = response.json()["problems"]
         assert problem["field"] == "events.0.value_usd"
-        assert "beyond ±1e+12 USD" in problem["problem"]
+        assert "beyond ±1e+12: send the amount" in problem["problem"]
     assert accepted.status_code == 200, accepted.text
     assert accepted.json()["stored"] == 1
 

@@ -12,10 +12,10 @@ import pytest
 from tests.api.conftest import Served, Server, make_keys
 
 from nextmove.book.validate import load_book
-from nextmove.decide.phrases import usd_text
 from nextmove.engine.online import promote_run
 from nextmove.engine.run import EFFECT_MODEL_KIND, run
 from nextmove.playbook.loader import load_playbook
+from nextmove.playbook.money import money_text
 from nextmove.store import open_store
 from nextmove.testing import write_subscription_book
 
@@ -146,4 +146,6 @@ def test_online_receipts_write_dollars_as_the_runs_do(subs: Served) -> None:
         assert all(x == round(x, 2) for x in numbers), decision
         assert "$-" not in evidence["summary"]
     for decision in acting:
-        assert f"projected {usd_text(decision['evidence']['value_usd'])} over" in decision["evidence"]["summary"]
+        assert (
+            f"projected {money_text(decision['evidence']['value_usd'], 'USD')} over" in decision["evidence"]["summary"]
+        )

@@ -555,3 +555,19 @@ def test_cli_and_api_lift_count_overlapping_runs_of_a_book_whose_playbook_was_ed
         run = opened.get_run("w02-run")
         data = lift_report(opened, load_book(str(final), playbook=playbook), playbook, run, allow_partial=False)
     assert any(note.startswith(said) for note in data["notes"])
+
+
+def test_cli_lift_of_a_book_in_euros_writes_euros(measured: Measured, tmp_path: Path) -> None:
+    # The playbook's currency names every amount of the tables: "€ / account", "+€12", never "$".
+    book = tmp_path / "euro"
+    book.mkdir()
+    for table in ("accounts", "signals", "touches", "outcomes"):
+        (book / f"{table}.parquet").write_bytes((measured.book / f"{table}.parquet").read_bytes())
+    text = (measured.book / "playbook.toml").read_text(encoding="utf-8")
+    (book / "playbook.toml").write_text('currency = "EUR"\n' + text, encoding="utf-8")
+    result = runner.invoke(app, ["lift", "--book", str(book), "--store", measured.store, "--run", "lab-run"])
+    assert result.exit_code == 0, result.output
+    shown = " ".join(result.output.split())
+    assert "$" not in shown
+    assert "€ / account" in shown
+    assert re.search(r"[+-]€[\d,.]+", shown)

@@ -11,7 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from nextmove.cli import app
-from nextmove.decide.phrases import usd_text
+from nextmove.playbook.money import money_text
 from nextmove.sim import SimConfig, simulate, write_book
 from nextmove.store import open_store
 
@@ -51,7 +51,7 @@ def test_run_cli_writes_outputs_prints_the_summary_and_saves_the_run(book_dir: P
     assert "Recommended action distribution" in text
     assert "Lab:" in text
     assert "regret" in text
-    assert "$-" not in text  # negative dollars read -$545, as usd_text writes them
+    assert "$-" not in text  # negative dollars read -$545, as money_text writes them
     receipts = pl.read_parquet(out / "recommendations.parquet", columns=["evidence", "alternatives"])
     for column in receipts.iter_columns():
         assert not any(re.search(r":-0\.0[,}]", text) for text in column)  # no rounded -0.0 in the receipts
@@ -75,7 +75,8 @@ def test_run_cli_writes_outputs_prints_the_summary_and_saves_the_run(book_dir: P
     )
     assert said in text
     impact = summary["projected_impact_usd"]
-    assert f"(per-account 90% intervals summed: {usd_text(impact['low'])} to {usd_text(impact['high'])})." in text
+    low, high = money_text(impact["low"], "USD"), money_text(impact["high"], "USD")
+    assert f"(per-account 90% intervals summed: {low} to {high})." in text
     assert summary["regret"]["oracle_value_usd"] >= summary["regret"]["model_value_usd"]
     with open_store(f"sqlite:///{db}") as store:
         run = store.latest_run(status="succeeded")

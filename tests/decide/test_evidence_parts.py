@@ -18,14 +18,14 @@ from nextmove.decide.phrases import (
     feature_phrase,
     feature_wording,
     format_fixed,
+    format_money,
     format_number,
     format_percent,
-    format_usd,
     render_phrases,
-    usd_text,
     wording_table,
 )
 from nextmove.errors import ConfigError
+from nextmove.playbook.money import money_text
 
 
 def test_feature_phrase_common_features() -> None:
@@ -310,13 +310,13 @@ def test_number_formats_match_python() -> None:
     frame = pl.DataFrame({"x": xs}).select(
         format_fixed(pl.col("x"), 2).alias("fixed"),
         format_number(pl.col("x")).alias("number"),
-        format_usd(pl.col("x")).alias("usd"),
+        format_money(pl.col("x"), "USD").alias("usd"),
         format_percent(pl.col("x") / 1000).alias("pct"),
     )
     assert frame.get_column("fixed").to_list() == [f"{x:,.2f}" for x in xs]
     assert frame.get_column("usd").to_list()[:6] == ["$0", "$1", "$999", "$1,000", "$123,456,789", "-$5.25"]
     # The expression and the scalar form write dollars alike.
-    assert frame.get_column("usd").to_list() == [usd_text(x) for x in xs]
+    assert frame.get_column("usd").to_list() == [money_text(x, "USD") for x in xs]
     assert frame.get_column("number").to_list() == [
         "0",
         "1",

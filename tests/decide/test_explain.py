@@ -27,7 +27,6 @@ from nextmove.decide.explain import (
     receipt_text,
 )
 from nextmove.decide.explore import assign_control, stable_uniform
-from nextmove.decide.phrases import usd_text
 from nextmove.decide.policy import decide
 from nextmove.decide.rules import Why, check_rules
 from nextmove.errors import ConfigError
@@ -35,6 +34,7 @@ from nextmove.features import FeatureVocabulary, build_training_set, compute_fea
 from nextmove.models.effect import ARM_SEPARATOR, EffectModel, EffectProjection
 from nextmove.playbook import Action, Objective, Playbook
 from nextmove.playbook.loader import load_playbook, parse_playbook
+from nextmove.playbook.money import money_text
 from nextmove.sim import SimConfig, simulate
 
 FAST = {"n_folds": 2, "n_estimators": 30, "num_leaves": 7, "min_child_samples": 30, "n_draws": 60}
@@ -1530,7 +1530,7 @@ def test_explain_an_exploring_account_s_default_worth_less_is_not_set_aside_to_e
     assert set(drawn.get_column("action_id")) == {"call", "none"}  # the draw took the model's pick, or nothing
     out = explain_decisions(features, projection, frame, decisions.lost(playbook), playbook, top_signals=0)
     receipts = out.join(drawn.select("account_id", "action_id"), on="account_id", how="inner")
-    worth = usd_text(email - 1)  # the email variant costs the action's $1
+    worth = money_text(email - 1, "USD")  # the email variant costs the action's $1
     for action_id, evidence in receipts.select("action_id", "evidence").iter_rows():
         said = parse_evidence(evidence).default_why
         assert "set aside to explore" not in said
@@ -1633,3 +1633,70 @@ def test_explain_in_chunks_to_a_sink_gives_the_receipts_of_one_piece(lab: Case) 
     assert asked[0] == (0, 37)
     assert asked[-1][1] == lab.decisions.height
     assert chunked.equals(lab.receipts)
+
+
+def _explained_in(case: Case, currency: str) -> pl.DataFrame:
+    """The case's receipts again, under its playbook with another ``currency``."""
+    playbook = case.playbook.model_copy(update={"currency": currency})
+    return explain_decisions(
+        case.snapshot,
+        case.projection,
+        case.decisions,
+        case.lost,
+        playbook,
+        model=case.model,
+        history=case.history,
+        outcomes=case.outcomes,
+        previous=case.previous,
+    )
+
+
+def _sentences(receipts: pl.DataFrame) -> list[str]:
+    """Every sentence of the receipts: summaries, default_why, signals, comparables' outcomes, runner-ups' reasons."""
+    out: list[str] = []
+    for evidence, alternatives in receipts.select("evidence", "alternatives").iter_rows():
+        e, alts = json.loads(evidence), json.loads(alternatives)
+        out += [e["summary"], e["default_why"], *(s["text"] for s in e["signals"])]
+        out += [c["outcome"] for c in e["comparables"]] + [a["reason"] for a in alts]
+    return out
+
+
+def test_explain_writes_the_playbook_s_currency_in_every_sentence(lab: Case) -> None:
+    usd = lab.receipts
+    eur = _explained_in(lab, "EUR")
+    sentences = _sentences(eur)
+    assert all("$" not in s for s in sentences)
+    assert sum("€" in s for s in sentences) > 100
+    assert any(re.search(r"-€\d", s) for s in sentences)  # the sign before the symbol, as in "-$40"
+    assert any(re.search(r"ARR €[\d,]+", s) for s in sentences)  # the book's ARR, as a signal cites it
+    # Only the symbol changes: the same amounts, rounded alike, and the same JSON otherwise.
+    for column in ("evidence", "alternatives", "summary"):
+        assert eur.get_column(column).to_list() == [t.replace("$", "€") for t in usd.get_column(column).to_list()]
+    # receipt_text writes the stored receipt's amounts in the playbook's currency, or the one it is given.
+    euro_playbook = lab.playbook.model_copy(update={"currency": "EUR"})
+    valued = 0
+    for evidence, alternatives in eur.select("evidence", "alternatives").head(60).iter_rows():
+        e, alts = json.loads(evidence), json.loads(alternatives)
+        text = receipt_text(e, alts, playbook=euro_playbook)
+        assert "$" not in text
+        assert "$" not in receipt_text(e, alts, currency="EUR")
+        if e["value_usd"] is not None:
+            value = next(line for line in text.splitlines() if line.startswith("Value: "))
+            assert value.startswith(("Value: €", "Value: -€")), value
+            # Without a playbook or a currency, the text's own amounts are dollars, as before.
+            assert "Value: $" in receipt_text(e, alts) or "Value: -$" in receipt_text(e, alts)
+            valued += 1
+    assert valued > 10
+
+
+def test_explain_writes_yen_without_cents_and_other_codes_before_the_amount(lab: Case) -> None:
+    yen = _sentences(_explained_in(lab, "JPY"))
+    assert all("$" not in s for s in yen)
+    assert sum("¥" in s for s in yen) > 100
+    assert not any(re.search(r"¥[\d,]+\.\d", s) for s in yen), [s for s in yen if re.search(r"¥[\d,]+\.\d", s)][:3]
+    # The dollar receipts had cents below 10: the same amounts in yen are whole.
+    assert any(re.search(r"\$\d\.\d\d", s) for s in _sentences(lab.receipts))
+    francs = _sentences(_explained_in(lab, "CHF"))
+    assert all("$" not in s for s in francs)
+    assert any(re.search(r"worth CHF [\d,.]+", s) for s in francs)
+    assert any(re.search(r"-CHF \d", s) for s in francs)

@@ -87,7 +87,7 @@ def test_playbook_limits_take_the_longest_day_count_and_a_date_holds_it(
 )
 def test_playbook_limits_refuse_dollar_amounts_whose_sums_overflow(where: str, text: str) -> None:
     # cost_usd = 1e308 passed, and the run's summary said the spend was -inf.
-    assert f"{where}: must be from 0 to {MAX_USD:,.0f} dollars; got 1e+308" in _error(text)
+    assert f"{where}: must be from 0 to {MAX_USD:,.0f} (in the playbook's currency); got 1e+308" in _error(text)
     ok = text.replace("1e308", f"{MAX_USD:.0f}")
     parse_playbook(ok)
 

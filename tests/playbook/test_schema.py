@@ -102,7 +102,8 @@ def test_parse_playbook_bad_toml_names_source() -> None:
         (('value = "arr"', 'value = "arr"\nweight = inf'), "objectives.retention.weight: Input should be a finite"),
         (
             ('objective = "retention"', 'objective = "retention"\n[capacity]\nbudget_usd_per_team = { cs = -1500 }'),
-            "capacity.budget_usd_per_team.cs: must be from 0 to 1,000,000,000,000 dollars; got -1,500",
+            "capacity.budget_usd_per_team.cs: must be from 0 to 1,000,000,000,000 (in the playbook's currency); "
+            "got -1,500",
         ),
         (
             ('objective = "retention"', 'objective = "retention"\n[capacity]\nbudget_usd_per_team = { cs = nan }'),

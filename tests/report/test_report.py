@@ -141,7 +141,11 @@ def test_large_runs_embed_only_the_largest_values(monkeypatch: pytest.MonkeyPatc
 
 
 def test_health_bands_are_drawn_green_amber_red_and_small_dollars_keep_their_cents() -> None:
-    from nextmove.report.charts import BAND_COLORS, usd
+    from nextmove.report.charts import BAND_COLORS, money_short
+
+    def usd(x: float) -> str:
+        return money_short(x, "USD")
+
     from nextmove.report.render import charts
 
     summary, recs = make_run()
@@ -153,8 +157,11 @@ def test_health_bands_are_drawn_green_amber_red_and_small_dollars_keep_their_cen
 
 
 def test_short_dollars_keep_a_decimal_below_ten_thousand_and_intervals_read_low_to_high() -> None:
-    from nextmove.report.charts import usd
+    from nextmove.report.charts import money_short
     from nextmove.report.render import charts
+
+    def usd(x: float) -> str:
+        return money_short(x, "USD")
 
     assert (usd(1_804), usd(-1_026), usd(2_500_000), usd(12_400), usd(-340_000)) == (
         "$1.8k",
@@ -170,7 +177,7 @@ def test_short_dollars_keep_a_decimal_below_ten_thousand_and_intervals_read_low_
     summary["policy_values"][0].update(estimate=-1.5, low=-3.0, high=0.5)
     svg = str(charts(build_report_data(summary, recs))["impact"])
     assert "$157 (-$1.0k to $1.8k)" in svg
-    # One minus sign on the whole page: usd_text's "-$".
+    # One minus sign on the whole page: money_text's "-$".
     assert "−" not in render_report(build_report_data(summary, recs))
 
 
@@ -843,7 +850,7 @@ def test_report_of_a_run_that_projects_nothing_says_so_instead_of_drawing_a_char
     zeros["impact_by_objective"] = [{"objective": "churn", "label": "Retention", "value_usd": 0.0, "low": 0, "high": 0}]
     data = build_report_data(zeros, recs)
     assert data.impact == []
-    assert data.impact_note == "This run projects no impact: every objective's figure and interval is $0."
+    assert data.impact_note == "This run projects no impact: every objective's figure and interval is zero."
     # A run that projects something keeps its chart, table and note.
     summary, recs = make_run(20)
     data = build_report_data(summary, recs)

@@ -10,7 +10,7 @@ import polars as pl
 import pytest
 from tests.report.test_report import make_run
 
-from nextmove.decide.phrases import usd_text
+from nextmove.playbook.money import money_text
 from nextmove.report import build_report_data, write_report
 
 
@@ -63,8 +63,10 @@ def test_report_page_loads_draws_and_searches(browser: Any, tmp_path: Path, arti
     page.close()
 
 
-def test_report_table_values_are_written_as_usd_text(browser: Any, tmp_path: Path) -> None:
-    values = [8.56, 0.04, -0.39, 5.0, -5.0, 0.125, 9.996, -0.004, 12.5, 1234.5, -40.0, 9.99]
+@pytest.mark.parametrize("currency", ["USD", "EUR", "JPY", "CHF"])
+def test_report_table_values_are_written_as_money_text(browser: Any, tmp_path: Path, currency: str) -> None:
+    # The page's script writes the table's amounts in the run's currency, as the rest of the page does.
+    values = [8.56, 0.04, -0.39, 5.0, -5.0, 0.125, 9.996, -0.004, 12.5, 1234.5, -40.0, 9.99, -0.6]
     recs = pl.DataFrame(
         {
             "account_id": [f"acct-{i:02d}" for i in range(len(values))],
@@ -72,14 +74,17 @@ def test_report_table_values_are_written_as_usd_text(browser: Any, tmp_path: Pat
             "expected_value_usd": values,
         }
     )
-    path = write_report(build_report_data({"accounts": len(values), "actions": 1}, recs), tmp_path / "report.html")
+    summary = {"accounts": len(values), "actions": 1, "currency": currency}
+    path = write_report(build_report_data(summary, recs), tmp_path / "report.html")
     page, errors, _ = open_report(browser, path)
     shown = {}
     value = page.locator("#accounts thead th").all_inner_texts().index("Value")
     for row in page.locator("#accounts tbody tr").all():
         cells = row.locator("td").all_inner_texts()
         shown[cells[0]] = cells[value]
-    assert shown == {f"acct-{i:02d}": usd_text(v) for i, v in enumerate(values)}
+    assert shown == {f"acct-{i:02d}": money_text(v, currency) for i, v in enumerate(values)}
+    if currency != "USD":
+        assert not any("$" in text for text in shown.values())
     assert errors == []
     page.close()
 

@@ -22,7 +22,8 @@ MAX_BATCH_ACCOUNTS = 100
 MAX_FEEDBACK_EVENTS = 1000
 MAX_PAYLOAD_DEPTH = 8
 MAX_VALUE_USD = 1e12
-"""The largest ``value_usd`` (either sign) an outcome event may attribute to a decision: a trillion dollars."""
+"""The largest ``value_usd`` (either sign) an outcome event may attribute to a decision: a trillion (of the playbook's
+currency)."""
 
 
 def clean_text(value: str) -> str:
@@ -234,21 +235,21 @@ Payload = Annotated[dict[str, Any], AfterValidator(clean_json)]
 
 
 def sane_usd(value: float) -> float:
-    """Refuse dollars beyond ±:data:`MAX_VALUE_USD`: no outcome is worth that, and the learner's sums would overflow.
+    """Refuse amounts beyond ±:data:`MAX_VALUE_USD`: no outcome is worth that, and the learner's sums would overflow.
 
     Examples
     --------
     >>> sane_usd(-2500.0)
     -2500.0
-    >>> sane_usd(1e300)
+    >>> sane_usd(1e300)  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
-    ValueError: 1e+300 is beyond ±1e+12 USD: send the dollars the outcome brought or cost, relative to doing nothing
+    ValueError: 1e+300 is beyond ±1e+12: send the amount the outcome brought or cost (in the playbook's currency), ...
     """
     if abs(value) > MAX_VALUE_USD:
         raise ValueError(
-            f"{value:g} is beyond ±{MAX_VALUE_USD:g} USD: send the dollars the outcome brought or cost, "
-            "relative to doing nothing"
+            f"{value:g} is beyond ±{MAX_VALUE_USD:g}: send the amount the outcome brought or cost (in the playbook's "
+            "currency), relative to doing nothing"
         )
     return value
 
@@ -378,7 +379,7 @@ class OutcomeIn(_In):
     kind: Name
     """The outcome kind: one an objective of the playbook measures, or one of the book's ``outcomes.kind``."""
     value: float | None = None
-    """The outcome's own value, if any, as the book's ``outcomes.value`` has it (e.g. the dollars it brought)."""
+    """The outcome's own value, if any, as the book's ``outcomes.value`` has it (e.g. the amount it brought)."""
 
 
 class FeedbackIn(_In):
@@ -404,9 +405,9 @@ class FeedbackIn(_In):
     outcome: OutcomeIn | None = None
     """What happened (required for ``outcome``)."""
     value_usd: Usd | None = None
-    """For ``outcome``: the dollars you attribute to the decision (relative to doing nothing), at most 1e12
-    either way; with ``decision_id``, it moves the online correction of the decision's action, unless the
-    event is dated before the decision."""
+    """For ``outcome``: the amount you attribute to the decision (relative to doing nothing), in the playbook's
+    ``currency`` (the key keeps its ``_usd`` suffix whatever it is), at most 1e12 either way; with ``decision_id``,
+    it moves the online correction of the decision's action, unless the event is dated before the decision."""
     payload: Payload = Field(default_factory=dict)
     """Anything else worth keeping (JSON object)."""
 

@@ -106,7 +106,7 @@ ACCOUNTS = TableSpec(
         ColumnSpec("segment", S, False, "Commercial segment or tier (e.g. SMB, Enterprise)."),
         ColumnSpec("industry", S, False, "Industry."),
         ColumnSpec("lifecycle_stage", S, False, "Stage in the customer journey (onboarding, adoption, …)."),
-        ColumnSpec("arr", F, False, "Annual recurring revenue in dollars.", nonnegative=True),
+        ColumnSpec("arr", F, False, "Annual recurring revenue, in the playbook's currency.", nonnegative=True),
         ColumnSpec(
             "contract_start",
             T,
@@ -196,7 +196,9 @@ OUTCOMES = TableSpec(
             "churn, renewal, expansion, contraction, advocacy, recovery, or your own.",
         ),
         ColumnSpec("outcome_id", S, False, "Unique id of the outcome.", identifier=True),
-        ColumnSpec("value", F, False, "Size of the outcome, e.g. the ARR delta; 1 for an event."),
+        ColumnSpec(
+            "value", F, False, "Size of the outcome, e.g. the ARR delta (in the playbook's currency); 1 for an event."
+        ),
         ColumnSpec(
             "touch_id",
             S,
@@ -282,6 +284,12 @@ def contract_markdown() -> str:
         "`nextmove validate` notes, as they print alike in every report.",
         "",
         f"A logged decision to do nothing is a touch with `action_id` `{NO_ACTION}`.",
+        "",
+        "Amounts (`arr`, an outcome's `value`) are in one currency, the playbook's `currency` (default USD;",
+        "[playbook.md](playbook.md)); nothing is converted. The outputs write them in it (`€1,235`), and",
+        "the names of their columns and keys keep the `_usd` suffix whatever the currency",
+        "(`expected_value_usd`, `value_usd`, `arr_at_risk_usd`), for compatibility with stored runs and",
+        "the API.",
         "",
         "An account is gone after an outcome of a kind that ends accounts (a churn: the outcome of the",
         "playbook's objectives with `ends_account`): no command decides on it, scores it or learns from its",

@@ -62,6 +62,7 @@ from nextmove.book.sources import (
     short_row_message,
 )
 from nextmove.errors import BookError, ConfigError
+from nextmove.playbook.money import money_text
 from nextmove.playbook.schema import Playbook, ValueBasis
 
 BookSource = str | Path | Mapping[str, pl.DataFrame | pl.LazyFrame]
@@ -544,7 +545,8 @@ def _arr_note(playbook: Playbook) -> str | None:
     names = ", ".join(repr(k) for k in by_arr)
     return (
         f'the playbook values {names} at each account\'s ARR (value = "arr"), but no account has an arr, so '
-        'its effects are worth $0: add the ARR per account, or value it as "fixed" or "amount"'
+        f"its effects are worth {money_text(0.0, playbook.currency)}: add the ARR per account, or value it as "
+        '"fixed" or "amount"'
     )
 
 

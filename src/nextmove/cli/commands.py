@@ -422,6 +422,7 @@ def simulate_cmd(
         f"{book.signals.height:,} signal rows, {book.touches.height:,} touches, {book.outcomes.height:,} outcomes; "
         f"as of {result.as_of:%Y-%m-%d}."
     )
+    # The lab's world is in dollars (the playbook it writes names no other currency).
     console.print(
         f"Truth at as-of: oracle value ${summary.oracle_value_usd:,.0f} vs lifecycle default "
         f"${summary.default_value_usd:,.0f}; doing nothing is best for {summary.do_nothing_best_share:.0%} of accounts."

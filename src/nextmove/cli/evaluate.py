@@ -24,6 +24,7 @@ from nextmove.cli._common import (
 )
 from nextmove.cli.commands import BookOpt, PlaybookOpt, load_inputs
 from nextmove.errors import ConfigError
+from nextmove.playbook.money import DEFAULT_CURRENCY, currency_unit, has_cents
 
 if TYPE_CHECKING:
     from nextmove.measure.ope import OfflineEvaluation, PolicyValue
@@ -117,7 +118,7 @@ def evaluate_cmd(
             progress=step,
         )
     write_json(out, result.to_dict())
-    render_evaluation(result, console)
+    render_evaluation(result, console, currency=pb.currency)
     console.print(f"Wrote [bold]{safe(str(out))}[/].")
 
 
@@ -156,30 +157,34 @@ def write_json(out: Path, payload: object) -> None:
             tmp.unlink(missing_ok=True)
 
 
-def _money(x: float | None) -> str:
+def _money(x: float | None, currency: str) -> str:
+    """A value per decision without its unit (the header names it): cents below 1,000, never for a currency without."""
     if x is None or x != x:
         return "—"
-    return f"{x:,.2f}" if abs(x) < 1000 else f"{x:,.0f}"
+    return f"{x:,.2f}" if abs(x) < 1000 and has_cents(currency) else f"{x:,.0f}"
 
 
-def _values_table(title: str, values: list[PolicyValue]) -> Table:
+def _values_table(title: str, values: list[PolicyValue], currency: str) -> Table:
     table = Table(title=title, title_justify="left")
-    for name in ("policy", "method", "$ per decision", "interval", "eff. sample", "matched"):
+    for name in ("policy", "method", f"{currency_unit(currency)} per decision", "interval", "eff. sample", "matched"):
         table.add_column(name, justify="left" if name in ("policy", "method") else "right")
     for v in values:
         table.add_row(
             safe(v.policy),
             v.method.upper(),
-            _money(v.estimate),
-            f"[{_money(v.low)}, {_money(v.high)}]",
+            _money(v.estimate, currency),
+            f"[{_money(v.low, currency)}, {_money(v.high, currency)}]",
             f"{v.effective_sample_size:,.0f}",
             f"{v.matched_share:.0%}",
         )
     return table
 
 
-def render_evaluation(result: OfflineEvaluation, out: Console) -> None:
-    """Print the policies' values, their differences, the overlap and the outcome models' accuracy."""
+def render_evaluation(result: OfflineEvaluation, out: Console, *, currency: str = DEFAULT_CURRENCY) -> None:
+    """Print the policies' values, their differences, the overlap and the outcome models' accuracy.
+
+    Values are in ``currency``, the playbook's.
+    """
     from nextmove.cli.lift import cli_words  # here: nextmove.cli.lift imports this module
     from nextmove.measure.ope import grouped_notes
 
@@ -199,11 +204,11 @@ def render_evaluation(result: OfflineEvaluation, out: Console) -> None:
         f"{result.evaluation_rows:,} decisions of {result.evaluation_accounts:,} accounts "
         f"({result.evaluation_from:%Y-%m-%d} – {result.evaluation_to:%Y-%m-%d}), {result.level:.0%} intervals."
     )
-    out.print(_values_table("Policy value (off-policy estimates)", result.policies))
+    out.print(_values_table("Policy value (off-policy estimates)", result.policies, currency))
     for note in grouped_notes(result.policies):
         out.print(f"  note on {safe(note, lines=True)}")
     if result.differences:
-        out.print(_values_table("Paired differences", result.differences))
+        out.print(_values_table("Paired differences", result.differences, currency))
         for note in grouped_notes(result.differences):
             out.print(f"  note on {safe(note, lines=True)}")
     flagged = result.evaluation_overlap.flagged_arms

@@ -28,6 +28,7 @@ from nextmove.cli._common import (
 )
 from nextmove.cli.commands import AsOfOpt, BookOpt, PlaybookOpt, load_inputs, outcome_notes
 from nextmove.errors import ConfigError
+from nextmove.playbook.money import DEFAULT_CURRENCY, money_text
 
 if TYPE_CHECKING:
     from nextmove.engine.health import HealthResult
@@ -124,7 +125,9 @@ def health_cmd(
     finally:
         if opened is not None:
             opened.close()
-    render_health(result, console, top=top, stored_ece=stored_ece, printed=outcome_notes(loaded, complete))
+    render_health(
+        result, console, top=top, stored_ece=stored_ece, printed=outcome_notes(loaded, complete), currency=pb.currency
+    )
     console.print(
         f"Wrote [bold]{safe(str(out))}[/]: {frame.height:,} active accounts as of {result.as_of:%Y-%m-%d %H:%M} UTC"
         + (f" ({result.left_out:,} gone or not started left out)." if result.left_out else ".")
@@ -156,6 +159,11 @@ def _stored_ece(metrics: Mapping[str, object]) -> dict[str, float]:
     return out
 
 
+def _whole(x: float, currency: str) -> str:
+    """An amount to the unit, in ``currency``: "$290,112", "€1", "CHF 40"."""
+    return money_text(round(x), currency)
+
+
 def _pct(x: float | None) -> str:
     return "" if x is None else f"{x:.1%}"
 
@@ -182,8 +190,9 @@ def render_health(
     top: int = 10,
     stored_ece: Mapping[str, float] | None = None,
     printed: Collection[str] = (),
+    currency: str = DEFAULT_CURRENCY,
 ) -> None:
-    """Print the summary tables of a health result.
+    """Print the summary tables of a health result, amounts (ARR) in ``currency`` (the playbook's).
 
     ``stored_ece`` (outcome kind → ECE) fills the ECE of outcome models reused from the store, which
     ``result.accuracy`` leaves out (they are not validated again); without it their ECE is blank. The
@@ -206,7 +215,7 @@ def render_health(
     for b in summaries:
         span = "" if b.band == "no score" else span_text(b.span)
         cells = [safe(b.band), span, f"{b.accounts:,}"]
-        cells += [f"${b.arr_usd:,.0f}", _pct(b.arr_share)] if has_arr else [_pct(b.accounts / scored)]
+        cells += [_whole(b.arr_usd, currency), _pct(b.arr_share)] if has_arr else [_pct(b.accounts / scored)]
         if learned is not None:
             cells.append(_rate(b.later))
         bands.add_row(*cells)
@@ -250,8 +259,8 @@ def render_health(
             mover = (row.get("top_movers") or "").split("; ")[0]
             table.add_row(
                 safe(str(row["account_id"])),
-                f"${(row.get('arr') or 0):,.0f}",
-                f"${row['arr_at_risk']:,.0f}",
+                _whole(row.get("arr") or 0.0, currency),
+                _whole(row["arr_at_risk"], currency),
                 "" if row.get("health_score") is None else f"{row['health_score']:.0f}",
                 safe(row.get("health_band") or ""),
                 safe(trend),

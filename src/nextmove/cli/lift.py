@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -28,6 +29,7 @@ from nextmove.cli.evaluate import write_json
 from nextmove.errors import ConfigError, NotFoundError
 from nextmove.playbook import Playbook
 from nextmove.playbook.loader import load_playbook
+from nextmove.playbook.money import DEFAULT_CURRENCY, currency_unit, money_text
 
 if TYPE_CHECKING:
     from nextmove.measure.lift import ActionAccuracy, LiftReport
@@ -302,28 +304,26 @@ def _points(x: float | None) -> str:
     return "—" if x is None or x != x else f"{x * 100:+.2f} pts"
 
 
-def _usd(x: float | None, *, signed: bool = False) -> str:
-    """Dollars as the receipts write them (:func:`~nextmove.decide.phrases.usd_text`), or a dash when missing."""
-    from nextmove.decide.phrases import usd_text
-
-    return "—" if x is None or x != x else usd_text(x, signed=signed)
+def _money(x: float | None, currency: str, *, signed: bool = False) -> str:
+    """An amount as the receipts write it (:func:`~nextmove.playbook.money.money_text`), or a dash when missing."""
+    return "—" if x is None or x != x else money_text(x, currency, signed=signed)
 
 
-def _effect(x: float | None, unit: str) -> str:
-    return _points(x) if unit == "probability" else _usd(x, signed=True)
+def _effect(x: float | None, unit: str, currency: str) -> str:
+    return _points(x) if unit == "probability" else _money(x, currency, signed=True)
 
 
-def _interval(low: float | None, high: float | None, unit: str) -> str:
+def _interval(low: float | None, high: float | None, unit: str, currency: str) -> str:
     if low is None or high is None:
         return "—"
-    return f"[{_effect(low, unit)}, {_effect(high, unit)}]"
+    return f"[{_effect(low, unit, currency)}, {_effect(high, unit, currency)}]"
 
 
-def _impact(x: float, low: float | None, high: float | None) -> str:
+def _impact(x: float, low: float | None, high: float | None, currency: str) -> str:
     """The impact with its interval, or saying there is none (the report's notes say why)."""
     if low is None or high is None:
-        return f"{_usd(x)} (no interval)"
-    return f"{_usd(x)} [{_usd(low)}, {_usd(high)}]"
+        return f"{_money(x, currency)} (no interval)"
+    return f"{_money(x, currency)} [{_money(low, currency)}, {_money(high, currency)}]"
 
 
 def _through(end: datetime) -> str:
@@ -344,8 +344,10 @@ def render_lift(report: LiftReport, out: Console, playbook: Playbook | None = No
     """Print the cohorts, the lift per objective, the dollar impact and the per-action accuracy.
 
     With ``playbook``, the per-action table shows each action's own objective (and any other it was
-    projected to move); the JSON report keeps every action and objective.
+    projected to move), and amounts are in its ``currency`` (else USD); the JSON report keeps every
+    action and objective.
     """
+    currency = playbook.currency if playbook is not None else DEFAULT_CURRENCY
     arms = ", ".join(f"{escape(arm)} {n:,}" for arm, n in report.arms.items())
     seen = "" if report.complete else f" [yellow](partial: {report.observed_days:.0f} days seen)[/]"
     end = min(report.observed_until, report.as_of + timedelta(days=report.horizon_days))
@@ -360,35 +362,36 @@ def render_lift(report: LiftReport, out: Console, playbook: Playbook | None = No
     table = Table(
         title=f"Lift of the recommended cohort over control ({report.level:.0%} intervals)", title_justify="left"
     )
-    for name in ("objective", "outcome", "recommended", "control", "lift", "interval", "$ / account", "impact"):
+    per_account = f"{currency_unit(currency)} / account"
+    for name in ("objective", "outcome", "recommended", "control", "lift", "interval", per_account, "impact"):
         table.add_column(name, justify="left" if name in ("objective", "outcome") else "right")
     for o in report.objectives:
-        rate = _pct if o.unit == "probability" else _usd
+        rate = _pct if o.unit == "probability" else partial(_money, currency=currency)
         table.add_row(
             escape(o.objective),
             escape(o.outcome),
             rate(o.treated_mean),
             rate(o.control_mean),
-            _effect(o.lift, o.unit),
-            _interval(o.low, o.high, o.unit),
-            _usd(o.lift_usd, signed=True),
-            _impact(o.impact_usd, o.impact_low_usd, o.impact_high_usd),
+            _effect(o.lift, o.unit, currency),
+            _interval(o.low, o.high, o.unit, currency),
+            _money(o.lift_usd, currency, signed=True),
+            _impact(o.impact_usd, o.impact_low_usd, o.impact_high_usd, currency),
         )
     v = report.value
     table.add_row(
         "[bold]total value[/]",
         "net of cost",
-        _usd(v.treated_mean_usd),
-        _usd(v.control_mean_usd),
-        _effect(v.lift_usd, "usd"),
-        _interval(v.low, v.high, "usd"),
-        _usd(v.lift_usd, signed=True),
-        _impact(v.impact_usd, v.impact_low_usd, v.impact_high_usd),
+        _money(v.treated_mean_usd, currency),
+        _money(v.control_mean_usd, currency),
+        _effect(v.lift_usd, "usd", currency),
+        _interval(v.low, v.high, "usd", currency),
+        _money(v.lift_usd, currency, signed=True),
+        _impact(v.impact_usd, v.impact_low_usd, v.impact_high_usd, currency),
     )
     out.print(table)
     own = {a.id: a.objective for a in playbook.actions} if playbook is not None else {}
     if any(_shown(a, own) for a in report.actions):
-        out.print(_actions_table(report.actions, own))
+        out.print(_actions_table(report.actions, own, currency))
 
 
 def _shown(a: ActionAccuracy, own: Mapping[str, str]) -> bool:
@@ -398,7 +401,7 @@ def _shown(a: ActionAccuracy, own: Mapping[str, str]) -> bool:
     return own.get(a.action_id) == a.objective or bool(a.projected_effect)
 
 
-def _actions_table(actions: list[ActionAccuracy], own: Mapping[str, str]) -> Table:
+def _actions_table(actions: list[ActionAccuracy], own: Mapping[str, str], currency: str = DEFAULT_CURRENCY) -> Table:
     table = Table(
         title="Per action: realised effect (against what control got) vs projected (against doing nothing)",
         title_justify="left",
@@ -419,9 +422,9 @@ def _actions_table(actions: list[ActionAccuracy], own: Mapping[str, str]) -> Tab
             f"{a.treated_accounts:,}",
             f"{a.control_accounts:,}",
             _pct(a.control_none_share),
-            _effect(a.realised_effect, a.unit),
-            _interval(a.low, a.high, a.unit),
-            _effect(a.projected_effect, a.unit),
+            _effect(a.realised_effect, a.unit, currency),
+            _interval(a.low, a.high, a.unit, currency),
+            _effect(a.projected_effect, a.unit, currency),
             "—" if a.within_interval is None else ("yes" if a.within_interval else "[red]no[/]"),
         )
     return table

@@ -43,6 +43,7 @@ from nextmove.cli.commands import (
 from nextmove.errors import ConfigError, NotFoundError, RunFilesError
 from nextmove.playbook.expr import ExpressionError
 from nextmove.playbook.loader import load_playbook
+from nextmove.playbook.money import money_text
 
 if TYPE_CHECKING:
     from nextmove.engine.run import RunResult
@@ -353,6 +354,7 @@ def executive_summary(summary: dict[str, Any], *, drawn: int | None = None) -> s
     by the model (from the recommendations: the summary counts them all in ``do_nothing``). The
     projected impact's range is the accounts' 90% intervals summed end by end, not a 90% interval
     of the total (wider than one, unless the accounts' errors all move together): it says so.
+    Amounts are in the run's currency (the summary's ``currency``, its playbook's; USD without one).
 
     Examples
     --------
@@ -380,8 +382,12 @@ def executive_summary(summary: dict[str, Any], *, drawn: int | None = None) -> s
     >>> print(executive_summary(s))  # doctest: +ELLIPSIS +NORMALIZE_WHITESPACE
     The Playbook ... action per account. No customer was assigned an action; 4,200 are best left alone this window.
     The lifecycle-stage playbook would have suggested an action to 38% of the accounts. Projected ...
+    >>> print(executive_summary({**s, "currency": "EUR"}).split("Projected impact: ")[1])
+    €3,282 (per-account 90% intervals summed: -€10,054 to €14,798).
     """
-    from nextmove.decide.phrases import usd_text
+    from nextmove.engine.run_facts import run_currency
+
+    currency = run_currency(summary)
 
     names = summary.get("objective_names", {})
     parts = []
@@ -435,8 +441,8 @@ def executive_summary(summary: dict[str, Any], *, drawn: int | None = None) -> s
         )
     impact = summary["projected_impact_usd"]
     text += (
-        f" Projected impact: {usd_text(impact['value'])} "
-        f"(per-account 90% intervals summed: {usd_text(impact['low'])} to {usd_text(impact['high'])})."
+        f" Projected impact: {money_text(impact['value'], currency)} (per-account 90% intervals summed: "
+        f"{money_text(impact['low'], currency)} to {money_text(impact['high'], currency)})."
     )
     return text
 
@@ -454,9 +460,14 @@ def render_run(result: RunResult, out: Console, *, printed: Collection[str] = ()
 
     The run's notes follow, but for those in ``printed`` (loading the book's, printed before the run).
     """
-    from nextmove.decide.phrases import usd_text
+    from nextmove.engine.run_facts import run_currency
 
     summary = result.summary
+    currency = run_currency(summary)
+
+    def money(x: float) -> str:
+        return money_text(x, currency)
+
     out.print()
     out.print("[bold]Executive summary[/]")
     out.print(safe(executive_summary(summary, drawn=left_alone_by_draw(result.recommendations))))
@@ -499,11 +510,11 @@ def render_run(result: RunResult, out: Console, *, printed: Collection[str] = ()
         unknown = "not measured (see the note)"
         out.print(
             "[bold]Lab:[/] against the oracle under the same capacities "
-            f"({usd_text(regret['oracle_value_usd'])}; lifecycle default {usd_text(regret['default_value_usd'])}): "
-            f"the learned policy {unknown if model_value is None else usd_text(model_value)}"
+            f"({money(regret['oracle_value_usd'])}; lifecycle default {money(regret['default_value_usd'])}): "
+            f"the learned policy {unknown if model_value is None else money(model_value)}"
             + ("" if model_share is None else f", regret {model_share:.1%} of the oracle's gain over the default")
             + "; as deployed with control and exploration "
-            + (unknown if deployed_value is None else usd_text(deployed_value))
+            + (unknown if deployed_value is None else money(deployed_value))
             + ("" if deployed_share is None else f" ({deployed_share:.1%})")
             + "."
         )

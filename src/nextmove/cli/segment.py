@@ -28,6 +28,7 @@ from nextmove.features import (
 )
 from nextmove.features.snapshot import vocabulary_of
 from nextmove.playbook import Playbook
+from nextmove.playbook.money import DEFAULT_CURRENCY, money_text
 
 if TYPE_CHECKING:
     from nextmove.models.effect import EffectProjection
@@ -128,7 +129,7 @@ def segment_cmd(
             labels=signal_labels(loaded, t, playbook=pb),
         )
     _write(out, report)
-    render_segments(report, console)
+    render_segments(report, console, currency=pb.currency)
     console.print(f"Wrote [bold]{safe(out / 'segments.csv')}[/] and [bold]{safe(out / 'segments.json')}[/].")
 
 
@@ -204,14 +205,13 @@ def _write(out: Path, report: SegmentReport) -> None:
             json_tmp.unlink(missing_ok=True)
 
 
-def _money(x: float | None) -> str:
-    from nextmove.decide.phrases import usd_text
-
-    return "–" if x is None else usd_text(x)
+def _money(x: float | None, currency: str) -> str:
+    return "–" if x is None else money_text(x, currency)
 
 
-def render_segments(report: SegmentReport, out: Console) -> None:
-    """Print the segments (best response first), the spend efficiency, the moves and the notes."""
+def render_segments(report: SegmentReport, out: Console, *, currency: str = DEFAULT_CURRENCY) -> None:
+    """Print the segments (best response first), the spend efficiency, the moves and the notes (amounts in
+    ``currency``, the playbook's)."""
     out.print(
         f"{report.k} segments of {report.accounts:,} active accounts "
         f"(k by {report.criterion}: {report.stabilities.get(report.k, float('nan')):.2f})"
@@ -227,9 +227,11 @@ def render_segments(report: SegmentReport, out: Console) -> None:
             str(s.id),
             safe(s.name),
             f"{s.accounts:,}",
-            _money(s.arr_usd),
+            _money(s.arr_usd, currency),
             f"{s.health:.0f}" if s.health is not None else "–",
-            f"{_money(r.value_usd)} [{_money(r.low)}, {_money(r.high)}]" if r is not None else "–",
+            f"{_money(r.value_usd, currency)} [{_money(r.low, currency)}, {_money(r.high, currency)}]"
+            if r is not None
+            else "–",
             f"{r.ratio:.2f}" if r is not None and r.ratio is not None else "–",
             safe(f"{best.family} ({best.ratio:.1f}×)" if best.ratio is not None and best.material else best.family)
             if best is not None
@@ -241,7 +243,8 @@ def render_segments(report: SegmentReport, out: Console) -> None:
         out.print(
             f"Last {spend.days} days: {spend.share_below_average:.0%} of {spend.touches:,} touches went to "
             f"below-average segments; moving {spend.moved_touches:,} of them would recover "
-            f"{_money(spend.recoverable_usd)} [{_money(spend.low)}, {_money(spend.high)}]."
+            f"{_money(spend.recoverable_usd, currency)} [{_money(spend.low, currency)}, "
+            f"{_money(spend.high, currency)}]."
         )
     if report.moves is not None and report.moves.reformed:
         m = report.moves

@@ -33,10 +33,9 @@ from nextmove.decide.phrases import (
     citable,
     feature_family,
     feature_wording,
-    format_usd,
+    format_money,
     isolated,
     render_phrases,
-    usd_text,
     without_bidi_controls,
     without_stray_bidi_controls,
     wording_table,
@@ -61,6 +60,7 @@ from nextmove.models.effect import (
     objective_specs,
 )
 from nextmove.playbook import Playbook
+from nextmove.playbook.money import money_text
 from nextmove.playbook.schema import SignalRoles
 
 SCHEMA_VERSION = 1
@@ -331,6 +331,8 @@ class _Catalog:
     """Each action's ``cost_usd`` (what its arm of a projection is charged)."""
     cost: pl.Expr
     """A row's cost from its ``action_id`` and ``variant`` (:func:`~nextmove.models.effect.cost_usd_expr`)."""
+    currency: str
+    """The playbook's ``currency``: the receipts' sentences write amounts in it."""
 
     @classmethod
     def of(cls, playbook: Playbook, vocabulary: FeatureVocabulary | None = None) -> _Catalog:
@@ -380,6 +382,7 @@ class _Catalog:
             ),
             action_costs={a.id: float(a.cost_usd) for a in playbook.actions},
             cost=cost_usd_expr(playbook),
+            currency=playbook.currency,
         )
 
 
@@ -558,7 +561,7 @@ def explain_decisions(
     dec = dec.join(runner_up, on="_i", how="left", maintain_order="left")
     dec = dec.with_columns(_control_default().alias("_control_default"))
     dec = dec.with_columns(
-        without_stray_bidi_controls(_default_why()).alias("default_why"),
+        without_stray_bidi_controls(_default_why(catalog.currency)).alias("default_why"),
         # An arm the history (almost) never took: its effect is the pooled estimate (summary says so).
         # Flagged are arms, so a variant is looked up by its own arm (``action:variant``) when projected.
         _arm_key(pl.col("action_id"), pl.col("variant"), arms).is_in(list(projection.flagged_actions)).alias("_pooled"),
@@ -589,7 +592,9 @@ def explain_decisions(
         part = part.join(headline, on="_i", how="left", maintain_order="left")
         within = pl.col("_i").is_between(start, start + step - 1)
         shown = _with_projections(alternatives.filter(within), part, projection, arms, catalog)
-        out = _assemble(part, projected, signal_rows.filter(within), comparable_rows.filter(within), shown)
+        out = _assemble(
+            part, projected, signal_rows.filter(within), comparable_rows.filter(within), shown, catalog.currency
+        )
         if sink is None:
             parts.append(out)
         else:
@@ -940,22 +945,23 @@ def _control_default() -> pl.Expr:
     )
 
 
-def _default_why() -> pl.Expr:
-    """``default_why``: how the choice compares with the lifecycle playbook's default, in one sentence."""
+def _default_why(currency: str) -> pl.Expr:
+    """``default_why``: how the choice compares with the lifecycle playbook's default, in one sentence (amounts in
+    ``currency``)."""
     default_name = _name(pl.col("default_action_id"), pl.col("_default_name"))
     chosen_name = _display(pl.col("action_id"), pl.col("action_name"), pl.col("variant"))
     value = pl.col("value_usd")
     the_default = pl.concat_str([pl.lit("The lifecycle default, "), default_name])
     worth = (
         pl.when(pl.col("_default_v").is_not_null())
-        .then(pl.concat_str([pl.lit(", worth "), format_usd(pl.col("_default_v"))]))
+        .then(pl.concat_str([pl.lit(", worth "), format_money(pl.col("_default_v"), currency)]))
         .otherwise(pl.lit(""))
     )
     against = (
         pl.when(pl.col("action_id") == NO_ACTION)
-        .then(pl.lit(" against $0 for doing nothing"))
+        .then(pl.lit(f" against {money_text(0.0, currency)} for doing nothing"))
         .when(value.is_not_null())
-        .then(pl.concat_str([pl.lit(" against "), format_usd(value), pl.lit(" for "), chosen_name]))
+        .then(pl.concat_str([pl.lit(" against "), format_money(value, currency), pl.lit(" for "), chosen_name]))
         .otherwise(pl.lit(""))
     )
     # An exploring account's default worth more than the draw's pick that the draw did not hold back (the
@@ -1030,7 +1036,7 @@ def _default_why() -> pl.Expr:
                     pl.lit("The lifecycle playbook would do nothing; "),
                     chosen_name,
                     pl.when(value.is_not_null())
-                    .then(pl.concat_str([pl.lit(" is worth "), format_usd(value)]))
+                    .then(pl.concat_str([pl.lit(" is worth "), format_money(value, currency)]))
                     .otherwise(pl.lit(" is projected to be worth more")),
                     pl.lit("."),
                 ]
@@ -1066,15 +1072,15 @@ def _level_bounds(value: pl.Expr) -> pl.Expr:
     return pl.when(pl.col("unit") == "probability").then(value.clip(0.0, 1.0)).otherwise(value)
 
 
-def _outcome_level(value: pl.Expr) -> pl.Expr:
-    """A projected level in words: a chance (34%, 0.4%) or dollars."""
+def _outcome_level(value: pl.Expr, currency: str) -> pl.Expr:
+    """A projected level in words: a chance (34%, 0.4%) or an amount in ``currency``."""
     share = value * 100
     pct = (
         pl.when(share.abs() < 9.95)
         .then(pl.concat_str([share.round(1).cast(pl.String), pl.lit("%")]))
         .otherwise(pl.concat_str([share.round(0).cast(pl.Int64).cast(pl.String), pl.lit("%")]))
     )
-    return pl.when(pl.col("unit") == "usd").then(format_usd(value)).otherwise(pct)
+    return pl.when(pl.col("unit") == "usd").then(format_money(value, currency)).otherwise(pct)
 
 
 def _projected_rows(
@@ -1161,18 +1167,18 @@ def _projected(rows: pl.DataFrame, catalog: _Catalog) -> tuple[pl.DataFrame, pl.
         [
             outcome,
             pl.lit(f" within {catalog.horizon_days} days: "),
-            _outcome_level(pl.col("without")),
+            _outcome_level(pl.col("without"), catalog.currency),
             pl.lit(" → "),
-            _outcome_level(pl.col("with")),
+            _outcome_level(pl.col("with"), catalog.currency),
             pl.when(pl.col("unit") == "usd").then(pl.lit(" expected")).otherwise(pl.lit(" chance")),
             pl.when(pl.col("low").is_not_null() & pl.col("high").is_not_null())
             .then(
                 pl.concat_str(
                     [
                         pl.lit(" ("),
-                        _outcome_level(pl.col("low")),
+                        _outcome_level(pl.col("low"), catalog.currency),
                         pl.lit(" to "),
-                        _outcome_level(pl.col("high")),
+                        _outcome_level(pl.col("high"), catalog.currency),
                         pl.lit(")"),
                     ]
                 )
@@ -1797,7 +1803,7 @@ def _phrase_signals(
     joined = rows.join(table, on="_f", how="left", maintain_order="left").with_columns(
         pl.when(pl.col("_text")).then(pl.lit("text")).otherwise(pl.col("kind")).alias("kind")
     )
-    phrases = render_phrases(joined)
+    phrases = render_phrases(joined, currency=catalog.currency)
     return (
         joined.with_columns(phrases.alias("text"))
         .filter(pl.col("text").is_not_null())
@@ -1867,10 +1873,10 @@ def _comparables(
         kind, is_amount = kind_of[action_id]
         words = isolated(kind.replace("_", " "))
         if outcomes is None:
-            text = _credited_words(pl.col("outcome"), words, is_amount, catalog.horizon_days)
+            text = _credited_words(pl.col("outcome"), words, is_amount, catalog.horizon_days, catalog.currency)
         else:
             found = _with_window(found, outcomes, kind, catalog.horizon_days, dated=dated)
-            text = _window_words(words, is_amount, catalog.horizon_days)
+            text = _window_words(words, is_amount, catalog.horizon_days, catalog.currency)
         parts.append(
             found.with_columns(
                 group.get_column("_i").gather(found.get_column("row")).alias("_i"),
@@ -1890,14 +1896,14 @@ def _comparables(
     )
 
 
-def _credited_words(value: pl.Expr, outcome: str, is_amount: bool, horizon_days: int) -> pl.Expr:
-    """What a history's label says: an outcome within the horizon, or none credited to that decision.
+def _credited_words(value: pl.Expr, outcome: str, is_amount: bool, horizon_days: int, currency: str) -> pl.Expr:
+    """What a history's label says: an outcome within the horizon (an amount in ``currency``), or none credited to it.
 
     A history attributed by ``touch_id`` counts only what was credited to each touch, so a 0 there
     does not mean nothing happened (a later touch may have been credited with it).
     """
     within = f"{outcome} within {horizon_days} days"
-    happened = pl.concat_str([pl.lit(f"{within}: "), format_usd(value)]) if is_amount else pl.lit(within)
+    happened = pl.concat_str([pl.lit(f"{within}: "), format_money(value, currency)]) if is_amount else pl.lit(within)
     return pl.when(value > 0).then(happened).otherwise(pl.lit(f"{within}: none credited to it"))
 
 
@@ -1940,8 +1946,9 @@ def _with_window(
     )
 
 
-def _window_words(outcome: str, is_amount: bool, horizon_days: int) -> pl.Expr:
-    """What followed a comparable's decision within the horizon (``_n``, ``_sum``), and what of it was credited to it.
+def _window_words(outcome: str, is_amount: bool, horizon_days: int, currency: str) -> pl.Expr:
+    """What followed a comparable's decision within the horizon (``_n``, ``_sum`` in ``currency``), and what of it was
+    credited to it.
 
     ``outcome`` holds the history's label of the decision: what was credited to it (all of the window
     for a history attributed by window). When the window holds an outcome its label does not, the
@@ -1963,10 +1970,10 @@ def _window_words(outcome: str, is_amount: bool, horizon_days: int) -> pl.Expr:
             pl.when(credited <= 0)
             .then(elsewhere)
             .when(credited < total - 0.005)
-            .then(pl.concat_str([pl.lit(" ("), format_usd(credited), pl.lit(" of it credited to it)")]))
+            .then(pl.concat_str([pl.lit(" ("), format_money(credited, currency), pl.lit(" of it credited to it)")]))
             .otherwise(pl.lit(""))
         )
-        happened = pl.concat_str([pl.lit(f"{within}: "), format_usd(total), part])
+        happened = pl.concat_str([pl.lit(f"{within}: "), format_money(total, currency), part])
         return pl.when(total > 0).then(happened).otherwise(pl.lit(f"{within}: none"))
     part = pl.when(credited > 0).then(pl.lit("")).otherwise(elsewhere)
     happened = pl.concat_str([pl.lit(within), part])
@@ -2021,8 +2028,8 @@ _ALTERNATIVES_TYPE = pl.List(
 )
 
 
-def _summary() -> pl.Expr:
-    """One plain sentence per decision."""
+def _summary(currency: str) -> pl.Expr:
+    """One plain sentence per decision (amounts in ``currency``)."""
     name = _display(pl.col("action_id"), pl.col("action_name"), pl.col("variant"))
     model_name = _name(pl.col("model_action_id"), pl.col("_model_name"))
     default_name = _name(pl.col("default_action_id"), pl.col("_default_name"))
@@ -2035,9 +2042,9 @@ def _summary() -> pl.Expr:
             pl.concat_str(
                 [
                     pl.lit(" ("),
-                    format_usd(pl.col("value_low_usd")),
+                    format_money(pl.col("value_low_usd"), currency),
                     pl.lit(" to "),
-                    format_usd(pl.col("value_high_usd")),
+                    format_money(pl.col("value_high_usd"), currency),
                     pl.lit(")"),
                 ]
             )
@@ -2046,7 +2053,7 @@ def _summary() -> pl.Expr:
     )
     worth = (
         pl.when(value.is_not_null())
-        .then(pl.concat_str([pl.lit(", worth "), format_usd(value), interval]))
+        .then(pl.concat_str([pl.lit(", worth "), format_money(value, currency), interval]))
         .otherwise(pl.lit(""))
     )
     signals = (
@@ -2063,7 +2070,7 @@ def _summary() -> pl.Expr:
                     pl.lit("; the best other option, "),
                     alternative,
                     pl.when(pl.col("_alt_value").is_not_null())
-                    .then(pl.concat_str([pl.lit(" ("), format_usd(pl.col("_alt_value")), pl.lit(")")]))
+                    .then(pl.concat_str([pl.lit(" ("), format_money(pl.col("_alt_value"), currency), pl.lit(")")]))
                     .otherwise(pl.lit("")),
                     pl.lit(", lost: "),
                     pl.col("_alt_reason"),
@@ -2148,6 +2155,7 @@ def _assemble(
     signal_rows: pl.DataFrame,
     comparable_rows: pl.DataFrame,
     alternatives: pl.DataFrame,
+    currency: str,
 ) -> pl.DataFrame:
     signals = (
         signal_rows.sort("_i", "rank")
@@ -2177,7 +2185,7 @@ def _assemble(
             pl.col("_comparables").cast(_COMPARABLES_TYPE).fill_null(pl.lit([], dtype=_COMPARABLES_TYPE)),
             pl.col("_alternatives").cast(_ALTERNATIVES_TYPE).fill_null(pl.lit([], dtype=_ALTERNATIVES_TYPE)),
         )
-        .with_columns(without_stray_bidi_controls(_summary()).alias("summary"))
+        .with_columns(without_stray_bidi_controls(_summary(currency)).alias("summary"))
     )
     evidence = pl.struct(
         pl.lit(SCHEMA_VERSION).alias("schema"),
@@ -2212,15 +2220,15 @@ def _assemble(
 # ---- text for people ---------------------------------------------------------------------------
 
 
-def _usd(x: float | None) -> str:
-    return "unknown" if x is None or not math.isfinite(x) else usd_text(x)
+def _money(x: float | None, currency: str) -> str:
+    return "unknown" if x is None or not math.isfinite(x) else money_text(x, currency)
 
 
-def _level(x: float | None, unit: str) -> str:
+def _level(x: float | None, unit: str, currency: str) -> str:
     if x is None or not math.isfinite(x):
         return "unknown"
     if unit == "usd":
-        return _usd(x)
+        return _money(x, currency)
     share = x * 100
     return f"{share:.1f}%" if abs(share) < 9.95 else f"{share:.0f}%"
 
@@ -2234,7 +2242,11 @@ _POOLED_WORDS = ", the pooled effect of all actions: too little history of its o
 
 
 def receipt_text(
-    evidence: Mapping[str, Any], alternatives: Sequence[Mapping[str, Any]], *, playbook: Playbook | None = None
+    evidence: Mapping[str, Any],
+    alternatives: Sequence[Mapping[str, Any]],
+    *,
+    playbook: Playbook | None = None,
+    currency: str | None = None,
 ) -> str:
     """The receipt in plain words for a person (several lines), from the stored receipt alone.
 
@@ -2244,6 +2256,10 @@ def receipt_text(
         A stored receipt (``json.loads`` of the ``evidence`` and ``alternatives`` columns).
     playbook
         Optional: shows action and objective names instead of their ids.
+    currency
+        The ISO 4217 code the amounts are written in; default the ``playbook``'s ``currency``, else
+        ``USD``. The stored sentences (``summary``, ``default_why``, the signals' texts) keep the
+        currency of the run that wrote them.
 
     Examples
     --------
@@ -2270,6 +2286,7 @@ def receipt_text(
       - email: $40 (from -$5 to $90); lost: lower value
     Lifecycle playbook: The lifecycle playbook would do nothing; call is worth $120.
     """
+    money = currency or (playbook.currency if playbook else "USD")
     action_names = {a.id: a.name for a in playbook.actions} if playbook else {}
     objective_names = {k: (o.name or k) for k, o in playbook.objectives.items()} if playbook else {}
 
@@ -2291,8 +2308,8 @@ def receipt_text(
     value = evidence.get("value_usd")
     if value is not None:
         low, high = evidence.get("value_low_usd"), evidence.get("value_high_usd")
-        span = f" (from {_usd(low)} to {_usd(high)})" if low is not None and high is not None else ""
-        lines.append(f"Value: {_usd(value)}{span}{_POOLED_WORDS if evidence.get('pooled') else ''}")
+        span = f" (from {_money(low, money)} to {_money(high, money)})" if low is not None and high is not None else ""
+        lines.append(f"Value: {_money(value, money)}{span}{_POOLED_WORDS if evidence.get('pooled') else ''}")
     projected = evidence.get("projected") or []
     # The projection and comparables are of the action the account gets, on every arm (as its value is).
     subject = evidence.get("action_id")
@@ -2312,12 +2329,13 @@ def receipt_text(
             )
             what = "expected" if unit == "usd" else "chance"
             line = (
-                f"  - {label}: {_level(row.get('without'), unit)} {what} without, {_level(row.get('with'), unit)} with"
+                f"  - {label}: {_level(row.get('without'), unit, money)} {what} without, "
+                f"{_level(row.get('with'), unit, money)} with"
             )
             if row.get("low") is not None and row.get("high") is not None:
-                line += f" ({_level(row.get('low'), unit)} to {_level(row.get('high'), unit)})"
+                line += f" ({_level(row.get('low'), unit, money)} to {_level(row.get('high'), unit, money)})"
             if row.get("effect_usd") is not None:
-                line += f"; worth {_usd(row.get('effect_usd'))}"
+                line += f"; worth {_money(row.get('effect_usd'), money)}"
             lines.append(line)
     signals = evidence.get("signals") or []
     if signals:
@@ -2335,10 +2353,11 @@ def receipt_text(
         for alt in alternatives:
             span = ""
             if alt.get("low") is not None and alt.get("high") is not None:
-                span = f" (from {_usd(alt.get('low'))} to {_usd(alt.get('high'))})"
+                span = f" (from {_money(alt.get('low'), money)} to {_money(alt.get('high'), money)})"
             pooled = _POOLED_WORDS if alt.get("pooled") else ""
             lines.append(
-                f"  - {action(alt.get('action_id'), alt.get('variant'))}: {_usd(alt.get('value_usd'))}{span}{pooled}; "
+                f"  - {action(alt.get('action_id'), alt.get('variant'))}: "
+                f"{_money(alt.get('value_usd'), money)}{span}{pooled}; "
                 f"lost: {alt.get('reason') or _MISSING_REASON.get(str(alt.get('why')), alt.get('why'))}"
             )
     if evidence.get("default_why"):

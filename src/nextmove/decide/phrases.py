@@ -10,13 +10,15 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
-from functools import cache
+from functools import cache, partial
 from typing import overload
 
 import numpy as np
 import polars as pl
+
+from nextmove.playbook.money import CENTS_BELOW, currency_prefix, has_cents
 
 _STAT = re.compile(r"^(?P<stem>.+)_(?P<stat>mean|sum|count|trend)_(?P<w>\d+)d$")
 _LAST = re.compile(r"^(?P<stem>.+)_last$")
@@ -363,34 +365,30 @@ def format_percent(share: pl.Expr) -> pl.Expr:
     return pl.concat_str([format_fixed(share * 100, 0), pl.lit("%")])
 
 
-CENTS_BELOW_USD = 10.0
-"""Dollar amounts smaller than this are written with their cents (unless whole): a subscriber's $0.86 is not "$0"."""
+# ---- money -------------------------------------------------------------------------------------
 
 
-def format_usd(x: pl.Expr) -> pl.Expr:
-    """Dollars: 5234.7 → "$5,235", -40 → "-$40", 0.857 → "$0.86"; whole from :data:`CENTS_BELOW_USD` up.
+def format_money(x: pl.Expr, currency: str) -> pl.Expr:
+    """Amounts in ``currency``: 5234.7 → "$5,235", -40 → "-$40", 0.857 → "$0.86"; whole from 10 up.
 
-    The expression form of :func:`usd_text`.
-    """
-    cents = (x.abs() < CENTS_BELOW_USD) & (x.round(2) != x.round(2).round(0))
-    places = pl.when(cents).then(pl.lit(2)).otherwise(pl.lit(0))
-    negative = pl.when(cents).then(x.round(2) < 0).otherwise(x.round(0) < 0)
-    sign = pl.when(negative).then(pl.lit("-")).otherwise(pl.lit(""))
-    return pl.concat_str([sign, pl.lit("$"), format_fixed(x.abs(), places)])
-
-
-def usd_text(x: float, *, signed: bool = False) -> str:
-    """Dollars as the receipts and the CLI write them: ``$5,235``, ``-$40``, ``$0.86`` (``+$40`` when ``signed``).
+    The expression form of :func:`~nextmove.playbook.money.money_text`: the symbol (or the code)
+    after the sign, cents only below :data:`~nextmove.playbook.money.CENTS_BELOW` and never for a
+    currency without minor units.
 
     Examples
     --------
-    >>> usd_text(5234.7), usd_text(-40), usd_text(0.857), usd_text(-0.004), usd_text(-5), usd_text(12, signed=True)
-    ('$5,235', '-$40', '$0.86', '$0', '-$5', '+$12')
+    >>> frame = pl.DataFrame({"x": [5234.7, -40.0, 0.857]})
+    >>> frame.select(format_money(pl.col("x"), "EUR")).to_series().to_list()
+    ['€5,235', '-€40', '€0.86']
+    >>> frame.select(format_money(pl.col("x"), "JPY")).to_series().to_list()
+    ['¥5,235', '-¥40', '¥1']
     """
-    places = 2 if abs(x) < CENTS_BELOW_USD and round(x, 2) != round(round(x, 2)) else 0
-    shown = round(x, places)
-    sign = "-" if shown < 0 else ("+" if signed and shown > 0 else "")
-    return f"{sign}${abs(x):,.{places}f}"
+    rounded = x.round(2)
+    cents = (x.abs() < CENTS_BELOW) & (rounded != rounded.round(0)) if has_cents(currency) else pl.lit(False)
+    places = pl.when(cents).then(pl.lit(2)).otherwise(pl.lit(0))
+    negative = pl.when(cents).then(rounded < 0).otherwise(x.round(0) < 0)
+    sign = pl.when(negative).then(pl.lit("-")).otherwise(pl.lit(""))
+    return pl.concat_str([sign, pl.lit(currency_prefix(currency)), format_fixed(x.abs(), places)])
 
 
 # ---- names in sentences ------------------------------------------------------------------------
@@ -519,13 +517,18 @@ def _days(x: pl.Expr) -> pl.Expr:
     return format_fixed(x, 0)
 
 
-def _change(kind: str) -> pl.Expr:
-    """ ", down from 63%" when an earlier value is known; for a mean without one, its trend."""
+def _change(kind: str, currency: str) -> pl.Expr:
+    """ ", down from 63%" when an earlier value is known; for a mean without one, its trend (amounts: ``currency``)."""
     value, previous = pl.col("value"), pl.col("previous")
     # The earlier value in the same format as the value; equal as shown reads "unchanged".
-    show = {"money": format_usd, "count": _days, "readings": _days, "reports": _days, "sum": format_number}.get(
-        kind, _level
-    )
+    shows: dict[str, Callable[[pl.Expr], pl.Expr]] = {
+        "money": partial(format_money, currency=currency),
+        "count": _days,
+        "readings": _days,
+        "reports": _days,
+        "sum": format_number,
+    }
+    show = shows.get(kind, _level)
     equal = show(value) == show(previous)
     if show in (format_number, _level):
         # A whole value and a fractional one compare at the finer of their precisions: 4 after 3.98
@@ -571,7 +574,7 @@ _ANY_ACTION = "any"
 """The words of the touch features that count every action (their stem is ``any``)."""
 
 
-def _phrase(kind: str) -> pl.Expr:
+def _phrase(kind: str, currency: str) -> pl.Expr:
     # The book's names (``words``, set apart by _set_apart) and text values keep to themselves when right-to-left.
     x, words, window = pl.col("value"), pl.col("words"), pl.col("window").cast(pl.String)
     if kind == "renewal":
@@ -587,7 +590,7 @@ def _phrase(kind: str) -> pl.Expr:
             .otherwise(pl.concat_str([pl.lit("customer for "), _count_of(x, "day")]))
         )
     if kind == "money":
-        return pl.concat_str([words, pl.lit(" "), format_usd(x)])
+        return pl.concat_str([words, pl.lit(" "), format_money(x, currency)])
     if kind in ("trend", "role_trend"):
         what = pl.concat_str([words, pl.lit(" signals")]) if kind == "role_trend" else words
         return pl.concat_str(
@@ -656,8 +659,8 @@ def _phrase(kind: str) -> pl.Expr:
     return pl.concat_str([words, pl.lit(" "), _level(x)])
 
 
-def render_phrases(frame: pl.DataFrame) -> pl.Series:
-    """The phrase of every row of ``frame`` (null where the value is missing), vectorised.
+def render_phrases(frame: pl.DataFrame, *, currency: str = "USD") -> pl.Series:
+    """The phrase of every row of ``frame`` (null where the value is missing), vectorised; ARR in ``currency``.
 
     ``frame`` has the :data:`PHRASE_COLUMNS`: the wording (``kind, words, window, percent``,
     as :func:`wording_table` makes) and the account's ``value`` (numbers), ``text`` (text
@@ -686,7 +689,7 @@ def render_phrases(frame: pl.DataFrame) -> pl.Series:
     ).with_row_index("_row")
     data = data.with_columns(_set_apart(data.get_column("words")))
     parts = [
-        part.select("_row", _kind_phrase(str(kind)))
+        part.select("_row", _kind_phrase(str(kind), currency))
         for (kind,), part in data.partition_by("kind", as_dict=True, include_key=True).items()
     ]
     return pl.concat(parts).sort("_row").get_column("phrase")
@@ -699,11 +702,11 @@ def _set_apart(words: pl.Series) -> pl.Series:
 
 
 @cache
-def _kind_phrase(kind: str) -> pl.Expr:
+def _kind_phrase(kind: str, currency: str) -> pl.Expr:
     """The whole phrase expression of one kind (built once: building it costs more than running it on a row)."""
-    phrase = _phrase(kind)
+    phrase = _phrase(kind, currency)
     if kind in _WITH_PREVIOUS:
-        phrase = pl.concat_str([phrase, _change(kind)])
+        phrase = pl.concat_str([phrase, _change(kind, currency)])
     present = pl.col("text").is_not_null() if kind == "text" else pl.col("value").is_not_nan()
     if kind in _CHANGES:
         # A change that reads 0% is no news: "support signals up 0% over 90 days" is never said (see citable).
@@ -729,13 +732,15 @@ def feature_phrase(
     reports: Collection[str] = (),
     teams: Collection[str] = (),
     stale_after: Mapping[str, float] | None = None,
+    currency: str = "USD",
 ) -> str | None:
     """A short phrase for one feature of one account, or None when the value is missing or says nothing.
 
     ``row`` holds the account's features (so a level can cite its trend, a latest value its age).
     Stems listed in ``unit_interval`` are shown as percentages (e.g. seat utilisation); ``previous``
     is the feature's value in an earlier snapshot ("down from 63%"); ``names``, ``levels``,
-    ``counts``, ``reports``, ``teams`` and ``stale_after`` are as in :func:`feature_wording`. A value that is not
+    ``counts``, ``reports``, ``teams`` and ``stale_after`` are as in :func:`feature_wording`; an amount
+    (ARR) is written in ``currency`` (:func:`~nextmove.playbook.money.money_text`). A value that is not
     :func:`citable` (a level's window total, a count's window mean, a change that reads 0%) has no
     phrase. Phrases many accounts at once with
     :func:`render_phrases`, which gives the same words.
@@ -790,5 +795,5 @@ def feature_phrase(
         },
         schema=PHRASE_COLUMNS,
     )
-    phrase = frame.select(_kind_phrase(kind)).item()
+    phrase = frame.select(_kind_phrase(kind, currency)).item()
     return None if phrase is None else str(phrase)

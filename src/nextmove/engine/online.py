@@ -52,7 +52,7 @@ from numpy.typing import NDArray
 
 from nextmove.book import NO_ACTION, Book
 from nextmove.book.model import as_utc
-from nextmove.decide.phrases import isolated, usd_text
+from nextmove.decide.phrases import isolated
 from nextmove.decide.policy import _resource_words, default_variant, playbook_resources, value_matrices
 from nextmove.decide.rules import (
     NO_PLAY_ALLOWED,
@@ -75,6 +75,7 @@ from nextmove.engine.holds import (
 from nextmove.errors import ConfigError, ConflictError, NextmoveError, NotFoundError, StoreError
 from nextmove.features import FeatureVocabulary, compute_features, feature_schema
 from nextmove.playbook import Playbook
+from nextmove.playbook.money import money_text
 from nextmove.store import (
     ActivityRecord,
     AuditEntry,
@@ -2507,22 +2508,23 @@ def _default_why(
         return f"Same as the lifecycle playbook's default, {name}."
     value = float(mean[options.index(chosen)])
     chosen_name = _option_name(playbook, chosen)
+    currency = playbook.currency
     if default == NO_ACTION:
-        return f"The lifecycle playbook would do nothing; {chosen_name} is worth {usd_text(value)}."
+        return f"The lifecycle playbook would do nothing; {chosen_name} is worth {money_text(value, currency)}."
     if block is not None:
         return f"The lifecycle default, {name}, is not allowed{because}."
-    worth = "" if d is None else f", worth {usd_text(float(mean[d]))}"
+    worth = "" if d is None else f", worth {money_text(float(mean[d]), currency)}"
     if arm == "explore" and d is not None and d == best:
         # Only the model's own pick was set aside to explore; a default worth less reads as on the model arm.
         return f"The lifecycle default, {name}{worth}, was set aside to explore another play."
     if d is None:  # the run kept too few runner-ups to value it
         if chosen.action_id == NO_ACTION:
             return f"The lifecycle default is {name}; doing nothing is worth more."
-        return f"The lifecycle default is {name}; {chosen_name} is worth {usd_text(value)}."
+        return f"The lifecycle default is {name}; {chosen_name} is worth {money_text(value, currency)}."
     against = (
-        " against $0 for doing nothing"
+        f" against {money_text(0.0, currency)} for doing nothing"
         if chosen.action_id == NO_ACTION
-        else f" against {usd_text(value)} for {chosen_name}"
+        else f" against {money_text(value, currency)} for {chosen_name}"
     )
     return f"The lifecycle default, {name}{worth}{against}."
 
@@ -2540,7 +2542,7 @@ def _summary(
     if chosen.action_id == NO_ACTION:
         text = f"Do nothing for {view.account_id} now"
     else:
-        text = f"{name} for {view.account_id}: projected {usd_text(value)} over doing nothing"
+        text = f"{name} for {view.account_id}: projected {money_text(value, playbook.currency)} over doing nothing"
         if chosen.pooled and arm != "control":  # as the run's receipts say it (docs/evidence.md)
             text += "; too few past touches to learn its own effect, so it is projected from the other actions'"
     if arm == "control":

@@ -113,6 +113,7 @@ from nextmove.models.health import (
 )
 from nextmove.playbook import Playbook
 from nextmove.playbook.expr import check_playbook_expressions
+from nextmove.playbook.money import DEFAULT_CURRENCY, money_text
 from nextmove.segment import SegmentReport, behavior_snapshot, segment_book, signal_labels
 from nextmove.store import ModelVersionRecord, RecommendationRecord, RunRecord, Store, recorded_source, same_book
 from nextmove.store.records import utcnow
@@ -596,7 +597,7 @@ def _run(
     policy_values, differences = (
         _policy_values(model, training, playbook, when, notes, seed) if opts.evaluate else ([], [])
     )
-    regret = _regret(decisions, opts.truth, notes) if opts.truth is not None else None
+    regret = _regret(decisions, opts.truth, notes, playbook.currency) if opts.truth is not None else None
     segments, compared = (
         _segments(book, playbook, snapshot, projection, health, when, seed, store, notes, record)
         if opts.segments
@@ -1666,6 +1667,8 @@ def _summary(
     out: dict[str, Any] = {
         "run_id": run_id,
         "playbook_name": playbook.name,
+        # The report of this run writes its amounts in it, whatever playbook is read when it is made.
+        "currency": playbook.currency,
         "as_of": when.isoformat(),
         "accounts": decided.height,
         "actions": len(playbook.actions),
@@ -1972,7 +1975,7 @@ def _with_history_propensities(
     return joined.drop("_history").with_columns(filled), missing
 
 
-def _regret(decisions: Decisions, truth: pl.DataFrame, notes: list[str]) -> dict[str, Any] | None:
+def _regret(decisions: Decisions, truth: pl.DataFrame, notes: list[str], currency: str) -> dict[str, Any] | None:
     """The regret against the lab's truth, with a note for each way the truth and the playbook differ."""
     regret = regret_against_truth(decisions, truth)
     if regret is None:
@@ -1980,7 +1983,7 @@ def _regret(decisions: Decisions, truth: pl.DataFrame, notes: list[str]) -> dict
             "no regret against the oracle: the truth (truth/values) has no value for any of these accounts' actions"
         )
         return None
-    notes.extend(regret_notes(regret))
+    notes.extend(regret_notes(regret, currency))
     return regret
 
 
@@ -2155,8 +2158,10 @@ _POLICIES = (
 """The policies the regret measures: key, name, and how a count of their picks is said."""
 
 
-def regret_notes(regret: Mapping[str, Any]) -> list[str]:
+def regret_notes(regret: Mapping[str, Any], currency: str = DEFAULT_CURRENCY) -> list[str]:
     """What a run says when the lab's truth and the playbook differ (from :func:`regret_against_truth`).
+
+    ``currency`` is the playbook's (a pick the truth has no value for is not counted as 0 of it).
 
     Examples
     --------
@@ -2188,7 +2193,8 @@ def regret_notes(regret: Mapping[str, Any]) -> list[str]:
         actions = "; ".join(f"{action}, given to {', '.join(counts)}" for action, counts in given.items())
         out.append(
             f"no regret against the oracle for {which}: the truth (truth/values) has no value for {actions}; "
-            "counting those picks as $0 would not be a regret (the truth values only the actions the lab simulated)"
+            f"counting those picks as {money_text(0.0, currency)} would not be a regret (the truth values only the "
+            "actions the lab simulated)"
         )
     if unpicked := [a for a in regret.get("actions_without_truth") or [] if a not in given]:
         out.append(

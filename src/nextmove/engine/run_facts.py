@@ -20,6 +20,7 @@ from nextmove.book.model import as_utc
 from nextmove.book.validate import STALE_AS_OF_DAYS
 from nextmove.models.effect import EffectProjection, ObjectiveSpec, objective_specs
 from nextmove.playbook import Playbook
+from nextmove.playbook.money import DEFAULT_CURRENCY, currency_code
 from nextmove.store import RunRecord, same_book
 
 NO_ACTION = "none"
@@ -35,6 +36,23 @@ ACCOUNT_FIELDS = (
     "segment_name",
 )
 """Account columns a stored recommendation keeps under ``evidence["account"]`` for the report."""
+
+
+def run_currency(summary: Mapping[str, Any]) -> str:
+    """The currency a run's amounts are in: its summary's ``currency`` (its playbook's), else USD.
+
+    A run stored before runs kept their currency has none; its amounts are read as dollars, as they
+    were written then.
+
+    Examples
+    --------
+    >>> run_currency({"currency": "EUR"}), run_currency({}), run_currency({"currency": "euro"})
+    ('EUR', 'USD', 'USD')
+    """
+    try:
+        return currency_code(summary.get("currency", DEFAULT_CURRENCY))
+    except ValueError:
+        return DEFAULT_CURRENCY  # not a code: no playbook could have written it
 
 
 def action_labels(playbook: Playbook) -> dict[str, str]:
@@ -239,6 +257,8 @@ def differs_metric(share: float, acted: int | None = None, acted_differs: int | 
 
 
 OFF_POLICY_METRIC = "Off-policy value over the lifecycle default (DR, $ per decision)"
+"""The off-policy row's name as a run's summary keeps it (and the report finds the row by): the report shows it
+with the run's currency ("€ per decision")."""
 
 MIN_OPE_DECISIONS = 30
 """Logged decisions an off-policy check needs before the metrics call the learned policy "On track"."""

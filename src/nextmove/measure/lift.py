@@ -29,6 +29,7 @@ from nextmove.features.history import to_utc
 from nextmove.features.names import terminal_outcome_kinds
 from nextmove.models.effect import ObjectiveSpec, objective_specs, row_value_usd
 from nextmove.playbook import Playbook
+from nextmove.playbook.money import DEFAULT_CURRENCY, money_text
 from nextmove.playbook.schema import ValueBasis
 from nextmove.store.identity import same_book
 
@@ -1026,7 +1027,7 @@ def estimate_lift(
         value=value,
         actions=_action_accuracy(frame, treated, specs, z),
         left_out=left_out,
-        notes=notes + _interval_notes(objectives, value),
+        notes=notes + _interval_notes(objectives, value, playbook.currency),
     )
 
 
@@ -1082,17 +1083,17 @@ def _data_notes(
             notes.append(
                 f"{without:,} of the {ended.height:,} measured accounts that ended in the window have no ARR in "
                 "the book (0 or missing), though others have: lift values their loss at the ARR the accounts "
-                "table holds now, so a billing export that zeroes cancelled customers' ARR values it at $0; "
-                "keep their last ARR in the accounts table"
+                f"table holds now, so a billing export that zeroes cancelled customers' ARR values it at "
+                f"{money_text(0.0, playbook.currency)}; keep their last ARR in the accounts table"
             )
     return notes
 
 
-def _interval_notes(objectives: Sequence[ObjectiveLift], value: ValueLift) -> list[str]:
-    """Why a lift has no dollar interval (the report and the CLI show it as null, ``—``)."""
-    from nextmove.decide.phrases import usd_text
-
+def _interval_notes(objectives: Sequence[ObjectiveLift], value: ValueLift, currency: str) -> list[str]:
+    """Why a lift has no interval of its amount (the report and the CLI show it as null, ``—``); in ``currency``."""
     notes: list[str] = []
+    # The words of a run in dollars are those it always had; another currency is named by its code.
+    unit, amounts = ("dollars", "dollars") if currency == DEFAULT_CURRENCY else (currency, "amounts")
     for o in objectives:
         if o.lift_usd_low is not None:
             continue
@@ -1102,19 +1103,21 @@ def _interval_notes(objectives: Sequence[ObjectiveLift], value: ValueLift) -> li
         elif o.unit == "usd" and o.low is None:
             notes.append(
                 f"{what}: every measured account's {o.outcome} amount in the window is the same "
-                f"({usd_text(o.treated_mean)}), so there is no spread to measure"
+                f"({money_text(o.treated_mean, currency)}), so there is no spread to measure"
             )
         else:
             # An ARR objective whose events all fell on accounts without ARR: the rate's interval stands.
             notes.append(
-                f"{what} in dollars: the accounts that had a {o.outcome} have no ARR in the book, so every "
-                "account's dollars are $0 and have no spread to measure (the rate's interval stands)"
+                f"{what} in {unit}: the accounts that had a {o.outcome} have no ARR in the book, so every "
+                f"account's {amounts} are {money_text(0.0, currency)} and have no spread to measure (the rate's "
+                "interval stands)"
             )
     if value.low is None:
         reason = (
             "a cohort has fewer than two measured accounts"
             if min(value.treated_accounts, value.control_accounts) < 2
-            else f"every measured account's value net of cost is the same ({usd_text(value.treated_mean_usd)})"
+            else "every measured account's value net of cost is the same "
+            f"({money_text(value.treated_mean_usd, currency)})"
         )
         notes.append(f"total value: no interval: {reason}, so there is no spread to measure")
     return notes
@@ -1272,7 +1275,8 @@ def playbook_note(run: RunLike, playbook: Playbook, recommended: Iterable[str] =
     )
     gone = sorted(set(recommended) - set(playbook.action_ids) - {NO_ACTION})
     if gone:
-        note += f"; it recommended {', '.join(gone)}, which this playbook does not have: costed at $0"
+        zero = money_text(0.0, playbook.currency)
+        note += f"; it recommended {', '.join(gone)}, which this playbook does not have: costed at {zero}"
     return note
 
 

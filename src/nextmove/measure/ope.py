@@ -36,6 +36,7 @@ from nextmove.models.effect import EffectModel, row_value_usd
 from nextmove.models.outcome import OutcomeFitSummary, OutcomeModels
 from nextmove.models.propensity import OverlapReport, PropensityModel, check_clip, clip_propensities
 from nextmove.playbook import Playbook
+from nextmove.playbook.money import DEFAULT_CURRENCY, money_text
 
 __all__ = [
     "BUILT_IN_POLICIES",
@@ -470,6 +471,7 @@ def unsupported_note(
     never: Sequence[str],
     below_floor: Sequence[str] = (),
     floor: float = 1e-3,
+    currency: str = DEFAULT_CURRENCY,
 ) -> str:
     """Why ``method`` cannot value (or values only by the outcome model) the decisions where a policy
     takes actions the logged decisions never took.
@@ -477,7 +479,8 @@ def unsupported_note(
     ``takes`` pairs who takes them with the share of the decisions it does (``("this policy", 0.46)``);
     ``never`` are the actions no logged decision took, ``below_floor`` those taken only at
     propensities below the clip ``floor``. Over :data:`MAX_UNSUPPORTED_SHARE` the estimate (IPS,
-    SNIPS) or the interval (DR) is left out, and the note says so.
+    SNIPS) or the interval (DR) is left out, and the note says so. ``currency`` is the playbook's (IPS
+    counts such decisions as 0 of it).
 
     Examples
     --------
@@ -509,7 +512,7 @@ def unsupported_note(
         # One wording for both, so that the CLI prints it once for the two.
         tail = "IPS and SNIPS cannot value them"
     elif method == "ips":
-        tail = "IPS counts them as $0"
+        tail = f"IPS counts them as {money_text(0.0, currency)}"
     else:
         tail = f"{method.upper()} counts them as worth the mean of the others"
     return f"the history {' and '.join(parts)}, which {who} of the decisions: {tail}"
@@ -565,7 +568,7 @@ def _value(
     return PolicyValue(policy, method, estimate, se, low, high, n, level, objective, ess, matched, note, share, actions)
 
 
-def _support_note(method: Method, sides: Sequence[tuple[str, _Support]]) -> tuple[str | None, bool]:
+def _support_note(method: Method, sides: Sequence[tuple[str, _Support]], currency: str) -> tuple[str | None, bool]:
     """The positivity note of ``method`` over the policies in ``sides`` (who, support), and whether the
     estimate (IPS, SNIPS) or the interval (DR) is left out: None and False when every action they
     take was logged."""
@@ -576,11 +579,11 @@ def _support_note(method: Method, sides: Sequence[tuple[str, _Support]]) -> tupl
     floor = sides[0][1].floor
     takes = [(which, support.share) for which, support in sides]
     material = any(support.share > MAX_UNSUPPORTED_SHARE for _, support in sides)
-    return unsupported_note(method, takes, never, below, floor), material
+    return unsupported_note(method, takes, never, below, floor, currency), material
 
 
 def _summaries(
-    terms: _Terms, methods: Sequence[Method], *, name: str, objective: str | None, level: float
+    terms: _Terms, methods: Sequence[Method], *, name: str, objective: str | None, level: float, currency: str
 ) -> list[PolicyValue]:
     z = NormalDist().inv_cdf((1 + level) / 2)
     w = terms.weights
@@ -594,7 +597,7 @@ def _summaries(
     for method in methods:
         estimate: float | None
         se = float("nan")
-        positivity, material = _support_note(method, [("this policy", support)])
+        positivity, material = _support_note(method, [("this policy", support)], currency)
         note = positivity
         if method in ("ips", "snips") and total <= 0:
             # No logged decision is one the policy could take: IPS would say a sure $0, SNIPS 0 / 0.
@@ -759,7 +762,7 @@ def evaluate_policy(
         random_state=random_state,
         vocabulary=vocabulary,
     )
-    return _summaries(terms, chosen, name=name, objective=objective, level=level)
+    return _summaries(terms, chosen, name=name, objective=objective, level=level, currency=playbook.currency)
 
 
 def policy_difference(
@@ -826,7 +829,7 @@ def policy_difference(
     for method in chosen:
         estimate: float | None
         se = float("nan")
-        note, material = _support_note(method, sides)
+        note, material = _support_note(method, sides, playbook.currency)
         if method in ("ips", "snips") and (ta <= 0 or tb <= 0):
             estimate = None
             who = "either policy" if ta <= 0 and tb <= 0 else ("the policy" if ta <= 0 else "the baseline")

@@ -44,6 +44,7 @@ from nextmove.models.propensity import (
     clip_propensities,
 )
 from nextmove.playbook import Playbook
+from nextmove.playbook.money import money_text
 from nextmove.playbook.schema import Sense, ValueBasis
 
 ARM_SEPARATOR = ":"
@@ -1594,6 +1595,12 @@ class EffectModel:
         self._check_fitted()
         notes = []
         scale = f" and the accounts' {self.scale_column!r}" if self.scale_column else ""
+        currency = self.playbook.currency
+
+        def money(x: float) -> str:
+            # Whole amounts, as before the playbook had a currency ("$2,500", "€2,500", "CHF 2,500").
+            return money_text(round(x), currency)
+
         for fit in self.fits_:
             largest = getattr(fit, "amount_max", 0.0)  # 0 in a model stored before it was recorded
             if not fit.spec.is_amount or largest <= 0:
@@ -1604,8 +1611,8 @@ class EffectModel:
             accounts, top = found
             notes.append(
                 f"{fit.spec.objective!r}: {accounts:,} account(s) project more than {factor:g}× the largest "
-                f"{fit.spec.outcome!r} amount the history saw after one decision (${largest:,.0f}), up to "
-                f"${top['usd']:,.0f} for {top['account_id']} with {top['action_id']!r}; check the book's "
+                f"{fit.spec.outcome!r} amount the history saw after one decision ({money(largest)}), up to "
+                f"{money(top['usd'])} for {top['account_id']} with {top['action_id']!r}; check the book's "
                 f"outcomes.value{scale} before acting on these values"
             )
         return notes

@@ -240,7 +240,8 @@ def _unit(loc: tuple[int | str, ...]) -> str:
     if len(loc) > 1 and get_origin(_expected_at(loc[:-1])[0]) is dict:
         loc = loc[:-1]  # a value of a table of ids (budget_usd_per_team.cs): the table's name says the unit
     name = str(loc[-1]) if loc else ""
-    for part, unit in (("_days", "days"), ("_weeks", "weeks"), ("hours", "hours"), ("_usd", "dollars")):
+    money = "(in the playbook's currency)"
+    for part, unit in (("_days", "days"), ("_weeks", "weeks"), ("hours", "hours"), ("_usd", money)):
         if part in name:
             return unit
     return ""

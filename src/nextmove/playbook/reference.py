@@ -8,6 +8,7 @@ from pydantic import BaseModel
 
 from nextmove.playbook.expr import MAX_EXPRESSION_CHARS, MAX_EXPRESSION_DEPTH
 from nextmove.playbook.loader import allowed_range
+from nextmove.playbook.money import CURRENCY_SYMBOLS, ZERO_DECIMAL_CURRENCIES
 from nextmove.playbook.schema import (
     ID_PATTERN,
     MAX_DAYS,
@@ -64,6 +65,8 @@ def _default(info: Any) -> str:
 
 def playbook_markdown() -> str:
     """The playbook reference as Markdown (``docs/playbook.md`` is generated from it)."""
+    symbols = ", ".join(f"{code} `{symbol}`" for code, symbol in CURRENCY_SYMBOLS.items())
+    zero_decimal = ", ".join(sorted(ZERO_DECIMAL_CURRENCIES))
     lines = [
         "# Playbook reference (`playbook.toml`)",
         "",
@@ -79,8 +82,9 @@ def playbook_markdown() -> str:
         "",
         '**Numbers.** A number is written as a TOML number: `cooldown_days = 30`, not `"30"` nor `true`',
         "(both are refused, not read as 30 or 1). Each bounded key says what it allows below: day",
-        f"counts (windows, cooldowns) are at most {MAX_DAYS:,} days (100 years), dollar amounts (costs, budgets,",
-        f"values) at most {MAX_USD:,.0f} dollars, hours at most {MAX_HOURS:,.0f}, weights at most {MAX_WEIGHT:,.0f}.",
+        f"counts (windows, cooldowns) are at most {MAX_DAYS:,} days (100 years), amounts of money (costs, budgets,",
+        f"values) at most {MAX_USD:,.0f} in the playbook's currency, hours at most {MAX_HOURS:,.0f}, weights at",
+        f"most {MAX_WEIGHT:,.0f}.",
         "`nextmove validate` refuses a playbook beyond them (exit 2), naming the key and its range.",
         "",
         "**Ids and names.** Ids (objective ids, action and variant ids, teams, health component ids) are",
@@ -92,6 +96,15 @@ def playbook_markdown() -> str:
         "as a book's names are ([data-contract.md](data-contract.md)): an `outcome`, a stage of",
         "`default_for_stages` or a signal of `[signal_roles]` written with combining accents (`u` + U+0308, as",
         "some editors write `ü`) is the book's name written with the precomposed letter.",
+        "",
+        "**Money.** Every amount of the book and the playbook (ARR, outcome values, `value_usd`, `cost_usd`,",
+        'the budgets) is in the playbook\'s `currency` (default `USD`; e.g. `currency = "EUR"`); nextmove',
+        "converts nothing. Receipts, reports and the CLI write amounts in it: with its symbol, before the",
+        f"amount, for {symbols} (`€1,235`, `-€40`); with its code for any other",
+        "(`CHF 1,235`, `-CHF 40`). A currency without minor units is never written with cents",
+        f"({zero_decimal}: 0.86 yen is `¥1`). Keys and columns keep",
+        "their `_usd` suffix (`value_usd`, `cost_usd`, `expected_value_usd`, `budget_usd_per_team`) whatever",
+        "the currency: they name stored data and the API's fields, and are kept for compatibility.",
         "",
     ]
     for title, model in _SECTIONS:

@@ -10,9 +10,10 @@ import json
 from enum import StrEnum
 from typing import Annotated, Any, Literal, Self
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints, field_validator, model_validator
 
 from nextmove.playbook.expr import ExpressionError, compile_eligibility
+from nextmove.playbook.money import DEFAULT_CURRENCY, currency_code
 
 FEATURE_WINDOWS_DAYS: tuple[int, ...] = (7, 28, 90)
 """The windows, in days, of the signal features (``{signal}_mean_28d`` …); ``[health] window_days`` is one of them."""
@@ -31,14 +32,14 @@ Identifier = Annotated[str, StringConstraints(pattern=ID_PATTERN, max_length=ID_
 with a letter or ``_``, at most 64 characters. Display names (``name``) may be any text."""
 
 # Upper bounds of the playbook's numbers. A day count becomes a date offset (beyond about 2.7 million
-# days no date exists, and a run overflowed); a dollar amount or hours are summed over the book (near
+# days no date exists, and a run overflowed); an amount of money or hours are summed over the book (near
 # the largest float, sums became infinite). The bounds are far above any real playbook's numbers.
 MAX_DAYS = 36_500
 """The longest window or cooldown, in days (100 years)."""
 MAX_WEEKS = MAX_DAYS // 7
 """The longest span in weeks (``[health] trend_weeks``): 100 years."""
 MAX_USD = 1e12
-"""The largest dollar amount (a cost, a budget, an event's value): a trillion dollars."""
+"""The largest amount of money (a cost, a budget, an event's value), in the playbook's currency: a trillion."""
 MAX_HOURS = 1e6
 """The largest number of hours (an action's effort, an owner's hours per week)."""
 MAX_WEIGHT = 1e6
@@ -66,6 +67,17 @@ class _Strict(BaseModel):
     # then turn the decision's arithmetic into NaN.
     model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True, frozen=True, allow_inf_nan=False)
 
+    def __setstate__(self, state: dict[Any, Any]) -> None:
+        # A playbook pickled (with a stored effect model) before a field with a default was added
+        # (``currency``) lacks it, and reading it raised AttributeError: the default stands in, as
+        # content_hash leaves defaults out and so takes the two for one playbook.
+        values = state.get("__dict__")
+        if isinstance(values, dict):
+            for name, info in type(self).model_fields.items():
+                if name not in values and not info.is_required():
+                    values[name] = info.get_default(call_default_factory=True)
+        super().__setstate__(state)
+
 
 class Team(StrEnum):
     """The teams of the default playbook. A playbook may name its own (``growth``, ``crm`` …): a team is any id."""
@@ -84,18 +96,18 @@ class Sense(StrEnum):
 
 
 class ValueBasis(StrEnum):
-    """How one outcome event of an objective is worth dollars."""
+    """How one outcome event of an objective is worth money (in the playbook's ``currency``)."""
 
     ARR = "arr"
     """The account's ARR is at stake per event (e.g. retention: ARR kept when churn is avoided)."""
     AMOUNT = "amount"
-    """The outcome row's ``value`` column is the dollar amount (e.g. expansion: ARR added)."""
+    """The outcome row's ``value`` column is the amount (e.g. expansion: ARR added)."""
     FIXED = "fixed"
-    """Each event is worth ``value_usd`` dollars (e.g. an advocacy event)."""
+    """Each event is worth ``value_usd`` (e.g. an advocacy event)."""
 
 
 class Objective(_Strict):
-    """A business goal, measured by one outcome kind and worth dollars."""
+    """A business goal, measured by one outcome kind and worth money."""
 
     name: str = ""
     """Display name; defaults to the objective's id."""
@@ -106,9 +118,10 @@ class Objective(_Strict):
     value: ValueBasis = ValueBasis.FIXED
     """How an event is valued: ``arr`` (the account's ARR), ``amount`` (the outcome's value), ``fixed``."""
     value_usd: Number | None = Field(default=None, ge=0, le=MAX_USD)
-    """Dollar value of one event when ``value = "fixed"``."""
+    """Value of one event when ``value = "fixed"``, in the playbook's ``currency`` (the key keeps its ``_usd``
+    suffix whatever the currency)."""
     weight: Number = Field(default=1.0, ge=0, le=MAX_WEIGHT)
-    """Weight of this objective in the value the run maximises (1 = count dollars as dollars)."""
+    """Weight of this objective in the value the run maximises (1 = count its money at face value)."""
     ends_account: bool | None = None
     """Whether the outcome ends the relationship (a churn, a cancellation): an account with it is gone
     from then on, and nothing is recommended for it, until a later start in the accounts table (a
@@ -125,7 +138,7 @@ class Objective(_Strict):
     @model_validator(mode="after")
     def _fixed_needs_value(self) -> Self:
         if self.value is ValueBasis.FIXED and self.value_usd is None:
-            raise ValueError('value = "fixed" needs value_usd, the dollar value of one event')
+            raise ValueError('value = "fixed" needs value_usd, the value of one event (in the playbook\'s currency)')
         return self
 
 
@@ -158,7 +171,7 @@ class Action(_Strict):
     channel: str = "call"
     """Channel, e.g. ``call``, ``email``, ``meeting``, ``in_app``."""
     cost_usd: Number = Field(default=0.0, ge=0, le=MAX_USD)
-    """Direct cost in dollars each time it is done."""
+    """Direct cost each time it is done, in the playbook's ``currency``."""
     effort_hours: Number = Field(default=0.0, ge=0, le=MAX_HOURS)
     """Hours of the account owner's time it takes (counted against owner capacity)."""
     cooldown_days: Count = Field(default=0, ge=0, le=MAX_DAYS)
@@ -218,7 +231,7 @@ class Capacity(_Strict):
     hours_per_owner_per_week: Number | None = Field(default=None, ge=0, le=MAX_HOURS)
     """Hours each account owner can spend on recommended actions per week; unset: unlimited."""
     budget_usd_per_team: dict[Identifier, Annotated[Number, Field(ge=0, le=MAX_USD)]] = Field(default_factory=dict)
-    """Dollar budget per team (a team of the catalog's actions) per decision window."""
+    """Budget per team (a team of the catalog's actions) per decision window, in the playbook's ``currency``."""
 
 
 class Exploration(_Strict):
@@ -361,6 +374,12 @@ class Playbook(_Strict):
 
     name: str = "playbook"
     """Name of this playbook, shown in reports."""
+    currency: str = DEFAULT_CURRENCY
+    """The ISO 4217 code of the book's money (``EUR``, ``JPY``, ``CHF`` …; any case, read upper-case): ARR, the
+    outcomes' ``value``, ``value_usd``, ``cost_usd`` and the budgets are amounts in it. Receipts, reports and the CLI
+    write amounts with its symbol where one is common (``€1,235``, ``-€40``), else with the code (``CHF 1,235``),
+    never with cents for a currency without minor units (0.86 yen is ``¥1``); see "Money" above. Keys and columns
+    keep their ``_usd`` suffix whatever the currency."""
     horizon_days: Count = Field(default=90, gt=0, le=730)
     """Days after a decision within which outcomes count for it."""
     objectives: dict[Identifier, Objective]
@@ -385,6 +404,11 @@ class Playbook(_Strict):
     book has is ignored, with a note, as in ``[signal_roles]``."""
     health: Health = Field(default_factory=Health)
     """The health scorecard."""
+
+    @field_validator("currency", mode="before")
+    @classmethod
+    def _currency_code(cls, value: object) -> str:
+        return currency_code(value)
 
     @model_validator(mode="after")
     def _check_refs(self) -> Self:

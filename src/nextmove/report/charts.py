@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from markupsafe import Markup, escape
 
-from nextmove.decide.phrases import usd_text
+from nextmove.playbook.money import currency_prefix, money_text
 
 _PALETTE = ("#2f6f9f", "#c27317", "#3f9c5a", "#b5485d", "#7a5ea8", "#8c7a3c", "#3b8f8f", "#666666")
 BAND_COLORS = {"Healthy": "#3f9c5a", "At risk": "#c27317", "Critical": "#b5485d"}
@@ -250,24 +250,29 @@ def interval_chart(
     return Markup("".join(parts))
 
 
-def usd(x: float) -> str:
-    """Dollars in short form: ``$1.2M``, ``$340k``, ``$95``, ``$0.86``; ``-$`` for negatives, as :func:`usd_text`.
+def money_short(x: float, currency: str) -> str:
+    """An amount in ``currency`` in short form: ``$1.2M``, ``-€340k``, ``$95``, ``$0.86``, ``CHF 1.8k``.
 
+    The sign, then the currency's symbol or code, as :func:`~nextmove.playbook.money.money_text`.
     Thousands and millions keep one decimal below 10 of the unit (``$1.8k``, ``-$1.0k``), whole
-    ones above (``$12k``); below $1,000 the dollars are :func:`usd_text`'s.
+    ones above (``$12k``); below 1,000 the amount is :func:`~nextmove.playbook.money.money_text`'s
+    (without cents for a currency that has none: ``¥1``).
 
     Examples
     --------
-    >>> usd(1_234_567), usd(-340_000), usd(1_804), usd(-1_026), usd(95.4), usd(0.857), usd(-0.001)
-    ('$1.2M', '-$340k', '$1.8k', '-$1.0k', '$95', '$0.86', '$0')
-    >>> usd(999.7), usd(9_960), usd(999_600), usd(174_100_000)
-    ('$1.0k', '$10k', '$1.0M', '$174M')
+    >>> [money_short(x, "USD") for x in (1_234_567, -340_000, 1_804, -1_026, 95.4, 0.857, -0.001)]
+    ['$1.2M', '-$340k', '$1.8k', '-$1.0k', '$95', '$0.86', '$0']
+    >>> [money_short(x, "USD") for x in (999.7, 9_960, 999_600, 174_100_000)]
+    ['$1.0k', '$10k', '$1.0M', '$174M']
+    >>> money_short(-340_000, "EUR"), money_short(1_804, "CHF"), money_short(0.857, "JPY"), money_short(-0.4, "JPY")
+    ('-€340k', 'CHF 1.8k', '¥1', '¥0')
     """
     a = abs(x)
+    prefix = currency_prefix(currency)
     if round(a) < 1_000:
-        text = usd_text(a)
+        text = money_text(a, currency)
     else:
-        # The unit after rounding, so $999,600 is "$1.0M" rather than "$1,000k".
+        # The unit after rounding, so 999,600 is "$1.0M" rather than "$1,000k".
         v, unit = (a / 1e6, "M") if round(a / 1e3) >= 1_000 else (a / 1e3, "k")
-        text = f"${v:.1f}{unit}" if round(v, 1) < 10 else f"${v:,.0f}{unit}"
-    return ("-" if x < 0 and text != "$0" else "") + text
+        text = f"{prefix}{v:.1f}{unit}" if round(v, 1) < 10 else f"{prefix}{v:,.0f}{unit}"
+    return ("-" if x < 0 and text != f"{prefix}0" else "") + text

@@ -11,9 +11,16 @@ from typing import Any
 import polars as pl
 
 from nextmove.decide.phrases import feature_wording, isolated
-from nextmove.engine.run_facts import DIFFERS_METRIC, OFF_POLICY_METRIC, differs_metric, off_policy_metric
+from nextmove.engine.run_facts import (
+    DIFFERS_METRIC,
+    OFF_POLICY_METRIC,
+    differs_metric,
+    off_policy_metric,
+    run_currency,
+)
 from nextmove.errors import ConfigError
-from nextmove.report.charts import usd
+from nextmove.playbook.money import DEFAULT_CURRENCY, currency_code, currency_unit
+from nextmove.report.charts import money_short
 
 MAX_TABLE_ROWS = 20_000
 """Accounts embedded in the report's table; beyond it, the largest values are kept and the
@@ -149,6 +156,8 @@ class ReportData:
     projects nothing), why there is none."""
     served: str | None = None
     """Whether online decisions come from this run (None: not known where the report was made)."""
+    currency: str = DEFAULT_CURRENCY
+    """The ISO 4217 code the run's amounts are in (its playbook's ``currency``): the page writes them in it."""
 
 
 def _num(summary: Mapping[str, Any], key: str, default: float = 0.0) -> float:
@@ -167,7 +176,7 @@ def _labels(summary: Mapping[str, Any], labels: Mapping[str, str] | None) -> dic
     return out
 
 
-def _sentences(summary: Mapping[str, Any], families: Sequence[Count], recs: pl.DataFrame) -> list[str]:
+def _sentences(summary: Mapping[str, Any], families: Sequence[Count], recs: pl.DataFrame, currency: str) -> list[str]:
     accounts = int(_num(summary, "accounts", recs.height))
     actions = int(_num(summary, "actions"))
     first = (
@@ -194,7 +203,7 @@ def _sentences(summary: Mapping[str, Any], families: Sequence[Count], recs: pl.D
     if "differs_from_default_share" in summary:
         share = _num(summary, "differs_from_default_share")
         out.append(_differs_sentence(share, _default_counts(recs)))
-    if (impact := _impact_sentence(summary)) is not None:
+    if (impact := _impact_sentence(summary, currency)) is not None:
         out.append(impact)
     arms = summary.get("arms")
     if isinstance(arms, Mapping) and arms.get("control"):
@@ -311,18 +320,19 @@ def _left_alone_sentence(nothing: int, recs: pl.DataFrame, summary: Mapping[str,
     return f"{lead}: {'; '.join(parts)}."
 
 
-def _impact_text(impact: Mapping[str, Any]) -> str:
+def _impact_text(impact: Mapping[str, Any], currency: str) -> str:
     """``$240 (per-account 90% intervals summed: -$1.2k to $1.9k)``; the range only when both ends are known.
 
     The ends are each account's interval ends summed, wider than a 90% interval of the total: said so.
     """
     low, high = impact.get("low"), impact.get("high")
     band = (
-        f" (per-account 90% intervals summed: {usd(float(low))} to {usd(float(high))})"
+        f" (per-account 90% intervals summed: {money_short(float(low), currency)} to "
+        f"{money_short(float(high), currency)})"
         if low is not None and high is not None
         else ""
     )
-    return f"{usd(float(impact['value']))}{band}"
+    return f"{money_short(float(impact['value']), currency)}{band}"
 
 
 def _cohorts(summary: Mapping[str, Any]) -> tuple[Mapping[str, Any], Mapping[str, Any] | None] | None:
@@ -336,7 +346,7 @@ def _cohorts(summary: Mapping[str, Any]) -> tuple[Mapping[str, Any], Mapping[str
     return recommended, control if isinstance(control, Mapping) and "value" in control else None
 
 
-def _impact_sentence(summary: Mapping[str, Any]) -> str | None:
+def _impact_sentence(summary: Mapping[str, Any], currency: str) -> str | None:
     """The projected impact of the recommended cohort's actions, and the control cohort's defaults apart.
 
     A run stored before the two were kept apart summed every account given an action: said so.
@@ -348,25 +358,25 @@ def _impact_sentence(summary: Mapping[str, Any]) -> str | None:
     if cohorts is None:
         return (
             "The projected impact of the actions given (the control cohort's defaults included) is "
-            f"{_impact_text(impact)}."
+            f"{_impact_text(impact, currency)}."
         )
     recommended, control = cohorts
     given = int(recommended.get("accounts") or 0)
     text = (
         f"The projected impact of the recommended actions ({_plural(given, 'account')} of the model and "
-        f"exploration arms) is {_impact_text(recommended)}."
+        f"exploration arms) is {_impact_text(recommended, currency)}."
         if given
         else "No account of the model and exploration arms is given an action: the recommendations project no impact."
     )
     if control is not None and control.get("accounts"):
         text += (
             f" The control cohort's defaults ({_plural(int(control['accounts']), 'account')}) are projected at "
-            f"{_impact_text(control)}, apart: they are what the recommendations' lift is measured against."
+            f"{_impact_text(control, currency)}, apart: they are what the recommendations' lift is measured against."
         )
     return text
 
 
-def _impact_note(summary: Mapping[str, Any]) -> str | None:
+def _impact_note(summary: Mapping[str, Any], currency: str) -> str | None:
     """Whose actions the impact section sums (None without a projected impact)."""
     if not isinstance(summary.get("projected_impact_usd"), Mapping):
         return None
@@ -380,18 +390,18 @@ def _impact_note(summary: Mapping[str, Any]) -> str | None:
     control = cohorts[1]
     if control is not None and control.get("accounts"):
         text += (
-            f" The control cohort's defaults, projected at {_impact_text(control)} over "
+            f" The control cohort's defaults, projected at {_impact_text(control, currency)} over "
             f"{_plural(int(control['accounts']), 'account')}, are not in these figures."
         )
     return text
 
 
 def _no_impact_note(summary: Mapping[str, Any]) -> str:
-    """What the impact section says of a run that projects nothing (every figure $0, no interval)."""
+    """What the impact section says of a run that projects nothing (every figure 0, no interval)."""
     impact = summary.get("projected_impact_usd")
     if isinstance(impact, Mapping) and impact.get("accounts") == 0:
         return "No account of the model and exploration arms is given an action: this run projects no impact."
-    return "This run projects no impact: every objective's figure and interval is $0."
+    return "This run projects no impact: every objective's figure and interval is zero."
 
 
 @dataclass(frozen=True)
@@ -604,7 +614,11 @@ def evidence_summary(evidence: object) -> str:
 
 
 def _top_at_risk(
-    recs: pl.DataFrame, labels: Mapping[str, str], n: int = 15, summaries: EvidenceSummaries | None = None
+    recs: pl.DataFrame,
+    labels: Mapping[str, str],
+    currency: str,
+    n: int = 15,
+    summaries: EvidenceSummaries | None = None,
 ) -> list[dict[str, Any]]:
     if "arr" not in recs.columns:
         return []
@@ -633,12 +647,12 @@ def _top_at_risk(
                 "account_id": r["account_id"],
                 "name": r.get("name") or r["account_id"],
                 "id": r["account_id"] if r.get("name") and r.get("name") != r["account_id"] else "",
-                "arr": usd(float(r.get("arr") or 0.0)),
-                "at_risk": usd(float(r["_risk"])),
+                "arr": money_short(float(r.get("arr") or 0.0), currency),
+                "at_risk": money_short(float(r["_risk"]), currency),
                 "band": r.get("health_band") or "",
                 "score": "" if r.get("health_score") is None else f"{float(r['health_score']):.0f}",
                 "action": labels.get(str(r["action_id"]), str(r["action_id"])),
-                "value": usd(float(r.get("expected_value_usd") or 0.0)),
+                "value": money_short(float(r.get("expected_value_usd") or 0.0), currency),
                 "why": whys.get(r["account_id"], "") if whys is not None else evidence_summary(r.get("evidence")),
             }
         )
@@ -735,7 +749,7 @@ def _trait(trait: Mapping[str, Any], labels: Mapping[str, str]) -> str:
     return f"{'high' if z >= 0 else 'low'} {text}" if isinstance(z, int | float) else text
 
 
-def _segment_response(s: Mapping[str, Any], labels: Mapping[str, str]) -> str:
+def _segment_response(s: Mapping[str, Any], labels: Mapping[str, str], currency: str) -> str:
     """How a segment responds, with the playbook's action names (the summary's headline has action ids)."""
     response = s.get("response")
     if not isinstance(response, Mapping):
@@ -744,7 +758,8 @@ def _segment_response(s: Mapping[str, Any], labels: Mapping[str, str]) -> str:
     overall = (
         f"responds {float(ratio):.1f}× the book average"
         if isinstance(ratio, int | float)
-        else f"worth {usd(float(response.get('value_usd') or 0.0))} per account (the book average is not positive)"
+        else f"worth {money_short(float(response.get('value_usd') or 0.0), currency)} per account (the book average "
+        "is not positive)"
     )
     families = [f for f in response.get("families") or [] if isinstance(f, Mapping)]
     if not families:
@@ -763,7 +778,7 @@ def _segment_response(s: Mapping[str, Any], labels: Mapping[str, str]) -> str:
     worth = (
         f"{float(ratio):.1f}× the book average"
         if isinstance(ratio, int | float) and best.get("material")
-        else f"{usd(float(best.get('value_usd') or 0.0))} per account"
+        else f"{money_short(float(best.get('value_usd') or 0.0), currency)} per account"
     )
     return (
         f"{overall}; best family {isolated(str(best.get('family')))} ({isolated(labels.get(action, action))}), {worth}"
@@ -790,7 +805,9 @@ def _segment_details(s: Mapping[str, Any], labels: Mapping[str, str]) -> list[st
     return details
 
 
-def _segments(summary: Mapping[str, Any], labels: Mapping[str, str]) -> tuple[list[SegmentRow], list[str]]:
+def _segments(
+    summary: Mapping[str, Any], labels: Mapping[str, str], currency: str
+) -> tuple[list[SegmentRow], list[str]]:
     block = summary.get("segments")
     if not isinstance(block, Mapping):
         return [], []
@@ -806,7 +823,7 @@ def _segments(summary: Mapping[str, Any], labels: Mapping[str, str]) -> tuple[li
                 name=name,
                 accounts=int(s.get("accounts", 0)),
                 arr_usd=float(arr) if isinstance(arr, int | float) else None,
-                response=_segment_response(s, labels),
+                response=_segment_response(s, labels, currency),
                 details=_segment_details(s, labels),
             )
         )
@@ -817,8 +834,9 @@ def _segments(summary: Mapping[str, Any], labels: Mapping[str, str]) -> tuple[li
             f"{float(spend.get('share_below_average', 0.0)):.0%} of the last {spend.get('days')} days' "
             f"{int(spend['touches']):,} touches went to segments that respond below the book average; moving "
             f"{int(spend.get('moved_touches', 0)):,} of them is projected to recover "
-            f"{usd(float(spend.get('recoverable_usd', 0.0)))} ({usd(float(spend.get('low', 0.0)))} to "
-            f"{usd(float(spend.get('high', 0.0)))})."
+            f"{money_short(float(spend.get('recoverable_usd', 0.0)), currency)} "
+            f"({money_short(float(spend.get('low', 0.0)), currency)} to "
+            f"{money_short(float(spend.get('high', 0.0)), currency)})."
         )
     notes.append(_moves_note(block))
     return rows, notes
@@ -857,13 +875,14 @@ def _moves_note(block: Mapping[str, Any]) -> str:
 _OLD_DIFFERS_METRIC = "Recommendations that differ from the lifecycle default"
 
 
-def _metrics(summary: Mapping[str, Any], counts: DefaultCounts | None) -> list[MetricRow]:
+def _metrics(summary: Mapping[str, Any], counts: DefaultCounts | None, currency: str) -> list[MetricRow]:
     """The summary's metric rows; the one on the lifecycle default is judged again on the recommendations.
 
     A run stored before the summary counted the accounts given an action judged the share of every
     account (those left alone included) against a benchmark meant for actions; the row is rebuilt
     here with both figures and the base the benchmark is about. The off-policy row is judged again
-    from the stored estimates, by the rule of :func:`~nextmove.engine.run_facts.off_policy_metric`.
+    from the stored estimates, by the rule of :func:`~nextmove.engine.run_facts.off_policy_metric`, and
+    named in the run's ``currency`` ("€ per decision": the stored name says "$").
     """
     share = summary.get("differs_from_default_share")
     out = []
@@ -881,11 +900,10 @@ def _metrics(summary: Mapping[str, Any], counts: DefaultCounts | None) -> list[M
             if judged is None:
                 continue  # not judged by today's rule (e.g. a default without an interval): no verdict
             m = judged
-        out.append(
-            MetricRow(
-                str(m["metric"]), str(m.get("current", "")), str(m.get("benchmark", "")), str(m.get("status", ""))
-            )
-        )
+        name = str(m["metric"])
+        if name == OFF_POLICY_METRIC:
+            name = name.replace("$ per decision", f"{currency_unit(currency)} per decision")
+        out.append(MetricRow(name, str(m.get("current", "")), str(m.get("benchmark", "")), str(m.get("status", ""))))
     return out
 
 
@@ -899,7 +917,7 @@ def _whys(frame: pl.DataFrame, summaries: EvidenceSummaries | None) -> Mapping[s
 
 
 def _table(
-    recs: pl.DataFrame, labels: Mapping[str, str], summaries: EvidenceSummaries | None = None
+    recs: pl.DataFrame, labels: Mapping[str, str], currency: str, summaries: EvidenceSummaries | None = None
 ) -> tuple[list[dict[str, Any]], str | None]:
     note = None
     frame = recs
@@ -932,7 +950,9 @@ def _table(
                 "action": labels.get(str(r["action_id"]), str(r["action_id"])),
                 "arm": str(get(r, "arm") or ""),
                 "value": round(value, 2),
-                "interval": "" if low is None or high is None else f"{usd(float(low))} to {usd(float(high))}",
+                "interval": ""
+                if low is None or high is None
+                else f"{money_short(float(low), currency)} to {money_short(float(high), currency)}",
                 "low": None if low is None or high is None else round(float(low), 2),
                 "default": labels.get(str(get(r, "default_action_id")), str(get(r, "default_action_id") or "")),
                 "differs": bool(get(r, "differs_from_default")),
@@ -999,6 +1019,7 @@ def build_report_data(
     title: str | None = None,
     served: bool | str | None = None,
     evidence_summaries: EvidenceSummaries | None = None,
+    currency: str | None = None,
 ) -> ReportData:
     """The report's content from a run's ``summary`` and its ``recommendations`` (one row per account).
 
@@ -1014,7 +1035,8 @@ def build_report_data(
     they come from (None, the default: the page does not say). Without an ``evidence`` column,
     ``evidence_summaries`` gives the "why" of the accounts the page lists (asked only for those),
     and the columns :data:`BEST_ALTERNATIVE_COLUMNS` may stand for ``alternatives``: a stored
-    run's report reads no receipt whole.
+    run's report reads no receipt whole. Amounts are written in ``currency``, by default the
+    run's (the summary's ``currency``, its playbook's), else USD (a run made before runs kept it).
 
     Examples
     --------
@@ -1028,6 +1050,7 @@ def build_report_data(
     missing = [c for c in ("account_id", "action_id", "expected_value_usd") if c not in recommendations.columns]
     if missing:
         raise ConfigError(f"the run's recommendations lack the column(s) {', '.join(missing)}; re-run `nextmove run`")
+    money = run_currency(summary) if currency is None else currency_code(currency)
     labels = _labels(summary, action_labels)
     families_map = {str(k): str(v) for k, v in (summary.get("action_families") or {}).items()}
     families_map.update(family_of_action or {})
@@ -1036,8 +1059,8 @@ def build_report_data(
     families = [c for c in _counts([families_map.get(a, "other") for a in acted], {}) if acted]
     if not families_map:
         families = []
-    segments, segment_notes = _segments(summary, labels)
-    table, table_note = _table(recommendations, labels, evidence_summaries)
+    segments, segment_notes = _segments(summary, labels, money)
+    table, table_note = _table(recommendations, labels, money, evidence_summaries)
     notes = []
     for key, what in (
         ("policy_values", "off-policy estimates"),
@@ -1048,7 +1071,7 @@ def build_report_data(
             notes.append(f"This run has no {what}.")
     as_of = summary.get("as_of", "")
     impact = _impact(summary)
-    impact_note = _impact_note(summary) if impact else None
+    impact_note = _impact_note(summary, money) if impact else None
     if impact and all(i.value_usd == i.low_usd == i.high_usd == 0 for i in impact):
         # Nothing projected: the section says so rather than drawing "All objectives $0 ($0 to $0)".
         impact, impact_note = [], _no_impact_note(summary)
@@ -1062,18 +1085,18 @@ def build_report_data(
         run_id=str(summary.get("run_id", "")),
         as_of=as_of.isoformat() if isinstance(as_of, datetime) else str(as_of),
         as_of_text=_readable_date(as_of),
-        sentences=_sentences(summary, families, recommendations),
+        sentences=_sentences(summary, families, recommendations, money),
         actions=_counts(actions, labels),
         families=families,
         stages=_stages(recommendations),
         bands=_bands(summary, recommendations),
-        top_at_risk=_top_at_risk(recommendations, labels, summaries=evidence_summaries),
+        top_at_risk=_top_at_risk(recommendations, labels, money, summaries=evidence_summaries),
         impact=impact,
         impact_cost_usd=_impact_cost(impact),
         policies=_policies(summary),
         segments=segments,
         segment_notes=segment_notes,
-        metrics=_metrics(summary, _default_counts(recommendations)),
+        metrics=_metrics(summary, _default_counts(recommendations), money),
         table=table,
         table_note=table_note,
         notes=notes,
@@ -1083,6 +1106,7 @@ def build_report_data(
         families_note=families_note,
         impact_note=impact_note,
         served=_served_text(served),
+        currency=money,
     )
 
 

@@ -13,7 +13,8 @@ from markupsafe import Markup, escape
 from nextmove._files import writing
 from nextmove._version import __version__
 from nextmove.decide.phrases import FSI, PDI, without_bidi_controls, without_stray_bidi_controls
-from nextmove.report.charts import BAND_COLORS, NARROW_WIDTH, Bar, Interval, bar_chart, interval_chart, usd
+from nextmove.playbook.money import CENTS_BELOW, currency_prefix, currency_unit, has_cents
+from nextmove.report.charts import BAND_COLORS, NARROW_WIDTH, Bar, Interval, bar_chart, interval_chart, money_short
 from nextmove.report.data import ReportData, _plural, policy_notes
 
 
@@ -26,9 +27,9 @@ def _environment() -> Environment:
         lstrip_blocks=True,
         finalize=shown,
     )
-    env.filters["usd"] = usd
+    env.filters["money"] = money_short
     env.filters["pct"] = lambda x: f"{float(x):.0%}"
-    env.filters["num2"] = lambda x: "—" if x is None else f"{float(x):,.2f}"
+    env.filters["amount"] = _amount
     env.filters["code_spans"] = code_spans
     env.filters["sentence"] = sentence
     env.globals["policy_notes"] = policy_notes
@@ -128,8 +129,38 @@ def _json_for_script(value: object) -> Markup:
     return Markup(text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026"))
 
 
-def _per_decision(x: float) -> str:
-    return f"{'-' if round(x, 1) < 0 else ''}${abs(x):,.1f} per decision"
+def _per_decision(x: float, currency: str) -> str:
+    """A policy's value per decision, to a tenth (a whole number for a currency without cents): "$12.3 per decision".
+
+    Examples
+    --------
+    >>> _per_decision(-12.34, "USD"), _per_decision(0.04, "EUR"), _per_decision(-0.4, "JPY"), _per_decision(3, "CHF")
+    ('-$12.3 per decision', '€0.0 per decision', '¥0 per decision', 'CHF 3.0 per decision')
+    """
+    places = 1 if has_cents(currency) else 0
+    return f"{'-' if round(x, places) < 0 else ''}{currency_prefix(currency)}{abs(x):,.{places}f} per decision"
+
+
+def _amount(x: float | None, currency: str) -> str:
+    """A value per decision of the policies' table, without its unit (the header names it): to the cent, or whole.
+
+    Examples
+    --------
+    >>> _amount(1234.567, "USD"), _amount(1234.567, "JPY"), _amount(None, "EUR")
+    ('1,234.57', '1,235', '—')
+    """
+    return "—" if x is None else f"{float(x):,.{2 if has_cents(currency) else 0}f}"
+
+
+def _money_script(currency: str) -> Markup:
+    """How the accounts table's script writes amounts (``money`` in the page): the prefix, and whether cents show.
+
+    Examples
+    --------
+    >>> str(_money_script("EUR")), str(_money_script("JPY"))
+    ('{"prefix":"€","cents":10.0}', '{"prefix":"¥","cents":0}')
+    """
+    return _json_for_script({"prefix": currency_prefix(currency), "cents": CENTS_BELOW if has_cents(currency) else 0})
 
 
 def _bars(bars: list[Bar], title: str) -> Markup:
@@ -163,7 +194,12 @@ def charts(data: ReportData) -> dict[str, Markup]:
     if data.bands and data.has_arr:
         out["bands"] = _bars(
             [
-                Bar(b.band, b.arr_usd, f"{usd(b.arr_usd)} · {_plural(b.accounts, 'account')}", BAND_COLORS.get(b.band))
+                Bar(
+                    b.band,
+                    b.arr_usd,
+                    f"{money_short(b.arr_usd, data.currency)} · {_plural(b.accounts, 'account')}",
+                    BAND_COLORS.get(b.band),
+                )
                 for b in data.bands
             ],
             "ARR by health band",
@@ -185,7 +221,8 @@ def charts(data: ReportData) -> dict[str, Markup]:
                     i.value_usd,
                     i.low_usd,
                     i.high_usd,
-                    f"{usd(i.value_usd)} ({usd(i.low_usd)} to {usd(i.high_usd)})",
+                    f"{money_short(i.value_usd, data.currency)} ({money_short(i.low_usd, data.currency)} to "
+                    f"{money_short(i.high_usd, data.currency)})",
                 )
                 for i in data.impact
             ],
@@ -199,7 +236,7 @@ def charts(data: ReportData) -> dict[str, Markup]:
                     estimate,
                     estimate if p.low is None else p.low,  # no interval: the point alone (the table says why)
                     estimate if p.high is None else p.high,
-                    _per_decision(estimate) + ("" if p.low is not None else " (no interval)"),
+                    _per_decision(estimate, data.currency) + ("" if p.low is not None else " (no interval)"),
                 )
                 for p in data.policies
                 if (estimate := p.estimate) is not None
@@ -226,6 +263,8 @@ def render_report(data: ReportData) -> str:
         data=data,
         charts=charts(data),
         table_json=_table_json(data.table),
+        money_json=_money_script(data.currency),
+        money_unit=currency_unit(data.currency),
         generated=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         version=__version__,
     )

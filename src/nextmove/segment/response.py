@@ -26,10 +26,10 @@ import numpy as np
 import polars as pl
 
 from nextmove.book import NO_ACTION
-from nextmove.decide.phrases import usd_text
 from nextmove.errors import ConfigError
 from nextmove.models.effect import ARM_SEPARATOR, EffectProjection
 from nextmove.playbook import Playbook
+from nextmove.playbook.money import money_text
 
 FamilyKind = Literal["team", "objective", "action"]
 
@@ -457,8 +457,10 @@ def _reallocate(
     return moved, value, low, high
 
 
-def headline(response: SegmentResponse) -> str:
+def headline(response: SegmentResponse, currency: str = "USD") -> str:
     """One plain sentence on how a segment responds, e.g. ``responds 2.4× the book average; best: sales``.
+
+    Amounts are written in ``currency`` (the playbook's).
 
     Examples
     --------
@@ -468,11 +470,13 @@ def headline(response: SegmentResponse) -> str:
     >>> costly = FamilyResponse("marketing", -1.0, -1.0, -1.0, -1.0, None, "promo_email", material=False)
     >>> headline(SegmentResponse(0, 3, 0.0, 0.0, 0.0, 0.0, None, 1, [costly]))
     'worth $0 per account (the book average is not positive); no family of actions is worth anything here'
+    >>> headline(SegmentResponse(0, 3, 0.0, 0.0, 0.0, 0.0, None, 1, [costly]), "EUR").split(" (")[0]
+    'worth €0 per account'
     """
     overall = (
         f"responds {response.ratio:.1f}× the book average"
         if response.ratio is not None
-        else f"worth {usd_text(response.value_usd)} per account (the book average is not positive)"
+        else f"worth {money_text(response.value_usd, currency)} per account (the book average is not positive)"
     )
     if not response.families:
         return overall
@@ -482,6 +486,6 @@ def headline(response: SegmentResponse) -> str:
     fam = (
         f"{best.ratio:.1f}× the book average"
         if best.ratio is not None and best.material
-        else f"{usd_text(best.value_usd)} per account"
+        else f"{money_text(best.value_usd, currency)} per account"
     )
     return f"{overall}; best family {best.family} ({best.best_action}), {fam}"

@@ -254,7 +254,7 @@ def segment_book(
     if recent_gone.height:
         everyone = pl.concat([assignments, model.segment(recent_gone).assignments], how="vertical_relaxed")
     rates = _rates(everyone, outcomes, projection, playbook, when, lookback_days)
-    profiles = _profiles(active, result, responses, rates, health)
+    profiles = _profiles(active, result, responses, rates, health, playbook.currency if playbook else "USD")
     if responses:
         profiles.sort(key=lambda p: p.response.rank if p.response is not None else len(profiles) + p.id)
     spend = None
@@ -412,6 +412,7 @@ def _profiles(
     responses: dict[int, SegmentResponse],
     rates: dict[int, dict[str, OutcomeRate]],
     health: pl.DataFrame | None,
+    currency: str,
 ) -> list[SegmentProfile]:
     frame = active.select(
         pl.col("account_id").cast(pl.String),
@@ -453,12 +454,12 @@ def _profiles(
                 health=float(row["health"]) if row.get("health") is not None else None,
                 rates=rates.get(seg.id, {}),
                 response=response,
-                headline=_headline(seg, response),
+                headline=_headline(seg, response, currency),
             )
         )
     return out
 
 
-def _headline(segment: Segment, response: SegmentResponse | None) -> str:
+def _headline(segment: Segment, response: SegmentResponse | None, currency: str) -> str:
     text = f"{segment.name}: {segment.accounts:,} accounts"
-    return f"{text}; {headline(response)}" if response is not None else text
+    return f"{text}; {headline(response, currency)}" if response is not None else text
