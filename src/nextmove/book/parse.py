@@ -22,7 +22,13 @@ _NAIVE_FORMATS = (
     "%Y-%m-%d %H:%M",
     "%Y-%m-%d",
 )
+_FOUR_DIGIT_YEAR = r"^\d{4}-"
+"""Where a timestamp's text starts: a year of four digits (``2024-01-06``; ``24-01-06`` is no timestamp)."""
 UTC_DATETIME = pl.Datetime("us", "UTC")
+_YEAR_1000_US = -30610224000 * 10**6
+"""1000-01-01 in microseconds since 1970: an earlier timestamp's year has fewer than four digits."""
+_YEAR_10000_US = 253402300800 * 10**6
+"""10000-01-01 in microseconds since 1970: a later timestamp's year has more than four digits."""
 WHITESPACE = (
     "\t\n\x0b\x0c\r \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a"
     "\u2028\u2029\u202f\u205f\u3000"
@@ -57,6 +63,16 @@ def _parse_timestamp_batch(text: pl.Series) -> pl.Series:
         hit = again.is_not_null()
         if hit.any():
             result = result.scatter(idx.filter(hit), again.filter(hit))
+    # chrono's %Y takes a year of any number of digits: 24-01-06 would be the year 24, 730,000 days
+    # before the rest of the book. A year is written with four digits; only the rows whose year is
+    # outside 1000–9999 can break that, so only they are looked at again.
+    micros = result.to_physical()  # compared as microseconds: a year past 9999 is no Python datetime
+    odd = (micros < _YEAR_1000_US) | (micros >= _YEAR_10000_US)
+    if odd.any():
+        idx = odd.arg_true()
+        short = ~clean.gather(idx).str.contains(_FOUR_DIGIT_YEAR)
+        if short.any():
+            result = result.scatter(idx.filter(short), None)
     return result
 
 
@@ -84,14 +100,15 @@ def parse_timestamp_text(expr: pl.Expr) -> pl.Expr:
     """Parse ISO 8601 text to UTC timestamps: offsets are converted, naive values are taken as UTC.
 
     Offsets may be written ``+02:00``, ``+0200`` or ``+02``; ``Z`` (in any case) and a trailing ``UTC``
-    (``2024-05-01 09:30:00 UTC``, as BigQuery and Snowflake print times) mean UTC. Values that match
-    no ISO 8601 form become null; the validator reports them.
+    (``2024-05-01 09:30:00 UTC``, as BigQuery and Snowflake print times) mean UTC. The year has four
+    digits (``24-05-01`` is no timestamp, not the year 24). Values that match no ISO 8601 form become
+    null; the validator reports them.
 
     Examples
     --------
-    >>> df = pl.DataFrame({"ts": ["2024-05-01", "2024-05-01T09:30:00Z", "2024-05-01T11:30:00+02", "May 1"]})
+    >>> df = pl.DataFrame({"ts": ["2024-05-01", "2024-05-01T09:30:00Z", "2024-05-01T11:30:00+02", "May 1", "24-05-01"]})
     >>> df.select(parse_timestamp_text(pl.col("ts"))).to_series().dt.hour().to_list()
-    [0, 9, 9, None]
+    [0, 9, 9, None, None]
     """
     return expr.map_batches(_parse_timestamp_batch, return_dtype=UTC_DATETIME, is_elementwise=True)
 
@@ -118,6 +135,29 @@ def no_such_date(text: str) -> str | None:
     if hour > 23 or minute > 59 or second > 59:
         return f"{found.group(0).strip()[11:]} is no such time of day"
     return None
+
+
+_SHORT_YEAR = re.compile(r"\s*(\d{1,3}|\d{5,})-\d{1,2}-\d{1,2}(?:[T ]|$)")
+
+
+def short_year(text: str) -> str | None:
+    """What to say of a timestamp whose year is not written with four digits (``24-01-06``); None if not one.
+
+    Such a year is refused rather than read as the year 24 (or guessed to be 2024: ``24-01-06`` may as
+    well be the 24th of January 2006).
+
+    Examples
+    --------
+    >>> short_year("24-01-06")
+    'its year has 2 digits: write the year with four digits, e.g. 2024-01-06'
+    >>> short_year("2024-01-06") is None, short_year("0024-01-06") is None, short_year("May 1") is None
+    (True, True, True)
+    """
+    found = _SHORT_YEAR.match(text)
+    if found is None:
+        return None
+    digits = len(found.group(1))
+    return f"its year has {digits} digit{'' if digits == 1 else 's'}: write the year with four digits, e.g. 2024-01-06"
 
 
 def parse_timestamp(text: str) -> datetime:
@@ -183,6 +223,84 @@ def decimal_comma_hint(text: str) -> str | None:
     if _DECIMAL_COMMA.fullmatch(text):
         return "looks like a decimal comma: export numbers with a decimal point"
     return None
+
+
+_THOUSANDS_DOT = r"^\s*[+-]?[1-9]\d{0,2}(?:\.\d{3})+\s*$"
+"""A whole number written with '.' between its thousands (``85.360``, ``1.234.567``), as a German export writes it."""
+_SMALL_WHOLE = r"^\s*[+-]?\d{1,3}\s*$"
+"""A whole number below 1,000 (``360``): such an export writes it without a separator."""
+THOUSANDS_SHARE = 0.8
+"""The share of a number column's values written like ``85.360`` (:func:`thousands_dots`) that make it look
+like numbers with thousands separators, the others all whole numbers below 1,000."""
+THOUSANDS_MIN = 5
+"""How many values written like ``85.360`` a column needs, at least, to look like numbers with thousands separators."""
+
+
+def thousands_dot_hint(text: str) -> str | None:
+    """What to say of a number written with two or more '.' between thousands (``1.234.567``); None if not one.
+
+    Such a value is no number. One with a single '.' (``85.360``) reads as a number with three
+    decimals: only a whole column of them says more (:func:`thousands_dots`).
+
+    Examples
+    --------
+    >>> thousands_dot_hint("1.234.567")
+    "looks like thousands separators '.': export numbers without them"
+    >>> thousands_dot_hint("85.360") is None, thousands_dot_hint("1.2.3") is None
+    (True, True)
+    """
+    if re.fullmatch(_THOUSANDS_DOT, text) and text.count(".") >= 2:
+        return "looks like thousands separators '.': export numbers without them"
+    return None
+
+
+def thousands_dot_flags(expr: pl.Expr) -> tuple[pl.Expr, pl.Expr]:
+    """Where text ``expr`` is a number written like ``85.360``, and where it is present and neither that nor ``360``."""
+    dotted = expr.str.contains(_THOUSANDS_DOT).fill_null(False)
+    other = ~is_missing_text(expr) & ~dotted & ~expr.str.contains(_SMALL_WHOLE).fill_null(False)
+    return dotted, other
+
+
+def looks_like_thousands(dotted: int, other: int, present: int) -> bool:
+    """Whether a column with ``dotted`` values written like ``85.360`` of ``present`` (``other`` of them neither
+    that nor a whole number below 1,000) looks like numbers written with thousands separators.
+
+    Examples
+    --------
+    >>> looks_like_thousands(400, 0, 400), looks_like_thousands(4, 0, 4), looks_like_thousands(400, 1, 400)
+    (True, False, False)
+    """
+    return other == 0 and dotted >= THOUSANDS_MIN and dotted >= THOUSANDS_SHARE * present
+
+
+def thousands_dots(series: pl.Series) -> tuple[int, int, str] | None:
+    """When a text column of numbers looks written with thousands separators: ``(count, first index, first value)``.
+
+    A German export writes 85,360 as ``85.360``, which reads as 85.36, a thousand times too small. It
+    looks so when at least :data:`THOUSANDS_MIN` values, and :data:`THOUSANDS_SHARE` of those present,
+    are whole numbers written with '.' before each three digits, and every other is a whole number below
+    1,000 (written without one). Genuine decimals rarely look so: numbers written with three decimals
+    (``1.250`` kg) have values below 1 (``0.125``, not matched), or at or above 1,000 (``1250.000``).
+    None when the column is not text or does not look so.
+
+    Examples
+    --------
+    >>> thousands_dots(pl.Series("arr", ["85.360", "48.694", "360", "NA", "20.108", "9.073", "1.057.126"]))
+    (5, 0, '85.360')
+    >>> thousands_dots(pl.Series("weight", ["1.250", "2.500", "0.125", "3.000", "4.750", "5.125"])) is None
+    True
+    """
+    if series.dtype != pl.String:
+        return None
+    dotted, other = thousands_dot_flags(pl.col(series.name))
+    flags = series.to_frame().select(
+        dotted.alias("dotted"), other.alias("other"), ~is_missing_text(pl.col(series.name))
+    )
+    count = int(flags["dotted"].sum())
+    if not looks_like_thousands(count, int(flags["other"].sum()), int(flags[series.name].sum())):
+        return None
+    first = int(flags["dotted"].arg_true()[0])
+    return count, first, str(series[first])
 
 
 def trim_text(value: str) -> str:

@@ -16,6 +16,7 @@ class Rule(StrEnum):
     AMBIGUOUS_TABLE = "ambiguous_table"
     MISSING_TABLE = "missing_table"
     MISSING_COLUMN = "missing_column"
+    MISNAMED_COLUMN = "misnamed_column"
     DUPLICATE_COLUMN = "duplicate_column"
     UNNAMED_COLUMN = "unnamed_column"
     EMPTY_VALUE = "empty_value"

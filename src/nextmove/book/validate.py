@@ -42,10 +42,15 @@ from nextmove.book.parse import (
     infer_extra_column,
     is_category,
     is_missing_text,
+    looks_like_thousands,
     no_such_date,
     non_finite_extra,
     non_numbers,
     parse_column,
+    short_year,
+    thousands_dot_flags,
+    thousands_dot_hint,
+    thousands_dots,
 )
 from nextmove.book.problems import Problem, Rule, TableSummary, ValidationReport
 from nextmove.book.sources import (
@@ -892,6 +897,48 @@ def _unnamed_columns(lf: pl.LazyFrame, names: list[str], src: TableSource, spec:
         ctx.notes.append(f"{src.label}: {which} no name in the header and no values (a trailing comma?): left out")
 
 
+_EXACT_NAMES = "column names are matched exactly: in lower case, with underscores"
+
+
+def column_spelling(name: str) -> str:
+    """``name`` as compared with the contract's column names to find one spelt another way: in lower case, with
+    underscores for its spaces and hyphens (``Account ID`` is ``account_id``, ``Renewal-Date`` ``renewal_date``).
+
+    Examples
+    --------
+    >>> column_spelling(" Account ID"), column_spelling("Renewal-Date"), column_spelling("ARR")
+    ('account_id', 'renewal_date', 'arr')
+    """
+    return re.sub(r"[\s-]+", "_", name.strip()).casefold()
+
+
+def _missing_columns(spec: TableSpec, schema: pl.Schema, src: TableSource, ctx: _Context) -> None:
+    """Refuse a table without a required column, and one with a contract column spelt another way (``ARR``).
+
+    An extra column is kept as a feature, so an optional contract column named ``ARR`` or ``Renewal Date``
+    would be read as one, and the table as lacking ``arr``: no account worth its ARR, no renewal, no
+    owner's capacity, with nothing said. A name that is the contract's but for its case, spaces or
+    hyphens means that column: renaming it is the fix, and a feature meant to be called so is renamed
+    as easily.
+    """
+    others = [n for n in schema.names() if n not in spec.column_names]
+    for col in spec.columns:
+        if col.name in schema:
+            continue
+        found = next((n for n in others if column_spelling(n) == col.name), None)
+        if col.required:
+            expected = f"a column {col.name!r} ({col.description})"
+            if found is not None:
+                expected += f"; found {found!r}: rename it {col.name!r} ({_EXACT_NAMES})"
+            ctx.add(Problem(Rule.MISSING_COLUMN, spec.name, src.label, expected, column=col.name))
+        elif found is not None:
+            expected = (
+                f"the column {col.name!r} ({col.description}) under that name; found {found!r}, which is read as an "
+                f"extra column (a feature), not as {col.name}: rename it {col.name!r} ({_EXACT_NAMES})"
+            )
+            ctx.add(Problem(Rule.MISNAMED_COLUMN, spec.name, src.label, expected, column=col.name))
+
+
 def _check_table(src: TableSource, spec: TableSpec, ctx: _Context) -> None:
     try:
         lf = _raw_frame(src)
@@ -932,13 +979,7 @@ def _check_table(src: TableSource, spec: TableSpec, ctx: _Context) -> None:
         lf = lf.drop(index)
         schema = lf.collect_schema()
     present = [c for c in spec.columns if c.name in schema]
-    missing = [c for c in spec.columns if c.required and c.name not in schema]
-    for col in missing:
-        hint = next((n for n in schema.names() if n.lower() == col.name.lower()), None)
-        expected = f"a column {col.name!r} ({col.description})"
-        if hint is not None:
-            expected += f"; found {hint!r}: rename it (names are case-sensitive)"
-        ctx.add(Problem(Rule.MISSING_COLUMN, spec.name, src.label, expected, column=col.name))
+    _missing_columns(spec, schema, src, ctx)
 
     # Rows keep their number in the file; a row of empty cells is skipped, so no rule applies to it.
     lf = lf.with_row_index(_ROW, offset=1).with_columns(
@@ -1110,6 +1151,11 @@ def _check_table(src: TableSource, spec: TableSpec, ctx: _Context) -> None:
         _nfc_clashing_ids(lf, ctx.account_ids, spec, src, ctx)
     if spec.name == "accounts":
         ctx.notes += _text_number_notes(lf, schema, spec, src)
+    try:
+        ctx.notes += _thousands_notes(lf, schema, spec, src)
+    except pl.exceptions.PolarsError as exc:
+        ctx.unreadable.add(spec.name)
+        ctx.add(_read_failure(src, spec, exc, len(schema)))
     if spec.name == "touches" and "touch_id" in schema:
         ctx.touch_ids = results[ids_index].to_series()
     if spec.name in ("accounts", "touches"):
@@ -1315,6 +1361,67 @@ def _time_notes(
         ctx.notes.append(duplicate_rows_note(spec.name, repeated.height, example))
 
 
+THOUSANDS_SAMPLE = 1000
+"""The first rows of a number column written as text looked at for thousands separators, before the whole column."""
+
+
+def _thousands_note(label: str, name: str, count: int, present: int, row: int, value: str) -> str:
+    """The note on a column of numbers that look written with thousands separators '.' (:func:`thousands_dots`)."""
+    try:
+        read = f"which is read as {float(value.strip()):g}"
+    except ValueError:  # 1.234.567: no number, refused already where a number is required
+        read = "which is no number"
+    return (
+        f"{label}, column {name!r}: {count:,} of its {present:,} values are written like {value.strip()!r} (the first: "
+        f"row {row}), {read}: if the '.' separates thousands (a German export), every such value "
+        "is read 1,000 times too small or more: export numbers without thousands separators. If they are "
+        "decimals with three places, nothing is wrong"
+    )
+
+
+def _thousands_notes(lf: pl.LazyFrame, schema: pl.Schema, spec: TableSpec, src: TableSource) -> list[str]:
+    """Notes on the contract's number columns, written as text, that look written with thousands separators '.'.
+
+    ``85.360`` reads as 85.36, a number: nothing is refused, since three decimals can be meant (a weight of
+    ``1.250`` kg), but an ARR of 85,360 read so is a thousand times too small, so the note says it. Only
+    the first :data:`THOUSANDS_SAMPLE` rows are read for it, unless those look so: then the whole column is.
+    """
+    # A propensity read a thousand times too large is outside [0, 1], an error already.
+    names = [
+        c.name
+        for c in spec.columns
+        if c.type is ColumnType.FLOAT and not c.unit_interval and schema.get(c.name) == pl.String
+    ]
+    if not names:
+        return []
+    no_cache = pl.QueryOptFlags(comm_subplan_elim=False)
+    rows = lf.filter(~pl.col(_BLANK))
+    sample = rows.select(names).head(THOUSANDS_SAMPLE).collect(engine="streaming", optimizations=no_cache)
+    notes = []
+    for name in names:
+        if sample.height == 0 or not looks_like_thousands(*_thousands_counts(sample, name)):
+            continue
+        dotted, other = thousands_dot_flags(pl.col(name))
+        found = rows.select(
+            dotted.sum().alias("dotted"),
+            other.sum().alias("other"),
+            (~is_missing_text(pl.col(name))).sum().alias("present"),
+            pl.col(_ROW).filter(dotted).first().alias("row"),
+            pl.col(name).filter(dotted).first().alias("value"),
+        ).collect(engine="streaming", optimizations=no_cache)
+        count, present = int(found["dotted"][0]), int(found["present"][0])
+        if looks_like_thousands(count, int(found["other"][0]), present):
+            notes.append(_thousands_note(src.label, name, count, present, int(found["row"][0]), found["value"][0]))
+    return notes
+
+
+def _thousands_counts(frame: pl.DataFrame, name: str) -> tuple[int, int, int]:
+    """How many values of text column ``name`` are written like ``85.360``, how many are other, how many present."""
+    dotted, other = thousands_dot_flags(pl.col(name))
+    found = frame.select(dotted.sum(), other.sum().alias("o"), (~is_missing_text(pl.col(name))).sum().alias("p"))
+    return int(found[0, 0]), int(found[0, 1]), int(found[0, 2])
+
+
 def _text_number_notes(lf: pl.LazyFrame, schema: pl.Schema, spec: TableSpec, src: TableSource) -> list[str]:
     """Notes on extra text columns that are mostly numbers: a few other values make the whole column text.
 
@@ -1327,6 +1434,12 @@ def _text_number_notes(lf: pl.LazyFrame, schema: pl.Schema, spec: TableSpec, src
     frame = lf.select(extras).collect(engine="streaming")
     notes = []
     for name in extras:
+        dots = thousands_dots(frame.get_column(name))
+        if dots is not None:  # 85.360 loads as 85.36
+            count, first, value = dots
+            present = int(frame.select((~is_missing_text(pl.col(name))).sum()).item())
+            notes.append(_thousands_note(src.label, name, count, present, first + 1, value))
+            continue
         commas = decimal_commas(frame.get_column(name))
         if commas is not None:  # a German export: 1,5 and 1.234,56 (converting nothing)
             count, first, value = commas
@@ -1341,10 +1454,16 @@ def _text_number_notes(lf: pl.LazyFrame, schema: pl.Schema, spec: TableSpec, src
         count, first, value = found
         notes.append(
             f"{src.label}, column {name!r} is read as text, not numbers: {count:,} value(s) are not numbers "
-            f"(the first: row {first + 1}, {value!r}); fix them, or leave them empty (or NA) to make the "
-            "column numbers"
+            f"(the first: row {first + 1}, {value!r}{_hint_of(value)}); fix them, or leave them empty (or NA) to "
+            "make the column numbers"
         )
     return notes
+
+
+def _hint_of(value: str) -> str:
+    """``, <hint>`` for a value that looks like a number with thousands separators (``1.234.567``), else nothing."""
+    hint = thousands_dot_hint(value)
+    return "" if hint is None else f", {hint}"
 
 
 def _extra_checks(spec: TableSpec, schema: pl.Schema) -> list[_Check]:
@@ -1364,6 +1483,12 @@ def _extra_checks(spec: TableSpec, schema: pl.Schema) -> list[_Check]:
     return checks
 
 
+_NUMBER_FOR_TIME = (
+    "a timestamp; the column holds numbers (epoch seconds or milliseconds?), whose unit nextmove does not guess: "
+    "store it as a timestamp type, or as ISO 8601 text such as 2024-05-01T09:30:00Z"
+)
+
+
 def _row_checks(spec: TableSpec, present: list[ColumnSpec], schema: pl.Schema, ctx: _Context) -> list[_Check]:
     """The per-row rules of the contract for the columns this table has."""
     checks: list[_Check] = []
@@ -1375,6 +1500,9 @@ def _row_checks(spec: TableSpec, present: list[ColumnSpec], schema: pl.Schema, c
         if col.type is ColumnType.STRING and schema[col.name].is_float():
             blank = blank | raw.is_nan()  # pandas' missing value in a column of floats (an id with a gap)
         expected = col.type.expected
+        if col.type is ColumnType.TIMESTAMP and (schema[col.name].is_numeric() or schema[col.name] == pl.Boolean):
+            # A Parquet or SQL column of numbers (epoch seconds or milliseconds) holds no ISO 8601 text to fix.
+            expected = _NUMBER_FOR_TIME
         if col.required:
             checks.append(_Check(Rule.EMPTY_VALUE, col.name, blank, f"a value ({col.description})"))
         elif col.type is not ColumnType.STRING:
@@ -1488,13 +1616,16 @@ def _collect_examples(
                 value = record[check.column]
                 shown = None if value is None else (value if len(value) <= 80 else value[:77] + "…")
                 expected = check.expected
-                # 2026-02-29 is written right but names no day: say so rather than "not ISO 8601".
-                reason = no_such_date(value) if value and _is_time_type_check(check, spec) else None
-                if reason is not None:
-                    expected = f"a date and time that exist ({reason})"
-                # 1,5 or 1.234,56 (a German export) is no number: say why, converting nothing.
-                hint = decimal_comma_hint(value) if value and _is_number_type_check(check, spec) else None
-                if hint is not None:
+                if value and _is_time_type_check(check, spec):
+                    # 2026-02-29 is written right but names no day: say so rather than "not ISO 8601"; 24-01-06
+                    # has a year of two digits, not the year 24.
+                    if (reason := no_such_date(value)) is not None:
+                        expected = f"a date and time that exist ({reason})"
+                    elif (short := short_year(value)) is not None:
+                        expected = f"{expected} ({short})"
+                # 1,5 or 1.234,56 (a German export) is no number, nor 1.234.567: say why, converting nothing.
+                hint = (decimal_comma_hint(value) or thousands_dot_hint(value)) if value else None
+                if hint is not None and _is_number_type_check(check, spec):
                     expected = f"{expected} ({hint})"
                 if value and check.rule is Rule.UNKNOWN_REFERENCE:
                     # An id written in another Unicode form than a known one prints as it: say why it is unknown.
