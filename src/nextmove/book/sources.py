@@ -11,7 +11,7 @@ import hashlib
 import io
 import os
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,6 +19,7 @@ import polars as pl
 
 from nextmove._urls import mask_url
 from nextmove.book.contract import CONTRACT, FILE_SUFFIXES
+from nextmove.book.csvscan import not_utf8_message, on_line, scan_csv_file
 from nextmove.book.problems import Problem, Rule
 from nextmove.errors import BookError
 
@@ -170,6 +171,9 @@ def _file_source(name: str, path: Path, stamp: FileStamp | None) -> TableSource:
 def check_csv_file(path: Path, table: str) -> Problem | None:
     """Catch files that are not UTF-8 comma-separated text, before Polars reads them.
 
+    The start of the file tells binary data, UTF-16, lines ending with CR alone (which Polars, splitting
+    at LF, would read as one endless header), another delimiter and repeated columns; then the whole
+    file's encoding and quoting are checked in chunks (:func:`~nextmove.book.csvscan.scan_csv_file`).
     Returns one problem saying what the file is and what to do, or None when it looks right.
     """
     label = str(path)
@@ -199,8 +203,17 @@ def check_csv_file(path: Path, table: str) -> Problem | None:
             Rule.UNREADABLE_FILE,
             table,
             label,
-            _not_utf8(head[exc.start], before.count(b"\n") + 1),
+            not_utf8_message(head[exc.start], before.count(b"\n") + 1),
             row=_record_of(before) or None,
+        )
+    if b"\r" in head.rstrip() and b"\n" not in head:
+        # Polars splits lines at LF only, and would read the whole file as one line of a header.
+        return Problem(
+            Rule.UNREADABLE_FILE,
+            table,
+            label,
+            'lines ending with LF or CRLF; its lines end with CR only (Excel for Mac\'s "CSV (Macintosh)"): '
+            'save it as "CSV UTF-8"',
         )
     header_line = text.lstrip("\ufeff").splitlines()[0] if text.strip() else ""
     header = next(csv.reader(io.StringIO(header_line)), [])
@@ -214,12 +227,6 @@ def check_csv_file(path: Path, table: str) -> Problem | None:
                     label,
                     f"comma-separated columns; the header is separated by {shown}: save it with commas",
                 )
-    truncated = len(head) == _SNIFF_BYTES
-    complete = text[: text.rfind("\n") + 1] if truncated else text
-    bad_quote = _first_bad_quote(complete.lstrip("\ufeff"), truncated=truncated)
-    if bad_quote is not None:
-        row, message = bad_quote
-        return Problem(Rule.UNREADABLE_FILE, table, label, f"well-formed CSV quoting: {message}", row=row)
     names = [h.strip() for h in header]
     # Columns without a name (trailing commas) are left out if empty, or refused by name, later.
     dupes = sorted({n for n in names if n and names.count(n) > 1})
@@ -230,81 +237,12 @@ def check_csv_file(path: Path, table: str) -> Problem | None:
             label,
             f"each column once in the header; repeated: {', '.join(dupes)}",
         )
+    # The whole file, not a sample: a quote left open near its end loses rows as surely as one near its start.
+    found = scan_csv_file(path, len(header))
+    if found is not None:
+        row, expected = found
+        return Problem(Rule.UNREADABLE_FILE, table, label, expected, row=row)
     return None
-
-
-def _first_bad_quote(text: str, *, truncated: bool = False) -> tuple[int | None, str] | None:
-    """The data row and message of the first quoting error in ``text`` (strict RFC 4180), if any.
-
-    Only the start of a file is checked this way (Polars reads stray quotes leniently, turning
-    ``"Beta "Best" Ltd"`` into ``Beta Best Ltd`` without a word). When ``text`` is a ``truncated``
-    start of a file, a quoted field still open at its end is the cut's doing, not an error: a
-    multi-line field (a note with line breaks) may hold the newline the sample was cut at.
-
-    Examples
-    --------
-    >>> _first_bad_quote('id,note\\na1,"one\\ntwo"\\na2,"Beta "Best" Ltd"\\n')[0]
-    2
-    >>> _first_bad_quote('id,note\\na1,"still open\\n', truncated=True) is None
-    True
-    >>> _first_bad_quote('id,note\\na1,"oops\\n' + 'a2,x\\n' * 2000, truncated=True)[0]
-    1
-    """
-    exhausted = False
-
-    def lines() -> Iterator[str]:
-        nonlocal exhausted
-        yield from io.StringIO(text, newline="")
-        exhausted = True
-
-    reader = csv.reader(lines(), strict=True)
-    records = 0
-    start = 1
-    try:
-        for row in reader:
-            spanned = reader.line_num - start + 1
-            if spanned > 1 and (spanned > _LONGEST_FIELD_LINES or sum(map(len, row)) > _LONGEST_FIELD_CHARS):
-                return records or None, _unclosed(spanned, records, start)
-            records += 1
-            start = reader.line_num + 1
-    except csv.Error as exc:
-        if truncated and exhausted:
-            # The field still open at the cut: a note with line breaks, unless it has run on for so long
-            # that a quote was surely left open (Polars would read everything up to the next quote as one
-            # field, and load the rows in between as nothing).
-            offset = 0
-            for _ in range(start - 1):
-                offset = text.index("\n", offset) + 1
-            spanned = text.count("\n", offset) + 1
-            if spanned > _LONGEST_FIELD_LINES or len(text) - offset > _LONGEST_FIELD_CHARS:
-                return records or None, _unclosed(spanned, records, start)
-            return None
-        # Records count the header as 0, so the broken one is data row ``records``.
-        return (records or None), f'{exc}{_on_line(records, start)} (a quote inside a field must be doubled: "")'
-    return None
-
-
-_LONGEST_FIELD_LINES = 1000
-"""A quoted field spanning more lines than this is taken for a quote left open (a note has a few dozen)."""
-_LONGEST_FIELD_CHARS = 32_768
-"""Nor does a quoted multi-line field hold more characters than this (half the sample read)."""
-
-
-def _unclosed(lines: int, row: int, start: int) -> str:
-    return (
-        f"every quote closed; a quoted field runs on over {lines:,} lines{_on_line(row, start)}, so a quote "
-        'there is probably not closed (a quote inside a field must be doubled: "")'
-    )
-
-
-def _on_line(row: int, line: int) -> str:
-    """Where a data record starts in the file: multi-line fields before it make its line differ from its row."""
-    return f", in the record starting on line {line}" if row else ""
-
-
-def _not_utf8(byte: int, line: int) -> str:
-    what = f"byte 0x{byte:02x} on line {line} is not UTF-8"
-    return f"UTF-8 text; {what} (Latin-1 or Windows-1252?): save the file as UTF-8"
 
 
 def _record_of(before: bytes) -> int:
@@ -523,7 +461,7 @@ def short_row_message(expected_fields: int, fields: int, row: int, line: int) ->
     cut off, or a value holding a line break without quotes): export the file again
     """
     return (
-        f"{expected_fields} fields as in the header; the row has {fields}{_on_line(row, line)}: it is cut short "
+        f"{expected_fields} fields as in the header; the row has {fields}{on_line(row, line)}: it is cut short "
         "(an export cut off, or a value holding a line break without quotes): export the file again"
     )
 
@@ -542,7 +480,7 @@ def locate_csv_error(path: Path, expected_fields: int) -> tuple[int | None, str]
             try:
                 raw.decode("utf-8")
             except UnicodeDecodeError as exc:
-                return (records or None), _not_utf8(raw[exc.start], line_number)
+                return (records or None), not_utf8_message(raw[exc.start], line_number)
             quoted ^= raw.count(b'"') % 2 == 1
             if not quoted:
                 records += 1
@@ -554,11 +492,11 @@ def locate_csv_error(path: Path, expected_fields: int) -> tuple[int | None, str]
         try:
             for row_number, row in enumerate(reader, start=1):
                 if len(row) > expected_fields:
-                    where = _on_line(row_number, start)
+                    where = on_line(row_number, start)
                     return row_number, f"{expected_fields} fields as in the header; the row has {len(row)}{where}"
                 start = reader.line_num + 1
         except csv.Error as exc:
-            where = _on_line(row_number + 1, start)
+            where = on_line(row_number + 1, start)
             return (
                 row_number + 1,
                 f"well-formed CSV (check quotes: a quote inside a field must be doubled): {exc}{where}",
