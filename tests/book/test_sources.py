@@ -7,6 +7,7 @@ fields hold: a notes column written by Polars or Excel spans several lines per r
 from __future__ import annotations
 
 import csv
+import gzip
 import io
 import tempfile
 import time
@@ -376,3 +377,50 @@ def test_check_csv_file_reads_a_header_alone_ending_with_cr(tmp_path: Path) -> N
     path = tmp_path / "signals.csv"
     path.write_bytes(b"account_id,ts,name,value\r")
     assert check_csv_file(path, "signals") is None
+
+
+@pytest.mark.parametrize(
+    ("name", "advice"),
+    [
+        ("signals.csv.gz", "it is compressed: decompress it to signals.csv"),
+        ("signals.tsv", "save it as comma-separated CSV, named signals.csv"),
+        ("Signals.xlsx", "it is a spreadsheet: export it as CSV UTF-8, named signals.csv"),
+        ("signals (1).csv", "rename it to signals.csv"),
+        ("signals.txt", "if it is comma-separated CSV, rename it to signals.csv"),
+    ],
+)
+def test_discover_folder_notes_a_file_named_after_a_table_that_is_not_read(
+    tmp_path: Path, name: str, advice: str
+) -> None:
+    folder = tmp_path / "book"
+    folder.mkdir()
+    (folder / "accounts.csv").write_text("account_id\na1\n", encoding="utf-8")
+    (folder / name).write_bytes(b"account_id,ts,name,value\na1,2025-01-01,logins,3\n")
+    report = validate_book(folder, as_of=AS_OF)
+    assert report.ok
+    assert report.notes[0] == (
+        f"{folder / name} is not read, so the signals table is empty: nextmove reads signals.csv or "
+        f"signals.parquet; {advice}"
+    )
+
+
+def test_discover_folder_notes_a_copy_beside_the_file_it_reads(tmp_path: Path) -> None:
+    folder = tmp_path / "book"
+    folder.mkdir()
+    (folder / "accounts.csv").write_text("account_id\na1\n", encoding="utf-8")
+    (folder / "outcomes.csv").write_text("account_id,ts,kind\na1,2025-01-01,churn\n", encoding="utf-8")
+    (folder / "outcomes (1).csv").write_text("account_id,ts,kind\na1,2025-02-01,churn\n", encoding="utf-8")
+    notes = validate_book(folder, as_of=AS_OF).notes
+    assert f"{folder / 'outcomes (1).csv'} is not read: the outcomes table is read from outcomes.csv" in notes
+
+
+def test_a_missing_accounts_table_names_the_compressed_file_found(tmp_path: Path) -> None:
+    folder = tmp_path / "book"
+    folder.mkdir()
+    (folder / "accounts.csv.gz").write_bytes(gzip.compress(b"account_id\na1\n"))
+    [problem] = validate_book(folder, as_of=AS_OF).problems
+    assert problem.rule is Rule.MISSING_TABLE
+    assert problem.expected == (
+        "a file accounts.csv or accounts.parquet (the accounts table is required); found accounts.csv.gz, "
+        "which is not read: it is compressed: decompress it to accounts.csv"
+    )

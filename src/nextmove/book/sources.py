@@ -12,7 +12,7 @@ import io
 import os
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import polars as pl
@@ -85,6 +85,8 @@ class DiscoveredBook:
     source: str
     tables: dict[str, TableSource]
     problems: list[Problem]
+    notes: list[str] = field(default_factory=list)
+    """Files met that are not read though named after a table (``signals.csv.gz``, ``outcomes (1).csv``)."""
 
     def changed(self) -> list[TableSource]:
         """The tables whose file is no longer what it was when found (replaced, written to, or removed).
@@ -108,7 +110,20 @@ def discover_folder(folder: Path) -> DiscoveredBook:
     """Find the contract tables in ``folder`` (``accounts.csv`` or ``accounts.parquet``, …).
 
     File names are matched without regard to case (``Accounts.CSV`` is the accounts table), as
-    exports from other systems name them; two files for one table are a problem naming both.
+    exports from other systems name them; two files for one table are a problem naming both. A file
+    whose name starts with a table's but is not read (``signals.csv.gz``, ``signals.tsv``,
+    ``outcomes (1).csv``) is noted, with what to do: a missing optional table is read as empty, and
+    would be so without a word. For the required ``accounts``, the problem of the missing table names it.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> folder = Path(tempfile.mkdtemp())
+    >>> _ = (folder / "accounts.csv").write_text("account_id\\na1\\n")
+    >>> _ = (folder / "signals.csv.gz").write_bytes(b"")
+    >>> print(discover_folder(folder).notes[0].replace(str(folder), "book"))  # doctest: +NORMALIZE_WHITESPACE
+    book/signals.csv.gz is not read, so the signals table is empty: nextmove reads signals.csv or
+    signals.parquet; it is compressed: decompress it to signals.csv
     """
     if not folder.exists():
         raise BookError(f"{folder}: no such folder; pass the folder that holds accounts.csv")
@@ -117,9 +132,11 @@ def discover_folder(folder: Path) -> DiscoveredBook:
     files = sorted(p for p in folder.iterdir() if p.is_file())
     tables: dict[str, TableSource] = {}
     problems: list[Problem] = []
+    notes: list[str] = []
     for name, spec in CONTRACT.items():
         wanted = {f"{name}{suffix}" for suffix in FILE_SUFFIXES}
         found = [p for p in files if p.name.lower() in wanted]
+        unread = [p for p in files if p.name.lower().startswith(name) and p not in found]
         if len(found) > 1:
             problems.append(
                 Problem(
@@ -132,23 +149,52 @@ def discover_folder(folder: Path) -> DiscoveredBook:
             continue
         if not found:
             if spec.required:
+                also = "".join(f"; found {p.name}, which is not read: {_unread_advice(p, name)}" for p in unread)
                 problems.append(
                     Problem(
                         Rule.MISSING_TABLE,
                         name,
                         str(folder / f"{name}.csv"),
-                        f"a file {name}.csv or {name}.parquet (the {name} table is required)",
+                        f"a file {name}.csv or {name}.parquet (the {name} table is required){also}",
                     )
                 )
+            else:
+                notes += [
+                    f"{p} is not read, so the {name} table is empty: nextmove reads {name}.csv or "
+                    f"{name}.parquet; {_unread_advice(p, name)}"
+                    for p in unread
+                ]
             continue
         path = found[0]
+        notes += [f"{p} is not read: the {name} table is read from {path.name}" for p in unread]
         stamp = file_stamp(path)  # before any read: every later read is compared with it
         problem = check_csv_file(path, name) if _is_csv(path) else check_parquet_file(path, name)
         if problem is not None:
             problems.append(problem)
             continue
         tables[name] = _file_source(name, path, stamp)
-    return DiscoveredBook(str(folder), tables, problems)
+    return DiscoveredBook(str(folder), tables, problems, notes)
+
+
+_COMPRESSED = (".gz", ".zip", ".bz2", ".xz", ".zst", ".7z")
+_SPREADSHEETS = (".xlsx", ".xlsm", ".xls", ".ods", ".numbers")
+
+
+def _unread_advice(path: Path, table: str) -> str:
+    """What to do with a file named after ``table`` that is not read, so that it is."""
+    name = path.name.lower()
+    if name.endswith(_COMPRESSED):
+        return f"it is compressed: decompress it to {table}.csv"
+    if name.endswith(_SPREADSHEETS):
+        return f"it is a spreadsheet: export it as CSV UTF-8, named {table}.csv"
+    if name.endswith((".tsv", ".tab")):
+        return f"save it as comma-separated CSV, named {table}.csv"
+    if name.endswith(".txt"):
+        return f"if it is comma-separated CSV, rename it to {table}.csv"
+    for suffix in FILE_SUFFIXES:
+        if name.endswith(suffix):
+            return f"rename it to {table}{suffix}"
+    return f"save it as CSV UTF-8, named {table}.csv"
 
 
 def _is_csv(path: Path) -> bool:
