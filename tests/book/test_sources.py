@@ -1,4 +1,4 @@
-"""The file-level checks of CSV books: the sniff of a file's first 64 KiB, and where an error is reported.
+"""The file-level checks of CSV books: the sniff of a file's start, the whole file's quoting, where errors are named.
 
 Rows count data records (row 1 is the record after the header), whatever line breaks quoted
 fields hold: a notes column written by Polars or Excel spans several lines per record.
@@ -7,12 +7,17 @@ fields hold: a notes column written by Polars or Excel spans several lines per r
 from __future__ import annotations
 
 import csv
+import gzip
 import io
+import tempfile
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 
 import polars as pl
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from nextmove.book.problems import Rule
 from nextmove.book.sources import _SNIFF_BYTES, check_csv_file, locate_csv_error
@@ -181,3 +186,241 @@ def test_validate_book_refuses_a_table_that_is_no_frame() -> None:
         message = str(caught.value)
         assert message.startswith("<memory>:signals: table 'signals' is a ")
         assert message.endswith("Sheet, not a table nextmove reads; pass a Polars frame (pl.from_pandas(df))")
+
+
+def _accounts_rows(n: int) -> list[list[str]]:
+    """Rows of an accounts file of nine columns, as the hunt's books have: well over 64 KiB for 2,000 rows."""
+    return [
+        [f"K{i:05d}", f"Firma {i}", "Ent", "growing", f"{1000 + i}.5", "2024-01-06", "2027-01-05", "ann", str(i % 90)]
+        for i in range(n)
+    ]
+
+
+_ACCOUNTS_HEADER = "account_id,name,segment,lifecycle_stage,arr,contract_start,renewal_date,owner,seats_bought"
+
+
+def _write_accounts(folder: Path, rows: list[list[str]]) -> Path:
+    folder.mkdir(exist_ok=True)
+    path = folder / "accounts.csv"
+    path.write_text(_ACCOUNTS_HEADER + "\n" + "".join(",".join(r) + "\n" for r in rows), encoding="utf-8")
+    assert path.stat().st_size > _SNIFF_BYTES
+    return path
+
+
+def test_a_quote_left_open_past_the_sniff_that_a_later_quote_closes_is_refused_not_read_as_one_row(
+    tmp_path: Path,
+) -> None:
+    # Row 1500's name opens a quote that row 1510's closes: Polars reads the eleven lines as one valid row
+    # (the rows between lost, row 1500 taking row 1510's values), and the file looked valid.
+    rows = _accounts_rows(2000)
+    rows[1499][1] = '"Acme Screens'
+    rows[1509][1] = 'Zeta"'
+    folder = tmp_path / "book"
+    path = _write_accounts(folder, rows)
+    problem = check_csv_file(path, "accounts")
+    assert problem is not None
+    assert (problem.rule, problem.row) == (Rule.UNREADABLE_FILE, 1500)
+    assert "in the record starting on line 1501" in problem.expected
+    assert "whole row of the header's 9 fields" in problem.expected
+    assert "probably not closed" in problem.expected
+    [reported] = validate_book(folder, as_of=AS_OF).problems
+    assert reported == problem
+
+
+def test_a_quoted_multi_line_value_past_the_sniff_is_still_read(tmp_path: Path) -> None:
+    rows = _accounts_rows(2000)
+    rows[1499][1] = '"Acme, Screens\nsecond line of the name"'
+    rows[1700][7] = '"He said ""hi""\r\nand left"'
+    folder = tmp_path / "book"
+    _write_accounts(folder, rows)
+    book = load_book(folder, as_of=AS_OF)
+    assert book.accounts.height == 2000
+    assert book.accounts["name"][1499] == "Acme, Screens\nsecond line of the name"
+    assert book.accounts["owner"][1700] == 'He said "hi"\r\nand left'
+
+
+def test_a_stray_quote_inside_a_quoted_field_past_the_sniff_is_refused_not_dropped(tmp_path: Path) -> None:
+    # Polars reads "Beta "Best" Ltd" as Beta Best Ltd without a word; only the first 64 KiB were checked.
+    rows = _accounts_rows(2000)
+    rows[1499][1] = '"Beta "Best" Ltd"'
+    folder = tmp_path / "book"
+    _write_accounts(folder, rows)
+    [problem] = validate_book(folder, as_of=AS_OF).problems
+    assert (problem.rule, problem.row) == (Rule.UNREADABLE_FILE, 1500)
+    assert problem.expected == (
+        "well-formed CSV quoting: a quote ends a quoted field but is followed by 'B', in the record starting on "
+        'line 1501 (a quote inside a field must be doubled: "")'
+    )
+
+
+def test_a_quote_inside_an_unquoted_field_past_the_sniff_names_its_row_and_what_to_do(tmp_path: Path) -> None:
+    # Polars failed with "CSV malformed: expected 0 rows, actual 501 rows, in chunk starting at row_offset 1499".
+    rows = _accounts_rows(2000)
+    rows[1499][1] = 'Acme 5" Screens'
+    folder = tmp_path / "book"
+    _write_accounts(folder, rows)
+    [problem] = validate_book(folder, as_of=AS_OF).problems
+    assert (problem.rule, problem.row) == (Rule.UNREADABLE_FILE, 1500)
+    assert problem.expected == (
+        "well-formed CSV quoting: a quote inside an unquoted field ('Acme 5\" Screens'), in the record starting "
+        'on line 1501 (quote the field and double the quote: "Acme 5"" Screens")'
+    )
+
+
+def test_quotes_inside_unquoted_fields_in_pairs_are_read_as_written(tmp_path: Path) -> None:
+    rows = _accounts_rows(2000)
+    rows[1499][1] = '5" x 7" frames'
+    folder = tmp_path / "book"
+    _write_accounts(folder, rows)
+    book = load_book(folder, as_of=AS_OF)
+    assert book.accounts["name"][1499] == '5" x 7" frames'
+
+
+def test_a_quote_left_open_to_the_end_of_a_large_file_is_refused(tmp_path: Path) -> None:
+    rows = _accounts_rows(2000)
+    rows[1990][1] = '"Acme Screens'
+    folder = tmp_path / "book"
+    _write_accounts(folder, rows)
+    [problem] = validate_book(folder, as_of=AS_OF).problems
+    assert (problem.rule, problem.row) == (Rule.UNREADABLE_FILE, 1991)
+    assert "runs on to the end of the file" in problem.expected
+
+
+def test_a_non_utf8_byte_past_the_sniff_is_refused_before_polars_reads_the_file(tmp_path: Path) -> None:
+    # Polars' streaming engine met it first, and now and then printed a panic's backtrace beside the error.
+    rows = _accounts_rows(2000)
+    folder = tmp_path / "book"
+    path = _write_accounts(folder, rows)
+    path.write_bytes(path.read_bytes().replace(b"Firma 1990,", "Büro,".encode("cp1252")))
+    problem = check_csv_file(path, "accounts")
+    assert problem is not None
+    assert problem.row == 1991
+    assert "byte 0xfc on line 1992 is not UTF-8" in problem.expected
+
+
+def _cut_anywhere_texts() -> list[str]:
+    """Texts to check whatever the chunks they are read in: well-formed, and broken in every way checked."""
+    notes = "".join(f'a{i},"note {i}, with a comma\nand a ""quote"" on its second line",{i}\n' for i in range(40))
+    return [
+        "id,note,n\n" + notes,
+        "id,note,n\r\n" + notes.replace("\n", "\r\n"),
+        "id,note,n\n" + notes + 'z1,"Beta "Best" Ltd",1\n' + notes,
+        "id,note,n\n" + notes + 'z1,12" screen,1\n' + notes,
+        "id,note,n\n" + notes + 'z1,12" screen,1" x\n' + notes,
+        "id,note,n\n" + notes + 'z1,"open,1\nz2,x,2\nz3,y",3\n' + notes,
+        "id,note,n\n" + notes + 'z1,"open,1\n',
+        "\ufeffid,note,n\n" + notes + "z1,Caf\udce9,1\n" + notes,
+    ]
+
+
+@pytest.mark.parametrize("chunk_bytes", [1, 7, 64, 1000])
+def test_scan_csv_file_finds_the_same_wherever_its_chunks_are_cut(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, chunk_bytes: int
+) -> None:
+    from nextmove.book import csvscan
+
+    path = tmp_path / "accounts.csv"
+    found = []
+    for text in _cut_anywhere_texts():
+        path.write_bytes(text.encode("utf-8", "surrogateescape"))
+        whole = csvscan.scan_csv_file(path, 3)
+        with monkeypatch.context() as patch:
+            patch.setattr(csvscan, "CHUNK_BYTES", chunk_bytes)
+            assert csvscan.scan_csv_file(path, 3) == whole, text[-60:]
+        found.append(whole)
+    assert [f is None for f in found] == [True, True, False, False, True, False, False, False]
+    assert [f[0] for f in found if f is not None] == [41, 41, 41, 41, 41]
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    rows=st.lists(st.lists(st.text(alphabet='ab ,"\n\r', max_size=6), min_size=2, max_size=2), min_size=1, max_size=30),
+    chunk_bytes=st.integers(min_value=1, max_value=50),
+    crlf=st.booleans(),
+)
+def test_scan_csv_file_passes_every_file_the_csv_module_writes(
+    rows: list[list[str]], chunk_bytes: int, crlf: bool
+) -> None:
+    from nextmove.book import csvscan
+
+    out = io.StringIO()
+    csv.writer(out, lineterminator="\r\n" if crlf else "\n").writerows([["id", "note"], *rows])
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "accounts.csv"
+        path.write_bytes(out.getvalue().encode("utf-8"))
+        original = csvscan.CHUNK_BYTES
+        csvscan.CHUNK_BYTES = chunk_bytes
+        try:
+            assert csvscan.scan_csv_file(path, 2) is None
+        finally:
+            csvscan.CHUNK_BYTES = original
+
+
+def test_check_csv_file_refuses_lines_ending_with_cr_only_at_once(tmp_path: Path) -> None:
+    # Excel for Mac's "CSV (Macintosh)": Polars, splitting at LF only, read a 42 KB file as one line of a header
+    # for a minute and 5.8 GB (700 KB: 16 minutes and more).
+    folder = tmp_path / "book"
+    folder.mkdir()
+    (folder / "accounts.csv").write_text("account_id\na1\n", encoding="utf-8")
+    signals = "account_id,ts,name,value\r" + "".join(f"a1,2025-01-{1 + i % 28:02d},logins,{i}\r" for i in range(3000))
+    (folder / "signals.csv").write_text(signals, encoding="utf-8", newline="")
+    assert check_csv_file(folder / "signals.csv", "signals") is not None
+    started = time.perf_counter()
+    [problem] = validate_book(folder, as_of=AS_OF).problems
+    assert time.perf_counter() - started < 10
+    assert (problem.rule, problem.table, problem.file) == (Rule.UNREADABLE_FILE, "signals", str(folder / "signals.csv"))
+    assert "end with CR only" in problem.expected
+    assert 'save it as "CSV UTF-8"' in problem.expected
+
+
+def test_check_csv_file_reads_a_header_alone_ending_with_cr(tmp_path: Path) -> None:
+    path = tmp_path / "signals.csv"
+    path.write_bytes(b"account_id,ts,name,value\r")
+    assert check_csv_file(path, "signals") is None
+
+
+@pytest.mark.parametrize(
+    ("name", "advice"),
+    [
+        ("signals.csv.gz", "it is compressed: decompress it to signals.csv"),
+        ("signals.tsv", "save it as comma-separated CSV, named signals.csv"),
+        ("Signals.xlsx", "it is a spreadsheet: export it as CSV UTF-8, named signals.csv"),
+        ("signals (1).csv", "rename it to signals.csv"),
+        ("signals.txt", "if it is comma-separated CSV, rename it to signals.csv"),
+    ],
+)
+def test_discover_folder_notes_a_file_named_after_a_table_that_is_not_read(
+    tmp_path: Path, name: str, advice: str
+) -> None:
+    folder = tmp_path / "book"
+    folder.mkdir()
+    (folder / "accounts.csv").write_text("account_id\na1\n", encoding="utf-8")
+    (folder / name).write_bytes(b"account_id,ts,name,value\na1,2025-01-01,logins,3\n")
+    report = validate_book(folder, as_of=AS_OF)
+    assert report.ok
+    assert report.notes[0] == (
+        f"{folder / name} is not read, so the signals table is empty: nextmove reads signals.csv or "
+        f"signals.parquet; {advice}"
+    )
+
+
+def test_discover_folder_notes_a_copy_beside_the_file_it_reads(tmp_path: Path) -> None:
+    folder = tmp_path / "book"
+    folder.mkdir()
+    (folder / "accounts.csv").write_text("account_id\na1\n", encoding="utf-8")
+    (folder / "outcomes.csv").write_text("account_id,ts,kind\na1,2025-01-01,churn\n", encoding="utf-8")
+    (folder / "outcomes (1).csv").write_text("account_id,ts,kind\na1,2025-02-01,churn\n", encoding="utf-8")
+    notes = validate_book(folder, as_of=AS_OF).notes
+    assert f"{folder / 'outcomes (1).csv'} is not read: the outcomes table is read from outcomes.csv" in notes
+
+
+def test_a_missing_accounts_table_names_the_compressed_file_found(tmp_path: Path) -> None:
+    folder = tmp_path / "book"
+    folder.mkdir()
+    (folder / "accounts.csv.gz").write_bytes(gzip.compress(b"account_id\na1\n"))
+    [problem] = validate_book(folder, as_of=AS_OF).problems
+    assert problem.rule is Rule.MISSING_TABLE
+    assert problem.expected == (
+        "a file accounts.csv or accounts.parquet (the accounts table is required); found accounts.csv.gz, "
+        "which is not read: it is compressed: decompress it to accounts.csv"
+    )

@@ -11,14 +11,15 @@ import hashlib
 import io
 import os
 import sys
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import polars as pl
 
 from nextmove._urls import mask_url
 from nextmove.book.contract import CONTRACT, FILE_SUFFIXES
+from nextmove.book.csvscan import not_utf8_message, on_line, scan_csv_file
 from nextmove.book.problems import Problem, Rule
 from nextmove.errors import BookError
 
@@ -84,6 +85,8 @@ class DiscoveredBook:
     source: str
     tables: dict[str, TableSource]
     problems: list[Problem]
+    notes: list[str] = field(default_factory=list)
+    """Files met that are not read though named after a table (``signals.csv.gz``, ``outcomes (1).csv``)."""
 
     def changed(self) -> list[TableSource]:
         """The tables whose file is no longer what it was when found (replaced, written to, or removed).
@@ -107,7 +110,20 @@ def discover_folder(folder: Path) -> DiscoveredBook:
     """Find the contract tables in ``folder`` (``accounts.csv`` or ``accounts.parquet``, …).
 
     File names are matched without regard to case (``Accounts.CSV`` is the accounts table), as
-    exports from other systems name them; two files for one table are a problem naming both.
+    exports from other systems name them; two files for one table are a problem naming both. A file
+    whose name starts with a table's but is not read (``signals.csv.gz``, ``signals.tsv``,
+    ``outcomes (1).csv``) is noted, with what to do: a missing optional table is read as empty, and
+    would be so without a word. For the required ``accounts``, the problem of the missing table names it.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> folder = Path(tempfile.mkdtemp())
+    >>> _ = (folder / "accounts.csv").write_text("account_id\\na1\\n")
+    >>> _ = (folder / "signals.csv.gz").write_bytes(b"")
+    >>> print(discover_folder(folder).notes[0].replace(str(folder), "book"))  # doctest: +NORMALIZE_WHITESPACE
+    book/signals.csv.gz is not read, so the signals table is empty: nextmove reads signals.csv or
+    signals.parquet; it is compressed: decompress it to signals.csv
     """
     if not folder.exists():
         raise BookError(f"{folder}: no such folder; pass the folder that holds accounts.csv")
@@ -116,9 +132,11 @@ def discover_folder(folder: Path) -> DiscoveredBook:
     files = sorted(p for p in folder.iterdir() if p.is_file())
     tables: dict[str, TableSource] = {}
     problems: list[Problem] = []
+    notes: list[str] = []
     for name, spec in CONTRACT.items():
         wanted = {f"{name}{suffix}" for suffix in FILE_SUFFIXES}
         found = [p for p in files if p.name.lower() in wanted]
+        unread = [p for p in files if p.name.lower().startswith(name) and p not in found]
         if len(found) > 1:
             problems.append(
                 Problem(
@@ -131,23 +149,52 @@ def discover_folder(folder: Path) -> DiscoveredBook:
             continue
         if not found:
             if spec.required:
+                also = "".join(f"; found {p.name}, which is not read: {_unread_advice(p, name)}" for p in unread)
                 problems.append(
                     Problem(
                         Rule.MISSING_TABLE,
                         name,
                         str(folder / f"{name}.csv"),
-                        f"a file {name}.csv or {name}.parquet (the {name} table is required)",
+                        f"a file {name}.csv or {name}.parquet (the {name} table is required){also}",
                     )
                 )
+            else:
+                notes += [
+                    f"{p} is not read, so the {name} table is empty: nextmove reads {name}.csv or "
+                    f"{name}.parquet; {_unread_advice(p, name)}"
+                    for p in unread
+                ]
             continue
         path = found[0]
+        notes += [f"{p} is not read: the {name} table is read from {path.name}" for p in unread]
         stamp = file_stamp(path)  # before any read: every later read is compared with it
         problem = check_csv_file(path, name) if _is_csv(path) else check_parquet_file(path, name)
         if problem is not None:
             problems.append(problem)
             continue
         tables[name] = _file_source(name, path, stamp)
-    return DiscoveredBook(str(folder), tables, problems)
+    return DiscoveredBook(str(folder), tables, problems, notes)
+
+
+_COMPRESSED = (".gz", ".zip", ".bz2", ".xz", ".zst", ".7z")
+_SPREADSHEETS = (".xlsx", ".xlsm", ".xls", ".ods", ".numbers")
+
+
+def _unread_advice(path: Path, table: str) -> str:
+    """What to do with a file named after ``table`` that is not read, so that it is."""
+    name = path.name.lower()
+    if name.endswith(_COMPRESSED):
+        return f"it is compressed: decompress it to {table}.csv"
+    if name.endswith(_SPREADSHEETS):
+        return f"it is a spreadsheet: export it as CSV UTF-8, named {table}.csv"
+    if name.endswith((".tsv", ".tab")):
+        return f"save it as comma-separated CSV, named {table}.csv"
+    if name.endswith(".txt"):
+        return f"if it is comma-separated CSV, rename it to {table}.csv"
+    for suffix in FILE_SUFFIXES:
+        if name.endswith(suffix):
+            return f"rename it to {table}{suffix}"
+    return f"save it as CSV UTF-8, named {table}.csv"
 
 
 def _is_csv(path: Path) -> bool:
@@ -170,6 +217,9 @@ def _file_source(name: str, path: Path, stamp: FileStamp | None) -> TableSource:
 def check_csv_file(path: Path, table: str) -> Problem | None:
     """Catch files that are not UTF-8 comma-separated text, before Polars reads them.
 
+    The start of the file tells binary data, UTF-16, lines ending with CR alone (which Polars, splitting
+    at LF, would read as one endless header), another delimiter and repeated columns; then the whole
+    file's encoding and quoting are checked in chunks (:func:`~nextmove.book.csvscan.scan_csv_file`).
     Returns one problem saying what the file is and what to do, or None when it looks right.
     """
     label = str(path)
@@ -199,8 +249,17 @@ def check_csv_file(path: Path, table: str) -> Problem | None:
             Rule.UNREADABLE_FILE,
             table,
             label,
-            _not_utf8(head[exc.start], before.count(b"\n") + 1),
+            not_utf8_message(head[exc.start], before.count(b"\n") + 1),
             row=_record_of(before) or None,
+        )
+    if b"\r" in head.rstrip() and b"\n" not in head:
+        # Polars splits lines at LF only, and would read the whole file as one line of a header.
+        return Problem(
+            Rule.UNREADABLE_FILE,
+            table,
+            label,
+            'lines ending with LF or CRLF; its lines end with CR only (Excel for Mac\'s "CSV (Macintosh)"): '
+            'save it as "CSV UTF-8"',
         )
     header_line = text.lstrip("\ufeff").splitlines()[0] if text.strip() else ""
     header = next(csv.reader(io.StringIO(header_line)), [])
@@ -214,12 +273,6 @@ def check_csv_file(path: Path, table: str) -> Problem | None:
                     label,
                     f"comma-separated columns; the header is separated by {shown}: save it with commas",
                 )
-    truncated = len(head) == _SNIFF_BYTES
-    complete = text[: text.rfind("\n") + 1] if truncated else text
-    bad_quote = _first_bad_quote(complete.lstrip("\ufeff"), truncated=truncated)
-    if bad_quote is not None:
-        row, message = bad_quote
-        return Problem(Rule.UNREADABLE_FILE, table, label, f"well-formed CSV quoting: {message}", row=row)
     names = [h.strip() for h in header]
     # Columns without a name (trailing commas) are left out if empty, or refused by name, later.
     dupes = sorted({n for n in names if n and names.count(n) > 1})
@@ -230,81 +283,12 @@ def check_csv_file(path: Path, table: str) -> Problem | None:
             label,
             f"each column once in the header; repeated: {', '.join(dupes)}",
         )
+    # The whole file, not a sample: a quote left open near its end loses rows as surely as one near its start.
+    found = scan_csv_file(path, len(header))
+    if found is not None:
+        row, expected = found
+        return Problem(Rule.UNREADABLE_FILE, table, label, expected, row=row)
     return None
-
-
-def _first_bad_quote(text: str, *, truncated: bool = False) -> tuple[int | None, str] | None:
-    """The data row and message of the first quoting error in ``text`` (strict RFC 4180), if any.
-
-    Only the start of a file is checked this way (Polars reads stray quotes leniently, turning
-    ``"Beta "Best" Ltd"`` into ``Beta Best Ltd`` without a word). When ``text`` is a ``truncated``
-    start of a file, a quoted field still open at its end is the cut's doing, not an error: a
-    multi-line field (a note with line breaks) may hold the newline the sample was cut at.
-
-    Examples
-    --------
-    >>> _first_bad_quote('id,note\\na1,"one\\ntwo"\\na2,"Beta "Best" Ltd"\\n')[0]
-    2
-    >>> _first_bad_quote('id,note\\na1,"still open\\n', truncated=True) is None
-    True
-    >>> _first_bad_quote('id,note\\na1,"oops\\n' + 'a2,x\\n' * 2000, truncated=True)[0]
-    1
-    """
-    exhausted = False
-
-    def lines() -> Iterator[str]:
-        nonlocal exhausted
-        yield from io.StringIO(text, newline="")
-        exhausted = True
-
-    reader = csv.reader(lines(), strict=True)
-    records = 0
-    start = 1
-    try:
-        for row in reader:
-            spanned = reader.line_num - start + 1
-            if spanned > 1 and (spanned > _LONGEST_FIELD_LINES or sum(map(len, row)) > _LONGEST_FIELD_CHARS):
-                return records or None, _unclosed(spanned, records, start)
-            records += 1
-            start = reader.line_num + 1
-    except csv.Error as exc:
-        if truncated and exhausted:
-            # The field still open at the cut: a note with line breaks, unless it has run on for so long
-            # that a quote was surely left open (Polars would read everything up to the next quote as one
-            # field, and load the rows in between as nothing).
-            offset = 0
-            for _ in range(start - 1):
-                offset = text.index("\n", offset) + 1
-            spanned = text.count("\n", offset) + 1
-            if spanned > _LONGEST_FIELD_LINES or len(text) - offset > _LONGEST_FIELD_CHARS:
-                return records or None, _unclosed(spanned, records, start)
-            return None
-        # Records count the header as 0, so the broken one is data row ``records``.
-        return (records or None), f'{exc}{_on_line(records, start)} (a quote inside a field must be doubled: "")'
-    return None
-
-
-_LONGEST_FIELD_LINES = 1000
-"""A quoted field spanning more lines than this is taken for a quote left open (a note has a few dozen)."""
-_LONGEST_FIELD_CHARS = 32_768
-"""Nor does a quoted multi-line field hold more characters than this (half the sample read)."""
-
-
-def _unclosed(lines: int, row: int, start: int) -> str:
-    return (
-        f"every quote closed; a quoted field runs on over {lines:,} lines{_on_line(row, start)}, so a quote "
-        'there is probably not closed (a quote inside a field must be doubled: "")'
-    )
-
-
-def _on_line(row: int, line: int) -> str:
-    """Where a data record starts in the file: multi-line fields before it make its line differ from its row."""
-    return f", in the record starting on line {line}" if row else ""
-
-
-def _not_utf8(byte: int, line: int) -> str:
-    what = f"byte 0x{byte:02x} on line {line} is not UTF-8"
-    return f"UTF-8 text; {what} (Latin-1 or Windows-1252?): save the file as UTF-8"
 
 
 def _record_of(before: bytes) -> int:
@@ -523,7 +507,7 @@ def short_row_message(expected_fields: int, fields: int, row: int, line: int) ->
     cut off, or a value holding a line break without quotes): export the file again
     """
     return (
-        f"{expected_fields} fields as in the header; the row has {fields}{_on_line(row, line)}: it is cut short "
+        f"{expected_fields} fields as in the header; the row has {fields}{on_line(row, line)}: it is cut short "
         "(an export cut off, or a value holding a line break without quotes): export the file again"
     )
 
@@ -542,7 +526,7 @@ def locate_csv_error(path: Path, expected_fields: int) -> tuple[int | None, str]
             try:
                 raw.decode("utf-8")
             except UnicodeDecodeError as exc:
-                return (records or None), _not_utf8(raw[exc.start], line_number)
+                return (records or None), not_utf8_message(raw[exc.start], line_number)
             quoted ^= raw.count(b'"') % 2 == 1
             if not quoted:
                 records += 1
@@ -554,11 +538,11 @@ def locate_csv_error(path: Path, expected_fields: int) -> tuple[int | None, str]
         try:
             for row_number, row in enumerate(reader, start=1):
                 if len(row) > expected_fields:
-                    where = _on_line(row_number, start)
+                    where = on_line(row_number, start)
                     return row_number, f"{expected_fields} fields as in the header; the row has {len(row)}{where}"
                 start = reader.line_num + 1
         except csv.Error as exc:
-            where = _on_line(row_number + 1, start)
+            where = on_line(row_number + 1, start)
             return (
                 row_number + 1,
                 f"well-formed CSV (check quotes: a quote inside a field must be doubled): {exc}{where}",

@@ -277,6 +277,7 @@ def _validate(
     for problem in found.problems:
         ctx.add(problem)
         ctx.unreadable.add(problem.table)
+    ctx.notes += found.notes
     ctx.present_tables = set(found.tables)
     for name in ("accounts", "touches", "signals", "outcomes"):
         src = found.tables.get(name)
