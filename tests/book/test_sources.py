@@ -239,6 +239,19 @@ def test_a_quoted_multi_line_value_past_the_sniff_is_still_read(tmp_path: Path) 
     assert book.accounts["owner"][1700] == 'He said "hi"\r\nand left'
 
 
+def test_a_long_quoted_note_past_the_sniff_such_as_an_e_mail_thread_is_read(tmp_path: Path) -> None:
+    # A CRM's description field can hold a whole e-mail thread: 300 lines, 120 KiB, and no row of the header's width.
+    line = "the customer wrote about the invoice and its due date; " * 7
+    thread = "\n".join(f"> On day {i} {line}" for i in range(300))
+    rows = _accounts_rows(2000)
+    rows[1600][2] = '"' + thread + '"'
+    folder = tmp_path / "book"
+    path = _write_accounts(folder, rows)
+    assert len(thread.encode()) > 100_000
+    assert check_csv_file(path, "accounts") is None
+    assert load_book(folder, as_of=AS_OF).accounts["segment"][1600] == thread.strip()  # values are trimmed
+
+
 def test_a_stray_quote_inside_a_quoted_field_past_the_sniff_is_refused_not_dropped(tmp_path: Path) -> None:
     # Polars reads "Beta "Best" Ltd" as Beta Best Ltd without a word; only the first 64 KiB were checked.
     rows = _accounts_rows(2000)

@@ -248,7 +248,7 @@ def contract_markdown() -> str:
         'save as "CSV UTF-8"), and quoted as RFC 4180 has it: a value holding a comma, a quote or a line',
         'break is quoted, a quote inside it doubled (`"Beta ""Best"" Ltd"`); quotes inside an unquoted value',
         'are read as written only in pairs on a line (`5" x 7" frame`). Every file is checked whole, in',
-        "chunks: a quoted value that runs on over 1,000 lines or 32 KiB, or whose every line reads as a",
+        "chunks: a quoted value that runs on over 1,000 lines or 1 MiB, or whose every line reads as a",
         "whole row of the header's width (three columns or more), is taken for a quote left open, which",
         "would read the rows after it as one value, and refused with the line it starts on.",
         "A row whose every cell is empty (the `,,,` lines a spreadsheet writes below its data) is skipped,",

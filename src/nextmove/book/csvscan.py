@@ -31,8 +31,8 @@ LONGEST_LINE_BYTES = 64 * 1024 * 1024
 """A line longer than this is no row of a book: the rest of the file is left unchecked rather than held whole."""
 LONGEST_FIELD_LINES = 1000
 """A quoted field spanning more lines than this is taken for a quote left open (a note has a few dozen)."""
-LONGEST_FIELD_BYTES = 32_768
-"""Nor does a quoted multi-line field hold more bytes than this."""
+LONGEST_FIELD_BYTES = 1024 * 1024
+"""Nor does a quoted multi-line field hold more bytes than this (a long e-mail thread in a note has a few dozen KiB)."""
 
 _QUOTE, _COMMA, _LF, _CR = 0x22, 0x2C, 0x0A, 0x0D
 _BOM = b"\xef\xbb\xbf"
