@@ -134,6 +134,7 @@ def test_cli_validate_invalid_book_exits_2_with_table(tmp_path: Path) -> None:
     assert "accounts.csv" in done.stderr
     assert "'-4'" in done.stderr
     assert "negative" in done.stderr
+    assert "invalid: 1 problem in" in " ".join(done.stderr.split())
     assert "nothing was loaded" in done.stderr
 
 

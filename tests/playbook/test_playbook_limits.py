@@ -9,7 +9,7 @@ import pytest
 
 from nextmove.errors import PlaybookError
 from nextmove.playbook.loader import load_playbook, parse_playbook
-from nextmove.playbook.schema import MAX_DAYS, MAX_HOURS, MAX_USD, MAX_WEEKS, MAX_WEIGHT
+from nextmove.playbook.schema import MAX_DAYS, MAX_HOURS, MAX_PLAYS, MAX_USD, MAX_WEEKS, MAX_WEIGHT
 
 MINIMAL = """
 [objectives.retention]
@@ -176,3 +176,24 @@ def test_load_playbook_reads_a_file_saved_with_a_byte_order_mark(tmp_path: Path)
     assert load_playbook(path).action_ids == ["call"]
     assert parse_playbook("\ufeff" + MINIMAL).action_ids == ["call"]
     assert parse_playbook("\ufeff" + MINIMAL).content_hash() == parse_playbook(MINIMAL).content_hash()
+
+
+PLAY_COUNTS = [
+    ("actions[0] (id='call').max_per_run", 'name = "Call"', 'name = "Call"\nmax_per_run = {n}'),
+    ("contact_policy.max_actions_per_window", "", "[contact_policy]\nmax_actions_per_window = {n}\n"),
+    (
+        "contact_policy.caps[0].max_touches",
+        "",
+        '[contact_policy]\ncaps = [{{ team = "cs", max_touches = {n}, window_days = 7 }}]\n',
+    ),
+]
+
+
+@pytest.mark.parametrize(("where", "old", "new"), PLAY_COUNTS)
+def test_playbook_limits_bound_the_counts_of_plays(where: str, old: str, new: str) -> None:
+    def text(n: int) -> str:
+        return MINIMAL.replace(old, new.format(n=n)) if old else MINIMAL + new.format(n=n)
+
+    said = _error(text(10**12))
+    assert f"{where}: must be a whole number from 0 to {MAX_PLAYS:,}; got {10**12:,}" in said
+    assert parse_playbook(text(MAX_PLAYS), source="pb.toml") is not None

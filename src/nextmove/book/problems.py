@@ -127,6 +127,6 @@ class BookValidationError(BookError):
             lines.append(f"  … and {more} more")
         super().__init__(
             f"the book at {report.source} breaks the data contract "
-            f"({report.total_problems} problem(s)):\n" + "\n".join(lines)
+            f"({report.total_problems:,} problem{'' if report.total_problems == 1 else 's'}):\n" + "\n".join(lines)
         )
         self.report = report

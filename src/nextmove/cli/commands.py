@@ -338,7 +338,8 @@ def validate(
         for note in notes:
             err_console.print(f"[yellow]note:[/] {safe(note, lines=True)}")
         err_console.print(
-            f"[bold red]invalid:[/] {report.total_problems:,} problem(s) in {safe(report.source)}; nothing was loaded."
+            f"[bold red]invalid:[/] {plural(report.total_problems, 'problem')} in {safe(report.source)}; "
+            "nothing was loaded."
         )
         raise typer.Exit(2)
     render_summary(report, console, parse_as_of(as_of))

@@ -44,6 +44,8 @@ MAX_HOURS = 1e6
 """The largest number of hours (an action's effort, an owner's hours per week)."""
 MAX_WEIGHT = 1e6
 """The largest weight (of an objective, of a health component)."""
+MAX_PLAYS = 1_000_000_000
+"""The most plays a limit counts (``max_per_run``, a cap's ``max_touches``, ``max_actions_per_window``): a billion."""
 
 
 def _number(value: Any) -> Any:
@@ -184,7 +186,7 @@ class Action(_Strict):
     spells them (case-sensitive: ``nextmove validate`` notes a stage no account has)."""
     variants: list[Variant] = Field(default_factory=list)
     """Optional variants (channel, send window); each is a separate candidate."""
-    max_per_run: Count | None = Field(default=None, ge=0)
+    max_per_run: Count | None = Field(default=None, ge=0, le=MAX_PLAYS)
     """At most this many accounts get this action in one run (volume limit)."""
 
     @model_validator(mode="after")
@@ -208,7 +210,7 @@ class ChannelCap(_Strict):
     """The team capped (a team of the catalog's actions); unset: any team."""
     channel: str | None = None
     """The channel capped; unset: any channel."""
-    max_touches: Count = Field(ge=0)
+    max_touches: Count = Field(ge=0, le=MAX_PLAYS)
     """At most this many touches per account within ``window_days``."""
     window_days: Count = Field(gt=0, le=MAX_DAYS)
     """Length of the window in days."""
@@ -217,7 +219,7 @@ class ChannelCap(_Strict):
 class ContactPolicy(_Strict):
     """Rules that keep teams from overwhelming an account."""
 
-    max_actions_per_window: Count = Field(default=1, ge=0)
+    max_actions_per_window: Count = Field(default=1, ge=0, le=MAX_PLAYS)
     """At most this many recommended plays per account per decision window."""
     window_days: Count = Field(default=14, gt=0, le=MAX_DAYS)
     """Length of the decision window in days; also how long an action counts as in flight."""
