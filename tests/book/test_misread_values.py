@@ -177,3 +177,23 @@ def test_a_parquet_time_column_of_epoch_numbers_is_told_to_store_a_timestamp_typ
     assert (problem.rule, problem.row, problem.column, problem.value) == (Rule.BAD_TYPE, 1, "ts", "1735707600000")
     assert "epoch seconds or milliseconds?" in problem.expected
     assert "store it as a timestamp type, or as ISO 8601 text" in problem.expected
+
+
+def test_a_csv_time_column_of_epoch_numbers_says_so_and_how_to_write_it(tmp_path: Path) -> None:
+    # 1714555800 got only "an ISO 8601 timestamp such as …": nothing said it was read as a number.
+    folder = _book(
+        tmp_path / "book",
+        {
+            "accounts.csv": "account_id\na1\n",
+            "touches.csv": "account_id,action_id,ts\na1,none,1714555800\na1,none,1714555800000\na1,none,20240501\n",
+        },
+    )
+    problems = sorted(validate_book(folder, as_of=AS_OF).problems, key=lambda p: p.row or 0)
+    assert [(p.rule, p.row, p.value) for p in problems] == [
+        (Rule.BAD_TYPE, 1, "1714555800"),
+        (Rule.BAD_TYPE, 2, "1714555800000"),
+        (Rule.BAD_TYPE, 3, "20240501"),
+    ]
+    for problem in problems[:2]:
+        assert "epoch seconds or milliseconds? Write the time as ISO 8601 text" in problem.expected
+    assert "epoch" not in problems[2].expected  # a date written without dashes is no epoch time

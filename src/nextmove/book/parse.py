@@ -160,6 +160,26 @@ def short_year(text: str) -> str | None:
     return f"its year has {digits} digit{'' if digits == 1 else 's'}: write the year with four digits, e.g. 2024-01-06"
 
 
+_EPOCH = re.compile(r"\s*[+-]?\d{9,13}(?:\.\d+)?\s*")
+
+
+def epoch_number(text: str) -> str | None:
+    """What to say of a timestamp written as a number of 9 to 13 digits (epoch seconds or milliseconds).
+
+    Such a number is refused, never guessed to be seconds or milliseconds since 1970.
+
+    Examples
+    --------
+    >>> epoch_number("1714555800")
+    'a number, epoch seconds or milliseconds? Write the time as ISO 8601 text, e.g. 2024-05-01T09:30:00Z'
+    >>> epoch_number("2024-05-01") is None, epoch_number("20240501") is None
+    (True, True)
+    """
+    if _EPOCH.fullmatch(text) is None:
+        return None
+    return "a number, epoch seconds or milliseconds? Write the time as ISO 8601 text, e.g. 2024-05-01T09:30:00Z"
+
+
 def parse_timestamp(text: str) -> datetime:
     """Parse one timestamp as a book's timestamp columns are parsed (:func:`parse_timestamp_text`), to UTC.
 

@@ -39,6 +39,7 @@ from nextmove.book.notes import (
 from nextmove.book.parse import (
     decimal_comma_hint,
     decimal_commas,
+    epoch_number,
     infer_extra_column,
     is_category,
     is_missing_text,
@@ -1624,6 +1625,8 @@ def _collect_examples(
                         expected = f"a date and time that exist ({reason})"
                     elif (short := short_year(value)) is not None:
                         expected = f"{expected} ({short})"
+                    elif (epoch := epoch_number(value)) is not None:
+                        expected = f"{expected} ({epoch})"
                 # 1,5 or 1.234,56 (a German export) is no number, nor 1.234.567: say why, converting nothing.
                 hint = (decimal_comma_hint(value) or thousands_dot_hint(value)) if value else None
                 if hint is not None and _is_number_type_check(check, spec):
