@@ -318,3 +318,7 @@ def test_store_deletes_audit_entries_before_a_time(store: Store) -> None:
     assert store.delete_audit(before=t0 + timedelta(days=2)) == 2
     assert [e.resource for e in store.audit_log(limit=None)] == ["account:a3", "account:a2"]
     assert store.delete_audit(before=t0) == 0
+    # The entry saying so is written with the deletion, told how many went.
+    said = store.delete_audit(before=t0 + timedelta(days=3), record=lambda n: [_audit(t0 + timedelta(days=9), n)])
+    assert said == 1
+    assert [e.resource for e in store.audit_log(limit=None)] == ["account:a1", "account:a3"]

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 
+from nextmove._words import plural
 from nextmove.errors import BookError
 
 
@@ -127,6 +128,6 @@ class BookValidationError(BookError):
             lines.append(f"  … and {more} more")
         super().__init__(
             f"the book at {report.source} breaks the data contract "
-            f"({report.total_problems:,} problem{'' if report.total_problems == 1 else 's'}):\n" + "\n".join(lines)
+            f"({plural(report.total_problems, 'problem')}):\n" + "\n".join(lines)
         )
         self.report = report

@@ -22,6 +22,7 @@ from rich.progress import BarColumn, Progress, SpinnerColumn, Task, TaskID, Text
 from rich.text import Text
 
 from nextmove._files import check_folder
+from nextmove._words import plural as plural
 from nextmove.book.parse import parse_timestamp
 from nextmove.errors import ConfigError, NextmoveError, NotInStoreError, Terminated, failure_text
 
@@ -91,17 +92,6 @@ def safe(text: object, *, lines: bool = False) -> str:
     'page views [web] \\x1b[2J'
     """
     return escape(visible(text, lines=lines))
-
-
-def plural(n: int, word: str, many: str | None = None) -> str:
-    """``n`` and ``word``, in the plural unless ``n`` is 1 (``many``: the plural, default ``word + "s"``).
-
-    Examples
-    --------
-    >>> plural(1, "action"), plural(14, "action"), plural(2, "eligibility expression")
-    ('1 action', '14 actions', '2 eligibility expressions')
-    """
-    return f"{n:,} {word}" if n == 1 else f"{n:,} {many or word + 's'}"
 
 
 def parse_as_of(text: str | None, option: str = "--as-of") -> datetime | None:

@@ -23,14 +23,15 @@ def register(app: typer.Typer) -> None:
     app.add_typer(keys_app, name="keys")
 
 
-def _cli_audit(action: str, resource: str, **detail: object) -> AuditEntry:
-    """The audit entry of a key change made here: no API key made it, so it names the OS user who ran the command."""
+def cli_audit(action: str, resource: str, *, command: str, **detail: object) -> AuditEntry:
+    """The audit entry of a change made by ``nextmove COMMAND``: no API key made it, so it names the OS user who
+    ran the command."""
     from nextmove.store import AuditEntry
 
     return AuditEntry(
         action=action,
         method="CLI",
-        path=f"nextmove keys {action}",
+        path=f"nextmove {command}",
         status=0,
         resource=resource,
         detail={**detail, "os_user": os_user()},
@@ -106,7 +107,12 @@ def create_cmd(
     )
     with open_store(store) as opened:
         opened.create_api_key(
-            record, audit=[_cli_audit("create", f"key:{record.key_id}", role=role, owners=list(record.owners))]
+            record,
+            audit=[
+                cli_audit(
+                    "create", f"key:{record.key_id}", command="keys create", role=role, owners=list(record.owners)
+                )
+            ],
         )
         unknown = unknown_owner_warnings(opened, record.owners)
     console.print(created)
@@ -145,5 +151,5 @@ def revoke_cmd(
 ) -> None:
     """Revoke a key: servers refuse it within a minute (their cache of verified keys)."""
     with open_store(store, existing=True) as opened:
-        opened.revoke_api_key(key_id, audit=[_cli_audit("revoke", f"key:{key_id}")])
+        opened.revoke_api_key(key_id, audit=[cli_audit("revoke", f"key:{key_id}", command="keys revoke")])
     console.print(f"Revoked key {safe(key_id)}.")

@@ -9,12 +9,12 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.table import Table
 
-from nextmove.cli._common import console, err_console, handle_errors, open_store, safe, status
+from nextmove.cli._common import console, err_console, handle_errors, open_store, plural, safe, status
 from nextmove.cli.serve import StoreOpt
 from nextmove.errors import NotFoundError, StoreError
 
 if TYPE_CHECKING:
-    from nextmove.store import Store
+    from nextmove.store import AuditEntry, Store
 
 store_app = typer.Typer(help="The store itself: prune the receipts of old runs.", no_args_is_help=True)
 
@@ -123,32 +123,26 @@ def prune_cmd(
 
 
 def _prune_audit(store: Store, days: int, *, dry_run: bool) -> None:
-    """Delete the audit entries made more than ``days`` days ago, and file one entry saying so."""
-    from nextmove.cli.keys import os_user
-    from nextmove.store import AuditEntry
+    """Delete the audit entries made more than ``days`` days ago, with one entry saying so, in one transaction."""
+    from nextmove.cli.keys import cli_audit
     from nextmove.store.records import utcnow
 
     cutoff = utcnow() - timedelta(days=days)
     n = store.count_audit(before=cutoff)
-    entries = f"{n:,} audit entr{'y' if n == 1 else 'ies'}"
-    console.print(f"Audit log: {entries} made before {cutoff:%Y-%m-%d %H:%M} UTC (more than {days} days ago).")
+    console.print(
+        f"Audit log: {plural(n, 'audit entry', 'audit entries')} made before {cutoff:%Y-%m-%d %H:%M} UTC "
+        f"(more than {days} days ago)."
+    )
     if dry_run or not n:
         return
-    deleted = store.delete_audit(before=cutoff)
-    detail = {"deleted": deleted, "before": cutoff.isoformat(), "os_user": os_user()}
-    store.add_audit(
-        [
-            AuditEntry(
-                action="change",
-                method="CLI",
-                path="nextmove store prune",
-                status=0,
-                resource=f"audit_log:{deleted} entries",
-                detail=detail,
-            )
-        ]
-    )
-    console.print(f"Deleted {deleted:,} audit entr{'y' if deleted == 1 else 'ies'}.")
+
+    def record(deleted: int) -> list[AuditEntry]:
+        detail = {"deleted": deleted, "before": cutoff.isoformat()}
+        return [cli_audit("change", f"audit_log:{deleted} entries", command="store prune", **detail)]
+
+    with status(f"Deleting {plural(n, 'audit entry', 'audit entries')}…"):
+        deleted = store.delete_audit(before=cutoff, record=record)
+    console.print(f"Deleted {plural(deleted, 'audit entry', 'audit entries')}.")
 
 
 def protected_runs(store: Store) -> dict[str, str]:

@@ -15,6 +15,7 @@ from pydantic import BaseModel, ValidationError
 from pydantic.fields import FieldInfo
 from pydantic_core import ErrorDetails
 
+from nextmove._words import plural
 from nextmove.errors import PlaybookError
 from nextmove.playbook.schema import ID_MAX_CHARS, ID_PATTERN, ID_RULE, Playbook
 
@@ -50,7 +51,7 @@ def parse_playbook(text: str, *, source: str = "<text>") -> Playbook:
         return Playbook.model_validate(data)
     except ValidationError as exc:
         lines = [f"  {_where(err['loc'], data)}: {_message(err)}" for err in exc.errors()]
-        problems = "1 problem" if len(lines) == 1 else f"{len(lines)} problems"
+        problems = plural(len(lines), "problem")
         raise PlaybookError(f"{source}: the playbook has {problems}:\n" + "\n".join(lines)) from None
 
 

@@ -10,6 +10,7 @@ from typing import Any
 
 import polars as pl
 
+from nextmove._words import plural
 from nextmove.decide.phrases import feature_wording, isolated
 from nextmove.engine.run_facts import (
     DIFFERS_METRIC,
@@ -165,10 +166,6 @@ def _num(summary: Mapping[str, Any], key: str, default: float = 0.0) -> float:
     return float(value) if isinstance(value, int | float) else default
 
 
-def _plural(n: int, word: str) -> str:
-    return f"{n:,} {word}" if n == 1 else f"{n:,} {word}s"
-
-
 def _labels(summary: Mapping[str, Any], labels: Mapping[str, str] | None) -> dict[str, str]:
     out = {"none": "Do nothing"}
     out.update({str(k): str(v) for k, v in (summary.get("action_labels") or {}).items()})
@@ -191,7 +188,7 @@ def _sentences(summary: Mapping[str, Any], families: Sequence[Count], recs: pl.D
             article = "an" if word[:1].lower() in "aeiou" else "a"
             word = isolated(word)  # set apart when right-to-left: the page shows it as <bdi> (render.sentence)
             lead = (
-                f"{_plural(c.count, 'customer')} {'was' if c.count == 1 else 'were'} assigned"
+                f"{plural(c.count, 'customer')} {'was' if c.count == 1 else 'were'} assigned"
                 if i == 0
                 else f"{c.count:,}"
             )
@@ -306,7 +303,7 @@ def _left_alone_sentence(nothing: int, recs: pl.DataFrame, summary: Mapping[str,
     if any(n.startswith("eligible for none of the ") for n in notes):
         reasons = [(r + " (see the notes below)" if r == _WHY_LEFT_ALONE["rule"] else r, n) for r, n in reasons]
     best = bool(reasons) and all(r in (_WORTH_WHY, _GENERIC_WHY) for r, _ in reasons)
-    lead = f"{_plural(nothing, 'customer')} {verb} {'best ' if best else ''}left alone for now"
+    lead = f"{plural(nothing, 'customer')} {verb} {'best ' if best else ''}left alone for now"
     if drawn == 0 and len(reasons) == 1:
         return f"{lead}: {reasons[0][0]}."
     if not reasons:
@@ -363,14 +360,14 @@ def _impact_sentence(summary: Mapping[str, Any], currency: str) -> str | None:
     recommended, control = cohorts
     given = int(recommended.get("accounts") or 0)
     text = (
-        f"The projected impact of the recommended actions ({_plural(given, 'account')} of the model and "
+        f"The projected impact of the recommended actions ({plural(given, 'account')} of the model and "
         f"exploration arms) is {_impact_text(recommended, currency)}."
         if given
         else "No account of the model and exploration arms is given an action: the recommendations project no impact."
     )
     if control is not None and control.get("accounts"):
         text += (
-            f" The control cohort's defaults ({_plural(int(control['accounts']), 'account')}) are projected at "
+            f" The control cohort's defaults ({plural(int(control['accounts']), 'account')}) are projected at "
             f"{_impact_text(control, currency)}, apart: they are what the recommendations' lift is measured against."
         )
     return text
@@ -391,7 +388,7 @@ def _impact_note(summary: Mapping[str, Any], currency: str) -> str | None:
     if control is not None and control.get("accounts"):
         text += (
             f" The control cohort's defaults, projected at {_impact_text(control, currency)} over "
-            f"{_plural(int(control['accounts']), 'account')}, are not in these figures."
+            f"{plural(int(control['accounts']), 'account')}, are not in these figures."
         )
     return text
 
@@ -454,7 +451,7 @@ def _differs_sentence(share: float, counts: DefaultCounts | None) -> str:
     if counts.acted_share is None:
         return text + "; no account is given an action."
     return (
-        text + f"; of the {_plural(counts.acted, 'account')} given an action, {counts.acted_share:.0%} "
+        text + f"; of the {plural(counts.acted, 'account')} given an action, {counts.acted_share:.0%} "
         f"({counts.acted_differs:,}) get one other than their default."
     )
 
@@ -463,7 +460,7 @@ def _control_sentence(control: int, recs: pl.DataFrame) -> str:
     """The control cohort: kept to the lifecycle default, with how many actually got it and how many nothing."""
     verb = "is" if control == 1 else "are"
     text = (
-        f"{_plural(control, 'account')} {verb} in the randomised control cohort, kept to the lifecycle-stage "
+        f"{plural(control, 'account')} {verb} in the randomised control cohort, kept to the lifecycle-stage "
         "default so the lift of the recommendations can be measured"
     )
     if not {"arm", "action_id", "default_action_id"} <= set(recs.columns):

@@ -12,10 +12,11 @@ from markupsafe import Markup, escape
 
 from nextmove._files import writing
 from nextmove._version import __version__
+from nextmove._words import plural
 from nextmove.decide.phrases import FSI, PDI, without_bidi_controls, without_stray_bidi_controls
 from nextmove.playbook.money import CENTS_BELOW, currency_prefix, currency_unit, has_cents
 from nextmove.report.charts import BAND_COLORS, NARROW_WIDTH, Bar, Interval, bar_chart, interval_chart, money_short
-from nextmove.report.data import ReportData, _plural, policy_notes
+from nextmove.report.data import ReportData, policy_notes
 
 
 def _environment() -> Environment:
@@ -197,7 +198,7 @@ def charts(data: ReportData) -> dict[str, Markup]:
                 Bar(
                     b.band,
                     b.arr_usd,
-                    f"{money_short(b.arr_usd, data.currency)} · {_plural(b.accounts, 'account')}",
+                    f"{money_short(b.arr_usd, data.currency)} · {plural(b.accounts, 'account')}",
                     BAND_COLORS.get(b.band),
                 )
                 for b in data.bands

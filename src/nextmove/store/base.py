@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
 from types import TracebackType
 from typing import Any, Protocol, Self, runtime_checkable
@@ -439,8 +439,12 @@ class Store(Protocol):
         """How many audit entries were made before ``before``."""
         ...
 
-    def delete_audit(self, *, before: datetime) -> int:
-        """Delete the audit entries made before ``before``, in one transaction; how many were deleted."""
+    def delete_audit(self, *, before: datetime, record: Callable[[int], Sequence[AuditEntry]] | None = None) -> int:
+        """Delete the audit entries made before ``before``; how many were deleted.
+
+        ``record``, given how many were deleted, makes the entries that say so: they are written in
+        the same transaction, so the log is never cut without saying it was.
+        """
         ...
 
     # --- models -------------------------------------------------------------------------

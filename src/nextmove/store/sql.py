@@ -694,12 +694,15 @@ class SqlStore:
         with self._errors("count audit entries"), self._read() as conn:
             return int(conn.execute(query).scalar_one())
 
-    def delete_audit(self, *, before: datetime) -> int:
+    def delete_audit(self, *, before: datetime, record: Callable[[int], Sequence[AuditEntry]] | None = None) -> int:
         """Delete the audit entries made before ``before``; see :meth:`Store.delete_audit`."""
         table = schema.audit_log
         query = sa.delete(table).where(table.c.ts < before)
         with self._errors("delete old audit entries"), self._write() as conn:
-            return int(conn.execute(query).rowcount)
+            deleted = int(conn.execute(query).rowcount)
+            if record is not None:
+                _insert_audit(conn, record(deleted))
+            return deleted
 
     def feedback(
         self,
