@@ -124,7 +124,7 @@ def test_cli_evaluate_of_a_book_without_touches_values_no_action_it_never_took(t
         assert share > 0.05
         for method in ("ips", "snips"):
             assert values[(name, method)]["estimate"] is None
-            assert values[(name, method)]["note"].endswith("IPS and SNIPS cannot value them")
+            assert "IPS and SNIPS cannot value them" in values[(name, method)]["note"]
         assert values[(name, "dr")]["estimate"] is not None
         assert values[(name, "dr")]["low"] is None
     # The difference stands on the default's few matching decisions, not on the learned policy's 100 %.

@@ -450,10 +450,18 @@ def test_ope_logged_policy_is_the_on_policy_mean() -> None:
 
 def test_offline_evaluation_in_the_lab_covers_the_true_gain() -> None:
     """The lab knows every decision's true value: the learned policy's estimated gain over doing
-    nothing and over the lifecycle default must cover the truth on the evaluation decisions."""
+    nothing and over the lifecycle default must cover the truth on the evaluation decisions.
+
+    The lab's accounts table, like a CRM's, shows a gone account as "churned": the default at each
+    decision is the one the lab's truth recorded then, as a store's runs record it."""
     lab = simulate(SimConfig(accounts=200, months=10, seed=5))
     playbook = lab.config.resolved_playbook()
-    result = evaluate_offline(lab.book, playbook, seed=1, effect_params={"n_folds": 2, "n_estimators": 40})
+    recorded = lab.truth.decisions.select("account_id", "ts", pl.col("default_action").alias("default_action_id"))
+    result = evaluate_offline(
+        lab.book, playbook, seed=1, effect_params={"n_folds": 2, "n_estimators": 40}, recorded_defaults=recorded
+    )
+    decisions = result.policy_tables["do_nothing"].height
+    assert f"recorded at {decisions:,} of the {decisions:,} evaluated decisions" in " ".join(result.notes)
     assert result.split == "time"
     assert result.as_of is not None
     assert result.evaluation_from >= result.as_of

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -13,9 +17,11 @@ from rich.table import Table
 
 from nextmove._files import writing
 from nextmove.cli._common import (
+    STORE_DEFAULT,
     check_number_column,
     console,
     handle_errors,
+    open_store,
     output_file,
     parse_as_of,
     read_table_file,
@@ -27,7 +33,10 @@ from nextmove.errors import ConfigError
 from nextmove.playbook.money import DEFAULT_CURRENCY, currency_unit, has_cents
 
 if TYPE_CHECKING:
+    from nextmove.book import Book
     from nextmove.measure.ope import OfflineEvaluation, PolicyValue
+    from nextmove.playbook import Playbook
+    from nextmove.store import Store
 
 UntilOpt = Annotated[
     str | None,
@@ -78,6 +87,14 @@ def evaluate_cmd(
     seed: Annotated[int, typer.Option(help="Seed of the hold-out split and the models.")] = 0,
     folds: Annotated[int, typer.Option(help="Cross-fitting folds of the effect model.", min=2)] = 5,
     trees: Annotated[int | None, typer.Option(help="Trees of the effect model's outcome models.", min=1)] = None,
+    store: Annotated[
+        str | None,
+        typer.Option(
+            "--store",
+            help="Store URL whose runs of this book made the logged decisions: the lifecycle default each run "
+            f"recorded is the default at the decisions that followed it; {STORE_DEFAULT}, if there is one.",
+        ),
+    ] = None,
 ) -> None:
     """Estimate, on held-out logged decisions, what each policy would have been worth: IPS, SNIPS and DR.
 
@@ -89,6 +106,12 @@ def evaluate_cmd(
     interval, the overlap diagnostics and the outcome models' accuracy on the evaluation decisions.
     A policy that takes actions the history never took, on more than 5% of the decisions, has no
     IPS or SNIPS value and no DR interval: the notes under each table say why.
+
+    The accounts table holds each account's stage today. At decisions of accounts that left (churned)
+    since, that stage was written after the decision: there lifecycle_default is the default a run in
+    the store recorded then, or, with none, not known; on more than 5% of the decisions it then has no
+    value. Give it with --policy FILE (account_id, decision_ts, action_id: the default of the stage at
+    each decision; docs/measure.md).
     """
     from nextmove.book.notes import is_lagging_outcomes_note
     from nextmove.measure.ope import evaluate_offline
@@ -103,7 +126,7 @@ def evaluate_cmd(
     # the evaluation says what --until does with them instead.
     pb, loaded, _ = load_inputs(book, playbook, None, hide=is_lagging_outcomes_note if observed is not None else None)
     params: dict[str, int] = {"n_folds": folds, **({"n_estimators": trees} if trees is not None else {})}
-    with status("Evaluating…") as step:
+    with _runs_store(store) as opened, status("Evaluating…") as step:
         result = evaluate_offline(
             loaded,
             pb,
@@ -116,10 +139,45 @@ def evaluate_cmd(
             seed=seed,
             effect_params=params,
             progress=step,
+            recorded_defaults=_recorded_defaults(opened, loaded, pb) if opened is not None else None,
         )
     write_json(out, result.to_dict())
     render_evaluation(result, console, currency=pb.currency)
     console.print(f"Wrote [bold]{safe(str(out))}[/].")
+
+
+_RUNS_READ = 1000
+"""How many of the store's latest succeeded runs are looked through for the runs of the evaluated book."""
+
+
+@contextmanager
+def _runs_store(url: str | None) -> Iterator[Store | None]:
+    """The store given (it must exist), or the default one if there is one (None if not)."""
+    from nextmove.errors import NotFoundError
+
+    try:
+        opened = open_store(url, existing=True)
+    except NotFoundError:
+        if url is not None:
+            raise
+        yield None
+        return
+    with opened:
+        yield opened
+
+
+def _recorded_defaults(
+    store: Store, book: Book, playbook: Playbook
+) -> Callable[[datetime, datetime], pl.DataFrame] | None:
+    """What the store's runs of ``book`` recorded as each account's default, for the times asked; None without runs."""
+    from nextmove.measure.ope import stored_defaults
+    from nextmove.store import RunRecord, recorded_source, same_book
+
+    this = RunRecord(run_id="", book_source=recorded_source(book.source), playbook_hash=playbook.content_hash())
+    runs = [
+        r for r in store.list_runs(limit=_RUNS_READ, status="succeeded") if r.as_of is not None and same_book(r, this)
+    ]
+    return partial(stored_defaults, store, runs) if runs else None
 
 
 def _policy_name(path: Path | None) -> str:

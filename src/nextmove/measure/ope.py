@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timedelta
+from functools import partial
 from statistics import NormalDist
 from typing import Any, Literal, Protocol
 
@@ -13,7 +14,7 @@ import numpy as np
 import polars as pl
 from numpy.typing import NDArray
 
-from nextmove.book import NO_ACTION, Book
+from nextmove.book import NO_ACTION, Book, terminal_outcome_kinds
 from nextmove.book.notes import book_spans, complete_until_note, option_time, outcomes_lag
 from nextmove.book.validate import missing_arr_note
 from nextmove.decide.explore import stable_uniform
@@ -21,15 +22,17 @@ from nextmove.errors import ConfigError
 from nextmove.features import FeatureVocabulary, build_training_set, training_vocabulary
 from nextmove.features.history import to_utc
 from nextmove.measure.accuracy import ProbabilityAccuracy, evaluate_probabilities
-from nextmove.measure.lift import json_ready, latest_data_time
+from nextmove.measure.lift import RecommendationValues, RunLike, json_ready, latest_data_time
 from nextmove.measure.policy import (
     do_nothing_policy,
     eligible_actions,
     learned_policy,
+    left_after_decision,
     lifecycle_default_policy,
     logged_policy,
     one_per_decision,
     policy_keys,
+    recorded_defaults_at,
     table_policy,
 )
 from nextmove.models.effect import EffectModel, row_value_usd
@@ -41,6 +44,7 @@ from nextmove.playbook.money import DEFAULT_CURRENCY, money_text
 __all__ = [
     "BUILT_IN_POLICIES",
     "MAX_UNSUPPORTED_SHARE",
+    "UNKNOWN_STAGE_SE",
     "OfflineEvaluation",
     "PolicyValue",
     "evaluate_offline",
@@ -49,6 +53,8 @@ __all__ = [
     "policy_difference",
     "row_value_usd",
     "split_decisions",
+    "stored_defaults",
+    "unknown_stage_note",
 ]
 
 Method = Literal["ips", "snips", "dr"]
@@ -75,6 +81,9 @@ class PolicyValue:
     (``unsupported_share``), IPS and SNIPS cannot value those decisions and are None, and DR, which
     there stands on the outcome model's projection, keeps its estimate but has no interval; the
     ``note`` says so (:func:`unsupported_note`), and says what is miscounted under that share too.
+    Where the policy's action itself is not known on more than that share (``unknown_share``: the
+    lifecycle default at decisions whose stage then is not known, :func:`unknown_stage_note`), no
+    method has an estimate.
     """
 
     policy: str
@@ -103,6 +112,12 @@ class PolicyValue:
     of the two policies')."""
     unsupported_actions: tuple[str, ...] = ()
     """Those actions (of either policy, for a paired difference)."""
+    unknown_share: float = 0.0
+    """Share of the evaluated rows at which the policy's action is not known: the lifecycle default where
+    the account left (a terminal outcome) after the decision and no run recorded its default then, so
+    its stage at the decision is not known. Above :data:`MAX_UNSUPPORTED_SHARE` there is no estimate
+    (``note`` says why); at or below it, the policy is taken to do there what the log did
+    (:func:`unknown_stage_note`)."""
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict."""
@@ -306,6 +321,7 @@ def _terms(
     rewards: F64 | None,
     random_state: int,
     vocabulary: FeatureVocabulary | None = None,
+    as_logged: NDArray[np.bool_] | None = None,
 ) -> _Terms:
     if rows.height == 0:
         raise ConfigError("there are no logged rows to evaluate on")
@@ -321,17 +337,25 @@ def _terms(
     raw = _propensities(rows, propensity, random_state)
     e = clip_propensities(raw, clip)
     pi_taken, joined = _policy_probabilities(rows, policy)
+    mask = np.zeros(rows.height, dtype=bool) if as_logged is None else np.asarray(as_logged, dtype=bool)
+    if mask.shape != (rows.height,):
+        raise ConfigError(f"as_logged must have one value per row ({rows.height}), got shape {mask.shape}")
+    if mask.any():
+        # Where the policy is taken to do what the log did, the log's own action and outcome stand for it.
+        joined = joined.filter(
+            ~pl.col("_row").is_in(pl.Series(np.flatnonzero(mask)).cast(joined.schema["_row"]).implode())
+        )
     actions = rows.get_column("action_id").cast(pl.String).fill_null(NO_ACTION)
     support = _support(actions, raw, joined, rows.height, clip[0])
-    w = pi_taken / e
+    w = np.where(mask, 1.0, pi_taken / e)
     ips = w * r
     dr = None
     if expected_values is not None:
         _check_complete(joined)
         direct, q_taken = _direct_term(rows, joined, expected_values)
-        dr = direct + w * (r - q_taken)
+        dr = np.where(mask, r, direct + w * (r - q_taken))
     clusters = rows.get_column("account_id").cast(pl.String).rank("dense").to_numpy().astype(np.int64)
-    matched = (pi_taken > 0).astype(float)
+    matched = np.where(mask, 1.0, (pi_taken > 0).astype(float))
     return _Terms(weights=w, rewards=r, ips=ips, dr=dr, clusters=clusters, matched=matched, support=support)
 
 
@@ -518,6 +542,94 @@ def unsupported_note(
     return f"the history {' and '.join(parts)}, which {who} of the decisions: {tail}"
 
 
+UNKNOWN_STAGE_SE = 0.5
+"""The most, in standard errors of its IPS estimate, that the decisions whose stage then is not known
+may move the lifecycle default's value (whatever its action there) for it to be estimated.
+
+Those decisions are the ones an account's leaving followed, so a share of them that would be
+small for :data:`MAX_UNSUPPORTED_SHARE` is not small here: each can carry a whole churn's loss,
+and which of them the default would have prevented is just what is not known. On a book of 6,000
+accounts where 3.7 % of the evaluated decisions were such, counting them as what the history did
+valued the default at −28 $ per decision (interval −31 to −25) against a true −13, and leaving
+them out keeps only decisions no churn followed (+17 against a true −44 on another book). Their
+IPS terms can only lie between 0 and ``r / e`` (the default took the logged action there, or did
+not), so how far they can move the estimate is known: at most half a standard error, and they are
+counted as what the history did (each then off by less than that); more, and there is no estimate."""
+
+
+def unknown_stage_note(
+    unknown: int,
+    total: int,
+    kinds: Sequence[str],
+    stages: Sequence[tuple[str | None, int]] = (),
+    *,
+    bounds: tuple[float, float] | None = None,
+    material: bool = True,
+    difference: bool = False,
+    currency: str = DEFAULT_CURRENCY,
+) -> str:
+    """Why the lifecycle default is not known at ``unknown`` of ``total`` evaluated decisions, and what to do.
+
+    Those decisions' accounts left after them (an outcome of a terminal kind of ``kinds``) and no
+    run recorded their default then, so their ``lifecycle_stage`` today (``stages``: each stage and
+    how many of the decisions' accounts hold it) was written after the decision. A stage read after
+    the account left names the default of what followed the decision: a default that does nothing
+    for "churned" accounts is credited with leaving alone exactly the decisions a churn followed (on
+    a book where 13 % of the decisions were such, its value came out −68 $ per decision against a
+    true −44). ``bounds`` are the least and most the IPS value (or ``difference``) can be whatever
+    the default was at those decisions; ``material`` when that range is too wide for an estimate
+    (:data:`UNKNOWN_STAGE_SE`), or, without an IPS value to bound, when the decisions are over
+    :data:`MAX_UNSUPPORTED_SHARE` of them.
+
+    Examples
+    --------
+    >>> print(unknown_stage_note(836, 6584, ["cancel"], [("churned", 836)], bounds=(-91.2, -38.5)))
+    ... # doctest: +NORMALIZE_WHITESPACE
+    836 of the 6,584 evaluated decisions (13%) are of accounts that left after the decision (cancel) and no
+    run recorded their default then: their lifecycle_stage today (churned) was written after they left, so
+    the default at those decisions is not known. Whatever it was, its IPS value lies between -$91 and -$38
+    per decision (before sampling error): too wide to value it. Write the default with each
+    decision's stage as a policy table (account_id, decision_ts, action_id) and evaluate it with --policy
+    FILE (docs/measure.md)
+    >>> print(unknown_stage_note(12, 6584, ["churn"], [("churned", 10), ("renewal", 2)], bounds=(4.1, 4.6),
+    ...                          material=False, difference=True))  # doctest: +NORMALIZE_WHITESPACE
+    12 of the 6,584 evaluated decisions (under 1%) are of accounts that left after the decision (churn) and
+    no run recorded their default then: their lifecycle_stage today (churned, renewal) was written after
+    they left, so the default at those decisions is not known. Whatever it was, this IPS difference lies
+    between $4.10 and $4.60 per decision (before sampling error), under half its standard error: there
+    the default is counted as what the history did. Write the default with each decision's stage as a
+    policy table (account_id, decision_ts, action_id) and evaluate it with --policy FILE (docs/measure.md)
+    """
+    share = unknown / total if total else 1.0
+    shown = [str(stage) for stage, _ in sorted(stages, key=lambda s: -s[1]) if stage is not None][:3]
+    today = f" ({', '.join(shown)})" if shown else ""
+    text = (
+        f"{unknown:,} of the {total:,} evaluated decisions ({_share_words(share)}) are of accounts that left after "
+        f"the decision ({', '.join(kinds)}) and no run recorded their default then: their lifecycle_stage "
+        f"today{today} was written after they left, so the default at those decisions is not known"
+    )
+    which = "this IPS difference" if difference else "its IPS value"
+    counted = "there the default is counted as what the history did"
+    if bounds is None:
+        # No IPS value to bound (the history never took what the policy takes): the share decides.
+        text += (
+            f": {counted}"
+            if not material
+            else (", and no difference with it can be made" if difference else ", and it cannot be valued")
+        )
+    else:
+        low, high = (money_text(b, currency) for b in bounds)
+        text += f". Whatever it was, {which} lies between {low} and {high} per decision (before sampling error)"
+        if material:
+            text += ": too wide to " + ("make it" if difference else "value it")
+        else:
+            text += f", under half its standard error: {counted}"
+    return (
+        f"{text}. Write the default with each decision's stage as a policy table (account_id, decision_ts, "
+        "action_id) and evaluate it with --policy FILE (docs/measure.md)"
+    )
+
+
 def _joined(*notes: str | None) -> str | None:
     """Notes one after the other (None when there is none)."""
     kept = [n for n in notes if n]
@@ -666,6 +778,7 @@ def evaluate_policy(
     name: str = "policy",
     random_state: int = 0,
     vocabulary: FeatureVocabulary | None = None,
+    as_logged: NDArray[np.bool_] | None = None,
 ) -> list[PolicyValue]:
     """Estimate a policy's value per decision from logged decisions: IPS, SNIPS and DR, with intervals.
 
@@ -716,6 +829,11 @@ def evaluate_policy(
     vocabulary
         The rows' vocabulary (:func:`~nextmove.features.training_vocabulary` of the training set
         they come from), to find each objective's label columns; without it, each kind's stem.
+    as_logged
+        One flag per row: where True, the policy's action is not known and it is taken to do what
+        the log did there (each method's term is the row's own value, its weight 1; the policy's
+        table is not read). For the lifecycle default at decisions whose stage then is not known
+        (:func:`evaluate_offline`).
 
     Returns
     -------
@@ -761,6 +879,7 @@ def evaluate_policy(
         rewards=rewards,
         random_state=random_state,
         vocabulary=vocabulary,
+        as_logged=as_logged,
     )
     return _summaries(terms, chosen, name=name, objective=objective, level=level, currency=playbook.currency)
 
@@ -781,13 +900,15 @@ def policy_difference(
     name: str = "policy - baseline",
     random_state: int = 0,
     vocabulary: FeatureVocabulary | None = None,
+    baseline_as_logged: NDArray[np.bool_] | None = None,
 ) -> list[PolicyValue]:
     """The paired difference of two policies' values on the same logged rows, with its interval.
 
     Each method's per-row terms of ``baseline`` are subtracted from those of ``policy`` before
     the variance is taken, so what the two share (the same rows, the same outcomes) cancels. The
     SNIPS difference is the difference of the two SNIPS estimates, its variance from the
-    difference of their linearisations. Arguments as in :func:`evaluate_policy`.
+    difference of their linearisations. Arguments as in :func:`evaluate_policy`;
+    ``baseline_as_logged`` is the baseline's ``as_logged``.
 
     Where either policy takes actions the rows never took on more than
     :data:`MAX_UNSUPPORTED_SHARE` of them, the IPS and SNIPS differences are None and the DR one has
@@ -813,7 +934,7 @@ def policy_difference(
     # Estimate (or read) the propensities once, so both policies are weighed by the same ones.
     common["propensity"] = _propensities(rows, propensity, random_state)
     a = _terms(rows, _with_probability(policy), playbook, **common)
-    b = _terms(rows, _with_probability(baseline), playbook, **common)
+    b = _terms(rows, _with_probability(baseline), playbook, **common, as_logged=baseline_as_logged)
     z = NormalDist().inv_cdf((1 + level) / 2)
     n = len(a.weights)
     out: list[PolicyValue] = []
@@ -1092,6 +1213,159 @@ def _external_policy(table: pl.DataFrame, rows: pl.DataFrame, playbook: Playbook
     return policy
 
 
+def _recorded(
+    rows: pl.DataFrame,
+    playbook: Playbook,
+    recorded_defaults: pl.DataFrame | Callable[[datetime, datetime], pl.DataFrame] | None,
+) -> pl.DataFrame | None:
+    """The evaluation decisions' recorded defaults (of actions the playbook has), or None without records."""
+    if recorded_defaults is None:
+        return None
+    if callable(recorded_defaults):
+        ts = rows.get_column("decision_ts")
+        first, last = to_utc(ts.min()), to_utc(ts.max())  # type: ignore[arg-type]
+        recorded_defaults = recorded_defaults(first - timedelta(days=playbook.horizon_days), last + timedelta(days=1))
+    matched = recorded_defaults_at(rows, recorded_defaults, within_days=playbook.horizon_days)
+    return matched.filter(pl.col("default_action_id").is_in([NO_ACTION, *playbook.action_ids]))
+
+
+def _default_source_note(rows: pl.DataFrame, recorded: pl.DataFrame | None) -> str:
+    """Where the lifecycle default at the evaluation decisions comes from."""
+    today = (
+        "reads each account's lifecycle_stage from the accounts table (today's stage: the book holds no history of "
+        "stages)"
+    )
+    if recorded is None or recorded.is_empty():
+        return f"lifecycle_default {today}"
+    decisions = rows.select("account_id", "decision_ts").n_unique()
+    gap = recorded.select((pl.col("decision_ts") - pl.col("recorded_ts")).max()).item()
+    days = max(0, math.ceil(gap.total_seconds() / 86400)) if isinstance(gap, timedelta) else 0
+    since = (
+        "a run of its own day"
+        if days == 0
+        else f"its account's latest run, at most {days} day{'' if days == 1 else 's'} before"
+    )
+    text = (
+        f"lifecycle_default is the default the store's runs recorded at {recorded.height:,} of the {decisions:,} "
+        f"evaluated decisions (each from {since})"
+    )
+    return text if recorded.height == decisions else f"{text}; at the others it {today}"
+
+
+@dataclass(frozen=True)
+class _StageUnknown:
+    """The evaluation rows at which the lifecycle default is not known (internal): its stage then is not.
+
+    ``terms`` are what each of those rows' IPS term would be if the default took its logged action
+    there (``r / e``; 0 when no default takes that action), ``logged`` its value as logged (``r``):
+    whatever the default was, its term lies between 0 and ``terms``.
+    """
+
+    mask: NDArray[np.bool_]
+    stages: list[tuple[str | None, int]]
+    kinds: list[str]
+    terms: F64
+    logged: F64
+    currency: str
+
+    @classmethod
+    def of(
+        cls,
+        rows: pl.DataFrame,
+        unknown: pl.DataFrame | None,
+        playbook: Playbook,
+        common: Mapping[str, Any],
+    ) -> _StageUnknown | None:
+        if unknown is None or unknown.is_empty():
+            return None
+        keys = ["account_id", "decision_ts"]
+        flagged = unknown.select(*keys, pl.lit(True).alias("_unknown"), "lifecycle_stage")
+        joined = rows.select(pl.col("account_id").cast(pl.String), "decision_ts").join(
+            flagged, on=keys, how="left", maintain_order="left"
+        )
+        mask = joined.get_column("_unknown").fill_null(False).to_numpy().astype(bool)
+        if not mask.any():
+            return None
+        counts = joined.filter(pl.col("_unknown")).group_by("lifecycle_stage").len()
+        r = row_value_usd(rows, playbook, vocabulary=common.get("vocabulary"))
+        e = clip_propensities(np.asarray(common["propensity"], dtype=np.float64), common["clip"])
+        defaults = {NO_ACTION, *(a.id for a in playbook.actions if a.default_for_stages)}
+        taken = rows.get_column("action_id").cast(pl.String).fill_null(NO_ACTION).is_in(sorted(defaults)).to_numpy()
+        return cls(
+            mask=mask,
+            stages=[(s, int(n)) for s, n in counts.iter_rows()],
+            kinds=terminal_outcome_kinds(playbook),
+            terms=np.where(taken, r / e, 0.0)[mask],
+            logged=r[mask],
+            currency=playbook.currency,
+        )
+
+    def values(
+        self,
+        rows: pl.DataFrame,
+        common: Mapping[str, Any],
+        estimate: Callable[..., list[PolicyValue]],
+        *,
+        difference: bool = False,
+    ) -> list[PolicyValue]:
+        """``estimate`` with the default counted as the log where it is not known; no estimates where those
+        decisions could move it by more than :data:`UNKNOWN_STAGE_SE` standard errors."""
+        total, unknown = rows.height, int(self.mask.sum())
+        out = estimate(rows, **common, **{"baseline_as_logged" if difference else "as_logged": self.mask})
+        ips = next((v for v in out if v.method == "ips"), None)
+        bounds: tuple[float, float] | None = None
+        share = unknown / total
+        material = share > MAX_UNSUPPORTED_SHARE  # without an IPS value to bound (the history never took its actions)
+        if ips is not None and ips.estimate is not None:
+            # The default's IPS with the unknown rows counted as logged, less them, plus the least or most they can add.
+            known = ips.estimate + (1 if difference else -1) * float(self.logged.sum()) / total
+            least, most = float(np.minimum(self.terms, 0).sum()) / total, float(np.maximum(self.terms, 0).sum()) / total
+            bounds = (known - most, known - least) if difference else (known + least, known + most)
+            material = ips.stderr is None or bounds[1] - bounds[0] > UNKNOWN_STAGE_SE * ips.stderr
+        note = unknown_stage_note(
+            unknown,
+            total,
+            self.kinds,
+            self.stages,
+            bounds=bounds,
+            material=material,
+            difference=difference,
+            currency=self.currency,
+        )
+        if material:
+            return [
+                replace(v, estimate=None, stderr=None, low=None, high=None, note=note, unknown_share=share) for v in out
+            ]
+        return [replace(v, note=_joined(v.note, note), unknown_share=share) for v in out]
+
+
+def stored_defaults(
+    store: RecommendationValues, runs: Iterable[RunLike], start: datetime, end: datetime, *, batch_rows: int = 10_000
+) -> pl.DataFrame:
+    """The lifecycle default each of ``runs`` decided from ``start`` up to ``end`` recorded for its accounts.
+
+    A run records with each recommendation the account's default at its ``as_of``
+    (``default_action_id``: the action of the stage the account was in then); decisions served
+    online from a run take that run's. Only that column and the account are read, never a receipt.
+
+    Returns
+    -------
+    polars.DataFrame
+        ``account_id, ts, default_action_id``, ``ts`` the run's ``as_of``; runs without one are skipped.
+    """
+    schema = {"account_id": pl.String, "default_action_id": pl.String}
+    fields = {"account_id": ("account_id",), "default_action_id": ("default_action_id",)}
+    frames = [pl.DataFrame(schema={**schema, "ts": pl.Datetime("us", "UTC")})]
+    for run in runs:
+        if run.as_of is None or not start <= to_utc(run.as_of) < end:
+            continue
+        when = to_utc(run.as_of)
+        for batch in store.recommendation_values(run.run_id, fields, batch_rows=batch_rows):
+            frame = pl.DataFrame(batch, schema=schema, orient="row")
+            frames.append(frame.with_columns(pl.lit(when, dtype=pl.Datetime("us", "UTC")).alias("ts")))
+    return pl.concat(frames, how="vertical").select("account_id", "ts", "default_action_id")
+
+
 def _unique_by_key(frame: pl.DataFrame) -> pl.DataFrame:
     keys = [c for c in ("account_id", "decision_ts") if c in frame.columns]
     return frame.unique([*keys, "action_id"], keep="first", maintain_order=True)
@@ -1111,6 +1385,7 @@ def evaluate_offline(
     seed: int = 0,
     effect_params: Mapping[str, Any] | None = None,
     progress: Progress | None = None,
+    recorded_defaults: pl.DataFrame | Callable[[datetime, datetime], pl.DataFrame] | None = None,
 ) -> OfflineEvaluation:
     """Fit on one part of a book's history and estimate every policy's value on the other.
 
@@ -1124,7 +1399,11 @@ def evaluate_offline(
     - ``logged``: what the history did (IPS and SNIPS: the log knows only the probability of the
       action it took);
     - ``lifecycle_default``: the playbook's ``default_for_stages`` action (when the accounts have
-      ``lifecycle_stage``);
+      ``lifecycle_stage``): the default recorded when the decision was made, where
+      ``recorded_defaults`` holds it; else the one of the account's stage today, except at decisions
+      whose account left after them (:func:`~nextmove.measure.policy.left_after_decision`), where
+      its stage then is not known: there it is taken to do what the log did, and over
+      :data:`MAX_UNSUPPORTED_SHARE` of the decisions it has no estimate (:func:`unknown_stage_note`);
     - ``do_nothing``;
     - ``policy`` (when given): an external table ``account_id`` (, ``decision_ts``),
       ``action_id``, ``probability``;
@@ -1149,6 +1428,12 @@ def evaluate_offline(
         Settings of the :class:`~nextmove.models.effect.EffectModel` (e.g. ``{"n_folds": 3}``).
     progress
         Called with a short description of each step.
+    recorded_defaults
+        The lifecycle default as recorded when decisions were made: ``account_id, ts,
+        default_action_id`` (e.g. :func:`stored_defaults` of the store's runs of the book), or a
+        function of the first and last time such a record can count for the evaluation decisions
+        that returns it. Matched by :func:`~nextmove.measure.policy.recorded_defaults_at` within the
+        playbook's horizon; a record naming an action the playbook lacks is no record.
 
     Returns
     -------
@@ -1195,12 +1480,14 @@ def evaluate_offline(
     policies: dict[str, pl.DataFrame] = {
         "learned": learned_policy(_unique_by_key(effect.project(rows).values), eligible=eligible)
     }
+    unknown: pl.DataFrame | None = None
     if "lifecycle_stage" in rows.columns:
-        policies["lifecycle_default"] = lifecycle_default_policy(rows, playbook, eligible=eligible)
-        notes.append(
-            "lifecycle_default reads each account's lifecycle_stage from the accounts table (today's stage: "
-            "the book holds no history of stages)"
-        )
+        recorded = _recorded(rows, playbook, recorded_defaults)
+        policies["lifecycle_default"] = lifecycle_default_policy(rows, playbook, eligible=eligible, recorded=recorded)
+        unknown = left_after_decision(rows, book, playbook)
+        if recorded is not None:
+            unknown = unknown.join(recorded, on=["account_id", "decision_ts"], how="anti")
+        notes.append(_default_source_note(rows, recorded))
     else:
         notes.append("lifecycle_default skipped: the accounts have no lifecycle_stage")
     policies["do_nothing"] = do_nothing_policy(rows)
@@ -1219,9 +1506,14 @@ def evaluate_offline(
         "vocabulary": vocab,
     }
     say("Estimating the value of every policy…")
+    stage_unknown = _StageUnknown.of(rows, unknown, playbook, common)
     values: list[PolicyValue] = []
     for name, table in policies.items():
-        values += evaluate_policy(rows, table, playbook, expected_values=q, name=name, **common)
+        estimate = partial(evaluate_policy, policy=table, playbook=playbook, expected_values=q, name=name)
+        if name == "lifecycle_default" and stage_unknown is not None:
+            values += stage_unknown.values(rows, common, estimate)
+        else:
+            values += estimate(rows, **common)
     # The logged policy's table holds each row's own action with the propensity it is weighted by (the
     # log's, or the estimate; clipped), so its IPS weights are 1 and its value the on-policy mean.
     logged = logged_policy(rows.with_columns(pl.Series("propensity", clip_propensities(propensity, clip))))
@@ -1229,16 +1521,20 @@ def evaluate_offline(
     differences: list[PolicyValue] = []
     for name in ("learned", *([policy_name] if external is not None else [])):
         for baseline in ("lifecycle_default", "do_nothing"):
-            if baseline in policies:
-                differences += policy_difference(
-                    rows,
-                    policies[name],
-                    policies[baseline],
-                    playbook,
-                    expected_values=q,
-                    name=f"{name} - {baseline}",
-                    **common,
-                )
+            if baseline not in policies:
+                continue
+            difference = partial(
+                policy_difference,
+                policy=policies[name],
+                baseline=policies[baseline],
+                playbook=playbook,
+                expected_values=q,
+                name=f"{name} - {baseline}",
+            )
+            if baseline == "lifecycle_default" and stage_unknown is not None:
+                differences += stage_unknown.values(rows, common, difference, difference=True)
+            else:
+                differences += difference(rows, **common)
     accuracy: dict[str, ProbabilityAccuracy] = {}
     if outcomes.kinds:
         predicted = outcomes.predict(rows, top_k=0)

@@ -14,7 +14,7 @@ import numpy as np
 import polars as pl
 from numpy.typing import NDArray
 
-from nextmove.book import NO_ACTION
+from nextmove.book import NO_ACTION, Book, terminal_outcome_kinds
 from nextmove.errors import ConfigError
 from nextmove.features import feature_schema
 from nextmove.playbook import Playbook
@@ -260,13 +260,22 @@ def do_nothing_policy(rows: pl.DataFrame) -> pl.DataFrame:
 
 
 def lifecycle_default_policy(
-    rows: pl.DataFrame, playbook: Playbook, *, eligible: pl.DataFrame | None = None
+    rows: pl.DataFrame,
+    playbook: Playbook,
+    *,
+    eligible: pl.DataFrame | None = None,
+    recorded: pl.DataFrame | None = None,
 ) -> pl.DataFrame:
     """The lifecycle-stage default: the action whose ``default_for_stages`` names the row's ``lifecycle_stage``.
 
     Rows whose stage has no default (or whose default is not eligible, when ``eligible`` is
     given) get ``none``. One row per decision: the rows of one (account, decision time) share its
     snapshot, so the first one's stage.
+
+    The accounts table holds each account's stage today, not at a past decision: where the default
+    at the decision was recorded (``recorded``: the rows' keys and ``default_action_id``, e.g.
+    :func:`recorded_defaults_at` of the runs that made the decisions), that is the default there,
+    and the stage is not read.
 
     Raises
     ------
@@ -279,6 +288,9 @@ def lifecycle_default_policy(
     >>> rows = pl.DataFrame({"account_id": ["a", "b"], "lifecycle_stage": ["renewal", "churned"]})
     >>> lifecycle_default_policy(rows, load_playbook()).get_column("action_id").to_list()
     ['exec_sponsor_call', 'none']
+    >>> then = pl.DataFrame({"account_id": ["b"], "default_action_id": ["health_check_call"]})
+    >>> lifecycle_default_policy(rows, load_playbook(), recorded=then).get_column("action_id").to_list()
+    ['exec_sponsor_call', 'health_check_call']
     """
     if "lifecycle_stage" not in rows.columns:
         raise ConfigError("the lifecycle default policy needs a 'lifecycle_stage' column in the rows")
@@ -294,6 +306,14 @@ def lifecycle_default_policy(
         .fill_null(NO_ACTION)
         .alias("action_id"),
     )
+    if recorded is not None:
+        then = recorded.select(*keys, pl.col("default_action_id").cast(pl.String).alias("_then")).drop_nulls()
+        if "decision_ts" in keys:
+            then = then.with_columns(pl.col("decision_ts").cast(policy.schema["decision_ts"]))
+        then = then.unique(keys, keep="last", maintain_order=True)
+        policy = policy.join(then, on=keys, how="left", maintain_order="left").select(
+            *keys, pl.coalesce("_then", "action_id").alias("action_id")
+        )
     if eligible is not None:
         allowed = (
             eligible.select(*keys, pl.col("action_id").cast(pl.String)).unique().with_columns(pl.lit(True).alias("_ok"))
@@ -306,6 +326,130 @@ def lifecycle_default_policy(
             .alias("action_id"),
         )
     return policy.with_columns(pl.lit(1.0).alias("probability"))
+
+
+def recorded_defaults_at(rows: pl.DataFrame, recorded: pl.DataFrame, *, within_days: int) -> pl.DataFrame:
+    """Each decision's lifecycle default as it was recorded when it was made, where one was.
+
+    ``recorded`` holds ``account_id, ts, default_action_id``: what a run (its ``as_of``) recorded as
+    the account's default then (the store's recommendations). A decision at ``decision_ts`` (the
+    start of the UTC day of the logged touch, or a regular date) takes the latest record of its
+    account from the ``within_days`` before it up to the end of its day: the run that day, whose
+    recommendation the touch followed, or the one before it. Records without a default (a book
+    without stages) are no record.
+
+    Parameters
+    ----------
+    rows
+        ``account_id, decision_ts`` of the decisions (e.g. the evaluation rows).
+    recorded
+        ``account_id, ts, default_action_id``.
+    within_days
+        How far back a record still holds (``nextmove evaluate``: the playbook's horizon).
+
+    Returns
+    -------
+    polars.DataFrame
+        ``account_id, decision_ts, default_action_id, recorded_ts`` of the decisions with a record, once each.
+
+    Examples
+    --------
+    >>> from datetime import UTC, datetime
+    >>> day = lambda d: datetime(2025, 3, d, tzinfo=UTC)
+    >>> rows = pl.DataFrame({"account_id": ["a", "a", "b"], "decision_ts": [day(3), day(28), day(3)]})
+    >>> runs = pl.DataFrame({"account_id": ["a", "b"], "ts": [datetime(2025, 3, 3, 9, tzinfo=UTC), day(4)],
+    ...                      "default_action_id": ["call", "email"]})
+    >>> recorded_defaults_at(rows, runs, within_days=14).select("account_id", "default_action_id").rows()
+    [('a', 'call')]
+    """
+    for column in ("account_id", "decision_ts"):
+        if column not in rows.columns:
+            raise ConfigError(f"recorded defaults are matched to decisions by {column!r}, which the rows lack")
+    for column in ("account_id", "ts", "default_action_id"):
+        if column not in recorded.columns:
+            raise ConfigError(f"recorded defaults need a {column!r} column (columns: {', '.join(recorded.columns)})")
+    ts = rows.schema["decision_ts"]
+    records = (
+        recorded.select(
+            pl.col("account_id").cast(pl.String),
+            pl.col("ts").cast(ts).alias("recorded_ts"),
+            pl.col("default_action_id").cast(pl.String),
+        )
+        .drop_nulls()
+        .unique(["account_id", "recorded_ts"], keep="last", maintain_order=True)
+        .sort("recorded_ts")
+    )
+    decisions = (
+        rows.select(pl.col("account_id").cast(pl.String), "decision_ts")
+        .unique(maintain_order=True)
+        .with_columns((pl.col("decision_ts") + pl.duration(days=1)).alias("_day_end"))
+        .sort("_day_end")
+    )
+    matched = decisions.join_asof(
+        records,
+        left_on="_day_end",
+        right_on="recorded_ts",
+        by="account_id",
+        strategy="backward",
+        allow_exact_matches=False,
+        check_sortedness=False,
+    )
+    oldest = pl.col("decision_ts") - pl.duration(days=within_days)
+    return matched.filter(pl.col("recorded_ts").is_not_null() & (pl.col("recorded_ts") >= oldest)).select(
+        "account_id", "decision_ts", "default_action_id", "recorded_ts"
+    )
+
+
+def left_after_decision(rows: pl.DataFrame, book: Book, playbook: Playbook) -> pl.DataFrame:
+    """The decisions whose account left after them: an outcome of a terminal kind at or after the decision.
+
+    Such an account's ``lifecycle_stage`` in the accounts table was written after it left (a stage
+    like "churned", or, after a win-back, its new start's): it says nothing of its stage at the
+    decision, and a default read from it acts on what followed the decision. The terminal kinds are
+    those of the playbook's objectives that end accounts (:func:`~nextmove.book.terminal_outcome_kinds`).
+
+    Returns
+    -------
+    polars.DataFrame
+        ``account_id, decision_ts`` of those decisions (once each) and ``lifecycle_stage``, the
+        account's stage today (null when the accounts have none).
+
+    Examples
+    --------
+    >>> from datetime import UTC, datetime
+    >>> from nextmove.book import empty_table
+    >>> from nextmove.playbook.loader import load_playbook
+    >>> day = lambda d: datetime(2025, 3, d, tzinfo=UTC)
+    >>> accounts = pl.DataFrame({"account_id": ["a", "b"], "lifecycle_stage": ["churned", "renewal"]})
+    >>> outcomes = pl.DataFrame({"account_id": ["a"], "ts": [day(10)], "kind": ["churn"]})
+    >>> book = Book(accounts, empty_table("signals"), empty_table("touches"), outcomes)
+    >>> rows = pl.DataFrame({"account_id": ["a", "a", "b"], "decision_ts": [day(1), day(11), day(1)]})
+    >>> left = left_after_decision(rows, book, load_playbook())
+    >>> left.select("account_id", pl.col("decision_ts").dt.day(), "lifecycle_stage").rows()
+    [('a', 1, 'churned')]
+    """
+    kinds = terminal_outcome_kinds(playbook)
+    outcomes = book.outcomes
+    stage = (
+        pl.col("lifecycle_stage").cast(pl.String)
+        if "lifecycle_stage" in book.accounts.columns
+        else pl.lit(None, dtype=pl.String).alias("lifecycle_stage")
+    )
+    decisions = rows.select(pl.col("account_id").cast(pl.String), "decision_ts").unique(maintain_order=True)
+    if not kinds or outcomes.is_empty() or "decision_ts" not in rows.columns:
+        return decisions.clear().with_columns(pl.lit(None, dtype=pl.String).alias("lifecycle_stage"))
+    last = (
+        outcomes.filter(pl.col("kind").is_in(kinds))
+        .group_by(pl.col("account_id").cast(pl.String))
+        .agg(pl.col("ts").max().cast(rows.schema["decision_ts"]).alias("_last"))
+    )
+    today = book.accounts.select(pl.col("account_id").cast(pl.String), stage).unique("account_id", keep="first")
+    return (
+        decisions.join(last, on="account_id", how="inner", maintain_order="left")
+        .filter(pl.col("_last") >= pl.col("decision_ts"))
+        .join(today, on="account_id", how="left", maintain_order="left")
+        .select("account_id", "decision_ts", "lifecycle_stage")
+    )
 
 
 def table_policy(table: pl.DataFrame, *, actions: Sequence[str] | None = None) -> pl.DataFrame:
