@@ -1,7 +1,8 @@
 """Benchmark of book validation: wall time and peak memory of ``validate_book`` on a large generated book.
 
 Generates (seeded, with numpy and polars) a valid book of ``--accounts`` accounts, ``--signals``
-signal rows and proportionate touches and outcomes as CSV or Parquet files, then runs
+signal rows and proportionate touches and outcomes as CSV or Parquet files (or tables of a
+PostgreSQL schema, ``--format postgres``, at ``--pg-url``), then runs
 ``validate_book`` on it in a fresh child process, so that neither the generation's time nor its
 memory is counted. Prints generation time, validation wall time, peak RSS of the validating
 process and rows per second.
@@ -9,6 +10,7 @@ process and rows per second.
     .venv/bin/python bench/validate.py                      # 100k accounts, 20M signals, Parquet
     .venv/bin/python bench/validate.py --format csv
     .venv/bin/python bench/validate.py --accounts 1000 --signals 100000   # a quick run
+    .venv/bin/python bench/validate.py --format postgres --accounts 3000 --signals 3000000
 
 Target (docs/benchmarks.md): ≤ 60 s and ≤ 4 GB peak RSS on 2 cores at full size.
 """
@@ -47,6 +49,7 @@ SIGNAL_NAMES = (
 OUTCOME_KINDS = ("churn", "renewal", "expansion", "contraction", "advocacy", "recovery")
 TARGET_SECONDS = 60.0
 TARGET_PEAK_BYTES = 4 * 1024**3
+PG_SCHEMA = "nextmove_bench_validate"
 
 
 def generate_book(
@@ -146,8 +149,46 @@ def generate_book(
     return {name: frame.height for name, frame in frames.items()}
 
 
-def validate_child(folder: Path, max_examples: int) -> dict[str, object]:
-    """Validate ``folder`` in this (fresh) process; return wall time and memory figures."""
+def load_postgres(folder: Path, url: str, schema: str) -> str:
+    """Copy the Parquet book in ``folder`` into tables of a new PostgreSQL ``schema``; return the book's URL.
+
+    Text columns are ``text``, numbers ``double precision``, times ``timestamptz``, as an export to a
+    warehouse makes them.
+    """
+    import polars as pl
+    import psycopg
+    import sqlalchemy as sa
+
+    types = {pl.String: "text", pl.Float64: "double precision", pl.Int64: "bigint"}
+    parsed = sa.make_url(url)
+    conninfo = parsed.set(drivername="postgresql").render_as_string(hide_password=False)
+    with psycopg.connect(conninfo) as conn:
+        conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+        conn.execute(f'CREATE SCHEMA "{schema}"')
+        for path in sorted(folder.glob("*.parquet")):
+            frame = pl.read_parquet(path)
+            columns = ", ".join(
+                f'"{n}" ' + ("timestamptz" if isinstance(d, pl.Datetime) else types[type(d)])
+                for n, d in frame.schema.items()
+            )
+            conn.execute(f'CREATE TABLE "{schema}"."{path.stem}" ({columns})')
+            text = frame.write_csv(datetime_format="%Y-%m-%dT%H:%M:%S%.fZ").encode()
+            with conn.cursor().copy(f'COPY "{schema}"."{path.stem}" FROM STDIN (FORMAT csv, HEADER true)') as copy:
+                copy.write(text)
+    return parsed.update_query_dict({"options": f"-csearch_path={schema}"}).render_as_string(hide_password=False)
+
+
+def drop_postgres(url: str, schema: str) -> None:
+    import psycopg
+    import sqlalchemy as sa
+
+    conninfo = sa.make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+    with psycopg.connect(conninfo) as conn:
+        conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+
+
+def validate_child(source: str, max_examples: int) -> dict[str, object]:
+    """Validate ``source`` (a folder or a database URL) in this fresh process; return wall time and memory figures."""
     from nextmove.book.validate import validate_book
     from nextmove.playbook.loader import load_playbook
 
@@ -155,7 +196,7 @@ def validate_child(folder: Path, max_examples: int) -> dict[str, object]:
     baseline = current_rss_bytes()
     cpu_before = cpu_seconds()
     with timed() as t:
-        report = validate_book(folder, playbook=playbook, as_of=AS_OF, max_examples=max_examples)
+        report = validate_book(source, playbook=playbook, as_of=AS_OF, max_examples=max_examples)
     return {
         "seconds": t.seconds,
         "cpu_seconds": cpu_seconds() - cpu_before,
@@ -173,13 +214,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--signals", type=int, default=20_000_000)
     parser.add_argument("--touches", type=int, default=None, help="default: signals / 20")
     parser.add_argument("--outcomes", type=int, default=None, help="default: signals / 100")
-    parser.add_argument("--format", choices=("csv", "parquet"), default="parquet", dest="file_format")
+    parser.add_argument("--format", choices=("csv", "parquet", "postgres"), default="parquet", dest="file_format")
+    parser.add_argument(
+        "--pg-url",
+        default=os.environ.get("NEXTMOVE_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"),
+        help="with --format postgres: the database the book's schema (nextmove_bench_validate) is made in",
+    )
     parser.add_argument("--out", type=Path, default=None, help="write the book here and keep it (default: a temp dir)")
     parser.add_argument("--reuse", action="store_true", help="validate the book already in --out, do not generate")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--repeat", type=int, default=1, help="validation runs (each in a fresh process)")
     parser.add_argument("--max-examples", type=int, default=1000)
-    parser.add_argument("--child", type=Path, default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
 
     if args.child is not None:
@@ -208,7 +254,7 @@ def main(argv: list[str] | None = None) -> int:
                     signals=args.signals,
                     touches=touches,
                     outcomes=outcomes,
-                    file_format=args.file_format,
+                    file_format="parquet" if args.file_format == "postgres" else args.file_format,
                     seed=args.seed,
                 )
             size = sum(p.stat().st_size for p in folder.iterdir())
@@ -217,10 +263,17 @@ def main(argv: list[str] | None = None) -> int:
                 + ", ".join(f"{n} {k:,}" for n, k in rows.items())
                 + f" in {gen.seconds:.1f} s (not counted)"
             )
+        from nextmove._urls import mask_url
+
+        source = str(folder)
+        if args.file_format == "postgres":
+            with timed() as copied:
+                source = load_postgres(folder, args.pg_url, PG_SCHEMA)
+            print(f"copied into schema {PG_SCHEMA} of {mask_url(args.pg_url)} in {copied.seconds:.1f} s (not counted)")
         runs = []
         for _ in range(args.repeat):
             load_before = os.getloadavg()[0]
-            run = run_child(Path(__file__), ["--child", str(folder), "--max-examples", str(args.max_examples)])
+            run = run_child(Path(__file__), ["--child", source, "--max-examples", str(args.max_examples)])
             # Other processes on a shared machine slow a run down: show how busy it was.
             run["load"] = (load_before, os.getloadavg()[0])
             runs.append(run)
@@ -244,6 +297,8 @@ def main(argv: list[str] | None = None) -> int:
         )
         return 0 if all(int(r["problems"]) == 0 for r in runs) else 1
     finally:
+        if args.file_format == "postgres":
+            drop_postgres(args.pg_url, PG_SCHEMA)
         if tmp is not None:
             shutil.rmtree(tmp, ignore_errors=True)
 

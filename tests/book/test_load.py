@@ -8,10 +8,7 @@ large table where every row is bad.
 from __future__ import annotations
 
 import csv
-import os
 import tempfile
-import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -31,7 +28,6 @@ from nextmove.errors import BookError
 from nextmove.playbook.schema import Playbook
 
 AS_OF = datetime(2026, 1, 1, tzinfo=UTC)
-PG_URL = os.environ.get("NEXTMOVE_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 
 
 def utc(year: int, month: int, day: int, hour: int = 0, minute: int = 0) -> datetime:
@@ -207,34 +203,6 @@ def assert_book_equals_expected(book: Book) -> None:
         for col in CONTRACT[table].columns:
             assert frame.schema[col.name] == col.type.polars, (table, col.name, frame.schema[col.name])
         assert_frame_equal(frame, expected_frame(table))
-
-
-@pytest.fixture
-def pg_url() -> Iterator[str]:
-    """A fresh schema in the test PostgreSQL database (dropped afterwards), as a URL whose search_path is it."""
-    admin = sa.create_engine(PG_URL)
-    try:
-        with admin.connect() as conn:
-            conn.exec_driver_sql("SELECT 1")
-    except sa.exc.SQLAlchemyError as exc:
-        admin.dispose()
-        shown = sa.make_url(PG_URL).render_as_string(hide_password=True)
-        if os.environ.get("NEXTMOVE_SKIP_POSTGRES") == "1":
-            pytest.skip(f"PostgreSQL at {shown} is unreachable and NEXTMOVE_SKIP_POSTGRES=1")
-        pytest.fail(
-            f"PostgreSQL at {shown} is unreachable ({exc.__class__.__name__}); start it, point "
-            "NEXTMOVE_TEST_PG_URL at one, or set NEXTMOVE_SKIP_POSTGRES=1 to skip"
-        )
-    schema = f"nextmove_book_{uuid.uuid4().hex[:12]}"
-    with admin.begin() as conn:
-        conn.exec_driver_sql(f'CREATE SCHEMA "{schema}"')
-    try:
-        url = sa.make_url(PG_URL).update_query_dict({"options": f"-csearch_path={schema}"})
-        yield url.render_as_string(hide_password=False)
-    finally:
-        with admin.begin() as conn:
-            conn.exec_driver_sql(f'DROP SCHEMA "{schema}" CASCADE')
-        admin.dispose()
 
 
 def test_load_book_reads_csv_as_contract_frames(tmp_path: Path, playbook: Playbook) -> None:

@@ -4,10 +4,34 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Literal
 
 import polars as pl
 
 from nextmove.book.contract import CONTRACT
+
+ExtraKind = Literal["number", "text", "time"]
+"""How an extra column of accounts is used as a feature: a number, text (categories) or a time (days since)."""
+
+
+def extra_kind(dtype: pl.DataType) -> ExtraKind | None:
+    """How an extra account column of ``dtype`` is used as a feature, or None if it is not used.
+
+    Numbers (and booleans, as 1 and 0), text and times are; lists, structs, durations, times of day
+    and binary data are not (``nextmove validate`` notes each such column).
+
+    Examples
+    --------
+    >>> extra_kind(pl.Decimal(12, 2)), extra_kind(pl.Boolean()), extra_kind(pl.Date()), extra_kind(pl.List(pl.String))
+    ('number', 'number', 'time', None)
+    """
+    if dtype.is_numeric() or dtype == pl.Boolean:
+        return "number"
+    if dtype in (pl.String, pl.Categorical) or isinstance(dtype, pl.Enum):
+        return "text"
+    if isinstance(dtype, pl.Datetime) or dtype == pl.Date:
+        return "time"
+    return None
 
 
 def empty_table(name: str) -> pl.DataFrame:

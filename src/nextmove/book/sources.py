@@ -1,4 +1,4 @@
-"""Where a book's tables come from: a folder of CSV/Parquet files, a SQL database, or frames in memory.
+"""Where a book's tables come from: a folder of CSV/Parquet files, or frames in memory (a database: :mod:`.database`).
 
 Each source gives the raw table lazily (text columns for CSV, native types otherwise), after
 file-level checks that catch binary garbage, wrong encodings and wrong delimiters early.
@@ -17,7 +17,6 @@ from pathlib import Path
 
 import polars as pl
 
-from nextmove._urls import mask_url
 from nextmove.book.contract import CONTRACT, FILE_SUFFIXES
 from nextmove.book.csvscan import not_utf8_message, on_line, scan_csv_file
 from nextmove.book.problems import Problem, Rule
@@ -86,7 +85,8 @@ class DiscoveredBook:
     tables: dict[str, TableSource]
     problems: list[Problem]
     notes: list[str] = field(default_factory=list)
-    """Files met that are not read though named after a table (``signals.csv.gz``, ``outcomes (1).csv``)."""
+    """Files (or a database's tables and views) met that are not read though named after a table (``signals.csv.gz``,
+    ``outcomes (1).csv``, ``signals_2024``)."""
 
     def changed(self) -> list[TableSource]:
         """The tables whose file is no longer what it was when found (replaced, written to, or removed).
@@ -601,50 +601,3 @@ def discover_frames(frames: dict[str, pl.DataFrame | pl.LazyFrame], source: str 
                 Problem(Rule.MISSING_TABLE, name, f"{source}:{name}", f"a table named {name!r} (it is required)")
             )
     return DiscoveredBook(source, tables, problems)
-
-
-def discover_database(url: str) -> DiscoveredBook:
-    """The contract tables of a SQL database (SQLite or PostgreSQL), read whole into memory."""
-    import sqlalchemy as sa
-
-    try:
-        engine = sa.create_engine(url)
-    except Exception as exc:
-        # SQLAlchemy's message may quote the URL whole.
-        reason = str(exc).replace(url, mask_url(url))
-        raise BookError(f"{mask_url(url)}: not a database URL SQLAlchemy understands: {reason}") from None
-    shown = mask_url(engine.url)
-    database = engine.url.database
-    sqlite_file = engine.url.get_backend_name() == "sqlite" and database not in (None, "", ":memory:")
-    if sqlite_file and not str(database).startswith("file:") and not Path(str(database)).is_file():
-        # Connecting would create an empty file there, and the book would read as one without tables.
-        engine.dispose()
-        raise BookError(
-            f"{shown}: no such SQLite database file {database!r}; check the path (relative to {Path.cwd()})"
-        )
-    frames: dict[str, pl.DataFrame | pl.LazyFrame] = {}
-    table = ""
-    try:
-        with engine.connect() as conn:
-            inspector = sa.inspect(conn)
-            names = set(inspector.get_table_names())
-            for table in (t for t in CONTRACT if t in names):
-                quoted = conn.dialect.identifier_preparer.quote(table)
-                # Text columns are read as text whatever their first rows hold (Polars infers a
-                # type from the first 100 rows otherwise, and fails on a column that starts with
-                # 100 nulls); the other columns' types are inferred from every row, for the same reason.
-                text = {c["name"]: pl.String for c in inspector.get_columns(table) if isinstance(c["type"], sa.String)}
-                frames[table] = pl.read_database(
-                    f"SELECT * FROM {quoted}", connection=conn, schema_overrides=text, infer_schema_length=None
-                )
-    except sa.exc.SQLAlchemyError as exc:
-        raise BookError(f"{shown}: cannot read the book from the database: {exc.__class__.__name__}: {exc}") from None
-    except pl.exceptions.PolarsError as exc:
-        raise BookError(f"{shown}: cannot read table {table} as a table of values: {exc}") from None
-    finally:
-        engine.dispose()
-    found = discover_frames(frames, source=shown)
-    relabelled = {
-        name: TableSource(name, f"table {name} in {shown}", "frame", src.scan) for name, src in found.tables.items()
-    }
-    return DiscoveredBook(shown, relabelled, found.problems)

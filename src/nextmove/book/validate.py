@@ -17,8 +17,9 @@ from pathlib import Path
 import polars as pl
 
 from nextmove.book.contract import CONTRACT, NO_ACTION, ColumnSpec, ColumnType, TableSpec
+from nextmove.book.database import discover_database
 from nextmove.book.lifetime import gone_at_lazy, latest_start, terminal_outcome_kinds
-from nextmove.book.model import Book, as_utc, bulk_end_of, empty_table
+from nextmove.book.model import Book, as_utc, bulk_end_of, empty_table, extra_kind
 from nextmove.book.nfc import nfc_clashes, nfc_text, nfc_twins, twin_note, twin_of
 from nextmove.book.notes import (
     DUPLICATE_SHARE,
@@ -60,7 +61,6 @@ from nextmove.book.sources import (
     TableSource,
     changed_message,
     csv_header,
-    discover_database,
     discover_folder,
     discover_frames,
     locate_csv_error,
@@ -1153,6 +1153,7 @@ def _check_table(src: TableSource, spec: TableSpec, ctx: _Context) -> None:
         _nfc_clashing_ids(lf, ctx.account_ids, spec, src, ctx)
     if spec.name == "accounts":
         ctx.notes += _text_number_notes(lf, schema, spec, src)
+        ctx.notes += unused_column_notes(schema, spec, src.label)
     try:
         ctx.notes += _thousands_notes(lf, schema, spec, src)
     except pl.exceptions.PolarsError as exc:
@@ -1458,6 +1459,52 @@ def _text_number_notes(lf: pl.LazyFrame, schema: pl.Schema, spec: TableSpec, src
             f"{src.label}, column {name!r} is read as text, not numbers: {count:,} value(s) are not numbers "
             f"(the first: row {first + 1}, {value!r}{_hint_of(value)}); fix them, or leave them empty (or NA) to "
             "make the column numbers"
+        )
+    return notes
+
+
+_UNUSED_KINDS: tuple[tuple[type[pl.DataType], str, str], ...] = (
+    (pl.List, "lists", "store each item it needs in a column of its own, or the list as text"),
+    (pl.Array, "lists", "store each item it needs in a column of its own, or the list as text"),
+    (
+        pl.Struct,
+        "records of fields (structs)",
+        "store each field it needs in a column of its own, or the record as text",
+    ),
+    (pl.Duration, "durations", "store it as a number (of days, say)"),
+    (pl.Time, "times of day", "store it as a number (the hour, say) or as text"),
+    (pl.Binary, "binary data", "store it as text, if it is text"),
+    (pl.Object, "Python objects", "give it one of those types"),
+)
+
+
+def unused_column_notes(schema: pl.Schema, spec: TableSpec, label: str) -> list[str]:
+    """Notes on the extra columns of accounts that are not used as features, for their type (:func:`extra_kind`).
+
+    A Parquet file, a database or a frame may hold columns of lists, structs or durations: they are
+    kept in the book but make no feature, which nothing else says. A column of no type (only
+    missing values, in a frame) says nothing either way, and gets no note.
+
+    Examples
+    --------
+    >>> schema = pl.Schema({"account_id": pl.String(), "tags": pl.List(pl.String()), "seats": pl.Int64()})
+    >>> notes = unused_column_notes(schema, CONTRACT["accounts"], "accounts.parquet")
+    >>> print(notes[0])  # doctest: +NORMALIZE_WHITESPACE
+    accounts.parquet, column 'tags' is not used as a feature: it holds lists, and an extra column of accounts is
+    one when it holds numbers, true/false, text or times: store each item it needs in a column of its own, or
+    the list as text
+    """
+    notes = []
+    for name, dtype in schema.items():
+        if name in spec.column_names or dtype == pl.Null or extra_kind(dtype) is not None:
+            continue
+        holds, advice = next(
+            ((h, a) for kind, h, a in _UNUSED_KINDS if isinstance(dtype, kind)),
+            (f"values of type {dtype}", "give it one of those types"),
+        )
+        notes.append(
+            f"{label}, column {name!r} is not used as a feature: it holds {holds}, and an extra column of accounts "
+            f"is one when it holds numbers, true/false, text or times: {advice}"
         )
     return notes
 

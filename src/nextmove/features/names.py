@@ -6,12 +6,13 @@ import re
 import unicodedata
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Literal
 
 import polars as pl
 
 from nextmove.book import CONTRACT, NO_ACTION
 from nextmove.book.lifetime import terminal_outcome_kinds as terminal_outcome_kinds
+from nextmove.book.model import ExtraKind as ExtraKind
+from nextmove.book.model import extra_kind as extra_kind
 from nextmove.errors import ConfigError
 from nextmove.playbook import Playbook
 from nextmove.playbook.schema import FEATURE_WINDOWS_DAYS, SignalRoles
@@ -43,8 +44,6 @@ TRAINING_OUTCOME_COLUMNS: tuple[str, ...] = ("censored", "observed_days")
 """Columns of a training set about its label window (labels themselves are ``y_…``)."""
 
 LABEL_PREFIX = "y_"
-
-ExtraKind = Literal["number", "text", "time"]
 
 _NOT_IDENT = re.compile(r"[^a-z0-9\u0080-\U0010ffff]+")
 # Letters of living Latin alphabets that NFKD does not split into an ASCII base and an accent (their
@@ -271,17 +270,6 @@ class ExtraColumn:
     def feature(self) -> str:
         """The name of the feature column it makes."""
         return extra_column(self.stem, self.kind)
-
-
-def extra_kind(dtype: pl.DataType) -> ExtraKind | None:
-    """How an extra account column of ``dtype`` is used, or None if it is not used."""
-    if dtype.is_numeric() or dtype == pl.Boolean:
-        return "number"
-    if dtype in (pl.String, pl.Categorical) or isinstance(dtype, pl.Enum):
-        return "text"
-    if isinstance(dtype, pl.Datetime) or dtype == pl.Date:
-        return "time"
-    return None
 
 
 def _extra_columns(kind: ExtraKind) -> Callable[[str], list[str]]:
