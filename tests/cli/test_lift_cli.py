@@ -571,3 +571,69 @@ def test_cli_lift_of_a_book_in_euros_writes_euros(measured: Measured, tmp_path: 
     assert "$" not in shown
     assert "€ / account" in shown
     assert re.search(r"[+-]€[\d,.]+", shown)
+
+
+def test_cli_lift_says_no_run_can_be_measured_yet_before_it_loads_the_book(
+    measured: Measured, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # On 300,000 subscribers `nextmove lift` loaded the book for 49 s, then said no outcome could be measured yet:
+    # the store's runs and the book's times alone say so.
+    import nextmove.cli.lift as lift_cli
+
+    book = str(measured.book)
+    same = parse_playbook((measured.book / "playbook.toml").read_text(encoding="utf-8")).content_hash()
+    store = _shared_store(measured, tmp_path, [("this-week", book, 14, same)])
+    with monkeypatch.context() as patched:  # the book's reach from the loaded book
+        patched.setattr(lift_cli, "book_times_reach", lambda _: None, raising=False)
+        slow = runner.invoke(app, ["lift", "--book", book, "--store", store])
+    assert slow.exit_code == 2
+
+    def loaded(*_: object, **__: object) -> None:
+        raise AssertionError("the book was loaded")
+
+    monkeypatch.setattr(lift_cli, "load_inputs", loaded)
+    quick = runner.invoke(app, ["lift", "--book", book, "--store", store])
+    assert quick.exit_code == 2, quick.output
+    # The same words (without the loading's notes): the newest run of the book that can be measured too.
+    assert quick.output.startswith("error: ")
+    assert slow.output.endswith(quick.output)
+    assert "of run this-week (decided" in quick.output
+    assert "measure it with --run lab-run." in " ".join(quick.output.split())
+    early = (measured.decided_at + timedelta(days=5)).date().isoformat()
+    none_due = runner.invoke(app, ["lift", "--book", book, "--store", store, "--until", early])
+    assert none_due.exit_code == 2, none_due.output
+    assert "No run of this book in the store has its horizon passed yet." in " ".join(none_due.output.split())
+    # A run that can be measured still loads the book.
+    due = runner.invoke(app, ["lift", "--book", book, "--store", store, "--run", "lab-run"])
+    assert isinstance(due.exception, AssertionError)
+    assert "the book was loaded" in str(due.exception)
+
+
+def test_book_times_reach_is_the_loaded_book_s(tmp_path: Path) -> None:
+    """From the times alone, as loading reads them: a table of dates reaches the midnight after its last date,
+    a table of times its latest time, and rows after now are left out."""
+    from nextmove.book import data_reach
+    from nextmove.book.validate import load_book
+    from nextmove.cli.lift import book_times_reach
+
+    folder = tmp_path / "book"
+    folder.mkdir()
+    (folder / "accounts.csv").write_text("account_id\na1\na2\n", encoding="utf-8")
+    signals = "account_id, ts ,name,value\n" + "".join(f"a1,2026-03-{d:02d},logins,{d}\n" for d in range(1, 9))
+    (folder / "signals.csv").write_text(signals, encoding="utf-8")
+    touches = "touch_id,account_id,action_id,ts\nt1,a1,call,2026-03-04T17:45:00+02:00\nt2,a2,call,2026-03-09 08:00Z\n"
+    (folder / "touches.csv").write_text(touches, encoding="utf-8")
+    later = datetime.now() + timedelta(days=30)  # not happened yet: loading leaves it out
+    outcomes = f"account_id,ts,kind\na1,2026-03-05,churn\na2,{later:%Y-%m-%d},churn\n"
+    (folder / "outcomes.csv").write_text(outcomes, encoding="utf-8")
+    loaded = data_reach(load_book(str(folder)))
+    assert loaded is not None
+    assert f"{loaded:%Y-%m-%d %H:%M}" == "2026-03-09 08:00"
+    assert book_times_reach(str(folder)) == loaded
+    (folder / "touches.csv").write_text("touch_id,account_id,action_id,ts\nt1,a1,call,2026-03-04\n", encoding="utf-8")
+    assert (
+        book_times_reach(str(folder))
+        == data_reach(load_book(str(folder)))
+        == datetime.fromisoformat("2026-03-09T00:00:00+00:00")
+    )  # the signals' dates: 8 March is seen whole
+    assert book_times_reach("sqlite:///book.db") is None  # a database is read once, by loading

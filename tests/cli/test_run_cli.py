@@ -46,7 +46,7 @@ def test_run_cli_writes_outputs_prints_the_summary_and_saves_the_run(book_dir: P
     )
     assert result.exit_code == 0, result.output
     text = " ".join(result.output.split())  # rich wraps long lines
-    assert "The Playbook scored 150 active customers across 14 possible actions" in text
+    assert "The Default B2B SaaS playbook scored 150 active customers across 14 possible actions" in text
     assert "the lifecycle-stage playbook would have suggested by default" in text
     assert "Recommended action distribution" in text
     assert "Lab:" in text
@@ -68,12 +68,19 @@ def test_run_cli_writes_outputs_prints_the_summary_and_saves_the_run(book_dir: P
     alone = frame.filter(pl.col("action_id") == "none")
     best, drawn = alone.filter(pl.col("arm") == "model").height, alone.filter(pl.col("arm") != "model").height
     assert best + drawn == summary["do_nothing"]
-    said = f"; {best:,} are best left alone this window" + (
-        f", and {drawn:,} more are left alone by the control cohort (the lifecycle default) or an exploration draw."
-        if drawn
-        else "."
-    )
+    said = f". {best:,} customers are " if best != 1 else ". 1 customer is "
     assert said in text
+    if drawn:
+        verb = "is" if drawn == 1 else "are"
+        more = f" {drawn:,} more {verb} left alone by the control cohort (the lifecycle default)"
+        assert more in text
+    # Why, as the report counts it: the receipts' runner-ups.
+    from nextmove.engine.run_facts import left_alone_reasons
+
+    reasons = left_alone_reasons(pl.read_parquet(out / "recommendations.parquet"))
+    assert sum(n for _, n in reasons) == best
+    for reason, n in reasons:
+        assert (f"for {n:,}, {reason}" if len(reasons) > 1 else f"left alone this window: {reason}.") in text
     impact = summary["projected_impact_usd"]
     low, high = money_text(impact["low"], "USD"), money_text(impact["high"], "USD")
     assert f"(per-account 90% intervals summed: {low} to {high})." in text
@@ -222,7 +229,7 @@ def test_executive_summary_says_one_customer_and_one_action_in_the_singular() ->
         "projected_impact_usd": {"value": 10.0, "low": 1.0, "high": 20.0},
     }
     text = executive_summary(summary)
-    assert text.startswith("The Playbook scored 1 active customer across 1 possible action and recommended ")
+    assert text.startswith("The playbook scored 1 active customer across 1 possible action and recommended ")
     assert "across 2 possible actions" in executive_summary({**summary, "accounts": 2, "actions": 2})
 
 
@@ -253,6 +260,24 @@ def test_executive_summary_says_apart_the_accounts_the_control_or_exploration_dr
         "projected_impact_usd": {"value": 100.0, "low": -50.0, "high": 400.0},
     }
     text = executive_summary(summary, drawn=1)
-    assert "; 89 are best left alone this window, and 1 more is left alone by the control cohort" in text
+    assert ". 89 customers are best left alone this window. 1 more is left alone by the control cohort" in text
     assert text.endswith("Projected impact: $100 (per-account 90% intervals summed: -$50 to $400).")
-    assert "; 1 is best left alone this window." in executive_summary({**summary, "do_nothing": 1}, drawn=0)
+    assert ". 1 customer is best left alone this window." in executive_summary({**summary, "do_nothing": 1}, drawn=0)
+
+
+def test_run_cli_leaves_the_receipts_json_out_of_the_csv_when_asked(book_dir: Path, tmp_path: Path) -> None:
+    # recommendations.csv was 1.03 GB at 300,000 subscribers, 2.7 of its 3.4 KB per row the receipts' JSON.
+    out = tmp_path / "out"
+    args = ["run", "--book", str(book_dir), "--out", str(out), "--no-store", "--jobs", "1", "--trees", "10"]
+    result = runner.invoke(app, [*args, "--no-csv-evidence"])
+    assert result.exit_code == 0, result.output
+    csv = pl.read_csv(out / "recommendations.csv", infer_schema=False)
+    parquet = pl.read_parquet(out / "recommendations.parquet")
+    assert csv.height == parquet.height == 150
+    assert "evidence" not in csv.columns
+    assert "alternatives" not in csv.columns
+    assert csv.columns == [c for c in parquet.columns if c not in ("evidence", "alternatives")]
+    assert parquet.get_column("evidence").null_count() == 0  # the Parquet keeps the receipts whole
+    whole = runner.invoke(app, [*args[:4], str(tmp_path / "whole"), *args[5:]])  # the default: as before
+    assert whole.exit_code == 0, whole.output
+    assert {"evidence", "alternatives"} <= set(pl.read_csv(tmp_path / "whole" / "recommendations.csv").columns)

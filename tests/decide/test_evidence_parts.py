@@ -317,19 +317,40 @@ def test_number_formats_match_python() -> None:
     assert frame.get_column("usd").to_list()[:6] == ["$0", "$1", "$999", "$1,000", "$123,456,789", "-$5.25"]
     # The expression and the scalar form write dollars alike.
     assert frame.get_column("usd").to_list() == [money_text(x, "USD") for x in xs]
+    # A value's own decimals, up to two: "-5.25", not "-5.2"; "0.3", not "0.30".
     assert frame.get_column("number").to_list() == [
         "0",
         "1",
         "999",
         "1,000",
         "123,456,789",
-        "-5.2",
-        "0.30",
+        "-5.25",
+        "0.3",
         "41",
-        "4.3",
-        "12,346",
+        "4.26",
+        "12,345.6",
     ]
     assert frame.get_column("pct").to_list()[:4] == ["0%", "0%", "100%", "100%"]
+
+
+@pytest.mark.parametrize(
+    ("value", "said"),
+    [
+        (6.99, "monthly price 6.99"),  # was "monthly price 7.0"
+        (12.99, "monthly price 12.99"),  # was "13.0"
+        (7.0, "monthly price 7"),
+        (7.5, "monthly price 7.5"),  # its own decimal, no trailing 0
+        (129.99, "monthly price 129.99"),  # was "130"
+        (41.2345, "monthly price 41.2"),  # a longer one: rounded by its size, as before
+        (2 / 3, "monthly price 0.67"),
+        (1234.5678, "monthly price 1,235"),
+        (-6.99, "monthly price -6.99"),
+    ],
+)
+def test_an_account_column_s_value_keeps_its_own_decimals_up_to_two(value: float, said: str) -> None:
+    assert feature_phrase("monthly_price", {"monthly_price": value}) == said
+    rows = pl.DataFrame({"x": [value]}, schema={"x": pl.Float64})
+    assert rows.select(format_number(pl.col("x"))).item() == said.removeprefix("monthly price ")
 
 
 def test_feature_family_groups_the_windows_of_one_signal() -> None:
@@ -394,8 +415,11 @@ def test_touch_totals_over_every_action_read_as_touches() -> None:
 @pytest.mark.parametrize(
     ("value", "previous", "said"),
     [
-        (4.0, 3.97, "logins 4 on average over 90 days, unchanged"),  # was "up from 4.0"
-        (4.04, 4.0, "logins 4.0 on average over 90 days, unchanged"),  # was "4.0, up from 4"
+        (4.0, 11.9 / 3, "logins 4 on average over 90 days, unchanged"),  # was "up from 4.0"
+        (12.1 / 3, 4.0, "logins 4.0 on average over 90 days, unchanged"),  # was "4.0, up from 4"
+        # A value of two decimals is shown with them, so that it differs as shown.
+        (4.0, 3.97, "logins 4 on average over 90 days, up from 3.97"),
+        (4.04, 4.0, "logins 4.04 on average over 90 days, up from 4"),
         (4.0, 3.9, "logins 4 on average over 90 days, up from 3.9"),
         (41.0, 63.0, "logins 41 on average over 90 days, down from 63"),
     ],

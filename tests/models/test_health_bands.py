@@ -115,6 +115,13 @@ def test_calibrator_refusal_prints_a_slope_short_of_the_bar_as_short_of_it() -> 
         HealthBandCalibrator(min_z=3.4).fit(history, current)
 
 
+def test_calibrator_refusal_never_prints_a_flat_slope_as_minus_zero() -> None:
+    # "its churn curve's slope is -0.0 standard errors": a signed zero, neither which way nor how far.
+    history, current = _history(seed=72, slope=0.0, accounts=300)  # a slope of -0.03 standard errors
+    with pytest.raises(ConfigError, match=r"slope is -0\.03 standard errors; it needs -2 or steeper\)"):
+        HealthBandCalibrator().fit(history, current)
+
+
 def test_calibrator_refuses_too_few_events() -> None:
     history, current = _history()
     few = history.with_columns(pl.when(pl.col("account_id").is_in(["a1", "a2"])).then(pl.col("y_churn")).otherwise(0))

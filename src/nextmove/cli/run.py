@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.table import Table
 
 from nextmove._urls import mask_url
+from nextmove._words import plural
 from nextmove.book.contract import NO_ACTION
 from nextmove.book.validate import load_book
 from nextmove.cli._common import (
@@ -80,6 +81,15 @@ def run_cmd(
         ),
     ] = None,
     no_store: Annotated[bool, typer.Option("--no-store", help="Do not save the run in a store.")] = False,
+    csv_evidence: Annotated[
+        bool,
+        typer.Option(
+            "--csv-evidence/--no-csv-evidence",
+            help="Write the receipts' JSON columns (evidence, alternatives) into recommendations.csv; "
+            "--no-csv-evidence leaves them out, most of its bytes (about 3.1 of 3.4 KB per account on a B2C "
+            "book): recommendations.parquet, the store and the report keep them.",
+        ),
+    ] = True,
     reuse_model: Annotated[
         bool, typer.Option("--reuse-model", help="Project with the store's active effect model instead of fitting one.")
     ] = False,
@@ -175,6 +185,7 @@ def run_cmd(
             training_days=training_days,
             outcomes_until=complete,
             effect_params=_effect_params(trees, partial_horizon_days),
+            csv_evidence=csv_evidence,
             extra_files=_write_report,
         )
         served = _served_line(opened, result.run_id, result.policy_version) if opened is not None else None
@@ -347,14 +358,20 @@ def _article(word: str) -> str:
     return "an" if word[:1].lower() in "aeiou" else "a"
 
 
-def executive_summary(summary: dict[str, Any], *, drawn: int | None = None) -> str:
-    """The run in the words of an executive summary: scored, assigned per objective, do nothing, differs, impact.
+def executive_summary(
+    summary: dict[str, Any], *, drawn: int | None = None, reasons: Sequence[tuple[str, int]] | None = None
+) -> str:
+    """The run in the words of an executive summary: scored, assigned, left alone and why, differs, impact.
 
     ``drawn``: how many of the accounts left alone are so by the control or exploration draw, not
-    by the model (from the recommendations: the summary counts them all in ``do_nothing``). The
-    projected impact's range is the accounts' 90% intervals summed end by end, not a 90% interval
-    of the total (wider than one, unless the accounts' errors all move together): it says so.
-    Amounts are in the run's currency (the summary's ``currency``, its playbook's; USD without one).
+    by the model (from the recommendations: the summary counts them all in ``do_nothing``).
+    ``reasons``: why the model left the others alone, with how many each
+    (:func:`~nextmove.engine.run_facts.left_alone_reasons`, the report's count): a capacity or a
+    contact rule is no "best left alone". The first sentence is the report's
+    (:func:`~nextmove.engine.run_facts.scored_sentence`: the playbook by its name). The projected
+    impact's range is the accounts' 90% intervals summed end by end, not a 90% interval of the total
+    (wider than one, unless the accounts' errors all move together): it says so. Amounts are in the
+    run's currency (the summary's ``currency``, its playbook's; USD without one).
 
     Examples
     --------
@@ -362,36 +379,44 @@ def executive_summary(summary: dict[str, Any], *, drawn: int | None = None) -> s
     ...      "objective_names": {"retention": "Retention", "expansion": "Expansion"}, "do_nothing": 3608,
     ...      "differs_from_default_share": 0.38, "projected_impact_usd": {"value": 1.2e6, "low": 0.8e6, "high": 1.6e6}}
     >>> print(executive_summary(s, drawn=408))  # doctest: +NORMALIZE_WHITESPACE
-    The Playbook scored 4,200 active customers across 14 possible actions and recommended the single best next
-    action per account. 312 customers were assigned a Retention action and 280 an Expansion action; 3,200 are
-    best left alone this window, and 408 more are left alone by the control cohort (the lifecycle default) or
-    an exploration draw. 38% of accounts get something other than what the lifecycle-stage playbook would have
-    suggested by default (those left alone included, where the default is an action). Projected impact:
-    $1,200,000 (per-account 90% intervals summed: $800,000 to $1,600,000).
+    The playbook scored 4,200 active customers across 14 possible actions and recommended the single best next
+    action per account. 312 customers were assigned a Retention action and 280 an Expansion action. 3,200
+    customers are best left alone this window. 408 more are left alone by the control cohort (the lifecycle
+    default) or an exploration draw. 38% of accounts get something other than what the lifecycle-stage playbook
+    would have suggested by default (those left alone included, where the default is an action). Projected
+    impact: $1,200,000 (per-account 90% intervals summed: $800,000 to $1,600,000).
+    >>> why = [("the best action did not fit the capacities left", 2000),
+    ...        ("no action is worth more than it costs", 1200)]
+    >>> print(executive_summary({**s, "playbook_name": "Streamly"}, drawn=408, reasons=why))
+    ... # doctest: +ELLIPSIS +NORMALIZE_WHITESPACE
+    The Streamly playbook scored ... 3,200 customers are left alone this window: for 2,000, the best action did not
+    fit the capacities left; for 1,200, no action is worth more than it costs. 408 more are left alone by ...
     >>> s.update(assigned={"retention": 1}, projected_impact_usd={"value": 3282.4, "low": -10054.2, "high": 14798.0})
-    >>> print(executive_summary(s))  # doctest: +ELLIPSIS
-    The Playbook scored ... 1 customer was assigned a Retention action; 3,608 are best ... -$10,054 to $14,798).
+    >>> print(executive_summary(s, reasons=why[1:]))  # doctest: +ELLIPSIS +NORMALIZE_WHITESPACE
+    The playbook scored ... 1 customer was assigned a Retention action. 3,608 customers are best left alone this
+    window: no action is worth more than it costs. 38% ... -$10,054 to $14,798).
     >>> s["acted_differs_from_default"] = {"accounts": 592, "differs": 450}
     >>> print(executive_summary(s))  # doctest: +ELLIPSIS +NORMALIZE_WHITESPACE
-    The Playbook ... Of the 592 accounts given an action, 76% got a different one than the lifecycle-stage
+    The playbook ... Of the 592 accounts given an action, 76% got a different one than the lifecycle-stage
     playbook would have suggested by default; counting those left alone where the default is an action, 38% of
     all accounts differ from it. Projected impact: ...
     >>> print(executive_summary({**s, "accounts": 1, "actions": 1}).split(" and ")[0])
-    The Playbook scored 1 active customer across 1 possible action
+    The playbook scored 1 active customer across 1 possible action
     >>> s.update(assigned={"retention": 0}, do_nothing=4200, acted_differs_from_default={"accounts": 0, "differs": 0})
     >>> print(executive_summary(s))  # doctest: +ELLIPSIS +NORMALIZE_WHITESPACE
-    The Playbook ... action per account. No customer was assigned an action; 4,200 are best left alone this window.
-    The lifecycle-stage playbook would have suggested an action to 38% of the accounts. Projected ...
+    The playbook ... action per account. No customer was assigned an action. 4,200 customers are best left alone
+    this window. The lifecycle-stage playbook would have suggested an action to 38% of the accounts. Projected ...
     >>> print(executive_summary({**s, "currency": "EUR"}).split("Projected impact: ")[1])
     €3,282 (per-account 90% intervals summed: -€10,054 to €14,798).
     """
-    from nextmove.engine.run_facts import run_currency
+    from nextmove.engine.run_facts import run_currency, scored_sentence
 
     currency = run_currency(summary)
 
     names = summary.get("objective_names", {})
     parts = []
-    ranked = sorted(summary["assigned"].items(), key=lambda kv: -kv[1])
+    # The objectives some account was given, as the report lists them: not "0 a Retention action".
+    ranked = sorted(((o, n) for o, n in summary["assigned"].items() if n), key=lambda kv: -kv[1])
     for n, (objective, count) in enumerate(ranked):
         label = str(names.get(objective, objective))  # as the playbook writes it: "Erweiterung (Upsell)"
         if n == 0:
@@ -405,21 +430,7 @@ def executive_summary(summary: dict[str, Any], *, drawn: int | None = None) -> s
         assigned = ", ".join(parts[:-1]) + (", and " if len(parts) > 2 else " and ") + parts[-1]
     else:
         assigned = parts[0]
-    accounts, actions = int(summary["accounts"]), int(summary["actions"])
-    nothing = int(summary["do_nothing"])
-    # The control cohort and exploration leave accounts alone by a draw, not because nothing is worth doing.
-    best = nothing - (drawn or 0)
-    alone = f"{best:,} {'is' if best == 1 else 'are'} best left alone this window"
-    if drawn:
-        alone += (
-            f", and {drawn:,} more {'is' if drawn == 1 else 'are'} left alone by the control cohort (the lifecycle "
-            "default) or an exploration draw"
-        )
-    text = (
-        f"The Playbook scored {accounts:,} active customer{'' if accounts == 1 else 's'} across {actions} possible "
-        f"action{'' if actions == 1 else 's'} and recommended the single best next action per account. {assigned}; "
-        f"{alone}."
-    )
+    text = f"{scored_sentence(summary, int(summary['accounts']))} {assigned}. {_left_alone(summary, drawn, reasons)}"
     share = summary.get("differs_from_default_share")
     acted = summary.get("acted_differs_from_default")
     if share is not None and isinstance(acted, dict) and not acted.get("accounts"):
@@ -447,6 +458,37 @@ def executive_summary(summary: dict[str, Any], *, drawn: int | None = None) -> s
     return text
 
 
+def _left_alone(summary: dict[str, Any], drawn: int | None, reasons: Sequence[tuple[str, int]] | None) -> str:
+    """Who is left alone and why, as the report counts it: by the model (per reason), then by a draw."""
+    from nextmove.engine.run_facts import LEFT_ALONE_GENERIC, LEFT_ALONE_NOT_WORTH
+
+    nothing = int(summary["do_nothing"])
+    if nothing == 0:
+        return "No customer is left alone: every one is given an action."
+    # The control cohort and exploration leave accounts alone by a draw, not because nothing is worth doing.
+    drawn = drawn or 0
+    by_model = nothing - drawn
+    listed = [(r, n) for r, n in reasons or () if n]
+    text = ""
+    if by_model:
+        # Only what is not worth its cost is "best" left alone: a capacity or a contact rule holds the others back.
+        best = all(r in (LEFT_ALONE_NOT_WORTH, LEFT_ALONE_GENERIC) for r, _ in listed)
+        verb = "is" if by_model == 1 else "are"
+        text = f"{plural(by_model, 'customer')} {verb} {'best ' if best else ''}left alone this window"
+        if len(listed) == 1:
+            text += f": {listed[0][0]}"
+        elif listed:
+            text += ": " + "; ".join(f"for {n:,}, {r}" for r, n in listed)
+        text += "."
+    if drawn:
+        more = " more" if by_model else ""
+        text += (
+            f"{' ' if text else ''}{drawn:,}{more} {'is' if drawn == 1 else 'are'} left alone by the control cohort "
+            "(the lifecycle default) or an exploration draw."
+        )
+    return text
+
+
 def left_alone_by_draw(recommendations: pl.DataFrame) -> int | None:
     """How many accounts the control cohort or an exploration draw leaves alone (None without the columns)."""
     if not {"arm", "action_id"} <= set(recommendations.columns):
@@ -460,7 +502,7 @@ def render_run(result: RunResult, out: Console, *, printed: Collection[str] = ()
 
     The run's notes follow, but for those in ``printed`` (loading the book's, printed before the run).
     """
-    from nextmove.engine.run_facts import run_currency
+    from nextmove.engine.run_facts import left_alone_reasons, run_currency
 
     summary = result.summary
     currency = run_currency(summary)
@@ -470,7 +512,8 @@ def render_run(result: RunResult, out: Console, *, printed: Collection[str] = ()
 
     out.print()
     out.print("[bold]Executive summary[/]")
-    out.print(safe(executive_summary(summary, drawn=left_alone_by_draw(result.recommendations))))
+    recs = result.recommendations
+    out.print(safe(executive_summary(summary, drawn=left_alone_by_draw(recs), reasons=left_alone_reasons(recs))))
 
     names = summary.get("objective_names", {})
     dist = Table(title="Recommended action distribution", title_justify="left")

@@ -344,20 +344,37 @@ def format_fixed(x: pl.Expr, decimals: int | pl.Expr = 0) -> pl.Expr:
 
 
 def format_number(x: pl.Expr) -> pl.Expr:
-    """A number in a readable precision: whole above 100, one decimal above 1, two below.
+    """A number in a readable precision: its own decimals when it has at most two, else rounded by its size.
+
+    A value written with at most two decimals (a price of 6.99, a mean of 4.25, 12,345.6) is shown
+    with them, never rounded to fewer ("7.0" for a monthly price of 6.99) nor padded ("7", not
+    "7.0"). A longer one (a mean of 41.2345, a ratio) is rounded: whole from 100, one decimal from
+    1, two below.
 
     Examples
     --------
-    >>> pl.DataFrame({"x": [12345.6, 41.0, 4.25, 0.3]}).select(format_number(pl.col("x"))).to_series().to_list()
-    ['12,346', '41', '4.2', '0.30']
+    >>> xs = [6.99, 12.99, 7.0, 4.25, 12345.6, 41.2345, 0.3, 0.123, 129.99, 1234.567]
+    >>> pl.DataFrame({"x": xs}).select(format_number(pl.col("x"))).to_series().to_list()
+    ['6.99', '12.99', '7', '4.25', '12,345.6', '41.2', '0.3', '0.12', '129.99', '1,235']
     """
     return format_fixed(x, _places(x))
 
 
+_OWN_DECIMALS_BELOW = 1e12
+"""Values at least this large are rounded by their size: a double no longer holds their cents exactly."""
+
+
 def _places(x: pl.Expr) -> pl.Expr:
-    """The decimals :func:`format_number` writes ``x`` with."""
-    whole = (x.abs() >= 100) | (x == x.round(0))
-    return pl.when(whole).then(pl.lit(0)).when(x.abs() >= 1).then(pl.lit(1)).otherwise(pl.lit(2))
+    """The decimals :func:`format_number` writes ``x`` with: its own up to two, else by its size."""
+    size = x.abs()
+
+    def has(decimals: int) -> pl.Expr:
+        # As a double holds it: 6.99 is 6.9900000000000002 (a relative error of 1e-16), 41.2345 is not 41.23.
+        return (x - x.round(decimals)).abs() <= 1e-9 * size.clip(lower_bound=1.0)
+
+    by_size = pl.when(size >= 100).then(pl.lit(0)).when(size >= 1).then(pl.lit(1)).otherwise(pl.lit(2))
+    own = pl.when(has(0)).then(pl.lit(0)).when(has(1)).then(pl.lit(1)).when(has(2)).then(pl.lit(2))
+    return pl.when(size < _OWN_DECIMALS_BELOW).then(own.otherwise(by_size)).otherwise(pl.lit(0))
 
 
 def format_percent(share: pl.Expr) -> pl.Expr:
@@ -531,8 +548,8 @@ def _change(kind: str, currency: str) -> pl.Expr:
     show = shows.get(kind, _level)
     equal = show(value) == show(previous)
     if show in (format_number, _level):
-        # A whole value and a fractional one compare at the finer of their precisions: 4 after 3.98
-        # is unchanged ("4.0" both), not "4, up from 4.0"; 4 after 3.9 is "up from 3.9".
+        # A whole value and a fractional one compare at the finer of their precisions: 4 after a mean of
+        # 3.9666… is unchanged ("4.0" both), not "4, up from 4.0"; 4 after 3.9 is "up from 3.9".
         finer = pl.max_horizontal(_places(value), _places(previous))
         same_number = format_fixed(value, finer) == format_fixed(previous, finer)
         equal = pl.when(pl.col("percent")).then(equal).otherwise(same_number) if show is _level else same_number

@@ -9,7 +9,7 @@ decision time lies: after the book's data (:func:`late_as_of_note`), or not afte
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any, Final
 
@@ -99,6 +99,136 @@ def health_bands(recommendations: pl.DataFrame) -> list[dict[str, Any]]:
         }
         for b in order
     ]
+
+
+PLACEHOLDER_PLAYBOOK_NAME: Final = "playbook"
+"""The name a playbook has when it gives none (the schema's default): no name to say."""
+
+
+def playbook_named(summary: Mapping[str, Any]) -> str | None:
+    """The playbook's own name (the summary's ``playbook_name``), None when it gave none (the schema's placeholder).
+
+    Examples
+    --------
+    >>> playbook_named({"playbook_name": " Streamly retention "}), playbook_named({"playbook_name": "playbook"})
+    ('Streamly retention', None)
+    """
+    name = str(summary.get("playbook_name") or "").strip()
+    return name if name and name != PLACEHOLDER_PLAYBOOK_NAME else None
+
+
+def scored_sentence(summary: Mapping[str, Any], accounts: int, *, name: Callable[[str], str] = str) -> str:
+    """The executive summary's first sentence, as ``nextmove run`` prints it and the report writes it.
+
+    It names the playbook by its name when it has one (``name`` sets the name in the sentence: the
+    report isolates a right-to-left one), else "The playbook"; ``accounts`` is how many were scored,
+    the summary's ``actions`` how many actions they were scored across.
+
+    Examples
+    --------
+    >>> print(scored_sentence({"actions": 5, "playbook_name": "Streamly retention"}, 281_833))
+    ... # doctest: +NORMALIZE_WHITESPACE
+    The Streamly retention playbook scored 281,833 active customers across 5 possible actions and recommended the
+    single best next action per account.
+    >>> scored_sentence({"actions": 1, "playbook_name": "Default B2B SaaS playbook"}, 1).split(" active")[0]
+    'The Default B2B SaaS playbook scored 1'
+    >>> scored_sentence({"actions": 1}, 1).split(" and ")[0]
+    'The playbook scored 1 active customer across 1 possible action'
+    """
+    own = playbook_named(summary)
+    if own is None:
+        subject = "The playbook"
+    else:
+        said = name(own)
+        lead = said if own.lower().startswith("the ") else f"The {said}"
+        subject = lead if own.lower().endswith("playbook") else f"{lead} playbook"
+        subject = subject[0].upper() + subject[1:]
+    actions = int(summary.get("actions") or 0)
+    return (
+        f"{subject} scored {accounts:,} active customer{'' if accounts == 1 else 's'} across {actions} possible "
+        f"action{'' if actions == 1 else 's'} and recommended the single best next action per account."
+    )
+
+
+LEFT_ALONE_GENERIC: Final = "no action is worth more than it costs, or none fits the capacities"
+"""Why the model left accounts alone, when their receipts do not say (a run without evidence)."""
+
+LEFT_ALONE_NOT_WORTH: Final = "no action is worth more than it costs"
+"""Why the model left an account alone when its best runner-up is worth no more than doing nothing."""
+
+_WAITS = "the best action waits on a cooldown, a contact cap or a play in flight"
+_USERS = "the account's users snoozed or dismissed the best action"
+
+LEFT_ALONE_WHY: Final[Mapping[str, str]] = {
+    "lower_value": LEFT_ALONE_NOT_WORTH,
+    "capacity": "the best action did not fit the capacities left",
+    "rule": "the best action is not eligible for them",
+    "cooldown": _WAITS,
+    "contact_cap": _WAITS,
+    "in_flight": _WAITS,
+    "snoozed": _USERS,
+    "dismissed": _USERS,
+}
+"""Why the model left an account alone, by the ``why`` code of its best runner-up (the receipt's first alternative)."""
+
+BEST_ALTERNATIVE_COLUMNS = frozenset({"best_alternative_why", "best_alternative_value_usd"})
+"""Columns that may stand for ``alternatives`` (the receipt's runner-ups, as JSON text): its first
+runner-up's ``why`` and ``value_usd``, all :func:`left_alone_reasons` reads of it."""
+
+
+def left_alone_reasons(recs: pl.DataFrame) -> list[tuple[str, int]]:
+    """Why the accounts the model left alone are left alone, with how many each, most first.
+
+    The one count of them: ``nextmove run``'s executive summary and the report both say it. From
+    each receipt's best runner-up (alternatives are ranked by value, whatever stopped them): worth
+    nothing over doing nothing (or less), it is not worth its cost; otherwise what stopped it (its
+    eligibility, a contact rule, the capacities, the account's users), in the words of
+    :data:`LEFT_ALONE_WHY`. Accounts whose receipt names no runner-up get :data:`LEFT_ALONE_GENERIC`.
+    The runner-up is read from the ``alternatives`` column, or from the :data:`BEST_ALTERNATIVE_COLUMNS`
+    read out of it. The accounts the control cohort or an exploration draw left alone are not counted.
+    Empty without ``action_id`` and ``arm``, or when the model left no account alone.
+
+    Examples
+    --------
+    >>> recs = pl.DataFrame({"action_id": ["none"] * 3 + ["call"], "arm": ["model"] * 3 + ["control"],
+    ...                      "alternatives": ['[{"why": "capacity", "value_usd": 4.0}]',
+    ...                                       '[{"why": "capacity", "value_usd": -1.0}]', "[]", "[]"]})
+    >>> left_alone_reasons(recs)  # doctest: +NORMALIZE_WHITESPACE
+    [('no action is worth more than it costs', 1), ('no action is worth more than it costs, or none fits the
+    capacities', 1), ('the best action did not fit the capacities left', 1)]
+    """
+    if not {"action_id", "arm"} <= set(recs.columns):
+        return []
+    alone = recs.filter((pl.col("action_id").cast(pl.Utf8) == NO_ACTION) & (pl.col("arm") == "model"))
+    if alone.height == 0:
+        return []
+    if set(alone.columns) >= BEST_ALTERNATIVE_COLUMNS:
+        # Read out of the receipts already (a stored run's report reads only these two values).
+        runner_up = alone.select(
+            pl.col("best_alternative_why").cast(pl.Utf8).alias("why"),
+            pl.col("best_alternative_value_usd").cast(pl.Float64, strict=False).alias("value"),
+        )
+    elif "alternatives" in alone.columns:
+        best = pl.col("alternatives").cast(pl.Utf8)
+        runner_up = alone.select(
+            best.str.json_path_match("$[0].why").alias("why"),
+            best.str.json_path_match("$[0].value_usd").cast(pl.Float64, strict=False).alias("value"),
+        )
+    else:
+        return [(LEFT_ALONE_GENERIC, alone.height)]
+    why = (
+        runner_up.select(
+            pl.when(pl.col("why").is_null())
+            .then(pl.lit(LEFT_ALONE_GENERIC))
+            .when(pl.col("value").fill_null(0.0) <= 0)
+            .then(pl.lit(LEFT_ALONE_NOT_WORTH))
+            .otherwise(pl.col("why").replace_strict(LEFT_ALONE_WHY, default=LEFT_ALONE_GENERIC, return_dtype=pl.Utf8))
+            .alias("reason")
+        )
+        .group_by("reason")
+        .len()
+    )
+    return sorted(((str(r), int(n)) for r, n in why.iter_rows()), key=lambda rn: (-rn[1], rn[0]))
 
 
 def _risk_specs(playbook: Playbook) -> list[ObjectiveSpec]:

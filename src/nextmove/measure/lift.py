@@ -45,6 +45,7 @@ __all__ = [
     "ObjectiveLift",
     "ValueLift",
     "account_overlap",
+    "check_horizon",
     "estimate_lift",
     "json_ready",
     "known_until",
@@ -827,7 +828,7 @@ def _moment(when: datetime) -> str:
     return f"{when:%Y-%m-%d}" if midnight else f"{when:%Y-%m-%d %H:%M} UTC"
 
 
-def _check_horizon(
+def check_horizon(
     when: datetime,
     until: datetime,
     horizon_days: int,
@@ -841,6 +842,8 @@ def _check_horizon(
 
     ``until`` is how far the book's data is known (:func:`known_until`), or the caller's ``observed_until``
     when ``given``; ``latest`` is the book's latest data (:func:`latest_data_time`), said when it is not ``until``.
+    :func:`estimate_lift` checks so first; ``nextmove lift`` checks so before it loads the book, from the
+    book's times alone, so that a run that cannot be measured yet is said at once.
     """
     ends = when + timedelta(days=horizon_days)
     if until >= ends:
@@ -973,7 +976,7 @@ def estimate_lift(
     when = to_utc(as_of)
     until = to_utc(observed_until) if observed_until is not None else known_until(book)
     given = observed_until is not None
-    _check_horizon(
+    check_horizon(
         when,
         until,
         playbook.horizon_days,

@@ -210,19 +210,26 @@ class HealthBandCalibrator:
 
 
 def _short_of(z: float, needed: float) -> str:
-    """``z`` (short of ``needed``) with as many decimals as it takes not to read as meeting it.
+    """``z`` (short of ``needed``) with as many decimals as it takes not to read as meeting it, nor as 0.
+
+    A slope near 0 keeps its first significant digit ("-0.04", not "-0.0": a zero with a sign says
+    neither which way it goes nor how far); one that rounds to 0 at four decimals reads "0.0".
 
     Examples
     --------
     >>> _short_of(-1.7, -2.0), _short_of(-1.996, -2.0), _short_of(0.4, -2.0)
     ('-1.7', '-1.996', '+0.4')
+    >>> _short_of(-0.04, -2.0), _short_of(0.0071, -2.0), _short_of(-0.00001, -2.0), _short_of(0.0, -2.0)
+    ('-0.04', '+0.01', '0.0', '0.0')
     """
     if not math.isfinite(z):
         return str(z)
     for digits in (1, 2, 3, 4):
         text = f"{z:+.{digits}f}"
-        if float(text) > needed:
+        if float(text) > needed and float(text) != 0:
             return text
+    if round(z, 4) == 0:
+        return "0.0"
     return f"{z:+.8g}"
 
 

@@ -12,13 +12,19 @@ import polars as pl
 
 from nextmove._words import plural
 from nextmove.decide.phrases import feature_wording, isolated
+from nextmove.engine.run_facts import BEST_ALTERNATIVE_COLUMNS as BEST_ALTERNATIVE_COLUMNS
 from nextmove.engine.run_facts import (
     DIFFERS_METRIC,
     OFF_POLICY_METRIC,
     differs_metric,
     off_policy_metric,
     run_currency,
+    scored_sentence,
 )
+from nextmove.engine.run_facts import LEFT_ALONE_GENERIC as _GENERIC_WHY
+from nextmove.engine.run_facts import LEFT_ALONE_NOT_WORTH as _WORTH_WHY
+from nextmove.engine.run_facts import LEFT_ALONE_WHY as _WHY_LEFT_ALONE
+from nextmove.engine.run_facts import left_alone_reasons as _left_alone_reasons
 from nextmove.errors import ConfigError
 from nextmove.playbook.money import DEFAULT_CURRENCY, currency_code, currency_unit
 from nextmove.report.charts import money_short
@@ -174,13 +180,8 @@ def _labels(summary: Mapping[str, Any], labels: Mapping[str, str] | None) -> dic
 
 
 def _sentences(summary: Mapping[str, Any], families: Sequence[Count], recs: pl.DataFrame, currency: str) -> list[str]:
-    accounts = int(_num(summary, "accounts", recs.height))
-    actions = int(_num(summary, "actions"))
-    first = (
-        f"The playbook scored {accounts:,} active customer{'' if accounts == 1 else 's'} across {actions} possible "
-        f"action{'' if actions == 1 else 's'} and recommended the single best next action per account."
-    )
-    out = [first]
+    # One sentence with nextmove run's: the playbook by its name, a right-to-left one set apart.
+    out = [scored_sentence(summary, int(_num(summary, "accounts", recs.height)), name=isolated)]
     if families:
         parts = []
         for i, c in enumerate(families):
@@ -217,72 +218,6 @@ def _sentences(summary: Mapping[str, Any], families: Sequence[Count], recs: pl.D
             f"{', '.join(str(a) for a in unknown)}, which the learned policy recommends."
         )
     return out
-
-
-_GENERIC_WHY = "no action is worth more than it costs, or none fits the capacities"
-"""Why the model left accounts alone, when their receipts do not say (a run without evidence)."""
-
-_WORTH_WHY = "no action is worth more than it costs"
-
-_WHY_LEFT_ALONE = {
-    "lower_value": _WORTH_WHY,
-    "capacity": "the best action did not fit the capacities left",
-    "rule": "the best action is not eligible for them",
-    "cooldown": "the best action waits on a cooldown, a contact cap or a play in flight",
-    "contact_cap": "the best action waits on a cooldown, a contact cap or a play in flight",
-    "in_flight": "the best action waits on a cooldown, a contact cap or a play in flight",
-    "snoozed": "the account's users snoozed or dismissed the best action",
-    "dismissed": "the account's users snoozed or dismissed the best action",
-}
-"""Why the model left an account alone, by the ``why`` of its best runner-up (the receipt's first alternative)."""
-
-
-BEST_ALTERNATIVE_COLUMNS = frozenset({"best_alternative_why", "best_alternative_value_usd"})
-"""Columns that may stand for ``alternatives`` (the receipt's runner-ups, as JSON text): its first
-runner-up's ``why`` and ``value_usd``, all the report reads of it."""
-
-
-def _left_alone_reasons(recs: pl.DataFrame) -> list[tuple[str, int]]:
-    """Why the accounts the model left alone are left alone, with how many each, most first.
-
-    From each receipt's best runner-up (alternatives are ranked by value, whatever stopped them):
-    worth nothing over doing nothing (or less), it is not worth its cost; otherwise what stopped
-    it (its eligibility, a contact rule, the capacities, the account's users). Accounts whose
-    receipt names no runner-up get the generic reason. The runner-up is read from the
-    ``alternatives`` column, or from the :data:`BEST_ALTERNATIVE_COLUMNS` read out of it.
-    """
-    if not {"action_id", "arm"} <= set(recs.columns):
-        return []
-    alone = recs.filter((pl.col("action_id").cast(pl.Utf8) == "none") & (pl.col("arm") == "model"))
-    if alone.height == 0:
-        return []
-    if set(alone.columns) >= BEST_ALTERNATIVE_COLUMNS:
-        # Read out of the receipts already (a stored run's report reads only these two values).
-        runner_up = alone.select(
-            pl.col("best_alternative_why").cast(pl.Utf8).alias("why"),
-            pl.col("best_alternative_value_usd").cast(pl.Float64, strict=False).alias("value"),
-        )
-    elif "alternatives" in alone.columns:
-        best = pl.col("alternatives").cast(pl.Utf8)
-        runner_up = alone.select(
-            best.str.json_path_match("$[0].why").alias("why"),
-            best.str.json_path_match("$[0].value_usd").cast(pl.Float64, strict=False).alias("value"),
-        )
-    else:
-        return [(_GENERIC_WHY, alone.height)]
-    why = (
-        runner_up.select(
-            pl.when(pl.col("why").is_null())
-            .then(pl.lit(_GENERIC_WHY))
-            .when(pl.col("value").fill_null(0.0) <= 0)
-            .then(pl.lit(_WORTH_WHY))
-            .otherwise(pl.col("why").replace_strict(_WHY_LEFT_ALONE, default=_GENERIC_WHY, return_dtype=pl.Utf8))
-            .alias("reason")
-        )
-        .group_by("reason")
-        .len()
-    )
-    return sorted(((str(r), int(n)) for r, n in why.iter_rows()), key=lambda rn: (-rn[1], rn[0]))
 
 
 def _left_alone_sentence(nothing: int, recs: pl.DataFrame, summary: Mapping[str, Any]) -> str:
