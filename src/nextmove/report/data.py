@@ -242,6 +242,54 @@ BEST_ALTERNATIVE_COLUMNS = frozenset({"best_alternative_why", "best_alternative_
 runner-up's ``why`` and ``value_usd``, all the report reads of it."""
 
 
+def _runner_up(alone: pl.DataFrame) -> pl.DataFrame | None:
+    """The best runner-up's ``why`` and ``value`` of each receipt (None when the receipts do not say)."""
+    if set(alone.columns) >= BEST_ALTERNATIVE_COLUMNS:
+        # Read out of the receipts already (a stored run's report reads only these two values).
+        return alone.select(
+            pl.col("best_alternative_why").cast(pl.Utf8).alias("why"),
+            pl.col("best_alternative_value_usd").cast(pl.Float64, strict=False).alias("value"),
+        )
+    if "alternatives" in alone.columns:
+        best = pl.col("alternatives").cast(pl.Utf8)
+        return alone.select(
+            best.str.json_path_match("$[0].why").alias("why"),
+            best.str.json_path_match("$[0].value_usd").cast(pl.Float64, strict=False).alias("value"),
+        )
+    return None
+
+
+def _left_alone(recs: pl.DataFrame) -> tuple[pl.DataFrame, int]:
+    """The accounts left alone for a reason of their own, and how many the control cohort or a draw left alone.
+
+    The model's accounts, and the exploring accounts whose best runner-up, worth more than nothing, lost to
+    capacity: capacity kept it out of their draw (``Decisions.left_alone_for_capacity``), the draw did not
+    choose to do nothing. The other control and exploring accounts left alone are so by the draw.
+    """
+    nothing = pl.col("action_id").cast(pl.Utf8) == "none"
+    alone = recs.filter(nothing & (pl.col("arm") != "control"))
+    runner_up = _runner_up(alone)
+    if runner_up is None:
+        own = pl.Series(alone.get_column("arm") == "model")
+    else:
+        starved = (runner_up.get_column("why") == "capacity") & (runner_up.get_column("value").fill_null(0.0) > 0)
+        own = (alone.get_column("arm") == "model") | starved.fill_null(False)
+    drawn = recs.filter(nothing & (pl.col("arm") != "model")).height - int(
+        (own & (alone.get_column("arm") == "explore")).sum()
+    )
+    return alone.filter(own), drawn
+
+
+def left_alone_by_draw(recs: pl.DataFrame) -> int | None:
+    """How many accounts the control cohort or an exploration draw leaves alone (None without the columns).
+
+    Not an exploring account whose best play capacity kept out of its draw: capacity left it alone.
+    """
+    if not {"action_id", "arm"} <= set(recs.columns):
+        return None
+    return _left_alone(recs)[1]
+
+
 def _left_alone_reasons(recs: pl.DataFrame) -> list[tuple[str, int]]:
     """Why the accounts the model left alone are left alone, with how many each, most first.
 
@@ -249,26 +297,16 @@ def _left_alone_reasons(recs: pl.DataFrame) -> list[tuple[str, int]]:
     worth nothing over doing nothing (or less), it is not worth its cost; otherwise what stopped
     it (its eligibility, a contact rule, the capacities, the account's users). Accounts whose
     receipt names no runner-up get the generic reason. The runner-up is read from the
-    ``alternatives`` column, or from the :data:`BEST_ALTERNATIVE_COLUMNS` read out of it.
+    ``alternatives`` column, or from the :data:`BEST_ALTERNATIVE_COLUMNS` read out of it. Exploring
+    accounts whose best runner-up capacity kept out of their draw count here too (:func:`_left_alone`).
     """
     if not {"action_id", "arm"} <= set(recs.columns):
         return []
-    alone = recs.filter((pl.col("action_id").cast(pl.Utf8) == "none") & (pl.col("arm") == "model"))
+    alone, _ = _left_alone(recs)
     if alone.height == 0:
         return []
-    if set(alone.columns) >= BEST_ALTERNATIVE_COLUMNS:
-        # Read out of the receipts already (a stored run's report reads only these two values).
-        runner_up = alone.select(
-            pl.col("best_alternative_why").cast(pl.Utf8).alias("why"),
-            pl.col("best_alternative_value_usd").cast(pl.Float64, strict=False).alias("value"),
-        )
-    elif "alternatives" in alone.columns:
-        best = pl.col("alternatives").cast(pl.Utf8)
-        runner_up = alone.select(
-            best.str.json_path_match("$[0].why").alias("why"),
-            best.str.json_path_match("$[0].value_usd").cast(pl.Float64, strict=False).alias("value"),
-        )
-    else:
+    runner_up = _runner_up(alone)
+    if runner_up is None:
         return [(_GENERIC_WHY, alone.height)]
     why = (
         runner_up.select(
@@ -286,17 +324,16 @@ def _left_alone_reasons(recs: pl.DataFrame) -> list[tuple[str, int]]:
 
 
 def _left_alone_sentence(nothing: int, recs: pl.DataFrame, summary: Mapping[str, Any]) -> str:
-    """How many are left alone, why (each reason with its count), and how many by the control or exploration draw."""
+    """How many are left alone, why (each reason with its count), and how many by the control or exploration draw.
+
+    An exploring account whose best play capacity kept out of its draw counts with the capacity reason, not the draw.
+    """
     if nothing == 0:
         # No reason to give: the generic one read "0 customers are best left alone for now: no action is worth …".
         return "No customer is left alone: every one is given an action."
     verb = "is" if nothing == 1 else "are"
     reasons = _left_alone_reasons(recs)
-    drawn = (
-        recs.filter((pl.col("action_id").cast(pl.Utf8) == "none") & (pl.col("arm") != "model")).height
-        if {"action_id", "arm"} <= set(recs.columns)
-        else 0
-    )
+    drawn = left_alone_by_draw(recs) or 0
     if not reasons and drawn == 0:
         reasons = [(_GENERIC_WHY, nothing)]
     notes = [str(n) for n in summary.get("notes") or []]
