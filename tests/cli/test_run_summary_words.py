@@ -108,9 +108,9 @@ def test_the_summary_and_the_report_name_the_playbook_alike(name: str | None, su
 
 def test_a_run_s_summary_and_report_agree() -> None:
     """On a real run's files: the same first sentence and the same reasons in both."""
-    from nextmove.cli.run import executive_summary, left_alone_by_draw
+    from nextmove.cli.run import executive_summary
     from nextmove.engine.run import run
-    from nextmove.engine.run_facts import left_alone_reasons
+    from nextmove.engine.run_facts import left_alone_by_draw, left_alone_reasons
     from nextmove.playbook.loader import parse_playbook
     from nextmove.sim import SimConfig, simulate
 

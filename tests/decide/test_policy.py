@@ -18,6 +18,7 @@ from nextmove.decide.policy import (
     Decisions,
     decide,
     default_candidates,
+    exploration_capacity_note,
     playbook_resources,
     value_matrices,
 )
@@ -503,7 +504,9 @@ def test_capacity_ledger_places_in_order_and_skips_what_does_not_fit() -> None:
     ledger = CapacityLedger([owner, budget], n=4, k=2)
     placed = ledger.accept_prefix(np.array([0, 1, 2, 3]), np.array([0, 0, 1, 0]))
     assert placed.tolist() == [True, False, True, False]  # account 3 has no owner, but the budget is spent
-    assert ledger.fits_account(3).tolist() == [False, True]
+    # The first of each account's resources without room for each candidate (−1: it fits): the budget, then its owner.
+    assert ledger.short_account(3).tolist() == [1, -1]
+    assert ledger.short_account(0).tolist() == [1, 0]
 
 
 def test_decide_rejects_misaligned_owners() -> None:
@@ -668,6 +671,88 @@ def test_decide_an_option_that_fits_what_is_left_lost_to_the_draw_not_to_capacit
         "held back: this account is in the control cohort (30% of accounts), which follows the lifecycle default"
     }
     assert held.height > 0 or control == 0.0
+
+
+SHARED = BUDGET.replace("cost_usd = 2\n", 'cost_usd = 2\ndefault_for_stages = ["trial"]\n').replace(
+    "marketing = 10", "marketing = {budget}"
+)
+
+
+def _shared(budget: float) -> tuple[Decisions, Playbook]:
+    """60 accounts: a banner ($1) worth a little more than a webinar ($2, every account's lifecycle default)."""
+    playbook = parse_playbook(SHARED.format(control=0.3, budget=budget))
+    ids = [f"a{i:02d}" for i in range(60)]
+    features = pl.DataFrame({"account_id": ids})
+    touches = pl.DataFrame(schema={"account_id": pl.String, "action_id": pl.String, "ts": pl.Datetime("us", "UTC")})
+    rules = check_rules(features, touches, playbook, T, {})
+    values = pl.DataFrame(
+        [
+            (a, x, v, v - 5.0, v + 5.0)
+            for i, a in enumerate(ids)
+            for x, v in (("banner", 10.0 + i / 100), ("webinar", 8.0))
+        ],
+        schema=["account_id", "action_id", "value_usd", "low", "high"],
+        orient="row",
+    )
+    return decide(rules, values, playbook, owners=["o"] * len(ids), stages=["trial"] * len(ids), run_key="r"), playbook
+
+
+def test_decide_exploring_accounts_share_what_the_model_leaves_with_the_control_cohort() -> None:
+    """The control cohort's defaults took what the model's accounts left before any explorer drew.
+
+    The exploring accounts got nothing (the budget spent before their draw), and their receipts blamed the draw.
+    Now the two randomised arms share what is left in proportion to their numbers; an explorer whose best play
+    no longer fits says capacity, naming the budget, and the run notes it when that is most explorers.
+    """
+    d, playbook = _shared(budget=20.0)
+    _check_capacity(d)
+    cost = np.array([1.0, 2.0])  # banner, webinar
+    spent = {
+        arm: float(cost[d.choice[(d.arm == arm) & (d.choice >= 0)]].sum()) for arm in ("model", "explore", "control")
+    }
+    left = 20.0 - spent["model"]
+    n_explore, n_control = int((d.arm == "explore").sum()), int((d.arm == "control").sum())
+    share = n_explore / (n_explore + n_control)
+    assert left > 4.0
+    assert n_explore > 0
+    assert n_control > 0
+    # Each randomised arm gets its share of what is left, give or take one play.
+    assert spent["explore"] >= share * left - 2.0
+    assert spent["control"] >= (1 - share) * left - 2.0
+    # The draw's propensities: an option capacity kept out of the draw has no exploration mass.
+    explorers = np.flatnonzero(d.arm == "explore")
+    assert d.draw_short.size > 0
+    assert set(d.draw_short[:, 0].tolist()) <= set(explorers.tolist())
+    rows, cols = d.draw_short[:, 0], d.draw_short[:, 1]
+    not_drawn = 0.7 * 0.5 * (d.model_choice[rows] == cols) + 0.3 * (d.default_choice[rows] == cols)
+    assert np.allclose(d.propensities[rows, cols + 1], not_drawn)
+    assert np.allclose(d.propensities.sum(axis=1), 1.0)
+    # Explorers left alone because their best play (the banner) no longer fitted: capacity, naming the budget.
+    lost = d.lost(playbook).join(
+        d.frame().select("account_id", "arm", pl.col("action_id").alias("got")), on="account_id"
+    )
+    starved = lost.filter((pl.col("arm") == "explore") & (pl.col("got") == "none") & (pl.col("action_id") == "banner"))
+    by_capacity = starved.filter(pl.col("why") == "capacity")
+    assert by_capacity.height > 0
+    assert set(by_capacity.get_column("reason")) == {
+        "worth more, but not enough of the marketing budget was left for it when its exploration draw was made"
+    }
+    # What the draw could have taken and did not is the draw's; never "the draw chose to do nothing" for the rest.
+    assert set(starved.get_column("why")) <= {"capacity", "held_back"}
+    alone = d.left_alone_for_capacity()
+    assert set(np.asarray(d.account_ids)[alone]) == set(by_capacity.get_column("account_id"))
+    note = exploration_capacity_note(d, playbook)
+    if alone.sum() > 0.5 * n_explore:
+        assert note is not None
+        assert note.startswith(f"{int(alone.sum())} of the {n_explore} exploring accounts")
+        assert "the marketing budget" in note
+    else:
+        assert note is None
+    # Enough budget for everyone: no explorer is left alone for capacity, and no note.
+    rich, playbook = _shared(budget=1000.0)
+    assert not rich.left_alone_for_capacity().any()
+    assert rich.draw_short.size == 0
+    assert exploration_capacity_note(rich, playbook) is None
 
 
 @pytest.mark.parametrize("value", [-30.0, 60.0])

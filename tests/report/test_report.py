@@ -12,7 +12,7 @@ import pytest
 
 from nextmove.errors import ConfigError
 from nextmove.report import build_report_data, render_report, write_report
-from nextmove.report.data import MAX_TABLE_ROWS
+from nextmove.report.data import MAX_TABLE_ROWS, left_alone_by_draw
 
 
 def make_run(n: int = 400, seed: int = 0) -> tuple[dict[str, Any], pl.DataFrame]:
@@ -695,6 +695,38 @@ def test_report_says_why_the_model_left_accounts_alone_from_their_receipts() -> 
     worthless = recs.head(9).with_columns(pl.lit(best("lower_value", -3.0)).alias("alternatives"))
     sentence = next(s for s in build_report_data({**summary, "do_nothing": 9}, worthless).sentences if "alone" in s)
     assert sentence == "9 customers are best left alone for now: no action is worth more than it costs."
+
+
+def test_report_counts_an_explorer_that_capacity_left_alone_with_capacity_not_the_draw() -> None:
+    # An exploring account whose best play no longer fitted when its draw was made was counted as "an exploration
+    # draw that does nothing": capacity left it alone, the draw had nothing better to choose.
+    def best(why: str, value: float) -> str:
+        return json.dumps([{"action_id": "vip", "value_usd": value, "why": why, "reason": why}])
+
+    rows = [("model", "capacity", 12.0), ("explore", "capacity", 9.0), ("explore", "capacity", 7.0)]
+    rows += [("explore", "held_back", 5.0), ("explore", "lower_value", -2.0), ("control", "capacity", 4.0)]
+    recs = pl.DataFrame(
+        {
+            "account_id": [f"a{i}" for i in range(len(rows))],
+            "action_id": ["none"] * len(rows),
+            "arm": [arm for arm, _, _ in rows],
+            "expected_value_usd": [0.0] * len(rows),
+            "alternatives": [best(why, value) for _, why, value in rows],
+        }
+    )
+    summary = {"accounts": recs.height, "actions": 1, "do_nothing": recs.height}
+    sentence = next(s for s in build_report_data(summary, recs).sentences if "left alone" in s)
+    assert sentence == (
+        "6 customers are left alone for now: for 3, the best action did not fit the capacities left; 3 are in the "
+        "control cohort or an exploration draw that does nothing."
+    )
+    assert left_alone_by_draw(recs) == 3
+    # A stored run's report reads the best runner-up's two values only.
+    stored = recs.with_columns(
+        pl.Series("best_alternative_why", [why for _, why, _ in rows]),
+        pl.Series("best_alternative_value_usd", [value for _, _, value in rows]),
+    ).drop("alternatives")
+    assert next(s for s in build_report_data(summary, stored).sentences if "left alone" in s) == sentence
 
 
 def test_report_of_a_run_that_gave_no_account_an_action_says_so_where_the_focus_chart_would_be() -> None:

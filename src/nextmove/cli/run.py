@@ -13,7 +13,6 @@ from rich.table import Table
 
 from nextmove._urls import mask_url
 from nextmove._words import plural
-from nextmove.book.contract import NO_ACTION
 from nextmove.book.validate import load_book
 from nextmove.cli._common import (
     STORE_DEFAULT,
@@ -489,20 +488,12 @@ def _left_alone(summary: dict[str, Any], drawn: int | None, reasons: Sequence[tu
     return text
 
 
-def left_alone_by_draw(recommendations: pl.DataFrame) -> int | None:
-    """How many accounts the control cohort or an exploration draw leaves alone (None without the columns)."""
-    if not {"arm", "action_id"} <= set(recommendations.columns):
-        return None
-    alone = (pl.col("action_id").cast(pl.String) == NO_ACTION) & (pl.col("arm").cast(pl.String) != "model")
-    return recommendations.filter(alone).height
-
-
 def render_run(result: RunResult, out: Console, *, printed: Collection[str] = ()) -> None:
     """Print the executive summary, the action distribution, the arms, capacity use and (on the lab) regret.
 
     The run's notes follow, but for those in ``printed`` (loading the book's, printed before the run).
     """
-    from nextmove.engine.run_facts import left_alone_reasons, run_currency
+    from nextmove.engine.run_facts import left_alone_by_draw, left_alone_reasons, run_currency
 
     summary = result.summary
     currency = run_currency(summary)

@@ -12,7 +12,9 @@ interval) and what the rules allow, and makes one decision per account:
    held out and follows the lifecycle-stage default, where the rules allow it and capacity is left.
 4. **Exploration.** Of the rest, a share ``epsilon`` (a fresh hash per run) explores: it draws
    an option among those allowed that still fit what capacity is left, uniformly (``epsilon``)
-   or by Thompson sampling from the value intervals (``thompson``).
+   or by Thompson sampling from the value intervals (``thompson``). What the model's accounts
+   leave is shared by the control cohort and the exploring accounts in proportion to their numbers
+   on each resource, so neither arm's accounts find it spent by the other's (:func:`decide`).
 5. **Propensities.** Every decision records its arm and the probability with which this
    randomised policy picks each option for the account (control share × the default, plus the
    rest × (1 − ε) on the learned choice and ε × the exploration draw's probabilities); each
@@ -124,6 +126,9 @@ class Decisions:
     exploration: str = "none"
     options: DecisionOptions = field(default_factory=DecisionOptions, repr=False)
     """The settings it was made with (a re-decision, e.g. with online corrections, reuses them)."""
+    draw_short: np.ndarray = field(default_factory=lambda: np.zeros((0, 3), dtype=np.int64), repr=False)
+    """(pairs × 3) ``account, candidate, resource``: the allowed candidates an exploring account's draw could
+    not choose because that resource (a :attr:`resources` index) had not enough left when the draw was made."""
 
     @property
     def propensity(self) -> np.ndarray:
@@ -201,7 +206,10 @@ class Decisions:
         options worth more than what they got are coded as on the model arm: ``capacity``, or
         ``lower_value`` ("worth no more than the model's choice for this account, …"); but one that fits
         what is left once every decision is placed is ``held_back`` too (the exploration draw, or the
-        control cohort's default, chose otherwise). An explorer's hold-back says what its draw chose.
+        control cohort's default, chose otherwise). An explorer's hold-back says what its draw chose. An
+        exploring account's option its draw could not choose, because capacity had run short by then, is
+        ``capacity`` when it would have been ``held_back`` ("worth more, but not enough of the marketing budget
+        was left for it when its exploration draw was made").
         """
         stop = len(self.account_ids) if stop is None else stop
         rows, cols = np.nonzero(self.lost_why[start:stop] >= 0)
@@ -308,7 +316,8 @@ class Decisions:
     def _capacity_reasons(self, playbook: Playbook, rows: np.ndarray, cols: np.ndarray) -> list[str]:
         """Why each (account, candidate) of a ``capacity`` loss did not fit, naming the resource.
 
-        Checked against what every resource has left once all decisions are placed (what the
+        An exploring account's option its draw could not choose names the resource short at its draw.
+        Others are checked against what every resource has left once all decisions are placed (what the
         recommendations show), then against the learned allocation, which also reserves capacity for
         the accounts then held back for the control cohort or exploration.
         """
@@ -318,11 +327,18 @@ class Decisions:
         learned.take(self.model_choice)
         short_final = final.short(rows, cols, self.choice[rows])
         short_learned = learned.short(rows, cols, self.model_choice[rows])
+        short_draw = self._short_at_draw(rows, cols)
         names = {a.id: a.name or a.id for a in playbook.actions}
         control = (self.arm[rows] == "control").tolist()
         out: list[str] = []
-        for now, then, held in zip(short_final.tolist(), short_learned.tolist(), control, strict=True):
-            if held and now >= 0:
+        for now, then, drew, held in zip(
+            short_final.tolist(), short_learned.tolist(), short_draw.tolist(), control, strict=True
+        ):
+            if drew >= 0:
+                # An exploring account's option its draw could not choose: the resource had run short by then.
+                what = _resource_words(self.resources[drew].name, names)
+                out.append(f"worth more, but not enough of {what} was left for it when its exploration draw was made")
+            elif held and now >= 0:
                 # A control account's lifecycle default: placed after the learned picks, it found the
                 # resource spent (what it has left only shrinks as exploring accounts draw on it).
                 out.append(f"not enough of {_resource_words(self.resources[now].name, names)} is left for it")
@@ -338,6 +354,36 @@ class Decisions:
                 )
             else:  # the allocation's improvement pass leaves none of these; said plainly if one remains
                 out.append("worth more, and it fits the capacity left: the allocation stopped short of the best")
+        return out
+
+    def left_alone_for_capacity(self) -> np.ndarray:
+        """(accounts,) True for an exploring account that gets nothing because capacity kept its most valuable
+        option (worth more than nothing) out of its draw: its receipt's best runner-up lost to ``capacity``.
+
+        Such an account is not left alone by the draw: the draw had nothing better to choose from.
+        """
+        out = np.zeros(self.n, dtype=bool)
+        rows = np.flatnonzero((self.arm == "explore") & (self.choice < 0))
+        if rows.size == 0 or not self.candidates:
+            return out
+        worth = np.nan_to_num(self.values[rows], nan=-np.inf)
+        best = worth.argmax(axis=1)
+        positive = worth[np.arange(rows.size), best] > 0
+        out[rows] = positive & (self.lost_why[rows, best] == LOST_CODES.index("capacity"))
+        return out
+
+    def _short_at_draw(self, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+        """For each (account, candidate): the resource that kept it out of the account's exploration draw, else −1."""
+        out = np.full(rows.size, -1, dtype=np.int64)
+        if self.draw_short.size == 0 or rows.size == 0:
+            return out
+        k = max(len(self.candidates), 1)
+        keys = self.draw_short[:, 0] * k + self.draw_short[:, 1]
+        order = np.argsort(keys)
+        wanted = rows.astype(np.int64) * k + cols
+        at = np.minimum(np.searchsorted(keys[order], wanted), keys.size - 1)
+        found = keys[order][at] == wanted
+        out[found] = self.draw_short[order[at[found]], 2]
         return out
 
     def usage(self) -> dict[str, dict[str, float]]:
@@ -371,6 +417,35 @@ LOST_CODES = (
 RULE_CODES: tuple[str, ...] = tuple(why.code for why in Why if why is not Why.ALLOWED)
 """The codes of :data:`LOST_CODES` that say the candidate was not allowed (a rule's :class:`Why`, or its users)."""
 _WHY_TO_LOST = {why: LOST_CODES.index(why.code) for why in Why if why is not Why.ALLOWED}  # every Why has its code
+
+
+EXPLORATION_STARVED_SHARE = 0.5
+"""Above this share of the exploring accounts left alone for capacity, the run says so in a note."""
+
+
+def exploration_capacity_note(decisions: Decisions, playbook: Playbook) -> str | None:
+    """A note when more than :data:`EXPLORATION_STARVED_SHARE` of the exploring accounts get nothing for capacity.
+
+    Their draws had nothing better than doing nothing left to choose from, so exploration learns little
+    about the plays the short resources hold; the note names the resource that kept most of them out.
+    """
+    starved = decisions.left_alone_for_capacity()
+    explorers = int((decisions.arm == "explore").sum())
+    if explorers == 0 or starved.sum() <= EXPLORATION_STARVED_SHARE * explorers:
+        return None
+    rows = np.flatnonzero(starved)
+    worth = np.nan_to_num(decisions.values[rows], nan=-np.inf)
+    short = decisions._short_at_draw(rows, worth.argmax(axis=1))
+    counts = np.bincount(short[short >= 0], minlength=len(decisions.resources))
+    names = {a.id: a.name or a.id for a in playbook.actions}
+    what = _resource_words(decisions.resources[int(counts.argmax())].name, names) if counts.any() else "capacity"
+    n = int(starved.sum())
+    return (
+        f"{n:,} of the {explorers:,} exploring accounts ({n / explorers:.0%}) get nothing: their most valuable play "
+        f"no longer fitted when their exploration draw was made (most often {what}; the exploring accounts share "
+        "what the model's accounts leave with the control cohort, in proportion to their numbers), so exploration "
+        "learns little about the plays that limit holds; raise it to explore them"
+    )
 
 
 def _resource_words(name: str, action_names: dict[str, str]) -> str:
@@ -652,6 +727,18 @@ def decide(
     ConfigError
         If ``owners`` or ``stages`` has the wrong length or the values lack a column.
 
+    Notes
+    -----
+    The model's accounts take the allocation's picks first: it was solved for every account, so what
+    they use is about their share of what it uses, and what is left is what it gave the randomised
+    accounts (and any slack). That is shared by the two randomised arms in proportion to how many of
+    each draw on every resource: the control cohort's defaults take, in a stable order, what fits its
+    share, and that much is held for it; the exploring accounts then draw, one at a time in a stable
+    random order, from the rest (each draw's propensities are over the options that still fit, and an
+    option kept out of a draw is recorded in :attr:`Decisions.draw_short`); the control cohort's other
+    defaults take what the draws left. So an explorer's option that did not fit at its draw does not fit
+    what is left at the end either.
+
     Examples
     --------
     >>> from datetime import UTC, datetime
@@ -720,34 +807,54 @@ def decide(
     state.take(choice)
     arm = np.where(control, "control", np.where(explore, "explore", "model")).astype(object)
 
-    # Control accounts: the default where the rules allow it, while capacity lasts (in a stable order).
+    # What the model's accounts leave is shared by the control cohort and the exploring accounts, in
+    # proportion to how many of each draw on every resource. First the control cohort's defaults (in a
+    # stable order) within its share: what they use is held for it. The exploring accounts draw from the
+    # rest, then the control cohort's other defaults take what they left.
     control_rows = np.flatnonzero(control & default_ok)
     order = control_rows[np.argsort(stable_uniform([ids[i] for i in control_rows], seed, "control-order"))]
-    fits = state.accept_prefix(order, default_idx[order])
-    choice[order[fits]] = default_idx[order[fits]]
-    default_effective = np.where(default_ok, default_idx, -1)
-    default_effective[order[~fits]] = -1
-    # Control accounts whose allowed default found no capacity left (their receipt names the resource).
-    unplaced = np.full(n, -1, dtype=np.int64)
-    unplaced[order[~fits]] = default_idx[order[~fits]]
+    left, share = state.left.copy(), state.member_share(control, explore)
+    state.left = left * share
+    first = state.accept_prefix(order, default_idx[order])
+    state.left = left - (left * share - state.left)  # what the control cohort's first defaults use is held for it
 
-    # Exploring accounts, one by one so each draw sees what is left.
+    # Exploring accounts, one by one in a stable random order, so each draw sees what is left.
     draw_u = stable_uniform(ids, seed, f"draw:{run_key}")
     q_explore = q.copy()
-    for i in np.flatnonzero(explore):
+    explorers = np.flatnonzero(explore)
+    explorers = explorers[np.argsort(stable_uniform([ids[i] for i in explorers], seed, f"explore-order:{run_key}"))]
+    short_at_draw: list[np.ndarray] = []
+    for i in explorers.tolist():
         avail = options_allowed[i].copy()
-        avail[1:] &= state.fits_account(int(i))
+        short = state.short_account(i)
+        avail[1:] &= short < 0
+        excluded = np.flatnonzero(options_allowed[i, 1:] & (short >= 0))
+        if excluded.size:
+            short_at_draw.append(np.column_stack([np.full(excluded.size, i), excluded, short[excluded]]))
         p = np.where(avail, q[i], 0.0)
         total = p.sum()
         p = p / total if total > 0 else np.eye(1, p.size, 0).ravel()
         pick = int(np.searchsorted(np.cumsum(p), draw_u[i] * (1 - 1e-12), side="right")) - 1
         choice[i] = pick
         if pick >= 0:
-            state.take_one(int(i), pick)
+            state.take_one(i, pick)
         q_explore[i] = p
 
+    # The control cohort's other defaults, in the same order, while capacity lasts.
+    rest = order[~first]
+    fits = np.zeros(order.size, dtype=bool)
+    fits[first] = True
+    fits[~first] = state.accept_prefix(rest, default_idx[rest])
+    choice[order[fits]] = default_idx[order[fits]]
+    default_effective = np.where(default_ok, default_idx, -1)
+    default_effective[order[~fits]] = -1
+    # Control accounts whose allowed default found no capacity left (their receipt names the resource).
+    unplaced = np.full(n, -1, dtype=np.int64)
+    unplaced[order[~fits]] = default_idx[order[~fits]]
+    draw_short = np.vstack(short_at_draw).astype(np.int64) if short_at_draw else np.zeros((0, 3), dtype=np.int64)
+
     propensities = _propensities(b, default_effective, q_explore, control_fraction, epsilon)
-    lost_why = _lost_codes(rules, allowed, v, ranked, choice, arm, b, unplaced, state)
+    lost_why = _lost_codes(rules, allowed, v, ranked, choice, arm, b, unplaced, state, draw_short)
     return Decisions(
         account_ids=list(ids),
         candidates=list(cands),
@@ -769,6 +876,7 @@ def decide(
         epsilon=epsilon,
         exploration=method,
         options=options,
+        draw_short=draw_short,
     )
 
 
@@ -841,6 +949,7 @@ def _lost_codes(
     model_choice: np.ndarray,
     unplaced: np.ndarray | None = None,
     final: CapacityLedger | None = None,
+    draw_short: np.ndarray | None = None,
 ) -> np.ndarray:
     """(accounts × candidates) :data:`LOST_CODES` index of every candidate not chosen (−1 for the chosen one).
 
@@ -857,6 +966,11 @@ def _lost_codes(
     could have drawn it) chose something else, and it is ``held_back`` too.
     ``unplaced`` (per account, −1 for none) is the allowed lifecycle default a control account
     did not get because capacity had run out: it lost to ``capacity`` whatever its value.
+    ``draw_short`` (``account, candidate, resource`` rows, :attr:`Decisions.draw_short`) are the options an
+    exploring account's draw could not choose for capacity: what its draw could choose decides its codes
+    instead of ``final``. One of them worth more than what it got, and the learned pick or worth more than
+    that, lost to ``capacity`` (the draw never had it), not to the draw; one the draw could have chosen is
+    ``held_back``.
     """
     n, k = v.shape
     rows = np.arange(n)
@@ -885,14 +999,25 @@ def _lost_codes(
     drawn = np.flatnonzero((arm != "model") & (learned >= 0))
     drawn = drawn[better[drawn, learned[drawn]]]
     out[drawn, learned[drawn]] = LOST_CODES.index("held_back")
+    capacity, held_back = LOST_CODES.index("capacity"), LOST_CODES.index("held_back")
+    randomised = arm != "model"
+    if draw_short is not None:
+        # An exploring account lost to its draw only what the draw could have chosen. What capacity kept out of
+        # the draw (worth more than what it got, and the learned pick or worth more than it) lost to capacity.
+        explorer = arm == "explore"
+        coded = explorer[:, None] & np.isin(out, [capacity, held_back])
+        out[coded] = held_back
+        r, c = draw_short[:, 0], draw_short[:, 1]
+        kept_out = coded[r, c]
+        out[r[kept_out], c[kept_out]] = capacity
+        randomised = randomised & ~explorer
     if final is not None:
-        # "The allocation set it aside for other accounts" is not why a control or exploring account did not
-        # get an option that fits what is left once it swaps what it got for it (an explorer's draw could take
-        # it: what was left at its draw is at least that): the control cohort or the draw chose otherwise.
-        randomised = (arm != "model")[:, None] & (out == LOST_CODES.index("capacity"))
-        r, c = np.nonzero(randomised)
+        # "The allocation set it aside for other accounts" is not why a control account (or, without
+        # ``draw_short``, an exploring one) did not get an option that fits what is left once it swaps what it got
+        # for it: the control cohort or the draw chose otherwise.
+        r, c = np.nonzero(randomised[:, None] & (out == capacity))
         fits = final.short(r, c, choice[r]) < 0
-        out[r[fits], c[fits]] = LOST_CODES.index("held_back")
+        out[r[fits], c[fits]] = held_back
     if unplaced is not None:
         # The control cohort takes its default regardless of value: only capacity keeps it from it.
         dropped = np.flatnonzero(unplaced >= 0)
@@ -988,12 +1113,41 @@ class CapacityLedger:
             short[first[0]] = res[hit][first[1]]
         return short
 
-    def fits_account(self, i: int) -> np.ndarray:
-        """(candidates,) True where the candidate fits what is left of account ``i``'s resources."""
+    def member_share(self, first: np.ndarray, second: np.ndarray) -> np.ndarray:
+        """Per resource, the share of the accounts of ``first`` among those of ``first`` and ``second`` drawing on it.
+
+        Both are masks over the accounts; a resource neither draws on gives ``first`` all of it (1).
+
+        Examples
+        --------
+        >>> ledger = CapacityLedger([Resource("budget", 9.0, np.ones(1)), Resource("hours:o", 4.0, np.ones(1),
+        ...                          np.array([2, 3]))], n=4, k=1)
+        >>> ledger.member_share(np.array([True, False, True, False]), np.array([False, True, False, True])).tolist()
+        [0.5, 0.5]
+        """
+        out = np.ones(len(self.resources))
         if not self.resources:
-            return np.ones(self.k, dtype=bool)
+            return out
+        n_first = np.zeros(len(self.resources))
+        n_second = np.zeros(len(self.resources))
+        n_first[self.global_idx] = first.sum()
+        n_second[self.global_idx] = second.sum()
+        n_first += np.bincount(self.local_cols, weights=first[self.local_rows], minlength=len(self.resources))
+        n_second += np.bincount(self.local_cols, weights=second[self.local_rows], minlength=len(self.resources))
+        both = n_first + n_second
+        np.divide(n_first, both, out=out, where=both > 0)
+        return out
+
+    def short_account(self, i: int) -> np.ndarray:
+        """(candidates,) the first of account ``i``'s resources without room for each candidate (a
+        :attr:`resources` index), −1 where the candidate fits what is left of all of them."""
+        if not self.resources:
+            return np.full(self.k, -1, dtype=np.int64)
         res = self.of(i)
-        out: np.ndarray = (self.w[res] <= self.left[res][:, None] + 1e-9).all(axis=0)
+        if res.size == 0:
+            return np.full(self.k, -1, dtype=np.int64)
+        lacking = self.w[res] > self.left[res][:, None] + 1e-9
+        out: np.ndarray = np.where(lacking.any(axis=0), res[lacking.argmax(axis=0)], -1)
         return out
 
     def accept_prefix(self, rows: np.ndarray, picks: np.ndarray) -> np.ndarray:

@@ -55,7 +55,7 @@ from nextmove.book.validate import (
 )
 from nextmove.decide.allocate import Allocation, Resource, allocate
 from nextmove.decide.explain import explain_decisions
-from nextmove.decide.policy import CapacityLedger, DecisionOptions, Decisions, decide
+from nextmove.decide.policy import CapacityLedger, DecisionOptions, Decisions, decide, exploration_capacity_note
 from nextmove.decide.rules import Candidate, RuleCheck, Why, check_rules
 from nextmove.engine.health import (
     HealthResult,
@@ -580,6 +580,8 @@ def _run(
     )
     if (fallback := decisions.allocation.fallback) is not None:
         notes.append(_fallback_note(fallback, decisions.allocation.gap_to_bound))
+    if (starved := exploration_capacity_note(decisions, playbook)) is not None:
+        notes.append(starved)
     decided = decisions.frame()
     if (zero := zero_limits_note(playbook, decisions.candidates, owners, capacity=opts.capacity)) is not None:
         notes.append(zero)

@@ -176,6 +176,62 @@ BEST_ALTERNATIVE_COLUMNS = frozenset({"best_alternative_why", "best_alternative_
 runner-up's ``why`` and ``value_usd``, all :func:`left_alone_reasons` reads of it."""
 
 
+def _runner_up(alone: pl.DataFrame) -> pl.DataFrame | None:
+    """The best runner-up's ``why`` and ``value`` of each receipt (None when the receipts do not say)."""
+    if set(alone.columns) >= BEST_ALTERNATIVE_COLUMNS:
+        # Read out of the receipts already (a stored run's report reads only these two values).
+        return alone.select(
+            pl.col("best_alternative_why").cast(pl.Utf8).alias("why"),
+            pl.col("best_alternative_value_usd").cast(pl.Float64, strict=False).alias("value"),
+        )
+    if "alternatives" in alone.columns:
+        best = pl.col("alternatives").cast(pl.Utf8)
+        return alone.select(
+            best.str.json_path_match("$[0].why").alias("why"),
+            best.str.json_path_match("$[0].value_usd").cast(pl.Float64, strict=False).alias("value"),
+        )
+    return None
+
+
+def _left_alone(recs: pl.DataFrame) -> tuple[pl.DataFrame, int]:
+    """The accounts left alone for a reason of their own, and how many the control cohort or a draw left alone.
+
+    The model's accounts, and the exploring accounts whose best runner-up, worth more than nothing, lost to
+    capacity: capacity kept it out of their draw (``Decisions.draw_short``), the draw did not choose to do
+    nothing. The other control and exploring accounts left alone are so by the draw.
+    """
+    nothing = pl.col("action_id").cast(pl.Utf8) == NO_ACTION
+    alone = recs.filter(nothing & (pl.col("arm").cast(pl.Utf8) != "control"))
+    runner_up = _runner_up(alone)
+    arm = alone.get_column("arm").cast(pl.Utf8)
+    if runner_up is None:
+        own = arm == "model"
+    else:
+        starved = (runner_up.get_column("why") == "capacity") & (runner_up.get_column("value").fill_null(0.0) > 0)
+        own = (arm == "model") | starved.fill_null(False)
+    starved_explorers = int((own & (arm == "explore")).sum())
+    drawn = recs.filter(nothing & (pl.col("arm").cast(pl.Utf8) != "model")).height - starved_explorers
+    return alone.filter(own), drawn
+
+
+def left_alone_by_draw(recs: pl.DataFrame) -> int | None:
+    """How many accounts the control cohort or an exploration draw leaves alone (None without the columns).
+
+    Not an exploring account whose best play capacity kept out of its draw: capacity left it alone
+    (:func:`left_alone_reasons` counts it).
+
+    Examples
+    --------
+    >>> recs = pl.DataFrame({"action_id": ["none"] * 3, "arm": ["control", "explore", "explore"],
+    ...                      "alternatives": ["[]", '[{"why": "capacity", "value_usd": 4.0}]', "[]"]})
+    >>> left_alone_by_draw(recs)
+    2
+    """
+    if not {"action_id", "arm"} <= set(recs.columns):
+        return None
+    return _left_alone(recs)[1]
+
+
 def left_alone_reasons(recs: pl.DataFrame) -> list[tuple[str, int]]:
     """Why the accounts the model left alone are left alone, with how many each, most first.
 
@@ -185,7 +241,8 @@ def left_alone_reasons(recs: pl.DataFrame) -> list[tuple[str, int]]:
     eligibility, a contact rule, the capacities, the account's users), in the words of
     :data:`LEFT_ALONE_WHY`. Accounts whose receipt names no runner-up get :data:`LEFT_ALONE_GENERIC`.
     The runner-up is read from the ``alternatives`` column, or from the :data:`BEST_ALTERNATIVE_COLUMNS`
-    read out of it. The accounts the control cohort or an exploration draw left alone are not counted.
+    read out of it. The accounts the control cohort or an exploration draw left alone are not counted
+    (:func:`left_alone_by_draw`); an exploring account whose best play capacity kept out of its draw is.
     Empty without ``action_id`` and ``arm``, or when the model left no account alone.
 
     Examples
@@ -199,22 +256,11 @@ def left_alone_reasons(recs: pl.DataFrame) -> list[tuple[str, int]]:
     """
     if not {"action_id", "arm"} <= set(recs.columns):
         return []
-    alone = recs.filter((pl.col("action_id").cast(pl.Utf8) == NO_ACTION) & (pl.col("arm") == "model"))
+    alone, _ = _left_alone(recs)
     if alone.height == 0:
         return []
-    if set(alone.columns) >= BEST_ALTERNATIVE_COLUMNS:
-        # Read out of the receipts already (a stored run's report reads only these two values).
-        runner_up = alone.select(
-            pl.col("best_alternative_why").cast(pl.Utf8).alias("why"),
-            pl.col("best_alternative_value_usd").cast(pl.Float64, strict=False).alias("value"),
-        )
-    elif "alternatives" in alone.columns:
-        best = pl.col("alternatives").cast(pl.Utf8)
-        runner_up = alone.select(
-            best.str.json_path_match("$[0].why").alias("why"),
-            best.str.json_path_match("$[0].value_usd").cast(pl.Float64, strict=False).alias("value"),
-        )
-    else:
+    runner_up = _runner_up(alone)
+    if runner_up is None:
         return [(LEFT_ALONE_GENERIC, alone.height)]
     why = (
         runner_up.select(

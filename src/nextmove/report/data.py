@@ -24,6 +24,7 @@ from nextmove.engine.run_facts import (
 from nextmove.engine.run_facts import LEFT_ALONE_GENERIC as _GENERIC_WHY
 from nextmove.engine.run_facts import LEFT_ALONE_NOT_WORTH as _WORTH_WHY
 from nextmove.engine.run_facts import LEFT_ALONE_WHY as _WHY_LEFT_ALONE
+from nextmove.engine.run_facts import left_alone_by_draw as left_alone_by_draw
 from nextmove.engine.run_facts import left_alone_reasons as _left_alone_reasons
 from nextmove.errors import ConfigError
 from nextmove.playbook.money import DEFAULT_CURRENCY, currency_code, currency_unit
@@ -221,17 +222,16 @@ def _sentences(summary: Mapping[str, Any], families: Sequence[Count], recs: pl.D
 
 
 def _left_alone_sentence(nothing: int, recs: pl.DataFrame, summary: Mapping[str, Any]) -> str:
-    """How many are left alone, why (each reason with its count), and how many by the control or exploration draw."""
+    """How many are left alone, why (each reason with its count), and how many by the control or exploration draw.
+
+    An exploring account whose best play capacity kept out of its draw counts with the capacity reason, not the draw.
+    """
     if nothing == 0:
         # No reason to give: the generic one read "0 customers are best left alone for now: no action is worth …".
         return "No customer is left alone: every one is given an action."
     verb = "is" if nothing == 1 else "are"
     reasons = _left_alone_reasons(recs)
-    drawn = (
-        recs.filter((pl.col("action_id").cast(pl.Utf8) == "none") & (pl.col("arm") != "model")).height
-        if {"action_id", "arm"} <= set(recs.columns)
-        else 0
-    )
+    drawn = left_alone_by_draw(recs) or 0
     if not reasons and drawn == 0:
         reasons = [(_GENERIC_WHY, nothing)]
     notes = [str(n) for n in summary.get("notes") or []]
