@@ -148,7 +148,7 @@ def test_run_cli_clear_errors(book_dir: Path, tmp_path: Path) -> None:
     assert "no active 'effect' model" in empty.output
     # The stage that failed says so, and the stages never reached are not shown as pending (on a
     # terminal, its bar gets a mark rather than a spinner stopped mid-turn: tests/cli/test_progress.py).
-    assert "Fitting the effect models: failed after " in empty.output
+    assert "Loading the effect models: failed after " in empty.output  # --reuse-model loads, fits nothing
     assert "Saving the run" not in empty.output
 
 

@@ -670,7 +670,7 @@ def test_silent_usage_note_asks_to_declare_only_what_is_not_declared(declared: b
     card, now, _ = _quiet_book('\n[signal_kinds]\nlevel = ["minutes"]\n' if declared else "")
     note = silent_usage_note(card, now)
     assert note is not None
-    assert note.startswith("1 scored account(s) went silent on a usage signal")
+    assert note.startswith("1 scored account went silent on a usage signal")  # not "account(s)"
     if declared:
         assert "minutes, declared a level, as the lowest value of the scored accounts, with no trend" in note
         assert "regular intervals" not in note

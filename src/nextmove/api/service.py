@@ -77,7 +77,8 @@ class ApiConfig:
     key_ttl_s
         How long a verified API key is trusted before it is checked against the store again.
     out_dir
-        Where batch runs started by the API write their files (None: a temporary folder).
+        Where batch runs started by the API write their files (None: none are written, the runs are kept in
+        the store alone; `nextmove report --run RUN_ID` writes a run's report).
     book_refresh_s
         A book in a database is read again in the background at most this often (a folder's files
         are looked at every ``refresh_s`` and read again when they change); a run and a lift read it

@@ -8,7 +8,7 @@ import re
 import signal
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import date, datetime
 from pathlib import Path
@@ -16,9 +16,11 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Annotated, Any, ParamSpec, TypeVar
 
 import typer
-from rich.console import Console, RenderableType
+from rich.cells import cell_len
+from rich.console import Console, ConsoleOptions, RenderableType
 from rich.markup import escape
 from rich.progress import BarColumn, Progress, SpinnerColumn, Task, TaskID, TextColumn, TimeElapsedColumn
+from rich.segment import Segment
 from rich.text import Text
 
 from nextmove._files import check_folder
@@ -31,9 +33,60 @@ if TYPE_CHECKING:
 
     from nextmove.store import Store
 
-# Wide enough for problem tables when output is piped to a file or CI log (rich assumes 80 there).
-console = Console(highlight=False, width=None if Console().is_terminal else 140)
-err_console = Console(stderr=True, highlight=False, width=None if Console(stderr=True).is_terminal else 140)
+_COMMAND = re.compile(r"`[^`\n]+`")
+_GLUE = "\ue000"  # a private-use character, one cell wide as the space it stands for while a line is wrapped
+
+
+class MessageConsole(Console):
+    """A console that keeps a `command` on one line and pads no left-justified line.
+
+    A command to copy (`nextmove models promote run-…`) broken across two lines pastes as two
+    commands, from a log as from a terminal: it moves whole to the next line instead. One wider
+    than a line by itself is wrapped at its spaces, as any text. A left-justified line (a table's
+    title) is not padded with spaces to the width: in a log, each ended in up to 140 of them (a
+    table pads its own cells).
+    """
+
+    def render(self, renderable: RenderableType, options: ConsoleOptions | None = None) -> Iterable[Segment]:
+        if not isinstance(renderable, Text):
+            yield from super().render(renderable, options)
+            return
+        text = renderable
+        width = (options or self.options).max_width
+        if (text.justify or (options or self.options).justify) == "left":
+            text = text.copy()
+            text.justify = "default"  # left, without the spaces to the width
+        plain = text.plain
+        if "`" not in plain:
+            yield from super().render(text, options)
+            return
+
+        def glue(command: re.Match[str]) -> str:
+            whole = command.group()
+            return whole.replace(" ", _GLUE) if cell_len(whole) < width else whole
+
+        glued = text.copy()  # of the same length: its styles stay where they were
+        glued.plain = _COMMAND.sub(glue, plain)
+        for segment in super().render(glued, options):
+            yield Segment(segment.text.replace(_GLUE, " "), segment.style, segment.control)
+
+
+def _width(*, stderr: bool = False) -> int | None:
+    """The width to write at: the terminal's, or ``COLUMNS`` when set (Rich's own, None); else 140.
+
+    Piped to a file or a CI log, Rich would assume 80 columns: too narrow for the problem tables. An
+    exported ``COLUMNS`` (``COLUMNS=80 nextmove validate … | less``) says how wide to write, as on a
+    terminal.
+    """
+    if Console(stderr=stderr).is_terminal or os.environ.get("COLUMNS", "").isdigit():
+        return None
+    return 140
+
+
+console = MessageConsole(highlight=False, width=_width())
+"""Where a command writes its results (standard output)."""
+err_console = MessageConsole(stderr=True, highlight=False, width=_width(stderr=True))
+"""Where a command writes its progress, warnings and errors (standard error): a pipe of its results leaves them out."""
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -357,9 +410,10 @@ def status(text: str, out: Console | None = None) -> Iterator[Callable[[str], No
     """A spinner with ``text`` on a terminal; elsewhere (a file, CI, cron) one line, ``text``, printed at once.
 
     Rich's spinner is transient: redirected to a file it would print nothing at all. Yields a
-    function that says what the work is doing now: the spinner's text, or one more line.
+    function that says what the work is doing now: the spinner's text, or one more line. On standard
+    error by default: ``nextmove validate … | head`` reads the results alone.
     """
-    out = out or console
+    out = out or err_console
     if is_live(out):
         with out.status(safe(text)) as spinner:
             yield lambda step: spinner.update(safe(step))
@@ -384,7 +438,8 @@ class StageProgress:
     ``progress`` and ``detail`` callbacks. On a terminal each stage has a bar that spins while it
     runs. Redirected to a file (CI, cron, ``nohup``), Rich would draw those bars only when the
     command ends; there each stage instead gets one line as it starts, one with its duration as
-    it ends (or fails) and one per detail, each flushed as it is written.
+    it ends (or fails) and one per detail, each flushed as it is written. ``out`` is standard error
+    by default, as all progress is: standard output holds the command's results alone.
 
     Examples
     --------
@@ -408,7 +463,7 @@ class StageProgress:
         self, stages: Sequence[str], out: Console | None = None, *, clock: Callable[[], float] = time.monotonic
     ) -> None:
         self.stages = list(stages)
-        self.out = out or console
+        self.out = out or err_console
         self.clock = clock
         self.started: list[str] = []
         self._since = 0.0

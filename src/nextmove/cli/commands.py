@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import shlex
 from collections.abc import Callable, Sequence
 from datetime import date, datetime, time
 from pathlib import Path
@@ -19,6 +20,7 @@ from nextmove.book import Book, empty_table
 from nextmove.book.problems import ValidationReport
 from nextmove.book.sources import DiscoveredBook
 from nextmove.book.validate import (
+    STALE_AS_OF_DAYS,
     as_validated,
     load_book,
     load_table,
@@ -298,8 +300,11 @@ def init(
     console.print(f"Created workspace [bold]{safe(directory)}[/]:")
     console.print(f"  {safe(book_dir)}/  an example book of {accounts:,} accounts and {months} months of history")
     console.print(f"  {safe(book_dir / 'playbook.toml')}  the playbook that commands given this book read: edit it")
-    console.print(f"Next: [bold]nextmove validate --book {safe(book_dir)}[/]")
-    console.print("The store (nextmove.db) is made in the folder a command runs from: run them all from one folder.")
+    # From inside the workspace, as its README says: the store (nextmove.db) is made where a command runs.
+    # On one line whatever the width, to be copied whole.
+    next_command = f"cd {shlex.quote(str(directory))} && nextmove validate --book book"
+    console.print(f"Next: [bold]{safe(next_command)}[/]", soft_wrap=True)
+    console.print("The store (nextmove.db) is made in the folder a command runs from: run them all from the workspace.")
 
 
 @handle_errors
@@ -310,9 +315,11 @@ def validate(
         str | None,
         typer.Option(
             "--as-of",
-            help="ISO 8601 (naive = UTC): check the book as a run at this time reads it: later rows are "
-            "noted and left out, as the run ignores them. Rows after now are noted too: a run leaves them "
-            "out until their time. Default: now.",
+            help="ISO 8601 (naive = UTC): check the book as a run at this time reads it: later rows are noted "
+            f"and left out, as the run ignores them, and a time {STALE_AS_OF_DAYS} days or more after the book's "
+            "data ends is noted. Rows after now are noted too: a run leaves them out until their time. Default: as "
+            "a run without --as-of reads it, deciding where the book's data ends: how old the data is goes unsaid "
+            "(give today's date to hear it).",
         ),
     ] = None,
     max_examples: Annotated[

@@ -47,13 +47,14 @@ def render_problems(report: ValidationReport, console: Console) -> None:
 def render_summary(report: ValidationReport, console: Console, as_of: datetime | None = None) -> None:
     """Print what a valid book holds: counts, date ranges, signals, actions and outcome kinds.
 
-    ``as_of`` is the time the book was checked as of (``--as-of``); default the report's own.
+    ``as_of`` is the time the book was checked as of (``--as-of``); without it, the book was checked
+    as a run without one reads it (its rows up to now, the report's ``as_of``).
     """
-    checked = report.as_of if as_of is None else as_of
-    table = Table(
-        title=f"Book at {safe(report.source)} (checked as of {checked:%Y-%m-%d %H:%M} UTC)",
-        title_justify="left",
-    )
+    if as_of is None:
+        checked = f"checked {report.as_of:%Y-%m-%d %H:%M} UTC, as a run without --as-of reads it"
+    else:
+        checked = f"checked as of {as_of:%Y-%m-%d %H:%M} UTC"
+    table = Table(title=f"Book at {safe(report.source)} ({checked})", title_justify="left")
     for name in ("table", "rows", "from", "to", "columns"):
         table.add_column(name, justify="right" if name == "rows" else "left", overflow="fold")
     for name, s in report.tables.items():

@@ -327,10 +327,10 @@ def _run_with_progress(
     **options: Any,
 ) -> tuple[RunResult, KeyboardInterrupt | None]:
     """The run, and the stop that came while its files moved into ``out``, if one did (the run is complete)."""
-    from nextmove.engine.run import RUN_STAGES, RunStoppedComplete, run
+    from nextmove.engine.run import RunStoppedComplete, run, run_stages
 
-    # Bars on a terminal; one flushed line per stage start and end in a log (CI, cron, nohup).
-    with StageProgress((*RUN_STAGES, REPORT_STAGE), console) as stages:
+    # Bars on a terminal; one flushed line per stage start and end in a log (CI, cron, nohup); on stderr.
+    with StageProgress((*run_stages(reuse_model=bool(options.get("reuse_model"))), REPORT_STAGE)) as stages:
 
         def report(result: RunResult, folder: Path) -> None:
             stages.step(REPORT_STAGE)  # the run is saved: a failure from here on is the report's, not the save's

@@ -69,7 +69,14 @@ def serve_cmd(
         ),
     ] = 300.0,
     out_dir: Annotated[
-        Path | None, typer.Option("--out-dir", help="Folder for the files of runs started through the API.")
+        Path | None,
+        typer.Option(
+            "--out-dir",
+            help="Folder the runs started through the API (POST /v1/runs) write their files into: "
+            "recommendations.csv, recommendations.parquet and summary.json, each run's replacing the last's. "
+            "Default: none are written; the runs are kept in the store alone, and `nextmove report --run RUN_ID` "
+            "writes a run's report.",
+        ),
     ] = None,
     log_level: Annotated[str, typer.Option(help="uvicorn log level: critical, error, warning, info, debug.")] = "info",
     auth_failures_burst: Annotated[
@@ -146,9 +153,31 @@ def serve_cmd(
         serving = "serving no run yet"
     line = f"nextmove API on http://{host}:{port} (store {services.store.url}; {serving}); OpenAPI at /openapi.json"
     console.print(safe(line))
+    if book is not None:
+        console.print(safe(api_runs_line(out_dir)))
     if unserved is not None:
         err_console.print(f"[yellow]note:[/] {safe(unserved[1], lines=True)}")
     uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=log_level == "debug")
+
+
+def api_runs_line(out_dir: Path | None) -> str:
+    """Where the runs started through the API (``POST /v1/runs``) leave their files, for the server's log.
+
+    Examples
+    --------
+    >>> print(api_runs_line(Path("runs")))  # doctest: +NORMALIZE_WHITESPACE
+    Runs started through the API (POST /v1/runs) write recommendations.csv, recommendations.parquet and
+    summary.json into runs
+    """
+    if out_dir is not None:
+        return (
+            "Runs started through the API (POST /v1/runs) write recommendations.csv, recommendations.parquet and "
+            f"summary.json into {out_dir}"
+        )
+    return (
+        "Runs started through the API (POST /v1/runs) are kept in the store alone, no files written (--out-dir "
+        "names a folder for them); `nextmove report --run RUN_ID` writes a run's report"
+    )
 
 
 def served_run_playbook(store_url: str | None) -> Path | None:

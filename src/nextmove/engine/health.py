@@ -270,7 +270,7 @@ def score_health(
     if now.height == 0:
         raise ConfigError(f"no active account at {when:%Y-%m-%d %H:%M} UTC: nothing to score")
 
-    say("Scoring health…")
+    say("Fitting the health scorecard and scoring each account…")
     card = HealthScorecard.from_playbook(playbook, now, vocab).fit(now)
     for note in (
         unscored_signals_note(playbook, vocab.signals),

@@ -133,7 +133,24 @@ RUN_STAGES = (
     "Evaluating the policies",
     "Saving the run",
 )
-"""The stages of a run, in order: ``progress`` is called once with each (the CLI draws a bar per stage)."""
+"""The stages of a run, in order: ``progress`` is called once with each (the CLI draws a bar per stage).
+
+With ``reuse_model``, the second is :data:`REUSED_MODEL_STAGE` (:func:`run_stages`)."""
+
+REUSED_MODEL_STAGE = "Loading the effect models"
+"""The second stage of a run with ``reuse_model``: the store's effect models are loaded, not fitted."""
+
+
+def run_stages(*, reuse_model: bool = False) -> tuple[str, ...]:
+    """The stages ``progress`` is called with, in order: :data:`RUN_STAGES`, the second loading with ``reuse_model``.
+
+    Examples
+    --------
+    >>> run_stages(reuse_model=True)[:2]
+    ('Computing features', 'Loading the effect models')
+    """
+    return (RUN_STAGES[0], REUSED_MODEL_STAGE, *RUN_STAGES[2:]) if reuse_model else RUN_STAGES
+
 
 EFFECT_MODEL_KIND = "effect"
 """The ``kind`` of effect-model versions in the store."""
@@ -524,7 +541,7 @@ def _run(
             notes.append(note)
     lap("features")
 
-    say(RUN_STAGES[1])
+    say(run_stages(reuse_model=opts.reuse_model)[1])
     model, model_id, training, kept_bands = _model(book, playbook, when, store, seed, opts, notes, tell)
     health, bands = _health_bands(card, health, training, kept_bands, book, playbook, when, notes)
     if card is not None and (bare := no_signal_note(book, card, snapshot, health, when)) is not None:

@@ -11,6 +11,7 @@ from typing import Literal, Self
 import numpy as np
 import polars as pl
 
+from nextmove._words import plural
 from nextmove.errors import ConfigError, NotFittedError
 from nextmove.features import FeatureVocabulary, SignalKind, declared_signal_kinds, sanitize_name, signal_kinds
 from nextmove.playbook.schema import Health, Playbook, SignalKinds, SignalRoles
@@ -812,7 +813,7 @@ def silent_usage_note(card: HealthScorecard, features: pl.DataFrame) -> str | No
         else " (docs/models.md)"
     )
     return (
-        f"{n:,} scored account(s) went silent on a usage signal (rows of it before its window, none in it): the "
+        f"{plural(n, 'scored account')} went silent on a usage signal (rows of it before its window, none in it): the "
         f"health score reads that as no use, {'; '.join(reads)}{choose}"
     )
 
