@@ -192,6 +192,7 @@ def read_table_file(path: Path, option: str, *, raw_csv: bool = False, **csv_opt
     import polars as pl
 
     from nextmove._csv import read_csv
+    from nextmove.book.sources import scan_parquet_file
 
     if not path.is_file():
         raise ConfigError(f"{option} {path}: no such file" if not path.is_dir() else f"{option} {path} is a folder")
@@ -200,7 +201,7 @@ def read_table_file(path: Path, option: str, *, raw_csv: bool = False, **csv_opt
     kind = "a CSV file" if path.suffix == ".csv" else "a Parquet file"
     try:
         if path.suffix == ".parquet":
-            return pl.read_parquet(path)
+            return scan_parquet_file(path).collect()  # its times in zones Polars does not know read as UTC
         return pl.read_csv(path, **csv_options) if raw_csv else read_csv(path, **csv_options)
     except (pl.exceptions.PolarsError, OSError, UnicodeDecodeError) as exc:
         reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
