@@ -52,7 +52,7 @@ from numpy.typing import NDArray
 
 from nextmove.book import NO_ACTION, Book
 from nextmove.book.model import as_utc
-from nextmove.decide.phrases import isolated
+from nextmove.decide.phrases import days_said, isolated
 from nextmove.decide.policy import _resource_words, default_variant, playbook_resources, value_matrices
 from nextmove.decide.rules import (
     NO_PLAY_ALLOWED,
@@ -959,7 +959,7 @@ class ContactRules:
             else:
                 last = min((age for a, age in ages if a == option.action_id), default=math.inf)
                 if last < cand.cooldown_days:
-                    done = f"done {math.floor(last)} days ago"  # rounded down, as RuleCheck.reason says it
+                    done = f"done {days_said(last)} ago"  # as RuleCheck.reason says it
                     out.append(("cooldown", f"cooldown: {done}, cooldown {cand.cooldown_days} days"))
                 else:
                     out.append(self._cap_block(cand, ages, channels))
