@@ -139,6 +139,14 @@ OutcomesUntilOpt = Annotated[
 ]
 
 
+def _day_or_time(text: str, option: str) -> date | datetime:
+    """A cut-off option's value: a bare date (``2026-03-31``) as a date, anything else as the time it is."""
+    stamp = parse_as_of(text, option)
+    assert stamp is not None
+    bare = text.strip()
+    return stamp.date() if len(bare) == 10 and bare[4] == "-" and bare[7] == "-" else stamp
+
+
 def parse_outcomes_until(text: str | None, as_of: datetime | None = None) -> date | datetime | None:
     """An ``--outcomes-until`` value: a bare date (``2026-03-31``: that whole day) or a time; checked against ``as_of``.
 
@@ -149,15 +157,30 @@ def parse_outcomes_until(text: str | None, as_of: datetime | None = None) -> dat
     """
     if text is None:
         return None
-    stamp = parse_as_of(text, "--outcomes-until")
-    assert stamp is not None
-    bare = text.strip()
-    value: date | datetime = stamp.date() if len(bare) == 10 and bare[4] == "-" and bare[7] == "-" else stamp
+    value = _day_or_time(text, "--outcomes-until")
     if as_of is not None:
         from nextmove.book.outcomes_until import checked_outcomes_until
 
         checked_outcomes_until(value, as_of)  # at once, before the book is read
     return value
+
+
+def parse_until(text: str | None, option: str = "--until") -> datetime | None:
+    """An ``--until`` value (``lift``, ``evaluate``) as the instant outcomes are known up to.
+
+    A bare date is that whole day, as ``--outcomes-until`` reads one: the midnight (UTC) after it. A
+    time is itself.
+
+    Examples
+    --------
+    >>> parse_until("2026-01-14").isoformat(), parse_until("2026-01-14T12:00:00+02:00").isoformat()
+    ('2026-01-15T00:00:00+00:00', '2026-01-14T10:00:00+00:00')
+    """
+    if text is None:
+        return None
+    from nextmove.book.outcomes_until import outcomes_until_instant
+
+    return outcomes_until_instant(_day_or_time(text, option))
 
 
 def output_folder(folder: Path, option: str = "--out") -> Path:
