@@ -34,6 +34,7 @@ from nextmove.errors import ConflictError, NotFoundError, StoreError
 from nextmove.playbook import Playbook
 from nextmove.store import AuditEntry, FeedbackEvent, RecommendationRecord, RunRecord, SqlStore, Store, open_store
 from nextmove.store.locks import PostgresStripes
+from nextmove.store.records import TS_IS_DATE
 from nextmove.testing import hillstrom_playbook
 
 NOW = AS_OF + timedelta(days=2)
@@ -1112,6 +1113,25 @@ def test_an_outcome_dated_before_its_decision_is_stored_but_not_learned(store: S
     on_time = _outcome(made, "late-1", made.expected_value_usd - 600.0, NOW + timedelta(days=30))
     assert send_feedback(store, decider, [on_time]).learned == 1
     assert OnlineDecider(store, pb).learner.correction(made.action_id).outcomes == 1
+
+
+def test_an_outcome_sent_as_a_date_is_the_whole_day_and_stays_so_when_rebuilt(store: Store, playbook: Playbook) -> None:
+    """The day of an outcome dated by a date alone is read whole, from what was stored, at a restart too; the same
+    UTC midnight sent as a time is that instant, before a decision made later that day."""
+    pb = _with_exploration(playbook, method="none")
+    recs = seed_run(store, pb, control_every=0)
+    decider = OnlineDecider(store, pb)
+    afternoon = NOW + timedelta(hours=14)
+    made = [decider.decide([DecideRequest(r.account_id)], now=afternoon)[0] for r in recs[5:7]]
+    assert [d.action_id != "none" for d in made] == [True, True]
+    as_time = _outcome(made[0], "midnight-as-time", made[0].expected_value_usd - 100.0, NOW)
+    dated = _outcome(made[1], "midnight-as-date", made[1].expected_value_usd - 100.0, NOW)
+    dated = dataclasses.replace(dated, payload={**dated.payload, TS_IS_DATE: True})
+    assert send_feedback(store, decider, [as_time]).learned == 0
+    assert send_feedback(store, decider, [dated]).learned == 1
+    rebuilt = OnlineDecider(store, pb).learner
+    assert rebuilt.correction(made[1].action_id).outcomes == 1
+    assert sum(c.outcomes for c in rebuilt.corrections()) == 1
 
 
 def test_an_exploring_decision_holds_back_only_the_model_s_pick(

@@ -112,6 +112,26 @@ def test_a_time_sent_as_a_number_is_refused_not_read_as_seconds_since_1970(store
     }
 
 
+def test_a_plus_sent_unencoded_in_a_query_time_is_refused_saying_how_to_encode_it(
+    store: Store, playbook: Playbook
+) -> None:
+    # since=2026-01-05T09:30:00+02:00 written as is: the query string reads the + as a space.
+    keys = make_keys(store)
+
+    async def calls(client: httpx.AsyncClient) -> list[httpx.Response]:
+        return [
+            await client.get("/v1/audit?since=2026-01-05T09:30:00+02:00"),
+            await client.get("/v1/audit?since=2026-01-05T09:30:00%2B02:00"),
+        ]
+
+    unencoded, encoded = _ask(_app(store, playbook), keys.admin, calls)
+    assert unencoded.status_code == 422, unencoded.text
+    (problem,) = unencoded.json()["problems"]
+    assert problem["field"] == "query parameter since"
+    assert "write it %2B (2026-01-05T09:30:00%2B02:00)" in problem["problem"], problem
+    assert encoded.status_code == 200, encoded.text
+
+
 # ---- a run's notes do not name other owners' accounts to a scoped key ----------------------------
 
 

@@ -16,6 +16,7 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import FastAPI
+from polars.exceptions import PanicException
 from tests.api.conftest import Keys, ended_process, make_keys
 
 import nextmove.api.routes as routes
@@ -183,6 +184,62 @@ def test_a_run_that_fails_before_it_is_recorded_is_answered_failed_with_why(
     assert started.json()["status"] == "failed"
     assert "duplicate account_id" in started.json()["error"]
     assert started.json() == shown.json()
+
+
+def test_a_run_whose_engine_panics_is_answered_failed_with_why_not_running_for_ever(
+    tmp_path: Path, store: Store, playbook: Playbook, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A Polars panic (pyo3's PanicException) is a BaseException, not an Exception: it killed the run's thread.
+    app, keys = _book_app(tmp_path, store, playbook)
+
+    def panics() -> None:
+        raise PanicException("called `Result::unwrap()` on an `Err` value: unable to parse time zone: '+05:30'")
+
+    monkeypatch.setattr(service, "engine_run_function", lambda: EngineStandIn(before_recording=panics))
+
+    async def calls(client: httpx.AsyncClient) -> tuple[httpx.Response, httpx.Response, RunRecord]:
+        started = await client.post("/v1/runs", json={})
+        run_id = started.json()["run_id"]
+        return started, await client.get(f"/v1/runs/{run_id}"), store.get_run(run_id)
+
+    started, shown, stored = _ask(app, keys, calls)
+    assert started.status_code == 202, started.text
+    assert started.json()["status"] == shown.json()["status"] == stored.status == "failed"
+    assert "unable to parse time zone" in shown.json()["error"]
+
+
+def test_a_book_whose_reading_panics_is_not_served_and_a_run_on_it_says_why(
+    tmp_path: Path, store: Store, playbook: Playbook, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import nextmove.book.validate as validate
+
+    app, keys = _book_app(tmp_path, store, playbook)
+    services: Services = app.state.services
+    served = services.config.book
+    engine = EngineStandIn()
+    monkeypatch.setattr(service, "engine_run_function", lambda: engine)
+
+    def panics(path: str, **kwargs: Any) -> Any:
+        raise PanicException("called `Result::unwrap()` on an `Err` value\nHint: a second line")
+
+    monkeypatch.setattr(validate, "load_book", panics)
+    accounts = tmp_path / "book" / "accounts.csv"
+    accounts.write_text("account_id,owner,arr\na1,ana,12000\na2,ana,9000\na3,bo,1000\n", encoding="utf-8")
+    then = time.time() - 10
+    os.utime(accounts, (then, then))
+
+    async def calls(client: httpx.AsyncClient) -> tuple[httpx.Response, httpx.Response]:
+        started = await client.post("/v1/runs", json={})
+        engine.release.set()
+        return started, await client.get(f"/v1/runs/{started.json()['run_id']}")
+
+    started, shown = _ask(app, keys, calls)
+    assert started.status_code == 202, started.text
+    assert shown.json()["status"] == "failed", shown.text
+    assert "no longer loads: reading it failed (PanicException: called" in shown.json()["error"]
+    assert "second line" not in shown.json()["error"]
+    assert services.config.book is served  # the last good book is still served
+    assert services.book_problem == shown.json()["error"]
 
 
 @pytest.fixture

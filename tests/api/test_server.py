@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import time
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
 
 import httpx
 from tests.api.conftest import CHEAP_HASH, Served
@@ -530,3 +531,41 @@ def test_an_outcome_dated_before_its_decision_is_stored_and_not_learned(served: 
     assert answer.status_code == 200, answer.text
     assert answer.json() == {"received": 2, "stored": 2, "duplicates": 0, "learned": 0}
     assert {e["event_id"] for e in early} <= {e["event_id"] for e in kept}
+
+
+def test_an_outcome_at_a_utc_midnight_sent_as_a_time_is_that_instant_and_as_a_date_the_whole_day(
+    served: Served,
+) -> None:
+    """Only a date alone stands for its whole day: a time sent with an offset that falls on a UTC midnight is the
+    instant it names, before a decision made later that day (it was read as the whole day, and learned from)."""
+    with served.client("admin") as client:
+        decisions: list[dict[str, Any]] = []
+        for r in served.recs:  # the module's last test: any account may be decided for again
+            decided = client.post("/v1/decide", json={"account_id": r.account_id}).json()["decisions"]
+            decisions += [d for d in decided if d["action_id"] != "none"]
+            if len(decisions) == 2:
+                break
+        made = datetime.fromisoformat(decisions[0]["ts"].replace("Z", "+00:00"))
+        midnight = made.replace(hour=0, minute=0, second=0, microsecond=0)
+        sent = {
+            "time": midnight.astimezone(timezone(timedelta(hours=-5))).isoformat(),  # 19:00-05:00 the day before
+            "date": f"{made.date().isoformat()}",
+        }
+        answers = {}
+        for (form, ts), decision in zip(sent.items(), decisions, strict=True):
+            event = _event(
+                decision["account_id"],
+                kind="outcome",
+                decision_id=decision["decision_id"],
+                outcome={"kind": "expansion", "value": 10.0},
+                value_usd=5,
+                ts=ts,
+            )
+            answers[form] = client.post("/v1/feedback", json={"events": [event]})
+            stored = client.get(f"/v1/accounts/{decision['account_id']}").json()["feedback"]
+            payload = next(e["payload"] for e in stored if e["event_id"] == event["event_id"])
+            assert payload.get("ts_is_date", False) is (form == "date")
+    assert sent["time"].endswith("T19:00:00-05:00")
+    # A decision made in the first 5 minutes after midnight is within a client clock's slack of it.
+    assert answers["time"].json()["learned"] == int(made - midnight <= timedelta(minutes=5)), answers["time"].text
+    assert answers["date"].json()["learned"] == 1, answers["date"].text

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -152,7 +152,10 @@ def test_cli_lift_measures_the_latest_run(measured: Measured, tmp_path: Path) ->
 
 
 def test_cli_lift_before_the_horizon_says_how_many_days_are_left(measured: Measured) -> None:
-    early = (measured.decided_at + timedelta(days=30)).date().isoformat()
+    # A date given to --until is that whole day, as run's --outcomes-until reads one (it was its midnight): the
+    # date 29 days after the run's midnight is 30 days seen; its midnight, written as a time, 29.
+    assert measured.decided_at == datetime.combine(measured.decided_at.date(), time(), tzinfo=UTC)
+    early = (measured.decided_at + timedelta(days=29)).date().isoformat()
     args = ["lift", "--book", str(measured.book), "--store", measured.store, "--run", "lab-run", "--until", early]
     result = runner.invoke(app, args)
     assert result.exit_code == 2
@@ -162,6 +165,10 @@ def test_cli_lift_before_the_horizon_says_how_many_days_are_left(measured: Measu
     partial = runner.invoke(app, [*args, "--partial"])
     assert partial.exit_code == 0, partial.output
     assert "partial: 30 days seen" in partial.output
+    args[-1] = f"{early}T00:00:00Z"
+    at_midnight = runner.invoke(app, [*args, "--partial"])
+    assert at_midnight.exit_code == 0, at_midnight.output
+    assert "partial: 29 days seen" in at_midnight.output
 
 
 def test_cli_lift_with_no_outcome_yet_gives_rate_intervals_in_dollars_too(measured: Measured, tmp_path: Path) -> None:

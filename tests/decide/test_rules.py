@@ -11,7 +11,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from nextmove.decide.explore import assign_control, epsilon_propensities, stable_uniform, thompson_propensities
+from nextmove.decide.phrases import feature_phrase
 from nextmove.decide.rules import Why, candidates, check_rules
+from nextmove.playbook import Playbook
 from nextmove.playbook.loader import parse_playbook
 
 T = datetime(2025, 6, 1, tzinfo=UTC)
@@ -65,6 +67,39 @@ def test_cooldown_reason_never_reads_as_the_cooldown_itself() -> None:
     said = "cooldown: done 29 days ago, cooldown 30 days"
     assert check.reason(PLAYBOOK, 0, 0) == said
     assert check.reasons(PLAYBOOK, np.array([0]), np.array([0])).to_list() == [said]
+
+
+@pytest.mark.parametrize(
+    ("days", "said"), [(15.92, "15 days"), (1.5, "1 day"), (0.3, "less than a day"), (29.56, "29 days")]
+)
+def test_a_touch_s_days_read_alike_in_the_evidence_and_in_the_cooldown_reason(days: float, said: str) -> None:
+    # 15.92 days read "last touch 16 days ago" in the evidence (rounded) and "done 15 days ago" in a runner-up's
+    # reason (rounded down); under a day, "0 days ago".
+    data = PLAYBOOK.model_dump(mode="json")
+    data["contact_policy"]["max_actions_per_window"] = 5  # not in flight: the cooldown is the reason
+    playbook = Playbook.model_validate(data)
+    features = pl.DataFrame({"account_id": ["cool"], "arr": [5e3]})
+    check = check_rules(features, _touches([("cool", "call", days)]), playbook, T, {"arr": "number"})
+    reason = f"cooldown: done {said} ago, cooldown 30 days"
+    assert check.reason(playbook, 0, 0) == reason
+    assert check.reasons(playbook, np.array([0]), np.array([0])).to_list() == [reason]
+    row = {"touch_call_days_since": days, "touch_any_days_since": days}
+    assert feature_phrase("touch_call_days_since", row, names={"call": "Call"}) == f"last Call {said} ago"
+    assert feature_phrase("touch_any_days_since", row) == f"last touch {said} ago"
+
+
+@pytest.mark.parametrize(
+    ("days", "said"),
+    [
+        (0.3, "renewal in less than a day"),
+        (0.0, "renewal in less than a day"),
+        (-0.3, "renewal date passed less than a day ago"),
+        (45.7, "renewal in 45 days"),
+        (-1.7, "renewal date passed 1 day ago"),
+    ],
+)
+def test_a_renewal_less_than_a_day_away_never_reads_0_days(days: float, said: str) -> None:
+    assert feature_phrase("days_to_renewal", {"days_to_renewal": days}) == said
 
 
 def test_candidates_expand_variants() -> None:

@@ -418,7 +418,7 @@ def test_lift_notes_outcomes_that_stop_before_the_rest_of_the_data() -> None:
     assert no_interval.startswith("upgrade: no interval")
     # Reading up to a time the book has not reached.
     (note,) = _lift(case, case.book, observed_until=AS_OF + timedelta(days=200)).notes
-    assert "--until 2026-08-21 is after the book's data" in note
+    assert "--until 2026-08-20 is after the book's data" in note  # through 2026-08-20: up to the 21st's midnight
 
 
 def test_lift_notes_ended_accounts_without_arr() -> None:

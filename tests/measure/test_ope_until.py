@@ -32,7 +32,10 @@ def test_an_until_past_where_the_outcomes_end_says_their_decisions_are_learned_f
     )
     [note] = [n for n in notes if n.startswith("the outcomes end")]
     assert note.startswith(f"the outcomes end {end}, ")
-    assert "(--until) 2025-04-01 takes them as complete up to then: a decision whose horizon runs past" in note
+    # A date given to --until is that whole day: the instant LAST + 1 day is --until LAST's date, and the outcomes'
+    # end, the midnight after their last date, is --until that date.
+    assert "(--until) 2025-03-31 takes them as complete up to then: a decision whose horizon runs past" in note
+    assert note.endswith(f"pass observed_until (--until) {end} to leave those decisions out")
     horizon = timedelta(days=PLAYBOOK.horizon_days)
     past = (pl.col("decision_ts") + horizon > pl.lit(LAST - timedelta(days=58))) & ~pl.col("censored")
     assert pl.concat([training, evaluation], how="diagonal_relaxed").filter(past).height > 0  # so they are

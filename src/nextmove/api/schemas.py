@@ -8,12 +8,22 @@ from collections.abc import Callable
 from datetime import UTC, date, datetime
 from typing import Annotated, Any, Final, Literal, Self
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ModelWrapValidatorHandler,
+    PrivateAttr,
+    model_validator,
+)
 
 from nextmove.api.errors import InvalidRequestError
 from nextmove.book.nfc import nfc
 from nextmove.book.parse import parse_timestamp, trim_text
 from nextmove.store import DecisionRecord, FeedbackEvent, RecommendationRecord, RunRecord
+from nextmove.store.records import TS_IS_DATE
 
 MAX_ID_CHARS = 200
 MAX_TEXT_CHARS = 2000
@@ -185,7 +195,44 @@ def parse_api_time(value: Any) -> Any:
         return parse_timestamp(text)
     except ValueError as exc:
         why = f"{value!r} is not a time the API reads" if str(exc) == "not an ISO 8601 time" else str(exc)
-        raise ValueError(f"{why}: send {TIME_FORMS}") from None
+        raise ValueError(f"{why}: {_plus_as_space_hint(text)}send {TIME_FORMS}") from None
+
+
+_SIGN_AS_SPACE = re.compile(r"(\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?) (\d{2}(?::?\d{2})?)")
+"""A time whose offset has a space for its sign: a ``+`` sent unencoded in a URL's query string, read as a space."""
+
+
+def _plus_as_space_hint(text: str) -> str:
+    """What to say of a time whose offset's ``+`` was read as a space (``since=2026-01-05T09:30:00+02:00`` unencoded).
+
+    Examples
+    --------
+    >>> _plus_as_space_hint("2026-01-05T09:30:00 02:00")
+    "a '+' in a URL's query string is read as a space: write it %2B (2026-01-05T09:30:00%2B02:00); "
+    >>> _plus_as_space_hint("2026-01-05 09:30")
+    ''
+    """
+    found = _SIGN_AS_SPACE.fullmatch(text)
+    if found is None:
+        return ""
+    return f"a '+' in a URL's query string is read as a space: write it %2B ({found[1]}%2B{found[2]}); "
+
+
+_DATE_ALONE = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
+def sent_as_date(value: Any) -> bool:
+    """Whether a time sent to the API is a date alone (``2026-11-24``), which stands for the whole day.
+
+    :func:`parse_api_time` reads it as the day's midnight (UTC), as a time at that midnight is read:
+    only the text sent tells the two apart.
+
+    Examples
+    --------
+    >>> sent_as_date("2026-11-24"), sent_as_date(" 2026-11-24 "), sent_as_date("2026-11-23T19:00:00-05:00")
+    (True, True, False)
+    """
+    return isinstance(value, str) and _DATE_ALONE.fullmatch(value.strip()) is not None
 
 
 def _forms(number: object) -> str:
@@ -390,8 +437,8 @@ class FeedbackIn(_In):
     account_id: AccountId
     kind: Literal["done", "dismissed", "snoozed", "outcome"]
     ts: UtcTime | None = None
-    """When it happened: ISO 8601 text (:data:`TIME_FORMS`; naive means UTC), never a number; default: when the
-    server receives it."""
+    """When it happened: ISO 8601 text (:data:`TIME_FORMS`; naive means UTC), never a number; a date alone
+    (``2026-11-24``) is the whole (UTC) day; default: when the server receives it."""
     decision_id: Id | None = None
     """The decision (from POST /v1/decide) the event answers, if any."""
     run_id: Id | None = None
@@ -410,6 +457,16 @@ class FeedbackIn(_In):
     it moves the online correction of the decision's action, unless the event is dated before the decision."""
     payload: Payload = Field(default_factory=dict)
     """Anything else worth keeping (JSON object)."""
+
+    _ts_is_date: bool = PrivateAttr(default=False)
+    """Whether ``ts`` was sent as a date alone: the form is lost once it is read (:func:`sent_as_date`)."""
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _ts_sent_as_date(cls, data: Any, handler: ModelWrapValidatorHandler[Self]) -> Self:
+        event = handler(data)
+        event._ts_is_date = isinstance(data, dict) and sent_as_date(data.get("ts"))
+        return event
 
     @model_validator(mode="after")
     def _kind_needs(self) -> Self:
@@ -430,6 +487,8 @@ class FeedbackIn(_In):
             payload["outcome"] = {"kind": self.outcome.kind, "value": self.outcome.value}
         if self.value_usd is not None:
             payload["value_usd"] = self.value_usd
+        if self._ts_is_date:
+            payload[TS_IS_DATE] = True  # stored, so that the day is read whole again when the server restarts
         return FeedbackEvent(
             event_id=self.event_id,
             account_id=self.account_id,

@@ -14,6 +14,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeAlias
 
+from polars.exceptions import PanicException
+
 from nextmove._urls import mask_url
 from nextmove.api.audit import AuditWriter
 from nextmove.api.auth import KeyVerifier
@@ -312,7 +314,7 @@ class RunManager:
         except NextmoveError as exc:
             progress.error = str(exc)
             logger.warning("run %s failed: %s", progress.run_id, exc)
-        except Exception as exc:  # a failed run must be reported, not kill the server's thread silently
+        except (Exception, PanicException) as exc:  # a failed run must be reported, not kill the thread silently
             progress.error = f"{type(exc).__name__}: {exc}"
             logger.error("run %s failed:\n%s", progress.run_id, traceback.format_exc())
         finally:
@@ -662,14 +664,19 @@ class BookKeeper:
         try:
             return load(self.path, playbook=self.playbook)
         except NextmoveError as exc:
-            problem = (
-                f"the book at {self.shown} no longer loads: {exc}; still serving the book read at "
-                f"{self.loaded_at:%Y-%m-%d %H:%M:%S} UTC until it is fixed"
-            )
-            if problem != self.problem:
-                logger.error("%s", problem)
-            self.problem = problem
-            return None
+            reason = str(exc)
+        except (Exception, PanicException) as exc:  # a reader's bug (Polars panics are no Exception) is no reason
+            # to stop serving: the book is as unusable as one that does not validate, and is reported so.
+            logger.error("reading the book at %s failed:\n%s", self.shown, traceback.format_exc())
+            reason = f"reading it failed ({type(exc).__name__}: {_first_line(exc)})"
+        problem = (
+            f"the book at {self.shown} no longer loads: {reason}; still serving the book read at "
+            f"{self.loaded_at:%Y-%m-%d %H:%M:%S} UTC until it is fixed"
+        )
+        if problem != self.problem:
+            logger.error("%s", problem)
+        self.problem = problem
+        return None
 
     def _use(self, book: Book, stamp: BookStamp | None) -> None:
         self._book = book
@@ -685,6 +692,11 @@ class BookKeeper:
             book.touches.height,
             book.outcomes.height,
         )
+
+
+def _first_line(exc: BaseException) -> str:
+    """An error's message up to its first line break (a Polars panic's runs on with a backtrace hint)."""
+    return (str(exc).strip().splitlines() or [""])[0]
 
 
 def _newest_change_s(stamp: BookStamp) -> float:
@@ -1006,7 +1018,7 @@ class Services:
         while not self._stop.wait(self.config.refresh_s):
             try:
                 self.refresh_book()
-            except Exception:  # the loop must outlive any failure; the book served stays
+            except (Exception, PanicException):  # the loop must outlive any failure; the book served stays
                 logger.error("could not look at the book for changes:\n%s", traceback.format_exc())
 
 

@@ -80,15 +80,18 @@ def day_text(when: datetime) -> str:
 
 
 def option_time(when: datetime) -> str:
-    """A time as an option's value (``--until``): the date alone at a UTC midnight, else ISO 8601 in UTC.
+    """A time as a cut-off option's value (``--until``, ``--outcomes-until``), which reads a date alone as that
+    whole day: a UTC midnight is the date of the day it ends, any other time ISO 8601 in UTC.
 
     Examples
     --------
     >>> option_time(datetime(2025, 3, 1, tzinfo=UTC)), option_time(datetime(2025, 3, 1, 9, 30, tzinfo=UTC))
-    ('2025-03-01', '2025-03-01T09:30:00Z')
+    ('2025-02-28', '2025-03-01T09:30:00Z')
     """
     at = as_utc(when)
-    return f"{at:%Y-%m-%d}" if at == datetime(at.year, at.month, at.day, tzinfo=UTC) else f"{at:%Y-%m-%dT%H:%M:%SZ}"
+    if at == datetime(at.year, at.month, at.day, tzinfo=UTC):
+        return f"{at - timedelta(days=1):%Y-%m-%d}"
+    return f"{at:%Y-%m-%dT%H:%M:%SZ}"
 
 
 def last_day(reach: datetime) -> str:
@@ -275,11 +278,11 @@ def lift_lagging_outcomes_note(lag: tuple[datetime, datetime], until: str) -> st
     Examples
     --------
     >>> lag = datetime(2025, 1, 9, tzinfo=UTC), datetime(2025, 3, 31, 18, tzinfo=UTC)
-    >>> print(lift_lagging_outcomes_note(lag, "2025-01-09"))  # doctest: +NORMALIZE_WHITESPACE
+    >>> print(lift_lagging_outcomes_note(lag, "2025-01-08"))  # doctest: +NORMALIZE_WHITESPACE
     the outcomes end 2025-01-08, 82 days before the book's other data (2025-03-31), inside the window measured:
     an outcome after that is not in the book and counts as not having happened; if the outcomes are exported
     apart from the rest, add the recent ones, or measure only what was seen: pass observed_until (--until)
-    2025-01-09 with allow_partial (--partial)
+    2025-01-08 with allow_partial (--partial)
     """
     return (
         f"{_outcomes_end_words(*lag)}, inside the window measured: an outcome after that is not in the book and "
@@ -297,11 +300,11 @@ def complete_until_note(lag: tuple[datetime, datetime], until: str, end: str) ->
     Examples
     --------
     >>> lag = datetime(2025, 1, 9, tzinfo=UTC), datetime(2025, 3, 31, 18, tzinfo=UTC)
-    >>> print(complete_until_note(lag, "2025-04-01", "2025-01-09"))  # doctest: +NORMALIZE_WHITESPACE
+    >>> print(complete_until_note(lag, "2025-03-31", "2025-01-08"))  # doctest: +NORMALIZE_WHITESPACE
     the outcomes end 2025-01-08, 82 days before the book's other data (2025-03-31), and observed_until
-    (--until) 2025-04-01 takes them as complete up to then: a decision whose horizon runs past their end is
+    (--until) 2025-03-31 takes them as complete up to then: a decision whose horizon runs past their end is
     learned from and scored as one after which no outcome happened; if the outcomes are exported apart from
-    the rest, add the recent ones, or pass observed_until (--until) 2025-01-09 to leave those decisions out
+    the rest, add the recent ones, or pass observed_until (--until) 2025-01-08 to leave those decisions out
     """
     return (
         f"{_outcomes_end_words(*lag)}, and observed_until (--until) {until} takes them as complete up to then: a "

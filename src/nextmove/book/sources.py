@@ -14,6 +14,7 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import polars as pl
 
@@ -21,6 +22,9 @@ from nextmove.book.contract import CONTRACT, FILE_SUFFIXES
 from nextmove.book.csvscan import not_utf8_message, on_line, scan_csv_file
 from nextmove.book.problems import Problem, Rule
 from nextmove.errors import BookError
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 _SNIFF_BYTES = 64 * 1024
 _DELIMITERS = (";", "\t", "|")
@@ -211,7 +215,69 @@ def _file_source(name: str, path: Path, stamp: FileStamp | None) -> TableSource:
             path,
             stamp,
         )
-    return TableSource(name, str(path), "parquet", lambda: pl.scan_parquet(path), path, stamp)
+    return TableSource(name, str(path), "parquet", lambda: scan_parquet_file(path), path, stamp)
+
+
+def scan_parquet_file(path: Path) -> pl.LazyFrame:
+    """A Parquet file's table, lazily; its times with a time zone Polars does not know read as UTC.
+
+    Arrow stores a time with a zone as the instant in UTC and the zone as a name, which Polars must
+    know: pandas writes a fixed offset such as ``+05:30`` for ``pd.to_datetime("…+05:30")``, other
+    tools ``Z`` or ``UTC+0``, and Polars panics on any of them but whole hours (it reads ``+05:00``
+    as ``Etc/GMT-5``). Such a column is read by pyarrow and its zone set to UTC, which keeps every
+    instant as it is; the other files are scanned by Polars, lazily.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> import pyarrow as pa
+    >>> import pyarrow.parquet as pq
+    >>> path = Path(tempfile.mkdtemp()) / "touches.parquet"
+    >>> ts = pa.array([0], pa.timestamp("s", tz="UTC")).cast(pa.timestamp("s", tz="+05:30"))
+    >>> pq.write_table(pa.table({"ts": ts}), path)
+    >>> scan_parquet_file(path).collect()["ts"].to_list()
+    [datetime.datetime(1970, 1, 1, 0, 0, tzinfo=zoneinfo.ZoneInfo(key='UTC'))]
+    """
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        unknown = _unknown_zones(pq.read_schema(path))
+    except (pa.ArrowException, OSError):
+        unknown = []  # not readable as Parquet: Polars says so, as it does for any file
+    if not unknown:
+        return pl.scan_parquet(path)
+    frame = pl.from_arrow(_zones_as_utc(pq.read_table(path), unknown))
+    assert isinstance(frame, pl.DataFrame)  # a table converts to a frame (a column alone would be a series)
+    return frame.lazy()
+
+
+def _unknown_zones(schema: pa.Schema) -> list[int]:
+    """The columns of an Arrow schema holding times with a time zone Polars does not know."""
+    import pyarrow as pa
+
+    return [i for i, f in enumerate(schema) if pa.types.is_timestamp(f.type) and not _polars_knows_zone(f.type.tz)]
+
+
+def _zones_as_utc(table: pa.Table, columns: list[int]) -> pa.Table:
+    """``table`` with the times of ``columns`` in UTC: the same instants (Arrow stores them in UTC in any zone)."""
+    import pyarrow as pa
+
+    for i in columns:
+        column = table.column(i)
+        table = table.set_column(i, table.field(i).name, column.cast(pa.timestamp(column.type.unit, tz="UTC")))
+    return table
+
+
+def _polars_knows_zone(zone: str | None) -> bool:
+    """Whether Polars reads a time zone named so in an Arrow schema (None, no zone, it does)."""
+    if zone is None:
+        return True
+    try:
+        pl.Series([], dtype=pl.Datetime("us", zone))
+    except pl.exceptions.PolarsError:
+        return False
+    return True
 
 
 def check_csv_file(path: Path, table: str) -> Problem | None:
@@ -345,9 +411,16 @@ def check_parquet_file(path: Path, table: str) -> Problem | None:
             str(path),
             "a Parquet file; this file does not start and end with the Parquet marker (truncated, or another format?)",
         )
+    import pyarrow.parquet as pq
+
     try:
-        pl.read_parquet_schema(path)
-    except Exception as exc:  # pyarrow/polars raise several kinds for a corrupt footer
+        schema = pq.read_schema(path)
+        unknown = _unknown_zones(schema)
+        if unknown:  # read as scan_parquet_file reads them, without their rows
+            pl.from_arrow(_zones_as_utc(schema.empty_table(), unknown))
+        else:
+            pl.read_parquet_schema(path)
+    except (Exception, pl.exceptions.PanicException) as exc:  # pyarrow/polars raise several kinds for a corrupt footer
         return Problem(
             Rule.UNREADABLE_FILE,
             table,

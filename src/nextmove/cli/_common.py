@@ -192,6 +192,14 @@ OutcomesUntilOpt = Annotated[
 ]
 
 
+def _day_or_time(text: str, option: str) -> date | datetime:
+    """A cut-off option's value: a bare date (``2026-03-31``) as a date, anything else as the time it is."""
+    stamp = parse_as_of(text, option)
+    assert stamp is not None
+    bare = text.strip()
+    return stamp.date() if len(bare) == 10 and bare[4] == "-" and bare[7] == "-" else stamp
+
+
 def parse_outcomes_until(text: str | None, as_of: datetime | None = None) -> date | datetime | None:
     """An ``--outcomes-until`` value: a bare date (``2026-03-31``: that whole day) or a time; checked against ``as_of``.
 
@@ -202,15 +210,30 @@ def parse_outcomes_until(text: str | None, as_of: datetime | None = None) -> dat
     """
     if text is None:
         return None
-    stamp = parse_as_of(text, "--outcomes-until")
-    assert stamp is not None
-    bare = text.strip()
-    value: date | datetime = stamp.date() if len(bare) == 10 and bare[4] == "-" and bare[7] == "-" else stamp
+    value = _day_or_time(text, "--outcomes-until")
     if as_of is not None:
         from nextmove.book.outcomes_until import checked_outcomes_until
 
         checked_outcomes_until(value, as_of)  # at once, before the book is read
     return value
+
+
+def parse_until(text: str | None, option: str = "--until") -> datetime | None:
+    """An ``--until`` value (``lift``, ``evaluate``) as the instant outcomes are known up to.
+
+    A bare date is that whole day, as ``--outcomes-until`` reads one: the midnight (UTC) after it. A
+    time is itself.
+
+    Examples
+    --------
+    >>> parse_until("2026-01-14").isoformat(), parse_until("2026-01-14T12:00:00+02:00").isoformat()
+    ('2026-01-15T00:00:00+00:00', '2026-01-14T10:00:00+00:00')
+    """
+    if text is None:
+        return None
+    from nextmove.book.outcomes_until import outcomes_until_instant
+
+    return outcomes_until_instant(_day_or_time(text, option))
 
 
 def output_folder(folder: Path, option: str = "--out") -> Path:
@@ -245,6 +268,7 @@ def read_table_file(path: Path, option: str, *, raw_csv: bool = False, **csv_opt
     import polars as pl
 
     from nextmove._csv import read_csv
+    from nextmove.book.sources import scan_parquet_file
 
     if not path.is_file():
         raise ConfigError(f"{option} {path}: no such file" if not path.is_dir() else f"{option} {path} is a folder")
@@ -253,7 +277,7 @@ def read_table_file(path: Path, option: str, *, raw_csv: bool = False, **csv_opt
     kind = "a CSV file" if path.suffix == ".csv" else "a Parquet file"
     try:
         if path.suffix == ".parquet":
-            return pl.read_parquet(path)
+            return scan_parquet_file(path).collect()  # its times in zones Polars does not know read as UTC
         return pl.read_csv(path, **csv_options) if raw_csv else read_csv(path, **csv_options)
     except (pl.exceptions.PolarsError, OSError, UnicodeDecodeError) as exc:
         reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]

@@ -24,6 +24,7 @@ from nextmove.cli._common import (
     open_store,
     output_file,
     parse_as_of,
+    parse_until,
     read_table_file,
     safe,
     status,
@@ -42,8 +43,9 @@ UntilOpt = Annotated[
     str | None,
     typer.Option(
         "--until",
-        help="How far the book's data reaches (ISO 8601): outcomes up to then count. Default: its tables' latest "
-        "time (for a table of dates, the midnight after its last date).",
+        help="How far the book's data reaches (ISO 8601): outcomes up to then count; a date is that whole day, as "
+        "in run's --outcomes-until. Default: its tables' latest time (for a table of dates, the midnight after "
+        "its last date).",
     ),
 ]
 
@@ -120,7 +122,7 @@ def evaluate_cmd(
         raise ConfigError(f"--out {out} must end in .json")
     out = output_file(out)
     split_at = parse_as_of(as_of)
-    observed = parse_as_of(until, "--until")
+    observed = parse_until(until)
     external = read_policy(policy) if policy is not None else None
     # With --until, loading's note on outcomes that lag ("not learned from as finished") is not so:
     # the evaluation says what --until does with them instead.

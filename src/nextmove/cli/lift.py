@@ -21,7 +21,7 @@ from nextmove.cli._common import (
     handle_errors,
     open_store,
     output_file,
-    parse_as_of,
+    parse_until,
     status,
 )
 from nextmove.cli.commands import BookOpt, PlaybookOpt, load_inputs, resolve_playbook_path
@@ -39,8 +39,9 @@ LiftUntilOpt = Annotated[
     str | None,
     typer.Option(
         "--until",
-        help="How far the outcomes are known (ISO 8601): outcomes up to then count. Default: the midnight (UTC) "
-        "after the book's latest data (for a table of dates, after its last date), as a run on the book reads it.",
+        help="How far the outcomes are known (ISO 8601): outcomes up to then count; a date is that whole day, as "
+        "in run's --outcomes-until. Default: the midnight (UTC) after the book's latest data (for a table of "
+        "dates, after its last date), as a run on the book reads it.",
     ),
 ]
 
@@ -97,7 +98,7 @@ def lift_cmd(
         raise ConfigError(f"--out {out} must end in .json")
     if out is not None:
         out = output_file(out)
-    observed = parse_as_of(until, "--until")
+    observed = parse_until(until)
     # The playbook first: a weekly export in a sibling folder is the same book under the same playbook.
     read = load_playbook(resolve_playbook_path(book, playbook))
     playbook_hash = read.content_hash()

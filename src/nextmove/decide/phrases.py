@@ -530,6 +530,37 @@ def _count_of(x: pl.Expr, unit: str) -> pl.Expr:
     return pl.concat_str([format_fixed(x, 0), pl.when(one).then(pl.lit(f" {unit}")).otherwise(pl.lit(f" {unit}s"))])
 
 
+_UNDER_A_DAY = "less than a day"
+
+
+def format_days(x: pl.Expr) -> pl.Expr:
+    """A time span in days as every receipt says it (:func:`days_said`): "15 days", "1 day", "less than a day".
+
+    Examples
+    --------
+    >>> pl.DataFrame({"x": [15.92, 1.5, 0.3, 1234.0]}).select(format_days(pl.col("x"))).to_series().to_list()
+    ['15 days', '1 day', 'less than a day', '1,234 days']
+    """
+    whole = x.floor()
+    return pl.when(whole == 0).then(pl.lit(_UNDER_A_DAY)).otherwise(_count_of(whole, "day"))
+
+
+def days_said(days: float) -> str:
+    """A time span in days as every receipt says it: whole days, rounded down; "less than a day" under one.
+
+    A touch done 15.9 days ago was done 15 days ago, as the cooldown's reason says it (never "16 days
+    ago" in the evidence and "15" in the runner-up's reason); 29.6 days never reads as a 30-day
+    cooldown itself; a renewal 0.3 days off is "in less than a day", never "in 0 days".
+
+    Examples
+    --------
+    >>> days_said(15.92), days_said(1.0), days_said(0.3)
+    ('15 days', '1 day', 'less than a day')
+    """
+    whole = math.floor(days)
+    return _UNDER_A_DAY if whole == 0 else f"{whole:,} day{'' if whole == 1 else 's'}"
+
+
 def _days(x: pl.Expr) -> pl.Expr:
     return format_fixed(x, 0)
 
@@ -597,14 +628,14 @@ def _phrase(kind: str, currency: str) -> pl.Expr:
     if kind == "renewal":
         return (
             pl.when(x >= 0)
-            .then(pl.concat_str([pl.lit("renewal in "), _count_of(x, "day")]))
-            .otherwise(pl.concat_str([pl.lit("renewal date passed "), _count_of(-x, "day"), pl.lit(" ago")]))
+            .then(pl.concat_str([pl.lit("renewal in "), format_days(x)]))
+            .otherwise(pl.concat_str([pl.lit("renewal date passed "), format_days(-x), pl.lit(" ago")]))
         )
     if kind == "tenure":
         return (
             pl.when(x >= 61)
-            .then(pl.concat_str([pl.lit("customer for "), _count_of(x / 30.4, "month")]))
-            .otherwise(pl.concat_str([pl.lit("customer for "), _count_of(x, "day")]))
+            .then(pl.concat_str([pl.lit("customer for "), _count_of((x / 30.4).floor(), "month")]))
+            .otherwise(pl.concat_str([pl.lit("customer for "), format_days(x)]))
         )
     if kind == "money":
         return pl.concat_str([words, pl.lit(" "), format_money(x, currency)])
@@ -637,22 +668,20 @@ def _phrase(kind: str, currency: str) -> pl.Expr:
         # ago is no reading of today's customer.
         age, after = pl.col("age"), pl.col("stale_after")
         stale = age.is_not_null() & age.is_not_nan() & after.is_not_null() & (age > after)
-        said = pl.when(stale).then(pl.concat_str([pl.lit(", "), _count_of(age, "day"), pl.lit(" ago")]))
+        said = pl.when(stale).then(pl.concat_str([pl.lit(", "), format_days(age), pl.lit(" ago")]))
         return pl.concat_str(
             [words, pl.lit(" "), _level(x), pl.lit(" (latest"), said.otherwise(pl.lit("")), pl.lit(")")]
         )
     # Names from the book lead, then a neutral template: "nps last: last reading 114 days ago", never
     # "last nps last 114 days ago"; an outcome kind is a label ("cancelled"), not a noun to build on.
     if kind in ("since", "outcome_since"):
-        return pl.concat_str([words, pl.lit(": last seen "), _count_of(x, "day"), pl.lit(" ago")])
+        return pl.concat_str([words, pl.lit(": last seen "), format_days(x), pl.lit(" ago")])
     if kind == "reading_since":
-        return pl.concat_str([words, pl.lit(": last reading "), _count_of(x, "day"), pl.lit(" ago")])
+        return pl.concat_str([words, pl.lit(": last reading "), format_days(x), pl.lit(" ago")])
     if kind == "outcome_count":
         return pl.concat_str([words, pl.lit(": "), _days(x), pl.lit(" in "), window, pl.lit(" days")])
     if kind == "team_since":
-        return pl.concat_str(
-            [pl.lit("last touch by the "), words, pl.lit(" team "), _count_of(x, "day"), pl.lit(" ago")]
-        )
+        return pl.concat_str([pl.lit("last touch by the "), words, pl.lit(" team "), format_days(x), pl.lit(" ago")])
     if kind == "team_count":
         touches = _plural("touch", "touches")
         return pl.concat_str(
@@ -662,13 +691,13 @@ def _phrase(kind: str, currency: str) -> pl.Expr:
     every_action = words == _ANY_ACTION
     if kind == "touch_since":
         what = pl.when(every_action).then(pl.lit("touch")).otherwise(words)
-        return pl.concat_str([pl.lit("last "), what, pl.lit(" "), _count_of(x, "day"), pl.lit(" ago")])
+        return pl.concat_str([pl.lit("last "), what, pl.lit(" "), format_days(x), pl.lit(" ago")])
     if kind == "touch_count":
         touches = _plural("touch", "touches")
         what = pl.when(every_action).then(pl.lit("")).otherwise(pl.concat_str([words, pl.lit(" ")]))
         return pl.concat_str([_days(x), pl.lit(" "), what, touches, pl.lit(" in "), window, pl.lit(" days")])
     if kind == "days_since":
-        return pl.concat_str([words, pl.lit(" "), _count_of(x, "day"), pl.lit(" ago")])
+        return pl.concat_str([words, pl.lit(" "), format_days(x), pl.lit(" ago")])
     if kind == "text":
         return pl.concat_str([words, pl.lit(" "), isolated(pl.col("text"))])
     if kind == "flag":

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -13,6 +12,7 @@ import numpy as np
 import polars as pl
 
 from nextmove.book import NO_ACTION
+from nextmove.decide.phrases import days_said, format_days
 from nextmove.errors import ConfigError
 from nextmove.playbook import Playbook
 from nextmove.playbook.expr import FeatureKinds, compile_eligibility
@@ -160,9 +160,9 @@ class RuleCheck:
         if code is Why.RULE:
             return f"not eligible: {playbook.action(cand.action_id).eligibility}"
         if code is Why.COOLDOWN:
-            # Whole days done, rounded down: 29.6 days ago never reads as the 30-day cooldown itself.
-            days = math.floor(self.days_since[i, k])
-            return f"cooldown: done {days} days ago, cooldown {cand.cooldown_days} days"
+            # Whole days done, rounded down, as the evidence says them: 29.6 days ago never reads as the
+            # 30-day cooldown itself.
+            return f"cooldown: done {days_said(self.days_since[i, k])} ago, cooldown {cand.cooldown_days} days"
         if code in (Why.SNOOZED, Why.DISMISSED):
             mine = self.held.filter((pl.col("_i") == i) & (pl.col("action_id") == cand.action_id))
             return str(mine.item(0, "reason")) if mine.height else code.code
@@ -225,7 +225,7 @@ class RuleCheck:
                 "rule": pl.Series([playbook.action(c.action_id).eligibility for c in cands])
                 .gather(cols)
                 .cast(pl.String),
-                "days": np.floor(self.days_since[rows, cols]),  # as reason() says it
+                "days": self.days_since[rows, cols],
                 "cooldown": np.array([c.cooldown_days for c in cands], dtype=np.int64)[cols],
                 "in_window": self.in_window[rows].astype(np.int64),
                 "cap": cap_at.astype(np.int64),
@@ -243,11 +243,7 @@ class RuleCheck:
             pl.when(pl.col("code") == Why.RULE)
             .then(pl.concat_str([pl.lit("not eligible: "), pl.col("rule")]))
             .when(pl.col("code") == Why.COOLDOWN)
-            .then(
-                pl.format(
-                    "cooldown: done {} days ago, cooldown {} days", pl.col("days").cast(pl.Int64), pl.col("cooldown")
-                )
-            )
+            .then(pl.format("cooldown: done {} ago, cooldown {} days", format_days(pl.col("days")), pl.col("cooldown")))
             .when(pl.col("code") == Why.IN_FLIGHT)
             .then(
                 pl.lit(NO_PLAY_ALLOWED)

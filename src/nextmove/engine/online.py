@@ -52,7 +52,7 @@ from numpy.typing import NDArray
 
 from nextmove.book import NO_ACTION, Book
 from nextmove.book.model import as_utc
-from nextmove.decide.phrases import isolated
+from nextmove.decide.phrases import days_said, isolated
 from nextmove.decide.policy import _resource_words, default_variant, playbook_resources, value_matrices
 from nextmove.decide.rules import (
     NO_PLAY_ALLOWED,
@@ -959,7 +959,7 @@ class ContactRules:
             else:
                 last = min((age for a, age in ages if a == option.action_id), default=math.inf)
                 if last < cand.cooldown_days:
-                    done = f"done {math.floor(last)} days ago"  # rounded down, as RuleCheck.reason says it
+                    done = f"done {days_said(last)} ago"  # as RuleCheck.reason says it
                     out.append(("cooldown", f"cooldown: {done}, cooldown {cand.cooldown_days} days"))
                 else:
                     out.append(self._cap_block(cand, ages, channels))
@@ -1911,7 +1911,7 @@ class OnlineDecider:
                 decision = self.store.get_decision(str(e.payload["decision_id"]))
             except NotFoundError:
                 continue
-            if dated_before(e.ts, decision.ts):
+            if dated_before(e.ts, decision.ts, whole_day=e.ts_is_date):
                 continue
             realised = _realised(e)
             assert realised is not None
@@ -2325,23 +2325,26 @@ CLOCK_SLACK: Final[timedelta] = timedelta(minutes=5)
 """How far before its decision an outcome's time may be and still be that decision's: a client's clock."""
 
 
-def dated_before(outcome_ts: datetime, decision_ts: datetime) -> bool:
+def dated_before(outcome_ts: datetime, decision_ts: datetime, *, whole_day: bool = False) -> bool:
     """Whether an outcome dated ``outcome_ts`` is before the decision made at ``decision_ts``, so not its.
 
-    A time at a UTC midnight is a date, the whole day: an outcome dated the decision's day is not
-    before it. Otherwise :data:`CLOCK_SLACK` is allowed for a client's clock.
+    With ``whole_day``, the outcome was dated by a date alone (sent as ``2026-11-24``:
+    :attr:`~nextmove.store.FeedbackEvent.ts_is_date`), which stands for the whole (UTC) day: an outcome
+    dated the decision's day is not before it. A time is the instant it names, a UTC midnight as any
+    other (``2026-11-23T19:00:00-05:00`` is one), with :data:`CLOCK_SLACK` allowed for a client's clock.
 
     Examples
     --------
     >>> from datetime import UTC
     >>> made = datetime(2025, 11, 24, 14, 0, tzinfo=UTC)
-    >>> dated_before(datetime(2025, 11, 24, tzinfo=UTC), made), dated_before(datetime(2025, 11, 23, tzinfo=UTC), made)
-    (False, True)
+    >>> day, eve = datetime(2025, 11, 24, tzinfo=UTC), datetime(2025, 11, 23, tzinfo=UTC)
+    >>> dated_before(day, made, whole_day=True), dated_before(eve, made, whole_day=True), dated_before(day, made)
+    (False, True, True)
     >>> dated_before(made - timedelta(minutes=2), made), dated_before(made - timedelta(hours=1), made)
     (False, True)
     """
     outcome, decision = as_utc(outcome_ts), as_utc(decision_ts)
-    if (outcome.hour, outcome.minute, outcome.second, outcome.microsecond) == (0, 0, 0, 0):
+    if whole_day:
         return outcome.date() < decision.date()
     return outcome < decision - CLOCK_SLACK
 

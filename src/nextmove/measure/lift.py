@@ -1051,7 +1051,7 @@ def _data_notes(
     outcomes_reach = table_reach(book.outcomes)
     if given and reach is not None and until > reach:
         notes.append(
-            f"--until {until:%Y-%m-%d} is after the book's data, which runs up to {reach:%Y-%m-%d %H:%M} UTC: "
+            f"--until {_iso(until)} is after the book's data, which runs up to {reach:%Y-%m-%d %H:%M} UTC: "
             "an outcome not in the book counts as one that did not happen"
         )
     if outcomes_reach is None or outcomes_reach <= when:

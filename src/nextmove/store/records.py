@@ -178,6 +178,10 @@ class RecommendationRecord:
         _check_propensity("RecommendationRecord", self.propensity, self.account_id)
 
 
+TS_IS_DATE: Final[str] = "ts_is_date"
+"""The feedback payload's key saying ``ts`` was sent as a date alone (:attr:`FeedbackEvent.ts_is_date`)."""
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class FeedbackEvent:
     """What happened to a recommendation: done, dismissed, snoozed, or an outcome.
@@ -199,7 +203,8 @@ class FeedbackEvent:
     reason : str or None
         Free-text or coded reason (e.g. why a recommendation was dismissed).
     payload : dict
-        Anything else the client sent (JSON-serialisable).
+        Anything else the client sent (JSON-serialisable); :data:`TS_IS_DATE` set true says ``ts`` was
+        sent as a date alone (see :attr:`ts_is_date`).
     received_at : datetime or None
         When the store received the event; None lets the store stamp it.
 
@@ -224,6 +229,24 @@ class FeedbackEvent:
 
     def __post_init__(self) -> None:
         _check_choice("FeedbackEvent", "kind", self.kind, FEEDBACK_KINDS)
+
+    @property
+    def ts_is_date(self) -> bool:
+        """Whether ``ts`` was sent as a date alone (``2026-11-24``): the whole day, not its first instant.
+
+        A time sent with an offset can fall on a UTC midnight too (``2026-11-23T19:00:00-05:00``): it is
+        that instant, so what was sent is kept in the payload (:data:`TS_IS_DATE`), not read off ``ts``.
+
+        Examples
+        --------
+        >>> from datetime import datetime, UTC
+        >>> t = datetime(2026, 11, 24, tzinfo=UTC)
+        >>> FeedbackEvent(event_id="e1", account_id="a1", kind="outcome", ts=t, payload={TS_IS_DATE: True}).ts_is_date
+        True
+        >>> FeedbackEvent(event_id="e2", account_id="a1", kind="outcome", ts=t).ts_is_date
+        False
+        """
+        return self.payload.get(TS_IS_DATE) is True
 
     def same_event_as(self, other: FeedbackEvent) -> bool:
         """Whether ``other`` is this event sent again: same id, account, kind, run, action, reason and payload.
