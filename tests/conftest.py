@@ -16,6 +16,12 @@ settings.register_profile(
 settings.register_profile("explore", max_examples=200, deadline=None)
 settings.load_profile("explore" if os.environ.get("NEXTMOVE_HYPOTHESIS") == "explore" else "ci")
 
+# pytest-xdist's workers export COLUMNS=80 and LINES=24 (a plain `pytest` run does not), and the CLI honours an
+# exported COLUMNS in pipes: the tests read messages at the CLI's own width, whichever way they are run. Popped
+# before any test module imports the CLI, whose consoles take their width when it is imported.
+os.environ.pop("COLUMNS", None)
+os.environ.pop("LINES", None)
+
 
 @pytest.fixture(autouse=True)
 def _isolated_workspace(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
