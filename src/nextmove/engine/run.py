@@ -33,6 +33,7 @@ import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -99,8 +100,15 @@ from nextmove.features import (
 )
 from nextmove.features.history import point_in_time, resolve_as_of
 from nextmove.features.snapshot import vocabulary_of
-from nextmove.measure.ope import evaluate_policy, logging_propensities, policy_difference
-from nextmove.measure.policy import do_nothing_policy, eligible_actions, learned_policy, lifecycle_default_policy
+from nextmove.measure.ope import (
+    default_values,
+    evaluate_policy,
+    lifecycle_default_at,
+    logging_propensities,
+    policy_difference,
+    stored_defaults,
+)
+from nextmove.measure.policy import do_nothing_policy, eligible_actions, learned_policy
 from nextmove.models.effect import EffectModel, EffectProjection, objective_specs
 from nextmove.models.health import (
     HealthBands,
@@ -619,7 +627,7 @@ def _run(
 
     say(RUN_STAGES[5])
     policy_values, differences = (
-        _policy_values(model, training, playbook, when, notes, seed) if opts.evaluate else ([], [])
+        _policy_values(model, training, book, playbook, notes, seed, store, record) if opts.evaluate else ([], [])
     )
     regret = _regret(decisions, opts.truth, notes, playbook.currency) if opts.truth is not None else None
     segments, compared = (
@@ -1887,13 +1895,39 @@ def _previous_segments(store: Store | None, record: RunRecord) -> tuple[pl.DataF
     return None
 
 
+DEFAULT_RUNS_READ = 1000
+"""How many of the store's newest succeeded runs :func:`_policy_values` reads the recorded lifecycle defaults of."""
+
+RUN_DEFAULT_REMEDY = (
+    "Write the default with each decision's stage as a policy table (account_id, decision_ts, action_id) and "
+    "evaluate it with nextmove evaluate --policy FILE; a run saved in a store records each account's default, "
+    "which the runs after it value the default by (docs/measure.md)"
+)
+"""What the run's note on a lifecycle default that is not known at the evaluated decisions says to do."""
+
+
+def _recorded_defaults(store: Store | None, record: RunRecord) -> Callable[[datetime, datetime], pl.DataFrame] | None:
+    """The lifecycle default the store's earlier runs of this book recorded for their accounts, for the times asked
+    (as ``nextmove evaluate --store`` reads them); None without a store or such runs."""
+    if store is None:
+        return None
+    runs = [
+        r
+        for r in store.list_runs(DEFAULT_RUNS_READ, status="succeeded")
+        if r.run_id != record.run_id and r.as_of is not None and same_book(r, record)
+    ]
+    return partial(stored_defaults, store, runs) if runs else None
+
+
 def _policy_values(
     model: EffectModel,
     training: pl.DataFrame | None,
+    book: Book,
     playbook: Playbook,
-    when: datetime,
     notes: list[str],
     seed: int,
+    store: Store | None = None,
+    record: RunRecord | None = None,
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """Off-policy value of the learned, lifecycle-default and do-nothing policies on the latest finished decisions,
     and the paired difference of the learned policy's over the default's (``learned - default``).
@@ -1907,6 +1941,12 @@ def _policy_values(
     a note says how many were estimated. The difference is taken row by row on the same decisions
     (:func:`~nextmove.measure.ope.policy_difference`), so its interval is the one to judge the
     learned policy against the default by; empty without a lifecycle default.
+
+    The lifecycle default at a decision is the one the ``store``'s earlier runs of the book
+    recorded then, where one did; else the one of the account's stage today, except at decisions
+    of accounts that left after them, whose stage then is not known: as ``nextmove evaluate``
+    does (:func:`~nextmove.measure.ope.default_values`), where those could move the default's value
+    too far, the default and the difference have no estimate, and their note says why.
     """
     if training is None or training.height == 0:
         return [], []
@@ -1935,39 +1975,52 @@ def _policy_values(
         # stage default an account is not eligible for is doing nothing, as its control cohort gets.
         eligible = eligible_actions(rows, playbook)
         learned = learned_policy(relative, eligible=eligible)
-        out: list[dict[str, Any]] = []
+        common: dict[str, Any] = {
+            "propensity": logging.raw_propensity_,
+            "clip": RUN_OPE_CLIP,
+            "vocabulary": model.vocabulary,
+        }
         policies = [("learned", learned), ("nothing", do_nothing_policy(rows))]
+        unknown: pl.DataFrame | None = None
         if "lifecycle_stage" in rows.columns:
-            policies.append(("default", lifecycle_default_policy(rows, playbook, eligible=eligible)))
+            recorded = _recorded_defaults(store, record) if record is not None else None
+            default, unknown, source = lifecycle_default_at(
+                rows, book, playbook, eligible=eligible, recorded_defaults=recorded
+            )
+            policies.append(("default", default))
+            if recorded is not None:  # the store has runs of this book: whether their records served, and where
+                notes.append(f"off-policy evaluation: {source}")
+        out: list[dict[str, Any]] = []
         for name, policy in policies:
-            for value in evaluate_policy(
-                rows,
-                policy,
-                playbook,
-                expected_values=q,
-                name=name,
-                propensity=logging.raw_propensity_,
-                vocabulary=model.vocabulary,
-            ):
-                out.append({"policy": name, **value.to_dict(), "in_sample": name == "learned"})
+            estimate = partial(evaluate_policy, policy=policy, playbook=playbook, expected_values=q, name=name)
+            if name == "default" and unknown is not None:
+                values = default_values(rows, unknown, playbook, estimate, common, remedy=RUN_DEFAULT_REMEDY)
+            else:
+                values = estimate(rows, **common)
+            out += [{"policy": name, **value.to_dict(), "in_sample": name == "learned"} for value in values]
         differences: list[dict[str, Any]] = []
         named = dict(policies)
-        if "default" in named:
-            for value in policy_difference(
-                rows,
-                learned,
-                named["default"],
-                playbook,
+        if "default" in named and unknown is not None:
+            difference = partial(
+                policy_difference,
+                policy=learned,
+                baseline=named["default"],
+                playbook=playbook,
                 expected_values=q,
                 name="learned - default",
-                propensity=logging.raw_propensity_,
-                vocabulary=model.vocabulary,
-            ):
-                differences.append({**value.to_dict(), "in_sample": True})
+            )
+            values = default_values(
+                rows, unknown, playbook, difference, common, difference=True, remedy=RUN_DEFAULT_REMEDY
+            )
+            differences += [{**value.to_dict(), "in_sample": True} for value in values]
         return out, differences
     except NextmoveError as exc:
         notes.append(f"no off-policy evaluation: {exc}")
         return [], []
+
+
+RUN_OPE_CLIP = (1e-3, 1.0)
+"""The range the run's off-policy evaluation clips the logging propensities to (``evaluate_policy``'s default)."""
 
 
 def evaluation_window(training: pl.DataFrame, playbook: Playbook) -> pl.DataFrame:

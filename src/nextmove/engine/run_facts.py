@@ -476,7 +476,7 @@ def _short_evidence(learned: Mapping[str, Any], default: Mapping[str, Any]) -> l
 def off_policy_metric(
     values: Sequence[Mapping[str, Any]], differences: Sequence[Mapping[str, Any]] = ()
 ) -> dict[str, str] | None:
-    """The metric row of the learned policy's DR value over the lifecycle default's; None without both.
+    """The metric row of the learned policy's DR value over the lifecycle default's; None without both policies.
 
     Judged on the paired difference ``learned - default`` (``differences``, the run's
     ``policy_differences``) when there is one: "On track" when its interval's low end is above 0.
@@ -485,7 +485,9 @@ def off_policy_metric(
     never "On track" on too little evidence: fewer than :data:`MIN_OPE_DECISIONS` logged
     decisions, or either policy with an effective sample size under :data:`MIN_OPE_ESS` or a
     matched share under :data:`MIN_OPE_MATCHED` (then DR is mostly the effect model's own value,
-    and the learned policy's is in-sample); the row says which.
+    and the learned policy's is in-sample); the row says which. Where the difference (or, without
+    it, either policy) has no estimate, the row says "no estimate" with the estimate's note (e.g.
+    the default not known at the decisions of accounts that left since): "Review", never left out.
 
     Examples
     --------
@@ -498,6 +500,10 @@ def off_policy_metric(
     'Review'
     >>> row["current"].split(";")[0]
     '+15.00 (paired interval +6.10 to +23.90)'
+    >>> unknown = {"estimate": None, "low": None, "high": None, "note": "the default is not known at 13%"}
+    >>> row = off_policy_metric([learned, {**default, **unknown}], [{**diff, **unknown}])
+    >>> row["current"], row["status"]
+    ('no estimate: the default is not known at 13%', 'Review')
     """
     learned, default = _policy(values, "learned"), _policy(values, "default")
     if learned is None or default is None:
@@ -524,7 +530,19 @@ def off_policy_metric(
             "(no paired difference kept), on enough logged decisions"
         )
     else:
-        return None
+        # No estimate to judge (the default not known at too many decisions, or never taken by the
+        # history): the row says so with the estimate's own note, rather than leaving the metric out.
+        missing = [
+            v for v in (difference, default, learned) if v is not None and not _numbers(v, "estimate") and v.get("note")
+        ]
+        if not missing:
+            return None
+        return {
+            "metric": OFF_POLICY_METRIC,
+            "current": f"no estimate: {missing[0]['note']}",
+            "benchmark": "the paired difference's interval above 0 (its low end), on enough logged decisions",
+            "status": "Review",
+        }
     short = _short_evidence(learned, default)
     if short:
         current += "; too little evidence to judge: " + ", ".join(short)
