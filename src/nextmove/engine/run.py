@@ -98,7 +98,7 @@ from nextmove.features import (
     outcomes_seen_until,
     training_vocabulary,
 )
-from nextmove.features.history import point_in_time, resolve_as_of
+from nextmove.features.history import point_in_time, resolve_as_of, to_utc
 from nextmove.features.snapshot import vocabulary_of
 from nextmove.measure.ope import (
     default_values,
@@ -1067,6 +1067,75 @@ def late_signals_note(book: Book, when: datetime) -> str | None:
     )
 
 
+def unlearned_signals_note(
+    book: Book,
+    training: pl.DataFrame,
+    playbook: Playbook,
+    vocabulary: FeatureVocabulary,
+    partial_horizon_days: float | None,
+) -> str | None:
+    """A note when the book has signals but none of the decisions the effect models learn from sees one.
+
+    The models learn from the training decisions whose horizon is over (and, with
+    ``partial_horizon_days``, the open ones seen that long); their signal features read the rows before
+    each decision. A book whose signals were exported for recent weeks only, while every finished
+    decision is older, gives them none: the models learn from attributes and touches alone and the
+    evidence cites no signal. None when the book has no signals or some learned decision has one.
+
+    Examples
+    --------
+    >>> from datetime import UTC
+    >>> from nextmove.book import empty_table
+    >>> from nextmove.playbook.loader import load_playbook
+    >>> day = lambda m, d: datetime(2025, m, d, tzinfo=UTC)
+    >>> signals = pl.DataFrame({"account_id": ["a"], "name": ["logins"], "ts": [day(5, 20)], "value": [3.0]})
+    >>> book = Book(pl.DataFrame({"account_id": ["a"]}), signals, empty_table("touches"), empty_table("outcomes"))
+    >>> training = pl.DataFrame({"account_id": ["a", "a"], "decision_ts": [day(3, 1), day(4, 1)],
+    ...                          "censored": [False, False], "logins_last": [None, None]})
+    >>> vocab = FeatureVocabulary(signals={"logins": "logins"})
+    >>> print(unlearned_signals_note(book, training, load_playbook(), vocab, None))  # doctest: +NORMALIZE_WHITESPACE
+    the book's signals (logins) hold no value before any of the 2 decisions the effect models learn from: its
+    first signal is dated 2025-05-20, after the latest decision whose 90-day horizon is over (2025-04-01), so the
+    models learn from the accounts' attributes and touches alone and the evidence cites no signal; add older
+    signal exports (from before 2025-04-01), or learn from open horizons too (--partial-horizon-days, e.g. 28)
+    """
+    if book.signals.is_empty() or training.height == 0:
+        return None
+    learned = training
+    if "censored" in training.columns:
+        kept = ~pl.col("censored").fill_null(False)
+        if partial_horizon_days is not None and "observed_days" in training.columns:
+            kept = kept | (pl.col("observed_days").cast(pl.Float64) >= partial_horizon_days)
+        learned = training.filter(kept)
+    columns = [f"{stem}_last" for stem in vocabulary.signals.values() if f"{stem}_last" in learned.columns]
+    if learned.height == 0 or not columns:
+        return None
+    if learned.select(pl.any_horizontal(pl.col(c).is_not_null() for c in columns).any()).item():
+        return None
+    names = sorted(str(n) for n in book.signals.get_column("name").unique().to_list())
+    shown = ", ".join(names[:3]) + (f" and {len(names) - 3:,} more" if len(names) > 3 else "")
+    first = to_utc(book.signals.get_column("ts").min())  # type: ignore[arg-type]
+    latest = to_utc(learned.get_column("decision_ts").max())  # type: ignore[arg-type]
+    which = (
+        f"the latest decision whose {playbook.horizon_days}-day horizon is over ({latest:%Y-%m-%d})"
+        if partial_horizon_days is None
+        else f"the latest decision learned from ({latest:%Y-%m-%d})"
+    )
+    when = (
+        f"its first signal is dated {first:%Y-%m-%d}, after {which}"
+        if first >= latest
+        else f"no account has a signal before its own decisions (the first signal: {first:%Y-%m-%d}; {which})"
+    )
+    ways = f"add older signal exports (from before {latest:%Y-%m-%d})"
+    if partial_horizon_days is None:
+        ways += ", or learn from open horizons too (--partial-horizon-days, e.g. 28)"
+    return (
+        f"the book's signals ({shown}) hold no value before any of the {learned.height:,} decisions the effect models "
+        f"learn from: {when}, so the models learn from the accounts' attributes and touches alone and the evidence "
+        f"cites no signal; {ways}"
+    )
+
+
 def _health_scores(
     playbook: Playbook, snapshot: pl.DataFrame, vocab: FeatureVocabulary, notes: list[str]
 ) -> tuple[HealthScorecard | None, pl.DataFrame]:
@@ -1184,6 +1253,10 @@ def _model(
         raise _nothing_to_learn(error, book, playbook, when, opts.training_days, until) from None
     notes.extend(_flagged_notes(model))
     notes.extend(model.fit_notes())
+    partial = params.get("partial_horizon_days")
+    unlearned = unlearned_signals_note(book, training, playbook, params["vocabulary"], partial)
+    if unlearned is not None:
+        notes.append(unlearned)
     return model, None, training, None
 
 
