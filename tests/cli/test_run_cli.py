@@ -176,6 +176,26 @@ def test_run_cli_partial_horizon_days_learns_from_open_horizons(book_dir: Path, 
     assert bad.exit_code == 2
 
 
+def test_run_cli_weight_by_propensity_reaches_the_effect_model(book_dir: Path, tmp_path: Path) -> None:
+    """docs/effects.md recommends calibration_weights="propensity" where the history chose actions on
+    what the book lacks: `nextmove run --weight-by-propensity` sets it on the model the run fits."""
+    from nextmove.engine.run import load_effect_model
+    from nextmove.playbook.loader import load_playbook
+
+    playbook = load_playbook(book_dir / "playbook.toml")
+    for option, weights in (([], "none"), (["--weight-by-propensity"], "propensity")):
+        db = f"sqlite:///{tmp_path}/{weights}.db"
+        args = ["run", "--book", str(book_dir), "--jobs", "1", "--trees", "20", "--store", db]
+        result = runner.invoke(app, [*args, "--out", str(tmp_path / f"out-{weights}"), *option])
+        assert result.exit_code == 0, result.output
+        with open_store(db) as store:
+            model, _ = load_effect_model(store, playbook)
+        assert model.get_params()["calibration_weights"] == weights
+        assert model.n_rows_ > 0
+    usage = " ".join(runner.invoke(app, ["run", "--help"], env={"COLUMNS": "200"}).output.split())
+    assert "--weight-by-propensity" in usage
+
+
 def test_run_cli_that_fails_to_save_the_run_leaves_the_earlier_outputs_as_they_were(
     book_dir: Path, tmp_path: Path
 ) -> None:
