@@ -339,6 +339,33 @@ def test_a_sqlite_url_of_a_folder_says_to_pass_the_folder(tmp_path: Path, playbo
     assert list(folder.iterdir()) == []
 
 
+def test_a_sqlite_url_of_a_file_that_is_no_database_names_it_and_what_to_give(
+    tmp_path: Path, playbook: Playbook
+) -> None:
+    # A table of a folder book given as the database: the driver said only "file is not a database".
+    folder = tmp_path / "book"
+    folder.mkdir()
+    accounts = folder / "accounts.csv"
+    accounts.write_text("account_id,arr\na1,100\n", encoding="utf-8")
+    with pytest.raises(BookError) as info:
+        validate_book(f"sqlite:///{accounts.as_posix()}", playbook=playbook)
+    message = str(info.value)
+    assert f"{str(accounts)!r} is not a SQLite database" in message
+    assert f"pass the folder holding them as the book (--book {folder}, without sqlite:///)" in message
+    assert "else give the right database file" in message
+    assert accounts.read_text(encoding="utf-8") == "account_id,arr\na1,100\n"
+    # Any other file: the folder is not guessed.
+    other = tmp_path / "crm.db"
+    other.write_bytes(b"\x00encrypted or another format\x00" * 40)
+    with pytest.raises(BookError, match=r"'.*crm\.db' is not a SQLite database.*--book FOLDER"):
+        validate_book(f"sqlite:///{other.as_posix()}", playbook=playbook)
+    # An empty file is an empty SQLite database (SQLite makes it one): it is read, and lacks the tables.
+    empty = tmp_path / "empty.db"
+    empty.touch()
+    report = validate_book(f"sqlite:///{empty.as_posix()}", playbook=playbook)
+    assert not report.ok
+
+
 @pytest.mark.postgres
 def test_a_postgres_url_as_heroku_writes_it_is_read(pg_url: str, playbook: Playbook) -> None:
     run_sql(pg_url, "CREATE TABLE accounts (account_id text)", "INSERT INTO accounts VALUES ('a1')")

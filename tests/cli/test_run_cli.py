@@ -65,8 +65,14 @@ def test_run_cli_writes_outputs_prints_the_summary_and_saves_the_run(book_dir: P
     assert summary["accounts"] == 150
     # "1,086 are best left alone" counted the control and exploration accounts their draw left alone;
     # "(90% interval …)" was the accounts' intervals summed.
+    # Capacity's own count the control accounts whose default found none left, and explorers whose draw could not
+    # have their best play (engine/run_facts): left alone by capacity, not by the draw.
+    from nextmove.engine.run_facts import left_alone_by_draw
+
     alone = frame.filter(pl.col("action_id") == "none")
-    best, drawn = alone.filter(pl.col("arm") == "model").height, alone.filter(pl.col("arm") != "model").height
+    drawn = left_alone_by_draw(pl.read_parquet(out / "recommendations.parquet")) or 0
+    best = alone.height - drawn
+    assert best >= alone.filter(pl.col("arm") == "model").height
     assert best + drawn == summary["do_nothing"]
     said = f". {best:,} customers are " if best != 1 else ". 1 customer is "
     assert said in text
@@ -174,6 +180,26 @@ def test_run_cli_partial_horizon_days_learns_from_open_horizons(book_dir: Path, 
     assert rows[28] > rows[None]
     bad = runner.invoke(app, [*common, "--partial-horizon-days", "0"])
     assert bad.exit_code == 2
+
+
+def test_run_cli_weight_by_propensity_reaches_the_effect_model(book_dir: Path, tmp_path: Path) -> None:
+    """docs/effects.md recommends calibration_weights="propensity" where the history chose actions on
+    what the book lacks: `nextmove run --weight-by-propensity` sets it on the model the run fits."""
+    from nextmove.engine.run import load_effect_model
+    from nextmove.playbook.loader import load_playbook
+
+    playbook = load_playbook(book_dir / "playbook.toml")
+    for option, weights in (([], "none"), (["--weight-by-propensity"], "propensity")):
+        db = f"sqlite:///{tmp_path}/{weights}.db"
+        args = ["run", "--book", str(book_dir), "--jobs", "1", "--trees", "20", "--store", db]
+        result = runner.invoke(app, [*args, "--out", str(tmp_path / f"out-{weights}"), *option])
+        assert result.exit_code == 0, result.output
+        with open_store(db) as store:
+            model, _ = load_effect_model(store, playbook)
+        assert model.get_params()["calibration_weights"] == weights
+        assert model.n_rows_ > 0
+    usage = " ".join(runner.invoke(app, ["run", "--help"], env={"COLUMNS": "200"}).output.split())
+    assert "--weight-by-propensity" in usage
 
 
 def test_run_cli_that_fails_to_save_the_run_leaves_the_earlier_outputs_as_they_were(

@@ -96,8 +96,8 @@ def discover_database(url: str) -> DiscoveredBook:
     Raises
     ------
     BookError
-        If the URL cannot be read or connected to, a SQLite path is not a file, or a table cannot be
-        read (the user may not, say; the message says what to grant).
+        If the URL cannot be read or connected to, a SQLite path is not a file or not a SQLite
+        database, or a table cannot be read (the user may not, say; the message says what to grant).
     """
     import sqlalchemy as sa
 
@@ -148,10 +148,35 @@ def _create_engine(url: str) -> Engine:
         elif not path.is_file():
             # Connecting would create an empty file there, and the book would read as one without tables.
             problem = f"no such SQLite database file {database!r}; check the path (relative to {Path.cwd()})"
+        elif not _sqlite_file(path):
+            # A table file of a folder book given as the database names its folder; anything else, FOLDER.
+            folder = path.parent if path.suffix.lower() in (".csv", ".parquet") else "FOLDER"
+            problem = (
+                f"{database!r} is not a SQLite database (it does not start with SQLite's header); for a book of "
+                f"CSV or Parquet files, pass the folder holding them as the book (--book {folder}, without "
+                "sqlite:///), else give the right database file"
+            )
         if problem is not None:
             engine.dispose()
             raise BookError(f"{mask_url(engine.url)}: {problem}")
     return engine
+
+
+_SQLITE_HEADER = b"SQLite format 3\x00"
+"""The first 16 bytes of every SQLite database file (https://www.sqlite.org/fileformat.html)."""
+
+
+def _sqlite_file(path: Path) -> bool:
+    """Whether the file at ``path`` can be a SQLite database: empty (SQLite makes it one) or starting with its header.
+
+    A file that cannot be read is left to the driver, whose error says so.
+    """
+    try:
+        with path.open("rb") as file:
+            head = file.read(len(_SQLITE_HEADER))
+    except OSError:
+        return True
+    return head in (b"", _SQLITE_HEADER)
 
 
 def _with_driver(url: URL) -> URL:

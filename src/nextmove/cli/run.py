@@ -133,6 +133,18 @@ def run_cmd(
             min=1,
         ),
     ] = None,
+    weight_by_propensity: Annotated[
+        bool,
+        typer.Option(
+            "--weight-by-propensity",
+            help="Weight each action's effect fit by 1 / its logged propensity (calibration_weights="
+            "'propensity'). Use it when the history chose actions on something the book does not hold (a stage "
+            "kept only as of today, a CSM's read of the account) and the touch log has the propensities: the "
+            "unweighted effects are then shrunk toward 0. It costs where propensities are tiny: on the lab "
+            "(propensities down to 0.004) regret rose by 0.7-4.5 points; check the effect with `nextmove lift` "
+            "(docs/effects.md).",
+        ),
+    ] = False,
     outcomes_until: OutcomesUntilOpt = None,
     truth: Annotated[
         Path | None,
@@ -183,7 +195,7 @@ def run_cmd(
             truth=truth_frame,
             training_days=training_days,
             outcomes_until=complete,
-            effect_params=_effect_params(trees, partial_horizon_days),
+            effect_params=_effect_params(trees, partial_horizon_days, weight_by_propensity=weight_by_propensity),
             csv_evidence=csv_evidence,
             extra_files=_write_report,
         )
@@ -266,13 +278,17 @@ def _served_line(store: Store, run_id: str, policy_version: str | None) -> str:
     return f"Run [bold]{safe(run_id)}[/] was not promoted: {now}; `nextmove models promote {safe(run_id)}` serves it."
 
 
-def _effect_params(trees: int | None, partial_horizon_days: int | None) -> dict[str, Any]:
+def _effect_params(
+    trees: int | None, partial_horizon_days: int | None, *, weight_by_propensity: bool = False
+) -> dict[str, Any]:
     """The effect model's settings the options change (the rest are the run's)."""
     params: dict[str, Any] = {}
     if trees is not None:
         params["n_estimators"] = trees
     if partial_horizon_days is not None:
         params["partial_horizon_days"] = partial_horizon_days
+    if weight_by_propensity:
+        params["calibration_weights"] = "propensity"
     return params
 
 

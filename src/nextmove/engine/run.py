@@ -33,6 +33,7 @@ import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -97,10 +98,17 @@ from nextmove.features import (
     outcomes_seen_until,
     training_vocabulary,
 )
-from nextmove.features.history import point_in_time, resolve_as_of
+from nextmove.features.history import point_in_time, resolve_as_of, to_utc
 from nextmove.features.snapshot import vocabulary_of
-from nextmove.measure.ope import evaluate_policy, logging_propensities, policy_difference
-from nextmove.measure.policy import do_nothing_policy, eligible_actions, learned_policy, lifecycle_default_policy
+from nextmove.measure.ope import (
+    default_values,
+    evaluate_policy,
+    lifecycle_default_at,
+    logging_propensities,
+    policy_difference,
+    stored_defaults,
+)
+from nextmove.measure.policy import do_nothing_policy, eligible_actions, learned_policy
 from nextmove.models.effect import EffectModel, EffectProjection, objective_specs
 from nextmove.models.health import (
     HealthBands,
@@ -619,7 +627,7 @@ def _run(
 
     say(RUN_STAGES[5])
     policy_values, differences = (
-        _policy_values(model, training, playbook, when, notes, seed) if opts.evaluate else ([], [])
+        _policy_values(model, training, book, playbook, notes, seed, store, record) if opts.evaluate else ([], [])
     )
     regret = _regret(decisions, opts.truth, notes, playbook.currency) if opts.truth is not None else None
     segments, compared = (
@@ -1059,6 +1067,75 @@ def late_signals_note(book: Book, when: datetime) -> str | None:
     )
 
 
+def unlearned_signals_note(
+    book: Book,
+    training: pl.DataFrame,
+    playbook: Playbook,
+    vocabulary: FeatureVocabulary,
+    partial_horizon_days: float | None,
+) -> str | None:
+    """A note when the book has signals but none of the decisions the effect models learn from sees one.
+
+    The models learn from the training decisions whose horizon is over (and, with
+    ``partial_horizon_days``, the open ones seen that long); their signal features read the rows before
+    each decision. A book whose signals were exported for recent weeks only, while every finished
+    decision is older, gives them none: the models learn from attributes and touches alone and the
+    evidence cites no signal. None when the book has no signals or some learned decision has one.
+
+    Examples
+    --------
+    >>> from datetime import UTC
+    >>> from nextmove.book import empty_table
+    >>> from nextmove.playbook.loader import load_playbook
+    >>> day = lambda m, d: datetime(2025, m, d, tzinfo=UTC)
+    >>> signals = pl.DataFrame({"account_id": ["a"], "name": ["logins"], "ts": [day(5, 20)], "value": [3.0]})
+    >>> book = Book(pl.DataFrame({"account_id": ["a"]}), signals, empty_table("touches"), empty_table("outcomes"))
+    >>> training = pl.DataFrame({"account_id": ["a", "a"], "decision_ts": [day(3, 1), day(4, 1)],
+    ...                          "censored": [False, False], "logins_last": [None, None]})
+    >>> vocab = FeatureVocabulary(signals={"logins": "logins"})
+    >>> print(unlearned_signals_note(book, training, load_playbook(), vocab, None))  # doctest: +NORMALIZE_WHITESPACE
+    the book's signals (logins) hold no value before any of the 2 decisions the effect models learn from: its
+    first signal is dated 2025-05-20, after the latest decision whose 90-day horizon is over (2025-04-01), so the
+    models learn from the accounts' attributes and touches alone and the evidence cites no signal; add older
+    signal exports (from before 2025-04-01), or learn from open horizons too (--partial-horizon-days, e.g. 28)
+    """
+    if book.signals.is_empty() or training.height == 0:
+        return None
+    learned = training
+    if "censored" in training.columns:
+        kept = ~pl.col("censored").fill_null(False)
+        if partial_horizon_days is not None and "observed_days" in training.columns:
+            kept = kept | (pl.col("observed_days").cast(pl.Float64) >= partial_horizon_days)
+        learned = training.filter(kept)
+    columns = [f"{stem}_last" for stem in vocabulary.signals.values() if f"{stem}_last" in learned.columns]
+    if learned.height == 0 or not columns:
+        return None
+    if learned.select(pl.any_horizontal(pl.col(c).is_not_null() for c in columns).any()).item():
+        return None
+    names = sorted(str(n) for n in book.signals.get_column("name").unique().to_list())
+    shown = ", ".join(names[:3]) + (f" and {len(names) - 3:,} more" if len(names) > 3 else "")
+    first = to_utc(book.signals.get_column("ts").min())  # type: ignore[arg-type]
+    latest = to_utc(learned.get_column("decision_ts").max())  # type: ignore[arg-type]
+    which = (
+        f"the latest decision whose {playbook.horizon_days}-day horizon is over ({latest:%Y-%m-%d})"
+        if partial_horizon_days is None
+        else f"the latest decision learned from ({latest:%Y-%m-%d})"
+    )
+    when = (
+        f"its first signal is dated {first:%Y-%m-%d}, after {which}"
+        if first >= latest
+        else f"no account has a signal before its own decisions (the first signal: {first:%Y-%m-%d}; {which})"
+    )
+    ways = f"add older signal exports (from before {latest:%Y-%m-%d})"
+    if partial_horizon_days is None:
+        ways += ", or learn from open horizons too (--partial-horizon-days, e.g. 28)"
+    return (
+        f"the book's signals ({shown}) hold no value before any of the {learned.height:,} decisions the effect models "
+        f"learn from: {when}, so the models learn from the accounts' attributes and touches alone and the evidence "
+        f"cites no signal; {ways}"
+    )
+
+
 def _health_scores(
     playbook: Playbook, snapshot: pl.DataFrame, vocab: FeatureVocabulary, notes: list[str]
 ) -> tuple[HealthScorecard | None, pl.DataFrame]:
@@ -1176,6 +1253,10 @@ def _model(
         raise _nothing_to_learn(error, book, playbook, when, opts.training_days, until) from None
     notes.extend(_flagged_notes(model))
     notes.extend(model.fit_notes())
+    partial = params.get("partial_horizon_days")
+    unlearned = unlearned_signals_note(book, training, playbook, params["vocabulary"], partial)
+    if unlearned is not None:
+        notes.append(unlearned)
     return model, None, training, None
 
 
@@ -1887,13 +1968,39 @@ def _previous_segments(store: Store | None, record: RunRecord) -> tuple[pl.DataF
     return None
 
 
+DEFAULT_RUNS_READ = 1000
+"""How many of the store's newest succeeded runs :func:`_policy_values` reads the recorded lifecycle defaults of."""
+
+RUN_DEFAULT_REMEDY = (
+    "Write the default with each decision's stage as a policy table (account_id, decision_ts, action_id) and "
+    "evaluate it with nextmove evaluate --policy FILE; a run saved in a store records each account's default, "
+    "which the runs after it value the default by (docs/measure.md)"
+)
+"""What the run's note on a lifecycle default that is not known at the evaluated decisions says to do."""
+
+
+def _recorded_defaults(store: Store | None, record: RunRecord) -> Callable[[datetime, datetime], pl.DataFrame] | None:
+    """The lifecycle default the store's earlier runs of this book recorded for their accounts, for the times asked
+    (as ``nextmove evaluate --store`` reads them); None without a store or such runs."""
+    if store is None:
+        return None
+    runs = [
+        r
+        for r in store.list_runs(DEFAULT_RUNS_READ, status="succeeded")
+        if r.run_id != record.run_id and r.as_of is not None and same_book(r, record)
+    ]
+    return partial(stored_defaults, store, runs) if runs else None
+
+
 def _policy_values(
     model: EffectModel,
     training: pl.DataFrame | None,
+    book: Book,
     playbook: Playbook,
-    when: datetime,
     notes: list[str],
     seed: int,
+    store: Store | None = None,
+    record: RunRecord | None = None,
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """Off-policy value of the learned, lifecycle-default and do-nothing policies on the latest finished decisions,
     and the paired difference of the learned policy's over the default's (``learned - default``).
@@ -1907,6 +2014,12 @@ def _policy_values(
     a note says how many were estimated. The difference is taken row by row on the same decisions
     (:func:`~nextmove.measure.ope.policy_difference`), so its interval is the one to judge the
     learned policy against the default by; empty without a lifecycle default.
+
+    The lifecycle default at a decision is the one the ``store``'s earlier runs of the book
+    recorded then, where one did; else the one of the account's stage today, except at decisions
+    of accounts that left after them, whose stage then is not known: as ``nextmove evaluate``
+    does (:func:`~nextmove.measure.ope.default_values`), where those could move the default's value
+    too far, the default and the difference have no estimate, and their note says why.
     """
     if training is None or training.height == 0:
         return [], []
@@ -1935,39 +2048,52 @@ def _policy_values(
         # stage default an account is not eligible for is doing nothing, as its control cohort gets.
         eligible = eligible_actions(rows, playbook)
         learned = learned_policy(relative, eligible=eligible)
-        out: list[dict[str, Any]] = []
+        common: dict[str, Any] = {
+            "propensity": logging.raw_propensity_,
+            "clip": RUN_OPE_CLIP,
+            "vocabulary": model.vocabulary,
+        }
         policies = [("learned", learned), ("nothing", do_nothing_policy(rows))]
+        unknown: pl.DataFrame | None = None
         if "lifecycle_stage" in rows.columns:
-            policies.append(("default", lifecycle_default_policy(rows, playbook, eligible=eligible)))
+            recorded = _recorded_defaults(store, record) if record is not None else None
+            default, unknown, source = lifecycle_default_at(
+                rows, book, playbook, eligible=eligible, recorded_defaults=recorded
+            )
+            policies.append(("default", default))
+            if recorded is not None:  # the store has runs of this book: whether their records served, and where
+                notes.append(f"off-policy evaluation: {source}")
+        out: list[dict[str, Any]] = []
         for name, policy in policies:
-            for value in evaluate_policy(
-                rows,
-                policy,
-                playbook,
-                expected_values=q,
-                name=name,
-                propensity=logging.raw_propensity_,
-                vocabulary=model.vocabulary,
-            ):
-                out.append({"policy": name, **value.to_dict(), "in_sample": name == "learned"})
+            estimate = partial(evaluate_policy, policy=policy, playbook=playbook, expected_values=q, name=name)
+            if name == "default" and unknown is not None:
+                values = default_values(rows, unknown, playbook, estimate, common, remedy=RUN_DEFAULT_REMEDY)
+            else:
+                values = estimate(rows, **common)
+            out += [{"policy": name, **value.to_dict(), "in_sample": name == "learned"} for value in values]
         differences: list[dict[str, Any]] = []
         named = dict(policies)
-        if "default" in named:
-            for value in policy_difference(
-                rows,
-                learned,
-                named["default"],
-                playbook,
+        if "default" in named and unknown is not None:
+            difference = partial(
+                policy_difference,
+                policy=learned,
+                baseline=named["default"],
+                playbook=playbook,
                 expected_values=q,
                 name="learned - default",
-                propensity=logging.raw_propensity_,
-                vocabulary=model.vocabulary,
-            ):
-                differences.append({**value.to_dict(), "in_sample": True})
+            )
+            values = default_values(
+                rows, unknown, playbook, difference, common, difference=True, remedy=RUN_DEFAULT_REMEDY
+            )
+            differences += [{**value.to_dict(), "in_sample": True} for value in values]
         return out, differences
     except NextmoveError as exc:
         notes.append(f"no off-policy evaluation: {exc}")
         return [], []
+
+
+RUN_OPE_CLIP = (1e-3, 1.0)
+"""The range the run's off-policy evaluation clips the logging propensities to (``evaluate_policy``'s default)."""
 
 
 def evaluation_window(training: pl.DataFrame, playbook: Playbook) -> pl.DataFrame:

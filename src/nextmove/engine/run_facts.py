@@ -159,6 +159,15 @@ LEFT_ALONE_NOT_WORTH: Final = "no action is worth more than it costs"
 _WAITS = "the best action waits on a cooldown, a contact cap or a play in flight"
 _USERS = "the account's users snoozed or dismissed the best action"
 
+LEFT_ALONE_CONTROL_CAPACITY: Final = "the control cohort's lifecycle default did not fit the capacities left"
+"""Why a control account is left alone when its lifecycle default, an action, found no capacity left."""
+
+DEFAULT_DID_NOT_FIT: Final = (
+    r"(?s)^Control group: the lifecycle default, .+, did not fit( \(.*\))?, so nothing is done\.$"
+)
+"""How a control account's receipt says its lifecycle default did not fit the capacities (its ``default_why``, as
+:mod:`nextmove.decide.explain` writes it when the default lost to ``capacity``; tests/engine pins the two together)."""
+
 LEFT_ALONE_WHY: Final[Mapping[str, str]] = {
     "lower_value": LEFT_ALONE_NOT_WORTH,
     "capacity": "the best action did not fit the capacities left",
@@ -193,12 +202,30 @@ def _runner_up(alone: pl.DataFrame) -> pl.DataFrame | None:
     return None
 
 
-def _left_alone(recs: pl.DataFrame) -> tuple[pl.DataFrame, int]:
-    """The accounts left alone for a reason of their own, and how many the control cohort or a draw left alone.
+def _default_did_not_fit(control: pl.DataFrame) -> int:
+    """How many of the ``control`` accounts' receipts say their lifecycle default did not fit the capacities.
+
+    Read from each receipt's ``default_why`` (a column, as a stored run's report reads it, or in the
+    ``evidence``); 0 when the receipts do not say (a run without evidence).
+    """
+    if "default_why" in control.columns:
+        why = pl.col("default_why").cast(pl.Utf8)
+    elif "evidence" in control.columns:
+        why = pl.col("evidence").cast(pl.Utf8).str.json_path_match("$.default_why")
+    else:
+        return 0
+    return int(control.select(why.str.contains(DEFAULT_DID_NOT_FIT).fill_null(False).sum()).item())
+
+
+def _left_alone(recs: pl.DataFrame) -> tuple[pl.DataFrame, int, int]:
+    """The accounts left alone for a reason of their own, how many control accounts capacity left alone, and how
+    many the control cohort or a draw left alone.
 
     The model's accounts, and the exploring accounts whose best runner-up, worth more than nothing, lost to
     capacity: capacity kept it out of their draw (``Decisions.draw_short``), the draw did not choose to do
-    nothing. The other control and exploring accounts left alone are so by the draw.
+    nothing. The control accounts whose lifecycle default, an action, did not fit the capacities, as their
+    receipts say (``default_why``): capacity left them alone, not the control draw. The other control and
+    exploring accounts left alone are so by the draw.
     """
     nothing = pl.col("action_id").cast(pl.Utf8) == NO_ACTION
     alone = recs.filter(nothing & (pl.col("arm").cast(pl.Utf8) != "control"))
@@ -210,15 +237,17 @@ def _left_alone(recs: pl.DataFrame) -> tuple[pl.DataFrame, int]:
         starved = (runner_up.get_column("why") == "capacity") & (runner_up.get_column("value").fill_null(0.0) > 0)
         own = (arm == "model") | starved.fill_null(False)
     starved_explorers = int((own & (arm == "explore")).sum())
-    drawn = recs.filter(nothing & (pl.col("arm").cast(pl.Utf8) != "model")).height - starved_explorers
-    return alone.filter(own), drawn
+    short_control = _default_did_not_fit(recs.filter(nothing & (pl.col("arm").cast(pl.Utf8) == "control")))
+    drawn = recs.filter(nothing & (pl.col("arm").cast(pl.Utf8) != "model")).height - starved_explorers - short_control
+    return alone.filter(own), short_control, drawn
 
 
 def left_alone_by_draw(recs: pl.DataFrame) -> int | None:
     """How many accounts the control cohort or an exploration draw leaves alone (None without the columns).
 
-    Not an exploring account whose best play capacity kept out of its draw: capacity left it alone
-    (:func:`left_alone_reasons` counts it).
+    Not an exploring account whose best play capacity kept out of its draw, nor a control account
+    whose lifecycle default did not fit the capacities: capacity left them alone
+    (:func:`left_alone_reasons` counts them).
 
     Examples
     --------
@@ -229,7 +258,7 @@ def left_alone_by_draw(recs: pl.DataFrame) -> int | None:
     """
     if not {"action_id", "arm"} <= set(recs.columns):
         return None
-    return _left_alone(recs)[1]
+    return _left_alone(recs)[2]
 
 
 def left_alone_reasons(recs: pl.DataFrame) -> list[tuple[str, int]]:
@@ -242,8 +271,10 @@ def left_alone_reasons(recs: pl.DataFrame) -> list[tuple[str, int]]:
     :data:`LEFT_ALONE_WHY`. Accounts whose receipt names no runner-up get :data:`LEFT_ALONE_GENERIC`.
     The runner-up is read from the ``alternatives`` column, or from the :data:`BEST_ALTERNATIVE_COLUMNS`
     read out of it. The accounts the control cohort or an exploration draw left alone are not counted
-    (:func:`left_alone_by_draw`); an exploring account whose best play capacity kept out of its draw is.
-    Empty without ``action_id`` and ``arm``, or when the model left no account alone.
+    (:func:`left_alone_by_draw`); an exploring account whose best play capacity kept out of its draw is,
+    and so is a control account whose lifecycle default did not fit the capacities, as its receipt says
+    (:data:`LEFT_ALONE_CONTROL_CAPACITY`). Empty without ``action_id`` and ``arm``, or when no account
+    is left alone but by the draw.
 
     Examples
     --------
@@ -256,12 +287,13 @@ def left_alone_reasons(recs: pl.DataFrame) -> list[tuple[str, int]]:
     """
     if not {"action_id", "arm"} <= set(recs.columns):
         return []
-    alone, _ = _left_alone(recs)
+    alone, short_control, _ = _left_alone(recs)
+    control = [(LEFT_ALONE_CONTROL_CAPACITY, short_control)] if short_control else []
     if alone.height == 0:
-        return []
+        return control
     runner_up = _runner_up(alone)
     if runner_up is None:
-        return [(LEFT_ALONE_GENERIC, alone.height)]
+        return sorted([(LEFT_ALONE_GENERIC, alone.height), *control], key=lambda rn: (-rn[1], rn[0]))
     why = (
         runner_up.select(
             pl.when(pl.col("why").is_null())
@@ -274,7 +306,7 @@ def left_alone_reasons(recs: pl.DataFrame) -> list[tuple[str, int]]:
         .group_by("reason")
         .len()
     )
-    return sorted(((str(r), int(n)) for r, n in why.iter_rows()), key=lambda rn: (-rn[1], rn[0]))
+    return sorted([*((str(r), int(n)) for r, n in why.iter_rows()), *control], key=lambda rn: (-rn[1], rn[0]))
 
 
 def _risk_specs(playbook: Playbook) -> list[ObjectiveSpec]:
@@ -476,7 +508,7 @@ def _short_evidence(learned: Mapping[str, Any], default: Mapping[str, Any]) -> l
 def off_policy_metric(
     values: Sequence[Mapping[str, Any]], differences: Sequence[Mapping[str, Any]] = ()
 ) -> dict[str, str] | None:
-    """The metric row of the learned policy's DR value over the lifecycle default's; None without both.
+    """The metric row of the learned policy's DR value over the lifecycle default's; None without both policies.
 
     Judged on the paired difference ``learned - default`` (``differences``, the run's
     ``policy_differences``) when there is one: "On track" when its interval's low end is above 0.
@@ -485,7 +517,9 @@ def off_policy_metric(
     never "On track" on too little evidence: fewer than :data:`MIN_OPE_DECISIONS` logged
     decisions, or either policy with an effective sample size under :data:`MIN_OPE_ESS` or a
     matched share under :data:`MIN_OPE_MATCHED` (then DR is mostly the effect model's own value,
-    and the learned policy's is in-sample); the row says which.
+    and the learned policy's is in-sample); the row says which. Where the difference (or, without
+    it, either policy) has no estimate, the row says "no estimate" with the estimate's note (e.g.
+    the default not known at the decisions of accounts that left since): "Review", never left out.
 
     Examples
     --------
@@ -498,6 +532,10 @@ def off_policy_metric(
     'Review'
     >>> row["current"].split(";")[0]
     '+15.00 (paired interval +6.10 to +23.90)'
+    >>> unknown = {"estimate": None, "low": None, "high": None, "note": "the default is not known at 13%"}
+    >>> row = off_policy_metric([learned, {**default, **unknown}], [{**diff, **unknown}])
+    >>> row["current"], row["status"]
+    ('no estimate: the default is not known at 13%', 'Review')
     """
     learned, default = _policy(values, "learned"), _policy(values, "default")
     if learned is None or default is None:
@@ -524,7 +562,19 @@ def off_policy_metric(
             "(no paired difference kept), on enough logged decisions"
         )
     else:
-        return None
+        # No estimate to judge (the default not known at too many decisions, or never taken by the
+        # history): the row says so with the estimate's own note, rather than leaving the metric out.
+        missing = [
+            v for v in (difference, default, learned) if v is not None and not _numbers(v, "estimate") and v.get("note")
+        ]
+        if not missing:
+            return None
+        return {
+            "metric": OFF_POLICY_METRIC,
+            "current": f"no estimate: {missing[0]['note']}",
+            "benchmark": "the paired difference's interval above 0 (its low end), on enough logged decisions",
+            "status": "Review",
+        }
     short = _short_evidence(learned, default)
     if short:
         current += "; too little evidence to judge: " + ", ".join(short)

@@ -44,11 +44,14 @@ from nextmove.playbook.money import DEFAULT_CURRENCY, money_text
 __all__ = [
     "BUILT_IN_POLICIES",
     "MAX_UNSUPPORTED_SHARE",
+    "POLICY_FILE_REMEDY",
     "UNKNOWN_STAGE_SE",
     "OfflineEvaluation",
     "PolicyValue",
+    "default_values",
     "evaluate_offline",
     "evaluate_policy",
+    "lifecycle_default_at",
     "logging_propensities",
     "policy_difference",
     "row_value_usd",
@@ -557,6 +560,13 @@ not), so how far they can move the estimate is known: at most half a standard er
 counted as what the history did (each then off by less than that); more, and there is no estimate."""
 
 
+POLICY_FILE_REMEDY = (
+    "Write the default with each decision's stage as a policy table (account_id, decision_ts, action_id) and "
+    "evaluate it with --policy FILE (docs/measure.md)"
+)
+"""What :func:`unknown_stage_note` says to do (``nextmove evaluate``'s words)."""
+
+
 def unknown_stage_note(
     unknown: int,
     total: int,
@@ -567,6 +577,7 @@ def unknown_stage_note(
     material: bool = True,
     difference: bool = False,
     currency: str = DEFAULT_CURRENCY,
+    remedy: str = POLICY_FILE_REMEDY,
 ) -> str:
     """Why the lifecycle default is not known at ``unknown`` of ``total`` evaluated decisions, and what to do.
 
@@ -579,7 +590,8 @@ def unknown_stage_note(
     true −44). ``bounds`` are the least and most the IPS value (or ``difference``) can be whatever
     the default was at those decisions; ``material`` when that range is too wide for an estimate
     (:data:`UNKNOWN_STAGE_SE`), or, without an IPS value to bound, when the decisions are over
-    :data:`MAX_UNSUPPORTED_SHARE` of them.
+    :data:`MAX_UNSUPPORTED_SHARE` of them. ``remedy`` ends the note: what to do (default
+    :data:`POLICY_FILE_REMEDY`, ``nextmove evaluate``'s).
 
     Examples
     --------
@@ -624,10 +636,7 @@ def unknown_stage_note(
             text += ": too wide to " + ("make it" if difference else "value it")
         else:
             text += f", under half its standard error: {counted}"
-    return (
-        f"{text}. Write the default with each decision's stage as a policy table (account_id, decision_ts, "
-        "action_id) and evaluate it with --policy FILE (docs/measure.md)"
-    )
+    return f"{text}. {remedy}"
 
 
 def _joined(*notes: str | None) -> str | None:
@@ -1267,6 +1276,7 @@ class _StageUnknown:
     terms: F64
     logged: F64
     currency: str
+    remedy: str = POLICY_FILE_REMEDY
 
     @classmethod
     def of(
@@ -1275,6 +1285,7 @@ class _StageUnknown:
         unknown: pl.DataFrame | None,
         playbook: Playbook,
         common: Mapping[str, Any],
+        remedy: str = POLICY_FILE_REMEDY,
     ) -> _StageUnknown | None:
         if unknown is None or unknown.is_empty():
             return None
@@ -1298,6 +1309,7 @@ class _StageUnknown:
             terms=np.where(taken, r / e, 0.0)[mask],
             logged=r[mask],
             currency=playbook.currency,
+            remedy=remedy,
         )
 
     def values(
@@ -1331,12 +1343,78 @@ class _StageUnknown:
             material=material,
             difference=difference,
             currency=self.currency,
+            remedy=self.remedy,
         )
         if material:
             return [
                 replace(v, estimate=None, stderr=None, low=None, high=None, note=note, unknown_share=share) for v in out
             ]
         return [replace(v, note=_joined(v.note, note), unknown_share=share) for v in out]
+
+
+def lifecycle_default_at(
+    rows: pl.DataFrame,
+    book: Book,
+    playbook: Playbook,
+    *,
+    eligible: pl.DataFrame | None = None,
+    recorded_defaults: pl.DataFrame | Callable[[datetime, datetime], pl.DataFrame] | None = None,
+) -> tuple[pl.DataFrame, pl.DataFrame, str]:
+    """The lifecycle default at logged decisions, the decisions at which it is not known, and where it comes from.
+
+    The default recorded when a decision was made, where ``recorded_defaults`` holds it (as
+    :func:`evaluate_offline` takes it); else the one of the account's stage today, except at
+    decisions whose account left after them (:func:`~nextmove.measure.policy.left_after_decision`)
+    and no record says: there its stage then is not known, unless no stage's default is
+    ``eligible`` there (the default then does nothing whatever the stage). Value it with
+    :func:`default_values`.
+
+    Returns
+    -------
+    (policy, unknown, note)
+        The policy table (:func:`~nextmove.measure.policy.lifecycle_default_policy`); ``account_id,
+        decision_ts, lifecycle_stage`` of the decisions whose default is not known; a note saying
+        where the default comes from.
+    """
+    recorded = _recorded(rows, playbook, recorded_defaults)
+    policy = lifecycle_default_policy(rows, playbook, eligible=eligible, recorded=recorded)
+    keys = ["account_id", "decision_ts"]
+    unknown = left_after_decision(rows, book, playbook)
+    if recorded is not None:
+        unknown = unknown.join(recorded, on=keys, how="anti")
+    if eligible is not None and "decision_ts" in eligible.columns:
+        # Where no stage's default is eligible, the default does nothing whatever the stage was: it is known.
+        defaults = [a.id for a in playbook.actions if a.default_for_stages]
+        possible = eligible.filter(pl.col("action_id").cast(pl.String).is_in(defaults)).select(
+            pl.col("account_id").cast(pl.String), pl.col("decision_ts").cast(unknown.schema["decision_ts"])
+        )
+        unknown = unknown.join(possible.unique(), on=keys, how="semi")
+    return policy, unknown, _default_source_note(rows, recorded)
+
+
+def default_values(
+    rows: pl.DataFrame,
+    unknown: pl.DataFrame,
+    playbook: Playbook,
+    estimate: Callable[..., list[PolicyValue]],
+    common: Mapping[str, Any],
+    *,
+    difference: bool = False,
+    remedy: str = POLICY_FILE_REMEDY,
+) -> list[PolicyValue]:
+    """``estimate(rows, **common)`` of the lifecycle default, or of a difference with it as the baseline,
+    where its action is not known at the decisions ``unknown`` (:func:`lifecycle_default_at`).
+
+    There it is taken to do what the log did, and where those decisions could move its IPS value by
+    more than :data:`UNKNOWN_STAGE_SE` standard errors no method has an estimate; the note says
+    why (:func:`unknown_stage_note`, ending with ``remedy``). ``estimate`` is :func:`evaluate_policy`
+    or :func:`policy_difference` with all but the rows and ``common`` bound; ``common`` holds at
+    least ``propensity`` (the raw logging propensities) and ``clip``.
+    """
+    stage_unknown = _StageUnknown.of(rows, unknown, playbook, common, remedy)
+    if stage_unknown is None:
+        return estimate(rows, **common)
+    return stage_unknown.values(rows, common, estimate, difference=difference)
 
 
 def stored_defaults(
@@ -1482,12 +1560,10 @@ def evaluate_offline(
     }
     unknown: pl.DataFrame | None = None
     if "lifecycle_stage" in rows.columns:
-        recorded = _recorded(rows, playbook, recorded_defaults)
-        policies["lifecycle_default"] = lifecycle_default_policy(rows, playbook, eligible=eligible, recorded=recorded)
-        unknown = left_after_decision(rows, book, playbook)
-        if recorded is not None:
-            unknown = unknown.join(recorded, on=["account_id", "decision_ts"], how="anti")
-        notes.append(_default_source_note(rows, recorded))
+        policies["lifecycle_default"], unknown, source = lifecycle_default_at(
+            rows, book, playbook, eligible=eligible, recorded_defaults=recorded_defaults
+        )
+        notes.append(source)
     else:
         notes.append("lifecycle_default skipped: the accounts have no lifecycle_stage")
     policies["do_nothing"] = do_nothing_policy(rows)
@@ -1506,12 +1582,11 @@ def evaluate_offline(
         "vocabulary": vocab,
     }
     say("Estimating the value of every policy…")
-    stage_unknown = _StageUnknown.of(rows, unknown, playbook, common)
     values: list[PolicyValue] = []
     for name, table in policies.items():
         estimate = partial(evaluate_policy, policy=table, playbook=playbook, expected_values=q, name=name)
-        if name == "lifecycle_default" and stage_unknown is not None:
-            values += stage_unknown.values(rows, common, estimate)
+        if name == "lifecycle_default" and unknown is not None:
+            values += default_values(rows, unknown, playbook, estimate, common)
         else:
             values += estimate(rows, **common)
     # The logged policy's table holds each row's own action with the propensity it is weighted by (the
@@ -1531,8 +1606,8 @@ def evaluate_offline(
                 expected_values=q,
                 name=f"{name} - {baseline}",
             )
-            if baseline == "lifecycle_default" and stage_unknown is not None:
-                differences += stage_unknown.values(rows, common, difference, difference=True)
+            if baseline == "lifecycle_default" and unknown is not None:
+                differences += default_values(rows, unknown, playbook, difference, common, difference=True)
             else:
                 differences += difference(rows, **common)
     accuracy: dict[str, ProbabilityAccuracy] = {}

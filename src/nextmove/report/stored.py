@@ -149,17 +149,19 @@ def report_frame(store: Store, run_id: str, *, batch_rows: int = 10_000) -> pl.D
 
     The columns of :data:`REPORT_COLUMNS`, the receipts' account fields of
     :data:`REPORT_ACCOUNT_FIELDS` (a field no receipt carries is left out, as
-    :func:`recommendations_frame` does) and their first runner-up's ``why`` and ``value_usd``
-    (:data:`~nextmove.report.data.BEST_ALTERNATIVE_COLUMNS`). The database picks these values
+    :func:`recommendations_frame` does), their ``default_why`` and their first runner-up's ``why`` and
+    ``value_usd`` (:data:`~nextmove.report.data.BEST_ALTERNATIVE_COLUMNS`). The database picks these values
     out of the receipts; the rows are read in batches of ``batch_rows``.
     """
     fields: dict[str, tuple[str | int, ...]] = {c: (c,) for c in REPORT_COLUMNS}
     fields |= {k: ("evidence", "account", k) for k in REPORT_ACCOUNT_FIELDS}
     fields |= {
+        # Whether a control account's default did not fit the capacities (left_alone_reasons counts it so).
+        "default_why": ("evidence", "default_why"),
         "best_alternative_why": ("alternatives", 0, "why"),
         "best_alternative_value_usd": ("alternatives", 0, "value_usd"),
     }
-    schema = {**REPORT_COLUMNS, **REPORT_ACCOUNT_FIELDS, "best_alternative_why": pl.Utf8}
+    schema = {**REPORT_COLUMNS, **REPORT_ACCOUNT_FIELDS, "default_why": pl.Utf8, "best_alternative_why": pl.Utf8}
     schema["best_alternative_value_usd"] = pl.Float64
     frames = [
         pl.DataFrame([(*row[:-1], _json_number(row[-1])) for row in batch], schema=schema, orient="row")
