@@ -71,7 +71,9 @@ def test_a_run_saved_before_its_report_hit_a_full_disk_says_it_is_saved_and_how_
     assert run.status == "succeeded"
     assert f"cannot write the run's files into {out}: no space left on device" in said
     assert f"run {run.run_id} is saved in the store and served" in said
-    assert f"`nextmove report --run {run.run_id} --store {url} --out {out / 'report.html'}`" in said
+    # Into a folder of its own, not --out, where an earlier run's recommendations would sit beside it.
+    fresh = tmp_path / f"out-{run.run_id}" / "report.html"
+    assert f"`nextmove report --run {run.run_id} --store {url} --out {fresh}` writes its report into a folder" in said
     assert "Writing the files: failed" in said
     assert "Saving the run: failed" not in said
     assert not out.exists()  # no staging folder left, nor the --out it made

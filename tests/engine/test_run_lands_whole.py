@@ -16,7 +16,14 @@ import pytest
 
 from nextmove.book import Book
 from nextmove.book.validate import load_book
-from nextmove.engine.online import POLICY_MODEL_KIND, DecideRequest, OnlineDecider, promote_run, rollback_policy
+from nextmove.engine.online import (
+    POLICY_MODEL_KIND,
+    DecideRequest,
+    OnlineDecider,
+    promote_run,
+    rollback_policy,
+    served_run,
+)
 from nextmove.engine.run import EFFECT_MODEL_KIND, RUN_STAGES, run
 from nextmove.engine.run_process import interrupted_run_note, run_process
 from nextmove.errors import ConfigError, StoreError
@@ -233,7 +240,88 @@ def test_a_stop_after_the_save_says_the_run_is_saved_and_served_not_that_it_fail
         [record] = store.list_runs()
         assert record.status == "succeeded"
         assert str(stopped.value) == (
-            f"interrupted by the user (Ctrl-C) after run {record.run_id} was saved in the store and served, "
-            f"but its files were not written into {tmp_path / 'out'}"
+            f"interrupted by the user (Ctrl-C) after run {record.run_id} was saved in the store and served; "
+            f"its files were not written, so {tmp_path / 'out'} is left as it was"
         )
         assert not (tmp_path / "out").exists()
+
+
+def test_a_stop_before_the_save_says_the_run_is_recorded_as_failed_and_out_untouched(
+    subs: tuple[Book, Playbook], tmp_path: Path
+) -> None:
+    book, playbook = subs
+
+    def stop_at(step: str) -> None:
+        if step == RUN_STAGES[5]:
+            raise KeyboardInterrupt()
+
+    with open_store("sqlite://") as store:
+        with pytest.raises(KeyboardInterrupt) as stopped:
+            run(book, playbook, store=store, seed=0, out_dir=tmp_path / "out", progress=stop_at, **QUICK)
+        [record] = store.list_runs()
+        assert record.status == "failed"
+        assert record.error == "interrupted by the user (Ctrl-C)"  # what it records: the stop alone
+    assert str(stopped.value) == (
+        f"interrupted by the user (Ctrl-C): run {record.run_id} is recorded as failed, {tmp_path / 'out'} is left "
+        "as it was"
+    )
+    with pytest.raises(KeyboardInterrupt) as stopped:
+        run(book, playbook, seed=0, out_dir=tmp_path / "out", progress=stop_at, **QUICK)
+    assert str(stopped.value) == f"interrupted by the user (Ctrl-C): {tmp_path / 'out'} is left as it was"
+
+
+def refuse_policies(db: Path) -> None:
+    """Make the SQLite store in ``db`` refuse every new policy version (a promotion), as a full disk would."""
+    with contextlib.closing(sqlite3.connect(db)) as conn:
+        conn.execute(
+            "CREATE TRIGGER refuse BEFORE INSERT ON model_versions WHEN NEW.kind = 'policy' "
+            "BEGIN SELECT RAISE(ABORT, 'database or disk is full'); END"
+        )
+        conn.commit()
+
+
+@pytest.mark.parametrize("failure", ["stop", "full disk"])
+def test_a_run_whose_promotion_is_stopped_or_refused_says_it_is_saved_but_not_served(
+    subs: tuple[Book, Playbook], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, failure: str
+) -> None:
+    """Saved, then stopped (Ctrl-C) or refused by the store while promoted: the run is saved and the previous one
+    still served, which the error says, with the command that serves it; --out keeps the previous run's files."""
+    engine = sys.modules["nextmove.engine.run"]  # the package's `run` attribute is the function
+
+    book, playbook = subs
+    out = tmp_path / "out"
+    db = tmp_path / "nextmove.db"
+    with open_store(f"sqlite:///{db}") as store:
+        first = run(book, playbook, store=store, out_dir=out, seed=0, **QUICK)
+    before = folder_bytes(out)
+    if failure == "stop":
+
+        def stopped_before_promoting(*_: object, **__: object) -> None:
+            raise KeyboardInterrupt()  # Ctrl-C right after the save committed, before the promotion's transaction
+
+        monkeypatch.setattr(engine, "promote_run", stopped_before_promoting)
+        expected: type[BaseException] = KeyboardInterrupt
+    else:
+        refuse_policies(db)
+        expected = StoreError
+    with open_store(f"sqlite:///{db}") as store:
+        with pytest.raises(expected) as info:
+            run(book, playbook, store=store, out_dir=out, seed=1, **QUICK)
+        second = store.list_runs()[0]
+        assert second.status == "succeeded"
+        assert served_run(store).run_id == first.run_id  # type: ignore[union-attr]
+    said = str(info.value)
+    kept = (
+        f"saved in the store but not served (the served run is still {first.run_id}; "
+        f"`nextmove models promote {second.run_id}` serves it)"
+    )
+    if failure == "stop":
+        assert said == (
+            f"interrupted by the user (Ctrl-C) after run {second.run_id} was {kept}; its files were not written, "
+            f"so {out} is left as it was"
+        )
+    else:
+        assert said.startswith("could not ")
+        assert "database or disk is full" in said
+        assert said.endswith(f"; run {second.run_id} is {kept}; {out} is left as it was")
+    assert folder_bytes(out) == before

@@ -357,3 +357,42 @@ def test_a_sqlite_store_in_a_folder_that_cannot_be_written_says_why_it_cannot_be
     message = " ".join(str(info.value).split())
     assert expected in message
     assert "(store.db-wal, store.db-shm): copy the file to a writable folder and give --store the copy" in message
+
+
+def test_a_sqlite_store_on_a_full_disk_says_the_disk_may_be_full_and_what_is_free(tmp_path: Path) -> None:
+    """A disk so full that SQLite cannot make its write-ahead log: "disk I/O error" said it was the folder's fault."""
+    from nextmove.store.sql import sqlite_open_hint
+
+    hint = sqlite_open_hint(tmp_path / "store.db", "disk I/O error")
+    assert hint.startswith(f"the disk holding {tmp_path} (")
+    assert " free) may be full, or failing: free some space on it" in hint
+    assert "or give --store a file on another disk" in hint
+    assert "database or disk is full" not in hint
+    assert "may be full" in sqlite_open_hint(tmp_path / "store.db", "database or disk is full")
+
+
+def test_opening_a_sqlite_store_on_a_full_disk_says_so(tmp_path: Path) -> None:
+    import os
+    import subprocess
+
+    if os.geteuid() != 0:
+        pytest.skip("needs root, to mount a small disk to fill")
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(disk)], check=False).returncode != 0:
+        pytest.skip("no mount allowed here")
+    try:
+        path = disk / "store.db"
+        open_store(f"sqlite:///{path}").close()
+        for beside in (disk / "store.db-wal", disk / "store.db-shm"):
+            beside.unlink(missing_ok=True)
+        with contextlib.suppress(OSError), (disk / "filler").open("wb") as filler:
+            while True:
+                filler.write(b"\0" * 4096)
+                filler.flush()
+        with pytest.raises(StoreError) as info:
+            open_store(f"sqlite:///{path}", create=False)
+    finally:
+        subprocess.run(["umount", str(disk)], check=False)
+    message = " ".join(str(info.value).split())
+    assert f"the disk holding {disk} (0 bytes free) may be full" in message, message

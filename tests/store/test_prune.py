@@ -195,6 +195,32 @@ def test_prune_says_which_runs_to_prune(tmp_path: Path, playbook: Playbook) -> N
     assert not (tmp_path / "none.db").exists()
 
 
+def test_a_stop_during_the_vacuum_after_the_prune_committed_exits_0_saying_the_prune_is_done(
+    tmp_path: Path, playbook: Playbook, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ctrl-C while the SQLite file is VACUUMed: the prune is committed, so the command says so and what the stop cut
+    short, and exits 0, not 130 (a failure: a scheduler would run it again)."""
+    import nextmove.store.prune as prune
+
+    url = f"sqlite:///{(tmp_path / 'nextmove.db').as_posix()}"
+    _seed(url, playbook)
+
+    def stopped(*_: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(prune, "vacuum", stopped)
+    code, said = _prune(url, "--keep-runs", "1")
+    assert code == 0, said
+    assert "Pruned 3 runs: 120 receipts slimmed" in said
+    assert (
+        "note: a stop (Ctrl-C) came after the prune was committed, so it cut short only what followed it: the VACUUM "
+        "that gives the space back to the system may not have run"
+    ) in said
+    assert "`nextmove store prune` again VACUUMs it" in said
+    with open_store(url) as store:
+        assert [r.run_id for r in store.list_runs() if r.summary.get("pruned")] == ["w3", "w2", "w1"]
+
+
 def test_prune_deletes_the_effect_models_of_failed_runs_and_lists_them_in_a_dry_run(tmp_path: Path) -> None:
     from nextmove.book.validate import load_book
     from nextmove.engine.run import EFFECT_MODEL_KIND, RUN_STAGES, run

@@ -344,11 +344,44 @@ def handle_errors(func: Callable[P, R]) -> Callable[P, R]:
         except KeyboardInterrupt as exc:
             # Ctrl-C, or SIGTERM raised as one by sigterm_as_interrupt(): the command's own cleanup has run.
             terminated = isinstance(exc, Terminated)
-            what = "terminated" if terminated else "interrupted"
-            err_console.print(f"[bold red]{what}:[/] {safe(failure_text(exc), lines=True)}")
+            err_console.print(stop_message(exc))
             raise typer.Exit(EXIT_TERMINATED if terminated else EXIT_INTERRUPTED) from None
 
     return wrapper
+
+
+def stop_message(stop: KeyboardInterrupt) -> str:
+    """The line a command stopped by Ctrl-C or SIGTERM prints (Rich markup): the stop, then what it left, if it says.
+
+    Examples
+    --------
+    >>> print(stop_message(KeyboardInterrupt("interrupted by the user (Ctrl-C): out is left as it was")))
+    [bold red]interrupted by the user (Ctrl-C)[/]: out is left as it was
+    >>> print(stop_message(Terminated()))
+    [bold red]stopped by SIGTERM (a timeout, or a service manager stopping it)[/]
+    """
+    text = failure_text(stop)
+    cause = failure_text(Terminated(stop.signal_name) if isinstance(stop, Terminated) else KeyboardInterrupt())
+    if not text.startswith(cause):
+        cause = ""
+    return f"[bold red]{safe(cause)}[/]{safe(text[len(cause) :], lines=True)}" if cause else safe(text, lines=True)
+
+
+@contextmanager
+def done_despite_stop(done: str, cut: str) -> Iterator[None]:
+    """Within the block the command's work is done for good: a Ctrl-C or SIGTERM cuts short only ``cut``, and exits 0.
+
+    Exit 130 or 143 tell a script (a scheduler) that the command failed, and it runs it again: after
+    the work is done (``done`` says what, "run X had finished (…)"), a stop says so in a note
+    instead, with what it cut short (``cut``: "the printing of its summary"), and the command exits 0.
+    """
+    try:
+        yield
+    except KeyboardInterrupt as stop:
+        what = stop.signal_name if isinstance(stop, Terminated) else "Ctrl-C"
+        line = f"a stop ({what}) came after {done}, so it cut short only {cut}"
+        err_console.print(f"[yellow]note:[/] {safe(line, lines=True)}")
+        raise typer.Exit(0) from None
 
 
 STORE_DEFAULT = "default: NEXTMOVE_STORE_URL, else nextmove.db in the current folder (or in NEXTMOVE_WORKSPACE)"

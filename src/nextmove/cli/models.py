@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.table import Table
 
-from nextmove.cli._common import console, handle_errors, open_store, safe
+from nextmove.cli._common import console, done_despite_stop, handle_errors, open_store, safe
 from nextmove.cli.serve import StoreOpt
 from nextmove.errors import ConfigError
 
@@ -159,4 +159,6 @@ def promote_cmd(run_id: Annotated[str, typer.Argument(help="A succeeded run.")],
 
     with open_store(store, existing=True) as opened:
         record = promote_run(opened, run_id, metrics={"started_by": "cli"})
-    console.print(f"Policy {safe(record.model_id)} now serves run {safe(run_id)}.")
+        # Promoted: a stop now must not read as a promotion that failed.
+        with done_despite_stop(f"run {run_id} was promoted (policy {record.model_id} serves it)", "its printing"):
+            console.print(f"Policy {safe(record.model_id)} now serves run {safe(run_id)}.")

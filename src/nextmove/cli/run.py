@@ -21,6 +21,7 @@ from nextmove.cli._common import (
     TrainingDaysOpt,
     check_number_column,
     console,
+    done_despite_stop,
     err_console,
     handle_errors,
     open_store,
@@ -199,22 +200,47 @@ def run_cmd(
             csv_evidence=csv_evidence,
             extra_files=_write_report,
         )
-        served = _served_line(opened, result.run_id, result.policy_version) if opened is not None else None
     except ExpressionError as exc:
         # An expression that does not fit the book's features: say which file to edit.
         raise exc.in_file(playbook_label(pb_path)) from None
     except RunFilesError as exc:
         if not exc.saved:
             raise
-        # Saved (and served) whole, only its files are missing: the store has what the report needs.
+        # Saved (and served) whole, only its files are missing: the store has what the report needs. Into a
+        # folder of its own: --out still holds an earlier run's recommendations and summary.
         where = "" if store is None else f" --store {mask_url(store)}"
-        hint = f"`nextmove report --run {exc.run_id}{where} --out {folder / 'report.html'}` writes its report"
+        fresh = folder.with_name(f"{folder.name}-{exc.run_id}") / "report.html"
+        hint = (
+            f"`nextmove report --run {exc.run_id}{where} --out {fresh}` writes its report into a folder of its own "
+            f"({folder} holds an earlier run's files, if any)"
+        )
         raise RunFilesError(f"{exc}: {hint}", run_id=exc.run_id, saved=True) from exc.__cause__
+    else:
+        # The run is done (saved, served, its files in --out): a stop now cuts short only what is printed.
+        with done_despite_stop(
+            f"run {result.run_id} had finished ({_done_state(result, folder, opened)})",
+            f"the printing of its summary ({folder / 'report.html'} holds it)",
+        ):
+            _print_done(result, opened, shown, folder, stop)
     finally:
         if opened is not None:
             opened.close()
+
+
+def _done_state(result: RunResult, folder: Path, store: Store | None) -> str:
+    """What a finished run is, in words: saved in the store (and served), its files all in ``folder``."""
+    served = " and served" if result.policy_version is not None else ""
+    saved = f"saved in the store{served}, " if store is not None else ""
+    return f"{saved}its files all in {folder}"
+
+
+def _print_done(
+    result: RunResult, store: Store | None, shown: Collection[str], folder: Path, stop: KeyboardInterrupt | None
+) -> None:
+    """What ``nextmove run`` prints of a run that finished: its summary, where it is saved and served, its files."""
+    served = _served_line(store, result.run_id, result.policy_version) if store is not None else None
     render_run(result, console, printed=shown)
-    if opened is not None:
+    if store is not None:
         console.print(f"Saved run [bold]{safe(result.run_id)}[/] in the store.")
     if served is not None:
         console.print(served)
@@ -222,7 +248,7 @@ def run_cmd(
     console.print(f"Report: [bold]{safe(str(result.files['report.html']))}[/]")
     if stop is not None:
         # Too late to stop anything: a 130 or 143 would tell a script the run failed, and it is whole.
-        line = stopped_complete_line(result, stop, folder, saved=opened is not None)
+        line = stopped_complete_line(result, stop, folder, saved=store is not None)
         err_console.print(f"[yellow]note:[/] {safe(line)}")
 
 

@@ -9,7 +9,16 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.table import Table
 
-from nextmove.cli._common import console, err_console, handle_errors, open_store, plural, safe, status
+from nextmove.cli._common import (
+    console,
+    done_despite_stop,
+    err_console,
+    handle_errors,
+    open_store,
+    plural,
+    safe,
+    status,
+)
 from nextmove.cli.serve import StoreOpt
 from nextmove.errors import NotFoundError, StoreError
 
@@ -65,9 +74,10 @@ def prune_cmd(
 
     Prints the plan first; with --dry-run, only the plan. The prune is one transaction, under the
     store's write lock; a SQLite file is then VACUUMed to give the space back (PostgreSQL reuses it
-    for later rows; VACUUM FULL is left to the database administrator).
+    for later rows; VACUUM FULL is left to the database administrator). Ctrl-C once the prune is
+    committed (during the VACUUM) stops the command with a note that the prune is done, exit 0.
     """
-    from nextmove.store.prune import apply_prune, plan_prune, sqlite_free_bytes, vacuum
+    from nextmove.store.prune import apply_prune, plan_prune
 
     runs_too = keep_runs is not None or older_than is not None or audit_older_than is None
     with open_store(store, existing=True) as opened:
@@ -83,9 +93,17 @@ def prune_cmd(
         if dry_run:
             console.print("Dry run: nothing was changed.")
             return
-        if plan is not None and not plan.empty:
-            with status(f"Pruning {len(plan.runs)} run{'s' if len(plan.runs) != 1 else ''} and failed runs' models…"):
-                result = apply_prune(opened, plan)
+        if plan is None or plan.empty:
+            _give_space_back(opened, pruned=False)
+            return
+        with status(f"Pruning {len(plan.runs)} run{'s' if len(plan.runs) != 1 else ''} and failed runs' models…"):
+            result = apply_prune(opened, plan)
+        # Committed: a stop now (during the VACUUM) must not read as a prune that failed.
+        with done_despite_stop(
+            "the prune was committed",
+            "what followed it: the VACUUM that gives the space back to the system may not have run, so the SQLite "
+            "file may be no smaller; `nextmove store prune` again VACUUMs it (even with nothing left to prune)",
+        ):
             failed = len(result.failed_models_deleted)
             console.print(
                 f"Pruned {len(result.runs)} run{'s' if len(result.runs) != 1 else ''}: {result.recommendations:,} "
@@ -93,33 +111,39 @@ def prune_cmd(
                 f"{len(result.models_deleted)} effect model{'s' if len(result.models_deleted) != 1 else ''} deleted "
                 f"({_mb(result.model_bytes_freed)}{f', {failed} of failed runs' if failed else ''})."
             )
-        pruned = plan is not None and not plan.empty
-        free = sqlite_free_bytes(opened)
-        if free is None:
-            if pruned:
-                console.print(
-                    "PostgreSQL reuses the freed space for later rows; to give it back to the system, a database "
-                    "administrator runs VACUUM FULL recommendations, model_versions (it locks both tables while it "
-                    "runs)."
-                )
-            return
-        if not pruned and not free:
-            return
-        try:
-            with status("Giving the space back (VACUUM)…"):
-                sizes = vacuum(opened)
-        except StoreError as exc:  # the prune itself is committed: say so, rather than fail as if nothing was done
-            err_console.print(
-                "[yellow]warning:[/] the prune is done, but the SQLite file was not made smaller: "
-                f"{safe(str(exc), lines=True)}; run `nextmove store prune` again later (it VACUUMs even when there "
-                "is nothing left to prune)"
-            )
-            return
-        if sizes is not None:
+            _give_space_back(opened, pruned=True)
+
+
+def _give_space_back(opened: Store, *, pruned: bool) -> None:
+    """After a prune (``pruned``: one was committed now), VACUUM a SQLite store's free pages; say what it gave back."""
+    from nextmove.store.prune import sqlite_free_bytes, vacuum
+
+    free = sqlite_free_bytes(opened)
+    if free is None:
+        if pruned:
             console.print(
-                f"VACUUM: the SQLite store went from {_mb(sizes[0])} to {_mb(sizes[1])} "
-                f"({_mb(max(sizes[0] - sizes[1], 0))} freed)."
+                "PostgreSQL reuses the freed space for later rows; to give it back to the system, a database "
+                "administrator runs VACUUM FULL recommendations, model_versions (it locks both tables while it "
+                "runs)."
             )
+        return
+    if not pruned and not free:
+        return
+    try:
+        with status("Giving the space back (VACUUM)…"):
+            sizes = vacuum(opened)
+    except StoreError as exc:  # the prune itself is committed: say so, rather than fail as if nothing was done
+        err_console.print(
+            "[yellow]warning:[/] the prune is done, but the SQLite file was not made smaller: "
+            f"{safe(str(exc), lines=True)}; run `nextmove store prune` again later (it VACUUMs even when there "
+            "is nothing left to prune)"
+        )
+        return
+    if sizes is not None:
+        console.print(
+            f"VACUUM: the SQLite store went from {_mb(sizes[0])} to {_mb(sizes[1])} "
+            f"({_mb(max(sizes[0] - sizes[1], 0))} freed)."
+        )
 
 
 def _prune_audit(store: Store, days: int, *, dry_run: bool) -> None:

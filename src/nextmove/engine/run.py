@@ -69,7 +69,7 @@ from nextmove.engine.health import (
     unended_outcome_note,
 )
 from nextmove.engine.holds import read_holds, with_done_plays
-from nextmove.engine.online import promote_run
+from nextmove.engine.online import promote_run, served_run
 from nextmove.engine.run_facts import (
     ACCOUNT_FIELDS,
     action_families,
@@ -367,7 +367,10 @@ def run(
     RunStoppedComplete
         If Ctrl-C or SIGTERM came while the files moved into ``out_dir``: the run is complete, and the
         error holds its result. A stop before the moves stops the run: a :class:`KeyboardInterrupt`
-        after its cleanup (the run recorded as failed, the temporary folder removed).
+        after its cleanup (the run recorded as failed, the temporary folder removed), whose message
+        says what it left: the run recorded as failed, or saved (served or not, from the store), and
+        ``out_dir`` left as it was. An error of the store after the save (a promotion it refused)
+        says the same of the run saved.
     """
     opts = _options(options)
     if out_dir is not None:
@@ -432,15 +435,11 @@ def run(
             clean_up(_fail, staged, store, run_id, exc)
         except KeyboardInterrupt:
             clean_up(_fail, staged, store, run_id, exc)
-        if isinstance(exc, KeyboardInterrupt) and store is not None:
-            with contextlib.suppress(NextmoveError):
-                if store.get_run(run_id).status == "succeeded":
-                    # Stopped after the save (while the report was written): the run stays saved (and
-                    # served), so the stop must not read as a run that failed.
-                    served = " and served" if opts.promote else ""
-                    unwritten = f", but its files were not written into {staged.target}" if staged is not None else ""
-                    exc.args = (f"{failure_text(exc)} after run {run_id} was saved in the store{served}{unwritten}",)
-        if isinstance(exc, WriteError) and staged is not None:
+        out = staged.target if staged is not None else None
+        if isinstance(exc, KeyboardInterrupt):
+            # One line of what the stop left: the run saved (and served) or not, the output folder untouched.
+            exc.args = (f"{failure_text(exc)}{_stopped_state(store, run_id, opts.promote, out)}",)
+        elif isinstance(exc, WriteError) and staged is not None:
             # One message whatever file failed (in the staging folder, which is gone now).
             reason = write_failure(exc.__cause__) if exc.__cause__ is not None else None
             saved, kept = _kept(store, run_id, opts.promote, staged.target)
@@ -449,6 +448,11 @@ def run(
                 run_id=run_id,
                 saved=saved,
             ) from exc.__cause__
+        elif isinstance(exc, NextmoveError) and store is not None:
+            # A store that refused the promotion (a full disk) after the run was saved: say what it kept.
+            saved, kept = _kept(store, run_id, opts.promote, out)
+            if saved:
+                exc.args = (f"{exc}; {kept}",)
         raise
     if stop is not None:
         raise RunStoppedComplete(result, stop) from None
@@ -473,17 +477,54 @@ def _publish(staged: StagedFiles) -> tuple[dict[str, Path], KeyboardInterrupt | 
     return files, None
 
 
-def _kept(store: Store | None, run_id: str, promote: bool, out_dir: Path) -> tuple[bool, str]:
-    """Whether a run whose files could not be written is saved in the store, and what it kept, in words."""
+def _kept(store: Store | None, run_id: str, promote: bool, out_dir: Path | None) -> tuple[bool, str]:
+    """Whether a run that failed is saved in the store, and what it kept, in words (``out_dir``: its files' folder)."""
     status = None
     if store is not None:
         with contextlib.suppress(NextmoveError):
             status = store.get_run(run_id).status
+    untouched = [] if out_dir is None else [f"{out_dir} is left as it was"]
     if status == "succeeded":
-        served = " and served" if promote else ""
-        return True, f"run {run_id} is saved in the store{served}, but {out_dir} is left as it was"
-    recorded = f"run {run_id} is recorded as failed, " if status is not None else ""
-    return False, f"{recorded}{out_dir} is left as it was"
+        assert store is not None
+        return True, "; ".join([f"run {run_id} is saved in the store{_serving(store, run_id, promote)}", *untouched])
+    recorded = [f"run {run_id} is recorded as failed"] if status is not None else []
+    return False, ", ".join([*recorded, *untouched])
+
+
+def _stopped_state(store: Store | None, run_id: str, promote: bool, out_dir: Path | None) -> str:
+    """What a run stopped by Ctrl-C or SIGTERM left, in words following the stop's own.
+
+    Examples
+    --------
+    >>> print("interrupted by the user (Ctrl-C)" + _stopped_state(None, "run-1", True, Path("out")))
+    interrupted by the user (Ctrl-C): out is left as it was
+    """
+    saved, kept = _kept(store, run_id, promote, out_dir)
+    if not saved:
+        return f": {kept}" if kept else ""
+    # Stopped after the save (while promoting it, or writing its report): the run stays saved, so
+    # the stop must not read as a run that failed.
+    assert store is not None
+    unwritten = f"; its files were not written, so {out_dir} is left as it was" if out_dir is not None else ""
+    return f" after run {run_id} was saved in the store{_serving(store, run_id, promote)}{unwritten}"
+
+
+def _serving(store: Store, run_id: str, promote: bool) -> str:
+    """Whether saved run ``run_id`` is served, in words following "saved in the store" (empty when not asked).
+
+    From the store, not from ``promote``: a run stopped, or refused by the store, between its save
+    and its promotion is saved and not served.
+    """
+    if not promote:
+        return ""
+    try:
+        served = served_run(store)
+    except NextmoveError:
+        return ""
+    if served is not None and served.run_id == run_id:
+        return " and served"
+    now = "no run is served" if served is None else f"the served run is still {served.run_id}"
+    return f" but not served ({now}; `nextmove models promote {run_id}` serves it)"
 
 
 def _fail(staged: StagedFiles | None, store: Store | None, run_id: str, exc: BaseException) -> None:

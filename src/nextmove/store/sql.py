@@ -8,6 +8,7 @@ import json
 import logging
 import os
 import re
+import shutil
 import threading
 import time
 import uuid
@@ -187,6 +188,10 @@ _DAMAGED_HINT: Final[str] = (
     "file to start a new store (the damaged one is left as it is)"
 )
 
+_DISK_TROUBLE: Final = re.compile(r"disk I/O error|disk is full", re.IGNORECASE)
+"""SQLite's words when it cannot write the disk: full (``SQLITE_FULL``), or so full that it cannot make its
+write-ahead log beside the file (``SQLITE_IOERR``), or failing."""
+
 _PG_NOT_ALLOWED: Final[str] = "42501"
 """PostgreSQL's SQLSTATE of "permission denied" and "must be owner of table …" (insufficient_privilege)."""
 
@@ -222,7 +227,21 @@ def sqlite_open_hint(path: Path | None, reason: str) -> str:
                 f"{folder} is not writable by this user, and {beside}: copy the file to a writable folder and "
                 "give --store the copy, or let this user write the folder"
             )
+        if _DISK_TROUBLE.search(reason):
+            return _disk_hint(folder)
     return "check that the file's folder exists and is writable and that the file, if it exists, is a SQLite database"
+
+
+def _disk_hint(folder: Path) -> str:
+    """What to do when SQLite cannot write the disk holding ``folder``: it may be full (how much is free on it)."""
+    left = ""
+    with contextlib.suppress(OSError):
+        free = shutil.disk_usage(folder).free
+        left = f" ({free / 1e6:,.1f} MB free)" if free >= 1e6 else f" ({free:,} bytes free)"
+    return (
+        f"the disk holding {folder}{left} may be full, or failing: free some space on it (SQLite writes its "
+        "write-ahead log beside the file), or give --store a file on another disk"
+    )
 
 
 def _absolute_meant(path: Path) -> str | None:
