@@ -1,4 +1,4 @@
-"""What `nextmove validate` and `nextmove run` say of a playbook that is wrong: the file, the key, the fix."""
+"""What nextmove's commands say of a playbook that is wrong: the file, the key, the fix."""
 
 from __future__ import annotations
 
@@ -63,6 +63,22 @@ def test_run_names_the_playbook_file_of_an_eligibility_error(book: Path, tmp_pat
     assert f"error: {pb}: action " in said
     assert "unknown feature 'tenure_dayz'" in said
     assert "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("command", "out", "more"),
+    [("segment", "s.csv", ()), ("evaluate", "e.json", ("--holdout-fraction", "0.5"))],
+)
+def test_other_commands_name_the_playbook_file_of_an_eligibility_error(
+    command: str, out: str, more: tuple[str, ...], book: Path, tmp_path: Path
+) -> None:
+    # Only `validate` and `run` said which file to edit; `segment` and `evaluate` said "error: action 'x': …".
+    pb = _playbook(book, tmp_path, "tenure_days >= 90", "tenure_dayz >= 90")
+    done = _nextmove(command, "--book", str(book), "--playbook", str(pb), "--out", str(tmp_path / out), *more)
+    assert done.returncode == 2, done.stderr
+    said = _flat(done.stderr)
+    assert f"error: {pb}: action " in said
+    assert "unknown feature 'tenure_dayz'" in said
 
 
 @pytest.mark.parametrize("command", ["validate", "run"])

@@ -8,7 +8,7 @@ import re
 import signal
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import date, datetime
 from pathlib import Path
@@ -339,6 +339,7 @@ def handle_errors(func: Callable[P, R]) -> Callable[P, R]:
             with sigterm_as_interrupt():
                 return func(*args, **kwargs)
         except NextmoveError as exc:
+            exc = _naming_the_playbook(exc, kwargs)
             err_console.print(f"[bold red]error:[/] {safe(cli_message(exc), lines=True)}")
             raise typer.Exit(exc.exit_code) from None
         except KeyboardInterrupt as exc:
@@ -348,6 +349,23 @@ def handle_errors(func: Callable[P, R]) -> Callable[P, R]:
             raise typer.Exit(EXIT_TERMINATED if terminated else EXIT_INTERRUPTED) from None
 
     return wrapper
+
+
+def _naming_the_playbook(exc: NextmoveError, options: Mapping[str, Any]) -> NextmoveError:
+    """An eligibility error that does not say its playbook file, saying the one the command read (``options``:
+    its ``--book`` and ``--playbook``); any other error as it is."""
+    from nextmove.playbook.expr import ExpressionError  # here: the playbook's parser is not every command's
+
+    if not isinstance(exc, ExpressionError) or exc.source is not None or "playbook" not in options:
+        return exc
+    from nextmove.cli.commands import playbook_label, resolve_playbook_path
+
+    playbook, book = options.get("playbook"), options.get("book")
+    try:
+        path = resolve_playbook_path(book, playbook) if isinstance(book, str) else playbook
+    except NextmoveError:
+        return exc
+    return exc.in_file(playbook_label(path if isinstance(path, Path) else None))
 
 
 def stop_message(stop: KeyboardInterrupt) -> str:
