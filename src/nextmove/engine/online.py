@@ -90,10 +90,8 @@ from nextmove.store import (
 )
 from nextmove.store.locks import AccountLocks, account_locks
 from nextmove.store.prune import refuse_pruned
-from nextmove.store.records import request_id_conflict, utcnow
-
-POLICY_MODEL_KIND: Final[str] = "policy"
-"""``kind`` of the model versions that name the run the online decider serves."""
+from nextmove.store.records import POLICY_MODEL_KIND as POLICY_MODEL_KIND
+from nextmove.store.records import policy_version, request_id_conflict, utcnow
 
 BLOCKING_WHY: Final[frozenset[str]] = frozenset({"rule", "cooldown", "contact_cap", "in_flight"})
 """Reasons in a run's alternatives that keep an action blocked online until the next run;
@@ -2078,16 +2076,9 @@ def promote_run(
         now = utcnow()
         served = store.active_model(POLICY_MODEL_KIND)
         served_id = None if served is None else served.model_id
-        record = ModelVersionRecord(
-            model_id=f"policy-{now:%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}",
-            kind=POLICY_MODEL_KIND,
-            playbook_hash=run.playbook_hash,
-            blob=json.dumps({"run_id": run.run_id}).encode(),
-            created_at=now,
-            trained_to=run.as_of,
-            # The version it replaces: what `models rollback` serves again (None: no policy was active).
-            metrics={"run_id": run.run_id, **dict(metrics or {}), "replaces": served_id},
-            active=True,
+        # The version it replaces: what `models rollback` serves again (None: no policy was active).
+        record = policy_version(
+            run.run_id, run.playbook_hash, run.as_of, {**dict(metrics or {}), "replaces": served_id}, now=now
         )
         try:
             store.activate_models(effect, new=record, expect_active={POLICY_MODEL_KIND: served_id})

@@ -31,7 +31,7 @@ from sqlalchemy.engine import Connection
 from nextmove.errors import ConfigError, StoreError
 from nextmove.store import schema
 from nextmove.store.base import Store
-from nextmove.store.records import RunRecord, utcnow
+from nextmove.store.records import POLICY_MODEL_KIND, RunRecord, utcnow
 from nextmove.store.sql import SqlStore, _to_json
 
 PRUNED_KEY: Final[str] = "pruned"
@@ -46,8 +46,6 @@ KEPT_RUNNER_UP: Final[tuple[str, ...]] = ("action_id", "variant", "value_usd", "
 EFFECT_MODEL_KIND: Final[str] = "effect"
 """The kind of the model a run fits (the engine's ``EFFECT_MODEL_KIND``)."""
 
-POLICY_MODEL_KIND: Final[str] = "policy"
-"""The kind of the versions that serve runs (the engine's ``POLICY_MODEL_KIND``)."""
 
 _PAGE_ROWS: Final[int] = 2000
 """Recommendations read and rewritten at a time: bounds memory on a book of any size."""

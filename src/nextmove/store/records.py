@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import math
+import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -345,6 +347,41 @@ class ModelVersionRecord:
     features: list[str] = field(default_factory=list)
     metrics: dict[str, Any] = field(default_factory=dict)
     active: bool = False
+
+
+POLICY_MODEL_KIND: Final[str] = "policy"
+"""The kind of the model versions that serve runs: each names the run it serves."""
+
+
+def policy_version(
+    run_id: str,
+    playbook_hash: str,
+    as_of: datetime | None,
+    metrics: Mapping[str, Any],
+    *,
+    now: datetime | None = None,
+) -> ModelVersionRecord:
+    """A new, active policy version serving run ``run_id`` (``metrics``: its ``replaces``, who started it, …).
+
+    The one shape of a promotion's record: ``nextmove models promote`` and a store's upgrade make it alike.
+
+    Examples
+    --------
+    >>> v = policy_version("run-1", "ab12", None, {"replaces": None}, now=datetime(2026, 1, 6, tzinfo=UTC))
+    >>> v.model_id.startswith("policy-20260106T000000-"), v.kind, v.blob, v.metrics, v.active
+    (True, 'policy', b'{"run_id": "run-1"}', {'run_id': 'run-1', 'replaces': None}, True)
+    """
+    now = utcnow() if now is None else now
+    return ModelVersionRecord(
+        model_id=f"policy-{now:%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}",
+        kind=POLICY_MODEL_KIND,
+        playbook_hash=playbook_hash,
+        blob=json.dumps({"run_id": run_id}).encode(),
+        created_at=now,
+        trained_to=as_of,
+        metrics={"run_id": run_id, **dict(metrics)},
+        active=True,
+    )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

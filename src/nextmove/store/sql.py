@@ -11,7 +11,6 @@ import re
 import shutil
 import threading
 import time
-import uuid
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime
@@ -40,6 +39,7 @@ from nextmove.settings import Settings
 from nextmove.store import schema
 from nextmove.store.base import ModelsChangedError, Store
 from nextmove.store.records import (
+    POLICY_MODEL_KIND,
     RUN_STATUSES,
     ActivityRecord,
     ApiKeyRecord,
@@ -52,6 +52,7 @@ from nextmove.store.records import (
     RecommendationRecord,
     RunRecord,
     RunStatus,
+    policy_version,
     request_id_conflict,
     utcnow,
 )
@@ -1460,9 +1461,6 @@ def _same(value: Any) -> Any:
     return value
 
 
-_POLICY_MODEL_KIND: Final[str] = "policy"
-"""The kind of the versions that serve runs (the engine's ``POLICY_MODEL_KIND``)."""
-
 _SERVABLE_RUNS_SCANNED: Final[int] = 100
 """Succeeded runs looked through for the one served (the engine's ``SERVABLE_RUNS_SCANNED``)."""
 
@@ -1480,7 +1478,7 @@ def _record_served_run(conn: Connection) -> None:
     """
     versions = schema.model_versions
     active = conn.execute(
-        sa.select(versions.c.model_id).where(versions.c.kind == _POLICY_MODEL_KIND, versions.c.active)
+        sa.select(versions.c.model_id).where(versions.c.kind == POLICY_MODEL_KIND, versions.c.active)
     ).first()
     if active is not None:
         return
@@ -1496,16 +1494,8 @@ def _record_served_run(conn: Connection) -> None:
     )
     if served is None:
         return
-    now = utcnow()
-    record = ModelVersionRecord(
-        model_id=f"policy-{now:%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}",
-        kind=_POLICY_MODEL_KIND,
-        playbook_hash=served.playbook_hash,
-        blob=json.dumps({"run_id": served.run_id}).encode(),
-        created_at=now,
-        trained_to=served.as_of,
-        metrics={"run_id": served.run_id, "started_by": "upgrade", "replaces": None},
-        active=True,
+    record = policy_version(
+        served.run_id, served.playbook_hash, served.as_of, {"started_by": "upgrade", "replaces": None}
     )
     conn.execute(sa.insert(versions).values(_row(record, _MODEL_COLUMNS)))
 
