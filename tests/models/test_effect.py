@@ -421,6 +421,21 @@ def test_effect_without_decisions_or_outcomes_says_so() -> None:
     assert not [n for n in EffectModel(small_playbook(), **FAST).fit(training).fit_notes() if "outcome" in n]
 
 
+def test_propensity_weights_without_logged_propensities_say_they_are_estimated() -> None:
+    # `nextmove run --weight-by-propensity` on a log without propensities weighted by estimates from the same
+    # features, which cannot correct what the features miss, without a word.
+    params = {**FAST, "calibration_weights": "propensity", "propensity_params": {"n_estimators": 30}}
+    unlogged = EffectModel(small_playbook(), **params).fit(randomised_book(accounts=200, periods=3, logged=False))
+    said = [n for n in unlogged.fit_notes() if n.startswith("calibration_weights='propensity'")]
+    assert said == [
+        "calibration_weights='propensity': 600 of the 600 decisions learned from have no logged propensity, so "
+        "their weights come from propensities estimated from the book's features, which cannot correct a choice "
+        "made on what the features miss; log the propensity of each touch (docs/effects.md)"
+    ]
+    logged = EffectModel(small_playbook(), **params).fit(randomised_book(accounts=200, periods=3))
+    assert not [n for n in logged.fit_notes() if n.startswith("calibration_weights")]
+
+
 def _open_horizons_book(seed: int = 0) -> pl.DataFrame:
     """Four closed periods (a 90-day horizon seen whole), then two open ones seen for 45 days in which a
     new action, ``chat``, is taken. Win probabilities over the whole horizon: ``none`` 0.2, ``call``

@@ -143,7 +143,8 @@ def run_cmd(
             "kept only as of today, a CSM's read of the account) and the touch log has the propensities: the "
             "unweighted effects are then shrunk toward 0. It costs where propensities are tiny: on the lab "
             "(propensities down to 0.004) regret rose by 0.7-4.5 points; check the effect with `nextmove lift` "
-            "(docs/effects.md).",
+            "(docs/effects.md). Decisions without a logged propensity are weighted by one estimated from the "
+            "book's features, which cannot correct that (a run note says how many).",
         ),
     ] = False,
     outcomes_until: OutcomesUntilOpt = None,

@@ -1360,6 +1360,8 @@ class EffectModel:
         self.specs_ = specs
 
         arm_series, propensity = self._arms_and_propensity(rows)
+        # How many decisions' weights can come from the log (the rest are estimated from the features).
+        self.n_logged_propensities_ = int(np.isfinite(propensity).sum())
         self.arms_ = self._arm_list(arm_series)
         codes = arm_codes(arm_series, self.arms_)
         self.arm_costs_ = np.array([self._arm_cost(a) for a in self.arms_])
@@ -1565,6 +1567,14 @@ class EffectModel:
                     f"only {fit.events} {fit.spec.outcome!r} outcome(s) followed the {rows:,} decisions learned from "
                     f"(fewer than min_events={self.min_events}): every action's effect on {fit.spec.objective!r} is 0"
                 )
+        logged = getattr(self, "n_logged_propensities_", None)
+        if self.calibration_weights == "propensity" and logged is not None and logged < rows:
+            notes.append(
+                f"calibration_weights='propensity': {rows - logged:,} of the {rows:,} decisions learned from have no "
+                "logged propensity, so their weights come from propensities estimated from the book's features, "
+                "which cannot correct a choice made on what the features miss; log the propensity of each touch "
+                "(docs/effects.md)"
+            )
         if self.partial_horizon_days is not None:
             notes.append(
                 f"learned from {getattr(self, 'n_open_rows_', 0):,} decisions whose horizon is still open "
