@@ -9,16 +9,15 @@ default is the one of the stage at each decision; without, it is not valued wher
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 
 import polars as pl
-from tests.measure.stage_leak_book import stage_default, true_value, write_leak_book
+from tests.measure.stage_leak_book import save_recorded_defaults, stage_default, true_value, write_leak_book
 from typer.testing import CliRunner
 
-import nextmove
 from nextmove.cli import app
-from nextmove.store import RecommendationRecord, RunRecord, open_store, recorded_source
+from nextmove.store import open_store, recorded_source
 
 runner = CliRunner()
 
@@ -49,36 +48,12 @@ def test_cli_evaluate_values_the_default_each_run_recorded(tmp_path: Path) -> No
     assert "evaluate it with --policy FILE (docs/measure.md)" in text
 
     # The runs that made the decisions, in the default store, each with every account's default then.
-    playbook = nextmove.load_playbook(leak.folder / "playbook.toml")
-    defaults = stage_default(leak.truth)
     with open_store(None) as store:
-        for (day,), group in defaults.group_by("decision_ts", maintain_order=True):
-            assert isinstance(day, datetime)
-            run_id = f"run-{day:%Y%m%d}"
-            run = RunRecord(
-                run_id=run_id,
-                book_source=recorded_source(str(leak.folder)),
-                playbook_hash=playbook.content_hash(),
-                status="succeeded",
-                as_of=day + timedelta(hours=9),
-            )
-            records = [
-                RecommendationRecord(
-                    run_id=run_id,
-                    account_id=account,
-                    action_id=action,
-                    arm="default",
-                    propensity=1.0,
-                    expected_value_usd=0.0,
-                    default_action_id=action,
-                )
-                for account, action in group.select("account_id", "action_id").iter_rows()
-            ]
-            store.save_run(run, records)
+        save_recorded_defaults(store, leak, recorded_source(str(leak.folder)))
     after = runner.invoke(app, args)
     assert after.exit_code == 0, after.output
     report = json.loads(out.read_text(encoding="utf-8"))
-    evaluated = defaults.filter(
+    evaluated = stage_default(leak.truth).filter(
         pl.col("decision_ts").is_between(
             datetime.fromisoformat(report["evaluation"]["from"]), datetime.fromisoformat(report["evaluation"]["to"])
         )

@@ -16,13 +16,13 @@ from typing import Any
 
 import polars as pl
 import pytest
-from tests.measure.stage_leak_book import LeakBook, stage_default, true_value, write_leak_book
+from tests.measure.stage_leak_book import LeakBook, save_recorded_defaults, stage_default, true_value, write_leak_book
 
 import nextmove
 from nextmove.engine.run import RunResult, run
 from nextmove.engine.run_facts import OFF_POLICY_METRIC
 from nextmove.report import build_report_data
-from nextmove.store import RecommendationRecord, RunRecord, Store, open_store, recorded_source
+from nextmove.store import Store, open_store, recorded_source
 
 FAST = {"n_folds": 2, "n_estimators": 30}
 
@@ -91,31 +91,7 @@ def test_run_values_the_default_its_stores_earlier_runs_recorded(leak: LeakBook,
     # The runs that made the decisions, each with every account's default then (as a run saves it).
     playbook = nextmove.load_playbook(leak.folder / "playbook.toml")
     source = recorded_source(nextmove.load_book(leak.folder, playbook=playbook).source)
-    for (day,), group in stage_default(leak.truth).group_by("decision_ts", maintain_order=True):
-        assert isinstance(day, datetime)
-        run_id = f"run-{day:%Y%m%d}"
-        record = RunRecord(
-            run_id=run_id,
-            book_source=source,
-            playbook_hash=playbook.content_hash(),
-            status="succeeded",
-            as_of=day + timedelta(hours=9),
-        )
-        store.save_run(
-            record,
-            [
-                RecommendationRecord(
-                    run_id=run_id,
-                    account_id=account,
-                    action_id=action,
-                    arm="default",
-                    propensity=1.0,
-                    expected_value_usd=0.0,
-                    default_action_id=action,
-                )
-                for account, action in group.select("account_id", "action_id").iter_rows()
-            ],
-        )
+    save_recorded_defaults(store, leak, source)
     result = run_on(leak, store)
     values = values_of(result)
     truth = evaluated_truth(leak, result)

@@ -14,9 +14,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import polars as pl
+
+if TYPE_CHECKING:
+    from nextmove.store import Store
 
 ACTIONS = ("none", "nudge_sms", "care_call")
 COST_USD = {"none": 0.0, "nudge_sms": 1.0, "care_call": 40.0}
@@ -123,3 +127,35 @@ def true_value(truth: pl.DataFrame, policy: pl.DataFrame) -> float:
 def stage_default(truth: pl.DataFrame) -> pl.DataFrame:
     """The lifecycle default with each decision's stage then: ``account_id, decision_ts, action_id``."""
     return truth.select("account_id", "decision_ts", pl.col("stage").replace_strict(DEFAULT).alias("action_id"))
+
+
+def save_recorded_defaults(store: Store, leak: LeakBook, source: str) -> None:
+    """Save in ``store`` the runs that made the book's decisions, one a day, each with every account's default then
+    (as a run saves it), for the book known to the store as ``source``."""
+    from nextmove.playbook.loader import load_playbook
+    from nextmove.store import RecommendationRecord, RunRecord
+
+    playbook_hash = load_playbook(leak.folder / "playbook.toml").content_hash()
+    for (day,), group in stage_default(leak.truth).group_by("decision_ts", maintain_order=True):
+        assert isinstance(day, datetime)
+        run_id = f"run-{day:%Y%m%d}"
+        run = RunRecord(
+            run_id=run_id,
+            book_source=source,
+            playbook_hash=playbook_hash,
+            status="succeeded",
+            as_of=day + timedelta(hours=9),
+        )
+        records = [
+            RecommendationRecord(
+                run_id=run_id,
+                account_id=account,
+                action_id=action,
+                arm="default",
+                propensity=1.0,
+                expected_value_usd=0.0,
+                default_action_id=action,
+            )
+            for account, action in group.select("account_id", "action_id").iter_rows()
+        ]
+        store.save_run(run, records)
