@@ -1168,8 +1168,15 @@ class EffectModel:
     one saved by an earlier nextmove, before an attribute was added, is refused at load instead
     of failing half-way through a projection. A test holds this list to the class's own code."""
 
-    _FITTED_SOMETIMES = ("horizon_days_", "group_columns_", "group_center_", "group_spread_")
-    """What only some fits set (open horizons learned from; behavior groups learned), read only then."""
+    _FITTED_SOMETIMES = (
+        "horizon_days_",
+        "group_columns_",
+        "group_center_",
+        "group_spread_",
+        "n_logged_propensities_",
+    )
+    """What only some fits set (open horizons learned from; behavior groups learned), read only then; or what
+    models saved before it was added lack, read with a default (``n_logged_propensities_``: a note only)."""
 
     def get_params(self) -> dict[str, Any]:
         """The constructor's arguments, by name (``playbook`` included)."""
