@@ -104,3 +104,15 @@ def test_run_values_the_default_its_stores_earlier_runs_recorded(leak: LeakBook,
     assert difference["low"] < difference["estimate"] < difference["high"]
     (row,) = [m for m in result.summary["metrics"] if m["metric"] == OFF_POLICY_METRIC]
     assert row["current"].startswith(f"{difference['estimate']:+,.2f} (paired interval")
+
+
+def test_run_does_not_value_the_default_by_what_backtests_recorded(leak: LeakBook, store: Store) -> None:
+    # A backtest's records hold the stages of today: the run takes none of them, as with no records.
+    playbook = nextmove.load_playbook(leak.folder / "playbook.toml")
+    source = recorded_source(nextmove.load_book(leak.folder, playbook=playbook).source)
+    save_recorded_defaults(store, leak, source, backtest=True)
+    result = run_on(leak, store)
+    assert "recorded at" not in " ".join(result.summary["notes"])
+    default = values_of(result)[("default", "dr")]
+    assert default["estimate"] is None
+    assert default["unknown_share"] > 0.05

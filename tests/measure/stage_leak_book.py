@@ -129,9 +129,10 @@ def stage_default(truth: pl.DataFrame) -> pl.DataFrame:
     return truth.select("account_id", "decision_ts", pl.col("stage").replace_strict(DEFAULT).alias("action_id"))
 
 
-def save_recorded_defaults(store: Store, leak: LeakBook, source: str) -> None:
+def save_recorded_defaults(store: Store, leak: LeakBook, source: str, *, backtest: bool | None = None) -> None:
     """Save in ``store`` the runs that made the book's decisions, one a day, each with every account's default then
-    (as a run saves it), for the book known to the store as ``source``."""
+    (as a run saves it), for the book known to the store as ``source``; with ``backtest``, their
+    ``params["backtest"]`` says so (None: recorded before runs said)."""
     from nextmove.playbook.loader import load_playbook
     from nextmove.store import RecommendationRecord, RunRecord
 
@@ -145,6 +146,7 @@ def save_recorded_defaults(store: Store, leak: LeakBook, source: str) -> None:
             playbook_hash=playbook_hash,
             status="succeeded",
             as_of=day + timedelta(hours=9),
+            params={} if backtest is None else {"backtest": backtest},
         )
         records = [
             RecommendationRecord(

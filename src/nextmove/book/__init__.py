@@ -10,6 +10,7 @@ from nextmove.book.lifetime import (
     terminal_outcome_kinds,
 )
 from nextmove.book.model import (
+    BACKTEST_TOLERANCE,
     DATES_SHARE,
     Book,
     are_dates,
@@ -19,6 +20,7 @@ from nextmove.book.model import (
     dates_only,
     default_as_of,
     empty_table,
+    is_backtest,
     latest_timestamp,
     of_dates,
     reach_of,
@@ -26,6 +28,7 @@ from nextmove.book.model import (
 )
 
 __all__ = [
+    "BACKTEST_TOLERANCE",
     "CONTRACT",
     "DATES_SHARE",
     "NO_ACTION",
@@ -44,6 +47,7 @@ __all__ = [
     "gone_accounts",
     "gone_at",
     "gone_at_lazy",
+    "is_backtest",
     "latest_start",
     "latest_timestamp",
     "of_dates",

@@ -160,6 +160,34 @@ def as_of_of_reach(reach: datetime) -> datetime:
     return day if day == reach else day + timedelta(days=1)
 
 
+BACKTEST_TOLERANCE = timedelta(days=1)
+"""How far before where a book's data reaches a decision time may lie and still read the book as it is now
+(:func:`is_backtest`): a run as of the midnight that starts the export's last day is not a backtest."""
+
+
+def is_backtest(book: Book, as_of: datetime) -> bool:
+    """True when reading ``book`` as of ``as_of`` is a backtest: ``as_of`` lies more than
+    :data:`BACKTEST_TOLERANCE` before how far the book's data reaches (:func:`data_reach`).
+
+    The accounts table holds each account's state when the book was exported (its
+    ``lifecycle_stage`` today), not at a past ``as_of``: what a backtest reads of it was written
+    after its decision time. The default decision time (:func:`default_as_of`) is never one. False
+    for a book without dated rows.
+
+    Examples
+    --------
+    >>> def signal_at(ts):
+    ...     row = {"account_id": ["a"], "ts": [ts], "name": ["x"], "value": [1.0]}
+    ...     signals = pl.concat([empty_table("signals"), pl.DataFrame(row)], how="diagonal_relaxed")
+    ...     return Book(empty_table("accounts"), signals, empty_table("touches"), empty_table("outcomes"))
+    >>> book = signal_at(datetime(2025, 3, 2, 15, tzinfo=UTC))
+    >>> is_backtest(book, datetime(2025, 3, 2, tzinfo=UTC)), is_backtest(book, datetime(2025, 2, 1, tzinfo=UTC))
+    (False, True)
+    """
+    reach = data_reach(book)
+    return reach is not None and as_utc(as_of) + BACKTEST_TOLERANCE < reach
+
+
 def dates_only(book: Book) -> bool:
     """True when every table of the book with rows (signals, touches, outcomes) is one of dates (:func:`of_dates`)."""
     return all(of_dates(frame) for frame in (book.signals, book.touches, book.outcomes))

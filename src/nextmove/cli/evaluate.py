@@ -94,7 +94,8 @@ def evaluate_cmd(
         typer.Option(
             "--store",
             help="Store URL whose runs of this book made the logged decisions: the lifecycle default each run "
-            f"recorded is the default at the decisions that followed it; {STORE_DEFAULT}, if there is one.",
+            "recorded is the default at the decisions that followed it (not a backtest's, run --as-of a past day: "
+            f"it read today's stages); {STORE_DEFAULT}, if there is one.",
         ),
     ] = None,
 ) -> None:
@@ -111,9 +112,9 @@ def evaluate_cmd(
 
     The accounts table holds each account's stage today. At decisions of accounts that left (churned)
     since, that stage was written after the decision: there lifecycle_default is the default a run in
-    the store recorded then, or, with none, not known; on more than 5% of the decisions it then has no
-    value. Give it with --policy FILE (account_id, decision_ts, action_id: the default of the stage at
-    each decision; docs/measure.md).
+    the store recorded then (a backtest, which read today's stages, does not count), or, with none,
+    not known; on more than 5% of the decisions it then has no value. Give it with --policy FILE
+    (account_id, decision_ts, action_id: the default of the stage at each decision; docs/measure.md).
     """
     from nextmove.book.notes import is_lagging_outcomes_note
     from nextmove.measure.ope import evaluate_offline
@@ -171,7 +172,8 @@ def _runs_store(url: str | None) -> Iterator[Store | None]:
 def _recorded_defaults(
     store: Store, book: Book, playbook: Playbook
 ) -> Callable[[datetime, datetime], pl.DataFrame] | None:
-    """What the store's runs of ``book`` recorded as each account's default, for the times asked; None without runs."""
+    """What the store's runs of ``book`` recorded as each account's default, for the times asked (backtests'
+    skipped: :func:`~nextmove.measure.ope.stored_defaults`); None without runs."""
     from nextmove.measure.ope import stored_defaults
     from nextmove.store import RunRecord, recorded_source, same_book
 

@@ -43,7 +43,7 @@ import polars as pl
 from nextmove._csv import write_csv
 from nextmove._files import StagedFiles, check_folder, write_failure, writing
 from nextmove._signals import clean_up, signals_held
-from nextmove.book import NO_ACTION, Book, bulk_end, gone_accounts, latest_timestamp, of_dates, table_reach
+from nextmove.book import NO_ACTION, Book, bulk_end, gone_accounts, is_backtest, latest_timestamp, of_dates, table_reach
 from nextmove.book.notes import lagging_book_notes, last_day
 from nextmove.book.outcomes_until import checked_outcomes_until, outcomes_until_notes
 from nextmove.book.validate import (
@@ -395,7 +395,9 @@ def run(
         book_source=recorded_source(book.source),
         playbook_hash=playbook.content_hash(),
         as_of=when,
-        params=_params(opts, seed),
+        # A backtest reads today's accounts table, stages included: later runs and evaluations must
+        # not take the defaults it records as those of its as_of (RunRecord.backtest).
+        params=_params(opts, seed, backtest=as_of is not None and is_backtest(book, when)),
     )
     if store is not None and as_of is None:  # where the book ends: does the store hold a run as of then already?
         notes.extend(filter(None, [repeated_as_of_note(record, store.list_runs(100, status="succeeded"))]))
@@ -770,9 +772,10 @@ def _options(options: Mapping[str, Any]) -> RunOptions:
     return opts
 
 
-def _params(opts: RunOptions, seed: int) -> dict[str, Any]:
+def _params(opts: RunOptions, seed: int, *, backtest: bool) -> dict[str, Any]:
     return {
         "seed": seed,
+        "backtest": backtest,
         "reuse_model": opts.reuse_model,
         "promote": opts.promote,
         "allocation": opts.allocation,
@@ -2022,7 +2025,7 @@ RUN_DEFAULT_REMEDY = (
 
 def _recorded_defaults(store: Store | None, record: RunRecord) -> Callable[[datetime, datetime], pl.DataFrame] | None:
     """The lifecycle default the store's earlier runs of this book recorded for their accounts, for the times asked
-    (as ``nextmove evaluate --store`` reads them); None without a store or such runs."""
+    (as ``nextmove evaluate --store`` reads them: backtests' skipped); None without a store or such runs."""
     if store is None:
         return None
     runs = [

@@ -48,6 +48,7 @@ __all__ = [
     "UNKNOWN_STAGE_SE",
     "OfflineEvaluation",
     "PolicyValue",
+    "RecordingRun",
     "default_values",
     "evaluate_offline",
     "evaluate_policy",
@@ -1417,14 +1418,28 @@ def default_values(
     return stage_unknown.values(rows, common, estimate, difference=difference)
 
 
+class RecordingRun(RunLike, Protocol):
+    """What :func:`stored_defaults` reads of a stored run (:class:`nextmove.store.RunRecord`)."""
+
+    @property
+    def backtest(self) -> bool: ...
+
+
 def stored_defaults(
-    store: RecommendationValues, runs: Iterable[RunLike], start: datetime, end: datetime, *, batch_rows: int = 10_000
+    store: RecommendationValues,
+    runs: Iterable[RecordingRun],
+    start: datetime,
+    end: datetime,
+    *,
+    batch_rows: int = 10_000,
 ) -> pl.DataFrame:
     """The lifecycle default each of ``runs`` decided from ``start`` up to ``end`` recorded for its accounts.
 
     A run records with each recommendation the account's default at its ``as_of``
     (``default_action_id``: the action of the stage the account was in then); decisions served
     online from a run take that run's. Only that column and the account are read, never a receipt.
+    A backtest (``backtest``: a run as of a time before its book's data ends) read each account's
+    stage of today, so the default it recorded is not the one of its ``as_of``: its runs are skipped.
 
     Returns
     -------
@@ -1435,7 +1450,7 @@ def stored_defaults(
     fields = {"account_id": ("account_id",), "default_action_id": ("default_action_id",)}
     frames = [pl.DataFrame(schema={**schema, "ts": pl.Datetime("us", "UTC")})]
     for run in runs:
-        if run.as_of is None or not start <= to_utc(run.as_of) < end:
+        if run.as_of is None or run.backtest or not start <= to_utc(run.as_of) < end:
             continue
         when = to_utc(run.as_of)
         for batch in store.recommendation_values(run.run_id, fields, batch_rows=batch_rows):
@@ -1508,10 +1523,11 @@ def evaluate_offline(
         Called with a short description of each step.
     recorded_defaults
         The lifecycle default as recorded when decisions were made: ``account_id, ts,
-        default_action_id`` (e.g. :func:`stored_defaults` of the store's runs of the book), or a
-        function of the first and last time such a record can count for the evaluation decisions
-        that returns it. Matched by :func:`~nextmove.measure.policy.recorded_defaults_at` within the
-        playbook's horizon; a record naming an action the playbook lacks is no record.
+        default_action_id`` (e.g. :func:`stored_defaults` of the store's runs of the book, which skips
+        backtests'), or a function of the first and last time such a record can count for the
+        evaluation decisions that returns it. Matched by
+        :func:`~nextmove.measure.policy.recorded_defaults_at` within the playbook's horizon; a record
+        naming an action the playbook lacks is no record.
 
     Returns
     -------

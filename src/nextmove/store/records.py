@@ -78,6 +78,9 @@ class RunRecord:
     summary : dict
         Figures about the run's result (JSON-serialisable); a failed run's is ``{"error": "why"}``.
 
+    A run as of a time well before its book's data ends records ``params["backtest"] = True``
+    (:attr:`backtest`).
+
     Examples
     --------
     >>> RunRecord(run_id="r1", book_source="books/acme", playbook_hash="ab12").status
@@ -98,6 +101,19 @@ class RunRecord:
 
     def __post_init__(self) -> None:
         _check_choice("RunRecord", "status", self.status, RUN_STATUSES)
+
+    @property
+    def backtest(self) -> bool:
+        """True when the run was a backtest (``params["backtest"]``, :func:`~nextmove.book.is_backtest`): the
+        stages it read, and so the lifecycle defaults it recorded, are the book's of today, not of its ``as_of``.
+        False for a run recorded before runs said so.
+
+        Examples
+        --------
+        >>> RunRecord(run_id="r", book_source="b", playbook_hash="h", params={"backtest": True}).backtest
+        True
+        """
+        return self.params.get("backtest") is True
 
     @property
     def error(self) -> str | None:
