@@ -7,7 +7,7 @@ import os
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -800,3 +800,21 @@ def test_lift_of_the_same_rows_in_another_order_is_the_same_to_the_bit() -> None
         report = estimate_lift(shuffled(frame), book, case.playbook, as_of=AS_OF, run_id="run-1")
         seen.add(json.dumps(report.to_dict()))
     assert len(seen) == 1
+
+
+def test_lift_reads_a_date_given_as_observed_until_as_that_whole_day() -> None:
+    # As `nextmove lift --until 2026-03-20` reads it: up to the midnight after it, not the midnight that starts it.
+    case = planted(300, seed=7)
+    day = (AS_OF + timedelta(days=46)).date()
+    after = datetime.combine(day + timedelta(days=1), time(), tzinfo=UTC)
+    through_day = _lift(case, case.book, observed_until=after, allow_partial=True)
+    for given in (day, day.isoformat()):
+        report = _lift(case, case.book, observed_until=given, allow_partial=True)
+        assert report.observed_until == after
+        assert report.objectives == through_day.objectives
+    # A time is the instant it is, a midnight included.
+    midnight = datetime.combine(day, time(), tzinfo=UTC)
+    assert _lift(case, case.book, observed_until=midnight, allow_partial=True).observed_until == midnight
+    assert _lift(case, case.book, observed_until=f"{day}T00:00:00Z", allow_partial=True).observed_until == midnight
+    with pytest.raises(ConfigError, match="observed_until '2026-02-30': 2026-02-30 is no such date"):
+        _lift(case, case.book, observed_until="2026-02-30", allow_partial=True)

@@ -45,3 +45,13 @@ def test_an_until_past_where_the_outcomes_end_says_their_decisions_are_learned_f
     training, evaluation, _, _ = split_decisions(book, PLAYBOOK, holdout_fraction=0.3, notes=notes)
     assert not [n for n in notes if n.startswith("the outcomes end")]
     assert pl.concat([training, evaluation], how="diagonal_relaxed").filter(past).height == 0
+
+
+def test_a_date_given_as_observed_until_is_that_whole_day(tmp_path: Path) -> None:
+    # As `nextmove evaluate --until 2025-03-30` reads it: up to the midnight after it.
+    book = load_book(write_book(tmp_path / "book", touches_until=LAST), playbook=PLAYBOOK)
+    day = (LAST - timedelta(days=1)).date()
+    *_, instant = split_decisions(book, PLAYBOOK, observed_until=LAST, holdout_fraction=0.3)
+    for given in (day, day.isoformat()):
+        *_, until = split_decisions(book, PLAYBOOK, observed_until=given, holdout_fraction=0.3)
+        assert until == instant == LAST

@@ -13,6 +13,7 @@ from datetime import UTC, date, datetime, time, timedelta
 
 from nextmove.book.model import as_utc
 from nextmove.book.notes import day_text, last_day
+from nextmove.book.parse import parse_day_or_time
 from nextmove.errors import ConfigError
 
 LAG_NOTE_START = "the outcomes end "
@@ -36,6 +37,39 @@ def outcomes_until_instant(value: datetime | date) -> datetime:
     if isinstance(value, date):
         return datetime.combine(value + timedelta(days=1), time(), tzinfo=UTC)
     raise ConfigError(f"outcomes_until must be a date or a datetime, got {value!r}")
+
+
+def until_instant(value: datetime | date | str, *, what: str = "observed_until") -> datetime:
+    """A cut-off given from Python (``observed_until``) as the instant it ends, as the command line reads one.
+
+    A date, or ISO 8601 text of a date alone (``"2026-01-14"``), is that whole day: the midnight (UTC)
+    after it (:func:`outcomes_until_instant`), as ``--until`` and ``--outcomes-until`` read one. A
+    datetime, or text with a time, is that instant (naive: UTC).
+
+    Raises
+    ------
+    ConfigError
+        If ``value`` is none of those (``what`` names it).
+
+    Examples
+    --------
+    >>> until_instant(date(2026, 1, 14)).isoformat(), until_instant("2026-01-14").isoformat()
+    ('2026-01-15T00:00:00+00:00', '2026-01-15T00:00:00+00:00')
+    >>> until_instant(datetime(2026, 1, 14)).isoformat(), until_instant("2026-01-14T12:00+02:00").isoformat()
+    ('2026-01-14T00:00:00+00:00', '2026-01-14T10:00:00+00:00')
+    """
+    if isinstance(value, str):
+        try:
+            value = parse_day_or_time(value)
+        except ValueError as exc:
+            if "no such" in str(exc):
+                raise ConfigError(f"{what} {value!r}: {exc}") from None
+            raise ConfigError(
+                f"{what} {value!r} is not an ISO 8601 time; write e.g. 2026-01-14 or 2026-01-14T12:00:00Z"
+            ) from None
+    if not isinstance(value, date):  # a datetime is a date too
+        raise ConfigError(f"{what} must be a datetime, a date or ISO 8601 text, got {type(value).__name__}: {value!r}")
+    return outcomes_until_instant(value)
 
 
 def checked_outcomes_until(value: datetime | date | None, when: datetime) -> datetime | None:

@@ -207,6 +207,36 @@ def parse_timestamp(text: str) -> datetime:
     raise ValueError(no_such_date(text) or "not an ISO 8601 time")
 
 
+def parse_day_or_time(text: str) -> date | datetime:
+    """A cut-off's text (``--until``, ``observed_until``): a bare date (``2026-03-31``) as that date, anything
+    else as the time it is (:func:`parse_timestamp`).
+
+    Raises
+    ------
+    ValueError
+        As :func:`parse_timestamp`.
+
+    Examples
+    --------
+    >>> parse_day_or_time("2026-03-31"), parse_day_or_time("2026-03-31T00:00:00Z").isoformat()
+    (datetime.date(2026, 3, 31), '2026-03-31T00:00:00+00:00')
+    """
+    stamp = parse_timestamp(text)
+    return stamp.date() if is_bare_date(text) else stamp
+
+
+def is_bare_date(text: str) -> bool:
+    """True when ``text`` (a time that parses) is a date alone, ``YYYY-MM-DD``: what a cut-off reads as that whole day.
+
+    Examples
+    --------
+    >>> is_bare_date(" 2026-03-31 "), is_bare_date("2026-03-31T00:00")
+    (True, False)
+    """
+    bare = text.strip()
+    return len(bare) == 10 and bare[4] == "-" and bare[7] == "-"
+
+
 MISSING_TOKENS: tuple[str, ...] = ("na", "n/a", "null", "none", "nan")
 """Texts CRM and spreadsheet exports write for a missing value, besides an empty cell (compared trimmed,
 in any case). They are missing in optional number and timestamp columns and in extra columns."""

@@ -25,7 +25,7 @@ from rich.text import Text
 
 from nextmove._files import check_folder
 from nextmove._words import plural as plural
-from nextmove.book.parse import parse_timestamp
+from nextmove.book.parse import is_bare_date, parse_timestamp
 from nextmove.errors import ConfigError, NextmoveError, NotInStoreError, Terminated, failure_text
 
 if TYPE_CHECKING:
@@ -196,8 +196,7 @@ def _day_or_time(text: str, option: str) -> date | datetime:
     """A cut-off option's value: a bare date (``2026-03-31``) as a date, anything else as the time it is."""
     stamp = parse_as_of(text, option)
     assert stamp is not None
-    bare = text.strip()
-    return stamp.date() if len(bare) == 10 and bare[4] == "-" and bare[7] == "-" else stamp
+    return stamp.date() if is_bare_date(text) else stamp
 
 
 def parse_outcomes_until(text: str | None, as_of: datetime | None = None) -> date | datetime | None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields, replace
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from statistics import NormalDist
 from typing import Any, Literal, Protocol
 
@@ -23,6 +23,7 @@ from numpy.typing import NDArray
 from nextmove.book import NO_ACTION, Book, as_of_of_reach, data_reach, gone_at, of_dates, table_reach
 from nextmove.book.notes import book_spans, lift_lagging_outcomes_note, outcomes_lag
 from nextmove.book.notes import option_time as _iso
+from nextmove.book.outcomes_until import until_instant
 from nextmove.errors import ConfigError
 from nextmove.features import FeatureVocabulary, build_training_set, training_vocabulary
 from nextmove.features.history import to_utc
@@ -522,7 +523,7 @@ def _quiet(book: Book, when: datetime, until: datetime) -> Book:
 
 
 def measured_vocabulary(
-    book: Book, playbook: Playbook, as_of: datetime, *, observed_until: datetime | None = None
+    book: Book, playbook: Playbook, as_of: datetime, *, observed_until: datetime | date | str | None = None
 ) -> FeatureVocabulary:
     """The vocabulary of :func:`measured_outcomes`' labels (same arguments): pass it to ``objective_specs``.
 
@@ -530,12 +531,12 @@ def measured_vocabulary(
     ``y_cancel_2``; which is whose only this vocabulary says.
     """
     when = to_utc(as_of)
-    until = to_utc(observed_until) if observed_until is not None else known_until(book)
+    until = until_instant(observed_until) if observed_until is not None else known_until(book)
     return training_vocabulary(_quiet(book, when, until), playbook, as_of=until)
 
 
 def measured_outcomes(
-    book: Book, playbook: Playbook, as_of: datetime, *, observed_until: datetime | None = None
+    book: Book, playbook: Playbook, as_of: datetime, *, observed_until: datetime | date | str | None = None
 ) -> pl.DataFrame:
     """What followed a decision time for every account that existed then: the labels of a training set.
 
@@ -558,6 +559,9 @@ def measured_outcomes(
         The decision time.
     observed_until
         What is known (default: how far the book's data reaches, read as a run reads it: :func:`known_until`).
+        A date, or text of a date alone (``"2026-01-14"``), is that whole day, up to the midnight (UTC)
+        after it, as ``nextmove lift --until`` reads one; a datetime is that instant (naive: UTC)
+        (:func:`~nextmove.book.outcomes_until.until_instant`).
 
     Returns
     -------
@@ -566,7 +570,7 @@ def measured_outcomes(
         is not over by ``observed_until``) and ``observed_days``.
     """
     when = to_utc(as_of)
-    until = to_utc(observed_until) if observed_until is not None else known_until(book)
+    until = until_instant(observed_until) if observed_until is not None else known_until(book)
     if until <= when:
         return pl.DataFrame(schema={"account_id": pl.String})
     # Only the labels (and arr) are read. Touches are left out so that the log's later touches do
@@ -884,7 +888,7 @@ def estimate_lift(
     playbook: Playbook,
     *,
     as_of: datetime,
-    observed_until: datetime | None = None,
+    observed_until: datetime | date | str | None = None,
     level: float = 0.95,
     treated_arms: Sequence[str] = TREATED_ARMS,
     control_arm: str = CONTROL_ARM,
@@ -925,6 +929,9 @@ def estimate_lift(
         When the decisions were taken (the run's ``as_of``).
     observed_until
         What is known (default: how far the book's data reaches, read as a run reads it: :func:`known_until`).
+        A date, or text of a date alone (``"2026-01-14"``), is that whole day, up to the midnight (UTC)
+        after it, as ``nextmove lift --until`` reads one; a datetime is that instant (naive: UTC)
+        (:func:`~nextmove.book.outcomes_until.until_instant`).
     level
         Confidence level of the intervals.
     treated_arms, control_arm
@@ -974,7 +981,7 @@ def estimate_lift(
         raise ConfigError(f"the control arm {control_arm!r} cannot also be a treated arm")
     who = f"run {run_id}" if run_id else "the decisions"
     when = to_utc(as_of)
-    until = to_utc(observed_until) if observed_until is not None else known_until(book)
+    until = until_instant(observed_until) if observed_until is not None else known_until(book)
     given = observed_until is not None
     check_horizon(
         when,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from functools import partial
 from statistics import NormalDist
 from typing import Any, Literal, Protocol
@@ -16,6 +16,7 @@ from numpy.typing import NDArray
 
 from nextmove.book import NO_ACTION, Book, terminal_outcome_kinds
 from nextmove.book.notes import book_spans, complete_until_note, option_time, outcomes_lag
+from nextmove.book.outcomes_until import until_instant
 from nextmove.book.validate import missing_arr_note
 from nextmove.decide.explore import stable_uniform
 from nextmove.errors import ConfigError
@@ -1115,7 +1116,7 @@ def split_decisions(
     as_of: datetime | None = None,
     holdout_fraction: float | None = None,
     seed: int = 0,
-    observed_until: datetime | None = None,
+    observed_until: datetime | date | str | None = None,
     notes: list[str] | None = None,
 ) -> tuple[pl.DataFrame, pl.DataFrame, datetime | None, datetime]:
     """The training and evaluation decisions of a book, split by time, by account, or both.
@@ -1132,6 +1133,12 @@ def split_decisions(
     book's latest data, so of the span of decision times less two horizons, the first two thirds
     train and the last third evaluates.
 
+    ``observed_until`` is how far the book's data reaches (default: its latest data): outcomes after
+    it do not count, and the outcomes are taken as complete up to it. A date, or text of a date
+    alone (``"2026-01-14"``), is that whole day, up to the midnight (UTC) after it, as ``nextmove
+    evaluate --until`` reads one; a datetime is that instant (naive: UTC)
+    (:func:`~nextmove.book.outcomes_until.until_instant`).
+
     When ``notes`` is given, the training set's notes go to it: each outcome kind labelled by window
     although the outcomes credit it to touches (:meth:`~nextmove.features.WindowFallback.note`).
 
@@ -1145,7 +1152,7 @@ def split_decisions(
         If ``holdout_fraction`` is not in (0, 1) or either part is empty (the message says what
         to change).
     """
-    until = to_utc(observed_until) if observed_until is not None else latest_data_time(book)
+    until = until_instant(observed_until) if observed_until is not None else latest_data_time(book)
     horizon = timedelta(days=playbook.horizon_days)
     if holdout_fraction is not None and (isinstance(holdout_fraction, bool) or not 0 < float(holdout_fraction) < 1):
         raise ConfigError(f"holdout_fraction must be in (0, 1), e.g. 0.3, got {holdout_fraction!r}")
@@ -1470,7 +1477,7 @@ def evaluate_offline(
     *,
     as_of: datetime | None = None,
     holdout_fraction: float | None = None,
-    observed_until: datetime | None = None,
+    observed_until: datetime | date | str | None = None,
     policy: pl.DataFrame | None = None,
     policy_name: str = "external",
     level: float = 0.95,
