@@ -1700,3 +1700,169 @@ def test_explain_writes_yen_without_cents_and_other_codes_before_the_amount(lab:
     assert all("$" not in s for s in francs)
     assert any(re.search(r"worth CHF [\d,.]+", s) for s in francs)
     assert any(re.search(r"-CHF \d", s) for s in francs)
+
+
+CREDIT = """
+exploration = { method = "none" }
+
+[objectives.retention]
+name = "Retention"
+outcome = "churn"
+sense = "avoid"
+value = "arr"
+
+[objectives.expansion]
+name = "Expansion"
+outcome = "expansion"
+value = "amount"
+
+[objectives.advocacy]
+name = "Advocacy"
+outcome = "advocacy"
+value = "fixed"
+value_usd = 3000
+
+[[actions]]
+id = "case_study"
+name = "Case study invitation"
+team = "marketing"
+objective = "advocacy"
+cost_usd = 50
+"""
+
+# Per account: (churn without, with, $), (expansion without, with), (advocacy without, with, $): the case study's.
+_CREDIT_PARTS = {
+    # FL-01944's shape: worth $6,631 after an advocacy headline, $6,626 of it from a cut in churn.
+    "mostly_retention": ((0.20035, 0.15256, 6625.8), (1562.26, 1562.44), (0.04502, 0.06555, 61.59)),
+    # The common case: the value is the headline's own (the others make less than a third of the gains).
+    "own": ((0.05, 0.049, 40.0), (100.0, 100.0), (0.04, 0.10, 180.0)),
+    # Advocacy loses, retention gains more than the whole value: "with", not "of which".
+    "loss_elsewhere": ((0.2, 0.19, 500.0), (100.0, 100.0), (0.05, 0.04, -30.0)),
+    # Two other objectives, each a material part.
+    "two_others": ((0.10, 0.09, 300.0), (500.0, 700.0), (0.04, 0.06, 60.0)),
+    # A value of zero or less credits the headline with nothing: no clause.
+    "worth_less": ((0.10, 0.0999, 3.0), (100.0, 100.0), (0.05, 0.0499, -0.3)),
+}
+
+
+def credit_projection() -> EffectProjection:
+    """The case study's projection of each account of :data:`_CREDIT_PARTS` (intervals ±0.01 and ±$100)."""
+    effects, values = [], []
+    for account, (churn, expansion, advocacy) in _CREDIT_PARTS.items():
+        parts = [
+            ("retention", "churn", "probability", churn[0], churn[1] - churn[0], 0.01, churn[2]),
+            ("expansion", "expansion", "usd", expansion[0], expansion[1] - expansion[0], 100.0, None),
+            ("advocacy", "advocacy", "probability", advocacy[0], advocacy[1] - advocacy[0], 0.01, advocacy[2]),
+        ]
+        for arm in (NO_ACTION, "case_study"):
+            on = arm != NO_ACTION
+            for objective, outcome, unit, base, effect, spread, usd in parts:
+                usd = effect if usd is None else usd
+                effects.append(
+                    (
+                        account,
+                        arm,
+                        objective,
+                        outcome,
+                        unit,
+                        base,
+                        effect * on,
+                        (effect - spread) * on,
+                        (effect + spread) * on,
+                        usd * on,
+                        False,
+                    )
+                )
+        value = sum(e[9] for e in effects[-3:]) - 50.0
+        values += [
+            (account, NO_ACTION, 0.0, 0.0, 0.0, 0.0, False),
+            (account, "case_study", value, value - 1000.0, value + 1000.0, 50.0, False),
+        ]
+    return EffectProjection(
+        level=0.9,
+        effects=pl.DataFrame(
+            effects,
+            schema=[
+                "account_id",
+                "action_id",
+                "objective",
+                "outcome",
+                "unit",
+                "baseline",
+                "effect",
+                "low",
+                "high",
+                "effect_usd",
+                "pooled",
+            ],
+            orient="row",
+        ),
+        values=pl.DataFrame(
+            values,
+            schema=["account_id", "action_id", "value_usd", "low", "high", "cost_usd", "pooled"],
+            orient="row",
+        ),
+        flagged_actions=(),
+    )
+
+
+def test_explain_summary_says_which_objectives_the_value_comes_from() -> None:
+    """An advocacy headline then "worth $6,631" read as advocacy's gain, when $6,626 of it was retention's.
+
+    When the objectives other than the headline's make more than a third of the action's gains, the
+    summary names them with their parts and levels, as ``projected`` holds them; otherwise it is unchanged.
+    """
+    playbook = parse_playbook(CREDIT)
+    projection = credit_projection()
+    ids = list(_CREDIT_PARTS)
+    value = dict(
+        projection.values.filter(pl.col("action_id") == "case_study").select("account_id", "value_usd").iter_rows()
+    )
+    decisions = pl.DataFrame(
+        {
+            "account_id": ids,
+            "action_id": ["case_study"] * len(ids),
+            "variant": [None] * len(ids),
+            "arm": ["model"] * len(ids),
+            "propensity": [1.0] * len(ids),
+            "model_action_id": ["case_study"] * len(ids),
+            "default_action_id": [NO_ACTION] * len(ids),
+            "value_usd": [value[a] for a in ids],
+            "value_low_usd": [value[a] - 1000.0 for a in ids],
+            "value_high_usd": [value[a] + 1000.0 for a in ids],
+        },
+        schema_overrides={"variant": pl.String},
+    )
+    lost = pl.DataFrame(
+        schema={
+            "account_id": pl.String,
+            "action_id": pl.String,
+            "variant": pl.String,
+            "why": pl.String,
+            "reason": pl.String,
+        }
+    )
+    out = explain_decisions(pl.DataFrame({"account_id": ids}), projection, decisions, lost, playbook, top_signals=0)
+    summary = dict(out.select("account_id", "summary").iter_rows())
+    lead = "Case study invitation — advocacy within 90 days: "
+    assert summary["mostly_retention"] == (
+        f"{lead}4.5% → 6.6% chance (5.6% to 7.6%), worth $6,638 ($5,638 to $7,638), "
+        "of which $6,626 from Retention (churn 20% → 15% chance)."
+    )
+    assert summary["own"] == f"{lead}4.0% → 10% chance (9.0% to 11%), worth $170 (-$830 to $1,170)."
+    assert summary["loss_elsewhere"] == (
+        f"{lead}5.0% → 4.0% chance (3.0% to 5.0%), worth $420 (-$580 to $1,420), "
+        "with $500 from Retention (churn 20% → 19% chance)."
+    )
+    assert summary["two_others"] == (
+        f"{lead}4.0% → 6.0% chance (5.0% to 7.0%), worth $510 (-$490 to $1,510), "
+        "of which $300 from Retention (churn 10% → 9.0% chance) and $200 from Expansion ($500 → $700 expected)."
+    )
+    assert summary["worth_less"] == f"{lead}5.0% → 5.0% chance (4.0% to 6.0%), worth -$47 (-$1,047 to $953)."
+    # Every amount and level named is the receipt's own part of that objective.
+    for account, evidence in out.select("account_id", "evidence").iter_rows():
+        parsed = parse_evidence(evidence)
+        assert parsed.summary == summary[account]
+        parts = {p.objective: p for p in parsed.projected}
+        for amount, name in re.findall(r"(-?\$[\d,.]+) from (\w+) \(", summary[account]):
+            assert amount == money_text(parts[name.lower()].effect_usd or 0.0, "USD"), (account, amount, name)

@@ -76,6 +76,15 @@ _BLOCKING_CODES = list(RULE_CODES)
 ARMS = ("model", "explore", "control")
 """How a decision was made: the learned policy's best, an exploration draw, or the control cohort's default."""
 
+OTHER_SHARE = 1 / 3
+"""The share of an action's projected gains (its positive dollar parts, objective by objective) that the
+objectives other than its headline's must pass for the summary to say where the value comes from ("worth
+$6,631, of which $6,626 from Retention (churn 20% → 15% chance)"): below it, the value reads as the
+headline's own and the sentence is left as it was."""
+
+OTHER_FLOOR = 1 / 10
+"""Beside the largest, another objective is named in that clause only with at least this share of the gains."""
+
 TREE_MAX_ROWS = 20_000
 """``contributions="auto"`` uses the model's trees up to this many accounts, a linear surrogate beyond."""
 
@@ -1149,7 +1158,8 @@ def _projected_rows(
 
 
 def _projected(rows: pl.DataFrame, catalog: _Catalog) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """Per account: the projected list (playbook objective order) and the headline of the action's objective."""
+    """Per account: the projected list (playbook objective order), the headline of the action's objective and
+    the other objectives its value comes from (:func:`_credit`)."""
     rows = rows.with_columns(
         _round(pl.col("baseline")).alias("without"),
         _round(pl.col("baseline") + pl.col("effect")).alias("with"),
@@ -1187,13 +1197,72 @@ def _projected(rows: pl.DataFrame, catalog: _Catalog) -> tuple[pl.DataFrame, pl.
         ]
     )
     # The headline: the action's own objective, else the objective it moves most in dollars.
-    headline = (
+    first = (
         rows.filter(pl.col("with").is_not_null() & ((pl.col("effect") != 0) | pl.col("_main")))
         .sort(["_i", "_main", pl.col("effect_usd").abs().fill_null(0.0)], descending=[False, True, True])
         .filter(_group_rank(pl.col("_i")) == 0)
-        .select("_i", phrase.alias("_headline"))
     )
-    return projected, headline
+    headline = first.select("_i", phrase.alias("_headline"), pl.col("objective").alias("_headline_objective"))
+    credit = _credit(rows, headline.select("_i", "_headline_objective"), catalog)
+    return projected, headline.drop("_headline_objective").join(credit, on="_i", how="left", maintain_order="left")
+
+
+def _credit(rows: pl.DataFrame, headline: pl.DataFrame, catalog: _Catalog) -> pl.DataFrame:
+    """Per account: the objectives other than the headline's that the action's value comes from, in words.
+
+    ``_credit`` names the largest gain of another objective, and the second when it makes at least
+    :data:`OTHER_FLOOR` of the gains ("$6,626 from Retention (churn 20% → 15% chance)"), with the
+    amounts and levels of the receipt's ``projected``; ``_credit_usd`` is their sum and ``_credit_share``
+    the share of the gains (the positive ``effect_usd``) of all the objectives other than the headline's.
+    """
+    gain = pl.col("effect_usd").fill_null(0.0).clip(lower_bound=0.0)
+    gains = rows.group_by("_i").agg(gain.sum().alias("_gains"))
+    others = (
+        rows.join(headline, on="_i", how="inner")
+        .filter((pl.col("objective") != pl.col("_headline_objective")) & (gain > 0) & pl.col("with").is_not_null())
+        .join(gains, on="_i", how="left")
+        .sort(["_i", "effect_usd", "_objective_order"], descending=[False, True, False])
+    )
+    names = pl.DataFrame(
+        {"objective": list(catalog.objective_names), "_objective_name": list(catalog.objective_names.values())},
+        schema={"objective": pl.String, "_objective_name": pl.String},
+    )
+    plain = pl.coalesce(pl.col("_objective_name"), pl.col("objective").str.replace_all("_", " "))
+    name = isolated(plain)
+    outcome = pl.col("outcome").str.replace_all("_", " ")
+    # The outcome kind beside the levels unless it repeats the objective's name ("Expansion ($274 → $460 expected)"),
+    # as receipt_text labels an objective's line.
+    label = (
+        pl.when(outcome.str.to_lowercase() == plain.str.to_lowercase())
+        .then(pl.lit(""))
+        .otherwise(pl.concat_str([isolated(outcome), pl.lit(" ")]))
+    )
+    words = pl.concat_str(
+        [
+            format_money(pl.col("effect_usd"), catalog.currency),
+            pl.lit(" from "),
+            name,
+            pl.lit(" ("),
+            label,
+            _outcome_level(pl.col("without"), catalog.currency),
+            pl.lit(" → "),
+            _outcome_level(pl.col("with"), catalog.currency),
+            pl.when(pl.col("unit") == "usd").then(pl.lit(" expected")).otherwise(pl.lit(" chance")),
+            pl.lit(")"),
+        ]
+    )
+    rank = _group_rank(pl.col("_i"))
+    named = (rank == 0) | ((rank == 1) & (pl.col("effect_usd") >= OTHER_FLOOR * pl.col("_gains")))
+    return (
+        others.join(names, on="objective", how="left", maintain_order="left")
+        .with_columns(words.alias("_words"), named.alias("_named"))
+        .group_by("_i", maintain_order=True)
+        .agg(
+            pl.col("_words").filter(pl.col("_named")).str.join(" and ").alias("_credit"),
+            pl.col("effect_usd").filter(pl.col("_named")).sum().alias("_credit_usd"),
+            (pl.col("effect_usd").sum() / pl.col("_gains").first()).alias("_credit_share"),
+        )
+    )
 
 
 # ---- signals -----------------------------------------------------------------------------------
@@ -2051,9 +2120,29 @@ def _summary(currency: str) -> pl.Expr:
         )
         .otherwise(pl.lit(""))
     )
+    # Where a material share of a positive value comes from objectives other than the headline's, the sentence
+    # says so: "worth $6,631" after an advocacy headline read as advocacy's, when $6,626 of it was retention's.
+    # "Of which" only when the parts named fit in the value (a loss elsewhere or the cost may make it smaller).
+    credited = (pl.col("_credit").is_not_null() & (value > 0) & (pl.col("_credit_share") > OTHER_SHARE)).fill_null(
+        False
+    )
+    credit = (
+        pl.when(credited)
+        .then(
+            pl.concat_str(
+                [
+                    pl.when(pl.col("_credit_usd") <= value.round(2))
+                    .then(pl.lit(", of which "))
+                    .otherwise(pl.lit(", with ")),
+                    pl.col("_credit"),
+                ]
+            )
+        )
+        .otherwise(pl.lit(""))
+    )
     worth = (
         pl.when(value.is_not_null())
-        .then(pl.concat_str([pl.lit(", worth "), format_money(value, currency), interval]))
+        .then(pl.concat_str([pl.lit(", worth "), format_money(value, currency), interval, credit]))
         .otherwise(pl.lit(""))
     )
     signals = (
