@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import replace
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ from typer.testing import CliRunner
 from nextmove.api.measures import lift_report
 from nextmove.book.validate import load_book
 from nextmove.cli import app
+from nextmove.engine.holds import completion_feedback
 from nextmove.measure.lift import estimate_lift, recommendations_frame
 from nextmove.playbook.loader import parse_playbook
 from nextmove.store import open_store
@@ -68,11 +70,12 @@ def test_cli_and_api_lift_read_no_receipt_whole_and_measure_what_the_whole_recei
         measure = lambda: api.append(lift_report(opened, book, playbook, run, allow_partial=False))  # noqa: E731
         assert_no_receipt_read_whole(statements_of(measure))
         frame = recommendations_frame(opened.recommendations("lab-run"))
+        assert run.as_of is not None
+        feedback = completion_feedback(opened, run.as_of, run.as_of + timedelta(days=playbook.horizon_days))
     assert api[0] == _api_lift(store, measured.book, "lab-run")
 
     # The figures are those of the whole receipts, as lift read them before.
-    assert run.as_of is not None
-    expected = estimate_lift(frame, book, playbook, as_of=run.as_of, run_id=run.run_id).to_dict()
+    expected = estimate_lift(frame, book, playbook, as_of=run.as_of, run_id=run.run_id, feedback=feedback).to_dict()
     assert frame.get_column("variant").drop_nulls().len() > 0
     assert json.loads(out.read_text(encoding="utf-8")) == json.loads(json.dumps(expected, default=str))
     assert api[0] == expected

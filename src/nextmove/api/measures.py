@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import threading
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from nextmove.api.errors import NotReadyError
 from nextmove.book import Book
 from nextmove.engine.health import active_accounts
+from nextmove.engine.holds import completion_feedback
 from nextmove.errors import NotFoundError
 from nextmove.measure.lift import (
     HorizonNotOverError,
@@ -37,7 +38,8 @@ def _book(book: Book | None, what: str) -> Book:
 def lift_report(
     store: Store, book: Book | None, playbook: Playbook, run: RunRecord, *, allow_partial: bool
 ) -> dict[str, Any]:
-    """The lift report of ``run`` as JSON-ready data (see :func:`nextmove.measure.lift.estimate_lift`).
+    """The lift report of ``run`` as JSON-ready data (see :func:`nextmove.measure.lift.estimate_lift`), with the
+    completion of its recommendations from the book's touches and the store's feedback.
 
     Raises
     ------
@@ -49,8 +51,17 @@ def lift_report(
     if run.as_of is None:
         raise NotFoundError(f"run {run.run_id!r} has no as_of time; lift measures what followed a run's decisions")
     frame = stored_recommendations_frame(store, run.run_id)  # a few values of each, never a whole receipt
+    feedback = completion_feedback(store, run.as_of, run.as_of + timedelta(days=playbook.horizon_days))
     try:
-        report = estimate_lift(frame, loaded, playbook, as_of=run.as_of, allow_partial=allow_partial, run_id=run.run_id)
+        report = estimate_lift(
+            frame,
+            loaded,
+            playbook,
+            as_of=run.as_of,
+            allow_partial=allow_partial,
+            run_id=run.run_id,
+            feedback=feedback,
+        )
     except HorizonNotOverError as exc:
         # Not the request's fault: the same request answers once the book holds the outcomes.
         raise NotReadyError(str(exc).replace("allow_partial (--partial)", "allow_partial=true")) from None

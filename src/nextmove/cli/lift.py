@@ -32,6 +32,7 @@ from nextmove.playbook.loader import load_playbook
 from nextmove.playbook.money import DEFAULT_CURRENCY, currency_unit, money_text
 
 if TYPE_CHECKING:
+    from nextmove.measure.completion import Completion
     from nextmove.measure.lift import ActionAccuracy, HorizonNotOverError, LiftReport
     from nextmove.store import RunRecord, Store
 
@@ -78,11 +79,14 @@ def lift_cmd(
     Reads the run's recommendations (with their arms and evidence) from the store and the outcomes
     that followed the run's as-of within the playbook's horizon from the book. Per objective: the
     recommended (model and explore arms) and control cohorts' outcome rates, the lift with its
-    interval and its dollars; then each action's realised effect against the effect projected
-    for it.
+    interval and its dollars (intention to treat: every account counts, its play done or not);
+    then each action's realised effect against the effect projected for it; then completion: per
+    arm and recommended action, how many plays were done (a touch of the action in the book, or
+    done feedback), dismissed, snoozed or neither in the horizon, and the median days to done.
     """
     from nextmove.book import as_of_of_reach
     from nextmove.book.notes import is_lagging_outcomes_note
+    from nextmove.engine.holds import completion_feedback
     from nextmove.measure.lift import (
         HorizonNotOverError,
         account_overlap,
@@ -124,6 +128,8 @@ def lift_cmd(
                 raise _not_over(exc, run, stored, book, read.horizon_days, reach, playbook_hash) from None
         # What lift reads of each recommendation, never its whole receipt (signals, comparables, runner-ups).
         frame = stored_recommendations_frame(opened, record.run_id)
+        decided = record.as_of or _no_as_of(record)
+        feedback = completion_feedback(opened, decided, decided + timedelta(days=read.horizon_days))
         overlap = account_overlap(opened, record, stored, read.horizon_days)
     if frame.is_empty():
         raise NotFoundError(f"run {record.run_id} has no recommendations to measure")
@@ -142,6 +148,7 @@ def lift_cmd(
                 level=level,
                 allow_partial=partial,
                 run_id=record.run_id,
+                feedback=feedback,
             )
         except HorizonNotOverError as exc:
             reach = observed if observed is not None else known_until(loaded)
@@ -447,7 +454,10 @@ def render_lift(report: LiftReport, out: Console, playbook: Playbook | None = No
     for note in report.notes:
         out.print(f"  [yellow]note:[/] {escape(cli_words(note))}")
     table = Table(
-        title=f"Lift of the recommended cohort over control ({report.level:.0%} intervals)", title_justify="left"
+        title=f"Lift of the recommended cohort over control ({report.level:.0%} intervals; {report.estimand})",
+        title_justify="left",
+        caption=_itt_caption(report),
+        caption_justify="left",
     )
     per_account = f"{currency_unit(currency)} / account"
     for name in ("objective", "outcome", "recommended", "control", "lift", "interval", per_account, "impact"):
@@ -479,6 +489,58 @@ def render_lift(report: LiftReport, out: Console, playbook: Playbook | None = No
     own = {a.id: a.objective for a in playbook.actions} if playbook is not None else {}
     if any(_shown(a, own) for a in report.actions):
         out.print(_actions_table(report.actions, own, currency))
+    if report.completion is not None and any(c.recommended for c in report.completion.arms):
+        out.print(_completion_table(report.completion))
+        for note in report.completion.notes:
+            out.print(f"  [yellow]note:[/] {escape(note)}")
+
+
+def _itt_caption(report: LiftReport) -> str | None:
+    """What the lift compares, and how many of the plays were done (the completion rate beside the lift)."""
+    c = report.completion
+    if c is None:
+        return None
+    done = (
+        f"plays done: recommended {_pct(c.recommended.completion_rate)} ({c.recommended.done:,} of "
+        f"{c.recommended.recommended:,}), control {_pct(c.control.completion_rate)} ({c.control.done:,} of "
+        f"{c.control.recommended:,})"
+    )
+    return f"{report.estimand}: every account counts, its recommended play done or not; {done}"
+
+
+def _completion_table(completion: Completion) -> Table:
+    sources = "touches in the book and feedback" if completion.feedback_read else "touches in the book"
+    end = _through(completion.window_end)
+    table = Table(
+        title=f"Completion of the recommended plays ({sources}, {completion.window_start:%Y-%m-%d} {end})",
+        title_justify="left",
+        caption="done: a touch of the action (any status) or done feedback; each recommendation counted once, "
+        "done before dismissed before snoozed"
+        + (
+            "; recommendations of none (no play) not counted: "
+            + ", ".join(f"{escape(arm)} {n:,}" for arm, n in completion.no_play.items())
+            if completion.no_play
+            else ""
+        ),
+        caption_justify="left",
+    )
+    columns = ("arm", "action", "recommended", "done", "rate", "median days", "dismissed", "snoozed", "neither")
+    for name in columns:
+        table.add_column(name, justify="left" if name in ("arm", "action") else "right")
+    for c in completion.arms:
+        whole = c.action_id is None
+        table.add_row(
+            f"[bold]{escape(c.arm)}[/]" if whole else "",
+            "all" if whole else escape(c.action_id or ""),
+            f"{c.recommended:,}",
+            f"{c.done:,}",
+            _pct(c.completion_rate),
+            "—" if c.median_days_to_done is None else f"{c.median_days_to_done:.1f}",
+            f"{c.dismissed:,}",
+            f"{c.snoozed:,}",
+            f"{c.neither:,}",
+        )
+    return table
 
 
 def _shown(a: ActionAccuracy, own: Mapping[str, str]) -> bool:

@@ -10,6 +10,9 @@ run reads every account's at once (:func:`read_holds`) and its rules mark the he
 A ``done`` event is a play: online decisions count those dated since the served run's decision
 time, and the run counts those the book's touches do not hold yet (:func:`with_done_plays`), for
 cooldowns, plays in flight and contact caps.
+
+A lift's completion reads the ``done``, ``dismissed`` and ``snoozed`` events of its horizon with
+the actions they are about, as these read them (:func:`completion_feedback`).
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ import polars as pl
 
 from nextmove.book import NO_ACTION, of_dates
 from nextmove.decide.rules import HOLD_COLUMNS
+from nextmove.measure.completion import FEEDBACK_COLUMNS
 from nextmove.playbook import Playbook
 from nextmove.store import FeedbackEvent, HoldEvent, RunRecord, Store
 
@@ -203,41 +207,10 @@ def read_holds(store: Store, playbook: Playbook, when: datetime) -> pl.DataFrame
     items = store.hold_events(until=when)
     if not items:
         return pl.DataFrame(schema=HOLD_COLUMNS)
-    from nextmove.engine.online import served_run
-
-    served = served_run(store)
-    scanned: list[list[RunRecord]] = []
-
-    def earlier() -> list[RunRecord]:
-        if not scanned:  # read only if a dismissal was sent before the served run was made
-            scanned.append(promoted_runs(store))
-        return scanned[0]
-
-    # Dismissals that name nothing: the run each answers, then that run's recommendations, one read per run.
-    answers: dict[str, str] = {}
-    for item in items:
-        if _names_nothing(item):
-            run_id = answering_run(item.event.received_at, served, earlier)
-            if run_id is not None:
-                answers[item.event.event_id] = run_id
-    recommended: dict[tuple[str, str], str] = {}
-    wanted = sorted({(run_id, e.account_id) for e in (i.event for i in items) if (run_id := answers.get(e.event_id))})
-    for run_id, pairs in itertools.groupby(wanted, key=lambda p: p[0]):
-        accounts = [account for _, account in pairs]
-        for start in range(0, len(accounts), _ACCOUNTS_PER_READ):
-            chunk = accounts[start : start + _ACCOUNTS_PER_READ]
-            # Only the action of each: never a receipt.
-            for batch in store.recommendation_values(run_id, _RECOMMENDED_ACTION, account_ids=chunk):
-                for account_id, action_id in batch:
-                    recommended[(run_id, account_id)] = action_id
-
-    actions: dict[str, str | None] = {}
+    actions = _hold_actions(store, items)
     by_account: dict[str, list[FeedbackEvent]] = {}
     for item in items:
-        event = item.event
-        key = (answers.get(event.event_id, ""), event.account_id)
-        actions[event.event_id] = hold_action(item, partial(recommended.get, key))
-        by_account.setdefault(event.account_id, []).append(event)
+        by_account.setdefault(item.event.account_id, []).append(item.event)
     rows: list[tuple[str, str, str, str]] = []
     action_ids = playbook.action_ids
     for account_id, events in by_account.items():
@@ -249,6 +222,75 @@ def read_holds(store: Store, playbook: Playbook, when: datetime) -> pl.DataFrame
                     last[action_id] = hold
         rows.extend((account_id, action_id, hold.why, hold.reason) for action_id, hold in last.items())
     return pl.DataFrame(rows, schema=HOLD_COLUMNS, orient="row")
+
+
+def _hold_actions(store: Store, items: Sequence[HoldEvent]) -> dict[str, str | None]:
+    """The action each snooze or dismissal of ``items`` is about (:func:`hold_action`), by ``event_id``.
+
+    Dismissals that name nothing answer the recommendation of the run served when they were
+    received (:func:`answering_run`): that run's recommendations are read, one read per such run.
+    """
+    from nextmove.engine.online import served_run
+
+    nameless = [item for item in items if _names_nothing(item)]
+    served = served_run(store) if nameless else None
+    scanned: list[list[RunRecord]] = []
+
+    def earlier() -> list[RunRecord]:
+        if not scanned:  # read only if a dismissal was sent before the served run was made
+            scanned.append(promoted_runs(store))
+        return scanned[0]
+
+    answers: dict[str, str] = {}
+    for item in nameless:
+        run_id = answering_run(item.event.received_at, served, earlier)
+        if run_id is not None:
+            answers[item.event.event_id] = run_id
+    recommended: dict[tuple[str, str], str] = {}
+    wanted = sorted({(run_id, e.account_id) for e in (i.event for i in items) if (run_id := answers.get(e.event_id))})
+    for run_id, pairs in itertools.groupby(wanted, key=lambda p: p[0]):
+        accounts = [account for _, account in pairs]
+        for start in range(0, len(accounts), _ACCOUNTS_PER_READ):
+            chunk = accounts[start : start + _ACCOUNTS_PER_READ]
+            # Only the action of each: never a receipt.
+            for batch in store.recommendation_values(run_id, _RECOMMENDED_ACTION, account_ids=chunk):
+                for account_id, action_id in batch:
+                    recommended[(run_id, account_id)] = action_id
+    return {
+        item.event.event_id: hold_action(
+            item, partial(recommended.get, (answers.get(item.event.event_id, ""), item.event.account_id))
+        )
+        for item in items
+    }
+
+
+def completion_feedback(store: Store, when: datetime, until: datetime) -> pl.DataFrame:
+    """The ``done``, ``dismissed`` and ``snoozed`` events that happened in ``[when, until)``, for lift's completion.
+
+    Each with the action it is about, as the run reads it: a ``done`` event's as for
+    :func:`done_plays` (its ``action_id``, else its decision's, else its run's recommendation to the
+    account; none: dropped), a snooze's or dismissal's as for holds (:func:`hold_action`; a snooze
+    of no action is of the whole account, ``action_id`` null). An event sent as a date alone dated
+    ``when``'s day counts as at ``when``. Two store reads (:meth:`~nextmove.store.Store.done_events`,
+    :meth:`~nextmove.store.Store.hold_events`), plus one per run a dismissal that names nothing answers.
+    Rows of :data:`nextmove.measure.completion.FEEDBACK_COLUMNS`.
+    """
+    start, end = _utc(when), _utc(until)
+    day = _midnight(start)
+    items = [
+        *store.done_events(after=day - timedelta(microseconds=1), before=end),
+        *(i for i in store.hold_events(until=end) if _utc(i.event.ts) >= day),
+    ]
+    items = [i for i in items if _utc(i.event.ts) < end and (_utc(i.event.ts) >= start or i.event.ts_is_date)]
+    holds = _hold_actions(store, [i for i in items if i.event.kind in HOLD_WHY])
+    rows: list[tuple[str, str | None, str, datetime]] = []
+    for item in items:
+        event = item.event
+        action = (event.action_id or _named_action(item)) if event.kind == "done" else holds.get(event.event_id)
+        if action is None and event.kind != "snoozed":
+            continue  # a play nobody can name
+        rows.append((event.account_id, action, event.kind, max(_utc(event.ts), start)))
+    return pl.DataFrame(rows, schema=FEEDBACK_COLUMNS, orient="row")
 
 
 def done_plays(

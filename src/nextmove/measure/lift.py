@@ -5,6 +5,10 @@ action, the ``model`` and ``explore`` arms get the policy's action. Once the pla
 passed, the outcomes that followed the run's ``as_of`` say, per objective, how much better the
 recommended cohort did than control (with an interval), what that was worth in dollars, and how
 each action's realised effect compares with the effect the run projected for it.
+
+The lift is intention to treat: it compares the cohorts as they were randomised, whether or not the
+recommended plays were done. Beside it, the report says how many were
+(:mod:`nextmove.measure.completion`): per arm and action, done, dismissed, snoozed or neither.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from nextmove.errors import ConfigError
 from nextmove.features import FeatureVocabulary, build_training_set, training_vocabulary
 from nextmove.features.history import to_utc
 from nextmove.features.names import terminal_outcome_kinds
+from nextmove.measure.completion import Completion, CompletionCount, measure_completion
 from nextmove.models.effect import ObjectiveSpec, objective_specs, row_value_usd
 from nextmove.playbook import Playbook
 from nextmove.playbook.money import DEFAULT_CURRENCY, money_text
@@ -36,6 +41,7 @@ from nextmove.store.identity import same_book
 
 __all__ = [
     "CONTROL_ARM",
+    "ESTIMAND",
     "INTERVAL_METHOD",
     "LIFT_VALUES",
     "TREATED_ARMS",
@@ -73,6 +79,9 @@ INTERVAL_METHOD = (
     "Agresti-Caffo on 0/1 outcomes"
 )
 """How every interval of this module is made (also written into reports)."""
+ESTIMAND = "intention to treat"
+"""What a lift measures: the cohorts as randomised, every account counted whether its recommended play was done or
+not (a report's ``estimand``; its ``completion`` says how many were done)."""
 
 PROJECTED_DTYPE = pl.List(pl.Struct({"objective": pl.String, "effect": pl.Float64, "effect_usd": pl.Float64}))
 """The projected effects of a recommendation, per objective (the fields of ``evidence.projected`` lift reads)."""
@@ -214,6 +223,11 @@ class LiftReport:
     notes: list[str] = field(default_factory=list)
     """What may make the figures wrong: outcomes that stop before the rest of the data, none at all in
     the window, ``observed_until`` after the book's data, churned accounts without ARR."""
+    estimand: str = ESTIMAND
+    """What the lift measures: :data:`ESTIMAND`, the cohorts as randomised, done or not."""
+    completion: Completion | None = None
+    """How many of the measured recommendations were done, dismissed, snoozed or neither in the window
+    (:func:`~nextmove.measure.completion.measure_completion`); None only for a report made without it."""
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict (times as ISO strings, undefined numbers as None)."""
@@ -227,6 +241,11 @@ class LiftReport:
     def actions_frame(self) -> pl.DataFrame:
         """One row per action and objective, the fields of :class:`ActionAccuracy` as columns."""
         return _frame(self.actions, ActionAccuracy)
+
+    def completion_frame(self) -> pl.DataFrame:
+        """One row per arm (``action_id`` null) and per arm and action, the fields of
+        :class:`~nextmove.measure.completion.CompletionCount` as columns."""
+        return _frame(self.completion.arms if self.completion is not None else [], CompletionCount)
 
 
 def _frame(items: Sequence[object], kind: type) -> pl.DataFrame:
@@ -894,6 +913,7 @@ def estimate_lift(
     control_arm: str = CONTROL_ARM,
     allow_partial: bool = False,
     run_id: str | None = None,
+    feedback: pl.DataFrame | None = None,
 ) -> LiftReport:
     """Lift of the recommended cohort over the control cohort, per objective, with intervals and dollars.
 
@@ -907,7 +927,11 @@ def estimate_lift(
       recommended when it has its own, as :func:`~nextmove.models.effect.row_value_usd`) per
       account and in total (:class:`ValueLift`);
     - per action and objective, the realised effect against the projected one
-      (:class:`ActionAccuracy`).
+      (:class:`ActionAccuracy`);
+    - beside these intention-to-treat figures (``estimand``), how many of the measured
+      recommendations were done, dismissed, snoozed or neither in ``[as_of, as_of + horizon)``
+      (up to ``observed_until`` when that is earlier), per arm and action, from the book's touches
+      and ``feedback`` (:func:`~nextmove.measure.completion.measure_completion`).
 
     Intervals are a normal approximation of a difference of means: Welch's standard error with
     each cohort's variance at least the two cohorts' pooled variance (so a small cohort that saw
@@ -942,6 +966,11 @@ def estimate_lift(
         ``complete=False``).
     run_id
         Named in the report and in errors.
+    feedback
+        The store's ``done``, ``dismissed`` and ``snoozed`` events, with the action each is about
+        (:data:`~nextmove.measure.completion.FEEDBACK_COLUMNS`;
+        :func:`nextmove.engine.holds.completion_feedback` reads them); None: completion from the
+        book's touches alone (``completion.feedback_read`` False).
 
     Returns
     -------
@@ -1021,6 +1050,10 @@ def estimate_lift(
     objectives = [_objective_lift(frame, treated, spec, z) for spec in specs]
     value = _value_lift(frame, treated, playbook, z, vocab)
     notes = _data_notes(book, playbook, specs, frame, when, until, given=observed_until is not None)
+    ends = min(until, when + timedelta(days=playbook.horizon_days))
+    completion = measure_completion(
+        frame, book.touches, feedback, start=when, end=ends, treated_arms=treated_arms, control_arm=control_arm
+    )
     return LiftReport(
         run_id=run_id,
         as_of=when,
@@ -1038,6 +1071,7 @@ def estimate_lift(
         actions=_action_accuracy(frame, treated, specs, z),
         left_out=left_out,
         notes=notes + _interval_notes(objectives, value, playbook.currency),
+        completion=completion,
     )
 
 
