@@ -399,6 +399,31 @@ def test_a_batch_refused_names_each_account_its_place_and_why(tmp_path: Path, st
     assert single.json()["message"] == single.json()["problems"][0]["problem"]
 
 
+def test_a_batch_names_an_account_at_a_gone_stage_as_gone(tmp_path: Path, store: Store, playbook: Playbook) -> None:
+    # An account the run left out for its stage (gone_stages) was said to be "not a customer then, or added since".
+    folder = _book(
+        tmp_path / "book",
+        "account_id,owner,arr,lifecycle_stage\na1,ana,1000,adoption\nleft,ana,1000,lapsed\n",
+        "account_id,ts,kind\na1,2026-01-02T00:00:00Z,expansion\n",
+    )
+    gone_playbook = playbook.model_copy(update={"gone_stages": ["lapsed"]})
+    book = load_book(str(folder), playbook=gone_playbook)
+    seed_run(store, gone_playbook, account_ids=["a1"], owners=("ana",))
+    keys = make_keys(store)
+
+    async def calls(client: httpx.AsyncClient) -> httpx.Response:
+        return await client.post("/v1/decide", json={"accounts": [{"account_id": "a1"}, {"account_id": "left"}]})
+
+    refused = _ask(_app(store, gone_playbook, book=book), keys.admin, calls)
+    assert refused.status_code == 404, refused.text
+    problems = refused.json()["problems"]
+    assert [p["account_id"] for p in problems] == ["left"]
+    assert problems[0]["problem"] == (
+        "account 'left' is gone: its lifecycle_stage 'lapsed' is one of the playbook's gone_stages; "
+        "a gone account is not decided for"
+    )
+
+
 def test_a_batch_names_the_accounts_a_key_may_not_see_as_it_names_missing_ones(
     store: Store, playbook: Playbook
 ) -> None:

@@ -462,7 +462,8 @@ def undecidable_accounts(services: Services, principal: Principal, ids: Sequence
 
 
 def _not_in_run(services: Services, run: RunRecord, account_ids: list[str]) -> dict[str, str]:
-    """Why each of ``account_ids`` (none in ``run``) has no decision: gone, newer than the run, or unknown.
+    """Why each of ``account_ids`` (none in ``run``) has no decision: gone (by a terminal outcome, or at a stage of
+    ``gone_stages``), newer than the run, or unknown.
 
     Without the book, only that the run does not have it.
     """
@@ -501,6 +502,14 @@ def _not_in_run(services: Services, run: RunRecord, account_ids: list[str]) -> d
     )
     ends = {r["account_id"]: (r["kind"], r["ended_ts"]) for r in ended.iter_rows(named=True)}
     when = run.as_of or run.created_at
+    gone_stages = services.config.playbook.gone_stages
+    staged: dict[str, str] = {}
+    if gone_stages and "lifecycle_stage" in book.accounts.columns:
+        stage = pl.col("lifecycle_stage").cast(pl.String)
+        rows = book.accounts.filter(wanted & stage.is_in(gone_stages)).select(
+            pl.col("account_id").cast(pl.String), stage
+        )
+        staged = dict(rows.iter_rows())
     out = {}
     for a in account_ids:
         if a in ends:
@@ -508,6 +517,11 @@ def _not_in_run(services: Services, run: RunRecord, account_ids: list[str]) -> d
             out[a] = (
                 f"account {a!r} is gone: its {kind!r} outcome on {ts:%Y-%m-%d} ended it, and it has not started "
                 "again since (a later contract_start would bring it back); a gone account is not decided for"
+            )
+        elif a in staged:
+            out[a] = (
+                f"account {a!r} is gone: its lifecycle_stage {staged[a]!r} is one of the playbook's gone_stages; "
+                "a gone account is not decided for"
             )
         elif a in in_book:
             out[a] = (

@@ -6,7 +6,9 @@ from nextmove.book.lifetime import (
     gone_accounts,
     gone_at,
     gone_at_lazy,
+    gone_stage_accounts,
     latest_start,
+    stages_read_at,
     terminal_outcome_kinds,
 )
 from nextmove.book.model import (
@@ -47,11 +49,13 @@ __all__ = [
     "gone_accounts",
     "gone_at",
     "gone_at_lazy",
+    "gone_stage_accounts",
     "is_backtest",
     "latest_start",
     "latest_timestamp",
     "of_dates",
     "reach_of",
+    "stages_read_at",
     "table_reach",
     "terminal_outcome_kinds",
 ]

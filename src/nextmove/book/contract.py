@@ -105,7 +105,14 @@ ACCOUNTS = TableSpec(
         ColumnSpec("name", S, False, "Display name."),
         ColumnSpec("segment", S, False, "Commercial segment or tier (e.g. SMB, Enterprise)."),
         ColumnSpec("industry", S, False, "Industry."),
-        ColumnSpec("lifecycle_stage", S, False, "Stage in the customer journey (onboarding, adoption, …)."),
+        ColumnSpec(
+            "lifecycle_stage",
+            S,
+            False,
+            "Stage in the customer journey (onboarding, adoption, …), as it is where the book's data end "
+            "(the table has no history). The playbook's `default_for_stages` read it, and its `gone_stages` "
+            "(e.g. `churned`) make the accounts at them gone.",
+        ),
         ColumnSpec("arr", F, False, "Annual recurring revenue, in the playbook's currency.", nonnegative=True),
         ColumnSpec(
             "contract_start",
@@ -328,6 +335,15 @@ def contract_markdown() -> str:
         "note, with a few ids, the accounts gone by a churn that show signals or touches 30 days or more",
         "after it and no later start (a win-back not marked), and those whose start after their churn is",
         "30 days old or more with no signal or touch since (a start dated after the churn by mistake).",
+        "",
+        "A book whose outcomes cover recent months alone lacks the churn of the accounts that left before:",
+        "they count as active, and get actions, unless the playbook names their `lifecycle_stage` in",
+        '`gone_stages` (`gone_stages = ["churned"]`, [playbook.md](playbook.md)). The stage is the one where',
+        "the book's data end, so it makes accounts gone at an as-of at or after that end (the default); a",
+        "backtest at an earlier as-of reads terminal outcomes alone, and no training row reads the stage.",
+        "`nextmove validate` and `nextmove run` name a stage that looks gone and is not in `gone_stages`: one",
+        "that holds nearly all the accounts gone by a churn, whose other accounts show no signal or touch in",
+        "the 90 days before the as-of.",
         "",
         "## A book in a database",
         "",

@@ -1,8 +1,11 @@
-"""When an account is gone: its terminal outcomes (churn), and a later start that brings it back (a win-back).
+"""When an account is gone: its terminal outcomes (churn), and a later start that brings it back (a win-back);
+and, where the book's data end, a lifecycle stage the playbook names gone (``gone_stages``).
 
 One rule for every job that asks whether an account was a customer at a time: the run and health
 (the accounts decided on and scored), the training set (the past decisions kept), lift (the accounts
-measured), segments, and the notes of ``nextmove validate``.
+measured), segments, and the notes of ``nextmove validate``. The stage is today's (the accounts table
+has no history), so only the accounts at a time at or after the book's data end read it
+(:func:`gone_accounts`); past decisions (:func:`gone_at`: the training set, lift) never do.
 """
 
 from __future__ import annotations
@@ -11,7 +14,7 @@ from datetime import datetime
 
 import polars as pl
 
-from nextmove.book.model import Book, of_dates
+from nextmove.book.model import Book, is_backtest, of_dates
 from nextmove.playbook.schema import Playbook
 
 START_COLUMNS = ("contract_start", "customer_since")
@@ -98,9 +101,70 @@ def gone_at(
 
 
 def gone_accounts(book: Book, playbook: Playbook, when: datetime) -> pl.DataFrame:
-    """``account_id, ended_ts`` of the accounts gone at ``when`` (:func:`gone_at`, dates read as it reads them)."""
+    """``account_id, ended_ts`` of the accounts gone at ``when``: by a terminal outcome (:func:`gone_at`, dates
+    read as it reads them), or at a stage of the playbook's ``gone_stages`` (:func:`gone_stage_accounts`, read
+    at a ``when`` at or after the book's data end; ``ended_ts`` null: the book does not say when they left).
+
+    Examples
+    --------
+    >>> from datetime import UTC
+    >>> from nextmove.book import empty_table
+    >>> from nextmove.playbook.loader import default_playbook_text, parse_playbook
+    >>> pb = parse_playbook('gone_stages = ["churned"]\\n' + default_playbook_text())
+    >>> accounts = pl.DataFrame({"account_id": ["a", "b", "c"], "lifecycle_stage": ["churned", "adoption", "growth"]})
+    >>> outcomes = pl.DataFrame({"account_id": ["b"], "kind": ["churn"], "ts": [datetime(2025, 5, 1, tzinfo=UTC)]})
+    >>> book = Book(accounts, empty_table("signals"), empty_table("touches"), outcomes)
+    >>> gone_accounts(book, pb, datetime(2025, 6, 1, tzinfo=UTC)).get_column("account_id").to_list()
+    ['a', 'b']
+    >>> gone_accounts(book, pb, datetime(2025, 4, 1, tzinfo=UTC)).height  # before the data end: no stage read
+    0
+    """
     keys = book.accounts.select("account_id", pl.lit(when, dtype=_TS).alias("_at"))
-    return gone_at(book, playbook, keys, at="_at").filter(pl.col("gone")).select("account_id", "ended_ts")
+    ended = gone_at(book, playbook, keys, at="_at").filter(pl.col("gone")).select("account_id", "ended_ts")
+    staged = gone_stage_accounts(book, playbook, when).join(ended, on="account_id", how="anti")
+    if staged.height == 0:
+        return ended
+    at_stage = staged.select(pl.col("account_id"), pl.lit(None, dtype=_TS).alias("ended_ts"))
+    gone = pl.concat([ended, at_stage], how="vertical_relaxed")
+    # In the accounts table's order, as the outcomes' alone were.
+    return book.accounts.select("account_id").join(gone, on="account_id", how="inner", maintain_order="left")
+
+
+def stages_read_at(book: Book, when: datetime) -> bool:
+    """Whether the accounts table's ``lifecycle_stage`` tells the stage at ``when``: ``when`` is no backtest
+    (:func:`~nextmove.book.is_backtest`: not more than a day before how far the book's data reach; a book
+    without dated rows: always).
+
+    The accounts table has no history: its stage is the one where the book's data end (today's, for a
+    fresh export). At the default as-of that is the stage then; at an earlier one (a backtest), accounts
+    at ``churned`` today may have been customers, so a gone stage is not read there.
+
+    Examples
+    --------
+    >>> from datetime import UTC
+    >>> from nextmove.book import empty_table
+    >>> outcomes = pl.DataFrame({"account_id": ["a"], "kind": ["churn"], "ts": [datetime(2025, 5, 1, 12, tzinfo=UTC)]})
+    >>> book = Book(empty_table("accounts"), empty_table("signals"), empty_table("touches"), outcomes)
+    >>> stages_read_at(book, datetime(2025, 5, 1, tzinfo=UTC)), stages_read_at(book, datetime(2025, 4, 20, tzinfo=UTC))
+    (True, False)
+    """
+    return not is_backtest(book, when)
+
+
+def gone_stage_accounts(book: Book, playbook: Playbook, when: datetime) -> pl.DataFrame:
+    """``account_id, lifecycle_stage`` of the accounts at a stage of the playbook's ``gone_stages``, when ``when``
+    reads the stages (:func:`stages_read_at`); none otherwise, nor without ``gone_stages`` or a ``lifecycle_stage``.
+
+    Whatever their outcomes: one at a gone stage that had a churn and a later start is gone by its stage.
+    """
+    empty = pl.DataFrame(schema={"account_id": pl.String, "lifecycle_stage": pl.String})
+    accounts = book.accounts
+    if not playbook.gone_stages or "lifecycle_stage" not in accounts.columns or not stages_read_at(book, when):
+        return empty
+    stage = pl.col("lifecycle_stage").cast(pl.String)
+    return accounts.filter(stage.is_in(playbook.gone_stages)).select(
+        pl.col("account_id").cast(pl.String), stage.alias("lifecycle_stage")
+    )
 
 
 def gone_at_lazy(

@@ -18,8 +18,19 @@ import polars as pl
 
 from nextmove.book.contract import CONTRACT, NO_ACTION, ColumnSpec, ColumnType, TableSpec
 from nextmove.book.database import discover_database
-from nextmove.book.lifetime import gone_at_lazy, latest_start, terminal_outcome_kinds
-from nextmove.book.model import Book, as_utc, bulk_end_of, empty_table, extra_kind
+from nextmove.book.lifetime import gone_at_lazy, latest_start, stages_read_at, terminal_outcome_kinds
+from nextmove.book.model import (
+    Book,
+    are_dates,
+    as_of_of_reach,
+    as_utc,
+    bulk_end_of,
+    data_reach,
+    default_as_of,
+    empty_table,
+    extra_kind,
+    reach_of,
+)
 from nextmove.book.nfc import nfc_clashes, nfc_text, nfc_twins, twin_note, twin_of
 from nextmove.book.notes import (
     DUPLICATE_SHARE,
@@ -453,6 +464,8 @@ def playbook_fit_notes(report: ValidationReport, playbook: Playbook) -> list[str
         notes.append(note)
     if accounts is not None and report.stage_counts and (note := _stages_note(report.stage_counts, playbook)):
         notes.append(note)
+    if accounts is not None and (note := _gone_stages_note(report.stage_counts, playbook)) is not None:
+        notes.append(note)
     return notes
 
 
@@ -541,6 +554,43 @@ def _stages_note(stages: Collection[str], playbook: Playbook) -> str | None:
         f"default_for_stages names {', '.join(repr(s) for s in absent)}, which no account's lifecycle_stage is "
         f"(the book's stages: {', '.join(sorted(stages))}; stages are case-sensitive): no account gets "
         "that default, which the control cohort follows and recommendations are compared with"
+    )
+
+
+def unmatched_gone_stages_note(book: Book, playbook: Playbook) -> str | None:
+    """For a run, the note of :func:`playbook_fit_notes` when ``gone_stages`` names stages no account has.
+
+    Examples
+    --------
+    >>> from nextmove.playbook.loader import default_playbook_text, parse_playbook
+    >>> pb = parse_playbook('gone_stages = ["Churned"]\\n' + default_playbook_text())
+    >>> accounts = pl.DataFrame({"account_id": ["a1", "a2"], "lifecycle_stage": ["churned", "renewal"]})
+    >>> book = Book(accounts, empty_table("signals"), empty_table("touches"), empty_table("outcomes"))
+    >>> print(unmatched_gone_stages_note(book, pb))  # doctest: +NORMALIZE_WHITESPACE
+    gone_stages names 'Churned', which no account's lifecycle_stage is (the book's stages: churned, renewal;
+    stages are case-sensitive): no account is gone by it
+    """
+    if not playbook.gone_stages:
+        return None
+    stages: list[str] = []
+    if "lifecycle_stage" in book.accounts.columns:
+        stages = book.accounts.get_column("lifecycle_stage").cast(pl.String).drop_nulls().unique().to_list()
+    return _gone_stages_note(stages, playbook)
+
+
+def _gone_stages_note(stages: Collection[str], playbook: Playbook) -> str | None:
+    """A note when ``gone_stages`` names lifecycle stages no account has (spelt another way, or no stage column)."""
+    absent = [s for s in playbook.gone_stages if s not in stages]
+    if not absent:
+        return None
+    seen = (
+        f"the book's stages: {', '.join(sorted(stages))}; stages are case-sensitive"
+        if stages
+        else "no account has a stage"
+    )
+    return (
+        f"gone_stages names {', '.join(repr(s) for s in absent)}, which no account's lifecycle_stage is ({seen}): "
+        f"no account is gone by {'it' if len(absent) == 1 else 'them'}"
     )
 
 
@@ -693,6 +743,171 @@ def _returned_notes(tables: dict[str, pl.LazyFrame], kinds: list[str], when: dat
             f"makes it active: set it to the start of the contract the {kind} ended"
         )
     return notes
+
+
+QUIET_DAYS = 90
+"""Accounts that count as active at a stage, with no signal or touch (other than a logged ``none``) in this many
+days before the as-of, look gone (:func:`gone_stage_notes`) when the stage holds the accounts gone by a churn."""
+GONE_STAGE_SHARE = 0.9
+"""A stage holding this share or more of the accounts gone by a terminal outcome (that have a stage) may mean gone."""
+QUIET_SHARE = 0.8
+"""The share of a stage's active accounts that must be quiet (:data:`QUIET_DAYS`) for it to look gone."""
+MIN_GONE_FOR_STAGE = 20
+"""The fewest accounts gone by a terminal outcome, with a stage, from which :func:`gone_stage_notes` learns a stage."""
+
+
+def gone_stage_notes(
+    book: Book | BookSource | DiscoveredBook, playbook: Playbook, as_of: datetime | date | None = None
+) -> list[str]:
+    """Notes on the lifecycle stages that mean gone (``gone_stages``): one the book suggests, and one not read.
+
+    - A stage the playbook's ``gone_stages`` lacks although the book suggests it means gone: it holds
+      :data:`GONE_STAGE_SHARE` or more of the accounts gone by a terminal outcome (at least
+      :data:`MIN_GONE_FOR_STAGE` with a stage), and :data:`QUIET_SHARE` or more of the accounts at it
+      that count as active show no signal or touch (other than a logged ``none``) in the
+      :data:`QUIET_DAYS` days before ``as_of``, at most half the share of the active accounts at other
+      stages. A book whose outcomes begin after some accounts left has their stage, not their churn:
+      they count as active and get actions. Learned from the book, never from a stage's name.
+    - ``gone_stages`` not read at ``as_of`` (a backtest: before the book's data end,
+      :func:`~nextmove.book.stages_read_at`): how many accounts at them count as active then. No stage is
+      suggested then: it would not be read.
+
+    Parameters
+    ----------
+    book
+        A loaded :class:`~nextmove.book.Book`, or a source as :func:`validate_book` takes (read
+        without being loaded; validate it first), or the tables :func:`validate_tables` read.
+    playbook
+        Its terminal outcome kinds and ``gone_stages``.
+    as_of
+        The time a run reads the book as of. Default: as a run without one (``book.as_of``, else where
+        the book's data reach, rounded up to a UTC midnight: :func:`~nextmove.book.default_as_of`).
+
+    Examples
+    --------
+    >>> from nextmove.playbook.loader import default_playbook_text, parse_playbook
+    >>> ids = [f"a{i}" for i in range(60)]
+    >>> frames = {"accounts": pl.DataFrame({"account_id": ids,
+    ...                                     "lifecycle_stage": ["lost"] * 30 + ["adoption"] * 30}),
+    ...           "outcomes": pl.DataFrame({"account_id": ids[:20], "ts": ["2025-05-10"] * 20, "kind": ["churn"] * 20}),
+    ...           "signals": pl.DataFrame({"account_id": ids[30:], "ts": ["2025-05-31"] * 30,
+    ...                                    "name": ["logins"] * 30, "value": [3.0] * 30})}
+    >>> print(gone_stage_notes(frames, parse_playbook(default_playbook_text()))[0])  # doctest: +NORMALIZE_WHITESPACE
+    lifecycle stage 'lost' looks like it means gone: it holds 20 of the 20 accounts gone by their churn, and
+    10 of the 10 accounts at it that count as active show no signal or touch in the 90 days before
+    2025-06-01 (they may have left before the book's outcomes begin); they are scored and can get
+    actions. If accounts at 'lost' have left, set gone_stages = ["lost"] at the top of the playbook:
+    they are then left out, as accounts gone by their churn are
+    """
+    given = None if as_of is None else _as_utc(as_of, "as_of")
+    if isinstance(book, Book):
+        tables = {n: book.table(n).lazy() for n in ("accounts", "signals", "touches", "outcomes")}
+        reach = data_reach(book)
+        when = given if given is not None else default_as_of(book)
+        read = when is not None and stages_read_at(book, when)  # as gone_accounts reads them
+    else:
+        found = discover(book)
+        tables = {
+            n: _typed_frame(found.tables[n], CONTRACT[n])[0] if n in found.tables else empty_table(n).lazy()
+            for n in ("accounts", "signals", "touches", "outcomes")
+        }
+        # As load_book keeps them: rows after now (or after a later as-of) have not happened yet.
+        until = kept_until(_as_utc(None), given)
+        for n in ("signals", "touches", "outcomes"):
+            tables[n] = tables[n].filter(pl.col("ts") <= until)
+        reach = _lazy_reach([tables[n] for n in ("signals", "touches", "outcomes")])
+        when = given if given is not None else None if reach is None else as_of_of_reach(reach)
+        read = when is not None and (reach is None or when >= reach)
+    if when is None or "lifecycle_stage" not in tables["accounts"].collect_schema():
+        return []
+    kinds = terminal_outcome_kinds(playbook)
+    accounts = tables["accounts"].select(
+        pl.col("account_id").cast(pl.String), pl.col("lifecycle_stage").cast(pl.String).alias("_stage")
+    )
+    keys = accounts.with_columns(pl.lit(when, dtype=pl.Datetime("us", "UTC")).alias("_at"))
+    outcomes = tables["outcomes"].filter(pl.col("ts") <= when)
+    state = gone_at_lazy(tables["accounts"], outcomes, kinds, keys, at="_at").collect()
+    if read:
+        note = _suspected_gone_stage(state, tables, kinds, playbook, when)
+        return [] if note is None else [note]
+    if not playbook.gone_stages or reach is None:
+        return []
+    # A backtest: today's stage cannot say who had left then, and suggesting a stage would change nothing.
+    at = state.filter(~pl.col("gone") & pl.col("_stage").is_in(playbook.gone_stages)).height
+    one = len(playbook.gone_stages) == 1
+    stages = ", ".join(repr(s) for s in playbook.gone_stages)
+    return [
+        f"gone_stages ({stages}) {'is' if one else 'are'} not read as of {when:%Y-%m-%d %H:%M} UTC: that is before "
+        f"the book's data end ({reach:%Y-%m-%d %H:%M} UTC), and the accounts table holds each account's stage at its "
+        f"end, not then. The {at:,} account{'' if at == 1 else 's'} at {'it' if one else 'them'} that no terminal "
+        f"outcome had ended by then count{'s' if at == 1 else ''} as active (a backtest reads terminal outcomes "
+        "alone); at an as-of at or after the data end, accounts at a gone stage are gone"
+    ]
+
+
+def _suspected_gone_stage(
+    state: pl.DataFrame, tables: dict[str, pl.LazyFrame], kinds: list[str], playbook: Playbook, when: datetime
+) -> str | None:
+    """The note of :func:`gone_stage_notes` on a stage that looks gone; ``state`` is each account's ``_stage`` and
+    whether a terminal outcome ended it at ``when`` (``gone``). The accounts at a stage of ``gone_stages`` are
+    gone too (``when`` reads the stages)."""
+    if not kinds:
+        return None
+    ended = state.filter(pl.col("gone") & pl.col("_stage").is_not_null())
+    if ended.height < MIN_GONE_FOR_STAGE:
+        return None
+    top = ended.group_by("_stage").len().sort(["len", "_stage"], descending=[True, False]).row(0, named=True)
+    stage, held = str(top["_stage"]), int(top["len"])
+    if held < GONE_STAGE_SHARE * ended.height or stage in playbook.gone_stages:
+        return None
+    active = state.filter(~pl.col("gone") & ~pl.col("_stage").is_in(playbook.gone_stages).fill_null(False))
+    since = when - timedelta(days=QUIET_DAYS)
+    recent = (
+        pl.concat(
+            [
+                tables["signals"].select(pl.col("account_id").cast(pl.String), "ts"),
+                tables["touches"]
+                .filter(pl.col("action_id").cast(pl.String) != NO_ACTION)
+                .select(pl.col("account_id").cast(pl.String), "ts"),
+            ]
+        )
+        .filter((pl.col("ts") > since) & (pl.col("ts") <= when))
+        .select("account_id")
+        .unique()
+        .collect()
+    )
+    quiet = active.join(recent, on="account_id", how="anti")
+    at_stage = pl.col("_stage") == stage
+    n_at, n_other = active.filter(at_stage).height, active.filter(~at_stage.fill_null(False)).height
+    quiet_at = quiet.filter(at_stage).height
+    quiet_other = quiet.filter(~at_stage.fill_null(False)).height
+    if n_at == 0 or n_other == 0 or quiet_at < QUIET_SHARE * n_at or quiet_other / n_other > quiet_at / n_at / 2:
+        return None
+    kind = " or ".join(kinds)
+    key = "gone_stages = [" + ", ".join(f'"{s}"' for s in [*playbook.gone_stages, stage]) + "]"
+    return (
+        f"lifecycle stage {stage!r} looks like it means gone: it holds {held:,} of the {ended.height:,} accounts gone "
+        f"by their {kind}, and {quiet_at:,} of the {n_at:,} accounts at it that count as active show no signal or "
+        f"touch in the {QUIET_DAYS} days before {when:%Y-%m-%d} (they may have left before the book's outcomes "
+        f"begin); they are scored and can get actions. If accounts at {stage!r} have left, set {key} at the top of "
+        f"the playbook: they are then left out, as accounts gone by their {kind} are"
+    )
+
+
+def _lazy_reach(frames: list[pl.LazyFrame]) -> datetime | None:
+    """How far the tables reach (:func:`~nextmove.book.data_reach`), read from lazy frames."""
+    ts = pl.col("ts").cast(pl.Datetime("us", "UTC"))
+    reaches = []
+    for frame in frames:
+        row = frame.select(
+            ts.max().alias("latest"),
+            ts.is_not_null().sum().alias("rows"),
+            (ts == ts.dt.truncate("1d")).sum().alias("mid"),
+        ).collect()
+        latest = row["latest"][0]
+        if isinstance(latest, datetime):
+            reaches.append(reach_of(latest, dates=are_dates(int(row["mid"][0]), int(row["rows"][0]))))
+    return max(reaches) if reaches else None
 
 
 def _examples(ids: pl.Series, shown: int = 3) -> str:

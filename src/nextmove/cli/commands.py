@@ -22,6 +22,7 @@ from nextmove.book.sources import DiscoveredBook
 from nextmove.book.validate import (
     STALE_AS_OF_DAYS,
     as_validated,
+    gone_stage_notes,
     load_book,
     load_table,
     returned_accounts_notes,
@@ -365,8 +366,9 @@ def validate(
     # report.notes holds what the book lacks for the playbook (validate_book adds its fit notes)
     health_notes = (unknown_signals_note(pb, report.signal_counts), left_out_measures_note(pb, features))
     # Both read the book again (tens of seconds on a large one): say what is going on after the table.
-    with status("Checking won-back accounts and touch attribution…"), as_validated(found):
+    with status("Checking won-back accounts, gone stages and touch attribution…"), as_validated(found):
         returned = returned_accounts_notes(found, pb, parse_as_of(as_of))
+        returned += gone_stage_notes(found, pb, parse_as_of(as_of))
         credit = attribution_notes(found, report, pb, parse_as_of(as_of))
     for note in [*notes, *(n for n in health_notes if n is not None), *returned, *credit]:
         console.print(f"[yellow]note:[/] {safe(note, lines=True)}")

@@ -127,6 +127,7 @@ def segment_cmd(
             seed=seed,
             notes=notes,
             labels=signal_labels(loaded, t, playbook=pb),
+            active=active,
         )
     _write(out, report)
     render_segments(report, console, currency=pb.currency)

@@ -12,7 +12,7 @@ import polars as pl
 from nextmove.book import NO_ACTION, Book, gone_accounts, of_dates, table_reach
 from nextmove.book.notes import lagging_book_notes, last_day
 from nextmove.book.outcomes_until import checked_outcomes_until, outcomes_until_notes
-from nextmove.book.validate import returned_accounts_notes
+from nextmove.book.validate import gone_stage_notes, returned_accounts_notes, unmatched_gone_stages_note
 from nextmove.engine.model_store import load_outcome_models, save_outcome_models
 from nextmove.errors import ConfigError
 from nextmove.features import (
@@ -99,7 +99,8 @@ class HealthResult:
     model_id: str | None
     """The stored model version used or saved, if any."""
     left_out: int
-    """Accounts of the book not scored: gone by a terminal outcome (not won back), or not started yet at ``as_of``."""
+    """Accounts of the book not scored: gone by a terminal outcome (not won back) or at a stage of ``gone_stages``,
+    or not started yet at ``as_of``."""
     notes: list[str]
 
     @property
@@ -192,8 +193,9 @@ def score_health(
     anchor them); one calibrated outcome model per
     objective's outcome kind (validated on the later window; rare or absent kinds are skipped
     with a note), with each account's probability and top drivers; their accuracy on the later
-    window. Accounts gone at ``as_of`` (a terminal outcome, and no win-back's start after it:
-    :func:`~nextmove.book.gone_at`), and accounts not started yet, are left out.
+    window. Accounts gone at ``as_of`` (a terminal outcome, and no win-back's start after it, or a stage of the
+    playbook's ``gone_stages`` where the book's data end: :func:`~nextmove.book.gone_accounts`), and accounts
+    not started yet, are left out.
 
     Parameters
     ----------
@@ -277,6 +279,7 @@ def score_health(
         unknown_signals_note(playbook, vocab.signals),
         left_out_measures_note(playbook, now, vocab),
         unended_outcome_note(book, playbook, when),
+        unmatched_gone_stages_note(book, playbook),
     ):
         if note is not None:
             notes.append(note)
@@ -287,6 +290,7 @@ def score_health(
         if note is not None:
             notes.append(note)
     notes.extend(returned_accounts_notes(book, playbook, when))  # as validate and run: who counts as won back
+    notes.extend(gone_stage_notes(book, playbook, when))  # and who is gone by a stage, or looks it
     lagging = lagging_book_notes(book, when, playbook.horizon_days)
     lagging = outcomes_until_notes(lagging, until, table_reach(book.outcomes))
     notes.extend(n for n in lagging if n not in book.notes)
@@ -493,10 +497,12 @@ def _vocabulary(book: Book, playbook: Playbook, when: datetime) -> FeatureVocabu
 
 
 def active_accounts(book: Book, playbook: Playbook, when: datetime) -> pl.DataFrame:
-    """``account_id`` of accounts that exist at ``when`` and are not gone (:func:`~nextmove.book.gone_at`).
+    """``account_id`` of accounts that exist at ``when`` and are not gone (:func:`~nextmove.book.gone_accounts`).
 
-    Gone: a terminal outcome at or before ``when``, with no start after it (a win-back) by then.
-    One definition for every job that speaks of "the accounts at ``when``": the run, health, segments.
+    Gone: a terminal outcome at or before ``when``, with no start after it (a win-back) by then; or, at a
+    ``when`` at or after the book's data end (:func:`~nextmove.book.stages_read_at`), a ``lifecycle_stage`` of
+    the playbook's ``gone_stages``. One definition for every job that speaks of "the accounts at ``when``":
+    the run, health, segments, the API's decisions (from the run's accounts).
     """
     gone = gone_accounts(book, playbook, when)
     accounts = book.accounts.select("account_id").join(gone, on="account_id", how="anti", maintain_order="left")

@@ -48,9 +48,11 @@ from nextmove.book.notes import lagging_book_notes, last_day
 from nextmove.book.outcomes_until import checked_outcomes_until, outcomes_until_notes
 from nextmove.book.validate import (
     canonical_accounts,
+    gone_stage_notes,
     missing_arr_note,
     returned_accounts_notes,
     stale_as_of_note,
+    unmatched_gone_stages_note,
     unmatched_kinds_notes,
     unmatched_stages_note,
 )
@@ -576,6 +578,7 @@ def _run(
         left_out_measures_note(playbook, snapshot, vocab),
         missing_arr_note(book, playbook),
         unmatched_stages_note(book, playbook),
+        unmatched_gone_stages_note(book, playbook),
         *unmatched_kinds_notes(book, playbook),
         late_signals_note(book, when),
         stale_as_of_note(bulk_end(book), when, latest=latest_timestamp(book)),
@@ -583,6 +586,7 @@ def _run(
         *lagging_book_notes(book, when, playbook.horizon_days),
         unended_outcome_note(book, playbook, when),
         *returned_accounts_notes(book, playbook, when),
+        *gone_stage_notes(book, playbook, when),
     )
     # What loading the book noted (rows after --as-of or after now left out, columns dropped …) is
     # the run's too: kept in its summary, not only printed.
@@ -1965,6 +1969,7 @@ def _segments(
             as_of=when,
             seed=seed,
             labels=signal_labels(book, when, playbook=playbook),
+            active=snapshot.select("account_id"),  # the accounts the run decides on, as it counts them active
         )
     except NextmoveError as exc:
         notes.append(f"no segments: {exc}")

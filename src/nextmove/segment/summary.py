@@ -163,6 +163,7 @@ def segment_book(
     seed: int = 0,
     notes: Sequence[str] = (),
     labels: Mapping[str, str] | None = None,
+    active: pl.DataFrame | None = None,
 ) -> SegmentReport:
     """Segment a book by behavior and describe every segment: size, ARR, health, outcome rates, response.
 
@@ -209,6 +210,11 @@ def segment_book(
     labels
         The default segmenter's names of the signals (:func:`~nextmove.segment.signal_labels`): segments are
         named by them rather than by their columns' stems.
+    active
+        ``account_id`` of the accounts active at ``as_of`` as the run counts them
+        (:func:`~nextmove.engine.health.active_accounts`: also leaving out accounts at a stage of the
+        playbook's ``gone_stages``, and accounts not started yet): only those of the snapshot are segmented.
+        Default: the snapshot's accounts not gone by a terminal outcome.
 
     Returns
     -------
@@ -237,7 +243,11 @@ def segment_book(
             raise ConfigError(f"{name} must be a positive whole number of days, got {days!r}")
     when = as_of if as_of is not None else _latest(outcomes, touches)
     gone = _terminal(outcomes, playbook, when, accounts).get_column("account_id")
-    active = snapshot.filter(~pl.col("account_id").cast(pl.String).is_in(gone.implode())) if gone.len() else snapshot
+    ids = pl.col("account_id").cast(pl.String)
+    if active is not None:
+        active = snapshot.filter(ids.is_in(active.get_column("account_id").cast(pl.String).implode()))
+    else:
+        active = snapshot.filter(~ids.is_in(gone.implode())) if gone.len() else snapshot
     model = segmenter if segmenter is not None else BehaviorSegmenter(seed=seed, labels=labels or {})
     result = model.fit(active).segment(active)
     assignments = result.assignments
