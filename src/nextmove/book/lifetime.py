@@ -4,7 +4,7 @@ and, where the book's data end, a lifecycle stage the playbook names gone (``gon
 One rule for every job that asks whether an account was a customer at a time: the run and health
 (the accounts decided on and scored), the training set (the past decisions kept), lift (the accounts
 measured), segments, and the notes of ``nextmove validate``. The stage is today's (the accounts table
-has no history), so only the accounts at a time at or after the book's data end read it
+has no history), so only the accounts at a time no more than a day before the book's data end, or after it, read it
 (:func:`gone_accounts`); past decisions (:func:`gone_at`: the training set, lift) never do.
 """
 
@@ -103,7 +103,8 @@ def gone_at(
 def gone_accounts(book: Book, playbook: Playbook, when: datetime) -> pl.DataFrame:
     """``account_id, ended_ts`` of the accounts gone at ``when``: by a terminal outcome (:func:`gone_at`, dates
     read as it reads them), or at a stage of the playbook's ``gone_stages`` (:func:`gone_stage_accounts`, read
-    at a ``when`` at or after the book's data end; ``ended_ts`` null: the book does not say when they left).
+    at a ``when`` no more than a day before the book's data end, or after it; ``ended_ts`` null: the book
+    does not say when they left).
 
     Examples
     --------

@@ -500,9 +500,9 @@ def active_accounts(book: Book, playbook: Playbook, when: datetime) -> pl.DataFr
     """``account_id`` of accounts that exist at ``when`` and are not gone (:func:`~nextmove.book.gone_accounts`).
 
     Gone: a terminal outcome at or before ``when``, with no start after it (a win-back) by then; or, at a
-    ``when`` at or after the book's data end (:func:`~nextmove.book.stages_read_at`), a ``lifecycle_stage`` of
-    the playbook's ``gone_stages``. One definition for every job that speaks of "the accounts at ``when``":
-    the run, health, segments, the API's decisions (from the run's accounts).
+    ``when`` no more than a day before the book's data end, or after it (:func:`~nextmove.book.stages_read_at`),
+    a ``lifecycle_stage`` of the playbook's ``gone_stages``. One definition for every job that speaks of
+    "the accounts at ``when``": the run, health, segments, the API's decisions (from the run's accounts).
     """
     gone = gone_accounts(book, playbook, when)
     accounts = book.accounts.select("account_id").join(gone, on="account_id", how="anti", maintain_order="left")

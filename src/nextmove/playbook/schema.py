@@ -407,16 +407,16 @@ class Playbook(_Strict):
     health: Health = Field(default_factory=Health)
     """The health scorecard."""
     gone_stages: list[str] = Field(default_factory=list)
-    """Lifecycle stages whose accounts are gone (left, cancelled), spelt as ``accounts.lifecycle_stage`` spells
-    them, e.g. ``["churned"]``: an account at one is not decided on nor scored (run, health, segments, the API),
-    as one gone by an outcome that ends accounts (``ends_account``). For a book whose outcomes begin after
-    some accounts left (an export of recent months): their churn is not in it, their stage is. The accounts
-    table holds each account's stage where the book's data end, so a gone stage is read at an as-of at or
-    after that end (the default as-of); at an earlier one (a backtest) it is not (a note says so), since
-    it cannot tell who had left then, and the training set never reads it. ``nextmove validate`` and
-    ``nextmove run`` note a stage the book suggests means gone (it holds nearly all the accounts gone by a
-    terminal outcome, and those at it that count as active show no signal or touch for 90 days). A stage
-    here may not be an action's ``default_for_stages``."""
+    """Lifecycle stages whose accounts are gone (left, cancelled), spelt as ``accounts.lifecycle_stage`` spells them,
+    e.g. ``["churned"]``: an account at one is not decided on nor scored (run, health, segments, the API), as one
+    gone by an outcome that ends accounts (``ends_account``). For a book whose outcomes begin after some accounts
+    left (an export of recent months): their churn is not in it, their stage is. The accounts table holds each
+    account's stage where the book's data end, so a gone stage is read at an as-of no more than a day before or
+    after that end (the default as-of); at an earlier one (a backtest) it is not (a note says so), since it cannot
+    tell who had left then, and the training set never reads it. ``nextmove validate`` and ``nextmove run`` note a
+    stage the book suggests means gone (it holds nearly all the accounts gone by a terminal outcome, and those at it
+    that count as active show no signal or touch for 90 days). A stage here may not be an action's
+    ``default_for_stages``."""
 
     @field_validator("currency", mode="before")
     @classmethod
