@@ -15,7 +15,12 @@ from nextmove.book import Book
 from nextmove.book.validate import load_book
 from nextmove.engine import HealthResult, load_outcome_models, score_health
 from nextmove.errors import ConfigError, NotFoundError
-from nextmove.features import build_training_set
+from nextmove.features import (
+    build_training_set,
+    compute_features,
+    declared_signal_kinds,
+    signal_kinds,
+)
 from nextmove.models.health import HealthScorecard
 from nextmove.models.outcome import IncompatibleModelError, OutcomeModel
 from nextmove.playbook import Playbook
@@ -144,6 +149,33 @@ def test_load_outcome_models_refuses_an_incompatible_model(
         load_outcome_models(empty, playbook)
     with pytest.raises(ConfigError, match="reuse_model needs a store"):
         score_health(Book(narrow, *[pl.DataFrame()] * 3), playbook, reuse_model=True)  # type: ignore[arg-type]
+
+
+def test_score_health_drivers_quote_what_receipts_would_under_the_books_names(
+    lab: SimResult, playbook: Playbook, store: Store, result: HealthResult
+) -> None:
+    # Drivers quoted a level's window total ("active users (28-day total)": weekly readings of a gauge added
+    # up) and a count's window mean, which docs/features.md says are never cited, under the stems' words.
+    kinds = signal_kinds(compute_features(lab.book, lab.as_of, playbook=playbook), declared_signal_kinds(playbook))
+    assert "level" in kinds.values()
+    assert "count" in kinds.values()
+    never = [
+        f"{stem.replace('_', ' ')} ({w}-day {'total' if kind == 'level' else 'average'}) = "
+        for stem, kind in kinds.items()
+        for w in (7, 28, 90)
+    ]
+    for column in [c for c in result.accounts.columns if c.startswith("drivers_")]:
+        texts = result.accounts[column].to_list()
+        assert not [t for t in texts if any(words in t for words in never)], column
+    # A signal the book names "Active Users" (its columns active_users_…) is named so, as a receipt names it.
+    renamed = replace(
+        lab.book,
+        signals=lab.book.signals.with_columns(pl.col("name").replace("active_users", "Active Users")),
+    )
+    again = score_health(renamed, playbook, lab.as_of, store=store, reuse_model=True)
+    drivers = " ".join(again.accounts["drivers_churn"].to_list())
+    assert "Active Users (" in drivers
+    assert "active users" not in drivers
 
 
 def _without(book: Book, kind: str) -> Book:

@@ -114,11 +114,17 @@ class ScorecardMeasure:
     silent_declared: bool = False
     """Whether the playbook declares the kind :attr:`silent` reads by (``[signal_kinds]``), rather than the
     signal's data: the note on silent accounts asks to declare only the kinds it does not."""
+    signal_name: str = ""
+    """The measure's signal in words as the book names it (``Active field users``; underscores read as
+    spaces), for :attr:`text`; empty for a feature of no signal, or when unknown (its stem then reads with
+    spaces for underscores). :meth:`HealthScorecard.from_playbook` sets it from the vocabulary."""
 
     @property
     def text(self) -> str:
         """The measure in plain words."""
-        return self.label or describe_feature(self.feature)
+        stem = _signal_stem(self.feature)
+        names = {stem: self.signal_name} if stem is not None and self.signal_name else None
+        return self.label or describe_feature(self.feature, names)
 
 
 @dataclass(frozen=True)
@@ -140,13 +146,19 @@ class Mover:
     points: float
 
 
-def describe_feature(feature: str) -> str:
+def describe_feature(feature: str, names: Mapping[str, str] | None = None) -> str:
     """Plain words for a feature name.
+
+    ``names`` maps signal stems to the signals' names as the book writes them
+    (:meth:`~nextmove.features.FeatureVocabulary.signal_words`); a stem without one reads with
+    spaces for underscores.
 
     Examples
     --------
     >>> describe_feature("active_users_mean_28d")
     'active users (28-day average)'
+    >>> describe_feature("active_field_users_last", {"active_field_users": "Active field users"})
+    'Active field users (latest)'
     >>> describe_feature("tickets_opened_count_90d")
     'tickets opened (90-day count)'
     >>> describe_feature("arr")
@@ -154,13 +166,19 @@ def describe_feature(feature: str) -> str:
     """
     if feature == "arr":
         return "ARR"
+    words = names or {}
     m = re.fullmatch(r"(.+)_(mean|sum|count|trend)_(\d+)d", feature)
     if m:
-        return f"{m.group(1).replace('_', ' ')} ({m.group(3)}-day {_WORDS[m.group(2)]})"
+        return f"{signal_words(m.group(1), words)} ({m.group(3)}-day {_WORDS[m.group(2)]})"
     m = re.fullmatch(r"(.+)_last", feature)
     if m:
-        return f"{m.group(1).replace('_', ' ')} (latest)"
+        return f"{signal_words(m.group(1), words)} (latest)"
     return feature.replace("_", " ")
+
+
+def signal_words(stem: str, names: Mapping[str, str]) -> str:
+    """A signal's name in words: the book's (``names``: stem → name), else its stem with spaces for underscores."""
+    return names.get(stem) or stem.replace("_", " ")
 
 
 _EVENT_SUM = re.compile(r"(.+)_sum_(\d+)d")
@@ -171,6 +189,14 @@ def _signal_window(feature: str) -> tuple[str, str, int] | None:
     """``(stem, stat, window_days)`` of a signal's window statistic (``logins_mean_28d``), else None."""
     m = _SIGNAL_STAT.fullmatch(feature)
     return None if m is None else (m["stem"], m["stat"], int(m["w"]))
+
+
+def _signal_stem(feature: str) -> str | None:
+    """The signal stem of a window statistic or latest value (``logins_mean_28d``, ``nps_last``), else None."""
+    window = _signal_window(feature)
+    if window is not None:
+        return window[0]
+    return feature.removesuffix("_last") if feature.endswith("_last") else None
 
 
 _UNSEEN, _SILENT, _ACTIVE = 0, 1, 2
@@ -523,6 +549,12 @@ class HealthScorecard:
             used = {m.component for m in kept}
             components, measures = [c for c in components if c.id in used], kept
         measures = _usage_silence(playbook, measures, features, vocabulary)
+        if vocabulary is not None:
+            words = vocabulary.signal_words()
+            measures = [
+                replace(m, signal_name=words[stem]) if (stem := _signal_stem(m.feature)) in words else m
+                for m in measures
+            ]
         cutoffs = playbook.health.band_cutoffs
         bands = FIXED_BANDS if cutoffs is None else HealthBands(cutoffs[0], cutoffs[1], "playbook")
         return cls(components, measures, bands)
@@ -1015,7 +1047,7 @@ def _turn_text(
     """
     stem, days = signal
     window = _signal_window(measure.feature)
-    words = measure.label or stem.replace("_", " ")
+    words = measure.label or measure.signal_name or stem.replace("_", " ")
     stat = "" if measure.label or window is None else f"{days}-day {_WORDS[window[1]]} "
     (was, now), (before, after) = states, values
     if now == _SILENT:
