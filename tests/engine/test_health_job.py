@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tomllib
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import datetime
@@ -20,6 +21,7 @@ from nextmove.features import (
     compute_features,
     declared_signal_kinds,
     signal_kinds,
+    training_vocabulary,
 )
 from nextmove.models.health import HealthScorecard
 from nextmove.models.outcome import IncompatibleModelError, OutcomeModel
@@ -462,3 +464,26 @@ def test_terminal_label_is_the_vocabularys_stem_of_the_terminal_kind() -> None:
     assert _terminal_label(pb, FeatureVocabulary()) == "y_cancel"
     both = FeatureVocabulary.build(accounts_schema={}, outcome_kinds=["cancel", "Cancel"])
     assert _terminal_label(pb, both) == "y_cancel_2"
+
+
+def test_score_health_learned_weights_come_with_playbook_lines_that_score_as_they_do(
+    lab: SimResult, playbook: Playbook, result: HealthResult
+) -> None:
+    # The optimizer's weights ordered later churn better and nothing said how to use them: its report gives
+    # the [health.components] lines, which score the book as the learned card does, signal names, silent
+    # usage and all.
+    report = result.optimizer
+    assert report is not None
+    assert report.verdict() is not None
+    lines = report.playbook_lines
+    assert lines is not None
+    assert report.scorecard is not None
+    health = {**playbook.health.model_dump(), **tomllib.loads(lines)["health"]}
+    adopted = Playbook.model_validate({**playbook.model_dump(), "health": health})
+    vocab = training_vocabulary(lab.book, playbook, as_of=lab.as_of)
+    now = compute_features(lab.book, lab.as_of, playbook=playbook, vocabulary=vocab).join(
+        result.accounts.select("account_id"), on="account_id", how="semi", maintain_order="left"
+    )  # the active accounts, which the scorecard is fitted on
+    card = HealthScorecard.from_playbook(adopted, now, vocab).fit(now)
+    assert card.score(now).equals(report.scorecard.score(now))
+    assert [m.text for m in card.measures] == [m.text for m in report.scorecard.measures]

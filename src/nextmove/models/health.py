@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -301,7 +302,8 @@ def _asked_scorecard(
         for cid, comp in health.components.items():
             components.append(ScorecardComponent(cid, comp.name or cid, comp.weight))
             for m in comp.measures:
-                measures.append((ScorecardMeasure(cid, m.feature, m.direction, m.label, m.scale, m.low, m.high), None))
+                measure = ScorecardMeasure(cid, m.feature, m.direction, m.label, m.scale, m.low, m.high, m.weight)
+                measures.append((measure, None))
         return components, measures
     w = health.window_days
     roles = playbook.signal_roles
@@ -741,6 +743,59 @@ class HealthScorecard:
         components = [replace(c, weight=c.weight * scale) for c in components]
         return self._copy(HealthScorecard(components, measures, self.bands))
 
+    def playbook_lines(self) -> str:
+        """The ``[health.components]`` tables of a playbook that score as this card does.
+
+        One table per component, its measures as inline tables with their weights (a direction,
+        label or scaling only where it is not the default). A playbook with these lines in place of
+        its own ``[health.components]`` (or its ``default_weights``, which explicit components
+        replace) gives the same scores on the same book: its ``[signal_roles]`` still say how a
+        silent usage signal reads.
+
+        Examples
+        --------
+        >>> card = HealthScorecard(
+        ...     [ScorecardComponent("usage", "Product usage", 70.0), ScorecardComponent("support", "support", 30.0)],
+        ...     [ScorecardMeasure("usage", "logins_mean_28d", weight=70.0),
+        ...      ScorecardMeasure("support", "tickets_sum_28d", "lower", weight=30.0)],
+        ... )
+        >>> print(card.playbook_lines())
+        [health.components.usage]
+        name = "Product usage"
+        weight = 70.0
+        measures = [
+          { feature = "logins_mean_28d", weight = 70.0 },
+        ]
+        <BLANKLINE>
+        [health.components.support]
+        weight = 30.0
+        measures = [
+          { feature = "tickets_sum_28d", direction = "lower", weight = 30.0 },
+        ]
+        """
+        blocks = []
+        for c in self.components:
+            lines = [f"[health.components.{c.id}]"]
+            if c.name != c.id:
+                lines.append(f"name = {_toml_string(c.name)}")
+            lines += [f"weight = {_toml_number(c.weight)}", "measures = ["]
+            for m in self.measures:
+                if m.component != c.id:
+                    continue
+                fields = [f"feature = {_toml_string(m.feature)}"]
+                if m.direction != "higher":
+                    fields.append(f"direction = {_toml_string(m.direction)}")
+                if m.label:
+                    fields.append(f"label = {_toml_string(m.label)}")
+                if m.scale != "rank":
+                    fields.append(f"scale = {_toml_string(m.scale)}")
+                fields += [f"{k} = {_toml_number(v)}" for k, v in (("low", m.low), ("high", m.high)) if v is not None]
+                fields.append(f"weight = {_toml_number(m.weight)}")
+                lines.append(f"  {{ {', '.join(fields)} }},")
+            lines.append("]")
+            blocks.append("\n".join(lines))
+        return "\n\n".join(blocks)
+
     def with_bands(self, bands: HealthBands) -> HealthScorecard:
         """A copy that bands its scores by ``bands`` (same measures, weights and fitted scaling)."""
         return self._copy(HealthScorecard(self.components, self.measures, bands))
@@ -750,6 +805,22 @@ class HealthScorecard:
         card.silent_floor_ = dict(self.silent_floor_)
         card._fitted = self._fitted
         return card
+
+
+def _toml_string(text: str) -> str:
+    """A TOML basic string (JSON's escapes are TOML's)."""
+    return json.dumps(text, ensure_ascii=False)
+
+
+def _toml_number(value: float) -> str:
+    """A float as TOML reads it, to 9 significant digits: a sum of tenths reads ``26.2``, not ``26.199999999999996``.
+
+    Examples
+    --------
+    >>> _toml_number(25.9 + 0.3), _toml_number(70), _toml_number(0.000123456789)
+    ('26.2', '70.0', '0.000123456789')
+    """
+    return repr(float(f"{float(value):.9g}"))
 
 
 SILENT_MIN_ROWS = 2
