@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tomllib
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import datetime
@@ -15,7 +16,13 @@ from nextmove.book import Book
 from nextmove.book.validate import load_book
 from nextmove.engine import HealthResult, load_outcome_models, score_health
 from nextmove.errors import ConfigError, NotFoundError
-from nextmove.features import build_training_set
+from nextmove.features import (
+    build_training_set,
+    compute_features,
+    declared_signal_kinds,
+    signal_kinds,
+    training_vocabulary,
+)
 from nextmove.models.health import HealthScorecard
 from nextmove.models.outcome import IncompatibleModelError, OutcomeModel
 from nextmove.playbook import Playbook
@@ -144,6 +151,33 @@ def test_load_outcome_models_refuses_an_incompatible_model(
         load_outcome_models(empty, playbook)
     with pytest.raises(ConfigError, match="reuse_model needs a store"):
         score_health(Book(narrow, *[pl.DataFrame()] * 3), playbook, reuse_model=True)  # type: ignore[arg-type]
+
+
+def test_score_health_drivers_quote_what_receipts_would_under_the_books_names(
+    lab: SimResult, playbook: Playbook, store: Store, result: HealthResult
+) -> None:
+    # Drivers quoted a level's window total ("active users (28-day total)": weekly readings of a gauge added
+    # up) and a count's window mean, which docs/features.md says are never cited, under the stems' words.
+    kinds = signal_kinds(compute_features(lab.book, lab.as_of, playbook=playbook), declared_signal_kinds(playbook))
+    assert "level" in kinds.values()
+    assert "count" in kinds.values()
+    never = [
+        f"{stem.replace('_', ' ')} ({w}-day {'total' if kind == 'level' else 'average'}) = "
+        for stem, kind in kinds.items()
+        for w in (7, 28, 90)
+    ]
+    for column in [c for c in result.accounts.columns if c.startswith("drivers_")]:
+        texts = result.accounts[column].to_list()
+        assert not [t for t in texts if any(words in t for words in never)], column
+    # A signal the book names "Active Users" (its columns active_users_…) is named so, as a receipt names it.
+    renamed = replace(
+        lab.book,
+        signals=lab.book.signals.with_columns(pl.col("name").replace("active_users", "Active Users")),
+    )
+    again = score_health(renamed, playbook, lab.as_of, store=store, reuse_model=True)
+    drivers = " ".join(again.accounts["drivers_churn"].to_list())
+    assert "Active Users (" in drivers
+    assert "active users" not in drivers
 
 
 def _without(book: Book, kind: str) -> Book:
@@ -430,3 +464,26 @@ def test_terminal_label_is_the_vocabularys_stem_of_the_terminal_kind() -> None:
     assert _terminal_label(pb, FeatureVocabulary()) == "y_cancel"
     both = FeatureVocabulary.build(accounts_schema={}, outcome_kinds=["cancel", "Cancel"])
     assert _terminal_label(pb, both) == "y_cancel_2"
+
+
+def test_score_health_learned_weights_come_with_playbook_lines_that_score_as_they_do(
+    lab: SimResult, playbook: Playbook, result: HealthResult
+) -> None:
+    # The optimizer's weights ordered later churn better and nothing said how to use them: its report gives
+    # the [health.components] lines, which score the book as the learned card does, signal names, silent
+    # usage and all.
+    report = result.optimizer
+    assert report is not None
+    assert report.verdict() is not None
+    lines = report.playbook_lines
+    assert lines is not None
+    assert report.scorecard is not None
+    health = {**playbook.health.model_dump(), **tomllib.loads(lines)["health"]}
+    adopted = Playbook.model_validate({**playbook.model_dump(), "health": health})
+    vocab = training_vocabulary(lab.book, playbook, as_of=lab.as_of)
+    now = compute_features(lab.book, lab.as_of, playbook=playbook, vocabulary=vocab).join(
+        result.accounts.select("account_id"), on="account_id", how="semi", maintain_order="left"
+    )  # the active accounts, which the scorecard is fitted on
+    card = HealthScorecard.from_playbook(adopted, now, vocab).fit(now)
+    assert card.score(now).equals(report.scorecard.score(now))
+    assert [m.text for m in card.measures] == [m.text for m in report.scorecard.measures]

@@ -10,8 +10,9 @@ import numpy as np
 import polars as pl
 import pytest
 
+from nextmove.decide.phrases import feature_wording
 from nextmove.errors import ConfigError, NotFittedError
-from nextmove.features import build_training_set
+from nextmove.features import FeatureVocabulary, build_training_set
 from nextmove.measure import evaluate_probabilities
 from nextmove.models.calibration import Calibrator, choose_calibrator, fit_calibrator
 from nextmove.models.outcome import (
@@ -411,3 +412,74 @@ def test_models_doc_example_runs() -> None:
     namespace: dict[str, object] = {}
     exec(compile(example, str(doc), "exec"), namespace)  # the page's own example, run as written
     assert "result" in namespace
+
+
+# ---- what drivers quote -------------------------------------------------------------------------------
+
+
+def _gauge_history(n: int = 400, times: int = 10, seed: int = 4) -> pl.DataFrame:
+    """A training set whose churn follows a gauge's 28-day total (four weekly readings of it, added up)
+    and a count's 28-day mean (per event): the two statistics no words may quote."""
+    rng = np.random.default_rng(seed)
+    frames = []
+    for t in range(times):
+        level = rng.gamma(2.0, 5.0, n)
+        readings = np.where(rng.random(n) < 0.1, 3, 4)  # weekly: the rows per account barely vary
+        tickets = rng.poisson(2.0, n)
+        per_ticket = np.where(tickets > 0, rng.gamma(2.0, 1.0, n), np.nan)
+        logit = -1.5 - 0.08 * (level * readings - 40) + 0.8 * np.nan_to_num(per_ticket - 2)
+        y = (rng.random(n) < 1 / (1 + np.exp(-logit))).astype(float)
+        frames.append(
+            pl.DataFrame(
+                {
+                    "account_id": [f"a{i}" for i in range(n)],
+                    "decision_ts": [T0 + timedelta(days=14 * t)] * n,
+                    "active_field_users_sum_28d": level * readings,
+                    "active_field_users_mean_28d": level,
+                    "active_field_users_count_28d": readings,
+                    "active_field_users_last": level,
+                    "active_field_users_days_since_last": rng.integers(0, 7, n).astype(float),
+                    "tickets_sum_28d": pl.Series(np.where(tickets > 0, tickets * per_ticket, np.nan)).fill_nan(None),
+                    "tickets_mean_28d": pl.Series(per_ticket).fill_nan(None),
+                    "tickets_count_28d": tickets,
+                    "tickets_days_since_last": rng.integers(0, 28, n).astype(float),
+                    "y_churn": y,
+                    "censored": [False] * n,
+                }
+            )
+        )
+    return pl.concat(frames)
+
+
+def test_outcome_drivers_never_quote_a_levels_total_nor_a_counts_mean_and_name_signals_as_the_book() -> None:
+    # Health's drivers read "active field users (28-day total) = 275: raises (+0.13)": four weekly readings of
+    # a gauge added up, which no receipt would quote, under the stem's words instead of the book's name.
+    history = _gauge_history()
+    vocab = FeatureVocabulary.build(accounts_schema={}, signal_names=["Active field users", "tickets"])
+    playbook = parse_playbook(default_playbook_text())
+    models = OutcomeModels(playbook, template=OutcomeModel(**FAST), vocabulary=vocab).fit(history)
+    model = models["churn"]
+    snap = history.filter(pl.col("decision_ts") == pl.col("decision_ts").max())
+    # Unguided, the model's strongest pushes are the two statistics.
+    unguided = {d.feature for row in model.explain(snap, top_k=1) for d in row}
+    assert {"active_field_users_sum_28d", "tickets_mean_28d"} & unguided
+
+    pred = models.predict(snap, top_k=3)
+    drivers = [d for row in pred.drivers["churn"] for d in row]
+    assert drivers
+    quoted = {d.feature for d in drivers}
+    assert not quoted & {"active_field_users_sum_28d", "tickets_mean_28d"}
+    assert all(len(row) == 3 for row in pred.drivers["churn"])  # the next feature takes their place
+    texts = pred.to_frame()["drivers_churn"].to_list()
+    assert "Active field users (28-day total)" not in " ".join(texts)
+    assert not any("active field users" in t for t in texts)
+    assert any("Active field users (" in t for t in texts)
+    # The rule is the receipts' own.
+    kinds = {"active_field_users": "level", "tickets": "count"}
+    names = vocab.signal_words()
+    for d in drivers:
+        wording = feature_wording(d.feature, levels={"active_field_users"}, counts={"tickets"})
+        assert wording.cited
+    # A single model says the same when told the kinds and names.
+    told = model.explain(snap, top_k=3, names=names, kinds=kinds)
+    assert [[d.text for d in row] for row in told] == [[d.text for d in row] for row in pred.drivers["churn"]]

@@ -77,9 +77,10 @@ def health_cmd(
     Then prints accounts and ARR per band (accounts alone for a book without ARR) with each band's
     score range and churn rate on the history's later window (bands are learned from the churn
     history unless the playbook sets [health] band_cutoffs), the accounts
-    with the most ARR at risk, what the optimizer learned about each health measure, and the
-    outcome models' accuracy on the later window. Default --as-of: how far the book's data reaches,
-    rounded up to a UTC midnight.
+    with the most ARR at risk, what the optimizer learned about each health measure and whether its
+    learned weights rank churn better than the playbook's on the later window (by how much, with the
+    playbook lines that use them when they do), and the outcome models' accuracy on the later window.
+    Default --as-of: how far the book's data reaches, rounded up to a UTC midnight.
     """
     from nextmove.engine.health import save_health_models, score_health
     from nextmove.models.outcome import OutcomeModel
@@ -297,6 +298,12 @@ def render_health(
         )
         hand = _auc(report.auc_hand_set)
         out.print(f"Health score AUC on the later window{thin}: hand-set [bold]{hand}[/]{learned_auc}.")
+        verdict = report.verdict()
+        if verdict is not None:
+            out.print(safe(verdict))
+        if report.better and report.playbook_lines is not None:
+            # Unwrapped, so the lines copy into the playbook as they are.
+            out.print(safe(report.playbook_lines, lines=True), soft_wrap=True, highlight=False)
 
     if result.outcome_models is not None and result.outcome_models.kinds:
         models = Table(title="Outcome models (accuracy on the later window)", title_justify="left")

@@ -18,6 +18,7 @@ from typing import overload
 import numpy as np
 import polars as pl
 
+from nextmove.features.kinds import cited_statistic
 from nextmove.playbook.money import CENTS_BELOW, currency_prefix, has_cents
 
 _STAT = re.compile(r"^(?P<stem>.+)_(?P<stat>mean|sum|count|trend)_(?P<w>\d+)d$")
@@ -214,7 +215,7 @@ def feature_wording(
         level = stem in levels
         trend = f"{stem}_trend_{w}d" if stat == "mean" else None
         kind = "readings" if level and stat == "count" else "reports" if stem in reports and stat == "count" else stat
-        cited = not (level and stat == "sum") and not (stem in counts and stat == "mean")
+        cited = cited_statistic(stat, "level" if level else "count" if stem in counts else None)
         return Wording(feature, kind, _words(stem, names), w, stem in percent, trend, cited)
     if m := _SINCE.match(feature):
         kind = "reading_since" if m["stem"] in levels else "since"

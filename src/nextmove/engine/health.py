@@ -363,7 +363,7 @@ def score_health(
     )
     if models is not None and models.kinds:
         say("Predicting outcome probabilities and their drivers…")
-        predictions = models.predict(now, top_k=top_k)
+        predictions = models.predict(now, top_k=top_k, vocabulary=vocab)
         table = table.join(predictions.to_frame(), on="account_id", how="left", maintain_order="left")
 
     terminal = terminal_outcome_kinds(playbook)

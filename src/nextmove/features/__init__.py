@@ -1,7 +1,14 @@
 """Features: point-in-time snapshots of every account, and training sets of past decisions."""
 
 from nextmove.features.history import History, point_in_time
-from nextmove.features.kinds import ROLE_KINDS, SignalKind, declared_signal_kinds, signal_kinds
+from nextmove.features.kinds import (
+    ROLE_KINDS,
+    SignalKind,
+    cited_feature,
+    cited_statistic,
+    declared_signal_kinds,
+    signal_kinds,
+)
 from nextmove.features.names import (
     DEFAULT_WINDOWS_DAYS,
     OUTCOME_WINDOW_DAYS,
@@ -34,6 +41,8 @@ __all__ = [
     "SignalKind",
     "WindowFallback",
     "build_training_set",
+    "cited_feature",
+    "cited_statistic",
     "compute_features",
     "declared_signal_kinds",
     "feature_schema",

@@ -43,6 +43,45 @@ MIN_ACCOUNTS = 20
 """Accounts with rows in a window needed to judge its regularity; with fewer, a signal reads as a count."""
 
 _COUNT = re.compile(r"^(?P<stem>.+)_count_(?P<w>\d+)d$")
+_STAT = re.compile(r"^(?P<stem>.+)_(?P<stat>mean|sum|count|trend)_(?P<w>\d+)d$")
+
+
+def cited_statistic(stat: str, kind: SignalKind | None) -> bool:
+    """Whether a signal's window statistic (``mean``, ``sum``, ``count``, ``trend``) means something in words.
+
+    A **level**'s window total is no quantity: the 28 daily readings of a rolling 7-day count add up
+    to 28 overlapping weeks, four weekly readings of active users to no number of users. A
+    **count**'s window mean is per row (one lesson in four weekly reports averages 0.25), which reads
+    as a quantity it is not: its total says it. Neither is ever quoted, by the evidence of a receipt
+    nor by the drivers of an outcome probability (``docs/features.md``); a signal of no known kind
+    (None) has every statistic quoted.
+
+    Examples
+    --------
+    >>> cited_statistic("sum", "level"), cited_statistic("mean", "count"), cited_statistic("sum", "count")
+    (False, False, True)
+    >>> cited_statistic("sum", None)
+    True
+    """
+    return not ((kind == "level" and stat == "sum") or (kind == "count" and stat == "mean"))
+
+
+def cited_feature(feature: str, kinds: Mapping[str, SignalKind]) -> bool:
+    """Whether a feature's value means something in words, by its signal's kind (:func:`cited_statistic`).
+
+    ``kinds`` maps signal stems to kinds (:func:`signal_kinds`); a feature that is no window
+    statistic of one of them (a latest value, a touch count, an account column) is always cited.
+
+    Examples
+    --------
+    >>> kinds = {"active_users": "level", "tickets": "count"}
+    >>> [cited_feature(f, kinds) for f in ("active_users_sum_28d", "active_users_mean_28d", "tickets_mean_28d")]
+    [False, True, False]
+    >>> cited_feature("touch_call_count_90d", kinds), cited_feature("active_users_last", kinds)
+    (True, True)
+    """
+    m = _STAT.match(feature)
+    return m is None or cited_statistic(m["stat"], kinds.get(m["stem"]))
 
 
 def declared_signal_kinds(playbook: Playbook, vocabulary: FeatureVocabulary | None = None) -> dict[str, SignalKind]:

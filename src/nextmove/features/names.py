@@ -335,6 +335,18 @@ class FeatureVocabulary:
         alike = _claim_order((s for s in self.signals if sanitize_name(s) == sanitize_name(name)), _feature_stem)
         return self.signals[alike[0]] if alike else _free_stem(_feature_stem(name), self.signals.values())
 
+    def signal_words(self) -> dict[str, str]:
+        """Signal stem → the signal's name as the book writes it, underscores read as spaces.
+
+        What a sentence calls a signal: ``Active field users``, not its stem ``active_field_users``.
+
+        Examples
+        --------
+        >>> FeatureVocabulary.build(accounts_schema={}, signal_names=["Active Users", "tickets_opened"]).signal_words()
+        {'active_users': 'Active Users', 'tickets_opened': 'tickets opened'}
+        """
+        return {stem: name.replace("_", " ") for name, stem in self.signals.items()}
+
     def outcome_stem(self, kind: str) -> str:
         """The stem of outcome kind ``kind``'s columns and labels (``y_{stem}``, ``outcome_{stem}_days_since`` …).
 

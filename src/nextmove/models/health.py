@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -114,11 +115,17 @@ class ScorecardMeasure:
     silent_declared: bool = False
     """Whether the playbook declares the kind :attr:`silent` reads by (``[signal_kinds]``), rather than the
     signal's data: the note on silent accounts asks to declare only the kinds it does not."""
+    signal_name: str = ""
+    """The measure's signal in words as the book names it (``Active field users``; underscores read as
+    spaces), for :attr:`text`; empty for a feature of no signal, or when unknown (its stem then reads with
+    spaces for underscores). :meth:`HealthScorecard.from_playbook` sets it from the vocabulary."""
 
     @property
     def text(self) -> str:
         """The measure in plain words."""
-        return self.label or describe_feature(self.feature)
+        stem = _signal_stem(self.feature)
+        names = {stem: self.signal_name} if stem is not None and self.signal_name else None
+        return self.label or describe_feature(self.feature, names)
 
 
 @dataclass(frozen=True)
@@ -140,13 +147,19 @@ class Mover:
     points: float
 
 
-def describe_feature(feature: str) -> str:
+def describe_feature(feature: str, names: Mapping[str, str] | None = None) -> str:
     """Plain words for a feature name.
+
+    ``names`` maps signal stems to the signals' names as the book writes them
+    (:meth:`~nextmove.features.FeatureVocabulary.signal_words`); a stem without one reads with
+    spaces for underscores.
 
     Examples
     --------
     >>> describe_feature("active_users_mean_28d")
     'active users (28-day average)'
+    >>> describe_feature("active_field_users_last", {"active_field_users": "Active field users"})
+    'Active field users (latest)'
     >>> describe_feature("tickets_opened_count_90d")
     'tickets opened (90-day count)'
     >>> describe_feature("arr")
@@ -154,13 +167,19 @@ def describe_feature(feature: str) -> str:
     """
     if feature == "arr":
         return "ARR"
+    words = names or {}
     m = re.fullmatch(r"(.+)_(mean|sum|count|trend)_(\d+)d", feature)
     if m:
-        return f"{m.group(1).replace('_', ' ')} ({m.group(3)}-day {_WORDS[m.group(2)]})"
+        return f"{signal_words(m.group(1), words)} ({m.group(3)}-day {_WORDS[m.group(2)]})"
     m = re.fullmatch(r"(.+)_last", feature)
     if m:
-        return f"{m.group(1).replace('_', ' ')} (latest)"
+        return f"{signal_words(m.group(1), words)} (latest)"
     return feature.replace("_", " ")
+
+
+def signal_words(stem: str, names: Mapping[str, str]) -> str:
+    """A signal's name in words: the book's (``names``: stem → name), else its stem with spaces for underscores."""
+    return names.get(stem) or stem.replace("_", " ")
 
 
 _EVENT_SUM = re.compile(r"(.+)_sum_(\d+)d")
@@ -171,6 +190,14 @@ def _signal_window(feature: str) -> tuple[str, str, int] | None:
     """``(stem, stat, window_days)`` of a signal's window statistic (``logins_mean_28d``), else None."""
     m = _SIGNAL_STAT.fullmatch(feature)
     return None if m is None else (m["stem"], m["stat"], int(m["w"]))
+
+
+def _signal_stem(feature: str) -> str | None:
+    """The signal stem of a window statistic or latest value (``logins_mean_28d``, ``nps_last``), else None."""
+    window = _signal_window(feature)
+    if window is not None:
+        return window[0]
+    return feature.removesuffix("_last") if feature.endswith("_last") else None
 
 
 _UNSEEN, _SILENT, _ACTIVE = 0, 1, 2
@@ -275,7 +302,8 @@ def _asked_scorecard(
         for cid, comp in health.components.items():
             components.append(ScorecardComponent(cid, comp.name or cid, comp.weight))
             for m in comp.measures:
-                measures.append((ScorecardMeasure(cid, m.feature, m.direction, m.label, m.scale, m.low, m.high), None))
+                measure = ScorecardMeasure(cid, m.feature, m.direction, m.label, m.scale, m.low, m.high, m.weight)
+                measures.append((measure, None))
         return components, measures
     w = health.window_days
     roles = playbook.signal_roles
@@ -523,6 +551,12 @@ class HealthScorecard:
             used = {m.component for m in kept}
             components, measures = [c for c in components if c.id in used], kept
         measures = _usage_silence(playbook, measures, features, vocabulary)
+        if vocabulary is not None:
+            words = vocabulary.signal_words()
+            measures = [
+                replace(m, signal_name=words[stem]) if (stem := _signal_stem(m.feature)) in words else m
+                for m in measures
+            ]
         cutoffs = playbook.health.band_cutoffs
         bands = FIXED_BANDS if cutoffs is None else HealthBands(cutoffs[0], cutoffs[1], "playbook")
         return cls(components, measures, bands)
@@ -709,6 +743,59 @@ class HealthScorecard:
         components = [replace(c, weight=c.weight * scale) for c in components]
         return self._copy(HealthScorecard(components, measures, self.bands))
 
+    def playbook_lines(self) -> str:
+        """The ``[health.components]`` tables of a playbook that score as this card does.
+
+        One table per component, its measures as inline tables with their weights (a direction,
+        label or scaling only where it is not the default). A playbook with these lines in place of
+        its own ``[health.components]`` (or its ``default_weights``, which explicit components
+        replace) gives the same scores on the same book: its ``[signal_roles]`` still say how a
+        silent usage signal reads.
+
+        Examples
+        --------
+        >>> card = HealthScorecard(
+        ...     [ScorecardComponent("usage", "Product usage", 70.0), ScorecardComponent("support", "support", 30.0)],
+        ...     [ScorecardMeasure("usage", "logins_mean_28d", weight=70.0),
+        ...      ScorecardMeasure("support", "tickets_sum_28d", "lower", weight=30.0)],
+        ... )
+        >>> print(card.playbook_lines())
+        [health.components.usage]
+        name = "Product usage"
+        weight = 70.0
+        measures = [
+          { feature = "logins_mean_28d", weight = 70.0 },
+        ]
+        <BLANKLINE>
+        [health.components.support]
+        weight = 30.0
+        measures = [
+          { feature = "tickets_sum_28d", direction = "lower", weight = 30.0 },
+        ]
+        """
+        blocks = []
+        for c in self.components:
+            lines = [f"[health.components.{c.id}]"]
+            if c.name != c.id:
+                lines.append(f"name = {_toml_string(c.name)}")
+            lines += [f"weight = {_toml_number(c.weight)}", "measures = ["]
+            for m in self.measures:
+                if m.component != c.id:
+                    continue
+                fields = [f"feature = {_toml_string(m.feature)}"]
+                if m.direction != "higher":
+                    fields.append(f"direction = {_toml_string(m.direction)}")
+                if m.label:
+                    fields.append(f"label = {_toml_string(m.label)}")
+                if m.scale != "rank":
+                    fields.append(f"scale = {_toml_string(m.scale)}")
+                fields += [f"{k} = {_toml_number(v)}" for k, v in (("low", m.low), ("high", m.high)) if v is not None]
+                fields.append(f"weight = {_toml_number(m.weight)}")
+                lines.append(f"  {{ {', '.join(fields)} }},")
+            lines.append("]")
+            blocks.append("\n".join(lines))
+        return "\n\n".join(blocks)
+
     def with_bands(self, bands: HealthBands) -> HealthScorecard:
         """A copy that bands its scores by ``bands`` (same measures, weights and fitted scaling)."""
         return self._copy(HealthScorecard(self.components, self.measures, bands))
@@ -718,6 +805,22 @@ class HealthScorecard:
         card.silent_floor_ = dict(self.silent_floor_)
         card._fitted = self._fitted
         return card
+
+
+def _toml_string(text: str) -> str:
+    """A TOML basic string (JSON's escapes are TOML's)."""
+    return json.dumps(text, ensure_ascii=False)
+
+
+def _toml_number(value: float) -> str:
+    """A float as TOML reads it, to 9 significant digits: a sum of tenths reads ``26.2``, not ``26.199999999999996``.
+
+    Examples
+    --------
+    >>> _toml_number(25.9 + 0.3), _toml_number(70), _toml_number(0.000123456789)
+    ('26.2', '70.0', '0.000123456789')
+    """
+    return repr(float(f"{float(value):.9g}"))
 
 
 SILENT_MIN_ROWS = 2
@@ -1015,7 +1118,7 @@ def _turn_text(
     """
     stem, days = signal
     window = _signal_window(measure.feature)
-    words = measure.label or stem.replace("_", " ")
+    words = measure.label or measure.signal_name or stem.replace("_", " ")
     stat = "" if measure.label or window is None else f"{days}-day {_WORDS[window[1]]} "
     (was, now), (before, after) = states, values
     if now == _SILENT:

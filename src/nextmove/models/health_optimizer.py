@@ -56,11 +56,56 @@ class HealthOptimizerReport:
     """Why no weight was learned and the hand-set card is kept, in words; None when weights were learned."""
     outcome: str | None = None
     """The outcome kind the label counts, as the book writes it (None: only the label's stem is known)."""
+    auc_gain_interval: tuple[float, float] | None = None
+    """The 95 % interval of ``auc_learned − auc_hand_set`` on the later window, its accounts resampled with
+    replacement (an account's decisions move together); None when no weight was learned or either AUC is unknown."""
+    scorecard: HealthScorecard | None = field(default=None, repr=False, compare=False)
+    """The learned scorecard (the measures' weights their shares of it, in tenths of a percent); None when no
+    weight was learned."""
 
     @property
     def learned(self) -> bool:
         """Whether weights were learned (else the hand-set card is kept and ``not_learned`` says why)."""
         return self.not_learned is None
+
+    @property
+    def better(self) -> bool:
+        """Whether the learned weights rank the outcome better than the playbook's on the later window, beyond
+        chance: the whole :attr:`auc_gain_interval` is above 0."""
+        return self.auc_gain_interval is not None and self.auc_gain_interval[0] > 0
+
+    @property
+    def playbook_lines(self) -> str | None:
+        """The playbook's ``[health.components]`` lines that score with the learned weights (None: none learned)."""
+        return None if self.scorecard is None else self.scorecard.playbook_lines()
+
+    def verdict(self) -> str | None:
+        """Whether to adopt the learned weights, in words: how much better they rank the outcome on the later
+        window, or that they do not; None when there is no comparison (:attr:`auc_gain_interval`).
+
+        When :attr:`better`, it ends with a colon: :attr:`playbook_lines` follow it.
+        """
+        if self.auc_gain_interval is None or self.auc_learned is None or self.auc_hand_set is None:
+            return None
+        kind = repr(self.outcome or self.label.removeprefix("y_"))
+        low, high = self.auc_gain_interval
+        gain = self.auc_learned - self.auc_hand_set
+        figures = (
+            f"AUC {self.auc_learned:.3f} against {self.auc_hand_set:.3f}, {gain:+.3f}; 95% interval {low:+.3f} to "
+            f"{high:+.3f} over the accounts"
+        )
+        if not self.better:
+            return (
+                f"The learned weights rank {kind} no better than the playbook's on the later window ({figures}): "
+                "keep the playbook's weights."
+            )
+        return (
+            f"The learned weights rank {kind} better than the playbook's on the later window, which they were not "
+            f"learned from: an account with a {kind} outcome within the horizon scores below one without "
+            f"{self.auc_learned:.1%} of the time, against {self.auc_hand_set:.1%} ({figures}). To score with them, "
+            "add these lines at the end of the playbook, in place of any [health.components] tables (the [health] "
+            "default_weights are then not read; docs/models.md):"
+        )
 
 
 def rate_power(auc: float | None, events: int | None = None, rows: int | None = None) -> Power:
@@ -107,6 +152,78 @@ def _auc(y: np.ndarray, risk: np.ndarray) -> float | None:
     return float(roc_auc_score(y[ok], risk[ok]))
 
 
+GAIN_DRAWS = 200
+"""Resamples of the later window's accounts behind :attr:`HealthOptimizerReport.auc_gain_interval`."""
+
+
+def _tenths(w: np.ndarray) -> np.ndarray:
+    """Non-negative weights as whole tenths of a percent of their sum, adding up to exactly 1,000 (largest remainders).
+
+    Examples
+    --------
+    >>> _tenths(np.array([1.0, 1.0, 1.0])).tolist()
+    [334, 333, 333]
+    """
+    exact: np.ndarray = w / w.sum() * 1000.0
+    out: np.ndarray = np.floor(exact).astype(np.int64)
+    short = 1000 - int(out.sum())
+    out[np.argsort(-(exact - out), kind="stable")[:short]] += 1
+    return out
+
+
+def _weighted_auc(groups: np.ndarray, n_groups: int, y: np.ndarray, w: np.ndarray) -> float:
+    """The AUC of risks ranked into ``groups`` (ties share one), each row counted ``w`` times."""
+    pos = np.bincount(groups, weights=w * y, minlength=n_groups)
+    neg = np.bincount(groups, weights=w * (1.0 - y), minlength=n_groups)
+    below = np.cumsum(neg) - neg
+    pairs = float(pos.sum() * neg.sum())
+    return float((pos * (below + 0.5 * neg)).sum() / pairs) if pairs > 0 else float("nan")
+
+
+def auc_gain_interval(
+    y: np.ndarray,
+    risk_a: np.ndarray,
+    risk_b: np.ndarray,
+    accounts: np.ndarray,
+    *,
+    draws: int = GAIN_DRAWS,
+    seed: int = 0,
+) -> tuple[float, float] | None:
+    """The 95 % interval of ``AUC(risk_b) − AUC(risk_a)``, resampling the accounts with replacement.
+
+    An account's decisions share its fate, so the accounts are drawn, not the rows. Rows where either
+    risk is missing are left out; None with fewer than 10 rows or a single class left.
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> x = rng.normal(size=2_000)
+    >>> y = (rng.random(2_000) < 1 / (1 + np.exp(-2 * x))).astype(float)
+    >>> low, high = auc_gain_interval(y, rng.normal(size=2_000), x, np.arange(2_000) // 4)
+    >>> bool(low > 0.2)
+    True
+    """
+    y = np.asarray(y, dtype=float) > 0
+    ok = ~(np.isnan(risk_a) | np.isnan(risk_b))
+    if ok.sum() < 10 or len(np.unique(y[ok])) < 2:
+        return None
+    target = y[ok].astype(float)
+    _, who = np.unique(np.asarray(accounts)[ok], return_inverse=True)
+    n_accounts = int(who.max()) + 1
+    ranked = [np.unique(r[ok], return_inverse=True) for r in (risk_a, risk_b)]
+    rng = np.random.default_rng(seed)
+    gains = np.empty(draws)
+    for d in range(draws):
+        w = np.bincount(rng.integers(0, n_accounts, n_accounts), minlength=n_accounts)[who].astype(float)
+        a, b = (_weighted_auc(groups, len(values), target, w) for values, groups in ranked)
+        gains[d] = b - a
+    gains = gains[~np.isnan(gains)]
+    if gains.size == 0:
+        return None
+    low, high = np.percentile(gains, [2.5, 97.5])
+    return float(low), float(high)
+
+
 @dataclass
 class HealthOptimizer:
     """Learns non-negative, L2-regularised weights for a scorecard's measures from churn history.
@@ -125,11 +242,14 @@ class HealthOptimizer:
         Ridge penalty on the weights (on the 0–1 scale of measure scores).
     test_fraction
         Share of the latest decision times held out for evaluation.
+    random_state
+        Seed of the resampling behind the report's ``auc_gain_interval``.
     """
 
     label: str = "y_churn"
     l2: float = 1.0
     test_fraction: float = 0.25
+    random_state: int = 0
     weights_: dict[str, float] = field(default_factory=dict, init=False)
     report_: HealthOptimizerReport | None = field(default=None, init=False)
     scorecard_: HealthScorecard | None = field(default=None, init=False)
@@ -181,9 +301,13 @@ class HealthOptimizer:
                 not_learned = f"no measure's score falls as {kind!r} rises on the training window: every weight is 0"
         learned = card
         self.weights_ = {}
+        shares = np.zeros(len(measures))
         if not_learned is None:
             self.weights_ = {m.feature: float(wj) for m, wj in zip(measures, w, strict=True)}
-            learned = card.with_measure_weights(self.weights_)
+            # Each measure's share in tenths of a percent, adding up to 100 %: the weights the playbook can be
+            # given (HealthOptimizerReport.playbook_lines), so the score reported is the one those lines give.
+            shares = _tenths(w) / 10.0
+            learned = card.with_measure_weights({m.feature: float(sj) for m, sj in zip(measures, shares, strict=True)})
         self.scorecard_ = learned
 
         y_test = test.get_column(self.label).cast(pl.Float64).fill_null(0).to_numpy()
@@ -191,26 +315,33 @@ class HealthOptimizer:
         s_test = self._scores(card, test)
         hand = card.score(test).get_column("health_score").to_numpy().astype(float)
         learned_score = learned.score(test).get_column("health_score").to_numpy().astype(float)
-        total_w = float(w.sum()) or 1.0
         powers = []
         for j, m in enumerate(measures):
             # Missing where the measure's value is (a window with no event is a total of 0, not missing).
             auc = _auc(y_test, 1 - s_test[:, j])
-            share = None if not_learned is not None else float(w[j]) / total_w
+            share = None if not_learned is not None else float(shares[j]) / 100.0
             powers.append(
                 MeasurePower(m.feature, m.component, m.text, auc, share, rate_power(auc, test_events, test.height))
             )
+        auc_hand = _auc(y_test, 100 - hand)
+        auc_learned = None if not_learned is not None else _auc(y_test, 100 - learned_score)
+        interval = None
+        if auc_hand is not None and auc_learned is not None:
+            accounts = test.get_column("account_id").cast(pl.String).to_numpy()
+            interval = auc_gain_interval(y_test, 100 - hand, 100 - learned_score, accounts, seed=self.random_state)
         self.report_ = HealthOptimizerReport(
             label=self.label,
             train_rows=train.height,
             test_rows=test.height,
             test_events=test_events,
             split_ts=str(cut),
-            auc_hand_set=_auc(y_test, 100 - hand),
-            auc_learned=None if not_learned is not None else _auc(y_test, 100 - learned_score),
+            auc_hand_set=auc_hand,
+            auc_learned=auc_learned,
             measures=sorted(powers, key=lambda p: -(p.auc or 0.5)),
             train_events=train_events,
             not_learned=not_learned,
+            auc_gain_interval=interval,
+            scorecard=None if not_learned is not None else learned,
         )
         return self
 

@@ -18,9 +18,16 @@ from numpy.typing import NDArray
 from sklearn.metrics import roc_auc_score
 
 from nextmove.errors import ConfigError, NotFittedError
-from nextmove.features import FeatureVocabulary, feature_schema
+from nextmove.features import (
+    FeatureVocabulary,
+    SignalKind,
+    cited_feature,
+    declared_signal_kinds,
+    feature_schema,
+    signal_kinds,
+)
 from nextmove.models.calibration import CalibrationMethod, Calibrator, choose_calibrator
-from nextmove.models.health import describe_feature
+from nextmove.models.health import describe_feature, signal_words
 from nextmove.models.matrix import FeatureMatrix
 from nextmove.playbook.schema import Playbook, ValueBasis
 
@@ -81,7 +88,6 @@ class Driver:
 
 
 _PLAIN_PATTERNS: tuple[tuple[str, str], ...] = (
-    (r"(.+)_days_since_last", "days since the latest {0}"),
     (r"touch_any_count_(\d+)d", "touches of any kind ({0}-day count)"),
     (r"touch_any_days_since", "days since the latest touch"),
     (r"touch_team_(.+)_count_(\d+)d", "{0} team touches ({1}-day count)"),
@@ -95,8 +101,12 @@ _PLAIN_PATTERNS: tuple[tuple[str, str], ...] = (
 )
 
 
-def plain_feature_name(feature: str) -> str:
+def plain_feature_name(feature: str, names: Mapping[str, str] | None = None) -> str:
     """A feature name in plain words, for drivers and reports.
+
+    ``names`` maps signal stems to the signals' names as the book writes them
+    (:meth:`~nextmove.features.FeatureVocabulary.signal_words`); a stem without one reads with
+    spaces for underscores.
 
     Examples
     --------
@@ -106,12 +116,37 @@ def plain_feature_name(feature: str) -> str:
     'health check call touches (90-day count)'
     >>> plain_feature_name("tickets_opened_mean_28d")
     'tickets opened (28-day average)'
+    >>> plain_feature_name("active_field_users_mean_28d", {"active_field_users": "Active field users"})
+    'Active field users (28-day average)'
     """
+    if m := re.fullmatch(r"(.+)_days_since_last", feature):
+        return f"days since the latest {signal_words(m.group(1), names or {})}"
     for pattern, template in _PLAIN_PATTERNS:
         m = re.fullmatch(pattern, feature)
         if m:
             return template.format(*(g.replace("_", " ") for g in m.groups()))
-    return describe_feature(feature)
+    return describe_feature(feature, names)
+
+
+def driver_words(
+    columns: Sequence[str], names: Mapping[str, str] | None = None, kinds: Mapping[str, SignalKind] | None = None
+) -> tuple[list[str], NDArray[np.bool_]]:
+    """Each feature column's words (:func:`plain_feature_name`) and whether a driver may quote it.
+
+    A driver quotes what the receipts' evidence would (:func:`~nextmove.features.cited_feature`): never the
+    window total of a level signal (four weekly readings of active users add up to no number of users),
+    nor the window mean of a count. ``kinds`` maps signal stems to kinds
+    (:func:`~nextmove.features.signal_kinds`); without it every feature may be quoted.
+
+    Examples
+    --------
+    >>> words, cited = driver_words(["active_users_sum_28d", "active_users_mean_28d"], {}, {"active_users": "level"})
+    >>> words, cited.tolist()
+    (['active users (28-day total)', 'active users (28-day average)'], [False, True])
+    """
+    words = [plain_feature_name(c, names) for c in columns]
+    cited = np.array([cited_feature(c, kinds or {}) for c in columns], dtype=bool)
+    return words, cited
 
 
 def _format_value(value: float | str | None) -> str:
@@ -745,7 +780,14 @@ class OutcomeModel:
         x = self._matrix(X)
         return self._proba_of_matrix(x) * self._amount_of_matrix(x)
 
-    def explain(self, X: pl.DataFrame, top_k: int = 3) -> list[tuple[Driver, ...]]:  # noqa: N803
+    def explain(
+        self,
+        X: pl.DataFrame,  # noqa: N803
+        top_k: int = 3,
+        *,
+        names: Mapping[str, str] | None = None,
+        kinds: Mapping[str, SignalKind] | None = None,
+    ) -> list[tuple[Driver, ...]]:
         """The ``top_k`` features that pushed each row's probability most, from LightGBM's ``pred_contrib``.
 
         Parameters
@@ -754,6 +796,12 @@ class OutcomeModel:
             Snapshots, as for :meth:`predict_proba`.
         top_k
             Drivers per row.
+        names
+            Signal stem → the signal's name as the book writes it, for the drivers' words
+            (:meth:`~nextmove.features.FeatureVocabulary.signal_words`).
+        kinds
+            Signal stem → kind (:func:`~nextmove.features.signal_kinds`): a level's window total and a
+            count's window mean are no driver, as they are no evidence (:func:`driver_words`).
 
         Returns
         -------
@@ -762,18 +810,22 @@ class OutcomeModel:
             out, so a row may have fewer drivers.
         """
         _check_positive_int("top_k", top_k)
-        return self._explain_matrix(self._matrix(X), top_k)
+        self._check_fitted()
+        return self._explain_matrix(self._matrix(X), top_k, driver_words(self.matrix_.columns_, names, kinds))
 
-    def _explain_matrix(self, x: NDArray[np.float32], top_k: int) -> list[tuple[Driver, ...]]:
+    def _explain_matrix(
+        self, x: NDArray[np.float32], top_k: int, words: tuple[list[str], NDArray[np.bool_]] | None = None
+    ) -> list[tuple[Driver, ...]]:
         contrib = np.asarray(
             self.booster_.predict(x, pred_contrib=True, num_threads=self.n_jobs or 0), dtype=np.float64
         )
-        contrib = contrib[:, :-1]
+        columns = self.matrix_.columns_
+        labels, cited = words if words is not None else driver_words(columns)
+        # A feature no words may quote gives way to the next: its push is not one to tell.
+        contrib = np.where(cited[None, :], contrib[:, :-1], 0.0)
         k = min(top_k, contrib.shape[1])
         top = np.argsort(-np.abs(contrib), axis=1, kind="stable")[:, :k]
-        columns = self.matrix_.columns_
         categories = self.matrix_.categories_
-        labels = [plain_feature_name(c) for c in columns]
         out: list[tuple[Driver, ...]] = []
         for i in range(x.shape[0]):
             drivers = []
@@ -1062,8 +1114,14 @@ class OutcomeModels:
             raise KeyError(f"no outcome model of {kind!r}: {why}")
         return self.models_[kind]
 
-    def predict(self, features: pl.DataFrame, *, top_k: int = 3) -> OutcomePredictions:
+    def predict(
+        self, features: pl.DataFrame, *, top_k: int = 3, vocabulary: FeatureVocabulary | None = None
+    ) -> OutcomePredictions:
         """Each fitted kind's probability (and expected amount) per row of ``features``, with ``top_k`` drivers.
+
+        The drivers name signals as the book does (``Active field users``) and quote what the receipts'
+        evidence would: never a level signal's window total, nor a count's window mean (by each signal's
+        kind in ``features``: declared in the playbook, else read from the data; :func:`driver_words`).
 
         Parameters
         ----------
@@ -1071,6 +1129,9 @@ class OutcomeModels:
             A snapshot (``compute_features``, with the training set's vocabulary) with ``account_id``.
         top_k
             Drivers per account and kind; 0 skips them (faster).
+        vocabulary
+            The snapshot's vocabulary, for the signals' names (default: the one the models were
+            fitted with; models loaded from a store have none, and their drivers read signal stems).
 
         Returns
         -------
@@ -1089,14 +1150,19 @@ class OutcomeModels:
         probability: dict[str, NDArray[np.float64]] = {}
         expected: dict[str, NDArray[np.float64]] = {}
         drivers: dict[str, list[tuple[Driver, ...]]] = {}
+        words = None
+        if top_k:
+            vocab = vocabulary if vocabulary is not None else self.vocabulary
+            kinds = signal_kinds(features, declared_signal_kinds(self.playbook, vocab))
+            words = driver_words(self.matrix_.columns_, vocab.signal_words() if vocab is not None else None, kinds)
         for kind in self.kinds:
             model = self.models_[kind]
             p = model._proba_of_matrix(x)
             probability[kind] = p
             if model.amount_mean_ is not None:
                 expected[kind] = p * model._amount_of_matrix(x)
-            if top_k:
-                drivers[kind] = model._explain_matrix(x, top_k)
+            if words is not None:
+                drivers[kind] = model._explain_matrix(x, top_k, words)
         return OutcomePredictions(
             account_ids=features.get_column("account_id").cast(pl.String).to_list(),
             targets=list(self.targets_),

@@ -43,7 +43,7 @@ MAX_USD = 1e12
 MAX_HOURS = 1e6
 """The largest number of hours (an action's effort, an owner's hours per week)."""
 MAX_WEIGHT = 1e6
-"""The largest weight (of an objective, of a health component)."""
+"""The largest weight (of an objective, of a health component or measure)."""
 MAX_PLAYS = 1_000_000_000
 """The most plays a limit counts (``max_per_run``, a cap's ``max_touches``, ``max_actions_per_window``): a billion."""
 
@@ -303,6 +303,9 @@ class Measure(_Strict):
     """With ``scale = "linear"``: the value that scores 0 (100 if ``direction = "lower"``)."""
     high: Number | None = None
     """With ``scale = "linear"``: the value that scores 100 (0 if ``direction = "lower"``)."""
+    weight: Number = Field(default=1.0, gt=0, le=MAX_WEIGHT)
+    """Weight of the measure within its component: the component is the weighted mean of its measures (default 1:
+    all alike). ``nextmove health`` prints the optimizer's learned weights in this form when they score better."""
 
     @model_validator(mode="after")
     def _linear_needs_bounds(self) -> Self:
