@@ -21,12 +21,14 @@ def test_dashboard_page_is_served_with_a_policy_against_inline_script_and_other_
     with httpx.Client(base_url=dashboard.url) as client:
         answers = {name: client.get(path) for name, (_, path) in ASSETS.items()}
         head = client.head("/")
+        icon = client.get("/favicon.ico")
     for name, answer in answers.items():
         assert answer.status_code == 200, (name, answer.text)
         assert answer.headers["content-security-policy"] == CONTENT_SECURITY_POLICY
         assert answer.headers["x-content-type-options"] == "nosniff"
         assert answer.text == asset_text(name)
     assert head.status_code == 200
+    assert icon.status_code == 204  # asked for by every browser: no 404 in its console
     assert answers["index.html"].headers["content-type"].startswith("text/html")
     assert answers["dashboard.js"].headers["content-type"].startswith("text/javascript")
     policy = dict(part.strip().split(" ", 1) for part in CONTENT_SECURITY_POLICY.split(";"))
@@ -64,7 +66,10 @@ def page(browser: Any, dashboard: Dashboard) -> Iterator[Any]:
     tab = context.new_page()
     tab.requests = []
     tab.dialogs = []
+    tab.errors = []
     tab.on("request", lambda request: tab.requests.append(request.url))
+    tab.on("console", lambda message: message.type == "error" and tab.errors.append(message.text))
+    tab.on("pageerror", lambda error: tab.errors.append(str(error)))
     tab.on("dialog", lambda dialog: (tab.dialogs.append(dialog.message), dialog.dismiss()))
     tab.goto(dashboard.url + "/")
     try:
@@ -94,6 +99,7 @@ def test_a_csm_sees_only_its_accounts_and_a_hostile_name_as_text(page: Any, dash
     assert link.text_content() == HOSTILE_NAME
     assert page.locator("img").count() == 0
     assert page.dialogs == []
+    assert page.errors == []
     # Sorted by projected value, most first; the header's button turns it round, from the keyboard too.
     values = {r.account_id: r.expected_value_usd for r in dashboard.recs}
     assert [values[a] for a in shown] == sorted((values[a] for a in shown), reverse=True)
@@ -127,7 +133,7 @@ def test_marking_an_account_done_stores_a_feedback_event(page: Any, dashboard: D
     assert event.action_id == rec.action_id
     assert event.run_id == rec.run_id
     assert re.fullmatch(r"dashboard-[0-9a-f-]{36}", event.event_id)
-    assert page.locator("#feedback-table tbody td", has_text="done").count() == 1
+    expect(page.locator("#feedback-table tbody td", has_text="done")).to_have_count(1)
     assert all(url.startswith(dashboard.url + "/") for url in page.requests), page.requests
 
 

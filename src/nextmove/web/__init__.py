@@ -71,7 +71,13 @@ def dashboard_routes() -> list[Route]:
             return Response(body, media_type=media_type, headers=SECURITY_HEADERS)
 
         routes.append(Route(path, endpoint, methods=["GET", "HEAD"], include_in_schema=False))
+    routes.append(Route("/favicon.ico", _no_icon, methods=["GET", "HEAD"], include_in_schema=False))
     return routes
+
+
+async def _no_icon(_request: Request) -> Response:
+    """No icon, said plainly: every browser asks for ``/favicon.ico``, and a 404 reads as an error in its console."""
+    return Response(status_code=204, headers=SECURITY_HEADERS)
 
 
 def mount_dashboard(app: Starlette) -> None:
@@ -82,6 +88,6 @@ def mount_dashboard(app: Starlette) -> None:
     >>> app = Starlette()
     >>> mount_dashboard(app)
     >>> sorted(route.path for route in app.routes)
-    ['/', '/dashboard/dashboard.css', '/dashboard/dashboard.js']
+    ['/', '/dashboard/dashboard.css', '/dashboard/dashboard.js', '/favicon.ico']
     """
     app.router.routes.extend(dashboard_routes())

@@ -283,23 +283,30 @@
       fields
     );
     setStatus("feedback-status", "Sending…");
+    let receipt;
     try {
-      const receipt = await api("/v1/feedback", {
+      receipt = await api("/v1/feedback", {
         method: "POST",
         headers: { "Content-Type": "application/json" },
         body: JSON.stringify({ events: [event] }),
       });
-      const done = { done: "Marked done", dismissed: "Dismissed", snoozed: "Snoozed" }[kind];
-      setStatus("feedback-status", done + ": " + receipt.stored + " event stored.");
-      hideForms();
-      const fresh = await api("/v1/accounts/" + encodeURIComponent(account.account_id));
-      state.account = fresh;
-      fill("feedback-table", 4, fresh.feedback, (f) => [formatTime(f.ts), f.kind, f.action_id, f.reason]);
-      return true;
     } catch (err) {
       setStatus("feedback-status", "Not saved: " + err.message, true);
       return false;
     }
+    const done = { done: "Marked done", dismissed: "Dismissed", snoozed: "Snoozed" }[kind];
+    const said = done + ": " + receipt.stored + " event stored.";
+    hideForms();
+    try {
+      // The account's feedback as the store has it now, before saying so: the page then shows the event.
+      const fresh = await api("/v1/accounts/" + encodeURIComponent(account.account_id));
+      state.account = fresh;
+      fill("feedback-table", 4, fresh.feedback, (f) => [formatTime(f.ts), f.kind, f.action_id, f.reason]);
+      setStatus("feedback-status", said);
+    } catch (err) {
+      setStatus("feedback-status", said + " (The page could not be refreshed: " + err.message + ")");
+    }
+    return true;
   }
 
   function tomorrow() {
