@@ -631,18 +631,37 @@ def account(
     store = services.store
     events = store.feedback(account_id=account_id)[::-1][:HISTORY_ROWS]
     visible = comparables_visible(services, principal)
+    names = _account_names(services, [account_id])
     return AccountPublic(
         account_id=account_id,
+        name=names.get(account_id),
         owner=owner,
         run_id=None if snap is None else snap.run.run_id,
         health=None if rec is None else HealthPublic(score=rec.health_score, band=rec.health_band),
         risk=[] if rec is None else _risk(rec.evidence),
-        recommendation=None if rec is None else _recommendation(rec, {account_id: (rec.owner, owner)}, visible),
+        recommendation=None if rec is None else _recommendation(rec, {account_id: (rec.owner, owner)}, visible, names),
         decisions=[DecisionPublic.of(d, visible) for d in store.decisions(account_id=account_id, limit=20)],
         feedback=[FeedbackPublic.of(e) for e in events],
         touches=_touches(services, account_id),
         outcomes=_outcomes(services, account_id),
     )
+
+
+def _account_names(services: Services, account_ids: Sequence[str]) -> dict[str, str]:
+    """The ``name`` of each of ``account_ids`` that the server's book gives one (none without a book).
+
+    The dashboard shows people names, not ids; the book as the server holds it now is read, as for owners.
+    """
+    book = services.config.book
+    if book is None or not account_ids:
+        return {}
+    accounts = book.table("accounts")
+    if "name" not in accounts.columns:
+        return {}
+    rows = accounts.filter(pl.col("account_id").is_in(list(account_ids))).select(
+        "account_id", pl.col("name").cast(pl.String)
+    )
+    return {account_id: name for account_id, name in rows.iter_rows() if name}
 
 
 def _risk(evidence: dict[str, Any]) -> list[RiskPublic]:
@@ -765,6 +784,7 @@ def recommendations(
     moved = services.owner_changes(run.run_id).moved
     total, items = _recommendation_page(services, run.run_id, owners, moved, action, band, limit, offset)
     visible = comparables_visible(services, principal)
+    names = _account_names(services, [r.account_id for r in items])
     next_offset = offset + len(items) if offset + len(items) < total else None
     return RecommendationPagePublic(
         run_id=run.run_id,
@@ -772,7 +792,7 @@ def recommendations(
         limit=limit,
         offset=offset,
         next_offset=next_offset,
-        items=[_recommendation(r, moved, visible) for r in items],
+        items=[_recommendation(r, moved, visible, names) for r in items],
     )
 
 
@@ -810,10 +830,13 @@ def _recommendation(
     rec: RecommendationRecord,
     moved: dict[str, tuple[str | None, str | None]],
     visible: Callable[[str], bool] | None,
+    names: dict[str, str],
 ) -> RecommendationPublic:
     """The recommendation as the API shows it: its ``owner`` the account's owner now (:meth:`Services.owner_of`),
-    its comparables' ids withheld where ``visible`` refuses them (:func:`comparables_visible`)."""
+    its ``name`` the book's (``names``, :func:`_account_names`), its comparables' ids withheld where ``visible``
+    refuses them (:func:`comparables_visible`)."""
     public = RecommendationPublic.of(rec, visible)
+    public.name = names.get(rec.account_id)
     if rec.account_id in moved:
         public.owner = moved[rec.account_id][1]
     return public

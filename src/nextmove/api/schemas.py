@@ -558,6 +558,8 @@ class RecommendationPublic(_Out):
 
     run_id: str
     account_id: str
+    name: str | None = None
+    """The account's ``name`` in the server's book (None without a book, or a name)."""
     owner: str | None
     action_id: str
     variant: str | None
@@ -651,6 +653,8 @@ class AccountPublic(_Out):
     """One account: health, risk, the current recommendation with its evidence, and its history."""
 
     account_id: str
+    name: str | None = None
+    """The account's ``name`` in the server's book (None without a book, or a name)."""
     owner: str | None
     run_id: str | None
     health: HealthPublic | None

@@ -97,11 +97,13 @@ def serve_cmd(
 ) -> None:
     """Serve the REST API: POST /v1/decide, GET /v1/accounts/{id}, GET /v1/recommendations, POST /v1/feedback, runs.
 
-    Every request but /healthz and /readyz needs an API key: create one with
-    `nextmove keys create --role admin`. The OpenAPI document is at /openapi.json, the docs at /docs
-    (they load Swagger UI from a CDN: blank offline). Without --book or --playbook, the run the store
-    serves is served under its own playbook, found in its book's folder. A port already in use (or
-    not allowed) is refused at once, with exit code 2.
+    The web dashboard is at / (a CSM's or manager's accounts, each one's recommended action and why,
+    marked done, dismissed or snoozed; it asks for an API key). Every API request but /healthz and
+    /readyz needs an API key: create one with `nextmove keys create --role admin`. The OpenAPI
+    document is at /openapi.json, the docs at /docs (they load Swagger UI from a CDN: blank
+    offline). Without --book or --playbook, the run the store serves is served under its own
+    playbook, found in its book's folder. A port already in use (or not allowed) is refused at
+    once, with exit code 2.
     """
     check_port_free(host, port)  # before loading the book: uvicorn would say it only after, in its own log
     import uvicorn
@@ -109,6 +111,7 @@ def serve_cmd(
     from nextmove.api import ApiConfig, create_app
     from nextmove.api.service import book_stamp
     from nextmove.book.validate import load_book
+    from nextmove.web import mount_dashboard
 
     if log_level not in ("critical", "error", "warning", "info", "debug"):
         raise ConfigError(f"--log-level must be one of critical, error, warning, info, debug; got {log_level!r}")
@@ -140,6 +143,7 @@ def serve_cmd(
         ),
     )
     app = create_app(config)
+    mount_dashboard(app)
     services = app.state.services
     served = services.served_run()
     unserved = other_playbook_note(services.store, pb, playbook_path) if served is None else None
@@ -151,7 +155,10 @@ def serve_cmd(
         serving = f"serving no run: {unserved[0]}"
     else:
         serving = "serving no run yet"
-    line = f"nextmove API on http://{host}:{port} (store {services.store.url}; {serving}); OpenAPI at /openapi.json"
+    line = (
+        f"nextmove API on http://{host}:{port} (store {services.store.url}; {serving}); OpenAPI at /openapi.json; "
+        "dashboard at /"
+    )
     console.print(safe(line))
     if book is not None:
         console.print(safe(api_runs_line(out_dir)))
