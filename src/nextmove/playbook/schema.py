@@ -288,6 +288,18 @@ class SignalKinds(_Strict):
         return self
 
 
+class Features(_Strict):
+    """Which accounts columns the models may learn from."""
+
+    keep_columns: list[str] = Field(default_factory=list)
+    """Accounts columns (named as in the book) kept as features of every model although their values, or where they
+    are missing, tell the accounts gone by a churn from the active ones almost perfectly. The accounts table holds
+    today's values, so such a column (an offboarding survey's score, a cancellation reason) was most often written
+    when the account left and, read at a past decision, tells how it ended: nextmove leaves it out of the models'
+    features and says so in a note naming it (docs/features.md, "Columns that leak the outcome"). Name it here only
+    when its values were known before each decision."""
+
+
 class Measure(_Strict):
     """One feature that feeds a health component, with the direction that counts as healthy."""
 
@@ -406,6 +418,8 @@ class Playbook(_Strict):
     book has is ignored, with a note, as in ``[signal_roles]``."""
     health: Health = Field(default_factory=Health)
     """The health scorecard."""
+    features: Features = Field(default_factory=Features)
+    """Which accounts columns the models may learn from: see ``[features]`` below."""
 
     @field_validator("currency", mode="before")
     @classmethod
