@@ -45,6 +45,7 @@ from nextmove.cli.render import render_problems, render_summary
 from nextmove.errors import ConfigError
 from nextmove.features import FeatureVocabulary, compute_features, feature_schema
 from nextmove.features.history import resolve_as_of
+from nextmove.features.leaks import leaking_columns
 from nextmove.features.training import window_fallbacks_lazy
 from nextmove.models.health import left_out_measures_note, unknown_signals_note
 from nextmove.playbook import Playbook
@@ -156,15 +157,35 @@ def book_features(book: str | DiscoveredBook, report: ValidationReport, playbook
     ``book``: the book, or the tables its validation read (:func:`~nextmove.book.validate.validate_tables`).
     """
     accounts = load_table(book, "accounts")
-    vocab = FeatureVocabulary.build(
+    vocab = _book_vocabulary(accounts, report, playbook)
+    empty = Book(accounts.head(0), empty_table("signals"), empty_table("touches"), empty_table("outcomes"))
+    return compute_features(empty, report.as_of, playbook=playbook, vocabulary=vocab)
+
+
+def _book_vocabulary(accounts: pl.DataFrame, report: ValidationReport, playbook: Playbook) -> FeatureVocabulary:
+    """The vocabulary of the names the validation saw (signals, actions, outcome kinds) and the accounts table."""
+    return FeatureVocabulary.build(
         accounts_schema=accounts.schema,
         signal_names=report.signal_counts,
         action_ids=report.action_counts,
         outcome_kinds=report.outcome_counts,
         playbook=playbook,
     )
-    empty = Book(accounts.head(0), empty_table("signals"), empty_table("touches"), empty_table("outcomes"))
-    return compute_features(empty, report.as_of, playbook=playbook, vocabulary=vocab)
+
+
+def leak_notes(
+    book: str | DiscoveredBook, report: ValidationReport, playbook: Playbook, as_of: datetime | None
+) -> list[str]:
+    """The accounts columns whose values today tell the gone accounts from the others, which models leave out.
+
+    Read from the accounts and outcomes alone (:func:`~nextmove.features.leaks.leaking_columns`), as
+    of ``as_of`` or else the book's; outcomes after it are left out as a run leaves them out.
+    """
+    accounts = load_table(book, "accounts")
+    until = report.as_of if as_of is None else max(report.as_of, as_of)
+    outcomes = load_table(book, "outcomes").filter(pl.col("ts") <= until)
+    vocab = _book_vocabulary(accounts, report, playbook)
+    return [leak.note() for leak in leaking_columns(accounts, outcomes, playbook, until, vocabulary=vocab)]
 
 
 def attribution_notes(
@@ -365,12 +386,13 @@ def validate(
         raise typer.Exit(2)
     # report.notes holds what the book lacks for the playbook (validate_book adds its fit notes)
     health_notes = (unknown_signals_note(pb, report.signal_counts), left_out_measures_note(pb, features))
-    # Both read the book again (tens of seconds on a large one): say what is going on after the table.
-    with status("Checking won-back accounts, gone stages and touch attribution…"), as_validated(found):
+    # They read the book again (tens of seconds on a large one): say what is going on after the table.
+    with status("Checking won-back accounts, gone stages, touch attribution and leaking columns…"), as_validated(found):
         returned = returned_accounts_notes(found, pb, parse_as_of(as_of))
         returned += gone_stage_notes(found, pb, parse_as_of(as_of))
         credit = attribution_notes(found, report, pb, parse_as_of(as_of))
-    for note in [*notes, *(n for n in health_notes if n is not None), *returned, *credit]:
+        leaks = leak_notes(found, report, pb, parse_as_of(as_of))
+    for note in [*notes, *(n for n in health_notes if n is not None), *returned, *credit, *leaks]:
         console.print(f"[yellow]note:[/] {safe(note, lines=True)}")
     console.print(
         f"[bold green]valid:[/] the book meets the data contract"

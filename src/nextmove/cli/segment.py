@@ -172,6 +172,7 @@ def _project(
     touches) go to ``notes``.
     """
     from nextmove.models.effect import EffectModel
+    from nextmove.models.leaks import guard_leaks
 
     training = build_training_set(book, playbook, as_of=t, notes=notes)
     # The training set's vocabulary: each objective reads the labels of its own outcome kind.
@@ -183,7 +184,9 @@ def _project(
     }
     if trees is not None:
         params["n_estimators"] = trees
-    return EffectModel(playbook, **params).fit(training).project(snapshot)
+    guard = guard_leaks(book, playbook, t, params["vocabulary"])  # columns written as accounts leave: not learned
+    notes.extend(guard.notes())
+    return EffectModel(playbook, **guard.effect_params(params)).fit(training).project(snapshot)
 
 
 def _write(out: Path, report: SegmentReport) -> None:

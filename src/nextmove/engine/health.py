@@ -42,6 +42,7 @@ from nextmove.models.health import (
 )
 from nextmove.models.health_bands import BandOutcome, HealthBandCalibrator, HealthBandReport
 from nextmove.models.health_optimizer import HealthOptimizer, HealthOptimizerReport
+from nextmove.models.leaks import guard_leaks
 from nextmove.models.outcome import OutcomeModel, OutcomeModels, OutcomePredictions
 from nextmove.playbook import Playbook
 from nextmove.playbook.schema import Sense
@@ -256,6 +257,7 @@ def score_health(
 
     say(f"Computing features as of {when:%Y-%m-%d} and {weeks} weeks earlier…")
     vocab = _vocabulary(book, playbook, when)
+    guard = guard_leaks(book, playbook, when, vocab)  # accounts columns written as accounts leave: not learned from
     snapshot = compute_features(book, when, playbook=playbook, vocabulary=vocab)
     active_ids = active_accounts(book, playbook, when)
     left_out = book.accounts.height - active_ids.height
@@ -325,10 +327,12 @@ def score_health(
         models = load_outcome_models(store, playbook, model_id=model_id, features=now)
         used_model_id = model_id or _active_id(store)
         notes.extend(models.notes_)
+        notes.extend(guard.reused_notes(models.matrix_.columns_))
     else:
         say("Training the outcome models (validated on the later window)…")
         try:
-            models = OutcomeModels(playbook, template=template, vocabulary=vocab).fit(training)
+            notes.extend(guard.notes())
+            models = OutcomeModels(playbook, template=guard.outcome_template(template), vocabulary=vocab).fit(training)
         except ConfigError as exc:
             notes.append(f"no outcome models: {exc}")
             models = None

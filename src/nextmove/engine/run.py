@@ -121,6 +121,7 @@ from nextmove.models.health import (
     unknown_signals_note,
     unscored_signals_note,
 )
+from nextmove.models.leaks import guard_leaks
 from nextmove.playbook import Playbook
 from nextmove.playbook.expr import check_playbook_expressions
 from nextmove.playbook.money import DEFAULT_CURRENCY, money_text
@@ -1285,6 +1286,8 @@ def _model(
         record = _effect_record(store, playbook)
         loaded = _unpickle_effect_model(record)
         notes.extend(_flagged_notes(loaded))  # what the fit said of its arms holds of the model reused
+        # Read by the accounts table's names alone: the stems of a clash (rare) may differ from the model's.
+        notes.extend(guard_leaks(book, playbook, when, None).reused_notes(loaded.matrix_.columns_))
         return loaded, record.model_id, None, saved_health_bands(record)
     tell("building the training set of past decisions")
     training = _training(book, playbook, when, opts, notes)
@@ -1292,6 +1295,10 @@ def _model(
     params = {**FAST_EFFECT_PARAMS, "random_state": seed, "n_jobs": opts.jobs, **dict(opts.effect_params)}
     # The training set's vocabulary: each objective reads the labels of its own outcome kind.
     params["vocabulary"] = training_vocabulary(book, playbook, as_of=when)
+    # Accounts columns written as accounts leave tell how past decisions ended: never learned from.
+    guard = guard_leaks(book, playbook, when, params["vocabulary"])
+    notes.extend(guard.notes())
+    params = guard.effect_params(params)
     try:
         model = EffectModel(playbook, **params).fit(training)
     except NothingToLearnError as error:
@@ -2078,7 +2085,8 @@ def _policy_values(
         return [], []
     try:
         rows, filled = _with_history_propensities(rows, model, training)
-        logging, estimated = logging_propensities(rows, playbook, random_state=seed)
+        # Not reading what the effect model leaves out (lifecycle_stage, leaking accounts columns).
+        logging, estimated = logging_propensities(rows, playbook, random_state=seed, exclude=model.exclude)
         if filled:
             notes.append(
                 f"off-policy evaluation: {filled:,} of {rows.height:,} evaluated decisions have no logged "

@@ -37,7 +37,9 @@ from nextmove.measure.policy import (
     table_policy,
 )
 from nextmove.models.effect import EffectModel, row_value_usd
+from nextmove.models.leaks import guard_leaks
 from nextmove.models.outcome import OutcomeFitSummary, OutcomeModels
+from nextmove.models.propensity import DEFAULT_EXCLUDE as PROPENSITY_EXCLUDE
 from nextmove.models.propensity import OverlapReport, PropensityModel, check_clip, clip_propensities
 from nextmove.playbook import Playbook
 from nextmove.playbook.money import DEFAULT_CURRENCY, money_text
@@ -283,16 +285,22 @@ def _propensities(rows: pl.DataFrame, propensity: F64 | Literal["logged", "estim
 
 
 def logging_propensities(
-    rows: pl.DataFrame, playbook: Playbook, *, clip: tuple[float, float] = (1e-6, 1.0), random_state: int = 0
+    rows: pl.DataFrame,
+    playbook: Playbook,
+    *,
+    clip: tuple[float, float] = (1e-6, 1.0),
+    random_state: int = 0,
+    exclude: Sequence[str] = PROPENSITY_EXCLUDE,
 ) -> tuple[PropensityModel, str | None]:
     """The logging policy's propensity of every row's action, for weighting: the touch log's where
-    present, else a cross-fitted model's estimate from the rows' logged actions.
+    present, else a cross-fitted model's estimate from the rows' logged actions (not reading the
+    feature columns ``exclude``).
 
     Returns the fitted :class:`PropensityModel` (``raw_propensity_``: the propensities, unclipped;
     ``overlap_``: the overlap of the rows) and, when some propensities were estimated, a note that
     says how many (None when all were logged).
     """
-    logging = PropensityModel(clip=clip, estimate="auto", random_state=random_state).fit(
+    logging = PropensityModel(clip=clip, estimate="auto", random_state=random_state, exclude=exclude).fit(
         rows, arms=[NO_ACTION, *playbook.action_ids]
     )
     missing = int((~logging.logged_).sum())
@@ -1565,6 +1573,9 @@ def evaluate_offline(
     say(f"Fitting the effect model on {training.height:,} decisions…")
     # The columns of the split's training set: a kind spelt unlike its stem (Cancel beside cancel) has its own.
     vocab = training_vocabulary(book, playbook, as_of=until)
+    # Accounts columns written as accounts leave tell how past decisions ended: never learned from.
+    guard = guard_leaks(book, playbook, until, vocab)
+    notes.extend(guard.notes())
     params: dict[str, Any] = {
         "random_state": seed,
         "variants": False,
@@ -1572,9 +1583,9 @@ def evaluate_offline(
         "vocabulary": vocab,
         **(effect_params or {}),
     }
-    effect = EffectModel(playbook, **params).fit(training)
+    effect = EffectModel(playbook, **guard.effect_params(params)).fit(training)
     say(f"Fitting the outcome models on {training.height:,} decisions…")
-    outcomes = OutcomeModels(playbook, vocabulary=vocab).fit(training)
+    outcomes = OutcomeModels(playbook, template=guard.outcome_template(None), vocabulary=vocab).fit(training)
     say(f"Projecting every action for {rows.height:,} evaluation decisions…")
     q = _unique_by_key(effect.expected_values(rows))
     eligible = eligible_actions(rows, playbook)
@@ -1593,7 +1604,9 @@ def evaluate_offline(
     if external is not None:
         policies[policy_name] = external
     say("Estimating the propensities of the evaluation decisions…")
-    logging, estimated = logging_propensities(rows, playbook, clip=clip, random_state=seed)
+    logging, estimated = logging_propensities(
+        rows, playbook, clip=clip, random_state=seed, exclude=guard.exclude(PROPENSITY_EXCLUDE)
+    )
     propensity = logging.raw_propensity_
     if estimated:
         notes.append(estimated)

@@ -21,6 +21,7 @@ from nextmove.playbook.schema import (
     ChannelCap,
     ContactPolicy,
     Exploration,
+    Features,
     Health,
     HealthComponent,
     Measure,
@@ -45,6 +46,7 @@ _SECTIONS: list[tuple[str, type[BaseModel]]] = [
     ("`[health]`", Health),
     ("`[health.components.<id>]`", HealthComponent),
     ("`measures` of a health component", Measure),
+    ("`[features]`", Features),
 ]
 
 
@@ -52,7 +54,7 @@ def _default(info: Any) -> str:
     if info.is_required():
         return "required"
     if info.default_factory is not None:
-        sections = (ContactPolicy, Capacity, Exploration, SignalRoles, SignalKinds, Health)
+        sections = (ContactPolicy, Capacity, Exploration, SignalRoles, SignalKinds, Health, Features)
         return "see below" if info.annotation in sections else "empty"
     value = info.default
     if value is None:

@@ -288,6 +288,18 @@ class SignalKinds(_Strict):
         return self
 
 
+class Features(_Strict):
+    """Which accounts columns the models may learn from."""
+
+    keep_columns: list[str] = Field(default_factory=list)
+    """Accounts columns (named as in the book) kept as features of every model although their values, or where they
+    are missing, tell the accounts gone by a churn from the active ones almost perfectly. The accounts table holds
+    today's values, so such a column (an offboarding survey's score, a cancellation reason) was most often written
+    when the account left and, read at a past decision, tells how it ended: nextmove leaves it out of the models'
+    features and says so in a note naming it (docs/features.md, "Columns that leak the outcome"). Name it here only
+    when its values were known before each decision."""
+
+
 class Measure(_Strict):
     """One feature that feeds a health component, with the direction that counts as healthy."""
 
@@ -420,6 +432,8 @@ class Playbook(_Strict):
     stage the book suggests means gone (it holds nearly all the accounts gone by a terminal outcome, and those at it
     that count as active show no signal or touch for 90 days). A stage here may not be an action's
     ``default_for_stages``."""
+    features: Features = Field(default_factory=Features)
+    """Which accounts columns the models may learn from: see ``[features]`` below."""
 
     @field_validator("currency", mode="before")
     @classmethod
