@@ -110,7 +110,8 @@ class PostgresStripes:
                 return cursor.fetchone()
         except Exception as exc:  # the driver's errors: the connection (and its locks) may be gone
             self._drop()
-            raise StoreError(f"could not lock accounts for an online decision in PostgreSQL: {exc}") from exc
+            told = " ".join(str(exc).split())  # the driver's message, on one line
+            raise StoreError(f"could not lock accounts for an online decision in PostgreSQL: {told}") from exc
 
     def try_acquire(self, stripe: int) -> bool:
         """Take ``stripe`` if no other process holds it."""
