@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,7 +13,7 @@ from tests.api.conftest import seed_run
 
 from nextmove.api.decisions import DecisionQueue, OverloadedError
 from nextmove.engine.online import DecideGroup, DecideRequest, OnlineDecider
-from nextmove.errors import NotFoundError
+from nextmove.errors import NotFoundError, StoreError
 from nextmove.playbook import Playbook
 from nextmove.store import DecisionRecord, Store, open_store
 
@@ -123,3 +124,51 @@ def test_a_full_queue_refuses_at_once_and_a_closed_one_refuses_too(store: Store,
     with pytest.raises(OverloadedError, match="stopping"):
         asyncio.run(after_close())
     assert len(store.decisions()) == 2
+
+
+@pytest.mark.parametrize(
+    "failure", [StoreError("could not lock accounts: terminating connection"), RuntimeError("a bug")]
+)
+def test_a_batch_the_store_fails_is_one_warning_line_and_a_bug_a_traceback(
+    store: Store,
+    playbook: Playbook,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    failure: Exception,
+) -> None:
+    # A store failure (the lock connection cut) is answered 503 to every call of the batch, and retried by
+    # the clients: the log says so in one line per batch, its traceback kept for debugging.
+    recs = seed_run(store, playbook)
+    decider = OnlineDecider(store, playbook)
+    queue = DecisionQueue(decider)
+
+    def fails(groups: object) -> object:
+        raise failure
+
+    monkeypatch.setattr(decider, "decide_groups", fails)
+
+    async def main() -> list[object]:
+        calls = [queue.decide(_group(r.account_id), _ids) for r in recs[:2]]
+        return await asyncio.gather(*calls, return_exceptions=True)
+
+    try:
+        with caplog.at_level(logging.DEBUG, logger="nextmove.api"):
+            answers = asyncio.run(main())
+    finally:
+        queue.close()
+    assert answers == [failure, failure]
+    told = [r for r in caplog.records if r.name == "nextmove.api" and r.levelno > logging.DEBUG]
+    assert told
+    for record in told:
+        assert record.getMessage().startswith("could not decide")
+        if isinstance(failure, StoreError):
+            assert record.levelno == logging.WARNING
+            assert record.exc_info is None
+            assert record.getMessage().endswith(": could not lock accounts: terminating connection")
+        else:
+            assert record.levelno == logging.ERROR
+            assert record.exc_info is not None
+    if isinstance(failure, StoreError):
+        debug = [r for r in caplog.records if r.name == "nextmove.api" and r.levelno == logging.DEBUG]
+        assert len(debug) == len(told)
+        assert all(r.exc_info is not None for r in debug)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import subprocess
 import sys
@@ -32,8 +33,17 @@ from nextmove.engine.online import (
 )
 from nextmove.errors import ConflictError, NotFoundError, StoreError
 from nextmove.playbook import Playbook
-from nextmove.store import AuditEntry, FeedbackEvent, RecommendationRecord, RunRecord, SqlStore, Store, open_store
-from nextmove.store.locks import PostgresStripes
+from nextmove.store import (
+    AuditEntry,
+    DecisionRecord,
+    FeedbackEvent,
+    RecommendationRecord,
+    RunRecord,
+    SqlStore,
+    Store,
+    open_store,
+)
+from nextmove.store.locks import AccountLocks, PostgresStripes
 from nextmove.store.records import TS_IS_DATE
 from nextmove.testing import hillstrom_playbook
 
@@ -678,6 +688,114 @@ def test_a_decision_whose_account_lock_was_lost_with_the_lock_connection_is_not_
             assert [d.decision_id for d in store.decisions(account_id=account)] == [made.decision_id]
         finally:
             elsewhere.close()
+            decider.close()
+
+
+@contextlib.contextmanager
+def _other_server(url: str, pb: Playbook) -> Iterator[OnlineDecider]:
+    """A decider of another server process on the store: its own store and its own lock connection."""
+    with open_store(url) as other_store:
+        assert isinstance(other_store, SqlStore)
+        stripes = PostgresStripes(other_store._engine)
+        other = OnlineDecider(other_store, pb)
+        # One process shares one lock connection among its deciders; another process has its own.
+        other._locks = AccountLocks(stripes)
+        try:
+            yield other
+        finally:
+            other.close()
+            stripes.close()
+
+
+def _decide(decider: OnlineDecider, account: str, way: str) -> DecisionRecord:
+    if way == "decide":
+        (made,) = decider.decide([DecideRequest(account)], now=NOW)
+        return made
+    (result,) = decider.decide_groups([DecideGroup([DecideRequest(account)])], now=NOW)
+    if isinstance(result, BaseException):
+        raise result
+    (made,) = result
+    return made
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("way", ["decide", "decide_groups"])
+def test_a_decision_whose_lock_connection_died_unnoticed_is_not_logged_beside_another_servers(
+    pg_schema_url: str, playbook: Playbook, monkeypatch: pytest.MonkeyPatch, way: str
+) -> None:
+    """The server ends the lock connection mid-decision (a restart, pg_terminate_backend) and no statement on it
+    has failed since: another server takes the account's stripe and gives it a play; the first must not too."""
+    pb = _with_exploration(playbook, method="none")
+    with contextlib.ExitStack() as stack, open_store(pg_schema_url) as store:
+        assert isinstance(store, SqlStore)
+        recs = seed_run(store, pb, control_every=0)
+        other = stack.enter_context(_other_server(pg_schema_url, pb))
+        decider = OnlineDecider(store, pb)
+        shared = decider._locks.shared
+        assert isinstance(shared, PostgresStripes)
+        decide_one = decider._decide_one
+        given: list[DecisionRecord] = []
+
+        def lose_the_lock(*args: Any, **kwargs: Any) -> Any:
+            made = decide_one(*args, **kwargs)  # the account read: no play in flight
+            terminate_lock_connection(pg_schema_url, shared)
+            given.append(_decide(other, account, way))  # the other server's lock is free: it decides at once
+            return made
+
+        try:
+            account = next(r.account_id for r in recs if r.action_id != "none")
+            monkeypatch.setattr(decider, "_decide_one", lose_the_lock)
+            with pytest.raises(StoreError, match="were lost"):
+                _decide(decider, account, way)
+            assert given[0].action_id != "none"
+            assert [d.decision_id for d in store.decisions(account_id=account)] == [given[0].decision_id]
+            # With a new lock connection, the account is decided as usual: the other server's play is in flight.
+            monkeypatch.setattr(decider, "_decide_one", decide_one)
+            assert _decide(decider, account, way).action_id == "none"
+        finally:
+            decider.close()
+
+
+@pytest.mark.postgres
+def test_a_server_whose_stripe_was_freed_mid_commit_waits_for_that_commit_before_deciding(
+    pg_schema_url: str, playbook: Playbook, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The lock connection dies after the commit made sure of the lock and before it ends: another server may
+    take the stripe at once, but reads the account only once the commit has ended, so it sees its play."""
+    pb = _with_exploration(playbook, method="none")
+    with contextlib.ExitStack() as stack, open_store(pg_schema_url) as store:
+        assert isinstance(store, SqlStore)
+        recs = seed_run(store, pb, control_every=0)
+        other = stack.enter_context(_other_server(pg_schema_url, pb))
+        decider = OnlineDecider(store, pb)
+        locks = decider._locks
+        shared = locks.shared
+        assert isinstance(shared, PostgresStripes)
+        account = next(r.account_id for r in recs if r.action_id != "none")
+        fence = locks.fence
+        given: list[DecisionRecord] = []
+        thread = threading.Thread(target=lambda: given.append(_decide(other, account, "decide")))
+
+        def fence_then_lose_the_lock(stripes: Any) -> Any:
+            made_sure = fence(stripes)
+            assert made_sure is not None
+
+            def then(cursor: Any) -> None:
+                made_sure(cursor)
+                terminate_lock_connection(pg_schema_url, shared)
+                thread.start()
+                thread.join(timeout=1.0)
+                assert thread.is_alive()  # waiting for this commit
+
+            return then
+
+        try:
+            monkeypatch.setattr(locks, "fence", fence_then_lose_the_lock)
+            mine = _decide(decider, account, "decide")
+            thread.join(timeout=30)
+            assert mine.action_id != "none"
+            assert [d.action_id for d in given] == ["none"]  # the play in flight was seen
+        finally:
             decider.close()
 
 

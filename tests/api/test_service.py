@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import logging
 import os
 import time
 from collections.abc import Iterator
@@ -293,6 +294,58 @@ def test_a_promoted_run_started_by_the_server_is_served_with_the_one_policy_vers
         assert len(store.list_models(POLICY_MODEL_KIND)) == 1
         assert services.decider.snapshot is not None
         assert services.decider.snapshot.run.run_id == "run-2"
+    finally:
+        services.decider.close()
+
+
+def test_a_promoted_run_the_server_cannot_serve_at_once_succeeded_all_the_same(
+    tmp_path: Path,
+    store: Store,
+    playbook: Playbook,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # The run is saved and promoted; reading it to serve it fails (the store's connections were cut):
+    # the run still succeeded, and the refresh loop serves it at its next turn.
+    import nextmove.api.service as service
+    from nextmove.engine.online import promote_run
+    from nextmove.errors import StoreError
+
+    seed_run(store, playbook, run_id="run-1", account_ids=["a1", "a2"])
+    services, _ = _book_services(tmp_path, store, playbook)
+    refresh = services.decider.refresh
+    failures = [StoreError("could not read the recommendations of run 'run-2': terminating connection")]
+
+    def refresh_failing_once() -> bool:
+        if failures:
+            raise failures.pop()
+        return refresh()
+
+    def engine_run(book: object, playbook_: Playbook, **kwargs: object) -> object:
+        seed_run(store, playbook_, run_id="run-2", account_ids=["a1", "a2"])
+        promote_run(store, "run-2", metrics={"started_by": "run"})
+        return type("Result", (), {"run_id": "run-2"})()
+
+    monkeypatch.setattr(service, "engine_run_function", lambda: engine_run)
+    monkeypatch.setattr(services.decider, "refresh", refresh_failing_once)
+    try:
+        with caplog.at_level(logging.WARNING, logger="nextmove"):
+            progress = services.runs.start(as_of=None, seed=0, promote=True)
+            services.runs.join(30)
+        assert failures == []  # the refresh was tried, and failed
+        assert progress.done
+        assert progress.error is None, progress.error
+        assert progress.steps[-1] == "done"
+        assert services.runs.record("run-2").status == "succeeded"
+        assert not any("failed" in r.getMessage() for r in caplog.records)
+        (warned,) = [r for r in caplog.records if "run-2" in r.getMessage()]
+        assert warned.levelno == logging.WARNING
+        assert "succeeded" in warned.getMessage()
+        assert "terminating connection" in warned.getMessage()
+        assert services.decider.snapshot is not None
+        assert services.decider.snapshot.run.run_id == "run-1"  # until the next refresh...
+        services.decider.refresh()
+        assert services.decider.snapshot.run.run_id == "run-2"  # ...which serves it
     finally:
         services.decider.close()
 

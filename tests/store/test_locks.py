@@ -36,6 +36,7 @@ def test_file_stripes_are_taken_released_and_taken_again(tmp_path: Path) -> None
     locks.lock(5)
     locks.unlock([5])
     locks.lock(5)
+    assert locks.fence([5]) is None  # a file's locks cannot be lost while it is open: the commit need not look
     locks.unlock([5])
     stripes.close()
 
@@ -107,5 +108,54 @@ def test_postgres_stripes_lost_with_the_lock_connection_are_found_out_and_not_re
             assert elsewhere.try_acquire(1)
             assert elsewhere.try_acquire(2)
         finally:
+            elsewhere.close()
+            stripes.close()
+
+
+@pytest.mark.postgres
+def test_postgres_stripes_lost_with_no_failed_statement_are_found_out_in_the_commit_and_waited_for(
+    pg_schema_url: str,
+) -> None:
+    with open_store(pg_schema_url) as store:
+        assert isinstance(store, SqlStore)
+        stripes = PostgresStripes(store._engine)
+        elsewhere = PostgresStripes(store._engine)  # another process of the store
+        raw = store._engine.raw_connection()  # a commit's connection
+        cursor = raw.cursor()
+        try:
+            locks = AccountLocks(stripes)
+            locks.lock(1)
+            locks.lock(2)
+            # The server ends the lock connection (a restart, pg_terminate_backend) and nothing of ours fails...
+            terminate_lock_connection(pg_schema_url, stripes)
+            locks.check_held([1, 2])  # ...so the process cannot know it
+            assert elsewhere.try_acquire(2)
+            fence = locks.fence([1, 2])
+            assert fence is not None
+            with pytest.raises(StoreError, match=r"stripes 1, 2 were lost .*\(the database server ended it\)"):
+                fence(cursor)
+            raw.rollback()
+            assert stripes._conn is None  # dropped: the stripes are forgotten, not released on a new one
+            locks.unlock([1, 2])
+            elsewhere.release([2])
+
+            # A commit that found its stripe held keeps it from other processes until it ends, even once the
+            # lock connection is gone: taking the stripe counts as not taken until then.
+            locks.lock(3)
+            fence = locks.fence([3])
+            assert fence is not None
+            fence(cursor)
+            terminate_lock_connection(pg_schema_url, stripes)
+            assert not elsewhere.try_acquire(3)
+            assert not elsewhere.try_acquire(3)
+            raw.commit()
+            assert elsewhere.try_acquire(3)
+            elsewhere.release([3])
+            locks.unlock([3])
+            assert locks.try_lock(3)  # the tries that found the commit under way kept nothing of the stripe
+            locks.unlock([3])
+        finally:
+            cursor.close()
+            raw.close()
             elsewhere.close()
             stripes.close()

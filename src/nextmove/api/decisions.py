@@ -156,7 +156,14 @@ class DecisionQueue:
             results: list[list[DecisionRecord] | NextmoveError] | list[Exception] = self.decider.decide_groups(
                 [c.group for c in ready]
             )
-        except Exception as exc:  # the thread must outlive a bug or a store failure: every call gets the error
+        except NextmoveError as exc:
+            # A store failure (its lock connection cut, say): every call is answered with it (a 503
+            # store_unavailable, to retry), so one line says why; the traceback is for debugging.
+            logger.warning("could not decide %d calls: %s", len(ready), exc)
+            logger.debug("could not decide %d calls", len(ready), exc_info=True)
+            failed: list[Exception] = [exc] * len(ready)
+            results = failed
+        except Exception as exc:  # the thread must outlive a bug too: every call gets the error
             logger.exception("could not decide %d calls", len(ready))
             results = [exc] * len(ready)
         for call, result in zip(ready, results, strict=True):

@@ -306,7 +306,7 @@ class RunManager:
                     self._runs[run_id] = progress
             if promote:
                 # The run saved and activated its policy version (as every promoted run does): serve it now.
-                services.decider.refresh()
+                self._serve(run_id)
             progress.report_done()
         except RunAbandonedError as exc:
             progress.error = str(exc)
@@ -321,6 +321,26 @@ class RunManager:
             if progress.error is not None:
                 self._record_failed(progress, progress.error)
             progress.end()
+
+    def _serve(self, run_id: str) -> None:
+        """Serve the run just saved and promoted, if it can be read now; else the refresh loop serves it later.
+
+        The run has succeeded by now, whatever this read meets (the store's connections cut, say): it
+        must not be reported failed while the store has it succeeded and every server serves it.
+        """
+        try:
+            self.services.decider.refresh()
+        except NextmoveError as exc:
+            logger.warning(
+                "run %s succeeded, but this server could not serve it yet (it tries again every %g s): %s",
+                run_id,
+                self.services.config.refresh_s,
+                exc,
+            )
+        except (Exception, PanicException):  # a bug in reading it: not the run's failure either
+            logger.error(
+                "run %s succeeded, but this server could not serve it yet:\n%s", run_id, traceback.format_exc()
+            )
 
     def _record_failed(self, progress: RunProgress, error: str) -> None:
         """Keep a run that failed before the engine recorded it (its book no longer validates) as failed in the store.

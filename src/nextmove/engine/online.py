@@ -1417,7 +1417,7 @@ class OnlineDecider:
             logged: list[DecisionRecord] = []
             try:
                 locks.check_held(held)
-                logged = self.store.log_decisions(made, audit=audit)
+                logged = self.store.log_decisions(made, audit=audit, fence=locks.fence(held))
             finally:
                 self._settle(made, logged)
             return logged
@@ -1459,7 +1459,7 @@ class OnlineDecider:
                     for g, _ in pending:
                         results[g] = exc
                 else:
-                    self._log_groups(groups, pending, results)
+                    self._log_groups(groups, pending, results, locks)
             finally:
                 for g, made in pending:
                     result = results[g]
@@ -1520,19 +1520,23 @@ class OnlineDecider:
         groups: Sequence[DecideGroup],
         pending: Sequence[tuple[int, list[DecisionRecord]]],
         results: list[list[DecisionRecord] | NextmoveError | None],
+        locks: AccountLocks,
     ) -> None:
         if not pending:
             return
+        stripes = {self._stripe(r.account_id) for g, _ in pending for r in groups[g].requests}
         try:
             logged = self.store.log_decisions(
-                [d for _, made in pending for d in made], audit=[a for g, _ in pending for a in groups[g].audit]
+                [d for _, made in pending for d in made],
+                audit=[a for g, _ in pending for a in groups[g].audit],
+                fence=locks.fence(stripes),
             )
         except NextmoveError as exc:
             if len(pending) == 1:
                 results[pending[0][0]] = exc
                 return
             for one in pending:
-                self._log_groups(groups, [one], results)
+                self._log_groups(groups, [one], results, locks)
             return
         start = 0
         for g, made in pending:

@@ -310,7 +310,11 @@ class Store(Protocol):
     # --- decisions ----------------------------------------------------------------------
 
     def log_decisions(
-        self, decisions: Sequence[DecisionRecord], *, audit: Sequence[AuditEntry] = ()
+        self,
+        decisions: Sequence[DecisionRecord],
+        *,
+        audit: Sequence[AuditEntry] = (),
+        fence: Callable[[Any], None] | None = None,
     ) -> list[DecisionRecord]:
         """Log decisions made online, in one transaction, with their propensities.
 
@@ -330,6 +334,11 @@ class Store(Protocol):
             The decisions.
         audit : sequence of AuditEntry
             Audit entries written in the same transaction.
+        fence : callable, optional
+            Run first in the transaction, with its DB-API cursor (each time it is tried): the
+            account locks' :meth:`~nextmove.store.locks.AccountLocks.fence`, which makes sure the
+            accounts' locks are held until the commit ends. What it raises ends the transaction,
+            nothing written.
 
         Returns
         -------

@@ -12,6 +12,15 @@ shared by every decider on it) adds locks shared by every process of the store:
   on it drops the connection, and with it every thread's locks: each stripe remembers the
   connection it was taken on, so that its holder finds out (:meth:`AccountLocks.check_held`)
   before committing, and its release does not go to a later connection.
+
+  The server may also end the connection with no statement of ours failing (a restart,
+  ``pg_terminate_backend``, a network cut), and another process then takes its stripes at once. So
+  the commit itself makes sure of them (:meth:`AccountLocks.fence`): in its own transaction it
+  takes a transaction advisory lock on each stripe's *commit key*, then reads in ``pg_locks`` that
+  the lock connection still holds the stripes, and logs nothing if it does not. Taking a stripe
+  also tries its commit key (shared, for that statement only), and counts as not taken while a
+  commit holds it: a process that takes a stripe freed by a dead connection reads the account only
+  once a commit under way on it has ended, so it sees that commit's decision.
 - SQLite (a file): byte-range locks (``fcntl.lockf``) on a ``…-decide.lock`` file beside the
   database, one byte per stripe; released by the system when the process ends.
 
@@ -28,8 +37,8 @@ import threading
 import time
 import weakref
 import zlib
-from collections.abc import Iterable, Sequence
-from typing import Any, Final, Protocol
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, Final, Protocol, TypeAlias
 
 from nextmove.errors import StoreError
 from nextmove.store.base import Store
@@ -42,6 +51,10 @@ STRIPES: Final[int] = 64
 
 _WAIT_FIRST_S = 0.0002
 _WAIT_MAX_S = 0.005
+
+Fence: TypeAlias = Callable[[Any], None]
+"""Run first in the transaction of a commit under stripes, with its DB-API cursor: makes sure they are held
+until it ends, or raises :class:`~nextmove.errors.StoreError` so that nothing is committed."""
 
 
 class SharedStripes(Protocol):
@@ -57,6 +70,10 @@ class SharedStripes(Protocol):
 
     def lost(self, stripes: Sequence[int]) -> list[int]:
         """Those of ``stripes`` (taken by :meth:`try_acquire`, not released yet) let go behind the holder's back."""
+        ...
+
+    def fence(self, stripes: Sequence[int]) -> Fence | None:
+        """What makes sure, in a commit's transaction, that ``stripes`` are held (None: nothing needs to)."""
         ...
 
     def close(self) -> None:
@@ -80,6 +97,8 @@ class PostgresStripes:
         self._mutex = threading.Lock()
         self._conn: Any = None
         self._space = 0
+        self._commit_space = 0
+        self._pid = 0
         # Bumped each time the connection is dropped: the server has let go of every lock taken on it.
         self._generation = 0
         self._held: dict[int, int] = {}
@@ -94,28 +113,30 @@ class PostgresStripes:
             conn = dialect.connect(*args, **kwargs)
             conn.autocommit = True
             with conn.cursor() as cursor:
-                cursor.execute("SELECT current_database() || '.' || coalesce(current_schema(), '')")
-                (where,) = cursor.fetchone()
+                cursor.execute("SELECT current_database() || '.' || coalesce(current_schema(), ''), pg_backend_pid()")
+                where, self._pid = cursor.fetchone()
             # Stores in other schemas of the database do not share the locks (advisory locks are per database).
             self._space = zlib.crc32(f"nextmove.decide:{where}".encode()) & 0x7FFFFFFF
+            self._commit_space = zlib.crc32(f"nextmove.decide-commit:{where}".encode()) & 0x7FFFFFFF
             self._conn = conn
         return self._conn
 
-    def _run(self, sql: str, params: tuple[Any, ...]) -> Any:
+    def _run(self, sql: str, params: dict[str, Any]) -> Any:
         # The caller holds the mutex, so that what it knows of the connection stays true meanwhile.
         try:
             conn = self._connection()
             with conn.cursor() as cursor:
-                cursor.execute(sql, (self._space, *params))
+                cursor.execute(sql, {"space": self._space, "commit": self._commit_space, **params})
                 return cursor.fetchone()
         except Exception as exc:  # the driver's errors: the connection (and its locks) may be gone
             self._drop()
-            raise StoreError(f"could not lock accounts for an online decision in PostgreSQL: {exc}") from exc
+            told = " ".join(str(exc).split())  # the driver's message, on one line
+            raise StoreError(f"could not lock accounts for an online decision in PostgreSQL: {told}") from exc
 
     def try_acquire(self, stripe: int) -> bool:
         """Take ``stripe`` if no other process holds it."""
         with self._mutex:
-            row = self._run("SELECT pg_try_advisory_lock(%s, %s)", (stripe,))
+            row = self._run(_TRY_SQL, {"stripe": stripe})
             if row[0]:
                 self._held[stripe] = self._generation
             return bool(row[0])
@@ -128,7 +149,10 @@ class PostgresStripes:
             live = [i for i, g in zip(stripes, taken_on, strict=True) if g == self._generation]
             if live:
                 try:
-                    self._run("SELECT count(pg_advisory_unlock(%s, k)) FROM unnest(%s::int[]) AS k", (live,))
+                    self._run(
+                        "SELECT count(pg_advisory_unlock(%(space)s, k)) FROM unnest(%(stripes)s::int[]) AS k",
+                        {"stripes": live},
+                    )
                 except StoreError as exc:
                     # The connection was dropped, and the server let go of its locks with it: released
                     # all the same. Raising would tell a caller whose decision is already committed that
@@ -139,6 +163,30 @@ class PostgresStripes:
         """Those of ``stripes`` taken on a connection since dropped (the server let go of them with it)."""
         with self._mutex:
             return [i for i in stripes if self._held.get(i) != self._generation]
+
+    def fence(self, stripes: Sequence[int]) -> Fence:
+        """Make sure, in a commit's transaction, that the lock connection still holds ``stripes`` (see the module)."""
+        order = sorted(stripes)
+
+        def make_sure(cursor: Any) -> None:
+            with self._mutex:
+                lost = [i for i in order if self._held.get(i) != self._generation]
+                generation, pid = self._generation, self._pid
+                params = {"space": self._space, "commit": self._commit_space, "stripes": order, "pid": pid}
+            if lost:
+                raise lost_locks_error(lost, "a statement on it failed")
+            # The commit keys first, in order (as every commit takes them: no two commits wait for each
+            # other), so that nobody reads these accounts between the check and this commit's end.
+            cursor.execute(_COMMIT_KEYS_SQL, params)
+            cursor.execute(_NOT_HELD_SQL, params)
+            (gone,) = cursor.fetchone()
+            if gone:
+                with self._mutex:
+                    if self._generation == generation:  # its server session has ended: never use it again
+                        self._drop()
+                raise lost_locks_error(sorted(gone), "the database server ended it")
+
+        return make_sure
 
     def _drop(self) -> None:
         conn, self._conn = self._conn, None
@@ -151,6 +199,33 @@ class PostgresStripes:
         """Close the connection, which releases its locks."""
         with self._mutex:
             self._drop()
+
+
+_TRY_SQL: Final[str] = """SELECT CASE
+    WHEN NOT pg_try_advisory_lock(%(space)s, %(stripe)s) THEN false
+    WHEN pg_try_advisory_xact_lock_shared(%(commit)s, %(stripe)s) THEN true
+    ELSE NOT pg_advisory_unlock(%(space)s, %(stripe)s)
+END"""
+"""Take a stripe, unless a commit under it (by a holder whose lock connection died since) is under way."""
+
+_COMMIT_KEYS_SQL: Final[str] = "SELECT count(pg_advisory_xact_lock(%(commit)s, k)) FROM unnest(%(stripes)s::int[]) AS k"
+
+_NOT_HELD_SQL: Final[str] = """SELECT array_agg(k) FROM unnest(%(stripes)s::int[]) AS k WHERE NOT EXISTS (
+    SELECT FROM pg_locks AS l
+    WHERE l.locktype = 'advisory' AND l.granted AND l.pid = %(pid)s AND l.database = (
+        SELECT oid FROM pg_database WHERE datname = current_database()
+    ) AND l.classid = %(space)s::bigint::oid AND l.objid = k::bigint::oid AND l.objsubid = 2
+)"""
+"""The stripes the lock connection (its server process) does not hold, as pg_locks shows two-integer advisory keys."""
+
+
+def lost_locks_error(stripes: Sequence[int], why: str) -> StoreError:
+    """The error of a decision whose cross-process ``stripes`` were let go with the lock connection, ``why``."""
+    which = f"stripe {stripes[0]}" if len(stripes) == 1 else f"stripes {', '.join(map(str, stripes))}"
+    return StoreError(
+        f"the cross-process locks on account {which} were lost with the store's lock connection ({why}), so "
+        "another process may be deciding for the same accounts: nothing was logged; retry"
+    )
 
 
 class FileStripes:
@@ -194,6 +269,10 @@ class FileStripes:
     def lost(self, stripes: Sequence[int]) -> list[int]:
         """None: the file stays open, and its locks held, until :meth:`close`, once no decider holds them."""
         return []
+
+    def fence(self, stripes: Sequence[int]) -> None:
+        """None needed: the locks cannot be lost behind the holder's back (see :meth:`lost`)."""
+        return None
 
     def close(self) -> None:
         """Close the file, which releases its locks."""
@@ -256,12 +335,17 @@ class AccountLocks:
             return
         lost = self.shared.lost(sorted(stripes))
         if lost:
-            which = f"stripe {lost[0]}" if len(lost) == 1 else f"stripes {', '.join(map(str, lost))}"
-            raise StoreError(
-                f"the cross-process locks on account {which} were lost with the "
-                "store's lock connection (a statement on it failed), so another process may be deciding for "
-                "the same accounts: nothing was logged; retry"
-            )
+            raise lost_locks_error(lost, "a statement on it failed")
+
+    def fence(self, stripes: Iterable[int]) -> Fence | None:
+        """What the commit under ``stripes`` (locked by the caller) runs first in its transaction (``log_decisions``'s
+        ``fence``): it makes sure they are held across processes until the commit ends, or raises
+        :class:`StoreError` so that nothing is logged. None when nothing needs to (no locks across processes, or
+        locks that cannot be lost).
+        """
+        if self.shared is None:
+            return None
+        return self.shared.fence(sorted(stripes))
 
     def unlock(self, stripes: Iterable[int]) -> None:
         """Release ``stripes`` across processes (in one go), then here."""

@@ -542,7 +542,11 @@ class SqlStore:
     # --- decisions ----------------------------------------------------------------------
 
     def log_decisions(
-        self, decisions: Sequence[DecisionRecord], *, audit: Sequence[AuditEntry] = ()
+        self,
+        decisions: Sequence[DecisionRecord],
+        *,
+        audit: Sequence[AuditEntry] = (),
+        fence: Callable[[Any], None] | None = None,
     ) -> list[DecisionRecord]:
         """Log decisions made online; see :meth:`Store.log_decisions`."""
         asked = sorted({d.request_id for d in decisions if d.request_id is not None})
@@ -554,7 +558,7 @@ class SqlStore:
             attempt = 0
             while True:
                 try:
-                    return self._log_decisions_once(decisions, asked, audit)
+                    return self._log_decisions_once(decisions, asked, audit, fence)
                 except self._driver_errors as exc:
                     if attempt >= len(asked) or not _is_request_id_conflict(exc):
                         raise
@@ -562,9 +566,15 @@ class SqlStore:
                     logger.debug("request id logged concurrently; looking it up again: %s", exc)
 
     def _log_decisions_once(
-        self, decisions: Sequence[DecisionRecord], asked: Sequence[str], audit: Sequence[AuditEntry]
+        self,
+        decisions: Sequence[DecisionRecord],
+        asked: Sequence[str],
+        audit: Sequence[AuditEntry],
+        fence: Callable[[Any], None] | None,
     ) -> list[DecisionRecord]:
         with self._relaxed_driver_write() as cursor:
+            if fence is not None:
+                fence(cursor)
             known: dict[str, DecisionRecord] = {}
             for batch in _batches(asked, BATCH_ROWS):
                 known.update({d.request_id: d for d in self._hot.decisions_asked(cursor, batch) if d.request_id})
