@@ -506,3 +506,22 @@ def test_load_book_keeps_rows_up_to_a_later_run_time(tmp_path: Path, playbook: P
     assert "t1" in kept.touches["touch_id"].to_list()
     cut = load_book(ahead, playbook=playbook, run_as_of=now - timedelta(days=20))
     assert "t1" not in cut.touches["touch_id"].to_list()
+
+
+def test_validate_notes_owner_hours_for_owners_no_account_has(tmp_path: Path, playbook: Playbook) -> None:
+    from nextmove.playbook.loader import default_playbook_text, parse_playbook
+
+    # Owners as the book writes them: padded, and one in NFD (as macOS writes it); both read as the playbook's.
+    accounts = "account_id,owner\na1, Ana Souza \na2,Zoe\u0308\na3,\n"
+    with_hours = parse_playbook(
+        default_playbook_text() + '[capacity.owner_hours]\n"Ana Souza" = 16\n"Zoë" = 0\n"ana" = 4\nGhost = 8\n'
+    )
+    report = validate_book(write_book(tmp_path / "book", {"accounts.csv": accounts}), playbook=with_hours, as_of=AS_OF)
+    assert report.ok
+    [note] = [n for n in report.notes if n.startswith("owner_hours")]
+    assert note == "owner_hours names 'ana', 'Ghost', which no account's owner is: their hours apply to nobody"
+    assert report.owners == frozenset({"Ana Souza", "Zoë"})
+    # Without owner_hours the owners are not read, and there is nothing to note.
+    plain = validate_book(write_book(tmp_path / "plain", {"accounts.csv": accounts}), playbook=playbook, as_of=AS_OF)
+    assert plain.owners is None
+    assert not any(n.startswith("owner_hours") for n in plain.notes)

@@ -264,6 +264,50 @@ def test_decide_capacity_binds_and_losers_say_capacity() -> None:
     assert d.usage()["hours:o"] == {"limit": 3.0, "used": 3.0}
 
 
+def test_decide_owner_hours_give_part_time_and_absent_owners_their_own_limits() -> None:
+    base = shop(control=0.0, method="none", hours=3.0, budget=1e9, volume=1000)
+    # "Zoë" as macOS writes it (NFD) in the playbook: the book's owner is read in NFC.
+    text = SHOP.format(control=0.0, volume=1000, hours=3.0, budget=1e9, method="none", epsilon=0.2)
+    playbook = parse_playbook(text + '\n[capacity.owner_hours]\npart = 1.5\nleave = 0\n"Zoe\u0308" = 6\n')
+    assert playbook.capacity.owner_hours == {"part": 1.5, "leave": 0.0, "Zoë": 6.0}
+    ids = [f"c{i}" for i in range(16)]
+    owners = ["full"] * 4 + ["part"] * 4 + ["leave"] * 4 + ["Zoë"] * 4
+    features = pl.DataFrame({"account_id": ids, "spend": [500.0] * 16})
+    touches = pl.DataFrame(schema={"account_id": pl.String, "action_id": pl.String, "ts": pl.Datetime("us", "UTC")})
+    rules = check_rules(features, touches, playbook, T, {"spend": "number"})
+    values = pl.DataFrame(
+        {
+            "account_id": ids,
+            "action_id": ["stylist_call"] * 16,
+            "value_usd": [100.0 - i for i in range(16)],
+            "low": [0.0] * 16,
+            "high": [200.0] * 16,
+        }
+    )
+    d = decide(rules, values, playbook, owners=owners, stages=["lapsing"] * 16)
+    calls = d.frame().with_columns(owner=pl.Series(owners)).filter(pl.col("action_id") == "stylist_call")
+    # Calls of 1.5 hours over a 1-week window: full 3 h (2 calls), part 1.5 h (1), leave 0 h (none), Zoë 6 h (4).
+    assert calls.group_by("owner").len().sort("owner").rows() == [("Zoë", 4), ("full", 2), ("part", 1)]
+    usage = d.usage()
+    assert {k: v["limit"] for k, v in usage.items() if k.startswith("hours:")} == {
+        "hours:Zoë": 6.0,
+        "hours:full": 3.0,
+        "hours:leave": 0.0,
+        "hours:part": 1.5,
+    }
+    lost = d.lost(playbook).filter(pl.col("action_id") == "stylist_call", pl.col("account_id").is_in(ids[8:12]))
+    assert lost["why"].to_list() == ["capacity"] * 4
+    assert base.capacity.owner_hours == {}
+
+
+def test_decide_owner_hours_without_a_default_limit_only_the_listed_owners() -> None:
+    text = SHOP.format(control=0.0, volume=1000, hours=1.0, budget=1e9, method="none", epsilon=0.2)
+    playbook = parse_playbook(text.replace("hours_per_owner_per_week = 1.0", 'owner_hours = { "o1" = 0 }'))
+    assert playbook.capacity.hours_per_owner_per_week is None
+    resources = playbook_resources(playbook, candidates(playbook), ["o1", "o2", None])
+    assert [r.name for r in resources if r.name.startswith("hours:")] == ["hours:o1"]
+
+
 def test_control_is_stable_near_its_fraction_and_follows_the_default() -> None:
     playbook = shop(control=0.25, method="epsilon", epsilon=0.1, hours=1e6, budget=1e9, volume=10_000)
     a, _ = _decide(2_000, 3, playbook)

@@ -30,6 +30,7 @@ def _playbook(
     max_per_run: int | None = None,
     sales_budget: float | None = None,
     hours_per_week: float | None = None,
+    owner_hours: str = "",
     control_fraction: float = 0.0,
     exploration: str = 'method = "none"',
 ) -> Playbook:
@@ -71,6 +72,7 @@ window_days = 7
 [capacity]
 {hours}
 {budgets}
+{owner_hours}
 """)
 
 
@@ -217,6 +219,22 @@ def test_owner_hours_cap_each_owners_online_decisions(store: Store) -> None:
     blocked = next(d for d in made if d.account_id == "acct-4")
     row = next(a for a in blocked.alternatives if a["action_id"] == "upsell")
     assert row["reason"] == "worth more, but not enough of ana's hours is left for it"
+
+
+def test_owner_hours_give_each_owner_their_own_online_limit(store: Store) -> None:
+    # ben works part time (2 hours: one upsell), cy is on leave (0), ana has the default 4 (two upsells).
+    pb = _playbook(hours_per_week=4.0, owner_hours='owner_hours = { ben = 2.0, cy = 0, "nobody here" = 9 }')
+    recs = _allocated(12, set(), owners=("ana", "ben", "cy"))
+    decider = _serve(store, pb, recs)
+    made = decider.decide([DecideRequest(f"acct-{i}") for i in range(12)], now=NOW)
+    by_owner: dict[str, int] = {}
+    for d in made:
+        if d.action_id == "upsell":
+            by_owner[str(d.owner)] = by_owner.get(str(d.owner), 0) + 1
+    assert by_owner == {"ana": 2, "ben": 1}
+    blocked = next(d for d in made if d.owner == "cy")
+    row = next(a for a in blocked.alternatives if a["action_id"] == "upsell")
+    assert row["reason"] == "worth more, but not enough of cy's hours is left for it"
 
 
 def test_the_control_cohorts_default_needs_capacity_too(store: Store) -> None:

@@ -641,15 +641,43 @@ def test_run_notes_accounts_without_an_owner_when_owner_hours_are_limited() -> N
 
     playbook = load_playbook()  # 12 hours per owner per week, actions with effort hours
     assert playbook.capacity.hours_per_owner_per_week is not None
-    note = _unowned_note(playbook, ["ana", None, None], 3)
+    note = _unowned_note(playbook, ["ana", None, None], np.array([1.0, 2.5, 0.0]))
     assert note is not None
-    assert note.startswith("2 of 3 accounts have no owner")
-    assert _unowned_note(playbook, None, 4) is not None
-    assert _unowned_note(playbook, ["ana", "bo"], 2) is None
+    assert note.startswith("2 of 3 accounts have no owner: the plays recommended to them take 2.5 effort hours")
+    assert "(the accounts with an owner take 1.0)" in note
+    assert _unowned_note(playbook, None, np.zeros(4)) is not None
+    assert _unowned_note(playbook, ["ana", "bo"], np.ones(2)) is None
     unlimited = playbook.model_copy(
         update={"capacity": playbook.capacity.model_copy(update={"hours_per_owner_per_week": None})}
     )
-    assert _unowned_note(unlimited, None, 4) is None
+    assert _unowned_note(unlimited, None, np.zeros(4)) is None
+    some = unlimited.model_copy(update={"capacity": unlimited.capacity.model_copy(update={"owner_hours": {"ana": 4}})})
+    assert _unowned_note(some, ["ana", None], np.zeros(2)) is not None  # ana's hours are limited
+
+
+def test_run_gives_each_owner_their_own_hours() -> None:
+    book, _ = shop_book(n=120, weeks=12)
+    # Every tenth account has no owner; stylist-0 is on leave, stylist-1 works 2 hours a week (two 1-hour
+    # calls over the 7-day window), the others have the default 6; "ghost" owns no account.
+    owners = [None if i % 10 == 9 else f"stylist-{i % 4}" for i in range(book.accounts.height)]
+    book = dataclasses.replace(book, accounts=book.accounts.with_columns(owner=pl.Series(owners, dtype=pl.String)))
+    playbook = parse_playbook(SHOP + '\n[capacity.owner_hours]\n"stylist-0" = 0\n"stylist-1" = 2\nghost = 5\n')
+    result = run(book, playbook, effect_params=FAST, evaluate=False, evidence=False, segments=False)
+    recs = result.recommendations
+    calls = recs.filter(pl.col("action_id") == "stylist_call").group_by("owner").len()
+    count = dict(calls.iter_rows())
+    assert "stylist-0" not in count
+    assert count.get("stylist-1", 0) <= 2
+    assert count.get("stylist-2", 0) > 2  # the default 6 hours let more through than stylist-1's 2
+    hours = result.summary["capacity"]["by_kind"]["hours"]
+    assert hours["limit"] == 0 + 2 + 6 + 6
+    notes = result.summary["notes"]
+    assert any(n.startswith("owner_hours names 'ghost', which no account's owner is") for n in notes)
+    unowned = [n for n in notes if "accounts have no owner" in n]
+    taken = float(count.get(None, 0))
+    assert len(unowned) == 1
+    assert f"the plays recommended to them take {taken:,.1f} effort hours" in unowned[0]
+    assert any("owner_hours of 0 for 'stylist-0' blocks stylist_call" in n for n in notes)
 
 
 def test_run_notes_a_decision_time_long_after_the_book_ends(shop_run: tuple[Book, Playbook, RunResult]) -> None:

@@ -106,6 +106,11 @@ def test_playbook_limits_refuse_dollar_amounts_whose_sums_overflow(where: str, t
             f"{MAX_HOURS:,.0f} hours",
         ),
         (
+            "capacity.owner_hours.ana",
+            MINIMAL + "[capacity.owner_hours]\nana = 1e308\n",
+            f"{MAX_HOURS:,.0f} hours",
+        ),
+        (
             "objectives.retention.weight",
             MINIMAL.replace('value = "arr"', 'value = "arr"\nweight = 1e308'),
             f"{MAX_WEIGHT:,.0f}",
@@ -197,3 +202,9 @@ def test_playbook_limits_bound_the_counts_of_plays(where: str, old: str, new: st
     said = _error(text(10**12))
     assert f"{where}: must be a whole number from 0 to {MAX_PLAYS:,}; got {10**12:,}" in said
     assert parse_playbook(text(MAX_PLAYS), source="pb.toml") is not None
+
+
+def test_playbook_limits_owner_hours_name_owners_as_the_book_reads_them() -> None:
+    said = _error(MINIMAL + '[capacity.owner_hours]\n" ana" = 4\n')
+    assert "owner_hours names ' ana' with spaces around: accounts.owner is read without them" in said
+    assert "owner_hours names a blank owner" in _error(MINIMAL + '[capacity.owner_hours]\n"" = 4\n')

@@ -98,6 +98,8 @@ class ValidationReport:
     outcome_counts: dict[str, int] = field(default_factory=dict)
     stage_counts: dict[str, int] = field(default_factory=dict)
     """Accounts per ``lifecycle_stage``."""
+    owners: frozenset[str] | None = None
+    """The accounts' owners, read only when the playbook names some (``owner_hours``); None: not read."""
     notes: list[str] = field(default_factory=list)
     """What is worth knowing about a book but breaks no rule (e.g. a column of numbers read as text)."""
 

@@ -129,6 +129,8 @@ class _Context:
     counts: dict[tuple[Rule, str, str | None], int] = field(default_factory=dict)
     summaries: dict[str, TableSummary] = field(default_factory=dict)
     group_counts: dict[str, dict[str, int]] = field(default_factory=dict)
+    owners: frozenset[str] | None = None
+    """The accounts' owners, read only for a playbook with ``owner_hours`` (None: not read)."""
     notes: list[str] = field(default_factory=list)
     later_counts: dict[str, int] = field(default_factory=dict)
     spans: dict[str, TableSpan | None] = field(default_factory=dict)
@@ -318,6 +320,7 @@ def _validate(
         action_counts=ctx.group_counts.get("touches", {}),
         outcome_counts=ctx.group_counts.get("outcomes", {}),
         stage_counts=ctx.group_counts.get("accounts", {}),
+        owners=ctx.owners,
         notes=ctx.notes,
     )
     if playbook is not None and report.ok:
@@ -466,6 +469,8 @@ def playbook_fit_notes(report: ValidationReport, playbook: Playbook) -> list[str
         notes.append(note)
     if accounts is not None and (note := _gone_stages_note(report.stage_counts, playbook)) is not None:
         notes.append(note)
+    if accounts is not None and (note := _owners_note(report.owners or frozenset(), playbook)) is not None:
+        notes.append(note)
     return notes
 
 
@@ -592,6 +597,45 @@ def _gone_stages_note(stages: Collection[str], playbook: Playbook) -> str | None
         f"gone_stages names {', '.join(repr(s) for s in absent)}, which no account's lifecycle_stage is ({seen}): "
         f"no account is gone by {'it' if len(absent) == 1 else 'them'}"
     )
+
+
+def unmatched_owners_note(book: Book, playbook: Playbook) -> str | None:
+    """For a run, the note of :func:`playbook_fit_notes` when ``owner_hours`` names owners no account has.
+
+    Examples
+    --------
+    >>> from nextmove.playbook.loader import default_playbook_text, parse_playbook
+    >>> pb = parse_playbook(default_playbook_text() + '[capacity.owner_hours]\\n"Ana Souza" = 16\\n"bo" = 0\\n')
+    >>> accounts = pl.DataFrame({"account_id": ["a1", "a2"], "owner": ["ana souza", "bo"]})
+    >>> book = Book(accounts, empty_table("signals"), empty_table("touches"), empty_table("outcomes"))
+    >>> print(unmatched_owners_note(book, pb))  # doctest: +NORMALIZE_WHITESPACE
+    owner_hours names 'Ana Souza' (the book has 'ana souza'; owners are case-sensitive), which no account's
+    owner is: its hours apply to nobody
+    """
+    if not playbook.capacity.owner_hours:
+        return None
+    owners: frozenset[str] = frozenset()
+    if "owner" in book.accounts.columns:
+        owners = frozenset(book.accounts.get_column("owner").cast(pl.String).drop_nulls().unique().to_list())
+    return _owners_note(owners, playbook)
+
+
+def _owners_note(owners: frozenset[str], playbook: Playbook) -> str | None:
+    """A note when ``owner_hours`` names owners no account has (spelt another way, or gone)."""
+    absent = [o for o in playbook.capacity.owner_hours if o not in owners]
+    if not absent:
+        return None
+    folded: dict[str, list[str]] = {}
+    for owner in owners:
+        folded.setdefault(owner.casefold(), []).append(owner)
+    named = []
+    for owner in absent:
+        other = sorted(folded.get(owner.casefold(), []))
+        seen = f" (the book has {', '.join(map(repr, other))}; owners are case-sensitive)" if other else ""
+        named.append(repr(owner) + seen)
+    shown = ", ".join(named[:10]) + (f" and {len(named) - 10} more" if len(named) > 10 else "")
+    which = "no account's owner is" if owners else "no account has as owner"
+    return f"owner_hours names {shown}, which {which}: {'its' if len(absent) == 1 else 'their'} hours apply to nobody"
 
 
 def _arr_note(playbook: Playbook) -> str | None:
@@ -1268,6 +1312,13 @@ def _check_table(src: TableSource, spec: TableSpec, ctx: _Context) -> None:
     group_index = len(queries)
     if group_col is not None and group_col in schema:
         queries.append(lf.group_by(_parsed(group_col)).agg(pl.len().alias("n")).sort(_parsed(group_col)))
+    owners_index = len(queries)
+    # The owners, only for a playbook that names some (owner_hours): a name no account has is noted.
+    read_owners = spec.name == "accounts" and "owner" in schema and ctx.playbook is not None
+    if read_owners and ctx.playbook is not None and ctx.playbook.capacity.owner_hours:
+        queries.append(lf.select(pl.col(_parsed("owner")).drop_nulls().unique()))
+    else:
+        read_owners = False
     ids_index = len(queries)
     if spec.name in ("accounts", "touches") and spec.key is not None and spec.key in schema:
         queries.append(lf.select(pl.col(_parsed(spec.key)).drop_nulls().unique()))
@@ -1363,6 +1414,8 @@ def _check_table(src: TableSource, spec: TableSpec, ctx: _Context) -> None:
     if group_col is not None and group_col in schema:
         frame = results[group_index]
         ctx.group_counts[spec.name] = {str(k): int(n) for k, n in frame.iter_rows() if k is not None}
+    if read_owners:
+        ctx.owners = frozenset(results[owners_index].to_series().to_list())
     if spec.name == "accounts" and "account_id" in schema:
         ctx.account_ids = results[ids_index].to_series()
         _nfc_clashing_ids(lf, ctx.account_ids, spec, src, ctx)

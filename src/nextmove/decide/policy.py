@@ -568,8 +568,9 @@ def playbook_resources(
 ) -> list[Resource]:
     """The playbook's capacities as allocation resources for one decision window.
 
-    - ``hours_per_owner_per_week`` × ``window_days / 7``: one resource per account owner, used
-      by each candidate's ``effort_hours`` (accounts without an owner draw on nobody's hours);
+    - the owner's hours per week (``owner_hours``, else ``hours_per_owner_per_week``) × ``window_days / 7``:
+      one resource per account owner whose hours are limited, used by each candidate's ``effort_hours``
+      (accounts without an owner draw on nobody's hours);
     - ``budget_usd_per_team``: one resource per team, used by the ``cost_usd`` of that team's candidates;
     - ``max_per_run``: one per action with a volume limit, used once by each of its variants.
 
@@ -580,11 +581,14 @@ def playbook_resources(
     >>> pb = load_playbook()
     >>> [r.name for r in playbook_resources(pb, candidates(pb), ["ana", "ana", "bo"])][:3]
     ['hours:ana', 'hours:bo', 'budget:cs']
+    >>> pb = pb.model_copy(update={"capacity": pb.capacity.model_copy(update={"owner_hours": {"bo": 3.5}})})
+    >>> [(r.name, r.limit) for r in playbook_resources(pb, candidates(pb), ["ana", "bo"])][:2]
+    [('hours:ana', 24.0), ('hours:bo', 7.0)]
     """
     out: list[Resource] = []
     window_weeks = playbook.contact_policy.window_days / 7.0
-    hours_per_week = playbook.capacity.hours_per_owner_per_week
-    if hours_per_week is not None and owners is not None:
+    capacity = playbook.capacity
+    if capacity.limits_owner_hours and owners is not None:
         effort = np.array([c.effort_hours for c in cands], dtype=float)
         frame = pl.DataFrame({"owner": list(owners)}, schema={"owner": pl.String}).with_row_index("_i")
         grouped = (
@@ -594,9 +598,9 @@ def playbook_resources(
             .sort("owner")
         )
         for owner, members in grouped.iter_rows():
-            out.append(
-                Resource(f"hours:{owner}", hours_per_week * window_weeks, effort, np.asarray(members, dtype=np.int64))
-            )
+            if (hours_per_week := capacity.owner_hours_per_week(owner)) is not None:
+                limit = hours_per_week * window_weeks
+                out.append(Resource(f"hours:{owner}", limit, effort, np.asarray(members, dtype=np.int64)))
     for team, budget in playbook.capacity.budget_usd_per_team.items():
         cost = np.array([c.cost_usd if c.team == team else 0.0 for c in cands], dtype=float)
         out.append(Resource(f"budget:{team}", float(budget), cost))

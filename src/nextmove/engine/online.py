@@ -451,7 +451,7 @@ class OnlineCapacity:
             return None
         pb = playbook.capacity
         if (
-            pb.hours_per_owner_per_week is None
+            not pb.limits_owner_hours
             and not pb.budget_usd_per_team
             and all(a.max_per_run is None for a in playbook.actions)
         ):

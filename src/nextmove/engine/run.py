@@ -54,6 +54,7 @@ from nextmove.book.validate import (
     stale_as_of_note,
     unmatched_gone_stages_note,
     unmatched_kinds_notes,
+    unmatched_owners_note,
     unmatched_stages_note,
 )
 from nextmove.decide.allocate import Allocation, Resource, allocate
@@ -580,6 +581,7 @@ def _run(
         missing_arr_note(book, playbook),
         unmatched_stages_note(book, playbook),
         unmatched_gone_stages_note(book, playbook),
+        unmatched_owners_note(book, playbook),
         *unmatched_kinds_notes(book, playbook),
         late_signals_note(book, when),
         stale_as_of_note(bulk_end(book), when, latest=latest_timestamp(book)),
@@ -634,8 +636,6 @@ def _run(
     if (never := never_eligible_note(playbook, rules)) is not None:
         notes.append(never)
     owners = _column(accounts, "owner")
-    if (unowned := _unowned_note(playbook, owners, accounts.height)) is not None:
-        notes.append(unowned)
     decisions = decide(
         rules,
         projection.values,
@@ -651,6 +651,9 @@ def _run(
             risk_aversion=opts.risk_aversion,
         ),
     )
+    effort = np.array([c.effort_hours for c in decisions.candidates] + [0.0])[decisions.choice]
+    if (unowned := _unowned_note(playbook, owners, effort)) is not None:
+        notes.append(unowned)
     if (fallback := decisions.allocation.fallback) is not None:
         notes.append(_fallback_note(fallback, decisions.allocation.gap_to_bound))
     if (starved := exploration_capacity_note(decisions, playbook)) is not None:
@@ -805,16 +808,34 @@ def _fallback_note(fallback: str, gap: float | None) -> str:
     )
 
 
-def _unowned_note(playbook: Playbook, owners: list[str | None] | None, accounts: int) -> str | None:
-    """A note when owners' hours are limited but some accounts have no owner (their actions use nobody's hours)."""
-    if playbook.capacity.hours_per_owner_per_week is None or not any(a.effort_hours > 0 for a in playbook.actions):
+def _unowned_note(playbook: Playbook, owners: list[str | None] | None, effort_hours: np.ndarray) -> str | None:
+    """A note when owners' hours are limited but some accounts have no owner (their actions use nobody's hours).
+
+    ``effort_hours`` is the effort of each account's recommended play (0: none): the note says how
+    many hours the accounts without an owner take, beside those the owned accounts take.
+
+    Examples
+    --------
+    >>> from nextmove.playbook.loader import load_playbook
+    >>> note = _unowned_note(load_playbook(), ["ana", None, None], np.array([2.0, 1.5, 0.0]))
+    >>> print(note)  # doctest: +NORMALIZE_WHITESPACE
+    2 of 3 accounts have no owner: the plays recommended to them take 1.5 effort hours, which count against
+    nobody's hours (the accounts with an owner take 2.0): fill accounts.owner for the owners' limits to hold
+    for them
+    """
+    capacity = playbook.capacity
+    if not capacity.limits_owner_hours or not any(a.effort_hours > 0 for a in playbook.actions):
         return None
-    missing = accounts if owners is None else sum(o is None for o in owners)
+    accounts = len(effort_hours)
+    unowned = np.ones(accounts, dtype=bool) if owners is None else np.array([o is None for o in owners], dtype=bool)
+    missing = int(unowned.sum())
     if not missing:
         return None
+    taken, owned = float(effort_hours[unowned].sum()), float(effort_hours[~unowned].sum())
     return (
-        f"{missing:,} of {accounts:,} accounts have no owner, so the effort hours of their actions count against "
-        "nobody's hours_per_owner_per_week: fill accounts.owner for the limit to hold for them"
+        f"{missing:,} of {accounts:,} accounts have no owner: the plays recommended to them take {taken:,.1f} "
+        f"effort hours, which count against nobody's hours (the accounts with an owner take {owned:,.1f}): "
+        "fill accounts.owner for the owners' limits to hold for them"
     )
 
 
@@ -921,12 +942,21 @@ def zero_limits_note(
     parts: list[str] = []
     if policy.max_actions_per_window == 0:
         parts.append("max_actions_per_window = 0 in [contact_policy] blocks every play for every account")
-    hours = playbook.capacity.hours_per_owner_per_week if capacity else None
-    owned = owners is not None and any(o is not None for o in owners)
-    if hours == 0 and owned and (acts := [c for c in cands if c.effort_hours > 0]):
-        parts.append(
-            f"hours_per_owner_per_week = 0 blocks {named(acts, 'effort_hours')} for the accounts with an owner"
-        )
+    hours = playbook.capacity
+    present = sorted({o for o in owners if o is not None}) if capacity and owners is not None else []
+    idle = [o for o in present if hours.owner_hours_per_week(o) == 0]
+    if idle and (acts := [c for c in cands if c.effort_hours > 0]):
+        listed = [o for o in idle if o in hours.owner_hours]
+        if len(listed) < len(idle):
+            unlisted = " not in owner_hours" if hours.owner_hours else ""
+            parts.append(
+                f"hours_per_owner_per_week = 0 blocks {named(acts, 'effort_hours')} for the accounts with an "
+                f"owner{unlisted}"
+            )
+        if listed:
+            shown = ", ".join(repr(o) for o in listed[:5]) + (f" and {len(listed) - 5} more" if len(listed) > 5 else "")
+            verb, whose = ("blocks", "that owner's") if len(listed) == 1 else ("block", "their")
+            parts.append(f"owner_hours of 0 for {shown} {verb} {named(acts, 'effort_hours')} for {whose} accounts")
     for team, budget in playbook.capacity.budget_usd_per_team.items() if capacity else ():
         if budget == 0 and (acts := [c for c in cands if c.team == team and c.cost_usd > 0]):
             parts.append(f"budget_usd_per_team.{team} = 0 blocks {named(acts, 'cost_usd')}")

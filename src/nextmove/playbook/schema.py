@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import unicodedata
 from enum import StrEnum
 from typing import Annotated, Any, Literal, Self
 
@@ -231,9 +232,61 @@ class Capacity(_Strict):
     """Limits on what the whole book may be given in one decision window."""
 
     hours_per_owner_per_week: Number | None = Field(default=None, ge=0, le=MAX_HOURS)
-    """Hours each account owner can spend on recommended actions per week; unset: unlimited."""
+    """Hours each account owner can spend on recommended actions per week; unset: unlimited. An owner listed in
+    ``owner_hours`` has that figure instead."""
+    owner_hours: dict[str, Annotated[Number, Field(ge=0, le=MAX_HOURS)]] = Field(default_factory=dict)
+    """Hours per week of named owners, overriding ``hours_per_owner_per_week`` for them: a part-time CSM
+    (``"Ana Souza" = 16``), an owner on leave (``0``: none of their accounts gets a play that takes effort),
+    a manager with more. Keys are owners as ``accounts.owner`` spells them (case-sensitive, compared in Unicode
+    NFC; ``nextmove validate`` and ``nextmove run`` note an owner no account has). Owners not listed have
+    ``hours_per_owner_per_week``."""
     budget_usd_per_team: dict[Identifier, Annotated[Number, Field(ge=0, le=MAX_USD)]] = Field(default_factory=dict)
     """Budget per team (a team of the catalog's actions) per decision window, in the playbook's ``currency``."""
+
+    @field_validator("owner_hours")
+    @classmethod
+    def _owners_named(cls, value: dict[str, float]) -> dict[str, float]:
+        # In NFC, as the book's owners are read (a TOML playbook is already; a Capacity built in Python may not be).
+        named: dict[str, float] = {}
+        for key, hours in value.items():
+            name = unicodedata.normalize("NFC", key)
+            if name in named:
+                raise ValueError(f"owner_hours names {name!r} twice (its keys differ only by Unicode normalisation)")
+            named[name] = hours
+        value = named
+        blank = [repr(k) for k in value if not k.strip()]
+        if blank:
+            raise ValueError(
+                f"owner_hours names a blank owner ({', '.join(blank)}): name each owner as accounts.owner does"
+            )
+        padded = [repr(k) for k in value if k != k.strip()]
+        if padded:
+            raise ValueError(
+                f"owner_hours names {', '.join(padded)} with spaces around: accounts.owner is read without them"
+            )
+        return value
+
+    @property
+    def limits_owner_hours(self) -> bool:
+        """Whether any owner's hours are limited (``hours_per_owner_per_week`` or ``owner_hours`` set)."""
+        return self.hours_per_owner_per_week is not None or bool(self.owner_hours)
+
+    def owner_hours_per_week(self, owner: str) -> float | None:
+        """The hours per week ``owner`` can spend on recommended actions (None: unlimited).
+
+        ``owner_hours`` names the owner's own figure; others have ``hours_per_owner_per_week``.
+        Every reader of owners' hours (the batch allocation, online decisions, the run's notes) asks this.
+
+        Examples
+        --------
+        >>> cap = Capacity(hours_per_owner_per_week=12, owner_hours={"ana": 6, "bo": 0})
+        >>> cap.owner_hours_per_week("ana"), cap.owner_hours_per_week("bo"), cap.owner_hours_per_week("cy")
+        (6.0, 0.0, 12.0)
+        >>> Capacity(owner_hours={"ana": 6}).owner_hours_per_week("cy") is None  # no default: unlimited
+        True
+        """
+        hours = self.owner_hours.get(owner, self.hours_per_owner_per_week)
+        return None if hours is None else float(hours)
 
 
 class Exploration(_Strict):
