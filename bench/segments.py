@@ -223,7 +223,8 @@ def response(
         assert r is not None
         groups = joined.filter(pl.col("segment_id") == p.id).get_column("group").value_counts(sort=True).row(0)
         best = r.families[0]
-        true_ratio = seg_true_fam.get((p.id, best.family), float("nan")) / book_true_fam.get(best.family, float("nan"))
+        book_true = book_true_fam.get(best.family, float("nan"))
+        true_ratio = seg_true_fam.get((p.id, best.family), float("nan")) / book_true if book_true > 0 else float("nan")
         ratio = f"{r.ratio:.2f}× book" if r.ratio is not None else "no ratio"
         print(
             f"  rank {r.rank}: segment {p.id} ({p.accounts:,}, mostly {groups[0]}) estimated {r.best_action} "
