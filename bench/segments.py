@@ -9,10 +9,13 @@ On a lab book (``SimConfig()`` by default: 4,200 active accounts, 18 months, see
    criterion, Gaussian mixtures on the same features) so each choice is measured.
 2. **Response** (unless ``--no-response``). An ``EffectModel`` is fitted on the book's history
    before as_of and projects every action for every active account; ``segment_book`` ranks the
-   segments by their estimated response (mean value of each account's best eligible action). Each
-   segment's *true* response is the mean of its accounts' oracle value in the truth; the check is
-   that the segment holding most of the truth's top group (``truth.groups.response_rank == 1``)
-   is ranked first. Also the spend efficiency and the true response per family.
+   segments by their estimated response (the value of the segment's best single eligible action
+   for the segment as a whole: the largest mean over its accounts). Each segment's *true* response
+   is the same figure in the truth (the largest mean true value of an action over its accounts,
+   an account not eligible for it counting $0), and beside it the mean oracle value (each account's
+   own best action, which no single action reaches); the check is that the segment holding most of
+   the truth's top group (``truth.groups.response_rank == 1``) is ranked first. Also the spend
+   efficiency and the true response per family.
 3. **Moves.** The segments of a run 14 days earlier (the previous decision window) matched to
    today's: accounts that moved.
 
@@ -183,37 +186,52 @@ def response(
     active = truth.accounts.filter(pl.col("active")).select("account_id", "group", "oracle_value_usd")
     top_group = truth.groups.filter(pl.col("response_rank") == 1).get_column("group").item()
     joined = full.assignments.join(active, on="account_id", how="left")
-    true_by_seg = dict(
-        joined.group_by("segment_id").agg(pl.col("oracle_value_usd").mean()).iter_rows()  # true response
-    )
+    oracle_by_seg = dict(joined.group_by("segment_id").agg(pl.col("oracle_value_usd").mean()).iter_rows())
     holder = (
         joined.filter(pl.col("group") == top_group).group_by("segment_id").len().sort("len", descending=True).row(0)[0]
     )
-    # True response per family: each account's best eligible action of the family, by the truth.
+    # True value of each action for each segment as a whole (an account not eligible for it: $0), as the estimate.
     fam = action_families(truth.values.get_column("action_id").unique().to_list(), playbook, full.families)
-    true_fam = (
-        truth.values.filter(pl.col("eligible") & (pl.col("action_id") != "none"))
-        .with_columns(pl.col("action_id").replace_strict(fam, default=None).alias("family"))
-        .group_by("account_id", "family")
-        .agg(pl.col("value_usd").max())
-        .join(full.assignments.select("account_id", "segment_id"), on="account_id")
+    segment_of = full.assignments.select("account_id", "segment_id")
+    true_values = (
+        truth.values.filter(pl.col("action_id") != "none")
+        .join(segment_of, on="account_id")
+        .with_columns(
+            pl.when(pl.col("eligible")).then(pl.col("value_usd")).otherwise(0.0).alias("value_usd"),
+            pl.col("action_id").replace_strict(fam, default=None).alias("family"),
+        )
     )
-    book_true_fam = dict(true_fam.group_by("family").agg(pl.col("value_usd").mean()).iter_rows())
+    sizes = dict(segment_of.group_by("segment_id").len().iter_rows())
+    seg_action = true_values.group_by("segment_id", "family", "action_id").agg(pl.col("value_usd").mean())
+    book_action = true_values.group_by("family", "action_id").agg(pl.col("value_usd").mean())
+    true_by_seg = {s: max(0.0, v) for s, v in seg_action.group_by("segment_id").agg(pl.col("value_usd").max()).rows()}
+    true_book = max(0.0, float(book_action.get_column("value_usd").max()))
     seg_true_fam = {
-        (s, f): v for s, f, v in true_fam.group_by("segment_id", "family").agg(pl.col("value_usd").mean()).iter_rows()
+        (s, f): v for s, f, v in seg_action.group_by("segment_id", "family").agg(pl.col("value_usd").max()).rows()
     }
-    print(f"segments by estimated response (book average ${full.book_response_usd:,.0f} per account):")
+    book_true_fam = dict(book_action.group_by("family").agg(pl.col("value_usd").max()).rows())
+    assert sum(sizes.values()) == segment_of.height
+    b = full.segments[0].response
+    assert b is not None
+    print(
+        f"segments by estimated response (book: {full.book_best_action} ${full.book_response_usd:,.0f} "
+        f"[{b.book_low:,.0f}, {b.book_high:,.0f}] per account; true ${true_book:,.0f}):"
+    )
     est, tru = [], []
     for p in full.segments:
         r = p.response
         assert r is not None
         groups = joined.filter(pl.col("segment_id") == p.id).get_column("group").value_counts(sort=True).row(0)
         best = r.families[0]
-        true_ratio = seg_true_fam.get((p.id, best.family), float("nan")) / book_true_fam.get(best.family, float("nan"))
+        book_true = book_true_fam.get(best.family, float("nan"))
+        true_ratio = seg_true_fam.get((p.id, best.family), float("nan")) / book_true if book_true > 0 else float("nan")
+        ratio = f"{r.ratio:.2f}× book" if r.ratio is not None else "no ratio"
         print(
-            f"  rank {r.rank}: segment {p.id} ({p.accounts:,}, mostly {groups[0]}) estimated ${r.value_usd:,.0f} "
-            f"[{r.low:,.0f}, {r.high:,.0f}] = {r.ratio:.2f}× book; true ${true_by_seg[p.id]:,.0f}; "
-            f"best family {best.family} {best.ratio or float('nan'):.2f}× (true {true_ratio:.2f}×)"
+            f"  rank {r.rank}: segment {p.id} ({p.accounts:,}, mostly {groups[0]}) estimated {r.best_action} "
+            f"${r.value_usd:,.0f} [{r.low:,.0f}, {r.high:,.0f}] = {ratio}; true ${true_by_seg[p.id]:,.0f} "
+            f"({true_by_seg[p.id] / true_book if true_book > 0 else float('nan'):.2f}×; mean oracle value "
+            f"${oracle_by_seg[p.id]:,.0f}); best family {best.family} {best.ratio or float('nan'):.2f}× "
+            f"(true {true_ratio:.2f}×), {'named' if r.best_family is not None else 'not named (interval reaches $0)'}"
         )
         rates = ", ".join(
             f"{k} {v.observed:.1%}"
@@ -235,7 +253,7 @@ def response(
         print(
             f"spend ({s.days} days): {s.touches:,} touches, {s.share_below_average:.0%} on below-average segments "
             f"{s.below_average_segments}; moving {s.moved_touches:,} recovers ${s.recoverable_usd:,.0f} "
-            f"[{s.low:,.0f}, {s.high:,.0f}]"
+            f"[{s.low:,.0f}, {s.high:,.0f}] ({'reliable' if s.material else 'interval reaches $0'})"
         )
 
 

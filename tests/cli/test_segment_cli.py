@@ -78,7 +78,8 @@ def test_cli_segment_ranks_segments_by_response(book: Path, tmp_path: Path) -> N
     assert summary["spend"]["touches"] > 0
     assert 0.0 <= summary["spend"]["share_below_average"] <= 1.0
     assert summary["book_response_usd"] is not None
-    assert "touches went to below-average segments" in result.output
+    assert "touches went to segments that respond below the book" in result.output
+    assert "Book: " in result.output
 
 
 def test_cli_segment_errors(book: Path, tmp_path: Path) -> None:
@@ -99,7 +100,7 @@ def test_cli_segment_errors(book: Path, tmp_path: Path) -> None:
     assert "segment_id" in broken.output
 
 
-def test_cli_segment_table_names_no_best_family_when_none_is_worth_anything() -> None:
+def test_cli_segment_table_names_no_best_family_when_none_pays_reliably() -> None:
     # Every response "$0 [$0, $0]", yet the best family read "marketing": the one that loses least.
     from rich.console import Console
 
@@ -108,7 +109,7 @@ def test_cli_segment_table_names_no_best_family_when_none_is_worth_anything() ->
     from nextmove.segment.response import FamilyResponse, SegmentResponse
     from nextmove.segment.summary import SegmentProfile
 
-    costly = FamilyResponse("marketing", -1.0, -1.0, -1.0, -1.0, None, "promo_email", material=False)
+    costly = FamilyResponse("marketing", -1.0, -1.0, -1.0, -1.0, None, "promo_email")
     response = SegmentResponse(0, 3, 0.0, 0.0, 0.0, 0.0, None, 1, [costly])
     profile = SegmentProfile(0, "quiet", 3, 1.0, [], 21_559.0, 7_186.0, 59.0, response=response)
     report = SegmentReport(
@@ -119,3 +120,33 @@ def test_cli_segment_table_names_no_best_family_when_none_is_worth_anything() ->
     row = next(line for line in console.export_text().splitlines() if "quiet" in line)
     assert "marketing" not in row
     assert row.rstrip().endswith("none")
+    # "best family sales" for a segment whose sales figure was $26 [-$384, $353]: it may be worth nothing.
+    noisy = FamilyResponse("sales", 26.0, -384.0, 353.0, -1.4, None, "renewal_call")
+    response = SegmentResponse(0, 3, 26.0, -384.0, 353.0, 0.0, None, 1, [noisy], "renewal_call")
+    profile = SegmentProfile(0, "field", 3, 1.0, [], 21_559.0, 7_186.0, 59.0, response=response)
+    report = SegmentReport(
+        None, 3, 2, "stability", {2: 0.2}, {}, [], [profile], pl.DataFrame(), "team", 0.0, "", 0.9, None, None
+    )
+    console = Console(record=True, width=400)
+    render_segments(report, console)
+    text = console.export_text()
+    row = next(line for line in text.splitlines() if "field" in line)
+    assert "$26 [-$384, $353]" in row
+    assert "sales" not in row
+    assert row.rstrip().endswith("none")
+    assert "Book: no action gains on average over the book ($0 per account)." in text
+
+
+def test_cli_segment_spend_sentence_says_when_the_gain_is_not_reliable() -> None:
+    from nextmove.cli.segment import spend_sentence
+    from nextmove.segment import SpendEfficiency
+
+    spend = SpendEfficiency(90, 5_114, 2_768, 0.54, 6_885.0, 3_809.0, [1, 2], 599, 162_407.0, -365_670.0, 683_893.0)
+    assert spend_sentence(spend) == (
+        "Last 90 days: 54% of 5,114 touches went to segments that respond below the book; moving 599 of them "
+        "is projected at $162,407 [-$365,670, $683,893], not reliably above $0."
+    )
+    reliable = SpendEfficiency(90, 100, 40, 0.4, 0.0, 0.0, [1], 10, 900.0, 100.0, 2_000.0)
+    assert spend_sentence(reliable).endswith("moving 10 of them would recover $900 [$100, $2,000].")
+    none_moved = SpendEfficiency(90, 100, 40, 0.4, 0.0, 0.0, [1], 0, 0.0, 0.0, 0.0)
+    assert "none is moved" in spend_sentence(none_moved)

@@ -301,7 +301,7 @@ def test_segments_use_the_playbooks_action_names_and_plain_feature_words() -> No
     assert segment.details[0] == "distinct by: high orders count over 90 days, low basket usd over 28 days"
 
 
-def test_report_names_no_best_family_when_no_family_is_worth_anything() -> None:
+def test_report_names_no_best_family_when_no_family_pays_reliably() -> None:
     # "best family marketing (Promo email), -$1 per account" when every response was $0.
     summary, recs = make_run(20)
     family = {"family": "marketing", "value_usd": -1.0, "ratio": None, "best_action": "promo_email", "material": False}
@@ -317,8 +317,35 @@ def test_report_names_no_best_family_when_no_family_is_worth_anything() -> None:
         ]
     }
     segment = build_report_data(summary, recs).segments[0]
-    assert segment.response == (
-        "worth $0 per account (the book average is not positive); no family of actions is worth anything here"
+    assert segment.response == "worth $0 per account (no action gains on average); no action pays reliably here"
+
+
+def test_report_says_a_segment_figure_or_a_gain_that_may_be_zero_is_not_reliable() -> None:
+    # "responds 1.1× the book average; best family sales, $26 per account" from figures of [-$384, $353].
+    summary, recs = make_run(20)
+    family = {"family": "sales", "value_usd": 26.0, "low": -384.0, "high": 353.0, "ratio": None,
+              "best_action": "renewal_call", "material": False}  # fmt: skip
+    response = {"value_usd": 26.0, "low": -384.0, "high": 353.0, "ratio": None, "families": [family],
+                "best_family": None}  # fmt: skip
+    spend = {"touches": 90, "days": 90, "share_below_average": 0.4, "touches_below_average": 36,
+             "moved_touches": 12, "recoverable_usd": 1_830.0, "low": -240.0, "high": 3_100.0}  # fmt: skip
+    summary["segments"] = {
+        "segments": [{"id": 0, "name": "field", "accounts": 20, "traits": [], "response": response}],
+        "spend": spend,
+    }
+    data = build_report_data(summary, recs)
+    assert data.segments[0].response == (
+        "worth $26 per account (-$384 to $353; the book average is not reliably above $0); no action pays reliably here"
+    )
+    said = next(n for n in data.segment_notes if "touches went to" in n)
+    assert said.endswith("moving 12 of them is projected at $1.8k (-$240 to $3.1k), not reliably above $0.")
+    summary["segments"]["spend"] = {**spend, "low": 120.0}
+    said = next(n for n in build_report_data(summary, recs).segment_notes if "touches went to" in n)
+    assert said.endswith("moving 12 of them is projected to recover $1.8k ($120 to $3.1k).")
+    summary["segments"]["spend"] = {**spend, "moved_touches": 0, "recoverable_usd": 0.0, "low": 0.0, "high": 0.0}
+    said = next(n for n in build_report_data(summary, recs).segment_notes if "touches went to" in n)
+    assert said.endswith(
+        "none is moved: no untouched account of a segment whose best action pays reliably would gain from one."
     )
 
 
@@ -331,7 +358,7 @@ def test_report_names_the_best_family_the_summary_names() -> None:
     ]
     response = {"value_usd": 3.0, "ratio": None, "families": families}
     for best, said in (
-        (None, "no family of actions is worth anything here"),
+        (None, "no action pays reliably here"),
         ("marketing", "best family marketing (promo_email), $2 per account"),
     ):
         summary["segments"] = {

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import numpy as np
 import polars as pl
 import pytest
 
 from nextmove.errors import ConfigError
 from nextmove.models.effect import EffectProjection
 from nextmove.playbook import Action, Objective, Playbook
-from nextmove.segment import action_families, segment_responses, spend_efficiency
+from nextmove.segment import BehaviorSegmenter, action_families, segment_book, segment_responses, spend_efficiency
 from nextmove.segment.response import headline
 
 AS_OF = datetime(2025, 3, 1, tzinfo=UTC)
@@ -65,15 +66,19 @@ def _assignments() -> pl.DataFrame:
     return pl.DataFrame({"account_id": list(ACCOUNTS), "segment_id": list(ACCOUNTS.values())})
 
 
-def test_segment_response_is_the_mean_best_action_with_ratio_and_rank() -> None:
+def test_segment_response_is_its_best_single_action_with_ratio_and_rank() -> None:
     responses = segment_responses(_assignments(), _projection(), playbook=_playbook())
     assert [r.segment_id for r in responses] == [0, 1]
     top, low = responses
-    assert (top.rank, top.value_usd, top.low, top.high) == (1, 100.0, 50.0, 150.0)
-    assert (low.rank, low.value_usd, low.low, low.high) == (2, 30.0, 10.0, 50.0)
-    assert top.book_value_usd == pytest.approx(65.0)
-    assert top.ratio == pytest.approx(100 / 65)
-    assert low.ratio == pytest.approx(30 / 65)
+    assert (top.rank, top.value_usd, top.low, top.high, top.best_action) == (1, 100.0, 50.0, 150.0, "call")
+    assert (low.rank, low.value_usd, low.low, low.high, low.best_action) == (2, 30.0, 10.0, 50.0, "email")
+    # The book's best single action is the call: (4 × 100 + 4 × 20) / 8, not the mean of each account's best (65).
+    assert top.book_value_usd == pytest.approx(60.0)
+    assert (top.book_low, top.book_high, top.book_best_action) == (pytest.approx(25.0), pytest.approx(95.0), "call")
+    assert top.ratio == pytest.approx(100 / 60)
+    assert low.ratio == pytest.approx(30 / 60)
+    assert top.material
+    assert top.to_dict()["material"] is True
 
 
 def test_family_responses_compare_each_team_with_the_book() -> None:
@@ -85,13 +90,13 @@ def test_family_responses_compare_each_team_with_the_book() -> None:
     assert fams["cs"].ratio == pytest.approx(100 / 60)
     assert fams["cs"].best_action == "call"
     assert fams["sales"].ratio is None  # the book gains nothing from it: no ratio
-    assert fams["cs"].material
+    assert fams["cs"].material  # its interval is above $0
     assert not fams["sales"].material
-    # Marketing's book average (20) is under a third of the overall (65): not material with that floor.
+    assert fams["sales"].to_dict()["material"] is False
+    # Marketing's book figure (20) is under 35 % of the book's response (60): no ratio with that floor.
     strict = {f.family: f for f in segment_responses(_assignments(), _projection(), min_book_share=0.35)[1].families}
-    assert not strict["email"].material
-    assert strict["email"].ratio == pytest.approx(1.5)
-    assert strict["call"].material
+    assert strict["email"].ratio is None
+    assert strict["call"].ratio == pytest.approx(20 / 60)
     assert low.families[0].family == "marketing"
     assert low.families[0].ratio == pytest.approx(1.5)
     by_objective = segment_responses(_assignments(), _projection(), playbook=_playbook(), families="objective")
@@ -107,7 +112,64 @@ def test_eligibility_limits_the_best_action() -> None:
         }
     )
     top = segment_responses(_assignments(), _projection(), playbook=_playbook(), eligible=eligible)[0]
-    assert top.value_usd == pytest.approx((10 + 3 * 100) / 4)
+    # The call for every account of the segment the rules allow it for; a0, which may not have it, does nothing.
+    assert top.value_usd == pytest.approx(3 * 100 / 4)
+    assert top.best_action == "call"
+
+
+def _noisy(n: int = 300, mean: float = -10.0, seed: int = 3) -> tuple[pl.DataFrame, EffectProjection]:
+    """Three segments, three actions: every action loses $10 per account on average over the book, with
+    per-account estimates scattered by $200 around that (intervals ± $400), as an effect model's are."""
+    rng = np.random.default_rng(seed)
+    ids = [f"acct-{i:03d}" for i in range(n)]
+    rows = []
+    for action in ("call", "email", "coupon"):
+        noise = rng.normal(0.0, 200.0, n)
+        noise -= noise.mean()  # each action's mean over the book is exactly `mean`
+        rows += [(a, action, mean + e, mean + e - 400.0, mean + e + 400.0) for a, e in zip(ids, noise, strict=True)]
+    rows += [(a, "none", 0.0, 0.0, 0.0) for a in ids]
+    values = pl.DataFrame(rows, schema=["account_id", "action_id", "value_usd", "low", "high"], orient="row")
+    projection = _projection()
+    assignments = pl.DataFrame({"account_id": ids, "segment_id": [i % 3 for i in range(n)]})
+    return assignments, EffectProjection(0.9, projection.effects, values, ())
+
+
+def test_book_response_is_not_positive_when_no_action_pays_on_average() -> None:
+    # Each account's best noisy estimate, floored at $0, averages about +$150 here although every action
+    # loses on average: the winner's curse. The book's response is its best single action's: none gains.
+    assignments, projection = _noisy()
+    responses = segment_responses(assignments, projection, playbook=_playbook())
+    for r in responses:
+        assert r.book_value_usd == 0.0
+        assert (r.book_low, r.book_high, r.book_best_action) == (0.0, 0.0, None)
+        assert r.ratio is None
+        # A segment's best action may come out above $0 by chance, never beyond its interval.
+        assert r.value_usd <= 0.0 or r.low <= 0.0
+        assert not r.material
+        assert r.best_family is None
+        assert headline(r).endswith("; no action pays reliably here")
+    touches = pl.DataFrame(
+        {
+            "account_id": assignments.get_column("account_id").head(60),
+            "action_id": ["call", "email", "coupon"] * 20,
+            "ts": [AS_OF - timedelta(days=1 + i) for i in range(60)],
+        }
+    )
+    spend = spend_efficiency(assignments, responses, projection, touches, as_of=AS_OF, playbook=_playbook())
+    assert (spend.moved_touches, spend.recoverable_usd) == (0, 0.0)
+    assert not spend.material
+
+
+def test_segment_book_response_of_a_book_where_no_action_pays() -> None:
+    assignments, projection = _noisy(seed=5)
+    snapshot = assignments.select(
+        "account_id", pl.col("segment_id").cast(pl.Float64).mul(10.0).alias("logins_mean_90d")
+    ).with_columns(arr=pl.lit(1000.0))
+    report = segment_book(snapshot, projection=projection, playbook=_playbook(), segmenter=BehaviorSegmenter(k=3))
+    assert report.book_response_usd == 0.0
+    assert (report.book_response_low, report.book_response_high, report.book_best_action) == (0.0, 0.0, None)
+    assert all(s.response is not None and s.response.best_family is None for s in report.segments)
+    assert "no action pays reliably here" in report.segments[0].headline
 
 
 def test_action_families_without_playbook_are_the_actions() -> None:
@@ -159,6 +221,47 @@ def test_spend_reallocation_moves_touches_only_to_accounts_not_worked_lately() -
     assert spend.recoverable_usd == pytest.approx(2 * 100 - 20 - 20)  # the two lowest-value touches
 
 
+def test_spend_reallocation_values_groups_not_the_best_and_worst_accounts() -> None:
+    # Segment 0's call is worth 40, 100 and 160 to its untouched accounts a1-a3 (100 on average), and the two
+    # calls of segment 1 were worth 0 and 40 (20 on average). Moving one touch gains 100 - 20 = 80, not the
+    # 160 - 0 of the account with the best estimate and the touch with the worst: those are the noise's extremes.
+    spread = {"a1": 40.0, "a2": 100.0, "a3": 160.0, "b0": 0.0, "b2": 40.0}
+    projection = _projection()
+    values = projection.values.with_columns(
+        pl.when(pl.col("action_id") == "call")
+        .then(pl.col("account_id").replace_strict(spread, default=None, return_dtype=pl.Float64))
+        .otherwise(None)
+        .fill_null(pl.col("value_usd"))
+        .alias("value_usd")
+    )
+    projection = EffectProjection(0.9, projection.effects, values, ())
+    touches = _touches().filter(pl.col("account_id").is_in(["a0", "b0", "b2"]))  # calls only
+    responses = segment_responses(_assignments(), projection, playbook=_playbook())
+    spend = spend_efficiency(_assignments(), responses, projection, touches, as_of=AS_OF, playbook=_playbook())
+    assert spend.below_average_segments == [1]
+    assert spend.moved_touches == 2  # a1-a3 could take three; two calls to move
+    assert spend.recoverable_usd == pytest.approx(2 * (100 - 20))
+    assert spend.low == pytest.approx(2 * (50 - 40))
+    assert spend.material
+
+
+def test_spend_moves_no_touch_to_a_segment_whose_best_action_may_be_worth_nothing() -> None:
+    projection = _projection()
+    wide = projection.values.with_columns(
+        pl.when(pl.col("account_id").str.starts_with("a") & (pl.col("action_id") == "call"))
+        .then(-50.0)
+        .otherwise(pl.col("low"))
+        .alias("low")
+    )
+    projection = EffectProjection(0.9, projection.effects, wide, ())
+    responses = segment_responses(_assignments(), projection, playbook=_playbook())
+    assert responses[0].value_usd == 100.0
+    assert not responses[0].material
+    spend = spend_efficiency(_assignments(), responses, projection, _touches(), as_of=AS_OF, playbook=_playbook())
+    assert spend.below_average_segments == [1]
+    assert (spend.moved_touches, spend.recoverable_usd) == (0, 0.0)
+
+
 def test_spend_efficiency_errors() -> None:
     projection = _projection()
     responses = segment_responses(_assignments(), projection)
@@ -184,8 +287,35 @@ def test_segment_responses_errors() -> None:
 
 def test_headline_says_how_a_segment_responds() -> None:
     top, low = segment_responses(_assignments(), _projection(), playbook=_playbook(), min_book_share=0.35)
-    assert headline(top) == "responds 1.5× the book average; best family cs (call), 1.7× the book average"
+    assert headline(top) == "responds 1.7× the book average; best family cs (call), 1.7× the book average"
     assert headline(low) == "responds 0.5× the book average; best family marketing (email), $30 per account"
+
+
+def test_no_best_family_when_its_interval_reaches_zero() -> None:
+    # The family worth most here ($26 per account) but [-$384, $353]: not named, as no family that may be $0.
+    noisy = _projection().values.with_columns(
+        pl.when(pl.col("action_id") == "none")
+        .then(0.0)
+        .otherwise(pl.col("value_usd") - pl.col("value_usd").abs() - 1.0)
+        .alias("value_usd")
+    )
+    noisy = noisy.with_columns(
+        pl.when(pl.col("action_id") == "email").then(26.0).otherwise(pl.col("value_usd")).alias("value_usd"),
+        pl.when(pl.col("action_id") == "email").then(-384.0).otherwise(pl.col("low")).alias("low"),
+        pl.when(pl.col("action_id") == "email").then(353.0).otherwise(pl.col("high")).alias("high"),
+    )
+    responses = segment_responses(_assignments(), EffectProjection(0.9, _projection().effects, noisy, ()))
+    for r in responses:
+        assert (r.value_usd, r.low, r.high, r.best_action) == (26.0, -384.0, 353.0, "email")
+        assert r.families[0].family == "email"
+        assert not r.material
+        assert r.best_family is None
+        assert r.to_dict()["best_family"] is None
+        assert r.ratio is None  # the book's figure reaches $0 too
+        assert headline(r) == (
+            "worth $26 per account [-$384, $353] (the book average is not reliably above $0); "
+            "no action pays reliably here"
+        )
 
 
 def test_no_best_family_when_no_family_is_worth_anything() -> None:
@@ -202,7 +332,7 @@ def test_no_best_family_when_no_family_is_worth_anything() -> None:
         assert r.families  # kept, with their (negative) values
         assert r.best_family is None
         assert r.to_dict()["best_family"] is None
-        assert headline(r).endswith("; no family of actions is worth anything here")
+        assert headline(r).endswith("; no action pays reliably here")
         assert "best family" not in headline(r)
     top, _ = segment_responses(_assignments(), _projection(), playbook=_playbook())
     assert top.best_family is not None

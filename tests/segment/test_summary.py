@@ -166,9 +166,14 @@ def test_segment_book_ranks_by_response_and_profiles_each_segment(report: Segmen
     assert (browsers.response.rank, chatters.response.rank) == (1, 2)
     assert browsers.response.value_usd == pytest.approx(80.0)
     assert chatters.response.value_usd == pytest.approx(30.0)
-    assert report.book_response_usd == pytest.approx((80 * 60 + 30 * 59) / 119)
+    # The book's best single action, the voucher: (80 × 60 browsers + 5 × 59 chatters) / 119.
+    assert report.book_response_usd == pytest.approx((80 * 60 + 5 * 59) / 119)
+    assert report.book_best_action == "voucher"
+    assert report.book_response_low == pytest.approx((40 * 60 - 5 * 59) / 119)
     assert browsers.response.families[0].family == "marketing"
     assert chatters.response.families[0].family == "support"
+    assert browsers.response.best_family is not None
+    assert chatters.response.best_family is None  # $30 [$0, $50]: it may be worth nothing
     assert (browsers.health, chatters.health) == (80.0, 40.0)
     assert browsers.arr_usd is not None
     assert browsers.arr_usd > 0
@@ -190,8 +195,10 @@ def test_segment_book_spend_and_moves(report: SegmentReport) -> None:
     assert spend.touches_below_average == 9  # shop-002, 004, … 018
     assert spend.share_below_average == pytest.approx(9 / 19)
     assert spend.moved_touches == 9
-    assert spend.recoverable_usd > 0
-    assert spend.low <= spend.recoverable_usd <= spend.high
+    # Nine chat follow-ups to chatters ($30 [$0, $50] each) moved to untouched browsers' vouchers ($80 [$40, $120]).
+    assert spend.recoverable_usd == pytest.approx(9 * (80 - 30))
+    assert (spend.low, spend.high) == (pytest.approx(9 * (40 - 50)), pytest.approx(9 * 120))
+    assert not spend.material
     moves = report.moves
     assert moves is not None
     assert (moves.moved, moves.accounts, moves.new, moves.gone) == (0, 119, 0, 0)

@@ -33,7 +33,7 @@ from nextmove.playbook.money import DEFAULT_CURRENCY, money_text
 if TYPE_CHECKING:
     from nextmove.models.effect import EffectProjection
     from nextmove.segment import SegmentReport
-    from nextmove.segment.response import FamilyKind
+    from nextmove.segment.response import FamilyKind, SpendEfficiency
 
 FAMILIES = ("team", "objective", "action")
 
@@ -75,12 +75,13 @@ def segment_cmd(
     The number of segments is the largest between 2 and 8 whose clustering is about as
     reproducible from random halves of the book as the most reproducible one. With --response
     (the default), an effect model fitted on the book's history projects every action for every
-    account; each segment gets its response per action family with an interval, its ratio to
-    the book average and its rank, and the share of the last 90 days' touches spent on
-    below-average segments with the value of moving them. Writes OUT/segments.csv (account_id, segment_id, segment) and
-    OUT/segments.json (every figure; see docs/segments.md). The effect model is this command's own
-    fit: a run's segments (its summary.json, report, GET /v1/segments) use the run's model, so
-    their response figures can differ a little.
+    account; each segment gets its response (the value of its best single action for the segment
+    as a whole, with an interval) per action family, its ratio to the book's and its rank, and the
+    share of the last 90 days' touches spent on below-average segments with the value of moving
+    them. A best family is named only when its interval is above $0. Writes OUT/segments.csv
+    (account_id, segment_id, segment) and OUT/segments.json (every figure; see docs/segments.md).
+    The effect model is this command's own fit: a run's segments (its summary.json, report,
+    GET /v1/segments) use the run's model, so their response figures can differ a little.
     """
     from nextmove.measure.policy import eligible_actions
     from nextmove.segment import behavior_snapshot, segment_book, signal_labels
@@ -209,6 +210,55 @@ def _write(out: Path, report: SegmentReport) -> None:
             json_tmp.unlink(missing_ok=True)
 
 
+RESPONSE_LEGEND = (
+    "response: the value per account of the segment's best single action for the segment as a whole (the mean of "
+    "its projected value over the segment's accounts; $0 when no action gains on average), with its interval; "
+    "× book: against the book's, – when the book's interval reaches $0; best family: named only when its interval "
+    "is above $0 (none: no action pays reliably there)."
+)
+
+
+def _book_sentence(report: SegmentReport, currency: str) -> str:
+    """What the book's response is: its best single action and that action's value, or that none gains."""
+    value = report.book_response_usd
+    if value is None:
+        return ""
+    if report.book_best_action is None or value <= 0:
+        return f"Book: no action gains on average over the book ({_money(0.0, currency)} per account)."
+    reliable = "" if (report.book_response_low or 0.0) > 0 else ", not reliably above " + _money(0.0, currency)
+    return (
+        f"Book: its best single action, {safe(report.book_best_action)}, is worth {_money(value, currency)} "
+        f"[{_money(report.book_response_low, currency)}, {_money(report.book_response_high, currency)}] "
+        f"per account{reliable}."
+    )
+
+
+def spend_sentence(spend: SpendEfficiency, currency: str = DEFAULT_CURRENCY) -> str:
+    """The spend efficiency in one sentence: the share of effort on below-average segments, and what moving it gains.
+
+    A gain whose interval reaches $0 is said to be not reliable, and a move is made only to segments
+    whose best action pays reliably (docs/segments.md).
+    """
+    text = (
+        f"Last {spend.days} days: {spend.share_below_average:.0%} of {spend.touches:,} touches went to segments "
+        "that respond below the book"
+    )
+    if spend.touches_below_average == 0:
+        return text + "."
+    if spend.moved_touches == 0:
+        return (
+            f"{text}; none is moved: no untouched account of a segment whose best action pays reliably would "
+            "gain from one."
+        )
+    gain = f"{_money(spend.recoverable_usd, currency)} [{_money(spend.low, currency)}, {_money(spend.high, currency)}]"
+    if spend.material:
+        return f"{text}; moving {spend.moved_touches:,} of them would recover {gain}."
+    return (
+        f"{text}; moving {spend.moved_touches:,} of them is projected at {gain}, not reliably above "
+        f"{_money(0.0, currency)}."
+    )
+
+
 def _money(x: float | None, currency: str) -> str:
     return "–" if x is None else money_text(x, currency)
 
@@ -237,19 +287,15 @@ def render_segments(report: SegmentReport, out: Console, *, currency: str = DEFA
             if r is not None
             else "–",
             f"{r.ratio:.2f}" if r is not None and r.ratio is not None else "–",
-            safe(f"{best.family} ({best.ratio:.1f}×)" if best.ratio is not None and best.material else best.family)
+            safe(f"{best.family} ({best.ratio:.1f}×)" if best.ratio is not None else best.family)
             if best is not None
-            else ("none" if r is not None and r.families else "–"),  # none: no family is worth anything here
+            else ("none" if r is not None and r.families else "–"),  # none: no family pays reliably here
         )
     out.print(table)
+    if any(s.response is not None for s in report.segments):
+        out.print(f"[dim]{_book_sentence(report, currency)} {RESPONSE_LEGEND}[/]")
     if report.spend is not None:
-        spend = report.spend
-        out.print(
-            f"Last {spend.days} days: {spend.share_below_average:.0%} of {spend.touches:,} touches went to "
-            f"below-average segments; moving {spend.moved_touches:,} of them would recover "
-            f"{_money(spend.recoverable_usd, currency)} [{_money(spend.low, currency)}, "
-            f"{_money(spend.high, currency)}]."
-        )
+        out.print(spend_sentence(report.spend, currency))
     if report.moves is not None and report.moves.reformed:
         m = report.moves
         out.print(

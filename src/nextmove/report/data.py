@@ -682,29 +682,38 @@ def _trait(trait: Mapping[str, Any], labels: Mapping[str, str]) -> str:
 
 
 def _segment_response(s: Mapping[str, Any], labels: Mapping[str, str], currency: str) -> str:
-    """How a segment responds, with the playbook's action names (the summary's headline has action ids)."""
+    """How a segment responds, with the playbook's action names (the summary's headline has action ids).
+
+    The figures are the segment's (``nextmove.segment``): the value of its best single action for it as a
+    whole, a ratio only against a book figure reliably above $0, a best family only where it pays reliably.
+    """
     response = s.get("response")
     if not isinstance(response, Mapping):
         return str(s.get("headline") or (response if isinstance(response, str) else ""))
     ratio = response.get("ratio")
-    overall = (
-        f"responds {float(ratio):.1f}× the book average"
-        if isinstance(ratio, int | float)
-        else f"worth {money_short(float(response.get('value_usd') or 0.0), currency)} per account (the book average "
-        "is not positive)"
-    )
+    value = float(response.get("value_usd") or 0.0)
+    if isinstance(ratio, int | float):
+        overall = f"responds {float(ratio):.1f}× the book average"
+    elif value > 0:
+        low, high = float(response.get("low") or 0.0), float(response.get("high") or 0.0)
+        overall = (
+            f"worth {money_short(value, currency)} per account ({money_short(low, currency)} to "
+            f"{money_short(high, currency)}; the book average is not reliably above {money_short(0.0, currency)})"
+        )
+    else:
+        overall = f"worth {money_short(0.0, currency)} per account (no action gains on average)"
     families = [f for f in response.get("families") or [] if isinstance(f, Mapping)]
     if not families:
         return overall
-    # The summary names the best family (SegmentResponse.best_family); older ones lack the key, and then
-    # the first family is the best only when it is worth something (the one that loses least is not).
+    # The summary names the best family (SegmentResponse.best_family: only one that pays reliably); older ones
+    # lack the key, and then the first family is the best only when it is worth something.
     if "best_family" in response:
         named = response.get("best_family")
         best = next((f for f in families if named is not None and f.get("family") == named), None)
     else:
         best = families[0] if float(families[0].get("value_usd") or 0.0) > 0 else None
     if best is None:
-        return f"{overall}; no family of actions is worth anything here"
+        return f"{overall}; no action pays reliably here"
     action = str(best.get("best_action") or "")
     ratio = best.get("ratio")
     worth = (
@@ -762,16 +771,36 @@ def _segments(
     notes = [str(n) for n in block.get("notes") or []]
     spend = block.get("spend")
     if isinstance(spend, Mapping) and spend.get("touches"):
-        notes.append(
-            f"{float(spend.get('share_below_average', 0.0)):.0%} of the last {spend.get('days')} days' "
-            f"{int(spend['touches']):,} touches went to segments that respond below the book average; moving "
-            f"{int(spend.get('moved_touches', 0)):,} of them is projected to recover "
-            f"{money_short(float(spend.get('recoverable_usd', 0.0)), currency)} "
-            f"({money_short(float(spend.get('low', 0.0)), currency)} to "
-            f"{money_short(float(spend.get('high', 0.0)), currency)})."
-        )
+        notes.append(_spend_note(spend, currency))
     notes.append(_moves_note(block))
     return rows, notes
+
+
+def _spend_note(spend: Mapping[str, Any], currency: str) -> str:
+    """The share of recent touches on segments that respond below the book, and what moving them is projected at.
+
+    A gain whose interval reaches $0 is said to be not reliable (``nextmove.segment.SpendEfficiency``).
+    """
+    text = (
+        f"{float(spend.get('share_below_average', 0.0)):.0%} of the last {spend.get('days')} days' "
+        f"{int(spend['touches']):,} touches went to segments that respond below the book average"
+    )
+    moved = int(spend.get("moved_touches", 0))
+    if not spend.get("touches_below_average", moved):
+        return text + "."
+    if moved == 0:
+        return (
+            f"{text}; none is moved: no untouched account of a segment whose best action pays reliably would gain "
+            "from one."
+        )
+    low, high = float(spend.get("low", 0.0)), float(spend.get("high", 0.0))
+    gain = (
+        f"{money_short(float(spend.get('recoverable_usd', 0.0)), currency)} "
+        f"({money_short(low, currency)} to {money_short(high, currency)})"
+    )
+    if low > 0:
+        return f"{text}; moving {moved:,} of them is projected to recover {gain}."
+    return f"{text}; moving {moved:,} of them is projected at {gain}, not reliably above {money_short(0.0, currency)}."
 
 
 def _moves_note(block: Mapping[str, Any]) -> str:

@@ -99,7 +99,8 @@ class SegmentReport:
     families: str
     """What an action family is: ``team``, ``objective`` or ``action``."""
     book_response_usd: float | None
-    """Mean value of each account's best action over the book (the ratios' denominator)."""
+    """Value of the book's best single action: its mean projected value over the segmented accounts ($0 when no
+    action gains on average; the ratios' denominator). Not the mean of each account's own best action."""
     interval: str
     """How the response intervals are formed."""
     level: float | None
@@ -109,6 +110,11 @@ class SegmentReport:
     notes: list[str] = field(default_factory=list)
     """What the caller noted about the figures: e.g. an outcome kind the projection's training set labels by
     window although the outcomes credit it to touches (``build_training_set(..., notes=...)``)."""
+    book_response_low: float | None = None
+    book_response_high: float | None = None
+    """The interval of :attr:`book_response_usd`."""
+    book_best_action: str | None = None
+    """The book's best single action (None when no action gains on average over the book)."""
 
     def segment(self, segment_id: int) -> SegmentProfile:
         """The profile of one segment.
@@ -135,6 +141,9 @@ class SegmentReport:
             "features": self.features,
             "families": self.families,
             "book_response_usd": self.book_response_usd,
+            "book_response_low": self.book_response_low,
+            "book_response_high": self.book_response_high,
+            "book_best_action": self.book_best_action,
             "interval": self.interval,
             "level": self.level,
             "segments": [s.to_dict() for s in self.segments],
@@ -297,6 +306,9 @@ def segment_book(
         spend=spend,
         moves=match_segments(previous, assignments) if previous is not None else None,
         notes=list(notes),
+        book_response_low=first.book_low if first is not None else None,
+        book_response_high=first.book_high if first is not None else None,
+        book_best_action=first.book_best_action if first is not None else None,
     )
 
 
