@@ -138,12 +138,14 @@ def test_cli_lift_measures_the_latest_run(measured: Measured, tmp_path: Path) ->
     value = report["value"]
     assert value["impact_usd"] == pytest.approx(value["lift_usd"] * report["arms"]["model"])
 
-    # Dollars read as dollars: the value row's impact with its interval, the sign before the currency.
+    # Dollars read as dollars: the value row's impact with its interval, the sign before the currency, signed as the
+    # lift beside it is (a difference: "+$6,068", never "$6,068" beside "+$6,068").
     def usd(x: float) -> str:
-        return f"{'-' if round(x) < 0 else ''}${abs(x):,.0f}"
+        return f"{'-' if round(x) < 0 else '+' if round(x) > 0 else ''}${abs(x):,.0f}"
 
-    impact = f"{usd(value['impact_usd'])} [{usd(value['impact_low_usd'])}, {usd(value['impact_high_usd'])}]"
-    assert impact in text
+    # At 140 columns the cell may wrap after its comma.
+    assert f"{usd(value['impact_usd'])} [{usd(value['impact_low_usd'])}," in text
+    assert f" {usd(value['impact_high_usd'])}]" in text
     assert not re.search(r"\d \$", text)  # never "7 $"
     # The receipts projected the lab's true effects: most realised intervals hold them.
     checked = [a for a in report["actions"] if a["within_interval"] is not None]

@@ -414,10 +414,15 @@ def _interval(low: float | None, high: float | None, unit: str, currency: str) -
 
 
 def _impact(x: float, low: float | None, high: float | None, currency: str) -> str:
-    """The impact with its interval, or saying there is none (the report's notes say why)."""
+    """The impact with its interval, or saying there is none (the report's notes say why).
+
+    A difference, signed as every difference of the tables is (the lift, its interval, the amount per
+    account): ``+$12,303,517 [-$39,401,533, +$64,008,567]``; only levels (a cohort's mean) go unsigned.
+    """
     if low is None or high is None:
-        return f"{_money(x, currency)} (no interval)"
-    return f"{_money(x, currency)} [{_money(low, currency)}, {_money(high, currency)}]"
+        return f"{_money(x, currency, signed=True)} (no interval)"
+    signed = partial(_money, currency=currency, signed=True)
+    return f"{signed(x)} [{signed(low)}, {signed(high)}]"
 
 
 def _through(end: datetime) -> str:

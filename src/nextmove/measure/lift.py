@@ -33,6 +33,7 @@ from nextmove.features import FeatureVocabulary, build_training_set, training_vo
 from nextmove.features.history import to_utc
 from nextmove.features.names import terminal_outcome_kinds
 from nextmove.measure.completion import Completion, CompletionCount, measure_completion
+from nextmove.measure.dominance import FEW_OF_MANY, Dominance, find_dominance, share_words
 from nextmove.models.effect import ObjectiveSpec, objective_specs, row_value_usd
 from nextmove.playbook import Playbook
 from nextmove.playbook.money import DEFAULT_CURRENCY, money_text
@@ -768,8 +769,10 @@ def _projected_means(frame: pl.DataFrame) -> pl.DataFrame:
 
 
 def _action_accuracy(
-    frame: pl.DataFrame, treated: NDArray[np.bool_], specs: Sequence[ObjectiveSpec], z: float
-) -> list[ActionAccuracy]:
+    frame: pl.DataFrame, treated: NDArray[np.bool_], specs: Sequence[ObjectiveSpec], z: float, currency: str
+) -> tuple[list[ActionAccuracy], list[str]]:
+    """Each action's realised effect against its projection, and the note on the realised amounts one or two
+    accounts decide (:func:`_actions_dominance_note`)."""
     model_action = frame.get_column("model_action_id").fill_null(frame.get_column("action_id"))
     is_treated = pl.Series(treated) & (frame.get_column("action_id") == model_action)
     is_control = pl.Series(~treated)
@@ -781,6 +784,7 @@ def _action_accuracy(
     projected = _projected_means(groups.filter(pl.col("action_id") == pl.col("_action")))
     lookup = {(r["_action"], r["objective"]): r for r in projected.iter_rows(named=True)}
     out: list[ActionAccuracy] = []
+    dominated: list[tuple[str, Dominance, int, int]] = []
     for action in actions:
         part = groups.filter(pl.col("_action") == action)
         t = part.get_column("_treated").to_numpy().astype(bool)
@@ -792,6 +796,8 @@ def _action_accuracy(
             dollars = spec.realised_usd(part)
             diff = _difference(y[t], y[c], z, binary=not spec.is_amount)
             usd = _difference(dollars[t], dollars[c], z, binary=False)
+            if spec.is_amount and (found := _dominance(y[t], y[c], diff, z)) is not None:
+                dominated.append((f"{action} on {spec.objective}", found, int(t.sum()), int(t.sum() + c.sum())))
             proj = lookup.get((action, spec.objective), {})
             p_effect = proj.get("projected_effect")
             realised = diff.estimate if math.isfinite(diff.estimate) else None
@@ -820,7 +826,8 @@ def _action_accuracy(
                     projected_usd=proj.get("projected_usd"),
                 )
             )
-    return out
+    note = _actions_dominance_note(dominated, currency)
+    return out, [] if note is None else [note]
 
 
 def _days(n: int) -> str:
@@ -1054,6 +1061,8 @@ def estimate_lift(
     completion = measure_completion(
         frame, book.touches, feedback, start=when, end=ends, treated_arms=treated_arms, control_arm=control_arm
     )
+    actions, action_notes = _action_accuracy(frame, treated, specs, z, playbook.currency)
+    dominated = _lift_dominance_notes(frame, treated, specs, playbook, vocab, z)
     return LiftReport(
         run_id=run_id,
         as_of=when,
@@ -1068,9 +1077,9 @@ def estimate_lift(
         arms={str(k): int(v) for k, v in frame.group_by("arm").len().sort("arm").iter_rows()},
         objectives=objectives,
         value=value,
-        actions=_action_accuracy(frame, treated, specs, z),
+        actions=actions,
         left_out=left_out,
-        notes=notes + _interval_notes(objectives, value, playbook.currency),
+        notes=notes + _interval_notes(objectives, value, playbook.currency) + dominated + action_notes,
         completion=completion,
     )
 
@@ -1164,6 +1173,109 @@ def _interval_notes(objectives: Sequence[ObjectiveLift], value: ValueLift, curre
             f"({money_text(value.treated_mean_usd, currency)})"
         )
         notes.append(f"total value: no interval: {reason}, so there is no spread to measure")
+    return notes
+
+
+def _dominance(treated: F64, control: F64, diff: _Diff, z: float) -> Dominance | None:
+    """The one or two accounts that decide the difference ``diff`` of ``treated`` and ``control`` (the
+    amounts of :func:`_difference`), or None (:func:`~nextmove.measure.dominance.find_dominance`).
+
+    The accounts are numbered treated first, then control; each standard error is :func:`_difference`'s. Only
+    accounts that are at most one in :data:`~nextmove.measure.dominance.FEW_OF_MANY` of their cohort are left out.
+    """
+    nt, nc = len(treated), len(control)
+    if diff.stderr is None or nt < 2 or nc < 2:
+        return None
+    mt, mc = float(treated.mean()), float(control.mean())
+    single = np.concatenate([(mt * nt - treated) / (nt - 1) - mc, mt - (mc * nc - control) / (nc - 1)])
+
+    def without(drop: Sequence[int]) -> tuple[float, float] | None:
+        from_t = [i for i in drop if i < nt]
+        from_c = [i - nt for i in drop if i >= nt]
+        if len(from_t) * FEW_OF_MANY > nt or len(from_c) * FEW_OF_MANY > nc:
+            return None  # not a few accounts of many: a small cohort, whose interval says so
+        t, c = np.delete(treated, from_t), np.delete(control, from_c)
+        left = _difference(t, c, z, binary=False)
+        return left.estimate, left.stderr or 0.0  # cohorts of two or more: no standard error is no spread
+
+    return find_dominance(diff.estimate, diff.stderr, single, without)
+
+
+def _cohorts(found: Dominance, n_treated: int) -> str:
+    """Which cohort the accounts of ``found`` are of (numbered treated first, ``n_treated`` of them)."""
+    k = found.count
+    recommended = sum(1 for i in found.accounts if i < n_treated)
+    if k == 1:
+        return "recommended" if recommended else "control"
+    both = {k: "both recommended", 0: "both control"}
+    return both.get(recommended, f"{recommended} recommended, {k - recommended} control")
+
+
+def _dominance_note(found: Dominance, label: str, n_treated: int, measured: int, currency: str) -> str:
+    """The note on a lift (an objective's dollars, the total value) one or two accounts decide: how many, of which
+    cohort, their share, the figure without them; never which accounts (a lift lists none).
+
+    ``found`` numbers the accounts treated first (``n_treated`` of them); ``measured`` is both cohorts'.
+    """
+    k = found.count
+    them = "it" if k == 1 else "them"
+    figure = f"the lift of {money_text(found.estimate, currency, signed=True)} per account"
+    outcomes = "that account's" if k == 1 else "those accounts'"
+    return (
+        f"{label}: {k} of the {measured:,} measured accounts ({_cohorts(found, n_treated)}) "
+        f"{share_words(found, figure, currency)}: without {them} the lift reads "
+        f"{money_text(found.without, currency, signed=True)} (standard error "
+        f"{money_text(found.stderr_without, currency)}, against {money_text(found.stderr, currency)} with {them}). "
+        f"The figure and its impact are {outcomes} outcomes more than the plays' effect; read the interval, which "
+        + ("it widens" if k == 1 else "they widen")
+    )
+
+
+def _actions_dominance_note(found: Sequence[tuple[str, Dominance, int, int]], currency: str) -> str | None:
+    """One note on the realised effects (amounts) one or two accounts decide, each ``(label, dominance, treated,
+    measured)`` as :func:`_dominance_note` takes them; None when there is none."""
+    if not found:
+        return None
+    clauses = []
+    for label, d, n_treated, measured in found:
+        them = "it" if d.count == 1 else "them"
+        figure = f"the realised {money_text(d.estimate, currency, signed=True)} per account"
+        held = share_words(d, figure, currency)
+        clauses.append(
+            f"{label}, {d.count} of {measured:,} accounts ({_cohorts(d, n_treated)}) {held} "
+            f"({money_text(d.without, currency, signed=True)} without {them}; standard error "
+            f"{money_text(d.stderr_without, currency)} against {money_text(d.stderr, currency)})"
+        )
+    return (
+        "realised effects that one or two accounts decide, each those accounts' outcomes more than the action's "
+        "effect (read its interval, which they widen): " + "; ".join(clauses)
+    )
+
+
+def _lift_dominance_notes(
+    frame: pl.DataFrame,
+    treated: NDArray[np.bool_],
+    specs: Sequence[ObjectiveSpec],
+    playbook: Playbook,
+    vocab: FeatureVocabulary,
+    z: float,
+) -> list[str]:
+    """Notes on the objectives' dollars and the total value whose lift one or two accounts decide.
+
+    ``fixed`` objectives are left out: their dollars are a rate's, every event worth the same.
+    """
+    control = ~treated
+    nt, measured = int(treated.sum()), len(treated)
+    series: list[tuple[str, F64]] = [
+        (spec.objective, spec.realised_usd(frame)) for spec in specs if spec.basis is not ValueBasis.FIXED
+    ]
+    series.append(("total value", row_value_usd(frame, playbook, vocabulary=vocab)))
+    notes: list[str] = []
+    for label, dollars in series:
+        diff = _difference(dollars[treated], dollars[control], z, binary=False)
+        found = _dominance(dollars[treated], dollars[control], diff, z)
+        if found is not None:
+            notes.append(_dominance_note(found, label, nt, measured, playbook.currency))
     return notes
 
 

@@ -23,6 +23,7 @@ from nextmove.errors import ConfigError
 from nextmove.features import FeatureVocabulary, build_training_set, training_vocabulary
 from nextmove.features.history import to_utc
 from nextmove.measure.accuracy import ProbabilityAccuracy, evaluate_probabilities
+from nextmove.measure.dominance import cluster_ratio, find_dominance
 from nextmove.measure.lift import RecommendationValues, RunLike, json_ready, latest_data_time
 from nextmove.measure.policy import (
     do_nothing_policy,
@@ -53,6 +54,7 @@ __all__ = [
     "PolicyValue",
     "RecordingRun",
     "default_values",
+    "dominance_note",
     "evaluate_offline",
     "evaluate_policy",
     "lifecycle_default_at",
@@ -655,6 +657,74 @@ def _joined(*notes: str | None) -> str | None:
     return "; ".join(kept) if kept else None
 
 
+def dominance_note(
+    parts: Sequence[tuple[F64, F64, float]],
+    clusters: NDArray[np.int64],
+    estimate: float,
+    stderr: float,
+    *,
+    difference: bool = False,
+) -> str | None:
+    """The note on an estimate one or two accounts decide (:mod:`nextmove.measure.dominance`), or None.
+
+    ``parts`` are the estimate's per-row terms as :func:`~nextmove.measure.dominance.cluster_ratio` takes them
+    (``Σ sign · Σ numerator / Σ denominator``), ``clusters`` each row's account; ``stderr`` is the estimate's.
+    The note names how many accounts and their share, never which. The share is said roughly (over half, over
+    nine tenths, all and more), so that the methods one account decides alike share one note, as
+    :func:`grouped_notes` prints them.
+
+    Examples
+    --------
+    >>> rows = np.array([10.0] * 99 + [50_000.0])  # a hundred accounts, one decision each, one whale
+    >>> print(dominance_note([(rows, np.ones(100), 1.0)], np.arange(100), float(rows.mean()), 500.0))
+    ... # doctest: +NORMALIZE_WHITESPACE
+    1 of the 100 accounts evaluated makes up over nine tenths of this value: it is that account's outcomes more
+    than the policy's value, and without its decisions its standard error would be under a third of what it is;
+    read the interval, which it widens
+    """
+    if not (math.isfinite(estimate) and math.isfinite(stderr)):
+        return None
+    _, _, single, without = cluster_ratio(parts, clusters)
+    found = find_dominance(estimate, stderr, single, without)
+    if found is None:
+        return None
+    one = found.count == 1
+    what = "difference" if difference else "value"
+    share = found.share
+    if share is None or share < 0:
+        held = f"{'pulls' if one else 'pull'} this {what} {'up' if found.contribution > 0 else 'down'} against the rest"
+    else:
+        held = f"{'makes' if one else 'make'} up {_rough_share(share)} of this {what}"
+        held += f", and {'turns' if one else 'turn'} its sign" if share > 1 else ""
+    whose = "the policies' difference" if difference else "the policy's value"
+    outcomes = "that account's" if one else "those accounts'"
+    return (
+        f"{found.count} of the {len(single):,} accounts evaluated {held}: it is {outcomes} outcomes more than "
+        f"{whose}, and without {'its' if one else 'their'} decisions its standard error would be under a third of what "
+        f"it is; read the interval, which {'it widens' if one else 'they widen'}"
+    )
+
+
+def _rough_share(share: float) -> str:
+    """A share of an estimate in words that one method and another, a few points apart, say alike."""
+    if share > 1:
+        return "more than all"
+    if share >= 0.9:
+        return "over nine tenths"
+    return "over half" if share >= 0.5 else "under half"
+
+
+def _method_parts(method: Method, terms: _Terms) -> list[tuple[F64, F64, float]]:
+    """``method``'s per-row terms as :func:`dominance_note` takes them: a mean, or SNIPS's ratio to the weights."""
+    ones = np.ones(len(terms.weights))
+    if method == "snips":
+        return [(terms.ips, terms.weights, 1.0)]
+    values = terms.dr if method == "dr" else terms.ips
+    if values is None:
+        raise ConfigError("DR needs expected_values")
+    return [(values, ones, 1.0)]
+
+
 def _value(
     *,
     policy: str,
@@ -672,13 +742,15 @@ def _value(
     which: str = "this policy",
     unsupported: tuple[float, tuple[str, ...]] = (0.0, ()),
     interval: bool = True,
+    dominated: str | None = None,
 ) -> PolicyValue:
     """A PolicyValue whose numbers are all finite or None (JSON has no NaN), with a note for what is missing.
 
     ``small_ess`` is the effective sample size the interval rests on (default ``ess``), that of
     ``which``; below :data:`SMALL_EFFECTIVE_SAMPLE_SIZE` the note says the interval is likely too narrow.
     ``unsupported`` is the ``(unsupported_share, unsupported_actions)`` of the result; without
-    ``interval`` the estimate has none (``note`` says why).
+    ``interval`` the estimate has none (``note`` says why). ``dominated`` (:func:`dominance_note`) is said last, of
+    an estimate with an interval.
     """
     share, actions = unsupported
     if estimate is not None and not math.isfinite(estimate):
@@ -695,6 +767,7 @@ def _value(
     resting = ess if small_ess is None else small_ess
     if narrow_interval_likely(resting, n):
         note = _joined(note, small_sample_note(resting, n, which))
+    note = _joined(note, dominated)
     low, high = estimate - z * se, estimate + z * se
     return PolicyValue(policy, method, estimate, se, low, high, n, level, objective, ess, matched, note, share, actions)
 
@@ -749,6 +822,9 @@ def _summaries(
             se = _cluster_se(terms.dr - estimate, terms.clusters)
         else:
             raise ConfigError(f"unknown OPE method {method!r}: use 'ips', 'snips' or 'dr'")
+        dominated = None
+        if estimate is not None and not (method == "dr" and material):
+            dominated = dominance_note(_method_parts(method, terms), terms.clusters, estimate, se)
         out.append(
             _value(
                 policy=name,
@@ -764,6 +840,7 @@ def _summaries(
                 note=note,
                 unsupported=unsupported,
                 interval=not (method == "dr" and material),
+                dominated=dominated,
             )
         )
     return out
@@ -991,6 +1068,14 @@ def policy_difference(
             estimate = va - vb
             influence = a.weights * (a.rewards - va) / (ta / n) - b.weights * (b.rewards - vb) / (tb / n)
             se = _cluster_se(influence, a.clusters)
+        dominated = None
+        if estimate is not None and not (method == "dr" and material):
+            pa, pb = _method_parts(method, a), _method_parts(method, b)
+            if method == "snips":
+                parts = [*pa, *[(num, den, -sign) for num, den, sign in pb]]
+            else:
+                parts = [(pa[0][0] - pb[0][0], pa[0][1], 1.0)]
+            dominated = dominance_note(parts, a.clusters, estimate, se, difference=True)
         out.append(
             _value(
                 policy=name,
@@ -1007,6 +1092,7 @@ def policy_difference(
                 which=which,
                 unsupported=unsupported,
                 interval=not (method == "dr" and material),
+                dominated=dominated,
             )
         )
     return out
