@@ -204,7 +204,11 @@ OUTCOMES = TableSpec(
         ),
         ColumnSpec("outcome_id", S, False, "Unique id of the outcome.", identifier=True),
         ColumnSpec(
-            "value", F, False, "Size of the outcome, e.g. the ARR delta (in the playbook's currency); 1 for an event."
+            "value",
+            F,
+            False,
+            "Size of the outcome, e.g. the ARR delta (in the playbook's currency; negative for a loss, such as a "
+            "refund or a downgrade); 1 for an event.",
         ),
         ColumnSpec(
             "touch_id",

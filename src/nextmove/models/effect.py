@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field, fields
 from datetime import datetime, timedelta
@@ -327,6 +327,9 @@ class ArmEffect:
     """Amount objectives: expected amount per event relative to doing nothing."""
     pooled: bool
     """True when the arm is flagged (never or almost never taken) and uses the pooled effect."""
+    part: Literal["positive", "negative"] | None = None
+    """Amount objectives whose amounts have both signs: the sign whose fit this is (each sign has its own
+    outcome model, of an amount of that sign, and multipliers of its size); None for other objectives."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -627,35 +630,40 @@ class EffectProjection:
 
 
 def _amounts_over(projection: EffectProjection, objective: str, limit: float) -> tuple[int, dict[str, Any]] | None:
-    """How many accounts project more than ``limit`` dollars of an amount objective with or without some
-    action, and the highest such projection (``account_id, action_id, usd``); None when none does.
+    """How many accounts project an amount larger in size than ``limit`` dollars (a gain or a loss) of an
+    amount objective with or without some action, and the largest such projection (``account_id, action_id,
+    usd``, with its sign); None when none does.
 
     Read from the arrays (arm by arm) when the projection has them, so a large projection's long
     frame is not made for it.
     """
     arrays = projection.arrays
     if arrays is None or projection._effects is not None or objective not in arrays.objectives:
+        level = pl.col("baseline") + pl.col("effect")
         rows = projection.effects.filter(pl.col("objective") == objective).select(
             "account_id",
             "action_id",
-            pl.max_horizontal("baseline", pl.col("baseline") + pl.col("effect")).alias("usd"),
+            pl.when(level.abs() > pl.col("baseline").abs()).then(level).otherwise(pl.col("baseline")).alias("usd"),
         )
-        over = rows.filter(pl.col("usd") > limit)
+        over = rows.filter(pl.col("usd").abs() > limit)
         if over.height == 0:
             return None
-        return over.get_column("account_id").n_unique(), over.sort("usd", descending=True).row(0, named=True)
+        top = over.sort(pl.col("usd").abs(), descending=True).row(0, named=True)
+        return over.get_column("account_id").n_unique(), top
     o = arrays.objectives.index(objective)
     baseline = arrays.baseline[o]
     hit = np.zeros(len(baseline), dtype=bool)
     best: tuple[float, int, int] | None = None
     for a in range(len(arrays.arms)):
-        usd = np.maximum(baseline, baseline + arrays.effect[o, a])
-        over = usd > limit
+        level = baseline + arrays.effect[o, a]
+        usd = np.where(np.abs(level) > np.abs(baseline), level, baseline)
+        size = np.abs(usd)
+        over = size > limit
         if not over.any():
             continue
         hit |= over
-        i = int(np.argmax(np.where(over, usd, -np.inf)))
-        if best is None or usd[i] > best[0]:
+        i = int(np.argmax(np.where(over, size, -np.inf)))
+        if best is None or size[i] > abs(best[0]):
             best = (float(usd[i]), a, i)
     if best is None:
         return None
@@ -692,7 +700,14 @@ class _ObjectiveFit:
     amount_reference: float = 0.0
     """Log multiplier that recalibrates the amount regressor to the do-nothing events."""
     amount_max: float = 0.0
-    """Amount objectives: the largest amount after one training decision, in dollars (the history's scale)."""
+    """Amount objectives: the largest amount after one training decision, in dollars (the history's scale);
+    of their size when ``amount_sign`` is −1."""
+    amount_sign: float = 1.0
+    """Amount objectives: −1 when this fit's amounts are negative (refunds, downgrades), modelled by their size
+    (its outcome model is of a negative amount, its amount model of the size of one); +1 otherwise."""
+    negative_part: _ObjectiveFit | None = None
+    """Amount objectives whose amounts have both signs: the fit of the negative ones (``amount_sign`` −1), whose
+    dollars the projection adds to this fit's, which then models the positive ones."""
     init_logit: float = 0.0
     """The fold models' starting score when they were grown from init scores (partial horizons), which
     their raw predictions leave out; 0 otherwise (LightGBM then starts from the mean by itself)."""
@@ -732,6 +747,17 @@ class _ObjectiveFit:
     """``rloss_features="linear"``: per arm code, the correction's intercept and slope on the propensity."""
     rloss_loss: dict[int, F64] = field(default_factory=dict)
     """Per arm code: the held-out R-loss (summed over folds) after 0, 1, … trees."""
+
+
+@dataclass(frozen=True)
+class _PartProjection:
+    """One fit's share of an objective's projection of a chunk (internal): its do-nothing level and, arm by
+    arm (``none`` left out), its effect and draws of the effect divided by ``row_scale``; no arms for a
+    constant fit."""
+
+    baseline: F64
+    row_scale: F64
+    arms: Iterator[tuple[F64, F32]] | None
 
 
 @dataclass(frozen=True)
@@ -1418,10 +1444,11 @@ class EffectModel:
         # LightGBM bins the matrix once; each objective only swaps the label.
         shared: list[_FoldData] = []
         for spec in specs:
-            self.fits_.append(
-                self._fit_objective(
+
+            def fit_objective(part: pl.DataFrame, spec: ObjectiveSpec = spec) -> _ObjectiveFit:
+                return self._fit_objective(
                     spec,
-                    rows,
+                    part,
                     xa,
                     shared,
                     codes,
@@ -1432,7 +1459,8 @@ class EffectModel:
                     groups,
                     exposure,
                 )
-            )
+
+            self.fits_.append(self._fit_signs(spec, rows, fit_objective) if spec.is_amount else fit_objective(rows))
         shared.clear()
         self.fit_seconds_["propensity"] = propensity_seconds
         self.fit_seconds_["outcomes"] = time.perf_counter() - t1
@@ -1447,6 +1475,32 @@ class EffectModel:
             fit.spec.objective: fit.touch_cost_slope for fit in self.fits_ if fit.constant is None
         }
         return self
+
+    def _fit_signs(
+        self, spec: ObjectiveSpec, rows: pl.DataFrame, fit_objective: Callable[[pl.DataFrame], _ObjectiveFit]
+    ) -> _ObjectiveFit:
+        """An amount objective fitted by the sign of its amounts, each sign by its size (not negative).
+
+        Amounts of one sign are one fit; negative ones (refunds, chargebacks) by their size, with
+        ``amount_sign`` −1. Amounts of both signs (upgrades and downgrades of one outcome kind) are two
+        fits, each with its own outcome model, of a positive amount and of a negative one
+        (``negative_part``): an action may move one and not the other, by more for some accounts than
+        others, which one chance of either and a multiplier per arm of each sign's share could not follow.
+        """
+        value = pl.col(spec.value_label).cast(pl.Float64).fill_null(0.0)
+        signs = rows.select((value > 0).any().alias("gains"), (value < 0).any().alias("losses")).row(0)
+        gains, losses = bool(signs[0]), bool(signs[1])
+        if not losses:
+            return fit_objective(rows)
+        if not gains:
+            fit = fit_objective(rows.with_columns(-value))
+            fit.amount_sign = -1.0
+            return fit
+        positive = fit_objective(rows.with_columns((value > 0).cast(pl.Int8).alias(spec.label), value.clip(0.0)))
+        negative = fit_objective(rows.with_columns((value < 0).cast(pl.Int8).alias(spec.label), (-value).clip(0.0)))
+        negative.amount_sign = -1.0
+        positive.negative_part = negative
+        return positive
 
     def _training_rows(self, training: pl.DataFrame) -> pl.DataFrame:
         """The rows to learn from: those whose horizon is over and, with ``partial_horizon_days``,
@@ -1563,7 +1617,9 @@ class EffectModel:
                 notes.append(f"{name}={column!r} gave no term: the training set has no such column, or it never varies")
         rows = int(getattr(self, "n_rows_", 0) or 0)
         for fit in self.fits_:
-            if fit.constant is not None and fit.events == 0:
+            if fit.negative_part is not None:
+                notes.extend(self._part_notes(fit, rows))
+            elif fit.constant is not None and fit.events == 0:
                 notes.append(
                     f"no {fit.spec.outcome!r} outcome followed any of the {rows:,} decisions learned from: every "
                     f"action's effect on {fit.spec.objective!r} is 0 (check that the book's outcomes.kind says "
@@ -1589,12 +1645,30 @@ class EffectModel:
             )
         return notes
 
+    def _part_notes(self, fit: _ObjectiveFit, rows: int) -> list[str]:
+        """An objective whose amounts have both signs: the sign with too few amounts to learn effects on."""
+        notes = []
+        parts = _parts(fit)
+        for part, other in zip(parts, parts[::-1], strict=True):
+            if part.constant is not None:
+                sign, other_sign = ("negative", "positive") if part.amount_sign < 0 else ("positive", "negative")
+                learned = (
+                    f", and {fit.spec.objective!r} moves by its {other_sign} ones" if other.constant is None else ""
+                )
+                notes.append(
+                    f"only {part.events} {sign} {fit.spec.outcome!r} amount(s) followed the {rows:,} decisions "
+                    f"learned from (fewer than min_events={self.min_events}): every action's effect on them is 0"
+                    + learned
+                )
+        return notes
+
     def amount_notes(self, projection: EffectProjection, *, factor: float = 10.0) -> list[str]:
         """Amount objectives whose projection is far beyond any amount the history saw, in plain words.
 
         An expected amount (with or without an action) above ``factor`` times the largest amount
         that followed any one training decision is not something the history can support: it points
-        at a broken amount column or a regressor that extrapolates. Empty when every projection is
+        at a broken amount column or a regressor that extrapolates. Amounts are compared by size, so a
+        projected loss (refunds) is held to the largest loss seen. Empty when every projection is
         within that bound.
 
         Parameters
@@ -1619,17 +1693,21 @@ class EffectModel:
             return money_text(round(x), currency)
 
         for fit in self.fits_:
-            largest = getattr(fit, "amount_max", 0.0)  # 0 in a model stored before it was recorded
+            # The largest amount in size of either sign (a negative amounts' fit records their size); 0 in a
+            # model stored before it was recorded.
+            largest, sign = max((getattr(part, "amount_max", 0.0), part.amount_sign) for part in _parts(fit))
             if not fit.spec.is_amount or largest <= 0:
                 continue
             found = _amounts_over(projection, fit.spec.objective, factor * largest)
             if found is None:
                 continue
             accounts, top = found
+            size = "" if sign > 0 and top["usd"] > 0 else " in size"
+            reach = "up to" if top["usd"] > 0 else "down to"
             notes.append(
-                f"{fit.spec.objective!r}: {accounts:,} account(s) project more than {factor:g}× the largest "
-                f"{fit.spec.outcome!r} amount the history saw after one decision ({money(largest)}), up to "
-                f"{money(top['usd'])} for {top['account_id']} with {top['action_id']!r}; check the book's "
+                f"{fit.spec.objective!r}: {accounts:,} account(s) project more{size} than {factor:g}× the largest "
+                f"{fit.spec.outcome!r} amount the history saw after one decision ({money(sign * largest)}), "
+                f"{reach} {money(top['usd'])} for {top['account_id']} with {top['action_id']!r}; check the book's "
                 f"outcomes.value{scale} before acting on these values"
             )
         return notes
@@ -2669,26 +2747,32 @@ class EffectModel:
         counts = np.bincount(codes[codes >= 0], minlength=len(self.arms_))
         flagged = set(self.flagged_arms_)
         out = []
-        for fit in self.fits_:
-            for i, arm in enumerate(self.arms_):
-                if arm == NO_ACTION:
-                    continue
-                raw = fit.raw_delta[i] if len(fit.raw_delta) else np.nan
-                raw_var = fit.raw_delta_var[i] if len(fit.raw_delta_var) else np.nan
-                out.append(
-                    ArmEffect(
-                        arm=arm,
-                        objective=fit.spec.objective,
-                        rows=int(counts[i]),
-                        events=int(fit.events_by_arm[i]) if len(fit.events_by_arm) else 0,
-                        raw_logit_effect=float(raw) if np.isfinite(raw) else None,
-                        raw_se=float(math.sqrt(raw_var)) if np.isfinite(raw_var) else None,
-                        logit_effect=float(fit.delta[i]),
-                        posterior_sd=float(math.sqrt(max(fit.delta_var[i], 0.0))),
-                        amount_multiplier=float(math.exp(fit.log_mult[i])) if fit.spec.is_amount else None,
-                        pooled=arm in flagged,
+        for objective_fit in self.fits_:
+            parts = _parts(objective_fit)
+            for fit in parts:
+                part: Literal["positive", "negative"] | None = None
+                if len(parts) > 1:
+                    part = "negative" if fit.amount_sign < 0 else "positive"
+                for i, arm in enumerate(self.arms_):
+                    if arm == NO_ACTION:
+                        continue
+                    raw = fit.raw_delta[i] if len(fit.raw_delta) else np.nan
+                    raw_var = fit.raw_delta_var[i] if len(fit.raw_delta_var) else np.nan
+                    out.append(
+                        ArmEffect(
+                            arm=arm,
+                            objective=fit.spec.objective,
+                            rows=int(counts[i]),
+                            events=int(fit.events_by_arm[i]) if len(fit.events_by_arm) else 0,
+                            raw_logit_effect=float(raw) if np.isfinite(raw) else None,
+                            raw_se=float(math.sqrt(raw_var)) if np.isfinite(raw_var) else None,
+                            logit_effect=float(fit.delta[i]),
+                            posterior_sd=float(math.sqrt(max(fit.delta_var[i], 0.0))),
+                            amount_multiplier=float(math.exp(fit.log_mult[i])) if fit.spec.is_amount else None,
+                            pooled=arm in flagged,
+                            part=part,
+                        )
                     )
-                )
         return out
 
     # ---- prediction ------------------------------------------------------------------------------
@@ -2751,6 +2835,10 @@ class EffectModel:
         rng = np.random.default_rng(self.random_state)
         # Parameter draws are shared by all accounts (and chunks); heterogeneity is per account.
         params = [self._parameter_draws(fit, rng) for fit in self.fits_]
+        # The negative amounts' fits draw after every objective, so the other draws stay as they were.
+        negative = [
+            None if fit.negative_part is None else self._parameter_draws(fit.negative_part, rng) for fit in self.fits_
+        ]
         chunk = max(1, _DRAW_BUDGET // max(self.n_draws * len(self.arms_), 1))
         n, specs = snapshot.height, [fit.spec for fit in self.fits_]
         arms = tuple(a for a in self.arms_ if a != NO_ACTION)
@@ -2765,7 +2853,7 @@ class EffectModel:
             objectives=tuple(s.objective for s in specs),
             outcomes=tuple(s.outcome for s in specs),
             units=tuple(s.unit for s in specs),
-            constant=tuple(fit.constant is not None for fit in self.fits_),
+            constant=tuple(all(part.constant is not None for part in _parts(fit)) for fit in self.fits_),
             baseline=np.zeros((len(specs), n)),
             per_unit=np.zeros((len(specs), n)),
             effect=np.zeros(shape),
@@ -2778,7 +2866,7 @@ class EffectModel:
             value_high=np.zeros((len(self.arms_), n)),
         )
         for number, start in enumerate(arrays.starts):
-            self._project_chunk(snapshot.slice(start, chunk), level, params, number, arrays, start)
+            self._project_chunk(snapshot.slice(start, chunk), level, params, number, arrays, start, negative)
         return EffectProjection(level=level, flagged_actions=tuple(self.flagged_arms_), arrays=arrays)
 
     def _parameter_draws(self, fit: _ObjectiveFit, rng: np.random.Generator) -> dict[str, F64]:
@@ -2818,8 +2906,10 @@ class EffectModel:
         number: int,
         arrays: EffectArrays,
         start: int,
+        negative: list[dict[str, F64] | None],
     ) -> None:
-        """Project a chunk of accounts: its effects and values are written into ``arrays`` from row ``start``."""
+        """Project a chunk of accounts: its effects and values are written into ``arrays`` from row ``start``
+        (``negative``: each objective's parameter draws of its negative amounts, if it has a fit of them)."""
         n = snapshot.height
         x = self._transform(snapshot)
         chunk = _Chunk(
@@ -2844,7 +2934,7 @@ class EffectModel:
 
         def objective(o: int) -> tuple[F64, F32]:
             rng = np.random.default_rng([self.random_state, number, o])
-            return self._project_objective(self.fits_[o], params[o], chunk, rng, arrays, o, rows)
+            return self._project_objective(self.fits_[o], params[o], chunk, rng, arrays, o, rows, negative[o])
 
         # The objectives in parallel (each predicts its fold models in turn): LightGBM, the draws and
         # the quantiles release the GIL.
@@ -2873,23 +2963,67 @@ class EffectModel:
         arrays: EffectArrays,
         o: int,
         rows: slice,
+        negative_drawn: dict[str, F64] | None = None,
     ) -> tuple[F64, F32]:
         """One objective's dollars, point (arms, n) and draws (arms, n, draws); its effects go to ``arrays``
-        (objective ``o``, the chunk's ``rows``)."""
-        x, scale, groups, repeat_z = chunk.x, chunk.scale, chunk.groups, chunk.repeat_z
-        busy, counts = chunk.fatigue_z, chunk.count_z
-        n = x.shape[0]
+        (objective ``o``, the chunk's ``rows``).
+
+        An objective whose amounts have both signs adds its two parts, draw by draw: the positive amounts'
+        (``fit``, ``drawn``) and the negative ones' (``fit.negative_part``, ``negative_drawn``).
+        """
+        n = chunk.x.shape[0]
         arms, n_draws = self.arms_, self.n_draws
         q_low, q_high = (1 - chunk.level) / 2, (1 + chunk.level) / 2
         value_point = np.zeros((len(arms), n))
         value_draws = np.zeros((len(arms), n, n_draws), dtype=np.float32)
-        spec = fit.spec
-        per_unit = spec.usd_per_unit(chunk.arr)
+        per_unit = fit.spec.usd_per_unit(chunk.arr)
         arrays.per_unit[o, rows] = per_unit
+        parts = [self._project_part(fit, drawn, chunk, rng)]
+        if fit.negative_part is not None and negative_drawn is not None:
+            # Its own account-level spread: how an account's response to an action departs from the
+            # features' on the negative amounts is not tied to how it does on the positive ones.
+            parts.append(self._project_part(fit.negative_part, negative_drawn, chunk, rng))
+        arrays.baseline[o, rows] = parts[0].baseline if len(parts) == 1 else parts[0].baseline + parts[1].baseline
+        learned = [(part.arms, part.row_scale) for part in parts if part.arms is not None]
+        if not learned:
+            return value_point, value_draws  # no effect: the arrays' zeros stay
+        row_scale: F64 | None = learned[0][1]
+        if len(learned) > 1:
+            # Both parts learned: their draws in the objective's units, added (the row scales applied first).
+            row_scale = None
+            scales = [scale.astype(np.float32)[:, None] for _, scale in learned]
+        dollars = (per_unit if row_scale is None else row_scale * per_unit).astype(np.float32)[:, None]
+        for i, arm in enumerate(arms):
+            if arm == NO_ACTION:
+                continue
+            effect, draws = next(learned[0][0])
+            if len(learned) > 1:
+                other, other_draws = next(learned[1][0])
+                effect = effect + other
+                draws *= scales[0]
+                other_draws *= scales[1]
+                draws += other_draws
+            low, high = _interval(effect, draws, q_low, q_high, self.interval_scale, row_scale)
+            # Arm i is the arrays' arm i - 1 (none, first, has no effects).
+            arrays.effect[o, i - 1, rows], arrays.low[o, i - 1, rows], arrays.high[o, i - 1, rows] = effect, low, high
+            value_point[i] += effect * per_unit
+            draws *= dollars
+            value_draws[i] += draws
+        return value_point, value_draws
+
+    def _project_part(
+        self, fit: _ObjectiveFit, drawn: dict[str, F64], chunk: _Chunk, rng: np.random.Generator
+    ) -> _PartProjection:
+        """One fit's do-nothing level and, arm by arm (``none`` left out), its effect and draws of the effect
+        (divided by the row scale); no arms for a constant fit."""
+        x, scale, groups, repeat_z = chunk.x, chunk.scale, chunk.groups, chunk.repeat_z
+        busy, counts = chunk.fatigue_z, chunk.count_z
+        n = x.shape[0]
+        arms, n_draws = self.arms_, self.n_draws
+        spec = fit.spec
         if fit.constant is not None:
-            amount = fit.amount_constant * scale if spec.is_amount else np.ones(n)
-            arrays.baseline[o, rows] = fit.constant * amount  # no effect: the arrays' zeros stay
-            return value_point, value_draws
+            amount = fit.amount_sign * fit.amount_constant * scale if spec.is_amount else np.ones(n)
+            return _PartProjection(baseline=fit.constant * amount, row_scale=np.zeros(n), arms=None)
         folds_logit = self._baseline_logits(fit, x, parallel=False)
         k = folds_logit.shape[0]
         center = folds_logit.mean(axis=0)
@@ -2901,7 +3035,8 @@ class EffectModel:
         base_draws += (drawn["beta0"][None, :] + fit.group_beta0[groups][:, None]).astype(np.float32)
         p0 = sigmoid(center + fit.beta0 + fit.group_beta0[groups])
         amount0 = self._baseline_amounts(fit, x) * scale if spec.is_amount else np.ones(n)
-        arrays.baseline[o, rows] = p0 * amount0
+        if fit.amount_sign < 0:
+            amount0 = -amount0  # negative amounts are modelled by their size
         contrasts = self._contrasts(fit, x, parallel=False)
         # The account-level spread of the shift: one draw per account and draw, shared by the arms. Each
         # arm's interval is read from its own draws alone, so sharing changes no interval's law, and
@@ -2924,53 +3059,50 @@ class EffectModel:
             row_scale = 0.5 * amount0
         else:
             row_scale = np.full(n, 0.5)
-        dollars = (row_scale * per_unit).astype(np.float32)[:, None]
         shift_half = (0.5 * drawn["shift"]).astype(np.float32)  # (arms, groups, draws)
         contrast_half = (0.5 * drawn["contrast"]).astype(np.float32)
-        for i, arm in enumerate(arms):
-            if arm == NO_ACTION:
-                continue
-            z = repeat_z[:, i]
-            contrast = contrasts[i]
-            pa = sigmoid(
-                center
-                + fit.beta0
-                + fit.group_beta0[groups]
-                + fit.group_delta[i, groups] * _multiplier(fit, z, counts[:, i], busy)
-                + fit.contrast_slope * contrast
-                + touch
-            )
-            adjust = self._rloss_adjust(fit, i, x, p0, pa, chunk.proba)
-            if adjust is not None:
-                pa = sigmoid(np.log(np.clip(pa, 1e-12, 1)) - np.log(np.clip(1 - pa, 1e-12, 1)) + adjust)
-            draws = shift_half[i][groups]
-            # Only the modifiers the model has (an unused one is zeros: its draws would multiply by 1).
-            terms = [(z, "slope", repeat_on), (busy, "fatigue", fatigue_on), (counts[:, i], "count", count_on)]
-            if repeat_on or count_on or fatigue_on:
-                slopes = np.zeros((n, n_draws), dtype=np.float32)
-                for values, key, on in terms:
-                    if on:
-                        slopes += np.outer(values.astype(np.float32), drawn[key].astype(np.float32))
-                draws *= np.exp(np.clip(slopes, -_Z_CAP, _Z_CAP, out=slopes), out=slopes)
-            draws += np.outer(contrast.astype(np.float32), contrast_half)
-            if adjust is not None:
-                draws += (0.5 * adjust).astype(np.float32)[:, None]
-            draws += shared
-            np.tanh(draws, out=draws)  # 2·σ − 1 of the arm's logit draws
-            if spec.is_amount:
-                effect = (pa * math.exp(fit.log_mult[i]) - p0) * amount0
-                draws += np.float32(1.0)
-                draws *= drawn["mult"][i].astype(np.float32)[None, :]
-            else:
-                effect = pa - p0
-            draws -= t0  # the arm's draws of the effect, divided by row_scale
-            low, high = _interval(effect, draws, q_low, q_high, self.interval_scale, row_scale)
-            # Arm i is the arrays' arm i - 1 (none, first, has no effects).
-            arrays.effect[o, i - 1, rows], arrays.low[o, i - 1, rows], arrays.high[o, i - 1, rows] = effect, low, high
-            value_point[i] += effect * per_unit
-            draws *= dollars
-            value_draws[i] += draws
-        return value_point, value_draws
+
+        def by_arm() -> Iterator[tuple[F64, F32]]:
+            for i, arm in enumerate(arms):
+                if arm == NO_ACTION:
+                    continue
+                z = repeat_z[:, i]
+                contrast = contrasts[i]
+                pa = sigmoid(
+                    center
+                    + fit.beta0
+                    + fit.group_beta0[groups]
+                    + fit.group_delta[i, groups] * _multiplier(fit, z, counts[:, i], busy)
+                    + fit.contrast_slope * contrast
+                    + touch
+                )
+                adjust = self._rloss_adjust(fit, i, x, p0, pa, chunk.proba)
+                if adjust is not None:
+                    pa = sigmoid(np.log(np.clip(pa, 1e-12, 1)) - np.log(np.clip(1 - pa, 1e-12, 1)) + adjust)
+                draws = shift_half[i][groups]
+                # Only the modifiers the model has (an unused one is zeros: its draws would multiply by 1).
+                terms = [(z, "slope", repeat_on), (busy, "fatigue", fatigue_on), (counts[:, i], "count", count_on)]
+                if repeat_on or count_on or fatigue_on:
+                    slopes = np.zeros((n, n_draws), dtype=np.float32)
+                    for values, key, on in terms:
+                        if on:
+                            slopes += np.outer(values.astype(np.float32), drawn[key].astype(np.float32))
+                    draws *= np.exp(np.clip(slopes, -_Z_CAP, _Z_CAP, out=slopes), out=slopes)
+                draws += np.outer(contrast.astype(np.float32), contrast_half)
+                if adjust is not None:
+                    draws += (0.5 * adjust).astype(np.float32)[:, None]
+                draws += shared
+                np.tanh(draws, out=draws)  # 2·σ − 1 of the arm's logit draws
+                if spec.is_amount:
+                    effect = (pa * math.exp(fit.log_mult[i]) - p0) * amount0
+                    draws += np.float32(1.0)
+                    draws *= drawn["mult"][i].astype(np.float32)[None, :]
+                else:
+                    effect = pa - p0
+                draws -= t0  # the arm's draws of the effect, divided by row_scale
+                yield effect, draws
+
+        return _PartProjection(baseline=p0 * amount0, row_scale=row_scale, arms=by_arm())
 
     def expected_values(self, frame: pl.DataFrame, *, objective: str | None = None) -> pl.DataFrame:
         """The expected dollar value of every arm for every row: the outcome model that DR evaluation needs.
@@ -3010,18 +3142,21 @@ class EffectModel:
         proba = self._rloss_proba(frame)
         if objective is not None and objective not in {f.spec.objective for f in self.fits_}:
             raise ConfigError(f"objective {objective!r} is not in the playbook")
-        for fit in self.fits_:
+        # An objective whose amounts have both signs adds the fit of its negative ones.
+        for fit in (part for objective_fit in self.fits_ for part in _parts(objective_fit)):
             spec = fit.spec
             if objective is not None and spec.objective != objective:
                 continue
             per_unit = spec.usd_per_unit(arr)
             if fit.constant is not None:
-                level = fit.constant * (fit.amount_constant * scale if spec.is_amount else 1.0)
+                level = fit.constant * (fit.amount_sign * fit.amount_constant * scale if spec.is_amount else 1.0)
                 totals += level * per_unit
                 continue
             folds_logit = self._baseline_logits(fit, x)
             center = folds_logit.mean(axis=0) + fit.beta0 + fit.group_beta0[groups]
             amount0 = self._baseline_amounts(fit, x) * scale if spec.is_amount else np.ones(n)
+            if fit.amount_sign < 0:
+                amount0 = -amount0  # negative amounts are modelled by their size
             contrasts = self._contrasts(fit, x)
             for i, arm in enumerate(self.arms_):
                 shift = fit.group_delta[i, groups] * _multiplier(fit, repeat_z[:, i], count_z[:, i], busy)
@@ -3047,6 +3182,11 @@ class EffectModel:
 
 
 # ---- helpers ----------------------------------------------------------------------------------
+
+
+def _parts(fit: _ObjectiveFit) -> list[_ObjectiveFit]:
+    """An objective's fits: its own and, when its amounts have both signs, that of the negative ones."""
+    return [fit] if fit.negative_part is None else [fit, fit.negative_part]
 
 
 def _rloss_matrix(pair: F64, pa: F64, p0: F64, current: bool) -> NDArray[np.float32]:

@@ -104,7 +104,7 @@ class ValueBasis(StrEnum):
     ARR = "arr"
     """The account's ARR is at stake per event (e.g. retention: ARR kept when churn is avoided)."""
     AMOUNT = "amount"
-    """The outcome row's ``value`` column is the amount (e.g. expansion: ARR added)."""
+    """The outcome row's ``value`` column is the amount (e.g. expansion: ARR added; a refund: negative)."""
     FIXED = "fixed"
     """Each event is worth ``value_usd`` (e.g. an advocacy event)."""
 
@@ -119,7 +119,8 @@ class Objective(_Strict):
     sense: Sense = Sense.ACHIEVE
     """``achieve`` if the outcome is wanted (expansion), ``avoid`` if not (churn)."""
     value: ValueBasis = ValueBasis.FIXED
-    """How an event is valued: ``arr`` (the account's ARR), ``amount`` (the outcome's value), ``fixed``."""
+    """How an event is valued: ``arr`` (the account's ARR), ``amount`` (the outcome's value, negative for a loss
+    such as a refund), ``fixed``."""
     value_usd: Number | None = Field(default=None, ge=0, le=MAX_USD)
     """Value of one event when ``value = "fixed"``, in the playbook's ``currency`` (the key keeps its ``_usd``
     suffix whatever the currency)."""
