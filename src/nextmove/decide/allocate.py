@@ -38,6 +38,9 @@ REPAIR_ROUNDS = 20
 FIT_STEPS = 14
 """Bisection steps of the Lagrangian's search for the lowest global prices at which every group's knapsack fits."""
 
+FIT_MIN_GAP = 0.002
+"""That search runs only when the best allocation so far is further than this share below the groups' dual value."""
+
 DP_MAX_UNITS = 400
 """Capacity resolution of the per-group knapsacks: a group's limit is split into at most this many units."""
 
@@ -566,7 +569,7 @@ def _knapsack_search(
         if norm < 1e-12 or theta < 1e-3:
             break
         lam = np.maximum(0.0, lam + theta * max(dual - best_value, 1e-9 * abs(dual)) / norm * subgrad)
-    if problem.wg.size:
+    if problem.wg.size and best_dual - best_value > FIT_MIN_GAP * abs(best_dual):
         # Dropping single picks to fit the global resources (above) can strand a group's hours: two
         # cheap picks of an owner cut to one leave room that no other play of the owner fits. Knapsacks
         # at global prices raised just enough to fit pack each group whole for what it can afford.
