@@ -561,6 +561,33 @@ def test_decide_rejects_misaligned_owners() -> None:
         decide(rules, _values(features["account_id"].to_list(), playbook, 0), playbook, owners=["a", "b"])
 
 
+def test_decide_refuses_rules_checked_under_a_playbook_with_other_effort_or_cost() -> None:
+    playbook = shop(control=0.0, method="none", hours=3.0, budget=1e9, volume=1000)
+    ids = [f"c{i}" for i in range(6)]
+    features = pl.DataFrame({"account_id": ids, "spend": [500.0] * 6})
+    touches = pl.DataFrame(schema={"account_id": pl.String, "action_id": pl.String, "ts": pl.Datetime("us", "UTC")})
+    rules = check_rules(features, touches, playbook, T, {"spend": "number"})
+    values = _values(ids, playbook, 0)
+    # A what-if with calls of 3 hours: the rules' candidates still say 1.5, so two calls would fit 3 hours.
+    heavier = parse_playbook(
+        SHOP.replace("effort_hours = 1.5", "effort_hours = 3.0").format(
+            control=0.0, volume=1000, hours=3.0, budget=1e9, method="none", epsilon=0.2
+        )
+    )
+    with pytest.raises(ConfigError, match=r"'stylist_call' has effort_hours = 1\.5, the playbook given 3\.0"):
+        decide(rules, values, heavier, owners=["o"] * 6, stages=["lapsing"] * 6)
+    dearer = parse_playbook(
+        SHOP.replace("cost_usd = 10", "cost_usd = 12").format(
+            control=0.0, volume=1000, hours=3.0, budget=1e9, method="none", epsilon=0.2
+        )
+    )
+    with pytest.raises(ConfigError, match=r"'coupon:am' has cost_usd = 10\.0, the playbook given 12\.0"):
+        decide(rules, values, dearer, owners=["o"] * 6, stages=["lapsing"] * 6)
+    # Capacities alone may change: the candidates are the same.
+    d = decide(rules, values, shop(control=0.0, method="none", hours=6.0, budget=1e9, volume=1000), owners=["o"] * 6)
+    assert d.usage()["hours:o"]["limit"] == 6.0
+
+
 def test_decide_capacity_reason_names_the_resource_that_is_short() -> None:
     playbook = shop(control=0.0, method="none", hours=3.0, budget=1e9, volume=1000)
     ids = [f"c{i}" for i in range(3)]

@@ -35,6 +35,12 @@ EXACT_MIP_REL_GAP = 1e-3
 REPAIR_ROUNDS = 20
 """At most this many rounds of upgrades, swaps and fills end every solve (they stop when nothing moves)."""
 
+FIT_STEPS = 14
+"""Bisection steps of the Lagrangian's search for the lowest global prices at which every group's knapsack fits."""
+
+FIT_MIN_GAP = 0.002
+"""That search runs only when the best allocation so far is further than this share below the groups' dual value."""
+
 DP_MAX_UNITS = 400
 """Capacity resolution of the per-group knapsacks: a group's limit is split into at most this many units."""
 
@@ -539,7 +545,7 @@ def _knapsack_search(
     lam = price_g * scale  # per normalised unit
     exact_grid = _unit(problem.wl, problem.ll)[1]
     best_choice, best_value, best_prices = np.full(problem.n, -1), -np.inf, price_g
-    best_dual, theta = np.inf, 1.0
+    best_dual, dual_prices, theta = np.inf, price_g, 1.0
     for _ in range(max(rounds, 1)):
         per_unit = lam / scale
         reduced = problem.values - (per_unit @ problem.wg if problem.wg.size else 0.0)
@@ -547,7 +553,7 @@ def _knapsack_search(
         rows = np.flatnonzero(start >= 0)
         dual = float(reduced[rows, start[rows]].sum() + lam.sum())
         if dual < best_dual - 1e-9:
-            best_dual = dual
+            best_dual, dual_prices = dual, per_unit
         else:
             theta /= 2
         candidate = _improve(problem, _greedy(problem, priced, start=_enforce_global(problem, start)))
@@ -563,7 +569,73 @@ def _knapsack_search(
         if norm < 1e-12 or theta < 1e-3:
             break
         lam = np.maximum(0.0, lam + theta * max(dual - best_value, 1e-9 * abs(dual)) / norm * subgrad)
+    if problem.wg.size and best_dual - best_value > FIT_MIN_GAP * abs(best_dual):
+        # Dropping single picks to fit the global resources (above) can strand a group's hours: two
+        # cheap picks of an owner cut to one leave room that no other play of the owner fits. Knapsacks
+        # at global prices raised just enough to fit pack each group whole for what it can afford.
+        start, per_unit = _fit_by_prices(problem, dual_prices)
+        candidate = _improve(problem, _greedy(problem, priced, start=start))
+        value = problem.value(candidate)
+        if value > best_value:
+            best_value, best_choice, best_prices = value, candidate, per_unit
     return best_choice, best_prices, best_dual if exact_grid else np.inf
+
+
+def _fit_by_prices(problem: _Problem, price_g: np.ndarray, steps: int = FIT_STEPS) -> tuple[np.ndarray, np.ndarray]:
+    """Exact group knapsacks at the lowest raise of the global prices (found by bisection) whose picks all fit.
+
+    The prices of the global resources the knapsacks overuse rise together along a line towards
+    the price at which no pair using them is worth anything (so the far end always fits them);
+    when that pushes the picks onto another global resource until it is overused, that one joins
+    them. Returns the picks and the prices per unit they were solved at.
+    """
+    wg = problem.wg
+    usable = problem.usable
+
+    def solve(prices: np.ndarray) -> np.ndarray:
+        reduced = problem.values - prices @ wg
+        return _group_knapsacks(problem, np.where(usable & (reduced > 0), reduced, -np.inf))
+
+    def over(choice: np.ndarray) -> np.ndarray:
+        return np.asarray(problem.usage(choice)[0] > problem.lg + _EPS)
+
+    low = np.asarray(price_g, dtype=float).copy()
+    choice = solve(low)
+    raising = over(choice)
+    if not raising.any() and (low > 0).any():
+        # The dual's best prices often sit just above a price at which many groups switch at once, and
+        # leave capacity unused: the lowest fraction of them that still fits.
+        lo, hi = 0.0, 1.0
+        for _ in range(steps):
+            mid = (lo + hi) / 2
+            trial = solve(mid * low)
+            if over(trial).any():
+                lo = mid
+            else:
+                hi, choice = mid, trial
+        return choice, hi * low
+    # Per resource, the price per unit at which every pair that uses it is worth nothing.
+    best_value = np.where(usable, problem.values, 0.0).max(axis=0)  # per candidate
+    ratio = np.where(wg > 0, best_value[None, :] / np.maximum(wg, 1e-300), 0.0)
+    ceiling = np.maximum(ratio.max(axis=1), low) * (1 + 1e-9) + 1e-12
+    for _ in range(problem.g_idx.size):
+        if not raising.any():
+            break
+        direction = np.where(raising, ceiling - low, 0.0)
+        lo, hi = 0.0, 1.0
+        best = solve(low + direction)
+        for _ in range(steps):
+            mid = (lo + hi) / 2
+            trial = solve(low + mid * direction)
+            if over(trial).any():
+                lo = mid
+            else:
+                hi, best = mid, trial
+        low = low + hi * direction
+        choice = best
+        # At the far end the raised resources fit; any other one overused now joins them.
+        raising |= over(choice)
+    return choice, low
 
 
 def _remaining(problem: _Problem, choice: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -37,7 +37,7 @@ import polars as pl
 from nextmove.book import NO_ACTION
 from nextmove.decide.allocate import Allocation, Method, Resource, allocate
 from nextmove.decide.explore import assign_control, stable_uniform, thompson_propensities
-from nextmove.decide.rules import Candidate, RuleCheck, Why
+from nextmove.decide.rules import Candidate, RuleCheck, Why, candidates
 from nextmove.errors import ConfigError
 from nextmove.playbook import Playbook
 
@@ -687,6 +687,30 @@ def default_variant(playbook: Playbook, action_id: str | None) -> str | None:
 # ---- the policy -----------------------------------------------------------------------------------
 
 
+def _check_candidates(cands: Sequence[Candidate], playbook: Playbook) -> None:
+    """Refuse candidates whose team, cost or effort differ from the playbook's (rules checked under another one).
+
+    The capacities come from the playbook given, but what each candidate uses of them (its hours,
+    its cost and whose budget) comes from the candidates: a what-if with changed effort or cost
+    would otherwise be allocated with the old figures, silently.
+    """
+    own = {(c.action_id, c.variant): c for c in candidates(playbook)}
+    for c in cands:
+        mine = own.get((c.action_id, c.variant))
+        if mine is None:
+            raise ConfigError(
+                f"the rules offer {c.key!r}, which the playbook given has no action or variant for: the rules were "
+                "checked under another playbook; check them again with this one (check_rules)"
+            )
+        for name in ("team", "cost_usd", "effort_hours"):
+            theirs, ours = getattr(c, name), getattr(mine, name)
+            if theirs != ours:
+                raise ConfigError(
+                    f"the rules' candidate {c.key!r} has {name} = {theirs!r}, the playbook given {ours!r}: the rules "
+                    "were checked under another playbook; check them again with this one (check_rules)"
+                )
+
+
 def decide(
     rules: RuleCheck,
     values: pl.DataFrame,
@@ -729,7 +753,9 @@ def decide(
     Raises
     ------
     ConfigError
-        If ``owners`` or ``stages`` has the wrong length or the values lack a column.
+        If ``owners`` or ``stages`` has the wrong length or the values lack a column, or if the
+        rules' candidates differ from the playbook's in team, ``cost_usd`` or ``effort_hours``
+        (the rules were checked under another playbook: check them again with this one).
 
     Notes
     -----
@@ -776,6 +802,7 @@ def decide(
     for name, seq in (("owners", owners), ("stages", stages)):
         if seq is not None and len(seq) != n:
             raise ConfigError(f"{name} has {len(seq)} entries for {n} accounts")
+    _check_candidates(cands, playbook)
     v, lo, hi = value_matrices(values, ids, cands, action_cost_usd={a.id: a.cost_usd for a in playbook.actions})
     allowed = rules.allowed & np.isfinite(v)
     resources = playbook_resources(playbook, cands, owners) if options.capacity else []
