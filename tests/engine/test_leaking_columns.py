@@ -146,6 +146,22 @@ def test_validate_names_the_column(tmp_path: Path, leaky: Book) -> None:
     assert '[features] keep_columns = ["exit survey"]' in out.output
 
 
+def test_validate_names_a_kept_column_the_accounts_table_lacks(tmp_path: Path, leaky: Book) -> None:
+    from typer.testing import CliRunner
+
+    from nextmove.cli.app import app
+
+    folder = write_folder(tmp_path / "book", leaky)
+    playbook = tmp_path / "playbook.toml"
+    playbook.write_text(SUBSCRIPTION_PLAYBOOK + '\n[features]\nkeep_columns = ["exit survey", "Exit Survey 2"]\n')
+    out = CliRunner().invoke(
+        app, ["validate", "--book", str(folder), "--playbook", str(playbook)], env={"COLUMNS": "400"}
+    )
+    assert out.exit_code == 0, out.output
+    assert "keep_columns names 'Exit Survey 2', which the accounts table does not have" in out.output
+    assert "the accounts column 'exit survey' tells the " not in out.output  # kept, so not reported
+
+
 def test_score_health_says_when_reused_models_read_the_column(leaky: Book, playbook: Playbook) -> None:
     # Outcome models saved before the guard existed learned from the column: reusing them says so.
     from nextmove.engine.model_store import save_outcome_models

@@ -176,7 +176,8 @@ def _book_vocabulary(accounts: pl.DataFrame, report: ValidationReport, playbook:
 def leak_notes(
     book: str | DiscoveredBook, report: ValidationReport, playbook: Playbook, as_of: datetime | None
 ) -> list[str]:
-    """The accounts columns whose values today tell the gone accounts from the others, which models leave out.
+    """The accounts columns whose values today tell the gone accounts from the others, which models leave out,
+    and the playbook's ``keep_columns`` the accounts table does not have.
 
     Read from the accounts and outcomes alone (:func:`~nextmove.features.leaks.leaking_columns`), as
     of ``as_of`` or else the book's; outcomes after it are left out as a run leaves them out.
@@ -185,7 +186,15 @@ def leak_notes(
     until = report.as_of if as_of is None else max(report.as_of, as_of)
     outcomes = load_table(book, "outcomes").filter(pl.col("ts") <= until)
     vocab = _book_vocabulary(accounts, report, playbook)
-    return [leak.note() for leak in leaking_columns(accounts, outcomes, playbook, until, vocabulary=vocab)]
+    notes = [leak.note() for leak in leaking_columns(accounts, outcomes, playbook, until, vocabulary=vocab)]
+    missing = [c for c in playbook.features.keep_columns if c not in accounts.columns]
+    if missing:
+        names = ", ".join(repr(c) for c in missing)
+        notes.append(
+            f"[features] keep_columns names {names}, which the accounts table does not have: nothing to keep "
+            "there (a name is matched exactly, as the table spells its column)"
+        )
+    return notes
 
 
 def attribution_notes(

@@ -351,7 +351,8 @@ class Features(_Strict):
     today's values, so such a column (an offboarding survey's score, a cancellation reason) was most often written
     when the account left and, read at a past decision, tells how it ended: nextmove leaves it out of the models'
     features and says so in a note naming it (docs/features.md, "Columns that leak the outcome"). Name it here only
-    when its values were known before each decision."""
+    when its values were known before each decision. ``nextmove validate`` notes a name the accounts table does not
+    have (matched exactly)."""
 
 
 class Measure(_Strict):
