@@ -210,12 +210,15 @@ def _write(out: Path, report: SegmentReport) -> None:
             json_tmp.unlink(missing_ok=True)
 
 
-RESPONSE_LEGEND = (
-    "response: the value per account of the segment's best single action for the segment as a whole (the mean of "
-    "its projected value over the segment's accounts; $0 when no action gains on average), with its interval; "
-    "× book: against the book's, – when the book's interval reaches $0; best family: named only when its interval "
-    "is above $0 (none: no action pays reliably there)."
-)
+def response_legend(currency: str) -> str:
+    """What the segment table's response columns are, with ``currency``'s zero (no dollar sign in a euro book)."""
+    zero = _money(0.0, currency)
+    return (
+        "response: the value per account of the segment's best single action for the segment as a whole (the mean "
+        f"of its projected value over the segment's accounts; {zero} when no action gains on average), with its "
+        f"interval; × book: against the book's, – when the book's interval reaches {zero}; best family: named only "
+        f"when its interval is above {zero} (none: no action pays reliably there)."
+    )
 
 
 def _book_sentence(report: SegmentReport, currency: str) -> str:
@@ -293,7 +296,7 @@ def render_segments(report: SegmentReport, out: Console, *, currency: str = DEFA
         )
     out.print(table)
     if any(s.response is not None for s in report.segments):
-        out.print(f"[dim]{_book_sentence(report, currency)} {RESPONSE_LEGEND}[/]")
+        out.print(f"[dim]{_book_sentence(report, currency)} {response_legend(currency)}[/]")
     if report.spend is not None:
         out.print(spend_sentence(report.spend, currency))
     if report.moves is not None and report.moves.reformed:
