@@ -297,3 +297,27 @@ def test_a_gone_stage_may_not_be_a_default_stage_and_one_no_account_has_is_noted
     # Spelt in another case, it is not the book's stage: the stage still looks gone.
     assert "lifecycle stage 'lapsed' looks like it means gone" in text
     assert 'set gone_stages = ["Lapsed", "lapsed"]' in text
+
+
+def test_validate_reads_a_gone_stage_where_the_run_does_within_a_day_of_the_data_end(export: Export) -> None:
+    # The midnight that starts the data's last day is no backtest (is_backtest's one-day tolerance): a
+    # run counts the accounts at the gone stage as gone there, and validate must not say otherwise.
+    midnight = export.end.replace(hour=0, minute=0, second=0, microsecond=0)
+    assert midnight < export.end
+    assert not set(export.left) & _ids(active_accounts(export.book, export.gone_playbook, midnight))
+    assert gone_stage_notes(export.book, export.gone_playbook, midnight) == []
+    out = CliRunner().invoke(
+        app,
+        [
+            "validate",
+            "--book",
+            str(export.folder),
+            "--playbook",
+            str(export.folder / "gone.toml"),
+            "--as-of",
+            f"{midnight:%Y-%m-%dT%H:%M:%SZ}",
+        ],
+        env={"COLUMNS": "400"},
+    )
+    assert out.exit_code == 0, out.output
+    assert "not read" not in out.output

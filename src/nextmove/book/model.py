@@ -184,7 +184,11 @@ def is_backtest(book: Book, as_of: datetime) -> bool:
     >>> is_backtest(book, datetime(2025, 3, 2, tzinfo=UTC)), is_backtest(book, datetime(2025, 2, 1, tzinfo=UTC))
     (False, True)
     """
-    reach = data_reach(book)
+    return is_backtest_at(data_reach(book), as_of)
+
+
+def is_backtest_at(reach: datetime | None, as_of: datetime) -> bool:
+    """:func:`is_backtest` given how far the data reach (``None``: no dated rows, never a backtest)."""
     return reach is not None and as_utc(as_of) + BACKTEST_TOLERANCE < reach
 
 

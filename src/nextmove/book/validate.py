@@ -29,6 +29,7 @@ from nextmove.book.model import (
     default_as_of,
     empty_table,
     extra_kind,
+    is_backtest_at,
     reach_of,
 )
 from nextmove.book.nfc import nfc_clashes, nfc_text, nfc_twins, twin_note, twin_of
@@ -79,6 +80,7 @@ from nextmove.book.sources import (
     short_row_message,
 )
 from nextmove.errors import BookError, ConfigError
+from nextmove.playbook.loader import toml_string
 from nextmove.playbook.money import money_text
 from nextmove.playbook.schema import Playbook, ValueBasis
 
@@ -861,7 +863,7 @@ def gone_stage_notes(
             tables[n] = tables[n].filter(pl.col("ts") <= until)
         reach = _lazy_reach([tables[n] for n in ("signals", "touches", "outcomes")])
         when = given if given is not None else None if reach is None else as_of_of_reach(reach)
-        read = when is not None and (reach is None or when >= reach)
+        read = when is not None and not is_backtest_at(reach, when)  # as stages_read_at reads a loaded book
     if when is None or "lifecycle_stage" not in tables["accounts"].collect_schema():
         return []
     kinds = terminal_outcome_kinds(playbook)
@@ -885,7 +887,7 @@ def gone_stage_notes(
         f"the book's data end ({reach:%Y-%m-%d %H:%M} UTC), and the accounts table holds each account's stage at its "
         f"end, not then. The {at:,} account{'' if at == 1 else 's'} at {'it' if one else 'them'} that no terminal "
         f"outcome had ended by then count{'s' if at == 1 else ''} as active (a backtest reads terminal outcomes "
-        "alone); at an as-of at or after the data end, accounts at a gone stage are gone"
+        "alone); at an as-of no more than a day before the data end, or after it, accounts at a gone stage are gone"
     ]
 
 
@@ -928,7 +930,7 @@ def _suspected_gone_stage(
     if n_at == 0 or n_other == 0 or quiet_at < QUIET_SHARE * n_at or quiet_other / n_other > quiet_at / n_at / 2:
         return None
     kind = " or ".join(kinds)
-    key = "gone_stages = [" + ", ".join(f'"{s}"' for s in [*playbook.gone_stages, stage]) + "]"
+    key = "gone_stages = [" + ", ".join(toml_string(s) for s in [*playbook.gone_stages, stage]) + "]"
     return (
         f"lifecycle stage {stage!r} looks like it means gone: it holds {held:,} of the {ended.height:,} accounts gone "
         f"by their {kind}, and {quiet_at:,} of the {n_at:,} accounts at it that count as active show no signal or "
@@ -1314,11 +1316,14 @@ def _check_table(src: TableSource, spec: TableSpec, ctx: _Context) -> None:
         queries.append(lf.group_by(_parsed(group_col)).agg(pl.len().alias("n")).sort(_parsed(group_col)))
     owners_index = len(queries)
     # The owners, only for a playbook that names some (owner_hours): a name no account has is noted.
-    read_owners = spec.name == "accounts" and "owner" in schema and ctx.playbook is not None
-    if read_owners and ctx.playbook is not None and ctx.playbook.capacity.owner_hours:
+    read_owners = (
+        spec.name == "accounts"
+        and "owner" in schema
+        and ctx.playbook is not None
+        and bool(ctx.playbook.capacity.owner_hours)
+    )
+    if read_owners:
         queries.append(lf.select(pl.col(_parsed("owner")).drop_nulls().unique()))
-    else:
-        read_owners = False
     ids_index = len(queries)
     if spec.name in ("accounts", "touches") and spec.key is not None and spec.key in schema:
         queries.append(lf.select(pl.col(_parsed(spec.key)).drop_nulls().unique()))

@@ -19,9 +19,9 @@ import numpy as np
 import polars as pl
 
 from nextmove.features.kinds import cited_statistic
+from nextmove.features.names import BEHAVIOR_STAT
 from nextmove.playbook.money import CENTS_BELOW, currency_prefix, has_cents
 
-_STAT = re.compile(r"^(?P<stem>.+)_(?P<stat>mean|sum|count|trend)_(?P<w>\d+)d$")
 _LAST = re.compile(r"^(?P<stem>.+)_last$")
 _SINCE = re.compile(r"^(?P<stem>.+)_days_since_last$")
 _TOUCH = re.compile(r"^touch_(?P<stem>.+)_(?:count_(?P<w>\d+)d|days_since)$")
@@ -210,7 +210,7 @@ def feature_wording(
     if m := _OUTCOME.match(feature):
         kind = "outcome_count" if m["w"] else "outcome_since"
         return Wording(feature, kind, _words(m["stem"], names, "outcomes"), int(m["w"]) if m["w"] else None)
-    if m := _STAT.match(feature):
+    if m := BEHAVIOR_STAT.match(feature):
         stem, stat, w = m["stem"], m["stat"], int(m["w"])
         level = stem in levels
         trend = f"{stem}_trend_{w}d" if stat == "mean" else None
@@ -280,7 +280,7 @@ def feature_family(feature: str) -> str:
     for prefix, pattern in (("role:", _ROLE), ("touch:", _TOUCH), ("outcome:", _OUTCOME)):
         if m := pattern.match(feature):
             return prefix + m["stem"]
-    for pattern in (_STAT, _SINCE, _LAST):
+    for pattern in (BEHAVIOR_STAT, _SINCE, _LAST):
         if m := pattern.match(feature):
             return m["stem"]
     return feature

@@ -942,13 +942,13 @@ def zero_limits_note(
     parts: list[str] = []
     if policy.max_actions_per_window == 0:
         parts.append("max_actions_per_window = 0 in [contact_policy] blocks every play for every account")
-    hours = playbook.capacity
+    limits = playbook.capacity
     present = sorted({o for o in owners if o is not None}) if capacity and owners is not None else []
-    idle = [o for o in present if hours.owner_hours_per_week(o) == 0]
+    idle = [o for o in present if limits.owner_hours_per_week(o) == 0]
     if idle and (acts := [c for c in cands if c.effort_hours > 0]):
-        listed = [o for o in idle if o in hours.owner_hours]
+        listed = [o for o in idle if o in limits.owner_hours]
         if len(listed) < len(idle):
-            unlisted = " not in owner_hours" if hours.owner_hours else ""
+            unlisted = " not in owner_hours" if limits.owner_hours else ""
             parts.append(
                 f"hours_per_owner_per_week = 0 blocks {named(acts, 'effort_hours')} for the accounts with an "
                 f"owner{unlisted}"

@@ -14,7 +14,7 @@ from typing import Literal, TypeAlias
 
 import polars as pl
 
-from nextmove.features.names import FeatureVocabulary
+from nextmove.features.names import BEHAVIOR_STAT, FeatureVocabulary
 from nextmove.playbook import Playbook
 
 SignalKind: TypeAlias = Literal["count", "level"]
@@ -43,7 +43,6 @@ MIN_ACCOUNTS = 20
 """Accounts with rows in a window needed to judge its regularity; with fewer, a signal reads as a count."""
 
 _COUNT = re.compile(r"^(?P<stem>.+)_count_(?P<w>\d+)d$")
-_STAT = re.compile(r"^(?P<stem>.+)_(?P<stat>mean|sum|count|trend)_(?P<w>\d+)d$")
 
 
 def cited_statistic(stat: str, kind: SignalKind | None) -> bool:
@@ -80,7 +79,7 @@ def cited_feature(feature: str, kinds: Mapping[str, SignalKind]) -> bool:
     >>> cited_feature("touch_call_count_90d", kinds), cited_feature("active_users_last", kinds)
     (True, True)
     """
-    m = _STAT.match(feature)
+    m = BEHAVIOR_STAT.match(feature)
     return m is None or cited_statistic(m["stat"], kinds.get(m["stem"]))
 
 

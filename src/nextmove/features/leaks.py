@@ -12,6 +12,7 @@ from nextmove.book.lifetime import gone_at_lazy, terminal_outcome_kinds
 from nextmove.book.model import ExtraKind
 from nextmove.features.names import FeatureVocabulary
 from nextmove.playbook import Playbook
+from nextmove.playbook.loader import toml_string
 
 LEAK_AUC = 0.95
 """Separation (AUC, either way) of the gone accounts from the others at which a column is taken for a leak.
@@ -86,7 +87,7 @@ class LeakingColumn:
             f"{self.others:,} others almost perfectly (AUC {self.auc:.2f}{missing}): the accounts table holds "
             "today's values, so at a past decision it tells how the account ended. The models of health, run, "
             f"segment and evaluate leave it out of their features{named}; if its values were known before each "
-            f'decision, keep it with [features] keep_columns = ["{self.column}"] in the playbook'
+            f"decision, keep it with [features] keep_columns = [{toml_string(self.column)}] in the playbook"
         )
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import difflib
-import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -15,6 +14,7 @@ import polars as pl
 from nextmove._words import plural
 from nextmove.errors import ConfigError, NotFittedError
 from nextmove.features import FeatureVocabulary, SignalKind, declared_signal_kinds, sanitize_name, signal_kinds
+from nextmove.playbook.loader import toml_string
 from nextmove.playbook.schema import Health, Playbook, SignalKinds, SignalRoles
 
 BANDS: tuple[tuple[str, float], ...] = (("Critical", 30.0), ("At risk", 70.0), ("Healthy", 100.0))
@@ -777,18 +777,18 @@ class HealthScorecard:
         for c in self.components:
             lines = [f"[health.components.{c.id}]"]
             if c.name != c.id:
-                lines.append(f"name = {_toml_string(c.name)}")
+                lines.append(f"name = {toml_string(c.name)}")
             lines += [f"weight = {_toml_number(c.weight)}", "measures = ["]
             for m in self.measures:
                 if m.component != c.id:
                     continue
-                fields = [f"feature = {_toml_string(m.feature)}"]
+                fields = [f"feature = {toml_string(m.feature)}"]
                 if m.direction != "higher":
-                    fields.append(f"direction = {_toml_string(m.direction)}")
+                    fields.append(f"direction = {toml_string(m.direction)}")
                 if m.label:
-                    fields.append(f"label = {_toml_string(m.label)}")
+                    fields.append(f"label = {toml_string(m.label)}")
                 if m.scale != "rank":
-                    fields.append(f"scale = {_toml_string(m.scale)}")
+                    fields.append(f"scale = {toml_string(m.scale)}")
                 fields += [f"{k} = {_toml_number(v)}" for k, v in (("low", m.low), ("high", m.high)) if v is not None]
                 fields.append(f"weight = {_toml_number(m.weight)}")
                 lines.append(f"  {{ {', '.join(fields)} }},")
@@ -805,11 +805,6 @@ class HealthScorecard:
         card.silent_floor_ = dict(self.silent_floor_)
         card._fitted = self._fitted
         return card
-
-
-def _toml_string(text: str) -> str:
-    """A TOML basic string (JSON's escapes are TOML's)."""
-    return json.dumps(text, ensure_ascii=False)
 
 
 def _toml_number(value: float) -> str:

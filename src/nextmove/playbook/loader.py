@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import json
 import tomllib
 import types
 import unicodedata
@@ -255,3 +256,16 @@ def _number_text(value: Any) -> str:
     if float(value).is_integer() and abs(value) < 1e16:
         return f"{int(value):,}"
     return f"{value:g}"
+
+
+def toml_string(text: str) -> str:
+    r"""``text`` as a TOML basic string, for a playbook line a note suggests (JSON's escapes are TOML's).
+
+    Examples
+    --------
+    >>> print(toml_string('exit "why"'))
+    "exit \"why\""
+    >>> tomllib.loads("k = " + toml_string("a\\b"))["k"] == "a\\b"
+    True
+    """
+    return json.dumps(text, ensure_ascii=False)
