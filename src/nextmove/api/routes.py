@@ -55,7 +55,7 @@ from nextmove.api.schemas import (
     clean_text,
 )
 from nextmove.api.service import MAX_NAMES_LISTED, RUN_RECORDED_WAIT_S, Services
-from nextmove.book import NO_ACTION, gone_at_lazy, of_dates, terminal_outcome_kinds
+from nextmove.book import NO_ACTION, gone_at_lazy, gone_stage_accounts, of_dates, terminal_outcome_kinds
 from nextmove.book.nfc import nfc
 from nextmove.engine.online import (
     POLICY_MODEL_KIND,
@@ -502,14 +502,10 @@ def _not_in_run(services: Services, run: RunRecord, account_ids: list[str]) -> d
     )
     ends = {r["account_id"]: (r["kind"], r["ended_ts"]) for r in ended.iter_rows(named=True)}
     when = run.as_of or run.created_at
-    gone_stages = services.config.playbook.gone_stages
-    staged: dict[str, str] = {}
-    if gone_stages and "lifecycle_stage" in book.accounts.columns:
-        stage = pl.col("lifecycle_stage").cast(pl.String)
-        rows = book.accounts.filter(wanted & stage.is_in(gone_stages)).select(
-            pl.col("account_id").cast(pl.String), stage
-        )
-        staged = dict(rows.iter_rows())
+    # As the run and health read them: only where the book's stages are today's (no backtest reading).
+    staged: dict[str, str] = dict(
+        gone_stage_accounts(book, services.config.playbook, utcnow()).filter(wanted).iter_rows()
+    )
     out = {}
     for a in account_ids:
         if a in ends:

@@ -559,7 +559,7 @@ class RecommendationPublic(_Out):
     run_id: str
     account_id: str
     name: str | None = None
-    """The account's ``name`` in the server's book (None without a book, or a name)."""
+    """The account's ``name`` in the server's book (None without a book, or when the book gives it no name)."""
     owner: str | None
     action_id: str
     variant: str | None
@@ -654,7 +654,7 @@ class AccountPublic(_Out):
 
     account_id: str
     name: str | None = None
-    """The account's ``name`` in the server's book (None without a book, or a name)."""
+    """The account's ``name`` in the server's book (None without a book, or when the book gives it no name)."""
     owner: str | None
     run_id: str | None
     health: HealthPublic | None

@@ -179,7 +179,9 @@
     $("value-header").setAttribute("aria-sort", state.sortDescending ? "descending" : "ascending");
     $("sort-arrow").textContent = state.sortDescending ? "▼" : "▲";
     let text = shown.length + " of " + state.total + " accounts" + (state.runId ? ", run " + state.runId : "");
-    if (state.items.length < state.total) text += " (the first " + state.items.length + " loaded)";
+    if (state.items.length < state.total) {
+      text += " (the first " + state.items.length + " by account id loaded: sorting and the filter cover those only)";
+    }
     setStatus("accounts-status", text);
   }
 
