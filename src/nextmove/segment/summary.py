@@ -251,14 +251,15 @@ def segment_book(
         if not isinstance(days, int) or days <= 0:
             raise ConfigError(f"{name} must be a positive whole number of days, got {days!r}")
     when = as_of if as_of is not None else _latest(outcomes, touches)
-    gone = _terminal(outcomes, playbook, when, accounts).get_column("account_id")
+    terminal = _terminal(outcomes, playbook, when, accounts)  # computed once: the active rows and the recently gone
     ids = pl.col("account_id").cast(pl.String)
     if active is not None:
-        active = snapshot.filter(ids.is_in(active.get_column("account_id").cast(pl.String).implode()))
+        rows = snapshot.filter(ids.is_in(active.get_column("account_id").cast(pl.String).implode()))
     else:
-        active = snapshot.filter(~ids.is_in(gone.implode())) if gone.len() else snapshot
+        gone = terminal.get_column("account_id")
+        rows = snapshot.filter(~ids.is_in(gone.implode())) if gone.len() else snapshot
     model = segmenter if segmenter is not None else BehaviorSegmenter(seed=seed, labels=labels or {})
-    result = model.fit(active).segment(active)
+    result = model.fit(rows).segment(rows)
     assignments = result.assignments
     responses = (
         {
@@ -268,12 +269,12 @@ def segment_book(
         if projection is not None
         else {}
     )
-    recent_gone = _recently_gone(snapshot, outcomes, playbook, when, lookback_days, accounts)
+    recent_gone = _recently_gone(snapshot, terminal, when, lookback_days)
     everyone = assignments
     if recent_gone.height:
         everyone = pl.concat([assignments, model.segment(recent_gone).assignments], how="vertical_relaxed")
     rates = _rates(everyone, outcomes, projection, playbook, when, lookback_days)
-    profiles = _profiles(active, result, responses, rates, health, playbook.currency if playbook else "USD")
+    profiles = _profiles(rows, result, responses, rates, health, playbook.currency if playbook else "USD")
     if responses:
         profiles.sort(key=lambda p: p.response.rank if p.response is not None else len(profiles) + p.id)
     spend = None
@@ -291,7 +292,7 @@ def segment_book(
     first = next(iter(responses.values()), None)
     return SegmentReport(
         as_of=when,
-        accounts=active.height,
+        accounts=rows.height,
         k=result.k,
         criterion=result.criterion,
         stabilities=result.stabilities,
@@ -338,14 +339,7 @@ def _terminal(
     )
 
 
-def _recently_gone(
-    snapshot: pl.DataFrame,
-    outcomes: pl.DataFrame | None,
-    playbook: Playbook | None,
-    when: datetime | None,
-    days: int,
-    accounts: pl.DataFrame | None = None,
-) -> pl.DataFrame:
+def _recently_gone(snapshot: pl.DataFrame, terminal: pl.DataFrame, when: datetime | None, days: int) -> pl.DataFrame:
     """The snapshot's rows of the accounts gone within ``days`` before ``when``, with :data:`DAYS_SINCE_END`.
 
     A gone account is assigned from what it did while it was a customer: its frequencies are
@@ -354,7 +348,7 @@ def _recently_gone(
     """
     if when is None:
         return snapshot.head(0)
-    recent = _terminal(outcomes, playbook, when, accounts).filter(pl.col("ts") >= when - timedelta(days=days))
+    recent = terminal.filter(pl.col("ts") >= when - timedelta(days=days))  # terminal: :func:`_terminal`
     ended = recent.select(
         "account_id", ((pl.lit(when) - pl.col("ts")).dt.total_seconds() / 86_400.0).alias(DAYS_SINCE_END)
     )
